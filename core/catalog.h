@@ -1,0 +1,73 @@
+/*
+ * catalog.h -- events with their zones, and users.
+ *
+ * Events and users are appended and never removed; their ids are their
+ * index + 1. An event's record also carries the per-event state the other
+ * modules own (queue range, pass and hold heaps, counters) so one lookup
+ * finds everything about an event. Emails are unique byte strings.
+ */
+#ifndef BR_CATALOG_H
+#define BR_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "heap.h"
+
+struct br_engine;
+struct br_outcome;
+
+struct br_event {
+    uint64_t id;
+    uint64_t creator_user_id;
+    struct br_event_spec spec;                 /* as created (queue_capacity resolved) */
+    uint32_t zone_held[BR_EVENT_ZONES_MAX];    /* seats in live holds, per zone */
+    uint32_t zone_sold[BR_EVENT_ZONES_MAX];    /* seats in confirmed holds, per zone */
+    /* queue (queue.c) */
+    uint32_t q_base;          /* first slot of this event's range in engine->slots */
+    uint32_t q_tail;          /* slots used so far; the next join takes q_base + q_tail */
+    uint32_t q_head;          /* no waiting slot lies before q_base + q_head */
+    uint32_t q_waiting;       /* users waiting, pre-queue included */
+    uint32_t q_prequeue_end;  /* slots [0, end) were taken before the opening */
+    bool q_shuffled;          /* the opening shuffle has run */
+    uint32_t passes_active;   /* issued, not consumed, not expired */
+    uint32_t passes_issued;   /* over the whole sale */
+    uint32_t pass_seq;        /* last pass number used */
+    struct br_heap pass_heap; /* live passes by deadline; capacity max_active */
+    /* inventory and saga (inventory.c, saga.c) */
+    uint32_t hold_seq;
+    uint32_t payment_seq;
+    struct br_heap hold_heap;       /* live holds by deadline; capacity = seats */
+    uint32_t bookings[6];           /* holds by enum br_hold_state */
+};
+
+struct br_user {
+    uint64_t id;
+    uint8_t role; /* enum br_role */
+    char email[BR_EMAIL_MAX];
+    char name[BR_NAME_MAX];
+    uint8_t password_hash[BR_PASSWORD_HASH_LEN];
+    uint8_t salt[BR_SALT_LEN];
+    uint32_t holds_head; /* newest hold's index + 1; 0 = none (list via br_hold.next_of_user) */
+};
+
+/* Command handlers; each fills *out and returns out->err. */
+int br_catalog_event_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_catalog_user_register(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_catalog_user_role_set(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+
+/* Validates an event spec without applying it: BR_OK or BR_E_INVALID. */
+int br_catalog_spec_validate(const struct br_event_spec *s);
+
+/* Lookups; NULL when absent. O(1). */
+struct br_event *br_catalog_event(const struct br_engine *e, uint64_t event_id);
+struct br_user *br_catalog_user(const struct br_engine *e, uint64_t user_id);
+
+/* The user with this email, 0 if none. O(1) expected. */
+uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email);
+
+/* Asserts: per zone held + sold <= capacity; ids are index + 1; email index. O(n). */
+void br_catalog_check(const struct br_engine *e);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * cmd.h -- the command vocabulary: everything that enters the core, and what
+ * comes out of it.
+ *
+ * A command is a plain value: its type, the time it is applied at (now_ms,
+ * chosen by the driver), the acting user (0 = the system: workers and the
+ * server's own configuration) and the arguments of its type. The engine turns
+ * one command into one outcome (a result code plus data) and a list of effects
+ * the driver must carry out. The journal codec (journal.h) turns commands and
+ * outcomes into bytes; the embedded server's journal, the simulator's
+ * --record file and replay all speak this list.
+ *
+ * Ids: user and event ids are small counters (1, 2, ...). Hold (= booking),
+ * pass and payment ids are (event_id << 32 | n) with n a per-event counter
+ * starting at 1, so one event's ids never collide with another's and every id
+ * stays below 2^53 (exact in JSON). Zone ids are 1..zone_count within their
+ * event.
+ */
+#ifndef BR_CMD_H
+#define BR_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+enum br_cmd_type {
+    BR_CMD_NONE = 0,
+    BR_CMD_EVENT_CREATE = 1,   /* actor: organizer, admin or system */
+    BR_CMD_USER_REGISTER = 2,  /* actor: system (the server hashed the password) */
+    BR_CMD_USER_ROLE_SET = 3,  /* actor: admin or system */
+    BR_CMD_QUEUE_JOIN = 4,     /* actor: the joining user */
+    BR_CMD_QUEUE_LEAVE = 5,    /* actor: the leaving user */
+    BR_CMD_ADMIT = 6,          /* actor: system (the admitter) */
+    BR_CMD_RESERVE = 7,        /* actor: the buyer */
+    BR_CMD_CANCEL = 8,         /* actor: the hold's owner */
+    BR_CMD_SWEEP = 9,          /* actor: system (the sweeper) */
+    BR_CMD_PAYMENT_CREATE = 10, /* actor: the hold's owner */
+    BR_CMD_PAYMENT_EVENT = 11, /* actor: system (a verified provider webhook) */
+    BR_CMD_REFUND_RESULT = 12, /* actor: system (the saga worker) */
+    BR_CMD_SAGA_STEP = 13,     /* actor: system (the saga worker) */
+    BR_CMD_TYPE_COUNT = 14
+};
+
+enum br_role { BR_ROLE_CUSTOMER = 0, BR_ROLE_ORGANIZER = 1, BR_ROLE_ADMIN = 2, BR_ROLE_COUNT = 3 };
+
+struct br_zone_spec {
+    char name[BR_ZONE_NAME_MAX];    /* NUL-terminated */
+    uint32_t capacity;              /* seats, 1..BR_ZONE_CAPACITY_MAX */
+    int64_t price_minor;            /* per seat, 0..BR_PRICE_MINOR_MAX */
+    char currency[BR_CURRENCY_MAX]; /* "EUR": three upper-case letters */
+};
+
+struct br_event_spec {
+    char name[BR_NAME_MAX];
+    char venue[BR_NAME_MAX];
+    int64_t starts_at_ms;     /* when the show starts (informational) */
+    int64_t sale_opens_at_ms; /* joins before this go to the shuffled pre-queue */
+    uint32_t per_user_limit;  /* tickets held + bought per user, 1..BR_PER_USER_LIMIT_MAX */
+    bool requires_pass;       /* reserve needs a queue pass */
+    uint32_t max_active;      /* outstanding passes at most, 1..BR_MAX_ACTIVE_MAX */
+    uint32_t admit_per_tick;  /* passes one admit may issue, 1..BR_ADMIT_PER_TICK_MAX */
+    int64_t pass_ttl_ms;      /* 1..BR_TTL_MS_MAX */
+    int64_t hold_ttl_ms;      /* 1..BR_TTL_MS_MAX */
+    uint32_t queue_capacity;  /* joins the event's queue can take over the sale; 0 = config default */
+    uint32_t zone_count;      /* 1..BR_EVENT_ZONES_MAX */
+    struct br_zone_spec zones[BR_EVENT_ZONES_MAX];
+};
+
+struct br_cmd {
+    uint8_t type;     /* enum br_cmd_type */
+    int64_t now_ms;   /* the driver's clock; may go backwards (clock skew) */
+    uint64_t user_id; /* acting user; 0 = system */
+    union {
+        struct br_event_spec event_create;
+        struct {
+            char email[BR_EMAIL_MAX]; /* compared byte for byte; the server lower-cases */
+            char name[BR_NAME_MAX];
+            uint8_t password_hash[BR_PASSWORD_HASH_LEN];
+            uint8_t salt[BR_SALT_LEN];
+            uint8_t role; /* enum br_role */
+        } user_register;
+        struct {
+            uint64_t target_user_id;
+            uint8_t role;
+        } user_role_set;
+        struct {
+            uint64_t event_id;
+        } queue_join, queue_leave, admit;
+        struct {
+            uint64_t event_id;
+            uint32_t zone_id;
+            uint32_t quantity;
+            uint64_t pass_id;  /* 0 = none */
+            uint64_t idem_key; /* 0 = none; the driver hashes the header with br_hash64() */
+        } reserve;
+        struct {
+            uint64_t hold_id;
+        } cancel, payment_create;
+        struct {
+            uint64_t event_id;
+            uint32_t max; /* 1..BR_SWEEP_MAX */
+        } sweep;
+        struct {
+            uint64_t provider_event_id; /* br_hash64 of the provider's event id string */
+            uint64_t payment_id;
+            bool succeeded;
+        } payment_event;
+        struct {
+            uint64_t payment_id;
+            bool ok;
+        } refund_result;
+        struct {
+            uint32_t max; /* 1..BR_SAGA_STEP_MAX */
+        } saga_step;
+    } u;
+};
+
+/* Queue status of a user in an event's queue (outcome.status of join). */
+enum br_queue_status {
+    BR_QS_NONE = 0,     /* not in the queue */
+    BR_QS_PREQUEUE = 1, /* joined before the opening; position is not yet drawn */
+    BR_QS_WAITING = 2,  /* in FIFO order at `position` */
+    BR_QS_ADMITTED = 3, /* holds a live pass */
+    BR_QS_USED = 4,     /* the pass was consumed by a hold */
+    BR_QS_EXPIRED = 5,  /* the pass expired unused */
+    BR_QS_LEFT = 6      /* left the queue */
+};
+
+/*
+ * Hold (booking) states.
+ *
+ *     held ──payment succeeded before deadline──▶ confirmed   (final)
+ *       │ ──now >= deadline (sweep, or late payment)──▶ expired ──refund done──▶ refunded
+ *       └──cancel──▶ cancelled ──refund done──▶ refunded
+ */
+enum br_hold_state {
+    BR_HOLD_NONE = 0,
+    BR_HOLD_HELD = 1,
+    BR_HOLD_CONFIRMED = 2,
+    BR_HOLD_EXPIRED = 3,
+    BR_HOLD_CANCELLED = 4,
+    BR_HOLD_REFUNDED = 5
+};
+
+/*
+ * Payment (saga) states.
+ *
+ *     pending ──failed──▶ failed (final unless the provider later says succeeded)
+ *        │ └──succeeded, hold live──▶ confirmed (final)
+ *        └──succeeded, hold gone──▶ refund_pending ──refund ok──▶ refunded (final)
+ */
+enum br_payment_state {
+    BR_PAY_NONE = 0,
+    BR_PAY_PENDING = 1,
+    BR_PAY_FAILED = 2,
+    BR_PAY_CONFIRMED = 3,
+    BR_PAY_REFUND_PENDING = 4,
+    BR_PAY_REFUNDED = 5
+};
+
+enum br_effect_kind {
+    BR_FX_NONE = 0,
+    BR_FX_PASS_ISSUED = 1,       /* id = pass, deadline_ms = pass expiry; sign a token */
+    BR_FX_PASS_EXPIRED = 2,      /* id = pass */
+    BR_FX_PROVIDER_CHARGE = 3,   /* id = payment, ref = hold, amount; idempotency key = payment id */
+    BR_FX_PROVIDER_REFUND = 4,   /* id = payment, ref = hold, amount */
+    BR_FX_BOOKING_CONFIRMED = 5, /* id = hold, ref = payment */
+    BR_FX_BOOKING_EXPIRED = 6,   /* id = hold */
+    BR_FX_NOTIFY = 7             /* id = hold; the booking changed state (cancel, refund) */
+};
+
+struct br_effect {
+    uint8_t kind; /* enum br_effect_kind */
+    uint64_t event_id;
+    uint64_t user_id;
+    uint64_t id;
+    uint64_t ref;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+};
+
+/*
+ * The outcome of one command. Unused fields are zero, so outcomes compare
+ * with memcmp after br_outcome_clear()'s memset. Effects are listed by the
+ * engine (br_engine_effects) and summarised here by count and hash, so a
+ * recorded outcome pins the effects too.
+ */
+struct br_outcome {
+    int32_t err;            /* enum br_err */
+    uint8_t status;         /* queue status, hold state or payment state */
+    uint64_t id;            /* the entity created or acted on */
+    uint64_t ref;           /* a second entity: reserve -> pass, payment -> hold */
+    uint32_t position;      /* queue position (1 = next), 0 when not waiting */
+    uint32_t queue_length;  /* users waiting (pre-queue included) */
+    int64_t deadline_ms;    /* pass or hold expiry */
+    int64_t amount_minor;   /* payment amount */
+    uint32_t count;         /* admitted, swept, re-emitted */
+    uint32_t effect_count;
+    uint64_t effects_hash;  /* hash over the effect list */
+};
+
+#endif

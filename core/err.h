@@ -1,0 +1,61 @@
+/*
+ * err.h -- the one table of Booking Rush error values.
+ *
+ * Every module, core and adapters alike, returns these. BR_OK is 0 and every
+ * error is negative (as in libuv), so `if (rc < 0)` is the failure test. The
+ * table below generates the enum, br_err_name() (a stable upper-case code that
+ * the HTTP layer puts in {"error":{"code":...}}) and br_err_message().
+ *
+ * Expected failures (sold out, over the limit, pass expired, duplicate) are
+ * values here; programmer errors are BR_ASSERT failures, never values.
+ */
+#ifndef BR_ERR_H
+#define BR_ERR_H
+
+/* X(symbol, value, code, message) */
+#define BR_ERR_MAP(X)                                                                    \
+    X(BR_OK, 0, "OK", "success")                                                         \
+    X(BR_E_INVALID, -1, "INVALID_REQUEST", "the request is malformed or out of range")   \
+    X(BR_E_UNAUTHORIZED, -2, "UNAUTHORIZED", "authentication is required")               \
+    X(BR_E_FORBIDDEN, -3, "FORBIDDEN", "the acting user may not do this")                \
+    X(BR_E_NOT_FOUND, -4, "NOT_FOUND", "no such entity")                                 \
+    X(BR_E_FULL, -5, "CAPACITY_EXHAUSTED", "a fixed-size table is full")                 \
+    X(BR_E_SOLD_OUT, -6, "SOLD_OUT", "not enough seats left in the zone")                \
+    X(BR_E_LIMIT_EXCEEDED, -7, "LIMIT_EXCEEDED", "over the per-user ticket limit")       \
+    X(BR_E_BOOKING_NOT_HELD, -8, "BOOKING_NOT_HELD", "the booking is not in state held") \
+    X(BR_E_PASS_REQUIRED, -9, "PASS_REQUIRED", "this event requires a queue pass")       \
+    X(BR_E_PASS_INVALID, -10, "PASS_INVALID", "the queue pass is unknown or used")       \
+    X(BR_E_PASS_EXPIRED, -11, "PASS_EXPIRED", "the queue pass has expired")              \
+    X(BR_E_HOLD_EXPIRED, -12, "HOLD_EXPIRED", "the hold has expired")                    \
+    X(BR_E_IDEMPOTENCY_CONFLICT, -13, "IDEMPOTENCY_CONFLICT",                            \
+      "the idempotency key was used for a different request")                            \
+    X(BR_E_EMAIL_TAKEN, -14, "EMAIL_TAKEN", "the email address is already registered")   \
+    X(BR_E_DUPLICATE, -15, "DUPLICATE", "already processed; nothing changed")            \
+    X(BR_E_NOT_IN_QUEUE, -16, "NOT_IN_QUEUE", "the user is not in this queue")           \
+    X(BR_E_SALE_NOT_OPEN, -17, "SALE_NOT_OPEN", "the sale has not opened yet")           \
+    X(BR_E_RATE_LIMITED, -18, "RATE_LIMITED", "too many requests")                       \
+    X(BR_E_PAYLOAD_TOO_LARGE, -19, "PAYLOAD_TOO_LARGE", "the request body is too large") \
+    X(BR_E_TRUNCATED, -20, "TRUNCATED", "the input ends inside a record")                \
+    X(BR_E_CORRUPT, -21, "CORRUPT", "a record fails its checksum or is malformed")       \
+    X(BR_E_VERSION, -22, "UNSUPPORTED_VERSION", "unsupported format version")            \
+    X(BR_E_IO, -23, "IO_ERROR", "an input/output operation failed")                      \
+    X(BR_E_UNAVAILABLE, -24, "UNAVAILABLE", "a backing service is unavailable")          \
+    X(BR_E_UNKNOWN_OUTCOME, -25, "UNKNOWN_OUTCOME",                                      \
+      "the request was sent but its outcome is unknown; retry with the idempotency key") \
+    X(BR_E_DIVERGED, -26, "DIVERGED", "a replayed outcome differs from the recorded one")
+
+enum br_err {
+#define BR_ERR_ENUM(sym, val, code, msg) sym = (val),
+    BR_ERR_MAP(BR_ERR_ENUM)
+#undef BR_ERR_ENUM
+};
+
+#define BR_ERR_COUNT 27
+
+/* Stable upper-case code for an error value ("SOLD_OUT"); "UNKNOWN" if not in the table. */
+const char *br_err_name(int err);
+
+/* One-sentence English description of an error value. */
+const char *br_err_message(int err);
+
+#endif

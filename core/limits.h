@@ -1,0 +1,45 @@
+/*
+ * limits.h -- every compile-time limit of the core, in one place.
+ *
+ * Run-time capacities (how many users, holds, ...) are fields of struct
+ * br_config (engine.h), fixed at init. The constants here bound the size of
+ * single commands and of the work one command may do, so every loop in the
+ * core has a bound that is visible here. Costs are per instance.
+ */
+#ifndef BR_LIMITS_H
+#define BR_LIMITS_H
+
+#define BR_NAME_MAX 64       /* event, venue and user names, incl. NUL: 64 B each */
+#define BR_EMAIL_MAX 96      /* user email incl. NUL: 96 B per user */
+#define BR_ZONE_NAME_MAX 32  /* zone name incl. NUL: 32 B per zone */
+#define BR_CURRENCY_MAX 4    /* ISO 4217 code incl. NUL */
+#define BR_PASSWORD_HASH_LEN 32 /* scrypt output stored per user: 32 B */
+#define BR_SALT_LEN 16       /* salt stored per user: 16 B */
+
+#define BR_EVENT_ZONES_MAX 8 /* zones per event; a br_cmd carries all of them (~0.5 KiB) */
+#define BR_EVENT_ID_MAX ((1u << 20) - 1) /* ids are (event_id << 32 | seq) and stay below 2^53 */
+#define BR_ZONE_CAPACITY_MAX 1000000u    /* seats per zone */
+#define BR_HOLD_QUANTITY_MAX 16u         /* seats in one hold */
+#define BR_PER_USER_LIMIT_MAX 64u        /* an event's per-user ticket limit */
+#define BR_PRICE_MINOR_MAX 100000000     /* 1,000,000.00 in a 2-decimal currency */
+#define BR_TTL_MS_MAX (30LL * 24 * 3600 * 1000) /* pass and hold TTLs: at most 30 days */
+
+#define BR_ADMIT_PER_TICK_MAX 4096u /* users one admit command may admit */
+#define BR_MAX_ACTIVE_MAX 1000000u  /* an event's max_active */
+#define BR_SWEEP_MAX 4096u          /* holds one sweep command may expire */
+#define BR_SAGA_STEP_MAX 1024u      /* duties one saga_step command may re-emit */
+#define BR_PASS_EXPIRE_MAX 4096u    /* passes one admit command may expire first */
+
+/* Effects one command may emit: the largest of the bounded loops above plus a few. */
+#define BR_EFFECTS_MAX (BR_PASS_EXPIRE_MAX + BR_ADMIT_PER_TICK_MAX + 8u)
+
+#define BR_REFUND_BACKOFF_MS_MIN 1000LL          /* first refund retry after 1 s */
+#define BR_REFUND_BACKOFF_MS_MAX (3600LL * 1000) /* retries back off to one an hour */
+
+_Static_assert(BR_SWEEP_MAX <= BR_EFFECTS_MAX, "a full sweep must fit the effect buffer");
+_Static_assert(BR_SAGA_STEP_MAX <= BR_EFFECTS_MAX, "a full saga step must fit the effects");
+_Static_assert(BR_HOLD_QUANTITY_MAX <= BR_PER_USER_LIMIT_MAX, "a hold fits the largest limit");
+_Static_assert((long long)BR_PRICE_MINOR_MAX * BR_HOLD_QUANTITY_MAX < (1LL << 53),
+               "a hold's amount is exact in a JSON number");
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * queue.h -- the waiting room: joins, leaves, the opening shuffle,
+ * admission, and passes.
+ *
+ * Each event owns a contiguous range of slots (engine->slots), handed out in
+ * join order; a slot holds the index + 1 of the member (event, user) who
+ * took it, or 0 once that member left or was admitted. A Fenwick tree over
+ * the range counts waiting slots, so a position (waiting slots up to mine)
+ * and a leave are O(log n). Joins before sale_opens_at fill the front of the
+ * range; at the first command on the event at or after the opening, that
+ * prefix is shuffled by Fisher-Yates with a stream drawn from (seed,
+ * event id) alone, so arriving a millisecond early buys nothing and the
+ * order depends only on the seed. After that the order is strict FIFO.
+ *
+ *   join ──▶ prequeue ──opening shuffle──▶ waiting ──admit──▶ admitted ──reserve──▶ used
+ *                 └─────────leave─────────────┴──▶ left         └──now >= deadline──▶ expired
+ *
+ * Admission: admit expires passes whose deadline <= now (each returns its
+ * slot in max_active), then issues min(max_active - active, admit_per_tick)
+ * passes to the head of the queue. A pass is bound to (event, user), valid
+ * while now < deadline, and consumed once by a successful hold. A re-join
+ * while waiting or admitted keeps the place; after the pass was used or
+ * expired, or after a leave, a join takes a new place at the back.
+ */
+#ifndef BR_QUEUE_H
+#define BR_QUEUE_H
+
+#include <stdint.h>
+
+#include "cmd.h"
+
+struct br_engine;
+
+/* (event, user): queue place, pass and ticket count for the per-user limit. */
+struct br_member {
+    uint64_t event_id;
+    uint64_t user_id;
+    uint32_t slot;    /* absolute slot + 1 while prequeue/waiting, else 0 */
+    uint8_t status;   /* enum br_queue_status */
+    uint64_t pass_id; /* latest pass, 0 = none */
+    uint32_t tickets; /* held + confirmed over the whole sale (per-user limit) */
+};
+
+enum br_pass_state { BR_PASS_LIVE = 1, BR_PASS_USED = 2, BR_PASS_EXPIRED = 3 };
+
+struct br_pass {
+    uint64_t id;
+    uint32_t member; /* member index */
+    int64_t issued_ms;
+    int64_t deadline_ms; /* valid while now < deadline */
+    uint8_t state;       /* enum br_pass_state */
+};
+
+/* A user's view of a queue, for the position route. */
+struct br_queue_view {
+    uint8_t status;         /* enum br_queue_status */
+    uint32_t position;      /* 1 = next; 0 unless waiting */
+    uint32_t queue_length;  /* waiting, pre-queue included */
+    uint64_t pass_id;       /* when admitted */
+    int64_t pass_deadline_ms;
+};
+
+int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_queue_leave(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+
+/* Finds or creates the member (event, user). Returns its index, or
+ * UINT32_MAX when the member table is full. */
+uint32_t br_queue_member(struct br_engine *e, uint64_t event_id, uint64_t user_id);
+
+/* The member index of (event, user), UINT32_MAX if none. */
+uint32_t br_queue_member_find(const struct br_engine *e, uint64_t event_id, uint64_t user_id);
+
+/* Checks a pass for a reserve by `member` at now_ms: BR_OK, BR_E_PASS_INVALID
+ * (unknown, other event or user, used) or BR_E_PASS_EXPIRED. Changes nothing.
+ * On BR_OK *pass_index is set. */
+int br_queue_pass_validate(const struct br_engine *e, uint64_t pass_id, uint32_t member,
+                           int64_t now_ms, uint32_t *pass_index);
+
+/* Consumes a validated pass: live -> used; frees its active slot. */
+void br_queue_pass_consume(struct br_engine *e, uint32_t pass_index);
+
+/* Runs the opening shuffle if it is due at now_ms. Idempotent. */
+void br_queue_open_if_due(struct br_engine *e, uint64_t event_id, int64_t now_ms);
+
+/* Read-only view (no shuffle is run; a due shuffle shows as prequeue). */
+int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id,
+                  struct br_queue_view *v);
+
+/* Asserts Fenwick sums, waiting counts, active pass counts, heap links. O(n). */
+void br_queue_check(const struct br_engine *e);
+
+#endif

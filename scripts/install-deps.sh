@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Booking Rush builds, tests and runs with, only
+# when something is missing (a second run costs a dpkg query, no network).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libhiredis-dev libpq-dev librdkafka-dev libjansson-dev
+      libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev afl++ clang-14
+      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
