@@ -88,6 +88,7 @@ struct br_engine {
     struct br_map provider_events;  /* (provider event id, 0) -> 0 */
     struct br_effect *effects;      /* effects of the last command */
     uint32_t effect_count;
+    uint32_t *scratch;              /* checkers' counters: members_max + events_max * zones */
     uint64_t digest;                /* running chain */
     uint64_t applied;               /* commands applied */
 };
@@ -119,13 +120,21 @@ uint64_t br_engine_digest(const struct br_engine *e);
 uint64_t br_engine_state_hash(const struct br_engine *e);
 uint64_t br_engine_final_digest(const struct br_engine *e);
 
-/* The chain step both digests use; exported so another backend's driver
- * computes the same running digest from the outcomes it observes. */
-uint64_t br_digest_step(uint64_t digest, const struct br_cmd *cmd, const struct br_outcome *out,
-                        const struct br_effect *effects, uint32_t effect_count);
+/* The chain step of the running digest; exported so another backend's
+ * driver computes the same running digest from the outcomes it observes
+ * (the outcome carries the effects' hash). */
+uint64_t br_digest_step(uint64_t digest, const struct br_cmd *cmd, const struct br_outcome *out);
+
+/* Hash of one outcome's fields (padding excluded). */
+uint64_t br_outcome_hash(const struct br_outcome *out);
 
 /* Hash of an effect list (outcome.effects_hash). */
 uint64_t br_effects_hash(const struct br_effect *effects, uint32_t count);
+
+/* For the modules: appends a zeroed effect of this kind to the current
+ * command's list and returns it to be filled. The list holds BR_EFFECTS_MAX,
+ * which bounds every command's emissions (limits.h). */
+struct br_effect *br_engine_emit(struct br_engine *e, uint8_t kind);
 
 /* Runs every module's checker (asserts). O(state). */
 void br_engine_check(const struct br_engine *e);

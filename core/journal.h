@@ -39,7 +39,8 @@ size_t br_journal_header_encode(uint8_t *buf, size_t cap, const struct br_config
 int br_journal_header_decode(const uint8_t *buf, size_t len, struct br_config *cfg, size_t *used);
 
 /* Encodes one record; out may be NULL (command only). Returns bytes written,
- * 0 if cap < the record's size. */
+ * 0 if cap < the record's size or the command cannot be represented (an
+ * unterminated string, more than BR_EVENT_ZONES_MAX zones). */
 size_t br_journal_record_encode(uint8_t *buf, size_t cap, const struct br_cmd *cmd,
                                 const struct br_outcome *out);
 
@@ -48,5 +49,9 @@ size_t br_journal_record_encode(uint8_t *buf, size_t cap, const struct br_cmd *c
  * BR_E_CORRUPT. On error nothing is trusted and *used is 0. */
 int br_journal_record_decode(const uint8_t *buf, size_t len, struct br_cmd *cmd,
                              struct br_outcome *out, bool *has_outcome, size_t *used);
+
+/* Hash of the command's canonical encoding (padding and unused union bytes
+ * never count). O(command size). */
+uint64_t br_journal_cmd_hash(const struct br_cmd *cmd);
 
 #endif

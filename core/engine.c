@@ -1,0 +1,380 @@
+/*
+ * engine.c -- memory layout, command dispatch, digests and queries.
+ *
+ * Layout: br_engine_init runs one layout function twice in spirit: once
+ * with a measuring arena (br_engine_memory_size) and once over the caller's
+ * block, so the size and the layout can never disagree.
+ */
+#include "engine.h"
+
+#include <string.h>
+
+#include "hash.h"
+#include "journal.h"
+#include "panic.h"
+#include "str.h"
+
+#define CAP_MAX (1u << 30)
+
+void br_config_default(struct br_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->seed = 1;
+    c->events_max = 64;
+    c->users_max = 250000;
+    c->members_max = 500000;
+    c->queue_slots_max = 1000000;
+    c->queue_capacity_default = 250000;
+    c->passes_max = 500000;
+    c->active_max = 200000;
+    c->holds_max = 500000;
+    c->seats_max = 1000000;
+    c->payments_max = 500000;
+    c->idem_max = 500000;
+    c->provider_events_max = 1000000;
+}
+
+static bool config_ok(const struct br_config *c)
+{
+    const uint32_t v[] = {c->events_max,  c->users_max,  c->members_max, c->queue_slots_max,
+                          c->passes_max,  c->active_max, c->holds_max,   c->seats_max,
+                          c->payments_max, c->idem_max,  c->provider_events_max};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        if (v[i] == 0 || v[i] > CAP_MAX) {
+            return false;
+        }
+    }
+    return c->queue_capacity_default >= 1 && c->queue_capacity_default <= c->queue_slots_max &&
+           c->events_max <= BR_EVENT_ID_MAX;
+}
+
+#define ALLOC(a, ptr, n) ((ptr) = br_arena_alloc((a), sizeof(*(ptr)) * (size_t)(n)))
+
+static void layout(struct br_engine *e, const struct br_config *c, struct br_arena *a)
+{
+    ALLOC(a, e->events, c->events_max);
+    ALLOC(a, e->users, c->users_max);
+    br_map_init(&e->users_by_email, a, c->users_max);
+    ALLOC(a, e->members, c->members_max);
+    br_map_init(&e->members_by_key, a, c->members_max);
+    ALLOC(a, e->slots, c->queue_slots_max);
+    ALLOC(a, e->fenwick, c->queue_slots_max);
+    ALLOC(a, e->passes, c->passes_max);
+    br_map_init(&e->passes_by_id, a, c->passes_max);
+    ALLOC(a, e->pass_pos, c->passes_max);
+    ALLOC(a, e->pass_nodes, c->active_max);
+    ALLOC(a, e->holds, c->holds_max);
+    br_map_init(&e->holds_by_id, a, c->holds_max);
+    ALLOC(a, e->hold_pos, c->holds_max);
+    ALLOC(a, e->hold_nodes, c->seats_max);
+    ALLOC(a, e->payments, c->payments_max);
+    br_map_init(&e->payments_by_id, a, c->payments_max);
+    ALLOC(a, e->payment_pos, c->payments_max);
+    struct br_heap_node *refund_nodes;
+    ALLOC(a, refund_nodes, c->payments_max);
+    br_heap_init(&e->refund_heap, refund_nodes, c->payments_max, e->payment_pos);
+    ALLOC(a, e->idems, c->idem_max);
+    br_map_init(&e->idem_by_key, a, c->idem_max);
+    br_map_init(&e->provider_events, a, c->provider_events_max);
+    ALLOC(a, e->effects, BR_EFFECTS_MAX);
+    ALLOC(a, e->scratch, (size_t)c->members_max + (size_t)c->events_max * 2 * BR_EVENT_ZONES_MAX);
+}
+
+size_t br_engine_memory_size(const struct br_config *cfg)
+{
+    if (!config_ok(cfg)) {
+        return 0;
+    }
+    struct br_engine tmp;
+    struct br_arena a = {.base = NULL, .size = 0, .used = 0};
+    layout(&tmp, cfg, &a);
+    return a.used + 16;
+}
+
+int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size)
+{
+    size_t need = br_engine_memory_size(cfg);
+    if (need == 0 || mem == NULL || size < need || ((uintptr_t)mem & 15u) != 0) {
+        return BR_E_INVALID;
+    }
+    memset(e, 0, sizeof *e);
+    e->cfg = *cfg;
+    struct br_arena a = {.base = mem, .size = size, .used = 0};
+    layout(e, cfg, &a);
+    BR_ASSERT(a.used <= size);
+    memset(e->pass_pos, 0xff, sizeof(uint32_t) * cfg->passes_max);
+    memset(e->hold_pos, 0xff, sizeof(uint32_t) * cfg->holds_max);
+    memset(e->payment_pos, 0xff, sizeof(uint32_t) * cfg->payments_max);
+    e->digest = br_mix64(cfg->seed ^ 0x42522d646967ULL);
+    return BR_OK;
+}
+
+struct br_effect *br_engine_emit(struct br_engine *e, uint8_t kind)
+{
+    BR_ASSERT(e->effect_count < BR_EFFECTS_MAX);
+    struct br_effect *fx = &e->effects[e->effect_count++];
+    memset(fx, 0, sizeof *fx);
+    fx->kind = kind;
+    return fx;
+}
+
+const struct br_effect *br_engine_effects(const struct br_engine *e, uint32_t *count)
+{
+    *count = e->effect_count;
+    return e->effects;
+}
+
+uint64_t br_effects_hash(const struct br_effect *fx, uint32_t count)
+{
+    uint64_t h = 0x6678ULL;
+    for (uint32_t i = 0; i < count; i++) {
+        h = br_hash_step(h, fx[i].kind);
+        h = br_hash_step(h, fx[i].event_id);
+        h = br_hash_step(h, fx[i].user_id);
+        h = br_hash_step(h, fx[i].id);
+        h = br_hash_step(h, fx[i].ref);
+        h = br_hash_step(h, (uint64_t)fx[i].deadline_ms);
+        h = br_hash_step(h, (uint64_t)fx[i].amount_minor);
+    }
+    return h;
+}
+
+uint64_t br_outcome_hash(const struct br_outcome *o)
+{
+    uint64_t h = br_hash_step(0x6f7574ULL, (uint64_t)(int64_t)o->err);
+    h = br_hash_step(h, o->status);
+    h = br_hash_step(h, o->id);
+    h = br_hash_step(h, o->ref);
+    h = br_hash_step(h, ((uint64_t)o->position << 32) | o->queue_length);
+    h = br_hash_step(h, (uint64_t)o->deadline_ms);
+    h = br_hash_step(h, (uint64_t)o->amount_minor);
+    h = br_hash_step(h, ((uint64_t)o->count << 32) | o->effect_count);
+    return br_hash_step(h, o->effects_hash);
+}
+
+uint64_t br_digest_step(uint64_t digest, const struct br_cmd *cmd, const struct br_outcome *out)
+{
+    return br_hash_step(br_hash_step(digest, br_journal_cmd_hash(cmd)), br_outcome_hash(out));
+}
+
+int br_engine_apply(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    e->effect_count = 0;
+    int rc;
+    switch (c->type) {
+    case BR_CMD_EVENT_CREATE:
+        rc = br_catalog_event_create(e, c, out);
+        break;
+    case BR_CMD_USER_REGISTER:
+        rc = br_catalog_user_register(e, c, out);
+        break;
+    case BR_CMD_USER_ROLE_SET:
+        rc = br_catalog_user_role_set(e, c, out);
+        break;
+    case BR_CMD_QUEUE_JOIN:
+        rc = br_queue_join(e, c, out);
+        break;
+    case BR_CMD_QUEUE_LEAVE:
+        rc = br_queue_leave(e, c, out);
+        break;
+    case BR_CMD_ADMIT:
+        rc = br_queue_admit(e, c, out);
+        break;
+    case BR_CMD_RESERVE:
+        rc = br_inventory_reserve(e, c, out);
+        break;
+    case BR_CMD_CANCEL:
+        rc = br_inventory_cancel(e, c, out);
+        break;
+    case BR_CMD_SWEEP:
+        rc = br_inventory_sweep(e, c, out);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        rc = br_saga_payment_create(e, c, out);
+        break;
+    case BR_CMD_PAYMENT_EVENT:
+        rc = br_saga_payment_event(e, c, out);
+        break;
+    case BR_CMD_REFUND_RESULT:
+        rc = br_saga_refund_result(e, c, out);
+        break;
+    case BR_CMD_SAGA_STEP:
+        rc = br_saga_step(e, c, out);
+        break;
+    default:
+        rc = out->err = BR_E_INVALID;
+        break;
+    }
+    BR_ASSERT(rc == out->err && rc <= 0);
+    out->effect_count = e->effect_count;
+    out->effects_hash = br_effects_hash(e->effects, e->effect_count);
+    e->digest = br_digest_step(e->digest, c, out);
+    e->applied++;
+    return rc;
+}
+
+uint64_t br_engine_digest(const struct br_engine *e)
+{
+    return e->digest;
+}
+
+/* One record's contribution to the state hash. */
+static uint64_t rec(uint64_t tag, const uint64_t *v, size_t n)
+{
+    uint64_t h = br_mix64(tag);
+    for (size_t i = 0; i < n; i++) {
+        h = br_hash_step(h, v[i]);
+    }
+    return h;
+}
+
+uint64_t br_engine_state_hash(const struct br_engine *e)
+{
+    /* A sum of per-record hashes: independent of storage order, so another
+     * backend only has to produce the same records, not the same layout. */
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < e->event_count; i++) {
+        const struct br_event *ev = &e->events[i];
+        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+            uint64_t v[] = {ev->id, z + 1, ev->spec.zones[z].capacity, ev->zone_held[z],
+                            ev->zone_sold[z]};
+            sum += rec(1, v, 5);
+        }
+        uint64_t v[] = {ev->id, ev->q_waiting, ev->passes_active, ev->passes_issued,
+                        ev->q_shuffled};
+        sum += rec(2, v, 5);
+    }
+    for (uint32_t i = 0; i < e->user_count; i++) {
+        const struct br_user *u = &e->users[i];
+        uint64_t v[] = {u->id, u->role, br_hash64(u->email, br_strnlen(u->email, BR_EMAIL_MAX), 0)};
+        sum += rec(3, v, 3);
+    }
+    for (uint32_t i = 0; i < e->member_count; i++) {
+        const struct br_member *m = &e->members[i];
+        struct br_queue_view qv;
+        br_queue_view(e, m->event_id, m->user_id, &qv);
+        uint64_t v[] = {m->event_id, m->user_id, m->status, qv.position, m->pass_id, m->tickets};
+        sum += rec(4, v, 6);
+    }
+    for (uint32_t i = 0; i < e->pass_count; i++) {
+        const struct br_pass *p = &e->passes[i];
+        uint64_t v[] = {p->id, e->members[p->member].user_id, p->state, (uint64_t)p->deadline_ms};
+        sum += rec(5, v, 4);
+    }
+    for (uint32_t i = 0; i < e->hold_count; i++) {
+        const struct br_hold *h = &e->holds[i];
+        uint64_t v[] = {h->id, h->user_id, h->zone_id, h->quantity, h->state,
+                        (uint64_t)h->deadline_ms, (uint64_t)h->amount_minor, h->pass_id,
+                        h->payment_id, h->confirmed_by};
+        sum += rec(6, v, 10);
+    }
+    for (uint32_t i = 0; i < e->payment_count; i++) {
+        const struct br_payment *p = &e->payments[i];
+        uint64_t v[] = {p->id, p->hold_id, p->state, (uint64_t)p->amount_minor, p->refund_attempts,
+                        (uint64_t)p->next_attempt_ms};
+        sum += rec(7, v, 6);
+    }
+    for (uint32_t s = 0; s <= e->idem_by_key.mask; s++) {
+        const struct br_map_slot *ms = &e->idem_by_key.slots[s];
+        if (ms->used) {
+            const struct br_idem *d = &e->idems[ms->value];
+            uint64_t v[] = {ms->a, ms->b, d->fingerprint, (uint64_t)(int64_t)d->err, d->hold_id};
+            sum += rec(8, v, 5);
+        }
+    }
+    for (uint32_t s = 0; s <= e->provider_events.mask; s++) {
+        const struct br_map_slot *ms = &e->provider_events.slots[s];
+        if (ms->used) {
+            sum += rec(9, &ms->a, 1);
+        }
+    }
+    uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
+                         e->hold_count,  e->payment_count, e->idem_count, e->provider_events.count};
+    return br_hash_step(rec(10, counts, 8), sum);
+}
+
+uint64_t br_engine_final_digest(const struct br_engine *e)
+{
+    return br_hash_step(e->digest, br_engine_state_hash(e));
+}
+
+void br_engine_check(const struct br_engine *e)
+{
+    br_map_check(&e->users_by_email);
+    br_map_check(&e->members_by_key);
+    br_map_check(&e->passes_by_id);
+    br_map_check(&e->holds_by_id);
+    br_map_check(&e->payments_by_id);
+    br_map_check(&e->idem_by_key);
+    br_catalog_check(e);
+    br_queue_check(e);
+    br_inventory_check(e);
+    br_saga_check(e);
+}
+
+int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct br_event_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    const struct br_event *ev = br_catalog_event(e, event_id);
+    if (ev == NULL) {
+        return BR_E_NOT_FOUND;
+    }
+    s->queue_length = ev->q_waiting;
+    s->admitted = ev->passes_issued;
+    s->active_passes = ev->passes_active;
+    memcpy(s->bookings, ev->bookings, sizeof s->bookings);
+    return BR_OK;
+}
+
+uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,
+                              uint32_t max)
+{
+    const struct br_user *u = br_catalog_user(e, user_id);
+    uint32_t n = 0;
+    if (u == NULL) {
+        return 0;
+    }
+    for (uint32_t hi = u->holds_head; hi != 0 && n < max; hi = e->holds[hi - 1].next_of_user) {
+        ids[n++] = e->holds[hi - 1].id;
+    }
+    return n;
+}
+
+const char *br_cmd_name(uint8_t type)
+{
+    static const char *const names[BR_CMD_TYPE_COUNT] = {
+        "none",    "event_create", "user_register", "user_role_set", "queue_join",
+        "queue_leave", "admit",    "reserve",       "cancel",        "sweep",
+        "payment_create", "payment_event", "refund_result", "saga_step"};
+    return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
+}
+
+const char *br_hold_state_name(uint8_t s)
+{
+    static const char *const names[] = {"none",    "held",      "confirmed",
+                                        "expired", "cancelled", "refunded"};
+    return s < 6 ? names[s] : "unknown";
+}
+
+const char *br_queue_status_name(uint8_t s)
+{
+    static const char *const names[] = {"none", "prequeue", "waiting", "admitted",
+                                        "used", "expired",  "left"};
+    return s < 7 ? names[s] : "unknown";
+}
+
+const char *br_payment_state_name(uint8_t s)
+{
+    static const char *const names[] = {"none",      "pending",        "failed",
+                                        "confirmed", "refund_pending", "refunded"};
+    return s < 6 ? names[s] : "unknown";
+}
+
+const char *br_effect_name(uint8_t k)
+{
+    static const char *const names[] = {"none",           "pass_issued",      "pass_expired",
+                                        "provider_charge", "provider_refund", "booking_confirmed",
+                                        "booking_expired", "notify"};
+    return k < 8 ? names[k] : "unknown";
+}

@@ -1,0 +1,413 @@
+/*
+ * queue.c -- waiting rooms and passes (see queue.h for the design).
+ */
+#include "queue.h"
+
+#include <string.h>
+
+#include "engine.h"
+#include "panic.h"
+#include "rng.h"
+
+#define SHUFFLE_STREAM 0x5348554646000000ULL /* "SHUFF": the opening shuffle's rng stream */
+
+/* ---- Fenwick tree over an event's slot range: counts waiting slots ---- */
+
+static void fen_add(struct br_engine *e, const struct br_event *ev, uint32_t rel, int delta)
+{
+    uint32_t cap = ev->spec.queue_capacity;
+    uint32_t *t = e->fenwick + ev->q_base;
+    for (uint32_t k = rel + 1; k <= cap; k += k & (~k + 1)) {
+        t[k - 1] = (uint32_t)((int64_t)t[k - 1] + delta);
+    }
+}
+
+/* Waiting slots among [0, rel]. */
+static uint32_t fen_sum(const struct br_engine *e, const struct br_event *ev, uint32_t rel)
+{
+    const uint32_t *t = e->fenwick + ev->q_base;
+    uint32_t s = 0;
+    for (uint32_t k = rel + 1; k > 0; k -= k & (~k + 1)) {
+        s += t[k - 1];
+    }
+    return s;
+}
+
+/* Rebuilds the tree from the slots in O(capacity). */
+static void fen_rebuild(struct br_engine *e, const struct br_event *ev)
+{
+    uint32_t cap = ev->spec.queue_capacity;
+    uint32_t *t = e->fenwick + ev->q_base;
+    const uint32_t *slots = e->slots + ev->q_base;
+    for (uint32_t i = 0; i < cap; i++) {
+        t[i] = slots[i] != 0;
+    }
+    for (uint32_t k = 1; k <= cap; k++) {
+        uint32_t parent = k + (k & (~k + 1));
+        if (parent <= cap) {
+            t[parent - 1] += t[k - 1];
+        }
+    }
+}
+
+/* ---- members ---- */
+
+uint32_t br_queue_member_find(const struct br_engine *e, uint64_t event_id, uint64_t user_id)
+{
+    uint32_t idx;
+    return br_map_get(&e->members_by_key, event_id, user_id, &idx) ? idx : UINT32_MAX;
+}
+
+uint32_t br_queue_member(struct br_engine *e, uint64_t event_id, uint64_t user_id)
+{
+    uint32_t idx = br_queue_member_find(e, event_id, user_id);
+    if (idx != UINT32_MAX) {
+        return idx;
+    }
+    if (e->member_count >= e->cfg.members_max) {
+        return UINT32_MAX;
+    }
+    idx = e->member_count++;
+    int rc = br_map_put(&e->members_by_key, event_id, user_id, idx);
+    BR_ASSERT(rc == BR_OK);
+    struct br_member *m = &e->members[idx];
+    memset(m, 0, sizeof *m);
+    m->event_id = event_id;
+    m->user_id = user_id;
+    m->status = BR_QS_NONE;
+    return idx;
+}
+
+/* ---- passes ---- */
+
+static void pass_expire(struct br_engine *e, struct br_event *ev, uint32_t pi)
+{
+    struct br_pass *p = &e->passes[pi];
+    BR_ASSERT(p->state == BR_PASS_LIVE);
+    br_heap_remove(&ev->pass_heap, pi);
+    p->state = BR_PASS_EXPIRED;
+    BR_ASSERT(ev->passes_active > 0);
+    ev->passes_active--;
+    struct br_member *m = &e->members[p->member];
+    if (m->pass_id == p->id && m->status == BR_QS_ADMITTED) {
+        m->status = BR_QS_EXPIRED;
+    }
+    struct br_effect *fx = br_engine_emit(e, BR_FX_PASS_EXPIRED);
+    fx->event_id = ev->id;
+    fx->user_id = m->user_id;
+    fx->id = p->id;
+    fx->deadline_ms = p->deadline_ms;
+}
+
+int br_queue_pass_validate(const struct br_engine *e, uint64_t pass_id, uint32_t member,
+                           int64_t now_ms, uint32_t *pass_index)
+{
+    uint32_t pi;
+    if (pass_id == 0 || !br_map_get(&e->passes_by_id, pass_id, 0, &pi)) {
+        return BR_E_PASS_INVALID;
+    }
+    const struct br_pass *p = &e->passes[pi];
+    if (p->member != member || p->state == BR_PASS_USED) {
+        return BR_E_PASS_INVALID;
+    }
+    if (p->state == BR_PASS_EXPIRED || now_ms >= p->deadline_ms) {
+        return BR_E_PASS_EXPIRED;
+    }
+    *pass_index = pi;
+    return BR_OK;
+}
+
+void br_queue_pass_consume(struct br_engine *e, uint32_t pi)
+{
+    struct br_pass *p = &e->passes[pi];
+    struct br_member *m = &e->members[p->member];
+    struct br_event *ev = br_catalog_event(e, m->event_id);
+    BR_ASSERT(p->state == BR_PASS_LIVE && ev != NULL);
+    br_heap_remove(&ev->pass_heap, pi);
+    p->state = BR_PASS_USED;
+    BR_ASSERT(ev->passes_active > 0);
+    ev->passes_active--;
+    if (m->pass_id == p->id) {
+        m->status = BR_QS_USED;
+    }
+}
+
+/* ---- the opening shuffle ---- */
+
+void br_queue_open_if_due(struct br_engine *e, uint64_t event_id, int64_t now_ms)
+{
+    struct br_event *ev = br_catalog_event(e, event_id);
+    BR_ASSERT(ev != NULL);
+    if (ev->q_shuffled || now_ms < ev->spec.sale_opens_at_ms) {
+        return;
+    }
+    /* Fisher-Yates over the pre-queue prefix, drawn from (seed, event id)
+     * only: the permutation is a function of the seed and the number of
+     * pre-queue slots, never of arrival times. */
+    struct br_rng r;
+    br_rng_seed(&r, e->cfg.seed, SHUFFLE_STREAM ^ event_id);
+    uint32_t *s = e->slots + ev->q_base;
+    uint32_t n = ev->q_prequeue_end;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)br_rng_below(&r, i);
+#ifdef BR_PLANT_UNFAIR_SHUFFLE
+        j = i - 1; /* planted: no shuffle at all, arrival order is kept */
+#endif
+        uint32_t t = s[i - 1];
+        s[i - 1] = s[j];
+        s[j] = t;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i] != 0) {
+            struct br_member *m = &e->members[s[i] - 1];
+            BR_ASSERT(m->status == BR_QS_PREQUEUE);
+            m->slot = ev->q_base + i + 1;
+            m->status = BR_QS_WAITING;
+        }
+    }
+    fen_rebuild(e, ev);
+    ev->q_shuffled = true;
+}
+
+/* ---- commands ---- */
+
+static void fill_position(const struct br_engine *e, const struct br_event *ev,
+                          const struct br_member *m, struct br_outcome *out)
+{
+    out->status = m->status;
+    out->queue_length = ev->q_waiting;
+    if (m->status == BR_QS_WAITING) {
+        out->position = fen_sum(e, ev, m->slot - 1 - ev->q_base);
+    }
+    if (m->status == BR_QS_ADMITTED) {
+        uint32_t pi;
+        int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
+        BR_ASSERT(found);
+        out->ref = m->pass_id;
+        out->deadline_ms = e->passes[pi].deadline_ms;
+    }
+}
+
+int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
+{
+    struct br_event *ev = br_catalog_event(e, c->u.queue_join.event_id);
+    if (ev == NULL) {
+        return out->err = BR_E_NOT_FOUND;
+    }
+    if (br_catalog_user(e, c->user_id) == NULL) {
+        return out->err = BR_E_UNAUTHORIZED;
+    }
+    br_queue_open_if_due(e, ev->id, c->now_ms);
+    uint32_t mi = br_queue_member(e, ev->id, c->user_id);
+    if (mi == UINT32_MAX) {
+        return out->err = BR_E_FULL;
+    }
+    struct br_member *m = &e->members[mi];
+    out->id = ev->id;
+    if (m->status == BR_QS_ADMITTED) {
+        uint32_t pi;
+        int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
+        BR_ASSERT(found);
+        if (c->now_ms >= e->passes[pi].deadline_ms) {
+            pass_expire(e, ev, pi); /* lapsed but not yet collected: collect it now */
+        }
+    }
+    if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING || m->status == BR_QS_ADMITTED) {
+        fill_position(e, ev, m, out); /* a re-join keeps the place */
+        return out->err = BR_OK;
+    }
+    if (ev->q_tail >= ev->spec.queue_capacity) {
+        return out->err = BR_E_FULL;
+    }
+    uint32_t rel = ev->q_tail++;
+    e->slots[ev->q_base + rel] = mi + 1;
+    fen_add(e, ev, rel, 1);
+    ev->q_waiting++;
+    m->slot = ev->q_base + rel + 1;
+    if (ev->q_shuffled) {
+        m->status = BR_QS_WAITING;
+    } else {
+        m->status = BR_QS_PREQUEUE;
+        ev->q_prequeue_end = ev->q_tail;
+    }
+    fill_position(e, ev, m, out);
+    return out->err = BR_OK;
+}
+
+int br_queue_leave(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
+{
+    struct br_event *ev = br_catalog_event(e, c->u.queue_leave.event_id);
+    if (ev == NULL) {
+        return out->err = BR_E_NOT_FOUND;
+    }
+    uint32_t mi = br_queue_member_find(e, ev->id, c->user_id);
+    if (mi == UINT32_MAX) {
+        return out->err = BR_E_NOT_IN_QUEUE;
+    }
+    br_queue_open_if_due(e, ev->id, c->now_ms);
+    struct br_member *m = &e->members[mi];
+    out->id = ev->id;
+    if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING) {
+        uint32_t rel = m->slot - 1 - ev->q_base;
+        e->slots[m->slot - 1] = 0;
+        fen_add(e, ev, rel, -1);
+        ev->q_waiting--;
+        m->slot = 0;
+    } else if (m->status == BR_QS_ADMITTED) {
+        uint32_t pi;
+        int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
+        BR_ASSERT(found);
+        pass_expire(e, ev, pi); /* giving the pass back frees its active slot now */
+    } else {
+        return out->err = BR_E_NOT_IN_QUEUE;
+    }
+    m->status = BR_QS_LEFT;
+    out->status = m->status;
+    out->queue_length = ev->q_waiting;
+    return out->err = BR_OK;
+}
+
+int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
+{
+    if (c->user_id != 0) {
+        return out->err = BR_E_FORBIDDEN;
+    }
+    struct br_event *ev = br_catalog_event(e, c->u.admit.event_id);
+    if (ev == NULL) {
+        return out->err = BR_E_NOT_FOUND;
+    }
+    br_queue_open_if_due(e, ev->id, c->now_ms);
+    out->id = ev->id;
+    /* 1. Expire lapsed passes, each returning its place in max_active. */
+    for (uint32_t n = 0; n < BR_PASS_EXPIRE_MAX; n++) {
+        const struct br_heap_node *top = br_heap_top(&ev->pass_heap);
+        if (top == NULL || top->deadline_ms > c->now_ms) {
+            break;
+        }
+        pass_expire(e, ev, top->item);
+    }
+    /* 2. Admit from the head, nobody before the opening. */
+    if (!ev->q_shuffled) {
+        out->queue_length = ev->q_waiting;
+        return out->err = BR_OK;
+    }
+    uint32_t room = ev->spec.max_active - ev->passes_active;
+    uint32_t want = room < ev->spec.admit_per_tick ? room : ev->spec.admit_per_tick;
+    uint32_t admitted = 0;
+    /* The head only moves forward over emptied slots: amortised O(1) per join. */
+    while (admitted < want && ev->q_head < ev->q_tail && e->pass_count < e->cfg.passes_max) {
+        uint32_t abs = ev->q_base + ev->q_head;
+        uint32_t slot = e->slots[abs];
+        if (slot == 0) {
+            ev->q_head++;
+            continue;
+        }
+        struct br_member *m = &e->members[slot - 1];
+        BR_ASSERT(m->status == BR_QS_WAITING && m->slot == abs + 1);
+        e->slots[abs] = 0;
+        fen_add(e, ev, ev->q_head, -1);
+        ev->q_waiting--;
+        ev->q_head++;
+        uint32_t pi = e->pass_count++;
+        struct br_pass *p = &e->passes[pi];
+        p->id = ((uint64_t)ev->id << 32) | ++ev->pass_seq;
+        p->member = slot - 1;
+        p->issued_ms = c->now_ms;
+        p->deadline_ms = c->now_ms + ev->spec.pass_ttl_ms;
+        p->state = BR_PASS_LIVE;
+        int rc = br_map_put(&e->passes_by_id, p->id, 0, pi);
+        BR_ASSERT(rc == BR_OK);
+        rc = br_heap_push(&ev->pass_heap, pi, p->deadline_ms, p->id);
+        BR_ASSERT(rc == BR_OK); /* live passes <= max_active = heap capacity */
+        m->slot = 0;
+        m->status = BR_QS_ADMITTED;
+        m->pass_id = p->id;
+        ev->passes_active++;
+        ev->passes_issued++;
+        admitted++;
+        struct br_effect *fx = br_engine_emit(e, BR_FX_PASS_ISSUED);
+        fx->event_id = ev->id;
+        fx->user_id = m->user_id;
+        fx->id = p->id;
+        fx->deadline_ms = p->deadline_ms;
+    }
+    out->count = admitted;
+    out->queue_length = ev->q_waiting;
+    return out->err = BR_OK;
+}
+
+int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id,
+                  struct br_queue_view *v)
+{
+    memset(v, 0, sizeof *v);
+    const struct br_event *ev = br_catalog_event(e, event_id);
+    if (ev == NULL) {
+        return BR_E_NOT_FOUND;
+    }
+    v->queue_length = ev->q_waiting;
+    uint32_t mi = br_queue_member_find(e, event_id, user_id);
+    if (mi == UINT32_MAX) {
+        return BR_E_NOT_IN_QUEUE;
+    }
+    struct br_outcome o;
+    memset(&o, 0, sizeof o);
+    fill_position(e, ev, &e->members[mi], &o);
+    v->status = o.status;
+    v->position = o.position;
+    v->pass_id = o.ref;
+    v->pass_deadline_ms = o.deadline_ms;
+    return BR_OK;
+}
+
+void br_queue_check(const struct br_engine *e)
+{
+    uint64_t slots_total = 0;
+    for (uint32_t i = 0; i < e->event_count; i++) {
+        const struct br_event *ev = &e->events[i];
+        BR_ASSERT(ev->q_tail <= ev->spec.queue_capacity);
+        BR_ASSERT(ev->q_head <= ev->q_tail);
+        BR_ASSERT(ev->passes_active <= ev->spec.max_active);
+        BR_ASSERT(ev->passes_active == ev->pass_heap.count);
+        br_heap_check(&ev->pass_heap);
+        slots_total += ev->spec.queue_capacity;
+        uint32_t waiting = 0;
+        for (uint32_t r = 0; r < ev->q_tail; r++) {
+            uint32_t s = e->slots[ev->q_base + r];
+            if (s == 0) {
+                continue;
+            }
+            BR_ASSERT(r >= ev->q_head);
+            const struct br_member *m = &e->members[s - 1];
+            BR_ASSERT(m->event_id == ev->id && m->slot == ev->q_base + r + 1);
+            BR_ASSERT(m->status == (ev->q_shuffled ? BR_QS_WAITING : BR_QS_PREQUEUE));
+            waiting++;
+            BR_ASSERT(fen_sum(e, ev, r) == waiting);
+        }
+        BR_ASSERT(waiting == ev->q_waiting);
+        for (uint32_t h = 0; h < ev->pass_heap.count; h++) {
+            const struct br_pass *p = &e->passes[ev->pass_heap.nodes[h].item];
+            BR_ASSERT(p->state == BR_PASS_LIVE);
+            BR_ASSERT(e->members[p->member].event_id == ev->id);
+        }
+    }
+    BR_ASSERT(slots_total == e->slots_used && e->slots_used <= e->cfg.queue_slots_max);
+    uint32_t live_total = 0;
+    for (uint32_t pi = 0; pi < e->pass_count; pi++) {
+        const struct br_pass *p = &e->passes[pi];
+        live_total += p->state == BR_PASS_LIVE;
+        BR_ASSERT((p->state == BR_PASS_LIVE) == (e->pass_pos[pi] != BR_HEAP_NOWHERE));
+        const struct br_member *m = &e->members[p->member];
+        if (m->pass_id == p->id && p->state == BR_PASS_LIVE) {
+            BR_ASSERT(m->status == BR_QS_ADMITTED);
+        }
+    }
+    uint32_t active_total = 0;
+    for (uint32_t i = 0; i < e->event_count; i++) {
+        active_total += e->events[i].passes_active;
+    }
+    BR_ASSERT(live_total == active_total);
+    for (uint32_t mi = 0; mi < e->member_count; mi++) {
+        const struct br_member *m = &e->members[mi];
+        BR_ASSERT((m->slot != 0) == (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING));
+    }
+}
