@@ -1,0 +1,177 @@
+/*
+ * gen.h -- the command-sequence generator: a stream of numbers in, a
+ * plausible stream of commands out.
+ *
+ * Every driver that needs many realistic command sequences uses this one
+ * generator: the fuzzers draw its numbers from the fuzz input's bytes, the
+ * differential test against the Lua scripts and the simulator draw them from
+ * a seeded br_rng. The generator is a pure value like the rest of the core:
+ * no allocation, no clock, no I/O; the caller owns struct br_gen and applies
+ * the commands wherever it likes (the engine, Redis, both).
+ *
+ * Knowing what exists. The generator remembers what the commands it made
+ * created -- events, users, passes, holds, payments, refunds owed -- by
+ * watching their outcomes and effects (br_gen_observe, called after every
+ * apply). So most commands name real ids and travel deep into the engine's
+ * checks, while a controlled share goes wrong the way real clients and
+ * workers do:
+ *   - ids that are stale (an old pass, a hold already paid), foreign (another
+ *     user's pass or hold) or unknown;
+ *   - a repeat of the previous command (a client retry, a webhook redelivery),
+ *     idempotency keys from a small pool so keys collide, provider event ids
+ *     that repeat;
+ *   - with probability invalid_per_256 / 256, one field out of range (a zero
+ *     quantity, a lower-case currency, an invalid role, a customer doing an
+ *     admin's job).
+ * The clock moves forward in small steps, with long jumps now and then (so
+ * passes and holds expire and sweeps find work) and small backward steps
+ * (clock skew between servers). Every command produced is representable in
+ * the journal format (strings terminated, zone_count <= BR_EVENT_ZONES_MAX).
+ *
+ * Two sources of numbers (struct br_gen_source):
+ *   - bytes: each draw below n takes 1 byte (n <= 256), 2 bytes (n <= 65536)
+ *     or 4 bytes, little-endian, reduced modulo n; a draw below n <= 1 takes
+ *     none. A command takes about 4-12 bytes, the first two choosing the clock
+ *     step and the command type, so a small mutation of a fuzz input changes
+ *     few commands. When the bytes run out the sequence ends: br_gen_next
+ *     returns false (and keeps returning false) and the half-drawn command is
+ *     discarded.
+ *   - rng: draws come from br_rng_below on a seeded stream; the sequence
+ *     never ends, the caller bounds it.
+ *
+ * Determinism: the same params, the same source and the same observed
+ * outcomes give the same commands, on every run and machine.
+ *
+ * Limits and memory: what the generator remembers lives in fixed arrays
+ * inside struct br_gen (about 8 KiB in all, most of it the previous command
+ * kept for retries and the id rings). Events and users beyond
+ * BR_GEN_EVENTS_MAX / BR_GEN_USERS_MAX are not remembered (their commands
+ * still run); the id rings overwrite their oldest entry when full, which is
+ * harmless: a forgotten id is only a stale id a real client might still send.
+ */
+#ifndef BR_GEN_H
+#define BR_GEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "engine.h"
+#include "rng.h"
+
+#define BR_GEN_EVENTS_MAX 8      /* events remembered: 24 B each */
+#define BR_GEN_USERS_MAX 32      /* users remembered (and distinct emails): 16 B each */
+#define BR_GEN_RING_MAX 64       /* passes, holds, payments, refunds remembered: 24 B each */
+#define BR_GEN_PROVIDER_IDS_MAX 8 /* recent provider event ids kept for redelivery */
+#define BR_GEN_RETRY 0           /* weights[BR_GEN_RETRY]: repeat the previous command */
+
+_Static_assert(BR_GEN_EVENTS_MAX <= BR_EVENT_ID_MAX, "remembered events have valid ids");
+
+/* What to generate. br_gen_params_default fills a mix that reaches every
+ * command type and most error values within a few thousand commands. */
+struct br_gen_params {
+    int64_t start_ms;            /* the clock's first value (ms since the epoch), >= 0 */
+    uint32_t events_max;         /* event_create is rarely chosen once this many exist; <= BR_GEN_EVENTS_MAX */
+    uint32_t users_max;          /* distinct emails drawn from; <= BR_GEN_USERS_MAX */
+    uint32_t zone_capacity_max;  /* seats per zone at most, >= 1: small, so zones sell out */
+    uint32_t queue_capacity_max; /* an event's queue capacity at most, >= 1 (0 in a spec = config default) */
+    uint32_t idem_keys;          /* reused idempotency keys, >= 1: few, so keys collide */
+    uint32_t invalid_per_256;    /* commands (out of 256) with one field deliberately wrong */
+    uint16_t weights[BR_CMD_TYPE_COUNT]; /* relative frequency by enum br_cmd_type; index
+                                            BR_GEN_RETRY (0, BR_CMD_NONE) = repeat the previous
+                                            command; sum in 1..65535 (<= 256: one byte a choice) */
+};
+
+/* One remembered pass, hold, payment or refund owed. */
+struct br_gen_ref {
+    uint64_t id;
+    uint64_t event_id;
+    uint64_t user_id; /* the owner */
+};
+
+/* A ring of refs: the newest BR_GEN_RING_MAX, oldest overwritten. */
+struct br_gen_ring {
+    struct br_gen_ref items[BR_GEN_RING_MAX];
+    uint32_t count; /* valid items, <= BR_GEN_RING_MAX */
+    uint32_t next;  /* where the next push goes */
+};
+
+struct br_gen_event {
+    uint64_t id;
+    uint32_t zone_count;
+    bool requires_pass;
+};
+
+struct br_gen_user {
+    uint64_t id;
+    uint8_t role; /* enum br_role, as last seen */
+};
+
+struct br_gen {
+    struct br_gen_params p;
+    uint32_t weight_sum;  /* sum of p.weights */
+    int64_t now_ms;       /* the clock of the next command */
+    uint64_t generated;   /* commands returned by br_gen_next */
+    struct br_gen_event events[BR_GEN_EVENTS_MAX];
+    uint32_t event_count;
+    struct br_gen_user users[BR_GEN_USERS_MAX];
+    uint32_t user_count;
+    struct br_gen_ring passes;   /* from pass_issued effects */
+    struct br_gen_ring holds;    /* from successful reserves */
+    struct br_gen_ring payments; /* from provider_charge effects */
+    struct br_gen_ring refunds;  /* payments named by provider_refund effects */
+    uint64_t provider_ids[BR_GEN_PROVIDER_IDS_MAX]; /* recent provider event ids (ring) */
+    uint32_t provider_count;
+    uint32_t provider_next;
+    uint64_t provider_seq; /* fresh provider event ids are mixes of this counter */
+    uint64_t idem_seq;     /* fresh idempotency keys likewise (odd; pool keys are even) */
+    struct br_cmd last;    /* the previous command, for retries */
+    bool has_last;
+};
+
+/* Where the generator's numbers come from (see the header comment). */
+struct br_gen_source {
+    bool from_bytes;    /* bytes mode (else rng mode) */
+    const uint8_t *buf; /* bytes mode: the input, not owned (may be NULL when len is 0) */
+    size_t len;
+    size_t pos;         /* bytes consumed */
+    struct br_rng rng;  /* rng mode */
+    bool exhausted;     /* bytes mode: a draw found too few bytes; sticky */
+};
+
+/* Fills p with the default mix: 6 events, 24 users, zones of up to 12 seats,
+ * queues of up to 64, 4 reused idempotency keys, 8/256 invalid commands. */
+void br_gen_params_default(struct br_gen_params *p);
+
+/* An engine config sized for sequences from p: large enough that most
+ * commands fit, small enough that some tables fill up (BR_E_FULL is an
+ * outcome too) and br_engine_check stays cheap. seed seeds the engine. */
+void br_gen_engine_config(const struct br_gen_params *p, uint64_t seed, struct br_config *cfg);
+
+/* Starts a generator. p is copied; it must be valid (asserted: the ranges in
+ * struct br_gen_params). O(sizeof *g). */
+void br_gen_init(struct br_gen *g, const struct br_gen_params *p);
+
+/* A byte source over buf[0..len) (not copied: buf must outlive the source). */
+void br_gen_source_bytes(struct br_gen_source *s, const uint8_t *buf, size_t len);
+
+/* An rng source: stream `stream` of seed. Never runs out. */
+void br_gen_source_rng(struct br_gen_source *s, uint64_t seed, uint64_t stream);
+
+/* A number in [0, n) (0 when n <= 1, drawing nothing). In bytes mode, 0 once
+ * the bytes run out (and s->exhausted is set). O(1). */
+uint32_t br_gen_draw(struct br_gen_source *s, uint32_t n);
+
+/* Advances the clock and fills *cmd (zeroed first) with the next command at
+ * the new g->now_ms. Returns false when the source ran out (bytes mode),
+ * leaving *cmd zeroed and g unchanged. O(1): a few draws. */
+bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd);
+
+/* Learns from one applied command: its outcome and the effects it emitted
+ * (fx[0..n), may be NULL when n == 0). Call after every apply of a command
+ * from br_gen_next, in order. O(n * BR_GEN_RING_MAX). */
+void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_outcome *out,
+                    const struct br_effect *fx, uint32_t n);
+
+#endif
