@@ -348,7 +348,8 @@ static void gen_user_register(struct draw *x, struct br_cmd *c)
         c->u.user_register.salt[i] = (uint8_t)(k * 17 + i);
     }
     uint32_t r = d(x, 16);
-    c->u.user_register.role = r < 12 ? BR_ROLE_CUSTOMER : r < 15 ? BR_ROLE_ORGANIZER : BR_ROLE_ADMIN;
+    c->u.user_register.role =
+        (uint8_t)(r < 12 ? BR_ROLE_CUSTOMER : r < 15 ? BR_ROLE_ORGANIZER : BR_ROLE_ADMIN);
     if (x->bad) {
         switch (d(x, 3)) {
         case 0:

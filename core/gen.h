@@ -72,10 +72,10 @@ _Static_assert(BR_GEN_EVENTS_MAX <= BR_EVENT_ID_MAX, "remembered events have val
  * command type and most error values within a few thousand commands. */
 struct br_gen_params {
     int64_t start_ms;            /* the clock's first value (ms since the epoch), >= 0 */
-    uint32_t events_max;         /* event_create is rarely chosen once this many exist; <= BR_GEN_EVENTS_MAX */
-    uint32_t users_max;          /* distinct emails drawn from; <= BR_GEN_USERS_MAX */
+    uint32_t events_max;         /* event_create turns rare beyond this; <= BR_GEN_EVENTS_MAX */
+    uint32_t users_max;          /* distinct emails; register turns rare beyond; <= BR_GEN_USERS_MAX */
     uint32_t zone_capacity_max;  /* seats per zone at most, >= 1: small, so zones sell out */
-    uint32_t queue_capacity_max; /* an event's queue capacity at most, >= 1 (0 in a spec = config default) */
+    uint32_t queue_capacity_max; /* an event's queue capacity at most (and the config default) */
     uint32_t idem_keys;          /* reused idempotency keys, >= 1: few, so keys collide */
     uint32_t invalid_per_256;    /* commands (out of 256) with one field deliberately wrong */
     uint16_t weights[BR_CMD_TYPE_COUNT]; /* relative frequency by enum br_cmd_type; index
