@@ -73,7 +73,7 @@ _Static_assert(BR_GEN_EVENTS_MAX <= BR_EVENT_ID_MAX, "remembered events have val
 struct br_gen_params {
     int64_t start_ms;            /* the clock's first value (ms since the epoch), >= 0 */
     uint32_t events_max;         /* event_create turns rare beyond this; <= BR_GEN_EVENTS_MAX */
-    uint32_t users_max;          /* distinct emails; register turns rare beyond; <= BR_GEN_USERS_MAX */
+    uint32_t users_max;          /* distinct emails (register turns rare); <= BR_GEN_USERS_MAX */
     uint32_t zone_capacity_max;  /* seats per zone at most, >= 1: small, so zones sell out */
     uint32_t queue_capacity_max; /* an event's queue capacity at most (and the config default) */
     uint32_t idem_keys;          /* reused idempotency keys, >= 1: few, so keys collide */
