@@ -89,10 +89,11 @@ static int reserve(struct br_engine *e, struct br_event *ev, const struct br_cmd
     if (c->now_ms < ev->spec.sale_opens_at_ms) {
         return BR_E_SALE_NOT_OPEN;
     }
-    uint32_t mi = br_queue_member(e, ev->id, c->user_id);
-    if (mi == UINT32_MAX) {
-        return BR_E_FULL;
-    }
+    /* The (event, user) record is created only together with the hold: a
+     * refused reserve changes no state (engine.h), so refusals cannot use up
+     * the member table. Without a record the user has no pass (validation
+     * answers PASS_INVALID) and no tickets. */
+    uint32_t mi = br_queue_member_find(e, ev->id, c->user_id);
     uint32_t pi = UINT32_MAX;
 #ifndef BR_PLANT_SKIP_PASS
     if (ev->spec.requires_pass) {
@@ -105,9 +106,9 @@ static int reserve(struct br_engine *e, struct br_event *ev, const struct br_cmd
         }
     }
 #endif
-    struct br_member *m = &e->members[mi];
+    uint32_t tickets = mi == UINT32_MAX ? 0 : e->members[mi].tickets;
 #ifndef BR_PLANT_SKIP_LIMIT
-    if ((uint64_t)m->tickets + qty > ev->spec.per_user_limit) {
+    if ((uint64_t)tickets + qty > ev->spec.per_user_limit) {
         return BR_E_LIMIT_EXCEEDED;
     }
 #endif
@@ -119,6 +120,13 @@ static int reserve(struct br_engine *e, struct br_event *ev, const struct br_cmd
     if (e->hold_count >= e->cfg.holds_max) {
         return BR_E_FULL;
     }
+    if (mi == UINT32_MAX) {
+        mi = br_queue_member(e, ev->id, c->user_id);
+        if (mi == UINT32_MAX) {
+            return BR_E_FULL;
+        }
+    }
+    struct br_member *m = &e->members[mi];
     uint32_t hi = e->hold_count++;
     struct br_hold *h = &e->holds[hi];
     memset(h, 0, sizeof *h);

@@ -198,6 +198,12 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         return out->err = BR_E_UNAUTHORIZED;
     }
     br_queue_open_if_due(e, ev->id, c->now_ms);
+    if (ev->q_tail >= ev->spec.queue_capacity &&
+        br_queue_member_find(e, ev->id, c->user_id) == UINT32_MAX) {
+        /* A newcomer to a full queue: refuse before creating the (event,
+         * user) record, so the refusal changes no state (engine.h). */
+        return out->err = BR_E_FULL;
+    }
     uint32_t mi = br_queue_member(e, ev->id, c->user_id);
     if (mi == UINT32_MAX) {
         return out->err = BR_E_FULL;
