@@ -215,6 +215,13 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
         BR_ASSERT(found);
         if (c->now_ms >= e->passes[pi].deadline_ms) {
+            if (ev->q_tail >= ev->spec.queue_capacity) {
+                /* The re-join needs a new place and there is none: refuse
+                 * before touching the pass, so the refusal changes no state
+                 * and the pass_expired effect is not lost with it; the
+                 * admitter collects the pass. */
+                return out->err = BR_E_FULL;
+            }
             pass_expire(e, ev, pi); /* lapsed but not yet collected: collect it now */
         }
     }

@@ -374,6 +374,32 @@ static void test_queue_capacity_counts_joins_over_the_sale(void **state)
     t_engine_free(e);
 }
 
+static void test_refused_rejoin_into_a_full_queue_leaves_the_lapsed_pass_alone(void **state)
+{
+    (void)state;
+    /* A refused command changes no state and its effects would be dropped by
+     * a driver, so the lapsed pass must not be collected (and its
+     * pass_expired effect lost) by a join that then fails. */
+    struct br_engine *e = t_engine_new(NULL);
+    struct br_event_spec s = t_spec();
+    s.queue_capacity = 1;
+    uint64_t ev = t_event(e, 0, &s);
+    uint64_t u = t_user(e, 0, "a@t");
+    uint64_t pass = t_pass(e, 0, u, ev);
+    struct br_cmd c = c_join(s.pass_ttl_ms, u, ev); /* lapsed; needs a new place: none left */
+    uint64_t before = br_engine_state_hash(e);
+    struct br_outcome o;
+    apply_expect(e, &c, BR_E_FULL, &o);
+    assert_int_equal(o.effect_count, 0);
+    assert_true(br_engine_state_hash(e) == before);
+    /* The admitter collects it, with its effect. */
+    struct br_outcome a = admit(e, s.pass_ttl_ms, ev);
+    assert_int_equal(a.count, 0);
+    assert_int_equal(t_effect(e, BR_FX_PASS_EXPIRED)->id, pass);
+    assert_int_equal(view(e, ev, u).status, BR_QS_EXPIRED);
+    t_engine_free(e);
+}
+
 static void test_member_table_full(void **state)
 {
     (void)state;
@@ -636,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_leave_when_not_in_queue_is_not_in_queue),
         cmocka_unit_test(test_join_refuses_unknown_events_and_users),
         cmocka_unit_test(test_queue_capacity_counts_joins_over_the_sale),
+        cmocka_unit_test(test_refused_rejoin_into_a_full_queue_leaves_the_lapsed_pass_alone),
         cmocka_unit_test(test_member_table_full),
         cmocka_unit_test(test_admit_admits_nobody_before_the_opening),
         cmocka_unit_test(test_admit_admits_min_of_room_and_admit_per_tick),
