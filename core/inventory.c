@@ -106,8 +106,8 @@ static int reserve(struct br_engine *e, struct br_event *ev, const struct br_cmd
         }
     }
 #endif
-    uint32_t tickets = mi == UINT32_MAX ? 0 : e->members[mi].tickets;
 #ifndef BR_PLANT_SKIP_LIMIT
+    uint32_t tickets = mi == UINT32_MAX ? 0 : e->members[mi].tickets;
     if ((uint64_t)tickets + qty > ev->spec.per_user_limit) {
         return BR_E_LIMIT_EXCEEDED;
     }
