@@ -598,8 +598,9 @@ static void check_step(struct world *w, const struct br_cmd *c, const struct br_
         }
         bool keyed = c->type == BR_CMD_RESERVE && c->u.reserve.idem_key != 0;
         if (!shuffle_ran && !keyed && br_engine_state_hash(e) != state_before) {
-            fprintf(stderr, "refused %s (%s) changed the state\n", br_cmd_name(c->type),
-                    br_err_name(o->err));
+            fprintf(stderr, "refused %s (%s) changed the state: BR_PROPERTY_SEED=%ld step %ld\n",
+                    br_cmd_name(c->type), br_err_name(o->err), (long)current_seed,
+                    (long)current_step);
             fail();
         }
     }
