@@ -54,13 +54,13 @@ void br_gen_engine_config(const struct br_gen_params *p, uint64_t seed, struct b
     cfg->members_max = events * p->users_max;
     cfg->queue_capacity_default = p->queue_capacity_max;
     cfg->queue_slots_max = events * p->queue_capacity_max;
-    cfg->passes_max = 512;
+    cfg->passes_max = 128;
     cfg->active_max = events * 4;                            /* max_active is drawn in 1..4 */
-    cfg->holds_max = 256;
+    cfg->holds_max = 128;
     cfg->seats_max = events * 3 * p->zone_capacity_max; /* zone_count is drawn in 1..3 */
-    cfg->payments_max = 256;
-    cfg->idem_max = 512;
-    cfg->provider_events_max = 256;
+    cfg->payments_max = 96;
+    cfg->idem_max = 128;
+    cfg->provider_events_max = 128;
 }
 
 void br_gen_init(struct br_gen *g, const struct br_gen_params *p)

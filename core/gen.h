@@ -144,9 +144,11 @@ struct br_gen_source {
  * queues of up to 64, 4 reused idempotency keys, 8/256 invalid commands. */
 void br_gen_params_default(struct br_gen_params *p);
 
-/* An engine config sized for sequences from p: large enough that most
- * commands fit, small enough that some tables fill up (BR_E_FULL is an
- * outcome too) and br_engine_check stays cheap. seed seeds the engine. */
+/* An engine config sized for sequences of about a thousand commands from p
+ * (a fuzz input's worth): large enough that most of them fit, small enough
+ * that longer runs fill some tables (BR_E_FULL is an outcome too) and that
+ * br_engine_check, which is O(table sizes), stays cheap enough to run after
+ * every command. seed seeds the engine. */
 void br_gen_engine_config(const struct br_gen_params *p, uint64_t seed, struct br_config *cfg);
 
 /* Starts a generator. p is copied; it must be valid (asserted: the ranges in
