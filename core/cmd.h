@@ -69,7 +69,7 @@ struct br_event_spec {
 
 struct br_cmd {
     uint8_t type;     /* enum br_cmd_type */
-    int64_t now_ms;   /* the driver's clock; may go backwards (clock skew) */
+    int64_t now_ms;   /* the driver's clock, 0..BR_NOW_MS_MAX; may go backwards (clock skew) */
     uint64_t user_id; /* acting user; 0 = system */
     union {
         struct br_event_spec event_create;

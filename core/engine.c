@@ -162,7 +162,10 @@ int br_engine_apply(struct br_engine *e, const struct br_cmd *c, struct br_outco
     memset(out, 0, sizeof *out);
     e->effect_count = 0;
     int rc;
-    switch (c->type) {
+    /* A clock outside [0, BR_NOW_MS_MAX] (a damaged or forged journal record)
+     * is refused like an unknown type, before any deadline is computed from it. */
+    uint8_t type = c->now_ms >= 0 && c->now_ms <= BR_NOW_MS_MAX ? c->type : BR_CMD_NONE;
+    switch (type) {
     case BR_CMD_EVENT_CREATE:
         rc = br_catalog_event_create(e, c, out);
         break;

@@ -36,10 +36,18 @@
 #define BR_REFUND_BACKOFF_MS_MIN 1000LL          /* first refund retry after 1 s */
 #define BR_REFUND_BACKOFF_MS_MAX (3600LL * 1000) /* retries back off to one an hour */
 
+/* A command's now_ms lies in [0, BR_NOW_MS_MAX] (ms since the epoch; the cap
+ * is the year ~142,000). The engine refuses other clocks with BR_E_INVALID:
+ * a deadline is now_ms plus a TTL or a backoff, which must neither overflow
+ * int64 nor leave the integers a JSON number holds exactly. */
+#define BR_NOW_MS_MAX (1LL << 52)
+
 _Static_assert(BR_SWEEP_MAX <= BR_EFFECTS_MAX, "a full sweep must fit the effect buffer");
 _Static_assert(BR_SAGA_STEP_MAX <= BR_EFFECTS_MAX, "a full saga step must fit the effects");
 _Static_assert(BR_HOLD_QUANTITY_MAX <= BR_PER_USER_LIMIT_MAX, "a hold fits the largest limit");
 _Static_assert((long long)BR_PRICE_MINOR_MAX * BR_HOLD_QUANTITY_MAX < (1LL << 53),
                "a hold's amount is exact in a JSON number");
+_Static_assert(BR_NOW_MS_MAX + BR_TTL_MS_MAX + BR_REFUND_BACKOFF_MS_MAX < (1LL << 53),
+               "every deadline is exact in a JSON number");
 
 #endif
