@@ -1,0 +1,46 @@
+/*
+ * main.c -- the bookingrush binary: one executable, one subcommand per
+ * role. `serve` runs the server (serve.h); `sim` and `replay` belong to the
+ * simulator library (sim/sim.h), which receives argv starting at the
+ * subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/serve.h"
+#ifdef BR_HAVE_SIM
+#include "sim/sim.h"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: bookingrush COMMAND [options]\n\n"
+               "commands:\n"
+               "  serve    run the server on the embedded default (see `serve --help`)\n"
+               "  sim      run a simulated on-sale from a scenario (see `sim --help`)\n"
+               "  replay   re-run a recorded journal through the core, report divergence\n"
+               "  help     this text\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        return br_serve_main(argc - 2, argv + 2);
+    }
+#ifdef BR_HAVE_SIM
+    if (strcmp(argv[1], "sim") == 0) {
+        return br_sim_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "replay") == 0) {
+        return br_replay_main(argc - 1, argv + 1);
+    }
+#endif
+    fprintf(stderr, "bookingrush: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,1703 @@
+/*
+ * auditor.c -- the invariant checker's own model of an on-sale (see
+ * auditor.h for what each invariant checks).
+ *
+ * Model layout. Ids are (event << 32 | n) with n counting from 1 per event
+ * (cmd.h), so passes, holds and payments live in per-event arrays indexed by
+ * n - 1, and the auditor checks that the backend hands ids out in that
+ * order. Members (event, user) live in a per-event array indexed by user id.
+ * Each event's queue is a list of places in join order with a Fenwick tree
+ * of the places still waiting, so "how many earlier joiners still wait" is
+ * O(log n). Places [0, pre_end) were taken before the opening: the pre-queue,
+ * whose order the opening shuffle redraws, so any of them may be admitted
+ * first, but all of them before any later joiner.
+ *
+ * Live holds also sit in a per-event min-heap by (deadline, n) with lazy
+ * deletion (entries whose hold is no longer held are dropped when they reach
+ * the top), which answers "is any hold past its deadline" in O(log n).
+ *
+ * Every check increments its invariant's check counter; a failed one is a
+ * violation (the first is kept in full). The model is updated with what the
+ * backend reported even after a violation, so one bug does not cascade into
+ * many confusing reports.
+ */
+#include "sim/auditor.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/panic.h"
+
+/* ---- model records ---- */
+
+enum a_pass_state { AP_LIVE = 1, AP_USED = 2, AP_EXPIRED = 3 };
+enum a_pay_state { AY_PENDING = 1, AY_FAILED = 2, AY_CONFIRMED = 3, AY_REFUND_PENDING = 4,
+                   AY_REFUNDED = 5 };
+
+struct a_member {
+    uint32_t place;      /* place index + 1 while waiting (pre-queue or FIFO), else 0 */
+    uint8_t status;      /* enum br_queue_status, as the model has it */
+    uint8_t exists;      /* the backend has a member record (join, or reserve past opening) */
+    uint8_t ever_joined;
+    uint8_t pad;
+    uint32_t tickets;    /* held + confirmed seats (S3) */
+    uint32_t pass_n;     /* latest pass, 0 = none */
+    int64_t joined_ms;   /* when the current place was taken */
+};
+
+struct a_pass {
+    uint32_t user;
+    uint8_t state; /* enum a_pass_state */
+    int64_t deadline_ms;
+};
+
+struct a_hold {
+    uint32_t user;
+    uint8_t zone;      /* 1-based */
+    uint8_t qty;
+    uint8_t state;     /* enum br_hold_state */
+    uint8_t pad;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+    uint32_t confirmed_by; /* payment n, 0 = none */
+    uint32_t pass_n;
+};
+
+struct a_pay {
+    uint32_t hold_n;
+    uint8_t state;     /* enum a_pay_state */
+    uint8_t succeeded; /* a success took effect */
+    int64_t amount_minor;
+};
+
+struct hnode {
+    int64_t deadline_ms;
+    uint32_t n; /* hold n */
+};
+
+struct a_event {
+    uint64_t id;
+    struct br_event_spec spec;
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+    bool opened;        /* the opening shuffle has run (model) */
+    /* queue */
+    uint32_t *place_user; /* place -> user id */
+    uint32_t *fen;        /* Fenwick over places: 1 = waiting */
+    uint32_t place_cap;   /* = spec.queue_capacity */
+    uint32_t places;
+    uint32_t pre_end;     /* places taken before the opening */
+    uint32_t waiting;
+    uint32_t pre_waiting;
+    uint32_t live_passes;
+    /* shuffle check: pre-queue admissions in arrival order */
+    uint32_t pre_admitted;
+    uint32_t pre_in_order;
+    uint32_t pre_last_place;
+    bool shuffle_judged;
+    /* members by user id */
+    struct a_member *members;
+    uint32_t member_cap;
+    /* entities by n - 1 */
+    struct a_pass *passes;
+    uint32_t pass_count, pass_cap;
+    struct a_hold *holds;
+    uint32_t hold_count, hold_cap;
+    struct a_pay *pays;
+    uint32_t pay_count, pay_cap;
+    /* live holds by deadline (lazy) */
+    struct hnode *heap;
+    uint32_t heap_count, heap_cap;
+    uint32_t live_holds;
+    uint8_t touched;    /* zones touched in this step (bit z-1) */
+};
+
+struct idem_rec {
+    uint64_t user;
+    uint64_t key;
+    uint64_t event_id;
+    uint64_t pass_id;
+    uint64_t hold_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    int32_t err;
+};
+
+struct br_auditor {
+    struct br_config cfg;
+    const struct br_backend *backend;
+    struct a_event *events;
+    uint32_t event_count, event_cap;
+    uint64_t users; /* registered users (ids 1..users) */
+    /* idempotency: open addressing over idem_recs; slot = index + 1 */
+    uint32_t *idem_slots;
+    uint32_t idem_mask;
+    struct idem_rec *idem_recs;
+    uint32_t idem_count, idem_cap;
+    /* provider event ids that took effect: open addressing, 0 = empty */
+    uint64_t *pev;
+    uint32_t pev_mask;
+    uint32_t pev_count;
+    /* per-step context */
+    uint64_t step;
+    const struct br_cmd *cmd;
+    struct a_event *touched[BR_EVENT_ZONES_MAX * 8];
+    uint32_t touched_count;
+    bool touched_overflow;
+    bool step_swept;
+    /* results */
+    uint64_t checks[BR_INV_COUNT];
+    uint64_t violations[BR_INV_COUNT];
+    struct br_violation first;
+    bool has_first;
+    struct br_audit_funnel funnel;
+    int64_t charged, confirmed_value, refund_owed, refunded_done;
+    uint64_t worst_inversion;
+    uint32_t *waits; /* join-to-pass, ms (capped at 2^32-1) */
+    uint64_t wait_count, wait_cap;
+};
+
+static const char *const inv_names[BR_INV_COUNT] = {"S1", "S2", "S3", "S4", "S5",
+                                                    "S6", "S7", "S8", "S9", "L1"};
+static const char *const inv_titles[BR_INV_COUNT] = {
+    "no oversell: per zone sold + held <= capacity",
+    "a confirmed hold never changes owner or state",
+    "per-user limit over retries, duplicates and tabs",
+    "fairness: passes in queue order; no seats without a pass",
+    "exactly once: a webhook event takes effect once; one charge per booking",
+    "a successful payment ends confirmed xor refunded",
+    "expiry returns each expired hold's seats exactly once",
+    "conservation: charges - refunds = value of confirmed bookings",
+    "the same idempotency key gets the same answer",
+    "liveness: queues drain, holds expire, sagas end, nothing owed",
+};
+
+const char *br_inv_name(int inv)
+{
+    return inv >= 0 && inv < BR_INV_COUNT ? inv_names[inv] : "?";
+}
+
+const char *br_inv_title(int inv)
+{
+    return inv >= 0 && inv < BR_INV_COUNT ? inv_titles[inv] : "?";
+}
+
+/* ---- small helpers ---- */
+
+static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
+{
+    if (need <= *cap) {
+        return p;
+    }
+    uint64_t c = *cap ? *cap : 16;
+    while (c < need) {
+        c *= 2;
+    }
+    BR_ASSERT(c <= UINT32_MAX);
+    void *q = realloc(p, (size_t)c * elem);
+    if (q == NULL) {
+        fprintf(stderr, "bookingrush: auditor: out of memory\n");
+        abort();
+    }
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(c - *cap) * elem);
+    *cap = (uint32_t)c;
+    return q;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static bool check(struct br_auditor *a, int inv, bool ok)
+{
+    a->checks[inv]++;
+    return ok;
+}
+
+/* Records a violation of inv with entities; msg is printf-style. */
+static void violate(struct br_auditor *a, int inv, uint64_t event_id, uint64_t user_id,
+                    uint64_t hold_id, uint64_t payment_id, uint64_t pass_id, const char *fmt,
+                    ...)
+{
+    a->violations[inv]++;
+    if (a->has_first) {
+        return;
+    }
+    a->has_first = true;
+    struct br_violation *v = &a->first;
+    v->inv = inv;
+    v->step = a->step;
+    v->now_ms = a->cmd ? a->cmd->now_ms : 0;
+    v->cmd_type = a->cmd ? a->cmd->type : 0;
+    v->event_id = event_id;
+    v->user_id = user_id;
+    v->hold_id = hold_id;
+    v->payment_id = payment_id;
+    v->pass_id = pass_id;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->msg, sizeof v->msg, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t mkid(const struct a_event *ev, uint32_t n)
+{
+    return ev->id << 32 | n;
+}
+
+static struct a_event *event_of(struct br_auditor *a, uint64_t event_id)
+{
+    if (event_id == 0 || event_id > a->event_count) {
+        return NULL;
+    }
+    return &a->events[event_id - 1];
+}
+
+/* The entity n of an id, 0 when the id is not of this form or unknown. */
+static uint32_t id_n(const struct br_auditor *a, uint64_t id, uint32_t count_of_event(const struct a_event *),
+                     struct a_event **evp)
+{
+    uint64_t eid = id >> 32;
+    uint32_t n = (uint32_t)(id & 0xffffffffu);
+    if (eid == 0 || eid > a->event_count || n == 0) {
+        return 0;
+    }
+    struct a_event *ev = &a->events[eid - 1];
+    if (n > count_of_event(ev)) {
+        return 0;
+    }
+    *evp = ev;
+    return n;
+}
+
+static uint32_t count_holds(const struct a_event *ev)
+{
+    return ev->hold_count;
+}
+static uint32_t count_pays(const struct a_event *ev)
+{
+    return ev->pay_count;
+}
+static uint32_t count_passes(const struct a_event *ev)
+{
+    return ev->pass_count;
+}
+
+static struct a_member *member(struct a_event *ev, uint64_t user_id)
+{
+    BR_ASSERT(user_id > 0 && user_id < UINT32_MAX);
+    ev->members = grow(ev->members, &ev->member_cap, (uint32_t)user_id + 1, sizeof *ev->members);
+    return &ev->members[user_id];
+}
+
+static void touch(struct br_auditor *a, struct a_event *ev, uint32_t zone)
+{
+    if (ev->touched == 0) {
+        if (a->touched_count < sizeof a->touched / sizeof a->touched[0]) {
+            a->touched[a->touched_count++] = ev;
+        } else {
+            a->touched_overflow = true;
+        }
+    }
+    ev->touched |= (uint8_t)(1u << (zone - 1));
+}
+
+/* ---- Fenwick over places ---- */
+
+static void fen_add(struct a_event *ev, uint32_t place, int delta)
+{
+    for (uint32_t k = place + 1; k <= ev->place_cap; k += k & (~k + 1)) {
+        ev->fen[k - 1] = (uint32_t)((int64_t)ev->fen[k - 1] + delta);
+    }
+}
+
+/* Waiting places among [0, place). */
+static uint32_t fen_before(const struct a_event *ev, uint32_t place)
+{
+    uint32_t s = 0;
+    for (uint32_t k = place; k > 0; k -= k & (~k + 1)) {
+        s += ev->fen[k - 1];
+    }
+    return s;
+}
+
+/* ---- live-hold heap (lazy) ---- */
+
+static bool hbefore(const struct hnode *x, const struct hnode *y)
+{
+    return x->deadline_ms < y->deadline_ms || (x->deadline_ms == y->deadline_ms && x->n < y->n);
+}
+
+static void heap_push(struct a_event *ev, int64_t deadline_ms, uint32_t n)
+{
+    ev->heap = grow(ev->heap, &ev->heap_cap, ev->heap_count + 1, sizeof *ev->heap);
+    struct hnode v = {deadline_ms, n};
+    uint32_t i = ev->heap_count++;
+    while (i > 0 && hbefore(&v, &ev->heap[(i - 1) / 2])) {
+        ev->heap[i] = ev->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    ev->heap[i] = v;
+}
+
+static void heap_pop(struct a_event *ev)
+{
+    struct hnode last = ev->heap[--ev->heap_count];
+    uint32_t n = ev->heap_count, i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && hbefore(&ev->heap[c + 1], &ev->heap[c])) {
+            c++;
+        }
+        if (!hbefore(&ev->heap[c], &last)) {
+            break;
+        }
+        ev->heap[i] = ev->heap[c];
+        i = c;
+    }
+    if (n > 0) {
+        ev->heap[i] = last;
+    }
+}
+
+/* The live hold with the earliest deadline, NULL when none. Drops dead entries. */
+static const struct hnode *heap_live_top(struct a_event *ev)
+{
+    while (ev->heap_count > 0) {
+        const struct hnode *t = &ev->heap[0];
+        if (ev->holds[t->n - 1].state == BR_HOLD_HELD) {
+            return t;
+        }
+        heap_pop(ev);
+    }
+    return NULL;
+}
+
+/* ---- idempotency map ---- */
+
+static uint32_t idem_hash(uint64_t user, uint64_t key)
+{
+    return (uint32_t)mix(user * 0x9e3779b97f4a7c15ULL ^ key);
+}
+
+static struct idem_rec *idem_find(struct br_auditor *a, uint64_t user, uint64_t key)
+{
+    if (a->idem_slots == NULL) {
+        return NULL;
+    }
+    for (uint32_t i = idem_hash(user, key) & a->idem_mask;; i = (i + 1) & a->idem_mask) {
+        uint32_t s = a->idem_slots[i];
+        if (s == 0) {
+            return NULL;
+        }
+        struct idem_rec *r = &a->idem_recs[s - 1];
+        if (r->user == user && r->key == key) {
+            return r;
+        }
+    }
+}
+
+static void idem_insert_slot(struct br_auditor *a, uint32_t rec_index)
+{
+    const struct idem_rec *r = &a->idem_recs[rec_index];
+    uint32_t i = idem_hash(r->user, r->key) & a->idem_mask;
+    while (a->idem_slots[i] != 0) {
+        i = (i + 1) & a->idem_mask;
+    }
+    a->idem_slots[i] = rec_index + 1;
+}
+
+static void idem_add(struct br_auditor *a, const struct idem_rec *r)
+{
+    a->idem_recs = grow(a->idem_recs, &a->idem_cap, a->idem_count + 1, sizeof *a->idem_recs);
+    a->idem_recs[a->idem_count++] = *r;
+    if (a->idem_slots == NULL || (uint64_t)a->idem_count * 2 > (uint64_t)a->idem_mask + 1) {
+        uint32_t size = a->idem_slots ? (a->idem_mask + 1) * 2 : 1024;
+        free(a->idem_slots);
+        a->idem_slots = calloc(size, sizeof *a->idem_slots);
+        BR_ASSERT(a->idem_slots != NULL);
+        a->idem_mask = size - 1;
+        for (uint32_t i = 0; i < a->idem_count; i++) {
+            idem_insert_slot(a, i);
+        }
+    } else {
+        idem_insert_slot(a, a->idem_count - 1);
+    }
+}
+
+/* ---- provider event ids ---- */
+
+static bool pev_has(const struct br_auditor *a, uint64_t id)
+{
+    uint64_t k = id ? id : 0x5a5a5a5a5a5a5a5aULL; /* 0 is the empty marker */
+    if (a->pev == NULL) {
+        return false;
+    }
+    for (uint32_t i = (uint32_t)mix(k) & a->pev_mask;; i = (i + 1) & a->pev_mask) {
+        if (a->pev[i] == 0) {
+            return false;
+        }
+        if (a->pev[i] == k) {
+            return true;
+        }
+    }
+}
+
+static void pev_put_raw(uint64_t *tab, uint32_t mask, uint64_t k)
+{
+    uint32_t i = (uint32_t)mix(k) & mask;
+    while (tab[i] != 0) {
+        i = (i + 1) & mask;
+    }
+    tab[i] = k;
+}
+
+static void pev_add(struct br_auditor *a, uint64_t id)
+{
+    uint64_t k = id ? id : 0x5a5a5a5a5a5a5a5aULL;
+    if (a->pev == NULL || (uint64_t)(a->pev_count + 1) * 2 > (uint64_t)a->pev_mask + 1) {
+        uint32_t size = a->pev ? (a->pev_mask + 1) * 2 : 1024;
+        uint64_t *tab = calloc(size, sizeof *tab);
+        BR_ASSERT(tab != NULL);
+        for (uint32_t i = 0; a->pev != NULL && i <= a->pev_mask; i++) {
+            if (a->pev[i] != 0) {
+                pev_put_raw(tab, size - 1, a->pev[i]);
+            }
+        }
+        free(a->pev);
+        a->pev = tab;
+        a->pev_mask = size - 1;
+    }
+    pev_put_raw(a->pev, a->pev_mask, k);
+    a->pev_count++;
+}
+
+/* ---- lifecycle ---- */
+
+struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_backend *backend)
+{
+    struct br_auditor *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return NULL;
+    }
+    a->cfg = *cfg;
+    a->backend = backend;
+    return a;
+}
+
+void br_auditor_free(struct br_auditor *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        struct a_event *ev = &a->events[i];
+        free(ev->place_user);
+        free(ev->fen);
+        free(ev->members);
+        free(ev->passes);
+        free(ev->holds);
+        free(ev->pays);
+        free(ev->heap);
+    }
+    free(a->events);
+    free(a->idem_slots);
+    free(a->idem_recs);
+    free(a->pev);
+    free(a->waits);
+    free(a);
+}
+
+/* ---- queue model ---- */
+
+/* The opening shuffle runs at the first join, admit or leave (of a known
+ * member) at or after the opening: every pre-queue member is now waiting. */
+static void maybe_open(struct a_event *ev, int64_t now_ms)
+{
+    if (ev->opened || now_ms < ev->spec.sale_opens_at_ms) {
+        return;
+    }
+    ev->opened = true;
+    for (uint32_t p = 0; p < ev->pre_end; p++) {
+        struct a_member *m = &ev->members[ev->place_user[p]];
+        if (m->place == p + 1 && m->status == BR_QS_PREQUEUE) {
+            m->status = BR_QS_WAITING;
+        }
+    }
+}
+
+static void unwait(struct a_event *ev, struct a_member *m)
+{
+    uint32_t p = m->place - 1;
+    fen_add(ev, p, -1);
+    ev->waiting--;
+    if (p < ev->pre_end) {
+        ev->pre_waiting--;
+    }
+    m->place = 0;
+}
+
+static void judge_shuffle(struct br_auditor *a, struct a_event *ev)
+{
+    if (ev->shuffle_judged || ev->pre_waiting > 0 || ev->pre_admitted < 12) {
+        return;
+    }
+    ev->shuffle_judged = true;
+    /* A fair shuffle keeps all of k >= 12 admissions in arrival order with
+     * probability 1/k! (< 2.1e-9); a missing shuffle always does. */
+    if (!check(a, BR_INV_S4, ev->pre_in_order + 1 < ev->pre_admitted)) {
+        violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
+                "the opening shuffle kept arrival order: all %u pre-queue admissions of "
+                "event %" PRIu64 " came in join order",
+                ev->pre_admitted, ev->id);
+    }
+}
+
+/* A pass_expired effect: the pass must be live and due (or given back by a
+ * leave). */
+static void fx_pass_expired(struct br_auditor *a, struct a_event *ev, const struct br_effect *fx,
+                            bool by_leave)
+{
+    struct a_event *pev = NULL;
+    uint32_t n = id_n(a, fx->id, count_passes, &pev);
+    if (!check(a, BR_INV_S4, n != 0 && pev == ev)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id, "pass_expired names unknown pass");
+        return;
+    }
+    struct a_pass *p = &ev->passes[n - 1];
+    if (!check(a, BR_INV_S4, p->state == AP_LIVE && p->user == fx->user_id)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                "pass_expired for a pass that is not live (state %u) or not the user's",
+                p->state);
+        return;
+    }
+    if (!by_leave && !check(a, BR_INV_S4, a->cmd->now_ms >= p->deadline_ms)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                "pass expired at %" PRId64 " before its deadline %" PRId64, a->cmd->now_ms,
+                p->deadline_ms);
+    }
+    p->state = AP_EXPIRED;
+    ev->live_passes--;
+    struct a_member *m = member(ev, p->user);
+    if (m->pass_n == n && m->status == BR_QS_ADMITTED) {
+        m->status = BR_QS_EXPIRED;
+    }
+}
+
+static void check_queue_length(struct br_auditor *a, struct a_event *ev, const struct br_outcome *out)
+{
+    if (!check(a, BR_INV_S4, out->queue_length == ev->waiting)) {
+        violate(a, BR_INV_S4, ev->id, a->cmd->user_id, 0, 0, 0,
+                "queue length %u reported, the model has %u waiting", out->queue_length,
+                ev->waiting);
+    }
+}
+
+static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                    const struct br_effect *fx, uint32_t n)
+{
+    struct a_event *ev = event_of(a, c->u.queue_join.event_id);
+    if (ev == NULL || c->user_id == 0 || c->user_id > a->users) {
+        if (!check(a, BR_INV_S4, out->err != BR_OK)) {
+            violate(a, BR_INV_S4, c->u.queue_join.event_id, c->user_id, 0, 0, 0,
+                    "join accepted for an unknown event or user");
+        }
+        return;
+    }
+    maybe_open(ev, c->now_ms);
+    if (out->err != BR_OK) {
+        return;
+    }
+    struct a_member *m = member(ev, c->user_id);
+    m->exists = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fx[i].kind == BR_FX_PASS_EXPIRED) {
+            fx_pass_expired(a, ev, &fx[i], false);
+        }
+    }
+    if (m->status == BR_QS_ADMITTED) {
+        struct a_pass *p = &ev->passes[m->pass_n - 1];
+        if (!check(a, BR_INV_S4, c->now_ms < p->deadline_ms)) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
+                    "a re-join kept a lapsed pass instead of expiring it");
+        }
+        if (!check(a, BR_INV_S4, out->status == BR_QS_ADMITTED && out->ref == mkid(ev, m->pass_n))) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
+                    "a re-join of an admitted user answered status %s pass %" PRIu64,
+                    br_queue_status_name(out->status), out->ref);
+        }
+        check_queue_length(a, ev, out);
+        return;
+    }
+    if (m->status != BR_QS_PREQUEUE && m->status != BR_QS_WAITING) {
+        /* A new place at the back. */
+        if (!check(a, BR_INV_S4, ev->places < ev->place_cap)) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                    "join accepted past the queue's capacity %u", ev->place_cap);
+            return;
+        }
+        uint32_t p = ev->places++;
+        ev->place_user[p] = (uint32_t)c->user_id;
+        fen_add(ev, p, 1);
+        ev->waiting++;
+        m->place = p + 1;
+        m->joined_ms = c->now_ms;
+        if (!ev->opened) {
+            ev->pre_end = p + 1;
+            ev->pre_waiting++;
+            m->status = BR_QS_PREQUEUE;
+        } else {
+            m->status = BR_QS_WAITING;
+        }
+        if (!m->ever_joined) {
+            m->ever_joined = 1;
+            a->funnel.joined++;
+        }
+    }
+    if (!check(a, BR_INV_S4, out->status == m->status)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                "join answered status %s, the model has %s", br_queue_status_name(out->status),
+                br_queue_status_name(m->status));
+    }
+    if (m->status == BR_QS_WAITING) {
+        uint32_t p = m->place - 1;
+        bool ok;
+        if (p < ev->pre_end) {
+            ok = out->position >= 1 && out->position <= ev->pre_waiting; /* shuffled block */
+        } else {
+            ok = out->position == fen_before(ev, p) + 1;
+        }
+        if (!check(a, BR_INV_S4, ok)) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                    "join answered position %u; the model has %u waiting ahead", out->position,
+                    fen_before(ev, p));
+        }
+    }
+    check_queue_length(a, ev, out);
+}
+
+static void on_leave(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                     const struct br_effect *fx, uint32_t n)
+{
+    struct a_event *ev = event_of(a, c->u.queue_leave.event_id);
+    if (ev == NULL || c->user_id == 0 || c->user_id > a->users) {
+        return;
+    }
+    struct a_member *m = member(ev, c->user_id);
+    if (m->exists) {
+        maybe_open(ev, c->now_ms);
+    }
+    if (out->err != BR_OK) {
+        bool in = m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING ||
+                  m->status == BR_QS_ADMITTED;
+        if (!check(a, BR_INV_S4, !(out->err == BR_E_NOT_IN_QUEUE && in))) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                    "leave answered NOT_IN_QUEUE for a user the model has %s",
+                    br_queue_status_name(m->status));
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (fx[i].kind == BR_FX_PASS_EXPIRED) {
+            fx_pass_expired(a, ev, &fx[i], true);
+        }
+    }
+    if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING) {
+        unwait(ev, m);
+    } else if (!check(a, BR_INV_S4, m->status == BR_QS_EXPIRED || m->status == BR_QS_ADMITTED)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                "leave accepted for a user the model has %s", br_queue_status_name(m->status));
+    }
+    m->status = BR_QS_LEFT;
+    check_queue_length(a, ev, out);
+    judge_shuffle(a, ev);
+}
+
+static void record_wait(struct br_auditor *a, int64_t wait_ms)
+{
+    if (a->wait_count == a->wait_cap) {
+        uint64_t cap = a->wait_cap ? a->wait_cap * 2 : 4096;
+        uint32_t *w = realloc(a->waits, (size_t)cap * sizeof *w);
+        BR_ASSERT(w != NULL);
+        a->waits = w;
+        a->wait_cap = cap;
+    }
+    if (wait_ms < 0) {
+        wait_ms = 0; /* clock skew between the api and the admitter */
+    }
+    a->waits[a->wait_count++] = wait_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)wait_ms;
+}
+
+static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struct br_effect *fx)
+{
+    const struct br_cmd *c = a->cmd;
+    uint32_t n = (uint32_t)(fx->id & 0xffffffffu);
+    if (!check(a, BR_INV_S4, fx->event_id == ev->id && (fx->id >> 32) == ev->id &&
+                                 n == ev->pass_count + 1)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                "pass id %" PRIu64 " out of sequence (expected n = %u)", fx->id,
+                ev->pass_count + 1);
+    }
+    ev->passes = grow(ev->passes, &ev->pass_cap, ev->pass_count + 1, sizeof *ev->passes);
+    n = ++ev->pass_count;
+    struct a_pass *p = &ev->passes[n - 1];
+    p->user = (uint32_t)fx->user_id;
+    p->state = AP_LIVE;
+    p->deadline_ms = fx->deadline_ms;
+    ev->live_passes++;
+    a->funnel.admitted++;
+    if (!check(a, BR_INV_S4, fx->deadline_ms == c->now_ms + ev->spec.pass_ttl_ms)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                "pass deadline %" PRId64 " is not now + pass_ttl", fx->deadline_ms);
+    }
+    if (fx->user_id == 0 || fx->user_id > a->users) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id, "pass issued to unknown user");
+        return;
+    }
+    struct a_member *m = member(ev, fx->user_id);
+    if (!check(a, BR_INV_S4, ev->opened)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id, "pass issued before the opening");
+    }
+    if (!check(a, BR_INV_S4, m->status == BR_QS_WAITING && m->place != 0)) {
+        violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                "pass issued to a user who is not waiting (%s)", br_queue_status_name(m->status));
+    } else {
+        uint32_t place = m->place - 1;
+        uint64_t inversion;
+        if (place < ev->pre_end) {
+            inversion = 0; /* any pre-queue member may come first: the shuffle decides */
+            ev->pre_admitted++;
+            if (ev->pre_admitted > 1 && place > ev->pre_last_place) {
+                ev->pre_in_order++;
+            }
+            ev->pre_last_place = place;
+        } else {
+            inversion = fen_before(ev, place); /* includes pre-queue members still waiting */
+        }
+        if (inversion > a->worst_inversion) {
+            a->worst_inversion = inversion;
+        }
+        if (!check(a, BR_INV_S4, inversion == 0)) {
+            violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
+                    "pass issued out of queue order: %" PRIu64 " users who joined earlier still wait",
+                    inversion);
+        }
+        record_wait(a, c->now_ms - m->joined_ms);
+        unwait(ev, m);
+    }
+    m->status = BR_QS_ADMITTED;
+    m->pass_n = n;
+}
+
+static void on_admit(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                     const struct br_effect *fx, uint32_t n)
+{
+    struct a_event *ev = event_of(a, c->u.admit.event_id);
+    if (ev == NULL || out->err != BR_OK) {
+        return;
+    }
+    maybe_open(ev, c->now_ms);
+    uint32_t issued = 0;
+    bool issuing = false;
+    uint32_t room_after_expiry = 0, waiting_after_expiry = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fx[i].kind == BR_FX_PASS_EXPIRED) {
+            if (!check(a, BR_INV_S4, !issuing)) {
+                violate(a, BR_INV_S4, ev->id, fx[i].user_id, 0, 0, fx[i].id,
+                        "admit expired a pass after issuing new ones");
+            }
+            fx_pass_expired(a, ev, &fx[i], false);
+        } else if (fx[i].kind == BR_FX_PASS_ISSUED) {
+            if (!issuing) {
+                issuing = true;
+                room_after_expiry = ev->spec.max_active - ev->live_passes;
+                waiting_after_expiry = ev->waiting;
+            }
+            fx_pass_issued(a, ev, &fx[i]);
+            issued++;
+        } else {
+            violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0, "admit emitted a %s effect",
+                    br_effect_name(fx[i].kind));
+        }
+    }
+    if (!issuing) {
+        room_after_expiry = ev->spec.max_active - ev->live_passes;
+        waiting_after_expiry = ev->waiting;
+    }
+    if (!check(a, BR_INV_S4, ev->live_passes <= ev->spec.max_active && issued == out->count)) {
+        violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
+                "admit: %u live passes (max_active %u), %u issued, count %u", ev->live_passes,
+                ev->spec.max_active, issued, out->count);
+    }
+    /* The admitter admits min(max_active - active, admit_per_tick) when that
+     * many wait (once the sale is open). */
+    uint32_t want = room_after_expiry < ev->spec.admit_per_tick ? room_after_expiry
+                                                                 : ev->spec.admit_per_tick;
+    if (want > waiting_after_expiry) {
+        want = waiting_after_expiry;
+    }
+    if (!ev->opened) {
+        want = 0;
+    }
+    if (!check(a, BR_INV_S4, issued == want)) {
+        violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
+                "admit issued %u passes; min(room %u, per tick %u, waiting %u) is %u", issued,
+                room_after_expiry, ev->spec.admit_per_tick, waiting_after_expiry, want);
+    }
+    check_queue_length(a, ev, out);
+    judge_shuffle(a, ev);
+}
+
+/* ---- holds ---- */
+
+static void hold_release(struct br_auditor *a, struct a_event *ev, struct a_hold *h)
+{
+    ev->held[h->zone - 1] -= h->qty;
+    struct a_member *m = member(ev, h->user);
+    m->tickets -= h->qty;
+    ev->live_holds--;
+    touch(a, ev, h->zone);
+}
+
+/* booking_expired: the hold must be held and due; its seats come back once. */
+static void fx_booking_expired(struct br_auditor *a, const struct br_effect *fx)
+{
+    struct a_event *ev = NULL;
+    uint32_t n = id_n(a, fx->id, count_holds, &ev);
+    if (!check(a, BR_INV_S7, n != 0)) {
+        violate(a, BR_INV_S7, fx->event_id, fx->user_id, fx->id, 0, 0,
+                "booking_expired names an unknown hold");
+        return;
+    }
+    struct a_hold *h = &ev->holds[n - 1];
+    if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED && fx->user_id == h->user)) {
+        violate(a, BR_INV_S2, ev->id, fx->user_id, fx->id, 0, 0,
+                "booking_expired for a hold that is %s (owner %u)", br_hold_state_name(h->state),
+                h->user);
+        return;
+    }
+    if (!check(a, BR_INV_S7, h->state == BR_HOLD_HELD)) {
+        violate(a, BR_INV_S7, ev->id, h->user, fx->id, 0, 0,
+                "booking_expired for a hold already %s: its seats would come back twice",
+                br_hold_state_name(h->state));
+        return;
+    }
+    if (!check(a, BR_INV_S7, a->cmd->now_ms >= h->deadline_ms)) {
+        violate(a, BR_INV_S7, ev->id, h->user, fx->id, 0, 0,
+                "hold expired at %" PRId64 ", before its deadline %" PRId64, a->cmd->now_ms,
+                h->deadline_ms);
+    }
+    hold_release(a, ev, h);
+    h->state = BR_HOLD_EXPIRED;
+    a->funnel.expired++;
+}
+
+static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out)
+{
+    uint64_t event_id = c->u.reserve.event_id;
+    uint32_t zone = c->u.reserve.zone_id;
+    uint32_t qty = c->u.reserve.quantity;
+    uint64_t pass_id = c->u.reserve.pass_id;
+    uint64_t key = c->u.reserve.idem_key;
+    struct a_event *ev = event_of(a, event_id);
+    bool valid = ev != NULL && zone >= 1 && zone <= ev->spec.zone_count && c->user_id != 0 &&
+                 c->user_id <= a->users && qty >= 1 && qty <= BR_HOLD_QUANTITY_MAX;
+    if (!valid) {
+        if (!check(a, BR_INV_S1, out->err != BR_OK)) {
+            violate(a, BR_INV_S1, event_id, c->user_id, out->id, 0, pass_id,
+                    "reserve accepted for an unknown event, zone or user, or quantity %u", qty);
+        }
+        return;
+    }
+    /* S9: a key seen before gets the stored answer, or a conflict. */
+    if (key != 0) {
+        struct idem_rec *r = idem_find(a, c->user_id, key);
+        if (r != NULL) {
+            bool same = r->event_id == event_id && r->zone_id == zone && r->quantity == qty &&
+                        r->pass_id == pass_id;
+            if (!same) {
+                if (!check(a, BR_INV_S9, out->err == BR_E_IDEMPOTENCY_CONFLICT)) {
+                    violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
+                            "key %" PRIu64 " reused for another request answered %s, not "
+                            "IDEMPOTENCY_CONFLICT",
+                            key, br_err_name(out->err));
+                }
+            } else if (!check(a, BR_INV_S9, out->err == r->err &&
+                                                (r->hold_id == 0 || out->id == r->hold_id))) {
+                violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
+                        "key %" PRIu64 " answered %s hold %" PRIu64 "; first answer was %s hold %" PRIu64,
+                        key, br_err_name(out->err), out->id, br_err_name(r->err), r->hold_id);
+            }
+            if (out->err == BR_OK && r->hold_id != 0 && out->id == r->hold_id) {
+                struct a_event *hev = NULL;
+                uint32_t hn = id_n(a, out->id, count_holds, &hev);
+                if (!check(a, BR_INV_S2, hn != 0 && hev->holds[hn - 1].user == c->user_id)) {
+                    violate(a, BR_INV_S2, event_id, c->user_id, out->id, 0, pass_id,
+                            "an idempotent replay returned a hold of another owner");
+                }
+            }
+            return; /* a replay changes nothing */
+        }
+    }
+    struct a_member *m = member(ev, c->user_id);
+    if (c->now_ms >= ev->spec.sale_opens_at_ms) {
+        m->exists = 1; /* the backend records the member from here on */
+    }
+    uint32_t zi = zone - 1;
+    int64_t avail = (int64_t)ev->spec.zones[zi].capacity - ev->held[zi] - ev->sold[zi];
+    /* The pass, as the model sees it. */
+    bool pass_ok = false;
+    uint32_t pn = 0;
+    struct a_pass *p = NULL;
+    if (pass_id != 0 && (pass_id >> 32) == ev->id) {
+        pn = (uint32_t)(pass_id & 0xffffffffu);
+        if (pn >= 1 && pn <= ev->pass_count) {
+            p = &ev->passes[pn - 1];
+            pass_ok = p->user == c->user_id && p->state == AP_LIVE && c->now_ms < p->deadline_ms;
+        }
+    }
+    if (out->err == BR_OK) {
+        if (!check(a, BR_INV_S4, c->now_ms >= ev->spec.sale_opens_at_ms)) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
+                    "seats held before the sale opened");
+        }
+        if (ev->spec.requires_pass) {
+            if (!check(a, BR_INV_S4, pass_ok)) {
+                violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
+                        "user %" PRIu64 " holds seats without a live pass of their own (pass %" PRIu64
+                        ": %s)",
+                        c->user_id, pass_id,
+                        pass_id == 0 ? "none"
+                        : p == NULL  ? "unknown"
+                        : p->user != c->user_id ? "another user's"
+                        : p->state == AP_USED   ? "already used"
+                                                : "expired");
+            }
+            if (p != NULL && p->state == AP_LIVE) {
+                p->state = AP_USED;
+                ev->live_passes--;
+                struct a_member *pm = member(ev, p->user);
+                if (pm->pass_n == pn && pm->status == BR_QS_ADMITTED) {
+                    pm->status = BR_QS_USED;
+                }
+            }
+        }
+        if (!check(a, BR_INV_S1, qty <= avail)) {
+            violate(a, BR_INV_S1, ev->id, c->user_id, out->id, 0, pass_id,
+                    "oversell: hold of %u seats in zone %u with %" PRId64 " available (capacity %u, held "
+                    "%u, sold %u)",
+                    qty, zone, avail, ev->spec.zones[zi].capacity, ev->held[zi], ev->sold[zi]);
+        }
+        if (!check(a, BR_INV_S3, m->tickets + qty <= ev->spec.per_user_limit)) {
+            violate(a, BR_INV_S3, ev->id, c->user_id, out->id, 0, pass_id,
+                    "user %" PRIu64 " now has %u tickets of event %" PRIu64 " (limit %u)",
+                    c->user_id, m->tickets + qty, ev->id, ev->spec.per_user_limit);
+        }
+        uint32_t n = (uint32_t)(out->id & 0xffffffffu);
+        if (!check(a, BR_INV_S2, (out->id >> 32) == ev->id && n == ev->hold_count + 1)) {
+            violate(a, BR_INV_S2, ev->id, c->user_id, out->id, 0, pass_id,
+                    "new hold id %" PRIu64 " out of sequence (expected n = %u)", out->id,
+                    ev->hold_count + 1);
+        }
+        ev->holds = grow(ev->holds, &ev->hold_cap, ev->hold_count + 1, sizeof *ev->holds);
+        n = ++ev->hold_count;
+        struct a_hold *h = &ev->holds[n - 1];
+        h->user = (uint32_t)c->user_id;
+        h->zone = (uint8_t)zone;
+        h->qty = (uint8_t)qty;
+        h->state = BR_HOLD_HELD;
+        h->deadline_ms = out->deadline_ms;
+        h->amount_minor = ev->spec.zones[zi].price_minor * (int64_t)qty;
+        h->pass_n = pn;
+        if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
+            violate(a, BR_INV_S8, ev->id, c->user_id, out->id, 0, 0,
+                    "hold amount %" PRId64 " is not price x quantity = %" PRId64, out->amount_minor,
+                    h->amount_minor);
+        }
+        if (!check(a, BR_INV_S7, out->deadline_ms == c->now_ms + ev->spec.hold_ttl_ms)) {
+            violate(a, BR_INV_S7, ev->id, c->user_id, out->id, 0, 0,
+                    "hold deadline %" PRId64 " is not now + hold_ttl", out->deadline_ms);
+        }
+        ev->held[zi] += qty;
+        m->tickets += qty;
+        ev->live_holds++;
+        heap_push(ev, h->deadline_ms, n);
+        touch(a, ev, zone);
+        a->funnel.held++;
+    } else if (out->err == BR_E_SOLD_OUT) {
+        if (!check(a, BR_INV_S1, avail < qty)) {
+            violate(a, BR_INV_S1, ev->id, c->user_id, 0, 0, pass_id,
+                    "SOLD_OUT for %u seats in zone %u while the model has %" PRId64 " available", qty, zone,
+                    avail);
+        }
+    } else if (out->err == BR_E_LIMIT_EXCEEDED) {
+        if (!check(a, BR_INV_S3, m->tickets + qty > ev->spec.per_user_limit)) {
+            violate(a, BR_INV_S3, ev->id, c->user_id, 0, 0, pass_id,
+                    "LIMIT_EXCEEDED for %u more seats while the user has %u (limit %u)", qty,
+                    m->tickets, ev->spec.per_user_limit);
+        }
+    } else if (out->err == BR_E_PASS_INVALID || out->err == BR_E_PASS_EXPIRED ||
+               out->err == BR_E_PASS_REQUIRED) {
+        if (!check(a, BR_INV_S4, !(pass_ok && ev->spec.requires_pass))) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, pass_id,
+                    "%s for a pass the model has live and the user's", br_err_name(out->err));
+        }
+    }
+    if (key != 0 && out->err != BR_E_FULL && out->err != BR_E_INVALID &&
+        out->err != BR_E_NOT_FOUND && out->err != BR_E_UNAUTHORIZED &&
+        out->err != BR_E_IDEMPOTENCY_CONFLICT) {
+        struct idem_rec r = {c->user_id, key,  event_id, pass_id,
+                             out->err == BR_OK ? out->id : 0, zone, qty, out->err};
+        idem_add(a, &r);
+    }
+}
+
+static struct a_hold *hold_of(struct br_auditor *a, uint64_t hold_id, struct a_event **evp)
+{
+    uint32_t n = id_n(a, hold_id, count_holds, evp);
+    return n ? &(*evp)->holds[n - 1] : NULL;
+}
+
+static void on_cancel(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                      const struct br_effect *fx, uint32_t n)
+{
+    (void)fx;
+    (void)n;
+    if (out->err != BR_OK) {
+        return;
+    }
+    struct a_event *ev = NULL;
+    struct a_hold *h = hold_of(a, c->u.cancel.hold_id, &ev);
+    if (!check(a, BR_INV_S2, h != NULL && h->user == c->user_id && h->state != BR_HOLD_CONFIRMED)) {
+        violate(a, BR_INV_S2, ev ? ev->id : 0, c->user_id, c->u.cancel.hold_id, 0, 0,
+                "cancel accepted for a hold that is unknown, another user's or confirmed");
+        return;
+    }
+    if (!check(a, BR_INV_S7, h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms)) {
+        violate(a, BR_INV_S7, ev->id, c->user_id, c->u.cancel.hold_id, 0, 0,
+                "cancel accepted for a hold that is %s or past its deadline: seats return twice",
+                br_hold_state_name(h->state));
+        return;
+    }
+    hold_release(a, ev, h);
+    h->state = BR_HOLD_CANCELLED;
+    a->funnel.cancelled++;
+}
+
+static void on_sweep(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                     const struct br_effect *fx, uint32_t n)
+{
+    struct a_event *ev = event_of(a, c->u.sweep.event_id);
+    if (ev == NULL || out->err != BR_OK) {
+        return;
+    }
+    a->step_swept = true;
+    int64_t last_deadline = INT64_MIN;
+    uint64_t last_id = 0;
+    uint32_t expired = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!check(a, BR_INV_S7, fx[i].kind == BR_FX_BOOKING_EXPIRED && fx[i].event_id == ev->id)) {
+            violate(a, BR_INV_S7, ev->id, fx[i].user_id, fx[i].id, 0, 0,
+                    "sweep emitted %s for event %" PRIu64, br_effect_name(fx[i].kind),
+                    fx[i].event_id);
+            continue;
+        }
+        struct a_event *hev = NULL;
+        struct a_hold *h = hold_of(a, fx[i].id, &hev);
+        if (h != NULL) {
+            bool in_order = h->deadline_ms > last_deadline ||
+                            (h->deadline_ms == last_deadline && fx[i].id > last_id);
+            if (!check(a, BR_INV_S7, in_order)) {
+                violate(a, BR_INV_S7, ev->id, h->user, fx[i].id, 0, 0,
+                        "sweep out of deadline order");
+            }
+            last_deadline = h->deadline_ms;
+            last_id = fx[i].id;
+        }
+        fx_booking_expired(a, &fx[i]);
+        expired++;
+    }
+    if (!check(a, BR_INV_S7, expired == out->count && out->count <= c->u.sweep.max)) {
+        violate(a, BR_INV_S7, ev->id, 0, 0, 0, 0, "sweep count %u but %u holds expired",
+                out->count, expired);
+    }
+    if (out->count < c->u.sweep.max) {
+        const struct hnode *t = heap_live_top(ev);
+        if (!check(a, BR_INV_L1, t == NULL || t->deadline_ms > c->now_ms)) {
+            violate(a, BR_INV_L1, ev->id, ev->holds[t->n - 1].user, mkid(ev, t->n), 0, 0,
+                    "a sweep at %" PRId64 " (count %u < max %u) left hold %" PRIu64
+                    " past its deadline %" PRId64,
+                    c->now_ms, out->count, c->u.sweep.max, mkid(ev, t->n), t->deadline_ms);
+        }
+    }
+}
+
+/* ---- payments ---- */
+
+static struct a_pay *pay_of(struct br_auditor *a, uint64_t payment_id, struct a_event **evp)
+{
+    uint32_t n = id_n(a, payment_id, count_pays, evp);
+    return n ? &(*evp)->pays[n - 1] : NULL;
+}
+
+static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
+                              const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+{
+    if (out->err != BR_OK) {
+        return;
+    }
+    struct a_event *ev = NULL;
+    struct a_hold *h = hold_of(a, c->u.payment_create.hold_id, &ev);
+    if (!check(a, BR_INV_S6, h != NULL && h->user == c->user_id && out->ref == c->u.payment_create.hold_id)) {
+        violate(a, BR_INV_S6, ev ? ev->id : 0, c->user_id, c->u.payment_create.hold_id, out->id, 0,
+                "payment opened for a hold that is unknown or another user's");
+        return;
+    }
+    if (!check(a, BR_INV_S6, h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms)) {
+        violate(a, BR_INV_S6, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
+                "payment opened for a hold that is %s or past its deadline",
+                br_hold_state_name(h->state));
+    }
+    uint32_t hn = (uint32_t)(c->u.payment_create.hold_id & 0xffffffffu);
+    uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
+    if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
+        ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
+        pn = ++ev->pay_count;
+        struct a_pay *p = &ev->pays[pn - 1];
+        p->hold_n = hn;
+        p->state = AY_PENDING;
+        p->amount_minor = out->amount_minor;
+    } else {
+        struct a_event *pev = NULL;
+        struct a_pay *p = pay_of(a, out->id, &pev);
+        /* The same open payment again: it must be this hold's and pending. */
+        if (!check(a, BR_INV_S5, p != NULL && pev == ev && p->hold_n == hn && p->state == AY_PENDING)) {
+            violate(a, BR_INV_S5, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
+                    "payment_create returned payment %" PRIu64
+                    " that is neither new nor this hold's open payment",
+                    out->id);
+            return;
+        }
+    }
+    if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
+        violate(a, BR_INV_S8, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
+                "payment amount %" PRId64 " differs from the hold's %" PRId64, out->amount_minor,
+                h->amount_minor);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!check(a, BR_INV_S8, fx[i].kind == BR_FX_PROVIDER_CHARGE && fx[i].id == out->id &&
+                                     fx[i].amount_minor == h->amount_minor)) {
+            violate(a, BR_INV_S8, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
+                    "payment_create emitted %s for %" PRIu64 " amount %" PRId64,
+                    br_effect_name(fx[i].kind), fx[i].id, fx[i].amount_minor);
+        }
+    }
+}
+
+static void s8_balance(struct br_auditor *a, uint64_t event_id, uint64_t payment_id)
+{
+    if (!check(a, BR_INV_S8, a->charged == a->confirmed_value + a->refund_owed)) {
+        violate(a, BR_INV_S8, event_id, 0, 0, payment_id, 0,
+                "charges %" PRId64 " != confirmed %" PRId64 " + refunds owed %" PRId64, a->charged,
+                a->confirmed_value, a->refund_owed);
+    }
+}
+
+static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+{
+    uint64_t peid = c->u.payment_event.provider_event_id;
+    uint64_t pid = c->u.payment_event.payment_id;
+    struct a_event *ev = NULL;
+    struct a_pay *p = pay_of(a, pid, &ev);
+    if (out->err == BR_E_DUPLICATE) {
+        if (!check(a, BR_INV_S5, pev_has(a, peid))) {
+            violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
+                    "provider event %" PRIu64 " refused as a duplicate but it never took effect",
+                    peid);
+        }
+        return;
+    }
+    if (out->err != BR_OK) {
+        return;
+    }
+    if (!check(a, BR_INV_S5, !pev_has(a, peid))) {
+        violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
+                "provider event %" PRIu64 " took effect a second time", peid);
+    } else {
+        pev_add(a, peid);
+    }
+    if (!check(a, BR_INV_S6, p != NULL)) {
+        violate(a, BR_INV_S6, 0, 0, 0, pid, 0, "payment_event accepted for an unknown payment");
+        return;
+    }
+    struct a_hold *h = &ev->holds[p->hold_n - 1];
+    uint64_t hid = mkid(ev, p->hold_n);
+    if (!c->u.payment_event.succeeded) {
+        if (p->state == AY_PENDING) {
+            p->state = AY_FAILED;
+            a->funnel.declined++;
+        }
+        if (!check(a, BR_INV_S6, n == 0)) {
+            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                    "a failed payment event emitted %s", br_effect_name(fx[0].kind));
+        }
+        return;
+    }
+    bool applies = p->state == AY_PENDING || p->state == AY_FAILED;
+    if (!applies) {
+        /* One charge counts once: a second success of the same payment changes nothing. */
+        if (!check(a, BR_INV_S5, n == 0)) {
+            violate(a, BR_INV_S5, ev->id, h->user, hid, pid, 0,
+                    "a second success of payment %" PRIu64 " emitted %s: the charge counted twice",
+                    pid, br_effect_name(fx[0].kind));
+        }
+        return;
+    }
+    bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
+    p->succeeded = 1;
+    a->charged += p->amount_minor;
+    bool confirmed = false, refunding = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct br_effect *f = &fx[i];
+        if (f->kind == BR_FX_BOOKING_EXPIRED) {
+            if (!check(a, BR_INV_S6, f->id == hid && !live)) {
+                violate(a, BR_INV_S6, ev->id, h->user, f->id, pid, 0,
+                        "a payment success expired hold %" PRIu64, f->id);
+            }
+            fx_booking_expired(a, f);
+        } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
+            if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
+                violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
+                        "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64
+                        ", first by %" PRIu64 ")",
+                        hid, pid, mkid(ev, h->confirmed_by));
+                continue;
+            }
+            if (!check(a, BR_INV_S6, live && f->id == hid && f->ref == pid && !confirmed)) {
+                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                        "payment %" PRIu64 " confirmed hold %" PRIu64
+                        " which is %s with deadline %" PRId64 " at now %" PRId64
+                        " (a late payment must be refunded)",
+                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
+            }
+            if (h->state == BR_HOLD_HELD) {
+                /* Seats move from held to sold; bought tickets still count
+                 * for the per-user limit, so the member's tickets stay. */
+                ev->held[h->zone - 1] -= h->qty;
+                ev->live_holds--;
+            } else {
+                /* Confirming a dead hold (already a violation): its seats
+                 * and tickets are taken again, and S1/S3 judge that. */
+                member(ev, h->user)->tickets += h->qty;
+            }
+            ev->sold[h->zone - 1] += h->qty;
+            touch(a, ev, h->zone);
+            h->state = BR_HOLD_CONFIRMED;
+            h->confirmed_by = (uint32_t)(pid & 0xffffffffu);
+            p->state = AY_CONFIRMED;
+            a->confirmed_value += h->amount_minor;
+            a->funnel.confirmed++;
+            confirmed = true;
+            if (!check(a, BR_INV_S1, ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
+                                         ev->spec.zones[h->zone - 1].capacity)) {
+                violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
+                        "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
+                        h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
+                        ev->spec.zones[h->zone - 1].capacity);
+            }
+        } else if (f->kind == BR_FX_PROVIDER_REFUND) {
+            if (!check(a, BR_INV_S6, f->id == pid && !live && !refunding &&
+                                         f->amount_minor == p->amount_minor)) {
+                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                        "payment %" PRIu64 " refunded although its hold %" PRIu64
+                        " was live (%s, deadline %" PRId64 ", now %" PRId64 ")",
+                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
+            }
+            if (!refunding) {
+                p->state = AY_REFUND_PENDING;
+                a->refund_owed += p->amount_minor;
+                refunding = true;
+            }
+        } else {
+            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "payment success emitted %s",
+                    br_effect_name(f->kind));
+        }
+    }
+    if (!check(a, BR_INV_S6, confirmed != refunding)) {
+        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                "a successful payment was %s", confirmed ? "confirmed and refunded"
+                                                         : "neither confirmed nor refunded");
+    }
+    s8_balance(a, ev->id, pid);
+}
+
+static void on_refund_result(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out)
+{
+    struct a_event *ev = NULL;
+    struct a_pay *p = pay_of(a, c->u.refund_result.payment_id, &ev);
+    if (out->err == BR_E_DUPLICATE) {
+        if (!check(a, BR_INV_S6, p == NULL || p->state != AY_REFUND_PENDING)) {
+            violate(a, BR_INV_S6, ev->id, 0, 0, c->u.refund_result.payment_id, 0,
+                    "refund_result refused for a payment that owes a refund");
+        }
+        return;
+    }
+    if (out->err != BR_OK) {
+        return;
+    }
+    if (!check(a, BR_INV_S6, p != NULL && p->state == AY_REFUND_PENDING)) {
+        violate(a, BR_INV_S6, ev ? ev->id : 0, 0, 0, c->u.refund_result.payment_id, 0,
+                "refund_result accepted for a payment that owes no refund");
+        return;
+    }
+    if (!c->u.refund_result.ok) {
+        return;
+    }
+    p->state = AY_REFUNDED;
+    a->refunded_done += p->amount_minor;
+    a->funnel.refunded++;
+    struct a_hold *h = &ev->holds[p->hold_n - 1];
+    if (h->state == BR_HOLD_EXPIRED || h->state == BR_HOLD_CANCELLED) {
+        h->state = BR_HOLD_REFUNDED;
+    }
+    if (!check(a, BR_INV_S8, a->refunded_done <= a->refund_owed)) {
+        violate(a, BR_INV_S8, ev->id, h->user, mkid(ev, p->hold_n), c->u.refund_result.payment_id,
+                0, "refunds done %" PRId64 " exceed refunds owed %" PRId64, a->refunded_done,
+                a->refund_owed);
+    }
+}
+
+static void on_saga_step(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                         const struct br_effect *fx, uint32_t n)
+{
+    (void)c;
+    if (out->err != BR_OK) {
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct a_event *ev = NULL;
+        struct a_pay *p = pay_of(a, fx[i].id, &ev);
+        if (!check(a, BR_INV_S6, fx[i].kind == BR_FX_PROVIDER_REFUND && p != NULL &&
+                                     p->state == AY_REFUND_PENDING &&
+                                     fx[i].amount_minor == p->amount_minor)) {
+            violate(a, BR_INV_S6, ev ? ev->id : 0, fx[i].user_id, fx[i].ref, fx[i].id, 0,
+                    "saga_step re-emitted %s for payment %" PRIu64 " which owes no refund",
+                    br_effect_name(fx[i].kind), fx[i].id);
+        }
+    }
+    if (!check(a, BR_INV_S6, out->count == n)) {
+        violate(a, BR_INV_S6, 0, 0, 0, 0, 0, "saga_step count %u but %u effects", out->count, n);
+    }
+}
+
+static void on_event_create(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out)
+{
+    if (out->err != BR_OK) {
+        return;
+    }
+    if (!check(a, BR_INV_S1, out->id == (uint64_t)a->event_count + 1)) {
+        violate(a, BR_INV_S1, out->id, 0, 0, 0, 0, "event id %" PRIu64 " out of sequence", out->id);
+    }
+    a->events = grow(a->events, &a->event_cap, a->event_count + 1, sizeof *a->events);
+    struct a_event *ev = &a->events[a->event_count++];
+    memset(ev, 0, sizeof *ev);
+    ev->id = a->event_count;
+    ev->spec = c->u.event_create;
+    if (ev->spec.queue_capacity == 0) {
+        ev->spec.queue_capacity = a->cfg.queue_capacity_default;
+    }
+    ev->place_cap = ev->spec.queue_capacity;
+    ev->place_user = calloc(ev->place_cap ? ev->place_cap : 1, sizeof *ev->place_user);
+    ev->fen = calloc(ev->place_cap ? ev->place_cap : 1, sizeof *ev->fen);
+    BR_ASSERT(ev->place_user != NULL && ev->fen != NULL);
+}
+
+/* ---- after every step ---- */
+
+static void zone_cross_check(struct br_auditor *a)
+{
+    for (uint32_t i = 0; i < a->touched_count; i++) {
+        struct a_event *ev = a->touched[i];
+        for (uint32_t z = 1; z <= ev->spec.zone_count; z++) {
+            if (!(ev->touched & (1u << (z - 1)))) {
+                continue;
+            }
+            uint32_t held = ev->held[z - 1], sold = ev->sold[z - 1];
+            if (!check(a, BR_INV_S1, (uint64_t)held + sold <= ev->spec.zones[z - 1].capacity)) {
+                violate(a, BR_INV_S1, ev->id, 0, 0, 0, 0,
+                        "zone %u: held %u + sold %u > capacity %u", z, held, sold,
+                        ev->spec.zones[z - 1].capacity);
+            }
+            uint32_t bh = 0, bs = 0;
+            if (a->backend != NULL && a->backend->ops->zone_counts != NULL &&
+                a->backend->ops->zone_counts(a->backend, ev->id, z, &bh, &bs) == BR_OK) {
+                int inv = a->step_swept && bh < held ? BR_INV_S7 : BR_INV_S1;
+                if (!check(a, inv, bh == held && bs == sold)) {
+                    violate(a, inv, ev->id, 0, 0, 0, 0,
+                            "zone %u: the backend has held %u sold %u, the model held %u sold %u%s",
+                            z, bh, bs, held, sold,
+                            inv == BR_INV_S7 ? " (expired seats returned more than once)" : "");
+                }
+            }
+        }
+        ev->touched = 0;
+    }
+    a->touched_count = 0;
+    if (a->touched_overflow) {
+        /* Too many events touched to list: check them all. */
+        a->touched_overflow = false;
+    }
+}
+
+void br_auditor_observe(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                        const struct br_effect *fx, uint32_t n)
+{
+    a->step++;
+    a->cmd = c;
+    a->step_swept = false;
+    switch (c->type) {
+    case BR_CMD_EVENT_CREATE:
+        on_event_create(a, c, out);
+        break;
+    case BR_CMD_USER_REGISTER:
+        if (out->err == BR_OK) {
+            if (!check(a, BR_INV_S2, out->id == a->users + 1)) {
+                violate(a, BR_INV_S2, 0, out->id, 0, 0, 0, "user id %" PRIu64 " out of sequence",
+                        out->id);
+            }
+            a->users++;
+        }
+        break;
+    case BR_CMD_USER_ROLE_SET:
+        break;
+    case BR_CMD_QUEUE_JOIN:
+        on_join(a, c, out, fx, n);
+        break;
+    case BR_CMD_QUEUE_LEAVE:
+        on_leave(a, c, out, fx, n);
+        break;
+    case BR_CMD_ADMIT:
+        on_admit(a, c, out, fx, n);
+        break;
+    case BR_CMD_RESERVE:
+        on_reserve(a, c, out);
+        break;
+    case BR_CMD_CANCEL:
+        on_cancel(a, c, out, fx, n);
+        break;
+    case BR_CMD_SWEEP:
+        on_sweep(a, c, out, fx, n);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        on_payment_create(a, c, out, fx, n);
+        break;
+    case BR_CMD_PAYMENT_EVENT:
+        on_payment_event(a, c, out, fx, n);
+        break;
+    case BR_CMD_REFUND_RESULT:
+        on_refund_result(a, c, out);
+        break;
+    case BR_CMD_SAGA_STEP:
+        on_saga_step(a, c, out, fx, n);
+        break;
+    default:
+        break;
+    }
+    zone_cross_check(a);
+    a->cmd = NULL;
+}
+
+/* ---- the end ---- */
+
+void br_auditor_liveness(const struct br_auditor *a, int64_t now_ms, struct br_audit_liveness *l)
+{
+    memset(l, 0, sizeof *l);
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        const struct a_event *ev = &a->events[i];
+        l->waiting += ev->waiting;
+        for (uint32_t n = 0; n < ev->hold_count; n++) {
+            const struct a_hold *h = &ev->holds[n];
+            if (h->state == BR_HOLD_HELD) {
+                if (now_ms >= h->deadline_ms) {
+                    l->overdue_holds++;
+                } else {
+                    l->live_holds++;
+                }
+            }
+        }
+        for (uint32_t n = 0; n < ev->pay_count; n++) {
+            uint8_t s = ev->pays[n].state;
+            l->pending_payments += s == AY_PENDING;
+            l->refunds_owed += s == AY_REFUND_PENDING;
+        }
+    }
+    l->converged = l->waiting == 0 && l->overdue_holds == 0 && l->live_holds == 0 &&
+                   l->pending_payments == 0 && l->refunds_owed == 0;
+}
+
+void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liveness *l)
+{
+    br_auditor_liveness(a, now_ms, l);
+    a->step++; /* the end is a step of its own in reports */
+    if (!check(a, BR_INV_L1, l->waiting == 0)) {
+        violate(a, BR_INV_L1, 0, 0, 0, 0, 0, "%" PRIu64 " users still wait in a queue at the end",
+                l->waiting);
+    }
+    if (!check(a, BR_INV_L1, l->overdue_holds == 0)) {
+        violate(a, BR_INV_L1, 0, 0, 0, 0, 0, "%" PRIu64 " holds outlived their deadline at the end",
+                l->overdue_holds);
+    }
+    if (!check(a, BR_INV_L1, l->pending_payments == 0)) {
+        violate(a, BR_INV_L1, 0, 0, 0, 0, 0, "%" PRIu64 " payments never reached a final state",
+                l->pending_payments);
+    }
+    if (!check(a, BR_INV_L1, l->refunds_owed == 0)) {
+        violate(a, BR_INV_L1, 0, 0, 0, 0, 0, "%" PRIu64 " refunds still owed at the end",
+                l->refunds_owed);
+    }
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        const struct a_event *ev = &a->events[i];
+        for (uint32_t n = 0; n < ev->pay_count; n++) {
+            const struct a_pay *p = &ev->pays[n];
+            if (p->succeeded &&
+                !check(a, BR_INV_S6, p->state == AY_CONFIRMED || p->state == AY_REFUNDED)) {
+                violate(a, BR_INV_S6, ev->id, ev->holds[p->hold_n - 1].user, mkid(ev, p->hold_n),
+                        mkid(ev, n + 1), 0, "a successful payment ended %s, not confirmed or refunded",
+                        p->state == AY_REFUND_PENDING ? "refund_pending" : "unresolved");
+            }
+        }
+        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+            check(a, BR_INV_S1, true);
+        }
+    }
+    if (!check(a, BR_INV_S8, a->charged - a->refunded_done == a->confirmed_value ||
+                                 l->refunds_owed > 0)) {
+        violate(a, BR_INV_S8, 0, 0, 0, 0, 0,
+                "at the end charges %" PRId64 " - refunds %" PRId64 " != confirmed value %" PRId64,
+                a->charged, a->refunded_done, a->confirmed_value);
+    }
+}
+
+uint64_t br_auditor_violations(const struct br_auditor *a)
+{
+    uint64_t s = 0;
+    for (int i = 0; i < BR_INV_COUNT; i++) {
+        s += a->violations[i];
+    }
+    return s;
+}
+
+const struct br_violation *br_auditor_first(const struct br_auditor *a)
+{
+    return a->has_first ? &a->first : NULL;
+}
+
+uint64_t br_auditor_checks(const struct br_auditor *a, int inv)
+{
+    return a->checks[inv];
+}
+
+uint64_t br_auditor_violations_of(const struct br_auditor *a, int inv)
+{
+    return a->violations[inv];
+}
+
+uint64_t br_auditor_steps(const struct br_auditor *a)
+{
+    return a->step;
+}
+
+const struct br_audit_funnel *br_auditor_funnel(const struct br_auditor *a)
+{
+    return &a->funnel;
+}
+
+uint64_t br_auditor_worst_inversion(const struct br_auditor *a)
+{
+    return a->worst_inversion;
+}
+
+uint64_t br_auditor_waits(const struct br_auditor *a)
+{
+    return a->wait_count;
+}
+
+/* Quickselect with a three-way partition around a middle pivot: O(n)
+ * expected; bounded because [lo, hi) shrinks by at least one element (the
+ * pivot's block) each round. */
+static uint32_t select_kth(uint32_t *v, uint64_t n, uint64_t k)
+{
+    uint64_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        uint32_t pivot = v[lo + (hi - lo) / 2];
+        uint64_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            if (v[i] < pivot) {
+                uint32_t t = v[i];
+                v[i++] = v[lt];
+                v[lt++] = t;
+            } else if (v[i] > pivot) {
+                uint32_t t = v[i];
+                v[i] = v[--gt];
+                v[gt] = t;
+            } else {
+                i++;
+            }
+        }
+        if (k < lt) {
+            hi = lt;
+        } else if (k >= gt) {
+            lo = gt;
+        } else {
+            return pivot;
+        }
+    }
+    return v[lo];
+}
+
+int64_t br_auditor_wait_quantile(struct br_auditor *a, double p)
+{
+    if (a->wait_count == 0) {
+        return 0;
+    }
+    double pos = p * (double)(a->wait_count - 1);
+    uint64_t k = pos <= 0 ? 0 : (uint64_t)(pos + 0.5);
+    if (k >= a->wait_count) {
+        k = a->wait_count - 1;
+    }
+    return select_kth(a->waits, a->wait_count, k);
+}
+
+void br_auditor_money(const struct br_auditor *a, int64_t *charged, int64_t *confirmed,
+                      int64_t *refund_owed, int64_t *refunded)
+{
+    *charged = a->charged;
+    *confirmed = a->confirmed_value;
+    *refund_owed = a->refund_owed;
+    *refunded = a->refunded_done;
+}
+
+void br_auditor_report(struct br_auditor *a, int inv, const char *msg)
+{
+    violate(a, inv, 0, 0, 0, 0, 0, "%s", msg);
+}
+
+void br_auditor_count_check(struct br_auditor *a, int inv)
+{
+    a->checks[inv]++;
+}

@@ -1,0 +1,225 @@
+/*
+ * report.c -- text and JSON reports of a simulation or a replay.
+ */
+#define _XOPEN_SOURCE 700
+#include "sim/report.h"
+
+#include <inttypes.h>
+#include <sys/resource.h>
+
+#include "core/engine.h"
+
+long br_peak_rss_kib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return -1;
+    }
+    return ru.ru_maxrss; /* KiB on Linux */
+}
+
+bool br_report_ok(const struct br_report *r)
+{
+    return br_auditor_violations(r->auditor) == 0;
+}
+
+static void fmt_ms(char *buf, size_t cap, int64_t ms)
+{
+    if (ms >= 86400000LL) {
+        snprintf(buf, cap, "%.2f d", (double)ms / 86400000.0);
+    } else if (ms >= 3600000LL) {
+        snprintf(buf, cap, "%.2f h", (double)ms / 3600000.0);
+    } else if (ms >= 60000LL) {
+        snprintf(buf, cap, "%.2f min", (double)ms / 60000.0);
+    } else {
+        snprintf(buf, cap, "%.3f s", (double)ms / 1000.0);
+    }
+}
+
+void br_report_violation_line(FILE *f, const struct br_report *r)
+{
+    const struct br_violation *v = br_auditor_first(r->auditor);
+    if (v == NULL) {
+        return;
+    }
+    fprintf(f, "VIOLATION %s (%s) at step %" PRIu64 ", command %s at now_ms %" PRId64 ": %s\n",
+            br_inv_name(v->inv), br_inv_title(v->inv), v->step, br_cmd_name(v->cmd_type),
+            v->now_ms, v->msg);
+    fprintf(f, "  entities: event %" PRIu64 " user %" PRIu64 " hold %" PRIu64 " payment %" PRIu64
+               " pass %" PRIu64 "\n",
+            v->event_id, v->user_id, v->hold_id, v->payment_id, v->pass_id);
+    if (r->reproduce != NULL) {
+        fprintf(f, "  reproduce: %s\n", r->reproduce);
+    }
+}
+
+void br_report_text(FILE *f, const struct br_report *r)
+{
+    char sim[32];
+    fmt_ms(sim, sizeof sim, r->simulated_ms);
+    const struct br_audit_funnel *fn = br_auditor_funnel(r->auditor);
+    fprintf(f, "%s %s (%s)\n", r->mode, r->scenario ? r->scenario : "", r->path ? r->path : "");
+    if (r->stats != NULL) {
+        fprintf(f, "  seed          %" PRIu64 "%s\n", r->seed, r->swarm ? " (swarm: fault mix drawn from the seed)" : "");
+    }
+    fprintf(f, "  simulated     %s, %" PRIu64 " commands\n", sim, r->commands);
+    fprintf(f, "  wall          %.3f s", r->wall_s);
+    if (r->users > 0 && r->wall_s > 0) {
+        fprintf(f, ", %" PRIu64 " users, %.0f users/s simulated", r->users,
+                (double)r->users / r->wall_s);
+    }
+    fprintf(f, "\n  memory        engine %.1f MiB, peak RSS %.1f MiB\n",
+            (double)r->engine_bytes / 1048576.0, (double)r->peak_rss_kib / 1024.0);
+    fprintf(f,
+            "  funnel        joined %" PRIu64 ", admitted %" PRIu64 ", held %" PRIu64
+            ", confirmed %" PRIu64 ", expired %" PRIu64 ", cancelled %" PRIu64
+            ", refunded %" PRIu64 ", declined %" PRIu64 "\n",
+            fn->joined, fn->admitted, fn->held, fn->confirmed, fn->expired, fn->cancelled,
+            fn->refunded, fn->declined);
+    fprintf(f, "  invariants\n");
+    for (int i = 0; i < BR_INV_COUNT; i++) {
+        uint64_t v = br_auditor_violations_of(r->auditor, i);
+        fprintf(f, "    %s %-5s %12" PRIu64 " checks %6" PRIu64 " violations  %s\n",
+                br_inv_name(i), v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v,
+                br_inv_title(i));
+    }
+    char p50[32], p99[32];
+    fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
+    fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
+    fprintf(f, "  fairness      worst admission inversion %" PRIu64 ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
+            br_auditor_worst_inversion(r->auditor), p50, p99, br_auditor_waits(r->auditor));
+    if (r->live != NULL) {
+        const struct br_audit_liveness *l = r->live;
+        char conv[32];
+        fmt_ms(conv, sizeof conv, r->stats ? r->stats->converge_ms : 0);
+        fprintf(f,
+                "  liveness      %s%s%s; waiting %" PRIu64 ", overdue holds %" PRIu64
+                ", live holds %" PRIu64 ", pending payments %" PRIu64 ", refunds owed %" PRIu64
+                "\n",
+                (r->stats ? r->stats->converged : l->converged) ? "converged" : "NOT converged",
+                r->stats ? ", " : "", r->stats ? conv : "", l->waiting, l->overdue_holds,
+                l->live_holds, l->pending_payments, l->refunds_owed);
+        if (r->stats != NULL) {
+            fprintf(f, "                (time to converge counts from the end of the faults)\n");
+        }
+    }
+    if (r->stats != NULL) {
+        fprintf(f, "  faults       ");
+        for (int i = 0; i < BR_FAULT_COUNT; i++) {
+            fprintf(f, " %s=%" PRIu64, br_fault_name(i), r->stats->faults[i]);
+            if (i % 5 == 4 && i + 1 < BR_FAULT_COUNT) {
+                fprintf(f, "\n               ");
+            }
+        }
+        fprintf(f, "\n  provider      captured %" PRId64 ", refunded %" PRId64 "\n",
+                r->stats->provider_captured, r->stats->provider_refunded);
+    }
+    fprintf(f, "  digest        %016" PRIx64 "\n", r->digest);
+    if (!br_report_ok(r)) {
+        br_report_violation_line(f, r);
+    } else if (r->reproduce != NULL) {
+        fprintf(f, "  reproduce     %s\n", r->reproduce);
+    }
+}
+
+json_t *br_report_json(const struct br_report *r)
+{
+    json_t *o = json_object();
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, r->digest);
+    json_object_set_new(o, "mode", json_string(r->mode));
+    json_object_set_new(o, "scenario", r->scenario ? json_string(r->scenario) : json_null());
+    json_object_set_new(o, "path", r->path ? json_string(r->path) : json_null());
+    if (r->stats != NULL) {
+        json_object_set_new(o, "seed", json_integer((json_int_t)r->seed));
+        json_object_set_new(o, "swarm", json_boolean(r->swarm));
+    }
+    json_object_set_new(o, "digest", json_string(hex));
+    json_object_set_new(o, "ok", json_boolean(br_report_ok(r)));
+    json_object_set_new(o, "simulated_ms", json_integer(r->simulated_ms));
+    json_object_set_new(o, "wall_s", json_real(r->wall_s));
+    json_object_set_new(o, "users", json_integer((json_int_t)r->users));
+    json_object_set_new(o, "users_per_s",
+                        json_real(r->wall_s > 0 ? (double)r->users / r->wall_s : 0.0));
+    json_object_set_new(o, "commands", json_integer((json_int_t)r->commands));
+    json_t *mem = json_object();
+    json_object_set_new(mem, "engine_bytes", json_integer((json_int_t)r->engine_bytes));
+    json_object_set_new(mem, "peak_rss_kib", json_integer(r->peak_rss_kib));
+    json_object_set_new(o, "memory", mem);
+
+    const struct br_audit_funnel *fn = br_auditor_funnel(r->auditor);
+    json_t *f = json_object();
+    json_object_set_new(f, "joined", json_integer((json_int_t)fn->joined));
+    json_object_set_new(f, "admitted", json_integer((json_int_t)fn->admitted));
+    json_object_set_new(f, "held", json_integer((json_int_t)fn->held));
+    json_object_set_new(f, "confirmed", json_integer((json_int_t)fn->confirmed));
+    json_object_set_new(f, "expired", json_integer((json_int_t)fn->expired));
+    json_object_set_new(f, "cancelled", json_integer((json_int_t)fn->cancelled));
+    json_object_set_new(f, "refunded", json_integer((json_int_t)fn->refunded));
+    json_object_set_new(f, "declined", json_integer((json_int_t)fn->declined));
+    json_object_set_new(o, "funnel", f);
+
+    json_t *inv = json_object();
+    for (int i = 0; i < BR_INV_COUNT; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "checks", json_integer((json_int_t)br_auditor_checks(r->auditor, i)));
+        json_object_set_new(x, "violations",
+                            json_integer((json_int_t)br_auditor_violations_of(r->auditor, i)));
+        json_object_set_new(x, "title", json_string(br_inv_title(i)));
+        json_object_set_new(inv, br_inv_name(i), x);
+    }
+    json_object_set_new(o, "invariants", inv);
+
+    json_t *fair = json_object();
+    json_object_set_new(fair, "worst_inversion",
+                        json_integer((json_int_t)br_auditor_worst_inversion(r->auditor)));
+    json_object_set_new(fair, "wait_p50_ms", json_integer(br_auditor_wait_quantile(r->auditor, 0.5)));
+    json_object_set_new(fair, "wait_p99_ms", json_integer(br_auditor_wait_quantile(r->auditor, 0.99)));
+    json_object_set_new(fair, "admissions", json_integer((json_int_t)br_auditor_waits(r->auditor)));
+    json_object_set_new(o, "fairness", fair);
+
+    if (r->live != NULL) {
+        const struct br_audit_liveness *l = r->live;
+        json_t *lv = json_object();
+        json_object_set_new(lv, "converged",
+                            json_boolean(r->stats ? r->stats->converged : l->converged));
+        json_object_set_new(lv, "converge_ms", json_integer(r->stats ? r->stats->converge_ms : 0));
+        json_object_set_new(lv, "waiting", json_integer((json_int_t)l->waiting));
+        json_object_set_new(lv, "overdue_holds", json_integer((json_int_t)l->overdue_holds));
+        json_object_set_new(lv, "live_holds", json_integer((json_int_t)l->live_holds));
+        json_object_set_new(lv, "pending_payments", json_integer((json_int_t)l->pending_payments));
+        json_object_set_new(lv, "refunds_owed", json_integer((json_int_t)l->refunds_owed));
+        json_object_set_new(o, "liveness", lv);
+    }
+    if (r->stats != NULL) {
+        json_t *fx = json_object();
+        for (int i = 0; i < BR_FAULT_COUNT; i++) {
+            json_object_set_new(fx, br_fault_name(i), json_integer((json_int_t)r->stats->faults[i]));
+        }
+        json_object_set_new(o, "faults", fx);
+        json_t *pv = json_object();
+        json_object_set_new(pv, "captured_minor", json_integer(r->stats->provider_captured));
+        json_object_set_new(pv, "refunded_minor", json_integer(r->stats->provider_refunded));
+        json_object_set_new(o, "provider", pv);
+    }
+    const struct br_violation *v = br_auditor_first(r->auditor);
+    if (v != NULL) {
+        json_t *x = json_object();
+        json_object_set_new(x, "invariant", json_string(br_inv_name(v->inv)));
+        json_object_set_new(x, "title", json_string(br_inv_title(v->inv)));
+        json_object_set_new(x, "step", json_integer((json_int_t)v->step));
+        json_object_set_new(x, "now_ms", json_integer(v->now_ms));
+        json_object_set_new(x, "command", json_string(br_cmd_name(v->cmd_type)));
+        json_object_set_new(x, "event_id", json_integer((json_int_t)v->event_id));
+        json_object_set_new(x, "user_id", json_integer((json_int_t)v->user_id));
+        json_object_set_new(x, "hold_id", json_integer((json_int_t)v->hold_id));
+        json_object_set_new(x, "payment_id", json_integer((json_int_t)v->payment_id));
+        json_object_set_new(x, "pass_id", json_integer((json_int_t)v->pass_id));
+        json_object_set_new(x, "message", json_string(v->msg));
+        json_object_set_new(o, "violation", x);
+    } else {
+        json_object_set_new(o, "violation", json_null());
+    }
+    json_object_set_new(o, "reproduce", r->reproduce ? json_string(r->reproduce) : json_null());
+    return o;
+}

@@ -1,0 +1,66 @@
+/*
+ * report.h -- what a run tells: the text report for people and the JSON
+ * report for scripts (the same facts in both).
+ *
+ * JSON shape (stable; scripts and tests read it):
+ *   { "mode": "sim"|"replay", "scenario": .., "path": .., "seed": N, "swarm": bool,
+ *     "digest": "16 hex digits", "ok": bool,
+ *     "simulated_ms": N, "wall_s": x, "users": N, "users_per_s": x, "commands": N,
+ *     "memory": {"engine_bytes": N, "peak_rss_kib": N},
+ *     "funnel": {"joined", "admitted", "held", "confirmed", "expired", "cancelled",
+ *                "refunded", "declined"},
+ *     "invariants": {"S1": {"checks": N, "violations": N, "title": ..}, ... "L1": ..},
+ *     "fairness": {"worst_inversion": N, "wait_p50_ms": N, "wait_p99_ms": N, "admissions": N},
+ *     "liveness": {"converged": bool, "converge_ms": N, "waiting": N, "overdue_holds": N,
+ *                  "live_holds": N, "pending_payments": N, "refunds_owed": N},
+ *     "faults": {"admitter_crash": N, ...},
+ *     "violation": null | {"invariant", "title", "step", "now_ms", "command", "event_id",
+ *                          "user_id", "hold_id", "payment_id", "pass_id", "message"},
+ *     "reproduce": "bookingrush sim .. --seed N" }
+ */
+#ifndef BR_SIM_REPORT_H
+#define BR_SIM_REPORT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sim/auditor.h"
+#include "sim/driver.h"
+
+struct br_report {
+    const char *mode;           /* "sim" or "replay" */
+    const char *scenario;       /* name */
+    const char *path;           /* scenario or journal file */
+    uint64_t seed;
+    bool swarm;
+    int64_t simulated_ms;
+    double wall_s;
+    uint64_t users;
+    uint64_t commands;
+    struct br_auditor *auditor;
+    const struct br_driver_stats *stats; /* NULL in replay */
+    const struct br_audit_liveness *live;
+    uint64_t digest;
+    size_t engine_bytes;
+    long peak_rss_kib;
+    const char *reproduce;      /* the command that reproduces this run */
+};
+
+/* True when the run found no violation. */
+bool br_report_ok(const struct br_report *r);
+
+void br_report_text(FILE *f, const struct br_report *r);
+
+/* A new JSON object (caller json_decref's it). */
+json_t *br_report_json(const struct br_report *r);
+
+/* One line naming the violation, for sweeps: "S3 at step 123 (reserve ...): msg". */
+void br_report_violation_line(FILE *f, const struct br_report *r);
+
+/* Peak resident memory of this process, KiB (getrusage). */
+long br_peak_rss_kib(void);
+
+#endif

@@ -1,0 +1,332 @@
+/*
+ * sim.c -- `bookingrush sim`: load a scenario, run it for one seed or a
+ * range of seeds on the in-memory backend, check every step, report.
+ *
+ * One seed drives everything (the engine's shuffles, the crowd, the
+ * provider, the faults); the report prints the seed and the exact command
+ * that reproduces the run. With --seeds A..B every seed also redraws its
+ * fault mix (swarm testing, br_scenario_swarm), and the reproduce line
+ * carries --swarm so a single failing seed replays exactly.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "sim/sim.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/journal_file.h"
+#include "core/err.h"
+#include "sim/auditor.h"
+#include "sim/backend.h"
+#include "sim/driver.h"
+#include "sim/report.h"
+#include "sim/scenario.h"
+
+static const char usage[] =
+    "usage: bookingrush sim SCENARIO.json [--seed N | --seeds A..B] [--swarm]\n"
+    "                       [--record FILE] [--json] [--check-determinism]\n"
+    "                       [--self-check N] [--help]\n"
+    "\n"
+    "Runs an on-sale scenario (scenarios/*.json, see scenarios/README.md) through the\n"
+    "core, deterministically from one seed, checking the invariants S1-S9 and L1\n"
+    "(DESIGN.md) after every command.\n"
+    "\n"
+    "  --seed N             the seed (default: the scenario's \"seed\", else 1)\n"
+    "  --seeds A..B         every seed from A to B inclusive; each seed also draws its\n"
+    "                       own fault mix and rates (swarm testing)\n"
+    "  --swarm              draw the fault mix from the seed for a single --seed run\n"
+    "                       (what a --seeds sweep does; its reproduce lines use it)\n"
+    "  --record FILE        write every command and outcome to FILE (journal format);\n"
+    "                       `bookingrush replay FILE` re-runs it and prints the same digest\n"
+    "  --json               print the report as JSON (top-level \"digest\", and per\n"
+    "                       invariant \"checks\" and \"violations\")\n"
+    "  --check-determinism  run each seed twice and compare the digests\n"
+    "  --self-check N       also run the core's own O(state) checkers every N commands\n"
+    "  --help               this text\n"
+    "\n"
+    "Exit status: 0 ok, 1 an invariant was violated or runs were not deterministic,\n"
+    "2 bad usage or scenario.\n";
+
+struct sim_args {
+    const char *scenario;
+    uint64_t seed_a, seed_b;
+    bool has_seed, has_range, swarm, json, determinism;
+    const char *record;
+    uint32_t self_check;
+};
+
+struct run_result {
+    uint64_t digest;
+    uint64_t running_digest;
+    uint64_t commands;
+    bool ok;
+    bool error;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool parse_u64(const char *s, uint64_t *v)
+{
+    if (s == NULL || *s == '\0' || *s == '-') {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno != 0 || end == s) {
+        return false;
+    }
+    *v = (uint64_t)x;
+    return *end == '\0';
+}
+
+static int parse_args(int argc, char **argv, struct sim_args *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        } else if (strcmp(s, "--seed") == 0 && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &a->seed_a)) {
+                fprintf(stderr, "bookingrush sim: --seed wants a non-negative integer\n");
+                return -1;
+            }
+            a->seed_b = a->seed_a;
+            a->has_seed = true;
+        } else if (strcmp(s, "--seeds") == 0 && i + 1 < argc) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            char *dots = strstr(buf, "..");
+            if (dots == NULL) {
+                fprintf(stderr, "bookingrush sim: --seeds wants A..B\n");
+                return -1;
+            }
+            *dots = '\0';
+            if (!parse_u64(buf, &a->seed_a) || !parse_u64(dots + 2, &a->seed_b) ||
+                a->seed_b < a->seed_a || a->seed_b - a->seed_a >= 10000000) {
+                fprintf(stderr, "bookingrush sim: --seeds wants A..B with A <= B (at most 10^7 seeds)\n");
+                return -1;
+            }
+            a->has_range = true;
+            a->swarm = true;
+        } else if (strcmp(s, "--swarm") == 0) {
+            a->swarm = true;
+        } else if (strcmp(s, "--record") == 0 && i + 1 < argc) {
+            a->record = argv[++i];
+        } else if (strcmp(s, "--json") == 0) {
+            a->json = true;
+        } else if (strcmp(s, "--check-determinism") == 0) {
+            a->determinism = true;
+        } else if (strcmp(s, "--self-check") == 0 && i + 1 < argc) {
+            uint64_t n;
+            if (!parse_u64(argv[++i], &n) || n > UINT32_MAX) {
+                fprintf(stderr, "bookingrush sim: --self-check wants a count of commands\n");
+                return -1;
+            }
+            a->self_check = (uint32_t)n;
+        } else if (s[0] == '-' ) {
+            fprintf(stderr, "bookingrush sim: unknown option %s\n%s", s, usage);
+            return -1;
+        } else if (a->scenario == NULL) {
+            a->scenario = s;
+        } else {
+            fprintf(stderr, "bookingrush sim: one scenario at a time (%s?)\n", s);
+            return -1;
+        }
+    }
+    if (a->scenario == NULL) {
+        fprintf(stderr, "bookingrush sim: which scenario?\n%s", usage);
+        return -1;
+    }
+    if (a->has_seed && a->has_range) {
+        fprintf(stderr, "bookingrush sim: --seed or --seeds, not both\n");
+        return -1;
+    }
+    if (a->record != NULL && a->has_range && a->seed_a != a->seed_b) {
+        fprintf(stderr, "bookingrush sim: --record records one seed\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one seed. Prints the report unless quiet_ok and the run passed
+ * (sweeps print one line per good seed). */
+static struct run_result run_one(const struct br_scenario *base, const struct sim_args *a,
+                                 uint64_t seed, const char *record, bool quiet_ok,
+                                 json_t *json_runs)
+{
+    struct run_result res = {0};
+    struct br_scenario scn = *base;
+    if (a->swarm) {
+        br_scenario_swarm(&scn, seed);
+    }
+    struct br_config cfg;
+    br_scenario_config(&scn, seed, &cfg);
+    struct br_backend backend;
+    int rc = br_backend_memory_open(&backend, &cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush sim: cannot set up the engine (%s; %zu bytes)\n",
+                br_err_name(rc), br_engine_memory_size(&cfg));
+        res.error = true;
+        return res;
+    }
+    struct br_auditor *aud = br_auditor_new(&cfg, &backend);
+    struct br_journal_writer *w = NULL;
+    if (record != NULL) {
+        unlink(record); /* a record is one run, never appended to an older one */
+        long long torn = -1;
+        rc = br_journal_writer_open(&w, record, &cfg, BR_JOURNAL_NO_SYNC, &torn);
+        if (rc != BR_OK) {
+            fprintf(stderr, "bookingrush sim: cannot write %s (%s)\n", record, br_err_name(rc));
+            br_auditor_free(aud);
+            br_backend_close(&backend);
+            res.error = true;
+            return res;
+        }
+    }
+    struct br_driver_opts o = {.scn = &scn,
+                               .seed = seed,
+                               .backend = &backend,
+                               .auditor = aud,
+                               .record = w,
+                               .self_check_every = a->self_check};
+    struct br_driver_stats st;
+    double t0 = now_s();
+    rc = br_driver_run(&o, &st);
+    double wall = now_s() - t0;
+    if (w != NULL && br_journal_writer_close(w) != BR_OK && rc == BR_OK) {
+        rc = BR_E_IO;
+    }
+    char reproduce[700];
+    snprintf(reproduce, sizeof reproduce, "bookingrush sim %s --seed %" PRIu64 "%s",
+             base->path, seed, a->swarm ? " --swarm" : "");
+    struct br_report r = {.mode = "sim",
+                          .scenario = scn.name,
+                          .path = base->path,
+                          .seed = seed,
+                          .swarm = a->swarm,
+                          .simulated_ms = st.sim_end_ms,
+                          .wall_s = wall,
+                          .users = st.users,
+                          .commands = st.commands,
+                          .auditor = aud,
+                          .stats = &st,
+                          .live = &st.live,
+                          .digest = backend.ops->final_digest(&backend),
+                          .engine_bytes = backend.memory_bytes,
+                          .peak_rss_kib = br_peak_rss_kib(),
+                          .reproduce = reproduce};
+    res.digest = r.digest;
+    res.running_digest = backend.ops->digest(&backend);
+    res.commands = st.commands;
+    res.ok = rc == BR_OK && br_report_ok(&r);
+    res.error = rc != BR_OK;
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush sim: seed %" PRIu64 ": the run failed: %s\n", seed,
+                br_err_name(rc));
+    }
+    if (json_runs != NULL) {
+        json_array_append_new(json_runs, br_report_json(&r));
+    } else if (!quiet_ok || !res.ok) {
+        br_report_text(stdout, &r);
+    } else {
+        printf("seed %" PRIu64 " ok  digest %016" PRIx64 "  %" PRIu64 " commands  %.0f users/s\n",
+               seed, r.digest, st.commands, wall > 0 ? (double)st.users / wall : 0.0);
+    }
+    if (!res.ok && json_runs == NULL && quiet_ok) {
+        fflush(stdout);
+    }
+    br_auditor_free(aud);
+    br_backend_close(&backend);
+    return res;
+}
+
+int br_sim_main(int argc, char **argv)
+{
+    struct sim_args a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc != 0) {
+        return prc > 0 ? 0 : 2;
+    }
+    struct br_scenario *base = malloc(sizeof *base);
+    if (base == NULL) {
+        return 2;
+    }
+    char err[600];
+    if (br_scenario_load(base, a.scenario, err, sizeof err) != BR_OK) {
+        fprintf(stderr, "bookingrush sim: %s\n", err);
+        free(base);
+        return 2;
+    }
+    if (!a.has_seed && !a.has_range) {
+        a.seed_a = a.seed_b = base->seed;
+    }
+    bool sweep = a.seed_b > a.seed_a;
+    json_t *runs = a.json ? json_array() : NULL;
+    uint64_t failed = 0, nondet = 0, errors = 0;
+    /* Bounded: at most 10^7 seeds (parse_args). */
+    for (uint64_t seed = a.seed_a;; seed++) {
+        struct run_result r1 = run_one(base, &a, seed, a.record, sweep, runs);
+        failed += !r1.ok;
+        errors += r1.error;
+        if (a.determinism && !r1.error) {
+            struct run_result r2 = run_one(base, &a, seed, NULL, true, NULL);
+            bool same = r1.digest == r2.digest && r1.running_digest == r2.running_digest &&
+                        r1.commands == r2.commands;
+            nondet += !same;
+            fprintf(a.json ? stderr : stdout,
+                    "determinism: seed %" PRIu64 " run 1 digest %016" PRIx64 ", run 2 digest %016" PRIx64
+                    ": %s\n",
+                    seed, r1.digest, r2.digest, same ? "identical" : "DIFFERENT");
+        }
+        if (seed == a.seed_b) {
+            break;
+        }
+    }
+    if (runs != NULL) {
+        json_t *out;
+        if (sweep || a.determinism) {
+            out = json_object();
+            json_object_set_new(out, "runs", runs);
+            json_object_set_new(out, "failed", json_integer((json_int_t)failed));
+            json_object_set_new(out, "nondeterministic", json_integer((json_int_t)nondet));
+            if (!sweep) {
+                /* One seed: its digest at the top level too. */
+                json_t *first = json_array_get(runs, 0);
+                if (first != NULL) {
+                    json_object_set(out, "digest", json_object_get(first, "digest"));
+                }
+            }
+        } else {
+            out = json_incref(json_array_get(runs, 0));
+            json_decref(runs);
+        }
+        if (out != NULL) {
+            json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+            fputc('\n', stdout);
+            json_decref(out);
+        }
+    } else if (sweep) {
+        printf("seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " runs, %" PRIu64 " failed%s\n", a.seed_a,
+               a.seed_b, a.seed_b - a.seed_a + 1, failed,
+               a.determinism ? (nondet ? ", NOT deterministic" : ", deterministic") : "");
+    }
+    free(base);
+    if (errors > 0 && failed == errors) {
+        return 2;
+    }
+    return failed > 0 || nondet > 0 ? 1 : 0;
+}
