@@ -1,0 +1,80 @@
+/*
+ * provider_test.h -- the built-in test payment provider of the embedded
+ * deployment, behaving like Stripe's test mode.
+ *
+ * Payment intents are created by the saga's provider_charge effect (one per
+ * payment id: creating again returns the same intent, as Stripe does with an
+ * idempotency key). A client confirms an intent with a test payment method:
+ *
+ *   pm_card_visa, pm_card_mastercard, pm_card_amex   -> succeeded
+ *   pm_card_chargeDeclined                           -> failed (generic_decline)
+ *   pm_card_chargeDeclinedInsufficientFunds          -> failed (insufficient_funds)
+ *
+ * Each decision becomes a Stripe event (payment_intent.succeeded or
+ * payment_intent.payment_failed, data.object = the intent with
+ * metadata.payment_id) POSTed to the webhook URL with a Stripe-Signature
+ * header (provider_sig.h), from a delivery thread, retried with backoff on
+ * anything but a 2xx, with the same event id on every attempt (receivers
+ * de-duplicate by it). A failed intent may be confirmed again with another
+ * card; a succeeded one may not.
+ *
+ * State is in memory: after a restart intents are gone and a client creates
+ * the payment again (the core re-emits the charge for a pending payment).
+ * Limits: intents_max intents (BR_E_FULL beyond), BR_PROVIDER_QUEUE_MAX
+ * deliveries waiting.
+ */
+#ifndef BR_PROVIDER_TEST_H
+#define BR_PROVIDER_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BR_PROVIDER_ID_MAX 48u      /* "pi_..." incl. NUL */
+#define BR_PROVIDER_SECRET_MAX 96u  /* client secret incl. NUL */
+#define BR_PROVIDER_QUEUE_MAX 65536u /* deliveries waiting for their next attempt */
+
+struct br_provider_test;
+
+struct br_provider_test_config {
+    const char *webhook_secret; /* "whsec_..."; copied */
+    uint32_t intents_max;       /* intents kept in memory */
+    unsigned attempts_max;      /* delivery attempts per event, >= 1 */
+};
+
+/* Creates the provider (no thread yet). BR_OK, BR_E_INVALID or BR_E_IO. */
+int br_provider_test_new(struct br_provider_test **p, const struct br_provider_test_config *cfg);
+
+/* Starts the delivery thread posting to webhook_url (copied). BR_OK or BR_E_IO. */
+int br_provider_test_start(struct br_provider_test *p, const char *webhook_url);
+
+/* Stops the delivery thread; deliveries still waiting are dropped (logged)
+ * and their confirm callbacks run with BR_E_UNAVAILABLE. Idempotent. After
+ * it, charges and refunds still work (they are in memory). */
+void br_provider_test_stop(struct br_provider_test *p);
+
+/* Stops (if needed) and frees p (may be NULL). */
+void br_provider_test_free(struct br_provider_test *p);
+
+/* Creates or finds the intent for payment_id. Fills its id and client
+ * secret. BR_OK, BR_E_FULL. Any thread. */
+int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uint64_t hold_id,
+                            int64_t amount_minor, const char *currency,
+                            char id[BR_PROVIDER_ID_MAX], char client_secret[BR_PROVIDER_SECRET_MAX]);
+
+/* Refunds the intent of payment_id (a refund of an unknown or already
+ * refunded intent succeeds: the result is what matters to the saga). BR_OK. */
+int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int64_t amount_minor);
+
+/* Called once per accepted confirm, after the first delivery attempt of its
+ * event: err is BR_OK when the webhook was accepted (2xx), else
+ * BR_E_UNAVAILABLE (delivery continues in the background). intent_json is
+ * the intent after the decision (borrowed for the call). */
+typedef void (*br_provider_confirm_fn)(void *ctx, int err, const char *intent_json, size_t len);
+
+/* Confirms an intent. BR_OK (cb will run, on the delivery thread),
+ * BR_E_NOT_FOUND (no such intent), BR_E_INVALID (unknown payment method),
+ * BR_E_DUPLICATE (already succeeded), BR_E_FULL (delivery queue full). */
+int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id,
+                             const char *payment_method, br_provider_confirm_fn cb, void *ctx);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * backend.h -- what the HTTP routes need from a deployment, as a table of
+ * function pointers. The routes (routes.c) never touch an engine, a journal,
+ * Redis or PostgreSQL: they parse, authorise, call one operation here and
+ * render its result. Two deployments implement the table:
+ *
+ *   - embedded (backend_embedded.c): the core engine in memory behind one
+ *     mutex, the command journal with group commit, an in-process saga bus and
+ *     the built-in test provider;
+ *   - distributed (a later issue): Redis scripts, PostgreSQL, Kafka, Stripe.
+ *
+ * Calls are asynchronous. Every operation takes a struct br_call the caller
+ * owns; the backend fills call->err and the result, then calls call->done
+ * exactly once -- possibly before the operation returns, possibly later on
+ * another thread. A write's done runs only once its effect is durable (the
+ * embedded backend: after the journal's fsync), so an answer the client sees
+ * is never lost by a crash. A read's done runs once everything it may have
+ * seen is durable. The call must stay valid until done has run.
+ *
+ * Results use the core's vocabulary (cmd.h: roles, hold states, event specs)
+ * but never the engine's structs, so the distributed backend can fill them
+ * from Redis replies and SQL rows.
+ */
+#ifndef BR_BACKEND_H
+#define BR_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cmd.h"
+#include "core/limits.h"
+
+#define BR_API_LIST_MAX 100u      /* items in one list answer (events, bookings) */
+#define BR_API_PROVIDER_ID_MAX 48u /* provider payment id incl. NUL */
+#define BR_API_SECRET_MAX 96u      /* provider client secret incl. NUL */
+
+struct br_api_user {
+    uint64_t id;
+    uint8_t role; /* enum br_role */
+    char email[BR_EMAIL_MAX];
+    char name[BR_NAME_MAX];
+    uint8_t password_hash[BR_PASSWORD_HASH_LEN]; /* filled by user_find only */
+    uint8_t salt[BR_SALT_LEN];
+};
+
+struct br_api_event {
+    uint64_t id;
+    struct br_event_spec spec;
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+};
+
+struct br_api_queue {
+    uint64_t event_id;
+    uint8_t status;         /* enum br_queue_status */
+    uint32_t position;      /* 1 = next; 0 unless waiting */
+    uint32_t queue_length;
+    uint32_t estimated_wait_s;
+    uint64_t pass_id;       /* when admitted */
+    int64_t pass_expires_at_ms;
+};
+
+struct br_api_booking {
+    uint64_t id;
+    uint64_t event_id;
+    uint64_t user_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    uint8_t state;          /* enum br_hold_state */
+    int64_t total_minor;
+    char currency[BR_CURRENCY_MAX];
+    int64_t created_at_ms;
+    int64_t expires_at_ms;
+    uint64_t payment_id;    /* latest payment, 0 = none */
+};
+
+struct br_api_payment {
+    uint64_t id;
+    uint64_t booking_id;
+    uint8_t state;          /* enum br_payment_state */
+    int64_t amount_minor;
+    char currency[BR_CURRENCY_MAX];
+    char provider_payment_id[BR_API_PROVIDER_ID_MAX];
+    char client_secret[BR_API_SECRET_MAX];
+};
+
+struct br_api_stats {
+    uint64_t event_id;
+    uint32_t queue_length;
+    uint32_t admitted;
+    uint32_t active_passes;
+    uint32_t zone_count;
+    uint32_t capacity[BR_EVENT_ZONES_MAX];
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+    uint32_t bookings[6]; /* by enum br_hold_state */
+};
+
+struct br_call;
+typedef void (*br_call_done_fn)(struct br_call *call);
+
+struct br_call {
+    br_call_done_fn done; /* set by the caller */
+    void *ctx;            /* the caller's */
+    int err;              /* enum br_err, set by the backend */
+    union {
+        struct br_api_user user;
+        struct br_api_event event;
+        struct br_api_queue queue;
+        struct br_api_booking booking;
+        struct br_api_payment payment;
+        struct br_api_stats stats;
+    } r;
+    /* List answers go to caller-provided arrays. */
+    struct br_api_event *events;
+    struct br_api_booking *bookings;
+    uint32_t list_cap;   /* room in the array, <= BR_API_LIST_MAX */
+    uint32_t list_count; /* filled by the backend */
+    /* Backend-private: the embedded backend's commit sequence and link. */
+    uint64_t lsn;
+    struct br_call *next;
+};
+
+/* What a backend tells the server as the sale moves (the queue fan-out).
+ * Called on backend threads, after the change is durable; must not block. */
+struct br_backend_listener {
+    void *ctx;
+    /* A pass was issued to (event, user). */
+    void (*pass_issued)(void *ctx, uint64_t event_id, uint64_t user_id, uint64_t pass_id,
+                        int64_t expires_at_ms);
+    /* Positions in the event's queue may have moved. */
+    void (*queue_changed)(void *ctx, uint64_t event_id);
+};
+
+/* Gauges for /metrics, per event (bounded by BR_API_LIST_MAX events). */
+struct br_api_gauges {
+    uint32_t event_count;
+    struct {
+        uint64_t id;
+        uint32_t zone_count;
+        uint32_t queue_length;
+        uint32_t admitted;
+        uint32_t active_passes;
+        uint32_t capacity[BR_EVENT_ZONES_MAX];
+        uint32_t held[BR_EVENT_ZONES_MAX];
+        uint32_t sold[BR_EVENT_ZONES_MAX];
+    } events[BR_API_LIST_MAX];
+    uint64_t commands;      /* commands applied since start (replay included) */
+    uint64_t journal_bytes; /* not tracked by every backend: 0 */
+    uint64_t commits;       /* group commits (fsyncs) */
+};
+
+struct br_backend;
+
+struct br_backend_ops {
+    const char *name;
+
+    /* ---- accounts ---- */
+    /* Registers a user with an already hashed password. Result: r.user. */
+    void (*user_register)(struct br_backend *b, const char *email, const char *name,
+                          const uint8_t hash[BR_PASSWORD_HASH_LEN],
+                          const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call);
+    /* The user with this email, hash and salt included (login). r.user. */
+    void (*user_find)(struct br_backend *b, const char *email, struct br_call *call);
+    /* r.user (no hash). */
+    void (*user_get)(struct br_backend *b, uint64_t user_id, struct br_call *call);
+    /* actor 0 = the server itself. r.user. */
+    void (*user_role_set)(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
+                          struct br_call *call);
+
+    /* ---- catalog ---- */
+    /* actor 0 = the server itself (the demo event). r.event. */
+    void (*event_create)(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
+                         struct br_call *call);
+    /* Events with id > after_id, ascending, up to call->list_cap into call->events. */
+    void (*event_list)(struct br_backend *b, uint64_t after_id, struct br_call *call);
+    void (*event_get)(struct br_backend *b, uint64_t event_id, struct br_call *call);
+    void (*event_stats)(struct br_backend *b, uint64_t event_id, struct br_call *call);
+
+    /* ---- queue ---- */
+    void (*queue_join)(struct br_backend *b, uint64_t user, uint64_t event_id, struct br_call *call);
+    void (*queue_leave)(struct br_backend *b, uint64_t user, uint64_t event_id,
+                        struct br_call *call);
+    void (*queue_position)(struct br_backend *b, uint64_t user, uint64_t event_id,
+                           struct br_call *call);
+    /* Synchronous, advisory (may show state not yet durable): the fan-out's
+     * view for one subscriber. BR_OK, BR_E_NOT_FOUND, BR_E_NOT_IN_QUEUE. */
+    int (*queue_peek)(struct br_backend *b, uint64_t user, uint64_t event_id,
+                      struct br_api_queue *out);
+
+    /* ---- bookings and payments ---- */
+    /* pass_id 0 = none; idem_key 0 = none. r.booking. */
+    void (*reserve)(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
+                    uint32_t quantity, uint64_t pass_id, uint64_t idem_key, struct br_call *call);
+    /* The user's bookings, newest first, into call->bookings. */
+    void (*booking_list)(struct br_backend *b, uint64_t user, struct br_call *call);
+    /* Any user's booking (the route checks ownership). r.booking. */
+    void (*booking_get)(struct br_backend *b, uint64_t booking_id, struct br_call *call);
+    void (*booking_cancel)(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                           struct br_call *call);
+    /* Creates (or returns the open) payment and the provider's intent. r.payment. */
+    void (*payment_create)(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                           struct br_call *call);
+    /* A verified provider event. BR_OK or BR_E_DUPLICATE (already applied). r.payment. */
+    void (*payment_event)(struct br_backend *b, const char *provider_event_id, uint64_t payment_id,
+                          bool succeeded, struct br_call *call);
+
+    /* ---- operations ---- */
+    bool (*ready)(struct br_backend *b);
+    void (*gauges)(struct br_backend *b, struct br_api_gauges *g);
+};
+
+struct br_backend {
+    const struct br_backend_ops *ops;
+};
+
+#endif

@@ -1,0 +1,1084 @@
+/*
+ * backend_embedded.c -- the embedded deployment (design in
+ * backend_embedded.h).
+ *
+ * Sequence numbers. Every applied command gets the next lsn
+ * (appended_lsn); the flusher makes a prefix durable and publishes
+ * durable_lsn. A call waits in a FIFO until durable_lsn >= call->lsn: a
+ * write's lsn is its own command's, a read's is appended_lsn when it read,
+ * so nothing it saw can be lost after it is answered. The FIFO is ordered by
+ * lsn because lsns are handed out under the same mutex that appends to it.
+ *
+ * Reading the engine. Results are copied out of the engine under the mutex
+ * right after the apply (the hold of a reserve, the event of a create), so a
+ * call never points into the engine after the mutex is released.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "server/backend_embedded.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/auth.h"
+#include "adapters/journal_file.h"
+#include "core/engine.h"
+#include "core/hash.h"
+#include "core/panic.h"
+
+#define PATH_MAX_BYTES 512u
+
+struct pending_rec {
+    struct br_cmd cmd;
+    struct br_outcome out;
+    struct br_call *call;         /* the write's call, NULL for workers' commands */
+    char currency[BR_CURRENCY_MAX]; /* for a provider_charge it emitted */
+    uint32_t fx_start;            /* effects in batch->fx */
+    uint32_t fx_count;
+};
+
+struct batch {
+    struct pending_rec *recs;
+    uint32_t rec_count;
+    struct br_effect *fx;
+    uint32_t fx_count;
+};
+
+struct refund_duty {
+    uint64_t payment_id;
+    int64_t amount_minor;
+};
+
+struct br_embedded {
+    struct br_backend base; /* first: the routes see only this */
+    struct br_embedded_config cfg;
+    char journal_path[PATH_MAX_BYTES];
+
+    pthread_mutex_t mu; /* engine, active batch, lsns, waiters, bus */
+    pthread_cond_t flush_cv; /* flusher: work arrived / stop */
+    pthread_cond_t room_cv;  /* appliers: the active batch has room again */
+    pthread_cond_t tick_cv;  /* ticker: bus has work / stop */
+    struct br_engine engine;
+    void *engine_mem;
+    int64_t last_now_ms;     /* the clock never goes backwards */
+    struct batch batches[2];
+    unsigned active;         /* index of the batch being filled */
+    uint64_t appended_lsn;
+    uint64_t durable_lsn;
+    struct br_call *wait_head; /* FIFO by lsn */
+    struct br_call *wait_tail;
+    struct refund_duty bus[BR_EMB_BUS_MAX];
+    uint32_t bus_head;
+    uint32_t bus_count;
+    bool stop_ticker;
+    bool stop_flusher;
+    bool running;
+    uint64_t commits;
+    uint64_t replayed;
+    uint64_t diverged;
+
+    struct br_journal_writer *journal; /* flusher thread only (after open) */
+    pthread_t flusher;
+    pthread_t ticker;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct br_embedded *self(struct br_backend *b)
+{
+    return (struct br_embedded *)(void *)b;
+}
+
+/* The command clock: wall time, never behind the last command. Under mu. */
+static int64_t now_locked(struct br_embedded *x)
+{
+    int64_t now = wall_ms();
+    if (now < x->last_now_ms) {
+        now = x->last_now_ms;
+    }
+    x->last_now_ms = now;
+    return now;
+}
+
+/* ---- applying and waiting ---- */
+
+/* Applies cmd (its now_ms set here) and queues it for the next commit.
+ * Under mu; may wait for room. Returns the pending record (valid under mu). */
+static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cmd,
+                                        struct br_call *call, struct br_outcome *out)
+{
+    struct batch *b = &x->batches[x->active];
+    /* Waits while the flusher is a whole batch behind (back-pressure). */
+    while (b->rec_count >= BR_EMB_BATCH_MAX ||
+           b->fx_count + BR_EFFECTS_MAX > BR_EMB_EFFECTS_MAX) {
+        BR_ASSERT(x->running); /* only the flusher empties a batch */
+        pthread_cond_wait(&x->room_cv, &x->mu);
+        b = &x->batches[x->active];
+    }
+    cmd->now_ms = now_locked(x);
+    br_engine_apply(&x->engine, cmd, out);
+    uint32_t n = 0;
+    const struct br_effect *fx = br_engine_effects(&x->engine, &n);
+    BR_ASSERT(n <= BR_EFFECTS_MAX);
+    struct pending_rec *r = &b->recs[b->rec_count++];
+    r->cmd = *cmd;
+    r->out = *out;
+    r->call = call;
+    r->currency[0] = '\0';
+    r->fx_start = b->fx_count;
+    r->fx_count = n;
+    memcpy(&b->fx[b->fx_count], fx, sizeof *fx * n);
+    b->fx_count += n;
+    x->appended_lsn++;
+    if (call != NULL) {
+        call->lsn = x->appended_lsn;
+    }
+    if (b->rec_count == 1) {
+        pthread_cond_signal(&x->flush_cv);
+    }
+    return r;
+}
+
+/* Finishes a call under mu: done now if everything it saw is durable,
+ * otherwise when the flusher gets there. Returns the call to complete
+ * after unlocking, or NULL. */
+static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call, bool wrote)
+{
+    if (!wrote) {
+        call->lsn = x->appended_lsn;
+    }
+    if (call->lsn <= x->durable_lsn) {
+        return call;
+    }
+    call->next = NULL;
+    if (x->wait_tail != NULL) {
+        BR_ASSERT(x->wait_tail->lsn <= call->lsn);
+        x->wait_tail->next = call;
+    } else {
+        x->wait_head = call;
+    }
+    x->wait_tail = call;
+    return NULL;
+}
+
+/* Unlocks and completes the call if it is ready. */
+static void unlock_and_finish(struct br_embedded *x, struct br_call *call, bool wrote)
+{
+    struct br_call *now = finish_locked(x, call, wrote);
+    pthread_mutex_unlock(&x->mu);
+    if (now != NULL) {
+        now->done(now);
+    }
+}
+
+/* ---- copying results out of the engine (under mu) ---- */
+
+static void fill_user(const struct br_user *u, struct br_api_user *out, bool secrets)
+{
+    memset(out, 0, sizeof *out);
+    out->id = u->id;
+    out->role = u->role;
+    memcpy(out->email, u->email, sizeof out->email);
+    memcpy(out->name, u->name, sizeof out->name);
+    if (secrets) {
+        memcpy(out->password_hash, u->password_hash, sizeof out->password_hash);
+        memcpy(out->salt, u->salt, sizeof out->salt);
+    }
+}
+
+static void fill_event(const struct br_event *ev, struct br_api_event *out)
+{
+    out->id = ev->id;
+    out->spec = ev->spec;
+    memcpy(out->held, ev->zone_held, sizeof out->held);
+    memcpy(out->sold, ev->zone_sold, sizeof out->sold);
+}
+
+static void fill_booking(const struct br_engine *e, const struct br_hold *h,
+                         struct br_api_booking *out)
+{
+    memset(out, 0, sizeof *out);
+    const struct br_event *ev = br_catalog_event(e, h->event_id);
+    BR_ASSERT(ev != NULL && h->zone_id >= 1 && h->zone_id <= ev->spec.zone_count);
+    out->id = h->id;
+    out->event_id = h->event_id;
+    out->user_id = h->user_id;
+    out->zone_id = h->zone_id;
+    out->quantity = h->quantity;
+    out->state = h->state;
+    out->total_minor = h->amount_minor;
+    memcpy(out->currency, ev->spec.zones[h->zone_id - 1].currency, sizeof out->currency);
+    out->created_at_ms = h->created_ms;
+    out->expires_at_ms = h->deadline_ms;
+    out->payment_id = h->payment_id;
+}
+
+static uint32_t wait_estimate_s(const struct br_embedded *x, const struct br_event *ev,
+                                uint32_t position, int64_t now_ms)
+{
+    uint64_t ticks = (position + ev->spec.admit_per_tick - 1) / ev->spec.admit_per_tick;
+    uint64_t ms = ticks * x->cfg.tick_ms;
+    if (now_ms < ev->spec.sale_opens_at_ms) {
+        ms += (uint64_t)(ev->spec.sale_opens_at_ms - now_ms);
+    }
+    uint64_t s = (ms + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+static void fill_queue(const struct br_embedded *x, const struct br_event *ev, uint8_t status,
+                       uint32_t position, uint32_t length, uint64_t pass_id, int64_t deadline_ms,
+                       int64_t now_ms, struct br_api_queue *out)
+{
+    memset(out, 0, sizeof *out);
+    out->event_id = ev->id;
+    out->status = status;
+    out->position = position;
+    out->queue_length = length;
+    if (status == BR_QS_WAITING) {
+        out->estimated_wait_s = wait_estimate_s(x, ev, position, now_ms);
+    } else if (status == BR_QS_PREQUEUE) {
+        out->estimated_wait_s = wait_estimate_s(x, ev, length, now_ms);
+    }
+    if (status == BR_QS_ADMITTED) {
+        out->pass_id = pass_id;
+        out->pass_expires_at_ms = deadline_ms;
+    }
+}
+
+static void fill_payment(const struct br_engine *e, const struct br_payment *p,
+                         struct br_api_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = p->id;
+    out->booking_id = p->hold_id;
+    out->state = p->state;
+    out->amount_minor = p->amount_minor;
+    const struct br_hold *h = &e->holds[p->hold];
+    const struct br_event *ev = br_catalog_event(e, h->event_id);
+    BR_ASSERT(ev != NULL);
+    memcpy(out->currency, ev->spec.zones[h->zone_id - 1].currency, sizeof out->currency);
+}
+
+/* ---- the operations ---- */
+
+static void op_user_register(struct br_backend *b, const char *email, const char *name,
+                             const uint8_t hash[BR_PASSWORD_HASH_LEN],
+                             const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_USER_REGISTER;
+    snprintf(cmd.u.user_register.email, sizeof cmd.u.user_register.email, "%s", email);
+    snprintf(cmd.u.user_register.name, sizeof cmd.u.user_register.name, "%s", name);
+    memcpy(cmd.u.user_register.password_hash, hash, BR_PASSWORD_HASH_LEN);
+    memcpy(cmd.u.user_register.salt, salt, BR_SALT_LEN);
+    cmd.u.user_register.role = role;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    if (out.err == BR_OK) {
+        fill_user(br_catalog_user(&x->engine, out.id), &call->r.user, false);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_user_find(struct br_backend *b, const char *email, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    uint64_t id = br_catalog_user_by_email(&x->engine, email);
+    call->err = id == 0 ? BR_E_NOT_FOUND : BR_OK;
+    if (id != 0) {
+        fill_user(br_catalog_user(&x->engine, id), &call->r.user, true);
+    }
+    unlock_and_finish(x, call, false);
+}
+
+static void op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    const struct br_user *u = br_catalog_user(&x->engine, user_id);
+    call->err = u == NULL ? BR_E_NOT_FOUND : BR_OK;
+    if (u != NULL) {
+        fill_user(u, &call->r.user, false);
+    }
+    unlock_and_finish(x, call, false);
+}
+
+static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
+                             struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_USER_ROLE_SET;
+    cmd.user_id = actor;
+    cmd.u.user_role_set.target_user_id = target;
+    cmd.u.user_role_set.role = role;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    const struct br_user *u = br_catalog_user(&x->engine, target);
+    if (out.err == BR_OK && u != NULL) {
+        fill_user(u, &call->r.user, false);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_event_create(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
+                            struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_EVENT_CREATE;
+    cmd.user_id = actor;
+    cmd.u.event_create = *spec;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    if (out.err == BR_OK) {
+        fill_event(br_catalog_event(&x->engine, out.id), &call->r.event);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_event_list(struct br_backend *b, uint64_t after_id, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    call->list_count = 0;
+    for (uint64_t id = after_id + 1;
+         id <= x->engine.event_count && call->list_count < call->list_cap; id++) {
+        fill_event(br_catalog_event(&x->engine, id), &call->events[call->list_count++]);
+    }
+    call->err = BR_OK;
+    unlock_and_finish(x, call, false);
+}
+
+static void op_event_get(struct br_backend *b, uint64_t event_id, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    const struct br_event *ev = br_catalog_event(&x->engine, event_id);
+    call->err = ev == NULL ? BR_E_NOT_FOUND : BR_OK;
+    if (ev != NULL) {
+        fill_event(ev, &call->r.event);
+    }
+    unlock_and_finish(x, call, false);
+}
+
+static void op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    struct br_event_stats s;
+    call->err = br_engine_event_stats(&x->engine, event_id, &s);
+    if (call->err == BR_OK) {
+        const struct br_event *ev = br_catalog_event(&x->engine, event_id);
+        struct br_api_stats *o = &call->r.stats;
+        memset(o, 0, sizeof *o);
+        o->event_id = event_id;
+        o->queue_length = s.queue_length;
+        o->admitted = s.admitted;
+        o->active_passes = s.active_passes;
+        o->zone_count = ev->spec.zone_count;
+        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+            o->capacity[z] = ev->spec.zones[z].capacity;
+            o->held[z] = ev->zone_held[z];
+            o->sold[z] = ev->zone_sold[z];
+        }
+        memcpy(o->bookings, s.bookings, sizeof o->bookings);
+    }
+    unlock_and_finish(x, call, false);
+}
+
+static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id,
+                          struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_QUEUE_JOIN;
+    cmd.user_id = user;
+    cmd.u.queue_join.event_id = event_id;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    if (out.err == BR_OK) {
+        fill_queue(x, br_catalog_event(&x->engine, event_id), out.status, out.position,
+                   out.queue_length, out.ref, out.deadline_ms, cmd.now_ms, &call->r.queue);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_id,
+                           struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_QUEUE_LEAVE;
+    cmd.user_id = user;
+    cmd.u.queue_leave.event_id = event_id;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    unlock_and_finish(x, call, true);
+}
+
+/* The view of (event, user) under mu. */
+static int view_locked(struct br_embedded *x, uint64_t user, uint64_t event_id,
+                       struct br_api_queue *out)
+{
+    struct br_queue_view v;
+    int rc = br_queue_view(&x->engine, event_id, user, &v);
+    if (rc == BR_OK) {
+        fill_queue(x, br_catalog_event(&x->engine, event_id), v.status, v.position,
+                   v.queue_length, v.pass_id, v.pass_deadline_ms, wall_ms(), out);
+    }
+    return rc;
+}
+
+static void op_queue_position(struct br_backend *b, uint64_t user, uint64_t event_id,
+                              struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    call->err = view_locked(x, user, event_id, &call->r.queue);
+    unlock_and_finish(x, call, false);
+}
+
+static int op_queue_peek(struct br_backend *b, uint64_t user, uint64_t event_id,
+                         struct br_api_queue *out)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    int rc = view_locked(x, user, event_id, out);
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
+static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
+                       uint32_t quantity, uint64_t pass_id, uint64_t idem_key,
+                       struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_RESERVE;
+    cmd.user_id = user;
+    cmd.u.reserve.event_id = event_id;
+    cmd.u.reserve.zone_id = zone_id;
+    cmd.u.reserve.quantity = quantity;
+    cmd.u.reserve.pass_id = pass_id;
+    cmd.u.reserve.idem_key = idem_key;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    const struct br_hold *h = out.id != 0 ? br_inventory_hold(&x->engine, out.id) : NULL;
+    if (h != NULL) {
+        fill_booking(&x->engine, h, &call->r.booking);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_booking_list(struct br_backend *b, uint64_t user, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    uint64_t ids[BR_API_LIST_MAX];
+    uint32_t cap = call->list_cap < BR_API_LIST_MAX ? call->list_cap : BR_API_LIST_MAX;
+    pthread_mutex_lock(&x->mu);
+    uint32_t n = br_engine_user_holds(&x->engine, user, ids, cap);
+    for (uint32_t i = 0; i < n; i++) {
+        fill_booking(&x->engine, br_inventory_hold(&x->engine, ids[i]), &call->bookings[i]);
+    }
+    call->list_count = n;
+    call->err = BR_OK;
+    unlock_and_finish(x, call, false);
+}
+
+static void op_booking_get(struct br_backend *b, uint64_t booking_id, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    const struct br_hold *h = br_inventory_hold(&x->engine, booking_id);
+    call->err = h == NULL ? BR_E_NOT_FOUND : BR_OK;
+    if (h != NULL) {
+        fill_booking(&x->engine, h, &call->r.booking);
+    }
+    unlock_and_finish(x, call, false);
+}
+
+static void op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                              struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_CANCEL;
+    cmd.user_id = user;
+    cmd.u.cancel.hold_id = booking_id;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    const struct br_hold *h = br_inventory_hold(&x->engine, booking_id);
+    if (h != NULL && h->user_id == user) {
+        fill_booking(&x->engine, h, &call->r.booking);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_payment_create(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                              struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_PAYMENT_CREATE;
+    cmd.user_id = user;
+    cmd.u.payment_create.hold_id = booking_id;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    struct pending_rec *r = apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    const struct br_payment *p = out.err == BR_OK ? br_saga_payment(&x->engine, out.id) : NULL;
+    if (p != NULL) {
+        fill_payment(&x->engine, p, &call->r.payment);
+        memcpy(r->currency, call->r.payment.currency, sizeof r->currency);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_payment_event(struct br_backend *b, const char *provider_event_id,
+                             uint64_t payment_id, bool succeeded, struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_PAYMENT_EVENT;
+    cmd.u.payment_event.provider_event_id =
+        br_hash64(provider_event_id, strlen(provider_event_id), 0);
+    cmd.u.payment_event.payment_id = payment_id;
+    cmd.u.payment_event.succeeded = succeeded;
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
+    const struct br_payment *p = br_saga_payment(&x->engine, payment_id);
+    if (p != NULL) {
+        fill_payment(&x->engine, p, &call->r.payment);
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static bool op_ready(struct br_backend *b)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    bool r = x->running && !x->stop_flusher;
+    pthread_mutex_unlock(&x->mu);
+    return r;
+}
+
+static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
+{
+    struct br_embedded *x = self(b);
+    memset(g, 0, sizeof *g);
+    pthread_mutex_lock(&x->mu);
+    for (uint32_t i = 0; i < x->engine.event_count && i < BR_API_LIST_MAX; i++) {
+        const struct br_event *ev = &x->engine.events[i];
+        g->events[i].id = ev->id;
+        g->events[i].zone_count = ev->spec.zone_count;
+        g->events[i].queue_length = ev->q_waiting;
+        g->events[i].admitted = ev->passes_issued;
+        g->events[i].active_passes = ev->passes_active;
+        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+            g->events[i].capacity[z] = ev->spec.zones[z].capacity;
+            g->events[i].held[z] = ev->zone_held[z];
+            g->events[i].sold[z] = ev->zone_sold[z];
+        }
+        g->event_count = i + 1;
+    }
+    g->commands = x->engine.applied;
+    g->commits = x->commits;
+    pthread_mutex_unlock(&x->mu);
+}
+
+static const struct br_backend_ops EMBEDDED_OPS = {
+    .name = "embedded",
+    .user_register = op_user_register,
+    .user_find = op_user_find,
+    .user_get = op_user_get,
+    .user_role_set = op_user_role_set,
+    .event_create = op_event_create,
+    .event_list = op_event_list,
+    .event_get = op_event_get,
+    .event_stats = op_event_stats,
+    .queue_join = op_queue_join,
+    .queue_leave = op_queue_leave,
+    .queue_position = op_queue_position,
+    .queue_peek = op_queue_peek,
+    .reserve = op_reserve,
+    .booking_list = op_booking_list,
+    .booking_get = op_booking_get,
+    .booking_cancel = op_booking_cancel,
+    .payment_create = op_payment_create,
+    .payment_event = op_payment_event,
+    .ready = op_ready,
+    .gauges = op_gauges,
+};
+
+/* ---- the flusher: group commit, then effects, then answers ---- */
+
+static void journal_fail(const char *what, int rc)
+{
+    /* The engine is ahead of the disk now; only a restart (replay) brings
+     * them back together, and no answer for these commands went out. */
+    fprintf(stderr,
+            "{\"level\":\"error\",\"msg\":\"journal %s failed: stopping\",\"err\":\"%s\"}\n",
+            what, br_err_name(rc));
+    abort();
+}
+
+static void bus_push(struct br_embedded *x, uint64_t payment_id, int64_t amount_minor)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->bus_count < BR_EMB_BUS_MAX) {
+        struct refund_duty *d = &x->bus[(x->bus_head + x->bus_count) % BR_EMB_BUS_MAX];
+        d->payment_id = payment_id;
+        d->amount_minor = amount_minor;
+        x->bus_count++;
+        pthread_cond_signal(&x->tick_cv);
+    } /* else: saga_step re-emits the refund at its next attempt time */
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Carries out the effects of one durable record. Flusher thread, no lock. */
+static void carry_out(struct br_embedded *x, const struct batch *b, const struct pending_rec *r)
+{
+    const struct br_backend_listener *l = &x->cfg.listener;
+    for (uint32_t i = 0; i < r->fx_count; i++) {
+        const struct br_effect *fx = &b->fx[r->fx_start + i];
+        switch (fx->kind) {
+        case BR_FX_PASS_ISSUED:
+            if (l->pass_issued != NULL) {
+                l->pass_issued(l->ctx, fx->event_id, fx->user_id, fx->id, fx->deadline_ms);
+            }
+            break;
+        case BR_FX_PROVIDER_CHARGE: {
+            char id[BR_PROVIDER_ID_MAX];
+            char secret[BR_PROVIDER_SECRET_MAX];
+            int rc = br_provider_test_charge(x->cfg.provider, fx->id, fx->ref, fx->amount_minor,
+                                             r->currency[0] ? r->currency : "EUR", id, secret);
+            if (r->call != NULL) {
+                if (rc == BR_OK) {
+                    snprintf(r->call->r.payment.provider_payment_id, BR_API_PROVIDER_ID_MAX, "%s",
+                             id);
+                    snprintf(r->call->r.payment.client_secret, BR_API_SECRET_MAX, "%s", secret);
+                } else {
+                    r->call->err = BR_E_UNAVAILABLE; /* the payment stays pending: retry */
+                }
+            }
+            break;
+        }
+        case BR_FX_PROVIDER_REFUND:
+            bus_push(x, fx->id, fx->amount_minor);
+            break;
+        default:
+            break; /* confirmed / expired / notify: visible through the booking */
+        }
+    }
+    if (l->queue_changed != NULL &&
+        (r->cmd.type == BR_CMD_QUEUE_JOIN || r->cmd.type == BR_CMD_QUEUE_LEAVE ||
+         (r->cmd.type == BR_CMD_ADMIT && (r->out.count > 0 || r->fx_count > 0)))) {
+        l->queue_changed(l->ctx, r->cmd.u.queue_join.event_id);
+    }
+}
+
+static void *flusher_main(void *arg)
+{
+    struct br_embedded *x = arg;
+    for (;;) {
+        pthread_mutex_lock(&x->mu);
+        while (x->batches[x->active].rec_count == 0 && !x->stop_flusher) {
+            pthread_cond_wait(&x->flush_cv, &x->mu);
+        }
+        struct batch *b = &x->batches[x->active];
+        if (b->rec_count == 0) {
+            pthread_mutex_unlock(&x->mu);
+            break; /* stopping and nothing left */
+        }
+        x->active ^= 1u;
+        uint64_t batch_lsn = x->appended_lsn;
+        pthread_cond_broadcast(&x->room_cv);
+        pthread_mutex_unlock(&x->mu);
+
+        for (uint32_t i = 0; i < b->rec_count; i++) {
+            int rc = br_journal_writer_append(x->journal, &b->recs[i].cmd, &b->recs[i].out);
+            if (rc != BR_OK) {
+                journal_fail("append", rc);
+            }
+        }
+        int rc = br_journal_writer_flush(x->journal);
+        if (rc != BR_OK) {
+            journal_fail("flush", rc);
+        }
+        for (uint32_t i = 0; i < b->rec_count; i++) {
+            carry_out(x, b, &b->recs[i]);
+        }
+        pthread_mutex_lock(&x->mu);
+        x->commits++;
+        x->durable_lsn = batch_lsn;
+        struct br_call *ready = NULL;
+        struct br_call **tail = &ready;
+        while (x->wait_head != NULL && x->wait_head->lsn <= batch_lsn) {
+            struct br_call *c = x->wait_head;
+            x->wait_head = c->next;
+            *tail = c;
+            tail = &c->next;
+        }
+        *tail = NULL;
+        if (x->wait_head == NULL) {
+            x->wait_tail = NULL;
+        }
+        b->rec_count = 0;
+        b->fx_count = 0;
+        pthread_cond_broadcast(&x->room_cv);
+        pthread_mutex_unlock(&x->mu);
+        for (unsigned n = 0; ready != NULL && n < UINT32_MAX; n++) {
+            struct br_call *c = ready;
+            ready = c->next;
+            c->done(c);
+        }
+    }
+    return NULL;
+}
+
+/* ---- the ticker: admitter, sweeper, saga worker ---- */
+
+/* Whether an admit on ev at now would change anything: a due opening
+ * shuffle, a lapsed pass, or room to admit someone waiting. Reads the
+ * engine's public event record so idle ticks journal nothing. */
+static bool admit_due(const struct br_event *ev, int64_t now_ms)
+{
+    if (!ev->q_shuffled && now_ms >= ev->spec.sale_opens_at_ms) {
+        return true;
+    }
+    const struct br_heap_node *top = br_heap_top(&ev->pass_heap);
+    if (top != NULL && top->deadline_ms <= now_ms) {
+        return true;
+    }
+    return ev->q_shuffled && ev->q_waiting > 0 && ev->passes_active < ev->spec.max_active;
+}
+
+static bool sweep_due(const struct br_event *ev, int64_t now_ms)
+{
+    const struct br_heap_node *top = br_heap_top(&ev->hold_heap);
+    return top != NULL && top->deadline_ms <= now_ms;
+}
+
+static void tick_locked(struct br_embedded *x)
+{
+    int64_t now = wall_ms();
+    struct br_cmd cmd;
+    struct br_outcome out;
+    for (uint32_t i = 0; i < x->engine.event_count; i++) {
+        const struct br_event *ev = &x->engine.events[i];
+        if (admit_due(ev, now)) {
+            memset(&cmd, 0, sizeof cmd);
+            cmd.type = BR_CMD_ADMIT;
+            cmd.u.admit.event_id = ev->id;
+            apply_locked(x, &cmd, NULL, &out);
+        }
+        if (sweep_due(ev, now)) {
+            memset(&cmd, 0, sizeof cmd);
+            cmd.type = BR_CMD_SWEEP;
+            cmd.u.sweep.event_id = ev->id;
+            cmd.u.sweep.max = BR_SWEEP_MAX;
+            apply_locked(x, &cmd, NULL, &out);
+        }
+    }
+    const struct br_heap_node *top = br_heap_top(&x->engine.refund_heap);
+    if (top != NULL && top->deadline_ms <= now) {
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = BR_CMD_SAGA_STEP;
+        cmd.u.saga_step.max = BR_SAGA_STEP_MAX;
+        apply_locked(x, &cmd, NULL, &out);
+    }
+}
+
+static void *ticker_main(void *arg)
+{
+    struct br_embedded *x = arg;
+    int64_t next_tick = wall_ms();
+    pthread_mutex_lock(&x->mu);
+    while (!x->stop_ticker) {
+        if (wall_ms() >= next_tick) {
+            tick_locked(x);
+            next_tick = wall_ms() + x->cfg.tick_ms;
+        }
+        /* The saga bus: refunds owed. Each is carried out without the lock
+         * and its result applied as a command. */
+        for (uint32_t n = 0; n < BR_EMB_BUS_MAX && x->bus_count > 0; n++) {
+            struct refund_duty d = x->bus[x->bus_head];
+            x->bus_head = (x->bus_head + 1) % BR_EMB_BUS_MAX;
+            x->bus_count--;
+            pthread_mutex_unlock(&x->mu);
+            int rc = br_provider_test_refund(x->cfg.provider, d.payment_id, d.amount_minor);
+            pthread_mutex_lock(&x->mu);
+            struct br_cmd cmd;
+            struct br_outcome out;
+            memset(&cmd, 0, sizeof cmd);
+            cmd.type = BR_CMD_REFUND_RESULT;
+            cmd.u.refund_result.payment_id = d.payment_id;
+            cmd.u.refund_result.ok = rc == BR_OK;
+            apply_locked(x, &cmd, NULL, &out);
+        }
+        if (x->stop_ticker) {
+            break;
+        }
+        int64_t wait_ms = next_tick - wall_ms();
+        if (wait_ms > 0 && x->bus_count == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += (time_t)(wait_ms / 1000);
+            until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&x->tick_cv, &x->mu, &until);
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* ---- open, replay, start, close ---- */
+
+static int ensure_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            return BR_OK;
+        }
+    }
+    fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot create data dir\",\"path\":\"%s\"}\n",
+            path);
+    return BR_E_IO;
+}
+
+static bool outcome_same(const struct br_outcome *a, const struct br_outcome *b)
+{
+    return br_outcome_hash(a) == br_outcome_hash(b);
+}
+
+static int replay(struct br_embedded *x)
+{
+    struct br_journal_reader *r = NULL;
+    struct br_config cfg;
+    int rc = br_journal_reader_open(&r, x->journal_path, &cfg);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    struct br_cmd cmd;
+    struct br_outcome rec;
+    struct br_outcome out;
+    bool has = false;
+    long long offset = 0;
+    for (;;) {
+        rc = br_journal_reader_next(r, &cmd, &rec, &has, &offset);
+        if (rc != BR_OK) {
+            break;
+        }
+        br_engine_apply(&x->engine, &cmd, &out);
+        x->replayed++;
+        if (cmd.now_ms > x->last_now_ms) {
+            x->last_now_ms = cmd.now_ms;
+        }
+        if (has && !outcome_same(&rec, &out)) {
+            if (x->diverged == 0) {
+                fprintf(stderr,
+                        "{\"level\":\"warn\",\"msg\":\"replay diverged\",\"offset\":%lld,"
+                        "\"command\":\"%s\",\"recorded\":\"%s\",\"now\":\"%s\"}\n",
+                        offset, br_cmd_name(cmd.type), br_err_name(rec.err), br_err_name(out.err));
+            }
+            x->diverged++;
+        }
+    }
+    br_journal_reader_close(r);
+    if (rc != 1) {
+        fprintf(stderr,
+                "{\"level\":\"error\",\"msg\":\"journal unreadable after open\",\"offset\":%lld,"
+                "\"err\":\"%s\"}\n",
+                offset, br_err_name(rc));
+        return rc;
+    }
+    return BR_OK;
+}
+
+int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *cfg)
+{
+    *out = NULL;
+    BR_ASSERT(cfg->provider != NULL && cfg->tick_ms > 0);
+    int rc = ensure_dir(cfg->data_dir);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    struct br_embedded *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        return BR_E_IO;
+    }
+    x->base.ops = &EMBEDDED_OPS;
+    x->cfg = *cfg;
+    snprintf(x->journal_path, sizeof x->journal_path, "%s/journal", cfg->data_dir);
+
+    /* The journal's header decides the engine's config (its capacities and
+     * the shuffle seed); a new journal gets the defaults and a fresh seed. */
+    struct br_config ecfg;
+    struct br_journal_reader *probe = NULL;
+    struct stat st;
+    if (stat(x->journal_path, &st) == 0 &&
+        br_journal_reader_open(&probe, x->journal_path, &ecfg) == BR_OK) {
+        br_journal_reader_close(probe);
+    } else {
+        br_config_default(&ecfg);
+        uint8_t seed[8];
+        if (br_auth_random(seed, sizeof seed) == BR_OK) {
+            memcpy(&ecfg.seed, seed, sizeof seed);
+        }
+    }
+    size_t size = br_engine_memory_size(&ecfg);
+    if (size == 0) {
+        free(x);
+        return BR_E_INVALID;
+    }
+    size = (size + 15u) & ~(size_t)15u;
+    x->engine_mem = aligned_alloc(16, size);
+    if (x->engine_mem == NULL || br_engine_init(&x->engine, &ecfg, x->engine_mem, size) != BR_OK) {
+        free(x->engine_mem);
+        free(x);
+        return BR_E_IO;
+    }
+    long long torn = -1;
+    rc = br_journal_writer_open(&x->journal, x->journal_path, &ecfg,
+                                cfg->fsync ? BR_JOURNAL_FSYNC : BR_JOURNAL_NO_SYNC, &torn);
+    if (rc == BR_OK) {
+        rc = replay(x);
+    }
+    if (rc != BR_OK) {
+        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot open the journal\",\"path\":\"%s\","
+                        "\"err\":\"%s\"}\n",
+                x->journal_path, br_err_name(rc));
+        br_journal_writer_close(x->journal);
+        free(x->engine_mem);
+        free(x);
+        return rc;
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        x->batches[i].recs = calloc(BR_EMB_BATCH_MAX, sizeof *x->batches[i].recs);
+        x->batches[i].fx = calloc(BR_EMB_EFFECTS_MAX, sizeof *x->batches[i].fx);
+        BR_ASSERT(x->batches[i].recs != NULL && x->batches[i].fx != NULL);
+    }
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->flush_cv, NULL);
+    pthread_cond_init(&x->room_cv, NULL);
+    pthread_cond_init(&x->tick_cv, NULL);
+    *out = x;
+    return BR_OK;
+}
+
+void br_embedded_set_listener(struct br_embedded *x, struct br_backend_listener listener)
+{
+    BR_ASSERT(!x->running);
+    x->cfg.listener = listener;
+}
+
+int br_embedded_start(struct br_embedded *x)
+{
+    BR_ASSERT(!x->running);
+    x->running = true;
+    if (pthread_create(&x->flusher, NULL, flusher_main, x) != 0) {
+        x->running = false;
+        return BR_E_IO;
+    }
+    if (pthread_create(&x->ticker, NULL, ticker_main, x) != 0) {
+        pthread_mutex_lock(&x->mu);
+        x->stop_flusher = true;
+        pthread_cond_signal(&x->flush_cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->flusher, NULL);
+        x->running = false;
+        return BR_E_IO;
+    }
+    return BR_OK;
+}
+
+struct br_backend *br_embedded_backend(struct br_embedded *x)
+{
+    return &x->base;
+}
+
+void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed, uint64_t *diverged)
+{
+    *replayed = x->replayed;
+    *diverged = x->diverged;
+}
+
+void br_embedded_close(struct br_embedded *x)
+{
+    if (x == NULL) {
+        return;
+    }
+    if (x->running) {
+        pthread_mutex_lock(&x->mu);
+        x->stop_ticker = true;
+        pthread_cond_signal(&x->tick_cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->ticker, NULL);
+        pthread_mutex_lock(&x->mu);
+        x->stop_flusher = true;
+        pthread_cond_signal(&x->flush_cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->flusher, NULL); /* commits what is pending first */
+        BR_ASSERT(x->wait_head == NULL);
+    }
+    int rc = br_journal_writer_close(x->journal);
+    if (rc != BR_OK) {
+        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"journal close failed\",\"err\":\"%s\"}\n",
+                br_err_name(rc));
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        free(x->batches[i].recs);
+        free(x->batches[i].fx);
+    }
+    pthread_cond_destroy(&x->tick_cv);
+    pthread_cond_destroy(&x->room_cv);
+    pthread_cond_destroy(&x->flush_cv);
+    pthread_mutex_destroy(&x->mu);
+    free(x->engine_mem);
+    free(x);
+}

@@ -1,0 +1,78 @@
+/*
+ * backend_embedded.h -- the zero-configuration deployment: the core engine in
+ * memory, made durable by the command journal, with the admitter, sweeper and
+ * saga worker as threads of this process and the built-in test provider.
+ *
+ *   request thread ──lock──▶ apply ──▶ pending batch ──▶ flusher: write + fsync
+ *                              │                              │
+ *                              └─ call waits (no thread) ◀────┴─ done() after durable,
+ *                                                                effects carried out
+ *   ticker: admit / sweep per event, saga_step, refunds from the saga bus
+ *
+ * One mutex guards the engine and the pending batch; the journal writer is
+ * touched only by the flusher thread, outside that mutex, so requests keep
+ * being applied while a batch is being fsynced (group commit). Every
+ * command's now_ms comes from this process's clock (never going backwards)
+ * and is journaled, so replaying the journal rebuilds the exact state; on
+ * open the journal is replayed and a torn tail cut (journal_file.h).
+ *
+ * Effects are carried out only after the command that emitted them is
+ * durable: pass_issued goes to the listener (the SSE fan-out), provider_charge
+ * creates the test provider's intent, provider_refund goes on the in-process
+ * saga bus to the ticker, which refunds and applies refund_result. A refund
+ * lost in a crash is found again by saga_step (the core keeps the duty).
+ *
+ * A failed journal write or fsync stops the process (abort): the state in
+ * memory is then ahead of the disk, and only a restart (replay) makes them
+ * agree again. No answer for an undurable command is ever sent.
+ *
+ * Limits: BR_EMB_BATCH_MAX commands and BR_EMB_EFFECTS_MAX effects wait for
+ * one commit (requests block briefly when the flusher is behind);
+ * BR_EMB_BUS_MAX refunds on the bus (beyond, saga_step re-emits them).
+ */
+#ifndef BR_BACKEND_EMBEDDED_H
+#define BR_BACKEND_EMBEDDED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapters/provider_test.h"
+#include "server/backend.h"
+
+#define BR_EMB_BATCH_MAX 8192u   /* commands per commit: ~0.7 KiB each, x2 buffers */
+#define BR_EMB_EFFECTS_MAX (4u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, x2 */
+#define BR_EMB_BUS_MAX 4096u     /* refunds waiting on the saga bus */
+
+struct br_embedded;
+
+struct br_embedded_config {
+    const char *data_dir;          /* the journal is <data_dir>/journal */
+    unsigned tick_ms;              /* admitter / sweeper / saga period */
+    bool fsync;                    /* false only for throwaway runs */
+    struct br_provider_test *provider; /* carries out charges and refunds; not owned */
+    struct br_backend_listener listener;
+};
+
+/* Opens the journal (creating it), replays it into a fresh engine and
+ * returns the backend, not yet running. BR_OK, BR_E_IO, BR_E_CORRUPT
+ * (damage before the tail: nothing is changed), BR_E_VERSION. Logs why. */
+int br_embedded_open(struct br_embedded **x, const struct br_embedded_config *cfg);
+
+/* Sets the listener (before start: the fan-out needs the backend first). */
+void br_embedded_set_listener(struct br_embedded *x, struct br_backend_listener listener);
+
+/* Starts the flusher and ticker threads. BR_OK or BR_E_IO. */
+int br_embedded_start(struct br_embedded *x);
+
+/* The backend interface (valid until close). */
+struct br_backend *br_embedded_backend(struct br_embedded *x);
+
+/* Commands replayed at open, and divergent outcomes seen during replay. */
+void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed,
+                              uint64_t *diverged);
+
+/* Stops the ticker, commits everything pending (every waiting call gets its
+ * done), stops the flusher, closes the journal and frees x (may be NULL). */
+void br_embedded_close(struct br_embedded *x);
+
+#endif

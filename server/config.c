@@ -1,0 +1,208 @@
+/* config.c -- flags and environment variables of `bookingrush serve`. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "server/config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters/auth.h"
+
+enum opt_kind { OPT_TEXT, OPT_UINT, OPT_SIZE, OPT_RATE, OPT_FLAG, OPT_LEVEL };
+
+struct opt {
+    const char *flag;
+    const char *env;
+    enum opt_kind kind;
+    size_t offset;
+    unsigned long max; /* OPT_UINT / OPT_SIZE: largest value accepted */
+    const char *meta;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct br_serve_config, f)
+
+static const struct opt OPTS[] = {
+    {"--port", "BR_PORT", OPT_UINT, OFF(port), 65535, "N", "TCP port; 0 picks a free one (8080)"},
+    {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR", "address to listen on (0.0.0.0)"},
+    {"--data-dir", "BR_DATA_DIR", OPT_TEXT, OFF(data_dir), 0, "DIR",
+     "journal and secrets live here (./data)"},
+    {"--admin", "BR_ADMIN", OPT_TEXT, OFF(admin), 0, "EMAIL:PASSWORD",
+     "create (or promote) this administrator at start"},
+    {"--jwt-secret", "BR_JWT_SECRET", OPT_TEXT, OFF(jwt_secret), 0, "SECRET",
+     "HS256 key for access tokens (generated into the data dir)"},
+    {"--jwt-ttl-s", "BR_JWT_TTL_S", OPT_UINT, OFF(jwt_ttl_s), 30u * 86400u, "N",
+     "access token lifetime in seconds (3600)"},
+    {"--webhook-secret", "BR_WEBHOOK_SECRET", OPT_TEXT, OFF(webhook_secret), 0, "whsec_...",
+     "payment webhook signing secret (generated into the data dir)"},
+    {"--rate-limit-user", "BR_RATE_LIMIT_USER", OPT_RATE, OFF(rate_user), 0, "RPS:BURST",
+     "token bucket per user; 0 turns it off (20:40)"},
+    {"--rate-limit-ip", "BR_RATE_LIMIT_IP", OPT_RATE, OFF(rate_ip), 0, "RPS:BURST",
+     "token bucket per client address; 0 turns it off (100:200)"},
+    {"--trusted-proxies", "BR_TRUSTED_PROXIES", OPT_TEXT, OFF(trusted_proxies), 0, "CIDR,...",
+     "peers whose X-Forwarded-For is believed (none)"},
+    {"--threads", "BR_THREADS", OPT_UINT, OFF(threads), 256, "N",
+     "HTTP event-loop threads (number of CPUs, at least 2)"},
+    {"--tick-ms", "BR_TICK_MS", OPT_UINT, OFF(tick_ms), 60000, "N",
+     "admitter / sweeper / saga period in ms (100)"},
+    {"--sse-keepalive-s", "BR_SSE_KEEPALIVE_S", OPT_UINT, OFF(sse_keepalive_s), 3600, "N",
+     "keep-alive comment period on queue streams (15)"},
+    {"--body-max", "BR_BODY_MAX", OPT_SIZE, OFF(body_max), 16u << 20, "BYTES",
+     "largest request body; more is 413 (65536)"},
+    {"--header-max", "BR_HEADER_MAX", OPT_SIZE, OFF(header_max), 1u << 20, "BYTES",
+     "per-connection buffer, bounds the header section (16384)"},
+    {"--scrypt-log2n", "BR_SCRYPT_LOG2N", OPT_UINT, OFF(scrypt_log2n), BR_AUTH_LOG2N_MAX, "N",
+     "password hash cost: scrypt N = 2^N, r = 8, p = 1 (15)"},
+    {"--shutdown-grace-s", "BR_SHUTDOWN_GRACE_S", OPT_UINT, OFF(shutdown_grace_s), 3600, "N",
+     "on SIGTERM, wait this long for requests in flight (10)"},
+    {"--log-level", "BR_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, "LEVEL",
+     "debug, info, warn or error (info)"},
+    {"--port-file", "BR_PORT_FILE", OPT_TEXT, OFF(port_file), 0, "PATH",
+     "write the bound port here once listening"},
+    {"--demo", "BR_DEMO", OPT_FLAG, OFF(demo), 0, NULL,
+     "create a demo event if there is none, print how to try it"},
+};
+
+#define OPT_COUNT (sizeof OPTS / sizeof OPTS[0])
+
+void br_serve_usage(void)
+{
+    printf("usage: bookingrush serve [options]\n\n"
+           "Runs the whole product in one process: the core engine in memory, made durable by\n"
+           "the command journal in the data dir, with the built-in test payment provider.\n\n"
+           "options (environment variable in brackets; a flag beats its variable):\n");
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", OPTS[i].flag, OPTS[i].meta ? " " : "",
+                 OPTS[i].meta ? OPTS[i].meta : "");
+        printf("  %-34s %s [%s]\n", left, OPTS[i].help, OPTS[i].env);
+    }
+    printf("  %-34s this text\n", "--help");
+}
+
+static int set_opt(const struct opt *o, const char *value, struct br_serve_config *c,
+                   const char *source)
+{
+    char *base = (char *)c + o->offset;
+    char *end = NULL;
+    switch (o->kind) {
+    case OPT_TEXT:
+        if (strlen(value) >= BR_CONFIG_TEXT_MAX) {
+            fprintf(stderr, "bookingrush: %s is too long\n", source);
+            return -1;
+        }
+        snprintf(base, BR_CONFIG_TEXT_MAX, "%s", value);
+        return 0;
+    case OPT_UINT:
+    case OPT_SIZE: {
+        unsigned long long v = strtoull(value, &end, 10);
+        if (end == value || *end != '\0' || value[0] == '-' || v > o->max) {
+            fprintf(stderr, "bookingrush: %s wants a number up to %lu, got \"%s\"\n", source,
+                    o->max, value);
+            return -1;
+        }
+        if (o->kind == OPT_SIZE) {
+            *(size_t *)(void *)base = (size_t)v;
+        } else if (o->offset == OFF(port)) {
+            *(uint16_t *)(void *)base = (uint16_t)v;
+        } else {
+            *(unsigned *)(void *)base = (unsigned)v;
+        }
+        return 0;
+    }
+    case OPT_RATE:
+        if (br_rate_parse(value, (struct br_rate *)(void *)base) != 0) {
+            fprintf(stderr, "bookingrush: %s wants RPS:BURST or 0, got \"%s\"\n", source, value);
+            return -1;
+        }
+        return 0;
+    case OPT_FLAG:
+        *(bool *)(void *)base = strcmp(value, "0") != 0 && strcmp(value, "false") != 0;
+        return 0;
+    case OPT_LEVEL:
+        if (br_log_level_parse(value, (enum br_log_level *)(void *)base) != 0) {
+            fprintf(stderr, "bookingrush: %s wants debug, info, warn or error\n", source);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static void defaults(struct br_serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->port = 8080;
+    snprintf(c->bind, sizeof c->bind, "0.0.0.0");
+    snprintf(c->data_dir, sizeof c->data_dir, "./data");
+    c->jwt_ttl_s = 3600;
+    c->rate_user = (struct br_rate){.rps = 20, .burst = 40};
+    c->rate_ip = (struct br_rate){.rps = 100, .burst = 200};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = cpus >= 2 ? (unsigned)(cpus > 64 ? 64 : cpus) : 2;
+    c->tick_ms = 100;
+    c->sse_keepalive_s = 15;
+    c->body_max = 65536;
+    c->header_max = 16384;
+    c->scrypt_log2n = BR_AUTH_LOG2N_DEFAULT;
+    c->shutdown_grace_s = 10;
+    c->log_level = BR_LOG_INFO;
+}
+
+int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
+{
+    defaults(c);
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const char *v = getenv(OPTS[i].env);
+        if (v != NULL && v[0] != '\0' && set_opt(&OPTS[i], v, c, OPTS[i].env) != 0) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            br_serve_usage();
+            return 1;
+        }
+        const struct opt *o = NULL;
+        const char *value = NULL;
+        for (size_t k = 0; k < OPT_COUNT; k++) {
+            size_t n = strlen(OPTS[k].flag);
+            if (strncmp(a, OPTS[k].flag, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+                o = &OPTS[k];
+                value = a[n] == '=' ? a + n + 1 : NULL;
+                break;
+            }
+        }
+        if (o == NULL) {
+            fprintf(stderr, "bookingrush serve: unknown option \"%s\" (see --help)\n", a);
+            return -1;
+        }
+        if (o->kind == OPT_FLAG) {
+            value = value ? value : "1";
+        } else if (value == NULL) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "bookingrush serve: %s needs a value\n", o->flag);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        if (set_opt(o, value, c, o->flag) != 0) {
+            return -1;
+        }
+    }
+    if (c->threads == 0 || c->tick_ms == 0 || c->sse_keepalive_s == 0 || c->body_max == 0 ||
+        c->header_max < 1024 || c->scrypt_log2n < BR_AUTH_LOG2N_MIN) {
+        fprintf(stderr, "bookingrush serve: --threads, --tick-ms, --sse-keepalive-s and "
+                        "--body-max must be positive, --header-max >= 1024, --scrypt-log2n >= %u\n",
+                BR_AUTH_LOG2N_MIN);
+        return -1;
+    }
+    if (c->admin[0] != '\0' && strchr(c->admin, ':') == NULL) {
+        fprintf(stderr, "bookingrush serve: --admin wants EMAIL:PASSWORD\n");
+        return -1;
+    }
+    return 0;
+}

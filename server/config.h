@@ -1,0 +1,47 @@
+/*
+ * config.h -- `bookingrush serve` configuration: flags, then environment
+ * variables, then defaults (a flag beats its variable). `--help` lists them.
+ */
+#ifndef BR_CONFIG_H
+#define BR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/log.h"
+#include "server/ratelimit.h"
+
+#define BR_CONFIG_TEXT_MAX 512u /* bytes of a string option incl. NUL */
+
+struct br_serve_config {
+    uint16_t port;                      /* 0 = any free port */
+    char bind[BR_CONFIG_TEXT_MAX];      /* numeric address */
+    char data_dir[BR_CONFIG_TEXT_MAX];
+    char admin[BR_CONFIG_TEXT_MAX];     /* "EMAIL:PASSWORD" or empty */
+    char jwt_secret[BR_CONFIG_TEXT_MAX]; /* empty = from the data dir */
+    char webhook_secret[BR_CONFIG_TEXT_MAX]; /* empty = from the data dir */
+    char port_file[BR_CONFIG_TEXT_MAX]; /* write the bound port here; empty = no */
+    char trusted_proxies[BR_CONFIG_TEXT_MAX];
+    unsigned jwt_ttl_s;
+    struct br_rate rate_user;
+    struct br_rate rate_ip;
+    unsigned threads;
+    unsigned tick_ms;
+    unsigned sse_keepalive_s;
+    size_t body_max;
+    size_t header_max;
+    unsigned scrypt_log2n;
+    unsigned shutdown_grace_s;
+    enum br_log_level log_level;
+    bool demo;
+};
+
+/* Parses argv (after "serve") and the environment into c. Returns 0 to run,
+ * 1 when --help was printed, -1 on a bad option (a message was printed). */
+int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c);
+
+/* Prints the options and their variables. */
+void br_serve_usage(void);
+
+#endif

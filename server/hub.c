@@ -1,0 +1,473 @@
+/*
+ * hub.c -- the SSE fan-out (see hub.h).
+ *
+ * Locks, always taken in this order: the hub's mutex (the indexes, every
+ * subscription's membership), then a request's mutex inside
+ * br_http_stream_wake, or a subscription's mutex (its buffer). The adapter
+ * calls pull() holding the request's mutex and pull takes only the
+ * subscription's mutex; so a subscription's mutex is never held while
+ * waking a request.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "server/hub.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/auth.h"
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/panic.h"
+#include "server/render.h"
+
+#define PASS_ROOM 1024u /* buffer bytes a pass event may need; positions leave it free */
+
+struct br_hub_sub {
+    struct br_hub_sub *ev_next; /* the event slot's list */
+    struct br_hub_sub *ev_prev;
+    struct br_hub_sub *key_next; /* the (event, user) bucket's chain */
+    uint32_t slot;
+    uint64_t event_id;
+    uint64_t user_id;
+    struct br_http_req *req;
+    int64_t last_send_ms;        /* under the hub's mutex */
+    struct br_api_queue last;    /* last position sent; under the hub's mutex */
+    bool passed;                 /* the pass went out; under the hub's mutex */
+
+    pthread_mutex_t mu;          /* the buffer below */
+    bool ending;                 /* end the stream once the buffer is drained */
+    size_t len;
+    size_t off;
+    char buf[BR_HUB_BUFFER];
+};
+
+struct event_slot {
+    uint64_t event_id; /* 0 = free */
+    struct br_hub_sub *head;
+    uint32_t count;
+    bool dirty;        /* positions may have moved since the last refresh */
+};
+
+struct br_hub {
+    struct br_hub_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    bool ending;        /* no new streams */
+    bool started;
+    pthread_t thread;
+    uint32_t streams;
+    struct event_slot slots[BR_HUB_EVENT_SLOTS];
+    struct br_hub_sub *buckets[BR_HUB_KEY_BUCKETS];
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t bucket_of(uint64_t event_id, uint64_t user_id)
+{
+    return (uint32_t)(br_hash_step(br_mix64(event_id), user_id) & (BR_HUB_KEY_BUCKETS - 1));
+}
+
+/* ---- a subscription's buffer ---- */
+
+/* Appends bytes; positions leave PASS_ROOM free so the pass always fits.
+ * Returns false (nothing written) when it does not fit. */
+static bool sub_append(struct br_hub_sub *s, const char *data, size_t n, bool is_pass, bool end)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->off > 0) {
+        memmove(s->buf, s->buf + s->off, s->len - s->off);
+        s->len -= s->off;
+        s->off = 0;
+    }
+    size_t room = sizeof s->buf - s->len;
+    bool fits = is_pass ? n <= room : n + PASS_ROOM <= room;
+    if (fits) {
+        memcpy(s->buf + s->len, data, n);
+        s->len += n;
+    }
+    if (end) {
+        s->ending = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return fits;
+}
+
+static ssize_t sub_pull(void *cls, char *out, size_t max)
+{
+    struct br_hub_sub *s = cls;
+    pthread_mutex_lock(&s->mu);
+    ssize_t n = 0;
+    if (s->off < s->len) {
+        size_t k = s->len - s->off < max ? s->len - s->off : max;
+        memcpy(out, s->buf + s->off, k);
+        s->off += k;
+        if (s->off == s->len) {
+            s->off = s->len = 0;
+        }
+        n = (ssize_t)k;
+    } else if (s->ending) {
+        n = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* "event: <name>\ndata: <json>\n\n" of j (consumed) into out. Returns bytes or 0. */
+static size_t sse_frame(const char *name, json_t *j, char *out, size_t cap)
+{
+    size_t len = 0;
+    char *data = br_render_dump(j, &len);
+    if (data == NULL) {
+        return 0;
+    }
+    int n = snprintf(out, cap, "event: %s\ndata: %s\n\n", name, data);
+    free(data);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static bool queue_view_same(const struct br_api_queue *a, const struct br_api_queue *b)
+{
+    return a->status == b->status && a->position == b->position &&
+           a->queue_length == b->queue_length && a->pass_id == b->pass_id;
+}
+
+/* Sends view down s if it changed; the pass too when admitted. Returns
+ * true when s must be woken. Under the hub's mutex. */
+static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct br_api_queue *v,
+                          bool force)
+{
+    if (s->passed) {
+        return false;
+    }
+    char frame[PASS_ROOM];
+    bool wrote = false;
+    bool admitted = v->status == BR_QS_ADMITTED;
+    bool terminal = v->status != BR_QS_WAITING && v->status != BR_QS_PREQUEUE && !admitted;
+    if (force || admitted || terminal || !queue_view_same(v, &s->last)) {
+        size_t n = sse_frame("position", br_render_queue(v, NULL), frame, sizeof frame);
+        if (n > 0 && sub_append(s, frame, n, false, terminal)) {
+            s->last = *v;
+            wrote = true;
+        } else if (terminal) {
+            sub_append(s, "", 0, true, true);
+        }
+    }
+    if (admitted) {
+        char token[BR_PASS_TOKEN_MAX];
+        if (br_hub_pass_token(h, v->event_id, s->user_id, v->pass_id, v->pass_expires_at_ms, token,
+                              sizeof token) == 0) {
+            size_t n = sse_frame("pass", br_render_pass(v->event_id, token, v->pass_expires_at_ms),
+                                 frame, sizeof frame);
+            if (n > 0 && sub_append(s, frame, n, true, true)) {
+                s->passed = true;
+                wrote = true;
+            }
+        }
+    }
+    if (wrote) {
+        s->last_send_ms = mono_ms();
+    }
+    return wrote || terminal;
+}
+
+/* ---- indexes (under the hub's mutex) ---- */
+
+static struct event_slot *slot_find(struct br_hub *h, uint64_t event_id, bool create)
+{
+    struct event_slot *free_slot = NULL;
+    for (uint32_t i = 0; i < BR_HUB_EVENT_SLOTS; i++) {
+        if (h->slots[i].event_id == event_id) {
+            return &h->slots[i];
+        }
+        if (free_slot == NULL && h->slots[i].event_id == 0) {
+            free_slot = &h->slots[i];
+        }
+    }
+    if (create && free_slot != NULL) {
+        memset(free_slot, 0, sizeof *free_slot);
+        free_slot->event_id = event_id;
+        return free_slot;
+    }
+    return NULL;
+}
+
+/* ---- listener (backend threads) ---- */
+
+static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint64_t pass_id,
+                           int64_t expires_at_ms)
+{
+    struct br_hub *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    for (struct br_hub_sub *s = h->buckets[bucket_of(event_id, user_id)]; s != NULL;
+         s = s->key_next) {
+        if (s->event_id != event_id || s->user_id != user_id) {
+            continue;
+        }
+        struct br_api_queue v = s->last;
+        v.event_id = event_id;
+        v.status = BR_QS_ADMITTED;
+        v.position = 0;
+        v.estimated_wait_s = 0;
+        v.pass_id = pass_id;
+        v.pass_expires_at_ms = expires_at_ms;
+        if (v.queue_length > 0 && s->last.status == BR_QS_WAITING) {
+            v.queue_length--; /* we left the line */
+        }
+        if (sub_send_view(h, s, &v, false)) {
+            br_http_stream_wake(s->req);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_queue_changed(void *ctx, uint64_t event_id)
+{
+    struct br_hub *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    struct event_slot *slot = slot_find(h, event_id, false);
+    if (slot != NULL) {
+        slot->dirty = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+struct br_backend_listener br_hub_listener(struct br_hub *h)
+{
+    struct br_backend_listener l = {
+        .ctx = h, .pass_issued = on_pass_issued, .queue_changed = on_queue_changed};
+    return l;
+}
+
+/* ---- the refresh thread ---- */
+
+static void refresh_locked(struct br_hub *h, bool keepalive_round)
+{
+    int64_t now = mono_ms();
+    struct br_backend *b = h->cfg.backend;
+    for (uint32_t i = 0; i < BR_HUB_EVENT_SLOTS; i++) {
+        struct event_slot *slot = &h->slots[i];
+        if (slot->event_id == 0) {
+            continue;
+        }
+        bool dirty = slot->dirty;
+        slot->dirty = false;
+        for (struct br_hub_sub *s = slot->head; s != NULL; s = s->ev_next) {
+            bool wake = false;
+            if (dirty && !s->passed) {
+                struct br_api_queue v;
+                int rc = b->ops->queue_peek(b, s->user_id, s->event_id, &v);
+                if (rc == BR_OK) {
+                    wake = sub_send_view(h, s, &v, false);
+                } else {
+                    sub_append(s, "", 0, true, true);
+                    wake = true;
+                }
+            }
+            if (keepalive_round && !wake &&
+                now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
+                static const char ka[] = ": keep-alive\n\n";
+                if (sub_append(s, ka, sizeof ka - 1, false, false)) {
+                    s->last_send_ms = now;
+                    wake = true;
+                }
+            }
+            if (wake) {
+                br_http_stream_wake(s->req);
+            }
+        }
+    }
+}
+
+static void *hub_main(void *arg)
+{
+    struct br_hub *h = arg;
+    int64_t next_keepalive = mono_ms() + h->cfg.keepalive_ms / 2;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(h->cfg.refresh_ms % 1000) * 1000000L;
+        until.tv_sec += (time_t)(h->cfg.refresh_ms / 1000) + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&h->cv, &h->mu, &until);
+        if (h->stop) {
+            break;
+        }
+        bool ka = mono_ms() >= next_keepalive;
+        if (ka) {
+            next_keepalive = mono_ms() + h->cfg.keepalive_ms / 2;
+        }
+        refresh_locked(h, ka);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* ---- public ---- */
+
+int br_hub_new(struct br_hub **out, const struct br_hub_config *cfg)
+{
+    *out = NULL;
+    BR_ASSERT(cfg->backend != NULL && cfg->pass_secret != NULL && cfg->refresh_ms > 0 &&
+              cfg->keepalive_ms > 0);
+    struct br_hub *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return BR_E_IO;
+    }
+    h->cfg = *cfg;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return BR_E_IO;
+    }
+    h->started = true;
+    *out = h;
+    return BR_OK;
+}
+
+int br_hub_pass_token(const struct br_hub *h, uint64_t event_id, uint64_t user_id,
+                      uint64_t pass_id, int64_t expires_at_ms, char *out, size_t cap)
+{
+    struct br_pass_claims c = {
+        .event_id = event_id, .user_id = user_id, .pass_id = pass_id,
+        .expires_at_ms = expires_at_ms};
+    return br_pass_token_sign(h->cfg.pass_secret, h->cfg.pass_secret_len, &c, out, cap) == BR_OK
+               ? 0
+               : -1;
+}
+
+struct br_hub_sub *br_hub_subscribe(struct br_hub *h, struct br_http_req *req, uint64_t event_id,
+                                    uint64_t user_id, const struct br_api_queue *view)
+{
+    struct br_hub_sub *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    s->event_id = event_id;
+    s->user_id = user_id;
+    s->req = req;
+    pthread_mutex_lock(&h->mu);
+    struct event_slot *slot = h->ending ? NULL : slot_find(h, event_id, true);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&h->mu);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    s->slot = (uint32_t)(slot - h->slots);
+    s->ev_next = slot->head;
+    if (slot->head != NULL) {
+        slot->head->ev_prev = s;
+    }
+    slot->head = s;
+    slot->count++;
+    /* A pass issued between the caller's view and now would be missed:
+     * the next refresh looks again. */
+    slot->dirty = true;
+    uint32_t bk = bucket_of(event_id, user_id);
+    s->key_next = h->buckets[bk];
+    h->buckets[bk] = s;
+    h->streams++;
+    static const char hello[] = "retry: 3000\n\n";
+    sub_append(s, hello, sizeof hello - 1, false, false);
+    sub_send_view(h, s, view, true);
+    /* Answer while holding the hub's mutex: no pass can slip in before the
+     * stream exists, and the wake below finds a stream to wake. */
+    br_http_respond_stream(req, "text/event-stream", sub_pull, s);
+    pthread_mutex_unlock(&h->mu);
+    return s;
+}
+
+void br_hub_closed(struct br_hub *h, struct br_hub_sub *s)
+{
+    pthread_mutex_lock(&h->mu);
+    struct event_slot *slot = &h->slots[s->slot];
+    if (s->ev_prev != NULL) {
+        s->ev_prev->ev_next = s->ev_next;
+    } else {
+        slot->head = s->ev_next;
+    }
+    if (s->ev_next != NULL) {
+        s->ev_next->ev_prev = s->ev_prev;
+    }
+    BR_ASSERT(slot->count > 0);
+    if (--slot->count == 0) {
+        slot->event_id = 0;
+        slot->head = NULL;
+        slot->dirty = false;
+    }
+    struct br_hub_sub **at = &h->buckets[bucket_of(s->event_id, s->user_id)];
+    for (uint32_t n = 0; *at != NULL && n < UINT32_MAX; n++) {
+        if (*at == s) {
+            *at = s->key_next;
+            break;
+        }
+        at = &(*at)->key_next;
+    }
+    BR_ASSERT(h->streams > 0);
+    h->streams--;
+    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+uint32_t br_hub_streams(struct br_hub *h)
+{
+    pthread_mutex_lock(&h->mu);
+    uint32_t n = h->streams;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+static void stop_thread(struct br_hub *h)
+{
+    pthread_mutex_lock(&h->mu);
+    bool was = h->started && !h->stop;
+    h->stop = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (was) {
+        pthread_join(h->thread, NULL);
+    }
+}
+
+void br_hub_end_all(struct br_hub *h)
+{
+    stop_thread(h);
+    pthread_mutex_lock(&h->mu);
+    h->ending = true;
+    for (uint32_t i = 0; i < BR_HUB_EVENT_SLOTS; i++) {
+        for (struct br_hub_sub *s = h->slots[i].head; s != NULL; s = s->ev_next) {
+            sub_append(s, "", 0, true, true);
+            br_http_stream_wake(s->req);
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void br_hub_free(struct br_hub *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    stop_thread(h);
+    BR_ASSERT(h->streams == 0);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}

@@ -1,0 +1,46 @@
+/*
+ * metrics.h -- request counters and latency histograms for /metrics
+ * (Prometheus text format 0.0.4).
+ *
+ *   br_http_requests_total{route,method,status}    counter
+ *   br_http_request_duration_seconds{route}        histogram
+ *   plus the sale's gauges from the backend (rendered by br_metrics_render)
+ *
+ * Routes are a fixed table (their names are the path templates, so ids in
+ * paths never explode the label space); statuses are a fixed list plus
+ * "other". Every cell is a relaxed atomic: observing costs a few atomic adds
+ * and no lock. Memory: routes x (statuses + buckets) x 8 bytes.
+ */
+#ifndef BR_METRICS_H
+#define BR_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/backend.h"
+
+#define BR_METRICS_ROUTES_MAX 40u
+
+struct br_metrics;
+
+/* names[i] = "METHOD /path/template" of route i; borrowed for the lifetime. */
+int br_metrics_new(struct br_metrics **m, const char *const *names, unsigned count);
+void br_metrics_free(struct br_metrics *m);
+
+/* One answered request. */
+void br_metrics_observe(struct br_metrics *m, unsigned route, unsigned status, int64_t dur_us);
+
+/* Counts a request refused by a rate limiter (by scope: "user" or "ip"). */
+void br_metrics_rate_limited(struct br_metrics *m, int by_user);
+
+struct br_metrics_extra {
+    uint32_t sse_streams;
+    uint32_t inflight;
+    uint64_t replayed;
+};
+
+/* The whole exposition as a malloc'd string; *len set. NULL when out of memory. */
+char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
+                        const struct br_metrics_extra *x, size_t *len);
+
+#endif

@@ -1,0 +1,290 @@
+/* render.c -- the API's JSON objects and RFC 3339 times (see render.h). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "server/render.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cmd.h"
+#include "core/str.h"
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian), after Howard
+ * Hinnant's days_from_civil: exact for every date, no libc time zone state. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp + (mp < 10 ? 3 : -9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+void br_time_format(int64_t ms, char out[BR_TIME_TEXT_MAX])
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000;
+    int64_t y;
+    int64_t mo;
+    int64_t d;
+    civil_from_days(days, &y, &mo, &d);
+    /* The compiler cannot see the ranges; format wide, then copy. */
+    char wide[96];
+    snprintf(wide, sizeof wide, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", (long long)y,
+             (long long)mo, (long long)d, (long long)(rem / 3600000),
+             (long long)(rem / 60000 % 60), (long long)(rem / 1000 % 60), (long long)(rem % 1000));
+    snprintf(out, BR_TIME_TEXT_MAX, "%.*s", (int)(BR_TIME_TEXT_MAX - 1), wide);
+}
+
+/* n decimal digits at s; -1 if any is not a digit. */
+static int64_t digits(const char *s, int n)
+{
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int br_time_parse(const char *s, int64_t *ms)
+{
+    if (s == NULL || br_strnlen(s, 40) < 20 || br_strnlen(s, 40) >= 40) {
+        return -1;
+    }
+    int64_t y = digits(s, 4);
+    int64_t mo = digits(s + 5, 2);
+    int64_t d = digits(s + 8, 2);
+    int64_t h = digits(s + 11, 2);
+    int64_t mi = digits(s + 14, 2);
+    int64_t se = digits(s + 17, 2);
+    if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':' || y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60) {
+        return -1;
+    }
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap)) {
+        return -1;
+    }
+    const char *p = s + 19;
+    int64_t frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        for (; n < 9 && *p >= '0' && *p <= '9'; n++, p++) {
+            if (n < 3) {
+                frac_ms = frac_ms * 10 + (*p - '0');
+            }
+        }
+        if (n == 0) {
+            return -1;
+        }
+        for (int k = n; k < 3; k++) {
+            frac_ms *= 10;
+        }
+    }
+    int64_t offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int64_t oh = digits(p + 1, 2);
+        int64_t om = p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) {
+            return -1;
+        }
+        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p != '\0') {
+        return -1;
+    }
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (se > 59 ? 59 : se);
+    *ms = (secs - offset_min * 60) * 1000 + frac_ms;
+    return 0;
+}
+
+static const char *const ROLE_TEXT[BR_ROLE_COUNT] = {"customer", "organizer", "admin"};
+
+const char *br_role_text(uint8_t role)
+{
+    return role < BR_ROLE_COUNT ? ROLE_TEXT[role] : "unknown";
+}
+
+int br_role_parse(const char *s, uint8_t *role)
+{
+    for (uint8_t i = 0; s != NULL && i < BR_ROLE_COUNT; i++) {
+        if (strcmp(s, ROLE_TEXT[i]) == 0) {
+            *role = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *br_booking_status_text(uint8_t s)
+{
+    static const char *const t[] = {"none", "held", "confirmed", "expired", "cancelled", "refunded"};
+    return s < 6 ? t[s] : "unknown";
+}
+
+const char *br_queue_status_text(uint8_t s)
+{
+    static const char *const t[] = {"none", "prequeue", "waiting", "admitted",
+                                    "used", "expired",  "left"};
+    return s < 7 ? t[s] : "unknown";
+}
+
+const char *br_payment_status_text(uint8_t s)
+{
+    static const char *const t[] = {"none",      "pending",        "failed",
+                                    "confirmed", "refund_pending", "refunded"};
+    return s < 6 ? t[s] : "unknown";
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char t[BR_TIME_TEXT_MAX];
+    br_time_format(ms, t);
+    return json_string(t);
+}
+
+static json_t *seconds_json(int64_t ms)
+{
+    return ms % 1000 == 0 ? json_integer(ms / 1000) : json_real((double)ms / 1000.0);
+}
+
+json_t *br_render_user(const struct br_api_user *u)
+{
+    return json_pack("{s:I, s:s, s:s, s:s}", "user_id", (json_int_t)u->id, "email", u->email,
+                     "name", u->name, "role", br_role_text(u->role));
+}
+
+json_t *br_render_event(const struct br_api_event *e)
+{
+    const struct br_event_spec *s = &e->spec;
+    json_t *zones = json_array();
+    for (uint32_t z = 0; z < s->zone_count && z < BR_EVENT_ZONES_MAX; z++) {
+        const struct br_zone_spec *zs = &s->zones[z];
+        uint32_t used = e->held[z] + e->sold[z];
+        uint32_t avail = used < zs->capacity ? zs->capacity - used : 0;
+        json_array_append_new(
+            zones, json_pack("{s:i, s:s, s:I, s:I, s:I, s:s}", "id", (int)(z + 1), "name",
+                             zs->name, "capacity", (json_int_t)zs->capacity, "available",
+                             (json_int_t)avail, "price_minor", (json_int_t)zs->price_minor,
+                             "currency", zs->currency));
+    }
+    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:o}", "id",
+                     (json_int_t)e->id, "name", s->name, "venue", s->venue, "starts_at",
+                     time_json(s->starts_at_ms), "sale_opens_at", time_json(s->sale_opens_at_ms),
+                     "per_user_limit", (json_int_t)s->per_user_limit, "requires_pass",
+                     s->requires_pass, "queue", "max_active", (json_int_t)s->max_active,
+                     "admit_per_tick", (json_int_t)s->admit_per_tick, "pass_ttl_s",
+                     seconds_json(s->pass_ttl_ms), "hold_ttl_s", seconds_json(s->hold_ttl_ms),
+                     "zones", zones);
+}
+
+json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms)
+{
+    return json_pack("{s:I, s:s, s:o}", "event_id", (json_int_t)event_id, "token", token,
+                     "expires_at", time_json(expires_at_ms));
+}
+
+json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token)
+{
+    json_t *j = json_pack("{s:I, s:s, s:I, s:I, s:I}", "event_id", (json_int_t)q->event_id,
+                          "status", br_queue_status_text(q->status), "position",
+                          (json_int_t)q->position, "queue_length", (json_int_t)q->queue_length,
+                          "estimated_wait_s", (json_int_t)q->estimated_wait_s);
+    if (j != NULL && pass_token != NULL && q->status == BR_QS_ADMITTED) {
+        json_object_set_new(j, "pass",
+                            json_pack("{s:s, s:o}", "token", pass_token, "expires_at",
+                                      time_json(q->pass_expires_at_ms)));
+    }
+    return j;
+}
+
+json_t *br_render_booking(const struct br_api_booking *b)
+{
+    json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:s, s:I, s:s, s:o, s:o}", "id", (json_int_t)b->id,
+                          "event_id", (json_int_t)b->event_id, "zone_id", (int)b->zone_id,
+                          "quantity", (int)b->quantity, "status",
+                          br_booking_status_text(b->state), "total_minor",
+                          (json_int_t)b->total_minor, "currency", b->currency, "created_at",
+                          time_json(b->created_at_ms), "expires_at", time_json(b->expires_at_ms));
+    if (j != NULL && b->payment_id != 0) {
+        json_object_set_new(j, "payment_id", json_integer((json_int_t)b->payment_id));
+    }
+    return j;
+}
+
+json_t *br_render_payment(const struct br_api_payment *p)
+{
+    return json_pack("{s:I, s:s, s:I, s:I, s:s, s:s, s:s}", "payment_id", (json_int_t)p->id,
+                     "provider_payment_id", p->provider_payment_id, "booking_id",
+                     (json_int_t)p->booking_id, "amount_minor", (json_int_t)p->amount_minor,
+                     "currency", p->currency, "status", br_payment_status_text(p->state),
+                     "client_secret", p->client_secret);
+}
+
+json_t *br_render_stats(const struct br_api_stats *s)
+{
+    json_t *zones = json_array();
+    for (uint32_t z = 0; z < s->zone_count && z < BR_EVENT_ZONES_MAX; z++) {
+        uint32_t used = s->held[z] + s->sold[z];
+        json_array_append_new(
+            zones, json_pack("{s:i, s:I, s:I, s:I, s:I}", "id", (int)(z + 1), "capacity",
+                             (json_int_t)s->capacity[z], "available",
+                             (json_int_t)(used < s->capacity[z] ? s->capacity[z] - used : 0),
+                             "held", (json_int_t)s->held[z], "sold", (json_int_t)s->sold[z]));
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "event_id",
+                     (json_int_t)s->event_id, "queue_length", (json_int_t)s->queue_length,
+                     "admitted", (json_int_t)s->admitted, "active_passes",
+                     (json_int_t)s->active_passes, "zones", zones, "bookings", "held",
+                     (json_int_t)s->bookings[BR_HOLD_HELD], "confirmed",
+                     (json_int_t)s->bookings[BR_HOLD_CONFIRMED], "expired",
+                     (json_int_t)s->bookings[BR_HOLD_EXPIRED], "cancelled",
+                     (json_int_t)s->bookings[BR_HOLD_CANCELLED], "refunded",
+                     (json_int_t)s->bookings[BR_HOLD_REFUNDED]);
+}
+
+char *br_render_dump(json_t *j, size_t *len)
+{
+    if (j == NULL) {
+        return NULL;
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s != NULL) {
+        *len = strlen(s);
+    }
+    return s;
+}
+
+char *br_render_error(const char *code, const char *message, size_t *len)
+{
+    return br_render_dump(
+        json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message), len);
+}

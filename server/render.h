@@ -1,0 +1,51 @@
+/*
+ * render.h -- the API's JSON shapes (DESIGN.md, HTTP API) and its time
+ * format, written once for the routes and the SSE fan-out alike.
+ *
+ * Times are RFC 3339 in UTC with milliseconds ("2026-05-01T18:00:00.000Z");
+ * parsing accepts any offset ("+02:00") and optional fractions. Money is an
+ * integer of minor units with a currency code; ids are JSON integers.
+ * Durations in seconds (pass_ttl_s, hold_ttl_s) are integers when whole and
+ * reals otherwise, because the core keeps milliseconds.
+ */
+#ifndef BR_RENDER_H
+#define BR_RENDER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/backend.h"
+
+#define BR_TIME_TEXT_MAX 32u /* "YYYY-MM-DDTHH:MM:SS.mmmZ" incl. NUL */
+
+/* Formats ms since the epoch into out (BR_TIME_TEXT_MAX bytes). */
+void br_time_format(int64_t ms, char out[BR_TIME_TEXT_MAX]);
+
+/* Parses an RFC 3339 date-time. 0 on success, -1 otherwise (years 1970..9999). */
+int br_time_parse(const char *s, int64_t *ms);
+
+/* Names the API uses (lower case, stable). */
+const char *br_role_text(uint8_t role);
+int br_role_parse(const char *s, uint8_t *role); /* 0 or -1 */
+const char *br_booking_status_text(uint8_t hold_state);
+const char *br_queue_status_text(uint8_t status);
+const char *br_payment_status_text(uint8_t payment_state);
+
+/* The objects. Each returns a new reference (NULL only when out of memory). */
+json_t *br_render_user(const struct br_api_user *u);
+json_t *br_render_event(const struct br_api_event *e);
+/* pass_token may be NULL (then no "pass" member even when admitted). */
+json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token);
+json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms);
+json_t *br_render_booking(const struct br_api_booking *b);
+json_t *br_render_payment(const struct br_api_payment *p);
+json_t *br_render_stats(const struct br_api_stats *s);
+
+/* {"error":{"code":...,"message":...}} as a malloc'd string; *len set. */
+char *br_render_error(const char *code, const char *message, size_t *len);
+
+/* Compact serialisation of j (consumed: decref'd). NULL when out of memory. */
+char *br_render_dump(json_t *j, size_t *len);
+
+#endif

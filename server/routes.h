@@ -1,0 +1,75 @@
+/*
+ * routes.h -- the HTTP API of DESIGN.md over the backend interface.
+ *
+ * Every request runs the same pipeline on its loop thread:
+ *
+ *   body size ─▶ route (404/405) ─▶ client address + rate limit per address
+ *     ─▶ content type + JSON (depth-bounded) ─▶ bearer token ─▶ rate limit per user
+ *     ─▶ the route: one backend call ─▶ (deferred until durable) ─▶ render ─▶ answer
+ *
+ * Routes only parse, authorise and render: business rules (seats, queues,
+ * payments) are the core's, reached through struct br_backend. Errors are
+ * {"error":{"code","message"}} with the code from br_err_name() and a
+ * status that fits (400 input, 401/403 auth, 404, 409 conflict, 410 expired,
+ * 413, 415, 422, 429); a client's mistake is never a 5xx.
+ *
+ * Each answer is logged as one structured line with its request id (taken
+ * from a sane X-Request-Id, else generated) and counted in the metrics.
+ */
+#ifndef BR_ROUTES_H
+#define BR_ROUTES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/http.h"
+#include "adapters/provider_test.h"
+#include "server/backend.h"
+#include "server/config.h"
+#include "server/hub.h"
+#include "server/log.h"
+#include "server/metrics.h"
+#include "server/ratelimit.h"
+
+#define BR_JWT_ISSUER "bookingrush"
+#define BR_JSON_DEPTH_MAX 16u /* nesting of arrays and objects in a request body */
+
+struct br_routes {
+    struct br_backend *backend;
+    struct br_hub *hub;
+    struct br_metrics *metrics;
+    struct br_ratelimit *rl_user;
+    struct br_ratelimit *rl_ip;
+    struct br_provider_test *provider; /* NULL: no test provider routes */
+    struct br_http_server *http;       /* for the in-flight gauge; may be NULL */
+    const struct br_serve_config *cfg;
+    const struct br_log *log;
+    struct br_cidr trusted[BR_CIDR_MAX];
+    unsigned trusted_count;
+    const uint8_t *jwt_secret;
+    size_t jwt_secret_len;
+    const uint8_t *pass_secret;        /* signs and checks X-Queue-Pass tokens */
+    size_t pass_secret_len;
+    const char *webhook_secret;
+    const char *openapi; /* the OpenAPI document, static */
+    size_t openapi_len;
+    uint64_t replayed;   /* for /metrics */
+    uint32_t req_prefix; /* random per process: request ids differ across restarts */
+    atomic_uint_fast64_t req_seq;
+    atomic_bool draining; /* SIGTERM seen: /readyz says no */
+};
+
+/* The route names for the metrics table ("METHOD /template"). */
+const char *const *br_routes_names(unsigned *count);
+
+/* The adapter's callbacks (ctx = struct br_routes). */
+void br_routes_handle(void *ctx, struct br_http_req *req);
+void br_routes_resumed(void *ctx, struct br_http_req *req);
+void br_routes_closed(void *ctx, struct br_http_req *req);
+
+/* HTTP status for an error value. */
+unsigned br_routes_status(int err);
+
+#endif
