@@ -381,6 +381,8 @@ struct world {
     uint64_t confirmed[64]; /* holds seen confirmed: S2 says they stay so */
     uint64_t confirmed_owner[64];
     uint32_t nconfirmed;
+    uint8_t confirmed_fx[64]; /* booking_confirmed effects per hold (index as holds[]) */
+    uint8_t expired_fx[64];   /* booking_expired effects per hold */
 };
 
 struct tally {
@@ -583,6 +585,95 @@ static void remember(uint64_t *ids, uint32_t *n, uint32_t cap, uint64_t id)
     ids[(*n)++] = id;
 }
 
+/* Assertions of the property checks name the failing seed and step. */
+#define P_ASSERT(cond) ((cond) ? (void)0 : property_failed(#cond, __LINE__))
+
+static void property_failed(const char *what, int line)
+{
+    fprintf(stderr, "property failed at test_engine.c:%d: %s: BR_PROPERTY_SEED=%ld step %ld\n", line,
+            what, (long)current_seed, (long)current_step);
+    fail();
+}
+
+static uint32_t hold_slot(const struct world *w, uint64_t hold)
+{
+    for (uint32_t i = 0; i < w->nholds; i++) {
+        if (w->holds[i] == hold) {
+            return i;
+        }
+    }
+    P_ASSERT(!"an effect names a hold that no reserve created");
+    return 0;
+}
+
+/* The users waiting in an opened queue, in position order (1 first). */
+static uint32_t waiting_order(const struct br_engine *e, uint64_t ev, uint64_t *users, uint32_t max)
+{
+    const struct br_event *event = br_catalog_event(e, ev);
+    if (event == NULL || !event->q_shuffled) {
+        return 0;
+    }
+    uint32_t n = 0;
+    for (uint32_t mi = 0; mi < e->member_count; mi++) {
+        const struct br_member *m = &e->members[mi];
+        if (m->event_id != ev || m->status != BR_QS_WAITING) {
+            continue;
+        }
+        struct br_queue_view v;
+        P_ASSERT(br_queue_view(e, ev, m->user_id, &v) == BR_OK);
+        P_ASSERT(v.position >= 1 && v.position <= max);
+        users[v.position - 1] = m->user_id;
+        n++;
+    }
+    P_ASSERT(n == event->q_waiting);
+    return n;
+}
+
+/* Effect-level properties of one step: S6 (a charge that arrives after the
+ * deadline is never confirmed), exactly-once confirmation and expiry per
+ * hold (S5, S7), and S4 (passes go out in queue order). */
+static void check_effects(struct world *w, const struct br_cmd *c, const uint64_t *order,
+                          uint32_t waiting)
+{
+    uint32_t n = 0;
+    const struct br_effect *fx = br_engine_effects(w->e, &n);
+    uint32_t issued = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fx[i].kind == BR_FX_BOOKING_CONFIRMED) {
+            const struct br_hold *h = br_inventory_hold(w->e, fx[i].id);
+            P_ASSERT(c->now_ms < h->deadline_ms);
+            uint8_t *count = &w->confirmed_fx[hold_slot(w, fx[i].id)];
+            P_ASSERT(*count == 0); /* confirmed once */
+            (*count)++;
+        }
+        if (fx[i].kind == BR_FX_BOOKING_EXPIRED) {
+            uint8_t *count = &w->expired_fx[hold_slot(w, fx[i].id)];
+            P_ASSERT(*count == 0); /* S7: expired once */
+            (*count)++;
+        }
+        if (fx[i].kind == BR_FX_PASS_ISSUED && c->type == BR_CMD_ADMIT && waiting > 0) {
+            P_ASSERT(issued < waiting);
+            P_ASSERT(fx[i].user_id == order[issued]);
+            issued++;
+        }
+    }
+}
+
+/* Before the drain: every hold's effects match its state. */
+static void check_effect_totals(const struct world *w)
+{
+    for (uint32_t i = 0; i < w->nholds; i++) {
+        uint8_t state = t_hold_state(w->e, w->holds[i]);
+        P_ASSERT(w->confirmed_fx[i] == (state == BR_HOLD_CONFIRMED));
+        if (state == BR_HOLD_EXPIRED) {
+            P_ASSERT(w->expired_fx[i] == 1);
+        }
+        if (state == BR_HOLD_HELD || state == BR_HOLD_CONFIRMED || state == BR_HOLD_CANCELLED) {
+            P_ASSERT(w->expired_fx[i] == 0);
+        }
+    }
+}
+
 /* Properties checked after every step, beyond the module checkers. */
 static void check_step(struct world *w, const struct br_cmd *c, const struct br_outcome *o,
                        uint64_t state_before, const bool *shuffled_before)
@@ -591,38 +682,37 @@ static void check_step(struct world *w, const struct br_cmd *c, const struct br_
     if (o->err < 0) {
         /* A refused command emits nothing and changes nothing, except the
          * idempotency record of a reserve and a due opening shuffle. */
-        assert_int_equal(o->effect_count, 0);
+        P_ASSERT(o->effect_count == 0);
         bool shuffle_ran = false;
         for (uint32_t i = 0; i < e->event_count; i++) {
             shuffle_ran |= i < 4 && shuffled_before[i] != e->events[i].q_shuffled;
         }
         bool keyed = c->type == BR_CMD_RESERVE && c->u.reserve.idem_key != 0;
         if (!shuffle_ran && !keyed && br_engine_state_hash(e) != state_before) {
-            fprintf(stderr, "refused %s (%s) changed the state: BR_PROPERTY_SEED=%ld step %ld\n",
-                    br_cmd_name(c->type), br_err_name(o->err), (long)current_seed,
-                    (long)current_step);
-            fail();
+            fprintf(stderr, "refused %s (%s) changed the state\n", br_cmd_name(c->type),
+                    br_err_name(o->err));
+            P_ASSERT(!"a refused command changes no state");
         }
     }
     /* S2: a confirmed hold never changes owner or state again. */
     for (uint32_t i = 0; i < w->nconfirmed; i++) {
         const struct br_hold *h = br_inventory_hold(e, w->confirmed[i]);
-        assert_int_equal(h->state, BR_HOLD_CONFIRMED);
-        assert_true(h->user_id == w->confirmed_owner[i]);
+        P_ASSERT(h->state == BR_HOLD_CONFIRMED);
+        P_ASSERT(h->user_id == w->confirmed_owner[i]);
     }
     /* S4: nobody holds seats without a pass when the event requires one;
      * S5: at most one confirmed payment per hold. */
     for (uint32_t hi = 0; hi < e->hold_count; hi++) {
         const struct br_hold *h = &e->holds[hi];
         if (br_catalog_event(e, h->event_id)->spec.requires_pass) {
-            assert_true(h->pass_id != 0);
+            P_ASSERT(h->pass_id != 0);
         }
     }
     for (uint32_t a = 0; a < e->payment_count; a++) {
         for (uint32_t b = a + 1; b < e->payment_count; b++) {
-            assert_false(e->payments[a].state == BR_PAY_CONFIRMED &&
+            P_ASSERT(!(e->payments[a].state == BR_PAY_CONFIRMED &&
                          e->payments[b].state == BR_PAY_CONFIRMED &&
-                         e->payments[a].hold_id == e->payments[b].hold_id);
+                         e->payments[a].hold_id == e->payments[b].hold_id));
         }
     }
 }
@@ -634,9 +724,9 @@ static void drain(struct br_engine *e, int64_t last_now, struct tally *t)
     for (uint32_t i = 0; i < e->event_count; i++) {
         struct br_cmd c = c_sweep(now, e->events[i].id, BR_SWEEP_MAX);
         apply_expect(e, &c, BR_OK, NULL);
-        assert_int_equal(e->events[i].bookings[BR_HOLD_HELD], 0); /* L1: no hold outlives */
+        P_ASSERT(e->events[i].bookings[BR_HOLD_HELD] == 0); /* L1: no hold outlives */
         for (uint32_t z = 0; z < e->events[i].spec.zone_count; z++) {
-            assert_int_equal(e->events[i].zone_held[z], 0);
+            P_ASSERT(e->events[i].zone_held[z] == 0);
         }
     }
     for (int round = 0; round < 3; round++) {
@@ -653,7 +743,7 @@ static void drain(struct br_engine *e, int64_t last_now, struct tally *t)
     int64_t charged = 0, refunded = 0, confirmed = 0;
     for (uint32_t pi = 0; pi < e->payment_count; pi++) {
         const struct br_payment *p = &e->payments[pi];
-        assert_true(p->state != BR_PAY_REFUND_PENDING); /* L1: every saga is final */
+        P_ASSERT(p->state != BR_PAY_REFUND_PENDING); /* L1: every saga is final */
         charged += p->state >= BR_PAY_CONFIRMED ? p->amount_minor : 0;
         refunded += p->state == BR_PAY_REFUNDED ? p->amount_minor : 0;
         t->confirmed += p->state == BR_PAY_CONFIRMED;
@@ -662,7 +752,7 @@ static void drain(struct br_engine *e, int64_t last_now, struct tally *t)
     for (uint32_t hi = 0; hi < e->hold_count; hi++) {
         confirmed += e->holds[hi].state == BR_HOLD_CONFIRMED ? e->holds[hi].amount_minor : 0;
     }
-    assert_true(charged - refunded == confirmed); /* S8 once nothing is pending */
+    P_ASSERT(charged - refunded == confirmed); /* S8 once nothing is pending */
 }
 
 /* Runs one random sequence; returns its final digest. cmds and outs (if not
@@ -687,6 +777,11 @@ static uint64_t run_sequence(uint64_t seed, struct tally *t, struct br_cmd *cmds
             shuffled[i] = w->e->events[i].q_shuffled;
         }
         uint64_t before = br_engine_state_hash(w->e);
+        uint64_t order[64];
+        uint32_t waiting = 0;
+        if (c.type == BR_CMD_ADMIT && c.user_id == 0) {
+            waiting = waiting_order(w->e, c.u.admit.event_id, order, 64);
+        }
         struct br_outcome o;
         int rc = apply(w->e, &c, &o);
         if (outs) {
@@ -714,7 +809,9 @@ static uint64_t run_sequence(uint64_t seed, struct tally *t, struct br_cmd *cmds
             }
         }
         check_step(w, &c, &o, before, shuffled);
+        check_effects(w, &c, order, waiting);
     }
+    check_effect_totals(w);
     current_step = P_STEPS; /* the drain */
     drain(w->e, w->now, t);
     uint64_t digest = br_engine_final_digest(w->e);
