@@ -590,8 +590,8 @@ static void remember(uint64_t *ids, uint32_t *n, uint32_t cap, uint64_t id)
 
 static void property_failed(const char *what, int line)
 {
-    fprintf(stderr, "property failed at test_engine.c:%d: %s: BR_PROPERTY_SEED=%ld step %ld\n", line,
-            what, (long)current_seed, (long)current_step);
+    fprintf(stderr, "property failed at test_engine.c:%d: %s: BR_PROPERTY_SEED=%ld step %ld\n",
+            line, what, (long)current_seed, (long)current_step);
     fail();
 }
 
