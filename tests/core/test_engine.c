@@ -114,6 +114,30 @@ static void test_unknown_command_type_is_invalid_and_still_digested(void **state
     t_engine_free(e);
 }
 
+static void test_clock_outside_the_supported_range_is_invalid_and_changes_nothing(void **state)
+{
+    (void)state;
+    struct br_engine *e = t_engine_new(NULL);
+    struct br_event_spec s = t_spec();
+    uint64_t ev = t_event(e, 0, &s);
+    uint64_t u = t_user(e, 0, "a@t");
+    const int64_t bad[] = {-1, INT64_MIN, BR_NOW_MS_MAX + 1, INT64_MAX - 5};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct br_cmd c = c_reserve(bad[i], u, ev, 1, 1, 0, 0);
+        uint64_t before = br_engine_state_hash(e);
+        struct br_outcome o;
+        apply_expect(e, &c, BR_E_INVALID, &o);
+        assert_int_equal(o.effect_count, 0);
+        assert_true(br_engine_state_hash(e) == before);
+    }
+    /* The largest clock still works, and its deadline does not overflow. */
+    struct br_cmd c = c_reserve(BR_NOW_MS_MAX, u, ev, 1, 1, 0, 0);
+    struct br_outcome o;
+    apply_expect(e, &c, BR_OK, &o);
+    assert_true(o.deadline_ms == BR_NOW_MS_MAX + s.hold_ttl_ms);
+    t_engine_free(e);
+}
+
 static void test_outcome_effect_count_and_hash_describe_the_effect_list(void **state)
 {
     (void)state;
@@ -919,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_init_rejects_too_small_misaligned_or_missing_memory),
         cmocka_unit_test(test_default_config_is_valid),
         cmocka_unit_test(test_unknown_command_type_is_invalid_and_still_digested),
+        cmocka_unit_test(test_clock_outside_the_supported_range_is_invalid_and_changes_nothing),
         cmocka_unit_test(test_outcome_effect_count_and_hash_describe_the_effect_list),
         cmocka_unit_test(test_queries_report_stats_and_holds),
         cmocka_unit_test(test_names_of_commands_states_and_effects),
