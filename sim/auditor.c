@@ -133,8 +133,8 @@ struct br_auditor {
     struct a_event *events;
     uint32_t event_count, event_cap;
     uint64_t users; /* registered users (ids 1..users) */
-    /* idempotency: open addressing over idem_recs; slot = index + 1 */
-    uint32_t *idem_slots;
+    /* idempotency: open addressing over idem_recs; slot = hash tag << 32 | index + 1 */
+    uint64_t *idem_slots;
     uint32_t idem_mask;
     struct idem_rec *idem_recs;
     uint32_t idem_count, idem_cap;
@@ -386,11 +386,14 @@ static const struct hnode *heap_live_top(struct a_event *ev)
     return NULL;
 }
 
-/* ---- idempotency map ---- */
+/* ---- idempotency map ----
+ * Open addressing; a slot holds the record's index + 1 in its low half and
+ * 32 more bits of the hash in its high half, so a probe that meets another
+ * key is almost always rejected without touching the record (a cache miss). */
 
-static uint32_t idem_hash(uint64_t user, uint64_t key)
+static uint64_t idem_hash(uint64_t user, uint64_t key)
 {
-    return (uint32_t)mix(user * 0x9e3779b97f4a7c15ULL ^ key);
+    return mix(user * 0x9e3779b97f4a7c15ULL ^ key);
 }
 
 static struct idem_rec *idem_find(struct br_auditor *a, uint64_t user, uint64_t key)
@@ -398,12 +401,18 @@ static struct idem_rec *idem_find(struct br_auditor *a, uint64_t user, uint64_t 
     if (a->idem_slots == NULL) {
         return NULL;
     }
-    for (uint32_t i = idem_hash(user, key) & a->idem_mask;; i = (i + 1) & a->idem_mask) {
-        uint32_t s = a->idem_slots[i];
+    uint64_t h = idem_hash(user, key);
+    uint32_t tag = (uint32_t)(h >> 32);
+    /* Bounded: the table is at most half full, so an empty slot exists. */
+    for (uint32_t i = (uint32_t)h & a->idem_mask;; i = (i + 1) & a->idem_mask) {
+        uint64_t s = a->idem_slots[i];
         if (s == 0) {
             return NULL;
         }
-        struct idem_rec *r = &a->idem_recs[s - 1];
+        if ((uint32_t)(s >> 32) != tag) {
+            continue;
+        }
+        struct idem_rec *r = &a->idem_recs[(uint32_t)s - 1];
         if (r->user == user && r->key == key) {
             return r;
         }
@@ -413,11 +422,12 @@ static struct idem_rec *idem_find(struct br_auditor *a, uint64_t user, uint64_t 
 static void idem_insert_slot(struct br_auditor *a, uint32_t rec_index)
 {
     const struct idem_rec *r = &a->idem_recs[rec_index];
-    uint32_t i = idem_hash(r->user, r->key) & a->idem_mask;
+    uint64_t h = idem_hash(r->user, r->key);
+    uint32_t i = (uint32_t)h & a->idem_mask;
     while (a->idem_slots[i] != 0) {
         i = (i + 1) & a->idem_mask;
     }
-    a->idem_slots[i] = rec_index + 1;
+    a->idem_slots[i] = (h >> 32 << 32) | (uint64_t)(rec_index + 1);
 }
 
 static void idem_add(struct br_auditor *a, const struct idem_rec *r)

@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ enum trait {
     T_TABS = 1u << 2,      /* several tabs */
     T_GREEDY = 1u << 3,    /* asks past the limit */
     T_SILENT = 1u << 4,    /* leaves by closing the tab */
+    T_FRESH = 1u << 5,     /* holds a pass it has not used yet: looks at the page first */
 };
 
 struct person {
@@ -119,6 +121,8 @@ struct drv_event {
     uint32_t queue_len;  /* last queue_length the backend reported */
     uint32_t live_holds; /* holds held, as the driver counts them */
     uint32_t last_hold_n;
+    uint32_t last_pay_n;
+    int64_t soldout_t[BR_EVENT_ZONES_MAX]; /* when a zone was last seen sold out, -1 = not */
     bool admit_scheduled;
     bool sweep_scheduled;
     struct pay_rec *pays; /* by payment n - 1 */
@@ -152,7 +156,9 @@ struct drv {
     bool saga_scheduled;
     uint64_t recent_passes[64];     /* for bots to steal */
     uint32_t recent_count;
-    uint64_t max_hold_n_seen;
+    uint64_t holds_used;            /* holds the backend created (ids are sequential) */
+    uint64_t payments_used;
+    uint64_t idem_used;             /* reserves sent with a fresh key */
     bool stop;
     int io_error;
     struct br_cmd cmd;              /* scratch */
@@ -224,10 +230,39 @@ static void push_user(struct drv *d, uint32_t u, int64_t at)
     push(d, at, A_USER, u, ++d->people[u].gen, 0, 0, 0, 0);
 }
 
+/* Bytes of struct br_cmd a command of this type uses: the header and its
+ * member of the union. Only those are zeroed (the codec and the digests
+ * read nothing else), which spares a 600-byte memset per command. */
+static size_t cmd_bytes(uint8_t type)
+{
+    size_t head = offsetof(struct br_cmd, u);
+    const struct br_cmd *c = NULL;
+    switch (type) {
+    case BR_CMD_EVENT_CREATE:
+        return head + sizeof c->u.event_create;
+    case BR_CMD_USER_REGISTER:
+        return head + sizeof c->u.user_register;
+    case BR_CMD_RESERVE:
+        return head + sizeof c->u.reserve;
+    case BR_CMD_PAYMENT_EVENT:
+        return head + sizeof c->u.payment_event;
+    default:
+        return head + 24; /* every other member is at most 24 bytes */
+    }
+}
+
+_Static_assert(sizeof(((struct br_cmd *)0)->u.sweep) <= 24 &&
+                   sizeof(((struct br_cmd *)0)->u.refund_result) <= 24 &&
+                   sizeof(((struct br_cmd *)0)->u.user_role_set) <= 24 &&
+                   sizeof(((struct br_cmd *)0)->u.cancel) <= 24 &&
+                   sizeof(((struct br_cmd *)0)->u.saga_step) <= 24 &&
+                   sizeof(((struct br_cmd *)0)->u.queue_join) <= 24,
+               "small command members fit the 24 bytes cmd_bytes zeroes");
+
 static struct br_cmd *cmd_new(struct drv *d, uint8_t type, enum proc p, uint64_t user_id)
 {
     struct br_cmd *c = &d->cmd;
-    memset(c, 0, sizeof *c);
+    memset(c, 0, cmd_bytes(type));
     c->type = type;
     c->now_ms = now_of(d, p);
     c->user_id = user_id;
@@ -274,6 +309,37 @@ static struct pay_rec *pay_rec(struct drv *d, uint64_t payment_id, bool create)
 static bool is_person(const struct drv *d, uint64_t user_id)
 {
     return user_id >= 1 && user_id <= d->users;
+}
+
+/* Room for one more reserve (a hold and an idempotency record at most). */
+static bool room_for_reserve(struct drv *d)
+{
+    if (d->holds_used < d->o->cfg->holds_max && d->idem_used < d->o->cfg->idem_max) {
+        return true;
+    }
+    d->st->capacity_refusals++;
+    return false;
+}
+
+static bool room_for_payment(struct drv *d)
+{
+    if (d->payments_used < d->o->cfg->payments_max) {
+        return true;
+    }
+    d->st->capacity_refusals++;
+    return false;
+}
+
+/* The event page shows every zone sold out (as the driver last heard). */
+static bool page_sold_out(const struct drv *d, uint32_t ei)
+{
+    const struct br_event_spec *sp = &d->s->events[ei].spec;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        if (d->ev[ei].soldout_t[z] < 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static uint64_t next_key(struct drv *d, uint32_t u)
@@ -357,6 +423,18 @@ static bool apply(struct drv *d, enum proc p, bool lost, struct applied *ap)
         d->stop = true;
     }
     br_auditor_observe(d->o->auditor, c, &ap->out, ap->fx, ap->n);
+    if (c->type == BR_CMD_RESERVE && ap->out.err == BR_E_SOLD_OUT) {
+        struct drv_event *ev = event_by_id(d, c->u.reserve.event_id);
+        if (ev != NULL && c->u.reserve.zone_id >= 1 && c->u.reserve.zone_id <= BR_EVENT_ZONES_MAX) {
+            ev->soldout_t[c->u.reserve.zone_id - 1] = d->t; /* the page says sold out now */
+        }
+    }
+    if (c->type == BR_CMD_CANCEL && ap->out.err == BR_OK) {
+        struct drv_event *ev = event_by_id(d, c->u.cancel.hold_id >> 32);
+        for (uint32_t z = 0; ev != NULL && z < BR_EVENT_ZONES_MAX; z++) {
+            ev->soldout_t[z] = -1; /* seats came back */
+        }
+    }
     if (d->o->self_check_every != 0 && d->st->commands % d->o->self_check_every == 0 &&
         d->o->backend->ops->self_check != NULL && br_auditor_violations(d->o->auditor) == 0) {
         d->o->backend->ops->self_check(d->o->backend);
@@ -478,12 +556,14 @@ static void send_join(struct drv *d, uint32_t u, bool main_flow)
 }
 
 static void send_reserve(struct drv *d, uint32_t u);
+static void send_leave(struct drv *d, uint32_t u);
 
 static void start_reserving(struct drv *d, uint32_t u, int64_t at)
 {
     struct person *pp = &d->people[u];
     pp->phase = PH_ADMITTED;
     pp->zone = 0;
+    pp->traits |= T_FRESH;
     push_user(d, u, at);
 }
 
@@ -557,6 +637,7 @@ static void note_new_hold(struct drv *d, const struct br_cmd *c, const struct br
     struct drv_event *ev = event_by_id(d, c->u.reserve.event_id);
     uint32_t n = (uint32_t)(out->id & 0xffffffffu);
     if (ev != NULL && n > ev->last_hold_n) {
+        d->holds_used += n - ev->last_hold_n;
         ev->last_hold_n = n;
         ev->live_holds++;
         wake_sweeper(d, ev);
@@ -568,9 +649,21 @@ static void send_reserve(struct drv *d, uint32_t u)
     struct person *pp = &d->people[u];
     const struct br_scn_crowd *sc = &d->s->crowd;
     const struct br_event_spec *sp = &d->s->events[pp->event].spec;
-    if (pp->reserves >= sc->reserve_attempts_max) {
+    if (pp->reserves >= sc->reserve_attempts_max || !room_for_reserve(d)) {
         person_done(d, u);
         return;
+    }
+    if (pp->traits & T_FRESH) {
+        pp->traits &= (uint8_t)~T_FRESH;
+        if (page_sold_out(d, pp->event) && br_rng_chance(&d->r_beh, sc->soldout_leave_fraction)) {
+            /* The page says sold out: most people go home here, some give
+             * their pass back on the way out. */
+            if (sp->requires_pass && br_rng_chance(&d->r_beh, 0.5)) {
+                send_leave(d, u);
+            }
+            person_done(d, u);
+            return;
+        }
     }
     if (pp->zone == 0 || (pp->sold_mask & (1u << (pp->zone - 1)))) {
         pp->zone = (uint8_t)pick_zone(d, u);
@@ -592,6 +685,7 @@ static void send_reserve(struct drv *d, uint32_t u)
         return;
     }
     pp->reserves++;
+    d->idem_used++;
     uint64_t key = next_key(d, u);
     struct br_cmd *c = cmd_new(d, BR_CMD_RESERVE, P_API, u + 1u);
     c->u.reserve.event_id = d->ev[pp->event].id;
@@ -633,8 +727,22 @@ static void send_reserve(struct drv *d, uint32_t u)
     int64_t think = range_draw(&d->r_beh, sc->think_ms) / 4;
     switch (err) {
     case BR_E_SOLD_OUT:
+        /* Another zone, or (the page now shows sold out) wait for returned
+         * seats, or go home. */
         pp->sold_mask |= (uint8_t)(1u << (zone - 1));
-        push_user(d, u, d->t + 200 + think);
+        if (br_rng_chance(&d->r_beh, 0.5)) {
+            push_user(d, u, d->t + 200 + think);
+        } else if (br_rng_chance(&d->r_beh, sc->rejoin_fraction)) {
+            pp->zone = 0;
+            pp->sold_mask = 0;
+            if (now_of(d, P_API) + 30000 < pp->pass_deadline_ms || !sp->requires_pass) {
+                push_user(d, u, d->t + 10000 + (int64_t)br_rng_below(&d->r_beh, 20000));
+            } else {
+                maybe_rejoin(d, u, 20000 + (int64_t)br_rng_below(&d->r_beh, 40000));
+            }
+        } else {
+            person_done(d, u);
+        }
         break;
     case BR_E_LIMIT_EXCEEDED:
         if (pp->traits & T_GREEDY) {
@@ -663,7 +771,7 @@ static void send_payment(struct drv *d, uint32_t u)
 {
     struct person *pp = &d->people[u];
     const struct br_scn_crowd *sc = &d->s->crowd;
-    if (pp->pays >= sc->payment_creates_max) {
+    if (pp->pays >= sc->payment_creates_max || !room_for_payment(d)) {
         person_done(d, u); /* gave up: the hold expires */
         return;
     }
@@ -675,7 +783,8 @@ static void send_payment(struct drv *d, uint32_t u)
     if (!apply(d, P_API, false, &ap)) {
         return;
     }
-    if ((pp->traits & T_DOUBLE) && pp->pays < sc->payment_creates_max) {
+    if ((pp->traits & T_DOUBLE) && pp->pays < sc->payment_creates_max &&
+        d->payments_used + 1 < d->o->cfg->payments_max) {
         pp->pays++;
         push(d, d->t + 20 + (int64_t)br_rng_below(&d->r_beh, 400), A_PAY_DUP, u, 0, hold, 0, 0, 0);
         d->st->faults[BR_FAULT_DOUBLE_CLICK]++;
@@ -827,6 +936,9 @@ static void bot_step(struct drv *d, uint32_t b)
     case 3:
     case 4:
     case 5: {
+        if (!room_for_reserve(d)) {
+            break;
+        }
         c = cmd_new(d, BR_CMD_RESERVE, P_API, uid);
         c->u.reserve.event_id = ev->id;
         c->u.reserve.zone_id = 1 + (uint32_t)br_rng_below(&d->r_bot, sp->zone_count);
@@ -846,6 +958,7 @@ static void bot_step(struct drv *d, uint32_t b)
         } else {
             c->u.reserve.idem_key = br_rng_next(&d->r_bot) | 1;
             bt->last_key = c->u.reserve.idem_key;
+            d->idem_used++;
         }
         if (apply(d, P_API, false, &ap) && ap.out.err == BR_OK) {
             note_new_hold(d, c, &ap.out);
@@ -853,6 +966,9 @@ static void bot_step(struct drv *d, uint32_t b)
         break;
     }
     case 6: {
+        if (!room_for_payment(d)) {
+            break;
+        }
         c = cmd_new(d, BR_CMD_PAYMENT_CREATE, P_API, uid);
         uint32_t n = ev->last_hold_n ? ev->last_hold_n : 1;
         c->u.payment_create.hold_id = ev->id << 32 | (1 + br_rng_below(&d->r_bot, n));
@@ -1059,6 +1175,7 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
             pp->pass_id = f->id;
             pp->pass_deadline_ms = f->deadline_ms;
             pp->zone = 0;
+            pp->traits |= T_FRESH;
             pp->gen++;
             if (br_rng_chance(&d->r_beh, d->s->crowd.admitted_abandon_fraction)) {
                 person_done(d, u); /* never comes back: the pass lapses */
@@ -1074,6 +1191,12 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
         case BR_FX_PROVIDER_CHARGE: {
             /* The API process calls the provider; the call itself always
              * arrives (a timeout only loses the answer). */
+            struct drv_event *pev = event_by_id(d, f->id >> 32);
+            uint32_t pn = (uint32_t)(f->id & 0xffffffffu);
+            if (pev != NULL && pn > pev->last_pay_n) {
+                d->payments_used += pn - pev->last_pay_n;
+                pev->last_pay_n = pn;
+            }
             struct pay_rec *r = pay_rec(d, f->id, true);
             if (r != NULL && r->hold_id == 0) {
                 r->hold_id = f->ref;
@@ -1099,6 +1222,11 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
             struct drv_event *ev = event_by_id(d, f->event_id);
             if (ev != NULL && ev->live_holds > 0) {
                 ev->live_holds--;
+            }
+            for (uint32_t z = 0; ev != NULL && f->kind == BR_FX_BOOKING_EXPIRED &&
+                                 z < BR_EVENT_ZONES_MAX;
+                 z++) {
+                ev->soldout_t[z] = -1; /* seats came back */
             }
             break;
         }
@@ -1278,6 +1406,9 @@ static int setup(struct drv *d)
         }
         d->ev[i].id = ap.out.id;
         d->ev[i].opens_t = s->events[i].spec.sale_opens_at_ms;
+        for (uint32_t z = 0; z < BR_EVENT_ZONES_MAX; z++) {
+            d->ev[i].soldout_t[z] = -1;
+        }
     }
     /* Everybody registers before the sale (the server hashed the passwords). */
     uint64_t people = (uint64_t)d->users + s->crowd.bots;
@@ -1431,6 +1562,12 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
         case A_RESERVE_DUP:
         case A_RESERVE_TAB: {
             struct person *pp = &d->people[a.who];
+            if (a.kind == A_RESERVE_TAB) {
+                if (!room_for_reserve(d)) {
+                    break;
+                }
+                d->idem_used++;
+            }
             struct br_cmd *c = cmd_new(d, BR_CMD_RESERVE, P_API, a.who + 1u);
             c->u.reserve.event_id = d->ev[pp->event].id;
             c->u.reserve.zone_id = a.a8;
@@ -1447,6 +1584,9 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
             break;
         }
         case A_PAY_DUP: {
+            if (!room_for_payment(d)) {
+                break;
+            }
             struct br_cmd *c = cmd_new(d, BR_CMD_PAYMENT_CREATE, P_API, a.who + 1u);
             c->u.payment_create.hold_id = a.x;
             struct applied ap;

@@ -69,6 +69,7 @@ struct br_driver_stats {
     bool converged;             /* everything settled before the drain limit */
     int64_t converge_ms;        /* from the end of the faults to the last action */
     bool stopped_on_violation;
+    uint64_t capacity_refusals; /* steps given up because an engine table was at its cap */
     int64_t provider_captured;  /* money the provider took (its own ledger) */
     int64_t provider_refunded;
     struct br_audit_liveness live;
@@ -76,6 +77,7 @@ struct br_driver_stats {
 
 struct br_driver_opts {
     const struct br_scenario *scn;    /* configured (br_scenario_config ran on it) */
+    const struct br_config *cfg;      /* the engine's capacities: the driver stays within */
     uint64_t seed;
     struct br_backend *backend;
     struct br_auditor *auditor;

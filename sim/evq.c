@@ -1,7 +1,6 @@
 /*
- * evq.c -- a 4-ary min-heap of actions keyed by (at_ms, seq). Four children
- * per node halve the depth of a binary heap, and sift-down compares four
- * neighbours that sit in one or two cache lines.
+ * evq.c -- a 4-ary min-heap of (time, seq, slot) keys over a pool of
+ * actions (see evq.h).
  */
 #include "sim/evq.h"
 
@@ -10,58 +9,80 @@
 
 #include "core/panic.h"
 
-static bool before(const struct br_action *a, const struct br_action *b)
+static bool before(const struct br_evq_key *a, const struct br_evq_key *b)
 {
     return a->at_ms < b->at_ms || (a->at_ms == b->at_ms && a->seq < b->seq);
+}
+
+static void *grow_or_die(void *p, size_t bytes)
+{
+    void *q = realloc(p, bytes);
+    if (q == NULL) {
+        fprintf(stderr, "bookingrush: sim: out of memory for the agenda\n");
+        abort();
+    }
+    return q;
 }
 
 bool br_evq_init(struct br_evq *q, uint32_t cap_hint)
 {
     q->count = 0;
-    q->next_seq = 1;
+    q->pushes = 0;
     q->cap = cap_hint < 64 ? 64 : cap_hint;
-    q->items = malloc(sizeof *q->items * q->cap);
-    return q->items != NULL;
+    q->keys = malloc(sizeof *q->keys * q->cap);
+    q->pool_cap = q->cap;
+    q->pool = malloc(sizeof *q->pool * q->pool_cap);
+    q->free_head = 0;
+    q->pool_used = 0;
+    return q->keys != NULL && q->pool != NULL;
 }
 
 void br_evq_free(struct br_evq *q)
 {
-    free(q->items);
-    q->items = NULL;
-    q->count = q->cap = 0;
+    free(q->keys);
+    free(q->pool);
+    q->keys = NULL;
+    q->pool = NULL;
+    q->count = q->cap = q->pool_cap = 0;
+}
+
+static uint32_t pool_take(struct br_evq *q)
+{
+    if (q->free_head != 0) {
+        uint32_t slot = q->free_head - 1;
+        q->free_head = q->pool[slot].next_free;
+        return slot;
+    }
+    if (q->pool_used == q->pool_cap) {
+        BR_ASSERT(q->pool_cap < UINT32_MAX / 2);
+        q->pool_cap *= 2;
+        q->pool = grow_or_die(q->pool, sizeof *q->pool * q->pool_cap);
+    }
+    return q->pool_used++;
 }
 
 void br_evq_push(struct br_evq *q, const struct br_action *a)
 {
     if (q->count == q->cap) {
         BR_ASSERT(q->cap < UINT32_MAX / 2);
-        uint32_t cap = q->cap * 2;
-        struct br_action *items = realloc(q->items, sizeof *items * cap);
-        if (items == NULL) {
-            fprintf(stderr, "bookingrush: sim: out of memory for the agenda\n");
-            abort();
-        }
-        q->items = items;
-        q->cap = cap;
+        q->cap *= 2;
+        q->keys = grow_or_die(q->keys, sizeof *q->keys * q->cap);
     }
-    struct br_action v = *a;
-    v.seq = q->next_seq++;
+    BR_ASSERT(q->pushes < UINT32_MAX); /* seq must not wrap within a run */
+    uint32_t slot = pool_take(q);
+    q->pool[slot] = *a;
+    struct br_evq_key k = {a->at_ms, (uint32_t)q->pushes++, slot};
     uint32_t i = q->count++;
     /* Sift up: bounded by the depth, log4(count). */
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
-        if (!before(&v, &q->items[parent])) {
+        if (!before(&k, &q->keys[parent])) {
             break;
         }
-        q->items[i] = q->items[parent];
+        q->keys[i] = q->keys[parent];
         i = parent;
     }
-    q->items[i] = v;
-}
-
-const struct br_action *br_evq_top(const struct br_evq *q)
-{
-    return q->count ? &q->items[0] : NULL;
+    q->keys[i] = k;
 }
 
 bool br_evq_pop(struct br_evq *q, struct br_action *out)
@@ -69,8 +90,11 @@ bool br_evq_pop(struct br_evq *q, struct br_action *out)
     if (q->count == 0) {
         return false;
     }
-    *out = q->items[0];
-    struct br_action last = q->items[--q->count];
+    uint32_t slot = q->keys[0].slot;
+    *out = q->pool[slot];
+    q->pool[slot].next_free = q->free_head;
+    q->free_head = slot + 1;
+    struct br_evq_key last = q->keys[--q->count];
     uint32_t n = q->count;
     uint32_t i = 0;
     /* Sift down: bounded by the depth. */
@@ -82,18 +106,18 @@ bool br_evq_pop(struct br_evq *q, struct br_action *out)
         uint32_t best = first;
         uint32_t end = first + 4 < n ? first + 4 : n;
         for (uint32_t c = first + 1; c < end; c++) {
-            if (before(&q->items[c], &q->items[best])) {
+            if (before(&q->keys[c], &q->keys[best])) {
                 best = c;
             }
         }
-        if (!before(&q->items[best], &last)) {
+        if (!before(&q->keys[best], &last)) {
             break;
         }
-        q->items[i] = q->items[best];
+        q->keys[i] = q->keys[best];
         i = best;
     }
     if (n > 0) {
-        q->items[i] = last;
+        q->keys[i] = last;
     }
     return true;
 }
@@ -101,6 +125,6 @@ bool br_evq_pop(struct br_evq *q, struct br_action *out)
 void br_evq_check(const struct br_evq *q)
 {
     for (uint32_t i = 1; i < q->count; i++) {
-        BR_ASSERT(!before(&q->items[i], &q->items[(i - 1) / 4]));
+        BR_ASSERT(!before(&q->keys[i], &q->keys[(i - 1) / 4]));
     }
 }

@@ -63,7 +63,7 @@ void br_report_text(FILE *f, const struct br_report *r)
         fprintf(f, "  seed          %" PRIu64 "%s\n", r->seed, r->swarm ? " (swarm: fault mix drawn from the seed)" : "");
     }
     fprintf(f, "  simulated     %s, %" PRIu64 " commands\n", sim, r->commands);
-    fprintf(f, "  wall          %.3f s", r->wall_s);
+    fprintf(f, "  wall          %.3f s (cpu %.3f s)", r->wall_s, r->cpu_s);
     if (r->users > 0 && r->wall_s > 0) {
         fprintf(f, ", %" PRIu64 " users, %.0f users/s simulated", r->users,
                 (double)r->users / r->wall_s);
@@ -113,6 +113,10 @@ void br_report_text(FILE *f, const struct br_report *r)
         }
         fprintf(f, "\n  provider      captured %" PRId64 ", refunded %" PRId64 "\n",
                 r->stats->provider_captured, r->stats->provider_refunded);
+        if (r->stats->capacity_refusals > 0) {
+            fprintf(f, "  capacity      %" PRIu64 " steps given up at an engine table's cap\n",
+                    r->stats->capacity_refusals);
+        }
     }
     fprintf(f, "  digest        %016" PRIx64 "\n", r->digest);
     if (!br_report_ok(r)) {
@@ -138,10 +142,21 @@ json_t *br_report_json(const struct br_report *r)
     json_object_set_new(o, "ok", json_boolean(br_report_ok(r)));
     json_object_set_new(o, "simulated_ms", json_integer(r->simulated_ms));
     json_object_set_new(o, "wall_s", json_real(r->wall_s));
+    json_object_set_new(o, "cpu_s", json_real(r->cpu_s));
     json_object_set_new(o, "users", json_integer((json_int_t)r->users));
     json_object_set_new(o, "users_per_s",
                         json_real(r->wall_s > 0 ? (double)r->users / r->wall_s : 0.0));
     json_object_set_new(o, "commands", json_integer((json_int_t)r->commands));
+    if (r->stats != NULL) {
+        json_t *bt = json_object();
+        for (int i = 1; i < BR_CMD_TYPE_COUNT; i++) {
+            json_object_set_new(bt, br_cmd_name((uint8_t)i),
+                                json_integer((json_int_t)r->stats->by_type[i]));
+        }
+        json_object_set_new(o, "commands_by_type", bt);
+        json_object_set_new(o, "capacity_refusals",
+                            json_integer((json_int_t)r->stats->capacity_refusals));
+    }
     json_t *mem = json_object();
     json_object_set_new(mem, "engine_bytes", json_integer((json_int_t)r->engine_bytes));
     json_object_set_new(mem, "peak_rss_kib", json_integer(r->peak_rss_kib));

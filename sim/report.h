@@ -5,7 +5,8 @@
  * JSON shape (stable; scripts and tests read it):
  *   { "mode": "sim"|"replay", "scenario": .., "path": .., "seed": N, "swarm": bool,
  *     "digest": "16 hex digits", "ok": bool,
- *     "simulated_ms": N, "wall_s": x, "users": N, "users_per_s": x, "commands": N,
+ *     "simulated_ms": N, "wall_s": x, "cpu_s": x, "users": N, "users_per_s": x,
+ *     "commands": N, "commands_by_type": {..}, "capacity_refusals": N,
  *     "memory": {"engine_bytes": N, "peak_rss_kib": N},
  *     "funnel": {"joined", "admitted", "held", "confirmed", "expired", "cancelled",
  *                "refunded", "declined"},
@@ -37,7 +38,8 @@ struct br_report {
     uint64_t seed;
     bool swarm;
     int64_t simulated_ms;
-    double wall_s;
+    double wall_s;              /* engine allocation to final digest */
+    double cpu_s;               /* CPU time over the same span (0 = not measured) */
     uint64_t users;
     uint64_t commands;
     struct br_auditor *auditor;

@@ -86,6 +86,7 @@ void br_scenario_defaults(struct br_scenario *s)
     c->think_ms = (struct br_scn_range){1000, 20000};
     c->notify_ms = (struct br_scn_range){50, 1500};
     c->poll_ms = 10000;
+    c->soldout_leave_fraction = 0.7;
     c->bots = 2;
     c->bot_requests = 100;
     c->bot_interval_ms = 200;
@@ -149,6 +150,7 @@ static const struct field crowd_fields[] = {
     FLD(struct br_scn_crowd, think_ms, F_RANGE, 0, 86400000),
     FLD(struct br_scn_crowd, notify_ms, F_RANGE, 0, 3600000),
     FLD(struct br_scn_crowd, poll_ms, F_I64, 1, 3600000),
+    FLD(struct br_scn_crowd, soldout_leave_fraction, F_FRAC, 0, 1),
     FLD(struct br_scn_crowd, bots, F_U32, 0, 10000),
     FLD(struct br_scn_crowd, bot_requests, F_U32, 0, 100000),
     FLD(struct br_scn_crowd, bot_interval_ms, F_I64, 1, 3600000),
@@ -171,6 +173,12 @@ static const struct field worker_fields[] = {
     FLD(struct br_scn_worker, batch, F_U32, 1, BR_SWEEP_MAX),
     FLD(struct br_scn_worker, crashes_per_hour, F_DOUBLE, 0, 3600),
     FLD(struct br_scn_worker, down_ms, F_RANGE, 0, 86400000),
+};
+
+static const struct field capacity_fields[] = {
+    FLD(struct br_scn_capacity, holds, F_U32, 0, 1 << 30),
+    FLD(struct br_scn_capacity, payments, F_U32, 0, 1 << 30),
+    FLD(struct br_scn_capacity, idem_keys, F_U32, 0, 1 << 30),
 };
 
 static const struct field event_fields[] = {
@@ -472,6 +480,9 @@ int br_scenario_parse(struct br_scenario *s, const char *text, char *err, size_t
         } else if (strcmp(k, "crowd") == 0) {
             rc = parse_object(v, &s->crowd, crowd_fields, COUNT(crowd_fields), "crowd", NULL,
                               &pe);
+        } else if (strcmp(k, "capacity") == 0) {
+            rc = parse_object(v, &s->capacity, capacity_fields, COUNT(capacity_fields),
+                              "capacity", NULL, &pe);
         } else if (strcmp(k, "payments") == 0) {
             rc = parse_object(v, &s->payments, payment_fields, COUNT(payment_fields),
                               "payments", NULL, &pe);
@@ -743,6 +754,17 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
     cfg->queue_capacity_default = 1;
     cfg->passes_max = clamp_u32(slots);
     cfg->active_max = clamp_u32(active);
+    /* Caps the scenario sets (the driver keeps within them) replace the
+     * worst case when smaller. */
+    if (s->capacity.holds != 0 && s->capacity.holds < holds) {
+        holds = s->capacity.holds;
+    }
+    if (s->capacity.payments != 0 && s->capacity.payments < payments) {
+        payments = s->capacity.payments;
+    }
+    if (s->capacity.idem_keys != 0 && s->capacity.idem_keys < idem) {
+        idem = s->capacity.idem_keys;
+    }
     cfg->holds_max = clamp_u32(holds);
     cfg->seats_max = clamp_u32(seats);
     cfg->payments_max = clamp_u32(payments);

@@ -69,6 +69,7 @@ struct br_scn_crowd {
     struct br_scn_range think_ms;   /* between a person's steps */
     struct br_scn_range notify_ms;  /* a pass reaching the browser (SSE) */
     int64_t poll_ms;                /* position polling when a notification was lost */
+    double soldout_leave_fraction;  /* admitted while the page shows sold out: go home */
     uint32_t bots;                  /* scripted clients that hammer */
     uint32_t bot_requests;          /* requests per bot */
     int64_t bot_interval_ms;        /* between a bot's requests */
@@ -96,6 +97,15 @@ struct br_scn_worker {
     struct br_scn_range down_ms; /* how long a crash keeps it down */
 };
 
+/* Engine tables the driver keeps within (0 = the worst case the budgets
+ * allow). A person whose next step would need a row past a cap gives up
+ * instead (counted in the report), so a table never fills by surprise. */
+struct br_scn_capacity {
+    uint32_t holds;
+    uint32_t payments;
+    uint32_t idem_keys;
+};
+
 struct br_scenario {
     char name[BR_SCN_NAME_MAX];
     char path[512];             /* the file it came from (for the reproduce line) */
@@ -106,6 +116,7 @@ struct br_scenario {
     struct br_scn_crowd crowd;
     struct br_scn_payments payments;
     struct br_scn_worker workers[BR_WORKER_COUNT];
+    struct br_scn_capacity capacity;
     int64_t faults_until_ms;    /* crashes stop here (t); liveness is judged after */
     int64_t clock_skew_ms;      /* each process's clock is off by up to +- this */
     int64_t drain_max_ms;       /* after the faults stop, converge within this */
