@@ -1,0 +1,1665 @@
+/*
+ * redis.c -- the Redis backend (design, key layout and error mapping in
+ * redis.h; the scripts in lua/).
+ *
+ * Shape of one command: build the script's arguments in a scratch array
+ * (numbers formatted in place, strings pointing into the command), send
+ * EVALSHA, check the reply's shape and ranges, and turn it into a struct
+ * br_outcome plus effects exactly as the core would have filled them. A few
+ * commands span slots and take two or three steps (claims, event_create,
+ * saga_step, the opening shuffle); each step is one atomic script and the
+ * steps are ordered so that a crash between them leaves nothing a retry
+ * cannot finish (redis.h).
+ */
+#include "adapters/redis.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/hash.h"
+#include "core/panic.h"
+#include "core/rng.h"
+#include "core/str.h"
+#include "lua/scripts.h"
+
+/* The opening shuffle's rng stream: SHUFFLE_STREAM of core/queue.c, which
+ * keeps it file-local. A drift shows up at once in the differential test. */
+#define SHUFFLE_STREAM 0x5348554646000000ULL
+
+#define ARGS_MAX (BR_SAGA_STEP_MAX + 64u)  /* saga_step: one argument per refund */
+#define NUM_LEN 48                         /* a formatted number or key prefix */
+#define PIPE_WINDOW 512                    /* reads in flight while walking the state */
+#define OUTCOME_FIELDS 10                  /* nine outcome fields and aux (lib.lua) */
+#define FX_FIELDS 6
+
+enum script {
+    S_CONFIG,
+    S_USER_REGISTER,
+    S_USER_ROLE_SET,
+    S_EVENT_ALLOC,
+    S_EVENT_PUT,
+    S_JOIN,
+    S_LEAVE,
+    S_ADMIT,
+    S_OPEN,
+    S_RESERVE,
+    S_CANCEL,
+    S_SWEEP,
+    S_PAYMENT_CREATE,
+    S_PAYMENT_EVENT,
+    S_REFUND_RESULT,
+    S_SAGA_STEP,
+    S_RELEASE,
+    S_COUNT
+};
+
+static const char *const script_names[S_COUNT] = {
+    "config", "user_register", "user_role_set", "event_alloc",    "event_put",
+    "join",   "leave",         "admit",         "open",           "reserve",
+    "cancel", "sweep",         "payment_create", "payment_event", "refund_result",
+    "saga_step", "release"};
+
+_Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a sha slot");
+
+/* A refund due in some event, for saga_step's merge. */
+struct due {
+    int64_t next_ms;
+    uint64_t payment_id;
+};
+
+struct br_redis_scratch {
+    unsigned script_index[S_COUNT]; /* enum script -> br_lua_scripts[] */
+    char *reserve_text;             /* the reserve script as loaded (planted builds patch it) */
+    size_t reserve_len;
+    int argc;
+    const char *argv[ARGS_MAX];
+    size_t len[ARGS_MAX];
+    char num[ARGS_MAX][NUM_LEN];
+    struct due *due;                /* saga_step: candidates, then the chosen */
+    size_t due_cap;
+    struct br_effect *fx_tmp;       /* saga_step: effects before reordering */
+    uint8_t *perm;                  /* the opening shuffle's permutation, encoded */
+    uint32_t *slots;
+    size_t perm_cap;                /* slots the two arrays above hold */
+};
+
+/* ---- logging of foreign errors ---- */
+
+static void log_foreign(const struct br_redis *r, const char *what, const char *detail)
+{
+    if (!r->opt.quiet) {
+        fprintf(stderr, "bookingrush: redis %s:%d: %s: %s\n", r->opt.host, r->opt.port, what,
+                detail != NULL ? detail : "");
+    }
+}
+
+/* ---- connection ---- */
+
+static void drop(struct br_redis *r)
+{
+    if (r->ctx != NULL) {
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+static int connect_if_needed(struct br_redis *r)
+{
+    if (r->ctx != NULL) {
+        return BR_OK;
+    }
+    redisContext *c = redisConnectWithTimeout(r->opt.host, r->opt.port,
+                                              ms_tv(r->opt.connect_timeout_ms));
+    if (c == NULL || c->err != 0) {
+        log_foreign(r, "connect", c != NULL ? c->errstr : "out of memory");
+        if (c != NULL) {
+            redisFree(c);
+        }
+        return BR_E_UNAVAILABLE;
+    }
+    if (redisSetTimeout(c, ms_tv(r->opt.command_timeout_ms)) != REDIS_OK ||
+        redisEnableKeepAlive(c) != REDIS_OK) {
+        log_foreign(r, "socket options", c->errstr);
+        redisFree(c);
+        return BR_E_UNAVAILABLE;
+    }
+    if (r->opt.db != 0) {
+        redisReply *rep = redisCommand(c, "SELECT %d", r->opt.db);
+        bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        if (!ok) {
+            log_foreign(r, "select", rep != NULL ? rep->str : c->errstr);
+        }
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (!ok) {
+            redisFree(c);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    r->ctx = c;
+    return BR_OK;
+}
+
+/*
+ * Sends one command and reads its reply (*rep, the caller frees it).
+ * BR_E_UNAVAILABLE when no byte of the request left (no connection, or the
+ * first write failed); BR_E_UNKNOWN_OUTCOME when it may have reached Redis
+ * but no reply came (timeout, lost connection). Either way the connection
+ * is dropped and made again on the next call.
+ */
+static int call(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                redisReply **rep)
+{
+    *rep = NULL;
+    if (connect_if_needed(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisContext *c = r->ctx;
+    BR_ASSERT(sdslen(c->obuf) == 0); /* nothing left over from an earlier request */
+    if (redisAppendCommandArgv(c, argc, argv, len) != REDIS_OK) {
+        log_foreign(r, "format", c->errstr);
+        drop(r);
+        return BR_E_UNAVAILABLE;
+    }
+    size_t whole = sdslen(c->obuf);
+    int done = 0;
+    for (uint32_t spins = 0; !done; spins++) {
+        BR_ASSERT(spins < (1u << 30)); /* each round writes some bytes or fails */
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            bool some_sent = sdslen(c->obuf) < whole;
+            log_foreign(r, "write", c->errstr);
+            drop(r);
+            return some_sent ? BR_E_UNKNOWN_OUTCOME : BR_E_UNAVAILABLE;
+        }
+    }
+    void *reply = NULL;
+    if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL) {
+        log_foreign(r, "read", c->errstr);
+        drop(r);
+        return BR_E_UNKNOWN_OUTCOME;
+    }
+    *rep = reply;
+    return BR_OK;
+}
+
+/* A read-only command: an unknown outcome changed nothing, so it is simply unavailable. */
+static int call_read(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     redisReply **rep)
+{
+    int rc = call(r, argc, argv, len, rep);
+    return rc == BR_E_UNKNOWN_OUTCOME ? BR_E_UNAVAILABLE : rc;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Translates an error reply into our values (BR_OK when *rep is no error). */
+static int translate_error(struct br_redis *r, enum script s, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ERROR) {
+        return BR_OK;
+    }
+    const char *msg = rep->str;
+    if (starts(msg, "BR_ARG")) {
+        fprintf(stderr, "bookingrush: script %s refused its arguments: %s\n", script_names[s], msg);
+        BR_ASSERT(!"a script refused the arguments the adapter built");
+    }
+    if (starts(msg, "BR_ASSERT")) {
+        log_foreign(r, script_names[s], msg);
+        return BR_E_CORRUPT;
+    }
+    static const char *const refusals[] = {"BUSY",       "LOADING",    "MASTERDOWN", "READONLY",
+                                           "OOM",        "TRYAGAIN",   "CLUSTERDOWN", "MOVED",
+                                           "ASK",        "NOREPLICAS", "MISCONF"};
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        if (starts(msg, refusals[i])) {
+            log_foreign(r, script_names[s], msg);
+            return BR_E_UNAVAILABLE; /* refused before running: nothing happened */
+        }
+    }
+    log_foreign(r, script_names[s], msg);
+    return BR_E_IO;
+}
+
+/* ---- scripts ---- */
+
+static int load_script(struct br_redis *r, enum script s)
+{
+    const struct br_lua_script *ls = &br_lua_scripts[r->s->script_index[s]];
+    const char *text = ls->text;
+    size_t len = ls->len;
+    if (s == S_RESERVE) {
+        text = r->s->reserve_text;
+        len = r->s->reserve_len;
+    }
+    const char *argv[3] = {"SCRIPT", "LOAD", text};
+    size_t lens[3] = {6, 4, len};
+    redisReply *rep;
+    int rc = call_read(r, 3, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* A script that does not compile is our bug, but a server that
+         * refuses to load (OOM, ...) is foreign: say which. */
+        rc = translate_error(r, s, rep);
+    } else {
+        BR_ASSERT(rep->type == REDIS_REPLY_STRING && rep->len == 40);
+        memcpy(r->sha[s], rep->str, 40);
+        r->sha[s][40] = 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* The reserve script as this build runs it. BR_PLANT=LUA_LIMIT_OFF_BY_ONE
+ * lets a user go one ticket over the limit: the differential test must see it. */
+static int prepare_reserve(struct br_redis_scratch *s)
+{
+    const struct br_lua_script *ls = &br_lua_scripts[s->script_index[S_RESERVE]];
+    static const char from[] = "if tix + qty > EV.limit then";
+    const char *at = strstr(ls->text, from);
+    BR_ASSERT(at != NULL); /* the plant below must find its line */
+#ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
+    static const char to[] = "if tix + qty > EV.limit + 1 then";
+#else
+    static const char to[] = "if tix + qty > EV.limit then";
+#endif
+    size_t head = (size_t)(at - ls->text);
+    size_t len = ls->len - (sizeof from - 1) + (sizeof to - 1);
+    s->reserve_text = malloc(len + 1);
+    if (s->reserve_text == NULL) {
+        return BR_E_FULL;
+    }
+    memcpy(s->reserve_text, ls->text, head);
+    memcpy(s->reserve_text + head, to, sizeof to - 1);
+    memcpy(s->reserve_text + head + sizeof to - 1, at + sizeof from - 1,
+           ls->len - head - (sizeof from - 1));
+    s->reserve_text[len] = 0;
+    s->reserve_len = len;
+    return BR_OK;
+}
+
+/* ---- arguments ---- */
+
+static void arg_bytes(struct br_redis *r, const void *p, size_t len)
+{
+    struct br_redis_scratch *s = r->s;
+    BR_ASSERT(s->argc < (int)ARGS_MAX);
+    s->argv[s->argc] = p;
+    s->len[s->argc] = len;
+    s->argc++;
+}
+
+static void arg_fmt_u64(struct br_redis *r, uint64_t v)
+{
+    struct br_redis_scratch *s = r->s;
+    BR_ASSERT(s->argc < (int)ARGS_MAX);
+    char *buf = s->num[s->argc];
+    int n = snprintf(buf, NUM_LEN, "%" PRIu64, v);
+    arg_bytes(r, buf, (size_t)n);
+}
+
+static void arg_fmt_i64(struct br_redis *r, int64_t v)
+{
+    struct br_redis_scratch *s = r->s;
+    BR_ASSERT(s->argc < (int)ARGS_MAX);
+    char *buf = s->num[s->argc];
+    int n = snprintf(buf, NUM_LEN, "%" PRId64, v);
+    arg_bytes(r, buf, (size_t)n);
+}
+
+/* A fixed-size string field: the bytes before its NUL, or all of it. */
+static void arg_field(struct br_redis *r, const char *field, size_t cap)
+{
+    arg_bytes(r, field, br_strnlen(field, cap));
+}
+
+/* EVALSHA <sha> 1 <prefix> <now_ms>: every script's first arguments.
+ * tag 'c' is the catalog; 'e', 'u', 'v' take an id. */
+static void args_begin(struct br_redis *r, enum script sc, char tag, uint64_t id, int64_t now_ms)
+{
+    struct br_redis_scratch *s = r->s;
+    s->argc = 0;
+    arg_bytes(r, "EVALSHA", 7);
+    arg_bytes(r, r->sha[sc], 40);
+    arg_bytes(r, "1", 1);
+    char *key = s->num[s->argc];
+    int n = tag == 'c' ? snprintf(key, NUM_LEN, "br:{cat}:")
+                       : snprintf(key, NUM_LEN, "br:{%c%" PRIu64 "}:", tag, id);
+    arg_bytes(r, key, (size_t)n);
+    arg_fmt_i64(r, now_ms);
+}
+
+/* Runs the script whose arguments are in the scratch. On BR_OK *rep is a
+ * non-error reply (the caller frees it). */
+static int eval(struct br_redis *r, enum script sc, redisReply **rep)
+{
+    struct br_redis_scratch *s = r->s;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        s->argv[1] = r->sha[sc];
+        r->calls++;
+        int rc = call(r, s->argc, s->argv, s->len, rep);
+        if (rc != BR_OK) {
+            return rc;
+        }
+        if ((*rep)->type == REDIS_REPLY_ERROR && starts((*rep)->str, "NOSCRIPT")) {
+            freeReplyObject(*rep);
+            *rep = NULL;
+            rc = load_script(r, sc); /* a flushed or restarted server: nothing ran */
+            if (rc != BR_OK) {
+                return rc;
+            }
+            continue;
+        }
+        rc = translate_error(r, sc, *rep);
+        if (rc != BR_OK) {
+            freeReplyObject(*rep);
+            *rep = NULL;
+        }
+        return rc;
+    }
+    return BR_E_IO; /* NOSCRIPT right after SCRIPT LOAD: the server forgets scripts */
+}
+
+/* ---- replies ---- */
+
+#define ID_MAX ((1LL << 53) - 1)
+
+static bool in(long long v, long long lo, long long hi)
+{
+    return v >= lo && v <= hi;
+}
+
+/*
+ * Checks a script's reply (shape and ranges: our scripts' contract, so a
+ * violation is our bug) and turns it into *out, *aux and effects appended at
+ * fx[*fx_count]. Returns out->err (or BR_REDIS_NEED_OPEN).
+ */
+static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outcome *out,
+                        int64_t *aux, struct br_effect *fx, uint32_t *fx_count)
+{
+    BR_ASSERT(rep->type == REDIS_REPLY_ARRAY && rep->elements >= OUTCOME_FIELDS);
+    BR_ASSERT((rep->elements - OUTCOME_FIELDS) % FX_FIELDS == 0);
+    size_t nfx = (rep->elements - OUTCOME_FIELDS) / FX_FIELDS;
+    BR_ASSERT(nfx <= BR_EFFECTS_MAX - *fx_count);
+    for (size_t i = 0; i < rep->elements; i++) {
+        BR_ASSERT(rep->element[i]->type == REDIS_REPLY_INTEGER);
+    }
+    long long v[OUTCOME_FIELDS];
+    for (size_t i = 0; i < OUTCOME_FIELDS; i++) {
+        v[i] = rep->element[i]->integer;
+    }
+    BR_ASSERT(in(v[0], 1 - BR_ERR_COUNT, 0) || v[0] == BR_REDIS_NEED_OPEN);
+    BR_ASSERT(in(v[1], 0, BR_QS_LEFT) && in(v[2], 0, ID_MAX) && in(v[3], 0, ID_MAX));
+    BR_ASSERT(in(v[4], 0, UINT32_MAX) && in(v[5], 0, UINT32_MAX) && in(v[8], 0, UINT32_MAX));
+    BR_ASSERT(in(v[6], -ID_MAX, ID_MAX) && in(v[7], -ID_MAX, ID_MAX));
+    out->err = (int32_t)v[0];
+    out->status = (uint8_t)v[1];
+    out->id = (uint64_t)v[2];
+    out->ref = (uint64_t)v[3];
+    out->position = (uint32_t)v[4];
+    out->queue_length = (uint32_t)v[5];
+    out->deadline_ms = v[6];
+    out->amount_minor = v[7];
+    out->count = (uint32_t)v[8];
+    *aux = v[9];
+    for (size_t k = 0; k < nfx; k++) {
+        redisReply *const *e = rep->element + OUTCOME_FIELDS + FX_FIELDS * k;
+        BR_ASSERT(in(e[0]->integer, BR_FX_PASS_ISSUED, BR_FX_NOTIFY));
+        BR_ASSERT(in(e[1]->integer, 0, ID_MAX) && in(e[2]->integer, 0, ID_MAX) &&
+                  in(e[3]->integer, 0, ID_MAX));
+        struct br_effect *f = &fx[(*fx_count)++];
+        memset(f, 0, sizeof *f);
+        f->kind = (uint8_t)e[0]->integer;
+        f->event_id = event_id;
+        f->user_id = (uint64_t)e[1]->integer;
+        f->id = (uint64_t)e[2]->integer;
+        f->ref = (uint64_t)e[3]->integer;
+        f->deadline_ms = e[4]->integer;
+        f->amount_minor = e[5]->integer;
+    }
+    return out->err;
+}
+
+/* eval + take_outcome. A transport failure leaves *out with err only. */
+static int run(struct br_redis *r, enum script sc, uint64_t event_id, struct br_outcome *out,
+               int64_t *aux, struct br_effect *fx, uint32_t *fx_count)
+{
+    redisReply *rep;
+    int rc = eval(r, sc, &rep);
+    if (rc != BR_OK) {
+        memset(out, 0, sizeof *out);
+        *fx_count = 0;
+        return out->err = rc;
+    }
+    rc = take_outcome(rep, event_id, out, aux, fx, fx_count);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- claims: a key's own slot, before the event's script ---- */
+
+enum claim { CLAIM_NEW = 0, CLAIM_SAME = 1, CLAIM_OTHER = 2 };
+
+/* SET <key> <value> NX GET: CLAIM_NEW (set now), CLAIM_SAME (held this
+ * value already) or CLAIM_OTHER. */
+static int claim(struct br_redis *r, const char *key, const char *value, enum claim *found)
+{
+    const char *argv[5] = {"SET", key, value, "NX", "GET"};
+    size_t lens[5] = {3, strlen(key), strlen(value), 2, 3};
+    redisReply *rep;
+    int rc = call(r, 5, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type == REDIS_REPLY_NIL) {
+        *found = CLAIM_NEW;
+    } else if (rep->type == REDIS_REPLY_STRING) {
+        *found = strcmp(rep->str, value) == 0 ? CLAIM_SAME : CLAIM_OTHER;
+    } else {
+        rc = translate_error(r, S_RELEASE, rep);
+        if (rc == BR_OK) {
+            rc = BR_E_IO;
+            log_foreign(r, "claim", "unexpected reply type");
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Gives a fresh claim back (release.lua). Best effort: a claim left behind
+ * only makes a later, different request with the same key conflict. */
+static void release(struct br_redis *r, char tag, uint64_t id, const char *suffix,
+                    const char *value, int64_t now_ms)
+{
+    args_begin(r, S_RELEASE, tag, id, now_ms);
+    arg_bytes(r, suffix, strlen(suffix));
+    arg_bytes(r, value, strlen(value));
+    struct br_outcome o;
+    struct br_effect fx[1];
+    uint32_t n = 0;
+    int64_t aux = 0;
+    int rc = run(r, S_RELEASE, 0, &o, &aux, fx, &n);
+    if (rc != BR_OK) {
+        log_foreign(r, "release of a claim failed", suffix);
+    }
+}
+
+/* ---- the catalog ---- */
+
+/* Is user_id registered? Users are never removed, so a cached count only
+ * has to be refreshed for ids above it. */
+static int user_known(struct br_redis *r, uint64_t user_id, bool *known)
+{
+    *known = false;
+    if (user_id == 0) {
+        return BR_OK;
+    }
+    if (user_id <= r->users_known) {
+        *known = true;
+        return BR_OK;
+    }
+    const char *argv[3] = {"HGET", "br:{cat}:cat", "users"};
+    size_t lens[3] = {4, 12, 5};
+    redisReply *rep;
+    int rc = call_read(r, 3, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK) {
+        if (rep->type != REDIS_REPLY_STRING) {
+            log_foreign(r, "catalog", "no user count");
+            rc = BR_E_CORRUPT;
+        } else {
+            r->users_known = strtoull(rep->str, NULL, 10);
+            *known = user_id <= r->users_known;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* The spec arguments shared by event_alloc.lua and event_put.lua. */
+static void args_spec(struct br_redis *r, const struct br_cmd *c, uint64_t event_id, uint64_t qcap)
+{
+    const struct br_event_spec *sp = &c->u.event_create;
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, event_id);
+    arg_fmt_u64(r, qcap);
+    arg_field(r, sp->name, sizeof sp->name);
+    arg_field(r, sp->venue, sizeof sp->venue);
+    arg_fmt_i64(r, sp->starts_at_ms);
+    arg_fmt_i64(r, sp->sale_opens_at_ms);
+    arg_fmt_u64(r, sp->per_user_limit);
+    arg_fmt_u64(r, sp->requires_pass ? 1 : 0);
+    arg_fmt_u64(r, sp->max_active);
+    arg_fmt_u64(r, sp->admit_per_tick);
+    arg_fmt_i64(r, sp->pass_ttl_ms);
+    arg_fmt_i64(r, sp->hold_ttl_ms);
+    arg_fmt_u64(r, sp->queue_capacity);
+    arg_fmt_u64(r, sp->zone_count);
+    uint32_t zones = sp->zone_count >= 1 && sp->zone_count <= BR_EVENT_ZONES_MAX ? sp->zone_count : 0;
+    for (uint32_t z = 0; z < zones; z++) {
+        const struct br_zone_spec *zs = &sp->zones[z];
+        arg_field(r, zs->name, sizeof zs->name);
+        arg_fmt_u64(r, zs->capacity);
+        arg_fmt_i64(r, zs->price_minor);
+        arg_field(r, zs->currency, sizeof zs->currency);
+    }
+}
+
+static int event_create(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                        struct br_effect *fx, uint32_t *n)
+{
+    args_begin(r, S_EVENT_ALLOC, 'c', 0, c->now_ms);
+    args_spec(r, c, 0, 0);
+    int64_t qcap = 0;
+    int rc = run(r, S_EVENT_ALLOC, 0, out, &qcap, fx, n);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    BR_ASSERT(*n == 0 && in(qcap, 1, 1LL << 31) && in((long long)out->id, 1, BR_EVENT_ID_MAX));
+    args_begin(r, S_EVENT_PUT, 'e', out->id, c->now_ms);
+    args_spec(r, c, out->id, (uint64_t)qcap);
+    struct br_outcome put;
+    int64_t aux;
+    rc = run(r, S_EVENT_PUT, out->id, &put, &aux, fx, n);
+    if (rc != BR_OK) {
+        /* The id is taken but the event's keys may be missing. */
+        memset(out, 0, sizeof *out);
+        return out->err = rc == BR_E_UNAVAILABLE ? BR_E_UNKNOWN_OUTCOME : rc;
+    }
+    BR_ASSERT(put.id == out->id && *n == 0);
+    return BR_OK;
+}
+
+static int user_register(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                         struct br_effect *fx, uint32_t *n)
+{
+    args_begin(r, S_USER_REGISTER, 'c', 0, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_field(r, c->u.user_register.email, BR_EMAIL_MAX);
+    arg_field(r, c->u.user_register.name, BR_NAME_MAX);
+    arg_bytes(r, c->u.user_register.password_hash, BR_PASSWORD_HASH_LEN);
+    arg_bytes(r, c->u.user_register.salt, BR_SALT_LEN);
+    arg_fmt_u64(r, c->u.user_register.role);
+    int64_t aux;
+    int rc = run(r, S_USER_REGISTER, 0, out, &aux, fx, n);
+    if (rc == BR_OK && out->id > r->users_known) {
+        r->users_known = out->id; /* ids are counters: every smaller one exists */
+    }
+    return rc;
+}
+
+static int user_role_set(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                         struct br_effect *fx, uint32_t *n)
+{
+    args_begin(r, S_USER_ROLE_SET, 'c', 0, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, c->u.user_role_set.target_user_id);
+    arg_fmt_u64(r, c->u.user_role_set.role);
+    int64_t aux;
+    return run(r, S_USER_ROLE_SET, 0, out, &aux, fx, n);
+}
+
+/* ---- the queue ---- */
+
+/* Draws the core's permutation of n pre-queue slots (Fisher-Yates over the
+ * stream of (seed, event)) and runs open.lua with it. BR_OK or
+ * BR_REDIS_NEED_OPEN (the pre-queue changed: the caller asks again). */
+static int open_queue(struct br_redis *r, uint64_t event_id, int64_t now_ms, int64_t n64)
+{
+    BR_ASSERT(in(n64, 2, 1LL << 30));
+    struct br_redis_scratch *s = r->s;
+    size_t n = (size_t)n64;
+    if (s->perm_cap < n) {
+        uint8_t *perm = realloc(s->perm, 4 * n);
+        if (perm != NULL) {
+            s->perm = perm;
+        }
+        uint32_t *slots = realloc(s->slots, sizeof(uint32_t) * n);
+        if (slots != NULL) {
+            s->slots = slots;
+        }
+        if (perm == NULL || slots == NULL) {
+            return BR_E_FULL;
+        }
+        s->perm_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->slots[i] = (uint32_t)i;
+    }
+    struct br_rng rng;
+    br_rng_seed(&rng, r->cfg.seed, SHUFFLE_STREAM ^ event_id);
+    for (uint32_t i = (uint32_t)n; i > 1; i--) {
+        uint32_t j = (uint32_t)br_rng_below(&rng, i);
+        uint32_t t = s->slots[i - 1];
+        s->slots[i - 1] = s->slots[j];
+        s->slots[j] = t;
+    }
+    for (size_t k = 0; k < n; k++) {
+        for (int b = 0; b < 4; b++) {
+            s->perm[4 * k + (size_t)b] = (uint8_t)(s->slots[k] >> (8 * b));
+        }
+    }
+    args_begin(r, S_OPEN, 'e', event_id, now_ms);
+    arg_fmt_u64(r, n);
+    arg_bytes(r, s->perm, 4 * n);
+    struct br_outcome o;
+    struct br_effect fx[1];
+    uint32_t nfx = 0;
+    int64_t aux;
+    int rc = run(r, S_OPEN, event_id, &o, &aux, fx, &nfx);
+    BR_ASSERT(nfx == 0);
+    r->opens += rc == BR_OK && o.count > 0;
+    return rc;
+}
+
+/* join, leave and admit: may first need the opening shuffle. */
+static int queue_cmd(struct br_redis *r, enum script sc, const struct br_cmd *c,
+                     struct br_outcome *out, struct br_effect *fx, uint32_t *n)
+{
+    uint64_t event_id = c->u.queue_join.event_id; /* the same field for all three */
+    bool known = false;
+    if (sc == S_JOIN) {
+        int rc = user_known(r, c->user_id, &known);
+        if (rc != BR_OK) {
+            return out->err = rc;
+        }
+    }
+    for (int attempt = 0; attempt < BR_REDIS_OPEN_ATTEMPTS_MAX; attempt++) {
+        args_begin(r, sc, 'e', event_id, c->now_ms);
+        arg_fmt_u64(r, c->user_id);
+        if (sc == S_JOIN) {
+            arg_fmt_u64(r, known ? 1 : 0);
+        }
+        int64_t aux = 0;
+        *n = 0;
+        int rc = run(r, sc, event_id, out, &aux, fx, n);
+        if (rc != BR_REDIS_NEED_OPEN) {
+            return rc;
+        }
+        BR_ASSERT(*n == 0); /* asked before writing anything */
+        rc = open_queue(r, event_id, c->now_ms, aux);
+        if (rc < 0) {
+            memset(out, 0, sizeof *out);
+            return out->err = rc;
+        }
+    }
+    log_foreign(r, "opening shuffle", "the pre-queue kept growing");
+    memset(out, 0, sizeof *out);
+    return out->err = BR_E_UNAVAILABLE;
+}
+
+/* ---- inventory ---- */
+
+static int reserve(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                   struct br_effect *fx, uint32_t *n)
+{
+    const uint64_t event_id = c->u.reserve.event_id;
+    const uint64_t key = c->u.reserve.idem_key;
+    bool known;
+    int rc = user_known(r, c->user_id, &known);
+    if (rc != BR_OK) {
+        return out->err = rc;
+    }
+    /* The core's fingerprint (br_inventory_reserve) of the request. */
+    uint64_t fp = br_hash_step(br_hash_step(br_hash_step(br_hash_step(0, event_id),
+                                                         c->u.reserve.zone_id),
+                                            c->u.reserve.quantity),
+                               c->u.reserve.pass_id);
+    char fp_text[24], claim_key[2 * NUM_LEN], suffix[NUM_LEN];
+    snprintf(fp_text, sizeof fp_text, "%" PRIu64, fp);
+    snprintf(suffix, sizeof suffix, "idem:%" PRIu64, key);
+    snprintf(claim_key, sizeof claim_key, "br:{u%" PRIu64 "}:%s", c->user_id, suffix);
+    enum claim found = CLAIM_NEW;
+    if (key != 0) {
+        rc = claim(r, claim_key, fp_text, &found);
+        if (rc != BR_OK) {
+            return out->err = rc;
+        }
+    }
+    args_begin(r, S_RESERVE, 'e', event_id, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, known ? 1 : 0);
+    arg_fmt_u64(r, c->u.reserve.zone_id);
+    arg_fmt_u64(r, c->u.reserve.quantity);
+    arg_fmt_u64(r, c->u.reserve.pass_id);
+    arg_fmt_u64(r, key);
+    arg_bytes(r, fp_text, strlen(fp_text));
+    arg_fmt_u64(r, (uint64_t)found);
+    int64_t recorded = 0;
+    rc = run(r, S_RESERVE, event_id, out, &recorded, fx, n);
+    BR_ASSERT(*n == 0 && in(recorded, 0, 1));
+    if (key != 0 && found == CLAIM_NEW && recorded == 0 && rc != BR_E_UNKNOWN_OUTCOME) {
+        release(r, 'u', c->user_id, suffix, fp_text, c->now_ms);
+    }
+    return rc;
+}
+
+/* cancel, payment_create, refund_result: the event is the id's high half. */
+static int by_id(struct br_redis *r, enum script sc, const struct br_cmd *c, uint64_t id,
+                 uint64_t extra, bool with_extra, struct br_outcome *out, struct br_effect *fx,
+                 uint32_t *n)
+{
+    uint64_t event_id = id >> 32;
+    args_begin(r, sc, 'e', event_id, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, id);
+    if (with_extra) {
+        arg_fmt_u64(r, extra);
+    }
+    int64_t aux;
+    return run(r, sc, event_id, out, &aux, fx, n);
+}
+
+static int sweep(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                 struct br_effect *fx, uint32_t *n)
+{
+    args_begin(r, S_SWEEP, 'e', c->u.sweep.event_id, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, c->u.sweep.max);
+    int64_t aux;
+    return run(r, S_SWEEP, c->u.sweep.event_id, out, &aux, fx, n);
+}
+
+/* ---- saga ---- */
+
+static int payment_event(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                         struct br_effect *fx, uint32_t *n)
+{
+    const uint64_t pid = c->u.payment_event.payment_id;
+    const uint64_t pev = c->u.payment_event.provider_event_id;
+    char pid_text[24], claim_key[NUM_LEN];
+    snprintf(pid_text, sizeof pid_text, "%" PRIu64, pid);
+    snprintf(claim_key, sizeof claim_key, "br:{v%" PRIu64 "}:pev", pev);
+    enum claim found;
+    int rc = claim(r, claim_key, pid_text, &found);
+    if (rc != BR_OK) {
+        return out->err = rc;
+    }
+    args_begin(r, S_PAYMENT_EVENT, 'e', pid >> 32, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, pid);
+    arg_fmt_u64(r, pev);
+    arg_fmt_u64(r, c->u.payment_event.succeeded ? 1 : 0);
+    arg_fmt_u64(r, (uint64_t)found);
+    int64_t recorded = 0;
+    rc = run(r, S_PAYMENT_EVENT, pid >> 32, out, &recorded, fx, n);
+    BR_ASSERT(in(recorded, 0, 1));
+    if (found == CLAIM_NEW && recorded == 0 && rc != BR_E_UNKNOWN_OUTCOME) {
+        release(r, 'v', pev, "pev", pid_text, c->now_ms);
+    }
+    return rc;
+}
+
+static int due_less(const struct due *a, const struct due *b)
+{
+    if (a->next_ms != b->next_ms) {
+        return a->next_ms < b->next_ms;
+    }
+    return a->payment_id < b->payment_id;
+}
+
+static int due_cmp(const void *a, const void *b)
+{
+    const struct due *x = a, *y = b;
+    return due_less(x, y) ? -1 : due_less(y, x) ? 1 : 0;
+}
+
+static int due_reserve(struct br_redis_scratch *s, size_t need)
+{
+    if (need <= s->due_cap) {
+        return BR_OK;
+    }
+    size_t cap = s->due_cap ? s->due_cap : 1024;
+    while (cap < need) {
+        cap *= 2;
+    }
+    struct due *d = realloc(s->due, sizeof *d * cap);
+    if (d == NULL) {
+        return BR_E_FULL;
+    }
+    s->due = d;
+    s->due_cap = cap;
+    return BR_OK;
+}
+
+static int64_t str_i64(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_INTEGER) {
+        return e->integer;
+    }
+    if (e->type == REDIS_REPLY_STRING) {
+        return strtoll(e->str, NULL, 10);
+    }
+    return 0;
+}
+
+static uint64_t events_count(struct br_redis *r, int *rc)
+{
+    const char *argv[3] = {"HGET", "br:{cat}:cat", "events"};
+    size_t lens[3] = {4, 12, 6};
+    redisReply *rep;
+    *rc = call_read(r, 3, argv, lens, &rep);
+    if (*rc != BR_OK) {
+        return 0;
+    }
+    uint64_t v = 0;
+    if (rep->type == REDIS_REPLY_STRING) {
+        v = strtoull(rep->str, NULL, 10);
+    } else {
+        *rc = rep->type == REDIS_REPLY_ERROR ? translate_error(r, S_SAGA_STEP, rep) : BR_E_CORRUPT;
+    }
+    freeReplyObject(rep);
+    return v;
+}
+
+/*
+ * saga_step over all events: read every event's due refunds (and how many
+ * are pending), merge them in the core's (next attempt, payment id) order,
+ * keep the first max, run each event's share with saga_step.lua, and list
+ * the effects in the merged order.
+ */
+static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                     struct br_effect *fx, uint32_t *n)
+{
+    const uint32_t max = c->u.saga_step.max;
+    if (c->user_id != 0) {
+        return out->err = BR_E_FORBIDDEN;
+    }
+    if (max < 1 || max > BR_SAGA_STEP_MAX) {
+        return out->err = BR_E_INVALID;
+    }
+    int rc;
+    uint64_t events = events_count(r, &rc);
+    if (rc != BR_OK) {
+        return out->err = rc;
+    }
+    struct br_redis_scratch *s = r->s;
+    size_t cand = 0;
+    uint64_t pending = 0;
+    char now_text[NUM_LEN], max_text[NUM_LEN];
+    snprintf(now_text, sizeof now_text, "%" PRId64, c->now_ms);
+    snprintf(max_text, sizeof max_text, "%" PRIu32, max);
+    /* Phase 1: every event's due refunds and pending count, pipelined. */
+    for (uint64_t base = 1; base <= events; base += PIPE_WINDOW / 2) {
+        uint64_t last = base + PIPE_WINDOW / 2 - 1 < events ? base + PIPE_WINDOW / 2 - 1 : events;
+        if (connect_if_needed(r) != BR_OK) {
+            return out->err = BR_E_UNAVAILABLE;
+        }
+        for (uint64_t e = base; e <= last; e++) {
+            char key[NUM_LEN];
+            snprintf(key, sizeof key, "br:{e%" PRIu64 "}:refunds", e);
+            const char *a1[8] = {"ZRANGEBYSCORE", key, "-inf", now_text, "WITHSCORES", "LIMIT", "0",
+                                 max_text};
+            size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
+            const char *a2[2] = {"ZCARD", key};
+            size_t l2[2] = {5, strlen(key)};
+            if (redisAppendCommandArgv(r->ctx, 8, a1, l1) != REDIS_OK ||
+                redisAppendCommandArgv(r->ctx, 2, a2, l2) != REDIS_OK) {
+                drop(r);
+                return out->err = BR_E_UNAVAILABLE;
+            }
+        }
+        for (uint64_t e = base; e <= last; e++) {
+            redisReply *list = NULL, *card = NULL;
+            if (redisGetReply(r->ctx, (void **)&list) != REDIS_OK ||
+                redisGetReply(r->ctx, (void **)&card) != REDIS_OK) {
+                log_foreign(r, "saga_step read", r->ctx->errstr);
+                if (list != NULL) {
+                    freeReplyObject(list);
+                }
+                drop(r);
+                return out->err = BR_E_UNAVAILABLE;
+            }
+            bool ok = list->type == REDIS_REPLY_ARRAY && list->elements % 2 == 0 &&
+                      card->type == REDIS_REPLY_INTEGER;
+            if (ok && due_reserve(s, cand + list->elements / 2) == BR_OK) {
+                for (size_t i = 0; i < list->elements; i += 2) {
+                    s->due[cand].payment_id = (e << 32) | (uint64_t)str_i64(list->element[i]);
+                    s->due[cand].next_ms = str_i64(list->element[i + 1]);
+                    cand++;
+                }
+                pending += (uint64_t)card->integer;
+            } else {
+                rc = ok ? BR_E_FULL : BR_E_CORRUPT;
+            }
+            freeReplyObject(list);
+            freeReplyObject(card);
+        }
+        if (rc != BR_OK) {
+            return out->err = rc;
+        }
+    }
+    if (cand > 1) {
+        qsort(s->due, cand, sizeof *s->due, due_cmp);
+    }
+    size_t chosen = cand < max ? cand : max;
+    /* Phase 2: each event's share, in event order; effects into fx_tmp. */
+    uint32_t ntmp = 0, done = 0;
+    for (size_t i = 0; i < chosen;) {
+        uint64_t e = s->due[i].payment_id >> 32;
+        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
+        for (size_t k = i; k < chosen; k++) {
+            if (s->due[k].payment_id >> 32 == e) {
+                arg_fmt_u64(r, s->due[k].payment_id & 0xffffffffu);
+            }
+        }
+        struct br_outcome o;
+        int64_t after;
+        rc = run(r, S_SAGA_STEP, e, &o, &after, s->fx_tmp, &ntmp);
+        if (rc != BR_OK) {
+            memset(out, 0, sizeof *out);
+            *n = 0;
+            return out->err = rc == BR_E_UNAVAILABLE && done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
+        }
+        done += o.count;
+        /* The next event with a share: skip this event's entries. */
+        for (size_t k = i; k < chosen; k++) {
+            if (s->due[k].payment_id >> 32 == e) {
+                s->due[k].next_ms = INT64_MIN; /* handled */
+            }
+        }
+        while (i < chosen && s->due[i].next_ms == INT64_MIN) {
+            i++;
+        }
+    }
+    /* Effects in the merged order: the k-th chosen refund's effect, if it ran. */
+    *n = 0;
+    for (size_t k = 0; k < chosen; k++) {
+        for (uint32_t t = 0; t < ntmp; t++) {
+            if (s->fx_tmp[t].id == s->due[k].payment_id && s->fx_tmp[t].kind != BR_FX_NONE) {
+                fx[(*n)++] = s->fx_tmp[t];
+                s->fx_tmp[t].kind = BR_FX_NONE;
+                break;
+            }
+        }
+    }
+    BR_ASSERT(*n == ntmp && *n == done);
+    out->count = done;
+    out->queue_length = (uint32_t)pending; /* re-attempts re-schedule; the count is unchanged */
+    return out->err = BR_OK;
+}
+
+/* ---- the entry points ---- */
+
+int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                   struct br_effect *fx, uint32_t *fx_count)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && c != NULL && out != NULL && fx != NULL);
+    memset(out, 0, sizeof *out);
+    *fx_count = 0;
+    if (c->now_ms < 0 || c->now_ms > BR_NOW_MS_MAX) {
+        return out->err = BR_E_INVALID; /* as the engine: before any deadline is computed */
+    }
+    int rc;
+    switch (c->type) {
+    case BR_CMD_EVENT_CREATE:
+        rc = event_create(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_USER_REGISTER:
+        rc = user_register(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_USER_ROLE_SET:
+        rc = user_role_set(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_QUEUE_JOIN:
+        rc = queue_cmd(r, S_JOIN, c, out, fx, fx_count);
+        break;
+    case BR_CMD_QUEUE_LEAVE:
+        rc = queue_cmd(r, S_LEAVE, c, out, fx, fx_count);
+        break;
+    case BR_CMD_ADMIT:
+        rc = queue_cmd(r, S_ADMIT, c, out, fx, fx_count);
+        break;
+    case BR_CMD_RESERVE:
+        rc = reserve(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_CANCEL:
+        rc = by_id(r, S_CANCEL, c, c->u.cancel.hold_id, 0, false, out, fx, fx_count);
+        break;
+    case BR_CMD_SWEEP:
+        rc = sweep(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        rc = by_id(r, S_PAYMENT_CREATE, c, c->u.payment_create.hold_id, 0, false, out, fx,
+                   fx_count);
+        break;
+    case BR_CMD_PAYMENT_EVENT:
+        rc = payment_event(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_REFUND_RESULT:
+        rc = by_id(r, S_REFUND_RESULT, c, c->u.refund_result.payment_id,
+                   c->u.refund_result.ok ? 1 : 0, true, out, fx, fx_count);
+        break;
+    case BR_CMD_SAGA_STEP:
+        rc = saga_step(r, c, out, fx, fx_count);
+        break;
+    default:
+        rc = out->err = BR_E_INVALID;
+        break;
+    }
+    BR_ASSERT(rc == out->err && rc <= 0);
+    if (rc == BR_E_UNAVAILABLE || rc == BR_E_UNKNOWN_OUTCOME) {
+        memset(out, 0, sizeof *out); /* a transport failure answers nothing else */
+        out->err = rc;
+        *fx_count = 0;
+    }
+    out->effect_count = *fx_count;
+    out->effects_hash = br_effects_hash(fx, *fx_count);
+    return rc;
+}
+
+int br_redis_parse_url(const char *url, struct br_redis_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->port = 6379;
+    o->connect_timeout_ms = BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT;
+    o->command_timeout_ms = BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT;
+    if (url == NULL) {
+        return BR_E_INVALID;
+    }
+    if (starts(url, "redis://")) {
+        url += 8;
+    }
+    size_t host_len = strcspn(url, ":/");
+    if (host_len == 0 || host_len >= sizeof o->host) {
+        return BR_E_INVALID;
+    }
+    memcpy(o->host, url, host_len);
+    const char *p = url + host_len;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535) {
+            return BR_E_INVALID;
+        }
+        o->port = (int)port;
+        p = end;
+    }
+    if (*p == '/') {
+        char *end;
+        long db = strtol(p + 1, &end, 10);
+        if (end == p + 1 || db < 0 || db > 1000000) {
+            return BR_E_INVALID;
+        }
+        o->db = (int)db;
+        p = end;
+    }
+    return *p == 0 ? BR_OK : BR_E_INVALID;
+}
+
+/* Records the config in Redis, or checks it matches. */
+static int record_config(struct br_redis *r)
+{
+    args_begin(r, S_CONFIG, 'c', 0, 0);
+    arg_fmt_u64(r, r->cfg.seed);
+    arg_fmt_u64(r, r->cfg.events_max);
+    arg_fmt_u64(r, r->cfg.users_max);
+    arg_fmt_u64(r, r->cfg.queue_slots_max);
+    arg_fmt_u64(r, r->cfg.queue_capacity_default);
+    arg_fmt_u64(r, r->cfg.active_max);
+    arg_fmt_u64(r, r->cfg.seats_max);
+    struct br_outcome o;
+    struct br_effect fx[1];
+    uint32_t n = 0;
+    int64_t same = 0;
+    int rc = run(r, S_CONFIG, 0, &o, &same, fx, &n);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (same != 1) {
+        log_foreign(r, "config", "Redis holds state made with another seed or capacities");
+        return BR_E_INVALID;
+    }
+    return BR_OK;
+}
+
+int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const struct br_config *cfg)
+{
+    memset(r, 0, sizeof *r);
+    r->opt = *o;
+    r->cfg = *cfg;
+    if (br_engine_memory_size(cfg) == 0 || o->connect_timeout_ms < 1 || o->command_timeout_ms < 1) {
+        return BR_E_INVALID;
+    }
+    r->s = calloc(1, sizeof *r->s);
+    if (r->s == NULL) {
+        return BR_E_FULL;
+    }
+    r->s->fx_tmp = malloc(sizeof(struct br_effect) * BR_EFFECTS_MAX);
+    int rc = r->s->fx_tmp != NULL ? BR_OK : BR_E_FULL;
+    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
+        unsigned i = 0;
+        while (i < br_lua_script_count && strcmp(br_lua_scripts[i].name, script_names[sc]) != 0) {
+            i++;
+        }
+        BR_ASSERT(i < br_lua_script_count); /* every script the adapter calls is embedded */
+        r->s->script_index[sc] = i;
+    }
+    if (rc == BR_OK) {
+        rc = prepare_reserve(r->s);
+    }
+    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
+        rc = load_script(r, (enum script)sc);
+    }
+    if (rc == BR_OK) {
+        rc = record_config(r);
+    }
+    if (rc != BR_OK) {
+        br_redis_close(r);
+    }
+    return rc;
+}
+
+void br_redis_close(struct br_redis *r)
+{
+    drop(r);
+    if (r->s != NULL) {
+        free(r->s->reserve_text);
+        free(r->s->due);
+        free(r->s->fx_tmp);
+        free(r->s->perm);
+        free(r->s->slots);
+        free(r->s);
+        r->s = NULL;
+    }
+}
+
+int br_redis_flush(struct br_redis *r)
+{
+    const char *argv[1] = {"FLUSHDB"};
+    size_t lens[1] = {7};
+    redisReply *rep;
+    int rc = call_read(r, 1, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    freeReplyObject(rep);
+    r->users_known = 0;
+    return rc == BR_OK ? record_config(r) : rc;
+}
+
+int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id, uint32_t *held,
+                         uint32_t *sold)
+{
+    char key[NUM_LEN], hf[16], sf[16];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    snprintf(hf, sizeof hf, "held%" PRIu32, zone_id);
+    snprintf(sf, sizeof sf, "sold%" PRIu32, zone_id);
+    const char *argv[5] = {"HMGET", key, "zc", hf, sf};
+    size_t lens[5] = {5, strlen(key), 2, strlen(hf), strlen(sf)};
+    redisReply *rep;
+    int rc = call_read(r, 5, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK) {
+        BR_ASSERT(rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+        int64_t zc = str_i64(rep->element[0]);
+        if (rep->element[0]->type != REDIS_REPLY_STRING || zone_id < 1 || zone_id > zc) {
+            rc = BR_E_NOT_FOUND;
+        } else {
+            *held = (uint32_t)str_i64(rep->element[1]);
+            *sold = (uint32_t)str_i64(rep->element[2]);
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- reading the state back (br_redis_state_hash) ---- */
+
+/* One record's contribution, as engine.c's rec(). */
+static uint64_t rec(uint64_t tag, const uint64_t *v, size_t n)
+{
+    uint64_t h = br_mix64(tag);
+    for (size_t i = 0; i < n; i++) {
+        h = br_hash_step(h, v[i]);
+    }
+    return h;
+}
+
+struct walk {
+    struct br_redis *r;
+    br_redis_visit visit; /* may be NULL */
+    void *visit_ctx;
+    uint64_t sum;
+    uint64_t counts[8]; /* events users members passes holds payments idem provider_events */
+    uint64_t event_id;
+    uint64_t base;      /* event_id << 32 */
+    bool shuffled;
+    struct rank *ranks; /* the waiting queue: user -> position */
+    size_t rank_count;
+    const redisReply *members; /* SMEMBERS of the event */
+    int rc;
+};
+
+struct rank {
+    uint64_t user_id;
+    uint32_t position;
+};
+
+static void add(struct walk *w, uint64_t tag, const uint64_t *v, size_t n)
+{
+    w->sum += rec(tag, v, n);
+    if (w->visit != NULL) {
+        w->visit(w->visit_ctx, tag, v, n);
+    }
+}
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const struct rank *x = a, *y = b;
+    return x->user_id < y->user_id ? -1 : x->user_id > y->user_id;
+}
+
+/* Formats the i-th read of a walk into the scratch arguments. */
+typedef void (*walk_fmt)(struct walk *w, size_t i);
+/* Takes the i-th reply. */
+typedef void (*walk_take)(struct walk *w, size_t i, const redisReply *rep);
+
+/* Runs count reads pipelined, PIPE_WINDOW in flight. */
+static int pipeline(struct walk *w, size_t count, walk_fmt fmt, walk_take take)
+{
+    struct br_redis *r = w->r;
+    if (connect_if_needed(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    size_t sent = 0;
+    for (size_t got = 0; got < count; got++) {
+        while (sent < count && sent - got < PIPE_WINDOW) {
+            fmt(w, sent);
+            if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
+                drop(r);
+                return BR_E_UNAVAILABLE;
+            }
+            sent++;
+        }
+        redisReply *rep = NULL;
+        if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || rep == NULL) {
+            log_foreign(r, "state read", r->ctx->errstr);
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+        if (rep->type == REDIS_REPLY_ERROR) {
+            log_foreign(r, "state read", rep->str);
+            w->rc = BR_E_IO;
+        } else {
+            take(w, got, rep);
+        }
+        freeReplyObject(rep);
+    }
+    return w->rc;
+}
+
+static void fmt_key(struct br_redis *r, const char *cmd, const char *key)
+{
+    r->s->argc = 0;
+    arg_bytes(r, cmd, strlen(cmd));
+    char *k = r->s->num[r->s->argc];
+    size_t len = strlen(key);
+    BR_ASSERT(len < NUM_LEN);
+    memcpy(k, key, len + 1);
+    arg_bytes(r, k, len);
+}
+
+static void arg_text(struct br_redis *r, const char *t)
+{
+    arg_bytes(r, t, strlen(t));
+}
+
+static bool nil(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_NIL;
+}
+
+static uint64_t u64(const redisReply *e)
+{
+    return (uint64_t)str_i64(e);
+}
+
+/* users */
+static void fmt_user(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{cat}:u:%zu", i + 1);
+    fmt_key(w->r, "HMGET", key);
+    arg_text(w->r, "email");
+    arg_text(w->r, "role");
+}
+
+static void take_user(struct walk *w, size_t i, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || nil(rep->element[0])) {
+        w->rc = BR_E_CORRUPT;
+        return;
+    }
+    const redisReply *email = rep->element[0];
+    uint64_t v[] = {i + 1, u64(rep->element[1]), br_hash64(email->str, email->len, 0)};
+    add(w, 3, v, 3);
+}
+
+/* members */
+static void fmt_member(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:m:%s", w->event_id, w->members->element[i]->str);
+    fmt_key(w->r, "HMGET", key);
+    arg_text(w->r, "st");
+    arg_text(w->r, "pass");
+    arg_text(w->r, "tix");
+}
+
+static void take_member(struct walk *w, size_t i, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
+        w->rc = BR_E_CORRUPT;
+        return;
+    }
+    uint64_t user = strtoull(w->members->element[i]->str, NULL, 10);
+    uint64_t st = u64(rep->element[0]);
+    if (st == BR_QS_PREQUEUE && w->shuffled) {
+        st = BR_QS_WAITING;
+    }
+    uint64_t position = 0;
+    if (st == BR_QS_WAITING) {
+        struct rank key = {.user_id = user};
+        const struct rank *at = bsearch(&key, w->ranks, w->rank_count, sizeof key, rank_cmp);
+        if (at == NULL) {
+            w->rc = BR_E_CORRUPT;
+            return;
+        }
+        position = at->position;
+    }
+    uint64_t pass = u64(rep->element[1]);
+    uint64_t v[] = {w->event_id, user, st, position, pass ? w->base | pass : 0, u64(rep->element[2])};
+    add(w, 4, v, 6);
+}
+
+/* passes */
+static void fmt_pass(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:p:%zu", w->event_id, i + 1);
+    fmt_key(w->r, "HMGET", key);
+    arg_text(w->r, "user");
+    arg_text(w->r, "st");
+    arg_text(w->r, "dl");
+}
+
+static void take_pass(struct walk *w, size_t i, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
+        w->rc = BR_E_CORRUPT;
+        return;
+    }
+    uint64_t v[] = {w->base | (i + 1), u64(rep->element[0]), u64(rep->element[1]),
+                    u64(rep->element[2])};
+    add(w, 5, v, 4);
+}
+
+/* holds */
+static void fmt_hold(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:h:%zu", w->event_id, i + 1);
+    fmt_key(w->r, "HMGET", key);
+    static const char *const f[] = {"user", "zone", "qty", "st", "dl", "amt", "pass", "pay", "conf"};
+    for (size_t k = 0; k < 9; k++) {
+        arg_text(w->r, f[k]);
+    }
+}
+
+static void take_hold(struct walk *w, size_t i, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9 || nil(rep->element[0])) {
+        w->rc = BR_E_CORRUPT;
+        return;
+    }
+    uint64_t f[9];
+    for (size_t k = 0; k < 9; k++) {
+        f[k] = u64(rep->element[k]);
+    }
+    uint64_t v[] = {w->base | (i + 1), f[0], f[1], f[2], f[3], f[4], f[5],
+                    f[6] ? w->base | f[6] : 0, f[7] ? w->base | f[7] : 0,
+                    f[8] ? w->base | f[8] : 0};
+    add(w, 6, v, 10);
+}
+
+/* payments */
+static void fmt_payment(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:y:%zu", w->event_id, i + 1);
+    fmt_key(w->r, "HMGET", key);
+    static const char *const f[] = {"hold", "st", "amt", "att", "next"};
+    for (size_t k = 0; k < 5; k++) {
+        arg_text(w->r, f[k]);
+    }
+}
+
+static void take_payment(struct walk *w, size_t i, const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || nil(rep->element[0])) {
+        w->rc = BR_E_CORRUPT;
+        return;
+    }
+    uint64_t v[] = {w->base | (i + 1),     w->base | u64(rep->element[0]), u64(rep->element[1]),
+                    u64(rep->element[2]), u64(rep->element[3]),           u64(rep->element[4])};
+    add(w, 7, v, 6);
+}
+
+/* One event: its record, then the collections (each one command). */
+static const char *const ev_fields[] = {
+    "id",    "zc",    "shuf",  "qwait", "pact",  "piss",  "pseq",  "hseq",  "yseq",
+    "cap1",  "cap2",  "cap3",  "cap4",  "cap5",  "cap6",  "cap7",  "cap8",  "held1",
+    "held2", "held3", "held4", "held5", "held6", "held7", "held8", "sold1", "sold2",
+    "sold3", "sold4", "sold5", "sold6", "sold7", "sold8"};
+#define EV_FIELDS (sizeof ev_fields / sizeof ev_fields[0])
+
+static void fmt_event_part(struct walk *w, size_t i)
+{
+    char key[NUM_LEN];
+    static const char *const sfx[] = {"ev", "q", "members", "idem", "pev"};
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", w->event_id, sfx[i]);
+    switch (i) {
+    case 0:
+        fmt_key(w->r, "HMGET", key);
+        for (size_t k = 0; k < EV_FIELDS; k++) {
+            arg_text(w->r, ev_fields[k]);
+        }
+        break;
+    case 1:
+        fmt_key(w->r, "ZRANGE", key);
+        arg_text(w->r, "0");
+        arg_text(w->r, "-1");
+        break;
+    case 2:
+        fmt_key(w->r, "SMEMBERS", key);
+        break;
+    case 3:
+        fmt_key(w->r, "HGETALL", key);
+        break;
+    default:
+        fmt_key(w->r, "SMEMBERS", key);
+        break;
+    }
+}
+
+struct event_parts {
+    redisReply *part[5];
+};
+
+static int read_event(struct walk *w, struct event_parts *ep)
+{
+    struct br_redis *r = w->r;
+    if (connect_if_needed(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < 5; i++) {
+        fmt_event_part(w, i);
+        if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (size_t i = 0; i < 5; i++) {
+        if (redisGetReply(r->ctx, (void **)&ep->part[i]) != REDIS_OK || ep->part[i] == NULL) {
+            log_foreign(r, "state read", r->ctx->errstr);
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (size_t i = 0; i < 5; i++) {
+        if (ep->part[i]->type != REDIS_REPLY_ARRAY) {
+            return BR_E_CORRUPT; /* all five were read: the connection stays in step */
+        }
+    }
+    return BR_OK;
+}
+
+static int walk_event(struct walk *w)
+{
+    struct event_parts ep = {{NULL}};
+    int rc = read_event(w, &ep);
+    if (rc == BR_OK && (ep.part[0]->elements != EV_FIELDS || nil(ep.part[0]->element[0]))) {
+        rc = BR_E_CORRUPT; /* an allocated event without its record */
+    }
+    if (rc == BR_OK) {
+        const redisReply *ev = ep.part[0];
+        uint64_t f[EV_FIELDS];
+        for (size_t k = 0; k < EV_FIELDS; k++) {
+            f[k] = u64(ev->element[k]);
+        }
+        uint64_t zc = f[1];
+        for (uint64_t z = 0; z < zc && z < BR_EVENT_ZONES_MAX; z++) {
+            uint64_t v[] = {w->event_id, z + 1, f[9 + z], f[17 + z], f[25 + z]};
+            add(w, 1, v, 5);
+        }
+        uint64_t v[] = {w->event_id, f[3], f[4], f[5], f[2]};
+        add(w, 2, v, 5);
+        w->shuffled = f[2] == 1;
+        /* The waiting queue in order: position = rank + 1. */
+        const redisReply *q = ep.part[1];
+        w->rank_count = q->elements;
+        w->ranks = malloc(sizeof *w->ranks * (q->elements ? q->elements : 1));
+        if (w->ranks == NULL) {
+            rc = BR_E_FULL;
+        }
+        for (size_t k = 0; rc == BR_OK && k < q->elements; k++) {
+            w->ranks[k].user_id = strtoull(q->element[k]->str, NULL, 10);
+            w->ranks[k].position = (uint32_t)(k + 1);
+        }
+        if (rc == BR_OK) {
+            qsort(w->ranks, w->rank_count, sizeof *w->ranks, rank_cmp);
+            w->members = ep.part[2];
+            w->counts[2] += ep.part[2]->elements;
+            w->counts[3] += f[6];
+            w->counts[4] += f[7];
+            w->counts[5] += f[8];
+            rc = pipeline(w, ep.part[2]->elements, fmt_member, take_member);
+        }
+        if (rc == BR_OK) {
+            rc = pipeline(w, f[6], fmt_pass, take_pass);
+        }
+        if (rc == BR_OK) {
+            rc = pipeline(w, f[7], fmt_hold, take_hold);
+        }
+        if (rc == BR_OK) {
+            rc = pipeline(w, f[8], fmt_payment, take_payment);
+        }
+        /* idempotency records: "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>" */
+        const redisReply *idem = ep.part[3];
+        for (size_t k = 0; rc == BR_OK && k + 1 < idem->elements; k += 2) {
+            uint64_t user, key, fp, hold;
+            long long err;
+            if (sscanf(idem->element[k]->str, "%" SCNu64 ":%" SCNu64, &user, &key) != 2 ||
+                sscanf(idem->element[k + 1]->str, "%" SCNu64 ":%lld:%" SCNu64, &fp, &err, &hold) !=
+                    3) {
+                rc = BR_E_CORRUPT;
+                break;
+            }
+            uint64_t iv[] = {user, key, fp, (uint64_t)(int64_t)err, hold ? w->base | hold : 0};
+            add(w, 8, iv, 5);
+            w->counts[6]++;
+        }
+        const redisReply *pev = ep.part[4];
+        for (size_t k = 0; rc == BR_OK && k < pev->elements; k++) {
+            uint64_t id = strtoull(pev->element[k]->str, NULL, 10);
+            add(w, 9, &id, 1);
+            w->counts[7]++;
+        }
+    }
+    free(w->ranks);
+    w->ranks = NULL;
+    w->members = NULL;
+    for (size_t i = 0; i < 5; i++) {
+        if (ep.part[i] != NULL) {
+            freeReplyObject(ep.part[i]);
+        }
+    }
+    return rc;
+}
+
+int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uint64_t *hash)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && hash != NULL);
+    struct walk w;
+    memset(&w, 0, sizeof w);
+    w.r = r;
+    w.visit = visit;
+    w.visit_ctx = ctx;
+    const char *argv[4] = {"HMGET", "br:{cat}:cat", "events", "users"};
+    size_t lens[4] = {5, 12, 6, 5};
+    redisReply *rep;
+    int rc = call_read(r, 4, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || nil(rep->element[0])) {
+        freeReplyObject(rep);
+        return BR_E_CORRUPT;
+    }
+    w.counts[0] = u64(rep->element[0]);
+    w.counts[1] = u64(rep->element[1]);
+    freeReplyObject(rep);
+    rc = pipeline(&w, w.counts[1], fmt_user, take_user);
+    for (uint64_t e = 1; rc == BR_OK && e <= w.counts[0]; e++) {
+        w.event_id = e;
+        w.base = e << 32;
+        rc = walk_event(&w);
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (visit != NULL) {
+        visit(ctx, 10, w.counts, 8);
+    }
+    *hash = br_hash_step(rec(10, w.counts, 8), w.sum);
+    return BR_OK;
+}
+
+int br_redis_state_hash(struct br_redis *r, uint64_t *hash)
+{
+    return br_redis_state_walk(r, NULL, NULL, hash);
+}

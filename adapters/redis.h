@@ -1,0 +1,166 @@
+/*
+ * redis.h -- the Redis backend: the core's commands run as Lua scripts
+ * inside Redis, the twins of core/ (lua/README.md).
+ *
+ * br_redis_apply mirrors br_engine_apply: one command in, the same outcome
+ * and the same effects out, as the differential test (tests/redis) proves
+ * on a real redis-server. The adapter owns one hiredis connection with a
+ * connect timeout and a command timeout; a broken connection is dropped and
+ * made again on the next call. Scripts are embedded in the binary
+ * (lua/scripts.h), loaded with SCRIPT LOAD at open and run with EVALSHA; a
+ * NOSCRIPT answer (a restarted or flushed server) reloads the script and
+ * runs it again, which is safe because NOSCRIPT means nothing ran.
+ *
+ * Key layout. Every key carries a hash tag, so each script works in one
+ * Redis Cluster slot: the catalog's, an event's, a user's or a provider
+ * event id's. Nothing ever scans the keyspace: every id is a counter, so
+ * walks (br_redis_state_hash) go over known id ranges.
+ *
+ *   br:{cat}:cat          hash  catalog counters (events, users, slots, active,
+ *                               seats) and the config (cfg_seed, cfg_*_max, ...)
+ *   br:{cat}:email        hash  email -> user id
+ *   br:{cat}:u:<user>     hash  email name pw salt role
+ *
+ *   br:{e<event>}:ev      hash  the spec (opens limit rp maxa apt pttl httl qcap
+ *                               zc cap<z> price<z> zname<z> cur<z> ...) and the
+ *                               counters (shuf qpre qtail qwait pact piss pseq
+ *                               hseq yseq held<z> sold<z> bk<state>)
+ *   br:{e<event>}:q       zset  waiting users, score = queue slot (join order,
+ *                               rewritten once by the opening shuffle)
+ *   br:{e<event>}:members set   users with a member record
+ *   br:{e<event>}:m:<user> hash st pass(seq) tix  (queue status, latest pass,
+ *                               tickets held + bought for the per-user limit)
+ *   br:{e<event>}:passes  zset  live passes, score = deadline, member = %010d seq
+ *   br:{e<event>}:p:<seq> hash  user dl st iss
+ *   br:{e<event>}:holds   zset  live holds, score = deadline, member = %010d seq
+ *   br:{e<event>}:h:<seq> hash  user zone qty st created dl amt pass pay conf
+ *   br:{e<event>}:refunds zset  refund-pending payments, score = next attempt
+ *   br:{e<event>}:y:<seq> hash  hold(seq) st amt created att next
+ *   br:{e<event>}:idem    hash  "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>"
+ *   br:{e<event>}:pev     set   provider event ids applied to this event
+ *
+ *   br:{u<user>}:idem:<key>   string  fingerprint: the key's claim, per user
+ *   br:{v<provider id>}:pev   string  payment id: the provider event's claim
+ *
+ * Hold, pass and payment ids are (event << 32 | seq): a command naming one
+ * finds its event's slot from the id. Zset members are zero-padded seqs so
+ * that ties on the score break by id, as the core's heaps do.
+ *
+ * Which slot a command runs in:
+ *   user_register, user_role_set     {cat}
+ *   event_create                     {cat} (event_alloc) then {e} (event_put)
+ *   join, leave, admit, sweep        {e}   (+ open.lua once, at the opening)
+ *   reserve                          {u} claim of the idempotency key, then {e}
+ *   cancel, payment_create, refund_result   {e} of the id
+ *   payment_event                    {v} claim of the provider event id, then {e}
+ *   saga_step                        every {e} with refunds due (read, then run)
+ * The core's idempotency keys and provider event ids are unique across
+ * events; one event's slot cannot see another's, so a small claim in the
+ * key's own slot comes first and the event's script learns what it found.
+ * Users are never removed, so "is this user registered" is read from {cat}
+ * before a script runs (cached) without a race.
+ *
+ * Times: Lua numbers are doubles; now_ms lies in [0, BR_NOW_MS_MAX = 2^52]
+ * (outside, BR_E_INVALID, as in the core), so every time and id is exact.
+ * Capacities: the catalog-time ones of struct br_config (events, users,
+ * queue slots, active passes, seats, and each event's queue capacity) are
+ * enforced exactly; the in-memory engine's table sizes (members, passes,
+ * holds, payments, idempotency keys, provider events) are not limits here:
+ * Redis's memory is.
+ *
+ * Errors: BR_E_UNAVAILABLE when nothing was sent (no connection, or a
+ * busy/loading/read-only server that refused to run the script);
+ * BR_E_UNKNOWN_OUTCOME when a request was sent but no reply came (timeout,
+ * lost connection): the caller resolves it by retrying with the same
+ * idempotency key; BR_E_CORRUPT when a script found the stored state
+ * breaking an invariant; BR_E_IO for any other server error. Each is logged
+ * with the server's own message at the call site. A malformed reply or a
+ * script refusing its arguments is an adapter bug (BR_ASSERT).
+ */
+#ifndef BR_ADAPTERS_REDIS_H
+#define BR_ADAPTERS_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cmd.h"
+#include "core/engine.h"
+
+/* A script's reply asking for the opening shuffle's permutation (lib.lua).
+ * Positive, so it never collides with an error value. */
+#define BR_REDIS_NEED_OPEN 1
+
+#define BR_REDIS_HOST_MAX 256
+#define BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000
+#define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
+#define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
+#define BR_REDIS_SCRIPTS_MAX 24    /* embedded scripts the adapter knows by name */
+
+struct br_redis_options {
+    char host[BR_REDIS_HOST_MAX];
+    int port;
+    int db;                 /* SELECT after connecting; 0 = default */
+    int connect_timeout_ms;
+    int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
+    bool quiet;             /* do not log foreign errors (tests that provoke them) */
+};
+
+struct redisContext;
+struct br_redis_scratch;
+
+/* One connection and what it needs. Caller-owned; br_redis_open fills it. */
+struct br_redis {
+    struct br_redis_options opt;
+    struct br_config cfg;          /* seed and catalog capacities, as recorded in Redis */
+    struct redisContext *ctx;      /* NULL while disconnected */
+    char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
+    uint64_t users_known;          /* users 1..users_known exist (users are never removed) */
+    struct br_redis_scratch *s;    /* argument and merge buffers (heap) */
+    uint64_t reconnects;           /* connections made after the first */
+    uint64_t calls;                /* script calls sent */
+    uint64_t opens;                /* opening shuffles run with a drawn permutation */
+};
+
+/* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
+ * the default timeouts unless given). BR_OK or BR_E_INVALID. */
+int br_redis_parse_url(const char *url, struct br_redis_options *o);
+
+/* Connects, loads the scripts and records cfg in Redis (or checks that
+ * Redis holds the same config: BR_E_INVALID if not). BR_OK,
+ * BR_E_UNAVAILABLE (cannot connect), BR_E_INVALID, BR_E_IO. On failure
+ * nothing is left to close. */
+int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const struct br_config *cfg);
+
+/* Closes the connection and frees the buffers. Safe on a zeroed struct. */
+void br_redis_close(struct br_redis *r);
+
+/* Applies one command, as br_engine_apply does: fills *out (cleared first,
+ * effect_count and effects_hash included) and fx[0..*fx_count) (fx has room
+ * for BR_EFFECTS_MAX) and returns out->err. A transport failure returns
+ * BR_E_UNAVAILABLE or BR_E_UNKNOWN_OUTCOME with *out holding only err and
+ * no effects. Work: one to three round trips (saga_step: three plus one
+ * per event), plus the opening shuffle's once per event. */
+int br_redis_apply(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                   struct br_effect *fx, uint32_t *fx_count);
+
+/* Reads the whole state back (pipelined, over the known id ranges) and
+ * computes what br_engine_state_hash computes for an engine in the same
+ * state. BR_OK, BR_E_UNAVAILABLE, BR_E_IO. O(state) round trips / 512. */
+int br_redis_state_hash(struct br_redis *r, uint64_t *hash);
+
+/* The records behind br_redis_state_hash, one call each: tag and values as
+ * br_engine_state_hash hashes them (1 zone, 2 event, 3 user, 4 member,
+ * 5 pass, 6 hold, 7 payment, 8 idempotency record, 9 provider event id,
+ * 10 the counts, last). For tests that show which records differ. */
+typedef void (*br_redis_visit)(void *ctx, uint64_t tag, const uint64_t *v, size_t n);
+int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uint64_t *hash);
+
+/* Seats held and sold in one zone. BR_OK, BR_E_NOT_FOUND, or a transport error. */
+int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id, uint32_t *held,
+                         uint32_t *sold);
+
+/* Tests only: FLUSHDB, then records the config again (a fresh state). */
+int br_redis_flush(struct br_redis *r);
+
+#endif

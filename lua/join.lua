@@ -1,0 +1,81 @@
+--[[
+join.lua -- queue_join: a user takes a place in an event's waiting room.
+Twin of br_queue_join (core/queue.c).
+
+KEYS[1]  br:{e<event>}:
+ARGV     now_ms, user_id, user_known (1 when the user is registered: users
+         live in the catalog slot and are never removed, so the adapter
+         checks that outside the script without a race)
+Reply    the outcome (lib.lua): status, position, queue_length; ref and
+         deadline_ms of the pass when admitted. Effects: pass_expired when a
+         lapsed pass is collected. err = BR_REDIS_NEED_OPEN (aux = pre-queue
+         slots) when the opening shuffle is due: nothing was written.
+]]
+local uid = arg_u64(2)
+local known = arg_int(3, 0, 1)
+
+ev_load('id', 'opens', 'shuf', 'qpre', 'qtail', 'qcap', 'qwait', 'pact')
+if EV.id == nil then
+    return reply(BR_E_NOT_FOUND)
+end
+if known == 0 then
+    return reply(BR_E_UNAUTHORIZED)
+end
+local need = open_if_due()
+if need then
+    return need
+end
+local m = member_find(uid)
+if EV.qtail >= EV.qcap and m == nil then
+    -- A newcomer to a full queue: refused before the member record exists.
+    return reply(BR_E_FULL)
+end
+m = m or member_get(uid)
+OUT[3] = EV.id
+if m.st == BR_QS_ADMITTED then
+    local p = pass_load(m.pass)
+    if NOW >= p.dl then
+        if EV.qtail >= EV.qcap then
+            -- The re-join needs a new place and there is none: refused before
+            -- the pass is touched; the admitter collects it.
+            return reply(BR_E_FULL)
+        end
+        pass_expire(p, m) -- lapsed but not yet collected: collect it now
+    end
+end
+
+-- core: fill_position
+local function fill_position()
+    local st = mstatus(m)
+    OUT[2] = st
+    OUT[6] = EV.qwait
+    if st == BR_QS_WAITING then
+        OUT[5] = redis.call('ZRANK', P .. 'q', uid) + 1
+    end
+    if st == BR_QS_ADMITTED then
+        OUT[4] = EV.id * W32 + m.pass
+        OUT[7] = pass_load(m.pass).dl
+    end
+end
+
+local st = mstatus(m)
+if st == BR_QS_PREQUEUE or st == BR_QS_WAITING or st == BR_QS_ADMITTED then
+    fill_position() -- a re-join keeps the place
+    return reply(BR_OK)
+end
+if EV.qtail >= EV.qcap then
+    return reply(BR_E_FULL)
+end
+local rel = EV.qtail
+ev_put('qtail', rel + 1)
+redis.call('ZADD', P .. 'q', rel, uid)
+ev_put('qwait', EV.qwait + 1)
+if EV.shuf == 1 then
+    m.st = BR_QS_WAITING
+else
+    m.st = BR_QS_PREQUEUE
+    ev_put('qpre', EV.qtail)
+end
+redis.call('HSET', P .. 'm:' .. uid, 'st', m.st)
+fill_position()
+return reply(BR_OK)

@@ -1,0 +1,325 @@
+--[[
+lib.lua -- the prelude of every Booking Rush script.
+
+Not a script by itself: the build (lua/embed.c) prepends to each script the
+constants generated from core/err.h, core/cmd.h, core/limits.h and
+core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING, BR_FX_PASS_ISSUED, ...),
+then this file, so every script speaks the core's numbers and none of them
+is typed twice.
+
+Conventions every script follows:
+  KEYS[1]  the key prefix of the slot it works in: "br:{e42}:" for an event,
+           "br:{cat}:" for the catalog. Every key a script touches is
+           KEYS[1] .. suffix, so one call stays in one Cluster slot.
+  ARGV[1]  now_ms, the driver's clock. No script calls TIME; expiry compares
+           stored deadlines with now_ms, never a key TTL.
+  reply    {err, status, id, ref, position, queue_length, deadline_ms,
+            amount_minor, count, aux, fx...}: the nine fields of struct
+           br_outcome in order (effect_count and effects_hash are computed
+           by the adapter from the effects), aux (script-specific, 0 unless
+           documented), then the effects, six integers each:
+           kind, user_id, id, ref, deadline_ms, amount_minor (the event is the
+           script's own).
+Arguments are checked before anything is written: a bad argument is the
+adapter's bug and raises "BR_ARG ..." (the adapter asserts on it). A broken
+invariant found in stored data raises "BR_ASSERT ...".
+
+Numbers: Lua numbers are doubles. Ids are (event_id * 2^32 + seq) < 2^53 and
+times are 0 <= now_ms <= BR_NOW_MS_MAX = 2^52 (the core refuses others too),
+so both are exact, and so is every deadline computed from them.
+64-bit hashes (idempotency keys, fingerprints, provider event ids) travel as
+decimal strings and are only ever compared or used as strings.
+]]
+local W32 = 4294967296
+local P = KEYS[1]
+local OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+local FX = {}
+local EV = {}
+local EV_DIRTY = {}
+
+local function fail(what)
+    error({err = 'BR_ARG ' .. what})
+end
+
+local function broken(what)
+    error({err = 'BR_ASSERT ' .. what})
+end
+
+-- ARGV[i] as an integer in [lo, hi]; anything else is the adapter's bug.
+local function arg_int(i, lo, hi)
+    local v = tonumber(ARGV[i])
+    if v == nil or v ~= math.floor(v) or v < lo or v > hi then
+        fail('ARGV[' .. i .. '] = ' .. tostring(ARGV[i]))
+    end
+    return v
+end
+
+-- ARGV[i] as a canonical decimal string of an unsigned 64-bit value.
+local function arg_u64(i)
+    local s = ARGV[i]
+    if s == nil or not string.find(s, '^%d+$') or #s > 20 or (#s > 1 and string.sub(s, 1, 1) == '0') then
+        fail('ARGV[' .. i .. '] = ' .. tostring(s))
+    end
+    return s
+end
+
+local NOW = arg_int(1, 0, BR_NOW_MS_MAX)
+
+-- A decimal string of an integer-valued number (exact below 2^53).
+local function dec(n)
+    return string.format('%d', n)
+end
+
+-- Zset members are zero-padded sequence numbers, so that the zset's tie
+-- break (lexicographic) is the core heaps' tie break (by id).
+local function pad(seq)
+    return string.format('%010d', seq)
+end
+
+local function emit(kind, user, id, ref, deadline, amount)
+    local n = #FX
+    FX[n + 1] = kind
+    FX[n + 2] = user
+    FX[n + 3] = id
+    FX[n + 4] = ref
+    FX[n + 5] = deadline
+    FX[n + 6] = amount
+end
+
+-- Loads event fields (HMGET) into EV as numbers; a missing field is nil.
+local function ev_load(...)
+    local names = {...}
+    local vals = redis.call('HMGET', P .. 'ev', unpack(names))
+    for i = 1, #names do
+        EV[names[i]] = tonumber(vals[i])
+    end
+end
+
+-- Sets an event field in EV; written back by reply() in one HSET. Per-zone
+-- and per-state counters (held*, sold*, bk*) never go through here: they
+-- change with HINCRBY, so the two never fight over a field.
+local function ev_put(field, value)
+    EV[field] = value
+    EV_DIRTY[field] = true
+end
+
+local function reply(err)
+    local args = {}
+    for f, _ in pairs(EV_DIRTY) do
+        args[#args + 1] = f
+        args[#args + 1] = EV[f]
+    end
+    if #args > 0 then
+        redis.call('HSET', P .. 'ev', unpack(args))
+    end
+    OUT[1] = err
+    for i = 1, #FX do
+        OUT[10 + i] = FX[i]
+    end
+    return OUT
+end
+
+-- The sequence number of an id of this event, or nil when the id belongs to
+-- another event or to none (ids are event_id * 2^32 + seq, seq >= 1).
+local function seq_of(id)
+    if id == nil or id < W32 then
+        return nil
+    end
+    local e = math.floor(id / W32)
+    if e ~= EV.id then
+        return nil
+    end
+    local s = id - e * W32
+    if s < 1 then
+        return nil
+    end
+    return s
+end
+
+-- ---- members: br:{e}:m:<user> = {st, pass (seq, 0 = none), tix} ----
+
+local function member_find(uid)
+    local v = redis.call('HMGET', P .. 'm:' .. uid, 'st', 'pass', 'tix')
+    if not v[1] then
+        return nil
+    end
+    return {uid = uid, st = tonumber(v[1]), pass = tonumber(v[2]), tix = tonumber(v[3])}
+end
+
+-- Finds or creates the member (core: br_queue_member). A created member is a
+-- record of the state even when the command then fails, as in the core.
+local function member_get(uid)
+    local m = member_find(uid)
+    if m then
+        return m
+    end
+    redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_NONE, 'pass', 0, 'tix', 0)
+    redis.call('SADD', P .. 'members', uid)
+    return {uid = uid, st = BR_QS_NONE, pass = 0, tix = 0}
+end
+
+-- The opening shuffle turns every pre-queue member into a waiting one. It
+-- does so without touching them: a stored PREQUEUE reads as WAITING once
+-- the event is shuffled (EV.shuf must be loaded).
+local function mstatus(m)
+    if m.st == BR_QS_PREQUEUE and EV.shuf == 1 then
+        return BR_QS_WAITING
+    end
+    return m.st
+end
+
+-- ---- passes: br:{e}:p:<seq> = {user, dl, st, iss}; live ones in zset passes ----
+
+local function pass_load(seq)
+    local v = redis.call('HMGET', P .. 'p:' .. seq, 'user', 'dl', 'st')
+    if not v[1] then
+        return nil
+    end
+    return {seq = seq, uid = v[1], user = tonumber(v[1]), dl = tonumber(v[2]), st = tonumber(v[3])}
+end
+
+-- core: pass_expire. Needs EV.pact loaded. m: the pass's member if loaded.
+local function pass_expire(p, m)
+    if p.st ~= BR_PASS_LIVE then
+        broken('pass_expire: pass ' .. p.seq .. ' is not live')
+    end
+    redis.call('ZREM', P .. 'passes', pad(p.seq))
+    redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_EXPIRED)
+    p.st = BR_PASS_EXPIRED
+    if EV.pact < 1 then
+        broken('pass_expire: no active pass to expire')
+    end
+    ev_put('pact', EV.pact - 1)
+    m = m or member_find(p.uid)
+    if m.pass == p.seq and m.st == BR_QS_ADMITTED then
+        m.st = BR_QS_EXPIRED
+        redis.call('HSET', P .. 'm:' .. m.uid, 'st', BR_QS_EXPIRED)
+    end
+    emit(BR_FX_PASS_EXPIRED, p.user, EV.id * W32 + p.seq, 0, p.dl, 0)
+end
+
+-- core: br_queue_open_if_due. Needs EV.shuf, EV.opens, EV.qpre loaded, and
+-- must run before the script writes anything. Returns nil when the queue may
+-- be used now, else the reply asking the adapter for the permutation
+-- (err = BR_REDIS_NEED_OPEN, aux = pre-queue slots): it draws the core's
+-- Fisher-Yates permutation with core/rng.c and runs open.lua, then this
+-- command again. With fewer than two slots there is nothing to permute.
+local function open_if_due()
+    if EV.shuf == 1 or NOW < EV.opens then
+        return nil
+    end
+    if EV.qpre >= 2 then
+        OUT[10] = EV.qpre
+        return reply(BR_REDIS_NEED_OPEN)
+    end
+    ev_put('shuf', 1)
+    return nil
+end
+
+-- ---- holds: br:{e}:h:<seq>; live ones in zset holds by deadline ----
+
+local function hold_load(seq)
+    if seq == nil then
+        return nil
+    end
+    local v = redis.call('HMGET', P .. 'h:' .. seq, 'user', 'zone', 'qty', 'st', 'dl', 'amt', 'pass', 'pay', 'conf')
+    if not v[1] then
+        return nil
+    end
+    return {seq = seq, uid = v[1], user = tonumber(v[1]), zone = tonumber(v[2]), qty = tonumber(v[3]),
+            st = tonumber(v[4]), dl = tonumber(v[5]), amt = tonumber(v[6]), pass = tonumber(v[7]),
+            pay = tonumber(v[8]), conf = tonumber(v[9])}
+end
+
+local function hold_id(h)
+    return EV.id * W32 + h.seq
+end
+
+-- core: fill_hold
+local function fill_hold(h)
+    OUT[3] = hold_id(h)
+    OUT[4] = h.pass ~= 0 and EV.id * W32 + h.pass or 0
+    OUT[2] = h.st
+    OUT[7] = h.dl
+    OUT[8] = h.amt
+    OUT[9] = h.qty
+end
+
+-- core: set_state (the per-state booking counters are for the stats route)
+local function hold_set_state(h, st)
+    redis.call('HINCRBY', P .. 'ev', 'bk' .. h.st, -1)
+    redis.call('HINCRBY', P .. 'ev', 'bk' .. st, 1)
+    redis.call('HSET', P .. 'h:' .. h.seq, 'st', st)
+    h.st = st
+end
+
+-- core: release -- a live hold's seats leave `held`, its tickets the member.
+local function hold_release(h)
+    if h.st ~= BR_HOLD_HELD then
+        broken('release: hold ' .. h.seq .. ' is not held')
+    end
+    redis.call('ZREM', P .. 'holds', pad(h.seq))
+    local held = redis.call('HINCRBY', P .. 'ev', 'held' .. h.zone, -h.qty)
+    local tix = redis.call('HINCRBY', P .. 'm:' .. h.uid, 'tix', -h.qty)
+    if held < 0 or tix < 0 then
+        broken('release: hold ' .. h.seq .. ' returns more than is held')
+    end
+end
+
+-- core: br_inventory_expire
+local function hold_expire(h)
+    hold_release(h)
+    hold_set_state(h, BR_HOLD_EXPIRED)
+    emit(BR_FX_BOOKING_EXPIRED, h.user, hold_id(h), 0, h.dl, 0)
+end
+
+-- ---- payments: br:{e}:y:<seq> = {hold (seq), st, amt, created, att, next};
+--      refund-pending ones in zset refunds by next attempt ----
+
+local function pay_load(seq)
+    if seq == nil then
+        return nil
+    end
+    local v = redis.call('HMGET', P .. 'y:' .. seq, 'hold', 'st', 'amt', 'att', 'next')
+    if not v[1] then
+        return nil
+    end
+    return {seq = seq, hold = tonumber(v[1]), st = tonumber(v[2]), amt = tonumber(v[3]),
+            att = tonumber(v[4]), next = tonumber(v[5])}
+end
+
+-- core: fill_payment
+local function fill_payment(p)
+    OUT[3] = EV.id * W32 + p.seq
+    OUT[4] = EV.id * W32 + p.hold
+    OUT[2] = p.st
+    OUT[8] = p.amt
+end
+
+-- core: emit_payment (effects about a payment name its hold's event and user)
+local function emit_payment(kind, p, h)
+    emit(kind, h.user, EV.id * W32 + p.seq, hold_id(h), 0, p.amt)
+end
+
+-- core: backoff_ms
+local function backoff_ms(attempts)
+    local d = BR_REFUND_BACKOFF_MS_MIN
+    local i = 1
+    while i < attempts and d < BR_REFUND_BACKOFF_MS_MAX do
+        d = d * 2
+        i = i + 1
+    end
+    if d < BR_REFUND_BACKOFF_MS_MAX then
+        return d
+    end
+    return BR_REFUND_BACKOFF_MS_MAX
+end
+
+-- core: refund_attempt -- emits provider_refund and schedules the next try.
+local function refund_attempt(p, h)
+    p.att = p.att + 1
+    p.next = NOW + backoff_ms(p.att)
+    redis.call('HSET', P .. 'y:' .. p.seq, 'att', p.att, 'next', p.next)
+    redis.call('ZADD', P .. 'refunds', p.next, pad(p.seq))
+    emit_payment(BR_FX_PROVIDER_REFUND, p, h)
+end

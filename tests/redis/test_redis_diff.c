@@ -1,0 +1,529 @@
+/*
+ * test_redis_diff.c -- the differential test: the core against its Lua
+ * twins on a real redis-server.
+ *
+ * Each sequence starts from nothing (a fresh engine, a flushed Redis) and
+ * draws commands from the shared generator (core/gen.h) on its own rng
+ * stream; every command is applied to the engine and through the adapter
+ * (adapters/redis.h), and the outcomes (memcmp of struct br_outcome, both
+ * sides clear it first), the effect lists and, at the end, the state
+ * hashes must be identical. The generator learns from the engine's
+ * outcomes, which are the Redis ones while they agree.
+ *
+ * On a mismatch the failing sequence is shrunk (delta debugging: drop
+ * chunks of commands while the replay from scratch still diverges) and the
+ * shortest one found is printed with both sides' answers; the exit status
+ * is 1. The plant build (BR_PLANT=LUA_LIMIT_OFF_BY_ONE, scripts/test.d/
+ * 51-redis-plant.sh) must end here.
+ *
+ *   test_redis_diff [--sequences N] [--length L] [--seed S] [--redis URL]
+ *
+ * Without --redis it starts its own redis-server on a free port.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/redis.h"
+#include "core/engine.h"
+#include "core/err.h"
+#include "core/gen.h"
+#include "core/panic.h"
+#include "tests/redis/server.h"
+
+#define SEQ_LEN_MAX 4096
+
+struct ctx {
+    struct br_config cfg;
+    struct br_engine engine;
+    void *mem;
+    size_t mem_size;
+    struct br_redis redis;
+    struct br_effect *fx_e; /* the engine's effects, copied */
+    struct br_effect *fx_r; /* the adapter's */
+    uint64_t seen[BR_CMD_TYPE_COUNT][BR_ERR_COUNT]; /* outcomes met: coverage */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void fresh(struct ctx *x)
+{
+    int rc = br_engine_init(&x->engine, &x->cfg, x->mem, x->mem_size);
+    BR_ASSERT(rc == BR_OK);
+    rc = br_redis_flush(&x->redis);
+    if (rc != BR_OK) {
+        fprintf(stderr, "redis flush failed: %s\n", br_err_name(rc));
+        exit(2);
+    }
+}
+
+static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%-14s now=%" PRId64 " user=%" PRIu64, br_cmd_name(c->type),
+                     c->now_ms, c->user_id);
+    size_t at = n > 0 ? (size_t)n : 0;
+    if (at >= cap) {
+        return;
+    }
+    buf += at;
+    cap -= at;
+    switch (c->type) {
+    case BR_CMD_EVENT_CREATE: {
+        const struct br_event_spec *s = &c->u.event_create;
+        snprintf(buf, cap,
+                 " opens=%" PRId64 " limit=%u pass=%d max_active=%u per_tick=%u pass_ttl=%" PRId64
+                 " hold_ttl=%" PRId64 " qcap=%u zones=%u cap1=%u price1=%" PRId64 " cur1=%.4s",
+                 s->sale_opens_at_ms, s->per_user_limit, s->requires_pass, s->max_active,
+                 s->admit_per_tick, s->pass_ttl_ms, s->hold_ttl_ms, s->queue_capacity,
+                 s->zone_count, s->zones[0].capacity, s->zones[0].price_minor, s->zones[0].currency);
+        break;
+    }
+    case BR_CMD_USER_REGISTER:
+        snprintf(buf, cap, " email=%.96s role=%u", c->u.user_register.email,
+                 c->u.user_register.role);
+        break;
+    case BR_CMD_USER_ROLE_SET:
+        snprintf(buf, cap, " target=%" PRIu64 " role=%u", c->u.user_role_set.target_user_id,
+                 c->u.user_role_set.role);
+        break;
+    case BR_CMD_QUEUE_JOIN:
+    case BR_CMD_QUEUE_LEAVE:
+    case BR_CMD_ADMIT:
+        snprintf(buf, cap, " event=%" PRIu64, c->u.queue_join.event_id);
+        break;
+    case BR_CMD_RESERVE:
+        snprintf(buf, cap, " event=%" PRIu64 " zone=%u qty=%u pass=%#" PRIx64 " key=%" PRIx64,
+                 c->u.reserve.event_id, c->u.reserve.zone_id, c->u.reserve.quantity,
+                 c->u.reserve.pass_id, c->u.reserve.idem_key);
+        break;
+    case BR_CMD_CANCEL:
+    case BR_CMD_PAYMENT_CREATE:
+        snprintf(buf, cap, " hold=%#" PRIx64, c->u.cancel.hold_id);
+        break;
+    case BR_CMD_SWEEP:
+        snprintf(buf, cap, " event=%" PRIu64 " max=%u", c->u.sweep.event_id, c->u.sweep.max);
+        break;
+    case BR_CMD_PAYMENT_EVENT:
+        snprintf(buf, cap, " payment=%#" PRIx64 " provider_event=%" PRIx64 " succeeded=%d",
+                 c->u.payment_event.payment_id, c->u.payment_event.provider_event_id,
+                 c->u.payment_event.succeeded);
+        break;
+    case BR_CMD_REFUND_RESULT:
+        snprintf(buf, cap, " payment=%#" PRIx64 " ok=%d", c->u.refund_result.payment_id,
+                 c->u.refund_result.ok);
+        break;
+    case BR_CMD_SAGA_STEP:
+        snprintf(buf, cap, " max=%u", c->u.saga_step.max);
+        break;
+    default:
+        break;
+    }
+}
+
+static void show_outcome(const char *who, const struct br_outcome *o, const struct br_effect *fx)
+{
+    printf("      %-6s %s status=%u id=%#" PRIx64 " ref=%#" PRIx64 " pos=%u qlen=%u deadline=%" PRId64
+           " amount=%" PRId64 " count=%u effects=%u\n",
+           who, br_err_name(o->err), o->status, o->id, o->ref, o->position, o->queue_length,
+           o->deadline_ms, o->amount_minor, o->count, o->effect_count);
+    for (uint32_t i = 0; i < o->effect_count && i < 16; i++) {
+        printf("             %s event=%" PRIu64 " user=%" PRIu64 " id=%#" PRIx64 " ref=%#" PRIx64
+               " deadline=%" PRId64 " amount=%" PRId64 "\n",
+               br_effect_name(fx[i].kind), fx[i].event_id, fx[i].user_id, fx[i].id, fx[i].ref,
+               fx[i].deadline_ms, fx[i].amount_minor);
+    }
+}
+
+static bool same_effects(const struct br_effect *a, const struct br_effect *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (a[i].kind != b[i].kind || a[i].event_id != b[i].event_id ||
+            a[i].user_id != b[i].user_id || a[i].id != b[i].id || a[i].ref != b[i].ref ||
+            a[i].deadline_ms != b[i].deadline_ms || a[i].amount_minor != b[i].amount_minor) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Applies one command to both sides. true when they agree. */
+static bool step(struct ctx *x, const struct br_cmd *c, struct br_outcome *oe,
+                 struct br_outcome *orr, uint32_t *ne)
+{
+    br_engine_apply(&x->engine, c, oe);
+    const struct br_effect *fx = br_engine_effects(&x->engine, ne);
+    memcpy(x->fx_e, fx, sizeof *fx * *ne);
+    uint32_t nr = 0;
+    br_redis_apply(&x->redis, c, orr, x->fx_r, &nr);
+    if (oe->err <= 0 && oe->err > -BR_ERR_COUNT && c->type < BR_CMD_TYPE_COUNT) {
+        x->seen[c->type][-oe->err]++;
+    }
+    return memcmp(oe, orr, sizeof *oe) == 0 && nr == *ne && same_effects(x->fx_e, x->fx_r, nr);
+}
+
+static bool same_state(struct ctx *x, uint64_t *he, uint64_t *hr)
+{
+    *he = br_engine_state_hash(&x->engine);
+    int rc = br_redis_state_hash(&x->redis, hr);
+    if (rc != BR_OK) {
+        fprintf(stderr, "state read failed: %s\n", br_err_name(rc));
+        return false;
+    }
+    return *he == *hr;
+}
+
+/* ---- which state records differ (printed with the shortest sequence) ---- */
+
+#define REC_VALUES_MAX 10
+
+struct record {
+    uint64_t tag;
+    uint64_t v[REC_VALUES_MAX];
+    size_t n;
+};
+
+struct records {
+    struct record *r;
+    size_t count, cap;
+};
+
+static void collect(void *ctx, uint64_t tag, const uint64_t *v, size_t n)
+{
+    struct records *rs = ctx;
+    if (rs->count == rs->cap) {
+        rs->cap = rs->cap ? 2 * rs->cap : 256;
+        rs->r = realloc(rs->r, sizeof *rs->r * rs->cap);
+        BR_ASSERT(rs->r != NULL);
+    }
+    struct record *r = &rs->r[rs->count++];
+    memset(r, 0, sizeof *r);
+    r->tag = tag;
+    r->n = n;
+    memcpy(r->v, v, sizeof *v * n);
+}
+
+/* The engine's records, enumerated as br_engine_state_hash does (engine.c). */
+static void engine_records(const struct br_engine *e, struct records *rs)
+{
+    for (uint32_t i = 0; i < e->event_count; i++) {
+        const struct br_event *ev = &e->events[i];
+        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+            uint64_t v[] = {ev->id, z + 1, ev->spec.zones[z].capacity, ev->zone_held[z],
+                            ev->zone_sold[z]};
+            collect(rs, 1, v, 5);
+        }
+        uint64_t v[] = {ev->id, ev->q_waiting, ev->passes_active, ev->passes_issued,
+                        ev->q_shuffled};
+        collect(rs, 2, v, 5);
+    }
+    for (uint32_t i = 0; i < e->user_count; i++) {
+        const struct br_user *u = &e->users[i];
+        uint64_t v[] = {u->id, u->role, 0};
+        collect(rs, 3, v, 2); /* the email's hash left out: equal ids, equal emails here */
+    }
+    for (uint32_t i = 0; i < e->member_count; i++) {
+        const struct br_member *m = &e->members[i];
+        struct br_queue_view qv;
+        br_queue_view(e, m->event_id, m->user_id, &qv);
+        uint64_t v[] = {m->event_id, m->user_id, m->status, qv.position, m->pass_id, m->tickets};
+        collect(rs, 4, v, 6);
+    }
+    for (uint32_t i = 0; i < e->pass_count; i++) {
+        const struct br_pass *p = &e->passes[i];
+        uint64_t v[] = {p->id, e->members[p->member].user_id, p->state, (uint64_t)p->deadline_ms};
+        collect(rs, 5, v, 4);
+    }
+    for (uint32_t i = 0; i < e->hold_count; i++) {
+        const struct br_hold *h = &e->holds[i];
+        uint64_t v[] = {h->id, h->user_id, h->zone_id, h->quantity, h->state,
+                        (uint64_t)h->deadline_ms, (uint64_t)h->amount_minor, h->pass_id,
+                        h->payment_id, h->confirmed_by};
+        collect(rs, 6, v, 10);
+    }
+    for (uint32_t i = 0; i < e->payment_count; i++) {
+        const struct br_payment *p = &e->payments[i];
+        uint64_t v[] = {p->id, p->hold_id, p->state, (uint64_t)p->amount_minor, p->refund_attempts,
+                        (uint64_t)p->next_attempt_ms};
+        collect(rs, 7, v, 6);
+    }
+    for (uint32_t s = 0; s <= e->idem_by_key.mask; s++) {
+        const struct br_map_slot *ms = &e->idem_by_key.slots[s];
+        if (ms->used) {
+            const struct br_idem *d = &e->idems[ms->value];
+            uint64_t v[] = {ms->a, ms->b, d->fingerprint, (uint64_t)(int64_t)d->err, d->hold_id};
+            collect(rs, 8, v, 5);
+        }
+    }
+    for (uint32_t s = 0; s <= e->provider_events.mask; s++) {
+        const struct br_map_slot *ms = &e->provider_events.slots[s];
+        if (ms->used) {
+            collect(rs, 9, &ms->a, 1);
+        }
+    }
+    uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
+                         e->hold_count,  e->payment_count, e->idem_count, e->provider_events.count};
+    collect(rs, 10, counts, 8);
+}
+
+static int record_cmp(const void *a, const void *b)
+{
+    const struct record *x = a, *y = b;
+    if (x->tag != y->tag) {
+        return x->tag < y->tag ? -1 : 1;
+    }
+    for (size_t i = 0; i < REC_VALUES_MAX; i++) {
+        if (x->v[i] != y->v[i]) {
+            return x->v[i] < y->v[i] ? -1 : 1;
+        }
+    }
+    return 0;
+}
+
+static void print_record(const char *side, const struct record *r)
+{
+    static const char *const names[] = {"?",    "zone",    "event", "user", "member", "pass",
+                                         "hold", "payment", "idem",  "provider_event", "counts"};
+    printf("      only in %-5s %-14s", side, r->tag <= 10 ? names[r->tag] : "?");
+    for (size_t i = 0; i < r->n; i++) {
+        printf(" %" PRId64, (int64_t)r->v[i]);
+    }
+    printf("\n");
+}
+
+/* Prints the state records found on one side only. */
+static void show_state_diff(struct ctx *x)
+{
+    struct records a = {0}, b = {0};
+    engine_records(&x->engine, &a);
+    uint64_t h;
+    if (br_redis_state_walk(&x->redis, collect, &b, &h) != BR_OK) {
+        printf("      (the Redis state could not be read)\n");
+    }
+    for (size_t i = 0; i < b.count; i++) {
+        if (b.r[i].tag == 3) {
+            b.r[i].v[2] = 0; /* as engine_records: emails compared by user id */
+            b.r[i].n = 2;
+        }
+    }
+    qsort(a.r, a.count, sizeof *a.r, record_cmp);
+    qsort(b.r, b.count, sizeof *b.r, record_cmp);
+    size_t i = 0, j = 0;
+    while (i < a.count || j < b.count) {
+        int c = i == a.count ? 1 : j == b.count ? -1 : record_cmp(&a.r[i], &b.r[j]);
+        if (c < 0) {
+            print_record("core", &a.r[i++]);
+        } else if (c > 0) {
+            print_record("redis", &b.r[j++]);
+        } else {
+            i++;
+            j++;
+        }
+    }
+    free(a.r);
+    free(b.r);
+}
+
+/* Replays cmds[0..n) from scratch. Returns true when both sides diverge
+ * somewhere (an outcome, effects or the final state); verbose prints the
+ * whole replay. */
+static bool diverges(struct ctx *x, const struct br_cmd *cmds, size_t n, bool verbose)
+{
+    fresh(x);
+    for (size_t i = 0; i < n; i++) {
+        struct br_outcome oe, orr;
+        uint32_t ne;
+        bool same = step(x, &cmds[i], &oe, &orr, &ne);
+        if (verbose) {
+            char line[512];
+            show_cmd(&cmds[i], line, sizeof line);
+            printf("  %3zu %s %s\n", i + 1, same ? "  " : "!=", line);
+            show_outcome(same ? "both" : "core", &oe, x->fx_e);
+            if (!same) {
+                show_outcome("redis", &orr, x->fx_r);
+            }
+            uint64_t he, hr;
+            if (same && !same_state(x, &he, &hr)) {
+                printf("      state differs from here: core %016" PRIx64 " redis %016" PRIx64 "\n",
+                       he, hr);
+                show_state_diff(x);
+                return true;
+            }
+        }
+        if (!same) {
+            return true;
+        }
+    }
+    uint64_t he, hr;
+    bool same = same_state(x, &he, &hr);
+    if (verbose) {
+        printf("  state hash: core %016" PRIx64 " redis %016" PRIx64 " %s\n", he, hr,
+               same ? "(equal)" : "(DIFFER)");
+    }
+    return !same;
+}
+
+/* Delta debugging: drops chunks of commands while the replay still
+ * diverges, from halves down to single commands. Returns the new length. */
+static size_t shrink(struct ctx *x, struct br_cmd *cmds, size_t n)
+{
+    struct br_cmd *trial = malloc(sizeof *trial * (n ? n : 1));
+    BR_ASSERT(trial != NULL);
+    for (size_t chunk = n / 2; chunk >= 1; chunk /= 2) {
+        bool dropped = true;
+        for (int rounds = 0; dropped && rounds < 64; rounds++) {
+            dropped = false;
+            for (size_t at = 0; at < n;) {
+                size_t len = at + chunk <= n ? chunk : n - at;
+                size_t m = 0;
+                for (size_t i = 0; i < n; i++) {
+                    if (i < at || i >= at + len) {
+                        trial[m++] = cmds[i];
+                    }
+                }
+                if (m > 0 && diverges(x, trial, m, false)) {
+                    memcpy(cmds, trial, sizeof *cmds * m);
+                    n = m;
+                    dropped = true;
+                } else {
+                    at += len;
+                }
+            }
+        }
+        if (chunk == 1) {
+            break;
+        }
+    }
+    free(trial);
+    return n;
+}
+
+static const char *arg(int argc, char **argv, const char *name, const char *dflt)
+{
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+    return dflt;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    unsigned long sequences = strtoul(arg(argc, argv, "--sequences", "2000"), NULL, 10);
+    size_t length = strtoul(arg(argc, argv, "--length", "120"), NULL, 10);
+    uint64_t seed = strtoull(arg(argc, argv, "--seed", "1"), NULL, 10);
+    const char *url = arg(argc, argv, "--redis", NULL);
+    if (length < 1 || length > SEQ_LEN_MAX) {
+        fprintf(stderr, "--length must be 1..%d\n", SEQ_LEN_MAX);
+        return 2;
+    }
+
+    struct test_redis_server server = {0};
+    char own_url[64];
+    if (url == NULL) {
+        if (test_redis_server_start(&server) != 0) {
+            return 2;
+        }
+        snprintf(own_url, sizeof own_url, "redis://127.0.0.1:%d", server.port);
+        url = own_url;
+    }
+
+    struct br_gen_params params;
+    br_gen_params_default(&params);
+    static struct ctx x;
+    br_gen_engine_config(&params, seed, &x.cfg);
+    /* The engine's table sizes are not limits in Redis (redis.h): make them
+     * unreachable for sequences of this length. The catalog-time capacities
+     * stay as the generator sized them, so BR_E_FULL is still met there. */
+    uint32_t room = (uint32_t)(8 * length + 64);
+    x.cfg.passes_max = x.cfg.holds_max = x.cfg.payments_max = room;
+    x.cfg.idem_max = x.cfg.provider_events_max = room;
+    x.mem_size = br_engine_memory_size(&x.cfg);
+    x.mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
+    x.fx_e = malloc(sizeof *x.fx_e * BR_EFFECTS_MAX);
+    x.fx_r = malloc(sizeof *x.fx_r * BR_EFFECTS_MAX);
+    BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL);
+
+    struct br_redis_options opt;
+    if (br_redis_parse_url(url, &opt) != BR_OK) {
+        fprintf(stderr, "bad --redis %s\n", url);
+        return 2;
+    }
+    int rc = br_redis_open(&x.redis, &opt, &x.cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "cannot open %s: %s\n", url, br_err_name(rc));
+        test_redis_server_stop(&server);
+        return 2;
+    }
+
+    struct br_cmd *cmds = malloc(sizeof *cmds * length);
+    BR_ASSERT(cmds != NULL);
+    double t0 = now_s();
+    uint64_t applied = 0;
+    int status = 0;
+    for (unsigned long s = 0; s < sequences && status == 0; s++) {
+        fresh(&x);
+        struct br_gen g;
+        br_gen_init(&g, &params);
+        struct br_gen_source src;
+        br_gen_source_rng(&src, seed, 0x646966660000ULL + s);
+        size_t n = 0;
+        bool failed = false;
+        while (n < length && !failed) {
+            bool more = br_gen_next(&g, &src, &cmds[n]);
+            BR_ASSERT(more); /* an rng source never runs out */
+            struct br_outcome oe, orr;
+            uint32_t ne;
+            failed = !step(&x, &cmds[n], &oe, &orr, &ne);
+            br_gen_observe(&g, &cmds[n], &oe, x.fx_e, ne);
+            n++;
+            applied++;
+        }
+        uint64_t he = 0, hr = 0;
+        if (!failed && !same_state(&x, &he, &hr)) {
+            failed = true;
+        }
+        br_engine_check(&x.engine);
+        if (failed) {
+            printf("DIVERGED: sequence %lu (seed %" PRIu64 ") after %zu commands%s\n", s, seed, n,
+                   he != hr ? " (final state)" : "");
+            size_t m = shrink(&x, cmds, n);
+            printf("shortest failing sequence found: %zu commands\n", m);
+            diverges(&x, cmds, m, true);
+            status = 1;
+        }
+    }
+    double secs = now_s() - t0;
+    printf("%s: %lu sequences of %zu commands (%" PRIu64 " commands) in %.1f s, %.0f commands/s; "
+           "%" PRIu64 " opening shuffles, %" PRIu64 " script calls\n",
+           status == 0 ? "identical" : "FAILED", sequences, length, applied, secs,
+           (double)applied / (secs > 0 ? secs : 1), x.redis.opens, x.redis.calls);
+    /* Coverage: which (command, result) pairs the sequences met. */
+    printf("outcomes met (command: result x count):\n");
+    for (int t = 1; t < BR_CMD_TYPE_COUNT; t++) {
+        printf("  %-14s", br_cmd_name((uint8_t)t));
+        for (int e = 0; e < BR_ERR_COUNT; e++) {
+            if (x.seen[t][e] != 0) {
+                printf(" %s x%" PRIu64, br_err_name(-e), x.seen[t][e]);
+            }
+        }
+        printf("\n");
+    }
+    br_redis_close(&x.redis);
+    test_redis_server_stop(&server);
+    free(cmds);
+    free(x.mem);
+    free(x.fx_e);
+    free(x.fx_r);
+    return status;
+}
