@@ -149,6 +149,7 @@ static int connect_if_needed(struct br_redis *r)
         }
     }
     r->ctx = c;
+    r->connects++;
     return BR_OK;
 }
 

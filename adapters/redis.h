@@ -117,7 +117,7 @@ struct br_redis {
     char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
     uint64_t users_known;          /* users 1..users_known exist (users are never removed) */
     struct br_redis_scratch *s;    /* argument and merge buffers (heap) */
-    uint64_t reconnects;           /* connections made after the first */
+    uint64_t connects;             /* connections made (the first, then reconnects) */
     uint64_t calls;                /* script calls sent */
     uint64_t opens;                /* opening shuffles run with a drawn permutation */
 };

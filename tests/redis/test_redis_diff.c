@@ -164,9 +164,6 @@ static bool step(struct ctx *x, const struct br_cmd *c, struct br_outcome *oe,
     memcpy(x->fx_e, fx, sizeof *fx * *ne);
     uint32_t nr = 0;
     br_redis_apply(&x->redis, c, orr, x->fx_r, &nr);
-    if (oe->err <= 0 && oe->err > -BR_ERR_COUNT && c->type < BR_CMD_TYPE_COUNT) {
-        x->seen[c->type][-oe->err]++;
-    }
     return memcmp(oe, orr, sizeof *oe) == 0 && nr == *ne && same_effects(x->fx_e, x->fx_r, nr);
 }
 
@@ -471,7 +468,8 @@ int main(int argc, char **argv)
     double t0 = now_s();
     uint64_t applied = 0;
     int status = 0;
-    for (unsigned long s = 0; s < sequences && status == 0; s++) {
+    unsigned long ran = 0;
+    for (unsigned long s = 0; s < sequences && status == 0; s++, ran++) {
         fresh(&x);
         struct br_gen g;
         br_gen_init(&g, &params);
@@ -485,6 +483,9 @@ int main(int argc, char **argv)
             struct br_outcome oe, orr;
             uint32_t ne;
             failed = !step(&x, &cmds[n], &oe, &orr, &ne);
+            if (oe.err <= 0 && oe.err > -BR_ERR_COUNT && cmds[n].type < BR_CMD_TYPE_COUNT) {
+                x.seen[cmds[n].type][-oe.err]++;
+            }
             br_gen_observe(&g, &cmds[n], &oe, x.fx_e, ne);
             n++;
             applied++;
@@ -506,7 +507,7 @@ int main(int argc, char **argv)
     double secs = now_s() - t0;
     printf("%s: %lu sequences of %zu commands (%" PRIu64 " commands) in %.1f s, %.0f commands/s; "
            "%" PRIu64 " opening shuffles, %" PRIu64 " script calls\n",
-           status == 0 ? "identical" : "FAILED", sequences, length, applied, secs,
+           status == 0 ? "identical" : "FAILED", ran, length, applied, secs,
            (double)applied / (secs > 0 ? secs : 1), x.redis.opens, x.redis.calls);
     /* Coverage: which (command, result) pairs the sequences met. */
     printf("outcomes met (command: result x count):\n");

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# 51-redis-plant.sh -- proof that the differential test can fail. The adapter
+# is built with BR_PLANT=LUA_LIMIT_OFF_BY_ONE: it loads a reserve.lua whose
+# per-user limit check lets a user go one ticket over (adapters/redis.c,
+# prepare_reserve). test_redis_diff (which starts its own redis-server) must
+# then report a divergence, shrink it, and print a short failing sequence in
+# which the core answers LIMIT_EXCEEDED and Redis does not.
+# usage: 51-redis-plant.sh ASAN_BUILD RELEASE_BUILD
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=build-plant-lua-limit
+log=$build/plant.log
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_LIMIT_OFF_BY_ONE >/dev/null
+cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+
+set +e
+timeout -k 10 600 "$build/tests/redis/test_redis_diff" --sequences 2000 --length 120 >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 1 ]; then
+  tail -20 "$log"
+  echo "51-redis-plant: expected the differential test to fail (status 1), got $status"
+  exit 1
+fi
+if ! grep -q '^DIVERGED' "$log" || ! grep -q 'LIMIT_EXCEEDED' "$log"; then
+  tail -40 "$log"
+  echo "51-redis-plant: the failure is not the planted limit check"
+  exit 1
+fi
+shortest=$(sed -n 's/^shortest failing sequence found: \([0-9]*\) commands$/\1/p' "$log")
+sed -n '/^DIVERGED/,/state hash\|^FAILED/p' "$log" | head -60
+echo "51-redis-plant: the planted off-by-one was caught; shortest sequence: $shortest commands"
