@@ -12,12 +12,16 @@
  *          on (a damaged but well-formed log must not break the core).
  * The journal bytes are copied into a buffer of exactly their size, so any
  * read past the end is a heap-buffer-overflow under ASan, for libFuzzer,
- * AFL++ and the replay driver alike.
+ * AFL++ and the replay driver alike. Each record whose length fits is also
+ * decoded alone, from a buffer of exactly its claimed size -- what a reader
+ * that fetches one record at a time hands over -- so a read even one byte
+ * past a record's end faults, wherever the record sits in the input.
  *
  * Asserted: decoding never reads out of bounds (ASan); a successful decode
- * consumed at least a record head and at most what was there; a decoded
- * header or record re-encodes to exactly the bytes it came from; a failed
- * decode reports nothing used; the loop advances on every record.
+ * consumed at least a record head and at most what was there; a record
+ * decodes the same alone as in the stream; a decoded header or record
+ * re-encodes to exactly the bytes it came from; a failed decode reports
+ * nothing used; the loop advances on every record.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +72,35 @@ static void fix_checksums(uint8_t *buf, size_t len, bool header)
         put_le32(buf + pos + 4, br_crc32c(0, buf + pos + BR_JOURNAL_RECORD_HEAD, n));
         pos += BR_JOURNAL_RECORD_HEAD + n;
     }
+}
+
+/* Decodes the record at rec[0..avail) again from an exact-size copy of its
+ * claimed length (when that fits) and asserts the same answer. */
+static void check_alone(const uint8_t *rec, size_t avail, int rc, const struct br_cmd *c,
+                        size_t used)
+{
+    if (avail < BR_JOURNAL_RECORD_HEAD) {
+        return;
+    }
+    uint32_t n = le32(rec);
+    if (n > avail - BR_JOURNAL_RECORD_HEAD) {
+        BR_ASSERT(rc != BR_OK);
+        return;
+    }
+    size_t len = BR_JOURNAL_RECORD_HEAD + (size_t)n;
+    uint8_t *alone = malloc(len);
+    if (alone == NULL) {
+        return;
+    }
+    memcpy(alone, rec, len);
+    struct br_cmd c2;
+    struct br_outcome out2;
+    bool has_out2 = false;
+    size_t used2 = 1234;
+    int rc2 = br_journal_record_decode(alone, len, &c2, &out2, &has_out2, &used2);
+    BR_ASSERT(rc2 == rc && used2 == used);
+    BR_ASSERT(rc != BR_OK || br_journal_cmd_hash(&c2) == br_journal_cmd_hash(c));
+    free(alone);
 }
 
 struct replay {
@@ -138,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool has_out = false;
         size_t used = 1234;
         int rc = br_journal_record_decode(buf + pos, len - pos, &c, &out, &has_out, &used);
+        check_alone(buf + pos, len - pos, rc, &c, used);
         if (rc != BR_OK) {
             BR_ASSERT(used == 0);
             BR_ASSERT(rc == BR_E_TRUNCATED || rc == BR_E_CORRUPT);
