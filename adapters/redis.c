@@ -1162,7 +1162,7 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
         rc = load_script(r, (enum script)sc);
     }
     if (rc == BR_OK) {
-        rc = record_config(r);
+        rc = o->fresh ? br_redis_flush(r) : record_config(r);
     }
     if (rc != BR_OK) {
         br_redis_close(r);

@@ -104,6 +104,7 @@ struct br_redis_options {
     int connect_timeout_ms;
     int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
     bool quiet;             /* do not log foreign errors (tests that provoke them) */
+    bool fresh;             /* FLUSHDB at open: for runs that own the db (tests, the simulator) */
 };
 
 struct redisContext;
@@ -126,8 +127,9 @@ struct br_redis {
  * the default timeouts unless given). BR_OK or BR_E_INVALID. */
 int br_redis_parse_url(const char *url, struct br_redis_options *o);
 
-/* Connects, loads the scripts and records cfg in Redis (or checks that
- * Redis holds the same config: BR_E_INVALID if not). BR_OK,
+/* Connects, loads the scripts, empties the db when o->fresh, and records
+ * cfg in Redis (or checks that Redis holds the same config: BR_E_INVALID
+ * if not). BR_OK,
  * BR_E_UNAVAILABLE (cannot connect), BR_E_INVALID, BR_E_IO. On failure
  * nothing is left to close. */
 int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const struct br_config *cfg);

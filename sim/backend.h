@@ -50,6 +50,11 @@ struct br_backend {
  * BR_E_FULL (out of memory). */
 int br_backend_memory_open(struct br_backend *b, const struct br_config *cfg);
 
+/* The core's Lua twins in the Redis at url (sim/backend_redis.c); the run
+ * empties that database first. BR_OK, BR_E_INVALID (bad URL or config),
+ * BR_E_UNAVAILABLE, BR_E_FULL. */
+int br_backend_redis_open(struct br_backend *b, const struct br_config *cfg, const char *url);
+
 /* The engine inside a memory backend (queries for tests), NULL otherwise. */
 struct br_engine *br_backend_memory_engine(struct br_backend *b);
 

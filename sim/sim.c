@@ -31,7 +31,8 @@
 static const char usage[] =
     "usage: bookingrush sim SCENARIO.json [--seed N | --seeds A..B] [--swarm]\n"
     "                       [--record FILE] [--json] [--check-determinism]\n"
-    "                       [--self-check N] [--help]\n"
+    "                       [--self-check N] [--backend memory|redis] [--redis URL]\n"
+    "                       [--help]\n"
     "\n"
     "Runs an on-sale scenario (scenarios/*.json, see scenarios/README.md) through the\n"
     "core, deterministically from one seed, checking the invariants S1-S9 and L1\n"
@@ -48,6 +49,10 @@ static const char usage[] =
     "                       invariant \"checks\" and \"violations\")\n"
     "  --check-determinism  run each seed twice and compare the digests\n"
     "  --self-check N       also run the core's own O(state) checkers every N commands\n"
+    "  --backend redis      run the commands as the core's Lua twins in Redis\n"
+    "                       (adapters/redis.h); the digest must be the memory one\n"
+    "  --redis URL          redis://host:port[/db] (default redis://127.0.0.1:6379);\n"
+    "                       the run EMPTIES that database (FLUSHDB) when it starts\n"
     "  --help               this text\n"
     "\n"
     "Exit status: 0 ok, 1 an invariant was violated or runs were not deterministic,\n"
@@ -59,6 +64,8 @@ struct sim_args {
     bool has_seed, has_range, swarm, json, determinism;
     const char *record;
     uint32_t self_check;
+    bool redis;            /* --backend redis */
+    const char *redis_url; /* --redis */
 };
 
 struct run_result {
@@ -144,6 +151,15 @@ static int parse_args(int argc, char **argv, struct sim_args *a)
                 return -1;
             }
             a->self_check = (uint32_t)n;
+        } else if (strcmp(s, "--backend") == 0 && i + 1 < argc) {
+            const char *b = argv[++i];
+            a->redis = strcmp(b, "redis") == 0;
+            if (!a->redis && strcmp(b, "memory") != 0) {
+                fprintf(stderr, "bookingrush sim: --backend memory or redis\n");
+                return -1;
+            }
+        } else if (strcmp(s, "--redis") == 0 && i + 1 < argc) {
+            a->redis_url = argv[++i];
         } else if (s[0] == '-' ) {
             fprintf(stderr, "bookingrush sim: unknown option %s\n%s", s, usage);
             return -1;
@@ -186,7 +202,9 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
      * setting up a big engine is part of simulating a big sale. */
     double t0 = now_s(), c0 = cpu_s();
     struct br_backend backend;
-    int rc = br_backend_memory_open(&backend, &cfg);
+    const char *url = a->redis_url != NULL ? a->redis_url : "redis://127.0.0.1:6379";
+    int rc = a->redis ? br_backend_redis_open(&backend, &cfg, url)
+                      : br_backend_memory_open(&backend, &cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "bookingrush sim: cannot set up the engine (%s; %zu bytes)\n",
                 br_err_name(rc), br_engine_memory_size(&cfg));

@@ -456,6 +456,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bad --redis %s\n", url);
         return 2;
     }
+    opt.fresh = true; /* the sequences own the database */
     int rc = br_redis_open(&x.redis, &opt, &x.cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "cannot open %s: %s\n", url, br_err_name(rc));
