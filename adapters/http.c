@@ -42,6 +42,7 @@
 #define BODY_INITIAL_CAP 1024u   /* first body allocation; doubles up to body_max */
 #define HEADER_NAME_MAX 32u      /* bytes per extra header name, incl. NUL */
 #define STREAM_BLOCK_SIZE 4096u  /* bytes libmicrohttpd asks a stream for at once */
+#define DRAIN_FACTOR 16u         /* an oversized chunked body is drained up to 16 x body_max */
 
 struct br_http_server {
     struct br_http_config cfg;
@@ -67,6 +68,7 @@ struct br_http_req {
     size_t body_len;
     size_t body_cap;
     bool too_large;
+    size_t drained;     /* bytes of an oversized body read and dropped */
     bool handled;       /* the handler ran */
     bool queued;        /* the answer went to libmicrohttpd */
     char peer[BR_HTTP_ADDR_MAX];
@@ -254,14 +256,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES;
         }
     }
-    if (*upload_data_size > 0 && !r->too_large) {
-        body_append(r, upload_data, *upload_data_size);
-        *upload_data_size = 0;
+    if (*upload_data_size > 0) {
+        /* libmicrohttpd takes an answer only before the body starts or
+         * after it ended, so a body that outgrows the limit half-way is
+         * drained (not stored) and answered 413 at its end -- up to
+         * DRAIN_FACTOR times the limit, then the connection is dropped. */
         if (!r->too_large) {
-            return MHD_YES;
+            body_append(r, upload_data, *upload_data_size);
+        } else {
+            r->drained += *upload_data_size;
         }
+        *upload_data_size = 0;
+        return r->drained > DRAIN_FACTOR * s->cfg.body_max ? MHD_NO : MHD_YES;
     }
-    *upload_data_size = 0;
     if (r->queued) {
         return MHD_YES; /* already answered (a too-large body still streaming in) */
     }

@@ -195,14 +195,14 @@ json_t *br_render_event(const struct br_api_event *e)
                              (json_int_t)avail, "price_minor", (json_int_t)zs->price_minor,
                              "currency", zs->currency));
     }
-    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:o}", "id",
+    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:I, s:o}", "id",
                      (json_int_t)e->id, "name", s->name, "venue", s->venue, "starts_at",
                      time_json(s->starts_at_ms), "sale_opens_at", time_json(s->sale_opens_at_ms),
                      "per_user_limit", (json_int_t)s->per_user_limit, "requires_pass",
                      s->requires_pass, "queue", "max_active", (json_int_t)s->max_active,
                      "admit_per_tick", (json_int_t)s->admit_per_tick, "pass_ttl_s",
                      seconds_json(s->pass_ttl_ms), "hold_ttl_s", seconds_json(s->hold_ttl_ms),
-                     "zones", zones);
+                     "queue_capacity", (json_int_t)s->queue_capacity, "zones", zones);
 }
 
 json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms)

@@ -36,6 +36,9 @@
 #define EMAIL_MIN 3u
 #define PASSWORD_MIN 8u
 #define REQUEST_ID_MAX 64u
+#define QUEUE_PER_SEAT 20u         /* default queue_capacity: joins per seat... */
+#define QUEUE_CAPACITY_MIN 10000u  /* ...at least this many... */
+#define QUEUE_CAPACITY_MAX 250000u /* ...at most this many */
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
 enum auth_kind { AUTH_NONE = 0, AUTH_USER, AUTH_ORGANIZER, AUTH_ADMIN };
@@ -559,6 +562,19 @@ static void r_event_create(struct rq *q)
         return;
     }
     s.zone_count = (uint32_t)json_array_size(zones);
+    if (json_object_get(j, "queue_capacity") == NULL) {
+        /* Every join takes a slot for the whole sale, out of one pool the
+         * deployment sizes (the engine's queue_slots_max): the default gives
+         * a small event what it needs instead of the deployment's maximum. */
+        uint64_t seats = 0;
+        for (uint32_t z = 0; z < s.zone_count; z++) {
+            seats += s.zones[z].capacity;
+        }
+        uint64_t want = seats * QUEUE_PER_SEAT;
+        s.queue_capacity = (uint32_t)(want < QUEUE_CAPACITY_MIN   ? QUEUE_CAPACITY_MIN
+                                      : want > QUEUE_CAPACITY_MAX ? QUEUE_CAPACITY_MAX
+                                                                  : want);
+    }
     BE(q)->ops->event_create(BE(q), q->who.user_id, &s, begin(q, event_created));
 }
 

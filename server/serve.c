@@ -256,6 +256,7 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     spec.admit_per_tick = 10;
     spec.pass_ttl_ms = 300000;
     spec.hold_ttl_ms = 600000;
+    spec.queue_capacity = 50000;
     spec.zone_count = 3;
     static const struct {
         const char *name;

@@ -1,0 +1,106 @@
+/*
+ * client.h -- what the HTTP suite needs to drive a real server: start the
+ * bookingrush binary on a free port with a temporary data dir (or use a
+ * deployment given by its base URL), JSON requests over libcurl, SSE reads,
+ * and the buyer-side steps (register, login, join, wait for a pass).
+ *
+ * Every test executable takes: BINARY [BASE_URL]. With a base URL the suite
+ * runs against that deployment and skips what needs the process itself
+ * (crash, restart, secrets): set BR_TEST_ADMIN=EMAIL:PASSWORD for it, and
+ * BR_TEST_JWT_SECRET to run the forged-token tests too.
+ */
+#ifndef BR_TEST_HTTP_CLIENT_H
+#define BR_TEST_HTTP_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define T_ADMIN_EMAIL "admin@test.local"
+#define T_ADMIN_PASSWORD "admin-password"
+#define T_JWT_SECRET "http-suite-jwt-secret"
+#define T_PASSWORD "buyer-password"
+
+struct t_server {
+    pid_t pid;             /* 0 for an external deployment */
+    char base[256];        /* "http://127.0.0.1:PORT" */
+    char dir[256];         /* temp dir: data/, port, server.log */
+    char binary[512];
+    char extra[16][64];    /* extra serve flags, kept for restarts */
+    int extra_count;
+    const char *jwt_secret; /* NULL when unknown (external without BR_TEST_JWT_SECRET) */
+    char admin_token[1024];
+};
+
+/* Parses BINARY [BASE_URL] from main's args into the suite's settings. */
+void t_init(int argc, char **argv);
+bool t_external(void);
+const char *t_binary(void);
+
+/* Starts a server (or attaches to the external one) with extra flags
+ * (NULL-terminated), logs the admin in. Asserts on failure. */
+void t_server_start(struct t_server *s, const char *const *extra);
+/* Starts the server again on the same data dir and port file. */
+void t_server_restart(struct t_server *s);
+/* SIGTERM and wait; returns the exit status (or -1). */
+int t_server_stop(struct t_server *s);
+/* SIGKILL and wait. */
+void t_server_kill(struct t_server *s);
+/* Removes the temp dir. */
+void t_server_cleanup(struct t_server *s);
+
+struct t_resp {
+    long status;
+    json_t *json;          /* parsed body, NULL if not JSON */
+    char *body;            /* raw body, NUL-terminated */
+    size_t len;
+    char retry_after[16];
+    char allow[64];
+    char request_id[80];
+    char content_type[96];
+};
+
+/* One request. headers: NULL-terminated "Name: value" strings (may be
+ * NULL); token: bearer token or NULL; body: raw bytes or NULL. */
+void t_request(struct t_server *s, const char *method, const char *path, const char *token,
+               const char *const *headers, const char *body, size_t body_len, struct t_resp *r);
+/* JSON body (consumed) with Content-Type: application/json. */
+void t_json(struct t_server *s, const char *method, const char *path, const char *token,
+            json_t *body, const char *const *headers, struct t_resp *r);
+void t_resp_free(struct t_resp *r);
+
+/* A unique email for this process ("tag-N@test.local"). */
+void t_email(const char *tag, char *out, size_t cap);
+/* Registers and logs in a buyer; token into out. Returns the user id. */
+uint64_t t_buyer(struct t_server *s, const char *tag, char *token, size_t cap);
+/* Creates an event as admin; returns its id. spec may override defaults. */
+uint64_t t_event(struct t_server *s, json_t *spec);
+/* Joins the queue and polls the position until admitted (timeout_ms);
+ * copies the pass token. Returns true when admitted. */
+bool t_wait_pass(struct t_server *s, const char *token, uint64_t event_id, char *pass, size_t cap,
+                 int timeout_ms);
+
+/* Reads an SSE stream until an event named `until` arrives or timeout_ms.
+ * Returns the whole text read (malloc'd). */
+char *t_sse(struct t_server *s, const char *path, const char *token, const char *until,
+            int timeout_ms);
+
+/* A JWT signed with secret and alg ("HS256", "HS512", "none"), with the
+ * given sub, role, exp offset from now (seconds) and iss. */
+char *t_forge_jwt(const char *secret, const char *alg, const char *sub, const char *role,
+                  long exp_in_s, const char *iss);
+
+/* Sends raw bytes on a fresh TCP connection and returns the status code
+ * of the answer (0 when there was none). For requests curl will not build:
+ * chunked bodies, oversized headers. */
+int t_raw(struct t_server *s, const char *data, size_t len);
+
+/* The data dir's secrets.json member (local servers only); NULL otherwise. */
+char *t_secret(struct t_server *s, const char *key);
+
+/* Milliseconds of sleep. */
+void t_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * test_http_flow.c -- the buyer's and the operator's paths through the real
+ * binary over HTTP: register, log in, join, stream until the pass arrives,
+ * reserve, pay through the test provider, confirmed; declines, cancels,
+ * expiry with a late payment refunded, the pre-queue, roles, listings,
+ * stats, operations routes and a graceful stop.
+ *
+ * Usage: test_http_flow BINARY [BASE_URL]   (see client.h)
+ */
+#define _DEFAULT_SOURCE
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "check.h"
+#include "client.h"
+
+struct fx {
+    struct t_server srv;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    t_server_start(&f->srv, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    int rc = t_server_stop(&f->srv);
+    t_server_cleanup(&f->srv);
+    free(f);
+    return rc == 0 ? 0 : -1; /* a graceful stop exits 0 */
+}
+
+static char *path_of(char *buf, size_t cap, const char *fmt, uint64_t id)
+{
+    snprintf(buf, cap, fmt, (unsigned long long)id);
+    return buf;
+}
+
+/* ---- operations ---- */
+
+static void test_health_ready_openapi_metrics(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    struct t_resp r;
+    t_request(s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    t_request(s, "GET", "/readyz", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    t_request(s, "GET", "/api/v1/openapi.json", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_non_null(J_STR(r, "openapi"));
+    assert_non_null(json_object_get(json_object_get(r.json, "paths"), "/api/v1/bookings/reserve"));
+    t_resp_free(&r);
+    const char *hs[] = {"X-Request-Id: my-trace-42", NULL};
+    t_request(s, "GET", "/healthz", NULL, hs, NULL, 0, &r);
+    assert_string_equal(r.request_id, "my-trace-42");
+    t_resp_free(&r);
+    t_request(s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    assert_true(strlen(r.request_id) > 0); /* generated when not given */
+    t_resp_free(&r);
+    t_request(s, "GET", "/metrics", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_non_null(strstr(r.body, "br_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"));
+    assert_non_null(strstr(r.body, "br_http_request_duration_seconds_bucket"));
+    assert_non_null(strstr(r.body, "br_zone_available"));
+    assert_non_null(strstr(r.body, "br_queue_length"));
+    t_resp_free(&r);
+}
+
+/* ---- accounts ---- */
+
+static void test_register_login_me(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    char email[128];
+    char upper[128];
+    t_email("Reg", email, sizeof email);
+    snprintf(upper, sizeof upper, "%s", email);
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/auth/register", NULL,
+           json_pack("{s:s, s:s, s:s}", "email", upper, "password", T_PASSWORD, "name", "Reg"),
+           NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t id = J_INT(r, "user_id");
+    assert_true(id > 0);
+    assert_string_equal(J_STR(r, "role"), "customer");
+    for (char *p = upper; *p; p++) {
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    }
+    assert_string_equal(J_STR(r, "email"), upper); /* stored lower-case */
+    t_resp_free(&r);
+
+    t_json(s, "POST", "/api/v1/auth/register", NULL,
+           json_pack("{s:s, s:s, s:s}", "email", email, "password", T_PASSWORD, "name", "Again"),
+           NULL, &r);
+    EXPECT(r, 409, "EMAIL_TAKEN");
+    t_resp_free(&r);
+
+    t_json(s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", email, "password", "wrong-password"), NULL, &r);
+    EXPECT(r, 401, "UNAUTHORIZED");
+    t_resp_free(&r);
+    t_json(s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", "nobody@test.local", "password", T_PASSWORD), NULL,
+           &r);
+    EXPECT(r, 401, "UNAUTHORIZED");
+    t_resp_free(&r);
+
+    t_json(s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", email, "password", T_PASSWORD), NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "token_type"), "Bearer");
+    assert_non_null(J_STR(r, "expires_at"));
+    char token[1024];
+    snprintf(token, sizeof token, "%s", J_STR(r, "access_token"));
+    t_resp_free(&r);
+
+    t_request(s, "GET", "/api/v1/auth/me", token, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_int_equal(J_INT(r, "user_id"), id);
+    assert_string_equal(J_STR(r, "name"), "Reg");
+    t_resp_free(&r);
+}
+
+/* ---- the whole purchase ---- */
+
+static char *sse_data(const char *text, const char *event)
+{
+    char marker[64];
+    snprintf(marker, sizeof marker, "event: %s\ndata: ", event);
+    const char *at = strstr(text, marker);
+    if (at == NULL) {
+        return NULL;
+    }
+    at += strlen(marker);
+    size_t n = strcspn(at, "\n");
+    char *out = malloc(n + 1);
+    memcpy(out, at, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_buyer_flow_with_stream(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    char p[160];
+    uint64_t ev = t_event(s, NULL);
+    char token[1024];
+    t_buyer(s, "flow", token, sizeof token);
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/queue/join", token, json_pack("{s:I}", "event_id", (json_int_t)ev),
+           NULL, &r);
+    EXPECT(r, 200, NULL);
+    const char *st = J_STR(r, "status");
+    assert_true(strcmp(st, "waiting") == 0 || strcmp(st, "admitted") == 0);
+    t_resp_free(&r);
+
+    /* The pass arrives on the stream, pushed by the admitter. */
+    char *text = t_sse(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), token,
+                       "pass", 10000);
+    char *pass_json = sse_data(text, "pass");
+    if (pass_json == NULL) {
+        fprintf(stderr, "stream said: %s\n", text);
+    }
+    assert_non_null(pass_json);
+    assert_non_null(strstr(text, "event: position"));
+    json_t *pj = json_loads(pass_json, 0, NULL);
+    char pass[256];
+    snprintf(pass, sizeof pass, "%s", json_string_value(json_object_get(pj, "token")));
+    assert_non_null(json_string_value(json_object_get(pj, "expires_at")));
+    json_decref(pj);
+    free(pass_json);
+    free(text);
+
+    char hp[300];
+    snprintf(hp, sizeof hp, "X-Queue-Pass: %s", pass);
+    const char *hs[] = {hp, "Idempotency-Key: flow-key-1", NULL};
+    t_json(s, "POST", "/api/v1/bookings/reserve", token,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 2),
+           hs, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t booking = J_INT(r, "id");
+    assert_string_equal(J_STR(r, "status"), "held");
+    assert_int_equal(J_INT(r, "total_minor"), 10000);
+    assert_string_equal(J_STR(r, "currency"), "EUR");
+    assert_non_null(J_STR(r, "expires_at"));
+    t_resp_free(&r);
+
+    /* A retry with the same key gets the same booking, not a second one. */
+    t_json(s, "POST", "/api/v1/bookings/reserve", token,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 2),
+           hs, &r);
+    EXPECT(r, 201, NULL);
+    assert_int_equal(J_INT(r, "id"), booking);
+    t_resp_free(&r);
+
+    t_json(s, "POST", "/api/v1/payments", token,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
+    EXPECT(r, 201, NULL);
+    assert_int_equal(J_INT(r, "amount_minor"), 10000);
+    assert_string_equal(J_STR(r, "status"), "pending");
+    assert_non_null(J_STR(r, "client_secret"));
+    char pi[64];
+    snprintf(pi, sizeof pi, "%s", J_STR(r, "provider_payment_id"));
+    t_resp_free(&r);
+
+    char cp[160];
+    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm", pi);
+    t_json(s, "POST", cp, NULL, json_pack("{s:s}", "payment_method", "pm_card_visa"), NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "succeeded");
+    t_resp_free(&r);
+
+    /* The signed webhook went through the saga before confirm answered. */
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
+              0, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "confirmed");
+    t_resp_free(&r);
+
+    t_request(s, "GET", "/api/v1/bookings", token, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    json_t *list = json_object_get(r.json, "bookings");
+    assert_int_equal(json_array_size(list), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "id")), booking);
+    t_resp_free(&r);
+
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/admin/events/%llu/stats", ev),
+              s->admin_token, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    json_t *z1 = json_array_get(json_object_get(r.json, "zones"), 0);
+    assert_int_equal(json_integer_value(json_object_get(z1, "sold")), 2);
+    assert_int_equal(json_integer_value(json_object_get(z1, "available")), 98);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "bookings"), "confirmed")), 1);
+    assert_true(J_INT(r, "admitted") >= 1);
+    t_resp_free(&r);
+
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    z1 = json_array_get(json_object_get(r.json, "zones"), 0);
+    assert_int_equal(json_integer_value(json_object_get(z1, "available")), 98);
+    t_resp_free(&r);
+}
+
+/* Reserves one seat in a fresh event without a pass; returns the booking. */
+static uint64_t reserve_one(struct t_server *s, const char *token, uint64_t ev, long want)
+{
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/bookings/reserve", token,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    EXPECT(r, want, NULL);
+    uint64_t id = J_INT(r, "id");
+    t_resp_free(&r);
+    return id;
+}
+
+static void pay_start(struct t_server *s, const char *token, uint64_t booking, char *pi, size_t cap)
+{
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/payments", token,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
+    EXPECT(r, 201, NULL);
+    snprintf(pi, cap, "%s", J_STR(r, "provider_payment_id"));
+    t_resp_free(&r);
+}
+
+static void confirm(struct t_server *s, const char *pi, const char *pm, long want,
+                    const char *want_status)
+{
+    char cp[160];
+    struct t_resp r;
+    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm", pi);
+    t_json(s, "POST", cp, NULL, json_pack("{s:s}", "payment_method", pm), NULL, &r);
+    EXPECT(r, want, NULL);
+    if (want_status != NULL) {
+        assert_string_equal(J_STR(r, "status"), want_status);
+    }
+    t_resp_free(&r);
+}
+
+static void expect_booking(struct t_server *s, const char *token, uint64_t booking,
+                           const char *status)
+{
+    char p[96];
+    struct t_resp r;
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
+              0, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), status);
+    t_resp_free(&r);
+}
+
+static void test_declines_then_success(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:b}", "requires_pass", 0));
+    char token[1024];
+    t_buyer(s, "decline", token, sizeof token);
+    uint64_t b = reserve_one(s, token, ev, 201);
+    char pi[64];
+    pay_start(s, token, b, pi, sizeof pi);
+    confirm(s, pi, "pm_card_chargeDeclined", 200, "requires_payment_method");
+    expect_booking(s, token, b, "held");
+    confirm(s, pi, "pm_card_chargeDeclinedInsufficientFunds", 200, "requires_payment_method");
+    expect_booking(s, token, b, "held");
+    /* The buyer pays again: a new payment for the same booking. */
+    char pi2[64];
+    pay_start(s, token, b, pi2, sizeof pi2);
+    confirm(s, pi2, "pm_card_visa", 200, "succeeded");
+    expect_booking(s, token, b, "confirmed");
+    /* A succeeded intent cannot be confirmed again. */
+    confirm(s, pi2, "pm_card_visa", 409, NULL);
+    /* Paying for a confirmed booking is refused. */
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/payments", token, json_pack("{s:I}", "booking_id", (json_int_t)b),
+           NULL, &r);
+    EXPECT(r, 409, "BOOKING_NOT_HELD");
+    t_resp_free(&r);
+}
+
+static void test_cancel_returns_seats(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:b}", "requires_pass", 0));
+    char token[1024];
+    t_buyer(s, "cancel", token, sizeof token);
+    uint64_t b = reserve_one(s, token, ev, 201);
+    char p[96];
+    struct t_resp r;
+    t_request(s, "POST", path_of(p, sizeof p, "/api/v1/bookings/%llu/cancel", b), token, NULL,
+              NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "cancelled");
+    t_resp_free(&r);
+    t_request(s, "POST", p, token, NULL, NULL, 0, &r);
+    EXPECT(r, 409, "BOOKING_NOT_HELD");
+    t_resp_free(&r);
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
+    json_t *z1 = json_array_get(json_object_get(r.json, "zones"), 0);
+    assert_int_equal(json_integer_value(json_object_get(z1, "available")), 100);
+    t_resp_free(&r);
+}
+
+static void test_late_payment_is_refunded(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:b, s:i}", "requires_pass", 0, "hold_ttl_s", 1));
+    char token[1024];
+    t_buyer(s, "late", token, sizeof token);
+    uint64_t b = reserve_one(s, token, ev, 201);
+    char pi[64];
+    pay_start(s, token, b, pi, sizeof pi);
+    t_sleep_ms(1400); /* the hold expires; the sweeper returns its seats */
+    expect_booking(s, token, b, "expired");
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/payments", token, json_pack("{s:I}", "booking_id", (json_int_t)b),
+           NULL, &r);
+    EXPECT(r, 409, "BOOKING_NOT_HELD");
+    t_resp_free(&r);
+    /* The card is charged anyway: the saga refunds it. */
+    confirm(s, pi, "pm_card_visa", 200, "succeeded");
+    char p[96];
+    bool refunded = false;
+    for (int i = 0; i < 200 && !refunded; i++) {
+        t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", b), token, NULL, NULL, 0,
+                  &r);
+        refunded = r.status == 200 && strcmp(J_STR(r, "status"), "refunded") == 0;
+        t_resp_free(&r);
+        if (!refunded) {
+            t_sleep_ms(20);
+        }
+    }
+    assert_true(refunded);
+}
+
+static void test_hold_expired_payment_gone(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:b, s:i}", "requires_pass", 0, "hold_ttl_s", 1));
+    char token[1024];
+    t_buyer(s, "expired", token, sizeof token);
+    uint64_t b = reserve_one(s, token, ev, 201);
+    t_sleep_ms(1100);
+    /* Past its deadline, whether or not swept yet: expired (410) or no longer held (409). */
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/payments", token, json_pack("{s:I}", "booking_id", (json_int_t)b),
+           NULL, &r);
+    assert_true(r.status == 410 || r.status == 409);
+    t_resp_free(&r);
+}
+
+static void test_queue_leave_and_prequeue(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    char p[96];
+    /* An event whose sale opens in 3 s: arrivals wait in the pre-queue. */
+    time_t opens = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&opens, &tm);
+    char when[40];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    uint64_t ev = t_event(s, json_pack("{s:s, s:b}", "sale_opens_at", when, "requires_pass", 0));
+    char a[1024];
+    char b[1024];
+    t_buyer(s, "preq-a", a, sizeof a);
+    t_buyer(s, "preq-b", b, sizeof b);
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/queue/join", a, json_pack("{s:I}", "event_id", (json_int_t)ev),
+           NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "prequeue");
+    assert_true(J_INT(r, "estimated_wait_s") >= 1);
+    t_resp_free(&r);
+    /* Joining again keeps the place. */
+    t_json(s, "POST", "/api/v1/queue/join", a, json_pack("{s:I}", "event_id", (json_int_t)ev),
+           NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_int_equal(J_INT(r, "queue_length"), 1);
+    t_resp_free(&r);
+    /* Before the opening nothing can be reserved. */
+    t_json(s, "POST", "/api/v1/bookings/reserve", b,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    EXPECT(r, 409, "SALE_NOT_OPEN");
+    t_resp_free(&r);
+    /* Leaving: 204, then the position says "left", a second leave is 404. */
+    const char *hs[] = {"Content-Type: application/json", NULL};
+    char body[64];
+    snprintf(body, sizeof body, "{\"event_id\":%llu}", (unsigned long long)ev);
+    t_request(s, "DELETE", "/api/v1/queue/leave", a, hs, body, strlen(body), &r);
+    EXPECT(r, 204, NULL);
+    t_resp_free(&r);
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), a, NULL, NULL, 0,
+              &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "left");
+    t_resp_free(&r);
+    t_request(s, "DELETE", "/api/v1/queue/leave", a, hs, body, strlen(body), &r);
+    EXPECT(r, 404, "NOT_IN_QUEUE");
+    t_resp_free(&r);
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), b, NULL, NULL, 0,
+              &r);
+    EXPECT(r, 404, "NOT_IN_QUEUE");
+    t_resp_free(&r);
+}
+
+static void test_roles_and_events_list(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    char token[1024];
+    char email[128];
+    t_email("org", email, sizeof email);
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/auth/register", NULL,
+           json_pack("{s:s, s:s, s:s}", "email", email, "password", T_PASSWORD, "name", "Org"),
+           NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t uid = J_INT(r, "user_id");
+    t_resp_free(&r);
+    t_json(s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", email, "password", T_PASSWORD), NULL, &r);
+    snprintf(token, sizeof token, "%s", J_STR(r, "access_token"));
+    t_resp_free(&r);
+    json_t *spec = json_pack("{s:s, s:[{s:s, s:i, s:i, s:s}]}", "name", "Org Night", "zones",
+                             "name", "GA", "capacity", 10, "price_minor", 100, "currency", "USD");
+    t_json(s, "POST", "/api/v1/events", token, json_incref(spec), NULL, &r);
+    EXPECT(r, 403, "FORBIDDEN");
+    t_resp_free(&r);
+    char p[96];
+    t_json(s, "POST", path_of(p, sizeof p, "/api/v1/admin/users/%llu/role", uid), token,
+           json_pack("{s:s}", "role", "admin"), NULL, &r);
+    EXPECT(r, 403, "FORBIDDEN");
+    t_resp_free(&r);
+    t_json(s, "POST", p, s->admin_token, json_pack("{s:s}", "role", "organizer"), NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "role"), "organizer");
+    t_resp_free(&r);
+    /* Roles travel in the token: log in again to use the new one. */
+    t_json(s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", email, "password", T_PASSWORD), NULL, &r);
+    snprintf(token, sizeof token, "%s", J_STR(r, "access_token"));
+    t_resp_free(&r);
+    t_json(s, "POST", "/api/v1/events", token, spec, NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t ev = J_INT(r, "id");
+    /* Defaults fill what the organizer left out. */
+    assert_true(json_is_true(json_object_get(r.json, "requires_pass")));
+    assert_int_equal(J_INT(r, "per_user_limit"), 4);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "queue"),
+                                                        "max_active")),
+                     100);
+    t_resp_free(&r);
+
+    t_request(s, "GET", "/api/v1/events", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    json_t *events = json_object_get(r.json, "events");
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(events); i++) {
+        found |= json_integer_value(json_object_get(json_array_get(events, i), "id")) ==
+                 (json_int_t)ev;
+    }
+    assert_true(found);
+    t_resp_free(&r);
+    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events?after_id=%llu", ev), NULL, NULL, NULL,
+              0, &r);
+    EXPECT(r, 200, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "events")), 0);
+    t_resp_free(&r);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_ready_openapi_metrics),
+        cmocka_unit_test(test_register_login_me),
+        cmocka_unit_test(test_buyer_flow_with_stream),
+        cmocka_unit_test(test_declines_then_success),
+        cmocka_unit_test(test_cancel_returns_seats),
+        cmocka_unit_test(test_late_payment_is_refunded),
+        cmocka_unit_test(test_hold_expired_payment_gone),
+        cmocka_unit_test(test_queue_leave_and_prequeue),
+        cmocka_unit_test(test_roles_and_events_list),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
