@@ -97,6 +97,7 @@ int br_replay_main(int argc, char **argv)
     }
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
+    double t0 = now_s(); /* from the engine's allocation on, as the simulator counts */
     int rc = br_journal_reader_open(&rd, path, &cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
@@ -112,7 +113,6 @@ int br_replay_main(int argc, char **argv)
         return 2;
     }
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
-    double t0 = now_s();
     uint64_t records = 0, compared = 0;
     int exit_code = 0;
     int64_t last_now = 0;
