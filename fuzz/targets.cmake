@@ -5,10 +5,13 @@
 # the libraries it links (every library whose code it exercises, listed
 # explicitly: the engine builds instrument exactly these for coverage). A
 # target whose libraries are not part of this build is left out, with a note.
-set(BR_FUZZ_ALL_TARGETS fuzz_commands fuzz_journal)
+set(BR_FUZZ_ALL_TARGETS fuzz_commands fuzz_journal fuzz_auth fuzz_webhook fuzz_http_params)
 
 set(BR_FUZZ_LIBS_fuzz_commands brcore bradapters)
 set(BR_FUZZ_LIBS_fuzz_journal brcore bradapters)
+set(BR_FUZZ_LIBS_fuzz_auth brhttp bradapters brcore)
+set(BR_FUZZ_LIBS_fuzz_webhook brhttp bradapters brcore)
+set(BR_FUZZ_LIBS_fuzz_http_params brserver brhttp bradapters brcore)
 
 set(BR_FUZZ_TARGETS "")
 foreach(t ${BR_FUZZ_ALL_TARGETS})
