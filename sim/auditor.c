@@ -628,11 +628,13 @@ static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct b
         return;
     }
     maybe_open(ev, c->now_ms);
+    struct a_member *m = member(ev, c->user_id);
+    if (out->err == BR_OK || out->err == BR_E_FULL) {
+        m->exists = 1; /* the backend records the member before it looks for a place */
+    }
     if (out->err != BR_OK) {
         return;
     }
-    struct a_member *m = member(ev, c->user_id);
-    m->exists = 1;
     for (uint32_t i = 0; i < n; i++) {
         if (fx[i].kind == BR_FX_PASS_EXPIRED) {
             fx_pass_expired(a, ev, &fx[i], false);

@@ -25,12 +25,15 @@
 #include "sim/sim.h"
 
 static const char usage[] =
-    "usage: bookingrush replay FILE [--json] [--help]\n"
+    "usage: bookingrush replay FILE [--json] [--dump] [--help]\n"
     "\n"
     "Re-runs a recorded command journal (the embedded server's journal, or a\n"
     "`bookingrush sim --record` file) through the core: checks the invariants after\n"
     "every command, compares each recorded outcome with the replayed one and names\n"
     "the first divergence, and prints the final digest.\n"
+    "\n"
+    "  --json   the report as JSON (as `sim --json`)\n"
+    "  --dump   also print every command with its outcome and effects (stderr)\n"
     "\n"
     "Exit status: 0 ok, 1 an invariant was violated, 2 unreadable, truncated or\n"
     "corrupted file (the offset is printed), 3 an outcome diverged.\n";
@@ -71,16 +74,65 @@ static int diff_outcomes(FILE *f, const struct br_outcome *rec, const struct br_
     return n;
 }
 
+/* One line per command, one more per effect: for reading an incident. */
+static void dump_step(FILE *f, uint64_t index, const struct br_cmd *c, const struct br_outcome *o,
+                      const struct br_effect *fx, uint32_t n)
+{
+    fprintf(f, "#%" PRIu64 " %" PRId64 " %s user %" PRIu64, index, c->now_ms, br_cmd_name(c->type),
+            c->user_id);
+    switch (c->type) {
+    case BR_CMD_QUEUE_JOIN:
+    case BR_CMD_QUEUE_LEAVE:
+    case BR_CMD_ADMIT:
+        fprintf(f, " event %" PRIu64, c->u.queue_join.event_id);
+        break;
+    case BR_CMD_RESERVE:
+        fprintf(f, " event %" PRIu64 " zone %u qty %u pass %" PRIu64 " key %" PRIx64,
+                c->u.reserve.event_id, c->u.reserve.zone_id, c->u.reserve.quantity,
+                c->u.reserve.pass_id, c->u.reserve.idem_key);
+        break;
+    case BR_CMD_CANCEL:
+    case BR_CMD_PAYMENT_CREATE:
+        fprintf(f, " hold %" PRIu64, c->u.cancel.hold_id);
+        break;
+    case BR_CMD_SWEEP:
+        fprintf(f, " event %" PRIu64 " max %u", c->u.sweep.event_id, c->u.sweep.max);
+        break;
+    case BR_CMD_PAYMENT_EVENT:
+        fprintf(f, " payment %" PRIu64 " provider_event %" PRIx64 " %s",
+                c->u.payment_event.payment_id, c->u.payment_event.provider_event_id,
+                c->u.payment_event.succeeded ? "succeeded" : "failed");
+        break;
+    case BR_CMD_REFUND_RESULT:
+        fprintf(f, " payment %" PRIu64 " %s", c->u.refund_result.payment_id,
+                c->u.refund_result.ok ? "ok" : "refused");
+        break;
+    case BR_CMD_SAGA_STEP:
+        fprintf(f, " max %u", c->u.saga_step.max);
+        break;
+    default:
+        break;
+    }
+    fprintf(f, " -> %s status %u id %" PRIu64 " ref %" PRIu64 " count %u\n", br_err_name(o->err),
+            o->status, o->id, o->ref, o->count);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(f, "    %s event %" PRIu64 " user %" PRIu64 " id %" PRIu64 " ref %" PRIu64 "\n",
+                br_effect_name(fx[i].kind), fx[i].event_id, fx[i].user_id, fx[i].id, fx[i].ref);
+    }
+}
+
 int br_replay_main(int argc, char **argv)
 {
     const char *path = NULL;
-    bool json = false;
+    bool json = false, dump = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (strcmp(argv[i], "--dump") == 0) {
+            dump = true;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "bookingrush replay: unknown option %s\n%s", argv[i], usage);
             return 2;
@@ -156,6 +208,9 @@ int br_replay_main(int argc, char **argv)
                 exit_code = 3;
                 break;
             }
+        }
+        if (dump) {
+            dump_step(stderr, records, &cmd, &out, fx, n);
         }
         br_auditor_observe(aud, &cmd, &out, fx, n);
         if (br_auditor_violations(aud) > 0) {

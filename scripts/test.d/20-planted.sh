@@ -17,7 +17,7 @@ plants=(
   "SKIP_LIMIT|scenarios/worker-crashes.json|1|S3"
   "DOUBLE_SWEEP|scenarios/worker-crashes.json|1|S7 S1"
   "CONFIRM_EXPIRED|scenarios/ci-late-payments.json|1|S6"
-  "SKIP_PASS|scenarios/worker-crashes.json|1|S4"
+  "SKIP_PASS|scenarios/ci-bots.json|1|S4"
   "DOUBLE_EVENT|scenarios/webhook-chaos.json|1|S5"
   "UNFAIR_SHUFFLE|scenarios/presale-shuffle.json|1|S4"
 )
