@@ -1184,6 +1184,16 @@ void br_redis_close(struct br_redis *r)
     }
 }
 
+const char *br_redis_script_sha(const struct br_redis *r, const char *name)
+{
+    for (int sc = 0; sc < S_COUNT; sc++) {
+        if (strcmp(script_names[sc], name) == 0) {
+            return r->sha[sc];
+        }
+    }
+    return NULL;
+}
+
 int br_redis_flush(struct br_redis *r)
 {
     const char *argv[1] = {"FLUSHDB"};

@@ -162,6 +162,10 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
 int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id, uint32_t *held,
                          uint32_t *sold);
 
+/* The SHA1 of an embedded script as loaded ("reserve"), NULL if unknown:
+ * for benchmarks that run a script raw next to the adapter. */
+const char *br_redis_script_sha(const struct br_redis *r, const char *name);
+
 /* Tests only: FLUSHDB, then records the config again (a fresh state). */
 int br_redis_flush(struct br_redis *r);
 

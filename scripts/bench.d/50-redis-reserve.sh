@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# 50-redis-reserve.sh -- reserve calls per second through the Redis adapter
+# (adapters/redis.h) next to redis-benchmark running a plain EVALSHA of the
+# same reserve.lua in the same run, and the ratio (goal: >= 80%).
+#
+# Both sides start from the same fresh state (tests/redis/bench_redis.c: one
+# event of 8 x 1,000,000 seats, no pass required) and make real holds, each
+# by its own random user: redis-benchmark with -c 50 connections, the adapter
+# with 50 client threads of one connection each (its API is synchronous, so
+# concurrency comes from callers, as in the server's worker threads). Rounds
+# alternate raw and adapter; the best round of each counts. Also printed: the
+# adapter with an idempotency key on every reserve (a claim in the user's
+# slot first: two round trips).
+# usage: 50-redis-reserve.sh RELEASE_BUILD
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+bench=$build/tests/redis/bench_redis
+n=${REDIS_BENCH_REQUESTS:-200000}
+clients=${REDIS_BENCH_CLIENTS:-50}
+rounds=${REDIS_BENCH_ROUNDS:-3}
+
+dir=$(mktemp -d)
+pidfile=$dir/redis.pid
+stop() {
+  if [ -s "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+trap stop EXIT
+port=
+for attempt in 1 2 3 4 5 6 7 8; do
+  p=$((20000 + RANDOM % 30000))
+  if redis-cli -p "$p" ping >/dev/null 2>&1; then continue; fi
+  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$pidfile" --dir "$dir" --logfile "$dir/redis.log" >/dev/null
+  for i in $(seq 1 100); do
+    if redis-cli -p "$p" ping >/dev/null 2>&1; then port=$p; break; fi
+    sleep 0.02
+  done
+  [ -n "$port" ] && break
+done
+[ -n "$port" ] || { echo "50-redis-reserve: could not start redis-server"; exit 1; }
+url=redis://127.0.0.1:$port
+
+best() { sort -g | tail -1; }
+raw_all=() adapter_all=()
+for r in $(seq 1 "$rounds"); do
+  args=$("$bench" setup --redis "$url")
+  # shellcheck disable=SC2086
+  raw=$(redis-benchmark -p "$port" -n "$n" -c "$clients" -r 10000000 --csv $args 2>/dev/null |
+    awk -F'","' 'NR == 2 { print $2 }')
+  ad=$("$bench" run --redis "$url" --requests "$n" --clients "$clients" |
+    sed -n 's/.*: \([0-9]*\) calls\/s$/\1/p')
+  printf 'round %d: raw EVALSHA %8.0f calls/s   adapter %8.0f calls/s\n' "$r" "$raw" "$ad"
+  raw_all+=("$raw")
+  adapter_all+=("$ad")
+done
+raw=$(printf '%s\n' "${raw_all[@]}" | best)
+ad=$(printf '%s\n' "${adapter_all[@]}" | best)
+keys=$("$bench" run --redis "$url" --requests "$n" --clients "$clients" --keys |
+  sed -n 's/.*: \([0-9]*\) calls\/s$/\1/p')
+usec=$(redis-cli -p "$port" info commandstats | sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p')
+echo "redis reserve, $clients clients, $n calls per run, best of $rounds:"
+printf '  raw redis-benchmark EVALSHA reserve.lua   %8.0f calls/s\n' "$raw"
+printf '  through the adapter (br_redis_apply)      %8.0f calls/s   ratio %.0f%% (goal >= 80%%)\n' \
+  "$ad" "$(echo "100 * $ad / $raw" | bc -l)"
+printf '  through the adapter, idempotency keys     %8.0f calls/s   (claim + script: 2 round trips)\n' \
+  "$keys"
+printf '  Redis CPU per EVALSHA (all runs)          %8s us\n' "$usec"
