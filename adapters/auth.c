@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,95 @@ int br_jwt_verify(const uint8_t *secret, size_t secret_len, const char *issuer, 
 done:
     jwt_free(jwt);
     return res;
+}
+
+/* ---- the token cache ---- */
+
+#define CACHE_STRIPES 64u
+
+struct cache_entry {
+    uint16_t len; /* 0 = empty */
+    struct br_jwt_claims claims;
+    char token[BR_JWT_CACHE_TOKEN_MAX];
+};
+
+struct br_jwt_cache {
+    uint32_t mask;
+    struct cache_entry *entries;
+    pthread_mutex_t stripes[CACHE_STRIPES];
+};
+
+int br_jwt_cache_new(struct br_jwt_cache **out, uint32_t entries_max)
+{
+    *out = NULL;
+    uint32_t n = 1;
+    while (n < entries_max && n < (1u << 24)) {
+        n *= 2;
+    }
+    struct br_jwt_cache *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->entries = calloc(n, sizeof *c->entries)) == NULL) {
+        free(c);
+        return BR_E_IO;
+    }
+    c->mask = n - 1;
+    for (unsigned i = 0; i < CACHE_STRIPES; i++) {
+        pthread_mutex_init(&c->stripes[i], NULL);
+    }
+    *out = c;
+    return BR_OK;
+}
+
+void br_jwt_cache_free(struct br_jwt_cache *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < CACHE_STRIPES; i++) {
+        pthread_mutex_destroy(&c->stripes[i]);
+    }
+    free(c->entries);
+    free(c);
+}
+
+/* FNV-1a: only spreads tokens over slots; equality is checked in full. */
+static uint32_t token_slot(const char *t, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)t[i]) * 16777619u;
+    }
+    return h;
+}
+
+int br_jwt_verify_cached(struct br_jwt_cache *c, const uint8_t *secret, size_t secret_len,
+                         const char *issuer, const char *token, int64_t now_s,
+                         struct br_jwt_claims *claims)
+{
+    size_t len = token != NULL ? strlen(token) : 0;
+    if (c == NULL || len == 0 || len >= BR_JWT_CACHE_TOKEN_MAX) {
+        return br_jwt_verify(secret, secret_len, issuer, token, now_s, claims);
+    }
+    uint32_t slot = token_slot(token, len) & c->mask;
+    struct cache_entry *e = &c->entries[slot];
+    pthread_mutex_t *mu = &c->stripes[slot % CACHE_STRIPES];
+    pthread_mutex_lock(mu);
+    bool hit = e->len == len && memcmp(e->token, token, len) == 0 && e->claims.exp_s > now_s;
+    if (hit) {
+        *claims = e->claims;
+    }
+    pthread_mutex_unlock(mu);
+    if (hit) {
+        return BR_OK;
+    }
+    int rc = br_jwt_verify(secret, secret_len, issuer, token, now_s, claims);
+    if (rc == BR_OK) {
+        pthread_mutex_lock(mu);
+        e->len = (uint16_t)len;
+        memcpy(e->token, token, len);
+        e->claims = *claims;
+        pthread_mutex_unlock(mu);
+    }
+    return rc;
 }
 
 /* ---- pass tokens ---- */

@@ -68,6 +68,24 @@ int br_jwt_issue(const uint8_t *secret, size_t secret_len, const char *issuer,
 int br_jwt_verify(const uint8_t *secret, size_t secret_len, const char *issuer, const char *token,
                   int64_t now_s, struct br_jwt_claims *c);
 
+/* A cache of tokens that verified: a hit is the same token string (compared
+ * in full), still before its exp, and skips the signature and claim checks
+ * (the same token already passed them); a miss runs br_jwt_verify and
+ * remembers a success. Direct-mapped, entries_max slots of
+ * BR_JWT_CACHE_TOKEN_MAX bytes, striped locks; tokens longer than that are
+ * never cached. Changing the secret means a new cache. */
+#define BR_JWT_CACHE_TOKEN_MAX 384u
+
+struct br_jwt_cache;
+
+int br_jwt_cache_new(struct br_jwt_cache **c, uint32_t entries_max);
+void br_jwt_cache_free(struct br_jwt_cache *c);
+
+/* br_jwt_verify through the cache (c may be NULL: no cache). */
+int br_jwt_verify_cached(struct br_jwt_cache *c, const uint8_t *secret, size_t secret_len,
+                         const char *issuer, const char *token, int64_t now_s,
+                         struct br_jwt_claims *claims);
+
 struct br_pass_claims {
     uint64_t event_id;
     uint64_t user_id;

@@ -3,7 +3,7 @@
  * backend_embedded.h).
  *
  * Sequence numbers. Every applied command gets the next lsn
- * (appended_lsn); the flusher makes a prefix durable and publishes
+ * (appended_lsn); the syncers make a prefix durable and publish
  * durable_lsn. A call waits in a FIFO until durable_lsn >= call->lsn: a
  * write's lsn is its own command's, a read's is appended_lsn when it read,
  * so nothing it saw can be lost after it is answered. The FIFO is ordered by
@@ -13,12 +13,14 @@
  * right after the apply (the hold of a reserve, the event of a create), so a
  * call never points into the engine after the mutex is released.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* fallocate */
 
 #include "server/backend_embedded.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@
 #include "core/panic.h"
 
 #define PATH_MAX_BYTES 512u
+#define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
 
 struct pending_rec {
     struct br_cmd cmd;
@@ -49,6 +52,8 @@ struct batch {
     uint32_t rec_count;
     struct br_effect *fx;
     uint32_t fx_count;
+    uint64_t end_lsn;   /* lsn of its last record, set when taken for writing */
+    struct batch *next; /* free list, or the written-not-yet-durable FIFO */
 };
 
 struct refund_duty {
@@ -61,15 +66,16 @@ struct br_embedded {
     struct br_embedded_config cfg;
     char journal_path[PATH_MAX_BYTES];
 
-    pthread_mutex_t mu; /* engine, active batch, lsns, waiters, bus */
-    pthread_cond_t flush_cv; /* flusher: work arrived / stop */
+    pthread_mutex_t mu; /* engine, active batch, free batches, lsns, waiters, bus */
+    pthread_cond_t flush_cv; /* syncers: work arrived, a batch came back, stop */
     pthread_cond_t room_cv;  /* appliers: the active batch has room again */
     pthread_cond_t tick_cv;  /* ticker: bus has work / stop */
     struct br_engine engine;
     void *engine_mem;
     int64_t last_now_ms;     /* the clock never goes backwards */
-    struct batch batches[2];
-    unsigned active;         /* index of the batch being filled */
+    struct batch pool[BR_EMB_BATCHES];
+    struct batch *active;    /* the batch being filled */
+    struct batch *free_list; /* batches neither filling nor in flight */
     uint64_t appended_lsn;
     uint64_t durable_lsn;
     struct br_call *wait_head; /* FIFO by lsn */
@@ -84,8 +90,17 @@ struct br_embedded {
     uint64_t replayed;
     uint64_t diverged;
 
-    struct br_journal_writer *journal; /* flusher thread only (after open) */
-    pthread_t flusher;
+    /* The commit pipeline (see "syncers" below). */
+    pthread_mutex_t write_mu;   /* one syncer at a time takes a batch and writes it */
+    pthread_mutex_t disp_mu;    /* one syncer at a time carries out durable batches */
+    struct br_journal_writer *journal; /* under write_mu (after open) */
+    int sync_fd;                /* the journal, for fdatasync and preallocation; -1 = none */
+    long long prealloc_end;     /* bytes reserved ahead with FALLOC_FL_KEEP_SIZE */
+    struct batch *written_head; /* written, not yet known durable; under disp_mu */
+    struct batch *written_tail;
+    uint64_t synced_lsn;        /* everything up to here is on disk; under disp_mu */
+    pthread_t syncers[BR_EMB_SYNCERS];
+    unsigned syncers_started;
     pthread_t ticker;
 };
 
@@ -119,13 +134,13 @@ static int64_t now_locked(struct br_embedded *x)
 static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cmd,
                                         struct br_call *call, struct br_outcome *out)
 {
-    struct batch *b = &x->batches[x->active];
-    /* Waits while the flusher is a whole batch behind (back-pressure). */
+    struct batch *b = x->active;
+    /* Waits while the syncers are a whole batch behind (back-pressure). */
     while (b->rec_count >= BR_EMB_BATCH_MAX ||
            b->fx_count + BR_EFFECTS_MAX > BR_EMB_EFFECTS_MAX) {
-        BR_ASSERT(x->running); /* only the flusher empties a batch */
+        BR_ASSERT(x->running); /* only a syncer swaps the active batch */
         pthread_cond_wait(&x->room_cv, &x->mu);
-        b = &x->batches[x->active];
+        b = x->active;
     }
     cmd->now_ms = now_locked(x);
     br_engine_apply(&x->engine, cmd, out);
@@ -152,7 +167,7 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
 }
 
 /* Finishes a call under mu: done now if everything it saw is durable,
- * otherwise when the flusher gets there. Returns the call to complete
+ * otherwise when a syncer gets there. Returns the call to complete
  * after unlocking, or NULL. */
 static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call, bool wrote)
 {
@@ -650,7 +665,26 @@ static const struct br_backend_ops EMBEDDED_OPS = {
     .gauges = op_gauges,
 };
 
-/* ---- the flusher: group commit, then effects, then answers ---- */
+/* ---- the syncers: group commit, then effects, then answers ----
+ *
+ * BR_EMB_SYNCERS threads run the same loop:
+ *
+ *   take the active batch and write(2) it        (write_mu: one at a time, in lsn order)
+ *   fdatasync the journal                         (no lock: several in flight)
+ *   every written batch now known durable:        (disp_mu: one at a time, in lsn order)
+ *     carry out its effects, answer its calls
+ *
+ * A sync covers every byte written before it started, whichever thread
+ * wrote it, so when any sync returns, every batch written before it is
+ * durable: durable batches are dispatched from the FIFO in order, exactly
+ * once. Overlapping syncs are what makes this worthwhile: on the virtual
+ * disks measured here, two to four fdatasyncs in flight complete two to
+ * four times as many commits per second as one at a time, at the same
+ * latency. The journal writer itself only writes (BR_JOURNAL_NO_SYNC); the
+ * syncs go through a descriptor of our own, and the file's next megabytes
+ * are reserved ahead (FALLOC_FL_KEEP_SIZE: the size readers see does not
+ * change) so that a sync rarely has block allocations to commit.
+ */
 
 static void journal_fail(const char *what, int rc)
 {
@@ -717,24 +751,50 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
     }
 }
 
-static void *flusher_main(void *arg)
+
+/* Reserves disk blocks ahead of the journal's end. Under write_mu. */
+static void preallocate(struct br_embedded *x)
+{
+    struct stat st;
+    if (x->sync_fd < 0 || fstat(x->sync_fd, &st) != 0) {
+        return;
+    }
+    long long size = (long long)st.st_size;
+    if (size + PREALLOC_BYTES / 2 <= x->prealloc_end) {
+        return;
+    }
+    long long from = x->prealloc_end > size ? x->prealloc_end : size;
+    if (fallocate(x->sync_fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)PREALLOC_BYTES) == 0) {
+        x->prealloc_end = from + PREALLOC_BYTES;
+    } else {
+        x->prealloc_end = LLONG_MAX; /* not supported here: stop trying */
+    }
+}
+
+static void *syncer_main(void *arg)
 {
     struct br_embedded *x = arg;
     for (;;) {
+        /* 1. Take the active batch and write it, in lsn order. */
+        pthread_mutex_lock(&x->write_mu);
         pthread_mutex_lock(&x->mu);
-        while (x->batches[x->active].rec_count == 0 && !x->stop_flusher) {
+        while ((x->active->rec_count == 0 || x->free_list == NULL) &&
+               !(x->stop_flusher && x->active->rec_count == 0)) {
             pthread_cond_wait(&x->flush_cv, &x->mu);
         }
-        struct batch *b = &x->batches[x->active];
-        if (b->rec_count == 0) {
+        if (x->active->rec_count == 0) {
             pthread_mutex_unlock(&x->mu);
-            break; /* stopping and nothing left */
+            pthread_cond_broadcast(&x->flush_cv); /* the next syncer sees the stop too */
+            pthread_mutex_unlock(&x->write_mu);
+            break;
         }
-        x->active ^= 1u;
-        uint64_t batch_lsn = x->appended_lsn;
+        struct batch *b = x->active;
+        x->active = x->free_list;
+        x->free_list = x->free_list->next;
+        b->end_lsn = x->appended_lsn;
+        b->next = NULL;
         pthread_cond_broadcast(&x->room_cv);
         pthread_mutex_unlock(&x->mu);
-
         for (uint32_t i = 0; i < b->rec_count; i++) {
             int rc = br_journal_writer_append(x->journal, &b->recs[i].cmd, &b->recs[i].out);
             if (rc != BR_OK) {
@@ -743,17 +803,54 @@ static void *flusher_main(void *arg)
         }
         int rc = br_journal_writer_flush(x->journal);
         if (rc != BR_OK) {
-            journal_fail("flush", rc);
+            journal_fail("write", rc);
         }
-        for (uint32_t i = 0; i < b->rec_count; i++) {
-            carry_out(x, b, &b->recs[i]);
+        uint64_t written = b->end_lsn;
+        pthread_mutex_lock(&x->disp_mu);
+        if (x->written_tail != NULL) {
+            x->written_tail->next = b;
+        } else {
+            x->written_head = b;
         }
+        x->written_tail = b;
+        pthread_mutex_unlock(&x->disp_mu);
+        preallocate(x);
+        pthread_mutex_unlock(&x->write_mu);
+
+        /* 2. Make it durable; other syncers may be writing or syncing now. */
+        if (x->sync_fd >= 0 && fdatasync(x->sync_fd) != 0) {
+            journal_fail("fdatasync", BR_E_IO);
+        }
+
+        /* 3. Dispatch every batch this sync (or an earlier one) covered. */
+        pthread_mutex_lock(&x->disp_mu);
+        if (written > x->synced_lsn) {
+            x->synced_lsn = written;
+        }
+        struct batch *done_batches = NULL;
+        struct batch **dtail = &done_batches;
+        while (x->written_head != NULL && x->written_head->end_lsn <= x->synced_lsn) {
+            struct batch *d = x->written_head;
+            x->written_head = d->next;
+            if (x->written_head == NULL) {
+                x->written_tail = NULL;
+            }
+            for (uint32_t i = 0; i < d->rec_count; i++) {
+                carry_out(x, d, &d->recs[i]);
+            }
+            d->next = NULL;
+            *dtail = d;
+            dtail = &d->next;
+        }
+        uint64_t durable = x->synced_lsn;
         pthread_mutex_lock(&x->mu);
         x->commits++;
-        x->durable_lsn = batch_lsn;
+        if (durable > x->durable_lsn) {
+            x->durable_lsn = durable;
+        }
         struct br_call *ready = NULL;
         struct br_call **tail = &ready;
-        while (x->wait_head != NULL && x->wait_head->lsn <= batch_lsn) {
+        while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
             struct br_call *c = x->wait_head;
             x->wait_head = c->next;
             *tail = c;
@@ -763,10 +860,17 @@ static void *flusher_main(void *arg)
         if (x->wait_head == NULL) {
             x->wait_tail = NULL;
         }
-        b->rec_count = 0;
-        b->fx_count = 0;
-        pthread_cond_broadcast(&x->room_cv);
+        for (unsigned n = 0; done_batches != NULL && n < BR_EMB_BATCHES; n++) {
+            struct batch *d = done_batches;
+            done_batches = d->next;
+            d->rec_count = 0;
+            d->fx_count = 0;
+            d->next = x->free_list;
+            x->free_list = d;
+        }
+        pthread_cond_broadcast(&x->flush_cv);
         pthread_mutex_unlock(&x->mu);
+        pthread_mutex_unlock(&x->disp_mu);
         for (unsigned n = 0; ready != NULL && n < UINT32_MAX; n++) {
             struct br_call *c = ready;
             ready = c->next;
@@ -878,6 +982,19 @@ static void *ticker_main(void *arg)
 
 /* ---- open, replay, start, close ---- */
 
+/* Commits what is pending, then stops every syncer. */
+static void stop_syncers(struct br_embedded *x)
+{
+    pthread_mutex_lock(&x->mu);
+    x->stop_flusher = true;
+    pthread_cond_broadcast(&x->flush_cv);
+    pthread_mutex_unlock(&x->mu);
+    for (unsigned i = 0; i < x->syncers_started; i++) {
+        pthread_join(x->syncers[i], NULL);
+    }
+    x->syncers_started = 0;
+}
+
 static int ensure_dir(const char *path)
 {
     if (mkdir(path, 0700) == 0 || errno == EEXIST) {
@@ -984,8 +1101,8 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
         return BR_E_IO;
     }
     long long torn = -1;
-    rc = br_journal_writer_open(&x->journal, x->journal_path, &ecfg,
-                                cfg->fsync ? BR_JOURNAL_FSYNC : BR_JOURNAL_NO_SYNC, &torn);
+    /* The writer only writes; the syncers sync (see above). */
+    rc = br_journal_writer_open(&x->journal, x->journal_path, &ecfg, BR_JOURNAL_NO_SYNC, &torn);
     if (rc == BR_OK) {
         rc = replay(x);
     }
@@ -998,12 +1115,32 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
         free(x);
         return rc;
     }
-    for (unsigned i = 0; i < 2; i++) {
-        x->batches[i].recs = calloc(BR_EMB_BATCH_MAX, sizeof *x->batches[i].recs);
-        x->batches[i].fx = calloc(BR_EMB_EFFECTS_MAX, sizeof *x->batches[i].fx);
-        BR_ASSERT(x->batches[i].recs != NULL && x->batches[i].fx != NULL);
+    x->sync_fd = -1;
+    if (cfg->fsync) {
+        x->sync_fd = open(x->journal_path, O_RDWR | O_CLOEXEC);
+        if (x->sync_fd < 0) {
+            fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot open the journal to sync it\"}\n");
+            br_journal_writer_close(x->journal);
+            free(x->engine_mem);
+            free(x);
+            return BR_E_IO;
+        }
+    }
+    for (unsigned i = 0; i < BR_EMB_BATCHES; i++) {
+        struct batch *b = &x->pool[i];
+        b->recs = calloc(BR_EMB_BATCH_MAX, sizeof *b->recs);
+        b->fx = calloc(BR_EMB_EFFECTS_MAX, sizeof *b->fx);
+        BR_ASSERT(b->recs != NULL && b->fx != NULL);
+        b->next = i > 0 ? x->free_list : NULL;
+        if (i == 0) {
+            x->active = b;
+        } else {
+            x->free_list = b;
+        }
     }
     pthread_mutex_init(&x->mu, NULL);
+    pthread_mutex_init(&x->write_mu, NULL);
+    pthread_mutex_init(&x->disp_mu, NULL);
     pthread_cond_init(&x->flush_cv, NULL);
     pthread_cond_init(&x->room_cv, NULL);
     pthread_cond_init(&x->tick_cv, NULL);
@@ -1021,20 +1158,19 @@ int br_embedded_start(struct br_embedded *x)
 {
     BR_ASSERT(!x->running);
     x->running = true;
-    if (pthread_create(&x->flusher, NULL, flusher_main, x) != 0) {
-        x->running = false;
-        return BR_E_IO;
+    for (unsigned i = 0; i < BR_EMB_SYNCERS; i++) {
+        if (pthread_create(&x->syncers[i], NULL, syncer_main, x) != 0) {
+            break;
+        }
+        x->syncers_started++;
     }
-    if (pthread_create(&x->ticker, NULL, ticker_main, x) != 0) {
-        pthread_mutex_lock(&x->mu);
-        x->stop_flusher = true;
-        pthread_cond_signal(&x->flush_cv);
-        pthread_mutex_unlock(&x->mu);
-        pthread_join(x->flusher, NULL);
-        x->running = false;
-        return BR_E_IO;
+    if (x->syncers_started == BR_EMB_SYNCERS &&
+        pthread_create(&x->ticker, NULL, ticker_main, x) == 0) {
+        return BR_OK;
     }
-    return BR_OK;
+    stop_syncers(x);
+    x->running = false;
+    return BR_E_IO;
 }
 
 struct br_backend *br_embedded_backend(struct br_embedded *x)
@@ -1059,11 +1195,7 @@ void br_embedded_close(struct br_embedded *x)
         pthread_cond_signal(&x->tick_cv);
         pthread_mutex_unlock(&x->mu);
         pthread_join(x->ticker, NULL);
-        pthread_mutex_lock(&x->mu);
-        x->stop_flusher = true;
-        pthread_cond_signal(&x->flush_cv);
-        pthread_mutex_unlock(&x->mu);
-        pthread_join(x->flusher, NULL); /* commits what is pending first */
+        stop_syncers(x); /* commits what is pending first */
         BR_ASSERT(x->wait_head == NULL);
     }
     int rc = br_journal_writer_close(x->journal);
@@ -1071,13 +1203,21 @@ void br_embedded_close(struct br_embedded *x)
         fprintf(stderr, "{\"level\":\"error\",\"msg\":\"journal close failed\",\"err\":\"%s\"}\n",
                 br_err_name(rc));
     }
-    for (unsigned i = 0; i < 2; i++) {
-        free(x->batches[i].recs);
-        free(x->batches[i].fx);
+    if (x->sync_fd >= 0) {
+        if (fdatasync(x->sync_fd) != 0) {
+            fprintf(stderr, "{\"level\":\"error\",\"msg\":\"journal sync at close failed\"}\n");
+        }
+        close(x->sync_fd);
+    }
+    for (unsigned i = 0; i < BR_EMB_BATCHES; i++) {
+        free(x->pool[i].recs);
+        free(x->pool[i].fx);
     }
     pthread_cond_destroy(&x->tick_cv);
     pthread_cond_destroy(&x->room_cv);
     pthread_cond_destroy(&x->flush_cv);
+    pthread_mutex_destroy(&x->disp_mu);
+    pthread_mutex_destroy(&x->write_mu);
     pthread_mutex_destroy(&x->mu);
     free(x->engine_mem);
     free(x);

@@ -3,15 +3,16 @@
  * memory, made durable by the command journal, with the admitter, sweeper and
  * saga worker as threads of this process and the built-in test provider.
  *
- *   request thread ──lock──▶ apply ──▶ pending batch ──▶ flusher: write + fsync
+ *   request thread ──lock──▶ apply ──▶ pending batch ──▶ syncers: write, fdatasync
  *                              │                              │
- *                              └─ call waits (no thread) ◀────┴─ done() after durable,
+ *                              └─ call waits (no thread) ◀────┴─ done() once durable,
  *                                                                effects carried out
  *   ticker: admit / sweep per event, saga_step, refunds from the saga bus
  *
- * One mutex guards the engine and the pending batch; the journal writer is
- * touched only by the flusher thread, outside that mutex, so requests keep
- * being applied while a batch is being fsynced (group commit). Every
+ * One mutex guards the engine and the batch being filled; the journal is
+ * written and synced by BR_EMB_SYNCERS threads outside that mutex, with
+ * several syncs in flight at once, so requests keep being applied while
+ * batches are being made durable (group commit, pipelined). Every
  * command's now_ms comes from this process's clock (never going backwards)
  * and is journaled, so replaying the journal rebuilds the exact state; on
  * open the journal is replayed and a torn tail cut (journal_file.h).
@@ -27,7 +28,7 @@
  * agree again. No answer for an undurable command is ever sent.
  *
  * Limits: BR_EMB_BATCH_MAX commands and BR_EMB_EFFECTS_MAX effects wait for
- * one commit (requests block briefly when the flusher is behind);
+ * one commit (requests block briefly when the syncers are behind);
  * BR_EMB_BUS_MAX refunds on the bus (beyond, saga_step re-emits them).
  */
 #ifndef BR_BACKEND_EMBEDDED_H
@@ -39,8 +40,10 @@
 #include "adapters/provider_test.h"
 #include "server/backend.h"
 
-#define BR_EMB_BATCH_MAX 8192u   /* commands per commit: ~0.7 KiB each, x2 buffers */
-#define BR_EMB_EFFECTS_MAX (4u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, x2 */
+#define BR_EMB_SYNCERS 3u        /* commits in flight at once (overlapping fdatasyncs) */
+#define BR_EMB_BATCHES (BR_EMB_SYNCERS + 2u) /* filling + in flight + one spare */
+#define BR_EMB_BATCH_MAX 4096u   /* commands per commit: ~0.7 KiB each, per batch */
+#define BR_EMB_EFFECTS_MAX (2u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, per batch */
 #define BR_EMB_BUS_MAX 4096u     /* refunds waiting on the saga bus */
 
 struct br_embedded;
@@ -61,7 +64,7 @@ int br_embedded_open(struct br_embedded **x, const struct br_embedded_config *cf
 /* Sets the listener (before start: the fan-out needs the backend first). */
 void br_embedded_set_listener(struct br_embedded *x, struct br_backend_listener listener);
 
-/* Starts the flusher and ticker threads. BR_OK or BR_E_IO. */
+/* Starts the syncer and ticker threads. BR_OK or BR_E_IO. */
 int br_embedded_start(struct br_embedded *x);
 
 /* The backend interface (valid until close). */
@@ -72,7 +75,7 @@ void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed,
                               uint64_t *diverged);
 
 /* Stops the ticker, commits everything pending (every waiting call gets its
- * done), stops the flusher, closes the journal and frees x (may be NULL). */
+ * done), stops the syncers, closes the journal and frees x (may be NULL). */
 void br_embedded_close(struct br_embedded *x);
 
 #endif

@@ -5,7 +5,8 @@
  * a fixed JSON body. The reserve benchmark is reported next to it, measured
  * in the same run.
  *
- *   br-http-hello PORT [THREADS]     runs until SIGTERM / SIGINT
+ *   br-http-hello PORT [THREADS]     runs until SIGTERM / SIGINT; PORT 0 picks
+ *                                    a free one; prints "port N" once listening
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -66,7 +67,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "br-http-hello: cannot listen on port %u\n", port);
         return 1;
     }
-    printf("br-http-hello: listening on %u with %u threads\n", port, threads);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    printf("port %u\n", di != NULL ? (unsigned)di->port : port);
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);

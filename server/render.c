@@ -239,6 +239,40 @@ json_t *br_render_booking(const struct br_api_booking *b)
     return j;
 }
 
+char *br_render_booking_text(const struct br_api_booking *b, size_t *len)
+{
+    char created[BR_TIME_TEXT_MAX];
+    char expires[BR_TIME_TEXT_MAX];
+    char payment[40] = "";
+    br_time_format(b->created_at_ms, created);
+    br_time_format(b->expires_at_ms, expires);
+    if (b->payment_id != 0) {
+        snprintf(payment, sizeof payment, ",\"payment_id\":%llu", (unsigned long long)b->payment_id);
+    }
+    /* Every string here is ours (a status name, an ISO currency code, times). */
+    char currency[BR_CURRENCY_MAX];
+    size_t cn = br_strnlen(b->currency, BR_CURRENCY_MAX - 1);
+    memcpy(currency, b->currency, cn);
+    currency[cn] = '\0';
+    char *out = malloc(384);
+    if (out == NULL) {
+        return NULL;
+    }
+    int n = snprintf(out, 384,
+                     "{\"id\":%llu,\"event_id\":%llu,\"zone_id\":%u,\"quantity\":%u,"
+                     "\"status\":\"%s\",\"total_minor\":%lld,\"currency\":\"%s\","
+                     "\"created_at\":\"%s\",\"expires_at\":\"%s\"%s}",
+                     (unsigned long long)b->id, (unsigned long long)b->event_id, b->zone_id,
+                     b->quantity, br_booking_status_text(b->state), (long long)b->total_minor,
+                     currency, created, expires, payment);
+    if (n < 0 || n >= 384) {
+        free(out);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return out;
+}
+
 json_t *br_render_payment(const struct br_api_payment *p)
 {
     return json_pack("{s:I, s:s, s:I, s:I, s:s, s:s, s:s}", "payment_id", (json_int_t)p->id,

@@ -39,6 +39,9 @@ json_t *br_render_event(const struct br_api_event *e);
 json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token);
 json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms);
 json_t *br_render_booking(const struct br_api_booking *b);
+/* The same object as br_render_booking, written straight into a malloc'd
+ * string (the reserve path's answer, without building a JSON tree). */
+char *br_render_booking_text(const struct br_api_booking *b, size_t *len);
 json_t *br_render_payment(const struct br_api_payment *p);
 json_t *br_render_stats(const struct br_api_stats *s);
 

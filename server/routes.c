@@ -340,8 +340,8 @@ static int authenticate(struct rq *q, bool allow_query)
     if (token == NULL || token[0] == '\0') {
         return BR_E_UNAUTHORIZED;
     }
-    int rc = br_jwt_verify(q->rt->jwt_secret, q->rt->jwt_secret_len, BR_JWT_ISSUER, token,
-                           wall_ms() / 1000, &q->who);
+    int rc = br_jwt_verify_cached(q->rt->jwt_cache, q->rt->jwt_secret, q->rt->jwt_secret_len,
+                                  BR_JWT_ISSUER, token, wall_ms() / 1000, &q->who);
     q->authed = rc == BR_OK;
     return rc;
 }
@@ -719,7 +719,13 @@ static void booking_done(struct rq *q, unsigned ok_status)
         reply_err(q, q->call.err);
         return;
     }
-    reply_json(q, ok_status, br_render_booking(&q->call.r.booking));
+    size_t len = 0;
+    char *body = br_render_booking_text(&q->call.r.booking, &len);
+    if (body == NULL) {
+        reply_json(q, ok_status, br_render_booking(&q->call.r.booking));
+        return;
+    }
+    reply(q, ok_status, "application/json", body, len);
 }
 
 static void reserved(struct rq *q)

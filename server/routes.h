@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapters/auth.h"
 #include "adapters/http.h"
 #include "adapters/provider_test.h"
 #include "server/backend.h"
@@ -48,6 +49,7 @@ struct br_routes {
     const struct br_log *log;
     struct br_cidr trusted[BR_CIDR_MAX];
     unsigned trusted_count;
+    struct br_jwt_cache *jwt_cache;    /* tokens that verified before; may be NULL */
     const uint8_t *jwt_secret;
     size_t jwt_secret_len;
     const uint8_t *pass_secret;        /* signs and checks X-Queue-Pass tokens */

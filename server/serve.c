@@ -51,6 +51,7 @@
 
 #define SECRETS_FILE "secrets.json"
 #define RATE_SLOTS 65536u        /* token buckets per limiter: ~24 B each */
+#define JWT_CACHE_SLOTS 8192u    /* verified access tokens remembered: ~0.4 KiB each */
 #define HUB_REFRESH_MS 250u
 #define INTENTS_MAX 200000u      /* test provider intents in memory: ~80 B each */
 #define WEBHOOK_ATTEMPTS 8u
@@ -341,6 +342,7 @@ int br_serve_main(int argc, char **argv)
     struct br_ratelimit *rl_user = NULL;
     struct br_ratelimit *rl_ip = NULL;
     struct br_http_server *http = NULL;
+    struct br_jwt_cache *jwt_cache = NULL;
     struct br_routes *rt = calloc(1, sizeof *rt);
     if (rt == NULL || load_secrets(&cfg, &log, &sec) != BR_OK) {
         goto out;
@@ -401,7 +403,8 @@ int br_serve_main(int argc, char **argv)
     const char *const *names = br_routes_names(&route_count);
     if (br_metrics_new(&metrics, names, route_count) != BR_OK ||
         br_ratelimit_new(&rl_user, cfg.rate_user, RATE_SLOTS) != BR_OK ||
-        br_ratelimit_new(&rl_ip, cfg.rate_ip, RATE_SLOTS) != BR_OK) {
+        br_ratelimit_new(&rl_ip, cfg.rate_ip, RATE_SLOTS) != BR_OK ||
+        br_jwt_cache_new(&jwt_cache, JWT_CACHE_SLOTS) != BR_OK) {
         goto out;
     }
     int tc = cfg.trusted_proxies[0] ? br_cidr_parse_list(cfg.trusted_proxies, rt->trusted,
@@ -422,6 +425,7 @@ int br_serve_main(int argc, char **argv)
     rt->cfg = &cfg;
     rt->log = &log;
     rt->trusted_count = (unsigned)tc;
+    rt->jwt_cache = jwt_cache;
     rt->jwt_secret = sec.jwt;
     rt->jwt_secret_len = sec.jwt_len;
     rt->pass_secret = sec.pass;
@@ -503,6 +507,7 @@ out:
     br_ratelimit_free(rl_user);
     br_ratelimit_free(rl_ip);
     br_metrics_free(metrics);
+    br_jwt_cache_free(jwt_cache);
     free(rt);
     curl_global_cleanup();
     close(lock_fd);
