@@ -503,8 +503,9 @@ static size_t on_sse(char *ptr, size_t size, size_t n, void *ud)
     s->p = np;
     s->len += add;
     s->p[s->len] = '\0';
+    /* `until` is an event name ("pass") or, starting with ':', a comment. */
     char marker[64];
-    snprintf(marker, sizeof marker, "event: %s\n", s->until);
+    snprintf(marker, sizeof marker, s->until[0] == ':' ? "%s\n" : "event: %s\n", s->until);
     const char *at = strstr(s->p, marker);
     if (at != NULL && strstr(at, "\n\n") != NULL) {
         return 0; /* got it: stop reading (curl reports a write error) */

@@ -82,7 +82,8 @@ uint64_t t_event(struct t_server *s, json_t *spec);
 bool t_wait_pass(struct t_server *s, const char *token, uint64_t event_id, char *pass, size_t cap,
                  int timeout_ms);
 
-/* Reads an SSE stream until an event named `until` arrives or timeout_ms.
+/* Reads an SSE stream until an event named `until` arrives (or, when
+ * `until` starts with ':', that comment line) or timeout_ms.
  * Returns the whole text read (malloc'd). */
 char *t_sse(struct t_server *s, const char *path, const char *token, const char *until,
             int timeout_ms);

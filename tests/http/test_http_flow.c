@@ -23,7 +23,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    t_server_start(&f->srv, NULL);
+    t_server_start(&f->srv, (const char *const[]){"--sse-keepalive-s", "1", NULL});
     *state = f;
     return 0;
 }
@@ -455,6 +455,48 @@ static void test_queue_leave_and_prequeue(void **state)
     t_resp_free(&r);
 }
 
+static void test_stream_keepalive_and_end(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    char p[128];
+    /* Before the opening the stream only waits: keep-alive comments flow. */
+    time_t opens = time(NULL) + 30;
+    struct tm tm;
+    gmtime_r(&opens, &tm);
+    char when[40];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    uint64_t ev = t_event(s, json_pack("{s:s}", "sale_opens_at", when));
+    char token[1024];
+    t_buyer(s, "ka", token, sizeof token);
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/queue/join", token, json_pack("{s:I}", "event_id", (json_int_t)ev),
+           NULL, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    snprintf(p, sizeof p, "/api/v1/queue/position/%llu/stream", (unsigned long long)ev);
+    char *text = t_sse(s, p, token, ": keep-alive", 5000);
+    assert_non_null(strstr(text, "\"status\":\"prequeue\""));
+    assert_non_null(strstr(text, ": keep-alive\n"));
+    free(text);
+    /* The token may come in the query string (EventSource cannot set headers). */
+    char q[1400];
+    snprintf(q, sizeof q, "%s?access_token=%s", p, token);
+    text = t_sse(s, q, NULL, "position", 5000);
+    assert_non_null(strstr(text, "event: position"));
+    free(text);
+    /* A user who left gets one position ("left") and the end of the stream. */
+    const char *hs[] = {"Content-Type: application/json", NULL};
+    char body[64];
+    snprintf(body, sizeof body, "{\"event_id\":%llu}", (unsigned long long)ev);
+    t_request(s, "DELETE", "/api/v1/queue/leave", token, hs, body, strlen(body), &r);
+    EXPECT(r, 204, NULL);
+    t_resp_free(&r);
+    text = t_sse(s, p, token, "pass", 5000);
+    assert_non_null(strstr(text, "\"status\":\"left\""));
+    assert_null(strstr(text, "event: pass"));
+    free(text);
+}
+
 static void test_roles_and_events_list(void **state)
 {
     struct t_server *s = &((struct fx *)*state)->srv;
@@ -531,6 +573,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_late_payment_is_refunded),
         cmocka_unit_test(test_hold_expired_payment_gone),
         cmocka_unit_test(test_queue_leave_and_prequeue),
+        cmocka_unit_test(test_stream_keepalive_and_end),
         cmocka_unit_test(test_roles_and_events_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
