@@ -116,16 +116,21 @@ struct a_event {
     uint8_t touched;    /* zones touched in this step (bit z-1) */
 };
 
+/* The first answer to (user, key): 40 bytes, one per fresh key (the
+ * largest table of the model in a big sale). Event ids fit 32 bits
+ * (BR_EVENT_ID_MAX), zones and quantities 8. */
 struct idem_rec {
-    uint64_t user;
     uint64_t key;
-    uint64_t event_id;
     uint64_t pass_id;
     uint64_t hold_id;
-    uint32_t zone_id;
-    uint32_t quantity;
-    int32_t err;
+    uint32_t user;
+    uint32_t event_id;
+    uint8_t zone_id;
+    uint8_t quantity;
+    int16_t err;
 };
+
+_Static_assert(sizeof(struct idem_rec) == 40, "an idempotency record stays 40 bytes");
 
 struct br_auditor {
     struct br_config cfg;
@@ -861,6 +866,15 @@ static void on_admit(struct br_auditor *a, const struct br_cmd *c, const struct 
     if (want > waiting_after_expiry) {
         want = waiting_after_expiry;
     }
+    /* ... and no more than the backend's pass table still holds. */
+    uint64_t passes_total = 0;
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        passes_total += a->events[i].pass_count;
+    }
+    passes_total -= issued;
+    if (passes_total + want > a->cfg.passes_max) {
+        want = passes_total >= a->cfg.passes_max ? 0 : (uint32_t)(a->cfg.passes_max - passes_total);
+    }
     if (!ev->opened) {
         want = 0;
     }
@@ -1071,8 +1085,14 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
     if (key != 0 && out->err != BR_E_FULL && out->err != BR_E_INVALID &&
         out->err != BR_E_NOT_FOUND && out->err != BR_E_UNAUTHORIZED &&
         out->err != BR_E_IDEMPOTENCY_CONFLICT) {
-        struct idem_rec r = {c->user_id, key,  event_id, pass_id,
-                             out->err == BR_OK ? out->id : 0, zone, qty, out->err};
+        struct idem_rec r = {.key = key,
+                             .pass_id = pass_id,
+                             .hold_id = out->err == BR_OK ? out->id : 0,
+                             .user = (uint32_t)c->user_id,
+                             .event_id = (uint32_t)event_id,
+                             .zone_id = (uint8_t)zone,
+                             .quantity = (uint8_t)qty,
+                             .err = (int16_t)out->err};
         idem_add(a, &r);
     }
 }

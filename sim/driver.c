@@ -154,6 +154,7 @@ struct drv {
     struct drv_event ev[BR_SCN_EVENTS_MAX];
     uint32_t refunds_pending;       /* as the driver counts them */
     bool saga_scheduled;
+    int64_t saga_idle_ms;           /* the saga's polling interval while nothing was due */
     uint64_t recent_passes[64];     /* for bots to steal */
     uint32_t recent_count;
     uint64_t holds_used;            /* holds the backend created (ids are sequential) */
@@ -375,12 +376,28 @@ static void wake_sweeper(struct drv *d, struct drv_event *ev)
     }
 }
 
+/* The saga worker polls for due refund retries: every tick_ms while it
+ * finds some, backing off to once a minute while it finds none (a refund
+ * refused for an hour would otherwise cost 3,600 idle polls). New work
+ * (a refund owed, a refund refused) brings the interval back down. */
+#define SAGA_IDLE_MAX_MS 60000
+
 static void wake_saga(struct drv *d)
 {
     if (!d->saga_scheduled) {
         d->saga_scheduled = true;
-        push(d, next_tick(d, BR_WORKER_SAGA), A_SAGA_TICK, 0, 0, 0, 0, 0, 0);
+        int64_t at = next_tick(d, BR_WORKER_SAGA);
+        if (d->saga_idle_ms > d->s->workers[BR_WORKER_SAGA].tick_ms) {
+            at = d->t + d->saga_idle_ms;
+        }
+        push(d, at, A_SAGA_TICK, 0, 0, 0, 0, 0, 0);
     }
+}
+
+static void saga_new_work(struct drv *d)
+{
+    d->saga_idle_ms = d->s->workers[BR_WORKER_SAGA].tick_ms;
+    wake_saga(d);
 }
 
 /* A worker about to issue a command: true if the command is its crash
@@ -1140,7 +1157,7 @@ static void refund_result(struct drv *d, const struct br_action *a)
         d->refunds_pending--;
     }
     if (ap.out.err == BR_OK && !a->a8) {
-        wake_saga(d);
+        saga_new_work(d); /* refused: the core retries after its backoff */
     }
 }
 
@@ -1208,8 +1225,10 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
         case BR_FX_PROVIDER_REFUND:
             if (d->cmd.type == BR_CMD_PAYMENT_EVENT) {
                 d->refunds_pending++;
+                saga_new_work(d);
+            } else {
+                wake_saga(d);
             }
-            wake_saga(d);
             if (!lost) {
                 push(d, d->t + 20 + (int64_t)br_rng_below(&d->r_prov, 200), A_REFUND_CALL, 0, 0,
                      f->id, 0, 0, 0);
@@ -1290,6 +1309,12 @@ static void saga_tick(struct drv *d)
         return;
     }
     d->refunds_pending = ap.out.queue_length; /* the core's own count of refunds owed */
+    int64_t tick = d->s->workers[BR_WORKER_SAGA].tick_ms;
+    if (ap.out.count > 0 || d->saga_idle_ms < tick) {
+        d->saga_idle_ms = tick;
+    } else if (d->saga_idle_ms < SAGA_IDLE_MAX_MS) {
+        d->saga_idle_ms *= 2;
+    }
     if (d->refunds_pending > 0 && !d->w[BR_WORKER_SAGA].down) {
         wake_saga(d);
     }
