@@ -1312,6 +1312,11 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             }
             fx_booking_expired(a, f);
         } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
+            if (!check(a, BR_INV_S2, f->user_id == h->user && f->event_id == ev->id)) {
+                violate(a, BR_INV_S2, ev->id, f->user_id, hid, pid, 0,
+                        "booking_confirmed names user %" PRIu64 " for a hold owned by user %u",
+                        f->user_id, h->user);
+            }
             if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
                 violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
                         "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64

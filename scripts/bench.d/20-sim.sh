@@ -19,13 +19,13 @@ run() { # scenario [extra args] -> prints a line, leaves $tmp/out.json
   wall=$(jq -r .wall_s "$tmp/out.json"); cpu=$(jq -r .cpu_s "$tmp/out.json")
   ups=$(jq -r '.users_per_s | floor' "$tmp/out.json")
   rss=$(($(tail -1 "$tmp/rss") / 1024))
-  printf '%-12s %8s users  %7.3f s wall  %7.3f s cpu  %8s users/s  peak RSS %5s MiB  engine %4s MiB  commands %s  ok=%s\n' \
-    "$scn" "$users" "$wall" "$cpu" "$ups" "$rss" \
+  printf '%-12s %8s users  %7.3f s wall  %7.3f s cpu  %8s users/s (%s per cpu-s)  peak RSS %5s MiB  engine %4s MiB  commands %s  ok=%s\n' \
+    "$scn" "$users" "$wall" "$cpu" "$ups" "$(awk -v u="$users" -v c="$cpu" 'BEGIN { printf "%.0f", u / c }')" "$rss" \
     "$(jq -r '.memory.engine_bytes / 1048576 | floor' "$tmp/out.json")" "$(jq -r .commands "$tmp/out.json")" "$ok"
   [ "$ok" = true ] || { echo "sim bench: $scn found a violation" >&2; exit 1; }
 }
 
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (wall figures suffer when the load exceeds the cores; cpu figures less)"
 run onsale-100k --record "$tmp/100k.brj"
 sim_wall=$(jq -r .wall_s "$tmp/out.json")
 "$bin" replay "$tmp/100k.brj" --json >"$tmp/replay.json"
