@@ -30,9 +30,8 @@ if EV.qtail >= EV.qcap and m == nil then
     -- A newcomer to a full queue: refused before the member record exists.
     return reply(BR_E_FULL)
 end
-m = m or member_get(uid)
 OUT[3] = EV.id
-if m.st == BR_QS_ADMITTED then
+if m ~= nil and m.st == BR_QS_ADMITTED then
     local p = pass_load(m.pass)
     if NOW >= p.dl then
         if EV.qtail >= EV.qcap then
@@ -58,24 +57,29 @@ local function fill_position()
     end
 end
 
-local st = mstatus(m)
+local st = m and mstatus(m) or BR_QS_NONE
 if st == BR_QS_PREQUEUE or st == BR_QS_WAITING or st == BR_QS_ADMITTED then
     fill_position() -- a re-join keeps the place
     return reply(BR_OK)
 end
 if EV.qtail >= EV.qcap then
-    return reply(BR_E_FULL)
+    return reply(BR_E_FULL) -- a member already: its record stays as it was
 end
 local rel = EV.qtail
 ev_put('qtail', rel + 1)
 redis.call('ZADD', P .. 'q', rel, uid)
 ev_put('qwait', EV.qwait + 1)
 if EV.shuf == 1 then
-    m.st = BR_QS_WAITING
+    st = BR_QS_WAITING
 else
-    m.st = BR_QS_PREQUEUE
+    st = BR_QS_PREQUEUE
     ev_put('qpre', EV.qtail)
 end
-redis.call('HSET', P .. 'm:' .. uid, 'st', m.st)
+if m == nil then
+    m = member_new(uid, st, 0)
+else
+    m.st = st
+    redis.call('HSET', P .. 'm:' .. uid, 'st', st)
+end
 fill_position()
 return reply(BR_OK)

@@ -4,8 +4,10 @@ lib.lua -- the prelude of every Booking Rush script.
 Not a script by itself: the build (lua/embed.c) prepends to each script the
 constants generated from core/err.h, core/cmd.h, core/limits.h and
 core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING, BR_FX_PASS_ISSUED, ...),
-then this file, so every script speaks the core's numbers and none of them
-is typed twice.
+then the definitions of this file that the script uses (Redis runs the
+whole chunk on every call, so unused helpers would cost), so every script
+speaks the core's numbers and none of them is typed twice. Each definition
+starts with `local` at column 0, its comment right above it.
 
 Conventions every script follows:
   KEYS[1]  the key prefix of the slot it works in: "br:{e42}:" for an event,
@@ -62,14 +64,16 @@ local function arg_u64(i)
     if s == nil or not string.find(s, '^%d+$') then
         fail('ARGV[' .. i .. '] = ' .. tostring(s))
     end
-    s = string.gsub(s, '^0+(%d)', '%1')
+    if #s > 1 and string.byte(s, 1) == 48 then
+        s = string.gsub(s, '^0+(%d)', '%1')
+    end
     if #s > 20 then
         fail('ARGV[' .. i .. '] = ' .. s)
     end
     return s
 end
 
-local NOW = arg_int(1, 0, BR_NOW_MS_MAX)
+local NOW = arg_int(1, 0, BR_NOW_MS_MAX) --@keep: every script checks its clock
 
 -- A decimal string of an integer-valued number (exact below 2^53).
 local function dec(n)
@@ -101,9 +105,10 @@ local function ev_load(...)
     end
 end
 
--- Sets an event field in EV; written back by reply() in one HSET. Per-zone
--- and per-state counters (held*, sold*, bk*) never go through here: they
--- change with HINCRBY, so the two never fight over a field.
+-- Sets an event field in EV; written back by reply() in one HSET. A field
+-- a script changes with HINCRBY (held*, sold*, bk* when a hold changes
+-- state) is never also set through here in the same script, so the two
+-- never fight over a field (reserve, the hot path, sets them here).
 local function ev_put(field, value)
     EV[field] = value
     EV_DIRTY[field] = true
@@ -152,16 +157,12 @@ local function member_find(uid)
     return {uid = uid, st = tonumber(v[1]), pass = tonumber(v[2]), tix = tonumber(v[3])}
 end
 
--- Finds or creates the member (core: br_queue_member). A created member is a
--- record of the state even when the command then fails, as in the core.
-local function member_get(uid)
-    local m = member_find(uid)
-    if m then
-        return m
-    end
-    redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_NONE, 'pass', 0, 'tix', 0)
+-- Creates the member (core: br_queue_member) with its first status and
+-- tickets, in one write: the callers know it does not exist yet.
+local function member_new(uid, st, tix)
+    redis.call('HSET', P .. 'm:' .. uid, 'st', st, 'pass', 0, 'tix', tix)
     redis.call('SADD', P .. 'members', uid)
-    return {uid = uid, st = BR_QS_NONE, pass = 0, tix = 0}
+    return {uid = uid, st = st, pass = 0, tix = tix}
 end
 
 -- The opening shuffle turns every pre-queue member into a waiting one. It

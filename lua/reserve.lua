@@ -34,7 +34,9 @@ local key = arg_u64(7)
 local fp = arg_u64(8)
 local claim = arg_int(9, 0, 2)
 
-ev_load('id', 'opens', 'rp', 'limit', 'hseq', 'httl', 'zc', 'pact')
+-- One read of the event: its rules, counters and the asked zone's seats.
+ev_load('id', 'opens', 'rp', 'limit', 'hseq', 'httl', 'zc', 'pact', 'bk' .. BR_HOLD_HELD,
+        'cap' .. zone, 'held' .. zone, 'sold' .. zone, 'price' .. zone)
 if EV.id == nil or zone < 1 or zone > EV.zc then
     return reply(BR_E_NOT_FOUND)
 end
@@ -91,32 +93,34 @@ local function reserve()
     if tix + qty > EV.limit then
         return BR_E_LIMIT_EXCEEDED
     end
-    local z = redis.call('HMGET', P .. 'ev', 'cap' .. zone, 'held' .. zone, 'sold' .. zone, 'price' .. zone)
-    local cap, held, sold, price = tonumber(z[1]), tonumber(z[2]), tonumber(z[3]), tonumber(z[4])
+    local cap, held, sold = EV['cap' .. zone], EV['held' .. zone], EV['sold' .. zone]
     if held + sold > cap then
         broken('zone ' .. zone .. ' oversold')
     end
     if cap - held - sold < qty then
         return BR_E_SOLD_OUT
     end
-    m = m or member_get(uid)
     local seq = EV.hseq + 1
-    ev_put('hseq', seq)
     local h = {seq = seq, uid = uid, user = tonumber(uid), zone = zone, qty = qty, st = BR_HOLD_HELD,
-               dl = NOW + EV.httl, amt = price * qty, pass = p and p.seq or 0, pay = 0, conf = 0}
+               dl = NOW + EV.httl, amt = EV['price' .. zone] * qty, pass = p and p.seq or 0, pay = 0,
+               conf = 0}
     redis.call('HSET', P .. 'h:' .. seq, 'user', uid, 'zone', zone, 'qty', qty, 'st', h.st, 'created', NOW,
                'dl', h.dl, 'amt', h.amt, 'pass', h.pass, 'pay', 0, 'conf', 0)
     redis.call('ZADD', P .. 'holds', h.dl, pad(seq))
-    redis.call('HINCRBY', P .. 'ev', 'held' .. zone, qty)
-    redis.call('HINCRBY', P .. 'ev', 'bk' .. BR_HOLD_HELD, 1)
-    redis.call('HINCRBY', P .. 'm:' .. uid, 'tix', qty)
+    ev_put('hseq', seq)
+    ev_put('held' .. zone, held + qty)
+    ev_put('bk' .. BR_HOLD_HELD, EV['bk' .. BR_HOLD_HELD] + 1)
     if p then -- core: br_queue_pass_consume
         redis.call('ZREM', P .. 'passes', pad(p.seq))
         redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_USED)
         ev_put('pact', EV.pact - 1)
-        if m.pass == p.seq then
-            redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_USED)
-        end
+    end
+    if m == nil then
+        member_new(uid, BR_QS_NONE, qty)
+    elseif p and m.pass == p.seq then
+        redis.call('HSET', P .. 'm:' .. uid, 'tix', tix + qty, 'st', BR_QS_USED)
+    else
+        redis.call('HSET', P .. 'm:' .. uid, 'tix', tix + qty)
     end
     fill_hold(h)
     return BR_OK

@@ -24,7 +24,9 @@ dir=$(mktemp -d)
 pidfile=$dir/redis.pid
 stop() {
   if [ -s "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
   fi
   rm -rf "$dir"
 }
