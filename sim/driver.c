@@ -1657,7 +1657,6 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
         }
     }
     st->sim_end_ms = d->t;
-    if (getenv("BR_SIM_DEBUG")) { for (uint32_t i = 0; i < d->s->event_count; i++) fprintf(stderr, "debug: event %u live_holds %u last_hold_n %u\n", i, d->ev[i].live_holds, d->ev[i].last_hold_n); }
     if (rc == BR_OK && d->io_error != 0) {
         rc = d->io_error;
     }
