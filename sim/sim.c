@@ -240,8 +240,9 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
         rc = BR_E_IO;
     }
     char reproduce[700];
-    snprintf(reproduce, sizeof reproduce, "bookingrush sim %s --seed %" PRIu64 "%s",
-             base->path, seed, a->swarm ? " --swarm" : "");
+    snprintf(reproduce, sizeof reproduce, "bookingrush sim %s --seed %" PRIu64 "%s%s%s",
+             base->path, seed, a->swarm ? " --swarm" : "", a->redis ? " --backend redis --redis " : "",
+             a->redis ? url : "");
     struct br_report r = {.mode = "sim",
                           .scenario = scn.name,
                           .path = base->path,
