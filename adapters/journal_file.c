@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "core/panic.h"
 #include "core/journal.h"
+#include "core/panic.h"
 
 enum { BUF_BYTES = 256 * 1024 };
 
@@ -52,10 +52,10 @@ struct br_journal_writer {
 
 struct br_journal_reader {
     int fd;
-    bool eof;          /* read(2) returned 0 */
-    long long base;    /* file offset of buf[0] */
-    size_t start;      /* first unread byte in buf */
-    size_t len;        /* bytes valid in buf */
+    bool eof;       /* read(2) returned 0 */
+    long long base; /* file offset of buf[0] */
+    size_t start;   /* first unread byte in buf */
+    size_t len;     /* bytes valid in buf */
     uint8_t buf[BUF_BYTES];
 };
 
@@ -101,9 +101,8 @@ static ssize_t read_some(int fd, uint8_t *p, size_t n)
 
 static bool config_equal(const struct br_config *a, const struct br_config *b)
 {
-    return a->seed == b->seed && a->events_max == b->events_max &&
-           a->users_max == b->users_max && a->members_max == b->members_max &&
-           a->queue_slots_max == b->queue_slots_max &&
+    return a->seed == b->seed && a->events_max == b->events_max && a->users_max == b->users_max &&
+           a->members_max == b->members_max && a->queue_slots_max == b->queue_slots_max &&
            a->queue_capacity_default == b->queue_capacity_default &&
            a->passes_max == b->passes_max && a->active_max == b->active_max &&
            a->holds_max == b->holds_max && a->seats_max == b->seats_max &&
@@ -243,7 +242,8 @@ int br_journal_writer_open(struct br_journal_writer **wp, const char *path,
     if (torn_at != NULL) {
         *torn_at = -1;
     }
-    if (path == NULL || cfg == NULL || strlen(path) >= sizeof((struct br_journal_writer *)0)->path) {
+    if (path == NULL || cfg == NULL ||
+        strlen(path) >= sizeof((struct br_journal_writer *)0)->path) {
         return BR_E_INVALID;
     }
     struct br_journal_writer *w = calloc(1, sizeof *w);
@@ -275,8 +275,9 @@ int br_journal_writer_open(struct br_journal_writer **wp, const char *path,
         if (torn_at != NULL) {
             *torn_at = good;
         }
-        fprintf(stderr, "bookingrush: journal: %s: cutting a torn tail at offset %lld (%lld bytes)\n",
-                path, good, file_len - good);
+        fprintf(stderr,
+                "bookingrush: journal: %s: cutting a torn tail at offset %lld (%lld bytes)\n", path,
+                good, file_len - good);
         if (ftruncate(w->fd, (off_t)good) != 0) {
             log_errno("truncate", path, errno);
             rc = BR_E_IO;
@@ -443,8 +444,8 @@ int br_journal_reader_open(struct br_journal_reader **rp, const char *path, stru
     return BR_OK;
 }
 
-int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd,
-                           struct br_outcome *out, bool *has_outcome, long long *offset)
+int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd, struct br_outcome *out,
+                           bool *has_outcome, long long *offset)
 {
     BR_ASSERT(r != NULL);
     if (r->len - r->start < BR_JOURNAL_RECORD_MAX + BR_JOURNAL_RECORD_HEAD && !r->eof) {
@@ -459,8 +460,8 @@ int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd,
         return 1;
     }
     size_t used = 0;
-    int rc = br_journal_record_decode(r->buf + r->start, r->len - r->start, cmd, out,
-                                      has_outcome, &used);
+    int rc = br_journal_record_decode(r->buf + r->start, r->len - r->start, cmd, out, has_outcome,
+                                      &used);
     if (rc != BR_OK) {
         return rc;
     }

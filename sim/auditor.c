@@ -35,18 +35,23 @@
 /* ---- model records ---- */
 
 enum a_pass_state { AP_LIVE = 1, AP_USED = 2, AP_EXPIRED = 3 };
-enum a_pay_state { AY_PENDING = 1, AY_FAILED = 2, AY_CONFIRMED = 3, AY_REFUND_PENDING = 4,
-                   AY_REFUNDED = 5 };
+enum a_pay_state {
+    AY_PENDING = 1,
+    AY_FAILED = 2,
+    AY_CONFIRMED = 3,
+    AY_REFUND_PENDING = 4,
+    AY_REFUNDED = 5
+};
 
 struct a_member {
-    uint32_t place;      /* place index + 1 while waiting (pre-queue or FIFO), else 0 */
-    uint8_t status;      /* enum br_queue_status, as the model has it */
-    uint8_t exists;      /* the backend has a member record (join, or reserve past opening) */
+    uint32_t place; /* place index + 1 while waiting (pre-queue or FIFO), else 0 */
+    uint8_t status; /* enum br_queue_status, as the model has it */
+    uint8_t exists; /* the backend has a member record (join, or reserve past opening) */
     uint8_t ever_joined;
     uint8_t pad;
-    uint32_t tickets;    /* held + confirmed seats (S3) */
-    uint32_t pass_n;     /* latest pass, 0 = none */
-    int64_t joined_ms;   /* when the current place was taken */
+    uint32_t tickets;  /* held + confirmed seats (S3) */
+    uint32_t pass_n;   /* latest pass, 0 = none */
+    int64_t joined_ms; /* when the current place was taken */
 };
 
 struct a_pass {
@@ -57,9 +62,9 @@ struct a_pass {
 
 struct a_hold {
     uint32_t user;
-    uint8_t zone;      /* 1-based */
+    uint8_t zone; /* 1-based */
     uint8_t qty;
-    uint8_t state;     /* enum br_hold_state */
+    uint8_t state; /* enum br_hold_state */
     uint8_t pad;
     int64_t deadline_ms;
     int64_t amount_minor;
@@ -84,13 +89,13 @@ struct a_event {
     struct br_event_spec spec;
     uint32_t held[BR_EVENT_ZONES_MAX];
     uint32_t sold[BR_EVENT_ZONES_MAX];
-    bool opened;        /* the opening shuffle has run (model) */
+    bool opened; /* the opening shuffle has run (model) */
     /* queue */
     uint32_t *place_user; /* place -> user id */
     uint32_t *fen;        /* Fenwick over places: 1 = waiting */
     uint32_t place_cap;   /* = spec.queue_capacity */
     uint32_t places;
-    uint32_t pre_end;     /* places taken before the opening */
+    uint32_t pre_end; /* places taken before the opening */
     uint32_t waiting;
     uint32_t pre_waiting;
     uint32_t live_passes;
@@ -113,7 +118,7 @@ struct a_event {
     struct hnode *heap;
     uint32_t heap_count, heap_cap;
     uint32_t live_holds;
-    uint8_t touched;    /* zones touched in this step (bit z-1) */
+    uint8_t touched; /* zones touched in this step (bit z-1) */
 };
 
 /* The first answer to (user, key): 40 bytes, one per fresh key (the
@@ -231,8 +236,7 @@ static bool check(struct br_auditor *a, int inv, bool ok)
 
 /* Records a violation of inv with entities; msg is printf-style. */
 static void violate(struct br_auditor *a, int inv, uint64_t event_id, uint64_t user_id,
-                    uint64_t hold_id, uint64_t payment_id, uint64_t pass_id, const char *fmt,
-                    ...)
+                    uint64_t hold_id, uint64_t payment_id, uint64_t pass_id, const char *fmt, ...)
 {
     a->violations[inv]++;
     if (a->has_first) {
@@ -269,8 +273,8 @@ static struct a_event *event_of(struct br_auditor *a, uint64_t event_id)
 }
 
 /* The entity n of an id, 0 when the id is not of this form or unknown. */
-static uint32_t id_n(const struct br_auditor *a, uint64_t id, uint32_t count_of_event(const struct a_event *),
-                     struct a_event **evp)
+static uint32_t id_n(const struct br_auditor *a, uint64_t id,
+                     uint32_t count_of_event(const struct a_event *), struct a_event **evp)
 {
     uint64_t eid = id >> 32;
     uint32_t n = (uint32_t)(id & 0xffffffffu);
@@ -595,8 +599,7 @@ static void fx_pass_expired(struct br_auditor *a, struct a_event *ev, const stru
     struct a_pass *p = &ev->passes[n - 1];
     if (!check(a, BR_INV_S4, p->state == AP_LIVE && p->user == fx->user_id)) {
         violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
-                "pass_expired for a pass that is not live (state %u) or not the user's",
-                p->state);
+                "pass_expired for a pass that is not live (state %u) or not the user's", p->state);
         return;
     }
     if (!by_leave && !check(a, BR_INV_S4, a->cmd->now_ms >= p->deadline_ms)) {
@@ -612,7 +615,8 @@ static void fx_pass_expired(struct br_auditor *a, struct a_event *ev, const stru
     }
 }
 
-static void check_queue_length(struct br_auditor *a, struct a_event *ev, const struct br_outcome *out)
+static void check_queue_length(struct br_auditor *a, struct a_event *ev,
+                               const struct br_outcome *out)
 {
     if (!check(a, BR_INV_S4, out->queue_length == ev->waiting)) {
         violate(a, BR_INV_S4, ev->id, a->cmd->user_id, 0, 0, 0,
@@ -651,7 +655,8 @@ static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct b
             violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
                     "a re-join kept a lapsed pass instead of expiring it");
         }
-        if (!check(a, BR_INV_S4, out->status == BR_QS_ADMITTED && out->ref == mkid(ev, m->pass_n))) {
+        if (!check(a, BR_INV_S4,
+                   out->status == BR_QS_ADMITTED && out->ref == mkid(ev, m->pass_n))) {
             violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
                     "a re-join of an admitted user answered status %s pass %" PRIu64,
                     br_queue_status_name(out->status), out->ref);
@@ -762,8 +767,8 @@ static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struc
 {
     const struct br_cmd *c = a->cmd;
     uint32_t n = (uint32_t)(fx->id & 0xffffffffu);
-    if (!check(a, BR_INV_S4, fx->event_id == ev->id && (fx->id >> 32) == ev->id &&
-                                 n == ev->pass_count + 1)) {
+    if (!check(a, BR_INV_S4,
+               fx->event_id == ev->id && (fx->id >> 32) == ev->id && n == ev->pass_count + 1)) {
         violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
                 "pass id %" PRIu64 " out of sequence (expected n = %u)", fx->id,
                 ev->pass_count + 1);
@@ -809,7 +814,8 @@ static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struc
         }
         if (!check(a, BR_INV_S4, inversion == 0)) {
             violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
-                    "pass issued out of queue order: %" PRIu64 " users who joined earlier still wait",
+                    "pass issued out of queue order: %" PRIu64
+                    " users who joined earlier still wait",
                     inversion);
         }
         record_wait(a, c->now_ms - m->joined_ms);
@@ -861,8 +867,8 @@ static void on_admit(struct br_auditor *a, const struct br_cmd *c, const struct 
     }
     /* The admitter admits min(max_active - active, admit_per_tick) when that
      * many wait (once the sale is open). */
-    uint32_t want = room_after_expiry < ev->spec.admit_per_tick ? room_after_expiry
-                                                                 : ev->spec.admit_per_tick;
+    uint32_t want =
+        room_after_expiry < ev->spec.admit_per_tick ? room_after_expiry : ev->spec.admit_per_tick;
     if (want > waiting_after_expiry) {
         want = waiting_after_expiry;
     }
@@ -961,10 +967,11 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
                             "IDEMPOTENCY_CONFLICT",
                             key, br_err_name(out->err));
                 }
-            } else if (!check(a, BR_INV_S9, out->err == r->err &&
-                                                (r->hold_id == 0 || out->id == r->hold_id))) {
+            } else if (!check(a, BR_INV_S9,
+                              out->err == r->err && (r->hold_id == 0 || out->id == r->hold_id))) {
                 violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
-                        "key %" PRIu64 " answered %s hold %" PRIu64 "; first answer was %s hold %" PRIu64,
+                        "key %" PRIu64 " answered %s hold %" PRIu64
+                        "; first answer was %s hold %" PRIu64,
                         key, br_err_name(out->err), out->id, br_err_name(r->err), r->hold_id);
             }
             if (out->err == BR_OK && r->hold_id != 0 && out->id == r->hold_id) {
@@ -1003,11 +1010,11 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
         if (ev->spec.requires_pass) {
             if (!check(a, BR_INV_S4, pass_ok)) {
                 violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
-                        "user %" PRIu64 " holds seats without a live pass of their own (pass %" PRIu64
-                        ": %s)",
+                        "user %" PRIu64
+                        " holds seats without a live pass of their own (pass %" PRIu64 ": %s)",
                         c->user_id, pass_id,
-                        pass_id == 0 ? "none"
-                        : p == NULL  ? "unknown"
+                        pass_id == 0            ? "none"
+                        : p == NULL             ? "unknown"
                         : p->user != c->user_id ? "another user's"
                         : p->state == AP_USED   ? "already used"
                                                 : "expired");
@@ -1023,7 +1030,8 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
         }
         if (!check(a, BR_INV_S1, qty <= avail)) {
             violate(a, BR_INV_S1, ev->id, c->user_id, out->id, 0, pass_id,
-                    "oversell: hold of %u seats in zone %u with %" PRId64 " available (capacity %u, held "
+                    "oversell: hold of %u seats in zone %u with %" PRId64
+                    " available (capacity %u, held "
                     "%u, sold %u)",
                     qty, zone, avail, ev->spec.zones[zi].capacity, ev->held[zi], ev->sold[zi]);
         }
@@ -1066,8 +1074,8 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
     } else if (out->err == BR_E_SOLD_OUT) {
         if (!check(a, BR_INV_S1, avail < qty)) {
             violate(a, BR_INV_S1, ev->id, c->user_id, 0, 0, pass_id,
-                    "SOLD_OUT for %u seats in zone %u while the model has %" PRId64 " available", qty, zone,
-                    avail);
+                    "SOLD_OUT for %u seats in zone %u while the model has %" PRId64 " available",
+                    qty, zone, avail);
         }
     } else if (out->err == BR_E_LIMIT_EXCEEDED) {
         if (!check(a, BR_INV_S3, m->tickets + qty > ev->spec.per_user_limit)) {
@@ -1163,8 +1171,8 @@ static void on_sweep(struct br_auditor *a, const struct br_cmd *c, const struct 
         expired++;
     }
     if (!check(a, BR_INV_S7, expired == out->count && out->count <= c->u.sweep.max)) {
-        violate(a, BR_INV_S7, ev->id, 0, 0, 0, 0, "sweep count %u but %u holds expired",
-                out->count, expired);
+        violate(a, BR_INV_S7, ev->id, 0, 0, 0, 0, "sweep count %u but %u holds expired", out->count,
+                expired);
     }
     if (out->count < c->u.sweep.max) {
         const struct hnode *t = heap_live_top(ev);
@@ -1193,7 +1201,8 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
     }
     struct a_event *ev = NULL;
     struct a_hold *h = hold_of(a, c->u.payment_create.hold_id, &ev);
-    if (!check(a, BR_INV_S6, h != NULL && h->user == c->user_id && out->ref == c->u.payment_create.hold_id)) {
+    if (!check(a, BR_INV_S6,
+               h != NULL && h->user == c->user_id && out->ref == c->u.payment_create.hold_id)) {
         violate(a, BR_INV_S6, ev ? ev->id : 0, c->user_id, c->u.payment_create.hold_id, out->id, 0,
                 "payment opened for a hold that is unknown or another user's");
         return;
@@ -1216,7 +1225,8 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
         struct a_event *pev = NULL;
         struct a_pay *p = pay_of(a, out->id, &pev);
         /* The same open payment again: it must be this hold's and pending. */
-        if (!check(a, BR_INV_S5, p != NULL && pev == ev && p->hold_n == hn && p->state == AY_PENDING)) {
+        if (!check(a, BR_INV_S5,
+                   p != NULL && pev == ev && p->hold_n == hn && p->state == AY_PENDING)) {
             violate(a, BR_INV_S5, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
                     "payment_create returned payment %" PRIu64
                     " that is neither new nor this hold's open payment",
@@ -1230,8 +1240,9 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                 h->amount_minor);
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (!check(a, BR_INV_S8, fx[i].kind == BR_FX_PROVIDER_CHARGE && fx[i].id == out->id &&
-                                     fx[i].amount_minor == h->amount_minor)) {
+        if (!check(a, BR_INV_S8,
+                   fx[i].kind == BR_FX_PROVIDER_CHARGE && fx[i].id == out->id &&
+                       fx[i].amount_minor == h->amount_minor)) {
             violate(a, BR_INV_S8, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
                     "payment_create emitted %s for %" PRIu64 " amount %" PRId64,
                     br_effect_name(fx[i].kind), fx[i].id, fx[i].amount_minor);
@@ -1284,8 +1295,8 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             a->funnel.declined++;
         }
         if (!check(a, BR_INV_S6, n == 0)) {
-            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
-                    "a failed payment event emitted %s", br_effect_name(fx[0].kind));
+            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a failed payment event emitted %s",
+                    br_effect_name(fx[0].kind));
         }
         return;
     }
@@ -1349,16 +1360,17 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             a->confirmed_value += h->amount_minor;
             a->funnel.confirmed++;
             confirmed = true;
-            if (!check(a, BR_INV_S1, ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
-                                         ev->spec.zones[h->zone - 1].capacity)) {
+            if (!check(a, BR_INV_S1,
+                       ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
+                           ev->spec.zones[h->zone - 1].capacity)) {
                 violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
                         "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
                         h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
                         ev->spec.zones[h->zone - 1].capacity);
             }
         } else if (f->kind == BR_FX_PROVIDER_REFUND) {
-            if (!check(a, BR_INV_S6, f->id == pid && !live && !refunding &&
-                                         f->amount_minor == p->amount_minor)) {
+            if (!check(a, BR_INV_S6,
+                       f->id == pid && !live && !refunding && f->amount_minor == p->amount_minor)) {
                 violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
                         "payment %" PRIu64 " refunded although its hold %" PRIu64
                         " was live (%s, deadline %" PRId64 ", now %" PRId64 ")",
@@ -1375,9 +1387,8 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
         }
     }
     if (!check(a, BR_INV_S6, confirmed != refunding)) {
-        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
-                "a successful payment was %s", confirmed ? "confirmed and refunded"
-                                                         : "neither confirmed nor refunded");
+        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a successful payment was %s",
+                confirmed ? "confirmed and refunded" : "neither confirmed nor refunded");
     }
     s8_balance(a, ev->id, pid);
 }
@@ -1429,9 +1440,9 @@ static void on_saga_step(struct br_auditor *a, const struct br_cmd *c, const str
     for (uint32_t i = 0; i < n; i++) {
         struct a_event *ev = NULL;
         struct a_pay *p = pay_of(a, fx[i].id, &ev);
-        if (!check(a, BR_INV_S6, fx[i].kind == BR_FX_PROVIDER_REFUND && p != NULL &&
-                                     p->state == AY_REFUND_PENDING &&
-                                     fx[i].amount_minor == p->amount_minor)) {
+        if (!check(a, BR_INV_S6,
+                   fx[i].kind == BR_FX_PROVIDER_REFUND && p != NULL &&
+                       p->state == AY_REFUND_PENDING && fx[i].amount_minor == p->amount_minor)) {
             violate(a, BR_INV_S6, ev ? ev->id : 0, fx[i].user_id, fx[i].ref, fx[i].id, 0,
                     "saga_step re-emitted %s for payment %" PRIu64 " which owes no refund",
                     br_effect_name(fx[i].kind), fx[i].id);
@@ -1442,7 +1453,8 @@ static void on_saga_step(struct br_auditor *a, const struct br_cmd *c, const str
     }
 }
 
-static void on_event_create(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out)
+static void on_event_create(struct br_auditor *a, const struct br_cmd *c,
+                            const struct br_outcome *out)
 {
     if (out->err != BR_OK) {
         return;
@@ -1614,7 +1626,8 @@ void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liv
             if (p->succeeded &&
                 !check(a, BR_INV_S6, p->state == AY_CONFIRMED || p->state == AY_REFUNDED)) {
                 violate(a, BR_INV_S6, ev->id, ev->holds[p->hold_n - 1].user, mkid(ev, p->hold_n),
-                        mkid(ev, n + 1), 0, "a successful payment ended %s, not confirmed or refunded",
+                        mkid(ev, n + 1), 0,
+                        "a successful payment ended %s, not confirmed or refunded",
                         p->state == AY_REFUND_PENDING ? "refund_pending" : "unresolved");
             }
         }
@@ -1622,8 +1635,8 @@ void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liv
             check(a, BR_INV_S1, true);
         }
     }
-    if (!check(a, BR_INV_S8, a->charged - a->refunded_done == a->confirmed_value ||
-                                 l->refunds_owed > 0)) {
+    if (!check(a, BR_INV_S8,
+               a->charged - a->refunded_done == a->confirmed_value || l->refunds_owed > 0)) {
         violate(a, BR_INV_S8, 0, 0, 0, 0, 0,
                 "at the end charges %" PRId64 " - refunds %" PRId64 " != confirmed value %" PRId64,
                 a->charged, a->refunded_done, a->confirmed_value);

@@ -64,11 +64,11 @@ const char *br_inv_name(int inv);
 const char *br_inv_title(int inv);
 
 struct br_violation {
-    int inv;            /* enum br_inv */
-    uint64_t step;      /* 1-based index of the command in the run */
-    int64_t now_ms;     /* the command's clock */
+    int inv;        /* enum br_inv */
+    uint64_t step;  /* 1-based index of the command in the run */
+    int64_t now_ms; /* the command's clock */
     uint8_t cmd_type;
-    uint64_t event_id;  /* entities involved; 0 = none */
+    uint64_t event_id; /* entities involved; 0 = none */
     uint64_t user_id;
     uint64_t hold_id;
     uint64_t payment_id;
@@ -77,14 +77,14 @@ struct br_violation {
 };
 
 struct br_audit_funnel {
-    uint64_t joined;    /* distinct (event, user) that joined a queue */
-    uint64_t admitted;  /* passes issued */
-    uint64_t held;      /* holds created */
+    uint64_t joined;   /* distinct (event, user) that joined a queue */
+    uint64_t admitted; /* passes issued */
+    uint64_t held;     /* holds created */
     uint64_t confirmed;
     uint64_t expired;
     uint64_t cancelled;
-    uint64_t refunded;  /* refunds completed */
-    uint64_t declined;  /* payments that failed */
+    uint64_t refunded; /* refunds completed */
+    uint64_t declined; /* payments that failed */
 };
 
 struct br_audit_liveness {

@@ -46,17 +46,17 @@ enum {
 enum proc { P_API = 0, P_ADMITTER = 1, P_SWEEPER = 2, P_SAGA = 3, P_COUNT = 4 };
 
 enum action_kind {
-    A_ARRIVAL = 1,   /* the next person in arrival order arrives */
-    A_USER,          /* a person's next step (gen-checked) */
-    A_JOIN_DUP,      /* a second click or another tab joins again */
-    A_RESERVE_DUP,   /* the same reserve again (x = pass, y = key, a8 = zone, b8 = qty) */
-    A_RESERVE_TAB,   /* another tab's reserve (x = pass, a8 = zone, b8 = qty) */
-    A_PAY_DUP,       /* the same payment_create again (x = hold) */
-    A_ADMIT_TICK,    /* who = event index */
-    A_SWEEP_TICK,    /* who = event index */
+    A_ARRIVAL = 1, /* the next person in arrival order arrives */
+    A_USER,        /* a person's next step (gen-checked) */
+    A_JOIN_DUP,    /* a second click or another tab joins again */
+    A_RESERVE_DUP, /* the same reserve again (x = pass, y = key, a8 = zone, b8 = qty) */
+    A_RESERVE_TAB, /* another tab's reserve (x = pass, a8 = zone, b8 = qty) */
+    A_PAY_DUP,     /* the same payment_create again (x = hold) */
+    A_ADMIT_TICK,  /* who = event index */
+    A_SWEEP_TICK,  /* who = event index */
     A_SAGA_TICK,
-    A_CHARGE,        /* the provider receives a charge (x = payment) */
-    A_WEBHOOK,       /* a delivery (x = payment, y = provider event id, a8 = succeeded, b8 = attempt) */
+    A_CHARGE,  /* the provider receives a charge (x = payment) */
+    A_WEBHOOK, /* a delivery (x = payment, y = provider event id, a8 = succeeded, b8 = attempt) */
     A_REFUND_CALL,   /* the saga worker calls the provider's refund (x = payment) */
     A_REFUND_RESULT, /* ... and records the answer (x = payment, a8 = ok) */
     A_CRASH,         /* who = worker */
@@ -68,29 +68,29 @@ enum action_kind {
 enum phase { PH_NEW = 0, PH_QUEUED, PH_ADMITTED, PH_HELD, PH_PAYING, PH_DONE };
 
 enum trait {
-    T_PATIENCE = 1u << 0,  /* gives up waiting in the queue */
-    T_DOUBLE = 1u << 1,    /* double-clicks */
-    T_TABS = 1u << 2,      /* several tabs */
-    T_GREEDY = 1u << 3,    /* asks past the limit */
-    T_SILENT = 1u << 4,    /* leaves by closing the tab */
-    T_FRESH = 1u << 5,     /* holds a pass it has not used yet: looks at the page first */
+    T_PATIENCE = 1u << 0, /* gives up waiting in the queue */
+    T_DOUBLE = 1u << 1,   /* double-clicks */
+    T_TABS = 1u << 2,     /* several tabs */
+    T_GREEDY = 1u << 3,   /* asks past the limit */
+    T_SILENT = 1u << 4,   /* leaves by closing the tab */
+    T_FRESH = 1u << 5,    /* holds a pass it has not used yet: looks at the page first */
 };
 
 struct person {
-    uint32_t gen;       /* bumps invalidate scheduled A_USER actions */
-    uint8_t phase;      /* enum phase */
-    uint8_t event;      /* event index */
-    uint8_t traits;     /* enum trait */
-    uint8_t tabs;       /* tabs open (1 = one) */
-    uint8_t rejoins;    /* budget used */
+    uint32_t gen;    /* bumps invalidate scheduled A_USER actions */
+    uint8_t phase;   /* enum phase */
+    uint8_t event;   /* event index */
+    uint8_t traits;  /* enum trait */
+    uint8_t tabs;    /* tabs open (1 = one) */
+    uint8_t rejoins; /* budget used */
     uint8_t reserves;
     uint8_t pays;
-    uint8_t sold_mask;  /* zones this person saw sold out */
-    uint8_t zone;       /* zone being tried (1-based) */
+    uint8_t sold_mask; /* zones this person saw sold out */
+    uint8_t zone;      /* zone being tried (1-based) */
     uint8_t qty;
-    uint8_t bought;     /* seats confirmed */
+    uint8_t bought; /* seats confirmed */
     uint8_t pad;
-    uint32_t key_seq;   /* idempotency keys drawn */
+    uint32_t key_seq; /* idempotency keys drawn */
     uint64_t pass_id;
     int64_t pass_deadline_ms; /* absolute, as issued */
     uint64_t hold_id;
@@ -99,8 +99,8 @@ struct person {
 };
 
 struct bot {
-    uint32_t left;      /* requests left */
-    uint64_t pass_id;   /* a pass issued to the bot, if any */
+    uint32_t left;    /* requests left */
+    uint64_t pass_id; /* a pass issued to the bot, if any */
     uint64_t last_key;
     uint32_t last_zone;
 };
@@ -109,10 +109,10 @@ struct bot {
 struct pay_rec {
     uint64_t hold_id;
     int64_t amount_minor;
-    uint32_t user;      /* user id */
-    uint8_t charged;    /* the charge was received (the provider de-duplicates by payment id) */
-    uint8_t captured;   /* money taken */
-    uint8_t refunded;   /* money given back */
+    uint32_t user;    /* user id */
+    uint8_t charged;  /* the charge was received (the provider de-duplicates by payment id) */
+    uint8_t captured; /* money taken */
+    uint8_t refunded; /* money given back */
 };
 
 struct drv_event {
@@ -131,7 +131,7 @@ struct drv_event {
 
 struct worker_state {
     bool down;
-    bool crash_armed;    /* the next command is the crash point */
+    bool crash_armed; /* the next command is the crash point */
     int64_t down_until;
 };
 
@@ -140,8 +140,8 @@ struct drv {
     const struct br_scenario *s;
     struct br_driver_stats *st;
     struct br_evq q;
-    int64_t t;                      /* simulated now (ms since start) */
-    int64_t offset[P_COUNT];        /* clock skew per process */
+    int64_t t;               /* simulated now (ms since start) */
+    int64_t offset[P_COUNT]; /* clock skew per process */
     struct worker_state w[BR_WORKER_COUNT];
     bool faults_on;
     struct br_rng r_beh, r_prov, r_fault, r_bot, r_clock;
@@ -149,27 +149,26 @@ struct drv {
     uint32_t users;
     struct bot *bots;
     uint64_t first_bot_id;
-    uint64_t *arrivals;             /* (t << 22 | user), sorted */
+    uint64_t *arrivals; /* (t << 22 | user), sorted */
     uint32_t next_arrival;
     struct drv_event ev[BR_SCN_EVENTS_MAX];
-    uint32_t refunds_pending;       /* as the driver counts them */
+    uint32_t refunds_pending; /* as the driver counts them */
     bool saga_scheduled;
-    int64_t saga_idle_ms;           /* the saga's polling interval while nothing was due */
-    uint64_t recent_passes[64];     /* for bots to steal */
+    int64_t saga_idle_ms;       /* the saga's polling interval while nothing was due */
+    uint64_t recent_passes[64]; /* for bots to steal */
     uint32_t recent_count;
-    uint64_t holds_used;            /* holds the backend created (ids are sequential) */
+    uint64_t holds_used; /* holds the backend created (ids are sequential) */
     uint64_t payments_used;
-    uint64_t idem_used;             /* reserves sent with a fresh key */
+    uint64_t idem_used; /* reserves sent with a fresh key */
     bool stop;
     int io_error;
-    struct br_cmd cmd;              /* scratch */
+    struct br_cmd cmd; /* scratch */
 };
 
 static const char *const fault_names[BR_FAULT_COUNT] = {
-    "admitter_crash",   "sweeper_crash",     "saga_crash",     "lost_after_step",
-    "webhook_duplicate", "webhook_reorder",  "webhook_late",   "webhook_retry",
-    "payment_decline",  "payment_timeout",   "refund_failure", "clock_skew",
-    "double_click",     "extra_tab",         "bot_request",
+    "admitter_crash",  "sweeper_crash", "saga_crash",    "lost_after_step", "webhook_duplicate",
+    "webhook_reorder", "webhook_late",  "webhook_retry", "payment_decline", "payment_timeout",
+    "refund_failure",  "clock_skew",    "double_click",  "extra_tab",       "bot_request",
 };
 
 const char *br_fault_name(int f)
@@ -221,8 +220,14 @@ static int64_t now_of(const struct drv *d, enum proc p)
 static void push(struct drv *d, int64_t at, uint8_t kind, uint32_t who, uint32_t gen, uint64_t x,
                  uint64_t y, uint8_t a8, uint8_t b8)
 {
-    struct br_action a = {.at_ms = at < d->t ? d->t : at, .kind = kind, .who = who, .gen = gen,
-                          .x = x, .y = y, .a8 = a8, .b8 = b8};
+    struct br_action a = {.at_ms = at < d->t ? d->t : at,
+                          .kind = kind,
+                          .who = who,
+                          .gen = gen,
+                          .x = x,
+                          .y = y,
+                          .a8 = a8,
+                          .b8 = b8};
     br_evq_push(&d->q, &a);
 }
 
@@ -506,7 +511,7 @@ static uint32_t pick_zone(struct drv *d, uint32_t u)
     double w[BR_EVENT_ZONES_MAX];
     uint32_t open = 0;
     for (uint32_t z = 0; z < sp->zone_count; z++) {
-        w[z] = (pp->sold_mask & (1u << z)) ? 0.0
+        w[z] = (pp->sold_mask & (1u << z))       ? 0.0
                : d->s->crowd.zone_weights[z] > 0 ? d->s->crowd.zone_weights[z]
                                                  : 1.0;
         open += w[z] > 0;
@@ -694,7 +699,8 @@ static void send_reserve(struct drv *d, uint32_t u)
         /* Everything this person tried was sold out: wait for returned
          * seats, or give up. */
         pp->sold_mask = 0;
-        if (br_rng_chance(&d->r_beh, sc->rejoin_fraction) && pp->reserves + 1u < sc->reserve_attempts_max) {
+        if (br_rng_chance(&d->r_beh, sc->rejoin_fraction) &&
+            pp->reserves + 1u < sc->reserve_attempts_max) {
             if (sp->requires_pass && now_of(d, P_API) + 20000 >= pp->pass_deadline_ms) {
                 maybe_rejoin(d, u, 20000 + (int64_t)br_rng_below(&d->r_beh, 60000));
             } else {
@@ -729,8 +735,8 @@ static void send_reserve(struct drv *d, uint32_t u)
         for (uint32_t tab = 1; tab < pp->tabs && pp->reserves < sc->reserve_attempts_max; tab++) {
             pp->reserves++; /* each tab's key is an attempt of the budget */
             uint8_t tz = (uint8_t)(1 + br_rng_below(&d->r_beh, sp->zone_count));
-            push(d, d->t + (int64_t)br_rng_below(&d->r_beh, 2000), A_RESERVE_TAB, u, 0, pass, 0,
-                 tz, qty);
+            push(d, d->t + (int64_t)br_rng_below(&d->r_beh, 2000), A_RESERVE_TAB, u, 0, pass, 0, tz,
+                 qty);
             d->st->faults[BR_FAULT_EXTRA_TAB]++;
         }
     }
@@ -961,8 +967,8 @@ static void bot_step(struct drv *d, uint32_t b)
         if (what == 3) {
             c->u.reserve.pass_id = ev->id << 32 | (1 + br_rng_below(&d->r_bot, 1000));
         } else if (what == 4 && d->recent_count > 0) {
-            c->u.reserve.pass_id =
-                d->recent_passes[br_rng_below(&d->r_bot, d->recent_count < 64 ? d->recent_count : 64)];
+            c->u.reserve.pass_id = d->recent_passes[br_rng_below(
+                &d->r_bot, d->recent_count < 64 ? d->recent_count : 64)];
         } else if (what == 5 && bt->pass_id != 0) {
             c->u.reserve.pass_id = bt->pass_id; /* its own, maybe used or lapsed */
             c->u.reserve.quantity = sp->per_user_limit + 1;
@@ -1007,8 +1013,9 @@ static void bot_step(struct drv *d, uint32_t b)
     }
     }
     if (bt->left > 0 && !d->stop) {
-        push(d, d->t + d->s->crowd.bot_interval_ms / 2 +
-                    (int64_t)br_rng_below(&d->r_bot, (uint64_t)d->s->crowd.bot_interval_ms + 1),
+        push(d,
+             d->t + d->s->crowd.bot_interval_ms / 2 +
+                 (int64_t)br_rng_below(&d->r_bot, (uint64_t)d->s->crowd.bot_interval_ms + 1),
              A_BOT, b, 0, 0, 0, 0, 0);
     }
 }
@@ -1021,16 +1028,15 @@ static uint64_t provider_event_id(uint64_t payment_id, uint32_t k)
     return v ? v : 1;
 }
 
-static void schedule_webhook(struct drv *d, uint64_t payment_id, uint64_t peid, bool ok,
-                             int64_t at)
+static void schedule_webhook(struct drv *d, uint64_t payment_id, uint64_t peid, bool ok, int64_t at)
 {
     push(d, at, A_WEBHOOK, 0, 0, payment_id, peid, ok ? 1 : 0, 0);
     if (br_rng_chance(&d->r_prov, d->s->payments.duplicate_rate)) {
         /* The provider delivers the same event again (its retry logic, or
          * ours acknowledging too slowly). */
         d->st->faults[BR_FAULT_WEBHOOK_DUPLICATE]++;
-        push(d, at + range_draw(&d->r_prov, d->s->payments.latency_ms), A_WEBHOOK, 0, 0,
-             payment_id, peid, ok ? 1 : 0, 0);
+        push(d, at + range_draw(&d->r_prov, d->s->payments.latency_ms), A_WEBHOOK, 0, 0, payment_id,
+             peid, ok ? 1 : 0, 0);
     }
 }
 
@@ -1198,8 +1204,9 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
             }
             /* The notification reaches the browser, or (the admitter died
              * before publishing it) the next position poll finds the pass. */
-            int64_t seen = lost ? (int64_t)br_rng_below(&d->r_beh, (uint64_t)d->s->crowd.poll_ms + 1)
-                                : range_draw(&d->r_beh, d->s->crowd.notify_ms);
+            int64_t seen = lost
+                               ? (int64_t)br_rng_below(&d->r_beh, (uint64_t)d->s->crowd.poll_ms + 1)
+                               : range_draw(&d->r_beh, d->s->crowd.notify_ms);
             push_user(d, u, d->t + seen + range_draw(&d->r_beh, d->s->crowd.think_ms) / 4);
             break;
         }
@@ -1218,8 +1225,8 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
                 r->amount_minor = f->amount_minor;
                 r->user = (uint32_t)f->user_id;
             }
-            push(d, d->t + 50 + (int64_t)br_rng_below(&d->r_prov, 450), A_CHARGE, 0, 0, f->id, 0,
-                 0, 0);
+            push(d, d->t + 50 + (int64_t)br_rng_below(&d->r_prov, 450), A_CHARGE, 0, 0, f->id, 0, 0,
+                 0);
             break;
         }
         case BR_FX_PROVIDER_REFUND:
@@ -1240,9 +1247,8 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
             if (ev != NULL && ev->live_holds > 0) {
                 ev->live_holds--;
             }
-            for (uint32_t z = 0; ev != NULL && f->kind == BR_FX_BOOKING_EXPIRED &&
-                                 z < BR_EVENT_ZONES_MAX;
-                 z++) {
+            for (uint32_t z = 0;
+                 ev != NULL && f->kind == BR_FX_BOOKING_EXPIRED && z < BR_EVENT_ZONES_MAX; z++) {
                 ev->soldout_t[z] = -1; /* seats came back */
             }
             break;
@@ -1323,7 +1329,8 @@ static void saga_tick(struct drv *d)
 static void draw_offset(struct drv *d, enum proc p)
 {
     int64_t skew = d->s->clock_skew_ms;
-    d->offset[p] = skew > 0 ? (int64_t)br_rng_below(&d->r_clock, (uint64_t)(2 * skew + 1)) - skew : 0;
+    d->offset[p] =
+        skew > 0 ? (int64_t)br_rng_below(&d->r_clock, (uint64_t)(2 * skew + 1)) - skew : 0;
     if (d->offset[p] != 0) {
         d->st->faults[BR_FAULT_CLOCK_SKEW]++;
     }
@@ -1437,8 +1444,8 @@ static int setup(struct drv *d)
     uint64_t people = (uint64_t)d->users + s->crowd.bots;
     for (uint64_t i = 0; i < people && !d->stop; i++) {
         struct br_cmd *c = cmd_new(d, BR_CMD_USER_REGISTER, P_API, 0);
-        snprintf(c->u.user_register.email, sizeof c->u.user_register.email, "%s%" PRIu64 "@sim.test",
-                 i < d->users ? "u" : "bot", i + 1);
+        snprintf(c->u.user_register.email, sizeof c->u.user_register.email,
+                 "%s%" PRIu64 "@sim.test", i < d->users ? "u" : "bot", i + 1);
         snprintf(c->u.user_register.name, sizeof c->u.user_register.name, "%s %" PRIu64,
                  i < d->users ? "Person" : "Bot", i + 1);
         uint64_t h = br_mix64(i + 1);
@@ -1446,7 +1453,8 @@ static int setup(struct drv *d)
         memcpy(c->u.user_register.salt, &h, sizeof h);
         c->u.user_register.role = BR_ROLE_CUSTOMER;
         if (!apply(d, P_API, false, &ap) || ap.out.err != BR_OK || ap.out.id != i + 1) {
-            fprintf(stderr, "bookingrush: sim: user_register failed: %s\n", br_err_name(ap.out.err));
+            fprintf(stderr, "bookingrush: sim: user_register failed: %s\n",
+                    br_err_name(ap.out.err));
             free(tmp);
             return ap.out.err != BR_OK ? ap.out.err : BR_E_INVALID;
         }
@@ -1505,8 +1513,8 @@ static void crash(struct drv *d, uint32_t w)
     if (w == BR_WORKER_ADMITTER || w == BR_WORKER_SWEEPER) {
         idle = true;
         for (uint32_t i = 0; i < d->s->event_count; i++) {
-            idle = idle && !(w == BR_WORKER_ADMITTER ? d->ev[i].admit_scheduled
-                                                     : d->ev[i].sweep_scheduled);
+            idle = idle &&
+                   !(w == BR_WORKER_ADMITTER ? d->ev[i].admit_scheduled : d->ev[i].sweep_scheduled);
         }
     }
     if (idle) {
@@ -1684,8 +1692,10 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
                 d->ev[i].live_holds != 0) {
                 /* The driver's own bookkeeping (it decides when the sweeper
                  * may sleep) disagrees with the auditor: a simulator bug. */
-                fprintf(stderr, "bookingrush: sim: internal: event %u: driver counts %u live holds, "
-                                "the auditor none\n", i, d->ev[i].live_holds);
+                fprintf(stderr,
+                        "bookingrush: sim: internal: event %u: driver counts %u live holds, "
+                        "the auditor none\n",
+                        i, d->ev[i].live_holds);
             }
         }
         st->converged = drained && st->live.converged && br_auditor_violations(o->auditor) == 0;
@@ -1693,7 +1703,8 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
         if (!drained) {
             char msg[200];
             snprintf(msg, sizeof msg,
-                     "not settled %" PRId64 " ms after the faults stopped (%u actions still pending)",
+                     "not settled %" PRId64
+                     " ms after the faults stopped (%u actions still pending)",
                      d->s->drain_max_ms, d->q.count);
             br_auditor_report(o->auditor, BR_INV_L1, msg);
         }

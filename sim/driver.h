@@ -42,15 +42,15 @@ enum br_fault {
     BR_FAULT_ADMITTER_CRASH = 0,
     BR_FAULT_SWEEPER_CRASH,
     BR_FAULT_SAGA_CRASH,
-    BR_FAULT_LOST_AFTER_STEP,   /* a crash landed between a command and its follow-up */
+    BR_FAULT_LOST_AFTER_STEP, /* a crash landed between a command and its follow-up */
     BR_FAULT_WEBHOOK_DUPLICATE,
     BR_FAULT_WEBHOOK_REORDER,
     BR_FAULT_WEBHOOK_LATE,
-    BR_FAULT_WEBHOOK_RETRY,     /* a delivery failed (saga down) and was retried */
+    BR_FAULT_WEBHOOK_RETRY, /* a delivery failed (saga down) and was retried */
     BR_FAULT_PAYMENT_DECLINE,
     BR_FAULT_PAYMENT_TIMEOUT,
     BR_FAULT_REFUND_FAILURE,
-    BR_FAULT_CLOCK_SKEW,        /* processes started with a skewed clock */
+    BR_FAULT_CLOCK_SKEW, /* processes started with a skewed clock */
     BR_FAULT_DOUBLE_CLICK,
     BR_FAULT_EXTRA_TAB,
     BR_FAULT_BOT_REQUEST,
@@ -63,11 +63,11 @@ struct br_driver_stats {
     uint64_t commands;
     uint64_t by_type[BR_CMD_TYPE_COUNT];
     uint64_t faults[BR_FAULT_COUNT];
-    uint64_t users;             /* people simulated (bots excluded) */
-    int64_t sim_end_ms;         /* simulated time of the last action (since t = 0) */
-    int64_t faults_end_ms;      /* when the last fault ended */
-    bool converged;             /* everything settled before the drain limit */
-    int64_t converge_ms;        /* from the end of the faults to the last action */
+    uint64_t users;        /* people simulated (bots excluded) */
+    int64_t sim_end_ms;    /* simulated time of the last action (since t = 0) */
+    int64_t faults_end_ms; /* when the last fault ended */
+    bool converged;        /* everything settled before the drain limit */
+    int64_t converge_ms;   /* from the end of the faults to the last action */
     bool stopped_on_violation;
     uint64_t capacity_refusals; /* steps given up because an engine table was at its cap */
     int64_t provider_captured;  /* money the provider took (its own ledger) */
@@ -76,13 +76,13 @@ struct br_driver_stats {
 };
 
 struct br_driver_opts {
-    const struct br_scenario *scn;    /* configured (br_scenario_config ran on it) */
-    const struct br_config *cfg;      /* the engine's capacities: the driver stays within */
+    const struct br_scenario *scn; /* configured (br_scenario_config ran on it) */
+    const struct br_config *cfg;   /* the engine's capacities: the driver stays within */
     uint64_t seed;
     struct br_backend *backend;
     struct br_auditor *auditor;
     struct br_journal_writer *record; /* NULL: no record */
-    uint32_t self_check_every;        /* run the backend's self-check every N commands (0 = never) */
+    uint32_t self_check_every; /* run the backend's self-check every N commands (0 = never) */
 };
 
 /* Runs the scenario to the end. Returns BR_OK (the stats say whether a

@@ -22,22 +22,22 @@
 #include <stdint.h>
 
 struct br_action {
-    int64_t at_ms;  /* simulated time (ms since the scenario's start) */
-    uint8_t kind;   /* the driver's action kind */
-    uint8_t a8;     /* small arguments, meaning per kind */
+    int64_t at_ms; /* simulated time (ms since the scenario's start) */
+    uint8_t kind;  /* the driver's action kind */
+    uint8_t a8;    /* small arguments, meaning per kind */
     uint8_t b8;
     uint8_t c8;
-    uint32_t who;   /* a user index, worker or event index */
-    uint32_t gen;   /* generation: stale user actions are dropped */
+    uint32_t who;       /* a user index, worker or event index */
+    uint32_t gen;       /* generation: stale user actions are dropped */
     uint32_t next_free; /* pool free list (internal) */
-    uint64_t x;     /* an id (pass, hold, payment) */
-    uint64_t y;     /* a second id (idempotency key, provider event id) */
+    uint64_t x;         /* an id (pass, hold, payment) */
+    uint64_t y;         /* a second id (idempotency key, provider event id) */
 };
 
 struct br_evq_key {
     int64_t at_ms;
-    uint32_t seq;   /* push order (wraps after 2^32 pushes: asserted against) */
-    uint32_t slot;  /* index in the pool */
+    uint32_t seq;  /* push order (wraps after 2^32 pushes: asserted against) */
+    uint32_t slot; /* index in the pool */
 };
 
 struct br_evq {
@@ -46,8 +46,8 @@ struct br_evq {
     uint32_t cap;
     struct br_action *pool;
     uint32_t pool_cap;
-    uint32_t free_head;  /* slot + 1 of the first free pool entry, 0 = none */
-    uint32_t pool_used;  /* entries ever handed out */
+    uint32_t free_head; /* slot + 1 of the first free pool entry, 0 = none */
+    uint32_t pool_used; /* entries ever handed out */
     uint64_t pushes;
 };
 

@@ -49,11 +49,11 @@ static double now_s(void)
 static int diff_outcomes(FILE *f, const struct br_outcome *rec, const struct br_outcome *now)
 {
     int n = 0;
-#define DIFF(field, fmt)                                                                   \
-    if (rec->field != now->field) {                                                        \
-        fprintf(f, "    %-13s recorded " fmt ", replayed " fmt "\n", #field, rec->field,  \
-                now->field);                                                               \
-        n++;                                                                               \
+#define DIFF(field, fmt)                                                                           \
+    if (rec->field != now->field) {                                                                \
+        fprintf(f, "    %-13s recorded " fmt ", replayed " fmt "\n", #field, rec->field,           \
+                now->field);                                                                       \
+        n++;                                                                                       \
     }
     if (rec->err != now->err) {
         fprintf(f, "    %-13s recorded %s, replayed %s\n", "err", br_err_name(rec->err),
@@ -159,8 +159,8 @@ int br_replay_main(int argc, char **argv)
     struct br_backend backend;
     rc = br_backend_memory_open(&backend, &cfg);
     if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n",
-                path, br_err_name(rc));
+        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
+                br_err_name(rc));
         br_journal_reader_close(rd);
         return 2;
     }
@@ -183,7 +183,10 @@ int br_replay_main(int argc, char **argv)
             fprintf(stderr,
                     "bookingrush replay: %s: %s record at byte offset %lld (record #%" PRIu64
                     "): %s; the %" PRIu64 " records before it were replayed\n",
-                    path, rc == BR_E_TRUNCATED ? "truncated" : rc == BR_E_CORRUPT ? "corrupted" : "unreadable",
+                    path,
+                    rc == BR_E_TRUNCATED ? "truncated"
+                    : rc == BR_E_CORRUPT ? "corrupted"
+                                         : "unreadable",
                     offset, records + 1, br_err_message(rc), records);
             exit_code = 2;
             break;
@@ -250,7 +253,9 @@ int br_replay_main(int argc, char **argv)
         br_report_text(stdout, &r);
         printf("  records       %" PRIu64 " replayed, %" PRIu64 " outcomes compared%s\n", records,
                compared,
-               exit_code == 3 ? ", DIVERGED" : exit_code == 2 ? ", file damaged" : ", all identical");
+               exit_code == 3   ? ", DIVERGED"
+               : exit_code == 2 ? ", file damaged"
+                                : ", all identical");
     }
     br_auditor_free(aud);
     br_backend_close(&backend);

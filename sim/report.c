@@ -43,10 +43,11 @@ void br_report_violation_line(FILE *f, const struct br_report *r)
         return;
     }
     fprintf(f, "VIOLATION %s (%s) at step %" PRIu64 ", command %s at now_ms %" PRId64 ": %s\n",
-            br_inv_name(v->inv), br_inv_title(v->inv), v->step, br_cmd_name(v->cmd_type),
-            v->now_ms, v->msg);
-    fprintf(f, "  entities: event %" PRIu64 " user %" PRIu64 " hold %" PRIu64 " payment %" PRIu64
-               " pass %" PRIu64 "\n",
+            br_inv_name(v->inv), br_inv_title(v->inv), v->step, br_cmd_name(v->cmd_type), v->now_ms,
+            v->msg);
+    fprintf(f,
+            "  entities: event %" PRIu64 " user %" PRIu64 " hold %" PRIu64 " payment %" PRIu64
+            " pass %" PRIu64 "\n",
             v->event_id, v->user_id, v->hold_id, v->payment_id, v->pass_id);
     if (r->reproduce != NULL) {
         fprintf(f, "  reproduce: %s\n", r->reproduce);
@@ -60,7 +61,8 @@ void br_report_text(FILE *f, const struct br_report *r)
     const struct br_audit_funnel *fn = br_auditor_funnel(r->auditor);
     fprintf(f, "%s %s (%s)\n", r->mode, r->scenario ? r->scenario : "", r->path ? r->path : "");
     if (r->stats != NULL) {
-        fprintf(f, "  seed          %" PRIu64 "%s\n", r->seed, r->swarm ? " (swarm: fault mix drawn from the seed)" : "");
+        fprintf(f, "  seed          %" PRIu64 "%s\n", r->seed,
+                r->swarm ? " (swarm: fault mix drawn from the seed)" : "");
     }
     fprintf(f, "  simulated     %s, %" PRIu64 " commands\n", sim, r->commands);
     fprintf(f, "  wall          %.3f s (cpu %.3f s)", r->wall_s, r->cpu_s);
@@ -72,21 +74,22 @@ void br_report_text(FILE *f, const struct br_report *r)
             (double)r->engine_bytes / 1048576.0, (double)r->peak_rss_kib / 1024.0);
     fprintf(f,
             "  funnel        joined %" PRIu64 ", admitted %" PRIu64 ", held %" PRIu64
-            ", confirmed %" PRIu64 ", expired %" PRIu64 ", cancelled %" PRIu64
-            ", refunded %" PRIu64 ", declined %" PRIu64 "\n",
+            ", confirmed %" PRIu64 ", expired %" PRIu64 ", cancelled %" PRIu64 ", refunded %" PRIu64
+            ", declined %" PRIu64 "\n",
             fn->joined, fn->admitted, fn->held, fn->confirmed, fn->expired, fn->cancelled,
             fn->refunded, fn->declined);
     fprintf(f, "  invariants\n");
     for (int i = 0; i < BR_INV_COUNT; i++) {
         uint64_t v = br_auditor_violations_of(r->auditor, i);
-        fprintf(f, "    %s %-5s %12" PRIu64 " checks %6" PRIu64 " violations  %s\n",
-                br_inv_name(i), v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v,
-                br_inv_title(i));
+        fprintf(f, "    %s %-5s %12" PRIu64 " checks %6" PRIu64 " violations  %s\n", br_inv_name(i),
+                v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v, br_inv_title(i));
     }
     char p50[32], p99[32];
     fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
     fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
-    fprintf(f, "  fairness      worst admission inversion %" PRIu64 ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
+    fprintf(f,
+            "  fairness      worst admission inversion %" PRIu64
+            ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
             br_auditor_worst_inversion(r->auditor), p50, p99, br_auditor_waits(r->auditor));
     if (r->live != NULL) {
         const struct br_audit_liveness *l = r->live;
@@ -177,7 +180,8 @@ json_t *br_report_json(const struct br_report *r)
     json_t *inv = json_object();
     for (int i = 0; i < BR_INV_COUNT; i++) {
         json_t *x = json_object();
-        json_object_set_new(x, "checks", json_integer((json_int_t)br_auditor_checks(r->auditor, i)));
+        json_object_set_new(x, "checks",
+                            json_integer((json_int_t)br_auditor_checks(r->auditor, i)));
         json_object_set_new(x, "violations",
                             json_integer((json_int_t)br_auditor_violations_of(r->auditor, i)));
         json_object_set_new(x, "title", json_string(br_inv_title(i)));
@@ -188,8 +192,10 @@ json_t *br_report_json(const struct br_report *r)
     json_t *fair = json_object();
     json_object_set_new(fair, "worst_inversion",
                         json_integer((json_int_t)br_auditor_worst_inversion(r->auditor)));
-    json_object_set_new(fair, "wait_p50_ms", json_integer(br_auditor_wait_quantile(r->auditor, 0.5)));
-    json_object_set_new(fair, "wait_p99_ms", json_integer(br_auditor_wait_quantile(r->auditor, 0.99)));
+    json_object_set_new(fair, "wait_p50_ms",
+                        json_integer(br_auditor_wait_quantile(r->auditor, 0.5)));
+    json_object_set_new(fair, "wait_p99_ms",
+                        json_integer(br_auditor_wait_quantile(r->auditor, 0.99)));
     json_object_set_new(fair, "admissions", json_integer((json_int_t)br_auditor_waits(r->auditor)));
     json_object_set_new(o, "fairness", fair);
 
@@ -209,7 +215,8 @@ json_t *br_report_json(const struct br_report *r)
     if (r->stats != NULL) {
         json_t *fx = json_object();
         for (int i = 0; i < BR_FAULT_COUNT; i++) {
-            json_object_set_new(fx, br_fault_name(i), json_integer((json_int_t)r->stats->faults[i]));
+            json_object_set_new(fx, br_fault_name(i),
+                                json_integer((json_int_t)r->stats->faults[i]));
         }
         json_object_set_new(o, "faults", fx);
         json_t *pv = json_object();

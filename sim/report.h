@@ -32,14 +32,14 @@
 #include "sim/driver.h"
 
 struct br_report {
-    const char *mode;           /* "sim" or "replay" */
-    const char *scenario;       /* name */
-    const char *path;           /* scenario or journal file */
+    const char *mode;     /* "sim" or "replay" */
+    const char *scenario; /* name */
+    const char *path;     /* scenario or journal file */
     uint64_t seed;
     bool swarm;
     int64_t simulated_ms;
-    double wall_s;              /* engine allocation to final digest */
-    double cpu_s;               /* CPU time over the same span (0 = not measured) */
+    double wall_s; /* engine allocation to final digest */
+    double cpu_s;  /* CPU time over the same span (0 = not measured) */
     uint64_t users;
     uint64_t commands;
     struct br_auditor *auditor;
@@ -48,7 +48,7 @@ struct br_report {
     uint64_t digest;
     size_t engine_bytes;
     long peak_rss_kib;
-    const char *reproduce;      /* the command that reproduces this run */
+    const char *reproduce; /* the command that reproduces this run */
 };
 
 /* True when the run found no violation. */

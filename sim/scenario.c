@@ -122,7 +122,10 @@ struct field {
     double hi;
 };
 
-#define FLD(type, member, kind, lo, hi) {#member, kind, offsetof(type, member), lo, hi}
+#define FLD(type, member, kind, lo, hi)                                                            \
+    {                                                                                              \
+#member, kind, offsetof(type, member), lo, hi                                              \
+    }
 
 static const struct field crowd_fields[] = {
     FLD(struct br_scn_crowd, users, F_U32, 1, BR_SCN_USERS_MAX),
@@ -402,8 +405,8 @@ static int parse_event(const json_t *obj, struct br_scn_event *ev, const char *p
                 return rc;
             }
             const char *cur = ev->spec.zones[i].currency;
-            if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' ||
-                cur[1] > 'Z' || cur[2] < 'A' || cur[2] > 'Z') {
+            if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
+                cur[2] < 'A' || cur[2] > 'Z') {
                 return fail(pe, zpath, "currency", "expected three upper-case letters");
             }
         }
@@ -478,14 +481,13 @@ int br_scenario_parse(struct br_scenario *s, const char *text, char *err, size_t
                 rc = parse_event(json_array_get(v, i), &s->events[i], path, &pe);
             }
         } else if (strcmp(k, "crowd") == 0) {
-            rc = parse_object(v, &s->crowd, crowd_fields, COUNT(crowd_fields), "crowd", NULL,
-                              &pe);
+            rc = parse_object(v, &s->crowd, crowd_fields, COUNT(crowd_fields), "crowd", NULL, &pe);
         } else if (strcmp(k, "capacity") == 0) {
-            rc = parse_object(v, &s->capacity, capacity_fields, COUNT(capacity_fields),
-                              "capacity", NULL, &pe);
+            rc = parse_object(v, &s->capacity, capacity_fields, COUNT(capacity_fields), "capacity",
+                              NULL, &pe);
         } else if (strcmp(k, "payments") == 0) {
-            rc = parse_object(v, &s->payments, payment_fields, COUNT(payment_fields),
-                              "payments", NULL, &pe);
+            rc = parse_object(v, &s->payments, payment_fields, COUNT(payment_fields), "payments",
+                              NULL, &pe);
         } else if (strcmp(k, "workers") == 0) {
             static const char *const names[BR_WORKER_COUNT] = {"admitter", "sweeper", "saga"};
             if (!json_is_object(v)) {
@@ -672,8 +674,8 @@ void br_scenario_swarm(struct br_scenario *s, uint64_t seed)
     c->patience_fraction = swarm_rate(&r, c->patience_fraction, 0.8);
     for (int w = 0; w < BR_WORKER_COUNT; w++) {
         double base = s->workers[w].crashes_per_hour > 0 ? s->workers[w].crashes_per_hour : 4.0;
-        s->workers[w].crashes_per_hour = br_rng_chance(&r, 0.5) ? 0.0
-                                                                 : base * (0.25 + 1.75 * br_rng_unit(&r));
+        s->workers[w].crashes_per_hour =
+            br_rng_chance(&r, 0.5) ? 0.0 : base * (0.25 + 1.75 * br_rng_unit(&r));
     }
     s->clock_skew_ms = br_rng_chance(&r, 0.5) ? 0 : (int64_t)br_rng_below(&r, 5001);
     s->swarm = true;

@@ -28,8 +28,8 @@
 #include "core/cmd.h"
 #include "core/engine.h"
 
-#define BR_SCN_EVENTS_MAX 8     /* events one scenario may create */
-#define BR_SCN_QTY_MAX 8        /* quantity weights for 1..8 seats */
+#define BR_SCN_EVENTS_MAX 8 /* events one scenario may create */
+#define BR_SCN_QTY_MAX 8    /* quantity weights for 1..8 seats */
 #define BR_SCN_NAME_MAX 64
 #define BR_SCN_USERS_MAX 4000000u /* people one scenario may simulate */
 
@@ -45,55 +45,59 @@ struct br_scn_event {
 
 struct br_scn_crowd {
     uint32_t users;
-    double early_fraction;          /* arrive before the opening (the pre-queue) */
-    int64_t early_window_ms;        /* ... spread uniformly over this window before it */
-    double spike_fraction;          /* of the others: arrive in the opening spike */
-    int64_t spike_decay_ms;         /* spike arrivals: exponential, this mean after opening */
-    int64_t tail_window_ms;         /* the rest: uniform over this window after opening */
-    double patience_fraction;       /* users with finite patience in the queue */
-    int64_t patience_mean_ms;       /* ... who give up after exp(mean) of waiting */
-    double silent_leave_fraction;   /* of those: just close the tab (no leave command) */
+    double early_fraction;            /* arrive before the opening (the pre-queue) */
+    int64_t early_window_ms;          /* ... spread uniformly over this window before it */
+    double spike_fraction;            /* of the others: arrive in the opening spike */
+    int64_t spike_decay_ms;           /* spike arrivals: exponential, this mean after opening */
+    int64_t tail_window_ms;           /* the rest: uniform over this window after opening */
+    double patience_fraction;         /* users with finite patience in the queue */
+    int64_t patience_mean_ms;         /* ... who give up after exp(mean) of waiting */
+    double silent_leave_fraction;     /* of those: just close the tab (no leave command) */
     double admitted_abandon_fraction; /* admitted, never come back (the pass lapses) */
-    double abandon_hold_fraction;   /* hold seats, never pay (the hold expires) */
-    double cancel_fraction;         /* hold seats, then cancel */
-    double double_click_fraction;   /* send each request twice (same idempotency key) */
-    double tabs_fraction;           /* open several tabs (parallel joins and reserves) */
-    uint32_t tabs_max;              /* tabs per such user, 2.. */
-    double greedy_fraction;         /* try to buy past the per-user limit */
-    double rejoin_fraction;         /* after a lapsed pass, expiry or sold out: queue again */
-    uint32_t rejoins_max;           /* budget: new places in a queue after the first */
-    uint32_t reserve_attempts_max;  /* budget: reserve commands per user */
-    uint32_t payment_creates_max;   /* budget: payment_create commands per user */
+    double abandon_hold_fraction;     /* hold seats, never pay (the hold expires) */
+    double cancel_fraction;           /* hold seats, then cancel */
+    double double_click_fraction;     /* send each request twice (same idempotency key) */
+    double tabs_fraction;             /* open several tabs (parallel joins and reserves) */
+    uint32_t tabs_max;                /* tabs per such user, 2.. */
+    double greedy_fraction;           /* try to buy past the per-user limit */
+    double rejoin_fraction;           /* after a lapsed pass, expiry or sold out: queue again */
+    uint32_t rejoins_max;             /* budget: new places in a queue after the first */
+    uint32_t reserve_attempts_max;    /* budget: reserve commands per user */
+    uint32_t payment_creates_max;     /* budget: payment_create commands per user */
     double quantity_weights[BR_SCN_QTY_MAX]; /* weight of asking for 1..8 seats */
     double zone_weights[BR_EVENT_ZONES_MAX]; /* preference per zone (0 = uniform) */
-    struct br_scn_range think_ms;   /* between a person's steps */
-    struct br_scn_range notify_ms;  /* a pass reaching the browser (SSE) */
-    int64_t poll_ms;                /* position polling when a notification was lost */
-    double soldout_leave_fraction;  /* admitted while the page shows sold out: go home */
-    uint32_t bots;                  /* scripted clients that hammer */
-    uint32_t bot_requests;          /* requests per bot */
-    int64_t bot_interval_ms;        /* between a bot's requests */
+    struct br_scn_range think_ms;            /* between a person's steps */
+    struct br_scn_range notify_ms;           /* a pass reaching the browser (SSE) */
+    int64_t poll_ms;                         /* position polling when a notification was lost */
+    double soldout_leave_fraction;           /* admitted while the page shows sold out: go home */
+    uint32_t bots;                           /* scripted clients that hammer */
+    uint32_t bot_requests;                   /* requests per bot */
+    int64_t bot_interval_ms;                 /* between a bot's requests */
 };
 
 struct br_scn_payments {
-    double decline_rate;        /* the provider declines the charge */
-    double timeout_rate;        /* the charge call times out (the charge still happens) */
-    double duplicate_rate;      /* a webhook is delivered twice or more */
-    double reorder_rate;        /* a payment gets a decline then a success, delivered reversed */
-    double late_rate;           /* a webhook arrives late ... */
-    int64_t late_max_ms;        /* ... up to this long after the charge (days) */
-    struct br_scn_range latency_ms;   /* the usual charge-to-webhook delay */
-    double retry_after_decline; /* a declined buyer pays again while the hold lives */
-    double refund_failure_rate; /* the provider refuses a refund call for now */
+    double decline_rate;   /* the provider declines the charge */
+    double timeout_rate;   /* the charge call times out (the charge still happens) */
+    double duplicate_rate; /* a webhook is delivered twice or more */
+    double reorder_rate;   /* a payment gets a decline then a success, delivered reversed */
+    double late_rate;      /* a webhook arrives late ... */
+    int64_t late_max_ms;   /* ... up to this long after the charge (days) */
+    struct br_scn_range latency_ms; /* the usual charge-to-webhook delay */
+    double retry_after_decline;     /* a declined buyer pays again while the hold lives */
+    double refund_failure_rate;     /* the provider refuses a refund call for now */
 };
 
-enum br_worker_kind { BR_WORKER_ADMITTER = 0, BR_WORKER_SWEEPER = 1, BR_WORKER_SAGA = 2,
-                      BR_WORKER_COUNT = 3 };
+enum br_worker_kind {
+    BR_WORKER_ADMITTER = 0,
+    BR_WORKER_SWEEPER = 1,
+    BR_WORKER_SAGA = 2,
+    BR_WORKER_COUNT = 3
+};
 
 struct br_scn_worker {
-    int64_t tick_ms;            /* between commands while there is work */
-    uint32_t batch;             /* sweep max / saga_step max (admitter: unused) */
-    double crashes_per_hour;    /* while faults are on (Poisson) */
+    int64_t tick_ms;             /* between commands while there is work */
+    uint32_t batch;              /* sweep max / saga_step max (admitter: unused) */
+    double crashes_per_hour;     /* while faults are on (Poisson) */
     struct br_scn_range down_ms; /* how long a crash keeps it down */
 };
 
@@ -108,19 +112,19 @@ struct br_scn_capacity {
 
 struct br_scenario {
     char name[BR_SCN_NAME_MAX];
-    char path[512];             /* the file it came from (for the reproduce line) */
-    uint64_t seed;              /* default seed when the command line gives none */
-    int64_t start_epoch_ms;     /* the core's now_ms at t = 0 */
+    char path[512];         /* the file it came from (for the reproduce line) */
+    uint64_t seed;          /* default seed when the command line gives none */
+    int64_t start_epoch_ms; /* the core's now_ms at t = 0 */
     uint32_t event_count;
     struct br_scn_event events[BR_SCN_EVENTS_MAX];
     struct br_scn_crowd crowd;
     struct br_scn_payments payments;
     struct br_scn_worker workers[BR_WORKER_COUNT];
     struct br_scn_capacity capacity;
-    int64_t faults_until_ms;    /* crashes stop here (t); liveness is judged after */
-    int64_t clock_skew_ms;      /* each process's clock is off by up to +- this */
-    int64_t drain_max_ms;       /* after the faults stop, converge within this */
-    bool swarm;                 /* the fault mix was redrawn (br_scenario_swarm) */
+    int64_t faults_until_ms; /* crashes stop here (t); liveness is judged after */
+    int64_t clock_skew_ms;   /* each process's clock is off by up to +- this */
+    int64_t drain_max_ms;    /* after the faults stop, converge within this */
+    bool swarm;              /* the fault mix was redrawn (br_scenario_swarm) */
 };
 
 /* Every field at its documented default: one event, one zone, 1,000 users. */

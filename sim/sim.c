@@ -131,7 +131,8 @@ static int parse_args(int argc, char **argv, struct sim_args *a)
             *dots = '\0';
             if (!parse_u64(buf, &a->seed_a) || !parse_u64(dots + 2, &a->seed_b) ||
                 a->seed_b < a->seed_a || a->seed_b - a->seed_a >= 10000000) {
-                fprintf(stderr, "bookingrush sim: --seeds wants A..B with A <= B (at most 10^7 seeds)\n");
+                fprintf(stderr,
+                        "bookingrush sim: --seeds wants A..B with A <= B (at most 10^7 seeds)\n");
                 return -1;
             }
             a->has_range = true;
@@ -160,7 +161,7 @@ static int parse_args(int argc, char **argv, struct sim_args *a)
             }
         } else if (strcmp(s, "--redis") == 0 && i + 1 < argc) {
             a->redis_url = argv[++i];
-        } else if (s[0] == '-' ) {
+        } else if (s[0] == '-') {
             fprintf(stderr, "bookingrush sim: unknown option %s\n%s", s, usage);
             return -1;
         } else if (a->scenario == NULL) {
@@ -240,8 +241,8 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
         rc = BR_E_IO;
     }
     char reproduce[700];
-    snprintf(reproduce, sizeof reproduce, "bookingrush sim %s --seed %" PRIu64 "%s%s%s",
-             base->path, seed, a->swarm ? " --swarm" : "", a->redis ? " --backend redis --redis " : "",
+    snprintf(reproduce, sizeof reproduce, "bookingrush sim %s --seed %" PRIu64 "%s%s%s", base->path,
+             seed, a->swarm ? " --swarm" : "", a->redis ? " --backend redis --redis " : "",
              a->redis ? url : "");
     struct br_report r = {.mode = "sim",
                           .scenario = scn.name,
@@ -319,8 +320,8 @@ int br_sim_main(int argc, char **argv)
                         r1.commands == r2.commands;
             nondet += !same;
             fprintf(a.json ? stderr : stdout,
-                    "determinism: seed %" PRIu64 " run 1 digest %016" PRIx64 ", run 2 digest %016" PRIx64
-                    ": %s\n",
+                    "determinism: seed %" PRIu64 " run 1 digest %016" PRIx64
+                    ", run 2 digest %016" PRIx64 ": %s\n",
                     seed, r1.digest, r2.digest, same ? "identical" : "DIFFERENT");
         }
         if (seed == a.seed_b) {

@@ -279,8 +279,11 @@ static void test_a_hold_past_the_per_user_limit_is_s3(void **state)
     assert_int_equal(join(&h, OPEN + 1, 1).err, BR_OK); /* after the opening: FIFO */
     assert_int_equal(admit(&h, OPEN + 2).count, 1);
     struct br_cmd c = reserve_cmd(OPEN + 3, 1, 3, pass_of(1), 1); /* limit 2 */
-    struct br_outcome o = {.id = (uint64_t)1 << 32 | 1, .deadline_ms = OPEN + 3 + 10000,
-                           .amount_minor = 3000, .status = BR_HOLD_HELD, .count = 3};
+    struct br_outcome o = {.id = (uint64_t)1 << 32 | 1,
+                           .deadline_ms = OPEN + 3 + 10000,
+                           .amount_minor = 3000,
+                           .status = BR_HOLD_HELD,
+                           .count = 3};
     fake(&h, &c, o, NULL, 0);
     assert_first(&h, BR_INV_S3);
     h_free(&h);
@@ -293,8 +296,11 @@ static void test_a_hold_without_a_pass_is_s4(void **state)
     h_init(&h);
     h_setup(&h, 10, 2);
     struct br_cmd c = reserve_cmd(OPEN + 3, 1, 1, 0, 1);
-    struct br_outcome o = {.id = (uint64_t)1 << 32 | 1, .deadline_ms = OPEN + 3 + 10000,
-                           .amount_minor = 1000, .status = BR_HOLD_HELD, .count = 1};
+    struct br_outcome o = {.id = (uint64_t)1 << 32 | 1,
+                           .deadline_ms = OPEN + 3 + 10000,
+                           .amount_minor = 1000,
+                           .status = BR_HOLD_HELD,
+                           .count = 1};
     fake(&h, &c, o, NULL, 0);
     assert_first(&h, BR_INV_S4);
     h_free(&h);
@@ -311,8 +317,11 @@ static void test_a_pass_out_of_queue_order_is_s4(void **state)
     /* the admitter hands the first pass to user 2, who joined second */
     struct br_cmd c = cmd(BR_CMD_ADMIT, OPEN + 3, 0);
     c.u.admit.event_id = 1;
-    struct br_effect fx = {.kind = BR_FX_PASS_ISSUED, .event_id = 1, .user_id = 2,
-                           .id = pass_of(1), .deadline_ms = OPEN + 3 + 5000};
+    struct br_effect fx = {.kind = BR_FX_PASS_ISSUED,
+                           .event_id = 1,
+                           .user_id = 2,
+                           .id = pass_of(1),
+                           .deadline_ms = OPEN + 3 + 5000};
     struct br_outcome o = {.id = 1, .count = 1, .queue_length = 1};
     fake(&h, &c, o, &fx, 1);
     assert_first(&h, BR_INV_S4);
@@ -364,9 +373,14 @@ static void test_confirming_a_hold_past_its_deadline_is_s6(void **state)
     c.u.payment_event.payment_id = pay;
     c.u.payment_event.provider_event_id = 5;
     c.u.payment_event.succeeded = true;
-    struct br_effect fx = {.kind = BR_FX_BOOKING_CONFIRMED, .event_id = 1, .user_id = 1,
-                           .id = hold, .ref = pay, .amount_minor = 1000};
-    struct br_outcome o = {.id = pay, .ref = hold, .status = BR_PAY_CONFIRMED, .amount_minor = 1000};
+    struct br_effect fx = {.kind = BR_FX_BOOKING_CONFIRMED,
+                           .event_id = 1,
+                           .user_id = 1,
+                           .id = hold,
+                           .ref = pay,
+                           .amount_minor = 1000};
+    struct br_outcome o = {
+        .id = pay, .ref = hold, .status = BR_PAY_CONFIRMED, .amount_minor = 1000};
     fake(&h, &c, o, &fx, 1);
     assert_first(&h, BR_INV_S6);
     h_free(&h);
@@ -434,9 +448,15 @@ static void test_a_payment_of_the_wrong_amount_is_s8(void **state)
     uint64_t hold = run(&h, &c).id;
     c = cmd(BR_CMD_PAYMENT_CREATE, OPEN + 4, 1);
     c.u.payment_create.hold_id = hold;
-    struct br_effect fx = {.kind = BR_FX_PROVIDER_CHARGE, .event_id = 1, .user_id = 1,
-                           .id = pass_of(1), .ref = hold, .amount_minor = 1000};
-    struct br_outcome o = {.id = pass_of(1), .ref = hold, .status = BR_PAY_PENDING,
+    struct br_effect fx = {.kind = BR_FX_PROVIDER_CHARGE,
+                           .event_id = 1,
+                           .user_id = 1,
+                           .id = pass_of(1),
+                           .ref = hold,
+                           .amount_minor = 1000};
+    struct br_outcome o = {.id = pass_of(1),
+                           .ref = hold,
+                           .status = BR_PAY_PENDING,
                            .amount_minor = 1000}; /* two seats cost 2000 */
     fake(&h, &c, o, &fx, 1);
     assert_first(&h, BR_INV_S8);
@@ -546,8 +566,8 @@ static void test_wait_quantiles(void **state)
     assert_int_equal(join(&h, OPEN + 0, 1).err, BR_OK);
     assert_int_equal(join(&h, OPEN + 100, 2).err, BR_OK);
     assert_int_equal(join(&h, OPEN + 200, 3).err, BR_OK);
-    assert_int_equal(admit(&h, OPEN + 1000).count, 2);  /* waits 1000, 900 */
-    assert_int_equal(admit(&h, OPEN + 1200).count, 1);  /* wait 1000 */
+    assert_int_equal(admit(&h, OPEN + 1000).count, 2); /* waits 1000, 900 */
+    assert_int_equal(admit(&h, OPEN + 1200).count, 1); /* wait 1000 */
     assert_int_equal(br_auditor_violations(h.a), 0);
     assert_int_equal(br_auditor_waits(h.a), 3);
     assert_int_equal(br_auditor_wait_quantile(h.a, 0.0), 900);

@@ -195,7 +195,8 @@ static void test_damage_in_the_middle_is_refused_and_located(void **state)
     config(&cfg);
     struct br_journal_writer *w = NULL;
     long long torn = 0;
-    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn), BR_E_CORRUPT);
+    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn),
+                     BR_E_CORRUPT);
     assert_null(w);
     assert_int_equal(file_size(), size); /* untouched */
     int rc = 0;
@@ -215,7 +216,8 @@ static void test_another_config_is_refused(void **state)
     cfg.users_max++;
     struct br_journal_writer *w = NULL;
     long long torn = 0;
-    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn), BR_E_INVALID);
+    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn),
+                     BR_E_INVALID);
 }
 
 static void test_a_bad_header_is_reported(void **state)
@@ -246,10 +248,12 @@ static void test_a_bad_header_is_reported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_records_round_trip_across_buffers_and_reopens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_round_trip_across_buffers_and_reopens, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_torn_tail_is_cut_on_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_zero_filled_tail_is_torn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damage_in_the_middle_is_refused_and_located, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_in_the_middle_is_refused_and_located, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_another_config_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_bad_header_is_reported, setup, teardown),
     };

@@ -39,14 +39,15 @@ static void test_fields_are_read(void **state)
 {
     (void)state;
     char err[256];
-    const char *j = "{\"name\":\"x\",\"seed\":9,\"events\":[{\"name\":\"E\",\"sale_opens_at_ms\":120000,"
-                    "\"per_user_limit\":3,\"requires_pass\":false,\"zones\":[{\"name\":\"A\","
-                    "\"capacity\":5,\"price_minor\":100,\"currency\":\"USD\"},{\"name\":\"B\"}]}],"
-                    "\"crowd\":{\"users\":50,\"think_ms\":{\"min_ms\":5,\"max_ms\":6},"
-                    "\"quantity_weights\":[0,1]},\"payments\":{\"decline_rate\":0.5},"
-                    "\"workers\":{\"saga\":{\"batch\":7,\"crashes_per_hour\":1.5}},"
-                    "\"capacity\":{\"holds\":11},\"faults\":{\"until_ms\":5,\"clock_skew_ms\":6},"
-                    "\"drain_max_ms\":10000}";
+    const char *j =
+        "{\"name\":\"x\",\"seed\":9,\"events\":[{\"name\":\"E\",\"sale_opens_at_ms\":120000,"
+        "\"per_user_limit\":3,\"requires_pass\":false,\"zones\":[{\"name\":\"A\","
+        "\"capacity\":5,\"price_minor\":100,\"currency\":\"USD\"},{\"name\":\"B\"}]}],"
+        "\"crowd\":{\"users\":50,\"think_ms\":{\"min_ms\":5,\"max_ms\":6},"
+        "\"quantity_weights\":[0,1]},\"payments\":{\"decline_rate\":0.5},"
+        "\"workers\":{\"saga\":{\"batch\":7,\"crashes_per_hour\":1.5}},"
+        "\"capacity\":{\"holds\":11},\"faults\":{\"until_ms\":5,\"clock_skew_ms\":6},"
+        "\"drain_max_ms\":10000}";
     assert_int_equal(br_scenario_parse(&scn, j, err, sizeof err), BR_OK);
     assert_string_equal(scn.name, "x");
     assert_int_equal(scn.seed, 9);
@@ -132,8 +133,9 @@ static void test_config_is_sized_from_the_budgets_and_caps(void **state)
 {
     (void)state;
     char err[256];
-    assert_int_equal(br_scenario_parse(&scn, "{\"crowd\":{\"users\":100,\"bots\":2,\"bot_requests\":10,"
-                                             "\"rejoins_max\":1,\"reserve_attempts_max\":3}}",
+    assert_int_equal(br_scenario_parse(&scn,
+                                       "{\"crowd\":{\"users\":100,\"bots\":2,\"bot_requests\":10,"
+                                       "\"rejoins_max\":1,\"reserve_attempts_max\":3}}",
                                        err, sizeof err),
                      BR_OK);
     struct br_config cfg;
@@ -167,8 +169,8 @@ static void test_users_split_over_events_by_weight(void **state)
 static void test_every_shipped_scenario_parses(void **state)
 {
     (void)state;
-    static const char *const names[] = {"onsale-100k", "onsale-1m", "last-seat", "webhook-chaos",
-                                        "worker-crashes", "presale-shuffle"};
+    static const char *const names[] = {"onsale-100k",   "onsale-1m",      "last-seat",
+                                        "webhook-chaos", "worker-crashes", "presale-shuffle"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[512], err[600];
         snprintf(path, sizeof path, "%s/%s.json", BR_SCENARIO_DIR, names[i]);
