@@ -16,9 +16,13 @@
  * is 1. The plant build (BR_PLANT=LUA_LIMIT_OFF_BY_ONE, scripts/test.d/
  * 51-redis-plant.sh) must end here.
  *
- *   test_redis_diff [--sequences N] [--length L] [--seed S] [--redis URL]
+ *   test_redis_diff [--sequences N] [--length L] [--seed S] [--mix M] [--redis URL]
  *
- * Without --redis it starts its own redis-server on a free port.
+ * Mixes (generator parameters): default (br_gen_params_default), tight (tiny
+ * zones and queues, few users and keys: SOLD_OUT, FULL and conflicts all the
+ * time) and wide (every event and user the generator can remember, bigger
+ * zones and queues). Without --redis it starts its own redis-server on a
+ * free port.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -437,6 +441,25 @@ int main(int argc, char **argv)
 
     struct br_gen_params params;
     br_gen_params_default(&params);
+    const char *mix = arg(argc, argv, "--mix", "default");
+    if (strcmp(mix, "tight") == 0) {
+        params.events_max = 3;
+        params.users_max = 8;
+        params.zone_capacity_max = 3;
+        params.queue_capacity_max = 4;
+        params.idem_keys = 2;
+        params.invalid_per_256 = 16;
+    } else if (strcmp(mix, "wide") == 0) {
+        params.events_max = BR_GEN_EVENTS_MAX;
+        params.users_max = BR_GEN_USERS_MAX;
+        params.zone_capacity_max = 40;
+        params.queue_capacity_max = 64;
+        params.idem_keys = 8;
+        params.invalid_per_256 = 4;
+    } else if (strcmp(mix, "default") != 0) {
+        fprintf(stderr, "--mix default, tight or wide\n");
+        return 2;
+    }
     static struct ctx x;
     br_gen_engine_config(&params, seed, &x.cfg);
     /* The engine's table sizes are not limits in Redis (redis.h): make them
@@ -506,6 +529,7 @@ int main(int argc, char **argv)
         }
     }
     double secs = now_s() - t0;
+    printf("%s mix: ", mix);
     printf("%s: %lu sequences of %zu commands (%" PRIu64 " commands) in %.1f s, %.0f commands/s; "
            "%" PRIu64 " opening shuffles, %" PRIu64 " script calls\n",
            status == 0 ? "identical" : "FAILED", ran, length, applied, secs,
