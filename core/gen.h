@@ -167,7 +167,8 @@ uint32_t br_gen_draw(struct br_gen_source *s, uint32_t n);
 
 /* Advances the clock and fills *cmd (zeroed first) with the next command at
  * the new g->now_ms. Returns false when the source ran out (bytes mode),
- * leaving *cmd zeroed and g unchanged. O(1): a few draws. */
+ * leaving *cmd zeroed and g unchanged. O(BR_GEN_USERS_MAX + BR_GEN_EVENTS_MAX):
+ * a few draws and at most a scan of the remembered users and events. */
 bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd);
 
 /* Learns from one applied command: its outcome and the effects it emitted
