@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
-seeds=${BR_SIM_SWEEP_RELEASE_SEEDS:-250}
-for scn in last-seat webhook-chaos worker-crashes presale-shuffle ci-late-payments; do
+seeds=${BR_SIM_SWEEP_RELEASE_SEEDS:-1000}
+for scn in last-seat webhook-chaos worker-crashes presale-shuffle ci-late-payments ci-bots; do
   "$rel/bookingrush" sim "scenarios/$scn.json" --seeds "1001..$((1000 + seeds))" | tail -1
 done
 "$rel/bookingrush" sim scenarios/worker-crashes.json --seeds 1..5 --check-determinism | tail -1
