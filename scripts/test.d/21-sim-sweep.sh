@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
-seeds=${BR_SIM_SWEEP_RELEASE_SEEDS:-1000}
+seeds=${BR_SIM_SWEEP_RELEASE_SEEDS:-500}
 for scn in last-seat webhook-chaos worker-crashes presale-shuffle ci-late-payments ci-bots; do
   "$rel/bookingrush" sim "scenarios/$scn.json" --seeds "1001..$((1000 + seeds))" | tail -1
 done
