@@ -10,7 +10,7 @@
  *   ticker: admit / sweep per event, saga_step, refunds from the saga bus
  *
  * One mutex guards the engine and the batch being filled; the journal is
- * written and synced by BR_EMB_SYNCERS threads outside that mutex, with
+ * written and synced by cfg.syncers threads outside that mutex, with
  * several syncs in flight at once, so requests keep being applied while
  * batches are being made durable (group commit, pipelined). Every
  * command's now_ms comes from this process's clock (never going backwards)
@@ -40,8 +40,8 @@
 #include "adapters/provider_test.h"
 #include "server/backend.h"
 
-#define BR_EMB_SYNCERS 3u        /* commits in flight at once (overlapping fdatasyncs) */
-#define BR_EMB_BATCHES (BR_EMB_SYNCERS + 2u) /* filling + in flight + one spare */
+#define BR_EMB_SYNCERS_MAX 8u    /* commits in flight at once (overlapping fdatasyncs) */
+#define BR_EMB_BATCHES_MAX (BR_EMB_SYNCERS_MAX + 2u) /* filling + in flight + one spare */
 #define BR_EMB_BATCH_MAX 4096u   /* commands per commit: ~0.7 KiB each, per batch */
 #define BR_EMB_EFFECTS_MAX (2u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, per batch */
 #define BR_EMB_BUS_MAX 4096u     /* refunds waiting on the saga bus */
@@ -52,6 +52,7 @@ struct br_embedded_config {
     const char *data_dir;          /* the journal is <data_dir>/journal */
     unsigned tick_ms;              /* admitter / sweeper / saga period */
     bool fsync;                    /* false only for throwaway runs */
+    unsigned syncers;              /* commits in flight, 1..BR_EMB_SYNCERS_MAX */
     struct br_provider_test *provider; /* carries out charges and refunds; not owned */
     struct br_backend_listener listener;
 };

@@ -47,6 +47,8 @@ static const struct opt OPTS[] = {
      "HTTP event-loop threads (number of CPUs, at least 2)"},
     {"--tick-ms", "BR_TICK_MS", OPT_UINT, OFF(tick_ms), 60000, "N",
      "admitter / sweeper / saga period in ms (100)"},
+    {"--journal-syncs", "BR_JOURNAL_SYNCS", OPT_UINT, OFF(journal_syncs), 8, "N",
+     "journal commits (fdatasyncs) in flight at once, 1 to 8 (3)"},
     {"--sse-keepalive-s", "BR_SSE_KEEPALIVE_S", OPT_UINT, OFF(sse_keepalive_s), 3600, "N",
      "keep-alive comment period on queue streams (15)"},
     {"--body-max", "BR_BODY_MAX", OPT_SIZE, OFF(body_max), 16u << 20, "BYTES",
@@ -143,6 +145,7 @@ static void defaults(struct br_serve_config *c)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = cpus >= 2 ? (unsigned)(cpus > 64 ? 64 : cpus) : 2;
     c->tick_ms = 100;
+    c->journal_syncs = 3;
     c->sse_keepalive_s = 15;
     c->body_max = 65536;
     c->header_max = 16384;
@@ -193,9 +196,9 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
             return -1;
         }
     }
-    if (c->threads == 0 || c->tick_ms == 0 || c->sse_keepalive_s == 0 || c->body_max == 0 ||
+    if (c->threads == 0 || c->tick_ms == 0 || c->journal_syncs == 0 || c->sse_keepalive_s == 0 || c->body_max == 0 ||
         c->header_max < 1024 || c->scrypt_log2n < BR_AUTH_LOG2N_MIN) {
-        fprintf(stderr, "bookingrush serve: --threads, --tick-ms, --sse-keepalive-s and "
+        fprintf(stderr, "bookingrush serve: --threads, --tick-ms, --journal-syncs, --sse-keepalive-s and "
                         "--body-max must be positive, --header-max >= 1024, --scrypt-log2n >= %u\n",
                 BR_AUTH_LOG2N_MIN);
         return -1;

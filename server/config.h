@@ -28,6 +28,7 @@ struct br_serve_config {
     struct br_rate rate_ip;
     unsigned threads;
     unsigned tick_ms;
+    unsigned journal_syncs;             /* commits in flight */
     unsigned sse_keepalive_s;
     size_t body_max;
     size_t header_max;

@@ -355,7 +355,8 @@ int br_serve_main(int argc, char **argv)
         goto out;
     }
     struct br_embedded_config ecfg = {
-        .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true, .provider = provider};
+        .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
+        .syncers = cfg.journal_syncs, .provider = provider};
     int64_t t0;
     {
         struct timespec ts;
@@ -446,7 +447,7 @@ int br_serve_main(int argc, char **argv)
                                 .conn_memory_max = cfg.header_max,
                                 .idle_timeout_s = IDLE_TIMEOUT_S,
                                 .connections_max = CONNECTIONS_MAX,
-                                .turbo = false,
+                                .turbo = true,
                                 .handler = br_routes_handle,
                                 .resumed = br_routes_resumed,
                                 .closed = br_routes_closed,
