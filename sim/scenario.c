@@ -404,6 +404,9 @@ static int parse_event(const json_t *obj, struct br_scn_event *ev, const char *p
             if (rc != BR_OK) {
                 return rc;
             }
+            if (ev->spec.zones[i].name[0] == '\0') {
+                return fail(pe, zpath, "name", "must not be empty");
+            }
             const char *cur = ev->spec.zones[i].currency;
             if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
                 cur[2] < 'A' || cur[2] > 'Z') {

@@ -93,6 +93,7 @@ static void test_bad_inputs_are_refused_with_the_field_named(void **state)
     expect_error("{\"events\":[]}", "events");
     expect_error("{\"events\":[{\"zones\":[{\"currency\":\"eur\"}]}]}", "currency");
     expect_error("{\"events\":[{\"per_user_limit\":65}]}", "events[0].per_user_limit");
+    expect_error("{\"events\":[{\"zones\":[{\"name\":\"\"}]}]}", "events[0].zones[0].name");
     expect_error("{\"workers\":{\"cook\":{}}}", "workers.cook");
     expect_error("{\"crowd\":{\"think_ms\":{\"min_ms\":5,\"max_ms\":1}}}", "min_ms > max_ms");
     expect_error("{\"crowd\":{\"quantity_weights\":[0,0]}}", "quantity_weights");
