@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/limits.h"
@@ -581,6 +582,15 @@ int br_scenario_parse(struct br_scenario *s, const char *text, char *err, size_t
     if (wsum <= 0) {
         rc = fail(&pe, "events", "weight", "at least one event weight must be > 0");
         goto out;
+    }
+    for (uint32_t i = 0; i < s->event_count; i++) {
+        /* The last word is the core's: an event it would refuse is a bad file. */
+        if (br_catalog_spec_validate(&s->events[i].spec) != BR_OK) {
+            char path[32];
+            snprintf(path, sizeof path, "events[%u]", i);
+            rc = fail(&pe, path, "", "the core refuses this event spec");
+            goto out;
+        }
     }
 out:
     json_decref(root);
