@@ -19,7 +19,13 @@ OUT[3] = eid
 if redis.call('EXISTS', P .. 'ev') == 1 then
     return reply(BR_OK)
 end
-local args = {'id', eid, 'creator', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6], 'starts', ARGV[7],
+-- The event's hash is read on every command, a dozen fields at a time. As a
+-- listpack (Redis's encoding for small hashes) each field is found by a
+-- linear scan of ~80 fields; a value longer than hash-max-listpack-value (64
+-- by default) makes Redis keep it a hash table instead: ~1 us per read of a
+-- dozen fields instead of ~13 (measured on this machine).
+local DOC = "br:{e}:ev -- the event's spec and counters, kept a hash table by this long value"
+local args = {'doc', DOC, 'id', eid, 'creator', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6], 'starts', ARGV[7],
               'opens', ARGV[8], 'limit', ARGV[9], 'rp', ARGV[10], 'maxa', ARGV[11], 'apt', ARGV[12],
               'pttl', ARGV[13], 'httl', ARGV[14], 'qcap', qcap, 'zc', zc, 'shuf', 0, 'qpre', 0,
               'qtail', 0, 'qwait', 0, 'pact', 0, 'piss', 0, 'pseq', 0, 'hseq', 0, 'yseq', 0}
