@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,15 +241,18 @@ done:
 /* ---- the token cache ---- */
 
 #define CACHE_STRIPES 64u
+#define CACHE_WAYS 4u /* a set's slots; the one used longest ago is replaced */
 
 struct cache_entry {
     uint16_t len; /* 0 = empty */
+    uint64_t used; /* the cache's clock at the last hit or fill */
     struct br_jwt_claims claims;
     char token[BR_JWT_CACHE_TOKEN_MAX];
 };
 
 struct br_jwt_cache {
-    uint32_t mask;
+    uint32_t mask;  /* sets - 1 */
+    atomic_uint_fast64_t clock; /* recency stamps; shared by all sets */
     struct cache_entry *entries;
     pthread_mutex_t stripes[CACHE_STRIPES];
 };
@@ -256,16 +260,16 @@ struct br_jwt_cache {
 int br_jwt_cache_new(struct br_jwt_cache **out, uint32_t entries_max)
 {
     *out = NULL;
-    uint32_t n = 1;
-    while (n < entries_max && n < (1u << 24)) {
-        n *= 2;
+    uint32_t sets = 1;
+    while (sets * CACHE_WAYS < entries_max && sets < (1u << 22)) {
+        sets *= 2;
     }
     struct br_jwt_cache *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->entries = calloc(n, sizeof *c->entries)) == NULL) {
+    if (c == NULL || (c->entries = calloc((size_t)sets * CACHE_WAYS, sizeof *c->entries)) == NULL) {
         free(c);
         return BR_E_IO;
     }
-    c->mask = n - 1;
+    c->mask = sets - 1;
     for (unsigned i = 0; i < CACHE_STRIPES; i++) {
         pthread_mutex_init(&c->stripes[i], NULL);
     }
@@ -303,13 +307,18 @@ int br_jwt_verify_cached(struct br_jwt_cache *c, const uint8_t *secret, size_t s
     if (c == NULL || len == 0 || len >= BR_JWT_CACHE_TOKEN_MAX) {
         return br_jwt_verify(secret, secret_len, issuer, token, now_s, claims);
     }
-    uint32_t slot = token_slot(token, len) & c->mask;
-    struct cache_entry *e = &c->entries[slot];
-    pthread_mutex_t *mu = &c->stripes[slot % CACHE_STRIPES];
+    uint32_t set = token_slot(token, len) & c->mask;
+    struct cache_entry *ways = &c->entries[(size_t)set * CACHE_WAYS];
+    pthread_mutex_t *mu = &c->stripes[set % CACHE_STRIPES];
+    bool hit = false;
     pthread_mutex_lock(mu);
-    bool hit = e->len == len && memcmp(e->token, token, len) == 0 && e->claims.exp_s > now_s;
-    if (hit) {
-        *claims = e->claims;
+    for (unsigned w = 0; w < CACHE_WAYS && !hit; w++) {
+        struct cache_entry *e = &ways[w];
+        if (e->len == len && memcmp(e->token, token, len) == 0 && e->claims.exp_s > now_s) {
+            *claims = e->claims;
+            e->used = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
+            hit = true;
+        }
     }
     pthread_mutex_unlock(mu);
     if (hit) {
@@ -318,9 +327,16 @@ int br_jwt_verify_cached(struct br_jwt_cache *c, const uint8_t *secret, size_t s
     int rc = br_jwt_verify(secret, secret_len, issuer, token, now_s, claims);
     if (rc == BR_OK) {
         pthread_mutex_lock(mu);
-        e->len = (uint16_t)len;
-        memcpy(e->token, token, len);
-        e->claims = *claims;
+        struct cache_entry *victim = &ways[0];
+        for (unsigned w = 1; w < CACHE_WAYS; w++) {
+            if (ways[w].used < victim->used) {
+                victim = &ways[w];
+            }
+        }
+        victim->len = (uint16_t)len;
+        memcpy(victim->token, token, len);
+        victim->claims = *claims;
+        victim->used = atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
         pthread_mutex_unlock(mu);
     }
     return rc;

@@ -71,7 +71,7 @@ int br_jwt_verify(const uint8_t *secret, size_t secret_len, const char *issuer, 
 /* A cache of tokens that verified: a hit is the same token string (compared
  * in full), still before its exp, and skips the signature and claim checks
  * (the same token already passed them); a miss runs br_jwt_verify and
- * remembers a success. Direct-mapped, entries_max slots of
+ * remembers a success. Set-associative (4 ways), entries_max slots of
  * BR_JWT_CACHE_TOKEN_MAX bytes, striped locks; tokens longer than that are
  * never cached. Changing the secret means a new cache. */
 #define BR_JWT_CACHE_TOKEN_MAX 384u

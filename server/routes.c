@@ -1115,35 +1115,8 @@ const char *const *br_routes_names(unsigned *count)
     return ROUTE_NAMES;
 }
 
-/* Splits a path into segments (no empty ones but a trailing slash is an
- * empty last segment, so "/x/" never matches "/x"). Returns the count or -1. */
-static int split(const char *path, char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX])
+static bool parse_id(const char *s, size_t n, uint64_t *out)
 {
-    if (path == NULL || path[0] != '/') {
-        return -1;
-    }
-    int n = 0;
-    const char *p = path + 1;
-    for (;;) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (n >= (int)PATH_SEGMENTS_MAX || len >= SEGMENT_MAX) {
-            return -1;
-        }
-        memcpy(seg[n], p, len);
-        seg[n][len] = '\0';
-        n++;
-        if (end == NULL) {
-            break;
-        }
-        p = end + 1;
-    }
-    return n;
-}
-
-static bool parse_id(const char *s, uint64_t *out)
-{
-    size_t n = strlen(s);
     if (n == 0 || n > ID_DIGITS_MAX || s[0] == '0') {
         return false;
     }
@@ -1158,31 +1131,45 @@ static bool parse_id(const char *s, uint64_t *out)
     return true;
 }
 
-/* Whether a path matches a template; fills the placeholder. */
-static bool match(const char *tmpl, char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX], int n, struct rq *q)
+/* Whether a path matches a template, segment by segment, in place (no
+ * copies: this runs for every route on every request). A trailing slash is
+ * an empty last segment, so "/x/" never matches "/x". Fills the
+ * placeholder: "{id}" = a positive integer, "{s}" = any non-empty segment. */
+static bool match(const char *tmpl, const char *path, struct rq *q)
 {
-    char tseg[PATH_SEGMENTS_MAX][SEGMENT_MAX];
-    int tn = split(tmpl, tseg);
-    if (tn != n) {
+    if (path == NULL || path[0] != '/') {
         return false;
     }
-    for (int i = 0; i < n; i++) {
-        if (strcmp(tseg[i], "{id}") == 0) {
-            if (!parse_id(seg[i], &q->path_id)) {
+    const char *t = tmpl + 1;
+    const char *p = path + 1;
+    for (unsigned seg = 0; seg < PATH_SEGMENTS_MAX; seg++) {
+        const char *te = strchr(t, '/');
+        const char *pe = strchr(p, '/');
+        size_t tn = te ? (size_t)(te - t) : strlen(t);
+        size_t pn = pe ? (size_t)(pe - p) : strlen(p);
+        if (tn == 4 && memcmp(t, "{id}", 4) == 0) {
+            if (!parse_id(p, pn, &q->path_id)) {
                 return false;
             }
-        } else if (strcmp(tseg[i], "{s}") == 0) {
-            if (seg[i][0] == '\0') {
+        } else if (tn == 3 && memcmp(t, "{s}", 3) == 0) {
+            if (pn == 0 || pn >= SEGMENT_MAX) {
                 return false;
             }
-            size_t len = br_strnlen(seg[i], SEGMENT_MAX - 1);
-            memcpy(q->path_str, seg[i], len);
-            q->path_str[len] = '\0';
-        } else if (strcmp(tseg[i], seg[i]) != 0) {
+            memcpy(q->path_str, p, pn);
+            q->path_str[pn] = '\0';
+        } else if (tn != pn || memcmp(t, p, tn) != 0) {
             return false;
         }
+        if ((te == NULL) != (pe == NULL)) {
+            return false;
+        }
+        if (te == NULL) {
+            return true;
+        }
+        t = te + 1;
+        p = pe + 1;
     }
-    return true;
+    return false;
 }
 
 static void request_id(struct rq *q)
@@ -1200,8 +1187,25 @@ static void request_id(struct rq *q)
             return;
         }
     }
+    /* "<8 hex of the process prefix>-<sequence>", written by hand: it is
+     * made for every request. */
     uint64_t seq = atomic_fetch_add(&q->rt->req_seq, 1);
-    snprintf(q->id, sizeof q->id, "%08" PRIx32 "-%" PRIu64, q->rt->req_prefix, seq);
+    static const char hex[] = "0123456789abcdef";
+    char *o = q->id;
+    for (int sh = 28; sh >= 0; sh -= 4) {
+        *o++ = hex[(q->rt->req_prefix >> sh) & 15u];
+    }
+    *o++ = '-';
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq > 0 && n < 20);
+    while (n > 0) {
+        *o++ = digits[--n];
+    }
+    *o = '\0';
 }
 
 static void run(struct rq *q, const struct route *r);
@@ -1233,12 +1237,11 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
         reply_err(q, BR_E_PAYLOAD_TOO_LARGE);
         return;
     }
-    char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX];
-    int n = split(br_http_path(req), seg);
+    const char *path = br_http_path(req);
     const char *method = br_http_method(req);
     char allow[64] = "";
-    for (unsigned i = 0; n > 0 && i < ROUTE_COUNT; i++) {
-        if (!match(ROUTES[i].tmpl, seg, n, q)) {
+    for (unsigned i = 0; i < ROUTE_COUNT; i++) {
+        if (!match(ROUTES[i].tmpl, path, q)) {
             continue;
         }
         if (strcmp(ROUTES[i].method, method) == 0) {
