@@ -29,6 +29,7 @@
 #include "core/gen.h"
 #include "core/journal.h"
 #include "core/panic.h"
+#include "fuzz/harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,19 +39,6 @@ struct arena_engine {
     struct br_engine e;
     void *mem;
 };
-
-static bool engine_open(struct arena_engine *a, const struct br_config *cfg)
-{
-    size_t size = (br_engine_memory_size(cfg) + 15u) & ~(size_t)15u;
-    BR_ASSERT(size > 0);
-    a->mem = aligned_alloc(16, size);
-    if (a->mem == NULL) {
-        return false;
-    }
-    int rc = br_engine_init(&a->e, cfg, a->mem, size);
-    BR_ASSERT(rc == BR_OK);
-    return true;
-}
 
 /* The record must encode, decode to the same command and outcome, and
  * re-encode to the same bytes. */
@@ -85,10 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     br_gen_engine_config(&p, data[0] >> 6, &cfg);
 
     struct arena_engine a, b;
-    if (!engine_open(&a, &cfg)) {
+    a.mem = br_fuzz_engine_open(&a.e, &cfg);
+    if (a.mem == NULL) {
         return 0;
     }
-    if (!engine_open(&b, &cfg)) {
+    b.mem = br_fuzz_engine_open(&b.e, &cfg);
+    if (b.mem == NULL) {
         free(a.mem);
         return 0;
     }

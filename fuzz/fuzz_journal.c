@@ -28,10 +28,10 @@
 #include <string.h>
 
 #include "core/engine.h"
-#include "core/gen.h"
 #include "core/hash.h"
 #include "core/journal.h"
 #include "core/panic.h"
+#include "fuzz/harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -111,17 +111,12 @@ struct replay {
 static void apply_decoded(struct replay *r, const struct br_cmd *c)
 {
     if (r->mem == NULL) {
-        struct br_gen_params p;
-        br_gen_params_default(&p);
         struct br_config cfg;
-        br_gen_engine_config(&p, 1, &cfg);
-        size_t size = (br_engine_memory_size(&cfg) + 15u) & ~(size_t)15u;
-        r->mem = aligned_alloc(16, size);
+        br_fuzz_default_config(1, &cfg);
+        r->mem = br_fuzz_engine_open(&r->e, &cfg);
         if (r->mem == NULL) {
             return;
         }
-        int rc = br_engine_init(&r->e, &cfg, r->mem, size);
-        BR_ASSERT(rc == BR_OK);
     }
     struct br_outcome out;
     int rc = br_engine_apply(&r->e, c, &out);

@@ -21,6 +21,7 @@
 #include "core/gen.h"
 #include "core/journal.h"
 #include "core/rng.h"
+#include "fuzz/harness.h"
 
 #define SEED_MAX 65536u
 
@@ -46,10 +47,9 @@ static size_t journal(uint8_t *out, uint8_t mode, bool header, uint32_t n, uint6
     br_gen_params_default(&p);
     struct br_config cfg;
     br_gen_engine_config(&p, seed, &cfg);
-    size_t size = (br_engine_memory_size(&cfg) + 15u) & ~(size_t)15u;
-    void *mem = aligned_alloc(16, size);
     struct br_engine e;
-    if (mem == NULL || br_engine_init(&e, &cfg, mem, size) != BR_OK) {
+    void *mem = br_fuzz_engine_open(&e, &cfg);
+    if (mem == NULL) {
         fprintf(stderr, "make_seeds: no engine\n");
         exit(1);
     }

@@ -39,12 +39,15 @@ die() {
   exit 1
 }
 
-# Longest input per target for libFuzzer: fuzz_commands spends ~20 us per
-# command on the checkers, so its inputs are kept to ~300 commands.
+# Longest input per target for libFuzzer (scripts/test.d/41-fuzz-plant.sh
+# uses the same). fuzz_commands spends ~20 us per command on the checkers:
+# ~300 commands an input. fuzz_journal: a dozen records or so; longer inputs
+# mostly slow it down (the records are independent). Text parsers: 4 KiB,
+# above the largest scenario file.
 max_len() {
   case $1 in
-  fuzz_commands) echo 2048 ;;
-  *) echo 16384 ;;
+  fuzz_commands | fuzz_journal) echo 2048 ;;
+  *) echo 4096 ;;
   esac
 }
 
