@@ -29,5 +29,5 @@ if ! grep -q '^DIVERGED' "$log" || ! grep -q 'LIMIT_EXCEEDED' "$log"; then
   exit 1
 fi
 shortest=$(sed -n 's/^shortest failing sequence found: \([0-9]*\) commands$/\1/p' "$log")
-sed -n '/^DIVERGED/,/state hash\|^FAILED/p' "$log" | head -60
+sed -n '/^DIVERGED/,/ mix: /p' "$log" | head -60
 echo "51-redis-plant: the planted off-by-one was caught; shortest sequence: $shortest commands"
