@@ -31,10 +31,10 @@
  * keeps it file-local. A drift shows up at once in the differential test. */
 #define SHUFFLE_STREAM 0x5348554646000000ULL
 
-#define ARGS_MAX (BR_SAGA_STEP_MAX + 64u)  /* saga_step: one argument per refund */
-#define NUM_LEN 48                         /* a formatted number or key prefix */
-#define PIPE_WINDOW 512                    /* reads in flight while walking the state */
-#define OUTCOME_FIELDS 10                  /* nine outcome fields and aux (lib.lua) */
+#define ARGS_MAX (BR_SAGA_STEP_MAX + 64u) /* saga_step: one argument per refund */
+#define NUM_LEN 48                        /* a formatted number or key prefix */
+#define PIPE_WINDOW 512                   /* reads in flight while walking the state */
+#define OUTCOME_FIELDS 10                 /* nine outcome fields and aux (lib.lua) */
 #define FX_FIELDS 6
 
 enum script {
@@ -59,10 +59,9 @@ enum script {
 };
 
 static const char *const script_names[S_COUNT] = {
-    "config", "user_register", "user_role_set", "event_alloc",    "event_put",
-    "join",   "leave",         "admit",         "open",           "reserve",
-    "cancel", "sweep",         "payment_create", "payment_event", "refund_result",
-    "saga_step", "release"};
+    "config",         "user_register", "user_role_set", "event_alloc", "event_put", "join",
+    "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
+    "payment_create", "payment_event", "refund_result", "saga_step",   "release"};
 
 _Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a sha slot");
 
@@ -80,12 +79,12 @@ struct br_redis_scratch {
     const char *argv[ARGS_MAX];
     size_t len[ARGS_MAX];
     char num[ARGS_MAX][NUM_LEN];
-    struct due *due;                /* saga_step: candidates, then the chosen */
+    struct due *due; /* saga_step: candidates, then the chosen */
     size_t due_cap;
-    struct br_effect *fx_tmp;       /* saga_step: effects before reordering */
-    uint8_t *perm;                  /* the opening shuffle's permutation, encoded */
+    struct br_effect *fx_tmp; /* saga_step: effects before reordering */
+    uint8_t *perm;            /* the opening shuffle's permutation, encoded */
     uint32_t *slots;
-    size_t perm_cap;                /* slots the two arrays above hold */
+    size_t perm_cap; /* slots the two arrays above hold */
 };
 
 /* ---- logging of foreign errors ---- */
@@ -119,8 +118,8 @@ static int connect_if_needed(struct br_redis *r)
     if (r->ctx != NULL) {
         return BR_OK;
     }
-    redisContext *c = redisConnectWithTimeout(r->opt.host, r->opt.port,
-                                              ms_tv(r->opt.connect_timeout_ms));
+    redisContext *c =
+        redisConnectWithTimeout(r->opt.host, r->opt.port, ms_tv(r->opt.connect_timeout_ms));
     if (c == NULL || c->err != 0) {
         log_foreign(r, "connect", c != NULL ? c->errstr : "out of memory");
         if (c != NULL) {
@@ -223,9 +222,9 @@ static int translate_error(struct br_redis *r, enum script s, const redisReply *
         log_foreign(r, script_names[s], msg);
         return BR_E_CORRUPT;
     }
-    static const char *const refusals[] = {"BUSY",       "LOADING",    "MASTERDOWN", "READONLY",
-                                           "OOM",        "TRYAGAIN",   "CLUSTERDOWN", "MOVED",
-                                           "ASK",        "NOREPLICAS", "MISCONF"};
+    static const char *const refusals[] = {"BUSY", "LOADING",    "MASTERDOWN",  "READONLY",
+                                           "OOM",  "TRYAGAIN",   "CLUSTERDOWN", "MOVED",
+                                           "ASK",  "NOREPLICAS", "MISCONF"};
     for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
         if (starts(msg, refusals[i])) {
             log_foreign(r, script_names[s], msg);
@@ -555,7 +554,8 @@ static void args_spec(struct br_redis *r, const struct br_cmd *c, uint64_t event
     arg_fmt_i64(r, sp->hold_ttl_ms);
     arg_fmt_u64(r, sp->queue_capacity);
     arg_fmt_u64(r, sp->zone_count);
-    uint32_t zones = sp->zone_count >= 1 && sp->zone_count <= BR_EVENT_ZONES_MAX ? sp->zone_count : 0;
+    uint32_t zones =
+        sp->zone_count >= 1 && sp->zone_count <= BR_EVENT_ZONES_MAX ? sp->zone_count : 0;
     for (uint32_t z = 0; z < zones; z++) {
         const struct br_zone_spec *zs = &sp->zones[z];
         arg_field(r, zs->name, sizeof zs->name);
@@ -721,10 +721,10 @@ static int reserve(struct br_redis *r, const struct br_cmd *c, struct br_outcome
         return out->err = rc;
     }
     /* The core's fingerprint (br_inventory_reserve) of the request. */
-    uint64_t fp = br_hash_step(br_hash_step(br_hash_step(br_hash_step(0, event_id),
-                                                         c->u.reserve.zone_id),
-                                            c->u.reserve.quantity),
-                               c->u.reserve.pass_id);
+    uint64_t fp =
+        br_hash_step(br_hash_step(br_hash_step(br_hash_step(0, event_id), c->u.reserve.zone_id),
+                                  c->u.reserve.quantity),
+                     c->u.reserve.pass_id);
     char fp_text[24], claim_key[2 * NUM_LEN], suffix[NUM_LEN];
     snprintf(fp_text, sizeof fp_text, "%" PRIu64, fp);
     snprintf(suffix, sizeof suffix, "idem:%" PRIu64, key);
@@ -908,8 +908,8 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
         for (uint64_t e = base; e <= last; e++) {
             char key[NUM_LEN];
             snprintf(key, sizeof key, "br:{e%" PRIu64 "}:refunds", e);
-            const char *a1[8] = {"ZRANGEBYSCORE", key, "-inf", now_text, "WITHSCORES", "LIMIT", "0",
-                                 max_text};
+            const char *a1[8] = {"ZRANGEBYSCORE", key,     "-inf", now_text,
+                                 "WITHSCORES",    "LIMIT", "0",    max_text};
             size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
             const char *a2[2] = {"ZCARD", key};
             size_t l2[2] = {5, strlen(key)};
@@ -1040,8 +1040,8 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
         rc = sweep(r, c, out, fx, fx_count);
         break;
     case BR_CMD_PAYMENT_CREATE:
-        rc = by_id(r, S_PAYMENT_CREATE, c, c->u.payment_create.hold_id, 0, false, out, fx,
-                   fx_count);
+        rc =
+            by_id(r, S_PAYMENT_CREATE, c, c->u.payment_create.hold_id, 0, false, out, fx, fx_count);
         break;
     case BR_CMD_PAYMENT_EVENT:
         rc = payment_event(r, c, out, fx, fx_count);
@@ -1257,7 +1257,7 @@ struct walk {
     uint64_t sum;
     uint64_t counts[8]; /* events users members passes holds payments idem provider_events */
     uint64_t event_id;
-    uint64_t base;      /* event_id << 32 */
+    uint64_t base; /* event_id << 32 */
     bool shuffled;
     struct rank *ranks; /* the waiting queue: user -> position */
     size_t rank_count;
@@ -1403,7 +1403,8 @@ static void take_member(struct walk *w, size_t i, const redisReply *rep)
         position = at->position;
     }
     uint64_t pass = u64(rep->element[1]);
-    uint64_t v[] = {w->event_id, user, st, position, pass ? w->base | pass : 0, u64(rep->element[2])};
+    uint64_t v[] = {w->event_id,         user, st, position, pass ? w->base | pass : 0,
+                    u64(rep->element[2])};
     add(w, 4, v, 6);
 }
 
@@ -1435,7 +1436,8 @@ static void fmt_hold(struct walk *w, size_t i)
     char key[NUM_LEN];
     snprintf(key, sizeof key, "br:{e%" PRIu64 "}:h:%zu", w->event_id, i + 1);
     fmt_key(w->r, "HMGET", key);
-    static const char *const f[] = {"user", "zone", "qty", "st", "dl", "amt", "pass", "pay", "conf"};
+    static const char *const f[] = {"user", "zone", "qty", "st",  "dl",
+                                    "amt",  "pass", "pay", "conf"};
     for (size_t k = 0; k < 9; k++) {
         arg_text(w->r, f[k]);
     }
@@ -1451,8 +1453,15 @@ static void take_hold(struct walk *w, size_t i, const redisReply *rep)
     for (size_t k = 0; k < 9; k++) {
         f[k] = u64(rep->element[k]);
     }
-    uint64_t v[] = {w->base | (i + 1), f[0], f[1], f[2], f[3], f[4], f[5],
-                    f[6] ? w->base | f[6] : 0, f[7] ? w->base | f[7] : 0,
+    uint64_t v[] = {w->base | (i + 1),
+                    f[0],
+                    f[1],
+                    f[2],
+                    f[3],
+                    f[4],
+                    f[5],
+                    f[6] ? w->base | f[6] : 0,
+                    f[7] ? w->base | f[7] : 0,
                     f[8] ? w->base | f[8] : 0};
     add(w, 6, v, 10);
 }
@@ -1475,7 +1484,7 @@ static void take_payment(struct walk *w, size_t i, const redisReply *rep)
         w->rc = BR_E_CORRUPT;
         return;
     }
-    uint64_t v[] = {w->base | (i + 1),     w->base | u64(rep->element[0]), u64(rep->element[1]),
+    uint64_t v[] = {w->base | (i + 1),    w->base | u64(rep->element[0]), u64(rep->element[1]),
                     u64(rep->element[2]), u64(rep->element[3]),           u64(rep->element[4])};
     add(w, 7, v, 6);
 }

@@ -95,12 +95,12 @@
 #define BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000
 #define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
 #define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
-#define BR_REDIS_SCRIPTS_MAX 24    /* embedded scripts the adapter knows by name */
+#define BR_REDIS_SCRIPTS_MAX 24      /* embedded scripts the adapter knows by name */
 
 struct br_redis_options {
     char host[BR_REDIS_HOST_MAX];
     int port;
-    int db;                 /* SELECT after connecting; 0 = default */
+    int db; /* SELECT after connecting; 0 = default */
     int connect_timeout_ms;
     int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
     bool quiet;             /* do not log foreign errors (tests that provoke them) */
@@ -113,14 +113,14 @@ struct br_redis_scratch;
 /* One connection and what it needs. Caller-owned; br_redis_open fills it. */
 struct br_redis {
     struct br_redis_options opt;
-    struct br_config cfg;          /* seed and catalog capacities, as recorded in Redis */
-    struct redisContext *ctx;      /* NULL while disconnected */
+    struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
+    struct redisContext *ctx;           /* NULL while disconnected */
     char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
-    uint64_t users_known;          /* users 1..users_known exist (users are never removed) */
-    struct br_redis_scratch *s;    /* argument and merge buffers (heap) */
-    uint64_t connects;             /* connections made (the first, then reconnects) */
-    uint64_t calls;                /* script calls sent */
-    uint64_t opens;                /* opening shuffles run with a drawn permutation */
+    uint64_t users_known;               /* users 1..users_known exist (users are never removed) */
+    struct br_redis_scratch *s;         /* argument and merge buffers (heap) */
+    uint64_t connects;                  /* connections made (the first, then reconnects) */
+    uint64_t calls;                     /* script calls sent */
+    uint64_t opens;                     /* opening shuffles run with a drawn permutation */
 };
 
 /* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
@@ -132,7 +132,8 @@ int br_redis_parse_url(const char *url, struct br_redis_options *o);
  * if not). BR_OK,
  * BR_E_UNAVAILABLE (cannot connect), BR_E_INVALID, BR_E_IO. On failure
  * nothing is left to close. */
-int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const struct br_config *cfg);
+int br_redis_open(struct br_redis *r, const struct br_redis_options *o,
+                  const struct br_config *cfg);
 
 /* Closes the connection and frees the buffers. Safe on a zeroed struct. */
 void br_redis_close(struct br_redis *r);

@@ -68,21 +68,55 @@ static size_t constants(struct constant *c)
 #define ERR(sym, val, code, msg) C(sym);
     BR_ERR_MAP(ERR)
 #undef ERR
-    C(BR_QS_NONE); C(BR_QS_PREQUEUE); C(BR_QS_WAITING); C(BR_QS_ADMITTED); C(BR_QS_USED);
-    C(BR_QS_EXPIRED); C(BR_QS_LEFT);
-    C(BR_PASS_LIVE); C(BR_PASS_USED); C(BR_PASS_EXPIRED);
-    C(BR_HOLD_HELD); C(BR_HOLD_CONFIRMED); C(BR_HOLD_EXPIRED); C(BR_HOLD_CANCELLED);
+    C(BR_QS_NONE);
+    C(BR_QS_PREQUEUE);
+    C(BR_QS_WAITING);
+    C(BR_QS_ADMITTED);
+    C(BR_QS_USED);
+    C(BR_QS_EXPIRED);
+    C(BR_QS_LEFT);
+    C(BR_PASS_LIVE);
+    C(BR_PASS_USED);
+    C(BR_PASS_EXPIRED);
+    C(BR_HOLD_HELD);
+    C(BR_HOLD_CONFIRMED);
+    C(BR_HOLD_EXPIRED);
+    C(BR_HOLD_CANCELLED);
     C(BR_HOLD_REFUNDED);
-    C(BR_PAY_PENDING); C(BR_PAY_FAILED); C(BR_PAY_CONFIRMED); C(BR_PAY_REFUND_PENDING);
+    C(BR_PAY_PENDING);
+    C(BR_PAY_FAILED);
+    C(BR_PAY_CONFIRMED);
+    C(BR_PAY_REFUND_PENDING);
     C(BR_PAY_REFUNDED);
-    C(BR_FX_PASS_ISSUED); C(BR_FX_PASS_EXPIRED); C(BR_FX_PROVIDER_CHARGE);
-    C(BR_FX_PROVIDER_REFUND); C(BR_FX_BOOKING_CONFIRMED); C(BR_FX_BOOKING_EXPIRED); C(BR_FX_NOTIFY);
-    C(BR_ROLE_ORGANIZER); C(BR_ROLE_ADMIN); C(BR_ROLE_COUNT);
-    C(BR_NAME_MAX); C(BR_EMAIL_MAX); C(BR_ZONE_NAME_MAX); C(BR_PASSWORD_HASH_LEN); C(BR_SALT_LEN);
-    C(BR_EVENT_ZONES_MAX); C(BR_EVENT_ID_MAX); C(BR_ZONE_CAPACITY_MAX); C(BR_HOLD_QUANTITY_MAX);
-    C(BR_PER_USER_LIMIT_MAX); C(BR_PRICE_MINOR_MAX); C(BR_TTL_MS_MAX); C(BR_ADMIT_PER_TICK_MAX);
-    C(BR_MAX_ACTIVE_MAX); C(BR_SWEEP_MAX); C(BR_PASS_EXPIRE_MAX);
-    C(BR_REFUND_BACKOFF_MS_MIN); C(BR_REFUND_BACKOFF_MS_MAX); C(BR_NOW_MS_MAX);
+    C(BR_FX_PASS_ISSUED);
+    C(BR_FX_PASS_EXPIRED);
+    C(BR_FX_PROVIDER_CHARGE);
+    C(BR_FX_PROVIDER_REFUND);
+    C(BR_FX_BOOKING_CONFIRMED);
+    C(BR_FX_BOOKING_EXPIRED);
+    C(BR_FX_NOTIFY);
+    C(BR_ROLE_ORGANIZER);
+    C(BR_ROLE_ADMIN);
+    C(BR_ROLE_COUNT);
+    C(BR_NAME_MAX);
+    C(BR_EMAIL_MAX);
+    C(BR_ZONE_NAME_MAX);
+    C(BR_PASSWORD_HASH_LEN);
+    C(BR_SALT_LEN);
+    C(BR_EVENT_ZONES_MAX);
+    C(BR_EVENT_ID_MAX);
+    C(BR_ZONE_CAPACITY_MAX);
+    C(BR_HOLD_QUANTITY_MAX);
+    C(BR_PER_USER_LIMIT_MAX);
+    C(BR_PRICE_MINOR_MAX);
+    C(BR_TTL_MS_MAX);
+    C(BR_ADMIT_PER_TICK_MAX);
+    C(BR_MAX_ACTIVE_MAX);
+    C(BR_SWEEP_MAX);
+    C(BR_PASS_EXPIRE_MAX);
+    C(BR_REFUND_BACKOFF_MS_MIN);
+    C(BR_REFUND_BACKOFF_MS_MAX);
+    C(BR_NOW_MS_MAX);
     C(BR_REDIS_NEED_OPEN);
 #undef C
     if (n > CONSTS_MAX) {
@@ -223,13 +257,13 @@ static void assemble(struct buf *out, const struct buf *lib, const struct block 
     for (size_t k = 0; k < nconsts; k++) {
         bool used = mentions(script->p, script->n, consts[k].name);
         for (size_t j = 1; j < nblocks && !used; j++) {
-            used = in[j] && mentions(lib->p + blocks[j].from, blocks[j].to - blocks[j].from,
-                                     consts[k].name);
+            used = in[j] &&
+                   mentions(lib->p + blocks[j].from, blocks[j].to - blocks[j].from, consts[k].name);
         }
         if (used) {
             char line[160];
-            int n = snprintf(line, sizeof line, "local %s = %lld\n", consts[k].name,
-                             consts[k].value);
+            int n =
+                snprintf(line, sizeof line, "local %s = %lld\n", consts[k].name, consts[k].value);
             put(out, line, (size_t)n);
         }
     }

@@ -27,8 +27,9 @@ local function num(i)
     return v
 end
 local actor = arg_u64(2)
-local c = redis.call('HMGET', P .. 'cat', 'events', 'users', 'slots', 'active', 'seats', 'cfg_events_max',
-                     'cfg_qslots_max', 'cfg_qcap_default', 'cfg_active_max', 'cfg_seats_max')
+local c = redis.call('HMGET', P .. 'cat', 'events', 'users', 'slots', 'active', 'seats',
+                     'cfg_events_max', 'cfg_qslots_max', 'cfg_qcap_default', 'cfg_active_max',
+                     'cfg_seats_max')
 for i = 1, #c do
     c[i] = tonumber(c[i])
     if c[i] == nil then
@@ -54,8 +55,8 @@ local function valid()
         return false
     end
     local limit, maxa, apt = num(9), num(11), num(12)
-    if limit < 1 or limit > BR_PER_USER_LIMIT_MAX or maxa < 1 or maxa > BR_MAX_ACTIVE_MAX or apt < 1 or
-        apt > BR_ADMIT_PER_TICK_MAX then
+    if limit < 1 or limit > BR_PER_USER_LIMIT_MAX or maxa < 1 or maxa > BR_MAX_ACTIVE_MAX or
+        apt < 1 or apt > BR_ADMIT_PER_TICK_MAX then
         return false
     end
     local pttl, httl = num(13), num(14)
@@ -72,7 +73,8 @@ local function valid()
     for z = 1, zc do
         local at = 17 + 4 * (z - 1)
         local zname, cap, price, cur = ARGV[at], num(at + 1), num(at + 2), ARGV[at + 3]
-        if #zname == 0 or #zname >= BR_ZONE_NAME_MAX or not string.find(cur, '^[A-Z][A-Z][A-Z]$') then
+        if #zname == 0 or #zname >= BR_ZONE_NAME_MAX or
+            not string.find(cur, '^[A-Z][A-Z][A-Z]$') then
             return false
         end
         if cap < 1 or cap > BR_ZONE_CAPACITY_MAX or price < 0 or price > BR_PRICE_MINOR_MAX then
@@ -94,8 +96,8 @@ if events >= events_max or events >= BR_EVENT_ID_MAX or slots + qcap > qslots_ma
     active + num(11) > active_max or seats + want > seats_max then
     return reply(BR_E_FULL)
 end
-redis.call('HSET', P .. 'cat', 'events', events + 1, 'slots', slots + qcap, 'active', active + num(11),
-           'seats', seats + want)
+redis.call('HSET', P .. 'cat', 'events', events + 1, 'slots', slots + qcap,
+           'active', active + num(11), 'seats', seats + want)
 OUT[3] = events + 1
 OUT[10] = qcap
 return reply(BR_OK)

@@ -229,13 +229,14 @@ local function hold_load(seq)
     if seq == nil then
         return nil
     end
-    local v = redis.call('HMGET', P .. 'h:' .. seq, 'user', 'zone', 'qty', 'st', 'dl', 'amt', 'pass', 'pay', 'conf')
+    local v = redis.call('HMGET', P .. 'h:' .. seq, 'user', 'zone', 'qty', 'st', 'dl', 'amt',
+                         'pass', 'pay', 'conf')
     if not v[1] then
         return nil
     end
-    return {seq = seq, uid = v[1], user = tonumber(v[1]), zone = tonumber(v[2]), qty = tonumber(v[3]),
-            st = tonumber(v[4]), dl = tonumber(v[5]), amt = tonumber(v[6]), pass = tonumber(v[7]),
-            pay = tonumber(v[8]), conf = tonumber(v[9])}
+    return {seq = seq, uid = v[1], user = tonumber(v[1]), zone = tonumber(v[2]),
+            qty = tonumber(v[3]), st = tonumber(v[4]), dl = tonumber(v[5]), amt = tonumber(v[6]),
+            pass = tonumber(v[7]), pay = tonumber(v[8]), conf = tonumber(v[9])}
 end
 
 local function hold_id(h)

@@ -101,11 +101,11 @@ local function reserve()
         return BR_E_SOLD_OUT
     end
     local seq = EV.hseq + 1
-    local h = {seq = seq, uid = uid, user = tonumber(uid), zone = zone, qty = qty, st = BR_HOLD_HELD,
-               dl = NOW + EV.httl, amt = EV['price' .. zone] * qty, pass = p and p.seq or 0, pay = 0,
-               conf = 0}
-    redis.call('HSET', P .. 'h:' .. seq, 'user', uid, 'zone', zone, 'qty', qty, 'st', h.st, 'created', NOW,
-               'dl', h.dl, 'amt', h.amt, 'pass', h.pass, 'pay', 0, 'conf', 0)
+    local h = {seq = seq, uid = uid, user = tonumber(uid), zone = zone, qty = qty,
+               st = BR_HOLD_HELD, dl = NOW + EV.httl, amt = EV['price' .. zone] * qty,
+               pass = p and p.seq or 0, pay = 0, conf = 0}
+    redis.call('HSET', P .. 'h:' .. seq, 'user', uid, 'zone', zone, 'qty', qty, 'st', h.st,
+               'created', NOW, 'dl', h.dl, 'amt', h.amt, 'pass', h.pass, 'pay', 0, 'conf', 0)
     redis.call('ZADD', P .. 'holds', h.dl, pad(seq))
     ev_put('hseq', seq)
     ev_put('held' .. zone, held + qty)

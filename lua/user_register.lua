@@ -40,7 +40,8 @@ if users >= users_max then
 end
 local id = users + 1
 redis.call('HSET', P .. 'cat', 'users', id)
-redis.call('HSET', P .. 'u:' .. id, 'email', email, 'name', name, 'pw', pw, 'salt', salt, 'role', role)
+redis.call('HSET', P .. 'u:' .. id, 'email', email, 'name', name, 'pw', pw, 'salt', salt,
+           'role', role)
 redis.call('HSET', P .. 'email', email, id)
 OUT[3] = id
 OUT[2] = role

@@ -18,7 +18,8 @@ local function exists(uid)
     return n >= 1 and n <= users
 end
 if actor ~= '0' then
-    if not exists(actor) or tonumber(redis.call('HGET', P .. 'u:' .. actor, 'role')) ~= BR_ROLE_ADMIN then
+    local role_of_actor = exists(actor) and tonumber(redis.call('HGET', P .. 'u:' .. actor, 'role'))
+    if role_of_actor ~= BR_ROLE_ADMIN then
         return reply(BR_E_FORBIDDEN)
     end
 end

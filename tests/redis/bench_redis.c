@@ -169,7 +169,8 @@ static bool flag(int argc, char **argv, const char *name)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_redis setup|run --redis URL [--requests N --clients C --keys]\n");
+        fprintf(stderr,
+                "usage: bench_redis setup|run --redis URL [--requests N --clients C --keys]\n");
         return 2;
     }
     struct br_redis_options opt;

@@ -47,8 +47,8 @@ struct ctx {
     void *mem;
     size_t mem_size;
     struct br_redis redis;
-    struct br_effect *fx_e; /* the engine's effects, copied */
-    struct br_effect *fx_r; /* the adapter's */
+    struct br_effect *fx_e;                         /* the engine's effects, copied */
+    struct br_effect *fx_r;                         /* the adapter's */
     uint64_t seen[BR_CMD_TYPE_COUNT][BR_ERR_COUNT]; /* outcomes met: coverage */
 };
 
@@ -88,7 +88,8 @@ static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
                  " hold_ttl=%" PRId64 " qcap=%u zones=%u cap1=%u price1=%" PRId64 " cur1=%.4s",
                  s->sale_opens_at_ms, s->per_user_limit, s->requires_pass, s->max_active,
                  s->admit_per_tick, s->pass_ttl_ms, s->hold_ttl_ms, s->queue_capacity,
-                 s->zone_count, s->zones[0].capacity, s->zones[0].price_minor, s->zones[0].currency);
+                 s->zone_count, s->zones[0].capacity, s->zones[0].price_minor,
+                 s->zones[0].currency);
         break;
     }
     case BR_CMD_USER_REGISTER:
@@ -135,8 +136,8 @@ static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
 
 static void show_outcome(const char *who, const struct br_outcome *o, const struct br_effect *fx)
 {
-    printf("      %-6s %s status=%u id=%#" PRIx64 " ref=%#" PRIx64 " pos=%u qlen=%u deadline=%" PRId64
-           " amount=%" PRId64 " count=%u effects=%u\n",
+    printf("      %-6s %s status=%u id=%#" PRIx64 " ref=%#" PRIx64
+           " pos=%u qlen=%u deadline=%" PRId64 " amount=%" PRId64 " count=%u effects=%u\n",
            who, br_err_name(o->err), o->status, o->id, o->ref, o->position, o->queue_length,
            o->deadline_ms, o->amount_minor, o->count, o->effect_count);
     for (uint32_t i = 0; i < o->effect_count && i < 16; i++) {
@@ -245,14 +246,25 @@ static void engine_records(const struct br_engine *e, struct records *rs)
     }
     for (uint32_t i = 0; i < e->hold_count; i++) {
         const struct br_hold *h = &e->holds[i];
-        uint64_t v[] = {h->id, h->user_id, h->zone_id, h->quantity, h->state,
-                        (uint64_t)h->deadline_ms, (uint64_t)h->amount_minor, h->pass_id,
-                        h->payment_id, h->confirmed_by};
+        uint64_t v[] = {h->id,
+                        h->user_id,
+                        h->zone_id,
+                        h->quantity,
+                        h->state,
+                        (uint64_t)h->deadline_ms,
+                        (uint64_t)h->amount_minor,
+                        h->pass_id,
+                        h->payment_id,
+                        h->confirmed_by};
         collect(rs, 6, v, 10);
     }
     for (uint32_t i = 0; i < e->payment_count; i++) {
         const struct br_payment *p = &e->payments[i];
-        uint64_t v[] = {p->id, p->hold_id, p->state, (uint64_t)p->amount_minor, p->refund_attempts,
+        uint64_t v[] = {p->id,
+                        p->hold_id,
+                        p->state,
+                        (uint64_t)p->amount_minor,
+                        p->refund_attempts,
                         (uint64_t)p->next_attempt_ms};
         collect(rs, 7, v, 6);
     }
@@ -270,8 +282,9 @@ static void engine_records(const struct br_engine *e, struct records *rs)
             collect(rs, 9, &ms->a, 1);
         }
     }
-    uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
-                         e->hold_count,  e->payment_count, e->idem_count, e->provider_events.count};
+    uint64_t counts[] = {e->event_count, e->user_count,           e->member_count,
+                         e->pass_count,  e->hold_count,           e->payment_count,
+                         e->idem_count,  e->provider_events.count};
     collect(rs, 10, counts, 8);
 }
 
@@ -291,8 +304,9 @@ static int record_cmp(const void *a, const void *b)
 
 static void print_record(const char *side, const struct record *r)
 {
-    static const char *const names[] = {"?",    "zone",    "event", "user", "member", "pass",
-                                         "hold", "payment", "idem",  "provider_event", "counts"};
+    static const char *const names[] = {"?",      "zone",           "event", "user",
+                                        "member", "pass",           "hold",  "payment",
+                                        "idem",   "provider_event", "counts"};
     printf("      only in %-5s %-14s", side, r->tag <= 10 ? names[r->tag] : "?");
     for (size_t i = 0; i < r->n; i++) {
         printf(" %" PRId64, (int64_t)r->v[i]);
