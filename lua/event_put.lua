@@ -27,7 +27,8 @@ end
 local DOC = "br:{e}:ev -- the event's spec and counters, kept a hash table by this long value"
 local args = {'doc', DOC, 'id', eid, 'creator', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6],
               'starts', ARGV[7], 'opens', ARGV[8], 'limit', ARGV[9], 'rp', ARGV[10],
-              'maxa', ARGV[11], 'apt', ARGV[12], 'pttl', ARGV[13], 'httl', ARGV[14], 'qcap', qcap, 'zc', zc, 'shuf', 0, 'qpre', 0,
+              'maxa', ARGV[11], 'apt', ARGV[12], 'pttl', ARGV[13], 'httl', ARGV[14],
+              'qcap', qcap, 'zc', zc, 'shuf', 0, 'qpre', 0,
               'qtail', 0, 'qwait', 0, 'pact', 0, 'piss', 0, 'pseq', 0, 'hseq', 0, 'yseq', 0}
 for s = BR_HOLD_HELD, BR_HOLD_REFUNDED do
     args[#args + 1] = 'bk' .. s
