@@ -54,7 +54,7 @@ static const struct opt OPTS[] = {
     {"--body-max", "BR_BODY_MAX", OPT_SIZE, OFF(body_max), 16u << 20, "BYTES",
      "largest request body; more is 413 (65536)"},
     {"--header-max", "BR_HEADER_MAX", OPT_SIZE, OFF(header_max), 1u << 20, "BYTES",
-     "per-connection buffer, bounds the header section (16384)"},
+     "per-connection buffer, bounds the header section (8192)"},
     {"--scrypt-log2n", "BR_SCRYPT_LOG2N", OPT_UINT, OFF(scrypt_log2n), BR_AUTH_LOG2N_MAX, "N",
      "password hash cost: scrypt N = 2^N, r = 8, p = 1 (15)"},
     {"--shutdown-grace-s", "BR_SHUTDOWN_GRACE_S", OPT_UINT, OFF(shutdown_grace_s), 3600, "N",
@@ -148,7 +148,7 @@ static void defaults(struct br_serve_config *c)
     c->journal_syncs = 3;
     c->sse_keepalive_s = 15;
     c->body_max = 65536;
-    c->header_max = 16384;
+    c->header_max = 8192;
     c->scrypt_log2n = BR_AUTH_LOG2N_DEFAULT;
     c->shutdown_grace_s = 10;
     c->log_level = BR_LOG_INFO;
