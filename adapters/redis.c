@@ -11,9 +11,12 @@
  * steps are ordered so that a crash between them leaves nothing a retry
  * cannot finish (redis.h).
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include "adapters/redis.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1133,9 +1136,27 @@ static int record_config(struct br_redis *r)
     return BR_OK;
 }
 
+/* hiredis writes with write(2): on a connection the server closed, that
+ * raises SIGPIPE, which by default ends the process. A client library must
+ * not die of a lost server, so a default disposition becomes "ignore" (the
+ * write then fails with EPIPE and is translated like any other failure); a
+ * handler the program installed is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction now;
+    if (sigaction(SIGPIPE, NULL, &now) == 0 && now.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
 int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const struct br_config *cfg)
 {
     memset(r, 0, sizeof *r);
+    ignore_sigpipe();
     r->opt = *o;
     r->cfg = *cfg;
     if (br_engine_memory_size(cfg) == 0 || o->connect_timeout_ms < 1 || o->command_timeout_ms < 1) {

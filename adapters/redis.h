@@ -68,6 +68,11 @@
  * holds, payments, idempotency keys, provider events) are not limits here:
  * Redis's memory is.
  *
+ * One struct br_redis is used by one thread at a time (one connection);
+ * threads open one each. br_redis_open sets SIGPIPE to "ignore" when it is
+ * at its default, so a write to a connection the server closed fails
+ * instead of ending the process.
+ *
  * Errors: BR_E_UNAVAILABLE when nothing was sent (no connection, or a
  * busy/loading/read-only server that refused to run the script);
  * BR_E_UNKNOWN_OUTCOME when a request was sent but no reply came (timeout,
