@@ -78,6 +78,7 @@ struct rq {
     int provider_err;
     char password[BR_PASSWORD_MAX + 1];
     size_t password_len;
+    bool id_header;       /* X-Request-Id already added */
 };
 
 /* ---- answering ---- */
@@ -145,7 +146,9 @@ static void reply(struct rq *q, unsigned status, const char *ctype, char *body, 
                 q->id, br_http_method(q->req), path, status, (long long)dur_us, q->client,
                 q->authed ? q->who.user_id : 0);
     }
-    br_http_add_header(q->req, "X-Request-Id", q->id);
+    if (!q->id_header) {
+        br_http_add_header(q->req, "X-Request-Id", q->id);
+    }
     br_http_respond(q->req, status, ctype, body, len);
 }
 
@@ -700,6 +703,7 @@ static void r_queue_stream(struct rq *q)
     br_http_add_header(q->req, "Cache-Control", "no-cache");
     br_http_add_header(q->req, "X-Accel-Buffering", "no");
     br_http_add_header(q->req, "X-Request-Id", q->id);
+    q->id_header = true;
     q->sub = br_hub_subscribe(q->rt->hub, q->req, q->path_id, q->who.user_id, &v);
     if (q->sub == NULL) {
         reply_err(q, BR_E_UNAVAILABLE);
@@ -990,7 +994,7 @@ static void r_provider_confirm(struct rq *q)
     int rc = br_provider_test_confirm(q->rt->provider, q->path_str, pm, provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
-        reply_code(q, br_routes_status(rc == BR_E_DUPLICATE ? BR_E_DUPLICATE : rc),
+        reply_code(q, br_routes_status(rc),
                    rc == BR_E_DUPLICATE ? "PAYMENT_INTENT_UNEXPECTED_STATE" : br_err_name(rc),
                    rc == BR_E_NOT_FOUND   ? "no such payment intent"
                    : rc == BR_E_INVALID   ? "unknown test payment method"

@@ -601,8 +601,6 @@ static void test_rate_limits(void **state)
     }
     /* Per user: one user from many addresses. */
     char token[1024];
-    const char *fresh[] = {"X-Forwarded-For: 192.0.2.50", NULL};
-    (void)fresh;
     t_buyer(&s, "limited", token, sizeof token);
     limited = 0;
     for (int i = 0; i < 12; i++) {
