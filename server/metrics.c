@@ -213,14 +213,13 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               "# TYPE br_journal_replayed_commands gauge\nbr_journal_replayed_commands %" PRIu64
               "\n",
               x->sse_streams, x->inflight, g->commands, g->commits, x->replayed);
-    static const char *const per_event[] = {
-        "# HELP br_queue_length Users waiting in an event's queue.\n# TYPE br_queue_length gauge\n",
-        "# HELP br_admitted_total Passes issued for an event.\n# TYPE br_admitted_total counter\n",
-        "# HELP br_active_passes Passes issued and not yet used or expired.\n"
-        "# TYPE br_active_passes gauge\n"};
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
+    static const char *const help[] = {"Users waiting in an event's queue.",
+                                       "Passes issued for an event.",
+                                       "Passes issued and not yet used or expired."};
+    static const char *const type[] = {"gauge", "counter", "gauge"};
     for (unsigned k = 0; k < 3; k++) {
-        sb_printf(&b, "%s", per_event[k]);
+        sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", metric[k], help[k], metric[k], type[k]);
         for (uint32_t i = 0; i < g->event_count; i++) {
             uint32_t v = k == 0 ? g->events[i].queue_length
                        : k == 1 ? g->events[i].admitted
