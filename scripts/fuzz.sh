@@ -17,7 +17,7 @@
 #   FUZZ_SOURCE_DIR   the CMake source dir (default: this repository)
 #   FUZZ_JOBS         build parallelism (default 2)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 repo=$(pwd)
 
 seconds=${FUZZ_SECONDS:-60}
@@ -126,18 +126,18 @@ run_afl() {
   mkdir -p "$dir"
   local dict=()
   [ -f "fuzz/dict/$target.dict" ] && dict=(-x "fuzz/dict/$target.dict")
-  local seeds="fuzz/corpus/$target"
-  if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
-    seeds="$dir/seed"
-    mkdir -p "$seeds"
-    printf 'seed' >"$seeds/seed"
+  local seed_dir="fuzz/corpus/$target"
+  if [ ! -d "$seed_dir" ] || [ -z "$(ls -A "$seed_dir")" ]; then
+    seed_dir="$dir/seed"
+    mkdir -p "$seed_dir"
+    printf 'seed' >"$seed_dir/seed"
   fi
   echo "== AFL++: $target for ${afl_seconds}s"
   AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 \
     AFL_SKIP_CRASHES=0 AFL_QUIET=1 \
     ASAN_OPTIONS=abort_on_error=1:symbolize=0:detect_leaks=0:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=0 \
-    timeout -k 10 $((afl_seconds + 120)) afl-fuzz -i "$seeds" -o "$dir" -V "$afl_seconds" \
+    timeout -k 10 $((afl_seconds + 120)) afl-fuzz -i "$seed_dir" -o "$dir" -V "$afl_seconds" \
     -t 5000 -m none "${dict[@]}" -- "$bin" >"$dir/log" 2>&1
   local rc=$?
   local stats="$dir/default/fuzzer_stats"

@@ -19,7 +19,7 @@ FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-10} \
 build=${FUZZ_BUILD_LF:-build-fuzz-lf}
 replayed=0
 while read -r t; do
-  [ -n "$t" ] && [ -x "$build/fuzz/$t" ] || continue
+  if [ -z "$t" ] || [ ! -x "$build/fuzz/$t" ]; then continue; fi
   shopt -s nullglob
   cases=(fuzz/regressions/"$t"/*)
   shopt -u nullglob

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 asan=${1:-build-asan}
 seconds=${PLANT_SECONDS:-60}
-build=build-fuzz-plant
+build="build-fuzz-plant"
 out=fuzz/out/plant
 
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
