@@ -87,7 +87,7 @@ static size_t journal(uint8_t *out, uint8_t mode, bool header, uint32_t n, uint6
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s CORPUS_DIR (writes CORPUS_DIR/fuzz_commands, .../fuzz_journal)\n",
+        fprintf(stderr, "usage: %s CORPUS_DIR (writes its fuzz_commands/, fuzz_journal/)\n",
                 argv[0]);
         return 2;
     }
