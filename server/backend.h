@@ -149,6 +149,8 @@ struct br_api_gauges {
     uint64_t commands;      /* commands applied since start (replay included) */
     uint64_t journal_bytes; /* not tracked by every backend: 0 */
     uint64_t commits;       /* group commits (fsyncs) */
+    uint64_t sync_us;       /* time spent in those fsyncs, microseconds */
+    uint64_t gather_us;     /* time commands waited before their commit began (first of each) */
 };
 
 struct br_backend;

@@ -95,6 +95,8 @@ struct br_embedded {
     bool stop_flusher;
     bool running;
     uint64_t commits;
+    uint64_t sync_us;        /* sum over commits of the fdatasync's duration */
+    uint64_t gather_us;      /* sum over commits of the first command's wait before the write */
     uint64_t replayed;
     uint64_t diverged;
 
@@ -657,6 +659,8 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
     }
     g->commands = x->engine.applied;
     g->commits = x->commits;
+    g->sync_us = x->sync_us;
+    g->gather_us = x->gather_us;
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -831,6 +835,8 @@ static void *syncer_main(void *arg)
         b->end_lsn = x->appended_lsn;
         b->next = NULL;
         x->syncing++;
+        int64_t t_take = mono_us();
+        x->gather_us += (uint64_t)(t_take - b->first_us);
         pthread_cond_broadcast(&x->room_cv);
         pthread_mutex_unlock(&x->mu);
         for (uint32_t i = 0; i < b->rec_count; i++) {
@@ -856,9 +862,11 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&x->write_mu);
 
         /* 2. Make it durable; other syncers may be writing or syncing now. */
+        int64_t t_sync = mono_us();
         if (x->sync_fd >= 0 && fdatasync(x->sync_fd) != 0) {
             journal_fail("fdatasync", BR_E_IO);
         }
+        int64_t sync_took = mono_us() - t_sync;
 
         /* 3. Dispatch every batch this sync (or an earlier one) covered. */
         pthread_mutex_lock(&x->disp_mu);
@@ -884,6 +892,7 @@ static void *syncer_main(void *arg)
         pthread_mutex_lock(&x->mu);
         x->commits++;
         x->syncing--;
+        x->sync_us += (uint64_t)sync_took;
         if (durable > x->durable_lsn) {
             x->durable_lsn = durable;
         }

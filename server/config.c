@@ -48,7 +48,7 @@ static const struct opt OPTS[] = {
     {"--tick-ms", "BR_TICK_MS", OPT_UINT, OFF(tick_ms), 60000, "N",
      "admitter / sweeper / saga period in ms (100)"},
     {"--journal-syncs", "BR_JOURNAL_SYNCS", OPT_UINT, OFF(journal_syncs), 8, "N",
-     "journal commits (fdatasyncs) in flight at once, 1 to 8 (3)"},
+     "journal commits (fdatasyncs) in flight at once, 1 to 8 (2)"},
     {"--sse-keepalive-s", "BR_SSE_KEEPALIVE_S", OPT_UINT, OFF(sse_keepalive_s), 3600, "N",
      "keep-alive comment period on queue streams (15)"},
     {"--body-max", "BR_BODY_MAX", OPT_SIZE, OFF(body_max), 16u << 20, "BYTES",
@@ -145,7 +145,7 @@ static void defaults(struct br_serve_config *c)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = cpus >= 2 ? (unsigned)(cpus > 64 ? 64 : cpus) : 2;
     c->tick_ms = 100;
-    c->journal_syncs = 3;
+    c->journal_syncs = 2;
     c->sse_keepalive_s = 15;
     c->body_max = 65536;
     c->header_max = 8192;

@@ -210,9 +210,15 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               "# TYPE br_http_inflight gauge\nbr_http_inflight %u\n"
               "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n"
               "# TYPE br_journal_commits_total counter\nbr_journal_commits_total %" PRIu64 "\n"
+              "# HELP br_journal_sync_seconds_total Time spent in the commits' fdatasyncs.\n"
+              "# TYPE br_journal_sync_seconds_total counter\nbr_journal_sync_seconds_total %.6f\n"
+              "# HELP br_journal_gather_seconds_total Time each commit's first command waited "
+              "before the write.\n"
+              "# TYPE br_journal_gather_seconds_total counter\nbr_journal_gather_seconds_total %.6f\n"
               "# TYPE br_journal_replayed_commands gauge\nbr_journal_replayed_commands %" PRIu64
               "\n",
-              x->sse_streams, x->inflight, g->commands, g->commits, x->replayed);
+              x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
+              (double)g->gather_us / 1e6, x->replayed);
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
     static const char *const help[] = {"Users waiting in an event's queue.",
                                        "Passes issued for an event.",
