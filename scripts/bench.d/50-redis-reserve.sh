@@ -56,7 +56,7 @@ redis_cpu() {
   redis-cli -p "$port" info cpu | tr -d '\r' |
     awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.6f", s }'
 }
-per_call_us() { echo "($2 - $1) * 1000000 / $n" | bc -l; }
+per_call_us() { awk -v a="$1" -v b="$2" -v n="$n" 'BEGIN { print (b - a) * 1000000 / n }'; }
 raw_all=() adapter_all=()
 for r in $(seq 1 "$rounds"); do
   args=$("$bench" setup --redis "$url")
@@ -89,7 +89,7 @@ echo "redis reserve, $clients clients, $n calls per run, best of $rounds:"
 printf '  raw redis-benchmark EVALSHA reserve.lua   %8.0f calls/s (-c %d, 1 or 2 threads)\n' "$raw" \
   "$clients"
 printf '  through the adapter (br_redis_apply)      %8.0f calls/s   ratio %.0f%% (goal >= 80%%)\n' \
-  "$ad" "$(echo "100 * $ad / $raw" | bc -l)"
+  "$ad" "$(awk -v a="$ad" -v r="$raw" 'BEGIN { print 100 * a / r }')"
 printf '  through the adapter, idempotency keys     %8.0f calls/s   (claim + script: 2 round trips)\n' \
   "$keys"
 echo "  (load average during the run: $(cut -d' ' -f1-3 /proc/loadavg); other work on the same"

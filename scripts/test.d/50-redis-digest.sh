@@ -64,7 +64,7 @@ for s in $scenarios; do
       failed=1
     fi
     printf '%-16s %-18s memory %s  redis %s  %s (redis run %.1f s)\n' "$s" "$run" "$mem" \
-      "${red:-none}" "$verdict" "$(echo "$t1 - $t0" | bc)"
+      "${red:-none}" "$verdict" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
   done
 done
 if [ "$failed" -ne 0 ]; then
