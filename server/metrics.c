@@ -127,13 +127,9 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 static void split_name(const char *name, char *method, size_t mcap, const char **path)
 {
     const char *sp = strchr(name, ' ');
-    size_t n = sp ? (size_t)(sp - name) : 0;
-    if (n >= mcap) {
-        n = mcap - 1;
-    }
-    memcpy(method, name, n);
-    method[n] = '\0';
-    *path = sp ? sp + 1 : name;
+    int n = sp != NULL ? (int)(sp - name) : 0;
+    snprintf(method, mcap, "%.*s", n, name);
+    *path = sp != NULL ? sp + 1 : name;
 }
 
 char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,

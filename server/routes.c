@@ -1030,9 +1030,11 @@ static void r_metrics(struct rq *q)
     BE(q)->ops->gauges(BE(q), g);
     struct br_metrics_extra x = {
         .sse_streams = br_hub_streams(q->rt->hub),
-        .inflight = q->rt->http != NULL ? br_http_inflight(q->rt->http) : 0,
+        .inflight = 0,
         .replayed = q->rt->replayed,
     };
+    struct br_http_server *http = atomic_load(&q->rt->http);
+    x.inflight = http != NULL ? br_http_inflight(http) : 0;
     size_t len = 0;
     char *text = br_metrics_render(q->rt->metrics, g, &x, &len);
     free(g);

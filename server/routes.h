@@ -44,7 +44,8 @@ struct br_routes {
     struct br_ratelimit *rl_user;
     struct br_ratelimit *rl_ip;
     struct br_provider_test *provider; /* NULL: no test provider routes */
-    struct br_http_server *http;       /* for the in-flight gauge; may be NULL */
+    /* For the in-flight gauge; set once listening (requests may already run). */
+    _Atomic(struct br_http_server *) http;
     const struct br_serve_config *cfg;
     const struct br_log *log;
     struct br_cidr trusted[BR_CIDR_MAX];

@@ -439,6 +439,7 @@ int br_serve_main(int argc, char **argv)
                      (uint32_t)prefix[2] << 8 | prefix[3];
     atomic_init(&rt->req_seq, 1);
     atomic_init(&rt->draining, false);
+    atomic_init(&rt->http, NULL);
 
     struct br_http_config hc = {.bind_addr = cfg.bind,
                                 .port = cfg.port,
@@ -455,7 +456,7 @@ int br_serve_main(int argc, char **argv)
     if (br_http_start(&http, &hc) != BR_OK) {
         goto out;
     }
-    rt->http = http;
+    atomic_store(&rt->http, http);
     uint16_t port = br_http_port(http);
     char url[BR_CONFIG_TEXT_MAX + 64];
     bool any = strcmp(cfg.bind, "0.0.0.0") == 0 || strcmp(cfg.bind, "::") == 0;
