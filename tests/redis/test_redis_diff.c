@@ -22,7 +22,8 @@
  * zones and queues, few users and keys: SOLD_OUT, FULL and conflicts all the
  * time) and wide (every event and user the generator can remember, bigger
  * zones and queues). Without --redis it starts its own redis-server on a
- * free port.
+ * free port; with --cluster, a one-node Redis Cluster (server.h), where
+ * Redis refuses any script that touches two slots.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -445,8 +446,14 @@ int main(int argc, char **argv)
 
     struct test_redis_server server = {0};
     char own_url[64];
+    bool cluster = false;
+    for (int i = 1; i < argc; i++) {
+        cluster = cluster || strcmp(argv[i], "--cluster") == 0;
+    }
     if (url == NULL) {
-        if (test_redis_server_start(&server) != 0) {
+        int started = cluster ? test_redis_server_start_cluster(&server)
+                              : test_redis_server_start(&server);
+        if (started != 0) {
             return 2;
         }
         snprintf(own_url, sizeof own_url, "redis://127.0.0.1:%d", server.port);
@@ -543,7 +550,7 @@ int main(int argc, char **argv)
         }
     }
     double secs = now_s() - t0;
-    printf("%s mix: ", mix);
+    printf("%s mix%s: ", mix, cluster ? ", cluster mode" : "");
     printf("%s: %lu sequences of %zu commands (%" PRIu64 " commands) in %.1f s, %.0f commands/s; "
            "%" PRIu64 " opening shuffles, %" PRIu64 " script calls\n",
            status == 0 ? "identical" : "FAILED", ran, length, applied, secs,
