@@ -13,7 +13,9 @@
  *
  * Key layout. Every key carries a hash tag, so each script works in one
  * Redis Cluster slot: the catalog's, an event's, a user's or a provider
- * event id's. Nothing ever scans the keyspace: every id is a counter, so
+ * event id's (the scripts' #!lua shebang makes Redis check it). The adapter
+ * talks to one node: a cluster of several would need slot routing (MOVED),
+ * which is not here yet; the layout is ready for it. Nothing ever scans the keyspace: every id is a counter, so
  * walks (br_redis_state_hash) go over known id ranges.
  *
  *   br:{cat}:cat          hash  catalog counters (events, users, slots, active,
