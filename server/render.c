@@ -11,6 +11,8 @@
 #include "core/cmd.h"
 #include "core/str.h"
 
+#define TIME_MS_END 253402300800000LL /* 10000-01-01T00:00:00Z */
+
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian), after Howard
  * Hinnant's days_from_civil: exact for every date, no libc time zone state. */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
@@ -119,8 +121,10 @@ int br_time_parse(const char *s, int64_t *ms)
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
+        /* Left to right, each read only after the one before it found a
+         * character: the string may end anywhere. */
         int64_t oh = digits(p + 1, 2);
-        int64_t om = p[3] == ':' ? digits(p + 4, 2) : -1;
+        int64_t om = oh >= 0 && p[3] == ':' ? digits(p + 4, 2) : -1;
         if (oh < 0 || oh > 23 || om < 0 || om > 59) {
             return -1;
         }
@@ -133,7 +137,13 @@ int br_time_parse(const char *s, int64_t *ms)
         return -1;
     }
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (se > 59 ? 59 : se);
-    *ms = (secs - offset_min * 60) * 1000 + frac_ms;
+    int64_t t = (secs - offset_min * 60) * 1000 + frac_ms;
+    /* The offset may carry a 1970 date before the epoch or a 9999 one past
+     * the last year we format: refuse what br_time_format cannot write back. */
+    if (t < 0 || t >= TIME_MS_END) {
+        return -1;
+    }
+    *ms = t;
     return 0;
 }
 

@@ -22,7 +22,8 @@
 /* Formats ms since the epoch into out (BR_TIME_TEXT_MAX bytes). */
 void br_time_format(int64_t ms, char out[BR_TIME_TEXT_MAX]);
 
-/* Parses an RFC 3339 date-time. 0 on success, -1 otherwise (years 1970..9999). */
+/* Parses an RFC 3339 date-time. 0 on success, -1 otherwise; the instant
+ * (offset applied) must lie in 1970..9999 UTC, what br_time_format writes. */
 int br_time_parse(const char *s, int64_t *ms);
 
 /* Names the API uses (lower case, stable). */
