@@ -28,7 +28,11 @@
 static int write_file(const char *dir, const char *name, const uint8_t *buf, size_t len)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "make_seeds: path too long: %s/%s\n", dir, name);
+        return -1;
+    }
     FILE *f = fopen(path, "wb");
     if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
         fprintf(stderr, "make_seeds: cannot write %s\n", path);
