@@ -37,10 +37,12 @@
 
 #define PATH_MAX_BYTES 512u
 #define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
-/* Gathering: a syncer starts a commit once COMMIT_SIBLINGS commands wait
- * or the oldest has waited COMMIT_DELAY_US. An fdatasync costs ~0.1 ms of
- * CPU here whatever it carries, so under load fewer, fuller commits leave
- * more CPU to requests; a lone request pays at most the delay. */
+/* Gathering: with no commit in flight a syncer starts one at once (the disk
+ * is idle: waiting would only add latency); while another is in flight it
+ * starts the next once COMMIT_SIBLINGS commands wait or the oldest has
+ * waited COMMIT_DELAY_US. An fdatasync costs ~0.1 ms of CPU here whatever
+ * it carries, so under load fewer, fuller commits leave more CPU to
+ * requests. */
 #define COMMIT_SIBLINGS 32u
 #define COMMIT_DELAY_US 200
 
@@ -808,7 +810,8 @@ static void *syncer_main(void *arg)
             }
             if (a->rec_count > 0 && x->free_list != NULL) {
                 int64_t due = a->first_us + COMMIT_DELAY_US;
-                if (x->stop_flusher || a->rec_count >= COMMIT_SIBLINGS || mono_us() >= due) {
+                if (x->syncing == 0 || x->stop_flusher || a->rec_count >= COMMIT_SIBLINGS ||
+                    mono_us() >= due) {
                     break;
                 }
                 /* Gather more while the other commit is on its way. */
