@@ -30,10 +30,6 @@
 #include "core/str.h"
 #include "lua/scripts.h"
 
-/* The opening shuffle's rng stream: SHUFFLE_STREAM of core/queue.c, which
- * keeps it file-local. A drift shows up at once in the differential test. */
-#define SHUFFLE_STREAM 0x5348554646000000ULL
-
 #define ARGS_MAX (BR_SAGA_STEP_MAX + 64u) /* saga_step: one argument per refund */
 #define NUM_LEN 48                        /* a formatted number or key prefix */
 #define PIPE_WINDOW 512                   /* reads in flight while walking the state */
@@ -650,7 +646,7 @@ static int open_queue(struct br_redis *r, uint64_t event_id, int64_t now_ms, int
         s->slots[i] = (uint32_t)i;
     }
     struct br_rng rng;
-    br_rng_seed(&rng, r->cfg.seed, SHUFFLE_STREAM ^ event_id);
+    br_rng_seed(&rng, r->cfg.seed, BR_SHUFFLE_STREAM ^ event_id);
     for (uint32_t i = (uint32_t)n; i > 1; i--) {
         uint32_t j = (uint32_t)br_rng_below(&rng, i);
         uint32_t t = s->slots[i - 1];
@@ -1261,16 +1257,6 @@ int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id
 
 /* ---- reading the state back (br_redis_state_hash) ---- */
 
-/* One record's contribution, as engine.c's rec(). */
-static uint64_t rec(uint64_t tag, const uint64_t *v, size_t n)
-{
-    uint64_t h = br_mix64(tag);
-    for (size_t i = 0; i < n; i++) {
-        h = br_hash_step(h, v[i]);
-    }
-    return h;
-}
-
 struct walk {
     struct br_redis *r;
     br_redis_visit visit; /* may be NULL */
@@ -1293,7 +1279,7 @@ struct rank {
 
 static void add(struct walk *w, uint64_t tag, const uint64_t *v, size_t n)
 {
-    w->sum += rec(tag, v, n);
+    w->sum += br_state_record(tag, v, n);
     if (w->visit != NULL) {
         w->visit(w->visit_ctx, tag, v, n);
     }
@@ -1696,7 +1682,7 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
     if (visit != NULL) {
         visit(ctx, 10, w.counts, 8);
     }
-    *hash = br_hash_step(rec(10, w.counts, 8), w.sum);
+    *hash = br_hash_step(br_state_record(10, w.counts, 8), w.sum);
     return BR_OK;
 }
 

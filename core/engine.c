@@ -105,7 +105,7 @@ int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, 
     memset(e->pass_pos, 0xff, sizeof(uint32_t) * cfg->passes_max);
     memset(e->hold_pos, 0xff, sizeof(uint32_t) * cfg->holds_max);
     memset(e->payment_pos, 0xff, sizeof(uint32_t) * cfg->payments_max);
-    e->digest = br_mix64(cfg->seed ^ 0x42522d646967ULL);
+    e->digest = br_digest_initial(cfg->seed);
     return BR_OK;
 }
 
@@ -222,8 +222,12 @@ uint64_t br_engine_digest(const struct br_engine *e)
     return e->digest;
 }
 
-/* One record's contribution to the state hash. */
-static uint64_t rec(uint64_t tag, const uint64_t *v, size_t n)
+uint64_t br_digest_initial(uint64_t seed)
+{
+    return br_mix64(seed ^ 0x42522d646967ULL);
+}
+
+uint64_t br_state_record(uint64_t tag, const uint64_t *v, size_t n)
 {
     uint64_t h = br_mix64(tag);
     for (size_t i = 0; i < n; i++) {
@@ -242,59 +246,59 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
         for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
             uint64_t v[] = {ev->id, z + 1, ev->spec.zones[z].capacity, ev->zone_held[z],
                             ev->zone_sold[z]};
-            sum += rec(1, v, 5);
+            sum += br_state_record(1, v, 5);
         }
         uint64_t v[] = {ev->id, ev->q_waiting, ev->passes_active, ev->passes_issued,
                         ev->q_shuffled};
-        sum += rec(2, v, 5);
+        sum += br_state_record(2, v, 5);
     }
     for (uint32_t i = 0; i < e->user_count; i++) {
         const struct br_user *u = &e->users[i];
         uint64_t v[] = {u->id, u->role, br_hash64(u->email, br_strnlen(u->email, BR_EMAIL_MAX), 0)};
-        sum += rec(3, v, 3);
+        sum += br_state_record(3, v, 3);
     }
     for (uint32_t i = 0; i < e->member_count; i++) {
         const struct br_member *m = &e->members[i];
         struct br_queue_view qv;
         br_queue_view(e, m->event_id, m->user_id, &qv);
         uint64_t v[] = {m->event_id, m->user_id, m->status, qv.position, m->pass_id, m->tickets};
-        sum += rec(4, v, 6);
+        sum += br_state_record(4, v, 6);
     }
     for (uint32_t i = 0; i < e->pass_count; i++) {
         const struct br_pass *p = &e->passes[i];
         uint64_t v[] = {p->id, e->members[p->member].user_id, p->state, (uint64_t)p->deadline_ms};
-        sum += rec(5, v, 4);
+        sum += br_state_record(5, v, 4);
     }
     for (uint32_t i = 0; i < e->hold_count; i++) {
         const struct br_hold *h = &e->holds[i];
         uint64_t v[] = {h->id, h->user_id, h->zone_id, h->quantity, h->state,
                         (uint64_t)h->deadline_ms, (uint64_t)h->amount_minor, h->pass_id,
                         h->payment_id, h->confirmed_by};
-        sum += rec(6, v, 10);
+        sum += br_state_record(6, v, 10);
     }
     for (uint32_t i = 0; i < e->payment_count; i++) {
         const struct br_payment *p = &e->payments[i];
         uint64_t v[] = {p->id, p->hold_id, p->state, (uint64_t)p->amount_minor, p->refund_attempts,
                         (uint64_t)p->next_attempt_ms};
-        sum += rec(7, v, 6);
+        sum += br_state_record(7, v, 6);
     }
     for (uint32_t s = 0; s <= e->idem_by_key.mask; s++) {
         const struct br_map_slot *ms = &e->idem_by_key.slots[s];
         if (ms->used) {
             const struct br_idem *d = &e->idems[ms->value];
             uint64_t v[] = {ms->a, ms->b, d->fingerprint, (uint64_t)(int64_t)d->err, d->hold_id};
-            sum += rec(8, v, 5);
+            sum += br_state_record(8, v, 5);
         }
     }
     for (uint32_t s = 0; s <= e->provider_events.mask; s++) {
         const struct br_map_slot *ms = &e->provider_events.slots[s];
         if (ms->used) {
-            sum += rec(9, &ms->a, 1);
+            sum += br_state_record(9, &ms->a, 1);
         }
     }
     uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
                          e->hold_count,  e->payment_count, e->idem_count, e->provider_events.count};
-    return br_hash_step(rec(10, counts, 8), sum);
+    return br_hash_step(br_state_record(10, counts, 8), sum);
 }
 
 uint64_t br_engine_final_digest(const struct br_engine *e)

@@ -125,6 +125,14 @@ uint64_t br_engine_final_digest(const struct br_engine *e);
  * (the outcome carries the effects' hash). */
 uint64_t br_digest_step(uint64_t digest, const struct br_cmd *cmd, const struct br_outcome *out);
 
+/* The running digest of a fresh engine seeded with `seed`. */
+uint64_t br_digest_initial(uint64_t seed);
+
+/* One record's contribution to br_engine_state_hash: the state hash is
+ * br_hash_step(br_state_record(10, counts, 8), sum of every record's value),
+ * so another backend reproduces it from the same records in any order. */
+uint64_t br_state_record(uint64_t tag, const uint64_t *v, size_t n);
+
 /* Hash of one outcome's fields (padding excluded). */
 uint64_t br_outcome_hash(const struct br_outcome *out);
 

@@ -9,7 +9,6 @@
 #include "panic.h"
 #include "rng.h"
 
-#define SHUFFLE_STREAM 0x5348554646000000ULL /* "SHUFF": the opening shuffle's rng stream */
 
 /* ---- Fenwick tree over an event's slot range: counts waiting slots ---- */
 
@@ -145,7 +144,7 @@ void br_queue_open_if_due(struct br_engine *e, uint64_t event_id, int64_t now_ms
      * only: the permutation is a function of the seed and the number of
      * pre-queue slots, never of arrival times. */
     struct br_rng r;
-    br_rng_seed(&r, e->cfg.seed, SHUFFLE_STREAM ^ event_id);
+    br_rng_seed(&r, e->cfg.seed, BR_SHUFFLE_STREAM ^ event_id);
     uint32_t *s = e->slots + ev->q_base;
     uint32_t n = ev->q_prequeue_end;
     for (uint32_t i = n; i > 1; i--) {

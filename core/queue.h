@@ -31,6 +31,10 @@
 
 struct br_engine;
 
+/* The opening shuffle's rng stream: br_rng_seed(seed, BR_SHUFFLE_STREAM ^
+ * event_id). Public because the Redis twin draws the same permutation. */
+#define BR_SHUFFLE_STREAM 0x5348554646000000ULL /* "SHUFF" */
+
 /* (event, user): queue place, pass and ticket count for the per-user limit. */
 struct br_member {
     uint64_t event_id;

@@ -5,8 +5,7 @@
  *
  * The digests are computed exactly as the in-memory engine computes them:
  * the running digest is br_digest_step chained over (command, outcome) from
- * the same starting value (taken from a tiny engine with the same seed, so
- * no constant of engine.c is copied here), and the final digest adds
+ * the same starting value (br_digest_initial), and the final digest adds
  * br_redis_state_hash, the state read back from Redis. For the same
  * scenario and seed both backends must print the same digest
  * (scripts/test.d/50-redis-digest.sh).
@@ -33,28 +32,6 @@ struct redis_impl {
     uint64_t digest;      /* running chain, as br_engine_digest */
     uint64_t failures;    /* transport failures met */
 };
-
-/* The engine's starting digest for cfg's seed, from an engine so small
- * that laying it out costs nothing. */
-static int initial_digest(const struct br_config *cfg, uint64_t *digest)
-{
-    struct br_config tiny;
-    memset(&tiny, 0, sizeof tiny);
-    tiny.seed = cfg->seed;
-    tiny.events_max = tiny.users_max = tiny.members_max = tiny.queue_slots_max = 1;
-    tiny.queue_capacity_default = tiny.passes_max = tiny.active_max = tiny.holds_max = 1;
-    tiny.seats_max = tiny.payments_max = tiny.idem_max = tiny.provider_events_max = 1;
-    size_t size = br_engine_memory_size(&tiny);
-    void *mem = aligned_alloc(16, (size + 15) & ~(size_t)15);
-    if (mem == NULL) {
-        return BR_E_FULL;
-    }
-    struct br_engine e;
-    int rc = br_engine_init(&e, &tiny, mem, size);
-    *digest = br_engine_digest(&e);
-    free(mem);
-    return rc;
-}
 
 static int redis_apply(struct br_backend *b, const struct br_cmd *cmd, struct br_outcome *out,
                        const struct br_effect **fx, uint32_t *fx_count)
@@ -134,7 +111,8 @@ int br_backend_redis_open(struct br_backend *b, const struct br_config *cfg, con
         return BR_E_FULL;
     }
     m->fx = malloc(sizeof *m->fx * BR_EFFECTS_MAX);
-    int rc = m->fx != NULL ? initial_digest(cfg, &m->digest) : BR_E_FULL;
+    m->digest = br_digest_initial(cfg->seed);
+    int rc = m->fx != NULL ? BR_OK : BR_E_FULL;
     if (rc == BR_OK) {
         opt.fresh = true; /* an earlier run's state must not mix in */
         rc = br_redis_open(&m->redis, &opt, cfg);
