@@ -372,7 +372,7 @@ static void test_late_payment_is_refunded(void **state)
     confirm(s, pi, "pm_card_visa", 200, "succeeded");
     char p[96];
     bool refunded = false;
-    for (int i = 0; i < 200 && !refunded; i++) {
+    for (int i = 0; i < 500 && !refunded; i++) {
         t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", b), token, NULL, NULL, 0,
                   &r);
         refunded = r.status == 200 && strcmp(J_STR(r, "status"), "refunded") == 0;
