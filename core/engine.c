@@ -334,6 +334,30 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
     return BR_OK;
 }
 
+static bool heap_due(const struct br_heap *h, int64_t now_ms)
+{
+    const struct br_heap_node *top = br_heap_top(h);
+    return top != NULL && top->deadline_ms <= now_ms;
+}
+
+unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms)
+{
+    unsigned due = heap_due(&e->refund_heap, now_ms) ? BR_DUE_SAGA : 0;
+    const struct br_event *ev = br_catalog_event(e, event_id);
+    if (ev == NULL) {
+        return due;
+    }
+    bool opening = !ev->q_shuffled && now_ms >= ev->spec.sale_opens_at_ms;
+    bool room = ev->q_shuffled && ev->q_waiting > 0 && ev->passes_active < ev->spec.max_active;
+    if (opening || room || heap_due(&ev->pass_heap, now_ms)) {
+        due |= BR_DUE_ADMIT;
+    }
+    if (heap_due(&ev->hold_heap, now_ms)) {
+        due |= BR_DUE_SWEEP;
+    }
+    return due;
+}
+
 uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,
                               uint32_t max)
 {

@@ -158,6 +158,14 @@ struct br_event_stats {
 };
 int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct br_event_stats *s);
 
+/* Which worker commands would change anything at now_ms (a bit set of
+ * enum br_due), so drivers skip idle ticks and journal nothing: admit when
+ * the opening shuffle is due, a pass has lapsed, or someone waits while
+ * there is room; sweep when a hold's deadline has passed; saga when a
+ * refund attempt is due (event_id is ignored for BR_DUE_SAGA). O(1). */
+enum br_due { BR_DUE_ADMIT = 1, BR_DUE_SWEEP = 2, BR_DUE_SAGA = 4 };
+unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms);
+
 /* The user's holds, newest first: up to max ids into ids; returns how many. */
 uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,
                               uint32_t max);

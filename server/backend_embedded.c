@@ -933,27 +933,6 @@ static void *syncer_main(void *arg)
 
 /* ---- the ticker: admitter, sweeper, saga worker ---- */
 
-/* Whether an admit on ev at now would change anything: a due opening
- * shuffle, a lapsed pass, or room to admit someone waiting. Reads the
- * engine's public event record so idle ticks journal nothing. */
-static bool admit_due(const struct br_event *ev, int64_t now_ms)
-{
-    if (!ev->q_shuffled && now_ms >= ev->spec.sale_opens_at_ms) {
-        return true;
-    }
-    const struct br_heap_node *top = br_heap_top(&ev->pass_heap);
-    if (top != NULL && top->deadline_ms <= now_ms) {
-        return true;
-    }
-    return ev->q_shuffled && ev->q_waiting > 0 && ev->passes_active < ev->spec.max_active;
-}
-
-static bool sweep_due(const struct br_event *ev, int64_t now_ms)
-{
-    const struct br_heap_node *top = br_heap_top(&ev->hold_heap);
-    return top != NULL && top->deadline_ms <= now_ms;
-}
-
 static void tick_locked(struct br_embedded *x)
 {
     int64_t now = wall_ms();
@@ -961,13 +940,14 @@ static void tick_locked(struct br_embedded *x)
     struct br_outcome out;
     for (uint32_t i = 0; i < x->engine.event_count; i++) {
         const struct br_event *ev = &x->engine.events[i];
-        if (admit_due(ev, now)) {
+        unsigned due = br_engine_due(&x->engine, ev->id, now);
+        if (due & BR_DUE_ADMIT) {
             memset(&cmd, 0, sizeof cmd);
             cmd.type = BR_CMD_ADMIT;
             cmd.u.admit.event_id = ev->id;
             apply_locked(x, &cmd, NULL, &out);
         }
-        if (sweep_due(ev, now)) {
+        if (due & BR_DUE_SWEEP) {
             memset(&cmd, 0, sizeof cmd);
             cmd.type = BR_CMD_SWEEP;
             cmd.u.sweep.event_id = ev->id;
@@ -975,8 +955,7 @@ static void tick_locked(struct br_embedded *x)
             apply_locked(x, &cmd, NULL, &out);
         }
     }
-    const struct br_heap_node *top = br_heap_top(&x->engine.refund_heap);
-    if (top != NULL && top->deadline_ms <= now) {
+    if (br_engine_due(&x->engine, 0, now) & BR_DUE_SAGA) {
         memset(&cmd, 0, sizeof cmd);
         cmd.type = BR_CMD_SAGA_STEP;
         cmd.u.saga_step.max = BR_SAGA_STEP_MAX;

@@ -936,10 +936,64 @@ static void test_random_command_sequences_keep_every_invariant(void **state)
     free(t);
 }
 
+/* br_engine_due: each worker command is due exactly when applying it would
+ * change something, so an idle server journals nothing. */
+static void test_due_tells_exactly_when_a_worker_command_would_act(void **state)
+{
+    (void)state;
+    struct br_config cfg;
+    t_config_small(&cfg);
+    struct br_engine *e = t_engine_new(&cfg);
+    struct br_event_spec s = t_spec();
+    s.sale_opens_at_ms = 100;
+    s.max_active = 1;
+    s.requires_pass = true;
+    uint64_t ev = t_event(e, 0, &s);
+    uint64_t ids[2];
+    t_users(e, 2, ids);
+    assert_int_equal(br_engine_due(e, ev, 0), 0);
+    assert_int_equal(br_engine_due(e, ev + 1, 0), 0); /* unknown event: nothing */
+    struct br_cmd c = c_join(10, ids[0], ev);
+    struct br_outcome o;
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(br_engine_due(e, ev, 99), 0);            /* pre-queue waits */
+    assert_int_equal(br_engine_due(e, ev, 100), BR_DUE_ADMIT); /* the opening shuffle */
+    c = c_admit(100, ev);
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(o.count, 1);
+    c = c_join(101, ids[1], ev);
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(br_engine_due(e, ev, 101), 0); /* someone waits, but no room */
+    assert_int_equal(br_engine_due(e, ev, 100 + s.pass_ttl_ms), BR_DUE_ADMIT); /* lapsed */
+    struct br_queue_view v;
+    assert_int_equal(br_queue_view(e, ev, ids[0], &v), BR_OK);
+    c = c_reserve(200, ids[0], ev, 1, 1, v.pass_id, 0);
+    apply_expect(e, &c, BR_OK, &o);
+    uint64_t hold = o.id;
+    assert_int_equal(br_engine_due(e, ev, 200), BR_DUE_ADMIT); /* the used pass made room */
+    c = c_admit(200, ev);
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(br_engine_due(e, ev, 201), 0);
+    int64_t deadline = 200 + s.hold_ttl_ms;
+    assert_int_equal(br_engine_due(e, ev, deadline - 1) & BR_DUE_SWEEP, 0);
+    assert_int_equal(br_engine_due(e, ev, deadline) & BR_DUE_SWEEP, BR_DUE_SWEEP);
+    uint64_t pay = t_payment(e, 300, ids[0], hold);
+    c = c_sweep(deadline, ev, 10);
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(br_engine_due(e, ev, deadline) & (BR_DUE_SWEEP | BR_DUE_SAGA), 0);
+    c = c_pay_event(deadline + 1, 7, pay, T_SUCCEEDED);
+    apply_expect(e, &c, BR_OK, &o); /* late: refund owed, first attempt emitted now */
+    assert_int_equal(br_engine_due(e, 0, deadline + 1) & BR_DUE_SAGA, 0);
+    assert_int_equal(br_engine_due(e, 0, deadline + 1 + BR_REFUND_BACKOFF_MS_MIN) & BR_DUE_SAGA,
+                     BR_DUE_SAGA);
+    t_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_size_rejects_a_zero_or_oversized_capacity),
+        cmocka_unit_test(test_due_tells_exactly_when_a_worker_command_would_act),
         cmocka_unit_test(test_init_rejects_too_small_misaligned_or_missing_memory),
         cmocka_unit_test(test_default_config_is_valid),
         cmocka_unit_test(test_unknown_command_type_is_invalid_and_still_digested),
