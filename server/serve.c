@@ -483,7 +483,7 @@ int br_serve_main(int argc, char **argv)
     if (cfg.demo) {
         printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", (unsigned)port,
                demo_event);
-        printf("  a purchase with curl, step by step: server/README-purchase.md\n");
+        printf("  a purchase with curl, step by step: README.md\n");
     }
     fflush(stdout);
 

@@ -2,7 +2,7 @@
 # The HTTP suite once more, against the release binary (ctest ran it against
 # the sanitized one), and `make run`'s own start-up: serve --demo on a free
 # port with a fresh data dir answers with the demo event, the purchase walk-
-# through of server/README-purchase.md goes through, and SIGTERM stops it
+# through of the README goes through, and SIGTERM stops it
 # cleanly with a journal that replays.
 #
 # Usage: scripts/test.d/30-http-release.sh ASAN_BUILD_DIR RELEASE_BUILD_DIR
