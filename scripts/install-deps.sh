@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libpq-dev librdkafka-dev libjansson-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev afl++ clang-14
-      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils)
+      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
