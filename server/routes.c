@@ -22,23 +22,14 @@
 #include <time.h>
 
 #include "adapters/auth.h"
-#include "adapters/provider_sig.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
 #include "core/str.h"
+#include "server/parse.h"
 #include "server/render.h"
 
-#define PATH_SEGMENTS_MAX 8u
-#define SEGMENT_MAX 64u
-#define ID_DIGITS_MAX 16u      /* ids stay below 2^53 */
-#define IDEM_KEY_MAX 255u
-#define EMAIL_MIN 3u
-#define PASSWORD_MIN 8u
 #define REQUEST_ID_MAX 64u
-#define QUEUE_PER_SEAT 20u         /* default queue_capacity: joins per seat... */
-#define QUEUE_CAPACITY_MIN 10000u  /* ...at least this many... */
-#define QUEUE_CAPACITY_MAX 250000u /* ...at most this many */
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
 enum auth_kind { AUTH_NONE = 0, AUTH_USER, AUTH_ORGANIZER, AUTH_ADMIN };
@@ -46,13 +37,14 @@ enum auth_kind { AUTH_NONE = 0, AUTH_USER, AUTH_ORGANIZER, AUTH_ADMIN };
 struct rq;
 typedef void (*route_fn)(struct rq *q);
 
+/* What the routes do with a request; method and path are parse.c's table
+ * (enum br_route indexes both). */
 struct route {
-    const char *method;
-    const char *tmpl;   /* segments; "{id}" = a positive integer, "{s}" = any segment */
     route_fn fn;
     enum body_kind body;
     enum auth_kind auth;
-    bool limit_exempt;  /* operations and webhooks skip the rate limits */
+    bool limit_exempt;       /* operations and webhooks skip the rate limits */
+    enum br_body_kind parse; /* BODY_JSON and BODY_JSON_OR_FORM: the body's parser */
 };
 
 struct rq {
@@ -61,12 +53,13 @@ struct rq {
     unsigned route;
     char id[REQUEST_ID_MAX + 1];
     char client[BR_ADDR_TEXT_MAX];
-    uint64_t path_id;
-    char path_str[SEGMENT_MAX];
+    struct br_route_match match; /* the route, and its path's id or segment */
     bool authed;
     struct br_jwt_claims who;
-    json_t *json;
-    const char *raw;      /* the body, for BODY_RAW_JSON and forms */
+    struct br_body body;  /* the parsed body (BODY_JSON, BODY_JSON_OR_FORM) */
+    int body_rc;          /* br_parse_body's result, answered after authentication */
+    char why[BR_WHY_MAX]; /* the reason of a refused body, query or header */
+    const char *raw;      /* the body, for BODY_RAW_JSON */
     size_t raw_len;
     struct br_call call;
     route_fn cont;        /* runs on the loop thread once the call is done */
@@ -76,8 +69,6 @@ struct rq {
     char *provider_json;  /* the test provider's answer */
     size_t provider_len;
     int provider_err;
-    char password[BR_PASSWORD_MAX + 1];
-    size_t password_len;
     bool id_header;       /* X-Request-Id already added */
 };
 
@@ -201,120 +192,11 @@ static struct br_call *begin(struct rq *q, route_fn cont)
 
 /* ---- input helpers ---- */
 
-/* A positive integer id below 2^53 from a JSON member. */
-static bool json_id(json_t *obj, const char *key, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v)) {
-        return false;
-    }
-    json_int_t i = json_integer_value(v);
-    if (i < 1 || i > (json_int_t)1 << 53) {
-        return false;
-    }
-    *out = (uint64_t)i;
-    return true;
-}
-
-/* An integer in [min, max]; the default when absent; false when wrong. */
-static bool json_u32(json_t *obj, const char *key, uint32_t min, uint32_t max, uint32_t dflt,
-                     uint32_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        *out = dflt;
-        return true;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
-        json_integer_value(v) > (json_int_t)max) {
-        return false;
-    }
-    *out = (uint32_t)json_integer_value(v);
-    return true;
-}
-
-/* A string of min..cap-1 bytes, copied. Absent: the default (NULL = required). */
-static bool json_str(json_t *obj, const char *key, size_t min, char *out, size_t cap,
-                     const char *dflt)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL && dflt != NULL) {
-        snprintf(out, cap, "%s", dflt);
-        return true;
-    }
-    if (!json_is_string(v)) {
-        return false;
-    }
-    size_t n = json_string_length(v);
-    const char *s = json_string_value(v);
-    if (n < min || n >= cap || memchr(s, '\0', n) != NULL) {
-        return false;
-    }
-    memcpy(out, s, n + 1);
-    return true;
-}
-
-/* Seconds (integer or real) as milliseconds within [1 ms, BR_TTL_MS_MAX]. */
-static bool json_seconds_ms(json_t *obj, const char *key, int64_t dflt_ms, int64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        *out = dflt_ms;
-        return true;
-    }
-    if (!json_is_number(v)) {
-        return false;
-    }
-    double ms = json_number_value(v) * 1000.0;
-    if (!(ms >= 1.0) || ms > (double)BR_TTL_MS_MAX) {
-        return false;
-    }
-    *out = (int64_t)(ms + 0.5);
-    return true;
-}
-
-static bool json_time_ms(json_t *obj, const char *key, int64_t dflt_ms, int64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL) {
-        *out = dflt_ms;
-        return true;
-    }
-    return json_is_string(v) && br_time_parse(json_string_value(v), out) == 0;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Deepest nesting of arrays/objects in a JSON text, strings skipped. O(len). */
-static unsigned json_depth(const char *s, size_t len)
-{
-    unsigned depth = 0;
-    unsigned max = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_str = false;
-            }
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) {
-                max = depth;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
-    }
-    return max;
 }
 
 static bool content_type_is(const char *ct, const char *want)
@@ -324,6 +206,18 @@ static bool content_type_is(const char *ct, const char *want)
     }
     size_t n = strlen(want);
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Answers a body that br_parse_body refused after authentication (run()
+ * answered a malformed one before it), and says whether the body parsed. */
+static bool body_ok(struct rq *q)
+{
+    if (q->body_rc == BR_OK) {
+        return true;
+    }
+    BR_ASSERT(q->body_rc == BR_E_INVALID || q->body_rc == BR_E_UNAUTHORIZED);
+    reply_code(q, br_routes_status(q->body_rc), br_err_name(q->body_rc), q->why);
+    return false;
 }
 
 /* ---- auth ---- */
@@ -351,23 +245,6 @@ static int authenticate(struct rq *q, bool allow_query)
 
 /* ---- routes: accounts ---- */
 
-static bool email_ok(char *email)
-{
-    size_t n = strlen(email);
-    const char *at = strchr(email, '@');
-    if (n < EMAIL_MIN || at == NULL || at == email || at[1] == '\0' || strchr(at + 1, '@')) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)email[i];
-        if (c <= 0x20 || c == 0x7f) {
-            return false;
-        }
-        email[i] = (char)tolower(c); /* emails compare case-insensitively here */
-    }
-    return true;
-}
-
 static void register_done(struct rq *q)
 {
     if (q->call.err != BR_OK) {
@@ -379,40 +256,35 @@ static void register_done(struct rq *q)
 
 static void r_register(struct rq *q)
 {
-    char email[BR_EMAIL_MAX];
-    char name[BR_NAME_MAX];
-    char password[BR_PASSWORD_MAX + 1];
-    if (!json_str(q->json, "email", EMAIL_MIN, email, sizeof email, NULL) || !email_ok(email) ||
-        !json_str(q->json, "password", PASSWORD_MIN, password, sizeof password, NULL) ||
-        !json_str(q->json, "name", 1, name, sizeof name, NULL)) {
-        reply_code(q, 400, "INVALID_REQUEST",
-                   "want {email, password (8 to 256 bytes), name (1 to 63 bytes)}");
+    if (!body_ok(q)) {
         return;
     }
+    struct br_body_account *a = &q->body.u.account;
     uint8_t hash[BR_PASSWORD_HASH_LEN];
     uint8_t salt[BR_SALT_LEN];
-    int rc = br_auth_password_hash(password, strlen(password), q->rt->cfg->scrypt_log2n, hash,
-                                   salt);
-    memset(password, 0, sizeof password);
+    int rc =
+        br_auth_password_hash(a->password, a->password_len, q->rt->cfg->scrypt_log2n, hash, salt);
+    memset(a->password, 0, sizeof a->password);
     if (rc != BR_OK) {
         reply_err(q, rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAVAILABLE);
         return;
     }
-    BE(q)->ops->user_register(BE(q), email, name, hash, salt, BR_ROLE_CUSTOMER,
+    BE(q)->ops->user_register(BE(q), a->email, a->name, hash, salt, BR_ROLE_CUSTOMER,
                               begin(q, register_done));
 }
 
 static void login_done(struct rq *q)
 {
+    struct br_body_account *a = &q->body.u.account;
     int rc = q->call.err;
     if (rc == BR_E_NOT_FOUND) {
-        br_auth_password_dummy(q->password, q->password_len, q->rt->cfg->scrypt_log2n);
+        br_auth_password_dummy(a->password, a->password_len, q->rt->cfg->scrypt_log2n);
         rc = BR_E_UNAUTHORIZED;
     } else if (rc == BR_OK) {
-        rc = br_auth_password_verify(q->password, q->password_len, q->call.r.user.password_hash,
+        rc = br_auth_password_verify(a->password, a->password_len, q->call.r.user.password_hash,
                                      q->call.r.user.salt);
     }
-    memset(q->password, 0, sizeof q->password);
+    memset(a->password, 0, sizeof a->password);
     if (rc != BR_OK) {
         reply_code(q, br_routes_status(rc), br_err_name(rc),
                    rc == BR_E_UNAUTHORIZED ? "wrong email or password" : br_err_message(rc));
@@ -437,18 +309,12 @@ static void login_done(struct rq *q)
 
 static void r_login(struct rq *q)
 {
-    char email[BR_EMAIL_MAX];
-    if (!json_str(q->json, "email", 1, email, sizeof email, NULL) ||
-        !json_str(q->json, "password", 1, q->password, sizeof q->password, NULL)) {
-        reply_code(q, 400, "INVALID_REQUEST", "want {email, password}");
+    /* An email no account can have is refused here as 401 (body_ok), the
+     * answer of a wrong password. */
+    if (!body_ok(q)) {
         return;
     }
-    q->password_len = strlen(q->password);
-    if (!email_ok(email)) {
-        reply_code(q, 401, "UNAUTHORIZED", "wrong email or password");
-        return;
-    }
-    BE(q)->ops->user_find(BE(q), email, begin(q, login_done));
+    BE(q)->ops->user_find(BE(q), q->body.u.account.email, begin(q, login_done));
 }
 
 static void me_done(struct rq *q)
@@ -476,14 +342,11 @@ static void user_done(struct rq *q)
 
 static void r_role_set(struct rq *q)
 {
-    char role_text[16];
-    uint8_t role;
-    if (!json_str(q->json, "role", 1, role_text, sizeof role_text, NULL) ||
-        br_role_parse(role_text, &role) != 0) {
-        reply_code(q, 400, "INVALID_REQUEST", "want {role: customer | organizer | admin}");
+    if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->user_role_set(BE(q), q->who.user_id, q->path_id, role, begin(q, user_done));
+    BE(q)->ops->user_role_set(BE(q), q->who.user_id, q->match.id, q->body.u.role,
+                              begin(q, user_done));
 }
 
 /* ---- routes: events ---- */
@@ -506,84 +369,17 @@ static void event_created(struct rq *q)
     reply_json(q, 201, br_render_event(&q->call.r.event));
 }
 
-static bool parse_zone(json_t *z, struct br_zone_spec *out)
-{
-    uint32_t cap;
-    json_t *price = json_object_get(z, "price_minor");
-    if (!json_is_object(z) || !json_str(z, "name", 1, out->name, sizeof out->name, NULL) ||
-        !json_u32(z, "capacity", 1, BR_ZONE_CAPACITY_MAX, 0, &cap) || cap == 0 ||
-        !json_is_integer(price) || json_integer_value(price) < 0 ||
-        json_integer_value(price) > BR_PRICE_MINOR_MAX ||
-        !json_str(z, "currency", 3, out->currency, sizeof out->currency, NULL)) {
-        return false;
-    }
-    for (unsigned i = 0; i < 3; i++) {
-        if (out->currency[i] < 'A' || out->currency[i] > 'Z') {
-            return false;
-        }
-    }
-    out->capacity = cap;
-    out->price_minor = (int64_t)json_integer_value(price);
-    return true;
-}
-
 static void r_event_create(struct rq *q)
 {
-    struct br_event_spec s;
-    memset(&s, 0, sizeof s);
-    json_t *j = q->json;
-    json_t *queue = json_object_get(j, "queue");
-    json_t *zones = json_object_get(j, "zones");
-    json_t *rp = json_object_get(j, "requires_pass");
-    int64_t now = wall_ms();
-    bool ok = json_str(j, "name", 1, s.name, sizeof s.name, NULL) &&
-              json_str(j, "venue", 0, s.venue, sizeof s.venue, "") &&
-              json_time_ms(j, "sale_opens_at", now, &s.sale_opens_at_ms) &&
-              json_time_ms(j, "starts_at", s.sale_opens_at_ms, &s.starts_at_ms) &&
-              json_u32(j, "per_user_limit", 1, BR_PER_USER_LIMIT_MAX, 4, &s.per_user_limit) &&
-              json_seconds_ms(j, "hold_ttl_s", 600000, &s.hold_ttl_ms) &&
-              json_u32(j, "queue_capacity", 0, UINT32_MAX, 0, &s.queue_capacity) &&
-              (rp == NULL || json_is_boolean(rp)) && (queue == NULL || json_is_object(queue)) &&
-              json_is_array(zones) && json_array_size(zones) >= 1 &&
-              json_array_size(zones) <= BR_EVENT_ZONES_MAX;
-    s.requires_pass = rp == NULL || json_is_true(rp);
-    json_t *qo = queue != NULL ? queue : json_object();
-    ok = ok && json_u32(qo, "max_active", 1, BR_MAX_ACTIVE_MAX, 100, &s.max_active) &&
-         json_u32(qo, "admit_per_tick", 1, BR_ADMIT_PER_TICK_MAX, 10, &s.admit_per_tick) &&
-         json_seconds_ms(qo, "pass_ttl_s", 300000, &s.pass_ttl_ms);
-    if (queue == NULL) {
-        json_decref(qo);
-    }
-    for (size_t i = 0; ok && i < json_array_size(zones); i++) {
-        ok = parse_zone(json_array_get(zones, i), &s.zones[i]);
-    }
-    if (!ok) {
-        reply_code(q, 400, "INVALID_REQUEST",
-                   "want {name, venue?, starts_at?, sale_opens_at?, per_user_limit?, "
-                   "requires_pass?, queue?: {max_active, admit_per_tick, pass_ttl_s}, hold_ttl_s?, "
-                   "zones: [{name, capacity, price_minor, currency}] (1 to 8)}");
+    if (!body_ok(q)) {
         return;
     }
-    s.zone_count = (uint32_t)json_array_size(zones);
-    if (json_object_get(j, "queue_capacity") == NULL) {
-        /* Every join takes a slot for the whole sale, out of one pool the
-         * deployment sizes (the engine's queue_slots_max): the default gives
-         * a small event what it needs instead of the deployment's maximum. */
-        uint64_t seats = 0;
-        for (uint32_t z = 0; z < s.zone_count; z++) {
-            seats += s.zones[z].capacity;
-        }
-        uint64_t want = seats * QUEUE_PER_SEAT;
-        s.queue_capacity = (uint32_t)(want < QUEUE_CAPACITY_MIN   ? QUEUE_CAPACITY_MIN
-                                      : want > QUEUE_CAPACITY_MAX ? QUEUE_CAPACITY_MAX
-                                                                  : want);
-    }
-    BE(q)->ops->event_create(BE(q), q->who.user_id, &s, begin(q, event_created));
+    BE(q)->ops->event_create(BE(q), q->who.user_id, &q->body.u.event, begin(q, event_created));
 }
 
 static void r_event_get(struct rq *q)
 {
-    BE(q)->ops->event_get(BE(q), q->path_id, begin(q, event_done));
+    BE(q)->ops->event_get(BE(q), q->match.id, begin(q, event_done));
 }
 
 static void events_done(struct rq *q)
@@ -607,15 +403,9 @@ static void events_done(struct rq *q)
 static void r_events_list(struct rq *q)
 {
     uint64_t after = 0;
-    const char *a = br_http_query(q->req, "after_id");
-    if (a != NULL) {
-        char *end = NULL;
-        unsigned long long v = strtoull(a, &end, 10);
-        if (end == a || *end != '\0' || a[0] == '-') {
-            reply_code(q, 400, "INVALID_REQUEST", "after_id wants a non-negative integer");
-            return;
-        }
-        after = v;
+    if (br_parse_after_id(br_http_query(q->req, "after_id"), &after, q->why) != BR_OK) {
+        reply_code(q, 400, "INVALID_REQUEST", q->why);
+        return;
     }
     q->events = calloc(BR_API_LIST_MAX, sizeof *q->events);
     if (q->events == NULL) {
@@ -639,7 +429,7 @@ static void stats_done(struct rq *q)
 
 static void r_event_stats(struct rq *q)
 {
-    BE(q)->ops->event_stats(BE(q), q->path_id, begin(q, stats_done));
+    BE(q)->ops->event_stats(BE(q), q->match.id, begin(q, stats_done));
 }
 
 /* ---- routes: the queue ---- */
@@ -660,17 +450,15 @@ static void queue_done(struct rq *q)
 
 static void r_queue_join(struct rq *q)
 {
-    uint64_t event_id;
-    if (!json_id(q->json, "event_id", &event_id)) {
-        reply_code(q, 400, "INVALID_REQUEST", "want {event_id}");
+    if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->queue_join(BE(q), q->who.user_id, event_id, begin(q, queue_done));
+    BE(q)->ops->queue_join(BE(q), q->who.user_id, q->body.u.event_id, begin(q, queue_done));
 }
 
 static void r_queue_position(struct rq *q)
 {
-    BE(q)->ops->queue_position(BE(q), q->who.user_id, q->path_id, begin(q, queue_done));
+    BE(q)->ops->queue_position(BE(q), q->who.user_id, q->match.id, begin(q, queue_done));
 }
 
 static void left_done(struct rq *q)
@@ -684,18 +472,16 @@ static void left_done(struct rq *q)
 
 static void r_queue_leave(struct rq *q)
 {
-    uint64_t event_id;
-    if (!json_id(q->json, "event_id", &event_id)) {
-        reply_code(q, 400, "INVALID_REQUEST", "want {event_id}");
+    if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->queue_leave(BE(q), q->who.user_id, event_id, begin(q, left_done));
+    BE(q)->ops->queue_leave(BE(q), q->who.user_id, q->body.u.event_id, begin(q, left_done));
 }
 
 static void r_queue_stream(struct rq *q)
 {
     struct br_api_queue v;
-    int rc = BE(q)->ops->queue_peek(BE(q), q->who.user_id, q->path_id, &v);
+    int rc = BE(q)->ops->queue_peek(BE(q), q->who.user_id, q->match.id, &v);
     if (rc != BR_OK) {
         reply_err(q, rc);
         return;
@@ -704,14 +490,14 @@ static void r_queue_stream(struct rq *q)
     br_http_add_header(q->req, "X-Accel-Buffering", "no");
     br_http_add_header(q->req, "X-Request-Id", q->id);
     q->id_header = true;
-    q->sub = br_hub_subscribe(q->rt->hub, q->req, q->path_id, q->who.user_id, &v);
+    q->sub = br_hub_subscribe(q->rt->hub, q->req, q->match.id, q->who.user_id, &v);
     if (q->sub == NULL) {
         reply_err(q, BR_E_UNAVAILABLE);
         return;
     }
     br_metrics_observe(q->rt->metrics, q->route, 200, 0);
     br_logf(q->rt->log, BR_LOG_INFO, "stream opened",
-            "\"req_id\":\"%s\",\"event\":%" PRIu64 ",\"user\":%" PRIu64, q->id, q->path_id,
+            "\"req_id\":\"%s\",\"event\":%" PRIu64 ",\"user\":%" PRIu64, q->id, q->match.id,
             q->who.user_id);
 }
 
@@ -739,31 +525,15 @@ static void reserved(struct rq *q)
 
 static void r_reserve(struct rq *q)
 {
-    uint64_t event_id;
-    uint32_t zone_id;
-    uint32_t quantity;
-    if (!json_id(q->json, "event_id", &event_id) ||
-        !json_u32(q->json, "zone_id", 1, BR_EVENT_ZONES_MAX, 0, &zone_id) || zone_id == 0 ||
-        !json_u32(q->json, "quantity", 1, BR_HOLD_QUANTITY_MAX, 0, &quantity) || quantity == 0) {
-        reply_code(q, 400, "INVALID_REQUEST",
-                   "want {event_id, zone_id, quantity (1 to 16)}");
+    if (!body_ok(q)) {
         return;
     }
+    const struct br_body_reserve *b = &q->body.u.reserve;
+    uint64_t event_id = b->event_id;
     uint64_t idem = 0;
-    const char *key = br_http_header(q->req, "Idempotency-Key");
-    if (key != NULL) {
-        size_t n = strlen(key);
-        bool ok = n >= 1 && n <= IDEM_KEY_MAX;
-        for (size_t i = 0; ok && i < n; i++) {
-            ok = key[i] > 0x20 && key[i] < 0x7f;
-        }
-        if (!ok) {
-            reply_code(q, 400, "INVALID_REQUEST",
-                       "Idempotency-Key wants 1 to 255 printable ASCII characters");
-            return;
-        }
-        idem = br_hash64(key, n, 0x6964656dULL);
-        idem = idem == 0 ? 1 : idem; /* 0 means "no key" to the core */
+    if (br_parse_idem_key(br_http_header(q->req, "Idempotency-Key"), &idem, q->why) != BR_OK) {
+        reply_code(q, 400, "INVALID_REQUEST", q->why);
+        return;
     }
     uint64_t pass_id = 0;
     const char *token = br_http_header(q->req, "X-Queue-Pass");
@@ -782,7 +552,7 @@ static void r_reserve(struct rq *q)
         }
         pass_id = c.pass_id;
     }
-    BE(q)->ops->reserve(BE(q), q->who.user_id, event_id, zone_id, quantity, pass_id, idem,
+    BE(q)->ops->reserve(BE(q), q->who.user_id, event_id, b->zone_id, b->quantity, pass_id, idem,
                         begin(q, reserved));
 }
 
@@ -824,7 +594,7 @@ static void booking_got(struct rq *q)
 
 static void r_booking_get(struct rq *q)
 {
-    BE(q)->ops->booking_get(BE(q), q->path_id, begin(q, booking_got));
+    BE(q)->ops->booking_get(BE(q), q->match.id, begin(q, booking_got));
 }
 
 static void cancelled(struct rq *q)
@@ -834,7 +604,7 @@ static void cancelled(struct rq *q)
 
 static void r_booking_cancel(struct rq *q)
 {
-    BE(q)->ops->booking_cancel(BE(q), q->who.user_id, q->path_id, begin(q, cancelled));
+    BE(q)->ops->booking_cancel(BE(q), q->who.user_id, q->match.id, begin(q, cancelled));
 }
 
 /* ---- routes: payments ---- */
@@ -850,12 +620,10 @@ static void payment_done(struct rq *q)
 
 static void r_payments(struct rq *q)
 {
-    uint64_t booking_id;
-    if (!json_id(q->json, "booking_id", &booking_id)) {
-        reply_code(q, 400, "INVALID_REQUEST", "want {booking_id}");
+    if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->payment_create(BE(q), q->who.user_id, booking_id, begin(q, payment_done));
+    BE(q)->ops->payment_create(BE(q), q->who.user_id, q->body.u.booking_id, begin(q, payment_done));
 }
 
 static void webhook_done(struct rq *q)
@@ -869,70 +637,23 @@ static void webhook_done(struct rq *q)
     reply_json(q, 200, json_pack("{s:b, s:b}", "received", 1, "duplicate", rc == BR_E_DUPLICATE));
 }
 
-/* Stripe puts our ids in metadata as strings; accept integers too. */
-static bool metadata_id(json_t *md, const char *key, uint64_t *out)
-{
-    json_t *v = json_object_get(md, key);
-    if (json_is_integer(v)) {
-        return json_id(md, key, out);
-    }
-    if (!json_is_string(v)) {
-        return false;
-    }
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    if (n == 0 || n > ID_DIGITS_MAX) {
-        return false;
-    }
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        x = x * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = x;
-    return x != 0;
-}
-
 static void r_webhook(struct rq *q)
 {
-    /* The signature covers the raw bytes: verify before parsing anything. */
-    const char *sig = br_http_header(q->req, "Stripe-Signature");
-    int rc = br_provider_sig_verify(q->rt->webhook_secret, sig, q->raw, q->raw_len,
-                                    wall_ms() / 1000, BR_PROVIDER_SIG_TOLERANCE_S);
+    /* br_webhook_accept verifies the signature over the raw bytes before it
+     * parses anything. */
+    struct br_webhook_event ev;
+    int rc = br_webhook_accept(q->rt->webhook_secret, br_http_header(q->req, "Stripe-Signature"),
+                               q->raw, q->raw_len, wall_ms() / 1000, &ev, q->why);
     if (rc != BR_OK) {
-        reply_code(q, rc == BR_E_INVALID ? 400 : 401,
-                   rc == BR_E_INVALID ? "INVALID_REQUEST" : "UNAUTHORIZED",
-                   "missing, malformed, stale or wrong Stripe-Signature");
+        reply_code(q, br_routes_status(rc), br_err_name(rc), q->why);
         return;
     }
-    json_error_t jerr;
-    if (json_depth(q->raw, q->raw_len) > BR_JSON_DEPTH_MAX) {
-        reply_code(q, 400, "INVALID_REQUEST", "JSON nested too deeply");
-        return;
-    }
-    q->json = json_loadb(q->raw, q->raw_len, 0, &jerr);
-    char evt_id[256];
-    char type[64];
-    json_t *obj = json_object_get(json_object_get(q->json, "data"), "object");
-    uint64_t payment_id = 0;
-    if (!json_is_object(q->json) || !json_str(q->json, "id", 1, evt_id, sizeof evt_id, NULL) ||
-        !json_str(q->json, "type", 1, type, sizeof type, NULL) || !json_is_object(obj)) {
-        reply_code(q, 400, "INVALID_REQUEST", "not a provider event");
-        return;
-    }
-    bool succeeded = strcmp(type, "payment_intent.succeeded") == 0;
-    bool failed = strcmp(type, "payment_intent.payment_failed") == 0;
-    if (!succeeded && !failed) {
+    if (ev.kind == BR_WEBHOOK_IGNORED) {
         reply_json(q, 200, json_pack("{s:b, s:b}", "received", 1, "ignored", 1));
         return;
     }
-    if (!metadata_id(json_object_get(obj, "metadata"), "payment_id", &payment_id)) {
-        reply_code(q, 400, "INVALID_REQUEST", "the payment intent has no metadata.payment_id");
-        return;
-    }
-    BE(q)->ops->payment_event(BE(q), evt_id, payment_id, succeeded, begin(q, webhook_done));
+    BE(q)->ops->payment_event(BE(q), ev.id, ev.payment_id, ev.kind == BR_WEBHOOK_SUCCEEDED,
+                              begin(q, webhook_done));
 }
 
 static void provider_confirmed(void *ctx, int err, const char *intent_json, size_t len)
@@ -969,29 +690,15 @@ static void r_provider_confirm(struct rq *q)
         reply_code(q, 404, "NOT_FOUND", "this deployment has no test provider");
         return;
     }
-    char pm[64] = "";
-    const char *ct = br_http_header(q->req, "Content-Type");
-    if (content_type_is(ct, "application/x-www-form-urlencoded")) {
-        /* Stripe's own API takes forms: payment_method=pm_card_visa */
-        const char *p = strstr(q->raw, "payment_method=");
-        if (p != NULL && (p == q->raw || p[-1] == '&')) {
-            p += strlen("payment_method=");
-            size_t n = strcspn(p, "&");
-            if (n > 0 && n < sizeof pm) {
-                memcpy(pm, p, n);
-                pm[n] = '\0';
-            }
-        }
-    } else if (q->json != NULL) {
-        json_str(q->json, "payment_method", 1, pm, sizeof pm, "");
-    }
-    if (pm[0] == '\0') {
-        reply_code(q, 400, "INVALID_REQUEST", "want {payment_method}");
+    /* JSON or, as Stripe's own API takes, a form (payment_method=pm_card_visa):
+     * run() picked the parser by Content-Type. */
+    if (!body_ok(q)) {
         return;
     }
     br_http_defer(q->req);
     q->cont = confirm_done;
-    int rc = br_provider_test_confirm(q->rt->provider, q->path_str, pm, provider_confirmed, q);
+    int rc = br_provider_test_confirm(q->rt->provider, q->match.segment, q->body.u.payment_method,
+                                      provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
         reply_code(q, br_routes_status(rc),
@@ -1054,128 +761,70 @@ static void r_openapi(struct rq *q)
 
 /* ---- the table ---- */
 
-static const struct route ROUTES[] = {
-    {"POST", "/api/v1/auth/register", r_register, BODY_JSON, AUTH_NONE, false},
-    {"POST", "/api/v1/auth/login", r_login, BODY_JSON, AUTH_NONE, false},
-    {"GET", "/api/v1/auth/me", r_me, BODY_NONE, AUTH_USER, false},
-    {"GET", "/api/v1/events", r_events_list, BODY_NONE, AUTH_NONE, false},
-    {"POST", "/api/v1/events", r_event_create, BODY_JSON, AUTH_ORGANIZER, false},
-    {"GET", "/api/v1/events/{id}", r_event_get, BODY_NONE, AUTH_NONE, false},
-    {"GET", "/api/v1/admin/events/{id}/stats", r_event_stats, BODY_NONE, AUTH_ORGANIZER, false},
-    {"POST", "/api/v1/admin/users/{id}/role", r_role_set, BODY_JSON, AUTH_ADMIN, false},
-    {"POST", "/api/v1/queue/join", r_queue_join, BODY_JSON, AUTH_USER, false},
-    {"GET", "/api/v1/queue/position/{id}", r_queue_position, BODY_NONE, AUTH_USER, false},
-    {"GET", "/api/v1/queue/position/{id}/stream", r_queue_stream, BODY_NONE, AUTH_USER, false},
-    {"DELETE", "/api/v1/queue/leave", r_queue_leave, BODY_JSON, AUTH_USER, false},
-    {"POST", "/api/v1/bookings/reserve", r_reserve, BODY_JSON, AUTH_USER, false},
-    {"GET", "/api/v1/bookings", r_bookings_list, BODY_NONE, AUTH_USER, false},
-    {"GET", "/api/v1/bookings/{id}", r_booking_get, BODY_NONE, AUTH_USER, false},
-    {"POST", "/api/v1/bookings/{id}/cancel", r_booking_cancel, BODY_NONE, AUTH_USER, false},
-    {"POST", "/api/v1/payments", r_payments, BODY_JSON, AUTH_USER, false},
-    {"POST", "/api/v1/webhooks/stripe", r_webhook, BODY_RAW_JSON, AUTH_NONE, true},
-    {"POST", "/test-provider/v1/payment_intents/{s}/confirm", r_provider_confirm,
-     BODY_JSON_OR_FORM, AUTH_NONE, false},
-    {"GET", "/healthz", r_healthz, BODY_NONE, AUTH_NONE, true},
-    {"GET", "/readyz", r_readyz, BODY_NONE, AUTH_NONE, true},
-    {"GET", "/metrics", r_metrics, BODY_NONE, AUTH_NONE, true},
-    {"GET", "/api/v1/openapi.json", r_openapi, BODY_NONE, AUTH_NONE, true},
+/* Indexed by enum br_route, whose order is the order routes are tried in
+ * (br_route_match) and the rows of the metrics table. */
+static const struct route ROUTES[BR_ROUTE_COUNT] = {
+    [BR_ROUTE_REGISTER] = {r_register, BODY_JSON, AUTH_NONE, false, BR_BODY_REGISTER},
+    [BR_ROUTE_LOGIN] = {r_login, BODY_JSON, AUTH_NONE, false, BR_BODY_LOGIN},
+    [BR_ROUTE_ME] = {r_me, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_EVENTS_LIST] = {r_events_list, BODY_NONE, AUTH_NONE, false, 0},
+    [BR_ROUTE_EVENT_CREATE] = {r_event_create, BODY_JSON, AUTH_ORGANIZER, false,
+                               BR_BODY_EVENT_CREATE},
+    [BR_ROUTE_EVENT_GET] = {r_event_get, BODY_NONE, AUTH_NONE, false, 0},
+    [BR_ROUTE_EVENT_STATS] = {r_event_stats, BODY_NONE, AUTH_ORGANIZER, false, 0},
+    [BR_ROUTE_ROLE_SET] = {r_role_set, BODY_JSON, AUTH_ADMIN, false, BR_BODY_ROLE},
+    [BR_ROUTE_QUEUE_JOIN] = {r_queue_join, BODY_JSON, AUTH_USER, false, BR_BODY_QUEUE_JOIN},
+    [BR_ROUTE_QUEUE_POSITION] = {r_queue_position, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_QUEUE_STREAM] = {r_queue_stream, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_QUEUE_LEAVE] = {r_queue_leave, BODY_JSON, AUTH_USER, false, BR_BODY_QUEUE_LEAVE},
+    [BR_ROUTE_RESERVE] = {r_reserve, BODY_JSON, AUTH_USER, false, BR_BODY_RESERVE},
+    [BR_ROUTE_BOOKINGS_LIST] = {r_bookings_list, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_BOOKING_GET] = {r_booking_get, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_BOOKING_CANCEL] = {r_booking_cancel, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_PAYMENTS] = {r_payments, BODY_JSON, AUTH_USER, false, BR_BODY_PAYMENT},
+    [BR_ROUTE_WEBHOOK] = {r_webhook, BODY_RAW_JSON, AUTH_NONE, true, 0},
+    /* A form body goes to BR_BODY_CONFIRM_FORM instead (run()). */
+    [BR_ROUTE_PROVIDER_CONFIRM] = {r_provider_confirm, BODY_JSON_OR_FORM, AUTH_NONE, false,
+                                   BR_BODY_CONFIRM_JSON},
+    [BR_ROUTE_HEALTHZ] = {r_healthz, BODY_NONE, AUTH_NONE, true, 0},
+    [BR_ROUTE_READYZ] = {r_readyz, BODY_NONE, AUTH_NONE, true, 0},
+    [BR_ROUTE_METRICS] = {r_metrics, BODY_NONE, AUTH_NONE, true, 0},
+    [BR_ROUTE_OPENAPI] = {r_openapi, BODY_NONE, AUTH_NONE, true, 0},
 };
 
-static const unsigned ROUTE_COUNT = sizeof ROUTES / sizeof ROUTES[0];
-#define ROUTE_UNMATCHED ROUTE_COUNT /* metrics row for 404 / 405 / 413 */
+#define ROUTE_UNMATCHED BR_ROUTE_COUNT /* metrics row for 404 / 405 / 413 */
 
-static const char *const ROUTE_NAMES[] = {
-    "POST /api/v1/auth/register",
-    "POST /api/v1/auth/login",
-    "GET /api/v1/auth/me",
-    "GET /api/v1/events",
-    "POST /api/v1/events",
-    "GET /api/v1/events/{id}",
-    "GET /api/v1/admin/events/{id}/stats",
-    "POST /api/v1/admin/users/{id}/role",
-    "POST /api/v1/queue/join",
-    "GET /api/v1/queue/position/{event_id}",
-    "GET /api/v1/queue/position/{event_id}/stream",
-    "DELETE /api/v1/queue/leave",
-    "POST /api/v1/bookings/reserve",
-    "GET /api/v1/bookings",
-    "GET /api/v1/bookings/{id}",
-    "POST /api/v1/bookings/{id}/cancel",
-    "POST /api/v1/payments",
-    "POST /api/v1/webhooks/stripe",
-    "POST /test-provider/v1/payment_intents/{id}/confirm",
-    "GET /healthz",
-    "GET /readyz",
-    "GET /metrics",
-    "GET /api/v1/openapi.json",
-    "ANY (unmatched)",
+static const char *const ROUTE_NAMES[BR_ROUTE_COUNT + 1] = {
+    [BR_ROUTE_REGISTER] = "POST /api/v1/auth/register",
+    [BR_ROUTE_LOGIN] = "POST /api/v1/auth/login",
+    [BR_ROUTE_ME] = "GET /api/v1/auth/me",
+    [BR_ROUTE_EVENTS_LIST] = "GET /api/v1/events",
+    [BR_ROUTE_EVENT_CREATE] = "POST /api/v1/events",
+    [BR_ROUTE_EVENT_GET] = "GET /api/v1/events/{id}",
+    [BR_ROUTE_EVENT_STATS] = "GET /api/v1/admin/events/{id}/stats",
+    [BR_ROUTE_ROLE_SET] = "POST /api/v1/admin/users/{id}/role",
+    [BR_ROUTE_QUEUE_JOIN] = "POST /api/v1/queue/join",
+    [BR_ROUTE_QUEUE_POSITION] = "GET /api/v1/queue/position/{event_id}",
+    [BR_ROUTE_QUEUE_STREAM] = "GET /api/v1/queue/position/{event_id}/stream",
+    [BR_ROUTE_QUEUE_LEAVE] = "DELETE /api/v1/queue/leave",
+    [BR_ROUTE_RESERVE] = "POST /api/v1/bookings/reserve",
+    [BR_ROUTE_BOOKINGS_LIST] = "GET /api/v1/bookings",
+    [BR_ROUTE_BOOKING_GET] = "GET /api/v1/bookings/{id}",
+    [BR_ROUTE_BOOKING_CANCEL] = "POST /api/v1/bookings/{id}/cancel",
+    [BR_ROUTE_PAYMENTS] = "POST /api/v1/payments",
+    [BR_ROUTE_WEBHOOK] = "POST /api/v1/webhooks/stripe",
+    [BR_ROUTE_PROVIDER_CONFIRM] = "POST /test-provider/v1/payment_intents/{id}/confirm",
+    [BR_ROUTE_HEALTHZ] = "GET /healthz",
+    [BR_ROUTE_READYZ] = "GET /readyz",
+    [BR_ROUTE_METRICS] = "GET /metrics",
+    [BR_ROUTE_OPENAPI] = "GET /api/v1/openapi.json",
+    [ROUTE_UNMATCHED] = "ANY (unmatched)",
 };
-
-_Static_assert(sizeof ROUTE_NAMES / sizeof ROUTE_NAMES[0] ==
-                   sizeof ROUTES / sizeof ROUTES[0] + 1,
-               "one metrics name per route, plus the unmatched row");
 
 const char *const *br_routes_names(unsigned *count)
 {
-    *count = ROUTE_COUNT + 1;
+    *count = BR_ROUTE_COUNT + 1;
     return ROUTE_NAMES;
-}
-
-static bool parse_id(const char *s, size_t n, uint64_t *out)
-{
-    if (n == 0 || n > ID_DIGITS_MAX || s[0] == '0') {
-        return false;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Whether a path matches a template, segment by segment, in place (no
- * copies: this runs for every route on every request). A trailing slash is
- * an empty last segment, so "/x/" never matches "/x". Fills the
- * placeholder: "{id}" = a positive integer, "{s}" = any non-empty segment. */
-static bool match(const char *tmpl, const char *path, struct rq *q)
-{
-    if (path == NULL || path[0] != '/') {
-        return false;
-    }
-    const char *t = tmpl + 1;
-    const char *p = path + 1;
-    for (unsigned seg = 0; seg < PATH_SEGMENTS_MAX; seg++) {
-        const char *te = strchr(t, '/');
-        const char *pe = strchr(p, '/');
-        size_t tn = te ? (size_t)(te - t) : strlen(t);
-        size_t pn = pe ? (size_t)(pe - p) : strlen(p);
-        if (tn == 4 && memcmp(t, "{id}", 4) == 0) {
-            if (!parse_id(p, pn, &q->path_id)) {
-                return false;
-            }
-        } else if (tn == 3 && memcmp(t, "{s}", 3) == 0) {
-            if (pn == 0 || pn >= SEGMENT_MAX) {
-                return false;
-            }
-            memcpy(q->path_str, p, pn);
-            q->path_str[pn] = '\0';
-        } else if (tn != pn || memcmp(t, p, tn) != 0) {
-            return false;
-        }
-        if ((te == NULL) != (pe == NULL)) {
-            return false;
-        }
-        if (te == NULL) {
-            return true;
-        }
-        t = te + 1;
-        p = pe + 1;
-    }
-    return false;
 }
 
 static void request_id(struct rq *q)
@@ -1243,27 +892,13 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
         reply_err(q, BR_E_PAYLOAD_TOO_LARGE);
         return;
     }
-    const char *path = br_http_path(req);
-    const char *method = br_http_method(req);
-    char allow[64] = "";
-    for (unsigned i = 0; i < ROUTE_COUNT; i++) {
-        if (!match(ROUTES[i].tmpl, path, q)) {
-            continue;
-        }
-        if (strcmp(ROUTES[i].method, method) == 0) {
-            q->route = i;
-            run(q, &ROUTES[i]);
-            return;
-        }
-        if (strlen(allow) + strlen(ROUTES[i].method) + 3 < sizeof allow) {
-            if (allow[0] != '\0') {
-                strcat(allow, ", ");
-            }
-            strcat(allow, ROUTES[i].method);
-        }
+    if (br_route_match(br_http_method(req), br_http_path(req), &q->match) == BR_OK) {
+        q->route = q->match.route;
+        run(q, &ROUTES[q->route]);
+        return;
     }
-    if (allow[0] != '\0') {
-        br_http_add_header(req, "Allow", allow);
+    if (q->match.allow[0] != '\0') {
+        br_http_add_header(req, "Allow", q->match.allow);
         reply_code(q, 405, "METHOD_NOT_ALLOWED", "this route does not take that method");
         return;
     }
@@ -1299,26 +934,25 @@ static void run(struct rq *q, const struct route *r)
     q->raw = body;
     q->raw_len = len;
     const char *ct = br_http_header(q->req, "Content-Type");
+    bool form =
+        r->body == BODY_JSON_OR_FORM && content_type_is(ct, "application/x-www-form-urlencoded");
     if (r->body == BODY_JSON || r->body == BODY_RAW_JSON ||
-        (r->body == BODY_JSON_OR_FORM && !content_type_is(ct, "application/x-www-form-urlencoded"))) {
+        (r->body == BODY_JSON_OR_FORM && !form)) {
         if (!content_type_is(ct, "application/json")) {
             reply_code(q, 415, "UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json");
             return;
         }
-        if (r->body != BODY_RAW_JSON) {
-            if (json_depth(body, len) > BR_JSON_DEPTH_MAX) {
-                reply_code(q, 400, "INVALID_REQUEST", "JSON nested too deeply");
-                return;
-            }
-            json_error_t err;
-            q->json = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
-            if (!json_is_object(q->json)) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "the body must be a JSON object%s%s",
-                         q->json == NULL ? ": " : "", q->json == NULL ? err.text : "");
-                reply_code(q, 400, "INVALID_REQUEST", msg);
-                return;
-            }
+    }
+    if (r->body == BODY_JSON || r->body == BODY_JSON_OR_FORM) {
+        BR_ASSERT(r->body != BODY_JSON_OR_FORM || r->parse == BR_BODY_CONFIRM_JSON);
+        enum br_body_kind kind = form ? BR_BODY_CONFIRM_FORM : r->parse;
+        q->body_rc = br_parse_body(kind, body, len, wall_ms(), &q->body, q->why);
+        if (q->body_rc == BR_E_CORRUPT) {
+            /* Not a JSON object at all: refused before authentication, like
+             * any malformed request. A missing or wrong member is the
+             * route's to answer (body_ok), once the caller is known. */
+            reply_code(q, 400, "INVALID_REQUEST", q->why);
+            return;
         }
     }
     if (r->auth != AUTH_NONE) {
@@ -1360,7 +994,6 @@ void br_routes_closed(void *ctx, struct br_http_req *req)
         br_hub_closed(rt->hub, q->sub);
         br_logf(rt->log, BR_LOG_DEBUG, "stream closed", "\"req_id\":\"%s\"", q->id);
     }
-    json_decref(q->json);
     free(q->events);
     free(q->bookings);
     free(q->provider_json);

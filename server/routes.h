@@ -4,8 +4,12 @@
  * Every request runs the same pipeline on its loop thread:
  *
  *   body size ─▶ route (404/405) ─▶ client address + rate limit per address
- *     ─▶ content type + JSON (depth-bounded) ─▶ bearer token ─▶ rate limit per user
- *     ─▶ the route: one backend call ─▶ (deferred until durable) ─▶ render ─▶ answer
+ *     ─▶ content type + body parsed (a malformed one refused) ─▶ bearer token
+ *     ─▶ rate limit per user ─▶ the route: its body's members (400), one backend call
+ *     ─▶ (deferred until durable) ─▶ render ─▶ answer
+ *
+ * The parsing itself (route table, ids, bodies, the webhook payload) is
+ * server/parse.h: pure functions the fuzz targets call as well.
  *
  * Routes only parse, authorise and render: business rules (seats, queues,
  * payments) are the core's, reached through struct br_backend. Errors are
@@ -35,7 +39,6 @@
 #include "server/ratelimit.h"
 
 #define BR_JWT_ISSUER "bookingrush"
-#define BR_JSON_DEPTH_MAX 16u /* nesting of arrays and objects in a request body */
 
 struct br_routes {
     struct br_backend *backend;

@@ -1,0 +1,247 @@
+/*
+ * parse.h -- request text to typed values: the bodies of the API's requests,
+ * its route table with the ids in paths, the events list's query, the
+ * Idempotency-Key header, and the payment provider's webhook payload.
+ *
+ * Every function here is pure: it reads the caller's bytes and fills the
+ * caller's struct. No request object, no I/O, no clock (now is an argument),
+ * no globals; the one allocation is jansson's tree for a JSON text, freed
+ * before the function returns. The routes (routes.c) call these functions,
+ * and the fuzz targets (fuzz/fuzz_http_body.c, fuzz_http_route.c,
+ * fuzz_webhook_payload.c) call the very same ones.
+ *
+ * A body parser returns BR_OK or an error value, with the reason (the
+ * message of the 4xx answer, NUL-terminated, shorter than BR_WHY_MAX) in the
+ * caller's why buffer:
+ *
+ *   BR_E_CORRUPT       the text is not a JSON object: a syntax error, a
+ *                      duplicated key, or nesting deeper than
+ *                      BR_JSON_DEPTH_MAX. The routes answer it at once,
+ *                      before authentication, like any malformed body;
+ *   BR_E_INVALID       the object lacks a member, or one has the wrong type
+ *                      or is out of range. Answered after authentication,
+ *                      so a stranger learns nothing about a route's fields;
+ *   BR_E_UNAUTHORIZED  (login only) an email that no account can have.
+ *
+ * Both BR_E_CORRUPT and BR_E_INVALID are answered as 400 INVALID_REQUEST.
+ * On failure the output struct holds partial values and must not be used.
+ *
+ * Cost: a JSON text is first scanned once for its nesting (O(len), strings
+ * skipped), which bounds jansson's recursive parser, then parsed once
+ * (O(len)); member lookups are hash lookups, and the only loops are over
+ * an event's zones (at most BR_EVENT_ZONES_MAX) and over single strings.
+ */
+#ifndef BR_PARSE_H
+#define BR_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "adapters/auth.h"
+#include "core/cmd.h"
+#include "core/limits.h"
+
+#define BR_JSON_DEPTH_MAX 16u      /* nesting of arrays and objects in a request body */
+#define BR_WHY_MAX 256u            /* a reason incl. NUL (the longest, event create: 202 B) */
+#define BR_PATH_SEGMENTS_MAX 8u    /* segments of a route template; longer paths match nothing */
+#define BR_SEGMENT_MAX 64u         /* a "{s}" path segment incl. NUL */
+#define BR_ID_DIGITS_MAX 16u       /* an id in a path or webhook metadata: 1..10^16-1 */
+#define BR_ALLOW_MAX 64u           /* the Allow header of a 405, incl. NUL */
+#define BR_IDEM_KEY_MAX 255u       /* bytes of an Idempotency-Key */
+#define BR_EMAIL_MIN 3u            /* "a@b" */
+#define BR_PASSWORD_MIN 8u         /* bytes of a new password (a login takes any length) */
+#define BR_PAYMENT_METHOD_MAX 64u  /* the test provider's payment_method incl. NUL */
+#define BR_WEBHOOK_ID_MAX 256u     /* a provider event id incl. NUL */
+#define BR_WEBHOOK_TYPE_MAX 64u    /* a provider event type incl. NUL */
+#define BR_JSON_ID_MAX (1LL << 53) /* ids in JSON bodies: 1..2^53, exact in a double */
+
+/* The default queue_capacity of a new event: joins per seat, clamped. */
+#define BR_QUEUE_PER_SEAT 20u
+#define BR_QUEUE_CAPACITY_MIN 10000u
+#define BR_QUEUE_CAPACITY_MAX 250000u
+
+_Static_assert(BR_EMAIL_MIN < BR_EMAIL_MAX, "an email fits");
+_Static_assert(BR_PASSWORD_MIN <= BR_PASSWORD_MAX, "a new password fits");
+_Static_assert(BR_ID_DIGITS_MAX <= 19u, "a path id fits a uint64 without overflow");
+
+/* ---- routes ---- */
+
+/* The API's routes, in the order they are tried (DESIGN.md, HTTP API). */
+enum br_route {
+    BR_ROUTE_REGISTER,         /* POST   /api/v1/auth/register */
+    BR_ROUTE_LOGIN,            /* POST   /api/v1/auth/login */
+    BR_ROUTE_ME,               /* GET    /api/v1/auth/me */
+    BR_ROUTE_EVENTS_LIST,      /* GET    /api/v1/events */
+    BR_ROUTE_EVENT_CREATE,     /* POST   /api/v1/events */
+    BR_ROUTE_EVENT_GET,        /* GET    /api/v1/events/{id} */
+    BR_ROUTE_EVENT_STATS,      /* GET    /api/v1/admin/events/{id}/stats */
+    BR_ROUTE_ROLE_SET,         /* POST   /api/v1/admin/users/{id}/role */
+    BR_ROUTE_QUEUE_JOIN,       /* POST   /api/v1/queue/join */
+    BR_ROUTE_QUEUE_POSITION,   /* GET    /api/v1/queue/position/{id} */
+    BR_ROUTE_QUEUE_STREAM,     /* GET    /api/v1/queue/position/{id}/stream */
+    BR_ROUTE_QUEUE_LEAVE,      /* DELETE /api/v1/queue/leave */
+    BR_ROUTE_RESERVE,          /* POST   /api/v1/bookings/reserve */
+    BR_ROUTE_BOOKINGS_LIST,    /* GET    /api/v1/bookings */
+    BR_ROUTE_BOOKING_GET,      /* GET    /api/v1/bookings/{id} */
+    BR_ROUTE_BOOKING_CANCEL,   /* POST   /api/v1/bookings/{id}/cancel */
+    BR_ROUTE_PAYMENTS,         /* POST   /api/v1/payments */
+    BR_ROUTE_WEBHOOK,          /* POST   /api/v1/webhooks/stripe */
+    BR_ROUTE_PROVIDER_CONFIRM, /* POST   /test-provider/v1/payment_intents/{s}/confirm */
+    BR_ROUTE_HEALTHZ,          /* GET    /healthz */
+    BR_ROUTE_READYZ,           /* GET    /readyz */
+    BR_ROUTE_METRICS,          /* GET    /metrics */
+    BR_ROUTE_OPENAPI,          /* GET    /api/v1/openapi.json */
+    BR_ROUTE_COUNT
+};
+
+struct br_route_match {
+    enum br_route route;          /* BR_OK: the route; otherwise BR_ROUTE_COUNT */
+    uint64_t id;                  /* the "{id}" segment, 1..10^16-1; 0 = none in the template */
+    char segment[BR_SEGMENT_MAX]; /* the "{s}" segment, 1..63 bytes; "" = none in the template */
+    char allow[BR_ALLOW_MAX];     /* no match: the methods the path takes ("GET, POST") for a
+                                     405's Allow; "" = no route has the path (404) */
+};
+
+/* The route for a method and a path (the path without its query). BR_OK,
+ * or BR_E_NOT_FOUND with out->allow saying whether the path exists under
+ * other methods. Either may be NULL (matches nothing). A trailing slash is
+ * an empty last segment, so "/x/" never matches "/x". Worst case: every
+ * template against at most BR_PATH_SEGMENTS_MAX segments of the path. */
+int br_route_match(const char *method, const char *path, struct br_route_match *out);
+
+/* Whether path matches one template, segment by segment, in place (no
+ * copies: this runs for every route on every request). "{id}" takes a
+ * positive decimal integer (br_parse_id), "{s}" any non-empty segment of
+ * 1..BR_SEGMENT_MAX-1 bytes. Fills out->id and out->segment only on a match. */
+bool br_path_match(const char *tmpl, const char *path, struct br_route_match *out);
+
+/* The method and template of a route ("GET", "/api/v1/events/{id}"). */
+const char *br_route_method(enum br_route route);
+const char *br_route_template(enum br_route route);
+
+/* An id in a path: 1..BR_ID_DIGITS_MAX decimal digits, no sign, no leading
+ * zero. Reads s[0..n-1] only. BR_OK or BR_E_INVALID (*out untouched). */
+int br_parse_id(const char *s, size_t n, uint64_t *out);
+
+/* GET /api/v1/events?after_id=: a non-negative integer (strtoull's reading:
+ * leading spaces and a '+' pass, a value past 2^64-1 reads as 2^64-1, and
+ * only a '-' in the first byte is refused). text NULL (absent) = 0. */
+int br_parse_after_id(const char *text, uint64_t *out, char why[BR_WHY_MAX]);
+
+/* The Idempotency-Key header: 1..BR_IDEM_KEY_MAX printable ASCII bytes,
+ * hashed to the core's key (never 0; 0 = no key, also for key NULL). */
+int br_parse_idem_key(const char *key, uint64_t *out, char why[BR_WHY_MAX]);
+
+/* ---- request bodies ---- */
+
+/* Which body a route takes. The test provider's confirm comes as JSON or,
+ * like Stripe's own API, as a form ("payment_method=pm_card_visa"). */
+enum br_body_kind {
+    BR_BODY_REGISTER,     /* {email, password, name} */
+    BR_BODY_LOGIN,        /* {email, password} */
+    BR_BODY_EVENT_CREATE, /* {name, venue?, ..., zones: [...]} */
+    BR_BODY_ROLE,         /* {role} */
+    BR_BODY_QUEUE_JOIN,   /* {event_id} */
+    BR_BODY_QUEUE_LEAVE,  /* {event_id} */
+    BR_BODY_RESERVE,      /* {event_id, zone_id, quantity} */
+    BR_BODY_PAYMENT,      /* {booking_id} */
+    BR_BODY_CONFIRM_JSON, /* {payment_method} */
+    BR_BODY_CONFIRM_FORM, /* payment_method=... */
+    BR_BODY_COUNT
+};
+
+/* register and login. */
+struct br_body_account {
+    char email[BR_EMAIL_MAX];           /* lower-cased; BR_EMAIL_MIN.. bytes, one '@' inside,
+                                           no space or control byte */
+    char name[BR_NAME_MAX];             /* register: 1..63 bytes; login: "" */
+    char password[BR_PASSWORD_MAX + 1]; /* a secret: the caller wipes it after use */
+    size_t password_len;                /* register: 8..256; login: 1..256 */
+};
+
+struct br_body_reserve {
+    uint64_t event_id; /* 1..2^53 */
+    uint32_t zone_id;  /* 1..BR_EVENT_ZONES_MAX */
+    uint32_t quantity; /* 1..BR_HOLD_QUANTITY_MAX */
+};
+
+struct br_body {
+    enum br_body_kind kind;
+    union {
+        struct br_body_account account;             /* REGISTER, LOGIN */
+        struct br_event_spec event;                 /* EVENT_CREATE, queue_capacity resolved */
+        uint8_t role;                               /* ROLE: enum br_role */
+        uint64_t event_id;                          /* QUEUE_JOIN, QUEUE_LEAVE: 1..2^53 */
+        struct br_body_reserve reserve;             /* RESERVE */
+        uint64_t booking_id;                        /* PAYMENT: 1..2^53 */
+        char payment_method[BR_PAYMENT_METHOD_MAX]; /* CONFIRM_*: 1..63 bytes */
+    } u;
+};
+
+/* Parses a body of the given kind (buf[0..len-1]; NULs inside are bytes of
+ * the text, so a JSON text with one is refused). now_ms is the default of an
+ * event's sale_opens_at. BR_OK, BR_E_CORRUPT, BR_E_INVALID or (login)
+ * BR_E_UNAUTHORIZED, with the reason in why; out->kind is set either way. */
+int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t now_ms,
+                  struct br_body *out, char why[BR_WHY_MAX]);
+
+/* The parsers behind br_parse_body, one per body (same results). */
+int br_parse_register(const char *buf, size_t len, struct br_body_account *out,
+                      char why[BR_WHY_MAX]);
+int br_parse_login(const char *buf, size_t len, struct br_body_account *out, char why[BR_WHY_MAX]);
+/* Accepted specs hold every field in the range struct br_event_spec states,
+ * except queue_capacity (any uint32 given; the core refuses above 2^30).
+ * Absent: venue "", sale_opens_at now_ms, starts_at = sale_opens_at,
+ * per_user_limit 4, requires_pass true, hold_ttl 600 s, max_active 100,
+ * admit_per_tick 10, pass_ttl 300 s, queue_capacity 20 joins per seat
+ * within 10,000..250,000. */
+int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br_event_spec *out,
+                          char why[BR_WHY_MAX]);
+int br_parse_role(const char *buf, size_t len, uint8_t *role, char why[BR_WHY_MAX]);
+/* {event_id} of queue join and queue leave. */
+int br_parse_event_ref(const char *buf, size_t len, uint64_t *event_id, char why[BR_WHY_MAX]);
+int br_parse_reserve(const char *buf, size_t len, struct br_body_reserve *out,
+                     char why[BR_WHY_MAX]);
+int br_parse_payment(const char *buf, size_t len, uint64_t *booking_id, char why[BR_WHY_MAX]);
+int br_parse_confirm_json(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
+                          char why[BR_WHY_MAX]);
+/* The form is read up to its first NUL, as the C string it was before. */
+int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
+                          char why[BR_WHY_MAX]);
+
+/* Deepest nesting of arrays and objects in a JSON text, strings skipped.
+ * O(len); reads buf[0..len-1] only. */
+unsigned br_json_depth(const char *buf, size_t len);
+
+/* ---- the payment provider's webhook ---- */
+
+enum br_webhook_kind {
+    BR_WEBHOOK_IGNORED = 0, /* a type we do not act on: acknowledged, nothing else */
+    BR_WEBHOOK_SUCCEEDED,   /* payment_intent.succeeded */
+    BR_WEBHOOK_FAILED,      /* payment_intent.payment_failed */
+};
+
+struct br_webhook_event {
+    char id[BR_WEBHOOK_ID_MAX];     /* the provider's event id, 1..255 bytes (deduplication) */
+    char type[BR_WEBHOOK_TYPE_MAX]; /* 1..63 bytes */
+    uint8_t kind;                   /* enum br_webhook_kind, from type */
+    uint64_t payment_id;            /* data.object.metadata.payment_id; 0 when ignored */
+};
+
+/* Parses a provider event: {id, type, data: {object: {metadata: {payment_id}}}}.
+ * payment_id (a decimal string of 1..16 digits, or an integer 1..2^53) is
+ * required only of the kinds we act on. Duplicated keys are tolerated (the
+ * text is the provider's, and signed). BR_OK or BR_E_INVALID with why. */
+int br_parse_webhook(const char *buf, size_t len, struct br_webhook_event *out,
+                     char why[BR_WHY_MAX]);
+
+/* What the webhook route does with a delivery: checks the Stripe-Signature
+ * header (adapters/provider_sig.h; header may be NULL) over the raw bytes at
+ * now_s, and only then parses them. BR_OK; BR_E_INVALID for a malformed
+ * header or payload (400); BR_E_UNAUTHORIZED for a wrong or stale signature
+ * (401); why says which. */
+int br_webhook_accept(const char *secret, const char *header, const char *buf, size_t len,
+                      int64_t now_s, struct br_webhook_event *out, char why[BR_WHY_MAX]);
+
+#endif
