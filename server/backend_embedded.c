@@ -403,9 +403,14 @@ static void op_event_list(struct br_backend *b, uint64_t after_id, struct br_cal
     struct br_embedded *x = self(b);
     pthread_mutex_lock(&x->mu);
     call->list_count = 0;
-    for (uint64_t id = after_id + 1;
-         id <= x->engine.event_count && call->list_count < call->list_cap; id++) {
-        fill_event(br_catalog_event(&x->engine, id), &call->events[call->list_count++]);
+    /* after_id is the client's, any uint64: 2^64-1 (what ?after_id= reads
+     * for an overflowing number) must not wrap around to event 0. */
+    uint64_t first = after_id < x->engine.event_count ? after_id + 1 : UINT64_MAX;
+    for (uint64_t id = first; id <= x->engine.event_count && call->list_count < call->list_cap;
+         id++) {
+        const struct br_event *ev = br_catalog_event(&x->engine, id);
+        BR_ASSERT(ev != NULL);
+        fill_event(ev, &call->events[call->list_count++]);
     }
     call->err = BR_OK;
     unlock_and_finish(x, call, false);

@@ -78,6 +78,16 @@ static void test_routes_and_methods(void **state)
     t_request(s, "DELETE", "/healthz", NULL, NULL, NULL, 0, &r);
     EXPECT(r, 405, "METHOD_NOT_ALLOWED");
     t_resp_free(&r);
+    /* after_id reads as 2^64-1 here (strtoull saturates); listing after it
+     * once wrapped around to event 0 and crashed the server. */
+    static const char *const past_all[] = {"/api/v1/events?after_id=18446744073709551615",
+                                           "/api/v1/events?after_id=99999999999999999999999"};
+    for (size_t i = 0; i < sizeof past_all / sizeof past_all[0]; i++) {
+        t_request(s, "GET", past_all[i], NULL, NULL, NULL, 0, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "\"events\":[]"));
+        t_resp_free(&r);
+    }
 }
 
 static void test_content_types(void **state)
