@@ -7,7 +7,7 @@
 # link interfaces, so the engine builds can instrument every library of ours
 # a harness ends up linking (brsim pulls in brredis, for instance).
 set(BR_FUZZ_ALL_TARGETS fuzz_commands fuzz_journal fuzz_scenario fuzz_auth fuzz_webhook
-                        fuzz_http_params)
+                        fuzz_http_params fuzz_http_body fuzz_http_route fuzz_webhook_payload)
 
 set(BR_FUZZ_LIBS_fuzz_commands brcore bradapters)
 set(BR_FUZZ_LIBS_fuzz_journal brcore bradapters)
@@ -15,6 +15,9 @@ set(BR_FUZZ_LIBS_fuzz_scenario brsim bradapters brcore)
 set(BR_FUZZ_LIBS_fuzz_auth brhttp bradapters brcore)
 set(BR_FUZZ_LIBS_fuzz_webhook brhttp bradapters brcore)
 set(BR_FUZZ_LIBS_fuzz_http_params brserver brhttp bradapters brcore)
+set(BR_FUZZ_LIBS_fuzz_http_body brserver brhttp bradapters brcore)
+set(BR_FUZZ_LIBS_fuzz_http_route brserver brhttp bradapters brcore)
+set(BR_FUZZ_LIBS_fuzz_webhook_payload brserver brhttp bradapters brcore)
 
 set(BR_FUZZ_TARGETS "")
 foreach(t ${BR_FUZZ_ALL_TARGETS})

@@ -448,8 +448,7 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
     case BR_BODY_COUNT:
         break;
     }
-    BR_ASSERT(!"unknown body kind");
-    return BR_E_INVALID;
+    br_panic(__FILE__, __LINE__, "kind < BR_BODY_COUNT");
 }
 
 /* ---- routes, paths, query and headers ---- */
@@ -570,6 +569,7 @@ int br_route_match(const char *method, const char *path, struct br_route_match *
         const char *m = ROUTE_PATHS[i].method;
         if (method != NULL && strcmp(m, method) == 0) {
             out->route = (enum br_route)i;
+            out->allow[0] = '\0'; /* methods of earlier routes: no 405 to send */
             return BR_OK;
         }
         /* "GET, POST": the methods this path does take, for the 405. */

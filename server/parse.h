@@ -100,7 +100,7 @@ struct br_route_match {
     uint64_t id;                  /* the "{id}" segment, 1..10^16-1; 0 = none in the template */
     char segment[BR_SEGMENT_MAX]; /* the "{s}" segment, 1..63 bytes; "" = none in the template */
     char allow[BR_ALLOW_MAX];     /* no match: the methods the path takes ("GET, POST") for a
-                                     405's Allow; "" = no route has the path (404) */
+                                     405's Allow; "" = no route has the path (404), or a match */
 };
 
 /* The route for a method and a path (the path without its query). BR_OK,
