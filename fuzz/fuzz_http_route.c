@@ -3,9 +3,10 @@
  * and its headers before any body (server/parse.h): the route table with
  * path matching and the ids in paths (br_route_match, br_path_match,
  * br_parse_id), the events list's ?after_id= (br_parse_after_id), and the
- * Idempotency-Key header (br_parse_idem_key).
+ * Idempotency-Key, Content-Type and X-Request-Id headers
+ * (br_parse_idem_key, br_content_type_is, br_request_id_ok).
  *
- * Input: a mode byte, then text. Mode (byte % 6):
+ * Input: a mode byte, then text. Mode (byte % 8):
  *   0  "<path>" under the method the mode byte's bits 3..4 pick (GET, POST,
  *      DELETE, PUT): br_route_match;
  *   1  "<method>\n<path>", both from the input: br_route_match;
@@ -13,7 +14,9 @@
  *      template, as every template has one);
  *   3  br_parse_id over the raw bytes (no NUL: an exact-size buffer);
  *   4  br_parse_after_id;
- *   5  br_parse_idem_key.
+ *   5  br_parse_idem_key;
+ *   6  br_content_type_is against the two media types the routes take;
+ *   7  br_request_id_ok.
  * Texts end at their first NUL, as C strings from the HTTP adapter do.
  *
  * Asserted beyond "no crash, no UB":
@@ -25,7 +28,10 @@
  *     template fits (404 rather than 405);
  *   - an id is 1..16 digits without a leading zero and prints back to them;
  *   - after_id and Idempotency-Key: a refusal says why; a key hashes to a
- *     non-zero value, the same every time.
+ *     non-zero value, the same every time;
+ *   - a Content-Type that matches still matches in upper case and with a
+ *     parameter appended, and its media type is a prefix of it; an accepted
+ *     X-Request-Id needs no escaping in a log line or a header.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -233,12 +239,53 @@ static void check_idem_key(const char *text)
     BR_ASSERT(br_parse_idem_key(text, &again, why) == BR_OK && again == h);
 }
 
+static void check_content_type(const char *ct)
+{
+    static const char *const types[] = {"application/json", "application/x-www-form-urlencoded"};
+    for (unsigned i = 0; i < 2; i++) {
+        if (!br_content_type_is(ct, types[i])) {
+            continue;
+        }
+        size_t n = strlen(types[i]);
+        BR_ASSERT(strlen(ct) >= n);
+        /* The same header shouted, or with a parameter after it, still matches. */
+        char *other = malloc(strlen(ct) + 16);
+        if (other == NULL) {
+            return;
+        }
+        size_t k = strlen(ct);
+        for (size_t j = 0; j <= k; j++) {
+            char c = ct[j];
+            other[j] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+        }
+        BR_ASSERT(br_content_type_is(other, types[i]));
+        memcpy(other, types[i], n);
+        memcpy(other + n, "; q=1", 6);
+        BR_ASSERT(br_content_type_is(other, types[i]));
+        free(other);
+    }
+    BR_ASSERT(!br_content_type_is(NULL, types[0]));
+}
+
+static void check_request_id(const char *given)
+{
+    if (!br_request_id_ok(given)) {
+        return;
+    }
+    size_t n = strlen(given);
+    BR_ASSERT(n >= 1 && n <= BR_REQUEST_ID_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)given[i];
+        BR_ASSERT(c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ':' && c != ',');
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > INPUT_MAX) {
         return 0;
     }
-    uint8_t mode = data[0] % 6u;
+    uint8_t mode = data[0] % 8u;
     if (mode == 3) {
         check_id(data + 1, size - 1);
         return 0;
@@ -269,8 +316,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4:
         check_after_id(text);
         break;
-    default:
+    case 5:
         check_idem_key(text);
+        break;
+    case 6:
+        check_content_type(text);
+        break;
+    default:
+        check_request_id(text);
         break;
     }
     free(text);

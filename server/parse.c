@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "adapters/provider_sig.h"
 #include "core/err.h"
@@ -621,6 +622,31 @@ int br_parse_idem_key(const char *key, uint64_t *out, char why[BR_WHY_MAX])
     uint64_t h = br_hash64(key, n, 0x6964656dULL);
     *out = h == 0 ? 1 : h; /* 0 means "no key" to the core */
     return BR_OK;
+}
+
+bool br_content_type_is(const char *ct, const char *want)
+{
+    BR_ASSERT(want != NULL && want[0] != '\0');
+    if (ct == NULL) {
+        return false;
+    }
+    size_t n = strlen(want);
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+bool br_request_id_ok(const char *given)
+{
+    if (given == NULL) {
+        return false;
+    }
+    size_t n = strnlen(given, BR_REQUEST_ID_MAX + 1);
+    bool ok = n >= 1 && n <= BR_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = given[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_' || c == '.';
+    }
+    return ok;
 }
 
 /* ---- the webhook ---- */

@@ -1,7 +1,8 @@
 /*
  * parse.h -- request text to typed values: the bodies of the API's requests,
  * its route table with the ids in paths, the events list's query, the
- * Idempotency-Key header, and the payment provider's webhook payload.
+ * Content-Type, X-Request-Id and Idempotency-Key headers, and the payment
+ * provider's webhook payload.
  *
  * Every function here is pure: it reads the caller's bytes and fills the
  * caller's struct. No request object, no I/O, no clock (now is an argument),
@@ -49,6 +50,7 @@
 #define BR_ID_DIGITS_MAX 16u       /* an id in a path or webhook metadata: 1..10^16-1 */
 #define BR_ALLOW_MAX 64u           /* the Allow header of a 405, incl. NUL */
 #define BR_IDEM_KEY_MAX 255u       /* bytes of an Idempotency-Key */
+#define BR_REQUEST_ID_MAX 64u      /* bytes of an X-Request-Id taken as the request's id */
 #define BR_EMAIL_MIN 3u            /* "a@b" */
 #define BR_PASSWORD_MIN 8u         /* bytes of a new password (a login takes any length) */
 #define BR_PAYMENT_METHOD_MAX 64u  /* the test provider's payment_method incl. NUL */
@@ -132,6 +134,16 @@ int br_parse_after_id(const char *text, uint64_t *out, char why[BR_WHY_MAX]);
 /* The Idempotency-Key header: 1..BR_IDEM_KEY_MAX printable ASCII bytes,
  * hashed to the core's key (never 0; 0 = no key, also for key NULL). */
 int br_parse_idem_key(const char *key, uint64_t *out, char why[BR_WHY_MAX]);
+
+/* Whether a Content-Type header names the media type want, in any case,
+ * followed by nothing, ';' or ' ' ("application/json; charset=utf-8").
+ * ct NULL (absent) = no. */
+bool br_content_type_is(const char *ct, const char *want);
+
+/* Whether an X-Request-Id header can be the request's id as it is:
+ * 1..BR_REQUEST_ID_MAX ASCII letters, digits, '-', '_' or '.', which a log
+ * line and a response header carry without escaping. given NULL = no. */
+bool br_request_id_ok(const char *given);
 
 /* ---- request bodies ---- */
 

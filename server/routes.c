@@ -12,7 +12,6 @@
 
 #include "server/routes.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -28,8 +27,6 @@
 #include "core/str.h"
 #include "server/parse.h"
 #include "server/render.h"
-
-#define REQUEST_ID_MAX 64u
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
 enum auth_kind { AUTH_NONE = 0, AUTH_USER, AUTH_ORGANIZER, AUTH_ADMIN };
@@ -51,7 +48,7 @@ struct rq {
     struct br_routes *rt;
     struct br_http_req *req;
     unsigned route;
-    char id[REQUEST_ID_MAX + 1];
+    char id[BR_REQUEST_ID_MAX + 1];
     char client[BR_ADDR_TEXT_MAX];
     struct br_route_match match; /* the route, and its path's id or segment */
     bool authed;
@@ -197,15 +194,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool content_type_is(const char *ct, const char *want)
-{
-    if (ct == NULL) {
-        return false;
-    }
-    size_t n = strlen(want);
-    return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* Answers a body that br_parse_body refused after authentication (run()
@@ -830,17 +818,11 @@ const char *const *br_routes_names(unsigned *count)
 static void request_id(struct rq *q)
 {
     const char *given = br_http_header(q->req, "X-Request-Id");
-    if (given != NULL) {
+    if (br_request_id_ok(given)) {
         size_t n = strlen(given);
-        bool ok = n >= 1 && n <= REQUEST_ID_MAX;
-        for (size_t i = 0; ok && i < n; i++) {
-            ok = isalnum((unsigned char)given[i]) || given[i] == '-' || given[i] == '_' ||
-                 given[i] == '.';
-        }
-        if (ok) {
-            memcpy(q->id, given, n + 1);
-            return;
-        }
+        BR_ASSERT(n < sizeof q->id);
+        memcpy(q->id, given, n + 1);
+        return;
     }
     /* "<8 hex of the process prefix>-<sequence>", written by hand: it is
      * made for every request. */
@@ -935,10 +917,10 @@ static void run(struct rq *q, const struct route *r)
     q->raw_len = len;
     const char *ct = br_http_header(q->req, "Content-Type");
     bool form =
-        r->body == BODY_JSON_OR_FORM && content_type_is(ct, "application/x-www-form-urlencoded");
+        r->body == BODY_JSON_OR_FORM && br_content_type_is(ct, "application/x-www-form-urlencoded");
     if (r->body == BODY_JSON || r->body == BODY_RAW_JSON ||
         (r->body == BODY_JSON_OR_FORM && !form)) {
-        if (!content_type_is(ct, "application/json")) {
+        if (!br_content_type_is(ct, "application/json")) {
             reply_code(q, 415, "UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json");
             return;
         }
