@@ -20,8 +20,8 @@
  *      inside the buffer, no raw control byte or unescaped quote;
  *   5  br_role_parse and br_log_level_parse: a parsed name round-trips.
  *
- * Request bodies, path segments and ids are parsed inside server/routes.c
- * (static, tied to the request); see fuzz/README.md "Not yet fuzzed".
+ * Request bodies are fuzz_http_body's; routes, path ids, the events list's
+ * query and the other request headers are fuzz_http_route's.
  */
 #define _POSIX_C_SOURCE 200809L
 

@@ -197,6 +197,7 @@ static void check_after_id(const char *text)
     char why[BR_WHY_MAX];
     memset(why, 0x55, sizeof why);
     uint64_t v = 12345;
+    BR_ASSERT(br_parse_after_id(NULL, &v, why) == BR_OK && v == 0); /* absent: from the start */
     int rc = br_parse_after_id(text, &v, why);
     BR_ASSERT(rc == BR_OK || rc == BR_E_INVALID);
     if (rc != BR_OK) {
@@ -222,6 +223,7 @@ static void check_idem_key(const char *text)
     char why[BR_WHY_MAX];
     memset(why, 0x55, sizeof why);
     uint64_t h = 7;
+    BR_ASSERT(br_parse_idem_key(NULL, &h, why) == BR_OK && h == 0); /* absent: no key */
     int rc = br_parse_idem_key(text, &h, why);
     size_t n = strlen(text);
     if (rc != BR_OK) {
@@ -269,6 +271,7 @@ static void check_content_type(const char *ct)
 
 static void check_request_id(const char *given)
 {
+    BR_ASSERT(!br_request_id_ok(NULL));
     if (!br_request_id_ok(given)) {
         return;
     }

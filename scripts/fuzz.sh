@@ -116,7 +116,7 @@ run_libfuzzer() {
     echo "   FAILED (exit $rc): $(grep -m1 -E 'ERROR|runtime error|assertion failed' "$dir/log")"
     echo "   log: $dir/log"
   fi
-  results+=("$(printf '%-16s %-10s %10s %8s   %-28s %s' "$target" libfuzzer "${execs:-?}" \
+  results+=("$(printf '%-20s %-10s %10s %8s   %-28s %s' "$target" libfuzzer "${execs:-?}" \
     "${eps:-?}" "cov ${cov:-?} ft ${ft:-?}" "$crashes")")
 }
 
@@ -146,7 +146,7 @@ run_afl() {
     crashed=1
     echo "   FAILED: afl-fuzz did not start (exit $rc):"
     grep -E 'PROGRAM ABORT|\[-\]' "$dir/log" | head -5 | sed 's/^/   /'
-    results+=("$(printf '%-16s %-10s %10s %8s   %-28s %s' "$target" afl++ - - "did not run" -)")
+    results+=("$(printf '%-20s %-10s %10s %8s   %-28s %s' "$target" afl++ - - "did not run" -)")
     return
   fi
   execs=$(sed -n 's/^execs_done *: *//p' "$stats")
@@ -159,7 +159,7 @@ run_afl() {
     crashed=1
     echo "   FAILED: $crashes crashing inputs in $dir/default/crashes"
   fi
-  results+=("$(printf '%-16s %-10s %10s %8s   %-28s %s' "$target" afl++ "$execs" "${eps%.*}" \
+  results+=("$(printf '%-20s %-10s %10s %8s   %-28s %s' "$target" afl++ "$execs" "${eps%.*}" \
     "edges $edges/$total ($cvg)" "$crashes")")
 }
 
@@ -188,7 +188,7 @@ for t in $afl_targets; do
 done
 
 echo
-printf '%-16s %-10s %10s %8s   %-28s %s\n' target engine execs exec/s coverage crashes
+printf '%-20s %-10s %10s %8s   %-28s %s\n' target engine execs exec/s coverage crashes
 for r in "${results[@]}"; do
   echo "$r"
 done
