@@ -37,14 +37,19 @@
 
 #define PATH_MAX_BYTES 512u
 #define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
-/* Gathering: with no commit in flight a syncer starts one at once (the disk
- * is idle: waiting would only add latency); while another is in flight it
- * starts the next once COMMIT_SIBLINGS commands wait or the oldest has
- * waited COMMIT_DELAY_US. An fdatasync costs ~0.1 ms of CPU here whatever
- * it carries, so under load fewer, fuller commits leave more CPU to
- * requests. */
-#define COMMIT_SIBLINGS 32u
-#define COMMIT_DELAY_US 200
+/* When a syncer takes the active batch (leader/follower group commit):
+ * with no commit in flight, at once (the disk is idle: waiting would only
+ * add latency); with one in flight, only once that one has taken
+ * COMMIT_STALL_US (the disk is slow right now: a second fdatasync overlaps
+ * it) or COMMIT_SIBLINGS commands wait. Otherwise the batch keeps filling
+ * until the commit in flight ends, and the syncer that made it durable
+ * takes the next batch itself, without waking anybody. An fdatasync costs
+ * ~0.1 ms of CPU here whatever it carries, so under load one commit at a
+ * time, carrying everything that arrived during the previous one, leaves
+ * the most CPU to requests; the overlap keeps a slow sync from stalling
+ * everyone behind it. */
+#define COMMIT_SIBLINGS 64u
+#define COMMIT_STALL_US 1000
 
 struct pending_rec {
     struct br_cmd cmd;
@@ -65,6 +70,8 @@ struct batch {
     struct batch *next; /* free list, or the written-not-yet-durable FIFO */
 };
 
+enum { KICK_IDLE = 1u, KICK_WATCHER = 2u };
+
 struct refund_duty {
     uint64_t payment_id;
     int64_t amount_minor;
@@ -76,7 +83,8 @@ struct br_embedded {
     char journal_path[PATH_MAX_BYTES];
 
     pthread_mutex_t mu; /* engine, active batch, free batches, lsns, waiters, bus */
-    pthread_cond_t flush_cv; /* syncers: work arrived, a batch came back, stop */
+    pthread_cond_t flush_cv; /* idle syncers: the active batch got its first command, stop */
+    pthread_cond_t stall_cv; /* a syncer watching the commit in flight: enough waiting, stop */
     pthread_cond_t room_cv;  /* appliers: the active batch has room again */
     pthread_cond_t tick_cv;  /* ticker: bus has work / stop */
     struct br_engine engine;
@@ -88,6 +96,11 @@ struct br_embedded {
     struct batch *free_list; /* batches neither filling nor in flight */
     uint64_t appended_lsn;
     uint64_t durable_lsn;
+    unsigned idle_syncers;   /* waiting on flush_cv */
+    unsigned watchers;       /* waiting on stall_cv */
+    unsigned room_waiters;   /* appliers waiting on room_cv */
+    unsigned kick;           /* KICK_* bits: condition variables to signal once mu is released */
+    int64_t last_take_us;    /* monotonic time the newest commit was taken */
     struct br_call *wait_head; /* FIFO by lsn */
     struct br_call *wait_tail;
     struct refund_duty bus[BR_EMB_BUS_MAX];
@@ -159,7 +172,9 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
     while (b->rec_count >= BR_EMB_BATCH_MAX ||
            b->fx_count + BR_EFFECTS_MAX > BR_EMB_EFFECTS_MAX) {
         BR_ASSERT(x->running); /* only a syncer swaps the active batch */
+        x->room_waiters++;
         pthread_cond_wait(&x->room_cv, &x->mu);
+        x->room_waiters--;
         b = x->active;
     }
     cmd->now_ms = now_locked(x);
@@ -182,11 +197,47 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
     }
     if (b->rec_count == 1) {
         b->first_us = mono_us();
-        pthread_cond_signal(&x->flush_cv);
-    } else if (b->rec_count == COMMIT_SIBLINGS) {
-        pthread_cond_signal(&x->flush_cv); /* a syncer may be gathering: enough now */
+    }
+    /* With no commit in flight, an idle syncer has work now (the first
+     * command); with one in flight, a syncer watching it sees enough
+     * waiting. Only then is one woken, and only once mu is released
+     * (unlock_kick): woken under the lock, it would at once sleep again on
+     * the lock. Otherwise the syncer busy with the commit in flight takes
+     * this batch when it is done: nobody needs waking. */
+    if (b->rec_count == 1 && x->syncing == 0 && x->idle_syncers > 0) {
+        x->kick |= KICK_IDLE;
+    }
+    if (b->rec_count == COMMIT_SIBLINGS && x->watchers > 0) {
+        x->kick |= KICK_WATCHER;
     }
     return r;
+}
+
+static void signal_kicks(struct br_embedded *x, unsigned kick)
+{
+    if (kick & KICK_IDLE) {
+        pthread_cond_signal(&x->flush_cv);
+    }
+    if (kick & KICK_WATCHER) {
+        pthread_cond_signal(&x->stall_cv);
+    }
+}
+
+/* Releases mu, then wakes the syncer apply_locked asked for, if any. */
+static void unlock_kick(struct br_embedded *x)
+{
+    unsigned kick = x->kick;
+    x->kick = 0;
+    pthread_mutex_unlock(&x->mu);
+    signal_kicks(x, kick);
+}
+
+/* For the ticker, which keeps mu: wakes the syncer now. */
+static void kick_locked(struct br_embedded *x)
+{
+    unsigned kick = x->kick;
+    x->kick = 0;
+    signal_kicks(x, kick);
 }
 
 /* Finishes a call under mu: done now if everything it saw is durable,
@@ -215,7 +266,7 @@ static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call
 static void unlock_and_finish(struct br_embedded *x, struct br_call *call, bool wrote)
 {
     struct br_call *now = finish_locked(x, call, wrote);
-    pthread_mutex_unlock(&x->mu);
+    unlock_kick(x);
     if (now != NULL) {
         now->done(now);
     }
@@ -699,19 +750,27 @@ static const struct br_backend_ops EMBEDDED_OPS = {
  *
  * cfg.syncers threads run the same loop:
  *
+ *   wait until the active batch may be taken     (may_take_locked, COMMIT_STALL_US)
  *   take the active batch and write(2) it        (write_mu: one at a time, in lsn order)
- *   fdatasync the journal                         (no lock: several in flight)
+ *   fdatasync the journal                         (no lock: several may be in flight)
  *   every written batch now known durable:        (disp_mu: one at a time, in lsn order)
  *     carry out its effects, answer its calls
+ *   go round again: the next batch filled while this one was syncing
  *
  * A sync covers every byte written before it started, whichever thread
  * wrote it, so when any sync returns, every batch written before it is
  * durable: durable batches are dispatched from the FIFO in order, exactly
- * once. Overlapping syncs are what makes this worthwhile: on the virtual
- * disks measured here, two to four fdatasyncs in flight complete two to
- * four times as many commits per second as one at a time, at the same
- * latency. The journal writer itself only writes (BR_JOURNAL_NO_SYNC); the
- * syncs go through a descriptor of our own, and the file's next megabytes
+ * once. Normally one commit is in flight and its syncer takes the next
+ * batch itself (leader/follower: nobody is woken, the batch holds whatever
+ * arrived during the previous sync); the other syncers sleep, one of them
+ * watching the clock, and start an overlapping sync only when the one in
+ * flight stalls: on the virtual disks measured here, two to four
+ * fdatasyncs in flight complete two to four times as many commits per
+ * second as one at a time when the disk, not the CPU, is what limits.
+ * Request threads wake a syncer only when none is busy (the first command
+ * of a batch with no commit in flight). The journal writer itself only
+ * writes (BR_JOURNAL_NO_SYNC); the syncs go through a descriptor of our
+ * own, and the file's next megabytes
  * are reserved ahead (FALLOC_FL_KEEP_SIZE: the size readers see does not
  * change) so that a sync rarely has block allocations to commit.
  */
@@ -801,42 +860,85 @@ static void preallocate(struct br_embedded *x)
     }
 }
 
+/* Whether a syncer may take the active batch now (see COMMIT_STALL_US).
+ * Under mu. */
+static bool may_take_locked(const struct br_embedded *x, int64_t now_us)
+{
+    const struct batch *a = x->active;
+    return a->rec_count > 0 &&
+           (x->syncing == 0 || x->stop_flusher || a->rec_count >= COMMIT_SIBLINGS ||
+            now_us - x->last_take_us >= COMMIT_STALL_US);
+}
+
+/* Waits on cv under mu until `until_us` (monotonic) or a signal. */
+static void timed_wait_locked(struct br_embedded *x, pthread_cond_t *cv, int64_t until_us)
+{
+    struct timespec until;
+    until.tv_sec = (time_t)(until_us / 1000000);
+    until.tv_nsec = (long)(until_us % 1000000) * 1000L;
+    pthread_cond_timedwait(cv, &x->mu, &until);
+}
+
 static void *syncer_main(void *arg)
 {
     struct br_embedded *x = arg;
     for (;;) {
-        /* 1. Take the active batch and write it, in lsn order. */
-        pthread_mutex_lock(&x->write_mu);
+        /* 1. Wait until the active batch may be taken, then take it and
+         * write it, in lsn order: write_mu is held from the take to the end
+         * of the write. Lock order: write_mu before mu; mu is never held
+         * while blocking on write_mu (only trylock), so a syncer that waits
+         * never holds write_mu and never keeps the others from writing. */
+        bool have_write = false;
         pthread_mutex_lock(&x->mu);
         for (;;) {
-            struct batch *a = x->active;
-            if (x->stop_flusher && a->rec_count == 0) {
+            int64_t now = mono_us();
+            if (x->active->rec_count == 0 && x->stop_flusher) {
                 break;
             }
-            if (a->rec_count > 0 && x->free_list != NULL) {
-                int64_t due = a->first_us + COMMIT_DELAY_US;
-                if (x->syncing == 0 || x->stop_flusher || a->rec_count >= COMMIT_SIBLINGS ||
-                    mono_us() >= due) {
-                    break;
+            if (!may_take_locked(x, now)) {
+                if (have_write) {
+                    pthread_mutex_unlock(&x->write_mu);
+                    have_write = false;
                 }
-                /* Gather more while the other commit is on its way. */
-                struct timespec until;
-                clock_gettime(CLOCK_MONOTONIC, &until);
-                int64_t wait_us = due - mono_us();
-                until.tv_nsec += (long)(wait_us > 0 ? wait_us : 0) * 1000L;
-                until.tv_sec += until.tv_nsec / 1000000000L;
-                until.tv_nsec %= 1000000000L;
-                pthread_cond_timedwait(&x->flush_cv, &x->mu, &until);
+                if (x->syncing > 0) {
+                    /* Watch the commit in flight: take over if it stalls.
+                     * Its syncer takes the next batch when it is done, so
+                     * this wakes at most once per COMMIT_STALL_US. */
+                    x->watchers++;
+                    timed_wait_locked(x, &x->stall_cv, x->last_take_us + COMMIT_STALL_US);
+                    x->watchers--;
+                } else {
+                    x->idle_syncers++;
+                    pthread_cond_wait(&x->flush_cv, &x->mu);
+                    x->idle_syncers--;
+                }
                 continue;
             }
-            pthread_cond_wait(&x->flush_cv, &x->mu);
+            if (have_write || pthread_mutex_trylock(&x->write_mu) == 0) {
+                have_write = true;
+                break;
+            }
+            /* Another syncer is writing its batch (tens of microseconds):
+             * wait for it without mu, then look again. */
+            pthread_mutex_unlock(&x->mu);
+            pthread_mutex_lock(&x->write_mu);
+            have_write = true;
+            pthread_mutex_lock(&x->mu);
         }
         if (x->active->rec_count == 0) {
+            BR_ASSERT(x->stop_flusher);
             pthread_mutex_unlock(&x->mu);
-            pthread_cond_broadcast(&x->flush_cv); /* the next syncer sees the stop too */
-            pthread_mutex_unlock(&x->write_mu);
+            if (have_write) {
+                pthread_mutex_unlock(&x->write_mu);
+            }
+            /* The other syncers see the stop too. */
+            pthread_cond_broadcast(&x->flush_cv);
+            pthread_cond_broadcast(&x->stall_cv);
             break;
         }
+        /* Batches in use: the active one and at most one in flight per
+         * syncer, this one's already dispatched: a spare is always left. */
+        BR_ASSERT(x->free_list != NULL);
         struct batch *b = x->active;
         x->active = x->free_list;
         x->free_list = x->free_list->next;
@@ -844,9 +946,13 @@ static void *syncer_main(void *arg)
         b->next = NULL;
         x->syncing++;
         int64_t t_take = mono_us();
+        x->last_take_us = t_take;
         x->gather_us += (uint64_t)(t_take - b->first_us);
-        pthread_cond_broadcast(&x->room_cv);
+        bool room = x->room_waiters > 0;
         pthread_mutex_unlock(&x->mu);
+        if (room) {
+            pthread_cond_broadcast(&x->room_cv);
+        }
         for (uint32_t i = 0; i < b->rec_count; i++) {
             int rc = br_journal_writer_append(x->journal, &b->recs[i].cmd, &b->recs[i].out);
             if (rc != BR_OK) {
@@ -924,7 +1030,8 @@ static void *syncer_main(void *arg)
             d->next = x->free_list;
             x->free_list = d;
         }
-        pthread_cond_broadcast(&x->flush_cv);
+        /* Nobody is woken: this thread goes on to take the next batch
+         * itself, and a watcher notices the newer commit when it looks. */
         pthread_mutex_unlock(&x->mu);
         pthread_mutex_unlock(&x->disp_mu);
         for (unsigned n = 0; ready != NULL && n < UINT32_MAX; n++) {
@@ -976,6 +1083,7 @@ static void *ticker_main(void *arg)
     while (!x->stop_ticker) {
         if (wall_ms() >= next_tick) {
             tick_locked(x);
+            kick_locked(x);
             next_tick = wall_ms() + x->cfg.tick_ms;
         }
         /* The saga bus: refunds owed. Each is carried out without the lock
@@ -994,6 +1102,7 @@ static void *ticker_main(void *arg)
             cmd.u.refund_result.payment_id = d.payment_id;
             cmd.u.refund_result.ok = rc == BR_OK;
             apply_locked(x, &cmd, NULL, &out);
+            kick_locked(x);
         }
         if (x->stop_ticker) {
             break;
@@ -1023,6 +1132,7 @@ static void stop_syncers(struct br_embedded *x)
     pthread_mutex_lock(&x->mu);
     x->stop_flusher = true;
     pthread_cond_broadcast(&x->flush_cv);
+    pthread_cond_broadcast(&x->stall_cv);
     pthread_mutex_unlock(&x->mu);
     for (unsigned i = 0; i < x->syncers_started; i++) {
         pthread_join(x->syncers[i], NULL);
@@ -1175,13 +1285,21 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
             x->free_list = b;
         }
     }
-    pthread_mutex_init(&x->mu, NULL);
+    /* mu is taken by every request for about a microsecond: a waiter that
+     * spins a little finds it free far more cheaply than one that sleeps
+     * on the futex and must be woken (a context switch each way). */
+    pthread_mutexattr_t adaptive;
+    pthread_mutexattr_init(&adaptive);
+    pthread_mutexattr_settype(&adaptive, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&x->mu, &adaptive);
+    pthread_mutexattr_destroy(&adaptive);
     pthread_mutex_init(&x->write_mu, NULL);
     pthread_mutex_init(&x->disp_mu, NULL);
     pthread_condattr_t mono;
     pthread_condattr_init(&mono);
     pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
-    pthread_cond_init(&x->flush_cv, &mono); /* timed waits in syncer_main use CLOCK_MONOTONIC */
+    pthread_cond_init(&x->flush_cv, &mono);
+    pthread_cond_init(&x->stall_cv, &mono); /* timed waits in syncer_main use CLOCK_MONOTONIC */
     pthread_condattr_destroy(&mono);
     pthread_cond_init(&x->room_cv, NULL);
     pthread_cond_init(&x->tick_cv, NULL);
@@ -1256,6 +1374,7 @@ void br_embedded_close(struct br_embedded *x)
     }
     pthread_cond_destroy(&x->tick_cv);
     pthread_cond_destroy(&x->room_cv);
+    pthread_cond_destroy(&x->stall_cv);
     pthread_cond_destroy(&x->flush_cv);
     pthread_mutex_destroy(&x->disp_mu);
     pthread_mutex_destroy(&x->write_mu);

@@ -10,9 +10,10 @@
  *   ticker: admit / sweep per event, saga_step, refunds from the saga bus
  *
  * One mutex guards the engine and the batch being filled; the journal is
- * written and synced by cfg.syncers threads outside that mutex, with
- * several syncs in flight at once, so requests keep being applied while
- * batches are being made durable (group commit, pipelined). Every
+ * written and synced by cfg.syncers threads outside that mutex, so
+ * requests keep being applied while a batch is being made durable (group
+ * commit: each batch carries what arrived during the previous sync; a
+ * second sync overlaps one that stalls). Every
  * command's now_ms comes from this process's clock (never going backwards)
  * and is journaled, so replaying the journal rebuilds the exact state; on
  * open the journal is replayed and a torn tail cut (journal_file.h).
