@@ -17,12 +17,6 @@
  * good record after it cannot come from a crash, so the file is left alone
  * and BR_E_CORRUPT returned.
  *
- * Zero tail (see the header). `zero_end` is where the zeros written ahead
- * by br_journal_writer_reserve end (durable_len when there are none);
- * appends past it simply extend the file again. Opening cuts a zero tail
- * left by a crash like a torn tail; a torn record followed only by zeros
- * (a crash in the middle of a write into the zero tail) is a torn tail too.
- *
  * Reader. A sliding buffer of BUF_BYTES; a record is never larger than
  * BR_JOURNAL_RECORD_MAX, so the buffer always holds a whole record after a
  * refill. Offsets reported are byte offsets in the file.
@@ -42,10 +36,7 @@
 #include "core/journal.h"
 #include "core/panic.h"
 
-enum { BUF_BYTES = 256 * 1024, ZERO_CHUNK_BYTES = 64 * 1024 };
-
-/* The source of the zeros br_journal_writer_reserve writes. */
-static const uint8_t ZEROS[ZERO_CHUNK_BYTES];
+enum { BUF_BYTES = 256 * 1024 };
 
 _Static_assert(BUF_BYTES >= 4 * BR_JOURNAL_RECORD_MAX, "the buffer holds several records");
 
@@ -54,7 +45,6 @@ struct br_journal_writer {
     enum br_journal_sync sync;
     bool failed;           /* a write failed: refuse everything after it */
     long long durable_len; /* file bytes that end on a record boundary */
-    long long zero_end;    /* zeros written ahead end here; >= durable_len */
     size_t used;           /* bytes buffered */
     uint8_t buf[BUF_BYTES];
     char path[512];
@@ -63,7 +53,6 @@ struct br_journal_writer {
 struct br_journal_reader {
     int fd;
     bool eof;       /* read(2) returned 0 */
-    long long zero_at; /* where a zero tail starts once found, else -1 */
     long long base; /* file offset of buf[0] */
     size_t start;   /* first unread byte in buf */
     size_t len;     /* bytes valid in buf */
@@ -153,10 +142,24 @@ static int sync_parent_dir(const char *path)
     return rc;
 }
 
-/* Whether every byte of the file from pos to file_len is zero. */
-static bool zero_from(int fd, long long pos, long long file_len)
+/* A damaged record at `at` is a torn tail (a crash during a write that was
+ * never acknowledged) when everything from it to the end of the file is
+ * zero (a file extended but not yet written), or when its length field is
+ * plausible and the record runs to or past the end of the file. A garbage
+ * length, or a whole record with good data after it, is real damage. */
+static bool tail_is_torn(int fd, long long at, long long file_len)
 {
+    uint8_t head[BR_JOURNAL_RECORD_HEAD];
+    if (pread(fd, head, sizeof head, (off_t)at) == (ssize_t)sizeof head) {
+        uint32_t len = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
+                       (uint32_t)head[3] << 24;
+        if (len <= BR_JOURNAL_RECORD_MAX &&
+            at + (long long)BR_JOURNAL_RECORD_HEAD + (long long)len >= file_len) {
+            return true;
+        }
+    }
     uint8_t chunk[4096];
+    long long pos = at;
     /* Bounded by the file length: every round advances pos by > 0 bytes. */
     while (pos < file_len) {
         ssize_t n = pread(fd, chunk, sizeof chunk, (off_t)pos);
@@ -171,27 +174,6 @@ static bool zero_from(int fd, long long pos, long long file_len)
         pos += n;
     }
     return true;
-}
-
-/* A damaged record at `at` is a torn tail (a crash during a write that was
- * never acknowledged) when everything from it to the end of the file is
- * zero (a file extended but not yet written, or a zero tail), or when its
- * length field is plausible and the record runs to or past the end of the
- * file, or is followed by nothing but zeros (it was being written into the
- * zero tail). A garbage length, or a whole record with good data after it,
- * is real damage. */
-static bool tail_is_torn(int fd, long long at, long long file_len)
-{
-    uint8_t head[BR_JOURNAL_RECORD_HEAD];
-    if (pread(fd, head, sizeof head, (off_t)at) == (ssize_t)sizeof head) {
-        uint32_t len = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
-                       (uint32_t)head[3] << 24;
-        long long end = at + (long long)BR_JOURNAL_RECORD_HEAD + (long long)len;
-        if (len <= BR_JOURNAL_RECORD_MAX && (end >= file_len || zero_from(fd, end, file_len))) {
-            return true;
-        }
-    }
-    return zero_from(fd, at, file_len);
 }
 
 /* Scans an existing journal: checks the header against cfg and finds the end
@@ -331,7 +313,6 @@ int br_journal_writer_open(struct br_journal_writer **wp, const char *path,
         return rc;
     }
     w->durable_len = good;
-    w->zero_end = good;
     *wp = w;
     return BR_OK;
 }
@@ -349,14 +330,10 @@ static int write_buffer(struct br_journal_writer *w)
         if (ftruncate(w->fd, (off_t)w->durable_len) != 0) {
             log_errno("truncate after a failed write", w->path, errno);
         }
-        w->zero_end = w->durable_len;
         return rc;
     }
     w->durable_len += (long long)w->used;
     w->used = 0;
-    if (w->zero_end < w->durable_len) {
-        w->zero_end = w->durable_len; /* appended past the zeros: the file grew */
-    }
     return BR_OK;
 }
 
@@ -397,52 +374,12 @@ int br_journal_writer_flush(struct br_journal_writer *w)
     return BR_OK;
 }
 
-int br_journal_writer_reserve(struct br_journal_writer *w, size_t ahead_bytes)
-{
-    BR_ASSERT(w != NULL && ahead_bytes > 0);
-    if (w->failed) {
-        return BR_E_IO;
-    }
-    long long end = w->durable_len + (long long)w->used; /* where the next record goes */
-    long long have = w->zero_end - end;
-    if (have >= (long long)(ahead_bytes / 2)) {
-        return BR_OK;
-    }
-    long long from = w->zero_end > end ? w->zero_end : end;
-    long long to = end + (long long)ahead_bytes;
-    /* Bounded: every round writes at least one byte or fails. */
-    while (from < to) {
-        size_t n = to - from < (long long)sizeof ZEROS ? (size_t)(to - from) : sizeof ZEROS;
-        ssize_t k = pwrite(w->fd, ZEROS, n, (off_t)from);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            log_errno("reserve", w->path, k < 0 ? errno : EIO);
-            return BR_E_IO;
-        }
-        from += k;
-        w->zero_end = from;
-    }
-    return BR_OK;
-}
-
 int br_journal_writer_close(struct br_journal_writer *w)
 {
     if (w == NULL) {
         return BR_OK;
     }
     int rc = w->failed ? BR_E_IO : br_journal_writer_flush(w);
-    if (rc == BR_OK && w->zero_end > w->durable_len) {
-        /* A clean close leaves no zero tail behind. */
-        if (ftruncate(w->fd, (off_t)w->durable_len) != 0) {
-            log_errno("truncate the zero tail", w->path, errno);
-            rc = BR_E_IO;
-        } else if (w->sync == BR_JOURNAL_FSYNC && fdatasync(w->fd) != 0) {
-            log_errno("fsync", w->path, errno);
-            rc = BR_E_IO;
-        }
-    }
     if (close(w->fd) != 0 && rc == BR_OK) {
         log_errno("close", w->path, errno);
         rc = BR_E_IO;
@@ -475,55 +412,6 @@ static int refill(struct br_journal_reader *r)
     return BR_OK;
 }
 
-/* At a record that starts with a zero byte: whether it is a zero tail, a
- * head of eight zero bytes (length 0: never a record, whose length is at
- * least 18) with nothing but zeros after it to the end of the file (a
- * shorter remainder counts when it is all zeros). Sets zero_at when it is;
- * otherwise the record is decoded as usual (a length such as 256 starts
- * with a zero byte too). Worst case: reads the rest of the file once. */
-static bool zero_tail(struct br_journal_reader *r)
-{
-    long long at = r->base + (long long)r->start;
-    size_t head = r->len - r->start < BR_JOURNAL_RECORD_HEAD ? r->len - r->start
-                                                               : BR_JOURNAL_RECORD_HEAD;
-    for (size_t i = 0; i < head; i++) {
-        if (r->buf[r->start + i] != 0) {
-            return false; /* a length like 256: a record, decoded as such */
-        }
-    }
-    off_t pos = (off_t)(r->base + (long long)r->len);
-    for (size_t i = r->start; i < r->len; i++) {
-        if (r->buf[i] != 0) {
-            return false;
-        }
-    }
-    /* The buffer is all zeros; look at the rest of the file without
-     * disturbing it (pread), so a non-zero byte further on leaves the
-     * reader where it was, to report the damage at `at`. Bounded by the
-     * file's length: every round advances pos by > 0 bytes. */
-    uint8_t chunk[4096];
-    for (;;) {
-        ssize_t n = pread(r->fd, chunk, sizeof chunk, pos);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return false; /* reported as damage at `at` by the decoder */
-        }
-        if (n == 0) {
-            break;
-        }
-        for (ssize_t i = 0; i < n; i++) {
-            if (chunk[i] != 0) {
-                return false;
-            }
-        }
-        pos += n;
-    }
-    r->zero_at = at;
-    return true;
-}
-
 int br_journal_reader_open(struct br_journal_reader **rp, const char *path, struct br_config *cfg)
 {
     *rp = NULL;
@@ -531,7 +419,6 @@ int br_journal_reader_open(struct br_journal_reader **rp, const char *path, stru
     if (r == NULL) {
         return BR_E_IO;
     }
-    r->zero_at = -1;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         log_errno("open", path, errno);
@@ -569,15 +456,7 @@ int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd, stru
     }
     *offset = r->base + (long long)r->start;
     *has_outcome = false;
-    if (r->zero_at >= 0) {
-        *offset = r->zero_at;
-        return 1;
-    }
     if (r->start == r->len) {
-        return 1;
-    }
-    if (r->buf[r->start] == 0 && zero_tail(r)) {
-        *offset = r->zero_at;
         return 1;
     }
     size_t used = 0;

@@ -9,16 +9,6 @@
  *
  * The reader walks a file record by record and reports the byte offset of a
  * truncated or corrupted record, so no damaged record is ever misread.
- *
- * Zero tail. A writer may keep zero bytes written ahead of its last record
- * (br_journal_writer_reserve): appends then overwrite blocks that are
- * already allocated and written, and the file's size does not change, so
- * an fdatasync of them carries the data only, not the inode. A record
- * never starts with zero bytes (its length is at least 18), so a reader
- * that meets a record head of zeros followed by nothing but zeros up to
- * the end of the file is at the end of the journal. A cleanly closed
- * writer cuts its zero tail; one that crashed leaves it, and the next
- * open cuts it like a torn tail.
  */
 #ifndef BR_JOURNAL_FILE_H
 #define BR_JOURNAL_FILE_H
@@ -51,24 +41,14 @@ int br_journal_writer_append(struct br_journal_writer *w, const struct br_cmd *c
 /* Writes buffered records (and fsyncs when opened with BR_JOURNAL_FSYNC). */
 int br_journal_writer_flush(struct br_journal_writer *w);
 
-/* Keeps at least ahead_bytes / 2 zero bytes written past the journal's
- * end (see "Zero tail"): when fewer remain, writes zeros up to ahead_bytes
- * past the end, with pwrite(2) (the append position does not move). They
- * become durable with the next sync, which also carries the new size.
- * Worst case: ahead_bytes of writes into the page cache. Returns BR_OK or
- * BR_E_IO (logged; the writer stays usable: records are appended as
- * before, only without the reservation's benefit). */
-int br_journal_writer_reserve(struct br_journal_writer *w, size_t ahead_bytes);
-
-/* Flushes, cuts the zero tail (if any) and closes; w may be NULL. */
+/* Flushes and closes; w may be NULL. */
 int br_journal_writer_close(struct br_journal_writer *w);
 
 /* Opens path for reading and decodes its header into *cfg. BR_OK, BR_E_IO,
  * BR_E_TRUNCATED / BR_E_CORRUPT / BR_E_VERSION for a bad header. */
 int br_journal_reader_open(struct br_journal_reader **r, const char *path, struct br_config *cfg);
 
-/* Next record. Returns BR_OK, 1 at a clean end of file (or at a zero tail,
- * *offset then being where the zeros start), or BR_E_TRUNCATED /
+/* Next record. Returns BR_OK, 1 at a clean end of file, or BR_E_TRUNCATED /
  * BR_E_CORRUPT / BR_E_IO; *offset is always the byte offset of the record
  * (or of the damage). has_outcome tells whether *out was filled. */
 int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd,

@@ -13,7 +13,7 @@
  * right after the apply (the hold of a reserve, the event of a create), so a
  * call never points into the engine after the mutex is released.
  */
-#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
+#define _GNU_SOURCE /* fallocate */
 
 #include "server/backend_embedded.h"
 
@@ -36,12 +36,7 @@
 #include "core/panic.h"
 
 #define PATH_MAX_BYTES 512u
-/* Zeros kept written ahead of the journal's end (journal_file.h, "Zero
- * tail"), refilled when half is used: appends then overwrite written
- * blocks and the file's size stays put, so an fdatasync writes the data
- * and not the inode -- measured here, 30% less time and CPU per sync. One
- * sync in every RESERVE_BYTES / 2 of journal carries the refill. */
-#define RESERVE_BYTES ((size_t)1 << 20)
+#define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
 /* When a syncer takes the active batch (leader/follower group commit):
  * with no commit in flight, at once (the disk is idle: waiting would only
  * add latency); with one in flight, only once that one has taken
@@ -124,8 +119,8 @@ struct br_embedded {
     pthread_mutex_t write_mu;   /* one syncer at a time takes a batch and writes it */
     pthread_mutex_t disp_mu;    /* one syncer at a time carries out durable batches */
     struct br_journal_writer *journal; /* under write_mu (after open) */
-    int sync_fd;                /* the journal, for fdatasync; -1 = none */
-    bool reserve_failed;        /* the zero tail could not be written: stop trying */
+    int sync_fd;                /* the journal, for fdatasync and preallocation; -1 = none */
+    long long prealloc_end;     /* bytes reserved ahead with FALLOC_FL_KEEP_SIZE */
     struct batch *written_head; /* written, not yet known durable; under disp_mu */
     struct batch *written_tail;
     uint64_t synced_lsn;        /* everything up to here is on disk; under disp_mu */
@@ -775,8 +770,9 @@ static const struct br_backend_ops EMBEDDED_OPS = {
  * Request threads wake a syncer only when none is busy (the first command
  * of a batch with no commit in flight). The journal writer itself only
  * writes (BR_JOURNAL_NO_SYNC); the syncs go through a descriptor of our
- * own, and zeros are kept written ahead of the journal's end
- * (RESERVE_BYTES) so that a sync rarely has metadata to write.
+ * own, and the file's next megabytes
+ * are reserved ahead (FALLOC_FL_KEEP_SIZE: the size readers see does not
+ * change) so that a sync rarely has block allocations to commit.
  */
 
 static void journal_fail(const char *what, int rc)
@@ -845,19 +841,22 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
 }
 
 
-/* Keeps the zero tail ahead of the journal's end (RESERVE_BYTES). Only
- * for durable journals: without fdatasync there is nothing to save. A
- * failure (a full disk) costs only the saving, and appending goes on as
- * before. Under write_mu. */
-static void reserve_ahead(struct br_embedded *x)
+/* Reserves disk blocks ahead of the journal's end. Under write_mu. */
+static void preallocate(struct br_embedded *x)
 {
-    if (x->sync_fd < 0 || x->reserve_failed) {
+    struct stat st;
+    if (x->sync_fd < 0 || fstat(x->sync_fd, &st) != 0) {
         return;
     }
-    if (br_journal_writer_reserve(x->journal, RESERVE_BYTES) != BR_OK) {
-        x->reserve_failed = true;
-        fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"journal zero tail not written: "
-                        "syncs will also write the inode\"}\n");
+    long long size = (long long)st.st_size;
+    if (size + PREALLOC_BYTES / 2 <= x->prealloc_end) {
+        return;
+    }
+    long long from = x->prealloc_end > size ? x->prealloc_end : size;
+    if (fallocate(x->sync_fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)PREALLOC_BYTES) == 0) {
+        x->prealloc_end = from + PREALLOC_BYTES;
+    } else {
+        x->prealloc_end = LLONG_MAX; /* not supported here: stop trying */
     }
 }
 
@@ -973,7 +972,7 @@ static void *syncer_main(void *arg)
         }
         x->written_tail = b;
         pthread_mutex_unlock(&x->disp_mu);
-        reserve_ahead(x);
+        preallocate(x);
         pthread_mutex_unlock(&x->write_mu);
 
         /* 2. Make it durable; other syncers may be writing or syncing now. */

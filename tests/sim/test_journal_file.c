@@ -1,8 +1,7 @@
 /*
  * test_journal_file.c -- journal files on disk (adapters/journal_file.h):
  * round trips, group commit, torn tails cut on reopen, damage in the
- * middle refused, offsets of truncation and corruption reported, the zero
- * tail written ahead (read as the end, cut on close and on reopen).
+ * middle refused, offsets of truncation and corruption reported.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -179,112 +178,6 @@ static void test_a_zero_filled_tail_is_torn(void **state)
     assert_int_equal(file_size(), good);
 }
 
-/* Appends records [from, from + n) to an open writer and flushes. */
-static void append_n(struct br_journal_writer *w, uint32_t from, uint32_t n)
-{
-    for (uint32_t i = from; i < from + n; i++) {
-        struct br_cmd c;
-        struct br_outcome o;
-        make_cmd(i, &c, &o);
-        assert_int_equal(br_journal_writer_append(w, &c, i % 2 ? &o : NULL), BR_OK);
-    }
-    assert_int_equal(br_journal_writer_flush(w), BR_OK);
-}
-
-static void test_the_zero_tail_reads_as_the_end_and_is_cut_on_close(void **state)
-{
-    (void)state;
-    write_n(0, 10, BR_JOURNAL_NO_SYNC);
-    long long end10 = file_size();
-    struct br_config cfg;
-    config(&cfg);
-    struct br_journal_writer *w;
-    long long torn = 0;
-    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_FSYNC, &torn), BR_OK);
-    assert_int_equal(br_journal_writer_reserve(w, 65536), BR_OK);
-    assert_int_equal(file_size(), end10 + 65536);
-    int rc = 0;
-    long long off = 0;
-    assert_int_equal(read_all(&rc, &off), 10); /* read while the writer is open */
-    assert_int_equal(rc, 1);
-    assert_int_equal(off, end10);
-    append_n(w, 10, 20); /* into the zeros: the size does not change */
-    assert_int_equal(file_size(), end10 + 65536);
-    assert_int_equal(br_journal_writer_reserve(w, 65536), BR_OK); /* more than half left */
-    assert_int_equal(file_size(), end10 + 65536);
-    assert_int_equal(read_all(&rc, &off), 30);
-    assert_int_equal(rc, 1);
-    long long end30 = off;
-    assert_true(end30 > end10);
-    assert_int_equal(br_journal_writer_close(w), BR_OK);
-    assert_int_equal(file_size(), end30);
-    assert_int_equal(read_all(&rc, &off), 30);
-    assert_int_equal(rc, 1);
-    assert_int_equal(off, end30);
-}
-
-/* What a crash leaves: the records, the start of one more written into
- * the zero tail, then zeros. */
-static void test_a_record_torn_inside_the_zero_tail_is_cut_on_reopen(void **state)
-{
-    (void)state;
-    write_n(0, 10, BR_JOURNAL_NO_SYNC);
-    long long good = file_size();
-    uint8_t rec[BR_JOURNAL_RECORD_MAX];
-    struct br_cmd c;
-    struct br_outcome o;
-    make_cmd(10, &c, &o);
-    size_t n = br_journal_record_encode(rec, sizeof rec, &c, &o);
-    assert_true(n > 16);
-    FILE *f = fopen(path, "ab");
-    assert_non_null(f);
-    assert_int_equal(fwrite(rec, 1, n / 2, f), n / 2); /* its second half never made it */
-    fclose(f);
-    assert_int_equal(truncate(path, (off_t)(good + 65536)), 0);
-    int rc = 0;
-    long long off = 0;
-    assert_int_equal(read_all(&rc, &off), 10);
-    assert_int_equal(rc, BR_E_CORRUPT); /* the reader reports it; the writer cuts it */
-    assert_int_equal(off, good);
-    struct br_config cfg;
-    config(&cfg);
-    struct br_journal_writer *w;
-    long long torn = -1;
-    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn), BR_OK);
-    assert_int_equal(torn, good);
-    assert_int_equal(file_size(), good);
-    append_n(w, 10, 1);
-    assert_int_equal(br_journal_writer_close(w), BR_OK);
-    assert_int_equal(read_all(&rc, &off), 11);
-    assert_int_equal(rc, 1);
-}
-
-/* Zeros with data after them are not a zero tail: a whole page lost in
- * the middle of the journal is damage, reported where the zeros start. */
-static void test_zeros_followed_by_data_are_damage(void **state)
-{
-    (void)state;
-    write_n(0, 10, BR_JOURNAL_NO_SYNC);
-    long long good = file_size();
-    assert_int_equal(truncate(path, (off_t)(good + 4096)), 0);
-    FILE *f = fopen(path, "ab");
-    assert_non_null(f);
-    fputc(0x5a, f);
-    fclose(f);
-    int rc = 0;
-    long long off = 0;
-    assert_int_equal(read_all(&rc, &off), 10);
-    assert_int_equal(rc, BR_E_CORRUPT);
-    assert_int_equal(off, good);
-    struct br_config cfg;
-    config(&cfg);
-    struct br_journal_writer *w = NULL;
-    long long torn = 0;
-    assert_int_equal(br_journal_writer_open(&w, path, &cfg, BR_JOURNAL_NO_SYNC, &torn),
-                     BR_E_CORRUPT);
-    assert_null(w);
-}
-
 static void test_damage_in_the_middle_is_refused_and_located(void **state)
 {
     (void)state;
@@ -359,11 +252,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_torn_tail_is_cut_on_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_zero_filled_tail_is_torn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_the_zero_tail_reads_as_the_end_and_is_cut_on_close,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_record_torn_inside_the_zero_tail_is_cut_on_reopen,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zeros_followed_by_data_are_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_in_the_middle_is_refused_and_located, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_config_is_refused, setup, teardown),
