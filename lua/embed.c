@@ -65,7 +65,7 @@ static size_t constants(struct constant *c)
 {
     size_t n = 0;
 #define C(sym) c[n++] = (struct constant){#sym, (long long)(sym)}
-#define ERR(sym, val, code, msg) C(sym);
+#define ERR(sym, val, code, status, msg) C(sym);
     BR_ERR_MAP(ERR)
 #undef ERR
     C(BR_QS_NONE);

@@ -71,50 +71,6 @@ struct rq {
 
 /* ---- answering ---- */
 
-unsigned br_routes_status(int err)
-{
-    switch (err) {
-    case BR_OK:
-        return 200;
-    case BR_E_INVALID:
-    case BR_E_TRUNCATED:
-    case BR_E_CORRUPT:
-    case BR_E_VERSION:
-        return 400;
-    case BR_E_UNAUTHORIZED:
-        return 401;
-    case BR_E_FORBIDDEN:
-    case BR_E_PASS_REQUIRED:
-    case BR_E_PASS_INVALID:
-    case BR_E_PASS_EXPIRED:
-        return 403;
-    case BR_E_NOT_FOUND:
-    case BR_E_NOT_IN_QUEUE:
-        return 404;
-    case BR_E_SOLD_OUT:
-    case BR_E_LIMIT_EXCEEDED:
-    case BR_E_BOOKING_NOT_HELD:
-    case BR_E_EMAIL_TAKEN:
-    case BR_E_DUPLICATE:
-    case BR_E_SALE_NOT_OPEN:
-        return 409;
-    case BR_E_HOLD_EXPIRED:
-        return 410;
-    case BR_E_PAYLOAD_TOO_LARGE:
-        return 413;
-    case BR_E_IDEMPOTENCY_CONFLICT:
-        return 422;
-    case BR_E_RATE_LIMITED:
-        return 429;
-    case BR_E_FULL:
-    case BR_E_UNAVAILABLE:
-    case BR_E_UNKNOWN_OUTCOME:
-        return 503;
-    default:
-        return 500;
-    }
-}
-
 static void reply(struct rq *q, unsigned status, const char *ctype, char *body, size_t len)
 {
     struct br_routes *rt = q->rt;
@@ -163,7 +119,7 @@ static void reply_err(struct rq *q, int err)
     if (err == BR_E_UNAUTHORIZED) {
         br_http_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"bookingrush\"");
     }
-    reply_code(q, br_routes_status(err), br_err_name(err), br_err_message(err));
+    reply_code(q, br_err_http_status(err), br_err_name(err), br_err_message(err));
 }
 
 /* ---- backend calls ---- */
@@ -204,7 +160,7 @@ static bool body_ok(struct rq *q)
         return true;
     }
     BR_ASSERT(q->body_rc == BR_E_INVALID || q->body_rc == BR_E_UNAUTHORIZED);
-    reply_code(q, br_routes_status(q->body_rc), br_err_name(q->body_rc), q->why);
+    reply_code(q, br_err_http_status(q->body_rc), br_err_name(q->body_rc), q->why);
     return false;
 }
 
@@ -274,7 +230,7 @@ static void login_done(struct rq *q)
     }
     memset(a->password, 0, sizeof a->password);
     if (rc != BR_OK) {
-        reply_code(q, br_routes_status(rc), br_err_name(rc),
+        reply_code(q, br_err_http_status(rc), br_err_name(rc),
                    rc == BR_E_UNAUTHORIZED ? "wrong email or password" : br_err_message(rc));
         return;
     }
@@ -633,7 +589,7 @@ static void r_webhook(struct rq *q)
     int rc = br_webhook_accept(q->rt->webhook_secret, br_http_header(q->req, "Stripe-Signature"),
                                q->raw, q->raw_len, wall_ms() / 1000, &ev, q->why);
     if (rc != BR_OK) {
-        reply_code(q, br_routes_status(rc), br_err_name(rc), q->why);
+        reply_code(q, br_err_http_status(rc), br_err_name(rc), q->why);
         return;
     }
     if (ev.kind == BR_WEBHOOK_IGNORED) {
@@ -689,7 +645,7 @@ static void r_provider_confirm(struct rq *q)
                                       provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
-        reply_code(q, br_routes_status(rc),
+        reply_code(q, br_err_http_status(rc),
                    rc == BR_E_DUPLICATE ? "PAYMENT_INTENT_UNEXPECTED_STATE" : br_err_name(rc),
                    rc == BR_E_NOT_FOUND   ? "no such payment intent"
                    : rc == BR_E_INVALID   ? "unknown test payment method"

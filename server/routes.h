@@ -75,7 +75,4 @@ void br_routes_handle(void *ctx, struct br_http_req *req);
 void br_routes_resumed(void *ctx, struct br_http_req *req);
 void br_routes_closed(void *ctx, struct br_http_req *req);
 
-/* HTTP status for an error value. */
-unsigned br_routes_status(int err);
-
 #endif

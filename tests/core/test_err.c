@@ -10,7 +10,7 @@ struct entry {
 };
 
 static const struct entry table[] = {
-#define T_ENTRY(sym, val, code, msg) {sym, code, msg},
+#define T_ENTRY(sym, val, code, status, msg) {sym, code, msg},
     BR_ERR_MAP(T_ENTRY)
 #undef T_ENTRY
 };
@@ -63,6 +63,30 @@ static void test_api_codes_match_the_design(void **state)
     assert_string_equal(br_err_name(BR_E_PAYLOAD_TOO_LARGE), "PAYLOAD_TOO_LARGE");
 }
 
+static void test_http_status_follows_the_design(void **state)
+{
+    (void)state;
+    /* The statuses the API contract names (DESIGN.md, "HTTP API"). */
+    assert_int_equal(br_err_http_status(BR_OK), 200);
+    assert_int_equal(br_err_http_status(BR_E_INVALID), 400);
+    assert_int_equal(br_err_http_status(BR_E_UNAUTHORIZED), 401);
+    assert_int_equal(br_err_http_status(BR_E_PASS_EXPIRED), 403);
+    assert_int_equal(br_err_http_status(BR_E_NOT_FOUND), 404);
+    assert_int_equal(br_err_http_status(BR_E_SOLD_OUT), 409);
+    assert_int_equal(br_err_http_status(BR_E_HOLD_EXPIRED), 410);
+    assert_int_equal(br_err_http_status(BR_E_PAYLOAD_TOO_LARGE), 413);
+    assert_int_equal(br_err_http_status(BR_E_IDEMPOTENCY_CONFLICT), 422);
+    assert_int_equal(br_err_http_status(BR_E_RATE_LIMITED), 429);
+    assert_int_equal(br_err_http_status(BR_E_STORAGE_UNAVAILABLE), 503);
+    assert_int_equal(br_err_http_status(BR_E_OVERLOADED), 503);
+    assert_int_equal(br_err_http_status(42), 500);
+    /* A client's mistake is never a 5xx and a fault of ours never a 4xx. */
+    for (int i = 0; i < BR_ERR_COUNT; i++) {
+        unsigned st = br_err_http_status(-i);
+        assert_true(st == 200 || (st >= 400 && st < 600));
+    }
+}
+
 static void test_unknown_values_are_named_unknown(void **state)
 {
     (void)state;
@@ -80,6 +104,7 @@ int main(void)
         cmocka_unit_test(test_every_entry_has_its_name_and_message),
         cmocka_unit_test(test_names_are_unique_upper_case_codes),
         cmocka_unit_test(test_api_codes_match_the_design),
+        cmocka_unit_test(test_http_status_follows_the_design),
         cmocka_unit_test(test_unknown_values_are_named_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
