@@ -1501,7 +1501,7 @@ static const char *const ev_fields[] = {
     "id",    "zc",    "shuf",  "qwait", "pact",  "piss",  "pseq",  "hseq",  "yseq",
     "cap1",  "cap2",  "cap3",  "cap4",  "cap5",  "cap6",  "cap7",  "cap8",  "held1",
     "held2", "held3", "held4", "held5", "held6", "held7", "held8", "sold1", "sold2",
-    "sold3", "sold4", "sold5", "sold6", "sold7", "sold8"};
+    "sold3", "sold4", "sold5", "sold6", "sold7", "sold8", "owner"};
 #define EV_FIELDS (sizeof ev_fields / sizeof ev_fields[0])
 
 static void fmt_event_part(struct walk *w, size_t i)
@@ -1583,8 +1583,8 @@ static int walk_event(struct walk *w)
             uint64_t v[] = {w->event_id, z + 1, f[9 + z], f[17 + z], f[25 + z]};
             add(w, 1, v, 5);
         }
-        uint64_t v[] = {w->event_id, f[3], f[4], f[5], f[2]};
-        add(w, 2, v, 5);
+        uint64_t v[] = {w->event_id, f[3], f[4], f[5], f[2], f[33]};
+        add(w, 2, v, 6);
         w->shuffled = f[2] == 1;
         /* The waiting queue in order: position = rank + 1. */
         const redisReply *q = ep.part[1];

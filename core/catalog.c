@@ -1,6 +1,7 @@
 /*
  * catalog.c -- event and user records. Ids are index + 1, so lookups are
- * array reads; emails are found through a hash index.
+ * array reads; emails are found through a hash index whose hits are only
+ * candidates (email_find compares the stored bytes).
  */
 #include "catalog.h"
 
@@ -82,18 +83,58 @@ struct br_user *br_catalog_user(const struct br_engine *e, uint64_t user_id)
     return &e->users[user_id - 1];
 }
 
-static uint64_t email_key(const char *email)
+/* The email index maps (hash(email), n) to a user index, n = 0, 1, ... over
+ * the users whose emails share that hash: a hit is only a candidate, the
+ * stored email is compared byte for byte, and a mismatch probes on to n + 1.
+ * Users are never removed, so the n of one hash are dense and the first miss
+ * ends the search. cfg.email_hash_bits narrows the hash (tests force
+ * collisions with it); 0 keeps all 64 bits. */
+static uint64_t email_key(const struct br_engine *e, const char *email)
 {
-    return br_hash64(email, br_strnlen(email, BR_EMAIL_MAX), 0x656d61696cULL);
+    uint64_t h = br_hash64(email, br_strnlen(email, BR_EMAIL_MAX), 0x656d61696cULL);
+    uint32_t bits = e->cfg.email_hash_bits;
+    return bits == 0 || bits >= 64 ? h : h & ((1ULL << bits) - 1);
+}
+
+/* Finds email: true with *idx the user's index, or false with *n the first
+ * free probe number of its hash. O(users sharing the hash). */
+static bool email_find(const struct br_engine *e, const char *email, uint32_t *idx, uint32_t *n)
+{
+    uint64_t key = email_key(e, email);
+    size_t len = br_strnlen(email, BR_EMAIL_MAX);
+    for (uint32_t i = 0; i <= e->user_count; i++) {
+        uint32_t at;
+        if (!br_map_get(&e->users_by_email, key, i, &at)) {
+            *n = i;
+            return false;
+        }
+        BR_ASSERT(at < e->user_count);
+        if (memcmp(e->users[at].email, email, len) == 0 && e->users[at].email[len] == '\0') {
+            *idx = at;
+            return true;
+        }
+    }
+    BR_ASSERT(false && "more probes than users");
+    return false;
 }
 
 uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email)
 {
     uint32_t idx;
-    if (!str_ok(email, BR_EMAIL_MAX, true) || !br_map_get(&e->users_by_email, email_key(email), 0, &idx)) {
+    uint32_t n;
+    if (!str_ok(email, BR_EMAIL_MAX, true) || !email_find(e, email, &idx, &n)) {
         return 0;
     }
     return e->users[idx].id;
+}
+
+bool br_catalog_may_steer(uint8_t role, uint64_t user_id, uint64_t owner_user_id)
+{
+    BR_ASSERT(role < BR_ROLE_COUNT);
+    if (role == BR_ROLE_ADMIN) {
+        return true;
+    }
+    return role == BR_ROLE_ORGANIZER && user_id != 0 && user_id == owner_user_id;
 }
 
 /* The acting user may create events: the system, an organizer or an admin. */
@@ -129,7 +170,7 @@ int br_catalog_event_create(struct br_engine *e, const struct br_cmd *c, struct 
     struct br_event *ev = &e->events[e->event_count];
     memset(ev, 0, sizeof *ev);
     ev->id = ++e->event_count;
-    ev->creator_user_id = c->user_id;
+    ev->owner_user_id = c->user_id;
     ev->spec = *s;
     ev->spec.queue_capacity = queue_cap;
     /* Zero the unused zone specs so the state hash sees only what was given. */
@@ -158,7 +199,8 @@ int br_catalog_user_register(struct br_engine *e, const struct br_cmd *c, struct
         return out->err = BR_E_INVALID;
     }
     uint32_t idx;
-    if (br_map_get(&e->users_by_email, email_key(email), 0, &idx)) {
+    uint32_t n;
+    if (email_find(e, email, &idx, &n)) {
         out->id = e->users[idx].id;
         return out->err = BR_E_EMAIL_TAKEN;
     }
@@ -166,7 +208,7 @@ int br_catalog_user_register(struct br_engine *e, const struct br_cmd *c, struct
         return out->err = BR_E_FULL;
     }
     idx = e->user_count;
-    int rc = br_map_put(&e->users_by_email, email_key(email), 0, idx);
+    int rc = br_map_put(&e->users_by_email, email_key(e, email), n, idx);
     BR_ASSERT(rc == BR_OK); /* the map holds users_max entries */
     struct br_user *u = &e->users[idx];
     memset(u, 0, sizeof *u);

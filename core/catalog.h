@@ -20,7 +20,7 @@ struct br_outcome;
 
 struct br_event {
     uint64_t id;
-    uint64_t creator_user_id;
+    uint64_t owner_user_id; /* the organizer who created it (event_create's actor); 0 = the system */
     struct br_event_spec spec;                 /* as created (queue_capacity resolved) */
     uint32_t zone_held[BR_EVENT_ZONES_MAX];    /* seats in live holds, per zone */
     uint32_t zone_sold[BR_EVENT_ZONES_MAX];    /* seats in confirmed holds, per zone */
@@ -50,12 +50,18 @@ struct br_user {
     uint8_t password_hash[BR_PASSWORD_HASH_LEN];
     uint8_t salt[BR_SALT_LEN];
     uint32_t holds_head; /* newest hold's index + 1; 0 = none (list via br_hold.next_of_user) */
+    uint64_t sessions_floor; /* logout-all: this user's sessions with id <= floor are revoked */
 };
 
 /* Command handlers; each fills *out and returns out->err. */
 int br_catalog_event_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_catalog_user_register(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_catalog_user_role_set(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+
+/* Whether a user with this (current) role may see and steer (stats, later
+ * modes) the event owned by owner_user_id: administrators every event,
+ * organizers their own, customers none. Pure; O(1). */
+bool br_catalog_may_steer(uint8_t role, uint64_t user_id, uint64_t owner_user_id);
 
 /* Validates an event spec without applying it: BR_OK or BR_E_INVALID. */
 int br_catalog_spec_validate(const struct br_event_spec *s);

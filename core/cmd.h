@@ -39,7 +39,13 @@ enum br_cmd_type {
     BR_CMD_PAYMENT_EVENT = 11, /* actor: system (a verified provider webhook) */
     BR_CMD_REFUND_RESULT = 12, /* actor: system (the saga worker) */
     BR_CMD_SAGA_STEP = 13,     /* actor: system (the saga worker) */
-    BR_CMD_TYPE_COUNT = 14
+    /* Refresh sessions (session.h); the embedded deployment's accounts only:
+     * no Lua twin (lua/README.md). */
+    BR_CMD_SESSION_OPEN = 14,       /* actor: the user who just logged in */
+    BR_CMD_SESSION_ROTATE = 15,     /* actor: system (the server checked the token's MAC) */
+    BR_CMD_SESSION_REVOKE = 16,     /* actor: system (likewise: logout) */
+    BR_CMD_SESSION_REVOKE_ALL = 17, /* actor: the user (logout-all) */
+    BR_CMD_TYPE_COUNT = 18
 };
 
 enum br_role { BR_ROLE_CUSTOMER = 0, BR_ROLE_ORGANIZER = 1, BR_ROLE_ADMIN = 2, BR_ROLE_COUNT = 3 };
@@ -113,6 +119,14 @@ struct br_cmd {
         struct {
             uint32_t max; /* 1..BR_SAGA_STEP_MAX */
         } saga_step;
+        struct {
+            int64_t ttl_ms; /* 1..BR_TTL_MS_MAX: the session lives until now + ttl */
+        } session_open;
+        struct {
+            uint64_t session_id;
+            uint32_t generation; /* the generation the presented token was issued for */
+            int64_t ttl_ms;      /* rotate: the new expiry is now + ttl; revoke: 0 */
+        } session_rotate, session_revoke;
     } u;
 };
 

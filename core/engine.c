@@ -45,7 +45,7 @@ static bool config_ok(const struct br_config *c)
         }
     }
     return c->queue_capacity_default >= 1 && c->queue_capacity_default <= c->queue_slots_max &&
-           c->events_max <= BR_EVENT_ID_MAX;
+           c->events_max <= BR_EVENT_ID_MAX && c->email_hash_bits <= 64;
 }
 
 #define ALLOC(a, ptr, n) ((ptr) = br_arena_alloc((a), sizeof(*(ptr)) * (size_t)(n)))
@@ -76,6 +76,8 @@ static void layout(struct br_engine *e, const struct br_config *c, struct br_are
     ALLOC(a, e->idems, c->idem_max);
     br_map_init(&e->idem_by_key, a, c->idem_max);
     br_map_init(&e->provider_events, a, c->provider_events_max);
+    e->sessions_max = c->users_max * BR_SESSIONS_PER_USER; /* config_ok: no overflow */
+    ALLOC(a, e->sessions, e->sessions_max);
     ALLOC(a, e->effects, BR_EFFECTS_MAX);
     ALLOC(a, e->scratch, (size_t)c->members_max + (size_t)c->events_max * 2 * BR_EVENT_ZONES_MAX);
 }
@@ -205,6 +207,18 @@ int br_engine_apply(struct br_engine *e, const struct br_cmd *c, struct br_outco
     case BR_CMD_SAGA_STEP:
         rc = br_saga_step(e, c, out);
         break;
+    case BR_CMD_SESSION_OPEN:
+        rc = br_session_open(e, c, out);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+        rc = br_session_rotate(e, c, out);
+        break;
+    case BR_CMD_SESSION_REVOKE:
+        rc = br_session_revoke(e, c, out);
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
+        rc = br_session_revoke_all(e, c, out);
+        break;
     default:
         rc = out->err = BR_E_INVALID;
         break;
@@ -249,8 +263,8 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
             sum += br_state_record(1, v, 5);
         }
         uint64_t v[] = {ev->id, ev->q_waiting, ev->passes_active, ev->passes_issued,
-                        ev->q_shuffled};
-        sum += br_state_record(2, v, 5);
+                        ev->q_shuffled, ev->owner_user_id};
+        sum += br_state_record(2, v, 6);
     }
     for (uint32_t i = 0; i < e->user_count; i++) {
         const struct br_user *u = &e->users[i];
@@ -296,6 +310,15 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
             sum += br_state_record(9, &ms->a, 1);
         }
     }
+    /* Sessions have no Lua twin (session.h): records only for those that
+     * exist, and no count, so a backend without sessions agrees while none do. */
+    for (uint32_t i = 0; i < e->session_count; i++) {
+        const struct br_session *se = &e->sessions[i];
+        const struct br_user *u = &e->users[se->user_id - 1];
+        uint64_t v[] = {se->id, se->user_id, se->generation,
+                        se->revoked || se->id <= u->sessions_floor, (uint64_t)se->expires_at_ms};
+        sum += br_state_record(11, v, 5);
+    }
     uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
                          e->hold_count,  e->payment_count, e->idem_count, e->provider_events.count};
     return br_hash_step(br_state_record(10, counts, 8), sum);
@@ -318,6 +341,7 @@ void br_engine_check(const struct br_engine *e)
     br_queue_check(e);
     br_inventory_check(e);
     br_saga_check(e);
+    br_session_check(e);
 }
 
 int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct br_event_stats *s)
@@ -377,7 +401,8 @@ const char *br_cmd_name(uint8_t type)
     static const char *const names[BR_CMD_TYPE_COUNT] = {
         "none",    "event_create", "user_register", "user_role_set", "queue_join",
         "queue_leave", "admit",    "reserve",       "cancel",        "sweep",
-        "payment_create", "payment_event", "refund_result", "saga_step"};
+        "payment_create", "payment_event", "refund_result", "saga_step",
+        "session_open", "session_rotate", "session_revoke", "session_revoke_all"};
     return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
 }
 

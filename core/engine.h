@@ -34,12 +34,13 @@
 #include "queue.h"
 #include "rng.h"
 #include "saga.h"
+#include "session.h"
 
 /* Capacities, fixed at init. Approximate cost per unit in the comments. */
 struct br_config {
     uint64_t seed;                  /* drives the opening shuffles */
     uint32_t events_max;            /* ~1.4 KiB each */
-    uint32_t users_max;             /* ~250 B each + email index ~72 B */
+    uint32_t users_max;             /* ~250 B each + email index ~72 B + 2 sessions ~80 B */
     uint32_t members_max;           /* (event, user) pairs: ~48 B + index ~72 B */
     uint32_t queue_slots_max;       /* joins over all events: 8 B each */
     uint32_t queue_capacity_default; /* an event's slots when its spec says 0 */
@@ -50,6 +51,7 @@ struct br_config {
     uint32_t payments_max;          /* ~56 B + index ~72 B */
     uint32_t idem_max;              /* idempotency keys: ~24 B + index ~72 B */
     uint32_t provider_events_max;   /* de-duplicated provider event ids: ~72 B */
+    uint32_t email_hash_bits;       /* 0 = 64; fewer only in tests, to force email collisions */
 };
 
 struct br_engine {
@@ -58,7 +60,7 @@ struct br_engine {
     uint32_t event_count;
     struct br_user *users;
     uint32_t user_count;
-    struct br_map users_by_email;   /* (hash(email), 0) -> user index */
+    struct br_map users_by_email;   /* (hash(email), n) -> user index (catalog.c) */
     struct br_member *members;
     uint32_t member_count;
     struct br_map members_by_key;   /* (event_id, user_id) -> member index */
@@ -89,6 +91,9 @@ struct br_engine {
     struct br_effect *effects;      /* effects of the last command */
     uint32_t effect_count;
     uint32_t *scratch;              /* checkers' counters: members_max + events_max * zones */
+    struct br_session *sessions;    /* refresh sessions (session.h) */
+    uint32_t session_count;
+    uint32_t sessions_max;          /* users_max * BR_SESSIONS_PER_USER */
     uint64_t digest;                /* running chain */
     uint64_t applied;               /* commands applied */
 };
@@ -109,7 +114,8 @@ int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, 
  * out->err. The effects stay readable through br_engine_effects until the
  * next apply. Worst-case work is bounded by the BR_*_MAX limits in limits.h
  * times O(log n). A command that fails changes no state (except the
- * idempotency record of a reserve and a due opening shuffle, both of which
+ * idempotency record of a reserve, a due opening shuffle and the revocation
+ * of a session whose old refresh token was reused (session.h), all of which
  * the outcome reflects deterministically). */
 int br_engine_apply(struct br_engine *e, const struct br_cmd *cmd, struct br_outcome *out);
 

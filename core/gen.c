@@ -25,10 +25,11 @@
  * Sums to 256, so choosing a type takes exactly one byte of fuzz input. */
 static const uint16_t default_weights[BR_CMD_TYPE_COUNT] = {
     [BR_GEN_RETRY] = 6,          [BR_CMD_EVENT_CREATE] = 6,   [BR_CMD_USER_REGISTER] = 18,
-    [BR_CMD_USER_ROLE_SET] = 4,  [BR_CMD_QUEUE_JOIN] = 40,    [BR_CMD_QUEUE_LEAVE] = 6,
-    [BR_CMD_ADMIT] = 30,         [BR_CMD_RESERVE] = 48,       [BR_CMD_CANCEL] = 8,
+    [BR_CMD_USER_ROLE_SET] = 4,  [BR_CMD_QUEUE_JOIN] = 37,    [BR_CMD_QUEUE_LEAVE] = 6,
+    [BR_CMD_ADMIT] = 28,         [BR_CMD_RESERVE] = 45,       [BR_CMD_CANCEL] = 8,
     [BR_CMD_SWEEP] = 14,         [BR_CMD_PAYMENT_CREATE] = 28, [BR_CMD_PAYMENT_EVENT] = 30,
-    [BR_CMD_REFUND_RESULT] = 10, [BR_CMD_SAGA_STEP] = 8,
+    [BR_CMD_REFUND_RESULT] = 10, [BR_CMD_SAGA_STEP] = 8,      [BR_CMD_SESSION_OPEN] = 4,
+    [BR_CMD_SESSION_ROTATE] = 4, [BR_CMD_SESSION_REVOKE] = 2, [BR_CMD_SESSION_REVOKE_ALL] = 2,
 };
 
 void br_gen_params_default(struct br_gen_params *p)
@@ -557,6 +558,56 @@ static void gen_saga_step(struct draw *x, struct br_cmd *c)
     }
 }
 
+/* A session's ttl: seconds to a minute, so the clock's jumps expire some. */
+static int64_t session_ttl(struct draw *x)
+{
+    if (x->bad && d(x, 4) == 0) {
+        return d(x, 2) == 0 ? 0 : BR_TTL_MS_MAX + 1;
+    }
+    return 1000 + (int64_t)d(x, 60) * 1000;
+}
+
+static void gen_session_open(struct draw *x, struct br_cmd *c)
+{
+    c->user_id = pick_user(x->g, x->s);
+    c->u.session_open.ttl_ms = session_ttl(x);
+    if (x->bad && d(x, 2) == 0) {
+        c->user_id = d(x, 2) == 0 ? 0 : c->user_id + 1000; /* the system, or nobody */
+    }
+}
+
+/* rotate and revoke: a remembered session, at its current generation most
+ * often, else an older one (a reused token) or one never issued. */
+static void gen_session_token(struct draw *x, struct br_cmd *c)
+{
+    const struct br_gen_ref *r = ring_pick(&x->g->sessions, x->s);
+    c->u.session_rotate.session_id = r != NULL ? r->id : 1 + d(x, 4);
+    uint32_t gen = r != NULL ? (uint32_t)r->event_id : 1;
+    switch (d(x, 8)) {
+    case 0:
+        gen = gen > 1 ? gen - 1 - d(x, gen - 1) : gen; /* a copy of an older token */
+        break;
+    case 1:
+        gen += 1; /* never issued */
+        break;
+    default:
+        break;
+    }
+    c->u.session_rotate.generation = gen;
+    c->u.session_rotate.ttl_ms = c->type == BR_CMD_SESSION_ROTATE ? session_ttl(x) : 0;
+    if (x->bad && d(x, 2) == 0) {
+        c->user_id = pick_user(x->g, x->s); /* only the server, as the system */
+    }
+}
+
+static void gen_session_revoke_all(struct draw *x, struct br_cmd *c)
+{
+    c->user_id = pick_user(x->g, x->s);
+    if (x->bad) {
+        c->user_id = d(x, 2) == 0 ? 0 : c->user_id + 1000;
+    }
+}
+
 /* The command type: by weight, then steered towards what it needs. */
 static uint8_t pick_type(struct draw *x)
 {
@@ -663,6 +714,16 @@ bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd
     case BR_CMD_SAGA_STEP:
         gen_saga_step(&x, cmd);
         break;
+    case BR_CMD_SESSION_OPEN:
+        gen_session_open(&x, cmd);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+    case BR_CMD_SESSION_REVOKE:
+        gen_session_token(&x, cmd);
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
+        gen_session_revoke_all(&x, cmd);
+        break;
     default:
         BR_ASSERT(false); /* pick_type returns a command type or BR_GEN_RETRY */
     }
@@ -685,6 +746,18 @@ bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd
         }
     }
     return true;
+}
+
+/* A rotated session's new generation, into its ref (sessions keep it in event_id). */
+static void session_generation(struct br_gen_ring *r, uint64_t id, uint32_t generation)
+{
+    for (uint32_t back = 0; back < r->count; back++) {
+        struct br_gen_ref *ref = &r->items[ring_index(r, back)];
+        if (ref->id == id) {
+            ref->event_id = generation;
+            return;
+        }
+    }
 }
 
 void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_outcome *out,
@@ -724,6 +797,16 @@ void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_
     case BR_CMD_RESERVE:
         if (out->err == BR_OK) {
             ring_push(&g->holds, out->id, cmd->u.reserve.event_id, cmd->user_id);
+        }
+        break;
+    case BR_CMD_SESSION_OPEN:
+        if (out->err == BR_OK) {
+            ring_push(&g->sessions, out->id, out->count, cmd->user_id);
+        }
+        break;
+    case BR_CMD_SESSION_ROTATE:
+        if (out->err == BR_OK) {
+            session_generation(&g->sessions, out->id, out->count);
         }
         break;
     default:

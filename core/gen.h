@@ -10,7 +10,7 @@
  * the commands wherever it likes (the engine, Redis, both).
  *
  * Knowing what exists. The generator remembers what the commands it made
- * created -- events, users, passes, holds, payments, refunds owed -- by
+ * created -- events, users, passes, holds, payments, refunds owed, sessions -- by
  * watching their outcomes and effects (br_gen_observe, called after every
  * apply). So most commands name real ids and travel deep into the engine's
  * checks, while a controlled share goes wrong the way real clients and
@@ -43,7 +43,7 @@
  * outcomes give the same commands, on every run and machine.
  *
  * Limits and memory: what the generator remembers lives in fixed arrays
- * inside struct br_gen (about 8 KiB in all, most of it the previous command
+ * inside struct br_gen (about 10 KiB in all, most of it the previous command
  * kept for retries and the id rings). Events and users beyond
  * BR_GEN_EVENTS_MAX / BR_GEN_USERS_MAX are not remembered (their commands
  * still run); the id rings overwrite their oldest entry when full, which is
@@ -62,7 +62,7 @@
 
 #define BR_GEN_EVENTS_MAX 8      /* events remembered: 24 B each */
 #define BR_GEN_USERS_MAX 32      /* users remembered (and distinct emails): 16 B each */
-#define BR_GEN_RING_MAX 64       /* passes, holds, payments, refunds remembered: 24 B each */
+#define BR_GEN_RING_MAX 64       /* passes, holds, payments, refunds, sessions: 24 B each */
 #define BR_GEN_PROVIDER_IDS_MAX 8 /* recent provider event ids kept for redelivery */
 #define BR_GEN_RETRY 0           /* weights[BR_GEN_RETRY]: repeat the previous command */
 
@@ -121,6 +121,7 @@ struct br_gen {
     struct br_gen_ring holds;    /* from successful reserves */
     struct br_gen_ring payments; /* from provider_charge effects */
     struct br_gen_ring refunds;  /* payments named by provider_refund effects */
+    struct br_gen_ring sessions; /* from session_open; event_id holds the current generation */
     uint64_t provider_ids[BR_GEN_PROVIDER_IDS_MAX]; /* recent provider event ids (ring) */
     uint32_t provider_count;
     uint32_t provider_next;

@@ -215,6 +215,17 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
     case BR_CMD_SAGA_STEP:
         put_u32(w, c->u.saga_step.max);
         break;
+    case BR_CMD_SESSION_OPEN:
+        put_u64(w, (uint64_t)c->u.session_open.ttl_ms);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+    case BR_CMD_SESSION_REVOKE:
+        put_u64(w, c->u.session_rotate.session_id); /* the two share one layout */
+        put_u32(w, c->u.session_rotate.generation);
+        put_u64(w, (uint64_t)c->u.session_rotate.ttl_ms);
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
+        break; /* the actor is the argument */
     default:
         break; /* unknown types carry no arguments; the engine answers BR_E_INVALID */
     }
@@ -295,6 +306,17 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
         break;
     case BR_CMD_SAGA_STEP:
         c->u.saga_step.max = get_u32(r);
+        break;
+    case BR_CMD_SESSION_OPEN:
+        c->u.session_open.ttl_ms = (int64_t)get_u64(r);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+    case BR_CMD_SESSION_REVOKE:
+        c->u.session_rotate.session_id = get_u64(r);
+        c->u.session_rotate.generation = get_u32(r);
+        c->u.session_rotate.ttl_ms = (int64_t)get_u64(r);
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
         break;
     default:
         r->bad = true; /* an unknown type is damage, not a command */

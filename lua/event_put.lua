@@ -25,7 +25,7 @@ end
 -- by default) makes Redis keep it a hash table instead: ~1 us per read of a
 -- dozen fields instead of ~13 (measured on this machine).
 local DOC = "br:{e}:ev -- the event's spec and counters, kept a hash table by this long value"
-local args = {'doc', DOC, 'id', eid, 'creator', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6],
+local args = {'doc', DOC, 'id', eid, 'owner', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6],
               'starts', ARGV[7], 'opens', ARGV[8], 'limit', ARGV[9], 'rp', ARGV[10],
               'maxa', ARGV[11], 'apt', ARGV[12], 'pttl', ARGV[13], 'httl', ARGV[14],
               'qcap', qcap, 'zc', zc, 'shuf', 0, 'qpre', 0,

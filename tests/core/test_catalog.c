@@ -1,6 +1,7 @@
 /* test_catalog.c -- events, zones, users and roles. */
 #include "support.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/catalog.h"
@@ -87,7 +88,7 @@ static void test_organizers_and_admins_create_events_customers_may_not(void **st
     expect_refused(e, &c, BR_E_FORBIDDEN);
     c = c_event(0, org, &s);
     apply_expect(e, &c, BR_OK, &o);
-    assert_int_equal(br_catalog_event(e, o.id)->creator_user_id, org);
+    assert_int_equal(br_catalog_event(e, o.id)->owner_user_id, org);
     c = c_event(0, admin, &s);
     apply_expect(e, &c, BR_OK, &o);
     assert_int_equal(e->event_count, 2);
@@ -316,6 +317,54 @@ static void test_role_set_by_system_or_admin_only(void **state)
     t_engine_free(e);
 }
 
+/* Emails whose hashes collide are still different users: with the email
+ * hash narrowed to 1 bit (two buckets), every registration collides with
+ * earlier ones, and each must get its own account, be found by its own
+ * bytes only, and a second register of one must name its owner. */
+static void test_colliding_email_hashes_are_told_apart_by_their_bytes(void **state)
+{
+    (void)state;
+    struct br_config cfg;
+    t_config_small(&cfg);
+    cfg.email_hash_bits = 1;
+    struct br_engine *e = t_engine_new(&cfg);
+    enum { N = 12 };
+    char emails[N][16];
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(emails[i], sizeof emails[i], "victim%d@t", i);
+        struct br_cmd c = c_register(i, emails[i], BR_ROLE_CUSTOMER);
+        struct br_outcome o;
+        apply_expect(e, &c, BR_OK, &o); /* not EMAIL_TAKEN: a collision is not a match */
+        ids[i] = o.id;
+        assert_int_equal(ids[i], i + 1);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(br_catalog_user_by_email(e, emails[i]), ids[i]);
+        struct br_cmd c = c_register(100, emails[i], BR_ROLE_ADMIN);
+        struct br_outcome o;
+        expect_refused(e, &c, BR_E_EMAIL_TAKEN);
+        apply_expect(e, &c, BR_E_EMAIL_TAKEN, &o);
+        assert_int_equal(o.id, ids[i]);
+    }
+    /* Unknown emails that share a bucket with all of them are not found. */
+    assert_int_equal(br_catalog_user_by_email(e, "attacker@t"), 0);
+    assert_int_equal(br_catalog_user_by_email(e, "victim1@t0"), 0);
+    assert_int_equal(br_catalog_user_by_email(e, "victim1@"), 0);
+    t_engine_free(e);
+}
+
+static void test_admins_steer_every_event_organizers_their_own_customers_none(void **state)
+{
+    (void)state;
+    assert_true(br_catalog_may_steer(BR_ROLE_ADMIN, 3, 0));
+    assert_true(br_catalog_may_steer(BR_ROLE_ADMIN, 3, 9));
+    assert_true(br_catalog_may_steer(BR_ROLE_ORGANIZER, 3, 3));
+    assert_false(br_catalog_may_steer(BR_ROLE_ORGANIZER, 3, 4));
+    assert_false(br_catalog_may_steer(BR_ROLE_ORGANIZER, 3, 0)); /* the system's demo event */
+    assert_false(br_catalog_may_steer(BR_ROLE_CUSTOMER, 3, 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +377,8 @@ int main(void)
         cmocka_unit_test(test_queue_slots_active_passes_and_seats_are_full_when_exhausted),
         cmocka_unit_test(test_register_stores_the_user_and_ids_count_up),
         cmocka_unit_test(test_second_register_of_an_email_is_email_taken_with_the_owner),
+        cmocka_unit_test(test_colliding_email_hashes_are_told_apart_by_their_bytes),
+        cmocka_unit_test(test_admins_steer_every_event_organizers_their_own_customers_none),
         cmocka_unit_test(test_register_refuses_bad_input_and_non_system_actors),
         cmocka_unit_test(test_user_table_full),
         cmocka_unit_test(test_role_set_by_system_or_admin_only),

@@ -96,6 +96,17 @@ static struct br_cmd sample_cmd(uint8_t type)
     case BR_CMD_SAGA_STEP:
         c.u.saga_step.max = 1024;
         break;
+    case BR_CMD_SESSION_OPEN:
+        c.u.session_open.ttl_ms = 30LL * 24 * 3600 * 1000;
+        break;
+    case BR_CMD_SESSION_ROTATE:
+    case BR_CMD_SESSION_REVOKE:
+        c.u.session_rotate.session_id = 0x0102030405060708ULL + type;
+        c.u.session_rotate.generation = 0xA0B0C0D0u;
+        c.u.session_rotate.ttl_ms = type == BR_CMD_SESSION_ROTATE ? 86400000 : 0;
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
+        break;
     default:
         fail();
     }
@@ -193,6 +204,17 @@ static void assert_cmd_equal(const struct br_cmd *a, const struct br_cmd *b)
         break;
     case BR_CMD_SAGA_STEP:
         assert_int_equal(a->u.saga_step.max, b->u.saga_step.max);
+        break;
+    case BR_CMD_SESSION_OPEN:
+        assert_true(a->u.session_open.ttl_ms == b->u.session_open.ttl_ms);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+    case BR_CMD_SESSION_REVOKE:
+        assert_true(a->u.session_rotate.session_id == b->u.session_rotate.session_id);
+        assert_int_equal(a->u.session_rotate.generation, b->u.session_rotate.generation);
+        assert_true(a->u.session_rotate.ttl_ms == b->u.session_rotate.ttl_ms);
+        break;
+    case BR_CMD_SESSION_REVOKE_ALL:
         break;
     default:
         fail();
