@@ -406,3 +406,42 @@ int br_pass_token_verify(const uint8_t *secret, size_t secret_len, const char *t
     c->expires_at_ms = (int64_t)exp;
     return now_ms >= c->expires_at_ms ? BR_E_PASS_EXPIRED : BR_OK;
 }
+
+int br_refresh_token_sign(const uint8_t *secret, size_t secret_len, uint64_t session_id,
+                          uint32_t generation, char *out, size_t cap)
+{
+    char body[BR_REFRESH_TOKEN_MAX];
+    int n = snprintf(body, sizeof body, "r1.%" PRIu64 ".%" PRIu32, session_id, generation);
+    BR_ASSERT(n > 0 && (size_t)n < sizeof body);
+    uint8_t mac[32];
+    br_auth_hmac_sha256(secret, secret_len, body, (size_t)n, mac);
+    char hex[65];
+    br_auth_hex(mac, sizeof mac, hex);
+    int m = snprintf(out, cap, "%s.%s", body, hex);
+    return m > 0 && (size_t)m < cap ? BR_OK : BR_E_INVALID;
+}
+
+int br_refresh_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
+                            uint64_t *session_id, uint32_t *generation)
+{
+    if (token == NULL || strncmp(token, "r1.", 3) != 0 ||
+        strnlen(token, BR_REFRESH_TOKEN_MAX) >= BR_REFRESH_TOKEN_MAX) {
+        return BR_E_UNAUTHORIZED;
+    }
+    const char *p = token + 3;
+    uint64_t sid = 0;
+    uint64_t gen = 0;
+    if (!take_u64(&p, &sid) || !take_u64(&p, &gen) || strlen(p) != 64 || gen > UINT32_MAX) {
+        return BR_E_UNAUTHORIZED;
+    }
+    uint8_t want[32];
+    uint8_t got[32];
+    size_t body_len = (size_t)(p - 1 - token);
+    br_auth_hmac_sha256(secret, secret_len, token, body_len, want);
+    if (br_auth_unhex(p, got, sizeof got) != BR_OK || !br_auth_equal(want, got, sizeof got)) {
+        return BR_E_UNAUTHORIZED;
+    }
+    *session_id = sid;
+    *generation = (uint32_t)gen;
+    return BR_OK;
+}

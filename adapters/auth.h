@@ -12,6 +12,8 @@
  * and not even that for alg "none", so br_jwt_verify checks alg == HS256, the
  * issuer, exp (and iat not in the future) itself, and requires sub and role.
  *
+ * Refresh tokens: see br_refresh_token_sign below.
+ *
  * Pass tokens: "p1.<event>.<user>.<pass>.<expires_at_ms>.<hmac>", the hmac
  * being HMAC-SHA256 (hex) of everything before the last dot under a server
  * secret. A token binds its pass to one event and one user; the core checks
@@ -102,6 +104,22 @@ int br_pass_token_sign(const uint8_t *secret, size_t secret_len, const struct br
  * BR_E_PASS_EXPIRED (genuine, now_ms >= expires_at_ms; *c filled). */
 int br_pass_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
                          int64_t now_ms, struct br_pass_claims *c);
+
+/* Refresh tokens: "r1.<session>.<generation>.<hmac>", the hmac being
+ * HMAC-SHA256 (hex) of everything before the last dot under a server secret
+ * (the access tokens' one). The token names a core session (core/session.h)
+ * and the generation it was issued for; the core decides whether that is
+ * live, current, reused or expired, and stores no secret of it. */
+#define BR_REFRESH_TOKEN_MAX 128u /* bytes of an encoded refresh token, incl. NUL */
+
+/* Signs a refresh token into out. BR_OK or BR_E_INVALID (cap too small). */
+int br_refresh_token_sign(const uint8_t *secret, size_t secret_len, uint64_t session_id,
+                          uint32_t generation, char *out, size_t cap);
+
+/* Parses a refresh token and checks its hmac (constant time). BR_OK (fills
+ * *session_id, *generation) or BR_E_UNAUTHORIZED (malformed or forged). */
+int br_refresh_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
+                            uint64_t *session_id, uint32_t *generation);
 
 /* HMAC-SHA256 of data under key into mac[32]. */
 void br_auth_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,

@@ -144,6 +144,9 @@ static void check_fields(const struct br_body *b, const char *buf, size_t len)
         BR_ASSERT(found);
         break;
     }
+    case BR_BODY_REFRESH:
+        check_text(b->u.refresh_token, sizeof b->u.refresh_token, 1);
+        break;
     case BR_BODY_COUNT:
         br_panic(__FILE__, __LINE__, "no such body kind");
     }
@@ -196,6 +199,9 @@ static char *encode(const struct br_body *b, size_t *len)
         *len = (size_t)n;
         return text;
     }
+    case BR_BODY_REFRESH:
+        j = json_pack("{s:s}", "refresh_token", b->u.refresh_token);
+        break;
     case BR_BODY_COUNT:
         break;
     }

@@ -46,6 +46,7 @@ struct br_api_user {
 
 struct br_api_event {
     uint64_t id;
+    uint64_t owner_id; /* the organizer who created it; 0 = the system (the demo event) */
     struct br_event_spec spec;
     uint32_t held[BR_EVENT_ZONES_MAX];
     uint32_t sold[BR_EVENT_ZONES_MAX];
@@ -87,6 +88,7 @@ struct br_api_payment {
 
 struct br_api_stats {
     uint64_t event_id;
+    uint64_t owner_id; /* the route decides who may see them (br_catalog_may_steer) */
     uint32_t queue_length;
     uint32_t admitted;
     uint32_t active_passes;
@@ -95,6 +97,15 @@ struct br_api_stats {
     uint32_t held[BR_EVENT_ZONES_MAX];
     uint32_t sold[BR_EVENT_ZONES_MAX];
     uint32_t bookings[6]; /* by enum br_hold_state */
+};
+
+/* A refresh session (core/session.h) after open or rotate. */
+struct br_api_session {
+    uint64_t id;
+    uint64_t user_id;
+    uint8_t role;          /* the user's current role (rotate only) */
+    uint32_t generation;   /* the generation a new refresh token is issued for */
+    int64_t expires_at_ms;
 };
 
 struct br_call;
@@ -111,6 +122,7 @@ struct br_call {
         struct br_api_booking booking;
         struct br_api_payment payment;
         struct br_api_stats stats;
+        struct br_api_session session;
     } r;
     /* List answers go to caller-provided arrays. */
     struct br_api_event *events;
@@ -170,6 +182,26 @@ struct br_backend_ops {
     /* actor 0 = the server itself. r.user. */
     void (*user_role_set)(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
                           struct br_call *call);
+    /* Synchronous and cheap (every authenticated request asks): whether a
+     * user with this id exists. Users are never removed, so a yes stays
+     * true. May say yes for a user whose registration is not yet durable
+     * (no token can name such a user: login reads wait for durability). */
+    bool (*user_exists)(struct br_backend *b, uint64_t user_id);
+
+    /* ---- refresh sessions (core/session.h) ---- */
+    /* A new session for the user, living ttl_ms. r.session. BR_E_FULL: none left. */
+    void (*session_open)(struct br_backend *b, uint64_t user, int64_t ttl_ms,
+                         struct br_call *call);
+    /* Rotates the session presented at this generation (the token's MAC
+     * checked): r.session with the next generation, or BR_E_UNAUTHORIZED
+     * (unknown, expired, revoked, or reused: then revoked now). */
+    void (*session_rotate)(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                           int64_t ttl_ms, struct br_call *call);
+    /* Logout: revokes the session. BR_OK or BR_E_UNAUTHORIZED. */
+    void (*session_revoke)(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                           struct br_call *call);
+    /* Logout everywhere: revokes every session of the user. */
+    void (*session_revoke_all)(struct br_backend *b, uint64_t user, struct br_call *call);
 
     /* ---- catalog ---- */
     /* actor 0 = the server itself (the demo event). r.event. */

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,7 @@ struct br_embedded {
     pthread_t syncers[BR_EMB_SYNCERS_MAX];
     unsigned syncers_started;
     pthread_t ticker;
+    _Atomic uint64_t users_known; /* engine.user_count, readable without mu (user_exists) */
 };
 
 static int64_t mono_us(void)
@@ -290,6 +292,7 @@ static void fill_user(const struct br_user *u, struct br_api_user *out, bool sec
 static void fill_event(const struct br_event *ev, struct br_api_event *out)
 {
     out->id = ev->id;
+    out->owner_id = ev->owner_user_id;
     out->spec = ev->spec;
     memcpy(out->held, ev->zone_held, sizeof out->held);
     memcpy(out->sold, ev->zone_sold, sizeof out->sold);
@@ -381,8 +384,80 @@ static void op_user_register(struct br_backend *b, const char *email, const char
     call->err = out.err;
     if (out.err == BR_OK) {
         fill_user(br_catalog_user(&x->engine, out.id), &call->r.user, false);
+        atomic_store(&x->users_known, x->engine.user_count);
     }
     unlock_and_finish(x, call, true);
+}
+
+static bool op_user_exists(struct br_backend *b, uint64_t user_id)
+{
+    struct br_embedded *x = self(b);
+    return user_id >= 1 && user_id <= atomic_load_explicit(&x->users_known, memory_order_relaxed);
+}
+
+/* Applies a session command (its now_ms set by apply_locked) and copies the
+ * session out. */
+static void session_cmd(struct br_embedded *x, struct br_cmd *cmd, struct br_call *call)
+{
+    struct br_outcome out;
+    pthread_mutex_lock(&x->mu);
+    apply_locked(x, cmd, call, &out);
+    call->err = out.err;
+    struct br_api_session *s = &call->r.session;
+    memset(s, 0, sizeof *s);
+    s->id = out.id;
+    s->user_id = out.ref;
+    if (out.err == BR_OK && (cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE)) {
+        s->generation = out.count;
+        s->expires_at_ms = out.deadline_ms;
+        const struct br_user *u = br_catalog_user(&x->engine, out.ref);
+        BR_ASSERT(u != NULL);
+        s->role = u->role;
+    }
+    unlock_and_finish(x, call, true);
+}
+
+static void op_session_open(struct br_backend *b, uint64_t user, int64_t ttl_ms,
+                            struct br_call *call)
+{
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_SESSION_OPEN;
+    cmd.user_id = user;
+    cmd.u.session_open.ttl_ms = ttl_ms;
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                              int64_t ttl_ms, struct br_call *call)
+{
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_SESSION_ROTATE;
+    cmd.u.session_rotate.session_id = session_id;
+    cmd.u.session_rotate.generation = generation;
+    cmd.u.session_rotate.ttl_ms = ttl_ms;
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                              struct br_call *call)
+{
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_SESSION_REVOKE;
+    cmd.u.session_revoke.session_id = session_id;
+    cmd.u.session_revoke.generation = generation;
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call)
+{
+    struct br_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = BR_CMD_SESSION_REVOKE_ALL;
+    cmd.user_id = user;
+    session_cmd(self(b), &cmd, call);
 }
 
 static void op_user_find(struct br_backend *b, const char *email, struct br_call *call)
@@ -490,6 +565,7 @@ static void op_event_stats(struct br_backend *b, uint64_t event_id, struct br_ca
         struct br_api_stats *o = &call->r.stats;
         memset(o, 0, sizeof *o);
         o->event_id = event_id;
+        o->owner_id = ev->owner_user_id;
         o->queue_length = s.queue_length;
         o->admitted = s.admitted;
         o->active_passes = s.active_passes;
@@ -728,6 +804,11 @@ static const struct br_backend_ops EMBEDDED_OPS = {
     .user_find = op_user_find,
     .user_get = op_user_get,
     .user_role_set = op_user_role_set,
+    .user_exists = op_user_exists,
+    .session_open = op_session_open,
+    .session_rotate = op_session_rotate,
+    .session_revoke = op_session_revoke,
+    .session_revoke_all = op_session_revoke_all,
     .event_create = op_event_create,
     .event_list = op_event_list,
     .event_get = op_event_get,
@@ -1234,6 +1315,7 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
             memcpy(&ecfg.seed, seed, sizeof seed);
         }
     }
+    ecfg.email_hash_bits = cfg->email_hash_bits; /* not in the header: lookups only */
     size_t size = br_engine_memory_size(&ecfg);
     if (size == 0) {
         free(x);
@@ -1252,6 +1334,7 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
     if (rc == BR_OK) {
         rc = replay(x);
     }
+    atomic_init(&x->users_known, x->engine.user_count);
     if (rc != BR_OK) {
         fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot open the journal\",\"path\":\"%s\","
                         "\"err\":\"%s\"}\n",

@@ -56,6 +56,7 @@ struct br_embedded_config {
     unsigned syncers;              /* commits in flight, 1..BR_EMB_SYNCERS_MAX */
     struct br_provider_test *provider; /* carries out charges and refunds; not owned */
     struct br_backend_listener listener;
+    unsigned email_hash_bits;      /* 0 = 64; fewer only in tests (core/engine.h) */
 };
 
 /* Opens the journal (creating it), replays it into a fresh engine and

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "adapters/auth.h"
+#include "server/hashpool.h"
 
 enum opt_kind { OPT_TEXT, OPT_UINT, OPT_SIZE, OPT_RATE, OPT_FLAG, OPT_LEVEL };
 
@@ -57,6 +58,14 @@ static const struct opt OPTS[] = {
      "per-connection buffer, bounds the header section (8192)"},
     {"--scrypt-log2n", "BR_SCRYPT_LOG2N", OPT_UINT, OFF(scrypt_log2n), BR_AUTH_LOG2N_MAX, "N",
      "password hash cost: scrypt N = 2^N, r = 8, p = 1 (15)"},
+    {"--hash-threads", "BR_HASH_THREADS", OPT_UINT, OFF(hash_threads), BR_HASHPOOL_THREADS_MAX,
+     "N", "threads that hash passwords, off the HTTP threads (half the CPUs, at least 1)"},
+    {"--hash-queue", "BR_HASH_QUEUE", OPT_UINT, OFF(hash_queue), BR_HASHPOOL_QUEUE_MAX, "N",
+     "logins and registrations waiting for a hash thread; beyond, 503 OVERLOADED (64)"},
+    {"--refresh-ttl-s", "BR_REFRESH_TTL_S", OPT_UINT, OFF(refresh_ttl_s), 30u * 86400u, "N",
+     "refresh token lifetime, renewed by each refresh (2592000: 30 days)"},
+    {"--test-email-hash-bits", "BR_TEST_EMAIL_HASH_BITS", OPT_UINT, OFF(test_email_hash_bits), 64,
+     "N", "testing only: narrow the email index's hash to force collisions (0 = all 64 bits)"},
     {"--shutdown-grace-s", "BR_SHUTDOWN_GRACE_S", OPT_UINT, OFF(shutdown_grace_s), 3600, "N",
      "on SIGTERM, wait this long for requests in flight (10)"},
     {"--log-level", "BR_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, "LEVEL",
@@ -150,6 +159,9 @@ static void defaults(struct br_serve_config *c)
     c->body_max = 65536;
     c->header_max = 8192;
     c->scrypt_log2n = BR_AUTH_LOG2N_DEFAULT;
+    c->hash_threads = cpus >= 4 ? (unsigned)(cpus / 2 > 8 ? 8 : cpus / 2) : 1;
+    c->hash_queue = 64;
+    c->refresh_ttl_s = 30u * 86400u;
     c->shutdown_grace_s = 10;
     c->log_level = BR_LOG_INFO;
 }
@@ -201,6 +213,11 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
         fprintf(stderr, "bookingrush serve: --threads, --tick-ms, --journal-syncs, --sse-keepalive-s and "
                         "--body-max must be positive, --header-max >= 1024, --scrypt-log2n >= %u\n",
                 BR_AUTH_LOG2N_MIN);
+        return -1;
+    }
+    if (c->hash_threads == 0 || c->hash_queue == 0 || c->refresh_ttl_s == 0) {
+        fprintf(stderr, "bookingrush serve: --hash-threads, --hash-queue and --refresh-ttl-s must "
+                        "be positive\n");
         return -1;
     }
     if (c->admin[0] != '\0' && strchr(c->admin, ':') == NULL) {

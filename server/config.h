@@ -33,6 +33,10 @@ struct br_serve_config {
     size_t body_max;
     size_t header_max;
     unsigned scrypt_log2n;
+    unsigned hash_threads;              /* the password-hashing pool (hashpool.h) */
+    unsigned hash_queue;                /* hashes waiting at most; beyond, 503 OVERLOADED */
+    unsigned refresh_ttl_s;             /* refresh token lifetime, renewed by each refresh */
+    unsigned test_email_hash_bits;      /* 0 = 64; tests force email hash collisions */
     unsigned shutdown_grace_s;
     enum br_log_level log_level;
     bool demo;

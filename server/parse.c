@@ -420,6 +420,20 @@ int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD
     return pm[0] != '\0' ? BR_OK : fail(why, BR_E_INVALID, "want {payment_method}");
 }
 
+/* {refresh_token}: its form and MAC are the route's to check. */
+static int parse_refresh(const char *buf, size_t len, char token[BR_REFRESH_TEXT_MAX],
+                         char why[BR_WHY_MAX])
+{
+    token[0] = '\0';
+    json_t *j = load_object(buf, len, why);
+    if (j == NULL) {
+        return BR_E_CORRUPT;
+    }
+    bool ok = json_str(j, "refresh_token", 1, token, BR_REFRESH_TEXT_MAX, NULL);
+    json_decref(j);
+    return ok ? BR_OK : fail(why, BR_E_INVALID, "want {refresh_token}");
+}
+
 int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t now_ms,
                   struct br_body *out, char why[BR_WHY_MAX])
 {
@@ -446,6 +460,8 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
         return br_parse_confirm_json(buf, len, out->u.payment_method, why);
     case BR_BODY_CONFIRM_FORM:
         return br_parse_confirm_form(buf, len, out->u.payment_method, why);
+    case BR_BODY_REFRESH:
+        return parse_refresh(buf, len, out->u.refresh_token, why);
     case BR_BODY_COUNT:
         break;
     }
@@ -481,6 +497,9 @@ static const struct {
     [BR_ROUTE_READYZ] = {"GET", "/readyz"},
     [BR_ROUTE_METRICS] = {"GET", "/metrics"},
     [BR_ROUTE_OPENAPI] = {"GET", "/api/v1/openapi.json"},
+    [BR_ROUTE_REFRESH] = {"POST", "/api/v1/auth/refresh"},
+    [BR_ROUTE_LOGOUT] = {"POST", "/api/v1/auth/logout"},
+    [BR_ROUTE_LOGOUT_ALL] = {"POST", "/api/v1/auth/logout-all"},
 };
 
 const char *br_route_method(enum br_route route)

@@ -54,6 +54,7 @@
 #define BR_EMAIL_MIN 3u            /* "a@b" */
 #define BR_PASSWORD_MIN 8u         /* bytes of a new password (a login takes any length) */
 #define BR_PAYMENT_METHOD_MAX 64u  /* the test provider's payment_method incl. NUL */
+#define BR_REFRESH_TEXT_MAX 128u   /* a refresh token incl. NUL (adapters/auth.h) */
 #define BR_WEBHOOK_ID_MAX 256u     /* a provider event id incl. NUL */
 #define BR_WEBHOOK_TYPE_MAX 64u    /* a provider event type incl. NUL */
 #define BR_JSON_ID_MAX (1LL << 53) /* ids in JSON bodies: 1..2^53, exact in a double */
@@ -94,6 +95,9 @@ enum br_route {
     BR_ROUTE_READYZ,           /* GET    /readyz */
     BR_ROUTE_METRICS,          /* GET    /metrics */
     BR_ROUTE_OPENAPI,          /* GET    /api/v1/openapi.json */
+    BR_ROUTE_REFRESH,          /* POST   /api/v1/auth/refresh */
+    BR_ROUTE_LOGOUT,           /* POST   /api/v1/auth/logout */
+    BR_ROUTE_LOGOUT_ALL,       /* POST   /api/v1/auth/logout-all */
     BR_ROUTE_COUNT
 };
 
@@ -160,6 +164,7 @@ enum br_body_kind {
     BR_BODY_PAYMENT,      /* {booking_id} */
     BR_BODY_CONFIRM_JSON, /* {payment_method} */
     BR_BODY_CONFIRM_FORM, /* payment_method=... */
+    BR_BODY_REFRESH,      /* {refresh_token} (refresh, logout) */
     BR_BODY_COUNT
 };
 
@@ -188,6 +193,7 @@ struct br_body {
         struct br_body_reserve reserve;             /* RESERVE */
         uint64_t booking_id;                        /* PAYMENT: 1..2^53 */
         char payment_method[BR_PAYMENT_METHOD_MAX]; /* CONFIRM_*: 1..63 bytes */
+        char refresh_token[BR_REFRESH_TEXT_MAX];    /* REFRESH: 1..127 bytes, a secret */
     } u;
 };
 

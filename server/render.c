@@ -217,8 +217,9 @@ json_t *br_render_event(const struct br_api_event *e)
                              (json_int_t)avail, "price_minor", (json_int_t)zs->price_minor,
                              "currency", zs->currency));
     }
-    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:I, s:o}", "id",
-                     (json_int_t)e->id, "name", s->name, "venue", s->venue, "starts_at",
+    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:I, s:o}",
+                     "id", (json_int_t)e->id, "owner_id", (json_int_t)e->owner_id, "name", s->name,
+                     "venue", s->venue, "starts_at",
                      time_json(s->starts_at_ms), "sale_opens_at", time_json(s->sale_opens_at_ms),
                      "per_user_limit", (json_int_t)s->per_user_limit, "requires_pass",
                      s->requires_pass, "queue", "max_active", (json_int_t)s->max_active,

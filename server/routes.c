@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
@@ -29,7 +30,18 @@
 #include "server/render.h"
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
-enum auth_kind { AUTH_NONE = 0, AUTH_USER, AUTH_ORGANIZER, AUTH_ADMIN };
+/* Who may call a route. Every authenticated request's token must name a
+ * user who exists (user_exists: cheap, no lock). Routes that decide by role
+ * look the user's CURRENT role up first (one backend read), so a demotion
+ * takes effect at once, whatever role the token still carries; AUTH_USER
+ * routes (the hot path: join, reserve) need no role and skip that read. */
+enum auth_kind {
+    AUTH_NONE = 0,
+    AUTH_USER,      /* any user */
+    AUTH_USER_ROLE, /* any user; the route needs the current role (an admin sees more) */
+    AUTH_ORGANIZER, /* organizers and admins, by current role */
+    AUTH_ADMIN      /* admins, by current role */
+};
 
 struct rq;
 typedef void (*route_fn)(struct rq *q);
@@ -67,6 +79,12 @@ struct rq {
     size_t provider_len;
     int provider_err;
     bool id_header;       /* X-Request-Id already added */
+    /* register and login: the hash pool's work on this request */
+    int hash_rc;
+    uint8_t pw_hash[BR_PASSWORD_HASH_LEN];
+    uint8_t pw_salt[BR_SALT_LEN];
+    uint64_t login_user;  /* login: the user whose password matched */
+    uint8_t login_role;
 };
 
 /* ---- answering ---- */
@@ -189,36 +207,38 @@ static int authenticate(struct rq *q, bool allow_query)
 
 /* ---- routes: accounts ---- */
 
-static void register_done(struct rq *q)
+/* Runs job on the hash pool and continues at cont on the loop thread once
+ * it is done; scrypt never runs on a loop thread. A full queue answers 503
+ * OVERLOADED with Retry-After at once. */
+static void hash_then(struct rq *q, br_hashpool_fn job, route_fn cont)
 {
-    if (q->call.err != BR_OK) {
-        reply_err(q, q->call.err);
-        return;
-    }
-    reply_json(q, 201, br_render_user(&q->call.r.user));
-}
-
-static void r_register(struct rq *q)
-{
-    if (!body_ok(q)) {
-        return;
-    }
-    struct br_body_account *a = &q->body.u.account;
-    uint8_t hash[BR_PASSWORD_HASH_LEN];
-    uint8_t salt[BR_SALT_LEN];
-    int rc =
-        br_auth_password_hash(a->password, a->password_len, q->rt->cfg->scrypt_log2n, hash, salt);
-    memset(a->password, 0, sizeof a->password);
+    q->cont = cont;
+    br_http_defer(q->req);
+    int rc = br_hashpool_submit(q->rt->hashpool, job, q);
     if (rc != BR_OK) {
-        reply_err(q, rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAVAILABLE);
-        return;
+        q->cont = NULL;
+        memset(q->body.u.account.password, 0, sizeof q->body.u.account.password);
+        br_http_add_header(q->req, "Retry-After", "1");
+        reply_err(q, rc == BR_E_OVERLOADED ? BR_E_OVERLOADED : BR_E_UNAVAILABLE);
     }
-    BE(q)->ops->user_register(BE(q), a->email, a->name, hash, salt, BR_ROLE_CUSTOMER,
-                              begin(q, register_done));
 }
 
-static void login_done(struct rq *q)
+/* On a hash thread: the new account's hash and salt. */
+static void hash_new_password(void *ctx)
 {
+    struct rq *q = ctx;
+    struct br_body_account *a = &q->body.u.account;
+    q->hash_rc = br_auth_password_hash(a->password, a->password_len, q->rt->cfg->scrypt_log2n,
+                                       q->pw_hash, q->pw_salt);
+    memset(a->password, 0, sizeof a->password);
+    br_http_resume(q->req);
+}
+
+/* On a hash thread: the login's password against the user found (or the
+ * same work for nobody, so the timing does not tell whether the email exists). */
+static void hash_check_password(void *ctx)
+{
+    struct rq *q = ctx;
     struct br_body_account *a = &q->body.u.account;
     int rc = q->call.err;
     if (rc == BR_E_NOT_FOUND) {
@@ -229,26 +249,107 @@ static void login_done(struct rq *q)
                                      q->call.r.user.salt);
     }
     memset(a->password, 0, sizeof a->password);
-    if (rc != BR_OK) {
-        reply_code(q, br_err_http_status(rc), br_err_name(rc),
-                   rc == BR_E_UNAUTHORIZED ? "wrong email or password" : br_err_message(rc));
+    q->hash_rc = rc;
+    br_http_resume(q->req);
+}
+
+static void register_done(struct rq *q)
+{
+    if (q->call.err != BR_OK) {
+        reply_err(q, q->call.err);
         return;
     }
+    reply_json(q, 201, br_render_user(&q->call.r.user));
+}
+
+static void register_hashed(struct rq *q)
+{
+    if (q->hash_rc != BR_OK) {
+        reply_err(q, q->hash_rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAVAILABLE);
+        return;
+    }
+    struct br_body_account *a = &q->body.u.account;
+    BE(q)->ops->user_register(BE(q), a->email, a->name, q->pw_hash, q->pw_salt, BR_ROLE_CUSTOMER,
+                              begin(q, register_done));
+}
+
+static void r_register(struct rq *q)
+{
+    if (!body_ok(q)) {
+        return;
+    }
+    hash_then(q, hash_new_password, register_hashed);
+}
+
+/* Answers a sign-in (login or refresh): a new access token for the user's
+ * role and, when s is not NULL, the refresh token of session s. */
+static void reply_tokens(struct rq *q, uint64_t user_id, uint8_t role,
+                         const struct br_api_session *s)
+{
     int64_t now_s = wall_ms() / 1000;
-    struct br_jwt_claims c = {.user_id = q->call.r.user.id,
-                              .role = q->call.r.user.role,
-                              .exp_s = now_s + (int64_t)q->rt->cfg->jwt_ttl_s};
+    struct br_jwt_claims c = {
+        .user_id = user_id, .role = role, .exp_s = now_s + (int64_t)q->rt->cfg->jwt_ttl_s};
     char token[BR_JWT_MAX];
+    char refresh[BR_REFRESH_TOKEN_MAX];
     if (br_jwt_issue(q->rt->jwt_secret, q->rt->jwt_secret_len, BR_JWT_ISSUER, &c, now_s, token,
-                     sizeof token) != BR_OK) {
+                     sizeof token) != BR_OK ||
+        (s != NULL && br_refresh_token_sign(q->rt->jwt_secret, q->rt->jwt_secret_len, s->id,
+                                            s->generation, refresh, sizeof refresh) != BR_OK)) {
         reply_err(q, BR_E_UNAVAILABLE);
         return;
     }
     char exp[BR_TIME_TEXT_MAX];
     br_time_format(c.exp_s * 1000, exp);
-    reply_json(q, 200,
-               json_pack("{s:s, s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
-                         "expires_at", exp, "user_id", (json_int_t)c.user_id));
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
+                          "expires_at", exp, "user_id", (json_int_t)c.user_id);
+    if (j != NULL && s != NULL) {
+        char rexp[BR_TIME_TEXT_MAX];
+        br_time_format(s->expires_at_ms, rexp);
+        json_object_set_new(j, "refresh_token", json_string(refresh));
+        json_object_set_new(j, "refresh_expires_at", json_string(rexp));
+    }
+    reply_json(q, 200, j);
+}
+
+static void login_session(struct rq *q)
+{
+    if (q->call.err == BR_E_FULL) {
+        /* No session left: the user is signed in without a refresh token. */
+        br_logf(q->rt->log, BR_LOG_WARN, "no refresh session left",
+                "\"req_id\":\"%s\",\"user\":%" PRIu64, q->id, q->login_user);
+        reply_tokens(q, q->login_user, q->login_role, NULL);
+        return;
+    }
+    if (q->call.err != BR_OK) {
+        reply_err(q, q->call.err);
+        return;
+    }
+    struct br_api_session s = q->call.r.session;
+    reply_tokens(q, q->login_user, q->login_role, &s);
+}
+
+static void login_checked(struct rq *q)
+{
+    int rc = q->hash_rc;
+    if (rc != BR_OK) {
+        reply_code(q, br_err_http_status(rc), br_err_name(rc),
+                   rc == BR_E_UNAUTHORIZED ? "wrong email or password" : br_err_message(rc));
+        return;
+    }
+    q->login_user = q->call.r.user.id;
+    q->login_role = q->call.r.user.role;
+    int64_t ttl_ms = (int64_t)q->rt->cfg->refresh_ttl_s * 1000;
+    BE(q)->ops->session_open(BE(q), q->login_user, ttl_ms, begin(q, login_session));
+}
+
+static void login_found(struct rq *q)
+{
+    if (q->call.err != BR_OK && q->call.err != BR_E_NOT_FOUND) {
+        memset(q->body.u.account.password, 0, sizeof q->body.u.account.password);
+        reply_err(q, q->call.err);
+        return;
+    }
+    hash_then(q, hash_check_password, login_checked);
 }
 
 static void r_login(struct rq *q)
@@ -258,7 +359,74 @@ static void r_login(struct rq *q)
     if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->user_find(BE(q), q->body.u.account.email, begin(q, login_done));
+    BE(q)->ops->user_find(BE(q), q->body.u.account.email, begin(q, login_found));
+}
+
+/* The refresh token of a refresh or logout body; answers 401 itself when
+ * it is not one of ours. */
+static bool refresh_token_ok(struct rq *q, uint64_t *session_id, uint32_t *generation)
+{
+    if (!body_ok(q)) {
+        return false;
+    }
+    int rc = br_refresh_token_verify(q->rt->jwt_secret, q->rt->jwt_secret_len,
+                                     q->body.u.refresh_token, session_id, generation);
+    memset(q->body.u.refresh_token, 0, sizeof q->body.u.refresh_token);
+    if (rc != BR_OK) {
+        reply_code(q, 401, "UNAUTHORIZED", "the refresh token is not valid");
+        return false;
+    }
+    return true;
+}
+
+static void refreshed(struct rq *q)
+{
+    if (q->call.err != BR_OK) {
+        if (q->call.err == BR_E_UNAUTHORIZED) {
+            reply_code(q, 401, "UNAUTHORIZED",
+                       "the refresh token is expired, revoked or was already used");
+            return;
+        }
+        reply_err(q, q->call.err);
+        return;
+    }
+    struct br_api_session s = q->call.r.session;
+    reply_tokens(q, s.user_id, s.role, &s);
+}
+
+static void r_refresh(struct rq *q)
+{
+    uint64_t sid = 0;
+    uint32_t gen = 0;
+    if (!refresh_token_ok(q, &sid, &gen)) {
+        return;
+    }
+    int64_t ttl_ms = (int64_t)q->rt->cfg->refresh_ttl_s * 1000;
+    BE(q)->ops->session_rotate(BE(q), sid, gen, ttl_ms, begin(q, refreshed));
+}
+
+static void logged_out(struct rq *q)
+{
+    if (q->call.err != BR_OK) {
+        reply_err(q, q->call.err);
+        return;
+    }
+    reply(q, 204, NULL, NULL, 0);
+}
+
+static void r_logout(struct rq *q)
+{
+    uint64_t sid = 0;
+    uint32_t gen = 0;
+    if (!refresh_token_ok(q, &sid, &gen)) {
+        return;
+    }
+    BE(q)->ops->session_revoke(BE(q), sid, gen, begin(q, logged_out));
+}
+
+static void r_logout_all(struct rq *q)
+{
+    BE(q)->ops->session_revoke_all(BE(q), q->who.user_id, begin(q, logged_out));
 }
 
 static void me_done(struct rq *q)
@@ -366,6 +534,11 @@ static void stats_done(struct rq *q)
 {
     if (q->call.err != BR_OK) {
         reply_err(q, q->call.err);
+        return;
+    }
+    /* who.role is the current role (run() looked it up for this route). */
+    if (!br_catalog_may_steer(q->who.role, q->who.user_id, q->call.r.stats.owner_id)) {
+        reply_code(q, 403, "FORBIDDEN", "organizers see the stats of their own events only");
         return;
     }
     reply_json(q, 200, br_render_stats(&q->call.r.stats));
@@ -723,7 +896,7 @@ static const struct route ROUTES[BR_ROUTE_COUNT] = {
     [BR_ROUTE_QUEUE_LEAVE] = {r_queue_leave, BODY_JSON, AUTH_USER, false, BR_BODY_QUEUE_LEAVE},
     [BR_ROUTE_RESERVE] = {r_reserve, BODY_JSON, AUTH_USER, false, BR_BODY_RESERVE},
     [BR_ROUTE_BOOKINGS_LIST] = {r_bookings_list, BODY_NONE, AUTH_USER, false, 0},
-    [BR_ROUTE_BOOKING_GET] = {r_booking_get, BODY_NONE, AUTH_USER, false, 0},
+    [BR_ROUTE_BOOKING_GET] = {r_booking_get, BODY_NONE, AUTH_USER_ROLE, false, 0},
     [BR_ROUTE_BOOKING_CANCEL] = {r_booking_cancel, BODY_NONE, AUTH_USER, false, 0},
     [BR_ROUTE_PAYMENTS] = {r_payments, BODY_JSON, AUTH_USER, false, BR_BODY_PAYMENT},
     [BR_ROUTE_WEBHOOK] = {r_webhook, BODY_RAW_JSON, AUTH_NONE, true, 0},
@@ -734,6 +907,9 @@ static const struct route ROUTES[BR_ROUTE_COUNT] = {
     [BR_ROUTE_READYZ] = {r_readyz, BODY_NONE, AUTH_NONE, true, 0},
     [BR_ROUTE_METRICS] = {r_metrics, BODY_NONE, AUTH_NONE, true, 0},
     [BR_ROUTE_OPENAPI] = {r_openapi, BODY_NONE, AUTH_NONE, true, 0},
+    [BR_ROUTE_REFRESH] = {r_refresh, BODY_JSON, AUTH_NONE, false, BR_BODY_REFRESH},
+    [BR_ROUTE_LOGOUT] = {r_logout, BODY_JSON, AUTH_NONE, false, BR_BODY_REFRESH},
+    [BR_ROUTE_LOGOUT_ALL] = {r_logout_all, BODY_NONE, AUTH_USER, false, 0},
 };
 
 #define ROUTE_UNMATCHED BR_ROUTE_COUNT /* metrics row for 404 / 405 / 413 */
@@ -762,6 +938,9 @@ static const char *const ROUTE_NAMES[BR_ROUTE_COUNT + 1] = {
     [BR_ROUTE_READYZ] = "GET /readyz",
     [BR_ROUTE_METRICS] = "GET /metrics",
     [BR_ROUTE_OPENAPI] = "GET /api/v1/openapi.json",
+    [BR_ROUTE_REFRESH] = "POST /api/v1/auth/refresh",
+    [BR_ROUTE_LOGOUT] = "POST /api/v1/auth/logout",
+    [BR_ROUTE_LOGOUT_ALL] = "POST /api/v1/auth/logout-all",
     [ROUTE_UNMATCHED] = "ANY (unmatched)",
 };
 
@@ -860,6 +1039,24 @@ static bool rate_ok(struct rq *q, struct br_ratelimit *rl, uint64_t key, bool by
     return false;
 }
 
+/* The route's role check against the user's current role (the token's
+ * may be stale), then the route itself. */
+static void authorised(struct rq *q)
+{
+    const struct route *r = &ROUTES[q->route];
+    if (q->call.err != BR_OK) {
+        reply_err(q, q->call.err == BR_E_NOT_FOUND ? BR_E_UNAUTHORIZED : q->call.err);
+        return;
+    }
+    q->who.role = q->call.r.user.role;
+    if ((r->auth == AUTH_ORGANIZER && q->who.role < BR_ROLE_ORGANIZER) ||
+        (r->auth == AUTH_ADMIN && q->who.role != BR_ROLE_ADMIN)) {
+        reply_err(q, BR_E_FORBIDDEN);
+        return;
+    }
+    r->fn(q);
+}
+
 static void run(struct rq *q, const struct route *r)
 {
     struct br_routes *rt = q->rt;
@@ -895,16 +1092,18 @@ static void run(struct rq *q, const struct route *r)
     }
     if (r->auth != AUTH_NONE) {
         int rc = authenticate(q, r->fn == r_queue_stream);
+        if (rc == BR_OK && !BE(q)->ops->user_exists(BE(q), q->who.user_id)) {
+            rc = BR_E_UNAUTHORIZED; /* a genuine token for nobody (a forged or foreign secret) */
+        }
         if (rc != BR_OK) {
             reply_err(q, rc);
             return;
         }
-        if ((r->auth == AUTH_ORGANIZER && q->who.role < BR_ROLE_ORGANIZER) ||
-            (r->auth == AUTH_ADMIN && q->who.role != BR_ROLE_ADMIN)) {
-            reply_err(q, BR_E_FORBIDDEN);
+        if (!r->limit_exempt && !rate_ok(q, rt->rl_user, q->who.user_id, true)) {
             return;
         }
-        if (!r->limit_exempt && !rate_ok(q, rt->rl_user, q->who.user_id, true)) {
+        if (r->auth != AUTH_USER) {
+            BE(q)->ops->user_get(BE(q), q->who.user_id, begin(q, authorised));
             return;
         }
     }

@@ -33,6 +33,7 @@
 #include "adapters/provider_test.h"
 #include "server/backend.h"
 #include "server/config.h"
+#include "server/hashpool.h"
 #include "server/hub.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -54,6 +55,7 @@ struct br_routes {
     struct br_cidr trusted[BR_CIDR_MAX];
     unsigned trusted_count;
     struct br_jwt_cache *jwt_cache;    /* tokens that verified before; may be NULL */
+    struct br_hashpool *hashpool;      /* scrypt runs there, never on a loop thread */
     const uint8_t *jwt_secret;
     size_t jwt_secret_len;
     const uint8_t *pass_secret;        /* signs and checks X-Queue-Pass tokens */

@@ -343,6 +343,7 @@ int br_serve_main(int argc, char **argv)
     struct br_ratelimit *rl_ip = NULL;
     struct br_http_server *http = NULL;
     struct br_jwt_cache *jwt_cache = NULL;
+    struct br_hashpool *hashpool = NULL;
     struct br_routes *rt = calloc(1, sizeof *rt);
     if (rt == NULL || load_secrets(&cfg, &log, &sec) != BR_OK) {
         goto out;
@@ -356,7 +357,8 @@ int br_serve_main(int argc, char **argv)
     }
     struct br_embedded_config ecfg = {
         .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
-        .syncers = cfg.journal_syncs, .provider = provider};
+        .syncers = cfg.journal_syncs, .provider = provider,
+        .email_hash_bits = cfg.test_email_hash_bits};
     int64_t t0;
     {
         struct timespec ts;
@@ -405,7 +407,8 @@ int br_serve_main(int argc, char **argv)
     if (br_metrics_new(&metrics, names, route_count) != BR_OK ||
         br_ratelimit_new(&rl_user, cfg.rate_user, RATE_SLOTS) != BR_OK ||
         br_ratelimit_new(&rl_ip, cfg.rate_ip, RATE_SLOTS) != BR_OK ||
-        br_jwt_cache_new(&jwt_cache, JWT_CACHE_SLOTS) != BR_OK) {
+        br_jwt_cache_new(&jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
+        br_hashpool_new(&hashpool, cfg.hash_threads, cfg.hash_queue) != BR_OK) {
         goto out;
     }
     int tc = cfg.trusted_proxies[0] ? br_cidr_parse_list(cfg.trusted_proxies, rt->trusted,
@@ -427,6 +430,7 @@ int br_serve_main(int argc, char **argv)
     rt->log = &log;
     rt->trusted_count = (unsigned)tc;
     rt->jwt_cache = jwt_cache;
+    rt->hashpool = hashpool;
     rt->jwt_secret = sec.jwt;
     rt->jwt_secret_len = sec.jwt_len;
     rt->pass_secret = sec.pass;
@@ -494,6 +498,7 @@ int br_serve_main(int argc, char **argv)
     br_http_quiesce(http);
     br_hub_end_all(hub);
     wait_inflight(http, cfg.shutdown_grace_s * 1000u);
+    br_hashpool_stop(hashpool); /* the hashes still queued run: their requests go on */
     br_provider_test_stop(provider);
     wait_inflight(http, 1000);
     br_embedded_close(emb); /* commits everything pending: every waiting request answers */
@@ -502,6 +507,7 @@ int br_serve_main(int argc, char **argv)
     exit_code = 0;
 
 out:
+    br_hashpool_free(hashpool);
     br_http_stop(http);
     br_embedded_close(emb);
     br_hub_free(hub);

@@ -1,0 +1,124 @@
+/*
+ * hashpool.c -- the password-hashing pool (see hashpool.h): a ring buffer
+ * of jobs under one mutex, and threads that take jobs in FIFO order.
+ */
+#include "server/hashpool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "core/panic.h"
+
+struct job {
+    br_hashpool_fn fn;
+    void *ctx;
+};
+
+struct br_hashpool {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* a job was queued, or stop */
+    struct job *ring;
+    unsigned queue_max;
+    unsigned head;  /* the oldest waiting job */
+    unsigned count; /* waiting jobs */
+    bool stop;
+    pthread_t threads[BR_HASHPOOL_THREADS_MAX];
+    unsigned started;
+};
+
+static void *worker_main(void *arg)
+{
+    struct br_hashpool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->count == 0 && !p->stop) {
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        }
+        if (p->count == 0) {
+            break; /* stopping, and every queued job has run */
+        }
+        struct job j = p->ring[p->head];
+        p->head = (p->head + 1) % p->queue_max;
+        p->count--;
+        pthread_mutex_unlock(&p->mu);
+        BR_ASSERT(j.fn != NULL);
+        j.fn(j.ctx);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_max)
+{
+    *out = NULL;
+    if (threads < 1 || threads > BR_HASHPOOL_THREADS_MAX || queue_max < 1 ||
+        queue_max > BR_HASHPOOL_QUEUE_MAX) {
+        return BR_E_INVALID;
+    }
+    struct br_hashpool *p = calloc(1, sizeof *p);
+    if (p == NULL || (p->ring = calloc(queue_max, sizeof *p->ring)) == NULL) {
+        free(p);
+        return BR_E_IO;
+    }
+    p->queue_max = queue_max;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+            br_hashpool_free(p);
+            return BR_E_IO;
+        }
+        p->started++;
+    }
+    *out = p;
+    return BR_OK;
+}
+
+int br_hashpool_submit(struct br_hashpool *p, br_hashpool_fn fn, void *ctx)
+{
+    BR_ASSERT(fn != NULL);
+    pthread_mutex_lock(&p->mu);
+    int rc = BR_OK;
+    if (p->stop) {
+        rc = BR_E_UNAVAILABLE;
+    } else if (p->count >= p->queue_max) {
+        rc = BR_E_OVERLOADED;
+    } else {
+        p->ring[(p->head + p->count) % p->queue_max] = (struct job){.fn = fn, .ctx = ctx};
+        p->count++;
+        pthread_cond_signal(&p->work_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void br_hashpool_stop(struct br_hashpool *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->started; i++) {
+        pthread_join(p->threads[i], NULL);
+    }
+    p->started = 0;
+    BR_ASSERT(p->count == 0);
+}
+
+void br_hashpool_free(struct br_hashpool *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    br_hashpool_stop(p);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->ring);
+    free(p);
+}

@@ -1,0 +1,49 @@
+/*
+ * hashpool.h -- a small pool of threads for the slow, CPU-bound work of
+ * password hashing (scrypt: tens of milliseconds and megabytes of memory
+ * per hash), so that the HTTP event-loop threads never run it.
+ *
+ *   loop thread ──submit──▶ [bounded FIFO] ──▶ hash threads: job(ctx) ──▶ br_http_resume
+ *        └─ full: BR_E_OVERLOADED at once (the route answers 503 with Retry-After)
+ *
+ * A route defers its request, submits a job that works on the request's own
+ * state and resumes it when done; the route's continuation then answers on
+ * the loop thread (routes.c). A login storm therefore waits in this queue
+ * (or is refused quickly when the queue is full) while reserves and reads
+ * keep being served.
+ *
+ * Limits: threads_max threads, queue_max jobs waiting (running ones not
+ * counted). Costs one pthread stack per thread and 16 B per queue slot.
+ */
+#ifndef BR_HASHPOOL_H
+#define BR_HASHPOOL_H
+
+#include <stdint.h>
+
+#define BR_HASHPOOL_THREADS_MAX 64u
+#define BR_HASHPOOL_QUEUE_MAX 65536u
+
+struct br_hashpool;
+
+/* A job: runs once on a pool thread. It must not block on anything but the
+ * CPU, and owns ctx until it returns. */
+typedef void (*br_hashpool_fn)(void *ctx);
+
+/* Starts threads (1..BR_HASHPOOL_THREADS_MAX) with room for queue_max
+ * (1..BR_HASHPOOL_QUEUE_MAX) waiting jobs. BR_OK, BR_E_INVALID or BR_E_IO. */
+int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max);
+
+/* Queues fn(ctx). BR_OK: fn will run exactly once. BR_E_OVERLOADED: the queue
+ * is full, nothing will run. BR_E_UNAVAILABLE: the pool is stopping. O(1);
+ * never blocks on the queue. */
+int br_hashpool_submit(struct br_hashpool *p, br_hashpool_fn fn, void *ctx);
+
+/* Runs every queued job and stops the threads; later submits get
+ * BR_E_UNAVAILABLE. Idempotent; p may be NULL. */
+void br_hashpool_stop(struct br_hashpool *p);
+
+/* Stops (if not yet) and frees p (may be NULL). No submit may run
+ * concurrently with or after it. */
+void br_hashpool_free(struct br_hashpool *p);
+
+#endif
