@@ -40,7 +40,7 @@
 struct br_config {
     uint64_t seed;                  /* drives the opening shuffles */
     uint32_t events_max;            /* ~1.4 KiB each */
-    uint32_t users_max;             /* ~250 B each + email index ~72 B + 2 sessions ~80 B */
+    uint32_t users_max;             /* ~260 B each + email index ~72 B + 2 sessions ~64 B */
     uint32_t members_max;           /* (event, user) pairs: ~48 B + index ~72 B */
     uint32_t queue_slots_max;       /* joins over all events: 8 B each */
     uint32_t queue_capacity_default; /* an event's slots when its spec says 0 */

@@ -10,6 +10,8 @@
 #include "engine.h"
 #include "panic.h"
 
+_Static_assert(sizeof(struct br_session) == 32, "session.h states the cost of a session");
+
 static struct br_session *find(const struct br_engine *e, uint64_t session_id)
 {
     if (session_id == 0 || session_id > e->session_count) {

@@ -24,7 +24,7 @@
  * Logout-all is O(1): the user records a floor (the session counter at that
  * moment) and every session of the user with an id at or below it is
  * revoked. Sessions are appended and never removed; ids are index + 1. The
- * table holds BR_SESSIONS_PER_USER * users_max sessions (~40 B each); when
+ * table holds BR_SESSIONS_PER_USER * users_max sessions (32 B each); when
  * it is full, open answers BR_E_FULL (the server then signs the user in
  * without a refresh token).
  *
@@ -43,7 +43,7 @@
 struct br_engine;
 struct br_outcome;
 
-#define BR_SESSIONS_PER_USER 2u /* sessions_max = users_max * this: ~80 B per user */
+#define BR_SESSIONS_PER_USER 2u /* sessions_max = users_max * this: 64 B per user */
 
 /* A session's state as of some now_ms (outcome.status of rotate and revoke). */
 enum br_session_state {
