@@ -1,7 +1,8 @@
 /*
- * fuzz_auth.c -- fuzz target: the two credentials a request carries, as
+ * fuzz_auth.c -- fuzz target: the credentials a request carries, as
  * verified by adapters/auth.h: the access token (a JWT, "Authorization:
- * Bearer") and the queue-pass token ("X-Queue-Pass").
+ * Bearer"), the queue-pass token ("X-Queue-Pass") and the refresh token
+ * (the body of /auth/refresh and /auth/logout).
  *
  * Input: a mode byte, then text (cut at the first NUL, as a header is).
  * Mode (low two bits):
@@ -14,6 +15,10 @@
  *      (base64url), signs them HS256 with the server's secret and verifies,
  *      so libjwt and our claim checks (alg, iss, exp, iat, sub, role) see
  *      genuinely signed tokens with arbitrary contents.
+ * With bit 2 of the mode set, the text is a refresh token instead, verified
+ * as is (bit 0 clear) or after the harness appended the right HMAC (bit 0
+ * set); an accepted one re-signs into a token naming the same session and
+ * generation.
  * Asserted: only the documented results come back; an accepted pass token
  * (or a genuine expired one) carries claims that re-sign into a token that
  * verifies to the same claims, and it is accepted iff now < expiry; an
@@ -54,6 +59,23 @@ static void check_pass(const char *token)
     memset(&c2, 0, sizeof c2);
     BR_ASSERT(br_pass_token_verify(secret, sizeof secret, again, NOW_MS, &c2) == rc);
     BR_ASSERT(memcmp(&c, &c2, sizeof c) == 0);
+}
+
+static void check_refresh(const char *token)
+{
+    uint64_t sid = 0;
+    uint32_t gen = 0;
+    int rc = br_refresh_token_verify(secret, sizeof secret, token, &sid, &gen);
+    BR_ASSERT(rc == BR_OK || rc == BR_E_UNAUTHORIZED);
+    if (rc != BR_OK) {
+        return;
+    }
+    char again[BR_REFRESH_TOKEN_MAX];
+    BR_ASSERT(br_refresh_token_sign(secret, sizeof secret, sid, gen, again, sizeof again) == BR_OK);
+    uint64_t sid2 = 0;
+    uint32_t gen2 = 0;
+    BR_ASSERT(br_refresh_token_verify(secret, sizeof secret, again, &sid2, &gen2) == BR_OK);
+    BR_ASSERT(sid2 == sid && gen2 == gen);
 }
 
 /* base64url without padding of len bytes into out (4 * len / 3 + 4 bytes). */
@@ -138,6 +160,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
     size_t len = strlen(text);
+    if (data[0] & 4u) {
+        if (data[0] & 1u) {
+            uint8_t mac[32];
+            br_auth_hmac_sha256(secret, sizeof secret, text, len, mac);
+            text[len] = '.';
+            br_auth_hex(mac, sizeof mac, text + len + 1);
+        }
+        check_refresh(text);
+        free(text);
+        return 0;
+    }
     switch (data[0] & 3u) {
     case 0:
         check_pass(text);
