@@ -37,6 +37,7 @@
 #include "adapters/auth.h"
 #include "adapters/http.h"
 #include "adapters/provider_test.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
 #include "server/backend_embedded.h"
@@ -246,18 +247,10 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000;
     struct br_event_spec spec;
-    memset(&spec, 0, sizeof spec);
+    br_event_spec_default(&spec, now);
     snprintf(spec.name, sizeof spec.name, "Booking Rush Live: Demo Night");
     snprintf(spec.venue, sizeof spec.venue, "Demo Arena");
-    spec.starts_at_ms = now + 30LL * 86400 * 1000;
-    spec.sale_opens_at_ms = now;
-    spec.per_user_limit = 4;
-    spec.requires_pass = true;
-    spec.max_active = 50;
-    spec.admit_per_tick = 10;
-    spec.pass_ttl_ms = 300000;
-    spec.hold_ttl_ms = 600000;
-    spec.queue_capacity = 50000;
+    spec.max_active = 50; /* a small room, so a demo shows the queue moving */
     spec.zone_count = 3;
     static const struct {
         const char *name;
@@ -270,6 +263,7 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
         spec.zones[i].price_minor = zones[i].price_minor;
         snprintf(spec.zones[i].currency, sizeof spec.zones[i].currency, "EUR");
     }
+    spec.queue_capacity = br_event_spec_queue_default(&spec);
     b->ops->event_create(b, 0, &spec, sync_begin(&s));
     rc = sync_wait(&s);
     *event_id = s.call.r.event.id;

@@ -37,16 +37,10 @@ static void event_default(struct br_scn_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     struct br_event_spec *s = &ev->spec;
+    /* The core's defaults (the API's too), opening a minute into the run. */
+    br_event_spec_default(s, 60000);
     snprintf(s->name, sizeof s->name, "Simulated show");
     snprintf(s->venue, sizeof s->venue, "Simulated arena");
-    s->sale_opens_at_ms = 60000;
-    s->starts_at_ms = 30LL * 24 * 3600 * 1000;
-    s->per_user_limit = 4;
-    s->requires_pass = true;
-    s->max_active = 500;
-    s->admit_per_tick = 100;
-    s->pass_ttl_ms = 120000;
-    s->hold_ttl_ms = 300000;
     s->zone_count = 1;
     zone_default(&s->zones[0], "General", 400, 5000);
     ev->weight = 1.0;
