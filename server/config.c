@@ -83,6 +83,7 @@ void br_serve_usage(void)
         printf("  %-34s %s [%s]\n", left, OPTS[i].help, OPTS[i].env);
     }
     printf("  %-34s this text\n", "--help");
+    printf("\nThe design (threads, group commit, journal format): docs/DESIGN.md.\n");
 }
 
 static int set_opt(const struct opt *o, const char *value, struct br_serve_config *c,
