@@ -380,6 +380,35 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     return res;
 }
 
+/* Prints the JSON report: the one run's object, or {"runs", "failed",
+ * "nondeterministic"} for a sweep or a determinism check. Takes runs. */
+static void print_json(json_t *runs, bool sweep, bool determinism, uint64_t failed,
+                       uint64_t nondet)
+{
+    json_t *out;
+    if (sweep || determinism) {
+        out = json_object();
+        json_object_set_new(out, "runs", runs);
+        json_object_set_new(out, "failed", json_integer((json_int_t)failed));
+        json_object_set_new(out, "nondeterministic", json_integer((json_int_t)nondet));
+        if (!sweep) {
+            /* One seed: its digest at the top level too. */
+            json_t *first = json_array_get(runs, 0);
+            if (first != NULL) {
+                json_object_set(out, "digest", json_object_get(first, "digest"));
+            }
+        }
+    } else {
+        out = json_incref(json_array_get(runs, 0));
+        json_decref(runs);
+    }
+    if (out != NULL) {
+        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(out);
+    }
+}
+
 int br_sim_main(int argc, char **argv)
 {
     struct sim_args a;
@@ -435,28 +464,7 @@ int br_sim_main(int argc, char **argv)
         }
     }
     if (runs != NULL) {
-        json_t *out;
-        if (sweep || a.determinism) {
-            out = json_object();
-            json_object_set_new(out, "runs", runs);
-            json_object_set_new(out, "failed", json_integer((json_int_t)failed));
-            json_object_set_new(out, "nondeterministic", json_integer((json_int_t)nondet));
-            if (!sweep) {
-                /* One seed: its digest at the top level too. */
-                json_t *first = json_array_get(runs, 0);
-                if (first != NULL) {
-                    json_object_set(out, "digest", json_object_get(first, "digest"));
-                }
-            }
-        } else {
-            out = json_incref(json_array_get(runs, 0));
-            json_decref(runs);
-        }
-        if (out != NULL) {
-            json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-            fputc('\n', stdout);
-            json_decref(out);
-        }
+        print_json(runs, sweep, a.determinism, failed, nondet);
     } else if (sweep) {
         printf("seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " runs, %" PRIu64 " failed%s\n", a.seed_a,
                a.seed_b, a.seed_b - a.seed_a + 1, failed,
