@@ -68,6 +68,17 @@ struct secrets {
 
 /* ---- secrets ---- */
 
+/* Logs a failed file or directory operation with what failed and why:
+ * "cannot create ./data/LOCK: Permission denied". */
+static void log_file_error(const struct br_log *log, const char *what, const char *path, int err)
+{
+    char esc[BR_CONFIG_TEXT_MAX + 64];
+    br_log_escape(path, esc, sizeof esc);
+    char msg[sizeof esc + 128];
+    snprintf(msg, sizeof msg, "%s %s: %s", what, esc, strerror(err));
+    br_logf(log, BR_LOG_ERROR, msg, "\"path\":\"%s\",\"error\":\"%s\"", esc, strerror(err));
+}
+
 static int write_file_atomic(const char *path, const char *data, size_t len)
 {
     char tmp[BR_CONFIG_TEXT_MAX + 16];
@@ -76,9 +87,19 @@ static int write_file_atomic(const char *path, const char *data, size_t len)
     if (fd < 0) {
         return -1;
     }
-    bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    return ok && rename(tmp, path) == 0 ? 0 : -1;
+    int err = 0;
+    errno = 0;
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+        err = errno != 0 ? errno : EIO; /* a short write sets no errno */
+    }
+    if (close(fd) != 0 && err == 0) {
+        err = errno;
+    }
+    if (err == 0 && rename(tmp, path) != 0) {
+        err = errno;
+    }
+    errno = err; /* the first failure's reason, for the caller's log */
+    return err == 0 ? 0 : -1;
 }
 
 /* Loads the data dir's secrets, generating the missing ones. */
@@ -131,7 +152,7 @@ static int load_secrets(const struct br_serve_config *c, const struct br_log *lo
     if (rc == BR_OK && changed) {
         char *text = json_dumps(j, JSON_INDENT(2));
         if (text == NULL || write_file_atomic(path, text, strlen(text)) != 0) {
-            br_logf(log, BR_LOG_ERROR, "cannot write the secrets file", "\"path\":\"%s\"", path);
+            log_file_error(log, "cannot write the secrets file", path, errno);
             rc = BR_E_IO;
         }
         free(text);
@@ -274,17 +295,37 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
 
 /* ---- the data dir lock ---- */
 
+/* Creates the data dir when absent and locks it (one server per journal).
+ * Returns the lock's fd, held until exit, or -1 after logging what failed. */
 static int lock_data_dir(const char *dir, const struct br_log *log)
 {
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_file_error(log, "cannot create the data dir", dir, errno);
+        return -1;
+    }
+    int err = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (err != 0) {
+        log_file_error(log, "cannot use the data dir", dir, err);
+        return -1;
+    }
     char path[BR_CONFIG_TEXT_MAX + 16];
     snprintf(path, sizeof path, "%s/LOCK", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        br_logf(log, BR_LOG_ERROR, "the data dir is in use by another server",
-                "\"path\":\"%s\"", path);
-        if (fd >= 0) {
-            close(fd);
+    if (fd < 0) {
+        log_file_error(log, "cannot create", path, errno);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno;
+        if (err == EWOULDBLOCK) {
+            char esc[sizeof path + 64];
+            br_logf(log, BR_LOG_ERROR, "the data dir is in use by another server (its LOCK is held)",
+                    "\"path\":\"%s\"", br_log_escape(path, esc, sizeof esc));
+        } else {
+            log_file_error(log, "cannot lock", path, err);
         }
+        close(fd);
         return -1;
     }
     return fd; /* held until exit */
@@ -316,11 +357,6 @@ int br_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-        br_logf(&log, BR_LOG_ERROR, "cannot create the data dir", "\"path\":\"%s\"",
-                cfg.data_dir);
-        return 1;
-    }
     int lock_fd = lock_data_dir(cfg.data_dir, &log);
     if (lock_fd < 0) {
         return 1;
@@ -464,7 +500,7 @@ int br_serve_main(int argc, char **argv)
         char text[16];
         int n = snprintf(text, sizeof text, "%u\n", (unsigned)port);
         if (write_file_atomic(cfg.port_file, text, (size_t)n) != 0) {
-            br_logf(&log, BR_LOG_ERROR, "cannot write --port-file", NULL);
+            log_file_error(&log, "cannot write --port-file", cfg.port_file, errno);
             goto out;
         }
     }

@@ -9,6 +9,7 @@
  */
 #include "sim/scenario.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -616,7 +617,7 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        snprintf(err, err_cap, "cannot open %s", path);
+        snprintf(err, err_cap, "cannot open %s: %s", path, strerror(errno));
         return BR_E_IO;
     }
     char *text = NULL;
@@ -647,10 +648,11 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
         }
     }
     bool bad = ferror(f) != 0;
+    int read_errno = errno;
     fclose(f);
     if (bad) {
         free(text);
-        snprintf(err, err_cap, "error reading %s", path);
+        snprintf(err, err_cap, "error reading %s: %s", path, strerror(read_errno));
         return BR_E_IO;
     }
     text[len] = '\0';
