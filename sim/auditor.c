@@ -70,6 +70,8 @@ struct a_hold {
     int64_t amount_minor;
     uint32_t confirmed_by; /* payment n, 0 = none */
     uint32_t pass_n;
+    uint32_t pay_n;   /* the booking's one payment (n), 0 = none yet (S5) */
+    uint32_t charges; /* successful charges that took effect (S5: at most one) */
 };
 
 struct a_pay {
@@ -1193,6 +1195,52 @@ static struct a_pay *pay_of(struct br_auditor *a, uint64_t payment_id, struct a_
     return n ? &(*evp)->pays[n - 1] : NULL;
 }
 
+/* S5, one payment per booking: payment_create answers the booking's one
+ * payment, pending -- a new one (the next id of the event) when it has
+ * none, else the same one, still open or, after a decline, open again
+ * (failed -> pending: the buyer confirms the same intent with another card).
+ * A second payment for a booking is a second intent that can charge it
+ * twice. The model follows the answer either way. Returns whether it held. */
+static bool payment_of_booking(struct br_auditor *a, struct a_event *ev, struct a_hold *h,
+                               uint32_t hn, const struct br_outcome *out)
+{
+    const struct br_cmd *c = a->cmd;
+    uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
+    if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
+        ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
+        pn = ++ev->pay_count;
+        struct a_pay *p = &ev->pays[pn - 1];
+        p->hold_n = hn;
+        p->state = AY_PENDING;
+        p->amount_minor = out->amount_minor;
+        uint32_t before = h->pay_n;
+        h->pay_n = pn;
+        if (!check(a, BR_INV_S5, before == 0 && out->status == BR_PAY_PENDING)) {
+            violate(a, BR_INV_S5, ev->id, c->user_id, mkid(ev, hn), out->id, 0,
+                    "new payment %" PRIu64 " (status %u) for booking %" PRIu64
+                    " which has payment %" PRIu64 ": one booking has one payment (a second "
+                    "intent can charge it twice)",
+                    out->id, out->status, mkid(ev, hn), before ? mkid(ev, before) : 0);
+            return false;
+        }
+        return true;
+    }
+    struct a_event *pev = NULL;
+    struct a_pay *p = pay_of(a, out->id, &pev);
+    if (!check(a, BR_INV_S5,
+               p != NULL && pev == ev && p->hold_n == hn && h->pay_n == pn &&
+                   (p->state == AY_PENDING || p->state == AY_FAILED) &&
+                   out->status == BR_PAY_PENDING)) {
+        violate(a, BR_INV_S5, ev->id, c->user_id, mkid(ev, hn), out->id, 0,
+                "payment_create returned payment %" PRIu64 " (status %u), neither new nor "
+                "booking %" PRIu64 "'s open or declined payment",
+                out->id, out->status, mkid(ev, hn));
+        return false;
+    }
+    p->state = AY_PENDING; /* the same payment; after a decline, open again */
+    return true;
+}
+
 static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                               const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
 {
@@ -1213,26 +1261,8 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                 br_hold_state_name(h->state));
     }
     uint32_t hn = (uint32_t)(c->u.payment_create.hold_id & 0xffffffffu);
-    uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
-    if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
-        ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
-        pn = ++ev->pay_count;
-        struct a_pay *p = &ev->pays[pn - 1];
-        p->hold_n = hn;
-        p->state = AY_PENDING;
-        p->amount_minor = out->amount_minor;
-    } else {
-        struct a_event *pev = NULL;
-        struct a_pay *p = pay_of(a, out->id, &pev);
-        /* The same open payment again: it must be this hold's and pending. */
-        if (!check(a, BR_INV_S5,
-                   p != NULL && pev == ev && p->hold_n == hn && p->state == AY_PENDING)) {
-            violate(a, BR_INV_S5, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
-                    "payment_create returned payment %" PRIu64
-                    " that is neither new nor this hold's open payment",
-                    out->id);
-            return;
-        }
+    if (!payment_of_booking(a, ev, h, hn, out)) {
+        return;
     }
     if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
         violate(a, BR_INV_S8, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
@@ -1311,6 +1341,13 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
         return;
     }
     bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
+    if (!check(a, BR_INV_S5, h->charges == 0)) {
+        violate(a, BR_INV_S5, ev->id, h->user, hid, pid, 0,
+                "booking %" PRIu64 " charged a second time (by payment %" PRIu64
+                "): at most one successful charge per booking",
+                hid, pid);
+    }
+    h->charges++;
     p->succeeded = 1;
     a->charged += p->amount_minor;
     bool confirmed = false, refunding = false;
