@@ -157,9 +157,8 @@ struct br_auditor {
     /* per-step context */
     uint64_t step;
     const struct br_cmd *cmd;
-    struct a_event *touched[BR_EVENT_ZONES_MAX * 8];
-    uint32_t touched_count;
-    bool touched_overflow;
+    struct a_event **touched; /* events whose zones this step touched, each once */
+    uint32_t touched_count, touched_cap; /* cap >= event_count: every event fits */
     bool step_swept;
     /* results */
     uint64_t checks[BR_INV_COUNT];
@@ -311,14 +310,15 @@ static struct a_member *member(struct a_event *ev, uint64_t user_id)
     return &ev->members[user_id];
 }
 
+/* Lists ev for this step's zone cross-check. An event is listed once per
+ * step (its touched bits are clear until then), so the list, sized with
+ * the events, never runs out: every touched event is checked. */
 static void touch(struct br_auditor *a, struct a_event *ev, uint32_t zone)
 {
+    BR_ASSERT(zone >= 1 && zone <= BR_EVENT_ZONES_MAX);
     if (ev->touched == 0) {
-        if (a->touched_count < sizeof a->touched / sizeof a->touched[0]) {
-            a->touched[a->touched_count++] = ev;
-        } else {
-            a->touched_overflow = true;
-        }
+        BR_ASSERT(a->touched_count < a->touched_cap && a->touched_count < a->event_count);
+        a->touched[a->touched_count++] = ev;
     }
     ev->touched |= (uint8_t)(1u << (zone - 1));
 }
@@ -535,6 +535,7 @@ void br_auditor_free(struct br_auditor *a)
         free(ev->heap);
     }
     free(a->events);
+    free(a->touched);
     free(a->idem_slots);
     free(a->idem_recs);
     free(a->pev);
@@ -1500,6 +1501,7 @@ static void on_event_create(struct br_auditor *a, const struct br_cmd *c,
         violate(a, BR_INV_S1, out->id, 0, 0, 0, 0, "event id %" PRIu64 " out of sequence", out->id);
     }
     a->events = grow(a->events, &a->event_cap, a->event_count + 1, sizeof *a->events);
+    a->touched = grow(a->touched, &a->touched_cap, a->event_count + 1, sizeof *a->touched);
     struct a_event *ev = &a->events[a->event_count++];
     memset(ev, 0, sizeof *ev);
     ev->id = a->event_count;
@@ -1544,10 +1546,6 @@ static void zone_cross_check(struct br_auditor *a)
         ev->touched = 0;
     }
     a->touched_count = 0;
-    if (a->touched_overflow) {
-        /* Too many events touched to list: check them all. */
-        a->touched_overflow = false;
-    }
 }
 
 void br_auditor_observe(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
@@ -1636,6 +1634,40 @@ void br_auditor_liveness(const struct br_auditor *a, int64_t now_ms, struct br_a
                    l->pending_payments == 0 && l->refunds_owed == 0;
 }
 
+/* S1 at the end, per zone of ev: the seats the model's holds account for
+ * (held ones, confirmed ones) are its counters, within capacity, and the
+ * backend's counters agree -- also for zones no step touched since a
+ * drift. O(holds of ev + zones). */
+static void zones_at_the_end(struct br_auditor *a, const struct a_event *ev)
+{
+    uint64_t held[BR_EVENT_ZONES_MAX] = {0}, sold[BR_EVENT_ZONES_MAX] = {0};
+    for (uint32_t n = 0; n < ev->hold_count; n++) {
+        const struct a_hold *h = &ev->holds[n];
+        BR_ASSERT(h->zone >= 1 && h->zone <= ev->spec.zone_count);
+        held[h->zone - 1] += h->state == BR_HOLD_HELD ? h->qty : 0;
+        sold[h->zone - 1] += h->state == BR_HOLD_CONFIRMED ? h->qty : 0;
+    }
+    for (uint32_t z = 1; z <= ev->spec.zone_count; z++) {
+        uint32_t mh = ev->held[z - 1], ms = ev->sold[z - 1];
+        if (!check(a, BR_INV_S1,
+                   held[z - 1] == mh && sold[z - 1] == ms &&
+                       (uint64_t)mh + ms <= ev->spec.zones[z - 1].capacity)) {
+            violate(a, BR_INV_S1, ev->id, 0, 0, 0, 0,
+                    "at the end zone %u: held %u sold %u (holds say %" PRIu64 " and %" PRIu64
+                    "), capacity %u",
+                    z, mh, ms, held[z - 1], sold[z - 1], ev->spec.zones[z - 1].capacity);
+        }
+        uint32_t bh = 0, bs = 0;
+        if (a->backend != NULL && a->backend->ops->zone_counts != NULL &&
+            a->backend->ops->zone_counts(a->backend, ev->id, z, &bh, &bs) == BR_OK &&
+            !check(a, BR_INV_S1, bh == mh && bs == ms)) {
+            violate(a, BR_INV_S1, ev->id, 0, 0, 0, 0,
+                    "at the end zone %u: the backend has held %u sold %u, the model held %u sold %u",
+                    z, bh, bs, mh, ms);
+        }
+    }
+}
+
 void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liveness *l)
 {
     br_auditor_liveness(a, now_ms, l);
@@ -1668,9 +1700,7 @@ void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liv
                         p->state == AY_REFUND_PENDING ? "refund_pending" : "unresolved");
             }
         }
-        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
-            check(a, BR_INV_S1, true);
-        }
+        zones_at_the_end(a, ev);
     }
     if (!check(a, BR_INV_S8,
                a->charged - a->refunded_done == a->confirmed_value || l->refunds_owed > 0)) {
