@@ -280,66 +280,54 @@ static void enqueue(struct br_provider_test *p, struct delivery *d)
     *at = d;
 }
 
-int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_text,
-                             const char *client_secret, const char *payment_method,
-                             br_provider_confirm_fn cb, void *ctx)
+/* The test card's decision: BR_OK with *ok (and *decline, the decline
+ * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
+static int decide(const char *payment_method, bool *ok, const char **decline)
 {
-    bool ok;
-    const char *decline = NULL;
-    if (strcmp(payment_method, "pm_card_visa") == 0 ||
-        strcmp(payment_method, "pm_card_mastercard") == 0 ||
-        strcmp(payment_method, "pm_card_amex") == 0) {
-        ok = true;
-    } else if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
-        ok = false;
-        decline = "generic_decline";
+    *decline = NULL;
+    *ok = strcmp(payment_method, "pm_card_visa") == 0 ||
+          strcmp(payment_method, "pm_card_mastercard") == 0 ||
+          strcmp(payment_method, "pm_card_amex") == 0;
+    if (*ok) {
+        return BR_OK;
+    }
+    if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
+        *decline = "generic_decline";
     } else if (strcmp(payment_method, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        ok = false;
-        decline = "insufficient_funds";
-    } else {
-        return BR_E_INVALID;
+        *decline = "insufficient_funds";
     }
-    if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {
-        return BR_E_NOT_FOUND;
-    }
-    if (client_secret == NULL || client_secret[0] == '\0') {
-        return BR_E_UNAUTHORIZED;
-    }
-    uint8_t rnd[12];
-    char rnd_hex[25];
-    if (br_auth_random(rnd, sizeof rnd) != BR_OK) {
-        return BR_E_UNAVAILABLE;
-    }
-    br_auth_hex(rnd, sizeof rnd, rnd_hex);
+    return *decline != NULL ? BR_OK : BR_E_INVALID;
+}
 
-    pthread_mutex_lock(&p->mu);
-    struct intent *it = intent_by_id(p, intent_id_text);
+/* The intent id_text names, if client_secret is its secret and it may be
+ * confirmed: BR_OK (*out set), BR_E_NOT_FOUND, BR_E_FORBIDDEN (another
+ * secret), BR_E_DUPLICATE (already succeeded). Caller holds mu. */
+static int confirmable(struct br_provider_test *p, const char *id_text, const char *client_secret,
+                       struct intent **out)
+{
+    struct intent *it = intent_by_id(p, id_text);
     if (it == NULL) {
-        pthread_mutex_unlock(&p->mu);
         return BR_E_NOT_FOUND;
     }
-    /* Constant time over the stored secret's length: a wrong guess learns
-     * nothing from how long the refusal took. */
+    /* Constant time over the stored secret's length (every secret has the
+     * same length): a wrong guess learns nothing from the refusal's time. */
     size_t secret_len = strlen(it->secret);
     if (strnlen(client_secret, BR_PROVIDER_SECRET_MAX) != secret_len ||
         !br_auth_equal(client_secret, it->secret, secret_len)) {
-        pthread_mutex_unlock(&p->mu);
         return BR_E_FORBIDDEN;
     }
     if (it->status == PI_SUCCEEDED) {
-        pthread_mutex_unlock(&p->mu);
-        return BR_E_DUPLICATE;
+        return BR_E_DUPLICATE; /* a declined intent may be confirmed again */
     }
-    if (p->queued >= BR_PROVIDER_QUEUE_MAX) {
-        pthread_mutex_unlock(&p->mu);
-        return BR_E_FULL;
-    }
-    it->attempts++;
-    it->status = ok ? PI_SUCCEEDED : PI_REQUIRES_PM;
-    snprintf(it->last_error, sizeof it->last_error, "%s", ok ? "" : decline);
-    json_t *obj = intent_json(it);
-    char evt_id[40];
-    snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
+    *out = it;
+    return BR_OK;
+}
+
+/* The delivery of the event for `after` (the intent with the decision
+ * applied), event id evt_id; NULL when out of memory. */
+static struct delivery *delivery_new(const struct intent *after, bool ok, const char *evt_id)
+{
+    json_t *obj = intent_json(after);
     json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object",
                               "event", "api_version", "2023-10-16", "created",
                               (json_int_t)wall_s(), "livemode", 0, "type",
@@ -351,19 +339,66 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
     json_decref(event);
     json_decref(obj);
     if (d == NULL || payload == NULL || ij == NULL) {
-        pthread_mutex_unlock(&p->mu);
         free(d);
         free(payload);
         free(ij);
-        return BR_E_UNAVAILABLE;
+        return NULL;
     }
     d->payload = payload;
     d->len = strlen(payload);
+    d->intent_json = ij;
+    d->intent_len = strlen(ij);
+    return d;
+}
+
+int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_text,
+                             const char *client_secret, const char *payment_method,
+                             br_provider_confirm_fn cb, void *ctx)
+{
+    bool ok;
+    const char *decline;
+    if (decide(payment_method, &ok, &decline) != BR_OK) {
+        return BR_E_INVALID;
+    }
+    if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    if (client_secret == NULL || client_secret[0] == '\0') {
+        return BR_E_UNAUTHORIZED;
+    }
+    uint8_t rnd[12];
+    char evt_id[40];
+    char rnd_hex[25];
+    if (br_auth_random(rnd, sizeof rnd) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    br_auth_hex(rnd, sizeof rnd, rnd_hex);
+    snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
+
+    pthread_mutex_lock(&p->mu);
+    struct intent *it = NULL;
+    int rc = confirmable(p, intent_id_text, client_secret, &it);
+    if (rc == BR_OK && p->queued >= BR_PROVIDER_QUEUE_MAX) {
+        rc = BR_E_FULL;
+    }
+    struct intent after = {0};
+    struct delivery *d = NULL;
+    if (rc == BR_OK) {
+        after = *it;
+        after.attempts++;
+        after.status = ok ? PI_SUCCEEDED : PI_REQUIRES_PM;
+        snprintf(after.last_error, sizeof after.last_error, "%s", ok ? "" : decline);
+        d = delivery_new(&after, ok, evt_id);
+        rc = d != NULL ? BR_OK : BR_E_UNAVAILABLE;
+    }
+    if (rc != BR_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return rc; /* nothing changed */
+    }
+    *it = after;
     d->due_ms = mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
-    d->intent_json = ij;
-    d->intent_len = strlen(ij);
     enqueue(p, d);
     p->queued++;
     pthread_cond_signal(&p->cv);

@@ -244,8 +244,15 @@ void br_saga_check(const struct br_engine *e)
         }
     }
     for (uint32_t hi = 0; hi < e->hold_count; hi++) {
-        if (e->holds[hi].state == BR_HOLD_CONFIRMED) {
-            confirmed_value += e->holds[hi].amount_minor;
+        const struct br_hold *h = &e->holds[hi];
+        if (h->state == BR_HOLD_CONFIRMED) {
+            confirmed_value += h->amount_minor;
+        }
+        if (h->state == BR_HOLD_HELD && h->payment_id != 0) {
+            /* S5: a held booking's one payment is still open or declined */
+            const struct br_payment *p = br_saga_payment(e, h->payment_id);
+            BR_ASSERT(p != NULL && p->hold == hi);
+            BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
         }
     }
     BR_ASSERT(charged - refunded - pending == confirmed_value); /* S8 */

@@ -1290,29 +1290,113 @@ static void s8_balance(struct br_auditor *a, uint64_t event_id, uint64_t payment
     }
 }
 
-static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
-                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+/* S5, each provider event id takes effect once: a DUPLICATE answer only for
+ * an id that took effect, an OK one only for a new id (recorded). Returns
+ * whether the event took effect (the caller goes on). */
+static bool provider_event_once(struct br_auditor *a, const struct br_cmd *c,
+                                const struct br_outcome *out, const struct a_event *ev)
 {
     uint64_t peid = c->u.payment_event.provider_event_id;
     uint64_t pid = c->u.payment_event.payment_id;
-    struct a_event *ev = NULL;
-    struct a_pay *p = pay_of(a, pid, &ev);
     if (out->err == BR_E_DUPLICATE) {
         if (!check(a, BR_INV_S5, pev_has(a, peid))) {
             violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
                     "provider event %" PRIu64 " refused as a duplicate but it never took effect",
                     peid);
         }
-        return;
+        return false;
     }
     if (out->err != BR_OK) {
-        return;
+        return false;
     }
     if (!check(a, BR_INV_S5, !pev_has(a, peid))) {
         violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
                 "provider event %" PRIu64 " took effect a second time", peid);
     } else {
         pev_add(a, peid);
+    }
+    return true;
+}
+
+/* A success took effect: one more charge of the booking (S5: at most one
+ * successful charge per booking, a second is a violation even if refunded). */
+static void success_charged(struct br_auditor *a, const struct a_event *ev, struct a_pay *p,
+                            struct a_hold *h, uint64_t pid)
+{
+    if (!check(a, BR_INV_S5, h->charges == 0)) {
+        violate(a, BR_INV_S5, ev->id, h->user, mkid(ev, p->hold_n), pid, 0,
+                "booking %" PRIu64 " charged a second time (by payment %" PRIu64
+                "): at most one successful charge per booking",
+                mkid(ev, p->hold_n), pid);
+    }
+    h->charges++;
+    p->succeeded = 1;
+    a->charged += p->amount_minor;
+}
+
+/* booking_confirmed from a payment success: the hold must be live, this
+ * payment's, and not confirmed already (not by this success either: `twice`).
+ * Moves its seats from held to sold. Returns whether the model confirmed it. */
+static bool fx_success_confirmed(struct br_auditor *a, struct a_event *ev, struct a_pay *p,
+                                 struct a_hold *h, const struct br_effect *f, uint64_t pid,
+                                 bool live, bool twice)
+{
+    uint64_t hid = mkid(ev, p->hold_n);
+    if (!check(a, BR_INV_S2, f->user_id == h->user && f->event_id == ev->id)) {
+        violate(a, BR_INV_S2, ev->id, f->user_id, hid, pid, 0,
+                "booking_confirmed names user %" PRIu64 " for a hold owned by user %u",
+                f->user_id, h->user);
+    }
+    if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
+        violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
+                "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64
+                ", first by %" PRIu64 ")",
+                hid, pid, mkid(ev, h->confirmed_by));
+        return false;
+    }
+    if (!check(a, BR_INV_S6, live && f->id == hid && f->ref == pid && !twice)) {
+        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                "payment %" PRIu64 " confirmed hold %" PRIu64
+                " which is %s with deadline %" PRId64 " at now %" PRId64
+                " (a late payment must be refunded)",
+                pid, hid, br_hold_state_name(h->state), h->deadline_ms, a->cmd->now_ms);
+    }
+    if (h->state == BR_HOLD_HELD) {
+        /* Seats move from held to sold; bought tickets still count
+         * for the per-user limit, so the member's tickets stay. */
+        ev->held[h->zone - 1] -= h->qty;
+        ev->live_holds--;
+    } else {
+        /* Confirming a dead hold (already a violation): its seats
+         * and tickets are taken again, and S1/S3 judge that. */
+        member(ev, h->user)->tickets += h->qty;
+    }
+    ev->sold[h->zone - 1] += h->qty;
+    touch(a, ev, h->zone);
+    h->state = BR_HOLD_CONFIRMED;
+    h->confirmed_by = (uint32_t)(pid & 0xffffffffu);
+    p->state = AY_CONFIRMED;
+    a->confirmed_value += h->amount_minor;
+    a->funnel.confirmed++;
+    if (!check(a, BR_INV_S1,
+               ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
+                   ev->spec.zones[h->zone - 1].capacity)) {
+        violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
+                "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
+                h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
+                ev->spec.zones[h->zone - 1].capacity);
+    }
+    return true;
+}
+
+static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+{
+    uint64_t pid = c->u.payment_event.payment_id;
+    struct a_event *ev = NULL;
+    struct a_pay *p = pay_of(a, pid, &ev);
+    if (!provider_event_once(a, c, out, ev)) {
+        return;
     }
     if (!check(a, BR_INV_S6, p != NULL)) {
         violate(a, BR_INV_S6, 0, 0, 0, pid, 0, "payment_event accepted for an unknown payment");
@@ -1321,6 +1405,8 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
     struct a_hold *h = &ev->holds[p->hold_n - 1];
     uint64_t hid = mkid(ev, p->hold_n);
     if (!c->u.payment_event.succeeded) {
+        /* A decline: an open payment fails (paying again reopens it); it
+         * changes nothing else and emits nothing. */
         if (p->state == AY_PENDING) {
             p->state = AY_FAILED;
             a->funnel.declined++;
@@ -1342,15 +1428,7 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
         return;
     }
     bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
-    if (!check(a, BR_INV_S5, h->charges == 0)) {
-        violate(a, BR_INV_S5, ev->id, h->user, hid, pid, 0,
-                "booking %" PRIu64 " charged a second time (by payment %" PRIu64
-                "): at most one successful charge per booking",
-                hid, pid);
-    }
-    h->charges++;
-    p->succeeded = 1;
-    a->charged += p->amount_minor;
+    success_charged(a, ev, p, h, pid);
     bool confirmed = false, refunding = false;
     for (uint32_t i = 0; i < n; i++) {
         const struct br_effect *f = &fx[i];
@@ -1361,51 +1439,7 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             }
             fx_booking_expired(a, f);
         } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
-            if (!check(a, BR_INV_S2, f->user_id == h->user && f->event_id == ev->id)) {
-                violate(a, BR_INV_S2, ev->id, f->user_id, hid, pid, 0,
-                        "booking_confirmed names user %" PRIu64 " for a hold owned by user %u",
-                        f->user_id, h->user);
-            }
-            if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
-                violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
-                        "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64
-                        ", first by %" PRIu64 ")",
-                        hid, pid, mkid(ev, h->confirmed_by));
-                continue;
-            }
-            if (!check(a, BR_INV_S6, live && f->id == hid && f->ref == pid && !confirmed)) {
-                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
-                        "payment %" PRIu64 " confirmed hold %" PRIu64
-                        " which is %s with deadline %" PRId64 " at now %" PRId64
-                        " (a late payment must be refunded)",
-                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
-            }
-            if (h->state == BR_HOLD_HELD) {
-                /* Seats move from held to sold; bought tickets still count
-                 * for the per-user limit, so the member's tickets stay. */
-                ev->held[h->zone - 1] -= h->qty;
-                ev->live_holds--;
-            } else {
-                /* Confirming a dead hold (already a violation): its seats
-                 * and tickets are taken again, and S1/S3 judge that. */
-                member(ev, h->user)->tickets += h->qty;
-            }
-            ev->sold[h->zone - 1] += h->qty;
-            touch(a, ev, h->zone);
-            h->state = BR_HOLD_CONFIRMED;
-            h->confirmed_by = (uint32_t)(pid & 0xffffffffu);
-            p->state = AY_CONFIRMED;
-            a->confirmed_value += h->amount_minor;
-            a->funnel.confirmed++;
-            confirmed = true;
-            if (!check(a, BR_INV_S1,
-                       ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
-                           ev->spec.zones[h->zone - 1].capacity)) {
-                violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
-                        "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
-                        h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
-                        ev->spec.zones[h->zone - 1].capacity);
-            }
+            confirmed = fx_success_confirmed(a, ev, p, h, f, pid, live, confirmed) || confirmed;
         } else if (f->kind == BR_FX_PROVIDER_REFUND) {
             if (!check(a, BR_INV_S6,
                        f->id == pid && !live && !refunding && f->amount_minor == p->amount_minor)) {
