@@ -1534,6 +1534,7 @@ static void on_event_create(struct br_auditor *a, const struct br_cmd *c,
     if (!check(a, BR_INV_S1, out->id == (uint64_t)a->event_count + 1)) {
         violate(a, BR_INV_S1, out->id, 0, 0, 0, 0, "event id %" PRIu64 " out of sequence", out->id);
     }
+    BR_ASSERT(a->touched_count == 0); /* the list points into a->events, which may move */
     a->events = grow(a->events, &a->event_cap, a->event_count + 1, sizeof *a->events);
     a->touched = grow(a->touched, &a->touched_cap, a->event_count + 1, sizeof *a->touched);
     struct a_event *ev = &a->events[a->event_count++];
