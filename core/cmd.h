@@ -146,7 +146,7 @@ enum br_hold_state {
 /*
  * Payment (saga) states.
  *
- *     pending ──failed──▶ failed (final unless the provider later says succeeded)
+ *     pending ──failed──▶ failed ──payment_create again──▶ pending (the same payment)
  *        │ └──succeeded, hold live──▶ confirmed (final)
  *        └──succeeded, hold gone──▶ refund_pending ──refund ok──▶ refunded (final)
  */

@@ -69,9 +69,22 @@ int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct b
         return out->err = BR_E_HOLD_EXPIRED;
     }
     struct br_payment *p = h->payment_id ? br_saga_payment(e, h->payment_id) : NULL;
-    if (p != NULL && p->state == BR_PAY_PENDING) {
-        /* The same open payment again; the charge is re-emitted because a
-         * driver that crashed after the first create may never have sent it. */
+#ifdef BR_PLANT_SECOND_INTENT
+    if (p != NULL && p->state == BR_PAY_FAILED) {
+        p = NULL; /* planted: a decline opens a second payment (and intent) for the booking */
+    }
+#endif
+    if (p != NULL) {
+        /* One booking, one payment: a held hold's payment is pending or
+         * failed (a success confirms or releases the hold). The same payment
+         * again, and after a decline it is open again (Stripe's intent goes
+         * back to requires_payment_method and is confirmed again with another
+         * card). The charge is re-emitted: a driver that crashed after the
+         * first create may never have sent it, and a reopened payment needs
+         * its intent again. */
+        BR_ASSERT(p->hold_id == h->id);
+        BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
+        p->state = BR_PAY_PENDING;
         emit_payment(e, BR_FX_PROVIDER_CHARGE, p);
         fill_payment(p, out);
         return out->err = BR_OK;
@@ -231,8 +244,15 @@ void br_saga_check(const struct br_engine *e)
         }
     }
     for (uint32_t hi = 0; hi < e->hold_count; hi++) {
-        if (e->holds[hi].state == BR_HOLD_CONFIRMED) {
-            confirmed_value += e->holds[hi].amount_minor;
+        const struct br_hold *h = &e->holds[hi];
+        if (h->state == BR_HOLD_CONFIRMED) {
+            confirmed_value += h->amount_minor;
+        }
+        if (h->state == BR_HOLD_HELD && h->payment_id != 0) {
+            /* S5: a held booking's one payment is still open or declined */
+            const struct br_payment *p = br_saga_payment(e, h->payment_id);
+            BR_ASSERT(p != NULL && p->hold == hi);
+            BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
         }
     }
     BR_ASSERT(charged - refunded - pending == confirmed_value); /* S8 */

@@ -382,42 +382,63 @@ int br_parse_reserve(const char *buf, size_t len, struct br_body_reserve *out, c
 }
 
 int br_parse_confirm_json(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX])
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX])
 {
     pm[0] = '\0';
+    secret[0] = '\0';
     json_t *j = load_object(buf, len, why);
     if (j == NULL) {
         return BR_E_CORRUPT;
     }
     /* Absent or wrong alike leave pm empty, which is the refusal. */
     (void)json_str(j, "payment_method", 1, pm, BR_PAYMENT_METHOD_MAX, "");
+    bool secret_ok = json_str(j, "client_secret", 0, secret, BR_CLIENT_SECRET_MAX, "");
     json_decref(j);
+    if (!secret_ok) {
+        secret[0] = '\0';
+        return fail(why, BR_E_INVALID, "client_secret must be a string under 96 bytes");
+    }
     return pm[0] != '\0' ? BR_OK : fail(why, BR_E_INVALID, "want {payment_method}");
 }
 
-int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX])
+/* The value of the first `key=` at the start of a pair of form[0..n), when
+ * it fits out (cap incl. NUL); "" when absent. false when it does not fit. */
+static bool form_value(const char *form, size_t n, const char *key, char *out, size_t cap)
 {
-    static const char key[] = "payment_method=";
-    const size_t key_len = sizeof key - 1;
-    pm[0] = '\0';
-    /* Only the first occurrence counts, and only at the start of a pair. */
-    size_t n = buf != NULL ? strnlen(buf, len) : 0;
+    const size_t key_len = strlen(key);
+    out[0] = '\0';
     const char *p = NULL;
     for (size_t i = 0; p == NULL && i + key_len <= n; i++) {
-        if (memcmp(buf + i, key, key_len) == 0) {
-            p = buf + i;
+        if (memcmp(form + i, key, key_len) == 0) {
+            p = form + i;
         }
     }
-    if (p != NULL && (p == buf || p[-1] == '&')) {
-        const char *v = p + key_len;
-        const char *end = buf + n;
-        const char *amp = memchr(v, '&', (size_t)(end - v));
-        size_t vn = amp != NULL ? (size_t)(amp - v) : (size_t)(end - v);
-        if (vn > 0 && vn < BR_PAYMENT_METHOD_MAX) {
-            memcpy(pm, v, vn);
-            pm[vn] = '\0';
-        }
+    /* Only the first occurrence counts, and only at the start of a pair. */
+    if (p == NULL || (p != form && p[-1] != '&')) {
+        return true;
+    }
+    const char *v = p + key_len;
+    const char *end = form + n;
+    const char *amp = memchr(v, '&', (size_t)(end - v));
+    size_t vn = amp != NULL ? (size_t)(amp - v) : (size_t)(end - v);
+    if (vn >= cap) {
+        return false;
+    }
+    memcpy(out, v, vn);
+    out[vn] = '\0';
+    return true;
+}
+
+int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX])
+{
+    size_t n = buf != NULL ? strnlen(buf, len) : 0;
+    if (!form_value(buf, n, "payment_method=", pm, BR_PAYMENT_METHOD_MAX)) {
+        pm[0] = '\0';
+    }
+    if (!form_value(buf, n, "client_secret=", secret, BR_CLIENT_SECRET_MAX)) {
+        pm[0] = secret[0] = '\0';
+        return fail(why, BR_E_INVALID, "client_secret must be under 96 bytes");
     }
     return pm[0] != '\0' ? BR_OK : fail(why, BR_E_INVALID, "want {payment_method}");
 }
@@ -445,9 +466,9 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
     case BR_BODY_PAYMENT:
         return br_parse_payment(buf, len, &out->u.booking_id, why);
     case BR_BODY_CONFIRM_JSON:
-        return br_parse_confirm_json(buf, len, out->u.payment_method, why);
+        return br_parse_confirm_json(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_CONFIRM_FORM:
-        return br_parse_confirm_form(buf, len, out->u.payment_method, why);
+        return br_parse_confirm_form(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_COUNT:
         break;
     }

@@ -72,6 +72,7 @@ struct br_driver_stats {
     uint64_t capacity_refusals; /* steps given up because an engine table was at its cap */
     int64_t provider_captured;  /* money the provider took (its own ledger) */
     int64_t provider_refunded;
+    uint64_t reconfirmations;   /* intents confirmed again after a decline */
     struct br_audit_liveness live;
 };
 

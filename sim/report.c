@@ -202,8 +202,11 @@ void br_report_text(FILE *f, const struct br_report *r)
                 fprintf(f, "\n               ");
             }
         }
-        fprintf(f, "\n  provider      captured %" PRId64 ", refunded %" PRId64 "\n",
-                r->stats->provider_captured, r->stats->provider_refunded);
+        fprintf(f,
+                "\n  provider      captured %" PRId64 ", refunded %" PRId64
+                ", re-confirmed after a decline %" PRIu64 "\n",
+                r->stats->provider_captured, r->stats->provider_refunded,
+                r->stats->reconfirmations);
         if (r->stats->capacity_refusals > 0) {
             fprintf(f, "  capacity      %" PRIu64 " steps given up at an engine table's cap\n",
                     r->stats->capacity_refusals);
@@ -348,6 +351,8 @@ json_t *br_report_json(const struct br_report *r)
         json_t *pv = json_object();
         json_object_set_new(pv, "captured_minor", json_integer(r->stats->provider_captured));
         json_object_set_new(pv, "refunded_minor", json_integer(r->stats->provider_refunded));
+        json_object_set_new(pv, "reconfirmations",
+                            json_integer((json_int_t)r->stats->reconfirmations));
         json_object_set_new(o, "provider", pv);
     }
     const struct br_violation *v = br_auditor_first(r->auditor);

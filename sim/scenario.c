@@ -771,8 +771,8 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
         /* With a pass every hold consumes one, and passes <= places. */
         uint64_t h = sp->requires_pass && places < reserves ? places : reserves;
         holds += h;
-        /* Each create may open a new payment (after a decline), and only
-         * a hold's owner can open one. */
+        /* A hold has one payment (a decline reopens it), so this bound is
+         * loose; only a hold's owner can open one. */
         uint64_t creates = users * c->payment_creates_max;
         uint64_t per_hold = h * c->payment_creates_max;
         payments += creates < per_hold ? creates : per_hold;
