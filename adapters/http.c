@@ -495,7 +495,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
  * Returns MHD_YES to read the body first, MHD_NO to drop the connection,
  * or sets *now to answer at once. */
 static enum MHD_Result first_call(struct br_http_server *s, struct MHD_Connection *conn,
-                                  const char *method, const char *url, void **con_cls, bool *now)
+                                  const char *method, const char *url, const char *version,
+                                  void **con_cls, bool *now)
 {
     struct br_http_req *r = req_new(s, conn, method, url);
     if (r == NULL) {
@@ -511,10 +512,15 @@ static enum MHD_Result first_call(struct br_http_server *s, struct MHD_Connectio
     uint64_t declared = 0;
     if (f.cl_count > 0 && length_parse(f.cl, &declared) && declared > s->cfg.body_max) {
         /* Read and drop a body up to the drain bound, then answer 413, so
-         * the client still sending it can read the answer; past the bound
+         * the client still sending it can read the answer; past the bound,
+         * or when the client waits for 100 Continue before sending it,
          * answer now (libmicrohttpd then closes without reading it). */
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+        bool waits = expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+                     strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
         r->too_large = true;
-        *now = declared > drain_max(s);
+        *now = waits || declared > drain_max(s);
     }
     return MHD_YES;
 }
@@ -571,14 +577,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct br_http_server *s = cls;
     struct br_http_req *r = *con_cls;
     if (r == NULL) {
         /* First call: headers only. Returning here (not answering) keeps the
          * connection alive; see the header comment. */
         bool now = false;
-        enum MHD_Result rc = first_call(s, conn, method, url, con_cls, &now);
+        enum MHD_Result rc = first_call(s, conn, method, url, version, con_cls, &now);
         r = *con_cls;
         if (rc == MHD_NO || !now || r->queued) {
             return rc;

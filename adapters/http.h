@@ -46,7 +46,8 @@
  * An oversized body (Content-Length over body_max, or a chunked body that
  * outgrows it) is read and dropped up to BR_HTTP_DRAIN_FACTOR x body_max
  * and then answered 413 (Connection: close) so that the client, which is
- * still sending, can read the answer. Past that bound the answer goes out
+ * still sending, can read the answer. A client that waits for 100 Continue
+ * is answered at once (it sends no body). Past that bound the answer goes out
  * at once (declared length) or as soon as the bound is crossed (chunked)
  * and the connection closes; the client may then see a reset.
  *
