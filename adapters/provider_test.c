@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "adapters/log.h"
 #include "adapters/provider_sig.h"
 #include "core/err.h"
 #include "core/panic.h"
@@ -437,10 +438,9 @@ static bool post(struct br_provider_test *p, CURL *curl, const struct delivery *
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hs);
     if (rc != CURLE_OK || status < 200 || status > 299) {
-        fprintf(stderr,
-                "{\"level\":\"warn\",\"msg\":\"webhook delivery failed\",\"curl\":\"%s\","
-                "\"status\":%ld,\"attempt\":%u}\n",
-                curl_easy_strerror(rc), status, d->attempts + 1);
+        br_logf(&br_log_stderr, BR_LOG_WARN, "webhook delivery failed",
+                "\"curl\":\"%s\",\"status\":%ld,\"attempt\":%u", curl_easy_strerror(rc), status,
+                d->attempts + 1);
         return false;
     }
     return true;
@@ -491,7 +491,7 @@ static void *deliver_loop(void *arg)
         pthread_mutex_lock(&p->mu);
         if (ok || d->attempts >= p->cfg.attempts_max) {
             if (!ok) {
-                fprintf(stderr, "{\"level\":\"error\",\"msg\":\"webhook dropped after retries\"}\n");
+                br_logf(&br_log_stderr, BR_LOG_ERROR, "webhook dropped after retries", NULL);
             }
             p->queued--;
             delivery_free(d);
@@ -547,8 +547,7 @@ void br_provider_test_stop(struct br_provider_test *p)
     }
     pthread_mutex_unlock(&p->mu);
     if (dropped > 0) {
-        fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"test provider stopped\",\"dropped\":%u}\n",
-                dropped);
+        br_logf(&br_log_stderr, BR_LOG_WARN, "test provider stopped", "\"dropped\":%u", dropped);
     }
 }
 

@@ -27,7 +27,11 @@ struct opt {
 
 static const struct opt OPTS[] = {
     {"--port", "BR_PORT", OPT_UINT, OFF(port), 65535, "N", "TCP port; 0 picks a free one (8080)"},
-    {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR", "address to listen on (0.0.0.0)"},
+    {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR",
+     "address to listen on; 0.0.0.0 or :: for every interface (127.0.0.1)"},
+    {"--reuse-port", "BR_REUSE_PORT", OPT_FLAG, OFF(reuse_port), 0, NULL,
+     "share the port with other servers started with it (SO_REUSEPORT); without it a port "
+     "in use fails the start"},
     {"--data-dir", "BR_DATA_DIR", OPT_TEXT, OFF(data_dir), 0, "DIR",
      "journal and secrets live here (./data)"},
     {"--admin", "BR_ADMIN", OPT_TEXT, OFF(admin), 0, "EMAIL:PASSWORD",
@@ -139,7 +143,7 @@ static void defaults(struct br_serve_config *c)
 {
     memset(c, 0, sizeof *c);
     c->port = 8080;
-    snprintf(c->bind, sizeof c->bind, "0.0.0.0");
+    snprintf(c->bind, sizeof c->bind, "127.0.0.1");
     snprintf(c->data_dir, sizeof c->data_dir, "./data");
     c->jwt_ttl_s = 3600;
     c->rate_user = (struct br_rate){.rps = 20, .burst = 40};

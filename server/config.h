@@ -36,6 +36,7 @@ struct br_serve_config {
     unsigned shutdown_grace_s;
     enum br_log_level log_level;
     bool demo;
+    bool reuse_port;                    /* SO_REUSEPORT: share the port on purpose */
 };
 
 /* Parses argv (after "serve") and the environment into c. Returns 0 to run,

@@ -482,7 +482,9 @@ int br_serve_main(int argc, char **argv)
                                 .handler = br_routes_handle,
                                 .resumed = br_routes_resumed,
                                 .closed = br_routes_closed,
-                                .ctx = rt};
+                                .ctx = rt,
+                                .reuse_port = cfg.reuse_port,
+                                .log = &log};
     if (br_http_start(&http, &hc) != BR_OK) {
         goto out;
     }
