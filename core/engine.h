@@ -93,7 +93,8 @@ struct br_engine {
     uint64_t applied;               /* commands applied */
 };
 
-/* Fills cfg with defaults sized for a 200,000-user on-sale (~350 MiB). */
+/* Fills cfg with the defaults: br_config_size (sizing.h) for
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (~105 MiB). */
 void br_config_default(struct br_config *cfg);
 
 /* Bytes of memory br_engine_init needs for cfg, or 0 when cfg is invalid
@@ -104,6 +105,13 @@ size_t br_engine_memory_size(const struct br_config *cfg);
  * BR_OK or BR_E_INVALID (bad config, memory too small). The engine keeps
  * pointers into mem; mem must outlive it. O(size) to zero it. */
 int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size);
+
+/* br_engine_init over memory the caller knows is all zero bytes (fresh from
+ * calloc or mmap): nothing is zeroed again, so the block costs resident
+ * memory only as rows are used. O(passes + holds + payments) (their heap
+ * back-links, 4 bytes each, are set). */
+int br_engine_init_zeroed(struct br_engine *e, const struct br_config *cfg, void *mem,
+                          size_t size);
 
 /* Applies one command at cmd->now_ms. Fills *out (cleared first) and returns
  * out->err. The effects stay readable through br_engine_effects until the
@@ -165,6 +173,19 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
  * refund attempt is due (event_id is ignored for BR_DUE_SAGA). O(1). */
 enum br_due { BR_DUE_ADMIT = 1, BR_DUE_SWEEP = 2, BR_DUE_SAGA = 4 };
 unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms);
+
+/* The label of an enum br_table (limits.h), "holds"; "unknown" out of range. */
+const char *br_table_name(unsigned table);
+
+/* Rows in use and rows allowed in a table (both 0 for event_queue and
+ * other, which are not deployment tables). O(1). */
+void br_engine_table_usage(const struct br_engine *e, unsigned table, uint32_t *used,
+                           uint32_t *max);
+
+/* Which table refused cmd, just after br_engine_apply answered it BR_E_FULL
+ * (a refused command changes no state, so the engine still shows why).
+ * BR_TABLE_OTHER when cmd was not refused for room. O(1). */
+enum br_table br_engine_full_table(const struct br_engine *e, const struct br_cmd *cmd);
 
 /* The user's holds, newest first: up to max ids into ids; returns how many. */
 uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,

@@ -4,6 +4,8 @@
  *
  *   br_http_requests_total{route,method,status}    counter
  *   br_http_request_duration_seconds{route}        histogram
+ *   br_capacity_exhausted_total{table}             counter (engine tables, limits.h)
+ *   br_engine_table_rows{table}, ..._rows_max{table}, br_engine_reserved_bytes
  *   plus the sale's gauges from the backend (rendered by br_metrics_render)
  *
  * Routes are a fixed table (their names are the path templates, so ids in
