@@ -364,24 +364,24 @@ void br_engine_table_usage(const struct br_engine *e, unsigned table, uint32_t *
                            uint32_t *max)
 {
     const struct br_config *c = &e->cfg;
-    uint32_t u = 0, m = 0;
-    switch (table) {
-    case BR_TABLE_EVENTS: u = e->event_count, m = c->events_max; break;
-    case BR_TABLE_USERS: u = e->user_count, m = c->users_max; break;
-    case BR_TABLE_MEMBERS: u = e->member_count, m = c->members_max; break;
-    case BR_TABLE_QUEUE_PLACES: u = e->slots_used, m = c->queue_slots_max; break;
-    case BR_TABLE_PASSES: u = e->pass_count, m = c->passes_max; break;
-    case BR_TABLE_ACTIVE: u = e->pass_nodes_used, m = c->active_max; break;
-    case BR_TABLE_HOLDS: u = e->hold_count, m = c->holds_max; break;
-    case BR_TABLE_SEATS: u = e->hold_nodes_used, m = c->seats_max; break;
-    case BR_TABLE_PAYMENTS: u = e->payment_count, m = c->payments_max; break;
-    case BR_TABLE_IDEM: u = e->idem_count, m = c->idem_max; break;
-    case BR_TABLE_PROVIDER_EVENTS: u = e->provider_events.count, m = c->provider_events_max; break;
-    default: break;
-    }
-    BR_ASSERT(u <= m);
-    *used = u;
-    *max = m;
+    /* Tables left out (event_queue, other) read 0 of 0. */
+    const uint32_t rows[BR_TABLE_COUNT] = {
+        [BR_TABLE_EVENTS] = e->event_count,    [BR_TABLE_USERS] = e->user_count,
+        [BR_TABLE_MEMBERS] = e->member_count,  [BR_TABLE_QUEUE_PLACES] = e->slots_used,
+        [BR_TABLE_PASSES] = e->pass_count,     [BR_TABLE_ACTIVE] = e->pass_nodes_used,
+        [BR_TABLE_HOLDS] = e->hold_count,      [BR_TABLE_SEATS] = e->hold_nodes_used,
+        [BR_TABLE_PAYMENTS] = e->payment_count, [BR_TABLE_IDEM] = e->idem_count,
+        [BR_TABLE_PROVIDER_EVENTS] = e->provider_events.count};
+    const uint32_t rows_max[BR_TABLE_COUNT] = {
+        [BR_TABLE_EVENTS] = c->events_max,     [BR_TABLE_USERS] = c->users_max,
+        [BR_TABLE_MEMBERS] = c->members_max,   [BR_TABLE_QUEUE_PLACES] = c->queue_slots_max,
+        [BR_TABLE_PASSES] = c->passes_max,     [BR_TABLE_ACTIVE] = c->active_max,
+        [BR_TABLE_HOLDS] = c->holds_max,       [BR_TABLE_SEATS] = c->seats_max,
+        [BR_TABLE_PAYMENTS] = c->payments_max, [BR_TABLE_IDEM] = c->idem_max,
+        [BR_TABLE_PROVIDER_EVENTS] = c->provider_events_max};
+    *used = table < BR_TABLE_COUNT ? rows[table] : 0;
+    *max = table < BR_TABLE_COUNT ? rows_max[table] : 0;
+    BR_ASSERT(*used <= *max);
 }
 
 static bool full(const struct br_engine *e, enum br_table t)

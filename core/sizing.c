@@ -38,12 +38,13 @@ void br_config_size(const struct br_sizing *z, uint64_t seed, struct br_config *
     cfg->seats_max = pick(z->seats, people, BR_SEATS_PER_100_PEOPLE);
     cfg->payments_max = pick(z->payments, people, BR_PAYMENTS_PER_100_PEOPLE);
     cfg->idem_max = pick(z->idem_keys, people, BR_IDEM_PER_100_PEOPLE);
-    cfg->provider_events_max = clamp_rows((uint64_t)cfg->payments_max *
-                                              BR_PROVIDER_EVENTS_PER_PAYMENT +
-                                          BR_PROVIDER_EVENTS_EXTRA);
-    uint32_t qd = z->queue_default != 0 ? z->queue_default
-                                        : cfg->queue_slots_max / BR_QUEUE_DEFAULT_SHARE;
-    cfg->queue_capacity_default = qd < 1 ? 1u : qd > cfg->queue_slots_max ? cfg->queue_slots_max : qd;
+    cfg->provider_events_max = clamp_rows(
+        (uint64_t)cfg->payments_max * BR_PROVIDER_EVENTS_PER_PAYMENT + BR_PROVIDER_EVENTS_EXTRA);
+    uint32_t qd =
+        z->queue_default != 0 ? z->queue_default : cfg->queue_slots_max / BR_QUEUE_DEFAULT_SHARE;
+    cfg->queue_capacity_default = qd < 1                      ? 1u
+                                  : qd > cfg->queue_slots_max ? cfg->queue_slots_max
+                                                              : qd;
     BR_ASSERT(br_engine_memory_size(cfg) > 0);
 }
 

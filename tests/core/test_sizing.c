@@ -113,8 +113,8 @@ static void test_init_over_zeroed_memory_touches_only_the_heap_links(void **stat
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t links = 4u * ((size_t)d.passes_max + d.holds_max + d.payments_max);
     size_t touched = resident_pages(mem, size) * page;
-    print_message("init over %.1f MiB touched %.2f MiB (heap links %.2f MiB)\n",
-                  (double)size / MIB, (double)touched / MIB, (double)links / MIB);
+    print_message("init over %.1f MiB touched %.2f MiB (heap links %.2f MiB)\n", (double)size / MIB,
+                  (double)touched / MIB, (double)links / MIB);
     assert_true(touched <= links + 16 * page);
     /* The engine works over it: a user, an event, a hold. */
     struct br_outcome out;

@@ -229,10 +229,12 @@ static void test_help_lists_the_sizing_options_with_their_cost(void **state)
     size_t n = fread(text, 1, sizeof text - 1, p);
     text[n] = '\0';
     assert_int_equal(pclose(p), 0);
-    static const char *const want[] = {"--people N",     "--users-max N",    "--events-max N",
-                                       "--holds-max N",  "--payments-max N", "--idem-keys-max N",
-                                       "--queue-places N", "--passes-max N", "B each",
-                                       "The defaults reserve 106 MiB for 100000 people"};
+    static const char *const want[] = {
+        "--people N",       "--users-max N",
+        "--events-max N",   "--holds-max N",
+        "--payments-max N", "--idem-keys-max N",
+        "--queue-places N", "--passes-max N",
+        "B each",           "The defaults reserve 106 MiB for 100000 people"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         if (strstr(text, want[i]) == NULL) {
             fprintf(stderr, "serve --help lacks \"%s\":\n%s\n", want[i], text);
