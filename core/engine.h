@@ -35,21 +35,22 @@
 #include "rng.h"
 #include "saga.h"
 
-/* Capacities, fixed at init. Approximate cost per unit in the comments. */
+/* Capacities, fixed at init; core/sizing.h derives them from a few counts.
+ * Cost per row (a map index takes 48-96 B an entry; limits.h sums them). */
 struct br_config {
     uint64_t seed;                  /* drives the opening shuffles */
-    uint32_t events_max;            /* ~1.4 KiB each */
-    uint32_t users_max;             /* ~250 B each + email index ~72 B */
-    uint32_t members_max;           /* (event, user) pairs: ~48 B + index ~72 B */
+    uint32_t events_max;            /* 0.9 KiB each */
+    uint32_t users_max;             /* 224 B each + email index */
+    uint32_t members_max;           /* (event, user) pairs: 44 B + index */
     uint32_t queue_slots_max;       /* joins over all events: 8 B each */
     uint32_t queue_capacity_default; /* an event's slots when its spec says 0 */
-    uint32_t passes_max;            /* ~40 B + index ~72 B */
+    uint32_t passes_max;            /* 44 B + index */
     uint32_t active_max;            /* sum of max_active over events: 24 B each */
-    uint32_t holds_max;             /* ~110 B + index ~72 B */
+    uint32_t holds_max;             /* 100 B + index */
     uint32_t seats_max;             /* sum of zone capacities over events: 24 B each */
-    uint32_t payments_max;          /* ~56 B + index ~72 B */
-    uint32_t idem_max;              /* idempotency keys: ~24 B + index ~72 B */
-    uint32_t provider_events_max;   /* de-duplicated provider event ids: ~72 B */
+    uint32_t payments_max;          /* 84 B + index */
+    uint32_t idem_max;              /* idempotency keys: 24 B + index */
+    uint32_t provider_events_max;   /* de-duplicated provider event ids: index only */
 };
 
 struct br_engine {
@@ -94,7 +95,7 @@ struct br_engine {
 };
 
 /* Fills cfg with the defaults: br_config_size (sizing.h) for
- * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (~105 MiB). */
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (106 MiB). */
 void br_config_default(struct br_config *cfg);
 
 /* Bytes of memory br_engine_init needs for cfg, or 0 when cfg is invalid
