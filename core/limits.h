@@ -41,6 +41,7 @@
  *   passes 200 (92-140 B), active passes 25 (24 B), holds 50 (148-196 B),
  *   seats 100 (24 B), payments 50 (228-372 B with their provider events),
  *   idempotency keys 200 (72-120 B); an event reserves 0.9 KiB.
+ * (at least the floors below for the cheap ones).
  * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 106 MiB,
  * what a 100,000-person on-sale needs (scenarios/onsale-100k.json). */
 #define BR_TABLE_ROWS_MAX (1u << 30)
@@ -58,6 +59,12 @@
 #define BR_PROVIDER_EVENTS_PER_PAYMENT 2u   /* a decline, then a success */
 #define BR_PROVIDER_EVENTS_EXTRA 16u
 #define BR_QUEUE_DEFAULT_SHARE 4u           /* an event without queue_capacity takes 1/4 of the places */
+/* Floors of the derived counts for the cheap tables, so a small deployment
+ * still takes an event with the API's default queue (up to 250,000 places)
+ * and the demo's 1,550 seats: 2.4 MiB reserved at most, resident as used. */
+#define BR_QUEUE_PLACES_MIN 250000u
+#define BR_SEATS_MIN 10000u
+#define BR_ACTIVE_MIN 1000u
 
 /* The fixed-size tables a command can find full (BR_E_FULL), for metrics
  * and logs. event_queue is one event's queue_capacity, not a deployment

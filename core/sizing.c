@@ -14,10 +14,17 @@ static uint32_t clamp_rows(uint64_t v)
     return v > BR_TABLE_ROWS_MAX ? BR_TABLE_ROWS_MAX : v < 1 ? 1u : (uint32_t)v;
 }
 
-/* given, else people * per_100 / 100, within [1, BR_TABLE_ROWS_MAX]. */
+/* given, else people * per_100 / 100 but at least floor, within
+ * [1, BR_TABLE_ROWS_MAX]. */
+static uint32_t pick_min(uint32_t given, uint64_t people, uint32_t per_100, uint32_t floor)
+{
+    uint64_t derived = people * per_100 / 100u;
+    return clamp_rows(given != 0 ? given : derived < floor ? floor : derived);
+}
+
 static uint32_t pick(uint32_t given, uint64_t people, uint32_t per_100)
 {
-    return clamp_rows(given != 0 ? given : people * per_100 / 100u);
+    return pick_min(given, people, per_100, 1);
 }
 
 void br_config_size(const struct br_sizing *z, uint64_t seed, struct br_config *cfg)
@@ -31,11 +38,12 @@ void br_config_size(const struct br_sizing *z, uint64_t seed, struct br_config *
         cfg->events_max = BR_EVENT_ID_MAX;
     }
     cfg->members_max = pick(z->members, people, BR_MEMBERS_PER_100_PEOPLE);
-    cfg->queue_slots_max = pick(z->queue_places, people, BR_QUEUE_PLACES_PER_100_PEOPLE);
+    cfg->queue_slots_max =
+        pick_min(z->queue_places, people, BR_QUEUE_PLACES_PER_100_PEOPLE, BR_QUEUE_PLACES_MIN);
     cfg->passes_max = pick(z->passes, people, BR_PASSES_PER_100_PEOPLE);
-    cfg->active_max = pick(z->active, people, BR_ACTIVE_PER_100_PEOPLE);
+    cfg->active_max = pick_min(z->active, people, BR_ACTIVE_PER_100_PEOPLE, BR_ACTIVE_MIN);
     cfg->holds_max = pick(z->holds, people, BR_HOLDS_PER_100_PEOPLE);
-    cfg->seats_max = pick(z->seats, people, BR_SEATS_PER_100_PEOPLE);
+    cfg->seats_max = pick_min(z->seats, people, BR_SEATS_PER_100_PEOPLE, BR_SEATS_MIN);
     cfg->payments_max = pick(z->payments, people, BR_PAYMENTS_PER_100_PEOPLE);
     cfg->idem_max = pick(z->idem_keys, people, BR_IDEM_PER_100_PEOPLE);
     cfg->provider_events_max = clamp_rows(

@@ -272,6 +272,13 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     }
     b->ops->event_create(b, 0, &spec, sync_begin(&s));
     rc = sync_wait(&s);
+    if (rc == BR_E_FULL) {
+        /* Sized below the demo (a small --people): serve without it. */
+        br_logf(log, BR_LOG_WARN, "no demo event: the engine's tables are too small for it",
+                "\"err\":\"%s\"", br_err_name(rc));
+        *event_id = 0;
+        return BR_OK;
+    }
     *event_id = s.call.r.event.id;
     br_logf(log, rc == BR_OK ? BR_LOG_INFO : BR_LOG_ERROR, "demo event created",
             "\"event\":%" PRIu64 ",\"err\":\"%s\"", *event_id, br_err_name(rc));
@@ -518,7 +525,9 @@ int br_serve_main(int argc, char **argv)
     printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
            any ? "localhost" : cfg.bind, (unsigned)port, cfg.data_dir);
     printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", (unsigned)port);
-    if (cfg.demo) {
+    if (cfg.demo && demo_event == 0) {
+        printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
+    } else if (cfg.demo) {
         printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", (unsigned)port,
                demo_event);
         printf("  a purchase with curl, step by step: README.md\n");

@@ -49,17 +49,21 @@ static void test_counts_derive_from_people_unless_given(void **state)
     assert_int_equal(c.users_max, 3);
     assert_int_equal(c.holds_max, 7);
     assert_int_equal(c.members_max, 1000);
-    assert_int_equal(c.queue_slots_max, 10000);
-    assert_int_equal(c.queue_capacity_default, 2500);
     assert_int_equal(c.passes_max, 2000);
-    assert_int_equal(c.active_max, 250);
-    assert_int_equal(c.seats_max, 1000);
+    /* The cheap tables keep their floors: an event with the API's default
+     * queue and the demo fit a small deployment. */
+    assert_int_equal(c.queue_slots_max, BR_QUEUE_PLACES_MIN);
+    assert_int_equal(c.queue_capacity_default, BR_QUEUE_PLACES_MIN / 4);
+    assert_int_equal(c.active_max, BR_ACTIVE_MIN);
+    assert_int_equal(c.seats_max, BR_SEATS_MIN);
     assert_int_equal(c.payments_max, 500);
     assert_int_equal(c.provider_events_max, 2 * 500 + 16);
     assert_int_equal(c.idem_max, 2000);
     assert_int_equal(c.events_max, BR_EVENTS_DEFAULT);
-    /* Memory grows with people, roughly linearly. */
-    struct br_sizing big = {.people = 10000};
+    /* Past the floors memory grows with people, roughly linearly. */
+    z = (struct br_sizing){.people = 10000};
+    br_config_size(&z, 1, &c);
+    struct br_sizing big = {.people = 100000};
     struct br_config cb;
     br_config_size(&big, 1, &cb);
     size_t small = br_engine_memory_size(&c), large = br_engine_memory_size(&cb);
