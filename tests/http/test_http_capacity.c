@@ -12,7 +12,9 @@
  *     used (the old server held 431 MB, every table zeroed at start);
  *   - `bookingrush replay` of that server's small journal stays small too;
  *   - a journal keeps the sizes it was created with: a restart with other
- *     sizing options uses the journal's and says so in the log.
+ *     sizing options uses the journal's and says so in the log;
+ *   - a demo event that does not fit the tables is skipped with a warning,
+ *     and the server serves without it.
  *
  * Needs the process (RSS, logs, restarts): skipped against a base URL.
  *
@@ -219,6 +221,25 @@ static void test_an_existing_journal_keeps_its_sizes(void **state)
     t_server_cleanup(&s);
 }
 
+static void test_a_demo_too_big_for_the_tables_is_skipped_not_fatal(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    struct t_server s;
+    const char *extra[] = {"--demo", "--seats-max", "100", NULL}; /* the demo has 1,550 seats */
+    t_server_start(&s, extra);
+    assert_int_equal(log_lines(&s, "no demo event", NULL), 1);
+    assert_int_equal(metric(&s, "br_capacity_exhausted_total{table=\"seats\"} "), 1);
+    struct t_resp r;
+    t_request(&s, "GET", "/api/v1/events", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
 static void test_help_lists_the_sizing_options_with_their_cost(void **state)
 {
     (void)state;
@@ -254,6 +275,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_a_full_users_table_answers_503_and_is_counted),
         cmocka_unit_test(test_idle_server_and_replay_with_default_sizes_stay_small),
         cmocka_unit_test(test_an_existing_journal_keeps_its_sizes),
+        cmocka_unit_test(test_a_demo_too_big_for_the_tables_is_skipped_not_fatal),
         cmocka_unit_test(test_help_lists_the_sizing_options_with_their_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
