@@ -423,3 +423,16 @@ void br_queue_check(const struct br_engine *e)
         BR_ASSERT((m->slot != 0) == (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING));
     }
 }
+
+uint32_t br_queue_wait_estimate_s(const struct br_event_spec *spec, uint32_t position,
+                                  uint32_t tick_ms, int64_t now_ms)
+{
+    BR_ASSERT(spec->admit_per_tick >= 1 && tick_ms > 0);
+    uint64_t ticks = ((uint64_t)position + spec->admit_per_tick - 1) / spec->admit_per_tick;
+    uint64_t ms = ticks * tick_ms;
+    if (now_ms < spec->sale_opens_at_ms) {
+        ms += (uint64_t)(spec->sale_opens_at_ms - now_ms);
+    }
+    uint64_t s = (ms + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}

@@ -6,8 +6,13 @@
 
 #include <string.h>
 
+#include "catalog.h"
 #include "limits.h"
 #include "panic.h"
+
+_Static_assert(BR_QUEUE_PLACES_MIN >= BR_QUEUE_CAPACITY_MAX,
+               "the smallest deployment takes an event with the largest default queue");
+_Static_assert(BR_QUEUE_PLACES_MIN / BR_QUEUE_DEFAULT_SHARE >= 1, "a default queue has a place");
 
 static uint32_t clamp_rows(uint64_t v)
 {

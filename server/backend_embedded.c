@@ -34,6 +34,7 @@
 #include "core/engine.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/queue.h"
 
 #define PATH_MAX_BYTES 512u
 #define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
@@ -347,18 +348,6 @@ static void fill_booking(const struct br_engine *e, const struct br_hold *h,
     out->payment_id = h->payment_id;
 }
 
-static uint32_t wait_estimate_s(const struct br_embedded *x, const struct br_event *ev,
-                                uint32_t position, int64_t now_ms)
-{
-    uint64_t ticks = (position + ev->spec.admit_per_tick - 1) / ev->spec.admit_per_tick;
-    uint64_t ms = ticks * x->cfg.tick_ms;
-    if (now_ms < ev->spec.sale_opens_at_ms) {
-        ms += (uint64_t)(ev->spec.sale_opens_at_ms - now_ms);
-    }
-    uint64_t s = (ms + 999) / 1000;
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
 static void fill_queue(const struct br_embedded *x, const struct br_event *ev, uint8_t status,
                        uint32_t position, uint32_t length, uint64_t pass_id, int64_t deadline_ms,
                        int64_t now_ms, struct br_api_queue *out)
@@ -369,9 +358,11 @@ static void fill_queue(const struct br_embedded *x, const struct br_event *ev, u
     out->position = position;
     out->queue_length = length;
     if (status == BR_QS_WAITING) {
-        out->estimated_wait_s = wait_estimate_s(x, ev, position, now_ms);
+        out->estimated_wait_s =
+            br_queue_wait_estimate_s(&ev->spec, position, x->cfg.tick_ms, now_ms);
     } else if (status == BR_QS_PREQUEUE) {
-        out->estimated_wait_s = wait_estimate_s(x, ev, length, now_ms);
+        out->estimated_wait_s =
+            br_queue_wait_estimate_s(&ev->spec, length, x->cfg.tick_ms, now_ms);
     }
     if (status == BR_QS_ADMITTED) {
         out->pass_id = pass_id;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "adapters/auth.h"
+#include "adapters/cli.h"
 
 enum opt_kind { OPT_TEXT, OPT_UINT, OPT_SIZE, OPT_RATE, OPT_FLAG, OPT_LEVEL };
 
@@ -116,6 +117,7 @@ void br_serve_usage(void)
            "header and stay with it: a data dir that has a journal keeps its sizes.\n"
            "The defaults reserve %.0f MiB for %u people.\n",
            (double)br_engine_memory_size(&d) / (1024.0 * 1024.0), d.users_max);
+    printf("\nThe design (threads, group commit, journal format): docs/DESIGN.md.\n");
 }
 
 bool br_serve_sizing_given(const struct br_serve_config *c)
@@ -221,14 +223,14 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
             }
         }
         if (o == NULL) {
-            fprintf(stderr, "bookingrush serve: unknown option \"%s\" (see --help)\n", a);
+            br_cli_unknown_option("serve", a);
             return -1;
         }
         if (o->kind == OPT_FLAG) {
             value = value ? value : "1";
         } else if (value == NULL) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "bookingrush serve: %s needs a value\n", o->flag);
+                br_cli_missing_value("serve", o->flag);
                 return -1;
             }
             value = argv[++i];

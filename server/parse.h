@@ -58,11 +58,6 @@
 #define BR_WEBHOOK_TYPE_MAX 64u    /* a provider event type incl. NUL */
 #define BR_JSON_ID_MAX (1LL << 53) /* ids in JSON bodies: 1..2^53, exact in a double */
 
-/* The default queue_capacity of a new event: joins per seat, clamped. */
-#define BR_QUEUE_PER_SEAT 20u
-#define BR_QUEUE_CAPACITY_MIN 10000u
-#define BR_QUEUE_CAPACITY_MAX 250000u
-
 _Static_assert(BR_EMAIL_MIN < BR_EMAIL_MAX, "an email fits");
 _Static_assert(BR_PASSWORD_MIN <= BR_PASSWORD_MAX, "a new password fits");
 _Static_assert(BR_ID_DIGITS_MAX <= 19u, "a path id fits a uint64 without overflow");

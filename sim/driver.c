@@ -1554,6 +1554,16 @@ static void check_one_charge_per_booking(struct drv *d)
     }
 }
 
+static void progress(const struct drv *d)
+{
+    struct br_driver_progress p = {.arrived = d->next_arrival,
+                                   .users = d->users,
+                                   .simulated_ms = d->t,
+                                   .commands = d->st->commands,
+                                   .violations = br_auditor_violations(d->o->auditor)};
+    d->o->progress(d->o->progress_ctx, &p);
+}
+
 int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -1567,11 +1577,15 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
     int rc = setup(d);
     int64_t limit = d->s->faults_until_ms + d->s->drain_max_ms;
     struct br_action a;
+    uint64_t actions = 0;
     /* Bounded by the drain limit: every action is at or after the previous
      * one, and the loop ends past `limit`. */
     while (rc == BR_OK && !d->stop && br_evq_pop(&d->q, &a)) {
         if (a.at_ms > limit) {
             break;
+        }
+        if (o->progress != NULL && (++actions & 1023u) == 0) {
+            progress(d);
         }
         d->t = a.at_ms;
         switch (a.kind) {
