@@ -58,6 +58,7 @@ void br_config_size(const struct br_sizing *z, uint64_t seed, struct br_config *
     cfg->queue_capacity_default = qd < 1                      ? 1u
                                   : qd > cfg->queue_slots_max ? cfg->queue_slots_max
                                                               : qd;
+    BR_ASSERT(cfg->queue_capacity_default <= cfg->queue_slots_max);
     BR_ASSERT(br_engine_memory_size(cfg) > 0);
 }
 
