@@ -25,6 +25,8 @@ struct opt {
 
 #define OFF(f) offsetof(struct br_serve_config, f)
 
+_Static_assert(sizeof(unsigned) == sizeof(uint32_t), "OPT_UINT fills the sizing's uint32_t counts");
+
 static const struct opt OPTS[] = {
     {"--port", "BR_PORT", OPT_UINT, OFF(port), 65535, "N", "TCP port; 0 picks a free one (8080)"},
     {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR",
@@ -70,6 +72,29 @@ static const struct opt OPTS[] = {
      "write the bound port here once listening"},
     {"--demo", "BR_DEMO", OPT_FLAG, OFF(demo), 0, NULL,
      "create a demo event if there is none, print how to try it"},
+    /* Engine tables (see the note under the list); 0 = the default shown. */
+    {"--people", "BR_PEOPLE", OPT_UINT, OFF(sizing.people), BR_TABLE_ROWS_MAX, "N",
+     "size every table below for N people (100000: 106 MiB)"},
+    {"--users-max", "BR_USERS_MAX", OPT_UINT, OFF(sizing.users), BR_TABLE_ROWS_MAX, "N",
+     "accounts (people): 272-320 B each"},
+    {"--events-max", "BR_EVENTS_MAX", OPT_UINT, OFF(sizing.events), BR_TABLE_ROWS_MAX, "N",
+     "events (16): 0.9 KiB each"},
+    {"--members-max", "BR_MEMBERS_MAX", OPT_UINT, OFF(sizing.members), BR_TABLE_ROWS_MAX, "N",
+     "people in queues, once per event joined (people): 92-140 B each"},
+    {"--queue-places", "BR_QUEUE_PLACES", OPT_UINT, OFF(sizing.queue_places), BR_TABLE_ROWS_MAX,
+     "N", "queue slots every event's queue_capacity comes from (10 x people, >= 250000): 8 B each"},
+    {"--passes-max", "BR_PASSES_MAX", OPT_UINT, OFF(sizing.passes), BR_TABLE_ROWS_MAX, "N",
+     "passes issued over the sale (2 x people): 92-140 B each"},
+    {"--active-max", "BR_ACTIVE_MAX", OPT_UINT, OFF(sizing.active), BR_TABLE_ROWS_MAX, "N",
+     "sum of the events' max_active (people / 4, >= 1000): 24 B each"},
+    {"--holds-max", "BR_HOLDS_MAX", OPT_UINT, OFF(sizing.holds), BR_TABLE_ROWS_MAX, "N",
+     "holds over the sale (people / 2): 148-196 B each"},
+    {"--seats-max", "BR_SEATS_MAX", OPT_UINT, OFF(sizing.seats), BR_TABLE_ROWS_MAX, "N",
+     "sum of the events' zone capacities (people, >= 10000): 24 B each"},
+    {"--payments-max", "BR_PAYMENTS_MAX", OPT_UINT, OFF(sizing.payments), BR_TABLE_ROWS_MAX, "N",
+     "payments over the sale (people / 2): 228-372 B each with their webhooks"},
+    {"--idem-keys-max", "BR_IDEM_KEYS_MAX", OPT_UINT, OFF(sizing.idem_keys), BR_TABLE_ROWS_MAX,
+     "N", "reserves carrying an Idempotency-Key (2 x people): 72-120 B each"},
 };
 
 #define OPT_COUNT (sizeof OPTS / sizeof OPTS[0])
@@ -87,7 +112,23 @@ void br_serve_usage(void)
         printf("  %-34s %s [%s]\n", left, OPTS[i].help, OPTS[i].env);
     }
     printf("  %-34s this text\n", "--help");
+    struct br_config d;
+    br_config_default(&d);
+    printf("\nEngine tables (the options from --people on) are reserved at start, sized from\n"
+           "--people by the ratios in brackets unless given one by one; a page of that memory\n"
+           "is used only once a row on it is. A full table answers 503 CAPACITY_EXHAUSTED\n"
+           "(metric br_capacity_exhausted_total, a log line). The sizes go into a new journal's\n"
+           "header and stay with it: a data dir that has a journal keeps its sizes.\n"
+           "The defaults reserve %.0f MiB for %u people.\n",
+           (double)br_engine_memory_size(&d) / (1024.0 * 1024.0), d.users_max);
     printf("\nThe design (threads, group commit, journal format): docs/DESIGN.md.\n");
+}
+
+bool br_serve_sizing_given(const struct br_serve_config *c)
+{
+    struct br_sizing none;
+    memset(&none, 0, sizeof none);
+    return memcmp(&c->sizing, &none, sizeof none) != 0;
 }
 
 static int set_opt(const struct opt *o, const char *value, struct br_serve_config *c,

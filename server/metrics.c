@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "adapters/cli.h"
+#include "core/engine.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -248,6 +249,42 @@ static void split_name(const char *name, char *method, size_t mcap, const char *
     *path = sp != NULL ? sp + 1 : name;
 }
 
+/* The engine's fixed-size tables: what is reserved, what is used, and the
+ * answers refused because a table was full (CAPACITY_EXHAUSTED). */
+static void render_tables(struct sbuf *b, const struct br_api_gauges *g)
+{
+    sb_printf(b,
+              "# HELP br_capacity_exhausted_total Commands refused with CAPACITY_EXHAUSTED, by "
+              "the engine table that was full.\n"
+              "# TYPE br_capacity_exhausted_total counter\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        sb_printf(b, "br_capacity_exhausted_total{table=\"%s\"} %" PRIu64 "\n", br_table_name(t),
+                  g->capacity_exhausted[t]);
+    }
+    sb_printf(b, "# HELP br_engine_table_rows Rows in use in an engine table.\n"
+                 "# TYPE br_engine_table_rows gauge\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        if (g->table_rows_max[t] != 0) {
+            sb_printf(b, "br_engine_table_rows{table=\"%s\"} %u\n", br_table_name(t),
+                      g->table_rows[t]);
+        }
+    }
+    sb_printf(b, "# HELP br_engine_table_rows_max Rows an engine table holds (fixed by the "
+                 "journal).\n"
+                 "# TYPE br_engine_table_rows_max gauge\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        if (g->table_rows_max[t] != 0) {
+            sb_printf(b, "br_engine_table_rows_max{table=\"%s\"} %u\n", br_table_name(t),
+                      g->table_rows_max[t]);
+        }
+    }
+    sb_printf(b,
+              "# HELP br_engine_reserved_bytes Memory reserved for the engine's tables (resident "
+              "only as rows are used).\n"
+              "# TYPE br_engine_reserved_bytes gauge\nbr_engine_reserved_bytes %" PRIu64 "\n",
+              g->engine_bytes);
+}
+
 char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
                         const struct br_metrics_extra *x, size_t *len)
 {
@@ -342,6 +379,7 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               "\n",
               x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
               (double)g->gather_us / 1e6, x->replayed);
+    render_tables(&b, g);
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
     static const char *const help[] = {"Users waiting in an event's queue.",
                                        "Passes issued for an event.",

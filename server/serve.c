@@ -287,10 +287,53 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     spec.queue_capacity = br_event_spec_queue_default(&spec);
     b->ops->event_create(b, 0, &spec, sync_begin(&s));
     rc = sync_wait(&s);
+    if (rc == BR_E_FULL) {
+        /* Sized below the demo (a small --people): serve without it. */
+        br_logf(log, BR_LOG_WARN, "no demo event: the engine's tables are too small for it",
+                "\"err\":\"%s\"", br_err_name(rc));
+        *event_id = 0;
+        return BR_OK;
+    }
     *event_id = s.call.r.event.id;
     br_logf(log, rc == BR_OK ? BR_LOG_INFO : BR_LOG_ERROR, "demo event created",
             "\"event\":%" PRIu64 ",\"err\":\"%s\"", *event_id, br_err_name(rc));
     return rc;
+}
+
+/* ---- the engine's size ---- */
+
+/* The start-up line: what the engine reserved, for how many people, holds,
+ * payments and events, and whether the journal's header decided it. When
+ * sizing options were given but an existing journal keeps other sizes, a
+ * warning says so (the journal's sizes win: its records were answered
+ * with them). */
+static void log_engine(const struct br_embedded *emb, const struct br_serve_config *c,
+                       const struct br_config *asked, const struct br_log *log)
+{
+    struct br_config have;
+    size_t bytes = 0;
+    bool from_journal = false;
+    br_embedded_engine_info(emb, &have, &bytes, &from_journal);
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "engine: %.0f MiB reserved for %u people, %u holds, %u payments, %u events",
+             (double)bytes / (1024.0 * 1024.0), have.users_max, have.holds_max, have.payments_max,
+             have.events_max);
+    br_logf(log, BR_LOG_INFO, msg,
+            "\"bytes\":%zu,\"users_max\":%u,\"holds_max\":%u,\"payments_max\":%u,"
+            "\"events_max\":%u,\"sizes_from\":\"%s\"",
+            bytes, have.users_max, have.holds_max, have.payments_max, have.events_max,
+            from_journal ? "journal" : "options");
+    struct br_config want = *asked;
+    want.seed = have.seed;
+    if (from_journal && br_serve_sizing_given(c) && memcmp(&want, &have, sizeof want) != 0) {
+        br_logf(log, BR_LOG_WARN,
+                "sizing options ignored: the journal keeps the sizes it was created with",
+                "\"users_max\":%u,\"asked_users_max\":%u,\"holds_max\":%u,"
+                "\"asked_holds_max\":%u,\"payments_max\":%u,\"asked_payments_max\":%u",
+                have.users_max, want.users_max, have.holds_max, want.holds_max,
+                have.payments_max, want.payments_max);
+    }
 }
 
 /* ---- the data dir lock ---- */
@@ -386,7 +429,8 @@ int br_serve_main(int argc, char **argv)
     }
     struct br_embedded_config ecfg = {
         .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
-        .syncers = cfg.journal_syncs, .provider = provider};
+        .syncers = cfg.journal_syncs, .provider = provider, .log = &log};
+    br_config_size(&cfg.sizing, 0, &ecfg.engine);
     int64_t t0;
     {
         struct timespec ts;
@@ -407,6 +451,7 @@ int br_serve_main(int argc, char **argv)
                 "\"commands\":%" PRIu64 ",\"diverged\":%" PRIu64 ",\"ms\":%lld", replayed,
                 diverged, (long long)(t1 - t0));
     }
+    log_engine(emb, &cfg, &ecfg.engine, &log);
     struct br_backend *backend = br_embedded_backend(emb);
     struct br_hub_config hcfg = {.backend = backend,
                                  .pass_secret = sec.pass,
@@ -512,7 +557,9 @@ int br_serve_main(int argc, char **argv)
     printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
            any ? "localhost" : cfg.bind, (unsigned)port, cfg.data_dir);
     printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", (unsigned)port);
-    if (cfg.demo) {
+    if (cfg.demo && demo_event == 0) {
+        printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
+    } else if (cfg.demo) {
         printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", (unsigned)port,
                demo_event);
         printf("  a purchase with curl, step by step: README.md\n");

@@ -319,6 +319,9 @@ int br_replay_main(int argc, char **argv)
                 br_err_name(rc), br_err_message(rc));
         return 2;
     }
+    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
+     * of the record, so other sizes could diverge. It costs resident memory
+     * only as the records fill it (the engine is laid over zeroed pages). */
     struct br_backend backend;
     rc = br_backend_memory_open(&backend, &cfg);
     if (rc != BR_OK) {

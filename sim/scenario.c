@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "core/limits.h"
 #include "core/rng.h"
+#include "core/sizing.h"
 
 /* ---- defaults ---- */
 
@@ -751,8 +752,6 @@ static uint32_t clamp_u32(uint64_t v)
 void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *cfg)
 {
     const struct br_scn_crowd *c = &s->crowd;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->seed = seed;
     uint64_t slots = 0, active = 0, seats = 0, holds = 0, payments = 0, idem = 0;
     uint64_t bot_req = (uint64_t)c->bots * c->bot_requests;
     for (uint32_t i = 0; i < s->event_count; i++) {
@@ -778,14 +777,6 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
         payments += creates < per_hold ? creates : per_hold;
         idem += reserves;
     }
-    uint64_t people = (uint64_t)c->users + c->bots;
-    cfg->events_max = s->event_count;
-    cfg->users_max = clamp_u32(people + 1);
-    cfg->members_max = clamp_u32(c->users + (uint64_t)c->bots * s->event_count + 16u);
-    cfg->queue_slots_max = clamp_u32(slots);
-    cfg->queue_capacity_default = 1;
-    cfg->passes_max = clamp_u32(slots);
-    cfg->active_max = clamp_u32(active);
     /* Caps the scenario sets (the driver keeps within them) replace the
      * worst case when smaller. */
     if (s->capacity.holds != 0 && s->capacity.holds < holds) {
@@ -797,10 +788,21 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
     if (s->capacity.idem_keys != 0 && s->capacity.idem_keys < idem) {
         idem = s->capacity.idem_keys;
     }
-    cfg->holds_max = clamp_u32(holds);
-    cfg->seats_max = clamp_u32(seats);
-    cfg->payments_max = clamp_u32(payments);
-    cfg->idem_max = clamp_u32(idem);
-    /* A payment gets at most two provider events (a decline, then a success). */
-    cfg->provider_events_max = clamp_u32(payments * 2u + 16u);
+    /* Every count is given (>= 1), so the core's sizing rule derives only
+     * what follows from them (provider events: two per payment). */
+    uint64_t people = (uint64_t)c->users + c->bots;
+    struct br_sizing z = {
+        .people = clamp_u32(people + 1),
+        .events = s->event_count,
+        .members = clamp_u32(c->users + (uint64_t)c->bots * s->event_count + 16u),
+        .queue_places = clamp_u32(slots),
+        .queue_default = 1,
+        .passes = clamp_u32(slots),
+        .active = clamp_u32(active),
+        .holds = clamp_u32(holds),
+        .seats = clamp_u32(seats),
+        .payments = clamp_u32(payments),
+        .idem_keys = clamp_u32(idem),
+    };
+    br_config_size(&z, seed, cfg);
 }
