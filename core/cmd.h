@@ -127,6 +127,15 @@ enum br_queue_status {
     BR_QS_LEFT = 6      /* left the queue */
 };
 
+/* A pass or a hold is live while now_ms < its deadline_ms: it lapses exactly
+ * at its deadline, never a millisecond later. The one statement of that rule
+ * in C; lua/lib.lua's lapsed() is its twin, and the index walks (sweep, admit,
+ * saga_step) take the entries whose deadline_ms <= now_ms, the same set. */
+static inline bool br_lapsed(int64_t deadline_ms, int64_t now_ms)
+{
+    return now_ms >= deadline_ms;
+}
+
 /*
  * Hold (booking) states.
  *

@@ -331,7 +331,7 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
 static bool heap_due(const struct br_heap *h, int64_t now_ms)
 {
     const struct br_heap_node *top = br_heap_top(h);
-    return top != NULL && top->deadline_ms <= now_ms;
+    return top != NULL && br_lapsed(top->deadline_ms, now_ms);
 }
 
 unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms)

@@ -109,7 +109,7 @@ int br_queue_pass_validate(const struct br_engine *e, uint64_t pass_id, uint32_t
     if (p->member != member || p->state == BR_PASS_USED) {
         return BR_E_PASS_INVALID;
     }
-    if (p->state == BR_PASS_EXPIRED || now_ms >= p->deadline_ms) {
+    if (p->state == BR_PASS_EXPIRED || br_lapsed(p->deadline_ms, now_ms)) {
         return BR_E_PASS_EXPIRED;
     }
     *pass_index = pi;
@@ -213,7 +213,7 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         uint32_t pi;
         int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
         BR_ASSERT(found);
-        if (c->now_ms >= e->passes[pi].deadline_ms) {
+        if (br_lapsed(e->passes[pi].deadline_ms, c->now_ms)) {
             if (ev->q_tail >= ev->spec.queue_capacity) {
                 /* The re-join needs a new place and there is none: refuse
                  * before touching the pass, so the refusal changes no state
@@ -293,7 +293,7 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
     /* 1. Expire lapsed passes, each returning its place in max_active. */
     for (uint32_t n = 0; n < BR_PASS_EXPIRE_MAX; n++) {
         const struct br_heap_node *top = br_heap_top(&ev->pass_heap);
-        if (top == NULL || top->deadline_ms > c->now_ms) {
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
             break;
         }
         pass_expire(e, ev, top->item);

@@ -65,7 +65,7 @@ int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct b
     if (h->state != BR_HOLD_HELD) {
         return out->err = BR_E_BOOKING_NOT_HELD;
     }
-    if (c->now_ms >= h->deadline_ms) {
+    if (br_lapsed(h->deadline_ms, c->now_ms)) {
         return out->err = BR_E_HOLD_EXPIRED;
     }
     struct br_payment *p = h->payment_id ? br_saga_payment(e, h->payment_id) : NULL;
@@ -143,7 +143,7 @@ int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br
     if (p->state != BR_PAY_PENDING && p->state != BR_PAY_FAILED) {
         return out->err = BR_OK; /* this payment's success was applied already */
     }
-    bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
+    bool live = h->state == BR_HOLD_HELD && !br_lapsed(h->deadline_ms, c->now_ms);
 #ifdef BR_PLANT_CONFIRM_EXPIRED
     live = h->state == BR_HOLD_HELD; /* planted: the deadline is not looked at */
 #endif
@@ -209,7 +209,7 @@ int br_saga_step(struct br_engine *e, const struct br_cmd *c, struct br_outcome 
     uint32_t n = 0;
     while (n < c->u.saga_step.max) {
         const struct br_heap_node *top = br_heap_top(&e->refund_heap);
-        if (top == NULL || top->deadline_ms > c->now_ms) {
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
             break;
         }
         /* refund_attempt re-pushes at now + backoff (>= 1 s), after now. */

@@ -25,7 +25,7 @@ end
 if h.st ~= BR_HOLD_HELD then
     return reply(BR_E_BOOKING_NOT_HELD)
 end
-if NOW >= h.dl then
+if lapsed(h.dl) then
     return reply(BR_E_HOLD_EXPIRED)
 end
 local p = h.pay ~= 0 and pay_load(h.pay) or nil
