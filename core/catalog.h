@@ -39,7 +39,7 @@ struct br_event {
     uint32_t hold_seq;
     uint32_t payment_seq;
     struct br_heap hold_heap;       /* live holds by deadline; capacity = seats */
-    uint32_t bookings[6];           /* holds by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT];           /* holds by enum br_hold_state */
 };
 
 struct br_user {

@@ -469,31 +469,29 @@ const char *br_cmd_name(uint8_t type)
     return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
 }
 
+#define BR_NAME_ENTRY(sym, val, name) [val] = name,
+
 const char *br_hold_state_name(uint8_t s)
 {
-    static const char *const names[] = {"none",    "held",      "confirmed",
-                                        "expired", "cancelled", "refunded"};
-    return s < 6 ? names[s] : "unknown";
+    static const char *const names[BR_HOLD_STATE_COUNT] = {BR_HOLD_STATE_MAP(BR_NAME_ENTRY)};
+    return s < BR_HOLD_STATE_COUNT ? names[s] : "unknown";
 }
 
 const char *br_queue_status_name(uint8_t s)
 {
-    static const char *const names[] = {"none", "prequeue", "waiting", "admitted",
-                                        "used", "expired",  "left"};
-    return s < 7 ? names[s] : "unknown";
+    static const char *const names[BR_QUEUE_STATUS_COUNT] = {BR_QUEUE_STATUS_MAP(BR_NAME_ENTRY)};
+    return s < BR_QUEUE_STATUS_COUNT ? names[s] : "unknown";
 }
 
 const char *br_payment_state_name(uint8_t s)
 {
-    static const char *const names[] = {"none",      "pending",        "failed",
-                                        "confirmed", "refund_pending", "refunded"};
-    return s < 6 ? names[s] : "unknown";
+    static const char *const names[BR_PAYMENT_STATE_COUNT] = {
+        BR_PAYMENT_STATE_MAP(BR_NAME_ENTRY)};
+    return s < BR_PAYMENT_STATE_COUNT ? names[s] : "unknown";
 }
 
 const char *br_effect_name(uint8_t k)
 {
-    static const char *const names[] = {"none",           "pass_issued",      "pass_expired",
-                                        "provider_charge", "provider_refund", "booking_confirmed",
-                                        "booking_expired", "notify"};
-    return k < 8 ? names[k] : "unknown";
+    static const char *const names[BR_EFFECT_KIND_COUNT] = {BR_EFFECT_MAP(BR_NAME_ENTRY)};
+    return k < BR_EFFECT_KIND_COUNT ? names[k] : "unknown";
 }

@@ -163,7 +163,7 @@ struct br_event_stats {
     uint32_t queue_length;
     uint32_t admitted;      /* passes issued over the sale */
     uint32_t active_passes;
-    uint32_t bookings[6];   /* by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT];   /* by enum br_hold_state */
 };
 int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct br_event_stats *s);
 

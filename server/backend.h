@@ -94,7 +94,7 @@ struct br_api_stats {
     uint32_t capacity[BR_EVENT_ZONES_MAX];
     uint32_t held[BR_EVENT_ZONES_MAX];
     uint32_t sold[BR_EVENT_ZONES_MAX];
-    uint32_t bookings[6]; /* by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT]; /* by enum br_hold_state */
 };
 
 struct br_call;
