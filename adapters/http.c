@@ -19,12 +19,26 @@
  * A suspended connection never times out and is never closed by the peer's
  * disconnect (libmicrohttpd cannot see it), so every deferral must end in a
  * respond and every stream in an end (the server guarantees both).
+ *
+ * Framing. on_access's first call checks the framing headers (all values,
+ * not only the first) and refuses what could be read two ways (http.h).
+ * A malformed Content-Length never reaches on_access: libmicrohttpd 0.9.75
+ * queues its own 400/413 in parse_connection_headers, then builds the
+ * header block a second time when it sends it. Its only hook on that path
+ * is the error logger, called on the connection's thread just before; the
+ * connection is the last one whose request line was parsed on that thread
+ * (on_uri remembers it, on_connection forgets it when it closes). The
+ * logger checks that this connection does carry a malformed Content-Length,
+ * writes one complete 400 to its socket and shuts the sending side, so
+ * libmicrohttpd's doubled answer is never sent (its writes fail and it
+ * closes the connection).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 
 #include "adapters/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -32,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +57,7 @@
 #define BODY_INITIAL_CAP 1024u   /* first body allocation; doubles up to body_max */
 #define HEADER_NAME_MAX 32u      /* bytes per extra header name, incl. NUL */
 #define STREAM_BLOCK_SIZE 4096u  /* bytes libmicrohttpd asks a stream for at once */
-#define DRAIN_FACTOR 16u         /* an oversized chunked body is drained up to 16 x body_max */
+#define RAW_ANSWER_MAX 512u      /* bytes of an answer written straight to the socket */
 
 struct br_http_server {
     struct br_http_config cfg;
@@ -71,6 +86,7 @@ struct br_http_req {
     size_t drained;     /* bytes of an oversized body read and dropped */
     bool handled;       /* the handler ran */
     bool queued;        /* the answer went to libmicrohttpd */
+    bool close_after;   /* answer with Connection: close */
     char peer[BR_HTTP_ADDR_MAX];
     int64_t started_us;
     void *app;
@@ -222,62 +238,317 @@ static enum MHD_Result queue_answer(struct br_http_req *r)
     for (unsigned i = 0; i < r->header_count; i++) {
         MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
     }
+    if (r->close_after || r->too_large) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     r->queued = true;
     enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size, void **con_cls)
+/* ---- framing (see the header comment) ---- */
+
+struct framing {
+    unsigned cl_count;
+    const char *cl;  /* the first Content-Length value: the one libmicrohttpd uses */
+    bool cl_differ;  /* a later Content-Length says something else */
+    bool cl_bad;     /* a Content-Length value is not a decimal number below 2^64 */
+    unsigned te_count;
+    const char *te;  /* the first Transfer-Encoding value */
+};
+
+/* Parses a Content-Length value as libmicrohttpd does (digits only, at
+ * least one, below 2^64). */
+static bool length_parse(const char *v, uint64_t *out)
 {
-    (void)version;
+    uint64_t n = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9'; i++) {
+        uint64_t d = (uint64_t)(v[i] - '0');
+        if (n > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        n = n * 10 + d;
+    }
+    *out = n;
+    return i > 0 && v[i] == '\0';
+}
+
+static enum MHD_Result framing_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    const char *v = value != NULL ? value : "";
+    uint64_t n = 0;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->cl_count++ == 0) {
+            f->cl = v;
+        } else if (strcmp(v, f->cl) != 0) {
+            f->cl_differ = true;
+        }
+        f->cl_bad = f->cl_bad || !length_parse(v, &n);
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (f->te_count++ == 0) {
+            f->te = v;
+        }
+    }
+    return MHD_YES;
+}
+
+static void framing_read(struct MHD_Connection *conn, struct framing *f)
+{
+    memset(f, 0, sizeof *f);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_scan, f);
+}
+
+/* A method is a token (RFC 9110 section 5.6.2). */
+static bool method_ok(const char *m)
+{
+    static const char TCHAR[] = "!#$%&'*+-.^_`|~";
+    if (m == NULL || m[0] == '\0') {
+        return false;
+    }
+    for (const char *p = m; *p != '\0'; p++) {
+        bool alnum = (*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= 'a' && *p <= 'z');
+        if (!alnum && strchr(TCHAR, *p) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Why the request's framing cannot be trusted, or NULL when it can. */
+static const char *framing_fault(const struct framing *f, const char *method)
+{
+    if (!method_ok(method)) {
+        return "the method is not an HTTP token";
+    }
+    if (f->cl_differ) {
+        return "conflicting Content-Length headers";
+    }
+    if (f->cl_bad) {
+        return "Content-Length is not a decimal number below 2^64";
+    }
+    if (f->te_count > 0 && f->cl_count > 0) {
+        return "Content-Length together with Transfer-Encoding";
+    }
+    if (f->te_count > 1) {
+        return "more than one Transfer-Encoding header";
+    }
+    if (f->te_count == 1 && strcasecmp(f->te, "chunked") != 0) {
+        return "the only Transfer-Encoding supported is chunked";
+    }
+    return NULL;
+}
+
+static size_t drain_max(const struct br_http_server *s)
+{
+    size_t max = s->cfg.body_max;
+    return max > SIZE_MAX / BR_HTTP_DRAIN_FACTOR ? SIZE_MAX : max * BR_HTTP_DRAIN_FACTOR;
+}
+
+/* The adapter's own answers, in the application's error shape
+ * ({"error":{"code":...,"message":...}}); message is a constant. */
+static int error_body(char *buf, size_t cap, int err, const char *message)
+{
+    return snprintf(buf, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", br_err_name(err),
+                    message);
+}
+
+static void log_refusal(const struct br_http_server *s, const char *peer, const char *method,
+                        const char *path, unsigned status, const char *why)
+{
+    if (!br_log_on(s->cfg.log, BR_LOG_WARN)) {
+        return;
+    }
+    char m[64];
+    char p[256];
+    br_log_escape(method, m, sizeof m);
+    br_log_escape(path, p, sizeof p);
+    br_logf(s->cfg.log, BR_LOG_WARN, "request refused",
+            "\"method\":\"%s\",\"path\":\"%s\",\"status\":%u,\"reason\":\"%s\",\"client\":\"%s\"", m,
+            p, status, why, peer);
+}
+
+/* Answers err with Connection: close from the first call, without running
+ * the handler. */
+static enum MHD_Result refuse(struct br_http_req *r, int err, const char *why)
+{
+    char body[RAW_ANSWER_MAX];
+    int n = error_body(body, sizeof body, err, why);
+    BR_ASSERT(n > 0 && (size_t)n < sizeof body);
+    r->handled = true;
+    r->close_after = true;
+    r->kind = ANSWER_BODY;
+    r->status = br_err_http_status(err);
+    r->content_type = "application/json";
+    r->resp_len = (size_t)n;
+    r->resp_body = malloc((size_t)n);
+    if (r->resp_body == NULL) {
+        return MHD_NO;
+    }
+    memcpy(r->resp_body, body, (size_t)n);
+    log_refusal(r->srv, r->peer, r->method, r->path, r->status, why);
+    return queue_answer(r);
+}
+
+/* Writes one whole answer straight to the connection's socket and shuts its
+ * sending side, where libmicrohttpd cannot take an answer (see the header
+ * comment; a chunked body past the drain bound). Its own later writes fail
+ * and it closes the connection. The connection's loop thread only; best
+ * effort (a full socket buffer cuts the answer). */
+static void answer_raw(struct MHD_Connection *conn, int err, const char *why)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL) {
+        return;
+    }
+    char body[RAW_ANSWER_MAX / 2];
+    int blen = error_body(body, sizeof body, err, why);
+    BR_ASSERT(blen > 0 && (size_t)blen < sizeof body);
+    unsigned status = br_err_http_status(err);
+    char msg[RAW_ANSWER_MAX];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n%s",
+                     status, MHD_get_reason_phrase_for(status), blen, body);
+    BR_ASSERT(n > 0 && (size_t)n < sizeof msg);
+    ssize_t w = send(ci->connect_fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w; /* nothing more to do if the peer is gone or the buffer is full */
+    shutdown(ci->connect_fd, SHUT_WR);
+}
+
+/* The connection whose request line this thread parsed last (on_uri), for
+ * mhd_log; cleared when that connection closes (on_connection). Per loop
+ * thread, touched by nothing else. */
+static _Thread_local struct MHD_Connection *tl_last_request;
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    tl_last_request = conn;
+    return NULL; /* on_access's first call still sees no request */
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && tl_last_request == conn) {
+        tl_last_request = NULL;
+    }
+}
+
+/* libmicrohttpd is about to answer a malformed Content-Length itself (and
+ * badly): answer it here instead, if this thread's last request has one. */
+static void length_refusal(struct br_http_server *s, const char *fmt)
+{
+    static const char *const PREFIXES[] = {"Failed to parse `Content-Length'",
+                                           "Too large value of 'Content-Length'"};
+    struct MHD_Connection *conn = tl_last_request;
+    if (conn == NULL ||
+        (strncmp(fmt, PREFIXES[0], strlen(PREFIXES[0])) != 0 &&
+         strncmp(fmt, PREFIXES[1], strlen(PREFIXES[1])) != 0)) {
+        return;
+    }
+    struct framing f;
+    framing_read(conn, &f);
+    uint64_t n = 0;
+    if (f.cl_count == 0 || f.te_count > 0 || length_parse(f.cl, &n)) {
+        return; /* not this connection: leave it to libmicrohttpd */
+    }
+    tl_last_request = NULL;
+    char peer[BR_HTTP_ADDR_MAX];
+    peer_text(conn, peer, sizeof peer);
+    const char *why = "Content-Length is not a decimal number below 2^64";
+    log_refusal(s, peer, "", "", br_err_http_status(BR_E_INVALID), why);
+    answer_raw(conn, BR_E_INVALID, why);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
     struct br_http_server *s = cls;
-    struct br_http_req *r = *con_cls;
+    length_refusal(s, fmt);
+    if (!br_log_on(s->cfg.log, BR_LOG_WARN)) {
+        return;
+    }
+    char line[512];
+    char esc[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' ')) {
+        line[--n] = '\0';
+    }
+    br_log_escape(line, esc, sizeof esc);
+    br_logf(s->cfg.log, BR_LOG_WARN, "libmicrohttpd", "\"detail\":\"%s\"", esc);
+}
+
+/* ---- the access handler ---- */
+
+/* First call (headers only): refuses bad framing, sizes up the body.
+ * Returns MHD_YES to read the body first, MHD_NO to drop the connection,
+ * or sets *now to answer at once. */
+static enum MHD_Result first_call(struct br_http_server *s, struct MHD_Connection *conn,
+                                  const char *method, const char *url, const char *version,
+                                  void **con_cls, bool *now)
+{
+    struct br_http_req *r = req_new(s, conn, method, url);
     if (r == NULL) {
-        /* First call: headers only. Returning here (not answering) keeps the
-         * connection alive; see the header comment. */
-        r = req_new(s, conn, method, url);
-        if (r == NULL) {
-            return MHD_NO;
-        }
-        *con_cls = r;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL) {
-            char *end = NULL;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (end == cl || n > s->cfg.body_max) {
-                r->too_large = true; /* answered below without reading the body */
-            }
-        }
-        if (!r->too_large) {
-            return MHD_YES;
-        }
+        return MHD_NO;
     }
-    if (*upload_data_size > 0) {
-        /* libmicrohttpd takes an answer only before the body starts or
-         * after it ended, so a body that outgrows the limit half-way is
-         * drained (not stored) and answered 413 at its end -- up to
-         * DRAIN_FACTOR times the limit, then the connection is dropped. */
-        if (!r->too_large) {
-            body_append(r, upload_data, *upload_data_size);
-        } else {
-            r->drained += *upload_data_size;
-        }
-        *upload_data_size = 0;
-        return r->drained > DRAIN_FACTOR * s->cfg.body_max ? MHD_NO : MHD_YES;
+    *con_cls = r;
+    struct framing f;
+    framing_read(conn, &f);
+    const char *why = framing_fault(&f, method);
+    if (why != NULL) {
+        return refuse(r, BR_E_INVALID, why);
     }
-    if (r->queued) {
-        return MHD_YES; /* already answered (a too-large body still streaming in) */
+    uint64_t declared = 0;
+    if (f.cl_count > 0 && length_parse(f.cl, &declared) && declared > s->cfg.body_max) {
+        /* Read and drop a body up to the drain bound, then answer 413, so
+         * the client still sending it can read the answer; past the bound,
+         * or when the client waits for 100 Continue before sending it,
+         * answer now (libmicrohttpd then closes without reading it). */
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_EXPECT);
+        bool waits = expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+                     strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+        r->too_large = true;
+        *now = waits || declared > drain_max(s);
     }
-    if (!r->handled) {
-        r->handled = true;
-        s->cfg.handler(s->cfg.ctx, r);
+    return MHD_YES;
+}
+
+/* A piece of the body: kept, or dropped once the body is too large. */
+static enum MHD_Result body_piece(struct br_http_req *r, const char *data, size_t *size)
+{
+    if (!r->too_large) {
+        body_append(r, data, *size);
+    } else {
+        r->drained += *size;
     }
-    /* Bounded: each round either answers, parks the connection, or runs
-     * the application's continuation, which answers or defers again. */
+    *size = 0;
+    if (r->drained > drain_max(r->srv)) {
+        /* No answer can be queued in the middle of a body: write it. */
+        static const char WHY[] = "the request body is too large";
+        log_refusal(r->srv, r->peer, r->method, r->path, 413, WHY);
+        answer_raw(r->conn, BR_E_PAYLOAD_TOO_LARGE, WHY);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* After the handler: answer, park the connection, or run the application's
+ * continuation. Bounded: each round answers, parks, or continues once. */
+static enum MHD_Result settle(struct br_http_server *s, struct MHD_Connection *conn,
+                              struct br_http_req *r)
+{
     for (unsigned round = 0; round < 16; round++) {
         pthread_mutex_lock(&r->mu);
         if (r->kind != ANSWER_NONE) {
@@ -302,6 +573,35 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_NO; /* an application that keeps deferring: drop the connection */
 }
 
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct br_http_server *s = cls;
+    struct br_http_req *r = *con_cls;
+    if (r == NULL) {
+        /* First call: headers only. Returning here (not answering) keeps the
+         * connection alive; see the header comment. */
+        bool now = false;
+        enum MHD_Result rc = first_call(s, conn, method, url, version, con_cls, &now);
+        r = *con_cls;
+        if (rc == MHD_NO || !now || r->queued) {
+            return rc;
+        }
+    }
+    if (*upload_data_size > 0) {
+        return body_piece(r, upload_data, upload_data_size);
+    }
+    if (r->queued) {
+        return MHD_YES; /* already answered */
+    }
+    if (!r->handled) {
+        r->handled = true;
+        s->cfg.handler(s->cfg.ctx, r);
+    }
+    return settle(s, conn, r);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -320,21 +620,84 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->inflight, 1u);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* ---- the listening socket ---- */
+
+static void log_listen_error(const struct br_http_config *cfg, const char *addr, const char *step,
+                             int err)
 {
-    (void)cls;
-    char line[512];
-    vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '"' || line[n - 1] == '\\')) {
-        line[--n] = '\0';
+    char esc[2 * BR_HTTP_ADDR_MAX];
+    br_log_escape(addr, esc, sizeof esc);
+    const char *hint = err == EADDRINUSE
+                           ? "another server listens on this address and port; stop it, pick "
+                             "another port, or start both with --reuse-port to share it"
+                           : "";
+    br_logf(cfg->log, BR_LOG_ERROR, "cannot listen",
+            "\"addr\":\"%s\",\"port\":%u,\"step\":\"%s\",\"errno\":%d,\"reason\":\"%s\","
+            "\"hint\":\"%s\"",
+            esc, (unsigned)cfg->port, step, err, strerror(err), hint);
+}
+
+/* Opens, binds and listens on addr:port (see br_http_start for the socket
+ * options). Returns the socket or -1 (logged); *v6 tells the family. */
+static int listen_on(const struct br_http_config *cfg, const char *addr, bool *v6)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
+    socklen_t len;
+    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(cfg->port);
+        len = sizeof *in4;
+        *v6 = false;
+    } else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(cfg->port);
+        len = sizeof *in6;
+        *v6 = true;
+    } else {
+        log_listen_error(cfg, addr, "address", EINVAL);
+        return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (line[i] == '"' || line[i] == '\\' || (unsigned char)line[i] < 0x20) {
-            line[i] = ' ';
-        }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_listen_error(cfg, addr, "socket", errno);
+        return -1;
     }
-    fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"libmicrohttpd\",\"detail\":\"%s\"}\n", line);
+    int on = 1;
+    const char *step = NULL;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+        step = "SO_REUSEADDR";
+    } else if (cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        step = "SO_REUSEPORT";
+    } else if (*v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0) {
+        step = "IPV6_V6ONLY";
+    } else if (bind(fd, (struct sockaddr *)(void *)&ss, len) != 0) {
+        step = "bind";
+    } else if (listen(fd, SOMAXCONN) != 0) {
+        step = "listen";
+    }
+    if (step != NULL) {
+        int err = errno;
+        close(fd);
+        log_listen_error(cfg, addr, step, err);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)(void *)&ss, &len) != 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    }
+    return ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
 }
 
 int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
@@ -350,45 +713,33 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     }
     s->cfg = *cfg;
     atomic_init(&s->inflight, 0u);
-
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    const char *addr = cfg->bind_addr ? cfg->bind_addr : "0.0.0.0";
-    struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
-    if (inet_pton(AF_INET, addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(cfg->port);
-    } else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(cfg->port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        free(s);
-        return BR_E_INVALID;
-    }
-    if (cfg->turbo) {
-        flags |= MHD_USE_TURBO;
-    }
-    s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)(void *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->conn_memory_max,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->connections_max,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned int)1, MHD_OPTION_END);
-    if (s->daemon == NULL) {
-        fprintf(stderr,
-                "{\"level\":\"error\",\"msg\":\"cannot listen\",\"addr\":\"%s\",\"port\":%u}\n",
-                addr, (unsigned)cfg->port);
+    bool v6 = false;
+    const char *addr = cfg->bind_addr != NULL ? cfg->bind_addr : "127.0.0.1";
+    int fd = listen_on(cfg, addr, &v6);
+    if (fd < 0) {
         free(s);
         return BR_E_IO;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di != NULL ? di->port : cfg->port;
+    s->port = bound_port(fd);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0u) | (cfg->turbo ? MHD_USE_TURBO : 0u);
+    /* From here libmicrohttpd owns fd: it closes it at stop, and on a
+     * failed start it may already have (so it is not closed again here). */
+    s->daemon = MHD_start_daemon(
+        flags, s->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->conn_memory_max, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->connections_max, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        br_logf(cfg->log, BR_LOG_ERROR, "cannot start the HTTP server", "\"port\":%u",
+                (unsigned)s->port);
+        free(s);
+        return BR_E_IO;
+    }
     *out = s;
     return BR_OK;
 }

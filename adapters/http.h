@@ -30,6 +30,29 @@
  * Limits: the body (body_max, 413 via the handler), the header section
  * (conn_memory_max: libmicrohttpd answers 431 itself), extra response
  * headers (BR_HTTP_HEADERS_MAX), connections (connections_max).
+ *
+ * Framing (request smuggling): the adapter checks the framing headers
+ * itself before libmicrohttpd reads a body, because libmicrohttpd 0.9.75
+ * takes the first of two Content-Length headers and lets Transfer-Encoding
+ * override Content-Length. Two different Content-Length values,
+ * Content-Length with Transfer-Encoding, a Transfer-Encoding other than
+ * "chunked", or a method that is not an HTTP token get 400 INVALID_REQUEST
+ * (JSON, Connection: close) without reaching the handler, and the rest of
+ * the connection is never read as a request. A malformed Content-Length
+ * (negative, not a number, past 2^64) is answered by libmicrohttpd before
+ * any handler runs, with its status line twice; the adapter answers it
+ * itself instead (one 400 INVALID_REQUEST, then the connection closes).
+ *
+ * An oversized body (Content-Length over body_max, or a chunked body that
+ * outgrows it) is read and dropped up to BR_HTTP_DRAIN_FACTOR x body_max
+ * and then answered 413 (Connection: close) so that the client, which is
+ * still sending, can read the answer. A client that waits for 100 Continue
+ * is answered at once (it sends no body). Past that bound the answer goes out
+ * at once (declared length) or as soon as the bound is crossed (chunked)
+ * and the connection closes; the client may then see a reset.
+ *
+ * Logs: libmicrohttpd's messages and the adapter's own go to cfg.log as
+ * JSON lines.
  */
 #ifndef BR_HTTP_H
 #define BR_HTTP_H
@@ -39,9 +62,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "adapters/log.h"
+
 #define BR_HTTP_HEADERS_MAX 6      /* extra response headers per request */
 #define BR_HTTP_HEADER_VALUE_MAX 96 /* bytes per extra header value, incl. NUL */
 #define BR_HTTP_ADDR_MAX 48        /* textual client address, incl. NUL */
+#define BR_HTTP_DRAIN_FACTOR 16u   /* an oversized body is read up to 16 x body_max */
 
 struct br_http_server;
 struct br_http_req;
@@ -65,8 +91,10 @@ typedef void (*br_http_closed_fn)(void *ctx, struct br_http_req *req);
 typedef ssize_t (*br_http_pull_fn)(void *cls, char *buf, size_t max);
 
 struct br_http_config {
-    const char *bind_addr;     /* numeric IPv4 or IPv6 address; NULL = 0.0.0.0 */
+    const char *bind_addr;     /* numeric IPv4 or IPv6 address; NULL = 127.0.0.1 */
     uint16_t port;             /* 0 = any free port (see br_http_port) */
+    bool reuse_port;           /* SO_REUSEPORT: share the port with other servers that
+                                * ask for it too; otherwise a port in use fails the start */
     unsigned threads;          /* event-loop threads, >= 1 */
     size_t body_max;           /* request body bytes; more is 413 */
     size_t conn_memory_max;    /* per-connection buffer: bounds the header section */
@@ -77,9 +105,14 @@ struct br_http_config {
     br_http_resumed_fn resumed; /* may be NULL if nobody calls br_http_resume */
     br_http_closed_fn closed;  /* may be NULL */
     void *ctx;                 /* passed to handler and closed */
+    const struct br_log *log;  /* libmicrohttpd's and the adapter's lines; NULL = none */
 };
 
-/* Starts listening. BR_OK, BR_E_IO (bind failed: logged) or BR_E_INVALID. */
+/* Starts listening. The socket gets SO_REUSEADDR (a restart binds at once
+ * despite connections in TIME_WAIT; on Linux it never lets two servers
+ * listen on one port) and SO_REUSEPORT only with cfg.reuse_port. BR_OK,
+ * BR_E_IO (the socket could not be bound or listened on: logged with the
+ * address, the port and the reason) or BR_E_INVALID. */
 int br_http_start(struct br_http_server **s, const struct br_http_config *cfg);
 
 /* The bound port (useful with port 0). */

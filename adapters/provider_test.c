@@ -18,11 +18,13 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "adapters/log.h"
 #include "adapters/provider_sig.h"
 #include "core/err.h"
 #include "core/panic.h"
 
 #define PROBE_MAX 64u                /* slots probed before a lookup gives up */
+#define RANDOM_CHARS 24u             /* base62 characters of an id or secret: ~143 bits */
 #define DELIVERY_TIMEOUT_MS 5000L    /* one POST, connect included */
 #define BACKOFF_FIRST_MS 200         /* then x4 per attempt */
 #define BACKOFF_MAX_MS 60000
@@ -32,6 +34,8 @@ enum intent_status { PI_EMPTY = 0, PI_REQUIRES_PM, PI_SUCCEEDED };
 
 struct intent {
     uint64_t payment_id; /* 0 = empty slot */
+    char id[BR_PROVIDER_ID_MAX];         /* "pi_" + RANDOM_CHARS random base62 */
+    char secret[BR_PROVIDER_SECRET_MAX]; /* id + "_secret_" + RANDOM_CHARS more, drawn apart */
     uint64_t hold_id;
     int64_t amount_minor;
     char currency[8];    /* lower case, as Stripe writes it */
@@ -57,12 +61,11 @@ struct br_provider_test {
     struct br_provider_test_config cfg;
     char secret[WEBHOOK_SECRET_MAX];
     char url[256];
-    uint8_t id_key[32]; /* derives intent ids and client secrets */
-
     pthread_mutex_t mu;  /* intents, queue, stop */
     pthread_cond_t cv;
     struct intent *intents;
-    uint32_t mask;       /* table size - 1 */
+    uint32_t *by_id;     /* intent id hash -> intent slot + 1, 0 = empty; same size */
+    uint32_t mask;       /* table size - 1 (both tables) */
     uint32_t count;
     struct delivery *head; /* by due time */
     uint32_t queued;
@@ -104,8 +107,10 @@ int br_provider_test_new(struct br_provider_test **out, const struct br_provider
         size *= 2;
     }
     p->intents = calloc(size, sizeof *p->intents);
-    if (p->intents == NULL || br_auth_random(p->id_key, sizeof p->id_key) != BR_OK) {
+    p->by_id = calloc(size, sizeof *p->by_id);
+    if (p->intents == NULL || p->by_id == NULL) {
         free(p->intents);
+        free(p->by_id);
         free(p);
         return BR_E_IO;
     }
@@ -129,26 +134,72 @@ static struct intent *slot_of(struct br_provider_test *p, uint64_t payment_id)
     return NULL;
 }
 
-static void intent_id(uint64_t payment_id, char id[BR_PROVIDER_ID_MAX])
+/* n random base62 characters from OpenSSL's generator (RAND_bytes), each
+ * uniform (bytes >= 248 are drawn again). BR_OK or BR_E_IO. */
+static int random_base62(char *out, size_t n)
 {
-    snprintf(id, BR_PROVIDER_ID_MAX, "pi_br%016" PRIx64, payment_id);
+    static const char digits[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint8_t buf[64];
+    size_t have = 0;
+    for (uint32_t round = 0; have < n && round < 16; round++) {
+        if (br_auth_random(buf, sizeof buf) != BR_OK) {
+            return BR_E_IO;
+        }
+        for (size_t i = 0; i < sizeof buf && have < n; i++) {
+            if (buf[i] < 248) {
+                out[have++] = digits[buf[i] % 62];
+            }
+        }
+    }
+    out[have] = '\0';
+    return have == n ? BR_OK : BR_E_IO; /* 16 rounds of 64 bytes: never short in practice */
 }
 
-/* "pi_..." back to the payment id; 0 when it is not one of ours. */
-static uint64_t intent_payment_id(const char *id)
+static uint64_t id_hash(const char *id)
 {
-    if (id == NULL || strncmp(id, "pi_br", 5) != 0 || strlen(id) != 21) {
-        return 0;
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: ids are random, no adversary picks them */
+    for (const char *c = id; *c; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
     }
-    uint64_t v = 0;
-    for (const char *c = id + 5; *c; c++) {
-        int d = (*c >= '0' && *c <= '9') ? *c - '0' : (*c >= 'a' && *c <= 'f') ? *c - 'a' + 10 : -1;
-        if (d < 0) {
-            return 0;
+    return h;
+}
+
+/* The intent with this id, NULL if none. Caller holds mu. */
+static struct intent *intent_by_id(struct br_provider_test *p, const char *id)
+{
+    uint64_t h = id_hash(id);
+    for (uint32_t i = 0; i < PROBE_MAX; i++) {
+        uint32_t v = p->by_id[((uint32_t)(h >> 32) + i) & p->mask];
+        if (v == 0) {
+            return NULL;
         }
-        v = v << 4 | (uint64_t)d;
+        if (strcmp(p->intents[v - 1].id, id) == 0) {
+            return &p->intents[v - 1];
+        }
     }
-    return v;
+    return NULL;
+}
+
+/* Gives the new intent `it` a fresh random id and secret and indexes it.
+ * BR_OK, BR_E_IO (no randomness), BR_E_FULL (no slot). Caller holds mu. */
+static int intent_identity(struct br_provider_test *p, struct intent *it)
+{
+    char r1[RANDOM_CHARS + 1], r2[RANDOM_CHARS + 1];
+    if (random_base62(r1, RANDOM_CHARS) != BR_OK || random_base62(r2, RANDOM_CHARS) != BR_OK) {
+        return BR_E_IO;
+    }
+    snprintf(it->id, sizeof it->id, "pi_%s", r1);
+    snprintf(it->secret, sizeof it->secret, "%s_secret_%s", it->id, r2);
+    uint64_t h = id_hash(it->id);
+    for (uint32_t i = 0; i < PROBE_MAX; i++) {
+        uint32_t *v = &p->by_id[((uint32_t)(h >> 32) + i) & p->mask];
+        if (*v == 0) {
+            *v = (uint32_t)(it - p->intents) + 1;
+            return BR_OK;
+        }
+    }
+    return BR_E_FULL;
 }
 
 int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uint64_t hold_id,
@@ -164,6 +215,12 @@ int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uin
     }
     if (it->payment_id == 0) {
         memset(it, 0, sizeof *it);
+        int rc = intent_identity(p, it);
+        if (rc != BR_OK) {
+            memset(it, 0, sizeof *it);
+            pthread_mutex_unlock(&p->mu);
+            return rc;
+        }
         it->payment_id = payment_id;
         it->hold_id = hold_id;
         it->amount_minor = amount_minor;
@@ -174,13 +231,9 @@ int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uin
         it->status = PI_REQUIRES_PM;
         p->count++;
     }
+    memcpy(id, it->id, BR_PROVIDER_ID_MAX);
+    memcpy(client_secret, it->secret, BR_PROVIDER_SECRET_MAX);
     pthread_mutex_unlock(&p->mu);
-    intent_id(payment_id, id);
-    uint8_t mac[32];
-    char hex[65];
-    br_auth_hmac_sha256(p->id_key, sizeof p->id_key, id, strlen(id), mac);
-    br_auth_hex(mac, 12, hex);
-    snprintf(client_secret, BR_PROVIDER_SECRET_MAX, "%s_secret_%s", id, hex);
     return BR_OK;
 }
 
@@ -199,10 +252,8 @@ int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int
 /* The intent as Stripe would show it. Caller holds mu. Returns a json_t. */
 static json_t *intent_json(const struct intent *it)
 {
-    char id[BR_PROVIDER_ID_MAX];
     char pay[24];
     char hold[24];
-    intent_id(it->payment_id, id);
     snprintf(pay, sizeof pay, "%" PRIu64, it->payment_id);
     snprintf(hold, sizeof hold, "%" PRIu64, it->hold_id);
     json_t *err = json_null();
@@ -210,7 +261,7 @@ static json_t *intent_json(const struct intent *it)
         err = json_pack("{s:s, s:s, s:s}", "type", "card_error", "code", "card_declined",
                         "decline_code", it->last_error);
     }
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:b, s:{s:s, s:s}, s:o}", "id", id, "object",
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:b, s:{s:s, s:s}, s:o}", "id", it->id, "object",
                      "payment_intent", "amount", (json_int_t)it->amount_minor, "currency",
                      it->currency, "status",
                      it->status == PI_SUCCEEDED ? "succeeded" : "requires_payment_method",
@@ -230,55 +281,54 @@ static void enqueue(struct br_provider_test *p, struct delivery *d)
     *at = d;
 }
 
-int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_text,
-                             const char *payment_method, br_provider_confirm_fn cb, void *ctx)
+/* The test card's decision: BR_OK with *ok (and *decline, the decline
+ * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
+static int decide(const char *payment_method, bool *ok, const char **decline)
 {
-    bool ok;
-    const char *decline = NULL;
-    if (strcmp(payment_method, "pm_card_visa") == 0 ||
-        strcmp(payment_method, "pm_card_mastercard") == 0 ||
-        strcmp(payment_method, "pm_card_amex") == 0) {
-        ok = true;
-    } else if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
-        ok = false;
-        decline = "generic_decline";
+    *decline = NULL;
+    *ok = strcmp(payment_method, "pm_card_visa") == 0 ||
+          strcmp(payment_method, "pm_card_mastercard") == 0 ||
+          strcmp(payment_method, "pm_card_amex") == 0;
+    if (*ok) {
+        return BR_OK;
+    }
+    if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
+        *decline = "generic_decline";
     } else if (strcmp(payment_method, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        ok = false;
-        decline = "insufficient_funds";
-    } else {
-        return BR_E_INVALID;
+        *decline = "insufficient_funds";
     }
-    uint64_t payment_id = intent_payment_id(intent_id_text);
-    if (payment_id == 0) {
-        return BR_E_NOT_FOUND;
-    }
-    uint8_t rnd[12];
-    char rnd_hex[25];
-    if (br_auth_random(rnd, sizeof rnd) != BR_OK) {
-        return BR_E_UNAVAILABLE;
-    }
-    br_auth_hex(rnd, sizeof rnd, rnd_hex);
+    return *decline != NULL ? BR_OK : BR_E_INVALID;
+}
 
-    pthread_mutex_lock(&p->mu);
-    struct intent *it = slot_of(p, payment_id);
-    if (it == NULL || it->payment_id != payment_id) {
-        pthread_mutex_unlock(&p->mu);
+/* The intent id_text names, if client_secret is its secret and it may be
+ * confirmed: BR_OK (*out set), BR_E_NOT_FOUND, BR_E_FORBIDDEN (another
+ * secret), BR_E_DUPLICATE (already succeeded). Caller holds mu. */
+static int confirmable(struct br_provider_test *p, const char *id_text, const char *client_secret,
+                       struct intent **out)
+{
+    struct intent *it = intent_by_id(p, id_text);
+    if (it == NULL) {
         return BR_E_NOT_FOUND;
+    }
+    /* Constant time over the stored secret's length (every secret has the
+     * same length): a wrong guess learns nothing from the refusal's time. */
+    size_t secret_len = strlen(it->secret);
+    if (strnlen(client_secret, BR_PROVIDER_SECRET_MAX) != secret_len ||
+        !br_auth_equal(client_secret, it->secret, secret_len)) {
+        return BR_E_FORBIDDEN;
     }
     if (it->status == PI_SUCCEEDED) {
-        pthread_mutex_unlock(&p->mu);
-        return BR_E_DUPLICATE;
+        return BR_E_DUPLICATE; /* a declined intent may be confirmed again */
     }
-    if (p->queued >= BR_PROVIDER_QUEUE_MAX) {
-        pthread_mutex_unlock(&p->mu);
-        return BR_E_FULL;
-    }
-    it->attempts++;
-    it->status = ok ? PI_SUCCEEDED : PI_REQUIRES_PM;
-    snprintf(it->last_error, sizeof it->last_error, "%s", ok ? "" : decline);
-    json_t *obj = intent_json(it);
-    char evt_id[40];
-    snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
+    *out = it;
+    return BR_OK;
+}
+
+/* The delivery of the event for `after` (the intent with the decision
+ * applied), event id evt_id; NULL when out of memory. */
+static struct delivery *delivery_new(const struct intent *after, bool ok, const char *evt_id)
+{
+    json_t *obj = intent_json(after);
     json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object",
                               "event", "api_version", "2023-10-16", "created",
                               (json_int_t)wall_s(), "livemode", 0, "type",
@@ -290,19 +340,66 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
     json_decref(event);
     json_decref(obj);
     if (d == NULL || payload == NULL || ij == NULL) {
-        pthread_mutex_unlock(&p->mu);
         free(d);
         free(payload);
         free(ij);
-        return BR_E_UNAVAILABLE;
+        return NULL;
     }
     d->payload = payload;
     d->len = strlen(payload);
+    d->intent_json = ij;
+    d->intent_len = strlen(ij);
+    return d;
+}
+
+int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_text,
+                             const char *client_secret, const char *payment_method,
+                             br_provider_confirm_fn cb, void *ctx)
+{
+    bool ok;
+    const char *decline;
+    if (decide(payment_method, &ok, &decline) != BR_OK) {
+        return BR_E_INVALID;
+    }
+    if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    if (client_secret == NULL || client_secret[0] == '\0') {
+        return BR_E_UNAUTHORIZED;
+    }
+    uint8_t rnd[12];
+    char evt_id[40];
+    char rnd_hex[25];
+    if (br_auth_random(rnd, sizeof rnd) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    br_auth_hex(rnd, sizeof rnd, rnd_hex);
+    snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
+
+    pthread_mutex_lock(&p->mu);
+    struct intent *it = NULL;
+    int rc = confirmable(p, intent_id_text, client_secret, &it);
+    if (rc == BR_OK && p->queued >= BR_PROVIDER_QUEUE_MAX) {
+        rc = BR_E_FULL;
+    }
+    struct intent after = {0};
+    struct delivery *d = NULL;
+    if (rc == BR_OK) {
+        after = *it;
+        after.attempts++;
+        after.status = ok ? PI_SUCCEEDED : PI_REQUIRES_PM;
+        snprintf(after.last_error, sizeof after.last_error, "%s", ok ? "" : decline);
+        d = delivery_new(&after, ok, evt_id);
+        rc = d != NULL ? BR_OK : BR_E_UNAVAILABLE;
+    }
+    if (rc != BR_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return rc; /* nothing changed */
+    }
+    *it = after;
     d->due_ms = mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
-    d->intent_json = ij;
-    d->intent_len = strlen(ij);
     enqueue(p, d);
     p->queued++;
     pthread_cond_signal(&p->cv);
@@ -341,10 +438,9 @@ static bool post(struct br_provider_test *p, CURL *curl, const struct delivery *
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hs);
     if (rc != CURLE_OK || status < 200 || status > 299) {
-        fprintf(stderr,
-                "{\"level\":\"warn\",\"msg\":\"webhook delivery failed\",\"curl\":\"%s\","
-                "\"status\":%ld,\"attempt\":%u}\n",
-                curl_easy_strerror(rc), status, d->attempts + 1);
+        br_logf(&br_log_stderr, BR_LOG_WARN, "webhook delivery failed",
+                "\"curl\":\"%s\",\"status\":%ld,\"attempt\":%u", curl_easy_strerror(rc), status,
+                d->attempts + 1);
         return false;
     }
     return true;
@@ -395,7 +491,7 @@ static void *deliver_loop(void *arg)
         pthread_mutex_lock(&p->mu);
         if (ok || d->attempts >= p->cfg.attempts_max) {
             if (!ok) {
-                fprintf(stderr, "{\"level\":\"error\",\"msg\":\"webhook dropped after retries\"}\n");
+                br_logf(&br_log_stderr, BR_LOG_ERROR, "webhook dropped after retries", NULL);
             }
             p->queued--;
             delivery_free(d);
@@ -451,8 +547,7 @@ void br_provider_test_stop(struct br_provider_test *p)
     }
     pthread_mutex_unlock(&p->mu);
     if (dropped > 0) {
-        fprintf(stderr, "{\"level\":\"warn\",\"msg\":\"test provider stopped\",\"dropped\":%u}\n",
-                dropped);
+        br_logf(&br_log_stderr, BR_LOG_WARN, "test provider stopped", "\"dropped\":%u", dropped);
     }
 }
 
@@ -465,5 +560,6 @@ void br_provider_test_free(struct br_provider_test *p)
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->intents);
+    free(p->by_id);
     free(p);
 }

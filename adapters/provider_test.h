@@ -4,7 +4,14 @@
  *
  * Payment intents are created by the saga's provider_charge effect (one per
  * payment id: creating again returns the same intent, as Stripe does with an
- * idempotency key). A client confirms an intent with a test payment method:
+ * idempotency key). An intent's id ("pi_" + 24 base62 characters) and its
+ * client secret (id + "_secret_" + 24 more) are drawn from OpenSSL's
+ * RAND_bytes, independently: about 143 bits each, nothing to guess from a
+ * booking or payment id or from another intent. The confirm route is public,
+ * as Stripe's is to a publishable key, so, as Stripe requires there, a confirm
+ * must carry the intent's client secret (compared in constant time): the
+ * buyer got it from POST /api/v1/payments, nobody else has it. A client
+ * confirms an intent with a test payment method:
  *
  *   pm_card_visa, pm_card_mastercard, pm_card_amex   -> succeeded
  *   pm_card_chargeDeclined                           -> failed (generic_decline)
@@ -71,10 +78,14 @@ int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int
  * the intent after the decision (borrowed for the call). */
 typedef void (*br_provider_confirm_fn)(void *ctx, int err, const char *intent_json, size_t len);
 
-/* Confirms an intent. BR_OK (cb will run, on the delivery thread),
- * BR_E_NOT_FOUND (no such intent), BR_E_INVALID (unknown payment method),
- * BR_E_DUPLICATE (already succeeded), BR_E_FULL (delivery queue full). */
+/* Confirms an intent with its client secret. BR_OK (cb will run, on the
+ * delivery thread), BR_E_NOT_FOUND (no such intent), BR_E_UNAUTHORIZED (no
+ * client secret), BR_E_FORBIDDEN (not this intent's client secret),
+ * BR_E_INVALID (unknown payment method), BR_E_DUPLICATE (already succeeded;
+ * a declined intent may be confirmed again), BR_E_FULL (delivery queue
+ * full). Nothing changes unless BR_OK. */
 int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id,
-                             const char *payment_method, br_provider_confirm_fn cb, void *ctx);
+                             const char *client_secret, const char *payment_method,
+                             br_provider_confirm_fn cb, void *ctx);
 
 #endif

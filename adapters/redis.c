@@ -24,6 +24,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "adapters/log.h"
 #include "core/hash.h"
 #include "core/panic.h"
 #include "core/rng.h"
@@ -91,8 +92,12 @@ struct br_redis_scratch {
 static void log_foreign(const struct br_redis *r, const char *what, const char *detail)
 {
     if (!r->opt.quiet) {
-        fprintf(stderr, "bookingrush: redis %s:%d: %s: %s\n", r->opt.host, r->opt.port, what,
-                detail != NULL ? detail : "");
+        char host[2 * BR_REDIS_HOST_MAX];
+        char esc[512];
+        br_log_escape(r->opt.host, host, sizeof host);
+        br_log_escape(detail, esc, sizeof esc);
+        br_logf(&br_log_stderr, BR_LOG_ERROR, "redis", "\"host\":\"%s\",\"port\":%d,\"what\":\"%s\","
+                "\"detail\":\"%s\"", host, r->opt.port, what, esc);
     }
 }
 
@@ -214,7 +219,10 @@ static int translate_error(struct br_redis *r, enum script s, const redisReply *
     }
     const char *msg = rep->str;
     if (starts(msg, "BR_ARG")) {
-        fprintf(stderr, "bookingrush: script %s refused its arguments: %s\n", script_names[s], msg);
+        char esc[512];
+        br_log_escape(msg, esc, sizeof esc);
+        br_logf(&br_log_stderr, BR_LOG_ERROR, "a script refused its arguments",
+                "\"script\":\"%s\",\"reply\":\"%s\"", script_names[s], esc);
         BR_ASSERT(!"a script refused the arguments the adapter built");
     }
     if (starts(msg, "BR_ASSERT")) {

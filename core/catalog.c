@@ -262,3 +262,30 @@ void br_catalog_check(const struct br_engine *e)
         BR_ASSERT(br_catalog_user_by_email(e, e->users[i].email) == i + 1);
     }
 }
+
+void br_event_spec_default(struct br_event_spec *s, int64_t opens_at_ms)
+{
+    BR_ASSERT(s != NULL && opens_at_ms >= 0);
+    memset(s, 0, sizeof *s);
+    s->sale_opens_at_ms = opens_at_ms;
+    s->starts_at_ms = opens_at_ms + BR_EVENT_SHOW_AFTER_SALE_MS_DEFAULT;
+    s->per_user_limit = BR_EVENT_PER_USER_LIMIT_DEFAULT;
+    s->requires_pass = true;
+    s->max_active = BR_EVENT_MAX_ACTIVE_DEFAULT;
+    s->admit_per_tick = BR_EVENT_ADMIT_PER_TICK_DEFAULT;
+    s->pass_ttl_ms = BR_EVENT_PASS_TTL_MS_DEFAULT;
+    s->hold_ttl_ms = BR_EVENT_HOLD_TTL_MS_DEFAULT;
+}
+
+uint32_t br_event_spec_queue_default(const struct br_event_spec *s)
+{
+    BR_ASSERT(s->zone_count <= BR_EVENT_ZONES_MAX);
+    uint64_t seats = 0;
+    for (uint32_t z = 0; z < s->zone_count; z++) {
+        seats += s->zones[z].capacity;
+    }
+    uint64_t want = seats * BR_QUEUE_PER_SEAT;
+    return (uint32_t)(want < BR_QUEUE_CAPACITY_MIN   ? BR_QUEUE_CAPACITY_MIN
+                      : want > BR_QUEUE_CAPACITY_MAX ? BR_QUEUE_CAPACITY_MAX
+                                                     : want);
+}

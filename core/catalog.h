@@ -20,7 +20,7 @@ struct br_outcome;
 
 struct br_event {
     uint64_t id;
-    uint64_t owner_user_id; /* the organizer who created it (event_create's actor); 0 = the system */
+    uint64_t owner_user_id; /* who created it (event_create's actor); 0 = the system */
     struct br_event_spec spec;                 /* as created (queue_capacity resolved) */
     uint32_t zone_held[BR_EVENT_ZONES_MAX];    /* seats in live holds, per zone */
     uint32_t zone_sold[BR_EVENT_ZONES_MAX];    /* seats in confirmed holds, per zone */
@@ -39,7 +39,7 @@ struct br_event {
     uint32_t hold_seq;
     uint32_t payment_seq;
     struct br_heap hold_heap;       /* live holds by deadline; capacity = seats */
-    uint32_t bookings[6];           /* holds by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT];           /* holds by enum br_hold_state */
 };
 
 struct br_user {
@@ -72,6 +72,30 @@ struct br_user *br_catalog_user(const struct br_engine *e, uint64_t user_id);
 
 /* The user with this email, 0 if none. O(1) expected. */
 uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email);
+
+/* ---- event defaults: the one definition the API, the scenarios and the demo share ---- */
+
+#define BR_EVENT_PER_USER_LIMIT_DEFAULT 4u
+#define BR_EVENT_MAX_ACTIVE_DEFAULT 100u
+#define BR_EVENT_ADMIT_PER_TICK_DEFAULT 10u
+#define BR_EVENT_PASS_TTL_MS_DEFAULT 300000   /* 5 minutes to use a pass */
+#define BR_EVENT_HOLD_TTL_MS_DEFAULT 600000   /* 10 minutes to pay for a hold */
+#define BR_EVENT_SHOW_AFTER_SALE_MS_DEFAULT (30LL * 24 * 3600 * 1000) /* starts_at - opens */
+/* The default queue_capacity: joins per seat over the sale, clamped. */
+#define BR_QUEUE_PER_SEAT 20u
+#define BR_QUEUE_CAPACITY_MIN 10000u
+#define BR_QUEUE_CAPACITY_MAX 250000u
+
+/* Fills *s with the defaults of every setting for a sale opening at
+ * opens_at_ms: pass required, the limits and TTLs above, starts_at 30 days
+ * later. Names, venue and zones are left empty (zone_count 0), and
+ * queue_capacity 0 until br_event_spec_queue_default is called once the
+ * zones are known. O(1). */
+void br_event_spec_default(struct br_event_spec *s, int64_t opens_at_ms);
+
+/* The default queue_capacity for s's zones: BR_QUEUE_PER_SEAT joins per seat,
+ * clamped to [BR_QUEUE_CAPACITY_MIN, BR_QUEUE_CAPACITY_MAX]. O(zones). */
+uint32_t br_event_spec_queue_default(const struct br_event_spec *s);
 
 /* Asserts: per zone held + sold <= capacity; ids are index + 1; email index. O(n). */
 void br_catalog_check(const struct br_engine *e);

@@ -131,15 +131,27 @@ struct br_cmd {
 };
 
 /* Queue status of a user in an event's queue (outcome.status of join). */
-enum br_queue_status {
-    BR_QS_NONE = 0,     /* not in the queue */
-    BR_QS_PREQUEUE = 1, /* joined before the opening; position is not yet drawn */
-    BR_QS_WAITING = 2,  /* in FIFO order at `position` */
-    BR_QS_ADMITTED = 3, /* holds a live pass */
-    BR_QS_USED = 4,     /* the pass was consumed by a hold */
-    BR_QS_EXPIRED = 5,  /* the pass expired unused */
-    BR_QS_LEFT = 6      /* left the queue */
-};
+/* X(symbol, value, name): the name is what the API and reports print. */
+#define BR_QUEUE_STATUS_MAP(X)                                                          \
+    X(BR_QS_NONE, 0, "none")         /* not in the queue */                             \
+    X(BR_QS_PREQUEUE, 1, "prequeue") /* joined before the opening; no position yet */   \
+    X(BR_QS_WAITING, 2, "waiting")   /* in FIFO order at `position` */                  \
+    X(BR_QS_ADMITTED, 3, "admitted") /* holds a live pass */                            \
+    X(BR_QS_USED, 4, "used")         /* the pass was consumed by a hold */              \
+    X(BR_QS_EXPIRED, 5, "expired")   /* the pass expired unused */                      \
+    X(BR_QS_LEFT, 6, "left")         /* left the queue */
+
+#define BR_ENUM_ENTRY(sym, val, name) sym = (val),
+enum br_queue_status { BR_QUEUE_STATUS_MAP(BR_ENUM_ENTRY) BR_QUEUE_STATUS_COUNT };
+
+/* A pass or a hold is live while now_ms < its deadline_ms: it lapses exactly
+ * at its deadline, never a millisecond later. The one statement of that rule
+ * in C; lua/lib.lua's lapsed() is its twin, and the index walks (sweep, admit,
+ * saga_step) take the entries whose deadline_ms <= now_ms, the same set. */
+static inline bool br_lapsed(int64_t deadline_ms, int64_t now_ms)
+{
+    return now_ms >= deadline_ms;
+}
 
 /*
  * Hold (booking) states.
@@ -148,41 +160,42 @@ enum br_queue_status {
  *       │ ──now >= deadline (sweep, or late payment)──▶ expired ──refund done──▶ refunded
  *       └──cancel──▶ cancelled ──refund done──▶ refunded
  */
-enum br_hold_state {
-    BR_HOLD_NONE = 0,
-    BR_HOLD_HELD = 1,
-    BR_HOLD_CONFIRMED = 2,
-    BR_HOLD_EXPIRED = 3,
-    BR_HOLD_CANCELLED = 4,
-    BR_HOLD_REFUNDED = 5
-};
+#define BR_HOLD_STATE_MAP(X)                 \
+    X(BR_HOLD_NONE, 0, "none")               \
+    X(BR_HOLD_HELD, 1, "held")               \
+    X(BR_HOLD_CONFIRMED, 2, "confirmed")     \
+    X(BR_HOLD_EXPIRED, 3, "expired")         \
+    X(BR_HOLD_CANCELLED, 4, "cancelled")     \
+    X(BR_HOLD_REFUNDED, 5, "refunded")
+enum br_hold_state { BR_HOLD_STATE_MAP(BR_ENUM_ENTRY) BR_HOLD_STATE_COUNT };
 
 /*
  * Payment (saga) states.
  *
- *     pending ──failed──▶ failed (final unless the provider later says succeeded)
+ *     pending ──failed──▶ failed ──payment_create again──▶ pending (the same payment)
  *        │ └──succeeded, hold live──▶ confirmed (final)
  *        └──succeeded, hold gone──▶ refund_pending ──refund ok──▶ refunded (final)
  */
-enum br_payment_state {
-    BR_PAY_NONE = 0,
-    BR_PAY_PENDING = 1,
-    BR_PAY_FAILED = 2,
-    BR_PAY_CONFIRMED = 3,
-    BR_PAY_REFUND_PENDING = 4,
-    BR_PAY_REFUNDED = 5
-};
+#define BR_PAYMENT_STATE_MAP(X)                      \
+    X(BR_PAY_NONE, 0, "none")                        \
+    X(BR_PAY_PENDING, 1, "pending")                  \
+    X(BR_PAY_FAILED, 2, "failed")                    \
+    X(BR_PAY_CONFIRMED, 3, "confirmed")              \
+    X(BR_PAY_REFUND_PENDING, 4, "refund_pending")    \
+    X(BR_PAY_REFUNDED, 5, "refunded")
+enum br_payment_state { BR_PAYMENT_STATE_MAP(BR_ENUM_ENTRY) BR_PAYMENT_STATE_COUNT };
 
-enum br_effect_kind {
-    BR_FX_NONE = 0,
-    BR_FX_PASS_ISSUED = 1,       /* id = pass, deadline_ms = pass expiry; sign a token */
-    BR_FX_PASS_EXPIRED = 2,      /* id = pass */
-    BR_FX_PROVIDER_CHARGE = 3,   /* id = payment, ref = hold, amount; idempotency key = payment id */
-    BR_FX_PROVIDER_REFUND = 4,   /* id = payment, ref = hold, amount */
-    BR_FX_BOOKING_CONFIRMED = 5, /* id = hold, ref = payment */
-    BR_FX_BOOKING_EXPIRED = 6,   /* id = hold */
-    BR_FX_NOTIFY = 7             /* id = hold; the booking changed state (cancel, refund) */
-};
+#define BR_EFFECT_MAP(X)                                                                    \
+    X(BR_FX_NONE, 0, "none")                                                                \
+    X(BR_FX_PASS_ISSUED, 1, "pass_issued")   /* id = pass, deadline_ms = expiry; sign it */ \
+    X(BR_FX_PASS_EXPIRED, 2, "pass_expired") /* id = pass */                                \
+    X(BR_FX_PROVIDER_CHARGE, 3, "provider_charge") /* id = payment, ref = hold, amount;     \
+                                                      idempotency key = payment id */       \
+    X(BR_FX_PROVIDER_REFUND, 4, "provider_refund")     /* id = payment, ref = hold, amount */ \
+    X(BR_FX_BOOKING_CONFIRMED, 5, "booking_confirmed") /* id = hold, ref = payment */       \
+    X(BR_FX_BOOKING_EXPIRED, 6, "booking_expired")     /* id = hold */                      \
+    X(BR_FX_NOTIFY, 7, "notify") /* id = hold; the booking changed state (cancel, refund) */
+enum br_effect_kind { BR_EFFECT_MAP(BR_ENUM_ENTRY) BR_EFFECT_KIND_COUNT };
 
 struct br_effect {
     uint8_t kind; /* enum br_effect_kind */

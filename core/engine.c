@@ -11,28 +11,9 @@
 
 #include "hash.h"
 #include "journal.h"
+#include "limits.h"
 #include "panic.h"
 #include "str.h"
-
-#define CAP_MAX (1u << 30)
-
-void br_config_default(struct br_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->seed = 1;
-    c->events_max = 64;
-    c->users_max = 250000;
-    c->members_max = 500000;
-    c->queue_slots_max = 1000000;
-    c->queue_capacity_default = 250000;
-    c->passes_max = 500000;
-    c->active_max = 200000;
-    c->holds_max = 500000;
-    c->seats_max = 1000000;
-    c->payments_max = 500000;
-    c->idem_max = 500000;
-    c->provider_events_max = 1000000;
-}
 
 static bool config_ok(const struct br_config *c)
 {
@@ -40,7 +21,7 @@ static bool config_ok(const struct br_config *c)
                           c->passes_max,  c->active_max, c->holds_max,   c->seats_max,
                           c->payments_max, c->idem_max,  c->provider_events_max};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        if (v[i] == 0 || v[i] > CAP_MAX) {
+        if (v[i] == 0 || v[i] > BR_TABLE_ROWS_MAX) {
             return false;
         }
     }
@@ -93,7 +74,8 @@ size_t br_engine_memory_size(const struct br_config *cfg)
     return a.used + 16;
 }
 
-int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size)
+static int init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size,
+                int zeroed)
 {
     size_t need = br_engine_memory_size(cfg);
     if (need == 0 || mem == NULL || size < need || ((uintptr_t)mem & 15u) != 0) {
@@ -101,14 +83,26 @@ int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, 
     }
     memset(e, 0, sizeof *e);
     e->cfg = *cfg;
-    struct br_arena a = {.base = mem, .size = size, .used = 0};
+    struct br_arena a = {.base = mem, .size = size, .used = 0, .zeroed = zeroed};
     layout(e, cfg, &a);
     BR_ASSERT(a.used <= size);
+    /* The heaps' back-links start at "in no heap" (all ones): 4 bytes per
+     * pass, hold and payment are the only rows written before use. */
     memset(e->pass_pos, 0xff, sizeof(uint32_t) * cfg->passes_max);
     memset(e->hold_pos, 0xff, sizeof(uint32_t) * cfg->holds_max);
     memset(e->payment_pos, 0xff, sizeof(uint32_t) * cfg->payments_max);
     e->digest = br_digest_initial(cfg->seed);
     return BR_OK;
+}
+
+int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size)
+{
+    return init(e, cfg, mem, size, 0);
+}
+
+int br_engine_init_zeroed(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size)
+{
+    return init(e, cfg, mem, size, 1);
 }
 
 struct br_effect *br_engine_emit(struct br_engine *e, uint8_t kind)
@@ -315,8 +309,9 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
     for (uint32_t i = 0; i < e->session_count; i++) {
         const struct br_session *se = &e->sessions[i];
         const struct br_user *u = &e->users[se->user_id - 1];
-        uint64_t v[] = {se->id, se->user_id, se->generation,
-                        se->revoked || se->id <= u->sessions_floor, (uint64_t)se->expires_at_ms};
+        uint64_t id = (uint64_t)i + 1;
+        uint64_t v[] = {id, se->user_id, se->generation, se->revoked || id <= u->sessions_floor,
+                        (uint64_t)se->expires_at_ms};
         sum += br_state_record(11, v, 5);
     }
     uint64_t counts[] = {e->event_count, e->user_count, e->member_count, e->pass_count,
@@ -361,7 +356,7 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
 static bool heap_due(const struct br_heap *h, int64_t now_ms)
 {
     const struct br_heap_node *top = br_heap_top(h);
-    return top != NULL && top->deadline_ms <= now_ms;
+    return top != NULL && br_lapsed(top->deadline_ms, now_ms);
 }
 
 unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms)
@@ -380,6 +375,100 @@ unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now
         due |= BR_DUE_SWEEP;
     }
     return due;
+}
+
+const char *br_table_name(unsigned table)
+{
+#define BR_TABLE_NAME(id, name) name,
+    static const char *const names[BR_TABLE_COUNT] = {BR_TABLES(BR_TABLE_NAME)};
+#undef BR_TABLE_NAME
+    return table < BR_TABLE_COUNT ? names[table] : "unknown";
+}
+
+void br_engine_table_usage(const struct br_engine *e, unsigned table, uint32_t *used,
+                           uint32_t *max)
+{
+    const struct br_config *c = &e->cfg;
+    /* Tables left out (event_queue, other) read 0 of 0. */
+    const uint32_t rows[BR_TABLE_COUNT] = {
+        [BR_TABLE_EVENTS] = e->event_count,    [BR_TABLE_USERS] = e->user_count,
+        [BR_TABLE_MEMBERS] = e->member_count,  [BR_TABLE_QUEUE_PLACES] = e->slots_used,
+        [BR_TABLE_PASSES] = e->pass_count,     [BR_TABLE_ACTIVE] = e->pass_nodes_used,
+        [BR_TABLE_HOLDS] = e->hold_count,      [BR_TABLE_SEATS] = e->hold_nodes_used,
+        [BR_TABLE_PAYMENTS] = e->payment_count, [BR_TABLE_IDEM] = e->idem_count,
+        [BR_TABLE_PROVIDER_EVENTS] = e->provider_events.count};
+    const uint32_t rows_max[BR_TABLE_COUNT] = {
+        [BR_TABLE_EVENTS] = c->events_max,     [BR_TABLE_USERS] = c->users_max,
+        [BR_TABLE_MEMBERS] = c->members_max,   [BR_TABLE_QUEUE_PLACES] = c->queue_slots_max,
+        [BR_TABLE_PASSES] = c->passes_max,     [BR_TABLE_ACTIVE] = c->active_max,
+        [BR_TABLE_HOLDS] = c->holds_max,       [BR_TABLE_SEATS] = c->seats_max,
+        [BR_TABLE_PAYMENTS] = c->payments_max, [BR_TABLE_IDEM] = c->idem_max,
+        [BR_TABLE_PROVIDER_EVENTS] = c->provider_events_max};
+    *used = table < BR_TABLE_COUNT ? rows[table] : 0;
+    *max = table < BR_TABLE_COUNT ? rows_max[table] : 0;
+    BR_ASSERT(*used <= *max);
+}
+
+static bool full(const struct br_engine *e, enum br_table t)
+{
+    uint32_t used, max;
+    br_engine_table_usage(e, t, &used, &max);
+    return used >= max;
+}
+
+/* The same checks, in the same order, as br_catalog_event_create. */
+static enum br_table event_create_full(const struct br_engine *e, const struct br_event_spec *s)
+{
+    uint64_t queue = s->queue_capacity ? s->queue_capacity : e->cfg.queue_capacity_default;
+    uint64_t seats = 0;
+    for (uint32_t z = 0; z < s->zone_count && z < BR_EVENT_ZONES_MAX; z++) {
+        seats += s->zones[z].capacity;
+    }
+    if (full(e, BR_TABLE_EVENTS)) {
+        return BR_TABLE_EVENTS;
+    }
+    if ((uint64_t)e->slots_used + queue > e->cfg.queue_slots_max) {
+        return BR_TABLE_QUEUE_PLACES;
+    }
+    if ((uint64_t)e->pass_nodes_used + s->max_active > e->cfg.active_max) {
+        return BR_TABLE_ACTIVE;
+    }
+    return (uint64_t)e->hold_nodes_used + seats > e->cfg.seats_max ? BR_TABLE_SEATS
+                                                                    : BR_TABLE_OTHER;
+}
+
+enum br_table br_engine_full_table(const struct br_engine *e, const struct br_cmd *cmd)
+{
+    switch (cmd->type) {
+    case BR_CMD_EVENT_CREATE:
+        return event_create_full(e, &cmd->u.event_create);
+    case BR_CMD_USER_REGISTER:
+        return full(e, BR_TABLE_USERS) ? BR_TABLE_USERS : BR_TABLE_OTHER;
+    case BR_CMD_QUEUE_JOIN: {
+        /* As br_queue_join checks: the event's queue first, then (for a
+         * newcomer) the members table. */
+        const struct br_event *ev = br_catalog_event(e, cmd->u.queue_join.event_id);
+        if (ev == NULL) {
+            return BR_TABLE_OTHER;
+        }
+        if (ev->q_tail >= ev->spec.queue_capacity ||
+            br_queue_member_find(e, ev->id, cmd->user_id) != UINT32_MAX) {
+            return BR_TABLE_EVENT_QUEUE;
+        }
+        return full(e, BR_TABLE_MEMBERS) ? BR_TABLE_MEMBERS : BR_TABLE_OTHER;
+    }
+    case BR_CMD_RESERVE:
+        return full(e, BR_TABLE_HOLDS)     ? BR_TABLE_HOLDS
+               : full(e, BR_TABLE_MEMBERS) ? BR_TABLE_MEMBERS
+               : full(e, BR_TABLE_IDEM)    ? BR_TABLE_IDEM
+                                           : BR_TABLE_OTHER;
+    case BR_CMD_PAYMENT_CREATE:
+        return full(e, BR_TABLE_PAYMENTS) ? BR_TABLE_PAYMENTS : BR_TABLE_OTHER;
+    case BR_CMD_PAYMENT_EVENT:
+        return full(e, BR_TABLE_PROVIDER_EVENTS) ? BR_TABLE_PROVIDER_EVENTS : BR_TABLE_OTHER;
+    default:
+        return BR_TABLE_OTHER;
+    }
 }
 
 uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,
@@ -406,31 +495,29 @@ const char *br_cmd_name(uint8_t type)
     return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
 }
 
+#define BR_NAME_ENTRY(sym, val, name) [val] = name,
+
 const char *br_hold_state_name(uint8_t s)
 {
-    static const char *const names[] = {"none",    "held",      "confirmed",
-                                        "expired", "cancelled", "refunded"};
-    return s < 6 ? names[s] : "unknown";
+    static const char *const names[BR_HOLD_STATE_COUNT] = {BR_HOLD_STATE_MAP(BR_NAME_ENTRY)};
+    return s < BR_HOLD_STATE_COUNT ? names[s] : "unknown";
 }
 
 const char *br_queue_status_name(uint8_t s)
 {
-    static const char *const names[] = {"none", "prequeue", "waiting", "admitted",
-                                        "used", "expired",  "left"};
-    return s < 7 ? names[s] : "unknown";
+    static const char *const names[BR_QUEUE_STATUS_COUNT] = {BR_QUEUE_STATUS_MAP(BR_NAME_ENTRY)};
+    return s < BR_QUEUE_STATUS_COUNT ? names[s] : "unknown";
 }
 
 const char *br_payment_state_name(uint8_t s)
 {
-    static const char *const names[] = {"none",      "pending",        "failed",
-                                        "confirmed", "refund_pending", "refunded"};
-    return s < 6 ? names[s] : "unknown";
+    static const char *const names[BR_PAYMENT_STATE_COUNT] = {
+        BR_PAYMENT_STATE_MAP(BR_NAME_ENTRY)};
+    return s < BR_PAYMENT_STATE_COUNT ? names[s] : "unknown";
 }
 
 const char *br_effect_name(uint8_t k)
 {
-    static const char *const names[] = {"none",           "pass_issued",      "pass_expired",
-                                        "provider_charge", "provider_refund", "booking_confirmed",
-                                        "booking_expired", "notify"};
-    return k < 8 ? names[k] : "unknown";
+    static const char *const names[BR_EFFECT_KIND_COUNT] = {BR_EFFECT_MAP(BR_NAME_ENTRY)};
+    return k < BR_EFFECT_KIND_COUNT ? names[k] : "unknown";
 }

@@ -36,21 +36,22 @@
 #include "saga.h"
 #include "session.h"
 
-/* Capacities, fixed at init. Approximate cost per unit in the comments. */
+/* Capacities, fixed at init; core/sizing.h derives them from a few counts.
+ * Cost per row (a map index takes 48-96 B an entry; limits.h sums them). */
 struct br_config {
     uint64_t seed;                  /* drives the opening shuffles */
-    uint32_t events_max;            /* ~1.4 KiB each */
-    uint32_t users_max;             /* ~260 B each + email index ~72 B + 2 sessions ~64 B */
-    uint32_t members_max;           /* (event, user) pairs: ~48 B + index ~72 B */
+    uint32_t events_max;            /* 0.9 KiB each */
+    uint32_t users_max;             /* 232 B each + email index + a session (24 B) */
+    uint32_t members_max;           /* (event, user) pairs: 44 B + index */
     uint32_t queue_slots_max;       /* joins over all events: 8 B each */
     uint32_t queue_capacity_default; /* an event's slots when its spec says 0 */
-    uint32_t passes_max;            /* ~40 B + index ~72 B */
+    uint32_t passes_max;            /* 44 B + index */
     uint32_t active_max;            /* sum of max_active over events: 24 B each */
-    uint32_t holds_max;             /* ~110 B + index ~72 B */
+    uint32_t holds_max;             /* 100 B + index */
     uint32_t seats_max;             /* sum of zone capacities over events: 24 B each */
-    uint32_t payments_max;          /* ~56 B + index ~72 B */
-    uint32_t idem_max;              /* idempotency keys: ~24 B + index ~72 B */
-    uint32_t provider_events_max;   /* de-duplicated provider event ids: ~72 B */
+    uint32_t payments_max;          /* 84 B + index */
+    uint32_t idem_max;              /* idempotency keys: 24 B + index */
+    uint32_t provider_events_max;   /* de-duplicated provider event ids: index only */
     uint32_t email_hash_bits;       /* 0 = 64; fewer only in tests, to force email collisions */
 };
 
@@ -98,7 +99,8 @@ struct br_engine {
     uint64_t applied;               /* commands applied */
 };
 
-/* Fills cfg with defaults sized for a 200,000-user on-sale (~350 MiB). */
+/* Fills cfg with the defaults: br_config_size (sizing.h) for
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (109 MiB). */
 void br_config_default(struct br_config *cfg);
 
 /* Bytes of memory br_engine_init needs for cfg, or 0 when cfg is invalid
@@ -109,6 +111,13 @@ size_t br_engine_memory_size(const struct br_config *cfg);
  * BR_OK or BR_E_INVALID (bad config, memory too small). The engine keeps
  * pointers into mem; mem must outlive it. O(size) to zero it. */
 int br_engine_init(struct br_engine *e, const struct br_config *cfg, void *mem, size_t size);
+
+/* br_engine_init over memory the caller knows is all zero bytes (fresh from
+ * calloc or mmap): nothing is zeroed again, so the block costs resident
+ * memory only as rows are used. O(passes + holds + payments) (their heap
+ * back-links, 4 bytes each, are set). */
+int br_engine_init_zeroed(struct br_engine *e, const struct br_config *cfg, void *mem,
+                          size_t size);
 
 /* Applies one command at cmd->now_ms. Fills *out (cleared first) and returns
  * out->err. The effects stay readable through br_engine_effects until the
@@ -160,7 +169,7 @@ struct br_event_stats {
     uint32_t queue_length;
     uint32_t admitted;      /* passes issued over the sale */
     uint32_t active_passes;
-    uint32_t bookings[6];   /* by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT];   /* by enum br_hold_state */
 };
 int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct br_event_stats *s);
 
@@ -171,6 +180,19 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
  * refund attempt is due (event_id is ignored for BR_DUE_SAGA). O(1). */
 enum br_due { BR_DUE_ADMIT = 1, BR_DUE_SWEEP = 2, BR_DUE_SAGA = 4 };
 unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms);
+
+/* The label of an enum br_table (limits.h), "holds"; "unknown" out of range. */
+const char *br_table_name(unsigned table);
+
+/* Rows in use and rows allowed in a table (both 0 for event_queue and
+ * other, which are not deployment tables). O(1). */
+void br_engine_table_usage(const struct br_engine *e, unsigned table, uint32_t *used,
+                           uint32_t *max);
+
+/* Which table refused cmd, just after br_engine_apply answered it BR_E_FULL
+ * (a refused command changes no state, so the engine still shows why).
+ * BR_TABLE_OTHER when cmd was not refused for room. O(1). */
+enum br_table br_engine_full_table(const struct br_engine *e, const struct br_cmd *cmd);
 
 /* The user's holds, newest first: up to max ids into ids; returns how many. */
 uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint64_t *ids,

@@ -139,6 +139,22 @@ static void ring_push(struct br_gen_ring *r, uint64_t id, uint64_t event_id, uin
     }
 }
 
+/* Makes the remembered ref with this id the newest (nothing if unknown):
+ * the next picks favour it. O(BR_GEN_RING_MAX). */
+static void ring_bump(struct br_gen_ring *r, uint64_t id)
+{
+    for (uint32_t back = 0; back < r->count; back++) {
+        if (r->items[ring_index(r, back)].id == id) {
+            struct br_gen_ref found = r->items[ring_index(r, back)];
+            for (uint32_t b = back; b > 0; b--) {
+                r->items[ring_index(r, b)] = r->items[ring_index(r, b - 1)];
+            }
+            r->items[ring_index(r, 0)] = found;
+            return;
+        }
+    }
+}
+
 /* A remembered ref, most often one of the newest four; NULL when none. */
 static const struct br_gen_ref *ring_pick(const struct br_gen_ring *r, struct br_gen_source *s)
 {
@@ -809,6 +825,13 @@ void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_
             session_generation(&g->sessions, out->id, out->count);
         }
         break;
+    case BR_CMD_PAYMENT_EVENT:
+        /* A decline: the buyer soon pays for this hold again, which reopens
+         * the same payment (re-confirmation), so it becomes the newest. */
+        if (out->err == BR_OK && out->status == BR_PAY_FAILED) {
+            ring_bump(&g->holds, out->ref);
+        }
+        break;
     default:
         break;
     }
@@ -818,6 +841,7 @@ void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_
             ring_push(&g->passes, f->id, f->event_id, f->user_id);
         } else if (f->kind == BR_FX_PROVIDER_CHARGE) {
             ring_push(&g->payments, f->id, f->event_id, f->user_id);
+            ring_bump(&g->payments, f->id); /* a reopened payment is confirmed again next */
         } else if (f->kind == BR_FX_PROVIDER_REFUND) {
             ring_push(&g->refunds, f->id, f->event_id, f->user_id);
         }

@@ -17,6 +17,9 @@
  * workers do:
  *   - ids that are stale (an old pass, a hold already paid), foreign (another
  *     user's pass or hold) or unknown;
+ *   - a decline followed by paying for the same hold again (the hold and its
+ *     payment become the newest remembered, so the reopened payment is soon
+ *     confirmed again: re-confirmation after a decline);
  *   - a repeat of the previous command (a client retry, a webhook redelivery),
  *     idempotency keys from a small pool so keys collide, provider event ids
  *     that repeat;

@@ -215,7 +215,7 @@ int br_inventory_cancel(struct br_engine *e, const struct br_cmd *c, struct br_o
         fill_hold(h, out);
         return out->err = BR_E_BOOKING_NOT_HELD;
     }
-    if (c->now_ms >= h->deadline_ms) {
+    if (br_lapsed(h->deadline_ms, c->now_ms)) {
         fill_hold(h, out);
         return out->err = BR_E_HOLD_EXPIRED; /* the sweep returns its seats */
     }
@@ -245,7 +245,7 @@ int br_inventory_sweep(struct br_engine *e, const struct br_cmd *c, struct br_ou
     uint32_t swept = 0;
     while (swept < c->u.sweep.max) {
         const struct br_heap_node *top = br_heap_top(&ev->hold_heap);
-        if (top == NULL || top->deadline_ms > c->now_ms) {
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
             break; /* live while now < deadline: expired exactly at the deadline */
         }
         struct br_hold *h = &e->holds[top->item];

@@ -33,6 +33,61 @@
 /* Effects one command may emit: the largest of the bounded loops above plus a few. */
 #define BR_EFFECTS_MAX (BR_PASS_EXPIRE_MAX + BR_ADMIT_PER_TICK_MAX + 8u)
 
+/* Deployment sizing (core/sizing.h). A table holds at most BR_TABLE_ROWS_MAX
+ * rows. A server sized by people alone gets these tables, per 100 people,
+ * with the memory each row reserves (a map rounds its slots up to a power
+ * of two, 48-96 B an entry, hence the ranges):
+ *   users 100 (304-352 B, a refresh session each), members 100 (92-140 B),
+ *   queue places 1000 (8 B), passes 200 (92-140 B), active passes 25 (24 B),
+ *   holds 50 (148-196 B),
+ *   seats 100 (24 B), payments 50 (228-372 B with their provider events),
+ *   idempotency keys 200 (72-120 B); an event reserves 0.9 KiB.
+ * (at least the floors below for the cheap ones).
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 109 MiB,
+ * what a 100,000-person on-sale needs (scenarios/onsale-100k.json). */
+#define BR_TABLE_ROWS_MAX (1u << 30)
+#define BR_PEOPLE_DEFAULT 100000u
+#define BR_EVENTS_DEFAULT 16u
+#define BR_USERS_PER_100_PEOPLE 100u        /* an account each */
+#define BR_MEMBERS_PER_100_PEOPLE 100u      /* one event's queue each */
+#define BR_QUEUE_PLACES_PER_100_PEOPLE 1000u /* room for big per-event queue capacities */
+#define BR_PASSES_PER_100_PEOPLE 200u       /* admitted twice each (one re-join) */
+#define BR_ACTIVE_PER_100_PEOPLE 25u        /* a quarter shopping at once */
+#define BR_HOLDS_PER_100_PEOPLE 50u
+#define BR_SEATS_PER_100_PEOPLE 100u
+#define BR_PAYMENTS_PER_100_PEOPLE 50u
+#define BR_IDEM_PER_100_PEOPLE 200u
+#define BR_PROVIDER_EVENTS_PER_PAYMENT 2u   /* a decline, then a success */
+#define BR_PROVIDER_EVENTS_EXTRA 16u
+#define BR_QUEUE_DEFAULT_SHARE 4u           /* an event without queue_capacity takes 1/4 of the places */
+/* Floors of the derived counts for the cheap tables, so a small deployment
+ * still takes an event with the API's default queue (up to 250,000 places)
+ * and the demo's 1,550 seats: 2.4 MiB reserved at most, resident as used. */
+#define BR_QUEUE_PLACES_MIN 250000u
+#define BR_SEATS_MIN 10000u
+#define BR_ACTIVE_MIN 1000u
+
+/* The fixed-size tables a command can find full (BR_E_FULL), for metrics
+ * and logs. event_queue is one event's queue_capacity, not a deployment
+ * table; other is a full answer none of the checks below explains. */
+#define BR_TABLES(X)                                                                               \
+    X(BR_TABLE_EVENTS, "events")                                                                   \
+    X(BR_TABLE_USERS, "users")                                                                     \
+    X(BR_TABLE_MEMBERS, "members")                                                                 \
+    X(BR_TABLE_QUEUE_PLACES, "queue_places")                                                       \
+    X(BR_TABLE_EVENT_QUEUE, "event_queue")                                                         \
+    X(BR_TABLE_PASSES, "passes")                                                                   \
+    X(BR_TABLE_ACTIVE, "active_passes")                                                            \
+    X(BR_TABLE_HOLDS, "holds")                                                                     \
+    X(BR_TABLE_SEATS, "seats")                                                                     \
+    X(BR_TABLE_PAYMENTS, "payments")                                                               \
+    X(BR_TABLE_IDEM, "idempotency_keys")                                                           \
+    X(BR_TABLE_PROVIDER_EVENTS, "provider_events")                                                 \
+    X(BR_TABLE_OTHER, "other")
+#define BR_TABLE_ENUM(id, name) id,
+enum br_table { BR_TABLES(BR_TABLE_ENUM) BR_TABLE_COUNT };
+#undef BR_TABLE_ENUM
+
 #define BR_REFUND_BACKOFF_MS_MIN 1000LL          /* first refund retry after 1 s */
 #define BR_REFUND_BACKOFF_MS_MAX (3600LL * 1000) /* retries back off to one an hour */
 

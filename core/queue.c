@@ -109,7 +109,7 @@ int br_queue_pass_validate(const struct br_engine *e, uint64_t pass_id, uint32_t
     if (p->member != member || p->state == BR_PASS_USED) {
         return BR_E_PASS_INVALID;
     }
-    if (p->state == BR_PASS_EXPIRED || now_ms >= p->deadline_ms) {
+    if (p->state == BR_PASS_EXPIRED || br_lapsed(p->deadline_ms, now_ms)) {
         return BR_E_PASS_EXPIRED;
     }
     *pass_index = pi;
@@ -213,7 +213,7 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         uint32_t pi;
         int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
         BR_ASSERT(found);
-        if (c->now_ms >= e->passes[pi].deadline_ms) {
+        if (br_lapsed(e->passes[pi].deadline_ms, c->now_ms)) {
             if (ev->q_tail >= ev->spec.queue_capacity) {
                 /* The re-join needs a new place and there is none: refuse
                  * before touching the pass, so the refusal changes no state
@@ -293,7 +293,7 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
     /* 1. Expire lapsed passes, each returning its place in max_active. */
     for (uint32_t n = 0; n < BR_PASS_EXPIRE_MAX; n++) {
         const struct br_heap_node *top = br_heap_top(&ev->pass_heap);
-        if (top == NULL || top->deadline_ms > c->now_ms) {
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
             break;
         }
         pass_expire(e, ev, top->item);
@@ -422,4 +422,17 @@ void br_queue_check(const struct br_engine *e)
         const struct br_member *m = &e->members[mi];
         BR_ASSERT((m->slot != 0) == (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING));
     }
+}
+
+uint32_t br_queue_wait_estimate_s(const struct br_event_spec *spec, uint32_t position,
+                                  uint32_t tick_ms, int64_t now_ms)
+{
+    BR_ASSERT(spec->admit_per_tick >= 1 && tick_ms > 0);
+    uint64_t ticks = ((uint64_t)position + spec->admit_per_tick - 1) / spec->admit_per_tick;
+    uint64_t ms = ticks * tick_ms;
+    if (now_ms < spec->sale_opens_at_ms) {
+        ms += (uint64_t)(spec->sale_opens_at_ms - now_ms);
+    }
+    uint64_t s = (ms + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }

@@ -91,6 +91,14 @@ void br_queue_open_if_due(struct br_engine *e, uint64_t event_id, int64_t now_ms
 int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id,
                   struct br_queue_view *v);
 
+/* The wait, in whole seconds rounded up, of someone at `position` (1 = next)
+ * in a queue whose admitter runs every tick_ms (> 0) and admits up to
+ * spec->admit_per_tick a tick, plus the time until the sale opens when it
+ * has not yet. An estimate from the settings, not a promise: it assumes every
+ * tick admits its full share. Saturates at UINT32_MAX. O(1). */
+uint32_t br_queue_wait_estimate_s(const struct br_event_spec *spec, uint32_t position,
+                                  uint32_t tick_ms, int64_t now_ms);
+
 /* Asserts Fenwick sums, waiting counts, active pass counts, heap links. O(n). */
 void br_queue_check(const struct br_engine *e);
 

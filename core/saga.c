@@ -65,13 +65,26 @@ int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct b
     if (h->state != BR_HOLD_HELD) {
         return out->err = BR_E_BOOKING_NOT_HELD;
     }
-    if (c->now_ms >= h->deadline_ms) {
+    if (br_lapsed(h->deadline_ms, c->now_ms)) {
         return out->err = BR_E_HOLD_EXPIRED;
     }
     struct br_payment *p = h->payment_id ? br_saga_payment(e, h->payment_id) : NULL;
-    if (p != NULL && p->state == BR_PAY_PENDING) {
-        /* The same open payment again; the charge is re-emitted because a
-         * driver that crashed after the first create may never have sent it. */
+#ifdef BR_PLANT_SECOND_INTENT
+    if (p != NULL && p->state == BR_PAY_FAILED) {
+        p = NULL; /* planted: a decline opens a second payment (and intent) for the booking */
+    }
+#endif
+    if (p != NULL) {
+        /* One booking, one payment: a held hold's payment is pending or
+         * failed (a success confirms or releases the hold). The same payment
+         * again, and after a decline it is open again (Stripe's intent goes
+         * back to requires_payment_method and is confirmed again with another
+         * card). The charge is re-emitted: a driver that crashed after the
+         * first create may never have sent it, and a reopened payment needs
+         * its intent again. */
+        BR_ASSERT(p->hold_id == h->id);
+        BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
+        p->state = BR_PAY_PENDING;
         emit_payment(e, BR_FX_PROVIDER_CHARGE, p);
         fill_payment(p, out);
         return out->err = BR_OK;
@@ -130,7 +143,7 @@ int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br
     if (p->state != BR_PAY_PENDING && p->state != BR_PAY_FAILED) {
         return out->err = BR_OK; /* this payment's success was applied already */
     }
-    bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
+    bool live = h->state == BR_HOLD_HELD && !br_lapsed(h->deadline_ms, c->now_ms);
 #ifdef BR_PLANT_CONFIRM_EXPIRED
     live = h->state == BR_HOLD_HELD; /* planted: the deadline is not looked at */
 #endif
@@ -196,7 +209,7 @@ int br_saga_step(struct br_engine *e, const struct br_cmd *c, struct br_outcome 
     uint32_t n = 0;
     while (n < c->u.saga_step.max) {
         const struct br_heap_node *top = br_heap_top(&e->refund_heap);
-        if (top == NULL || top->deadline_ms > c->now_ms) {
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
             break;
         }
         /* refund_attempt re-pushes at now + backoff (>= 1 s), after now. */
@@ -231,8 +244,15 @@ void br_saga_check(const struct br_engine *e)
         }
     }
     for (uint32_t hi = 0; hi < e->hold_count; hi++) {
-        if (e->holds[hi].state == BR_HOLD_CONFIRMED) {
-            confirmed_value += e->holds[hi].amount_minor;
+        const struct br_hold *h = &e->holds[hi];
+        if (h->state == BR_HOLD_CONFIRMED) {
+            confirmed_value += h->amount_minor;
+        }
+        if (h->state == BR_HOLD_HELD && h->payment_id != 0) {
+            /* S5: a held booking's one payment is still open or declined */
+            const struct br_payment *p = br_saga_payment(e, h->payment_id);
+            BR_ASSERT(p != NULL && p->hold == hi);
+            BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
         }
     }
     BR_ASSERT(charged - refunded - pending == confirmed_value); /* S8 */

@@ -2,9 +2,12 @@
  * saga.h -- what happens after a payment: confirm, refund, or release.
  *
  * payment_create (hold live, owner acting) records a pending payment for the
- * hold's amount and emits provider_charge; while that payment is pending, a
- * repeated create returns the same payment and re-emits the charge (the
- * provider de-duplicates by the payment id as idempotency key).
+ * hold's amount and emits provider_charge. One booking has one payment, as
+ * one Stripe PaymentIntent serves every attempt: a repeated create returns
+ * the same payment and re-emits the charge (the provider de-duplicates by
+ * the payment id as idempotency key), and after a decline it opens that
+ * payment again (failed -> pending; the client confirms the same intent
+ * with another payment method). No second payment, so no second charge.
  *
  * payment_event applies a verified provider event exactly once per provider
  * event id (a second delivery is BR_E_DUPLICATE and changes nothing):
@@ -14,7 +17,11 @@
  *     (provider_refund)
  *   succeeded for a payment already succeeded  -> nothing (one charge counts once)
  *   failed, payment pending                    -> failed; the hold stays held so
- *     the buyer may pay again; the sweep releases it at its deadline
+ *     the buyer may pay again (payment_create reopens it); the sweep releases
+ *     it at its deadline
+ *   succeeded for a payment whose hold another payment confirmed (a booking
+ *     charged twice: a state this rule no longer makes, still handled) ->
+ *     refund_pending and provider_refund in the same step: refunded at once
  * refund_result ok -> refunded (final); not ok -> retried with backoff.
  * saga_step re-emits provider_refund for every refund that is due, so a
  * worker that crashed before carrying out an effect finds its duty again in

@@ -10,7 +10,7 @@
 #include "engine.h"
 #include "panic.h"
 
-_Static_assert(sizeof(struct br_session) == 32, "session.h states the cost of a session");
+_Static_assert(sizeof(struct br_session) == 24, "session.h states the cost of a session");
 
 static struct br_session *find(const struct br_engine *e, uint64_t session_id)
 {
@@ -25,11 +25,18 @@ static bool ttl_ok(int64_t ttl_ms)
     return ttl_ms >= 1 && ttl_ms <= BR_TTL_MS_MAX;
 }
 
+/* A session's id is its index + 1 (it is not stored). */
+static uint64_t id_of(const struct br_engine *e, const struct br_session *s)
+{
+    BR_ASSERT(s >= e->sessions && s < e->sessions + e->session_count);
+    return (uint64_t)(s - e->sessions) + 1;
+}
+
 static uint8_t state_at(const struct br_engine *e, const struct br_session *s, int64_t now_ms)
 {
     const struct br_user *u = br_catalog_user(e, s->user_id);
     BR_ASSERT(u != NULL);
-    if (s->revoked || s->id <= u->sessions_floor) {
+    if (s->revoked || id_of(e, s) <= u->sessions_floor) {
         return BR_SESSION_REVOKED;
     }
     return now_ms >= s->expires_at_ms ? BR_SESSION_EXPIRED : BR_SESSION_LIVE;
@@ -57,11 +64,11 @@ int br_session_open(struct br_engine *e, const struct br_cmd *c, struct br_outco
     }
     struct br_session *s = &e->sessions[e->session_count];
     memset(s, 0, sizeof *s);
-    s->id = ++e->session_count;
-    s->user_id = c->user_id;
+    e->session_count++;
+    s->user_id = (uint32_t)c->user_id; /* <= users_max <= 2^30 */
     s->generation = 1;
     s->expires_at_ms = c->now_ms + c->u.session_open.ttl_ms;
-    out->id = s->id;
+    out->id = e->session_count;
     out->ref = s->user_id;
     out->count = s->generation;
     out->deadline_ms = s->expires_at_ms;
@@ -81,7 +88,7 @@ int br_session_rotate(struct br_engine *e, const struct br_cmd *c, struct br_out
     if (s == NULL || c->u.session_rotate.generation > s->generation) {
         return out->err = BR_E_UNAUTHORIZED; /* never issued: nothing to learn from it */
     }
-    out->id = s->id;
+    out->id = id_of(e, s);
     out->ref = s->user_id;
     out->status = state_at(e, s, c->now_ms);
     if (out->status != BR_SESSION_LIVE) {
@@ -115,7 +122,7 @@ int br_session_revoke(struct br_engine *e, const struct br_cmd *c, struct br_out
     if (s == NULL || c->u.session_revoke.generation > s->generation) {
         return out->err = BR_E_UNAUTHORIZED;
     }
-    out->id = s->id;
+    out->id = id_of(e, s);
     out->ref = s->user_id;
     uint8_t before = state_at(e, s, c->now_ms);
     if (!s->revoked && before != BR_SESSION_REVOKED) {
@@ -146,7 +153,6 @@ void br_session_check(const struct br_engine *e)
     BR_ASSERT(e->session_count <= e->sessions_max);
     for (uint32_t i = 0; i < e->session_count; i++) {
         const struct br_session *s = &e->sessions[i];
-        BR_ASSERT(s->id == i + 1);
         BR_ASSERT(br_catalog_user(e, s->user_id) != NULL);
         BR_ASSERT(s->generation >= 1);
     }

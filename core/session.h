@@ -23,8 +23,10 @@
  *
  * Logout-all is O(1): the user records a floor (the session counter at that
  * moment) and every session of the user with an id at or below it is
- * revoked. Sessions are appended and never removed; ids are index + 1. The
- * table holds BR_SESSIONS_PER_USER * users_max sessions (32 B each); when
+ * revoked. Sessions are appended and never removed; ids are index + 1. One
+ * session a person (a login each) is what an on-sale needs: the buyer signs
+ * in once before the opening and refreshes during the rush. The
+ * table holds BR_SESSIONS_PER_USER * users_max sessions (24 B each); when
  * it is full, open answers BR_E_FULL (the server then signs the user in
  * without a refresh token).
  *
@@ -43,7 +45,7 @@
 struct br_engine;
 struct br_outcome;
 
-#define BR_SESSIONS_PER_USER 2u /* sessions_max = users_max * this: 64 B per user */
+#define BR_SESSIONS_PER_USER 1u /* sessions_max = users_max * this: 24 B per user */
 
 /* A session's state as of some now_ms (outcome.status of rotate and revoke). */
 enum br_session_state {
@@ -53,12 +55,12 @@ enum br_session_state {
     BR_SESSION_EXPIRED = 3  /* now >= expires_at_ms */
 };
 
+/* A session's id is its index + 1 and is not stored. */
 struct br_session {
-    uint64_t id;           /* index + 1 */
-    uint64_t user_id;
+    int64_t expires_at_ms; /* refreshes while now < expires_at_ms */
+    uint32_t user_id;      /* user ids stay below users_max <= 2^30 */
     uint32_t generation;   /* tokens of this generation refresh: 1 at open, + 1 per rotation */
     bool revoked;          /* by logout or reuse (logout-all is the user's floor) */
-    int64_t expires_at_ms; /* refreshes while now < expires_at_ms */
 };
 
 /* Command handlers; each fills *out and returns out->err.

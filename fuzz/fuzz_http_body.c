@@ -128,11 +128,13 @@ static void check_fields(const struct br_body *b, const char *buf, size_t len)
         break;
     case BR_BODY_CONFIRM_JSON:
         check_text(b->u.payment_method, sizeof b->u.payment_method, 1);
+        check_text(b->u.client_secret, sizeof b->u.client_secret, 0);
         break;
     case BR_BODY_CONFIRM_FORM: {
         const char *pm = b->u.payment_method;
         check_text(pm, sizeof b->u.payment_method, 1);
-        BR_ASSERT(strchr(pm, '&') == NULL);
+        check_text(b->u.client_secret, sizeof b->u.client_secret, 0);
+        BR_ASSERT(strchr(pm, '&') == NULL && strchr(b->u.client_secret, '&') == NULL);
         /* The value stands in the form, behind its key, at a pair's start. */
         size_t n = strnlen(buf, len);
         size_t want = strlen("payment_method=") + strlen(pm);
@@ -189,13 +191,19 @@ static char *encode(const struct br_body *b, size_t *len)
         break;
     case BR_BODY_CONFIRM_JSON:
         j = json_pack("{s:s}", "payment_method", b->u.payment_method);
+        if (b->u.client_secret[0] != '\0') {
+            json_object_set_new(j, "client_secret", json_string(b->u.client_secret));
+        }
         break;
     case BR_BODY_CONFIRM_FORM: {
-        char *text = malloc(16 + BR_PAYMENT_METHOD_MAX);
+        size_t cap = 32 + BR_PAYMENT_METHOD_MAX + BR_CLIENT_SECRET_MAX;
+        char *text = malloc(cap);
         BR_ASSERT(text != NULL);
-        int n =
-            snprintf(text, 16 + BR_PAYMENT_METHOD_MAX, "payment_method=%s", b->u.payment_method);
-        BR_ASSERT(n > 0 && (size_t)n < 16 + BR_PAYMENT_METHOD_MAX);
+        int n = b->u.client_secret[0] != '\0'
+                    ? snprintf(text, cap, "payment_method=%s&client_secret=%s",
+                               b->u.payment_method, b->u.client_secret)
+                    : snprintf(text, cap, "payment_method=%s", b->u.payment_method);
+        BR_ASSERT(n > 0 && (size_t)n < cap);
         *len = (size_t)n;
         return text;
     }

@@ -21,7 +21,7 @@ if h.st ~= BR_HOLD_HELD then
     fill_hold(h)
     return reply(BR_E_BOOKING_NOT_HELD)
 end
-if NOW >= h.dl then
+if lapsed(h.dl) then
     fill_hold(h)
     return reply(BR_E_HOLD_EXPIRED) -- the sweep returns its seats
 end

@@ -33,7 +33,7 @@ end
 OUT[3] = EV.id
 if m ~= nil and m.st == BR_QS_ADMITTED then
     local p = pass_load(m.pass)
-    if NOW >= p.dl then
+    if lapsed(p.dl) then
         if EV.qtail >= EV.qcap then
             -- The re-join needs a new place and there is none: refused before
             -- the pass is touched; the admitter collects it.

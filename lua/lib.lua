@@ -76,6 +76,12 @@ end
 local NOW = arg_int(1, 0, BR_NOW_MS_MAX) --@keep: every script checks its clock
 
 -- A decimal string of an integer-valued number (exact below 2^53).
+-- A pass or hold lapses exactly at its deadline: live while NOW < dl (the
+-- twin of br_lapsed in core/cmd.h).
+local function lapsed(dl)
+    return NOW >= dl
+end
+
 local function dec(n)
     return string.format('%d', n)
 end

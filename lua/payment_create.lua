@@ -1,8 +1,10 @@
 --[[
 payment_create.lua -- payment_create: the hold's owner starts paying.
 Twin of br_saga_payment_create (core/saga.c): a pending payment for the
-hold's amount, or the same pending payment again (the charge is re-emitted:
-a driver that crashed after the first create may never have sent it).
+hold's amount, or the hold's one payment again: the same pending payment, or
+after a decline the failed payment opened again (failed -> pending). The
+charge is re-emitted: a driver that crashed after the first create may never
+have sent it, and a reopened payment is confirmed again at the provider.
 
 KEYS[1]  br:{e<event of the hold>}:   (the adapter takes the event from hold_id >> 32)
 ARGV     now_ms, user_id, hold_id
@@ -23,11 +25,19 @@ end
 if h.st ~= BR_HOLD_HELD then
     return reply(BR_E_BOOKING_NOT_HELD)
 end
-if NOW >= h.dl then
+if lapsed(h.dl) then
     return reply(BR_E_HOLD_EXPIRED)
 end
 local p = h.pay ~= 0 and pay_load(h.pay) or nil
-if p ~= nil and p.st == BR_PAY_PENDING then
+if p ~= nil then
+    -- one booking, one payment: a held hold's payment is pending or failed
+    if p.st ~= BR_PAY_PENDING and p.st ~= BR_PAY_FAILED then
+        broken('payment_create: hold ' .. h.seq .. ' is held but its payment is ' .. p.st)
+    end
+    if p.st == BR_PAY_FAILED then
+        p.st = BR_PAY_PENDING
+        redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)
+    end
     emit_payment(BR_FX_PROVIDER_CHARGE, p, h)
     fill_payment(p)
     return reply(BR_OK)

@@ -58,7 +58,7 @@ end
 if p.st ~= BR_PAY_PENDING and p.st ~= BR_PAY_FAILED then
     return reply(BR_OK) -- this payment's success was applied already
 end
-if h.st == BR_HOLD_HELD and NOW < h.dl then
+if h.st == BR_HOLD_HELD and not lapsed(h.dl) then
     -- core: br_inventory_confirm
     if h.conf ~= 0 then
         broken('confirm: hold ' .. h.seq .. ' is held but confirmed')

@@ -85,7 +85,7 @@ local function reserve()
         if p == nil or m == nil or p.uid ~= uid or p.st == BR_PASS_USED then
             return BR_E_PASS_INVALID
         end
-        if p.st == BR_PASS_EXPIRED or NOW >= p.dl then
+        if p.st == BR_PASS_EXPIRED or lapsed(p.dl) then
             return BR_E_PASS_EXPIRED
         end
     end

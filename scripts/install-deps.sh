@@ -4,11 +4,18 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libpq-dev librdkafka-dev libjansson-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev afl++ clang-14
-      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils time)
+      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils time
+      prometheus)
+# prometheus brings promtool (scripts/test.d/61-promtool.sh checks /metrics with it).
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node and npm install the OpenAPI validator (scripts/test.d/60-openapi.sh). Checked by
+# command, not by package: a nodejs from elsewhere (NodeSource) carries its own npm and
+# conflicts with Debian's npm package.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -96,7 +96,7 @@ struct br_api_stats {
     uint32_t capacity[BR_EVENT_ZONES_MAX];
     uint32_t held[BR_EVENT_ZONES_MAX];
     uint32_t sold[BR_EVENT_ZONES_MAX];
-    uint32_t bookings[6]; /* by enum br_hold_state */
+    uint32_t bookings[BR_HOLD_STATE_COUNT]; /* by enum br_hold_state */
 };
 
 /* A refresh session (core/session.h) after open or rotate. */
@@ -163,6 +163,10 @@ struct br_api_gauges {
     uint64_t commits;       /* group commits (fsyncs) */
     uint64_t sync_us;       /* time spent in those fsyncs, microseconds */
     uint64_t gather_us;     /* time commands waited before their commit began (first of each) */
+    uint64_t engine_bytes;  /* memory reserved for the engine's tables; 0 = not tracked */
+    uint32_t table_rows[BR_TABLE_COUNT];       /* rows in use, by enum br_table (limits.h) */
+    uint32_t table_rows_max[BR_TABLE_COUNT];   /* rows allowed; 0 = not a deployment table */
+    uint64_t capacity_exhausted[BR_TABLE_COUNT]; /* answers refused for room since start */
 };
 
 struct br_backend;

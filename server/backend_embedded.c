@@ -35,6 +35,7 @@
 #include "core/engine.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/queue.h"
 
 #define PATH_MAX_BYTES 512u
 #define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
@@ -90,6 +91,11 @@ struct br_embedded {
     pthread_cond_t tick_cv;  /* ticker: bus has work / stop */
     struct br_engine engine;
     void *engine_mem;
+    size_t engine_bytes;     /* reserved for the engine (calloc'd: resident as used) */
+    bool engine_from_journal; /* its config came from an existing journal's header */
+    uint64_t full[BR_TABLE_COUNT];          /* BR_E_FULL answers by table, since start */
+    uint64_t full_unlogged[BR_TABLE_COUNT]; /* of those, not yet in a log line */
+    int64_t full_logged_us[BR_TABLE_COUNT]; /* monotonic time of the table's last line */
     int64_t last_now_ms;     /* the clock never goes backwards */
     struct batch pool[BR_EMB_BATCHES_MAX];
     unsigned batches;        /* of pool in use: syncers + 2 */
@@ -164,6 +170,31 @@ static int64_t now_locked(struct br_embedded *x)
 
 /* ---- applying and waiting ---- */
 
+#define FULL_LOG_PERIOD_US (60LL * 1000 * 1000) /* one line per table per minute */
+
+/* Counts a command refused for room (BR_E_FULL) by the table that was
+ * full, and logs it at most once a minute per table. Under mu. */
+static void note_full_locked(struct br_embedded *x, const struct br_cmd *cmd)
+{
+    enum br_table t = br_engine_full_table(&x->engine, cmd);
+    BR_ASSERT(t < BR_TABLE_COUNT);
+    x->full[t]++;
+    x->full_unlogged[t]++;
+    int64_t now = mono_us();
+    if (x->full_logged_us[t] != 0 && now - x->full_logged_us[t] < FULL_LOG_PERIOD_US) {
+        return;
+    }
+    uint32_t used = 0, max = 0;
+    br_engine_table_usage(&x->engine, t, &used, &max);
+    br_logf(x->cfg.log, BR_LOG_WARN, "capacity exhausted",
+            "\"table\":\"%s\",\"rows\":%u,\"rows_max\":%u,\"command\":\"%s\","
+            "\"refused\":%" PRIu64 ",\"refused_total\":%" PRIu64 ",\"hint\":\"the journal fixes "
+            "the table sizes: a larger sale needs a new data dir (--people, README)\"",
+            br_table_name(t), used, max, br_cmd_name(cmd->type), x->full_unlogged[t], x->full[t]);
+    x->full_logged_us[t] = now;
+    x->full_unlogged[t] = 0;
+}
+
 /* Applies cmd (its now_ms set here) and queues it for the next commit.
  * Under mu; may wait for room. Returns the pending record (valid under mu). */
 static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cmd,
@@ -181,6 +212,9 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
     }
     cmd->now_ms = now_locked(x);
     br_engine_apply(&x->engine, cmd, out);
+    if (out->err == BR_E_FULL) {
+        note_full_locked(x, cmd);
+    }
     uint32_t n = 0;
     const struct br_effect *fx = br_engine_effects(&x->engine, &n);
     BR_ASSERT(n <= BR_EFFECTS_MAX);
@@ -317,18 +351,6 @@ static void fill_booking(const struct br_engine *e, const struct br_hold *h,
     out->payment_id = h->payment_id;
 }
 
-static uint32_t wait_estimate_s(const struct br_embedded *x, const struct br_event *ev,
-                                uint32_t position, int64_t now_ms)
-{
-    uint64_t ticks = (position + ev->spec.admit_per_tick - 1) / ev->spec.admit_per_tick;
-    uint64_t ms = ticks * x->cfg.tick_ms;
-    if (now_ms < ev->spec.sale_opens_at_ms) {
-        ms += (uint64_t)(ev->spec.sale_opens_at_ms - now_ms);
-    }
-    uint64_t s = (ms + 999) / 1000;
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
 static void fill_queue(const struct br_embedded *x, const struct br_event *ev, uint8_t status,
                        uint32_t position, uint32_t length, uint64_t pass_id, int64_t deadline_ms,
                        int64_t now_ms, struct br_api_queue *out)
@@ -339,9 +361,11 @@ static void fill_queue(const struct br_embedded *x, const struct br_event *ev, u
     out->position = position;
     out->queue_length = length;
     if (status == BR_QS_WAITING) {
-        out->estimated_wait_s = wait_estimate_s(x, ev, position, now_ms);
+        out->estimated_wait_s =
+            br_queue_wait_estimate_s(&ev->spec, position, x->cfg.tick_ms, now_ms);
     } else if (status == BR_QS_PREQUEUE) {
-        out->estimated_wait_s = wait_estimate_s(x, ev, length, now_ms);
+        out->estimated_wait_s =
+            br_queue_wait_estimate_s(&ev->spec, length, x->cfg.tick_ms, now_ms);
     }
     if (status == BR_QS_ADMITTED) {
         out->pass_id = pass_id;
@@ -407,7 +431,8 @@ static void session_cmd(struct br_embedded *x, struct br_cmd *cmd, struct br_cal
     memset(s, 0, sizeof *s);
     s->id = out.id;
     s->user_id = out.ref;
-    if (out.err == BR_OK && (cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE)) {
+    bool issued = cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE;
+    if (out.err == BR_OK && issued) {
         s->generation = out.count;
         s->expires_at_ms = out.deadline_ms;
         const struct br_user *u = br_catalog_user(&x->engine, out.ref);
@@ -792,6 +817,11 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
         g->event_count = i + 1;
     }
     g->commands = x->engine.applied;
+    g->engine_bytes = x->engine_bytes;
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        br_engine_table_usage(&x->engine, t, &g->table_rows[t], &g->table_rows_max[t]);
+        g->capacity_exhausted[t] = x->full[t];
+    }
     g->commits = x->commits;
     g->sync_us = x->sync_us;
     g->gather_us = x->gather_us;
@@ -1283,6 +1313,54 @@ static int replay(struct br_embedded *x)
     return BR_OK;
 }
 
+/* The journal's header decides the engine's config (its capacities and the
+ * shuffle seed); a new journal gets x->cfg.engine with a fresh seed. The
+ * block comes from calloc, already zero, and the engine is laid out over it
+ * without touching it (br_engine_init_zeroed): it becomes resident memory
+ * only as rows are used. BR_OK, BR_E_INVALID (bad config) or BR_E_IO. */
+static int engine_open(struct br_embedded *x, struct br_config *ecfg)
+{
+    struct br_journal_reader *probe = NULL;
+    struct stat st;
+    x->engine_from_journal = stat(x->journal_path, &st) == 0 &&
+                             br_journal_reader_open(&probe, x->journal_path, ecfg) == BR_OK;
+    if (x->engine_from_journal) {
+        br_journal_reader_close(probe);
+    } else {
+        *ecfg = x->cfg.engine;
+        uint8_t seed[8];
+        if (br_auth_random(seed, sizeof seed) == BR_OK) {
+            memcpy(&ecfg->seed, seed, sizeof seed);
+        }
+    }
+    ecfg->email_hash_bits = x->cfg.email_hash_bits; /* not in the header: lookups only */
+    size_t size = br_engine_memory_size(ecfg);
+    if (size == 0) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "the engine's config is invalid",
+                "\"from_journal\":%s", x->engine_from_journal ? "true" : "false");
+        return BR_E_INVALID;
+    }
+    size = (size + 15u) & ~(size_t)15u;
+    x->engine_mem = calloc(1, size); /* 16-byte aligned (glibc); init checks */
+    if (x->engine_mem == NULL ||
+        br_engine_init_zeroed(&x->engine, ecfg, x->engine_mem, size) != BR_OK) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "cannot reserve the engine's memory",
+                "\"bytes\":%zu,\"users_max\":%u", size, ecfg->users_max);
+        free(x->engine_mem);
+        return BR_E_IO;
+    }
+    x->engine_bytes = size;
+    return BR_OK;
+}
+
+void br_embedded_engine_info(const struct br_embedded *x, struct br_config *cfg, size_t *bytes,
+                             bool *from_journal)
+{
+    *cfg = x->engine.cfg;
+    *bytes = x->engine_bytes;
+    *from_journal = x->engine_from_journal;
+}
+
 int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *cfg)
 {
     *out = NULL;
@@ -1300,33 +1378,11 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
     x->cfg = *cfg;
     snprintf(x->journal_path, sizeof x->journal_path, "%s/journal", cfg->data_dir);
 
-    /* The journal's header decides the engine's config (its capacities and
-     * the shuffle seed); a new journal gets the defaults and a fresh seed. */
     struct br_config ecfg;
-    struct br_journal_reader *probe = NULL;
-    struct stat st;
-    if (stat(x->journal_path, &st) == 0 &&
-        br_journal_reader_open(&probe, x->journal_path, &ecfg) == BR_OK) {
-        br_journal_reader_close(probe);
-    } else {
-        br_config_default(&ecfg);
-        uint8_t seed[8];
-        if (br_auth_random(seed, sizeof seed) == BR_OK) {
-            memcpy(&ecfg.seed, seed, sizeof seed);
-        }
-    }
-    ecfg.email_hash_bits = cfg->email_hash_bits; /* not in the header: lookups only */
-    size_t size = br_engine_memory_size(&ecfg);
-    if (size == 0) {
+    rc = engine_open(x, &ecfg);
+    if (rc != BR_OK) {
         free(x);
-        return BR_E_INVALID;
-    }
-    size = (size + 15u) & ~(size_t)15u;
-    x->engine_mem = aligned_alloc(16, size);
-    if (x->engine_mem == NULL || br_engine_init(&x->engine, &ecfg, x->engine_mem, size) != BR_OK) {
-        free(x->engine_mem);
-        free(x);
-        return BR_E_IO;
+        return rc;
     }
     long long torn = -1;
     /* The writer only writes; the syncers sync (see above). */

@@ -39,7 +39,9 @@
 #include <stdint.h>
 
 #include "adapters/provider_test.h"
+#include "core/engine.h"
 #include "server/backend.h"
+#include "server/log.h"
 
 #define BR_EMB_SYNCERS_MAX 8u    /* commits in flight at once (overlapping fdatasyncs) */
 #define BR_EMB_BATCHES_MAX (BR_EMB_SYNCERS_MAX + 2u) /* filling + in flight + one spare */
@@ -56,6 +58,9 @@ struct br_embedded_config {
     unsigned syncers;              /* commits in flight, 1..BR_EMB_SYNCERS_MAX */
     struct br_provider_test *provider; /* carries out charges and refunds; not owned */
     struct br_backend_listener listener;
+    struct br_config engine;       /* capacities for a new journal (its seed is drawn fresh);
+                                      an existing journal's header wins */
+    const struct br_log *log;      /* for the full-table lines; NULL = none */
     unsigned email_hash_bits;      /* 0 = 64; fewer only in tests (core/engine.h) */
 };
 
@@ -72,6 +77,11 @@ int br_embedded_start(struct br_embedded *x);
 
 /* The backend interface (valid until close). */
 struct br_backend *br_embedded_backend(struct br_embedded *x);
+
+/* The engine's config in use (the journal's), the bytes reserved for it,
+ * and whether the journal existed before this open. */
+void br_embedded_engine_info(const struct br_embedded *x, struct br_config *cfg, size_t *bytes,
+                             bool *from_journal);
 
 /* Commands replayed at open, and divergent outcomes seen during replay. */
 void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "adapters/auth.h"
+#include "adapters/cli.h"
 #include "server/hashpool.h"
 
 enum opt_kind { OPT_TEXT, OPT_UINT, OPT_SIZE, OPT_RATE, OPT_FLAG, OPT_LEVEL };
@@ -25,9 +26,15 @@ struct opt {
 
 #define OFF(f) offsetof(struct br_serve_config, f)
 
+_Static_assert(sizeof(unsigned) == sizeof(uint32_t), "OPT_UINT fills the sizing's uint32_t counts");
+
 static const struct opt OPTS[] = {
     {"--port", "BR_PORT", OPT_UINT, OFF(port), 65535, "N", "TCP port; 0 picks a free one (8080)"},
-    {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR", "address to listen on (0.0.0.0)"},
+    {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR",
+     "address to listen on; 0.0.0.0 or :: for every interface (127.0.0.1)"},
+    {"--reuse-port", "BR_REUSE_PORT", OPT_FLAG, OFF(reuse_port), 0, NULL,
+     "share the port with other servers started with it (SO_REUSEPORT); without it a port "
+     "in use fails the start"},
     {"--data-dir", "BR_DATA_DIR", OPT_TEXT, OFF(data_dir), 0, "DIR",
      "journal and secrets live here (./data)"},
     {"--admin", "BR_ADMIN", OPT_TEXT, OFF(admin), 0, "EMAIL:PASSWORD",
@@ -74,6 +81,29 @@ static const struct opt OPTS[] = {
      "write the bound port here once listening"},
     {"--demo", "BR_DEMO", OPT_FLAG, OFF(demo), 0, NULL,
      "create a demo event if there is none, print how to try it"},
+    /* Engine tables (see the note under the list); 0 = the default shown. */
+    {"--people", "BR_PEOPLE", OPT_UINT, OFF(sizing.people), BR_TABLE_ROWS_MAX, "N",
+     "size every table below for N people (100000: 109 MiB)"},
+    {"--users-max", "BR_USERS_MAX", OPT_UINT, OFF(sizing.users), BR_TABLE_ROWS_MAX, "N",
+     "accounts (people): 304-352 B each, a refresh session included"},
+    {"--events-max", "BR_EVENTS_MAX", OPT_UINT, OFF(sizing.events), BR_TABLE_ROWS_MAX, "N",
+     "events (16): 0.9 KiB each"},
+    {"--members-max", "BR_MEMBERS_MAX", OPT_UINT, OFF(sizing.members), BR_TABLE_ROWS_MAX, "N",
+     "people in queues, once per event joined (people): 92-140 B each"},
+    {"--queue-places", "BR_QUEUE_PLACES", OPT_UINT, OFF(sizing.queue_places), BR_TABLE_ROWS_MAX,
+     "N", "queue slots every event's queue_capacity comes from (10 x people, >= 250000): 8 B each"},
+    {"--passes-max", "BR_PASSES_MAX", OPT_UINT, OFF(sizing.passes), BR_TABLE_ROWS_MAX, "N",
+     "passes issued over the sale (2 x people): 92-140 B each"},
+    {"--active-max", "BR_ACTIVE_MAX", OPT_UINT, OFF(sizing.active), BR_TABLE_ROWS_MAX, "N",
+     "sum of the events' max_active (people / 4, >= 1000): 24 B each"},
+    {"--holds-max", "BR_HOLDS_MAX", OPT_UINT, OFF(sizing.holds), BR_TABLE_ROWS_MAX, "N",
+     "holds over the sale (people / 2): 148-196 B each"},
+    {"--seats-max", "BR_SEATS_MAX", OPT_UINT, OFF(sizing.seats), BR_TABLE_ROWS_MAX, "N",
+     "sum of the events' zone capacities (people, >= 10000): 24 B each"},
+    {"--payments-max", "BR_PAYMENTS_MAX", OPT_UINT, OFF(sizing.payments), BR_TABLE_ROWS_MAX, "N",
+     "payments over the sale (people / 2): 228-372 B each with their webhooks"},
+    {"--idem-keys-max", "BR_IDEM_KEYS_MAX", OPT_UINT, OFF(sizing.idem_keys), BR_TABLE_ROWS_MAX,
+     "N", "reserves carrying an Idempotency-Key (2 x people): 72-120 B each"},
 };
 
 #define OPT_COUNT (sizeof OPTS / sizeof OPTS[0])
@@ -91,6 +121,23 @@ void br_serve_usage(void)
         printf("  %-34s %s [%s]\n", left, OPTS[i].help, OPTS[i].env);
     }
     printf("  %-34s this text\n", "--help");
+    struct br_config d;
+    br_config_default(&d);
+    printf("\nEngine tables (the options from --people on) are reserved at start, sized from\n"
+           "--people by the ratios in brackets unless given one by one; a page of that memory\n"
+           "is used only once a row on it is. A full table answers 503 CAPACITY_EXHAUSTED\n"
+           "(metric br_capacity_exhausted_total, a log line). The sizes go into a new journal's\n"
+           "header and stay with it: a data dir that has a journal keeps its sizes.\n"
+           "The defaults reserve %.0f MiB for %u people.\n",
+           (double)br_engine_memory_size(&d) / (1024.0 * 1024.0), d.users_max);
+    printf("\nThe design (threads, group commit, journal format): docs/DESIGN.md.\n");
+}
+
+bool br_serve_sizing_given(const struct br_serve_config *c)
+{
+    struct br_sizing none;
+    memset(&none, 0, sizeof none);
+    return memcmp(&c->sizing, &none, sizeof none) != 0;
 }
 
 static int set_opt(const struct opt *o, const char *value, struct br_serve_config *c,
@@ -146,7 +193,7 @@ static void defaults(struct br_serve_config *c)
 {
     memset(c, 0, sizeof *c);
     c->port = 8080;
-    snprintf(c->bind, sizeof c->bind, "0.0.0.0");
+    snprintf(c->bind, sizeof c->bind, "127.0.0.1");
     snprintf(c->data_dir, sizeof c->data_dir, "./data");
     c->jwt_ttl_s = 3600;
     c->rate_user = (struct br_rate){.rps = 20, .burst = 40};
@@ -192,14 +239,14 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
             }
         }
         if (o == NULL) {
-            fprintf(stderr, "bookingrush serve: unknown option \"%s\" (see --help)\n", a);
+            br_cli_unknown_option("serve", a);
             return -1;
         }
         if (o->kind == OPT_FLAG) {
             value = value ? value : "1";
         } else if (value == NULL) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "bookingrush serve: %s needs a value\n", o->flag);
+                br_cli_missing_value("serve", o->flag);
                 return -1;
             }
             value = argv[++i];

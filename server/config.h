@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/sizing.h"
 #include "server/log.h"
 #include "server/ratelimit.h"
 
@@ -40,6 +41,8 @@ struct br_serve_config {
     unsigned shutdown_grace_s;
     enum br_log_level log_level;
     bool demo;
+    bool reuse_port;                    /* SO_REUSEPORT: share the port on purpose */
+    struct br_sizing sizing;            /* engine tables for a new journal; 0 = derived */
 };
 
 /* Parses argv (after "serve") and the environment into c. Returns 0 to run,
@@ -48,5 +51,8 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c);
 
 /* Prints the options and their variables. */
 void br_serve_usage(void);
+
+/* Whether any engine sizing option (--people, --users-max, ...) was given. */
+bool br_serve_sizing_given(const struct br_serve_config *c);
 
 #endif

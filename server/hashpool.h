@@ -3,7 +3,7 @@
  * password hashing (scrypt: tens of milliseconds and megabytes of memory
  * per hash), so that the HTTP event-loop threads never run it.
  *
- *   loop thread ──submit──▶ [bounded FIFO] ──▶ hash threads: job(ctx) ──▶ br_http_resume
+ *   loop thread ─submit─▶ [bounded FIFO] ─▶ hash thread: job(ctx) ─▶ br_http_resume
  *        └─ full: BR_E_OVERLOADED at once (the route answers 503 with Retry-After)
  *
  * A route defers its request, submits a job that works on the request's own

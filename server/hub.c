@@ -412,13 +412,13 @@ void br_hub_closed(struct br_hub *h, struct br_hub_sub *s)
         slot->dirty = false;
     }
     struct br_hub_sub **at = &h->buckets[bucket_of(s->event_id, s->user_id)];
-    for (uint32_t n = 0; *at != NULL && n < UINT32_MAX; n++) {
-        if (*at == s) {
-            *at = s->key_next;
-            break;
-        }
+    /* s is on its bucket's chain, which is no longer than every stream. */
+    uint32_t n = 0;
+    while (*at != s) {
+        BR_ASSERT(*at != NULL && n++ < h->streams);
         at = &(*at)->key_next;
     }
+    *at = s->key_next;
     BR_ASSERT(h->streams > 0);
     h->streams--;
     pthread_mutex_unlock(&h->mu);

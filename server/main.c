@@ -2,11 +2,13 @@
  * main.c -- the bookingrush binary: one executable, one subcommand per
  * role. `serve` runs the server (serve.h); `sim` and `replay` belong to the
  * simulator library (sim/sim.h), which receives argv starting at the
- * subcommand.
+ * subcommand. `--version` (or `version`) prints the build's version.
+ * Usage errors of every subcommand are printed by adapters/cli.h.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "adapters/cli.h"
 #include "server/serve.h"
 #ifdef BR_HAVE_SIM
 #include "sim/sim.h"
@@ -19,15 +21,22 @@ static void usage(FILE *f)
                "  serve    run the server on the embedded default (see `serve --help`)\n"
                "  sim      run a simulated on-sale from a scenario (see `sim --help`)\n"
                "  replay   re-run a recorded journal through the core, report divergence\n"
-               "  help     this text\n");
+               "  version  the version and the commit this binary was built from\n"
+               "  help     this text\n\n"
+               "The design (architecture, invariants, journal format, Redis keys):\n"
+               "docs/DESIGN.md in the source tree.\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return argc < 2 ? 2 : 0;
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? BR_CLI_EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("bookingrush %s (commit %s)\n", br_cli_version(), br_cli_commit());
+        return 0;
     }
     if (strcmp(argv[1], "serve") == 0) {
         return br_serve_main(argc - 2, argv + 2);
@@ -40,7 +49,8 @@ int main(int argc, char **argv)
         return br_replay_main(argc - 1, argv + 1);
     }
 #endif
-    fprintf(stderr, "bookingrush: unknown command \"%s\"\n", argv[1]);
-    usage(stderr);
-    return 2;
+    if (argv[1][0] == '-') {
+        return br_cli_unknown_option(NULL, argv[1]);
+    }
+    return br_cli_usage_error(NULL, "unknown command '%s'", argv[1]);
 }

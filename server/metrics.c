@@ -3,6 +3,7 @@
 
 #include "server/metrics.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -10,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include "adapters/cli.h"
+#include "core/engine.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -123,6 +128,118 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
+/* ---- process metrics (the names every Prometheus client library uses) ---- */
+
+/* Fields of /proc/self/stat this file reads (proc(5)). */
+struct proc_stat {
+    double cpu_s;        /* utime + stime */
+    double start_ticks;  /* since boot, in clock ticks */
+    double vsize_bytes;
+    double rss_bytes;
+};
+
+static bool read_proc_stat(struct proc_stat *ps)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (f == NULL) {
+        return false;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: the
+     * fields after it start at the last ')'. field[k] is field k of proc(5). */
+    char *p = strrchr(buf, ')');
+    if (p == NULL) {
+        return false;
+    }
+    double field[25] = {0};
+    char *save = NULL;
+    int k = 3;
+    for (char *t = strtok_r(p + 1, " ", &save); t != NULL && k < 25;
+         t = strtok_r(NULL, " ", &save), k++) {
+        field[k] = strtod(t, NULL); /* field 3, the state letter, reads as 0 */
+    }
+    if (k < 25) {
+        return false;
+    }
+    long tick = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    BR_ASSERT(tick > 0 && page > 0);
+    ps->cpu_s = (field[14] + field[15]) / (double)tick;
+    ps->start_ticks = field[22];
+    ps->vsize_bytes = field[23];
+    ps->rss_bytes = field[24] * (double)page;
+    return true;
+}
+
+/* Seconds since the epoch when the machine booted (/proc/stat btime), 0 if unknown. */
+static double boot_time_s(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (f == NULL) {
+        return 0;
+    }
+    char line[256];
+    double btime = 0;
+    while (fgets(line, sizeof line, f) != NULL) { /* bounded by the file's lines */
+        if (strncmp(line, "btime ", 6) == 0) {
+            btime = strtod(line + 6, NULL);
+            break;
+        }
+    }
+    fclose(f);
+    return btime;
+}
+
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) {
+        return 0;
+    }
+    unsigned n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) { /* bounded by the fds */
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+static void render_process(struct sbuf *b)
+{
+    struct proc_stat ps;
+    if (!read_proc_stat(&ps)) {
+        return; /* not Linux: the families are left out, never invented */
+    }
+    struct rlimit rl;
+    double max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (double)rl.rlim_cur
+                         : -1;
+    long tick = sysconf(_SC_CLK_TCK);
+    sb_printf(b,
+              "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+              "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+              "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+              "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %.0f\n"
+              "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+              "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %.0f\n"
+              "# HELP process_open_fds Number of open file descriptors.\n"
+              "# TYPE process_open_fds gauge\nprocess_open_fds %u\n"
+              "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+              "seconds.\n"
+              "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+              ps.cpu_s, ps.rss_bytes, ps.vsize_bytes, open_fds(),
+              boot_time_s() + ps.start_ticks / (double)tick);
+    if (max_fds >= 0) {
+        sb_printf(b,
+                  "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                  "# TYPE process_max_fds gauge\nprocess_max_fds %.0f\n",
+                  max_fds);
+    }
+}
+
 /* "POST /api/v1/x" -> method and path parts for labels. */
 static void split_name(const char *name, char *method, size_t mcap, const char **path)
 {
@@ -132,6 +249,42 @@ static void split_name(const char *name, char *method, size_t mcap, const char *
     *path = sp != NULL ? sp + 1 : name;
 }
 
+/* The engine's fixed-size tables: what is reserved, what is used, and the
+ * answers refused because a table was full (CAPACITY_EXHAUSTED). */
+static void render_tables(struct sbuf *b, const struct br_api_gauges *g)
+{
+    sb_printf(b,
+              "# HELP br_capacity_exhausted_total Commands refused with CAPACITY_EXHAUSTED, by "
+              "the engine table that was full.\n"
+              "# TYPE br_capacity_exhausted_total counter\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        sb_printf(b, "br_capacity_exhausted_total{table=\"%s\"} %" PRIu64 "\n", br_table_name(t),
+                  g->capacity_exhausted[t]);
+    }
+    sb_printf(b, "# HELP br_engine_table_rows Rows in use in an engine table.\n"
+                 "# TYPE br_engine_table_rows gauge\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        if (g->table_rows_max[t] != 0) {
+            sb_printf(b, "br_engine_table_rows{table=\"%s\"} %u\n", br_table_name(t),
+                      g->table_rows[t]);
+        }
+    }
+    sb_printf(b, "# HELP br_engine_table_rows_max Rows an engine table holds (fixed by the "
+                 "journal).\n"
+                 "# TYPE br_engine_table_rows_max gauge\n");
+    for (unsigned t = 0; t < BR_TABLE_COUNT; t++) {
+        if (g->table_rows_max[t] != 0) {
+            sb_printf(b, "br_engine_table_rows_max{table=\"%s\"} %u\n", br_table_name(t),
+                      g->table_rows_max[t]);
+        }
+    }
+    sb_printf(b,
+              "# HELP br_engine_reserved_bytes Memory reserved for the engine's tables (resident "
+              "only as rows are used).\n"
+              "# TYPE br_engine_reserved_bytes gauge\nbr_engine_reserved_bytes %" PRIu64 "\n",
+              g->engine_bytes);
+}
+
 char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
                         const struct br_metrics_extra *x, size_t *len)
 {
@@ -139,6 +292,11 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
     if (b.p == NULL) {
         return NULL;
     }
+    render_process(&b);
+    sb_printf(&b,
+              "# HELP br_build_info The version and commit this server was built from.\n"
+              "# TYPE br_build_info gauge\nbr_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+              br_cli_version(), br_cli_commit());
     sb_printf(&b, "# HELP br_http_requests_total HTTP requests answered, by route and status.\n"
                   "# TYPE br_http_requests_total counter\n");
     for (unsigned r = 0; r < m->count; r++) {
@@ -202,19 +360,26 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               "br_rate_limited_total{scope=\"ip\"} %" PRIu64 "\n",
               (uint64_t)atomic_load(&m->limited_user), (uint64_t)atomic_load(&m->limited_ip));
     sb_printf(&b,
+              "# HELP br_sse_streams Queue position streams (SSE) open.\n"
               "# TYPE br_sse_streams gauge\nbr_sse_streams %u\n"
+              "# HELP br_http_inflight Requests received and not yet answered.\n"
               "# TYPE br_http_inflight gauge\nbr_http_inflight %u\n"
+              "# HELP br_commands_applied_total Commands the engine applied since start, "
+              "the journal's replay included.\n"
               "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n"
+              "# HELP br_journal_commits_total Group commits (fdatasyncs) of the journal.\n"
               "# TYPE br_journal_commits_total counter\nbr_journal_commits_total %" PRIu64 "\n"
               "# HELP br_journal_sync_seconds_total Time spent in the commits' fdatasyncs.\n"
               "# TYPE br_journal_sync_seconds_total counter\nbr_journal_sync_seconds_total %.6f\n"
               "# HELP br_journal_gather_seconds_total Time each commit's first command waited "
               "before the write.\n"
               "# TYPE br_journal_gather_seconds_total counter\nbr_journal_gather_seconds_total %.6f\n"
+              "# HELP br_journal_replayed_commands Commands replayed from the journal at start.\n"
               "# TYPE br_journal_replayed_commands gauge\nbr_journal_replayed_commands %" PRIu64
               "\n",
               x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
               (double)g->gather_us / 1e6, x->replayed);
+    render_tables(&b, g);
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
     static const char *const help[] = {"Users waiting in an event's queue.",
                                        "Passes issued for an event.",

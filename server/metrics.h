@@ -4,7 +4,16 @@
  *
  *   br_http_requests_total{route,method,status}    counter
  *   br_http_request_duration_seconds{route}        histogram
+ *   br_capacity_exhausted_total{table}             counter (engine tables, limits.h)
+ *   br_engine_table_rows{table}, ..._rows_max{table}, br_engine_reserved_bytes
  *   plus the sale's gauges from the backend (rendered by br_metrics_render)
+ *   process_cpu_seconds_total, process_resident_memory_bytes,
+ *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ *   process_start_time_seconds                     from /proc/self and getrlimit
+ *   br_build_info{version,commit} 1                 as `bookingrush --version`
+ *
+ * Every family has HELP and TYPE; scripts/test.d/61-promtool.sh holds the
+ * exposition of a live server to `promtool check metrics`.
  *
  * Routes are a fixed table (their names are the path templates, so ids in
  * paths never explode the label space); statuses are a fixed list plus

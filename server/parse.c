@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "adapters/provider_sig.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
@@ -273,30 +274,38 @@ int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br
                           char why[BR_WHY_MAX])
 {
     struct br_event_spec *s = out;
-    memset(s, 0, sizeof *s);
     json_t *j = load_object(buf, len, why);
     if (j == NULL) {
+        memset(s, 0, sizeof *s);
         return BR_E_CORRUPT;
     }
+    /* Every absent setting takes the core's default (br_event_spec_default);
+     * the opening time first, since the others' defaults follow from it. */
+    struct br_event_spec d;
+    int64_t opens_ms = 0;
+    bool ok = json_time_ms(j, "sale_opens_at", now_ms, &opens_ms);
+    br_event_spec_default(&d, ok ? opens_ms : 0);
+    memcpy(s, &d, sizeof *s);
     /* queue may be absent: jansson's getters answer NULL for a NULL object,
      * so every queue member then takes its default. */
     json_t *queue = json_object_get(j, "queue");
     json_t *zones = json_object_get(j, "zones");
     json_t *rp = json_object_get(j, "requires_pass");
-    bool ok = json_str(j, "name", 1, s->name, sizeof s->name, NULL) &&
-              json_str(j, "venue", 0, s->venue, sizeof s->venue, "") &&
-              json_time_ms(j, "sale_opens_at", now_ms, &s->sale_opens_at_ms) &&
-              json_time_ms(j, "starts_at", s->sale_opens_at_ms, &s->starts_at_ms) &&
-              json_u32(j, "per_user_limit", 1, BR_PER_USER_LIMIT_MAX, 4, &s->per_user_limit) &&
-              json_seconds_ms(j, "hold_ttl_s", 600000, &s->hold_ttl_ms) &&
-              json_u32(j, "queue_capacity", 0, UINT32_MAX, 0, &s->queue_capacity) &&
-              (rp == NULL || json_is_boolean(rp)) && (queue == NULL || json_is_object(queue)) &&
-              json_is_array(zones) && json_array_size(zones) >= 1 &&
-              json_array_size(zones) <= BR_EVENT_ZONES_MAX;
-    s->requires_pass = rp == NULL || json_is_true(rp);
-    ok = ok && json_u32(queue, "max_active", 1, BR_MAX_ACTIVE_MAX, 100, &s->max_active) &&
-         json_u32(queue, "admit_per_tick", 1, BR_ADMIT_PER_TICK_MAX, 10, &s->admit_per_tick) &&
-         json_seconds_ms(queue, "pass_ttl_s", 300000, &s->pass_ttl_ms);
+    ok = ok && json_str(j, "name", 1, s->name, sizeof s->name, NULL) &&
+         json_str(j, "venue", 0, s->venue, sizeof s->venue, "") &&
+         json_time_ms(j, "starts_at", d.starts_at_ms, &s->starts_at_ms) &&
+         json_u32(j, "per_user_limit", 1, BR_PER_USER_LIMIT_MAX, d.per_user_limit,
+                  &s->per_user_limit) &&
+         json_seconds_ms(j, "hold_ttl_s", d.hold_ttl_ms, &s->hold_ttl_ms) &&
+         json_u32(j, "queue_capacity", 0, UINT32_MAX, 0, &s->queue_capacity) &&
+         (rp == NULL || json_is_boolean(rp)) && (queue == NULL || json_is_object(queue)) &&
+         json_is_array(zones) && json_array_size(zones) >= 1 &&
+         json_array_size(zones) <= BR_EVENT_ZONES_MAX;
+    s->requires_pass = rp == NULL ? d.requires_pass : json_is_true(rp);
+    ok = ok && json_u32(queue, "max_active", 1, BR_MAX_ACTIVE_MAX, d.max_active, &s->max_active) &&
+         json_u32(queue, "admit_per_tick", 1, BR_ADMIT_PER_TICK_MAX, d.admit_per_tick,
+                  &s->admit_per_tick) &&
+         json_seconds_ms(queue, "pass_ttl_s", d.pass_ttl_ms, &s->pass_ttl_ms);
     for (size_t i = 0; ok && i < json_array_size(zones); i++) {
         ok = parse_zone(json_array_get(zones, i), &s->zones[i]);
     }
@@ -310,14 +319,7 @@ int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br
         /* Every join takes a slot for the whole sale, out of one pool the
          * deployment sizes (the engine's queue_slots_max): the default gives
          * a small event what it needs instead of the deployment's maximum. */
-        uint64_t seats = 0;
-        for (uint32_t z = 0; z < s->zone_count; z++) {
-            seats += s->zones[z].capacity;
-        }
-        uint64_t want = seats * BR_QUEUE_PER_SEAT;
-        s->queue_capacity = (uint32_t)(want < BR_QUEUE_CAPACITY_MIN   ? BR_QUEUE_CAPACITY_MIN
-                                       : want > BR_QUEUE_CAPACITY_MAX ? BR_QUEUE_CAPACITY_MAX
-                                                                      : want);
+        s->queue_capacity = br_event_spec_queue_default(s);
     }
     json_decref(j);
     return BR_OK;
@@ -380,42 +382,63 @@ int br_parse_reserve(const char *buf, size_t len, struct br_body_reserve *out, c
 }
 
 int br_parse_confirm_json(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX])
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX])
 {
     pm[0] = '\0';
+    secret[0] = '\0';
     json_t *j = load_object(buf, len, why);
     if (j == NULL) {
         return BR_E_CORRUPT;
     }
     /* Absent or wrong alike leave pm empty, which is the refusal. */
     (void)json_str(j, "payment_method", 1, pm, BR_PAYMENT_METHOD_MAX, "");
+    bool secret_ok = json_str(j, "client_secret", 0, secret, BR_CLIENT_SECRET_MAX, "");
     json_decref(j);
+    if (!secret_ok) {
+        secret[0] = '\0';
+        return fail(why, BR_E_INVALID, "client_secret must be a string under 96 bytes");
+    }
     return pm[0] != '\0' ? BR_OK : fail(why, BR_E_INVALID, "want {payment_method}");
 }
 
-int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX])
+/* The value of the first `key=` at the start of a pair of form[0..n), when
+ * it fits out (cap incl. NUL); "" when absent. false when it does not fit. */
+static bool form_value(const char *form, size_t n, const char *key, char *out, size_t cap)
 {
-    static const char key[] = "payment_method=";
-    const size_t key_len = sizeof key - 1;
-    pm[0] = '\0';
-    /* Only the first occurrence counts, and only at the start of a pair. */
-    size_t n = buf != NULL ? strnlen(buf, len) : 0;
+    const size_t key_len = strlen(key);
+    out[0] = '\0';
     const char *p = NULL;
     for (size_t i = 0; p == NULL && i + key_len <= n; i++) {
-        if (memcmp(buf + i, key, key_len) == 0) {
-            p = buf + i;
+        if (memcmp(form + i, key, key_len) == 0) {
+            p = form + i;
         }
     }
-    if (p != NULL && (p == buf || p[-1] == '&')) {
-        const char *v = p + key_len;
-        const char *end = buf + n;
-        const char *amp = memchr(v, '&', (size_t)(end - v));
-        size_t vn = amp != NULL ? (size_t)(amp - v) : (size_t)(end - v);
-        if (vn > 0 && vn < BR_PAYMENT_METHOD_MAX) {
-            memcpy(pm, v, vn);
-            pm[vn] = '\0';
-        }
+    /* Only the first occurrence counts, and only at the start of a pair. */
+    if (p == NULL || (p != form && p[-1] != '&')) {
+        return true;
+    }
+    const char *v = p + key_len;
+    const char *end = form + n;
+    const char *amp = memchr(v, '&', (size_t)(end - v));
+    size_t vn = amp != NULL ? (size_t)(amp - v) : (size_t)(end - v);
+    if (vn >= cap) {
+        return false;
+    }
+    memcpy(out, v, vn);
+    out[vn] = '\0';
+    return true;
+}
+
+int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX])
+{
+    size_t n = buf != NULL ? strnlen(buf, len) : 0;
+    if (!form_value(buf, n, "payment_method=", pm, BR_PAYMENT_METHOD_MAX)) {
+        pm[0] = '\0';
+    }
+    if (!form_value(buf, n, "client_secret=", secret, BR_CLIENT_SECRET_MAX)) {
+        pm[0] = secret[0] = '\0';
+        return fail(why, BR_E_INVALID, "client_secret must be under 96 bytes");
     }
     return pm[0] != '\0' ? BR_OK : fail(why, BR_E_INVALID, "want {payment_method}");
 }
@@ -457,9 +480,9 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
     case BR_BODY_PAYMENT:
         return br_parse_payment(buf, len, &out->u.booking_id, why);
     case BR_BODY_CONFIRM_JSON:
-        return br_parse_confirm_json(buf, len, out->u.payment_method, why);
+        return br_parse_confirm_json(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_CONFIRM_FORM:
-        return br_parse_confirm_form(buf, len, out->u.payment_method, why);
+        return br_parse_confirm_form(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_REFRESH:
         return parse_refresh(buf, len, out->u.refresh_token, why);
     case BR_BODY_COUNT:

@@ -54,15 +54,11 @@
 #define BR_EMAIL_MIN 3u            /* "a@b" */
 #define BR_PASSWORD_MIN 8u         /* bytes of a new password (a login takes any length) */
 #define BR_PAYMENT_METHOD_MAX 64u  /* the test provider's payment_method incl. NUL */
+#define BR_CLIENT_SECRET_MAX 96u   /* a confirm's client_secret incl. NUL (the provider's is 59) */
 #define BR_REFRESH_TEXT_MAX 128u   /* a refresh token incl. NUL (adapters/auth.h) */
 #define BR_WEBHOOK_ID_MAX 256u     /* a provider event id incl. NUL */
 #define BR_WEBHOOK_TYPE_MAX 64u    /* a provider event type incl. NUL */
 #define BR_JSON_ID_MAX (1LL << 53) /* ids in JSON bodies: 1..2^53, exact in a double */
-
-/* The default queue_capacity of a new event: joins per seat, clamped. */
-#define BR_QUEUE_PER_SEAT 20u
-#define BR_QUEUE_CAPACITY_MIN 10000u
-#define BR_QUEUE_CAPACITY_MAX 250000u
 
 _Static_assert(BR_EMAIL_MIN < BR_EMAIL_MAX, "an email fits");
 _Static_assert(BR_PASSWORD_MIN <= BR_PASSWORD_MAX, "a new password fits");
@@ -192,8 +188,11 @@ struct br_body {
         uint64_t event_id;                          /* QUEUE_JOIN, QUEUE_LEAVE: 1..2^53 */
         struct br_body_reserve reserve;             /* RESERVE */
         uint64_t booking_id;                        /* PAYMENT: 1..2^53 */
-        char payment_method[BR_PAYMENT_METHOD_MAX]; /* CONFIRM_*: 1..63 bytes */
-        char refresh_token[BR_REFRESH_TEXT_MAX];    /* REFRESH: 1..127 bytes, a secret */
+        struct {
+            char payment_method[BR_PAYMENT_METHOD_MAX]; /* CONFIRM_*: 1..63 bytes */
+            char client_secret[BR_CLIENT_SECRET_MAX];   /* CONFIRM_*: 0..95; "" = absent */
+        };
+        char refresh_token[BR_REFRESH_TEXT_MAX];        /* REFRESH: 1..127 bytes, a secret */
     } u;
 };
 
@@ -222,11 +221,14 @@ int br_parse_event_ref(const char *buf, size_t len, uint64_t *event_id, char why
 int br_parse_reserve(const char *buf, size_t len, struct br_body_reserve *out,
                      char why[BR_WHY_MAX]);
 int br_parse_payment(const char *buf, size_t len, uint64_t *booking_id, char why[BR_WHY_MAX]);
+/* {payment_method, client_secret?}; an absent secret is "" (the route
+ * answers it as Stripe does), one that is not a string under
+ * BR_CLIENT_SECRET_MAX bytes is BR_E_INVALID. */
 int br_parse_confirm_json(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX]);
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX]);
 /* The form is read up to its first NUL, as the C string it was before. */
 int br_parse_confirm_form(const char *buf, size_t len, char pm[BR_PAYMENT_METHOD_MAX],
-                          char why[BR_WHY_MAX]);
+                          char secret[BR_CLIENT_SECRET_MAX], char why[BR_WHY_MAX]);
 
 /* Deepest nesting of arrays and objects in a JSON text, strings skipped.
  * O(len); reads buf[0..len-1] only. */

@@ -159,7 +159,8 @@ int br_cidr_parse_list(const char *s, struct br_cidr *out, unsigned cap)
 {
     unsigned n = 0;
     const char *p = s;
-    for (unsigned guard = 0; p != NULL && *p != '\0' && guard < 1024; guard++) {
+    /* Bounded by cap: every turn stores one entry (n++) or returns. */
+    while (p != NULL && *p != '\0') {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char item[64];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/cmd.h"
+#include "core/engine.h"
 #include "core/str.h"
 
 #define TIME_MS_END 253402300800000LL /* 10000-01-01T00:00:00Z */
@@ -165,26 +166,6 @@ int br_role_parse(const char *s, uint8_t *role)
     return -1;
 }
 
-const char *br_booking_status_text(uint8_t s)
-{
-    static const char *const t[] = {"none", "held", "confirmed", "expired", "cancelled", "refunded"};
-    return s < 6 ? t[s] : "unknown";
-}
-
-const char *br_queue_status_text(uint8_t s)
-{
-    static const char *const t[] = {"none", "prequeue", "waiting", "admitted",
-                                    "used", "expired",  "left"};
-    return s < 7 ? t[s] : "unknown";
-}
-
-const char *br_payment_status_text(uint8_t s)
-{
-    static const char *const t[] = {"none",      "pending",        "failed",
-                                    "confirmed", "refund_pending", "refunded"};
-    return s < 6 ? t[s] : "unknown";
-}
-
 static json_t *time_json(int64_t ms)
 {
     char t[BR_TIME_TEXT_MAX];
@@ -237,7 +218,7 @@ json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_
 json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token)
 {
     json_t *j = json_pack("{s:I, s:s, s:I, s:I, s:I}", "event_id", (json_int_t)q->event_id,
-                          "status", br_queue_status_text(q->status), "position",
+                          "status", br_queue_status_name(q->status), "position",
                           (json_int_t)q->position, "queue_length", (json_int_t)q->queue_length,
                           "estimated_wait_s", (json_int_t)q->estimated_wait_s);
     if (j != NULL && pass_token != NULL && q->status == BR_QS_ADMITTED) {
@@ -253,7 +234,7 @@ json_t *br_render_booking(const struct br_api_booking *b)
     json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:s, s:I, s:s, s:o, s:o}", "id", (json_int_t)b->id,
                           "event_id", (json_int_t)b->event_id, "zone_id", (int)b->zone_id,
                           "quantity", (int)b->quantity, "status",
-                          br_booking_status_text(b->state), "total_minor",
+                          br_hold_state_name(b->state), "total_minor",
                           (json_int_t)b->total_minor, "currency", b->currency, "created_at",
                           time_json(b->created_at_ms), "expires_at", time_json(b->expires_at_ms));
     if (j != NULL && b->payment_id != 0) {
@@ -286,7 +267,7 @@ char *br_render_booking_text(const struct br_api_booking *b, size_t *len)
                      "\"status\":\"%s\",\"total_minor\":%lld,\"currency\":\"%s\","
                      "\"created_at\":\"%s\",\"expires_at\":\"%s\"%s}",
                      (unsigned long long)b->id, (unsigned long long)b->event_id, b->zone_id,
-                     b->quantity, br_booking_status_text(b->state), (long long)b->total_minor,
+                     b->quantity, br_hold_state_name(b->state), (long long)b->total_minor,
                      currency, created, expires, payment);
     if (n < 0 || n >= 384) {
         free(out);
@@ -301,7 +282,7 @@ json_t *br_render_payment(const struct br_api_payment *p)
     return json_pack("{s:I, s:s, s:I, s:I, s:s, s:s, s:s}", "payment_id", (json_int_t)p->id,
                      "provider_payment_id", p->provider_payment_id, "booking_id",
                      (json_int_t)p->booking_id, "amount_minor", (json_int_t)p->amount_minor,
-                     "currency", p->currency, "status", br_payment_status_text(p->state),
+                     "currency", p->currency, "status", br_payment_state_name(p->state),
                      "client_secret", p->client_secret);
 }
 

@@ -29,9 +29,7 @@ int br_time_parse(const char *s, int64_t *ms);
 /* Names the API uses (lower case, stable). */
 const char *br_role_text(uint8_t role);
 int br_role_parse(const char *s, uint8_t *role); /* 0 or -1 */
-const char *br_booking_status_text(uint8_t hold_state);
-const char *br_queue_status_text(uint8_t status);
-const char *br_payment_status_text(uint8_t payment_state);
+/* Hold, queue and payment states use the core's names (br_hold_state_name, ...). */
 
 /* The objects. Each returns a new reference (NULL only when out of memory). */
 json_t *br_render_user(const struct br_api_user *u);

@@ -801,6 +801,38 @@ static void confirm_done(struct rq *q)
     reply(q, 200, "application/json", body, q->provider_len);
 }
 
+/* A refused confirm, answered as Stripe answers it (its error codes, upper
+ * case as ours): the client secret is required and must be the intent's
+ * (Stripe asks for it whenever the caller holds only a publishable key,
+ * which is what a public route is). Every refusal is a 4xx. */
+static void confirm_refused(struct rq *q, int rc)
+{
+    switch (rc) {
+    case BR_E_UNAUTHORIZED:
+        reply_code(q, 400, "PARAMETER_MISSING",
+                   "client_secret is required: the payment intent's client secret from "
+                   "POST /api/v1/payments");
+        break;
+    case BR_E_FORBIDDEN:
+        reply_code(q, 400, "PAYMENT_INTENT_INVALID_PARAMETER",
+                   "the client_secret provided does not match the payment intent's");
+        break;
+    case BR_E_NOT_FOUND:
+        reply_code(q, 404, "NOT_FOUND", "no such payment intent");
+        break;
+    case BR_E_INVALID:
+        reply_code(q, 400, "INVALID_REQUEST", "unknown test payment method");
+        break;
+    case BR_E_DUPLICATE:
+        reply_code(q, 409, "PAYMENT_INTENT_UNEXPECTED_STATE",
+                   "the payment intent has already succeeded");
+        break;
+    default:
+        reply_code(q, br_err_http_status(rc), br_err_name(rc), br_err_message(rc));
+        break;
+    }
+}
+
 static void r_provider_confirm(struct rq *q)
 {
     if (q->rt->provider == NULL) {
@@ -814,16 +846,11 @@ static void r_provider_confirm(struct rq *q)
     }
     br_http_defer(q->req);
     q->cont = confirm_done;
-    int rc = br_provider_test_confirm(q->rt->provider, q->match.segment, q->body.u.payment_method,
-                                      provider_confirmed, q);
+    int rc = br_provider_test_confirm(q->rt->provider, q->match.segment, q->body.u.client_secret,
+                                      q->body.u.payment_method, provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
-        reply_code(q, br_err_http_status(rc),
-                   rc == BR_E_DUPLICATE ? "PAYMENT_INTENT_UNEXPECTED_STATE" : br_err_name(rc),
-                   rc == BR_E_NOT_FOUND   ? "no such payment intent"
-                   : rc == BR_E_INVALID   ? "unknown test payment method"
-                   : rc == BR_E_DUPLICATE ? "the payment intent has already succeeded"
-                                          : br_err_message(rc));
+        confirm_refused(q, rc);
     }
 }
 

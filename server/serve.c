@@ -37,6 +37,7 @@
 #include "adapters/auth.h"
 #include "adapters/http.h"
 #include "adapters/provider_test.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
 #include "server/backend_embedded.h"
@@ -67,6 +68,17 @@ struct secrets {
 
 /* ---- secrets ---- */
 
+/* Logs a failed file or directory operation with what failed and why:
+ * "cannot create ./data/LOCK: Permission denied". */
+static void log_file_error(const struct br_log *log, const char *what, const char *path, int err)
+{
+    char esc[BR_CONFIG_TEXT_MAX + 64];
+    br_log_escape(path, esc, sizeof esc);
+    char msg[sizeof esc + 128];
+    snprintf(msg, sizeof msg, "%s %s: %s", what, esc, strerror(err));
+    br_logf(log, BR_LOG_ERROR, msg, "\"path\":\"%s\",\"error\":\"%s\"", esc, strerror(err));
+}
+
 static int write_file_atomic(const char *path, const char *data, size_t len)
 {
     char tmp[BR_CONFIG_TEXT_MAX + 16];
@@ -75,9 +87,19 @@ static int write_file_atomic(const char *path, const char *data, size_t len)
     if (fd < 0) {
         return -1;
     }
-    bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    return ok && rename(tmp, path) == 0 ? 0 : -1;
+    int err = 0;
+    errno = 0;
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+        err = errno != 0 ? errno : EIO; /* a short write sets no errno */
+    }
+    if (close(fd) != 0 && err == 0) {
+        err = errno;
+    }
+    if (err == 0 && rename(tmp, path) != 0) {
+        err = errno;
+    }
+    errno = err; /* the first failure's reason, for the caller's log */
+    return err == 0 ? 0 : -1;
 }
 
 /* Loads the data dir's secrets, generating the missing ones. */
@@ -130,7 +152,7 @@ static int load_secrets(const struct br_serve_config *c, const struct br_log *lo
     if (rc == BR_OK && changed) {
         char *text = json_dumps(j, JSON_INDENT(2));
         if (text == NULL || write_file_atomic(path, text, strlen(text)) != 0) {
-            br_logf(log, BR_LOG_ERROR, "cannot write the secrets file", "\"path\":\"%s\"", path);
+            log_file_error(log, "cannot write the secrets file", path, errno);
             rc = BR_E_IO;
         }
         free(text);
@@ -246,18 +268,10 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000;
     struct br_event_spec spec;
-    memset(&spec, 0, sizeof spec);
+    br_event_spec_default(&spec, now);
     snprintf(spec.name, sizeof spec.name, "Booking Rush Live: Demo Night");
     snprintf(spec.venue, sizeof spec.venue, "Demo Arena");
-    spec.starts_at_ms = now + 30LL * 86400 * 1000;
-    spec.sale_opens_at_ms = now;
-    spec.per_user_limit = 4;
-    spec.requires_pass = true;
-    spec.max_active = 50;
-    spec.admit_per_tick = 10;
-    spec.pass_ttl_ms = 300000;
-    spec.hold_ttl_ms = 600000;
-    spec.queue_capacity = 50000;
+    spec.max_active = 50; /* a small room, so a demo shows the queue moving */
     spec.zone_count = 3;
     static const struct {
         const char *name;
@@ -270,27 +284,91 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
         spec.zones[i].price_minor = zones[i].price_minor;
         snprintf(spec.zones[i].currency, sizeof spec.zones[i].currency, "EUR");
     }
+    spec.queue_capacity = br_event_spec_queue_default(&spec);
     b->ops->event_create(b, 0, &spec, sync_begin(&s));
     rc = sync_wait(&s);
+    if (rc == BR_E_FULL) {
+        /* Sized below the demo (a small --people): serve without it. */
+        br_logf(log, BR_LOG_WARN, "no demo event: the engine's tables are too small for it",
+                "\"err\":\"%s\"", br_err_name(rc));
+        *event_id = 0;
+        return BR_OK;
+    }
     *event_id = s.call.r.event.id;
     br_logf(log, rc == BR_OK ? BR_LOG_INFO : BR_LOG_ERROR, "demo event created",
             "\"event\":%" PRIu64 ",\"err\":\"%s\"", *event_id, br_err_name(rc));
     return rc;
 }
 
+/* ---- the engine's size ---- */
+
+/* The start-up line: what the engine reserved, for how many people, holds,
+ * payments and events, and whether the journal's header decided it. When
+ * sizing options were given but an existing journal keeps other sizes, a
+ * warning says so (the journal's sizes win: its records were answered
+ * with them). */
+static void log_engine(const struct br_embedded *emb, const struct br_serve_config *c,
+                       const struct br_config *asked, const struct br_log *log)
+{
+    struct br_config have;
+    size_t bytes = 0;
+    bool from_journal = false;
+    br_embedded_engine_info(emb, &have, &bytes, &from_journal);
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "engine: %.0f MiB reserved for %u people, %u holds, %u payments, %u events",
+             (double)bytes / (1024.0 * 1024.0), have.users_max, have.holds_max, have.payments_max,
+             have.events_max);
+    br_logf(log, BR_LOG_INFO, msg,
+            "\"bytes\":%zu,\"users_max\":%u,\"holds_max\":%u,\"payments_max\":%u,"
+            "\"events_max\":%u,\"sizes_from\":\"%s\"",
+            bytes, have.users_max, have.holds_max, have.payments_max, have.events_max,
+            from_journal ? "journal" : "options");
+    struct br_config want = *asked;
+    want.seed = have.seed;
+    if (from_journal && br_serve_sizing_given(c) && memcmp(&want, &have, sizeof want) != 0) {
+        br_logf(log, BR_LOG_WARN,
+                "sizing options ignored: the journal keeps the sizes it was created with",
+                "\"users_max\":%u,\"asked_users_max\":%u,\"holds_max\":%u,"
+                "\"asked_holds_max\":%u,\"payments_max\":%u,\"asked_payments_max\":%u",
+                have.users_max, want.users_max, have.holds_max, want.holds_max,
+                have.payments_max, want.payments_max);
+    }
+}
+
 /* ---- the data dir lock ---- */
 
+/* Creates the data dir when absent and locks it (one server per journal).
+ * Returns the lock's fd, held until exit, or -1 after logging what failed. */
 static int lock_data_dir(const char *dir, const struct br_log *log)
 {
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_file_error(log, "cannot create the data dir", dir, errno);
+        return -1;
+    }
+    int err = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (err != 0) {
+        log_file_error(log, "cannot use the data dir", dir, err);
+        return -1;
+    }
     char path[BR_CONFIG_TEXT_MAX + 16];
     snprintf(path, sizeof path, "%s/LOCK", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        br_logf(log, BR_LOG_ERROR, "the data dir is in use by another server",
-                "\"path\":\"%s\"", path);
-        if (fd >= 0) {
-            close(fd);
+    if (fd < 0) {
+        log_file_error(log, "cannot create", path, errno);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        err = errno;
+        if (err == EWOULDBLOCK) {
+            char esc[sizeof path + 64];
+            br_logf(log, BR_LOG_ERROR, "the data dir is in use by another server (its LOCK is held)",
+                    "\"path\":\"%s\"", br_log_escape(path, esc, sizeof esc));
+        } else {
+            log_file_error(log, "cannot lock", path, err);
         }
+        close(fd);
         return -1;
     }
     return fd; /* held until exit */
@@ -322,11 +400,6 @@ int br_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
-        br_logf(&log, BR_LOG_ERROR, "cannot create the data dir", "\"path\":\"%s\"",
-                cfg.data_dir);
-        return 1;
-    }
     int lock_fd = lock_data_dir(cfg.data_dir, &log);
     if (lock_fd < 0) {
         return 1;
@@ -357,8 +430,9 @@ int br_serve_main(int argc, char **argv)
     }
     struct br_embedded_config ecfg = {
         .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
-        .syncers = cfg.journal_syncs, .provider = provider,
+        .syncers = cfg.journal_syncs, .provider = provider, .log = &log,
         .email_hash_bits = cfg.test_email_hash_bits};
+    br_config_size(&cfg.sizing, 0, &ecfg.engine);
     int64_t t0;
     {
         struct timespec ts;
@@ -379,6 +453,7 @@ int br_serve_main(int argc, char **argv)
                 "\"commands\":%" PRIu64 ",\"diverged\":%" PRIu64 ",\"ms\":%lld", replayed,
                 diverged, (long long)(t1 - t0));
     }
+    log_engine(emb, &cfg, &ecfg.engine, &log);
     struct br_backend *backend = br_embedded_backend(emb);
     struct br_hub_config hcfg = {.backend = backend,
                                  .pass_secret = sec.pass,
@@ -456,7 +531,9 @@ int br_serve_main(int argc, char **argv)
                                 .handler = br_routes_handle,
                                 .resumed = br_routes_resumed,
                                 .closed = br_routes_closed,
-                                .ctx = rt};
+                                .ctx = rt,
+                                .reuse_port = cfg.reuse_port,
+                                .log = &log};
     if (br_http_start(&http, &hc) != BR_OK) {
         goto out;
     }
@@ -474,7 +551,7 @@ int br_serve_main(int argc, char **argv)
         char text[16];
         int n = snprintf(text, sizeof text, "%u\n", (unsigned)port);
         if (write_file_atomic(cfg.port_file, text, (size_t)n) != 0) {
-            br_logf(&log, BR_LOG_ERROR, "cannot write --port-file", NULL);
+            log_file_error(&log, "cannot write --port-file", cfg.port_file, errno);
             goto out;
         }
     }
@@ -484,7 +561,9 @@ int br_serve_main(int argc, char **argv)
     printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
            any ? "localhost" : cfg.bind, (unsigned)port, cfg.data_dir);
     printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", (unsigned)port);
-    if (cfg.demo) {
+    if (cfg.demo && demo_event == 0) {
+        printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
+    } else if (cfg.demo) {
         printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", (unsigned)port,
                demo_event);
         printf("  a purchase with curl, step by step: README.md\n");

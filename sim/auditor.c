@@ -70,6 +70,8 @@ struct a_hold {
     int64_t amount_minor;
     uint32_t confirmed_by; /* payment n, 0 = none */
     uint32_t pass_n;
+    uint32_t pay_n;   /* the booking's one payment (n), 0 = none yet (S5) */
+    uint32_t charges; /* successful charges that took effect (S5: at most one) */
 };
 
 struct a_pay {
@@ -155,9 +157,8 @@ struct br_auditor {
     /* per-step context */
     uint64_t step;
     const struct br_cmd *cmd;
-    struct a_event *touched[BR_EVENT_ZONES_MAX * 8];
-    uint32_t touched_count;
-    bool touched_overflow;
+    struct a_event **touched; /* events whose zones this step touched, each once */
+    uint32_t touched_count, touched_cap; /* cap >= event_count: every event fits */
     bool step_swept;
     /* results */
     uint64_t checks[BR_INV_COUNT];
@@ -309,14 +310,15 @@ static struct a_member *member(struct a_event *ev, uint64_t user_id)
     return &ev->members[user_id];
 }
 
+/* Lists ev for this step's zone cross-check. An event is listed once per
+ * step (its touched bits are clear until then), so the list, sized with
+ * the events, never runs out: every touched event is checked. */
 static void touch(struct br_auditor *a, struct a_event *ev, uint32_t zone)
 {
+    BR_ASSERT(zone >= 1 && zone <= BR_EVENT_ZONES_MAX);
     if (ev->touched == 0) {
-        if (a->touched_count < sizeof a->touched / sizeof a->touched[0]) {
-            a->touched[a->touched_count++] = ev;
-        } else {
-            a->touched_overflow = true;
-        }
+        BR_ASSERT(a->touched_count < a->touched_cap && a->touched_count < a->event_count);
+        a->touched[a->touched_count++] = ev;
     }
     ev->touched |= (uint8_t)(1u << (zone - 1));
 }
@@ -533,6 +535,7 @@ void br_auditor_free(struct br_auditor *a)
         free(ev->heap);
     }
     free(a->events);
+    free(a->touched);
     free(a->idem_slots);
     free(a->idem_recs);
     free(a->pev);
@@ -1193,6 +1196,52 @@ static struct a_pay *pay_of(struct br_auditor *a, uint64_t payment_id, struct a_
     return n ? &(*evp)->pays[n - 1] : NULL;
 }
 
+/* S5, one payment per booking: payment_create answers the booking's one
+ * payment, pending -- a new one (the next id of the event) when it has
+ * none, else the same one, still open or, after a decline, open again
+ * (failed -> pending: the buyer confirms the same intent with another card).
+ * A second payment for a booking is a second intent that can charge it
+ * twice. The model follows the answer either way. Returns whether it held. */
+static bool payment_of_booking(struct br_auditor *a, struct a_event *ev, struct a_hold *h,
+                               uint32_t hn, const struct br_outcome *out)
+{
+    const struct br_cmd *c = a->cmd;
+    uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
+    if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
+        ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
+        pn = ++ev->pay_count;
+        struct a_pay *p = &ev->pays[pn - 1];
+        p->hold_n = hn;
+        p->state = AY_PENDING;
+        p->amount_minor = out->amount_minor;
+        uint32_t before = h->pay_n;
+        h->pay_n = pn;
+        if (!check(a, BR_INV_S5, before == 0 && out->status == BR_PAY_PENDING)) {
+            violate(a, BR_INV_S5, ev->id, c->user_id, mkid(ev, hn), out->id, 0,
+                    "new payment %" PRIu64 " (status %u) for booking %" PRIu64
+                    " which has payment %" PRIu64 ": one booking has one payment (a second "
+                    "intent can charge it twice)",
+                    out->id, out->status, mkid(ev, hn), before ? mkid(ev, before) : 0);
+            return false;
+        }
+        return true;
+    }
+    struct a_event *pev = NULL;
+    struct a_pay *p = pay_of(a, out->id, &pev);
+    if (!check(a, BR_INV_S5,
+               p != NULL && pev == ev && p->hold_n == hn && h->pay_n == pn &&
+                   (p->state == AY_PENDING || p->state == AY_FAILED) &&
+                   out->status == BR_PAY_PENDING)) {
+        violate(a, BR_INV_S5, ev->id, c->user_id, mkid(ev, hn), out->id, 0,
+                "payment_create returned payment %" PRIu64 " (status %u), neither new nor "
+                "booking %" PRIu64 "'s open or declined payment",
+                out->id, out->status, mkid(ev, hn));
+        return false;
+    }
+    p->state = AY_PENDING; /* the same payment; after a decline, open again */
+    return true;
+}
+
 static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                               const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
 {
@@ -1213,26 +1262,8 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                 br_hold_state_name(h->state));
     }
     uint32_t hn = (uint32_t)(c->u.payment_create.hold_id & 0xffffffffu);
-    uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
-    if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
-        ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
-        pn = ++ev->pay_count;
-        struct a_pay *p = &ev->pays[pn - 1];
-        p->hold_n = hn;
-        p->state = AY_PENDING;
-        p->amount_minor = out->amount_minor;
-    } else {
-        struct a_event *pev = NULL;
-        struct a_pay *p = pay_of(a, out->id, &pev);
-        /* The same open payment again: it must be this hold's and pending. */
-        if (!check(a, BR_INV_S5,
-                   p != NULL && pev == ev && p->hold_n == hn && p->state == AY_PENDING)) {
-            violate(a, BR_INV_S5, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
-                    "payment_create returned payment %" PRIu64
-                    " that is neither new nor this hold's open payment",
-                    out->id);
-            return;
-        }
+    if (!payment_of_booking(a, ev, h, hn, out)) {
+        return;
     }
     if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
         violate(a, BR_INV_S8, ev->id, c->user_id, c->u.payment_create.hold_id, out->id, 0,
@@ -1259,29 +1290,113 @@ static void s8_balance(struct br_auditor *a, uint64_t event_id, uint64_t payment
     }
 }
 
-static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
-                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+/* S5, each provider event id takes effect once: a DUPLICATE answer only for
+ * an id that took effect, an OK one only for a new id (recorded). Returns
+ * whether the event took effect (the caller goes on). */
+static bool provider_event_once(struct br_auditor *a, const struct br_cmd *c,
+                                const struct br_outcome *out, const struct a_event *ev)
 {
     uint64_t peid = c->u.payment_event.provider_event_id;
     uint64_t pid = c->u.payment_event.payment_id;
-    struct a_event *ev = NULL;
-    struct a_pay *p = pay_of(a, pid, &ev);
     if (out->err == BR_E_DUPLICATE) {
         if (!check(a, BR_INV_S5, pev_has(a, peid))) {
             violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
                     "provider event %" PRIu64 " refused as a duplicate but it never took effect",
                     peid);
         }
-        return;
+        return false;
     }
     if (out->err != BR_OK) {
-        return;
+        return false;
     }
     if (!check(a, BR_INV_S5, !pev_has(a, peid))) {
         violate(a, BR_INV_S5, ev ? ev->id : 0, 0, 0, pid, 0,
                 "provider event %" PRIu64 " took effect a second time", peid);
     } else {
         pev_add(a, peid);
+    }
+    return true;
+}
+
+/* A success took effect: one more charge of the booking (S5: at most one
+ * successful charge per booking, a second is a violation even if refunded). */
+static void success_charged(struct br_auditor *a, const struct a_event *ev, struct a_pay *p,
+                            struct a_hold *h, uint64_t pid)
+{
+    if (!check(a, BR_INV_S5, h->charges == 0)) {
+        violate(a, BR_INV_S5, ev->id, h->user, mkid(ev, p->hold_n), pid, 0,
+                "booking %" PRIu64 " charged a second time (by payment %" PRIu64
+                "): at most one successful charge per booking",
+                mkid(ev, p->hold_n), pid);
+    }
+    h->charges++;
+    p->succeeded = 1;
+    a->charged += p->amount_minor;
+}
+
+/* booking_confirmed from a payment success: the hold must be live, this
+ * payment's, and not confirmed already (not by this success either: `twice`).
+ * Moves its seats from held to sold. Returns whether the model confirmed it. */
+static bool fx_success_confirmed(struct br_auditor *a, struct a_event *ev, struct a_pay *p,
+                                 struct a_hold *h, const struct br_effect *f, uint64_t pid,
+                                 bool live, bool twice)
+{
+    uint64_t hid = mkid(ev, p->hold_n);
+    if (!check(a, BR_INV_S2, f->user_id == h->user && f->event_id == ev->id)) {
+        violate(a, BR_INV_S2, ev->id, f->user_id, hid, pid, 0,
+                "booking_confirmed names user %" PRIu64 " for a hold owned by user %u",
+                f->user_id, h->user);
+    }
+    if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
+        violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
+                "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64
+                ", first by %" PRIu64 ")",
+                hid, pid, mkid(ev, h->confirmed_by));
+        return false;
+    }
+    if (!check(a, BR_INV_S6, live && f->id == hid && f->ref == pid && !twice)) {
+        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                "payment %" PRIu64 " confirmed hold %" PRIu64
+                " which is %s with deadline %" PRId64 " at now %" PRId64
+                " (a late payment must be refunded)",
+                pid, hid, br_hold_state_name(h->state), h->deadline_ms, a->cmd->now_ms);
+    }
+    if (h->state == BR_HOLD_HELD) {
+        /* Seats move from held to sold; bought tickets still count
+         * for the per-user limit, so the member's tickets stay. */
+        ev->held[h->zone - 1] -= h->qty;
+        ev->live_holds--;
+    } else {
+        /* Confirming a dead hold (already a violation): its seats
+         * and tickets are taken again, and S1/S3 judge that. */
+        member(ev, h->user)->tickets += h->qty;
+    }
+    ev->sold[h->zone - 1] += h->qty;
+    touch(a, ev, h->zone);
+    h->state = BR_HOLD_CONFIRMED;
+    h->confirmed_by = (uint32_t)(pid & 0xffffffffu);
+    p->state = AY_CONFIRMED;
+    a->confirmed_value += h->amount_minor;
+    a->funnel.confirmed++;
+    if (!check(a, BR_INV_S1,
+               ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
+                   ev->spec.zones[h->zone - 1].capacity)) {
+        violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
+                "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
+                h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
+                ev->spec.zones[h->zone - 1].capacity);
+    }
+    return true;
+}
+
+static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+{
+    uint64_t pid = c->u.payment_event.payment_id;
+    struct a_event *ev = NULL;
+    struct a_pay *p = pay_of(a, pid, &ev);
+    if (!provider_event_once(a, c, out, ev)) {
+        return;
     }
     if (!check(a, BR_INV_S6, p != NULL)) {
         violate(a, BR_INV_S6, 0, 0, 0, pid, 0, "payment_event accepted for an unknown payment");
@@ -1290,6 +1405,8 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
     struct a_hold *h = &ev->holds[p->hold_n - 1];
     uint64_t hid = mkid(ev, p->hold_n);
     if (!c->u.payment_event.succeeded) {
+        /* A decline: an open payment fails (paying again reopens it); it
+         * changes nothing else and emits nothing. */
         if (p->state == AY_PENDING) {
             p->state = AY_FAILED;
             a->funnel.declined++;
@@ -1311,8 +1428,7 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
         return;
     }
     bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
-    p->succeeded = 1;
-    a->charged += p->amount_minor;
+    success_charged(a, ev, p, h, pid);
     bool confirmed = false, refunding = false;
     for (uint32_t i = 0; i < n; i++) {
         const struct br_effect *f = &fx[i];
@@ -1323,51 +1439,7 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             }
             fx_booking_expired(a, f);
         } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
-            if (!check(a, BR_INV_S2, f->user_id == h->user && f->event_id == ev->id)) {
-                violate(a, BR_INV_S2, ev->id, f->user_id, hid, pid, 0,
-                        "booking_confirmed names user %" PRIu64 " for a hold owned by user %u",
-                        f->user_id, h->user);
-            }
-            if (!check(a, BR_INV_S2, h->state != BR_HOLD_CONFIRMED)) {
-                violate(a, BR_INV_S2, ev->id, h->user, hid, pid, 0,
-                        "hold %" PRIu64 " confirmed a second time (by payment %" PRIu64
-                        ", first by %" PRIu64 ")",
-                        hid, pid, mkid(ev, h->confirmed_by));
-                continue;
-            }
-            if (!check(a, BR_INV_S6, live && f->id == hid && f->ref == pid && !confirmed)) {
-                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
-                        "payment %" PRIu64 " confirmed hold %" PRIu64
-                        " which is %s with deadline %" PRId64 " at now %" PRId64
-                        " (a late payment must be refunded)",
-                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
-            }
-            if (h->state == BR_HOLD_HELD) {
-                /* Seats move from held to sold; bought tickets still count
-                 * for the per-user limit, so the member's tickets stay. */
-                ev->held[h->zone - 1] -= h->qty;
-                ev->live_holds--;
-            } else {
-                /* Confirming a dead hold (already a violation): its seats
-                 * and tickets are taken again, and S1/S3 judge that. */
-                member(ev, h->user)->tickets += h->qty;
-            }
-            ev->sold[h->zone - 1] += h->qty;
-            touch(a, ev, h->zone);
-            h->state = BR_HOLD_CONFIRMED;
-            h->confirmed_by = (uint32_t)(pid & 0xffffffffu);
-            p->state = AY_CONFIRMED;
-            a->confirmed_value += h->amount_minor;
-            a->funnel.confirmed++;
-            confirmed = true;
-            if (!check(a, BR_INV_S1,
-                       ev->held[h->zone - 1] + ev->sold[h->zone - 1] <=
-                           ev->spec.zones[h->zone - 1].capacity)) {
-                violate(a, BR_INV_S1, ev->id, h->user, hid, pid, 0,
-                        "oversell on confirmation: zone %u held %u + sold %u > capacity %u",
-                        h->zone, ev->held[h->zone - 1], ev->sold[h->zone - 1],
-                        ev->spec.zones[h->zone - 1].capacity);
-            }
+            confirmed = fx_success_confirmed(a, ev, p, h, f, pid, live, confirmed) || confirmed;
         } else if (f->kind == BR_FX_PROVIDER_REFUND) {
             if (!check(a, BR_INV_S6,
                        f->id == pid && !live && !refunding && f->amount_minor == p->amount_minor)) {
@@ -1462,7 +1534,9 @@ static void on_event_create(struct br_auditor *a, const struct br_cmd *c,
     if (!check(a, BR_INV_S1, out->id == (uint64_t)a->event_count + 1)) {
         violate(a, BR_INV_S1, out->id, 0, 0, 0, 0, "event id %" PRIu64 " out of sequence", out->id);
     }
+    BR_ASSERT(a->touched_count == 0); /* the list points into a->events, which may move */
     a->events = grow(a->events, &a->event_cap, a->event_count + 1, sizeof *a->events);
+    a->touched = grow(a->touched, &a->touched_cap, a->event_count + 1, sizeof *a->touched);
     struct a_event *ev = &a->events[a->event_count++];
     memset(ev, 0, sizeof *ev);
     ev->id = a->event_count;
@@ -1507,10 +1581,6 @@ static void zone_cross_check(struct br_auditor *a)
         ev->touched = 0;
     }
     a->touched_count = 0;
-    if (a->touched_overflow) {
-        /* Too many events touched to list: check them all. */
-        a->touched_overflow = false;
-    }
 }
 
 void br_auditor_observe(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
@@ -1599,6 +1669,40 @@ void br_auditor_liveness(const struct br_auditor *a, int64_t now_ms, struct br_a
                    l->pending_payments == 0 && l->refunds_owed == 0;
 }
 
+/* S1 at the end, per zone of ev: the seats the model's holds account for
+ * (held ones, confirmed ones) are its counters, within capacity, and the
+ * backend's counters agree -- also for zones no step touched since a
+ * drift. O(holds of ev + zones). */
+static void zones_at_the_end(struct br_auditor *a, const struct a_event *ev)
+{
+    uint64_t held[BR_EVENT_ZONES_MAX] = {0}, sold[BR_EVENT_ZONES_MAX] = {0};
+    for (uint32_t n = 0; n < ev->hold_count; n++) {
+        const struct a_hold *h = &ev->holds[n];
+        BR_ASSERT(h->zone >= 1 && h->zone <= ev->spec.zone_count);
+        held[h->zone - 1] += h->state == BR_HOLD_HELD ? h->qty : 0;
+        sold[h->zone - 1] += h->state == BR_HOLD_CONFIRMED ? h->qty : 0;
+    }
+    for (uint32_t z = 1; z <= ev->spec.zone_count; z++) {
+        uint32_t mh = ev->held[z - 1], ms = ev->sold[z - 1];
+        if (!check(a, BR_INV_S1,
+                   held[z - 1] == mh && sold[z - 1] == ms &&
+                       (uint64_t)mh + ms <= ev->spec.zones[z - 1].capacity)) {
+            violate(a, BR_INV_S1, ev->id, 0, 0, 0, 0,
+                    "at the end zone %u: held %u sold %u (holds say %" PRIu64 " and %" PRIu64
+                    "), capacity %u",
+                    z, mh, ms, held[z - 1], sold[z - 1], ev->spec.zones[z - 1].capacity);
+        }
+        uint32_t bh = 0, bs = 0;
+        if (a->backend != NULL && a->backend->ops->zone_counts != NULL &&
+            a->backend->ops->zone_counts(a->backend, ev->id, z, &bh, &bs) == BR_OK &&
+            !check(a, BR_INV_S1, bh == mh && bs == ms)) {
+            violate(a, BR_INV_S1, ev->id, 0, 0, 0, 0,
+                    "at the end zone %u: the backend has held %u sold %u, the model held %u sold %u",
+                    z, bh, bs, mh, ms);
+        }
+    }
+}
+
 void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liveness *l)
 {
     br_auditor_liveness(a, now_ms, l);
@@ -1631,9 +1735,7 @@ void br_auditor_finish(struct br_auditor *a, int64_t now_ms, struct br_audit_liv
                         p->state == AY_REFUND_PENDING ? "refund_pending" : "unresolved");
             }
         }
-        for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
-            check(a, BR_INV_S1, true);
-        }
+        zones_at_the_end(a, ev);
     }
     if (!check(a, BR_INV_S8,
                a->charged - a->refunded_done == a->confirmed_value || l->refunds_owed > 0)) {

@@ -10,7 +10,9 @@
  * rules of DESIGN.md:
  *
  *   S1 no oversell: held + sold <= capacity; a reserve refused as sold out
- *      really had too few seats; the backend's counters equal the model's.
+ *      really had too few seats; the backend's counters equal the model's
+ *      after every step that touched a zone (every event's, however many)
+ *      and for every zone at the end.
  *   S2 a confirmed hold never changes owner or state again.
  *   S3 the per-user limit (held + bought over the sale) holds; a reserve
  *      refused for the limit really was over it.
@@ -18,7 +20,10 @@
  *      then strict FIFO), never before the opening, at most max_active live;
  *      positions and queue lengths are right; the opening shuffle shuffles;
  *      nobody holds seats without a live pass of their own.
- *   S5 each provider event id takes effect once; one charge counts once.
+ *   S5 each provider event id takes effect once; one charge counts once;
+ *      one booking has one payment (paying again after a decline reopens
+ *      it, for a new confirmation of the same intent) and at most one
+ *      successful charge.
  *   S6 a successful payment ends confirmed xor refunded, and it is refunded
  *      exactly when its hold was no longer live.
  *   S7 an expired hold returns its seats exactly once, never before its

@@ -16,7 +16,11 @@
  * people asking past the per-user limit, bots sending junk and other
  * people's passes. The provider charges once per payment id, answers with a
  * webhook after a delay (sometimes days), sometimes twice, sometimes a
- * decline and a success in either order; refunds once per payment id.
+ * decline and a success in either order; refunds once per payment id. A
+ * declined person who pays again gets the same payment back (one per
+ * booking) and confirms its intent again with another card: a new decision
+ * of the provider, with its own event id; a succeeded intent takes no
+ * second confirmation.
  */
 #include "sim/driver.h"
 
@@ -113,6 +117,8 @@ struct pay_rec {
     uint8_t charged;  /* the charge was received (the provider de-duplicates by payment id) */
     uint8_t captured; /* money taken */
     uint8_t refunded; /* money given back */
+    uint8_t declined; /* the last attempt was declined: the intent takes another card */
+    uint8_t attempts; /* confirmations decided (one intent per payment, many attempts) */
 };
 
 struct drv_event {
@@ -1051,13 +1057,46 @@ static int64_t webhook_delay(struct drv *d)
     return range_draw(&d->r_prov, p->latency_ms);
 }
 
+/* The provider event of a confirmation after a decline (attempt >= 2). */
+static uint64_t reconfirm_event_id(uint64_t payment_id, uint32_t attempt, bool ok)
+{
+    uint64_t v = br_mix64(br_mix64(payment_id ^ 0x7265636f6e66ULL) + attempt * 2u + (ok ? 1u : 0u));
+    return v ? v : 1;
+}
+
+/* The buyer confirmed the payment's intent again after a decline, with
+ * another card: a new decision and its event (Stripe: a payment_failed
+ * intent is back at requires_payment_method and may be confirmed again). */
+static void provider_reconfirm(struct drv *d, struct pay_rec *r, uint64_t payment_id)
+{
+    r->declined = 0;
+    r->attempts = (uint8_t)(r->attempts < UINT8_MAX ? r->attempts + 1 : UINT8_MAX);
+    d->st->reconfirmations++;
+    bool ok = !br_rng_chance(&d->r_prov, d->s->payments.decline_rate);
+    if (!ok) {
+        d->st->faults[BR_FAULT_PAYMENT_DECLINE]++;
+        r->declined = 1;
+    } else {
+        r->captured = 1;
+        d->st->provider_captured += r->amount_minor;
+    }
+    schedule_webhook(d, payment_id, reconfirm_event_id(payment_id, r->attempts, ok), ok,
+                     d->t + webhook_delay(d));
+}
+
 static void provider_charge(struct drv *d, uint64_t payment_id)
 {
     struct pay_rec *r = pay_rec(d, payment_id, false);
+    if (r != NULL && r->charged && r->declined && !r->captured) {
+        provider_reconfirm(d, r, payment_id);
+        return;
+    }
     if (r == NULL || r->charged) {
-        return; /* de-duplicated by the payment id (the idempotency key) */
+        return; /* de-duplicated by the payment id (the idempotency key); a
+                 * succeeded intent refuses another confirmation */
     }
     r->charged = 1;
+    r->attempts = 1;
     const struct br_scn_payments *p = &d->s->payments;
     bool ok = !br_rng_chance(&d->r_prov, p->decline_rate);
     int64_t at = d->t + webhook_delay(d);
@@ -1074,6 +1113,7 @@ static void provider_charge(struct drv *d, uint64_t payment_id)
     } else {
         if (!ok) {
             d->st->faults[BR_FAULT_PAYMENT_DECLINE]++;
+            r->declined = 1;
         }
         schedule_webhook(d, payment_id, provider_event_id(payment_id, ok ? 2 : 1), ok, at);
     }
@@ -1554,6 +1594,16 @@ static void check_one_charge_per_booking(struct drv *d)
     }
 }
 
+static void progress(const struct drv *d)
+{
+    struct br_driver_progress p = {.arrived = d->next_arrival,
+                                   .users = d->users,
+                                   .simulated_ms = d->t,
+                                   .commands = d->st->commands,
+                                   .violations = br_auditor_violations(d->o->auditor)};
+    d->o->progress(d->o->progress_ctx, &p);
+}
+
 int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -1567,11 +1617,15 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
     int rc = setup(d);
     int64_t limit = d->s->faults_until_ms + d->s->drain_max_ms;
     struct br_action a;
+    uint64_t actions = 0;
     /* Bounded by the drain limit: every action is at or after the previous
      * one, and the loop ends past `limit`. */
     while (rc == BR_OK && !d->stop && br_evq_pop(&d->q, &a)) {
         if (a.at_ms > limit) {
             break;
+        }
+        if (o->progress != NULL && (++actions & 1023u) == 0) {
+            progress(d);
         }
         d->t = a.at_ms;
         switch (a.kind) {

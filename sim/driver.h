@@ -72,7 +72,17 @@ struct br_driver_stats {
     uint64_t capacity_refusals; /* steps given up because an engine table was at its cap */
     int64_t provider_captured;  /* money the provider took (its own ledger) */
     int64_t provider_refunded;
+    uint64_t reconfirmations;   /* intents confirmed again after a decline */
     struct br_audit_liveness live;
+};
+
+/* Where a run is, for progress lines (br_driver_opts.progress). */
+struct br_driver_progress {
+    uint32_t arrived;      /* people who have arrived so far */
+    uint32_t users;        /* people in the scenario */
+    int64_t simulated_ms;  /* simulated time since t = 0 */
+    uint64_t commands;     /* applied so far */
+    uint64_t violations;   /* found so far (a run stops at the first) */
 };
 
 struct br_driver_opts {
@@ -83,6 +93,10 @@ struct br_driver_opts {
     struct br_auditor *auditor;
     struct br_journal_writer *record; /* NULL: no record */
     uint32_t self_check_every; /* run the backend's self-check every N commands (0 = never) */
+    /* Called every 1024 actions with the run's progress; NULL = never. Only
+     * reads the run: nothing it does changes what the run does. */
+    void (*progress)(void *ctx, const struct br_driver_progress *p);
+    void *progress_ctx;
 };
 
 /* Runs the scenario to the end. Returns BR_OK (the stats say whether a

@@ -10,15 +10,21 @@
  * the damage and nothing after it is trusted.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "adapters/cli.h"
 #include "adapters/journal_file.h"
 #include "core/err.h"
+#include "core/panic.h"
 #include "sim/auditor.h"
 #include "sim/backend.h"
 #include "sim/report.h"
@@ -30,7 +36,10 @@ static const char usage[] =
     "Re-runs a recorded command journal (the embedded server's journal, or a\n"
     "`bookingrush sim --record` file) through the core: checks the invariants after\n"
     "every command, compares each recorded outcome with the replayed one and names\n"
-    "the first divergence, and prints the final digest.\n"
+    "the first divergence, and prints the final digest. The report names the file,\n"
+    "the span of time its commands cover, and what was still in progress at its end\n"
+    "(a live server's journal ends mid-sale: that is not a failure). A long replay\n"
+    "prints its progress on stderr once a second.\n"
     "\n"
     "  --json   the report as JSON (as `sim --json`)\n"
     "  --dump   also print every command with its outcome and effects (stderr)\n"
@@ -42,6 +51,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -121,41 +137,191 @@ static void dump_step(FILE *f, uint64_t index, const struct br_cmd *c, const str
     }
 }
 
+/* Parses argv into *path and the flags. 0 to run, 1 after --help, 2 after a
+ * usage error (printed). */
+static int parse_args(int argc, char **argv, const char **path, bool *json, bool *dump)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            *json = true;
+        } else if (strcmp(argv[i], "--dump") == 0) {
+            *dump = true;
+        } else if (argv[i][0] == '-') {
+            return br_cli_unknown_option("replay", argv[i]);
+        } else if (*path == NULL) {
+            *path = argv[i];
+        } else {
+            return br_cli_usage_error("replay", "one file at a time ('%s'?)", argv[i]);
+        }
+    }
+    if (*path == NULL) {
+        return br_cli_usage_error("replay", "which file?");
+    }
+    return 0;
+}
+
+/* The journal's size, or -1 after saying why it cannot be read (the
+ * reader's own error would not name the reason). */
+static long long source_size(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "bookingrush replay: cannot open %s: %s\n", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "bookingrush replay: %s is not a file\n", path);
+        return -1;
+    }
+    return (long long)st.st_size;
+}
+
+struct replay_run {
+    const char *path;
+    long long bytes; /* file size */
+    bool dump;
+    uint64_t records;
+    uint64_t compared;
+    int64_t first_now;
+    int64_t last_now;
+    int exit_code;
+};
+
+static void replay_progress(struct br_progress *pg, const struct replay_run *x, long long offset,
+                            const struct br_auditor *aud)
+{
+    if (!br_progress_due(pg)) {
+        return;
+    }
+    char at[40];
+    br_report_rfc3339(at, sizeof at, x->last_now);
+    fprintf(stderr,
+            "replay: %.0f%% offset %lld/%lld bytes, %" PRIu64 " records, now %s, %" PRIu64
+            " violations, %.1f s\n",
+            x->bytes > 0 ? 100.0 * (double)offset / (double)x->bytes : 100.0, offset, x->bytes,
+            x->records, at, br_auditor_violations(aud), br_progress_elapsed(pg));
+}
+
+/* Feeds every record to the backend and the auditor, comparing outcomes;
+ * stops at the end, at damage (exit 2), at a divergence (3) or at the first
+ * violation (1). */
+static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
+                           struct br_backend *backend, struct br_auditor *aud)
+{
+    struct br_progress pg;
+    br_progress_init(&pg);
+    struct br_cmd cmd;
+    struct br_outcome rec_out, out;
+    /* Bounded by the file: every record read advances the offset. */
+    for (;;) {
+        bool has_out = false;
+        long long offset = 0;
+        memset(&rec_out, 0, sizeof rec_out);
+        int rc = br_journal_reader_next(rd, &cmd, &rec_out, &has_out, &offset);
+        if (rc == 1) {
+            break;
+        }
+        if (rc != BR_OK) {
+            fprintf(stderr,
+                    "bookingrush replay: %s: %s record at byte offset %lld (record #%" PRIu64
+                    "): %s; the %" PRIu64 " records before it were replayed\n",
+                    x->path,
+                    rc == BR_E_TRUNCATED ? "truncated"
+                    : rc == BR_E_CORRUPT ? "corrupted"
+                                         : "unreadable",
+                    offset, x->records + 1, br_err_message(rc), x->records);
+            x->exit_code = 2;
+            break;
+        }
+        x->records++;
+        const struct br_effect *fx;
+        uint32_t n;
+        br_backend_apply(backend, &cmd, &out, &fx, &n);
+        x->first_now = x->records == 1 ? cmd.now_ms : x->first_now;
+        x->last_now = cmd.now_ms;
+        if (has_out) {
+            x->compared++;
+            /* Outcomes are memset-cleared by the engine and by the decoder,
+             * so a byte compare is exact; the field diff says where. */
+            if (memcmp(&rec_out, &out, sizeof out) != 0) {
+                fprintf(stderr,
+                        "bookingrush replay: %s: first divergence at record #%" PRIu64
+                        " (byte offset %lld): %s by user %" PRIu64 " at now_ms %" PRId64 "\n",
+                        x->path, x->records, offset, br_cmd_name(cmd.type), cmd.user_id,
+                        cmd.now_ms);
+                if (diff_outcomes(stderr, &rec_out, &out) == 0) {
+                    fprintf(stderr, "    (the outcomes differ only in padding bytes)\n");
+                }
+                x->exit_code = 3;
+                break;
+            }
+        }
+        if (x->dump) {
+            dump_step(stderr, x->records, &cmd, &out, fx, n);
+        }
+        br_auditor_observe(aud, &cmd, &out, fx, n);
+        if (br_auditor_violations(aud) > 0) {
+            x->exit_code = 1;
+            break;
+        }
+        if ((x->records & 1023u) == 0) {
+            replay_progress(&pg, x, offset, aud);
+        }
+    }
+}
+
+/* The last lines of the text report: what was compared and the verdict,
+ * which is what the exit status says. */
+static void print_verdict(const struct replay_run *x, const struct br_audit_liveness *live)
+{
+    printf("  records       %" PRIu64 " replayed, %" PRIu64 " outcomes compared%s\n", x->records,
+           x->compared,
+           x->exit_code == 3   ? ", DIVERGED"
+           : x->exit_code == 2 ? ", file damaged"
+                               : ", all identical");
+    static const char *const verdicts[] = {
+        "ok: no invariant violated, every recorded outcome reproduced",
+        "VIOLATION: an invariant was violated (above)",
+        "DAMAGED: the journal is damaged (the offset is above); records after it not replayed",
+        "DIVERGED: a replayed outcome differs from the recorded one (above)"};
+    BR_ASSERT(x->exit_code >= 0 && x->exit_code <= 3);
+    printf("  verdict       %s%s (exit %d)\n", verdicts[x->exit_code],
+           x->exit_code == 0 && !live->converged ? "; the sale was still in progress" : "",
+           x->exit_code);
+}
+
 int br_replay_main(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false, dump = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(argv[i], "--dump") == 0) {
-            dump = true;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "bookingrush replay: unknown option %s\n%s", argv[i], usage);
-            return 2;
-        } else if (path == NULL) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "bookingrush replay: one file at a time\n");
-            return 2;
-        }
+    int prc = parse_args(argc, argv, &path, &json, &dump);
+    if (prc != 0) {
+        return prc == 1 ? 0 : prc;
     }
-    if (path == NULL) {
-        fprintf(stderr, "bookingrush replay: which file?\n%s", usage);
+    long long bytes = source_size(path);
+    if (bytes < 0) {
         return 2;
     }
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
-    double t0 = now_s(); /* from the engine's allocation on, as the simulator counts */
+    double t0 = now_s(), c0 = cpu_s(); /* from the engine's allocation on, as sim counts */
     int rc = br_journal_reader_open(&rd, path, &cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
                 br_err_name(rc), br_err_message(rc));
         return 2;
     }
+    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
+     * of the record, so other sizes could diverge. It costs resident memory
+     * only as the records fill it (the engine is laid over zeroed pages). */
     struct br_backend backend;
     rc = br_backend_memory_open(&backend, &cfg);
     if (rc != BR_OK) {
@@ -165,99 +331,44 @@ int br_replay_main(int argc, char **argv)
         return 2;
     }
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
-    uint64_t records = 0, compared = 0;
-    int exit_code = 0;
-    int64_t last_now = 0;
-    struct br_cmd cmd;
-    struct br_outcome rec_out, out;
-    /* Bounded by the file: every record read advances the offset. */
-    for (;;) {
-        bool has_out = false;
-        long long offset = 0;
-        memset(&rec_out, 0, sizeof rec_out);
-        rc = br_journal_reader_next(rd, &cmd, &rec_out, &has_out, &offset);
-        if (rc == 1) {
-            break;
-        }
-        if (rc != BR_OK) {
-            fprintf(stderr,
-                    "bookingrush replay: %s: %s record at byte offset %lld (record #%" PRIu64
-                    "): %s; the %" PRIu64 " records before it were replayed\n",
-                    path,
-                    rc == BR_E_TRUNCATED ? "truncated"
-                    : rc == BR_E_CORRUPT ? "corrupted"
-                                         : "unreadable",
-                    offset, records + 1, br_err_message(rc), records);
-            exit_code = 2;
-            break;
-        }
-        records++;
-        const struct br_effect *fx;
-        uint32_t n;
-        br_backend_apply(&backend, &cmd, &out, &fx, &n);
-        last_now = cmd.now_ms;
-        if (has_out) {
-            compared++;
-            /* Outcomes are memset-cleared by the engine and by the decoder,
-             * so a byte compare is exact; the field diff says where. */
-            if (memcmp(&rec_out, &out, sizeof out) != 0) {
-                fprintf(stderr,
-                        "bookingrush replay: %s: first divergence at record #%" PRIu64
-                        " (byte offset %lld): %s by user %" PRIu64 " at now_ms %" PRId64 "\n",
-                        path, records, offset, br_cmd_name(cmd.type), cmd.user_id, cmd.now_ms);
-                if (diff_outcomes(stderr, &rec_out, &out) == 0) {
-                    fprintf(stderr, "    (the outcomes differ only in padding bytes)\n");
-                }
-                exit_code = 3;
-                break;
-            }
-        }
-        if (dump) {
-            dump_step(stderr, records, &cmd, &out, fx, n);
-        }
-        br_auditor_observe(aud, &cmd, &out, fx, n);
-        if (br_auditor_violations(aud) > 0) {
-            exit_code = 1;
-            break;
-        }
-    }
-    double wall = now_s() - t0;
+    struct replay_run x = {.path = path, .bytes = bytes, .dump = dump};
+    replay_records(&x, rd, &backend, aud);
+    double wall = now_s() - t0, cpu = cpu_s() - c0;
     br_journal_reader_close(rd);
     struct br_audit_liveness live;
-    br_auditor_liveness(aud, last_now, &live);
+    br_auditor_liveness(aud, x.last_now, &live);
     char reproduce[600];
     snprintf(reproduce, sizeof reproduce, "bookingrush replay %s", path);
     struct br_report r = {.mode = "replay",
-                          .scenario = NULL,
                           .path = path,
-                          .simulated_ms = 0,
+                          .simulated_ms = x.last_now - x.first_now,
                           .wall_s = wall,
-                          .users = 0,
-                          .commands = records,
+                          .cpu_s = cpu,
+                          .commands = x.records,
                           .auditor = aud,
-                          .stats = NULL,
                           .live = &live,
                           .digest = backend.ops->final_digest(&backend),
                           .engine_bytes = backend.memory_bytes,
                           .peak_rss_kib = br_peak_rss_kib(),
-                          .reproduce = reproduce};
+                          .reproduce = reproduce,
+                          .records = x.records,
+                          .source_bytes = bytes,
+                          .first_now_ms = x.first_now,
+                          .last_now_ms = x.last_now,
+                          .exit_code = x.exit_code};
     if (json) {
         json_t *o = br_report_json(&r);
-        json_object_set_new(o, "records", json_integer((json_int_t)records));
-        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)compared));
-        json_object_set_new(o, "exit", json_integer(exit_code));
+        json_object_set_new(o, "records", json_integer((json_int_t)x.records));
+        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)x.compared));
+        json_object_set_new(o, "exit", json_integer(x.exit_code));
         json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
         fputc('\n', stdout);
         json_decref(o);
     } else {
         br_report_text(stdout, &r);
-        printf("  records       %" PRIu64 " replayed, %" PRIu64 " outcomes compared%s\n", records,
-               compared,
-               exit_code == 3   ? ", DIVERGED"
-               : exit_code == 2 ? ", file damaged"
-                                : ", all identical");
+        print_verdict(&x, &live);
     }
     br_auditor_free(aud);
     br_backend_close(&backend);
-    return exit_code;
+    return x.exit_code;
 }

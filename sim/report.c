@@ -5,9 +5,12 @@
 #include "sim/report.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/engine.h"
+#include "core/panic.h"
 
 long br_peak_rss_kib(void)
 {
@@ -18,12 +21,58 @@ long br_peak_rss_kib(void)
     return ru.ru_maxrss; /* KiB on Linux */
 }
 
+void br_report_rfc3339(char *buf, size_t cap, int64_t ms)
+{
+    BR_ASSERT(cap >= 32);
+    int64_t s = ms >= 0 ? ms / 1000 : (ms - 999) / 1000; /* floor, also before 1970 */
+    time_t t = (time_t)s;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(buf, cap, "(now_ms %" PRId64 ")", ms);
+        return;
+    }
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - s * 1000));
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void br_progress_init(struct br_progress *p)
+{
+    const char *env = getenv("BR_PROGRESS_MS");
+    long ms = env != NULL ? strtol(env, NULL, 10) : 0;
+    p->period_s = ms > 0 && ms <= 3600000 ? (double)ms / 1000.0 : 1.0;
+    p->start_s = mono_s();
+    p->next_s = p->start_s + p->period_s;
+}
+
+bool br_progress_due(struct br_progress *p)
+{
+    BR_ASSERT(p->period_s > 0);
+    double now = mono_s();
+    if (now < p->next_s) {
+        return false;
+    }
+    p->next_s = now + p->period_s;
+    return true;
+}
+
+double br_progress_elapsed(const struct br_progress *p)
+{
+    return mono_s() - p->start_s;
+}
+
 bool br_report_ok(const struct br_report *r)
 {
     return br_auditor_violations(r->auditor) == 0;
 }
 
-static void fmt_ms(char *buf, size_t cap, int64_t ms)
+void br_report_fmt_ms(char *buf, size_t cap, int64_t ms)
 {
     if (ms >= 86400000LL) {
         snprintf(buf, cap, "%.2f d", (double)ms / 86400000.0);
@@ -54,17 +103,58 @@ void br_report_violation_line(FILE *f, const struct br_report *r)
     }
 }
 
+/* A replay's first lines: which file, and the span of time its commands cover. */
+static void replay_header(FILE *f, const struct br_report *r)
+{
+    fprintf(f, "replay of %s", r->path ? r->path : "(unnamed)");
+    if (r->source_bytes >= 0) {
+        fprintf(f, " (%lld bytes)", r->source_bytes);
+    }
+    fprintf(f, "\n");
+    if (r->records == 0) {
+        fprintf(f, "  simulated     nothing: the journal holds no command\n");
+        return;
+    }
+    char first[40], last[40], span[32];
+    br_report_rfc3339(first, sizeof first, r->first_now_ms);
+    br_report_rfc3339(last, sizeof last, r->last_now_ms);
+    br_report_fmt_ms(span, sizeof span, r->last_now_ms - r->first_now_ms);
+    fprintf(f, "  simulated     %s .. %s (%s), %" PRIu64 " commands\n", first, last, span,
+            r->commands);
+}
+
+/* A replay judges no liveness: a live server's journal ends mid-sale. It
+ * says what was still in progress when the journal ended. */
+static void replay_liveness(FILE *f, const struct br_audit_liveness *l)
+{
+    if (l->converged) {
+        fprintf(f, "  at the end    settled: no one waiting, no live hold, no payment pending, "
+                   "no refund owed\n");
+        return;
+    }
+    fprintf(f,
+            "  at the end    still in progress at the end of the journal: %" PRIu64
+            " waiting, %" PRIu64 " holds live (%" PRIu64 " past their deadline, due for the "
+            "next sweep), %" PRIu64 " sagas open (%" PRIu64 " payments pending, %" PRIu64
+            " refunds owed)\n",
+            l->waiting, l->live_holds + l->overdue_holds, l->overdue_holds,
+            l->pending_payments + l->refunds_owed, l->pending_payments, l->refunds_owed);
+}
+
 void br_report_text(FILE *f, const struct br_report *r)
 {
     char sim[32];
-    fmt_ms(sim, sizeof sim, r->simulated_ms);
+    br_report_fmt_ms(sim, sizeof sim, r->simulated_ms);
     const struct br_audit_funnel *fn = br_auditor_funnel(r->auditor);
-    fprintf(f, "%s %s (%s)\n", r->mode, r->scenario ? r->scenario : "", r->path ? r->path : "");
-    if (r->stats != NULL) {
+    if (r->stats == NULL) {
+        replay_header(f, r);
+    } else {
+        fprintf(f, "%s %s (%s)\n", r->mode, r->scenario ? r->scenario : "",
+                r->path ? r->path : "");
         fprintf(f, "  seed          %" PRIu64 "%s\n", r->seed,
                 r->swarm ? " (swarm: fault mix drawn from the seed)" : "");
+        fprintf(f, "  simulated     %s, %" PRIu64 " commands\n", sim, r->commands);
     }
-    fprintf(f, "  simulated     %s, %" PRIu64 " commands\n", sim, r->commands);
     fprintf(f, "  wall          %.3f s (cpu %.3f s)", r->wall_s, r->cpu_s);
     if (r->users > 0 && r->wall_s > 0) {
         fprintf(f, ", %" PRIu64 " users, %.0f users/s simulated", r->users,
@@ -85,26 +175,24 @@ void br_report_text(FILE *f, const struct br_report *r)
                 v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v, br_inv_title(i));
     }
     char p50[32], p99[32];
-    fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
-    fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
+    br_report_fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
+    br_report_fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
     fprintf(f,
             "  fairness      worst admission inversion %" PRIu64
             ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
             br_auditor_worst_inversion(r->auditor), p50, p99, br_auditor_waits(r->auditor));
-    if (r->live != NULL) {
+    if (r->live != NULL && r->stats == NULL) {
+        replay_liveness(f, r->live);
+    } else if (r->live != NULL) {
         const struct br_audit_liveness *l = r->live;
         char conv[32];
-        fmt_ms(conv, sizeof conv, r->stats ? r->stats->converge_ms : 0);
+        br_report_fmt_ms(conv, sizeof conv, r->stats->converge_ms);
         fprintf(f,
-                "  liveness      %s%s%s; waiting %" PRIu64 ", overdue holds %" PRIu64
+                "  liveness      %s, %s; waiting %" PRIu64 ", overdue holds %" PRIu64
                 ", live holds %" PRIu64 ", pending payments %" PRIu64 ", refunds owed %" PRIu64
-                "\n",
-                (r->stats ? r->stats->converged : l->converged) ? "converged" : "NOT converged",
-                r->stats ? ", " : "", r->stats ? conv : "", l->waiting, l->overdue_holds,
-                l->live_holds, l->pending_payments, l->refunds_owed);
-        if (r->stats != NULL) {
-            fprintf(f, "                (time to converge counts from the end of the faults)\n");
-        }
+                "\n                (time to converge counts from the end of the faults)\n",
+                r->stats->converged ? "converged" : "NOT converged", conv, l->waiting,
+                l->overdue_holds, l->live_holds, l->pending_payments, l->refunds_owed);
     }
     if (r->stats != NULL) {
         fprintf(f, "  faults       ");
@@ -114,8 +202,11 @@ void br_report_text(FILE *f, const struct br_report *r)
                 fprintf(f, "\n               ");
             }
         }
-        fprintf(f, "\n  provider      captured %" PRId64 ", refunded %" PRId64 "\n",
-                r->stats->provider_captured, r->stats->provider_refunded);
+        fprintf(f,
+                "\n  provider      captured %" PRId64 ", refunded %" PRId64
+                ", re-confirmed after a decline %" PRIu64 "\n",
+                r->stats->provider_captured, r->stats->provider_refunded,
+                r->stats->reconfirmations);
         if (r->stats->capacity_refusals > 0) {
             fprintf(f, "  capacity      %" PRIu64 " steps given up at an engine table's cap\n",
                     r->stats->capacity_refusals);
@@ -127,6 +218,44 @@ void br_report_text(FILE *f, const struct br_report *r)
     } else if (r->reproduce != NULL) {
         fprintf(f, "  reproduce     %s\n", r->reproduce);
     }
+}
+
+/* The verdict a replay's exit status stands for (sim.h). */
+static const char *replay_verdict(int exit_code)
+{
+    switch (exit_code) {
+    case 0:
+        return "ok";
+    case 1:
+        return "violation";
+    case 2:
+        return "damaged";
+    default:
+        return "diverged";
+    }
+}
+
+/* The replay's own fields: its source, the time it covers, its verdict. */
+static void replay_json(json_t *o, const struct br_report *r)
+{
+    json_t *src = json_object();
+    json_object_set_new(src, "path", r->path ? json_string(r->path) : json_null());
+    json_object_set_new(src, "bytes", json_integer(r->source_bytes));
+    json_object_set_new(o, "source", src);
+    if (r->records > 0) {
+        char first[40], last[40];
+        br_report_rfc3339(first, sizeof first, r->first_now_ms);
+        br_report_rfc3339(last, sizeof last, r->last_now_ms);
+        json_t *t = json_object();
+        json_object_set_new(t, "first_now_ms", json_integer(r->first_now_ms));
+        json_object_set_new(t, "last_now_ms", json_integer(r->last_now_ms));
+        json_object_set_new(t, "first", json_string(first));
+        json_object_set_new(t, "last", json_string(last));
+        json_object_set_new(t, "span_ms", json_integer(r->last_now_ms - r->first_now_ms));
+        json_object_set_new(o, "time", t);
+    }
+    json_object_set_new(o, "verdict", json_string(replay_verdict(r->exit_code)));
+    json_object_set_new(o, "in_progress", json_boolean(r->live != NULL && !r->live->converged));
 }
 
 json_t *br_report_json(const struct br_report *r)
@@ -222,6 +351,8 @@ json_t *br_report_json(const struct br_report *r)
         json_t *pv = json_object();
         json_object_set_new(pv, "captured_minor", json_integer(r->stats->provider_captured));
         json_object_set_new(pv, "refunded_minor", json_integer(r->stats->provider_refunded));
+        json_object_set_new(pv, "reconfirmations",
+                            json_integer((json_int_t)r->stats->reconfirmations));
         json_object_set_new(o, "provider", pv);
     }
     const struct br_violation *v = br_auditor_first(r->auditor);
@@ -243,5 +374,8 @@ json_t *br_report_json(const struct br_report *r)
         json_object_set_new(o, "violation", json_null());
     }
     json_object_set_new(o, "reproduce", r->reproduce ? json_string(r->reproduce) : json_null());
+    if (r->stats == NULL) {
+        replay_json(o, r);
+    }
     return o;
 }

@@ -18,6 +18,12 @@
  *     "violation": null | {"invariant", "title", "step", "now_ms", "command", "event_id",
  *                          "user_id", "hold_id", "payment_id", "pass_id", "message"},
  *     "reproduce": "bookingrush sim .. --seed N" }
+ *   replay adds: "source": {"path", "bytes"}, "time": {"first_now_ms", "last_now_ms",
+ *     "first", "last" (RFC 3339), "span_ms"}, "verdict": "ok"|"violation"|"damaged"|
+ *     "diverged", "in_progress": bool (the sale had not settled at the journal's end).
+ *
+ * Progress: a long run prints a line a second on stderr (br_progress); a run
+ * shorter than that prints none. BR_PROGRESS_MS sets the period (tests).
  */
 #ifndef BR_SIM_REPORT_H
 #define BR_SIM_REPORT_H
@@ -49,6 +55,12 @@ struct br_report {
     size_t engine_bytes;
     long peak_rss_kib;
     const char *reproduce; /* the command that reproduces this run */
+    /* replay only (records > 0): the journal and the span of now_ms it covers */
+    uint64_t records;
+    long long source_bytes; /* size of the journal file, -1 = unknown */
+    int64_t first_now_ms;
+    int64_t last_now_ms;
+    int exit_code; /* what the replay exits with (its verdict) */
 };
 
 /* True when the run found no violation. */
@@ -64,5 +76,28 @@ void br_report_violation_line(FILE *f, const struct br_report *r);
 
 /* Peak resident memory of this process, KiB (getrusage). */
 long br_peak_rss_kib(void);
+
+/* Writes a duration for people: "1.250 s", "3.50 min", "2.00 h", "3.00 d". */
+void br_report_fmt_ms(char *buf, size_t cap, int64_t ms);
+
+/* Writes ms since the epoch as RFC 3339 UTC with milliseconds
+ * ("2026-01-01T00:00:00.000Z") into buf (at least 32 bytes). */
+void br_report_rfc3339(char *buf, size_t cap, int64_t ms);
+
+/* Paces progress lines: due() is true at most once per period, the first
+ * time one period after init, so runs shorter than a period print nothing. */
+struct br_progress {
+    double start_s;  /* monotonic clock at init */
+    double next_s;   /* when the next line is due */
+    double period_s; /* 1 s, or BR_PROGRESS_MS from the environment */
+};
+
+void br_progress_init(struct br_progress *p);
+
+/* True when a line is due (and schedules the next one). Costs one clock read. */
+bool br_progress_due(struct br_progress *p);
+
+/* Seconds since init. */
+double br_progress_elapsed(const struct br_progress *p);
 
 #endif

@@ -9,7 +9,9 @@
  */
 #include "sim/scenario.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "core/hash.h"
 #include "core/limits.h"
 #include "core/rng.h"
+#include "core/sizing.h"
 
 /* ---- defaults ---- */
 
@@ -37,16 +40,10 @@ static void event_default(struct br_scn_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     struct br_event_spec *s = &ev->spec;
+    /* The core's defaults (the API's too), opening a minute into the run. */
+    br_event_spec_default(s, 60000);
     snprintf(s->name, sizeof s->name, "Simulated show");
     snprintf(s->venue, sizeof s->venue, "Simulated arena");
-    s->sale_opens_at_ms = 60000;
-    s->starts_at_ms = 30LL * 24 * 3600 * 1000;
-    s->per_user_limit = 4;
-    s->requires_pass = true;
-    s->max_active = 500;
-    s->admit_per_tick = 100;
-    s->pass_ttl_ms = 120000;
-    s->hold_ttl_ms = 300000;
     s->zone_count = 1;
     zone_default(&s->zones[0], "General", 400, 5000);
     ev->weight = 1.0;
@@ -421,6 +418,166 @@ static int parse_event(const json_t *obj, struct br_scn_event *ev, const char *p
     return BR_OK;
 }
 
+/* "workers": {admitter|sweeper|saga: {...}}. */
+static int parse_workers(json_t *v, struct br_scenario *s, struct perr *pe)
+{
+    static const char *const names[BR_WORKER_COUNT] = {"admitter", "sweeper", "saga"};
+    if (!json_is_object(v)) {
+        return fail(pe, "", "workers", "expected an object");
+    }
+    const char *wk;
+    json_t *wv;
+    json_object_foreach(v, wk, wv)
+    {
+        int w = 0;
+        while (w < BR_WORKER_COUNT && strcmp(names[w], wk) != 0) {
+            w++;
+        }
+        if (w == BR_WORKER_COUNT) {
+            return fail(pe, "workers", wk, "unknown worker (admitter, sweeper, saga)");
+        }
+        char path[32];
+        snprintf(path, sizeof path, "workers.%s", wk);
+        int rc = parse_object(wv, &s->workers[w], worker_fields, COUNT(worker_fields), path, NULL,
+                              pe);
+        if (rc != BR_OK) {
+            return rc;
+        }
+    }
+    return BR_OK;
+}
+
+/* "faults": {until_ms, clock_skew_ms}. */
+static int parse_faults(json_t *v, struct br_scenario *s, struct perr *pe)
+{
+    if (!json_is_object(v)) {
+        return fail(pe, "", "faults", "expected an object");
+    }
+    const char *fk;
+    json_t *fv;
+    json_object_foreach(v, fk, fv)
+    {
+        int64_t *dst = strcmp(fk, "until_ms") == 0        ? &s->faults_until_ms
+                       : strcmp(fk, "clock_skew_ms") == 0 ? &s->clock_skew_ms
+                                                          : NULL;
+        if (dst == NULL) {
+            return fail(pe, "faults", fk, "unknown key (until_ms, clock_skew_ms)");
+        }
+        if (!json_is_integer(fv) || json_integer_value(fv) < 0 ||
+            json_integer_value(fv) > 30LL * 86400000) {
+            return fail(pe, "faults", fk, "expected an integer in [0, 30 days in ms]");
+        }
+        *dst = (int64_t)json_integer_value(fv);
+    }
+    return BR_OK;
+}
+
+/* "events": [event, ...], each starting from the defaults. */
+static int parse_events(json_t *v, struct br_scenario *s, struct perr *pe)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n < 1 || n > BR_SCN_EVENTS_MAX) {
+        return fail(pe, "", "events", "expected an array of 1..8 events");
+    }
+    s->event_count = (uint32_t)n;
+    int rc = BR_OK;
+    for (size_t i = 0; i < n && rc == BR_OK; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "events[%zu]", i);
+        event_default(&s->events[i]);
+        rc = parse_event(json_array_get(v, i), &s->events[i], path, pe);
+    }
+    return rc;
+}
+
+/* An integer top-level key in [lo, hi]. */
+static int parse_top_int(json_t *v, const char *k, long long lo, long long hi, const char *want,
+                         long long *out, struct perr *pe)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        return fail(pe, "", k, want);
+    }
+    *out = json_integer_value(v);
+    return BR_OK;
+}
+
+/* One top-level key. */
+static int parse_top(const char *k, json_t *v, struct br_scenario *s, struct perr *pe)
+{
+    long long x = 0;
+    int rc = BR_OK;
+    if (strcmp(k, "name") == 0) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) >= sizeof s->name) {
+            return fail(pe, "", k, "expected a non-empty string under 64 bytes");
+        }
+        snprintf(s->name, sizeof s->name, "%s", json_string_value(v));
+    } else if (strcmp(k, "description") == 0) {
+        rc = json_is_string(v) ? BR_OK : fail(pe, "", k, "expected a string");
+    } else if (strcmp(k, "seed") == 0) {
+        rc = parse_top_int(v, k, 0, LLONG_MAX, "expected an integer >= 0", &x, pe);
+        s->seed = rc == BR_OK ? (uint64_t)x : s->seed;
+    } else if (strcmp(k, "start_epoch_ms") == 0) {
+        rc = parse_top_int(v, k, 0, 4102444800000LL, "expected an integer in [0, 4102444800000]",
+                           &x, pe);
+        s->start_epoch_ms = rc == BR_OK ? (int64_t)x : s->start_epoch_ms;
+    } else if (strcmp(k, "drain_max_ms") == 0) {
+        rc = parse_top_int(v, k, 1000, 60LL * 86400000,
+                           "expected an integer in [1000, 60 days in ms]", &x, pe);
+        s->drain_max_ms = rc == BR_OK ? (int64_t)x : s->drain_max_ms;
+    } else if (strcmp(k, "events") == 0) {
+        rc = parse_events(v, s, pe);
+    } else if (strcmp(k, "crowd") == 0) {
+        rc = parse_object(v, &s->crowd, crowd_fields, COUNT(crowd_fields), "crowd", NULL, pe);
+    } else if (strcmp(k, "capacity") == 0) {
+        rc = parse_object(v, &s->capacity, capacity_fields, COUNT(capacity_fields), "capacity",
+                          NULL, pe);
+    } else if (strcmp(k, "payments") == 0) {
+        rc = parse_object(v, &s->payments, payment_fields, COUNT(payment_fields), "payments", NULL,
+                          pe);
+    } else if (strcmp(k, "workers") == 0) {
+        rc = parse_workers(v, s, pe);
+    } else if (strcmp(k, "faults") == 0) {
+        rc = parse_faults(v, s, pe);
+    } else {
+        rc = fail(pe, "", k, "unknown key");
+    }
+    return rc;
+}
+
+/* Relations between fields, once every key is read. */
+static int check_relations(const struct br_scenario *s, struct perr *pe)
+{
+    double qsum = 0;
+    for (int i = 0; i < BR_SCN_QTY_MAX; i++) {
+        qsum += s->crowd.quantity_weights[i];
+    }
+    if (qsum <= 0) {
+        return fail(pe, "crowd", "quantity_weights", "at least one weight must be > 0");
+    }
+    if (s->crowd.early_fraction > 0 && s->crowd.early_window_ms == 0) {
+        return fail(pe, "crowd", "early_window_ms", "must be > 0 when early_fraction > 0");
+    }
+    double wsum = 0;
+    for (uint32_t i = 0; i < s->event_count; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "events[%u]", i);
+        wsum += s->events[i].weight;
+        if (s->events[i].spec.sale_opens_at_ms < s->crowd.early_window_ms) {
+            return fail(pe, path, "sale_opens_at_ms",
+                        "must be >= crowd.early_window_ms (early arrivals start at t >= 0)");
+        }
+        /* The last word is the core's: an event it would refuse is a bad file. */
+        if (br_catalog_spec_validate(&s->events[i].spec) != BR_OK) {
+            return fail(pe, path, "", "the core refuses this event spec");
+        }
+    }
+    if (wsum <= 0) {
+        return fail(pe, "events", "weight", "at least one event weight must be > 0");
+    }
+    return BR_OK;
+}
+
 int br_scenario_parse(struct br_scenario *s, const char *text, char *err, size_t err_cap)
 {
     struct perr pe = {err, err_cap};
@@ -440,159 +597,19 @@ int br_scenario_parse(struct br_scenario *s, const char *text, char *err, size_t
     int rc = BR_OK;
     if (!json_is_object(root)) {
         rc = fail(&pe, "", "(top level)", "expected an object");
-        goto out;
     }
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v)
     {
-        if (strcmp(k, "name") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 ||
-                json_string_length(v) >= sizeof s->name) {
-                rc = fail(&pe, "", k, "expected a non-empty string under 64 bytes");
-                goto out;
-            }
-            snprintf(s->name, sizeof s->name, "%s", json_string_value(v));
-        } else if (strcmp(k, "description") == 0) {
-            if (!json_is_string(v)) {
-                rc = fail(&pe, "", k, "expected a string");
-                goto out;
-            }
-        } else if (strcmp(k, "seed") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                rc = fail(&pe, "", k, "expected an integer >= 0");
-                goto out;
-            }
-            s->seed = (uint64_t)json_integer_value(v);
-        } else if (strcmp(k, "start_epoch_ms") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > 4102444800000LL) {
-                rc = fail(&pe, "", k, "expected an integer in [0, 4102444800000]");
-                goto out;
-            }
-            s->start_epoch_ms = (int64_t)json_integer_value(v);
-        } else if (strcmp(k, "events") == 0) {
-            size_t n = json_array_size(v);
-            if (!json_is_array(v) || n < 1 || n > BR_SCN_EVENTS_MAX) {
-                rc = fail(&pe, "", k, "expected an array of 1..8 events");
-                goto out;
-            }
-            s->event_count = (uint32_t)n;
-            for (size_t i = 0; i < n && rc == BR_OK; i++) {
-                char path[32];
-                snprintf(path, sizeof path, "events[%zu]", i);
-                event_default(&s->events[i]);
-                rc = parse_event(json_array_get(v, i), &s->events[i], path, &pe);
-            }
-        } else if (strcmp(k, "crowd") == 0) {
-            rc = parse_object(v, &s->crowd, crowd_fields, COUNT(crowd_fields), "crowd", NULL, &pe);
-        } else if (strcmp(k, "capacity") == 0) {
-            rc = parse_object(v, &s->capacity, capacity_fields, COUNT(capacity_fields), "capacity",
-                              NULL, &pe);
-        } else if (strcmp(k, "payments") == 0) {
-            rc = parse_object(v, &s->payments, payment_fields, COUNT(payment_fields), "payments",
-                              NULL, &pe);
-        } else if (strcmp(k, "workers") == 0) {
-            static const char *const names[BR_WORKER_COUNT] = {"admitter", "sweeper", "saga"};
-            if (!json_is_object(v)) {
-                rc = fail(&pe, "", k, "expected an object");
-                goto out;
-            }
-            const char *wk;
-            json_t *wv;
-            json_object_foreach(v, wk, wv)
-            {
-                int w = 0;
-                while (w < BR_WORKER_COUNT && strcmp(names[w], wk) != 0) {
-                    w++;
-                }
-                if (w == BR_WORKER_COUNT) {
-                    rc = fail(&pe, "workers", wk, "unknown worker (admitter, sweeper, saga)");
-                    goto out;
-                }
-                char path[32];
-                snprintf(path, sizeof path, "workers.%s", wk);
-                rc = parse_object(wv, &s->workers[w], worker_fields, COUNT(worker_fields), path,
-                                  NULL, &pe);
-                if (rc != BR_OK) {
-                    goto out;
-                }
-            }
-        } else if (strcmp(k, "faults") == 0) {
-            if (!json_is_object(v)) {
-                rc = fail(&pe, "", k, "expected an object");
-                goto out;
-            }
-            const char *fk;
-            json_t *fv;
-            json_object_foreach(v, fk, fv)
-            {
-                int64_t *dst = strcmp(fk, "until_ms") == 0        ? &s->faults_until_ms
-                               : strcmp(fk, "clock_skew_ms") == 0 ? &s->clock_skew_ms
-                                                                  : NULL;
-                if (dst == NULL) {
-                    rc = fail(&pe, "faults", fk, "unknown key (until_ms, clock_skew_ms)");
-                    goto out;
-                }
-                if (!json_is_integer(fv) || json_integer_value(fv) < 0 ||
-                    json_integer_value(fv) > 30LL * 86400000) {
-                    rc = fail(&pe, "faults", fk, "expected an integer in [0, 30 days in ms]");
-                    goto out;
-                }
-                *dst = (int64_t)json_integer_value(fv);
-            }
-        } else if (strcmp(k, "drain_max_ms") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1000 ||
-                json_integer_value(v) > 60LL * 86400000) {
-                rc = fail(&pe, "", k, "expected an integer in [1000, 60 days in ms]");
-                goto out;
-            }
-            s->drain_max_ms = (int64_t)json_integer_value(v);
-        } else {
-            rc = fail(&pe, "", k, "unknown key");
-        }
         if (rc != BR_OK) {
-            goto out;
+            break;
         }
+        rc = parse_top(k, v, s, &pe);
     }
-    /* Relations between fields. */
-    double qsum = 0;
-    for (int i = 0; i < BR_SCN_QTY_MAX; i++) {
-        qsum += s->crowd.quantity_weights[i];
+    if (rc == BR_OK) {
+        rc = check_relations(s, &pe);
     }
-    if (qsum <= 0) {
-        rc = fail(&pe, "crowd", "quantity_weights", "at least one weight must be > 0");
-        goto out;
-    }
-    if (s->crowd.early_fraction > 0 && s->crowd.early_window_ms == 0) {
-        rc = fail(&pe, "crowd", "early_window_ms", "must be > 0 when early_fraction > 0");
-        goto out;
-    }
-    double wsum = 0;
-    for (uint32_t i = 0; i < s->event_count; i++) {
-        wsum += s->events[i].weight;
-        if (s->events[i].spec.sale_opens_at_ms < s->crowd.early_window_ms) {
-            char path[32];
-            snprintf(path, sizeof path, "events[%u]", i);
-            rc = fail(&pe, path, "sale_opens_at_ms",
-                      "must be >= crowd.early_window_ms (early arrivals start at t >= 0)");
-            goto out;
-        }
-    }
-    if (wsum <= 0) {
-        rc = fail(&pe, "events", "weight", "at least one event weight must be > 0");
-        goto out;
-    }
-    for (uint32_t i = 0; i < s->event_count; i++) {
-        /* The last word is the core's: an event it would refuse is a bad file. */
-        if (br_catalog_spec_validate(&s->events[i].spec) != BR_OK) {
-            char path[32];
-            snprintf(path, sizeof path, "events[%u]", i);
-            rc = fail(&pe, path, "", "the core refuses this event spec");
-            goto out;
-        }
-    }
-out:
     json_decref(root);
     return rc;
 }
@@ -601,7 +618,7 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        snprintf(err, err_cap, "cannot open %s", path);
+        snprintf(err, err_cap, "cannot open %s: %s", path, strerror(errno));
         return BR_E_IO;
     }
     char *text = NULL;
@@ -632,10 +649,11 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
         }
     }
     bool bad = ferror(f) != 0;
+    int read_errno = errno;
     fclose(f);
     if (bad) {
         free(text);
-        snprintf(err, err_cap, "error reading %s", path);
+        snprintf(err, err_cap, "error reading %s: %s", path, strerror(read_errno));
         return BR_E_IO;
     }
     text[len] = '\0';
@@ -734,8 +752,6 @@ static uint32_t clamp_u32(uint64_t v)
 void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *cfg)
 {
     const struct br_scn_crowd *c = &s->crowd;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->seed = seed;
     uint64_t slots = 0, active = 0, seats = 0, holds = 0, payments = 0, idem = 0;
     uint64_t bot_req = (uint64_t)c->bots * c->bot_requests;
     for (uint32_t i = 0; i < s->event_count; i++) {
@@ -754,21 +770,13 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
         /* With a pass every hold consumes one, and passes <= places. */
         uint64_t h = sp->requires_pass && places < reserves ? places : reserves;
         holds += h;
-        /* Each create may open a new payment (after a decline), and only
-         * a hold's owner can open one. */
+        /* A hold has one payment (a decline reopens it), so this bound is
+         * loose; only a hold's owner can open one. */
         uint64_t creates = users * c->payment_creates_max;
         uint64_t per_hold = h * c->payment_creates_max;
         payments += creates < per_hold ? creates : per_hold;
         idem += reserves;
     }
-    uint64_t people = (uint64_t)c->users + c->bots;
-    cfg->events_max = s->event_count;
-    cfg->users_max = clamp_u32(people + 1);
-    cfg->members_max = clamp_u32(c->users + (uint64_t)c->bots * s->event_count + 16u);
-    cfg->queue_slots_max = clamp_u32(slots);
-    cfg->queue_capacity_default = 1;
-    cfg->passes_max = clamp_u32(slots);
-    cfg->active_max = clamp_u32(active);
     /* Caps the scenario sets (the driver keeps within them) replace the
      * worst case when smaller. */
     if (s->capacity.holds != 0 && s->capacity.holds < holds) {
@@ -780,10 +788,21 @@ void br_scenario_config(struct br_scenario *s, uint64_t seed, struct br_config *
     if (s->capacity.idem_keys != 0 && s->capacity.idem_keys < idem) {
         idem = s->capacity.idem_keys;
     }
-    cfg->holds_max = clamp_u32(holds);
-    cfg->seats_max = clamp_u32(seats);
-    cfg->payments_max = clamp_u32(payments);
-    cfg->idem_max = clamp_u32(idem);
-    /* A payment gets at most two provider events (a decline, then a success). */
-    cfg->provider_events_max = clamp_u32(payments * 2u + 16u);
+    /* Every count is given (>= 1), so the core's sizing rule derives only
+     * what follows from them (provider events: two per payment). */
+    uint64_t people = (uint64_t)c->users + c->bots;
+    struct br_sizing z = {
+        .people = clamp_u32(people + 1),
+        .events = s->event_count,
+        .members = clamp_u32(c->users + (uint64_t)c->bots * s->event_count + 16u),
+        .queue_places = clamp_u32(slots),
+        .queue_default = 1,
+        .passes = clamp_u32(slots),
+        .active = clamp_u32(active),
+        .holds = clamp_u32(holds),
+        .seats = clamp_u32(seats),
+        .payments = clamp_u32(payments),
+        .idem_keys = clamp_u32(idem),
+    };
+    br_config_size(&z, seed, cfg);
 }

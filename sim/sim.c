@@ -12,6 +12,7 @@
 #include "sim/sim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/cli.h"
 #include "adapters/journal_file.h"
 #include "core/err.h"
 #include "sim/auditor.h"
@@ -36,7 +38,8 @@ static const char usage[] =
     "\n"
     "Runs an on-sale scenario (scenarios/*.json, see scenarios/README.md) through the\n"
     "core, deterministically from one seed, checking the invariants S1-S9 and L1\n"
-    "(DESIGN.md) after every command.\n"
+    "(docs/DESIGN.md) after every command. A run or sweep that lasts more than a\n"
+    "second prints its progress on stderr once a second.\n"
     "\n"
     "  --seed N             the seed (default: the scenario's \"seed\", else 1)\n"
     "  --seeds A..B         every seed from A to B inclusive; each seed also draws its\n"
@@ -105,6 +108,79 @@ static bool parse_u64(const char *s, uint64_t *v)
     return *end == '\0';
 }
 
+/* Options that take a value (the next argument). */
+static bool wants_value(const char *s)
+{
+    static const char *const with_value[] = {"--seed",    "--seeds",   "--record",
+                                             "--backend", "--redis",   "--self-check"};
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++) {
+        if (strcmp(s, with_value[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int parse_seeds(const char *v, struct sim_args *a)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *dots = strstr(buf, "..");
+    if (dots != NULL) {
+        *dots = '\0';
+    }
+    if (dots == NULL || !parse_u64(buf, &a->seed_a) || !parse_u64(dots + 2, &a->seed_b) ||
+        a->seed_b < a->seed_a || a->seed_b - a->seed_a >= 10000000) {
+        br_cli_usage_error("sim", "--seeds wants A..B with A <= B (at most 10^7 seeds)");
+        return -1;
+    }
+    a->has_range = true;
+    a->swarm = true;
+    return 0;
+}
+
+/* One option with its value v (NULL for flags). 0, or -1 after a message. */
+static int parse_opt(const char *s, const char *v, struct sim_args *a)
+{
+    uint64_t n = 0;
+    if (strcmp(s, "--seed") == 0) {
+        if (!parse_u64(v, &a->seed_a)) {
+            br_cli_usage_error("sim", "--seed wants a non-negative integer, got '%s'", v);
+            return -1;
+        }
+        a->seed_b = a->seed_a;
+        a->has_seed = true;
+    } else if (strcmp(s, "--seeds") == 0) {
+        return parse_seeds(v, a);
+    } else if (strcmp(s, "--swarm") == 0) {
+        a->swarm = true;
+    } else if (strcmp(s, "--record") == 0) {
+        a->record = v;
+    } else if (strcmp(s, "--json") == 0) {
+        a->json = true;
+    } else if (strcmp(s, "--check-determinism") == 0) {
+        a->determinism = true;
+    } else if (strcmp(s, "--self-check") == 0) {
+        if (!parse_u64(v, &n) || n > UINT32_MAX) {
+            br_cli_usage_error("sim", "--self-check wants a count of commands, got '%s'", v);
+            return -1;
+        }
+        a->self_check = (uint32_t)n;
+    } else if (strcmp(s, "--backend") == 0) {
+        a->redis = strcmp(v, "redis") == 0;
+        if (!a->redis && strcmp(v, "memory") != 0) {
+            br_cli_usage_error("sim", "--backend wants memory or redis, got '%s'", v);
+            return -1;
+        }
+    } else if (strcmp(s, "--redis") == 0) {
+        a->redis_url = v;
+    } else {
+        br_cli_unknown_option("sim", s);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct sim_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -113,84 +189,104 @@ static int parse_args(int argc, char **argv, struct sim_args *a)
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             fputs(usage, stdout);
             return 1;
-        } else if (strcmp(s, "--seed") == 0 && i + 1 < argc) {
-            if (!parse_u64(argv[++i], &a->seed_a)) {
-                fprintf(stderr, "bookingrush sim: --seed wants a non-negative integer\n");
+        }
+        if (s[0] != '-') {
+            if (a->scenario != NULL) {
+                br_cli_usage_error("sim", "one scenario at a time ('%s'?)", s);
                 return -1;
             }
-            a->seed_b = a->seed_a;
-            a->has_seed = true;
-        } else if (strcmp(s, "--seeds") == 0 && i + 1 < argc) {
-            char buf[64];
-            snprintf(buf, sizeof buf, "%s", argv[++i]);
-            char *dots = strstr(buf, "..");
-            if (dots == NULL) {
-                fprintf(stderr, "bookingrush sim: --seeds wants A..B\n");
-                return -1;
-            }
-            *dots = '\0';
-            if (!parse_u64(buf, &a->seed_a) || !parse_u64(dots + 2, &a->seed_b) ||
-                a->seed_b < a->seed_a || a->seed_b - a->seed_a >= 10000000) {
-                fprintf(stderr,
-                        "bookingrush sim: --seeds wants A..B with A <= B (at most 10^7 seeds)\n");
-                return -1;
-            }
-            a->has_range = true;
-            a->swarm = true;
-        } else if (strcmp(s, "--swarm") == 0) {
-            a->swarm = true;
-        } else if (strcmp(s, "--record") == 0 && i + 1 < argc) {
-            a->record = argv[++i];
-        } else if (strcmp(s, "--json") == 0) {
-            a->json = true;
-        } else if (strcmp(s, "--check-determinism") == 0) {
-            a->determinism = true;
-        } else if (strcmp(s, "--self-check") == 0 && i + 1 < argc) {
-            uint64_t n;
-            if (!parse_u64(argv[++i], &n) || n > UINT32_MAX) {
-                fprintf(stderr, "bookingrush sim: --self-check wants a count of commands\n");
-                return -1;
-            }
-            a->self_check = (uint32_t)n;
-        } else if (strcmp(s, "--backend") == 0 && i + 1 < argc) {
-            const char *b = argv[++i];
-            a->redis = strcmp(b, "redis") == 0;
-            if (!a->redis && strcmp(b, "memory") != 0) {
-                fprintf(stderr, "bookingrush sim: --backend memory or redis\n");
-                return -1;
-            }
-        } else if (strcmp(s, "--redis") == 0 && i + 1 < argc) {
-            a->redis_url = argv[++i];
-        } else if (s[0] == '-') {
-            fprintf(stderr, "bookingrush sim: unknown option %s\n%s", s, usage);
-            return -1;
-        } else if (a->scenario == NULL) {
             a->scenario = s;
-        } else {
-            fprintf(stderr, "bookingrush sim: one scenario at a time (%s?)\n", s);
+            continue;
+        }
+        const char *v = NULL;
+        if (wants_value(s)) {
+            if (i + 1 >= argc) {
+                br_cli_missing_value("sim", s);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (parse_opt(s, v, a) != 0) {
             return -1;
         }
     }
-    if (a->scenario == NULL) {
-        fprintf(stderr, "bookingrush sim: which scenario?\n%s", usage);
-        return -1;
-    }
-    if (a->has_seed && a->has_range) {
-        fprintf(stderr, "bookingrush sim: --seed or --seeds, not both\n");
-        return -1;
-    }
-    if (a->record != NULL && a->has_range && a->seed_a != a->seed_b) {
-        fprintf(stderr, "bookingrush sim: --record records one seed\n");
+    const char *err = a->scenario == NULL                 ? "which scenario?"
+                      : a->has_seed && a->has_range        ? "--seed or --seeds, not both"
+                      : a->record != NULL && a->has_range && a->seed_a != a->seed_b
+                          ? "--record records one seed"
+                          : NULL;
+    if (err != NULL) {
+        br_cli_usage_error("sim", "%s", err);
         return -1;
     }
     return 0;
+}
+
+/* What a progress line names: the sweep (when there is one) and the run in
+ * flight. */
+struct progress_ctx {
+    struct br_progress *pg; /* shared by the runs of a sweep: one line a second in all */
+    const struct sim_args *a;
+    uint64_t seed;
+    uint64_t failed; /* seeds of the sweep that failed so far */
+};
+
+/* "sim: seeds 1..500: 41% 205/500 runs, 0 failed" (a sweep's part). */
+static void sweep_part(const struct progress_ctx *c, const char *end)
+{
+    uint64_t done = c->seed - c->a->seed_a, all = c->a->seed_b - c->a->seed_a + 1;
+    fprintf(stderr, "seeds %" PRIu64 "..%" PRIu64 ": %.0f%% %" PRIu64 "/%" PRIu64
+            " runs, %" PRIu64 " failed%s", c->a->seed_a, c->a->seed_b,
+            100.0 * (double)done / (double)all, done, all, c->failed, end);
+}
+
+static void run_progress(void *ctx, const struct br_driver_progress *p)
+{
+    struct progress_ctx *c = ctx;
+    if (!br_progress_due(c->pg)) {
+        return;
+    }
+    char sim_t[32];
+    br_report_fmt_ms(sim_t, sizeof sim_t, p->simulated_ms);
+    fprintf(stderr, "sim: ");
+    if (c->a->seed_b > c->a->seed_a) {
+        sweep_part(c, "; ");
+    }
+    if (p->arrived < p->users) {
+        fprintf(stderr, "seed %" PRIu64 ": %.0f%% %u/%u users arrived", c->seed,
+                100.0 * (double)p->arrived / (double)p->users, p->arrived, p->users);
+    } else {
+        fprintf(stderr, "seed %" PRIu64 ": all %u users arrived, settling", c->seed, p->users);
+    }
+    fprintf(stderr, ", %s simulated, %" PRIu64 " commands, %" PRIu64 " violations, %.1f s\n",
+            sim_t, p->commands, p->violations, br_progress_elapsed(c->pg));
+}
+
+/* Opens --record's file, saying why when it cannot (the file is emptied:
+ * a record is one run, never appended to an older one). */
+static int open_record(const char *record, const struct br_config *cfg,
+                       struct br_journal_writer **w)
+{
+    int fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "bookingrush sim: cannot write %s: %s\n", record, strerror(errno));
+        return BR_E_IO;
+    }
+    close(fd);
+    unlink(record);
+    long long torn = -1;
+    int rc = br_journal_writer_open(w, record, cfg, BR_JOURNAL_NO_SYNC, &torn);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush sim: cannot write %s (%s)\n", record, br_err_name(rc));
+    }
+    return rc;
 }
 
 /* Runs one seed. Prints the report unless quiet_ok and the run passed
  * (sweeps print one line per good seed). */
 static struct run_result run_one(const struct br_scenario *base, const struct sim_args *a,
                                  uint64_t seed, const char *record, bool quiet_ok,
-                                 json_t *json_runs)
+                                 json_t *json_runs, struct progress_ctx *pc)
 {
     struct run_result res = {0};
     struct br_scenario scn = *base;
@@ -215,11 +311,8 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
     struct br_journal_writer *w = NULL;
     if (record != NULL) {
-        unlink(record); /* a record is one run, never appended to an older one */
-        long long torn = -1;
-        rc = br_journal_writer_open(&w, record, &cfg, BR_JOURNAL_NO_SYNC, &torn);
+        rc = open_record(record, &cfg, &w);
         if (rc != BR_OK) {
-            fprintf(stderr, "bookingrush sim: cannot write %s (%s)\n", record, br_err_name(rc));
             br_auditor_free(aud);
             br_backend_close(&backend);
             res.error = true;
@@ -232,7 +325,9 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
                                .backend = &backend,
                                .auditor = aud,
                                .record = w,
-                               .self_check_every = a->self_check};
+                               .self_check_every = a->self_check,
+                               .progress = run_progress,
+                               .progress_ctx = pc};
     struct br_driver_stats st;
     rc = br_driver_run(&o, &st);
     uint64_t digest = backend.ops->final_digest(&backend);
@@ -286,6 +381,35 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     return res;
 }
 
+/* Prints the JSON report: the one run's object, or {"runs", "failed",
+ * "nondeterministic"} for a sweep or a determinism check. Takes runs. */
+static void print_json(json_t *runs, bool sweep, bool determinism, uint64_t failed,
+                       uint64_t nondet)
+{
+    json_t *out;
+    if (sweep || determinism) {
+        out = json_object();
+        json_object_set_new(out, "runs", runs);
+        json_object_set_new(out, "failed", json_integer((json_int_t)failed));
+        json_object_set_new(out, "nondeterministic", json_integer((json_int_t)nondet));
+        if (!sweep) {
+            /* One seed: its digest at the top level too. */
+            json_t *first = json_array_get(runs, 0);
+            if (first != NULL) {
+                json_object_set(out, "digest", json_object_get(first, "digest"));
+            }
+        }
+    } else {
+        out = json_incref(json_array_get(runs, 0));
+        json_decref(runs);
+    }
+    if (out != NULL) {
+        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(out);
+    }
+}
+
 int br_sim_main(int argc, char **argv)
 {
     struct sim_args a;
@@ -309,13 +433,18 @@ int br_sim_main(int argc, char **argv)
     bool sweep = a.seed_b > a.seed_a;
     json_t *runs = a.json ? json_array() : NULL;
     uint64_t failed = 0, nondet = 0, errors = 0;
+    struct br_progress pg;
+    br_progress_init(&pg);
+    struct progress_ctx pc = {.pg = &pg, .a = &a};
     /* Bounded: at most 10^7 seeds (parse_args). */
     for (uint64_t seed = a.seed_a;; seed++) {
-        struct run_result r1 = run_one(base, &a, seed, a.record, sweep, runs);
+        pc.seed = seed;
+        pc.failed = failed;
+        struct run_result r1 = run_one(base, &a, seed, a.record, sweep, runs, &pc);
         failed += !r1.ok;
         errors += r1.error;
         if (a.determinism && !r1.error) {
-            struct run_result r2 = run_one(base, &a, seed, NULL, true, NULL);
+            struct run_result r2 = run_one(base, &a, seed, NULL, true, NULL, &pc);
             bool same = r1.digest == r2.digest && r1.running_digest == r2.running_digest &&
                         r1.commands == r2.commands;
             nondet += !same;
@@ -327,30 +456,16 @@ int br_sim_main(int argc, char **argv)
         if (seed == a.seed_b) {
             break;
         }
+        if (sweep && br_progress_due(&pg)) {
+            pc.seed = seed + 1; /* seeds done: up to this one */
+            pc.failed = failed;
+            fprintf(stderr, "sim: ");
+            sweep_part(&pc, "");
+            fprintf(stderr, ", %.1f s\n", br_progress_elapsed(&pg));
+        }
     }
     if (runs != NULL) {
-        json_t *out;
-        if (sweep || a.determinism) {
-            out = json_object();
-            json_object_set_new(out, "runs", runs);
-            json_object_set_new(out, "failed", json_integer((json_int_t)failed));
-            json_object_set_new(out, "nondeterministic", json_integer((json_int_t)nondet));
-            if (!sweep) {
-                /* One seed: its digest at the top level too. */
-                json_t *first = json_array_get(runs, 0);
-                if (first != NULL) {
-                    json_object_set(out, "digest", json_object_get(first, "digest"));
-                }
-            }
-        } else {
-            out = json_incref(json_array_get(runs, 0));
-            json_decref(runs);
-        }
-        if (out != NULL) {
-            json_dumpf(out, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-            fputc('\n', stdout);
-            json_decref(out);
-        }
+        print_json(runs, sweep, a.determinism, failed, nondet);
     } else if (sweep) {
         printf("seeds %" PRIu64 "..%" PRIu64 ": %" PRIu64 " runs, %" PRIu64 " failed%s\n", a.seed_a,
                a.seed_b, a.seed_b - a.seed_a + 1, failed,

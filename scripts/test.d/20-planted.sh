@@ -19,6 +19,7 @@ plants=(
   "CONFIRM_EXPIRED|scenarios/ci-late-payments.json|1|S6"
   "SKIP_PASS|scenarios/ci-bots.json|1|S4"
   "DOUBLE_EVENT|scenarios/webhook-chaos.json|1|S5"
+  "SECOND_INTENT|scenarios/webhook-chaos.json|1|S5"
   "UNFAIR_SHUFFLE|scenarios/presale-shuffle.json|1|S4"
 )
 if [ -n "${BR_PLANT_ONLY:-}" ]; then

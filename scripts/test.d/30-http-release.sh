@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
 bin=$rel/bookingrush
-for t in flow errors race crash auth; do
+for t in flow errors race crash payments framing ops capacity auth; do
   "$rel/tests/http/test_http_$t" "$bin" >/dev/null 2>"$rel/http-$t.log" || {
     cat "$rel/http-$t.log" >&2; echo "http suite ($t) failed on the release build" >&2; exit 1; }
   echo "http $t: passed (release)"
@@ -39,9 +39,12 @@ pass=$(curl -sf "$base/api/v1/queue/position/1" -H "$auth" | jq -r .pass.token)
 booking=$(curl -sf -X POST "$base/api/v1/bookings/reserve" -H "$auth" -H "X-Queue-Pass: $pass" \
   -H 'Idempotency-Key: ada-first-try' -H 'Content-Type: application/json' \
   -d '{"event_id":1,"zone_id":1,"quantity":2}' | jq .id)
-pi=$(curl -sf -X POST "$base/api/v1/payments" -H "$auth" -H 'Content-Type: application/json' \
-  -d "{\"booking_id\":$booking}" | jq -r .provider_payment_id)
-curl -sf -X POST "$base/test-provider/v1/payment_intents/$pi/confirm" -d payment_method=pm_card_visa \
+payment=$(curl -sf -X POST "$base/api/v1/payments" -H "$auth" -H 'Content-Type: application/json' \
+  -d "{\"booking_id\":$booking}")
+pi=$(jq -r .provider_payment_id <<<"$payment")
+secret=$(jq -r .client_secret <<<"$payment")
+curl -sf -X POST "$base/test-provider/v1/payment_intents/$pi/confirm" \
+  -d payment_method=pm_card_visa -d client_secret="$secret" \
   | jq -e '.status == "succeeded"' >/dev/null
 curl -sf "$base/api/v1/bookings/$booking" -H "$auth" | jq -e '.status == "confirmed"' >/dev/null
 kill -TERM "$pid"; wait "$pid"; pid=

@@ -1016,6 +1016,30 @@ static void test_due_tells_exactly_when_a_worker_command_would_act(void **state)
     t_engine_free(e);
 }
 
+static void check_names(const char *(*name)(uint8_t), unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        const char *n = name((uint8_t)i);
+        assert_non_null(n);
+        assert_true(n[0] != '\0' && strcmp(n, "unknown") != 0);
+        for (unsigned j = 0; j < i; j++) {
+            assert_string_not_equal(n, name((uint8_t)j));
+        }
+    }
+    assert_string_equal(name((uint8_t)count), "unknown");
+}
+
+static void test_every_state_and_kind_has_one_distinct_name(void **state)
+{
+    (void)state;
+    check_names(br_hold_state_name, BR_HOLD_STATE_COUNT);
+    check_names(br_queue_status_name, BR_QUEUE_STATUS_COUNT);
+    check_names(br_payment_state_name, BR_PAYMENT_STATE_COUNT);
+    check_names(br_effect_name, BR_EFFECT_KIND_COUNT);
+    assert_string_equal(br_hold_state_name(BR_HOLD_CANCELLED), "cancelled");
+    assert_string_equal(br_payment_state_name(BR_PAY_REFUND_PENDING), "refund_pending");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1032,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_different_commands_or_seed_give_different_digests),
         cmocka_unit_test(test_digest_step_lets_another_backend_follow_the_chain),
         cmocka_unit_test(test_random_command_sequences_keep_every_invariant),
+        cmocka_unit_test(test_every_state_and_kind_has_one_distinct_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "core/catalog.h"
 #include "core/queue.h"
 
 enum { OPEN = 10000 }; /* sale_opens_at_ms of the queued events */
@@ -646,6 +647,24 @@ static void test_failed_reserve_does_not_consume_the_pass(void **state)
     t_engine_free(e);
 }
 
+static void test_wait_estimate_counts_ticks_and_the_time_to_the_opening(void **state)
+{
+    (void)state;
+    struct br_event_spec sp;
+    br_event_spec_default(&sp, 10000);
+    sp.admit_per_tick = 10;
+    /* Open: position 1..10 go in the next tick, 11 in the second. */
+    assert_int_equal(br_queue_wait_estimate_s(&sp, 1, 1000, 20000), 1);
+    assert_int_equal(br_queue_wait_estimate_s(&sp, 10, 1000, 20000), 1);
+    assert_int_equal(br_queue_wait_estimate_s(&sp, 11, 1000, 20000), 2);
+    assert_int_equal(br_queue_wait_estimate_s(&sp, 25, 250, 20000), 1);
+    /* Before the opening the wait until it is added (4 s + one tick). */
+    assert_int_equal(br_queue_wait_estimate_s(&sp, 5, 1000, 6000), 5);
+    /* Saturates instead of wrapping. */
+    sp.admit_per_tick = 1;
+    assert_int_equal(br_queue_wait_estimate_s(&sp, UINT32_MAX, UINT32_MAX, 20000), UINT32_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -674,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_pass_consumed_twice_is_invalid_the_second_time),
         cmocka_unit_test(test_pass_of_another_user_or_event_is_invalid),
         cmocka_unit_test(test_failed_reserve_does_not_consume_the_pass),
+        cmocka_unit_test(test_wait_estimate_counts_ticks_and_the_time_to_the_opening),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,8 +175,10 @@ static void pay(struct t_server *s, const char *token, struct ack *a)
     char cp[160];
     snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm",
              J_STR(r, "provider_payment_id"));
+    json_t *body = json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
+                             J_STR(r, "client_secret"));
     t_resp_free(&r);
-    t_json(s, "POST", cp, NULL, json_pack("{s:s}", "payment_method", "pm_card_visa"), NULL, &r);
+    t_json(s, "POST", cp, NULL, body, NULL, &r);
     EXPECT(r, 200, NULL);
     t_resp_free(&r);
     a->confirmed = true;

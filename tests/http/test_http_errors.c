@@ -561,7 +561,9 @@ static void test_provider_errors(void **state)
     struct t_server *s = srv(state);
     struct t_resp r;
     t_json(s, "POST", "/test-provider/v1/payment_intents/pi_nope/confirm", NULL,
-           json_pack("{s:s}", "payment_method", "pm_card_visa"), NULL, &r);
+           json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
+                     "pi_nope_secret_x"),
+           NULL, &r);
     EXPECT(r, 404, "NOT_FOUND");
     t_resp_free(&r);
     t_json(s, "POST", "/test-provider/v1/payment_intents/pi_br00000001000000ff/confirm", NULL,

@@ -209,13 +209,16 @@ static void test_buyer_flow_with_stream(void **state)
     assert_int_equal(J_INT(r, "amount_minor"), 10000);
     assert_string_equal(J_STR(r, "status"), "pending");
     assert_non_null(J_STR(r, "client_secret"));
-    char pi[64];
+    char pi[64], secret[128];
     snprintf(pi, sizeof pi, "%s", J_STR(r, "provider_payment_id"));
+    snprintf(secret, sizeof secret, "%s", J_STR(r, "client_secret"));
     t_resp_free(&r);
 
     char cp[160];
     snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm", pi);
-    t_json(s, "POST", cp, NULL, json_pack("{s:s}", "payment_method", "pm_card_visa"), NULL, &r);
+    t_json(s, "POST", cp, NULL,
+           json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret", secret), NULL,
+           &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "succeeded");
     t_resp_free(&r);
@@ -265,23 +268,28 @@ static uint64_t reserve_one(struct t_server *s, const char *token, uint64_t ev, 
     return id;
 }
 
+/* Starts paying; pi gets "intent-id client-secret" (what confirm needs). */
 static void pay_start(struct t_server *s, const char *token, uint64_t booking, char *pi, size_t cap)
 {
     struct t_resp r;
     t_json(s, "POST", "/api/v1/payments", token,
            json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
     EXPECT(r, 201, NULL);
-    snprintf(pi, cap, "%s", J_STR(r, "provider_payment_id"));
+    snprintf(pi, cap, "%s %s", J_STR(r, "provider_payment_id"), J_STR(r, "client_secret"));
     t_resp_free(&r);
 }
 
 static void confirm(struct t_server *s, const char *pi, const char *pm, long want,
                     const char *want_status)
 {
-    char cp[160];
+    char cp[160], id[64];
     struct t_resp r;
-    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm", pi);
-    t_json(s, "POST", cp, NULL, json_pack("{s:s}", "payment_method", pm), NULL, &r);
+    const char *secret = strchr(pi, ' ');
+    assert_non_null(secret);
+    snprintf(id, sizeof id, "%.*s", (int)(secret - pi), pi);
+    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm", id);
+    t_json(s, "POST", cp, NULL,
+           json_pack("{s:s, s:s}", "payment_method", pm, "client_secret", secret + 1), NULL, &r);
     EXPECT(r, want, NULL);
     if (want_status != NULL) {
         assert_string_equal(J_STR(r, "status"), want_status);
@@ -308,15 +316,16 @@ static void test_declines_then_success(void **state)
     char token[1024];
     t_buyer(s, "decline", token, sizeof token);
     uint64_t b = reserve_one(s, token, ev, 201);
-    char pi[64];
+    char pi[192];
     pay_start(s, token, b, pi, sizeof pi);
     confirm(s, pi, "pm_card_chargeDeclined", 200, "requires_payment_method");
     expect_booking(s, token, b, "held");
     confirm(s, pi, "pm_card_chargeDeclinedInsufficientFunds", 200, "requires_payment_method");
     expect_booking(s, token, b, "held");
-    /* The buyer pays again: a new payment for the same booking. */
-    char pi2[64];
+    /* The buyer pays again: the same payment and intent, open again. */
+    char pi2[192];
     pay_start(s, token, b, pi2, sizeof pi2);
+    assert_string_equal(pi2, pi);
     confirm(s, pi2, "pm_card_visa", 200, "succeeded");
     expect_booking(s, token, b, "confirmed");
     /* A succeeded intent cannot be confirmed again. */
@@ -359,7 +368,7 @@ static void test_late_payment_is_refunded(void **state)
     char token[1024];
     t_buyer(s, "late", token, sizeof token);
     uint64_t b = reserve_one(s, token, ev, 201);
-    char pi[64];
+    char pi[192];
     pay_start(s, token, b, pi, sizeof pi);
     t_sleep_ms(1400); /* the hold expires; the sweeper returns its seats */
     expect_booking(s, token, b, "expired");

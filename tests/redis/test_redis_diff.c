@@ -38,6 +38,8 @@
 #include "core/err.h"
 #include "core/gen.h"
 #include "core/panic.h"
+#include "core/saga.h"
+#include "core/inventory.h"
 #include "tests/redis/server.h"
 
 #define SEQ_LEN_MAX 4096
@@ -51,7 +53,32 @@ struct ctx {
     struct br_effect *fx_e;                         /* the engine's effects, copied */
     struct br_effect *fx_r;                         /* the adapter's */
     uint64_t seen[BR_CMD_TYPE_COUNT][BR_ERR_COUNT]; /* outcomes met: coverage */
+    uint64_t reopened;   /* payment_create reopening a declined payment */
+    uint64_t reconfirmed; /* ... and a success of that payment afterwards */
 };
+
+/* Counts re-confirmation after a decline, as the engine sees it: a
+ * payment_create on a hold whose payment failed (reopened), and a success
+ * event for a payment that had been reopened. Call before applying c. */
+static void count_reconfirm(struct ctx *x, const struct br_cmd *c, uint64_t *reopened_id)
+{
+    if (c->type == BR_CMD_PAYMENT_CREATE) {
+        const struct br_hold *h = br_inventory_hold(&x->engine, c->u.payment_create.hold_id);
+        const struct br_payment *p =
+            h != NULL && h->payment_id ? br_saga_payment(&x->engine, h->payment_id) : NULL;
+        if (p != NULL && p->state == BR_PAY_FAILED && h->user_id == c->user_id &&
+            h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms) {
+            x->reopened++;
+            *reopened_id = p->id;
+        }
+    } else if (c->type == BR_CMD_PAYMENT_EVENT && c->u.payment_event.succeeded &&
+               c->u.payment_event.payment_id == *reopened_id && *reopened_id != 0) {
+        const struct br_payment *p = br_saga_payment(&x->engine, *reopened_id);
+        if (p != NULL && p->state == BR_PAY_PENDING) {
+            x->reconfirmed++;
+        }
+    }
+}
 
 static double now_s(void)
 {
@@ -526,9 +553,11 @@ int main(int argc, char **argv)
         br_gen_source_rng(&src, seed, 0x646966660000ULL + s);
         size_t n = 0;
         bool failed = false;
+        uint64_t reopened_id = 0;
         while (n < length && !failed) {
             bool more = br_gen_next(&g, &src, &cmds[n]);
             BR_ASSERT(more); /* an rng source never runs out */
+            count_reconfirm(&x, &cmds[n], &reopened_id);
             struct br_outcome oe, orr;
             uint32_t ne;
             failed = !step(&x, &cmds[n], &oe, &orr, &ne);
@@ -569,6 +598,13 @@ int main(int argc, char **argv)
             }
         }
         printf("\n");
+    }
+    printf("re-confirmation after a decline: %" PRIu64 " payments reopened, %" PRIu64
+           " of them confirmed again\n",
+           x.reopened, x.reconfirmed);
+    if (status == 0 && sequences * length >= 10000 && (x.reopened == 0 || x.reconfirmed == 0)) {
+        printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
+        status = 1;
     }
     br_redis_close(&x.redis);
     test_redis_server_stop(&server);

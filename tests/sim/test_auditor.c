@@ -557,6 +557,238 @@ static void test_a_backend_whose_counters_drift_is_caught(void **state)
     h_free(&h);
 }
 
+/* ---- one payment per booking (S5) ---- */
+
+/* User 1 holds 1 seat of event 1 and has paid: returns the hold; *pay set. */
+static uint64_t held_and_paying(struct h *h, uint64_t *pay)
+{
+    h_setup(h, 10, 2);
+    assert_int_equal(join(h, OPEN + 1, 1).err, BR_OK);
+    assert_int_equal(admit(h, OPEN + 2).count, 1);
+    struct br_cmd c = reserve_cmd(OPEN + 3, 1, 1, pass_of(1), 1);
+    uint64_t hold = run(h, &c).id;
+    c = cmd(BR_CMD_PAYMENT_CREATE, OPEN + 4, 1);
+    c.u.payment_create.hold_id = hold;
+    *pay = run(h, &c).id;
+    return hold;
+}
+
+static struct br_cmd pay_event_cmd(int64_t now, uint64_t pay, uint64_t pev, bool ok)
+{
+    struct br_cmd c = cmd(BR_CMD_PAYMENT_EVENT, now, 0);
+    c.u.payment_event.payment_id = pay;
+    c.u.payment_event.provider_event_id = pev;
+    c.u.payment_event.succeeded = ok;
+    return c;
+}
+
+static void test_reconfirming_after_a_decline_is_clean(void **state)
+{
+    (void)state;
+    struct h h;
+    h_init(&h);
+    uint64_t pay = 0;
+    uint64_t hold = held_and_paying(&h, &pay);
+    struct br_cmd c = pay_event_cmd(OPEN + 5, pay, 1, false);
+    assert_int_equal(run(&h, &c).status, BR_PAY_FAILED);
+    c = cmd(BR_CMD_PAYMENT_CREATE, OPEN + 6, 1);
+    c.u.payment_create.hold_id = hold;
+    struct br_outcome o = run(&h, &c);
+    assert_int_equal(o.id, pay); /* the same payment, open again */
+    assert_int_equal(o.status, BR_PAY_PENDING);
+    c = pay_event_cmd(OPEN + 7, pay, 2, true);
+    assert_int_equal(run(&h, &c).status, BR_PAY_CONFIRMED);
+    c = pay_event_cmd(OPEN + 8, pay, 3, true); /* the other attempt's success: counts once */
+    assert_int_equal(run(&h, &c).err, BR_OK);
+    if (br_auditor_violations(h.a) != 0) {
+        print_error("%s\n", br_auditor_first(h.a)->msg);
+    }
+    assert_int_equal(br_auditor_violations(h.a), 0);
+    assert_true(br_auditor_checks(h.a, BR_INV_S5) > 0);
+    h_free(&h);
+}
+
+static void test_a_second_payment_for_a_declined_booking_is_s5(void **state)
+{
+    (void)state;
+    /* The rule that charged bookings twice: after a decline, paying again
+     * opened a second payment (a second intent) for the same booking. */
+    struct h h;
+    h_init(&h);
+    uint64_t pay = 0;
+    uint64_t hold = held_and_paying(&h, &pay);
+    struct br_cmd c = pay_event_cmd(OPEN + 5, pay, 1, false);
+    run(&h, &c);
+    assert_int_equal(br_auditor_violations(h.a), 0);
+    c = cmd(BR_CMD_PAYMENT_CREATE, OPEN + 6, 1);
+    c.u.payment_create.hold_id = hold;
+    struct br_outcome o = {.id = pay + 1, .ref = hold, .status = BR_PAY_PENDING,
+                           .amount_minor = 1000};
+    struct br_effect fx = {.kind = BR_FX_PROVIDER_CHARGE, .event_id = 1, .user_id = 1,
+                           .id = pay + 1, .ref = hold, .amount_minor = 1000};
+    fake(&h, &c, o, &fx, 1);
+    assert_first(&h, BR_INV_S5);
+    h_free(&h);
+}
+
+static void test_a_booking_charged_twice_is_s5(void **state)
+{
+    (void)state;
+    /* Two payments of one booking both succeed: even refunded at once, the
+     * second charge breaks "at most one successful charge per booking". */
+    struct h h;
+    h_init(&h);
+    uint64_t pay = 0;
+    uint64_t hold = held_and_paying(&h, &pay);
+    struct br_cmd c = pay_event_cmd(OPEN + 5, pay, 1, false);
+    run(&h, &c);
+    c = cmd(BR_CMD_PAYMENT_CREATE, OPEN + 6, 1);
+    c.u.payment_create.hold_id = hold;
+    struct br_outcome o = {.id = pay + 1, .ref = hold, .status = BR_PAY_PENDING,
+                           .amount_minor = 1000};
+    struct br_effect fx = {.kind = BR_FX_PROVIDER_CHARGE, .event_id = 1, .user_id = 1,
+                           .id = pay + 1, .ref = hold, .amount_minor = 1000};
+    fake(&h, &c, o, &fx, 1); /* the second payment: one S5 */
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S5), 1);
+    c = pay_event_cmd(OPEN + 7, pay, 2, true);
+    assert_int_equal(run(&h, &c).status, BR_PAY_CONFIRMED); /* the first charge: fine */
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S5), 1);
+    c = pay_event_cmd(OPEN + 8, pay + 1, 3, true);
+    o = (struct br_outcome){.id = pay + 1, .ref = hold, .status = BR_PAY_REFUND_PENDING,
+                            .amount_minor = 1000};
+    fx = (struct br_effect){.kind = BR_FX_PROVIDER_REFUND, .event_id = 1, .user_id = 1,
+                            .id = pay + 1, .ref = hold, .amount_minor = 1000};
+    fake(&h, &c, o, &fx, 1); /* the second charge, refunded at once: still S5 */
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S5), 2);
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S6), 0);
+    h_free(&h);
+}
+
+/* ---- the auditor covers every event ---- */
+
+#define MANY_EVENTS 70u
+
+/* MANY_EVENTS events of 1 zone (10 seats, no pass, open at T0, hold ttl
+ * 10 s) and user 1 holding 1 seat in each, all observed. */
+static void h_many(struct h *h)
+{
+    small_config(&h->cfg);
+    h->cfg.events_max = MANY_EVENTS;
+    h->cfg.queue_capacity_default = 2;
+    h->cfg.queue_slots_max = 2 * MANY_EVENTS;
+    h->cfg.active_max = MANY_EVENTS;
+    h->cfg.members_max = 2 * MANY_EVENTS;
+    h->cfg.seats_max = 10 * MANY_EVENTS;
+    h->cfg.holds_max = h->cfg.idem_max = h->cfg.payments_max = 2 * MANY_EVENTS;
+    assert_int_equal(br_backend_memory_open(&h->b, &h->cfg), BR_OK);
+    h->a = br_auditor_new(&h->cfg, &h->b);
+    assert_non_null(h->a);
+    struct br_cmd c = cmd(BR_CMD_USER_REGISTER, T0, 0);
+    strcpy(c.u.user_register.email, "u1@t");
+    assert_int_equal(run(h, &c).err, BR_OK);
+    for (uint32_t e = 1; e <= MANY_EVENTS; e++) {
+        c = cmd(BR_CMD_EVENT_CREATE, T0, 0);
+        struct br_event_spec *s = &c.u.event_create;
+        snprintf(s->name, sizeof s->name, "Show %u", e);
+        s->sale_opens_at_ms = T0;
+        s->starts_at_ms = T0 + 1000000;
+        s->per_user_limit = 2;
+        s->max_active = 1;
+        s->admit_per_tick = 1;
+        s->pass_ttl_ms = 5000;
+        s->hold_ttl_ms = 10000;
+        s->zone_count = 1;
+        strcpy(s->zones[0].name, "Floor");
+        s->zones[0].capacity = 10;
+        s->zones[0].price_minor = 1000;
+        strcpy(s->zones[0].currency, "EUR");
+        assert_int_equal(run(h, &c).err, BR_OK);
+        c = cmd(BR_CMD_RESERVE, T0 + 1, 1);
+        c.u.reserve.event_id = e;
+        c.u.reserve.zone_id = 1;
+        c.u.reserve.quantity = 1;
+        struct br_outcome o = run(h, &c);
+        assert_int_equal(o.err, BR_OK);
+        assert_int_equal(o.id, (uint64_t)e << 32 | 1);
+    }
+    assert_int_equal(br_auditor_violations(h->a), 0);
+}
+
+static void test_a_drift_in_event_65_and_later_is_caught(void **state)
+{
+    (void)state;
+    /* One step touches every event's zone; the backend agrees with the
+     * model for all of them but event 65. The auditor kept a list of 64
+     * touched events and dropped the rest unchecked. */
+    struct h h;
+    h_many(&h);
+    struct br_cmd c = cmd(BR_CMD_PAYMENT_CREATE, T0 + 2, 1);
+    c.u.payment_create.hold_id = (uint64_t)1 << 32 | 1;
+    uint64_t pay = run(&h, &c).id;
+    int64_t late = T0 + 20000;
+    /* The backend expires every hold but event 65's, unobserved. */
+    for (uint32_t e = 1; e <= MANY_EVENTS; e++) {
+        if (e == 65) {
+            continue;
+        }
+        struct br_cmd sw = cmd(BR_CMD_SWEEP, late, 0);
+        sw.u.sweep.event_id = e;
+        sw.u.sweep.max = 8;
+        struct br_outcome out;
+        const struct br_effect *fx;
+        uint32_t n;
+        br_backend_apply(&h.b, &sw, &out, &fx, &n);
+        assert_int_equal(out.count, 1);
+    }
+    /* A late success that (wrongly) reports every hold expired: S6 for the
+     * foreign holds, and each event's zone is touched in this one step. */
+    static struct br_effect fx[MANY_EVENTS + 1];
+    for (uint32_t e = 1; e <= MANY_EVENTS; e++) {
+        fx[e - 1] = (struct br_effect){.kind = BR_FX_BOOKING_EXPIRED, .event_id = e, .user_id = 1,
+                                       .id = (uint64_t)e << 32 | 1};
+    }
+    fx[MANY_EVENTS] = (struct br_effect){.kind = BR_FX_PROVIDER_REFUND, .event_id = 1,
+                                         .user_id = 1, .id = pay, .ref = (uint64_t)1 << 32 | 1,
+                                         .amount_minor = 1000};
+    c = cmd(BR_CMD_PAYMENT_EVENT, late, 0);
+    c.u.payment_event.payment_id = pay;
+    c.u.payment_event.provider_event_id = 5;
+    c.u.payment_event.succeeded = true;
+    struct br_outcome o = {.id = pay, .ref = (uint64_t)1 << 32 | 1,
+                           .status = BR_PAY_REFUND_PENDING, .amount_minor = 1000};
+    fake(&h, &c, o, fx, MANY_EVENTS + 1);
+    /* Exactly one zone disagrees with the backend: event 65's. */
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S1), 1);
+    h_free(&h);
+}
+
+static void test_a_drift_no_later_step_touches_is_s1_at_the_end(void **state)
+{
+    (void)state;
+    /* The backend cancels a hold but the answer the auditor sees is lost:
+     * no later step touches that zone, so only the end can notice. The end
+     * used to count an S1 check per zone without comparing anything. */
+    struct h h;
+    h_init(&h);
+    h_setup(&h, 10, 1);
+    assert_int_equal(join(&h, OPEN + 1, 1).err, BR_OK);
+    assert_int_equal(admit(&h, OPEN + 2).count, 1);
+    struct br_cmd c = reserve_cmd(OPEN + 3, 1, 1, pass_of(1), 1);
+    uint64_t hold = run(&h, &c).id;
+    c = cmd(BR_CMD_CANCEL, OPEN + 4, 1);
+    c.u.cancel.hold_id = hold;
+    struct br_outcome out;
+    const struct br_effect *fx;
+    uint32_t n;
+    br_backend_apply(&h.b, &c, &out, &fx, &n);
+    assert_int_equal(out.err, BR_OK);
+    assert_int_equal(br_auditor_violations(h.a), 0);
+    struct br_audit_liveness live;
+    br_auditor_finish(h.a, OPEN + 5, &live);
+    assert_int_equal(br_auditor_violations_of(h.a, BR_INV_S1), 1);
+    h_free(&h);
+}
+
 static void test_wait_quantiles(void **state)
 {
     (void)state;
@@ -596,6 +828,11 @@ int main(void)
         cmocka_unit_test(test_a_sweep_that_leaves_an_expired_hold_is_l1),
         cmocka_unit_test(test_the_end_with_a_waiting_user_is_l1),
         cmocka_unit_test(test_a_backend_whose_counters_drift_is_caught),
+        cmocka_unit_test(test_reconfirming_after_a_decline_is_clean),
+        cmocka_unit_test(test_a_second_payment_for_a_declined_booking_is_s5),
+        cmocka_unit_test(test_a_booking_charged_twice_is_s5),
+        cmocka_unit_test(test_a_drift_in_event_65_and_later_is_caught),
+        cmocka_unit_test(test_a_drift_no_later_step_touches_is_s1_at_the_end),
         cmocka_unit_test(test_wait_quantiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "core/catalog.h"
 #include "core/err.h"
 #include "sim/scenario.h"
 
@@ -33,6 +34,17 @@ static void test_an_empty_object_gives_the_documented_defaults(void **state)
     assert_int_equal(scn.workers[BR_WORKER_ADMITTER].tick_ms, 250);
     assert_int_equal(scn.drain_max_ms, 7LL * 24 * 3600 * 1000);
     assert_int_equal(scn.seed, 1);
+    /* The event's settings are the core's defaults, the API's too. */
+    struct br_event_spec d;
+    br_event_spec_default(&d, 60000);
+    const struct br_event_spec *e = &scn.events[0].spec;
+    assert_int_equal(e->sale_opens_at_ms, d.sale_opens_at_ms);
+    assert_int_equal(e->starts_at_ms, d.starts_at_ms);
+    assert_int_equal(e->per_user_limit, d.per_user_limit);
+    assert_int_equal(e->max_active, d.max_active);
+    assert_int_equal(e->admit_per_tick, d.admit_per_tick);
+    assert_int_equal(e->pass_ttl_ms, d.pass_ttl_ms);
+    assert_int_equal(e->hold_ttl_ms, d.hold_ttl_ms);
 }
 
 static void test_fields_are_read(void **state)
