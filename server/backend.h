@@ -151,6 +151,8 @@ struct br_api_gauges {
     uint64_t commits;       /* group commits (fsyncs) */
     uint64_t sync_us;       /* time spent in those fsyncs, microseconds */
     uint64_t gather_us;     /* time commands waited before their commit began (first of each) */
+    bool storage_unavailable; /* writes are refused: the journal cannot be written */
+    uint64_t storage_failures; /* failed journal writes and zero-fills since start */
 };
 
 struct br_backend;
@@ -209,7 +211,9 @@ struct br_backend_ops {
                           bool succeeded, struct br_call *call);
 
     /* ---- operations ---- */
-    bool (*ready)(struct br_backend *b);
+    /* Whether the backend takes writes; when not, *why (if why is not NULL)
+     * says why in a sentence. */
+    bool (*ready)(struct br_backend *b, const char **why);
     void (*gauges)(struct br_backend *b, struct br_api_gauges *g);
 };
 

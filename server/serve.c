@@ -356,7 +356,7 @@ int br_serve_main(int argc, char **argv)
     }
     struct br_embedded_config ecfg = {
         .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
-        .syncers = cfg.journal_syncs, .provider = provider};
+        .syncers = cfg.journal_syncs, .provider = provider, .log = &log};
     int64_t t0;
     {
         struct timespec ts;
