@@ -42,6 +42,7 @@
 #include "core/catalog.h"
 #include "core/err.h"
 #include "core/journal.h"
+#include "core/panic.h"
 
 #define RECORD_MIN_BYTES 26 /* head + the shortest payload (journal_file.c) */
 #define LIST_MAX 10000      /* dropped records listed one per line; the rest counted */
@@ -259,7 +260,7 @@ static int cmd_repair(const char *dir, bool yes)
         return 2;
     }
     struct br_journal_scan scan;
-    struct dropped d = {.print = true};
+    struct dropped d = {0};
     int rc = report(path, &scan, &d);
     int code = 0;
     if (rc != BR_OK) {
@@ -267,7 +268,22 @@ static int cmd_repair(const char *dir, bool yes)
     } else if (scan.damage_at < 0) {
         printf("nothing to repair\n");
     } else {
-        long long unreadable = scan.tail_bytes - d.bytes;
+        /* Again, listing: the records after the damage, in file order. */
+        printf("records dropped by cutting at offset %lld:\n", scan.damage_at);
+        struct br_config cfg;
+        d = (struct dropped){.print = true};
+        rc = br_journal_scan_file(path, &cfg, &scan, on_dropped, &d);
+        BR_ASSERT(rc == BR_OK || rc == BR_E_IO); /* the header decoded a moment ago */
+        if (d.listed > LIST_MAX) {
+            printf("  ... and %lld more\n", d.listed - LIST_MAX);
+        }
+        if (rc != BR_OK) {
+            if (lock >= 0) {
+                close(lock);
+            }
+            return 1;
+        }
+        long long unreadable = scan.tail_bytes > d.bytes ? scan.tail_bytes - d.bytes : 0;
         long long skip = scan.records_after + (unreadable + RECORD_MIN_BYTES - 1) / RECORD_MIN_BYTES;
         if (skip > (long long)BR_SKIP_IDS_MAX) {
             skip = BR_SKIP_IDS_MAX;
