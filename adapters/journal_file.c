@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -85,8 +86,14 @@ static void jlog(const struct br_journal_log *log, enum br_journal_log_level lev
         return;
     }
     static const char *const names[] = {"debug", "info", "warn", "error"};
-    fprintf(stderr, "{\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n", names[level], msg,
-            fields[0] ? "," : "", fields);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr,
+            "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, names[level], msg, fields[0] ? "," : "", fields);
 }
 
 static void log_errno(const struct br_journal_log *log, const char *what, const char *path,
