@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/journal.h"
@@ -660,6 +661,29 @@ int br_journal_writer_close(struct br_journal_writer *w)
     }
     free(w);
     return rc;
+}
+
+/* ---- id skips ---- */
+
+unsigned br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s.skip", journal_path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned n = 0;
+    long long off = 0;
+    unsigned long recs = 0;
+    /* Bounded by cap. */
+    while (n < cap && fscanf(f, " skip %lld %lu", &off, &recs) == 2) {
+        out[n].offset = off;
+        out[n].records = recs > BR_SKIP_IDS_MAX ? BR_SKIP_IDS_MAX : (uint32_t)recs;
+        n++;
+    }
+    fclose(f);
+    return n;
 }
 
 /* ---- the reader ---- */

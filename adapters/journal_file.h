@@ -142,6 +142,19 @@ int br_journal_scan_file(const char *path, struct br_config *cfg, struct br_jour
                                           const struct br_outcome *out, bool has_out),
                          void *ctx);
 
+/* An id skip written by `bookingrush journal repair` into <journal>.skip
+ * ("skip OFFSET RECORDS" lines): whoever replays the journal calls
+ * br_catalog_skip_ids(engine, records) before applying the record at
+ * OFFSET (or at the end, if the journal ends there), as the server did. */
+struct br_journal_skip {
+    long long offset;
+    uint32_t records; /* <= BR_SKIP_IDS_MAX (core/catalog.h) */
+};
+
+/* Reads up to cap skips for the journal at journal_path, in file order.
+ * Returns how many (0 when there is no skip file). */
+unsigned br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap);
+
 /* Opens path for reading and decodes its header into *cfg. BR_OK, BR_E_IO,
  * BR_E_TRUNCATED / BR_E_CORRUPT / BR_E_VERSION for a bad header. */
 int br_journal_reader_open(struct br_journal_reader **r, const char *path, struct br_config *cfg);

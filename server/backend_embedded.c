@@ -1436,34 +1436,6 @@ static bool outcome_same(const struct br_outcome *a, const struct br_outcome *b)
 
 #define SKIPS_MAX 16u /* repairs one journal may carry */
 
-struct id_skip {
-    long long offset; /* the repair's cut: the skip applies before the record here */
-    uint32_t records; /* ids of this many records are skipped (br_catalog_skip_ids) */
-};
-
-/* Reads <data_dir>/journal.skip, written by `bookingrush journal repair`:
- * lines "skip OFFSET RECORDS", in offset order. Returns how many (0 when
- * there is no file). */
-static unsigned read_skips(const struct br_embedded *x, struct id_skip *out)
-{
-    char path[PATH_MAX_BYTES + 8];
-    snprintf(path, sizeof path, "%s.skip", x->journal_path);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    unsigned n = 0;
-    long long off = 0;
-    unsigned long recs = 0;
-    while (n < SKIPS_MAX && fscanf(f, " skip %lld %lu", &off, &recs) == 2) {
-        out[n].offset = off;
-        out[n].records = recs > BR_SKIP_IDS_MAX ? BR_SKIP_IDS_MAX : (uint32_t)recs;
-        n++;
-    }
-    fclose(f);
-    return n;
-}
-
 /* Replays the journal into the engine. A command whose outcome differs from
  * the one recorded means this engine is not the one that wrote the journal
  * (or the journal lies): the start is refused (BR_E_DIVERGED), since
@@ -1476,8 +1448,8 @@ static int replay(struct br_embedded *x)
     if (rc != BR_OK) {
         return rc;
     }
-    struct id_skip skips[SKIPS_MAX];
-    unsigned nskips = read_skips(x, skips);
+    struct br_journal_skip skips[SKIPS_MAX];
+    unsigned nskips = br_journal_skips_read(x->journal_path, skips, SKIPS_MAX);
     unsigned next_skip = 0;
     struct br_cmd cmd;
     struct br_outcome rec;
