@@ -131,6 +131,7 @@ struct br_embedded {
     uint64_t diverged;
     /* Storage (see "storage faults" below); under mu. */
     bool storage_down;        /* new writes are refused with STORAGE_UNAVAILABLE */
+    bool write_stuck;         /* a batch's write is failing: what follows it waits */
     int storage_err;          /* why: BR_E_STORAGE_UNAVAILABLE or BR_E_IO */
     int64_t storage_retry_at; /* monotonic ms of the next zero-fill attempt */
     int64_t storage_backoff_ms;
@@ -323,10 +324,11 @@ static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call
     if (call->lsn <= x->durable_lsn) {
         return call;
     }
-    if (!wrote && x->storage_down) {
+    if (!wrote && x->write_stuck) {
         /* It may have seen commands that cannot be made durable now: it
          * must not show them, and must not wait for a disk that may stay
-         * full. Reads of durable state are answered as usual. */
+         * full. Reads of durable state are answered as usual, and so are
+         * reads behind batches that are only being synced. */
         call->err = BR_E_STORAGE_UNAVAILABLE;
         return call;
     }
@@ -907,12 +909,12 @@ static void journal_fail(struct br_embedded *x, const char *what)
 
 /* ---- storage faults ----
  *
- * storage_down is written with write_mu and mu held, so either lock is
- * enough to read it. It is set when the journal cannot be zero-filled
+ * storage_down and write_stuck are written with write_mu and mu held, so
+ * either lock is enough to read them. It is set when the journal cannot be zero-filled
  * ahead or written (a full disk, an i/o error): from then on new writes are
- * refused before they are applied (refuse_locked), reads that would show an
- * undurable command are refused (finish_locked), the ticker applies
- * nothing. A batch whose write failed is retried with backoff by its
+ * refused before they are applied (refuse_locked), reads that would show a
+ * command stuck behind a failing write are refused (finish_locked), the
+ * ticker applies nothing. A batch whose write failed is retried with backoff by its
  * syncer, which keeps write_mu, so nothing overtakes it; its callers wait,
  * since their commands are applied and can be answered only once durable.
  * The ticker retries the zero-fill; the first that succeeds (or a batch
@@ -993,9 +995,15 @@ static bool write_batch(struct br_embedded *x, struct batch *b)
             rc = br_journal_writer_flush(x->journal);
         }
         if (rc == BR_OK) {
+            if (x->write_stuck) {
+                pthread_mutex_lock(&x->mu);
+                x->write_stuck = false;
+                pthread_mutex_unlock(&x->mu);
+            }
             return true;
         }
         pthread_mutex_lock(&x->mu);
+        x->write_stuck = true;
         storage_fail_locked(x, rc, "write");
         bool stop = x->stop_flusher;
         int64_t wait_ms = x->storage_backoff_ms;
@@ -1521,13 +1529,20 @@ static int make_engine(struct br_embedded *x, struct br_config *ecfg)
  * the descriptor the syncers fsync and zero-fills ahead. */
 static int open_journal(struct br_embedded *x, const struct br_config *ecfg)
 {
-    const char *test_zero = getenv("BR_TEST_JOURNAL_ZERO_KIB"); /* tests: a small reserve */
+    /* Tests only: BR_TEST_JOURNAL_ZERO_KIB makes the zeros ahead small (the
+     * disk test fills a tmpfs), BR_TEST_JOURNAL_LOW_KIB sets when they are
+     * extended (0: only when a commit does not fit: the stuck-write path). */
+    const char *test_zero = getenv("BR_TEST_JOURNAL_ZERO_KIB");
     uint32_t zero = ZERO_AHEAD_BYTES;
     if (test_zero != NULL && atoi(test_zero) > 0) {
         zero = (uint32_t)atoi(test_zero) * 1024u;
         zero = (zero + 4095u) & ~4095u;
     }
     x->zero_low = test_zero != NULL ? (long long)zero / 2 : ZERO_LOW_BYTES;
+    const char *test_low = getenv("BR_TEST_JOURNAL_LOW_KIB"); /* tests: 0 = extend only when full */
+    if (test_low != NULL && atoi(test_low) >= 0) {
+        x->zero_low = (long long)atoi(test_low) * 1024;
+    }
     /* The writer only writes; the syncers sync (see above). */
     struct br_journal_writer_opts o = {.sync = BR_JOURNAL_NO_SYNC,
                                        .zero_ahead_bytes = x->cfg.fsync ? zero : 0,

@@ -12,7 +12,9 @@
  *
  * Mounting needs root: without it (or without tmpfs) the test is skipped
  * with a message. BR_TEST_JOURNAL_ZERO_KIB makes the server's zero-filled
- * reserve small, so the disk runs out after a few hundred bookings.
+ * reserve small, so the disk runs out after a few hundred bookings;
+ * BR_TEST_JOURNAL_LOW_KIB=0 lets the zeros run out inside a commit, whose
+ * write then fails and waits for space with its callers (second test).
  *
  * Usage: test_http_disk BINARY [BASE_URL]   (see client.h)
  */
@@ -21,12 +23,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -231,10 +235,137 @@ static void test_a_full_disk_refuses_writes_and_recovers(void **state)
     rmdir(root);
 }
 
+/* ---- a batch that does not fit what is left ---- */
+
+#define BURST 48
+
+struct burst_one {
+    struct t_server *s;
+    uint64_t ev;
+    int turn;
+    pthread_barrier_t *go;
+    long status;
+    uint64_t id;
+    long took_ms;
+};
+
+static void *burst_main(void *arg)
+{
+    struct burst_one *b = arg;
+    pthread_barrier_wait(b->go);
+    struct timespec t0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct t_resp r;
+    t_json(b->s, "POST", "/api/v1/bookings/reserve", g_tokens[b->turn % BUYERS],
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)b->ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    b->status = r.status;
+    b->id = r.status == 201 ? (uint64_t)json_integer_value(json_object_get(r.json, "id")) : 0;
+    b->took_ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    t_resp_free(&r);
+    return NULL;
+}
+
+/* With almost no zeros left ahead, a burst of concurrent reserves makes a
+ * commit bigger than what is left: its write fails and is retried while
+ * its callers wait (their commands are applied: only a durable answer may
+ * go out). New writes get 503 at once, reads that would show the stuck
+ * commands get 503, /healthz 200; once space is back the waiting callers
+ * get their 201, and every 201 survives kill -9. */
+static void test_a_commit_that_does_not_fit_waits_for_space(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    char root[] = "/tmp/br-disk-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char mnt[64];
+    snprintf(mnt, sizeof mnt, "%s/mnt", root);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (geteuid() != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=6m") != 0) {
+        fprintf(stderr, "SKIPPED: needs root to mount a tmpfs (mount: %s)\n", strerror(errno));
+        rmdir(mnt);
+        rmdir(root);
+        skip();
+    }
+    snprintf(g_mounted, sizeof g_mounted, "%s", mnt);
+    char data[80];
+    snprintf(data, sizeof data, "%s/data", mnt);
+    setenv("BR_TEST_JOURNAL_ZERO_KIB", "4", 1);
+    setenv("BR_TEST_JOURNAL_LOW_KIB", "0", 1); /* the zeros run out inside a commit */
+    struct t_server s;
+    t_server_start(&s, (const char *const[]){"--data-dir", data, "--rate-limit-user", "0",
+                                             "--rate-limit-ip", "0", NULL});
+    uint64_t ev = t_event(&s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass",
+                                        0, "per_user_limit", 64, "zones", "name", "Floor",
+                                        "capacity", 4000, "price_minor", 1000, "currency", "EUR"));
+    for (int i = 0; i < BUYERS; i++) {
+        t_buyer(&s, "burst", g_tokens[i], sizeof g_tokens[i]);
+    }
+    static struct acks a;
+    a.n = 0;
+    assert_int_equal(reserve(&s, ev, 0, &a, NULL), 201);
+    fill(mnt);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, BURST);
+    static struct burst_one b[BURST];
+    pthread_t th[BURST];
+    for (int i = 0; i < BURST; i++) {
+        b[i] = (struct burst_one){.s = &s, .ev = ev, .turn = i, .go = &go};
+        assert_int_equal(pthread_create(&th[i], NULL, burst_main, &b[i]), 0);
+    }
+    t_sleep_ms(1500);
+    /* Stuck or not, the server answers: refusals and health at once. */
+    assert_int_equal(reserve(&s, ev, 1, &a, NULL), 503);
+    struct t_resp r;
+    t_request(&s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    t_request(&s, "GET", "/readyz", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 503, "STORAGE_UNAVAILABLE");
+    t_resp_free(&r);
+    char filler[120];
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    assert_int_equal(unlink(filler), 0);
+    int waited = 0;
+    for (int i = 0; i < BURST; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(b[i].status == 201 || b[i].status == 503);
+        if (b[i].status == 201) {
+            a.id[a.n] = b[i].id;
+            a.buyer[a.n] = b[i].turn % BUYERS;
+            a.n++;
+            waited += b[i].took_ms >= 1000;
+        }
+    }
+    pthread_barrier_destroy(&go);
+    fprintf(stderr, "burst: %d bookings, %d answered only once the space was back\n", a.n - 1,
+            waited);
+    assert_true(waited > 0); /* the commit that did not fit waited, then was answered 201 */
+    t_server_kill(&s);
+    t_server_restart(&s);
+    check_every_ack(&s, &a);
+    assert_int_equal(t_server_stop(&s), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "'%s' journal check '%s' >&2", t_binary(), data);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    t_server_cleanup(&s);
+    assert_int_equal(umount(mnt), 0);
+    g_mounted[0] = '\0';
+    rmdir(mnt);
+    rmdir(root);
+    unsetenv("BR_TEST_JOURNAL_LOW_KIB");
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_a_full_disk_refuses_writes_and_recovers, teardown)};
+        cmocka_unit_test_teardown(test_a_full_disk_refuses_writes_and_recovers, teardown),
+        cmocka_unit_test_teardown(test_a_commit_that_does_not_fit_waits_for_space, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
