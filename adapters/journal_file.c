@@ -49,11 +49,11 @@ _Static_assert(BUF_BYTES >= 4 * BR_JOURNAL_RECORD_MAX, "the buffer holds several
 struct br_journal_writer {
     int fd;
     enum br_journal_sync sync;
-    uint32_t zero_ahead;   /* bytes of zeros kept past the records, 0 = none */
-    bool failing;          /* the last write failed: the failure was logged */
-    long long end;         /* offset after the last whole record written */
-    long long zero_end;    /* file size; [end, zero_end) is zeros */
-    size_t used;           /* bytes buffered */
+    uint32_t zero_ahead; /* bytes of zeros kept past the records, 0 = none */
+    bool failing;        /* the last write failed: the failure was logged */
+    long long end;       /* offset after the last whole record written */
+    long long zero_end;  /* file size; [end, zero_end) is zeros */
+    size_t used;         /* bytes buffered */
     struct br_journal_log log;
     uint8_t buf[BUF_BYTES];
     char path[512];
@@ -70,12 +70,12 @@ struct br_journal_reader {
 
 static const uint8_t ZEROS[ZERO_CHUNK];
 
-static void jlog(const struct br_journal_log *log, enum br_journal_log_level level,
-                 const char *msg, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void jlog(const struct br_journal_log *log, enum br_journal_log_level level, const char *msg,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* One log line through the callback, or as JSON on stderr without one. */
-static void jlog(const struct br_journal_log *log, enum br_journal_log_level level,
-                 const char *msg, const char *fmt, ...)
+static void jlog(const struct br_journal_log *log, enum br_journal_log_level level, const char *msg,
+                 const char *fmt, ...)
 {
     char fields[768];
     va_list ap;
@@ -91,14 +91,14 @@ static void jlog(const struct br_journal_log *log, enum br_journal_log_level lev
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr,
-            "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, names[level], msg, fields[0] ? "," : "", fields);
+    fprintf(
+        stderr,
+        "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s%s}\n",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+        ts.tv_nsec / 1000000, names[level], msg, fields[0] ? "," : "", fields);
 }
 
-static void log_errno(const struct br_journal_log *log, const char *what, const char *path,
-                      int err)
+static void log_errno(const struct br_journal_log *log, const char *what, const char *path, int err)
 {
     jlog(log, BR_JLOG_ERROR, "journal i/o failed", "\"op\":\"%s\",\"path\":\"%s\",\"errno\":\"%s\"",
          what, path, strerror(err));
@@ -264,7 +264,7 @@ static void classify(int fd, long long at, long long file_len, struct br_journal
     uint32_t crc = le32(rec + 4);
     if (len < PAYLOAD_MIN || len > BR_JOURNAL_RECORD_MAX - BR_JOURNAL_RECORD_HEAD) {
         scan->reason = all_zero(rec, BR_JOURNAL_RECORD_HEAD) ? "zeros, then data further on"
-                                                              : "a record length out of range";
+                                                             : "a record length out of range";
         return;
     }
     long long decl_end = at + (long long)BR_JOURNAL_RECORD_HEAD + len;
@@ -272,8 +272,7 @@ static void classify(int fd, long long at, long long file_len, struct br_journal
         scan->reason = "a bad record with data after it";
         return;
     }
-    bool unfinished = decl_end > file_len ||
-                      all_zero(rec + (size_t)(decl_end - at) - 8, 8);
+    bool unfinished = decl_end > file_len || all_zero(rec + (size_t)(decl_end - at) - 8, 8);
     if (!unfinished) {
         scan->reason = "a whole record that fails its checksum or does not parse";
         return;
@@ -760,8 +759,8 @@ int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd, stru
         return 1;
     }
     size_t avail = r->len - r->start;
-    if (all_zero(r->buf + r->start, avail < BR_JOURNAL_RECORD_HEAD ? avail
-                                                                    : BR_JOURNAL_RECORD_HEAD)) {
+    if (all_zero(r->buf + r->start,
+                 avail < BR_JOURNAL_RECORD_HEAD ? avail : BR_JOURNAL_RECORD_HEAD)) {
         /* No record starts with a zero length: zeros to the end of the file
          * are the zero-filled space ahead of the writer, i.e. the end. */
         struct stat st;

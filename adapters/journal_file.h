@@ -163,8 +163,8 @@ int br_journal_reader_open(struct br_journal_reader **r, const char *path, struc
  * follow), or BR_E_TRUNCATED / BR_E_CORRUPT / BR_E_IO; *offset is always
  * the byte offset of the record (or of the damage). has_outcome tells
  * whether *out was filled. */
-int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd,
-                           struct br_outcome *out, bool *has_outcome, long long *offset);
+int br_journal_reader_next(struct br_journal_reader *r, struct br_cmd *cmd, struct br_outcome *out,
+                           bool *has_outcome, long long *offset);
 
 void br_journal_reader_close(struct br_journal_reader *r);
 

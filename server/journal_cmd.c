@@ -85,8 +85,8 @@ static void on_dropped(void *ctx, long long offset, const struct br_cmd *c,
     }
     printf("  dropped at offset %lld: %s user %" PRIu64, offset, br_cmd_name(c->type), c->user_id);
     if (c->type == BR_CMD_RESERVE) {
-        printf(" event %" PRIu64 " zone %u quantity %u", c->u.reserve.event_id, c->u.reserve.zone_id,
-               c->u.reserve.quantity);
+        printf(" event %" PRIu64 " zone %u quantity %u", c->u.reserve.event_id,
+               c->u.reserve.zone_id, c->u.reserve.quantity);
     } else if (c->type == BR_CMD_CANCEL || c->type == BR_CMD_PAYMENT_CREATE) {
         printf(" booking %" PRIu64, c->u.cancel.hold_id);
     } else if (c->type == BR_CMD_PAYMENT_EVENT) {
@@ -246,8 +246,8 @@ static int cut(const char *dir, const char *path, const struct br_journal_scan *
         return 1;
     }
     close(fd);
-    printf("cut %s at offset %lld; ids of %lld records skipped (%s)\n", path, scan->damage_at,
-           skip, skip_path);
+    printf("cut %s at offset %lld; ids of %lld records skipped (%s)\n", path, scan->damage_at, skip,
+           skip_path);
     return 0;
 }
 
@@ -284,7 +284,8 @@ static int cmd_repair(const char *dir, bool yes)
             return 1;
         }
         long long unreadable = scan.tail_bytes > d.bytes ? scan.tail_bytes - d.bytes : 0;
-        long long skip = scan.records_after + (unreadable + RECORD_MIN_BYTES - 1) / RECORD_MIN_BYTES;
+        long long skip =
+            scan.records_after + (unreadable + RECORD_MIN_BYTES - 1) / RECORD_MIN_BYTES;
         if (skip > (long long)BR_SKIP_IDS_MAX) {
             skip = BR_SKIP_IDS_MAX;
         }

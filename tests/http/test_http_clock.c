@@ -44,7 +44,7 @@ static void test_admission_goes_on_after_the_clock_steps_back(void **state)
     write_offset(offset, 0);
     setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
     struct t_server s;
-    t_server_start(&s, NULL); /* --tick-ms 20 */
+    t_server_start(&s, NULL);        /* --tick-ms 20 */
     uint64_t ev = t_event(&s, NULL); /* requires a pass; the sale is open */
     char tok[2][1024];
     char pass[512];

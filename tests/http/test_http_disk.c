@@ -168,8 +168,10 @@ static void test_a_full_disk_refuses_writes_and_recovers(void **state)
     snprintf(mnt, sizeof mnt, "%s/mnt", root);
     assert_int_equal(mkdir(mnt, 0700), 0);
     if (geteuid() != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=6m") != 0) {
-        fprintf(stderr, "SKIPPED: the full-disk test mounts a 6 MiB tmpfs and needs root "
-                        "(mount: %s)\n", strerror(errno));
+        fprintf(stderr,
+                "SKIPPED: the full-disk test mounts a 6 MiB tmpfs and needs root "
+                "(mount: %s)\n",
+                strerror(errno));
         rmdir(mnt);
         rmdir(root);
         skip();
@@ -181,9 +183,9 @@ static void test_a_full_disk_refuses_writes_and_recovers(void **state)
     struct t_server s;
     t_server_start(&s, (const char *const[]){"--data-dir", data, "--rate-limit-user", "0",
                                              "--rate-limit-ip", "0", NULL});
-    uint64_t ev = t_event(&s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass",
-                                        0, "per_user_limit", 64, "zones", "name", "Floor",
-                                        "capacity", 4000, "price_minor", 1000, "currency", "EUR"));
+    uint64_t ev = t_event(&s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass", 0,
+                                        "per_user_limit", 64, "zones", "name", "Floor", "capacity",
+                                        4000, "price_minor", 1000, "currency", "EUR"));
     for (int i = 0; i < BUYERS; i++) {
         t_buyer(&s, "disk", g_tokens[i], sizeof g_tokens[i]);
     }
@@ -299,9 +301,9 @@ static void test_a_commit_that_does_not_fit_waits_for_space(void **state)
     struct t_server s;
     t_server_start(&s, (const char *const[]){"--data-dir", data, "--rate-limit-user", "0",
                                              "--rate-limit-ip", "0", NULL});
-    uint64_t ev = t_event(&s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass",
-                                        0, "per_user_limit", 64, "zones", "name", "Floor",
-                                        "capacity", 4000, "price_minor", 1000, "currency", "EUR"));
+    uint64_t ev = t_event(&s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass", 0,
+                                        "per_user_limit", 64, "zones", "name", "Floor", "capacity",
+                                        4000, "price_minor", 1000, "currency", "EUR"));
     for (int i = 0; i < BUYERS; i++) {
         t_buyer(&s, "burst", g_tokens[i], sizeof g_tokens[i]);
     }
