@@ -380,6 +380,14 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
               (double)g->gather_us / 1e6, x->replayed);
     render_tables(&b, g);
+    sb_printf(&b,
+              "# HELP br_journal_storage_unavailable 1 while writes are refused because the "
+              "journal cannot be written (full or failing data disk).\n"
+              "# TYPE br_journal_storage_unavailable gauge\nbr_journal_storage_unavailable %d\n"
+              "# HELP br_journal_storage_failures_total Failed journal writes and zero-fills.\n"
+              "# TYPE br_journal_storage_failures_total counter\n"
+              "br_journal_storage_failures_total %" PRIu64 "\n",
+              g->storage_unavailable ? 1 : 0, g->storage_failures);
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
     static const char *const help[] = {"Users waiting in an event's queue.",
                                        "Passes issued for an event.",
