@@ -1159,79 +1159,169 @@ static void timed_wait_locked(struct br_embedded *x, pthread_cond_t *cv, int64_t
     pthread_cond_timedwait(cv, &x->mu, &until);
 }
 
+/* Step 1 of a commit: waits until the active batch may be taken, then takes
+ * it, in lsn order: write_mu is held from the take to the end of the write.
+ * Lock order: write_mu before mu; mu is never held while blocking on
+ * write_mu (only trylock), so a syncer that waits never holds write_mu and
+ * never keeps the others from writing. Returns the batch, write_mu held, or
+ * NULL once the server stops and nothing is left (no lock held). */
+static struct batch *take_batch(struct br_embedded *x)
+{
+    bool have_write = false;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        int64_t now = mono_us();
+        if (x->active->rec_count == 0 && x->stop_flusher) {
+            break;
+        }
+        if (!may_take_locked(x, now)) {
+            if (have_write) {
+                pthread_mutex_unlock(&x->write_mu);
+                have_write = false;
+            }
+            if (x->syncing > 0) {
+                /* Watch the commit in flight: take over if it stalls.
+                 * Its syncer takes the next batch when it is done, so
+                 * this wakes at most once per COMMIT_STALL_US. */
+                x->watchers++;
+                timed_wait_locked(x, &x->stall_cv, x->last_take_us + COMMIT_STALL_US);
+                x->watchers--;
+            } else {
+                x->idle_syncers++;
+                pthread_cond_wait(&x->flush_cv, &x->mu);
+                x->idle_syncers--;
+            }
+            continue;
+        }
+        if (have_write || pthread_mutex_trylock(&x->write_mu) == 0) {
+            have_write = true;
+            break;
+        }
+        /* Another syncer is writing its batch (tens of microseconds):
+         * wait for it without mu, then look again. */
+        pthread_mutex_unlock(&x->mu);
+        pthread_mutex_lock(&x->write_mu);
+        have_write = true;
+        pthread_mutex_lock(&x->mu);
+    }
+    if (x->active->rec_count == 0) {
+        BR_ASSERT(x->stop_flusher);
+        pthread_mutex_unlock(&x->mu);
+        if (have_write) {
+            pthread_mutex_unlock(&x->write_mu);
+        }
+        /* The other syncers see the stop too. */
+        pthread_cond_broadcast(&x->flush_cv);
+        pthread_cond_broadcast(&x->stall_cv);
+        return NULL;
+    }
+    BR_ASSERT(have_write);
+    /* Batches in use: the active one and at most one in flight per
+     * syncer, this one's already dispatched: a spare is always left. */
+    BR_ASSERT(x->free_list != NULL);
+    struct batch *b = x->active;
+    x->active = x->free_list;
+    x->free_list = x->free_list->next;
+    b->end_lsn = x->appended_lsn;
+    b->next = NULL;
+    x->syncing++;
+    int64_t t_take = mono_us();
+    x->last_take_us = t_take;
+    x->gather_us += (uint64_t)(t_take - b->first_us);
+    bool room = x->room_waiters > 0;
+    pthread_mutex_unlock(&x->mu);
+    if (room) {
+        pthread_cond_broadcast(&x->room_cv);
+    }
+    return b;
+}
+
+/* Puts a written batch on the list of those waiting for a sync. */
+static void queue_written(struct br_embedded *x, struct batch *b)
+{
+    pthread_mutex_lock(&x->disp_mu);
+    if (x->written_tail != NULL) {
+        x->written_tail->next = b;
+    } else {
+        x->written_head = b;
+    }
+    x->written_tail = b;
+    pthread_mutex_unlock(&x->disp_mu);
+}
+
+/* Step 3 of a commit: once a sync covered lsn `written`, carries out the
+ * effects of every batch it (or an earlier one) covered, frees those
+ * batches and answers every call that is now durable, in lsn order. */
+static void dispatch_synced(struct br_embedded *x, uint64_t written, int64_t sync_took_us)
+{
+    pthread_mutex_lock(&x->disp_mu);
+    if (written > x->synced_lsn) {
+        x->synced_lsn = written;
+    }
+    struct batch *done_batches = NULL;
+    struct batch **dtail = &done_batches;
+    unsigned ndone = 0;
+    while (x->written_head != NULL && x->written_head->end_lsn <= x->synced_lsn) {
+        struct batch *d = x->written_head;
+        BR_ASSERT(ndone++ < BR_EMB_BATCHES_MAX); /* the list is made of pool batches */
+        x->written_head = d->next;
+        if (x->written_head == NULL) {
+            x->written_tail = NULL;
+        }
+        for (uint32_t i = 0; i < d->rec_count; i++) {
+            carry_out(x, d, &d->recs[i]);
+        }
+        d->next = NULL;
+        *dtail = d;
+        dtail = &d->next;
+    }
+    uint64_t durable = x->synced_lsn;
+    pthread_mutex_lock(&x->mu);
+    x->commits++;
+    x->syncing--;
+    x->sync_us += (uint64_t)sync_took_us;
+    if (durable > x->durable_lsn) {
+        x->durable_lsn = durable;
+    }
+    struct br_call *ready = NULL;
+    struct br_call **tail = &ready;
+    while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
+        struct br_call *c = x->wait_head;
+        x->wait_head = c->next;
+        *tail = c;
+        tail = &c->next;
+    }
+    *tail = NULL;
+    if (x->wait_head == NULL) {
+        x->wait_tail = NULL;
+    }
+    while (done_batches != NULL) { /* at most ndone */
+        struct batch *d = done_batches;
+        done_batches = d->next;
+        d->rec_count = 0;
+        d->fx_count = 0;
+        d->next = x->free_list;
+        x->free_list = d;
+    }
+    /* Nobody is woken: this thread goes on to take the next batch
+     * itself, and a watcher notices the newer commit when it looks. */
+    pthread_mutex_unlock(&x->mu);
+    pthread_mutex_unlock(&x->disp_mu);
+    while (ready != NULL) { /* bounded by the calls that were waiting */
+        struct br_call *c = ready;
+        ready = c->next;
+        c->done(c);
+    }
+}
+
+/* A syncer: take, write, sync, dispatch, until the server stops. */
 static void *syncer_main(void *arg)
 {
     struct br_embedded *x = arg;
     for (;;) {
-        /* 1. Wait until the active batch may be taken, then take it and
-         * write it, in lsn order: write_mu is held from the take to the end
-         * of the write. Lock order: write_mu before mu; mu is never held
-         * while blocking on write_mu (only trylock), so a syncer that waits
-         * never holds write_mu and never keeps the others from writing. */
-        bool have_write = false;
-        pthread_mutex_lock(&x->mu);
-        for (;;) {
-            int64_t now = mono_us();
-            if (x->active->rec_count == 0 && x->stop_flusher) {
-                break;
-            }
-            if (!may_take_locked(x, now)) {
-                if (have_write) {
-                    pthread_mutex_unlock(&x->write_mu);
-                    have_write = false;
-                }
-                if (x->syncing > 0) {
-                    /* Watch the commit in flight: take over if it stalls.
-                     * Its syncer takes the next batch when it is done, so
-                     * this wakes at most once per COMMIT_STALL_US. */
-                    x->watchers++;
-                    timed_wait_locked(x, &x->stall_cv, x->last_take_us + COMMIT_STALL_US);
-                    x->watchers--;
-                } else {
-                    x->idle_syncers++;
-                    pthread_cond_wait(&x->flush_cv, &x->mu);
-                    x->idle_syncers--;
-                }
-                continue;
-            }
-            if (have_write || pthread_mutex_trylock(&x->write_mu) == 0) {
-                have_write = true;
-                break;
-            }
-            /* Another syncer is writing its batch (tens of microseconds):
-             * wait for it without mu, then look again. */
-            pthread_mutex_unlock(&x->mu);
-            pthread_mutex_lock(&x->write_mu);
-            have_write = true;
-            pthread_mutex_lock(&x->mu);
-        }
-        if (x->active->rec_count == 0) {
-            BR_ASSERT(x->stop_flusher);
-            pthread_mutex_unlock(&x->mu);
-            if (have_write) {
-                pthread_mutex_unlock(&x->write_mu);
-            }
-            /* The other syncers see the stop too. */
-            pthread_cond_broadcast(&x->flush_cv);
-            pthread_cond_broadcast(&x->stall_cv);
+        struct batch *b = take_batch(x);
+        if (b == NULL) {
             break;
-        }
-        /* Batches in use: the active one and at most one in flight per
-         * syncer, this one's already dispatched: a spare is always left. */
-        BR_ASSERT(x->free_list != NULL);
-        struct batch *b = x->active;
-        x->active = x->free_list;
-        x->free_list = x->free_list->next;
-        b->end_lsn = x->appended_lsn;
-        b->next = NULL;
-        x->syncing++;
-        int64_t t_take = mono_us();
-        x->last_take_us = t_take;
-        x->gather_us += (uint64_t)(t_take - b->first_us);
-        bool room = x->room_waiters > 0;
-        pthread_mutex_unlock(&x->mu);
-        if (room) {
-            pthread_cond_broadcast(&x->room_cv);
         }
         if (!write_batch(x, b)) {
             pthread_mutex_unlock(&x->write_mu);
@@ -1239,14 +1329,7 @@ static void *syncer_main(void *arg)
             continue;
         }
         uint64_t written = b->end_lsn;
-        pthread_mutex_lock(&x->disp_mu);
-        if (x->written_tail != NULL) {
-            x->written_tail->next = b;
-        } else {
-            x->written_head = b;
-        }
-        x->written_tail = b;
-        pthread_mutex_unlock(&x->disp_mu);
+        queue_written(x, b);
         keep_room(x);
         pthread_mutex_unlock(&x->write_mu);
 
@@ -1255,65 +1338,7 @@ static void *syncer_main(void *arg)
         if (x->sync_fd >= 0 && fdatasync(x->sync_fd) != 0) {
             journal_fail(x, "fdatasync");
         }
-        int64_t sync_took = mono_us() - t_sync;
-
-        /* 3. Dispatch every batch this sync (or an earlier one) covered. */
-        pthread_mutex_lock(&x->disp_mu);
-        if (written > x->synced_lsn) {
-            x->synced_lsn = written;
-        }
-        struct batch *done_batches = NULL;
-        struct batch **dtail = &done_batches;
-        while (x->written_head != NULL && x->written_head->end_lsn <= x->synced_lsn) {
-            struct batch *d = x->written_head;
-            x->written_head = d->next;
-            if (x->written_head == NULL) {
-                x->written_tail = NULL;
-            }
-            for (uint32_t i = 0; i < d->rec_count; i++) {
-                carry_out(x, d, &d->recs[i]);
-            }
-            d->next = NULL;
-            *dtail = d;
-            dtail = &d->next;
-        }
-        uint64_t durable = x->synced_lsn;
-        pthread_mutex_lock(&x->mu);
-        x->commits++;
-        x->syncing--;
-        x->sync_us += (uint64_t)sync_took;
-        if (durable > x->durable_lsn) {
-            x->durable_lsn = durable;
-        }
-        struct br_call *ready = NULL;
-        struct br_call **tail = &ready;
-        while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
-            struct br_call *c = x->wait_head;
-            x->wait_head = c->next;
-            *tail = c;
-            tail = &c->next;
-        }
-        *tail = NULL;
-        if (x->wait_head == NULL) {
-            x->wait_tail = NULL;
-        }
-        for (unsigned n = 0; done_batches != NULL && n < BR_EMB_BATCHES_MAX; n++) {
-            struct batch *d = done_batches;
-            done_batches = d->next;
-            d->rec_count = 0;
-            d->fx_count = 0;
-            d->next = x->free_list;
-            x->free_list = d;
-        }
-        /* Nobody is woken: this thread goes on to take the next batch
-         * itself, and a watcher notices the newer commit when it looks. */
-        pthread_mutex_unlock(&x->mu);
-        pthread_mutex_unlock(&x->disp_mu);
-        for (unsigned n = 0; ready != NULL && n < UINT32_MAX; n++) {
-            struct br_call *c = ready;
-            ready = c->next;
-            c->done(c);
-        }
+        dispatch_synced(x, written, mono_us() - t_sync);
     }
     return NULL;
 }
