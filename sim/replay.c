@@ -298,6 +298,49 @@ static void print_verdict(const struct replay_run *x, const struct br_audit_live
            x->exit_code);
 }
 
+/* Opens the journal at path and an in-memory engine sized by its header.
+ * False after a message on stderr, with nothing left open. */
+static bool replay_open(const char *path, struct br_journal_reader **rd, struct br_config *cfg,
+                        struct br_backend *backend)
+{
+    int rc = br_journal_reader_open(rd, path, cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
+                br_err_name(rc), br_err_message(rc));
+        return false;
+    }
+    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
+     * of the record, so other sizes could diverge. It costs resident memory
+     * only as the records fill it (the engine is laid over zeroed pages). */
+    rc = br_backend_memory_open(backend, cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
+                br_err_name(rc));
+        br_journal_reader_close(*rd);
+        return false;
+    }
+    return true;
+}
+
+/* Prints the report as JSON (with the replay's counts and exit status) or
+ * as text followed by the verdict. */
+static void replay_print(bool json, const struct br_report *r, const struct replay_run *x,
+                         const struct br_audit_liveness *live)
+{
+    if (json) {
+        json_t *o = br_report_json(r);
+        json_object_set_new(o, "records", json_integer((json_int_t)x->records));
+        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)x->compared));
+        json_object_set_new(o, "exit", json_integer(x->exit_code));
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(o);
+    } else {
+        br_report_text(stdout, r);
+        print_verdict(x, live);
+    }
+}
+
 int br_replay_main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -313,21 +356,8 @@ int br_replay_main(int argc, char **argv)
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
     double t0 = now_s(), c0 = cpu_s(); /* from the engine's allocation on, as sim counts */
-    int rc = br_journal_reader_open(&rd, path, &cfg);
-    if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
-                br_err_name(rc), br_err_message(rc));
-        return 2;
-    }
-    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
-     * of the record, so other sizes could diverge. It costs resident memory
-     * only as the records fill it (the engine is laid over zeroed pages). */
     struct br_backend backend;
-    rc = br_backend_memory_open(&backend, &cfg);
-    if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
-                br_err_name(rc));
-        br_journal_reader_close(rd);
+    if (!replay_open(path, &rd, &cfg, &backend)) {
         return 2;
     }
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
@@ -356,18 +386,7 @@ int br_replay_main(int argc, char **argv)
                           .first_now_ms = x.first_now,
                           .last_now_ms = x.last_now,
                           .exit_code = x.exit_code};
-    if (json) {
-        json_t *o = br_report_json(&r);
-        json_object_set_new(o, "records", json_integer((json_int_t)x.records));
-        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)x.compared));
-        json_object_set_new(o, "exit", json_integer(x.exit_code));
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fputc('\n', stdout);
-        json_decref(o);
-    } else {
-        br_report_text(stdout, &r);
-        print_verdict(&x, &live);
-    }
+    replay_print(json, &r, &x, &live);
     br_auditor_free(aud);
     br_backend_close(&backend);
     return x.exit_code;
