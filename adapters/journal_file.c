@@ -664,25 +664,31 @@ int br_journal_writer_close(struct br_journal_writer *w)
 
 /* ---- id skips ---- */
 
-unsigned br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap)
+int br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap)
 {
     char path[600];
     snprintf(path, sizeof path, "%s.skip", journal_path);
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        return 0;
+        return errno == ENOENT ? 0 : -1;
     }
     unsigned n = 0;
     long long off = 0;
     unsigned long recs = 0;
-    /* Bounded by cap. */
-    while (n < cap && fscanf(f, " skip %lld %lu", &off, &recs) == 2) {
+    int got = 0;
+    /* Bounded by cap: a longer file is refused, never read in part. */
+    while ((got = fscanf(f, " skip %lld %lu", &off, &recs)) == 2) {
+        if (n == cap || off < 0 || recs > BR_SKIP_IDS_MAX) {
+            got = 0;
+            break;
+        }
         out[n].offset = off;
-        out[n].records = recs > BR_SKIP_IDS_MAX ? BR_SKIP_IDS_MAX : (uint32_t)recs;
+        out[n].records = (uint32_t)recs;
         n++;
     }
+    bool clean = got == EOF && !ferror(f);
     fclose(f);
-    return n;
+    return clean ? (int)n : -1;
 }
 
 /* ---- the reader ---- */

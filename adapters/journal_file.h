@@ -151,9 +151,13 @@ struct br_journal_skip {
     uint32_t records; /* <= BR_SKIP_IDS_MAX (core/catalog.h) */
 };
 
-/* Reads up to cap skips for the journal at journal_path, in file order.
- * Returns how many (0 when there is no skip file). */
-unsigned br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap);
+#define BR_JOURNAL_SKIPS_MAX 64u /* repairs one journal may carry (lines of <journal>.skip) */
+
+/* Reads the skips for the journal at journal_path, in file order, into
+ * out[cap]. Returns how many (0 when there is no skip file), or -1 when the
+ * file cannot be read, has a malformed line or more than cap lines: the
+ * caller refuses to replay rather than skip part of them. */
+int br_journal_skips_read(const char *journal_path, struct br_journal_skip *out, unsigned cap);
 
 /* Opens path for reading and decodes its header into *cfg. BR_OK, BR_E_IO,
  * BR_E_TRUNCATED / BR_E_CORRUPT / BR_E_VERSION for a bad header. */

@@ -1496,8 +1496,6 @@ static bool outcome_same(const struct br_outcome *a, const struct br_outcome *b)
     return br_outcome_hash(a) == br_outcome_hash(b);
 }
 
-#define SKIPS_MAX 16u /* repairs one journal may carry */
-
 /* Replays the journal into the engine. A command whose outcome differs from
  * the one recorded means this engine is not the one that wrote the journal
  * (or the journal lies): the start is refused (BR_E_DIVERGED), since
@@ -1510,8 +1508,16 @@ static int replay(struct br_embedded *x)
     if (rc != BR_OK) {
         return rc;
     }
-    struct br_journal_skip skips[SKIPS_MAX];
-    unsigned nskips = br_journal_skips_read(x->journal_path, skips, SKIPS_MAX);
+    struct br_journal_skip skips[BR_JOURNAL_SKIPS_MAX];
+    int read = br_journal_skips_read(x->journal_path, skips, BR_JOURNAL_SKIPS_MAX);
+    if (read < 0) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "cannot use the journal's id skips",
+                "\"path\":\"%s.skip\",\"why\":\"unreadable, malformed or over %u lines\"",
+                x->journal_path, BR_JOURNAL_SKIPS_MAX);
+        br_journal_reader_close(r);
+        return BR_E_CORRUPT;
+    }
+    unsigned nskips = (unsigned)read;
     unsigned next_skip = 0;
     struct br_cmd cmd;
     struct br_outcome rec;

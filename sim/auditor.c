@@ -121,6 +121,7 @@ struct a_event {
     uint32_t heap_count, heap_cap;
     uint32_t live_holds;
     uint8_t touched; /* zones touched in this step (bit z-1) */
+    bool skip_pass, skip_hold, skip_pay; /* the next id of each may jump ahead (a repair) */
 };
 
 /* The first answer to (user, key): 40 bytes, one per fresh key (the
@@ -198,6 +199,16 @@ const char *br_inv_title(int inv)
 }
 
 /* ---- small helpers ---- */
+
+/* The count an entity table must have before entity n is added: count, or
+ * n - 1 when a repair's skip is pending and n jumps ahead (the entries in
+ * between stay zeroed: state none, they never existed). Clears the skip. */
+static uint32_t count_before(bool *skip_pending, uint32_t count, uint32_t n)
+{
+    bool jump = *skip_pending && n > count + 1;
+    *skip_pending = false;
+    return jump ? n - 1 : count;
+}
 
 static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
 {
@@ -519,6 +530,15 @@ struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_b
     return a;
 }
 
+void br_auditor_skip_ids(struct br_auditor *a)
+{
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        a->events[i].skip_pass = true;
+        a->events[i].skip_hold = true;
+        a->events[i].skip_pay = true;
+    }
+}
+
 void br_auditor_free(struct br_auditor *a)
 {
     if (a == NULL) {
@@ -799,6 +819,9 @@ static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struc
 {
     const struct br_cmd *c = a->cmd;
     uint32_t n = (uint32_t)(fx->id & 0xffffffffu);
+    uint32_t before = count_before(&ev->skip_pass, ev->pass_count, n);
+    ev->passes = grow(ev->passes, &ev->pass_cap, before, sizeof *ev->passes);
+    ev->pass_count = before;
     if (!check(a, BR_INV_S4,
                fx->event_id == ev->id && (fx->id >> 32) == ev->id && n == ev->pass_count + 1)) {
         violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
@@ -1060,6 +1083,9 @@ static void reserve_new_hold(struct br_auditor *a, const struct br_cmd *c,
     uint32_t zone = c->u.reserve.zone_id;
     uint32_t qty = c->u.reserve.quantity;
     uint32_t n = (uint32_t)(out->id & 0xffffffffu);
+    uint32_t before = count_before(&ev->skip_hold, ev->hold_count, n);
+    ev->holds = grow(ev->holds, &ev->hold_cap, before, sizeof *ev->holds);
+    ev->hold_count = before;
     if (!check(a, BR_INV_S2, (out->id >> 32) == ev->id && n == ev->hold_count + 1)) {
         violate(a, BR_INV_S2, ev->id, c->user_id, out->id, 0, c->u.reserve.pass_id,
                 "new hold id %" PRIu64 " out of sequence (expected n = %u)", out->id,
@@ -1316,6 +1342,11 @@ static bool payment_of_booking(struct br_auditor *a, struct a_event *ev, struct 
 {
     const struct br_cmd *c = a->cmd;
     uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
+    if ((out->id >> 32) == ev->id && pn > ev->pay_count) {
+        uint32_t before = count_before(&ev->skip_pay, ev->pay_count, pn);
+        ev->pays = grow(ev->pays, &ev->pay_cap, before, sizeof *ev->pays);
+        ev->pay_count = before;
+    }
     if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
         ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
         pn = ++ev->pay_count;

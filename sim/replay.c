@@ -23,6 +23,7 @@
 
 #include "adapters/cli.h"
 #include "adapters/journal_file.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
 #include "sim/auditor.h"
@@ -193,6 +194,11 @@ struct replay_run {
     int64_t first_now;
     int64_t last_now;
     int exit_code;
+    /* Id skips `bookingrush journal repair` left beside the journal: applied
+     * at their offsets, as the server does at its start. */
+    struct br_journal_skip skips[BR_JOURNAL_SKIPS_MAX];
+    unsigned skip_count;
+    unsigned skip_next;
 };
 
 static void replay_progress(struct br_progress *pg, const struct replay_run *x, long long offset,
@@ -226,6 +232,13 @@ static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
         long long offset = 0;
         memset(&rec_out, 0, sizeof rec_out);
         int rc = br_journal_reader_next(rd, &cmd, &rec_out, &has_out, &offset);
+        for (; x->skip_next < x->skip_count && x->skips[x->skip_next].offset <= offset;
+             x->skip_next++) {
+            struct br_engine *e = br_backend_memory_engine(backend);
+            BR_ASSERT(e != NULL); /* replay runs on the memory backend */
+            br_catalog_skip_ids(e, x->skips[x->skip_next].records);
+            br_auditor_skip_ids(aud);
+        }
         if (rc == 1) {
             break;
         }
@@ -362,6 +375,16 @@ int br_replay_main(int argc, char **argv)
     }
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
     struct replay_run x = {.path = path, .bytes = bytes, .dump = dump};
+    int skips = br_journal_skips_read(path, x.skips, BR_JOURNAL_SKIPS_MAX);
+    if (skips < 0) {
+        fprintf(stderr, "bookingrush replay: %s.skip: unreadable, malformed or over %u lines\n",
+                path, BR_JOURNAL_SKIPS_MAX);
+        br_auditor_free(aud);
+        br_backend_close(&backend);
+        br_journal_reader_close(rd);
+        return 2;
+    }
+    x.skip_count = (unsigned)skips;
     replay_records(&x, rd, &backend, aud);
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     br_journal_reader_close(rd);
