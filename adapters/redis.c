@@ -885,6 +885,96 @@ static uint64_t events_count(struct br_redis *r, int *rc)
  * keep the first max, run each event's share with saga_step.lua, and list
  * the effects in the merged order.
  */
+/* Phase 1 of saga_step for events base..last, pipelined: each event's
+ * refunds due at now (at most max each) into s->due[*cand..], and its
+ * pending count into *pending. BR_OK, BR_E_UNAVAILABLE, BR_E_FULL or
+ * BR_E_CORRUPT (a reply of the wrong shape). */
+static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const char *now_text,
+                       const char *max_text, size_t *cand, uint64_t *pending)
+{
+    struct br_redis_scratch *s = r->s;
+    if (connect_if_needed(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint64_t e = base; e <= last; e++) {
+        char key[NUM_LEN];
+        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:refunds", e);
+        const char *a1[8] = {"ZRANGEBYSCORE", key, "-inf", now_text, "WITHSCORES", "LIMIT", "0",
+                             max_text};
+        size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
+        const char *a2[2] = {"ZCARD", key};
+        size_t l2[2] = {5, strlen(key)};
+        if (redisAppendCommandArgv(r->ctx, 8, a1, l1) != REDIS_OK ||
+            redisAppendCommandArgv(r->ctx, 2, a2, l2) != REDIS_OK) {
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    int rc = BR_OK;
+    for (uint64_t e = base; e <= last; e++) {
+        redisReply *list = NULL, *card = NULL;
+        if (redisGetReply(r->ctx, (void **)&list) != REDIS_OK ||
+            redisGetReply(r->ctx, (void **)&card) != REDIS_OK) {
+            log_foreign(r, "saga_step read", r->ctx->errstr);
+            if (list != NULL) {
+                freeReplyObject(list);
+            }
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+        bool ok = list->type == REDIS_REPLY_ARRAY && list->elements % 2 == 0 &&
+                  card->type == REDIS_REPLY_INTEGER;
+        if (ok && due_reserve(s, *cand + list->elements / 2) == BR_OK) {
+            for (size_t i = 0; i < list->elements; i += 2) {
+                s->due[*cand].payment_id = (e << 32) | (uint64_t)str_i64(list->element[i]);
+                s->due[*cand].next_ms = str_i64(list->element[i + 1]);
+                (*cand)++;
+            }
+            *pending += (uint64_t)card->integer;
+        } else {
+            rc = ok ? BR_E_FULL : BR_E_CORRUPT;
+        }
+        freeReplyObject(list);
+        freeReplyObject(card);
+    }
+    return rc;
+}
+
+/* Phase 2 of saga_step: runs the script once per event with that event's
+ * share of the first `chosen` due refunds, in event order; effects go to
+ * s->fx_tmp[*ntmp], refunds attempted are added to *done. */
+static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t chosen,
+                           uint32_t *ntmp, uint32_t *done)
+{
+    struct br_redis_scratch *s = r->s;
+    for (size_t i = 0; i < chosen;) {
+        uint64_t e = s->due[i].payment_id >> 32;
+        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
+        for (size_t k = i; k < chosen; k++) {
+            if (s->due[k].payment_id >> 32 == e) {
+                arg_fmt_u64(r, s->due[k].payment_id & 0xffffffffu);
+            }
+        }
+        struct br_outcome o;
+        int64_t after;
+        int rc = run(r, S_SAGA_STEP, e, &o, &after, s->fx_tmp, ntmp);
+        if (rc != BR_OK) {
+            return rc == BR_E_UNAVAILABLE && *done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
+        }
+        *done += o.count;
+        /* The next event with a share: skip this event's entries. */
+        for (size_t k = i; k < chosen; k++) {
+            if (s->due[k].payment_id >> 32 == e) {
+                s->due[k].next_ms = INT64_MIN; /* handled */
+            }
+        }
+        while (i < chosen && s->due[i].next_ms == INT64_MIN) {
+            i++;
+        }
+    }
+    return BR_OK;
+}
+
 static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
                      struct br_effect *fx, uint32_t *n)
 {
@@ -909,49 +999,7 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     /* Phase 1: every event's due refunds and pending count, pipelined. */
     for (uint64_t base = 1; base <= events; base += PIPE_WINDOW / 2) {
         uint64_t last = base + PIPE_WINDOW / 2 - 1 < events ? base + PIPE_WINDOW / 2 - 1 : events;
-        if (connect_if_needed(r) != BR_OK) {
-            return out->err = BR_E_UNAVAILABLE;
-        }
-        for (uint64_t e = base; e <= last; e++) {
-            char key[NUM_LEN];
-            snprintf(key, sizeof key, "br:{e%" PRIu64 "}:refunds", e);
-            const char *a1[8] = {"ZRANGEBYSCORE", key,     "-inf", now_text,
-                                 "WITHSCORES",    "LIMIT", "0",    max_text};
-            size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
-            const char *a2[2] = {"ZCARD", key};
-            size_t l2[2] = {5, strlen(key)};
-            if (redisAppendCommandArgv(r->ctx, 8, a1, l1) != REDIS_OK ||
-                redisAppendCommandArgv(r->ctx, 2, a2, l2) != REDIS_OK) {
-                drop(r);
-                return out->err = BR_E_UNAVAILABLE;
-            }
-        }
-        for (uint64_t e = base; e <= last; e++) {
-            redisReply *list = NULL, *card = NULL;
-            if (redisGetReply(r->ctx, (void **)&list) != REDIS_OK ||
-                redisGetReply(r->ctx, (void **)&card) != REDIS_OK) {
-                log_foreign(r, "saga_step read", r->ctx->errstr);
-                if (list != NULL) {
-                    freeReplyObject(list);
-                }
-                drop(r);
-                return out->err = BR_E_UNAVAILABLE;
-            }
-            bool ok = list->type == REDIS_REPLY_ARRAY && list->elements % 2 == 0 &&
-                      card->type == REDIS_REPLY_INTEGER;
-            if (ok && due_reserve(s, cand + list->elements / 2) == BR_OK) {
-                for (size_t i = 0; i < list->elements; i += 2) {
-                    s->due[cand].payment_id = (e << 32) | (uint64_t)str_i64(list->element[i]);
-                    s->due[cand].next_ms = str_i64(list->element[i + 1]);
-                    cand++;
-                }
-                pending += (uint64_t)card->integer;
-            } else {
-                rc = ok ? BR_E_FULL : BR_E_CORRUPT;
-            }
-            freeReplyObject(list);
-            freeReplyObject(card);
-        }
+        rc = saga_gather(r, base, last, now_text, max_text, &cand, &pending);
         if (rc != BR_OK) {
             return out->err = rc;
         }
@@ -962,32 +1010,11 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     size_t chosen = cand < max ? cand : max;
     /* Phase 2: each event's share, in event order; effects into fx_tmp. */
     uint32_t ntmp = 0, done = 0;
-    for (size_t i = 0; i < chosen;) {
-        uint64_t e = s->due[i].payment_id >> 32;
-        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                arg_fmt_u64(r, s->due[k].payment_id & 0xffffffffu);
-            }
-        }
-        struct br_outcome o;
-        int64_t after;
-        rc = run(r, S_SAGA_STEP, e, &o, &after, s->fx_tmp, &ntmp);
-        if (rc != BR_OK) {
-            memset(out, 0, sizeof *out);
-            *n = 0;
-            return out->err = rc == BR_E_UNAVAILABLE && done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
-        }
-        done += o.count;
-        /* The next event with a share: skip this event's entries. */
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                s->due[k].next_ms = INT64_MIN; /* handled */
-            }
-        }
-        while (i < chosen && s->due[i].next_ms == INT64_MIN) {
-            i++;
-        }
+    rc = saga_run_shares(r, c, chosen, &ntmp, &done);
+    if (rc != BR_OK) {
+        memset(out, 0, sizeof *out);
+        *n = 0;
+        return out->err = rc;
     }
     /* Effects in the merged order: the k-th chosen refund's effect, if it ran. */
     *n = 0;

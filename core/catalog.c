@@ -244,6 +244,26 @@ int br_catalog_user_role_set(struct br_engine *e, const struct br_cmd *c, struct
     return out->err = BR_OK;
 }
 
+static uint32_t seq_skip(uint32_t seq, uint64_t add)
+{
+    const uint64_t top = 0xFFFF0000u; /* leaves room to count on; never below seq */
+    uint64_t v = (uint64_t)seq + add;
+    return v > top ? (seq > top ? seq : (uint32_t)top) : (uint32_t)v;
+}
+
+void br_catalog_skip_ids(struct br_engine *e, uint32_t n)
+{
+    BR_ASSERT(n <= BR_SKIP_IDS_MAX);
+    for (uint32_t i = 0; i < e->event_count; i++) {
+        struct br_event *ev = &e->events[i];
+        uint32_t before = ev->hold_seq;
+        ev->hold_seq = seq_skip(ev->hold_seq, n);
+        ev->payment_seq = seq_skip(ev->payment_seq, n);
+        ev->pass_seq = seq_skip(ev->pass_seq, (uint64_t)n * ev->spec.admit_per_tick);
+        BR_ASSERT(ev->hold_seq >= before);
+    }
+}
+
 void br_catalog_check(const struct br_engine *e)
 {
     BR_ASSERT(e->event_count <= e->cfg.events_max);

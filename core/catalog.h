@@ -100,4 +100,13 @@ uint32_t br_event_spec_queue_default(const struct br_event_spec *s);
 /* Asserts: per zone held + sold <= capacity; ids are index + 1; email index. O(n). */
 void br_catalog_check(const struct br_engine *e);
 
+#define BR_SKIP_IDS_MAX (1u << 20) /* records a journal repair may skip the ids of */
+
+/* After a journal repair dropped up to n records (n <= BR_SKIP_IDS_MAX):
+ * moves every event's hold and payment counters n ahead, and its pass
+ * counter n * admit_per_tick ahead, so no id a dropped record may have
+ * handed out is handed out again. User and event ids are dense indices and
+ * are not moved. O(events). */
+void br_catalog_skip_ids(struct br_engine *e, uint32_t n);
+
 #endif

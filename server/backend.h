@@ -167,6 +167,8 @@ struct br_api_gauges {
     uint32_t table_rows[BR_TABLE_COUNT];       /* rows in use, by enum br_table (limits.h) */
     uint32_t table_rows_max[BR_TABLE_COUNT];   /* rows allowed; 0 = not a deployment table */
     uint64_t capacity_exhausted[BR_TABLE_COUNT]; /* answers refused for room since start */
+    bool storage_unavailable; /* writes are refused: the journal cannot be written */
+    uint64_t storage_failures; /* failed journal writes and zero-fills since start */
 };
 
 struct br_backend;
@@ -245,7 +247,9 @@ struct br_backend_ops {
                           bool succeeded, struct br_call *call);
 
     /* ---- operations ---- */
-    bool (*ready)(struct br_backend *b);
+    /* Whether the backend takes writes; when not, *why (if why is not NULL)
+     * says why in a sentence. */
+    bool (*ready)(struct br_backend *b, const char **why);
     void (*gauges)(struct br_backend *b, struct br_api_gauges *g);
 };
 

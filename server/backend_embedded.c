@@ -13,7 +13,7 @@
  * right after the apply (the hold of a reserve, the event of a create), so a
  * call never points into the engine after the mutex is released.
  */
-#define _GNU_SOURCE /* fallocate */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 
 #include "server/backend_embedded.h"
 
@@ -34,11 +34,21 @@
 #include "adapters/journal_file.h"
 #include "core/engine.h"
 #include "core/hash.h"
+#include "core/journal.h"
 #include "core/panic.h"
 #include "core/queue.h"
+#include "server/log.h"
 
 #define PATH_MAX_BYTES 512u
-#define PREALLOC_BYTES (16LL << 20) /* reserved ahead of the journal's end */
+/* Zeros written ahead of the journal's last record (journal_file.h): a
+ * commit then overwrites zeros and its fdatasync has no size or block map
+ * to update. Extended by ZERO_AHEAD_BYTES whenever less than ZERO_LOW_BYTES
+ * remain; when an extension fails (the disk is full) new writes are refused
+ * and what remains takes the commits already applied. */
+#define ZERO_AHEAD_BYTES (1u << 20)
+#define ZERO_LOW_BYTES (512LL << 10)
+#define STORAGE_RETRY_MIN_MS 50  /* first retry after a storage failure */
+#define STORAGE_RETRY_MAX_MS 1000 /* backoff doubles up to this */
 /* When a syncer takes the active batch (leader/follower group commit):
  * with no commit in flight, at once (the disk is idle: waiting would only
  * add latency); with one in flight, only once that one has taken
@@ -97,6 +107,10 @@ struct br_embedded {
     uint64_t full_unlogged[BR_TABLE_COUNT]; /* of those, not yet in a log line */
     int64_t full_logged_us[BR_TABLE_COUNT]; /* monotonic time of the table's last line */
     int64_t last_now_ms;     /* the clock never goes backwards */
+    int64_t clock_base_ms;   /* now_ms = clock_base_ms + monotonic ms; see now_locked */
+    const char *clock_offset_path; /* BR_TEST_CLOCK_OFFSET_FILE, NULL normally */
+    int64_t clock_offset_ms;
+    int64_t clock_offset_read_ms;
     struct batch pool[BR_EMB_BATCHES_MAX];
     unsigned batches;        /* of pool in use: syncers + 2 */
     struct batch *active;    /* the batch being filled */
@@ -115,19 +129,27 @@ struct br_embedded {
     uint32_t bus_count;
     bool stop_ticker;
     bool stop_flusher;
+    bool abandoned;           /* stopping with the journal unwritable: nothing more is written; under write_mu */
     bool running;
     uint64_t commits;
     uint64_t sync_us;        /* sum over commits of the fdatasync's duration */
     uint64_t gather_us;      /* sum over commits of the first command's wait before the write */
     uint64_t replayed;
     uint64_t diverged;
+    /* Storage (see "storage faults" below); under mu. */
+    bool storage_down;        /* new writes are refused with STORAGE_UNAVAILABLE */
+    bool write_stuck;         /* a batch's write is failing: what follows it waits */
+    int storage_err;          /* why: BR_E_STORAGE_UNAVAILABLE or BR_E_IO */
+    int64_t storage_retry_at; /* monotonic ms of the next zero-fill attempt */
+    int64_t storage_backoff_ms;
+    uint64_t storage_failures; /* failed journal writes and zero-fills */
 
     /* The commit pipeline (see "syncers" below). */
     pthread_mutex_t write_mu;   /* one syncer at a time takes a batch and writes it */
     pthread_mutex_t disp_mu;    /* one syncer at a time carries out durable batches */
     struct br_journal_writer *journal; /* under write_mu (after open) */
-    int sync_fd;                /* the journal, for fdatasync and preallocation; -1 = none */
-    long long prealloc_end;     /* bytes reserved ahead with FALLOC_FL_KEEP_SIZE */
+    int sync_fd;                /* the journal, for fdatasync; -1 = none */
+    long long zero_low;         /* zeros kept ahead at least (ZERO_LOW_BYTES) */
     struct batch *written_head; /* written, not yet known durable; under disp_mu */
     struct batch *written_tail;
     uint64_t synced_lsn;        /* everything up to here is on disk; under disp_mu */
@@ -145,11 +167,37 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t wall_ms(void)
+static int64_t mono_ms(void)
+{
+    return mono_us() / 1000;
+}
+
+/* The wall clock, ms. Tests only: the environment variable
+ * BR_TEST_CLOCK_OFFSET_FILE names a file holding a signed offset in ms that
+ * is added to it (read at most every 20 ms), so a test can step the clock
+ * this process sees back or forward without touching the system's. Under mu
+ * (the cached offset is x's). */
+static int64_t wall_ms(struct br_embedded *x)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (x->clock_offset_path == NULL) {
+        return now;
+    }
+    int64_t m = mono_ms();
+    if (m - x->clock_offset_read_ms >= 20) {
+        x->clock_offset_read_ms = m;
+        FILE *f = fopen(x->clock_offset_path, "r");
+        long long off = 0;
+        if (f != NULL) {
+            if (fscanf(f, "%lld", &off) == 1) {
+                x->clock_offset_ms = off;
+            }
+            fclose(f);
+        }
+    }
+    return now + x->clock_offset_ms;
 }
 
 static struct br_embedded *self(struct br_backend *b)
@@ -157,13 +205,24 @@ static struct br_embedded *self(struct br_backend *b)
     return (struct br_embedded *)(void *)b;
 }
 
-/* The command clock: wall time, never behind the last command. Under mu. */
+/* The command clock, under mu: the monotonic clock plus a base taken from
+ * the wall clock. A wall clock that steps forward moves the base forward
+ * (sales open by the calendar); one that steps back is ignored, so time
+ * keeps flowing at the monotonic rate instead of standing still until the
+ * wall clock catches up (which clamping alone would do). Never behind the
+ * last command (the replayed journal included). */
 static int64_t now_locked(struct br_embedded *x)
 {
-    int64_t now = wall_ms();
+    int64_t mono = mono_ms();
+    int64_t wall = wall_ms(x);
+    if (wall - mono > x->clock_base_ms) {
+        x->clock_base_ms = wall - mono;
+    }
+    int64_t now = x->clock_base_ms + mono;
     if (now < x->last_now_ms) {
         now = x->last_now_ms;
     }
+    BR_ASSERT(now >= x->last_now_ms);
     x->last_now_ms = now;
     return now;
 }
@@ -268,6 +327,20 @@ static void unlock_kick(struct br_embedded *x)
     signal_kicks(x, kick);
 }
 
+/* A write while the journal cannot be written: refused before it is
+ * applied (so there is nothing to undo), answered at once. Under mu;
+ * returns true after unlocking and answering. */
+static bool refuse_locked(struct br_embedded *x, struct br_call *call)
+{
+    if (!x->storage_down) {
+        return false;
+    }
+    call->err = BR_E_STORAGE_UNAVAILABLE;
+    unlock_kick(x);
+    call->done(call);
+    return true;
+}
+
 /* For the ticker, which keeps mu: wakes the syncer now. */
 static void kick_locked(struct br_embedded *x)
 {
@@ -285,6 +358,14 @@ static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call
         call->lsn = x->appended_lsn;
     }
     if (call->lsn <= x->durable_lsn) {
+        return call;
+    }
+    if (!wrote && x->write_stuck) {
+        /* It may have seen commands that cannot be made durable now: it
+         * must not show them, and must not wait for a disk that may stay
+         * full. Reads of durable state are answered as usual, and so are
+         * reads behind batches that are only being synced. */
+        call->err = BR_E_STORAGE_UNAVAILABLE;
         return call;
     }
     call->next = NULL;
@@ -404,6 +485,9 @@ static void op_user_register(struct br_backend *b, const char *email, const char
     cmd.u.user_register.role = role;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     if (out.err == BR_OK) {
@@ -521,6 +605,9 @@ static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t targ
     cmd.u.user_role_set.role = role;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     const struct br_user *u = br_catalog_user(&x->engine, target);
@@ -541,6 +628,9 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
     cmd.u.event_create = *spec;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     if (out.err == BR_OK) {
@@ -616,6 +706,9 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
     cmd.u.queue_join.event_id = event_id;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     if (out.err == BR_OK) {
@@ -636,6 +729,9 @@ static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_i
     cmd.u.queue_leave.event_id = event_id;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     unlock_and_finish(x, call, true);
@@ -649,7 +745,7 @@ static int view_locked(struct br_embedded *x, uint64_t user, uint64_t event_id,
     int rc = br_queue_view(&x->engine, event_id, user, &v);
     if (rc == BR_OK) {
         fill_queue(x, br_catalog_event(&x->engine, event_id), v.status, v.position,
-                   v.queue_length, v.pass_id, v.pass_deadline_ms, wall_ms(), out);
+                   v.queue_length, v.pass_id, v.pass_deadline_ms, now_locked(x), out);
     }
     return rc;
 }
@@ -689,6 +785,9 @@ static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, u
     cmd.u.reserve.idem_key = idem_key;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     const struct br_hold *h = out.id != 0 ? br_inventory_hold(&x->engine, out.id) : NULL;
@@ -736,6 +835,9 @@ static void op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t book
     cmd.u.cancel.hold_id = booking_id;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     const struct br_hold *h = br_inventory_hold(&x->engine, booking_id);
@@ -756,6 +858,9 @@ static void op_payment_create(struct br_backend *b, uint64_t user, uint64_t book
     cmd.u.payment_create.hold_id = booking_id;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     struct pending_rec *r = apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     const struct br_payment *p = out.err == BR_OK ? br_saga_payment(&x->engine, out.id) : NULL;
@@ -779,6 +884,9 @@ static void op_payment_event(struct br_backend *b, const char *provider_event_id
     cmd.u.payment_event.succeeded = succeeded;
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
+        return;
+    }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     const struct br_payment *p = br_saga_payment(&x->engine, payment_id);
@@ -788,12 +896,19 @@ static void op_payment_event(struct br_backend *b, const char *provider_event_id
     unlock_and_finish(x, call, true);
 }
 
-static bool op_ready(struct br_backend *b)
+static bool op_ready(struct br_backend *b, const char **why)
 {
     struct br_embedded *x = self(b);
     pthread_mutex_lock(&x->mu);
-    bool r = x->running && !x->stop_flusher;
+    bool r = x->running && !x->stop_flusher && !x->storage_down;
+    const char *reason = !x->running || x->stop_flusher ? "the backend is not running"
+                         : x->storage_err == BR_E_STORAGE_UNAVAILABLE
+                             ? "the journal cannot be written: no space left on the data disk"
+                             : "the journal cannot be written: i/o error on the data disk";
     pthread_mutex_unlock(&x->mu);
+    if (why != NULL) {
+        *why = r ? "" : reason;
+    }
     return r;
 }
 
@@ -825,6 +940,8 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
     g->commits = x->commits;
     g->sync_us = x->sync_us;
     g->gather_us = x->gather_us;
+    g->storage_unavailable = x->storage_down;
+    g->storage_failures = x->storage_failures;
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -881,19 +998,172 @@ static const struct br_backend_ops EMBEDDED_OPS = {
  * Request threads wake a syncer only when none is busy (the first command
  * of a batch with no commit in flight). The journal writer itself only
  * writes (BR_JOURNAL_NO_SYNC); the syncs go through a descriptor of our
- * own, and the file's next megabytes
- * are reserved ahead (FALLOC_FL_KEEP_SIZE: the size readers see does not
- * change) so that a sync rarely has block allocations to commit.
+ * own. Records land on zeros written and synced ahead of them
+ * (ZERO_AHEAD_BYTES), so a sync writes data only: no size, no block map.
+ * Written zeros rather than fallocate: an fallocated range is "unwritten"
+ * extents that a sync must still convert, and a torn write over real zeros
+ * is recognisable at the next open (journal_file.h).
  */
 
-static void journal_fail(const char *what, int rc)
+/* An fdatasync failed. The records were handed to the kernel, which may
+ * have dropped the dirty pages and reports the error only once: what is on
+ * disk is unknown, so the process stops (no answer for these commands went
+ * out) and the restart replays what the disk really holds. A full disk does
+ * not come here: records overwrite zeros already synced (journal_file.h), so
+ * only a zero-fill or a write can meet ENOSPC, and those are retried. */
+static void journal_fail(struct br_embedded *x, const char *what)
 {
-    /* The engine is ahead of the disk now; only a restart (replay) brings
-     * them back together, and no answer for these commands went out. */
-    fprintf(stderr,
-            "{\"level\":\"error\",\"msg\":\"journal %s failed: stopping\",\"err\":\"%s\"}\n",
-            what, br_err_name(rc));
+    br_logf(x->cfg.log, BR_LOG_ERROR, "journal sync failed: stopping",
+            "\"op\":\"%s\",\"path\":\"%s\"", what, x->journal_path);
     abort();
+}
+
+/* ---- storage faults ----
+ *
+ * storage_down and write_stuck are written with write_mu and mu held, so
+ * either lock is enough to read them. It is set when the journal cannot be zero-filled
+ * ahead or written (a full disk, an i/o error): from then on new writes are
+ * refused before they are applied (refuse_locked), reads that would show a
+ * command stuck behind a failing write are refused (finish_locked), the
+ * ticker applies nothing. A batch whose write failed is retried with backoff by its
+ * syncer, which keeps write_mu, so nothing overtakes it; its callers wait,
+ * since their commands are applied and can be answered only once durable.
+ * The ticker retries the zero-fill; the first that succeeds (or a batch
+ * write followed by one) clears storage_down. */
+
+static void storage_fail_locked(struct br_embedded *x, int rc, const char *what)
+{
+    x->storage_failures++;
+    if (!x->storage_down) {
+        x->storage_down = true;
+        x->storage_err = rc;
+        x->storage_backoff_ms = STORAGE_RETRY_MIN_MS;
+        br_logf(x->cfg.log, BR_LOG_ERROR, "journal storage unavailable: refusing writes",
+                "\"op\":\"%s\",\"err\":\"%s\",\"path\":\"%s\"", what, br_err_name(rc),
+                x->journal_path);
+    } else if (x->storage_backoff_ms < STORAGE_RETRY_MAX_MS) {
+        x->storage_backoff_ms *= 2;
+        if (x->storage_backoff_ms > STORAGE_RETRY_MAX_MS) {
+            x->storage_backoff_ms = STORAGE_RETRY_MAX_MS;
+        }
+    }
+    x->storage_retry_at = mono_ms() + x->storage_backoff_ms;
+}
+
+static void storage_ok_locked(struct br_embedded *x)
+{
+    if (x->storage_down) {
+        x->storage_down = false;
+        br_logf(x->cfg.log, BR_LOG_WARN, "journal storage available again: accepting writes",
+                "\"path\":\"%s\",\"failures\":%" PRIu64, x->journal_path,
+                x->storage_failures);
+    }
+}
+
+/* Keeps ZERO_LOW_BYTES of zeros ahead of the journal. write_mu held, not mu.
+ * Takes mu only when the state changes. */
+static void keep_room(struct br_embedded *x)
+{
+    int rc = BR_OK;
+    if (x->sync_fd >= 0 && br_journal_writer_room(x->journal) < x->zero_low) {
+        rc = br_journal_writer_extend(x->journal, x->zero_low);
+    }
+    if (rc != BR_OK || x->storage_down) {
+        pthread_mutex_lock(&x->mu);
+        if (rc != BR_OK) {
+            storage_fail_locked(x, rc, "zero-fill");
+        } else {
+            storage_ok_locked(x);
+        }
+        pthread_mutex_unlock(&x->mu);
+    }
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec d = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+}
+
+/* Writes batch b, write_mu held. While the journal refuses, retries with
+ * backoff (see "storage faults"). Returns false when the server is
+ * stopping meanwhile: b is given up, and so is every later batch (they
+ * follow commands that will never be on disk). Bounded by the stop. */
+static bool write_batch(struct br_embedded *x, struct batch *b)
+{
+    if (x->abandoned) {
+        return false;
+    }
+    uint32_t i = 0;
+    for (;;) {
+        int rc = BR_OK;
+        while (i < b->rec_count &&
+               (rc = br_journal_writer_append(x->journal, &b->recs[i].cmd, &b->recs[i].out)) ==
+                   BR_OK) {
+            i++;
+        }
+        if (rc == BR_OK) {
+            rc = br_journal_writer_flush(x->journal);
+        }
+        if (rc == BR_OK) {
+            if (x->write_stuck) {
+                pthread_mutex_lock(&x->mu);
+                x->write_stuck = false;
+                pthread_mutex_unlock(&x->mu);
+            }
+            return true;
+        }
+        pthread_mutex_lock(&x->mu);
+        x->write_stuck = true;
+        storage_fail_locked(x, rc, "write");
+        bool stop = x->stop_flusher;
+        int64_t wait_ms = x->storage_backoff_ms;
+        pthread_mutex_unlock(&x->mu);
+        if (stop) {
+            br_journal_writer_discard(x->journal);
+            x->abandoned = true;
+            return false;
+        }
+        sleep_ms(wait_ms);
+    }
+}
+
+/* A batch given up at shutdown (write_batch): its effects are dropped and
+ * every call that waits on one of its commands is answered
+ * UNKNOWN_OUTCOME (the process ends without them on disk, but part of the
+ * write may have landed). Takes mu. */
+static void abandon_batch(struct br_embedded *x, struct batch *b)
+{
+    uint64_t first = b->end_lsn - b->rec_count + 1;
+    struct br_call *gone = NULL;
+    pthread_mutex_lock(&x->mu);
+    struct br_call **pp = &x->wait_head;
+    struct br_call *prev = NULL;
+    /* Bounded by the waiters: each round moves past or removes one. */
+    while (*pp != NULL) {
+        struct br_call *c = *pp;
+        if (c->lsn >= first && c->lsn <= b->end_lsn) {
+            *pp = c->next;
+            c->next = gone;
+            gone = c;
+            continue;
+        }
+        prev = c;
+        pp = &c->next;
+    }
+    x->wait_tail = prev;
+    x->syncing--;
+    b->rec_count = 0;
+    b->fx_count = 0;
+    b->next = x->free_list;
+    x->free_list = b;
+    pthread_mutex_unlock(&x->mu);
+    while (gone != NULL) {
+        struct br_call *c = gone;
+        gone = c->next;
+        c->err = BR_E_UNKNOWN_OUTCOME;
+        c->done(c);
+    }
 }
 
 static void bus_push(struct br_embedded *x, uint64_t payment_id, int64_t amount_minor)
@@ -952,25 +1222,6 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
 }
 
 
-/* Reserves disk blocks ahead of the journal's end. Under write_mu. */
-static void preallocate(struct br_embedded *x)
-{
-    struct stat st;
-    if (x->sync_fd < 0 || fstat(x->sync_fd, &st) != 0) {
-        return;
-    }
-    long long size = (long long)st.st_size;
-    if (size + PREALLOC_BYTES / 2 <= x->prealloc_end) {
-        return;
-    }
-    long long from = x->prealloc_end > size ? x->prealloc_end : size;
-    if (fallocate(x->sync_fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)PREALLOC_BYTES) == 0) {
-        x->prealloc_end = from + PREALLOC_BYTES;
-    } else {
-        x->prealloc_end = LLONG_MAX; /* not supported here: stop trying */
-    }
-}
-
 /* Whether a syncer may take the active batch now (see COMMIT_STALL_US).
  * Under mu. */
 static bool may_take_locked(const struct br_embedded *x, int64_t now_us)
@@ -990,166 +1241,186 @@ static void timed_wait_locked(struct br_embedded *x, pthread_cond_t *cv, int64_t
     pthread_cond_timedwait(cv, &x->mu, &until);
 }
 
+/* Step 1 of a commit: waits until the active batch may be taken, then takes
+ * it, in lsn order: write_mu is held from the take to the end of the write.
+ * Lock order: write_mu before mu; mu is never held while blocking on
+ * write_mu (only trylock), so a syncer that waits never holds write_mu and
+ * never keeps the others from writing. Returns the batch, write_mu held, or
+ * NULL once the server stops and nothing is left (no lock held). */
+static struct batch *take_batch(struct br_embedded *x)
+{
+    bool have_write = false;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        int64_t now = mono_us();
+        if (x->active->rec_count == 0 && x->stop_flusher) {
+            break;
+        }
+        if (!may_take_locked(x, now)) {
+            if (have_write) {
+                pthread_mutex_unlock(&x->write_mu);
+                have_write = false;
+            }
+            if (x->syncing > 0) {
+                /* Watch the commit in flight: take over if it stalls.
+                 * Its syncer takes the next batch when it is done, so
+                 * this wakes at most once per COMMIT_STALL_US. */
+                x->watchers++;
+                timed_wait_locked(x, &x->stall_cv, x->last_take_us + COMMIT_STALL_US);
+                x->watchers--;
+            } else {
+                x->idle_syncers++;
+                pthread_cond_wait(&x->flush_cv, &x->mu);
+                x->idle_syncers--;
+            }
+            continue;
+        }
+        if (have_write || pthread_mutex_trylock(&x->write_mu) == 0) {
+            have_write = true;
+            break;
+        }
+        /* Another syncer is writing its batch (tens of microseconds):
+         * wait for it without mu, then look again. */
+        pthread_mutex_unlock(&x->mu);
+        pthread_mutex_lock(&x->write_mu);
+        have_write = true;
+        pthread_mutex_lock(&x->mu);
+    }
+    if (x->active->rec_count == 0) {
+        BR_ASSERT(x->stop_flusher);
+        pthread_mutex_unlock(&x->mu);
+        if (have_write) {
+            pthread_mutex_unlock(&x->write_mu);
+        }
+        /* The other syncers see the stop too. */
+        pthread_cond_broadcast(&x->flush_cv);
+        pthread_cond_broadcast(&x->stall_cv);
+        return NULL;
+    }
+    BR_ASSERT(have_write);
+    /* Batches in use: the active one and at most one in flight per
+     * syncer, this one's already dispatched: a spare is always left. */
+    BR_ASSERT(x->free_list != NULL);
+    struct batch *b = x->active;
+    x->active = x->free_list;
+    x->free_list = x->free_list->next;
+    b->end_lsn = x->appended_lsn;
+    b->next = NULL;
+    x->syncing++;
+    int64_t t_take = mono_us();
+    x->last_take_us = t_take;
+    x->gather_us += (uint64_t)(t_take - b->first_us);
+    bool room = x->room_waiters > 0;
+    pthread_mutex_unlock(&x->mu);
+    if (room) {
+        pthread_cond_broadcast(&x->room_cv);
+    }
+    return b;
+}
+
+/* Puts a written batch on the list of those waiting for a sync. */
+static void queue_written(struct br_embedded *x, struct batch *b)
+{
+    pthread_mutex_lock(&x->disp_mu);
+    if (x->written_tail != NULL) {
+        x->written_tail->next = b;
+    } else {
+        x->written_head = b;
+    }
+    x->written_tail = b;
+    pthread_mutex_unlock(&x->disp_mu);
+}
+
+/* Step 3 of a commit: once a sync covered lsn `written`, carries out the
+ * effects of every batch it (or an earlier one) covered, frees those
+ * batches and answers every call that is now durable, in lsn order. */
+static void dispatch_synced(struct br_embedded *x, uint64_t written, int64_t sync_took_us)
+{
+    pthread_mutex_lock(&x->disp_mu);
+    if (written > x->synced_lsn) {
+        x->synced_lsn = written;
+    }
+    struct batch *done_batches = NULL;
+    struct batch **dtail = &done_batches;
+    unsigned ndone = 0;
+    while (x->written_head != NULL && x->written_head->end_lsn <= x->synced_lsn) {
+        struct batch *d = x->written_head;
+        BR_ASSERT(ndone++ < BR_EMB_BATCHES_MAX); /* the list is made of pool batches */
+        x->written_head = d->next;
+        if (x->written_head == NULL) {
+            x->written_tail = NULL;
+        }
+        for (uint32_t i = 0; i < d->rec_count; i++) {
+            carry_out(x, d, &d->recs[i]);
+        }
+        d->next = NULL;
+        *dtail = d;
+        dtail = &d->next;
+    }
+    uint64_t durable = x->synced_lsn;
+    pthread_mutex_lock(&x->mu);
+    x->commits++;
+    x->syncing--;
+    x->sync_us += (uint64_t)sync_took_us;
+    if (durable > x->durable_lsn) {
+        x->durable_lsn = durable;
+    }
+    struct br_call *ready = NULL;
+    struct br_call **tail = &ready;
+    while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
+        struct br_call *c = x->wait_head;
+        x->wait_head = c->next;
+        *tail = c;
+        tail = &c->next;
+    }
+    *tail = NULL;
+    if (x->wait_head == NULL) {
+        x->wait_tail = NULL;
+    }
+    while (done_batches != NULL) { /* at most ndone */
+        struct batch *d = done_batches;
+        done_batches = d->next;
+        d->rec_count = 0;
+        d->fx_count = 0;
+        d->next = x->free_list;
+        x->free_list = d;
+    }
+    /* Nobody is woken: this thread goes on to take the next batch
+     * itself, and a watcher notices the newer commit when it looks. */
+    pthread_mutex_unlock(&x->mu);
+    pthread_mutex_unlock(&x->disp_mu);
+    while (ready != NULL) { /* bounded by the calls that were waiting */
+        struct br_call *c = ready;
+        ready = c->next;
+        c->done(c);
+    }
+}
+
+/* A syncer: take, write, sync, dispatch, until the server stops. */
 static void *syncer_main(void *arg)
 {
     struct br_embedded *x = arg;
     for (;;) {
-        /* 1. Wait until the active batch may be taken, then take it and
-         * write it, in lsn order: write_mu is held from the take to the end
-         * of the write. Lock order: write_mu before mu; mu is never held
-         * while blocking on write_mu (only trylock), so a syncer that waits
-         * never holds write_mu and never keeps the others from writing. */
-        bool have_write = false;
-        pthread_mutex_lock(&x->mu);
-        for (;;) {
-            int64_t now = mono_us();
-            if (x->active->rec_count == 0 && x->stop_flusher) {
-                break;
-            }
-            if (!may_take_locked(x, now)) {
-                if (have_write) {
-                    pthread_mutex_unlock(&x->write_mu);
-                    have_write = false;
-                }
-                if (x->syncing > 0) {
-                    /* Watch the commit in flight: take over if it stalls.
-                     * Its syncer takes the next batch when it is done, so
-                     * this wakes at most once per COMMIT_STALL_US. */
-                    x->watchers++;
-                    timed_wait_locked(x, &x->stall_cv, x->last_take_us + COMMIT_STALL_US);
-                    x->watchers--;
-                } else {
-                    x->idle_syncers++;
-                    pthread_cond_wait(&x->flush_cv, &x->mu);
-                    x->idle_syncers--;
-                }
-                continue;
-            }
-            if (have_write || pthread_mutex_trylock(&x->write_mu) == 0) {
-                have_write = true;
-                break;
-            }
-            /* Another syncer is writing its batch (tens of microseconds):
-             * wait for it without mu, then look again. */
-            pthread_mutex_unlock(&x->mu);
-            pthread_mutex_lock(&x->write_mu);
-            have_write = true;
-            pthread_mutex_lock(&x->mu);
-        }
-        if (x->active->rec_count == 0) {
-            BR_ASSERT(x->stop_flusher);
-            pthread_mutex_unlock(&x->mu);
-            if (have_write) {
-                pthread_mutex_unlock(&x->write_mu);
-            }
-            /* The other syncers see the stop too. */
-            pthread_cond_broadcast(&x->flush_cv);
-            pthread_cond_broadcast(&x->stall_cv);
+        struct batch *b = take_batch(x);
+        if (b == NULL) {
             break;
         }
-        /* Batches in use: the active one and at most one in flight per
-         * syncer, this one's already dispatched: a spare is always left. */
-        BR_ASSERT(x->free_list != NULL);
-        struct batch *b = x->active;
-        x->active = x->free_list;
-        x->free_list = x->free_list->next;
-        b->end_lsn = x->appended_lsn;
-        b->next = NULL;
-        x->syncing++;
-        int64_t t_take = mono_us();
-        x->last_take_us = t_take;
-        x->gather_us += (uint64_t)(t_take - b->first_us);
-        bool room = x->room_waiters > 0;
-        pthread_mutex_unlock(&x->mu);
-        if (room) {
-            pthread_cond_broadcast(&x->room_cv);
-        }
-        for (uint32_t i = 0; i < b->rec_count; i++) {
-            int rc = br_journal_writer_append(x->journal, &b->recs[i].cmd, &b->recs[i].out);
-            if (rc != BR_OK) {
-                journal_fail("append", rc);
-            }
-        }
-        int rc = br_journal_writer_flush(x->journal);
-        if (rc != BR_OK) {
-            journal_fail("write", rc);
+        if (!write_batch(x, b)) {
+            pthread_mutex_unlock(&x->write_mu);
+            abandon_batch(x, b);
+            continue;
         }
         uint64_t written = b->end_lsn;
-        pthread_mutex_lock(&x->disp_mu);
-        if (x->written_tail != NULL) {
-            x->written_tail->next = b;
-        } else {
-            x->written_head = b;
-        }
-        x->written_tail = b;
-        pthread_mutex_unlock(&x->disp_mu);
-        preallocate(x);
+        queue_written(x, b);
+        keep_room(x);
         pthread_mutex_unlock(&x->write_mu);
 
         /* 2. Make it durable; other syncers may be writing or syncing now. */
         int64_t t_sync = mono_us();
         if (x->sync_fd >= 0 && fdatasync(x->sync_fd) != 0) {
-            journal_fail("fdatasync", BR_E_IO);
+            journal_fail(x, "fdatasync");
         }
-        int64_t sync_took = mono_us() - t_sync;
-
-        /* 3. Dispatch every batch this sync (or an earlier one) covered. */
-        pthread_mutex_lock(&x->disp_mu);
-        if (written > x->synced_lsn) {
-            x->synced_lsn = written;
-        }
-        struct batch *done_batches = NULL;
-        struct batch **dtail = &done_batches;
-        while (x->written_head != NULL && x->written_head->end_lsn <= x->synced_lsn) {
-            struct batch *d = x->written_head;
-            x->written_head = d->next;
-            if (x->written_head == NULL) {
-                x->written_tail = NULL;
-            }
-            for (uint32_t i = 0; i < d->rec_count; i++) {
-                carry_out(x, d, &d->recs[i]);
-            }
-            d->next = NULL;
-            *dtail = d;
-            dtail = &d->next;
-        }
-        uint64_t durable = x->synced_lsn;
-        pthread_mutex_lock(&x->mu);
-        x->commits++;
-        x->syncing--;
-        x->sync_us += (uint64_t)sync_took;
-        if (durable > x->durable_lsn) {
-            x->durable_lsn = durable;
-        }
-        struct br_call *ready = NULL;
-        struct br_call **tail = &ready;
-        while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
-            struct br_call *c = x->wait_head;
-            x->wait_head = c->next;
-            *tail = c;
-            tail = &c->next;
-        }
-        *tail = NULL;
-        if (x->wait_head == NULL) {
-            x->wait_tail = NULL;
-        }
-        for (unsigned n = 0; done_batches != NULL && n < BR_EMB_BATCHES_MAX; n++) {
-            struct batch *d = done_batches;
-            done_batches = d->next;
-            d->rec_count = 0;
-            d->fx_count = 0;
-            d->next = x->free_list;
-            x->free_list = d;
-        }
-        /* Nobody is woken: this thread goes on to take the next batch
-         * itself, and a watcher notices the newer commit when it looks. */
-        pthread_mutex_unlock(&x->mu);
-        pthread_mutex_unlock(&x->disp_mu);
-        for (unsigned n = 0; ready != NULL && n < UINT32_MAX; n++) {
-            struct br_call *c = ready;
-            ready = c->next;
-            c->done(c);
-        }
+        dispatch_synced(x, written, mono_us() - t_sync);
     }
     return NULL;
 }
@@ -1158,7 +1429,7 @@ static void *syncer_main(void *arg)
 
 static void tick_locked(struct br_embedded *x)
 {
-    int64_t now = wall_ms();
+    int64_t now = now_locked(x);
     struct br_cmd cmd;
     struct br_outcome out;
     for (uint32_t i = 0; i < x->engine.event_count; i++) {
@@ -1186,49 +1457,77 @@ static void tick_locked(struct br_embedded *x)
     }
 }
 
+/* While storage is down: one zero-fill attempt when the backoff allows
+ * (see "storage faults"). Under mu, released meanwhile. write_mu is only
+ * tried: a syncer holding it is retrying a write, which decides too. */
+static void storage_retry_locked(struct br_embedded *x)
+{
+    if (mono_ms() < x->storage_retry_at) {
+        return;
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (pthread_mutex_trylock(&x->write_mu) == 0) {
+        int rc = x->abandoned ? BR_E_IO : br_journal_writer_extend(x->journal, x->zero_low);
+        pthread_mutex_lock(&x->mu);
+        if (rc == BR_OK) {
+            storage_ok_locked(x);
+        } else {
+            storage_fail_locked(x, rc, "zero-fill");
+        }
+        pthread_mutex_unlock(&x->mu);
+        pthread_mutex_unlock(&x->write_mu);
+    }
+    pthread_mutex_lock(&x->mu);
+}
+
+/* Carries out the refunds on the saga bus: each without the lock, its
+ * result applied as a command. Under mu. */
+static void drain_bus_locked(struct br_embedded *x)
+{
+    for (uint32_t n = 0; n < BR_EMB_BUS_MAX && x->bus_count > 0 && !x->storage_down; n++) {
+        struct refund_duty d = x->bus[x->bus_head];
+        x->bus_head = (x->bus_head + 1) % BR_EMB_BUS_MAX;
+        x->bus_count--;
+        pthread_mutex_unlock(&x->mu);
+        int rc = br_provider_test_refund(x->cfg.provider, d.payment_id, d.amount_minor);
+        pthread_mutex_lock(&x->mu);
+        struct br_cmd cmd;
+        struct br_outcome out;
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = BR_CMD_REFUND_RESULT;
+        cmd.u.refund_result.payment_id = d.payment_id;
+        cmd.u.refund_result.ok = rc == BR_OK;
+        apply_locked(x, &cmd, NULL, &out);
+        kick_locked(x);
+    }
+}
+
+/* Ticks on the monotonic clock (tick_cv waits on CLOCK_MONOTONIC): a wall
+ * clock stepped back does not stall admission, sweeps or the saga. While
+ * storage is down nothing is applied: the ticks retry the storage instead
+ * (the refunds wait on the bus; saga_step re-emits any that overflow it). */
 static void *ticker_main(void *arg)
 {
     struct br_embedded *x = arg;
-    int64_t next_tick = wall_ms();
+    int64_t next_tick = mono_ms();
     pthread_mutex_lock(&x->mu);
     while (!x->stop_ticker) {
-        if (wall_ms() >= next_tick) {
-            tick_locked(x);
-            kick_locked(x);
-            next_tick = wall_ms() + x->cfg.tick_ms;
+        int64_t now = mono_ms();
+        if (now >= next_tick) {
+            if (x->storage_down) {
+                storage_retry_locked(x);
+            } else {
+                tick_locked(x);
+                kick_locked(x);
+            }
+            next_tick = now + x->cfg.tick_ms;
         }
-        /* The saga bus: refunds owed. Each is carried out without the lock
-         * and its result applied as a command. */
-        for (uint32_t n = 0; n < BR_EMB_BUS_MAX && x->bus_count > 0; n++) {
-            struct refund_duty d = x->bus[x->bus_head];
-            x->bus_head = (x->bus_head + 1) % BR_EMB_BUS_MAX;
-            x->bus_count--;
-            pthread_mutex_unlock(&x->mu);
-            int rc = br_provider_test_refund(x->cfg.provider, d.payment_id, d.amount_minor);
-            pthread_mutex_lock(&x->mu);
-            struct br_cmd cmd;
-            struct br_outcome out;
-            memset(&cmd, 0, sizeof cmd);
-            cmd.type = BR_CMD_REFUND_RESULT;
-            cmd.u.refund_result.payment_id = d.payment_id;
-            cmd.u.refund_result.ok = rc == BR_OK;
-            apply_locked(x, &cmd, NULL, &out);
-            kick_locked(x);
-        }
+        drain_bus_locked(x);
         if (x->stop_ticker) {
             break;
         }
-        int64_t wait_ms = next_tick - wall_ms();
-        if (wait_ms > 0 && x->bus_count == 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += (time_t)(wait_ms / 1000);
-            until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&x->tick_cv, &x->mu, &until);
+        if (next_tick > mono_ms() && (x->bus_count == 0 || x->storage_down)) {
+            timed_wait_locked(x, &x->tick_cv, next_tick * 1000);
         }
     }
     pthread_mutex_unlock(&x->mu);
@@ -1251,7 +1550,7 @@ static void stop_syncers(struct br_embedded *x)
     x->syncers_started = 0;
 }
 
-static int ensure_dir(const char *path)
+static int ensure_dir(const char *path, const struct br_log *log)
 {
     if (mkdir(path, 0700) == 0 || errno == EEXIST) {
         struct stat st;
@@ -1259,9 +1558,19 @@ static int ensure_dir(const char *path)
             return BR_OK;
         }
     }
-    fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot create data dir\",\"path\":\"%s\"}\n",
-            path);
+    br_logf(log, BR_LOG_ERROR, "cannot create the data dir", "\"path\":\"%s\",\"errno\":\"%s\"",
+            path, strerror(errno));
     return BR_E_IO;
+}
+
+/* The journal module's lines, through the server's logger. */
+static void journal_log(void *ctx, enum br_journal_log_level level, const char *msg,
+                        const char *fields)
+{
+    enum br_log_level l = level == BR_JLOG_ERROR  ? BR_LOG_ERROR
+                          : level == BR_JLOG_WARN ? BR_LOG_WARN
+                                                  : BR_LOG_INFO;
+    br_logf(ctx, l, msg, "%s", fields);
 }
 
 static bool outcome_same(const struct br_outcome *a, const struct br_outcome *b)
@@ -1269,6 +1578,10 @@ static bool outcome_same(const struct br_outcome *a, const struct br_outcome *b)
     return br_outcome_hash(a) == br_outcome_hash(b);
 }
 
+/* Replays the journal into the engine. A command whose outcome differs from
+ * the one recorded means this engine is not the one that wrote the journal
+ * (or the journal lies): the start is refused (BR_E_DIVERGED), since
+ * serving would answer from a state no client was ever shown. */
 static int replay(struct br_embedded *x)
 {
     struct br_journal_reader *r = NULL;
@@ -1277,6 +1590,17 @@ static int replay(struct br_embedded *x)
     if (rc != BR_OK) {
         return rc;
     }
+    struct br_journal_skip skips[BR_JOURNAL_SKIPS_MAX];
+    int read = br_journal_skips_read(x->journal_path, skips, BR_JOURNAL_SKIPS_MAX);
+    if (read < 0) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "cannot use the journal's id skips",
+                "\"path\":\"%s.skip\",\"why\":\"unreadable, malformed or over %u lines\"",
+                x->journal_path, BR_JOURNAL_SKIPS_MAX);
+        br_journal_reader_close(r);
+        return BR_E_CORRUPT;
+    }
+    unsigned nskips = (unsigned)read;
+    unsigned next_skip = 0;
     struct br_cmd cmd;
     struct br_outcome rec;
     struct br_outcome out;
@@ -1284,6 +1608,9 @@ static int replay(struct br_embedded *x)
     long long offset = 0;
     for (;;) {
         rc = br_journal_reader_next(r, &cmd, &rec, &has, &offset);
+        for (; next_skip < nskips && skips[next_skip].offset <= offset; next_skip++) {
+            br_catalog_skip_ids(&x->engine, skips[next_skip].records);
+        }
         if (rc != BR_OK) {
             break;
         }
@@ -1293,21 +1620,20 @@ static int replay(struct br_embedded *x)
             x->last_now_ms = cmd.now_ms;
         }
         if (has && !outcome_same(&rec, &out)) {
-            if (x->diverged == 0) {
-                fprintf(stderr,
-                        "{\"level\":\"warn\",\"msg\":\"replay diverged\",\"offset\":%lld,"
-                        "\"command\":\"%s\",\"recorded\":\"%s\",\"now\":\"%s\"}\n",
-                        offset, br_cmd_name(cmd.type), br_err_name(rec.err), br_err_name(out.err));
-            }
             x->diverged++;
+            br_logf(x->cfg.log, BR_LOG_ERROR, "journal replay diverged: refusing to start",
+                    "\"path\":\"%s\",\"offset\":%lld,\"command\":\"%s\",\"recorded\":\"%s\","
+                    "\"replayed\":\"%s\",\"recorded_id\":%" PRIu64 ",\"replayed_id\":%" PRIu64,
+                    x->journal_path, offset, br_cmd_name(cmd.type), br_err_name(rec.err),
+                    br_err_name(out.err), rec.id, out.id);
+            br_journal_reader_close(r);
+            return BR_E_DIVERGED;
         }
     }
     br_journal_reader_close(r);
     if (rc != 1) {
-        fprintf(stderr,
-                "{\"level\":\"error\",\"msg\":\"journal unreadable after open\",\"offset\":%lld,"
-                "\"err\":\"%s\"}\n",
-                offset, br_err_name(rc));
+        br_logf(x->cfg.log, BR_LOG_ERROR, "journal unreadable after open",
+                "\"offset\":%lld,\"err\":\"%s\"", offset, br_err_name(rc));
         return rc;
     }
     return BR_OK;
@@ -1347,6 +1673,7 @@ static int engine_open(struct br_embedded *x, struct br_config *ecfg)
         br_logf(x->cfg.log, BR_LOG_ERROR, "cannot reserve the engine's memory",
                 "\"bytes\":%zu,\"users_max\":%u", size, ecfg->users_max);
         free(x->engine_mem);
+        x->engine_mem = NULL;
         return BR_E_IO;
     }
     x->engine_bytes = size;
@@ -1361,57 +1688,60 @@ void br_embedded_engine_info(const struct br_embedded *x, struct br_config *cfg,
     *from_journal = x->engine_from_journal;
 }
 
-int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *cfg)
+/* Opens the journal (a torn tail cut, damage refused), replays it, opens
+ * the descriptor the syncers fsync and zero-fills ahead. */
+static int open_journal(struct br_embedded *x, const struct br_config *ecfg)
 {
-    *out = NULL;
-    BR_ASSERT(cfg->provider != NULL && cfg->tick_ms > 0);
-    BR_ASSERT(cfg->syncers >= 1 && cfg->syncers <= BR_EMB_SYNCERS_MAX);
-    int rc = ensure_dir(cfg->data_dir);
-    if (rc != BR_OK) {
-        return rc;
+    /* Tests only: BR_TEST_JOURNAL_ZERO_KIB makes the zeros ahead small (the
+     * disk test fills a tmpfs), BR_TEST_JOURNAL_LOW_KIB sets when they are
+     * extended (0: only when a commit does not fit: the stuck-write path). */
+    const char *test_zero = getenv("BR_TEST_JOURNAL_ZERO_KIB");
+    uint32_t zero = ZERO_AHEAD_BYTES;
+    if (test_zero != NULL && atoi(test_zero) > 0) {
+        zero = (uint32_t)atoi(test_zero) * 1024u;
+        zero = (zero + 4095u) & ~4095u;
     }
-    struct br_embedded *x = calloc(1, sizeof *x);
-    if (x == NULL) {
-        return BR_E_IO;
+    x->zero_low = test_zero != NULL ? (long long)zero / 2 : ZERO_LOW_BYTES;
+    const char *test_low = getenv("BR_TEST_JOURNAL_LOW_KIB"); /* tests: 0 = extend only when full */
+    if (test_low != NULL && atoi(test_low) >= 0) {
+        x->zero_low = (long long)atoi(test_low) * 1024;
     }
-    x->base.ops = &EMBEDDED_OPS;
-    x->cfg = *cfg;
-    snprintf(x->journal_path, sizeof x->journal_path, "%s/journal", cfg->data_dir);
-
-    struct br_config ecfg;
-    rc = engine_open(x, &ecfg);
-    if (rc != BR_OK) {
-        free(x);
-        return rc;
-    }
-    long long torn = -1;
     /* The writer only writes; the syncers sync (see above). */
-    rc = br_journal_writer_open(&x->journal, x->journal_path, &ecfg, BR_JOURNAL_NO_SYNC, &torn);
+    struct br_journal_writer_opts o = {.sync = BR_JOURNAL_NO_SYNC,
+                                       .zero_ahead_bytes = x->cfg.fsync ? zero : 0,
+                                       .log = {journal_log, (void *)x->cfg.log}};
+    struct br_journal_scan scan;
+    int rc = br_journal_writer_open_opts(&x->journal, x->journal_path, ecfg, &o, &scan);
     if (rc == BR_OK) {
         rc = replay(x);
     }
     atomic_init(&x->users_known, x->engine.user_count);
-    if (rc != BR_OK) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot open the journal\",\"path\":\"%s\","
-                        "\"err\":\"%s\"}\n",
-                x->journal_path, br_err_name(rc));
-        br_journal_writer_close(x->journal);
-        free(x->engine_mem);
-        free(x);
-        return rc;
-    }
-    x->sync_fd = -1;
-    if (cfg->fsync) {
+    if (rc == BR_OK && x->cfg.fsync) {
         x->sync_fd = open(x->journal_path, O_RDWR | O_CLOEXEC);
         if (x->sync_fd < 0) {
-            fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot open the journal to sync it\"}\n");
-            br_journal_writer_close(x->journal);
-            free(x->engine_mem);
-            free(x);
-            return BR_E_IO;
+            br_logf(x->cfg.log, BR_LOG_ERROR, "cannot open the journal to sync it",
+                    "\"path\":\"%s\",\"errno\":\"%s\"", x->journal_path, strerror(errno));
+            rc = BR_E_IO;
         }
     }
-    x->batches = cfg->syncers + 2u;
+    if (rc != BR_OK) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "cannot open the journal",
+                "\"path\":\"%s\",\"err\":\"%s\"", x->journal_path, br_err_name(rc));
+        return rc;
+    }
+    if (x->sync_fd >= 0) {
+        rc = br_journal_writer_extend(x->journal, x->zero_low);
+        if (rc != BR_OK) {
+            storage_fail_locked(x, rc, "zero-fill"); /* single-threaded yet: serve reads only */
+        }
+    }
+    return BR_OK;
+}
+
+/* Batches, locks and condition variables. */
+static void init_sync_objects(struct br_embedded *x)
+{
+    x->batches = x->cfg.syncers + 2u;
     for (unsigned i = 0; i < x->batches; i++) {
         struct batch *b = &x->pool[i];
         b->recs = calloc(BR_EMB_BATCH_MAX, sizeof *b->recs);
@@ -1434,14 +1764,54 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
     pthread_mutexattr_destroy(&adaptive);
     pthread_mutex_init(&x->write_mu, NULL);
     pthread_mutex_init(&x->disp_mu, NULL);
+    /* Every timed wait is on CLOCK_MONOTONIC (timed_wait_locked). */
     pthread_condattr_t mono;
     pthread_condattr_init(&mono);
     pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
     pthread_cond_init(&x->flush_cv, &mono);
-    pthread_cond_init(&x->stall_cv, &mono); /* timed waits in syncer_main use CLOCK_MONOTONIC */
+    pthread_cond_init(&x->stall_cv, &mono);
+    pthread_cond_init(&x->tick_cv, &mono);
     pthread_condattr_destroy(&mono);
     pthread_cond_init(&x->room_cv, NULL);
-    pthread_cond_init(&x->tick_cv, NULL);
+}
+
+int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *cfg)
+{
+    *out = NULL;
+    BR_ASSERT(cfg->provider != NULL && cfg->tick_ms > 0);
+    BR_ASSERT(cfg->syncers >= 1 && cfg->syncers <= BR_EMB_SYNCERS_MAX);
+    int rc = ensure_dir(cfg->data_dir, cfg->log);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    struct br_embedded *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        return BR_E_IO;
+    }
+    x->base.ops = &EMBEDDED_OPS;
+    x->cfg = *cfg;
+    x->sync_fd = -1;
+    x->clock_offset_path = getenv("BR_TEST_CLOCK_OFFSET_FILE");
+    snprintf(x->journal_path, sizeof x->journal_path, "%s/journal", cfg->data_dir);
+    struct br_config ecfg;
+    rc = engine_open(x, &ecfg);
+    if (rc == BR_OK) {
+        rc = open_journal(x, &ecfg);
+    }
+    if (rc != BR_OK) {
+        br_journal_writer_close(x->journal);
+        if (x->sync_fd >= 0) {
+            close(x->sync_fd);
+        }
+        free(x->engine_mem);
+        free(x);
+        return rc;
+    }
+    /* The command clock starts at the wall clock, or after the journal's
+     * last command if that is later (now_locked). */
+    int64_t wall = wall_ms(x);
+    x->clock_base_ms = (wall > x->last_now_ms ? wall : x->last_now_ms) - mono_ms();
+    init_sync_objects(x);
     *out = x;
     return BR_OK;
 }
@@ -1498,12 +1868,13 @@ void br_embedded_close(struct br_embedded *x)
     }
     int rc = br_journal_writer_close(x->journal);
     if (rc != BR_OK) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"journal close failed\",\"err\":\"%s\"}\n",
+        br_logf(x->cfg.log, BR_LOG_ERROR, "journal close failed", "\"err\":\"%s\"",
                 br_err_name(rc));
     }
     if (x->sync_fd >= 0) {
         if (fdatasync(x->sync_fd) != 0) {
-            fprintf(stderr, "{\"level\":\"error\",\"msg\":\"journal sync at close failed\"}\n");
+            br_logf(x->cfg.log, BR_LOG_ERROR, "journal sync at close failed",
+                    "\"errno\":\"%s\"", strerror(errno));
         }
         close(x->sync_fd);
     }

@@ -24,9 +24,26 @@
  * saga bus to the ticker, which refunds and applies refund_result. A refund
  * lost in a crash is found again by saga_step (the core keeps the duty).
  *
- * A failed journal write or fsync stops the process (abort): the state in
- * memory is then ahead of the disk, and only a restart (replay) makes them
- * agree again. No answer for an undurable command is ever sent.
+ * Storage faults. A full data disk shows first as a failed zero-fill
+ * ahead of the journal: new writes are then refused with
+ * STORAGE_UNAVAILABLE before they are applied, reads of durable state go
+ * on, /readyz says why, and the zeros already written take the commands
+ * applied before. A failed write is retried with backoff while its callers
+ * wait (their commands are applied, so they can only be answered once
+ * durable); the first zero-fill or write that succeeds again reopens
+ * writes. At shutdown a batch that still cannot be written is given up and
+ * its callers answered UNKNOWN_OUTCOME. A failed fdatasync stops the
+ * process (abort): the page cache's state is then unknown, and only a
+ * restart (replay) makes memory and disk agree again. No answer for an
+ * undurable command is ever sent.
+ *
+ * Clock. Ticks are scheduled on CLOCK_MONOTONIC; the commands' now_ms is
+ * the monotonic clock plus a base that follows the wall clock forward only,
+ * so it never goes backwards and never stands still.
+ *
+ * Replay. A command whose replayed outcome differs from the recorded one
+ * refuses the start (BR_E_DIVERGED). <data_dir>/journal.skip, written by
+ * `bookingrush journal repair`, moves id counters past dropped records.
  *
  * Limits: BR_EMB_BATCH_MAX commands and BR_EMB_EFFECTS_MAX effects wait for
  * one commit (requests block briefly when the syncers are behind);
@@ -60,13 +77,14 @@ struct br_embedded_config {
     struct br_backend_listener listener;
     struct br_config engine;       /* capacities for a new journal (its seed is drawn fresh);
                                       an existing journal's header wins */
-    const struct br_log *log;      /* for the full-table lines; NULL = none */
+    const struct br_log *log;      /* not owned; NULL logs nothing */
     unsigned email_hash_bits;      /* 0 = 64; fewer only in tests (core/engine.h) */
 };
 
 /* Opens the journal (creating it), replays it into a fresh engine and
  * returns the backend, not yet running. BR_OK, BR_E_IO, BR_E_CORRUPT
- * (damage before the tail: nothing is changed), BR_E_VERSION. Logs why. */
+ * (damage that is not a torn tail: nothing is changed), BR_E_DIVERGED (a
+ * replayed outcome differs from the recorded one), BR_E_VERSION. Logs why. */
 int br_embedded_open(struct br_embedded **x, const struct br_embedded_config *cfg);
 
 /* Sets the listener (before start: the fan-out needs the backend first). */

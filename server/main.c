@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "adapters/cli.h"
+#include "server/journal_cmd.h"
 #include "server/serve.h"
 #ifdef BR_HAVE_SIM
 #include "sim/sim.h"
@@ -21,6 +22,7 @@ static void usage(FILE *f)
                "  serve    run the server on the embedded default (see `serve --help`)\n"
                "  sim      run a simulated on-sale from a scenario (see `sim --help`)\n"
                "  replay   re-run a recorded journal through the core, report divergence\n"
+               "  journal  check or repair a data dir's journal (see `journal --help`)\n"
                "  version  the version and the commit this binary was built from\n"
                "  help     this text\n\n"
                "The design (architecture, invariants, journal format, Redis keys):\n"
@@ -40,6 +42,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0) {
         return br_serve_main(argc - 2, argv + 2);
+    }
+    if (strcmp(argv[1], "journal") == 0) {
+        return br_journal_main(argc - 1, argv + 1);
     }
 #ifdef BR_HAVE_SIM
     if (strcmp(argv[1], "sim") == 0) {

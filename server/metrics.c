@@ -285,19 +285,10 @@ static void render_tables(struct sbuf *b, const struct br_api_gauges *g)
               g->engine_bytes);
 }
 
-char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
-                        const struct br_metrics_extra *x, size_t *len)
+/* Requests by route and status, and their latency histogram. */
+static void render_requests(struct sbuf *b, struct br_metrics *m)
 {
-    struct sbuf b = {.p = malloc(16384), .len = 0, .cap = 16384, .failed = false};
-    if (b.p == NULL) {
-        return NULL;
-    }
-    render_process(&b);
-    sb_printf(&b,
-              "# HELP br_build_info The version and commit this server was built from.\n"
-              "# TYPE br_build_info gauge\nbr_build_info{version=\"%s\",commit=\"%s\"} 1\n",
-              br_cli_version(), br_cli_commit());
-    sb_printf(&b, "# HELP br_http_requests_total HTTP requests answered, by route and status.\n"
+    sb_printf(b, "# HELP br_http_requests_total HTTP requests answered, by route and status.\n"
                   "# TYPE br_http_requests_total counter\n");
     for (unsigned r = 0; r < m->count; r++) {
         char method[8];
@@ -314,12 +305,12 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
             } else {
                 snprintf(st, sizeof st, "other");
             }
-            sb_printf(&b, "br_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} %" PRIu64
+            sb_printf(b, "br_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} %" PRIu64
                           "\n",
                       path, method, st, v);
         }
     }
-    sb_printf(&b, "# HELP br_http_request_duration_seconds Time from request start to answer.\n"
+    sb_printf(b, "# HELP br_http_request_duration_seconds Time from request start to answer.\n"
                   "# TYPE br_http_request_duration_seconds histogram\n");
     for (unsigned r = 0; r < m->count; r++) {
         char method[8];
@@ -337,29 +328,35 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
         uint64_t run = 0;
         for (unsigned i = 0; i < BUCKET_COUNT; i++) {
             run += counts[i];
-            sb_printf(&b,
+            sb_printf(b,
                       "br_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} "
                       "%" PRIu64 "\n",
                       path, method, (double)BUCKETS_US[i] / 1e6, run);
         }
-        sb_printf(&b,
+        sb_printf(b,
                   "br_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} "
                   "%" PRIu64 "\n",
                   path, method, cum);
-        sb_printf(&b, "br_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n", path,
+        sb_printf(b, "br_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n", path,
                   method,
                   (double)atomic_load_explicit(&m->routes[r].sum_us, memory_order_relaxed) / 1e6);
-        sb_printf(&b, "br_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %" PRIu64
+        sb_printf(b, "br_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %" PRIu64
                       "\n",
                   path, method, cum);
     }
-    sb_printf(&b,
+}
+
+/* The server's own counters and the journal's. */
+static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_api_gauges *g,
+                          const struct br_metrics_extra *x)
+{
+    sb_printf(b,
               "# HELP br_rate_limited_total Requests refused by a rate limiter.\n"
               "# TYPE br_rate_limited_total counter\n"
               "br_rate_limited_total{scope=\"user\"} %" PRIu64 "\n"
               "br_rate_limited_total{scope=\"ip\"} %" PRIu64 "\n",
               (uint64_t)atomic_load(&m->limited_user), (uint64_t)atomic_load(&m->limited_ip));
-    sb_printf(&b,
+    sb_printf(b,
               "# HELP br_sse_streams Queue position streams (SSE) open.\n"
               "# TYPE br_sse_streams gauge\nbr_sse_streams %u\n"
               "# HELP br_http_inflight Requests received and not yet answered.\n"
@@ -379,19 +376,31 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
               "\n",
               x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
               (double)g->gather_us / 1e6, x->replayed);
-    render_tables(&b, g);
+    sb_printf(b,
+              "# HELP br_journal_storage_unavailable 1 while writes are refused because the "
+              "journal cannot be written (full or failing data disk).\n"
+              "# TYPE br_journal_storage_unavailable gauge\nbr_journal_storage_unavailable %d\n"
+              "# HELP br_journal_storage_failures_total Failed journal writes and zero-fills.\n"
+              "# TYPE br_journal_storage_failures_total counter\n"
+              "br_journal_storage_failures_total %" PRIu64 "\n",
+              g->storage_unavailable ? 1 : 0, g->storage_failures);
+}
+
+/* The sale: per event queue and passes, per zone seats. */
+static void render_sale(struct sbuf *b, const struct br_api_gauges *g)
+{
     static const char *const metric[] = {"br_queue_length", "br_admitted_total", "br_active_passes"};
     static const char *const help[] = {"Users waiting in an event's queue.",
                                        "Passes issued for an event.",
                                        "Passes issued and not yet used or expired."};
     static const char *const type[] = {"gauge", "counter", "gauge"};
     for (unsigned k = 0; k < 3; k++) {
-        sb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", metric[k], help[k], metric[k], type[k]);
+        sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", metric[k], help[k], metric[k], type[k]);
         for (uint32_t i = 0; i < g->event_count; i++) {
             uint32_t v = k == 0 ? g->events[i].queue_length
                        : k == 1 ? g->events[i].admitted
                                 : g->events[i].active_passes;
-            sb_printf(&b, "%s{event=\"%" PRIu64 "\"} %u\n", metric[k], g->events[i].id, v);
+            sb_printf(b, "%s{event=\"%" PRIu64 "\"} %u\n", metric[k], g->events[i].id, v);
         }
     }
     static const char *const zone_help[] = {
@@ -402,7 +411,7 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
     static const char *const zone_metric[] = {"br_zone_capacity", "br_zone_held", "br_zone_sold",
                                               "br_zone_available"};
     for (unsigned k = 0; k < 4; k++) {
-        sb_printf(&b, "%s", zone_help[k]);
+        sb_printf(b, "%s", zone_help[k]);
         for (uint32_t i = 0; i < g->event_count; i++) {
             for (uint32_t z = 0; z < g->events[i].zone_count && z < BR_EVENT_ZONES_MAX; z++) {
                 uint32_t cap = g->events[i].capacity[z];
@@ -411,11 +420,29 @@ char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
                            : k == 1 ? g->events[i].held[z]
                            : k == 2 ? g->events[i].sold[z]
                                     : (used < cap ? cap - used : 0);
-                sb_printf(&b, "%s{event=\"%" PRIu64 "\",zone=\"%u\"} %u\n", zone_metric[k],
+                sb_printf(b, "%s{event=\"%" PRIu64 "\",zone=\"%u\"} %u\n", zone_metric[k],
                           g->events[i].id, z + 1, v);
             }
         }
     }
+}
+
+char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
+                        const struct br_metrics_extra *x, size_t *len)
+{
+    struct sbuf b = {.p = malloc(16384), .len = 0, .cap = 16384, .failed = false};
+    if (b.p == NULL) {
+        return NULL;
+    }
+    render_process(&b);
+    sb_printf(&b,
+              "# HELP br_build_info The version and commit this server was built from.\n"
+              "# TYPE br_build_info gauge\nbr_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+              br_cli_version(), br_cli_commit());
+    render_requests(&b, m);
+    render_server(&b, m, g, x);
+    render_tables(&b, g);
+    render_sale(&b, g);
     if (b.failed) {
         free(b.p);
         return NULL;

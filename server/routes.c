@@ -137,6 +137,9 @@ static void reply_err(struct rq *q, int err)
     if (err == BR_E_UNAUTHORIZED) {
         br_http_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"bookingrush\"");
     }
+    if (err == BR_E_STORAGE_UNAVAILABLE) {
+        br_http_add_header(q->req, "Retry-After", "2"); /* the backend retries the disk each second */
+    }
     reply_code(q, br_err_http_status(err), br_err_name(err), br_err_message(err));
 }
 
@@ -863,9 +866,17 @@ static void r_healthz(struct rq *q)
 
 static void r_readyz(struct rq *q)
 {
-    bool ready = !atomic_load(&q->rt->draining) && BE(q)->ops->ready(BE(q));
-    if (!ready) {
-        reply_code(q, 503, "UNAVAILABLE", "not ready");
+    if (atomic_load(&q->rt->draining)) {
+        reply_code(q, 503, "UNAVAILABLE", "the server is shutting down");
+        return;
+    }
+    const char *why = NULL;
+    if (!BE(q)->ops->ready(BE(q), &why)) {
+        bool disk = strstr(why, "journal") != NULL;
+        if (disk) {
+            br_http_add_header(q->req, "Retry-After", "2");
+        }
+        reply_code(q, 503, disk ? "STORAGE_UNAVAILABLE" : "UNAVAILABLE", why);
         return;
     }
     reply_json(q, 200, json_pack("{s:s, s:s}", "status", "ready", "backend", BE(q)->ops->name));

@@ -121,6 +121,7 @@ struct a_event {
     uint32_t heap_count, heap_cap;
     uint32_t live_holds;
     uint8_t touched; /* zones touched in this step (bit z-1) */
+    bool skip_pass, skip_hold, skip_pay; /* the next id of each may jump ahead (a repair) */
 };
 
 /* The first answer to (user, key): 40 bytes, one per fresh key (the
@@ -198,6 +199,16 @@ const char *br_inv_title(int inv)
 }
 
 /* ---- small helpers ---- */
+
+/* The count an entity table must have before entity n is added: count, or
+ * n - 1 when a repair's skip is pending and n jumps ahead (the entries in
+ * between stay zeroed: state none, they never existed). Clears the skip. */
+static uint32_t count_before(bool *skip_pending, uint32_t count, uint32_t n)
+{
+    bool jump = *skip_pending && n > count + 1;
+    *skip_pending = false;
+    return jump ? n - 1 : count;
+}
 
 static void *grow(void *p, uint32_t *cap, uint32_t need, size_t elem)
 {
@@ -519,6 +530,15 @@ struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_b
     return a;
 }
 
+void br_auditor_skip_ids(struct br_auditor *a)
+{
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        a->events[i].skip_pass = true;
+        a->events[i].skip_hold = true;
+        a->events[i].skip_pay = true;
+    }
+}
+
 void br_auditor_free(struct br_auditor *a)
 {
     if (a == NULL) {
@@ -628,6 +648,77 @@ static void check_queue_length(struct br_auditor *a, struct a_event *ev,
     }
 }
 
+/* A re-join by a user the model has admitted: the pass must still be live
+ * (a lapsed one is expired first), and the answer is that pass. */
+static void check_rejoin_admitted(struct br_auditor *a, const struct br_cmd *c,
+                                  const struct br_outcome *out, struct a_event *ev,
+                                  const struct a_member *m)
+{
+    struct a_pass *p = &ev->passes[m->pass_n - 1];
+    if (!check(a, BR_INV_S4, c->now_ms < p->deadline_ms)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
+                "a re-join kept a lapsed pass instead of expiring it");
+    }
+    if (!check(a, BR_INV_S4, out->status == BR_QS_ADMITTED && out->ref == mkid(ev, m->pass_n))) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
+                "a re-join of an admitted user answered status %s pass %" PRIu64,
+                br_queue_status_name(out->status), out->ref);
+    }
+    check_queue_length(a, ev, out);
+}
+
+/* A join that takes a new place at the back of the queue (in the pre-queue
+ * before the opening). False, after a violation, when the backend accepted
+ * it past the queue's capacity. */
+static bool join_take_place(struct br_auditor *a, const struct br_cmd *c, struct a_event *ev,
+                            struct a_member *m)
+{
+    if (!check(a, BR_INV_S4, ev->places < ev->place_cap)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                "join accepted past the queue's capacity %u", ev->place_cap);
+        return false;
+    }
+    uint32_t p = ev->places++;
+    ev->place_user[p] = (uint32_t)c->user_id;
+    fen_add(ev, p, 1);
+    ev->waiting++;
+    m->place = p + 1;
+    m->joined_ms = c->now_ms;
+    if (!ev->opened) {
+        ev->pre_end = p + 1;
+        ev->pre_waiting++;
+        m->status = BR_QS_PREQUEUE;
+    } else {
+        m->status = BR_QS_WAITING;
+    }
+    if (!m->ever_joined) {
+        m->ever_joined = 1;
+        a->funnel.joined++;
+    }
+    return true;
+}
+
+/* The position a join answered for a waiting member: anywhere in the
+ * pre-queue's shuffled block, else one more than the earlier joiners still
+ * waiting. */
+static void check_join_position(struct br_auditor *a, const struct br_cmd *c,
+                                const struct br_outcome *out, struct a_event *ev,
+                                const struct a_member *m)
+{
+    uint32_t p = m->place - 1;
+    bool ok;
+    if (p < ev->pre_end) {
+        ok = out->position >= 1 && out->position <= ev->pre_waiting; /* shuffled block */
+    } else {
+        ok = out->position == fen_before(ev, p) + 1;
+    }
+    if (!check(a, BR_INV_S4, ok)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
+                "join answered position %u; the model has %u waiting ahead", out->position,
+                fen_before(ev, p));
+    }
+}
+
 static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
                     const struct br_effect *fx, uint32_t n)
 {
@@ -653,43 +744,12 @@ static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct b
         }
     }
     if (m->status == BR_QS_ADMITTED) {
-        struct a_pass *p = &ev->passes[m->pass_n - 1];
-        if (!check(a, BR_INV_S4, c->now_ms < p->deadline_ms)) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
-                    "a re-join kept a lapsed pass instead of expiring it");
-        }
-        if (!check(a, BR_INV_S4,
-                   out->status == BR_QS_ADMITTED && out->ref == mkid(ev, m->pass_n))) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, mkid(ev, m->pass_n),
-                    "a re-join of an admitted user answered status %s pass %" PRIu64,
-                    br_queue_status_name(out->status), out->ref);
-        }
-        check_queue_length(a, ev, out);
+        check_rejoin_admitted(a, c, out, ev, m);
         return;
     }
     if (m->status != BR_QS_PREQUEUE && m->status != BR_QS_WAITING) {
-        /* A new place at the back. */
-        if (!check(a, BR_INV_S4, ev->places < ev->place_cap)) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
-                    "join accepted past the queue's capacity %u", ev->place_cap);
+        if (!join_take_place(a, c, ev, m)) {
             return;
-        }
-        uint32_t p = ev->places++;
-        ev->place_user[p] = (uint32_t)c->user_id;
-        fen_add(ev, p, 1);
-        ev->waiting++;
-        m->place = p + 1;
-        m->joined_ms = c->now_ms;
-        if (!ev->opened) {
-            ev->pre_end = p + 1;
-            ev->pre_waiting++;
-            m->status = BR_QS_PREQUEUE;
-        } else {
-            m->status = BR_QS_WAITING;
-        }
-        if (!m->ever_joined) {
-            m->ever_joined = 1;
-            a->funnel.joined++;
         }
     }
     if (!check(a, BR_INV_S4, out->status == m->status)) {
@@ -698,18 +758,7 @@ static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct b
                 br_queue_status_name(m->status));
     }
     if (m->status == BR_QS_WAITING) {
-        uint32_t p = m->place - 1;
-        bool ok;
-        if (p < ev->pre_end) {
-            ok = out->position >= 1 && out->position <= ev->pre_waiting; /* shuffled block */
-        } else {
-            ok = out->position == fen_before(ev, p) + 1;
-        }
-        if (!check(a, BR_INV_S4, ok)) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, 0,
-                    "join answered position %u; the model has %u waiting ahead", out->position,
-                    fen_before(ev, p));
-        }
+        check_join_position(a, c, out, ev, m);
     }
     check_queue_length(a, ev, out);
 }
@@ -770,6 +819,9 @@ static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struc
 {
     const struct br_cmd *c = a->cmd;
     uint32_t n = (uint32_t)(fx->id & 0xffffffffu);
+    uint32_t before = count_before(&ev->skip_pass, ev->pass_count, n);
+    ev->passes = grow(ev->passes, &ev->pass_cap, before, sizeof *ev->passes);
+    ev->pass_count = before;
     if (!check(a, BR_INV_S4,
                fx->event_id == ev->id && (fx->id >> 32) == ev->id && n == ev->pass_count + 1)) {
         violate(a, BR_INV_S4, ev->id, fx->user_id, 0, 0, fx->id,
@@ -940,13 +992,222 @@ static void fx_booking_expired(struct br_auditor *a, const struct br_effect *fx)
     a->funnel.expired++;
 }
 
+/* S9: a reserve whose key this user used before gets the stored answer for
+ * the same request, or a conflict for another one. True when it was such a
+ * replay (which changes nothing in the model). */
+static bool reserve_replayed(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out)
+{
+    uint64_t event_id = c->u.reserve.event_id;
+    uint64_t pass_id = c->u.reserve.pass_id;
+    uint64_t key = c->u.reserve.idem_key;
+    struct idem_rec *r = key != 0 ? idem_find(a, c->user_id, key) : NULL;
+    if (r == NULL) {
+        return false;
+    }
+    bool same = r->event_id == event_id && r->zone_id == c->u.reserve.zone_id &&
+                r->quantity == c->u.reserve.quantity && r->pass_id == pass_id;
+    if (!same) {
+        if (!check(a, BR_INV_S9, out->err == BR_E_IDEMPOTENCY_CONFLICT)) {
+            violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
+                    "key %" PRIu64 " reused for another request answered %s, not "
+                    "IDEMPOTENCY_CONFLICT",
+                    key, br_err_name(out->err));
+        }
+    } else if (!check(a, BR_INV_S9,
+                      out->err == r->err && (r->hold_id == 0 || out->id == r->hold_id))) {
+        violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
+                "key %" PRIu64 " answered %s hold %" PRIu64 "; first answer was %s hold %" PRIu64,
+                key, br_err_name(out->err), out->id, br_err_name(r->err), r->hold_id);
+    }
+    if (out->err == BR_OK && r->hold_id != 0 && out->id == r->hold_id) {
+        struct a_event *hev = NULL;
+        uint32_t hn = id_n(a, out->id, count_holds, &hev);
+        if (!check(a, BR_INV_S2, hn != 0 && hev->holds[hn - 1].user == c->user_id)) {
+            violate(a, BR_INV_S2, event_id, c->user_id, out->id, 0, pass_id,
+                    "an idempotent replay returned a hold of another owner");
+        }
+    }
+    return true;
+}
+
+/* What the model knows about a reserve before its answer: the member, the
+ * zone's free seats, and the pass it names (pass_ok: live, the user's, not
+ * lapsed). */
+struct reserve_view {
+    struct a_event *ev;
+    struct a_member *m;
+    uint32_t zi;   /* zone index (zone - 1) */
+    int64_t avail; /* capacity - held - sold in the zone */
+    bool pass_ok;
+    uint32_t pn;      /* the pass's n, 0 = not one of this event's */
+    struct a_pass *p; /* NULL = none or unknown */
+};
+
+/* S4 for a granted reserve of a sale that needs a pass: the pass was live
+ * and the user's; it is used from now on. */
+static void reserve_use_pass(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct reserve_view *v)
+{
+    struct a_event *ev = v->ev;
+    struct a_pass *p = v->p;
+    uint64_t pass_id = c->u.reserve.pass_id;
+    if (!check(a, BR_INV_S4, v->pass_ok)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
+                "user %" PRIu64 " holds seats without a live pass of their own (pass %" PRIu64
+                ": %s)",
+                c->user_id, pass_id,
+                pass_id == 0            ? "none"
+                : p == NULL             ? "unknown"
+                : p->user != c->user_id ? "another user's"
+                : p->state == AP_USED   ? "already used"
+                                        : "expired");
+    }
+    if (p != NULL && p->state == AP_LIVE) {
+        p->state = AP_USED;
+        ev->live_passes--;
+        struct a_member *pm = member(ev, p->user);
+        if (pm->pass_n == v->pn && pm->status == BR_QS_ADMITTED) {
+            pm->status = BR_QS_USED;
+        }
+    }
+}
+
+/* The new hold of a granted reserve: its id is the next in sequence (S2),
+ * its amount price x quantity (S8), its deadline now + hold_ttl (S7); the
+ * model records it as held. */
+static void reserve_new_hold(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct reserve_view *v)
+{
+    struct a_event *ev = v->ev;
+    uint32_t zone = c->u.reserve.zone_id;
+    uint32_t qty = c->u.reserve.quantity;
+    uint32_t n = (uint32_t)(out->id & 0xffffffffu);
+    uint32_t before = count_before(&ev->skip_hold, ev->hold_count, n);
+    ev->holds = grow(ev->holds, &ev->hold_cap, before, sizeof *ev->holds);
+    ev->hold_count = before;
+    if (!check(a, BR_INV_S2, (out->id >> 32) == ev->id && n == ev->hold_count + 1)) {
+        violate(a, BR_INV_S2, ev->id, c->user_id, out->id, 0, c->u.reserve.pass_id,
+                "new hold id %" PRIu64 " out of sequence (expected n = %u)", out->id,
+                ev->hold_count + 1);
+    }
+    ev->holds = grow(ev->holds, &ev->hold_cap, ev->hold_count + 1, sizeof *ev->holds);
+    n = ++ev->hold_count;
+    struct a_hold *h = &ev->holds[n - 1];
+    h->user = (uint32_t)c->user_id;
+    h->zone = (uint8_t)zone;
+    h->qty = (uint8_t)qty;
+    h->state = BR_HOLD_HELD;
+    h->deadline_ms = out->deadline_ms;
+    h->amount_minor = ev->spec.zones[v->zi].price_minor * (int64_t)qty;
+    h->pass_n = v->pn;
+    if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
+        violate(a, BR_INV_S8, ev->id, c->user_id, out->id, 0, 0,
+                "hold amount %" PRId64 " is not price x quantity = %" PRId64, out->amount_minor,
+                h->amount_minor);
+    }
+    if (!check(a, BR_INV_S7, out->deadline_ms == c->now_ms + ev->spec.hold_ttl_ms)) {
+        violate(a, BR_INV_S7, ev->id, c->user_id, out->id, 0, 0,
+                "hold deadline %" PRId64 " is not now + hold_ttl", out->deadline_ms);
+    }
+    ev->held[v->zi] += qty;
+    v->m->tickets += qty;
+    ev->live_holds++;
+    heap_push(ev, h->deadline_ms, n);
+    touch(a, ev, zone);
+    a->funnel.held++;
+}
+
+/* A granted reserve: the sale was open, the pass good (S4), the seats free
+ * (S1), the user within the limit (S3); then the hold itself. */
+static void reserve_granted(struct br_auditor *a, const struct br_cmd *c,
+                            const struct br_outcome *out, const struct reserve_view *v)
+{
+    struct a_event *ev = v->ev;
+    uint32_t zone = c->u.reserve.zone_id;
+    uint32_t qty = c->u.reserve.quantity;
+    uint64_t pass_id = c->u.reserve.pass_id;
+    if (!check(a, BR_INV_S4, c->now_ms >= ev->spec.sale_opens_at_ms)) {
+        violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
+                "seats held before the sale opened");
+    }
+    if (ev->spec.requires_pass) {
+        reserve_use_pass(a, c, out, v);
+    }
+    if (!check(a, BR_INV_S1, qty <= v->avail)) {
+        violate(
+            a, BR_INV_S1, ev->id, c->user_id, out->id, 0, pass_id,
+            "oversell: hold of %u seats in zone %u with %" PRId64 " available (capacity %u, held "
+            "%u, sold %u)",
+            qty, zone, v->avail, ev->spec.zones[v->zi].capacity, ev->held[v->zi], ev->sold[v->zi]);
+    }
+    if (!check(a, BR_INV_S3, v->m->tickets + qty <= ev->spec.per_user_limit)) {
+        violate(a, BR_INV_S3, ev->id, c->user_id, out->id, 0, pass_id,
+                "user %" PRIu64 " now has %u tickets of event %" PRIu64 " (limit %u)", c->user_id,
+                v->m->tickets + qty, ev->id, ev->spec.per_user_limit);
+    }
+    reserve_new_hold(a, c, out, v);
+}
+
+/* A refused reserve: SOLD_OUT only without the seats (S1), LIMIT_EXCEEDED
+ * only past the limit (S3), a pass error only for a pass that is not good
+ * (S4). */
+static void reserve_refused(struct br_auditor *a, const struct br_cmd *c,
+                            const struct br_outcome *out, const struct reserve_view *v)
+{
+    struct a_event *ev = v->ev;
+    uint32_t zone = c->u.reserve.zone_id;
+    uint32_t qty = c->u.reserve.quantity;
+    uint64_t pass_id = c->u.reserve.pass_id;
+    if (out->err == BR_E_SOLD_OUT) {
+        if (!check(a, BR_INV_S1, v->avail < qty)) {
+            violate(a, BR_INV_S1, ev->id, c->user_id, 0, 0, pass_id,
+                    "SOLD_OUT for %u seats in zone %u while the model has %" PRId64 " available",
+                    qty, zone, v->avail);
+        }
+    } else if (out->err == BR_E_LIMIT_EXCEEDED) {
+        if (!check(a, BR_INV_S3, v->m->tickets + qty > ev->spec.per_user_limit)) {
+            violate(a, BR_INV_S3, ev->id, c->user_id, 0, 0, pass_id,
+                    "LIMIT_EXCEEDED for %u more seats while the user has %u (limit %u)", qty,
+                    v->m->tickets, ev->spec.per_user_limit);
+        }
+    } else if (out->err == BR_E_PASS_INVALID || out->err == BR_E_PASS_EXPIRED ||
+               out->err == BR_E_PASS_REQUIRED) {
+        if (!check(a, BR_INV_S4, !(v->pass_ok && ev->spec.requires_pass))) {
+            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, pass_id,
+                    "%s for a pass the model has live and the user's", br_err_name(out->err));
+        }
+    }
+}
+
+/* The answer a keyed reserve stored for its replays (S9); answers the
+ * backend does not store (full, invalid, unknown, unauthorized, conflict)
+ * are not kept. */
+static void reserve_remember(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out)
+{
+    uint64_t key = c->u.reserve.idem_key;
+    if (key != 0 && out->err != BR_E_FULL && out->err != BR_E_INVALID &&
+        out->err != BR_E_NOT_FOUND && out->err != BR_E_UNAUTHORIZED &&
+        out->err != BR_E_IDEMPOTENCY_CONFLICT) {
+        struct idem_rec r = {.key = key,
+                             .pass_id = c->u.reserve.pass_id,
+                             .hold_id = out->err == BR_OK ? out->id : 0,
+                             .user = (uint32_t)c->user_id,
+                             .event_id = (uint32_t)c->u.reserve.event_id,
+                             .zone_id = (uint8_t)c->u.reserve.zone_id,
+                             .quantity = (uint8_t)c->u.reserve.quantity,
+                             .err = (int16_t)out->err};
+        idem_add(a, &r);
+    }
+}
+
 static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out)
 {
     uint64_t event_id = c->u.reserve.event_id;
     uint32_t zone = c->u.reserve.zone_id;
     uint32_t qty = c->u.reserve.quantity;
     uint64_t pass_id = c->u.reserve.pass_id;
-    uint64_t key = c->u.reserve.idem_key;
     struct a_event *ev = event_of(a, event_id);
     bool valid = ev != NULL && zone >= 1 && zone <= ev->spec.zone_count && c->user_id != 0 &&
                  c->user_id <= a->users && qty >= 1 && qty <= BR_HOLD_QUANTITY_MAX;
@@ -957,155 +1218,29 @@ static void on_reserve(struct br_auditor *a, const struct br_cmd *c, const struc
         }
         return;
     }
-    /* S9: a key seen before gets the stored answer, or a conflict. */
-    if (key != 0) {
-        struct idem_rec *r = idem_find(a, c->user_id, key);
-        if (r != NULL) {
-            bool same = r->event_id == event_id && r->zone_id == zone && r->quantity == qty &&
-                        r->pass_id == pass_id;
-            if (!same) {
-                if (!check(a, BR_INV_S9, out->err == BR_E_IDEMPOTENCY_CONFLICT)) {
-                    violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
-                            "key %" PRIu64 " reused for another request answered %s, not "
-                            "IDEMPOTENCY_CONFLICT",
-                            key, br_err_name(out->err));
-                }
-            } else if (!check(a, BR_INV_S9,
-                              out->err == r->err && (r->hold_id == 0 || out->id == r->hold_id))) {
-                violate(a, BR_INV_S9, event_id, c->user_id, out->id, 0, pass_id,
-                        "key %" PRIu64 " answered %s hold %" PRIu64
-                        "; first answer was %s hold %" PRIu64,
-                        key, br_err_name(out->err), out->id, br_err_name(r->err), r->hold_id);
-            }
-            if (out->err == BR_OK && r->hold_id != 0 && out->id == r->hold_id) {
-                struct a_event *hev = NULL;
-                uint32_t hn = id_n(a, out->id, count_holds, &hev);
-                if (!check(a, BR_INV_S2, hn != 0 && hev->holds[hn - 1].user == c->user_id)) {
-                    violate(a, BR_INV_S2, event_id, c->user_id, out->id, 0, pass_id,
-                            "an idempotent replay returned a hold of another owner");
-                }
-            }
-            return; /* a replay changes nothing */
-        }
+    if (reserve_replayed(a, c, out)) {
+        return; /* a replay changes nothing */
     }
-    struct a_member *m = member(ev, c->user_id);
+    struct reserve_view v = {.ev = ev, .m = member(ev, c->user_id), .zi = zone - 1};
     if (c->now_ms >= ev->spec.sale_opens_at_ms) {
-        m->exists = 1; /* the backend records the member from here on */
+        v.m->exists = 1; /* the backend records the member from here on */
     }
-    uint32_t zi = zone - 1;
-    int64_t avail = (int64_t)ev->spec.zones[zi].capacity - ev->held[zi] - ev->sold[zi];
+    v.avail = (int64_t)ev->spec.zones[v.zi].capacity - ev->held[v.zi] - ev->sold[v.zi];
     /* The pass, as the model sees it. */
-    bool pass_ok = false;
-    uint32_t pn = 0;
-    struct a_pass *p = NULL;
     if (pass_id != 0 && (pass_id >> 32) == ev->id) {
-        pn = (uint32_t)(pass_id & 0xffffffffu);
-        if (pn >= 1 && pn <= ev->pass_count) {
-            p = &ev->passes[pn - 1];
-            pass_ok = p->user == c->user_id && p->state == AP_LIVE && c->now_ms < p->deadline_ms;
+        v.pn = (uint32_t)(pass_id & 0xffffffffu);
+        if (v.pn >= 1 && v.pn <= ev->pass_count) {
+            v.p = &ev->passes[v.pn - 1];
+            v.pass_ok =
+                v.p->user == c->user_id && v.p->state == AP_LIVE && c->now_ms < v.p->deadline_ms;
         }
     }
     if (out->err == BR_OK) {
-        if (!check(a, BR_INV_S4, c->now_ms >= ev->spec.sale_opens_at_ms)) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
-                    "seats held before the sale opened");
-        }
-        if (ev->spec.requires_pass) {
-            if (!check(a, BR_INV_S4, pass_ok)) {
-                violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
-                        "user %" PRIu64
-                        " holds seats without a live pass of their own (pass %" PRIu64 ": %s)",
-                        c->user_id, pass_id,
-                        pass_id == 0            ? "none"
-                        : p == NULL             ? "unknown"
-                        : p->user != c->user_id ? "another user's"
-                        : p->state == AP_USED   ? "already used"
-                                                : "expired");
-            }
-            if (p != NULL && p->state == AP_LIVE) {
-                p->state = AP_USED;
-                ev->live_passes--;
-                struct a_member *pm = member(ev, p->user);
-                if (pm->pass_n == pn && pm->status == BR_QS_ADMITTED) {
-                    pm->status = BR_QS_USED;
-                }
-            }
-        }
-        if (!check(a, BR_INV_S1, qty <= avail)) {
-            violate(a, BR_INV_S1, ev->id, c->user_id, out->id, 0, pass_id,
-                    "oversell: hold of %u seats in zone %u with %" PRId64
-                    " available (capacity %u, held "
-                    "%u, sold %u)",
-                    qty, zone, avail, ev->spec.zones[zi].capacity, ev->held[zi], ev->sold[zi]);
-        }
-        if (!check(a, BR_INV_S3, m->tickets + qty <= ev->spec.per_user_limit)) {
-            violate(a, BR_INV_S3, ev->id, c->user_id, out->id, 0, pass_id,
-                    "user %" PRIu64 " now has %u tickets of event %" PRIu64 " (limit %u)",
-                    c->user_id, m->tickets + qty, ev->id, ev->spec.per_user_limit);
-        }
-        uint32_t n = (uint32_t)(out->id & 0xffffffffu);
-        if (!check(a, BR_INV_S2, (out->id >> 32) == ev->id && n == ev->hold_count + 1)) {
-            violate(a, BR_INV_S2, ev->id, c->user_id, out->id, 0, pass_id,
-                    "new hold id %" PRIu64 " out of sequence (expected n = %u)", out->id,
-                    ev->hold_count + 1);
-        }
-        ev->holds = grow(ev->holds, &ev->hold_cap, ev->hold_count + 1, sizeof *ev->holds);
-        n = ++ev->hold_count;
-        struct a_hold *h = &ev->holds[n - 1];
-        h->user = (uint32_t)c->user_id;
-        h->zone = (uint8_t)zone;
-        h->qty = (uint8_t)qty;
-        h->state = BR_HOLD_HELD;
-        h->deadline_ms = out->deadline_ms;
-        h->amount_minor = ev->spec.zones[zi].price_minor * (int64_t)qty;
-        h->pass_n = pn;
-        if (!check(a, BR_INV_S8, out->amount_minor == h->amount_minor)) {
-            violate(a, BR_INV_S8, ev->id, c->user_id, out->id, 0, 0,
-                    "hold amount %" PRId64 " is not price x quantity = %" PRId64, out->amount_minor,
-                    h->amount_minor);
-        }
-        if (!check(a, BR_INV_S7, out->deadline_ms == c->now_ms + ev->spec.hold_ttl_ms)) {
-            violate(a, BR_INV_S7, ev->id, c->user_id, out->id, 0, 0,
-                    "hold deadline %" PRId64 " is not now + hold_ttl", out->deadline_ms);
-        }
-        ev->held[zi] += qty;
-        m->tickets += qty;
-        ev->live_holds++;
-        heap_push(ev, h->deadline_ms, n);
-        touch(a, ev, zone);
-        a->funnel.held++;
-    } else if (out->err == BR_E_SOLD_OUT) {
-        if (!check(a, BR_INV_S1, avail < qty)) {
-            violate(a, BR_INV_S1, ev->id, c->user_id, 0, 0, pass_id,
-                    "SOLD_OUT for %u seats in zone %u while the model has %" PRId64 " available",
-                    qty, zone, avail);
-        }
-    } else if (out->err == BR_E_LIMIT_EXCEEDED) {
-        if (!check(a, BR_INV_S3, m->tickets + qty > ev->spec.per_user_limit)) {
-            violate(a, BR_INV_S3, ev->id, c->user_id, 0, 0, pass_id,
-                    "LIMIT_EXCEEDED for %u more seats while the user has %u (limit %u)", qty,
-                    m->tickets, ev->spec.per_user_limit);
-        }
-    } else if (out->err == BR_E_PASS_INVALID || out->err == BR_E_PASS_EXPIRED ||
-               out->err == BR_E_PASS_REQUIRED) {
-        if (!check(a, BR_INV_S4, !(pass_ok && ev->spec.requires_pass))) {
-            violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, pass_id,
-                    "%s for a pass the model has live and the user's", br_err_name(out->err));
-        }
+        reserve_granted(a, c, out, &v);
+    } else {
+        reserve_refused(a, c, out, &v);
     }
-    if (key != 0 && out->err != BR_E_FULL && out->err != BR_E_INVALID &&
-        out->err != BR_E_NOT_FOUND && out->err != BR_E_UNAUTHORIZED &&
-        out->err != BR_E_IDEMPOTENCY_CONFLICT) {
-        struct idem_rec r = {.key = key,
-                             .pass_id = pass_id,
-                             .hold_id = out->err == BR_OK ? out->id : 0,
-                             .user = (uint32_t)c->user_id,
-                             .event_id = (uint32_t)event_id,
-                             .zone_id = (uint8_t)zone,
-                             .quantity = (uint8_t)qty,
-                             .err = (int16_t)out->err};
-        idem_add(a, &r);
-    }
+    reserve_remember(a, c, out);
 }
 
 static struct a_hold *hold_of(struct br_auditor *a, uint64_t hold_id, struct a_event **evp)
@@ -1207,6 +1342,11 @@ static bool payment_of_booking(struct br_auditor *a, struct a_event *ev, struct 
 {
     const struct br_cmd *c = a->cmd;
     uint32_t pn = (uint32_t)(out->id & 0xffffffffu);
+    if ((out->id >> 32) == ev->id && pn > ev->pay_count) {
+        uint32_t before = count_before(&ev->skip_pay, ev->pay_count, pn);
+        ev->pays = grow(ev->pays, &ev->pay_cap, before, sizeof *ev->pays);
+        ev->pay_count = before;
+    }
     if ((out->id >> 32) == ev->id && pn == ev->pay_count + 1) {
         ev->pays = grow(ev->pays, &ev->pay_cap, ev->pay_count + 1, sizeof *ev->pays);
         pn = ++ev->pay_count;
@@ -1389,6 +1529,50 @@ static bool fx_success_confirmed(struct br_auditor *a, struct a_event *ev, struc
     return true;
 }
 
+/* The effects of a success that applies to payment p (its hold h was
+ * `live`): the hold confirmed, or (it was not live) expired if still held
+ * and the payment refunded; exactly one of confirmed and refunded (S6). */
+static void check_success_effects(struct br_auditor *a, const struct br_cmd *c, struct a_event *ev,
+                                  struct a_pay *p, struct a_hold *h, const struct br_effect *fx,
+                                  uint32_t n, bool live)
+{
+    uint64_t pid = c->u.payment_event.payment_id;
+    uint64_t hid = mkid(ev, p->hold_n);
+    bool confirmed = false, refunding = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct br_effect *f = &fx[i];
+        if (f->kind == BR_FX_BOOKING_EXPIRED) {
+            if (!check(a, BR_INV_S6, f->id == hid && !live)) {
+                violate(a, BR_INV_S6, ev->id, h->user, f->id, pid, 0,
+                        "a payment success expired hold %" PRIu64, f->id);
+            }
+            fx_booking_expired(a, f);
+        } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
+            confirmed = fx_success_confirmed(a, ev, p, h, f, pid, live, confirmed) || confirmed;
+        } else if (f->kind == BR_FX_PROVIDER_REFUND) {
+            if (!check(a, BR_INV_S6,
+                       f->id == pid && !live && !refunding && f->amount_minor == p->amount_minor)) {
+                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
+                        "payment %" PRIu64 " refunded although its hold %" PRIu64
+                        " was live (%s, deadline %" PRId64 ", now %" PRId64 ")",
+                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
+            }
+            if (!refunding) {
+                p->state = AY_REFUND_PENDING;
+                a->refund_owed += p->amount_minor;
+                refunding = true;
+            }
+        } else {
+            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "payment success emitted %s",
+                    br_effect_name(f->kind));
+        }
+    }
+    if (!check(a, BR_INV_S6, confirmed != refunding)) {
+        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a successful payment was %s",
+                confirmed ? "confirmed and refunded" : "neither confirmed nor refunded");
+    }
+}
+
 static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
                              const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
 {
@@ -1429,39 +1613,7 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
     }
     bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
     success_charged(a, ev, p, h, pid);
-    bool confirmed = false, refunding = false;
-    for (uint32_t i = 0; i < n; i++) {
-        const struct br_effect *f = &fx[i];
-        if (f->kind == BR_FX_BOOKING_EXPIRED) {
-            if (!check(a, BR_INV_S6, f->id == hid && !live)) {
-                violate(a, BR_INV_S6, ev->id, h->user, f->id, pid, 0,
-                        "a payment success expired hold %" PRIu64, f->id);
-            }
-            fx_booking_expired(a, f);
-        } else if (f->kind == BR_FX_BOOKING_CONFIRMED) {
-            confirmed = fx_success_confirmed(a, ev, p, h, f, pid, live, confirmed) || confirmed;
-        } else if (f->kind == BR_FX_PROVIDER_REFUND) {
-            if (!check(a, BR_INV_S6,
-                       f->id == pid && !live && !refunding && f->amount_minor == p->amount_minor)) {
-                violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0,
-                        "payment %" PRIu64 " refunded although its hold %" PRIu64
-                        " was live (%s, deadline %" PRId64 ", now %" PRId64 ")",
-                        pid, hid, br_hold_state_name(h->state), h->deadline_ms, c->now_ms);
-            }
-            if (!refunding) {
-                p->state = AY_REFUND_PENDING;
-                a->refund_owed += p->amount_minor;
-                refunding = true;
-            }
-        } else {
-            violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "payment success emitted %s",
-                    br_effect_name(f->kind));
-        }
-    }
-    if (!check(a, BR_INV_S6, confirmed != refunding)) {
-        violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a successful payment was %s",
-                confirmed ? "confirmed and refunded" : "neither confirmed nor refunded");
-    }
+    check_success_effects(a, c, ev, p, h, fx, n, live);
     s8_balance(a, ev->id, pid);
 }
 

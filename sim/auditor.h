@@ -110,6 +110,12 @@ struct br_auditor;
 struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_backend *backend);
 void br_auditor_free(struct br_auditor *a);
 
+/* A journal repair's id skip (journal_file.h) applies here: in every event
+ * known so far, the next pass, hold and payment id may each jump forward
+ * once (the ids between were lost with the damage and never exist); never
+ * back. Call it where the replay applies the skip. */
+void br_auditor_skip_ids(struct br_auditor *a);
+
 /* Audits one applied command: its outcome and effects fx[0..n). */
 void br_auditor_observe(struct br_auditor *a, const struct br_cmd *cmd,
                         const struct br_outcome *out, const struct br_effect *fx, uint32_t n);

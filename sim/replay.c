@@ -23,6 +23,7 @@
 
 #include "adapters/cli.h"
 #include "adapters/journal_file.h"
+#include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
 #include "sim/auditor.h"
@@ -193,6 +194,11 @@ struct replay_run {
     int64_t first_now;
     int64_t last_now;
     int exit_code;
+    /* Id skips `bookingrush journal repair` left beside the journal: applied
+     * at their offsets, as the server does at its start. */
+    struct br_journal_skip skips[BR_JOURNAL_SKIPS_MAX];
+    unsigned skip_count;
+    unsigned skip_next;
 };
 
 static void replay_progress(struct br_progress *pg, const struct replay_run *x, long long offset,
@@ -226,6 +232,13 @@ static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
         long long offset = 0;
         memset(&rec_out, 0, sizeof rec_out);
         int rc = br_journal_reader_next(rd, &cmd, &rec_out, &has_out, &offset);
+        for (; x->skip_next < x->skip_count && x->skips[x->skip_next].offset <= offset;
+             x->skip_next++) {
+            struct br_engine *e = br_backend_memory_engine(backend);
+            BR_ASSERT(e != NULL); /* replay runs on the memory backend */
+            br_catalog_skip_ids(e, x->skips[x->skip_next].records);
+            br_auditor_skip_ids(aud);
+        }
         if (rc == 1) {
             break;
         }
@@ -298,6 +311,49 @@ static void print_verdict(const struct replay_run *x, const struct br_audit_live
            x->exit_code);
 }
 
+/* Opens the journal at path and an in-memory engine sized by its header.
+ * False after a message on stderr, with nothing left open. */
+static bool replay_open(const char *path, struct br_journal_reader **rd, struct br_config *cfg,
+                        struct br_backend *backend)
+{
+    int rc = br_journal_reader_open(rd, path, cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
+                br_err_name(rc), br_err_message(rc));
+        return false;
+    }
+    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
+     * of the record, so other sizes could diverge. It costs resident memory
+     * only as the records fill it (the engine is laid over zeroed pages). */
+    rc = br_backend_memory_open(backend, cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
+                br_err_name(rc));
+        br_journal_reader_close(*rd);
+        return false;
+    }
+    return true;
+}
+
+/* Prints the report as JSON (with the replay's counts and exit status) or
+ * as text followed by the verdict. */
+static void replay_print(bool json, const struct br_report *r, const struct replay_run *x,
+                         const struct br_audit_liveness *live)
+{
+    if (json) {
+        json_t *o = br_report_json(r);
+        json_object_set_new(o, "records", json_integer((json_int_t)x->records));
+        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)x->compared));
+        json_object_set_new(o, "exit", json_integer(x->exit_code));
+        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fputc('\n', stdout);
+        json_decref(o);
+    } else {
+        br_report_text(stdout, r);
+        print_verdict(x, live);
+    }
+}
+
 int br_replay_main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -313,25 +369,22 @@ int br_replay_main(int argc, char **argv)
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
     double t0 = now_s(), c0 = cpu_s(); /* from the engine's allocation on, as sim counts */
-    int rc = br_journal_reader_open(&rd, path, &cfg);
-    if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush replay: %s: bad journal header at offset 0: %s (%s)\n", path,
-                br_err_name(rc), br_err_message(rc));
-        return 2;
-    }
-    /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
-     * of the record, so other sizes could diverge. It costs resident memory
-     * only as the records fill it (the engine is laid over zeroed pages). */
     struct br_backend backend;
-    rc = br_backend_memory_open(&backend, &cfg);
-    if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
-                br_err_name(rc));
-        br_journal_reader_close(rd);
+    if (!replay_open(path, &rd, &cfg, &backend)) {
         return 2;
     }
     struct br_auditor *aud = br_auditor_new(&cfg, &backend);
     struct replay_run x = {.path = path, .bytes = bytes, .dump = dump};
+    int skips = br_journal_skips_read(path, x.skips, BR_JOURNAL_SKIPS_MAX);
+    if (skips < 0) {
+        fprintf(stderr, "bookingrush replay: %s.skip: unreadable, malformed or over %u lines\n",
+                path, BR_JOURNAL_SKIPS_MAX);
+        br_auditor_free(aud);
+        br_backend_close(&backend);
+        br_journal_reader_close(rd);
+        return 2;
+    }
+    x.skip_count = (unsigned)skips;
     replay_records(&x, rd, &backend, aud);
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     br_journal_reader_close(rd);
@@ -356,18 +409,7 @@ int br_replay_main(int argc, char **argv)
                           .first_now_ms = x.first_now,
                           .last_now_ms = x.last_now,
                           .exit_code = x.exit_code};
-    if (json) {
-        json_t *o = br_report_json(&r);
-        json_object_set_new(o, "records", json_integer((json_int_t)x.records));
-        json_object_set_new(o, "outcomes_compared", json_integer((json_int_t)x.compared));
-        json_object_set_new(o, "exit", json_integer(x.exit_code));
-        json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fputc('\n', stdout);
-        json_decref(o);
-    } else {
-        br_report_text(stdout, &r);
-        print_verdict(&x, &live);
-    }
+    replay_print(json, &r, &x, &live);
     br_auditor_free(aud);
     br_backend_close(&backend);
     return x.exit_code;

@@ -141,6 +141,57 @@ static void replay_liveness(FILE *f, const struct br_audit_liveness *l)
             l->pending_payments + l->refunds_owed, l->pending_payments, l->refunds_owed);
 }
 
+/* The invariants' table and the fairness line. */
+static void text_invariants(FILE *f, const struct br_report *r)
+{
+    fprintf(f, "  invariants\n");
+    for (int i = 0; i < BR_INV_COUNT; i++) {
+        uint64_t v = br_auditor_violations_of(r->auditor, i);
+        fprintf(f, "    %s %-5s %12" PRIu64 " checks %6" PRIu64 " violations  %s\n", br_inv_name(i),
+                v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v, br_inv_title(i));
+    }
+    char p50[32], p99[32];
+    br_report_fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
+    br_report_fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
+    fprintf(f,
+            "  fairness      worst admission inversion %" PRIu64
+            ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
+            br_auditor_worst_inversion(r->auditor), p50, p99, br_auditor_waits(r->auditor));
+}
+
+/* A simulation's own lines: liveness, the faults injected, the provider's
+ * ledger and the steps given up at a table's cap. */
+static void text_sim(FILE *f, const struct br_report *r)
+{
+    const struct br_driver_stats *st = r->stats;
+    if (r->live != NULL) {
+        const struct br_audit_liveness *l = r->live;
+        char conv[32];
+        br_report_fmt_ms(conv, sizeof conv, st->converge_ms);
+        fprintf(f,
+                "  liveness      %s, %s; waiting %" PRIu64 ", overdue holds %" PRIu64
+                ", live holds %" PRIu64 ", pending payments %" PRIu64 ", refunds owed %" PRIu64
+                "\n                (time to converge counts from the end of the faults)\n",
+                st->converged ? "converged" : "NOT converged", conv, l->waiting, l->overdue_holds,
+                l->live_holds, l->pending_payments, l->refunds_owed);
+    }
+    fprintf(f, "  faults       ");
+    for (int i = 0; i < BR_FAULT_COUNT; i++) {
+        fprintf(f, " %s=%" PRIu64, br_fault_name(i), st->faults[i]);
+        if (i % 5 == 4 && i + 1 < BR_FAULT_COUNT) {
+            fprintf(f, "\n               ");
+        }
+    }
+    fprintf(f,
+            "\n  provider      captured %" PRId64 ", refunded %" PRId64
+            ", re-confirmed after a decline %" PRIu64 "\n",
+            st->provider_captured, st->provider_refunded, st->reconfirmations);
+    if (st->capacity_refusals > 0) {
+        fprintf(f, "  capacity      %" PRIu64 " steps given up at an engine table's cap\n",
+                st->capacity_refusals);
+    }
+}
+
 void br_report_text(FILE *f, const struct br_report *r)
 {
     char sim[32];
@@ -168,49 +219,13 @@ void br_report_text(FILE *f, const struct br_report *r)
             ", declined %" PRIu64 "\n",
             fn->joined, fn->admitted, fn->held, fn->confirmed, fn->expired, fn->cancelled,
             fn->refunded, fn->declined);
-    fprintf(f, "  invariants\n");
-    for (int i = 0; i < BR_INV_COUNT; i++) {
-        uint64_t v = br_auditor_violations_of(r->auditor, i);
-        fprintf(f, "    %s %-5s %12" PRIu64 " checks %6" PRIu64 " violations  %s\n", br_inv_name(i),
-                v ? "FAIL" : "ok", br_auditor_checks(r->auditor, i), v, br_inv_title(i));
-    }
-    char p50[32], p99[32];
-    br_report_fmt_ms(p50, sizeof p50, br_auditor_wait_quantile(r->auditor, 0.5));
-    br_report_fmt_ms(p99, sizeof p99, br_auditor_wait_quantile(r->auditor, 0.99));
-    fprintf(f,
-            "  fairness      worst admission inversion %" PRIu64
-            ", wait join->pass p50 %s, p99 %s (%" PRIu64 " passes)\n",
-            br_auditor_worst_inversion(r->auditor), p50, p99, br_auditor_waits(r->auditor));
-    if (r->live != NULL && r->stats == NULL) {
-        replay_liveness(f, r->live);
-    } else if (r->live != NULL) {
-        const struct br_audit_liveness *l = r->live;
-        char conv[32];
-        br_report_fmt_ms(conv, sizeof conv, r->stats->converge_ms);
-        fprintf(f,
-                "  liveness      %s, %s; waiting %" PRIu64 ", overdue holds %" PRIu64
-                ", live holds %" PRIu64 ", pending payments %" PRIu64 ", refunds owed %" PRIu64
-                "\n                (time to converge counts from the end of the faults)\n",
-                r->stats->converged ? "converged" : "NOT converged", conv, l->waiting,
-                l->overdue_holds, l->live_holds, l->pending_payments, l->refunds_owed);
-    }
-    if (r->stats != NULL) {
-        fprintf(f, "  faults       ");
-        for (int i = 0; i < BR_FAULT_COUNT; i++) {
-            fprintf(f, " %s=%" PRIu64, br_fault_name(i), r->stats->faults[i]);
-            if (i % 5 == 4 && i + 1 < BR_FAULT_COUNT) {
-                fprintf(f, "\n               ");
-            }
+    text_invariants(f, r);
+    if (r->stats == NULL) {
+        if (r->live != NULL) {
+            replay_liveness(f, r->live);
         }
-        fprintf(f,
-                "\n  provider      captured %" PRId64 ", refunded %" PRId64
-                ", re-confirmed after a decline %" PRIu64 "\n",
-                r->stats->provider_captured, r->stats->provider_refunded,
-                r->stats->reconfirmations);
-        if (r->stats->capacity_refusals > 0) {
-            fprintf(f, "  capacity      %" PRIu64 " steps given up at an engine table's cap\n",
-                    r->stats->capacity_refusals);
-        }
+    } else {
+        text_sim(f, r);
     }
     fprintf(f, "  digest        %016" PRIx64 "\n", r->digest);
     if (!br_report_ok(r)) {
@@ -258,6 +273,94 @@ static void replay_json(json_t *o, const struct br_report *r)
     json_object_set_new(o, "in_progress", json_boolean(r->live != NULL && !r->live->converged));
 }
 
+static json_t *funnel_json(const struct br_audit_funnel *fn)
+{
+    json_t *f = json_object();
+    json_object_set_new(f, "joined", json_integer((json_int_t)fn->joined));
+    json_object_set_new(f, "admitted", json_integer((json_int_t)fn->admitted));
+    json_object_set_new(f, "held", json_integer((json_int_t)fn->held));
+    json_object_set_new(f, "confirmed", json_integer((json_int_t)fn->confirmed));
+    json_object_set_new(f, "expired", json_integer((json_int_t)fn->expired));
+    json_object_set_new(f, "cancelled", json_integer((json_int_t)fn->cancelled));
+    json_object_set_new(f, "refunded", json_integer((json_int_t)fn->refunded));
+    json_object_set_new(f, "declined", json_integer((json_int_t)fn->declined));
+    return f;
+}
+
+/* "invariants" (checks, violations and title of each) and "fairness". */
+static void invariants_json(json_t *o, struct br_auditor *au)
+{
+    json_t *inv = json_object();
+    for (int i = 0; i < BR_INV_COUNT; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "checks", json_integer((json_int_t)br_auditor_checks(au, i)));
+        json_object_set_new(x, "violations",
+                            json_integer((json_int_t)br_auditor_violations_of(au, i)));
+        json_object_set_new(x, "title", json_string(br_inv_title(i)));
+        json_object_set_new(inv, br_inv_name(i), x);
+    }
+    json_object_set_new(o, "invariants", inv);
+
+    json_t *fair = json_object();
+    json_object_set_new(fair, "worst_inversion",
+                        json_integer((json_int_t)br_auditor_worst_inversion(au)));
+    json_object_set_new(fair, "wait_p50_ms", json_integer(br_auditor_wait_quantile(au, 0.5)));
+    json_object_set_new(fair, "wait_p99_ms", json_integer(br_auditor_wait_quantile(au, 0.99)));
+    json_object_set_new(fair, "admissions", json_integer((json_int_t)br_auditor_waits(au)));
+    json_object_set_new(o, "fairness", fair);
+}
+
+static json_t *liveness_json(const struct br_report *r)
+{
+    const struct br_audit_liveness *l = r->live;
+    json_t *lv = json_object();
+    json_object_set_new(lv, "converged",
+                        json_boolean(r->stats ? r->stats->converged : l->converged));
+    json_object_set_new(lv, "converge_ms", json_integer(r->stats ? r->stats->converge_ms : 0));
+    json_object_set_new(lv, "waiting", json_integer((json_int_t)l->waiting));
+    json_object_set_new(lv, "overdue_holds", json_integer((json_int_t)l->overdue_holds));
+    json_object_set_new(lv, "live_holds", json_integer((json_int_t)l->live_holds));
+    json_object_set_new(lv, "pending_payments", json_integer((json_int_t)l->pending_payments));
+    json_object_set_new(lv, "refunds_owed", json_integer((json_int_t)l->refunds_owed));
+    return lv;
+}
+
+/* A simulation's "faults" injected and the "provider"'s ledger. */
+static void sim_json(json_t *o, const struct br_driver_stats *st)
+{
+    json_t *fx = json_object();
+    for (int i = 0; i < BR_FAULT_COUNT; i++) {
+        json_object_set_new(fx, br_fault_name(i), json_integer((json_int_t)st->faults[i]));
+    }
+    json_object_set_new(o, "faults", fx);
+    json_t *pv = json_object();
+    json_object_set_new(pv, "captured_minor", json_integer(st->provider_captured));
+    json_object_set_new(pv, "refunded_minor", json_integer(st->provider_refunded));
+    json_object_set_new(pv, "reconfirmations", json_integer((json_int_t)st->reconfirmations));
+    json_object_set_new(o, "provider", pv);
+}
+
+/* The first violation in full, or null. */
+static json_t *violation_json(const struct br_violation *v)
+{
+    if (v == NULL) {
+        return json_null();
+    }
+    json_t *x = json_object();
+    json_object_set_new(x, "invariant", json_string(br_inv_name(v->inv)));
+    json_object_set_new(x, "title", json_string(br_inv_title(v->inv)));
+    json_object_set_new(x, "step", json_integer((json_int_t)v->step));
+    json_object_set_new(x, "now_ms", json_integer(v->now_ms));
+    json_object_set_new(x, "command", json_string(br_cmd_name(v->cmd_type)));
+    json_object_set_new(x, "event_id", json_integer((json_int_t)v->event_id));
+    json_object_set_new(x, "user_id", json_integer((json_int_t)v->user_id));
+    json_object_set_new(x, "hold_id", json_integer((json_int_t)v->hold_id));
+    json_object_set_new(x, "payment_id", json_integer((json_int_t)v->payment_id));
+    json_object_set_new(x, "pass_id", json_integer((json_int_t)v->pass_id));
+    json_object_set_new(x, "message", json_string(v->msg));
+    return x;
+}
+
 json_t *br_report_json(const struct br_report *r)
 {
     json_t *o = json_object();
@@ -293,86 +396,15 @@ json_t *br_report_json(const struct br_report *r)
     json_object_set_new(mem, "engine_bytes", json_integer((json_int_t)r->engine_bytes));
     json_object_set_new(mem, "peak_rss_kib", json_integer(r->peak_rss_kib));
     json_object_set_new(o, "memory", mem);
-
-    const struct br_audit_funnel *fn = br_auditor_funnel(r->auditor);
-    json_t *f = json_object();
-    json_object_set_new(f, "joined", json_integer((json_int_t)fn->joined));
-    json_object_set_new(f, "admitted", json_integer((json_int_t)fn->admitted));
-    json_object_set_new(f, "held", json_integer((json_int_t)fn->held));
-    json_object_set_new(f, "confirmed", json_integer((json_int_t)fn->confirmed));
-    json_object_set_new(f, "expired", json_integer((json_int_t)fn->expired));
-    json_object_set_new(f, "cancelled", json_integer((json_int_t)fn->cancelled));
-    json_object_set_new(f, "refunded", json_integer((json_int_t)fn->refunded));
-    json_object_set_new(f, "declined", json_integer((json_int_t)fn->declined));
-    json_object_set_new(o, "funnel", f);
-
-    json_t *inv = json_object();
-    for (int i = 0; i < BR_INV_COUNT; i++) {
-        json_t *x = json_object();
-        json_object_set_new(x, "checks",
-                            json_integer((json_int_t)br_auditor_checks(r->auditor, i)));
-        json_object_set_new(x, "violations",
-                            json_integer((json_int_t)br_auditor_violations_of(r->auditor, i)));
-        json_object_set_new(x, "title", json_string(br_inv_title(i)));
-        json_object_set_new(inv, br_inv_name(i), x);
-    }
-    json_object_set_new(o, "invariants", inv);
-
-    json_t *fair = json_object();
-    json_object_set_new(fair, "worst_inversion",
-                        json_integer((json_int_t)br_auditor_worst_inversion(r->auditor)));
-    json_object_set_new(fair, "wait_p50_ms",
-                        json_integer(br_auditor_wait_quantile(r->auditor, 0.5)));
-    json_object_set_new(fair, "wait_p99_ms",
-                        json_integer(br_auditor_wait_quantile(r->auditor, 0.99)));
-    json_object_set_new(fair, "admissions", json_integer((json_int_t)br_auditor_waits(r->auditor)));
-    json_object_set_new(o, "fairness", fair);
-
+    json_object_set_new(o, "funnel", funnel_json(br_auditor_funnel(r->auditor)));
+    invariants_json(o, r->auditor);
     if (r->live != NULL) {
-        const struct br_audit_liveness *l = r->live;
-        json_t *lv = json_object();
-        json_object_set_new(lv, "converged",
-                            json_boolean(r->stats ? r->stats->converged : l->converged));
-        json_object_set_new(lv, "converge_ms", json_integer(r->stats ? r->stats->converge_ms : 0));
-        json_object_set_new(lv, "waiting", json_integer((json_int_t)l->waiting));
-        json_object_set_new(lv, "overdue_holds", json_integer((json_int_t)l->overdue_holds));
-        json_object_set_new(lv, "live_holds", json_integer((json_int_t)l->live_holds));
-        json_object_set_new(lv, "pending_payments", json_integer((json_int_t)l->pending_payments));
-        json_object_set_new(lv, "refunds_owed", json_integer((json_int_t)l->refunds_owed));
-        json_object_set_new(o, "liveness", lv);
+        json_object_set_new(o, "liveness", liveness_json(r));
     }
     if (r->stats != NULL) {
-        json_t *fx = json_object();
-        for (int i = 0; i < BR_FAULT_COUNT; i++) {
-            json_object_set_new(fx, br_fault_name(i),
-                                json_integer((json_int_t)r->stats->faults[i]));
-        }
-        json_object_set_new(o, "faults", fx);
-        json_t *pv = json_object();
-        json_object_set_new(pv, "captured_minor", json_integer(r->stats->provider_captured));
-        json_object_set_new(pv, "refunded_minor", json_integer(r->stats->provider_refunded));
-        json_object_set_new(pv, "reconfirmations",
-                            json_integer((json_int_t)r->stats->reconfirmations));
-        json_object_set_new(o, "provider", pv);
+        sim_json(o, r->stats);
     }
-    const struct br_violation *v = br_auditor_first(r->auditor);
-    if (v != NULL) {
-        json_t *x = json_object();
-        json_object_set_new(x, "invariant", json_string(br_inv_name(v->inv)));
-        json_object_set_new(x, "title", json_string(br_inv_title(v->inv)));
-        json_object_set_new(x, "step", json_integer((json_int_t)v->step));
-        json_object_set_new(x, "now_ms", json_integer(v->now_ms));
-        json_object_set_new(x, "command", json_string(br_cmd_name(v->cmd_type)));
-        json_object_set_new(x, "event_id", json_integer((json_int_t)v->event_id));
-        json_object_set_new(x, "user_id", json_integer((json_int_t)v->user_id));
-        json_object_set_new(x, "hold_id", json_integer((json_int_t)v->hold_id));
-        json_object_set_new(x, "payment_id", json_integer((json_int_t)v->payment_id));
-        json_object_set_new(x, "pass_id", json_integer((json_int_t)v->pass_id));
-        json_object_set_new(x, "message", json_string(v->msg));
-        json_object_set_new(o, "violation", x);
-    } else {
-        json_object_set_new(o, "violation", json_null());
-    }
+    json_object_set_new(o, "violation", violation_json(br_auditor_first(r->auditor)));
     json_object_set_new(o, "reproduce", r->reproduce ? json_string(r->reproduce) : json_null());
     if (r->stats == NULL) {
         replay_json(o, r);

@@ -258,6 +258,71 @@ static int parse_range(const json_t *v, struct br_scn_range *r, const struct fie
     return BR_OK;
 }
 
+/* An integer field (F_U32, F_I64, F_U64) within [lo, hi], stored at `at`. */
+static int parse_integer(const json_t *v, char *at, const struct field *f, const char *path,
+                         struct perr *pe)
+{
+    double d = 0;
+    if (!json_is_integer(v) || get_number(v, &d) != BR_OK) {
+        return fail(pe, path, f->key, "expected an integer");
+    }
+    if (d < f->lo || d > f->hi) {
+        char why[96];
+        snprintf(why, sizeof why, "out of range [%.0f, %.0f]", f->lo, f->hi);
+        return fail(pe, path, f->key, why);
+    }
+    if (f->kind == F_U32) {
+        *(uint32_t *)(void *)at = (uint32_t)json_integer_value(v);
+    } else if (f->kind == F_I64) {
+        *(int64_t *)(void *)at = (int64_t)json_integer_value(v);
+    } else {
+        *(uint64_t *)(void *)at = (uint64_t)json_integer_value(v);
+    }
+    return BR_OK;
+}
+
+/* An F_STR field: a string without NULs, shorter than lo bytes, stored
+ * NUL-padded at `at`. */
+static int parse_string(const json_t *v, char *at, const struct field *f, const char *path,
+                        struct perr *pe)
+{
+    size_t cap = (size_t)f->lo;
+    if (!json_is_string(v) || json_string_length(v) >= cap ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        char why[96];
+        snprintf(why, sizeof why, "expected a string shorter than %zu bytes", cap);
+        return fail(pe, path, f->key, why);
+    }
+    memset(at, 0, cap);
+    memcpy(at, json_string_value(v), json_string_length(v));
+    return BR_OK;
+}
+
+/* An F_DARRAY field: lo..hi weights >= 0, stored at `at` (hi doubles, the
+ * ones not given 0). */
+static int parse_weights(const json_t *v, char *at, const struct field *f, const char *path,
+                         struct perr *pe)
+{
+    double d = 0;
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n > (size_t)f->hi || n < (size_t)f->lo) {
+        char why[96];
+        snprintf(why, sizeof why, "expected an array of %.0f..%.0f numbers", f->lo, f->hi);
+        return fail(pe, path, f->key, why);
+    }
+    double *arr = (double *)(void *)at;
+    for (size_t i = 0; i < (size_t)f->hi; i++) {
+        arr[i] = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (get_number(json_array_get(v, i), &d) != BR_OK || !isfinite(d) || d < 0) {
+            return fail(pe, path, f->key, "weights must be numbers >= 0");
+        }
+        arr[i] = d;
+    }
+    return BR_OK;
+}
+
 static int parse_field(const json_t *v, void *base, const struct field *f, const char *path,
                        struct perr *pe)
 {
@@ -267,22 +332,7 @@ static int parse_field(const json_t *v, void *base, const struct field *f, const
     case F_U32:
     case F_I64:
     case F_U64:
-        if (!json_is_integer(v) || get_number(v, &d) != BR_OK) {
-            return fail(pe, path, f->key, "expected an integer");
-        }
-        if (d < f->lo || d > f->hi) {
-            char why[96];
-            snprintf(why, sizeof why, "out of range [%.0f, %.0f]", f->lo, f->hi);
-            return fail(pe, path, f->key, why);
-        }
-        if (f->kind == F_U32) {
-            *(uint32_t *)(void *)at = (uint32_t)json_integer_value(v);
-        } else if (f->kind == F_I64) {
-            *(int64_t *)(void *)at = (int64_t)json_integer_value(v);
-        } else {
-            *(uint64_t *)(void *)at = (uint64_t)json_integer_value(v);
-        }
-        return BR_OK;
+        return parse_integer(v, at, f, path, pe);
     case F_FRAC:
     case F_DOUBLE:
         if (get_number(v, &d) != BR_OK || !isfinite(d) || d < f->lo || d > f->hi) {
@@ -298,39 +348,12 @@ static int parse_field(const json_t *v, void *base, const struct field *f, const
         }
         *(bool *)(void *)at = json_is_true(v);
         return BR_OK;
-    case F_STR: {
-        size_t cap = (size_t)f->lo;
-        if (!json_is_string(v) || json_string_length(v) >= cap ||
-            strlen(json_string_value(v)) != json_string_length(v)) {
-            char why[96];
-            snprintf(why, sizeof why, "expected a string shorter than %zu bytes", cap);
-            return fail(pe, path, f->key, why);
-        }
-        memset(at, 0, cap);
-        memcpy(at, json_string_value(v), json_string_length(v));
-        return BR_OK;
-    }
+    case F_STR:
+        return parse_string(v, at, f, path, pe);
     case F_RANGE:
         return parse_range(v, (struct br_scn_range *)(void *)at, f, path, pe);
-    case F_DARRAY: {
-        size_t n = json_array_size(v);
-        if (!json_is_array(v) || n > (size_t)f->hi || n < (size_t)f->lo) {
-            char why[96];
-            snprintf(why, sizeof why, "expected an array of %.0f..%.0f numbers", f->lo, f->hi);
-            return fail(pe, path, f->key, why);
-        }
-        double *arr = (double *)(void *)at;
-        for (size_t i = 0; i < (size_t)f->hi; i++) {
-            arr[i] = 0;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (get_number(json_array_get(v, i), &d) != BR_OK || !isfinite(d) || d < 0) {
-                return fail(pe, path, f->key, "weights must be numbers >= 0");
-            }
-            arr[i] = d;
-        }
-        return BR_OK;
-    }
+    case F_DARRAY:
+        return parse_weights(v, at, f, path, pe);
     }
     return fail(pe, path, f->key, "internal: unknown field kind");
 }

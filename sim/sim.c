@@ -282,6 +282,69 @@ static int open_record(const char *record, const struct br_config *cfg,
     return rc;
 }
 
+/* Opens the engine (in memory, or the Lua twins in Redis at url), its
+ * auditor and, if record is set, the journal it is written to. False after
+ * a message on stderr, with nothing left open. */
+static bool run_open(const struct sim_args *a, const struct br_config *cfg, const char *url,
+                     const char *record, struct br_backend *backend, struct br_auditor **aud,
+                     struct br_journal_writer **w)
+{
+    int rc =
+        a->redis ? br_backend_redis_open(backend, cfg, url) : br_backend_memory_open(backend, cfg);
+    if (rc != BR_OK) {
+        fprintf(stderr, "bookingrush sim: cannot set up the engine (%s; %zu bytes)\n",
+                br_err_name(rc), br_engine_memory_size(cfg));
+        return false;
+    }
+    *aud = br_auditor_new(cfg, backend);
+    *w = NULL;
+    if (record != NULL) {
+        rc = open_record(record, cfg, w);
+        if (rc != BR_OK) {
+            br_auditor_free(*aud);
+            br_backend_close(backend);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Prints one run's report: appended to json_runs if set, else as text, or
+ * (quiet_ok, in a sweep) one line for a run that passed. */
+static void run_print(const struct br_report *r, bool ok, bool quiet_ok, json_t *json_runs)
+{
+    if (json_runs != NULL) {
+        json_array_append_new(json_runs, br_report_json(r));
+    } else if (!quiet_ok || !ok) {
+        br_report_text(stdout, r);
+    } else {
+        printf("seed %" PRIu64 " ok  digest %016" PRIx64 "  %" PRIu64 " commands  %.0f users/s\n",
+               r->seed, r->digest, r->commands, r->wall_s > 0 ? (double)r->users / r->wall_s : 0.0);
+    }
+    if (!ok && json_runs == NULL && quiet_ok) {
+        fflush(stdout);
+    }
+}
+
+/* Drives the crowd of scn through the backend (sim/driver.h), checked by
+ * aud and recorded to w if set, with progress to pc. */
+static int run_drive(const struct sim_args *a, const struct br_scenario *scn,
+                     const struct br_config *cfg, uint64_t seed, struct br_backend *backend,
+                     struct br_auditor *aud, struct br_journal_writer *w, struct progress_ctx *pc,
+                     struct br_driver_stats *st)
+{
+    struct br_driver_opts o = {.scn = scn,
+                               .cfg = cfg,
+                               .seed = seed,
+                               .backend = backend,
+                               .auditor = aud,
+                               .record = w,
+                               .self_check_every = a->self_check,
+                               .progress = run_progress,
+                               .progress_ctx = pc};
+    return br_driver_run(&o, st);
+}
+
 /* Runs one seed. Prints the report unless quiet_ok and the run passed
  * (sweeps print one line per good seed). */
 static struct run_result run_one(const struct br_scenario *base, const struct sim_args *a,
@@ -300,36 +363,14 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     double t0 = now_s(), c0 = cpu_s();
     struct br_backend backend;
     const char *url = a->redis_url != NULL ? a->redis_url : "redis://127.0.0.1:6379";
-    int rc = a->redis ? br_backend_redis_open(&backend, &cfg, url)
-                      : br_backend_memory_open(&backend, &cfg);
-    if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush sim: cannot set up the engine (%s; %zu bytes)\n",
-                br_err_name(rc), br_engine_memory_size(&cfg));
+    struct br_auditor *aud;
+    struct br_journal_writer *w;
+    if (!run_open(a, &cfg, url, record, &backend, &aud, &w)) {
         res.error = true;
         return res;
     }
-    struct br_auditor *aud = br_auditor_new(&cfg, &backend);
-    struct br_journal_writer *w = NULL;
-    if (record != NULL) {
-        rc = open_record(record, &cfg, &w);
-        if (rc != BR_OK) {
-            br_auditor_free(aud);
-            br_backend_close(&backend);
-            res.error = true;
-            return res;
-        }
-    }
-    struct br_driver_opts o = {.scn = &scn,
-                               .cfg = &cfg,
-                               .seed = seed,
-                               .backend = &backend,
-                               .auditor = aud,
-                               .record = w,
-                               .self_check_every = a->self_check,
-                               .progress = run_progress,
-                               .progress_ctx = pc};
     struct br_driver_stats st;
-    rc = br_driver_run(&o, &st);
+    int rc = run_drive(a, &scn, &cfg, seed, &backend, aud, w, pc, &st);
     uint64_t digest = backend.ops->final_digest(&backend);
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     if (w != NULL && br_journal_writer_close(w) != BR_OK && rc == BR_OK) {
@@ -365,17 +406,7 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
         fprintf(stderr, "bookingrush sim: seed %" PRIu64 ": the run failed: %s\n", seed,
                 br_err_name(rc));
     }
-    if (json_runs != NULL) {
-        json_array_append_new(json_runs, br_report_json(&r));
-    } else if (!quiet_ok || !res.ok) {
-        br_report_text(stdout, &r);
-    } else {
-        printf("seed %" PRIu64 " ok  digest %016" PRIx64 "  %" PRIu64 " commands  %.0f users/s\n",
-               seed, r.digest, st.commands, wall > 0 ? (double)st.users / wall : 0.0);
-    }
-    if (!res.ok && json_runs == NULL && quiet_ok) {
-        fflush(stdout);
-    }
+    run_print(&r, res.ok, quiet_ok, json_runs);
     br_auditor_free(aud);
     br_backend_close(&backend);
     return res;

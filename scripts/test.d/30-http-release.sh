@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
 bin=$rel/bookingrush
-for t in flow errors race crash payments framing ops capacity auth; do
+for t in flow errors race crash payments framing ops capacity disk clock auth; do
   "$rel/tests/http/test_http_$t" "$bin" >/dev/null 2>"$rel/http-$t.log" || {
     cat "$rel/http-$t.log" >&2; echo "http suite ($t) failed on the release build" >&2; exit 1; }
   echo "http $t: passed (release)"

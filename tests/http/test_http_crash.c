@@ -4,8 +4,15 @@
  * (201) is still there, with its owner and its state (confirmed ones still
  * confirmed); no seat is sold twice (per zone held + sold <= capacity, and
  * equal to the seats in the buyers' bookings); the journal replays cleanly
- * through `bookingrush replay`. Two rounds, then a torn tail appended by
- * hand is cut at the next start.
+ * through `bookingrush replay`. Two rounds, then half a record written over
+ * the zeros ahead (a torn tail) is cut at the next start.
+ *
+ * Damage (journal_file.h): an altered length byte three records before the
+ * end refuses the start with its offset, `journal check` reports it,
+ * `journal repair --yes` lists the records it drops and no dropped booking
+ * id is handed out again; a bit flipped in the last record refuses the
+ * start, the same record cut short is cut; a replay that diverges from its
+ * recorded outcomes refuses to serve.
  *
  * Needs the process: skipped against a base URL.
  *
@@ -15,6 +22,7 @@
 
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -240,6 +248,146 @@ static void verify(struct t_server *s, char tokens[][1024], uint64_t ev, struct 
     t_resp_free(&r);
 }
 
+/* ---- the journal file, byte by byte (format: core/journal.h) ---- */
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static unsigned char *slurp(const char *path, long long *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)*len + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return b;
+}
+
+/* Offsets of the records (up to max into offs); returns the offset after
+ * the last one (where the zeros ahead begin). */
+static long long journal_walk(const char *path, long long *offs, int max)
+{
+    long long len = 0;
+    unsigned char *b = slurp(path, &len);
+    long long at = le32(b + 8); /* the header's length */
+    int n = 0;
+    while (at + 8 <= len && le32(b + at) != 0) {
+        if (n < max) {
+            offs[n] = at;
+        }
+        n++;
+        at += 8 + (long long)le32(b + at);
+    }
+    free(b);
+    for (int i = n; i < max; i++) {
+        offs[i] = -1;
+    }
+    return at;
+}
+
+static int journal_count(const char *path)
+{
+    long long offs[1];
+    long long len = 0;
+    unsigned char *b = slurp(path, &len);
+    long long at = le32(b + 8);
+    int n = 0;
+    while (at + 8 <= len && le32(b + at) != 0) {
+        n++;
+        at += 8 + (long long)le32(b + at);
+    }
+    free(b);
+    (void)offs;
+    return n;
+}
+
+static void journal_write(const char *path, long long at, const unsigned char *p, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, at, SEEK_SET), 0);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void journal_xor(const char *path, long long at, unsigned char mask)
+{
+    long long len = 0;
+    unsigned char *b = slurp(path, &len);
+    assert_true(at < len);
+    unsigned char c = (unsigned char)(b[at] ^ mask);
+    free(b);
+    journal_write(path, at, &c, 1);
+}
+
+/* CRC-32C (Castagnoli), bit by bit: the journal's record checksum. */
+static uint32_t crc32c(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) {
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        }
+    }
+    return ~c;
+}
+
+/* Runs a shell command with stdout+stderr into DIR/out.txt; returns the
+ * exit code and the output (malloc'd) in *out. */
+static int run(struct t_server *s, char **out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int run(struct t_server *s, char **out, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd - 64);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " > '%s/out.txt' 2>&1", s->dir);
+    int rc = system(cmd);
+    char path[400];
+    snprintf(path, sizeof path, "%s/out.txt", s->dir);
+    long long len = 0;
+    unsigned char *b = slurp(path, &len);
+    b[len] = '\0';
+    *out = (char *)b;
+    fprintf(stderr, "$ %.200s\n%s", cmd, *out);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Starts the server on s's data dir expecting it to refuse; returns its output. */
+static char *start_refused(struct t_server *s)
+{
+    char *out = NULL;
+    int code = run(s, &out,
+                   "timeout 15 '%s' serve --bind 127.0.0.1 --port 0 --data-dir '%s/data' "
+                   "--jwt-secret refused-start-secret --log-level warn",
+                   t_binary(), s->dir);
+    assert_true(code != 0 && code != 124); /* refused, not serving until the timeout */
+    return out;
+}
+
+static bool log_has(struct t_server *s, const char *what)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", s->dir);
+    long long len = 0;
+    unsigned char *b = slurp(path, &len);
+    b[len] = '\0';
+    bool has = strstr((char *)b, what) != NULL;
+    free(b);
+    return has;
+}
+
 static void test_kill_during_load(void **state)
 {
     (void)state;
@@ -274,18 +422,20 @@ static void test_kill_during_load(void **state)
     verify(&s, tokens, ev, acks, nacks);
     assert_int_equal(t_server_stop(&s), 0);
 
-    /* A torn tail, as a crash in the middle of a write leaves one: the
-     * start-up cuts it and loses nothing that was acknowledged. */
+    /* A torn tail, as a crash in the middle of a write leaves one: half of
+     * a record over the zeros ahead of the last one. The start-up cuts it
+     * and loses nothing that was acknowledged. */
     char journal[400];
     snprintf(journal, sizeof journal, "%s/data/journal", s.dir);
-    FILE *jf = fopen(journal, "ab");
-    assert_non_null(jf);
-    static const unsigned char torn[] = {0x40, 0x00, 0x00, 0x00, 0x12, 0x34, 0x56};
-    assert_int_equal(fwrite(torn, 1, sizeof torn, jf), sizeof torn);
-    fclose(jf);
+    long long offs[2];
+    long long end = journal_walk(journal, offs, 0);
+    static const unsigned char torn[] = {0x40, 0x00, 0x00, 0x00, 0x12, 0x34, 0x56, 0x78, 0x01,
+                                         0x07, 0x00, 0x00, 0x00, 0x11, 0x22};
+    journal_write(journal, end, torn, sizeof torn);
     t_server_restart(&s);
     verify(&s, tokens, ev, acks, nacks);
     assert_int_equal(t_server_stop(&s), 0);
+    assert_true(log_has(&s, "cutting a torn tail"));
 
     /* The journal replays through the core with identical outcomes. */
     char cmd[700];
@@ -304,9 +454,231 @@ static void test_kill_during_load(void **state)
     t_server_cleanup(&s);
 }
 
+
+/* ---- damage in the journal: refused, shown, repaired, ids kept ---- */
+
+/* A server with an open event (no pass) and one buyer; the event id. */
+static uint64_t small_sale(struct t_server *s, char *token, size_t cap)
+{
+    t_server_start(s, NULL);
+    uint64_t ev = t_event(s, json_pack("{s:b, s:i, s:[{s:s, s:i, s:i, s:s}]}", "requires_pass", 0,
+                                       "per_user_limit", 64, "zones", "name", "Floor", "capacity",
+                                       1000, "price_minor", 1000, "currency", "EUR"));
+    t_buyer(s, "damage", token, cap);
+    return ev;
+}
+
+static uint64_t reserve_one(struct t_server *s, const char *token, uint64_t ev)
+{
+    struct t_resp r;
+    t_json(s, "POST", "/api/v1/bookings/reserve", token,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(r.json, "id"));
+    t_resp_free(&r);
+    return id;
+}
+
+static long get_booking(struct t_server *s, const char *token, uint64_t id)
+{
+    char p[96];
+    snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64, id);
+    struct t_resp r;
+    t_request(s, "GET", p, token, NULL, NULL, 0, &r);
+    long st = r.status;
+    t_resp_free(&r);
+    return st;
+}
+
+/* One altered length byte three records before the end: the start refuses
+ * (naming the offset), check reports it, repair lists what it drops, and
+ * after the repair no dropped booking id is handed out again. */
+static void test_damage_before_the_end_refuses_and_repair_never_reuses_ids(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    struct t_server s;
+    static char token[1024];
+    uint64_t ev = small_sale(&s, token, sizeof token);
+    uint64_t ids[12];
+    for (int i = 0; i < 12; i++) {
+        ids[i] = reserve_one(&s, token, ev);
+    }
+    assert_int_equal(t_server_stop(&s), 0);
+    char journal[400];
+    snprintf(journal, sizeof journal, "%s/data/journal", s.dir);
+    int n = journal_count(journal);
+    long long offs[4096];
+    assert_true(n >= 12 && n <= 4096);
+    journal_walk(journal, offs, n);
+    long long bad = offs[n - 3];
+    journal_xor(journal, bad, 0x04); /* its length byte */
+
+    char want[64];
+    snprintf(want, sizeof want, "\"offset\":%lld", bad);
+    char *out = start_refused(&s);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(run(&s, &out, "'%s' journal check '%s/data'", t_binary(), s.dir), 1);
+    snprintf(want, sizeof want, "damage at offset %lld", bad);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(run(&s, &out, "'%s' journal repair '%s/data'", t_binary(), s.dir), 1);
+    assert_non_null(strstr(out, "--yes"));
+    free(out);
+    assert_int_equal(run(&s, &out, "'%s' journal repair '%s/data' --yes", t_binary(), s.dir), 0);
+    /* The two whole records after the damage are listed with their ids. */
+    int listed = 0;
+    for (int i = 10; i < 12; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "reserve user");
+        char idtxt[48];
+        snprintf(idtxt, sizeof idtxt, "-> OK id %" PRIu64 "\n", ids[i]);
+        if (strstr(out, line) != NULL && strstr(out, idtxt) != NULL) {
+            listed++;
+        }
+    }
+    assert_int_equal(listed, 2);
+    assert_non_null(strstr(out, "backup: "));
+    free(out);
+    assert_int_equal(run(&s, &out, "'%s' journal check '%s/data'", t_binary(), s.dir), 0);
+    free(out);
+
+    t_server_restart(&s);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(get_booking(&s, token, ids[i]), 200);
+    }
+    for (int i = 9; i < 12; i++) {
+        assert_int_equal(get_booking(&s, token, ids[i]), 404); /* dropped, and said so */
+    }
+    uint64_t next = reserve_one(&s, token, ev);
+    fprintf(stderr, "after the repair: booking %" PRIu64 " (dropped %" PRIu64 "..%" PRIu64 ")\n",
+            next, ids[9], ids[11]);
+    for (int i = 9; i < 12; i++) {
+        assert_true(next != ids[i]);
+    }
+    assert_true(next > ids[11]);
+    /* and again after one more restart (the skip is replayed too) */
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_restart(&s);
+    assert_int_equal(get_booking(&s, token, next), 200);
+    assert_true(reserve_one(&s, token, ev) > next);
+    assert_int_equal(t_server_stop(&s), 0);
+    /* `bookingrush replay` applies the skip as the start does: the bookings
+     * made after the repair reproduce their recorded ids (exit 0, no
+     * divergence). A malformed skip file is refused, not read in part. */
+    int replay_rc = run(&s, &out, "'%s' replay '%s/data/journal'", t_binary(), s.dir);
+    if (replay_rc != 0) {
+        fprintf(stderr, "%s", out);
+    }
+    assert_int_equal(replay_rc, 0);
+    free(out);
+    char skip_path[400];
+    snprintf(skip_path, sizeof skip_path, "%s/data/journal.skip", s.dir);
+    FILE *sf = fopen(skip_path, "a");
+    assert_non_null(sf);
+    fputs("skip x 1\n", sf);
+    fclose(sf);
+    assert_int_equal(run(&s, &out, "'%s' replay '%s/data/journal'", t_binary(), s.dir), 2);
+    free(out);
+    t_server_cleanup(&s);
+}
+
+/* A bit flipped inside the last record (acknowledged, synced) is damage,
+ * not a torn tail: the start refuses. The same record cut short, as a crash
+ * in the middle of its write leaves it, is cut at the start and logged. */
+static void test_a_bit_flip_in_the_last_record_refuses_the_start(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    struct t_server s;
+    static char token[1024];
+    uint64_t ev = small_sale(&s, token, sizeof token);
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = reserve_one(&s, token, ev);
+    }
+    assert_int_equal(t_server_stop(&s), 0);
+    char journal[400];
+    snprintf(journal, sizeof journal, "%s/data/journal", s.dir);
+    int n = journal_count(journal);
+    long long offs[4096];
+    assert_true(n >= 5 && n <= 4096);
+    journal_walk(journal, offs, n);
+    long long last = offs[n - 1];
+    journal_xor(journal, last + 20, 0x10);
+    char want[64];
+    snprintf(want, sizeof want, "\"offset\":%lld", last);
+    char *out = start_refused(&s);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(run(&s, &out, "'%s' journal check '%s/data'", t_binary(), s.dir), 1);
+    free(out);
+
+    /* A genuine torn tail instead: the file ends inside the last record. */
+    journal_xor(journal, last + 20, 0x10);
+    assert_int_equal(truncate(journal, (off_t)(last + 30)), 0);
+    t_server_restart(&s);
+    assert_true(log_has(&s, "cutting a torn tail"));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(get_booking(&s, token, ids[i]), 200);
+    }
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
+/* A record whose replayed outcome differs from the one recorded (its
+ * effects hash altered, its checksum fixed): the start refuses to serve. */
+static void test_a_diverging_replay_refuses_the_start(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    struct t_server s;
+    static char token[1024];
+    uint64_t ev = small_sale(&s, token, sizeof token);
+    for (int i = 0; i < 3; i++) {
+        reserve_one(&s, token, ev);
+    }
+    assert_int_equal(t_server_stop(&s), 0);
+    char journal[400];
+    snprintf(journal, sizeof journal, "%s/data/journal", s.dir);
+    int n = journal_count(journal);
+    long long offs[4096];
+    assert_true(n >= 3 && n <= 4096);
+    journal_walk(journal, offs, n);
+    long long len = 0;
+    unsigned char *b = slurp(journal, &len);
+    long long at = offs[n - 1];
+    uint32_t plen = le32(b + at);
+    unsigned char *payload = b + at + 8;
+    payload[plen - 8] ^= 0x01; /* the outcome's effects hash */
+    uint32_t crc = crc32c(payload, plen);
+    unsigned char head[4] = {(unsigned char)crc, (unsigned char)(crc >> 8),
+                             (unsigned char)(crc >> 16), (unsigned char)(crc >> 24)};
+    journal_write(journal, at + 4, head, 4);
+    journal_write(journal, at + 8 + plen - 8, &payload[plen - 8], 1);
+    free(b);
+    char *out = start_refused(&s);
+    assert_non_null(strstr(out, "diverged"));
+    free(out);
+    t_server_cleanup(&s);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_during_load)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kill_during_load),
+        cmocka_unit_test(test_damage_before_the_end_refuses_and_repair_never_reuses_ids),
+        cmocka_unit_test(test_a_bit_flip_in_the_last_record_refuses_the_start),
+        cmocka_unit_test(test_a_diverging_replay_refuses_the_start),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

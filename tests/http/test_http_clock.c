@@ -1,0 +1,87 @@
+/*
+ * test_http_clock.c -- the wall clock steps back an hour while the server
+ * runs (issue 9, item 3): admission must go on within a few ticks, since
+ * the ticker schedules on the monotonic clock and the commands' now_ms
+ * keeps flowing (never backwards).
+ *
+ * The system clock is not touched: BR_TEST_CLOCK_OFFSET_FILE names a file
+ * whose number (ms) the server adds to the wall clock it reads, so writing
+ * -3600000 there steps this server's clock back an hour.
+ *
+ * Usage: test_http_clock BINARY [BASE_URL]   (see client.h)
+ */
+#define _DEFAULT_SOURCE
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "client.h"
+
+static void write_offset(const char *path, long long ms)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fprintf(f, "%lld\n", ms);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0); /* the server never reads half a number */
+}
+
+static void test_admission_goes_on_after_the_clock_steps_back(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    char offset[] = "/tmp/br-clock-XXXXXX";
+    int fd = mkstemp(offset);
+    assert_true(fd >= 0);
+    close(fd);
+    write_offset(offset, 0);
+    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    struct t_server s;
+    t_server_start(&s, NULL);        /* --tick-ms 20 */
+    uint64_t ev = t_event(&s, NULL); /* requires a pass; the sale is open */
+    char tok[2][1024];
+    char pass[512];
+    t_buyer(&s, "clock", tok[0], sizeof tok[0]);
+    t_buyer(&s, "clock", tok[1], sizeof tok[1]);
+    assert_true(t_wait_pass(&s, tok[0], ev, pass, sizeof pass, 5000));
+
+    write_offset(offset, -3600000); /* an hour back */
+    t_sleep_ms(200);
+    struct timespec t0;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool admitted = t_wait_pass(&s, tok[1], ev, pass, sizeof pass, 3000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "after the step back: %s in %ld ms\n", admitted ? "admitted" : "NOT admitted",
+            ms);
+    assert_true(admitted);
+
+    /* The pass works: its deadline was not computed an hour in the past. */
+    char hdr[600];
+    snprintf(hdr, sizeof hdr, "X-Queue-Pass: %s", pass);
+    struct t_resp r;
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok[1],
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           (const char *const[]){hdr, NULL}, &r);
+    EXPECT(r, 201, NULL);
+    t_resp_free(&r);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+    unlink(offset);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_admission_goes_on_after_the_clock_steps_back)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
