@@ -120,7 +120,9 @@ struct br_cmd {
             uint32_t max; /* 1..BR_SAGA_STEP_MAX */
         } saga_step;
         struct {
-            int64_t ttl_ms; /* 1..BR_TTL_MS_MAX: the session lives until now + ttl */
+            int64_t ttl_ms;      /* 1..BR_TTL_MS_MAX: the session lives until now + ttl */
+            uint32_t generation; /* the first, 1..BR_SESSION_GENERATION_FIRST_MAX: drawn at
+                                    random by the server (session.h) */
         } session_open;
         struct {
             uint64_t session_id;

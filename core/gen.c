@@ -587,8 +587,19 @@ static void gen_session_open(struct draw *x, struct br_cmd *c)
 {
     c->user_id = pick_user(x->g, x->s);
     c->u.session_open.ttl_ms = session_ttl(x);
+    c->u.session_open.generation = 1 + d(x, 1000); /* the server's draw, small here */
     if (x->bad && d(x, 2) == 0) {
-        c->user_id = d(x, 2) == 0 ? 0 : c->user_id + 1000; /* the system, or nobody */
+        switch (d(x, 3)) {
+        case 0:
+            c->user_id = 0; /* the system */
+            break;
+        case 1:
+            c->user_id += 1000; /* nobody */
+            break;
+        default:
+            c->u.session_open.generation = d(x, 2) == 0 ? 0 : BR_SESSION_GENERATION_FIRST_MAX + 1;
+            break;
+        }
     }
 }
 

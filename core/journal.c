@@ -217,6 +217,7 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
         break;
     case BR_CMD_SESSION_OPEN:
         put_u64(w, (uint64_t)c->u.session_open.ttl_ms);
+        put_u32(w, c->u.session_open.generation);
         break;
     case BR_CMD_SESSION_ROTATE:
     case BR_CMD_SESSION_REVOKE:
@@ -309,6 +310,7 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
         break;
     case BR_CMD_SESSION_OPEN:
         c->u.session_open.ttl_ms = (int64_t)get_u64(r);
+        c->u.session_open.generation = get_u32(r);
         break;
     case BR_CMD_SESSION_ROTATE:
     case BR_CMD_SESSION_REVOKE:

@@ -56,7 +56,8 @@ int br_session_open(struct br_engine *e, const struct br_cmd *c, struct br_outco
     if (br_catalog_user(e, c->user_id) == NULL) {
         return out->err = BR_E_NOT_FOUND;
     }
-    if (!ttl_ok(c->u.session_open.ttl_ms)) {
+    if (!ttl_ok(c->u.session_open.ttl_ms) || c->u.session_open.generation < 1 ||
+        c->u.session_open.generation > BR_SESSION_GENERATION_FIRST_MAX) {
         return out->err = BR_E_INVALID;
     }
     if (e->session_count >= e->sessions_max) {
@@ -66,7 +67,7 @@ int br_session_open(struct br_engine *e, const struct br_cmd *c, struct br_outco
     memset(s, 0, sizeof *s);
     e->session_count++;
     s->user_id = (uint32_t)c->user_id; /* <= users_max <= 2^30 */
-    s->generation = 1;
+    s->generation = c->u.session_open.generation;
     s->expires_at_ms = c->now_ms + c->u.session_open.ttl_ms;
     out->id = e->session_count;
     out->ref = s->user_id;

@@ -8,6 +8,12 @@
  * token's MAC is the server's to check: the core stores no secret at all).
  * Each use rotates it: the generation moves on by one and the expiry to
  * now + ttl, and only a token of the current generation refreshes again.
+ * The first generation is drawn at random by the server (and journaled):
+ * session ids are dense indices, so if a journal repair ever dropped an
+ * acknowledged open, the id handed out again starts at another generation
+ * and the lost session's token does not name the new one (it is refused,
+ * or at worst taken for a reused copy, which revokes: never a sign-in as
+ * someone else but with odds of 2^-31).
  *
  *     open ──▶ live (generation 1) ──rotate(g == current)──▶ live (g + 1)
  *                │  └─rotate or revoke(g < current): reuse──▶ revoked
@@ -45,6 +51,7 @@
 struct br_engine;
 struct br_outcome;
 
+#define BR_SESSION_GENERATION_FIRST_MAX 0x7FFFFFFFu /* leaves 2^31 rotations */
 #define BR_SESSIONS_PER_USER 1u /* sessions_max = users_max * this: 24 B per user */
 
 /* A session's state as of some now_ms (outcome.status of rotate and revoke). */
@@ -59,12 +66,12 @@ enum br_session_state {
 struct br_session {
     int64_t expires_at_ms; /* refreshes while now < expires_at_ms */
     uint32_t user_id;      /* user ids stay below users_max <= 2^30 */
-    uint32_t generation;   /* tokens of this generation refresh: 1 at open, + 1 per rotation */
+    uint32_t generation;   /* tokens of this generation refresh: random at open, + 1 a rotation */
     bool revoked;          /* by logout or reuse (logout-all is the user's floor) */
 };
 
 /* Command handlers; each fills *out and returns out->err.
- *  open:       actor = the user. BR_OK (id = session, ref = user, count = generation 1,
+ *  open:       actor = the user. BR_OK (id = session, ref = user, count = its generation,
  *              deadline_ms = expiry), BR_E_FORBIDDEN (actor 0), BR_E_NOT_FOUND (no such
  *              user), BR_E_INVALID (ttl), BR_E_FULL.
  *  rotate:     actor = system. BR_OK (id, ref = user, status = the user's current role,
@@ -84,7 +91,7 @@ int br_session_revoke_all(struct br_engine *e, const struct br_cmd *c, struct br
 /* The session's state at now_ms (BR_SESSION_NONE for an unknown id). O(1). */
 uint8_t br_session_state(const struct br_engine *e, uint64_t session_id, int64_t now_ms);
 
-/* Asserts: ids are index + 1, every session's user exists, generations >= 1,
+/* Asserts: every session's user exists, generations >= 1,
  * user floors within the table. O(sessions). */
 void br_session_check(const struct br_engine *e);
 

@@ -195,8 +195,10 @@ struct br_backend_ops {
     bool (*user_exists)(struct br_backend *b, uint64_t user_id);
 
     /* ---- refresh sessions (core/session.h) ---- */
-    /* A new session for the user, living ttl_ms. r.session. BR_E_FULL: none left. */
-    void (*session_open)(struct br_backend *b, uint64_t user, int64_t ttl_ms,
+    /* A new session for the user, living ttl_ms, its first generation drawn
+     * at random by the caller (1..BR_SESSION_GENERATION_FIRST_MAX). r.session.
+     * BR_E_FULL: none left. */
+    void (*session_open)(struct br_backend *b, uint64_t user, uint32_t generation, int64_t ttl_ms,
                          struct br_call *call);
     /* Rotates the session presented at this generation (the token's MAC
      * checked): r.session with the next generation, or BR_E_UNAUTHORIZED

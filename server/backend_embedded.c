@@ -526,14 +526,15 @@ static void session_cmd(struct br_embedded *x, struct br_cmd *cmd, struct br_cal
     unlock_and_finish(x, call, true);
 }
 
-static void op_session_open(struct br_backend *b, uint64_t user, int64_t ttl_ms,
-                            struct br_call *call)
+static void op_session_open(struct br_backend *b, uint64_t user, uint32_t generation,
+                            int64_t ttl_ms, struct br_call *call)
 {
     struct br_cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     cmd.type = BR_CMD_SESSION_OPEN;
     cmd.user_id = user;
     cmd.u.session_open.ttl_ms = ttl_ms;
+    cmd.u.session_open.generation = generation;
     session_cmd(self(b), &cmd, call);
 }
 

@@ -25,6 +25,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/session.h"
 #include "core/str.h"
 #include "server/parse.h"
 #include "server/render.h"
@@ -342,7 +343,15 @@ static void login_checked(struct rq *q)
     q->login_user = q->call.r.user.id;
     q->login_role = q->call.r.user.role;
     int64_t ttl_ms = (int64_t)q->rt->cfg->refresh_ttl_s * 1000;
-    BE(q)->ops->session_open(BE(q), q->login_user, ttl_ms, begin(q, login_session));
+    /* A random first generation (core/session.h: ids are dense indices). */
+    uint8_t r[4] = {0};
+    if (br_auth_random(r, sizeof r) != BR_OK) {
+        reply_err(q, BR_E_UNAVAILABLE);
+        return;
+    }
+    uint32_t gen = ((uint32_t)r[0] << 24 | (uint32_t)r[1] << 16 | (uint32_t)r[2] << 8 | r[3]) %
+                       BR_SESSION_GENERATION_FIRST_MAX + 1;
+    BE(q)->ops->session_open(BE(q), q->login_user, gen, ttl_ms, begin(q, login_session));
 }
 
 static void login_found(struct rq *q)

@@ -601,6 +601,7 @@ static struct br_cmd random_cmd(struct world *w)
         if (type == BR_CMD_SESSION_OPEN || type == BR_CMD_SESSION_REVOKE_ALL) {
             c.user_id = pick_user(w);
             c.u.session_open.ttl_ms = type == BR_CMD_SESSION_OPEN ? 1 + br_rng_below(r, 3000) : 0;
+            c.u.session_open.generation = type == BR_CMD_SESSION_OPEN ? 1 + br_rng_below(r, 3) : 0;
         } else {
             uint32_t n = w->e->session_count;
             c.u.session_rotate.session_id = 1 + br_rng_below(r, n + 1);

@@ -263,7 +263,10 @@ static void test_clock_moves_forward_with_small_skew(void **state)
         none.err = BR_E_NOT_FOUND;
         br_gen_observe(&g, &c, &none, NULL, 0);
     }
-    assert_true(back > 20 && long_jumps > 100);
+    /* Each kind is 6 in 256 steps (~117 of 5000, a standard deviation of
+     * ~11): the bounds only say that both happen, without hanging on a
+     * seed's luck (the session commands' draws moved this seed to 98). */
+    assert_true(back > 20 && long_jumps > 60);
     assert_true(g.now_ms > p.start_ms + 5000 * 100);
 }
 

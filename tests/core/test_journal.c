@@ -98,6 +98,7 @@ static struct br_cmd sample_cmd(uint8_t type)
         break;
     case BR_CMD_SESSION_OPEN:
         c.u.session_open.ttl_ms = 30LL * 24 * 3600 * 1000;
+        c.u.session_open.generation = 0x7654321u;
         break;
     case BR_CMD_SESSION_ROTATE:
     case BR_CMD_SESSION_REVOKE:
@@ -207,6 +208,7 @@ static void assert_cmd_equal(const struct br_cmd *a, const struct br_cmd *b)
         break;
     case BR_CMD_SESSION_OPEN:
         assert_true(a->u.session_open.ttl_ms == b->u.session_open.ttl_ms);
+        assert_int_equal(a->u.session_open.generation, b->u.session_open.generation);
         break;
     case BR_CMD_SESSION_ROTATE:
     case BR_CMD_SESSION_REVOKE:

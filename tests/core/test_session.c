@@ -16,6 +16,7 @@ static struct br_cmd c_open(int64_t now, uint64_t user, int64_t ttl_ms)
     c.now_ms = now;
     c.user_id = user;
     c.u.session_open.ttl_ms = ttl_ms;
+    c.u.session_open.generation = 1; /* the server draws it; 1 keeps these tests readable */
     return c;
 }
 
@@ -66,6 +67,11 @@ static void test_open_counts_ids_up_and_checks_actor_user_and_ttl(void **state)
     c = c_open(7, u, 0);
     apply_expect(e, &c, BR_E_INVALID, NULL);
     c = c_open(7, u, BR_TTL_MS_MAX + 1);
+    apply_expect(e, &c, BR_E_INVALID, NULL);
+    c = c_open(7, u, TTL);
+    c.u.session_open.generation = 0;
+    apply_expect(e, &c, BR_E_INVALID, NULL);
+    c.u.session_open.generation = BR_SESSION_GENERATION_FIRST_MAX + 1;
     apply_expect(e, &c, BR_E_INVALID, NULL);
     assert_int_equal(e->session_count, 2);
     t_engine_free(e);
@@ -218,6 +224,30 @@ static void test_a_full_session_table_is_full(void **state)
     t_engine_free(e);
 }
 
+/* The first generation is the server's random draw: a token minted for one
+ * session does not name another session that got the same id (after a
+ * journal repair dropped the first one's open). */
+static void test_the_first_generation_is_the_one_given(void **state)
+{
+    (void)state;
+    struct br_engine *e = t_engine_new(NULL);
+    uint64_t u = t_user(e, 0, "a@t");
+    struct br_cmd c = c_open(0, u, TTL);
+    c.u.session_open.generation = 123456789;
+    struct br_outcome o;
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(o.count, 123456789);
+    uint64_t s = o.id;
+    c = c_token(BR_CMD_SESSION_ROTATE, 1, s, 1); /* a token of another session with this id */
+    c.u.session_rotate.generation = 123456790;
+    apply_expect(e, &c, BR_E_UNAUTHORIZED, &o);
+    assert_int_equal(br_session_state(e, s, 1), BR_SESSION_LIVE);
+    c.u.session_rotate.generation = 123456789;
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(o.count, 123456790);
+    t_engine_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_revoke_is_idempotent_and_ends_the_session),
         cmocka_unit_test(test_revoke_all_ends_every_session_of_the_user_only),
         cmocka_unit_test(test_a_full_session_table_is_full),
+        cmocka_unit_test(test_the_first_generation_is_the_one_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
