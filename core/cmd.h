@@ -24,29 +24,31 @@
 
 #include "limits.h"
 
-enum br_cmd_type {
-    BR_CMD_NONE = 0,
-    BR_CMD_EVENT_CREATE = 1,   /* actor: organizer, admin or system */
-    BR_CMD_USER_REGISTER = 2,  /* actor: system (the server hashed the password) */
-    BR_CMD_USER_ROLE_SET = 3,  /* actor: admin or system */
-    BR_CMD_QUEUE_JOIN = 4,     /* actor: the joining user */
-    BR_CMD_QUEUE_LEAVE = 5,    /* actor: the leaving user */
-    BR_CMD_ADMIT = 6,          /* actor: system (the admitter) */
-    BR_CMD_RESERVE = 7,        /* actor: the buyer */
-    BR_CMD_CANCEL = 8,         /* actor: the hold's owner */
-    BR_CMD_SWEEP = 9,          /* actor: system (the sweeper) */
-    BR_CMD_PAYMENT_CREATE = 10, /* actor: the hold's owner */
-    BR_CMD_PAYMENT_EVENT = 11, /* actor: system (a verified provider webhook) */
-    BR_CMD_REFUND_RESULT = 12, /* actor: system (the saga worker) */
-    BR_CMD_SAGA_STEP = 13,     /* actor: system (the saga worker) */
-    /* Refresh sessions (session.h); the embedded deployment's accounts only:
-     * no Lua twin (lua/README.md). */
-    BR_CMD_SESSION_OPEN = 14,       /* actor: the user who just logged in */
-    BR_CMD_SESSION_ROTATE = 15,     /* actor: system (the server checked the token's MAC) */
-    BR_CMD_SESSION_REVOKE = 16,     /* actor: system (likewise: logout) */
-    BR_CMD_SESSION_REVOKE_ALL = 17, /* actor: the user (logout-all) */
-    BR_CMD_TYPE_COUNT = 18
-};
+/* X(symbol, value, name): the name is what journals, reports and logs print. */
+#define BR_CMD_TYPE_MAP(X)                                                                  \
+    X(BR_CMD_NONE, 0, "none")                                                               \
+    X(BR_CMD_EVENT_CREATE, 1, "event_create")     /* actor: organizer, admin or system */  \
+    X(BR_CMD_USER_REGISTER, 2, "user_register")   /* actor: system (password hashed) */    \
+    X(BR_CMD_USER_ROLE_SET, 3, "user_role_set")   /* actor: admin or system */             \
+    X(BR_CMD_QUEUE_JOIN, 4, "queue_join")         /* actor: the joining user */            \
+    X(BR_CMD_QUEUE_LEAVE, 5, "queue_leave")       /* actor: the leaving user */            \
+    X(BR_CMD_ADMIT, 6, "admit")                   /* actor: system (the admitter) */       \
+    X(BR_CMD_RESERVE, 7, "reserve")               /* actor: the buyer */                   \
+    X(BR_CMD_CANCEL, 8, "cancel")                 /* actor: the hold's owner */            \
+    X(BR_CMD_SWEEP, 9, "sweep")                   /* actor: system (the sweeper) */        \
+    X(BR_CMD_PAYMENT_CREATE, 10, "payment_create") /* actor: the hold's owner */           \
+    X(BR_CMD_PAYMENT_EVENT, 11, "payment_event")  /* actor: system (a verified webhook) */ \
+    X(BR_CMD_REFUND_RESULT, 12, "refund_result")  /* actor: system (the saga worker) */    \
+    X(BR_CMD_SAGA_STEP, 13, "saga_step")          /* actor: system (the saga worker) */    \
+    /* Refresh sessions (session.h); the embedded deployment's accounts only:               \
+     * no Lua twin (lua/README.md). */                                                      \
+    X(BR_CMD_SESSION_OPEN, 14, "session_open")     /* actor: the user who just logged in */ \
+    X(BR_CMD_SESSION_ROTATE, 15, "session_rotate") /* actor: system (token MAC checked) */  \
+    X(BR_CMD_SESSION_REVOKE, 16, "session_revoke") /* actor: system (logout) */             \
+    X(BR_CMD_SESSION_REVOKE_ALL, 17, "session_revoke_all") /* actor: the user */
+
+#define BR_ENUM_ENTRY(sym, val, name) sym = (val),
+enum br_cmd_type { BR_CMD_TYPE_MAP(BR_ENUM_ENTRY) BR_CMD_TYPE_COUNT };
 
 enum br_role { BR_ROLE_CUSTOMER = 0, BR_ROLE_ORGANIZER = 1, BR_ROLE_ADMIN = 2, BR_ROLE_COUNT = 3 };
 
@@ -143,7 +145,6 @@ struct br_cmd {
     X(BR_QS_EXPIRED, 5, "expired")   /* the pass expired unused */                      \
     X(BR_QS_LEFT, 6, "left")         /* left the queue */
 
-#define BR_ENUM_ENTRY(sym, val, name) sym = (val),
 enum br_queue_status { BR_QUEUE_STATUS_MAP(BR_ENUM_ENTRY) BR_QUEUE_STATUS_COUNT };
 
 /* A pass or a hold is live while now_ms < its deadline_ms: it lapses exactly

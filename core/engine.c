@@ -485,17 +485,14 @@ uint32_t br_engine_user_holds(const struct br_engine *e, uint64_t user_id, uint6
     return n;
 }
 
-const char *br_cmd_name(uint8_t type)
-{
-    static const char *const names[BR_CMD_TYPE_COUNT] = {
-        "none",    "event_create", "user_register", "user_role_set", "queue_join",
-        "queue_leave", "admit",    "reserve",       "cancel",        "sweep",
-        "payment_create", "payment_event", "refund_result", "saga_step",
-        "session_open", "session_rotate", "session_revoke", "session_revoke_all"};
-    return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
-}
 
 #define BR_NAME_ENTRY(sym, val, name) [val] = name,
+
+const char *br_cmd_name(uint8_t type)
+{
+    static const char *const names[BR_CMD_TYPE_COUNT] = {BR_CMD_TYPE_MAP(BR_NAME_ENTRY)};
+    return type < BR_CMD_TYPE_COUNT ? names[type] : "unknown";
+}
 
 const char *br_hold_state_name(uint8_t s)
 {

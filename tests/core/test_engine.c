@@ -1033,6 +1033,7 @@ static void check_names(const char *(*name)(uint8_t), unsigned count)
 static void test_every_state_and_kind_has_one_distinct_name(void **state)
 {
     (void)state;
+    check_names(br_cmd_name, BR_CMD_TYPE_COUNT);
     check_names(br_hold_state_name, BR_HOLD_STATE_COUNT);
     check_names(br_queue_status_name, BR_QUEUE_STATUS_COUNT);
     check_names(br_payment_state_name, BR_PAYMENT_STATE_COUNT);
