@@ -64,7 +64,7 @@ struct br_http_server {
     struct MHD_Daemon *daemon;
     uint16_t port;
     atomic_uint inflight; /* requests created, not closed */
-    bool quiesced;
+    atomic_bool quiesced; /* set once: new connections are closed at accept */
 };
 
 enum answer_kind { ANSWER_NONE = 0, ANSWER_BODY, ANSWER_STATIC, ANSWER_STREAM };
@@ -700,6 +700,8 @@ static uint16_t bound_port(int fd)
     return ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
 }
 
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+
 int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
 {
     BR_ASSERT(out != NULL && cfg != NULL);
@@ -713,6 +715,7 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     }
     s->cfg = *cfg;
     atomic_init(&s->inflight, 0u);
+    atomic_init(&s->quiesced, false);
     bool v6 = false;
     const char *addr = cfg->bind_addr != NULL ? cfg->bind_addr : "127.0.0.1";
     int fd = listen_on(cfg, addr, &v6);
@@ -726,7 +729,7 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     /* From here libmicrohttpd owns fd: it closes it at stop, and on a
      * failed start it may already have (so it is not closed again here). */
     s->daemon = MHD_start_daemon(
-        flags, s->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        flags, s->port, on_accept, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)cfg->conn_memory_max, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -749,15 +752,25 @@ uint16_t br_http_port(const struct br_http_server *s)
     return s->port;
 }
 
+/* libmicrohttpd 0.9.75's MHD_quiesce_daemon takes the listening socket out
+ * of every worker's epoll set from the calling thread while the workers may
+ * do the same when they notice: the loser's epoll_ctl fails and the library
+ * aborts the process ("Failed to remove listen FD from epoll set", seen at
+ * SIGTERM under the test suite). So quiescing is an accept policy instead:
+ * the socket stays where it is and every new connection is closed at once;
+ * MHD_stop_daemon closes the socket. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    const struct br_http_server *s = cls;
+    return atomic_load(&s->quiesced) ? MHD_NO : MHD_YES;
+}
+
 void br_http_quiesce(struct br_http_server *s)
 {
-    if (s == NULL || s->quiesced) {
-        return;
-    }
-    s->quiesced = true;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
+    if (s != NULL) {
+        atomic_store(&s->quiesced, true);
     }
 }
 

@@ -118,7 +118,8 @@ int br_http_start(struct br_http_server **s, const struct br_http_config *cfg);
 /* The bound port (useful with port 0). */
 uint16_t br_http_port(const struct br_http_server *s);
 
-/* Stops accepting new connections; open ones keep being served. */
+/* Stops accepting new connections (each is closed as it arrives); open
+ * ones keep being served. */
 void br_http_quiesce(struct br_http_server *s);
 
 /* Requests created and not yet closed (in flight, streams included). */
