@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/clock.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -105,13 +106,6 @@ struct br_http_req {
     struct extra_header headers[BR_HTTP_HEADERS_MAX];
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void peer_text(struct MHD_Connection *conn, char *out, size_t cap)
 {
     snprintf(out, cap, "unknown");
@@ -145,7 +139,7 @@ static struct br_http_req *req_new(struct br_http_server *s, struct MHD_Connecti
     r->conn = conn;
     r->method = method;
     r->path = path;
-    r->started_us = mono_us();
+    r->started_us = br_clock_mono_us();
     peer_text(conn, r->peer, sizeof r->peer);
     pthread_mutex_init(&r->mu, NULL);
     atomic_fetch_add(&s->inflight, 1u);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "adapters/clock.h"
 #include "adapters/log.h"
 #include "adapters/provider_sig.h"
 #include "core/err.h"
@@ -74,20 +75,6 @@ struct br_provider_test {
     pthread_t thread;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 int br_provider_test_new(struct br_provider_test **out, const struct br_provider_test_config *cfg)
 {
     *out = NULL;
@@ -116,7 +103,7 @@ int br_provider_test_new(struct br_provider_test **out, const struct br_provider
     }
     p->mask = size - 1;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    br_clock_cond_init(&p->cv);
     *out = p;
     return BR_OK;
 }
@@ -331,7 +318,7 @@ static struct delivery *delivery_new(const struct intent *after, bool ok, const 
     json_t *obj = intent_json(after);
     json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object",
                               "event", "api_version", "2023-10-16", "created",
-                              (json_int_t)wall_s(), "livemode", 0, "type",
+                              (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
                               ok ? "payment_intent.succeeded" : "payment_intent.payment_failed",
                               "data", "object", obj);
     struct delivery *d = calloc(1, sizeof *d);
@@ -397,7 +384,7 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
         return rc; /* nothing changed */
     }
     *it = after;
-    d->due_ms = mono_ms();
+    d->due_ms = br_clock_mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
     enqueue(p, d);
@@ -419,7 +406,7 @@ static bool post(struct br_provider_test *p, CURL *curl, const struct delivery *
 {
     char sig[BR_PROVIDER_SIG_HEADER_MAX];
     char header[BR_PROVIDER_SIG_HEADER_MAX + 32];
-    if (br_provider_sig_sign(p->secret, wall_s(), d->payload, d->len, sig, sizeof sig) != BR_OK) {
+    if (br_provider_sig_sign(p->secret, (br_clock_wall_ms() / 1000), d->payload, d->len, sig, sizeof sig) != BR_OK) {
         return false;
     }
     snprintf(header, sizeof header, "Stripe-Signature: %s", sig);
@@ -469,17 +456,9 @@ static void *deliver_loop(void *arg)
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         struct delivery *d = p->head;
-        int64_t now = mono_ms();
+        int64_t now = br_clock_mono_ms();
         if (d == NULL || d->due_ms > now) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            int64_t wait_ms = d == NULL ? 1000 : d->due_ms - now;
-            until.tv_sec += (time_t)(wait_ms / 1000);
-            until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = br_clock_deadline(d == NULL ? 1000 : d->due_ms - now);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             continue;
         }
@@ -501,7 +480,7 @@ static void *deliver_loop(void *arg)
         for (unsigned i = 1; i < d->attempts && backoff < BACKOFF_MAX_MS; i++) {
             backoff *= 4;
         }
-        d->due_ms = mono_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
+        d->due_ms = br_clock_mono_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
         enqueue(p, d);
     }
     pthread_mutex_unlock(&p->mu);

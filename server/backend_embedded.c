@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "adapters/auth.h"
+#include "adapters/clock.h"
 #include "adapters/journal_file.h"
 #include "core/engine.h"
 #include "core/hash.h"
@@ -160,18 +161,6 @@ struct br_embedded {
     _Atomic uint64_t users_known; /* engine.user_count, readable without mu (user_exists) */
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-    return mono_us() / 1000;
-}
-
 /* The wall clock, ms. Tests only: the environment variable
  * BR_TEST_CLOCK_OFFSET_FILE names a file holding a signed offset in ms that
  * is added to it (read at most every 20 ms), so a test can step the clock
@@ -179,13 +168,11 @@ static int64_t mono_ms(void)
  * (the cached offset is x's). */
 static int64_t wall_ms(struct br_embedded *x)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = br_clock_wall_ms();
     if (x->clock_offset_path == NULL) {
         return now;
     }
-    int64_t m = mono_ms();
+    int64_t m = br_clock_mono_ms();
     if (m - x->clock_offset_read_ms >= 20) {
         x->clock_offset_read_ms = m;
         FILE *f = fopen(x->clock_offset_path, "r");
@@ -213,7 +200,7 @@ static struct br_embedded *self(struct br_backend *b)
  * last command (the replayed journal included). */
 static int64_t now_locked(struct br_embedded *x)
 {
-    int64_t mono = mono_ms();
+    int64_t mono = br_clock_mono_ms();
     int64_t wall = wall_ms(x);
     if (wall - mono > x->clock_base_ms) {
         x->clock_base_ms = wall - mono;
@@ -239,7 +226,7 @@ static void note_full_locked(struct br_embedded *x, const struct br_cmd *cmd)
     BR_ASSERT(t < BR_TABLE_COUNT);
     x->full[t]++;
     x->full_unlogged[t]++;
-    int64_t now = mono_us();
+    int64_t now = br_clock_mono_us();
     if (x->full_logged_us[t] != 0 && now - x->full_logged_us[t] < FULL_LOG_PERIOD_US) {
         return;
     }
@@ -291,7 +278,7 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
         call->lsn = x->appended_lsn;
     }
     if (b->rec_count == 1) {
-        b->first_us = mono_us();
+        b->first_us = br_clock_mono_us();
     }
     /* With no commit in flight, an idle syncer has work now (the first
      * command); with one in flight, a syncer watching it sees enough
@@ -1048,7 +1035,7 @@ static void storage_fail_locked(struct br_embedded *x, int rc, const char *what)
             x->storage_backoff_ms = STORAGE_RETRY_MAX_MS;
         }
     }
-    x->storage_retry_at = mono_ms() + x->storage_backoff_ms;
+    x->storage_retry_at = br_clock_mono_ms() + x->storage_backoff_ms;
 }
 
 static void storage_ok_locked(struct br_embedded *x)
@@ -1253,7 +1240,7 @@ static struct batch *take_batch(struct br_embedded *x)
     bool have_write = false;
     pthread_mutex_lock(&x->mu);
     for (;;) {
-        int64_t now = mono_us();
+        int64_t now = br_clock_mono_us();
         if (x->active->rec_count == 0 && x->stop_flusher) {
             break;
         }
@@ -1308,7 +1295,7 @@ static struct batch *take_batch(struct br_embedded *x)
     b->end_lsn = x->appended_lsn;
     b->next = NULL;
     x->syncing++;
-    int64_t t_take = mono_us();
+    int64_t t_take = br_clock_mono_us();
     x->last_take_us = t_take;
     x->gather_us += (uint64_t)(t_take - b->first_us);
     bool room = x->room_waiters > 0;
@@ -1417,11 +1404,11 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&x->write_mu);
 
         /* 2. Make it durable; other syncers may be writing or syncing now. */
-        int64_t t_sync = mono_us();
+        int64_t t_sync = br_clock_mono_us();
         if (x->sync_fd >= 0 && fdatasync(x->sync_fd) != 0) {
             journal_fail(x, "fdatasync");
         }
-        dispatch_synced(x, written, mono_us() - t_sync);
+        dispatch_synced(x, written, br_clock_mono_us() - t_sync);
     }
     return NULL;
 }
@@ -1463,7 +1450,7 @@ static void tick_locked(struct br_embedded *x)
  * tried: a syncer holding it is retrying a write, which decides too. */
 static void storage_retry_locked(struct br_embedded *x)
 {
-    if (mono_ms() < x->storage_retry_at) {
+    if (br_clock_mono_ms() < x->storage_retry_at) {
         return;
     }
     pthread_mutex_unlock(&x->mu);
@@ -1510,10 +1497,10 @@ static void drain_bus_locked(struct br_embedded *x)
 static void *ticker_main(void *arg)
 {
     struct br_embedded *x = arg;
-    int64_t next_tick = mono_ms();
+    int64_t next_tick = br_clock_mono_ms();
     pthread_mutex_lock(&x->mu);
     while (!x->stop_ticker) {
-        int64_t now = mono_ms();
+        int64_t now = br_clock_mono_ms();
         if (now >= next_tick) {
             if (x->storage_down) {
                 storage_retry_locked(x);
@@ -1527,7 +1514,7 @@ static void *ticker_main(void *arg)
         if (x->stop_ticker) {
             break;
         }
-        if (next_tick > mono_ms() && (x->bus_count == 0 || x->storage_down)) {
+        if (next_tick > br_clock_mono_ms() && (x->bus_count == 0 || x->storage_down)) {
             timed_wait_locked(x, &x->tick_cv, next_tick * 1000);
         }
     }
@@ -1811,7 +1798,7 @@ int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *
     /* The command clock starts at the wall clock, or after the journal's
      * last command if that is later (now_locked). */
     int64_t wall = wall_ms(x);
-    x->clock_base_ms = (wall > x->last_now_ms ? wall : x->last_now_ms) - mono_ms();
+    x->clock_base_ms = (wall > x->last_now_ms ? wall : x->last_now_ms) - br_clock_mono_ms();
     init_sync_objects(x);
     *out = x;
     return BR_OK;

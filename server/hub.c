@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "adapters/clock.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
@@ -65,13 +66,6 @@ struct br_hub {
     struct event_slot slots[BR_HUB_EVENT_SLOTS];
     struct br_hub_sub *buckets[BR_HUB_KEY_BUCKETS];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t bucket_of(uint64_t event_id, uint64_t user_id)
 {
@@ -176,7 +170,7 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
         }
     }
     if (wrote) {
-        s->last_send_ms = mono_ms();
+        s->last_send_ms = br_clock_mono_ms();
     }
     return wrote || terminal;
 }
@@ -253,7 +247,7 @@ struct br_backend_listener br_hub_listener(struct br_hub *h)
 
 static void refresh_locked(struct br_hub *h, bool keepalive_round)
 {
-    int64_t now = mono_ms();
+    int64_t now = br_clock_mono_ms();
     struct br_backend *b = h->cfg.backend;
     for (uint32_t i = 0; i < BR_HUB_EVENT_SLOTS; i++) {
         struct event_slot *slot = &h->slots[i];
@@ -292,21 +286,17 @@ static void refresh_locked(struct br_hub *h, bool keepalive_round)
 static void *hub_main(void *arg)
 {
     struct br_hub *h = arg;
-    int64_t next_keepalive = mono_ms() + h->cfg.keepalive_ms / 2;
+    int64_t next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)(h->cfg.refresh_ms % 1000) * 1000000L;
-        until.tv_sec += (time_t)(h->cfg.refresh_ms / 1000) + until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = br_clock_deadline((int64_t)h->cfg.refresh_ms);
         pthread_cond_timedwait(&h->cv, &h->mu, &until);
         if (h->stop) {
             break;
         }
-        bool ka = mono_ms() >= next_keepalive;
+        bool ka = br_clock_mono_ms() >= next_keepalive;
         if (ka) {
-            next_keepalive = mono_ms() + h->cfg.keepalive_ms / 2;
+            next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
         }
         refresh_locked(h, ka);
     }
@@ -327,7 +317,7 @@ int br_hub_new(struct br_hub **out, const struct br_hub_config *cfg)
     }
     h->cfg = *cfg;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL);
+    br_clock_cond_init(&h->cv);
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
         pthread_cond_destroy(&h->cv);
         pthread_mutex_destroy(&h->mu);

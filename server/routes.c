@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "adapters/auth.h"
+#include "adapters/clock.h"
 #include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -93,12 +94,7 @@ struct rq {
 static void reply(struct rq *q, unsigned status, const char *ctype, char *body, size_t len)
 {
     struct br_routes *rt = q->rt;
-    int64_t dur_us = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        dur_us = ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) - br_http_started_us(q->req);
-    }
+    int64_t dur_us = br_clock_mono_us() - br_http_started_us(q->req);
     br_metrics_observe(rt->metrics, q->route, status, dur_us);
     if (br_log_on(rt->log, BR_LOG_INFO)) {
         char path[256];
@@ -167,13 +163,6 @@ static struct br_call *begin(struct rq *q, route_fn cont)
 
 /* ---- input helpers ---- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Answers a body that br_parse_body refused after authentication (run()
  * answered a malformed one before it), and says whether the body parsed. */
 static bool body_ok(struct rq *q)
@@ -204,7 +193,7 @@ static int authenticate(struct rq *q, bool allow_query)
         return BR_E_UNAUTHORIZED;
     }
     int rc = br_jwt_verify_cached(q->rt->jwt_cache, q->rt->jwt_secret, q->rt->jwt_secret_len,
-                                  BR_JWT_ISSUER, token, wall_ms() / 1000, &q->who);
+                                  BR_JWT_ISSUER, token, br_clock_wall_ms() / 1000, &q->who);
     q->authed = rc == BR_OK;
     return rc;
 }
@@ -290,7 +279,7 @@ static void r_register(struct rq *q)
 static void reply_tokens(struct rq *q, uint64_t user_id, uint8_t role,
                          const struct br_api_session *s)
 {
-    int64_t now_s = wall_ms() / 1000;
+    int64_t now_s = br_clock_wall_ms() / 1000;
     struct br_jwt_claims c = {
         .user_id = user_id, .role = role, .exp_s = now_s + (int64_t)q->rt->cfg->jwt_ttl_s};
     char token[BR_JWT_MAX];
@@ -671,7 +660,7 @@ static void r_reserve(struct rq *q)
          * this user; the core then checks the pass itself (unknown, used). */
         struct br_pass_claims c;
         int rc = br_pass_token_verify(q->rt->pass_secret, q->rt->pass_secret_len, token,
-                                      wall_ms(), &c);
+                                      br_clock_wall_ms(), &c);
         if (rc == BR_OK && (c.event_id != event_id || c.user_id != q->who.user_id)) {
             rc = BR_E_PASS_INVALID;
         }
@@ -772,7 +761,7 @@ static void r_webhook(struct rq *q)
      * parses anything. */
     struct br_webhook_event ev;
     int rc = br_webhook_accept(q->rt->webhook_secret, br_http_header(q->req, "Stripe-Signature"),
-                               q->raw, q->raw_len, wall_ms() / 1000, &ev, q->why);
+                               q->raw, q->raw_len, br_clock_wall_ms() / 1000, &ev, q->why);
     if (rc != BR_OK) {
         reply_code(q, br_err_http_status(rc), br_err_name(rc), q->why);
         return;
@@ -1072,9 +1061,7 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
 static bool rate_ok(struct rq *q, struct br_ratelimit *rl, uint64_t key, bool by_user)
 {
     unsigned retry = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t now_us = br_clock_mono_us();
     if (br_ratelimit_allow(rl, key, now_us, &retry)) {
         return true;
     }
@@ -1128,7 +1115,7 @@ static void run(struct rq *q, const struct route *r)
     if (r->body == BODY_JSON || r->body == BODY_JSON_OR_FORM) {
         BR_ASSERT(r->body != BODY_JSON_OR_FORM || r->parse == BR_BODY_CONFIRM_JSON);
         enum br_body_kind kind = form ? BR_BODY_CONFIRM_FORM : r->parse;
-        q->body_rc = br_parse_body(kind, body, len, wall_ms(), &q->body, q->why);
+        q->body_rc = br_parse_body(kind, body, len, br_clock_wall_ms(), &q->body, q->why);
         if (q->body_rc == BR_E_CORRUPT) {
             /* Not a JSON object at all: refused before authentication, like
              * any malformed request. A missing or wrong member is the

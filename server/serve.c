@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "adapters/auth.h"
+#include "adapters/clock.h"
 #include "adapters/http.h"
 #include "adapters/provider_test.h"
 #include "core/catalog.h"
@@ -264,9 +265,7 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
         *event_id = first.id;
         return BR_OK;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000;
+    int64_t now = br_clock_wall_ms() / 1000 * 1000; /* whole seconds */
     struct br_event_spec spec;
     br_event_spec_default(&spec, now);
     snprintf(spec.name, sizeof spec.name, "Booking Rush Live: Demo Night");
@@ -382,14 +381,236 @@ static void wait_inflight(struct br_http_server *http, unsigned grace_ms)
     }
 }
 
+/* Everything one `serve` owns, so start-up and shutdown can be split into
+ * steps that each take what they need. */
+struct serve {
+    struct br_serve_config cfg;
+    struct br_log log;
+    struct secrets sec;
+    struct br_provider_test *provider;
+    struct br_embedded *emb;
+    struct br_backend *backend;
+    struct br_hub *hub;
+    struct br_metrics *metrics;
+    struct br_ratelimit *rl_user;
+    struct br_ratelimit *rl_ip;
+    struct br_http_server *http;
+    struct br_jwt_cache *jwt_cache;
+    struct br_hashpool *hashpool;
+    struct br_routes *rt;
+    uint64_t replayed;   /* commands replayed from the journal at start */
+    uint64_t demo_event; /* 0 = none */
+    uint16_t port;
+};
+
+/* The test provider, the embedded backend (its journal replayed), the SSE
+ * hub, the first administrator and the demo event. BR_OK or an error
+ * (already logged). */
+static int open_backend(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    struct br_provider_test_config pcfg = {
+        .webhook_secret = sv->sec.webhook, .intents_max = INTENTS_MAX,
+        .attempts_max = WEBHOOK_ATTEMPTS};
+    if (br_provider_test_new(&sv->provider, &pcfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    struct br_embedded_config ecfg = {
+        .data_dir = cfg->data_dir, .tick_ms = cfg->tick_ms, .fsync = true,
+        .syncers = cfg->journal_syncs, .provider = sv->provider, .log = &sv->log,
+        .email_hash_bits = cfg->test_email_hash_bits};
+    br_config_size(&cfg->sizing, 0, &ecfg.engine);
+    int64_t t0 = br_clock_mono_ms();
+    if (br_embedded_open(&sv->emb, &ecfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    uint64_t diverged = 0;
+    br_embedded_replay_stats(sv->emb, &sv->replayed, &diverged);
+    br_logf(&sv->log, diverged ? BR_LOG_WARN : BR_LOG_INFO, "journal replayed",
+            "\"commands\":%" PRIu64 ",\"diverged\":%" PRIu64 ",\"ms\":%lld", sv->replayed,
+            diverged, (long long)(br_clock_mono_ms() - t0));
+    log_engine(sv->emb, cfg, &ecfg.engine, &sv->log);
+    sv->backend = br_embedded_backend(sv->emb);
+    struct br_hub_config hcfg = {.backend = sv->backend,
+                                 .pass_secret = sv->sec.pass,
+                                 .pass_secret_len = sizeof sv->sec.pass,
+                                 .keepalive_ms = cfg->sse_keepalive_s * 1000u,
+                                 .refresh_ms = cfg->tick_ms < HUB_REFRESH_MS ? cfg->tick_ms
+                                                                             : HUB_REFRESH_MS,
+                                 .log = &sv->log};
+    if (br_hub_new(&sv->hub, &hcfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    br_embedded_set_listener(sv->emb, br_hub_listener(sv->hub));
+    if (br_embedded_start(sv->emb) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (cfg->admin[0] != '\0' && bootstrap_admin(sv->backend, cfg, &sv->log) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (cfg->demo && bootstrap_demo(sv->backend, &sv->log, &sv->demo_event) != BR_OK) {
+        return BR_E_IO;
+    }
+    return BR_OK;
+}
+
+/* The routes' context: metrics, rate limits, the token cache, the hashing
+ * pool, trusted proxies and the secrets. BR_OK or an error (logged). */
+static int build_routes(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    struct br_routes *rt = sv->rt;
+    unsigned route_count = 0;
+    const char *const *names = br_routes_names(&route_count);
+    if (br_metrics_new(&sv->metrics, names, route_count) != BR_OK ||
+        br_ratelimit_new(&sv->rl_user, cfg->rate_user, RATE_SLOTS) != BR_OK ||
+        br_ratelimit_new(&sv->rl_ip, cfg->rate_ip, RATE_SLOTS) != BR_OK ||
+        br_jwt_cache_new(&sv->jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
+        br_hashpool_new(&sv->hashpool, cfg->hash_threads, cfg->hash_queue) != BR_OK) {
+        return BR_E_IO;
+    }
+    int tc = cfg->trusted_proxies[0]
+                 ? br_cidr_parse_list(cfg->trusted_proxies, rt->trusted, BR_CIDR_MAX)
+                 : 0;
+    if (tc < 0) {
+        br_logf(&sv->log, BR_LOG_ERROR, "--trusted-proxies wants CIDR,CIDR,...", NULL);
+        return BR_E_INVALID;
+    }
+    uint8_t prefix[4];
+    br_auth_random(prefix, sizeof prefix);
+    rt->backend = sv->backend;
+    rt->hub = sv->hub;
+    rt->metrics = sv->metrics;
+    rt->rl_user = sv->rl_user;
+    rt->rl_ip = sv->rl_ip;
+    rt->provider = sv->provider;
+    rt->cfg = cfg;
+    rt->log = &sv->log;
+    rt->trusted_count = (unsigned)tc;
+    rt->jwt_cache = sv->jwt_cache;
+    rt->hashpool = sv->hashpool;
+    rt->jwt_secret = sv->sec.jwt;
+    rt->jwt_secret_len = sv->sec.jwt_len;
+    rt->pass_secret = sv->sec.pass;
+    rt->pass_secret_len = sizeof sv->sec.pass;
+    rt->webhook_secret = sv->sec.webhook;
+    rt->openapi = br_openapi_json;
+    rt->openapi_len = br_openapi_json_len;
+    rt->replayed = sv->replayed;
+    rt->req_prefix = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
+                     (uint32_t)prefix[2] << 8 | prefix[3];
+    atomic_init(&rt->req_seq, 1);
+    atomic_init(&rt->draining, false);
+    atomic_init(&rt->http, NULL);
+    return BR_OK;
+}
+
+/* The listening socket, the provider's webhook target and the port file. */
+static int start_http(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    struct br_http_config hc = {.bind_addr = cfg->bind,
+                                .port = cfg->port,
+                                .threads = cfg->threads,
+                                .body_max = cfg->body_max,
+                                .conn_memory_max = cfg->header_max,
+                                .idle_timeout_s = IDLE_TIMEOUT_S,
+                                .connections_max = CONNECTIONS_MAX,
+                                .turbo = true,
+                                .handler = br_routes_handle,
+                                .resumed = br_routes_resumed,
+                                .closed = br_routes_closed,
+                                .ctx = sv->rt,
+                                .reuse_port = cfg->reuse_port,
+                                .log = &sv->log};
+    if (br_http_start(&sv->http, &hc) != BR_OK) {
+        return BR_E_IO;
+    }
+    atomic_store(&sv->rt->http, sv->http);
+    sv->port = br_http_port(sv->http);
+    char url[BR_CONFIG_TEXT_MAX + 64];
+    bool any = strcmp(cfg->bind, "0.0.0.0") == 0 || strcmp(cfg->bind, "::") == 0;
+    bool v6 = strchr(cfg->bind, ':') != NULL;
+    snprintf(url, sizeof url, "http://%s%s%s:%u/api/v1/webhooks/stripe", v6 && !any ? "[" : "",
+             any ? "127.0.0.1" : cfg->bind, v6 && !any ? "]" : "", (unsigned)sv->port);
+    if (br_provider_test_start(sv->provider, url) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (cfg->port_file[0] != '\0') {
+        char text[16];
+        int n = snprintf(text, sizeof text, "%u\n", (unsigned)sv->port);
+        if (write_file_atomic(cfg->port_file, text, (size_t)n) != 0) {
+            log_file_error(&sv->log, "cannot write --port-file", cfg->port_file, errno);
+            return BR_E_IO;
+        }
+    }
+    return BR_OK;
+}
+
+/* The start-up line in the log and the banner on stdout. */
+static void announce(const struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    unsigned port = sv->port;
+    bool any = strcmp(cfg->bind, "0.0.0.0") == 0 || strcmp(cfg->bind, "::") == 0;
+    br_logf(&sv->log, BR_LOG_INFO, "listening",
+            "\"port\":%u,\"bind\":\"%s\",\"threads\":%u,\"backend\":\"embedded\"", port,
+            cfg->bind, cfg->threads);
+    printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
+           any ? "localhost" : cfg->bind, port, cfg->data_dir);
+    printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", port);
+    if (cfg->demo && sv->demo_event == 0) {
+        printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
+    } else if (cfg->demo) {
+        printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", port,
+               sv->demo_event);
+        printf("  a purchase with curl, step by step: README.md\n");
+    }
+    fflush(stdout);
+}
+
+/* SIGTERM's order: stop accepting, end the streams, let requests in flight
+ * finish, stop the hashing pool and the provider, commit everything
+ * pending (every waiting request answers). */
+static void drain(struct serve *sv, int sig)
+{
+    br_logf(&sv->log, BR_LOG_INFO, "shutting down", "\"signal\":%d", sig);
+    atomic_store(&sv->rt->draining, true);
+    br_http_quiesce(sv->http);
+    br_hub_end_all(sv->hub);
+    wait_inflight(sv->http, sv->cfg.shutdown_grace_s * 1000u);
+    br_hashpool_stop(sv->hashpool); /* the hashes still queued run: their requests go on */
+    br_provider_test_stop(sv->provider);
+    wait_inflight(sv->http, 1000);
+    br_embedded_close(sv->emb); /* commits everything pending: every waiting request answers */
+    sv->emb = NULL;
+    wait_inflight(sv->http, 2000);
+}
+
+/* Frees what was made, in reverse order (any of it may be NULL). */
+static void serve_close(struct serve *sv)
+{
+    br_hashpool_free(sv->hashpool);
+    br_http_stop(sv->http);
+    br_embedded_close(sv->emb);
+    br_hub_free(sv->hub);
+    br_provider_test_free(sv->provider);
+    br_ratelimit_free(sv->rl_user);
+    br_ratelimit_free(sv->rl_ip);
+    br_metrics_free(sv->metrics);
+    br_jwt_cache_free(sv->jwt_cache);
+    free(sv->rt);
+}
+
 int br_serve_main(int argc, char **argv)
 {
-    struct br_serve_config cfg;
-    int prc = br_serve_config_parse(argc, argv, &cfg);
+    static struct serve sv; /* one per process; large (secrets, config) */
+    memset(&sv, 0, sizeof sv);
+    int prc = br_serve_config_parse(argc, argv, &sv.cfg);
     if (prc != 0) {
         return prc > 0 ? 0 : 2;
     }
-    struct br_log log = {.level = cfg.log_level, .fd = 2};
+    sv.log = (struct br_log){.level = sv.cfg.log_level, .fd = 2};
 
     /* Every thread started from here on inherits the blocked signals; this
      * thread takes them with sigwait. */
@@ -400,206 +621,26 @@ int br_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int lock_fd = lock_data_dir(cfg.data_dir, &log);
+    int lock_fd = lock_data_dir(sv.cfg.data_dir, &sv.log);
     if (lock_fd < 0) {
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct secrets sec;
-    memset(&sec, 0, sizeof sec);
     int exit_code = 1;
-    struct br_provider_test *provider = NULL;
-    struct br_embedded *emb = NULL;
-    struct br_hub *hub = NULL;
-    struct br_metrics *metrics = NULL;
-    struct br_ratelimit *rl_user = NULL;
-    struct br_ratelimit *rl_ip = NULL;
-    struct br_http_server *http = NULL;
-    struct br_jwt_cache *jwt_cache = NULL;
-    struct br_hashpool *hashpool = NULL;
-    struct br_routes *rt = calloc(1, sizeof *rt);
-    if (rt == NULL || load_secrets(&cfg, &log, &sec) != BR_OK) {
-        goto out;
+    sv.rt = calloc(1, sizeof *sv.rt);
+    if (sv.rt != NULL && load_secrets(&sv.cfg, &sv.log, &sv.sec) == BR_OK &&
+        open_backend(&sv) == BR_OK && build_routes(&sv) == BR_OK && start_http(&sv) == BR_OK) {
+        announce(&sv);
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        drain(&sv, sig);
+        exit_code = 0;
     }
-
-    struct br_provider_test_config pcfg = {
-        .webhook_secret = sec.webhook, .intents_max = INTENTS_MAX,
-        .attempts_max = WEBHOOK_ATTEMPTS};
-    if (br_provider_test_new(&provider, &pcfg) != BR_OK) {
-        goto out;
-    }
-    struct br_embedded_config ecfg = {
-        .data_dir = cfg.data_dir, .tick_ms = cfg.tick_ms, .fsync = true,
-        .syncers = cfg.journal_syncs, .provider = provider, .log = &log,
-        .email_hash_bits = cfg.test_email_hash_bits};
-    br_config_size(&cfg.sizing, 0, &ecfg.engine);
-    int64_t t0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
-    if (br_embedded_open(&emb, &ecfg) != BR_OK) {
-        goto out;
-    }
-    uint64_t replayed = 0;
-    uint64_t diverged = 0;
-    br_embedded_replay_stats(emb, &replayed, &diverged);
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t t1 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        br_logf(&log, diverged ? BR_LOG_WARN : BR_LOG_INFO, "journal replayed",
-                "\"commands\":%" PRIu64 ",\"diverged\":%" PRIu64 ",\"ms\":%lld", replayed,
-                diverged, (long long)(t1 - t0));
-    }
-    log_engine(emb, &cfg, &ecfg.engine, &log);
-    struct br_backend *backend = br_embedded_backend(emb);
-    struct br_hub_config hcfg = {.backend = backend,
-                                 .pass_secret = sec.pass,
-                                 .pass_secret_len = sizeof sec.pass,
-                                 .keepalive_ms = cfg.sse_keepalive_s * 1000u,
-                                 .refresh_ms = cfg.tick_ms < HUB_REFRESH_MS ? cfg.tick_ms
-                                                                            : HUB_REFRESH_MS,
-                                 .log = &log};
-    if (br_hub_new(&hub, &hcfg) != BR_OK) {
-        goto out;
-    }
-    br_embedded_set_listener(emb, br_hub_listener(hub));
-    if (br_embedded_start(emb) != BR_OK) {
-        goto out;
-    }
-    if (cfg.admin[0] != '\0' && bootstrap_admin(backend, &cfg, &log) != BR_OK) {
-        goto out;
-    }
-    uint64_t demo_event = 0;
-    if (cfg.demo && bootstrap_demo(backend, &log, &demo_event) != BR_OK) {
-        goto out;
-    }
-
-    unsigned route_count = 0;
-    const char *const *names = br_routes_names(&route_count);
-    if (br_metrics_new(&metrics, names, route_count) != BR_OK ||
-        br_ratelimit_new(&rl_user, cfg.rate_user, RATE_SLOTS) != BR_OK ||
-        br_ratelimit_new(&rl_ip, cfg.rate_ip, RATE_SLOTS) != BR_OK ||
-        br_jwt_cache_new(&jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
-        br_hashpool_new(&hashpool, cfg.hash_threads, cfg.hash_queue) != BR_OK) {
-        goto out;
-    }
-    int tc = cfg.trusted_proxies[0] ? br_cidr_parse_list(cfg.trusted_proxies, rt->trusted,
-                                                         BR_CIDR_MAX)
-                                    : 0;
-    if (tc < 0) {
-        br_logf(&log, BR_LOG_ERROR, "--trusted-proxies wants CIDR,CIDR,...", NULL);
-        goto out;
-    }
-    uint8_t prefix[4];
-    br_auth_random(prefix, sizeof prefix);
-    rt->backend = backend;
-    rt->hub = hub;
-    rt->metrics = metrics;
-    rt->rl_user = rl_user;
-    rt->rl_ip = rl_ip;
-    rt->provider = provider;
-    rt->cfg = &cfg;
-    rt->log = &log;
-    rt->trusted_count = (unsigned)tc;
-    rt->jwt_cache = jwt_cache;
-    rt->hashpool = hashpool;
-    rt->jwt_secret = sec.jwt;
-    rt->jwt_secret_len = sec.jwt_len;
-    rt->pass_secret = sec.pass;
-    rt->pass_secret_len = sizeof sec.pass;
-    rt->webhook_secret = sec.webhook;
-    rt->openapi = br_openapi_json;
-    rt->openapi_len = br_openapi_json_len;
-    rt->replayed = replayed;
-    rt->req_prefix = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
-                     (uint32_t)prefix[2] << 8 | prefix[3];
-    atomic_init(&rt->req_seq, 1);
-    atomic_init(&rt->draining, false);
-    atomic_init(&rt->http, NULL);
-
-    struct br_http_config hc = {.bind_addr = cfg.bind,
-                                .port = cfg.port,
-                                .threads = cfg.threads,
-                                .body_max = cfg.body_max,
-                                .conn_memory_max = cfg.header_max,
-                                .idle_timeout_s = IDLE_TIMEOUT_S,
-                                .connections_max = CONNECTIONS_MAX,
-                                .turbo = true,
-                                .handler = br_routes_handle,
-                                .resumed = br_routes_resumed,
-                                .closed = br_routes_closed,
-                                .ctx = rt,
-                                .reuse_port = cfg.reuse_port,
-                                .log = &log};
-    if (br_http_start(&http, &hc) != BR_OK) {
-        goto out;
-    }
-    atomic_store(&rt->http, http);
-    uint16_t port = br_http_port(http);
-    char url[BR_CONFIG_TEXT_MAX + 64];
-    bool any = strcmp(cfg.bind, "0.0.0.0") == 0 || strcmp(cfg.bind, "::") == 0;
-    bool v6 = strchr(cfg.bind, ':') != NULL;
-    snprintf(url, sizeof url, "http://%s%s%s:%u/api/v1/webhooks/stripe", v6 && !any ? "[" : "",
-             any ? "127.0.0.1" : cfg.bind, v6 && !any ? "]" : "", (unsigned)port);
-    if (br_provider_test_start(provider, url) != BR_OK) {
-        goto out;
-    }
-    if (cfg.port_file[0] != '\0') {
-        char text[16];
-        int n = snprintf(text, sizeof text, "%u\n", (unsigned)port);
-        if (write_file_atomic(cfg.port_file, text, (size_t)n) != 0) {
-            log_file_error(&log, "cannot write --port-file", cfg.port_file, errno);
-            goto out;
-        }
-    }
-    br_logf(&log, BR_LOG_INFO, "listening",
-            "\"port\":%u,\"bind\":\"%s\",\"threads\":%u,\"backend\":\"embedded\"", (unsigned)port,
-            cfg.bind, cfg.threads);
-    printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
-           any ? "localhost" : cfg.bind, (unsigned)port, cfg.data_dir);
-    printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", (unsigned)port);
-    if (cfg.demo && demo_event == 0) {
-        printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
-    } else if (cfg.demo) {
-        printf("  demo event:    http://localhost:%u/api/v1/events/%" PRIu64 "\n", (unsigned)port,
-               demo_event);
-        printf("  a purchase with curl, step by step: README.md\n");
-    }
-    fflush(stdout);
-
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    br_logf(&log, BR_LOG_INFO, "shutting down", "\"signal\":%d", sig);
-    atomic_store(&rt->draining, true);
-    br_http_quiesce(http);
-    br_hub_end_all(hub);
-    wait_inflight(http, cfg.shutdown_grace_s * 1000u);
-    br_hashpool_stop(hashpool); /* the hashes still queued run: their requests go on */
-    br_provider_test_stop(provider);
-    wait_inflight(http, 1000);
-    br_embedded_close(emb); /* commits everything pending: every waiting request answers */
-    emb = NULL;
-    wait_inflight(http, 2000);
-    exit_code = 0;
-
-out:
-    br_hashpool_free(hashpool);
-    br_http_stop(http);
-    br_embedded_close(emb);
-    br_hub_free(hub);
-    br_provider_test_free(provider);
-    br_ratelimit_free(rl_user);
-    br_ratelimit_free(rl_ip);
-    br_metrics_free(metrics);
-    br_jwt_cache_free(jwt_cache);
-    free(rt);
+    serve_close(&sv);
     curl_global_cleanup();
     close(lock_fd);
     if (exit_code == 0) {
-        br_logf(&log, BR_LOG_INFO, "stopped", NULL);
+        br_logf(&sv.log, BR_LOG_INFO, "stopped", NULL);
     }
     return exit_code;
 }

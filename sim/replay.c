@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "adapters/cli.h"
+#include "adapters/clock.h"
 #include "adapters/journal_file.h"
 #include "core/catalog.h"
 #include "core/err.h"
@@ -47,20 +48,6 @@ static const char usage[] =
     "\n"
     "Exit status: 0 ok, 1 an invariant was violated, 2 unreadable, truncated or\n"
     "corrupted file (the offset is printed), 3 an outcome diverged.\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Prints the fields where two outcomes differ; returns how many. */
 static int diff_outcomes(FILE *f, const struct br_outcome *rec, const struct br_outcome *now)
@@ -368,7 +355,7 @@ int br_replay_main(int argc, char **argv)
     }
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
-    double t0 = now_s(), c0 = cpu_s(); /* from the engine's allocation on, as sim counts */
+    double t0 = br_clock_mono_s(), c0 = br_clock_cpu_s(); /* from the engine's allocation on, as sim counts */
     struct br_backend backend;
     if (!replay_open(path, &rd, &cfg, &backend)) {
         return 2;
@@ -386,7 +373,7 @@ int br_replay_main(int argc, char **argv)
     }
     x.skip_count = (unsigned)skips;
     replay_records(&x, rd, &backend, aud);
-    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    double wall = br_clock_mono_s() - t0, cpu = br_clock_cpu_s() - c0;
     br_journal_reader_close(rd);
     struct br_audit_liveness live;
     br_auditor_liveness(aud, x.last_now, &live);

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "adapters/clock.h"
 #include "core/engine.h"
 #include "core/panic.h"
 
@@ -35,26 +36,19 @@ void br_report_rfc3339(char *buf, size_t cap, int64_t ms)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - s * 1000));
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void br_progress_init(struct br_progress *p)
 {
     const char *env = getenv("BR_PROGRESS_MS");
     long ms = env != NULL ? strtol(env, NULL, 10) : 0;
     p->period_s = ms > 0 && ms <= 3600000 ? (double)ms / 1000.0 : 1.0;
-    p->start_s = mono_s();
+    p->start_s = br_clock_mono_s();
     p->next_s = p->start_s + p->period_s;
 }
 
 bool br_progress_due(struct br_progress *p)
 {
     BR_ASSERT(p->period_s > 0);
-    double now = mono_s();
+    double now = br_clock_mono_s();
     if (now < p->next_s) {
         return false;
     }
@@ -64,7 +58,7 @@ bool br_progress_due(struct br_progress *p)
 
 double br_progress_elapsed(const struct br_progress *p)
 {
-    return mono_s() - p->start_s;
+    return br_clock_mono_s() - p->start_s;
 }
 
 bool br_report_ok(const struct br_report *r)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "adapters/cli.h"
+#include "adapters/clock.h"
 #include "adapters/journal_file.h"
 #include "core/err.h"
 #include "sim/auditor.h"
@@ -78,20 +79,6 @@ struct run_result {
     bool ok;
     bool error;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static bool parse_u64(const char *s, uint64_t *v)
 {
@@ -360,7 +347,7 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     br_scenario_config(&scn, seed, &cfg);
     /* The clock runs from the engine's allocation to the final digest:
      * setting up a big engine is part of simulating a big sale. */
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = br_clock_mono_s(), c0 = br_clock_cpu_s();
     struct br_backend backend;
     const char *url = a->redis_url != NULL ? a->redis_url : "redis://127.0.0.1:6379";
     struct br_auditor *aud;
@@ -372,7 +359,7 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     struct br_driver_stats st;
     int rc = run_drive(a, &scn, &cfg, seed, &backend, aud, w, pc, &st);
     uint64_t digest = backend.ops->final_digest(&backend);
-    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    double wall = br_clock_mono_s() - t0, cpu = br_clock_cpu_s() - c0;
     if (w != NULL && br_journal_writer_close(w) != BR_OK && rc == BR_OK) {
         rc = BR_E_IO;
     }
