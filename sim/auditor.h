@@ -7,7 +7,7 @@
  * seats held and sold, per (event, user) the queue place and tickets, every
  * pass, hold and payment with its state, the idempotency answers given, the
  * provider event ids that took effect -- and holds each outcome against the
- * rules of DESIGN.md:
+ * rules of docs/DESIGN.md:
  *
  *   S1 no oversell: held + sold <= capacity; a reserve refused as sold out
  *      really had too few seats; the backend's counters equal the model's
