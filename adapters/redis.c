@@ -1600,6 +1600,31 @@ static int read_event(struct walk *w, struct event_parts *ep)
     return BR_OK;
 }
 
+/* An event's idempotency records ("<user>:<key>" -> "<fingerprint>:<err>:
+ * <hold seq>") and processed provider event ids into the walk's hash. */
+static int walk_idem_and_provider_events(struct walk *w, const redisReply *idem,
+                                         const redisReply *pev)
+{
+    for (size_t k = 0; k + 1 < idem->elements; k += 2) {
+        uint64_t user, key, fp, hold;
+        long long err;
+        if (sscanf(idem->element[k]->str, "%" SCNu64 ":%" SCNu64, &user, &key) != 2 ||
+            sscanf(idem->element[k + 1]->str, "%" SCNu64 ":%lld:%" SCNu64, &fp, &err, &hold) !=
+                3) {
+            return BR_E_CORRUPT;
+        }
+        uint64_t iv[] = {user, key, fp, (uint64_t)(int64_t)err, hold ? w->base | hold : 0};
+        add(w, 8, iv, 5);
+        w->counts[6]++;
+    }
+    for (size_t k = 0; k < pev->elements; k++) {
+        uint64_t id = strtoull(pev->element[k]->str, NULL, 10);
+        add(w, 9, &id, 1);
+        w->counts[7]++;
+    }
+    return BR_OK;
+}
+
 static int walk_event(struct walk *w)
 {
     struct event_parts ep = {{NULL}};
@@ -1650,26 +1675,8 @@ static int walk_event(struct walk *w)
         if (rc == BR_OK) {
             rc = pipeline(w, f[8], fmt_payment, take_payment);
         }
-        /* idempotency records: "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>" */
-        const redisReply *idem = ep.part[3];
-        for (size_t k = 0; rc == BR_OK && k + 1 < idem->elements; k += 2) {
-            uint64_t user, key, fp, hold;
-            long long err;
-            if (sscanf(idem->element[k]->str, "%" SCNu64 ":%" SCNu64, &user, &key) != 2 ||
-                sscanf(idem->element[k + 1]->str, "%" SCNu64 ":%lld:%" SCNu64, &fp, &err, &hold) !=
-                    3) {
-                rc = BR_E_CORRUPT;
-                break;
-            }
-            uint64_t iv[] = {user, key, fp, (uint64_t)(int64_t)err, hold ? w->base | hold : 0};
-            add(w, 8, iv, 5);
-            w->counts[6]++;
-        }
-        const redisReply *pev = ep.part[4];
-        for (size_t k = 0; rc == BR_OK && k < pev->elements; k++) {
-            uint64_t id = strtoull(pev->element[k]->str, NULL, 10);
-            add(w, 9, &id, 1);
-            w->counts[7]++;
+        if (rc == BR_OK) {
+            rc = walk_idem_and_provider_events(w, ep.part[3], ep.part[4]);
         }
     }
     free(w->ranks);
