@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "core/catalog.h"
 #include "core/cmd.h"
 #include "core/engine.h"
 #include "core/err.h"
@@ -234,6 +235,42 @@ static void test_a_clean_sale_through_the_engine_has_no_violation(void **state)
         }
     }
     h_free(&h);
+}
+
+/* A repair's id skip moves the engine's id counters forward; told of it,
+ * the auditor takes the one jump (no violation); a jump it was not told of
+ * is a hold out of sequence (S2), and so is a second jump after the first. */
+static void test_an_id_skip_is_a_jump_only_when_announced(void **state)
+{
+    (void)state;
+    for (int told = 0; told <= 1; told++) {
+        struct h h;
+        h_init(&h);
+        h_setup(&h, 10, 2);
+        two_admitted(&h);
+        /* the opening shuffle decides who got pass 1 */
+        uint32_t p1 = 1;
+        struct br_cmd c = reserve_cmd(OPEN + 5, 1, 1, pass_of(p1), 1);
+        if (run(&h, &c).err == BR_E_PASS_INVALID) {
+            p1 = 2;
+            c = reserve_cmd(OPEN + 5, 1, 1, pass_of(p1), 3);
+            assert_int_equal(run(&h, &c).err, BR_OK);
+        }
+        br_catalog_skip_ids(br_backend_memory_engine(&h.b), 5);
+        if (told) {
+            br_auditor_skip_ids(h.a);
+        }
+        c = reserve_cmd(OPEN + 6, 2, 1, pass_of(3 - p1), 2);
+        struct br_outcome o = run(&h, &c);
+        assert_int_equal(o.err, BR_OK);
+        assert_true((o.id & 0xffffffffu) > 2); /* the engine did skip */
+        if (told) {
+            assert_null(br_auditor_first(h.a));
+        } else {
+            assert_first(&h, BR_INV_S2);
+        }
+        h_free(&h);
+    }
 }
 
 static void test_a_hold_past_capacity_is_s1(void **state)
@@ -813,6 +850,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_clean_sale_through_the_engine_has_no_violation),
+        cmocka_unit_test(test_an_id_skip_is_a_jump_only_when_announced),
         cmocka_unit_test(test_a_hold_past_capacity_is_s1),
         cmocka_unit_test(test_sold_out_with_seats_left_is_s1),
         cmocka_unit_test(test_a_hold_past_the_per_user_limit_is_s3),
