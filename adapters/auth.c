@@ -378,6 +378,18 @@ static bool take_u64(const char **p, uint64_t *v)
     return true;
 }
 
+/* Whether token's last field (hex, at mac_hex, after a '.') is the
+ * HMAC-SHA256 of everything before that dot, compared in constant time. */
+static bool tail_mac_ok(const uint8_t *secret, size_t secret_len, const char *token,
+                        const char *mac_hex)
+{
+    BR_ASSERT(mac_hex > token && mac_hex[-1] == '.');
+    uint8_t want[32];
+    uint8_t got[32];
+    br_auth_hmac_sha256(secret, secret_len, token, (size_t)(mac_hex - 1 - token), want);
+    return br_auth_unhex(mac_hex, got, sizeof got) == BR_OK && br_auth_equal(want, got, sizeof got);
+}
+
 int br_pass_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
                          int64_t now_ms, struct br_pass_claims *c)
 {
@@ -393,11 +405,7 @@ int br_pass_token_verify(const uint8_t *secret, size_t secret_len, const char *t
         !take_u64(&p, &exp) || strlen(p) != 64 || exp > INT64_MAX) {
         return BR_E_PASS_INVALID;
     }
-    uint8_t want[32];
-    uint8_t got[32];
-    size_t body_len = (size_t)(p - 1 - token);
-    br_auth_hmac_sha256(secret, secret_len, token, body_len, want);
-    if (br_auth_unhex(p, got, sizeof got) != BR_OK || !br_auth_equal(want, got, sizeof got)) {
+    if (!tail_mac_ok(secret, secret_len, token, p)) {
         return BR_E_PASS_INVALID;
     }
     c->event_id = ev;
@@ -434,11 +442,7 @@ int br_refresh_token_verify(const uint8_t *secret, size_t secret_len, const char
     if (!take_u64(&p, &sid) || !take_u64(&p, &gen) || strlen(p) != 64 || gen > UINT32_MAX) {
         return BR_E_UNAUTHORIZED;
     }
-    uint8_t want[32];
-    uint8_t got[32];
-    size_t body_len = (size_t)(p - 1 - token);
-    br_auth_hmac_sha256(secret, secret_len, token, body_len, want);
-    if (br_auth_unhex(p, got, sizeof got) != BR_OK || !br_auth_equal(want, got, sizeof got)) {
+    if (!tail_mac_ok(secret, secret_len, token, p)) {
         return BR_E_UNAUTHORIZED;
     }
     *session_id = sid;
