@@ -407,14 +407,15 @@ static bool form_value(const char *form, size_t n, const char *key, char *out, s
 {
     const size_t key_len = strlen(key);
     out[0] = '\0';
+    /* The first pair that starts with key counts; the same bytes inside
+     * another pair's value (payment_method=x{client_secret=...) do not. */
     const char *p = NULL;
     for (size_t i = 0; p == NULL && i + key_len <= n; i++) {
-        if (memcmp(form + i, key, key_len) == 0) {
+        if ((i == 0 || form[i - 1] == '&') && memcmp(form + i, key, key_len) == 0) {
             p = form + i;
         }
     }
-    /* Only the first occurrence counts, and only at the start of a pair. */
-    if (p == NULL || (p != form && p[-1] != '&')) {
+    if (p == NULL) {
         return true;
     }
     const char *v = p + key_len;
