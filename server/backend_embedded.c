@@ -136,7 +136,6 @@ struct br_embedded {
     uint64_t sync_us;        /* sum over commits of the fdatasync's duration */
     uint64_t gather_us;      /* sum over commits of the first command's wait before the write */
     uint64_t replayed;
-    uint64_t diverged;
     /* Storage (see "storage faults" below); under mu. */
     bool storage_down;        /* new writes are refused with STORAGE_UNAVAILABLE */
     bool write_stuck;         /* a batch's write is failing: what follows it waits */
@@ -1608,7 +1607,6 @@ static int replay(struct br_embedded *x)
             x->last_now_ms = cmd.now_ms;
         }
         if (has && !outcome_same(&rec, &out)) {
-            x->diverged++;
             br_logf(x->cfg.log, BR_LOG_ERROR, "journal replay diverged: refusing to start",
                     "\"path\":\"%s\",\"offset\":%lld,\"command\":\"%s\",\"recorded\":\"%s\","
                     "\"replayed\":\"%s\",\"recorded_id\":%" PRIu64 ",\"replayed_id\":%" PRIu64,
@@ -1834,10 +1832,9 @@ struct br_backend *br_embedded_backend(struct br_embedded *x)
     return &x->base;
 }
 
-void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed, uint64_t *diverged)
+uint64_t br_embedded_replayed(const struct br_embedded *x)
 {
-    *replayed = x->replayed;
-    *diverged = x->diverged;
+    return x->replayed;
 }
 
 void br_embedded_close(struct br_embedded *x)

@@ -101,9 +101,9 @@ struct br_backend *br_embedded_backend(struct br_embedded *x);
 void br_embedded_engine_info(const struct br_embedded *x, struct br_config *cfg, size_t *bytes,
                              bool *from_journal);
 
-/* Commands replayed at open, and divergent outcomes seen during replay. */
-void br_embedded_replay_stats(const struct br_embedded *x, uint64_t *replayed,
-                              uint64_t *diverged);
+/* Commands replayed at open. (A replayed outcome that differs from the
+ * recorded one refuses the open: BR_E_DIVERGED.) */
+uint64_t br_embedded_replayed(const struct br_embedded *x);
 
 /* Stops the ticker, commits everything pending (every waiting call gets its
  * done), stops the syncers, closes the journal and frees x (may be NULL). */

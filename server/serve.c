@@ -424,11 +424,9 @@ static int open_backend(struct serve *sv)
     if (br_embedded_open(&sv->emb, &ecfg) != BR_OK) {
         return BR_E_IO;
     }
-    uint64_t diverged = 0;
-    br_embedded_replay_stats(sv->emb, &sv->replayed, &diverged);
-    br_logf(&sv->log, diverged ? BR_LOG_WARN : BR_LOG_INFO, "journal replayed",
-            "\"commands\":%" PRIu64 ",\"diverged\":%" PRIu64 ",\"ms\":%lld", sv->replayed,
-            diverged, (long long)(br_clock_mono_ms() - t0));
+    sv->replayed = br_embedded_replayed(sv->emb);
+    br_logf(&sv->log, BR_LOG_INFO, "journal replayed", "\"commands\":%" PRIu64 ",\"ms\":%lld",
+            sv->replayed, (long long)(br_clock_mono_ms() - t0));
     log_engine(sv->emb, cfg, &ecfg.engine, &sv->log);
     sv->backend = br_embedded_backend(sv->emb);
     struct br_hub_config hcfg = {.backend = sv->backend,
