@@ -245,10 +245,13 @@ int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto,
  * the members' ticket counts (the per-user limit) from the holds.
  * Not rebuilt: the waiting queue and its passes (positions live only in
  * Redis): see lua/README.md "Rebuilding an event". The event must not exist
- * in Redis (BR_E_DUPLICATE otherwise: nothing written); the catalog's
- * counters ({cat}: events, users, capacities in use) are the caller's to
- * restore first with the twins (user_register, event_create replayed from
- * PostgreSQL) or br_redis_rebuild_catalog.
+ * in Redis (BR_E_DUPLICATE otherwise: nothing written). Two steps: first
+ * the event's share of the catalog ({cat}: the event count and the
+ * capacities it takes: queue slots, active passes, seats), then the
+ * event's slot. Events are rebuilt in id order 1, 2, ... (ids are dense).
+ * Users are the caller's to restore first, in id order, with the
+ * user_register twin (br_redis_apply of commands rebuilt from PostgreSQL's
+ * rows: the adapter's users_known cache follows).
  */
 struct br_redis_rebuild_hold {
     uint64_t id; /* event_id << 32 | seq */
