@@ -1016,6 +1016,9 @@ static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t ch
         }
         struct br_cmd share = *c;
         share.u.saga_step.max = k;
+#ifdef BR_PLANT_LUA_LOG_SAGA_MAX
+        share.u.saga_step.max = c->u.saga_step.max; /* planted: the step's max is logged */
+#endif
         args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
         arg_fmt_u64(r, k);
         arg_record(r, &share);
