@@ -36,10 +36,11 @@ local key = arg_u64(7)
 local fp = arg_u64(8)
 local claim = arg_int(9, 0, 2)
 
--- One read of the event: its rules, counters and the asked zone's seats.
-ev_load('id', 'opens', 'rp', 'limit', 'hseq', 'httl', 'zc', 'pact', 'bk' .. BR_HOLD_HELD,
-        'cap' .. zone, 'held' .. zone, 'sold' .. zone, 'price' .. zone)
-if EV.id == nil or zone < 1 or zone > EV.zc then
+-- One read of the event: its rules, counters and the asked zone's seats
+-- (field lists made once per zone, lib.lua).
+local zf = ZF[zone]
+local mrec = ev_load_list_and('m:' .. uid, RESERVE_FIELDS[zone] or RESERVE_FIELDS[0])
+if EV.id == nil or zf == nil or zone > EV.zc then
     return reply(BR_E_NOT_FOUND)
 end
 if known == 0 then
@@ -81,7 +82,7 @@ local function reserve()
     end
     -- The member record is made only together with the hold, so a refused
     -- reserve changes nothing; without one the user has no pass and no tickets.
-    local m = member_find(uid)
+    local m = member_parse(uid, mrec)
     local p = nil
     if EV.rp == 1 then
         if pass_id == '0' then
@@ -100,7 +101,7 @@ local function reserve()
     if tix + qty > EV.limit then
         return BR_E_LIMIT_EXCEEDED
     end
-    local cap, held, sold = EV['cap' .. zone], EV['held' .. zone], EV['sold' .. zone]
+    local cap, held, sold = EV[zf.cap], EV[zf.held], EV[zf.sold]
     if held + sold > cap then
         broken('zone ' .. zone .. ' oversold')
     end
@@ -109,14 +110,13 @@ local function reserve()
     end
     local seq = EV.hseq + 1
     local h = {seq = seq, uid = uid, user = tonumber(uid), zone = zone, qty = qty,
-               st = BR_HOLD_HELD, dl = NOW + EV.httl, amt = EV['price' .. zone] * qty,
-               pass = p and p.seq or 0, pay = 0, conf = 0}
-    redis.call('HSET', P .. 'h:' .. seq, 'user', uid, 'zone', zone, 'qty', qty, 'st', h.st,
-               'created', NOW, 'dl', h.dl, 'amt', h.amt, 'pass', h.pass, 'pay', 0, 'conf', 0)
-    redis.call('ZADD', P .. 'holds', h.dl, pad(seq))
+               st = BR_HOLD_HELD, created = NOW, dl = NOW + EV.httl,
+               amt = EV[zf.price] * qty, pass = p and p.seq or 0, pay = 0, conf = 0}
+    hold_save(h)
+    redis.call('ZADD', K_HOLDS, string.format('%d', h.dl), pad(seq))
     ev_put('hseq', seq)
-    ev_put('held' .. zone, held + qty)
-    ev_put('bk' .. BR_HOLD_HELD, EV['bk' .. BR_HOLD_HELD] + 1)
+    ev_put(zf.held, held + qty)
+    ev_put(BK[BR_HOLD_HELD], EV[BK[BR_HOLD_HELD]] + 1)
     if p then -- core: br_queue_pass_consume
         redis.call('ZREM', P .. 'passes', pad(p.seq))
         redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_USED)
@@ -124,10 +124,12 @@ local function reserve()
     end
     if m == nil then
         member_new(uid, BR_QS_NONE, qty)
-    elseif p and m.pass == p.seq then
-        redis.call('HSET', P .. 'm:' .. uid, 'tix', tix + qty, 'st', BR_QS_USED)
     else
-        redis.call('HSET', P .. 'm:' .. uid, 'tix', tix + qty)
+        m.tix = tix + qty
+        if p and m.pass == p.seq then
+            m.st = BR_QS_USED
+        end
+        member_save(m)
     end
     fill_hold(h)
     return BR_OK
