@@ -36,6 +36,12 @@ decimal strings and are only ever compared or used as strings.
 ]]
 local W32 = 4294967296
 
+-- The library functions used on every call, as upvalues: a global such as
+-- `string` is a table lookup, then `format` another, each time. Redis does
+-- not let a library's load see the standard libraries: begin() sets them
+-- at the first call.
+local sformat, sfind, smatch, sbyte, sgsub, srep, floor
+
 -- Per-call state: the library is loaded once and its functions run one at
 -- a time, so begin() sets all of this afresh at the start of every call and
 -- nothing is carried from one call to the next.
@@ -83,7 +89,7 @@ end
 -- ARGV[i] as an integer in [lo, hi]; anything else is the adapter's bug.
 local function arg_int(i, lo, hi)
     local v = tonumber(ARGV[i])
-    if v == nil or v ~= math.floor(v) or v < lo or v > hi then
+    if v == nil or v ~= floor(v) or v < lo or v > hi then
         fail('ARGV[' .. i .. '] = ' .. tostring(ARGV[i]))
     end
     return v
@@ -94,11 +100,11 @@ end
 -- canonical strings; redis-benchmark's __rand_int__ is zero-padded.
 local function arg_u64(i)
     local s = ARGV[i]
-    if s == nil or not string.find(s, '^%d+$') then
+    if s == nil or not sfind(s, '^%d+$') then
         fail('ARGV[' .. i .. '] = ' .. tostring(s))
     end
-    if #s > 1 and string.byte(s, 1) == 48 then
-        s = string.gsub(s, '^0+(%d)', '%1')
+    if #s > 1 and sbyte(s, 1) == 48 then
+        s = sgsub(s, '^0+(%d)', '%1')
     end
     if #s > 20 then
         fail('ARGV[' .. i .. '] = ' .. s)
@@ -109,6 +115,10 @@ end
 -- Every call starts here (the callbacks embed.c registers): KEYS[1] is the
 -- slot's key prefix, ARGV[1] the clock, checked by every script.
 local function begin(keys, args)
+    if sformat == nil then
+        sformat, sfind, smatch, sbyte = string.format, string.find, string.match, string.byte
+        sgsub, srep, floor = string.gsub, string.rep, math.floor
+    end
     KEYS = keys
     ARGV = args
     if keys[1] ~= P then
@@ -148,13 +158,13 @@ local function lapsed(dl)
 end
 
 local function dec(n)
-    return string.format('%d', n)
+    return sformat('%d', n)
 end
 
 -- Zset members are zero-padded sequence numbers, so that the zset's tie
 -- break (lexicographic) is the core heaps' tie break (by id).
 local function pad(seq)
-    return string.format('%010d', seq)
+    return sformat('%010d', seq)
 end
 
 local function emit(kind, user, id, ref, deadline, amount)
@@ -220,10 +230,10 @@ local function joined(t)
     local n = #t
     local f = JOIN_FMT[n]
     if f == nil then
-        f = string.rep('%d,', n - 1) .. '%d'
+        f = srep('%d,', n - 1) .. '%d'
         JOIN_FMT[n] = f
     end
-    return string.format(f, unpack(t))
+    return sformat(f, unpack(t))
 end
 
 -- Ends a call: the event's changed fields in one HSET, the log entry when
@@ -235,7 +245,7 @@ local function reply(err)
     local n = 0
     for f, _ in pairs(EV_DIRTY) do
         args[n + 1] = f
-        args[n + 2] = string.format('%d', EV[f])
+        args[n + 2] = sformat('%d', EV[f])
         n = n + 2
     end
     for f, v in pairs(EV_STR) do
@@ -266,7 +276,7 @@ local function seq_of(id)
     if id == nil or id < W32 then
         return nil
     end
-    local e = math.floor(id / W32)
+    local e = floor(id / W32)
     if e ~= EV.id then
         return nil
     end
@@ -286,7 +296,7 @@ local function member_parse(uid, v)
     if not v then
         return nil
     end
-    local st, pass, tix = string.match(v, '^(%d+):(%d+):(%d+)$')
+    local st, pass, tix = smatch(v, '^(%d+):(%d+):(%d+)$')
     if st == nil then
         broken('member ' .. uid .. ' = ' .. v)
     end
@@ -298,7 +308,7 @@ local function member_find(uid)
 end
 
 local function member_save(m)
-    ev_put_str('m:' .. m.uid, string.format('%d:%d:%d', m.st, m.pass, m.tix))
+    ev_put_str('m:' .. m.uid, sformat('%d:%d:%d', m.st, m.pass, m.tix))
 end
 
 -- Creates the member (core: br_queue_member) with its first status and
@@ -377,11 +387,11 @@ local function hold_load(seq)
     if seq == nil then
         return nil
     end
-    local v = ev_get_str(string.format('h:%d', seq))
+    local v = ev_get_str(sformat('h:%d', seq))
     if not v then
         return nil
     end
-    local u, z, q, st, cr, dl, amt, pass, pay, conf = string.match(v, HOLD_PATTERN)
+    local u, z, q, st, cr, dl, amt, pass, pay, conf = smatch(v, HOLD_PATTERN)
     if u == nil then
         broken('hold ' .. seq .. ' = ' .. v)
     end
@@ -391,8 +401,8 @@ local function hold_load(seq)
 end
 
 local function hold_save(h)
-    ev_put_str(string.format('h:%d', h.seq),
-               string.format('%d:%d:%d:%d:%d:%d:%d:%d:%d:%d', h.user, h.zone, h.qty, h.st,
+    ev_put_str(sformat('h:%d', h.seq),
+               sformat('%d:%d:%d:%d:%d:%d:%d:%d:%d:%d', h.user, h.zone, h.qty, h.st,
                              h.created, h.dl, h.amt, h.pass, h.pay, h.conf))
 end
 
