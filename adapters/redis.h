@@ -14,9 +14,12 @@
  * Key layout. Every key carries a hash tag, so each script works in one
  * Redis Cluster slot: the catalog's, an event's, a user's or a provider
  * event id's (the scripts' #!lua shebang makes Redis check it). The adapter
- * talks to one node: a cluster of several would need slot routing (MOVED),
- * which is not here yet; the layout is ready for it. Nothing ever scans the keyspace: every id is a counter, so
- * walks (br_redis_state_hash) go over known id ranges.
+ * talks to one node, or, with a redis-cluster:// URL, to a Redis Cluster of
+ * several: then every command goes through the slot router of
+ * adapters/redis_cluster.h (MOVED, ASK, TRYAGAIN followed there; scripts
+ * loaded on every master; pipelined reads sent one by one). Nothing ever
+ * scans the keyspace: every id is a counter, so walks (br_redis_state_hash)
+ * go over known id ranges.
  *
  *   br:{cat}:cat          hash  catalog counters (events, users, slots, active,
  *                               seats) and the config (cfg_seed, cfg_*_max, ...)
@@ -99,6 +102,7 @@
 #define BR_REDIS_NEED_OPEN 1
 
 #define BR_REDIS_HOST_MAX 256
+#define BR_REDIS_SEEDS_MAX 1024 /* a cluster's seed list "host:port,host:port,..." */
 #define BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000
 #define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
 #define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
@@ -112,16 +116,20 @@ struct br_redis_options {
     int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
     bool quiet;             /* do not log foreign errors (tests that provoke them) */
     bool fresh;             /* FLUSHDB at open: for runs that own the db (tests, the simulator) */
+    bool cluster;           /* a Redis Cluster: route by slot (redis_cluster.h); db must be 0 */
+    char seeds[BR_REDIS_SEEDS_MAX]; /* cluster only: the seed nodes; host/port = the first */
 };
 
 struct redisContext;
 struct br_redis_scratch;
+struct br_cluster;
 
 /* One connection and what it needs. Caller-owned; br_redis_open fills it. */
 struct br_redis {
     struct br_redis_options opt;
     struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
-    struct redisContext *ctx;           /* NULL while disconnected */
+    struct redisContext *ctx;           /* NULL while disconnected (always, in cluster mode) */
+    struct br_cluster *cluster;         /* the slot router (heap) when opt.cluster, else NULL */
     char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
     uint64_t users_known;               /* users 1..users_known exist (users are never removed) */
     struct br_redis_scratch *s;         /* argument and merge buffers (heap) */
@@ -131,7 +139,9 @@ struct br_redis {
 };
 
 /* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
- * the default timeouts unless given). BR_OK or BR_E_INVALID. */
+ * the default timeouts unless given), or "redis-cluster://host:port[,host:
+ * port...]" (cluster mode: any reachable seed tells the slot map; db 0).
+ * BR_OK or BR_E_INVALID. */
 int br_redis_parse_url(const char *url, struct br_redis_options *o);
 
 /* Connects, loads the scripts, empties the db when o->fresh, and records
