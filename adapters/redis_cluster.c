@@ -405,7 +405,11 @@ static enum next classify(const redisReply *rep)
 #endif
     }
     if (starts(rep->str, "ASK ")) {
+#ifdef BR_PLANT_CLUSTER_ASK_IGNORED
+        return NEXT_DONE; /* planted: ASK handed back (test_redis_cluster must fail) */
+#else
         return NEXT_ASK;
+#endif
     }
     if (starts(rep->str, "TRYAGAIN")) {
         return NEXT_TRYAGAIN;
