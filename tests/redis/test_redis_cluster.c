@@ -4,7 +4,8 @@
  * and a slot migrated while a generated sequence runs, with every outcome
  * and the final state compared with the core's (so following ASK and MOVED
  * is shown to be right, not only to happen); TRYAGAIN bounded; seeds that
- * do not answer.
+ * do not answer; a lost reply (UNKNOWN_OUTCOME), CLUSTERDOWN and a dead
+ * node (UNAVAILABLE).
  *
  * The cluster comes from tests/fixtures/redis-cluster.sh (ctest runs
  * `redis-cluster.sh run -- test_redis_cluster`), which passes the node list
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -448,6 +450,131 @@ static void test_tryagain_is_bounded(void **state)
     br_cluster_close(&c);
 }
 
+/* A key of the given slot owner's: "k<i>" for the first i whose slot node n holds. */
+static void key_on(struct br_cluster *c, struct fixture *f, int n, char *key, size_t cap)
+{
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, cap, "k%d", i);
+        const struct br_cluster_node *at = &c->node[c->slot_node[br_cluster_slot(key, strlen(key))]];
+        if (at->port == f->node[n].port) {
+            return;
+        }
+    }
+    fail_msg("no key found for node %d", n);
+}
+
+static int call_text(struct br_cluster *c, const char *a0, const char *a1, const char *a2,
+                     redisReply **rep)
+{
+    const char *argv[3] = {a0, a1, a2};
+    size_t len[3] = {strlen(a0), strlen(a1), a2 != NULL ? strlen(a2) : 0};
+    return br_cluster_call(c, a2 != NULL ? 3 : 2, argv, len, rep);
+}
+
+/* A node that pauses past the command timeout: the command was sent, no
+ * reply came: UNKNOWN_OUTCOME; the next call works on a new connection. */
+static void test_lost_reply_is_unknown_outcome(void **state)
+{
+    struct fixture *f = *state;
+    static struct br_cluster c;
+    assert_int_equal(br_cluster_open(&c, f->list, 1000, 300, true), BR_OK);
+    char key[32];
+    key_on(&c, f, 1, key, sizeof key);
+    redisReply *rep;
+    admin_ok(&f->node[1], "CLIENT PAUSE 800 ALL");
+    assert_int_equal(call_text(&c, "SET", key, "late", &rep), BR_E_UNKNOWN_OUTCOME);
+    assert_null(rep);
+    struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+    nanosleep(&ts, NULL);
+    assert_int_equal(call_text(&c, "GET", key, NULL, &rep), BR_OK);
+    /* Whether it ran is what nobody knows: a paused server drops the
+     * command of a client gone meanwhile, one resumed in time runs it. */
+    bool ran = rep->type == REDIS_REPLY_STRING, not_ran = rep->type == REDIS_REPLY_NIL;
+    freeReplyObject(rep);
+    assert_true(ran || not_ran);
+    assert_true(c.stats.connects >= 2); /* the timed-out connection was made again */
+    br_cluster_close(&c);
+}
+
+static void wait_state_ok(struct node *n)
+{
+    for (int i = 0; i < 500; i++) {
+        redisReply *r = redisCommand(n->admin, "CLUSTER INFO");
+        bool ok = r != NULL && r->type == REDIS_REPLY_STRING &&
+                  strstr(r->str, "cluster_state:ok") != NULL;
+        if (r != NULL) {
+            freeReplyObject(r);
+        }
+        if (ok) {
+            return;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("cluster_state did not come back to ok on port %d", n->port);
+}
+
+/* A node that sees a slot unserved says CLUSTERDOWN: unavailable, nothing ran. */
+static void test_clusterdown_is_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    static struct br_cluster c;
+    assert_int_equal(br_cluster_open(&c, f->list, 1000, 5000, true), BR_OK);
+    char key[32], other[32];
+    key_on(&c, f, 0, key, sizeof key);
+    snprintf(other, sizeof other, "%s", key);
+    unsigned gone = 0;
+    for (unsigned s = 0; s < BR_CLUSTER_SLOTS; s++) { /* another slot of node 0's */
+        if (c.node[c.slot_node[s]].port == f->node[0].port &&
+            s != br_cluster_slot(key, strlen(key))) {
+            gone = s;
+            break;
+        }
+    }
+    admin_ok(&f->node[0], "CLUSTER DELSLOTS %u", gone);
+    redisReply *rep;
+    int rc = BR_OK;
+    for (int i = 0; i < 100 && rc == BR_OK; i++) { /* the node updates its state at once */
+        rc = call_text(&c, "SET", key, "x", &rep);
+        if (rc == BR_OK) {
+            freeReplyObject(rep);
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(rc, BR_E_UNAVAILABLE);
+    admin_ok(&f->node[0], "CLUSTER ADDSLOTS %u", gone);
+    wait_state_ok(&f->node[0]);
+    assert_int_equal(call_text(&c, "SET", key, "y", &rep), BR_OK);
+    freeReplyObject(rep);
+    br_cluster_close(&c);
+}
+
+/* Last (it stops a node): a dead node's slots are unavailable, the others still answer. */
+static void test_dead_node_is_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    static struct br_cluster c;
+    assert_int_equal(br_cluster_open(&c, f->list, 1000, 5000, true), BR_OK);
+    char dead_key[32], live_key[32];
+    key_on(&c, f, 2, dead_key, sizeof dead_key);
+    key_on(&c, f, 0, live_key, sizeof live_key);
+    redisReply *rep;
+    assert_int_equal(call_text(&c, "SET", dead_key, "1", &rep), BR_OK);
+    freeReplyObject(rep);
+    redisAppendCommand(f->node[2].admin, "SHUTDOWN NOSAVE");
+    int done = 0;
+    while (!done && redisBufferWrite(f->node[2].admin, &done) == REDIS_OK) {
+    }
+    void *gone = NULL;
+    assert_int_not_equal(redisGetReply(f->node[2].admin, &gone), REDIS_OK); /* it closed */
+    assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNKNOWN_OUTCOME);
+    assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(call_text(&c, "SET", live_key, "2", &rep), BR_OK);
+    freeReplyObject(rep);
+    br_cluster_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +582,9 @@ int main(void)
         cmocka_unit_test(test_open_learns_every_slot),
         cmocka_unit_test(test_slot_moved_during_a_sequence),
         cmocka_unit_test(test_tryagain_is_bounded),
+        cmocka_unit_test(test_lost_reply_is_unknown_outcome),
+        cmocka_unit_test(test_clusterdown_is_unavailable),
+        cmocka_unit_test(test_dead_node_is_unavailable),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
