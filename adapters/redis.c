@@ -65,8 +65,6 @@ static const char *const script_names[S_COUNT] = {
     "payment_create", "payment_event", "refund_result", "saga_step",   "release"};
 
 _Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a sha slot");
-_Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");
-_Static_assert(BR_REDIS_SEEDS_MAX == BR_CLUSTER_SEEDS_MAX, "a seed list fits the router");
 
 /* A refund due in some event, for saga_step's merge. */
 struct due {
@@ -217,6 +215,9 @@ static int call_read(struct br_redis *r, int argc, const char **argv, const size
 }
 
 /* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
+
+_Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");
+_Static_assert(BR_REDIS_SEEDS_MAX == BR_CLUSTER_SEEDS_MAX, "a seed list fits the router");
 
 static int pipe_begin(struct br_redis *r)
 {

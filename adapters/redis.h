@@ -128,14 +128,15 @@ struct br_cluster;
 struct br_redis {
     struct br_redis_options opt;
     struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
-    struct redisContext *ctx;           /* NULL while disconnected (always, in cluster mode) */
-    struct br_cluster *cluster;         /* the slot router (heap) when opt.cluster, else NULL */
+    struct redisContext *ctx;           /* NULL while disconnected */
     char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
     uint64_t users_known;               /* users 1..users_known exist (users are never removed) */
     struct br_redis_scratch *s;         /* argument and merge buffers (heap) */
     uint64_t connects;                  /* connections made (the first, then reconnects) */
     uint64_t calls;                     /* script calls sent */
     uint64_t opens;                     /* opening shuffles run with a drawn permutation */
+    struct br_cluster *cluster; /* cluster mode (opt.cluster): the slot router (heap), which
+                                   owns the connections (ctx stays NULL); else NULL */
 };
 
 /* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
