@@ -479,6 +479,9 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
         } else if (bounded && nx == NEXT_ASK) {
             long ask_slot;
             at = redirect_target(c, from, (*rep)->str, &ask_slot);
+            if (at != BR_CLUSTER_NO_NODE) {
+                c->node[at].master = true; /* a slot's new home gets scripts loaded too */
+            }
             asking = true;
             c->stats.ask++;
         } else if (bounded) {
