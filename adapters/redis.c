@@ -214,6 +214,13 @@ static int call_read(struct br_redis *r, int argc, const char **argv, const size
     return rc == BR_E_UNKNOWN_OUTCOME ? BR_E_UNAVAILABLE : rc;
 }
 
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     redisReply **rep)
+{
+    BR_ASSERT(r != NULL && argc >= 1 && argv != NULL && len != NULL && rep != NULL);
+    return call(r, argc, argv, len, rep);
+}
+
 /* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
 
 _Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");

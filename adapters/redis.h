@@ -185,6 +185,18 @@ int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id
  * for benchmarks that run a script raw next to the adapter. */
 const char *br_redis_script_sha(const struct br_redis *r, const char *name);
 
+/* One command outside the scripts (a read, a lease's SET NX PX, a
+ * PUBLISH), sent as the adapter sends its own: on one node, or in cluster
+ * mode to the node of its key (argv[1]; redis_cluster.h has the routing
+ * table) with MOVED/ASK followed. *rep is hiredis's reply (the caller
+ * frees it with freeReplyObject), possibly an error reply for the caller to
+ * translate. BR_OK, BR_E_UNAVAILABLE (nothing sent), BR_E_UNKNOWN_OUTCOME
+ * (sent, no reply). A raw hiredis connection to opt.host would reach only
+ * the first seed's slots in cluster mode: use this instead. */
+struct redisReply;
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     struct redisReply **rep);
+
 /* Tests only: FLUSHDB, then records the config again (a fresh state). */
 int br_redis_flush(struct br_redis *r);
 

@@ -395,6 +395,19 @@ static void test_slot_moved_during_a_sequence(void **state)
                      x.redis.cluster->slot_node[br_cluster_slot(key, strlen(key))]);
     assert_int_equal(holder(f, slot), to);
 
+    /* Commands outside the scripts reach every event's node too. */
+    for (uint64_t e = 1; e <= x.engine.event_count; e++) {
+        char ev[64];
+        snprintf(ev, sizeof ev, "br:{e%" PRIu64 "}:ev", e);
+        const char *argv[3] = {"HGET", ev, "id"};
+        size_t len[3] = {4, strlen(ev), 2};
+        redisReply *rep;
+        assert_int_equal(br_redis_command(&x.redis, 3, argv, len, &rep), BR_OK);
+        assert_int_equal(rep->type, REDIS_REPLY_STRING);
+        assert_int_equal(strtoull(rep->str, NULL, 10), e);
+        freeReplyObject(rep);
+    }
+
     /* The whole state, read back across the three nodes, is the core's. */
     uint64_t hr = 0;
     assert_int_equal(br_redis_state_hash(&x.redis, &hr), BR_OK);
