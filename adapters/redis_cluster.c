@@ -12,10 +12,13 @@
 
 #include "adapters/redis_cluster.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -121,9 +124,29 @@ static void node_drop(struct br_cluster *c, uint32_t i)
     c->stale = true; /* the node may be gone for good: ask the cluster again */
 }
 
+bool br_cluster_peer_closed(struct redisContext *ctx)
+{
+    struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) {
+        return false; /* nothing to read: open as far as anyone can tell */
+    }
+    char b;
+    ssize_t n = recv(ctx->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return false;
+    }
+    return true; /* end of stream, an error, or bytes nobody asked for */
+}
+
+/* Node i's connection, made when missing or when the node closed it while
+ * it was idle (a restarted or failed node: found before sending, so the
+ * command is not lost in a dead socket). */
 static int node_connect(struct br_cluster *c, uint32_t i)
 {
     struct br_cluster_node *n = &c->node[i];
+    if (n->ctx != NULL && n->pending == 0 && br_cluster_peer_closed(n->ctx)) {
+        node_drop(c, i);
+    }
     if (n->ctx != NULL) {
         return BR_OK;
     }

@@ -127,6 +127,12 @@ struct br_cluster {
     uint32_t queue_count;
 };
 
+/* Whether the server closed an idle connection (end of stream, an error,
+ * or bytes nobody asked for waiting): one poll(2), no wait. The router and
+ * the single-node adapter check before sending and connect afresh, so a
+ * restarted or failed-over node costs no UNKNOWN_OUTCOME. */
+bool br_cluster_peer_closed(struct redisContext *ctx);
+
 /* The slot of a key (hash tag rules above). Pure; O(len). */
 uint16_t br_cluster_slot(const char *key, size_t len);
 
