@@ -587,6 +587,28 @@ static void test_lost_reply_is_unknown_outcome(void **state)
     br_cluster_close(&c);
 }
 
+/* A connection the node closed while idle (a restart, a timeout, CLIENT
+ * KILL) is found before sending: the command goes on a new one. */
+static void test_idle_connection_closed_is_made_again(void **state)
+{
+    struct fixture *f = *state;
+    static struct br_cluster c;
+    assert_int_equal(br_cluster_open(&c, f->list, 1000, 5000, true), BR_OK);
+    char key[32];
+    key_on(&c, f, 1, key, sizeof key);
+    redisReply *rep;
+    assert_int_equal(call_text(&c, "SET", key, "a", &rep), BR_OK);
+    freeReplyObject(rep);
+    uint64_t connects = c.stats.connects;
+    admin_ok(&f->node[1], "CLIENT KILL TYPE normal SKIPME yes");
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(call_text(&c, "SET", key, "b", &rep), BR_OK);
+    freeReplyObject(rep);
+    assert_int_equal(c.stats.connects, connects + 1);
+    br_cluster_close(&c);
+}
+
 static void wait_state_ok(struct node *n)
 {
     for (int i = 0; i < 500; i++) {
@@ -688,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_slot_moved_during_a_sequence),
         cmocka_unit_test(test_tryagain_is_bounded),
         cmocka_unit_test(test_lost_reply_is_unknown_outcome),
+        cmocka_unit_test(test_idle_connection_closed_is_made_again),
         cmocka_unit_test(test_clusterdown_is_unavailable),
         cmocka_unit_test(test_dead_node_is_unavailable),
     };
