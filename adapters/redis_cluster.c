@@ -235,6 +235,7 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
     }
     uint8_t map[BR_CLUSTER_SLOTS];
     memset(map, BR_CLUSTER_NO_NODE, sizeof map);
+    bool master[BR_CLUSTER_NODES_MAX] = {false}; /* a failed-over master is one no more */
     for (size_t k = 0; k < rep->elements; k++) {
         const redisReply *e = rep->element[k];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -258,11 +259,14 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
         }
         uint32_t n = node_find_or_add(c, host, host_len, (int)addr->element[1]->integer);
         if (n != BR_CLUSTER_NO_NODE) {
-            c->node[n].master = true;
+            master[n] = true;
             memset(map + lo, (int)n, (size_t)(hi - lo + 1));
         }
     }
     memcpy(c->slot_node, map, sizeof map);
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        c->node[i].master = master[i];
+    }
     c->stats.refreshes++;
     c->stale = false;
     return BR_OK;

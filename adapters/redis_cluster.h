@@ -89,7 +89,7 @@ struct redisReply;
 struct br_cluster_node {
     char host[BR_CLUSTER_HOST_MAX];
     int port;
-    bool master;              /* serves slots (CLUSTER SLOTS) or was a redirect's target */
+    bool master;              /* serves slots in the last map, or a redirect's target since */
     uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
     struct redisContext *ctx; /* NULL while disconnected */
 };
