@@ -272,11 +272,14 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
     return BR_OK;
 }
 
-/* CLUSTER SLOTS from node `first`, then from the others in turn. */
+/* CLUSTER SLOTS from node `first`, then from the others in turn. BR_OK,
+ * BR_E_UNAVAILABLE (no node answered), BR_E_IO (nodes answered, none with
+ * a map: not a cluster). */
 static int refresh_from(struct br_cluster *c, uint32_t first)
 {
     static const char *const argv[2] = {"CLUSTER", "SLOTS"};
     static const size_t len[2] = {7, 5};
+    int none = BR_E_UNAVAILABLE;
     for (uint32_t k = 0; k < c->node_count; k++) {
         uint32_t i = (first + k) % c->node_count;
         redisReply *rep;
@@ -292,13 +295,14 @@ static int refresh_from(struct br_cluster *c, uint32_t first)
         if (rc == BR_OK) {
             return BR_OK;
         }
+        none = BR_E_IO;
     }
-    return BR_E_UNAVAILABLE;
+    return none;
 }
 
 int br_cluster_refresh(struct br_cluster *c)
 {
-    return c->node_count == 0 ? BR_E_UNAVAILABLE : refresh_from(c, 0);
+    return c->node_count == 0 || refresh_from(c, 0) != BR_OK ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 /* ---- routing ---- */
@@ -776,7 +780,8 @@ int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout
     }
     int rc = parse_seeds(c, seeds);
     if (rc == BR_OK) {
-        rc = br_cluster_refresh(c);
+        rc = refresh_from(c, 0);
+        rc = rc == BR_E_IO ? BR_E_INVALID : rc; /* a seed answered: it is no cluster */
     }
     if (rc != BR_OK) {
         br_cluster_close(c);

@@ -138,10 +138,11 @@ uint16_t br_cluster_slot(const char *key, size_t len);
 
 /* Parses the seed list ("host:port[,host:port...]", port 6379 when left
  * out), asks the seeds in turn for CLUSTER SLOTS until one answers, and
- * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1),
- * BR_E_UNAVAILABLE (no seed answered). A slot no master serves is left
- * unknown (its commands are BR_E_UNAVAILABLE until a refresh finds it). On
- * failure nothing is left to close. */
+ * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1, or
+ * seeds that answer but are no cluster), BR_E_UNAVAILABLE (no seed
+ * answered). A slot no master serves is left unknown (its commands are
+ * BR_E_UNAVAILABLE until a refresh finds it). On failure nothing is left
+ * to close. */
 int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout_ms,
                     int command_timeout_ms, bool quiet);
 

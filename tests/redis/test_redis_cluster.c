@@ -40,6 +40,7 @@
 #include "core/engine.h"
 #include "core/err.h"
 #include "core/gen.h"
+#include "tests/redis/server.h"
 
 #define NODES 3     /* the main group's cluster: three masters */
 #define NODES_MAX 6 /* the failover group's: three masters and a replica each */
@@ -222,6 +223,21 @@ static void test_open_learns_every_slot(void **state)
     assert_int_equal(br_cluster_open(&c, list, 1000, 5000, true), BR_OK);
     br_cluster_close(&c);
     assert_int_equal(br_cluster_open(&c, "127.0.0.1:1", 1000, 5000, true), BR_E_UNAVAILABLE);
+    /* A plain redis-server answers, but is no cluster; a one-node cluster is one. */
+    struct test_redis_server plain = {0}, single = {0};
+    assert_int_equal(test_redis_server_start(&plain), 0);
+    assert_int_equal(test_redis_server_start_cluster(&single), 0);
+    snprintf(list, sizeof list, "127.0.0.1:%d", plain.port);
+    int rc_plain = br_cluster_open(&c, list, 1000, 5000, true);
+    snprintf(list, sizeof list, "127.0.0.1:%d", single.port);
+    int rc_single = br_cluster_open(&c, list, 1000, 5000, true);
+    uint32_t single_nodes = c.node_count;
+    br_cluster_close(&c);
+    test_redis_server_stop(&plain);
+    test_redis_server_stop(&single);
+    assert_int_equal(rc_plain, BR_E_INVALID);
+    assert_int_equal(rc_single, BR_OK);
+    assert_int_equal(single_nodes, 1);
     assert_int_equal(br_cluster_open(&c, "127.0.0.1:x", 1000, 5000, true), BR_E_INVALID);
     assert_int_equal(br_cluster_open(&c, "127.0.0.1:7000,", 1000, 5000, true), BR_E_INVALID);
 }
