@@ -213,7 +213,7 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         if (k == 0) {
             redisReply *ok = reply;
             if (ok->type != REDIS_REPLY_STATUS) {
-                /* ASKING refused: the command behind it was answered too; drop both. */
+                /* ASKING refused (logged): the command's own reply follows and answers. */
                 log_node(c, &c->node[i], "asking", ok->type == REDIS_REPLY_ERROR ? ok->str : "?");
             }
             freeReplyObject(reply);

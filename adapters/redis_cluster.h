@@ -34,6 +34,16 @@
  * following them never runs anything twice. Every other reply, error
  * replies included, goes back to the caller to translate.
  *
+ * Transport errors keep the adapter's meaning: BR_E_UNAVAILABLE when nothing
+ * of the request left (no connection to the slot's node, the first write
+ * failed), BR_E_UNKNOWN_OUTCOME when it may have reached the node but no
+ * reply came. The broken connection is dropped and the map learned again
+ * before the next command, from the first node that answers: after a
+ * failover the promoted replica serves the slot (and a master that failed
+ * over leaves the list the scripts are loaded on). An idle connection the
+ * node closed (a restart, a failover, CLIENT KILL) is found before sending
+ * (br_cluster_peer_closed) and made afresh, so it costs no unknown outcome.
+ *
  * Scripts during a slot migration. A script declares one key, the slot's
  * prefix ("br:{e42}:"), which never exists, and reaches the slot's other
  * keys by name. While a slot migrates (MIGRATING on the source, IMPORTING
