@@ -71,7 +71,11 @@ int br_pg_open(struct br_pg **out, const char *url, uint32_t pool_size, const st
     if (pg == NULL) {
         return BR_E_IO;
     }
-    pg->url = strdup(url);
+    size_t len = strlen(url) + 1;
+    pg->url = malloc(len);
+    if (pg->url != NULL) {
+        memcpy(pg->url, url, len);
+    }
     if (pg->url == NULL || pthread_mutex_init(&pg->mu, NULL) != 0) {
         free(pg->url);
         free(pg);
@@ -401,6 +405,32 @@ int br_pg_lock_xact(struct br_pg_tx *t, int64_t key)
     return rc;
 }
 
+struct u64_arg {
+    const struct br_pg_stmt *s;
+    uint64_t *out;
+};
+
+static int u64_body(struct br_pg_tx *t, void *argp)
+{
+    struct u64_arg *a = argp;
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    PGresult *r = br_pg_exec(t, a->s, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, a->s->name);
+    if (rc == BR_OK) {
+        *a->out = PQntuples(r) == 1 ? br_pg_u64(r, 0, 0) : 0;
+        PQclear(r);
+    }
+    return rc;
+}
+
+int br_pg_read_u64(struct br_pg *pg, const struct br_pg_stmt *s, uint64_t *out)
+{
+    *out = 0;
+    struct u64_arg a = {.s = s, .out = out};
+    return br_pg_run(pg, s->name, BR_PG_READ, u64_body, &a);
+}
+
 /* ---- the runner --------------------------------------------------------- */
 
 /* A simple-protocol command on t (BEGIN, COMMIT, ROLLBACK). */
@@ -601,8 +631,11 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 {
     struct migrate_arg *a = argp;
     /* A session lock: each migration commits on its own, under it. */
-    int rc = simple(t, "SELECT pg_advisory_lock(418245591040)", PGRES_TUPLES_OK, NULL);
-    _Static_assert(BR_PG_LOCK_MIGRATE == 418245591040LL, "the literal above");
+    char lock[64], unlock[64];
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%lld)", (long long)BR_PG_LOCK_MIGRATE);
+    snprintf(unlock, sizeof unlock, "SELECT pg_advisory_unlock(%lld)",
+             (long long)BR_PG_LOCK_MIGRATE);
+    int rc = simple(t, lock, PGRES_TUPLES_OK, NULL);
     if (rc != BR_OK) {
         return rc;
     }
@@ -630,7 +663,7 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
         }
     }
     if (!t->broken) {
-        (void)simple(t, "SELECT pg_advisory_unlock(418245591040)", PGRES_TUPLES_OK, NULL);
+        (void)simple(t, unlock, PGRES_TUPLES_OK, NULL);
     }
     return rc;
 }

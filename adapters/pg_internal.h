@@ -136,6 +136,10 @@ void br_pg_str(const PGresult *r, int row, int col, char *out, size_t cap);
 /* bytea into out[0..len): BR_OK or BR_E_CORRUPT if the stored length differs. */
 int br_pg_bytea(const PGresult *r, int row, int col, uint8_t *out, size_t len);
 
+/* Runs a statement without parameters whose one row and column is a number
+ * (max ids). BR_OK or a connection error. */
+int br_pg_read_u64(struct br_pg *pg, const struct br_pg_stmt *s, uint64_t *out);
+
 /* The adapter's logger. */
 const struct br_log *br_pg_log(const struct br_pg *pg);
 
