@@ -683,6 +683,65 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
     return rc;
 }
 
+struct status_arg {
+    uint32_t recorded;
+    bool unknown;   /* a version this binary does not carry */
+    bool missing;   /* an embedded migration not recorded */
+};
+
+static int status_body(struct br_pg_tx *t, void *argp)
+{
+    struct status_arg *a = argp;
+    a->recorded = 0;
+    a->unknown = false;
+    a->missing = true;
+    PGresult *r = PQexec(t->conn, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "schema check");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    bool table = br_pg_bool(r, 0, 0);
+    PQclear(r);
+    if (!table) {
+        return BR_OK;
+    }
+    bool done[64] = {false};
+    BR_ASSERT(br_pg_migration_count <= 64);
+    rc = recorded(t, done);
+    if (rc == BR_E_VERSION) {
+        a->unknown = true;
+        rc = BR_OK;
+    }
+    a->missing = false;
+    for (unsigned m = 0; m < br_pg_migration_count; m++) {
+        a->recorded += done[m] ? 1u : 0u;
+        a->missing = a->missing || !done[m];
+    }
+    return rc;
+}
+
+int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded_out, uint32_t *embedded)
+{
+    struct status_arg a = {0};
+    int rc = br_pg_run(pg, "schema_status", BR_PG_READ, status_body, &a);
+    if (recorded_out != NULL) {
+        *recorded_out = a.recorded;
+    }
+    if (embedded != NULL) {
+        *embedded = br_pg_migration_count;
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (a.missing || a.unknown) {
+        br_logf(pg->log, BR_LOG_WARN, "pg schema is not this binary's",
+                "\"recorded\":%u,\"embedded\":%u,\"unknown\":%s", a.recorded,
+                br_pg_migration_count, a.unknown ? "true" : "false");
+        return BR_E_VERSION;
+    }
+    return BR_OK;
+}
+
 int br_pg_migrate(struct br_pg *pg, FILE *report, uint32_t *applied)
 {
     for (unsigned m = 1; m < br_pg_migration_count; m++) {

@@ -106,6 +106,15 @@ void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
  * database has a migration this binary does not know: an older binary). */
 int br_pg_migrate(struct br_pg *pg, FILE *report, uint32_t *applied);
 
+/* Whether the database's schema is this binary's, without changing it (a
+ * server start checks this; `bookingrush migrate` changes it). BR_OK: every
+ * embedded migration is recorded and none other. BR_E_VERSION: some are
+ * missing (no schema_migrations table included: run migrate) or the
+ * database has one this binary does not know (an older binary). Or a
+ * connection error. *recorded and *embedded (either may be NULL): the
+ * migrations the database records / this binary carries. */
+int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded, uint32_t *embedded);
+
 /* --- users ---------------------------------------------------------------- */
 
 /* Runs inside the transaction that creates a row with this id, before COMMIT:

@@ -56,12 +56,28 @@ static void test_migrate_twice_applies_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_migrate_twice", 1, url);
+    pgt_fresh_db("t_migrate_twice", url, sizeof url);
+    struct br_pg *pg = NULL;
+    assert_int_equal(br_pg_open(&pg, url, 1, NULL), BR_OK);
+    uint32_t have = 9, want = 0;
+    assert_int_equal(br_pg_schema_status(pg, &have, &want), BR_E_VERSION); /* empty database */
+    assert_int_equal(have, 0);
+    assert_true(want >= 1);
+    uint32_t first = 0;
+    assert_int_equal(br_pg_migrate(pg, NULL, &first), BR_OK);
+    assert_int_equal(first, want);
+    assert_int_equal(br_pg_schema_status(pg, &have, NULL), BR_OK);
+    assert_int_equal(have, want);
     uint32_t applied = 99;
     assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_OK);
     assert_int_equal(applied, 0);
     long long rows = pgt_scalar(url, "SELECT count(*) FROM schema_migrations");
     assert_true(rows >= 1);
+    /* a migration from a newer binary: this one says so */
+    assert_int_equal(pgt_exec(url, "INSERT INTO schema_migrations (version, name) "
+                                   "VALUES (9999, '9999_future')"), 0);
+    assert_int_equal(br_pg_schema_status(pg, &have, NULL), BR_E_VERSION);
+    assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_E_VERSION);
     br_pg_close(pg);
 }
 
