@@ -160,8 +160,12 @@ static PGconn *connect_one(struct br_pg *pg)
 {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", BR_PG_CONNECT_TIMEOUT_S);
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {pg->url, timeout, "bookingrush", NULL};
+    /* Generic plans: every statement here is a key lookup whose best plan
+     * does not depend on the values, and planning each execution again
+     * would cost more than running it. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *vals[] = {pg->url, timeout, "bookingrush", "-c plan_cache_mode=force_generic_plan",
+                          NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         char esc[512];
@@ -289,6 +293,34 @@ void br_pg_p_bytes(struct br_pg_params *p, const void *b, int len)
 void br_pg_p_bool(struct br_pg_params *p, bool v)
 {
     add(p, v ? "t" : "f", 0, 0);
+}
+
+int br_pg_prepare(struct br_pg_tx *t, const struct br_pg_stmt *s)
+{
+    BR_ASSERT(s->slot < BR_PG_S_COUNT);
+    if (t->prepared[s->slot]) {
+        return BR_OK;
+    }
+    PGresult *r = PQprepare(t->conn, s->name, s->sql, s->nparams, NULL);
+    int rc = br_pg_check(t, r, PGRES_COMMAND_OK, s->name);
+    if (rc == BR_OK) {
+        PQclear(r);
+        t->prepared[s->slot] = true;
+    }
+    return rc;
+}
+
+int br_pg_send(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p)
+{
+    BR_ASSERT(t->prepared[s->slot] && p->n == s->nparams);
+    if (PQsendQueryPrepared(t->conn, s->name, p->n, p->val, p->len, p->fmt, 0) == 1) {
+        return BR_OK;
+    }
+    char esc[512];
+    br_logf(t->pg->log, BR_LOG_WARN, "pg send failed", "\"what\":\"%s\",\"error\":\"%s\"",
+            s->name, br_log_escape(PQerrorMessage(t->conn), esc, sizeof esc));
+    t->broken = true;
+    return BR_E_UNAVAILABLE;
 }
 
 PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p)

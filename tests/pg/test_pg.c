@@ -550,6 +550,14 @@ static void test_projection_check_refuses_oversell(void **state)
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM bookings"), 1);
     /* and it keeps refusing: the recorder stops there */
     assert_int_equal(br_pg_project(pg, 1, items + 1, 2, &applied), BR_E_CORRUPT);
+    /* an oversell that a later cancel in the same batch would hide in the
+     * final counts (2 + 2 - 2 <= 3) is refused too: every entry is checked */
+    c = c_cancel(103, 1, r[0].o.id);
+    record(e, &r[3], &c, BR_OK);
+    items_of(r, 4, items);
+    struct br_pg_log_item hide[2] = {items[1], items[3]};
+    assert_int_equal(br_pg_project(pg, 1, hide, 2, &applied), BR_E_CORRUPT);
+    expect_zone(pg, 2, 0);
     t_engine_free(e);
     br_pg_close(pg);
 }
