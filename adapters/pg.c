@@ -24,6 +24,7 @@
  * thread that took the slot. A connection is dropped (PQfinish) when its
  * body saw it broken, so the next user of the slot connects afresh.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include "pg.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapters/clock.h"
 #include "adapters/pg_internal.h"
@@ -54,6 +56,7 @@ struct br_pg {
     int64_t wait_ms;
     uint64_t connects;      /* under mu */
     uint32_t lose_commits;  /* under mu: fault injection, pg.h */
+    uint32_t kill_before_commit; /* under mu: likewise */
 };
 
 const struct br_log *br_pg_log(const struct br_pg *pg)
@@ -134,15 +137,22 @@ void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n)
     pthread_mutex_unlock(&pg->mu);
 }
 
-static bool take_lost_commit(struct br_pg *pg)
+void br_pg_fault_kill_before_commit(struct br_pg *pg, uint32_t n)
 {
     pthread_mutex_lock(&pg->mu);
-    bool lose = pg->lose_commits > 0;
-    if (lose) {
-        pg->lose_commits--;
+    pg->kill_before_commit = n;
+    pthread_mutex_unlock(&pg->mu);
+}
+
+static bool take_fault(struct br_pg *pg, uint32_t *counter)
+{
+    pthread_mutex_lock(&pg->mu);
+    bool take = *counter > 0;
+    if (take) {
+        (*counter)--;
     }
     pthread_mutex_unlock(&pg->mu);
-    return lose;
+    return take;
 }
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -483,6 +493,10 @@ static void txid_status(struct br_pg *pg, const char *txid, char *out, size_t ca
 {
     out[0] = '\0';
     for (int attempt = 0; attempt < 3 && out[0] == '\0'; attempt++) {
+        if (attempt > 0) { /* 50 ms, then 200 ms: a restarting server may come back */
+            struct timespec ts = {0, attempt == 1 ? 50000000L : 200000000L};
+            nanosleep(&ts, NULL);
+        }
         PGconn *c = connect_one(pg);
         if (c == NULL) {
             continue;
@@ -523,8 +537,12 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
         }
         return t->broken || t->retryable ? AGAIN : DONE;
     }
+    if (take_fault(t->pg, &t->pg->kill_before_commit)) {
+        /* fault injection: the server ends this session with the work undone */
+        PQclear(PQexec(t->conn, "SELECT pg_terminate_backend(pg_backend_pid())"));
+    }
     int crc = simple(t, "COMMIT", PGRES_COMMAND_OK, NULL);
-    if (crc == BR_OK && take_lost_commit(t->pg)) {
+    if (crc == BR_OK && take_fault(t->pg, &t->pg->lose_commits)) {
         t->broken = true; /* fault injection: the answer is thrown away */
         crc = BR_E_UNAVAILABLE;
     }
@@ -545,8 +563,12 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
         *rc = BR_OK;
         return DONE;
     }
+    if (st[0] == 'a') {
+        *rc = BR_E_UNAVAILABLE; /* known: nothing committed */
+        return AGAIN;
+    }
     *rc = BR_E_UNKNOWN_OUTCOME;
-    return st[0] == 'a' ? AGAIN : DONE;
+    return DONE;
 }
 
 int br_pg_run(struct br_pg *pg, const char *what, enum br_pg_run_kind kind, br_pg_body body,

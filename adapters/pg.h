@@ -94,6 +94,11 @@ uint64_t br_pg_connects(const struct br_pg *pg);
  * committed (the connection is dropped), so the lost-COMMIT path runs. */
 void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
 
+/* Fault injection for tests: the next n write transactions have their
+ * server session terminated (pg_terminate_backend of itself) after their
+ * statements ran and before COMMIT, as an operator or a failover would. */
+void br_pg_fault_kill_before_commit(struct br_pg *pg, uint32_t n);
+
 /* --- migrations ----------------------------------------------------------- */
 
 /* Applies every embedded migration not yet recorded in schema_migrations, in
