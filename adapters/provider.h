@@ -126,9 +126,10 @@ static inline int br_provider_start(const struct br_provider *pv, const char *we
     return pv->ops->start != NULL ? pv->ops->start(pv->self, webhook_url) : BR_OK;
 }
 
+/* Nothing for a provider never set up (ops NULL) or with nothing to stop. */
 static inline void br_provider_stop(const struct br_provider *pv)
 {
-    if (pv->ops->stop != NULL) {
+    if (pv->ops != NULL && pv->ops->stop != NULL) {
         pv->ops->stop(pv->self);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "core/hash.h"
 #include "core/limits.h"
 #include "core/panic.h"
