@@ -494,25 +494,6 @@ static void fill_payment(const struct br_engine *e, const struct br_payment *p,
 
 /* ---- the operations ---- */
 
-/* Applies a write the caller built (api_cmd.h) unless storage refuses it.
- * On true, mu is held and *out is the outcome, the call's err set from it;
- * the caller copies its result and calls unlock_and_finish(x, call, true).
- * On false the call was answered (STORAGE_UNAVAILABLE) and mu released. */
-static bool write_begin(struct br_embedded *x, struct br_cmd *cmd, struct br_call *call,
-                        struct br_outcome *out, struct pending_rec **rec)
-{
-    pthread_mutex_lock(&x->mu);
-    if (refuse_locked(x, call)) {
-        return false;
-    }
-    struct pending_rec *r = apply_locked(x, cmd, call, out);
-    if (rec != NULL) {
-        *rec = r;
-    }
-    call->err = out->err;
-    return true;
-}
-
 static void op_user_register(struct br_backend *b, const char *email, const char *name,
                              const uint8_t hash[BR_PASSWORD_HASH_LEN],
                              const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call)
@@ -521,9 +502,12 @@ static void op_user_register(struct br_backend *b, const char *email, const char
     struct br_cmd cmd;
     br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     if (out.err == BR_OK) {
         fill_user(br_catalog_user(&x->engine, out.id), &call->r.user, false);
         atomic_store(&x->users_known, x->engine.user_count);
@@ -619,9 +603,12 @@ static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t targ
     struct br_cmd cmd;
     br_api_cmd_user_role_set(&cmd, actor, target, role);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     const struct br_user *u = br_catalog_user(&x->engine, target);
     if (out.err == BR_OK && u != NULL) {
         fill_user(u, &call->r.user, false);
@@ -636,9 +623,12 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
     struct br_cmd cmd;
     br_api_cmd_event_create(&cmd, actor, spec);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     if (out.err == BR_OK) {
         fill_event(br_catalog_event(&x->engine, out.id), &call->r.event);
     }
@@ -708,9 +698,12 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
     struct br_cmd cmd;
     br_api_cmd_queue_join(&cmd, user, event_id);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     if (out.err == BR_OK) {
         const struct br_event *ev = br_catalog_event(&x->engine, event_id);
         br_api_queue_from_join(&call->r.queue, &cmd, &out, &ev->spec, x->cfg.tick_ms);
@@ -725,9 +718,12 @@ static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_i
     struct br_cmd cmd;
     br_api_cmd_queue_leave(&cmd, user, event_id);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     unlock_and_finish(x, call, true);
 }
 
@@ -786,9 +782,12 @@ static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, u
     struct br_cmd cmd;
     br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     /* From the stored hold, not the outcome: an idempotent repeat answers
      * with the first hold's creation time and payment (api_cmd.h). */
     const struct br_hold *h = out.id != 0 ? br_inventory_hold(&x->engine, out.id) : NULL;
@@ -832,9 +831,12 @@ static void op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t book
     struct br_cmd cmd;
     br_api_cmd_booking_cancel(&cmd, user, booking_id);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     const struct br_hold *h = br_inventory_hold(&x->engine, booking_id);
     if (h != NULL && h->user_id == user) {
         fill_booking(&x->engine, h, &call->r.booking);
@@ -849,10 +851,12 @@ static void op_payment_create(struct br_backend *b, uint64_t user, uint64_t book
     struct br_cmd cmd;
     br_api_cmd_payment_create(&cmd, user, booking_id);
     struct br_outcome out;
-    struct pending_rec *r = NULL;
-    if (!write_begin(x, &cmd, call, &out, &r)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    struct pending_rec *r = apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     const struct br_payment *p = out.err == BR_OK ? br_saga_payment(&x->engine, out.id) : NULL;
     if (p != NULL) {
         fill_payment(&x->engine, p, &call->r.payment);
@@ -868,9 +872,12 @@ static void op_payment_event(struct br_backend *b, const char *provider_event_id
     struct br_cmd cmd;
     br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
     struct br_outcome out;
-    if (!write_begin(x, &cmd, call, &out, NULL)) {
+    pthread_mutex_lock(&x->mu);
+    if (refuse_locked(x, call)) {
         return;
     }
+    apply_locked(x, &cmd, call, &out);
+    call->err = out.err;
     const struct br_payment *p = br_saga_payment(&x->engine, payment_id);
     if (p != NULL) {
         fill_payment(&x->engine, p, &call->r.payment);
