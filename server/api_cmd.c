@@ -177,8 +177,13 @@ void br_api_queue_from_join(struct br_api_queue *out, const struct br_cmd *cmd,
                             uint32_t tick_ms)
 {
     BR_ASSERT(cmd->type == BR_CMD_QUEUE_JOIN && o->err == BR_OK);
+#ifdef BR_PLANT_API_FILL /* test builds only: the length shown as the position */
+    br_api_queue_fill(out, cmd->u.queue_join.event_id, spec, o->status, o->queue_length,
+                      o->queue_length, o->ref, o->deadline_ms, tick_ms, cmd->now_ms);
+#else
     br_api_queue_fill(out, cmd->u.queue_join.event_id, spec, o->status, o->position,
                       o->queue_length, o->ref, o->deadline_ms, tick_ms, cmd->now_ms);
+#endif
 }
 
 void br_api_session_from_outcome(struct br_api_session *out, const struct br_cmd *cmd,
