@@ -50,9 +50,8 @@ static void test_builders_match_the_cores_commands(void **state)
     (void)state;
     struct br_cmd c;
     struct br_cmd ref = c_register(0, "ada@example.com", BR_ROLE_CUSTOMER);
-    br_api_cmd_user_register(&c, "ada@example.com", "Test User",
-                             ref.u.user_register.password_hash, ref.u.user_register.salt,
-                             BR_ROLE_CUSTOMER);
+    br_api_cmd_user_register(&c, "ada@example.com", "Test User", ref.u.user_register.password_hash,
+                             ref.u.user_register.salt, BR_ROLE_CUSTOMER);
     same_cmd(c, ref);
     br_api_cmd_user_role_set(&c, 1, 2, BR_ROLE_ORGANIZER);
     same_cmd(c, c_role_set(0, 1, 2, BR_ROLE_ORGANIZER));
@@ -83,8 +82,8 @@ static void test_builders_match_the_cores_commands(void **state)
 }
 
 /* The view the engine stores for (event, user), as the API shows it. */
-static void expected_view(const struct br_engine *e, uint64_t event_id, uint64_t user,
-                          int64_t now, struct br_api_queue *want)
+static void expected_view(const struct br_engine *e, uint64_t event_id, uint64_t user, int64_t now,
+                          struct br_api_queue *want)
 {
     struct br_queue_view v;
     assert_int_equal(br_queue_view(e, event_id, user, &v), BR_OK);
