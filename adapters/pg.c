@@ -41,9 +41,9 @@
 #include "core/panic.h"
 
 struct slot {
-    PGconn *conn;                   /* NULL until made, and after it broke */
-    bool busy;                      /* lent to a caller */
-    bool prepared[BR_PG_S_COUNT];   /* statements prepared on conn */
+    PGconn *conn;                 /* NULL until made, and after it broke */
+    bool busy;                    /* lent to a caller */
+    bool prepared[BR_PG_S_COUNT]; /* statements prepared on conn */
 };
 
 struct br_pg {
@@ -54,8 +54,8 @@ struct br_pg {
     char *url;
     const struct br_log *log;
     int64_t wait_ms;
-    uint64_t connects;      /* under mu */
-    uint32_t lose_commits;  /* under mu: fault injection, pg.h */
+    uint64_t connects;           /* under mu */
+    uint32_t lose_commits;       /* under mu: fault injection, pg.h */
     uint32_t kill_before_commit; /* under mu: likewise */
 };
 
@@ -327,8 +327,8 @@ int br_pg_send(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_p
         return BR_OK;
     }
     char esc[512];
-    br_logf(t->pg->log, BR_LOG_WARN, "pg send failed", "\"what\":\"%s\",\"error\":\"%s\"",
-            s->name, br_log_escape(PQerrorMessage(t->conn), esc, sizeof esc));
+    br_logf(t->pg->log, BR_LOG_WARN, "pg send failed", "\"what\":\"%s\",\"error\":\"%s\"", s->name,
+            br_log_escape(PQerrorMessage(t->conn), esc, sizeof esc));
     t->broken = true;
     return BR_E_UNAVAILABLE;
 }
@@ -393,8 +393,8 @@ int br_pg_check(struct br_pg_tx *t, PGresult *r, ExecStatusType want, const char
     int rc = translate(t, t->sqlstate);
     char esc[768];
     br_logf(t->pg->log, rc == BR_E_CORRUPT ? BR_LOG_ERROR : BR_LOG_WARN, "pg statement failed",
-            "\"what\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%s\",\"as\":\"%s\"", what,
-            t->sqlstate, br_log_escape(msg, esc, sizeof esc), br_err_name(rc));
+            "\"what\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%s\",\"as\":\"%s\"", what, t->sqlstate,
+            br_log_escape(msg, esc, sizeof esc), br_err_name(rc));
     PQclear(r);
     return rc;
 }
@@ -502,7 +502,8 @@ static void txid_status(struct br_pg *pg, const char *txid, char *out, size_t ca
             continue;
         }
         const char *vals[1] = {txid};
-        PGresult *r = PQexecParams(c, "SELECT txid_status($1::bigint)", 1, NULL, vals, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(c, "SELECT txid_status($1::bigint)", 1, NULL, vals, NULL, NULL, 0);
         if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             const char *v = PQgetvalue(r, 0, 0);
             if (strcmp(v, "committed") == 0 || strcmp(v, "aborted") == 0) {
@@ -727,8 +728,9 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 #endif
 #ifdef BR_PLANT_PG_EMAIL_CASE
     if (rc == BR_OK) { /* planted: emails unique regardless of case */
-        rc = simple(t, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email))",
-                    PGRES_COMMAND_OK, NULL);
+        rc =
+            simple(t, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email))",
+                   PGRES_COMMAND_OK, NULL);
     }
 #endif
     if (!t->broken) {
@@ -739,8 +741,8 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 
 struct status_arg {
     uint32_t recorded;
-    bool unknown;   /* a version this binary does not carry */
-    bool missing;   /* an embedded migration not recorded */
+    bool unknown; /* a version this binary does not carry */
+    bool missing; /* an embedded migration not recorded */
 };
 
 static int status_body(struct br_pg_tx *t, void *argp)
@@ -789,8 +791,8 @@ int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded_out, uint32_t *embe
     }
     if (a.missing || a.unknown) {
         br_logf(pg->log, BR_LOG_WARN, "pg schema is not this binary's",
-                "\"recorded\":%u,\"embedded\":%u,\"unknown\":%s", a.recorded,
-                br_pg_migration_count, a.unknown ? "true" : "false");
+                "\"recorded\":%u,\"embedded\":%u,\"unknown\":%s", a.recorded, br_pg_migration_count,
+                a.unknown ? "true" : "false");
         return BR_E_VERSION;
     }
     return BR_OK;

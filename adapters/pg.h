@@ -60,8 +60,8 @@
 #include "core/cmd.h"
 
 #define BR_PG_POOL_MAX 64u
-#define BR_PG_WAIT_MS_DEFAULT 2000  /* a caller waits this long for a free connection */
-#define BR_PG_CONNECT_TIMEOUT_S 5   /* libpq connect_timeout */
+#define BR_PG_WAIT_MS_DEFAULT 2000 /* a caller waits this long for a free connection */
+#define BR_PG_CONNECT_TIMEOUT_S 5  /* libpq connect_timeout */
 #define BR_PG_PROJECT_BATCH_MAX 1024u
 #define BR_PG_STREAM_ID_MAX 32u     /* "<ms>-<seq>" incl. NUL, as Redis streams write them */
 #define BR_PG_INTENT_ID_MAX 48u     /* = BR_PROVIDER_ID_MAX */
@@ -215,10 +215,10 @@ int br_pg_event_max_id(struct br_pg *pg, uint64_t *out);
 /* One decoded entry of an event's Redis log (contract 1: the recorder builds
  * these from struct br_redis_log_entry; everything is borrowed for the call). */
 struct br_pg_log_item {
-    const char *stream_id;        /* "<ms>-<seq>", strictly increasing within the event */
+    const char *stream_id; /* "<ms>-<seq>", strictly increasing within the event */
     const struct br_cmd *cmd;
     const struct br_outcome *out;
-    const struct br_effect *fx;   /* the effects of the command, in order */
+    const struct br_effect *fx; /* the effects of the command, in order */
     uint32_t fx_count;
 };
 
@@ -260,18 +260,18 @@ int br_pg_zones(struct br_pg *pg, uint64_t event_id, struct br_pg_zone out[BR_EV
                 uint32_t *count);
 
 struct br_pg_booking {
-    uint64_t id;            /* = the hold id */
+    uint64_t id; /* = the hold id */
     uint64_t event_id;
     uint64_t user_id;
     uint32_t zone_id;
     uint32_t quantity;
-    uint8_t state;          /* enum br_hold_state */
+    uint8_t state; /* enum br_hold_state */
     int64_t total_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_at_ms;
-    int64_t expires_at_ms;  /* the hold's deadline */
-    uint64_t pass_id;       /* 0 = none */
-    uint64_t payment_id;    /* the latest payment, 0 = none */
+    int64_t expires_at_ms; /* the hold's deadline */
+    uint64_t pass_id;      /* 0 = none */
+    uint64_t payment_id;   /* the latest payment, 0 = none */
 };
 
 /* Bookings of the event with id > after_id whose state bit (1u << state) is
@@ -287,7 +287,7 @@ struct br_pg_payment {
     uint64_t id;
     uint64_t booking_id;
     uint64_t event_id;
-    uint8_t state;            /* enum br_payment_state */
+    uint8_t state; /* enum br_payment_state */
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_ms;
@@ -312,13 +312,13 @@ int br_pg_provider_events(struct br_pg *pg, uint64_t event_id, uint64_t after, u
 /* --- the built-in test provider's intents, shared by server processes ----- */
 
 struct br_pg_intent {
-    char id[BR_PG_INTENT_ID_MAX];             /* "pi_..." */
-    uint64_t payment_id;                      /* unique: one intent per payment */
+    char id[BR_PG_INTENT_ID_MAX]; /* "pi_..." */
+    uint64_t payment_id;          /* unique: one intent per payment */
     uint64_t booking_id;
     char client_secret[BR_PG_INTENT_SECRET_MAX];
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
-    char status[BR_PG_INTENT_STATUS_MAX];     /* Stripe's words: "requires_payment_method", ... */
+    char status[BR_PG_INTENT_STATUS_MAX]; /* Stripe's words: "requires_payment_method", ... */
     int64_t created_ms;
 };
 

@@ -117,8 +117,7 @@ void br_pg_p_bool(struct br_pg_params *p, bool v);
 
 /* Prepares s on this connection if needed, then runs it. Never NULL-checks
  * for the caller: pass the result to br_pg_check. */
-PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s,
-                     const struct br_pg_params *p);
+PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p);
 
 /* Prepares s on this connection if it is not yet (a pipeline cannot
  * prepare synchronously). BR_OK or a translated error. */

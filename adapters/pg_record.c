@@ -36,8 +36,8 @@
 #include "core/err.h"
 #include "core/panic.h"
 
-static const struct br_pg_stmt event_lock = {
-    BR_PG_S_EVENT_LOCK, "event_lock", "SELECT id FROM events WHERE id = $1 FOR UPDATE", 1};
+static const struct br_pg_stmt event_lock = {BR_PG_S_EVENT_LOCK, "event_lock",
+                                             "SELECT id FROM events WHERE id = $1 FOR UPDATE", 1};
 static const struct br_pg_stmt position_get = {
     BR_PG_S_POSITION_GET, "position_get",
     "SELECT stream_ms, stream_seq, stream_id FROM projection WHERE event_id = $1", 1};
@@ -85,8 +85,8 @@ static const struct br_pg_stmt payment_new = {
     "ON CONFLICT (id) DO UPDATE SET state = 1 RETURNING id) "
     "UPDATE bookings SET payment_id = $1 FROM p WHERE bookings.id = $2 RETURNING bookings.id",
     5};
-static const struct br_pg_stmt payment_state = {
-    BR_PG_S_PAYMENT_STATE, "payment_state", "UPDATE payments SET state = $2 WHERE id = $1", 2};
+static const struct br_pg_stmt payment_state = {BR_PG_S_PAYMENT_STATE, "payment_state",
+                                                "UPDATE payments SET state = $2 WHERE id = $1", 2};
 static const struct br_pg_stmt refund_attempt = {
     BR_PG_S_REFUND_ATTEMPT, "refund_attempt",
     "UPDATE payments SET refund_attempts = refund_attempts + 1, "
@@ -155,13 +155,13 @@ static bool pos_after(struct pos a, struct pos b)
 
 /* What to check in a queued statement's result. */
 struct sent {
-    uint8_t kind;          /* enum br_pg_op_kind; BR_PG_OP_NONE = position or zone row */
+    uint8_t kind; /* enum br_pg_op_kind; BR_PG_OP_NONE = position or zone row */
     bool must_match;
-    int8_t held_per_seat;  /* booking_move: the zone deltas */
+    int8_t held_per_seat; /* booking_move: the zone deltas */
     int8_t sold_per_seat;
     uint64_t id;
     uint32_t zone_id;
-    const char *at;        /* the entry's stream id, for the log */
+    const char *at; /* the entry's stream id, for the log */
 };
 
 /* The event's zones, carried along the batch (see the header comment). */
@@ -171,8 +171,8 @@ struct zones {
     int64_t held[BR_EVENT_ZONES_MAX];
     int64_t sold[BR_EVENT_ZONES_MAX];
     bool touched[BR_EVENT_ZONES_MAX];
-    bool broken;           /* an entry broke held >= 0, sold >= 0, held + sold <= capacity */
-    uint32_t bad_zone;     /* the first such: zone index, counts right after, its entry */
+    bool broken;       /* an entry broke held >= 0, sold >= 0, held + sold <= capacity */
+    uint32_t bad_zone; /* the first such: zone index, counts right after, its entry */
     int64_t bad_held;
     int64_t bad_sold;
     const char *bad_at;
@@ -182,22 +182,21 @@ struct project_arg {
     uint64_t event_id;
     const struct br_pg_log_item *items;
     uint32_t n;
-    struct br_pg_op *ops;   /* scratch for one entry's ops, ops_cap */
+    struct br_pg_op *ops; /* scratch for one entry's ops, ops_cap */
     uint32_t ops_cap;
-    struct sent *sent;      /* CHUNK_OPS + ops_cap */
+    struct sent *sent; /* CHUNK_OPS + ops_cap */
     uint32_t nsent;
     uint32_t applied;
     struct zones z;
 };
 
 static const struct br_pg_stmt *const pipelined[] = {
-    &booking_new, &booking_move, &payment_new, &payment_state, &refund_attempt,
-    &refund_retry, &provider_event, &outbox, &position_set, &zone_set,
+    &booking_new,  &booking_move,   &payment_new, &payment_state, &refund_attempt,
+    &refund_retry, &provider_event, &outbox,      &position_set,  &zone_set,
 };
 
 /* A booking of zone_id (1-based) moved: held += dh * qty, sold += ds * qty. */
-static bool zone_move(struct zones *z, int64_t zone_id, int64_t qty, int dh, int ds,
-                      const char *at)
+static bool zone_move(struct zones *z, int64_t zone_id, int64_t qty, int dh, int ds, const char *at)
 {
     if (zone_id < 1 || zone_id > z->count) {
         return false;
@@ -281,9 +280,9 @@ static void params_of(const struct project_arg *a, const struct br_pg_op *op, co
         char *key = buf, *payload = buf + 24, *source = buf + cap - 64;
         snprintf(key, 24, "%" PRIu64, fx->id);
         snprintf(payload, cap - 24 - 64,
-                 "{\"kind\":\"%s\",\"event_id\":%" PRIu64 ",\"user_id\":%" PRIu64
-                 ",\"id\":%" PRIu64 ",\"ref\":%" PRIu64 ",\"amount_minor\":%" PRId64
-                 ",\"deadline_ms\":%" PRId64 ",\"at_ms\":%" PRId64 ",\"stream_id\":\"%s\"}",
+                 "{\"kind\":\"%s\",\"event_id\":%" PRIu64 ",\"user_id\":%" PRIu64 ",\"id\":%" PRIu64
+                 ",\"ref\":%" PRIu64 ",\"amount_minor\":%" PRId64 ",\"deadline_ms\":%" PRId64
+                 ",\"at_ms\":%" PRId64 ",\"stream_id\":\"%s\"}",
                  br_pg_outbox_topic(fx->kind), fx->event_id, fx->user_id, fx->id, fx->ref,
                  fx->amount_minor, fx->deadline_ms, op->at_ms, at);
         snprintf(source, 64, "%" PRIu64 ":%s:%" PRIu32, a->event_id, at, op->index);
@@ -319,8 +318,7 @@ static int send_op(struct br_pg_tx *t, struct project_arg *a, const struct br_pg
 }
 
 /* The verdict on one statement's result (r is consumed); zone moves counted. */
-static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sent *s,
-                     PGresult *r)
+static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sent *s, PGresult *r)
 {
     bool rows = s->kind == BR_PG_OP_BOOKING_NEW || s->kind == BR_PG_OP_BOOKING_MOVE ||
                 s->kind == BR_PG_OP_PAYMENT_NEW;
@@ -364,8 +362,7 @@ static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sen
         return BR_OK;
     }
     return corrupt(t, a, s,
-                   s->kind == BR_PG_OP_BOOKING_NEW
-                       ? "a reserve of a zone the record does not have"
+                   s->kind == BR_PG_OP_BOOKING_NEW ? "a reserve of a zone the record does not have"
                    : s->kind == BR_PG_OP_BOOKING_MOVE
                        ? "the booking is not in the state the log moves it from"
                        : "the log names a payment or booking the record does not have");
@@ -525,9 +522,8 @@ static int send_zones(struct br_pg_tx *t, struct project_arg *a)
         br_pg_p_i64(&p, bad ? a->z.bad_sold : a->z.sold[i]);
         rc = br_pg_send(t, &zone_set, &p);
         if (rc == BR_OK) {
-            a->sent[a->nsent++] =
-                (struct sent){BR_PG_OP_NONE, false, 0, 0, a->event_id, i + 1,
-                              bad ? a->z.bad_at : "(batch end)"};
+            a->sent[a->nsent++] = (struct sent){
+                BR_PG_OP_NONE, false, 0, 0, a->event_id, i + 1, bad ? a->z.bad_at : "(batch end)"};
         }
     }
     return rc;

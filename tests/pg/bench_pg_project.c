@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     struct br_cmd *c = calloc(batch, sizeof *c);
     struct br_outcome *o = calloc(batch, sizeof *o);
     struct br_pg_log_item *it = calloc(batch, sizeof *it);
-    char (*sid)[BR_PG_STREAM_ID_MAX] = calloc(batch, sizeof *sid);
+    char(*sid)[BR_PG_STREAM_ID_MAX] = calloc(batch, sizeof *sid);
     int64_t t0 = br_clock_mono_us();
     uint32_t done = 0, batches = 0;
     while (done < total) {

@@ -77,7 +77,8 @@ static void test_migrate_twice_applies_once(void **state)
     assert_true(rows >= 1);
     /* a migration from a newer binary: this one says so */
     assert_int_equal(pgt_exec(url, "INSERT INTO schema_migrations (version, name) "
-                                   "VALUES (9999, '9999_future')"), 0);
+                                   "VALUES (9999, '9999_future')"),
+                     0);
     assert_int_equal(br_pg_schema_status(pg, &have, NULL), BR_E_VERSION);
     assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_E_VERSION);
     br_pg_close(pg);
@@ -123,9 +124,9 @@ struct hook_log {
     const char *lock_out_url; /* refuse new connections to the database on the first call */
     int calls;
     uint64_t ids[8];
-    int fail_with;           /* returned instead of BR_OK when nonzero */
-    const char *kill_url;    /* kill the adapter's connections on the first call */
-    struct br_pg *reenter;   /* call into the pool from inside the hook */
+    int fail_with;         /* returned instead of BR_OK when nonzero */
+    const char *kill_url;  /* kill the adapter's connections on the first call */
+    struct br_pg *reenter; /* call into the pool from inside the hook */
     int reenter_rc;
 };
 
@@ -137,8 +138,8 @@ static int hook(void *ctx, uint64_t id)
     }
     h->calls++;
     if (h->lock_out_url != NULL && h->calls == 1) {
-        assert_int_equal(pgt_exec(h->lock_out_url,
-                                  "ALTER DATABASE t_unknown WITH ALLOW_CONNECTIONS false"), 0);
+        assert_int_equal(
+            pgt_exec(h->lock_out_url, "ALTER DATABASE t_unknown WITH ALLOW_CONNECTIONS false"), 0);
     }
     if (h->kill_url != NULL && h->calls == 1) {
         assert_true(pgt_kill_adapter_connections(h->kill_url) >= 1);
@@ -812,8 +813,7 @@ static void test_server_gone_is_unavailable_then_recovers(void **state)
     (void)state;
     struct br_pg *pg = NULL;
     /* nothing listens on port 1 */
-    assert_int_equal(br_pg_open(&pg, "postgresql://postgres@127.0.0.1:1/postgres", 1, NULL),
-                     BR_OK);
+    assert_int_equal(br_pg_open(&pg, "postgresql://postgres@127.0.0.1:1/postgres", 1, NULL), BR_OK);
     assert_int_equal(br_pg_ping(pg), BR_E_UNAVAILABLE);
     struct br_pg_user u;
     assert_int_equal(br_pg_user_get(pg, 1, &u), BR_E_UNAVAILABLE);
