@@ -1,7 +1,6 @@
 /*
- * pg_record.c -- the projection of an event's log into PostgreSQL, the
- * reads of the reconciler and the rebuild, and the test provider's intents
- * (pg.h).
+ * pg_record.c -- the projection of an event's log into PostgreSQL (pg.h,
+ * br_pg_project; what each entry means is pg_project.c's).
  *
  * Exactly once: br_pg_project locks the event's row, reads its position
  * (the last stream id applied), skips every entry at or below it, applies
