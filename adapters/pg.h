@@ -262,6 +262,18 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
 int br_pg_projection_position(struct br_pg *pg, uint64_t event_id,
                               char stream_id[BR_PG_STREAM_ID_MAX]);
 
+/* What the projection has seen of an event's log so far: counters the
+ * rebuild needs that no row carries. Queue state itself is Redis's only. */
+struct br_pg_progress {
+    char stream_id[BR_PG_STREAM_ID_MAX]; /* the position ("0": nothing yet) */
+    uint64_t applied;                    /* log entries applied */
+    uint32_t pass_seq;                   /* the largest pass number (id & 0xFFFFFFFF) issued */
+    uint64_t passes_issued;              /* pass_issued effects (the event's "admitted") */
+};
+
+/* The event's progress (all zero, stream_id "0", when nothing was applied). */
+int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_progress *out);
+
 /* --- reads for the reconciler and the rebuild ------------------------------ */
 
 struct br_pg_zone {
