@@ -746,7 +746,11 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
     snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%lld)", (long long)BR_PG_LOCK_MIGRATE);
     snprintf(unlock, sizeof unlock, "SELECT pg_advisory_unlock(%lld)",
              (long long)BR_PG_LOCK_MIGRATE);
-    int rc = simple(t, lock, PGRES_TUPLES_OK, NULL);
+    /* a migration may take long (an index on a big table): no statement timeout */
+    int rc = simple(t, "SET statement_timeout = 0", PGRES_COMMAND_OK, NULL);
+    if (rc == BR_OK) {
+        rc = simple(t, lock, PGRES_TUPLES_OK, NULL);
+    }
     if (rc != BR_OK) {
         return rc;
     }
@@ -788,6 +792,7 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 #endif
     if (!t->broken) {
         (void)simple(t, unlock, PGRES_TUPLES_OK, NULL);
+        (void)simple(t, "RESET statement_timeout", PGRES_COMMAND_OK, NULL);
     }
     return rc;
 }
