@@ -755,8 +755,17 @@ static void test_dead_node_is_unavailable(void **state)
     }
     /* The router's idle connection to it was closed: seen before sending,
      * so nothing is sent and nothing is unknown. */
+    uint64_t refused = c.stats.refused;
     assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 1);
+    /* Within the backoff: no connect is tried (a dead host's timeout each time). */
     assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 1);
+    struct timespec later = {.tv_sec = 0,
+                             .tv_nsec = (BR_CLUSTER_RECONNECT_BACKOFF_MS + 50) * 1000000L};
+    nanosleep(&later, NULL);
+    assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 2);
     assert_int_equal(call_text(&c, "SET", live_key, "2", &rep), BR_OK);
     freeReplyObject(rep);
     br_cluster_close(&c);
