@@ -333,13 +333,17 @@ static int event_create_of(struct br_redis *r, uint64_t id, struct br_redis_log_
 
 struct writer {
     struct sink *s;
-    uint64_t left; /* entries the header was sized for */
+    uint64_t left;    /* entries the header was sized for */
+    uint64_t written; /* entries written (external ones are not) */
 };
 
 static int write_entry(void *ctx, const struct br_redis_log_entry *e)
 {
     struct writer *w = ctx;
-    put_record(w->s, &e->cmd, &e->out);
+    if (!e->external) {
+        put_record(w->s, &e->cmd, &e->out);
+        w->written++;
+    }
     w->left--;
     return BR_OK;
 }
@@ -390,7 +394,8 @@ static int export_to(struct br_redis *r, redisContext *c, const struct br_config
         say(why, cap, "reading event %" PRIu64 "'s log: %s", event_id, br_err_name(rc));
         return rc;
     }
-    st->entries = k.entries - w.left;
+    st->entries = w.written;
+    st->external = k.entries - w.left - w.written;
     return BR_OK;
 }
 

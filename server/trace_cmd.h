@@ -20,13 +20,15 @@
  *      it. This gives event N the same id and the same share of the
  *      catalog's capacities it had;
  *   3. every entry of event N's log in stream order: the command and the
- *      outcome Redis gave it (replay compares them field by field).
+ *      outcome Redis gave it (replay compares them field by field), except
+ *      the entries marked external (decided outside the event's slot: an
+ *      unregistered user, an idempotency key or a provider event id taken
+ *      by another event; they changed nothing, and the core replaying this
+ *      event alone could not reproduce them: adapters/redis.h).
  *
  * What a trace cannot reproduce, by construction (say so to whoever reads
  * a divergence): a user's role as it was when event N was created (the
- * prologue registers the current one); an idempotency key that the same
- * user also sent to another event (the claim lives in the user's slot, the
- * other event's log is not in the trace); a trace exported after the
+ * prologue registers the current one); a trace exported after the
  * reconciler rebuilt the event from PostgreSQL (Redis lost its log: the
  * export refuses a log whose first entry is not the event's event_create).
  * The recorder never trims the logs, so the first entry stays.
@@ -43,6 +45,7 @@ struct br_trace_stats {
     uint64_t users;     /* user_register records in the prologue */
     uint64_t events;    /* event_create records in the prologue (N - 1) */
     uint64_t entries;   /* log entries of event N written, with outcomes */
+    uint64_t external;  /* entries left out: decided outside the event's slot */
     uint64_t bytes;     /* bytes written, header included */
 };
 
