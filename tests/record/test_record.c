@@ -103,7 +103,7 @@ static int group_setup(void **state)
         return -1;
     }
     snprintf(f->pg_state, sizeof f->pg_state, "/tmp/br-test-record.%ld", (long)getpid());
-    char cmd[512];
+    char cmd[1600];
     snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh start %s", BR_SOURCE_DIR, f->pg_state);
     if (run_capture(cmd, f->pg_url, sizeof f->pg_url) != 0 || f->pg_url[0] == 0) {
         fprintf(stderr, "test_record: PostgreSQL did not start (%s)\n", cmd);
@@ -129,7 +129,7 @@ static int group_teardown(void **state)
     struct fixture *f = *state;
     redisFree(f->admin);
     test_redis_server_stop(&f->redis_server);
-    char cmd[512];
+    char cmd[1600];
     snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh stop %s >/dev/null 2>&1; rm -rf %s",
              BR_SOURCE_DIR, f->pg_state, f->pg_state);
     if (system(cmd) != 0) {
@@ -653,7 +653,7 @@ static void projection_refused_by_check(void **state)
 /* Runs `bookingrush replay path`; its stderr into err (cap bytes). Exit status. */
 static int replay(const char *path, char *err, size_t cap)
 {
-    char cmd[600];
+    char cmd[1600];
     snprintf(cmd, sizeof cmd, "%s replay %s 2>&1 >/dev/null", BR_BINARY, path);
     int st = run_capture(cmd, err, cap);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
