@@ -222,15 +222,19 @@ static void note_lag(struct br_recorder *rec, int64_t lag_ms)
     rec->lag_sum_s += s;
 }
 
-/* After a failed attempt: what the metrics and the next pass need. */
-static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc, uint32_t n)
+/* After a failed attempt: what the metrics and the next pass need. from_pg
+ * says whether PostgreSQL refused (else reading the log failed). */
+static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc, uint32_t n,
+                           bool from_pg)
 {
-    const struct br_redis_log_entry *first = &rec->batch[0];
-    const struct br_redis_log_entry *last = &rec->batch[n > 0 ? n - 1 : 0];
+    const char *first = n > 0 ? rec->batch[0].stream_id : "";
+    const char *last = n > 0 ? rec->batch[n - 1].stream_id : "";
+    char pos[sizeof ev->pub.position];
     pthread_mutex_lock(&rec->mu);
+    memcpy(pos, ev->pub.position, sizeof pos);
     ev->pub.last_err = rc;
     ev->pub.lag_entries = n;
-    ev->pub.lag_ms = n > 0 ? br_clock_wall_ms() - stream_ms(first->stream_id) : 0;
+    ev->pub.lag_ms = n > 0 ? br_clock_wall_ms() - stream_ms(first) : 0;
     if (rc == BR_E_CORRUPT) {
         ev->pub.failed = true;
         ev->pub.refused++;
@@ -240,13 +244,19 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
     }
     ev->pub.position[0] = 0; /* read it again: the attempt may have moved it */
     pthread_mutex_unlock(&rec->mu);
-    if (rc == BR_E_CORRUPT) {
+    if (rc == BR_E_CORRUPT && !from_pg) {
+        br_logf(rec->log, BR_LOG_ERROR,
+                "an entry of the event's log does not decode; this event's projection stops "
+                "until an operator acts",
+                "\"event\":%" PRIu64 ",\"after\":\"%s\",\"alert\":\"br_projection_failed\"",
+                ev->pub.event_id, pos);
+    } else if (rc == BR_E_CORRUPT) {
         br_logf(rec->log, BR_LOG_ERROR,
                 "projection refused by PostgreSQL: the log breaks a constraint (oversold?); "
                 "this event's projection stops until an operator acts",
                 "\"event\":%" PRIu64 ",\"from\":\"%s\",\"to\":\"%s\",\"entries\":%u,"
                 "\"retry_in_ms\":%lld,\"alert\":\"br_projection_failed\"",
-                ev->pub.event_id, first->stream_id, last->stream_id, n,
+                ev->pub.event_id, first, last, n,
                 (long long)rec->opt.retry_failed_ms);
     } else {
         br_logf(rec->log, BR_LOG_WARN, "projection attempt failed; retried on the next pass",
@@ -301,7 +311,7 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
     uint64_t done = 0;
     int rc = position_of(rec, ev, pos);
     if (rc != BR_OK) {
-        attempt_failed(rec, ev, rc, 0);
+        attempt_failed(rec, ev, rc, 0, true);
         return 0;
     }
     for (uint32_t b = 0; b < rec->opt.batches_per_pass; b++) {
@@ -309,7 +319,7 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
         rc = br_redis_log_read(&rec->redis, ev->pub.event_id, pos, rec->opt.batch, rec->batch,
                                &n);
         if (rc != BR_OK) {
-            attempt_failed(rec, ev, rc, 0);
+            attempt_failed(rec, ev, rc, 0, false);
             return done;
         }
         if (n == 0) {
@@ -329,7 +339,7 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
         uint32_t applied = 0;
         rc = br_pg_project(rec->pg, ev->pub.event_id, rec->items, n, &applied);
         if (rc != BR_OK) {
-            attempt_failed(rec, ev, rc, n);
+            attempt_failed(rec, ev, rc, n, true);
             return done;
         }
         attempt_done(rec, ev, n, applied, n < rec->opt.batch);

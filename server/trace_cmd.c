@@ -189,8 +189,9 @@ static void put_record(struct sink *s, const struct br_cmd *cmd, const struct br
     s->bytes += n;
 }
 
-/* The prologue's users, pipelined USER_BATCH at a time. */
-static int put_users(redisContext *c, uint64_t users, struct sink *s, char *why, size_t cap)
+/* The prologue's users, pipelined USER_BATCH at a time, stamped now_ms. */
+static int put_users(redisContext *c, uint64_t users, int64_t now_ms, struct sink *s, char *why,
+                     size_t cap)
 {
     struct br_cmd cmd;
     for (uint64_t first = 1; first <= users; first += USER_BATCH) {
@@ -205,6 +206,7 @@ static int put_users(redisContext *c, uint64_t users, struct sink *s, char *why,
                 return BR_E_UNAVAILABLE;
             }
             bool ok = user_cmd(r, &cmd);
+            cmd.now_ms = now_ms;
             freeReplyObject(r);
             if (!ok) {
                 /* The rest of the pipeline is drained by freeing the context. */
@@ -373,7 +375,7 @@ static int export_to(struct br_redis *r, redisContext *c, const struct br_config
         s->failed = true;
     }
     s->bytes += hn;
-    rc = put_users(c, users, s, why, cap);
+    rc = put_users(c, users, create.now_ms, s, why, cap);
     if (rc != BR_OK) {
         return rc;
     }
