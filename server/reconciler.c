@@ -195,7 +195,10 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
     if (err != BR_OK) {
         return err;
     }
-    if (strcmp(last1, pos1) != 0) {
+    /* An empty log (len 0) exists only after a rebuild with nothing since:
+     * Redis's state is then the record's at its position. */
+    bool empty = len == 0;
+    if (!empty && strcmp(last1, pos1) != 0) {
         return 0; /* the recorder is behind: nothing to compare at one position */
     }
     struct br_pg_zone zones[BR_EVENT_ZONES_MAX];
@@ -214,7 +217,7 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
     if (err != BR_OK) {
         return err;
     }
-    if (strcmp(last1, last2) != 0 || strcmp(pos1, pos2) != 0) {
+    if (strcmp(last1, last2) != 0 || strcmp(pos1, pos2) != 0 || (empty && len != 0)) {
         return 0; /* a write landed meanwhile */
     }
     BR_ASSERT(nz <= BR_EVENT_ZONES_MAX);
@@ -463,6 +466,41 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     return BR_OK;
 }
 
+/* Makes the event's (lost) log continue past the projected position: an
+ * entry with the position's successor id is added and trimmed away at
+ * once (XADD MAXLEN 0), so the stream exists, empty, with that last id, and
+ * every id Redis generates from now on is greater, whatever its clock says
+ * (a failover to a host whose clock is behind). Without it the recorder,
+ * which reads after the position, would skip the new entries. */
+static int log_continue(struct br_reconciler *rc, uint64_t event_id)
+{
+    char pos[BR_PG_STREAM_ID_MAX];
+    int err = br_pg_projection_position(rc->pg, event_id, pos);
+    if (err != BR_OK || strcmp(pos, "0") == 0) {
+        return err;
+    }
+    unsigned long long ms = 0, seq = 0;
+    if (sscanf(pos, "%llu-%llu", &ms, &seq) != 2) {
+        return BR_E_CORRUPT;
+    }
+    if (!plain_ok(rc)) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = redisCommand(rc->plain, "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1",
+                                   event_id, ms, seq + 1);
+    bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING;
+    if (!ok) {
+        br_logf(rc->log, BR_LOG_ERROR, "rebuild: the event's log could not be moved past its "
+                "projected position", "\"event\":%" PRIu64 ",\"position\":\"%s\"",
+                event_id, pos);
+    }
+    freeReplyObject(rep);
+    if (rep == NULL) {
+        plain_drop(rc);
+    }
+    return ok ? BR_OK : BR_E_UNAVAILABLE;
+}
+
 static int rebuild_event(struct br_reconciler *rc, uint64_t event_id)
 {
     struct br_pg_event ev;
@@ -482,6 +520,9 @@ static int rebuild_event(struct br_reconciler *rc, uint64_t event_id)
             err = br_redis_rebuild_event(&rc->redis, &in);
             err = err == BR_E_DUPLICATE ? BR_OK : err;
         }
+    }
+    if (err == BR_OK) {
+        err = log_continue(rc, event_id);
     }
     if (err != BR_OK) {
         br_logf(rc->log, BR_LOG_ERROR, "rebuild: an event could not be rebuilt",
@@ -573,6 +614,9 @@ int br_reconciler_tick(struct br_reconciler *rc, struct br_reconciler_report *re
     pthread_mutex_lock(&rc->mu);
     rc->leader = rep.leader;
     pthread_mutex_unlock(&rc->mu);
+    if (err == BR_OK && !rep.leader && rc->refused && epoch_present(rc) == 1) {
+        set_refused(rc, false); /* the leader finished a rebuild this process waited for */
+    }
     if (err == BR_OK && rep.leader) {
         int present = epoch_present(rc);
         uint64_t events = 0;

@@ -37,6 +37,10 @@
  *      saga), the provider event ids applied, and the id counters moved
  *      BR_RECONCILER_ID_MARGIN past the largest id recorded, so no id that
  *      Redis handed out after the last projection is ever handed out again;
+ *      the event's (lost) log is made to continue past the projected
+ *      position (an empty stream whose last id is the position's
+ *      successor), so the recorder finds every new entry after it even if
+ *      the new Redis's clock is behind the old one's;
  *   5. the epoch is written, and writes resume (opt.writes(ctx, false, 0)).
  * A failure anywhere leaves the epoch missing and writes refused; the next
  * tick starts over from step 2.
@@ -56,6 +60,16 @@
  *     provider's webhook retries and applied then.
  *   - the idempotency answers of reserves (a retry after the rebuild with
  *     the same key reserves again, once).
+ *   - the event logs before the loss: `trace export` of a rebuilt event is
+ *     refused (its log no longer starts with its creation).
+ *
+ * Drift right after a rebuild: an event's log is then empty, and Redis's
+ * counters are compared with the record at its position (they were just
+ * written from it).
+ *
+ * Limits: the lease, the epoch, the flush and the log continuation go
+ * through a plain connection to the one node of the URL: on a Redis
+ * Cluster of several nodes they would need the adapter's slot routing.
  *
  * Metrics (br_reconciler_metrics): br_reconcile_drift_seats{event,zone},
  * br_reconcile_compared{event} (1 when the last tick compared it),
