@@ -89,6 +89,11 @@ int br_pg_ping(struct br_pg *pg);
 /* Connections made so far, in total (reconnects included): tests and metrics. */
 uint64_t br_pg_connects(const struct br_pg *pg);
 
+/* Fault injection for tests: the next n COMMITs that succeed have their
+ * answer thrown away as if the network failed right after the server
+ * committed (the connection is dropped), so the lost-COMMIT path runs. */
+void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
+
 /* --- migrations ----------------------------------------------------------- */
 
 /* Applies every embedded migration not yet recorded in schema_migrations, in

@@ -6,10 +6,12 @@
  * and the same effects out, as the differential test (tests/redis) proves
  * on a real redis-server. The adapter owns one hiredis connection with a
  * connect timeout and a command timeout; a broken connection is dropped and
- * made again on the next call. Scripts are embedded in the binary
- * (lua/scripts.h), loaded with SCRIPT LOAD at open and run with EVALSHA; a
- * NOSCRIPT answer (a restarted or flushed server) reloads the script and
- * runs it again, which is safe because NOSCRIPT means nothing ran.
+ * made again on the next call. The scripts are one Redis Functions library
+ * embedded in the binary (lua/scripts.h), loaded with FUNCTION LOAD at open
+ * (named after a hash of its text, so two builds never run each other's
+ * code) and run with FCALL; an "ERR Function not found" answer (a restarted
+ * or flushed server) loads the library again and runs the call again,
+ * which is safe because the error means nothing ran.
  *
  * Key layout. Every key carries a hash tag, so each script works in one
  * Redis Cluster slot: the catalog's, an event's, a user's or a provider
@@ -103,6 +105,7 @@
 #define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
 #define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
 #define BR_REDIS_SCRIPTS_MAX 24      /* embedded scripts the adapter knows by name */
+#define BR_REDIS_FUNCTION_NAME_MAX 48 /* "<script>_<16 hex>" */
 
 struct br_redis_options {
     char host[BR_REDIS_HOST_MAX];
@@ -122,7 +125,8 @@ struct br_redis {
     struct br_redis_options opt;
     struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
     struct redisContext *ctx;           /* NULL while disconnected */
-    char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
+    char fn[BR_REDIS_SCRIPTS_MAX][BR_REDIS_FUNCTION_NAME_MAX]; /* per script (enum in redis.c):
+                                                                  its function's name */
     uint64_t users_known;               /* users 1..users_known exist (users are never removed) */
     struct br_redis_scratch *s;         /* argument and merge buffers (heap) */
     uint64_t connects;                  /* connections made (the first, then reconnects) */
@@ -170,9 +174,10 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
 int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id, uint32_t *held,
                          uint32_t *sold);
 
-/* The SHA1 of an embedded script as loaded ("reserve"), NULL if unknown:
- * for benchmarks that run a script raw next to the adapter. */
-const char *br_redis_script_sha(const struct br_redis *r, const char *name);
+/* The function name of an embedded script as loaded ("reserve" ->
+ * "reserve_<hash>"), NULL if unknown: for benchmarks that FCALL a script
+ * raw next to the adapter. */
+const char *br_redis_function_name(const struct br_redis *r, const char *name);
 
 /* ---- the event log (contract 1 of the distributed deployment) ----
  *
