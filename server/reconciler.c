@@ -356,7 +356,8 @@ static bool grow(void **arr, uint32_t count, uint32_t *cap, size_t size)
     return true;
 }
 
-#define ALL_STATES 0xffffffffu
+#define HOLD_STATES_ALL ((1u << BR_HOLD_STATE_COUNT) - 1u)
+#define PAYMENT_STATES_ALL ((1u << BR_PAYMENT_STATE_COUNT) - 1u)
 
 static int read_record(struct br_reconciler *rc, uint64_t event_id, struct record *r)
 {
@@ -367,7 +368,7 @@ static int read_record(struct br_reconciler *rc, uint64_t event_id, struct recor
         if (!grow((void **)&r->bookings, r->booking_count, &r->booking_cap, sizeof *r->bookings)) {
             return BR_E_FULL;
         }
-        err = br_pg_bookings(rc->pg, event_id, ALL_STATES, after, PAGE,
+        err = br_pg_bookings(rc->pg, event_id, HOLD_STATES_ALL, after, PAGE,
                              r->bookings + r->booking_count, &n);
         r->booking_count += err == BR_OK ? n : 0;
         after = r->booking_count > 0 ? r->bookings[r->booking_count - 1].id : 0;
@@ -377,7 +378,7 @@ static int read_record(struct br_reconciler *rc, uint64_t event_id, struct recor
         if (!grow((void **)&r->payments, r->payment_count, &r->payment_cap, sizeof *r->payments)) {
             return BR_E_FULL;
         }
-        err = br_pg_payments(rc->pg, event_id, ALL_STATES, after, PAGE,
+        err = br_pg_payments(rc->pg, event_id, PAYMENT_STATES_ALL, after, PAGE,
                              r->payments + r->payment_count, &n);
         r->payment_count += err == BR_OK ? n : 0;
         after = r->payment_count > 0 ? r->payments[r->payment_count - 1].id : 0;
