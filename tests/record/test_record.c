@@ -246,9 +246,17 @@ static void sale_apply(struct sale *s, const struct br_cmd *c, struct br_outcome
     }
 }
 
+/* BR_RECORD_SEED shifts every test's seed (a failing run reproduces from it). */
+static uint64_t seed_shift(void)
+{
+    const char *v = getenv("BR_RECORD_SEED");
+    return v != NULL ? strtoull(v, NULL, 10) : 0;
+}
+
 static void sale_open(struct sale *s, struct fixture *f, bool with_pg, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
+    seed += seed_shift();
     s->f = f;
     struct br_gen_params p;
     br_gen_params_default(&p);
