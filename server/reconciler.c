@@ -406,6 +406,9 @@ static uint32_t seq_of(uint64_t id)
  * after the last projection: the largest recorded plus the margin. */
 static uint32_t past_margin(uint32_t seq)
 {
+#ifdef BR_PLANT_RECONCILER_NO_MARGIN
+    return seq; /* planted: ids handed out after the last projection come again */
+#endif
     uint64_t v = (uint64_t)seq + BR_RECONCILER_ID_MARGIN;
     return v >= 0xffffffffu ? 0xfffffffeu : (uint32_t)v;
 }

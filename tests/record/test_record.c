@@ -362,8 +362,9 @@ static void catch_up(struct sale *s, struct br_recorder *rec)
     fail_msg("the recorder never caught up");
 }
 
-/* Distinct hold ids among the successful reserves of an event's log. */
-static uint64_t holds_in_log(struct sale *s, uint64_t event_id)
+/* Distinct hold ids among the successful reserves of an event's log;
+ * *max_seq_out (may be NULL) = the largest hold seq handed out. */
+static uint64_t holds_in_log(struct sale *s, uint64_t event_id, uint32_t *max_seq_out)
 {
     enum { B = 64 };
     struct br_redis_log_entry *e = calloc(B, sizeof *e);
@@ -387,6 +388,9 @@ static uint64_t holds_in_log(struct sale *s, uint64_t event_id)
         memcpy(after, e[n - 1].stream_id, sizeof after);
     }
     free(e);
+    if (max_seq_out != NULL) {
+        *max_seq_out = (uint32_t)max_seq;
+    }
     return count;
 }
 
@@ -437,7 +441,7 @@ static int record_matches(struct sale *s)
             printf("  event %" PRIu64 ": log ends at %s, projected to %s\n", ev, last, pos);
             bad++;
         }
-        uint64_t in_log = holds_in_log(s, ev), in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
+        uint64_t in_log = holds_in_log(s, ev, NULL), in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
         if (in_log != in_pg) {
             printf("  event %" PRIu64 ": %" PRIu64 " holds in the log, %" PRIu64 " bookings\n", ev,
                    in_log, in_pg);
@@ -579,15 +583,20 @@ static void two_recorders_at_once(void **state)
     pthread_join(tb, NULL);
     catch_up(&s, a);
     catch_up(&s, b);
-    assert_int_equal(record_matches(&s), 0);
-    uint64_t both = 0, conflicts = 0;
+    uint64_t both = 0, conflicts = 0, refused = 0;
     for (uint64_t ev = 1; ev <= redis_events(f); ev++) {
         assert_true(br_recorder_event_get(a, ev, &ea));
         assert_true(br_recorder_event_get(b, ev, &eb));
         both += ea.projected > 0 && eb.projected > 0;
         conflicts += ea.conflicts + eb.conflicts;
-        assert_false(ea.failed || eb.failed);
+        if (ea.failed || eb.failed) {
+            printf("  event %" PRIu64 ": the record refused a batch (applied twice?)\n", ev);
+            refused++;
+        }
     }
+    int bad = record_matches(&s);
+    assert_int_equal(refused, 0);
+    assert_int_equal(bad, 0);
     printf("  events projected by both recorders: %" PRIu64 ", batches found already "
            "projected: %" PRIu64 "\n", both, conflicts);
     assert_true(both > 0); /* they did run into each other */
@@ -904,7 +913,7 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_int_equal(rep.drift_total, 1);
     assert_int_equal(br_reconciler_drift(rc, 1, 1), 1);
     admin(f, "HINCRBY br:{e1}:ev held1 -1");
-    /* What must survive: every confirmed booking. */
+    /* What must survive: every confirmed booking the record holds. */
     enum { MAXB = 4096 };
     struct br_pg_booking *conf = calloc(MAXB, sizeof *conf);
     uint32_t nconf = 0;
@@ -914,18 +923,13 @@ static void reconciler_rebuilds_after_flushall(void **state)
                                         conf + nconf, &n),
                          BR_OK);
         nconf += n;
-        struct br_pg_booking last;
-        uint32_t m = 0;
-        /* The largest hold seq recorded: new holds must pass it (+ margin). */
-        uint64_t after = 0;
-        for (;;) {
-            assert_int_equal(br_pg_bookings(s.pg, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u), after, 1, &last, &m), BR_OK);
-            if (m == 0) {
-                break;
-            }
-            after = last.id;
-        }
-        s.hold_seq_floor[ev] = (uint32_t)after;
+    }
+    /* The loss window: commands Redis answered after the recorder's last
+     * commit. Their hold ids were handed out and are lost with Redis; no
+     * new hold may get one of them (the rebuild's id margin). */
+    sale_run(&s, 300);
+    for (uint64_t ev = 1; ev <= events; ev++) {
+        holds_in_log(&s, ev, &s.hold_seq_floor[ev]);
     }
     printf("  %u confirmed bookings before the loss\n", nconf);
     admin(f, "FLUSHALL");
@@ -952,6 +956,10 @@ static void reconciler_rebuilds_after_flushall(void **state)
         struct br_recorder_event st;
         assert_true(br_recorder_event_get(rec, ev, &st));
         assert_false(st.failed);
+    }
+    if (s.reused_ids != 0) {
+        printf("  %" PRIu64 " hold ids handed out again after the rebuild (reused_ids)\n",
+               s.reused_ids);
     }
     assert_int_equal(s.reused_ids, 0);
     for (uint32_t i = 0; i < nconf; i++) {
