@@ -108,7 +108,7 @@ static int group_setup(void **state)
     }
     snprintf(f->pg_state, sizeof f->pg_state, "/tmp/br-test-record.%ld", (long)getpid());
     char cmd[1600];
-    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh start %s", BR_SOURCE_DIR, f->pg_state);
+    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh start %.127s", BR_SOURCE_DIR, f->pg_state);
     if (run_capture(cmd, f->pg_url, sizeof f->pg_url) != 0 || f->pg_url[0] == 0) {
         fprintf(stderr, "test_record: PostgreSQL did not start (%s)\n", cmd);
         test_redis_server_stop(&f->redis_server);
@@ -134,7 +134,7 @@ static int group_teardown(void **state)
     redisFree(f->admin);
     test_redis_server_stop(&f->redis_server);
     char cmd[1600];
-    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh stop %s >/dev/null 2>&1; rm -rf %s",
+    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh stop %.127s >/dev/null 2>&1; rm -rf %.127s",
              BR_SOURCE_DIR, f->pg_state, f->pg_state);
     if (system(cmd) != 0) {
         fprintf(stderr, "test_record: stopping PostgreSQL failed\n");
