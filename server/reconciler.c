@@ -680,6 +680,7 @@ void br_reconciler_stop(struct br_reconciler *rc)
     rc->stop = 1;
     pthread_join(rc->thread, NULL);
     rc->running = false;
+    rc->stop = 0; /* passes called directly after a stop run again */
     br_lease_release(&rc->redis, LEASE_KEY, rc->opt.owner);
 }
 

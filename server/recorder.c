@@ -411,6 +411,7 @@ void br_recorder_stop(struct br_recorder *rec)
     rec->stop = 1;
     pthread_join(rec->thread, NULL);
     rec->running = false;
+    rec->stop = 0; /* passes called directly after a stop run again */
     char key[64];
     for (uint32_t i = 0; i < rec->event_count; i++) {
         if (rec->events[i].leased) {

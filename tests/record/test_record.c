@@ -15,6 +15,8 @@
  *       sold in PostgreSQL equal Redis's, and each hold is one booking. The
  *       checker is seen to fail on a record with one seat added.
  *   two_recorders_at_once               two recorders on threads, same check.
+ *   recorder_survives_lost_connections  every connection cut again and again
+ *       on both servers while the recorder runs; then the same check.
  *   projection_refused_by_check         Redis made to oversell a zone by one
  *       (its capacity raised by one behind PostgreSQL's back: the planted
  *       fault) -> the batch is refused by the CHECK, reported (metric, event
@@ -359,6 +361,17 @@ static void catch_up(struct sale *s, struct br_recorder *rec)
         }
         sleep_ms(10);
     }
+    for (uint64_t ev = 1; ev <= redis_events(s->f); ev++) {
+        struct br_recorder_event st;
+        uint64_t len = 0;
+        char last[32], pos[BR_PG_STREAM_ID_MAX];
+        br_redis_log_len(&s->redis, ev, &len, last);
+        br_pg_projection_position(s->pg, ev, pos);
+        if (br_recorder_event_get(rec, ev, &st)) {
+            printf("  event %" PRIu64 ": log to %s, record to %s, recorder at '%s' err %s\n", ev,
+                   last, pos, st.position, br_err_name(st.last_err));
+        }
+    }
     fail_msg("the recorder never caught up");
 }
 
@@ -602,6 +615,47 @@ static void two_recorders_at_once(void **state)
     assert_true(both > 0); /* they did run into each other */
     br_recorder_close(a);
     br_recorder_close(b);
+    sale_close(&s);
+}
+
+/* The recorder on its thread while every connection it has is cut, again
+ * and again, on both servers (PostgreSQL backends terminated, Redis
+ * clients killed): commits whose answer is lost (UNKNOWN_OUTCOME), reads
+ * that fail, reconnects. Then the record still equals Redis. */
+static void recorder_survives_lost_connections(void **state)
+{
+    struct fixture *f = *state;
+    fresh_servers(f);
+    struct sale s;
+    sale_open(&s, f, true, 16);
+    sale_run(&s, 1500);
+    struct br_recorder *rec = recorder_new(&s, 4, "cut");
+    assert_int_equal(br_recorder_start(rec), BR_OK);
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+             "'t%u' AND pid <> pg_backend_pid()",
+             f->db_seq);
+    for (int i = 0; i < 25; i++) {
+        sleep_ms(20 + (i * 7) % 30);
+        sql(f->pg_url, q);
+        admin(f, "CLIENT KILL TYPE normal SKIPME yes");
+        sale_run(&s, 20); /* the sale's own connections are cut too: it reconnects */
+    }
+    br_recorder_stop(rec);
+    uint64_t failures = 0;
+    for (uint64_t ev = 1; ev <= redis_events(f); ev++) {
+        struct br_recorder_event st;
+        if (br_recorder_event_get(rec, ev, &st)) {
+            failures += st.unavailable;
+            assert_false(st.failed);
+        }
+    }
+    printf("  %" PRIu64 " attempts failed on a cut connection\n", failures);
+    assert_true(failures > 0); /* the cuts did land */
+    catch_up(&s, rec);
+    assert_int_equal(record_matches(&s), 0);
+    br_recorder_close(rec);
     sale_close(&s);
 }
 
@@ -986,6 +1040,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(recorder_exactly_once_across_kills),
         cmocka_unit_test(two_recorders_at_once),
+        cmocka_unit_test(recorder_survives_lost_connections),
         cmocka_unit_test(projection_refused_by_check),
         cmocka_unit_test(trace_export_replays_identically),
         cmocka_unit_test(reconciler_rebuilds_after_flushall),
