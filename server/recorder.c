@@ -405,13 +405,14 @@ int br_recorder_start(struct br_recorder *rec)
 
 void br_recorder_stop(struct br_recorder *rec)
 {
-    if (!rec->running) {
-        return;
+    if (rec->running) {
+        rec->stop = 1;
+        pthread_join(rec->thread, NULL);
+        rec->running = false;
+        rec->stop = 0; /* passes called directly after a stop run again */
     }
-    rec->stop = 1;
-    pthread_join(rec->thread, NULL);
-    rec->running = false;
-    rec->stop = 0; /* passes called directly after a stop run again */
+    /* The leases this recorder holds (from the thread or from direct
+     * passes) go back, so another recorder need not wait them out. */
     char key[64];
     for (uint32_t i = 0; i < rec->event_count; i++) {
         if (rec->events[i].leased) {

@@ -114,7 +114,7 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected);
 
 /* Starts / stops the thread that runs passes until stopped (pausing idle_ms
  * after a pass that projected nothing). Stop waits for the pass in flight
- * and gives the leases back. */
+ * and gives back every lease the recorder holds (also after direct passes). */
 int br_recorder_start(struct br_recorder *rec);
 void br_recorder_stop(struct br_recorder *rec);
 

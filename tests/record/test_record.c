@@ -2,8 +2,11 @@
  * test_record.c -- the recorder, the reconciler and `trace export`, driven
  * directly (no HTTP) against a real redis-server and a real PostgreSQL,
  * both started by the group setup on free 127.0.0.1 ports and stopped by
- * its teardown (tests/redis/server.h, tests/fixtures/pg.sh). Each test
- * gets an emptied Redis and a database of its own.
+ * its teardown (tests/redis/server.h, tests/fixtures/pg.sh); with
+ * BR_TEST_REDIS_CLUSTER set (tests/fixtures/redis-cluster.sh run), on that
+ * Redis Cluster instead. Each test gets an emptied Redis and a database of
+ * its own. BR_RECORD_SEED shifts the seeds; an argument filters the tests
+ * by name (cmocka's pattern).
  *
  * A sale is a generated command sequence (core/gen.h, as the differential
  * test uses) applied as the distributed backend does: accounts and events
@@ -76,7 +79,8 @@ struct fixture {
     char db_url[300];        /* this test's database */
     unsigned db_seq;
     struct br_redis_options ropt;
-    redisContext *admin;
+    bool cluster;            /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
+    struct br_redis admin;   /* the test's own commands, routed as the adapter routes */
 };
 
 static struct fixture fx_state;
@@ -101,11 +105,40 @@ static int run_capture(const char *cmd, char *out, size_t cap)
     return pclose(p);
 }
 
+/* Redis: the cluster named by BR_TEST_REDIS_CLUSTER (a node list, as
+ * tests/fixtures/redis-cluster.sh run passes it), else a redis-server of
+ * our own. */
+static int redis_setup(struct fixture *f)
+{
+    const char *nodes = getenv("BR_TEST_REDIS_CLUSTER");
+    char url[BR_REDIS_SEEDS_MAX + 32];
+    f->cluster = nodes != NULL && nodes[0] != 0;
+    if (f->cluster) {
+        snprintf(url, sizeof url, "redis-cluster://%s", nodes);
+    } else {
+        if (test_redis_server_start(&f->redis_server) != 0) {
+            return -1;
+        }
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", f->redis_server.port);
+    }
+    if (br_redis_parse_url(url, &f->ropt) != BR_OK) {
+        return -1;
+    }
+    f->ropt.quiet = true;
+    struct br_config cfg;
+    br_config_default(&cfg);
+    struct br_redis_options o = f->ropt;
+    o.fresh = true;
+    return br_redis_open(&f->admin, &o, &cfg) == BR_OK ? 0 : -1;
+}
+
 static int group_setup(void **state)
 {
     struct fixture *f = &fx_state;
     memset(f, 0, sizeof *f);
-    if (test_redis_server_start(&f->redis_server) != 0) {
+    if (redis_setup(f) != 0) {
+        fprintf(stderr, "test_record: Redis did not start\n");
+        test_redis_server_stop(&f->redis_server);
         return -1;
     }
     snprintf(f->pg_state, sizeof f->pg_state, "/tmp/br-test-record.%ld", (long)getpid());
@@ -113,19 +146,12 @@ static int group_setup(void **state)
     snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh start %.127s", BR_SOURCE_DIR, f->pg_state);
     if (run_capture(cmd, f->pg_url, sizeof f->pg_url) != 0 || f->pg_url[0] == 0) {
         fprintf(stderr, "test_record: PostgreSQL did not start (%s)\n", cmd);
+        br_redis_close(&f->admin);
         test_redis_server_stop(&f->redis_server);
         return -1;
     }
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f->redis_server.port);
-    if (br_redis_parse_url(url, &f->ropt) != BR_OK) {
-        return -1;
-    }
-    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
-    f->admin = redisConnectWithTimeout("127.0.0.1", f->redis_server.port, tv);
-    if (f->admin == NULL || f->admin->err != 0) {
-        return -1;
-    }
+    printf("  Redis %s%s, PostgreSQL %s\n", f->cluster ? "Cluster " : "",
+           f->cluster ? f->ropt.seeds : f->ropt.host, f->pg_url);
     *state = f;
     return 0;
 }
@@ -133,8 +159,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     struct fixture *f = *state;
-    redisFree(f->admin);
-    test_redis_server_stop(&f->redis_server);
+    br_redis_close(&f->admin);
+    if (!f->cluster) {
+        test_redis_server_stop(&f->redis_server);
+    }
     char cmd[1600];
     snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh stop %.127s >/dev/null 2>&1; rm -rf %.127s",
              BR_SOURCE_DIR, f->pg_state, f->pg_state);
@@ -144,14 +172,45 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static void admin(struct fixture *f, const char *fmt, ...)
+/* One command of the test's own, words separated by single spaces (no
+ * binary arguments), through the adapter: on a cluster to its key's node
+ * (FLUSHALL to every node). The reply (the caller frees it). */
+static redisReply *admin_reply(struct fixture *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static redisReply *admin_reply(struct fixture *f, const char *fmt, ...)
 {
+    char line[512];
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(f->admin, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    const char *argv[16];
+    size_t len[16];
+    int argc = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " ", &save); w != NULL && argc < 16;
+         w = strtok_r(NULL, " ", &save)) {
+        argv[argc] = w;
+        len[argc++] = strlen(w);
+    }
+    redisReply *r = NULL;
+    assert_int_equal(br_redis_command(&f->admin, argc, argv, len, &r), BR_OK);
     assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    return r;
+}
+
+static void admin(struct fixture *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void admin(struct fixture *f, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    redisReply *r = admin_reply(f, "%s", line);
+    if (r->type == REDIS_REPLY_ERROR) {
+        fail_msg("redis %s: %s", line, r->str);
+    }
     freeReplyObject(r);
 }
 
@@ -321,8 +380,7 @@ static void sale_close(struct sale *s)
 /* Events in Redis's catalog. */
 static uint64_t redis_events(struct fixture *f)
 {
-    redisReply *r = redisCommand(f->admin, "HGET br:{cat}:cat events");
-    assert_non_null(r);
+    redisReply *r = admin_reply(f, "HGET br:{cat}:cat events");
     uint64_t n = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
     freeReplyObject(r);
     return n;
@@ -639,7 +697,9 @@ static void recorder_survives_lost_connections(void **state)
     for (int i = 0; i < 25; i++) {
         sleep_ms(20 + (i * 7) % 30);
         sql(f->pg_url, q);
-        admin(f, "CLIENT KILL TYPE normal SKIPME yes");
+        if (!f->cluster) { /* a cluster's clients live on every node: PostgreSQL's only */
+            admin(f, "CLIENT KILL TYPE normal SKIPME yes");
+        }
         sale_run(&s, 20); /* the sale's own connections are cut too: it reconnects */
     }
     br_recorder_stop(rec);
@@ -919,9 +979,8 @@ static uint32_t holds_not_in_state(struct sale *s, const struct br_pg_booking *w
 {
     uint32_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
-        redisReply *r = redisCommand(s->f->admin, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32,
-                                     want[i].id >> 32, (uint32_t)want[i].id);
-        assert_non_null(r);
+        redisReply *r = admin_reply(s->f, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32,
+                                    want[i].id >> 32, (uint32_t)want[i].id);
         unsigned long long user = 0, zone = 0, qty = 0, st = 0;
         bool ok = r->type == REDIS_REPLY_STRING &&
                   sscanf(r->str, "%llu:%llu:%llu:%llu:", &user, &zone, &qty, &st) == 4;
