@@ -446,6 +446,15 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
             .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
         pay_seq = seq_of(p->id) > pay_seq ? seq_of(p->id) : pay_seq;
     }
+    /* Passes live in Redis only; the projection counted them from the
+     * log's pass_issued effects. */
+    struct br_pg_progress pr;
+    err = br_pg_projection_progress(rc->pg, ev->id, &pr);
+    if (err != BR_OK) {
+        return err;
+    }
+    pass_seq = pr.pass_seq > pass_seq ? pr.pass_seq : pass_seq;
+    in->passes_issued = pr.passes_issued > UINT32_MAX ? UINT32_MAX : (uint32_t)pr.passes_issued;
     in->hold_seq = past_margin(hold_seq);
     in->pass_seq = past_margin(pass_seq);
     in->payment_seq = past_margin(pay_seq);
