@@ -79,8 +79,15 @@ static const double lag_bounds_s[LAG_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
 struct rec_event {
     struct br_recorder_event pub;
     int64_t retry_at_ms; /* monotonic: a failed event waits until then */
+    int64_t checked_ms;  /* monotonic: the cached position was last read from PostgreSQL */
     bool leased;
 };
+
+/* A caught-up event's cached position is read again from PostgreSQL this
+ * often: if the record went back (restored from a backup), the recorder
+ * projects the gap again instead of waiting after a position the record no
+ * longer has. */
+#define POSITION_RECHECK_MS 1000
 
 struct br_recorder {
     struct br_redis redis;            /* the logs, the leases, the catalog counter */
@@ -265,6 +272,7 @@ static int position_of(struct br_recorder *rec, struct rec_event *ev, char *pos)
         pthread_mutex_lock(&rec->mu);
         memcpy(ev->pub.position, pos, sizeof ev->pub.position);
         pthread_mutex_unlock(&rec->mu);
+        ev->checked_ms = br_clock_mono_ms();
     }
     return rc;
 }
@@ -288,9 +296,13 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
             return done;
         }
         if (n == 0) {
+            bool recheck = br_clock_mono_ms() - ev->checked_ms >= POSITION_RECHECK_MS;
             pthread_mutex_lock(&rec->mu);
             ev->pub.lag_entries = 0;
             ev->pub.lag_ms = 0;
+            if (recheck) {
+                ev->pub.position[0] = 0;
+            }
             pthread_mutex_unlock(&rec->mu);
             return done;
         }
