@@ -6,7 +6,8 @@
  * One pass visits events 1..E (E = the catalog's event counter in Redis).
  * For each event it takes the event's lease (br:{e<id>}:lease:record, SET
  * NX PX, renewed while held), reads the log after the projected position
- * (PostgreSQL's, cached after a commit) in batches, and hands each batch
+ * (PostgreSQL's, cached after a commit and read again once a second while
+ * the event is caught up) in batches, and hands each batch
  * to br_pg_project (adapters/pg.h), which applies its rows and moves the
  * position to the batch's last stream id in one transaction, with the
  * event's row locked, skipping entries at or below the stored position.
@@ -33,8 +34,8 @@
  * needs each log from its first entry (the event's creation), and a log
  * costs Redis memory in proportion to the sale's commands (a few hundred
  * bytes an entry). An operator who must reclaim it after the sale can
- * XTRIM ... MINID up to the projected position (projection_positions in
- * PostgreSQL), giving up the trace.
+ * XTRIM ... MINID up to the projected position (table projection in
+ * PostgreSQL; br_redis_log_trim), giving up the event's trace.
  *
  * Metrics (br_recorder_metrics, Prometheus text):
  *   br_projection_lag_entries{event}   entries read and not yet projected when
