@@ -474,12 +474,12 @@ static void metrics_events(struct br_recorder *rec, struct mbuf *b)
         mb_printf(b, "br_projection_lag_entries{event=\"%" PRIu64 "\"} %u\n",
                   rec->events[i].pub.event_id, rec->events[i].pub.lag_entries);
     }
-    mb_printf(b, "# HELP br_projection_lag_ms Now minus the append time of the oldest log entry "
-                 "not projected (or of the last batch at its commit).\n"
-                 "# TYPE br_projection_lag_ms gauge\n");
+    mb_printf(b, "# HELP br_projection_lag_seconds Now minus the append time of the oldest log "
+                 "entry not projected (or of the last batch at its commit); 0 = caught up.\n"
+                 "# TYPE br_projection_lag_seconds gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_lag_ms{event=\"%" PRIu64 "\"} %lld\n",
-                  rec->events[i].pub.event_id, (long long)rec->events[i].pub.lag_ms);
+        mb_printf(b, "br_projection_lag_seconds{event=\"%" PRIu64 "\"} %.3f\n",
+                  rec->events[i].pub.event_id, (double)rec->events[i].pub.lag_ms / 1000.0);
     }
     mb_printf(b, "# HELP br_projection_failed 1 while PostgreSQL refuses the event's log "
                  "(a CHECK: oversold); an operator must act.\n"

@@ -41,7 +41,7 @@
  *   br_projection_lag_entries{event}   entries read and not yet projected when
  *                                      the event's pass ended (0 = caught up;
  *                                      a lower bound while behind)
- *   br_projection_lag_ms{event}        now minus the append time (the stream
+ *   br_projection_lag_seconds{event}   now minus the append time (the stream
  *                                      id's ms part) of the oldest entry not
  *                                      projected, else of the last batch at
  *                                      its commit
