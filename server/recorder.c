@@ -80,6 +80,7 @@ struct rec_event {
     struct br_recorder_event pub;
     int64_t retry_at_ms; /* monotonic: a failed event waits until then */
     int64_t checked_ms;  /* monotonic: the cached position was last read from PostgreSQL */
+    int64_t renewed_ms;  /* monotonic: the lease was last taken or renewed */
     bool leased;
 };
 
@@ -342,7 +343,13 @@ static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
     }
     char key[64];
     lease_key(key, sizeof key, ev->pub.event_id);
-    int held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+    /* A lease held is renewed every third of its life, not every pass. */
+    int64_t now = br_clock_mono_ms();
+    int held = 1;
+    if (!ev->leased || now - ev->renewed_ms >= rec->opt.lease_ms / 3) {
+        held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+        ev->renewed_ms = now;
+    }
     rec->redis_down = held == BR_E_UNAVAILABLE;
     ev->leased = held == 1;
     if (held != 1) {
