@@ -202,13 +202,20 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
 {
     const char *first = n > 0 ? rec->batch[0].stream_id : "";
     const char *last = n > 0 ? rec->batch[n - 1].stream_id : "";
+    /* CORRUPT (a CHECK, a log entry that does not decode) does not go away
+     * by itself: the event stops and is tried again after retry_failed_ms.
+     * Anything else is retried on the next pass: a transport failure, or
+     * NOT_FOUND (PostgreSQL has no such event yet: the twin logs the
+     * creation inside PostgreSQL's transaction, just before its commit). */
+    bool stuck = rc == BR_E_CORRUPT;
     char pos[sizeof ev->pub.position];
     pthread_mutex_lock(&rec->mu);
     memcpy(pos, ev->pub.position, sizeof pos);
+    bool repeated = ev->pub.last_err == rc;
     ev->pub.last_err = rc;
     ev->pub.lag_entries = n;
     ev->pub.lag_ms = n > 0 ? br_clock_wall_ms() - stream_ms(first) : 0;
-    if (rc == BR_E_CORRUPT) {
+    if (stuck) {
         ev->pub.failed = true;
         ev->pub.refused++;
         ev->retry_at_ms = br_clock_mono_ms() + rec->opt.retry_failed_ms;
@@ -229,9 +236,9 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
                 "this event's projection stops until an operator acts",
                 "\"event\":%" PRIu64 ",\"from\":\"%s\",\"to\":\"%s\",\"entries\":%u,"
                 "\"retry_in_ms\":%lld,\"alert\":\"br_projection_failed\"",
-                ev->pub.event_id, first, last, n,
-                (long long)rec->opt.retry_failed_ms);
-    } else {
+                ev->pub.event_id, first, last, n, (long long)rec->opt.retry_failed_ms);
+    } else if (!repeated) {
+        /* Once per outage, not once per pass: the counter says how often. */
         br_logf(rec->log, BR_LOG_WARN, "projection attempt failed; retried on the next pass",
                 "\"event\":%" PRIu64 ",\"error\":\"%s\"", ev->pub.event_id, br_err_name(rc));
     }

@@ -27,8 +27,12 @@
  * ids of the batch, br_projection_failed{event} = 1, and tried again after
  * retry_failed_ms -- never "fixed" by changing a count. It stays failed
  * until an operator repairs the record or the log, and the other events go
- * on. Transport failures (Redis or PostgreSQL away) are counted, the
- * cached position is dropped, and the next pass tries again.
+ * on. The same holds for a log entry that does not decode. Transport
+ * failures (Redis or PostgreSQL away), and an event PostgreSQL does not
+ * have yet (BR_E_NOT_FOUND: the twin logs its creation just before
+ * PostgreSQL commits it; one whose commit failed stays so, and its warning
+ * says so), are counted, logged once per outage, the cached position is
+ * dropped, and the next pass tries again.
  *
  * Trimming: the recorder never trims a log. `bookingrush trace export`
  * needs each log from its first entry (the event's creation), and a log
@@ -91,9 +95,10 @@ struct br_recorder_event {
     uint64_t projected;    /* entries this process projected */
     uint32_t lag_entries;
     int64_t lag_ms;
-    bool failed;           /* a CHECK refused its log (BR_E_CORRUPT) */
+    bool failed;           /* stopped: a CHECK refused its log or an entry does not
+                              decode (BR_E_CORRUPT; retried after a while) */
     int last_err;          /* enum br_err of the last attempt */
-    uint64_t refused, unavailable, conflicts; /* failures by reason */
+    uint64_t refused, unavailable, conflicts; /* failures by reason (refused: the stops) */
 };
 
 struct br_recorder;
