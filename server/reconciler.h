@@ -38,8 +38,10 @@
  *      their deadlines, which the sweeper expires as usual), every payment
  *      (pending ones stay payable; refund-pending ones go back to the
  *      saga), the provider event ids applied, and the id counters moved
- *      BR_RECONCILER_ID_MARGIN past the largest id recorded, so no id that
- *      Redis handed out after the last projection is ever handed out again;
+ *      past the largest id recorded by BR_RECONCILER_ID_MARGIN plus
+ *      BR_RECONCILER_IDS_PER_MS per ms since the last projected entry, so
+ *      no id that Redis handed out after the last projection is handed out
+ *      again, even after two losses in a row with nothing projected between;
  *      the event's (lost) log is made to continue past the projected
  *      position (an empty stream whose last id is the position's
  *      successor), so the recorder finds every new entry after it even if
@@ -96,7 +98,10 @@
 #define BR_RECONCILER_INTERVAL_MS_DEFAULT 3000
 #define BR_RECONCILER_LEASE_MS_DEFAULT 10000
 #define BR_RECONCILER_RETRY_AFTER_S 5
-#define BR_RECONCILER_ID_MARGIN (1u << 20) /* ids skipped at a rebuild */
+#define BR_RECONCILER_ID_MARGIN (1u << 20) /* ids skipped at a rebuild, at least */
+#define BR_RECONCILER_IDS_PER_MS 50u       /* and this many per ms since the last projected
+                                              entry (an event's scripts: ~20 ids/ms at most) */
+#define BR_RECONCILER_ELAPSED_MS_MAX (6LL * 3600 * 1000) /* 1.08e9 ids: a quarter of the seqs */
 
 struct br_pg;
 
@@ -121,6 +126,7 @@ struct br_reconciler_report {
     bool rebuilt;           /* and this tick rebuilt it */
     int err;                /* BR_OK or the error that stopped the tick */
     uint32_t events_compared;
+    uint32_t events_behind; /* events whose Redis log ends before the record's position */
     uint64_t drift_total;   /* sum of the drift over the zones compared */
     uint64_t users_restored;
     uint64_t events_rebuilt;
