@@ -853,8 +853,11 @@ static void projection_refused_by_check(void **state)
     char pos_before[BR_PG_STREAM_ID_MAX];
     assert_int_equal(br_pg_zones(s.pg, ev, before, &nz), BR_OK);
     assert_int_equal(br_pg_projection_position(s.pg, ev, pos_before), BR_OK);
-    /* The planted fault: Redis believes the zone has one seat more. */
+    /* The planted fault: Redis believes the zone has one seat more (its
+     * capacity raised behind PostgreSQL's back, and the event's token `inc`
+     * changed so the library's spec cache reads it again: lua/README.md). */
     admin(f, "HINCRBY br:{e%" PRIu64 "}:ev cap1 1", ev);
+    admin(f, "HINCRBY br:{e%" PRIu64 "}:ev inc 1", ev);
     assert_int_equal(reserve(&s, u[2], ev, 1, t + 4), BR_OK); /* oversold by one */
     assert_int_equal(reserve(&s, u[3], other, 2, t + 5), BR_OK);
     uint64_t n = 0;
