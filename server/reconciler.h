@@ -19,9 +19,14 @@
  *
  * Data loss. The epoch key br:{cat}:epoch is written once, at the first
  * tick that finds it missing while Redis holds every user and event
- * PostgreSQL has (a fresh deployment). When it is missing and Redis holds
- * fewer users or events than PostgreSQL (a restart without persistence, a
- * failover to an empty or stale replica), Redis has lost data:
+ * PostgreSQL has (a fresh deployment). Redis has lost data when it holds
+ * fewer users or events than PostgreSQL (read first: the twin counts an id
+ * before its row commits, so a healthy Redis is never behind), with the
+ * epoch missing (a restart without persistence, a failover to an empty
+ * replica) or present (a failover to a replica that missed writes), or
+ * when an event's log ends before the record's projected position (the
+ * drift pass finds it: the position only ever comes from entries Redis
+ * had). Then:
  *   1. writes are refused: the reconciler calls opt.writes(ctx, true, s)
  *      (the distributed backend answers 503 UNAVAILABLE with Retry-After s;
  *      other processes see the epoch missing and do the same);
@@ -53,19 +58,24 @@
  *
  * What cannot be rebuilt (Redis alone held it):
  *   - the waiting queues and the passes: everyone waiting or admitted must
- *     join again. The API answers them NOT_IN_QUEUE (404) on the position
- *     routes and their stream, and PASS_INVALID (403) for a pass issued
- *     before the loss; a join puts them at the end of the new queue
- *     (pass ids restart past the margin, so an old token never matches a
- *     new pass). Per-user limits still hold: tickets come from the holds.
+ *     join again. The position routes and the stream answer that they are
+ *     not in the queue (404 NOT_IN_QUEUE; status "none" for a user who holds
+ *     seats in the event, whose member record comes back with its tickets),
+ *     and a reserve with a pass issued before the loss is PASS_INVALID
+ *     (403). A join puts them at the end of the new queue (before the
+ *     opening, in the pre-queue, shuffled at the opening as usual); pass ids
+ *     restart past the margin, so an old token never matches a new pass.
+ *     Per-user limits still hold: tickets come from the holds.
  *   - whatever Redis acknowledged after the recorder's last commit (the
  *     projection lag, under a second at load): holds, payments and
  *     confirmations of that window are gone from the on-sale. Redis
  *     persistence (appendfsync always) is what closes this window; a
  *     payment confirmed by the provider in it is delivered again by the
  *     provider's webhook retries and applied then.
- *   - the idempotency answers of reserves (a retry after the rebuild with
- *     the same key reserves again, once).
+ *   - the idempotency answers of reserves: a retry after the rebuild with
+ *     the same key makes a new hold (within the per-user limit, which
+ *     counts the first one), so a client that never saw the first answer
+ *     may hold twice its seats until the first hold expires.
  *   - the event logs before the loss: `trace export` of a rebuilt event is
  *     refused (its log no longer starts with its creation).
  *
