@@ -299,6 +299,7 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
         uint32_t n = 0;
         rc = br_redis_log_read(&rec->redis, ev->pub.event_id, pos, rec->opt.batch, rec->batch,
                                &n);
+        BR_ASSERT(rc != BR_OK || n <= rec->opt.batch); /* the reader keeps to max */
         if (rc != BR_OK) {
             attempt_failed(rec, ev, rc, 0, false);
             return done;
@@ -345,6 +346,7 @@ static void lease_key(char *key, size_t cap, uint64_t event_id)
 
 static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
 {
+    BR_ASSERT(ev->pub.event_id >= 1 && ev->pub.event_id <= rec->events_max);
     if (ev->pub.failed && br_clock_mono_ms() < ev->retry_at_ms) {
         return 0;
     }

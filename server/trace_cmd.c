@@ -361,6 +361,7 @@ struct writer {
 static int write_entry(void *ctx, const struct br_redis_log_entry *e)
 {
     struct writer *w = ctx;
+    BR_ASSERT(w->left > 0); /* walk_log stops at the count the header was sized for */
     if (!e->external) {
         put_record(w->s, &e->cmd, &e->out);
         w->written++;
