@@ -29,18 +29,18 @@
 #define LEASE_KEY "br:{cat}:lease:reconcile"
 #define REBUILDING_KEY "br:{cat}:rebuilding"
 #define REBUILDING_TTL_MS 120000 /* renewed per event; outlives a reconciler that died */
-#define PAGE 1024u /* rows per read of the record */
+#define PAGE 1024u               /* rows per read of the record */
 
 struct br_reconciler {
-    struct br_redis redis;      /* scripts, and plain commands routed as the adapter routes */
+    struct br_redis redis; /* scripts, and plain commands routed as the adapter routes */
     struct br_redis_options ropt;
     struct br_config cfg;
     struct br_pg *pg;
     const struct br_log *log;
     struct br_reconciler_options opt;
-    pthread_mutex_t mu;         /* guards what the metrics read */
-    int32_t *drift;             /* [events_max][BR_EVENT_ZONES_MAX], -1 = not compared */
-    uint8_t *compared;          /* [events_max] */
+    pthread_mutex_t mu; /* guards what the metrics read */
+    int32_t *drift;     /* [events_max][BR_EVENT_ZONES_MAX], -1 = not compared */
+    uint8_t *compared;  /* [events_max] */
     uint32_t events_seen;
     bool leader;
     bool refused;
@@ -237,8 +237,8 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
         br_logf(rc->log, BR_LOG_ERROR,
                 "Redis's log of the event ends before the record's position: Redis lost "
                 "entries (a failover to a stale replica?)",
-                "\"event\":%" PRIu64 ",\"log_ends\":\"%s\",\"position\":\"%s\"", event_id,
-                last1, pos1);
+                "\"event\":%" PRIu64 ",\"log_ends\":\"%s\",\"position\":\"%s\"", event_id, last1,
+                pos1);
         return EVENT_BEHIND;
     }
     if (!empty && strcmp(last1, pos1) != 0) {
@@ -448,8 +448,8 @@ static uint32_t past_margin(uint32_t seq, int64_t elapsed_ms)
     if (elapsed_ms > BR_RECONCILER_ELAPSED_MS_MAX) {
         elapsed_ms = BR_RECONCILER_ELAPSED_MS_MAX;
     }
-    uint64_t v = (uint64_t)seq + BR_RECONCILER_ID_MARGIN +
-                 (uint64_t)elapsed_ms * BR_RECONCILER_IDS_PER_MS;
+    uint64_t v =
+        (uint64_t)seq + BR_RECONCILER_ID_MARGIN + (uint64_t)elapsed_ms * BR_RECONCILER_IDS_PER_MS;
     return v >= 0xffffffffu ? 0xfffffffeu : (uint32_t)v;
 }
 
@@ -485,19 +485,29 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     for (uint32_t i = 0; i < r->booking_count; i++) {
         const struct br_pg_booking *b = &r->bookings[i];
         r->holds[i] = (struct br_redis_rebuild_hold){
-            .id = b->id, .user_id = b->user_id, .zone_id = b->zone_id, .quantity = b->quantity,
-            .state = b->state, .created_ms = b->created_at_ms, .deadline_ms = b->expires_at_ms,
-            .amount_minor = b->total_minor, .pass_id = b->pass_id, .payment_id = b->payment_id,
+            .id = b->id,
+            .user_id = b->user_id,
+            .zone_id = b->zone_id,
+            .quantity = b->quantity,
+            .state = b->state,
+            .created_ms = b->created_at_ms,
+            .deadline_ms = b->expires_at_ms,
+            .amount_minor = b->total_minor,
+            .pass_id = b->pass_id,
+            .payment_id = b->payment_id,
             .confirmed_by = b->state == BR_HOLD_CONFIRMED ? b->payment_id : 0};
         hold_seq = seq_of(b->id) > hold_seq ? seq_of(b->id) : hold_seq;
         pass_seq = seq_of(b->pass_id) > pass_seq ? seq_of(b->pass_id) : pass_seq;
     }
     for (uint32_t i = 0; i < r->payment_count; i++) {
         const struct br_pg_payment *p = &r->payments[i];
-        r->pays[i] = (struct br_redis_rebuild_payment){
-            .id = p->id, .hold_id = p->booking_id, .state = p->state,
-            .amount_minor = p->amount_minor, .created_ms = p->created_ms,
-            .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
+        r->pays[i] = (struct br_redis_rebuild_payment){.id = p->id,
+                                                       .hold_id = p->booking_id,
+                                                       .state = p->state,
+                                                       .amount_minor = p->amount_minor,
+                                                       .created_ms = p->created_ms,
+                                                       .refund_attempts = p->refund_attempts,
+                                                       .next_attempt_ms = p->next_attempt_ms};
         pay_seq = seq_of(p->id) > pay_seq ? seq_of(p->id) : pay_seq;
     }
     /* Passes live in Redis only; the projection counted them from the
@@ -509,8 +519,8 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     }
     pass_seq = pr.pass_seq > pass_seq ? pr.pass_seq : pass_seq;
     in->passes_issued = pr.passes_issued > UINT32_MAX ? UINT32_MAX : (uint32_t)pr.passes_issued;
-    int64_t since = strcmp(pr.stream_id, "0") != 0 ? strtoll(pr.stream_id, NULL, 10)
-                                                   : ev->created_ms;
+    int64_t since =
+        strcmp(pr.stream_id, "0") != 0 ? strtoll(pr.stream_id, NULL, 10) : ev->created_ms;
     int64_t elapsed = br_clock_wall_ms() - since;
     in->hold_seq = past_margin(hold_seq, elapsed);
     in->pass_seq = past_margin(pass_seq, elapsed);
@@ -542,9 +552,9 @@ static int log_continue(struct br_reconciler *rc, uint64_t event_id)
         return BR_E_CORRUPT;
     }
     redisReply *rep = NULL;
-    int rc2 = br_redis_commandf(&rc->redis, &rep,
-                                "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1", event_id, ms,
-                                seq + 1);
+    int rc2 =
+        br_redis_commandf(&rc->redis, &rep, "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1",
+                          event_id, ms, seq + 1);
     bool ok = reply_ok(rc2, rep);
     if (!ok && rc2 == BR_OK) {
         /* Refused: the stream's top is past that id already (a command that
@@ -556,9 +566,10 @@ static int log_continue(struct br_reconciler *rc, uint64_t event_id)
              stream_less(pos, last);
     }
     if (!ok) {
-        br_logf(rc->log, BR_LOG_ERROR, "rebuild: the event's log could not be moved past its "
-                "projected position", "\"event\":%" PRIu64 ",\"position\":\"%s\"",
-                event_id, pos);
+        br_logf(rc->log, BR_LOG_ERROR,
+                "rebuild: the event's log could not be moved past its "
+                "projected position",
+                "\"event\":%" PRIu64 ",\"position\":\"%s\"", event_id, pos);
     }
     return ok ? BR_OK : BR_E_UNAVAILABLE;
 }
@@ -619,7 +630,8 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
             "Redis lost data (it holds less than the record: fewer users or events, or an "
             "event's log ends before the projected position): writes refused, rebuilding the "
             "on-sale from PostgreSQL",
-            "\"users\":%" PRIu64 ",\"events\":%" PRIu64 ",\"alert\":\"br_reconcile_writes_refused\"",
+            "\"users\":%" PRIu64 ",\"events\":%" PRIu64
+            ",\"alert\":\"br_reconcile_writes_refused\"",
             users, events);
     set_refused(rc, true);
     int err = br_redis_flush(&rc->redis);
@@ -647,8 +659,10 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
     rc->rebuild_failures += err == BR_OK ? 0 : 1;
     pthread_mutex_unlock(&rc->mu);
     if (err != BR_OK) {
-        br_logf(rc->log, BR_LOG_ERROR, "rebuild failed; writes stay refused, the next tick "
-                "starts over", "\"error\":\"%s\"", br_err_name(err));
+        br_logf(rc->log, BR_LOG_ERROR,
+                "rebuild failed; writes stay refused, the next tick "
+                "starts over",
+                "\"error\":\"%s\"", br_err_name(err));
         return err;
     }
     set_refused(rc, false);

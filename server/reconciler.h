@@ -109,8 +109,9 @@
 #define BR_RECONCILER_LEASE_MS_DEFAULT 10000
 #define BR_RECONCILER_RETRY_AFTER_S 5
 #define BR_RECONCILER_ID_MARGIN (1u << 20) /* ids skipped at a rebuild, at least */
-#define BR_RECONCILER_IDS_PER_MS 50u       /* and this many per ms since the last projected
-                                              entry (an event's scripts: ~20 ids/ms at most) */
+#define BR_RECONCILER_IDS_PER_MS                                                                   \
+    50u /* and this many per ms since the last projected                                           \
+           entry (an event's scripts: ~20 ids/ms at most) */
 #define BR_RECONCILER_ELAPSED_MS_MAX (6LL * 3600 * 1000) /* 1.08e9 ids: a quarter of the seqs */
 
 struct br_pg;
@@ -121,20 +122,20 @@ struct br_pg;
 typedef void (*br_reconciler_writes_fn)(void *ctx, bool refuse, int retry_after_s);
 
 struct br_reconciler_options {
-    int64_t interval_ms;                  /* between ticks; 0 = default */
-    int64_t lease_ms;                     /* 0 = default */
-    char owner[BR_LEASE_OWNER_MAX];       /* "" = host:pid */
-    br_reconciler_writes_fn writes;       /* may be NULL */
+    int64_t interval_ms;            /* between ticks; 0 = default */
+    int64_t lease_ms;               /* 0 = default */
+    char owner[BR_LEASE_OWNER_MAX]; /* "" = host:pid */
+    br_reconciler_writes_fn writes; /* may be NULL */
     void *writes_ctx;
 };
 
 /* What the last tick found (tests and metrics). */
 struct br_reconciler_report {
-    bool leader;            /* held the lease */
+    bool leader; /* held the lease */
     bool epoch_present;
-    bool lost;              /* Redis had lost data at this tick */
-    bool rebuilt;           /* and this tick rebuilt it */
-    int err;                /* BR_OK or the error that stopped the tick */
+    bool lost;    /* Redis had lost data at this tick */
+    bool rebuilt; /* and this tick rebuilt it */
+    int err;      /* BR_OK or the error that stopped the tick */
     uint32_t events_compared;
     uint32_t events_behind; /* events whose Redis log ends before the record's position */
     uint64_t drift_total;   /* sum of the drift over the zones compared */

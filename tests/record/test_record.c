@@ -77,13 +77,13 @@
 
 struct fixture {
     struct test_redis_server redis_server;
-    char pg_state[128];      /* pg.sh's state dir */
-    char pg_url[256];        /* the server's maintenance database */
-    char db_url[300];        /* this test's database */
+    char pg_state[128]; /* pg.sh's state dir */
+    char pg_url[256];   /* the server's maintenance database */
+    char db_url[300];   /* this test's database */
     unsigned db_seq;
     struct br_redis_options ropt;
-    bool cluster;            /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
-    struct br_redis admin;   /* the test's own commands, routed as the adapter routes */
+    bool cluster;          /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
+    struct br_redis admin; /* the test's own commands, routed as the adapter routes */
 };
 
 static struct fixture fx_state;
@@ -305,9 +305,8 @@ static void sale_apply(struct sale *s, const struct br_cmd *c, struct br_outcome
     if (s->pg != NULL && (c->type == BR_CMD_USER_REGISTER || c->type == BR_CMD_EVENT_CREATE)) {
         struct hook_ctx h = {.s = s, .cmd = c, .out = out, .n = n};
         uint64_t id = 0;
-        int rc = c->type == BR_CMD_USER_REGISTER
-                     ? br_pg_user_register(s->pg, c, twin_hook, &h, &id)
-                     : br_pg_event_create(s->pg, c, twin_hook, &h, &id);
+        int rc = c->type == BR_CMD_USER_REGISTER ? br_pg_user_register(s->pg, c, twin_hook, &h, &id)
+                                                 : br_pg_event_create(s->pg, c, twin_hook, &h, &id);
         if (!h.ran || rc != out->err) {
             memset(out, 0, sizeof *out);
             out->err = rc;
@@ -506,7 +505,8 @@ static int record_matches(struct sale *s)
             assert_int_equal(br_redis_zone_counts(&s->redis, ev, z[i].zone_id, &held, &sold),
                              BR_OK);
             if (held != z[i].held || sold != z[i].sold) {
-                printf("  event %" PRIu64 " zone %u: redis held %u sold %u, record held %u sold %u\n",
+                printf("  event %" PRIu64
+                       " zone %u: redis held %u sold %u, record held %u sold %u\n",
                        ev, z[i].zone_id, held, sold, z[i].held, z[i].sold);
                 bad++;
             }
@@ -519,7 +519,8 @@ static int record_matches(struct sale *s)
             printf("  event %" PRIu64 ": log ends at %s, projected to %s\n", ev, last, pos);
             bad++;
         }
-        uint64_t in_log = holds_in_log(s, ev, NULL), in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
+        uint64_t in_log = holds_in_log(s, ev, NULL),
+                 in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
         if (in_log != in_pg) {
             printf("  event %" PRIu64 ": %" PRIu64 " holds in the log, %" PRIu64 " bookings\n", ev,
                    in_log, in_pg);
@@ -645,8 +646,10 @@ static void recorder_exactly_once_across_kills(void **state)
     assert_int_equal(record_matches(&s), 0);
     /* The check can fail: one seat sold less in the record is found. */
     char row[64], q[160];
-    assert_true(sql_row(f->db_url, "SELECT event_id, zone_id FROM zones WHERE sold > 0 "
-                                   "ORDER BY 1, 2 LIMIT 1", row, sizeof row));
+    assert_true(sql_row(f->db_url,
+                        "SELECT event_id, zone_id FROM zones WHERE sold > 0 "
+                        "ORDER BY 1, 2 LIMIT 1",
+                        row, sizeof row));
     unsigned tev = 0, tzone = 0;
     assert_int_equal(sscanf(row, "%u %u", &tev, &tzone), 2);
     snprintf(q, sizeof q, "UPDATE zones SET sold = sold - 1 WHERE event_id = %u AND zone_id = %u",
@@ -713,7 +716,8 @@ static void two_recorders_at_once(void **state)
     assert_int_equal(refused, 0);
     assert_int_equal(bad, 0);
     printf("  events projected by both recorders: %" PRIu64 ", batches found already "
-           "projected: %" PRIu64 "\n", both, conflicts);
+           "projected: %" PRIu64 "\n",
+           both, conflicts);
     assert_true(both > 0); /* they did run into each other */
     recorder_close(a);
     recorder_close(b);
@@ -1041,8 +1045,8 @@ static uint32_t holds_not_in_state(struct sale *s, const struct br_pg_booking *w
 {
     uint32_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
-        redisReply *r = admin_reply(s->f, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32,
-                                    want[i].id >> 32, (uint32_t)want[i].id);
+        redisReply *r = admin_reply(s->f, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32, want[i].id >> 32,
+                                    (uint32_t)want[i].id);
         unsigned long long user = 0, zone = 0, qty = 0, st = 0;
         bool ok = r->type == REDIS_REPLY_STRING &&
                   sscanf(r->str, "%llu:%llu:%llu:%llu:", &user, &zone, &qty, &st) == 4;
@@ -1111,9 +1115,9 @@ static void reconciler_rebuilds_after_flushall(void **state)
     uint32_t nconf = 0;
     for (uint64_t ev = 1; ev <= events; ev++) {
         uint32_t n = 0;
-        assert_int_equal(br_pg_bookings(s.pg, ev, 1u << BR_HOLD_CONFIRMED, 0, MAXB - nconf,
-                                        conf + nconf, &n),
-                         BR_OK);
+        assert_int_equal(
+            br_pg_bookings(s.pg, ev, 1u << BR_HOLD_CONFIRMED, 0, MAXB - nconf, conf + nconf, &n),
+            BR_OK);
         nconf += n;
     }
     /* The loss window: commands Redis answered after the recorder's last
