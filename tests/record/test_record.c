@@ -1140,6 +1140,14 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_int_equal(rep.events_rebuilt, events);
     assert_int_equal(redis_events(f), events);
     assert_int_equal(holds_not_in_state(&s, conf, nconf, BR_HOLD_CONFIRMED), 0);
+    /* A rebuilt event's log no longer starts with its creation: no trace. */
+    FILE *devnull = fopen("/dev/null", "wb");
+    assert_non_null(devnull);
+    struct br_trace_stats ts;
+    char why[512];
+    assert_int_equal(br_trace_export(&f->ropt, 1, devnull, &ts, why, sizeof why), BR_E_NOT_FOUND);
+    assert_non_null(strstr(why, "rebuilt"));
+    fclose(devnull);
     /* Rebuilt counters equal the record; the next tick finds no loss. */
     assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
     assert_false(rep.lost);
