@@ -386,6 +386,21 @@ static int export_to(struct br_redis *r, const struct br_config *base, uint64_t 
         say(why, cap, "reading event %" PRIu64 "'s log: %s", event_id, br_err_name(rc));
         return rc;
     }
+    /* Users counted after the log: every user the counted entries name was
+     * registered before them (on a live sale, users counted earlier could
+     * miss one). */
+    redisReply *rep = NULL;
+    rc = br_redis_commandf(r, &rep, "HGET br:{cat}:cat users");
+    if (rc == BR_OK && (rep == NULL || !reply_u64(rep, &users))) {
+        rc = BR_E_IO;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (rc != BR_OK) {
+        say(why, cap, "reading the catalog's user count: %s", br_err_name(rc));
+        return rc;
+    }
     struct br_config cfg = *base;
     size_tables(&cfg, &k);
     uint8_t head[BR_JOURNAL_HEADER_MAX];
