@@ -20,6 +20,8 @@
  *   two_recorders_at_once               two recorders on threads, same check.
  *   recorder_survives_lost_connections  every connection cut again and again
  *       on both servers while the recorder runs; then the same check.
+ *   recorder_follows_a_restored_record  PostgreSQL swapped for an older copy
+ *       under the recorder: it projects the gap again.
  *   projection_refused_by_check         Redis made to oversell a zone by one
  *       (its capacity raised by one behind PostgreSQL's back: the planted
  *       fault) -> the batch is refused by the CHECK, reported (metric, event
@@ -767,6 +769,44 @@ static void recorder_survives_lost_connections(void **state)
     sale_close(&s);
 }
 
+/* PostgreSQL restored from a backup taken earlier (the database swapped
+ * for a copy under the same name) while the recorder runs: its cached
+ * positions are now ahead of the record's, and it must project the gap
+ * again (it reads the position again once caught up), not wait after it. */
+static void recorder_follows_a_restored_record(void **state)
+{
+    struct fixture *f = *state;
+    fresh_servers(f);
+    struct sale s;
+    sale_open(&s, f, true, 17);
+    sale_run(&s, 1000);
+    struct br_recorder *rec = recorder_new(&s, 64, "restore");
+    catch_up(&s, rec);
+    char q[256], kill_q[256];
+    snprintf(kill_q, sizeof kill_q,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+             "'t%u' AND pid <> pg_backend_pid()",
+             f->db_seq);
+    /* The backup: a copy of the database as it is now. */
+    sql(f->pg_url, kill_q);
+    snprintf(q, sizeof q, "CREATE DATABASE t%u_backup TEMPLATE t%u", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    sale_run(&s, 1000);
+    catch_up(&s, rec);
+    /* The restore: the backup takes the database's name. */
+    sql(f->pg_url, kill_q);
+    snprintf(q, sizeof q, "ALTER DATABASE t%u RENAME TO t%u_lost", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    snprintf(q, sizeof q, "ALTER DATABASE t%u_backup RENAME TO t%u", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    assert_true(record_matches(&s) > 0); /* the record lost the second half */
+    sleep_ms(1100);                      /* the recorder's position recheck */
+    catch_up(&s, rec);
+    assert_int_equal(record_matches(&s), 0);
+    recorder_close(rec);
+    sale_close(&s);
+}
+
 /* A small event of its own: one zone of `cap` seats, no queue. */
 static uint64_t make_event(struct sale *s, uint64_t organizer, uint32_t cap, int64_t now_ms)
 {
@@ -1244,6 +1284,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(recorder_exactly_once_across_kills, test_teardown),
         cmocka_unit_test_teardown(two_recorders_at_once, test_teardown),
         cmocka_unit_test_teardown(recorder_survives_lost_connections, test_teardown),
+        cmocka_unit_test_teardown(recorder_follows_a_restored_record, test_teardown),
         cmocka_unit_test_teardown(projection_refused_by_check, test_teardown),
         cmocka_unit_test_teardown(trace_export_replays_identically, test_teardown),
         cmocka_unit_test_teardown(reconciler_rebuilds_after_flushall, test_teardown),
