@@ -137,6 +137,20 @@ static int redis_setup(struct fixture *f)
     return br_redis_open(&f->admin, &o, &cfg) == BR_OK ? 0 : -1;
 }
 
+/* PostgreSQL runs as a daemon of its own (pg.sh): a test that dies of a
+ * sanitizer report or an assertion (both end in the sanitizers' Die, which
+ * runs no atexit handlers) still stops it. Weak: absent without them. */
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+static char pg_stop_cmd[1600];
+
+static void pg_stop_now(void)
+{
+    if (pg_stop_cmd[0] != 0 && system(pg_stop_cmd) != 0) {
+        fprintf(stderr, "test_record: stopping PostgreSQL failed\n");
+    }
+    pg_stop_cmd[0] = 0;
+}
+
 static int group_setup(void **state)
 {
     struct fixture *f = &fx_state;
@@ -155,6 +169,13 @@ static int group_setup(void **state)
         test_redis_server_stop(&f->redis_server);
         return -1;
     }
+    snprintf(pg_stop_cmd, sizeof pg_stop_cmd,
+             "%s/tests/fixtures/pg.sh stop %.127s >/dev/null 2>&1; rm -rf %.127s", BR_SOURCE_DIR,
+             f->pg_state, f->pg_state);
+    atexit(pg_stop_now);
+    if (__sanitizer_set_death_callback != NULL) {
+        __sanitizer_set_death_callback(pg_stop_now);
+    }
     printf("  Redis %s%s, PostgreSQL %s\n", f->cluster ? "Cluster " : "",
            f->cluster ? f->ropt.seeds : f->ropt.host, f->pg_url);
     *state = f;
@@ -168,12 +189,7 @@ static int group_teardown(void **state)
     if (!f->cluster) {
         test_redis_server_stop(&f->redis_server);
     }
-    char cmd[1600];
-    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh stop %.127s >/dev/null 2>&1; rm -rf %.127s",
-             BR_SOURCE_DIR, f->pg_state, f->pg_state);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "test_record: stopping PostgreSQL failed\n");
-    }
+    pg_stop_now();
     return 0;
 }
 
