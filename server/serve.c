@@ -431,7 +431,8 @@ struct serve {
     struct br_serve_config cfg;
     struct br_log log;
     struct secrets sec;
-    struct br_provider_test *provider;
+    struct br_provider_test *provider; /* the built-in one: also the confirm route's */
+    struct br_provider payments;       /* the provider the deployment uses (provider.h) */
     struct br_embedded *emb;
     struct br_pg *pg;                /* distributed only */
     struct br_distributed *dist;     /* distributed only */
@@ -583,12 +584,14 @@ static int open_backend(struct serve *sv)
     if (br_provider_test_new(&sv->provider, &pcfg) != BR_OK) {
         return BR_E_IO;
     }
+    sv->payments = br_provider_test_provider(sv->provider);
     if (br_serve_distributed(cfg)) {
         return open_distributed(sv);
     }
     struct br_embedded_config ecfg = {
         .data_dir = cfg->data_dir, .tick_ms = cfg->tick_ms, .fsync = true,
-        .syncers = cfg->journal_syncs, .provider = sv->provider, .log = &sv->log,
+        .syncers = cfg->journal_syncs, .provider = sv->payments,
+        .log = &sv->log,
         .email_hash_bits = cfg->test_email_hash_bits};
     br_config_size(&cfg->sizing, 0, &ecfg.engine);
     int64_t t0 = br_clock_mono_ms();
@@ -635,6 +638,7 @@ static int build_routes(struct serve *sv)
     uint8_t prefix[4];
     br_auth_random(prefix, sizeof prefix);
     rt->backend = sv->backend;
+    br_metrics_set_backend(sv->metrics, sv->backend);
     rt->hub = sv->hub;
     rt->metrics = sv->metrics;
     rt->rl_user = sv->rl_user;
@@ -689,7 +693,7 @@ static int start_http(struct serve *sv)
     bool v6 = strchr(cfg->bind, ':') != NULL;
     snprintf(url, sizeof url, "http://%s%s%s:%u/api/v1/webhooks/stripe", v6 && !any ? "[" : "",
              any ? "127.0.0.1" : cfg->bind, v6 && !any ? "]" : "", (unsigned)sv->port);
-    if (br_provider_test_start(sv->provider, url) != BR_OK) {
+    if (br_provider_start(&sv->payments, url) != BR_OK) {
         return BR_E_IO;
     }
     if (cfg->port_file[0] != '\0') {
@@ -741,7 +745,7 @@ static void drain(struct serve *sv, int sig)
     br_hub_end_all(sv->hub);
     wait_inflight(sv->http, sv->cfg.shutdown_grace_s * 1000u);
     br_hashpool_stop(sv->hashpool); /* the hashes still queued run: their requests go on */
-    br_provider_test_stop(sv->provider);
+    br_provider_stop(&sv->payments);
     wait_inflight(sv->http, 1000);
     br_embedded_close(sv->emb); /* commits everything pending: every waiting request answers */
     sv->emb = NULL;
