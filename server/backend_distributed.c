@@ -436,8 +436,10 @@ static void session_cmd(struct br_distributed *x, struct br_cmd *cmd, struct br_
     cmd->now_ms = dist_now_ms(x);
     struct br_outcome out;
     memset(&out, 0, sizeof out);
+    /* Sessions live in PostgreSQL only: signing in goes on while Redis is
+     * being rebuilt. */
     int rc = BR_E_UNAVAILABLE;
-    if (!dist_refusing(x)) {
+    {
         switch (cmd->type) {
         case BR_CMD_SESSION_OPEN:
             rc = br_pg_session_open(x->cfg.pg, cmd, &out);
@@ -829,9 +831,13 @@ static int check_pg(struct br_distributed *x)
     if (rc == BR_OK) {
         rc = br_pg_event_max_id(x->cfg.pg, &events);
     }
-    if (rc == BR_E_UNAVAILABLE) {
-        return rc;
+    if (rc != BR_OK && br_pg_ping(x->cfg.pg) != BR_OK) {
+        return BR_E_UNAVAILABLE; /* the server went away meanwhile */
     }
+    /* The server answers but our reads fail: the tables are not there (pg
+     * translates 42P01, an undefined table, as UNAVAILABLE). An older
+     * schema that has the tables passes here; pg.h has no version check
+     * yet (asked for: br_pg_schema_status). */
     if (rc != BR_OK) {
         br_logf(x->cfg.log, BR_LOG_ERROR,
                 "PostgreSQL's schema is missing or old: run `bookingrush migrate --pg URL` first",

@@ -203,6 +203,14 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
  * writes the epoch again. Returns false when it could not tell. */
 static bool check_lost(struct br_distributed *x, struct dist_conn *c)
 {
+    /* PostgreSQL first: a user or event is counted in Redis (the twin,
+     * inside the transaction) before its row commits, so Redis read after
+     * PostgreSQL is never behind it unless Redis lost data. */
+    uint64_t pg_users = 0, pg_events = 0;
+    if (br_pg_user_max_id(x->cfg.pg, &pg_users) != BR_OK ||
+        br_pg_event_max_id(x->cfg.pg, &pg_events) != BR_OK) {
+        return false;
+    }
     redisContext *rd = dist_rd(x, c);
     if (rd == NULL) {
         return false;
@@ -216,10 +224,7 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
          cat->type == REDIS_REPLY_ARRAY && cat->elements == 2;
     bool lost = false;
     if (ok && epoch->integer == 0) {
-        uint64_t pg_users = 0, pg_events = 0;
-        ok = br_pg_user_max_id(x->cfg.pg, &pg_users) == BR_OK &&
-             br_pg_event_max_id(x->cfg.pg, &pg_events) == BR_OK;
-        lost = ok && (num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events);
+        lost = num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events;
     }
     if (r0 != NULL) {
         freeReplyObject(r0);
