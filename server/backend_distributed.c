@@ -103,8 +103,11 @@ void dist_note_pg(struct br_distributed *x, int rc)
 
 bool dist_refusing(struct br_distributed *x)
 {
+    /* Redis known down (a failed call or the last health check): refused
+     * before anything is sent, so the answer is UNAVAILABLE (nothing done),
+     * not UNKNOWN_OUTCOME. PostgreSQL down refuses only what needs it. */
     pthread_mutex_lock(&x->state_mu);
-    bool r = !x->writable || x->lost;
+    bool r = !x->writable || x->lost || x->redis_down;
     pthread_mutex_unlock(&x->state_mu);
     return r;
 }
