@@ -720,6 +720,18 @@ static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
                       "# TYPE br_fanout_resubscribes_total counter\n"
                       "br_fanout_resubscribes_total %llu\n",
                       (unsigned long long)atomic_load(&x->fanout_reconnects));
+    for (uint32_t i = 0; i < x->metrics_count; i++) {
+        size_t need = x->metrics[i].fn(x->metrics[i].ctx, NULL, 0);
+        char *buf = malloc(need + 1);
+        if (buf == NULL) {
+            continue;
+        }
+        size_t got = x->metrics[i].fn(x->metrics[i].ctx, buf, need + 1);
+        if (got <= need) {
+            br_metrics_printf(out, "%s", buf);
+        }
+        free(buf);
+    }
 }
 
 static const struct br_backend_ops DIST_OPS = {
@@ -947,6 +959,19 @@ int br_distributed_start(struct br_distributed *x)
 struct br_backend *br_distributed_backend(struct br_distributed *x)
 {
     return &x->base;
+}
+
+void br_distributed_add_metrics(struct br_distributed *x, br_distributed_metrics_fn fn, void *ctx)
+{
+    BR_ASSERT(!x->roles_started && x->metrics_count < BR_DIST_METRICS_MAX);
+    x->metrics[x->metrics_count].fn = fn;
+    x->metrics[x->metrics_count].ctx = ctx;
+    x->metrics_count++;
+}
+
+const struct br_redis_options *br_distributed_redis_options(const struct br_distributed *x)
+{
+    return &x->ropt;
 }
 
 const struct br_config *br_distributed_engine_config(const struct br_distributed *x)

@@ -79,6 +79,12 @@ struct br_distributed {
     pthread_t fanout_thread;
     bool fanout_started;
 
+    struct {
+        br_distributed_metrics_fn fn;
+        void *ctx;
+    } metrics[BR_DIST_METRICS_MAX];
+    uint32_t metrics_count;
+
     pthread_mutex_t fan_mu;
     uint64_t fan_pending[DIST_FAN_PENDING_MAX];
     uint32_t fan_pending_count;
