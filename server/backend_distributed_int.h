@@ -215,8 +215,10 @@ void dist_roles_stop(struct br_distributed *x);
 
 int dist_fanout_start(struct br_distributed *x);
 void dist_fanout_stop(struct br_distributed *x);
-/* A pass was issued: published at once on the channel. */
-void dist_fanout_pass(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx);
+/* The pass_issued effects among fx[0..n): published at once on the
+ * channel (pipelined: one round trip). */
+void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n);
 /* Positions of the event may have moved: published by the next flush
  * (at most once per event per flush). */
 void dist_fanout_queue_changed(struct br_distributed *x, uint64_t event_id);

@@ -141,11 +141,9 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
                   const struct br_outcome *out, const struct br_effect *fx, uint32_t n,
                   struct br_api_payment *pay)
 {
+    dist_fanout_passes(x, c, fx, n);
     for (uint32_t i = 0; i < n; i++) {
         switch (fx[i].kind) {
-        case BR_FX_PASS_ISSUED:
-            dist_fanout_pass(x, c, &fx[i]);
-            break;
         case BR_FX_PROVIDER_CHARGE:
             charge(x, c, &fx[i], pay);
             break;
@@ -296,7 +294,14 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     uint32_t n = 0;
     call->err = dist_apply(x, c, &cmd, &out, fx, &n);
     dist_effects(x, c, &cmd, &out, fx, n, NULL);
-    if (out.id != 0) {
+    struct dist_spec s;
+    if (call->err == BR_OK && idem_key == 0 && dist_spec(x, event_id, &s) == BR_OK &&
+        zone_id >= 1 && zone_id <= s.spec.zone_count) {
+        /* A new hold (no key: no repeat): the outcome says it all. */
+        br_api_booking_from_reserve(&call->r.booking, &cmd, &out, s.spec.zones[zone_id - 1].currency);
+        dist_index_hold(x, c, user, out.id, cmd.now_ms);
+    } else if (out.id != 0) {
+        /* A repeat answers the first hold: read it as stored. */
         int rc = fill_booking(x, c, out.id, &call->r.booking);
         if (rc == BR_OK && call->err == BR_OK) {
             /* The user's list; a retry with the same key writes it again. */
