@@ -821,8 +821,13 @@ static int open_redis(struct br_distributed *x)
         if (rc != BR_OK) {
             return rc;
         }
-        rc = br_redis_open(&x->conns[0].r, &x->ropt, &x->ecfg);
+        /* The first attempt quietly: a process starting at the same moment
+         * may record its config first (INVALID here), and we adopt it. */
+        struct br_redis_options o = x->ropt;
+        o.quiet = attempt == 0;
+        rc = br_redis_open(&x->conns[0].r, &o, &x->ecfg);
     }
+    x->conns[0].r.opt.quiet = x->ropt.quiet;
     if (rc != BR_OK) {
         char esc[DIST_URL_MAX + 64];
         br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot open the deployment's state",
