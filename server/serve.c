@@ -213,8 +213,8 @@ static int sync_wait(struct sync_call *s)
 
 /* --admin EMAIL:PASSWORD: registers the administrator, or promotes the
  * existing user with that email (the password of an existing user is kept). */
-static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c,
-                           const struct br_log *log)
+static int bootstrap_admin_once(struct br_backend *b, const struct br_serve_config *c,
+                                const struct br_log *log)
 {
     char email[BR_EMAIL_MAX];
     const char *colon = strchr(c->admin, ':');
@@ -252,9 +252,19 @@ static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c
     }
     b->ops->user_register(b, email, "Administrator", hash, salt, BR_ROLE_ADMIN, sync_begin(&s));
     rc = sync_wait(&s);
-    br_logf(log, rc == BR_OK ? BR_LOG_INFO : BR_LOG_ERROR, "administrator registered",
-            "\"user\":%" PRIu64 ",\"err\":\"%s\"", s.call.r.user.id, br_err_name(rc));
+    br_logf(log, rc == BR_OK ? BR_LOG_INFO : rc == BR_E_EMAIL_TAKEN ? BR_LOG_WARN : BR_LOG_ERROR,
+            "administrator registered", "\"user\":%" PRIu64 ",\"err\":\"%s\"",
+            s.call.r.user.id, br_err_name(rc));
     return rc;
+}
+
+/* Distributed processes starting together may both register the
+ * administrator: the second finds the email taken and looks again. */
+static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c,
+                           const struct br_log *log)
+{
+    int rc = bootstrap_admin_once(b, c, log);
+    return rc == BR_E_EMAIL_TAKEN ? bootstrap_admin_once(b, c, log) : rc;
 }
 
 /* --demo: one event on sale now, unless there are events already. */
