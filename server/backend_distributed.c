@@ -540,6 +540,30 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
     call->done(call);
 }
 
+/* The zones' counters as PostgreSQL's projection has them. */
+static int record_counters(struct br_distributed *x, uint64_t event_id, struct dist_counters *k)
+{
+    memset(k, 0, sizeof *k);
+    struct br_pg_zone z[BR_EVENT_ZONES_MAX];
+    uint32_t n = 0;
+    int rc = br_pg_zones(x->cfg.pg, event_id, z, &n);
+    dist_note_pg(x, rc);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (n == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    for (uint32_t i = 0; i < n && i < BR_EVENT_ZONES_MAX; i++) {
+        if (z[i].zone_id >= 1 && z[i].zone_id <= BR_EVENT_ZONES_MAX) {
+            k->held[z[i].zone_id - 1] = z[i].held;
+            k->sold[z[i].zone_id - 1] = z[i].sold;
+        }
+    }
+    k->zone_count = n;
+    return BR_OK;
+}
+
 /* The event's spec and its zones' live counters. */
 static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                       struct br_api_event *out)
@@ -551,6 +575,12 @@ static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t ev
     }
     struct dist_counters k;
     rc = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
+    if (rc == BR_E_NOT_FOUND) {
+        /* In PostgreSQL, not (yet, or not any more) in Redis: being created,
+         * or Redis lost it and the rebuild is pending. The record's
+         * counters (as projected) stand in. */
+        rc = record_counters(x, event_id, &k);
+    }
     if (rc != BR_OK) {
         return rc;
     }
@@ -572,6 +602,11 @@ static void op_event_list(struct br_backend *b, uint64_t after_id, struct br_cal
     uint64_t count = 0;
     if (call->err == BR_OK) {
         call->err = dist_read_cat(x, c, "events", &count);
+    }
+    uint64_t pg_count = 0;
+    if (call->err == BR_OK && dist_refusing(x) && br_pg_event_max_id(x->cfg.pg, &pg_count) == BR_OK &&
+        pg_count > count) {
+        count = pg_count; /* Redis lost its data: the catalog is PostgreSQL's meanwhile */
     }
     uint64_t first = after_id < count ? after_id + 1 : UINT64_MAX;
     for (uint64_t id = first; call->err == BR_OK && id <= count && call->list_count < call->list_cap;
