@@ -200,6 +200,21 @@ int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
     }
     struct dist_conn *c = &x->conns[x->free_stack[--x->free_count]];
     pthread_mutex_unlock(&x->pool_mu);
+    uint64_t gen = atomic_load(&x->conn_gen);
+    if (c->gen != gen) {
+        /* Redis was away since these connections were made: a socket the
+         * old server closed would take the next request and fail it as
+         * UNKNOWN_OUTCOME although it never arrived. Made afresh instead. */
+        if (c->opened && c->r.ctx != NULL) {
+            redisFree(c->r.ctx);
+            c->r.ctx = NULL;
+        }
+        if (c->rd != NULL) {
+            redisFree(c->rd);
+            c->rd = NULL;
+        }
+        c->gen = gen;
+    }
     if (!c->opened) {
         int rc = br_redis_open(&c->r, &x->ropt, &x->ecfg);
         if (rc != BR_OK) {

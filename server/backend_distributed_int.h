@@ -32,6 +32,7 @@ struct dist_conn {
     bool opened;
     struct redisContext *rd;  /* NULL while disconnected; made again on use */
     uint32_t index;
+    uint64_t gen;             /* conn_gen when its connections were made */
 };
 
 struct dist_spec {
@@ -62,6 +63,7 @@ struct br_distributed {
     _Atomic int64_t last_now_ms;
     _Atomic uint64_t commands;    /* scripts applied through this process */
     _Atomic uint64_t fanout_reconnects;
+    _Atomic uint64_t conn_gen;    /* bumped when Redis comes back: older connections are dropped */
 
     pthread_mutex_t state_mu; /* the readiness fields below */
     bool redis_down;
