@@ -249,7 +249,8 @@ int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd
 
 /* ---- the spec cache ---- */
 
-int dist_spec(struct br_distributed *x, uint64_t event_id, struct dist_spec *out)
+int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
+              struct dist_spec *out)
 {
     memset(out, 0, sizeof *out);
     if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
@@ -264,15 +265,27 @@ int dist_spec(struct br_distributed *x, uint64_t event_id, struct dist_spec *out
             return BR_OK;
         }
     }
-    struct br_pg_event ev;
-    int rc = br_pg_event_get(x->cfg.pg, event_id, &ev);
-    dist_note_pg(x, rc);
-    if (rc != BR_OK) {
-        return rc;
+    /* Redis first (the on-sale goes on while PostgreSQL is away), then
+     * PostgreSQL (while Redis lost it, or the event is being created). */
+    struct dist_conn *c = held;
+    int rc = c != NULL ? BR_OK : dist_conn_take(x, &c);
+    if (rc == BR_OK) {
+        rc = dist_read_spec(x, c, event_id, out);
+        if (held == NULL) {
+            dist_conn_give(x, c);
+        }
     }
-    out->have = true;
-    out->owner_id = ev.owner_id;
-    out->spec = ev.spec;
+    if (rc != BR_OK) {
+        struct br_pg_event ev;
+        int prc = br_pg_event_get(x->cfg.pg, event_id, &ev);
+        dist_note_pg(x, prc);
+        if (prc != BR_OK) {
+            return rc == BR_E_NOT_FOUND ? prc : rc;
+        }
+        out->have = true;
+        out->owner_id = ev.owner_id;
+        out->spec = ev.spec;
+    }
     if (out->spec.queue_capacity == 0) {
         out->spec.queue_capacity = x->ecfg.queue_capacity_default;
     }
@@ -385,9 +398,22 @@ static void op_user_find(struct br_backend *b, const char *email, struct br_call
     call->done(call);
 }
 
+/* Redis first: every role-checked request asks, the twin's role is
+ * written before PostgreSQL's (op_user_role_set), and the on-sale goes on
+ * while PostgreSQL is away. PostgreSQL when Redis does not know the user
+ * (lost, being rebuilt) or cannot be reached. */
 static void op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call)
 {
     struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    if (dist_conn_take(x, &c) == BR_OK) {
+        call->err = dist_read_user(x, c, user_id, &call->r.user);
+        dist_conn_give(x, c);
+        if (call->err == BR_OK) {
+            call->done(call);
+            return;
+        }
+    }
     struct br_pg_user u;
     call->err = br_pg_user_get(x->cfg.pg, user_id, &u);
     dist_note_pg(x, call->err);
@@ -551,6 +577,11 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
         if (ev->spec.queue_capacity == 0) {
             ev->spec.queue_capacity = x->ecfg.queue_capacity_default;
         }
+        if (id <= BR_DIST_SPEC_CACHE) {
+            pthread_mutex_lock(&x->spec_mu);
+            x->specs[id - 1] = (struct dist_spec){.have = true, .owner_id = actor, .spec = ev->spec};
+            pthread_mutex_unlock(&x->spec_mu);
+        }
     }
     call->done(call);
 }
@@ -584,7 +615,7 @@ static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t ev
                       struct br_api_event *out)
 {
     struct dist_spec s;
-    int rc = dist_spec(x, event_id, &s);
+    int rc = dist_spec(x, c, event_id, &s);
     if (rc != BR_OK) {
         return rc;
     }
@@ -655,7 +686,7 @@ static void op_event_stats(struct br_backend *b, uint64_t event_id, struct br_ca
 {
     struct br_distributed *x = self(b);
     struct dist_spec s;
-    call->err = dist_spec(x, event_id, &s);
+    call->err = dist_spec(x, NULL, event_id, &s);
     struct dist_conn *c = NULL;
     if (call->err == BR_OK) {
         call->err = dist_conn_take(x, &c);
@@ -724,7 +755,7 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
         for (uint64_t id = 1; id <= count && g->event_count < BR_API_LIST_MAX; id++) {
             struct dist_spec s;
             struct dist_counters k;
-            if (dist_spec(x, id, &s) != BR_OK ||
+            if (dist_spec(x, c, id, &s) != BR_OK ||
                 dist_read_counters(x, c, id, s.spec.zone_count, &k) != BR_OK) {
                 continue;
             }

@@ -318,7 +318,12 @@ static void *roles_main(void *arg)
             continue;
         }
         bool ok = true;
-        if (br_clock_mono_ms() >= next_epoch) {
+        pthread_mutex_lock(&x->state_mu);
+        bool lost = x->lost;
+        pthread_mutex_unlock(&x->state_mu);
+        /* Each second; each tick while lost, so writes resume with the
+         * rebuild (the reconciler may run in another process). */
+        if (lost || br_clock_mono_ms() >= next_epoch) {
             next_epoch = br_clock_mono_ms() + EPOCH_CHECK_MS;
             check_lost(x, c);
         }
