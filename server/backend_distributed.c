@@ -18,6 +18,7 @@
 #include "adapters/auth.h"
 #include "adapters/clock.h"
 #include "adapters/pg.h"
+#include "adapters/redis_cluster.h"
 #include "core/catalog.h"
 #include "core/panic.h"
 #include "server/api_cmd.h"
@@ -175,17 +176,6 @@ redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c)
     return c->rd;
 }
 
-void dist_rd_fail(struct br_distributed *x, struct dist_conn *c, const char *what)
-{
-    if (c->rd != NULL) {
-        br_logf(x->cfg.log, BR_LOG_WARN, "redis: read failed", "\"what\":\"%s\",\"detail\":\"%s\"",
-                what, c->rd->err != 0 ? c->rd->errstr : "unexpected reply");
-        redisFree(c->rd);
-        c->rd = NULL;
-    }
-    dist_note_redis(x, BR_E_UNAVAILABLE);
-}
-
 int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
 {
     *out = NULL;
@@ -333,10 +323,11 @@ static int twin_hook(void *ctx, uint64_t id)
         return BR_OK;
     }
     if (t->cmd->type == BR_CMD_USER_REGISTER && rc == BR_E_EMAIL_TAKEN) {
-        redisContext *rd = dist_rd(t->x, t->c);
-        redisReply *rep = rd != NULL ? redisCommand(rd, "HGET br:{cat}:email %s",
-                                                   t->cmd->u.user_register.email)
-                                     : NULL;
+        const char *email = t->cmd->u.user_register.email;
+        const char *argv[] = {"HGET", "br:{cat}:email", email};
+        size_t len[] = {4, 14, strlen(email)};
+        redisReply *rep = NULL;
+        dist_cmd(t->x, t->c, &rep, 3, argv, len);
         bool same = rep != NULL && rep->type == REDIS_REPLY_STRING &&
                     strtoull(rep->str, NULL, 10) == id;
         if (rep != NULL) {
@@ -852,18 +843,47 @@ static const struct br_backend_ops DIST_OPS = {
  * one (every process adopts it), else ours with a fresh seed (the first
  * process records it; a second starting at the same moment with another
  * seed is refused by config.lua and adopts the winner's on its retry). */
+/* HMGET of the recorded config, on one node or through a cluster's router
+ * (the catalog's slot may live on any node). NULL when unreachable. */
+static redisReply *read_config(struct br_distributed *x)
+{
+    static const char *const argv[] = {"HMGET", "br:{cat}:cat", "cfg_seed", "cfg_events_max",
+                                       "cfg_users_max", "cfg_qslots_max", "cfg_qcap_default",
+                                       "cfg_active_max", "cfg_seats_max"};
+    size_t len[9];
+    for (int i = 0; i < 9; i++) {
+        len[i] = strlen(argv[i]);
+    }
+    redisReply *rep = NULL;
+    if (x->ropt.cluster) {
+        struct br_cluster *cl = calloc(1, sizeof *cl);
+        if (cl != NULL && br_cluster_open(cl, x->ropt.seeds, x->ropt.connect_timeout_ms,
+                                          x->ropt.command_timeout_ms, false) == BR_OK) {
+            br_cluster_call(cl, 9, (const char **)argv, len, &rep);
+            br_cluster_close(cl);
+        }
+        free(cl);
+        return rep;
+    }
+    redisContext *rd = connect_plain(x, "start");
+    if (rd != NULL) {
+        rep = redisCommandArgv(rd, 9, (const char **)argv, len);
+        redisFree(rd);
+    }
+    return rep;
+}
+
 static int adopt_config(struct br_distributed *x)
 {
-    redisContext *rd = connect_plain(x, "start");
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rd, "HMGET br:{cat}:cat cfg_seed cfg_events_max cfg_users_max "
-                                       "cfg_qslots_max cfg_qcap_default cfg_active_max cfg_seats_max");
+    redisReply *rep = read_config(x);
     int rc = BR_OK;
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+        char esc[DIST_URL_MAX + 64];
         br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot read the deployment's config",
-                "\"detail\":\"%s\"", rep == NULL ? rd->errstr : "unexpected reply");
+                "\"url\":\"%s\",\"detail\":\"%s\"",
+                br_log_escape(x->redis_url, esc, sizeof esc),
+                rep == NULL ? "no connection" : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                                               : "unexpected reply");
         rc = BR_E_UNAVAILABLE;
     } else if (rep->element[0]->type == REDIS_REPLY_STRING) {
         uint64_t v[7];
@@ -890,7 +910,6 @@ static int adopt_config(struct br_distributed *x)
     if (rep != NULL) {
         freeReplyObject(rep);
     }
-    redisFree(rd);
     return rc;
 }
 

@@ -9,6 +9,8 @@
  *   backend_distributed_read.c    reads of the live state (key layout: lua/README.md)
  *   backend_distributed_roles.c   admitter, sweeper, saga, health checks
  *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
+ *   backend_distributed_index.c   each user's list of bookings
+ *   backend_distributed_io.c      our own Redis commands, on one node or a cluster
  */
 #ifndef BR_BACKEND_DISTRIBUTED_INT_H
 #define BR_BACKEND_DISTRIBUTED_INT_H
@@ -103,8 +105,6 @@ void dist_conn_give(struct br_distributed *x, struct dist_conn *c);
  * cannot be reached (logged, readiness updated). */
 struct redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c);
 
-/* A read connection failed: drops it (made again on next use). */
-void dist_rd_fail(struct br_distributed *x, struct dist_conn *c, const char *what);
 
 /* The command clock: wall ms, never backwards within this process. */
 int64_t dist_now_ms(struct br_distributed *x);
@@ -126,6 +126,41 @@ int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd
  * BR_E_NOT_FOUND, or a connection error. */
 int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
               struct dist_spec *out);
+
+/* ---- backend_distributed_io.c: our own commands, one node or a cluster ---- */
+
+struct redisReply;
+
+/* A failed command: logged (with Redis's message when rep is an error
+ * reply), the plain connection dropped, Redis marked down. */
+void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *what,
+                  const struct redisReply *rep);
+
+/* One command: BR_OK with *rep (not an error reply; the caller frees it)
+ * or BR_E_UNAVAILABLE (logged). dist_cmdf formats and splits at spaces. */
+int dist_cmd(struct br_distributed *x, struct dist_conn *c, struct redisReply **rep, int argc,
+             const char **argv, const size_t *len);
+int dist_cmdf(struct br_distributed *x, struct dist_conn *c, struct redisReply **rep,
+              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A batch of commands: begin, add (at most BR_CLUSTER_QUEUE_MAX = 512 in
+ * cluster mode), then next once per command added (NULL after a failure:
+ * logged, nothing more comes), then end (reads what is left; BR_OK or
+ * BR_E_UNAVAILABLE). */
+struct dist_pipe {
+    struct br_distributed *x;
+    struct dist_conn *c;
+    uint32_t queued;
+    uint32_t read;
+    bool failed;
+};
+#define DIST_PIPE_MAX 512u
+void dist_pipe_begin(struct br_distributed *x, struct dist_conn *c, struct dist_pipe *p);
+void dist_pipe_add(struct dist_pipe *p, int argc, const char **argv, const size_t *len);
+void dist_pipe_addf(struct dist_pipe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+struct redisReply *dist_pipe_next(struct dist_pipe *p);
+int dist_pipe_end(struct dist_pipe *p);
 
 /* ---- backend_distributed_sale.c ---- */
 
@@ -209,7 +244,6 @@ int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *fie
 int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                     const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc);
 
-struct redisReply;
 /* A reply's integer or decimal string as a number (0 otherwise). */
 uint64_t dist_num(const struct redisReply *e);
 /* A stored hold's packed value (lua/lib.lua, hold_save): BR_OK or BR_E_CORRUPT. */

@@ -72,8 +72,8 @@ static uint64_t num(const redisReply *e)
                                                                 : 0;
 }
 
-/* Appends one event's checks: 5 commands. */
-static void append_checks(struct br_distributed *x, redisContext *rd, uint64_t e)
+/* Adds one event's checks to a batch: 5 commands. */
+static void add_checks(struct br_distributed *x, struct dist_pipe *p, uint64_t e)
 {
     unsigned long long id = (unsigned long long)e;
     char key[64];
@@ -82,14 +82,18 @@ static void append_checks(struct br_distributed *x, redisContext *rd, uint64_t e
     snprintf(ttl, sizeof ttl, "%u", LEASE_TICKS * x->cfg.tick_ms);
     if (x->cfg.roles & BR_DIST_ROLE_ADMITTER) {
         const char *argv[] = {"EVAL", LEASE_LUA, "1", key, x->pid, ttl};
-        redisAppendCommandArgv(rd, 6, argv, NULL);
+        size_t len[6];
+        for (int i = 0; i < 6; i++) {
+            len[i] = strlen(argv[i]);
+        }
+        dist_pipe_add(p, 6, argv, len);
     } else {
-        redisAppendCommand(rd, "PING");
+        dist_pipe_addf(p, "EXISTS %s", key); /* a placeholder in the same slot */
     }
-    redisAppendCommand(rd, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
 }
 
 /* Decides from one event's 5 replies (the twin of br_engine_due). */
@@ -158,27 +162,19 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     bool saga_due = false;
     int64_t now = dist_now_ms(x);
     for (uint64_t e = 1; e <= events; e++) {
-        redisContext *rd = dist_rd(x, c);
-        if (rd == NULL) {
-            return false;
-        }
-        append_checks(x, rd, e);
+        struct dist_pipe p;
+        dist_pipe_begin(x, c, &p);
+        add_checks(x, &p, e);
         redisReply *r[5] = {NULL};
-        bool ok = true;
         for (int i = 0; i < 5; i++) {
-            void *rep = NULL;
-            if (ok && (redisGetReply(rd, &rep) != REDIS_OK || rep == NULL)) {
-                ok = false;
-            }
-            r[i] = rep;
+            r[i] = dist_pipe_next(&p);
         }
-        if (!ok) {
+        if (dist_pipe_end(&p) != BR_OK) {
             for (int i = 0; i < 5; i++) {
                 if (r[i] != NULL) {
                     freeReplyObject(r[i]);
                 }
             }
-            dist_rd_fail(x, c, "roles");
             return false;
         }
         struct event_due d;
@@ -212,17 +208,23 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
         br_pg_event_max_id(x->cfg.pg, &pg_events) != BR_OK) {
         return false;
     }
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return false;
-    }
-    redisAppendCommand(rd, "EXISTS br:{cat}:epoch");
-    redisAppendCommand(rd, "HMGET br:{cat}:cat users events");
-    redisAppendCommand(rd, "EXISTS br:{cat}:rebuilding");
-    void *r[3] = {NULL, NULL, NULL};
-    bool ok = true;
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
+    dist_pipe_addf(&p, "EXISTS br:{cat}:epoch");
+    dist_pipe_addf(&p, "HMGET br:{cat}:cat users events");
+    dist_pipe_addf(&p, "EXISTS br:{cat}:rebuilding");
+    redisReply *r[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
-        ok = ok && redisGetReply(rd, &r[i]) == REDIS_OK && r[i] != NULL;
+        r[i] = dist_pipe_next(&p);
+    }
+    bool ok = dist_pipe_end(&p) == BR_OK && r[0] != NULL && r[1] != NULL && r[2] != NULL;
+    if (!ok) {
+        for (int i = 0; i < 3; i++) {
+            if (r[i] != NULL) {
+                freeReplyObject(r[i]);
+            }
+        }
+        return false;
     }
     const redisReply *epoch = r[0], *cat = r[1], *rebuilding = r[2];
     ok = ok && epoch->type == REDIS_REPLY_INTEGER && cat->type == REDIS_REPLY_ARRAY &&
@@ -235,12 +237,7 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
                rebuilding->integer > 0;
     }
     for (int i = 0; i < 3; i++) {
-        if (r[i] != NULL) {
-            freeReplyObject(r[i]);
-        }
-    }
-    if (!ok) {
-        dist_rd_fail(x, c, "epoch");
+        freeReplyObject(r[i]);
     }
     if (!ok) {
         return false;
@@ -262,14 +259,10 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
 static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
 {
     if (redis_ok) {
-        redisContext *rd = dist_rd(x, c);
-        redisReply *rep = rd != NULL ? redisCommand(rd, "PING") : NULL;
-        redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        redisReply *rep = NULL;
+        redis_ok = dist_cmdf(x, c, &rep, "PING") == BR_OK;
         if (rep != NULL) {
             freeReplyObject(rep);
-        }
-        if (rd != NULL && !redis_ok) {
-            dist_rd_fail(x, c, "ping");
         }
     }
     bool pg_ok = br_pg_ping(x->cfg.pg) == BR_OK;
