@@ -131,6 +131,10 @@ int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_i
 
 struct redisReply;
 
+/* Whether the slot talks to a Redis Cluster (then a batch cannot hold a
+ * script: send those with dist_cmd). */
+bool dist_is_cluster(const struct dist_conn *c);
+
 /* A failed command: logged (with Redis's message when rep is an error
  * reply), the plain connection dropped, Redis marked down. */
 void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *what,
@@ -143,8 +147,8 @@ int dist_cmd(struct br_distributed *x, struct dist_conn *c, struct redisReply **
 int dist_cmdf(struct br_distributed *x, struct dist_conn *c, struct redisReply **rep,
               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* A batch of commands: begin, add (at most BR_CLUSTER_QUEUE_MAX = 512 in
- * cluster mode), then next once per command added (NULL after a failure:
+/* A batch of commands (never a script on a cluster): begin, add (at most
+ * BR_CLUSTER_QUEUE_MAX = 512 in cluster mode), then next once per command added (NULL after a failure:
  * logged, nothing more comes), then end (reads what is left; BR_OK or
  * BR_E_UNAVAILABLE). */
 struct dist_pipe {

@@ -38,6 +38,11 @@ static bool cluster(const struct dist_conn *c)
     return c->r.cluster != NULL;
 }
 
+bool dist_is_cluster(const struct dist_conn *c)
+{
+    return cluster(c);
+}
+
 void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *what,
                   const redisReply *rep)
 {

@@ -72,20 +72,35 @@ static uint64_t num(const redisReply *e)
                                                                 : 0;
 }
 
-/* Adds one event's checks to a batch: 5 commands. */
-static void add_checks(struct br_distributed *x, struct dist_pipe *p, uint64_t e)
+/* The lease's script, as argv (key and ttl filled into the caller's). */
+static void lease_argv(struct br_distributed *x, uint64_t e, char key[64], char ttl[24],
+                       const char *argv[6], size_t len[6])
+{
+    snprintf(key, 64, "br:{e%llu}:lease:admit", (unsigned long long)e);
+    snprintf(ttl, 24, "%u", LEASE_TICKS * x->cfg.tick_ms);
+    argv[0] = "EVAL";
+    argv[1] = LEASE_LUA;
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = x->pid;
+    argv[5] = ttl;
+    for (int i = 0; i < 6; i++) {
+        len[i] = strlen(argv[i]);
+    }
+}
+
+/* Adds one event's checks to a batch: 5 commands, the lease's first (a
+ * placeholder when the lease is not in the batch: a cluster's router does
+ * not batch scripts, so the caller runs it on its own). */
+static void add_checks(struct br_distributed *x, struct dist_pipe *p, uint64_t e, bool lease)
 {
     unsigned long long id = (unsigned long long)e;
     char key[64];
     char ttl[24];
-    snprintf(key, sizeof key, "br:{e%llu}:lease:admit", id);
-    snprintf(ttl, sizeof ttl, "%u", LEASE_TICKS * x->cfg.tick_ms);
-    if (x->cfg.roles & BR_DIST_ROLE_ADMITTER) {
-        const char *argv[] = {"EVAL", LEASE_LUA, "1", key, x->pid, ttl};
-        size_t len[6];
-        for (int i = 0; i < 6; i++) {
-            len[i] = strlen(argv[i]);
-        }
+    const char *argv[6];
+    size_t len[6];
+    lease_argv(x, e, key, ttl, argv, len);
+    if (lease) {
         dist_pipe_add(p, 6, argv, len);
     } else {
         dist_pipe_addf(p, "EXISTS %s", key); /* a placeholder in the same slot */
@@ -161,13 +176,31 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     }
     bool saga_due = false;
     int64_t now = dist_now_ms(x);
+    bool admitter = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) != 0;
+    bool alone = dist_is_cluster(c); /* the lease's script outside the batch */
     for (uint64_t e = 1; e <= events; e++) {
+        redisReply *lease = NULL;
+        if (admitter && alone) {
+            char key[64], ttl[24];
+            const char *argv[6];
+            size_t len[6];
+            lease_argv(x, e, key, ttl, argv, len);
+            if (dist_cmd(x, c, &lease, 6, argv, len) != BR_OK) {
+                return false;
+            }
+        }
         struct dist_pipe p;
         dist_pipe_begin(x, c, &p);
-        add_checks(x, &p, e);
+        add_checks(x, &p, e, admitter && !alone);
         redisReply *r[5] = {NULL};
         for (int i = 0; i < 5; i++) {
             r[i] = dist_pipe_next(&p);
+        }
+        if (lease != NULL) {
+            if (r[0] != NULL) {
+                freeReplyObject(r[0]);
+            }
+            r[0] = lease;
         }
         if (dist_pipe_end(&p) != BR_OK) {
             for (int i = 0; i < 5; i++) {
