@@ -80,9 +80,9 @@
 #include "server/backend.h"
 #include "server/log.h"
 
-#define BR_DIST_CONNS_MAX 256u     /* pooled Redis slots (two connections each) */
-#define BR_DIST_CONN_WAIT_MS 2000  /* a caller waits this long for a free slot */
-#define BR_DIST_SPEC_CACHE 4096u   /* event specs cached (events 1..4096): ~1 KiB each */
+#define BR_DIST_CONNS_MAX 256u    /* pooled Redis slots (two connections each) */
+#define BR_DIST_CONN_WAIT_MS 2000 /* a caller waits this long for a free slot */
+#define BR_DIST_SPEC_CACHE 4096u  /* event specs cached (events 1..4096): ~1 KiB each */
 #define BR_DIST_FANOUT_CHANNEL "br:fanout"
 #define BR_DIST_PROCESS_ID_MAX 64u
 #define BR_DIST_WHY_MAX 256u
@@ -106,16 +106,16 @@ struct br_pg;
 struct br_distributed;
 
 struct br_distributed_config {
-    const char *redis_url;        /* "redis://host:port[/db]" (copied) */
-    struct br_pg *pg;             /* opened by the caller, not owned */
-    unsigned roles;               /* BR_DIST_ROLE_* */
-    unsigned tick_ms;             /* admitter / sweeper / saga / health period */
-    unsigned conns;               /* Redis slots, 1..BR_DIST_CONNS_MAX */
-    struct br_config engine;      /* capacities when Redis holds none yet (seed drawn then) */
-    struct br_provider payments;  /* charges and refunds (provider.h); not owned. Every
-                                     process must see the same intents (provider_test_pg.h) */
+    const char *redis_url;       /* "redis://host:port[/db]" (copied) */
+    struct br_pg *pg;            /* opened by the caller, not owned */
+    unsigned roles;              /* BR_DIST_ROLE_* */
+    unsigned tick_ms;            /* admitter / sweeper / saga / health period */
+    unsigned conns;              /* Redis slots, 1..BR_DIST_CONNS_MAX */
+    struct br_config engine;     /* capacities when Redis holds none yet (seed drawn then) */
+    struct br_provider payments; /* charges and refunds (provider.h); not owned. Every
+                                    process must see the same intents (provider_test_pg.h) */
     struct br_backend_listener listener;
-    const struct br_log *log;     /* not owned */
+    const struct br_log *log; /* not owned */
 };
 
 /* Connects to Redis (recording or adopting the deployment's config and

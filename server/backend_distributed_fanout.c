@@ -64,8 +64,8 @@ void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const str
             any = true;
         }
         char msg[128];
-        snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64,
-                 fx[i].event_id, fx[i].user_id, fx[i].id, fx[i].deadline_ms);
+        snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64, fx[i].event_id,
+                 fx[i].user_id, fx[i].id, fx[i].deadline_ms);
         const char *argv[] = {"PUBLISH", BR_DIST_FANOUT_CHANNEL, msg};
         size_t len[] = {7, strlen(BR_DIST_FANOUT_CHANNEL), strlen(msg)};
         dist_pipe_add(&p, 3, argv, len);

@@ -72,10 +72,10 @@ static int member_tickets(struct br_distributed *x, struct dist_conn *c, uint64_
             }
             unsigned st = 0;
             unsigned long long pass = 0, t = 0;
-            tix[e - 1] = r->type == REDIS_REPLY_STRING &&
-                                 sscanf(r->str, "%u:%llu:%llu", &st, &pass, &t) == 3
-                             ? (uint32_t)t
-                             : 0;
+            tix[e - 1] =
+                r->type == REDIS_REPLY_STRING && sscanf(r->str, "%u:%llu:%llu", &st, &pass, &t) == 3
+                    ? (uint32_t)t
+                    : 0;
             freeReplyObject(r);
         }
         if (dist_pipe_end(&p) != BR_OK) {

@@ -30,11 +30,11 @@ struct redisContext;
 
 /* One pooled slot: the adapter (scripts) and a plain connection (reads). */
 struct dist_conn {
-    struct br_redis r;        /* opened lazily (opened) */
+    struct br_redis r; /* opened lazily (opened) */
     bool opened;
-    struct redisContext *rd;  /* NULL while disconnected; made again on use */
+    struct redisContext *rd; /* NULL while disconnected; made again on use */
     uint32_t index;
-    uint64_t gen;             /* conn_gen when its connections were made */
+    uint64_t gen; /* conn_gen when its connections were made */
 };
 
 struct dist_spec {
@@ -63,17 +63,17 @@ struct br_distributed {
 
     _Atomic uint64_t users_known; /* users 1..users_known exist (PostgreSQL said so) */
     _Atomic int64_t last_now_ms;
-    _Atomic uint64_t commands;    /* scripts applied through this process */
+    _Atomic uint64_t commands; /* scripts applied through this process */
     _Atomic uint64_t fanout_reconnects;
-    _Atomic uint64_t conn_gen;    /* bumped when Redis comes back: older connections are dropped */
+    _Atomic uint64_t conn_gen; /* bumped when Redis comes back: older connections are dropped */
 
     pthread_mutex_t state_mu; /* the readiness fields below */
     bool redis_down;
     bool pg_down;
     bool writable;
-    bool lost;                        /* Redis lost its data (epoch check, roles.c) */
-    char why[BR_DIST_WHY_MAX];        /* the reconciler's reason while !writable */
-    char ready_why[BR_DIST_WHY_MAX];  /* what ready() last said (stable storage) */
+    bool lost;                       /* Redis lost its data (epoch check, roles.c) */
+    char why[BR_DIST_WHY_MAX];       /* the reconciler's reason while !writable */
+    char ready_why[BR_DIST_WHY_MAX]; /* what ready() last said (stable storage) */
 
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
@@ -104,7 +104,6 @@ void dist_conn_give(struct br_distributed *x, struct dist_conn *c);
 /* The slot's read connection, connected if it was not: NULL when Redis
  * cannot be reached (logged, readiness updated). */
 struct redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c);
-
 
 /* The command clock: wall ms, never backwards within this process. */
 int64_t dist_now_ms(struct br_distributed *x);
@@ -148,9 +147,9 @@ int dist_cmdf(struct br_distributed *x, struct dist_conn *c, struct redisReply *
               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A batch of commands (never a script on a cluster): begin, add (at most
- * BR_CLUSTER_QUEUE_MAX = 512 in cluster mode), then next once per command added (NULL after a failure:
- * logged, nothing more comes), then end (reads what is left; BR_OK or
- * BR_E_UNAVAILABLE). */
+ * BR_CLUSTER_QUEUE_MAX = 512 in cluster mode), then next once per command added (NULL after a
+ * failure: logged, nothing more comes), then end (reads what is left; BR_OK or BR_E_UNAVAILABLE).
+ */
 struct dist_pipe {
     struct br_distributed *x;
     struct dist_conn *c;
@@ -165,6 +164,29 @@ void dist_pipe_addf(struct dist_pipe *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 struct redisReply *dist_pipe_next(struct dist_pipe *p);
 int dist_pipe_end(struct dist_pipe *p);
+
+/* ---- backend_distributed_accounts.c ---- */
+
+void dist_op_user_register(struct br_backend *b, const char *email, const char *name,
+                           const uint8_t hash[BR_PASSWORD_HASH_LEN],
+                           const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call);
+void dist_op_user_find(struct br_backend *b, const char *email, struct br_call *call);
+void dist_op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call);
+void dist_op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
+                           struct br_call *call);
+bool dist_op_user_exists(struct br_backend *b, uint64_t user_id);
+void dist_op_session_open(struct br_backend *b, uint64_t user, uint32_t generation, int64_t ttl_ms,
+                          struct br_call *call);
+void dist_op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                            int64_t ttl_ms, struct br_call *call);
+void dist_op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                            struct br_call *call);
+void dist_op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call);
+void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
+                          struct br_call *call);
+void dist_op_event_list(struct br_backend *b, uint64_t after_id, struct br_call *call);
+void dist_op_event_get(struct br_backend *b, uint64_t event_id, struct br_call *call);
+void dist_op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call *call);
 
 /* ---- backend_distributed_sale.c ---- */
 
@@ -186,8 +208,8 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
                             struct br_call *call);
 void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t booking_id,
                             struct br_call *call);
-void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
-                           uint64_t payment_id, bool succeeded, struct br_call *call);
+void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, uint64_t payment_id,
+                           bool succeeded, struct br_call *call);
 
 /* Carries out a command's effects (charges, refunds, fan-out). For
  * payment_create, the intent goes into *pay when not NULL. */
@@ -239,8 +261,7 @@ int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event
 int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
                    struct br_api_user *out);
 /* A counter of the catalog hash ("events", "users"). */
-int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
-                  uint64_t *out);
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field, uint64_t *out);
 
 /* The queue views of n users of one event (pipelined: two round trips).
  * rc[i] = BR_OK or BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no

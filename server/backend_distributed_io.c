@@ -47,8 +47,8 @@ void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *wha
                   const redisReply *rep)
 {
     const char *detail = rep != NULL && rep->type == REDIS_REPLY_ERROR ? rep->str
-                         : c->rd != NULL && c->rd->err != 0         ? c->rd->errstr
-                                                                    : "no reply";
+                         : c->rd != NULL && c->rd->err != 0            ? c->rd->errstr
+                                                                       : "no reply";
     br_logf(x->cfg.log, BR_LOG_WARN, "redis: command failed", "\"what\":\"%s\",\"detail\":\"%s\"",
             what, detail);
     if (c->rd != NULL) {
@@ -104,8 +104,7 @@ int dist_cmd(struct br_distributed *x, struct dist_conn *c, redisReply **rep, in
     return BR_OK;
 }
 
-int dist_cmdf(struct br_distributed *x, struct dist_conn *c, redisReply **rep, const char *fmt,
-              ...)
+int dist_cmdf(struct br_distributed *x, struct dist_conn *c, redisReply **rep, const char *fmt, ...)
 {
     char buf[DIST_FMT_MAX];
     va_list ap;

@@ -44,8 +44,8 @@ static void copy_str(char *dst, size_t cap, const redisReply *e)
 }
 
 /* An HMGET's reply: NULL (logged, dropped) unless an array of want. */
-static redisReply *hmget(struct br_distributed *x, struct dist_conn *c, int argc,
-                         const char **argv, size_t want, const char *what)
+static redisReply *hmget(struct br_distributed *x, struct dist_conn *c, int argc, const char **argv,
+                         size_t want, const char *what)
 {
     size_t len[2 + 4 + 6 * BR_EVENT_ZONES_MAX + 64];
     BR_ASSERT((size_t)argc <= sizeof len / sizeof len[0]);
@@ -98,8 +98,8 @@ int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_
     }
     int rc = rep->type == REDIS_REPLY_STRING ? dist_parse_hold(rep->str, out) : BR_E_NOT_FOUND;
     if (rc == BR_E_CORRUPT) {
-        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a stored hold does not parse",
-                "\"hold\":%llu", (unsigned long long)hold_id);
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a stored hold does not parse", "\"hold\":%llu",
+                (unsigned long long)hold_id);
     }
     freeReplyObject(rep);
     return rc;
@@ -188,8 +188,7 @@ int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t e
     return rc;
 }
 
-int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
-                  uint64_t *out)
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field, uint64_t *out)
 {
     *out = 0;
     redisReply *rep = NULL;
@@ -340,9 +339,9 @@ int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event
 {
     memset(out, 0, sizeof *out);
     enum { FIXED = 14, PER_ZONE = 4 };
-    static const char *const fixed[FIXED] = {"id",   "owner", "name", "venue", "starts",
-                                             "opens", "limit", "rp",  "maxa",  "apt",
-                                             "pttl", "httl",  "qcap", "zc"};
+    static const char *const fixed[FIXED] = {"id",    "owner", "name", "venue", "starts",
+                                             "opens", "limit", "rp",   "maxa",  "apt",
+                                             "pttl",  "httl",  "qcap", "zc"};
     static const char *const zf[PER_ZONE] = {"zname", "cap", "price", "cur"};
     char key[48];
     snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);

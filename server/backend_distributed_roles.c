@@ -50,7 +50,7 @@ static const char LEASE_LUA[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
 struct event_due {
-    bool lease;  /* we hold the admit lease */
+    bool lease; /* we hold the admit lease */
     bool admit;
     bool sweep;
     bool saga;
@@ -67,9 +67,9 @@ static int64_t first_score(const redisReply *r)
 
 static uint64_t num(const redisReply *e)
 {
-    return e->type == REDIS_REPLY_STRING ? strtoull(e->str, NULL, 10)
+    return e->type == REDIS_REPLY_STRING                       ? strtoull(e->str, NULL, 10)
            : e->type == REDIS_REPLY_INTEGER && e->integer >= 0 ? (uint64_t)e->integer
-                                                                : 0;
+                                                               : 0;
 }
 
 /* The lease's script, as argv (key and ttl filled into the caller's). */
