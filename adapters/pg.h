@@ -18,12 +18,13 @@
  *                         the server refused (57P01 admin shutdown, 53xxx,
  *                         08xxx before the statement was sent). The caller
  *                         may retry later; the pool recovers by itself.
- *   BR_E_UNKNOWN_OUTCOME  a write was sent (its COMMIT included) and the
- *                         connection broke before the answer: it may or may
- *                         not have committed. Every write below is designed
- *                         so that doing it again is harmless (ON CONFLICT,
- *                         the projection position), so the caller retries
- *                         with the same arguments once the server is back.
+ *   BR_E_UNKNOWN_OUTCOME  a write's COMMIT was sent, no answer came, and no
+ *                         connection could ask the server what became of it
+ *                         (below): it may or may not have committed. Every
+ *                         write here is designed so that doing it again is
+ *                         harmless (ON CONFLICT, the projection position, a
+ *                         taken email answering EMAIL_TAKEN), so the caller
+ *                         retries once the server is back.
  *   BR_E_CORRUPT          a CHECK constraint refused (23514: an oversold
  *                         zone in the projection) or a stored row cannot be
  *                         read back; logged at error level, never "fixed".
@@ -31,7 +32,14 @@
  * Retry rule: a connection found broken before a statement is sent, or a
  * transaction that failed before its COMMIT was sent (08xxx, 57P01, a
  * broken socket), is run again once, from its start, on a fresh
- * connection. A lost COMMIT answer is never retried here: UNKNOWN_OUTCOME.
+ * connection. When a COMMIT's answer is lost, a fresh connection asks
+ * txid_status() of the transaction's id (taken at BEGIN): "committed" is
+ * success (not run again), "aborted" is retried once like the above, and
+ * no answer (three tries, 250 ms) is UNKNOWN_OUTCOME. A transaction whose
+ * retry fails too answers BR_E_UNAVAILABLE. Every connection has a statement
+ * timeout (30 s), an idle-in-transaction timeout (60 s) and TCP keepalives
+ * with a 10 s user timeout, so a vanished server turns into an error, not a
+ * hang. br_pg_stats counts retries, resolutions and refusals.
  *
  * Ids (the brief's contract 2): users and events get dense ids 1, 2, 3 in
  * PostgreSQL, taken as max(id) + 1 under a transaction-scoped advisory lock
@@ -60,8 +68,8 @@
 #include "core/cmd.h"
 
 #define BR_PG_POOL_MAX 64u
-#define BR_PG_WAIT_MS_DEFAULT 2000  /* a caller waits this long for a free connection */
-#define BR_PG_CONNECT_TIMEOUT_S 5   /* libpq connect_timeout */
+#define BR_PG_WAIT_MS_DEFAULT 2000 /* a caller waits this long for a free connection */
+#define BR_PG_CONNECT_TIMEOUT_S 5  /* libpq connect_timeout */
 #define BR_PG_PROJECT_BATCH_MAX 1024u
 #define BR_PG_STREAM_ID_MAX 32u     /* "<ms>-<seq>" incl. NUL, as Redis streams write them */
 #define BR_PG_INTENT_ID_MAX 48u     /* = BR_PROVIDER_ID_MAX */
@@ -89,10 +97,31 @@ int br_pg_ping(struct br_pg *pg);
 /* Connections made so far, in total (reconnects included): tests and metrics. */
 uint64_t br_pg_connects(const struct br_pg *pg);
 
+/* Counters for /metrics, since open. */
+struct br_pg_stats {
+    uint64_t connects;         /* connections made, reconnects included */
+    uint64_t connect_failures; /* attempts that failed (server down, refused) */
+    uint64_t retries;          /* bodies run again on a fresh connection */
+    uint64_t commits_resolved; /* lost COMMIT answers found out with txid_status */
+    uint64_t unknown_outcomes; /* lost COMMIT answers nobody could resolve */
+    uint64_t overloaded;       /* callers that waited wait_ms for a connection in vain */
+    uint64_t refused;          /* CHECK or key refusals translated to BR_E_CORRUPT */
+    uint32_t pool_size;
+    uint32_t busy; /* connections lent out right now */
+};
+
+/* A consistent copy of the counters. O(pool_size). Any thread. */
+void br_pg_stats(struct br_pg *pg, struct br_pg_stats *out);
+
 /* Fault injection for tests: the next n COMMITs that succeed have their
  * answer thrown away as if the network failed right after the server
  * committed (the connection is dropped), so the lost-COMMIT path runs. */
 void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
+
+/* Fault injection for tests: the next n write transactions have their
+ * server session terminated (pg_terminate_backend of itself) after their
+ * statements ran and before COMMIT, as an operator or a failover would. */
+void br_pg_fault_kill_before_commit(struct br_pg *pg, uint32_t n);
 
 /* --- migrations ----------------------------------------------------------- */
 
@@ -105,6 +134,15 @@ void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
  * (a migration failed: rolled back, named in the log), BR_E_VERSION (the
  * database has a migration this binary does not know: an older binary). */
 int br_pg_migrate(struct br_pg *pg, FILE *report, uint32_t *applied);
+
+/* Whether the database's schema is this binary's, without changing it (a
+ * server start checks this; `bookingrush migrate` changes it). BR_OK: every
+ * embedded migration is recorded and none other. BR_E_VERSION: some are
+ * missing (no schema_migrations table included: run migrate) or the
+ * database has one this binary does not know (an older binary). Or a
+ * connection error. *recorded and *embedded (either may be NULL): the
+ * migrations the database records / this binary carries. */
+int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded, uint32_t *embedded);
 
 /* --- users ---------------------------------------------------------------- */
 
@@ -201,10 +239,10 @@ int br_pg_event_max_id(struct br_pg *pg, uint64_t *out);
 /* One decoded entry of an event's Redis log (contract 1: the recorder builds
  * these from struct br_redis_log_entry; everything is borrowed for the call). */
 struct br_pg_log_item {
-    const char *stream_id;        /* "<ms>-<seq>", strictly increasing within the event */
+    const char *stream_id; /* "<ms>-<seq>", strictly increasing within the event */
     const struct br_cmd *cmd;
     const struct br_outcome *out;
-    const struct br_effect *fx;   /* the effects of the command, in order */
+    const struct br_effect *fx; /* the effects of the command, in order */
     uint32_t fx_count;
 };
 
@@ -213,7 +251,14 @@ struct br_pg_log_item {
  * at or below the stored position are skipped (so the same batch twice, or
  * overlapping batches, apply each entry exactly once); the event's row is
  * locked, so two recorders at once serialise. What each entry changes is
- * br_pg_rows_of's (pg_project.h). *applied (may be NULL) = entries applied.
+ * br_pg_rows_of's (pg_project.h). Statements are pipelined (a round trip per
+ * 256) and each zone row is written once per batch, with the CHECK shown the
+ * counts right after the first entry that broke it, if any (pg_record.c);
+ * consecutive reserves become one multi-row INSERT. Cost O(n + effects):
+ * on the 2-core test machine ~30k reserve entries/s in batches of 256,
+ * ~50k in batches of 1024 (tests/pg/bench_pg_project, make bench). Stream
+ * ids are compared as (ms, seq) numbers. *applied (may be NULL) = entries
+ * applied.
  * BR_OK, BR_E_CORRUPT (a CHECK refused: a zone would be oversold or a count
  * negative; the transaction is rolled back, the position stays, and the log
  * line names the event, the zone and the stream id; never "fixed"),
@@ -226,6 +271,18 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
 /* The event's projection position ("0" when nothing was applied yet). */
 int br_pg_projection_position(struct br_pg *pg, uint64_t event_id,
                               char stream_id[BR_PG_STREAM_ID_MAX]);
+
+/* What the projection has seen of an event's log so far: counters the
+ * rebuild needs that no row carries. Queue state itself is Redis's only. */
+struct br_pg_progress {
+    char stream_id[BR_PG_STREAM_ID_MAX]; /* the position ("0": nothing yet) */
+    uint64_t applied;                    /* log entries applied */
+    uint32_t pass_seq;                   /* the largest pass number (id & 0xFFFFFFFF) issued */
+    uint64_t passes_issued;              /* pass_issued effects (the event's "admitted") */
+};
+
+/* The event's progress (all zero, stream_id "0", when nothing was applied). */
+int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_progress *out);
 
 /* --- reads for the reconciler and the rebuild ------------------------------ */
 
@@ -241,18 +298,18 @@ int br_pg_zones(struct br_pg *pg, uint64_t event_id, struct br_pg_zone out[BR_EV
                 uint32_t *count);
 
 struct br_pg_booking {
-    uint64_t id;            /* = the hold id */
+    uint64_t id; /* = the hold id */
     uint64_t event_id;
     uint64_t user_id;
     uint32_t zone_id;
     uint32_t quantity;
-    uint8_t state;          /* enum br_hold_state */
+    uint8_t state; /* enum br_hold_state */
     int64_t total_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_at_ms;
-    int64_t expires_at_ms;  /* the hold's deadline */
-    uint64_t pass_id;       /* 0 = none */
-    uint64_t payment_id;    /* the latest payment, 0 = none */
+    int64_t expires_at_ms; /* the hold's deadline */
+    uint64_t pass_id;      /* 0 = none */
+    uint64_t payment_id;   /* the latest payment, 0 = none */
 };
 
 /* Bookings of the event with id > after_id whose state bit (1u << state) is
@@ -268,7 +325,7 @@ struct br_pg_payment {
     uint64_t id;
     uint64_t booking_id;
     uint64_t event_id;
-    uint8_t state;            /* enum br_payment_state */
+    uint8_t state; /* enum br_payment_state */
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_ms;
@@ -293,13 +350,13 @@ int br_pg_provider_events(struct br_pg *pg, uint64_t event_id, uint64_t after, u
 /* --- the built-in test provider's intents, shared by server processes ----- */
 
 struct br_pg_intent {
-    char id[BR_PG_INTENT_ID_MAX];             /* "pi_..." */
-    uint64_t payment_id;                      /* unique: one intent per payment */
+    char id[BR_PG_INTENT_ID_MAX]; /* "pi_..." */
+    uint64_t payment_id;          /* unique: one intent per payment */
     uint64_t booking_id;
     char client_secret[BR_PG_INTENT_SECRET_MAX];
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
-    char status[BR_PG_INTENT_STATUS_MAX];     /* Stripe's words: "requires_payment_method", ... */
+    char status[BR_PG_INTENT_STATUS_MAX]; /* Stripe's words: "requires_payment_method", ... */
     int64_t created_ms;
 };
 
