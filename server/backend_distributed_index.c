@@ -1,0 +1,229 @@
+/*
+ * backend_distributed_index.c -- each user's list of bookings in the
+ * distributed deployment: br:{u<user>}:bk, a zset of hold ids scored by
+ * creation time (newest first when read backwards).
+ *
+ * Why an index of our own: holds live in their event's slot, and a user's
+ * bookings span events; no script can write another slot, so the index is
+ * written by the API process right after the reserve script answered (ZADD
+ * NX: a retry with the same key writes it again and keeps the first score).
+ *
+ * A process killed between the script and the ZADD leaves a hold that the
+ * index does not name. Every read repairs that before answering: the
+ * user's member record in each event (field m:<user> of br:{e}:ev) counts
+ * the tickets the user holds and bought there (the per-user limit's
+ * counter, lua/lib.lua), so when the index's live and sold holds of an
+ * event add up to fewer tickets than that, the event's holds are scanned
+ * (HSCAN br:{e}:ev MATCH h:*) and the user's are indexed. The same repair
+ * rebuilds the index after the reconciler restored an event from
+ * PostgreSQL (its members' tickets come back from the holds). Cancelled and
+ * expired holds count no tickets: one that a crash left out of the index
+ * stays out of the list (it holds no seat).
+ *
+ * Cost of a read: three round trips (the members, the indexed holds, the
+ * list) plus, only when something is missing, a scan of that event's hash.
+ * Limits: INDEX_CHECK_MAX holds and INDEX_EVENTS_MAX events are checked.
+ */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/panic.h"
+#include "server/backend_distributed_int.h"
+
+#define W32 4294967296ull
+#define INDEX_CHECK_MAX 4096u  /* a user's indexed holds looked at by the check */
+#define INDEX_EVENTS_MAX 1024u /* events whose member records are checked */
+#define SCAN_COUNT 1000        /* HSCAN's hint per round */
+#define SCAN_ROUNDS_MAX 100000u
+
+#define INDEX_CHUNK 256u /* commands per batch (<= DIST_PIPE_MAX) */
+
+int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                    uint64_t hold_id, int64_t created_ms)
+{
+    redisReply *rep = NULL;
+    int rc = dist_cmdf(x, c, &rep, "ZADD br:{u%llu}:bk NX %lld %llu", (unsigned long long)user_id,
+                       (long long)created_ms, (unsigned long long)hold_id);
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+/* tix[e-1] = the user's tickets in event e (0 when not a member), for
+ * events 1..events, in batches. */
+static int member_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
+                          uint32_t events, uint32_t *tix)
+{
+    for (uint32_t at = 1; at <= events; at += INDEX_CHUNK) {
+        uint32_t last = events - at < INDEX_CHUNK ? events : at + INDEX_CHUNK - 1;
+        struct dist_pipe p;
+        dist_pipe_begin(x, c, &p);
+        for (uint32_t e = at; e <= last; e++) {
+            dist_pipe_addf(&p, "HGET br:{e%u}:ev m:%llu", e, (unsigned long long)user);
+        }
+        for (uint32_t e = at; e <= last; e++) {
+            redisReply *r = dist_pipe_next(&p);
+            if (r == NULL) {
+                break;
+            }
+            unsigned st = 0;
+            unsigned long long pass = 0, t = 0;
+            tix[e - 1] =
+                r->type == REDIS_REPLY_STRING && sscanf(r->str, "%u:%llu:%llu", &st, &pass, &t) == 3
+                    ? (uint32_t)t
+                    : 0;
+            freeReplyObject(r);
+        }
+        if (dist_pipe_end(&p) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    return BR_OK;
+}
+
+/* sum[e-1] += tickets of the live or sold holds among ids[0..n) (indexed
+ * holds of the user), one batch. */
+static int add_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
+                       const uint64_t *ids, uint32_t n, uint32_t events, uint32_t *sum)
+{
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
+    for (uint32_t i = 0; i < n; i++) {
+        dist_pipe_addf(&p, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)(ids[i] >> 32),
+                       (unsigned long long)(ids[i] & (W32 - 1)));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *r = dist_pipe_next(&p);
+        if (r == NULL) {
+            break;
+        }
+        uint64_t e = ids[i] >> 32;
+        struct dist_hold h;
+        if (e >= 1 && e <= events && r->type == REDIS_REPLY_STRING &&
+            dist_parse_hold(r->str, &h) == BR_OK && h.user_id == user &&
+            (h.state == BR_HOLD_HELD || h.state == BR_HOLD_CONFIRMED)) {
+            sum[e - 1] += h.quantity;
+        }
+        freeReplyObject(r);
+    }
+    return dist_pipe_end(&p);
+}
+
+/* sum[e-1] = tickets of the indexed live or sold holds of the user in e. */
+static int indexed_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
+                           uint32_t events, uint32_t *sum)
+{
+    redisReply *list = NULL;
+    if (dist_cmdf(x, c, &list, "ZRANGE br:{u%llu}:bk 0 %u", (unsigned long long)user,
+                  INDEX_CHECK_MAX - 1) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    uint32_t n = list->type == REDIS_REPLY_ARRAY ? (uint32_t)list->elements : 0;
+    uint64_t ids[INDEX_CHUNK];
+    int rc = BR_OK;
+    for (uint32_t at = 0; rc == BR_OK && at < n; at += INDEX_CHUNK) {
+        uint32_t k = n - at < INDEX_CHUNK ? n - at : INDEX_CHUNK;
+        for (uint32_t i = 0; i < k; i++) {
+            ids[i] = dist_num(list->element[at + i]);
+        }
+        rc = add_tickets(x, c, user, ids, k, events, sum);
+    }
+    freeReplyObject(list);
+    return rc;
+}
+
+/* Scans event e's holds and indexes the user's. Returns how many it found. */
+static uint32_t repair_event(struct br_distributed *x, struct dist_conn *c, uint64_t user,
+                             uint32_t e)
+{
+    char cursor[32] = "0";
+    uint32_t found = 0;
+    for (uint32_t round = 0; round < SCAN_ROUNDS_MAX; round++) {
+        redisReply *rep = NULL;
+        if (dist_cmdf(x, c, &rep, "HSCAN br:{e%u}:ev %s MATCH h:* COUNT %d", e, cursor,
+                      SCAN_COUNT) != BR_OK) {
+            return found;
+        }
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            dist_io_fail(x, c, "booking index scan", NULL);
+            freeReplyObject(rep);
+            return found;
+        }
+        const redisReply *kv = rep->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            struct dist_hold h;
+            unsigned long long seq = 0;
+            if (kv->element[i]->type == REDIS_REPLY_STRING &&
+                sscanf(kv->element[i]->str, "h:%llu", &seq) == 1 &&
+                kv->element[i + 1]->type == REDIS_REPLY_STRING &&
+                dist_parse_hold(kv->element[i + 1]->str, &h) == BR_OK && h.user_id == user &&
+                dist_index_hold(x, c, user, (uint64_t)e * W32 + seq, h.created_ms) == BR_OK) {
+                found++;
+            }
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        freeReplyObject(rep);
+        if (strcmp(cursor, "0") == 0) {
+            break;
+        }
+    }
+    return found;
+}
+
+/* Indexes what a crash (or a rebuild) left out. */
+static int repair(struct br_distributed *x, struct dist_conn *c, uint64_t user)
+{
+    uint64_t events = 0;
+    int rc = dist_read_cat(x, c, "events", &events);
+    if (rc != BR_OK || events == 0) {
+        return rc;
+    }
+    uint32_t n = events < INDEX_EVENTS_MAX ? (uint32_t)events : INDEX_EVENTS_MAX;
+    uint32_t *tix = calloc(n, sizeof *tix);
+    uint32_t *sum = calloc(n, sizeof *sum);
+    rc = tix != NULL && sum != NULL ? member_tickets(x, c, user, n, tix) : BR_E_IO;
+    if (rc == BR_OK) {
+        rc = indexed_tickets(x, c, user, n, sum);
+    }
+    for (uint32_t e = 1; rc == BR_OK && e <= n; e++) {
+        if (tix[e - 1] > sum[e - 1]) {
+            uint32_t found = repair_event(x, c, user, e);
+            br_logf(x->cfg.log, BR_LOG_WARN, "booking index repaired",
+                    "\"user\":%" PRIu64 ",\"event\":%u,\"tickets\":%u,\"indexed\":%u,"
+                    "\"holds_of_user\":%u",
+                    user, e, tix[e - 1], sum[e - 1], found);
+        }
+    }
+    free(tix);
+    free(sum);
+    return rc;
+}
+
+int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                         uint64_t *ids, uint32_t max, uint32_t *count)
+{
+    *count = 0;
+    if (max == 0) {
+        return BR_OK;
+    }
+    int rc = repair(x, c, user_id);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    redisReply *rep = NULL;
+    if (dist_cmdf(x, c, &rep, "ZREVRANGE br:{u%llu}:bk 0 %u", (unsigned long long)user_id,
+                  max - 1) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && *count < max; i++) {
+        ids[(*count)++] = dist_num(rep->element[i]);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
