@@ -448,7 +448,10 @@ static void dist_prepare(struct t_server *s)
     const char *redis = g_settings.dist_redis;
     char host[128] = "127.0.0.1";
     unsigned port = 6379;
-    if (sscanf(redis, "redis://%127[^:/]:%u", host, &port) < 1) {
+    /* redis://host:port, or redis-cluster://host:port,host:port,...: the
+     * first node (FLUSHALL then goes to every master of the cluster). */
+    const char *at = strstr(redis, "://");
+    if (at == NULL || sscanf(at + 3, "%127[^:/,]:%u", host, &port) < 1) {
         T_FAIL("BR_TEST_DIST: cannot read host:port from %s", redis);
     }
     int rc = shell(s,

@@ -9,7 +9,8 @@
  * (crash, restart, secrets): set BR_TEST_ADMIN=EMAIL:PASSWORD for it, and
  * BR_TEST_JWT_SECRET to run the forged-token tests too.
  *
- * The distributed deployment: with BR_TEST_DIST=redis://HOST:PORT and
+ * The distributed deployment: with BR_TEST_DIST=redis://HOST:PORT (or
+ * redis-cluster://HOST:PORT,...) and
  * BR_TEST_PG=postgresql://USER@HOST:PORT/DB (a database the harness may
  * create databases from), each t_server_start empties that Redis (every
  * node of a cluster), creates a fresh database, runs `bookingrush migrate`

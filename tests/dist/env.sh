@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# tests/dist/env.sh -- the distributed deployment's servers for a test: one
+# redis-server (tests/fixtures/redis.sh) and one PostgreSQL 15 cluster
+# (tests/fixtures/pg.sh when present, else started here the same way: run
+# as the `postgres` user, fsync off: a test fixture, never a benchmark), both
+# on free 127.0.0.1 ports, their files under DIR.
+#
+#   env.sh start DIR   starts both; writes DIR/env (BR_TEST_DIST, BR_TEST_PG,
+#                      BR_REDIS_DIR) for `source`, and prints it
+#   env.sh stop DIR    stops both (no error for what is already down)
+#
+# BR_TEST_PG names the `postgres` database: the HTTP harness creates one
+# database per server start from it (tests/http/client.h). Installs
+# redis-server / postgresql-15 with apt-get only when they are missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+[ $# -eq 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+cmd=$1 dir=$2
+pgbin=/usr/lib/postgresql/15/bin
+
+pg_start() {
+  if [ ! -x "$pgbin/initdb" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 \
+      >/dev/null
+  fi
+  chmod 755 "$dir"
+  install -d -o postgres -g postgres -m 700 "$dir/pg"
+  install -d -o postgres -g postgres -m 755 "$dir/pgsock" "$dir/pglog"
+  su postgres -c "$pgbin/initdb -D '$dir/pg' -U postgres --auth=trust -E UTF8 --no-locale" \
+    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  for _ in 1 2 3 4 5 6 7 8; do
+    local p=$((20000 + RANDOM % 30000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue # taken
+    if su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -w -t 60 -l '$dir/pglog/pg.log' -o \
+        \"-p $p -k $dir/pgsock -c listen_addresses=127.0.0.1 -c fsync=off \
+        -c max_connections=200\" start" >/dev/null 2>&1; then
+      echo "$p" >"$dir/pg.port"
+      return 0
+    fi
+  done
+  cat "$dir/pglog/pg.log" >&2
+  return 1
+}
+
+pg_stop() {
+  [ -f "$dir/pg/postmaster.pid" ] || return 0
+  su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -w -t 30 -m fast stop" >/dev/null 2>&1 ||
+    su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -m immediate stop" >/dev/null 2>&1 || true
+}
+
+case $cmd in
+  start)
+    mkdir -p "$dir"
+    redis=$("$here/../fixtures/redis.sh" start "$dir/redis")
+    if [ -x "$here/../fixtures/pg.sh" ]; then
+      pg=$("$here/../fixtures/pg.sh" start "$dir/pgstate")
+    else # until tests/fixtures/pg.sh (branch h/pg) is merged
+      pg_start
+      pg=postgresql://postgres@127.0.0.1:$(cat "$dir/pg.port")/postgres
+    fi
+    {
+      echo "BR_TEST_DIST=$redis"
+      echo "BR_TEST_PG=$pg"
+      echo "BR_REDIS_DIR=$dir/redis"
+    } >"$dir/env"
+    cat "$dir/env"
+    ;;
+  stop)
+    "$here/../fixtures/redis.sh" stop "$dir/redis" || true
+    if [ -x "$here/../fixtures/pg.sh" ]; then
+      "$here/../fixtures/pg.sh" stop "$dir/pgstate" || true
+    fi
+    pg_stop
+    ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac
