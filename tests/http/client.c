@@ -242,6 +242,14 @@ void t_request(struct t_server *s, const char *method, const char *path, const c
     advance(s);
 }
 
+void t_request_to(struct t_server *s, int node, const char *method, const char *path,
+                  const char *token, const char *const *headers, const char *body,
+                  size_t body_len, struct t_resp *r)
+{
+    request_at(s->nodes > 1 ? s->bases[node] : s->base, method, path, token, headers, body,
+               body_len, r);
+}
+
 void t_json(struct t_server *s, const char *method, const char *path, const char *token,
             json_t *body, const char *const *headers, struct t_resp *r)
 {

@@ -98,6 +98,11 @@ struct t_resp {
  * NULL); token: bearer token or NULL; body: raw bytes or NULL. */
 void t_request(struct t_server *s, const char *method, const char *path, const char *token,
                const char *const *headers, const char *body, size_t body_len, struct t_resp *r);
+/* The same to one process (node < s->nodes), leaving the round-robin as
+ * it is. */
+void t_request_to(struct t_server *s, int node, const char *method, const char *path,
+                  const char *token, const char *const *headers, const char *body,
+                  size_t body_len, struct t_resp *r);
 /* JSON body (consumed) with Content-Type: application/json. */
 void t_json(struct t_server *s, const char *method, const char *path, const char *token,
             json_t *body, const char *const *headers, struct t_resp *r);
