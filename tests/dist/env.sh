@@ -23,29 +23,43 @@ pg_start() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 \
       >/dev/null
   fi
-  chmod 755 "$dir"
-  install -d -o postgres -g postgres -m 700 "$dir/pg"
-  install -d -o postgres -g postgres -m 755 "$dir/pgsock" "$dir/pglog"
-  su postgres -c "$pgbin/initdb -D '$dir/pg' -U postgres --auth=trust -E UTF8 --no-locale" \
-    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  # Its own directory under /tmp, owned by postgres (DIR's parents may be
+  # closed to that user); DIR/pgdata remembers it.
+  local data
+  data=$(mktemp -d /tmp/br-pg-dist.XXXXXX)
+  echo "$data" >"$dir/pgdata"
+  chown postgres:postgres "$data"
+  chmod 700 "$data"
+  runuser -u postgres -- "$pgbin/initdb" -D "$data/db" -U postgres --auth=trust -E UTF8 \
+    --no-locale >"$data/initdb.log" 2>&1 || { cat "$data/initdb.log" >&2; return 1; }
   for _ in 1 2 3 4 5 6 7 8; do
     local p=$((20000 + RANDOM % 30000))
     (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue # taken
-    if su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -w -t 60 -l '$dir/pglog/pg.log' -o \
-        \"-p $p -k $dir/pgsock -c listen_addresses=127.0.0.1 -c fsync=off \
-        -c max_connections=200\" start" >/dev/null 2>&1; then
+    if runuser -u postgres -- "$pgbin/pg_ctl" -D "$data/db" -w -t 60 -l "$data/server.log" \
+        -o "-p $p -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+        start >/dev/null 2>&1; then
       echo "$p" >"$dir/pg.port"
       return 0
     fi
   done
-  cat "$dir/pglog/pg.log" >&2
+  cat "$data/server.log" >&2
   return 1
 }
 
 pg_stop() {
-  [ -f "$dir/pg/postmaster.pid" ] || return 0
-  su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -w -t 30 -m fast stop" >/dev/null 2>&1 ||
-    su postgres -c "$pgbin/pg_ctl -D '$dir/pg' -m immediate stop" >/dev/null 2>&1 || true
+  [ -s "$dir/pgdata" ] || return 0
+  local data
+  data=$(cat "$dir/pgdata")
+  case $data in
+    /tmp/br-pg-dist.*)
+      if [ -f "$data/db/postmaster.pid" ]; then
+        runuser -u postgres -- "$pgbin/pg_ctl" -D "$data/db" -m immediate -w stop \
+          >/dev/null 2>&1 || true
+      fi
+      rm -rf "$data"
+      ;;
+  esac
+  rm -f "$dir/pgdata"
 }
 
 case $cmd in
