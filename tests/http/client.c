@@ -179,7 +179,9 @@ static void advance(struct t_server *s)
     if (s->nodes <= 1) {
         return;
     }
-    s->turn++;
+    if (!s->one_process) {
+        s->turn++;
+    }
     for (int k = 0; k < s->nodes; k++) {
         int j = (int)((s->turn + (unsigned)k) % (unsigned)s->nodes);
         if (s->pids[j] != 0) {
@@ -507,6 +509,11 @@ void t_server_start(struct t_server *s, const char *const *extra)
         return;
     }
     s->nodes = g_settings.nodes;
+    for (int i = 0; i + 1 < s->extra_count; i++) {
+        if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
+            s->one_process = true;
+        }
+    }
     dist_prepare(s);
     /* The first process alone: it creates the admin and the secrets the
      * others must share (the pass and webhook secrets). */

@@ -20,6 +20,9 @@
  * Requests are spread round-robin over the live processes: every harness
  * request goes to the next one, and s->base names the one the next request
  * goes to, so a suite's own curl handles follow along between harness calls.
+ * A server started with a rate limit on (--rate-limit-user/-ip other than
+ * 0) is reached through its first live process only: limits are counted per
+ * process (README), so a test of the limit needs one.
  * t_server_kill kills the process s->base names (the others keep serving);
  * t_server_restart starts every process that is down; t_server_stop stops
  * them all. BR_TEST_DIST_FLAGS adds serve flags (space-separated) to every
@@ -55,6 +58,7 @@ struct t_server {
     int nodes;
     int current;           /* the index s->base names */
     unsigned turn;         /* round-robin counter */
+    bool one_process;      /* rate limits on: every request to one process */
     pid_t pids[T_NODES_MAX];            /* 0 while down */
     char bases[T_NODES_MAX][256];
     char pg_url[512];      /* the distributed deployment's own database */
