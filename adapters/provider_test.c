@@ -542,3 +542,55 @@ void br_provider_test_free(struct br_provider_test *p)
     free(p->by_id);
     free(p);
 }
+
+/* ---- the provider interface (provider.h) ---- */
+
+static int op_create_intent(void *p, uint64_t payment_id, uint64_t booking_id,
+                            int64_t amount_minor, const char *currency, const char *idem_key,
+                            char id_out[BR_PROVIDER_ID_MAX],
+                            char secret_out[BR_PROVIDER_SECRET_MAX])
+{
+    (void)idem_key; /* one intent per payment id already */
+    return br_provider_test_charge(p, payment_id, booking_id, amount_minor, currency, id_out,
+                                   secret_out);
+}
+
+static int op_refund(void *p, uint64_t payment_id, const char *intent_id, int64_t amount_minor,
+                     const char *idem_key)
+{
+    (void)intent_id; /* found by payment id */
+    (void)idem_key;  /* a second refund of the same intent changes nothing */
+    return br_provider_test_refund(p, payment_id, amount_minor);
+}
+
+static int op_confirm(void *p, const char *intent_id, const char *client_secret,
+                      const char *payment_method, br_provider_confirm_fn cb, void *ctx)
+{
+    return br_provider_test_confirm(p, intent_id, client_secret, payment_method, cb, ctx);
+}
+
+static int op_start(void *p, const char *webhook_url)
+{
+    return br_provider_test_start(p, webhook_url);
+}
+
+static void op_stop(void *p)
+{
+    br_provider_test_stop(p);
+}
+
+static const struct br_provider_ops TEST_PROVIDER_OPS = {
+    .name = "test",
+    .create_intent = op_create_intent,
+    .refund = op_refund,
+    .confirm = op_confirm,
+    .start = op_start,
+    .stop = op_stop,
+};
+
+struct br_provider br_provider_test_provider(struct br_provider_test *p)
+{
+    BR_ASSERT(p != NULL);
+    struct br_provider pv = {.ops = &TEST_PROVIDER_OPS, .self = p};
+    return pv;
+}

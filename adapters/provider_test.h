@@ -25,6 +25,10 @@
  * de-duplicate by it). A failed intent may be confirmed again with another
  * card; a succeeded one may not.
  *
+ * It implements the provider interface (provider.h):
+ * br_provider_test_provider() gives the table; idempotency keys are not kept,
+ * since creating and refunding are already idempotent per payment id here.
+ *
  * State is in memory: after a restart intents are gone and a client creates
  * the payment again (the core re-emits the charge for a pending payment).
  * Limits: intents_max intents (BR_E_FULL beyond), BR_PROVIDER_QUEUE_MAX
@@ -36,8 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BR_PROVIDER_ID_MAX 48u      /* "pi_..." incl. NUL */
-#define BR_PROVIDER_SECRET_MAX 96u  /* client secret incl. NUL */
+#include "adapters/provider.h"
+
 #define BR_PROVIDER_QUEUE_MAX 65536u /* deliveries waiting for their next attempt */
 
 struct br_provider_test;
@@ -72,12 +76,6 @@ int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uin
  * refunded intent succeeds: the result is what matters to the saga). BR_OK. */
 int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int64_t amount_minor);
 
-/* Called once per accepted confirm, after the first delivery attempt of its
- * event: err is BR_OK when the webhook was accepted (2xx), else
- * BR_E_UNAVAILABLE (delivery continues in the background). intent_json is
- * the intent after the decision (borrowed for the call). */
-typedef void (*br_provider_confirm_fn)(void *ctx, int err, const char *intent_json, size_t len);
-
 /* Confirms an intent with its client secret. BR_OK (cb will run, on the
  * delivery thread), BR_E_NOT_FOUND (no such intent), BR_E_UNAUTHORIZED (no
  * client secret), BR_E_FORBIDDEN (not this intent's client secret),
@@ -87,5 +85,11 @@ typedef void (*br_provider_confirm_fn)(void *ctx, int err, const char *intent_js
 int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id,
                              const char *client_secret, const char *payment_method,
                              br_provider_confirm_fn cb, void *ctx);
+
+/* The provider interface over p (valid until br_provider_test_free): its
+ * create_intent is br_provider_test_charge, refund br_provider_test_refund
+ * (the keys and intent id unused), confirm, start and stop the functions
+ * above. */
+struct br_provider br_provider_test_provider(struct br_provider_test *p);
 
 #endif

@@ -7,7 +7,12 @@
  *   - embedded (backend_embedded.c): the core engine in memory behind one
  *     mutex, the command journal with group commit, an in-process saga bus and
  *     the built-in test provider;
- *   - distributed (a later issue): Redis scripts, PostgreSQL, Kafka, Stripe.
+ *   - distributed (backend_distributed.c): Redis scripts, PostgreSQL, the
+ *     test provider (Stripe and Kafka in a later issue).
+ *
+ * The translation between these calls and the core's commands and outcomes
+ * (which command an operation is, how an outcome becomes a result) is
+ * shared by both: server/api_cmd.h.
  *
  * Calls are asynchronous. Every operation takes a struct br_call the caller
  * owns; the backend fills call->err and the result, then calls call->done
@@ -34,6 +39,7 @@
 #define BR_API_LIST_MAX 100u      /* items in one list answer (events, bookings) */
 #define BR_API_PROVIDER_ID_MAX 48u /* provider payment id incl. NUL */
 #define BR_API_SECRET_MAX 96u      /* provider client secret incl. NUL */
+#define BR_API_POSITIONS_MAX 256u  /* users in one queue_positions call */
 
 struct br_api_user {
     uint64_t id;
@@ -129,9 +135,8 @@ struct br_call {
     struct br_api_booking *bookings;
     uint32_t list_cap;   /* room in the array, <= BR_API_LIST_MAX */
     uint32_t list_count; /* filled by the backend */
-    /* Backend-private: the embedded backend's commit sequence and link. */
-    uint64_t lsn;
-    struct br_call *next;
+    /* Nothing backend-private: a backend that must remember a call while it
+     * waits (the embedded backend's commit sequence) keeps its own record. */
 };
 
 /* What a backend tells the server as the sale moves (the queue fan-out).
@@ -159,17 +164,19 @@ struct br_api_gauges {
         uint32_t sold[BR_EVENT_ZONES_MAX];
     } events[BR_API_LIST_MAX];
     uint64_t commands;      /* commands applied since start (replay included) */
-    uint64_t journal_bytes; /* not tracked by every backend: 0 */
-    uint64_t commits;       /* group commits (fsyncs) */
-    uint64_t sync_us;       /* time spent in those fsyncs, microseconds */
-    uint64_t gather_us;     /* time commands waited before their commit began (first of each) */
     uint64_t engine_bytes;  /* memory reserved for the engine's tables; 0 = not tracked */
     uint32_t table_rows[BR_TABLE_COUNT];       /* rows in use, by enum br_table (limits.h) */
     uint32_t table_rows_max[BR_TABLE_COUNT];   /* rows allowed; 0 = not a deployment table */
     uint64_t capacity_exhausted[BR_TABLE_COUNT]; /* answers refused for room since start */
-    bool storage_unavailable; /* writes are refused: the journal cannot be written */
-    uint64_t storage_failures; /* failed journal writes and zero-fills since start */
+    /* What only one backend has (the embedded journal's commits, fsync time,
+     * storage faults) is not here: it writes its own families through
+     * ops->metrics. */
 };
+
+/* Where a backend writes its own metric families for /metrics: Prometheus
+ * text format 0.0.4, each family with its HELP and TYPE lines, written with
+ * br_metrics_printf() (server/metrics.h). Opaque: metrics.c owns it. */
+struct br_metrics_sink;
 
 struct br_backend;
 
@@ -230,6 +237,17 @@ struct br_backend_ops {
      * view for one subscriber. BR_OK, BR_E_NOT_FOUND, BR_E_NOT_IN_QUEUE. */
     int (*queue_peek)(struct br_backend *b, uint64_t user, uint64_t event_id,
                       struct br_api_queue *out);
+    /* Synchronous, advisory, as queue_peek, for n users of one event at
+     * once (the SSE hub's refresh: one call per event and period, not one
+     * per subscriber). n <= BR_API_POSITIONS_MAX. Returns BR_OK when every
+     * rc[i] and out[i] is filled: rc[i] as queue_peek's answer for users[i]
+     * (BR_OK, BR_E_NOT_FOUND, BR_E_NOT_IN_QUEUE), out[i] meaningful only
+     * when rc[i] is BR_OK. Any other return (BR_E_UNAVAILABLE: the store is
+     * unreachable) is for the whole call: rc and out are then untouched and
+     * the caller tries again at its next refresh. Any thread; the caller
+     * must hold no lock the backend's listener takes. */
+    int (*queue_positions)(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                           uint32_t n, struct br_api_queue *out, int *rc);
 
     /* ---- bookings and payments ---- */
     /* pass_id 0 = none; idem_key 0 = none. r.booking. */
@@ -253,6 +271,14 @@ struct br_backend_ops {
      * says why in a sentence. */
     bool (*ready)(struct br_backend *b, const char **why);
     void (*gauges)(struct br_backend *b, struct br_api_gauges *g);
+    /* The backend's own metric families (see struct br_metrics_sink),
+     * written after the server's counters and before the engine tables;
+     * NULL = none. Called by br_metrics_render on the /metrics request's
+     * thread, right after gauges. The embedded backend writes its journal's
+     * (br_journal_commits_total, br_journal_sync_seconds_total,
+     * br_journal_gather_seconds_total, br_journal_replayed_commands,
+     * br_journal_storage_unavailable, br_journal_storage_failures_total). */
+    void (*metrics)(struct br_backend *b, struct br_metrics_sink *out);
 };
 
 struct br_backend {

@@ -4,10 +4,15 @@
  *
  * Sequence numbers. Every applied command gets the next lsn
  * (appended_lsn); the syncers make a prefix durable and publish
- * durable_lsn. A call waits in a FIFO until durable_lsn >= call->lsn: a
+ * durable_lsn. A call waits in a FIFO until durable_lsn >= its lsn: a
  * write's lsn is its own command's, a read's is appended_lsn when it read,
- * so nothing it saw can be lost after it is answered. The FIFO is ordered by
- * lsn because lsns are handed out under the same mutex that appends to it.
+ * so nothing it saw can be lost after it is answered. Either way it is
+ * appended_lsn when the call finishes, since nothing is applied between
+ * its apply and its finish (both under mu). The FIFO is ordered by lsn
+ * because lsns are handed out under the same mutex that appends to it. Its
+ * nodes (struct waiter: the call and its lsn) come from a pool of
+ * BR_EMB_WAITERS_MAX, so the interface's struct br_call carries nothing of
+ * ours.
  *
  * Reading the engine. Results are copied out of the engine under the mutex
  * right after the apply (the hold of a reserve, the event of a create), so a
@@ -38,7 +43,9 @@
 #include "core/journal.h"
 #include "core/panic.h"
 #include "core/queue.h"
+#include "server/api_cmd.h"
 #include "server/log.h"
+#include "server/metrics.h"
 
 #define PATH_MAX_BYTES 512u
 /* Zeros written ahead of the journal's last record (journal_file.h): a
@@ -71,6 +78,13 @@ struct pending_rec {
     char currency[BR_CURRENCY_MAX]; /* for a provider_charge it emitted */
     uint32_t fx_start;            /* effects in batch->fx */
     uint32_t fx_count;
+};
+
+/* A call waiting for durability: in the FIFO (wait_head) or the free pool. */
+struct waiter {
+    struct br_call *call;
+    uint64_t lsn;         /* answered once durable_lsn >= lsn */
+    struct waiter *next;
 };
 
 struct batch {
@@ -123,8 +137,12 @@ struct br_embedded {
     unsigned room_waiters;   /* appliers waiting on room_cv */
     unsigned kick;           /* KICK_* bits: condition variables to signal once mu is released */
     int64_t last_take_us;    /* monotonic time the newest commit was taken */
-    struct br_call *wait_head; /* FIFO by lsn */
-    struct br_call *wait_tail;
+    struct waiter *wait_head; /* FIFO by lsn */
+    struct waiter *wait_tail;
+    struct waiter *waiter_pool; /* BR_EMB_WAITERS_MAX nodes */
+    struct waiter *waiter_free; /* free nodes; under mu */
+    unsigned waiter_room_waiters; /* calls waiting on waiter_cv for a free node */
+    pthread_cond_t waiter_cv;   /* a node was freed */
     struct refund_duty bus[BR_EMB_BUS_MAX];
     uint32_t bus_head;
     uint32_t bus_count;
@@ -273,9 +291,6 @@ static struct pending_rec *apply_locked(struct br_embedded *x, struct br_cmd *cm
     memcpy(&b->fx[b->fx_count], fx, sizeof *fx * n);
     b->fx_count += n;
     x->appended_lsn++;
-    if (call != NULL) {
-        call->lsn = x->appended_lsn;
-    }
     if (b->rec_count == 1) {
         b->first_us = br_clock_mono_us();
     }
@@ -340,10 +355,10 @@ static void kick_locked(struct br_embedded *x)
  * after unlocking, or NULL. */
 static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call, bool wrote)
 {
-    if (!wrote) {
-        call->lsn = x->appended_lsn;
-    }
-    if (call->lsn <= x->durable_lsn) {
+    /* Its own command's lsn (a write) or what it may have seen (a read):
+     * nothing was applied since either (mu held). */
+    uint64_t lsn = x->appended_lsn;
+    if (lsn <= x->durable_lsn) {
         return call;
     }
     if (!wrote && x->write_stuck) {
@@ -354,15 +369,52 @@ static struct br_call *finish_locked(struct br_embedded *x, struct br_call *call
         call->err = BR_E_STORAGE_UNAVAILABLE;
         return call;
     }
-    call->next = NULL;
-    if (x->wait_tail != NULL) {
-        BR_ASSERT(x->wait_tail->lsn <= call->lsn);
-        x->wait_tail->next = call;
-    } else {
-        x->wait_head = call;
+    /* No free node (more calls waiting than connections: never expected):
+     * wait for the syncers to answer some. Bounded by the commit in flight. */
+    while (x->waiter_free == NULL) {
+        x->waiter_room_waiters++;
+        pthread_cond_wait(&x->waiter_cv, &x->mu);
+        x->waiter_room_waiters--;
+        if (lsn <= x->durable_lsn) {
+            return call;
+        }
     }
-    x->wait_tail = call;
+    struct waiter *w = x->waiter_free;
+    x->waiter_free = w->next;
+    w->call = call;
+    w->lsn = lsn;
+    w->next = NULL;
+    if (x->wait_tail != NULL) {
+        BR_ASSERT(x->wait_tail->lsn <= lsn);
+        x->wait_tail->next = w;
+    } else {
+        x->wait_head = w;
+    }
+    x->wait_tail = w;
     return NULL;
+}
+
+/* Returns answered nodes (a chain of at most BR_EMB_WAITERS_MAX, linked by
+ * next) to the pool. Takes mu. */
+static void waiters_free(struct br_embedded *x, struct waiter *chain)
+{
+    if (chain == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->mu);
+    uint32_t n = 0;
+    struct waiter *last = chain;
+    while (last->next != NULL) {
+        BR_ASSERT(n++ < BR_EMB_WAITERS_MAX);
+        last = last->next;
+    }
+    last->next = x->waiter_free;
+    x->waiter_free = chain;
+    bool wake = x->waiter_room_waiters > 0;
+    pthread_mutex_unlock(&x->mu);
+    if (wake) {
+        pthread_cond_broadcast(&x->waiter_cv);
+    }
 }
 
 /* Unlocks and completes the call if it is ready. */
@@ -422,22 +474,8 @@ static void fill_queue(const struct br_embedded *x, const struct br_event *ev, u
                        uint32_t position, uint32_t length, uint64_t pass_id, int64_t deadline_ms,
                        int64_t now_ms, struct br_api_queue *out)
 {
-    memset(out, 0, sizeof *out);
-    out->event_id = ev->id;
-    out->status = status;
-    out->position = position;
-    out->queue_length = length;
-    if (status == BR_QS_WAITING) {
-        out->estimated_wait_s =
-            br_queue_wait_estimate_s(&ev->spec, position, x->cfg.tick_ms, now_ms);
-    } else if (status == BR_QS_PREQUEUE) {
-        out->estimated_wait_s =
-            br_queue_wait_estimate_s(&ev->spec, length, x->cfg.tick_ms, now_ms);
-    }
-    if (status == BR_QS_ADMITTED) {
-        out->pass_id = pass_id;
-        out->pass_expires_at_ms = deadline_ms;
-    }
+    br_api_queue_fill(out, ev->id, &ev->spec, status, position, length, pass_id, deadline_ms,
+                      x->cfg.tick_ms, now_ms);
 }
 
 static void fill_payment(const struct br_engine *e, const struct br_payment *p,
@@ -462,13 +500,7 @@ static void op_user_register(struct br_backend *b, const char *email, const char
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_USER_REGISTER;
-    snprintf(cmd.u.user_register.email, sizeof cmd.u.user_register.email, "%s", email);
-    snprintf(cmd.u.user_register.name, sizeof cmd.u.user_register.name, "%s", name);
-    memcpy(cmd.u.user_register.password_hash, hash, BR_PASSWORD_HASH_LEN);
-    memcpy(cmd.u.user_register.salt, salt, BR_SALT_LEN);
-    cmd.u.user_register.role = role;
+    br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -490,25 +522,22 @@ static bool op_user_exists(struct br_backend *b, uint64_t user_id)
 }
 
 /* Applies a session command (its now_ms set by apply_locked) and copies the
- * session out. */
+ * session out. Not refused up front while storage is down (as before the
+ * split): it waits for durability like any write. */
 static void session_cmd(struct br_embedded *x, struct br_cmd *cmd, struct br_call *call)
 {
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     apply_locked(x, cmd, call, &out);
     call->err = out.err;
-    struct br_api_session *s = &call->r.session;
-    memset(s, 0, sizeof *s);
-    s->id = out.id;
-    s->user_id = out.ref;
+    uint8_t role = 0;
     bool issued = cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE;
     if (out.err == BR_OK && issued) {
-        s->generation = out.count;
-        s->expires_at_ms = out.deadline_ms;
         const struct br_user *u = br_catalog_user(&x->engine, out.ref);
         BR_ASSERT(u != NULL);
-        s->role = u->role;
+        role = u->role;
     }
+    br_api_session_from_outcome(&call->r.session, cmd, &out, role);
     unlock_and_finish(x, call, true);
 }
 
@@ -516,11 +545,7 @@ static void op_session_open(struct br_backend *b, uint64_t user, uint32_t genera
                             int64_t ttl_ms, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_OPEN;
-    cmd.user_id = user;
-    cmd.u.session_open.ttl_ms = ttl_ms;
-    cmd.u.session_open.generation = generation;
+    br_api_cmd_session_open(&cmd, user, generation, ttl_ms);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -528,11 +553,7 @@ static void op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_
                               int64_t ttl_ms, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_ROTATE;
-    cmd.u.session_rotate.session_id = session_id;
-    cmd.u.session_rotate.generation = generation;
-    cmd.u.session_rotate.ttl_ms = ttl_ms;
+    br_api_cmd_session_rotate(&cmd, session_id, generation, ttl_ms);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -540,19 +561,14 @@ static void op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_
                               struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_REVOKE;
-    cmd.u.session_revoke.session_id = session_id;
-    cmd.u.session_revoke.generation = generation;
+    br_api_cmd_session_revoke(&cmd, session_id, generation);
     session_cmd(self(b), &cmd, call);
 }
 
 static void op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_REVOKE_ALL;
-    cmd.user_id = user;
+    br_api_cmd_session_revoke_all(&cmd, user);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -585,11 +601,7 @@ static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t targ
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_USER_ROLE_SET;
-    cmd.user_id = actor;
-    cmd.u.user_role_set.target_user_id = target;
-    cmd.u.user_role_set.role = role;
+    br_api_cmd_user_role_set(&cmd, actor, target, role);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -609,10 +621,7 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_EVENT_CREATE;
-    cmd.user_id = actor;
-    cmd.u.event_create = *spec;
+    br_api_cmd_event_create(&cmd, actor, spec);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -687,10 +696,7 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_QUEUE_JOIN;
-    cmd.user_id = user;
-    cmd.u.queue_join.event_id = event_id;
+    br_api_cmd_queue_join(&cmd, user, event_id);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -699,8 +705,8 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
     if (out.err == BR_OK) {
-        fill_queue(x, br_catalog_event(&x->engine, event_id), out.status, out.position,
-                   out.queue_length, out.ref, out.deadline_ms, cmd.now_ms, &call->r.queue);
+        const struct br_event *ev = br_catalog_event(&x->engine, event_id);
+        br_api_queue_from_join(&call->r.queue, &cmd, &out, &ev->spec, x->cfg.tick_ms);
     }
     unlock_and_finish(x, call, true);
 }
@@ -710,10 +716,7 @@ static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_i
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_QUEUE_LEAVE;
-    cmd.user_id = user;
-    cmd.u.queue_leave.event_id = event_id;
+    br_api_cmd_queue_leave(&cmd, user, event_id);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -724,15 +727,15 @@ static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_i
     unlock_and_finish(x, call, true);
 }
 
-/* The view of (event, user) under mu. */
-static int view_locked(struct br_embedded *x, uint64_t user, uint64_t event_id,
+/* The view of (event, user) under mu, at now_ms. */
+static int view_locked(struct br_embedded *x, uint64_t user, uint64_t event_id, int64_t now_ms,
                        struct br_api_queue *out)
 {
     struct br_queue_view v;
     int rc = br_queue_view(&x->engine, event_id, user, &v);
     if (rc == BR_OK) {
         fill_queue(x, br_catalog_event(&x->engine, event_id), v.status, v.position,
-                   v.queue_length, v.pass_id, v.pass_deadline_ms, now_locked(x), out);
+                   v.queue_length, v.pass_id, v.pass_deadline_ms, now_ms, out);
     }
     return rc;
 }
@@ -742,7 +745,7 @@ static void op_queue_position(struct br_backend *b, uint64_t user, uint64_t even
 {
     struct br_embedded *x = self(b);
     pthread_mutex_lock(&x->mu);
-    call->err = view_locked(x, user, event_id, &call->r.queue);
+    call->err = view_locked(x, user, event_id, now_locked(x), &call->r.queue);
     unlock_and_finish(x, call, false);
 }
 
@@ -751,9 +754,24 @@ static int op_queue_peek(struct br_backend *b, uint64_t user, uint64_t event_id,
 {
     struct br_embedded *x = self(b);
     pthread_mutex_lock(&x->mu);
-    int rc = view_locked(x, user, event_id, out);
+    int rc = view_locked(x, user, event_id, now_locked(x), out);
     pthread_mutex_unlock(&x->mu);
     return rc;
+}
+
+/* One lock and one clock reading for the n views (the hub's refresh). */
+static int op_queue_positions(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                              uint32_t n, struct br_api_queue *out, int *rc)
+{
+    BR_ASSERT(n <= BR_API_POSITIONS_MAX);
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    int64_t now = now_locked(x);
+    for (uint32_t i = 0; i < n; i++) {
+        rc[i] = view_locked(x, users[i], event_id, now, &out[i]);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return BR_OK;
 }
 
 static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
@@ -762,14 +780,7 @@ static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, u
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_RESERVE;
-    cmd.user_id = user;
-    cmd.u.reserve.event_id = event_id;
-    cmd.u.reserve.zone_id = zone_id;
-    cmd.u.reserve.quantity = quantity;
-    cmd.u.reserve.pass_id = pass_id;
-    cmd.u.reserve.idem_key = idem_key;
+    br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -777,6 +788,8 @@ static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, u
     }
     apply_locked(x, &cmd, call, &out);
     call->err = out.err;
+    /* From the stored hold, not the outcome: an idempotent repeat answers
+     * with the first hold's creation time and payment (api_cmd.h). */
     const struct br_hold *h = out.id != 0 ? br_inventory_hold(&x->engine, out.id) : NULL;
     if (h != NULL) {
         fill_booking(&x->engine, h, &call->r.booking);
@@ -816,10 +829,7 @@ static void op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t book
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_CANCEL;
-    cmd.user_id = user;
-    cmd.u.cancel.hold_id = booking_id;
+    br_api_cmd_booking_cancel(&cmd, user, booking_id);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -839,10 +849,7 @@ static void op_payment_create(struct br_backend *b, uint64_t user, uint64_t book
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_PAYMENT_CREATE;
-    cmd.user_id = user;
-    cmd.u.payment_create.hold_id = booking_id;
+    br_api_cmd_payment_create(&cmd, user, booking_id);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -863,12 +870,7 @@ static void op_payment_event(struct br_backend *b, const char *provider_event_id
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_PAYMENT_EVENT;
-    cmd.u.payment_event.provider_event_id =
-        br_hash64(provider_event_id, strlen(provider_event_id), 0);
-    cmd.u.payment_event.payment_id = payment_id;
-    cmd.u.payment_event.succeeded = succeeded;
+    br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
     struct br_outcome out;
     pthread_mutex_lock(&x->mu);
     if (refuse_locked(x, call)) {
@@ -924,12 +926,42 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
         br_engine_table_usage(&x->engine, t, &g->table_rows[t], &g->table_rows_max[t]);
         g->capacity_exhausted[t] = x->full[t];
     }
-    g->commits = x->commits;
-    g->sync_us = x->sync_us;
-    g->gather_us = x->gather_us;
-    g->storage_unavailable = x->storage_down;
-    g->storage_failures = x->storage_failures;
     pthread_mutex_unlock(&x->mu);
+}
+
+/* The journal's families (backend.h: ops->metrics), in the order and with
+ * the text /metrics has always had. */
+static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    uint64_t commits = x->commits;
+    uint64_t sync_us = x->sync_us;
+    uint64_t gather_us = x->gather_us;
+    bool down = x->storage_down;
+    uint64_t failures = x->storage_failures;
+    pthread_mutex_unlock(&x->mu);
+    br_metrics_printf(
+        out,
+        "# HELP br_journal_commits_total Group commits (fdatasyncs) of the journal.\n"
+        "# TYPE br_journal_commits_total counter\nbr_journal_commits_total %" PRIu64 "\n"
+        "# HELP br_journal_sync_seconds_total Time spent in the commits' fdatasyncs.\n"
+        "# TYPE br_journal_sync_seconds_total counter\nbr_journal_sync_seconds_total %.6f\n"
+        "# HELP br_journal_gather_seconds_total Time each commit's first command waited "
+        "before the write.\n"
+        "# TYPE br_journal_gather_seconds_total counter\nbr_journal_gather_seconds_total %.6f\n"
+        "# HELP br_journal_replayed_commands Commands replayed from the journal at start.\n"
+        "# TYPE br_journal_replayed_commands gauge\nbr_journal_replayed_commands %" PRIu64 "\n",
+        commits, (double)sync_us / 1e6, (double)gather_us / 1e6, x->replayed);
+    br_metrics_printf(
+        out,
+        "# HELP br_journal_storage_unavailable 1 while writes are refused because the "
+        "journal cannot be written (full or failing data disk).\n"
+        "# TYPE br_journal_storage_unavailable gauge\nbr_journal_storage_unavailable %d\n"
+        "# HELP br_journal_storage_failures_total Failed journal writes and zero-fills.\n"
+        "# TYPE br_journal_storage_failures_total counter\n"
+        "br_journal_storage_failures_total %" PRIu64 "\n",
+        down ? 1 : 0, failures);
 }
 
 static const struct br_backend_ops EMBEDDED_OPS = {
@@ -951,6 +983,7 @@ static const struct br_backend_ops EMBEDDED_OPS = {
     .queue_leave = op_queue_leave,
     .queue_position = op_queue_position,
     .queue_peek = op_queue_peek,
+    .queue_positions = op_queue_positions,
     .reserve = op_reserve,
     .booking_list = op_booking_list,
     .booking_get = op_booking_get,
@@ -959,6 +992,7 @@ static const struct br_backend_ops EMBEDDED_OPS = {
     .payment_event = op_payment_event,
     .ready = op_ready,
     .gauges = op_gauges,
+    .metrics = op_metrics,
 };
 
 /* ---- the syncers: group commit, then effects, then answers ----
@@ -1122,13 +1156,13 @@ static bool write_batch(struct br_embedded *x, struct batch *b)
 static void abandon_batch(struct br_embedded *x, struct batch *b)
 {
     uint64_t first = b->end_lsn - b->rec_count + 1;
-    struct br_call *gone = NULL;
+    struct waiter *gone = NULL;
     pthread_mutex_lock(&x->mu);
-    struct br_call **pp = &x->wait_head;
-    struct br_call *prev = NULL;
+    struct waiter **pp = &x->wait_head;
+    struct waiter *prev = NULL;
     /* Bounded by the waiters: each round moves past or removes one. */
     while (*pp != NULL) {
-        struct br_call *c = *pp;
+        struct waiter *c = *pp;
         if (c->lsn >= first && c->lsn <= b->end_lsn) {
             *pp = c->next;
             c->next = gone;
@@ -1145,12 +1179,11 @@ static void abandon_batch(struct br_embedded *x, struct batch *b)
     b->next = x->free_list;
     x->free_list = b;
     pthread_mutex_unlock(&x->mu);
-    while (gone != NULL) {
-        struct br_call *c = gone;
-        gone = c->next;
-        c->err = BR_E_UNKNOWN_OUTCOME;
-        c->done(c);
+    for (struct waiter *w = gone; w != NULL; w = w->next) { /* bounded by the pool */
+        w->call->err = BR_E_UNKNOWN_OUTCOME;
+        w->call->done(w->call);
     }
+    waiters_free(x, gone);
 }
 
 static void bus_push(struct br_embedded *x, uint64_t payment_id, int64_t amount_minor)
@@ -1181,8 +1214,8 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
         case BR_FX_PROVIDER_CHARGE: {
             char id[BR_PROVIDER_ID_MAX];
             char secret[BR_PROVIDER_SECRET_MAX];
-            int rc = br_provider_test_charge(x->cfg.provider, fx->id, fx->ref, fx->amount_minor,
-                                             r->currency[0] ? r->currency : "EUR", id, secret);
+            int rc = br_provider_create_intent(&x->cfg.provider, fx->id, fx->ref, fx->amount_minor,
+                                               r->currency[0] ? r->currency : "EUR", id, secret);
             if (r->call != NULL) {
                 if (rc == BR_OK) {
                     snprintf(r->call->r.payment.provider_payment_id, BR_API_PROVIDER_ID_MAX, "%s",
@@ -1352,10 +1385,10 @@ static void dispatch_synced(struct br_embedded *x, uint64_t written, int64_t syn
     if (durable > x->durable_lsn) {
         x->durable_lsn = durable;
     }
-    struct br_call *ready = NULL;
-    struct br_call **tail = &ready;
+    struct waiter *ready = NULL;
+    struct waiter **tail = &ready;
     while (x->wait_head != NULL && x->wait_head->lsn <= x->durable_lsn) {
-        struct br_call *c = x->wait_head;
+        struct waiter *c = x->wait_head;
         x->wait_head = c->next;
         *tail = c;
         tail = &c->next;
@@ -1376,11 +1409,10 @@ static void dispatch_synced(struct br_embedded *x, uint64_t written, int64_t syn
      * itself, and a watcher notices the newer commit when it looks. */
     pthread_mutex_unlock(&x->mu);
     pthread_mutex_unlock(&x->disp_mu);
-    while (ready != NULL) { /* bounded by the calls that were waiting */
-        struct br_call *c = ready;
-        ready = c->next;
-        c->done(c);
+    for (struct waiter *w = ready; w != NULL; w = w->next) { /* bounded by the pool */
+        w->call->done(w->call);
     }
+    waiters_free(x, ready);
 }
 
 /* A syncer: take, write, sync, dispatch, until the server stops. */
@@ -1423,23 +1455,16 @@ static void tick_locked(struct br_embedded *x)
         const struct br_event *ev = &x->engine.events[i];
         unsigned due = br_engine_due(&x->engine, ev->id, now);
         if (due & BR_DUE_ADMIT) {
-            memset(&cmd, 0, sizeof cmd);
-            cmd.type = BR_CMD_ADMIT;
-            cmd.u.admit.event_id = ev->id;
+            br_api_cmd_admit(&cmd, ev->id);
             apply_locked(x, &cmd, NULL, &out);
         }
         if (due & BR_DUE_SWEEP) {
-            memset(&cmd, 0, sizeof cmd);
-            cmd.type = BR_CMD_SWEEP;
-            cmd.u.sweep.event_id = ev->id;
-            cmd.u.sweep.max = BR_SWEEP_MAX;
+            br_api_cmd_sweep(&cmd, ev->id);
             apply_locked(x, &cmd, NULL, &out);
         }
     }
     if (br_engine_due(&x->engine, 0, now) & BR_DUE_SAGA) {
-        memset(&cmd, 0, sizeof cmd);
-        cmd.type = BR_CMD_SAGA_STEP;
-        cmd.u.saga_step.max = BR_SAGA_STEP_MAX;
+        br_api_cmd_saga_step(&cmd);
         apply_locked(x, &cmd, NULL, &out);
     }
 }
@@ -1476,14 +1501,11 @@ static void drain_bus_locked(struct br_embedded *x)
         x->bus_head = (x->bus_head + 1) % BR_EMB_BUS_MAX;
         x->bus_count--;
         pthread_mutex_unlock(&x->mu);
-        int rc = br_provider_test_refund(x->cfg.provider, d.payment_id, d.amount_minor);
+        int rc = br_provider_refund(&x->cfg.provider, d.payment_id, NULL, d.amount_minor);
         pthread_mutex_lock(&x->mu);
         struct br_cmd cmd;
         struct br_outcome out;
-        memset(&cmd, 0, sizeof cmd);
-        cmd.type = BR_CMD_REFUND_RESULT;
-        cmd.u.refund_result.payment_id = d.payment_id;
-        cmd.u.refund_result.ok = rc == BR_OK;
+        br_api_cmd_refund_result(&cmd, d.payment_id, rc == BR_OK);
         apply_locked(x, &cmd, NULL, &out);
         kick_locked(x);
     }
@@ -1759,12 +1781,19 @@ static void init_sync_objects(struct br_embedded *x)
     pthread_cond_init(&x->tick_cv, &mono);
     pthread_condattr_destroy(&mono);
     pthread_cond_init(&x->room_cv, NULL);
+    pthread_cond_init(&x->waiter_cv, NULL);
+    x->waiter_pool = calloc(BR_EMB_WAITERS_MAX, sizeof *x->waiter_pool);
+    BR_ASSERT(x->waiter_pool != NULL);
+    for (uint32_t i = 0; i < BR_EMB_WAITERS_MAX; i++) {
+        x->waiter_pool[i].next = i + 1 < BR_EMB_WAITERS_MAX ? &x->waiter_pool[i + 1] : NULL;
+    }
+    x->waiter_free = &x->waiter_pool[0];
 }
 
 int br_embedded_open(struct br_embedded **out, const struct br_embedded_config *cfg)
 {
     *out = NULL;
-    BR_ASSERT(cfg->provider != NULL && cfg->tick_ms > 0);
+    BR_ASSERT(cfg->provider.ops != NULL && cfg->tick_ms > 0);
     BR_ASSERT(cfg->syncers >= 1 && cfg->syncers <= BR_EMB_SYNCERS_MAX);
     int rc = ensure_dir(cfg->data_dir, cfg->log);
     if (rc != BR_OK) {
@@ -1869,6 +1898,8 @@ void br_embedded_close(struct br_embedded *x)
     }
     pthread_cond_destroy(&x->tick_cv);
     pthread_cond_destroy(&x->room_cv);
+    pthread_cond_destroy(&x->waiter_cv);
+    free(x->waiter_pool);
     pthread_cond_destroy(&x->stall_cv);
     pthread_cond_destroy(&x->flush_cv);
     pthread_mutex_destroy(&x->disp_mu);

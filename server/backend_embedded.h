@@ -20,7 +20,7 @@
  *
  * Effects are carried out only after the command that emitted them is
  * durable: pass_issued goes to the listener (the SSE fan-out), provider_charge
- * creates the test provider's intent, provider_refund goes on the in-process
+ * creates the provider's intent (provider.h), provider_refund goes on the in-process
  * saga bus to the ticker, which refunds and applies refund_result. A refund
  * lost in a crash is found again by saga_step (the core keeps the duty).
  *
@@ -55,7 +55,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "adapters/provider_test.h"
+#include "adapters/provider.h"
 #include "core/engine.h"
 #include "server/backend.h"
 #include "server/log.h"
@@ -65,6 +65,10 @@
 #define BR_EMB_BATCH_MAX 4096u   /* commands per commit: ~0.7 KiB each, per batch */
 #define BR_EMB_EFFECTS_MAX (2u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, per batch */
 #define BR_EMB_BUS_MAX 4096u     /* refunds waiting on the saga bus */
+/* Calls waiting for durability, 24 B each (1.5 MiB, resident as used): one
+ * per request in flight at most (serve's connections_max, 16384), with room
+ * to spare; beyond, a caller waits for the syncers to answer some. */
+#define BR_EMB_WAITERS_MAX 65536u
 
 struct br_embedded;
 
@@ -73,7 +77,7 @@ struct br_embedded_config {
     unsigned tick_ms;              /* admitter / sweeper / saga period */
     bool fsync;                    /* false only for throwaway runs */
     unsigned syncers;              /* commits in flight, 1..BR_EMB_SYNCERS_MAX */
-    struct br_provider_test *provider; /* carries out charges and refunds; not owned */
+    struct br_provider provider;   /* carries out charges and refunds; not owned */
     struct br_backend_listener listener;
     struct br_config engine;       /* capacities for a new journal (its seed is drawn fresh);
                                       an existing journal's header wins */

@@ -7,11 +7,19 @@
  * calls pull() holding the request's mutex and pull takes only the
  * subscription's mutex; so a subscription's mutex is never held while
  * waking a request.
+ *
+ * The backend is never asked with the hub's mutex held: the refresh copies
+ * an event's users, releases the mutex, asks queue_positions once per
+ * BR_API_POSITIONS_MAX users, and takes the mutex again to send. So a
+ * backend whose listener (which takes the hub's mutex) runs while it holds
+ * its own lock, or one that waits on the network (Redis), never stalls
+ * pass deliveries, subscriptions or closes behind a refresh.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "server/hub.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,6 +73,12 @@ struct br_hub {
     uint32_t streams;
     struct event_slot slots[BR_HUB_EVENT_SLOTS];
     struct br_hub_sub *buckets[BR_HUB_KEY_BUCKETS];
+    /* The refresh thread's scratch for one event: its users and their
+     * views, grown to the largest event's stream count (56 B a stream). */
+    uint64_t *scratch_users;
+    struct br_api_queue *scratch_views;
+    int *scratch_rcs;
+    uint32_t scratch_cap;
 };
 
 static uint32_t bucket_of(uint64_t event_id, uint64_t user_id)
@@ -245,38 +259,154 @@ struct br_backend_listener br_hub_listener(struct br_hub *h)
 
 /* ---- the refresh thread ---- */
 
+#define VIEW_UNKNOWN 1 /* a user's rc when the backend could not be asked (errors are <= 0) */
+
+/* Makes room in the scratch arrays for n users. false when out of memory. */
+static bool scratch_reserve(struct br_hub *h, uint32_t n)
+{
+    if (n <= h->scratch_cap) {
+        return true;
+    }
+    uint64_t *users = realloc(h->scratch_users, n * sizeof *users);
+    if (users != NULL) {
+        h->scratch_users = users;
+    }
+    struct br_api_queue *views = realloc(h->scratch_views, n * sizeof *views);
+    if (views != NULL) {
+        h->scratch_views = views;
+    }
+    int *rcs = realloc(h->scratch_rcs, n * sizeof *rcs);
+    if (rcs != NULL) {
+        h->scratch_rcs = rcs;
+    }
+    if (users == NULL || views == NULL || rcs == NULL) {
+        return false;
+    }
+    h->scratch_cap = n;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* The index of user in the first n (sorted) scratch users, or -1. */
+static int64_t scratch_find(const struct br_hub *h, uint32_t n, uint64_t user)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) { /* log2(n) rounds */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->scratch_users[mid] < user) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && h->scratch_users[lo] == user ? (int64_t)lo : -1;
+}
+
+/* Asks the backend for the views of the users with a stream on the slot's
+ * event, without the hub's mutex: the users are copied (sorted, once each)
+ * under it, the backend asked in chunks of BR_API_POSITIONS_MAX after
+ * releasing it, and the views applied once it is taken again. Returns the
+ * number of users asked (their views in the scratch arrays), 0 when none.
+ * Under the hub's mutex, released meanwhile: the slot may be closed or
+ * reused by then (the caller checks its event). */
+static uint32_t ask_views(struct br_hub *h, struct event_slot *slot)
+{
+    uint64_t event_id = slot->event_id;
+    if (!scratch_reserve(h, slot->count)) {
+        slot->dirty = true; /* next time */
+        return 0;
+    }
+    uint32_t n = 0;
+    for (struct br_hub_sub *s = slot->head; s != NULL; s = s->ev_next) {
+        BR_ASSERT(n < slot->count);
+        if (!s->passed) {
+            h->scratch_users[n++] = s->user_id;
+        }
+    }
+    if (n == 0) {
+        return 0;
+    }
+    qsort(h->scratch_users, n, sizeof *h->scratch_users, cmp_u64);
+    uint32_t unique = 1;
+    for (uint32_t i = 1; i < n; i++) {
+        if (h->scratch_users[i] != h->scratch_users[unique - 1]) {
+            h->scratch_users[unique++] = h->scratch_users[i];
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    struct br_backend *b = h->cfg.backend;
+    bool failed = false;
+    for (uint32_t at = 0; at < unique; at += BR_API_POSITIONS_MAX) {
+        uint32_t k = unique - at < BR_API_POSITIONS_MAX ? unique - at : BR_API_POSITIONS_MAX;
+        int rc = b->ops->queue_positions(b, event_id, h->scratch_users + at, k,
+                                         h->scratch_views + at, h->scratch_rcs + at);
+        if (rc != BR_OK) {
+            for (uint32_t i = 0; i < k; i++) {
+                h->scratch_rcs[at + i] = VIEW_UNKNOWN;
+            }
+            failed = true;
+        }
+    }
+    pthread_mutex_lock(&h->mu);
+    if (failed) {
+        br_logf(h->cfg.log, BR_LOG_WARN, "queue positions unavailable: streams keep their view",
+                "\"event\":%" PRIu64, event_id);
+        if (slot->event_id == event_id) {
+            slot->dirty = true; /* asked again at the next refresh */
+        }
+    }
+    return unique;
+}
+
+/* Sends s its new view from the scratch arrays (when asked: `asked` users),
+ * else a keep-alive when due. Returns whether s must be woken. Under the
+ * hub's mutex. */
+static bool refresh_sub(struct br_hub *h, struct br_hub_sub *s, uint32_t asked,
+                        bool keepalive_round, int64_t now)
+{
+    bool wake = false;
+    int64_t at = asked > 0 && !s->passed ? scratch_find(h, asked, s->user_id) : -1;
+    if (at >= 0 && h->scratch_rcs[at] == BR_OK) {
+        wake = sub_send_view(h, s, &h->scratch_views[at], false);
+    } else if (at >= 0 && h->scratch_rcs[at] != VIEW_UNKNOWN) {
+        sub_append(s, "", 0, true, true); /* no such event or user any more: the end */
+        wake = true;
+    }
+    if (keepalive_round && !wake && now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
+        static const char ka[] = ": keep-alive\n\n";
+        if (sub_append(s, ka, sizeof ka - 1, false, false)) {
+            s->last_send_ms = now;
+            wake = true;
+        }
+    }
+    return wake;
+}
+
 static void refresh_locked(struct br_hub *h, bool keepalive_round)
 {
-    int64_t now = br_clock_mono_ms();
-    struct br_backend *b = h->cfg.backend;
     for (uint32_t i = 0; i < BR_HUB_EVENT_SLOTS; i++) {
         struct event_slot *slot = &h->slots[i];
-        if (slot->event_id == 0) {
+        uint64_t event_id = slot->event_id;
+        if (event_id == 0) {
             continue;
         }
-        bool dirty = slot->dirty;
-        slot->dirty = false;
+        uint32_t asked = 0;
+        if (slot->dirty) {
+            slot->dirty = false;
+            asked = ask_views(h, slot);
+            if (slot->event_id != event_id || h->stop) {
+                continue; /* every stream closed meanwhile, or stopping */
+            }
+        }
+        int64_t now = br_clock_mono_ms();
         for (struct br_hub_sub *s = slot->head; s != NULL; s = s->ev_next) {
-            bool wake = false;
-            if (dirty && !s->passed) {
-                struct br_api_queue v;
-                int rc = b->ops->queue_peek(b, s->user_id, s->event_id, &v);
-                if (rc == BR_OK) {
-                    wake = sub_send_view(h, s, &v, false);
-                } else {
-                    sub_append(s, "", 0, true, true);
-                    wake = true;
-                }
-            }
-            if (keepalive_round && !wake &&
-                now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
-                static const char ka[] = ": keep-alive\n\n";
-                if (sub_append(s, ka, sizeof ka - 1, false, false)) {
-                    s->last_send_ms = now;
-                    wake = true;
-                }
-            }
-            if (wake) {
+            if (refresh_sub(h, s, asked, keepalive_round, now)) {
                 br_http_stream_wake(s->req);
             }
         }
@@ -457,6 +587,9 @@ void br_hub_free(struct br_hub *h)
     }
     stop_thread(h);
     BR_ASSERT(h->streams == 0);
+    free(h->scratch_users);
+    free(h->scratch_views);
+    free(h->scratch_rcs);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);

@@ -10,6 +10,7 @@
 
 #include "adapters/cli.h"
 #include "server/journal_cmd.h"
+#include "server/migrate_cmd.h"
 #include "server/serve.h"
 #ifdef BR_HAVE_SIM
 #include "sim/sim.h"
@@ -23,6 +24,7 @@ static void usage(FILE *f)
                "  sim      run a simulated on-sale from a scenario (see `sim --help`)\n"
                "  replay   re-run a recorded journal through the core, report divergence\n"
                "  journal  check or repair a data dir's journal (see `journal --help`)\n"
+               "  migrate  apply the PostgreSQL schema migrations (see `migrate --help`)\n"
                "  version  the version and the commit this binary was built from\n"
                "  help     this text\n\n"
                "The design (architecture, invariants, journal format, Redis keys):\n"
@@ -45,6 +47,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "journal") == 0) {
         return br_journal_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "migrate") == 0) {
+        return br_migrate_main(argc - 1, argv + 1);
     }
 #ifdef BR_HAVE_SIM
     if (strcmp(argv[1], "sim") == 0) {

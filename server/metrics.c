@@ -41,6 +41,7 @@ struct br_metrics {
     atomic_uint_fast64_t limited_user;
     atomic_uint_fast64_t limited_ip;
     struct route_cells routes[BR_METRICS_ROUTES_MAX];
+    struct br_backend *backend; /* its ops->metrics renders its own families; may be NULL */
 };
 
 int br_metrics_new(struct br_metrics **out, const char *const *names, unsigned count)
@@ -100,13 +101,13 @@ struct sbuf {
     bool failed;
 };
 
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+/* Appends; the buffer doubles when needed. On failure b->failed is set
+ * and later appends do nothing (the render then returns NULL). */
+static void sb_vprintf(struct sbuf *b, const char *fmt, va_list ap0)
 {
     for (int round = 0; round < 2 && !b->failed; round++) {
         va_list ap;
-        va_start(ap, fmt);
+        va_copy(ap, ap0);
         int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
         va_end(ap);
         if (n < 0) {
@@ -126,6 +127,34 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
         b->p = np;
         b->cap = cap;
     }
+}
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+/* A backend's view of the render in progress (backend.h). */
+struct br_metrics_sink {
+    struct sbuf *b;
+};
+
+void br_metrics_printf(struct br_metrics_sink *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(out->b, fmt, ap);
+    va_end(ap);
+}
+
+void br_metrics_set_backend(struct br_metrics *m, struct br_backend *b)
+{
+    m->backend = b;
 }
 
 /* ---- process metrics (the names every Prometheus client library uses) ---- */
@@ -346,7 +375,8 @@ static void render_requests(struct sbuf *b, struct br_metrics *m)
     }
 }
 
-/* The server's own counters and the journal's. */
+/* The server's own counters, then the backend's own families (the
+ * embedded backend: its journal's), in the order /metrics always had. */
 static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_api_gauges *g,
                           const struct br_metrics_extra *x)
 {
@@ -363,27 +393,12 @@ static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_
               "# TYPE br_http_inflight gauge\nbr_http_inflight %u\n"
               "# HELP br_commands_applied_total Commands the engine applied since start, "
               "the journal's replay included.\n"
-              "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n"
-              "# HELP br_journal_commits_total Group commits (fdatasyncs) of the journal.\n"
-              "# TYPE br_journal_commits_total counter\nbr_journal_commits_total %" PRIu64 "\n"
-              "# HELP br_journal_sync_seconds_total Time spent in the commits' fdatasyncs.\n"
-              "# TYPE br_journal_sync_seconds_total counter\nbr_journal_sync_seconds_total %.6f\n"
-              "# HELP br_journal_gather_seconds_total Time each commit's first command waited "
-              "before the write.\n"
-              "# TYPE br_journal_gather_seconds_total counter\nbr_journal_gather_seconds_total %.6f\n"
-              "# HELP br_journal_replayed_commands Commands replayed from the journal at start.\n"
-              "# TYPE br_journal_replayed_commands gauge\nbr_journal_replayed_commands %" PRIu64
-              "\n",
-              x->sse_streams, x->inflight, g->commands, g->commits, (double)g->sync_us / 1e6,
-              (double)g->gather_us / 1e6, x->replayed);
-    sb_printf(b,
-              "# HELP br_journal_storage_unavailable 1 while writes are refused because the "
-              "journal cannot be written (full or failing data disk).\n"
-              "# TYPE br_journal_storage_unavailable gauge\nbr_journal_storage_unavailable %d\n"
-              "# HELP br_journal_storage_failures_total Failed journal writes and zero-fills.\n"
-              "# TYPE br_journal_storage_failures_total counter\n"
-              "br_journal_storage_failures_total %" PRIu64 "\n",
-              g->storage_unavailable ? 1 : 0, g->storage_failures);
+              "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n",
+              x->sse_streams, x->inflight, g->commands);
+    if (m->backend != NULL && m->backend->ops->metrics != NULL) {
+        struct br_metrics_sink sink = {.b = b};
+        m->backend->ops->metrics(m->backend, &sink);
+    }
 }
 
 /* The sale: per event queue and passes, per zone seats. */

@@ -48,7 +48,20 @@ struct br_metrics_extra {
     uint64_t replayed;
 };
 
-/* The whole exposition as a malloc'd string; *len set. NULL when out of memory. */
+/* The backend whose ops->metrics adds its own families to every render
+ * (NULL or a backend without the hook: none). Set once by serve before the
+ * server listens; b must outlive m's renders. */
+void br_metrics_set_backend(struct br_metrics *m, struct br_backend *b);
+
+/* For a backend's ops->metrics: appends printf-formatted exposition text
+ * (at most 4 KiB per call) to the render in progress. */
+void br_metrics_printf(struct br_metrics_sink *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The whole exposition as a malloc'd string; *len set. NULL when out of
+ * memory. The backend's own families (br_metrics_set_backend) come after
+ * the server's counters (x->replayed is not printed here: a backend with a
+ * journal prints it in its own families). */
 char *br_metrics_render(struct br_metrics *m, const struct br_api_gauges *g,
                         const struct br_metrics_extra *x, size_t *len);
 

@@ -134,8 +134,10 @@ static void reply_err(struct rq *q, int err)
     if (err == BR_E_UNAUTHORIZED) {
         br_http_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"bookingrush\"");
     }
-    if (err == BR_E_STORAGE_UNAVAILABLE) {
-        br_http_add_header(q->req, "Retry-After", "2"); /* the backend retries the disk each second */
+    if (err == BR_E_STORAGE_UNAVAILABLE || err == BR_E_UNAVAILABLE) {
+        /* The embedded backend retries the disk each second; the distributed
+         * one checks Redis and PostgreSQL each tick. */
+        br_http_add_header(q->req, "Retry-After", "2");
     }
     reply_code(q, br_err_http_status(err), br_err_name(err), br_err_message(err));
 }
@@ -871,9 +873,7 @@ static void r_readyz(struct rq *q)
     const char *why = NULL;
     if (!BE(q)->ops->ready(BE(q), &why)) {
         bool disk = strstr(why, "journal") != NULL;
-        if (disk) {
-            br_http_add_header(q->req, "Retry-After", "2");
-        }
+        br_http_add_header(q->req, "Retry-After", "2");
         reply_code(q, 503, disk ? "STORAGE_UNAVAILABLE" : "UNAVAILABLE", why);
         return;
     }

@@ -1,0 +1,374 @@
+/*
+ * backend_distributed_read.c -- reads of the live on-sale state in Redis
+ * for the distributed backend: HMGET/ZRANK on the key layout of
+ * lua/README.md, on the slot's plain connection (never the adapter's, so
+ * the adapter keeps its connection to itself). Each read is one round trip
+ * (a batch of queue views two), and sees one consistent moment of each key
+ * but not of several keys together: an answer may mix states a few
+ * microseconds apart, as any read of a live sale does. Redis errors are
+ * translated here into BR_E_UNAVAILABLE and logged.
+ *
+ * Also the one write of this file: the user's booking index
+ * br:{u<user>}:bk (backend_distributed.h says why it exists and its limit).
+ */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/panic.h"
+#include "server/backend_distributed_int.h"
+
+#define W32 4294967296ull
+#define VIEWS_CHUNK 256u /* users per pipelined batch of views */
+
+static uint64_t num(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_STRING) {
+        return strtoull(e->str, NULL, 10);
+    }
+    if (e->type == REDIS_REPLY_INTEGER && e->integer >= 0) {
+        return (uint64_t)e->integer;
+    }
+    return 0;
+}
+
+/* One command's reply as an array of want elements: NULL after dropping
+ * the connection otherwise. */
+static redisReply *array_reply(struct br_distributed *x, struct dist_conn *c, redisReply *rep,
+                               size_t want, const char *what)
+{
+    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == want) {
+        return rep;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    dist_rd_fail(x, c, what);
+    return NULL;
+}
+
+int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
+                   struct dist_hold *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = hold_id >> 32;
+    uint64_t seq = hold_id & (W32 - 1);
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = array_reply(
+        x, c,
+        redisCommand(rd, "HMGET br:{e%llu}:h:%llu user zone qty st created dl amt pay",
+                     (unsigned long long)event_id, (unsigned long long)seq),
+        8, "hold");
+    if (rep == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = BR_E_NOT_FOUND;
+    if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        out->user_id = num(rep->element[0]);
+        out->zone_id = (uint32_t)num(rep->element[1]);
+        out->quantity = (uint32_t)num(rep->element[2]);
+        out->state = (uint8_t)num(rep->element[3]);
+        out->created_ms = (int64_t)num(rep->element[4]);
+        out->deadline_ms = (int64_t)num(rep->element[5]);
+        out->amount_minor = (int64_t)num(rep->element[6]);
+        out->payment_seq = num(rep->element[7]);
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
+                      struct dist_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = payment_id >> 32;
+    uint64_t seq = payment_id & (W32 - 1);
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = array_reply(x, c,
+                                  redisCommand(rd, "HMGET br:{e%llu}:y:%llu hold st amt",
+                                               (unsigned long long)event_id,
+                                               (unsigned long long)seq),
+                                  3, "payment");
+    if (rep == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = BR_E_NOT_FOUND;
+    if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        out->hold_seq = num(rep->element[0]);
+        out->state = (uint8_t)num(rep->element[1]);
+        out->amount_minor = (int64_t)num(rep->element[2]);
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                       uint32_t zone_count, struct dist_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    BR_ASSERT(zone_count >= 1 && zone_count <= BR_EVENT_ZONES_MAX);
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    /* id qwait piss pact bk1..bk5 held1..heldN sold1..soldN */
+    enum { FIXED = 4 + (BR_HOLD_STATE_COUNT - 1) };
+    const char *argv[2 + FIXED + 2 * BR_EVENT_ZONES_MAX];
+    char names[FIXED + 2 * BR_EVENT_ZONES_MAX][16];
+    char key[48];
+    snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);
+    int argc = 0;
+    argv[argc++] = "HMGET";
+    argv[argc++] = key;
+    static const char *const fixed[4] = {"id", "qwait", "piss", "pact"};
+    size_t n = 0;
+    for (; n < 4; n++) {
+        snprintf(names[n], sizeof names[n], "%s", fixed[n]);
+    }
+    for (unsigned s = BR_HOLD_HELD; s < BR_HOLD_STATE_COUNT; s++) {
+        snprintf(names[n++], sizeof names[0], "bk%u", s);
+    }
+    for (uint32_t z = 1; z <= zone_count; z++) {
+        snprintf(names[n++], sizeof names[0], "held%u", z);
+        snprintf(names[n++], sizeof names[0], "sold%u", z);
+    }
+    for (size_t i = 0; i < n; i++) {
+        argv[argc++] = names[i];
+    }
+    redisReply *rep = array_reply(x, c, redisCommandArgv(rd, argc, argv, NULL), n, "counters");
+    if (rep == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = BR_E_NOT_FOUND;
+    if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        out->zone_count = zone_count;
+        out->queue_length = (uint32_t)num(rep->element[1]);
+        out->admitted = (uint32_t)num(rep->element[2]);
+        out->active_passes = (uint32_t)num(rep->element[3]);
+        size_t k = 4;
+        for (unsigned s = BR_HOLD_HELD; s < BR_HOLD_STATE_COUNT; s++) {
+            out->bookings[s] = (uint32_t)num(rep->element[k++]);
+        }
+        for (uint32_t z = 0; z < zone_count; z++) {
+            out->held[z] = (uint32_t)num(rep->element[k++]);
+            out->sold[z] = (uint32_t)num(rep->element[k++]);
+        }
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
+                  uint64_t *out)
+{
+    *out = 0;
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = redisCommand(rd, "HGET br:{cat}:cat %s", field);
+    if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        dist_rd_fail(x, c, "catalog");
+        return BR_E_UNAVAILABLE;
+    }
+    *out = num(rep);
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+/* Reads count pipelined replies into reps[]; false (connection dropped,
+ * every reply read so far freed) if one fails. */
+static bool read_replies(struct br_distributed *x, struct dist_conn *c, redisReply **reps,
+                         uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        void *r = NULL;
+        if (redisGetReply(c->rd, &r) != REDIS_OK || r == NULL ||
+            ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
+            if (r != NULL) {
+                freeReplyObject(r);
+            }
+            for (uint32_t k = 0; k < i; k++) {
+                freeReplyObject(reps[k]);
+            }
+            dist_rd_fail(x, c, "pipeline");
+            return false;
+        }
+        reps[i] = r;
+    }
+    return true;
+}
+
+static void free_replies(redisReply **reps, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        freeReplyObject(reps[i]);
+    }
+}
+
+/* The passes' deadlines of the admitted users in out[0..n) (a second
+ * pipelined round trip). */
+static int read_pass_deadlines(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                               uint32_t n, struct br_api_queue *out, const int *rc)
+{
+    uint32_t asked = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            redisAppendCommand(c->rd, "HGET br:{e%llu}:p:%llu dl", (unsigned long long)event_id,
+                               (unsigned long long)(out[i].pass_id & (W32 - 1)));
+            asked++;
+        }
+    }
+    redisReply *reps[VIEWS_CHUNK];
+    if (asked > 0 && !read_replies(x, c, reps, asked)) {
+        return BR_E_UNAVAILABLE;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            out[i].pass_expires_at_ms = (int64_t)num(reps[k++]);
+        }
+    }
+    free_replies(reps, asked);
+    return BR_OK;
+}
+
+/* One chunk (n <= VIEWS_CHUNK) of dist_read_views. */
+static int views_chunk(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                       const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
+{
+    unsigned long long e = (unsigned long long)event_id;
+    redisAppendCommand(c->rd, "HMGET br:{e%llu}:ev id shuf qwait", e);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned long long u = (unsigned long long)users[i];
+        redisAppendCommand(c->rd, "HMGET br:{e%llu}:m:%llu st pass", e, u);
+        redisAppendCommand(c->rd, "ZRANK br:{e%llu}:q %llu", e, u);
+    }
+    redisReply *reps[1 + 2 * VIEWS_CHUNK];
+    uint32_t count = 1 + 2 * n;
+    if (!read_replies(x, c, reps, count)) {
+        return BR_E_UNAVAILABLE;
+    }
+    const redisReply *ev = reps[0];
+    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 3 ||
+        ev->element[0]->type != REDIS_REPLY_STRING) {
+        free_replies(reps, count);
+        return BR_E_NOT_FOUND;
+    }
+    bool shuffled = num(ev->element[1]) == 1;
+    uint32_t qlen = (uint32_t)num(ev->element[2]);
+    for (uint32_t i = 0; i < n; i++) {
+        const redisReply *m = reps[1 + 2 * i];
+        const redisReply *rank = reps[2 + 2 * i];
+        memset(&out[i], 0, sizeof out[i]);
+        if (m->type != REDIS_REPLY_ARRAY || m->elements != 2 ||
+            m->element[0]->type != REDIS_REPLY_STRING) {
+            rc[i] = BR_E_NOT_IN_QUEUE;
+            continue;
+        }
+        rc[i] = BR_OK;
+        uint8_t st = (uint8_t)num(m->element[0]);
+        if (st == BR_QS_PREQUEUE && shuffled) {
+            st = BR_QS_WAITING; /* lua/README.md: the shuffle rewrites nobody */
+        }
+        out[i].event_id = event_id;
+        out[i].status = st;
+        out[i].queue_length = qlen;
+        if (st == BR_QS_WAITING && rank->type == REDIS_REPLY_INTEGER) {
+            out[i].position = (uint32_t)rank->integer + 1;
+        }
+        if (st == BR_QS_ADMITTED) {
+            out[i].pass_id = event_id * W32 + num(m->element[1]);
+        }
+    }
+    free_replies(reps, count);
+    return read_pass_deadlines(x, c, event_id, n, out, rc);
+}
+
+int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                    const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
+{
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    if (dist_rd(x, c) == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t at = 0; at < n; at += VIEWS_CHUNK) {
+        uint32_t k = n - at < VIEWS_CHUNK ? n - at : VIEWS_CHUNK;
+        int err = views_chunk(x, c, event_id, users + at, k, out + at, rc + at);
+        if (err != BR_OK) {
+            return err;
+        }
+    }
+    return BR_OK;
+}
+
+int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                         uint64_t *ids, uint32_t max, uint32_t *count)
+{
+    *count = 0;
+    if (max == 0) {
+        return BR_OK;
+    }
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = redisCommand(rd, "ZREVRANGE br:{u%llu}:bk 0 %u",
+                                   (unsigned long long)user_id, max - 1);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        dist_rd_fail(x, c, "bookings");
+        return BR_E_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < rep->elements && *count < max; i++) {
+        ids[(*count)++] = num(rep->element[i]);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                    uint64_t hold_id, int64_t created_ms)
+{
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    /* Score = the hold's creation time, so the list is newest first across
+     * events as the embedded one is; NX keeps the first score when a retry
+     * with the same idempotency key writes it again. */
+    redisReply *rep = redisCommand(rd, "ZADD br:{u%llu}:bk NX %lld %llu",
+                                   (unsigned long long)user_id, (long long)created_ms,
+                                   (unsigned long long)hold_id);
+    int rc = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? BR_OK : BR_E_UNAVAILABLE;
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (rc != BR_OK) {
+        dist_rd_fail(x, c, "booking index");
+    }
+    return rc;
+}
