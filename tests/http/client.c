@@ -396,7 +396,7 @@ static void spawn(struct t_server *s, int i)
         }
         t_sleep_ms(20);
     }
-    if (s->nodes <= 1 || s->pids[s->current] == 0) {
+    if (s->nodes <= 1 || s->base[0] == '\0' || s->current == i) {
         s->current = i;
         snprintf(s->base, sizeof s->base, "%s", s->bases[i]);
     }
