@@ -15,9 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build-asan}
 bin=$PWD/$build/bookingrush
-suites=${DIST_HTTP_SUITES:-"flow errors race crash"}
+# (for a quicker look: DIST_HTTP_SUITES="flow", DIST_PROPERTIES=0)
+suites=${DIST_HTTP_SUITES-"flow errors race crash"}
 
-if ! "$bin" serve --help 2>&1 | grep -q -- '--backend'; then
+if ! grep -q -- '--backend' <<<"$("$bin" serve --help 2>&1)"; then
   echo "70-dist-http: $bin has no --backend (the distributed server is not built in)" >&2
   exit 1
 fi
@@ -54,14 +55,16 @@ for t in $suites; do
   echo "dist http $t: passed (2 processes, $(($(date +%s) - s0)) s)"
 done
 
-s0=$(date +%s)
-if ! timeout -k 10 900 "$build/tests/dist/test_dist" "$bin" >"$dir/dist.log" 2>&1; then
-  show_logs "$dir/dist.log"
-  echo "70-dist-http: tests/dist failed" >&2
-  exit 1
+if [ "${DIST_PROPERTIES:-1}" = 1 ]; then
+  s0=$(date +%s)
+  if ! timeout -k 10 900 "$build/tests/dist/test_dist" "$bin" >"$dir/dist.log" 2>&1; then
+    show_logs "$dir/dist.log"
+    echo "70-dist-http: tests/dist failed" >&2
+    exit 1
+  fi
+  grep -E '^(round|[0-9]+ (acknowledged|writes)|sold|projected)' "$dir/dist.log" || true
+  echo "dist properties: passed ($(($(date +%s) - s0)) s)"
 fi
-grep -E '^(round|[0-9]+ (acknowledged|writes)|sold|projected)' "$dir/dist.log" || true
-echo "dist properties: passed ($(($(date +%s) - s0)) s)"
 
 # ---- behind nginx ----
 PATH=$PATH:/usr/sbin
@@ -85,6 +88,7 @@ for i in 0 1; do
     --trusted-proxies 127.0.0.1/32 --sse-keepalive-s 1 --scrypt-log2n 10 \
     >"$dir/n$i/log" 2>&1 &
   pids+=($!)
+  disown # its kill below is on purpose: no "Killed" from the shell
   for _ in $(seq 600); do [ -s "$dir/n$i/port" ] && break; sleep 0.05; done
   ports+=("$(cat "$dir/n$i/port")")
   for _ in $(seq 600); do
