@@ -353,7 +353,7 @@ static void test_last_seats(void **state)
 
 /* ---- kill -9 of one process during load ---- */
 
-#define KILL_BUYERS 40
+#define KILL_BUYERS 60
 #define KILL_CAPACITY 6000
 #define KILL_PARALLEL 32
 #define KILL_ACKS 8192
@@ -503,7 +503,7 @@ static void test_kill_one(void **state)
     t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
                                              NULL});
     assert_true(s.nodes >= 2);
-    uint64_t ev = open_event(&s, KILL_CAPACITY, 1000);
+    uint64_t ev = open_event(&s, KILL_CAPACITY, 64);
     static char tokens[KILL_BUYERS][1024];
     for (int i = 0; i < KILL_BUYERS; i++) {
         t_buyer(&s, "kill", tokens[i], sizeof tokens[i]);
