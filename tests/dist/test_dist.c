@@ -28,6 +28,11 @@
  *   trace_replays   `bookingrush trace export` of an event's log replays
  *                   with `bookingrush replay`, every outcome identical.
  *
+ * BR_TEST_BREAK=1 makes each test break its own property first (Redis's
+ * capacity raised, an acknowledged hold cancelled behind the test's back, a
+ * booking deleted from the record before the rebuild, a recorded outcome
+ * altered in the trace): each must then fail (71-dist-plant.sh).
+ *
  * Skipped (each test) without BR_TEST_DIST; redis_emptied also needs
  * BR_REDIS_DIR and BR_REDIS_FIXTURE (the fixture that restarts Redis empty).
  *
@@ -277,6 +282,24 @@ static int64_t bookings_seats(struct t_server *s, char (*tokens)[1024], int n, u
     return seats;
 }
 
+/* BR_TEST_BREAK=1: each test breaks its own property first (71-dist-plant.sh
+ * requires every test to fail then: a test that cannot fail is a defect). */
+static bool breaking(void)
+{
+    const char *b = getenv("BR_TEST_BREAK");
+    return b != NULL && strcmp(b, "1") == 0;
+}
+
+/* Raises zone 1's capacity of event ev by one in Redis, behind
+ * PostgreSQL's back (the record's fault for "Redis oversold"). */
+static void raise_redis_capacity(uint64_t ev)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "redis-cli -u '%s' HINCRBY 'br:{e%" PRIu64 "}:ev' cap1 1 >/dev/null",
+             getenv("BR_TEST_DIST"), ev);
+    assert_int_equal(system(cmd), 0);
+}
+
 static bool dist_or_skip(void)
 {
     if (!t_distributed()) {
@@ -302,6 +325,9 @@ static void test_last_seats(void **state)
                                              NULL});
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, LAST_CAPACITY, 1);
+    if (breaking()) {
+        raise_redis_capacity(ev);
+    }
     static char tokens[LAST_BUYERS][1024];
     for (int i = 0; i < LAST_BUYERS; i++) {
         t_buyer(&s, "last", tokens[i], sizeof tokens[i]);
@@ -516,6 +542,13 @@ static void test_kill_one(void **state)
     assert_true(nacks > 0);
     assert_true(after > 0); /* the other process went on serving */
     assert_int_equal(s.pids[0], 0);
+    if (breaking()) { /* one acknowledged hold let go behind the test's back */
+        char p[96];
+        snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64 "/cancel", acks[0].booking);
+        struct t_resp r;
+        t_request_to(&s, 1, "POST", p, tokens[acks[0].buyer], NULL, NULL, 0, &r);
+        t_resp_free(&r);
+    }
     /* Through the survivor, then through the restarted one. */
     acks_there(&s, 1, tokens, acks, nacks);
     t_server_restart(&s);
@@ -615,6 +648,10 @@ static void test_redis_emptied(void **state)
                        ev));
     fprintf(stderr, "projected: %s paid bookings\n", row);
 
+    if (breaking()) { /* a hold the record lost: the rebuild cannot bring it back */
+        assert_true(pg_row(&s, row, sizeof row, "DELETE FROM bookings WHERE id = %" PRIu64,
+                           held[0]));
+    }
     char cmd[700];
     snprintf(cmd, sizeof cmd, "'%s' restart-empty '%s'", fixture, rdir);
     assert_int_equal(system(cmd), 0);
@@ -778,6 +815,9 @@ static void test_projection(void **state)
     for (int i = 0; i < PROJ_BUYERS; i++) {
         t_buyer(&s, "proj", tokens[i], sizeof tokens[i]);
     }
+    if (breaking()) {
+        raise_redis_capacity(a); /* then "nothing refused" must fail */
+    }
     int won = sell_out(&s, tokens, a);
     fprintf(stderr, "sold %d of %d (planted oversell: %s)\n", won, PROJ_CAPACITY,
             planted ? "yes" : "no");
@@ -800,10 +840,7 @@ static void test_projection(void **state)
         fprintf(stderr, "test_dist: the capacity fault needs a single Redis: skipped\n");
     } else {
         uint64_t b = open_event(&s, PROJ_CAPACITY, 1);
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "redis-cli -u '%s' HINCRBY 'br:{e%" PRIu64 "}:ev' cap1 1 >/dev/null",
-                 redis, b);
-        assert_int_equal(system(cmd), 0);
+        raise_redis_capacity(b);
         won = sell_out(&s, tokens, b);
         fprintf(stderr, "sold %d of %d with Redis's capacity raised by one\n", won, PROJ_CAPACITY);
         assert_int_equal(won, PROJ_CAPACITY + 1);
@@ -817,6 +854,58 @@ static void test_projection(void **state)
 }
 
 /* ---- an exported trace replays ---- */
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* CRC-32C (Castagnoli), bit by bit: the journal's record checksum. */
+static uint32_t crc32c(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) {
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        }
+    }
+    return ~c;
+}
+
+/* Flips a bit of the last record's effects hash (its payload's last 8
+ * bytes, core/journal.h) and fixes its checksum: a well-formed trace whose
+ * last recorded outcome differs from what the core computes. */
+static void alter_last_outcome(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
+    long at = (long)le32(b + 8); /* the header's length */
+    long last = -1;
+    while (at + 8 <= len && le32(b + at) != 0) {
+        last = at;
+        at += 8 + (long)le32(b + at);
+    }
+    assert_true(last > 0);
+    uint32_t plen = le32(b + last);
+    unsigned char *payload = b + last + 8;
+    payload[plen - 8] ^= 0x01;
+    uint32_t crc = crc32c(payload, plen);
+    b[last + 4] = (unsigned char)crc;
+    b[last + 5] = (unsigned char)(crc >> 8);
+    b[last + 6] = (unsigned char)(crc >> 16);
+    b[last + 7] = (unsigned char)(crc >> 24);
+    fseek(f, 0, SEEK_SET);
+    assert_int_equal(fwrite(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    free(b);
+}
 
 static void test_trace_replays(void **state)
 {
@@ -869,6 +958,16 @@ static void test_trace_replays(void **state)
              "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj' "
              "> '%s/trace.txt' 2>&1 && '%s' replay '%s/trace.brj' >> '%s/trace.txt' 2>&1",
              t_binary(), getenv("BR_TEST_DIST"), ev, s.dir, s.dir, t_binary(), s.dir, s.dir);
+    if (breaking()) { /* one recorded outcome altered: the replay must say so */
+        snprintf(cmd, sizeof cmd,
+                 "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj'",
+                 t_binary(), getenv("BR_TEST_DIST"), ev, s.dir);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/trace.brj", s.dir);
+        alter_last_outcome(cmd);
+        snprintf(cmd, sizeof cmd, "'%s' replay '%s/trace.brj' > '%s/trace.txt' 2>&1", t_binary(),
+                 s.dir, s.dir);
+    }
     int rc = system(cmd);
     snprintf(cmd, sizeof cmd, "cat '%s/trace.txt' >&2", s.dir);
     if (system(cmd) != 0) {
