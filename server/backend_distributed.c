@@ -20,7 +20,9 @@
 #include "adapters/pg.h"
 #include "core/catalog.h"
 #include "core/panic.h"
+#include "server/api_cmd.h"
 #include "server/backend_distributed_int.h"
+#include "server/metrics.h"
 
 static struct br_distributed *self(struct br_backend *b)
 {
@@ -102,7 +104,7 @@ void dist_note_pg(struct br_distributed *x, int rc)
 bool dist_refusing(struct br_distributed *x)
 {
     pthread_mutex_lock(&x->state_mu);
-    bool r = !x->writable;
+    bool r = !x->writable || x->lost;
     pthread_mutex_unlock(&x->state_mu);
     return r;
 }
@@ -332,13 +334,7 @@ static void op_user_register(struct br_backend *b, const char *email, const char
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_USER_REGISTER;
-    snprintf(cmd.u.user_register.email, sizeof cmd.u.user_register.email, "%s", email);
-    snprintf(cmd.u.user_register.name, sizeof cmd.u.user_register.name, "%s", name);
-    memcpy(cmd.u.user_register.password_hash, hash, BR_PASSWORD_HASH_LEN);
-    memcpy(cmd.u.user_register.salt, salt, BR_SALT_LEN);
-    cmd.u.user_register.role = role;
+    br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
     cmd.now_ms = dist_now_ms(x);
     struct dist_conn *c = NULL;
     call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
@@ -349,11 +345,8 @@ static void op_user_register(struct br_backend *b, const char *email, const char
         dist_note_pg(x, call->err);
         dist_conn_give(x, c);
         if (call->err == BR_OK) {
-            memset(&call->r.user, 0, sizeof call->r.user);
-            call->r.user.id = id;
-            call->r.user.role = role;
-            snprintf(call->r.user.email, sizeof call->r.user.email, "%s", email);
-            snprintf(call->r.user.name, sizeof call->r.user.name, "%s", name);
+            t.out.id = id;
+            br_api_user_from_register(&call->r.user, &cmd, &t.out);
             uint64_t known = atomic_load(&x->users_known);
             while (id > known && !atomic_compare_exchange_weak(&x->users_known, &known, id)) {
             }
@@ -394,11 +387,7 @@ static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t targ
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_USER_ROLE_SET;
-    cmd.user_id = actor;
-    cmd.u.user_role_set.target_user_id = target;
-    cmd.u.user_role_set.role = role;
+    br_api_cmd_user_role_set(&cmd, actor, target, role);
     struct dist_conn *c = NULL;
     call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
     if (call->err == BR_OK) {
@@ -447,8 +436,10 @@ static void session_cmd(struct br_distributed *x, struct br_cmd *cmd, struct br_
     cmd->now_ms = dist_now_ms(x);
     struct br_outcome out;
     memset(&out, 0, sizeof out);
+    /* Sessions live in PostgreSQL only: signing in goes on while Redis is
+     * being rebuilt. */
     int rc = BR_E_UNAVAILABLE;
-    if (!dist_refusing(x)) {
+    {
         switch (cmd->type) {
         case BR_CMD_SESSION_OPEN:
             rc = br_pg_session_open(x->cfg.pg, cmd, &out);
@@ -467,22 +458,18 @@ static void session_cmd(struct br_distributed *x, struct br_cmd *cmd, struct br_
     }
     dist_note_pg(x, rc);
     call->err = rc;
-    struct br_api_session *s = &call->r.session;
-    memset(s, 0, sizeof *s);
-    s->id = out.id;
-    s->user_id = out.ref;
+    uint8_t role = 0;
     bool issued = cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE;
     if (rc == BR_OK && issued) {
-        s->generation = out.count;
-        s->expires_at_ms = out.deadline_ms;
         struct br_pg_user u;
         int urc = br_pg_user_get(x->cfg.pg, out.ref, &u);
         if (urc == BR_OK) {
-            s->role = u.role;
+            role = u.role;
         } else {
             call->err = urc == BR_E_NOT_FOUND ? BR_E_UNAUTHORIZED : urc;
         }
     }
+    br_api_session_from_outcome(&call->r.session, cmd, &out, role);
     call->done(call);
 }
 
@@ -490,11 +477,7 @@ static void op_session_open(struct br_backend *b, uint64_t user, uint32_t genera
                             int64_t ttl_ms, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_OPEN;
-    cmd.user_id = user;
-    cmd.u.session_open.ttl_ms = ttl_ms;
-    cmd.u.session_open.generation = generation;
+    br_api_cmd_session_open(&cmd, user, generation, ttl_ms);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -502,11 +485,7 @@ static void op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_
                               int64_t ttl_ms, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_ROTATE;
-    cmd.u.session_rotate.session_id = session_id;
-    cmd.u.session_rotate.generation = generation;
-    cmd.u.session_rotate.ttl_ms = ttl_ms;
+    br_api_cmd_session_rotate(&cmd, session_id, generation, ttl_ms);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -514,19 +493,14 @@ static void op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_
                               struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_REVOKE;
-    cmd.u.session_revoke.session_id = session_id;
-    cmd.u.session_revoke.generation = generation;
+    br_api_cmd_session_revoke(&cmd, session_id, generation);
     session_cmd(self(b), &cmd, call);
 }
 
 static void op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_SESSION_REVOKE_ALL;
-    cmd.user_id = user;
+    br_api_cmd_session_revoke_all(&cmd, user);
     session_cmd(self(b), &cmd, call);
 }
 
@@ -537,10 +511,7 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_EVENT_CREATE;
-    cmd.user_id = actor;
-    cmd.u.event_create = *spec;
+    br_api_cmd_event_create(&cmd, actor, spec);
     cmd.now_ms = dist_now_ms(x);
     struct dist_conn *c = NULL;
     call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
@@ -666,8 +637,11 @@ static bool op_ready(struct br_backend *b, const char **why)
 {
     struct br_distributed *x = self(b);
     pthread_mutex_lock(&x->state_mu);
-    bool ok = !x->redis_down && !x->pg_down && x->writable;
-    if (x->redis_down) {
+    bool ok = !x->redis_down && !x->pg_down && x->writable && !x->lost;
+    if (x->lost) {
+        snprintf(x->ready_why, sizeof x->ready_why,
+                 "Redis lost its data: writes wait for the reconciler's rebuild from PostgreSQL");
+    } else if (x->redis_down) {
         snprintf(x->ready_why, sizeof x->ready_why, "Redis cannot be reached");
     } else if (x->pg_down) {
         snprintf(x->ready_why, sizeof x->ready_why, "PostgreSQL cannot be reached");
@@ -717,6 +691,34 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
     dist_conn_give(x, c);
 }
 
+/* The distributed backend's own families: backing services, the fan-out. */
+static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
+{
+    struct br_distributed *x = self(b);
+    pthread_mutex_lock(&x->state_mu);
+    bool redis_down = x->redis_down, pg_down = x->pg_down;
+    bool refusing = !x->writable || x->lost;
+    pthread_mutex_unlock(&x->state_mu);
+    br_metrics_printf(out,
+                      "# HELP br_backing_service_up Whether this process reaches the service.\n"
+                      "# TYPE br_backing_service_up gauge\n"
+                      "br_backing_service_up{service=\"redis\"} %d\n"
+                      "br_backing_service_up{service=\"postgresql\"} %d\n",
+                      redis_down ? 0 : 1, pg_down ? 0 : 1);
+    br_metrics_printf(out,
+                      "# HELP br_writes_refused 1 while writes are refused (Redis lost its data, "
+                      "rebuild pending).\n"
+                      "# TYPE br_writes_refused gauge\n"
+                      "br_writes_refused %d\n",
+                      refusing ? 1 : 0);
+    br_metrics_printf(out,
+                      "# HELP br_fanout_resubscribes_total Fan-out subscriptions made again "
+                      "after a drop.\n"
+                      "# TYPE br_fanout_resubscribes_total counter\n"
+                      "br_fanout_resubscribes_total %llu\n",
+                      (unsigned long long)atomic_load(&x->fanout_reconnects));
+}
+
 static const struct br_backend_ops DIST_OPS = {
     .name = "distributed",
     .user_register = op_user_register,
@@ -736,6 +738,7 @@ static const struct br_backend_ops DIST_OPS = {
     .queue_leave = dist_op_queue_leave,
     .queue_position = dist_op_queue_position,
     .queue_peek = dist_op_queue_peek,
+    .queue_positions = dist_op_queue_positions,
     .reserve = dist_op_reserve,
     .booking_list = dist_op_booking_list,
     .booking_get = dist_op_booking_get,
@@ -744,6 +747,7 @@ static const struct br_backend_ops DIST_OPS = {
     .payment_event = dist_op_payment_event,
     .ready = op_ready,
     .gauges = op_gauges,
+    .metrics = op_metrics,
 };
 
 /* ---- open and close ---- */
@@ -827,9 +831,13 @@ static int check_pg(struct br_distributed *x)
     if (rc == BR_OK) {
         rc = br_pg_event_max_id(x->cfg.pg, &events);
     }
-    if (rc == BR_E_UNAVAILABLE) {
-        return rc;
+    if (rc != BR_OK && br_pg_ping(x->cfg.pg) != BR_OK) {
+        return BR_E_UNAVAILABLE; /* the server went away meanwhile */
     }
+    /* The server answers but our reads fail: the tables are not there (pg
+     * translates 42P01, an undefined table, as UNAVAILABLE). An older
+     * schema that has the tables passes here; pg.h has no version check
+     * yet (asked for: br_pg_schema_status). */
     if (rc != BR_OK) {
         br_logf(x->cfg.log, BR_LOG_ERROR,
                 "PostgreSQL's schema is missing or old: run `bookingrush migrate --pg URL` first",

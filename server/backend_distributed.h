@@ -66,6 +66,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "adapters/provider.h"
 #include "core/engine.h"
 #include "server/backend.h"
 #include "server/log.h"
@@ -92,17 +93,6 @@ enum {
  * or -1 (an unknown name; *bad points at it). */
 int br_distributed_roles_parse(const char *text, unsigned *roles, const char **bad);
 
-/* The payment provider as this backend uses it: creating a payment's
- * intent (idempotent per payment id) and refunding it (the payment id is
- * the idempotency key). Filled by serve.c from the provider it runs. */
-struct br_distributed_payments {
-    void *ctx;
-    int (*charge)(void *ctx, uint64_t payment_id, uint64_t hold_id, int64_t amount_minor,
-                  const char *currency, char id[BR_API_PROVIDER_ID_MAX],
-                  char secret[BR_API_SECRET_MAX]);
-    int (*refund)(void *ctx, uint64_t payment_id, int64_t amount_minor);
-};
-
 struct br_pg;
 struct br_distributed;
 
@@ -113,7 +103,8 @@ struct br_distributed_config {
     unsigned tick_ms;             /* admitter / sweeper / saga / health period */
     unsigned conns;               /* Redis slots, 1..BR_DIST_CONNS_MAX */
     struct br_config engine;      /* capacities when Redis holds none yet (seed drawn then) */
-    struct br_distributed_payments payments;
+    struct br_provider payments;  /* charges and refunds (provider.h); not owned. Every
+                                     process must see the same intents (provider_test_pg.h) */
     struct br_backend_listener listener;
     const struct br_log *log;     /* not owned */
 };

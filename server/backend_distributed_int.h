@@ -67,6 +67,7 @@ struct br_distributed {
     bool redis_down;
     bool pg_down;
     bool writable;
+    bool lost;                        /* Redis lost its data (epoch check, roles.c) */
     char why[BR_DIST_WHY_MAX];        /* the reconciler's reason while !writable */
     char ready_why[BR_DIST_WHY_MAX];  /* what ready() last said (stable storage) */
 
@@ -126,6 +127,8 @@ void dist_op_queue_position(struct br_backend *b, uint64_t user, uint64_t event_
                             struct br_call *call);
 int dist_op_queue_peek(struct br_backend *b, uint64_t user, uint64_t event_id,
                        struct br_api_queue *out);
+int dist_op_queue_positions(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                            uint32_t n, struct br_api_queue *out, int *rc);
 void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
                      uint32_t quantity, uint64_t pass_id, uint64_t idem_key, struct br_call *call);
 void dist_op_booking_list(struct br_backend *b, uint64_t user, struct br_call *call);

@@ -13,6 +13,10 @@
  *               (no lease: the step re-schedules what it re-emits in the
  *               same script, and refunds carry the payment id as key)
  *   fan-out     the queue changes noted since the last tick are published
+ *   data loss   each second: is br:{cat}:epoch missing while PostgreSQL
+ *               holds users or events Redis does not? Then writes are
+ *               refused (every process, whatever its roles) until the
+ *               reconciler's rebuild writes the epoch again
  *
  * The checks of one tick are one pipelined round trip over every event.
  * A lease lives 3 ticks and is renewed every tick by its holder: a holder
@@ -30,10 +34,12 @@
 #include "adapters/clock.h"
 #include "adapters/pg.h"
 #include "core/panic.h"
+#include "server/api_cmd.h"
 #include "server/backend_distributed_int.h"
 
 #define BR_DIST_ROLES_EVENTS_MAX 1024u
 #define LEASE_TICKS 3u
+#define EPOCH_CHECK_MS 1000 /* how often every process asks whether Redis lost its data */
 
 /* Holds or renews a lease: 1 when this process holds it now. */
 static const char LEASE_LUA[] =
@@ -129,16 +135,11 @@ static void act(struct br_distributed *x, struct dist_conn *c, uint64_t e,
 {
     struct br_cmd cmd;
     if (d->admit) {
-        memset(&cmd, 0, sizeof cmd);
-        cmd.type = BR_CMD_ADMIT;
-        cmd.u.admit.event_id = e;
+        br_api_cmd_admit(&cmd, e);
         run(x, c, &cmd);
     }
     if (d->sweep) {
-        memset(&cmd, 0, sizeof cmd);
-        cmd.type = BR_CMD_SWEEP;
-        cmd.u.sweep.event_id = e;
-        cmd.u.sweep.max = BR_SWEEP_MAX;
+        br_api_cmd_sweep(&cmd, e);
         run(x, c, &cmd);
     }
 }
@@ -189,11 +190,60 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     }
     if (saga_due) {
         struct br_cmd cmd;
-        memset(&cmd, 0, sizeof cmd);
-        cmd.type = BR_CMD_SAGA_STEP;
-        cmd.u.saga_step.max = BR_SAGA_STEP_MAX;
+        br_api_cmd_saga_step(&cmd);
         run(x, c, &cmd);
     }
+    return true;
+}
+
+/* Did Redis lose its data? The epoch key (written once by the reconciler
+ * of a deployment whose Redis held everything PostgreSQL had) is missing
+ * while PostgreSQL holds users or events Redis does not. Every process
+ * checks, whatever its roles, so all refuse writes until the rebuild
+ * writes the epoch again. Returns false when it could not tell. */
+static bool check_lost(struct br_distributed *x, struct dist_conn *c)
+{
+    /* PostgreSQL first: a user or event is counted in Redis (the twin,
+     * inside the transaction) before its row commits, so Redis read after
+     * PostgreSQL is never behind it unless Redis lost data. */
+    uint64_t pg_users = 0, pg_events = 0;
+    if (br_pg_user_max_id(x->cfg.pg, &pg_users) != BR_OK ||
+        br_pg_event_max_id(x->cfg.pg, &pg_events) != BR_OK) {
+        return false;
+    }
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return false;
+    }
+    redisAppendCommand(rd, "EXISTS br:{cat}:epoch");
+    redisAppendCommand(rd, "HMGET br:{cat}:cat users events");
+    void *r0 = NULL, *r1 = NULL;
+    bool ok = redisGetReply(rd, &r0) == REDIS_OK && redisGetReply(rd, &r1) == REDIS_OK;
+    redisReply *epoch = r0, *cat = r1;
+    ok = ok && epoch != NULL && epoch->type == REDIS_REPLY_INTEGER && cat != NULL &&
+         cat->type == REDIS_REPLY_ARRAY && cat->elements == 2;
+    bool lost = false;
+    if (ok && epoch->integer == 0) {
+        lost = num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events;
+    }
+    if (r0 != NULL) {
+        freeReplyObject(r0);
+    }
+    if (r1 != NULL) {
+        freeReplyObject(r1);
+    }
+    if (!ok) {
+        return false;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    if (x->lost != lost) {
+        br_logf(x->cfg.log, lost ? BR_LOG_ERROR : BR_LOG_WARN,
+                lost ? "Redis lost its data: refusing writes until the rebuild"
+                     : "Redis rebuilt: accepting writes",
+                NULL);
+    }
+    x->lost = lost;
+    pthread_mutex_unlock(&x->state_mu);
     return true;
 }
 
@@ -239,6 +289,7 @@ static void *roles_main(void *arg)
 {
     struct br_distributed *x = arg;
     int64_t next = br_clock_mono_ms();
+    int64_t next_epoch = next;
     while (wait_tick(x, next)) {
         next = br_clock_mono_ms() + x->cfg.tick_ms;
         struct dist_conn *c = NULL;
@@ -251,6 +302,10 @@ static void *roles_main(void *arg)
             continue;
         }
         bool ok = true;
+        if (br_clock_mono_ms() >= next_epoch) {
+            next_epoch = br_clock_mono_ms() + EPOCH_CHECK_MS;
+            check_lost(x, c);
+        }
         if (!dist_refusing(x)) {
             ok = work(x, c);
         }

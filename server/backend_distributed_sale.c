@@ -15,9 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/hash.h"
 #include "core/panic.h"
-#include "core/queue.h"
+#include "server/api_cmd.h"
 #include "server/backend_distributed_int.h"
 
 static struct br_distributed *self(struct br_backend *b)
@@ -29,22 +28,14 @@ static struct br_distributed *self(struct br_backend *b)
 
 /* ---- answers ---- */
 
-/* The estimate of a view (the embedded backend's rule: core/queue.h). */
+/* A view read from Redis, completed as every backend completes it
+ * (api_cmd.h: the estimate, the pass only when admitted). */
 static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
                           struct br_api_queue *v, int64_t now_ms)
 {
-    v->estimated_wait_s = 0;
-    if (v->status == BR_QS_WAITING) {
-        v->estimated_wait_s =
-            br_queue_wait_estimate_s(&s->spec, v->position, x->cfg.tick_ms, now_ms);
-    } else if (v->status == BR_QS_PREQUEUE) {
-        v->estimated_wait_s =
-            br_queue_wait_estimate_s(&s->spec, v->queue_length, x->cfg.tick_ms, now_ms);
-    }
-    if (v->status != BR_QS_ADMITTED) {
-        v->pass_id = 0;
-        v->pass_expires_at_ms = 0;
-    }
+    struct br_api_queue raw = *v;
+    br_api_queue_fill(v, raw.event_id, &s->spec, raw.status, raw.position, raw.queue_length,
+                      raw.pass_id, raw.pass_expires_at_ms, x->cfg.tick_ms, now_ms);
 }
 
 static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
@@ -109,13 +100,9 @@ static int fill_payment(struct br_distributed *x, struct dist_conn *c, uint64_t 
  * refund_pending: saga_step re-emits it at its next attempt. */
 static void refund(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx)
 {
-    const struct br_distributed_payments *pay = &x->cfg.payments;
-    int prc = pay->refund != NULL ? pay->refund(pay->ctx, fx->id, fx->amount_minor) : BR_E_UNAVAILABLE;
+    int prc = br_provider_refund(&x->cfg.payments, fx->id, NULL, fx->amount_minor);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_REFUND_RESULT;
-    cmd.u.refund_result.payment_id = fx->id;
-    cmd.u.refund_result.ok = prc == BR_OK;
+    br_api_cmd_refund_result(&cmd, fx->id, prc == BR_OK);
     struct br_outcome out;
     struct br_effect rfx[BR_EFFECTS_MAX];
     uint32_t n = 0;
@@ -130,7 +117,6 @@ static void refund(struct br_distributed *x, struct dist_conn *c, const struct b
 static void charge(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
                    struct br_api_payment *pay)
 {
-    const struct br_distributed_payments *p = &x->cfg.payments;
     char id[BR_API_PROVIDER_ID_MAX] = "";
     char secret[BR_API_SECRET_MAX] = "";
     char currency[BR_CURRENCY_MAX] = "EUR";
@@ -140,9 +126,8 @@ static void charge(struct br_distributed *x, struct dist_conn *c, const struct b
         h.zone_id >= 1 && h.zone_id <= s.spec.zone_count) {
         memcpy(currency, s.spec.zones[h.zone_id - 1].currency, sizeof currency);
     }
-    int rc = p->charge != NULL ? p->charge(p->ctx, fx->id, fx->ref, fx->amount_minor, currency,
-                                           id, secret)
-                               : BR_E_UNAVAILABLE;
+    int rc = br_provider_create_intent(&x->cfg.payments, fx->id, fx->ref, fx->amount_minor,
+                                       currency, id, secret);
     if (pay == NULL) {
         return;
     }
@@ -195,10 +180,11 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
                       struct br_call *call)
 {
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = type;
-    cmd.user_id = user;
-    cmd.u.queue_join.event_id = event_id;
+    if (type == BR_CMD_QUEUE_JOIN) {
+        br_api_cmd_queue_join(&cmd, user, event_id);
+    } else {
+        br_api_cmd_queue_leave(&cmd, user, event_id);
+    }
     struct dist_conn *c = NULL;
     call->err = take_for_write(x, &c);
     if (call->err == BR_OK) {
@@ -210,15 +196,7 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
         dist_conn_give(x, c);
         struct dist_spec s;
         if (call->err == BR_OK && type == BR_CMD_QUEUE_JOIN && dist_spec(x, event_id, &s) == BR_OK) {
-            struct br_api_queue *v = &call->r.queue;
-            memset(v, 0, sizeof *v);
-            v->event_id = event_id;
-            v->status = out.status;
-            v->position = out.position;
-            v->queue_length = out.queue_length;
-            v->pass_id = out.ref;
-            v->pass_expires_at_ms = out.deadline_ms;
-            fill_estimate(x, &s, v, cmd.now_ms);
+            br_api_queue_from_join(&call->r.queue, &cmd, &out, &s.spec, x->cfg.tick_ms);
         }
     }
     call->done(call);
@@ -271,6 +249,27 @@ int dist_op_queue_peek(struct br_backend *b, uint64_t user, uint64_t event_id,
     return err != BR_OK ? err : rc;
 }
 
+int dist_op_queue_positions(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                            uint32_t n, struct br_api_queue *out, int *rc)
+{
+    struct br_distributed *x = self(b);
+    BR_ASSERT(n <= BR_API_POSITIONS_MAX);
+    struct dist_conn *c = NULL;
+    int err = dist_conn_take(x, &c);
+    if (err != BR_OK) {
+        return err;
+    }
+    err = views(x, c, event_id, users, n, out, rc);
+    dist_conn_give(x, c);
+    if (err == BR_E_NOT_FOUND) {
+        for (uint32_t i = 0; i < n; i++) {
+            rc[i] = BR_E_NOT_FOUND; /* the whole call answered: per user */
+        }
+        err = BR_OK;
+    }
+    return err;
+}
+
 void dist_op_queue_position(struct br_backend *b, uint64_t user, uint64_t event_id,
                             struct br_call *call)
 {
@@ -285,14 +284,7 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_RESERVE;
-    cmd.user_id = user;
-    cmd.u.reserve.event_id = event_id;
-    cmd.u.reserve.zone_id = zone_id;
-    cmd.u.reserve.quantity = quantity;
-    cmd.u.reserve.pass_id = pass_id;
-    cmd.u.reserve.idem_key = idem_key;
+    br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
     struct dist_conn *c = NULL;
     call->err = take_for_write(x, &c);
     if (call->err != BR_OK) {
@@ -361,10 +353,7 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_CANCEL;
-    cmd.user_id = user;
-    cmd.u.cancel.hold_id = booking_id;
+    br_api_cmd_booking_cancel(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
     call->err = take_for_write(x, &c);
     if (call->err == BR_OK) {
@@ -389,10 +378,7 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_PAYMENT_CREATE;
-    cmd.user_id = user;
-    cmd.u.payment_create.hold_id = booking_id;
+    br_api_cmd_payment_create(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
     call->err = take_for_write(x, &c);
     if (call->err != BR_OK) {
@@ -422,12 +408,7 @@ void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    memset(&cmd, 0, sizeof cmd);
-    cmd.type = BR_CMD_PAYMENT_EVENT;
-    cmd.u.payment_event.provider_event_id =
-        br_hash64(provider_event_id, strlen(provider_event_id), 0);
-    cmd.u.payment_event.payment_id = payment_id;
-    cmd.u.payment_event.succeeded = succeeded;
+    br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
     struct dist_conn *c = NULL;
     call->err = take_for_write(x, &c);
     if (call->err == BR_OK) {

@@ -492,18 +492,6 @@ static const char *redact_url(const char *url, char *out, size_t cap)
     return out;
 }
 
-static int dist_charge(void *ctx, uint64_t payment_id, uint64_t hold_id, int64_t amount_minor,
-                       const char *currency, char id[BR_API_PROVIDER_ID_MAX],
-                       char secret[BR_API_SECRET_MAX])
-{
-    return br_provider_test_charge(ctx, payment_id, hold_id, amount_minor, currency, id, secret);
-}
-
-static int dist_refund(void *ctx, uint64_t payment_id, int64_t amount_minor)
-{
-    return br_provider_test_refund(ctx, payment_id, amount_minor);
-}
-
 /* Opens the distributed backend, trying again with backoff while Redis or
  * PostgreSQL cannot be reached (both may be starting with us). */
 static int open_distributed_backend(struct serve *sv, struct br_distributed_config *dcfg)
@@ -552,7 +540,7 @@ static int open_distributed(struct serve *sv)
     struct br_distributed_config dcfg = {
         .redis_url = cfg->redis_url, .pg = sv->pg, .roles = cfg->roles, .tick_ms = cfg->tick_ms,
         .conns = cfg->redis_conns, .log = &sv->log,
-        .payments = {.ctx = sv->provider, .charge = dist_charge, .refund = dist_refund}};
+        .payments = sv->payments};
     br_config_size(&cfg->sizing, 0, &dcfg.engine);
     if (open_distributed_backend(sv, &dcfg) != BR_OK) {
         return BR_E_UNAVAILABLE;
