@@ -3,9 +3,10 @@
  * redis.h; the scripts in lua/).
  *
  * Shape of one command: build the script's arguments in a scratch array
- * (numbers formatted in place, strings pointing into the command), send
- * EVALSHA, check the reply's shape and ranges, and turn it into a struct
- * br_outcome plus effects exactly as the core would have filled them. A few
+ * (numbers formatted in place, strings pointing into the command, and for
+ * the scripts that log, the command's journal record last), send FCALL,
+ * check the reply's shape and ranges, and turn it into a struct br_outcome
+ * plus effects exactly as the core would have filled them. A few
  * commands span slots and take two or three steps (claims, event_create,
  * saga_step, the opening shuffle); each step is one atomic script and the
  * steps are ordered so that a crash between them leaves nothing a retry
@@ -26,6 +27,7 @@
 
 #include "adapters/log.h"
 #include "core/hash.h"
+#include "core/journal.h"
 #include "core/panic.h"
 #include "core/rng.h"
 #include "core/str.h"
@@ -63,7 +65,7 @@ static const char *const script_names[S_COUNT] = {
     "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
     "payment_create", "payment_event", "refund_result", "saga_step",   "release"};
 
-_Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a sha slot");
+_Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a name slot");
 
 /* A refund due in some event, for saga_step's merge. */
 struct due {
@@ -72,9 +74,9 @@ struct due {
 };
 
 struct br_redis_scratch {
-    unsigned script_index[S_COUNT]; /* enum script -> br_lua_scripts[] */
-    char *reserve_text;             /* the reserve script as loaded (planted builds patch it) */
-    size_t reserve_len;
+    char *library; /* the Functions library as loaded: "@V@" replaced, plants applied */
+    size_t library_len;
+    uint8_t record[BR_JOURNAL_RECORD_MAX]; /* the logged command's journal record */
     int argc;
     const char *argv[ARGS_MAX];
     size_t len[ARGS_MAX];
@@ -242,62 +244,102 @@ static int translate_error(struct br_redis *r, enum script s, const redisReply *
     return BR_E_IO;
 }
 
-/* ---- scripts ---- */
+/* ---- the library ---- */
 
-static int load_script(struct br_redis *r, enum script s)
+/* FUNCTION LOAD of the library. A library of this name already there is
+ * this very text (the name carries its hash): loaded. */
+static int load_library(struct br_redis *r)
 {
-    const struct br_lua_script *ls = &br_lua_scripts[r->s->script_index[s]];
-    const char *text = ls->text;
-    size_t len = ls->len;
-    if (s == S_RESERVE) {
-        text = r->s->reserve_text;
-        len = r->s->reserve_len;
-    }
-    const char *argv[3] = {"SCRIPT", "LOAD", text};
-    size_t lens[3] = {6, 4, len};
+    const char *argv[3] = {"FUNCTION", "LOAD", r->s->library};
+    size_t lens[3] = {8, 4, r->s->library_len};
     redisReply *rep;
     int rc = call_read(r, 3, argv, lens, &rep);
     if (rc != BR_OK) {
         return rc;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        /* A script that does not compile is our bug, but a server that
-         * refuses to load (OOM, ...) is foreign: say which. */
-        rc = translate_error(r, s, rep);
+        if (strstr(rep->str, "already exists") == NULL) {
+            /* A library that does not compile is our bug, but a server that
+             * refuses to load (OOM, ...) is foreign: say which. */
+            rc = translate_error(r, S_CONFIG, rep);
+        }
     } else {
-        BR_ASSERT(rep->type == REDIS_REPLY_STRING && rep->len == 40);
-        memcpy(r->sha[s], rep->str, 40);
-        r->sha[s][40] = 0;
+        BR_ASSERT(rep->type == REDIS_REPLY_STRING);
     }
     freeReplyObject(rep);
     return rc;
 }
 
-/* The reserve script as this build runs it. BR_PLANT=LUA_LIMIT_OFF_BY_ONE
- * lets a user go one ticket over the limit: the differential test must see it. */
-static int prepare_reserve(struct br_redis_scratch *s)
+/* Replaces every "@V@" in text[0..len) with v (3 bytes or more) into a new
+ * buffer; *out_len set. NULL when out of memory. */
+static char *replace_version(const char *text, size_t len, const char *v, size_t *out_len)
 {
-    const struct br_lua_script *ls = &br_lua_scripts[s->script_index[S_RESERVE]];
+    size_t vl = strlen(v), count = 0;
+    for (const char *at = strstr(text, "@V@"); at != NULL; at = strstr(at + 3, "@V@")) {
+        count++;
+    }
+    size_t n = len + count * (vl - 3);
+    char *out = malloc(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        if (i + 3 <= len && memcmp(text + i, "@V@", 3) == 0) {
+            memcpy(out + w, v, vl);
+            w += vl;
+            i += 3;
+        } else {
+            out[w++] = text[i++];
+        }
+    }
+    out[w] = 0;
+    *out_len = w;
+    return out;
+}
+
+/* The library as this build runs it: BR_PLANT=LUA_LIMIT_OFF_BY_ONE lets a
+ * user go one ticket over the limit in reserve (the differential test must
+ * see it); then the hash of the text names the library and its functions,
+ * so two builds on one server never run each other's code. */
+static int prepare_library(struct br_redis *r)
+{
+    struct br_redis_scratch *s = r->s;
     static const char from[] = "if tix + qty > EV.limit then";
-    const char *at = strstr(ls->text, from);
-    BR_ASSERT(at != NULL); /* the plant below must find its line */
+    const char *at = strstr(br_lua_library, from);
+    BR_ASSERT(at != NULL && strstr(at + 1, from) == NULL); /* the plant finds its one line */
 #ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
     static const char to[] = "if tix + qty > EV.limit + 1 then";
 #else
     static const char to[] = "if tix + qty > EV.limit then";
 #endif
-    size_t head = (size_t)(at - ls->text);
-    size_t len = ls->len - (sizeof from - 1) + (sizeof to - 1);
-    s->reserve_text = malloc(len + 1);
-    if (s->reserve_text == NULL) {
+    size_t head = (size_t)(at - br_lua_library);
+    size_t len = br_lua_library_len - (sizeof from - 1) + (sizeof to - 1);
+    char *text = malloc(len + 1);
+    if (text == NULL) {
         return BR_E_FULL;
     }
-    memcpy(s->reserve_text, ls->text, head);
-    memcpy(s->reserve_text + head, to, sizeof to - 1);
-    memcpy(s->reserve_text + head + sizeof to - 1, at + sizeof from - 1,
-           ls->len - head - (sizeof from - 1));
-    s->reserve_text[len] = 0;
-    s->reserve_len = len;
+    memcpy(text, br_lua_library, head);
+    memcpy(text + head, to, sizeof to - 1);
+    memcpy(text + head + sizeof to - 1, at + sizeof from - 1,
+           br_lua_library_len - head - (sizeof from - 1));
+    text[len] = 0;
+    char v[24];
+    snprintf(v, sizeof v, "%016" PRIx64, br_hash64(text, len, 0x6c7561));
+    s->library = replace_version(text, len, v, &s->library_len);
+    free(text);
+    if (s->library == NULL) {
+        return BR_E_FULL;
+    }
+    for (int sc = 0; sc < S_COUNT; sc++) {
+        unsigned i = 0;
+        while (i < br_lua_function_count && strcmp(br_lua_functions[i], script_names[sc]) != 0) {
+            i++;
+        }
+        BR_ASSERT(i < br_lua_function_count); /* every script the adapter calls is embedded */
+        int n = snprintf(r->fn[sc], sizeof r->fn[sc], "%s_%s", script_names[sc], v);
+        BR_ASSERT(n > 0 && (size_t)n < sizeof r->fn[sc]);
+    }
     return BR_OK;
 }
 
@@ -336,14 +378,14 @@ static void arg_field(struct br_redis *r, const char *field, size_t cap)
     arg_bytes(r, field, br_strnlen(field, cap));
 }
 
-/* EVALSHA <sha> 1 <prefix> <now_ms>: every script's first arguments.
+/* FCALL <function> 1 <prefix> <now_ms>: every script's first arguments.
  * tag 'c' is the catalog; 'e', 'u', 'v' take an id. */
 static void args_begin(struct br_redis *r, enum script sc, char tag, uint64_t id, int64_t now_ms)
 {
     struct br_redis_scratch *s = r->s;
     s->argc = 0;
-    arg_bytes(r, "EVALSHA", 7);
-    arg_bytes(r, r->sha[sc], 40);
+    arg_bytes(r, "FCALL", 5);
+    arg_bytes(r, r->fn[sc], strlen(r->fn[sc]));
     arg_bytes(r, "1", 1);
     char *key = s->num[s->argc];
     int n = tag == 'c' ? snprintf(key, NUM_LEN, "br:{cat}:")
@@ -352,22 +394,30 @@ static void args_begin(struct br_redis *r, enum script sc, char tag, uint64_t id
     arg_fmt_i64(r, now_ms);
 }
 
-/* Runs the script whose arguments are in the scratch. On BR_OK *rep is a
+/* The last argument of a script that logs: the command's journal record
+ * (lua/README.md "The event log"), as the core would journal it. */
+static void arg_record(struct br_redis *r, const struct br_cmd *c)
+{
+    size_t n = br_journal_record_encode(r->s->record, sizeof r->s->record, c, NULL);
+    BR_ASSERT(n > 0); /* every command the adapter runs can be journaled */
+    arg_bytes(r, r->s->record, n);
+}
+
+/* Runs the function whose arguments are in the scratch. On BR_OK *rep is a
  * non-error reply (the caller frees it). */
 static int eval(struct br_redis *r, enum script sc, redisReply **rep)
 {
     struct br_redis_scratch *s = r->s;
     for (int attempt = 0; attempt < 2; attempt++) {
-        s->argv[1] = r->sha[sc];
         r->calls++;
         int rc = call(r, s->argc, s->argv, s->len, rep);
         if (rc != BR_OK) {
             return rc;
         }
-        if ((*rep)->type == REDIS_REPLY_ERROR && starts((*rep)->str, "NOSCRIPT")) {
+        if ((*rep)->type == REDIS_REPLY_ERROR && starts((*rep)->str, "ERR Function not found")) {
             freeReplyObject(*rep);
             *rep = NULL;
-            rc = load_script(r, sc); /* a flushed or restarted server: nothing ran */
+            rc = load_library(r); /* a flushed or restarted server: nothing ran */
             if (rc != BR_OK) {
                 return rc;
             }
@@ -380,7 +430,7 @@ static int eval(struct br_redis *r, enum script sc, redisReply **rep)
         }
         return rc;
     }
-    return BR_E_IO; /* NOSCRIPT right after SCRIPT LOAD: the server forgets scripts */
+    return BR_E_IO; /* not found right after FUNCTION LOAD: the server forgets functions */
 }
 
 /* ---- replies ---- */
@@ -585,6 +635,7 @@ static int event_create(struct br_redis *r, const struct br_cmd *c, struct br_ou
     BR_ASSERT(*n == 0 && in(qcap, 1, 1LL << 31) && in((long long)out->id, 1, BR_EVENT_ID_MAX));
     args_begin(r, S_EVENT_PUT, 'e', out->id, c->now_ms);
     args_spec(r, c, out->id, (uint64_t)qcap);
+    arg_record(r, c); /* the event's first log entry */
     struct br_outcome put;
     int64_t aux;
     rc = run(r, S_EVENT_PUT, out->id, &put, &aux, fx, n);
@@ -697,6 +748,7 @@ static int queue_cmd(struct br_redis *r, enum script sc, const struct br_cmd *c,
         if (sc == S_JOIN) {
             arg_fmt_u64(r, known ? 1 : 0);
         }
+        arg_record(r, c);
         int64_t aux = 0;
         *n = 0;
         int rc = run(r, sc, event_id, out, &aux, fx, n);
@@ -752,6 +804,7 @@ static int reserve(struct br_redis *r, const struct br_cmd *c, struct br_outcome
     arg_fmt_u64(r, key);
     arg_bytes(r, fp_text, strlen(fp_text));
     arg_fmt_u64(r, (uint64_t)found);
+    arg_record(r, c);
     int64_t recorded = 0;
     rc = run(r, S_RESERVE, event_id, out, &recorded, fx, n);
     BR_ASSERT(*n == 0 && in(recorded, 0, 1));
@@ -773,6 +826,7 @@ static int by_id(struct br_redis *r, enum script sc, const struct br_cmd *c, uin
     if (with_extra) {
         arg_fmt_u64(r, extra);
     }
+    arg_record(r, c);
     int64_t aux;
     return run(r, sc, event_id, out, &aux, fx, n);
 }
@@ -783,6 +837,7 @@ static int sweep(struct br_redis *r, const struct br_cmd *c, struct br_outcome *
     args_begin(r, S_SWEEP, 'e', c->u.sweep.event_id, c->now_ms);
     arg_fmt_u64(r, c->user_id);
     arg_fmt_u64(r, c->u.sweep.max);
+    arg_record(r, c);
     int64_t aux;
     return run(r, S_SWEEP, c->u.sweep.event_id, out, &aux, fx, n);
 }
@@ -808,6 +863,7 @@ static int payment_event(struct br_redis *r, const struct br_cmd *c, struct br_o
     arg_fmt_u64(r, pev);
     arg_fmt_u64(r, c->u.payment_event.succeeded ? 1 : 0);
     arg_fmt_u64(r, (uint64_t)found);
+    arg_record(r, c);
     int64_t recorded = 0;
     rc = run(r, S_PAYMENT_EVENT, pid >> 32, out, &recorded, fx, n);
     BR_ASSERT(in(recorded, 0, 1));
@@ -941,35 +997,40 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
 }
 
 /* Phase 2 of saga_step: runs the script once per event with that event's
- * share of the first `chosen` due refunds, in event order; effects go to
- * s->fx_tmp[*ntmp], refunds attempted are added to *done. */
+ * number k among the first `chosen` due refunds, in event order; the
+ * script re-emits the first k due in its event (saga_step.lua), logged as
+ * the command saga_step{max = k}. Effects go to s->fx_tmp[*ntmp], refunds
+ * attempted are added to *done. */
 static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t chosen,
                            uint32_t *ntmp, uint32_t *done)
 {
     struct br_redis_scratch *s = r->s;
     for (size_t i = 0; i < chosen;) {
         uint64_t e = s->due[i].payment_id >> 32;
-        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                arg_fmt_u64(r, s->due[k].payment_id & 0xffffffffu);
+        uint32_t k = 0;
+        for (size_t j = i; j < chosen; j++) {
+            if (s->due[j].payment_id >> 32 == e) {
+                k++;
+                s->due[j].next_ms = INT64_MIN; /* this event's share: handled here */
             }
         }
+        struct br_cmd share = *c;
+        share.u.saga_step.max = k;
+#ifdef BR_PLANT_LUA_LOG_SAGA_MAX
+        share.u.saga_step.max = c->u.saga_step.max; /* planted: the step's max is logged */
+#endif
+        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
+        arg_fmt_u64(r, k);
+        arg_record(r, &share);
         struct br_outcome o;
-        int64_t after;
-        int rc = run(r, S_SAGA_STEP, e, &o, &after, s->fx_tmp, ntmp);
+        int64_t aux;
+        int rc = run(r, S_SAGA_STEP, e, &o, &aux, s->fx_tmp, ntmp);
         if (rc != BR_OK) {
             return rc == BR_E_UNAVAILABLE && *done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
         }
         *done += o.count;
-        /* The next event with a share: skip this event's entries. */
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                s->due[k].next_ms = INT64_MIN; /* handled */
-            }
-        }
         while (i < chosen && s->due[i].next_ms == INT64_MIN) {
-            i++;
+            i++; /* the next event with a share */
         }
     }
     return BR_OK;
@@ -1016,7 +1077,10 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
         *n = 0;
         return out->err = rc;
     }
-    /* Effects in the merged order: the k-th chosen refund's effect, if it ran. */
+    /* Effects in the merged order: the k-th chosen refund's effect, if it
+     * ran; then any other (a share whose first k due changed in between,
+     * as another process's step or refund_result ran: each share is still
+     * the core's step on its event). */
     *n = 0;
     for (size_t k = 0; k < chosen; k++) {
         for (uint32_t t = 0; t < ntmp; t++) {
@@ -1025,6 +1089,11 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
                 s->fx_tmp[t].kind = BR_FX_NONE;
                 break;
             }
+        }
+    }
+    for (uint32_t t = 0; t < ntmp; t++) {
+        if (s->fx_tmp[t].kind != BR_FX_NONE) {
+            fx[(*n)++] = s->fx_tmp[t];
         }
     }
     BR_ASSERT(*n == ntmp && *n == done);
@@ -1199,19 +1268,11 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
     }
     r->s->fx_tmp = malloc(sizeof(struct br_effect) * BR_EFFECTS_MAX);
     int rc = r->s->fx_tmp != NULL ? BR_OK : BR_E_FULL;
-    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
-        unsigned i = 0;
-        while (i < br_lua_script_count && strcmp(br_lua_scripts[i].name, script_names[sc]) != 0) {
-            i++;
-        }
-        BR_ASSERT(i < br_lua_script_count); /* every script the adapter calls is embedded */
-        r->s->script_index[sc] = i;
+    if (rc == BR_OK) {
+        rc = prepare_library(r);
     }
     if (rc == BR_OK) {
-        rc = prepare_reserve(r->s);
-    }
-    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
-        rc = load_script(r, (enum script)sc);
+        rc = load_library(r);
     }
     if (rc == BR_OK) {
         rc = o->fresh ? br_redis_flush(r) : record_config(r);
@@ -1226,7 +1287,7 @@ void br_redis_close(struct br_redis *r)
 {
     drop(r);
     if (r->s != NULL) {
-        free(r->s->reserve_text);
+        free(r->s->library);
         free(r->s->due);
         free(r->s->fx_tmp);
         free(r->s->perm);
@@ -1236,11 +1297,11 @@ void br_redis_close(struct br_redis *r)
     }
 }
 
-const char *br_redis_script_sha(const struct br_redis *r, const char *name)
+const char *br_redis_function_name(const struct br_redis *r, const char *name)
 {
     for (int sc = 0; sc < S_COUNT; sc++) {
         if (strcmp(script_names[sc], name) == 0) {
-            return r->sha[sc];
+            return r->fn[sc];
         }
     }
     return NULL;
@@ -1285,6 +1346,248 @@ int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id
             *held = (uint32_t)str_i64(rep->element[1]);
             *sold = (uint32_t)str_i64(rep->element[2]);
         }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- the event log (redis.h; lua/README.md "The event log") ---- */
+
+/* A stream id "<ms>" or "<ms>-<seq>" (digits only): *ms, *seq set. */
+static bool parse_stream_id(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    if (id == NULL || id[0] < '0' || id[0] > '9' || strlen(id) >= 32) {
+        return false;
+    }
+    *ms = strtoull(id, &end, 10);
+    *seq = 0;
+    if (*end == '-') {
+        const char *s = end + 1;
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        *seq = strtoull(s, &end, 10);
+    }
+    return *end == 0;
+}
+
+/* The "o" field: the reply's integers joined by ','. Checks what
+ * take_outcome asserts (a log entry is data: its damage is BR_E_CORRUPT)
+ * and fills e->out and e->fx. */
+static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_redis_log_entry *e)
+{
+    long long v[OUTCOME_FIELDS + FX_FIELDS * BR_EFFECTS_MAX];
+    size_t n = 0;
+    const char *p = o, *end = o + len;
+    while (p < end) {
+        if (n == sizeof v / sizeof v[0]) {
+            return BR_E_CORRUPT;
+        }
+        char *stop;
+        char num[24];
+        size_t k = 0;
+        while (p + k < end && p[k] != ',' && k < sizeof num - 1) {
+            num[k] = p[k];
+            k++;
+        }
+        num[k] = 0;
+        v[n] = strtoll(num, &stop, 10);
+        if (k == 0 || *stop != 0 || (p + k < end && p[k] != ',')) {
+            return BR_E_CORRUPT;
+        }
+        n++;
+        p += k + (p + k < end);
+    }
+    if (n < OUTCOME_FIELDS || (n - OUTCOME_FIELDS) % FX_FIELDS != 0 ||
+        !in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+        !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
+        !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
+        return BR_E_CORRUPT;
+    }
+    memset(&e->out, 0, sizeof e->out);
+    e->out.err = (int32_t)v[0];
+    e->out.status = (uint8_t)v[1];
+    e->out.id = (uint64_t)v[2];
+    e->out.ref = (uint64_t)v[3];
+    e->out.position = (uint32_t)v[4];
+    e->out.queue_length = (uint32_t)v[5];
+    e->out.deadline_ms = v[6];
+    e->out.amount_minor = v[7];
+    e->out.count = (uint32_t)v[8];
+    e->fx_count = 0;
+    for (size_t i = OUTCOME_FIELDS; i < n; i += FX_FIELDS) {
+        const long long *f = v + i;
+        if (!in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) || !in(f[1], 0, ID_MAX) ||
+            !in(f[2], 0, ID_MAX) || !in(f[3], 0, ID_MAX)) {
+            return BR_E_CORRUPT;
+        }
+        struct br_effect *x = &e->fx[e->fx_count++];
+        memset(x, 0, sizeof *x);
+        x->kind = (uint8_t)f[0];
+        x->event_id = event_id;
+        x->user_id = (uint64_t)f[1];
+        x->id = (uint64_t)f[2];
+        x->ref = (uint64_t)f[3];
+        x->deadline_ms = f[4];
+        x->amount_minor = f[5];
+    }
+    e->out.effect_count = e->fx_count;
+    e->out.effects_hash = br_effects_hash(e->fx, e->fx_count);
+    return BR_OK;
+}
+
+/* One XRANGE entry: [id, [field, value, ...]]. */
+static int log_entry(struct br_redis *r, const redisReply *x, uint64_t event_id,
+                     struct br_redis_log_entry *e)
+{
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+        x->element[0]->type != REDIS_REPLY_STRING || x->element[0]->len >= sizeof e->stream_id ||
+        x->element[1]->type != REDIS_REPLY_ARRAY || x->element[1]->elements % 2 != 0) {
+        log_foreign(r, "log read", "an entry of the wrong shape");
+        return BR_E_CORRUPT;
+    }
+    memcpy(e->stream_id, x->element[0]->str, x->element[0]->len + 1);
+    const redisReply *f = x->element[1];
+    const redisReply *c = NULL, *o = NULL;
+    e->external = false;
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        const redisReply *name = f->element[k], *value = f->element[k + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (strcmp(name->str, "c") == 0) {
+            c = value;
+        } else if (strcmp(name->str, "o") == 0) {
+            o = value;
+        } else if (strcmp(name->str, "x") == 0) {
+            e->external = true;
+        }
+    }
+    int rc = c != NULL && o != NULL ? BR_OK : BR_E_CORRUPT;
+    if (rc == BR_OK) {
+        struct br_outcome none;
+        bool has_outcome = false;
+        size_t used = 0;
+        rc = br_journal_record_decode((const uint8_t *)c->str, c->len, &e->cmd, &none,
+                                      &has_outcome, &used);
+        if (rc != BR_OK || has_outcome || used != c->len) {
+            rc = BR_E_CORRUPT;
+        }
+    }
+    if (rc == BR_OK) {
+        rc = log_outcome(o->str, o->len, event_id, e);
+    }
+    if (rc != BR_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "entry %s of event %" PRIu64 " does not decode", e->stream_id,
+                 event_id);
+        log_foreign(r, "log read", what);
+    }
+    return rc;
+}
+
+int br_redis_log_read(struct br_redis *r, uint64_t event_id, const char *after, uint32_t max,
+                      struct br_redis_log_entry *out, uint32_t *count)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && out != NULL && count != NULL);
+    *count = 0;
+    uint64_t ms, seq;
+    if (event_id < 1 || event_id > BR_EVENT_ID_MAX || max < 1 || max > BR_REDIS_LOG_READ_MAX ||
+        !parse_stream_id(after, &ms, &seq)) {
+        return BR_E_INVALID;
+    }
+    char key[NUM_LEN], start[NUM_LEN], max_text[16];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    snprintf(start, sizeof start, "(%" PRIu64 "-%" PRIu64, ms, seq); /* exclusive: after it */
+    snprintf(max_text, sizeof max_text, "%" PRIu32, max);
+    const char *argv[6] = {"XRANGE", key, ms == 0 && seq == 0 ? "-" : start, "+", "COUNT",
+                           max_text};
+    size_t lens[6] = {6, strlen(key), strlen(argv[2]), 1, 5, strlen(max_text)};
+    redisReply *rep;
+    int rc = call_read(r, 6, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && (rep->type != REDIS_REPLY_ARRAY || rep->elements > max)) {
+        log_foreign(r, "log read", "XRANGE answered something else than entries");
+        rc = BR_E_IO;
+    }
+    for (size_t i = 0; rc == BR_OK && i < rep->elements; i++) {
+        rc = log_entry(r, rep->element[i], event_id, &out[i]);
+        *count += rc == BR_OK;
+    }
+    freeReplyObject(rep);
+    if (rc != BR_OK) {
+        *count = 0;
+    }
+    return rc;
+}
+
+int br_redis_log_len(struct br_redis *r, uint64_t event_id, uint64_t *len, char *last_id)
+{
+    BR_ASSERT(r != NULL && len != NULL && last_id != NULL);
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    const char *a2[6] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+    size_t l2[6] = {9, strlen(key), 1, 1, 5, 1};
+    const char *a1[2] = {"XLEN", key};
+    size_t l1[2] = {4, strlen(key)};
+    redisReply *rep;
+    int rc = call_read(r, 2, a1, l1, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type != REDIS_REPLY_INTEGER) {
+        rc = BR_E_IO;
+    }
+    *len = rc == BR_OK ? (uint64_t)rep->integer : 0;
+    freeReplyObject(rep);
+    strcpy(last_id, "0-0");
+    if (rc != BR_OK || *len == 0) {
+        return rc;
+    }
+    rc = call_read(r, 6, a2, l2, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+        rep->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[0]->element[0]->len < 32) {
+        memcpy(last_id, rep->element[0]->element[0]->str, rep->element[0]->element[0]->len + 1);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto, uint64_t *removed)
+{
+    BR_ASSERT(r != NULL);
+    uint64_t ms, seq;
+    if (event_id < 1 || event_id > BR_EVENT_ID_MAX || !parse_stream_id(upto, &ms, &seq) ||
+        seq == UINT64_MAX) {
+        return BR_E_INVALID;
+    }
+    char key[NUM_LEN], minid[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    snprintf(minid, sizeof minid, "%" PRIu64 "-%" PRIu64, ms, seq + 1); /* keeps ids > upto */
+    const char *argv[4] = {"XTRIM", key, "MINID", minid};
+    size_t lens[4] = {5, strlen(key), 5, strlen(minid)};
+    redisReply *rep;
+    int rc = call_read(r, 4, argv, lens, &rep); /* trimming twice trims nothing more */
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type != REDIS_REPLY_INTEGER) {
+        rc = BR_E_IO;
+    }
+    if (removed != NULL) {
+        *removed = rc == BR_OK ? (uint64_t)rep->integer : 0;
     }
     freeReplyObject(rep);
     return rc;

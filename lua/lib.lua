@@ -1,13 +1,13 @@
 --[[
-lib.lua -- the prelude of every Booking Rush script.
+lib.lua -- the shared part of the Booking Rush Functions library.
 
-Not a script by itself: the build (lua/embed.c) prepends to each script the
-constants generated from core/err.h, core/cmd.h, core/limits.h and
-core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING, BR_FX_PASS_ISSUED, ...),
-then the definitions of this file that the script uses (Redis runs the
-whole chunk on every call, so unused helpers would cost), so every script
-speaks the core's numbers and none of them is typed twice. Each definition
-starts with `local` at column 0, its comment right above it.
+Not a script by itself: the build (lua/embed.c) makes one library (FUNCTION
+LOAD) of the constants generated from core/err.h, core/cmd.h,
+core/limits.h and core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING,
+BR_FX_PASS_ISSUED, ...), this file, then every script as a function, so
+every script speaks the core's numbers and none of them is typed twice.
+This file's top level runs once, when the library is loaded; each call
+starts with begin(), which sets the per-call state below afresh.
 
 Conventions every script follows:
   KEYS[1]  the key prefix of the slot it works in: "br:{e42}:" for an event,
@@ -15,6 +15,8 @@ Conventions every script follows:
            KEYS[1] .. suffix, so one call stays in one Cluster slot.
   ARGV[1]  now_ms, the driver's clock. No script calls TIME; expiry compares
            stored deadlines with now_ms, never a key TTL.
+  ARGV[#ARGV]  in the scripts that log (log_command()): the command's
+           journal record, appended to the event's log with the reply.
   reply    {err, status, id, ref, position, queue_length, deadline_ms,
             amount_minor, count, aux, fx...}: the nine fields of struct
            br_outcome in order (effect_count and effects_hash are computed
@@ -33,11 +35,13 @@ so both are exact, and so is every deadline computed from them.
 decimal strings and are only ever compared or used as strings.
 ]]
 local W32 = 4294967296
-local P = KEYS[1]
-local OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-local FX = {}
-local EV = {}
-local EV_DIRTY = {}
+
+-- Per-call state: the library is loaded once and its functions run one at
+-- a time, so begin() sets all of this afresh at the start of every call and
+-- nothing is carried from one call to the next.
+local KEYS, ARGV, P, NOW
+local OUT, FX, EV, EV_DIRTY
+local LOG_C, EXTERNAL
 
 local function fail(what)
     error({err = 'BR_ARG ' .. what})
@@ -73,7 +77,35 @@ local function arg_u64(i)
     return s
 end
 
-local NOW = arg_int(1, 0, BR_NOW_MS_MAX) --@keep: every script checks its clock
+-- Every call starts here (the callbacks embed.c registers): KEYS[1] is the
+-- slot's key prefix, ARGV[1] the clock, checked by every script.
+local function begin(keys, args)
+    KEYS = keys
+    ARGV = args
+    P = keys[1]
+    if P == nil then
+        fail('no key prefix')
+    end
+    OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+    FX = {}
+    EV = {}
+    EV_DIRTY = {}
+    LOG_C = nil
+    EXTERNAL = false
+    NOW = arg_int(1, 0, BR_NOW_MS_MAX)
+end
+
+-- The event log (lua/README.md "The event log"): a script that changes an
+-- event calls this first; reply() then appends one entry to br:{e}:log with
+-- the command's journal record (the last ARGV, bytes the adapter encoded
+-- and this library never parses) and the reply. A record is at least its
+-- 8-byte head.
+local function log_command()
+    LOG_C = ARGV[#ARGV]
+    if LOG_C == nil or #LOG_C < 8 then
+        fail('no journal record as the last argument')
+    end
+end
 
 -- A decimal string of an integer-valued number (exact below 2^53).
 -- A pass or hold lapses exactly at its deadline: live while NOW < dl (the
@@ -120,6 +152,28 @@ local function ev_put(field, value)
     EV_DIRTY[field] = true
 end
 
+-- The reply as the log's "o" field: the integers joined by ','. Lua 5.1
+-- prints a number with %.14g, exact for integers below 10^14 (deadlines,
+-- most ids); larger ones (ids of events above 23,283, times near
+-- BR_NOW_MS_MAX) are formatted one by one.
+local function joined(t)
+    for i = 1, #t do
+        local v = t[i]
+        if v >= 1e14 or v <= -1e14 then
+            local s = {}
+            for k = 1, #t do
+                s[k] = string.format('%d', t[k])
+            end
+            return table.concat(s, ',')
+        end
+    end
+    return table.concat(t, ',')
+end
+
+-- Ends a call: the event's changed fields in one HSET, the log entry when
+-- the script logs and the event exists (a command naming a missing event
+-- leaves no stream behind; not for BR_REDIS_NEED_OPEN either: nothing was
+-- written and the command runs again), and the reply.
 local function reply(err)
     local args = {}
     for f, _ in pairs(EV_DIRTY) do
@@ -132,6 +186,13 @@ local function reply(err)
     OUT[1] = err
     for i = 1, #FX do
         OUT[10 + i] = FX[i]
+    end
+    if LOG_C and EV.id and err ~= BR_REDIS_NEED_OPEN then
+        if EXTERNAL then
+            redis.call('XADD', P .. 'log', '*', 'c', LOG_C, 'o', joined(OUT), 'x', '1')
+        else
+            redis.call('XADD', P .. 'log', '*', 'c', LOG_C, 'o', joined(OUT))
+        end
     end
     return OUT
 end

@@ -8,9 +8,11 @@ have sent it, and a reopened payment is confirmed again at the provider.
 
 KEYS[1]  br:{e<event of the hold>}:   (the adapter takes the event from hold_id >> 32)
 ARGV     now_ms, user_id, hold_id
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): id (payment), ref (hold), status, amount.
          Effects: provider_charge.
 ]]
+log_command()
 local uid = arg_u64(2)
 local hid = arg_u64(3)
 

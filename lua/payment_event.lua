@@ -20,11 +20,13 @@ ARGV     now_ms, actor user_id (0 = the system), payment_id,
          provider_event_id (u64 decimal), succeeded (0/1), claim (0 =
          unclaimed before, 1 = claimed for this payment, 2 = claimed for
          another payment)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the payment (id, ref = hold, status, amount).
          aux = 1 when the provider event id was recorded here (the adapter
          releases a fresh claim otherwise). Effects: booking_confirmed, or
          booking_expired and provider_refund.
 ]]
+log_command()
 local actor = arg_u64(2)
 local pid = arg_u64(3)
 local pev = arg_u64(4)
@@ -42,7 +44,13 @@ if p == nil then
     return reply(BR_E_NOT_FOUND)
 end
 fill_payment(p)
-if claim == 2 or redis.call('SADD', P .. 'pev', pev) == 0 then
+if claim == 2 then
+    -- Applied to another payment: of this event when the id is in its set,
+    -- else of another event (marked in the log: lib.lua).
+    EXTERNAL = redis.call('SISMEMBER', P .. 'pev', pev) == 0
+    return reply(BR_E_DUPLICATE)
+end
+if redis.call('SADD', P .. 'pev', pev) == 0 then
     return reply(BR_E_DUPLICATE) -- already applied
 end
 OUT[10] = 1

@@ -21,10 +21,12 @@ ARGV     now_ms, user_id, user_known (0/1), zone_id, quantity, pass_id (0 =
          none), idem_key (u64 decimal, 0 = none), fingerprint (u64 decimal),
          claim (0 = unclaimed before or no key, 1 = claimed with this
          fingerprint, 2 = claimed with another fingerprint)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the hold (id, ref = pass, status, deadline,
          amount, count = quantity). aux = 1 when an idempotency record was
          written (the adapter releases a fresh claim otherwise). No effects.
 ]]
+log_command()
 local uid = arg_u64(2)
 local known = arg_int(3, 0, 1)
 local zone = arg_int(4, 0, W32 - 1)
@@ -41,6 +43,7 @@ if EV.id == nil or zone < 1 or zone > EV.zc then
     return reply(BR_E_NOT_FOUND)
 end
 if known == 0 then
+    EXTERNAL = true -- decided in {cat}: the log marks it (lib.lua)
     return reply(BR_E_UNAUTHORIZED)
 end
 if qty < 1 or qty > BR_HOLD_QUANTITY_MAX then
@@ -49,6 +52,10 @@ end
 local idem_field = uid .. ':' .. key
 if key ~= '0' then
     if claim == 2 then
+        -- The key was claimed by another request: of this event when its
+        -- answer is kept here, else of another event (then the core
+        -- replaying this event's log alone could not know: marked).
+        EXTERNAL = redis.call('HEXISTS', P .. 'idem', uid .. ':' .. key) == 0
         return reply(BR_E_IDEMPOTENCY_CONFLICT)
     end
     local rec = redis.call('HGET', P .. 'idem', idem_field)

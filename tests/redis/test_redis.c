@@ -1,7 +1,7 @@
 /*
  * test_redis.c -- the Redis adapter's own behaviour on a real redis-server
  * (started by the group setup on a free port): URL parsing, connection
- * failures, NOSCRIPT reloads, timeouts that leave the outcome unknown and
+ * failures, lost-library reloads, timeouts that leave the outcome unknown and
  * their resolution by the idempotency key, reconnects, config checks, and
  * a corrupted state reported as such. What the scripts compute is the
  * differential test's job (test_redis_diff.c).
@@ -187,13 +187,15 @@ static void test_open_refuses_another_config(void **state)
     br_redis_close(&r);
 }
 
-static void test_noscript_reloads_and_runs(void **state)
+/* A server that lost the library (restarted, FUNCTION FLUSH): the call is
+ * refused before anything ran, so the adapter loads it again and runs it. */
+static void test_lost_library_reloads_and_runs(void **state)
 {
     struct fixture *f = *state;
     struct br_redis r;
     open_fresh(f, &r, &f->opt);
     catalog(&r);
-    admin(f, "SCRIPT FLUSH");
+    admin(f, "FUNCTION FLUSH");
     struct br_outcome out;
     struct br_cmd c = reserve_cmd(T0 + 1, 1, 0);
     assert_int_equal(apply(&r, &c, &out), BR_OK);
@@ -303,7 +305,7 @@ int main(void)
         cmocka_unit_test(test_url_parses_host_port_and_db),
         cmocka_unit_test(test_open_without_a_server_is_unavailable),
         cmocka_unit_test(test_open_refuses_another_config),
-        cmocka_unit_test(test_noscript_reloads_and_runs),
+        cmocka_unit_test(test_lost_library_reloads_and_runs),
         cmocka_unit_test(test_timeout_is_unknown_and_the_key_resolves_it),
         cmocka_unit_test(test_a_killed_connection_is_made_again),
         cmocka_unit_test(test_broken_state_is_corrupt),

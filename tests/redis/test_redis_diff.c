@@ -10,6 +10,17 @@
  * hashes must be identical. The generator learns from the engine's
  * outcomes, which are the Redis ones while they agree.
  *
+ * The trace property (lua/README.md "The event log"): after each sequence,
+ * every event's log is read back (br_redis_log_read) and replayed through a
+ * fresh engine with the trace's prologue (the same config; every user
+ * registered, as an admin so that any event_create a log holds succeeds:
+ * roles matter to no other command an event's log holds; events 1..id-1
+ * created from their logs' first entries), skipping the entries marked
+ * external; every outcome and effect list must be the one logged. A failure
+ * prints the first divergence (TRACE DIVERGED); BR_PLANT=LUA_LOG_SAGA_MAX
+ * (the saga share logged with the step's max instead of its own count)
+ * must end there (scripts/test.d/51-redis-plant.sh).
+ *
  * On a mismatch the failing sequence is shrunk (delta debugging: drop
  * chunks of commands while the replay from scratch still diverges) and the
  * shortest one found is printed with both sides' answers; the exit status
@@ -40,9 +51,15 @@
 #include "core/panic.h"
 #include "core/saga.h"
 #include "core/inventory.h"
+#include "core/journal.h"
 #include "tests/redis/server.h"
 
 #define SEQ_LEN_MAX 4096
+
+struct event_log {
+    struct br_redis_log_entry *e;
+    uint32_t count, cap;
+};
 
 struct ctx {
     struct br_config cfg;
@@ -55,6 +72,13 @@ struct ctx {
     uint64_t seen[BR_CMD_TYPE_COUNT][BR_ERR_COUNT]; /* outcomes met: coverage */
     uint64_t reopened;   /* payment_create reopening a declined payment */
     uint64_t reconfirmed; /* ... and a success of that payment afterwards */
+    /* the trace property */
+    struct br_engine replay;
+    void *replay_mem;
+    struct event_log *logs; /* [event id], read back */
+    size_t logs_cap;
+    uint64_t traced;   /* log entries replayed */
+    uint64_t external; /* log entries marked external (skipped) */
 };
 
 /* Counts re-confirmation after a decline, as the engine sees it: a
@@ -414,6 +438,123 @@ static bool diverges(struct ctx *x, const struct br_cmd *cmds, size_t n, bool ve
     return !same;
 }
 
+/* ---- the trace property ---- */
+
+/* Reads event e's whole log into x->log[e]. */
+static bool read_log(struct ctx *x, uint64_t e)
+{
+    char after[32] = "0";
+    x->logs[e].count = 0;
+    for (;;) {
+        if (x->logs[e].cap - x->logs[e].count < 256) {
+            x->logs[e].cap = x->logs[e].cap ? 2 * x->logs[e].cap : 512;
+            x->logs[e].e = realloc(x->logs[e].e, sizeof *x->logs[e].e * x->logs[e].cap);
+            BR_ASSERT(x->logs[e].e != NULL);
+        }
+        uint32_t got = 0;
+        int rc = br_redis_log_read(&x->redis, e, after, 256, x->logs[e].e + x->logs[e].count, &got);
+        if (rc != BR_OK) {
+            printf("TRACE DIVERGED: the log of event %" PRIu64 " cannot be read: %s\n", e,
+                   br_err_name(rc));
+            return false;
+        }
+        if (got == 0) {
+            return true;
+        }
+        x->logs[e].count += got;
+        memcpy(after, x->logs[e].e[x->logs[e].count - 1].stream_id, sizeof after);
+    }
+}
+
+static bool replay_apply(struct ctx *x, const struct br_cmd *c, struct br_outcome *o)
+{
+    return br_engine_apply(&x->replay, c, o) == o->err;
+}
+
+/* The trace of event e through a fresh engine: the prologue, then its log. */
+static bool trace_event(struct ctx *x, uint64_t e)
+{
+    int rc = br_engine_init(&x->replay, &x->cfg, x->replay_mem, x->mem_size);
+    BR_ASSERT(rc == BR_OK);
+    struct br_outcome o;
+    for (uint32_t i = 0; i < x->engine.user_count; i++) {
+        const struct br_user *u = &x->engine.users[i];
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_USER_REGISTER;
+        memcpy(c.u.user_register.email, u->email, sizeof u->email);
+        memcpy(c.u.user_register.name, u->name, sizeof u->name);
+        memcpy(c.u.user_register.password_hash, u->password_hash, sizeof u->password_hash);
+        memcpy(c.u.user_register.salt, u->salt, sizeof u->salt);
+        c.u.user_register.role = BR_ROLE_ADMIN;
+        replay_apply(x, &c, &o);
+        BR_ASSERT(o.err == BR_OK && o.id == u->id);
+    }
+    for (uint64_t k = 1; k < e; k++) {
+        BR_ASSERT(x->logs[k].count > 0 && x->logs[k].e[0].cmd.type == BR_CMD_EVENT_CREATE);
+        replay_apply(x, &x->logs[k].e[0].cmd, &o);
+        if (o.err != BR_OK || o.id != k) {
+            printf("TRACE DIVERGED: the prologue's event_create of event %" PRIu64 " gave %s\n",
+                   k, br_err_name(o.err));
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < x->logs[e].count; i++) {
+        const struct br_redis_log_entry *le = &x->logs[e].e[i];
+        if (i == 0 && le->cmd.type != BR_CMD_EVENT_CREATE) {
+            printf("TRACE DIVERGED: event %" PRIu64 "'s log starts with %s\n", e,
+                   br_cmd_name(le->cmd.type));
+            return false;
+        }
+        if (le->external) {
+            /* decided outside the slot, and it changed nothing */
+            BR_ASSERT(le->out.err == BR_E_UNAUTHORIZED || le->out.err == BR_E_IDEMPOTENCY_CONFLICT ||
+                      le->out.err == BR_E_DUPLICATE);
+            BR_ASSERT(le->fx_count == 0);
+            x->external++;
+            continue;
+        }
+        replay_apply(x, &le->cmd, &o);
+        uint32_t n;
+        const struct br_effect *fx = br_engine_effects(&x->replay, &n);
+        x->traced++;
+        if (memcmp(&o, &le->out, sizeof o) != 0 || n != le->fx_count ||
+            !same_effects(fx, le->fx, n)) {
+            char line[512];
+            show_cmd(&le->cmd, line, sizeof line);
+            printf("TRACE DIVERGED: event %" PRIu64 ", log entry %u (%s) of %u:\n  %s\n", e, i + 1,
+                   le->stream_id, x->logs[e].count, line);
+            show_outcome("log", &le->out, le->fx);
+            show_outcome("core", &o, fx);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every event's log read back and replayed: true when all reproduce. */
+static bool traces_replay(struct ctx *x)
+{
+    uint64_t events = x->engine.event_count;
+    if (x->logs_cap < events + 1) {
+        x->logs = realloc(x->logs, sizeof *x->logs * (events + 1));
+        BR_ASSERT(x->logs != NULL);
+        memset(x->logs + x->logs_cap, 0, sizeof *x->logs * (events + 1 - x->logs_cap));
+        x->logs_cap = events + 1;
+    }
+    for (uint64_t e = 1; e <= events; e++) {
+        if (!read_log(x, e)) {
+            return false;
+        }
+    }
+    for (uint64_t e = 1; e <= events; e++) {
+        if (!trace_event(x, e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Delta debugging: drops chunks of commands while the replay still
  * diverges, from halves down to single commands. Returns the new length. */
 static size_t shrink(struct ctx *x, struct br_cmd *cmds, size_t n)
@@ -524,7 +665,8 @@ int main(int argc, char **argv)
     x.mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
     x.fx_e = malloc(sizeof *x.fx_e * BR_EFFECTS_MAX);
     x.fx_r = malloc(sizeof *x.fx_r * BR_EFFECTS_MAX);
-    BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL);
+    x.replay_mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
+    BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL && x.replay_mem != NULL);
 
     struct br_redis_options opt;
     if (br_redis_parse_url(url, &opt) != BR_OK) {
@@ -573,6 +715,11 @@ int main(int argc, char **argv)
             failed = true;
         }
         br_engine_check(&x.engine);
+        if (!failed && !traces_replay(&x)) {
+            printf("the sequence: %lu (seed %" PRIu64 "), %zu commands\n", s, seed, n);
+            status = 1;
+            break;
+        }
         if (failed) {
             printf("DIVERGED: sequence %lu (seed %" PRIu64 ") after %zu commands%s\n", s, seed, n,
                    he != hr ? " (final state)" : "");
@@ -602,6 +749,9 @@ int main(int argc, char **argv)
     printf("re-confirmation after a decline: %" PRIu64 " payments reopened, %" PRIu64
            " of them confirmed again\n",
            x.reopened, x.reconfirmed);
+    printf("traces: %" PRIu64 " log entries replayed through the core, identical; %" PRIu64
+           " external entries left out\n",
+           x.traced, x.external);
     if (status == 0 && sequences * length >= 10000 && (x.reopened == 0 || x.reconfirmed == 0)) {
         printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
         status = 1;
@@ -612,5 +762,10 @@ int main(int argc, char **argv)
     free(x.mem);
     free(x.fx_e);
     free(x.fx_r);
+    free(x.replay_mem);
+    for (size_t e = 0; e < x.logs_cap; e++) {
+        free(x.logs[e].e);
+    }
+    free(x.logs);
     return status;
 }
