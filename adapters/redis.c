@@ -26,6 +26,7 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/log.h"
+#include "adapters/redis_cluster.h"
 #include "core/hash.h"
 #include "core/journal.h"
 #include "core/panic.h"
@@ -107,6 +108,9 @@ static void log_foreign(const struct br_redis *r, const char *what, const char *
 
 static void drop(struct br_redis *r)
 {
+    if (r->cluster != NULL) {
+        br_cluster_queue_drop(r->cluster); /* the router dropped its broken connection */
+    }
     if (r->ctx != NULL) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -163,12 +167,16 @@ static int connect_if_needed(struct br_redis *r)
  * BR_E_UNAVAILABLE when no byte of the request left (no connection, or the
  * first write failed); BR_E_UNKNOWN_OUTCOME when it may have reached Redis
  * but no reply came (timeout, lost connection). Either way the connection
- * is dropped and made again on the next call.
+ * is dropped and made again on the next call. In cluster mode the router
+ * sends it to the key's node (redis_cluster.h), with the same meanings.
  */
 static int call(struct br_redis *r, int argc, const char **argv, const size_t *len,
                 redisReply **rep)
 {
     *rep = NULL;
+    if (r->cluster != NULL) {
+        return br_cluster_call(r->cluster, argc, argv, len, rep);
+    }
     if (connect_if_needed(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
@@ -206,6 +214,61 @@ static int call_read(struct br_redis *r, int argc, const char **argv, const size
 {
     int rc = call(r, argc, argv, len, rep);
     return rc == BR_E_UNKNOWN_OUTCOME ? BR_E_UNAVAILABLE : rc;
+}
+
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     redisReply **rep)
+{
+    BR_ASSERT(r != NULL && argc >= 1 && argv != NULL && len != NULL && rep != NULL);
+    return call(r, argc, argv, len, rep);
+}
+
+/* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
+
+_Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");
+_Static_assert(BR_REDIS_SEEDS_MAX == BR_CLUSTER_SEEDS_MAX, "a seed list fits the router");
+
+static int pipe_begin(struct br_redis *r)
+{
+    if (r->cluster != NULL) {
+        BR_ASSERT(r->cluster->queue_count == 0); /* every earlier pipeline was read or dropped */
+        return BR_OK;
+    }
+    return connect_if_needed(r);
+}
+
+/* Queues one read. BR_OK or BR_E_UNAVAILABLE (the connection is dropped). */
+static int pipe_append(struct br_redis *r, int argc, const char **argv, const size_t *len)
+{
+    if (r->cluster != NULL) {
+        if (br_cluster_queue(r->cluster, argc, argv, len) != BR_OK) {
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+        return BR_OK;
+    }
+    if (redisAppendCommandArgv(r->ctx, argc, argv, len) != REDIS_OK) {
+        log_foreign(r, "format", r->ctx->errstr);
+        drop(r);
+        return BR_E_UNAVAILABLE;
+    }
+    return BR_OK;
+}
+
+/* The pipeline's next reply (the caller frees it), or NULL when the
+ * connection broke (logged as `what`, dropped). */
+static redisReply *pipe_read(struct br_redis *r, const char *what)
+{
+    if (r->cluster != NULL) {
+        return br_cluster_next(r->cluster);
+    }
+    void *rep = NULL;
+    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {
+        log_foreign(r, what, r->ctx->errstr);
+        drop(r);
+        return NULL;
+    }
+    return rep;
 }
 
 static bool starts(const char *s, const char *prefix)
@@ -949,7 +1012,7 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
                        const char *max_text, size_t *cand, uint64_t *pending)
 {
     struct br_redis_scratch *s = r->s;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     for (uint64_t e = base; e <= last; e++) {
@@ -960,18 +1023,15 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
         size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
         const char *a2[2] = {"ZCARD", key};
         size_t l2[2] = {5, strlen(key)};
-        if (redisAppendCommandArgv(r->ctx, 8, a1, l1) != REDIS_OK ||
-            redisAppendCommandArgv(r->ctx, 2, a2, l2) != REDIS_OK) {
-            drop(r);
+        if (pipe_append(r, 8, a1, l1) != BR_OK || pipe_append(r, 2, a2, l2) != BR_OK) {
             return BR_E_UNAVAILABLE;
         }
     }
     int rc = BR_OK;
     for (uint64_t e = base; e <= last; e++) {
-        redisReply *list = NULL, *card = NULL;
-        if (redisGetReply(r->ctx, (void **)&list) != REDIS_OK ||
-            redisGetReply(r->ctx, (void **)&card) != REDIS_OK) {
-            log_foreign(r, "saga_step read", r->ctx->errstr);
+        redisReply *list = pipe_read(r, "saga_step read");
+        redisReply *card = list != NULL ? pipe_read(r, "saga_step read") : NULL;
+        if (card == NULL) {
             if (list != NULL) {
                 freeReplyObject(list);
             }
@@ -1171,6 +1231,23 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
     return rc;
 }
 
+/* The seeds of "redis-cluster://host:port[,host:port...]"; host and port
+ * take the first (for logs). The router checks the list itself. */
+static int parse_cluster_url(const char *seeds, struct br_redis_options *o)
+{
+    size_t len = strlen(seeds);
+    size_t first = strcspn(seeds, ",");
+    size_t host_len = strcspn(seeds, ":,");
+    if (len == 0 || len >= sizeof o->seeds || host_len == 0 || host_len >= sizeof o->host) {
+        return BR_E_INVALID;
+    }
+    memcpy(o->seeds, seeds, len + 1);
+    memcpy(o->host, seeds, host_len);
+    o->port = host_len < first ? atoi(seeds + host_len + 1) : 6379;
+    o->cluster = true;
+    return BR_OK;
+}
+
 int br_redis_parse_url(const char *url, struct br_redis_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -1179,6 +1256,9 @@ int br_redis_parse_url(const char *url, struct br_redis_options *o)
     o->command_timeout_ms = BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT;
     if (url == NULL) {
         return BR_E_INVALID;
+    }
+    if (starts(url, "redis-cluster://")) {
+        return parse_cluster_url(url + 16, o);
     }
     if (starts(url, "redis://")) {
         url += 8;
@@ -1262,9 +1342,27 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
     if (br_engine_memory_size(cfg) == 0 || o->connect_timeout_ms < 1 || o->command_timeout_ms < 1) {
         return BR_E_INVALID;
     }
+    if (o->cluster && o->db != 0) {
+        return BR_E_INVALID; /* a cluster has db 0 only */
+    }
     r->s = calloc(1, sizeof *r->s);
     if (r->s == NULL) {
         return BR_E_FULL;
+    }
+    if (o->cluster) {
+        r->cluster = malloc(sizeof *r->cluster);
+        if (r->cluster == NULL) {
+            br_redis_close(r);
+            return BR_E_FULL;
+        }
+        int crc = br_cluster_open(r->cluster, o->seeds, o->connect_timeout_ms,
+                                  o->command_timeout_ms, o->quiet);
+        if (crc != BR_OK) {
+            free(r->cluster);
+            r->cluster = NULL;
+            br_redis_close(r);
+            return crc;
+        }
     }
     r->s->fx_tmp = malloc(sizeof(struct br_effect) * BR_EFFECTS_MAX);
     int rc = r->s->fx_tmp != NULL ? BR_OK : BR_E_FULL;
@@ -1286,6 +1384,11 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
 void br_redis_close(struct br_redis *r)
 {
     drop(r);
+    if (r->cluster != NULL) {
+        br_cluster_close(r->cluster);
+        free(r->cluster);
+        r->cluster = NULL;
+    }
     if (r->s != NULL) {
         free(r->s->library);
         free(r->s->due);
@@ -1638,23 +1741,20 @@ typedef void (*walk_take)(struct walk *w, size_t i, const redisReply *rep);
 static int pipeline(struct walk *w, size_t count, walk_fmt fmt, walk_take take)
 {
     struct br_redis *r = w->r;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     size_t sent = 0;
     for (size_t got = 0; got < count; got++) {
         while (sent < count && sent - got < PIPE_WINDOW) {
             fmt(w, sent);
-            if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
-                drop(r);
+            if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
                 return BR_E_UNAVAILABLE;
             }
             sent++;
         }
-        redisReply *rep = NULL;
-        if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || rep == NULL) {
-            log_foreign(r, "state read", r->ctx->errstr);
-            drop(r);
+        redisReply *rep = pipe_read(r, "state read");
+        if (rep == NULL) {
             return BR_E_UNAVAILABLE;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
@@ -1878,20 +1978,18 @@ struct event_parts {
 static int read_event(struct walk *w, struct event_parts *ep)
 {
     struct br_redis *r = w->r;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     for (size_t i = 0; i < 5; i++) {
         fmt_event_part(w, i);
-        if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
-            drop(r);
+        if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
             return BR_E_UNAVAILABLE;
         }
     }
     for (size_t i = 0; i < 5; i++) {
-        if (redisGetReply(r->ctx, (void **)&ep->part[i]) != REDIS_OK || ep->part[i] == NULL) {
-            log_foreign(r, "state read", r->ctx->errstr);
-            drop(r);
+        ep->part[i] = pipe_read(r, "state read");
+        if (ep->part[i] == NULL) {
             return BR_E_UNAVAILABLE;
         }
     }

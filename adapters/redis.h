@@ -16,9 +16,12 @@
  * Key layout. Every key carries a hash tag, so each script works in one
  * Redis Cluster slot: the catalog's, an event's, a user's or a provider
  * event id's (the scripts' #!lua shebang makes Redis check it). The adapter
- * talks to one node: a cluster of several would need slot routing (MOVED),
- * which is not here yet; the layout is ready for it. Nothing ever scans the keyspace: every id is a counter, so
- * walks (br_redis_state_hash) go over known id ranges.
+ * talks to one node, or, with a redis-cluster:// URL, to a Redis Cluster of
+ * several: then every command goes through the slot router of
+ * adapters/redis_cluster.h (MOVED, ASK, TRYAGAIN followed there; scripts
+ * loaded on every master; pipelined reads sent one by one). Nothing ever
+ * scans the keyspace: every id is a counter, so walks (br_redis_state_hash)
+ * go over known id ranges.
  *
  *   br:{cat}:cat          hash  catalog counters (events, users, slots, active,
  *                               seats) and the config (cfg_seed, cfg_*_max, ...)
@@ -101,6 +104,7 @@
 #define BR_REDIS_NEED_OPEN 1
 
 #define BR_REDIS_HOST_MAX 256
+#define BR_REDIS_SEEDS_MAX 1024 /* a cluster's seed list "host:port,host:port,..." */
 #define BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000
 #define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
 #define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
@@ -115,10 +119,13 @@ struct br_redis_options {
     int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
     bool quiet;             /* do not log foreign errors (tests that provoke them) */
     bool fresh;             /* FLUSHDB at open: for runs that own the db (tests, the simulator) */
+    bool cluster;           /* a Redis Cluster: route by slot (redis_cluster.h); db must be 0 */
+    char seeds[BR_REDIS_SEEDS_MAX]; /* cluster only: the seed nodes; host/port = the first */
 };
 
 struct redisContext;
 struct br_redis_scratch;
+struct br_cluster;
 
 /* One connection and what it needs. Caller-owned; br_redis_open fills it. */
 struct br_redis {
@@ -132,10 +139,14 @@ struct br_redis {
     uint64_t connects;                  /* connections made (the first, then reconnects) */
     uint64_t calls;                     /* script calls sent */
     uint64_t opens;                     /* opening shuffles run with a drawn permutation */
+    struct br_cluster *cluster; /* cluster mode (opt.cluster): the slot router (heap), which
+                                   owns the connections (ctx stays NULL); else NULL */
 };
 
 /* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
- * the default timeouts unless given). BR_OK or BR_E_INVALID. */
+ * the default timeouts unless given), or "redis-cluster://host:port[,host:
+ * port...]" (cluster mode: any reachable seed tells the slot map; db 0).
+ * BR_OK or BR_E_INVALID. */
 int br_redis_parse_url(const char *url, struct br_redis_options *o);
 
 /* Connects, loads the scripts, empties the db when o->fresh, and records
@@ -312,6 +323,18 @@ struct br_redis_rebuild {
  * BR_E_UNKNOWN_OUTCOME (the call was sent, no reply: call again, it is
  * all or nothing), BR_E_IO. The event's log is left alone. */
 int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in);
+
+/* One command outside the scripts (a read, a lease's SET NX PX, a
+ * PUBLISH), sent as the adapter sends its own: on one node, or in cluster
+ * mode to the node of its key (argv[1]; redis_cluster.h has the routing
+ * table) with MOVED/ASK followed. *rep is hiredis's reply (the caller
+ * frees it with freeReplyObject), possibly an error reply for the caller to
+ * translate. BR_OK, BR_E_UNAVAILABLE (nothing sent), BR_E_UNKNOWN_OUTCOME
+ * (sent, no reply). A raw hiredis connection to opt.host would reach only
+ * the first seed's slots in cluster mode: use this instead. */
+struct redisReply;
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     struct redisReply **rep);
 
 /* Tests only: FLUSHDB, then records the config again (a fresh state). */
 int br_redis_flush(struct br_redis *r);

@@ -1,0 +1,155 @@
+/*
+ * redis_cluster.h -- slot routing for the Redis adapter on a Redis Cluster
+ * (hiredis 0.14 has none; no cluster client library is packaged here).
+ *
+ * What it does. Every key hashes to one of 16384 slots (CRC16-CCITT of the
+ * key, or of its hash tag: the bytes between the first '{' and the next '}'
+ * when that is not empty, modulo 16384, as the Redis Cluster specification
+ * says). Each slot is served by one master; the router keeps a slot -> node
+ * map, learned with CLUSTER SLOTS at open and again after a MOVED, and one
+ * hiredis connection per node, made lazily with the adapter's connect and
+ * command timeouts. A command goes to the node of its key's slot:
+ *
+ *   EVAL/EVALSHA/FCALL(_RO) sha|name numkeys key ...   the first key (argv[3])
+ *   XREAD/XREADGROUP ... STREAMS key ...               the first stream
+ *   SCRIPT ..., FUNCTION ..., FLUSHDB, FLUSHALL        every master, in turn
+ *   PING, INFO, CLUSTER ..., numkeys 0                 any node
+ *   anything else                                      argv[1]
+ *
+ * Our scripts declare one key, the slot's prefix ("br:{e42}:"), and reach
+ * the slot's other keys by name, so the prefix is the routing key.
+ *
+ * Redirections, followed here so the adapter never sees them:
+ *   MOVED slot host:port  the slot has a new owner: the map is refreshed
+ *                         (CLUSTER SLOTS from that node), the slot set to it,
+ *                         and the command sent there;
+ *   ASK slot host:port    the slot is being migrated and the key is not here:
+ *                         ASKING + the command to that node, once, map unchanged;
+ *   TRYAGAIN              a multi-key command during a migration: retried after
+ *                         BR_CLUSTER_TRYAGAIN_BACKOFF_MS, doubling, at most
+ *                         BR_CLUSTER_TRYAGAIN_MAX times;
+ *   CLUSTERDOWN           BR_E_UNAVAILABLE (the cluster cannot serve the slot).
+ * At most BR_CLUSTER_REDIRECTS_MAX MOVED/ASK hops per command, then
+ * BR_E_UNAVAILABLE. Each of these replies means the command did not run, so
+ * following them never runs anything twice. Every other reply, error
+ * replies included, goes back to the caller to translate.
+ *
+ * Transport errors keep the adapter's meaning: BR_E_UNAVAILABLE when nothing
+ * of the request left (no connection to the slot's node, the first write
+ * failed), BR_E_UNKNOWN_OUTCOME when it may have reached the node but no
+ * reply came. The broken connection is dropped and the map refreshed before
+ * the next command (a failover may have moved the slot).
+ *
+ * Migrating a slot while scripts run (the limit that matters). A script
+ * reaches keys it did not declare, and while a slot is MIGRATING its source
+ * answers ASK for any missing key, the never-existing prefix included. So
+ * during a migration every script call for the slot runs on the target
+ * (ASKING), and it is right only if the target already holds every key of
+ * the slot: move a slot's keys in ONE step, `MULTI; CLUSTER SETSLOT s
+ * MIGRATING dst; MIGRATE host port "" 0 ms KEYS k1 k2 ...; EXEC` on the
+ * source after `SETSLOT s IMPORTING src` on the target, then `SETSLOT s
+ * NODE dst` everywhere (tests/redis/test_redis_cluster.c does exactly
+ * this). A key-by-key reshard (`redis-cli --cluster reshard`) lets scripts
+ * see half a slot and must not run during an on-sale.
+ *
+ * Pipelines. The adapter's pipelined reads (the state walk, saga_step's
+ * gathering) go through br_cluster_queue/br_cluster_next: each command is
+ * routed and answered at once and its reply queued, so a window of reads
+ * costs one round trip each in cluster mode (correct across nodes and
+ * redirections; slower, which only the walk and saga_step feel).
+ *
+ * Limits: BR_CLUSTER_NODES_MAX nodes (a node beyond them is logged and its
+ * slots are BR_E_UNAVAILABLE); BR_CLUSTER_QUEUE_MAX queued replies. One
+ * struct br_cluster is used by one thread at a time. Memory: about 21 KB
+ * plus one hiredis context per connected node.
+ */
+#ifndef BR_ADAPTERS_REDIS_CLUSTER_H
+#define BR_ADAPTERS_REDIS_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BR_CLUSTER_SLOTS 16384u
+#define BR_CLUSTER_NODES_MAX 16u            /* masters and redirect targets; 272 B each */
+#define BR_CLUSTER_HOST_MAX 256u            /* as BR_REDIS_HOST_MAX */
+#define BR_CLUSTER_SEEDS_MAX 1024u          /* "host:port,host:port,..." */
+#define BR_CLUSTER_REDIRECTS_MAX 5u         /* MOVED + ASK hops per command */
+#define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
+#define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
+#define BR_CLUSTER_QUEUE_MAX 512u           /* queued replies of a pipelined window; 8 B each */
+#define BR_CLUSTER_NO_NODE 0xffu
+
+struct redisContext;
+struct redisReply;
+
+struct br_cluster_node {
+    char host[BR_CLUSTER_HOST_MAX];
+    int port;
+    bool master;              /* serves slots (CLUSTER SLOTS) or was a redirect's target */
+    struct redisContext *ctx; /* NULL while disconnected */
+};
+
+/* What the router did: tests assert redirections were followed. */
+struct br_cluster_stats {
+    uint64_t moved;     /* MOVED replies followed */
+    uint64_t ask;       /* ASK replies followed (ASKING sent) */
+    uint64_t tryagain;  /* TRYAGAIN replies waited out */
+    uint64_t refreshes; /* slot maps learned with CLUSTER SLOTS */
+    uint64_t connects;  /* connections made to nodes */
+};
+
+struct br_cluster {
+    struct br_cluster_node node[BR_CLUSTER_NODES_MAX];
+    uint32_t node_count;
+    uint8_t slot_node[BR_CLUSTER_SLOTS]; /* index into node[], or BR_CLUSTER_NO_NODE */
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    bool quiet; /* do not log foreign errors */
+    bool stale; /* refresh the map before the next command */
+    struct br_cluster_stats stats;
+    struct redisReply *queue[BR_CLUSTER_QUEUE_MAX]; /* br_cluster_queue's replies, FIFO */
+    uint32_t queue_head;
+    uint32_t queue_count;
+};
+
+/* The slot of a key (hash tag rules above). Pure; O(len). */
+uint16_t br_cluster_slot(const char *key, size_t len);
+
+/* Parses the seed list ("host:port[,host:port...]", port 6379 when left
+ * out), asks the seeds in turn for CLUSTER SLOTS until one answers, and
+ * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1),
+ * BR_E_UNAVAILABLE (no seed answered). A slot no master serves is left
+ * unknown (its commands are BR_E_UNAVAILABLE until a refresh finds it). On
+ * failure nothing is left to close. */
+int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout_ms,
+                    int command_timeout_ms, bool quiet);
+
+/* Closes every connection and frees queued replies. Safe on a zeroed struct. */
+void br_cluster_close(struct br_cluster *c);
+
+/* Sends one command where its key lives (table above), follows MOVED, ASK
+ * and TRYAGAIN, and hands back the reply in *rep (the caller frees it; it
+ * may be an error reply other than those). BR_OK, BR_E_UNAVAILABLE (nothing
+ * ran: no connection, CLUSTERDOWN, a slot nobody serves, too many
+ * redirections) or BR_E_UNKNOWN_OUTCOME (sent, no reply). For a command
+ * sent to every master: the first error reply if any node gave one, else
+ * the first node's reply; a transport failure stops the round (the command
+ * may have run on the nodes before). Work: one round trip, plus one per
+ * redirection and one per map refresh. */
+int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const size_t *len,
+                    struct redisReply **rep);
+
+/* Learns the map again (CLUSTER SLOTS from the first node that answers).
+ * BR_OK or BR_E_UNAVAILABLE (the old map is kept). */
+int br_cluster_refresh(struct br_cluster *c);
+
+/* Pipelined reads: br_cluster_queue routes and runs one command now and
+ * queues its reply (BR_OK, or br_cluster_call's error: nothing queued);
+ * br_cluster_next hands back the oldest queued reply (the caller frees it);
+ * br_cluster_queue_drop frees whatever is left (after a failure). */
+int br_cluster_queue(struct br_cluster *c, int argc, const char **argv, const size_t *len);
+struct redisReply *br_cluster_next(struct br_cluster *c);
+void br_cluster_queue_drop(struct br_cluster *c);
+
+#endif
