@@ -41,8 +41,9 @@ set +a
 export BR_REDIS_FIXTURE=$PWD/tests/fixtures/redis.sh
 echo "70-dist-http: Redis $BR_TEST_DIST, PostgreSQL $BR_TEST_PG"
 
-show_logs() { # the server logs the suites kept (BR_TEST_KEEP is not set: none)
-  tail -50 "$1" >&2
+show_logs() { # what failed first, then the end of the output
+  grep -E 'want |error:|FAILED|lost|unexpected|http suite:' "$1" | head -40 >&2 || true
+  tail -30 "$1" >&2
 }
 
 for t in $suites; do
