@@ -39,6 +39,7 @@ set -a
 . "$dir/env.d/env"
 set +a
 export BR_REDIS_FIXTURE=$PWD/tests/fixtures/redis.sh
+export BR_ENV_SH=$PWD/tests/dist/env.sh
 echo "70-dist-http: Redis $BR_TEST_DIST, PostgreSQL $BR_TEST_PG"
 
 show_logs() { # what failed first, then the end of the output

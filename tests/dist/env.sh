@@ -8,13 +8,16 @@
 #   env.sh start DIR   starts both; writes DIR/env (BR_TEST_DIST, BR_TEST_PG,
 #                      BR_REDIS_DIR) for `source`, and prints it
 #   env.sh stop DIR    stops both (no error for what is already down)
+#   env.sh pg-stop DIR / pg-start DIR
+#                      stops PostgreSQL (fast shutdown) / starts it again with
+#                      the same options and data (a test of PostgreSQL away)
 #
 # BR_TEST_PG names the `postgres` database: the HTTP harness creates one
 # database per server start from it (tests/http/client.h). Installs
 # redis-server / postgresql-15 with apt-get only when they are missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -eq 2 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 cmd=$1 dir=$2
 pgbin=/usr/lib/postgresql/15/bin
 
@@ -76,6 +79,7 @@ case $cmd in
       echo "BR_TEST_DIST=$redis"
       echo "BR_TEST_PG=$pg"
       echo "BR_REDIS_DIR=$dir/redis"
+      echo "BR_ENV_DIR=$dir"
     } >"$dir/env"
     cat "$dir/env"
     ;;
@@ -86,5 +90,18 @@ case $cmd in
     fi
     pg_stop
     ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  pg-stop | pg-start)
+    # The cluster's data dir: pg.sh's (STATE/datadir) or ours (DIR/pgdata).
+    if [ -s "$dir/pgstate/datadir" ]; then db=$(cat "$dir/pgstate/datadir")/db
+    else db=$(cat "$dir/pgdata")/db; fi
+    if [ "$cmd" = pg-stop ]; then
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$db" -m fast -w stop >/dev/null
+    else
+      # postmaster.opts: the command line it last ran with, words quoted.
+      opts=$(sed -e 's|^[^ ]* ||' "$db/postmaster.opts")
+      runuser -u postgres -- "$pgbin/pg_ctl" -D "$db" -w -t 60 -l "$db/../restart.log" \
+        -o "$opts" start >/dev/null
+    fi
+    ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

@@ -16,6 +16,9 @@
  *                   refused with 503 UNAVAILABLE and Retry-After, then the
  *                   on-sale rebuilt from PostgreSQL by the reconciler; every
  *                   hold and every paid booking still there, no seat twice;
+ *   pg_down         PostgreSQL stopped during an on-sale: accounts answer
+ *                   503 UNAVAILABLE, reserves and reads go on through both
+ *                   processes; back, the projection catches up by itself;
  *   projection      a sell-out projected into PostgreSQL: the projection
  *                   catches up and nothing is refused; then an event whose
  *                   capacity Redis was made to believe one higher oversells
@@ -712,6 +715,102 @@ static void test_redis_emptied(void **state)
     t_server_cleanup(&s);
 }
 
+/* ---- PostgreSQL away ---- */
+
+#define PGDOWN_BUYERS 6
+#define PGDOWN_CAPACITY 100
+
+static int env_sh(const char *what)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("BR_ENV_SH"), what, getenv("BR_ENV_DIR"));
+    return system(cmd);
+}
+
+/* PostgreSQL stopped during an on-sale: accounts answer 503 UNAVAILABLE
+ * with Retry-After, the on-sale goes on through both processes (reserves,
+ * reads, cancels), /healthz stays 200; once PostgreSQL is back, the
+ * projection catches up with every seat taken meanwhile and accounts work
+ * again, by themselves. */
+static void test_pg_down(void **state)
+{
+    (void)state;
+    if (!dist_or_skip()) {
+        skip();
+    }
+    if (getenv("BR_ENV_DIR") == NULL || getenv("BR_ENV_SH") == NULL) {
+        fprintf(stderr, "test_dist: no BR_ENV_DIR/BR_ENV_SH: pg_down skipped\n");
+        skip();
+    }
+    struct t_server s;
+    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
+                                             NULL});
+    uint64_t ev = open_event(&s, PGDOWN_CAPACITY, 10);
+    static char tokens[PGDOWN_BUYERS][1024];
+    for (int i = 0; i < PGDOWN_BUYERS; i++) {
+        t_buyer(&s, "pgdown", tokens[i], sizeof tokens[i]);
+    }
+    int64_t taken = 0;
+    struct t_resp r;
+    for (int i = 0; i < PGDOWN_BUYERS; i++) {
+        reserve(&s, tokens[i], ev, 1, &r);
+        EXPECT(r, 201, NULL);
+        t_resp_free(&r);
+        taken++;
+    }
+    assert_int_equal(env_sh("pg-stop"), 0);
+    int64_t t0 = now_ms();
+    if (breaking()) { /* a seat the test does not count: "catches up" must fail */
+        reserve(&s, tokens[0], ev, 1, &r);
+        t_resp_free(&r);
+    }
+    /* The on-sale goes on, through every process. */
+    for (int k = 0; k < 2 * PGDOWN_BUYERS; k++) {
+        uint64_t id = reserve(&s, tokens[k % PGDOWN_BUYERS], ev, 1, &r);
+        if (r.status != 201) {
+            fprintf(stderr, "reserve with PostgreSQL away: %ld %s\n", r.status, r.body);
+        }
+        EXPECT(r, 201, NULL);
+        t_resp_free(&r);
+        taken++;
+        char st[300];
+        assert_string_equal(booking_status(&s, tokens[k % PGDOWN_BUYERS], id, st, sizeof st),
+                            "200 held");
+    }
+    t_request(&s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    /* Accounts need PostgreSQL: 503 UNAVAILABLE with Retry-After. */
+    char email[128];
+    t_email("pgdown-new", email, sizeof email);
+    t_json(&s, "POST", "/api/v1/auth/register", NULL,
+           json_pack("{s:s, s:s, s:s}", "email", email, "password", T_PASSWORD, "name", "N"), NULL,
+           &r);
+    EXPECT(r, 503, "UNAVAILABLE");
+    assert_true(atoi(r.retry_after) >= 1);
+    t_resp_free(&r);
+    fprintf(stderr, "PostgreSQL away for %lld ms: %d reserves answered, accounts refused\n",
+            (long long)(now_ms() - t0), 2 * PGDOWN_BUYERS);
+    assert_int_equal(env_sh("pg-start"), 0);
+    /* Back by itself: the projection catches up, accounts work. */
+    assert_int_equal(pg_zone_wait(&s, ev, taken, 30000), taken);
+    int64_t until = now_ms() + 30000;
+    for (;;) {
+        t_json(&s, "POST", "/api/v1/auth/register", NULL,
+               json_pack("{s:s, s:s, s:s}", "email", email, "password", T_PASSWORD, "name", "N"),
+               NULL, &r);
+        long st = r.status;
+        t_resp_free(&r);
+        if (st == 201 || now_ms() > until) {
+            assert_int_equal(st, 201);
+            break;
+        }
+        t_sleep_ms(100);
+    }
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
 /* ---- the projection, with and without a planted oversell ---- */
 
 #define PROJ_BUYERS 30
@@ -987,7 +1086,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_seats),   cmocka_unit_test(test_kill_one),
-        cmocka_unit_test(test_redis_emptied), cmocka_unit_test(test_projection),
+        cmocka_unit_test(test_redis_emptied), cmocka_unit_test(test_pg_down),
+        cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
