@@ -720,11 +720,28 @@ static void test_redis_emptied(void **state)
 #define PGDOWN_BUYERS 6
 #define PGDOWN_CAPACITY 100
 
+static bool g_pg_stopped;
+
 static int env_sh(const char *what)
 {
     char cmd[700];
     snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("BR_ENV_SH"), what, getenv("BR_ENV_DIR"));
-    return system(cmd);
+    int rc = system(cmd);
+    if (rc == 0) {
+        g_pg_stopped = strcmp(what, "pg-stop") == 0;
+    }
+    return rc;
+}
+
+/* pg_down's teardown: PostgreSQL back even when the test failed midway. */
+static int pg_back(void **state)
+{
+    (void)state;
+    if (g_pg_stopped && env_sh("pg-start") != 0) {
+        fprintf(stderr, "test_dist: could not start PostgreSQL again\n");
+        return -1;
+    }
+    return 0;
 }
 
 /* PostgreSQL stopped during an on-sale: accounts answer 503 UNAVAILABLE
@@ -1086,7 +1103,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_seats),   cmocka_unit_test(test_kill_one),
-        cmocka_unit_test(test_redis_emptied), cmocka_unit_test(test_pg_down),
+        cmocka_unit_test(test_redis_emptied), cmocka_unit_test_teardown(test_pg_down, pg_back),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),
     };
