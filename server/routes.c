@@ -838,7 +838,8 @@ static void confirm_refused(struct rq *q, int rc)
 
 static void r_provider_confirm(struct rq *q)
 {
-    if (q->rt->provider == NULL) {
+    const struct br_provider *pv = q->rt->provider;
+    if (pv == NULL || pv->ops == NULL || pv->ops->confirm == NULL) {
         reply_code(q, 404, "NOT_FOUND", "this deployment has no test provider");
         return;
     }
@@ -849,8 +850,8 @@ static void r_provider_confirm(struct rq *q)
     }
     br_http_defer(q->req);
     q->cont = confirm_done;
-    int rc = br_provider_test_confirm(q->rt->provider, q->match.segment, q->body.u.client_secret,
-                                      q->body.u.payment_method, provider_confirmed, q);
+    int rc = pv->ops->confirm(pv->self, q->match.segment, q->body.u.client_secret,
+                              q->body.u.payment_method, provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
         confirm_refused(q, rc);

@@ -42,6 +42,7 @@
 #include "core/err.h"
 #include "core/panic.h"
 #include "adapters/pg.h"
+#include "adapters/provider_test_pg.h"
 #include "server/backend_distributed.h"
 #include "server/backend_embedded.h"
 #include "server/config.h"
@@ -433,6 +434,7 @@ struct serve {
     struct secrets sec;
     struct br_provider_test *provider; /* the built-in one: also the confirm route's */
     struct br_provider payments;       /* the provider the deployment uses (provider.h) */
+    struct br_provider_test_pg *provider_pg; /* distributed: intents shared in PostgreSQL */
     struct br_embedded *emb;
     struct br_pg *pg;                /* distributed only */
     struct br_distributed *dist;     /* distributed only */
@@ -537,6 +539,12 @@ static int open_distributed(struct serve *sv)
         br_logf(&sv->log, BR_LOG_ERROR, "--pg: not a PostgreSQL URL", NULL);
         return BR_E_INVALID;
     }
+    struct br_provider_test_pg_config pcfg = {.pg = sv->pg, .webhook_secret = sv->sec.webhook,
+                                              .attempts_max = WEBHOOK_ATTEMPTS, .log = &sv->log};
+    if (br_provider_test_pg_new(&sv->provider_pg, &pcfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    sv->payments = br_provider_test_pg_provider(sv->provider_pg);
     struct br_distributed_config dcfg = {
         .redis_url = cfg->redis_url, .pg = sv->pg, .roles = cfg->roles, .tick_ms = cfg->tick_ms,
         .conns = cfg->redis_conns, .log = &sv->log,
@@ -566,6 +574,9 @@ static int open_distributed(struct serve *sv)
 static int open_backend(struct serve *sv)
 {
     const struct br_serve_config *cfg = &sv->cfg;
+    if (br_serve_distributed(cfg)) {
+        return open_distributed(sv);
+    }
     struct br_provider_test_config pcfg = {
         .webhook_secret = sv->sec.webhook, .intents_max = INTENTS_MAX,
         .attempts_max = WEBHOOK_ATTEMPTS};
@@ -573,9 +584,6 @@ static int open_backend(struct serve *sv)
         return BR_E_IO;
     }
     sv->payments = br_provider_test_provider(sv->provider);
-    if (br_serve_distributed(cfg)) {
-        return open_distributed(sv);
-    }
     struct br_embedded_config ecfg = {
         .data_dir = cfg->data_dir, .tick_ms = cfg->tick_ms, .fsync = true,
         .syncers = cfg->journal_syncs, .provider = sv->payments,
@@ -631,7 +639,7 @@ static int build_routes(struct serve *sv)
     rt->metrics = sv->metrics;
     rt->rl_user = sv->rl_user;
     rt->rl_ip = sv->rl_ip;
-    rt->provider = sv->provider;
+    rt->provider = &sv->payments;
     rt->cfg = cfg;
     rt->log = &sv->log;
     rt->trusted_count = (unsigned)tc;
@@ -752,6 +760,7 @@ static void serve_close(struct serve *sv)
     br_pg_close(sv->pg);
     br_hub_free(sv->hub);
     br_provider_test_free(sv->provider);
+    br_provider_test_pg_free(sv->provider_pg);
     br_ratelimit_free(sv->rl_user);
     br_ratelimit_free(sv->rl_ip);
     br_metrics_free(sv->metrics);
