@@ -27,6 +27,8 @@
 
 #define EPOCH_KEY "br:{cat}:epoch"
 #define LEASE_KEY "br:{cat}:lease:reconcile"
+#define REBUILDING_KEY "br:{cat}:rebuilding"
+#define REBUILDING_TTL_MS 120000 /* renewed per event; outlives a reconciler that died */
 #define PAGE 1024u /* rows per read of the record */
 
 struct br_reconciler {
@@ -356,7 +358,8 @@ static bool grow(void **arr, uint32_t count, uint32_t *cap, size_t size)
     return true;
 }
 
-#define ALL_STATES 0xffffffffu
+#define HOLD_STATES_ALL ((1u << BR_HOLD_STATE_COUNT) - 1u)
+#define PAYMENT_STATES_ALL ((1u << BR_PAYMENT_STATE_COUNT) - 1u)
 
 static int read_record(struct br_reconciler *rc, uint64_t event_id, struct record *r)
 {
@@ -367,7 +370,7 @@ static int read_record(struct br_reconciler *rc, uint64_t event_id, struct recor
         if (!grow((void **)&r->bookings, r->booking_count, &r->booking_cap, sizeof *r->bookings)) {
             return BR_E_FULL;
         }
-        err = br_pg_bookings(rc->pg, event_id, ALL_STATES, after, PAGE,
+        err = br_pg_bookings(rc->pg, event_id, HOLD_STATES_ALL, after, PAGE,
                              r->bookings + r->booking_count, &n);
         r->booking_count += err == BR_OK ? n : 0;
         after = r->booking_count > 0 ? r->bookings[r->booking_count - 1].id : 0;
@@ -377,7 +380,7 @@ static int read_record(struct br_reconciler *rc, uint64_t event_id, struct recor
         if (!grow((void **)&r->payments, r->payment_count, &r->payment_cap, sizeof *r->payments)) {
             return BR_E_FULL;
         }
-        err = br_pg_payments(rc->pg, event_id, ALL_STATES, after, PAGE,
+        err = br_pg_payments(rc->pg, event_id, PAYMENT_STATES_ALL, after, PAGE,
                              r->payments + r->payment_count, &n);
         r->payment_count += err == BR_OK ? n : 0;
         after = r->payment_count > 0 ? r->payments[r->payment_count - 1].id : 0;
@@ -536,6 +539,27 @@ static int rebuild_event(struct br_reconciler *rc, uint64_t event_id)
     return err;
 }
 
+/* Marks (or, with ttl 0, unmarks) a rebuild in progress: Redis's counters
+ * reach PostgreSQL's before the rebuild is done (each event's share of the
+ * catalog is restored before its slot), so "epoch missing and Redis behind"
+ * alone would let writes through for the last events; every process also
+ * refuses writes while this key exists and the epoch does not. */
+static int mark_rebuilding(struct br_reconciler *rc, int64_t ttl_ms)
+{
+    if (!plain_ok(rc)) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = ttl_ms > 0 ? redisCommand(rc->plain, "SET " REBUILDING_KEY " %s PX %lld",
+                                                rc->opt.owner, (long long)ttl_ms)
+                                 : redisCommand(rc->plain, "DEL " REBUILDING_KEY);
+    bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (rep == NULL) {
+        plain_drop(rc);
+    }
+    return ok ? BR_OK : BR_E_UNAVAILABLE;
+}
+
 static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
                    struct br_reconciler_report *rep)
 {
@@ -547,17 +571,23 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
     set_refused(rc, true);
     int err = br_redis_flush(&rc->redis);
     if (err == BR_OK) {
+        err = mark_rebuilding(rc, REBUILDING_TTL_MS);
+    }
+    if (err == BR_OK) {
         err = restore_users(rc, users, rep);
     }
     for (uint64_t id = 1; err == BR_OK && id <= events; id++) {
-        err = rebuild_event(rc, id);
+        err = mark_rebuilding(rc, REBUILDING_TTL_MS);
+        if (err == BR_OK) {
+            err = rebuild_event(rc, id);
+        }
         rep->events_rebuilt += err == BR_OK ? 1 : 0;
-    }
-    if (err == BR_OK && !plain_ok(rc)) {
-        err = BR_E_UNAVAILABLE;
     }
     if (err == BR_OK) {
         err = epoch_write(rc);
+    }
+    if (err == BR_OK) {
+        err = mark_rebuilding(rc, 0);
     }
     pthread_mutex_lock(&rc->mu);
     rc->rebuilds += err == BR_OK ? 1 : 0;

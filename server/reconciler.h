@@ -26,8 +26,11 @@
  *      (the distributed backend answers 503 UNAVAILABLE with Retry-After s;
  *      other processes see the epoch missing and do the same);
  *   2. Redis is emptied (FLUSHDB: whatever it holds was written after the
- *      loss or is a stale copy; PostgreSQL is the truth) and the config
- *      recorded again;
+ *      loss or is a stale copy; PostgreSQL is the truth), the config
+ *      recorded again, and br:{cat}:rebuilding set (with an expiry, renewed
+ *      per event): Redis's counters catch up with PostgreSQL's before the
+ *      last event's slot is written, so processes must refuse writes while
+ *      the epoch is missing and either Redis is behind or this key exists;
  *   3. users 1..max are registered again in id order with the user_register
  *      twin (the same ids, emails, hashes, roles);
  *   4. every event 1..max is rebuilt with br_redis_rebuild_event from the
@@ -41,7 +44,8 @@
  *      position (an empty stream whose last id is the position's
  *      successor), so the recorder finds every new entry after it even if
  *      the new Redis's clock is behind the old one's;
- *   5. the epoch is written, and writes resume (opt.writes(ctx, false, 0)).
+ *   5. the epoch is written, br:{cat}:rebuilding deleted, and writes
+ *      resume (opt.writes(ctx, false, 0)).
  * A failure anywhere leaves the epoch missing and writes refused; the next
  * tick starts over from step 2.
  *
