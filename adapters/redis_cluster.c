@@ -276,14 +276,15 @@ int br_cluster_refresh(struct br_cluster *c)
 
 /* ---- routing ---- */
 
-enum route { ROUTE_KEY, ROUTE_ALL, ROUTE_ANY };
+enum route { ROUTE_KEY, ROUTE_SCRIPT, ROUTE_ALL, ROUTE_ANY };
 
 static bool is(const char *arg, size_t len, const char *name)
 {
     return strlen(name) == len && strncasecmp(arg, name, len) == 0;
 }
 
-/* Where a command goes; for ROUTE_KEY, which argument is its key. */
+/* Where a command goes; for ROUTE_KEY and ROUTE_SCRIPT (a script or
+ * function with keys), which argument is its key. */
 static enum route route(int argc, const char **argv, const size_t *len, int *key)
 {
     const char *a = argv[0];
@@ -292,7 +293,7 @@ static enum route route(int argc, const char **argv, const size_t *len, int *key
         is(a, n, "EVALSHA_RO") || is(a, n, "FCALL") || is(a, n, "FCALL_RO")) {
         if (argc > 3 && !(len[2] == 1 && argv[2][0] == '0')) {
             *key = 3;
-            return ROUTE_KEY;
+            return ROUTE_SCRIPT;
         }
         return ROUTE_ANY;
     }
@@ -389,7 +390,7 @@ static int call_all(struct br_cluster *c, int argc, const char **argv, const siz
     return BR_OK;
 }
 
-/* What to do with a reply from node `at` for a command on `slot`. */
+/* What a reply asks for. */
 enum next { NEXT_DONE, NEXT_MOVED, NEXT_ASK, NEXT_TRYAGAIN, NEXT_DOWN };
 
 static enum next classify(const redisReply *rep)
@@ -437,6 +438,67 @@ static uint32_t follow_moved(struct br_cluster *c, uint32_t at, const redisReply
     return to;
 }
 
+/* One command's way through the cluster: where it goes next and what it
+ * has used of its bounds. */
+struct hop {
+    uint32_t at;      /* the node to send to */
+    bool asking;      /* send ASKING first */
+    uint32_t redirects; /* MOVED and ASK followed */
+    uint32_t waits;   /* TRYAGAIN and a script's ASK waited out */
+    long backoff_ms;  /* the next wait */
+};
+
+/* Decides where the command goes after the redirection or refusal in rep
+ * (classified nx) from node h->at. false when a bound is reached (or
+ * CLUSTERDOWN): the caller gives up with BR_E_UNAVAILABLE. */
+static bool next_hop(struct br_cluster *c, struct hop *h, enum next nx, bool script,
+                     uint16_t slot, const redisReply *rep)
+{
+    uint32_t from = h->at;
+    h->asking = false;
+    if (nx == NEXT_ASK && script) {
+        /* A script reaches keys it did not declare, and a migrating slot's
+         * keys are split between the two nodes: on the target it could see
+         * half an event. It waits until the slot has moved (MOVED) instead. */
+        if (h->waits >= c->script_ask_waits_max) {
+            return false;
+        }
+        h->waits++;
+        c->stats.ask_waits++;
+        nap_ms(h->backoff_ms);
+        h->backoff_ms *= 2;
+        h->at = c->slot_node[slot];
+        return true;
+    }
+    if (nx == NEXT_TRYAGAIN) {
+        if (h->waits >= BR_CLUSTER_TRYAGAIN_MAX) {
+            return false;
+        }
+        h->waits++;
+        c->stats.tryagain++;
+        nap_ms(h->backoff_ms);
+        h->backoff_ms *= 2;
+        h->at = c->slot_node[slot];
+        return true;
+    }
+    if (nx == NEXT_DOWN || h->redirects >= BR_CLUSTER_REDIRECTS_MAX) {
+        return false;
+    }
+    h->redirects++;
+    if (nx == NEXT_MOVED) {
+        h->at = follow_moved(c, from, rep);
+        return true;
+    }
+    long ask_slot;
+    h->at = redirect_target(c, from, rep->str, &ask_slot);
+    if (h->at != BR_CLUSTER_NO_NODE) {
+        c->node[h->at].master = true; /* a slot's new home gets scripts loaded too */
+    }
+    h->asking = true;
+    c->stats.ask++;
+    return true;
+}
+
 int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const size_t *len,
                     redisReply **rep)
 {
@@ -450,19 +512,17 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
     if (r == ROUTE_ALL) {
         return call_all(c, argc, argv, len, rep);
     }
-    uint16_t slot = r == ROUTE_KEY ? br_cluster_slot(argv[key], len[key]) : 0;
-    uint32_t at = c->slot_node[slot];
-    bool asking = false;
-    uint32_t hops = 0, waits = 0;
-    long backoff_ms = BR_CLUSTER_TRYAGAIN_BACKOFF_MS;
+    uint16_t slot = r == ROUTE_ANY ? 0 : br_cluster_slot(argv[key], len[key]);
+    struct hop h = {.at = c->slot_node[slot], .backoff_ms = BR_CLUSTER_TRYAGAIN_BACKOFF_MS};
     for (;;) {
-        BR_ASSERT(hops <= BR_CLUSTER_REDIRECTS_MAX && waits <= BR_CLUSTER_TRYAGAIN_MAX);
-        if (at == BR_CLUSTER_NO_NODE) {
+        BR_ASSERT(h.redirects <= BR_CLUSTER_REDIRECTS_MAX);
+        BR_ASSERT(h.waits <= BR_CLUSTER_TRYAGAIN_MAX + c->script_ask_waits_max);
+        if (h.at == BR_CLUSTER_NO_NODE) {
             log_node(c, NULL, "route", "no node serves the slot");
             c->stale = true;
             return BR_E_UNAVAILABLE;
         }
-        int rc = send_to(c, at, asking, argc, argv, len, rep);
+        int rc = send_to(c, h.at, h.asking, argc, argv, len, rep);
         if (rc != BR_OK) {
             return rc;
         }
@@ -470,33 +530,15 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
         if (nx == NEXT_DONE) {
             return BR_OK;
         }
-        bool bounded = nx == NEXT_TRYAGAIN ? ++waits <= BR_CLUSTER_TRYAGAIN_MAX
-                                           : nx != NEXT_DOWN && ++hops <= BR_CLUSTER_REDIRECTS_MAX;
-        uint32_t from = at;
-        asking = false;
-        if (bounded && nx == NEXT_MOVED) {
-            at = follow_moved(c, from, *rep);
-        } else if (bounded && nx == NEXT_ASK) {
-            long ask_slot;
-            at = redirect_target(c, from, (*rep)->str, &ask_slot);
-            if (at != BR_CLUSTER_NO_NODE) {
-                c->node[at].master = true; /* a slot's new home gets scripts loaded too */
-            }
-            asking = true;
-            c->stats.ask++;
-        } else if (bounded) {
-            c->stats.tryagain++;
-            nap_ms(backoff_ms);
-            backoff_ms *= 2;
-            at = c->slot_node[slot];
-        }
-        if (!bounded) {
+        uint32_t from = h.at;
+        bool go_on = next_hop(c, &h, nx, r == ROUTE_SCRIPT, slot, *rep);
+        if (!go_on) {
             /* Nothing ran: CLUSTERDOWN, or redirected / told to wait too often. */
             log_node(c, &c->node[from], "route", (*rep)->str);
         }
         freeReplyObject(*rep);
         *rep = NULL;
-        if (!bounded) {
+        if (!go_on) {
             return BR_E_UNAVAILABLE;
         }
     }
@@ -574,6 +616,7 @@ int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout
     memset(c->slot_node, BR_CLUSTER_NO_NODE, sizeof c->slot_node);
     c->connect_timeout_ms = connect_timeout_ms;
     c->command_timeout_ms = command_timeout_ms;
+    c->script_ask_waits_max = BR_CLUSTER_SCRIPT_ASK_WAITS_MAX;
     c->quiet = quiet;
     if (seeds == NULL || strlen(seeds) >= BR_CLUSTER_SEEDS_MAX || connect_timeout_ms < 1 ||
         command_timeout_ms < 1) {

@@ -16,15 +16,15 @@
  *   PING, INFO, CLUSTER ..., numkeys 0                 any node
  *   anything else                                      argv[1]
  *
- * Our scripts declare one key, the slot's prefix ("br:{e42}:"), and reach
- * the slot's other keys by name, so the prefix is the routing key.
+ * Our scripts declare one key, the slot's prefix, so it is the routing key.
  *
- * Redirections, followed here so the adapter never sees them:
+ * Redirections, handled here so the adapter never sees them:
  *   MOVED slot host:port  the slot has a new owner: the map is refreshed
  *                         (CLUSTER SLOTS from that node), the slot set to it,
  *                         and the command sent there;
  *   ASK slot host:port    the slot is being migrated and the key is not here:
- *                         ASKING + the command to that node, once, map unchanged;
+ *                         ASKING + the command to that node, once, map unchanged
+ *                         -- except for a script (below), which waits instead;
  *   TRYAGAIN              a multi-key command during a migration: retried after
  *                         BR_CLUSTER_TRYAGAIN_BACKOFF_MS, doubling, at most
  *                         BR_CLUSTER_TRYAGAIN_MAX times;
@@ -34,23 +34,22 @@
  * following them never runs anything twice. Every other reply, error
  * replies included, goes back to the caller to translate.
  *
- * Transport errors keep the adapter's meaning: BR_E_UNAVAILABLE when nothing
- * of the request left (no connection to the slot's node, the first write
- * failed), BR_E_UNKNOWN_OUTCOME when it may have reached the node but no
- * reply came. The broken connection is dropped and the map refreshed before
- * the next command (a failover may have moved the slot).
- *
- * Migrating a slot while scripts run (the limit that matters). A script
- * reaches keys it did not declare, and while a slot is MIGRATING its source
- * answers ASK for any missing key, the never-existing prefix included. So
- * during a migration every script call for the slot runs on the target
- * (ASKING), and it is right only if the target already holds every key of
- * the slot: move a slot's keys in ONE step, `MULTI; CLUSTER SETSLOT s
- * MIGRATING dst; MIGRATE host port "" 0 ms KEYS k1 k2 ...; EXEC` on the
- * source after `SETSLOT s IMPORTING src` on the target, then `SETSLOT s
- * NODE dst` everywhere (tests/redis/test_redis_cluster.c does exactly
- * this). A key-by-key reshard (`redis-cli --cluster reshard`) lets scripts
- * see half a slot and must not run during an on-sale.
+ * Scripts during a slot migration. A script declares one key, the slot's
+ * prefix ("br:{e42}:"), which never exists, and reaches the slot's other
+ * keys by name. While a slot migrates (MIGRATING on the source, IMPORTING
+ * on the target) its keys move one MIGRATE at a time, so they are split
+ * between the two nodes, and the source answers ASK for the missing prefix
+ * every time. Followed, the script would run on the target and see half an
+ * event (an event record without its holds, or none at all: wrong answers,
+ * and writes on top of them). So an ASK to a script is waited out like
+ * TRYAGAIN (backoff from BR_CLUSTER_TRYAGAIN_BACKOFF_MS, doubling, at most
+ * script_ask_waits_max times, then BR_E_UNAVAILABLE: nothing ran) until
+ * the migration ends with CLUSTER SETSLOT NODE and the source says MOVED.
+ * An event's scripts are therefore unavailable for as long as its slot
+ * migrates; everything else (the claims, the state walk's reads, single-key
+ * commands) follows ASK, which is safe for one key. Any migration protocol
+ * that ends with SETSLOT NODE after the last key moved is safe, `redis-cli
+ * --cluster reshard` included.
  *
  * Pipelines. The adapter's pipelined reads (the state walk, saga_step's
  * gathering) go through br_cluster_queue/br_cluster_next: each command is
@@ -77,6 +76,7 @@
 #define BR_CLUSTER_REDIRECTS_MAX 5u         /* MOVED + ASK hops per command */
 #define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
 #define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
+#define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6   /* a script's waits for a migration: 315 ms at most */
 #define BR_CLUSTER_QUEUE_MAX 512u           /* queued replies of a pipelined window; 8 B each */
 #define BR_CLUSTER_NO_NODE 0xffu
 
@@ -94,6 +94,7 @@ struct br_cluster_node {
 struct br_cluster_stats {
     uint64_t moved;     /* MOVED replies followed */
     uint64_t ask;       /* ASK replies followed (ASKING sent) */
+    uint64_t ask_waits; /* ASK replies to a script waited out (the slot is migrating) */
     uint64_t tryagain;  /* TRYAGAIN replies waited out */
     uint64_t refreshes; /* slot maps learned with CLUSTER SLOTS */
     uint64_t connects;  /* connections made to nodes */
@@ -105,6 +106,7 @@ struct br_cluster {
     uint8_t slot_node[BR_CLUSTER_SLOTS]; /* index into node[], or BR_CLUSTER_NO_NODE */
     int connect_timeout_ms;
     int command_timeout_ms;
+    uint32_t script_ask_waits_max; /* BR_CLUSTER_SCRIPT_ASK_WAITS_MAX; tests lower it */
     bool quiet; /* do not log foreign errors */
     bool stale; /* refresh the map before the next command */
     struct br_cluster_stats stats;
