@@ -206,7 +206,8 @@ static int open_journal(struct br_embedded *x, const struct br_config *ecfg)
     if (x->sync_fd >= 0) {
         rc = br_journal_writer_extend(x->journal, x->zero_low);
         if (rc != BR_OK) {
-            br_emb_storage_fail_locked(x, rc, "zero-fill"); /* single-threaded yet: serve reads only */
+            /* single-threaded yet: serve reads only */
+            br_emb_storage_fail_locked(x, rc, "zero-fill");
         }
     }
     return BR_OK;

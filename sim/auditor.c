@@ -142,7 +142,7 @@ _Static_assert(sizeof(struct idem_rec) == 40, "an idempotency record stays 40 by
 
 struct br_auditor {
     struct br_config cfg;
-    const struct br_backend *backend;
+    const struct br_sim_backend *backend;
     struct a_event *events;
     uint32_t event_count, event_cap;
     uint64_t users; /* registered users (ids 1..users) */
@@ -519,7 +519,7 @@ static void pev_add(struct br_auditor *a, uint64_t id)
 
 /* ---- lifecycle ---- */
 
-struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_backend *backend)
+struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_sim_backend *backend)
 {
     struct br_auditor *a = calloc(1, sizeof *a);
     if (a == NULL) {

@@ -107,7 +107,8 @@ struct br_auditor;
  * the default queue capacity. backend may be NULL; when its zone_counts is
  * set, the model's seat counters are compared with the backend's after
  * every step that touched them. NULL when out of memory. */
-struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_backend *backend);
+struct br_auditor *br_auditor_new(const struct br_config *cfg,
+                                  const struct br_sim_backend *backend);
 void br_auditor_free(struct br_auditor *a);
 
 /* A journal repair's id skip (journal_file.h) applies here: in every event

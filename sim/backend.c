@@ -22,7 +22,7 @@ struct mem_impl {
     size_t block_len;
 };
 
-static int mem_apply(struct br_backend *b, const struct br_cmd *cmd, struct br_outcome *out,
+static int mem_apply(struct br_sim_backend *b, const struct br_cmd *cmd, struct br_outcome *out,
                      const struct br_effect **fx, uint32_t *fx_count)
 {
     struct mem_impl *m = b->impl;
@@ -31,19 +31,19 @@ static int mem_apply(struct br_backend *b, const struct br_cmd *cmd, struct br_o
     return rc;
 }
 
-static uint64_t mem_digest(const struct br_backend *b)
+static uint64_t mem_digest(const struct br_sim_backend *b)
 {
     const struct mem_impl *m = b->impl;
     return br_engine_digest(&m->engine);
 }
 
-static uint64_t mem_final_digest(const struct br_backend *b)
+static uint64_t mem_final_digest(const struct br_sim_backend *b)
 {
     const struct mem_impl *m = b->impl;
     return br_engine_final_digest(&m->engine);
 }
 
-static int mem_zone_counts(const struct br_backend *b, uint64_t event_id, uint32_t zone_id,
+static int mem_zone_counts(const struct br_sim_backend *b, uint64_t event_id, uint32_t zone_id,
                            uint32_t *held, uint32_t *sold)
 {
     const struct mem_impl *m = b->impl;
@@ -60,13 +60,13 @@ static int mem_zone_counts(const struct br_backend *b, uint64_t event_id, uint32
     return BR_OK;
 }
 
-static void mem_self_check(const struct br_backend *b)
+static void mem_self_check(const struct br_sim_backend *b)
 {
     const struct mem_impl *m = b->impl;
     br_engine_check(&m->engine);
 }
 
-static void mem_close(struct br_backend *b)
+static void mem_close(struct br_sim_backend *b)
 {
     struct mem_impl *m = b->impl;
     if (m != NULL) {
@@ -75,7 +75,7 @@ static void mem_close(struct br_backend *b)
     }
 }
 
-static const struct br_backend_ops mem_ops = {
+static const struct br_sim_backend_ops mem_ops = {
     .name = "memory",
     .apply = mem_apply,
     .digest = mem_digest,
@@ -85,7 +85,7 @@ static const struct br_backend_ops mem_ops = {
     .close = mem_close,
 };
 
-int br_backend_memory_open(struct br_backend *b, const struct br_config *cfg)
+int br_sim_backend_memory_open(struct br_sim_backend *b, const struct br_config *cfg)
 {
     memset(b, 0, sizeof *b);
     size_t need = br_engine_memory_size(cfg);
@@ -114,7 +114,7 @@ int br_backend_memory_open(struct br_backend *b, const struct br_config *cfg)
     return BR_OK;
 }
 
-struct br_engine *br_backend_memory_engine(struct br_backend *b)
+struct br_engine *br_sim_backend_memory_engine(struct br_sim_backend *b)
 {
     if (b->ops != &mem_ops) {
         return NULL;

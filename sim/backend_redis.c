@@ -33,7 +33,7 @@ struct redis_impl {
     uint64_t failures;    /* transport failures met */
 };
 
-static int redis_apply(struct br_backend *b, const struct br_cmd *cmd, struct br_outcome *out,
+static int redis_apply(struct br_sim_backend *b, const struct br_cmd *cmd, struct br_outcome *out,
                        const struct br_effect **fx, uint32_t *fx_count)
 {
     struct redis_impl *m = b->impl;
@@ -49,13 +49,13 @@ static int redis_apply(struct br_backend *b, const struct br_cmd *cmd, struct br
     return rc;
 }
 
-static uint64_t redis_digest(const struct br_backend *b)
+static uint64_t redis_digest(const struct br_sim_backend *b)
 {
     const struct redis_impl *m = b->impl;
     return m->digest;
 }
 
-static uint64_t redis_final_digest(const struct br_backend *b)
+static uint64_t redis_final_digest(const struct br_sim_backend *b)
 {
     struct redis_impl *m = b->impl; /* reading the state back uses the connection */
     uint64_t state = 0;
@@ -67,14 +67,14 @@ static uint64_t redis_final_digest(const struct br_backend *b)
     return br_hash_step(m->digest, state);
 }
 
-static int redis_zone_counts(const struct br_backend *b, uint64_t event_id, uint32_t zone_id,
+static int redis_zone_counts(const struct br_sim_backend *b, uint64_t event_id, uint32_t zone_id,
                              uint32_t *held, uint32_t *sold)
 {
     struct redis_impl *m = b->impl;
     return br_redis_zone_counts(&m->redis, event_id, zone_id, held, sold);
 }
 
-static void redis_close(struct br_backend *b)
+static void redis_close(struct br_sim_backend *b)
 {
     struct redis_impl *m = b->impl;
     if (m != NULL) {
@@ -88,7 +88,7 @@ static void redis_close(struct br_backend *b)
     }
 }
 
-static const struct br_backend_ops redis_ops = {
+static const struct br_sim_backend_ops redis_ops = {
     .name = "redis",
     .apply = redis_apply,
     .digest = redis_digest,
@@ -98,7 +98,8 @@ static const struct br_backend_ops redis_ops = {
     .close = redis_close,
 };
 
-int br_backend_redis_open(struct br_backend *b, const struct br_config *cfg, const char *url)
+int br_sim_backend_redis_open(struct br_sim_backend *b, const struct br_config *cfg,
+                              const char *url)
 {
     memset(b, 0, sizeof *b);
     struct br_redis_options opt;

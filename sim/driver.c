@@ -443,7 +443,7 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
 static bool apply(struct drv *d, enum proc p, bool lost, struct applied *ap)
 {
     const struct br_cmd *c = &d->cmd;
-    br_backend_apply(d->o->backend, c, &ap->out, &ap->fx, &ap->n);
+    br_sim_backend_apply(d->o->backend, c, &ap->out, &ap->fx, &ap->n);
     d->st->commands++;
     d->st->by_type[c->type < BR_CMD_TYPE_COUNT ? c->type : 0]++;
     if (d->o->record != NULL && br_journal_writer_append(d->o->record, c, &ap->out) != BR_OK) {

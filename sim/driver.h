@@ -89,7 +89,7 @@ struct br_driver_opts {
     const struct br_scenario *scn; /* configured (br_scenario_config ran on it) */
     const struct br_config *cfg;   /* the engine's capacities: the driver stays within */
     uint64_t seed;
-    struct br_backend *backend;
+    struct br_sim_backend *backend;
     struct br_auditor *auditor;
     struct br_journal_writer *record; /* NULL: no record */
     uint32_t self_check_every; /* run the backend's self-check every N commands (0 = never) */

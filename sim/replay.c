@@ -207,7 +207,7 @@ static void replay_progress(struct br_progress *pg, const struct replay_run *x, 
  * stops at the end, at damage (exit 2), at a divergence (3) or at the first
  * violation (1). */
 static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
-                           struct br_backend *backend, struct br_auditor *aud)
+                           struct br_sim_backend *backend, struct br_auditor *aud)
 {
     struct br_progress pg;
     br_progress_init(&pg);
@@ -221,7 +221,7 @@ static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
         int rc = br_journal_reader_next(rd, &cmd, &rec_out, &has_out, &offset);
         for (; x->skip_next < x->skip_count && x->skips[x->skip_next].offset <= offset;
              x->skip_next++) {
-            struct br_engine *e = br_backend_memory_engine(backend);
+            struct br_engine *e = br_sim_backend_memory_engine(backend);
             BR_ASSERT(e != NULL); /* replay runs on the memory backend */
             br_catalog_skip_ids(e, x->skips[x->skip_next].records);
             br_auditor_skip_ids(aud);
@@ -244,7 +244,7 @@ static void replay_records(struct replay_run *x, struct br_journal_reader *rd,
         x->records++;
         const struct br_effect *fx;
         uint32_t n;
-        br_backend_apply(backend, &cmd, &out, &fx, &n);
+        br_sim_backend_apply(backend, &cmd, &out, &fx, &n);
         x->first_now = x->records == 1 ? cmd.now_ms : x->first_now;
         x->last_now = cmd.now_ms;
         if (has_out) {
@@ -301,7 +301,7 @@ static void print_verdict(const struct replay_run *x, const struct br_audit_live
 /* Opens the journal at path and an in-memory engine sized by its header.
  * False after a message on stderr, with nothing left open. */
 static bool replay_open(const char *path, struct br_journal_reader **rd, struct br_config *cfg,
-                        struct br_backend *backend)
+                        struct br_sim_backend *backend)
 {
     int rc = br_journal_reader_open(rd, path, cfg);
     if (rc != BR_OK) {
@@ -312,7 +312,7 @@ static bool replay_open(const char *path, struct br_journal_reader **rd, struct 
     /* Exactly the header's config: a full table's answer (BR_E_FULL) is part
      * of the record, so other sizes could diverge. It costs resident memory
      * only as the records fill it (the engine is laid over zeroed pages). */
-    rc = br_backend_memory_open(backend, cfg);
+    rc = br_sim_backend_memory_open(backend, cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "bookingrush replay: %s: the header's config cannot be set up (%s)\n", path,
                 br_err_name(rc));
@@ -356,7 +356,7 @@ int br_replay_main(int argc, char **argv)
     struct br_journal_reader *rd = NULL;
     struct br_config cfg;
     double t0 = br_clock_mono_s(), c0 = br_clock_cpu_s(); /* from the engine's allocation on, as sim counts */
-    struct br_backend backend;
+    struct br_sim_backend backend;
     if (!replay_open(path, &rd, &cfg, &backend)) {
         return 2;
     }
@@ -367,7 +367,7 @@ int br_replay_main(int argc, char **argv)
         fprintf(stderr, "bookingrush replay: %s.skip: unreadable, malformed or over %u lines\n",
                 path, BR_JOURNAL_SKIPS_MAX);
         br_auditor_free(aud);
-        br_backend_close(&backend);
+        br_sim_backend_close(&backend);
         br_journal_reader_close(rd);
         return 2;
     }
@@ -398,6 +398,6 @@ int br_replay_main(int argc, char **argv)
                           .exit_code = x.exit_code};
     replay_print(json, &r, &x, &live);
     br_auditor_free(aud);
-    br_backend_close(&backend);
+    br_sim_backend_close(&backend);
     return x.exit_code;
 }

@@ -273,11 +273,11 @@ static int open_record(const char *record, const struct br_config *cfg,
  * auditor and, if record is set, the journal it is written to. False after
  * a message on stderr, with nothing left open. */
 static bool run_open(const struct sim_args *a, const struct br_config *cfg, const char *url,
-                     const char *record, struct br_backend *backend, struct br_auditor **aud,
+                     const char *record, struct br_sim_backend *backend, struct br_auditor **aud,
                      struct br_journal_writer **w)
 {
-    int rc =
-        a->redis ? br_backend_redis_open(backend, cfg, url) : br_backend_memory_open(backend, cfg);
+    int rc = a->redis ? br_sim_backend_redis_open(backend, cfg, url)
+                      : br_sim_backend_memory_open(backend, cfg);
     if (rc != BR_OK) {
         fprintf(stderr, "bookingrush sim: cannot set up the engine (%s; %zu bytes)\n",
                 br_err_name(rc), br_engine_memory_size(cfg));
@@ -289,7 +289,7 @@ static bool run_open(const struct sim_args *a, const struct br_config *cfg, cons
         rc = open_record(record, cfg, w);
         if (rc != BR_OK) {
             br_auditor_free(*aud);
-            br_backend_close(backend);
+            br_sim_backend_close(backend);
             return false;
         }
     }
@@ -316,7 +316,7 @@ static void run_print(const struct br_report *r, bool ok, bool quiet_ok, json_t 
 /* Drives the crowd of scn through the backend (sim/driver.h), checked by
  * aud and recorded to w if set, with progress to pc. */
 static int run_drive(const struct sim_args *a, const struct br_scenario *scn,
-                     const struct br_config *cfg, uint64_t seed, struct br_backend *backend,
+                     const struct br_config *cfg, uint64_t seed, struct br_sim_backend *backend,
                      struct br_auditor *aud, struct br_journal_writer *w, struct progress_ctx *pc,
                      struct br_driver_stats *st)
 {
@@ -348,7 +348,7 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     /* The clock runs from the engine's allocation to the final digest:
      * setting up a big engine is part of simulating a big sale. */
     double t0 = br_clock_mono_s(), c0 = br_clock_cpu_s();
-    struct br_backend backend;
+    struct br_sim_backend backend;
     const char *url = a->redis_url != NULL ? a->redis_url : "redis://127.0.0.1:6379";
     struct br_auditor *aud;
     struct br_journal_writer *w;
@@ -395,7 +395,7 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
     }
     run_print(&r, res.ok, quiet_ok, json_runs);
     br_auditor_free(aud);
-    br_backend_close(&backend);
+    br_sim_backend_close(&backend);
     return res;
 }
 

@@ -48,14 +48,14 @@ static void small_config(struct br_config *c)
 /* A harness: an engine behind the memory backend and an auditor watching. */
 struct h {
     struct br_config cfg;
-    struct br_backend b;
+    struct br_sim_backend b;
     struct br_auditor *a;
 };
 
 static void h_init(struct h *h)
 {
     small_config(&h->cfg);
-    assert_int_equal(br_backend_memory_open(&h->b, &h->cfg), BR_OK);
+    assert_int_equal(br_sim_backend_memory_open(&h->b, &h->cfg), BR_OK);
     h->a = br_auditor_new(&h->cfg, &h->b);
     assert_non_null(h->a);
 }
@@ -63,7 +63,7 @@ static void h_init(struct h *h)
 static void h_free(struct h *h)
 {
     br_auditor_free(h->a);
-    br_backend_close(&h->b);
+    br_sim_backend_close(&h->b);
 }
 
 /* Applies through the engine and audits; returns the outcome. */
@@ -72,7 +72,7 @@ static struct br_outcome run(struct h *h, const struct br_cmd *c)
     struct br_outcome out;
     const struct br_effect *fx;
     uint32_t n;
-    br_backend_apply(&h->b, c, &out, &fx, &n);
+    br_sim_backend_apply(&h->b, c, &out, &fx, &n);
     br_auditor_observe(h->a, c, &out, fx, n);
     return out;
 }
@@ -256,7 +256,7 @@ static void test_an_id_skip_is_a_jump_only_when_announced(void **state)
             c = reserve_cmd(OPEN + 5, 1, 1, pass_of(p1), 3);
             assert_int_equal(run(&h, &c).err, BR_OK);
         }
-        br_catalog_skip_ids(br_backend_memory_engine(&h.b), 5);
+        br_catalog_skip_ids(br_sim_backend_memory_engine(&h.b), 5);
         if (told) {
             br_auditor_skip_ids(h.a);
         }
@@ -583,7 +583,7 @@ static void test_a_backend_whose_counters_drift_is_caught(void **state)
     struct br_outcome out;
     const struct br_effect *fx;
     uint32_t n;
-    br_backend_apply(&h.b, &c, &out, &fx, &n);
+    br_sim_backend_apply(&h.b, &c, &out, &fx, &n);
     assert_int_equal(out.err, BR_OK);
     /* a reserve of the next user touches the zone: the counters now differ */
     assert_int_equal(join(&h, OPEN + 5, 2).err, BR_OK);
@@ -717,7 +717,7 @@ static void h_many(struct h *h)
     h->cfg.members_max = 2 * MANY_EVENTS;
     h->cfg.seats_max = 10 * MANY_EVENTS;
     h->cfg.holds_max = h->cfg.idem_max = h->cfg.payments_max = 2 * MANY_EVENTS;
-    assert_int_equal(br_backend_memory_open(&h->b, &h->cfg), BR_OK);
+    assert_int_equal(br_sim_backend_memory_open(&h->b, &h->cfg), BR_OK);
     h->a = br_auditor_new(&h->cfg, &h->b);
     assert_non_null(h->a);
     struct br_cmd c = cmd(BR_CMD_USER_REGISTER, T0, 0);
@@ -774,7 +774,7 @@ static void test_a_drift_in_event_65_and_later_is_caught(void **state)
         struct br_outcome out;
         const struct br_effect *fx;
         uint32_t n;
-        br_backend_apply(&h.b, &sw, &out, &fx, &n);
+        br_sim_backend_apply(&h.b, &sw, &out, &fx, &n);
         assert_int_equal(out.count, 1);
     }
     /* A late success that (wrongly) reports every hold expired: S6 for the
@@ -817,7 +817,7 @@ static void test_a_drift_no_later_step_touches_is_s1_at_the_end(void **state)
     struct br_outcome out;
     const struct br_effect *fx;
     uint32_t n;
-    br_backend_apply(&h.b, &c, &out, &fx, &n);
+    br_sim_backend_apply(&h.b, &c, &out, &fx, &n);
     assert_int_equal(out.err, BR_OK);
     assert_int_equal(br_auditor_violations(h.a), 0);
     struct br_audit_liveness live;
