@@ -539,6 +539,9 @@ int br_pg_run(struct br_pg *pg, const char *what, enum br_pg_run_kind kind, br_p
             drop(s);
         }
         release(pg, s);
+#ifdef BR_PLANT_PG_NO_RETRY
+        ar = DONE; /* planted: a lost connection is never tried again */
+#endif
         if (ar == DONE) {
             return rc;
         }
@@ -662,6 +665,18 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
             }
         }
     }
+#ifdef BR_PLANT_PG_NO_CHECK
+    if (rc == BR_OK) { /* planted: the zones lose their oversell CHECK */
+        rc = simple(t, "ALTER TABLE zones DROP CONSTRAINT IF EXISTS zones_no_oversell",
+                    PGRES_COMMAND_OK, NULL);
+    }
+#endif
+#ifdef BR_PLANT_PG_EMAIL_CASE
+    if (rc == BR_OK) { /* planted: emails unique regardless of case */
+        rc = simple(t, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email))",
+                    PGRES_COMMAND_OK, NULL);
+    }
+#endif
     if (!t->broken) {
         (void)simple(t, unlock, PGRES_TUPLES_OK, NULL);
     }

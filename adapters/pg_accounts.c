@@ -370,6 +370,9 @@ static int rotate_body(struct br_pg_tx *t, void *argp)
         out->status = BR_SESSION_REVOKED;
         out->count = 1;
         out->err = BR_E_UNAUTHORIZED;
+#ifdef BR_PLANT_PG_REUSE_NOT_REVOKED
+        return BR_OK; /* planted: a reused token is refused but the session lives on */
+#endif
         return set_row(t, &session_revoke, id, NULL, 0); /* committed: the answer stands */
     }
     if (s.generation == UINT32_MAX) {

@@ -80,6 +80,9 @@ static void effect_ops(struct ops *o, const struct br_effect *fx, uint32_t index
         break;
     case BR_FX_BOOKING_CONFIRMED:
         op = move(o, fx->id, held_mask, BR_HOLD_CONFIRMED, -1, 1, true);
+#ifdef BR_PLANT_PG_CONFIRM_KEEPS_HELD
+        op->held_per_seat = 0; /* planted: confirmed seats stay counted as held too */
+#endif
         op->ref = fx->ref; /* the confirming payment */
         break;
     case BR_FX_PROVIDER_REFUND:

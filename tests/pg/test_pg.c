@@ -701,8 +701,11 @@ static void test_intents_shared(void **state)
     br_pg_close(pg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        cmocka_set_test_filter(argv[1]); /* one test by name (scripts/test.d/52-pg-plant.sh) */
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_twice_applies_once),
         cmocka_unit_test(test_migrate_from_two_processes_at_once),
