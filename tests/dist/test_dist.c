@@ -12,7 +12,9 @@
  *                   spread over both: every answered hold is still there
  *                   (read through the other process, then through the
  *                   restarted one), no seat twice;
- *   redis_emptied   Redis restarted with no data during an on-sale: writes
+ *   redis_emptied   Redis killed during an on-sale: writes and reads 503
+ *                   UNAVAILABLE with Retry-After, /healthz 200, /readyz 503;
+ *                   then back with no data: writes
  *                   refused with 503 UNAVAILABLE and Retry-After, then the
  *                   on-sale rebuilt from PostgreSQL by the reconciler; every
  *                   hold and every paid booking still there, no seat twice;
@@ -655,7 +657,37 @@ static void test_redis_emptied(void **state)
         assert_true(pg_row(&s, row, sizeof row, "DELETE FROM bookings WHERE id = %" PRIu64,
                            held[0]));
     }
+    /* Redis down: writes and on-sale reads refused with 503 UNAVAILABLE and
+     * Retry-After; the processes stay alive (/healthz) and say they are
+     * not ready (/readyz). */
     char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s' kill '%s'", fixture, rdir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < s.nodes; i++) {
+        struct t_resp r;
+        char body[96];
+        snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
+                 ev);
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tokens[i]);
+        const char *hs[] = {"Content-Type: application/json", auth, NULL};
+        t_request_to(&s, i, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body), &r);
+        EXPECT(r, 503, "UNAVAILABLE");
+        assert_true(atoi(r.retry_after) >= 1);
+        t_resp_free(&r);
+        char p[96];
+        snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64, held[i]);
+        t_request_to(&s, i, "GET", p, tokens[i], NULL, NULL, 0, &r);
+        EXPECT(r, 503, "UNAVAILABLE");
+        t_resp_free(&r);
+        t_request_to(&s, i, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
+        EXPECT(r, 200, NULL);
+        t_resp_free(&r);
+        t_request_to(&s, i, "GET", "/readyz", NULL, NULL, NULL, 0, &r);
+        EXPECT(r, 503, NULL);
+        t_resp_free(&r);
+    }
+    /* Back, empty. */
     snprintf(cmd, sizeof cmd, "'%s' restart-empty '%s'", fixture, rdir);
     assert_int_equal(system(cmd), 0);
     int64_t t0 = now_ms();
