@@ -1709,7 +1709,6 @@ struct walk {
     bool shuffled;
     struct rank *ranks; /* the waiting queue: user -> position */
     size_t rank_count;
-    const redisReply *members; /* SMEMBERS of the event */
     int rc;
 };
 
@@ -1815,42 +1814,36 @@ static void take_user(struct walk *w, size_t i, const redisReply *rep)
     add(w, 3, v, 3);
 }
 
-/* members */
-static void fmt_member(struct walk *w, size_t i)
+/* members: the fields "m:<user>" = "st:pass:tix" of HGETALL br:{e}:ev */
+static int walk_members(struct walk *w, const redisReply *m)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:m:%s", w->event_id, w->members->element[i]->str);
-    fmt_key(w->r, "HMGET", key);
-    arg_text(w->r, "st");
-    arg_text(w->r, "pass");
-    arg_text(w->r, "tix");
-}
-
-static void take_member(struct walk *w, size_t i, const redisReply *rep)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
-        w->rc = BR_E_CORRUPT;
-        return;
-    }
-    uint64_t user = strtoull(w->members->element[i]->str, NULL, 10);
-    uint64_t st = u64(rep->element[0]);
-    if (st == BR_QS_PREQUEUE && w->shuffled) {
-        st = BR_QS_WAITING;
-    }
-    uint64_t position = 0;
-    if (st == BR_QS_WAITING) {
-        struct rank key = {.user_id = user};
-        const struct rank *at = bsearch(&key, w->ranks, w->rank_count, sizeof key, rank_cmp);
-        if (at == NULL) {
-            w->rc = BR_E_CORRUPT;
-            return;
+    for (size_t k = 0; k + 1 < m->elements; k += 2) {
+        if (m->element[k]->type != REDIS_REPLY_STRING || strncmp(m->element[k]->str, "m:", 2) != 0) {
+            continue;
         }
-        position = at->position;
+        w->counts[2]++;
+        uint64_t user = strtoull(m->element[k]->str + 2, NULL, 10), st, pass, tix;
+        if (m->element[k + 1]->type != REDIS_REPLY_STRING ||
+            sscanf(m->element[k + 1]->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, &st, &pass, &tix) !=
+                3) {
+            return BR_E_CORRUPT;
+        }
+        if (st == BR_QS_PREQUEUE && w->shuffled) {
+            st = BR_QS_WAITING;
+        }
+        uint64_t position = 0;
+        if (st == BR_QS_WAITING) {
+            struct rank key = {.user_id = user};
+            const struct rank *at = bsearch(&key, w->ranks, w->rank_count, sizeof key, rank_cmp);
+            if (at == NULL) {
+                return BR_E_CORRUPT;
+            }
+            position = at->position;
+        }
+        uint64_t v[] = {w->event_id, user, st, position, pass ? w->base | pass : 0, tix};
+        add(w, 4, v, 6);
     }
-    uint64_t pass = u64(rep->element[1]);
-    uint64_t v[] = {w->event_id,         user, st, position, pass ? w->base | pass : 0,
-                    u64(rep->element[2])};
-    add(w, 4, v, 6);
+    return BR_OK;
 }
 
 /* passes */
@@ -1875,39 +1868,40 @@ static void take_pass(struct walk *w, size_t i, const redisReply *rep)
     add(w, 5, v, 4);
 }
 
-/* holds */
+/* holds: HGET br:{e}:ev h:<seq> = "user:zone:qty:st:created:dl:amt:pass:pay:conf" */
 static void fmt_hold(struct walk *w, size_t i)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:h:%zu", w->event_id, i + 1);
-    fmt_key(w->r, "HMGET", key);
-    static const char *const f[] = {"user", "zone", "qty", "st",  "dl",
-                                    "amt",  "pass", "pay", "conf"};
-    for (size_t k = 0; k < 9; k++) {
-        arg_text(w->r, f[k]);
-    }
+    char key[NUM_LEN], seq[24];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", w->event_id);
+    snprintf(seq, sizeof seq, "h:%zu", i + 1);
+    fmt_key(w->r, "HGET", key);
+    char *f = w->r->s->num[w->r->s->argc];
+    memcpy(f, seq, strlen(seq) + 1);
+    arg_bytes(w->r, f, strlen(f));
 }
 
 static void take_hold(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9 || nil(rep->element[0])) {
+    uint64_t f[10];
+    if (rep->type != REDIS_REPLY_STRING ||
+        sscanf(rep->str,
+               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
+               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
+               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
         w->rc = BR_E_CORRUPT;
         return;
     }
-    uint64_t f[9];
-    for (size_t k = 0; k < 9; k++) {
-        f[k] = u64(rep->element[k]);
-    }
+    /* user zone qty st dl amt pass pay conf (created is not in the state hash) */
     uint64_t v[] = {w->base | (i + 1),
                     f[0],
                     f[1],
                     f[2],
                     f[3],
-                    f[4],
                     f[5],
-                    f[6] ? w->base | f[6] : 0,
+                    f[6],
                     f[7] ? w->base | f[7] : 0,
-                    f[8] ? w->base | f[8] : 0};
+                    f[8] ? w->base | f[8] : 0,
+                    f[9] ? w->base | f[9] : 0};
     add(w, 6, v, 10);
 }
 
@@ -1945,7 +1939,7 @@ static const char *const ev_fields[] = {
 static void fmt_event_part(struct walk *w, size_t i)
 {
     char key[NUM_LEN];
-    static const char *const sfx[] = {"ev", "q", "members", "idem", "pev"};
+    static const char *const sfx[] = {"ev", "q", "ev", "idem", "pev"};
     snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", w->event_id, sfx[i]);
     switch (i) {
     case 0:
@@ -1960,7 +1954,7 @@ static void fmt_event_part(struct walk *w, size_t i)
         arg_text(w->r, "-1");
         break;
     case 2:
-        fmt_key(w->r, "SMEMBERS", key);
+        fmt_key(w->r, "HGETALL", key);
         break;
     case 3:
         fmt_key(w->r, "HGETALL", key);
@@ -2060,12 +2054,10 @@ static int walk_event(struct walk *w)
         }
         if (rc == BR_OK) {
             qsort(w->ranks, w->rank_count, sizeof *w->ranks, rank_cmp);
-            w->members = ep.part[2];
-            w->counts[2] += ep.part[2]->elements;
             w->counts[3] += f[6];
             w->counts[4] += f[7];
             w->counts[5] += f[8];
-            rc = pipeline(w, ep.part[2]->elements, fmt_member, take_member);
+            rc = walk_members(w, ep.part[2]);
         }
         if (rc == BR_OK) {
             rc = pipeline(w, f[6], fmt_pass, take_pass);
@@ -2082,7 +2074,6 @@ static int walk_event(struct walk *w)
     }
     free(w->ranks);
     w->ranks = NULL;
-    w->members = NULL;
     for (size_t i = 0; i < 5; i++) {
         if (ep.part[i] != NULL) {
             freeReplyObject(ep.part[i]);

@@ -54,7 +54,9 @@ if want > 0 then
         ev_put('pseq', seq)
         redis.call('HSET', P .. 'p:' .. seq, 'user', uid, 'dl', dl, 'st', BR_PASS_LIVE, 'iss', NOW)
         redis.call('ZADD', P .. 'passes', dl, pad(seq))
-        redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_ADMITTED, 'pass', seq)
+        m.st = BR_QS_ADMITTED
+        m.pass = seq
+        member_save(m)
         ev_put('pact', EV.pact + 1)
         ev_put('piss', EV.piss + 1)
         ev_put('qwait', EV.qwait - 1)

@@ -82,7 +82,7 @@ if m == nil then
     m = member_new(uid, st, 0)
 else
     m.st = st
-    redis.call('HSET', P .. 'm:' .. uid, 'st', st)
+    member_save(m)
 end
 fill_position()
 return reply(BR_OK)

@@ -37,7 +37,8 @@ elseif st == BR_QS_ADMITTED then
 else
     return reply(BR_E_NOT_IN_QUEUE)
 end
-redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_LEFT)
+m.st = BR_QS_LEFT
+member_save(m)
 OUT[2] = BR_QS_LEFT
 OUT[6] = EV.qwait
 return reply(BR_OK)

@@ -49,7 +49,8 @@ ev_put('yseq', seq)
 p = {seq = seq, hold = h.seq, st = BR_PAY_PENDING, amt = h.amt, att = 0, next = 0}
 redis.call('HSET', P .. 'y:' .. seq, 'hold', h.seq, 'st', p.st, 'amt', p.amt, 'created', NOW,
            'att', 0, 'next', 0)
-redis.call('HSET', P .. 'h:' .. h.seq, 'pay', seq)
+h.pay = seq
+hold_save(h)
 emit_payment(BR_FX_PROVIDER_CHARGE, p, h)
 fill_payment(p)
 return reply(BR_OK)

@@ -71,11 +71,11 @@ if h.st == BR_HOLD_HELD and not lapsed(h.dl) then
     if h.conf ~= 0 then
         broken('confirm: hold ' .. h.seq .. ' is held but confirmed')
     end
-    redis.call('ZREM', P .. 'holds', pad(h.seq))
-    redis.call('HINCRBY', P .. 'ev', 'held' .. h.zone, -h.qty)
-    redis.call('HINCRBY', P .. 'ev', 'sold' .. h.zone, h.qty)
+    redis.call('ZREM', K_HOLDS, pad(h.seq))
+    redis.call('HINCRBY', K_EV, ZF[h.zone].held, -h.qty)
+    redis.call('HINCRBY', K_EV, ZF[h.zone].sold, h.qty)
+    h.conf = p.seq
     hold_set_state(h, BR_HOLD_CONFIRMED)
-    redis.call('HSET', P .. 'h:' .. h.seq, 'conf', p.seq)
     emit(BR_FX_BOOKING_CONFIRMED, h.user, hold_id(h), EV.id * W32 + p.seq, 0, h.amt)
     p.st = BR_PAY_CONFIRMED
     redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)

@@ -23,7 +23,7 @@ end
 if max < 1 or max > BR_SWEEP_MAX then
     return reply(BR_E_INVALID)
 end
-local due = redis.call('ZRANGEBYSCORE', P .. 'holds', '-inf', NOW, 'LIMIT', 0, max)
+local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', NOW, 'LIMIT', 0, max)
 for i = 1, #due do
     hold_expire(hold_load(tonumber(due[i])))
 end

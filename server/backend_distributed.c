@@ -103,8 +103,11 @@ void dist_note_pg(struct br_distributed *x, int rc)
 
 bool dist_refusing(struct br_distributed *x)
 {
+    /* Redis known down (a failed call or the last health check): refused
+     * before anything is sent, so the answer is UNAVAILABLE (nothing done),
+     * not UNKNOWN_OUTCOME. PostgreSQL down refuses only what needs it. */
     pthread_mutex_lock(&x->state_mu);
-    bool r = !x->writable || x->lost;
+    bool r = !x->writable || x->lost || x->redis_down;
     pthread_mutex_unlock(&x->state_mu);
     return r;
 }
@@ -717,6 +720,18 @@ static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
                       "# TYPE br_fanout_resubscribes_total counter\n"
                       "br_fanout_resubscribes_total %llu\n",
                       (unsigned long long)atomic_load(&x->fanout_reconnects));
+    for (uint32_t i = 0; i < x->metrics_count; i++) {
+        size_t need = x->metrics[i].fn(x->metrics[i].ctx, NULL, 0);
+        char *buf = malloc(need + 1);
+        if (buf == NULL) {
+            continue;
+        }
+        size_t got = x->metrics[i].fn(x->metrics[i].ctx, buf, need + 1);
+        if (got <= need) {
+            br_metrics_printf(out, "%s", buf);
+        }
+        free(buf);
+    }
 }
 
 static const struct br_backend_ops DIST_OPS = {
@@ -806,8 +821,13 @@ static int open_redis(struct br_distributed *x)
         if (rc != BR_OK) {
             return rc;
         }
-        rc = br_redis_open(&x->conns[0].r, &x->ropt, &x->ecfg);
+        /* The first attempt quietly: a process starting at the same moment
+         * may record its config first (INVALID here), and we adopt it. */
+        struct br_redis_options o = x->ropt;
+        o.quiet = attempt == 0;
+        rc = br_redis_open(&x->conns[0].r, &o, &x->ecfg);
     }
+    x->conns[0].r.opt.quiet = x->ropt.quiet;
     if (rc != BR_OK) {
         char esc[DIST_URL_MAX + 64];
         br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot open the deployment's state",
@@ -944,6 +964,19 @@ int br_distributed_start(struct br_distributed *x)
 struct br_backend *br_distributed_backend(struct br_distributed *x)
 {
     return &x->base;
+}
+
+void br_distributed_add_metrics(struct br_distributed *x, br_distributed_metrics_fn fn, void *ctx)
+{
+    BR_ASSERT(!x->roles_started && x->metrics_count < BR_DIST_METRICS_MAX);
+    x->metrics[x->metrics_count].fn = fn;
+    x->metrics[x->metrics_count].ctx = ctx;
+    x->metrics_count++;
+}
+
+const struct br_redis_options *br_distributed_redis_options(const struct br_distributed *x)
+{
+    return &x->ropt;
 }
 
 const struct br_config *br_distributed_engine_config(const struct br_distributed *x)

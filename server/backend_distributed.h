@@ -67,6 +67,7 @@
 #include <stdint.h>
 
 #include "adapters/provider.h"
+#include "adapters/redis.h"
 #include "core/engine.h"
 #include "server/backend.h"
 #include "server/log.h"
@@ -127,6 +128,18 @@ struct br_backend *br_distributed_backend(struct br_distributed *x);
 /* The reconciler's switch: writes refused (503 UNAVAILABLE) while false;
  * why (copied) is what /readyz says. Any thread. */
 void br_distributed_set_writable(struct br_distributed *x, bool writable, const char *why);
+
+/* Another module's metric families on /metrics (the recorder's, the
+ * reconciler's): fn writes Prometheus text into buf with snprintf's rules
+ * and returns the length it needs. At most BR_DIST_METRICS_MAX; before
+ * start. */
+#define BR_DIST_METRICS_MAX 4u
+typedef size_t (*br_distributed_metrics_fn)(void *ctx, char *buf, size_t cap);
+void br_distributed_add_metrics(struct br_distributed *x, br_distributed_metrics_fn fn, void *ctx);
+
+/* The Redis options parsed from the URL (for the recorder and reconciler,
+ * which open their own connections). */
+const struct br_redis_options *br_distributed_redis_options(const struct br_distributed *x);
 
 /* The engine config recorded in Redis (seed and catalog capacities). */
 const struct br_config *br_distributed_engine_config(const struct br_distributed *x);

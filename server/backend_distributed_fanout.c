@@ -56,12 +56,32 @@ static void publish(struct br_distributed *x, struct dist_conn *c, const char *m
     }
 }
 
-void dist_fanout_pass(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx)
+void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n)
 {
-    char msg[128];
-    snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64, fx->event_id,
-             fx->user_id, fx->id, fx->deadline_ms);
-    publish(x, c, msg);
+    uint32_t sent = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (fx[i].kind != BR_FX_PASS_ISSUED) {
+            continue;
+        }
+        redisContext *rd = dist_rd(x, c);
+        if (rd == NULL) {
+            return; /* lost: the subscribers' next refresh shows the pass */
+        }
+        char msg[128];
+        snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64,
+                 fx[i].event_id, fx[i].user_id, fx[i].id, fx[i].deadline_ms);
+        redisAppendCommand(rd, "PUBLISH %s %s", BR_DIST_FANOUT_CHANNEL, msg);
+        sent++;
+    }
+    for (uint32_t i = 0; i < sent; i++) {
+        void *r = NULL;
+        if (redisGetReply(c->rd, &r) != REDIS_OK || r == NULL) {
+            dist_rd_fail(x, c, "publish");
+            return;
+        }
+        freeReplyObject(r);
+    }
 }
 
 void dist_fanout_queue_changed(struct br_distributed *x, uint64_t event_id)

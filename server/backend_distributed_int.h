@@ -79,6 +79,12 @@ struct br_distributed {
     pthread_t fanout_thread;
     bool fanout_started;
 
+    struct {
+        br_distributed_metrics_fn fn;
+        void *ctx;
+    } metrics[BR_DIST_METRICS_MAX];
+    uint32_t metrics_count;
+
     pthread_mutex_t fan_mu;
     uint64_t fan_pending[DIST_FAN_PENDING_MAX];
     uint32_t fan_pending_count;
@@ -193,10 +199,20 @@ int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *fie
 int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                     const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc);
 
-/* The user's booking ids, newest first (the br:{u<user>}:bk index). */
+struct redisReply;
+/* A reply's integer or decimal string as a number (0 otherwise). */
+uint64_t dist_num(const struct redisReply *e);
+/* A stored hold's packed value (lua/lib.lua, hold_save): BR_OK or BR_E_CORRUPT. */
+int dist_parse_hold(const char *v, struct dist_hold *out);
+
+/* ---- backend_distributed_index.c: the user's booking index ---- */
+
+/* The user's booking ids, newest first, after making sure the index holds
+ * every live or sold hold of the user (repaired from the events' records
+ * when a crash left one out). */
 int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
                          uint64_t *ids, uint32_t max, uint32_t *count);
-/* Adds a hold to the user's index. */
+/* Adds a hold to the user's index (NX: the first time stays). */
 int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
                     uint64_t hold_id, int64_t created_ms);
 
@@ -209,8 +225,10 @@ void dist_roles_stop(struct br_distributed *x);
 
 int dist_fanout_start(struct br_distributed *x);
 void dist_fanout_stop(struct br_distributed *x);
-/* A pass was issued: published at once on the channel. */
-void dist_fanout_pass(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx);
+/* The pass_issued effects among fx[0..n): published at once on the
+ * channel (pipelined: one round trip). */
+void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n);
 /* Positions of the event may have moved: published by the next flush
  * (at most once per event per flush). */
 void dist_fanout_queue_changed(struct br_distributed *x, uint64_t event_id);

@@ -8,8 +8,10 @@
  * microseconds apart, as any read of a live sale does. Redis errors are
  * translated here into BR_E_UNAVAILABLE and logged.
  *
- * Also the one write of this file: the user's booking index
- * br:{u<user>}:bk (backend_distributed.h says why it exists and its limit).
+ * The layout is lua/lib.lua's (holds and members are packed string fields
+ * of the event's hash); reading it from here is a second
+ * copy of that knowledge, so every reader below names its writer in
+ * lib.lua, and the smoke suites read every kind of record back.
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@
 #define W32 4294967296ull
 #define VIEWS_CHUNK 256u /* users per pipelined batch of views */
 
-static uint64_t num(const redisReply *e)
+uint64_t dist_num(const redisReply *e)
 {
     if (e->type == REDIS_REPLY_STRING) {
         return strtoull(e->str, NULL, 10);
@@ -48,6 +50,26 @@ static redisReply *array_reply(struct br_distributed *x, struct dist_conn *c, re
     return NULL;
 }
 
+/* A hold: field "h:<seq>" of br:{e}:ev, "user:zone:qty:st:created:dl:amt:
+ * pass:pay:conf" (lua/lib.lua, hold_save). */
+int dist_parse_hold(const char *v, struct dist_hold *out)
+{
+    unsigned long long u, z, q, st, cr, dl, amt, pass, pay, conf;
+    if (sscanf(v, "%llu:%llu:%llu:%llu:%llu:%llu:%llu:%llu:%llu:%llu", &u, &z, &q, &st, &cr, &dl,
+               &amt, &pass, &pay, &conf) != 10) {
+        return BR_E_CORRUPT;
+    }
+    out->user_id = u;
+    out->zone_id = (uint32_t)z;
+    out->quantity = (uint32_t)q;
+    out->state = (uint8_t)st;
+    out->created_ms = (int64_t)cr;
+    out->deadline_ms = (int64_t)dl;
+    out->amount_minor = (int64_t)amt;
+    out->payment_seq = pay;
+    return BR_OK;
+}
+
 int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
                    struct dist_hold *out)
 {
@@ -61,25 +83,19 @@ int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_
     if (rd == NULL) {
         return BR_E_UNAVAILABLE;
     }
-    redisReply *rep = array_reply(
-        x, c,
-        redisCommand(rd, "HMGET br:{e%llu}:h:%llu user zone qty st created dl amt pay",
-                     (unsigned long long)event_id, (unsigned long long)seq),
-        8, "hold");
-    if (rep == NULL) {
+    redisReply *rep = redisCommand(rd, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)event_id,
+                                   (unsigned long long)seq);
+    if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        dist_rd_fail(x, c, "hold");
         return BR_E_UNAVAILABLE;
     }
-    int rc = BR_E_NOT_FOUND;
-    if (rep->element[0]->type == REDIS_REPLY_STRING) {
-        out->user_id = num(rep->element[0]);
-        out->zone_id = (uint32_t)num(rep->element[1]);
-        out->quantity = (uint32_t)num(rep->element[2]);
-        out->state = (uint8_t)num(rep->element[3]);
-        out->created_ms = (int64_t)num(rep->element[4]);
-        out->deadline_ms = (int64_t)num(rep->element[5]);
-        out->amount_minor = (int64_t)num(rep->element[6]);
-        out->payment_seq = num(rep->element[7]);
-        rc = BR_OK;
+    int rc = rep->type == REDIS_REPLY_STRING ? dist_parse_hold(rep->str, out) : BR_E_NOT_FOUND;
+    if (rc == BR_E_CORRUPT) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a stored hold does not parse",
+                "\"hold\":%llu", (unsigned long long)hold_id);
     }
     freeReplyObject(rep);
     return rc;
@@ -108,9 +124,9 @@ int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t pa
     }
     int rc = BR_E_NOT_FOUND;
     if (rep->element[0]->type == REDIS_REPLY_STRING) {
-        out->hold_seq = num(rep->element[0]);
-        out->state = (uint8_t)num(rep->element[1]);
-        out->amount_minor = (int64_t)num(rep->element[2]);
+        out->hold_seq = dist_num(rep->element[0]);
+        out->state = (uint8_t)dist_num(rep->element[1]);
+        out->amount_minor = (int64_t)dist_num(rep->element[2]);
         rc = BR_OK;
     }
     freeReplyObject(rep);
@@ -157,16 +173,16 @@ int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t e
     int rc = BR_E_NOT_FOUND;
     if (rep->element[0]->type == REDIS_REPLY_STRING) {
         out->zone_count = zone_count;
-        out->queue_length = (uint32_t)num(rep->element[1]);
-        out->admitted = (uint32_t)num(rep->element[2]);
-        out->active_passes = (uint32_t)num(rep->element[3]);
+        out->queue_length = (uint32_t)dist_num(rep->element[1]);
+        out->admitted = (uint32_t)dist_num(rep->element[2]);
+        out->active_passes = (uint32_t)dist_num(rep->element[3]);
         size_t k = 4;
         for (unsigned s = BR_HOLD_HELD; s < BR_HOLD_STATE_COUNT; s++) {
-            out->bookings[s] = (uint32_t)num(rep->element[k++]);
+            out->bookings[s] = (uint32_t)dist_num(rep->element[k++]);
         }
         for (uint32_t z = 0; z < zone_count; z++) {
-            out->held[z] = (uint32_t)num(rep->element[k++]);
-            out->sold[z] = (uint32_t)num(rep->element[k++]);
+            out->held[z] = (uint32_t)dist_num(rep->element[k++]);
+            out->sold[z] = (uint32_t)dist_num(rep->element[k++]);
         }
         rc = BR_OK;
     }
@@ -190,7 +206,7 @@ int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *fie
         dist_rd_fail(x, c, "catalog");
         return BR_E_UNAVAILABLE;
     }
-    *out = num(rep);
+    *out = dist_num(rep);
     freeReplyObject(rep);
     return BR_OK;
 }
@@ -245,59 +261,73 @@ static int read_pass_deadlines(struct br_distributed *x, struct dist_conn *c, ui
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
-            out[i].pass_expires_at_ms = (int64_t)num(reps[k++]);
+            out[i].pass_expires_at_ms = (int64_t)dist_num(reps[k++]);
         }
     }
     free_replies(reps, asked);
     return BR_OK;
 }
 
-/* One chunk (n <= VIEWS_CHUNK) of dist_read_views. */
+/* One chunk (n <= VIEWS_CHUNK) of dist_read_views: the event's counters
+ * and every member in one HMGET (a member is field "m:<user>" of
+ * br:{e}:ev, "st:pass:tix": lua/lib.lua, member_save), then a ZRANK each. */
 static int views_chunk(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                        const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
 {
-    unsigned long long e = (unsigned long long)event_id;
-    redisAppendCommand(c->rd, "HMGET br:{e%llu}:ev id shuf qwait", e);
+    char key[48];
+    snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);
+    const char *argv[5 + VIEWS_CHUNK];
+    char fields[VIEWS_CHUNK][32];
+    int argc = 0;
+    argv[argc++] = "HMGET";
+    argv[argc++] = key;
+    argv[argc++] = "id";
+    argv[argc++] = "shuf";
+    argv[argc++] = "qwait";
     for (uint32_t i = 0; i < n; i++) {
-        unsigned long long u = (unsigned long long)users[i];
-        redisAppendCommand(c->rd, "HMGET br:{e%llu}:m:%llu st pass", e, u);
-        redisAppendCommand(c->rd, "ZRANK br:{e%llu}:q %llu", e, u);
+        snprintf(fields[i], sizeof fields[i], "m:%llu", (unsigned long long)users[i]);
+        argv[argc++] = fields[i];
     }
-    redisReply *reps[1 + 2 * VIEWS_CHUNK];
-    uint32_t count = 1 + 2 * n;
+    redisAppendCommandArgv(c->rd, argc, argv, NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        redisAppendCommand(c->rd, "ZRANK br:{e%llu}:q %llu", (unsigned long long)event_id,
+                           (unsigned long long)users[i]);
+    }
+    redisReply *reps[1 + VIEWS_CHUNK];
+    uint32_t count = 1 + n;
     if (!read_replies(x, c, reps, count)) {
         return BR_E_UNAVAILABLE;
     }
     const redisReply *ev = reps[0];
-    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 3 ||
+    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 3 + (size_t)n ||
         ev->element[0]->type != REDIS_REPLY_STRING) {
         free_replies(reps, count);
         return BR_E_NOT_FOUND;
     }
-    bool shuffled = num(ev->element[1]) == 1;
-    uint32_t qlen = (uint32_t)num(ev->element[2]);
+    bool shuffled = dist_num(ev->element[1]) == 1;
+    uint32_t qlen = (uint32_t)dist_num(ev->element[2]);
     for (uint32_t i = 0; i < n; i++) {
-        const redisReply *m = reps[1 + 2 * i];
-        const redisReply *rank = reps[2 + 2 * i];
+        const redisReply *m = ev->element[3 + i];
+        const redisReply *rank = reps[1 + i];
         memset(&out[i], 0, sizeof out[i]);
-        if (m->type != REDIS_REPLY_ARRAY || m->elements != 2 ||
-            m->element[0]->type != REDIS_REPLY_STRING) {
+        unsigned st = 0;
+        unsigned long long pass = 0, tix = 0;
+        if (m->type != REDIS_REPLY_STRING || sscanf(m->str, "%u:%llu:%llu", &st, &pass, &tix) != 3) {
             rc[i] = BR_E_NOT_IN_QUEUE;
             continue;
         }
         rc[i] = BR_OK;
-        uint8_t st = (uint8_t)num(m->element[0]);
         if (st == BR_QS_PREQUEUE && shuffled) {
             st = BR_QS_WAITING; /* lua/README.md: the shuffle rewrites nobody */
         }
         out[i].event_id = event_id;
-        out[i].status = st;
+        out[i].status = (uint8_t)st;
         out[i].queue_length = qlen;
         if (st == BR_QS_WAITING && rank->type == REDIS_REPLY_INTEGER) {
             out[i].position = (uint32_t)rank->integer + 1;
         }
         if (st == BR_QS_ADMITTED) {
-            out[i].pass_id = event_id * W32 + num(m->element[1]);
+            out[i].pass_id = event_id * W32 + pass;
         }
     }
     free_replies(reps, count);
@@ -321,54 +351,4 @@ int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t even
         }
     }
     return BR_OK;
-}
-
-int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
-                         uint64_t *ids, uint32_t max, uint32_t *count)
-{
-    *count = 0;
-    if (max == 0) {
-        return BR_OK;
-    }
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rd, "ZREVRANGE br:{u%llu}:bk 0 %u",
-                                   (unsigned long long)user_id, max - 1);
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        dist_rd_fail(x, c, "bookings");
-        return BR_E_UNAVAILABLE;
-    }
-    for (size_t i = 0; i < rep->elements && *count < max; i++) {
-        ids[(*count)++] = num(rep->element[i]);
-    }
-    freeReplyObject(rep);
-    return BR_OK;
-}
-
-int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
-                    uint64_t hold_id, int64_t created_ms)
-{
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    /* Score = the hold's creation time, so the list is newest first across
-     * events as the embedded one is; NX keeps the first score when a retry
-     * with the same idempotency key writes it again. */
-    redisReply *rep = redisCommand(rd, "ZADD br:{u%llu}:bk NX %lld %llu",
-                                   (unsigned long long)user_id, (long long)created_ms,
-                                   (unsigned long long)hold_id);
-    int rc = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? BR_OK : BR_E_UNAVAILABLE;
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    if (rc != BR_OK) {
-        dist_rd_fail(x, c, "booking index");
-    }
-    return rc;
 }

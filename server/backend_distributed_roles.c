@@ -14,7 +14,8 @@
  *               same script, and refunds carry the payment id as key)
  *   fan-out     the queue changes noted since the last tick are published
  *   data loss   each second: is br:{cat}:epoch missing while PostgreSQL
- *               holds users or events Redis does not? Then writes are
+ *               holds users or events Redis does not, or while the
+ *               reconciler's br:{cat}:rebuilding exists? Then writes are
  *               refused (every process, whatever its roles) until the
  *               reconciler's rebuild writes the epoch again
  *
@@ -217,20 +218,29 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
     }
     redisAppendCommand(rd, "EXISTS br:{cat}:epoch");
     redisAppendCommand(rd, "HMGET br:{cat}:cat users events");
-    void *r0 = NULL, *r1 = NULL;
-    bool ok = redisGetReply(rd, &r0) == REDIS_OK && redisGetReply(rd, &r1) == REDIS_OK;
-    redisReply *epoch = r0, *cat = r1;
-    ok = ok && epoch != NULL && epoch->type == REDIS_REPLY_INTEGER && cat != NULL &&
-         cat->type == REDIS_REPLY_ARRAY && cat->elements == 2;
+    redisAppendCommand(rd, "EXISTS br:{cat}:rebuilding");
+    void *r[3] = {NULL, NULL, NULL};
+    bool ok = true;
+    for (int i = 0; i < 3; i++) {
+        ok = ok && redisGetReply(rd, &r[i]) == REDIS_OK && r[i] != NULL;
+    }
+    const redisReply *epoch = r[0], *cat = r[1], *rebuilding = r[2];
+    ok = ok && epoch->type == REDIS_REPLY_INTEGER && cat->type == REDIS_REPLY_ARRAY &&
+         cat->elements == 2 && rebuilding->type == REDIS_REPLY_INTEGER;
     bool lost = false;
     if (ok && epoch->integer == 0) {
-        lost = num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events;
+        /* The reconciler's rebuild marks itself (br:{cat}:rebuilding):
+         * Redis's counters catch up before the last event is written. */
+        lost = num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events ||
+               rebuilding->integer > 0;
     }
-    if (r0 != NULL) {
-        freeReplyObject(r0);
+    for (int i = 0; i < 3; i++) {
+        if (r[i] != NULL) {
+            freeReplyObject(r[i]);
+        }
     }
-    if (r1 != NULL) {
-        freeReplyObject(r1);
+    if (!ok) {
+        dist_rd_fail(x, c, "epoch");
     }
     if (!ok) {
         return false;

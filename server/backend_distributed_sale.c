@@ -28,6 +28,19 @@ static struct br_distributed *self(struct br_backend *b)
 
 /* ---- answers ---- */
 
+/* A stored hold naming a zone its event does not have: Redis's state
+ * breaks an invariant (logged loudly; never answered from). */
+static int zone_ok(struct br_distributed *x, uint64_t hold_id, uint32_t zone_id,
+                   const struct dist_spec *s)
+{
+    if (zone_id >= 1 && zone_id <= s->spec.zone_count) {
+        return BR_OK;
+    }
+    br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a hold names a zone its event does not have",
+            "\"hold\":%" PRIu64 ",\"zone\":%u", hold_id, zone_id);
+    return BR_E_CORRUPT;
+}
+
 /* A view read from Redis, completed as every backend completes it
  * (api_cmd.h: the estimate, the pass only when admitted). */
 static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
@@ -47,10 +60,12 @@ static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t 
     if (rc == BR_OK) {
         rc = dist_spec(x, hold_id >> 32, &s);
     }
+    if (rc == BR_OK) {
+        rc = zone_ok(x, hold_id, h.zone_id, &s);
+    }
     if (rc != BR_OK) {
         return rc;
     }
-    BR_ASSERT(h.zone_id >= 1 && h.zone_id <= s.spec.zone_count);
     memset(out, 0, sizeof *out);
     out->id = hold_id;
     out->event_id = hold_id >> 32;
@@ -80,10 +95,12 @@ static int fill_payment(struct br_distributed *x, struct dist_conn *c, uint64_t 
     if (rc == BR_OK) {
         rc = dist_spec(x, event_id, &s);
     }
+    if (rc == BR_OK) {
+        rc = zone_ok(x, event_id * W32 + p.hold_seq, h.zone_id, &s);
+    }
     if (rc != BR_OK) {
         return rc;
     }
-    BR_ASSERT(h.zone_id >= 1 && h.zone_id <= s.spec.zone_count);
     memset(out, 0, sizeof *out);
     out->id = payment_id;
     out->booking_id = event_id * W32 + p.hold_seq;
@@ -141,11 +158,9 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
                   const struct br_outcome *out, const struct br_effect *fx, uint32_t n,
                   struct br_api_payment *pay)
 {
+    dist_fanout_passes(x, c, fx, n);
     for (uint32_t i = 0; i < n; i++) {
         switch (fx[i].kind) {
-        case BR_FX_PASS_ISSUED:
-            dist_fanout_pass(x, c, &fx[i]);
-            break;
         case BR_FX_PROVIDER_CHARGE:
             charge(x, c, &fx[i], pay);
             break;
@@ -296,7 +311,14 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     uint32_t n = 0;
     call->err = dist_apply(x, c, &cmd, &out, fx, &n);
     dist_effects(x, c, &cmd, &out, fx, n, NULL);
-    if (out.id != 0) {
+    struct dist_spec s;
+    if (call->err == BR_OK && idem_key == 0 && dist_spec(x, event_id, &s) == BR_OK &&
+        zone_id >= 1 && zone_id <= s.spec.zone_count) {
+        /* A new hold (no key: no repeat): the outcome says it all. */
+        br_api_booking_from_reserve(&call->r.booking, &cmd, &out, s.spec.zones[zone_id - 1].currency);
+        dist_index_hold(x, c, user, out.id, cmd.now_ms);
+    } else if (out.id != 0) {
+        /* A repeat answers the first hold: read it as stored. */
         int rc = fill_booking(x, c, out.id, &call->r.booking);
         if (rc == BR_OK && call->err == BR_OK) {
             /* The user's list; a retry with the same key writes it again. */

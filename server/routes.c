@@ -28,6 +28,7 @@
 #include "core/panic.h"
 #include "core/session.h"
 #include "core/str.h"
+#include "server/backend_distributed.h"
 #include "server/parse.h"
 #include "server/render.h"
 
@@ -1048,6 +1049,14 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
     }
     if (br_route_match(br_http_method(req), br_http_path(req), &q->match) == BR_OK) {
         q->route = q->match.route;
+        bool ops = q->route == BR_ROUTE_HEALTHZ || q->route == BR_ROUTE_READYZ ||
+                   q->route == BR_ROUTE_METRICS;
+        if (!ops && !(rt->cfg->roles & BR_DIST_ROLE_API)) {
+            /* A worker process (--roles without api): only its health and
+             * metrics; the load balancer sends the API elsewhere. */
+            reply_code(q, 404, "NOT_FOUND", "this process does not serve the API (--roles)");
+            return;
+        }
         run(q, &ROUTES[q->route]);
         return;
     }
