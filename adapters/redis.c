@@ -18,6 +18,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +59,16 @@ enum script {
     S_REFUND_RESULT,
     S_SAGA_STEP,
     S_RELEASE,
+    S_REBUILD_CAT,
+    S_REBUILD,
     S_COUNT
 };
 
 static const char *const script_names[S_COUNT] = {
     "config",         "user_register", "user_role_set", "event_alloc", "event_put", "join",
     "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
-    "payment_create", "payment_event", "refund_result", "saga_step",   "release"};
+    "payment_create", "payment_event", "refund_result", "saga_step",   "release",
+    "rebuild_cat",    "rebuild"};
 
 _Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a name slot");
 
@@ -361,32 +365,59 @@ static char *replace_version(const char *text, size_t len, const char *v, size_t
     return out;
 }
 
-/* The library as this build runs it: BR_PLANT=LUA_LIMIT_OFF_BY_ONE lets a
- * user go one ticket over the limit in reserve (the differential test must
- * see it); then the hash of the text names the library and its functions,
- * so two builds on one server never run each other's code. */
+/* Replaces the one occurrence of `from` in *text (*len) with `to`. */
+static int patch_text(char **text, size_t *len, const char *from, const char *to)
+{
+    const char *at = strstr(*text, from);
+    BR_ASSERT(at != NULL && strstr(at + 1, from) == NULL); /* a plant finds its one line */
+    size_t fl = strlen(from), tl = strlen(to), head = (size_t)(at - *text);
+    size_t n = *len - fl + tl;
+    char *out = malloc(n + 1);
+    if (out == NULL) {
+        return BR_E_FULL;
+    }
+    memcpy(out, *text, head);
+    memcpy(out + head, to, tl);
+    memcpy(out + head + tl, at + fl, *len - head - fl);
+    out[n] = 0;
+    free(*text);
+    *text = out;
+    *len = n;
+    return BR_OK;
+}
+
+/* The library as this build runs it, with the planted bugs of a test
+ * build: BR_PLANT=LUA_LIMIT_OFF_BY_ONE lets a user go one ticket over the
+ * limit in reserve (the differential test must see it),
+ * BR_PLANT=LUA_REBUILD_TICKETS rebuilds members' tickets from confirmed
+ * holds only (its rebuild check must see it). Then the hash of the text
+ * names the library and its functions, so two builds on one server never
+ * run each other's code. */
 static int prepare_library(struct br_redis *r)
 {
     struct br_redis_scratch *s = r->s;
-    static const char from[] = "if tix + qty > EV.limit then";
-    const char *at = strstr(br_lua_library, from);
-    BR_ASSERT(at != NULL && strstr(at + 1, from) == NULL); /* the plant finds its one line */
-#ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
-    static const char to[] = "if tix + qty > EV.limit + 1 then";
-#else
-    static const char to[] = "if tix + qty > EV.limit then";
-#endif
-    size_t head = (size_t)(at - br_lua_library);
-    size_t len = br_lua_library_len - (sizeof from - 1) + (sizeof to - 1);
+    size_t len = br_lua_library_len;
     char *text = malloc(len + 1);
     if (text == NULL) {
         return BR_E_FULL;
     }
-    memcpy(text, br_lua_library, head);
-    memcpy(text + head, to, sizeof to - 1);
-    memcpy(text + head + sizeof to - 1, at + sizeof from - 1,
-           br_lua_library_len - head - (sizeof from - 1));
-    text[len] = 0;
+    memcpy(text, br_lua_library, len + 1);
+    static const char limit[] = "if tix + qty > EV.limit then";
+    static const char tickets[] = "if st == BR_HOLD_HELD or st == BR_HOLD_CONFIRMED then";
+#ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
+    int rc = patch_text(&text, &len, limit, "if tix + qty > EV.limit + 1 then");
+#else
+    int rc = patch_text(&text, &len, limit, limit);
+#endif
+#ifdef BR_PLANT_LUA_REBUILD_TICKETS
+    rc = rc == BR_OK ? patch_text(&text, &len, tickets, "if st == BR_HOLD_CONFIRMED then") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, tickets, tickets) : rc;
+#endif
+    if (rc != BR_OK) {
+        free(text);
+        return rc;
+    }
     char v[24];
     snprintf(v, sizeof v, "%016" PRIx64, br_hash64(text, len, 0x6c7561));
     s->library = replace_version(text, len, v, &s->library_len);
@@ -1696,6 +1727,217 @@ int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto, u
     return rc;
 }
 
+/* ---- rebuilding an event from the record (redis.h; rebuild*.lua) ---- */
+
+#define SAFE_MAX ((1LL << 53) - 1) /* times and amounts the scripts hold exactly */
+
+static bool seq_in(uint64_t id, uint64_t event_id, uint32_t max, bool zero_ok)
+{
+    if (id == 0) {
+        return zero_ok;
+    }
+    uint64_t seq = id & 0xffffffffu;
+    return id >> 32 == event_id && seq >= 1 && seq <= max;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The record's rules (redis.h): BR_OK, BR_E_INVALID or BR_E_CORRUPT (the
+ * zone counters are not the holds' seats). */
+static int rebuild_check(const struct br_redis_rebuild *rb)
+{
+    const struct br_event_spec *sp = &rb->spec;
+    if (rb->event_id < 1 || rb->event_id > BR_EVENT_ID_MAX || sp->zone_count < 1 ||
+        sp->zone_count > BR_EVENT_ZONES_MAX || sp->queue_capacity < 1 ||
+        (rb->hold_count > 0 && rb->holds == NULL) ||
+        (rb->payment_count > 0 && rb->payments == NULL) ||
+        (rb->provider_event_count > 0 && rb->provider_event_ids == NULL) ||
+        rb->hold_count > rb->hold_seq || rb->payment_count > rb->payment_seq) {
+        return BR_E_INVALID;
+    }
+    uint64_t held[BR_EVENT_ZONES_MAX] = {0}, sold[BR_EVENT_ZONES_MAX] = {0};
+    for (uint32_t i = 0; i < rb->hold_count; i++) {
+        const struct br_redis_rebuild_hold *h = &rb->holds[i];
+        if (!seq_in(h->id, rb->event_id, rb->hold_seq, false) || h->user_id < 1 ||
+            h->user_id > SAFE_MAX || h->zone_id < 1 || h->zone_id > sp->zone_count ||
+            h->quantity < 1 || h->state < BR_HOLD_HELD || h->state > BR_HOLD_REFUNDED ||
+            !in(h->created_ms, 0, SAFE_MAX) || !in(h->deadline_ms, 0, SAFE_MAX) ||
+            !in(h->amount_minor, 0, SAFE_MAX) ||
+            !seq_in(h->pass_id, rb->event_id, rb->pass_seq, true) ||
+            !seq_in(h->payment_id, rb->event_id, rb->payment_seq, true) ||
+            !seq_in(h->confirmed_by, rb->event_id, rb->payment_seq, true)) {
+            return BR_E_INVALID;
+        }
+        if (h->state == BR_HOLD_HELD) {
+            held[h->zone_id - 1] += h->quantity;
+        } else if (h->state == BR_HOLD_CONFIRMED) {
+            sold[h->zone_id - 1] += h->quantity;
+        }
+    }
+    for (uint32_t i = 0; i < rb->payment_count; i++) {
+        const struct br_redis_rebuild_payment *p = &rb->payments[i];
+        if (!seq_in(p->id, rb->event_id, rb->payment_seq, false) ||
+            !seq_in(p->hold_id, rb->event_id, rb->hold_seq, false) ||
+            p->state < BR_PAY_PENDING || p->state > BR_PAY_REFUNDED ||
+            !in(p->amount_minor, 0, SAFE_MAX) || !in(p->created_ms, 0, SAFE_MAX) ||
+            !in(p->next_attempt_ms, 0, SAFE_MAX)) {
+            return BR_E_INVALID;
+        }
+    }
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        if (held[z] != rb->zone_held[z] || sold[z] != rb->zone_sold[z] ||
+            held[z] + sold[z] > sp->zones[z].capacity) {
+            return BR_E_CORRUPT;
+        }
+    }
+    /* No id twice. */
+    size_t n = rb->hold_count > rb->payment_count ? rb->hold_count : rb->payment_count;
+    uint64_t *ids = malloc(sizeof *ids * (n ? n : 1));
+    if (ids == NULL) {
+        return BR_E_FULL;
+    }
+    int rc = BR_OK;
+    for (int pass = 0; pass < 2 && rc == BR_OK; pass++) {
+        uint32_t count = pass == 0 ? rb->hold_count : rb->payment_count;
+        for (uint32_t i = 0; i < count; i++) {
+            ids[i] = pass == 0 ? rb->holds[i].id : rb->payments[i].id;
+        }
+        qsort(ids, count, sizeof *ids, u64_cmp);
+        for (uint32_t i = 1; i < count && rc == BR_OK; i++) {
+            rc = ids[i] == ids[i - 1] ? BR_E_INVALID : BR_OK;
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+/* Appends to a growing text; false when out of memory. */
+struct text {
+    char *p;
+    size_t n, cap;
+};
+
+static bool text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool text_add(struct text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return false;
+        }
+        if (t->p != NULL && (size_t)n < t->cap - t->n) {
+            t->n += (size_t)n;
+            return true;
+        }
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        while (cap < t->n + (size_t)n + 1) {
+            cap *= 2;
+        }
+        char *p = realloc(t->p, cap);
+        if (p == NULL) {
+            return false;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+/* The three blobs of rebuild.lua. */
+static bool rebuild_blobs(const struct br_redis_rebuild *rb, struct text *t)
+{
+    bool ok = text_add(&t[0], "%s", "") && text_add(&t[1], "%s", "") && text_add(&t[2], "%s", "");
+    for (uint32_t i = 0; ok && i < rb->hold_count; i++) {
+        const struct br_redis_rebuild_hold *h = &rb->holds[i];
+        ok = text_add(&t[0],
+                      "%" PRIu64 ":%" PRIu64 ":%" PRIu32 ":%" PRIu32 ":%u:%" PRId64 ":%" PRId64
+                      ":%" PRId64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ";",
+                      h->id & 0xffffffffu, h->user_id, h->zone_id, h->quantity, h->state,
+                      h->created_ms, h->deadline_ms, h->amount_minor, h->pass_id & 0xffffffffu,
+                      h->payment_id & 0xffffffffu, h->confirmed_by & 0xffffffffu);
+    }
+    for (uint32_t i = 0; ok && i < rb->payment_count; i++) {
+        const struct br_redis_rebuild_payment *p = &rb->payments[i];
+        ok = text_add(&t[1],
+                      "%" PRIu64 ":%" PRIu64 ":%u:%" PRId64 ":%" PRId64 ":%" PRIu32 ":%" PRId64 ";",
+                      p->id & 0xffffffffu, p->hold_id & 0xffffffffu, p->state, p->amount_minor,
+                      p->created_ms, p->refund_attempts, p->next_attempt_ms);
+    }
+    for (uint32_t i = 0; ok && i < rb->provider_event_count; i++) {
+        ok = text_add(&t[2], "%" PRIu64 ";", rb->provider_event_ids[i]);
+    }
+    return ok;
+}
+
+int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && in != NULL);
+    int rc = rebuild_check(in);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    const struct br_event_spec *sp = &in->spec;
+    uint64_t seats = 0;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        seats += sp->zones[z].capacity;
+    }
+    /* 1: the catalog's count and capacities. */
+    struct br_outcome out;
+    struct br_effect fx[1];
+    uint32_t n = 0;
+    int64_t aux;
+    args_begin(r, S_REBUILD_CAT, 'c', 0, 0);
+    arg_fmt_u64(r, in->event_id);
+    arg_fmt_u64(r, sp->queue_capacity);
+    arg_fmt_u64(r, sp->max_active);
+    arg_fmt_u64(r, seats);
+    rc = run(r, S_REBUILD_CAT, 0, &out, &aux, fx, &n);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    /* 2: the event's slot. */
+    struct text t[3];
+    memset(t, 0, sizeof t);
+    if (!rebuild_blobs(in, t)) {
+        rc = BR_E_FULL;
+    } else {
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_EVENT_CREATE;
+        c.user_id = in->owner_user_id;
+        c.u.event_create = *sp;
+        args_begin(r, S_REBUILD, 'e', in->event_id, 0);
+        args_spec(r, &c, in->event_id, sp->queue_capacity);
+        arg_fmt_u64(r, in->pass_seq);
+        arg_fmt_u64(r, in->hold_seq);
+        arg_fmt_u64(r, in->payment_seq);
+        arg_fmt_u64(r, in->passes_issued);
+        arg_fmt_u64(r, in->queue_slots_used);
+        for (uint32_t z = 0; z < sp->zone_count; z++) {
+            arg_fmt_u64(r, in->zone_held[z]);
+        }
+        for (uint32_t z = 0; z < sp->zone_count; z++) {
+            arg_fmt_u64(r, in->zone_sold[z]);
+        }
+        for (int i = 0; i < 3; i++) {
+            arg_bytes(r, t[i].p, t[i].n);
+        }
+        rc = run(r, S_REBUILD, in->event_id, &out, &aux, fx, &n);
+        BR_ASSERT(n == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        free(t[i].p);
+    }
+    return rc;
+}
+
 /* ---- reading the state back (br_redis_state_hash) ---- */
 
 struct walk {
@@ -1859,9 +2101,12 @@ static void fmt_pass(struct walk *w, size_t i)
 
 static void take_pass(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
         w->rc = BR_E_CORRUPT;
         return;
+    }
+    if (nil(rep->element[0])) {
+        return; /* a pass a rebuild could not bring back (redis.h): not in the record */
     }
     uint64_t v[] = {w->base | (i + 1), u64(rep->element[0]), u64(rep->element[1]),
                     u64(rep->element[2])};

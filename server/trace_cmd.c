@@ -189,9 +189,12 @@ static void put_record(struct sink *s, const struct br_cmd *cmd, const struct br
     s->bytes += n;
 }
 
-/* The prologue's users, pipelined USER_BATCH at a time, stamped now_ms. */
-static int put_users(redisContext *c, uint64_t users, int64_t now_ms, struct sink *s, char *why,
-                     size_t cap)
+/* The prologue's users, pipelined USER_BATCH at a time, stamped with the
+ * event's creation: create->user_id created the event, so it could
+ * organize then; if its role was lowered since, it is registered as an
+ * organizer (no other command of an event's log looks at roles). */
+static int put_users(redisContext *c, uint64_t users, const struct br_cmd *create, struct sink *s,
+                     char *why, size_t cap)
 {
     struct br_cmd cmd;
     for (uint64_t first = 1; first <= users; first += USER_BATCH) {
@@ -206,7 +209,10 @@ static int put_users(redisContext *c, uint64_t users, int64_t now_ms, struct sin
                 return BR_E_UNAVAILABLE;
             }
             bool ok = user_cmd(r, &cmd);
-            cmd.now_ms = now_ms;
+            cmd.now_ms = create->now_ms;
+            if (id == create->user_id && cmd.u.user_register.role == BR_ROLE_CUSTOMER) {
+                cmd.u.user_register.role = BR_ROLE_ORGANIZER;
+            }
             freeReplyObject(r);
             if (!ok) {
                 /* The rest of the pipeline is drained by freeing the context. */
@@ -375,7 +381,7 @@ static int export_to(struct br_redis *r, redisContext *c, const struct br_config
         s->failed = true;
     }
     s->bytes += hn;
-    rc = put_users(c, users, create.now_ms, s, why, cap);
+    rc = put_users(c, users, &create, s, why, cap);
     if (rc != BR_OK) {
         return rc;
     }

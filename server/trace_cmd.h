@@ -13,7 +13,9 @@
  *      room exactly as it did in Redis;
  *   2. a prologue without outcomes (nothing is compared there): a
  *      user_register for every user 1..users of the catalog (email, name,
- *      password hash, salt and role as Redis's catalog holds them now), then
+ *      password hash, salt and role as Redis's catalog holds them now; the
+ *      organizer who created event N, if demoted to customer since, as an
+ *      organizer: the creation succeeded, so they could organize then), then
  *      an event_create for every event 1..N-1, taken from the first entry of
  *      that event's own log (event_put.lua writes it) and issued by the
  *      system actor, so a later role change of its organizer cannot refuse
@@ -26,12 +28,10 @@
  *      by another event; they changed nothing, and the core replaying this
  *      event alone could not reproduce them: adapters/redis.h).
  *
- * What a trace cannot reproduce, by construction (say so to whoever reads
- * a divergence): a user's role as it was when event N was created (the
- * prologue registers the current one); a trace exported after the
- * reconciler rebuilt the event from PostgreSQL (Redis lost its log: the
- * export refuses a log whose first entry is not the event's event_create).
- * The recorder never trims the logs, so the first entry stays.
+ * What a trace cannot be made of: an event the reconciler rebuilt from
+ * PostgreSQL (Redis lost its log; the export refuses a log whose first
+ * entry is not the event's event_create). The recorder never trims the
+ * logs, so otherwise the first entry stays.
  */
 #ifndef BR_SERVER_TRACE_CMD_H
 #define BR_SERVER_TRACE_CMD_H

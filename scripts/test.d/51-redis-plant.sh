@@ -55,3 +55,23 @@ if [ "$status" -ne 1 ] || ! grep -q '^TRACE DIVERGED' "$log" ||
 fi
 grep -A8 '^TRACE DIVERGED' "$log" | head -12
 echo "51-redis-plant: the planted saga_step record was caught by the trace replay"
+
+# The rebuild (lua/README.md "Rebuilding an event"): BR_PLANT=LUA_REBUILD_TICKETS
+# rebuilds each member's ticket count from confirmed holds only, forgetting
+# live ones (the per-user limit would let a user past it); test_redis_diff's
+# rebuild check must see the members' tickets differ after the rebuild.
+build=build-plant-lua-rebuild
+log=$build/plant.log
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_REBUILD_TICKETS >/dev/null
+cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+set +e
+timeout -k 10 600 "$build/tests/redis/test_redis_diff" --sequences 300 --length 120 >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 1 ] || ! grep -q '^REBUILD FAILED' "$log" || ! grep -q 'only in .*member' "$log"; then
+  tail -40 "$log"
+  echo "51-redis-plant: expected the rebuild check to catch the planted ticket count (status $status)"
+  exit 1
+fi
+grep -A6 '^REBUILD FAILED' "$log" | head -8
+echo "51-redis-plant: the planted rebuild of members' tickets was caught"

@@ -21,6 +21,16 @@
  * (the saga share logged with the step's max instead of its own count)
  * must end there (scripts/test.d/51-redis-plant.sh).
  *
+ * The rebuild (br_redis_rebuild_event, lua/README.md "Rebuilding an
+ * event"): after each sequence, Redis is flushed and rebuilt from the
+ * engine's state as PostgreSQL's record would give it (the users through
+ * the user_register twin; per event its spec, zone counters, every hold,
+ * every payment, the id counters and the provider event ids applied), then
+ * the zones, holds, payments and provider event ids must read back as
+ * before, every member's ticket count too, and the twins must continue as
+ * the engine does: a sweep an hour later, a saga_step, and a reserve in
+ * each event (ids are never reused) get identical answers.
+ *
  * On a mismatch the failing sequence is shrunk (delta debugging: drop
  * chunks of commands while the replay from scratch still diverges) and the
  * shortest one found is printed with both sides' answers; the exit status
@@ -40,6 +50,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+
+#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +90,7 @@ struct ctx {
     struct event_log *logs; /* [event id], read back */
     size_t logs_cap;
     uint64_t traced;   /* log entries replayed */
+    uint64_t rebuilt;  /* events rebuilt and continued */
     uint64_t external; /* log entries marked external (skipped) */
 };
 
@@ -555,6 +568,200 @@ static bool traces_replay(struct ctx *x)
     return true;
 }
 
+/* ---- the rebuild ---- */
+
+/* The records a rebuild must bring back: zones, holds, payments, provider
+ * event ids, and (event, user, tickets) of members with tickets. */
+static void rebuildable(struct records *all, struct records *out)
+{
+    out->count = 0;
+    for (size_t i = 0; i < all->count; i++) {
+        struct record r = all->r[i];
+        if (r.tag == 4) {
+            if (r.v[5] == 0) {
+                continue;
+            }
+            uint64_t v[] = {r.v[0], r.v[1], r.v[5]};
+            memset(r.v, 0, sizeof r.v);
+            memcpy(r.v, v, sizeof v);
+            r.n = 3;
+        } else if (r.tag != 1 && r.tag != 6 && r.tag != 7 && r.tag != 9) {
+            continue;
+        }
+        collect(out, r.tag, r.v, r.n);
+    }
+    qsort(out->r, out->count, sizeof *out->r, record_cmp);
+}
+
+/* One event's record as PostgreSQL would hold it, from the engine. */
+static void rebuild_input(struct ctx *x, uint64_t e, struct br_redis_rebuild *in,
+                          struct br_redis_rebuild_hold *holds,
+                          struct br_redis_rebuild_payment *pays)
+{
+    const struct br_engine *g = &x->engine;
+    const struct br_event *ev = &g->events[e - 1];
+    memset(in, 0, sizeof *in);
+    in->event_id = e;
+    in->owner_user_id = ev->owner_user_id;
+    in->spec = ev->spec;
+    memcpy(in->zone_held, ev->zone_held, sizeof in->zone_held);
+    memcpy(in->zone_sold, ev->zone_sold, sizeof in->zone_sold);
+    in->pass_seq = ev->pass_seq;
+    in->hold_seq = ev->hold_seq;
+    in->payment_seq = ev->payment_seq;
+    in->passes_issued = ev->passes_issued;
+    in->queue_slots_used = ev->q_tail;
+    for (uint32_t i = 0; i < g->hold_count; i++) {
+        const struct br_hold *h = &g->holds[i];
+        if (h->event_id == e) {
+            holds[in->hold_count++] = (struct br_redis_rebuild_hold){
+                .id = h->id, .user_id = h->user_id, .zone_id = h->zone_id,
+                .quantity = h->quantity, .state = h->state, .created_ms = h->created_ms,
+                .deadline_ms = h->deadline_ms, .amount_minor = h->amount_minor,
+                .pass_id = h->pass_id, .payment_id = h->payment_id,
+                .confirmed_by = h->confirmed_by};
+        }
+    }
+    for (uint32_t i = 0; i < g->payment_count; i++) {
+        const struct br_payment *p = &g->payments[i];
+        if (p->id >> 32 == e) {
+            pays[in->payment_count++] = (struct br_redis_rebuild_payment){
+                .id = p->id, .hold_id = p->hold_id, .state = p->state,
+                .amount_minor = p->amount_minor, .created_ms = p->created_ms,
+                .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
+        }
+    }
+    in->holds = holds;
+    in->payments = pays;
+}
+
+/* The engine keeps one set of provider event ids; Redis keeps them per
+ * event, as PostgreSQL does: read there before the flush. */
+static uint64_t *provider_ids(redisContext *rc, uint64_t e, uint32_t *count)
+{
+    redisReply *rep = redisCommand(rc, "SMEMBERS br:{e%" PRIu64 "}:pev", e);
+    BR_ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+    uint64_t *ids = calloc(rep->elements + 1, sizeof *ids);
+    BR_ASSERT(ids != NULL);
+    for (size_t k = 0; k < rep->elements; k++) {
+        ids[k] = strtoull(rep->element[k]->str, NULL, 10);
+    }
+    *count = (uint32_t)rep->elements;
+    freeReplyObject(rep);
+    return ids;
+}
+
+static bool rebuild_continues(struct ctx *x, redisContext *rc, int64_t now_ms)
+{
+    const struct br_engine *g = &x->engine;
+    struct records before = {0}, after = {0}, a = {0}, b = {0};
+    uint64_t h;
+    BR_ASSERT(br_redis_state_walk(&x->redis, collect, &before, &h) == BR_OK);
+    rebuildable(&before, &a);
+    uint32_t events = g->event_count;
+    uint64_t **pev = calloc(events + 1, sizeof *pev);
+    uint32_t *pev_count = calloc(events + 1, sizeof *pev_count);
+    struct br_redis_rebuild_hold *holds = calloc(g->hold_count + 1, sizeof *holds);
+    struct br_redis_rebuild_payment *pays = calloc(g->payment_count + 1, sizeof *pays);
+    BR_ASSERT(pev != NULL && pev_count != NULL && holds != NULL && pays != NULL);
+    bool ok = true;
+    for (uint32_t e = 1; e <= events; e++) {
+        pev[e] = provider_ids(rc, e, &pev_count[e]);
+    }
+    BR_ASSERT(br_redis_flush(&x->redis) == BR_OK);
+    for (uint32_t i = 0; i < g->user_count; i++) {
+        const struct br_user *u = &g->users[i];
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_USER_REGISTER;
+        memcpy(c.u.user_register.email, u->email, sizeof u->email);
+        memcpy(c.u.user_register.name, u->name, sizeof u->name);
+        memcpy(c.u.user_register.password_hash, u->password_hash, sizeof u->password_hash);
+        memcpy(c.u.user_register.salt, u->salt, sizeof u->salt);
+        c.u.user_register.role = u->role;
+        struct br_outcome o;
+        uint32_t n;
+        BR_ASSERT(br_redis_apply(&x->redis, &c, &o, x->fx_r, &n) == BR_OK && o.id == u->id);
+    }
+    for (uint32_t e = 1; e <= events && ok; e++) {
+        struct br_redis_rebuild one;
+        rebuild_input(x, e, &one, holds, pays);
+        one.provider_event_ids = pev[e];
+        one.provider_event_count = pev_count[e];
+        int r = br_redis_rebuild_event(&x->redis, &one);
+        if (r != BR_OK) {
+            printf("REBUILD FAILED: event %u: %s\n", e, br_err_name(r));
+            ok = false;
+        } else if (br_redis_rebuild_event(&x->redis, &one) != BR_E_DUPLICATE) {
+            printf("REBUILD FAILED: event %u rebuilt twice\n", e);
+            ok = false;
+        }
+    }
+    if (ok) {
+        BR_ASSERT(br_redis_state_walk(&x->redis, collect, &after, &h) == BR_OK);
+        rebuildable(&after, &b);
+        ok = a.count == b.count && memcmp(a.r, b.r, sizeof *a.r * a.count) == 0;
+        if (!ok) {
+            printf("REBUILD FAILED: the state read back differs (%zu records before, %zu after)\n",
+                   a.count, b.count);
+            for (size_t i = 0, j = 0; i < a.count || j < b.count;) {
+                int c = i == a.count ? 1 : j == b.count ? -1 : record_cmp(&a.r[i], &b.r[j]);
+                if (c < 0) {
+                    print_record("before", &a.r[i++]);
+                } else if (c > 0) {
+                    print_record("after", &b.r[j++]);
+                } else {
+                    i++;
+                    j++;
+                }
+            }
+        }
+    }
+    /* The twins continue as the engine does. */
+    for (uint32_t e = 1; e <= events && ok; e++) {
+        struct br_cmd c[3];
+        memset(c, 0, sizeof c);
+        c[0].type = BR_CMD_SWEEP;
+        c[0].now_ms = now_ms + 3600000;
+        c[0].u.sweep.event_id = e;
+        c[0].u.sweep.max = BR_SWEEP_MAX;
+        c[1].type = BR_CMD_SAGA_STEP;
+        c[1].now_ms = now_ms + 3600000;
+        c[1].u.saga_step.max = 16;
+        c[2].type = BR_CMD_RESERVE;
+        c[2].now_ms = now_ms + 3600000;
+        c[2].user_id = g->user_count > 0 ? 1 : 0;
+        c[2].u.reserve.event_id = e;
+        c[2].u.reserve.zone_id = 1;
+        c[2].u.reserve.quantity = 1;
+        for (int k = 0; k < 3 && ok; k++) {
+            struct br_outcome oe, orr;
+            uint32_t ne;
+            if (!step(x, &c[k], &oe, &orr, &ne)) {
+                char line[512];
+                show_cmd(&c[k], line, sizeof line);
+                printf("REBUILD FAILED: after the rebuild of event %u:\n  %s\n", e, line);
+                show_outcome("core", &oe, x->fx_e);
+                show_outcome("redis", &orr, x->fx_r);
+                ok = false;
+            }
+        }
+    }
+    x->rebuilt += ok ? events : 0;
+    free(before.r);
+    free(after.r);
+    free(a.r);
+    free(b.r);
+    for (uint32_t e = 1; e <= events; e++) {
+        free(pev[e]);
+    }
+    free(pev);
+    free(pev_count);
+    free(holds);
+    free(pays);
+    return ok;
+}
+
 /* Delta debugging: drops chunks of commands while the replay still
  * diverges, from halves down to single commands. Returns the new length. */
 static size_t shrink(struct ctx *x, struct br_cmd *cmds, size_t n)
@@ -681,6 +888,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    redisContext *admin = redisConnect(opt.host, opt.port); /* reads for the rebuild input */
+    BR_ASSERT(admin != NULL && admin->err == 0);
+    if (opt.db != 0) {
+        freeReplyObject(redisCommand(admin, "SELECT %d", opt.db));
+    }
     struct br_cmd *cmds = malloc(sizeof *cmds * length);
     BR_ASSERT(cmds != NULL);
     double t0 = now_s();
@@ -720,6 +932,15 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
+        int64_t last_ms = 0;
+        for (size_t i = 0; i < n; i++) {
+            last_ms = cmds[i].now_ms > last_ms ? cmds[i].now_ms : last_ms;
+        }
+        if (!failed && !rebuild_continues(&x, admin, last_ms)) {
+            printf("the sequence: %lu (seed %" PRIu64 "), %zu commands\n", s, seed, n);
+            status = 1;
+            break;
+        }
         if (failed) {
             printf("DIVERGED: sequence %lu (seed %" PRIu64 ") after %zu commands%s\n", s, seed, n,
                    he != hr ? " (final state)" : "");
@@ -752,10 +973,14 @@ int main(int argc, char **argv)
     printf("traces: %" PRIu64 " log entries replayed through the core, identical; %" PRIu64
            " external entries left out\n",
            x.traced, x.external);
+    printf("rebuilds: %" PRIu64 " events rebuilt from the engine's record; they read back and "
+           "continue identically\n",
+           x.rebuilt);
     if (status == 0 && sequences * length >= 10000 && (x.reopened == 0 || x.reconfirmed == 0)) {
         printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
         status = 1;
     }
+    redisFree(admin);
     br_redis_close(&x.redis);
     test_redis_server_stop(&server);
     free(cmds);
