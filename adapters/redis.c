@@ -1262,19 +1262,38 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
     return rc;
 }
 
-/* The seeds of "redis-cluster://host:port[,host:port...]"; host and port
- * take the first (for logs). The router checks the list itself. */
+/* The seeds of "redis-cluster://host[:port][,host[:port]...]" (port 6379
+ * when left out); host and port take the first (for logs). */
 static int parse_cluster_url(const char *seeds, struct br_redis_options *o)
 {
     size_t len = strlen(seeds);
-    size_t first = strcspn(seeds, ",");
-    size_t host_len = strcspn(seeds, ":,");
-    if (len == 0 || len >= sizeof o->seeds || host_len == 0 || host_len >= sizeof o->host) {
+    if (len == 0 || len >= sizeof o->seeds) {
         return BR_E_INVALID;
     }
+    for (const char *p = seeds; *p != 0;) {
+        size_t item = strcspn(p, ",");
+        size_t host_len = strcspn(p, ":,");
+        if (host_len == 0 || host_len >= sizeof o->host) {
+            return BR_E_INVALID;
+        }
+        long port = 6379;
+        if (host_len < item) {
+            char *end;
+            port = strtol(p + host_len + 1, &end, 10);
+            if (end == p + host_len + 1 || end != p + item || port < 1 || port > 65535) {
+                return BR_E_INVALID;
+            }
+        }
+        if (p == seeds) {
+            memcpy(o->host, p, host_len);
+            o->port = (int)port;
+        }
+        p += item;
+        if (*p == ',' && *++p == 0) {
+            return BR_E_INVALID; /* a trailing comma */
+        }
+    }
     memcpy(o->seeds, seeds, len + 1);
-    memcpy(o->host, seeds, host_len);
-    o->port = host_len < first ? atoi(seeds + host_len + 1) : 6379;
     o->cluster = true;
     return BR_OK;
 }

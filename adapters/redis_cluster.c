@@ -531,7 +531,11 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
             return BR_OK;
         }
         uint32_t from = h.at;
+#ifdef BR_PLANT_CLUSTER_SCRIPT_ASK_FOLLOWED
+        bool go_on = next_hop(c, &h, nx, false, slot, *rep); /* planted: scripts follow ASK */
+#else
         bool go_on = next_hop(c, &h, nx, r == ROUTE_SCRIPT, slot, *rep);
+#endif
         if (!go_on) {
             /* Nothing ran: CLUSTERDOWN, or redirected / told to wait too often. */
             log_node(c, &c->node[from], "route", (*rep)->str);

@@ -153,6 +153,33 @@ static void test_slot_is_crc16_of_the_hash_tag(void **state)
     }
 }
 
+static void test_cluster_url(void **state)
+{
+    (void)state;
+    struct br_redis_options o;
+    assert_int_equal(br_redis_parse_url("redis-cluster://10.0.0.5:7000,10.0.0.6,h:7002", &o),
+                     BR_OK);
+    assert_true(o.cluster);
+    assert_string_equal(o.seeds, "10.0.0.5:7000,10.0.0.6,h:7002");
+    assert_string_equal(o.host, "10.0.0.5");
+    assert_int_equal(o.port, 7000);
+    assert_int_equal(o.db, 0);
+    assert_int_equal(br_redis_parse_url("redis-cluster://h", &o), BR_OK);
+    assert_int_equal(o.port, 6379);
+    assert_int_equal(br_redis_parse_url("redis://h:7000", &o), BR_OK);
+    assert_false(o.cluster);
+    static const char *const bad[] = {
+        "redis-cluster://",         "redis-cluster://h:7000,",  "redis-cluster://,h:7000",
+        "redis-cluster://h:0",      "redis-cluster://h:70000",  "redis-cluster://h:7000/1",
+        "redis-cluster://h:x,k:1",  "redis-cluster://h:1,:2",   "redis-cluster://h:1,,k:2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (br_redis_parse_url(bad[i], &o) != BR_E_INVALID) {
+            fail_msg("%s accepted", bad[i]);
+        }
+    }
+}
+
 static void test_open_learns_every_slot(void **state)
 {
     struct fixture *f = *state;
@@ -619,6 +646,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slot_is_crc16_of_the_hash_tag),
+        cmocka_unit_test(test_cluster_url),
         cmocka_unit_test(test_open_learns_every_slot),
         cmocka_unit_test(test_slot_moved_during_a_sequence),
         cmocka_unit_test(test_tryagain_is_bounded),
