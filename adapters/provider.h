@@ -102,8 +102,7 @@ static inline void br_provider_idem_key(char out[BR_PROVIDER_IDEM_KEY_MAX], cons
 
 static inline int br_provider_create_intent(const struct br_provider *pv, uint64_t payment_id,
                                             uint64_t booking_id, int64_t amount_minor,
-                                            const char *currency,
-                                            char id_out[BR_PROVIDER_ID_MAX],
+                                            const char *currency, char id_out[BR_PROVIDER_ID_MAX],
                                             char secret_out[BR_PROVIDER_SECRET_MAX])
 {
     char key[BR_PROVIDER_IDEM_KEY_MAX];

@@ -40,8 +40,7 @@ void br_api_cmd_user_role_set(struct br_cmd *cmd, uint64_t actor, uint64_t targe
     cmd->u.user_role_set.role = role;
 }
 
-void br_api_cmd_session_open(struct br_cmd *cmd, uint64_t user, uint32_t generation,
-                             int64_t ttl_ms)
+void br_api_cmd_session_open(struct br_cmd *cmd, uint64_t user, uint32_t generation, int64_t ttl_ms)
 {
     cmd_start(cmd, BR_CMD_SESSION_OPEN, user);
     cmd->u.session_open.ttl_ms = ttl_ms;
@@ -69,8 +68,7 @@ void br_api_cmd_session_revoke_all(struct br_cmd *cmd, uint64_t user)
     cmd_start(cmd, BR_CMD_SESSION_REVOKE_ALL, user);
 }
 
-void br_api_cmd_event_create(struct br_cmd *cmd, uint64_t actor,
-                             const struct br_event_spec *spec)
+void br_api_cmd_event_create(struct br_cmd *cmd, uint64_t actor, const struct br_event_spec *spec)
 {
     cmd_start(cmd, BR_CMD_EVENT_CREATE, actor);
     cmd->u.event_create = *spec;
@@ -177,8 +175,13 @@ void br_api_queue_from_join(struct br_api_queue *out, const struct br_cmd *cmd,
                             uint32_t tick_ms)
 {
     BR_ASSERT(cmd->type == BR_CMD_QUEUE_JOIN && o->err == BR_OK);
+#ifdef BR_PLANT_API_FILL /* test builds only: the length shown as the position */
+    br_api_queue_fill(out, cmd->u.queue_join.event_id, spec, o->status, o->queue_length,
+                      o->queue_length, o->ref, o->deadline_ms, tick_ms, cmd->now_ms);
+#else
     br_api_queue_fill(out, cmd->u.queue_join.event_id, spec, o->status, o->position,
                       o->queue_length, o->ref, o->deadline_ms, tick_ms, cmd->now_ms);
+#endif
 }
 
 void br_api_session_from_outcome(struct br_api_session *out, const struct br_cmd *cmd,
@@ -218,8 +221,7 @@ void br_api_payment_from_outcome(struct br_api_payment *out, const struct br_out
 }
 
 void br_api_booking_from_reserve(struct br_api_booking *out, const struct br_cmd *cmd,
-                                 const struct br_outcome *o,
-                                 const char currency[BR_CURRENCY_MAX])
+                                 const struct br_outcome *o, const char currency[BR_CURRENCY_MAX])
 {
     BR_ASSERT(cmd->type == BR_CMD_RESERVE && o->id != 0);
     memset(out, 0, sizeof *out);

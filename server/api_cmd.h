@@ -43,8 +43,7 @@ void br_api_cmd_session_rotate(struct br_cmd *cmd, uint64_t session_id, uint32_t
 void br_api_cmd_session_revoke(struct br_cmd *cmd, uint64_t session_id, uint32_t generation);
 void br_api_cmd_session_revoke_all(struct br_cmd *cmd, uint64_t user);
 /* actor 0 = the server itself (the demo event). */
-void br_api_cmd_event_create(struct br_cmd *cmd, uint64_t actor,
-                             const struct br_event_spec *spec);
+void br_api_cmd_event_create(struct br_cmd *cmd, uint64_t actor, const struct br_event_spec *spec);
 void br_api_cmd_queue_join(struct br_cmd *cmd, uint64_t user, uint64_t event_id);
 void br_api_cmd_queue_leave(struct br_cmd *cmd, uint64_t user, uint64_t event_id);
 /* pass_id 0 = none; idem_key 0 = none (the route hashes the header). */
@@ -112,7 +111,6 @@ void br_api_payment_from_outcome(struct br_api_payment *out, const struct br_out
  * this command's time and payment_id 0, where the stored hold knows the
  * first's: a backend that keeps holds answers repeats from its store. */
 void br_api_booking_from_reserve(struct br_api_booking *out, const struct br_cmd *cmd,
-                                 const struct br_outcome *o,
-                                 const char currency[BR_CURRENCY_MAX]);
+                                 const struct br_outcome *o, const char currency[BR_CURRENCY_MAX]);
 
 #endif

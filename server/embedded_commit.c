@@ -33,6 +33,10 @@
 #include "server/embedded_internal.h"
 #include "server/log.h"
 
+/* carry_out copies the provider's intent id and secret into the call. */
+_Static_assert(BR_API_PROVIDER_ID_MAX == BR_PROVIDER_ID_MAX, "intent id sizes differ");
+_Static_assert(BR_API_SECRET_MAX == BR_PROVIDER_SECRET_MAX, "client secret sizes differ");
+
 /* When a syncer takes the active batch (leader/follower group commit):
  * with no commit in flight, at once (the disk is idle: waiting would only
  * add latency); with one in flight, only once that one has taken

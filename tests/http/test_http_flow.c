@@ -10,6 +10,7 @@
 #define _DEFAULT_SOURCE
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -506,6 +507,64 @@ static void test_stream_keepalive_and_end(void **state)
     free(text);
 }
 
+/* Leaves B's queue after a moment, while C's stream is open. */
+struct later_leave {
+    struct t_server *s;
+    const char *token;
+    uint64_t event_id;
+};
+
+static void *leave_later(void *arg)
+{
+    struct later_leave *l = arg;
+    t_sleep_ms(400);
+    const char *hs[] = {"Content-Type: application/json", NULL};
+    char body[64];
+    snprintf(body, sizeof body, "{\"event_id\":%llu}", (unsigned long long)l->event_id);
+    struct t_resp r;
+    t_request(l->s, "DELETE", "/api/v1/queue/leave", l->token, hs, body, strlen(body), &r);
+    t_resp_free(&r);
+    return NULL;
+}
+
+/* An open stream follows its position as the line moves: the hub's refresh
+ * (queue_positions), not the pass, carries it. One pass at a time: A holds
+ * it, B waits 1st, C 2nd; B leaves while C's stream is open, and C's stream
+ * then says position 1. */
+static void test_stream_follows_the_line(void **state)
+{
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:{s:i, s:i, s:i}}", "queue", "max_active", 1,
+                                       "admit_per_tick", 1, "pass_ttl_s", 120));
+    char a[1024], b[1024], c[1024], pass[1024];
+    t_buyer(s, "line-a", a, sizeof a);
+    t_buyer(s, "line-b", b, sizeof b);
+    t_buyer(s, "line-c", c, sizeof c);
+    assert_true(t_wait_pass(s, a, ev, pass, sizeof pass, 5000));
+    struct t_resp r;
+    const char *tokens[] = {b, c};
+    for (int i = 0; i < 2; i++) {
+        t_json(s, "POST", "/api/v1/queue/join", tokens[i],
+               json_pack("{s:I}", "event_id", (json_int_t)ev), NULL, &r);
+        EXPECT(r, 200, NULL);
+        assert_int_equal(J_INT(r, "position"), i + 1);
+        t_resp_free(&r);
+    }
+    struct later_leave l = {s, b, ev};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, leave_later, &l), 0);
+    char p[128];
+    char *text = t_sse(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), c,
+                       "\"position\":1,", 5000);
+    pthread_join(th, NULL);
+    assert_non_null(strstr(text, "\"position\":2,"));
+    if (strstr(text, "\"position\":1,") == NULL) {
+        fprintf(stderr, "stream said: %s\n", text);
+    }
+    assert_non_null(strstr(text, "\"position\":1,"));
+    free(text);
+}
+
 static void test_roles_and_events_list(void **state)
 {
     struct t_server *s = &((struct fx *)*state)->srv;
@@ -583,6 +642,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hold_expired_payment_gone),
         cmocka_unit_test(test_queue_leave_and_prequeue),
         cmocka_unit_test(test_stream_keepalive_and_end),
+        cmocka_unit_test(test_stream_follows_the_line),
         cmocka_unit_test(test_roles_and_events_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

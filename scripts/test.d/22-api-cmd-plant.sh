@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# 22-api-cmd-plant.sh -- proof that tests/http/test_api_cmd.c can fail: the
+# translation both backends share (server/api_cmd.c) is built with a
+# planted bug (BR_PLANT_API_FILL: a queue_join's answer shows the queue's
+# length as the user's position) and the test must fail on it, naming
+# test_fillers_agree_with_the_engine; the normal build (ctest http_api_cmd)
+# passes the same seeds. Builds one small target (about half a minute).
+# usage: 22-api-cmd-plant.sh ASAN_BUILD RELEASE_BUILD
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=build-plant-API_FILL
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT=API_FILL >/dev/null
+cmake --build "$build" --target test_api_cmd -j 2 >/dev/null
+set +e
+out=$("$build/tests/http/test_api_cmd" 2>&1); rc=$?
+set -e
+if [ "$rc" -ne 0 ] && grep -q "FAILED  \] test_fillers_agree_with_the_engine" <<<"$out"; then
+  echo "api_cmd plant: caught (test_fillers_agree_with_the_engine failed, exit $rc)"
+else
+  echo "$out" >&2
+  echo "api_cmd plant: FAIL: the planted bug in server/api_cmd.c went unnoticed (exit $rc)" >&2
+  exit 1
+fi
