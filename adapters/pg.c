@@ -24,6 +24,7 @@
  * thread that took the slot. A connection is dropped (PQfinish) when its
  * body saw it broken, so the next user of the slot connects afresh.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include "pg.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapters/clock.h"
 #include "adapters/pg_internal.h"
@@ -39,9 +41,9 @@
 #include "core/panic.h"
 
 struct slot {
-    PGconn *conn;                   /* NULL until made, and after it broke */
-    bool busy;                      /* lent to a caller */
-    bool prepared[BR_PG_S_COUNT];   /* statements prepared on conn */
+    PGconn *conn;                 /* NULL until made, and after it broke */
+    bool busy;                    /* lent to a caller */
+    bool prepared[BR_PG_S_COUNT]; /* statements prepared on conn */
 };
 
 struct br_pg {
@@ -52,8 +54,9 @@ struct br_pg {
     char *url;
     const struct br_log *log;
     int64_t wait_ms;
-    uint64_t connects;      /* under mu */
-    uint32_t lose_commits;  /* under mu: fault injection, pg.h */
+    uint64_t connects;           /* under mu */
+    uint32_t lose_commits;       /* under mu: fault injection, pg.h */
+    uint32_t kill_before_commit; /* under mu: likewise */
 };
 
 const struct br_log *br_pg_log(const struct br_pg *pg)
@@ -134,15 +137,22 @@ void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n)
     pthread_mutex_unlock(&pg->mu);
 }
 
-static bool take_lost_commit(struct br_pg *pg)
+void br_pg_fault_kill_before_commit(struct br_pg *pg, uint32_t n)
 {
     pthread_mutex_lock(&pg->mu);
-    bool lose = pg->lose_commits > 0;
-    if (lose) {
-        pg->lose_commits--;
+    pg->kill_before_commit = n;
+    pthread_mutex_unlock(&pg->mu);
+}
+
+static bool take_fault(struct br_pg *pg, uint32_t *counter)
+{
+    pthread_mutex_lock(&pg->mu);
+    bool take = *counter > 0;
+    if (take) {
+        (*counter)--;
     }
     pthread_mutex_unlock(&pg->mu);
-    return lose;
+    return take;
 }
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -160,8 +170,12 @@ static PGconn *connect_one(struct br_pg *pg)
 {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", BR_PG_CONNECT_TIMEOUT_S);
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {pg->url, timeout, "bookingrush", NULL};
+    /* Generic plans: every statement here is a key lookup whose best plan
+     * does not depend on the values, and planning each execution again
+     * would cost more than running it. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
+    const char *vals[] = {pg->url, timeout, "bookingrush", "-c plan_cache_mode=force_generic_plan",
+                          NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         char esc[512];
@@ -291,6 +305,34 @@ void br_pg_p_bool(struct br_pg_params *p, bool v)
     add(p, v ? "t" : "f", 0, 0);
 }
 
+int br_pg_prepare(struct br_pg_tx *t, const struct br_pg_stmt *s)
+{
+    BR_ASSERT(s->slot < BR_PG_S_COUNT);
+    if (t->prepared[s->slot]) {
+        return BR_OK;
+    }
+    PGresult *r = PQprepare(t->conn, s->name, s->sql, s->nparams, NULL);
+    int rc = br_pg_check(t, r, PGRES_COMMAND_OK, s->name);
+    if (rc == BR_OK) {
+        PQclear(r);
+        t->prepared[s->slot] = true;
+    }
+    return rc;
+}
+
+int br_pg_send(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p)
+{
+    BR_ASSERT(t->prepared[s->slot] && p->n == s->nparams);
+    if (PQsendQueryPrepared(t->conn, s->name, p->n, p->val, p->len, p->fmt, 0) == 1) {
+        return BR_OK;
+    }
+    char esc[512];
+    br_logf(t->pg->log, BR_LOG_WARN, "pg send failed", "\"what\":\"%s\",\"error\":\"%s\"", s->name,
+            br_log_escape(PQerrorMessage(t->conn), esc, sizeof esc));
+    t->broken = true;
+    return BR_E_UNAVAILABLE;
+}
+
 PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p)
 {
     BR_ASSERT(s->slot < BR_PG_S_COUNT && p->n == s->nparams);
@@ -351,8 +393,8 @@ int br_pg_check(struct br_pg_tx *t, PGresult *r, ExecStatusType want, const char
     int rc = translate(t, t->sqlstate);
     char esc[768];
     br_logf(t->pg->log, rc == BR_E_CORRUPT ? BR_LOG_ERROR : BR_LOG_WARN, "pg statement failed",
-            "\"what\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%s\",\"as\":\"%s\"", what,
-            t->sqlstate, br_log_escape(msg, esc, sizeof esc), br_err_name(rc));
+            "\"what\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%s\",\"as\":\"%s\"", what, t->sqlstate,
+            br_log_escape(msg, esc, sizeof esc), br_err_name(rc));
     PQclear(r);
     return rc;
 }
@@ -451,12 +493,17 @@ static void txid_status(struct br_pg *pg, const char *txid, char *out, size_t ca
 {
     out[0] = '\0';
     for (int attempt = 0; attempt < 3 && out[0] == '\0'; attempt++) {
+        if (attempt > 0) { /* 50 ms, then 200 ms: a restarting server may come back */
+            struct timespec ts = {0, attempt == 1 ? 50000000L : 200000000L};
+            nanosleep(&ts, NULL);
+        }
         PGconn *c = connect_one(pg);
         if (c == NULL) {
             continue;
         }
         const char *vals[1] = {txid};
-        PGresult *r = PQexecParams(c, "SELECT txid_status($1::bigint)", 1, NULL, vals, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(c, "SELECT txid_status($1::bigint)", 1, NULL, vals, NULL, NULL, 0);
         if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             const char *v = PQgetvalue(r, 0, 0);
             if (strcmp(v, "committed") == 0 || strcmp(v, "aborted") == 0) {
@@ -491,8 +538,12 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
         }
         return t->broken || t->retryable ? AGAIN : DONE;
     }
+    if (take_fault(t->pg, &t->pg->kill_before_commit)) {
+        /* fault injection: the server ends this session with the work undone */
+        PQclear(PQexec(t->conn, "SELECT pg_terminate_backend(pg_backend_pid())"));
+    }
     int crc = simple(t, "COMMIT", PGRES_COMMAND_OK, NULL);
-    if (crc == BR_OK && take_lost_commit(t->pg)) {
+    if (crc == BR_OK && take_fault(t->pg, &t->pg->lose_commits)) {
         t->broken = true; /* fault injection: the answer is thrown away */
         crc = BR_E_UNAVAILABLE;
     }
@@ -513,8 +564,12 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
         *rc = BR_OK;
         return DONE;
     }
+    if (st[0] == 'a') {
+        *rc = BR_E_UNAVAILABLE; /* known: nothing committed */
+        return AGAIN;
+    }
     *rc = BR_E_UNKNOWN_OUTCOME;
-    return st[0] == 'a' ? AGAIN : DONE;
+    return DONE;
 }
 
 int br_pg_run(struct br_pg *pg, const char *what, enum br_pg_run_kind kind, br_pg_body body,
@@ -673,14 +728,74 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 #endif
 #ifdef BR_PLANT_PG_EMAIL_CASE
     if (rc == BR_OK) { /* planted: emails unique regardless of case */
-        rc = simple(t, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email))",
-                    PGRES_COMMAND_OK, NULL);
+        rc =
+            simple(t, "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower ON users (lower(email))",
+                   PGRES_COMMAND_OK, NULL);
     }
 #endif
     if (!t->broken) {
         (void)simple(t, unlock, PGRES_TUPLES_OK, NULL);
     }
     return rc;
+}
+
+struct status_arg {
+    uint32_t recorded;
+    bool unknown; /* a version this binary does not carry */
+    bool missing; /* an embedded migration not recorded */
+};
+
+static int status_body(struct br_pg_tx *t, void *argp)
+{
+    struct status_arg *a = argp;
+    a->recorded = 0;
+    a->unknown = false;
+    a->missing = true;
+    PGresult *r = PQexec(t->conn, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "schema check");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    bool table = br_pg_bool(r, 0, 0);
+    PQclear(r);
+    if (!table) {
+        return BR_OK;
+    }
+    bool done[64] = {false};
+    BR_ASSERT(br_pg_migration_count <= 64);
+    rc = recorded(t, done);
+    if (rc == BR_E_VERSION) {
+        a->unknown = true;
+        rc = BR_OK;
+    }
+    a->missing = false;
+    for (unsigned m = 0; m < br_pg_migration_count; m++) {
+        a->recorded += done[m] ? 1u : 0u;
+        a->missing = a->missing || !done[m];
+    }
+    return rc;
+}
+
+int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded_out, uint32_t *embedded)
+{
+    struct status_arg a = {0};
+    int rc = br_pg_run(pg, "schema_status", BR_PG_READ, status_body, &a);
+    if (recorded_out != NULL) {
+        *recorded_out = a.recorded;
+    }
+    if (embedded != NULL) {
+        *embedded = br_pg_migration_count;
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (a.missing || a.unknown) {
+        br_logf(pg->log, BR_LOG_WARN, "pg schema is not this binary's",
+                "\"recorded\":%u,\"embedded\":%u,\"unknown\":%s", a.recorded, br_pg_migration_count,
+                a.unknown ? "true" : "false");
+        return BR_E_VERSION;
+    }
+    return BR_OK;
 }
 
 int br_pg_migrate(struct br_pg *pg, FILE *report, uint32_t *applied)

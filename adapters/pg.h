@@ -60,8 +60,8 @@
 #include "core/cmd.h"
 
 #define BR_PG_POOL_MAX 64u
-#define BR_PG_WAIT_MS_DEFAULT 2000  /* a caller waits this long for a free connection */
-#define BR_PG_CONNECT_TIMEOUT_S 5   /* libpq connect_timeout */
+#define BR_PG_WAIT_MS_DEFAULT 2000 /* a caller waits this long for a free connection */
+#define BR_PG_CONNECT_TIMEOUT_S 5  /* libpq connect_timeout */
 #define BR_PG_PROJECT_BATCH_MAX 1024u
 #define BR_PG_STREAM_ID_MAX 32u     /* "<ms>-<seq>" incl. NUL, as Redis streams write them */
 #define BR_PG_INTENT_ID_MAX 48u     /* = BR_PROVIDER_ID_MAX */
@@ -94,6 +94,11 @@ uint64_t br_pg_connects(const struct br_pg *pg);
  * committed (the connection is dropped), so the lost-COMMIT path runs. */
 void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
 
+/* Fault injection for tests: the next n write transactions have their
+ * server session terminated (pg_terminate_backend of itself) after their
+ * statements ran and before COMMIT, as an operator or a failover would. */
+void br_pg_fault_kill_before_commit(struct br_pg *pg, uint32_t n);
+
 /* --- migrations ----------------------------------------------------------- */
 
 /* Applies every embedded migration not yet recorded in schema_migrations, in
@@ -105,6 +110,15 @@ void br_pg_fault_lose_commits(struct br_pg *pg, uint32_t n);
  * (a migration failed: rolled back, named in the log), BR_E_VERSION (the
  * database has a migration this binary does not know: an older binary). */
 int br_pg_migrate(struct br_pg *pg, FILE *report, uint32_t *applied);
+
+/* Whether the database's schema is this binary's, without changing it (a
+ * server start checks this; `bookingrush migrate` changes it). BR_OK: every
+ * embedded migration is recorded and none other. BR_E_VERSION: some are
+ * missing (no schema_migrations table included: run migrate) or the
+ * database has one this binary does not know (an older binary). Or a
+ * connection error. *recorded and *embedded (either may be NULL): the
+ * migrations the database records / this binary carries. */
+int br_pg_schema_status(struct br_pg *pg, uint32_t *recorded, uint32_t *embedded);
 
 /* --- users ---------------------------------------------------------------- */
 
@@ -201,10 +215,10 @@ int br_pg_event_max_id(struct br_pg *pg, uint64_t *out);
 /* One decoded entry of an event's Redis log (contract 1: the recorder builds
  * these from struct br_redis_log_entry; everything is borrowed for the call). */
 struct br_pg_log_item {
-    const char *stream_id;        /* "<ms>-<seq>", strictly increasing within the event */
+    const char *stream_id; /* "<ms>-<seq>", strictly increasing within the event */
     const struct br_cmd *cmd;
     const struct br_outcome *out;
-    const struct br_effect *fx;   /* the effects of the command, in order */
+    const struct br_effect *fx; /* the effects of the command, in order */
     uint32_t fx_count;
 };
 
@@ -213,7 +227,12 @@ struct br_pg_log_item {
  * at or below the stored position are skipped (so the same batch twice, or
  * overlapping batches, apply each entry exactly once); the event's row is
  * locked, so two recorders at once serialise. What each entry changes is
- * br_pg_rows_of's (pg_project.h). *applied (may be NULL) = entries applied.
+ * br_pg_rows_of's (pg_project.h). Statements are pipelined (a round trip per
+ * 256) and each zone row is written once per batch, with the CHECK shown the
+ * counts right after the first entry that broke it, if any (pg_record.c):
+ * cost O(n + effects), about 8k reserve entries/s on the test machine.
+ * Batches of 64..1024 entries are the sweet spot. Stream ids are compared
+ * as (ms, seq) numbers. *applied (may be NULL) = entries applied.
  * BR_OK, BR_E_CORRUPT (a CHECK refused: a zone would be oversold or a count
  * negative; the transaction is rolled back, the position stays, and the log
  * line names the event, the zone and the stream id; never "fixed"),
@@ -241,18 +260,18 @@ int br_pg_zones(struct br_pg *pg, uint64_t event_id, struct br_pg_zone out[BR_EV
                 uint32_t *count);
 
 struct br_pg_booking {
-    uint64_t id;            /* = the hold id */
+    uint64_t id; /* = the hold id */
     uint64_t event_id;
     uint64_t user_id;
     uint32_t zone_id;
     uint32_t quantity;
-    uint8_t state;          /* enum br_hold_state */
+    uint8_t state; /* enum br_hold_state */
     int64_t total_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_at_ms;
-    int64_t expires_at_ms;  /* the hold's deadline */
-    uint64_t pass_id;       /* 0 = none */
-    uint64_t payment_id;    /* the latest payment, 0 = none */
+    int64_t expires_at_ms; /* the hold's deadline */
+    uint64_t pass_id;      /* 0 = none */
+    uint64_t payment_id;   /* the latest payment, 0 = none */
 };
 
 /* Bookings of the event with id > after_id whose state bit (1u << state) is
@@ -268,7 +287,7 @@ struct br_pg_payment {
     uint64_t id;
     uint64_t booking_id;
     uint64_t event_id;
-    uint8_t state;            /* enum br_payment_state */
+    uint8_t state; /* enum br_payment_state */
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
     int64_t created_ms;
@@ -293,13 +312,13 @@ int br_pg_provider_events(struct br_pg *pg, uint64_t event_id, uint64_t after, u
 /* --- the built-in test provider's intents, shared by server processes ----- */
 
 struct br_pg_intent {
-    char id[BR_PG_INTENT_ID_MAX];             /* "pi_..." */
-    uint64_t payment_id;                      /* unique: one intent per payment */
+    char id[BR_PG_INTENT_ID_MAX]; /* "pi_..." */
+    uint64_t payment_id;          /* unique: one intent per payment */
     uint64_t booking_id;
     char client_secret[BR_PG_INTENT_SECRET_MAX];
     int64_t amount_minor;
     char currency[BR_CURRENCY_MAX];
-    char status[BR_PG_INTENT_STATUS_MAX];     /* Stripe's words: "requires_payment_method", ... */
+    char status[BR_PG_INTENT_STATUS_MAX]; /* Stripe's words: "requires_payment_method", ... */
     int64_t created_ms;
 };
 

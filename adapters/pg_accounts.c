@@ -47,9 +47,9 @@ static const struct br_pg_stmt session_get = {
 static const struct br_pg_stmt session_rotate = {
     BR_PG_S_SESSION_ROTATE, "session_rotate",
     "UPDATE sessions SET generation = $2, expires_at_ms = $3 WHERE id = $1", 3};
-static const struct br_pg_stmt session_revoke = {
-    BR_PG_S_SESSION_REVOKE, "session_revoke", "UPDATE sessions SET revoked = true WHERE id = $1",
-    1};
+static const struct br_pg_stmt session_revoke = {BR_PG_S_SESSION_REVOKE, "session_revoke",
+                                                 "UPDATE sessions SET revoked = true WHERE id = $1",
+                                                 1};
 static const struct br_pg_stmt session_floor = {
     BR_PG_S_SESSION_FLOOR, "session_floor",
     "UPDATE users SET sessions_floor = GREATEST(sessions_floor, "
@@ -111,7 +111,8 @@ static int register_body(struct br_pg_tx *t, void *argp)
     br_pg_p_i64(&p, c->now_ms);
     rc = command(t, &user_insert, &p, "user insert", NULL);
     if (rc == BR_E_DUPLICATE) {
-        return BR_E_EMAIL_TAKEN; /* 23505: the only unique key besides the id we hold the lock for */
+        return BR_E_EMAIL_TAKEN; /* 23505: the only unique key besides the id we hold the lock for
+                                  */
     }
     if (rc == BR_E_CORRUPT) {
         return BR_E_INVALID; /* a CHECK on the role */
@@ -332,8 +333,8 @@ static int open_body(struct br_pg_tx *t, void *argp)
     return BR_OK;
 }
 
-static int set_row(struct br_pg_tx *t, const struct br_pg_stmt *s, uint64_t id,
-                   const int64_t *more, int nmore)
+static int set_row(struct br_pg_tx *t, const struct br_pg_stmt *s, uint64_t id, const int64_t *more,
+                   int nmore)
 {
     struct br_pg_params p;
     br_pg_params_init(&p);
@@ -430,8 +431,8 @@ static int revoke_all_body(struct br_pg_tx *t, void *argp)
 }
 
 /* Runs a session body: out->err, or a connection-level error (out cleared). */
-static int session_run(struct br_pg *pg, const char *what, br_pg_body body,
-                       const struct br_cmd *c, struct br_outcome *out)
+static int session_run(struct br_pg *pg, const char *what, br_pg_body body, const struct br_cmd *c,
+                       struct br_outcome *out)
 {
     struct session_arg a = {.c = c, .out = out};
     int rc = br_pg_run(pg, what, BR_PG_WRITE, body, &a);

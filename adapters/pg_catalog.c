@@ -12,9 +12,9 @@
 #include "core/err.h"
 #include "core/panic.h"
 
-#define EVENT_COLS                                                                        \
-    "id, owner_id, created_ms, name, venue, starts_at_ms, sale_opens_at_ms, per_user_limit, " \
-    "requires_pass, max_active, admit_per_tick, pass_ttl_ms, hold_ttl_ms, queue_capacity, "   \
+#define EVENT_COLS                                                                                 \
+    "id, owner_id, created_ms, name, venue, starts_at_ms, sale_opens_at_ms, per_user_limit, "      \
+    "requires_pass, max_active, admit_per_tick, pass_ttl_ms, hold_ttl_ms, queue_capacity, "        \
     "zone_count"
 #define ZONE_COLS "event_id, zone_id, name, capacity, price_minor, currency"
 
@@ -28,16 +28,16 @@ static const struct br_pg_stmt event_insert = {
 static const struct br_pg_stmt zone_insert = {
     BR_PG_S_ZONE_INSERT, "zone_insert",
     "INSERT INTO zones (" ZONE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)", 6};
-static const struct br_pg_stmt event_get = {
-    BR_PG_S_EVENT_GET, "event_get", "SELECT " EVENT_COLS " FROM events WHERE id = $1", 1};
+static const struct br_pg_stmt event_get = {BR_PG_S_EVENT_GET, "event_get",
+                                            "SELECT " EVENT_COLS " FROM events WHERE id = $1", 1};
 static const struct br_pg_stmt event_list = {
     BR_PG_S_EVENT_LIST, "event_list",
     "SELECT " EVENT_COLS " FROM events WHERE id > $1 ORDER BY id LIMIT $2", 2};
-static const struct br_pg_stmt zones_range = {
-    BR_PG_S_ZONES_RANGE, "zones_range",
-    "SELECT " ZONE_COLS " FROM zones WHERE event_id >= $1 AND event_id <= $2 "
-    "ORDER BY event_id, zone_id",
-    2};
+static const struct br_pg_stmt zones_range = {BR_PG_S_ZONES_RANGE, "zones_range",
+                                              "SELECT " ZONE_COLS
+                                              " FROM zones WHERE event_id >= $1 AND event_id <= $2 "
+                                              "ORDER BY event_id, zone_id",
+                                              2};
 
 struct create_arg {
     const struct br_cmd *c;
@@ -124,7 +124,8 @@ int br_pg_event_create(struct br_pg *pg, const struct br_cmd *c, br_pg_hook hook
     const struct br_event_spec *s = &c->u.event_create;
     *id_out = 0;
     if (s->zone_count < 1 || s->zone_count > BR_EVENT_ZONES_MAX ||
-        memchr(s->name, 0, sizeof s->name) == NULL || memchr(s->venue, 0, sizeof s->venue) == NULL) {
+        memchr(s->name, 0, sizeof s->name) == NULL ||
+        memchr(s->venue, 0, sizeof s->venue) == NULL) {
         return BR_E_INVALID;
     }
     for (uint32_t z = 0; z < s->zone_count; z++) {

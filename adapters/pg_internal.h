@@ -47,8 +47,9 @@ enum br_pg_slot {
     BR_PG_S_POSITION_GET,
     BR_PG_S_POSITION_SET,
     BR_PG_S_BOOKING_NEW,
-    BR_PG_S_BOOKING_EXISTS,
     BR_PG_S_BOOKING_MOVE,
+    BR_PG_S_ZONES_LOCK,
+    BR_PG_S_ZONE_SET,
     BR_PG_S_PAYMENT_NEW,
     BR_PG_S_PAYMENT_STATE,
     BR_PG_S_REFUND_ATTEMPT,
@@ -116,8 +117,15 @@ void br_pg_p_bool(struct br_pg_params *p, bool v);
 
 /* Prepares s on this connection if needed, then runs it. Never NULL-checks
  * for the caller: pass the result to br_pg_check. */
-PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s,
-                     const struct br_pg_params *p);
+PGresult *br_pg_exec(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p);
+
+/* Prepares s on this connection if it is not yet (a pipeline cannot
+ * prepare synchronously). BR_OK or a translated error. */
+int br_pg_prepare(struct br_pg_tx *t, const struct br_pg_stmt *s);
+
+/* Queues s (prepared) in pipeline mode. BR_OK, or BR_E_UNAVAILABLE with
+ * t->broken when libpq could not queue it. */
+int br_pg_send(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p);
 
 /* BR_OK if r has status want (PGRES_TUPLES_OK / PGRES_COMMAND_OK); else logs
  * what + SQLSTATE + the server's message, records the SQLSTATE in t, clears

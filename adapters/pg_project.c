@@ -22,12 +22,18 @@ int64_t br_pg_refund_backoff_ms(uint32_t attempts)
 const char *br_pg_outbox_topic(uint8_t fx_kind)
 {
     switch (fx_kind) {
-    case BR_FX_PROVIDER_CHARGE: return "provider_charge";
-    case BR_FX_PROVIDER_REFUND: return "provider_refund";
-    case BR_FX_BOOKING_CONFIRMED: return "booking_confirmed";
-    case BR_FX_BOOKING_EXPIRED: return "booking_expired";
-    case BR_FX_NOTIFY: return "notify";
-    default: return NULL; /* pass_issued, pass_expired: queue state stays in Redis */
+    case BR_FX_PROVIDER_CHARGE:
+        return "provider_charge";
+    case BR_FX_PROVIDER_REFUND:
+        return "provider_refund";
+    case BR_FX_BOOKING_CONFIRMED:
+        return "booking_confirmed";
+    case BR_FX_BOOKING_EXPIRED:
+        return "booking_expired";
+    case BR_FX_NOTIFY:
+        return "notify";
+    default:
+        return NULL; /* pass_issued, pass_expired: queue state stays in Redis */
     }
 }
 
@@ -146,8 +152,8 @@ static void outcome_ops(struct ops *o, const struct br_outcome *out)
         op->to_state = out->status;
         if (c->u.refund_result.ok) {
             /* a confirmed booking (charged twice) stays confirmed */
-            move(o, out->ref, (1u << BR_HOLD_EXPIRED) | (1u << BR_HOLD_CANCELLED),
-                 BR_HOLD_REFUNDED, 0, 0, false);
+            move(o, out->ref, (1u << BR_HOLD_EXPIRED) | (1u << BR_HOLD_CANCELLED), BR_HOLD_REFUNDED,
+                 0, 0, false);
         } else {
             op = push(o, BR_PG_OP_REFUND_RETRY);
             op->id = out->id;

@@ -45,23 +45,25 @@
 
 enum br_pg_op_kind {
     BR_PG_OP_NONE = 0,
-    BR_PG_OP_BOOKING_NEW = 1,     /* id, event, user, zone, quantity, amount, at, deadline, ref = pass */
-    BR_PG_OP_BOOKING_MOVE = 2,    /* id: from_mask -> to_state, zone deltas x quantity, ref = payment */
-    BR_PG_OP_PAYMENT_NEW = 3,     /* id, ref = booking, amount, at: insert pending or set pending */
-    BR_PG_OP_PAYMENT_STATE = 4,   /* id -> to_state */
-    BR_PG_OP_REFUND_ATTEMPT = 5,  /* id: attempts += 1, next = at + backoff(attempts) */
-    BR_PG_OP_REFUND_RETRY = 6,    /* id: next = at + backoff(attempts) */
-    BR_PG_OP_PROVIDER_EVENT = 7,  /* id = the provider event id hash, ref = payment, at */
-    BR_PG_OP_OUTBOX = 8           /* fx = the effect, index = its place in the entry */
+    BR_PG_OP_BOOKING_NEW =
+        1, /* id, event, user, zone, quantity, amount, at, deadline, ref = pass */
+    BR_PG_OP_BOOKING_MOVE =
+        2,                    /* id: from_mask -> to_state, zone deltas x quantity, ref = payment */
+    BR_PG_OP_PAYMENT_NEW = 3, /* id, ref = booking, amount, at: insert pending or set pending */
+    BR_PG_OP_PAYMENT_STATE = 4,  /* id -> to_state */
+    BR_PG_OP_REFUND_ATTEMPT = 5, /* id: attempts += 1, next = at + backoff(attempts) */
+    BR_PG_OP_REFUND_RETRY = 6,   /* id: next = at + backoff(attempts) */
+    BR_PG_OP_PROVIDER_EVENT = 7, /* id = the provider event id hash, ref = payment, at */
+    BR_PG_OP_OUTBOX = 8          /* fx = the effect, index = its place in the entry */
 };
 
 struct br_pg_op {
-    uint8_t kind;           /* enum br_pg_op_kind */
-    uint8_t to_state;       /* booking_move: hold state; payment_state: payment state */
-    bool must_match;        /* booking_move: the booking must be in from_mask, else CORRUPT */
-    uint32_t from_mask;     /* booking_move: 1u << state of each state it may leave */
-    int32_t held_per_seat;  /* booking_move: zone.held += this * quantity (-1, 0) */
-    int32_t sold_per_seat;  /* booking_move: zone.sold += this * quantity (0, +1) */
+    uint8_t kind;          /* enum br_pg_op_kind */
+    uint8_t to_state;      /* booking_move: hold state; payment_state: payment state */
+    bool must_match;       /* booking_move: the booking must be in from_mask, else CORRUPT */
+    uint32_t from_mask;    /* booking_move: 1u << state of each state it may leave */
+    int32_t held_per_seat; /* booking_move: zone.held += this * quantity (-1, 0) */
+    int32_t sold_per_seat; /* booking_move: zone.sold += this * quantity (0, +1) */
     uint64_t id;
     uint64_t ref;
     uint64_t event_id;
@@ -69,9 +71,9 @@ struct br_pg_op {
     uint32_t zone_id;
     uint32_t quantity;
     int64_t amount_minor;
-    int64_t at_ms;          /* the command's now_ms */
+    int64_t at_ms; /* the command's now_ms */
     int64_t deadline_ms;
-    uint32_t index;         /* outbox: the effect's index in the entry */
+    uint32_t index;             /* outbox: the effect's index in the entry */
     const struct br_effect *fx; /* outbox: borrowed from the caller's entry */
 };
 

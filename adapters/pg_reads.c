@@ -12,13 +12,13 @@
 #include "core/err.h"
 #include "core/panic.h"
 
-#define BOOKING_COLS                                                                          \
-    "id, event_id, user_id, zone_id, quantity, state, total_minor, currency, created_at_ms, " \
+#define BOOKING_COLS                                                                               \
+    "id, event_id, user_id, zone_id, quantity, state, total_minor, currency, created_at_ms, "      \
     "expires_at_ms, pass_id, payment_id"
-#define PAYMENT_COLS                                                                       \
-    "p.id, p.booking_id, p.event_id, p.state, p.amount_minor, p.currency, p.created_ms, " \
+#define PAYMENT_COLS                                                                               \
+    "p.id, p.booking_id, p.event_id, p.state, p.amount_minor, p.currency, p.created_ms, "          \
     "p.refund_attempts, p.next_attempt_ms, coalesce(p.provider_payment_id, i.id, '')"
-#define INTENT_COLS \
+#define INTENT_COLS                                                                                \
     "id, payment_id, booking_id, client_secret, amount_minor, currency, status, created_ms"
 
 static const struct br_pg_stmt zones_of = {
@@ -50,11 +50,11 @@ static const struct br_pg_stmt provider_events = {
     "(id # (-9223372036854775807 - 1)) > ($2::bigint # (-9223372036854775807 - 1)) "
     "ORDER BY (id # (-9223372036854775807 - 1)) LIMIT $3",
     3};
-static const struct br_pg_stmt intent_insert = {
-    BR_PG_S_INTENT_INSERT, "intent_insert",
-    "INSERT INTO test_intents (" INTENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-    "ON CONFLICT (payment_id) DO NOTHING",
-    8};
+static const struct br_pg_stmt intent_insert = {BR_PG_S_INTENT_INSERT, "intent_insert",
+                                                "INSERT INTO test_intents (" INTENT_COLS
+                                                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                                                "ON CONFLICT (payment_id) DO NOTHING",
+                                                8};
 static const struct br_pg_stmt intent_get = {
     BR_PG_S_INTENT_GET, "intent_get", "SELECT " INTENT_COLS " FROM test_intents WHERE id = $1", 1};
 static const struct br_pg_stmt intent_by_payment = {

@@ -15,6 +15,17 @@
  * whole with BR_E_CORRUPT, logged at error level with the event, the zone
  * and the stream id, and the position does not move, so the recorder stops
  * at that entry (and keeps failing loudly) until an operator looks.
+ *
+ * Zone counters are written once per batch, not once per entry: updating
+ * one row k times in one transaction costs O(k) each (PostgreSQL walks the
+ * row's chain of versions), so a batch of n reserves of one zone would cost
+ * O(n^2). The batch locks its zones' rows first, the booking statements
+ * return the zone and quantity of each booking they move, and the counters
+ * are carried along entry by entry in C. At the end each zone touched is
+ * written once: with its final counts, or, when some entry on the way broke
+ * the invariant, with the counts right after that entry, so that the CHECK
+ * itself refuses the batch and names the entry (a transient oversell that
+ * a later cancel would hide in the final counts is refused too).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -25,8 +36,8 @@
 #include "core/err.h"
 #include "core/panic.h"
 
-static const struct br_pg_stmt event_lock = {
-    BR_PG_S_EVENT_LOCK, "event_lock", "SELECT id FROM events WHERE id = $1 FOR UPDATE", 1};
+static const struct br_pg_stmt event_lock = {BR_PG_S_EVENT_LOCK, "event_lock",
+                                             "SELECT id FROM events WHERE id = $1 FOR UPDATE", 1};
 static const struct br_pg_stmt position_get = {
     BR_PG_S_POSITION_GET, "position_get",
     "SELECT stream_ms, stream_seq, stream_id FROM projection WHERE event_id = $1", 1};
@@ -38,6 +49,9 @@ static const struct br_pg_stmt position_set = {
     "stream_seq = EXCLUDED.stream_seq, applied = projection.applied + EXCLUDED.applied, "
     "updated_at = now()",
     5};
+/* Always one row: (zone_id, quantity) of the booking inserted, both NULL
+ * when none was, and whether the id was there before the statement (an
+ * idempotent reserve again). Inserted nothing and not there: no such zone. */
 static const struct br_pg_stmt booking_new = {
     BR_PG_S_BOOKING_NEW, "booking_new",
     "WITH ins AS (INSERT INTO bookings (id, event_id, user_id, zone_id, quantity, state, "
@@ -45,21 +59,25 @@ static const struct br_pg_stmt booking_new = {
     "SELECT $1, $2, $3, z.zone_id, $5, 1, $6, z.currency, $7, $8, $9 FROM zones z "
     "WHERE z.event_id = $2 AND z.zone_id = $4 ON CONFLICT (id) DO NOTHING "
     "RETURNING zone_id, quantity) "
-    "UPDATE zones SET held = zones.held + ins.quantity FROM ins "
-    "WHERE zones.event_id = $2 AND zones.zone_id = ins.zone_id RETURNING zones.held",
+    "SELECT (SELECT zone_id FROM ins), (SELECT quantity FROM ins), "
+    "EXISTS (SELECT 1 FROM bookings WHERE id = $1)",
     9};
-static const struct br_pg_stmt booking_exists = {
-    BR_PG_S_BOOKING_EXISTS, "booking_exists", "SELECT 1 FROM bookings WHERE id = $1", 1};
+/* The booking's zone and quantity when it moved; no row when it was not in
+ * one of the from states. */
 static const struct br_pg_stmt booking_move = {
     BR_PG_S_BOOKING_MOVE, "booking_move",
-    "WITH b AS (UPDATE bookings SET state = $2, payment_id = CASE WHEN $5::bigint <> 0 THEN $5 "
+    "UPDATE bookings SET state = $2, payment_id = CASE WHEN $4::bigint <> 0 THEN $4 "
     "ELSE payment_id END WHERE id = $1 AND ((1 << state) & $3::integer) <> 0 "
-    "RETURNING event_id, zone_id, quantity), "
-    "z AS (UPDATE zones SET held = zones.held + $4::bigint * b.quantity, "
-    "sold = zones.sold + $6::bigint * b.quantity FROM b WHERE zones.event_id = b.event_id "
-    "AND zones.zone_id = b.zone_id AND ($4::bigint <> 0 OR $6::bigint <> 0) RETURNING 1) "
-    "SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM z)",
-    6};
+    "RETURNING zone_id, quantity",
+    4};
+static const struct br_pg_stmt zones_lock = {
+    BR_PG_S_ZONES_LOCK, "zones_lock",
+    "SELECT zone_id, capacity, held, sold FROM zones WHERE event_id = $1 ORDER BY zone_id "
+    "FOR UPDATE",
+    1};
+static const struct br_pg_stmt zone_set = {
+    BR_PG_S_ZONE_SET, "zone_set",
+    "UPDATE zones SET held = $3, sold = $4 WHERE event_id = $1 AND zone_id = $2", 4};
 static const struct br_pg_stmt payment_new = {
     BR_PG_S_PAYMENT_NEW, "payment_new",
     "WITH p AS (INSERT INTO payments (id, booking_id, event_id, state, amount_minor, currency, "
@@ -67,8 +85,8 @@ static const struct br_pg_stmt payment_new = {
     "ON CONFLICT (id) DO UPDATE SET state = 1 RETURNING id) "
     "UPDATE bookings SET payment_id = $1 FROM p WHERE bookings.id = $2 RETURNING bookings.id",
     5};
-static const struct br_pg_stmt payment_state = {
-    BR_PG_S_PAYMENT_STATE, "payment_state", "UPDATE payments SET state = $2 WHERE id = $1", 2};
+static const struct br_pg_stmt payment_state = {BR_PG_S_PAYMENT_STATE, "payment_state",
+                                                "UPDATE payments SET state = $2 WHERE id = $1", 2};
 static const struct br_pg_stmt refund_attempt = {
     BR_PG_S_REFUND_ATTEMPT, "refund_attempt",
     "UPDATE payments SET refund_attempts = refund_attempts + 1, "
@@ -122,183 +140,275 @@ static bool pos_after(struct pos a, struct pos b)
     return a.ms > b.ms || (a.ms == b.ms && a.seq > b.seq);
 }
 
-/* ---- one op ------------------------------------------------------------- */
+/* ---- sending ops --------------------------------------------------------- */
+
+/*
+ * The projection runs its statements in libpq's pipeline mode: a chunk of
+ * up to CHUNK_OPS statements is queued, then one sync, then the results are
+ * read and checked in order. One round trip per chunk instead of one per
+ * statement; a chunk stays small enough that neither side's socket buffer
+ * fills while the other is not reading. The first failing statement makes
+ * the server skip the rest of the chunk (PGRES_PIPELINE_ABORTED) and the
+ * transaction rolls back as a whole.
+ */
+#define CHUNK_OPS 256u
+
+/* What to check in a queued statement's result. */
+struct sent {
+    uint8_t kind; /* enum br_pg_op_kind; BR_PG_OP_NONE = position or zone row */
+    bool must_match;
+    int8_t held_per_seat; /* booking_move: the zone deltas */
+    int8_t sold_per_seat;
+    uint64_t id;
+    uint32_t zone_id;
+    const char *at; /* the entry's stream id, for the log */
+};
+
+/* The event's zones, carried along the batch (see the header comment). */
+struct zones {
+    uint32_t count;
+    int64_t capacity[BR_EVENT_ZONES_MAX];
+    int64_t held[BR_EVENT_ZONES_MAX];
+    int64_t sold[BR_EVENT_ZONES_MAX];
+    bool touched[BR_EVENT_ZONES_MAX];
+    bool broken;       /* an entry broke held >= 0, sold >= 0, held + sold <= capacity */
+    uint32_t bad_zone; /* the first such: zone index, counts right after, its entry */
+    int64_t bad_held;
+    int64_t bad_sold;
+    const char *bad_at;
+};
 
 struct project_arg {
     uint64_t event_id;
     const struct br_pg_log_item *items;
     uint32_t n;
-    struct br_pg_op *ops; /* scratch, ops_cap */
+    struct br_pg_op *ops; /* scratch for one entry's ops, ops_cap */
     uint32_t ops_cap;
+    struct sent *sent; /* CHUNK_OPS + ops_cap */
+    uint32_t nsent;
     uint32_t applied;
-    const char *at; /* the stream id being applied, for the log */
+    struct zones z;
 };
 
-/* Runs s; *rows = rows returned or changed. */
-static int run(struct br_pg_tx *t, const struct br_pg_stmt *s, const struct br_pg_params *p,
-               PGresult **keep, int *rows)
+static const struct br_pg_stmt *const pipelined[] = {
+    &booking_new,  &booking_move,   &payment_new, &payment_state, &refund_attempt,
+    &refund_retry, &provider_event, &outbox,      &position_set,  &zone_set,
+};
+
+/* A booking of zone_id (1-based) moved: held += dh * qty, sold += ds * qty. */
+static bool zone_move(struct zones *z, int64_t zone_id, int64_t qty, int dh, int ds, const char *at)
 {
-    PGresult *r = br_pg_exec(t, s, p);
-    ExecStatusType want = PGRES_COMMAND_OK;
-    if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK) {
-        want = PGRES_TUPLES_OK;
+    if (zone_id < 1 || zone_id > z->count) {
+        return false;
     }
-    int rc = br_pg_check(t, r, want, s->name);
-    if (rc != BR_OK) {
-        return rc;
+    uint32_t i = (uint32_t)zone_id - 1;
+    z->held[i] += dh * qty;
+    z->sold[i] += ds * qty;
+    z->touched[i] = true;
+    if (!z->broken &&
+        (z->held[i] < 0 || z->sold[i] < 0 || z->held[i] + z->sold[i] > z->capacity[i])) {
+        z->broken = true;
+        z->bad_zone = i;
+        z->bad_held = z->held[i];
+        z->bad_sold = z->sold[i];
+        z->bad_at = at;
     }
-    *rows = want == PGRES_TUPLES_OK ? PQntuples(r) : (int)strtol(PQcmdTuples(r), NULL, 10);
-    if (keep != NULL) {
-        *keep = r;
-    } else {
-        PQclear(r);
-    }
-    return BR_OK;
+    return true;
 }
 
-static int corrupt(struct br_pg_tx *t, const struct project_arg *a, const struct br_pg_op *op,
+static int corrupt(struct br_pg_tx *t, const struct project_arg *a, const struct sent *s,
                    const char *why)
 {
     br_logf(br_pg_log(t->pg), BR_LOG_ERROR, "pg projection refused",
             "\"event_id\":%" PRIu64 ",\"stream_id\":\"%s\",\"op\":%u,\"id\":%" PRIu64
-            ",\"zone_id\":%" PRIu32 ",\"why\":\"%s\"",
-            a->event_id, a->at, op->kind, op->id, op->zone_id, why);
+            ",\"zone_id\":%" PRIu32 ",\"why\":\"%s\",\"alert\":\"br_projection_failed\"",
+            a->event_id, s->at, s->kind, s->id, s->zone_id, why);
     return BR_E_CORRUPT;
 }
 
-static int op_booking_new(struct br_pg_tx *t, const struct project_arg *a,
-                          const struct br_pg_op *op)
+static void params_of(const struct project_arg *a, const struct br_pg_op *op, const char *at,
+                      struct br_pg_params *p, char *buf, size_t cap, const struct br_pg_stmt **s)
 {
-    struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, op->id);
-    br_pg_p_u64(&p, op->event_id);
-    br_pg_p_u64(&p, op->user_id);
-    br_pg_p_i64(&p, op->zone_id);
-    br_pg_p_i64(&p, op->quantity);
-    br_pg_p_i64(&p, op->amount_minor);
-    br_pg_p_i64(&p, op->at_ms);
-    br_pg_p_i64(&p, op->deadline_ms);
-    br_pg_p_u64(&p, op->ref);
-    int rows = 0;
-    int rc = run(t, &booking_new, &p, NULL, &rows);
-    if (rc == BR_E_CORRUPT) {
-        return corrupt(t, a, op, "zone CHECK: held + sold would exceed the capacity");
+    br_pg_params_init(p);
+    br_pg_p_u64(p, op->id);
+    switch (op->kind) {
+    case BR_PG_OP_BOOKING_NEW:
+        *s = &booking_new;
+        br_pg_p_u64(p, op->event_id);
+        br_pg_p_u64(p, op->user_id);
+        br_pg_p_i64(p, op->zone_id);
+        br_pg_p_i64(p, op->quantity);
+        br_pg_p_i64(p, op->amount_minor);
+        br_pg_p_i64(p, op->at_ms);
+        br_pg_p_i64(p, op->deadline_ms);
+        br_pg_p_u64(p, op->ref);
+        break;
+    case BR_PG_OP_BOOKING_MOVE:
+        *s = &booking_move;
+        br_pg_p_i64(p, op->to_state);
+        br_pg_p_i64(p, op->from_mask);
+        br_pg_p_u64(p, op->ref);
+        break;
+    case BR_PG_OP_PAYMENT_NEW:
+        *s = &payment_new;
+        br_pg_p_u64(p, op->ref);
+        br_pg_p_u64(p, op->event_id);
+        br_pg_p_i64(p, op->amount_minor);
+        br_pg_p_i64(p, op->at_ms);
+        break;
+    case BR_PG_OP_PAYMENT_STATE:
+        *s = &payment_state;
+        br_pg_p_i64(p, op->to_state);
+        break;
+    case BR_PG_OP_REFUND_ATTEMPT:
+    case BR_PG_OP_REFUND_RETRY:
+        *s = op->kind == BR_PG_OP_REFUND_ATTEMPT ? &refund_attempt : &refund_retry;
+        br_pg_p_i64(p, op->at_ms);
+        br_pg_p_i64(p, BR_REFUND_BACKOFF_MS_MIN);
+        br_pg_p_i64(p, BR_REFUND_BACKOFF_MS_MAX);
+        break;
+    case BR_PG_OP_PROVIDER_EVENT:
+        *s = &provider_event;
+        br_pg_p_u64(p, op->event_id);
+        br_pg_p_u64(p, op->ref);
+        br_pg_p_i64(p, op->at_ms);
+        break;
+    default: {
+        BR_ASSERT(op->kind == BR_PG_OP_OUTBOX);
+        const struct br_effect *fx = op->fx;
+        /* buf: key (24), payload, source; params point into it */
+        char *key = buf, *payload = buf + 24, *source = buf + cap - 64;
+        snprintf(key, 24, "%" PRIu64, fx->id);
+        snprintf(payload, cap - 24 - 64,
+                 "{\"kind\":\"%s\",\"event_id\":%" PRIu64 ",\"user_id\":%" PRIu64 ",\"id\":%" PRIu64
+                 ",\"ref\":%" PRIu64 ",\"amount_minor\":%" PRId64 ",\"deadline_ms\":%" PRId64
+                 ",\"at_ms\":%" PRId64 ",\"stream_id\":\"%s\"}",
+                 br_pg_outbox_topic(fx->kind), fx->event_id, fx->user_id, fx->id, fx->ref,
+                 fx->amount_minor, fx->deadline_ms, op->at_ms, at);
+        snprintf(source, 64, "%" PRIu64 ":%s:%" PRIu32, a->event_id, at, op->index);
+        *s = &outbox;
+        br_pg_params_init(p);
+        br_pg_p_text(p, br_pg_outbox_topic(fx->kind));
+        br_pg_p_text(p, key);
+        br_pg_p_text(p, payload);
+        br_pg_p_text(p, source);
+        break;
     }
-    if (rc != BR_OK || rows == 1) {
-        return rc;
     }
-    /* nothing inserted: the same hold again (an idempotent reserve), or no such zone */
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, op->id);
-    rc = run(t, &booking_exists, &p, NULL, &rows);
-    return rc == BR_OK && rows == 0 ? corrupt(t, a, op, "reserve of an unknown zone") : rc;
 }
 
-static int op_booking_move(struct br_pg_tx *t, const struct project_arg *a,
-                           const struct br_pg_op *op)
+static int send_op(struct br_pg_tx *t, struct project_arg *a, const struct br_pg_op *op,
+                   const char *at)
 {
     struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, op->id);
-    br_pg_p_i64(&p, op->to_state);
-    br_pg_p_i64(&p, op->from_mask);
-    br_pg_p_i64(&p, op->held_per_seat);
-    br_pg_p_u64(&p, op->ref);
-    br_pg_p_i64(&p, op->sold_per_seat);
-    PGresult *r = NULL;
-    int rows = 0;
-    int rc = run(t, &booking_move, &p, &r, &rows);
-    if (rc == BR_E_CORRUPT) {
-        return corrupt(t, a, op, "zone CHECK: a count would go negative or over capacity");
-    }
-    if (rc != BR_OK) {
-        return rc;
-    }
-    int64_t moved = br_pg_i64(r, 0, 0);
-    PQclear(r);
-    if (moved == 0 && op->must_match) {
-        return corrupt(t, a, op, "the booking is not in the state the log leaves");
-    }
-    return BR_OK;
-}
-
-static int op_payment(struct br_pg_tx *t, const struct project_arg *a, const struct br_pg_op *op)
-{
-    struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, op->id);
-    const struct br_pg_stmt *s;
-    if (op->kind == BR_PG_OP_PAYMENT_NEW) {
-        s = &payment_new;
-        br_pg_p_u64(&p, op->ref);
-        br_pg_p_u64(&p, op->event_id);
-        br_pg_p_i64(&p, op->amount_minor);
-        br_pg_p_i64(&p, op->at_ms);
-    } else if (op->kind == BR_PG_OP_PAYMENT_STATE) {
-        s = &payment_state;
-        br_pg_p_i64(&p, op->to_state);
-    } else {
-        s = op->kind == BR_PG_OP_REFUND_ATTEMPT ? &refund_attempt : &refund_retry;
-        br_pg_p_i64(&p, op->at_ms);
-        br_pg_p_i64(&p, BR_REFUND_BACKOFF_MS_MIN);
-        br_pg_p_i64(&p, BR_REFUND_BACKOFF_MS_MAX);
-    }
-    int rows = 0;
-    int rc = run(t, s, &p, NULL, &rows);
-    if (rc == BR_OK && rows != 1) {
-        return corrupt(t, a, op, "the log names a payment or booking the record does not have");
+    char buf[640];
+    const struct br_pg_stmt *s = NULL;
+    params_of(a, op, at, &p, buf, sizeof buf, &s);
+    int rc = br_pg_send(t, s, &p);
+    if (rc == BR_OK) {
+        a->sent[a->nsent++] = (struct sent){op->kind,
+                                            op->must_match,
+                                            (int8_t)op->held_per_seat,
+                                            (int8_t)op->sold_per_seat,
+                                            op->id,
+                                            op->zone_id,
+                                            at};
     }
     return rc;
 }
 
-static int op_provider_event(struct br_pg_tx *t, const struct br_pg_op *op)
+/* The verdict on one statement's result (r is consumed); zone moves counted. */
+static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sent *s, PGresult *r)
 {
-    struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, op->id);
-    br_pg_p_u64(&p, op->event_id);
-    br_pg_p_u64(&p, op->ref);
-    br_pg_p_i64(&p, op->at_ms);
-    int rows = 0;
-    return run(t, &provider_event, &p, NULL, &rows);
-}
-
-static int op_outbox(struct br_pg_tx *t, const struct project_arg *a, const struct br_pg_op *op)
-{
-    const struct br_effect *fx = op->fx;
-    char key[24], payload[512], source[BR_PG_STREAM_ID_MAX + 16];
-    snprintf(key, sizeof key, "%" PRIu64, fx->id);
-    snprintf(payload, sizeof payload,
-             "{\"kind\":\"%s\",\"event_id\":%" PRIu64 ",\"user_id\":%" PRIu64 ",\"id\":%" PRIu64
-             ",\"ref\":%" PRIu64 ",\"amount_minor\":%" PRId64 ",\"deadline_ms\":%" PRId64
-             ",\"at_ms\":%" PRId64 ",\"stream_id\":\"%s\"}",
-             br_pg_outbox_topic(fx->kind), fx->event_id, fx->user_id, fx->id, fx->ref,
-             fx->amount_minor, fx->deadline_ms, op->at_ms, a->at);
-    snprintf(source, sizeof source, "%" PRIu64 ":%s:%" PRIu32, a->event_id, a->at, op->index);
-    struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_text(&p, br_pg_outbox_topic(fx->kind));
-    br_pg_p_text(&p, key);
-    br_pg_p_text(&p, payload);
-    br_pg_p_text(&p, source);
-    int rows = 0;
-    return run(t, &outbox, &p, NULL, &rows);
-}
-
-static int apply_op(struct br_pg_tx *t, const struct project_arg *a, const struct br_pg_op *op)
-{
-    switch (op->kind) {
-    case BR_PG_OP_BOOKING_NEW: return op_booking_new(t, a, op);
-    case BR_PG_OP_BOOKING_MOVE: return op_booking_move(t, a, op);
+    bool rows = s->kind == BR_PG_OP_BOOKING_NEW || s->kind == BR_PG_OP_BOOKING_MOVE ||
+                s->kind == BR_PG_OP_PAYMENT_NEW;
+    int rc = br_pg_check(t, r, rows ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, "projection");
+    if (rc == BR_E_CORRUPT) {
+        return corrupt(t, a, s, "a zone CHECK: held + sold over the capacity, or a count < 0");
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    int bad = 0;
+    switch (s->kind) {
+    case BR_PG_OP_BOOKING_NEW:
+        if (!PQgetisnull(r, 0, 0)) {
+            bad = !zone_move(&a->z, br_pg_i64(r, 0, 0), br_pg_i64(r, 0, 1), 1, 0, s->at);
+        } else {
+            bad = !br_pg_bool(r, 0, 2); /* neither inserted nor there before */
+        }
+        break;
+    case BR_PG_OP_BOOKING_MOVE:
+        if (PQntuples(r) == 1) {
+            bad = !zone_move(&a->z, br_pg_i64(r, 0, 0), br_pg_i64(r, 0, 1), s->held_per_seat,
+                             s->sold_per_seat, s->at);
+        } else {
+            bad = s->must_match;
+        }
+        break;
     case BR_PG_OP_PAYMENT_NEW:
+        bad = PQntuples(r) != 1;
+        break;
     case BR_PG_OP_PAYMENT_STATE:
     case BR_PG_OP_REFUND_ATTEMPT:
-    case BR_PG_OP_REFUND_RETRY: return op_payment(t, a, op);
-    case BR_PG_OP_PROVIDER_EVENT: return op_provider_event(t, op);
-    case BR_PG_OP_OUTBOX: return op_outbox(t, a, op);
-    default: BR_ASSERT(0 && "unknown op"); return BR_E_INVALID;
+    case BR_PG_OP_REFUND_RETRY:
+        bad = strcmp(PQcmdTuples(r), "1") != 0;
+        break;
+    default:
+        break;
     }
+    PQclear(r);
+    if (!bad) {
+        return BR_OK;
+    }
+    return corrupt(t, a, s,
+                   s->kind == BR_PG_OP_BOOKING_NEW ? "a reserve of a zone the record does not have"
+                   : s->kind == BR_PG_OP_BOOKING_MOVE
+                       ? "the booking is not in the state the log moves it from"
+                       : "the log names a payment or booking the record does not have");
+}
+
+/* Syncs and checks every queued statement's result, in order. */
+static int drain(struct br_pg_tx *t, struct project_arg *a)
+{
+    if (a->nsent == 0) {
+        return BR_OK;
+    }
+    if (PQpipelineSync(t->conn) != 1) {
+        t->broken = true;
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = BR_OK;
+    for (uint32_t i = 0; i < a->nsent && !t->broken; i++) {
+        PGresult *r = PQgetResult(t->conn);
+        if (r != NULL && PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+            PQclear(r); /* skipped after an earlier failure */
+        } else if (rc == BR_OK) {
+            rc = check_one(t, a, &a->sent[i], r);
+        } else {
+            PQclear(r);
+        }
+        if (r == NULL) {
+            t->broken = true; /* results ended early: the connection is gone */
+            break;
+        }
+        while ((r = PQgetResult(t->conn)) != NULL) { /* the end of this statement's results */
+            PQclear(r);
+        }
+    }
+    for (int guard = 0; !t->broken && guard < 4; guard++) {
+        PGresult *r = PQgetResult(t->conn);
+        ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            break;
+        }
+        if (r == NULL && PQstatus(t->conn) != CONNECTION_OK) {
+            t->broken = true;
+        }
+    }
+    a->nsent = 0;
+    return t->broken ? BR_E_UNAVAILABLE : rc;
 }
 
 /* ---- the projection ----------------------------------------------------- */
@@ -309,15 +419,14 @@ static int read_position(struct br_pg_tx *t, uint64_t event_id, struct pos *at, 
     struct br_pg_params p;
     br_pg_params_init(&p);
     br_pg_p_u64(&p, event_id);
-    PGresult *r = NULL;
-    int rows = 0;
-    int rc = run(t, &position_get, &p, &r, &rows);
+    PGresult *r = br_pg_exec(t, &position_get, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "projection position");
     if (rc != BR_OK) {
         return rc;
     }
     at->ms = at->seq = 0;
     snprintf(id, cap, "0");
-    if (rows == 1) {
+    if (PQntuples(r) == 1) {
         at->ms = br_pg_u64(r, 0, 0);
         at->seq = br_pg_u64(r, 0, 1);
         br_pg_str(r, 0, 2, id, cap);
@@ -326,14 +435,15 @@ static int read_position(struct br_pg_tx *t, uint64_t event_id, struct pos *at, 
     return BR_OK;
 }
 
-static int apply_item(struct br_pg_tx *t, struct project_arg *a, const struct br_pg_log_item *it)
+/* Queues one entry's statements; drains when the chunk is full. */
+static int send_item(struct br_pg_tx *t, struct project_arg *a, const struct br_pg_log_item *it)
 {
     uint32_t n = 0;
     int rc = br_pg_rows_of(it->cmd, it->out, it->fx, it->fx_count, a->ops, a->ops_cap, &n);
     if (rc != BR_OK) {
         br_logf(br_pg_log(t->pg), BR_LOG_ERROR, "pg projection: an entry the core cannot answer",
-                "\"event_id\":%" PRIu64 ",\"stream_id\":\"%s\",\"type\":%u", a->event_id, a->at,
-                it->cmd->type);
+                "\"event_id\":%" PRIu64 ",\"stream_id\":\"%s\",\"type\":%u", a->event_id,
+                it->stream_id, it->cmd->type);
         return BR_E_CORRUPT;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -342,8 +452,110 @@ static int apply_item(struct br_pg_tx *t, struct project_arg *a, const struct br
         }
     }
     for (uint32_t i = 0; rc == BR_OK && i < n; i++) {
-        rc = apply_op(t, a, &a->ops[i]);
+        rc = send_op(t, a, &a->ops[i], it->stream_id);
     }
+    if (rc == BR_OK && a->nsent >= CHUNK_OPS) {
+        rc = drain(t, a);
+    }
+    return rc;
+}
+
+static int send_position(struct br_pg_tx *t, struct project_arg *a, const char *stream_id)
+{
+    struct pos lp;
+    (void)parse_pos(stream_id, &lp);
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    br_pg_p_text(&p, stream_id);
+    br_pg_p_u64(&p, lp.ms);
+    br_pg_p_u64(&p, lp.seq);
+    br_pg_p_i64(&p, a->applied);
+    int rc = br_pg_send(t, &position_set, &p);
+    if (rc == BR_OK) {
+        a->sent[a->nsent++] = (struct sent){BR_PG_OP_NONE, false, 0, 0, a->event_id, 0, stream_id};
+    }
+    return rc;
+}
+
+/* Locks the event's zones and reads their counters into a->z. */
+static int lock_zones(struct br_pg_tx *t, struct project_arg *a)
+{
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    PGresult *r = br_pg_exec(t, &zones_lock, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "projection zones lock");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    memset(&a->z, 0, sizeof a->z);
+    int n = PQntuples(r);
+    for (int i = 0; i < n && rc == BR_OK; i++) {
+        if (n > BR_EVENT_ZONES_MAX || br_pg_i64(r, i, 0) != i + 1) {
+            rc = BR_E_CORRUPT; /* zones are 1..zone_count */
+            break;
+        }
+        a->z.capacity[i] = br_pg_i64(r, i, 1);
+        a->z.held[i] = br_pg_i64(r, i, 2);
+        a->z.sold[i] = br_pg_i64(r, i, 3);
+    }
+    a->z.count = rc == BR_OK ? (uint32_t)n : 0;
+    PQclear(r);
+    return rc;
+}
+
+/* Queues the zone rows: final counts, or the first broken ones (see above). */
+static int send_zones(struct br_pg_tx *t, struct project_arg *a)
+{
+    int rc = BR_OK;
+    for (uint32_t i = 0; rc == BR_OK && i < a->z.count; i++) {
+        bool bad = a->z.broken && a->z.bad_zone == i;
+        if (!a->z.touched[i] || (a->z.broken && !bad)) {
+            continue;
+        }
+        struct br_pg_params p;
+        br_pg_params_init(&p);
+        br_pg_p_u64(&p, a->event_id);
+        br_pg_p_i64(&p, i + 1);
+        br_pg_p_i64(&p, bad ? a->z.bad_held : a->z.held[i]);
+        br_pg_p_i64(&p, bad ? a->z.bad_sold : a->z.sold[i]);
+        rc = br_pg_send(t, &zone_set, &p);
+        if (rc == BR_OK) {
+            a->sent[a->nsent++] = (struct sent){
+                BR_PG_OP_NONE, false, 0, 0, a->event_id, i + 1, bad ? a->z.bad_at : "(batch end)"};
+        }
+    }
+    return rc;
+}
+
+/* Locks the event's row and reads its position; prepares what the pipeline runs. */
+static int project_start(struct br_pg_tx *t, struct project_arg *a, struct pos *at)
+{
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    PGresult *r = br_pg_exec(t, &event_lock, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "projection event lock");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    bool found = PQntuples(r) == 1;
+    PQclear(r);
+    if (!found) {
+        return BR_E_NOT_FOUND;
+    }
+    char at_id[BR_PG_STREAM_ID_MAX];
+    rc = read_position(t, a->event_id, at, at_id, sizeof at_id);
+    if (rc == BR_OK) {
+        rc = lock_zones(t, a);
+    }
+    for (size_t i = 0; rc == BR_OK && i < sizeof pipelined / sizeof pipelined[0]; i++) {
+        rc = br_pg_prepare(t, pipelined[i]);
+    }
+#ifdef BR_PLANT_PG_NO_POSITION
+    at->ms = at->seq = 0; /* planted: the stored position is not looked at */
+#endif
     return rc;
 }
 
@@ -351,20 +563,16 @@ static int project_body(struct br_pg_tx *t, void *argp)
 {
     struct project_arg *a = argp;
     a->applied = 0;
-    struct br_pg_params p;
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, a->event_id);
-    int rows = 0;
-    int rc = run(t, &event_lock, &p, NULL, &rows);
-    if (rc != BR_OK || rows == 0) {
-        return rc != BR_OK ? rc : BR_E_NOT_FOUND;
-    }
+    a->nsent = 0;
     struct pos at;
-    char at_id[BR_PG_STREAM_ID_MAX];
-    rc = read_position(t, a->event_id, &at, at_id, sizeof at_id);
-#ifdef BR_PLANT_PG_NO_POSITION
-    at.ms = at.seq = 0; /* planted: the stored position is not looked at */
-#endif
+    int rc = project_start(t, a, &at);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (PQenterPipelineMode(t->conn) != 1) {
+        t->broken = true;
+        return BR_E_UNAVAILABLE;
+    }
     const struct br_pg_log_item *last = NULL;
     for (uint32_t i = 0; rc == BR_OK && i < a->n; i++) {
         struct pos ip;
@@ -372,23 +580,26 @@ static int project_body(struct br_pg_tx *t, void *argp)
         if (!pos_after(ip, at)) {
             continue; /* applied already: exactly once */
         }
-        a->at = a->items[i].stream_id;
-        rc = apply_item(t, a, &a->items[i]);
+        rc = send_item(t, a, &a->items[i]);
         last = &a->items[i];
         a->applied++;
     }
-    if (rc != BR_OK || last == NULL) {
-        return rc;
+    if (rc == BR_OK && last != NULL) {
+        rc = drain(t, a); /* every zone move counted */
     }
-    struct pos lp;
-    (void)parse_pos(last->stream_id, &lp);
-    br_pg_params_init(&p);
-    br_pg_p_u64(&p, a->event_id);
-    br_pg_p_text(&p, last->stream_id);
-    br_pg_p_u64(&p, lp.ms);
-    br_pg_p_u64(&p, lp.seq);
-    br_pg_p_i64(&p, a->applied);
-    return run(t, &position_set, &p, NULL, &rows);
+    if (rc == BR_OK && last != NULL) {
+        rc = send_zones(t, a);
+    }
+    if (rc == BR_OK && last != NULL) {
+        rc = send_position(t, a, last->stream_id);
+    }
+    int drc = t->broken ? BR_E_UNAVAILABLE : drain(t, a);
+    rc = rc != BR_OK ? rc : drc;
+    if (!t->broken && PQexitPipelineMode(t->conn) != 1) {
+        t->broken = true; /* results left unread: the connection cannot be trusted */
+        rc = rc != BR_OK ? rc : BR_E_UNAVAILABLE;
+    }
+    return rc;
 }
 
 int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_item *items,
@@ -417,11 +628,15 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
     struct project_arg a = {.event_id = event_id, .items = items, .n = n};
     a.ops_cap = BR_PG_OPS_FIXED + BR_PG_OPS_PER_EFFECT * fx_max;
     a.ops = calloc(a.ops_cap, sizeof *a.ops);
-    if (a.ops == NULL) {
+    a.sent = calloc(CHUNK_OPS + a.ops_cap + 1, sizeof *a.sent);
+    if (a.ops == NULL || a.sent == NULL) {
+        free(a.ops);
+        free(a.sent);
         return BR_E_IO;
     }
     int rc = br_pg_run(pg, "project", BR_PG_WRITE, project_body, &a);
     free(a.ops);
+    free(a.sent);
     if (rc == BR_OK && applied != NULL) {
         *applied = a.applied;
     }

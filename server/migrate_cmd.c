@@ -69,8 +69,8 @@ int br_migrate_main(int argc, char **argv)
     rc = br_pg_migrate(pg, stdout, &applied);
     br_pg_close(pg);
     if (rc != BR_OK) {
-        fprintf(stderr, "bookingrush migrate: failed (%s: %s) after applying %u\n",
-                br_err_name(rc), br_err_message(rc), applied);
+        fprintf(stderr, "bookingrush migrate: failed (%s: %s) after applying %u\n", br_err_name(rc),
+                br_err_message(rc), applied);
         return 1;
     }
     printf("migrate: %u applied, schema up to date\n", applied);

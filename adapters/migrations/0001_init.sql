@@ -57,7 +57,10 @@ CREATE TABLE events (
 -- against an oversell: a projection that would break it fails and is never
 -- "fixed" by lowering a count.
 CREATE TABLE zones (
-    event_id     bigint NOT NULL REFERENCES events (id),
+    event_id     bigint NOT NULL,  -- no FOREIGN KEY: PostgreSQL rechecks one on every update
+                                   -- of a row the transaction updated before (each zone row
+                                   -- moves once per entry of a projection batch); events are
+                                   -- never deleted and zones are inserted with their event
     zone_id      integer NOT NULL CHECK (zone_id >= 1),
     name         text NOT NULL,
     capacity     bigint NOT NULL CHECK (capacity >= 1),
@@ -72,7 +75,7 @@ CREATE TABLE zones (
 -- Bookings: one per hold (id = the hold id). state = enum br_hold_state.
 CREATE TABLE bookings (
     id             bigint PRIMARY KEY,
-    event_id       bigint NOT NULL REFERENCES events (id),
+    event_id       bigint NOT NULL,   -- the zone's key below names the event
     user_id        bigint NOT NULL,
     zone_id        integer NOT NULL,
     quantity       integer NOT NULL CHECK (quantity >= 1),
@@ -92,7 +95,7 @@ CREATE INDEX bookings_user ON bookings (user_id, id);
 CREATE TABLE payments (
     id                   bigint PRIMARY KEY,
     booking_id           bigint NOT NULL REFERENCES bookings (id),
-    event_id             bigint NOT NULL REFERENCES events (id),
+    event_id             bigint NOT NULL,
     state                smallint NOT NULL CHECK (state BETWEEN 1 AND 5),
     amount_minor         bigint NOT NULL CHECK (amount_minor >= 0),
     currency             text NOT NULL,

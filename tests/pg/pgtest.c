@@ -94,7 +94,8 @@ void pgt_fresh_db(const char *name, char *url, size_t cap)
 
 int pgt_kill_adapter_connections(const char *url)
 {
-    return (int)pgt_scalar(url, "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-                                "WHERE application_name = 'bookingrush' "
-                                "AND datname = current_database() AND pid <> pg_backend_pid()");
+    return (int)pgt_scalar(url,
+                           "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                           "WHERE application_name = 'bookingrush' "
+                           "AND datname = current_database() AND pid <> pg_backend_pid()");
 }

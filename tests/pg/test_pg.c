@@ -7,8 +7,10 @@
  * answer, the pool's bound, the test provider's intents. Each test works in
  * a database of its own.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,12 +58,29 @@ static void test_migrate_twice_applies_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_migrate_twice", 1, url);
+    pgt_fresh_db("t_migrate_twice", url, sizeof url);
+    struct br_pg *pg = NULL;
+    assert_int_equal(br_pg_open(&pg, url, 1, NULL), BR_OK);
+    uint32_t have = 9, want = 0;
+    assert_int_equal(br_pg_schema_status(pg, &have, &want), BR_E_VERSION); /* empty database */
+    assert_int_equal(have, 0);
+    assert_true(want >= 1);
+    uint32_t first = 0;
+    assert_int_equal(br_pg_migrate(pg, NULL, &first), BR_OK);
+    assert_int_equal(first, want);
+    assert_int_equal(br_pg_schema_status(pg, &have, NULL), BR_OK);
+    assert_int_equal(have, want);
     uint32_t applied = 99;
     assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_OK);
     assert_int_equal(applied, 0);
     long long rows = pgt_scalar(url, "SELECT count(*) FROM schema_migrations");
     assert_true(rows >= 1);
+    /* a migration from a newer binary: this one says so */
+    assert_int_equal(pgt_exec(url, "INSERT INTO schema_migrations (version, name) "
+                                   "VALUES (9999, '9999_future')"),
+                     0);
+    assert_int_equal(br_pg_schema_status(pg, &have, NULL), BR_E_VERSION);
+    assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_E_VERSION);
     br_pg_close(pg);
 }
 
@@ -102,11 +121,12 @@ static void test_migrate_from_two_processes_at_once(void **state)
 /* ---- users -------------------------------------------------------------- */
 
 struct hook_log {
+    const char *lock_out_url; /* refuse new connections to the database on the first call */
     int calls;
     uint64_t ids[8];
-    int fail_with;           /* returned instead of BR_OK when nonzero */
-    const char *kill_url;    /* kill the adapter's connections on the first call */
-    struct br_pg *reenter;   /* call into the pool from inside the hook */
+    int fail_with;         /* returned instead of BR_OK when nonzero */
+    const char *kill_url;  /* kill the adapter's connections on the first call */
+    struct br_pg *reenter; /* call into the pool from inside the hook */
     int reenter_rc;
 };
 
@@ -117,6 +137,10 @@ static int hook(void *ctx, uint64_t id)
         h->ids[h->calls] = id;
     }
     h->calls++;
+    if (h->lock_out_url != NULL && h->calls == 1) {
+        assert_int_equal(
+            pgt_exec(h->lock_out_url, "ALTER DATABASE t_unknown WITH ALLOW_CONNECTIONS false"), 0);
+    }
     if (h->kill_url != NULL && h->calls == 1) {
         assert_true(pgt_kill_adapter_connections(h->kill_url) >= 1);
     }
@@ -534,6 +558,14 @@ static void test_projection_check_refuses_oversell(void **state)
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM bookings"), 1);
     /* and it keeps refusing: the recorder stops there */
     assert_int_equal(br_pg_project(pg, 1, items + 1, 2, &applied), BR_E_CORRUPT);
+    /* an oversell that a later cancel in the same batch would hide in the
+     * final counts (2 + 2 - 2 <= 3) is refused too: every entry is checked */
+    c = c_cancel(103, 1, r[0].o.id);
+    record(e, &r[3], &c, BR_OK);
+    items_of(r, 4, items);
+    struct br_pg_log_item hide[2] = {items[1], items[3]};
+    assert_int_equal(br_pg_project(pg, 1, hide, 2, &applied), BR_E_CORRUPT);
+    expect_zone(pg, 2, 0);
     t_engine_free(e);
     br_pg_close(pg);
 }
@@ -628,13 +660,160 @@ static void test_lost_commit_answer_is_resolved_not_repeated(void **state)
     br_pg_close(pg);
 }
 
+static void test_projection_killed_before_commit_applies_once(void **state)
+{
+    (void)state;
+    char url[PGT_URL_MAX];
+    struct br_pg *pg = open_db("t_kill_project", 1, url);
+    struct br_engine *e = sale(pg, 10);
+    struct rec r[3];
+    struct br_cmd c = c_reserve(100, 1, 1, 1, 2, 0, 0);
+    record(e, &r[0], &c, BR_OK);
+    c = c_reserve(101, 2, 1, 1, 3, 0, 0);
+    record(e, &r[1], &c, BR_OK);
+    c = c_cancel(102, 1, r[0].o.id);
+    record(e, &r[2], &c, BR_OK);
+    struct br_pg_log_item items[3];
+    items_of(r, 3, items);
+    uint64_t before = br_pg_connects(pg);
+    br_pg_fault_kill_before_commit(pg, 1);
+    uint32_t applied = 0;
+    assert_int_equal(br_pg_project(pg, 1, items, 3, &applied), BR_OK);
+    assert_int_equal(applied, 3);
+    assert_true(br_pg_connects(pg) > before); /* it did lose its connection */
+    expect_zone(pg, 3, 0);
+    assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM outbox"), 1);
+    assert_int_equal(pgt_scalar(url, "SELECT applied FROM projection"), 3);
+    /* twice in a row: the retry dies too, nothing committed, the caller retries */
+    c = c_reserve(103, 3, 1, 1, 1, 0, 0);
+    record(e, &r[0], &c, BR_OK);
+    items_of(r, 1, items);
+    br_pg_fault_kill_before_commit(pg, 2);
+    assert_int_equal(br_pg_project(pg, 1, items, 1, &applied), BR_E_UNAVAILABLE);
+    expect_zone(pg, 3, 0);
+    assert_int_equal(br_pg_project(pg, 1, items, 1, &applied), BR_OK);
+    assert_int_equal(applied, 1);
+    expect_zone(pg, 4, 0);
+    t_engine_free(e);
+    br_pg_close(pg);
+}
+
+struct racer {
+    struct br_pg *pg;
+    const struct br_pg_log_item *items;
+    uint32_t n;
+    int base;
+    uint32_t applied;
+    int rc;
+    uint64_t ids[16];
+};
+
+static void *project_racer(void *arg)
+{
+    struct racer *x = arg;
+    x->rc = br_pg_project(x->pg, 1, x->items, x->n, &x->applied);
+    return NULL;
+}
+
+static void *register_racer(void *arg)
+{
+    struct racer *x = arg;
+    x->rc = BR_OK;
+    for (int i = 0; i < 16 && x->rc == BR_OK; i++) {
+        char email[32];
+        snprintf(email, sizeof email, "r%d@x.io", x->base + i);
+        struct br_cmd c = reg(email, BR_ROLE_CUSTOMER);
+        x->rc = br_pg_user_register(x->pg, &c, NULL, NULL, &x->ids[i]);
+    }
+    return NULL;
+}
+
+static void test_two_writers_at_once(void **state)
+{
+    (void)state;
+    char url[PGT_URL_MAX];
+    struct br_pg *pg1 = open_db("t_race", 2, url);
+    struct br_pg *pg2 = NULL;
+    assert_int_equal(br_pg_open(&pg2, url, 2, NULL), BR_OK);
+    /* two registrations streams: ids stay dense and distinct */
+    struct racer a = {.pg = pg1, .base = 0}, b = {.pg = pg2, .base = 100};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, register_racer, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, register_racer, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.rc, BR_OK);
+    assert_int_equal(b.rc, BR_OK);
+    bool seen[33] = {false};
+    for (int i = 0; i < 16; i++) {
+        assert_true(a.ids[i] >= 1 && a.ids[i] <= 32 && !seen[a.ids[i]]);
+        seen[a.ids[i]] = true;
+        assert_true(b.ids[i] >= 1 && b.ids[i] <= 32 && !seen[b.ids[i]]);
+        seen[b.ids[i]] = true;
+    }
+    /* two recorders projecting the same batch: each entry once */
+    struct br_engine *e = t_engine_new(NULL);
+    uint64_t ids[3];
+    t_users(e, 3, ids);
+    struct br_event_spec s = t_spec();
+    s.hold_ttl_ms = 100000;
+    t_event(e, 0, &s);
+    struct br_cmd ec = c_event(0, 0, &s);
+    uint64_t id = 0;
+    assert_int_equal(br_pg_event_create(pg1, &ec, NULL, NULL, &id), BR_OK);
+    struct rec r[6];
+    for (int i = 0; i < 6; i++) {
+        struct br_cmd c = c_reserve(100 + i, 1 + (uint64_t)(i % 3), 1, 1, 1, 0, 0);
+        record(e, &r[i], &c, BR_OK);
+    }
+    struct br_pg_log_item items[6];
+    items_of(r, 6, items);
+    a = (struct racer){.pg = pg1, .items = items, .n = 6};
+    b = (struct racer){.pg = pg2, .items = items, .n = 6};
+    assert_int_equal(pthread_create(&ta, NULL, project_racer, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, project_racer, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.rc, BR_OK);
+    assert_int_equal(b.rc, BR_OK);
+    assert_int_equal(a.applied + b.applied, 6);
+    assert_true(a.applied == 0 || b.applied == 0);
+    expect_zone(pg1, 6, 0);
+    t_engine_free(e);
+    br_pg_close(pg1);
+    br_pg_close(pg2);
+}
+
+/* The COMMIT answer is lost and no new connection can ask the server what
+ * happened: the caller is told the truth, UNKNOWN_OUTCOME. */
+static void test_unknown_outcome_when_nobody_can_tell(void **state)
+{
+    (void)state;
+    char url[PGT_URL_MAX];
+    struct br_pg *pg = open_db("t_unknown", 1, url);
+    char admin[PGT_URL_MAX];
+    snprintf(admin, sizeof admin, "%s", url);
+    strcpy(strrchr(admin, '/'), "/postgres");
+    struct hook_log h = {0};
+    h.lock_out_url = admin;
+    struct br_cmd c = reg("u@x.io", BR_ROLE_CUSTOMER);
+    uint64_t id = 0;
+    br_pg_fault_lose_commits(pg, 1);
+    assert_int_equal(br_pg_user_register(pg, &c, hook, &h, &id), BR_E_UNKNOWN_OUTCOME);
+    assert_int_equal(h.calls, 1); /* not run again blindly */
+    assert_int_equal(pgt_exec(admin, "ALTER DATABASE t_unknown WITH ALLOW_CONNECTIONS true"), 0);
+    /* it had committed; doing it again is harmless: the email is taken */
+    assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM users"), 1);
+    assert_int_equal(br_pg_user_register(pg, &c, NULL, NULL, &id), BR_E_EMAIL_TAKEN);
+    br_pg_close(pg);
+}
+
 static void test_server_gone_is_unavailable_then_recovers(void **state)
 {
     (void)state;
     struct br_pg *pg = NULL;
     /* nothing listens on port 1 */
-    assert_int_equal(br_pg_open(&pg, "postgresql://postgres@127.0.0.1:1/postgres", 1, NULL),
-                     BR_OK);
+    assert_int_equal(br_pg_open(&pg, "postgresql://postgres@127.0.0.1:1/postgres", 1, NULL), BR_OK);
     assert_int_equal(br_pg_ping(pg), BR_E_UNAVAILABLE);
     struct br_pg_user u;
     assert_int_equal(br_pg_user_get(pg, 1, &u), BR_E_UNAVAILABLE);
@@ -718,6 +897,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_connection_killed_between_calls_is_retried),
         cmocka_unit_test(test_connection_killed_inside_transaction_retried_once),
         cmocka_unit_test(test_lost_commit_answer_is_resolved_not_repeated),
+        cmocka_unit_test(test_projection_killed_before_commit_applies_once),
+        cmocka_unit_test(test_two_writers_at_once),
+        cmocka_unit_test(test_unknown_outcome_when_nobody_can_tell),
         cmocka_unit_test(test_server_gone_is_unavailable_then_recovers),
         cmocka_unit_test(test_pool_bound_overloaded),
         cmocka_unit_test(test_intents_shared),

@@ -131,10 +131,18 @@ static int session(struct run *r, const struct br_cmd *c, const struct br_outcom
     }
     struct br_outcome p;
     switch (c->type) {
-    case BR_CMD_SESSION_OPEN: br_pg_session_open(r->pg, c, &p); break;
-    case BR_CMD_SESSION_ROTATE: br_pg_session_rotate(r->pg, c, &p); break;
-    case BR_CMD_SESSION_REVOKE: br_pg_session_revoke(r->pg, c, &p); break;
-    default: br_pg_session_revoke_all(r->pg, c, &p); break;
+    case BR_CMD_SESSION_OPEN:
+        br_pg_session_open(r->pg, c, &p);
+        break;
+    case BR_CMD_SESSION_ROTATE:
+        br_pg_session_rotate(r->pg, c, &p);
+        break;
+    case BR_CMD_SESSION_REVOKE:
+        br_pg_session_revoke(r->pg, c, &p);
+        break;
+    default:
+        br_pg_session_revoke_all(r->pg, c, &p);
+        break;
     }
     if (p.err != o->err || p.id != o->id || p.ref != o->ref || p.status != o->status ||
         p.count != o->count || p.deadline_ms != o->deadline_ms) {
@@ -182,7 +190,8 @@ static int flush(struct run *r, uint64_t event_id)
     if (getenv("PG_DIFF_TRACE") != NULL) {
         for (uint32_t i = 0; i < n; i++) {
             const struct entry *en = &r->pending[event_id][i];
-            fprintf(stderr, "ev %" PRIu64 " %s %s user %" PRIu64 " -> %s id %" PRIu64 " count %u fx %u\n",
+            fprintf(stderr,
+                    "ev %" PRIu64 " %s %s user %" PRIu64 " -> %s id %" PRIu64 " count %u fx %u\n",
                     event_id, en->sid, br_cmd_name(en->c.type), en->c.user_id,
                     br_err_name(en->o.err), en->o.id, en->o.count, en->nfx);
         }
@@ -190,8 +199,8 @@ static int flush(struct run *r, uint64_t event_id)
     uint32_t applied = 0;
     int rc = br_pg_project(r->pg, event_id, items, n, &applied);
     if (rc != BR_OK || applied != n) {
-        return fail(r, "event %" PRIu64 ": project %s, %u of %u applied", event_id,
-                    br_err_name(rc), applied, n);
+        return fail(r, "event %" PRIu64 ": project %s, %u of %u applied", event_id, br_err_name(rc),
+                    applied, n);
     }
     rc = br_pg_project(r->pg, event_id, items, n, &applied);
     if (rc != BR_OK || applied != 0) {
@@ -208,14 +217,21 @@ static uint64_t event_of(const struct br_cmd *c)
     switch (c->type) {
     case BR_CMD_QUEUE_JOIN:
     case BR_CMD_QUEUE_LEAVE:
-    case BR_CMD_ADMIT: return c->u.admit.event_id;
-    case BR_CMD_RESERVE: return c->u.reserve.event_id;
-    case BR_CMD_SWEEP: return c->u.sweep.event_id;
+    case BR_CMD_ADMIT:
+        return c->u.admit.event_id;
+    case BR_CMD_RESERVE:
+        return c->u.reserve.event_id;
+    case BR_CMD_SWEEP:
+        return c->u.sweep.event_id;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE: return c->u.cancel.hold_id >> 32;
-    case BR_CMD_PAYMENT_EVENT: return c->u.payment_event.payment_id >> 32;
-    case BR_CMD_REFUND_RESULT: return c->u.refund_result.payment_id >> 32;
-    default: return 0;
+    case BR_CMD_PAYMENT_CREATE:
+        return c->u.cancel.hold_id >> 32;
+    case BR_CMD_PAYMENT_EVENT:
+        return c->u.payment_event.payment_id >> 32;
+    case BR_CMD_REFUND_RESULT:
+        return c->u.refund_result.payment_id >> 32;
+    default:
+        return 0;
     }
 }
 
@@ -238,8 +254,10 @@ static int append(struct run *r, uint64_t event_id, const struct br_cmd *c,
             en->fx[en->nfx++] = fx[i];
         }
     }
-    snprintf(en->sid, sizeof en->sid, "%" PRIu64 "-%" PRIu64, 1700000000000 + r->sid_seq / 3,
-             r->sid_seq % 3); /* increasing, as Redis makes them (not the command clock, which may step back) */
+    snprintf(
+        en->sid, sizeof en->sid, "%" PRIu64 "-%" PRIu64, 1700000000000 + r->sid_seq / 3,
+        r->sid_seq %
+            3); /* increasing, as Redis makes them (not the command clock, which may step back) */
     r->sid_seq++;
     /* full: project now (the engine has applied this entry's command already) */
     return r->npending[event_id] == BATCH_MAX ? flush(r, event_id) : 0;
