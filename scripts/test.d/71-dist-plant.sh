@@ -46,7 +46,7 @@ for t in $tests; do
     failed=1
     continue
   fi
-  why=$(grep -m1 -E 'error: Failure|want |!=|lost' "$dir/$t.log" || true)
+  why=$(grep -m1 -E 'ERROR   \]|want |lost|divergence' "$dir/$t.log" || true)
   echo "71-dist-plant: $t fails with its property broken: $why"
 done
 [ "$failed" = 0 ] || exit 1

@@ -519,7 +519,11 @@ static void acks_there(struct t_server *s, int node, char (*tokens)[1024],
         }
         EXPECT(r, 200, NULL);
         const char *st = J_STR(r, "status");
-        assert_true(strcmp(st, "held") == 0 || strcmp(st, "confirmed") == 0);
+        if (strcmp(st, "held") != 0 && strcmp(st, "confirmed") != 0) {
+            fprintf(stderr, "acknowledged booking %" PRIu64 " lost: it is %s\n", acks[i].booking,
+                    st);
+            fail();
+        }
         t_resp_free(&r);
     }
 }
