@@ -200,6 +200,21 @@ int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
     }
     struct dist_conn *c = &x->conns[x->free_stack[--x->free_count]];
     pthread_mutex_unlock(&x->pool_mu);
+    uint64_t gen = atomic_load(&x->conn_gen);
+    if (c->gen != gen) {
+        /* Redis was away since these connections were made: a socket the
+         * old server closed would take the next request and fail it as
+         * UNKNOWN_OUTCOME although it never arrived. Made afresh instead. */
+        if (c->opened && c->r.ctx != NULL) {
+            redisFree(c->r.ctx);
+            c->r.ctx = NULL;
+        }
+        if (c->rd != NULL) {
+            redisFree(c->rd);
+            c->rd = NULL;
+        }
+        c->gen = gen;
+    }
     if (!c->opened) {
         int rc = br_redis_open(&c->r, &x->ropt, &x->ecfg);
         if (rc != BR_OK) {
@@ -234,7 +249,8 @@ int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd
 
 /* ---- the spec cache ---- */
 
-int dist_spec(struct br_distributed *x, uint64_t event_id, struct dist_spec *out)
+int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
+              struct dist_spec *out)
 {
     memset(out, 0, sizeof *out);
     if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
@@ -249,15 +265,27 @@ int dist_spec(struct br_distributed *x, uint64_t event_id, struct dist_spec *out
             return BR_OK;
         }
     }
-    struct br_pg_event ev;
-    int rc = br_pg_event_get(x->cfg.pg, event_id, &ev);
-    dist_note_pg(x, rc);
-    if (rc != BR_OK) {
-        return rc;
+    /* Redis first (the on-sale goes on while PostgreSQL is away), then
+     * PostgreSQL (while Redis lost it, or the event is being created). */
+    struct dist_conn *c = held;
+    int rc = c != NULL ? BR_OK : dist_conn_take(x, &c);
+    if (rc == BR_OK) {
+        rc = dist_read_spec(x, c, event_id, out);
+        if (held == NULL) {
+            dist_conn_give(x, c);
+        }
     }
-    out->have = true;
-    out->owner_id = ev.owner_id;
-    out->spec = ev.spec;
+    if (rc != BR_OK) {
+        struct br_pg_event ev;
+        int prc = br_pg_event_get(x->cfg.pg, event_id, &ev);
+        dist_note_pg(x, prc);
+        if (prc != BR_OK) {
+            return rc == BR_E_NOT_FOUND ? prc : rc;
+        }
+        out->have = true;
+        out->owner_id = ev.owner_id;
+        out->spec = ev.spec;
+    }
     if (out->spec.queue_capacity == 0) {
         out->spec.queue_capacity = x->ecfg.queue_capacity_default;
     }
@@ -370,9 +398,22 @@ static void op_user_find(struct br_backend *b, const char *email, struct br_call
     call->done(call);
 }
 
+/* Redis first: every role-checked request asks, the twin's role is
+ * written before PostgreSQL's (op_user_role_set), and the on-sale goes on
+ * while PostgreSQL is away. PostgreSQL when Redis does not know the user
+ * (lost, being rebuilt) or cannot be reached. */
 static void op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call)
 {
     struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    if (dist_conn_take(x, &c) == BR_OK) {
+        call->err = dist_read_user(x, c, user_id, &call->r.user);
+        dist_conn_give(x, c);
+        if (call->err == BR_OK) {
+            call->done(call);
+            return;
+        }
+    }
     struct br_pg_user u;
     call->err = br_pg_user_get(x->cfg.pg, user_id, &u);
     dist_note_pg(x, call->err);
@@ -536,8 +577,37 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
         if (ev->spec.queue_capacity == 0) {
             ev->spec.queue_capacity = x->ecfg.queue_capacity_default;
         }
+        if (id <= BR_DIST_SPEC_CACHE) {
+            pthread_mutex_lock(&x->spec_mu);
+            x->specs[id - 1] = (struct dist_spec){.have = true, .owner_id = actor, .spec = ev->spec};
+            pthread_mutex_unlock(&x->spec_mu);
+        }
     }
     call->done(call);
+}
+
+/* The zones' counters as PostgreSQL's projection has them. */
+static int record_counters(struct br_distributed *x, uint64_t event_id, struct dist_counters *k)
+{
+    memset(k, 0, sizeof *k);
+    struct br_pg_zone z[BR_EVENT_ZONES_MAX];
+    uint32_t n = 0;
+    int rc = br_pg_zones(x->cfg.pg, event_id, z, &n);
+    dist_note_pg(x, rc);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (n == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    for (uint32_t i = 0; i < n && i < BR_EVENT_ZONES_MAX; i++) {
+        if (z[i].zone_id >= 1 && z[i].zone_id <= BR_EVENT_ZONES_MAX) {
+            k->held[z[i].zone_id - 1] = z[i].held;
+            k->sold[z[i].zone_id - 1] = z[i].sold;
+        }
+    }
+    k->zone_count = n;
+    return BR_OK;
 }
 
 /* The event's spec and its zones' live counters. */
@@ -545,12 +615,18 @@ static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t ev
                       struct br_api_event *out)
 {
     struct dist_spec s;
-    int rc = dist_spec(x, event_id, &s);
+    int rc = dist_spec(x, c, event_id, &s);
     if (rc != BR_OK) {
         return rc;
     }
     struct dist_counters k;
     rc = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
+    if (rc == BR_E_NOT_FOUND) {
+        /* In PostgreSQL, not (yet, or not any more) in Redis: being created,
+         * or Redis lost it and the rebuild is pending. The record's
+         * counters (as projected) stand in. */
+        rc = record_counters(x, event_id, &k);
+    }
     if (rc != BR_OK) {
         return rc;
     }
@@ -572,6 +648,11 @@ static void op_event_list(struct br_backend *b, uint64_t after_id, struct br_cal
     uint64_t count = 0;
     if (call->err == BR_OK) {
         call->err = dist_read_cat(x, c, "events", &count);
+    }
+    uint64_t pg_count = 0;
+    if (call->err == BR_OK && dist_refusing(x) && br_pg_event_max_id(x->cfg.pg, &pg_count) == BR_OK &&
+        pg_count > count) {
+        count = pg_count; /* Redis lost its data: the catalog is PostgreSQL's meanwhile */
     }
     uint64_t first = after_id < count ? after_id + 1 : UINT64_MAX;
     for (uint64_t id = first; call->err == BR_OK && id <= count && call->list_count < call->list_cap;
@@ -605,7 +686,7 @@ static void op_event_stats(struct br_backend *b, uint64_t event_id, struct br_ca
 {
     struct br_distributed *x = self(b);
     struct dist_spec s;
-    call->err = dist_spec(x, event_id, &s);
+    call->err = dist_spec(x, NULL, event_id, &s);
     struct dist_conn *c = NULL;
     if (call->err == BR_OK) {
         call->err = dist_conn_take(x, &c);
@@ -674,7 +755,7 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
         for (uint64_t id = 1; id <= count && g->event_count < BR_API_LIST_MAX; id++) {
             struct dist_spec s;
             struct dist_counters k;
-            if (dist_spec(x, id, &s) != BR_OK ||
+            if (dist_spec(x, c, id, &s) != BR_OK ||
                 dist_read_counters(x, c, id, s.spec.zone_count, &k) != BR_OK) {
                 continue;
             }

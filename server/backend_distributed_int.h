@@ -32,6 +32,7 @@ struct dist_conn {
     bool opened;
     struct redisContext *rd;  /* NULL while disconnected; made again on use */
     uint32_t index;
+    uint64_t gen;             /* conn_gen when its connections were made */
 };
 
 struct dist_spec {
@@ -62,6 +63,7 @@ struct br_distributed {
     _Atomic int64_t last_now_ms;
     _Atomic uint64_t commands;    /* scripts applied through this process */
     _Atomic uint64_t fanout_reconnects;
+    _Atomic uint64_t conn_gen;    /* bumped when Redis comes back: older connections are dropped */
 
     pthread_mutex_t state_mu; /* the readiness fields below */
     bool redis_down;
@@ -119,9 +121,11 @@ bool dist_refusing(struct br_distributed *x);
 int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd,
                struct br_outcome *out, struct br_effect *fx, uint32_t *fx_count);
 
-/* The event's spec (cached; PostgreSQL on a miss). BR_OK, BR_E_NOT_FOUND,
- * or a connection error. */
-int dist_spec(struct br_distributed *x, uint64_t event_id, struct dist_spec *out);
+/* The event's spec (cached; on a miss read from Redis on the slot held,
+ * or a slot taken when held is NULL, then from PostgreSQL). BR_OK,
+ * BR_E_NOT_FOUND, or a connection error. */
+int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
+              struct dist_spec *out);
 
 /* ---- backend_distributed_sale.c ---- */
 
@@ -189,6 +193,12 @@ int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t pa
                       struct dist_payment *out);
 int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                        uint32_t zone_count, struct dist_counters *out);
+/* The event's spec as event_put.lua stored it (queue capacity resolved). */
+int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                   struct dist_spec *out);
+/* A user's email, name and role (no password hash). */
+int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                   struct br_api_user *out);
 /* A counter of the catalog hash ("events", "users"). */
 int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
                   uint64_t *out);

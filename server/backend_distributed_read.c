@@ -352,3 +352,107 @@ int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t even
     }
     return BR_OK;
 }
+
+
+/* ---- an event's spec, as event_put.lua stored it ---- */
+
+static void copy_str(char *dst, size_t cap, const redisReply *e)
+{
+    snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
+}
+
+int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                   struct dist_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    enum { FIXED = 14, PER_ZONE = 4 };
+    static const char *const fixed[FIXED] = {"id",   "owner", "name", "venue", "starts",
+                                             "opens", "limit", "rp",  "maxa",  "apt",
+                                             "pttl", "httl",  "qcap", "zc"};
+    static const char *const zf[PER_ZONE] = {"zname", "cap", "price", "cur"};
+    char key[48];
+    snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);
+    const char *argv[2 + FIXED + PER_ZONE * BR_EVENT_ZONES_MAX];
+    char names[PER_ZONE * BR_EVENT_ZONES_MAX][16];
+    int argc = 0;
+    argv[argc++] = "HMGET";
+    argv[argc++] = key;
+    for (int i = 0; i < FIXED; i++) {
+        argv[argc++] = fixed[i];
+    }
+    for (int z = 0; z < BR_EVENT_ZONES_MAX; z++) {
+        for (int f = 0; f < PER_ZONE; f++) {
+            char *n = names[z * PER_ZONE + f];
+            snprintf(n, sizeof names[0], "%s%d", zf[f], z + 1);
+            argv[argc++] = n;
+        }
+    }
+    size_t want = (size_t)argc - 2;
+    redisReply *rep = array_reply(x, c, redisCommandArgv(rd, argc, argv, NULL), want, "spec");
+    if (rep == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply **e = rep->element;
+    uint64_t zc = dist_num(e[13]);
+    if (e[0]->type != REDIS_REPLY_STRING || zc < 1 || zc > BR_EVENT_ZONES_MAX) {
+        freeReplyObject(rep);
+        return BR_E_NOT_FOUND;
+    }
+    struct br_event_spec *sp = &out->spec;
+    out->have = true;
+    out->owner_id = dist_num(e[1]);
+    copy_str(sp->name, sizeof sp->name, e[2]);
+    copy_str(sp->venue, sizeof sp->venue, e[3]);
+    sp->starts_at_ms = (int64_t)dist_num(e[4]);
+    sp->sale_opens_at_ms = (int64_t)dist_num(e[5]);
+    sp->per_user_limit = (uint32_t)dist_num(e[6]);
+    sp->requires_pass = dist_num(e[7]) != 0;
+    sp->max_active = (uint32_t)dist_num(e[8]);
+    sp->admit_per_tick = (uint32_t)dist_num(e[9]);
+    sp->pass_ttl_ms = (int64_t)dist_num(e[10]);
+    sp->hold_ttl_ms = (int64_t)dist_num(e[11]);
+    sp->queue_capacity = (uint32_t)dist_num(e[12]);
+    sp->zone_count = (uint32_t)zc;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        redisReply **f = &e[FIXED + PER_ZONE * z];
+        copy_str(sp->zones[z].name, sizeof sp->zones[z].name, f[0]);
+        sp->zones[z].capacity = (uint32_t)dist_num(f[1]);
+        sp->zones[z].price_minor = (int64_t)dist_num(f[2]);
+        copy_str(sp->zones[z].currency, sizeof sp->zones[z].currency, f[3]);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+/* ---- a user, as user_register.lua / user_role_set.lua keep it ---- */
+
+int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                   struct br_api_user *out)
+{
+    memset(out, 0, sizeof *out);
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = array_reply(x, c,
+                                  redisCommand(rd, "HMGET br:{cat}:u:%llu email name role",
+                                               (unsigned long long)user_id),
+                                  3, "user");
+    if (rep == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = BR_E_NOT_FOUND;
+    if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        out->id = user_id;
+        copy_str(out->email, sizeof out->email, rep->element[0]);
+        copy_str(out->name, sizeof out->name, rep->element[1]);
+        out->role = (uint8_t)dist_num(rep->element[2]);
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}

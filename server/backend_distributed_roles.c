@@ -257,8 +257,9 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
     return true;
 }
 
-/* Health: the only place that clears the down flags. */
-static void health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
+/* Health: the only place that clears the down flags. Returns true when
+ * Redis just came back (it may have come back empty: check at once). */
+static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
 {
     if (redis_ok) {
         redisContext *rd = dist_rd(x, c);
@@ -278,9 +279,14 @@ static void health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
                 "\"redis\":\"%s\",\"postgresql\":\"%s\"", redis_ok ? "up" : "down",
                 pg_ok ? "up" : "down");
     }
+    bool back = x->redis_down && redis_ok;
+    if (back) {
+        atomic_fetch_add(&x->conn_gen, 1); /* every slot reconnects before its next use */
+    }
     x->redis_down = !redis_ok;
     x->pg_down = !pg_ok;
     pthread_mutex_unlock(&x->state_mu);
+    return back;
 }
 
 static bool wait_tick(struct br_distributed *x, int64_t until_ms)
@@ -312,7 +318,12 @@ static void *roles_main(void *arg)
             continue;
         }
         bool ok = true;
-        if (br_clock_mono_ms() >= next_epoch) {
+        pthread_mutex_lock(&x->state_mu);
+        bool lost = x->lost;
+        pthread_mutex_unlock(&x->state_mu);
+        /* Each second; each tick while lost, so writes resume with the
+         * rebuild (the reconciler may run in another process). */
+        if (lost || br_clock_mono_ms() >= next_epoch) {
             next_epoch = br_clock_mono_ms() + EPOCH_CHECK_MS;
             check_lost(x, c);
         }
@@ -320,7 +331,9 @@ static void *roles_main(void *arg)
             ok = work(x, c);
         }
         dist_fanout_flush(x, c);
-        health(x, c, ok);
+        if (health(x, c, ok)) {
+            check_lost(x, c);
+        }
         dist_conn_give(x, c);
     }
     return NULL;

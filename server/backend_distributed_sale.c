@@ -58,7 +58,7 @@ static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t 
     int rc = dist_read_hold(x, c, hold_id, &h);
     struct dist_spec s;
     if (rc == BR_OK) {
-        rc = dist_spec(x, hold_id >> 32, &s);
+        rc = dist_spec(x, c, hold_id >> 32, &s);
     }
     if (rc == BR_OK) {
         rc = zone_ok(x, hold_id, h.zone_id, &s);
@@ -93,7 +93,7 @@ static int fill_payment(struct br_distributed *x, struct dist_conn *c, uint64_t 
     }
     struct dist_spec s;
     if (rc == BR_OK) {
-        rc = dist_spec(x, event_id, &s);
+        rc = dist_spec(x, c, event_id, &s);
     }
     if (rc == BR_OK) {
         rc = zone_ok(x, event_id * W32 + p.hold_seq, h.zone_id, &s);
@@ -139,7 +139,7 @@ static void charge(struct br_distributed *x, struct dist_conn *c, const struct b
     char currency[BR_CURRENCY_MAX] = "EUR";
     struct dist_hold h;
     struct dist_spec s;
-    if (dist_read_hold(x, c, fx->ref, &h) == BR_OK && dist_spec(x, fx->event_id, &s) == BR_OK &&
+    if (dist_read_hold(x, c, fx->ref, &h) == BR_OK && dist_spec(x, c, fx->event_id, &s) == BR_OK &&
         h.zone_id >= 1 && h.zone_id <= s.spec.zone_count) {
         memcpy(currency, s.spec.zones[h.zone_id - 1].currency, sizeof currency);
     }
@@ -208,11 +208,16 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
         uint32_t n = 0;
         call->err = dist_apply(x, c, &cmd, &out, fx, &n);
         dist_effects(x, c, &cmd, &out, fx, n, NULL);
-        dist_conn_give(x, c);
         struct dist_spec s;
-        if (call->err == BR_OK && type == BR_CMD_QUEUE_JOIN && dist_spec(x, event_id, &s) == BR_OK) {
-            br_api_queue_from_join(&call->r.queue, &cmd, &out, &s.spec, x->cfg.tick_ms);
+        if (call->err == BR_OK && type == BR_CMD_QUEUE_JOIN) {
+            int rc = dist_spec(x, c, event_id, &s);
+            if (rc == BR_OK) {
+                br_api_queue_from_join(&call->r.queue, &cmd, &out, &s.spec, x->cfg.tick_ms);
+            } else {
+                call->err = rc;
+            }
         }
+        dist_conn_give(x, c);
     }
     call->done(call);
 }
@@ -234,7 +239,7 @@ static int views(struct br_distributed *x, struct dist_conn *c, uint64_t event_i
                  const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
 {
     struct dist_spec s;
-    int err = dist_spec(x, event_id, &s);
+    int err = dist_spec(x, c, event_id, &s);
     if (err == BR_OK) {
         err = dist_read_views(x, c, event_id, users, n, out, rc);
     }
@@ -312,7 +317,7 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     call->err = dist_apply(x, c, &cmd, &out, fx, &n);
     dist_effects(x, c, &cmd, &out, fx, n, NULL);
     struct dist_spec s;
-    if (call->err == BR_OK && idem_key == 0 && dist_spec(x, event_id, &s) == BR_OK &&
+    if (call->err == BR_OK && idem_key == 0 && dist_spec(x, c, event_id, &s) == BR_OK &&
         zone_id >= 1 && zone_id <= s.spec.zone_count) {
         /* A new hold (no key: no repeat): the outcome says it all. */
         br_api_booking_from_reserve(&call->r.booking, &cmd, &out, s.spec.zones[zone_id - 1].currency);

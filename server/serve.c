@@ -50,6 +50,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
+#include "server/reconciler.h"
 #include "server/recorder.h"
 #include "server/ratelimit.h"
 #include "server/render.h"
@@ -450,6 +451,7 @@ struct serve {
     struct br_pg *pg;                /* distributed only */
     struct br_distributed *dist;     /* distributed only */
     struct br_recorder *recorder;    /* distributed, role recorder */
+    struct br_reconciler *reconciler; /* distributed, role reconciler */
     struct br_backend *backend;
     struct br_hub *hub;
     struct br_metrics *metrics;
@@ -547,9 +549,23 @@ static size_t recorder_metrics(void *ctx, char *buf, size_t cap)
     return br_recorder_metrics(ctx, buf, cap);
 }
 
-/* The recorder (server/recorder.h), when this process runs it: its own
- * connections, thread and leases. The reconciler joins once the Redis
- * adapter's rebuild (br_redis_rebuild_event) has landed. */
+static size_t reconciler_metrics(void *ctx, char *buf, size_t cap)
+{
+    return br_reconciler_metrics(ctx, buf, cap);
+}
+
+/* The reconciler's switch: writes refused while it rebuilds Redis. */
+static void reconciler_writes(void *ctx, bool refuse, int retry_after_s)
+{
+    (void)retry_after_s; /* routes answer Retry-After 2: the data-loss check runs each second */
+    br_distributed_set_writable(ctx, !refuse,
+                                refuse ? "Redis lost its data: the reconciler is rebuilding it "
+                                         "from PostgreSQL"
+                                       : NULL);
+}
+
+/* The recorder and the reconciler (server/recorder.h, reconciler.h), when
+ * this process runs them: their own connections, threads and leases. */
 static int open_record_roles(struct serve *sv)
 {
     const struct br_serve_config *cfg = &sv->cfg;
@@ -565,12 +581,27 @@ static int open_record_roles(struct serve *sv)
         }
         br_distributed_add_metrics(sv->dist, recorder_metrics, sv->recorder);
     }
+    if (cfg->roles & BR_DIST_ROLE_RECONCILER) {
+        struct br_reconciler_options o;
+        memset(&o, 0, sizeof o);
+        snprintf(o.owner, sizeof o.owner, "%s", br_distributed_process_id(sv->dist));
+        o.writes = reconciler_writes;
+        o.writes_ctx = sv->dist;
+        if (br_reconciler_open(&sv->reconciler, ro, ec, sv->pg, &sv->log, &o) != BR_OK) {
+            br_logf(&sv->log, BR_LOG_ERROR, "cannot start the reconciler", NULL);
+            return BR_E_IO;
+        }
+        br_distributed_add_metrics(sv->dist, reconciler_metrics, sv->reconciler);
+    }
     return BR_OK;
 }
 
 static int start_record_roles(struct serve *sv)
 {
     if (sv->recorder != NULL && br_recorder_start(sv->recorder) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (sv->reconciler != NULL && br_reconciler_start(sv->reconciler) != BR_OK) {
         return BR_E_IO;
     }
     return BR_OK;
@@ -794,6 +825,8 @@ static void drain(struct serve *sv, int sig)
     sv->emb = NULL;
     br_recorder_close(sv->recorder); /* stops its thread, gives its leases back */
     sv->recorder = NULL;
+    br_reconciler_close(sv->reconciler);
+    sv->reconciler = NULL;
     br_distributed_close(sv->dist); /* calls answer synchronously: none is waiting */
     sv->dist = NULL;
     wait_inflight(sv->http, 2000);
@@ -806,6 +839,7 @@ static void serve_close(struct serve *sv)
     br_http_stop(sv->http);
     br_embedded_close(sv->emb);
     br_recorder_close(sv->recorder);
+    br_reconciler_close(sv->reconciler);
     br_distributed_close(sv->dist);
     br_pg_close(sv->pg);
     br_hub_free(sv->hub);
