@@ -264,7 +264,11 @@ static int pipe_append(struct br_redis *r, int argc, const char **argv, const si
 static redisReply *pipe_read(struct br_redis *r, const char *what)
 {
     if (r->cluster != NULL) {
-        return br_cluster_next(r->cluster);
+        redisReply *rep = br_cluster_next(r->cluster); /* the router logged a failure */
+        if (rep == NULL) {
+            drop(r);
+        }
+        return rep;
     }
     void *rep = NULL;
     if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {

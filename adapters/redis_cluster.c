@@ -162,7 +162,8 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         return BR_E_UNAVAILABLE;
     }
     redisContext *ctx = c->node[i].ctx;
-    BR_ASSERT(sdslen(ctx->obuf) == 0); /* nothing left over from an earlier request */
+    BR_ASSERT(c->node[i].pending == 0); /* no pipelined reply in the way */
+    BR_ASSERT(sdslen(ctx->obuf) == 0);  /* nothing left over from an earlier request */
     if ((asking && redisAppendCommand(ctx, "ASKING") != REDIS_OK) ||
         redisAppendCommandArgv(ctx, argc, argv, len) != REDIS_OK) {
         log_node(c, &c->node[i], "format", ctx->errstr);
@@ -550,23 +551,135 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
 
 /* ---- pipelines ---- */
 
+/* argv[0..argc) and its lengths copied into one allocation (pointers,
+ * lengths, then the bytes), for a re-send after a redirection. */
+static char *copy_args(int argc, const char **argv, const size_t *len)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++) {
+        bytes += len[i] + 1;
+    }
+    size_t head = (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    char *mem = malloc(head + bytes);
+    if (mem == NULL) {
+        return NULL;
+    }
+    const char **av = (const char **)(void *)mem;
+    size_t *lv = (size_t *)(void *)(mem + (size_t)argc * sizeof(char *));
+    char *at = mem + head;
+    for (int i = 0; i < argc; i++) {
+        memcpy(at, argv[i], len[i]);
+        at[len[i]] = 0;
+        av[i] = at;
+        lv[i] = len[i];
+        at += len[i] + 1;
+    }
+    return mem;
+}
+
+static struct br_cluster_queued *queued(struct br_cluster *c, uint32_t k)
+{
+    return &c->queue[(c->queue_head + k) % BR_CLUSTER_QUEUE_MAX];
+}
+
 int br_cluster_queue(struct br_cluster *c, int argc, const char **argv, const size_t *len)
 {
     BR_ASSERT(c->queue_count < BR_CLUSTER_QUEUE_MAX); /* callers keep their window */
-    redisReply *rep;
-    int rc = br_cluster_call(c, argc, argv, len, &rep);
-    if (rc != BR_OK) {
-        return rc;
+    int key = 0;
+    enum route r = route(argc, argv, len, &key);
+    BR_ASSERT(r != ROUTE_ALL && r != ROUTE_SCRIPT); /* pipelines are reads of keys */
+    uint32_t pending = 0;
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        pending += c->node[i].pending;
     }
-    c->queue[(c->queue_head + c->queue_count) % BR_CLUSTER_QUEUE_MAX] = rep;
+    if (c->stale && pending == 0) {
+        (void)br_cluster_refresh(c);
+    }
+    uint32_t n = c->slot_node[r == ROUTE_ANY ? 0 : br_cluster_slot(argv[key], len[key])];
+    if (n == BR_CLUSTER_NO_NODE || node_connect(c, n) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    struct br_cluster_queued *q = queued(c, c->queue_count);
+    q->copy = copy_args(argc, argv, len);
+    if (q->copy == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    if (redisAppendCommandArgv(c->node[n].ctx, argc, argv, len) != REDIS_OK) {
+        log_node(c, &c->node[n], "format", c->node[n].ctx->errstr);
+        free(q->copy);
+        q->copy = NULL;
+        return BR_E_UNAVAILABLE;
+    }
+    q->reply = NULL;
+    q->node = (uint8_t)n;
+    q->argc = argc;
+    c->node[n].pending++;
     c->queue_count++;
     return BR_OK;
+}
+
+/* Sends what the queue's unanswered commands left in the nodes' buffers
+ * and reads their replies, in queue order, each from its node. */
+static int read_pending(struct br_cluster *c)
+{
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        int done = c->node[i].pending == 0;
+        for (uint32_t spins = 0; !done; spins++) {
+            BR_ASSERT(spins < (1u << 30)); /* each round writes some bytes or fails */
+            if (redisBufferWrite(c->node[i].ctx, &done) != REDIS_OK) {
+                log_node(c, &c->node[i], "write", c->node[i].ctx->errstr);
+                return BR_E_UNAVAILABLE;
+            }
+        }
+    }
+    for (uint32_t k = 0; k < c->queue_count; k++) {
+        struct br_cluster_queued *q = queued(c, k);
+        if (q->reply != NULL) {
+            continue;
+        }
+        struct br_cluster_node *n = &c->node[q->node];
+        BR_ASSERT(n->pending > 0 && n->ctx != NULL);
+        void *reply = NULL;
+        if (redisGetReply(n->ctx, &reply) != REDIS_OK || reply == NULL) {
+            log_node(c, n, "read", n->ctx->errstr);
+            return BR_E_UNAVAILABLE;
+        }
+        n->pending--;
+        q->reply = reply;
+    }
+    return BR_OK;
+}
+
+/* Answers every queued command still unanswered: one round trip per node
+ * for all of them, then each redirected or refused one again on its own
+ * (br_cluster_call follows MOVED/ASK/TRYAGAIN; nothing is in flight then). */
+static int resolve(struct br_cluster *c)
+{
+    int rc = read_pending(c);
+    for (uint32_t k = 0; rc == BR_OK && k < c->queue_count; k++) {
+        struct br_cluster_queued *q = queued(c, k);
+        if (q->reply != NULL && classify(q->reply) != NEXT_DONE) {
+            freeReplyObject(q->reply);
+            q->reply = NULL;
+            const char **av = (const char **)(void *)q->copy;
+            const size_t *lv = (const size_t *)(void *)(q->copy + (size_t)q->argc * sizeof(char *));
+            rc = br_cluster_call(c, q->argc, av, lv, &q->reply);
+        }
+    }
+    return rc;
 }
 
 struct redisReply *br_cluster_next(struct br_cluster *c)
 {
     BR_ASSERT(c->queue_count > 0); /* a read for every queued command */
-    redisReply *rep = c->queue[c->queue_head];
+    struct br_cluster_queued *q = queued(c, 0);
+    if (q->reply == NULL && resolve(c) != BR_OK) {
+        return NULL; /* the caller drops the queue */
+    }
+    BR_ASSERT(q->reply != NULL);
+    redisReply *rep = q->reply;
+    free(q->copy);
+    memset(q, 0, sizeof *q);
     c->queue_head = (c->queue_head + 1) % BR_CLUSTER_QUEUE_MAX;
     c->queue_count--;
     return rep;
@@ -574,10 +687,22 @@ struct redisReply *br_cluster_next(struct br_cluster *c)
 
 void br_cluster_queue_drop(struct br_cluster *c)
 {
-    while (c->queue_count > 0) {
-        freeReplyObject(br_cluster_next(c));
+    for (uint32_t k = 0; k < c->queue_count; k++) {
+        struct br_cluster_queued *q = queued(c, k);
+        if (q->reply != NULL) {
+            freeReplyObject(q->reply);
+        }
+        free(q->copy);
+        memset(q, 0, sizeof *q);
     }
     c->queue_head = 0;
+    c->queue_count = 0;
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        if (c->node[i].pending > 0) {
+            node_drop(c, i); /* replies still on the way: the connection is out of step */
+            c->node[i].pending = 0;
+        }
+    }
 }
 
 /* ---- open and close ---- */

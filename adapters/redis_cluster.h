@@ -52,14 +52,17 @@
  * --cluster reshard` included.
  *
  * Pipelines. The adapter's pipelined reads (the state walk, saga_step's
- * gathering) go through br_cluster_queue/br_cluster_next: each command is
- * routed and answered at once and its reply queued, so a window of reads
- * costs one round trip each in cluster mode (correct across nodes and
- * redirections; slower, which only the walk and saga_step feel).
+ * gathering) go through br_cluster_queue/br_cluster_next: each read is
+ * appended to its node's connection; the first br_cluster_next that finds
+ * its reply missing sends every node's buffer and reads all the replies in
+ * queue order (one round trip per node for the window), then sends each
+ * read that got MOVED/ASK/TRYAGAIN again on its own through
+ * br_cluster_call. While reads are in flight no other command may be sent
+ * (asserted): the adapter reads its whole window before anything else.
  *
  * Limits: BR_CLUSTER_NODES_MAX nodes (a node beyond them is logged and its
  * slots are BR_E_UNAVAILABLE); BR_CLUSTER_QUEUE_MAX queued replies. One
- * struct br_cluster is used by one thread at a time. Memory: about 21 KB
+ * struct br_cluster is used by one thread at a time. Memory: about 33 KB
  * plus one hiredis context per connected node.
  */
 #ifndef BR_ADAPTERS_REDIS_CLUSTER_H
@@ -77,7 +80,7 @@
 #define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
 #define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
 #define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6   /* a script's waits for a migration: 315 ms at most */
-#define BR_CLUSTER_QUEUE_MAX 512u           /* queued replies of a pipelined window; 8 B each */
+#define BR_CLUSTER_QUEUE_MAX 512u           /* pipelined reads in flight; 24 B each + copies */
 #define BR_CLUSTER_NO_NODE 0xffu
 
 struct redisContext;
@@ -87,7 +90,16 @@ struct br_cluster_node {
     char host[BR_CLUSTER_HOST_MAX];
     int port;
     bool master;              /* serves slots (CLUSTER SLOTS) or was a redirect's target */
+    uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
     struct redisContext *ctx; /* NULL while disconnected */
+};
+
+/* A pipelined read (br_cluster_queue). */
+struct br_cluster_queued {
+    struct redisReply *reply; /* NULL until read */
+    char *copy;               /* argv and lengths (heap), to send it again after a redirection */
+    int argc;
+    uint8_t node; /* where it went */
 };
 
 /* What the router did: tests assert redirections were followed. */
@@ -110,7 +122,7 @@ struct br_cluster {
     bool quiet; /* do not log foreign errors */
     bool stale; /* refresh the map before the next command */
     struct br_cluster_stats stats;
-    struct redisReply *queue[BR_CLUSTER_QUEUE_MAX]; /* br_cluster_queue's replies, FIFO */
+    struct br_cluster_queued queue[BR_CLUSTER_QUEUE_MAX]; /* pipelined reads, FIFO */
     uint32_t queue_head;
     uint32_t queue_count;
 };
@@ -146,10 +158,13 @@ int br_cluster_call(struct br_cluster *c, int argc, const char **argv, const siz
  * BR_OK or BR_E_UNAVAILABLE (the old map is kept). */
 int br_cluster_refresh(struct br_cluster *c);
 
-/* Pipelined reads: br_cluster_queue routes and runs one command now and
- * queues its reply (BR_OK, or br_cluster_call's error: nothing queued);
- * br_cluster_next hands back the oldest queued reply (the caller frees it);
- * br_cluster_queue_drop frees whatever is left (after a failure). */
+/* Pipelined reads (commands with a key; never scripts): br_cluster_queue
+ * appends one to its node's connection (BR_OK, or BR_E_UNAVAILABLE: no
+ * connection, out of memory; nothing queued); br_cluster_next hands back
+ * the oldest one's reply (the caller frees it), sending and reading the
+ * window first when needed, or NULL when a node failed (the caller then
+ * calls br_cluster_queue_drop, which frees whatever is left and drops the
+ * connections with replies still on the way). */
 int br_cluster_queue(struct br_cluster *c, int argc, const char **argv, const size_t *len);
 struct redisReply *br_cluster_next(struct br_cluster *c);
 void br_cluster_queue_drop(struct br_cluster *c);
