@@ -29,22 +29,25 @@
  *   br:{cat}:u:<user>     hash  email name pw salt role
  *
  *   br:{e<event>}:ev      hash  the spec (opens limit rp maxa apt pttl httl qcap
- *                               zc cap<z> price<z> zname<z> cur<z> ...) and the
+ *                               zc cap<z> price<z> zname<z> cur<z> ...), the
  *                               counters (shuf qpre qtail qwait pact piss pseq
- *                               hseq yseq held<z> sold<z> bk<state>)
+ *                               hseq yseq held<z> sold<z> bk<state>), and as
+ *                               fields of their own, one packed string each:
+ *                   m:<user>    "st:pass:tix" (queue status, latest pass seq,
+ *                               tickets held + bought for the per-user limit)
+ *                   h:<seq>     "user:zone:qty:st:created:dl:amt:pass:pay:conf"
+ *                               (a hold; pass, pay, conf are seqs, 0 = none)
  *   br:{e<event>}:q       zset  waiting users, score = queue slot (join order,
  *                               rewritten once by the opening shuffle)
- *   br:{e<event>}:members set   users with a member record
- *   br:{e<event>}:m:<user> hash st pass(seq) tix  (queue status, latest pass,
- *                               tickets held + bought for the per-user limit)
  *   br:{e<event>}:passes  zset  live passes, score = deadline, member = %010d seq
  *   br:{e<event>}:p:<seq> hash  user dl st iss
  *   br:{e<event>}:holds   zset  live holds, score = deadline, member = %010d seq
- *   br:{e<event>}:h:<seq> hash  user zone qty st created dl amt pass pay conf
  *   br:{e<event>}:refunds zset  refund-pending payments, score = next attempt
  *   br:{e<event>}:y:<seq> hash  hold(seq) st amt created att next
  *   br:{e<event>}:idem    hash  "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>"
  *   br:{e<event>}:pev     set   provider event ids applied to this event
+ *   br:{e<event>}:log     stream the event's log: every command and outcome
+ *                               (below, "the event log")
  *
  *   br:{u<user>}:idem:<key>   string  fingerprint: the key's claim, per user
  *   br:{v<provider id>}:pev   string  payment id: the provider event's claim
