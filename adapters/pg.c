@@ -54,7 +54,7 @@ struct br_pg {
     char *url;
     const struct br_log *log;
     int64_t wait_ms;
-    uint64_t connects;           /* under mu */
+    struct br_pg_stats stats;    /* under mu (pool_size and busy filled on reading) */
     uint32_t lose_commits;       /* under mu: fault injection, pg.h */
     uint32_t kill_before_commit; /* under mu: likewise */
 };
@@ -121,11 +121,30 @@ void br_pg_set_wait_ms(struct br_pg *pg, int64_t wait_ms)
     pthread_mutex_unlock(&pg->mu);
 }
 
+static void count(struct br_pg *pg, uint64_t *counter)
+{
+    pthread_mutex_lock(&pg->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&pg->mu);
+}
+
+void br_pg_stats(struct br_pg *pg, struct br_pg_stats *out)
+{
+    pthread_mutex_lock(&pg->mu);
+    *out = pg->stats;
+    out->pool_size = pg->size;
+    out->busy = 0;
+    for (uint32_t i = 0; i < pg->size; i++) {
+        out->busy += pg->slots[i].busy ? 1u : 0u;
+    }
+    pthread_mutex_unlock(&pg->mu);
+}
+
 uint64_t br_pg_connects(const struct br_pg *pg)
 {
     struct br_pg *m = (struct br_pg *)pg; /* the mutex only */
     pthread_mutex_lock(&m->mu);
-    uint64_t n = m->connects;
+    uint64_t n = m->stats.connects;
     pthread_mutex_unlock(&m->mu);
     return n;
 }
@@ -172,9 +191,31 @@ static PGconn *connect_one(struct br_pg *pg)
     snprintf(timeout, sizeof timeout, "%d", BR_PG_CONNECT_TIMEOUT_S);
     /* Generic plans: every statement here is a key lookup whose best plan
      * does not depend on the values, and planning each execution again
-     * would cost more than running it. */
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", "options", NULL};
-    const char *vals[] = {pg->url, timeout, "bookingrush", "-c plan_cache_mode=force_generic_plan",
+     * would cost more than running it. Timeouts so nothing waits forever:
+     * a statement 30 s, a transaction left idle (a process stuck in a hook
+     * while it holds the users' lock) 60 s, and on TCP a peer that vanished
+     * without a word (keepalives, 10 s for unacknowledged data). These
+     * override the same keys in the URL. */
+    const char *keys[] = {"dbname",
+                          "connect_timeout",
+                          "application_name",
+                          "options",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          NULL};
+    const char *vals[] = {pg->url,
+                          timeout,
+                          "bookingrush",
+                          "-c plan_cache_mode=force_generic_plan -c statement_timeout=30000 "
+                          "-c idle_in_transaction_session_timeout=60000",
+                          "1",
+                          "10",
+                          "3",
+                          "3",
+                          "10000",
                           NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
@@ -182,12 +223,11 @@ static PGconn *connect_one(struct br_pg *pg)
         br_logf(pg->log, BR_LOG_WARN, "pg connect failed", "\"error\":\"%s\"",
                 br_log_escape(c != NULL ? PQerrorMessage(c) : "out of memory", esc, sizeof esc));
         PQfinish(c);
+        count(pg, &pg->stats.connect_failures);
         return NULL;
     }
     PQsetNoticeProcessor(c, on_notice, pg);
-    pthread_mutex_lock(&pg->mu);
-    pg->connects++;
-    pthread_mutex_unlock(&pg->mu);
+    count(pg, &pg->stats.connects);
     return c;
 }
 
@@ -215,6 +255,7 @@ static int acquire(struct br_pg *pg, struct slot **out)
             }
         }
         if (pthread_cond_timedwait(&pg->cv, &pg->mu, &deadline) == ETIMEDOUT) {
+            pg->stats.overloaded++;
             pthread_mutex_unlock(&pg->mu);
             br_logf(pg->log, BR_LOG_WARN, "pg pool exhausted", "\"pool_size\":%" PRIu32, pg->size);
             return BR_E_OVERLOADED;
@@ -391,8 +432,15 @@ int br_pg_check(struct br_pg_tx *t, PGresult *r, ExecStatusType want, const char
         msg = PQerrorMessage(t->conn);
     }
     int rc = translate(t, t->sqlstate);
+    if (rc == BR_E_CORRUPT) {
+        count(t->pg, &t->pg->stats.refused);
+    }
     char esc[768];
-    br_logf(t->pg->log, rc == BR_E_CORRUPT ? BR_LOG_ERROR : BR_LOG_WARN, "pg statement failed",
+    /* a duplicate is a client's outcome (a taken email), not a fault */
+    enum br_log_level level = rc == BR_E_CORRUPT     ? BR_LOG_ERROR
+                              : rc == BR_E_DUPLICATE ? BR_LOG_INFO
+                                                     : BR_LOG_WARN;
+    br_logf(t->pg->log, level, "pg statement failed",
             "\"what\":\"%s\",\"sqlstate\":\"%s\",\"error\":\"%s\",\"as\":\"%s\"", what, t->sqlstate,
             br_log_escape(msg, esc, sizeof esc), br_err_name(rc));
     PQclear(r);
@@ -560,6 +608,9 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
 #ifdef BR_PLANT_PG_BLIND_RETRY
     st[0] = 'a'; /* planted: a lost COMMIT answer is taken for a rollback */
 #endif
+    if (st[0] != '\0') {
+        count(t->pg, &t->pg->stats.commits_resolved);
+    }
     if (strcmp(st, "committed") == 0) {
         *rc = BR_OK;
         return DONE;
@@ -568,6 +619,7 @@ static enum attempt_result write_once(struct br_pg_tx *t, const char *what, br_p
         *rc = BR_E_UNAVAILABLE; /* known: nothing committed */
         return AGAIN;
     }
+    count(t->pg, &t->pg->stats.unknown_outcomes);
     *rc = BR_E_UNKNOWN_OUTCOME;
     return DONE;
 }
@@ -600,6 +652,7 @@ int br_pg_run(struct br_pg *pg, const char *what, enum br_pg_run_kind kind, br_p
         if (ar == DONE) {
             return rc;
         }
+        count(pg, &pg->stats.retries);
         br_logf(pg->log, BR_LOG_INFO, "pg retry", "\"what\":\"%s\",\"attempt\":%d", what,
                 attempt + 1);
     }
@@ -693,7 +746,11 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
     snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%lld)", (long long)BR_PG_LOCK_MIGRATE);
     snprintf(unlock, sizeof unlock, "SELECT pg_advisory_unlock(%lld)",
              (long long)BR_PG_LOCK_MIGRATE);
-    int rc = simple(t, lock, PGRES_TUPLES_OK, NULL);
+    /* a migration may take long (an index on a big table): no statement timeout */
+    int rc = simple(t, "SET statement_timeout = 0", PGRES_COMMAND_OK, NULL);
+    if (rc == BR_OK) {
+        rc = simple(t, lock, PGRES_TUPLES_OK, NULL);
+    }
     if (rc != BR_OK) {
         return rc;
     }
@@ -735,6 +792,7 @@ static int migrate_body(struct br_pg_tx *t, void *argp)
 #endif
     if (!t->broken) {
         (void)simple(t, unlock, PGRES_TUPLES_OK, NULL);
+        (void)simple(t, "RESET statement_timeout", PGRES_COMMAND_OK, NULL);
     }
     return rc;
 }

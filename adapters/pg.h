@@ -89,6 +89,22 @@ int br_pg_ping(struct br_pg *pg);
 /* Connections made so far, in total (reconnects included): tests and metrics. */
 uint64_t br_pg_connects(const struct br_pg *pg);
 
+/* Counters for /metrics, since open. */
+struct br_pg_stats {
+    uint64_t connects;         /* connections made, reconnects included */
+    uint64_t connect_failures; /* attempts that failed (server down, refused) */
+    uint64_t retries;          /* bodies run again on a fresh connection */
+    uint64_t commits_resolved; /* lost COMMIT answers found out with txid_status */
+    uint64_t unknown_outcomes; /* lost COMMIT answers nobody could resolve */
+    uint64_t overloaded;       /* callers that waited wait_ms for a connection in vain */
+    uint64_t refused;          /* CHECK or key refusals translated to BR_E_CORRUPT */
+    uint32_t pool_size;
+    uint32_t busy; /* connections lent out right now */
+};
+
+/* A consistent copy of the counters. O(pool_size). Any thread. */
+void br_pg_stats(struct br_pg *pg, struct br_pg_stats *out);
+
 /* Fault injection for tests: the next n COMMITs that succeed have their
  * answer thrown away as if the network failed right after the server
  * committed (the connection is dropped), so the lost-COMMIT path runs. */
@@ -245,6 +261,18 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
 /* The event's projection position ("0" when nothing was applied yet). */
 int br_pg_projection_position(struct br_pg *pg, uint64_t event_id,
                               char stream_id[BR_PG_STREAM_ID_MAX]);
+
+/* What the projection has seen of an event's log so far: counters the
+ * rebuild needs that no row carries. Queue state itself is Redis's only. */
+struct br_pg_progress {
+    char stream_id[BR_PG_STREAM_ID_MAX]; /* the position ("0": nothing yet) */
+    uint64_t applied;                    /* log entries applied */
+    uint32_t pass_seq;                   /* the largest pass number (id & 0xFFFFFFFF) issued */
+    uint64_t passes_issued;              /* pass_issued effects (the event's "admitted") */
+};
+
+/* The event's progress (all zero, stream_id "0", when nothing was applied). */
+int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_progress *out);
 
 /* --- reads for the reconciler and the rebuild ------------------------------ */
 

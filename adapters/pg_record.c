@@ -1,7 +1,6 @@
 /*
- * pg_record.c -- the projection of an event's log into PostgreSQL, the
- * reads of the reconciler and the rebuild, and the test provider's intents
- * (pg.h).
+ * pg_record.c -- the projection of an event's log into PostgreSQL (pg.h,
+ * br_pg_project; what each entry means is pg_project.c's).
  *
  * Exactly once: br_pg_project locks the event's row, reads its position
  * (the last stream id applied), skips every entry at or below it, applies
@@ -40,15 +39,18 @@ static const struct br_pg_stmt event_lock = {BR_PG_S_EVENT_LOCK, "event_lock",
                                              "SELECT id FROM events WHERE id = $1 FOR UPDATE", 1};
 static const struct br_pg_stmt position_get = {
     BR_PG_S_POSITION_GET, "position_get",
-    "SELECT stream_ms, stream_seq, stream_id FROM projection WHERE event_id = $1", 1};
+    "SELECT stream_ms, stream_seq, stream_id, applied, pass_seq, passes_issued FROM projection "
+    "WHERE event_id = $1",
+    1};
 static const struct br_pg_stmt position_set = {
     BR_PG_S_POSITION_SET, "position_set",
-    "INSERT INTO projection (event_id, stream_id, stream_ms, stream_seq, applied) "
-    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET "
+    "INSERT INTO projection (event_id, stream_id, stream_ms, stream_seq, applied, pass_seq, "
+    "passes_issued) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO UPDATE SET "
     "stream_id = EXCLUDED.stream_id, stream_ms = EXCLUDED.stream_ms, "
     "stream_seq = EXCLUDED.stream_seq, applied = projection.applied + EXCLUDED.applied, "
-    "updated_at = now()",
-    5};
+    "pass_seq = GREATEST(projection.pass_seq, EXCLUDED.pass_seq), "
+    "passes_issued = projection.passes_issued + EXCLUDED.passes_issued, updated_at = now()",
+    7};
 /* Always one row: (zone_id, quantity) of the booking inserted, both NULL
  * when none was, and whether the id was there before the statement (an
  * idempotent reserve again). Inserted nothing and not there: no such zone. */
@@ -187,6 +189,8 @@ struct project_arg {
     struct sent *sent; /* CHUNK_OPS + ops_cap */
     uint32_t nsent;
     uint32_t applied;
+    uint32_t pass_seq;      /* the largest pass number issued in the entries applied */
+    uint32_t passes_issued; /* pass_issued effects in them */
     struct zones z;
 };
 
@@ -414,7 +418,7 @@ static int drain(struct br_pg_tx *t, struct project_arg *a)
 /* ---- the projection ----------------------------------------------------- */
 
 static int read_position(struct br_pg_tx *t, uint64_t event_id, struct pos *at, char *id,
-                         size_t cap)
+                         size_t cap, struct br_pg_progress *progress)
 {
     struct br_pg_params p;
     br_pg_params_init(&p);
@@ -426,10 +430,18 @@ static int read_position(struct br_pg_tx *t, uint64_t event_id, struct pos *at, 
     }
     at->ms = at->seq = 0;
     snprintf(id, cap, "0");
+    if (progress != NULL) {
+        memset(progress, 0, sizeof *progress);
+    }
     if (PQntuples(r) == 1) {
         at->ms = br_pg_u64(r, 0, 0);
         at->seq = br_pg_u64(r, 0, 1);
         br_pg_str(r, 0, 2, id, cap);
+        if (progress != NULL) {
+            progress->applied = br_pg_u64(r, 0, 3);
+            progress->pass_seq = (uint32_t)br_pg_i64(r, 0, 4);
+            progress->passes_issued = br_pg_u64(r, 0, 5);
+        }
     }
     PQclear(r);
     return BR_OK;
@@ -471,6 +483,8 @@ static int send_position(struct br_pg_tx *t, struct project_arg *a, const char *
     br_pg_p_u64(&p, lp.ms);
     br_pg_p_u64(&p, lp.seq);
     br_pg_p_i64(&p, a->applied);
+    br_pg_p_i64(&p, a->pass_seq);
+    br_pg_p_i64(&p, a->passes_issued);
     int rc = br_pg_send(t, &position_set, &p);
     if (rc == BR_OK) {
         a->sent[a->nsent++] = (struct sent){BR_PG_OP_NONE, false, 0, 0, a->event_id, 0, stream_id};
@@ -546,7 +560,7 @@ static int project_start(struct br_pg_tx *t, struct project_arg *a, struct pos *
         return BR_E_NOT_FOUND;
     }
     char at_id[BR_PG_STREAM_ID_MAX];
-    rc = read_position(t, a->event_id, at, at_id, sizeof at_id);
+    rc = read_position(t, a->event_id, at, at_id, sizeof at_id, NULL);
     if (rc == BR_OK) {
         rc = lock_zones(t, a);
     }
@@ -563,6 +577,8 @@ static int project_body(struct br_pg_tx *t, void *argp)
 {
     struct project_arg *a = argp;
     a->applied = 0;
+    a->pass_seq = 0;
+    a->passes_issued = 0;
     a->nsent = 0;
     struct pos at;
     int rc = project_start(t, a, &at);
@@ -583,6 +599,14 @@ static int project_body(struct br_pg_tx *t, void *argp)
         rc = send_item(t, a, &a->items[i]);
         last = &a->items[i];
         a->applied++;
+        for (uint32_t k = 0; k < a->items[i].fx_count; k++) {
+            const struct br_effect *fx = &a->items[i].fx[k];
+            if (fx->kind == BR_FX_PASS_ISSUED) { /* queue state is Redis's; its counters not */
+                uint32_t seq = (uint32_t)(fx->id & 0xFFFFFFFFu);
+                a->pass_seq = seq > a->pass_seq ? seq : a->pass_seq;
+                a->passes_issued++;
+            }
+        }
     }
     if (rc == BR_OK && last != NULL) {
         rc = drain(t, a); /* every zone move counted */
@@ -646,13 +670,14 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
 struct position_arg {
     uint64_t event_id;
     char *out;
+    struct br_pg_progress *progress; /* NULL: the stream id only */
 };
 
 static int position_body(struct br_pg_tx *t, void *argp)
 {
     struct position_arg *a = argp;
     struct pos at;
-    return read_position(t, a->event_id, &at, a->out, BR_PG_STREAM_ID_MAX);
+    return read_position(t, a->event_id, &at, a->out, BR_PG_STREAM_ID_MAX, a->progress);
 }
 
 int br_pg_projection_position(struct br_pg *pg, uint64_t event_id,
@@ -661,4 +686,12 @@ int br_pg_projection_position(struct br_pg *pg, uint64_t event_id,
     snprintf(stream_id, BR_PG_STREAM_ID_MAX, "0");
     struct position_arg a = {.event_id = event_id, .out = stream_id};
     return br_pg_run(pg, "projection_position", BR_PG_READ, position_body, &a);
+}
+
+int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_progress *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->stream_id, sizeof out->stream_id, "0");
+    struct position_arg a = {.event_id = event_id, .out = out->stream_id, .progress = out};
+    return br_pg_run(pg, "projection_progress", BR_PG_READ, position_body, &a);
 }

@@ -140,6 +140,8 @@ CREATE TABLE projection (
     stream_ms   bigint NOT NULL,
     stream_seq  bigint NOT NULL,
     applied     bigint NOT NULL DEFAULT 0,
+    pass_seq       bigint NOT NULL DEFAULT 0,  -- the largest pass number issued (the rebuild's
+    passes_issued  bigint NOT NULL DEFAULT 0,  -- counters: passes themselves live in Redis)
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 

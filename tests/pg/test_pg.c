@@ -552,6 +552,9 @@ static void test_projection_check_refuses_oversell(void **state)
     assert_int_equal(br_pg_project(pg, 1, items + 1, 2, &applied), BR_E_CORRUPT);
     assert_int_equal(applied, 0);
     expect_zone(pg, 2, 0); /* never "fixed", never partly applied */
+    struct br_pg_stats st;
+    br_pg_stats(pg, &st);
+    assert_int_equal(st.refused, 1);
     char pos[BR_PG_STREAM_ID_MAX];
     assert_int_equal(br_pg_projection_position(pg, 1, pos), BR_OK);
     assert_string_equal(pos, r[0].sid);
@@ -612,6 +615,9 @@ static void test_connection_killed_inside_transaction_retried_once(void **state)
     assert_int_equal(h.ids[0], 2);
     assert_int_equal(h.ids[1], 2);
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM users"), 2);
+    struct br_pg_stats st;
+    br_pg_stats(pg, &st);
+    assert_int_equal(st.retries, 1);
     /* the projection, killed inside its transaction: applied once */
     struct br_engine *e = t_engine_new(NULL);
     uint64_t ids[3];
@@ -641,6 +647,11 @@ static void test_lost_commit_answer_is_resolved_not_repeated(void **state)
     assert_int_equal(br_pg_user_register(pg, &c, hook, &h, &id), BR_OK);
     assert_int_equal(id, 1);
     assert_int_equal(h.calls, 1); /* committed: found out, not run again */
+    struct br_pg_stats st;
+    br_pg_stats(pg, &st);
+    assert_int_equal(st.commits_resolved, 1);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.unknown_outcomes, 0);
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM users"), 1);
     /* the projection: a lost COMMIT answer, then the recorder's retry */
     struct br_engine *e = sale(pg, 10);
@@ -801,6 +812,9 @@ static void test_unknown_outcome_when_nobody_can_tell(void **state)
     br_pg_fault_lose_commits(pg, 1);
     assert_int_equal(br_pg_user_register(pg, &c, hook, &h, &id), BR_E_UNKNOWN_OUTCOME);
     assert_int_equal(h.calls, 1); /* not run again blindly */
+    struct br_pg_stats st;
+    br_pg_stats(pg, &st);
+    assert_int_equal(st.unknown_outcomes, 1);
     assert_int_equal(pgt_exec(admin, "ALTER DATABASE t_unknown WITH ALLOW_CONNECTIONS true"), 0);
     /* it had committed; doing it again is harmless: the email is taken */
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM users"), 1);
@@ -837,6 +851,11 @@ static void test_pool_bound_overloaded(void **state)
     assert_int_equal(h.reenter_rc, BR_E_OVERLOADED);
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM users"), 0);
     assert_int_equal(br_pg_ping(pg), BR_OK); /* given back */
+    struct br_pg_stats st;
+    br_pg_stats(pg, &st);
+    assert_int_equal(st.overloaded, 1);
+    assert_int_equal(st.pool_size, 1);
+    assert_int_equal(st.busy, 0);
     br_pg_close(pg);
 }
 

@@ -327,6 +327,16 @@ static int check_end(struct run *r, const char *url)
     if (check_holds(r) != 0) {
         return 1;
     }
+    for (uint64_t ev = 1; ev <= r->e->event_count; ev++) {
+        const struct br_event *e = br_catalog_event(r->e, ev);
+        struct br_pg_progress pr;
+        int rc = br_pg_projection_progress(r->pg, ev, &pr);
+        if (rc != BR_OK || pr.pass_seq != e->pass_seq || pr.passes_issued != e->passes_issued) {
+            return fail(r, "event %" PRIu64 ": core pass_seq %u issued %u, pg %s %u %" PRIu64, ev,
+                        e->pass_seq, e->passes_issued, br_err_name(rc), pr.pass_seq,
+                        pr.passes_issued);
+        }
+    }
     long long pev = pgt_scalar(url, "SELECT count(*) FROM processed_provider_events");
     if ((uint32_t)pev != r->e->provider_events.count) {
         return fail(r, "provider events: core %u, pg %lld", r->e->provider_events.count, pev);
