@@ -3,9 +3,10 @@
  * redis.h; the scripts in lua/).
  *
  * Shape of one command: build the script's arguments in a scratch array
- * (numbers formatted in place, strings pointing into the command), send
- * EVALSHA, check the reply's shape and ranges, and turn it into a struct
- * br_outcome plus effects exactly as the core would have filled them. A few
+ * (numbers formatted in place, strings pointing into the command, and for
+ * the scripts that log, the command's journal record last), send FCALL,
+ * check the reply's shape and ranges, and turn it into a struct br_outcome
+ * plus effects exactly as the core would have filled them. A few
  * commands span slots and take two or three steps (claims, event_create,
  * saga_step, the opening shuffle); each step is one atomic script and the
  * steps are ordered so that a crash between them leaves nothing a retry
@@ -17,6 +18,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,9 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/log.h"
+#include "adapters/redis_cluster.h"
 #include "core/hash.h"
+#include "core/journal.h"
 #include "core/panic.h"
 #include "core/rng.h"
 #include "core/str.h"
@@ -55,15 +59,18 @@ enum script {
     S_REFUND_RESULT,
     S_SAGA_STEP,
     S_RELEASE,
+    S_REBUILD_CAT,
+    S_REBUILD,
     S_COUNT
 };
 
 static const char *const script_names[S_COUNT] = {
     "config",         "user_register", "user_role_set", "event_alloc", "event_put", "join",
     "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
-    "payment_create", "payment_event", "refund_result", "saga_step",   "release"};
+    "payment_create", "payment_event", "refund_result", "saga_step",   "release",
+    "rebuild_cat",    "rebuild"};
 
-_Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a sha slot");
+_Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a name slot");
 
 /* A refund due in some event, for saga_step's merge. */
 struct due {
@@ -72,9 +79,9 @@ struct due {
 };
 
 struct br_redis_scratch {
-    unsigned script_index[S_COUNT]; /* enum script -> br_lua_scripts[] */
-    char *reserve_text;             /* the reserve script as loaded (planted builds patch it) */
-    size_t reserve_len;
+    char *library; /* the Functions library as loaded: "@V@" replaced, plants applied */
+    size_t library_len;
+    uint8_t record[BR_JOURNAL_RECORD_MAX]; /* the logged command's journal record */
     int argc;
     const char *argv[ARGS_MAX];
     size_t len[ARGS_MAX];
@@ -105,6 +112,9 @@ static void log_foreign(const struct br_redis *r, const char *what, const char *
 
 static void drop(struct br_redis *r)
 {
+    if (r->cluster != NULL) {
+        br_cluster_queue_drop(r->cluster); /* the router dropped its broken connection */
+    }
     if (r->ctx != NULL) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -161,12 +171,16 @@ static int connect_if_needed(struct br_redis *r)
  * BR_E_UNAVAILABLE when no byte of the request left (no connection, or the
  * first write failed); BR_E_UNKNOWN_OUTCOME when it may have reached Redis
  * but no reply came (timeout, lost connection). Either way the connection
- * is dropped and made again on the next call.
+ * is dropped and made again on the next call. In cluster mode the router
+ * sends it to the key's node (redis_cluster.h), with the same meanings.
  */
 static int call(struct br_redis *r, int argc, const char **argv, const size_t *len,
                 redisReply **rep)
 {
     *rep = NULL;
+    if (r->cluster != NULL) {
+        return br_cluster_call(r->cluster, argc, argv, len, rep);
+    }
     if (connect_if_needed(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
@@ -206,6 +220,65 @@ static int call_read(struct br_redis *r, int argc, const char **argv, const size
     return rc == BR_E_UNKNOWN_OUTCOME ? BR_E_UNAVAILABLE : rc;
 }
 
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     redisReply **rep)
+{
+    BR_ASSERT(r != NULL && argc >= 1 && argv != NULL && len != NULL && rep != NULL);
+    return call(r, argc, argv, len, rep);
+}
+
+/* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
+
+_Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");
+_Static_assert(BR_REDIS_SEEDS_MAX == BR_CLUSTER_SEEDS_MAX, "a seed list fits the router");
+
+static int pipe_begin(struct br_redis *r)
+{
+    if (r->cluster != NULL) {
+        BR_ASSERT(r->cluster->queue_count == 0); /* every earlier pipeline was read or dropped */
+        return BR_OK;
+    }
+    return connect_if_needed(r);
+}
+
+/* Queues one read. BR_OK or BR_E_UNAVAILABLE (the connection is dropped). */
+static int pipe_append(struct br_redis *r, int argc, const char **argv, const size_t *len)
+{
+    if (r->cluster != NULL) {
+        if (br_cluster_queue(r->cluster, argc, argv, len) != BR_OK) {
+            drop(r);
+            return BR_E_UNAVAILABLE;
+        }
+        return BR_OK;
+    }
+    if (redisAppendCommandArgv(r->ctx, argc, argv, len) != REDIS_OK) {
+        log_foreign(r, "format", r->ctx->errstr);
+        drop(r);
+        return BR_E_UNAVAILABLE;
+    }
+    return BR_OK;
+}
+
+/* The pipeline's next reply (the caller frees it), or NULL when the
+ * connection broke (logged as `what`, dropped). */
+static redisReply *pipe_read(struct br_redis *r, const char *what)
+{
+    if (r->cluster != NULL) {
+        redisReply *rep = br_cluster_next(r->cluster); /* the router logged a failure */
+        if (rep == NULL) {
+            drop(r);
+        }
+        return rep;
+    }
+    void *rep = NULL;
+    if (redisGetReply(r->ctx, &rep) != REDIS_OK || rep == NULL) {
+        log_foreign(r, what, r->ctx->errstr);
+        drop(r);
+        return NULL;
+    }
+    return rep;
+}
+
 static bool starts(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -242,62 +315,129 @@ static int translate_error(struct br_redis *r, enum script s, const redisReply *
     return BR_E_IO;
 }
 
-/* ---- scripts ---- */
+/* ---- the library ---- */
 
-static int load_script(struct br_redis *r, enum script s)
+/* FUNCTION LOAD of the library. A library of this name already there is
+ * this very text (the name carries its hash): loaded. */
+static int load_library(struct br_redis *r)
 {
-    const struct br_lua_script *ls = &br_lua_scripts[r->s->script_index[s]];
-    const char *text = ls->text;
-    size_t len = ls->len;
-    if (s == S_RESERVE) {
-        text = r->s->reserve_text;
-        len = r->s->reserve_len;
-    }
-    const char *argv[3] = {"SCRIPT", "LOAD", text};
-    size_t lens[3] = {6, 4, len};
+    const char *argv[3] = {"FUNCTION", "LOAD", r->s->library};
+    size_t lens[3] = {8, 4, r->s->library_len};
     redisReply *rep;
     int rc = call_read(r, 3, argv, lens, &rep);
     if (rc != BR_OK) {
         return rc;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        /* A script that does not compile is our bug, but a server that
-         * refuses to load (OOM, ...) is foreign: say which. */
-        rc = translate_error(r, s, rep);
+        if (strstr(rep->str, "already exists") == NULL) {
+            /* A library that does not compile is our bug, but a server that
+             * refuses to load (OOM, ...) is foreign: say which. */
+            rc = translate_error(r, S_CONFIG, rep);
+        }
     } else {
-        BR_ASSERT(rep->type == REDIS_REPLY_STRING && rep->len == 40);
-        memcpy(r->sha[s], rep->str, 40);
-        r->sha[s][40] = 0;
+        BR_ASSERT(rep->type == REDIS_REPLY_STRING);
     }
     freeReplyObject(rep);
     return rc;
 }
 
-/* The reserve script as this build runs it. BR_PLANT=LUA_LIMIT_OFF_BY_ONE
- * lets a user go one ticket over the limit: the differential test must see it. */
-static int prepare_reserve(struct br_redis_scratch *s)
+/* Replaces every "@V@" in text[0..len) with v (3 bytes or more) into a new
+ * buffer; *out_len set. NULL when out of memory. */
+static char *replace_version(const char *text, size_t len, const char *v, size_t *out_len)
 {
-    const struct br_lua_script *ls = &br_lua_scripts[s->script_index[S_RESERVE]];
-    static const char from[] = "if tix + qty > EV.limit then";
-    const char *at = strstr(ls->text, from);
-    BR_ASSERT(at != NULL); /* the plant below must find its line */
-#ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
-    static const char to[] = "if tix + qty > EV.limit + 1 then";
-#else
-    static const char to[] = "if tix + qty > EV.limit then";
-#endif
-    size_t head = (size_t)(at - ls->text);
-    size_t len = ls->len - (sizeof from - 1) + (sizeof to - 1);
-    s->reserve_text = malloc(len + 1);
-    if (s->reserve_text == NULL) {
+    size_t vl = strlen(v), count = 0;
+    for (const char *at = strstr(text, "@V@"); at != NULL; at = strstr(at + 3, "@V@")) {
+        count++;
+    }
+    size_t n = len + count * (vl - 3);
+    char *out = malloc(n + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        if (i + 3 <= len && memcmp(text + i, "@V@", 3) == 0) {
+            memcpy(out + w, v, vl);
+            w += vl;
+            i += 3;
+        } else {
+            out[w++] = text[i++];
+        }
+    }
+    out[w] = 0;
+    *out_len = w;
+    return out;
+}
+
+/* Replaces the one occurrence of `from` in *text (*len) with `to`. */
+static int patch_text(char **text, size_t *len, const char *from, const char *to)
+{
+    const char *at = strstr(*text, from);
+    BR_ASSERT(at != NULL && strstr(at + 1, from) == NULL); /* a plant finds its one line */
+    size_t fl = strlen(from), tl = strlen(to), head = (size_t)(at - *text);
+    size_t n = *len - fl + tl;
+    char *out = malloc(n + 1);
+    if (out == NULL) {
         return BR_E_FULL;
     }
-    memcpy(s->reserve_text, ls->text, head);
-    memcpy(s->reserve_text + head, to, sizeof to - 1);
-    memcpy(s->reserve_text + head + sizeof to - 1, at + sizeof from - 1,
-           ls->len - head - (sizeof from - 1));
-    s->reserve_text[len] = 0;
-    s->reserve_len = len;
+    memcpy(out, *text, head);
+    memcpy(out + head, to, tl);
+    memcpy(out + head + tl, at + fl, *len - head - fl);
+    out[n] = 0;
+    free(*text);
+    *text = out;
+    *len = n;
+    return BR_OK;
+}
+
+/* The library as this build runs it, with the planted bugs of a test
+ * build: BR_PLANT=LUA_LIMIT_OFF_BY_ONE lets a user go one ticket over the
+ * limit in reserve (the differential test must see it),
+ * BR_PLANT=LUA_REBUILD_TICKETS rebuilds members' tickets from confirmed
+ * holds only (its rebuild check must see it). Then the hash of the text
+ * names the library and its functions, so two builds on one server never
+ * run each other's code. */
+static int prepare_library(struct br_redis *r)
+{
+    struct br_redis_scratch *s = r->s;
+    size_t len = br_lua_library_len;
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        return BR_E_FULL;
+    }
+    memcpy(text, br_lua_library, len + 1);
+    static const char limit[] = "if tix + qty > EV.limit then";
+    static const char tickets[] = "if st == BR_HOLD_HELD or st == BR_HOLD_CONFIRMED then";
+#ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
+    int rc = patch_text(&text, &len, limit, "if tix + qty > EV.limit + 1 then");
+#else
+    int rc = patch_text(&text, &len, limit, limit);
+#endif
+#ifdef BR_PLANT_LUA_REBUILD_TICKETS
+    rc = rc == BR_OK ? patch_text(&text, &len, tickets, "if st == BR_HOLD_CONFIRMED then") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, tickets, tickets) : rc;
+#endif
+    if (rc != BR_OK) {
+        free(text);
+        return rc;
+    }
+    char v[24];
+    snprintf(v, sizeof v, "%016" PRIx64, br_hash64(text, len, 0x6c7561));
+    s->library = replace_version(text, len, v, &s->library_len);
+    free(text);
+    if (s->library == NULL) {
+        return BR_E_FULL;
+    }
+    for (int sc = 0; sc < S_COUNT; sc++) {
+        unsigned i = 0;
+        while (i < br_lua_function_count && strcmp(br_lua_functions[i], script_names[sc]) != 0) {
+            i++;
+        }
+        BR_ASSERT(i < br_lua_function_count); /* every script the adapter calls is embedded */
+        int n = snprintf(r->fn[sc], sizeof r->fn[sc], "%s_%s", script_names[sc], v);
+        BR_ASSERT(n > 0 && (size_t)n < sizeof r->fn[sc]);
+    }
     return BR_OK;
 }
 
@@ -336,14 +476,14 @@ static void arg_field(struct br_redis *r, const char *field, size_t cap)
     arg_bytes(r, field, br_strnlen(field, cap));
 }
 
-/* EVALSHA <sha> 1 <prefix> <now_ms>: every script's first arguments.
+/* FCALL <function> 1 <prefix> <now_ms>: every script's first arguments.
  * tag 'c' is the catalog; 'e', 'u', 'v' take an id. */
 static void args_begin(struct br_redis *r, enum script sc, char tag, uint64_t id, int64_t now_ms)
 {
     struct br_redis_scratch *s = r->s;
     s->argc = 0;
-    arg_bytes(r, "EVALSHA", 7);
-    arg_bytes(r, r->sha[sc], 40);
+    arg_bytes(r, "FCALL", 5);
+    arg_bytes(r, r->fn[sc], strlen(r->fn[sc]));
     arg_bytes(r, "1", 1);
     char *key = s->num[s->argc];
     int n = tag == 'c' ? snprintf(key, NUM_LEN, "br:{cat}:")
@@ -352,22 +492,30 @@ static void args_begin(struct br_redis *r, enum script sc, char tag, uint64_t id
     arg_fmt_i64(r, now_ms);
 }
 
-/* Runs the script whose arguments are in the scratch. On BR_OK *rep is a
+/* The last argument of a script that logs: the command's journal record
+ * (lua/README.md "The event log"), as the core would journal it. */
+static void arg_record(struct br_redis *r, const struct br_cmd *c)
+{
+    size_t n = br_journal_record_encode(r->s->record, sizeof r->s->record, c, NULL);
+    BR_ASSERT(n > 0); /* every command the adapter runs can be journaled */
+    arg_bytes(r, r->s->record, n);
+}
+
+/* Runs the function whose arguments are in the scratch. On BR_OK *rep is a
  * non-error reply (the caller frees it). */
 static int eval(struct br_redis *r, enum script sc, redisReply **rep)
 {
     struct br_redis_scratch *s = r->s;
     for (int attempt = 0; attempt < 2; attempt++) {
-        s->argv[1] = r->sha[sc];
         r->calls++;
         int rc = call(r, s->argc, s->argv, s->len, rep);
         if (rc != BR_OK) {
             return rc;
         }
-        if ((*rep)->type == REDIS_REPLY_ERROR && starts((*rep)->str, "NOSCRIPT")) {
+        if ((*rep)->type == REDIS_REPLY_ERROR && starts((*rep)->str, "ERR Function not found")) {
             freeReplyObject(*rep);
             *rep = NULL;
-            rc = load_script(r, sc); /* a flushed or restarted server: nothing ran */
+            rc = load_library(r); /* a flushed or restarted server: nothing ran */
             if (rc != BR_OK) {
                 return rc;
             }
@@ -380,7 +528,7 @@ static int eval(struct br_redis *r, enum script sc, redisReply **rep)
         }
         return rc;
     }
-    return BR_E_IO; /* NOSCRIPT right after SCRIPT LOAD: the server forgets scripts */
+    return BR_E_IO; /* not found right after FUNCTION LOAD: the server forgets functions */
 }
 
 /* ---- replies ---- */
@@ -585,6 +733,7 @@ static int event_create(struct br_redis *r, const struct br_cmd *c, struct br_ou
     BR_ASSERT(*n == 0 && in(qcap, 1, 1LL << 31) && in((long long)out->id, 1, BR_EVENT_ID_MAX));
     args_begin(r, S_EVENT_PUT, 'e', out->id, c->now_ms);
     args_spec(r, c, out->id, (uint64_t)qcap);
+    arg_record(r, c); /* the event's first log entry */
     struct br_outcome put;
     int64_t aux;
     rc = run(r, S_EVENT_PUT, out->id, &put, &aux, fx, n);
@@ -697,6 +846,7 @@ static int queue_cmd(struct br_redis *r, enum script sc, const struct br_cmd *c,
         if (sc == S_JOIN) {
             arg_fmt_u64(r, known ? 1 : 0);
         }
+        arg_record(r, c);
         int64_t aux = 0;
         *n = 0;
         int rc = run(r, sc, event_id, out, &aux, fx, n);
@@ -752,6 +902,7 @@ static int reserve(struct br_redis *r, const struct br_cmd *c, struct br_outcome
     arg_fmt_u64(r, key);
     arg_bytes(r, fp_text, strlen(fp_text));
     arg_fmt_u64(r, (uint64_t)found);
+    arg_record(r, c);
     int64_t recorded = 0;
     rc = run(r, S_RESERVE, event_id, out, &recorded, fx, n);
     BR_ASSERT(*n == 0 && in(recorded, 0, 1));
@@ -773,6 +924,7 @@ static int by_id(struct br_redis *r, enum script sc, const struct br_cmd *c, uin
     if (with_extra) {
         arg_fmt_u64(r, extra);
     }
+    arg_record(r, c);
     int64_t aux;
     return run(r, sc, event_id, out, &aux, fx, n);
 }
@@ -783,6 +935,7 @@ static int sweep(struct br_redis *r, const struct br_cmd *c, struct br_outcome *
     args_begin(r, S_SWEEP, 'e', c->u.sweep.event_id, c->now_ms);
     arg_fmt_u64(r, c->user_id);
     arg_fmt_u64(r, c->u.sweep.max);
+    arg_record(r, c);
     int64_t aux;
     return run(r, S_SWEEP, c->u.sweep.event_id, out, &aux, fx, n);
 }
@@ -808,6 +961,7 @@ static int payment_event(struct br_redis *r, const struct br_cmd *c, struct br_o
     arg_fmt_u64(r, pev);
     arg_fmt_u64(r, c->u.payment_event.succeeded ? 1 : 0);
     arg_fmt_u64(r, (uint64_t)found);
+    arg_record(r, c);
     int64_t recorded = 0;
     rc = run(r, S_PAYMENT_EVENT, pid >> 32, out, &recorded, fx, n);
     BR_ASSERT(in(recorded, 0, 1));
@@ -893,7 +1047,7 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
                        const char *max_text, size_t *cand, uint64_t *pending)
 {
     struct br_redis_scratch *s = r->s;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     for (uint64_t e = base; e <= last; e++) {
@@ -904,18 +1058,15 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
         size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
         const char *a2[2] = {"ZCARD", key};
         size_t l2[2] = {5, strlen(key)};
-        if (redisAppendCommandArgv(r->ctx, 8, a1, l1) != REDIS_OK ||
-            redisAppendCommandArgv(r->ctx, 2, a2, l2) != REDIS_OK) {
-            drop(r);
+        if (pipe_append(r, 8, a1, l1) != BR_OK || pipe_append(r, 2, a2, l2) != BR_OK) {
             return BR_E_UNAVAILABLE;
         }
     }
     int rc = BR_OK;
     for (uint64_t e = base; e <= last; e++) {
-        redisReply *list = NULL, *card = NULL;
-        if (redisGetReply(r->ctx, (void **)&list) != REDIS_OK ||
-            redisGetReply(r->ctx, (void **)&card) != REDIS_OK) {
-            log_foreign(r, "saga_step read", r->ctx->errstr);
+        redisReply *list = pipe_read(r, "saga_step read");
+        redisReply *card = list != NULL ? pipe_read(r, "saga_step read") : NULL;
+        if (card == NULL) {
             if (list != NULL) {
                 freeReplyObject(list);
             }
@@ -941,35 +1092,40 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
 }
 
 /* Phase 2 of saga_step: runs the script once per event with that event's
- * share of the first `chosen` due refunds, in event order; effects go to
- * s->fx_tmp[*ntmp], refunds attempted are added to *done. */
+ * number k among the first `chosen` due refunds, in event order; the
+ * script re-emits the first k due in its event (saga_step.lua), logged as
+ * the command saga_step{max = k}. Effects go to s->fx_tmp[*ntmp], refunds
+ * attempted are added to *done. */
 static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t chosen,
                            uint32_t *ntmp, uint32_t *done)
 {
     struct br_redis_scratch *s = r->s;
     for (size_t i = 0; i < chosen;) {
         uint64_t e = s->due[i].payment_id >> 32;
-        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                arg_fmt_u64(r, s->due[k].payment_id & 0xffffffffu);
+        uint32_t k = 0;
+        for (size_t j = i; j < chosen; j++) {
+            if (s->due[j].payment_id >> 32 == e) {
+                k++;
+                s->due[j].next_ms = INT64_MIN; /* this event's share: handled here */
             }
         }
+        struct br_cmd share = *c;
+        share.u.saga_step.max = k;
+#ifdef BR_PLANT_LUA_LOG_SAGA_MAX
+        share.u.saga_step.max = c->u.saga_step.max; /* planted: the step's max is logged */
+#endif
+        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
+        arg_fmt_u64(r, k);
+        arg_record(r, &share);
         struct br_outcome o;
-        int64_t after;
-        int rc = run(r, S_SAGA_STEP, e, &o, &after, s->fx_tmp, ntmp);
+        int64_t aux;
+        int rc = run(r, S_SAGA_STEP, e, &o, &aux, s->fx_tmp, ntmp);
         if (rc != BR_OK) {
             return rc == BR_E_UNAVAILABLE && *done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
         }
         *done += o.count;
-        /* The next event with a share: skip this event's entries. */
-        for (size_t k = i; k < chosen; k++) {
-            if (s->due[k].payment_id >> 32 == e) {
-                s->due[k].next_ms = INT64_MIN; /* handled */
-            }
-        }
         while (i < chosen && s->due[i].next_ms == INT64_MIN) {
-            i++;
+            i++; /* the next event with a share */
         }
     }
     return BR_OK;
@@ -1016,7 +1172,10 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
         *n = 0;
         return out->err = rc;
     }
-    /* Effects in the merged order: the k-th chosen refund's effect, if it ran. */
+    /* Effects in the merged order: the k-th chosen refund's effect, if it
+     * ran; then any other (a share whose first k due changed in between,
+     * as another process's step or refund_result ran: each share is still
+     * the core's step on its event). */
     *n = 0;
     for (size_t k = 0; k < chosen; k++) {
         for (uint32_t t = 0; t < ntmp; t++) {
@@ -1025,6 +1184,11 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
                 s->fx_tmp[t].kind = BR_FX_NONE;
                 break;
             }
+        }
+    }
+    for (uint32_t t = 0; t < ntmp; t++) {
+        if (s->fx_tmp[t].kind != BR_FX_NONE) {
+            fx[(*n)++] = s->fx_tmp[t];
         }
     }
     BR_ASSERT(*n == ntmp && *n == done);
@@ -1102,6 +1266,42 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
     return rc;
 }
 
+/* The seeds of "redis-cluster://host[:port][,host[:port]...]" (port 6379
+ * when left out); host and port take the first (for logs). */
+static int parse_cluster_url(const char *seeds, struct br_redis_options *o)
+{
+    size_t len = strlen(seeds);
+    if (len == 0 || len >= sizeof o->seeds) {
+        return BR_E_INVALID;
+    }
+    for (const char *p = seeds; *p != 0;) {
+        size_t item = strcspn(p, ",");
+        size_t host_len = strcspn(p, ":,");
+        if (host_len == 0 || host_len >= sizeof o->host) {
+            return BR_E_INVALID;
+        }
+        long port = 6379;
+        if (host_len < item) {
+            char *end;
+            port = strtol(p + host_len + 1, &end, 10);
+            if (end == p + host_len + 1 || end != p + item || port < 1 || port > 65535) {
+                return BR_E_INVALID;
+            }
+        }
+        if (p == seeds) {
+            memcpy(o->host, p, host_len);
+            o->port = (int)port;
+        }
+        p += item;
+        if (*p == ',' && *++p == 0) {
+            return BR_E_INVALID; /* a trailing comma */
+        }
+    }
+    memcpy(o->seeds, seeds, len + 1);
+    o->cluster = true;
+    return BR_OK;
+}
+
 int br_redis_parse_url(const char *url, struct br_redis_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -1110,6 +1310,9 @@ int br_redis_parse_url(const char *url, struct br_redis_options *o)
     o->command_timeout_ms = BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT;
     if (url == NULL) {
         return BR_E_INVALID;
+    }
+    if (starts(url, "redis-cluster://")) {
+        return parse_cluster_url(url + 16, o);
     }
     if (starts(url, "redis://")) {
         url += 8;
@@ -1193,25 +1396,35 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
     if (br_engine_memory_size(cfg) == 0 || o->connect_timeout_ms < 1 || o->command_timeout_ms < 1) {
         return BR_E_INVALID;
     }
+    if (o->cluster && o->db != 0) {
+        return BR_E_INVALID; /* a cluster has db 0 only */
+    }
     r->s = calloc(1, sizeof *r->s);
     if (r->s == NULL) {
         return BR_E_FULL;
     }
+    if (o->cluster) {
+        r->cluster = malloc(sizeof *r->cluster);
+        if (r->cluster == NULL) {
+            br_redis_close(r);
+            return BR_E_FULL;
+        }
+        int crc = br_cluster_open(r->cluster, o->seeds, o->connect_timeout_ms,
+                                  o->command_timeout_ms, o->quiet);
+        if (crc != BR_OK) {
+            free(r->cluster);
+            r->cluster = NULL;
+            br_redis_close(r);
+            return crc;
+        }
+    }
     r->s->fx_tmp = malloc(sizeof(struct br_effect) * BR_EFFECTS_MAX);
     int rc = r->s->fx_tmp != NULL ? BR_OK : BR_E_FULL;
-    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
-        unsigned i = 0;
-        while (i < br_lua_script_count && strcmp(br_lua_scripts[i].name, script_names[sc]) != 0) {
-            i++;
-        }
-        BR_ASSERT(i < br_lua_script_count); /* every script the adapter calls is embedded */
-        r->s->script_index[sc] = i;
+    if (rc == BR_OK) {
+        rc = prepare_library(r);
     }
     if (rc == BR_OK) {
-        rc = prepare_reserve(r->s);
-    }
-    for (int sc = 0; sc < S_COUNT && rc == BR_OK; sc++) {
-        rc = load_script(r, (enum script)sc);
+        rc = load_library(r);
     }
     if (rc == BR_OK) {
         rc = o->fresh ? br_redis_flush(r) : record_config(r);
@@ -1225,8 +1438,13 @@ int br_redis_open(struct br_redis *r, const struct br_redis_options *o, const st
 void br_redis_close(struct br_redis *r)
 {
     drop(r);
+    if (r->cluster != NULL) {
+        br_cluster_close(r->cluster);
+        free(r->cluster);
+        r->cluster = NULL;
+    }
     if (r->s != NULL) {
-        free(r->s->reserve_text);
+        free(r->s->library);
         free(r->s->due);
         free(r->s->fx_tmp);
         free(r->s->perm);
@@ -1236,11 +1454,11 @@ void br_redis_close(struct br_redis *r)
     }
 }
 
-const char *br_redis_script_sha(const struct br_redis *r, const char *name)
+const char *br_redis_function_name(const struct br_redis *r, const char *name)
 {
     for (int sc = 0; sc < S_COUNT; sc++) {
         if (strcmp(script_names[sc], name) == 0) {
-            return r->sha[sc];
+            return r->fn[sc];
         }
     }
     return NULL;
@@ -1290,6 +1508,459 @@ int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id
     return rc;
 }
 
+/* ---- the event log (redis.h; lua/README.md "The event log") ---- */
+
+/* A stream id "<ms>" or "<ms>-<seq>" (digits only): *ms, *seq set. */
+static bool parse_stream_id(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    if (id == NULL || id[0] < '0' || id[0] > '9' || strlen(id) >= 32) {
+        return false;
+    }
+    *ms = strtoull(id, &end, 10);
+    *seq = 0;
+    if (*end == '-') {
+        const char *s = end + 1;
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        *seq = strtoull(s, &end, 10);
+    }
+    return *end == 0;
+}
+
+/* The "o" field: the reply's integers joined by ','. Checks what
+ * take_outcome asserts (a log entry is data: its damage is BR_E_CORRUPT)
+ * and fills e->out and e->fx. */
+static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_redis_log_entry *e)
+{
+    long long v[OUTCOME_FIELDS + FX_FIELDS * BR_EFFECTS_MAX];
+    size_t n = 0;
+    const char *p = o, *end = o + len;
+    while (p < end) {
+        if (n == sizeof v / sizeof v[0]) {
+            return BR_E_CORRUPT;
+        }
+        char *stop;
+        char num[24];
+        size_t k = 0;
+        while (p + k < end && p[k] != ',' && k < sizeof num - 1) {
+            num[k] = p[k];
+            k++;
+        }
+        num[k] = 0;
+        v[n] = strtoll(num, &stop, 10);
+        if (k == 0 || *stop != 0 || (p + k < end && p[k] != ',')) {
+            return BR_E_CORRUPT;
+        }
+        n++;
+        p += k + (p + k < end);
+    }
+    if (n < OUTCOME_FIELDS || (n - OUTCOME_FIELDS) % FX_FIELDS != 0 ||
+        !in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+        !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
+        !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
+        return BR_E_CORRUPT;
+    }
+    memset(&e->out, 0, sizeof e->out);
+    e->out.err = (int32_t)v[0];
+    e->out.status = (uint8_t)v[1];
+    e->out.id = (uint64_t)v[2];
+    e->out.ref = (uint64_t)v[3];
+    e->out.position = (uint32_t)v[4];
+    e->out.queue_length = (uint32_t)v[5];
+    e->out.deadline_ms = v[6];
+    e->out.amount_minor = v[7];
+    e->out.count = (uint32_t)v[8];
+    e->fx_count = 0;
+    for (size_t i = OUTCOME_FIELDS; i < n; i += FX_FIELDS) {
+        const long long *f = v + i;
+        if (!in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) || !in(f[1], 0, ID_MAX) ||
+            !in(f[2], 0, ID_MAX) || !in(f[3], 0, ID_MAX)) {
+            return BR_E_CORRUPT;
+        }
+        struct br_effect *x = &e->fx[e->fx_count++];
+        memset(x, 0, sizeof *x);
+        x->kind = (uint8_t)f[0];
+        x->event_id = event_id;
+        x->user_id = (uint64_t)f[1];
+        x->id = (uint64_t)f[2];
+        x->ref = (uint64_t)f[3];
+        x->deadline_ms = f[4];
+        x->amount_minor = f[5];
+    }
+    e->out.effect_count = e->fx_count;
+    e->out.effects_hash = br_effects_hash(e->fx, e->fx_count);
+    return BR_OK;
+}
+
+/* One XRANGE entry: [id, [field, value, ...]]. */
+static int log_entry(struct br_redis *r, const redisReply *x, uint64_t event_id,
+                     struct br_redis_log_entry *e)
+{
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+        x->element[0]->type != REDIS_REPLY_STRING || x->element[0]->len >= sizeof e->stream_id ||
+        x->element[1]->type != REDIS_REPLY_ARRAY || x->element[1]->elements % 2 != 0) {
+        log_foreign(r, "log read", "an entry of the wrong shape");
+        return BR_E_CORRUPT;
+    }
+    memcpy(e->stream_id, x->element[0]->str, x->element[0]->len + 1);
+    const redisReply *f = x->element[1];
+    const redisReply *c = NULL, *o = NULL;
+    e->external = false;
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        const redisReply *name = f->element[k], *value = f->element[k + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (strcmp(name->str, "c") == 0) {
+            c = value;
+        } else if (strcmp(name->str, "o") == 0) {
+            o = value;
+        } else if (strcmp(name->str, "x") == 0) {
+            e->external = true;
+        }
+    }
+    int rc = c != NULL && o != NULL ? BR_OK : BR_E_CORRUPT;
+    if (rc == BR_OK) {
+        struct br_outcome none;
+        bool has_outcome = false;
+        size_t used = 0;
+        rc = br_journal_record_decode((const uint8_t *)c->str, c->len, &e->cmd, &none,
+                                      &has_outcome, &used);
+        if (rc != BR_OK || has_outcome || used != c->len) {
+            rc = BR_E_CORRUPT;
+        }
+    }
+    if (rc == BR_OK) {
+        rc = log_outcome(o->str, o->len, event_id, e);
+    }
+    if (rc != BR_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "entry %s of event %" PRIu64 " does not decode", e->stream_id,
+                 event_id);
+        log_foreign(r, "log read", what);
+    }
+    return rc;
+}
+
+int br_redis_log_read(struct br_redis *r, uint64_t event_id, const char *after, uint32_t max,
+                      struct br_redis_log_entry *out, uint32_t *count)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && out != NULL && count != NULL);
+    *count = 0;
+    uint64_t ms, seq;
+    if (event_id < 1 || event_id > BR_EVENT_ID_MAX || max < 1 || max > BR_REDIS_LOG_READ_MAX ||
+        !parse_stream_id(after, &ms, &seq)) {
+        return BR_E_INVALID;
+    }
+    char key[NUM_LEN], start[NUM_LEN], max_text[16];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    snprintf(start, sizeof start, "(%" PRIu64 "-%" PRIu64, ms, seq); /* exclusive: after it */
+    snprintf(max_text, sizeof max_text, "%" PRIu32, max);
+    const char *argv[6] = {"XRANGE", key, ms == 0 && seq == 0 ? "-" : start, "+", "COUNT",
+                           max_text};
+    size_t lens[6] = {6, strlen(key), strlen(argv[2]), 1, 5, strlen(max_text)};
+    redisReply *rep;
+    int rc = call_read(r, 6, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && (rep->type != REDIS_REPLY_ARRAY || rep->elements > max)) {
+        log_foreign(r, "log read", "XRANGE answered something else than entries");
+        rc = BR_E_IO;
+    }
+    for (size_t i = 0; rc == BR_OK && i < rep->elements; i++) {
+        rc = log_entry(r, rep->element[i], event_id, &out[i]);
+        *count += rc == BR_OK;
+    }
+    freeReplyObject(rep);
+    if (rc != BR_OK) {
+        *count = 0;
+    }
+    return rc;
+}
+
+int br_redis_log_len(struct br_redis *r, uint64_t event_id, uint64_t *len, char *last_id)
+{
+    BR_ASSERT(r != NULL && len != NULL && last_id != NULL);
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    const char *a2[6] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+    size_t l2[6] = {9, strlen(key), 1, 1, 5, 1};
+    const char *a1[2] = {"XLEN", key};
+    size_t l1[2] = {4, strlen(key)};
+    redisReply *rep;
+    int rc = call_read(r, 2, a1, l1, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type != REDIS_REPLY_INTEGER) {
+        rc = BR_E_IO;
+    }
+    *len = rc == BR_OK ? (uint64_t)rep->integer : 0;
+    freeReplyObject(rep);
+    strcpy(last_id, "0-0");
+    if (rc != BR_OK || *len == 0) {
+        return rc;
+    }
+    rc = call_read(r, 6, a2, l2, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+        rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+        rep->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[0]->element[0]->len < 32) {
+        memcpy(last_id, rep->element[0]->element[0]->str, rep->element[0]->element[0]->len + 1);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto, uint64_t *removed)
+{
+    BR_ASSERT(r != NULL);
+    uint64_t ms, seq;
+    if (event_id < 1 || event_id > BR_EVENT_ID_MAX || !parse_stream_id(upto, &ms, &seq) ||
+        seq == UINT64_MAX) {
+        return BR_E_INVALID;
+    }
+    char key[NUM_LEN], minid[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:log", event_id);
+    snprintf(minid, sizeof minid, "%" PRIu64 "-%" PRIu64, ms, seq + 1); /* keeps ids > upto */
+    const char *argv[4] = {"XTRIM", key, "MINID", minid};
+    size_t lens[4] = {5, strlen(key), 5, strlen(minid)};
+    redisReply *rep;
+    int rc = call_read(r, 4, argv, lens, &rep); /* trimming twice trims nothing more */
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK && rep->type != REDIS_REPLY_INTEGER) {
+        rc = BR_E_IO;
+    }
+    if (removed != NULL) {
+        *removed = rc == BR_OK ? (uint64_t)rep->integer : 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- rebuilding an event from the record (redis.h; rebuild*.lua) ---- */
+
+#define SAFE_MAX ((1LL << 53) - 1) /* times and amounts the scripts hold exactly */
+
+static bool seq_in(uint64_t id, uint64_t event_id, uint32_t max, bool zero_ok)
+{
+    if (id == 0) {
+        return zero_ok;
+    }
+    uint64_t seq = id & 0xffffffffu;
+    return id >> 32 == event_id && seq >= 1 && seq <= max;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The record's rules (redis.h): BR_OK, BR_E_INVALID or BR_E_CORRUPT (the
+ * zone counters are not the holds' seats). */
+static int rebuild_check(const struct br_redis_rebuild *rb)
+{
+    const struct br_event_spec *sp = &rb->spec;
+    if (rb->event_id < 1 || rb->event_id > BR_EVENT_ID_MAX || sp->zone_count < 1 ||
+        sp->zone_count > BR_EVENT_ZONES_MAX || sp->queue_capacity < 1 ||
+        (rb->hold_count > 0 && rb->holds == NULL) ||
+        (rb->payment_count > 0 && rb->payments == NULL) ||
+        (rb->provider_event_count > 0 && rb->provider_event_ids == NULL) ||
+        rb->hold_count > rb->hold_seq || rb->payment_count > rb->payment_seq) {
+        return BR_E_INVALID;
+    }
+    uint64_t held[BR_EVENT_ZONES_MAX] = {0}, sold[BR_EVENT_ZONES_MAX] = {0};
+    for (uint32_t i = 0; i < rb->hold_count; i++) {
+        const struct br_redis_rebuild_hold *h = &rb->holds[i];
+        if (!seq_in(h->id, rb->event_id, rb->hold_seq, false) || h->user_id < 1 ||
+            h->user_id > SAFE_MAX || h->zone_id < 1 || h->zone_id > sp->zone_count ||
+            h->quantity < 1 || h->state < BR_HOLD_HELD || h->state > BR_HOLD_REFUNDED ||
+            !in(h->created_ms, 0, SAFE_MAX) || !in(h->deadline_ms, 0, SAFE_MAX) ||
+            !in(h->amount_minor, 0, SAFE_MAX) ||
+            !seq_in(h->pass_id, rb->event_id, rb->pass_seq, true) ||
+            !seq_in(h->payment_id, rb->event_id, rb->payment_seq, true) ||
+            !seq_in(h->confirmed_by, rb->event_id, rb->payment_seq, true)) {
+            return BR_E_INVALID;
+        }
+        if (h->state == BR_HOLD_HELD) {
+            held[h->zone_id - 1] += h->quantity;
+        } else if (h->state == BR_HOLD_CONFIRMED) {
+            sold[h->zone_id - 1] += h->quantity;
+        }
+    }
+    for (uint32_t i = 0; i < rb->payment_count; i++) {
+        const struct br_redis_rebuild_payment *p = &rb->payments[i];
+        if (!seq_in(p->id, rb->event_id, rb->payment_seq, false) ||
+            !seq_in(p->hold_id, rb->event_id, rb->hold_seq, false) ||
+            p->state < BR_PAY_PENDING || p->state > BR_PAY_REFUNDED ||
+            !in(p->amount_minor, 0, SAFE_MAX) || !in(p->created_ms, 0, SAFE_MAX) ||
+            !in(p->next_attempt_ms, 0, SAFE_MAX)) {
+            return BR_E_INVALID;
+        }
+    }
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        if (held[z] != rb->zone_held[z] || sold[z] != rb->zone_sold[z] ||
+            held[z] + sold[z] > sp->zones[z].capacity) {
+            return BR_E_CORRUPT;
+        }
+    }
+    /* No id twice. */
+    size_t n = rb->hold_count > rb->payment_count ? rb->hold_count : rb->payment_count;
+    uint64_t *ids = malloc(sizeof *ids * (n ? n : 1));
+    if (ids == NULL) {
+        return BR_E_FULL;
+    }
+    int rc = BR_OK;
+    for (int pass = 0; pass < 2 && rc == BR_OK; pass++) {
+        uint32_t count = pass == 0 ? rb->hold_count : rb->payment_count;
+        for (uint32_t i = 0; i < count; i++) {
+            ids[i] = pass == 0 ? rb->holds[i].id : rb->payments[i].id;
+        }
+        qsort(ids, count, sizeof *ids, u64_cmp);
+        for (uint32_t i = 1; i < count && rc == BR_OK; i++) {
+            rc = ids[i] == ids[i - 1] ? BR_E_INVALID : BR_OK;
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+/* Appends to a growing text; false when out of memory. */
+struct text {
+    char *p;
+    size_t n, cap;
+};
+
+static bool text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool text_add(struct text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return false;
+        }
+        if (t->p != NULL && (size_t)n < t->cap - t->n) {
+            t->n += (size_t)n;
+            return true;
+        }
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        while (cap < t->n + (size_t)n + 1) {
+            cap *= 2;
+        }
+        char *p = realloc(t->p, cap);
+        if (p == NULL) {
+            return false;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+/* The three blobs of rebuild.lua. */
+static bool rebuild_blobs(const struct br_redis_rebuild *rb, struct text *t)
+{
+    bool ok = text_add(&t[0], "%s", "") && text_add(&t[1], "%s", "") && text_add(&t[2], "%s", "");
+    for (uint32_t i = 0; ok && i < rb->hold_count; i++) {
+        const struct br_redis_rebuild_hold *h = &rb->holds[i];
+        ok = text_add(&t[0],
+                      "%" PRIu64 ":%" PRIu64 ":%" PRIu32 ":%" PRIu32 ":%u:%" PRId64 ":%" PRId64
+                      ":%" PRId64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ";",
+                      h->id & 0xffffffffu, h->user_id, h->zone_id, h->quantity, h->state,
+                      h->created_ms, h->deadline_ms, h->amount_minor, h->pass_id & 0xffffffffu,
+                      h->payment_id & 0xffffffffu, h->confirmed_by & 0xffffffffu);
+    }
+    for (uint32_t i = 0; ok && i < rb->payment_count; i++) {
+        const struct br_redis_rebuild_payment *p = &rb->payments[i];
+        ok = text_add(&t[1],
+                      "%" PRIu64 ":%" PRIu64 ":%u:%" PRId64 ":%" PRId64 ":%" PRIu32 ":%" PRId64 ";",
+                      p->id & 0xffffffffu, p->hold_id & 0xffffffffu, p->state, p->amount_minor,
+                      p->created_ms, p->refund_attempts, p->next_attempt_ms);
+    }
+    for (uint32_t i = 0; ok && i < rb->provider_event_count; i++) {
+        ok = text_add(&t[2], "%" PRIu64 ";", rb->provider_event_ids[i]);
+    }
+    return ok;
+}
+
+int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in)
+{
+    BR_ASSERT(r != NULL && r->s != NULL && in != NULL);
+    int rc = rebuild_check(in);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    const struct br_event_spec *sp = &in->spec;
+    uint64_t seats = 0;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        seats += sp->zones[z].capacity;
+    }
+    /* 1: the catalog's count and capacities. */
+    struct br_outcome out;
+    struct br_effect fx[1];
+    uint32_t n = 0;
+    int64_t aux;
+    args_begin(r, S_REBUILD_CAT, 'c', 0, 0);
+    arg_fmt_u64(r, in->event_id);
+    arg_fmt_u64(r, sp->queue_capacity);
+    arg_fmt_u64(r, sp->max_active);
+    arg_fmt_u64(r, seats);
+    rc = run(r, S_REBUILD_CAT, 0, &out, &aux, fx, &n);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    /* 2: the event's slot. */
+    struct text t[3];
+    memset(t, 0, sizeof t);
+    if (!rebuild_blobs(in, t)) {
+        rc = BR_E_FULL;
+    } else {
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_EVENT_CREATE;
+        c.user_id = in->owner_user_id;
+        c.u.event_create = *sp;
+        args_begin(r, S_REBUILD, 'e', in->event_id, 0);
+        args_spec(r, &c, in->event_id, sp->queue_capacity);
+        arg_fmt_u64(r, in->pass_seq);
+        arg_fmt_u64(r, in->hold_seq);
+        arg_fmt_u64(r, in->payment_seq);
+        arg_fmt_u64(r, in->passes_issued);
+        arg_fmt_u64(r, in->queue_slots_used);
+        for (uint32_t z = 0; z < sp->zone_count; z++) {
+            arg_fmt_u64(r, in->zone_held[z]);
+        }
+        for (uint32_t z = 0; z < sp->zone_count; z++) {
+            arg_fmt_u64(r, in->zone_sold[z]);
+        }
+        for (int i = 0; i < 3; i++) {
+            arg_bytes(r, t[i].p, t[i].n);
+        }
+        rc = run(r, S_REBUILD, in->event_id, &out, &aux, fx, &n);
+        BR_ASSERT(n == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        free(t[i].p);
+    }
+    return rc;
+}
+
 /* ---- reading the state back (br_redis_state_hash) ---- */
 
 struct walk {
@@ -1303,7 +1974,6 @@ struct walk {
     bool shuffled;
     struct rank *ranks; /* the waiting queue: user -> position */
     size_t rank_count;
-    const redisReply *members; /* SMEMBERS of the event */
     int rc;
 };
 
@@ -1335,23 +2005,20 @@ typedef void (*walk_take)(struct walk *w, size_t i, const redisReply *rep);
 static int pipeline(struct walk *w, size_t count, walk_fmt fmt, walk_take take)
 {
     struct br_redis *r = w->r;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     size_t sent = 0;
     for (size_t got = 0; got < count; got++) {
         while (sent < count && sent - got < PIPE_WINDOW) {
             fmt(w, sent);
-            if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
-                drop(r);
+            if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
                 return BR_E_UNAVAILABLE;
             }
             sent++;
         }
-        redisReply *rep = NULL;
-        if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || rep == NULL) {
-            log_foreign(r, "state read", r->ctx->errstr);
-            drop(r);
+        redisReply *rep = pipe_read(r, "state read");
+        if (rep == NULL) {
             return BR_E_UNAVAILABLE;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
@@ -1412,42 +2079,36 @@ static void take_user(struct walk *w, size_t i, const redisReply *rep)
     add(w, 3, v, 3);
 }
 
-/* members */
-static void fmt_member(struct walk *w, size_t i)
+/* members: the fields "m:<user>" = "st:pass:tix" of HGETALL br:{e}:ev */
+static int walk_members(struct walk *w, const redisReply *m)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:m:%s", w->event_id, w->members->element[i]->str);
-    fmt_key(w->r, "HMGET", key);
-    arg_text(w->r, "st");
-    arg_text(w->r, "pass");
-    arg_text(w->r, "tix");
-}
-
-static void take_member(struct walk *w, size_t i, const redisReply *rep)
-{
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
-        w->rc = BR_E_CORRUPT;
-        return;
-    }
-    uint64_t user = strtoull(w->members->element[i]->str, NULL, 10);
-    uint64_t st = u64(rep->element[0]);
-    if (st == BR_QS_PREQUEUE && w->shuffled) {
-        st = BR_QS_WAITING;
-    }
-    uint64_t position = 0;
-    if (st == BR_QS_WAITING) {
-        struct rank key = {.user_id = user};
-        const struct rank *at = bsearch(&key, w->ranks, w->rank_count, sizeof key, rank_cmp);
-        if (at == NULL) {
-            w->rc = BR_E_CORRUPT;
-            return;
+    for (size_t k = 0; k + 1 < m->elements; k += 2) {
+        if (m->element[k]->type != REDIS_REPLY_STRING || strncmp(m->element[k]->str, "m:", 2) != 0) {
+            continue;
         }
-        position = at->position;
+        w->counts[2]++;
+        uint64_t user = strtoull(m->element[k]->str + 2, NULL, 10), st, pass, tix;
+        if (m->element[k + 1]->type != REDIS_REPLY_STRING ||
+            sscanf(m->element[k + 1]->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, &st, &pass, &tix) !=
+                3) {
+            return BR_E_CORRUPT;
+        }
+        if (st == BR_QS_PREQUEUE && w->shuffled) {
+            st = BR_QS_WAITING;
+        }
+        uint64_t position = 0;
+        if (st == BR_QS_WAITING) {
+            struct rank key = {.user_id = user};
+            const struct rank *at = bsearch(&key, w->ranks, w->rank_count, sizeof key, rank_cmp);
+            if (at == NULL) {
+                return BR_E_CORRUPT;
+            }
+            position = at->position;
+        }
+        uint64_t v[] = {w->event_id, user, st, position, pass ? w->base | pass : 0, tix};
+        add(w, 4, v, 6);
     }
-    uint64_t pass = u64(rep->element[1]);
-    uint64_t v[] = {w->event_id,         user, st, position, pass ? w->base | pass : 0,
-                    u64(rep->element[2])};
-    add(w, 4, v, 6);
+    return BR_OK;
 }
 
 /* passes */
@@ -1463,48 +2124,52 @@ static void fmt_pass(struct walk *w, size_t i)
 
 static void take_pass(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || nil(rep->element[0])) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
         w->rc = BR_E_CORRUPT;
         return;
+    }
+    if (nil(rep->element[0])) {
+        return; /* a pass a rebuild could not bring back (redis.h): not in the record */
     }
     uint64_t v[] = {w->base | (i + 1), u64(rep->element[0]), u64(rep->element[1]),
                     u64(rep->element[2])};
     add(w, 5, v, 4);
 }
 
-/* holds */
+/* holds: HGET br:{e}:ev h:<seq> = "user:zone:qty:st:created:dl:amt:pass:pay:conf" */
 static void fmt_hold(struct walk *w, size_t i)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:h:%zu", w->event_id, i + 1);
-    fmt_key(w->r, "HMGET", key);
-    static const char *const f[] = {"user", "zone", "qty", "st",  "dl",
-                                    "amt",  "pass", "pay", "conf"};
-    for (size_t k = 0; k < 9; k++) {
-        arg_text(w->r, f[k]);
-    }
+    char key[NUM_LEN], seq[24];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", w->event_id);
+    snprintf(seq, sizeof seq, "h:%zu", i + 1);
+    fmt_key(w->r, "HGET", key);
+    char *f = w->r->s->num[w->r->s->argc];
+    memcpy(f, seq, strlen(seq) + 1);
+    arg_bytes(w->r, f, strlen(f));
 }
 
 static void take_hold(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 9 || nil(rep->element[0])) {
+    uint64_t f[10];
+    if (rep->type != REDIS_REPLY_STRING ||
+        sscanf(rep->str,
+               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
+               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
+               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
         w->rc = BR_E_CORRUPT;
         return;
     }
-    uint64_t f[9];
-    for (size_t k = 0; k < 9; k++) {
-        f[k] = u64(rep->element[k]);
-    }
+    /* user zone qty st dl amt pass pay conf (created is not in the state hash) */
     uint64_t v[] = {w->base | (i + 1),
                     f[0],
                     f[1],
                     f[2],
                     f[3],
-                    f[4],
                     f[5],
-                    f[6] ? w->base | f[6] : 0,
+                    f[6],
                     f[7] ? w->base | f[7] : 0,
-                    f[8] ? w->base | f[8] : 0};
+                    f[8] ? w->base | f[8] : 0,
+                    f[9] ? w->base | f[9] : 0};
     add(w, 6, v, 10);
 }
 
@@ -1542,7 +2207,7 @@ static const char *const ev_fields[] = {
 static void fmt_event_part(struct walk *w, size_t i)
 {
     char key[NUM_LEN];
-    static const char *const sfx[] = {"ev", "q", "members", "idem", "pev"};
+    static const char *const sfx[] = {"ev", "q", "ev", "idem", "pev"};
     snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", w->event_id, sfx[i]);
     switch (i) {
     case 0:
@@ -1557,7 +2222,7 @@ static void fmt_event_part(struct walk *w, size_t i)
         arg_text(w->r, "-1");
         break;
     case 2:
-        fmt_key(w->r, "SMEMBERS", key);
+        fmt_key(w->r, "HGETALL", key);
         break;
     case 3:
         fmt_key(w->r, "HGETALL", key);
@@ -1575,20 +2240,18 @@ struct event_parts {
 static int read_event(struct walk *w, struct event_parts *ep)
 {
     struct br_redis *r = w->r;
-    if (connect_if_needed(r) != BR_OK) {
+    if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     for (size_t i = 0; i < 5; i++) {
         fmt_event_part(w, i);
-        if (redisAppendCommandArgv(r->ctx, r->s->argc, r->s->argv, r->s->len) != REDIS_OK) {
-            drop(r);
+        if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
             return BR_E_UNAVAILABLE;
         }
     }
     for (size_t i = 0; i < 5; i++) {
-        if (redisGetReply(r->ctx, (void **)&ep->part[i]) != REDIS_OK || ep->part[i] == NULL) {
-            log_foreign(r, "state read", r->ctx->errstr);
-            drop(r);
+        ep->part[i] = pipe_read(r, "state read");
+        if (ep->part[i] == NULL) {
             return BR_E_UNAVAILABLE;
         }
     }
@@ -1659,12 +2322,10 @@ static int walk_event(struct walk *w)
         }
         if (rc == BR_OK) {
             qsort(w->ranks, w->rank_count, sizeof *w->ranks, rank_cmp);
-            w->members = ep.part[2];
-            w->counts[2] += ep.part[2]->elements;
             w->counts[3] += f[6];
             w->counts[4] += f[7];
             w->counts[5] += f[8];
-            rc = pipeline(w, ep.part[2]->elements, fmt_member, take_member);
+            rc = walk_members(w, ep.part[2]);
         }
         if (rc == BR_OK) {
             rc = pipeline(w, f[6], fmt_pass, take_pass);
@@ -1681,7 +2342,6 @@ static int walk_event(struct walk *w)
     }
     free(w->ranks);
     w->ranks = NULL;
-    w->members = NULL;
     for (size_t i = 0; i < 5; i++) {
         if (ep.part[i] != NULL) {
             freeReplyObject(ep.part[i]);

@@ -6,17 +6,22 @@
  * and the same effects out, as the differential test (tests/redis) proves
  * on a real redis-server. The adapter owns one hiredis connection with a
  * connect timeout and a command timeout; a broken connection is dropped and
- * made again on the next call. Scripts are embedded in the binary
- * (lua/scripts.h), loaded with SCRIPT LOAD at open and run with EVALSHA; a
- * NOSCRIPT answer (a restarted or flushed server) reloads the script and
- * runs it again, which is safe because NOSCRIPT means nothing ran.
+ * made again on the next call. The scripts are one Redis Functions library
+ * embedded in the binary (lua/scripts.h), loaded with FUNCTION LOAD at open
+ * (named after a hash of its text, so two builds never run each other's
+ * code) and run with FCALL; an "ERR Function not found" answer (a restarted
+ * or flushed server) loads the library again and runs the call again,
+ * which is safe because the error means nothing ran.
  *
  * Key layout. Every key carries a hash tag, so each script works in one
  * Redis Cluster slot: the catalog's, an event's, a user's or a provider
  * event id's (the scripts' #!lua shebang makes Redis check it). The adapter
- * talks to one node: a cluster of several would need slot routing (MOVED),
- * which is not here yet; the layout is ready for it. Nothing ever scans the keyspace: every id is a counter, so
- * walks (br_redis_state_hash) go over known id ranges.
+ * talks to one node, or, with a redis-cluster:// URL, to a Redis Cluster of
+ * several: then every command goes through the slot router of
+ * adapters/redis_cluster.h (MOVED, ASK, TRYAGAIN followed there; scripts
+ * loaded on every master; pipelined reads sent one by one). Nothing ever
+ * scans the keyspace: every id is a counter, so walks (br_redis_state_hash)
+ * go over known id ranges.
  *
  *   br:{cat}:cat          hash  catalog counters (events, users, slots, active,
  *                               seats) and the config (cfg_seed, cfg_*_max, ...)
@@ -24,22 +29,25 @@
  *   br:{cat}:u:<user>     hash  email name pw salt role
  *
  *   br:{e<event>}:ev      hash  the spec (opens limit rp maxa apt pttl httl qcap
- *                               zc cap<z> price<z> zname<z> cur<z> ...) and the
+ *                               zc cap<z> price<z> zname<z> cur<z> ...), the
  *                               counters (shuf qpre qtail qwait pact piss pseq
- *                               hseq yseq held<z> sold<z> bk<state>)
+ *                               hseq yseq held<z> sold<z> bk<state>), and as
+ *                               fields of their own, one packed string each:
+ *                   m:<user>    "st:pass:tix" (queue status, latest pass seq,
+ *                               tickets held + bought for the per-user limit)
+ *                   h:<seq>     "user:zone:qty:st:created:dl:amt:pass:pay:conf"
+ *                               (a hold; pass, pay, conf are seqs, 0 = none)
  *   br:{e<event>}:q       zset  waiting users, score = queue slot (join order,
  *                               rewritten once by the opening shuffle)
- *   br:{e<event>}:members set   users with a member record
- *   br:{e<event>}:m:<user> hash st pass(seq) tix  (queue status, latest pass,
- *                               tickets held + bought for the per-user limit)
  *   br:{e<event>}:passes  zset  live passes, score = deadline, member = %010d seq
  *   br:{e<event>}:p:<seq> hash  user dl st iss
  *   br:{e<event>}:holds   zset  live holds, score = deadline, member = %010d seq
- *   br:{e<event>}:h:<seq> hash  user zone qty st created dl amt pass pay conf
  *   br:{e<event>}:refunds zset  refund-pending payments, score = next attempt
  *   br:{e<event>}:y:<seq> hash  hold(seq) st amt created att next
  *   br:{e<event>}:idem    hash  "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>"
  *   br:{e<event>}:pev     set   provider event ids applied to this event
+ *   br:{e<event>}:log     stream the event's log: every command and outcome
+ *                               (below, "the event log")
  *
  *   br:{u<user>}:idem:<key>   string  fingerprint: the key's claim, per user
  *   br:{v<provider id>}:pev   string  payment id: the provider event's claim
@@ -99,10 +107,12 @@
 #define BR_REDIS_NEED_OPEN 1
 
 #define BR_REDIS_HOST_MAX 256
+#define BR_REDIS_SEEDS_MAX 1024 /* a cluster's seed list "host:port,host:port,..." */
 #define BR_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000
 #define BR_REDIS_COMMAND_TIMEOUT_MS_DEFAULT 5000
 #define BR_REDIS_OPEN_ATTEMPTS_MAX 8 /* opening shuffles redrawn while a pre-queue grows */
 #define BR_REDIS_SCRIPTS_MAX 24      /* embedded scripts the adapter knows by name */
+#define BR_REDIS_FUNCTION_NAME_MAX 48 /* "<script>_<16 hex>" */
 
 struct br_redis_options {
     char host[BR_REDIS_HOST_MAX];
@@ -112,26 +122,34 @@ struct br_redis_options {
     int command_timeout_ms; /* per request; a script still running then is UNKNOWN_OUTCOME */
     bool quiet;             /* do not log foreign errors (tests that provoke them) */
     bool fresh;             /* FLUSHDB at open: for runs that own the db (tests, the simulator) */
+    bool cluster;           /* a Redis Cluster: route by slot (redis_cluster.h); db must be 0 */
+    char seeds[BR_REDIS_SEEDS_MAX]; /* cluster only: the seed nodes; host/port = the first */
 };
 
 struct redisContext;
 struct br_redis_scratch;
+struct br_cluster;
 
 /* One connection and what it needs. Caller-owned; br_redis_open fills it. */
 struct br_redis {
     struct br_redis_options opt;
     struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
     struct redisContext *ctx;           /* NULL while disconnected */
-    char sha[BR_REDIS_SCRIPTS_MAX][41]; /* per script (enum in redis.c): SHA1 in hex */
+    char fn[BR_REDIS_SCRIPTS_MAX][BR_REDIS_FUNCTION_NAME_MAX]; /* per script (enum in redis.c):
+                                                                  its function's name */
     uint64_t users_known;               /* users 1..users_known exist (users are never removed) */
     struct br_redis_scratch *s;         /* argument and merge buffers (heap) */
     uint64_t connects;                  /* connections made (the first, then reconnects) */
     uint64_t calls;                     /* script calls sent */
     uint64_t opens;                     /* opening shuffles run with a drawn permutation */
+    struct br_cluster *cluster; /* cluster mode (opt.cluster): the slot router (heap), which
+                                   owns the connections (ctx stays NULL); else NULL */
 };
 
 /* Parses "redis://host[:port][/db]" or "host[:port]" (port 6379, db 0 and
- * the default timeouts unless given). BR_OK or BR_E_INVALID. */
+ * the default timeouts unless given), or "redis-cluster://host:port[,host:
+ * port...]" (cluster mode: any reachable seed tells the slot map; db 0).
+ * BR_OK or BR_E_INVALID. */
 int br_redis_parse_url(const char *url, struct br_redis_options *o);
 
 /* Connects, loads the scripts, empties the db when o->fresh, and records
@@ -170,9 +188,156 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
 int br_redis_zone_counts(struct br_redis *r, uint64_t event_id, uint32_t zone_id, uint32_t *held,
                          uint32_t *sold);
 
-/* The SHA1 of an embedded script as loaded ("reserve"), NULL if unknown:
- * for benchmarks that run a script raw next to the adapter. */
-const char *br_redis_script_sha(const struct br_redis *r, const char *name);
+/* The function name of an embedded script as loaded ("reserve" ->
+ * "reserve_<hash>"), NULL if unknown: for benchmarks that FCALL a script
+ * raw next to the adapter. */
+const char *br_redis_function_name(const struct br_redis *r, const char *name);
+
+/* ---- the event log (contract 1 of the distributed deployment) ----
+ *
+ * Every event-slot script (event_put, join, leave, admit, reserve, cancel,
+ * sweep, payment_create, payment_event, refund_result, saga_step's
+ * per-event share) appends, in the same atomic call, one entry to
+ * br:{e<id>}:log (XADD *), so Redis itself orders an event's history:
+ *   c  the command's journal record bytes (br_journal_record_encode(buf,
+ *      cap, cmd, NULL)), encoded by the adapter as the core would see the
+ *      command (now_ms included); the script never parses it
+ *   o  the script's reply integers joined by ',': err, status, id, ref,
+ *      position, queue_length, deadline_ms, amount_minor, count, aux, then
+ *      six per effect (kind, user_id, id, ref, deadline_ms, amount_minor)
+ *   x  present ("1") only on an entry decided outside the event's slot,
+ *      which the core replaying this event alone cannot reproduce and which
+ *      changed nothing: a user not registered (UNAUTHORIZED), an
+ *      idempotency key claimed by a request of another event
+ *      (IDEMPOTENCY_CONFLICT), a provider event id applied to another
+ *      event's payment (DUPLICATE). A trace leaves them out (see
+ *      lua/README.md "The event log").
+ * Failures that reach the script are logged like successes (the core's
+ * journal records failures too); a BR_REDIS_NEED_OPEN answer is not (it
+ * wrote nothing and the command runs again after the opening shuffle).
+ * The event's first entry is its event_create (logged by event_put).
+ * saga_step: each event's share is logged as saga_step{max = k}, k = the
+ * refunds of this event among the step's chosen, and the script re-emits
+ * the first k due in this event itself, so the entry is exactly what the
+ * core does with that command on this event alone; its outcome is the
+ * share's (count, queue_length = this event's refunds pending after).
+ */
+struct br_redis_log_entry {
+    char stream_id[32]; /* "<ms>-<seq>", Redis's entry id */
+    struct br_cmd cmd;
+    struct br_outcome out; /* effect_count and effects_hash filled as br_redis_apply fills them */
+    struct br_effect fx[BR_EFFECTS_MAX];
+    uint32_t fx_count;
+    bool external; /* the "x" field: decided outside this slot; not part of a trace */
+};
+
+/* Entries of event_id's log after stream id `after` ("0" = from the start;
+ * an id need not exist), at most max (1..BR_REDIS_LOG_READ_MAX), in stream
+ * order, into out[0..*count). One XRANGE round trip. BR_OK (*count may be
+ * 0), BR_E_INVALID (bad arguments), BR_E_UNAVAILABLE, BR_E_CORRUPT (an
+ * entry that does not decode: logged with its id), BR_E_IO. */
+#define BR_REDIS_LOG_READ_MAX 4096
+int br_redis_log_read(struct br_redis *r, uint64_t event_id, const char *after, uint32_t max,
+                      struct br_redis_log_entry *out, uint32_t *count);
+
+/* The log's length (XLEN) and its last entry's id ("0-0" when empty).
+ * last_id has room for 32 bytes. BR_OK, BR_E_UNAVAILABLE, BR_E_IO. */
+int br_redis_log_len(struct br_redis *r, uint64_t event_id, uint64_t *len, char *last_id);
+
+/* Drops the entries with ids <= upto (XTRIM MINID upto+1): for the
+ * recorder once upto is projected into PostgreSQL (the log is then only
+ * needed from there on; a trace export reads PostgreSQL for the rest).
+ * *removed set when not NULL. BR_OK, BR_E_INVALID (upto not an id),
+ * BR_E_UNAVAILABLE, BR_E_IO. */
+int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto,
+                      uint64_t *removed);
+
+/* ---- rebuilding an event from PostgreSQL's record (the reconciler) ----
+ *
+ * After Redis lost its data, br_redis_rebuild_event writes one event's
+ * on-sale state back from the record, in the event's slot, in one script
+ * call (rebuild.lua), so the Lua twins continue from it: the spec, the
+ * zones' held/sold counters, every hold (live ones back in the sweep
+ * order by their deadlines), the payments (refund-pending ones back in the
+ * saga's order by their next attempt), the provider event ids applied, the
+ * id counters (so no hold, pass or payment id is ever issued twice), and
+ * the members' ticket counts (the per-user limit) from the holds.
+ * Not rebuilt: the waiting queue and its passes (positions live only in
+ * Redis): see lua/README.md "Rebuilding an event". The event must not exist
+ * in Redis (BR_E_DUPLICATE otherwise: nothing written). Two steps: first
+ * the event's share of the catalog ({cat}: the event count and the
+ * capacities it takes: queue slots, active passes, seats), then the
+ * event's slot. Events are rebuilt in id order 1, 2, ... (ids are dense).
+ * Users are the caller's to restore first, in id order, with the
+ * user_register twin (br_redis_apply of commands rebuilt from PostgreSQL's
+ * rows: the adapter's users_known cache follows).
+ */
+struct br_redis_rebuild_hold {
+    uint64_t id; /* event_id << 32 | seq */
+    uint64_t user_id;
+    uint32_t zone_id; /* 1-based */
+    uint32_t quantity;
+    uint8_t state; /* enum br_hold_state */
+    int64_t created_ms;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+    uint64_t pass_id;      /* 0 = none */
+    uint64_t payment_id;   /* latest payment, 0 = none */
+    uint64_t confirmed_by; /* 0 = none */
+};
+
+struct br_redis_rebuild_payment {
+    uint64_t id; /* event_id << 32 | seq */
+    uint64_t hold_id;
+    uint8_t state; /* enum br_payment_state */
+    int64_t amount_minor;
+    int64_t created_ms;
+    uint32_t refund_attempts;
+    int64_t next_attempt_ms; /* when refund-pending */
+};
+
+struct br_redis_rebuild {
+    uint64_t event_id;
+    uint64_t owner_user_id;
+    struct br_event_spec spec; /* as created, queue_capacity resolved */
+    /* The zones' counters as PostgreSQL holds them (held, sold per zone
+     * 1..zone_count); checked against the holds given: BR_E_CORRUPT when
+     * they disagree (nothing written). */
+    uint32_t zone_held[BR_EVENT_ZONES_MAX];
+    uint32_t zone_sold[BR_EVENT_ZONES_MAX];
+    /* The id counters: the largest seq ever issued (ids are event << 32 | seq). */
+    uint32_t pass_seq;
+    uint32_t hold_seq;
+    uint32_t payment_seq;
+    uint32_t passes_issued; /* admitted over the sale (stats); 0 if unknown */
+    uint32_t queue_slots_used; /* queue places taken over the sale (capacity); 0 if unknown */
+    const struct br_redis_rebuild_hold *holds; /* every hold recorded, any state */
+    uint32_t hold_count;
+    const struct br_redis_rebuild_payment *payments; /* every payment recorded */
+    uint32_t payment_count;
+    const uint64_t *provider_event_ids; /* applied to this event's payments */
+    uint32_t provider_event_count;
+};
+
+/* Writes one event's state from the record (above). BR_OK, BR_E_DUPLICATE
+ * (the event exists in Redis), BR_E_INVALID (the input breaks a rule: ids
+ * of another event, counters below the ids given, ...), BR_E_CORRUPT (the
+ * zone counters disagree with the holds), BR_E_UNAVAILABLE,
+ * BR_E_UNKNOWN_OUTCOME (the call was sent, no reply: call again, it is
+ * all or nothing), BR_E_IO. The event's log is left alone. */
+int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in);
+
+/* One command outside the scripts (a read, a lease's SET NX PX, a
+ * PUBLISH), sent as the adapter sends its own: on one node, or in cluster
+ * mode to the node of its key (argv[1]; redis_cluster.h has the routing
+ * table) with MOVED/ASK followed. *rep is hiredis's reply (the caller
+ * frees it with freeReplyObject), possibly an error reply for the caller to
+ * translate. BR_OK, BR_E_UNAVAILABLE (nothing sent), BR_E_UNKNOWN_OUTCOME
+ * (sent, no reply). A raw hiredis connection to opt.host would reach only
+ * the first seed's slots in cluster mode: use this instead. */
+struct redisReply;
+int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
+                     struct redisReply **rep);
 
 /* Tests only: FLUSHDB, then records the config again (a fresh state). */
 int br_redis_flush(struct br_redis *r);

@@ -6,11 +6,13 @@ queue. Twin of br_queue_admit (core/queue.c).
 
 KEYS[1]  br:{e<event>}:
 ARGV     now_ms, actor user_id (0 = the system)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): id (event), count (admitted), queue_length.
          Effects: pass_expired for each lapsed pass, then pass_issued for
          each admitted user in queue order. err = BR_REDIS_NEED_OPEN (aux =
          pre-queue slots) when the opening shuffle is due: nothing was written.
 ]]
+log_command()
 local actor = arg_u64(2)
 if actor ~= '0' then
     return reply(BR_E_FORBIDDEN)
@@ -52,7 +54,9 @@ if want > 0 then
         ev_put('pseq', seq)
         redis.call('HSET', P .. 'p:' .. seq, 'user', uid, 'dl', dl, 'st', BR_PASS_LIVE, 'iss', NOW)
         redis.call('ZADD', P .. 'passes', dl, pad(seq))
-        redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_ADMITTED, 'pass', seq)
+        m.st = BR_QS_ADMITTED
+        m.pass = seq
+        member_save(m)
         ev_put('pact', EV.pact + 1)
         ev_put('piss', EV.piss + 1)
         ev_put('qwait', EV.qwait - 1)

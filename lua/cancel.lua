@@ -4,8 +4,10 @@ Twin of br_inventory_cancel (core/inventory.c).
 
 KEYS[1]  br:{e<event of the hold>}:   (the adapter takes the event from hold_id >> 32)
 ARGV     now_ms, user_id, hold_id
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the hold. Effects: notify.
 ]]
+log_command()
 local uid = arg_u64(2)
 local hid = arg_u64(3)
 

@@ -1,23 +1,27 @@
 /*
- * embed.c -- build-time generator of the embedded Lua scripts (scripts.h).
+ * embed.c -- build-time generator of the embedded Lua library (scripts.h).
  *
  *   br_lua_embed OUT.c lib.lua script.lua...
  *
- * Writes OUT.c with one entry per script: `local` constants taken from the
- * core's headers (error values, states, effect kinds, limits), the parts of
- * lib.lua the script needs, then the script. The constants are printed from
- * the C definitions themselves, so a Lua script can never disagree with the
- * core about a number.
+ * Writes OUT.c with one Redis Functions library (FUNCTION LOAD, run with
+ * FCALL): `local` constants taken from the core's headers (error values,
+ * states, effect kinds, limits: only those some source mentions), lib.lua,
+ * then each script's body as a local function, then one
+ * redis.register_function per script. The constants are printed from the C
+ * definitions themselves, so a Lua script can never disagree with the core
+ * about a number.
  *
- * Only what a script uses is included, because Redis runs a script's whole
- * chunk on every call: each `local function` of the prelude is a closure
- * made again per call. lib.lua is cut into definitions (a line starting
- * with `local` at column 0, with the comment lines right above it); a
- * definition is included when the script, or a definition already
- * included, mentions its name; a line marked `--@keep` is always included.
- * Constants likewise. Definitions keep lib.lua's order, so each is still
- * defined before its users. Sources become byte arrays (a long string
- * literal would trip -Woverlength-strings).
+ * Redis runs a library's top level once, at load: the helpers of lib.lua
+ * are made once there, not once per call as with EVAL (a script's whole
+ * chunk runs on every EVALSHA). Each registered callback sets the per-call
+ * state (lib.lua's begin) and runs its script's function.
+ *
+ * The library and its functions are named with the placeholder "@V@",
+ * which the adapter replaces with a hash of the text it loads (redis.c), so
+ * two builds never run each other's code on one server, as EVALSHA's SHA1
+ * made sure before. Limits: Lua 5.1 allows 200 locals in the library's top
+ * level and 60 upvalues per function; FUNCTION LOAD refuses a library over
+ * either, which every test that opens the adapter would show.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,9 +35,8 @@
 #include "core/queue.h"
 
 #define SOURCE_MAX (1u << 20)
-#define LINES_MAX 4096
 #define CONSTS_MAX 128
-#define BLOCKS_MAX 256
+#define SCRIPTS_MAX 32
 
 struct buf {
     char *p;
@@ -113,6 +116,7 @@ static size_t constants(struct constant *c)
     C(BR_ADMIT_PER_TICK_MAX);
     C(BR_MAX_ACTIVE_MAX);
     C(BR_SWEEP_MAX);
+    C(BR_SAGA_STEP_MAX);
     C(BR_PASS_EXPIRE_MAX);
     C(BR_REFUND_BACKOFF_MS_MIN);
     C(BR_REFUND_BACKOFF_MS_MAX);
@@ -159,126 +163,6 @@ static bool mentions(const char *text, size_t len, const char *name)
     return false;
 }
 
-/* One definition of lib.lua: bytes [from, to) and the name it defines. */
-struct block {
-    char name[64];
-    size_t from, to;
-    bool keep; /* marked --@keep, or the header before the first definition */
-};
-
-static bool starts_with(const char *s, const char *end, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return (size_t)(end - s) >= n && memcmp(s, prefix, n) == 0;
-}
-
-/* Cuts lib.lua into blocks (see the file comment). */
-static size_t cut(const struct buf *lib, struct block *blocks)
-{
-    size_t count = 0, line_count = 0;
-    static size_t line_at[LINES_MAX];
-    for (size_t i = 0; i < lib->n && line_count < LINES_MAX; i++) {
-        if (i == 0 || lib->p[i - 1] == '\n') {
-            line_at[line_count++] = i;
-        }
-    }
-    blocks[count++] = (struct block){.name = "", .from = 0, .to = lib->n, .keep = true};
-    for (size_t l = 0; l < line_count; l++) {
-        const char *s = lib->p + line_at[l];
-        const char *end = l + 1 < line_count ? lib->p + line_at[l + 1] : lib->p + lib->n;
-        if (!starts_with(s, end, "local ")) {
-            continue;
-        }
-        const char *name = s + 6;
-        if (starts_with(name, end, "function ")) {
-            name += 9;
-        }
-        size_t nl = 0;
-        while (name + nl < end && ident_char(name[nl]) && nl < 63) {
-            nl++;
-        }
-        /* The comment lines right above belong to this definition. */
-        size_t first = l;
-        while (first > 0 && line_at[first - 1] > blocks[count - 1].from &&
-               starts_with(lib->p + line_at[first - 1], lib->p + lib->n, "--")) {
-            first--;
-        }
-        if (count >= BLOCKS_MAX) {
-            fprintf(stderr, "br_lua_embed: lib.lua has too many definitions\n");
-            exit(1);
-        }
-        blocks[count - 1].to = line_at[first];
-        struct block *b = &blocks[count++];
-        memset(b, 0, sizeof *b);
-        memcpy(b->name, name, nl);
-        b->from = line_at[first];
-        b->to = lib->n;
-        /* --@keep on the definition's own line */
-        const char *eol = memchr(s, '\n', (size_t)(end - s));
-        b->keep = false;
-        for (const char *q = s; q + 7 <= (eol ? eol : end); q++) {
-            if (memcmp(q, "--@keep", 7) == 0) {
-                b->keep = true;
-            }
-        }
-    }
-    return count;
-}
-
-/* The full source of one script: constants and lib blocks it needs, then it. */
-static void assemble(struct buf *out, const struct buf *lib, const struct block *blocks,
-                     size_t nblocks, const struct constant *consts, size_t nconsts,
-                     const struct buf *script)
-{
-    static bool in[BLOCKS_MAX];
-    for (size_t i = 0; i < nblocks; i++) {
-        in[i] = blocks[i].keep;
-    }
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t i = 0; i < nblocks; i++) {
-            if (in[i]) {
-                continue;
-            }
-            bool used = mentions(script->p, script->n, blocks[i].name);
-            for (size_t j = 1; j < nblocks && !used; j++) { /* not the header's prose */
-                used = in[j] && mentions(lib->p + blocks[j].from, blocks[j].to - blocks[j].from,
-                                         blocks[i].name);
-            }
-            if (used) {
-                in[i] = true;
-                changed = true;
-            }
-        }
-    }
-    out->n = 0;
-    /* A shebang without flags: Redis then refuses any key outside the slot
-     * of the first one a script touches (without it, old-style scripts may
-     * cross slots), so "one script, one slot" is checked by Redis itself. */
-    puts_buf(out, "#!lua\n");
-    puts_buf(out, "-- generated by lua/embed.c: the core's numbers (core/*.h), what the script "
-                  "needs of lib.lua, then the script\n");
-    for (size_t k = 0; k < nconsts; k++) {
-        bool used = mentions(script->p, script->n, consts[k].name);
-        for (size_t j = 1; j < nblocks && !used; j++) {
-            used = in[j] &&
-                   mentions(lib->p + blocks[j].from, blocks[j].to - blocks[j].from, consts[k].name);
-        }
-        if (used) {
-            char line[160];
-            int n =
-                snprintf(line, sizeof line, "local %s = %lld\n", consts[k].name, consts[k].value);
-            put(out, line, (size_t)n);
-        }
-    }
-    for (size_t i = 0; i < nblocks; i++) {
-        if (in[i]) {
-            put(out, lib->p + blocks[i].from, blocks[i].to - blocks[i].from);
-        }
-    }
-    put(out, script->p, script->n);
-}
-
 /* "dir/reserve.lua" -> "reserve" */
 static void script_name(const char *path, char *name, size_t cap)
 {
@@ -294,8 +178,9 @@ static void script_name(const char *path, char *name, size_t cap)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr, "usage: br_lua_embed OUT.c lib.lua script.lua...\n");
+    if (argc < 4 || argc - 3 > SCRIPTS_MAX) {
+        fprintf(stderr, "usage: br_lua_embed OUT.c lib.lua script.lua... (at most %d)\n",
+                SCRIPTS_MAX);
         return 2;
     }
     FILE *out = fopen(argv[1], "w");
@@ -303,39 +188,75 @@ int main(int argc, char **argv)
         perror(argv[1]);
         return 1;
     }
+    int count = argc - 3;
+    static struct buf scripts[SCRIPTS_MAX];
+    static char names[SCRIPTS_MAX][64];
     struct buf lib = {.p = malloc(SOURCE_MAX), .n = 0};
-    struct buf script = {.p = malloc(SOURCE_MAX), .n = 0};
     struct buf full = {.p = malloc(SOURCE_MAX), .n = 0};
-    static struct block blocks[BLOCKS_MAX];
     static struct constant consts[CONSTS_MAX];
-    if (lib.p == NULL || script.p == NULL || full.p == NULL) {
+    if (lib.p == NULL || full.p == NULL) {
         return 1;
     }
     read_file(&lib, argv[2]);
-    size_t nblocks = cut(&lib, blocks);
+    for (int i = 0; i < count; i++) {
+        scripts[i].p = malloc(SOURCE_MAX);
+        if (scripts[i].p == NULL) {
+            return 1;
+        }
+        read_file(&scripts[i], argv[3 + i]);
+        script_name(argv[3 + i], names[i], sizeof names[i]);
+    }
     size_t nconsts = constants(consts);
+    puts_buf(&full, "#!lua name=br_@V@\n");
+    puts_buf(&full, "-- generated by lua/embed.c: the core's numbers (core/*.h), lib.lua, then "
+                    "each script as a function\n");
+    for (size_t k = 0; k < nconsts; k++) {
+        bool used = mentions(lib.p, lib.n, consts[k].name);
+        for (int i = 0; i < count && !used; i++) {
+            used = mentions(scripts[i].p, scripts[i].n, consts[k].name);
+        }
+        if (used) {
+            char line[160];
+            int n =
+                snprintf(line, sizeof line, "local %s = %lld\n", consts[k].name, consts[k].value);
+            put(&full, line, (size_t)n);
+        }
+    }
+    put(&full, lib.p, lib.n);
+    for (int i = 0; i < count; i++) {
+        char line[160];
+        int n = snprintf(line, sizeof line, "\nlocal function script_%s()\n", names[i]);
+        put(&full, line, (size_t)n);
+        put(&full, scripts[i].p, scripts[i].n);
+        puts_buf(&full, "\nend\n");
+    }
+    puts_buf(&full, "\n");
+    for (int i = 0; i < count; i++) {
+        char line[256];
+        int n = snprintf(line, sizeof line,
+                         "redis.register_function('%s_@V@', function(keys, args) begin(keys, args) "
+                         "return script_%s() end)\n",
+                         names[i], names[i]);
+        put(&full, line, (size_t)n);
+    }
     fprintf(out, "/* generated by lua/embed.c from the lua/ scripts: do not edit */\n");
     fprintf(out, "#include \"lua/scripts.h\"\n\n");
-    int count = argc - 3;
-    for (int i = 0; i < count; i++) {
-        script.n = 0;
-        read_file(&script, argv[3 + i]);
-        assemble(&full, &lib, blocks, nblocks, consts, nconsts, &script);
-        fprintf(out, "static const unsigned char s%d[] = {", i);
-        for (size_t k = 0; k < full.n; k++) {
-            fprintf(out, "%s%d,", k % 24 == 0 ? "\n    " : "", (int)(unsigned char)full.p[k]);
-        }
-        fprintf(out, "0};\n\n");
+    fprintf(out, "static const unsigned char library[] = {");
+    for (size_t k = 0; k < full.n; k++) {
+        fprintf(out, "%s%d,", k % 24 == 0 ? "\n    " : "", (int)(unsigned char)full.p[k]);
     }
-    fprintf(out, "const struct br_lua_script br_lua_scripts[] = {\n");
+    fprintf(out, "0};\n\n");
+    fprintf(out, "const char *const br_lua_library = (const char *)library;\n");
+    fprintf(out, "const size_t br_lua_library_len = sizeof library - 1;\n\n");
+    fprintf(out, "const char *const br_lua_functions[] = {\n");
     for (int i = 0; i < count; i++) {
-        char name[64];
-        script_name(argv[3 + i], name, sizeof name);
-        fprintf(out, "    {\"%s\", (const char *)s%d, sizeof s%d - 1},\n", name, i, i);
+        fprintf(out, "    \"%s\",\n", names[i]);
     }
-    fprintf(out, "};\n\nconst unsigned br_lua_script_count = %d;\n", count);
+    fprintf(out, "};\n\nconst unsigned br_lua_function_count = %d;\n", count);
+    for (int i = 0; i < count; i++) {
+        free(scripts[i].p);
+    }
     free(lib.p);
-    free(script.p);
     free(full.p);
     return fclose(out) == 0 ? 0 : 1;
 }

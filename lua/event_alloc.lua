@@ -74,7 +74,7 @@ local function valid()
         local at = 17 + 4 * (z - 1)
         local zname, cap, price, cur = ARGV[at], num(at + 1), num(at + 2), ARGV[at + 3]
         if #zname == 0 or #zname >= BR_ZONE_NAME_MAX or
-            not string.find(cur, '^[A-Z][A-Z][A-Z]$') then
+            not sfind(cur, '^[A-Z][A-Z][A-Z]$') then
             return false
         end
         if cap < 1 or cap > BR_ZONE_CAPACITY_MAX or price < 0 or price > BR_PRICE_MINOR_MAX then

@@ -6,19 +6,23 @@ that exists changes nothing.
 
 KEYS[1]  br:{e<event>}:
 ARGV     the event spec as in event_alloc.lua, with 3 = the event id and
-         4 = its queue capacity (event_alloc's aux)
+         4 = its queue capacity (event_alloc's aux), then the event_create
+         command's journal record (the event's first log entry)
 Reply    the outcome (lib.lua): id (the event).
 ]]
+log_command()
 local eid = arg_int(3, 1, BR_EVENT_ID_MAX)
 local qcap = arg_int(4, 1, 2 ^ 31)
 local zc = arg_int(16, 1, BR_EVENT_ZONES_MAX)
-if #ARGV ~= 16 + 4 * zc then
+if #ARGV ~= 17 + 4 * zc then
     fail('event_put with ' .. #ARGV .. ' arguments for ' .. zc .. ' zones')
 end
 OUT[3] = eid
 if redis.call('EXISTS', P .. 'ev') == 1 then
+    LOG_C = nil -- logged when it was written
     return reply(BR_OK)
 end
+EV.id = eid -- the event exists from here: reply() logs its creation
 -- The event's hash is read on every command, a dozen fields at a time. As a
 -- listpack (Redis's encoding for small hashes) each field is found by a
 -- linear scan of ~80 fields; a value longer than hash-max-listpack-value (64

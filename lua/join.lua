@@ -6,11 +6,13 @@ KEYS[1]  br:{e<event>}:
 ARGV     now_ms, user_id, user_known (1 when the user is registered: users
          live in the catalog slot and are never removed, so the adapter
          checks that outside the script without a race)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): status, position, queue_length; ref and
          deadline_ms of the pass when admitted. Effects: pass_expired when a
          lapsed pass is collected. err = BR_REDIS_NEED_OPEN (aux = pre-queue
          slots) when the opening shuffle is due: nothing was written.
 ]]
+log_command()
 local uid = arg_u64(2)
 local known = arg_int(3, 0, 1)
 
@@ -19,6 +21,7 @@ if EV.id == nil then
     return reply(BR_E_NOT_FOUND)
 end
 if known == 0 then
+    EXTERNAL = true -- decided in {cat}: the log marks it (lib.lua)
     return reply(BR_E_UNAUTHORIZED)
 end
 local need = open_if_due()
@@ -79,7 +82,7 @@ if m == nil then
     m = member_new(uid, st, 0)
 else
     m.st = st
-    redis.call('HSET', P .. 'm:' .. uid, 'st', st)
+    member_save(m)
 end
 fill_position()
 return reply(BR_OK)

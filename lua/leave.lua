@@ -4,11 +4,13 @@ Twin of br_queue_leave (core/queue.c).
 
 KEYS[1]  br:{e<event>}:
 ARGV     now_ms, user_id
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): status (left), queue_length. Effects:
          pass_expired when a live pass is given back. err =
          BR_REDIS_NEED_OPEN (aux = pre-queue slots) when the opening shuffle
          is due: nothing was written.
 ]]
+log_command()
 local uid = arg_u64(2)
 
 ev_load('id', 'opens', 'shuf', 'qpre', 'qwait', 'pact')
@@ -35,7 +37,8 @@ elseif st == BR_QS_ADMITTED then
 else
     return reply(BR_E_NOT_IN_QUEUE)
 end
-redis.call('HSET', P .. 'm:' .. uid, 'st', BR_QS_LEFT)
+m.st = BR_QS_LEFT
+member_save(m)
 OUT[2] = BR_QS_LEFT
 OUT[6] = EV.qwait
 return reply(BR_OK)

@@ -1,13 +1,13 @@
 --[[
-lib.lua -- the prelude of every Booking Rush script.
+lib.lua -- the shared part of the Booking Rush Functions library.
 
-Not a script by itself: the build (lua/embed.c) prepends to each script the
-constants generated from core/err.h, core/cmd.h, core/limits.h and
-core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING, BR_FX_PASS_ISSUED, ...),
-then the definitions of this file that the script uses (Redis runs the
-whole chunk on every call, so unused helpers would cost), so every script
-speaks the core's numbers and none of them is typed twice. Each definition
-starts with `local` at column 0, its comment right above it.
+Not a script by itself: the build (lua/embed.c) makes one library (FUNCTION
+LOAD) of the constants generated from core/err.h, core/cmd.h,
+core/limits.h and core/queue.h (BR_OK, BR_E_SOLD_OUT, BR_QS_WAITING,
+BR_FX_PASS_ISSUED, ...), this file, then every script as a function, so
+every script speaks the core's numbers and none of them is typed twice.
+This file's top level runs once, when the library is loaded; each call
+starts with begin(), which sets the per-call state below afresh.
 
 Conventions every script follows:
   KEYS[1]  the key prefix of the slot it works in: "br:{e42}:" for an event,
@@ -15,6 +15,8 @@ Conventions every script follows:
            KEYS[1] .. suffix, so one call stays in one Cluster slot.
   ARGV[1]  now_ms, the driver's clock. No script calls TIME; expiry compares
            stored deadlines with now_ms, never a key TTL.
+  ARGV[#ARGV]  in the scripts that log (log_command()): the command's
+           journal record, appended to the event's log with the reply.
   reply    {err, status, id, ref, position, queue_length, deadline_ms,
             amount_minor, count, aux, fx...}: the nine fields of struct
            br_outcome in order (effect_count and effects_hash are computed
@@ -33,11 +35,48 @@ so both are exact, and so is every deadline computed from them.
 decimal strings and are only ever compared or used as strings.
 ]]
 local W32 = 4294967296
-local P = KEYS[1]
-local OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-local FX = {}
-local EV = {}
-local EV_DIRTY = {}
+
+-- The library functions used on every call, as upvalues: a global such as
+-- `string` is a table lookup, then `format` another, each time. Redis does
+-- not let a library's load see the standard libraries: begin() sets them
+-- at the first call.
+local sformat, sfind, smatch, sbyte, sgsub, srep, floor
+
+-- Per-call state: the library is loaded once and its functions run one at
+-- a time, so begin() sets all of this afresh at the start of every call and
+-- nothing is carried from one call to the next.
+local KEYS, ARGV, P, NOW
+local OUT, FX, EV, EV_DIRTY, EV_STR
+local LOG_C, EXTERNAL
+
+-- The hot keys of the slot, made again only when the prefix changes (a
+-- string concatenation allocates and hashes: most calls in a row are for
+-- the same event).
+local K_EV, K_HOLDS, K_LOG
+
+-- Field names made once, at load: 'bk' .. state and the zone fields.
+-- (Concatenating a number formats it with %.14g, which costs more than the
+-- rest of the concatenation.)
+local BK = {}
+for st = 0, 15 do
+    BK[st] = 'bk' .. st
+end
+local ZF = {}
+for z = 1, BR_EVENT_ZONES_MAX do
+    ZF[z] = {cap = 'cap' .. z, held = 'held' .. z, sold = 'sold' .. z, price = 'price' .. z}
+end
+
+-- reserve.lua's one read of the event, per zone (0: a zone that cannot
+-- exist; then only the event's existence matters).
+local RESERVE_FIELDS = {[0] = {'id', 'zc'}}
+for z = 1, BR_EVENT_ZONES_MAX do
+    RESERVE_FIELDS[z] = {'id', 'opens', 'rp', 'limit', 'hseq', 'httl', 'zc', 'pact',
+                         BK[BR_HOLD_HELD], ZF[z].cap, ZF[z].held, ZF[z].sold, ZF[z].price}
+end
+
+-- string.format patterns of n integers joined by ',' (the log's "o"), made
+-- once per n.
+local JOIN_FMT = {}
 
 local function fail(what)
     error({err = 'BR_ARG ' .. what})
@@ -50,7 +89,7 @@ end
 -- ARGV[i] as an integer in [lo, hi]; anything else is the adapter's bug.
 local function arg_int(i, lo, hi)
     local v = tonumber(ARGV[i])
-    if v == nil or v ~= math.floor(v) or v < lo or v > hi then
+    if v == nil or v ~= floor(v) or v < lo or v > hi then
         fail('ARGV[' .. i .. '] = ' .. tostring(ARGV[i]))
     end
     return v
@@ -61,11 +100,11 @@ end
 -- canonical strings; redis-benchmark's __rand_int__ is zero-padded.
 local function arg_u64(i)
     local s = ARGV[i]
-    if s == nil or not string.find(s, '^%d+$') then
+    if s == nil or not sfind(s, '^%d+$') then
         fail('ARGV[' .. i .. '] = ' .. tostring(s))
     end
-    if #s > 1 and string.byte(s, 1) == 48 then
-        s = string.gsub(s, '^0+(%d)', '%1')
+    if #s > 1 and sbyte(s, 1) == 48 then
+        s = sgsub(s, '^0+(%d)', '%1')
     end
     if #s > 20 then
         fail('ARGV[' .. i .. '] = ' .. s)
@@ -73,7 +112,43 @@ local function arg_u64(i)
     return s
 end
 
-local NOW = arg_int(1, 0, BR_NOW_MS_MAX) --@keep: every script checks its clock
+-- Every call starts here (the callbacks embed.c registers): KEYS[1] is the
+-- slot's key prefix, ARGV[1] the clock, checked by every script.
+local function begin(keys, args)
+    if sformat == nil then
+        sformat, sfind, smatch, sbyte = string.format, string.find, string.match, string.byte
+        sgsub, srep, floor = string.gsub, string.rep, math.floor
+    end
+    KEYS = keys
+    ARGV = args
+    if keys[1] ~= P then
+        P = keys[1]
+        if P == nil then
+            fail('no key prefix')
+        end
+        K_EV, K_HOLDS, K_LOG = P .. 'ev', P .. 'holds', P .. 'log'
+    end
+    OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+    FX = {}
+    EV = {}
+    EV_DIRTY = {}
+    EV_STR = {}
+    LOG_C = nil
+    EXTERNAL = false
+    NOW = arg_int(1, 0, BR_NOW_MS_MAX)
+end
+
+-- The event log (lua/README.md "The event log"): a script that changes an
+-- event calls this first; reply() then appends one entry to br:{e}:log with
+-- the command's journal record (the last ARGV, bytes the adapter encoded
+-- and this library never parses) and the reply. A record is at least its
+-- 8-byte head.
+local function log_command()
+    LOG_C = ARGV[#ARGV]
+    if LOG_C == nil or #LOG_C < 8 then
+        fail('no journal record as the last argument')
+    end
+end
 
 -- A decimal string of an integer-valued number (exact below 2^53).
 -- A pass or hold lapses exactly at its deadline: live while NOW < dl (the
@@ -83,13 +158,13 @@ local function lapsed(dl)
 end
 
 local function dec(n)
-    return string.format('%d', n)
+    return sformat('%d', n)
 end
 
 -- Zset members are zero-padded sequence numbers, so that the zset's tie
 -- break (lexicographic) is the core heaps' tie break (by id).
 local function pad(seq)
-    return string.format('%010d', seq)
+    return sformat('%010d', seq)
 end
 
 local function emit(kind, user, id, ref, deadline, amount)
@@ -103,12 +178,25 @@ local function emit(kind, user, id, ref, deadline, amount)
 end
 
 -- Loads event fields (HMGET) into EV as numbers; a missing field is nil.
-local function ev_load(...)
-    local names = {...}
-    local vals = redis.call('HMGET', P .. 'ev', unpack(names))
+local function ev_load_list(names)
+    local vals = redis.call('HMGET', K_EV, unpack(names))
     for i = 1, #names do
         EV[names[i]] = tonumber(vals[i])
     end
+end
+
+local function ev_load(...)
+    ev_load_list({...})
+end
+
+-- ev_load_list, plus one string field of the event's hash in the same
+-- read (a member's record): returns its value (false when none).
+local function ev_load_list_and(field, names)
+    local vals = redis.call('HMGET', K_EV, field, unpack(names))
+    for i = 1, #names do
+        EV[names[i]] = tonumber(vals[i + 1])
+    end
+    return vals[1]
 end
 
 -- Sets an event field in EV; written back by reply() in one HSET. A field
@@ -120,18 +208,64 @@ local function ev_put(field, value)
     EV_DIRTY[field] = true
 end
 
+-- Records and other string fields of the event's hash (a hold "h:<seq>", a
+-- member "m:<user>"): written by reply() in the same HSET as the counters,
+-- and read back from here first within the call.
+local function ev_put_str(field, value)
+    EV_STR[field] = value
+end
+
+local function ev_get_str(field)
+    local v = EV_STR[field]
+    if v == nil then
+        v = redis.call('HGET', K_EV, field)
+    end
+    return v
+end
+
+-- The reply as the log's "o" field: the integers joined by ',', formatted
+-- with %d (exact for every integer below 2^53; Lua's own number-to-string
+-- uses %.14g, which is slower and rounds above 10^14).
+local function joined(t)
+    local n = #t
+    local f = JOIN_FMT[n]
+    if f == nil then
+        f = srep('%d,', n - 1) .. '%d'
+        JOIN_FMT[n] = f
+    end
+    return sformat(f, unpack(t))
+end
+
+-- Ends a call: the event's changed fields in one HSET, the log entry when
+-- the script logs and the event exists (a command naming a missing event
+-- leaves no stream behind; not for BR_REDIS_NEED_OPEN either: nothing was
+-- written and the command runs again), and the reply.
 local function reply(err)
     local args = {}
+    local n = 0
     for f, _ in pairs(EV_DIRTY) do
-        args[#args + 1] = f
-        args[#args + 1] = EV[f]
+        args[n + 1] = f
+        args[n + 2] = sformat('%d', EV[f])
+        n = n + 2
     end
-    if #args > 0 then
-        redis.call('HSET', P .. 'ev', unpack(args))
+    for f, v in pairs(EV_STR) do
+        args[n + 1] = f
+        args[n + 2] = v
+        n = n + 2
+    end
+    if n > 0 then
+        redis.call('HSET', K_EV, unpack(args))
     end
     OUT[1] = err
     for i = 1, #FX do
         OUT[10 + i] = FX[i]
+    end
+    if LOG_C and EV.id and err ~= BR_REDIS_NEED_OPEN then
+        if EXTERNAL then
+            redis.call('XADD', K_LOG, '*', 'c', LOG_C, 'o', joined(OUT), 'x', '1')
+        else
+            redis.call('XADD', K_LOG, '*', 'c', LOG_C, 'o', joined(OUT))
+        end
     end
     return OUT
 end
@@ -142,7 +276,7 @@ local function seq_of(id)
     if id == nil or id < W32 then
         return nil
     end
-    local e = math.floor(id / W32)
+    local e = floor(id / W32)
     if e ~= EV.id then
         return nil
     end
@@ -153,22 +287,36 @@ local function seq_of(id)
     return s
 end
 
--- ---- members: br:{e}:m:<user> = {st, pass (seq, 0 = none), tix} ----
+-- ---- members: field "m:<user>" of br:{e}:ev = "st:pass:tix" (pass =
+--      seq, 0 = none): a field of the event's hash, not a key per member,
+--      so reserve reads it with the event and writes it with the hold ----
 
-local function member_find(uid)
-    local v = redis.call('HMGET', P .. 'm:' .. uid, 'st', 'pass', 'tix')
-    if not v[1] then
+-- The member from its stored value v (false when none).
+local function member_parse(uid, v)
+    if not v then
         return nil
     end
-    return {uid = uid, st = tonumber(v[1]), pass = tonumber(v[2]), tix = tonumber(v[3])}
+    local st, pass, tix = smatch(v, '^(%d+):(%d+):(%d+)$')
+    if st == nil then
+        broken('member ' .. uid .. ' = ' .. v)
+    end
+    return {uid = uid, st = tonumber(st), pass = tonumber(pass), tix = tonumber(tix)}
+end
+
+local function member_find(uid)
+    return member_parse(uid, ev_get_str('m:' .. uid))
+end
+
+local function member_save(m)
+    ev_put_str('m:' .. m.uid, sformat('%d:%d:%d', m.st, m.pass, m.tix))
 end
 
 -- Creates the member (core: br_queue_member) with its first status and
--- tickets, in one write: the callers know it does not exist yet.
+-- tickets: the callers know it does not exist yet.
 local function member_new(uid, st, tix)
-    redis.call('HSET', P .. 'm:' .. uid, 'st', st, 'pass', 0, 'tix', tix)
-    redis.call('SADD', P .. 'members', uid)
-    return {uid = uid, st = st, pass = 0, tix = tix}
+    local m = {uid = uid, st = st, pass = 0, tix = tix}
+    member_save(m)
+    return m
 end
 
 -- The opening shuffle turns every pre-queue member into a waiting one. It
@@ -206,7 +354,7 @@ local function pass_expire(p, m)
     m = m or member_find(p.uid)
     if m.pass == p.seq and m.st == BR_QS_ADMITTED then
         m.st = BR_QS_EXPIRED
-        redis.call('HSET', P .. 'm:' .. m.uid, 'st', BR_QS_EXPIRED)
+        member_save(m)
     end
     emit(BR_FX_PASS_EXPIRED, p.user, EV.id * W32 + p.seq, 0, p.dl, 0)
 end
@@ -229,20 +377,33 @@ local function open_if_due()
     return nil
 end
 
--- ---- holds: br:{e}:h:<seq>; live ones in zset holds by deadline ----
+-- ---- holds: field "h:<seq>" of br:{e}:ev = "user:zone:qty:st:created:
+--      dl:amt:pass:pay:conf" (pass, pay, conf = seqs, 0 = none); live ones
+--      in zset holds by deadline ----
+
+local HOLD_PATTERN = '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$'
 
 local function hold_load(seq)
     if seq == nil then
         return nil
     end
-    local v = redis.call('HMGET', P .. 'h:' .. seq, 'user', 'zone', 'qty', 'st', 'dl', 'amt',
-                         'pass', 'pay', 'conf')
-    if not v[1] then
+    local v = ev_get_str(sformat('h:%d', seq))
+    if not v then
         return nil
     end
-    return {seq = seq, uid = v[1], user = tonumber(v[1]), zone = tonumber(v[2]),
-            qty = tonumber(v[3]), st = tonumber(v[4]), dl = tonumber(v[5]), amt = tonumber(v[6]),
-            pass = tonumber(v[7]), pay = tonumber(v[8]), conf = tonumber(v[9])}
+    local u, z, q, st, cr, dl, amt, pass, pay, conf = smatch(v, HOLD_PATTERN)
+    if u == nil then
+        broken('hold ' .. seq .. ' = ' .. v)
+    end
+    return {seq = seq, uid = u, user = tonumber(u), zone = tonumber(z), qty = tonumber(q),
+            st = tonumber(st), created = tonumber(cr), dl = tonumber(dl), amt = tonumber(amt),
+            pass = tonumber(pass), pay = tonumber(pay), conf = tonumber(conf)}
+end
+
+local function hold_save(h)
+    ev_put_str(sformat('h:%d', h.seq),
+               sformat('%d:%d:%d:%d:%d:%d:%d:%d:%d:%d', h.user, h.zone, h.qty, h.st,
+                             h.created, h.dl, h.amt, h.pass, h.pay, h.conf))
 end
 
 local function hold_id(h)
@@ -259,12 +420,13 @@ local function fill_hold(h)
     OUT[9] = h.qty
 end
 
--- core: set_state (the per-state booking counters are for the stats route)
+-- core: set_state (the per-state booking counters are for the stats
+-- route). Writes the hold, with any other field the caller changed.
 local function hold_set_state(h, st)
-    redis.call('HINCRBY', P .. 'ev', 'bk' .. h.st, -1)
-    redis.call('HINCRBY', P .. 'ev', 'bk' .. st, 1)
-    redis.call('HSET', P .. 'h:' .. h.seq, 'st', st)
+    redis.call('HINCRBY', K_EV, BK[h.st], -1)
+    redis.call('HINCRBY', K_EV, BK[st], 1)
     h.st = st
+    hold_save(h)
 end
 
 -- core: release -- a live hold's seats leave `held`, its tickets the member.
@@ -272,12 +434,14 @@ local function hold_release(h)
     if h.st ~= BR_HOLD_HELD then
         broken('release: hold ' .. h.seq .. ' is not held')
     end
-    redis.call('ZREM', P .. 'holds', pad(h.seq))
-    local held = redis.call('HINCRBY', P .. 'ev', 'held' .. h.zone, -h.qty)
-    local tix = redis.call('HINCRBY', P .. 'm:' .. h.uid, 'tix', -h.qty)
-    if held < 0 or tix < 0 then
+    redis.call('ZREM', K_HOLDS, pad(h.seq))
+    local held = redis.call('HINCRBY', K_EV, ZF[h.zone].held, -h.qty)
+    local m = member_find(h.uid)
+    if held < 0 or m == nil or m.tix < h.qty then
         broken('release: hold ' .. h.seq .. ' returns more than is held')
     end
+    m.tix = m.tix - h.qty
+    member_save(m)
 end
 
 -- core: br_inventory_expire

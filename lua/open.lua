@@ -47,7 +47,7 @@ local seen = {}
 local batch = {}
 local moved = 0
 for k = 0, n - 1 do
-    local b1, b2, b3, b4 = string.byte(perm, 4 * k + 1, 4 * k + 4)
+    local b1, b2, b3, b4 = sbyte(perm, 4 * k + 1, 4 * k + 4)
     local old = b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
     if old >= n or seen[old] then
         fail('perm is not a permutation at ' .. k)

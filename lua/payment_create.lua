@@ -8,9 +8,11 @@ have sent it, and a reopened payment is confirmed again at the provider.
 
 KEYS[1]  br:{e<event of the hold>}:   (the adapter takes the event from hold_id >> 32)
 ARGV     now_ms, user_id, hold_id
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): id (payment), ref (hold), status, amount.
          Effects: provider_charge.
 ]]
+log_command()
 local uid = arg_u64(2)
 local hid = arg_u64(3)
 
@@ -47,7 +49,8 @@ ev_put('yseq', seq)
 p = {seq = seq, hold = h.seq, st = BR_PAY_PENDING, amt = h.amt, att = 0, next = 0}
 redis.call('HSET', P .. 'y:' .. seq, 'hold', h.seq, 'st', p.st, 'amt', p.amt, 'created', NOW,
            'att', 0, 'next', 0)
-redis.call('HSET', P .. 'h:' .. h.seq, 'pay', seq)
+h.pay = seq
+hold_save(h)
 emit_payment(BR_FX_PROVIDER_CHARGE, p, h)
 fill_payment(p)
 return reply(BR_OK)

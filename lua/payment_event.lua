@@ -20,11 +20,13 @@ ARGV     now_ms, actor user_id (0 = the system), payment_id,
          provider_event_id (u64 decimal), succeeded (0/1), claim (0 =
          unclaimed before, 1 = claimed for this payment, 2 = claimed for
          another payment)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the payment (id, ref = hold, status, amount).
          aux = 1 when the provider event id was recorded here (the adapter
          releases a fresh claim otherwise). Effects: booking_confirmed, or
          booking_expired and provider_refund.
 ]]
+log_command()
 local actor = arg_u64(2)
 local pid = arg_u64(3)
 local pev = arg_u64(4)
@@ -42,7 +44,13 @@ if p == nil then
     return reply(BR_E_NOT_FOUND)
 end
 fill_payment(p)
-if claim == 2 or redis.call('SADD', P .. 'pev', pev) == 0 then
+if claim == 2 then
+    -- Applied to another payment: of this event when the id is in its set,
+    -- else of another event (marked in the log: lib.lua).
+    EXTERNAL = redis.call('SISMEMBER', P .. 'pev', pev) == 0
+    return reply(BR_E_DUPLICATE)
+end
+if redis.call('SADD', P .. 'pev', pev) == 0 then
     return reply(BR_E_DUPLICATE) -- already applied
 end
 OUT[10] = 1
@@ -63,11 +71,11 @@ if h.st == BR_HOLD_HELD and not lapsed(h.dl) then
     if h.conf ~= 0 then
         broken('confirm: hold ' .. h.seq .. ' is held but confirmed')
     end
-    redis.call('ZREM', P .. 'holds', pad(h.seq))
-    redis.call('HINCRBY', P .. 'ev', 'held' .. h.zone, -h.qty)
-    redis.call('HINCRBY', P .. 'ev', 'sold' .. h.zone, h.qty)
+    redis.call('ZREM', K_HOLDS, pad(h.seq))
+    redis.call('HINCRBY', K_EV, ZF[h.zone].held, -h.qty)
+    redis.call('HINCRBY', K_EV, ZF[h.zone].sold, h.qty)
+    h.conf = p.seq
     hold_set_state(h, BR_HOLD_CONFIRMED)
-    redis.call('HSET', P .. 'h:' .. h.seq, 'conf', p.seq)
     emit(BR_FX_BOOKING_CONFIRMED, h.user, hold_id(h), EV.id * W32 + p.seq, 0, h.amt)
     p.st = BR_PAY_CONFIRMED
     redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)

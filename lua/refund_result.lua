@@ -6,8 +6,10 @@ after the backoff.
 
 KEYS[1]  br:{e<event of the payment>}:
 ARGV     now_ms, actor user_id (0 = the system), payment_id, ok (0/1)
+         + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the payment. Effects: notify when refunded.
 ]]
+log_command()
 local actor = arg_u64(2)
 local pid = arg_u64(3)
 local ok = arg_int(4, 0, 1)

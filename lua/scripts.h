@@ -1,23 +1,22 @@
 /*
- * scripts.h -- the Lua scripts embedded in the binary.
+ * scripts.h -- the Lua library embedded in the binary.
  *
- * lua/embed.c generates the table at build time from the .lua files: each entry
- * is one script's full source, i.e. the constants generated from the core's
- * headers, then lib.lua, then the script itself. The adapter loads them with
- * SCRIPT LOAD (adapters/redis.c); nothing is read from disk at run time.
+ * lua/embed.c generates it at build time from the .lua files: one Redis
+ * Functions library made of the constants generated from the core's
+ * headers, lib.lua, then every script as a function registered under its
+ * file name. The library's name and its function names carry the
+ * placeholder "@V@", which the adapter replaces with a hash of the text it
+ * loads (adapters/redis.c): function "reserve" is FCALLed as
+ * "reserve_<hash>". Nothing is read from disk at run time.
  */
 #ifndef BR_LUA_SCRIPTS_H
 #define BR_LUA_SCRIPTS_H
 
 #include <stddef.h>
 
-struct br_lua_script {
-    const char *name; /* the file name without ".lua": "reserve" */
-    const char *text; /* the full source, NUL-terminated */
-    size_t len;       /* strlen(text) */
-};
-
-extern const struct br_lua_script br_lua_scripts[];
-extern const unsigned br_lua_script_count;
+extern const char *const br_lua_library; /* NUL-terminated */
+extern const size_t br_lua_library_len;  /* strlen(br_lua_library) */
+extern const char *const br_lua_functions[]; /* the file names without ".lua": "reserve" */
+extern const unsigned br_lua_function_count;
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "adapters/auth.h"
 #include "adapters/cli.h"
+#include "server/backend_distributed.h"
 #include "server/hashpool.h"
 
 enum opt_kind { OPT_TEXT, OPT_UINT, OPT_SIZE, OPT_RATE, OPT_FLAG, OPT_LEVEL };
@@ -81,6 +82,28 @@ static const struct opt OPTS[] = {
      "write the bound port here once listening"},
     {"--demo", "BR_DEMO", OPT_FLAG, OFF(demo), 0, NULL,
      "create a demo event if there is none, print how to try it"},
+    /* The distributed deployment (README, "Deployment"). */
+    {"--backend", "BR_BACKEND", OPT_TEXT, OFF(backend), 0, "NAME",
+     "embedded (one process, journal in the data dir) or distributed (Redis + PostgreSQL, "
+     "any number of processes) (embedded)"},
+    {"--redis", "BR_REDIS_URL", OPT_TEXT, OFF(redis_url), 0, "URL",
+     "distributed: Redis holding the live on-sale, redis://host[:port][/db]"},
+    {"--pg", "BR_PG_URL", OPT_TEXT, OFF(pg_url), 0, "URL",
+     "distributed: PostgreSQL holding the record, postgresql://user@host:port/db; its schema "
+     "must be migrated first (bookingrush migrate --pg URL)"},
+    {"--roles", "BR_ROLES", OPT_TEXT, OFF(roles_text), 0, "LIST",
+     "distributed: what this process runs, from api,admitter,sweeper,saga,recorder,reconciler "
+     "(all)"},
+    {"--pass-secret", "BR_PASS_SECRET", OPT_TEXT, OFF(pass_secret), 0, "HEX",
+     "queue pass signing key, 64 hex digits (generated into the data dir); distributed "
+     "processes on several hosts must share it, as they share --jwt-secret and --webhook-secret"},
+    {"--pg-pool", "BR_PG_POOL", OPT_UINT, OFF(pg_pool), 64, "N",
+     "distributed: PostgreSQL connections, 1 to 64 (8)"},
+    {"--redis-conns", "BR_REDIS_CONNS", OPT_UINT, OFF(redis_conns), BR_DIST_CONNS_MAX, "N",
+     "distributed: Redis connection pairs (threads + hash threads + 4)"},
+    {"--start-attempts", "BR_START_ATTEMPTS", OPT_UINT, OFF(start_attempts), 100, "N",
+     "distributed: tries to reach Redis and PostgreSQL at start, backing off from 0.25 s to "
+     "4 s, before giving up (6)"},
     /* Engine tables (see the note under the list); 0 = the default shown. */
     {"--people", "BR_PEOPLE", OPT_UINT, OFF(sizing.people), BR_TABLE_ROWS_MAX, "N",
      "size every table below for N people (100000: 109 MiB)"},
@@ -112,7 +135,10 @@ void br_serve_usage(void)
 {
     printf("usage: bookingrush serve [options]\n\n"
            "Runs the whole product in one process: the core engine in memory, made durable by\n"
-           "the command journal in the data dir, with the built-in test payment provider.\n\n"
+           "the command journal in the data dir, with the built-in test payment provider.\n"
+           "With --backend distributed the process is stateless instead: the live on-sale is\n"
+           "in Redis (--redis), the record in PostgreSQL (--pg), and any number of processes\n"
+           "serve one sale behind a load balancer (README, \"Deployment\").\n\n"
            "options (environment variable in brackets; a flag beats its variable):\n");
     for (size_t i = 0; i < OPT_COUNT; i++) {
         char left[64];
@@ -131,6 +157,11 @@ void br_serve_usage(void)
            "The defaults reserve %.0f MiB for %u people.\n",
            (double)br_engine_memory_size(&d) / (1024.0 * 1024.0), d.users_max);
     printf("\nThe design (threads, group commit, journal format): docs/DESIGN.md.\n");
+}
+
+bool br_serve_distributed(const struct br_serve_config *c)
+{
+    return strcmp(c->backend, "distributed") == 0;
 }
 
 bool br_serve_sizing_given(const struct br_serve_config *c)
@@ -211,6 +242,50 @@ static void defaults(struct br_serve_config *c)
     c->refresh_ttl_s = 30u * 86400u;
     c->shutdown_grace_s = 10;
     c->log_level = BR_LOG_INFO;
+    snprintf(c->backend, sizeof c->backend, "embedded");
+    snprintf(c->roles_text, sizeof c->roles_text, "all");
+    c->pg_pool = 8;
+    c->start_attempts = 6;
+}
+
+/* The distributed deployment's options, once everything is parsed. */
+static int check_distributed(struct br_serve_config *c)
+{
+    if (strcmp(c->backend, "embedded") != 0 && !br_serve_distributed(c)) {
+        fprintf(stderr, "bookingrush serve: --backend wants embedded or distributed, got \"%s\"\n",
+                c->backend);
+        return -1;
+    }
+    const char *bad = NULL;
+    if (br_distributed_roles_parse(c->roles_text, &c->roles, &bad) != 0) {
+        fprintf(stderr,
+                "bookingrush serve: --roles wants a list of api, admitter, sweeper, saga, "
+                "recorder, reconciler (or all), got \"%s\"\n",
+                c->roles_text);
+        return -1;
+    }
+    if (c->pass_secret[0] != '\0' && strlen(c->pass_secret) != 2 * BR_AUTH_SECRET_LEN) {
+        fprintf(stderr, "bookingrush serve: --pass-secret wants %u hex digits\n",
+                2 * BR_AUTH_SECRET_LEN);
+        return -1;
+    }
+    if (!br_serve_distributed(c)) {
+        return 0;
+    }
+    if (c->redis_url[0] == '\0' || c->pg_url[0] == '\0') {
+        fprintf(stderr, "bookingrush serve: --backend distributed needs --redis URL and --pg URL "
+                        "(or BR_REDIS_URL and BR_PG_URL)\n");
+        return -1;
+    }
+    if (c->pg_pool == 0 || c->start_attempts == 0) {
+        fprintf(stderr, "bookingrush serve: --pg-pool and --start-attempts must be positive\n");
+        return -1;
+    }
+    if (c->redis_conns == 0) {
+        unsigned n = c->threads + c->hash_threads + 4;
+        c->redis_conns = n > BR_DIST_CONNS_MAX ? BR_DIST_CONNS_MAX : n;
+    }
+    return 0;
 }
 
 int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
@@ -271,5 +346,5 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
         fprintf(stderr, "bookingrush serve: --admin wants EMAIL:PASSWORD\n");
         return -1;
     }
-    return 0;
+    return check_distributed(c);
 }

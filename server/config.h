@@ -42,6 +42,16 @@ struct br_serve_config {
     enum br_log_level log_level;
     bool demo;
     bool reuse_port;                    /* SO_REUSEPORT: share the port on purpose */
+    /* The deployment (--backend): embedded (default) or distributed. */
+    char backend[BR_CONFIG_TEXT_MAX];
+    char redis_url[BR_CONFIG_TEXT_MAX]; /* distributed: Redis, the live on-sale */
+    char pg_url[BR_CONFIG_TEXT_MAX];    /* distributed: PostgreSQL, the record */
+    char roles_text[BR_CONFIG_TEXT_MAX]; /* distributed: "api,admitter,..." */
+    char pass_secret[BR_CONFIG_TEXT_MAX]; /* 64 hex digits; empty = from the data dir */
+    unsigned roles;                     /* parsed roles_text (BR_DIST_ROLE_*) */
+    unsigned pg_pool;                   /* PostgreSQL connections */
+    unsigned redis_conns;               /* Redis slots (0 = threads + hash threads + 4) */
+    unsigned start_attempts;            /* tries to reach Redis and PostgreSQL at start */
     struct br_sizing sizing;            /* engine tables for a new journal; 0 = derived */
 };
 
@@ -51,6 +61,9 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c);
 
 /* Prints the options and their variables. */
 void br_serve_usage(void);
+
+/* Whether the distributed deployment was asked for. */
+bool br_serve_distributed(const struct br_serve_config *c);
 
 /* Whether any engine sizing option (--people, --users-max, ...) was given. */
 bool br_serve_sizing_given(const struct br_serve_config *c);

@@ -12,6 +12,7 @@
 #include "server/journal_cmd.h"
 #include "server/migrate_cmd.h"
 #include "server/serve.h"
+#include "server/trace_cmd.h"
 #ifdef BR_HAVE_SIM
 #include "sim/sim.h"
 #endif
@@ -25,6 +26,7 @@ static void usage(FILE *f)
                "  replay   re-run a recorded journal through the core, report divergence\n"
                "  journal  check or repair a data dir's journal (see `journal --help`)\n"
                "  migrate  apply the PostgreSQL schema migrations (see `migrate --help`)\n"
+               "  trace    export an event's log from Redis as a journal (see `trace --help`)\n"
                "  version  the version and the commit this binary was built from\n"
                "  help     this text\n\n"
                "The design (architecture, invariants, journal format, Redis keys):\n"
@@ -50,6 +52,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "migrate") == 0) {
         return br_migrate_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "trace") == 0) {
+        return br_trace_main(argc - 1, argv + 1);
     }
 #ifdef BR_HAVE_SIM
     if (strcmp(argv[1], "sim") == 0) {

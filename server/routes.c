@@ -28,6 +28,7 @@
 #include "core/panic.h"
 #include "core/session.h"
 #include "core/str.h"
+#include "server/backend_distributed.h"
 #include "server/parse.h"
 #include "server/render.h"
 
@@ -134,8 +135,10 @@ static void reply_err(struct rq *q, int err)
     if (err == BR_E_UNAUTHORIZED) {
         br_http_add_header(q->req, "WWW-Authenticate", "Bearer realm=\"bookingrush\"");
     }
-    if (err == BR_E_STORAGE_UNAVAILABLE) {
-        br_http_add_header(q->req, "Retry-After", "2"); /* the backend retries the disk each second */
+    if (err == BR_E_STORAGE_UNAVAILABLE || err == BR_E_UNAVAILABLE) {
+        /* The embedded backend retries the disk each second; the distributed
+         * one checks Redis and PostgreSQL each tick. */
+        br_http_add_header(q->req, "Retry-After", "2");
     }
     reply_code(q, br_err_http_status(err), br_err_name(err), br_err_message(err));
 }
@@ -836,7 +839,8 @@ static void confirm_refused(struct rq *q, int rc)
 
 static void r_provider_confirm(struct rq *q)
 {
-    if (q->rt->provider == NULL) {
+    const struct br_provider *pv = q->rt->provider;
+    if (pv == NULL || pv->ops == NULL || pv->ops->confirm == NULL) {
         reply_code(q, 404, "NOT_FOUND", "this deployment has no test provider");
         return;
     }
@@ -847,8 +851,8 @@ static void r_provider_confirm(struct rq *q)
     }
     br_http_defer(q->req);
     q->cont = confirm_done;
-    int rc = br_provider_test_confirm(q->rt->provider, q->match.segment, q->body.u.client_secret,
-                                      q->body.u.payment_method, provider_confirmed, q);
+    int rc = pv->ops->confirm(pv->self, q->match.segment, q->body.u.client_secret,
+                              q->body.u.payment_method, provider_confirmed, q);
     if (rc != BR_OK) {
         q->cont = NULL;
         confirm_refused(q, rc);
@@ -871,9 +875,7 @@ static void r_readyz(struct rq *q)
     const char *why = NULL;
     if (!BE(q)->ops->ready(BE(q), &why)) {
         bool disk = strstr(why, "journal") != NULL;
-        if (disk) {
-            br_http_add_header(q->req, "Retry-After", "2");
-        }
+        br_http_add_header(q->req, "Retry-After", "2");
         reply_code(q, 503, disk ? "STORAGE_UNAVAILABLE" : "UNAVAILABLE", why);
         return;
     }
@@ -1047,6 +1049,14 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
     }
     if (br_route_match(br_http_method(req), br_http_path(req), &q->match) == BR_OK) {
         q->route = q->match.route;
+        bool ops = q->route == BR_ROUTE_HEALTHZ || q->route == BR_ROUTE_READYZ ||
+                   q->route == BR_ROUTE_METRICS;
+        if (!ops && !(rt->cfg->roles & BR_DIST_ROLE_API)) {
+            /* A worker process (--roles without api): only its health and
+             * metrics; the load balancer sends the API elsewhere. */
+            reply_code(q, 404, "NOT_FOUND", "this process does not serve the API (--roles)");
+            return;
+        }
         run(q, &ROUTES[q->route]);
         return;
     }

@@ -30,7 +30,7 @@
 
 #include "adapters/auth.h"
 #include "adapters/http.h"
-#include "adapters/provider_test.h"
+#include "adapters/provider.h"
 #include "server/backend.h"
 #include "server/config.h"
 #include "server/hashpool.h"
@@ -47,7 +47,9 @@ struct br_routes {
     struct br_metrics *metrics;
     struct br_ratelimit *rl_user;
     struct br_ratelimit *rl_ip;
-    struct br_provider_test *provider; /* NULL: no test provider routes */
+    /* The deployment's provider; its confirm (test providers only) serves
+     * the test provider's route. NULL or no confirm: no such route. */
+    const struct br_provider *provider;
     /* For the in-flight gauge; set once listening (requests may already run). */
     _Atomic(struct br_http_server *) http;
     const struct br_serve_config *cfg;

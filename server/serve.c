@@ -41,12 +41,17 @@
 #include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
+#include "adapters/pg.h"
+#include "adapters/provider_test_pg.h"
+#include "server/backend_distributed.h"
 #include "server/backend_embedded.h"
 #include "server/config.h"
 #include "server/hub.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
+#include "server/reconciler.h"
+#include "server/recorder.h"
 #include "server/ratelimit.h"
 #include "server/render.h"
 #include "server/routes.h"
@@ -143,6 +148,11 @@ static int load_secrets(const struct br_serve_config *c, const struct br_log *lo
         br_logf(log, BR_LOG_ERROR, "damaged secrets file", "\"path\":\"%s\"", path);
         rc = BR_E_CORRUPT;
     }
+    if (rc == BR_OK && c->pass_secret[0] != '\0' &&
+        br_auth_unhex(c->pass_secret, s->pass, BR_AUTH_SECRET_LEN) != BR_OK) {
+        br_logf(log, BR_LOG_ERROR, "--pass-secret wants hex digits", NULL);
+        rc = BR_E_INVALID;
+    }
     if (rc == BR_OK) {
         const char *jwt_text = c->jwt_secret[0] != '\0' ? c->jwt_secret : jwt;
         s->jwt_len = strlen(jwt_text);
@@ -204,8 +214,8 @@ static int sync_wait(struct sync_call *s)
 
 /* --admin EMAIL:PASSWORD: registers the administrator, or promotes the
  * existing user with that email (the password of an existing user is kept). */
-static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c,
-                           const struct br_log *log)
+static int bootstrap_admin_once(struct br_backend *b, const struct br_serve_config *c,
+                                const struct br_log *log)
 {
     char email[BR_EMAIL_MAX];
     const char *colon = strchr(c->admin, ':');
@@ -243,9 +253,19 @@ static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c
     }
     b->ops->user_register(b, email, "Administrator", hash, salt, BR_ROLE_ADMIN, sync_begin(&s));
     rc = sync_wait(&s);
-    br_logf(log, rc == BR_OK ? BR_LOG_INFO : BR_LOG_ERROR, "administrator registered",
-            "\"user\":%" PRIu64 ",\"err\":\"%s\"", s.call.r.user.id, br_err_name(rc));
+    br_logf(log, rc == BR_OK ? BR_LOG_INFO : rc == BR_E_EMAIL_TAKEN ? BR_LOG_WARN : BR_LOG_ERROR,
+            "administrator registered", "\"user\":%" PRIu64 ",\"err\":\"%s\"",
+            s.call.r.user.id, br_err_name(rc));
     return rc;
+}
+
+/* Distributed processes starting together may both register the
+ * administrator: the second finds the email taken and looks again. */
+static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c,
+                           const struct br_log *log)
+{
+    int rc = bootstrap_admin_once(b, c, log);
+    return rc == BR_E_EMAIL_TAKEN ? bootstrap_admin_once(b, c, log) : rc;
 }
 
 /* --demo: one event on sale now, unless there are events already. */
@@ -373,6 +393,43 @@ static int lock_data_dir(const char *dir, const struct br_log *log)
     return fd; /* held until exit */
 }
 
+/* The distributed deployment's data dir: created when absent; returns a
+ * descriptor of it (closed at exit) or -1. Secrets are loaded while
+ * holding secrets.lock (load_secrets_shared), so two processes starting
+ * at once generate them once. */
+static int share_data_dir(const char *dir, const struct br_log *log)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_file_error(log, "cannot create the data dir", dir, errno);
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        log_file_error(log, "cannot use the data dir", dir, errno);
+    }
+    return fd;
+}
+
+/* load_secrets under an exclusive lock shared by the processes using this
+ * data dir. */
+static int load_secrets_shared(const struct br_serve_config *c, const struct br_log *log,
+                               struct secrets *s)
+{
+    char path[BR_CONFIG_TEXT_MAX + 32];
+    snprintf(path, sizeof path, "%s/secrets.lock", c->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        log_file_error(log, "cannot lock", path, errno);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return BR_E_IO;
+    }
+    int rc = load_secrets(c, log, s);
+    close(fd); /* releases the lock */
+    return rc;
+}
+
 static void wait_inflight(struct br_http_server *http, unsigned grace_ms)
 {
     for (unsigned waited = 0; waited < grace_ms && br_http_inflight(http) > 0; waited += 10) {
@@ -389,7 +446,12 @@ struct serve {
     struct secrets sec;
     struct br_provider_test *provider; /* the built-in one: also the confirm route's */
     struct br_provider payments;       /* the provider the deployment uses (provider.h) */
+    struct br_provider_test_pg *provider_pg; /* distributed: intents shared in PostgreSQL */
     struct br_embedded *emb;
+    struct br_pg *pg;                /* distributed only */
+    struct br_distributed *dist;     /* distributed only */
+    struct br_recorder *recorder;    /* distributed, role recorder */
+    struct br_reconciler *reconciler; /* distributed, role reconciler */
     struct br_backend *backend;
     struct br_hub *hub;
     struct br_metrics *metrics;
@@ -404,12 +466,195 @@ struct serve {
     uint16_t port;
 };
 
+static int open_hub(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    struct br_hub_config hcfg = {.backend = sv->backend,
+                                 .pass_secret = sv->sec.pass,
+                                 .pass_secret_len = sizeof sv->sec.pass,
+                                 .keepalive_ms = cfg->sse_keepalive_s * 1000u,
+                                 .refresh_ms = cfg->tick_ms < HUB_REFRESH_MS ? cfg->tick_ms
+                                                                             : HUB_REFRESH_MS,
+                                 .log = &sv->log};
+    return br_hub_new(&sv->hub, &hcfg) == BR_OK ? BR_OK : BR_E_IO;
+}
+
+/* --admin and --demo, once the backend runs. */
+static int bootstrap(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    if (cfg->admin[0] != '\0' && bootstrap_admin(sv->backend, cfg, &sv->log) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (cfg->demo && bootstrap_demo(sv->backend, &sv->log, &sv->demo_event) != BR_OK) {
+        return BR_E_IO;
+    }
+    return BR_OK;
+}
+
+/* ---- the distributed deployment ---- */
+
+/* A URL for the log with any password replaced: "postgresql://u:***@h/db". */
+static const char *redact_url(const char *url, char *out, size_t cap)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme != NULL ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme != NULL ? strchr(scheme + 3, ':') : NULL;
+    if (at == NULL || colon == NULL || colon > at) {
+        snprintf(out, cap, "%s", url);
+    } else {
+        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+    }
+    return out;
+}
+
+/* Opens the distributed backend, trying again with backoff while Redis or
+ * PostgreSQL cannot be reached (both may be starting with us). */
+static int open_distributed_backend(struct serve *sv, struct br_distributed_config *dcfg)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    int64_t backoff_ms = 250;
+    int rc = BR_E_UNAVAILABLE;
+    for (unsigned attempt = 1; attempt <= cfg->start_attempts; attempt++) {
+        rc = br_distributed_open(&sv->dist, dcfg);
+        if (rc != BR_E_UNAVAILABLE || attempt == cfg->start_attempts) {
+            break;
+        }
+        br_logf(&sv->log, BR_LOG_WARN, "Redis or PostgreSQL not reachable yet: trying again",
+                "\"attempt\":%u,\"of\":%u,\"wait_ms\":%lld", attempt, cfg->start_attempts,
+                (long long)backoff_ms);
+        struct timespec d = {.tv_sec = (time_t)(backoff_ms / 1000),
+                             .tv_nsec = (long)(backoff_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+        backoff_ms = backoff_ms * 2 > 4000 ? 4000 : backoff_ms * 2;
+    }
+    if (rc != BR_OK) {
+        char r[BR_CONFIG_TEXT_MAX], p[BR_CONFIG_TEXT_MAX];
+        char re[BR_CONFIG_TEXT_MAX + 64], pe[BR_CONFIG_TEXT_MAX + 64];
+        br_logf(&sv->log, BR_LOG_ERROR,
+                rc == BR_E_VERSION
+                    ? "PostgreSQL's schema is missing or old: run `bookingrush migrate --pg URL`"
+                : rc == BR_E_UNAVAILABLE ? "cannot reach Redis or PostgreSQL: giving up"
+                                         : "cannot start the distributed backend",
+                "\"redis\":\"%s\",\"pg\":\"%s\",\"err\":\"%s\",\"attempts\":%u",
+                br_log_escape(redact_url(cfg->redis_url, r, sizeof r), re, sizeof re),
+                br_log_escape(redact_url(cfg->pg_url, p, sizeof p), pe, sizeof pe),
+                br_err_name(rc), cfg->start_attempts);
+    }
+    return rc;
+}
+
+static size_t recorder_metrics(void *ctx, char *buf, size_t cap)
+{
+    return br_recorder_metrics(ctx, buf, cap);
+}
+
+static size_t reconciler_metrics(void *ctx, char *buf, size_t cap)
+{
+    return br_reconciler_metrics(ctx, buf, cap);
+}
+
+/* The reconciler's switch: writes refused while it rebuilds Redis. */
+static void reconciler_writes(void *ctx, bool refuse, int retry_after_s)
+{
+    (void)retry_after_s; /* routes answer Retry-After 2: the data-loss check runs each second */
+    br_distributed_set_writable(ctx, !refuse,
+                                refuse ? "Redis lost its data: the reconciler is rebuilding it "
+                                         "from PostgreSQL"
+                                       : NULL);
+}
+
+/* The recorder and the reconciler (server/recorder.h, reconciler.h), when
+ * this process runs them: their own connections, threads and leases. */
+static int open_record_roles(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    const struct br_redis_options *ro = br_distributed_redis_options(sv->dist);
+    const struct br_config *ec = br_distributed_engine_config(sv->dist);
+    if (cfg->roles & BR_DIST_ROLE_RECORDER) {
+        struct br_recorder_options o;
+        memset(&o, 0, sizeof o);
+        snprintf(o.owner, sizeof o.owner, "%s", br_distributed_process_id(sv->dist));
+        if (br_recorder_open(&sv->recorder, ro, ec, sv->pg, &sv->log, &o) != BR_OK) {
+            br_logf(&sv->log, BR_LOG_ERROR, "cannot start the recorder", NULL);
+            return BR_E_IO;
+        }
+        br_distributed_add_metrics(sv->dist, recorder_metrics, sv->recorder);
+    }
+    if (cfg->roles & BR_DIST_ROLE_RECONCILER) {
+        struct br_reconciler_options o;
+        memset(&o, 0, sizeof o);
+        snprintf(o.owner, sizeof o.owner, "%s", br_distributed_process_id(sv->dist));
+        o.writes = reconciler_writes;
+        o.writes_ctx = sv->dist;
+        if (br_reconciler_open(&sv->reconciler, ro, ec, sv->pg, &sv->log, &o) != BR_OK) {
+            br_logf(&sv->log, BR_LOG_ERROR, "cannot start the reconciler", NULL);
+            return BR_E_IO;
+        }
+        br_distributed_add_metrics(sv->dist, reconciler_metrics, sv->reconciler);
+    }
+    return BR_OK;
+}
+
+static int start_record_roles(struct serve *sv)
+{
+    if (sv->recorder != NULL && br_recorder_start(sv->recorder) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (sv->reconciler != NULL && br_reconciler_start(sv->reconciler) != BR_OK) {
+        return BR_E_IO;
+    }
+    return BR_OK;
+}
+
+/* The distributed backend over Redis and PostgreSQL, its roles, the hub,
+ * the first administrator and the demo event. */
+static int open_distributed(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    if (br_pg_open(&sv->pg, cfg->pg_url, cfg->pg_pool, &sv->log) != BR_OK) {
+        br_logf(&sv->log, BR_LOG_ERROR, "--pg: not a PostgreSQL URL", NULL);
+        return BR_E_INVALID;
+    }
+    struct br_provider_test_pg_config pcfg = {.pg = sv->pg, .webhook_secret = sv->sec.webhook,
+                                              .attempts_max = WEBHOOK_ATTEMPTS, .log = &sv->log};
+    if (br_provider_test_pg_new(&sv->provider_pg, &pcfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    sv->payments = br_provider_test_pg_provider(sv->provider_pg);
+    struct br_distributed_config dcfg = {
+        .redis_url = cfg->redis_url, .pg = sv->pg, .roles = cfg->roles, .tick_ms = cfg->tick_ms,
+        .conns = cfg->redis_conns, .log = &sv->log,
+        .payments = sv->payments};
+    br_config_size(&cfg->sizing, 0, &dcfg.engine);
+    if (open_distributed_backend(sv, &dcfg) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    sv->backend = br_distributed_backend(sv->dist);
+    if (open_hub(sv) != BR_OK) {
+        return BR_E_IO;
+    }
+    br_distributed_set_listener(sv->dist, br_hub_listener(sv->hub));
+    if (open_record_roles(sv) != BR_OK || br_distributed_start(sv->dist) != BR_OK ||
+        start_record_roles(sv) != BR_OK) {
+        return BR_E_IO;
+    }
+    br_logf(&sv->log, BR_LOG_INFO, "distributed backend running",
+            "\"roles\":\"%s\",\"process\":\"%s\",\"redis_conns\":%u,\"pg_pool\":%u",
+            cfg->roles_text, br_distributed_process_id(sv->dist), cfg->redis_conns,
+            cfg->pg_pool);
+    return bootstrap(sv);
+}
+
 /* The test provider, the embedded backend (its journal replayed), the SSE
  * hub, the first administrator and the demo event. BR_OK or an error
  * (already logged). */
 static int open_backend(struct serve *sv)
 {
     const struct br_serve_config *cfg = &sv->cfg;
+    if (br_serve_distributed(cfg)) {
+        return open_distributed(sv);
+    }
     struct br_provider_test_config pcfg = {
         .webhook_secret = sv->sec.webhook, .intents_max = INTENTS_MAX,
         .attempts_max = WEBHOOK_ATTEMPTS};
@@ -432,27 +677,14 @@ static int open_backend(struct serve *sv)
             sv->replayed, (long long)(br_clock_mono_ms() - t0));
     log_engine(sv->emb, cfg, &ecfg.engine, &sv->log);
     sv->backend = br_embedded_backend(sv->emb);
-    struct br_hub_config hcfg = {.backend = sv->backend,
-                                 .pass_secret = sv->sec.pass,
-                                 .pass_secret_len = sizeof sv->sec.pass,
-                                 .keepalive_ms = cfg->sse_keepalive_s * 1000u,
-                                 .refresh_ms = cfg->tick_ms < HUB_REFRESH_MS ? cfg->tick_ms
-                                                                             : HUB_REFRESH_MS,
-                                 .log = &sv->log};
-    if (br_hub_new(&sv->hub, &hcfg) != BR_OK) {
+    if (open_hub(sv) != BR_OK) {
         return BR_E_IO;
     }
     br_embedded_set_listener(sv->emb, br_hub_listener(sv->hub));
     if (br_embedded_start(sv->emb) != BR_OK) {
         return BR_E_IO;
     }
-    if (cfg->admin[0] != '\0' && bootstrap_admin(sv->backend, cfg, &sv->log) != BR_OK) {
-        return BR_E_IO;
-    }
-    if (cfg->demo && bootstrap_demo(sv->backend, &sv->log, &sv->demo_event) != BR_OK) {
-        return BR_E_IO;
-    }
-    return BR_OK;
+    return bootstrap(sv);
 }
 
 /* The routes' context: metrics, rate limits, the token cache, the hashing
@@ -485,7 +717,7 @@ static int build_routes(struct serve *sv)
     rt->metrics = sv->metrics;
     rt->rl_user = sv->rl_user;
     rt->rl_ip = sv->rl_ip;
-    rt->provider = sv->provider;
+    rt->provider = &sv->payments;
     rt->cfg = cfg;
     rt->log = &sv->log;
     rt->trusted_count = (unsigned)tc;
@@ -556,10 +788,15 @@ static void announce(const struct serve *sv)
     unsigned port = sv->port;
     bool any = strcmp(cfg->bind, "0.0.0.0") == 0 || strcmp(cfg->bind, "::") == 0;
     br_logf(&sv->log, BR_LOG_INFO, "listening",
-            "\"port\":%u,\"bind\":\"%s\",\"threads\":%u,\"backend\":\"embedded\"", port,
-            cfg->bind, cfg->threads);
-    printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
-           any ? "localhost" : cfg->bind, port, cfg->data_dir);
+            "\"port\":%u,\"bind\":\"%s\",\"threads\":%u,\"backend\":\"%s\"", port,
+            cfg->bind, cfg->threads, cfg->backend);
+    if (br_serve_distributed(cfg)) {
+        printf("Booking Rush is serving on http://%s:%u (distributed backend, roles %s)\n",
+               any ? "localhost" : cfg->bind, port, cfg->roles_text);
+    } else {
+        printf("Booking Rush is serving on http://%s:%u (embedded backend, data in %s)\n",
+               any ? "localhost" : cfg->bind, port, cfg->data_dir);
+    }
     printf("  API document:  http://localhost:%u/api/v1/openapi.json\n", port);
     if (cfg->demo && sv->demo_event == 0) {
         printf("  demo event:    none, the engine is sized too small for it (see the log)\n");
@@ -586,6 +823,12 @@ static void drain(struct serve *sv, int sig)
     wait_inflight(sv->http, 1000);
     br_embedded_close(sv->emb); /* commits everything pending: every waiting request answers */
     sv->emb = NULL;
+    br_recorder_close(sv->recorder); /* stops its thread, gives its leases back */
+    sv->recorder = NULL;
+    br_reconciler_close(sv->reconciler);
+    sv->reconciler = NULL;
+    br_distributed_close(sv->dist); /* calls answer synchronously: none is waiting */
+    sv->dist = NULL;
     wait_inflight(sv->http, 2000);
 }
 
@@ -595,8 +838,13 @@ static void serve_close(struct serve *sv)
     br_hashpool_free(sv->hashpool);
     br_http_stop(sv->http);
     br_embedded_close(sv->emb);
+    br_recorder_close(sv->recorder);
+    br_reconciler_close(sv->reconciler);
+    br_distributed_close(sv->dist);
+    br_pg_close(sv->pg);
     br_hub_free(sv->hub);
     br_provider_test_free(sv->provider);
+    br_provider_test_pg_free(sv->provider_pg);
     br_ratelimit_free(sv->rl_user);
     br_ratelimit_free(sv->rl_ip);
     br_metrics_free(sv->metrics);
@@ -623,14 +871,20 @@ int br_serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int lock_fd = lock_data_dir(sv.cfg.data_dir, &sv.log);
+    /* The distributed deployment keeps no journal: processes on one host
+     * may share the data dir (its secrets, read under secrets.lock). */
+    int lock_fd = br_serve_distributed(&sv.cfg) ? share_data_dir(sv.cfg.data_dir, &sv.log)
+                                                : lock_data_dir(sv.cfg.data_dir, &sv.log);
     if (lock_fd < 0) {
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int exit_code = 1;
     sv.rt = calloc(1, sizeof *sv.rt);
-    if (sv.rt != NULL && load_secrets(&sv.cfg, &sv.log, &sv.sec) == BR_OK &&
+    int src = sv.rt == NULL ? BR_E_IO
+              : br_serve_distributed(&sv.cfg) ? load_secrets_shared(&sv.cfg, &sv.log, &sv.sec)
+                                              : load_secrets(&sv.cfg, &sv.log, &sv.sec);
+    if (src == BR_OK &&
         open_backend(&sv) == BR_OK && build_routes(&sv) == BR_OK && start_http(&sv) == BR_OK) {
         announce(&sv);
         int sig = 0;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# 51-redis-plant.sh -- proof that the differential test can fail. The adapter
+# 51-redis-plant.sh -- proof that the differential test can fail, twice. The adapter
 # is built with BR_PLANT=LUA_LIMIT_OFF_BY_ONE: it loads a reserve.lua whose
 # per-user limit check lets a user go one ticket over (adapters/redis.c,
-# prepare_reserve). test_redis_diff (which starts its own redis-server) must
+# prepare_library). test_redis_diff (which starts its own redis-server) must
 # then report a divergence, shrink it, and print a short failing sequence in
 # which the core answers LIMIT_EXCEEDED and Redis does not.
 # usage: 51-redis-plant.sh ASAN_BUILD RELEASE_BUILD
@@ -31,3 +31,47 @@ fi
 shortest=$(sed -n 's/^shortest failing sequence found: \([0-9]*\) commands$/\1/p' "$log")
 sed -n '/^DIVERGED/,/ mix: /p' "$log" | head -60
 echo "51-redis-plant: the planted off-by-one was caught; shortest sequence: $shortest commands"
+
+# The trace property (lua/README.md "The event log"): an adapter built with
+# BR_PLANT=LUA_LOG_SAGA_MAX logs each event's saga_step share with the
+# step's max instead of the share's own count, which Redis answers right but
+# the core, replaying that event's log alone, re-emits more refunds from.
+# Shares smaller than their event's due refunds need several events with
+# refunds due at once: the wide mix (ctest redis_diff_wide) meets them.
+build=build-plant-lua-log
+log=$build/plant.log
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_LOG_SAGA_MAX >/dev/null
+cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+set +e
+timeout -k 10 600 "$build/tests/redis/test_redis_diff" --mix wide --seed 3 --sequences 150 \
+  --length 500 >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 1 ] || ! grep -q '^TRACE DIVERGED' "$log" ||
+   ! grep -A1 '^TRACE DIVERGED' "$log" | grep -q 'saga_step'; then
+  tail -40 "$log"
+  echo "51-redis-plant: expected the trace check to catch the planted saga_step record (status $status)"
+  exit 1
+fi
+grep -A8 '^TRACE DIVERGED' "$log" | head -12
+echo "51-redis-plant: the planted saga_step record was caught by the trace replay"
+
+# The rebuild (lua/README.md "Rebuilding an event"): BR_PLANT=LUA_REBUILD_TICKETS
+# rebuilds each member's ticket count from confirmed holds only, forgetting
+# live ones (the per-user limit would let a user past it); test_redis_diff's
+# rebuild check must see the members' tickets differ after the rebuild.
+build=build-plant-lua-rebuild
+log=$build/plant.log
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_REBUILD_TICKETS >/dev/null
+cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+set +e
+timeout -k 10 600 "$build/tests/redis/test_redis_diff" --sequences 300 --length 120 >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 1 ] || ! grep -q '^REBUILD FAILED' "$log" || ! grep -q 'only in .*member' "$log"; then
+  tail -40 "$log"
+  echo "51-redis-plant: expected the rebuild check to catch the planted ticket count (status $status)"
+  exit 1
+fi
+grep -A6 '^REBUILD FAILED' "$log" | head -8
+echo "51-redis-plant: the planted rebuild of members' tickets was caught"

@@ -1,10 +1,12 @@
 /*
  * test_redis.c -- the Redis adapter's own behaviour on a real redis-server
  * (started by the group setup on a free port): URL parsing, connection
- * failures, NOSCRIPT reloads, timeouts that leave the outcome unknown and
+ * failures, lost-library reloads, timeouts that leave the outcome unknown and
  * their resolution by the idempotency key, reconnects, config checks, and
- * a corrupted state reported as such. What the scripts compute is the
- * differential test's job (test_redis_diff.c).
+ * a corrupted state reported as such, the event log's read, length, trim
+ * and damage, and the rebuild's refusals. What the scripts compute is the
+ * differential test's job (test_redis_diff.c), the log's and the rebuild's
+ * contents too.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -187,13 +189,15 @@ static void test_open_refuses_another_config(void **state)
     br_redis_close(&r);
 }
 
-static void test_noscript_reloads_and_runs(void **state)
+/* A server that lost the library (restarted, FUNCTION FLUSH): the call is
+ * refused before anything ran, so the adapter loads it again and runs it. */
+static void test_lost_library_reloads_and_runs(void **state)
 {
     struct fixture *f = *state;
     struct br_redis r;
     open_fresh(f, &r, &f->opt);
     catalog(&r);
-    admin(f, "SCRIPT FLUSH");
+    admin(f, "FUNCTION FLUSH");
     struct br_outcome out;
     struct br_cmd c = reserve_cmd(T0 + 1, 1, 0);
     assert_int_equal(apply(&r, &c, &out), BR_OK);
@@ -297,18 +301,138 @@ static void test_server_gone_is_unavailable(void **state)
     br_redis_close(&r);
 }
 
+static struct br_redis_log_entry entries[8];
+
+/* The log: paged reads in order, the length and last id, the external
+ * mark, trimming, bad arguments, and a damaged entry. */
+static void test_log_reads_pages_trims_and_refuses_damage(void **state)
+{
+    struct fixture *f = *state;
+    struct br_redis r;
+    open_fresh(f, &r, &f->opt);
+    catalog(&r);
+    struct br_outcome out;
+    struct br_cmd c = reserve_cmd(T0 + 1, 1, 0);
+    assert_int_equal(apply(&r, &c, &out), BR_OK); /* 2 tickets */
+    assert_int_equal(apply(&r, &c, &out), BR_OK); /* 4: the limit */
+    assert_int_equal(apply(&r, &c, &out), BR_E_LIMIT_EXCEEDED);
+    c = reserve_cmd(T0 + 1, 99, 0); /* not registered: decided in {cat} */
+    assert_int_equal(apply(&r, &c, &out), BR_E_UNAUTHORIZED);
+    c.u.reserve.event_id = 7; /* no such event: nothing logged, no stream made */
+    assert_int_equal(apply(&r, &c, &out), BR_E_NOT_FOUND);
+
+    uint64_t len = 0;
+    char last[32];
+    assert_int_equal(br_redis_log_len(&r, 1, &len, last), BR_OK);
+    assert_int_equal(len, 5);
+    char none[32];
+    assert_int_equal(br_redis_log_len(&r, 7, &len, none), BR_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(none, "0-0");
+
+    uint32_t n = 0;
+    assert_int_equal(br_redis_log_read(&r, 1, "0", 2, entries, &n), BR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(entries[0].cmd.type, BR_CMD_EVENT_CREATE);
+    assert_int_equal(entries[0].out.id, 1);
+    assert_int_equal(entries[1].cmd.type, BR_CMD_RESERVE);
+    assert_int_equal(entries[1].cmd.now_ms, T0 + 1);
+    assert_int_equal(entries[1].out.id, (1ULL << 32) | 1);
+    assert_false(entries[1].external);
+    char second[32];
+    memcpy(second, entries[1].stream_id, sizeof second);
+    assert_int_equal(br_redis_log_read(&r, 1, second, 8, entries, &n), BR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(entries[1].out.err, BR_E_LIMIT_EXCEEDED);
+    assert_int_equal(entries[2].out.err, BR_E_UNAUTHORIZED);
+    assert_true(entries[2].external);
+    assert_string_equal(entries[2].stream_id, last);
+    assert_int_equal(br_redis_log_read(&r, 1, last, 8, entries, &n), BR_OK);
+    assert_int_equal(n, 0);
+
+    assert_int_equal(br_redis_log_read(&r, 1, "x", 8, entries, &n), BR_E_INVALID);
+    assert_int_equal(br_redis_log_read(&r, 1, "0", 0, entries, &n), BR_E_INVALID);
+    assert_int_equal(br_redis_log_read(&r, 0, "0", 8, entries, &n), BR_E_INVALID);
+
+    uint64_t removed = 0;
+    assert_int_equal(br_redis_log_trim(&r, 1, second, &removed), BR_OK);
+    assert_int_equal(removed, 2); /* the entries up to and including `second` */
+    assert_int_equal(br_redis_log_trim(&r, 1, second, &removed), BR_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(br_redis_log_read(&r, 1, "0", 8, entries, &n), BR_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(br_redis_log_trim(&r, 1, "1-x", &removed), BR_E_INVALID);
+
+    admin(f, "XADD br:{e1}:log * c junk o 0,0");
+    assert_int_equal(br_redis_log_read(&r, 1, "0", 8, entries, &n), BR_E_CORRUPT);
+    assert_int_equal(n, 0);
+    br_redis_close(&r);
+}
+
+/* The rebuild refuses what it must not write, and writes nothing then. */
+static void test_rebuild_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct br_redis r;
+    open_fresh(f, &r, &f->opt);
+    catalog(&r);
+    struct br_cmd ev = event_cmd(T0, false);
+    struct br_redis_rebuild_hold hold = {.id = (2ULL << 32) | 1, .user_id = 1, .zone_id = 1,
+                                         .quantity = 2, .state = BR_HOLD_HELD,
+                                         .created_ms = T0, .deadline_ms = T0 + 60000,
+                                         .amount_minor = 10000};
+    struct br_redis_rebuild in;
+    memset(&in, 0, sizeof in);
+    in.event_id = 1;
+    in.spec = ev.u.event_create;
+    in.spec.queue_capacity = f->cfg.queue_capacity_default;
+    in.hold_seq = 1;
+    in.holds = &hold;
+    in.hold_count = 1;
+    in.zone_held[0] = 2;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_INVALID); /* a hold of event 2 */
+    hold.id = (1ULL << 32) | 1;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_DUPLICATE); /* event 1 exists */
+    in.event_id = 2;
+    hold.id = (2ULL << 32) | 1;
+    in.zone_held[0] = 3;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_CORRUPT); /* 3 held, holds say 2 */
+    in.event_id = 3;
+    hold.id = (3ULL << 32) | 1;
+    in.zone_held[0] = 2;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_INVALID); /* event 2 is missing */
+    in.event_id = 2;
+    hold.id = (2ULL << 32) | 1;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_OK);
+    uint32_t held = 0, sold = 0;
+    assert_int_equal(br_redis_zone_counts(&r, 2, 1, &held, &sold), BR_OK);
+    assert_int_equal(held, 2);
+    /* It continues: the next hold is seq 2, user 1 has 2 of 4 tickets. */
+    struct br_outcome out;
+    struct br_cmd c = reserve_cmd(T0 + 1, 1, 0);
+    c.u.reserve.event_id = 2;
+    c.u.reserve.quantity = 3;
+    assert_int_equal(apply(&r, &c, &out), BR_E_LIMIT_EXCEEDED);
+    c.u.reserve.quantity = 2;
+    assert_int_equal(apply(&r, &c, &out), BR_OK);
+    assert_int_equal(out.id, (2ULL << 32) | 2);
+    br_redis_close(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parses_host_port_and_db),
         cmocka_unit_test(test_open_without_a_server_is_unavailable),
         cmocka_unit_test(test_open_refuses_another_config),
-        cmocka_unit_test(test_noscript_reloads_and_runs),
+        cmocka_unit_test(test_lost_library_reloads_and_runs),
         cmocka_unit_test(test_timeout_is_unknown_and_the_key_resolves_it),
         cmocka_unit_test(test_a_killed_connection_is_made_again),
         cmocka_unit_test(test_broken_state_is_corrupt),
         cmocka_unit_test(test_clock_outside_range_is_invalid),
         cmocka_unit_test(test_server_gone_is_unavailable),
+        cmocka_unit_test(test_log_reads_pages_trims_and_refuses_damage),
+        cmocka_unit_test(test_rebuild_refusals),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

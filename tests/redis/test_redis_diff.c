@@ -10,6 +10,27 @@
  * hashes must be identical. The generator learns from the engine's
  * outcomes, which are the Redis ones while they agree.
  *
+ * The trace property (lua/README.md "The event log"): after each sequence,
+ * every event's log is read back (br_redis_log_read) and replayed through a
+ * fresh engine with the trace's prologue (the same config; every user
+ * registered, as an admin so that any event_create a log holds succeeds:
+ * roles matter to no other command an event's log holds; events 1..id-1
+ * created from their logs' first entries), skipping the entries marked
+ * external; every outcome and effect list must be the one logged. A failure
+ * prints the first divergence (TRACE DIVERGED); BR_PLANT=LUA_LOG_SAGA_MAX
+ * (the saga share logged with the step's max instead of its own count)
+ * must end there (scripts/test.d/51-redis-plant.sh).
+ *
+ * The rebuild (br_redis_rebuild_event, lua/README.md "Rebuilding an
+ * event"): after each sequence, Redis is flushed and rebuilt from the
+ * engine's state as PostgreSQL's record would give it (the users through
+ * the user_register twin; per event its spec, zone counters, every hold,
+ * every payment, the id counters and the provider event ids applied), then
+ * the zones, holds, payments and provider event ids must read back as
+ * before, every member's ticket count too, and the twins must continue as
+ * the engine does: a sweep an hour later, a saga_step, and a reserve in
+ * each event (ids are never reused) get identical answers.
+ *
  * On a mismatch the failing sequence is shrunk (delta debugging: drop
  * chunks of commands while the replay from scratch still diverges) and the
  * shortest one found is printed with both sides' answers; the exit status
@@ -29,6 +50,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+
+#include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,9 +63,15 @@
 #include "core/panic.h"
 #include "core/saga.h"
 #include "core/inventory.h"
+#include "core/journal.h"
 #include "tests/redis/server.h"
 
 #define SEQ_LEN_MAX 4096
+
+struct event_log {
+    struct br_redis_log_entry *e;
+    uint32_t count, cap;
+};
 
 struct ctx {
     struct br_config cfg;
@@ -55,6 +84,14 @@ struct ctx {
     uint64_t seen[BR_CMD_TYPE_COUNT][BR_ERR_COUNT]; /* outcomes met: coverage */
     uint64_t reopened;   /* payment_create reopening a declined payment */
     uint64_t reconfirmed; /* ... and a success of that payment afterwards */
+    /* the trace property */
+    struct br_engine replay;
+    void *replay_mem;
+    struct event_log *logs; /* [event id], read back */
+    size_t logs_cap;
+    uint64_t traced;   /* log entries replayed */
+    uint64_t rebuilt;  /* events rebuilt and continued */
+    uint64_t external; /* log entries marked external (skipped) */
 };
 
 /* Counts re-confirmation after a decline, as the engine sees it: a
@@ -414,6 +451,317 @@ static bool diverges(struct ctx *x, const struct br_cmd *cmds, size_t n, bool ve
     return !same;
 }
 
+/* ---- the trace property ---- */
+
+/* Reads event e's whole log into x->log[e]. */
+static bool read_log(struct ctx *x, uint64_t e)
+{
+    char after[32] = "0";
+    x->logs[e].count = 0;
+    for (;;) {
+        if (x->logs[e].cap - x->logs[e].count < 256) {
+            x->logs[e].cap = x->logs[e].cap ? 2 * x->logs[e].cap : 512;
+            x->logs[e].e = realloc(x->logs[e].e, sizeof *x->logs[e].e * x->logs[e].cap);
+            BR_ASSERT(x->logs[e].e != NULL);
+        }
+        uint32_t got = 0;
+        int rc = br_redis_log_read(&x->redis, e, after, 256, x->logs[e].e + x->logs[e].count, &got);
+        if (rc != BR_OK) {
+            printf("TRACE DIVERGED: the log of event %" PRIu64 " cannot be read: %s\n", e,
+                   br_err_name(rc));
+            return false;
+        }
+        if (got == 0) {
+            return true;
+        }
+        x->logs[e].count += got;
+        memcpy(after, x->logs[e].e[x->logs[e].count - 1].stream_id, sizeof after);
+    }
+}
+
+static bool replay_apply(struct ctx *x, const struct br_cmd *c, struct br_outcome *o)
+{
+    return br_engine_apply(&x->replay, c, o) == o->err;
+}
+
+/* The trace of event e through a fresh engine: the prologue, then its log. */
+static bool trace_event(struct ctx *x, uint64_t e)
+{
+    int rc = br_engine_init(&x->replay, &x->cfg, x->replay_mem, x->mem_size);
+    BR_ASSERT(rc == BR_OK);
+    struct br_outcome o;
+    for (uint32_t i = 0; i < x->engine.user_count; i++) {
+        const struct br_user *u = &x->engine.users[i];
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_USER_REGISTER;
+        memcpy(c.u.user_register.email, u->email, sizeof u->email);
+        memcpy(c.u.user_register.name, u->name, sizeof u->name);
+        memcpy(c.u.user_register.password_hash, u->password_hash, sizeof u->password_hash);
+        memcpy(c.u.user_register.salt, u->salt, sizeof u->salt);
+        c.u.user_register.role = BR_ROLE_ADMIN;
+        replay_apply(x, &c, &o);
+        BR_ASSERT(o.err == BR_OK && o.id == u->id);
+    }
+    for (uint64_t k = 1; k < e; k++) {
+        BR_ASSERT(x->logs[k].count > 0 && x->logs[k].e[0].cmd.type == BR_CMD_EVENT_CREATE);
+        replay_apply(x, &x->logs[k].e[0].cmd, &o);
+        if (o.err != BR_OK || o.id != k) {
+            printf("TRACE DIVERGED: the prologue's event_create of event %" PRIu64 " gave %s\n",
+                   k, br_err_name(o.err));
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < x->logs[e].count; i++) {
+        const struct br_redis_log_entry *le = &x->logs[e].e[i];
+        if (i == 0 && le->cmd.type != BR_CMD_EVENT_CREATE) {
+            printf("TRACE DIVERGED: event %" PRIu64 "'s log starts with %s\n", e,
+                   br_cmd_name(le->cmd.type));
+            return false;
+        }
+        if (le->external) {
+            /* decided outside the slot, and it changed nothing */
+            BR_ASSERT(le->out.err == BR_E_UNAUTHORIZED || le->out.err == BR_E_IDEMPOTENCY_CONFLICT ||
+                      le->out.err == BR_E_DUPLICATE);
+            BR_ASSERT(le->fx_count == 0);
+            x->external++;
+            continue;
+        }
+        replay_apply(x, &le->cmd, &o);
+        uint32_t n;
+        const struct br_effect *fx = br_engine_effects(&x->replay, &n);
+        x->traced++;
+        if (memcmp(&o, &le->out, sizeof o) != 0 || n != le->fx_count ||
+            !same_effects(fx, le->fx, n)) {
+            char line[512];
+            show_cmd(&le->cmd, line, sizeof line);
+            printf("TRACE DIVERGED: event %" PRIu64 ", log entry %u (%s) of %u:\n  %s\n", e, i + 1,
+                   le->stream_id, x->logs[e].count, line);
+            show_outcome("log", &le->out, le->fx);
+            show_outcome("core", &o, fx);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every event's log read back and replayed: true when all reproduce. */
+static bool traces_replay(struct ctx *x)
+{
+    uint64_t events = x->engine.event_count;
+    if (x->logs_cap < events + 1) {
+        x->logs = realloc(x->logs, sizeof *x->logs * (events + 1));
+        BR_ASSERT(x->logs != NULL);
+        memset(x->logs + x->logs_cap, 0, sizeof *x->logs * (events + 1 - x->logs_cap));
+        x->logs_cap = events + 1;
+    }
+    for (uint64_t e = 1; e <= events; e++) {
+        if (!read_log(x, e)) {
+            return false;
+        }
+    }
+    for (uint64_t e = 1; e <= events; e++) {
+        if (!trace_event(x, e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- the rebuild ---- */
+
+/* The records a rebuild must bring back: zones, holds, payments, provider
+ * event ids, and (event, user, tickets) of members with tickets. */
+static void rebuildable(struct records *all, struct records *out)
+{
+    out->count = 0;
+    for (size_t i = 0; i < all->count; i++) {
+        struct record r = all->r[i];
+        if (r.tag == 4) {
+            if (r.v[5] == 0) {
+                continue;
+            }
+            uint64_t v[] = {r.v[0], r.v[1], r.v[5]};
+            memset(r.v, 0, sizeof r.v);
+            memcpy(r.v, v, sizeof v);
+            r.n = 3;
+        } else if (r.tag != 1 && r.tag != 6 && r.tag != 7 && r.tag != 9) {
+            continue;
+        }
+        collect(out, r.tag, r.v, r.n);
+    }
+    qsort(out->r, out->count, sizeof *out->r, record_cmp);
+}
+
+/* One event's record as PostgreSQL would hold it, from the engine. */
+static void rebuild_input(struct ctx *x, uint64_t e, struct br_redis_rebuild *in,
+                          struct br_redis_rebuild_hold *holds,
+                          struct br_redis_rebuild_payment *pays)
+{
+    const struct br_engine *g = &x->engine;
+    const struct br_event *ev = &g->events[e - 1];
+    memset(in, 0, sizeof *in);
+    in->event_id = e;
+    in->owner_user_id = ev->owner_user_id;
+    in->spec = ev->spec;
+    memcpy(in->zone_held, ev->zone_held, sizeof in->zone_held);
+    memcpy(in->zone_sold, ev->zone_sold, sizeof in->zone_sold);
+    in->pass_seq = ev->pass_seq;
+    in->hold_seq = ev->hold_seq;
+    in->payment_seq = ev->payment_seq;
+    in->passes_issued = ev->passes_issued;
+    in->queue_slots_used = ev->q_tail;
+    for (uint32_t i = 0; i < g->hold_count; i++) {
+        const struct br_hold *h = &g->holds[i];
+        if (h->event_id == e) {
+            holds[in->hold_count++] = (struct br_redis_rebuild_hold){
+                .id = h->id, .user_id = h->user_id, .zone_id = h->zone_id,
+                .quantity = h->quantity, .state = h->state, .created_ms = h->created_ms,
+                .deadline_ms = h->deadline_ms, .amount_minor = h->amount_minor,
+                .pass_id = h->pass_id, .payment_id = h->payment_id,
+                .confirmed_by = h->confirmed_by};
+        }
+    }
+    for (uint32_t i = 0; i < g->payment_count; i++) {
+        const struct br_payment *p = &g->payments[i];
+        if (p->id >> 32 == e) {
+            pays[in->payment_count++] = (struct br_redis_rebuild_payment){
+                .id = p->id, .hold_id = p->hold_id, .state = p->state,
+                .amount_minor = p->amount_minor, .created_ms = p->created_ms,
+                .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
+        }
+    }
+    in->holds = holds;
+    in->payments = pays;
+}
+
+/* The engine keeps one set of provider event ids; Redis keeps them per
+ * event, as PostgreSQL does: read there before the flush. */
+static uint64_t *provider_ids(redisContext *rc, uint64_t e, uint32_t *count)
+{
+    redisReply *rep = redisCommand(rc, "SMEMBERS br:{e%" PRIu64 "}:pev", e);
+    BR_ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY);
+    uint64_t *ids = calloc(rep->elements + 1, sizeof *ids);
+    BR_ASSERT(ids != NULL);
+    for (size_t k = 0; k < rep->elements; k++) {
+        ids[k] = strtoull(rep->element[k]->str, NULL, 10);
+    }
+    *count = (uint32_t)rep->elements;
+    freeReplyObject(rep);
+    return ids;
+}
+
+static bool rebuild_continues(struct ctx *x, redisContext *rc, int64_t now_ms)
+{
+    const struct br_engine *g = &x->engine;
+    struct records before = {0}, after = {0}, a = {0}, b = {0};
+    uint64_t h;
+    BR_ASSERT(br_redis_state_walk(&x->redis, collect, &before, &h) == BR_OK);
+    rebuildable(&before, &a);
+    uint32_t events = g->event_count;
+    uint64_t **pev = calloc(events + 1, sizeof *pev);
+    uint32_t *pev_count = calloc(events + 1, sizeof *pev_count);
+    struct br_redis_rebuild_hold *holds = calloc(g->hold_count + 1, sizeof *holds);
+    struct br_redis_rebuild_payment *pays = calloc(g->payment_count + 1, sizeof *pays);
+    BR_ASSERT(pev != NULL && pev_count != NULL && holds != NULL && pays != NULL);
+    bool ok = true;
+    for (uint32_t e = 1; e <= events; e++) {
+        pev[e] = provider_ids(rc, e, &pev_count[e]);
+    }
+    BR_ASSERT(br_redis_flush(&x->redis) == BR_OK);
+    for (uint32_t i = 0; i < g->user_count; i++) {
+        const struct br_user *u = &g->users[i];
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_USER_REGISTER;
+        memcpy(c.u.user_register.email, u->email, sizeof u->email);
+        memcpy(c.u.user_register.name, u->name, sizeof u->name);
+        memcpy(c.u.user_register.password_hash, u->password_hash, sizeof u->password_hash);
+        memcpy(c.u.user_register.salt, u->salt, sizeof u->salt);
+        c.u.user_register.role = u->role;
+        struct br_outcome o;
+        uint32_t n;
+        BR_ASSERT(br_redis_apply(&x->redis, &c, &o, x->fx_r, &n) == BR_OK && o.id == u->id);
+    }
+    for (uint32_t e = 1; e <= events && ok; e++) {
+        struct br_redis_rebuild one;
+        rebuild_input(x, e, &one, holds, pays);
+        one.provider_event_ids = pev[e];
+        one.provider_event_count = pev_count[e];
+        int r = br_redis_rebuild_event(&x->redis, &one);
+        if (r != BR_OK) {
+            printf("REBUILD FAILED: event %u: %s\n", e, br_err_name(r));
+            ok = false;
+        } else if (br_redis_rebuild_event(&x->redis, &one) != BR_E_DUPLICATE) {
+            printf("REBUILD FAILED: event %u rebuilt twice\n", e);
+            ok = false;
+        }
+    }
+    if (ok) {
+        BR_ASSERT(br_redis_state_walk(&x->redis, collect, &after, &h) == BR_OK);
+        rebuildable(&after, &b);
+        ok = a.count == b.count && memcmp(a.r, b.r, sizeof *a.r * a.count) == 0;
+        if (!ok) {
+            printf("REBUILD FAILED: the state read back differs (%zu records before, %zu after)\n",
+                   a.count, b.count);
+            for (size_t i = 0, j = 0; i < a.count || j < b.count;) {
+                int c = i == a.count ? 1 : j == b.count ? -1 : record_cmp(&a.r[i], &b.r[j]);
+                if (c < 0) {
+                    print_record("before", &a.r[i++]);
+                } else if (c > 0) {
+                    print_record("after", &b.r[j++]);
+                } else {
+                    i++;
+                    j++;
+                }
+            }
+        }
+    }
+    /* The twins continue as the engine does. */
+    for (uint32_t e = 1; e <= events && ok; e++) {
+        struct br_cmd c[3];
+        memset(c, 0, sizeof c);
+        c[0].type = BR_CMD_SWEEP;
+        c[0].now_ms = now_ms + 3600000;
+        c[0].u.sweep.event_id = e;
+        c[0].u.sweep.max = BR_SWEEP_MAX;
+        c[1].type = BR_CMD_SAGA_STEP;
+        c[1].now_ms = now_ms + 3600000;
+        c[1].u.saga_step.max = 16;
+        c[2].type = BR_CMD_RESERVE;
+        c[2].now_ms = now_ms + 3600000;
+        c[2].user_id = g->user_count > 0 ? 1 : 0;
+        c[2].u.reserve.event_id = e;
+        c[2].u.reserve.zone_id = 1;
+        c[2].u.reserve.quantity = 1;
+        for (int k = 0; k < 3 && ok; k++) {
+            struct br_outcome oe, orr;
+            uint32_t ne;
+            if (!step(x, &c[k], &oe, &orr, &ne)) {
+                char line[512];
+                show_cmd(&c[k], line, sizeof line);
+                printf("REBUILD FAILED: after the rebuild of event %u:\n  %s\n", e, line);
+                show_outcome("core", &oe, x->fx_e);
+                show_outcome("redis", &orr, x->fx_r);
+                ok = false;
+            }
+        }
+    }
+    x->rebuilt += ok ? events : 0;
+    free(before.r);
+    free(after.r);
+    free(a.r);
+    free(b.r);
+    for (uint32_t e = 1; e <= events; e++) {
+        free(pev[e]);
+    }
+    free(pev);
+    free(pev_count);
+    free(holds);
+    free(pays);
+    return ok;
+}
+
 /* Delta debugging: drops chunks of commands while the replay still
  * diverges, from halves down to single commands. Returns the new length. */
 static size_t shrink(struct ctx *x, struct br_cmd *cmds, size_t n)
@@ -524,7 +872,8 @@ int main(int argc, char **argv)
     x.mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
     x.fx_e = malloc(sizeof *x.fx_e * BR_EFFECTS_MAX);
     x.fx_r = malloc(sizeof *x.fx_r * BR_EFFECTS_MAX);
-    BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL);
+    x.replay_mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
+    BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL && x.replay_mem != NULL);
 
     struct br_redis_options opt;
     if (br_redis_parse_url(url, &opt) != BR_OK) {
@@ -539,6 +888,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    redisContext *admin = redisConnect(opt.host, opt.port); /* reads for the rebuild input */
+    BR_ASSERT(admin != NULL && admin->err == 0);
+    if (opt.db != 0) {
+        freeReplyObject(redisCommand(admin, "SELECT %d", opt.db));
+    }
     struct br_cmd *cmds = malloc(sizeof *cmds * length);
     BR_ASSERT(cmds != NULL);
     double t0 = now_s();
@@ -573,6 +927,20 @@ int main(int argc, char **argv)
             failed = true;
         }
         br_engine_check(&x.engine);
+        if (!failed && !traces_replay(&x)) {
+            printf("the sequence: %lu (seed %" PRIu64 "), %zu commands\n", s, seed, n);
+            status = 1;
+            break;
+        }
+        int64_t last_ms = 0;
+        for (size_t i = 0; i < n; i++) {
+            last_ms = cmds[i].now_ms > last_ms ? cmds[i].now_ms : last_ms;
+        }
+        if (!failed && !rebuild_continues(&x, admin, last_ms)) {
+            printf("the sequence: %lu (seed %" PRIu64 "), %zu commands\n", s, seed, n);
+            status = 1;
+            break;
+        }
         if (failed) {
             printf("DIVERGED: sequence %lu (seed %" PRIu64 ") after %zu commands%s\n", s, seed, n,
                    he != hr ? " (final state)" : "");
@@ -602,15 +970,27 @@ int main(int argc, char **argv)
     printf("re-confirmation after a decline: %" PRIu64 " payments reopened, %" PRIu64
            " of them confirmed again\n",
            x.reopened, x.reconfirmed);
+    printf("traces: %" PRIu64 " log entries replayed through the core, identical; %" PRIu64
+           " external entries left out\n",
+           x.traced, x.external);
+    printf("rebuilds: %" PRIu64 " events rebuilt from the engine's record; they read back and "
+           "continue identically\n",
+           x.rebuilt);
     if (status == 0 && sequences * length >= 10000 && (x.reopened == 0 || x.reconfirmed == 0)) {
         printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
         status = 1;
     }
+    redisFree(admin);
     br_redis_close(&x.redis);
     test_redis_server_stop(&server);
     free(cmds);
     free(x.mem);
     free(x.fx_e);
     free(x.fx_r);
+    free(x.replay_mem);
+    for (size_t e = 0; e < x.logs_cap; e++) {
+        free(x.logs[e].e);
+    }
+    free(x.logs);
     return status;
 }

@@ -1,0 +1,1103 @@
+/*
+ * backend_distributed.c -- the distributed backend's lifecycle, connection
+ * pool, clock and readiness, and its PostgreSQL-first operations: accounts,
+ * refresh sessions and the catalog (design in backend_distributed.h).
+ */
+#define _GNU_SOURCE
+
+#include "server/backend_distributed.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adapters/auth.h"
+#include "adapters/clock.h"
+#include "adapters/pg.h"
+#include "core/catalog.h"
+#include "core/panic.h"
+#include "server/api_cmd.h"
+#include "server/backend_distributed_int.h"
+#include "server/metrics.h"
+
+static struct br_distributed *self(struct br_backend *b)
+{
+    return (struct br_distributed *)(void *)b;
+}
+
+/* ---- roles ---- */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} ROLE_NAMES[] = {
+    {"api", BR_DIST_ROLE_API},           {"admitter", BR_DIST_ROLE_ADMITTER},
+    {"sweeper", BR_DIST_ROLE_SWEEPER},   {"saga", BR_DIST_ROLE_SAGA},
+    {"recorder", BR_DIST_ROLE_RECORDER}, {"reconciler", BR_DIST_ROLE_RECONCILER},
+    {"all", BR_DIST_ROLE_ALL},
+};
+
+int br_distributed_roles_parse(const char *text, unsigned *roles, const char **bad)
+{
+    *roles = 0;
+    const char *p = text;
+    for (unsigned n = 0; n < 64 && *p != '\0'; n++) {
+        size_t len = strcspn(p, ",");
+        bool found = false;
+        for (size_t i = 0; i < sizeof ROLE_NAMES / sizeof ROLE_NAMES[0]; i++) {
+            if (strlen(ROLE_NAMES[i].name) == len && strncmp(p, ROLE_NAMES[i].name, len) == 0) {
+                *roles |= ROLE_NAMES[i].bit;
+                found = true;
+            }
+        }
+        if (!found) {
+            if (bad != NULL) {
+                *bad = p;
+            }
+            return -1;
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return *roles != 0 ? 0 : -1;
+}
+
+/* ---- clock and readiness ---- */
+
+int64_t dist_now_ms(struct br_distributed *x)
+{
+    int64_t now = br_clock_wall_ms();
+    int64_t last = atomic_load(&x->last_now_ms);
+    /* Never backwards within the process: a step back of the wall clock
+     * stands still until it catches up (README: keep hosts on NTP). */
+    while (now > last && !atomic_compare_exchange_weak(&x->last_now_ms, &last, now)) {
+    }
+    return now > last ? now : last;
+}
+
+void dist_note_redis(struct br_distributed *x, int rc)
+{
+    if (rc != BR_E_UNAVAILABLE && rc != BR_E_UNKNOWN_OUTCOME) {
+        return;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    x->redis_down = true;
+    pthread_mutex_unlock(&x->state_mu);
+}
+
+void dist_note_pg(struct br_distributed *x, int rc)
+{
+    if (rc != BR_E_UNAVAILABLE && rc != BR_E_UNKNOWN_OUTCOME) {
+        return;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    x->pg_down = true;
+    pthread_mutex_unlock(&x->state_mu);
+}
+
+bool dist_refusing(struct br_distributed *x)
+{
+    /* Redis known down (a failed call or the last health check): refused
+     * before anything is sent, so the answer is UNAVAILABLE (nothing done),
+     * not UNKNOWN_OUTCOME. PostgreSQL down refuses only what needs it. */
+    pthread_mutex_lock(&x->state_mu);
+    bool r = !x->writable || x->lost || x->redis_down;
+    pthread_mutex_unlock(&x->state_mu);
+    return r;
+}
+
+void br_distributed_set_writable(struct br_distributed *x, bool writable, const char *why)
+{
+    pthread_mutex_lock(&x->state_mu);
+    if (x->writable != writable) {
+        br_logf(x->cfg.log, writable ? BR_LOG_WARN : BR_LOG_ERROR,
+                writable ? "writes accepted again" : "writes refused",
+                "\"why\":\"%s\"", why != NULL ? why : "");
+    }
+    x->writable = writable;
+    snprintf(x->why, sizeof x->why, "%s", why != NULL ? why : "writes are refused");
+    pthread_mutex_unlock(&x->state_mu);
+}
+
+/* ---- the pool ---- */
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+/* A plain connection with the adapter's timeouts and db. NULL on failure
+ * (logged with the URL). */
+static redisContext *connect_plain(struct br_distributed *x, const char *what)
+{
+    redisContext *c = redisConnectWithTimeout(x->ropt.host, x->ropt.port,
+                                              ms_tv(x->ropt.connect_timeout_ms));
+    const char *err = c == NULL ? "out of memory" : c->err != 0 ? c->errstr : NULL;
+    if (err == NULL && (redisSetTimeout(c, ms_tv(x->ropt.command_timeout_ms)) != REDIS_OK ||
+                        redisEnableKeepAlive(c) != REDIS_OK)) {
+        err = c->errstr;
+    }
+    if (err == NULL && x->ropt.db != 0) {
+        redisReply *rep = redisCommand(c, "SELECT %d", x->ropt.db);
+        if (rep == NULL || rep->type != REDIS_REPLY_STATUS) {
+            err = rep != NULL && rep->str != NULL ? "SELECT refused" : c->errstr;
+        }
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+    }
+    if (err != NULL) {
+        char esc[DIST_URL_MAX + 64];
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot connect",
+                "\"url\":\"%s\",\"what\":\"%s\",\"detail\":\"%s\"",
+                br_log_escape(x->redis_url, esc, sizeof esc), what, err);
+        if (c != NULL) {
+            redisFree(c);
+        }
+        dist_note_redis(x, BR_E_UNAVAILABLE);
+        return NULL;
+    }
+    return c;
+}
+
+redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c)
+{
+    if (c->rd == NULL) {
+        c->rd = connect_plain(x, "read connection");
+    }
+    return c->rd;
+}
+
+void dist_rd_fail(struct br_distributed *x, struct dist_conn *c, const char *what)
+{
+    if (c->rd != NULL) {
+        br_logf(x->cfg.log, BR_LOG_WARN, "redis: read failed", "\"what\":\"%s\",\"detail\":\"%s\"",
+                what, c->rd->err != 0 ? c->rd->errstr : "unexpected reply");
+        redisFree(c->rd);
+        c->rd = NULL;
+    }
+    dist_note_redis(x, BR_E_UNAVAILABLE);
+}
+
+int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&x->pool_mu);
+    struct timespec until = br_clock_deadline(BR_DIST_CONN_WAIT_MS);
+    while (x->free_count == 0) {
+        if (pthread_cond_timedwait(&x->pool_cv, &x->pool_mu, &until) == ETIMEDOUT &&
+            x->free_count == 0) {
+            pthread_mutex_unlock(&x->pool_mu);
+            return BR_E_OVERLOADED;
+        }
+    }
+    struct dist_conn *c = &x->conns[x->free_stack[--x->free_count]];
+    pthread_mutex_unlock(&x->pool_mu);
+    uint64_t gen = atomic_load(&x->conn_gen);
+    if (c->gen != gen) {
+        /* Redis was away since these connections were made: a socket the
+         * old server closed would take the next request and fail it as
+         * UNKNOWN_OUTCOME although it never arrived. Made afresh instead. */
+        if (c->opened && c->r.ctx != NULL) {
+            redisFree(c->r.ctx);
+            c->r.ctx = NULL;
+        }
+        if (c->rd != NULL) {
+            redisFree(c->rd);
+            c->rd = NULL;
+        }
+        c->gen = gen;
+    }
+    if (!c->opened) {
+        int rc = br_redis_open(&c->r, &x->ropt, &x->ecfg);
+        if (rc != BR_OK) {
+            dist_note_redis(x, BR_E_UNAVAILABLE);
+            dist_conn_give(x, c);
+            return rc == BR_E_UNAVAILABLE ? BR_E_UNAVAILABLE : BR_E_IO;
+        }
+        c->opened = true;
+    }
+    *out = c;
+    return BR_OK;
+}
+
+void dist_conn_give(struct br_distributed *x, struct dist_conn *c)
+{
+    pthread_mutex_lock(&x->pool_mu);
+    BR_ASSERT(x->free_count < x->conn_count);
+    x->free_stack[x->free_count++] = c->index;
+    pthread_cond_signal(&x->pool_cv);
+    pthread_mutex_unlock(&x->pool_mu);
+}
+
+int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd,
+               struct br_outcome *out, struct br_effect *fx, uint32_t *fx_count)
+{
+    cmd->now_ms = dist_now_ms(x);
+    int rc = br_redis_apply(&c->r, cmd, out, fx, fx_count);
+    atomic_fetch_add(&x->commands, 1);
+    dist_note_redis(x, rc);
+    return rc;
+}
+
+/* ---- the spec cache ---- */
+
+int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
+              struct dist_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    bool cacheable = event_id <= BR_DIST_SPEC_CACHE;
+    if (cacheable) {
+        pthread_mutex_lock(&x->spec_mu);
+        *out = x->specs[event_id - 1];
+        pthread_mutex_unlock(&x->spec_mu);
+        if (out->have) {
+            return BR_OK;
+        }
+    }
+    /* Redis first (the on-sale goes on while PostgreSQL is away), then
+     * PostgreSQL (while Redis lost it, or the event is being created). */
+    struct dist_conn *c = held;
+    int rc = c != NULL ? BR_OK : dist_conn_take(x, &c);
+    if (rc == BR_OK) {
+        rc = dist_read_spec(x, c, event_id, out);
+        if (held == NULL) {
+            dist_conn_give(x, c);
+        }
+    }
+    if (rc != BR_OK) {
+        struct br_pg_event ev;
+        int prc = br_pg_event_get(x->cfg.pg, event_id, &ev);
+        dist_note_pg(x, prc);
+        if (prc != BR_OK) {
+            return rc == BR_E_NOT_FOUND ? prc : rc;
+        }
+        out->have = true;
+        out->owner_id = ev.owner_id;
+        out->spec = ev.spec;
+    }
+    if (out->spec.queue_capacity == 0) {
+        out->spec.queue_capacity = x->ecfg.queue_capacity_default;
+    }
+    if (cacheable) {
+        pthread_mutex_lock(&x->spec_mu);
+        x->specs[event_id - 1] = *out;
+        pthread_mutex_unlock(&x->spec_mu);
+    }
+    return BR_OK;
+}
+
+/* ---- accounts ---- */
+
+static void fill_user(const struct br_pg_user *u, struct br_api_user *out, bool secrets)
+{
+    memset(out, 0, sizeof *out);
+    out->id = u->id;
+    out->role = u->role;
+    memcpy(out->email, u->email, sizeof out->email);
+    memcpy(out->name, u->name, sizeof out->name);
+    if (secrets) {
+        memcpy(out->password_hash, u->password_hash, sizeof out->password_hash);
+        memcpy(out->salt, u->salt, sizeof out->salt);
+    }
+}
+
+struct twin_ctx {
+    struct br_distributed *x;
+    struct dist_conn *c;
+    struct br_cmd *cmd;
+    struct br_outcome out;
+};
+
+/* A user or event row's twin, inside PostgreSQL's transaction: Redis must
+ * allocate the same id (contract 2). A retried transaction runs this again
+ * with the same id: the twin then answers EMAIL_TAKEN (a user) or the id's
+ * event exists; both are the work already done. */
+static int twin_hook(void *ctx, uint64_t id)
+{
+    struct twin_ctx *t = ctx;
+    struct br_effect fx[BR_EFFECTS_MAX];
+    uint32_t n = 0;
+    int rc = dist_apply(t->x, t->c, t->cmd, &t->out, fx, &n);
+    if (rc == BR_OK && t->out.id == id) {
+        return BR_OK;
+    }
+    if (t->cmd->type == BR_CMD_USER_REGISTER && rc == BR_E_EMAIL_TAKEN) {
+        redisContext *rd = dist_rd(t->x, t->c);
+        redisReply *rep = rd != NULL ? redisCommand(rd, "HGET br:{cat}:email %s",
+                                                   t->cmd->u.user_register.email)
+                                     : NULL;
+        bool same = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+                    strtoull(rep->str, NULL, 10) == id;
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (same) {
+            t->out.err = BR_OK;
+            t->out.id = id;
+            return BR_OK; /* a retried transaction: Redis has it already */
+        }
+    }
+    if (rc == BR_OK) {
+        br_logf(t->x->cfg.log, BR_LOG_ERROR,
+                "ids disagree between PostgreSQL and Redis: refusing the write",
+                "\"command\":\"%s\",\"pg_id\":%" PRIu64 ",\"redis_id\":%" PRIu64
+                ",\"hint\":\"the reconciler must repair Redis's catalog\"",
+                br_cmd_name(t->cmd->type), id, t->out.id);
+        return BR_E_CORRUPT;
+    }
+    return rc;
+}
+
+static void op_user_register(struct br_backend *b, const char *email, const char *name,
+                             const uint8_t hash[BR_PASSWORD_HASH_LEN],
+                             const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct br_cmd cmd;
+    br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
+    cmd.now_ms = dist_now_ms(x);
+    struct dist_conn *c = NULL;
+    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    if (call->err == BR_OK) {
+        struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd};
+        uint64_t id = 0;
+        call->err = br_pg_user_register(x->cfg.pg, &cmd, twin_hook, &t, &id);
+        dist_note_pg(x, call->err);
+        dist_conn_give(x, c);
+        if (call->err == BR_OK) {
+            t.out.id = id;
+            br_api_user_from_register(&call->r.user, &cmd, &t.out);
+            uint64_t known = atomic_load(&x->users_known);
+            while (id > known && !atomic_compare_exchange_weak(&x->users_known, &known, id)) {
+            }
+        }
+    }
+    call->done(call);
+}
+
+static void op_user_find(struct br_backend *b, const char *email, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct br_pg_user u;
+    call->err = br_pg_user_by_email(x->cfg.pg, email, &u);
+    dist_note_pg(x, call->err);
+    if (call->err == BR_OK) {
+        fill_user(&u, &call->r.user, true);
+    }
+    call->done(call);
+}
+
+/* Redis first: every role-checked request asks, the twin's role is
+ * written before PostgreSQL's (op_user_role_set), and the on-sale goes on
+ * while PostgreSQL is away. PostgreSQL when Redis does not know the user
+ * (lost, being rebuilt) or cannot be reached. */
+static void op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    if (dist_conn_take(x, &c) == BR_OK) {
+        call->err = dist_read_user(x, c, user_id, &call->r.user);
+        dist_conn_give(x, c);
+        if (call->err == BR_OK) {
+            call->done(call);
+            return;
+        }
+    }
+    struct br_pg_user u;
+    call->err = br_pg_user_get(x->cfg.pg, user_id, &u);
+    dist_note_pg(x, call->err);
+    if (call->err == BR_OK) {
+        fill_user(&u, &call->r.user, false);
+    }
+    call->done(call);
+}
+
+/* The twin first (it checks the actor and the target as the core does),
+ * then PostgreSQL; both set the same role, so a retry after a failure in
+ * between converges. */
+static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
+                             struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct br_cmd cmd;
+    br_api_cmd_user_role_set(&cmd, actor, target, role);
+    struct dist_conn *c = NULL;
+    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    if (call->err == BR_OK) {
+        struct br_outcome out;
+        struct br_effect fx[BR_EFFECTS_MAX];
+        uint32_t n = 0;
+        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
+        dist_conn_give(x, c);
+    }
+    if (call->err == BR_OK) {
+        call->err = br_pg_user_role_set(x->cfg.pg, target, role);
+        dist_note_pg(x, call->err);
+    }
+    struct br_pg_user u;
+    if (call->err == BR_OK && br_pg_user_get(x->cfg.pg, target, &u) == BR_OK) {
+        fill_user(&u, &call->r.user, false);
+    }
+    call->done(call);
+}
+
+static bool op_user_exists(struct br_backend *b, uint64_t user_id)
+{
+    struct br_distributed *x = self(b);
+    if (user_id == 0) {
+        return false;
+    }
+    if (user_id <= atomic_load_explicit(&x->users_known, memory_order_relaxed)) {
+        return true;
+    }
+    uint64_t max = 0;
+    int rc = br_pg_user_max_id(x->cfg.pg, &max);
+    dist_note_pg(x, rc);
+    if (rc != BR_OK) {
+        return false;
+    }
+    uint64_t known = atomic_load(&x->users_known);
+    while (max > known && !atomic_compare_exchange_weak(&x->users_known, &known, max)) {
+    }
+    return user_id <= max;
+}
+
+/* ---- refresh sessions (PostgreSQL only: lua/README.md) ---- */
+
+static void session_cmd(struct br_distributed *x, struct br_cmd *cmd, struct br_call *call)
+{
+    cmd->now_ms = dist_now_ms(x);
+    struct br_outcome out;
+    memset(&out, 0, sizeof out);
+    /* Sessions live in PostgreSQL only: signing in goes on while Redis is
+     * being rebuilt. */
+    int rc = BR_E_UNAVAILABLE;
+    {
+        switch (cmd->type) {
+        case BR_CMD_SESSION_OPEN:
+            rc = br_pg_session_open(x->cfg.pg, cmd, &out);
+            break;
+        case BR_CMD_SESSION_ROTATE:
+            rc = br_pg_session_rotate(x->cfg.pg, cmd, &out);
+            break;
+        case BR_CMD_SESSION_REVOKE:
+            rc = br_pg_session_revoke(x->cfg.pg, cmd, &out);
+            break;
+        default:
+            BR_ASSERT(cmd->type == BR_CMD_SESSION_REVOKE_ALL);
+            rc = br_pg_session_revoke_all(x->cfg.pg, cmd, &out);
+            break;
+        }
+    }
+    dist_note_pg(x, rc);
+    call->err = rc;
+    uint8_t role = 0;
+    bool issued = cmd->type == BR_CMD_SESSION_OPEN || cmd->type == BR_CMD_SESSION_ROTATE;
+    if (rc == BR_OK && issued) {
+        struct br_pg_user u;
+        int urc = br_pg_user_get(x->cfg.pg, out.ref, &u);
+        if (urc == BR_OK) {
+            role = u.role;
+        } else {
+            call->err = urc == BR_E_NOT_FOUND ? BR_E_UNAUTHORIZED : urc;
+        }
+    }
+    br_api_session_from_outcome(&call->r.session, cmd, &out, role);
+    call->done(call);
+}
+
+static void op_session_open(struct br_backend *b, uint64_t user, uint32_t generation,
+                            int64_t ttl_ms, struct br_call *call)
+{
+    struct br_cmd cmd;
+    br_api_cmd_session_open(&cmd, user, generation, ttl_ms);
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                              int64_t ttl_ms, struct br_call *call)
+{
+    struct br_cmd cmd;
+    br_api_cmd_session_rotate(&cmd, session_id, generation, ttl_ms);
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                              struct br_call *call)
+{
+    struct br_cmd cmd;
+    br_api_cmd_session_revoke(&cmd, session_id, generation);
+    session_cmd(self(b), &cmd, call);
+}
+
+static void op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call)
+{
+    struct br_cmd cmd;
+    br_api_cmd_session_revoke_all(&cmd, user);
+    session_cmd(self(b), &cmd, call);
+}
+
+/* ---- catalog ---- */
+
+static void op_event_create(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
+                            struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct br_cmd cmd;
+    br_api_cmd_event_create(&cmd, actor, spec);
+    cmd.now_ms = dist_now_ms(x);
+    struct dist_conn *c = NULL;
+    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    if (call->err != BR_OK) {
+        call->done(call);
+        return;
+    }
+    struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd};
+    uint64_t id = 0;
+    call->err = br_pg_event_create(x->cfg.pg, &cmd, twin_hook, &t, &id);
+    dist_note_pg(x, call->err);
+    dist_conn_give(x, c);
+    if (call->err == BR_OK) {
+        struct br_api_event *ev = &call->r.event;
+        memset(ev, 0, sizeof *ev);
+        ev->id = id;
+        ev->owner_id = actor;
+        ev->spec = *spec;
+        if (ev->spec.queue_capacity == 0) {
+            ev->spec.queue_capacity = x->ecfg.queue_capacity_default;
+        }
+        if (id <= BR_DIST_SPEC_CACHE) {
+            pthread_mutex_lock(&x->spec_mu);
+            x->specs[id - 1] = (struct dist_spec){.have = true, .owner_id = actor, .spec = ev->spec};
+            pthread_mutex_unlock(&x->spec_mu);
+        }
+    }
+    call->done(call);
+}
+
+/* The zones' counters as PostgreSQL's projection has them. */
+static int record_counters(struct br_distributed *x, uint64_t event_id, struct dist_counters *k)
+{
+    memset(k, 0, sizeof *k);
+    struct br_pg_zone z[BR_EVENT_ZONES_MAX];
+    uint32_t n = 0;
+    int rc = br_pg_zones(x->cfg.pg, event_id, z, &n);
+    dist_note_pg(x, rc);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (n == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    for (uint32_t i = 0; i < n && i < BR_EVENT_ZONES_MAX; i++) {
+        if (z[i].zone_id >= 1 && z[i].zone_id <= BR_EVENT_ZONES_MAX) {
+            k->held[z[i].zone_id - 1] = z[i].held;
+            k->sold[z[i].zone_id - 1] = z[i].sold;
+        }
+    }
+    k->zone_count = n;
+    return BR_OK;
+}
+
+/* The event's spec and its zones' live counters. */
+static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                      struct br_api_event *out)
+{
+    struct dist_spec s;
+    int rc = dist_spec(x, c, event_id, &s);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    struct dist_counters k;
+    rc = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
+    if (rc == BR_E_NOT_FOUND) {
+        /* In PostgreSQL, not (yet, or not any more) in Redis: being created,
+         * or Redis lost it and the rebuild is pending. The record's
+         * counters (as projected) stand in. */
+        rc = record_counters(x, event_id, &k);
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    memset(out, 0, sizeof *out);
+    out->id = event_id;
+    out->owner_id = s.owner_id;
+    out->spec = s.spec;
+    memcpy(out->held, k.held, sizeof out->held);
+    memcpy(out->sold, k.sold, sizeof out->sold);
+    return BR_OK;
+}
+
+static void op_event_list(struct br_backend *b, uint64_t after_id, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    call->list_count = 0;
+    struct dist_conn *c = NULL;
+    call->err = dist_conn_take(x, &c);
+    uint64_t count = 0;
+    if (call->err == BR_OK) {
+        call->err = dist_read_cat(x, c, "events", &count);
+    }
+    uint64_t pg_count = 0;
+    if (call->err == BR_OK && dist_refusing(x) && br_pg_event_max_id(x->cfg.pg, &pg_count) == BR_OK &&
+        pg_count > count) {
+        count = pg_count; /* Redis lost its data: the catalog is PostgreSQL's meanwhile */
+    }
+    uint64_t first = after_id < count ? after_id + 1 : UINT64_MAX;
+    for (uint64_t id = first; call->err == BR_OK && id <= count && call->list_count < call->list_cap;
+         id++) {
+        int rc = read_event(x, c, id, &call->events[call->list_count]);
+        if (rc == BR_OK) {
+            call->list_count++;
+        } else if (rc != BR_E_NOT_FOUND) { /* an event being created: not listed yet */
+            call->err = rc;
+        }
+    }
+    if (c != NULL) {
+        dist_conn_give(x, c);
+    }
+    call->done(call);
+}
+
+static void op_event_get(struct br_backend *b, uint64_t event_id, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    call->err = dist_conn_take(x, &c);
+    if (call->err == BR_OK) {
+        call->err = read_event(x, c, event_id, &call->r.event);
+        dist_conn_give(x, c);
+    }
+    call->done(call);
+}
+
+static void op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct dist_spec s;
+    call->err = dist_spec(x, NULL, event_id, &s);
+    struct dist_conn *c = NULL;
+    if (call->err == BR_OK) {
+        call->err = dist_conn_take(x, &c);
+    }
+    struct dist_counters k;
+    if (call->err == BR_OK) {
+        call->err = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
+        dist_conn_give(x, c);
+    }
+    if (call->err == BR_OK) {
+        struct br_api_stats *o = &call->r.stats;
+        memset(o, 0, sizeof *o);
+        o->event_id = event_id;
+        o->owner_id = s.owner_id;
+        o->queue_length = k.queue_length;
+        o->admitted = k.admitted;
+        o->active_passes = k.active_passes;
+        o->zone_count = s.spec.zone_count;
+        for (uint32_t z = 0; z < s.spec.zone_count; z++) {
+            o->capacity[z] = s.spec.zones[z].capacity;
+            o->held[z] = k.held[z];
+            o->sold[z] = k.sold[z];
+        }
+        memcpy(o->bookings, k.bookings, sizeof o->bookings);
+    }
+    call->done(call);
+}
+
+/* ---- operations ---- */
+
+static bool op_ready(struct br_backend *b, const char **why)
+{
+    struct br_distributed *x = self(b);
+    pthread_mutex_lock(&x->state_mu);
+    bool ok = !x->redis_down && !x->pg_down && x->writable && !x->lost;
+    if (x->lost) {
+        snprintf(x->ready_why, sizeof x->ready_why,
+                 "Redis lost its data: writes wait for the reconciler's rebuild from PostgreSQL");
+    } else if (x->redis_down) {
+        snprintf(x->ready_why, sizeof x->ready_why, "Redis cannot be reached");
+    } else if (x->pg_down) {
+        snprintf(x->ready_why, sizeof x->ready_why, "PostgreSQL cannot be reached");
+    } else if (!x->writable) {
+        snprintf(x->ready_why, sizeof x->ready_why, "%s", x->why);
+    } else {
+        x->ready_why[0] = '\0';
+    }
+    pthread_mutex_unlock(&x->state_mu);
+    if (why != NULL) {
+        *why = x->ready_why; /* stable storage; a later call may rewrite it */
+    }
+    return ok;
+}
+
+static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
+{
+    struct br_distributed *x = self(b);
+    memset(g, 0, sizeof *g);
+    g->commands = atomic_load(&x->commands);
+    struct dist_conn *c = NULL;
+    if (dist_conn_take(x, &c) != BR_OK) {
+        return;
+    }
+    uint64_t count = 0;
+    if (dist_read_cat(x, c, "events", &count) == BR_OK) {
+        for (uint64_t id = 1; id <= count && g->event_count < BR_API_LIST_MAX; id++) {
+            struct dist_spec s;
+            struct dist_counters k;
+            if (dist_spec(x, c, id, &s) != BR_OK ||
+                dist_read_counters(x, c, id, s.spec.zone_count, &k) != BR_OK) {
+                continue;
+            }
+            uint32_t i = g->event_count++;
+            g->events[i].id = id;
+            g->events[i].zone_count = s.spec.zone_count;
+            g->events[i].queue_length = k.queue_length;
+            g->events[i].admitted = k.admitted;
+            g->events[i].active_passes = k.active_passes;
+            for (uint32_t z = 0; z < s.spec.zone_count; z++) {
+                g->events[i].capacity[z] = s.spec.zones[z].capacity;
+                g->events[i].held[z] = k.held[z];
+                g->events[i].sold[z] = k.sold[z];
+            }
+        }
+    }
+    dist_conn_give(x, c);
+}
+
+/* The distributed backend's own families: backing services, the fan-out. */
+static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
+{
+    struct br_distributed *x = self(b);
+    pthread_mutex_lock(&x->state_mu);
+    bool redis_down = x->redis_down, pg_down = x->pg_down;
+    bool refusing = !x->writable || x->lost;
+    pthread_mutex_unlock(&x->state_mu);
+    br_metrics_printf(out,
+                      "# HELP br_backing_service_up Whether this process reaches the service.\n"
+                      "# TYPE br_backing_service_up gauge\n"
+                      "br_backing_service_up{service=\"redis\"} %d\n"
+                      "br_backing_service_up{service=\"postgresql\"} %d\n",
+                      redis_down ? 0 : 1, pg_down ? 0 : 1);
+    br_metrics_printf(out,
+                      "# HELP br_writes_refused 1 while writes are refused (Redis lost its data, "
+                      "rebuild pending).\n"
+                      "# TYPE br_writes_refused gauge\n"
+                      "br_writes_refused %d\n",
+                      refusing ? 1 : 0);
+    br_metrics_printf(out,
+                      "# HELP br_fanout_resubscribes_total Fan-out subscriptions made again "
+                      "after a drop.\n"
+                      "# TYPE br_fanout_resubscribes_total counter\n"
+                      "br_fanout_resubscribes_total %llu\n",
+                      (unsigned long long)atomic_load(&x->fanout_reconnects));
+    for (uint32_t i = 0; i < x->metrics_count; i++) {
+        size_t need = x->metrics[i].fn(x->metrics[i].ctx, NULL, 0);
+        char *buf = malloc(need + 1);
+        if (buf == NULL) {
+            continue;
+        }
+        size_t got = x->metrics[i].fn(x->metrics[i].ctx, buf, need + 1);
+        if (got <= need) {
+            br_metrics_printf(out, "%s", buf);
+        }
+        free(buf);
+    }
+}
+
+static const struct br_backend_ops DIST_OPS = {
+    .name = "distributed",
+    .user_register = op_user_register,
+    .user_find = op_user_find,
+    .user_get = op_user_get,
+    .user_role_set = op_user_role_set,
+    .user_exists = op_user_exists,
+    .session_open = op_session_open,
+    .session_rotate = op_session_rotate,
+    .session_revoke = op_session_revoke,
+    .session_revoke_all = op_session_revoke_all,
+    .event_create = op_event_create,
+    .event_list = op_event_list,
+    .event_get = op_event_get,
+    .event_stats = op_event_stats,
+    .queue_join = dist_op_queue_join,
+    .queue_leave = dist_op_queue_leave,
+    .queue_position = dist_op_queue_position,
+    .queue_peek = dist_op_queue_peek,
+    .queue_positions = dist_op_queue_positions,
+    .reserve = dist_op_reserve,
+    .booking_list = dist_op_booking_list,
+    .booking_get = dist_op_booking_get,
+    .booking_cancel = dist_op_booking_cancel,
+    .payment_create = dist_op_payment_create,
+    .payment_event = dist_op_payment_event,
+    .ready = op_ready,
+    .gauges = op_gauges,
+    .metrics = op_metrics,
+};
+
+/* ---- open and close ---- */
+
+/* The deployment's engine config: the one recorded in Redis when there is
+ * one (every process adopts it), else ours with a fresh seed (the first
+ * process records it; a second starting at the same moment with another
+ * seed is refused by config.lua and adopts the winner's on its retry). */
+static int adopt_config(struct br_distributed *x)
+{
+    redisContext *rd = connect_plain(x, "start");
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep = redisCommand(rd, "HMGET br:{cat}:cat cfg_seed cfg_events_max cfg_users_max "
+                                       "cfg_qslots_max cfg_qcap_default cfg_active_max cfg_seats_max");
+    int rc = BR_OK;
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 7) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot read the deployment's config",
+                "\"detail\":\"%s\"", rep == NULL ? rd->errstr : "unexpected reply");
+        rc = BR_E_UNAVAILABLE;
+    } else if (rep->element[0]->type == REDIS_REPLY_STRING) {
+        uint64_t v[7];
+        for (int i = 0; i < 7; i++) {
+            const redisReply *e = rep->element[i];
+            v[i] = e->type == REDIS_REPLY_STRING ? strtoull(e->str, NULL, 10) : 0;
+        }
+        x->ecfg.seed = v[0];
+        x->ecfg.events_max = (uint32_t)v[1];
+        x->ecfg.users_max = (uint32_t)v[2];
+        x->ecfg.queue_slots_max = (uint32_t)v[3];
+        x->ecfg.queue_capacity_default = (uint32_t)v[4];
+        x->ecfg.active_max = (uint32_t)v[5];
+        x->ecfg.seats_max = (uint32_t)v[6];
+    } else {
+        uint8_t raw[8];
+        rc = br_auth_random(raw, sizeof raw);
+        uint64_t seed = 0;
+        for (int i = 0; i < 8; i++) {
+            seed = seed << 8 | raw[i];
+        }
+        x->ecfg.seed = seed;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    redisFree(rd);
+    return rc;
+}
+
+static int open_redis(struct br_distributed *x)
+{
+    int rc = BR_E_INVALID;
+    for (int attempt = 0; attempt < 2 && rc == BR_E_INVALID; attempt++) {
+        rc = adopt_config(x);
+        if (rc != BR_OK) {
+            return rc;
+        }
+        /* The first attempt quietly: a process starting at the same moment
+         * may record its config first (INVALID here), and we adopt it. */
+        struct br_redis_options o = x->ropt;
+        o.quiet = attempt == 0;
+        rc = br_redis_open(&x->conns[0].r, &o, &x->ecfg);
+    }
+    x->conns[0].r.opt.quiet = x->ropt.quiet;
+    if (rc != BR_OK) {
+        char esc[DIST_URL_MAX + 64];
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: cannot open the deployment's state",
+                "\"url\":\"%s\",\"err\":\"%s\"", br_log_escape(x->redis_url, esc, sizeof esc),
+                br_err_name(rc));
+        return rc;
+    }
+    x->conns[0].opened = true;
+    return BR_OK;
+}
+
+/* PostgreSQL reachable and migrated: the reads we need must work. */
+static int check_pg(struct br_distributed *x)
+{
+    int rc = br_pg_ping(x->cfg.pg);
+    if (rc != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    uint64_t users = 0, events = 0;
+    rc = br_pg_user_max_id(x->cfg.pg, &users);
+    if (rc == BR_OK) {
+        rc = br_pg_event_max_id(x->cfg.pg, &events);
+    }
+    if (rc != BR_OK && br_pg_ping(x->cfg.pg) != BR_OK) {
+        return BR_E_UNAVAILABLE; /* the server went away meanwhile */
+    }
+    /* The server answers but our reads fail: the tables are not there (pg
+     * translates 42P01, an undefined table, as UNAVAILABLE). An older
+     * schema that has the tables passes here; pg.h has no version check
+     * yet (asked for: br_pg_schema_status). */
+    if (rc != BR_OK) {
+        br_logf(x->cfg.log, BR_LOG_ERROR,
+                "PostgreSQL's schema is missing or old: run `bookingrush migrate --pg URL` first",
+                "\"err\":\"%s\"", br_err_name(rc));
+        return BR_E_VERSION;
+    }
+    atomic_store(&x->users_known, users);
+    return BR_OK;
+}
+
+static void process_id(char *out, size_t cap)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    uint8_t raw[4] = {0};
+    br_auth_random(raw, sizeof raw);
+    snprintf(out, cap, "%s:%ld:%02x%02x%02x%02x", host, (long)getpid(), raw[0], raw[1], raw[2],
+             raw[3]);
+}
+
+static int alloc_pool(struct br_distributed *x)
+{
+    x->conn_count = x->cfg.conns;
+    x->conns = calloc(x->conn_count, sizeof *x->conns);
+    x->free_stack = calloc(x->conn_count, sizeof *x->free_stack);
+    x->specs = calloc(BR_DIST_SPEC_CACHE, sizeof *x->specs);
+    if (x->conns == NULL || x->free_stack == NULL || x->specs == NULL) {
+        return BR_E_IO;
+    }
+    for (uint32_t i = 0; i < x->conn_count; i++) {
+        x->conns[i].index = i;
+        x->free_stack[x->conn_count - 1 - i] = i; /* slot 0 is taken first */
+    }
+    x->free_count = x->conn_count;
+    return BR_OK;
+}
+
+int br_distributed_open(struct br_distributed **out, const struct br_distributed_config *cfg)
+{
+    *out = NULL;
+    if (cfg->pg == NULL || cfg->redis_url == NULL || cfg->conns == 0 ||
+        cfg->conns > BR_DIST_CONNS_MAX || cfg->tick_ms == 0 ||
+        strlen(cfg->redis_url) >= DIST_URL_MAX) {
+        return BR_E_INVALID;
+    }
+    struct br_distributed *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        return BR_E_IO;
+    }
+    x->cfg = *cfg;
+    snprintf(x->redis_url, sizeof x->redis_url, "%s", cfg->redis_url);
+    x->cfg.redis_url = x->redis_url;
+    x->ecfg = cfg->engine;
+    x->writable = true;
+    x->base.ops = &DIST_OPS;
+    pthread_mutex_init(&x->pool_mu, NULL);
+    br_clock_cond_init(&x->pool_cv);
+    pthread_mutex_init(&x->spec_mu, NULL);
+    pthread_mutex_init(&x->state_mu, NULL);
+    pthread_mutex_init(&x->stop_mu, NULL);
+    br_clock_cond_init(&x->stop_cv);
+    pthread_mutex_init(&x->fan_mu, NULL);
+    process_id(x->pid, sizeof x->pid);
+    int rc = br_redis_parse_url(x->redis_url, &x->ropt);
+    if (rc != BR_OK) {
+        br_logf(cfg->log, BR_LOG_ERROR, "--redis wants redis://host[:port][/db]", NULL);
+    }
+    if (rc == BR_OK) {
+        rc = alloc_pool(x);
+    }
+    if (rc == BR_OK) {
+        rc = open_redis(x);
+    }
+    if (rc == BR_OK) {
+        rc = check_pg(x);
+    }
+    if (rc != BR_OK) {
+        br_distributed_close(x);
+        return rc;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    x->redis_down = false;
+    x->pg_down = false;
+    pthread_mutex_unlock(&x->state_mu);
+    *out = x;
+    return BR_OK;
+}
+
+void br_distributed_set_listener(struct br_distributed *x, struct br_backend_listener l)
+{
+    BR_ASSERT(!x->roles_started && !x->fanout_started);
+    x->cfg.listener = l;
+}
+
+int br_distributed_start(struct br_distributed *x)
+{
+    if (dist_fanout_start(x) != BR_OK || dist_roles_start(x) != BR_OK) {
+        return BR_E_IO;
+    }
+    return BR_OK;
+}
+
+struct br_backend *br_distributed_backend(struct br_distributed *x)
+{
+    return &x->base;
+}
+
+void br_distributed_add_metrics(struct br_distributed *x, br_distributed_metrics_fn fn, void *ctx)
+{
+    BR_ASSERT(!x->roles_started && x->metrics_count < BR_DIST_METRICS_MAX);
+    x->metrics[x->metrics_count].fn = fn;
+    x->metrics[x->metrics_count].ctx = ctx;
+    x->metrics_count++;
+}
+
+const struct br_redis_options *br_distributed_redis_options(const struct br_distributed *x)
+{
+    return &x->ropt;
+}
+
+const struct br_config *br_distributed_engine_config(const struct br_distributed *x)
+{
+    return &x->ecfg;
+}
+
+const char *br_distributed_process_id(const struct br_distributed *x)
+{
+    return x->pid;
+}
+
+void br_distributed_close(struct br_distributed *x)
+{
+    if (x == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&x->stop_mu);
+    x->stop = true;
+    pthread_cond_broadcast(&x->stop_cv);
+    pthread_mutex_unlock(&x->stop_mu);
+    dist_roles_stop(x);
+    dist_fanout_stop(x);
+    for (uint32_t i = 0; x->conns != NULL && i < x->conn_count; i++) {
+        if (x->conns[i].opened) {
+            br_redis_close(&x->conns[i].r);
+        }
+        if (x->conns[i].rd != NULL) {
+            redisFree(x->conns[i].rd);
+        }
+    }
+    free(x->conns);
+    free(x->free_stack);
+    free(x->specs);
+    pthread_mutex_destroy(&x->pool_mu);
+    pthread_cond_destroy(&x->pool_cv);
+    pthread_mutex_destroy(&x->spec_mu);
+    pthread_mutex_destroy(&x->state_mu);
+    pthread_mutex_destroy(&x->stop_mu);
+    pthread_cond_destroy(&x->stop_cv);
+    pthread_mutex_destroy(&x->fan_mu);
+    free(x);
+}

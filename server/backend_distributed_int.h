@@ -1,0 +1,248 @@
+/*
+ * backend_distributed_int.h -- what the files of the distributed backend
+ * share (backend_distributed.h has the design): the backend's struct, the
+ * connection pool, the clock, the readiness flags, the event spec cache,
+ * and the functions each file offers the others. Not for other modules.
+ *
+ *   backend_distributed.c         lifecycle, pool, readiness, accounts, sessions, catalog
+ *   backend_distributed_sale.c    queue, bookings, payments (the Lua twins)
+ *   backend_distributed_read.c    reads of the live state (key layout: lua/README.md)
+ *   backend_distributed_roles.c   admitter, sweeper, saga, health checks
+ *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
+ */
+#ifndef BR_BACKEND_DISTRIBUTED_INT_H
+#define BR_BACKEND_DISTRIBUTED_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapters/redis.h"
+#include "server/backend_distributed.h"
+
+struct redisContext;
+
+#define DIST_URL_MAX 512u
+#define DIST_FAN_PENDING_MAX 256u /* events with a queue change waiting to be published */
+
+/* One pooled slot: the adapter (scripts) and a plain connection (reads). */
+struct dist_conn {
+    struct br_redis r;        /* opened lazily (opened) */
+    bool opened;
+    struct redisContext *rd;  /* NULL while disconnected; made again on use */
+    uint32_t index;
+    uint64_t gen;             /* conn_gen when its connections were made */
+};
+
+struct dist_spec {
+    bool have;
+    uint64_t owner_id;
+    struct br_event_spec spec; /* queue_capacity resolved */
+};
+
+struct br_distributed {
+    struct br_backend base; /* first: the routes see only this */
+    struct br_distributed_config cfg;
+    char redis_url[DIST_URL_MAX];
+    struct br_redis_options ropt;
+    struct br_config ecfg; /* as recorded in Redis */
+    char pid[BR_DIST_PROCESS_ID_MAX];
+
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;
+    struct dist_conn *conns;
+    uint32_t conn_count;
+    uint32_t *free_stack; /* indexes of free slots */
+    uint32_t free_count;
+
+    pthread_mutex_t spec_mu;
+    struct dist_spec *specs; /* [BR_DIST_SPEC_CACHE], event id - 1 */
+
+    _Atomic uint64_t users_known; /* users 1..users_known exist (PostgreSQL said so) */
+    _Atomic int64_t last_now_ms;
+    _Atomic uint64_t commands;    /* scripts applied through this process */
+    _Atomic uint64_t fanout_reconnects;
+    _Atomic uint64_t conn_gen;    /* bumped when Redis comes back: older connections are dropped */
+
+    pthread_mutex_t state_mu; /* the readiness fields below */
+    bool redis_down;
+    bool pg_down;
+    bool writable;
+    bool lost;                        /* Redis lost its data (epoch check, roles.c) */
+    char why[BR_DIST_WHY_MAX];        /* the reconciler's reason while !writable */
+    char ready_why[BR_DIST_WHY_MAX];  /* what ready() last said (stable storage) */
+
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stop;
+    pthread_t roles_thread;
+    bool roles_started;
+    pthread_t fanout_thread;
+    bool fanout_started;
+
+    struct {
+        br_distributed_metrics_fn fn;
+        void *ctx;
+    } metrics[BR_DIST_METRICS_MAX];
+    uint32_t metrics_count;
+
+    pthread_mutex_t fan_mu;
+    uint64_t fan_pending[DIST_FAN_PENDING_MAX];
+    uint32_t fan_pending_count;
+};
+
+/* ---- backend_distributed.c ---- */
+
+/* A free slot, waiting up to BR_DIST_CONN_WAIT_MS: BR_OK, BR_E_OVERLOADED,
+ * BR_E_UNAVAILABLE (its adapter could not be opened). */
+int dist_conn_take(struct br_distributed *x, struct dist_conn **c);
+void dist_conn_give(struct br_distributed *x, struct dist_conn *c);
+
+/* The slot's read connection, connected if it was not: NULL when Redis
+ * cannot be reached (logged, readiness updated). */
+struct redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c);
+
+/* A read connection failed: drops it (made again on next use). */
+void dist_rd_fail(struct br_distributed *x, struct dist_conn *c, const char *what);
+
+/* The command clock: wall ms, never backwards within this process. */
+int64_t dist_now_ms(struct br_distributed *x);
+
+/* Readiness bookkeeping after a call: BR_E_UNAVAILABLE / UNKNOWN_OUTCOME
+ * mark the server down until the next health check says otherwise. */
+void dist_note_redis(struct br_distributed *x, int rc);
+void dist_note_pg(struct br_distributed *x, int rc);
+
+/* Whether writes are refused now (the reconciler's flag). */
+bool dist_refusing(struct br_distributed *x);
+
+/* br_redis_apply with the command's now_ms set, counted, readiness noted. */
+int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd,
+               struct br_outcome *out, struct br_effect *fx, uint32_t *fx_count);
+
+/* The event's spec (cached; on a miss read from Redis on the slot held,
+ * or a slot taken when held is NULL, then from PostgreSQL). BR_OK,
+ * BR_E_NOT_FOUND, or a connection error. */
+int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
+              struct dist_spec *out);
+
+/* ---- backend_distributed_sale.c ---- */
+
+void dist_op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id,
+                        struct br_call *call);
+void dist_op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_id,
+                         struct br_call *call);
+void dist_op_queue_position(struct br_backend *b, uint64_t user, uint64_t event_id,
+                            struct br_call *call);
+int dist_op_queue_peek(struct br_backend *b, uint64_t user, uint64_t event_id,
+                       struct br_api_queue *out);
+int dist_op_queue_positions(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                            uint32_t n, struct br_api_queue *out, int *rc);
+void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
+                     uint32_t quantity, uint64_t pass_id, uint64_t idem_key, struct br_call *call);
+void dist_op_booking_list(struct br_backend *b, uint64_t user, struct br_call *call);
+void dist_op_booking_get(struct br_backend *b, uint64_t booking_id, struct br_call *call);
+void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                            struct br_call *call);
+void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t booking_id,
+                            struct br_call *call);
+void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
+                           uint64_t payment_id, bool succeeded, struct br_call *call);
+
+/* Carries out a command's effects (charges, refunds, fan-out). For
+ * payment_create, the intent goes into *pay when not NULL. */
+void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br_cmd *cmd,
+                  const struct br_outcome *out, const struct br_effect *fx, uint32_t n,
+                  struct br_api_payment *pay);
+
+/* ---- backend_distributed_read.c ---- */
+
+struct dist_hold {
+    uint64_t user_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    uint8_t state;
+    int64_t created_ms;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+    uint64_t payment_seq; /* 0 = none */
+};
+
+struct dist_payment {
+    uint64_t hold_seq;
+    uint8_t state;
+    int64_t amount_minor;
+};
+
+/* Per-event counters (the stats route and the gauges). */
+struct dist_counters {
+    uint32_t zone_count;
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+    uint32_t queue_length;
+    uint32_t admitted;
+    uint32_t active_passes;
+    uint32_t bookings[BR_HOLD_STATE_COUNT];
+};
+
+/* Each: BR_OK, BR_E_NOT_FOUND, BR_E_UNAVAILABLE. One round trip. */
+int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
+                   struct dist_hold *out);
+int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
+                      struct dist_payment *out);
+int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                       uint32_t zone_count, struct dist_counters *out);
+/* The event's spec as event_put.lua stored it (queue capacity resolved). */
+int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                   struct dist_spec *out);
+/* A user's email, name and role (no password hash). */
+int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                   struct br_api_user *out);
+/* A counter of the catalog hash ("events", "users"). */
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
+                  uint64_t *out);
+
+/* The queue views of n users of one event (pipelined: two round trips).
+ * rc[i] = BR_OK or BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no
+ * event) or BR_E_UNAVAILABLE. */
+int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                    const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc);
+
+struct redisReply;
+/* A reply's integer or decimal string as a number (0 otherwise). */
+uint64_t dist_num(const struct redisReply *e);
+/* A stored hold's packed value (lua/lib.lua, hold_save): BR_OK or BR_E_CORRUPT. */
+int dist_parse_hold(const char *v, struct dist_hold *out);
+
+/* ---- backend_distributed_index.c: the user's booking index ---- */
+
+/* The user's booking ids, newest first, after making sure the index holds
+ * every live or sold hold of the user (repaired from the events' records
+ * when a crash left one out). */
+int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                         uint64_t *ids, uint32_t max, uint32_t *count);
+/* Adds a hold to the user's index (NX: the first time stays). */
+int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
+                    uint64_t hold_id, int64_t created_ms);
+
+/* ---- backend_distributed_roles.c ---- */
+
+int dist_roles_start(struct br_distributed *x);
+void dist_roles_stop(struct br_distributed *x);
+
+/* ---- backend_distributed_fanout.c ---- */
+
+int dist_fanout_start(struct br_distributed *x);
+void dist_fanout_stop(struct br_distributed *x);
+/* The pass_issued effects among fx[0..n): published at once on the
+ * channel (pipelined: one round trip). */
+void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n);
+/* Positions of the event may have moved: published by the next flush
+ * (at most once per event per flush). */
+void dist_fanout_queue_changed(struct br_distributed *x, uint64_t event_id);
+/* Publishes the pending queue changes (the roles thread, each tick). */
+void dist_fanout_flush(struct br_distributed *x, struct dist_conn *c);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * backend_distributed_roles.c -- the background roles of a distributed
+ * server process, run by one thread every tick_ms:
+ *
+ *   health      PING Redis, ping PostgreSQL: what ready() says (always)
+ *   admitter    per event: hold or renew br:{e<id>}:lease:admit, then
+ *               admit if the core would change anything (br_engine_due's
+ *               rule: opening due, room with people waiting, a pass lapsed)
+ *   sweeper     per event: sweep when the first live hold's deadline has
+ *               passed (no lease: a second sweep finds nothing due and is
+ *               not even sent, since the check comes first)
+ *   saga        saga_step when some event's first refund attempt is due
+ *               (no lease: the step re-schedules what it re-emits in the
+ *               same script, and refunds carry the payment id as key)
+ *   fan-out     the queue changes noted since the last tick are published
+ *   data loss   each second: is br:{cat}:epoch missing while PostgreSQL
+ *               holds users or events Redis does not, or while the
+ *               reconciler's br:{cat}:rebuilding exists? Then writes are
+ *               refused (every process, whatever its roles) until the
+ *               reconciler's rebuild writes the epoch again
+ *
+ * The checks of one tick are one pipelined round trip over every event.
+ * A lease lives 3 ticks and is renewed every tick by its holder: a holder
+ * that stalls longer loses it, and for the rest of that stall two
+ * admitters may admit the same event (each admit is atomic, so the only
+ * harm is a faster admission rate for that moment). Limits: events
+ * 1..BR_DIST_ROLES_EVENTS_MAX are looked at per tick.
+ */
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/clock.h"
+#include "adapters/pg.h"
+#include "core/panic.h"
+#include "server/api_cmd.h"
+#include "server/backend_distributed_int.h"
+
+#define BR_DIST_ROLES_EVENTS_MAX 1024u
+#define LEASE_TICKS 3u
+#define EPOCH_CHECK_MS 1000 /* how often every process asks whether Redis lost its data */
+
+/* Holds or renews a lease: 1 when this process holds it now. */
+static const char LEASE_LUA[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+    "if v then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
+struct event_due {
+    bool lease;  /* we hold the admit lease */
+    bool admit;
+    bool sweep;
+    bool saga;
+};
+
+static int64_t first_score(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        return (int64_t)strtod(r->element[1]->str, NULL);
+    }
+    return INT64_MAX;
+}
+
+static uint64_t num(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_STRING ? strtoull(e->str, NULL, 10)
+           : e->type == REDIS_REPLY_INTEGER && e->integer >= 0 ? (uint64_t)e->integer
+                                                                : 0;
+}
+
+/* Appends one event's checks: 5 commands. */
+static void append_checks(struct br_distributed *x, redisContext *rd, uint64_t e)
+{
+    unsigned long long id = (unsigned long long)e;
+    char key[64];
+    char ttl[24];
+    snprintf(key, sizeof key, "br:{e%llu}:lease:admit", id);
+    snprintf(ttl, sizeof ttl, "%u", LEASE_TICKS * x->cfg.tick_ms);
+    if (x->cfg.roles & BR_DIST_ROLE_ADMITTER) {
+        const char *argv[] = {"EVAL", LEASE_LUA, "1", key, x->pid, ttl};
+        redisAppendCommandArgv(rd, 6, argv, NULL);
+    } else {
+        redisAppendCommand(rd, "PING");
+    }
+    redisAppendCommand(rd, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
+    redisAppendCommand(rd, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
+    redisAppendCommand(rd, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
+    redisAppendCommand(rd, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
+}
+
+/* Decides from one event's 5 replies (the twin of br_engine_due). */
+static void decide(struct br_distributed *x, redisReply **r, int64_t now, struct event_due *d)
+{
+    memset(d, 0, sizeof *d);
+    d->lease = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) && r[0]->type == REDIS_REPLY_INTEGER &&
+               r[0]->integer == 1;
+    const redisReply *ev = r[1];
+    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 6 ||
+        ev->element[0]->type != REDIS_REPLY_STRING) {
+        return; /* being created */
+    }
+    bool shuf = num(ev->element[1]) == 1;
+    int64_t opens = (int64_t)num(ev->element[2]);
+    uint64_t qwait = num(ev->element[3]);
+    uint64_t pact = num(ev->element[4]);
+    uint64_t maxa = num(ev->element[5]);
+    bool opening = !shuf && now >= opens;
+    bool room = shuf && qwait > 0 && pact < maxa;
+    d->admit = d->lease && (opening || room || first_score(r[2]) <= now);
+    d->sweep = (x->cfg.roles & BR_DIST_ROLE_SWEEPER) && first_score(r[3]) <= now;
+    d->saga = (x->cfg.roles & BR_DIST_ROLE_SAGA) && first_score(r[4]) <= now;
+}
+
+static void run(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd)
+{
+    struct br_outcome out;
+    struct br_effect fx[BR_EFFECTS_MAX];
+    uint32_t n = 0;
+    int rc = dist_apply(x, c, cmd, &out, fx, &n);
+    if (rc == BR_E_UNAVAILABLE || rc == BR_E_UNKNOWN_OUTCOME || rc == BR_E_CORRUPT ||
+        rc == BR_E_IO) {
+        br_logf(x->cfg.log, BR_LOG_WARN, "role command failed", "\"command\":\"%s\",\"err\":\"%s\"",
+                br_cmd_name(cmd->type), br_err_name(rc));
+        return;
+    }
+    dist_effects(x, c, cmd, &out, fx, n, NULL);
+}
+
+/* One event's share of the tick. */
+static void act(struct br_distributed *x, struct dist_conn *c, uint64_t e,
+                const struct event_due *d)
+{
+    struct br_cmd cmd;
+    if (d->admit) {
+        br_api_cmd_admit(&cmd, e);
+        run(x, c, &cmd);
+    }
+    if (d->sweep) {
+        br_api_cmd_sweep(&cmd, e);
+        run(x, c, &cmd);
+    }
+}
+
+/* The work roles of one tick. Returns false when Redis failed. */
+static bool work(struct br_distributed *x, struct dist_conn *c)
+{
+    uint64_t events = 0;
+    if (dist_read_cat(x, c, "events", &events) != BR_OK) {
+        return false;
+    }
+    if (events > BR_DIST_ROLES_EVENTS_MAX) {
+        events = BR_DIST_ROLES_EVENTS_MAX;
+    }
+    bool saga_due = false;
+    int64_t now = dist_now_ms(x);
+    for (uint64_t e = 1; e <= events; e++) {
+        redisContext *rd = dist_rd(x, c);
+        if (rd == NULL) {
+            return false;
+        }
+        append_checks(x, rd, e);
+        redisReply *r[5] = {NULL};
+        bool ok = true;
+        for (int i = 0; i < 5; i++) {
+            void *rep = NULL;
+            if (ok && (redisGetReply(rd, &rep) != REDIS_OK || rep == NULL)) {
+                ok = false;
+            }
+            r[i] = rep;
+        }
+        if (!ok) {
+            for (int i = 0; i < 5; i++) {
+                if (r[i] != NULL) {
+                    freeReplyObject(r[i]);
+                }
+            }
+            dist_rd_fail(x, c, "roles");
+            return false;
+        }
+        struct event_due d;
+        decide(x, r, now, &d);
+        for (int i = 0; i < 5; i++) {
+            freeReplyObject(r[i]);
+        }
+        saga_due = saga_due || d.saga;
+        act(x, c, e, &d);
+    }
+    if (saga_due) {
+        struct br_cmd cmd;
+        br_api_cmd_saga_step(&cmd);
+        run(x, c, &cmd);
+    }
+    return true;
+}
+
+/* Did Redis lose its data? The epoch key (written once by the reconciler
+ * of a deployment whose Redis held everything PostgreSQL had) is missing
+ * while PostgreSQL holds users or events Redis does not. Every process
+ * checks, whatever its roles, so all refuse writes until the rebuild
+ * writes the epoch again. Returns false when it could not tell. */
+static bool check_lost(struct br_distributed *x, struct dist_conn *c)
+{
+    /* PostgreSQL first: a user or event is counted in Redis (the twin,
+     * inside the transaction) before its row commits, so Redis read after
+     * PostgreSQL is never behind it unless Redis lost data. */
+    uint64_t pg_users = 0, pg_events = 0;
+    if (br_pg_user_max_id(x->cfg.pg, &pg_users) != BR_OK ||
+        br_pg_event_max_id(x->cfg.pg, &pg_events) != BR_OK) {
+        return false;
+    }
+    redisContext *rd = dist_rd(x, c);
+    if (rd == NULL) {
+        return false;
+    }
+    redisAppendCommand(rd, "EXISTS br:{cat}:epoch");
+    redisAppendCommand(rd, "HMGET br:{cat}:cat users events");
+    redisAppendCommand(rd, "EXISTS br:{cat}:rebuilding");
+    void *r[3] = {NULL, NULL, NULL};
+    bool ok = true;
+    for (int i = 0; i < 3; i++) {
+        ok = ok && redisGetReply(rd, &r[i]) == REDIS_OK && r[i] != NULL;
+    }
+    const redisReply *epoch = r[0], *cat = r[1], *rebuilding = r[2];
+    ok = ok && epoch->type == REDIS_REPLY_INTEGER && cat->type == REDIS_REPLY_ARRAY &&
+         cat->elements == 2 && rebuilding->type == REDIS_REPLY_INTEGER;
+    bool lost = false;
+    if (ok && epoch->integer == 0) {
+        /* The reconciler's rebuild marks itself (br:{cat}:rebuilding):
+         * Redis's counters catch up before the last event is written. */
+        lost = num(cat->element[0]) < pg_users || num(cat->element[1]) < pg_events ||
+               rebuilding->integer > 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (r[i] != NULL) {
+            freeReplyObject(r[i]);
+        }
+    }
+    if (!ok) {
+        dist_rd_fail(x, c, "epoch");
+    }
+    if (!ok) {
+        return false;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    if (x->lost != lost) {
+        br_logf(x->cfg.log, lost ? BR_LOG_ERROR : BR_LOG_WARN,
+                lost ? "Redis lost its data: refusing writes until the rebuild"
+                     : "Redis rebuilt: accepting writes",
+                NULL);
+    }
+    x->lost = lost;
+    pthread_mutex_unlock(&x->state_mu);
+    return true;
+}
+
+/* Health: the only place that clears the down flags. Returns true when
+ * Redis just came back (it may have come back empty: check at once). */
+static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
+{
+    if (redis_ok) {
+        redisContext *rd = dist_rd(x, c);
+        redisReply *rep = rd != NULL ? redisCommand(rd, "PING") : NULL;
+        redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (rd != NULL && !redis_ok) {
+            dist_rd_fail(x, c, "ping");
+        }
+    }
+    bool pg_ok = br_pg_ping(x->cfg.pg) == BR_OK;
+    pthread_mutex_lock(&x->state_mu);
+    if (x->redis_down != !redis_ok || x->pg_down != !pg_ok) {
+        br_logf(x->cfg.log, redis_ok && pg_ok ? BR_LOG_WARN : BR_LOG_ERROR, "backing services",
+                "\"redis\":\"%s\",\"postgresql\":\"%s\"", redis_ok ? "up" : "down",
+                pg_ok ? "up" : "down");
+    }
+    bool back = x->redis_down && redis_ok;
+    if (back) {
+        atomic_fetch_add(&x->conn_gen, 1); /* every slot reconnects before its next use */
+    }
+    x->redis_down = !redis_ok;
+    x->pg_down = !pg_ok;
+    pthread_mutex_unlock(&x->state_mu);
+    return back;
+}
+
+static bool wait_tick(struct br_distributed *x, int64_t until_ms)
+{
+    pthread_mutex_lock(&x->stop_mu);
+    while (!x->stop && br_clock_mono_ms() < until_ms) {
+        struct timespec t = br_clock_deadline(until_ms - br_clock_mono_ms());
+        pthread_cond_timedwait(&x->stop_cv, &x->stop_mu, &t);
+    }
+    bool stop = x->stop;
+    pthread_mutex_unlock(&x->stop_mu);
+    return !stop;
+}
+
+static void *roles_main(void *arg)
+{
+    struct br_distributed *x = arg;
+    int64_t next = br_clock_mono_ms();
+    int64_t next_epoch = next;
+    while (wait_tick(x, next)) {
+        next = br_clock_mono_ms() + x->cfg.tick_ms;
+        struct dist_conn *c = NULL;
+        int rc = dist_conn_take(x, &c);
+        if (rc == BR_E_OVERLOADED) {
+            continue;
+        }
+        if (c == NULL) {
+            health(x, NULL, false);
+            continue;
+        }
+        bool ok = true;
+        pthread_mutex_lock(&x->state_mu);
+        bool lost = x->lost;
+        pthread_mutex_unlock(&x->state_mu);
+        /* Each second; each tick while lost, so writes resume with the
+         * rebuild (the reconciler may run in another process). */
+        if (lost || br_clock_mono_ms() >= next_epoch) {
+            next_epoch = br_clock_mono_ms() + EPOCH_CHECK_MS;
+            check_lost(x, c);
+        }
+        if (!dist_refusing(x)) {
+            ok = work(x, c);
+        }
+        dist_fanout_flush(x, c);
+        if (health(x, c, ok)) {
+            check_lost(x, c);
+        }
+        dist_conn_give(x, c);
+    }
+    return NULL;
+}
+
+int dist_roles_start(struct br_distributed *x)
+{
+    if (pthread_create(&x->roles_thread, NULL, roles_main, x) != 0) {
+        return BR_E_IO;
+    }
+    x->roles_started = true;
+    return BR_OK;
+}
+
+void dist_roles_stop(struct br_distributed *x)
+{
+    if (x->roles_started) {
+        pthread_join(x->roles_thread, NULL);
+        x->roles_started = false;
+    }
+}
