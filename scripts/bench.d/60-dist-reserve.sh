@@ -41,6 +41,7 @@
 #   BENCH_DIST_USERS (2000) buyers, i.e. reserves per round
 #   BENCH_DIST_FSYNC (both) Redis appendfsync: both, always or everysec
 #   BENCH_DIST_KEYS (0)     1: every reserve carries an Idempotency-Key
+#   BENCH_DIST_KEEP (0)     1: keep the run's files (logs, hook, outputs)
 # Stops every server it started on exit, failure or Ctrl-C. Takes about
 # a minute and a half here (setup: registrations hash passwords).
 set -euo pipefail
@@ -76,7 +77,7 @@ build=${1:-build}
 secs=${BENCH_DIST_SECONDS:-5}
 users=${BENCH_DIST_USERS:-2000}
 fsync=${BENCH_DIST_FSYNC:-both}
-raw_n=${BENCH_DIST_RAW_REQUESTS:-100000}
+raw_n=${BENCH_DIST_RAW_REQUESTS:-50000}
 pg_secs=${BENCH_DIST_PG_SECONDS:-5}
 conns=64
 
@@ -105,7 +106,8 @@ cleanup() {
   wait 2>/dev/null || true
   tests/fixtures/redis.sh stop "$tmp/redis" >/dev/null 2>&1 || true
   tests/fixtures/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
+  if [ "${BENCH_DIST_KEEP:-0}" = 1 ]; then echo "60-dist-reserve: files kept in $tmp" >&2
+  else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'echo "60-dist-reserve: interrupted" >&2; exit 130' INT TERM
@@ -214,9 +216,11 @@ EOF
 chmod +x "$tmp/hook.sh"
 printf '%s\n' "${modes[@]}" >"$tmp/modes"
 phases=$(printf "$secs,%.0s" "${modes[@]}")
+# In the background, so that Ctrl-C or a TERM is acted on at once.
 BENCH_DIST_HOOK=$tmp/hook.sh "$build/br-bench-dist" "${ports[0]},${ports[1]}" bench@bench.local \
-  bench-admin-pw "$users" "${phases%,}" "$conns" >"$tmp/load.out" 2>"$tmp/load.err" ||
-  die "the load failed: $(tail -5 "$tmp/load.err")"
+  bench-admin-pw "$users" "${phases%,}" "$conns" >"$tmp/load.out" 2>"$tmp/load.err" &
+pids+=($!)
+wait $! || die "the load failed: $(tail -5 "$tmp/load.err")"
 
 # ---- the figures ----
 kv() { sed -n "${1}p" <(grep '^phase=' "$tmp/load.out") | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -243,7 +247,7 @@ for i in "${!modes[@]}"; do
           printf "%.3f %d\n", lo + (le[i] - lo) * (want - prev) / (d[i] - prev), total; exit }
         prev = d[i]; lo = le[i] } }')
   redis=$(awk '{ calls += $1; usec += $2; cpu += $3 - $4 }
-    END { printf "%.1f %.1f", calls ? usec / calls : 0, cpu }' "$tmp/rounds.$p")
+    END { printf "%.1f %.6f", calls ? usec / calls : 0, cpu }' "$tmp/rounds.$p")
   echo "Redis appendfsync $m (phase $p):"
   awk -v r="$(kv $p rate)" -v p50="$(kv $p p50_ms)" -v p99="$(kv $p p99_ms)" -v n="$(kv $p reserves)" \
       -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="${raw[$m]}" -v rus="${raw_us[$m]}" \
@@ -253,7 +257,7 @@ for i in "${!modes[@]}"; do
     printf "  raw redis-benchmark FCALL reserve             %6.0f calls/s  (%d clients, db 1 of the same Redis)\n", raw, c
     ratio = raw > 0 ? 100 * r / raw : 0
     printf "  HTTP / raw: %.0f%% of the rate (goal >= 50%%), p99 %.2f ms (goal < 20 ms): %s\n", ratio, p99, (ratio >= 50 && p99 < 20) ? "met" : "NOT met"
-    printf "  Redis per reserve: %.1f us in FCALL (raw run: %.1f us; goal <= 20 us: %s), %.1f us main-thread CPU\n", x[1], rus, x[1] <= 20 ? "met" : "NOT met", n > 0 ? x[2] * 1e6 / n : 0
+    printf "  Redis per reserve: %.1f us in FCALL (raw run: %.1f us; goal <= 20 us: %s), %.1f us main-thread CPU\n", x[1], rus, x[1] <= 20 ? "met" : "NOT met", (n > 0 ? x[2] * 1e6 / n : 0)
     printf "  projection lag p99 %s s over %d batches (append to commit; goal < 1 s: %s), drained %s s after the phase\n", l[1], l[2], (l[1] != "none" && l[1] !~ />/ && l[1] < 1) ? "met" : "NOT met", drain
   }'
 done
