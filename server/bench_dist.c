@@ -161,12 +161,13 @@ static void create_event(struct bench *b, const char *email, const char *passwor
         fail("the admin's login failed");
     }
     release(&q, 1);
-    snprintf(body, sizeof body,
-             "{\"name\":\"Distributed Benchmark Night\",\"venue\":\"Loopback Hall\","
-             "\"per_user_limit\":%u,\"requires_pass\":true,\"queue\":{\"max_active\":%u,"
-             "\"admit_per_tick\":4096,\"pass_ttl_s\":3600},\"hold_ttl_s\":3600,\"zones\":"
-             "[{\"name\":\"Floor\",\"capacity\":1000000,\"price_minor\":5000,\"currency\":\"EUR\"}]}",
-             ROUNDS_MAX, b->users);
+    snprintf(
+        body, sizeof body,
+        "{\"name\":\"Distributed Benchmark Night\",\"venue\":\"Loopback Hall\","
+        "\"per_user_limit\":%u,\"requires_pass\":true,\"queue\":{\"max_active\":%u,"
+        "\"admit_per_tick\":4096,\"pass_ttl_s\":3600},\"hold_ttl_s\":3600,\"zones\":"
+        "[{\"name\":\"Floor\",\"capacity\":1000000,\"price_minor\":5000,\"currency\":\"EUR\"}]}",
+        ROUNDS_MAX, b->users);
     q.text = request("POST", "/api/v1/events", admin, NULL, NULL, body, &q.len);
     run(b, &q, 1, 1, 1);
     json_t *j = json_loads(q.body != NULL ? q.body : "", 0, NULL);
@@ -223,7 +224,8 @@ static void join_all(struct bench *b, struct bd_req *q)
     char body[64];
     snprintf(body, sizeof body, "{\"event_id\":%lld}", b->event_id);
     for (unsigned i = 0; i < b->users; i++) {
-        q[i].text = request("POST", "/api/v1/queue/join", b->tokens[i], NULL, NULL, body, &q[i].len);
+        q[i].text =
+            request("POST", "/api/v1/queue/join", b->tokens[i], NULL, NULL, body, &q[i].len);
     }
     run(b, q, b->users, b->conns, 0);
     for (unsigned i = 0; i < b->users; i++) {

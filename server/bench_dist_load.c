@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,9 @@
 struct conn {
     int fd;
     unsigned port;
-    size_t req;    /* index of the request in flight, SIZE_MAX = idle */
-    size_t sent;   /* bytes of it written */
-    size_t got;    /* bytes of the answer read */
+    size_t req;  /* index of the request in flight, SIZE_MAX = idle */
+    size_t sent; /* bytes of it written */
+    size_t got;  /* bytes of the answer read */
     uint64_t t0_ns;
     char buf[BD_ANSWER_MAX + 1];
 };
@@ -92,7 +93,7 @@ static long answer_len(const char *b, size_t got, int *status)
     if (end == NULL) {
         return got >= BD_ANSWER_MAX ? -1 : 0;
     }
-    if (strncmp(b, "HTTP/1.1 ", 9) != 0) {
+    if (strncmp(b, "HTTP/1.", 7) != 0 || got < 12) {
         return -1;
     }
     *status = atoi(b + 9);
@@ -147,20 +148,17 @@ static int step(struct run *r, struct conn *c)
             return 0;
         }
         struct bd_req *q = &r->reqs[c->req];
-        if (pump_out(c, q) != 0) {
-            return -1;
-        }
-        if (c->sent < q->len) {
+        int rc = pump_out(c, q);
+        if (rc == 0 && c->sent < q->len) {
             return 0;
         }
-        int rc = pump_in(r, c);
-        if (rc == -1 && c->got == 0) { /* closed before answering: again */
+        if (rc == 0) {
+            rc = pump_in(r, c);
+        }
+        if (rc == -1 && c->got == 0) { /* closed (after the last answer): again */
             close(c->fd);
             c->sent = 0;
-            if (dial(r, c) != 0) {
-                return -1;
-            }
-            return 0;
+            return dial(r, c);
         }
         if (rc < 0) {
             fprintf(stderr, "bench-dist: port %u: %s answer to request %zu: %.200s\n", c->port,
@@ -178,12 +176,12 @@ int bd_run(const unsigned *ports, unsigned nports, unsigned conns, struct bd_req
            int keep_bodies, double timeout_s, double *elapsed_s)
 {
     if (conns == 0 || conns > BD_CONNS_MAX || nports == 0 || nports > BD_PORTS_MAX) {
-        fprintf(stderr, "bench-dist: 1..%d connections, 1..%d ports\n", BD_CONNS_MAX,
-                BD_PORTS_MAX);
+        fprintf(stderr, "bench-dist: 1..%d connections, 1..%d ports\n", BD_CONNS_MAX, BD_PORTS_MAX);
         return -1;
     }
-    struct run r = {.ep = epoll_create1(EPOLL_CLOEXEC), .reqs = reqs, .n = n,
-                    .keep_bodies = keep_bodies};
+    signal(SIGPIPE, SIG_IGN); /* a write to a closed connection is an error, not a death */
+    struct run r = {
+        .ep = epoll_create1(EPOLL_CLOEXEC), .reqs = reqs, .n = n, .keep_bodies = keep_bodies};
     struct conn *cs = calloc(conns, sizeof *cs);
     if (r.ep < 0 || cs == NULL) {
         fprintf(stderr, "bench-dist: out of resources\n");

@@ -28,7 +28,7 @@
 #define BD_PORTS_MAX 8
 
 struct bd_req {
-    char *text;          /* the whole request, owned by the caller */
+    char *text; /* the whole request, owned by the caller */
     size_t len;
     int status;          /* out: HTTP status, 0 = no answer */
     uint32_t latency_us; /* out */
