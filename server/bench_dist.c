@@ -371,6 +371,20 @@ static void report(const struct bench *b, unsigned phase, unsigned rounds, uint3
 int main(int argc, char **argv)
 {
     struct bench b = {0};
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: br-bench-dist PORT[,PORT...] ADMIN_EMAIL ADMIN_PASSWORD USERS "
+               "SECONDS[,SECONDS...] [CONNS]\n\n"
+               "The distributed deployment's reserve load (scripts/bench.d/60-dist-reserve.sh):\n"
+               "creates an event that requires a queue pass, registers, logs in and queues USERS\n"
+               "buyers, then per phase (one per SECONDS) runs rounds until their reserves took\n"
+               "SECONDS: every buyer's pass is read, every buyer reserves one seat (timed, over\n"
+               "CONNS keep-alive connections, 64 by default, spread over the ports), every buyer\n"
+               "joins again. Prints one key=value line per phase.\n"
+               "Environment: BENCH_DIST_KEYS=1 (an Idempotency-Key on every reserve),\n"
+               "BENCH_DIST_HOOK=CMD (run as CMD start|end P E around each timed round and\n"
+               "CMD phase P E after each phase).\n");
+        return 0;
+    }
     if (argc < 6 || argc > 7 || parse_ports(argv[1], &b) != 0) {
         fprintf(stderr, "usage: br-bench-dist PORT[,PORT...] ADMIN_EMAIL ADMIN_PASSWORD USERS "
                         "SECONDS[,SECONDS...] [CONNS]\n");
