@@ -12,6 +12,9 @@
  *                   spread over both: every answered hold is still there
  *                   (read through the other process, then through the
  *                   restarted one), no seat twice;
+ *   sse_fanout      buyers join through one process and listen on their
+ *                   stream through the other; every pass arrives, whichever
+ *                   process admitted them;
  *   redis_emptied   Redis killed during an on-sale: writes and reads 503
  *                   UNAVAILABLE with Retry-After, /healthz 200, /readyz 503;
  *                   then back with no data: writes
@@ -686,7 +689,7 @@ static void test_redis_emptied(void **state)
         snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
                  ev);
         char auth[1100];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tokens[i]);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
         const char *hs[] = {"Content-Type: application/json", auth, NULL};
         t_request_to(&s, i, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body), &r);
         expect_refused(&r);
@@ -760,6 +763,124 @@ static void test_redis_emptied(void **state)
     }
     assert_int_equal(bookings_seats(&s, tokens, EMPTY_BUYERS, ev), EMPTY_CAPACITY);
     assert_int_equal(pg_zone_wait(&s, ev, EMPTY_CAPACITY, 20000), EMPTY_CAPACITY);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
+/* ---- SSE across processes ---- */
+
+struct stream {
+    char *text;
+    size_t len;
+    bool done;
+};
+
+static size_t on_stream(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct stream *st = ud;
+    size_t add = size * n;
+    char *np = realloc(st->text, st->len + add + 1);
+    if (np == NULL) {
+        return 0;
+    }
+    memcpy(np + st->len, ptr, add);
+    st->text = np;
+    st->len += add;
+    st->text[st->len] = '\0';
+    const char *at = strstr(st->text, "event: pass\n");
+    if (at != NULL && strstr(at, "\n\n") != NULL) {
+        st->done = true;
+        return 0; /* got it: stop reading */
+    }
+    return add;
+}
+
+#define SSE_BUYERS 4
+
+/* Buyer i joins the queue through process i % n and listens on its stream
+ * through process (i + 1) % n, all before the sale opens; the admitter
+ * (one process at a time, by its lease) admits them all. Every stream
+ * gets its pass, so at least one pass crossed from the admitting process
+ * to a stream another process holds (one Redis subscription each). */
+static void test_sse_fanout(void **state)
+{
+    (void)state;
+    if (!dist_or_skip()) {
+        skip();
+    }
+    struct t_server s;
+    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
+                                             "--sse-keepalive-s", "1", NULL});
+    time_t opens = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&opens, &tm);
+    char when[40];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    uint64_t ev = t_event(&s, json_pack("{s:s}", "sale_opens_at", when));
+    static char tokens[SSE_BUYERS][1024];
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        t_buyer(&s, "sse", tokens[i], sizeof tokens[i]);
+        char body[64];
+        snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 "}", ev);
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
+        const char *hs[] = {"Content-Type: application/json", auth, NULL};
+        struct t_resp r;
+        t_request_to(&s, i % s.nodes, "POST", "/api/v1/queue/join", NULL, hs, body, strlen(body),
+                     &r);
+        EXPECT(r, 200, NULL);
+        t_resp_free(&r);
+        if (breaking() && i == 0) { /* one buyer leaves: one pass must be missing */
+            t_request_to(&s, 0, "DELETE", "/api/v1/queue/leave", NULL, hs, body, strlen(body), &r);
+            t_resp_free(&r);
+        }
+    }
+    CURLM *m = curl_multi_init();
+    CURL *easy[SSE_BUYERS];
+    struct curl_slist *hl[SSE_BUYERS];
+    struct stream st[SSE_BUYERS];
+    memset(st, 0, sizeof st);
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        char url[300];
+        snprintf(url, sizeof url, "%s/api/v1/queue/position/%" PRIu64 "/stream",
+                 s.bases[(i + 1) % s.nodes], ev);
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
+        hl[i] = curl_slist_append(NULL, auth);
+        hl[i] = curl_slist_append(hl[i], "Accept: text/event-stream");
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hl[i]);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_stream);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &st[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20000L);
+        curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
+        curl_multi_perform(m, &running);
+        if (running > 0) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+    int passes = 0;
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        if (st[i].done) {
+            passes++;
+        } else {
+            fprintf(stderr, "buyer %d's stream on process %d got no pass:\n%s\n", i,
+                    (i + 1) % s.nodes, st[i].text ? st[i].text : "");
+        }
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        curl_slist_free_all(hl[i]);
+        free(st[i].text);
+    }
+    curl_multi_cleanup(m);
+    fprintf(stderr, "%d of %d passes arrived on streams held by another process than the join\n",
+            passes, SSE_BUYERS);
+    assert_int_equal(passes, SSE_BUYERS);
     assert_int_equal(t_server_stop(&s), 0);
     t_server_cleanup(&s);
 }
@@ -1152,6 +1273,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_seats),   cmocka_unit_test(test_kill_one),
+        cmocka_unit_test(test_sse_fanout),
         cmocka_unit_test(test_redis_emptied), cmocka_unit_test_teardown(test_pg_down, pg_back),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),
