@@ -300,11 +300,11 @@ static bool breaking(void)
 
 /* Raises zone 1's capacity of event ev by one in Redis, behind
  * PostgreSQL's back (the record's fault for "Redis oversold"). */
-static void raise_redis_capacity(uint64_t ev)
+static void raise_redis_capacity(const struct t_server *s, uint64_t ev)
 {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "redis-cli -u '%s' HINCRBY 'br:{e%" PRIu64 "}:ev' cap1 1 >/dev/null",
-             getenv("BR_TEST_DIST"), ev);
+             s->redis_url, ev);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -334,7 +334,7 @@ static void test_last_seats(void **state)
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, LAST_CAPACITY, 1);
     if (breaking()) {
-        raise_redis_capacity(ev);
+        raise_redis_capacity(&s, ev);
     }
     static char tokens[LAST_BUYERS][1024];
     for (int i = 0; i < LAST_BUYERS; i++) {
@@ -1102,7 +1102,7 @@ static void test_projection(void **state)
         t_buyer(&s, "proj", tokens[i], sizeof tokens[i]);
     }
     if (breaking()) {
-        raise_redis_capacity(a); /* then "nothing refused" must fail */
+        raise_redis_capacity(&s, a); /* then "nothing refused" must fail */
     }
     int won = sell_out(&s, tokens, a);
     fprintf(stderr, "sold %d of %d (planted oversell: %s)\n", won, PROJ_CAPACITY,
@@ -1126,7 +1126,7 @@ static void test_projection(void **state)
         fprintf(stderr, "test_dist: the capacity fault needs a single Redis: skipped\n");
     } else {
         uint64_t b = open_event(&s, PROJ_CAPACITY, 1);
-        raise_redis_capacity(b);
+        raise_redis_capacity(&s, b);
         won = sell_out(&s, tokens, b);
         fprintf(stderr, "sold %d of %d with Redis's capacity raised by one\n", won, PROJ_CAPACITY);
         assert_int_equal(won, PROJ_CAPACITY + 1);
@@ -1243,11 +1243,11 @@ static void test_trace_replays(void **state)
     snprintf(cmd, sizeof cmd,
              "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj' "
              "> '%s/trace.txt' 2>&1 && '%s' replay '%s/trace.brj' >> '%s/trace.txt' 2>&1",
-             t_binary(), getenv("BR_TEST_DIST"), ev, s.dir, s.dir, t_binary(), s.dir, s.dir);
+             t_binary(), s.redis_url, ev, s.dir, s.dir, t_binary(), s.dir, s.dir);
     if (breaking()) { /* one recorded outcome altered: the replay must say so */
         snprintf(cmd, sizeof cmd,
                  "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj'",
-                 t_binary(), getenv("BR_TEST_DIST"), ev, s.dir);
+                 t_binary(), s.redis_url, ev, s.dir);
         assert_int_equal(system(cmd), 0);
         snprintf(cmd, sizeof cmd, "%s/trace.brj", s.dir);
         alter_last_outcome(cmd);
