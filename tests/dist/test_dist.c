@@ -716,7 +716,7 @@ static void test_redis_emptied(void **state)
      * (a reserve that reached the empty Redis would say NOT_FOUND). */
     int refused = 0;
     int accepted_after_ms = -1;
-    for (int k = 0; now_ms() - t0 < 60000; k++) {
+    for (int k = 0; now_ms() - t0 < 30000; k++) {
         struct t_resp r;
         uint64_t id = reserve(&s, tokens[k % EMPTY_BUYERS], ev, 1, &r);
         if (r.status == 503) {
