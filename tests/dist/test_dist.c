@@ -22,9 +22,10 @@
  *                   refused with 503 UNAVAILABLE and Retry-After, then the
  *                   on-sale rebuilt from PostgreSQL by the reconciler; every
  *                   hold and every paid booking still there, no seat twice;
- *   pg_down         PostgreSQL stopped during an on-sale: accounts answer
- *                   503 UNAVAILABLE, reserves and reads go on through both
- *                   processes; back, the projection catches up by itself;
+ *   pg_down         PostgreSQL stopped during an on-sale: registration,
+ *                   login and a new payment answer 503 UNAVAILABLE, reserves
+ *                   and reads go on through both processes; back, the
+ *                   projection catches up and accounts work, by themselves;
  *   projection      a sell-out projected into PostgreSQL: the projection
  *                   catches up and nothing is refused; then an event whose
  *                   capacity Redis was made to believe one higher oversells
@@ -958,11 +959,15 @@ static void test_pg_down(void **state)
     }
     int64_t taken = 0;
     struct t_resp r;
+    uint64_t first_hold = 0;
     for (int i = 0; i < PGDOWN_BUYERS; i++) {
-        reserve(&s, tokens[i], ev, 1, &r);
+        uint64_t id = reserve(&s, tokens[i], ev, 1, &r);
         EXPECT(r, 201, NULL);
         t_resp_free(&r);
         taken++;
+        if (i == 0) {
+            first_hold = id;
+        }
     }
     assert_int_equal(env_sh("pg-stop"), 0);
     int64_t t0 = now_ms();
@@ -985,6 +990,16 @@ static void test_pg_down(void **state)
     }
     t_request(&s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
     EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    /* Logins need PostgreSQL (sessions live there), and so does a new
+     * payment (the built-in test provider keeps its intents there). */
+    t_json(&s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", T_ADMIN_EMAIL, "password", T_ADMIN_PASSWORD), NULL, &r);
+    EXPECT(r, 503, "UNAVAILABLE");
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/payments", tokens[0],
+           json_pack("{s:I}", "booking_id", (json_int_t)first_hold), NULL, &r);
+    EXPECT(r, 503, NULL);
     t_resp_free(&r);
     /* Accounts need PostgreSQL: 503 UNAVAILABLE with Retry-After. */
     char email[128];
