@@ -403,7 +403,17 @@ struct slot {
     CURL *c;
     struct call call;
     int node;
+    char key[64];
 };
+
+/* Requests the kill cut (no answer): retried afterwards with their keys. */
+#define KILL_CUT_MAX 64
+struct cut {
+    int buyer;
+    char key[64];
+};
+static struct cut g_cut[KILL_CUT_MAX];
+static int g_ncut;
 
 static void slot_start(CURLM *m, struct t_server *s, struct slot *sl, char (*tokens)[1024],
                        uint64_t ev, unsigned *seq)
@@ -418,6 +428,7 @@ static void slot_start(CURLM *m, struct t_server *s, struct slot *sl, char (*tok
     char key[64];
     char body[96];
     snprintf(key, sizeof key, "kill-%d-%u", (int)getpid(), *seq);
+    snprintf(sl->key, sizeof sl->key, "%s", key);
     snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
     call_set(&sl->call, s->bases[node], "/api/v1/bookings/reserve", tokens[buyer], key, body,
              buyer);
@@ -482,6 +493,10 @@ static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kil
                 (*nacks)++;
                 *after_kill += killed;
                 json_decref(j);
+            } else if (status == 0 && g_ncut < KILL_CUT_MAX) {
+                g_cut[g_ncut].buyer = sl->call.who;
+                snprintf(g_cut[g_ncut].key, sizeof g_cut[g_ncut].key, "%s", sl->key);
+                g_ncut++;
             } else if (status != 0 && status != 409) {
                 /* 0: the killed process's connections; 409: limits. */
                 fprintf(stderr, "storm: unexpected %ld %s\n", status,
@@ -556,6 +571,39 @@ static void test_kill_one(void **state)
     assert_true(nacks > 0);
     assert_true(after > 0); /* the other process went on serving */
     assert_int_equal(s.pids[0], 0);
+    /* The requests the kill cut, retried through the survivor with their
+     * keys, twice: one answer per key (applied before the kill or now,
+     * once), and the held ones join the acknowledged. */
+    char body[96];
+    snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
+    for (int i = 0; i < g_ncut; i++) {
+        struct call c[2];
+        for (int k = 0; k < 2; k++) {
+            call_set(&c[k], s.bases[1], "/api/v1/bookings/reserve", tokens[g_cut[i].buyer],
+                     g_cut[i].key, body, g_cut[i].buyer);
+            run_all(&c[k], 1);
+        }
+        assert_int_equal(c[0].status, c[1].status);
+        if (c[0].status == 201) {
+            json_t *a = json_loads(c[0].answer, 0, NULL);
+            json_t *b = json_loads(c[1].answer, 0, NULL);
+            uint64_t id = (uint64_t)json_integer_value(json_object_get(a, "id"));
+            assert_int_equal(id, (uint64_t)json_integer_value(json_object_get(b, "id")));
+            json_decref(a);
+            json_decref(b);
+            if (nacks < KILL_ACKS) {
+                acks[nacks].buyer = g_cut[i].buyer;
+                acks[nacks].booking = id;
+                nacks++;
+            }
+        } else {
+            assert_int_equal(c[0].status, 409);
+        }
+        call_free(&c[0]);
+        call_free(&c[1]);
+    }
+    fprintf(stderr, "%d requests cut by the kill, retried with their keys: one answer each\n",
+            g_ncut);
     if (breaking()) { /* one acknowledged hold let go behind the test's back */
         char p[96];
         snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64 "/cancel", acks[0].booking);
