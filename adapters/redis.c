@@ -227,6 +227,55 @@ int br_redis_command(struct br_redis *r, int argc, const char **argv, const size
     return call(r, argc, argv, len, rep);
 }
 
+/* Splits a command formatted by hiredis (RESP: *N, then $len and the bytes
+ * of each argument) into argv/len pointing into it. The argument count, or
+ * -1 if cmd is not such an array of at most `max` strings. */
+static int split_resp(const char *cmd, size_t n, const char **argv, size_t *len, int max)
+{
+    char *end;
+    if (n < 4 || cmd[0] != '*') {
+        return -1;
+    }
+    long argc = strtol(cmd + 1, &end, 10);
+    if (argc < 1 || argc > max || end[0] != '\r') {
+        return -1;
+    }
+    const char *p = end + 2;
+    for (long i = 0; i < argc; i++) {
+        if (p >= cmd + n || p[0] != '$') {
+            return -1;
+        }
+        long l = strtol(p + 1, &end, 10);
+        if (l < 0 || end[0] != '\r' || end + 2 + l + 2 > cmd + n) {
+            return -1;
+        }
+        argv[i] = end + 2;
+        len[i] = (size_t)l;
+        p = end + 2 + l + 2;
+    }
+    return p == cmd + n ? (int)argc : -1;
+}
+
+int br_redis_commandf(struct br_redis *r, redisReply **rep, const char *fmt, ...)
+{
+    BR_ASSERT(r != NULL && rep != NULL && fmt != NULL);
+    *rep = NULL;
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (n <= 0 || cmd == NULL) {
+        return BR_E_INVALID;
+    }
+    const char *argv[BR_REDIS_COMMANDF_ARGS_MAX];
+    size_t len[BR_REDIS_COMMANDF_ARGS_MAX];
+    int argc = split_resp(cmd, (size_t)n, argv, len, BR_REDIS_COMMANDF_ARGS_MAX);
+    int rc = argc > 0 ? call(r, argc, argv, len, rep) : BR_E_INVALID;
+    redisFreeCommand(cmd);
+    return rc;
+}
+
 /* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
 
 _Static_assert(PIPE_WINDOW <= BR_CLUSTER_QUEUE_MAX, "the router queues a whole window");

@@ -320,7 +320,8 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     if (call->err == BR_OK && idem_key == 0 && dist_spec(x, c, event_id, &s) == BR_OK &&
         zone_id >= 1 && zone_id <= s.spec.zone_count) {
         /* A new hold (no key: no repeat): the outcome says it all. */
-        br_api_booking_from_reserve(&call->r.booking, &cmd, &out, s.spec.zones[zone_id - 1].currency);
+        br_api_booking_from_reserve(&call->r.booking, &cmd, &out,
+                                    s.spec.zones[zone_id - 1].currency);
         dist_index_hold(x, c, user, out.id, cmd.now_ms);
     } else if (out.id != 0) {
         /* A repeat answers the first hold: read it as stored. */
@@ -430,8 +431,8 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
     call->done(call);
 }
 
-void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
-                           uint64_t payment_id, bool succeeded, struct br_call *call)
+void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, uint64_t payment_id,
+                           bool succeeded, struct br_call *call)
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;

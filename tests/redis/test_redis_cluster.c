@@ -464,7 +464,17 @@ static void test_slot_moved_during_a_sequence(void **state)
         assert_int_equal(rep->type, REDIS_REPLY_STRING);
         assert_int_equal(strtoull(rep->str, NULL, 10), e);
         freeReplyObject(rep);
+        assert_int_equal(br_redis_commandf(&x.redis, &rep, "HMGET br:{e%" PRIu64 "}:ev %s %b", e,
+                                           "id", "zc", (size_t)2),
+                         BR_OK);
+        assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(rep->elements, 2);
+        assert_int_equal(strtoull(rep->element[0]->str, NULL, 10), e);
+        freeReplyObject(rep);
     }
+    redisReply *none = NULL;
+    assert_int_equal(br_redis_commandf(&x.redis, &none, ""), BR_E_INVALID);
+    assert_null(none);
     same_state(&x, "after the move");
     run_close(&x);
 }
