@@ -9,8 +9,12 @@
 #include <string.h>
 
 #include "adapters/pg_internal.h"
+#include "adapters/provider.h"
 #include "core/err.h"
 #include "core/panic.h"
+
+_Static_assert(BR_PG_INTENT_ID_MAX == BR_PROVIDER_ID_MAX, "an intent id fits both");
+_Static_assert(BR_PG_INTENT_SECRET_MAX == BR_PROVIDER_SECRET_MAX, "a client secret fits both");
 
 #define BOOKING_COLS                                                                               \
     "id, event_id, user_id, zone_id, quantity, state, total_minor, currency, created_at_ms, "      \

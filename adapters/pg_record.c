@@ -51,18 +51,27 @@ static const struct br_pg_stmt position_set = {
     "pass_seq = GREATEST(projection.pass_seq, EXCLUDED.pass_seq), "
     "passes_issued = projection.passes_issued + EXCLUDED.passes_issued, updated_at = now()",
     7};
-/* Always one row: (zone_id, quantity) of the booking inserted, both NULL
- * when none was, and whether the id was there before the statement (an
- * idempotent reserve again). Inserted nothing and not there: no such zone. */
-static const struct br_pg_stmt booking_new = {
-    BR_PG_S_BOOKING_NEW, "booking_new",
-    "WITH ins AS (INSERT INTO bookings (id, event_id, user_id, zone_id, quantity, state, "
-    "total_minor, currency, created_at_ms, expires_at_ms, pass_id) "
-    "SELECT $1, $2, $3, z.zone_id, $5, 1, $6, z.currency, $7, $8, $9 FROM zones z "
-    "WHERE z.event_id = $2 AND z.zone_id = $4 ON CONFLICT (id) DO NOTHING "
-    "RETURNING zone_id, quantity) "
-    "SELECT (SELECT zone_id FROM ins), (SELECT quantity FROM ins), "
-    "EXISTS (SELECT 1 FROM bookings WHERE id = $1)",
+/* Consecutive reserves in one statement: the rows come as arrays (ids, users,
+ * zones, quantities, totals, created, expiry, passes; the event is $1) and
+ * the answer is one row per input row, in input order: whether the id was
+ * there before the statement, and (the same on every row) how many rows the
+ * statement inserted. The caller knows the rest: a row is inserted when its
+ * id was not there, its zone exists and it is its id's first row in the
+ * group (an idempotent reserve repeated: inserted once), and it checks the
+ * count against its own. No join of the inserted rows back to the input:
+ * that would be quadratic in the group's size. */
+static const struct br_pg_stmt booking_new_many = {
+    BR_PG_S_BOOKING_NEW, "booking_new_many",
+    "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::integer[], $5::integer[], "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) WITH ORDINALITY "
+    "AS v(id, user_id, zone_id, quantity, total, created, expires, pass, ord)), "
+    "ins AS (INSERT INTO bookings (id, event_id, user_id, zone_id, quantity, state, total_minor, "
+    "currency, created_at_ms, expires_at_ms, pass_id) SELECT v.id, $1, v.user_id, z.zone_id, "
+    "v.quantity, 1, v.total, z.currency, v.created, v.expires, v.pass FROM v JOIN zones z "
+    "ON z.event_id = $1 AND z.zone_id = v.zone_id ORDER BY v.ord ON CONFLICT (id) DO NOTHING "
+    "RETURNING 1) "
+    "SELECT v.ord, EXISTS (SELECT 1 FROM bookings b WHERE b.id = v.id), "
+    "(SELECT count(*) FROM ins) FROM v ORDER BY v.ord",
     9};
 /* The booking's zone and quantity when it moved; no row when it was not in
  * one of the from states. */
@@ -154,6 +163,20 @@ static bool pos_after(struct pos a, struct pos b)
  * transaction rolls back as a whole.
  */
 #define CHUNK_OPS 256u
+#define GROUP_ROWS_MAX 1024u /* reserves queued in multi-row statements between syncs */
+
+/* One reserve waiting in the open group (booking_new_many). */
+struct grow {
+    uint64_t id;
+    uint64_t user_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    int64_t total_minor;
+    int64_t created_ms;
+    int64_t expires_ms;
+    uint64_t pass_id;
+    const char *at;
+};
 
 /* What to check in a queued statement's result. */
 struct sent {
@@ -164,6 +187,8 @@ struct sent {
     uint64_t id;
     uint32_t zone_id;
     const char *at; /* the entry's stream id, for the log */
+    uint32_t row0;  /* booking_new_many: its rows, a->rows[row0 .. row0 + nrows) */
+    uint32_t nrows;
 };
 
 /* The event's zones, carried along the batch (see the header comment). */
@@ -187,6 +212,9 @@ struct project_arg {
     struct br_pg_op *ops; /* scratch for one entry's ops, ops_cap */
     uint32_t ops_cap;
     struct sent *sent; /* CHUNK_OPS + ops_cap */
+    struct grow *rows; /* GROUP_ROWS_MAX reserves: the groups queued since the last sync */
+    uint32_t nrows;
+    uint32_t group0; /* the open group: rows[group0 .. nrows) not yet sent */
     uint32_t nsent;
     uint32_t applied;
     uint32_t pass_seq;      /* the largest pass number issued in the entries applied */
@@ -195,8 +223,8 @@ struct project_arg {
 };
 
 static const struct br_pg_stmt *const pipelined[] = {
-    &booking_new,  &booking_move,   &payment_new, &payment_state, &refund_attempt,
-    &refund_retry, &provider_event, &outbox,      &position_set,  &zone_set,
+    &booking_new_many, &booking_move,   &payment_new, &payment_state, &refund_attempt,
+    &refund_retry,     &provider_event, &outbox,      &position_set,  &zone_set,
 };
 
 /* A booking of zone_id (1-based) moved: held += dh * qty, sold += ds * qty. */
@@ -236,17 +264,6 @@ static void params_of(const struct project_arg *a, const struct br_pg_op *op, co
     br_pg_params_init(p);
     br_pg_p_u64(p, op->id);
     switch (op->kind) {
-    case BR_PG_OP_BOOKING_NEW:
-        *s = &booking_new;
-        br_pg_p_u64(p, op->event_id);
-        br_pg_p_u64(p, op->user_id);
-        br_pg_p_i64(p, op->zone_id);
-        br_pg_p_i64(p, op->quantity);
-        br_pg_p_i64(p, op->amount_minor);
-        br_pg_p_i64(p, op->at_ms);
-        br_pg_p_i64(p, op->deadline_ms);
-        br_pg_p_u64(p, op->ref);
-        break;
     case BR_PG_OP_BOOKING_MOVE:
         *s = &booking_move;
         br_pg_p_i64(p, op->to_state);
@@ -301,31 +318,151 @@ static void params_of(const struct project_arg *a, const struct br_pg_op *op, co
     }
 }
 
+static int drain(struct br_pg_tx *t, struct project_arg *a);
+
+/* One array parameter of the open group: field f of each of its rows, "{1,2,3}". */
+static void group_array(const struct project_arg *a, int f, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[len++] = '{';
+    for (uint32_t i = a->group0; i < a->nrows; i++) {
+        const struct grow *g = &a->rows[i];
+        long long v = f == 0   ? (long long)g->id
+                      : f == 1 ? (long long)g->user_id
+                      : f == 2 ? (long long)g->zone_id
+                      : f == 3 ? (long long)g->quantity
+                      : f == 4 ? (long long)g->total_minor
+                      : f == 5 ? (long long)g->created_ms
+                      : f == 6 ? (long long)g->expires_ms
+                               : (long long)g->pass_id;
+        int w = snprintf(buf + len, cap - len, "%s%lld", i > a->group0 ? "," : "", v);
+        BR_ASSERT(w > 0 && (size_t)w < cap - len);
+        len += (size_t)w;
+    }
+    BR_ASSERT(len + 2 <= cap);
+    buf[len++] = '}';
+    buf[len] = '\0';
+}
+
+/* Sends the open group of reserves as one statement (nothing if empty). */
+static int flush_group(struct br_pg_tx *t, struct project_arg *a)
+{
+    uint32_t n = a->nrows - a->group0;
+    if (n == 0) {
+        return BR_OK;
+    }
+    size_t cap = (size_t)n * 22 + 4; /* a signed 64-bit number and a comma each */
+    char *buf = malloc(8 * cap);
+    if (buf == NULL) {
+        return BR_E_IO;
+    }
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    for (int f = 0; f < 8; f++) {
+        group_array(a, f, buf + (size_t)f * cap, cap);
+        br_pg_p_text(&p, buf + (size_t)f * cap);
+    }
+    int rc = br_pg_send(t, &booking_new_many, &p);
+    free(buf);
+    if (rc == BR_OK) {
+        const struct grow *g = &a->rows[a->group0];
+        a->sent[a->nsent++] = (struct sent){.kind = BR_PG_OP_BOOKING_NEW,
+                                            .id = g->id,
+                                            .zone_id = g->zone_id,
+                                            .at = g->at,
+                                            .row0 = a->group0,
+                                            .nrows = n};
+        a->group0 = a->nrows;
+    }
+    return rc;
+}
+
+/* Queues one op: a reserve joins the open group, anything else closes it
+ * first (statements stay in entry order). */
 static int send_op(struct br_pg_tx *t, struct project_arg *a, const struct br_pg_op *op,
                    const char *at)
 {
+    if (op->kind == BR_PG_OP_BOOKING_NEW) {
+        if (a->nrows == GROUP_ROWS_MAX) {
+            int rc = drain(t, a);
+            if (rc != BR_OK) {
+                return rc;
+            }
+        }
+        a->rows[a->nrows++] = (struct grow){op->id,          op->user_id,      op->zone_id,
+                                            op->quantity,    op->amount_minor, op->at_ms,
+                                            op->deadline_ms, op->ref,          at};
+        return BR_OK;
+    }
+    int frc = flush_group(t, a);
+    if (frc != BR_OK) {
+        return frc;
+    }
     struct br_pg_params p;
     char buf[640];
     const struct br_pg_stmt *s = NULL;
     params_of(a, op, at, &p, buf, sizeof buf, &s);
     int rc = br_pg_send(t, s, &p);
     if (rc == BR_OK) {
-        a->sent[a->nsent++] = (struct sent){op->kind,
-                                            op->must_match,
-                                            (int8_t)op->held_per_seat,
-                                            (int8_t)op->sold_per_seat,
-                                            op->id,
-                                            op->zone_id,
-                                            at};
+        a->sent[a->nsent++] = (struct sent){.kind = op->kind,
+                                            .must_match = op->must_match,
+                                            .held_per_seat = (int8_t)op->held_per_seat,
+                                            .sold_per_seat = (int8_t)op->sold_per_seat,
+                                            .id = op->id,
+                                            .zone_id = op->zone_id,
+                                            .at = at};
     }
     return rc;
+}
+
+/* The verdict on a group of reserves (r is consumed); zone moves counted. */
+static int check_group(struct br_pg_tx *t, struct project_arg *a, const struct sent *s, PGresult *r)
+{
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "projection reserves");
+    if (rc == BR_E_CORRUPT) {
+        return corrupt(t, a, s, "a reserve the record's keys refuse");
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (PQntuples(r) != (int)s->nrows) {
+        PQclear(r);
+        return corrupt(t, a, s, "a group of reserves answered with the wrong rows");
+    }
+    int64_t inserted = s->nrows > 0 ? br_pg_i64(r, 0, 2) : 0;
+    int64_t counted = 0;
+    for (uint32_t i = 0; i < s->nrows; i++) {
+        const struct grow *g = &a->rows[s->row0 + i];
+        bool dup = false; /* the same hold earlier in the group: inserted (or not) there */
+        for (uint32_t k = 0; k < i && !dup; k++) {
+            dup = a->rows[s->row0 + k].id == g->id;
+        }
+        if (dup || br_pg_bool(r, (int)i, 1)) {
+            continue; /* an idempotent reserve again: one booking */
+        }
+        struct sent one = {
+            .kind = BR_PG_OP_BOOKING_NEW, .id = g->id, .zone_id = g->zone_id, .at = g->at};
+        if (!zone_move(&a->z, g->zone_id, g->quantity, 1, 0, g->at)) {
+            PQclear(r);
+            return corrupt(t, a, &one, "a reserve of a zone the record does not have");
+        }
+        counted++;
+    }
+    PQclear(r);
+    if (counted != inserted) {
+        return corrupt(t, a, s, "a group of reserves inserted other rows than it should");
+    }
+    return BR_OK;
 }
 
 /* The verdict on one statement's result (r is consumed); zone moves counted. */
 static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sent *s, PGresult *r)
 {
-    bool rows = s->kind == BR_PG_OP_BOOKING_NEW || s->kind == BR_PG_OP_BOOKING_MOVE ||
-                s->kind == BR_PG_OP_PAYMENT_NEW;
+    if (s->kind == BR_PG_OP_BOOKING_NEW) {
+        return check_group(t, a, s, r);
+    }
+    bool rows = s->kind == BR_PG_OP_BOOKING_MOVE || s->kind == BR_PG_OP_PAYMENT_NEW;
     int rc = br_pg_check(t, r, rows ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, "projection");
     if (rc == BR_E_CORRUPT) {
         return corrupt(t, a, s, "a zone CHECK: held + sold over the capacity, or a count < 0");
@@ -335,13 +472,6 @@ static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sen
     }
     int bad = 0;
     switch (s->kind) {
-    case BR_PG_OP_BOOKING_NEW:
-        if (!PQgetisnull(r, 0, 0)) {
-            bad = !zone_move(&a->z, br_pg_i64(r, 0, 0), br_pg_i64(r, 0, 1), 1, 0, s->at);
-        } else {
-            bad = !br_pg_bool(r, 0, 2); /* neither inserted nor there before */
-        }
-        break;
     case BR_PG_OP_BOOKING_MOVE:
         if (PQntuples(r) == 1) {
             bad = !zone_move(&a->z, br_pg_i64(r, 0, 0), br_pg_i64(r, 0, 1), s->held_per_seat,
@@ -375,7 +505,12 @@ static int check_one(struct br_pg_tx *t, struct project_arg *a, const struct sen
 /* Syncs and checks every queued statement's result, in order. */
 static int drain(struct br_pg_tx *t, struct project_arg *a)
 {
+    int frc = flush_group(t, a);
+    if (frc != BR_OK) {
+        return frc;
+    }
     if (a->nsent == 0) {
+        a->nrows = a->group0 = 0;
         return BR_OK;
     }
     if (PQpipelineSync(t->conn) != 1) {
@@ -412,6 +547,7 @@ static int drain(struct br_pg_tx *t, struct project_arg *a)
         }
     }
     a->nsent = 0;
+    a->nrows = a->group0 = 0;
     return t->broken ? BR_E_UNAVAILABLE : rc;
 }
 
@@ -487,7 +623,8 @@ static int send_position(struct br_pg_tx *t, struct project_arg *a, const char *
     br_pg_p_i64(&p, a->passes_issued);
     int rc = br_pg_send(t, &position_set, &p);
     if (rc == BR_OK) {
-        a->sent[a->nsent++] = (struct sent){BR_PG_OP_NONE, false, 0, 0, a->event_id, 0, stream_id};
+        a->sent[a->nsent++] =
+            (struct sent){.kind = BR_PG_OP_NONE, .id = a->event_id, .at = stream_id};
     }
     return rc;
 }
@@ -536,8 +673,10 @@ static int send_zones(struct br_pg_tx *t, struct project_arg *a)
         br_pg_p_i64(&p, bad ? a->z.bad_sold : a->z.sold[i]);
         rc = br_pg_send(t, &zone_set, &p);
         if (rc == BR_OK) {
-            a->sent[a->nsent++] = (struct sent){
-                BR_PG_OP_NONE, false, 0, 0, a->event_id, i + 1, bad ? a->z.bad_at : "(batch end)"};
+            a->sent[a->nsent++] = (struct sent){.kind = BR_PG_OP_NONE,
+                                                .id = a->event_id,
+                                                .zone_id = i + 1,
+                                                .at = bad ? a->z.bad_at : "(batch end)"};
         }
     }
     return rc;
@@ -577,6 +716,7 @@ static int project_body(struct br_pg_tx *t, void *argp)
 {
     struct project_arg *a = argp;
     a->applied = 0;
+    a->nrows = a->group0 = 0;
     a->pass_seq = 0;
     a->passes_issued = 0;
     a->nsent = 0;
@@ -653,14 +793,17 @@ int br_pg_project(struct br_pg *pg, uint64_t event_id, const struct br_pg_log_it
     a.ops_cap = BR_PG_OPS_FIXED + BR_PG_OPS_PER_EFFECT * fx_max;
     a.ops = calloc(a.ops_cap, sizeof *a.ops);
     a.sent = calloc(CHUNK_OPS + a.ops_cap + 1, sizeof *a.sent);
-    if (a.ops == NULL || a.sent == NULL) {
+    a.rows = calloc(GROUP_ROWS_MAX, sizeof *a.rows);
+    if (a.ops == NULL || a.sent == NULL || a.rows == NULL) {
         free(a.ops);
         free(a.sent);
+        free(a.rows);
         return BR_E_IO;
     }
     int rc = br_pg_run(pg, "project", BR_PG_WRITE, project_body, &a);
     free(a.ops);
     free(a.sent);
+    free(a.rows);
     if (rc == BR_OK && applied != NULL) {
         *applied = a.applied;
     }

@@ -59,8 +59,8 @@ uint16_t br_cluster_slot(const char *key, size_t len)
 
 /* ---- logging ---- */
 
-static void log_node(const struct br_cluster *c, const struct br_cluster_node *n,
-                     const char *what, const char *detail)
+static void log_node(const struct br_cluster *c, const struct br_cluster_node *n, const char *what,
+                     const char *detail)
 {
     if (c->quiet) {
         return;
@@ -90,8 +90,7 @@ static struct timeval ms_tv(int ms)
 
 /* The index of host:port, added when new; BR_CLUSTER_NO_NODE when the
  * table is full or the host does not fit. */
-static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t host_len,
-                                 int port)
+static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t host_len, int port)
 {
     for (uint32_t i = 0; i < c->node_count; i++) {
         const struct br_cluster_node *n = &c->node[i];
@@ -100,8 +99,8 @@ static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t 
             return i;
         }
     }
-    if (c->node_count == BR_CLUSTER_NODES_MAX || host_len == 0 ||
-        host_len >= BR_CLUSTER_HOST_MAX || port < 1 || port > 65535) {
+    if (c->node_count == BR_CLUSTER_NODES_MAX || host_len == 0 || host_len >= BR_CLUSTER_HOST_MAX ||
+        port < 1 || port > 65535) {
         log_node(c, NULL, "node table", "a node does not fit (BR_CLUSTER_NODES_MAX or its name)");
         return BR_CLUSTER_NO_NODE;
     }
@@ -290,16 +289,15 @@ static enum route route(int argc, const char **argv, const size_t *len, int *key
 {
     const char *a = argv[0];
     size_t n = len[0];
-    if (is(a, n, "EVAL") || is(a, n, "EVALSHA") || is(a, n, "EVAL_RO") ||
-        is(a, n, "EVALSHA_RO") || is(a, n, "FCALL") || is(a, n, "FCALL_RO")) {
+    if (is(a, n, "EVAL") || is(a, n, "EVALSHA") || is(a, n, "EVAL_RO") || is(a, n, "EVALSHA_RO") ||
+        is(a, n, "FCALL") || is(a, n, "FCALL_RO")) {
         if (argc > 3 && !(len[2] == 1 && argv[2][0] == '0')) {
             *key = 3;
             return ROUTE_SCRIPT;
         }
         return ROUTE_ANY;
     }
-    if (is(a, n, "SCRIPT") || is(a, n, "FUNCTION") || is(a, n, "FLUSHDB") ||
-        is(a, n, "FLUSHALL")) {
+    if (is(a, n, "SCRIPT") || is(a, n, "FUNCTION") || is(a, n, "FLUSHDB") || is(a, n, "FLUSHALL")) {
         return ROUTE_ALL;
     }
     if (is(a, n, "XREAD") || is(a, n, "XREADGROUP")) {
@@ -321,14 +319,12 @@ static enum route route(int argc, const char **argv, const size_t *len, int *key
 /* Parses "<slot> <host>:<port>" after "MOVED " or "ASK ": the target's
  * index (added when new) or BR_CLUSTER_NO_NODE. An empty host is the
  * replying node's. */
-static uint32_t redirect_target(struct br_cluster *c, uint32_t from, const char *msg,
-                                long *slot)
+static uint32_t redirect_target(struct br_cluster *c, uint32_t from, const char *msg, long *slot)
 {
     const char *p = strchr(msg, ' ');
     char *end;
     *slot = p != NULL ? strtol(p + 1, &end, 10) : -1;
-    if (p == NULL || end == p + 1 || *end != ' ' || *slot < 0 ||
-        *slot >= (long)BR_CLUSTER_SLOTS) {
+    if (p == NULL || end == p + 1 || *end != ' ' || *slot < 0 || *slot >= (long)BR_CLUSTER_SLOTS) {
         return BR_CLUSTER_NO_NODE;
     }
     const char *host = end + 1;
@@ -373,8 +369,8 @@ static int call_all(struct br_cluster *c, int argc, const char **argv, const siz
             return sent > 0 && rc == BR_E_UNAVAILABLE ? BR_E_UNKNOWN_OUTCOME : rc;
         }
         sent++;
-        bool keep = *rep == NULL ||
-                    (one->type == REDIS_REPLY_ERROR && (*rep)->type != REDIS_REPLY_ERROR);
+        bool keep =
+            *rep == NULL || (one->type == REDIS_REPLY_ERROR && (*rep)->type != REDIS_REPLY_ERROR);
         if (keep && *rep != NULL) {
             freeReplyObject(*rep);
         }
@@ -442,18 +438,18 @@ static uint32_t follow_moved(struct br_cluster *c, uint32_t at, const redisReply
 /* One command's way through the cluster: where it goes next and what it
  * has used of its bounds. */
 struct hop {
-    uint32_t at;      /* the node to send to */
-    bool asking;      /* send ASKING first */
+    uint32_t at;        /* the node to send to */
+    bool asking;        /* send ASKING first */
     uint32_t redirects; /* MOVED and ASK followed */
-    uint32_t waits;   /* TRYAGAIN and a script's ASK waited out */
-    long backoff_ms;  /* the next wait */
+    uint32_t waits;     /* TRYAGAIN and a script's ASK waited out */
+    long backoff_ms;    /* the next wait */
 };
 
 /* Decides where the command goes after the redirection or refusal in rep
  * (classified nx) from node h->at. false when a bound is reached (or
  * CLUSTERDOWN): the caller gives up with BR_E_UNAVAILABLE. */
-static bool next_hop(struct br_cluster *c, struct hop *h, enum next nx, bool script,
-                     uint16_t slot, const redisReply *rep)
+static bool next_hop(struct br_cluster *c, struct hop *h, enum next nx, bool script, uint16_t slot,
+                     const redisReply *rep)
 {
     uint32_t from = h->at;
     h->asking = false;

@@ -73,14 +73,14 @@
 #include <stdint.h>
 
 #define BR_CLUSTER_SLOTS 16384u
-#define BR_CLUSTER_NODES_MAX 16u            /* masters and redirect targets; 272 B each */
-#define BR_CLUSTER_HOST_MAX 256u            /* as BR_REDIS_HOST_MAX */
-#define BR_CLUSTER_SEEDS_MAX 1024u          /* "host:port,host:port,..." */
-#define BR_CLUSTER_REDIRECTS_MAX 5u         /* MOVED + ASK hops per command */
-#define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
-#define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
-#define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6   /* a script's waits for a migration: 315 ms at most */
-#define BR_CLUSTER_QUEUE_MAX 512u           /* pipelined reads in flight; 24 B each + copies */
+#define BR_CLUSTER_NODES_MAX 16u          /* masters and redirect targets; 272 B each */
+#define BR_CLUSTER_HOST_MAX 256u          /* as BR_REDIS_HOST_MAX */
+#define BR_CLUSTER_SEEDS_MAX 1024u        /* "host:port,host:port,..." */
+#define BR_CLUSTER_REDIRECTS_MAX 5u       /* MOVED + ASK hops per command */
+#define BR_CLUSTER_TRYAGAIN_MAX 5u        /* TRYAGAIN retries per command */
+#define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5  /* first wait; doubles: 5+10+20+40+80 ms at most */
+#define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6 /* a script's waits for a migration: 315 ms at most */
+#define BR_CLUSTER_QUEUE_MAX 512u         /* pipelined reads in flight; 24 B each + copies */
 #define BR_CLUSTER_NO_NODE 0xffu
 
 struct redisContext;
@@ -119,8 +119,8 @@ struct br_cluster {
     int connect_timeout_ms;
     int command_timeout_ms;
     uint32_t script_ask_waits_max; /* BR_CLUSTER_SCRIPT_ASK_WAITS_MAX; tests lower it */
-    bool quiet; /* do not log foreign errors */
-    bool stale; /* refresh the map before the next command */
+    bool quiet;                    /* do not log foreign errors */
+    bool stale;                    /* refresh the map before the next command */
     struct br_cluster_stats stats;
     struct br_cluster_queued queue[BR_CLUSTER_QUEUE_MAX]; /* pipelined reads, FIFO */
     uint32_t queue_head;

@@ -38,29 +38,28 @@ static const char lease_script[] =
 static const char release_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0";
 
-int br_lease_hold(struct redisContext *c, const char *key, const char *owner, int64_t ttl_ms)
+int br_lease_hold(struct br_redis *r, const char *key, const char *owner, int64_t ttl_ms)
 {
     BR_ASSERT(ttl_ms > 0);
-    if (c == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep =
-        redisCommand(c, "EVAL %s 1 %s %s %lld", lease_script, key, owner, (long long)ttl_ms);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+    redisReply *rep = NULL;
+    int rc = br_redis_commandf(r, &rep, "EVAL %s 1 %s %s %lld", lease_script, key, owner,
+                               (long long)ttl_ms);
+    int held = rc != BR_OK || rep == NULL || rep->type != REDIS_REPLY_INTEGER ? BR_E_UNAVAILABLE
+               : rep->integer == 1                                            ? 1
+                                                                              : 0;
+    if (rep != NULL) {
         freeReplyObject(rep);
-        return BR_E_UNAVAILABLE;
     }
-    int held = rep->integer == 1 ? 1 : 0;
-    freeReplyObject(rep);
     return held;
 }
 
-void br_lease_release(struct redisContext *c, const char *key, const char *owner)
+void br_lease_release(struct br_redis *r, const char *key, const char *owner)
 {
-    if (c == NULL) {
-        return;
+    redisReply *rep = NULL;
+    if (br_redis_commandf(r, &rep, "EVAL %s 1 %s %s", release_script, key, owner) == BR_OK &&
+        rep != NULL) {
+        freeReplyObject(rep);
     }
-    freeReplyObject(redisCommand(c, "EVAL %s 1 %s %s", release_script, key, owner));
 }
 
 void br_lease_owner_default(char *owner, size_t cap)
@@ -69,33 +68,6 @@ void br_lease_owner_default(char *owner, size_t cap)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
     snprintf(owner, cap, "%s:%ld", host, (long)getpid());
-}
-
-struct redisContext *br_lease_connect(const struct br_redis_options *o, const struct br_log *log)
-{
-    struct timeval ct = {.tv_sec = o->connect_timeout_ms / 1000,
-                         .tv_usec = (o->connect_timeout_ms % 1000) * 1000};
-    struct timeval rt = {.tv_sec = o->command_timeout_ms / 1000,
-                         .tv_usec = (o->command_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(o->host, o->port, ct);
-    if (c == NULL || c->err != 0 || redisSetTimeout(c, rt) != REDIS_OK) {
-        char esc[256];
-        br_log_escape(c != NULL ? c->errstr : "out of memory", esc, sizeof esc);
-        br_logf(log, BR_LOG_WARN, "redis connect failed", "\"host\":\"%s\",\"port\":%d,"
-                "\"detail\":\"%s\"", o->host, o->port, esc);
-        redisFree(c);
-        return NULL;
-    }
-    if (o->db != 0) {
-        redisReply *rep = redisCommand(c, "SELECT %d", o->db);
-        bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
 }
 
 /* ---- the recorder ---- */
@@ -111,8 +83,8 @@ struct rec_event {
 };
 
 struct br_recorder {
-    struct br_redis redis;            /* the logs */
-    struct redisContext *plain;       /* leases and the catalog counter */
+    struct br_redis redis;            /* the logs, the leases, the catalog counter */
+    bool redis_down;                  /* the pass in progress lost Redis */
     struct br_redis_options ropt;
     struct br_pg *pg;
     const struct br_log *log;
@@ -186,22 +158,15 @@ int br_recorder_open(struct br_recorder **out, const struct br_redis_options *o,
 /* The catalog's event counter, or -1 when Redis cannot be read. */
 static int64_t catalog_events(struct br_recorder *rec)
 {
-    if (rec->plain == NULL) {
-        rec->plain = br_lease_connect(&rec->ropt, rec->log);
-        if (rec->plain == NULL) {
-            return -1;
-        }
+    redisReply *rep = NULL;
+    int rc = br_redis_commandf(&rec->redis, &rep, "HGET br:{cat}:cat events");
+    int64_t n = rc != BR_OK || rep == NULL        ? -1
+                : rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10)
+                : rep->type == REDIS_REPLY_NIL    ? 0
+                                                  : -1;
+    if (rep != NULL) {
+        freeReplyObject(rep);
     }
-    redisReply *rep = redisCommand(rec->plain, "HGET br:{cat}:cat events");
-    if (rep == NULL) {
-        redisFree(rec->plain);
-        rec->plain = NULL;
-        return -1;
-    }
-    int64_t n = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10)
-                : rep->type == REDIS_REPLY_NIL  ? 0
-                                                : -1;
-    freeReplyObject(rep);
     return n;
 }
 
@@ -365,11 +330,8 @@ static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
     }
     char key[64];
     lease_key(key, sizeof key, ev->pub.event_id);
-    int held = br_lease_hold(rec->plain, key, rec->opt.owner, rec->opt.lease_ms);
-    if (held == BR_E_UNAVAILABLE) {
-        redisFree(rec->plain);
-        rec->plain = NULL;
-    }
+    int held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+    rec->redis_down = held == BR_E_UNAVAILABLE;
     ev->leased = held == 1;
     if (held != 1) {
         return 0; /* another recorder has it, or Redis is away */
@@ -383,6 +345,7 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected)
     if (projected != NULL) {
         *projected = 0;
     }
+    rec->redis_down = false;
     int64_t events = catalog_events(rec);
     if (events < 0) {
         return BR_E_UNAVAILABLE;
@@ -401,14 +364,14 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected)
     /* Bounded: events_max events, each bounded by batches_per_pass. */
     for (uint32_t i = 0; i < (uint32_t)events && !rec->stop; i++) {
         total += visit_event(rec, &rec->events[i]);
-        if (rec->plain == NULL) {
+        if (rec->redis_down) {
             break; /* Redis went away: the next pass starts over */
         }
     }
     if (projected != NULL) {
         *projected = total;
     }
-    return rec->plain == NULL ? BR_E_UNAVAILABLE : BR_OK;
+    return rec->redis_down ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 static void *run(void *arg)
@@ -442,17 +405,19 @@ int br_recorder_start(struct br_recorder *rec)
 
 void br_recorder_stop(struct br_recorder *rec)
 {
-    if (!rec->running) {
-        return;
+    if (rec->running) {
+        rec->stop = 1;
+        pthread_join(rec->thread, NULL);
+        rec->running = false;
+        rec->stop = 0; /* passes called directly after a stop run again */
     }
-    rec->stop = 1;
-    pthread_join(rec->thread, NULL);
-    rec->running = false;
+    /* The leases this recorder holds (from the thread or from direct
+     * passes) go back, so another recorder need not wait them out. */
     char key[64];
-    for (uint32_t i = 0; i < rec->event_count && rec->plain != NULL; i++) {
+    for (uint32_t i = 0; i < rec->event_count; i++) {
         if (rec->events[i].leased) {
             lease_key(key, sizeof key, rec->events[i].pub.event_id);
-            br_lease_release(rec->plain, key, rec->opt.owner);
+            br_lease_release(&rec->redis, key, rec->opt.owner);
             rec->events[i].leased = false;
         }
     }
@@ -559,9 +524,6 @@ void br_recorder_close(struct br_recorder *rec)
     }
     br_recorder_stop(rec);
     br_redis_close(&rec->redis);
-    if (rec->plain != NULL) {
-        redisFree(rec->plain);
-    }
     pthread_mutex_destroy(&rec->mu);
     free(rec->events);
     free(rec->batch);

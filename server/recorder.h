@@ -73,7 +73,6 @@
 #define BR_LEASE_OWNER_MAX 64
 
 struct br_pg;
-struct redisContext;
 
 struct br_recorder_options {
     uint32_t batch;            /* entries per transaction; 0 = default */
@@ -115,7 +114,7 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected);
 
 /* Starts / stops the thread that runs passes until stopped (pausing idle_ms
  * after a pass that projected nothing). Stop waits for the pass in flight
- * and gives the leases back. */
+ * and gives back every lease the recorder holds (also after direct passes). */
 int br_recorder_start(struct br_recorder *rec);
 void br_recorder_stop(struct br_recorder *rec);
 
@@ -132,20 +131,17 @@ void br_recorder_close(struct br_recorder *rec);
 
 /* ---- leases (also the reconciler's) ---- */
 
-/* Takes or renews the lease `key` for owner for ttl_ms: 1 held (taken now
- * or renewed), 0 held by another owner, BR_E_UNAVAILABLE on a transport
- * failure. One round trip (a short script: get, then set or renew). */
-int br_lease_hold(struct redisContext *c, const char *key, const char *owner, int64_t ttl_ms);
+/* Takes or renews the lease `key` for owner for ttl_ms through r (on a
+ * Redis Cluster, at the key's node): 1 held (taken now or renewed), 0 held
+ * by another owner, BR_E_UNAVAILABLE on a transport failure. One round
+ * trip (a short script: get, then set or renew). */
+int br_lease_hold(struct br_redis *r, const char *key, const char *owner, int64_t ttl_ms);
 
 /* Gives the lease back if owner holds it. One round trip; errors ignored
  * (the lease expires by itself). */
-void br_lease_release(struct redisContext *c, const char *key, const char *owner);
+void br_lease_release(struct br_redis *r, const char *key, const char *owner);
 
 /* "host:pid" into owner (cap bytes). */
 void br_lease_owner_default(char *owner, size_t cap);
-
-/* A plain connection for leases and catalog reads (timeouts and db of o),
- * or NULL after logging why. */
-struct redisContext *br_lease_connect(const struct br_redis_options *o, const struct br_log *log);
 
 #endif

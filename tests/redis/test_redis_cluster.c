@@ -57,7 +57,8 @@ static int group_setup(void **state)
     memset(&f, 0, sizeof f);
     const char *list = getenv("BR_TEST_REDIS_CLUSTER");
     if (list == NULL || strlen(list) >= sizeof f.list) {
-        fprintf(stderr, "run under tests/fixtures/redis-cluster.sh run -- %s\n", "test_redis_cluster");
+        fprintf(stderr, "run under tests/fixtures/redis-cluster.sh run -- %s\n",
+                "test_redis_cluster");
         return -1;
     }
     strcpy(f.list, list);
@@ -143,9 +144,21 @@ static void test_slot_is_crc16_of_the_hash_tag(void **state)
     /* The specification's check value: CRC16-XMODEM("123456789") = 0x31c3. */
     assert_int_equal(br_cluster_slot("123456789", 9), 0x31c3 & 16383);
     static const char *const keys[] = {
-        "br:{cat}:cat", "br:{e1}:",     "br:{e1}:ev",     "br:{e42}:h:7", "br:{u9}:idem:3",
-        "br:{v77}:pev", "{}",           "foo{}{bar}",     "foo{{bar}}zap", "foo{bar}{zap}",
-        "{user1000}.x", "no tag at all", "}{", "a{b", "",
+        "br:{cat}:cat",
+        "br:{e1}:",
+        "br:{e1}:ev",
+        "br:{e42}:h:7",
+        "br:{u9}:idem:3",
+        "br:{v77}:pev",
+        "{}",
+        "foo{}{bar}",
+        "foo{{bar}}zap",
+        "foo{bar}{zap}",
+        "{user1000}.x",
+        "no tag at all",
+        "}{",
+        "a{b",
+        "",
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         long long want = admin_int(&f->node[0], "CLUSTER KEYSLOT %s", keys[i]);
@@ -169,9 +182,9 @@ static void test_cluster_url(void **state)
     assert_int_equal(br_redis_parse_url("redis://h:7000", &o), BR_OK);
     assert_false(o.cluster);
     static const char *const bad[] = {
-        "redis-cluster://",         "redis-cluster://h:7000,",  "redis-cluster://,h:7000",
-        "redis-cluster://h:0",      "redis-cluster://h:70000",  "redis-cluster://h:7000/1",
-        "redis-cluster://h:x,k:1",  "redis-cluster://h:1,:2",   "redis-cluster://h:1,,k:2",
+        "redis-cluster://",        "redis-cluster://h:7000,", "redis-cluster://,h:7000",
+        "redis-cluster://h:0",     "redis-cluster://h:70000", "redis-cluster://h:7000/1",
+        "redis-cluster://h:x,k:1", "redis-cluster://h:1,:2",  "redis-cluster://h:1,,k:2",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (br_redis_parse_url(bad[i], &o) != BR_E_INVALID) {
@@ -277,8 +290,8 @@ static void steps(struct run *x, size_t n, const char *phase, bool moving)
         if (moving && event_of(&c) == 1) {
             br_redis_apply(&x->redis, &c, &orr, x->fx_r, &nr);
             if (orr.err != BR_E_UNAVAILABLE) {
-                fail_msg("%s, command %zu (%s, event 1): Redis says %s, not UNAVAILABLE", phase,
-                         i, br_cmd_name(c.type), br_err_name(orr.err));
+                fail_msg("%s, command %zu (%s, event 1): Redis says %s, not UNAVAILABLE", phase, i,
+                         br_cmd_name(c.type), br_err_name(orr.err));
             }
             x->refused++;
             continue;
@@ -532,7 +545,8 @@ static void key_on(struct br_cluster *c, struct fixture *f, int n, char *key, si
 {
     for (int i = 0; i < 100000; i++) {
         snprintf(key, cap, "k%d", i);
-        const struct br_cluster_node *at = &c->node[c->slot_node[br_cluster_slot(key, strlen(key))]];
+        const struct br_cluster_node *at =
+            &c->node[c->slot_node[br_cluster_slot(key, strlen(key))]];
         if (at->port == f->node[n].port) {
             return;
         }
