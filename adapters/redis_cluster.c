@@ -12,10 +12,13 @@
 
 #include "adapters/redis_cluster.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -121,9 +124,29 @@ static void node_drop(struct br_cluster *c, uint32_t i)
     c->stale = true; /* the node may be gone for good: ask the cluster again */
 }
 
+bool br_cluster_peer_closed(struct redisContext *ctx)
+{
+    struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) {
+        return false; /* nothing to read: open as far as anyone can tell */
+    }
+    char b;
+    ssize_t n = recv(ctx->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return false;
+    }
+    return true; /* end of stream, an error, or bytes nobody asked for */
+}
+
+/* Node i's connection, made when missing or when the node closed it while
+ * it was idle (a restarted or failed node: found before sending, so the
+ * command is not lost in a dead socket). */
 static int node_connect(struct br_cluster *c, uint32_t i)
 {
     struct br_cluster_node *n = &c->node[i];
+    if (n->ctx != NULL && n->pending == 0 && br_cluster_peer_closed(n->ctx)) {
+        node_drop(c, i);
+    }
     if (n->ctx != NULL) {
         return BR_OK;
     }
@@ -190,7 +213,7 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         if (k == 0) {
             redisReply *ok = reply;
             if (ok->type != REDIS_REPLY_STATUS) {
-                /* ASKING refused: the command behind it was answered too; drop both. */
+                /* ASKING refused (logged): the command's own reply follows and answers. */
                 log_node(c, &c->node[i], "asking", ok->type == REDIS_REPLY_ERROR ? ok->str : "?");
             }
             freeReplyObject(reply);
@@ -212,6 +235,7 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
     }
     uint8_t map[BR_CLUSTER_SLOTS];
     memset(map, BR_CLUSTER_NO_NODE, sizeof map);
+    bool master[BR_CLUSTER_NODES_MAX] = {false}; /* a failed-over master is one no more */
     for (size_t k = 0; k < rep->elements; k++) {
         const redisReply *e = rep->element[k];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -235,21 +259,27 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
         }
         uint32_t n = node_find_or_add(c, host, host_len, (int)addr->element[1]->integer);
         if (n != BR_CLUSTER_NO_NODE) {
-            c->node[n].master = true;
+            master[n] = true;
             memset(map + lo, (int)n, (size_t)(hi - lo + 1));
         }
     }
     memcpy(c->slot_node, map, sizeof map);
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        c->node[i].master = master[i];
+    }
     c->stats.refreshes++;
     c->stale = false;
     return BR_OK;
 }
 
-/* CLUSTER SLOTS from node `first`, then from the others in turn. */
+/* CLUSTER SLOTS from node `first`, then from the others in turn. BR_OK,
+ * BR_E_UNAVAILABLE (no node answered), BR_E_IO (nodes answered, none with
+ * a map: not a cluster). */
 static int refresh_from(struct br_cluster *c, uint32_t first)
 {
     static const char *const argv[2] = {"CLUSTER", "SLOTS"};
     static const size_t len[2] = {7, 5};
+    int none = BR_E_UNAVAILABLE;
     for (uint32_t k = 0; k < c->node_count; k++) {
         uint32_t i = (first + k) % c->node_count;
         redisReply *rep;
@@ -265,13 +295,14 @@ static int refresh_from(struct br_cluster *c, uint32_t first)
         if (rc == BR_OK) {
             return BR_OK;
         }
+        none = BR_E_IO;
     }
-    return BR_E_UNAVAILABLE;
+    return none;
 }
 
 int br_cluster_refresh(struct br_cluster *c)
 {
-    return c->node_count == 0 ? BR_E_UNAVAILABLE : refresh_from(c, 0);
+    return c->node_count == 0 || refresh_from(c, 0) != BR_OK ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 /* ---- routing ---- */
@@ -749,7 +780,8 @@ int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout
     }
     int rc = parse_seeds(c, seeds);
     if (rc == BR_OK) {
-        rc = br_cluster_refresh(c);
+        rc = refresh_from(c, 0);
+        rc = rc == BR_E_IO ? BR_E_INVALID : rc; /* a seed answered: it is no cluster */
     }
     if (rc != BR_OK) {
         br_cluster_close(c);

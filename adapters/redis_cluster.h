@@ -34,6 +34,16 @@
  * following them never runs anything twice. Every other reply, error
  * replies included, goes back to the caller to translate.
  *
+ * Transport errors keep the adapter's meaning: BR_E_UNAVAILABLE when nothing
+ * of the request left (no connection to the slot's node, the first write
+ * failed), BR_E_UNKNOWN_OUTCOME when it may have reached the node but no
+ * reply came. The broken connection is dropped and the map learned again
+ * before the next command, from the first node that answers: after a
+ * failover the promoted replica serves the slot (and a master that failed
+ * over leaves the list the scripts are loaded on). An idle connection the
+ * node closed (a restart, a failover, CLIENT KILL) is found before sending
+ * (br_cluster_peer_closed) and made afresh, so it costs no unknown outcome.
+ *
  * Scripts during a slot migration. A script declares one key, the slot's
  * prefix ("br:{e42}:"), which never exists, and reaches the slot's other
  * keys by name. While a slot migrates (MIGRATING on the source, IMPORTING
@@ -89,7 +99,7 @@ struct redisReply;
 struct br_cluster_node {
     char host[BR_CLUSTER_HOST_MAX];
     int port;
-    bool master;              /* serves slots (CLUSTER SLOTS) or was a redirect's target */
+    bool master;              /* serves slots in the last map, or a redirect's target since */
     uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
     struct redisContext *ctx; /* NULL while disconnected */
 };
@@ -127,15 +137,22 @@ struct br_cluster {
     uint32_t queue_count;
 };
 
+/* Whether the server closed an idle connection (end of stream, an error,
+ * or bytes nobody asked for waiting): one poll(2), no wait. The router and
+ * the single-node adapter check before sending and connect afresh, so a
+ * restarted or failed-over node costs no UNKNOWN_OUTCOME. */
+bool br_cluster_peer_closed(struct redisContext *ctx);
+
 /* The slot of a key (hash tag rules above). Pure; O(len). */
 uint16_t br_cluster_slot(const char *key, size_t len);
 
 /* Parses the seed list ("host:port[,host:port...]", port 6379 when left
  * out), asks the seeds in turn for CLUSTER SLOTS until one answers, and
- * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1),
- * BR_E_UNAVAILABLE (no seed answered). A slot no master serves is left
- * unknown (its commands are BR_E_UNAVAILABLE until a refresh finds it). On
- * failure nothing is left to close. */
+ * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1, or
+ * seeds that answer but are no cluster), BR_E_UNAVAILABLE (no seed
+ * answered). A slot no master serves is left unknown (its commands are
+ * BR_E_UNAVAILABLE until a refresh finds it). On failure nothing is left
+ * to close. */
 int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout_ms,
                     int command_timeout_ms, bool quiet);
 
