@@ -11,7 +11,8 @@
  *   kill_one        kill -9 of one process in the middle of a reserve storm
  *                   spread over both: every answered hold is still there
  *                   (read through the other process, then through the
- *                   restarted one), no seat twice;
+ *                   restarted one), no seat twice, and the requests the kill
+ *                   cut, retried with their keys, get one answer each;
  *   sse_fanout      buyers join through one process and listen on their
  *                   stream through the other; every pass arrives, whichever
  *                   process admitted them;
@@ -40,11 +41,16 @@
  *
  * BR_TEST_BREAK=1 makes each test break its own property first (Redis's
  * capacity raised, an acknowledged hold cancelled behind the test's back, a
- * booking deleted from the record before the rebuild, a recorded outcome
- * altered in the trace): each must then fail (71-dist-plant.sh).
+ * buyer who left the queue, a hold deleted from the record before the
+ * rebuild, a seat the test does not count, a recorded outcome altered in
+ * the trace): each must then fail (71-dist-plant.sh). BR_TEST_ONLY=NAME
+ * runs the tests whose name matches (cmocka's filter).
  *
  * Skipped (each test) without BR_TEST_DIST; redis_emptied also needs
- * BR_REDIS_DIR and BR_REDIS_FIXTURE (the fixture that restarts Redis empty).
+ * BR_REDIS_DIR and BR_REDIS_FIXTURE (the fixture that kills and restarts
+ * Redis), pg_down BR_ENV_DIR and BR_ENV_SH (env.sh pg-stop / pg-start).
+ * Limits: the checks of PostgreSQL's record read it with psql; the capacity
+ * fault needs a single Redis (redis://), not a cluster.
  *
  * Usage: test_dist BINARY   (environment: tests/http/client.h, env.sh)
  */
