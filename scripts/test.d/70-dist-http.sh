@@ -75,6 +75,8 @@ if [ "${DIST_PROPERTIES:-1}" = 1 ]; then
 fi
 
 # ---- behind nginx ----
+trap 'echo "70-dist-http: the nginx part failed at line $LINENO" >&2
+      tail -5 "$dir"/n*/log "$dir"/nginx-*.log >&2 2>/dev/null || true' ERR
 PATH=$PATH:/usr/sbin
 if ! command -v nginx >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >/dev/null
