@@ -108,7 +108,7 @@ bool dist_refusing(struct br_distributed *x)
      * before anything is sent, so the answer is UNAVAILABLE (nothing done),
      * not UNKNOWN_OUTCOME. PostgreSQL down refuses only what needs it. */
     pthread_mutex_lock(&x->state_mu);
-    bool r = !x->writable || x->lost || x->redis_down;
+    bool r = !x->writable || x->lost || x->redis_down || x->changed;
     pthread_mutex_unlock(&x->state_mu);
     return r;
 }
@@ -172,8 +172,109 @@ redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c)
 {
     if (c->rd == NULL) {
         c->rd = connect_plain(x, "read connection");
+        if (c->rd != NULL) {
+            dist_check_instance(x, c->rd); /* another instance: writes wait (x->changed) */
+        }
     }
     return c->rd;
+}
+
+/* INFO server's run_id into out (cap 48); false when it cannot be read. */
+static bool run_id_of(redisContext *ctx, char out[48])
+{
+    redisReply *rep = redisCommand(ctx, "INFO server");
+    bool ok = false;
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        const char *at = strstr(rep->str, "run_id:");
+        ok = at != NULL && sscanf(at + 7, "%47[0-9a-f]", out) == 1;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    return ok;
+}
+
+int dist_check_instance(struct br_distributed *x, redisContext *ctx)
+{
+    char id[48];
+    if (!run_id_of(ctx, id)) {
+        dist_note_redis(x, BR_E_UNAVAILABLE);
+        return BR_E_UNAVAILABLE;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    if (x->run_id[0] == '\0') {
+        snprintf(x->run_id, sizeof x->run_id, "%s", id);
+    }
+    bool same = strcmp(x->run_id, id) == 0;
+    if (!same && !x->changed) {
+        br_logf(x->cfg.log, BR_LOG_WARN,
+                "redis: another instance answers (restarted?): writes wait for the data-loss check",
+                "\"was\":\"%s\",\"now\":\"%s\"", x->run_id, id);
+        x->changed = true;
+    }
+    pthread_mutex_unlock(&x->state_mu);
+    return same ? BR_OK : BR_E_UNAVAILABLE;
+}
+
+void dist_accept_instance(struct br_distributed *x, redisContext *ctx)
+{
+    char id[48];
+    if (ctx == NULL || !run_id_of(ctx, id)) {
+        return;
+    }
+    pthread_mutex_lock(&x->state_mu);
+    if (x->changed) {
+        br_logf(x->cfg.log, BR_LOG_WARN, "redis: the new instance holds the sale: writes go on",
+                "\"run_id\":\"%s\"", id);
+    }
+    snprintf(x->run_id, sizeof x->run_id, "%s", id);
+    x->changed = false;
+    pthread_mutex_unlock(&x->state_mu);
+}
+
+int dist_take_for_write(struct br_distributed *x, struct dist_conn **c)
+{
+    *c = NULL;
+    if (dist_refusing(x)) {
+        return BR_E_UNAVAILABLE;
+    }
+    int rc = dist_conn_take(x, c);
+    if (rc == BR_OK && dist_refusing(x)) { /* the take met another instance */
+        dist_conn_give(x, *c);
+        *c = NULL;
+        rc = BR_E_UNAVAILABLE;
+    }
+    return rc;
+}
+
+/* The adapter's connection (one node): when it was (re)made since the
+ * last check, the instance behind it is checked before anything is sent,
+ * since the adapter reconnects by itself and a write must never reach a
+ * Redis restarted empty. A dropped connection is made now (a PING) rather
+ * than inside the next script call. */
+static int adapter_instance(struct br_distributed *x, struct dist_conn *c)
+{
+    if (c->r.cluster != NULL) {
+        return BR_OK; /* per node: not checked on a cluster */
+    }
+    if (c->r.ctx == NULL) {
+        redisReply *rep = NULL;
+        int rc = br_redis_commandf(&c->r, &rep, "PING");
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        if (rc != BR_OK || c->r.ctx == NULL) {
+            dist_note_redis(x, BR_E_UNAVAILABLE);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    if (c->checked != c->r.connects) {
+        /* Another instance sets x->changed: writes wait for the data-loss
+         * check (dist_take_for_write), reads and the roles go on. */
+        dist_check_instance(x, c->r.ctx);
+        c->checked = c->r.connects;
+    }
+    return BR_OK;
 }
 
 int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
@@ -213,6 +314,11 @@ int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
             return rc == BR_E_UNAVAILABLE ? BR_E_UNAVAILABLE : BR_E_IO;
         }
         c->opened = true;
+    }
+    int rc = adapter_instance(x, c);
+    if (rc != BR_OK) {
+        dist_conn_give(x, c);
+        return rc;
     }
     *out = c;
     return BR_OK;

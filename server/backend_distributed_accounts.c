@@ -95,7 +95,7 @@ void dist_op_user_register(struct br_backend *b, const char *email, const char *
     br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
     cmd.now_ms = dist_now_ms(x);
     struct dist_conn *c = NULL;
-    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd};
         uint64_t id = 0;
@@ -160,7 +160,7 @@ void dist_op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target
     struct br_cmd cmd;
     br_api_cmd_user_role_set(&cmd, actor, target, role);
     struct dist_conn *c = NULL;
-    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
@@ -285,7 +285,7 @@ void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_
     br_api_cmd_event_create(&cmd, actor, spec);
     cmd.now_ms = dist_now_ms(x);
     struct dist_conn *c = NULL;
-    call->err = dist_refusing(x) ? BR_E_UNAVAILABLE : dist_conn_take(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {
         call->done(call);
         return;

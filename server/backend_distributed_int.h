@@ -34,7 +34,8 @@ struct dist_conn {
     bool opened;
     struct redisContext *rd; /* NULL while disconnected; made again on use */
     uint32_t index;
-    uint64_t gen; /* conn_gen when its connections were made */
+    uint64_t gen;     /* conn_gen when its connections were made */
+    uint64_t checked; /* r.connects when the adapter's instance was last checked */
 };
 
 struct dist_spec {
@@ -71,8 +72,11 @@ struct br_distributed {
     bool redis_down;
     bool pg_down;
     bool writable;
-    bool lost;                       /* Redis lost its data (epoch check, roles.c) */
-    char why[BR_DIST_WHY_MAX];       /* the reconciler's reason while !writable */
+    bool lost;                 /* Redis lost its data (epoch check, roles.c) */
+    bool changed;              /* a connection met another Redis instance (run_id): writes wait for
+                                  the data-loss check */
+    char run_id[48];           /* the Redis instance known good; "" = not yet (one node only) */
+    char why[BR_DIST_WHY_MAX]; /* the reconciler's reason while !writable */
     char ready_why[BR_DIST_WHY_MAX]; /* what ready() last said (stable storage) */
 
     pthread_mutex_t stop_mu;
@@ -115,6 +119,22 @@ void dist_note_pg(struct br_distributed *x, int rc);
 
 /* Whether writes are refused now (the reconciler's flag). */
 bool dist_refusing(struct br_distributed *x);
+
+/* A slot for a write: BR_OK, or the error to answer (writes refused, no
+ * slot). Taking the slot may (re)connect it, which checks the Redis
+ * instance first, so a write never reaches a Redis restarted empty before
+ * the data-loss check saw it. */
+int dist_take_for_write(struct br_distributed *x, struct dist_conn **c);
+
+/* The Redis instance behind ctx (INFO server's run_id): BR_OK when it is
+ * the known one (or the first seen), else BR_E_UNAVAILABLE with
+ * x->changed set (logged): writes then wait until the data-loss check
+ * accepts the instance (dist_accept_instance) or finds it lost. */
+int dist_check_instance(struct br_distributed *x, struct redisContext *ctx);
+
+/* The data-loss check found Redis whole: the instance behind ctx becomes
+ * the known one and writes may go on (roles.c). */
+void dist_accept_instance(struct br_distributed *x, struct redisContext *ctx);
 
 /* br_redis_apply with the command's now_ms set, counted, readiness noted. */
 int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd,

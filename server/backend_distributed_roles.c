@@ -275,6 +275,10 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
     if (!ok) {
         return false;
     }
+    if (!lost && !dist_is_cluster(c)) {
+        /* Whole: whatever instance answers now is the one writes go to. */
+        dist_accept_instance(x, dist_rd(x, c));
+    }
     pthread_mutex_lock(&x->state_mu);
     if (x->lost != lost) {
         br_logf(x->cfg.log, lost ? BR_LOG_ERROR : BR_LOG_WARN,
@@ -309,6 +313,12 @@ static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
     if (back) {
         atomic_fetch_add(&x->conn_gen, 1); /* every slot reconnects before its next use */
     }
+    pthread_mutex_unlock(&x->state_mu);
+    if (back && c != NULL) {
+        /* It may have come back empty: looked at before writes resume. */
+        check_lost(x, c);
+    }
+    pthread_mutex_lock(&x->state_mu);
     x->redis_down = !redis_ok;
     x->pg_down = !pg_ok;
     pthread_mutex_unlock(&x->state_mu);
@@ -345,7 +355,7 @@ static void *roles_main(void *arg)
         }
         bool ok = true;
         pthread_mutex_lock(&x->state_mu);
-        bool lost = x->lost;
+        bool lost = x->lost || x->changed;
         pthread_mutex_unlock(&x->state_mu);
         /* Each second; each tick while lost, so writes resume with the
          * rebuild (the reconciler may run in another process). */
@@ -357,9 +367,7 @@ static void *roles_main(void *arg)
             ok = work(x, c);
         }
         dist_fanout_flush(x, c);
-        if (health(x, c, ok)) {
-            check_lost(x, c);
-        }
+        health(x, c, ok);
         dist_conn_give(x, c);
     }
     return NULL;

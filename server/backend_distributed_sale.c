@@ -178,17 +178,6 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
     }
 }
 
-/* Takes a slot for a write: BR_OK, or the error to answer (writes refused,
- * no slot). */
-static int take_for_write(struct br_distributed *x, struct dist_conn **c)
-{
-    *c = NULL;
-    if (dist_refusing(x)) {
-        return BR_E_UNAVAILABLE;
-    }
-    return dist_conn_take(x, c);
-}
-
 /* ---- queue ---- */
 
 static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uint64_t event_id,
@@ -201,7 +190,7 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
         br_api_cmd_queue_leave(&cmd, user, event_id);
     }
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
@@ -306,7 +295,7 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     struct br_cmd cmd;
     br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {
         call->done(call);
         return;
@@ -383,7 +372,7 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
     struct br_cmd cmd;
     br_api_cmd_booking_cancel(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
@@ -408,7 +397,7 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
     struct br_cmd cmd;
     br_api_cmd_payment_create(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {
         call->done(call);
         return;
@@ -438,7 +427,7 @@ void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, 
     struct br_cmd cmd;
     br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
