@@ -215,11 +215,13 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
         int64_t ds = (int64_t)sold[z] - (int64_t)zones[z].sold;
         int64_t d = (dh < 0 ? -dh : dh) + (ds < 0 ? -ds : ds);
         uint32_t zi = zones[z].zone_id - 1;
+        int32_t before = -1;
         if (zi < BR_EVENT_ZONES_MAX) {
+            before = rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi];
             rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi] = (int32_t)d;
         }
         *drift_sum += (uint64_t)d;
-        if (d != 0) {
+        if (d != 0 && d != before) { /* logged when it appears or changes; the gauge stays */
             br_logf(rc->log, BR_LOG_ERROR,
                     "drift: Redis and PostgreSQL disagree on a zone at the same log position",
                     "\"event\":%" PRIu64 ",\"zone\":%u,\"redis_held\":%u,\"redis_sold\":%u,"

@@ -79,8 +79,16 @@ static const double lag_bounds_s[LAG_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
 struct rec_event {
     struct br_recorder_event pub;
     int64_t retry_at_ms; /* monotonic: a failed event waits until then */
+    int64_t checked_ms;  /* monotonic: the cached position was last read from PostgreSQL */
+    int64_t renewed_ms;  /* monotonic: the lease was last taken or renewed */
     bool leased;
 };
+
+/* A caught-up event's cached position is read again from PostgreSQL this
+ * often: if the record went back (restored from a backup), the recorder
+ * projects the gap again instead of waiting after a position the record no
+ * longer has. */
+#define POSITION_RECHECK_MS 1000
 
 struct br_recorder {
     struct br_redis redis;            /* the logs, the leases, the catalog counter */
@@ -194,13 +202,20 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
 {
     const char *first = n > 0 ? rec->batch[0].stream_id : "";
     const char *last = n > 0 ? rec->batch[n - 1].stream_id : "";
+    /* CORRUPT (a CHECK, a log entry that does not decode) does not go away
+     * by itself: the event stops and is tried again after retry_failed_ms.
+     * Anything else is retried on the next pass: a transport failure, or
+     * NOT_FOUND (PostgreSQL has no such event yet: the twin logs the
+     * creation inside PostgreSQL's transaction, just before its commit). */
+    bool stuck = rc == BR_E_CORRUPT;
     char pos[sizeof ev->pub.position];
     pthread_mutex_lock(&rec->mu);
     memcpy(pos, ev->pub.position, sizeof pos);
+    bool repeated = ev->pub.last_err == rc;
     ev->pub.last_err = rc;
     ev->pub.lag_entries = n;
     ev->pub.lag_ms = n > 0 ? br_clock_wall_ms() - stream_ms(first) : 0;
-    if (rc == BR_E_CORRUPT) {
+    if (stuck) {
         ev->pub.failed = true;
         ev->pub.refused++;
         ev->retry_at_ms = br_clock_mono_ms() + rec->opt.retry_failed_ms;
@@ -221,9 +236,9 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
                 "this event's projection stops until an operator acts",
                 "\"event\":%" PRIu64 ",\"from\":\"%s\",\"to\":\"%s\",\"entries\":%u,"
                 "\"retry_in_ms\":%lld,\"alert\":\"br_projection_failed\"",
-                ev->pub.event_id, first, last, n,
-                (long long)rec->opt.retry_failed_ms);
-    } else {
+                ev->pub.event_id, first, last, n, (long long)rec->opt.retry_failed_ms);
+    } else if (!repeated) {
+        /* Once per outage, not once per pass: the counter says how often. */
         br_logf(rec->log, BR_LOG_WARN, "projection attempt failed; retried on the next pass",
                 "\"event\":%" PRIu64 ",\"error\":\"%s\"", ev->pub.event_id, br_err_name(rc));
     }
@@ -265,6 +280,7 @@ static int position_of(struct br_recorder *rec, struct rec_event *ev, char *pos)
         pthread_mutex_lock(&rec->mu);
         memcpy(ev->pub.position, pos, sizeof ev->pub.position);
         pthread_mutex_unlock(&rec->mu);
+        ev->checked_ms = br_clock_mono_ms();
     }
     return rc;
 }
@@ -288,9 +304,13 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
             return done;
         }
         if (n == 0) {
+            bool recheck = br_clock_mono_ms() - ev->checked_ms >= POSITION_RECHECK_MS;
             pthread_mutex_lock(&rec->mu);
             ev->pub.lag_entries = 0;
             ev->pub.lag_ms = 0;
+            if (recheck) {
+                ev->pub.position[0] = 0;
+            }
             pthread_mutex_unlock(&rec->mu);
             return done;
         }
@@ -330,7 +350,13 @@ static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
     }
     char key[64];
     lease_key(key, sizeof key, ev->pub.event_id);
-    int held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+    /* A lease held is renewed every third of its life, not every pass. */
+    int64_t now = br_clock_mono_ms();
+    int held = 1;
+    if (!ev->leased || now - ev->renewed_ms >= rec->opt.lease_ms / 3) {
+        held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+        ev->renewed_ms = now;
+    }
     rec->redis_down = held == BR_E_UNAVAILABLE;
     ev->leased = held == 1;
     if (held != 1) {
@@ -462,12 +488,12 @@ static void metrics_events(struct br_recorder *rec, struct mbuf *b)
         mb_printf(b, "br_projection_lag_entries{event=\"%" PRIu64 "\"} %u\n",
                   rec->events[i].pub.event_id, rec->events[i].pub.lag_entries);
     }
-    mb_printf(b, "# HELP br_projection_lag_ms Now minus the append time of the oldest log entry "
-                 "not projected (or of the last batch at its commit).\n"
-                 "# TYPE br_projection_lag_ms gauge\n");
+    mb_printf(b, "# HELP br_projection_lag_seconds Now minus the append time of the oldest log "
+                 "entry not projected (or of the last batch at its commit); 0 = caught up.\n"
+                 "# TYPE br_projection_lag_seconds gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_lag_ms{event=\"%" PRIu64 "\"} %lld\n",
-                  rec->events[i].pub.event_id, (long long)rec->events[i].pub.lag_ms);
+        mb_printf(b, "br_projection_lag_seconds{event=\"%" PRIu64 "\"} %.3f\n",
+                  rec->events[i].pub.event_id, (double)rec->events[i].pub.lag_ms / 1000.0);
     }
     mb_printf(b, "# HELP br_projection_failed 1 while PostgreSQL refuses the event's log "
                  "(a CHECK: oversold); an operator must act.\n"

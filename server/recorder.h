@@ -6,7 +6,8 @@
  * One pass visits events 1..E (E = the catalog's event counter in Redis).
  * For each event it takes the event's lease (br:{e<id>}:lease:record, SET
  * NX PX, renewed while held), reads the log after the projected position
- * (PostgreSQL's, cached after a commit) in batches, and hands each batch
+ * (PostgreSQL's, cached after a commit and read again once a second while
+ * the event is caught up) in batches, and hands each batch
  * to br_pg_project (adapters/pg.h), which applies its rows and moves the
  * position to the batch's last stream id in one transaction, with the
  * event's row locked, skipping entries at or below the stored position.
@@ -26,21 +27,25 @@
  * ids of the batch, br_projection_failed{event} = 1, and tried again after
  * retry_failed_ms -- never "fixed" by changing a count. It stays failed
  * until an operator repairs the record or the log, and the other events go
- * on. Transport failures (Redis or PostgreSQL away) are counted, the
- * cached position is dropped, and the next pass tries again.
+ * on. The same holds for a log entry that does not decode. Transport
+ * failures (Redis or PostgreSQL away), and an event PostgreSQL does not
+ * have yet (BR_E_NOT_FOUND: the twin logs its creation just before
+ * PostgreSQL commits it; one whose commit failed stays so, and its warning
+ * says so), are counted, logged once per outage, the cached position is
+ * dropped, and the next pass tries again.
  *
  * Trimming: the recorder never trims a log. `bookingrush trace export`
  * needs each log from its first entry (the event's creation), and a log
  * costs Redis memory in proportion to the sale's commands (a few hundred
  * bytes an entry). An operator who must reclaim it after the sale can
- * XTRIM ... MINID up to the projected position (projection_positions in
- * PostgreSQL), giving up the trace.
+ * XTRIM ... MINID up to the projected position (table projection in
+ * PostgreSQL; br_redis_log_trim), giving up the event's trace.
  *
  * Metrics (br_recorder_metrics, Prometheus text):
  *   br_projection_lag_entries{event}   entries read and not yet projected when
  *                                      the event's pass ended (0 = caught up;
  *                                      a lower bound while behind)
- *   br_projection_lag_ms{event}        now minus the append time (the stream
+ *   br_projection_lag_seconds{event}   now minus the append time (the stream
  *                                      id's ms part) of the oldest entry not
  *                                      projected, else of the last batch at
  *                                      its commit
@@ -90,9 +95,10 @@ struct br_recorder_event {
     uint64_t projected;    /* entries this process projected */
     uint32_t lag_entries;
     int64_t lag_ms;
-    bool failed;           /* a CHECK refused its log (BR_E_CORRUPT) */
+    bool failed;           /* stopped: a CHECK refused its log or an entry does not
+                              decode (BR_E_CORRUPT; retried after a while) */
     int last_err;          /* enum br_err of the last attempt */
-    uint64_t refused, unavailable, conflicts; /* failures by reason */
+    uint64_t refused, unavailable, conflicts; /* failures by reason (refused: the stops) */
 };
 
 struct br_recorder;

@@ -985,6 +985,21 @@ static void trace_export_replays_identically(void **state)
         }
     }
     printf("  %" PRIu64 " events, %" PRIu64 " log entries replayed identically\n", events, total);
+    /* The command line writes the same bytes (the last event's trace). */
+    char cli[160], cmd[1600];
+    snprintf(cli, sizeof cli, "%s.cli", path);
+    char url[BR_REDIS_SEEDS_MAX + 32];
+    if (f->cluster) {
+        snprintf(url, sizeof url, "redis-cluster://%s", f->ropt.seeds);
+    } else {
+        snprintf(url, sizeof url, "redis://%s:%d", f->ropt.host, f->ropt.port);
+    }
+    snprintf(cmd, sizeof cmd, "%s trace export --redis %s --event %" PRIu64 " --out %s 2>/dev/null",
+             BR_BINARY, url, events, cli);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, cli);
+    assert_int_equal(system(cmd), 0);
+    unlink(cli);
     /* An event that does not exist is refused with a reason. */
     FILE *out = fopen(path, "wb");
     struct br_trace_stats st;
@@ -1124,6 +1139,21 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_int_equal(holds_not_in_state(&s, conf, nconf, BR_HOLD_CONFIRMED), 0);
     assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
     assert_int_equal(rep.drift_total, 0);
+    /* Both expositions, for `promtool check metrics` (BR_RECORD_METRICS_OUT). */
+    static char text[1 << 16];
+    size_t n1 = br_recorder_metrics(rec, text, sizeof text);
+    assert_true(n1 < sizeof text);
+    size_t n2 = br_reconciler_metrics(rc, text + n1, sizeof text - n1);
+    assert_true(n1 + n2 < sizeof text);
+    assert_non_null(strstr(text, "br_reconcile_rebuilds_total 1\n"));
+    assert_non_null(strstr(text, "br_reconcile_drift_seats{event=\"1\",zone=\"1\"} 0\n"));
+    const char *dump = getenv("BR_RECORD_METRICS_OUT");
+    if (dump != NULL) {
+        FILE *mf = fopen(dump, "w");
+        assert_non_null(mf);
+        fwrite(text, 1, n1 + n2, mf);
+        fclose(mf);
+    }
     free(conf);
     br_reconciler_close(rc);
     recorder_close(rec);
