@@ -77,6 +77,15 @@ static void log_node(const struct br_cluster *c, const struct br_cluster_node *n
             n != NULL ? n->port : 0, what, esc);
 }
 
+/* Monotonic milliseconds: when a node that refused a connection may be
+ * tried again. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void nap_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -150,15 +159,21 @@ static int node_connect(struct br_cluster *c, uint32_t i)
     if (n->ctx != NULL) {
         return BR_OK;
     }
+    if (n->retry_at_ms != 0 && mono_ms() < n->retry_at_ms) {
+        return BR_E_UNAVAILABLE; /* it refused a moment ago: no connect timeout per command */
+    }
     redisContext *ctx = redisConnectWithTimeout(n->host, n->port, ms_tv(c->connect_timeout_ms));
     if (ctx == NULL || ctx->err != 0) {
         log_node(c, n, "connect", ctx != NULL ? ctx->errstr : "out of memory");
         if (ctx != NULL) {
             redisFree(ctx);
         }
+        n->retry_at_ms = mono_ms() + BR_CLUSTER_RECONNECT_BACKOFF_MS;
+        c->stats.refused++;
         c->stale = true;
         return BR_E_UNAVAILABLE;
     }
+    n->retry_at_ms = 0;
     if (redisSetTimeout(ctx, ms_tv(c->command_timeout_ms)) != REDIS_OK ||
         redisEnableKeepAlive(ctx) != REDIS_OK) {
         log_node(c, n, "socket options", ctx->errstr);
@@ -221,6 +236,7 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         }
         *rep = reply;
     }
+    c->last_ok = i;
     return BR_OK;
 }
 
@@ -302,7 +318,10 @@ static int refresh_from(struct br_cluster *c, uint32_t first)
 
 int br_cluster_refresh(struct br_cluster *c)
 {
-    return c->node_count == 0 || refresh_from(c, 0) != BR_OK ? BR_E_UNAVAILABLE : BR_OK;
+    /* From the node that last answered: a dead node first would cost its
+     * connect timeout on every refresh. */
+    uint32_t first = c->last_ok < c->node_count ? c->last_ok : 0;
+    return c->node_count == 0 || refresh_from(c, first) != BR_OK ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 /* ---- routing ---- */

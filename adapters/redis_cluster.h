@@ -43,6 +43,10 @@
  * over leaves the list the scripts are loaded on). An idle connection the
  * node closed (a restart, a failover, CLIENT KILL) is found before sending
  * (br_cluster_peer_closed) and made afresh, so it costs no unknown outcome.
+ * A node that refused a connection is not tried again for
+ * BR_CLUSTER_RECONNECT_BACKOFF_MS (its commands are BR_E_UNAVAILABLE at
+ * once), and a refresh asks the node that answered last first, so a dead
+ * host costs one connect timeout per backoff period, not one per command.
  *
  * Scripts during a slot migration. A script declares one key, the slot's
  * prefix ("br:{e42}:"), which never exists, and reaches the slot's other
@@ -83,14 +87,15 @@
 #include <stdint.h>
 
 #define BR_CLUSTER_SLOTS 16384u
-#define BR_CLUSTER_NODES_MAX 16u          /* masters and redirect targets; 272 B each */
-#define BR_CLUSTER_HOST_MAX 256u          /* as BR_REDIS_HOST_MAX */
-#define BR_CLUSTER_SEEDS_MAX 1024u        /* "host:port,host:port,..." */
-#define BR_CLUSTER_REDIRECTS_MAX 5u       /* MOVED + ASK hops per command */
-#define BR_CLUSTER_TRYAGAIN_MAX 5u        /* TRYAGAIN retries per command */
-#define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5  /* first wait; doubles: 5+10+20+40+80 ms at most */
-#define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6 /* a script's waits for a migration: 315 ms at most */
-#define BR_CLUSTER_QUEUE_MAX 512u         /* pipelined reads in flight; 24 B each + copies */
+#define BR_CLUSTER_NODES_MAX 16u            /* masters and redirect targets; 272 B each */
+#define BR_CLUSTER_HOST_MAX 256u            /* as BR_REDIS_HOST_MAX */
+#define BR_CLUSTER_SEEDS_MAX 1024u          /* "host:port,host:port,..." */
+#define BR_CLUSTER_REDIRECTS_MAX 5u         /* MOVED + ASK hops per command */
+#define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
+#define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
+#define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6   /* a script's waits for a migration: 315 ms at most */
+#define BR_CLUSTER_RECONNECT_BACKOFF_MS 200 /* a node that refused is not tried again sooner */
+#define BR_CLUSTER_QUEUE_MAX 512u           /* pipelined reads in flight; 24 B each + copies */
 #define BR_CLUSTER_NO_NODE 0xffu
 
 struct redisContext;
@@ -101,6 +106,7 @@ struct br_cluster_node {
     int port;
     bool master;              /* serves slots in the last map, or a redirect's target since */
     uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
+    int64_t retry_at_ms;      /* after a refused connect: not before (monotonic ms); 0 = now */
     struct redisContext *ctx; /* NULL while disconnected */
 };
 
@@ -120,6 +126,7 @@ struct br_cluster_stats {
     uint64_t tryagain;  /* TRYAGAIN replies waited out */
     uint64_t refreshes; /* slot maps learned with CLUSTER SLOTS */
     uint64_t connects;  /* connections made to nodes */
+    uint64_t refused;   /* connections that failed (then not tried for a backoff) */
 };
 
 struct br_cluster {
@@ -131,6 +138,7 @@ struct br_cluster {
     uint32_t script_ask_waits_max; /* BR_CLUSTER_SCRIPT_ASK_WAITS_MAX; tests lower it */
     bool quiet;                    /* do not log foreign errors */
     bool stale;                    /* refresh the map before the next command */
+    uint32_t last_ok;              /* the node that answered last: refreshes ask it first */
     struct br_cluster_stats stats;
     struct br_cluster_queued queue[BR_CLUSTER_QUEUE_MAX]; /* pipelined reads, FIFO */
     uint32_t queue_head;

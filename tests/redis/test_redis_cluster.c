@@ -648,6 +648,36 @@ static void test_lost_reply_is_unknown_outcome(void **state)
     br_cluster_close(&c);
 }
 
+static void wait_state_ok(struct node *n);
+
+/* Two nodes that each say the other serves a slot: MOVED back and forth,
+ * followed BR_CLUSTER_REDIRECTS_MAX times, then unavailable (nothing ran). */
+static void test_redirects_are_bounded(void **state)
+{
+    struct fixture *f = *state;
+    static struct br_cluster c;
+    assert_int_equal(br_cluster_open(&c, f->list, 1000, 5000, true), BR_OK);
+    char key[32];
+    key_on(&c, f, 0, key, sizeof key);
+    unsigned slot = br_cluster_slot(key, strlen(key));
+    assert_int_equal(admin_int(&f->node[0], "CLUSTER COUNTKEYSINSLOT %u", slot), 0);
+    /* Node 0 hands the (empty) slot to node 1 in its own view only. */
+    admin_ok(&f->node[0], "CLUSTER SETSLOT %u NODE %s", slot, f->node[1].id);
+    redisReply *rep;
+    uint64_t moved0 = c.stats.moved;
+    int rc = call_text(&c, "SET", key, "loop", &rep);
+    uint64_t moved = c.stats.moved - moved0;
+    admin_ok(&f->node[0], "CLUSTER SETSLOT %u NODE %s", slot, f->node[0].id); /* back */
+    assert_int_equal(rc, BR_E_UNAVAILABLE);
+    assert_int_equal(moved, BR_CLUSTER_REDIRECTS_MAX); /* followed; the next one was not */
+    assert_int_equal(admin_int(&f->node[0], "CLUSTER COUNTKEYSINSLOT %u", slot), 0);
+    assert_int_equal(admin_int(&f->node[1], "CLUSTER COUNTKEYSINSLOT %u", slot), 0);
+    wait_state_ok(&f->node[0]);
+    assert_int_equal(call_text(&c, "SET", key, "fine", &rep), BR_OK);
+    freeReplyObject(rep);
+    br_cluster_close(&c);
+}
+
 /* A connection the node closed while idle (a restart, a timeout, CLIENT
  * KILL) is found before sending: the command goes on a new one. */
 static void test_idle_connection_closed_is_made_again(void **state)
@@ -755,8 +785,17 @@ static void test_dead_node_is_unavailable(void **state)
     }
     /* The router's idle connection to it was closed: seen before sending,
      * so nothing is sent and nothing is unknown. */
+    uint64_t refused = c.stats.refused;
     assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 1);
+    /* Within the backoff: no connect is tried (a dead host's timeout each time). */
     assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 1);
+    struct timespec later = {.tv_sec = 0,
+                             .tv_nsec = (BR_CLUSTER_RECONNECT_BACKOFF_MS + 50) * 1000000L};
+    nanosleep(&later, NULL);
+    assert_int_equal(call_text(&c, "GET", dead_key, NULL, &rep), BR_E_UNAVAILABLE);
+    assert_int_equal(c.stats.refused, refused + 2);
     assert_int_equal(call_text(&c, "SET", live_key, "2", &rep), BR_OK);
     freeReplyObject(rep);
     br_cluster_close(&c);
@@ -847,6 +886,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_open_learns_every_slot),
         cmocka_unit_test(test_slot_moved_during_a_sequence),
         cmocka_unit_test(test_tryagain_is_bounded),
+        cmocka_unit_test(test_redirects_are_bounded),
         cmocka_unit_test(test_lost_reply_is_unknown_outcome),
         cmocka_unit_test(test_idle_connection_closed_is_made_again),
         cmocka_unit_test(test_clusterdown_is_unavailable),
