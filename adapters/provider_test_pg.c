@@ -185,11 +185,10 @@ static struct delivery *delivery_new(const struct br_pg_intent *it, bool ok, con
                                      const char *evt_id)
 {
     json_t *obj = intent_json(it, ok, decline);
-    json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object",
-                              "event", "api_version", "2023-10-16", "created",
-                              (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
-                              ok ? "payment_intent.succeeded" : "payment_intent.payment_failed",
-                              "data", "object", obj);
+    json_t *event = json_pack(
+        "{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object", "event", "api_version",
+        "2023-10-16", "created", (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
+        ok ? "payment_intent.succeeded" : "payment_intent.payment_failed", "data", "object", obj);
     struct delivery *d = calloc(1, sizeof *d);
     char *payload = event ? json_dumps(event, JSON_COMPACT) : NULL;
     char *ij = obj ? json_dumps(obj, JSON_COMPACT) : NULL;

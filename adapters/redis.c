@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -82,6 +84,7 @@ struct br_redis_scratch {
     char *library; /* the Functions library as loaded: "@V@" replaced, plants applied */
     size_t library_len;
     uint8_t record[BR_JOURNAL_RECORD_MAX]; /* the logged command's journal record */
+    uint64_t incarnations; /* event tokens drawn (incarnation) */
     int argc;
     const char *argv[ARGS_MAX];
     size_t len[ARGS_MAX];
@@ -129,6 +132,9 @@ static struct timeval ms_tv(int ms)
 
 static int connect_if_needed(struct br_redis *r)
 {
+    if (r->ctx != NULL && br_cluster_peer_closed(r->ctx)) {
+        drop(r); /* the server closed it while idle (restarted): connect afresh */
+    }
     if (r->ctx != NULL) {
         return BR_OK;
     }
@@ -225,6 +231,55 @@ int br_redis_command(struct br_redis *r, int argc, const char **argv, const size
 {
     BR_ASSERT(r != NULL && argc >= 1 && argv != NULL && len != NULL && rep != NULL);
     return call(r, argc, argv, len, rep);
+}
+
+/* Splits a command formatted by hiredis (RESP: *N, then $len and the bytes
+ * of each argument) into argv/len pointing into it. The argument count, or
+ * -1 if cmd is not such an array of at most `max` strings. */
+static int split_resp(const char *cmd, size_t n, const char **argv, size_t *len, int max)
+{
+    char *end;
+    if (n < 4 || cmd[0] != '*') {
+        return -1;
+    }
+    long argc = strtol(cmd + 1, &end, 10);
+    if (argc < 1 || argc > max || end[0] != '\r') {
+        return -1;
+    }
+    const char *p = end + 2;
+    for (long i = 0; i < argc; i++) {
+        if (p >= cmd + n || p[0] != '$') {
+            return -1;
+        }
+        long l = strtol(p + 1, &end, 10);
+        if (l < 0 || end[0] != '\r' || end + 2 + l + 2 > cmd + n) {
+            return -1;
+        }
+        argv[i] = end + 2;
+        len[i] = (size_t)l;
+        p = end + 2 + l + 2;
+    }
+    return p == cmd + n ? (int)argc : -1;
+}
+
+int br_redis_commandf(struct br_redis *r, redisReply **rep, const char *fmt, ...)
+{
+    BR_ASSERT(r != NULL && rep != NULL && fmt != NULL);
+    *rep = NULL;
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (n <= 0 || cmd == NULL) {
+        return BR_E_INVALID;
+    }
+    const char *argv[BR_REDIS_COMMANDF_ARGS_MAX];
+    size_t len[BR_REDIS_COMMANDF_ARGS_MAX];
+    int argc = split_resp(cmd, (size_t)n, argv, len, BR_REDIS_COMMANDF_ARGS_MAX);
+    int rc = argc > 0 ? call(r, argc, argv, len, rep) : BR_E_INVALID;
+    redisFreeCommand(cmd);
+    return rc;
 }
 
 /* ---- pipelined reads: one connection's pipeline, or the router's queue ---- */
@@ -406,10 +461,10 @@ static int prepare_library(struct br_redis *r)
         return BR_E_FULL;
     }
     memcpy(text, br_lua_library, len + 1);
-    static const char limit[] = "if tix + qty > EV.limit then";
+    static const char limit[] = "if tix + qty > sp.limit then";
     static const char tickets[] = "if st == BR_HOLD_HELD or st == BR_HOLD_CONFIRMED then";
 #ifdef BR_PLANT_LUA_LIMIT_OFF_BY_ONE
-    int rc = patch_text(&text, &len, limit, "if tix + qty > EV.limit + 1 then");
+    int rc = patch_text(&text, &len, limit, "if tix + qty > sp.limit + 1 then");
 #else
     int rc = patch_text(&text, &len, limit, limit);
 #endif
@@ -690,6 +745,22 @@ static int user_known(struct br_redis *r, uint64_t user_id, bool *known)
     return rc;
 }
 
+/* A token for an event about to be written (event_put.lua, rebuild.lua),
+ * below 2^53 and never 0: the library caches an event's spec while the
+ * event's token is the one it read (lib.lua's SPECS), so an event written
+ * again under the same key must get another. Drawn from the clock, the
+ * process and a counter: two writes of one event id never share one. */
+static uint64_t incarnation(struct br_redis *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = br_mix64(((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+                          ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)r ^
+                          ++r->s->incarnations);
+    x &= (1ULL << 53) - 1;
+    return x != 0 ? x : 1;
+}
+
 /* The spec arguments shared by event_alloc.lua and event_put.lua. */
 static void args_spec(struct br_redis *r, const struct br_cmd *c, uint64_t event_id, uint64_t qcap)
 {
@@ -733,6 +804,7 @@ static int event_create(struct br_redis *r, const struct br_cmd *c, struct br_ou
     BR_ASSERT(*n == 0 && in(qcap, 1, 1LL << 31) && in((long long)out->id, 1, BR_EVENT_ID_MAX));
     args_begin(r, S_EVENT_PUT, 'e', out->id, c->now_ms);
     args_spec(r, c, out->id, (uint64_t)qcap);
+    arg_fmt_u64(r, incarnation(r));
     arg_record(r, c); /* the event's first log entry */
     struct br_outcome put;
     int64_t aux;
@@ -1952,6 +2024,7 @@ int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in
         for (int i = 0; i < 3; i++) {
             arg_bytes(r, t[i].p, t[i].n);
         }
+        arg_fmt_u64(r, incarnation(r));
         rc = run(r, S_REBUILD, in->event_id, &out, &aux, fx, &n);
         BR_ASSERT(n == 0);
     }

@@ -339,6 +339,14 @@ struct redisReply;
 int br_redis_command(struct br_redis *r, int argc, const char **argv, const size_t *len,
                      struct redisReply **rep);
 
+/* br_redis_command with hiredis's printf-like format, as redisCommand
+ * takes it ("HGET br:{e%llu}:ev h:%llu", "%s" and "%b" for binary-safe
+ * strings): a drop-in for redisCommand(rd, ...) on a raw connection.
+ * BR_E_INVALID when the format is malformed or gives more than
+ * BR_REDIS_COMMANDF_ARGS_MAX arguments. */
+#define BR_REDIS_COMMANDF_ARGS_MAX 64
+int br_redis_commandf(struct br_redis *r, struct redisReply **rep, const char *fmt, ...);
+
 /* Tests only: FLUSHDB, then records the config again (a fresh state). */
 int br_redis_flush(struct br_redis *r);
 

@@ -12,10 +12,13 @@
 
 #include "adapters/redis_cluster.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -59,8 +62,8 @@ uint16_t br_cluster_slot(const char *key, size_t len)
 
 /* ---- logging ---- */
 
-static void log_node(const struct br_cluster *c, const struct br_cluster_node *n,
-                     const char *what, const char *detail)
+static void log_node(const struct br_cluster *c, const struct br_cluster_node *n, const char *what,
+                     const char *detail)
 {
     if (c->quiet) {
         return;
@@ -72,6 +75,15 @@ static void log_node(const struct br_cluster *c, const struct br_cluster_node *n
     br_logf(&br_log_stderr, BR_LOG_ERROR, "redis-cluster",
             "\"host\":\"%s\",\"port\":%d,\"what\":\"%s\",\"detail\":\"%s\"", host,
             n != NULL ? n->port : 0, what, esc);
+}
+
+/* Monotonic milliseconds: when a node that refused a connection may be
+ * tried again. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void nap_ms(long ms)
@@ -90,8 +102,7 @@ static struct timeval ms_tv(int ms)
 
 /* The index of host:port, added when new; BR_CLUSTER_NO_NODE when the
  * table is full or the host does not fit. */
-static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t host_len,
-                                 int port)
+static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t host_len, int port)
 {
     for (uint32_t i = 0; i < c->node_count; i++) {
         const struct br_cluster_node *n = &c->node[i];
@@ -100,8 +111,8 @@ static uint32_t node_find_or_add(struct br_cluster *c, const char *host, size_t 
             return i;
         }
     }
-    if (c->node_count == BR_CLUSTER_NODES_MAX || host_len == 0 ||
-        host_len >= BR_CLUSTER_HOST_MAX || port < 1 || port > 65535) {
+    if (c->node_count == BR_CLUSTER_NODES_MAX || host_len == 0 || host_len >= BR_CLUSTER_HOST_MAX ||
+        port < 1 || port > 65535) {
         log_node(c, NULL, "node table", "a node does not fit (BR_CLUSTER_NODES_MAX or its name)");
         return BR_CLUSTER_NO_NODE;
     }
@@ -122,11 +133,34 @@ static void node_drop(struct br_cluster *c, uint32_t i)
     c->stale = true; /* the node may be gone for good: ask the cluster again */
 }
 
+bool br_cluster_peer_closed(struct redisContext *ctx)
+{
+    struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) {
+        return false; /* nothing to read: open as far as anyone can tell */
+    }
+    char b;
+    ssize_t n = recv(ctx->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return false;
+    }
+    return true; /* end of stream, an error, or bytes nobody asked for */
+}
+
+/* Node i's connection, made when missing or when the node closed it while
+ * it was idle (a restarted or failed node: found before sending, so the
+ * command is not lost in a dead socket). */
 static int node_connect(struct br_cluster *c, uint32_t i)
 {
     struct br_cluster_node *n = &c->node[i];
+    if (n->ctx != NULL && n->pending == 0 && br_cluster_peer_closed(n->ctx)) {
+        node_drop(c, i);
+    }
     if (n->ctx != NULL) {
         return BR_OK;
+    }
+    if (n->retry_at_ms != 0 && mono_ms() < n->retry_at_ms) {
+        return BR_E_UNAVAILABLE; /* it refused a moment ago: no connect timeout per command */
     }
     redisContext *ctx = redisConnectWithTimeout(n->host, n->port, ms_tv(c->connect_timeout_ms));
     if (ctx == NULL || ctx->err != 0) {
@@ -134,9 +168,12 @@ static int node_connect(struct br_cluster *c, uint32_t i)
         if (ctx != NULL) {
             redisFree(ctx);
         }
+        n->retry_at_ms = mono_ms() + BR_CLUSTER_RECONNECT_BACKOFF_MS;
+        c->stats.refused++;
         c->stale = true;
         return BR_E_UNAVAILABLE;
     }
+    n->retry_at_ms = 0;
     if (redisSetTimeout(ctx, ms_tv(c->command_timeout_ms)) != REDIS_OK ||
         redisEnableKeepAlive(ctx) != REDIS_OK) {
         log_node(c, n, "socket options", ctx->errstr);
@@ -191,7 +228,7 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         if (k == 0) {
             redisReply *ok = reply;
             if (ok->type != REDIS_REPLY_STATUS) {
-                /* ASKING refused: the command behind it was answered too; drop both. */
+                /* ASKING refused (logged): the command's own reply follows and answers. */
                 log_node(c, &c->node[i], "asking", ok->type == REDIS_REPLY_ERROR ? ok->str : "?");
             }
             freeReplyObject(reply);
@@ -199,6 +236,7 @@ static int send_to(struct br_cluster *c, uint32_t i, bool asking, int argc, cons
         }
         *rep = reply;
     }
+    c->last_ok = i;
     return BR_OK;
 }
 
@@ -213,6 +251,7 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
     }
     uint8_t map[BR_CLUSTER_SLOTS];
     memset(map, BR_CLUSTER_NO_NODE, sizeof map);
+    bool master[BR_CLUSTER_NODES_MAX] = {false}; /* a failed-over master is one no more */
     for (size_t k = 0; k < rep->elements; k++) {
         const redisReply *e = rep->element[k];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -236,21 +275,27 @@ static int take_slots(struct br_cluster *c, uint32_t from, const redisReply *rep
         }
         uint32_t n = node_find_or_add(c, host, host_len, (int)addr->element[1]->integer);
         if (n != BR_CLUSTER_NO_NODE) {
-            c->node[n].master = true;
+            master[n] = true;
             memset(map + lo, (int)n, (size_t)(hi - lo + 1));
         }
     }
     memcpy(c->slot_node, map, sizeof map);
+    for (uint32_t i = 0; i < c->node_count; i++) {
+        c->node[i].master = master[i];
+    }
     c->stats.refreshes++;
     c->stale = false;
     return BR_OK;
 }
 
-/* CLUSTER SLOTS from node `first`, then from the others in turn. */
+/* CLUSTER SLOTS from node `first`, then from the others in turn. BR_OK,
+ * BR_E_UNAVAILABLE (no node answered), BR_E_IO (nodes answered, none with
+ * a map: not a cluster). */
 static int refresh_from(struct br_cluster *c, uint32_t first)
 {
     static const char *const argv[2] = {"CLUSTER", "SLOTS"};
     static const size_t len[2] = {7, 5};
+    int none = BR_E_UNAVAILABLE;
     for (uint32_t k = 0; k < c->node_count; k++) {
         uint32_t i = (first + k) % c->node_count;
         redisReply *rep;
@@ -266,13 +311,17 @@ static int refresh_from(struct br_cluster *c, uint32_t first)
         if (rc == BR_OK) {
             return BR_OK;
         }
+        none = BR_E_IO;
     }
-    return BR_E_UNAVAILABLE;
+    return none;
 }
 
 int br_cluster_refresh(struct br_cluster *c)
 {
-    return c->node_count == 0 ? BR_E_UNAVAILABLE : refresh_from(c, 0);
+    /* From the node that last answered: a dead node first would cost its
+     * connect timeout on every refresh. */
+    uint32_t first = c->last_ok < c->node_count ? c->last_ok : 0;
+    return c->node_count == 0 || refresh_from(c, first) != BR_OK ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 /* ---- routing ---- */
@@ -290,16 +339,15 @@ static enum route route(int argc, const char **argv, const size_t *len, int *key
 {
     const char *a = argv[0];
     size_t n = len[0];
-    if (is(a, n, "EVAL") || is(a, n, "EVALSHA") || is(a, n, "EVAL_RO") ||
-        is(a, n, "EVALSHA_RO") || is(a, n, "FCALL") || is(a, n, "FCALL_RO")) {
+    if (is(a, n, "EVAL") || is(a, n, "EVALSHA") || is(a, n, "EVAL_RO") || is(a, n, "EVALSHA_RO") ||
+        is(a, n, "FCALL") || is(a, n, "FCALL_RO")) {
         if (argc > 3 && !(len[2] == 1 && argv[2][0] == '0')) {
             *key = 3;
             return ROUTE_SCRIPT;
         }
         return ROUTE_ANY;
     }
-    if (is(a, n, "SCRIPT") || is(a, n, "FUNCTION") || is(a, n, "FLUSHDB") ||
-        is(a, n, "FLUSHALL")) {
+    if (is(a, n, "SCRIPT") || is(a, n, "FUNCTION") || is(a, n, "FLUSHDB") || is(a, n, "FLUSHALL")) {
         return ROUTE_ALL;
     }
     if (is(a, n, "XREAD") || is(a, n, "XREADGROUP")) {
@@ -321,14 +369,12 @@ static enum route route(int argc, const char **argv, const size_t *len, int *key
 /* Parses "<slot> <host>:<port>" after "MOVED " or "ASK ": the target's
  * index (added when new) or BR_CLUSTER_NO_NODE. An empty host is the
  * replying node's. */
-static uint32_t redirect_target(struct br_cluster *c, uint32_t from, const char *msg,
-                                long *slot)
+static uint32_t redirect_target(struct br_cluster *c, uint32_t from, const char *msg, long *slot)
 {
     const char *p = strchr(msg, ' ');
     char *end;
     *slot = p != NULL ? strtol(p + 1, &end, 10) : -1;
-    if (p == NULL || end == p + 1 || *end != ' ' || *slot < 0 ||
-        *slot >= (long)BR_CLUSTER_SLOTS) {
+    if (p == NULL || end == p + 1 || *end != ' ' || *slot < 0 || *slot >= (long)BR_CLUSTER_SLOTS) {
         return BR_CLUSTER_NO_NODE;
     }
     const char *host = end + 1;
@@ -373,8 +419,8 @@ static int call_all(struct br_cluster *c, int argc, const char **argv, const siz
             return sent > 0 && rc == BR_E_UNAVAILABLE ? BR_E_UNKNOWN_OUTCOME : rc;
         }
         sent++;
-        bool keep = *rep == NULL ||
-                    (one->type == REDIS_REPLY_ERROR && (*rep)->type != REDIS_REPLY_ERROR);
+        bool keep =
+            *rep == NULL || (one->type == REDIS_REPLY_ERROR && (*rep)->type != REDIS_REPLY_ERROR);
         if (keep && *rep != NULL) {
             freeReplyObject(*rep);
         }
@@ -442,18 +488,18 @@ static uint32_t follow_moved(struct br_cluster *c, uint32_t at, const redisReply
 /* One command's way through the cluster: where it goes next and what it
  * has used of its bounds. */
 struct hop {
-    uint32_t at;      /* the node to send to */
-    bool asking;      /* send ASKING first */
+    uint32_t at;        /* the node to send to */
+    bool asking;        /* send ASKING first */
     uint32_t redirects; /* MOVED and ASK followed */
-    uint32_t waits;   /* TRYAGAIN and a script's ASK waited out */
-    long backoff_ms;  /* the next wait */
+    uint32_t waits;     /* TRYAGAIN and a script's ASK waited out */
+    long backoff_ms;    /* the next wait */
 };
 
 /* Decides where the command goes after the redirection or refusal in rep
  * (classified nx) from node h->at. false when a bound is reached (or
  * CLUSTERDOWN): the caller gives up with BR_E_UNAVAILABLE. */
-static bool next_hop(struct br_cluster *c, struct hop *h, enum next nx, bool script,
-                     uint16_t slot, const redisReply *rep)
+static bool next_hop(struct br_cluster *c, struct hop *h, enum next nx, bool script, uint16_t slot,
+                     const redisReply *rep)
 {
     uint32_t from = h->at;
     h->asking = false;
@@ -753,7 +799,8 @@ int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout
     }
     int rc = parse_seeds(c, seeds);
     if (rc == BR_OK) {
-        rc = br_cluster_refresh(c);
+        rc = refresh_from(c, 0);
+        rc = rc == BR_E_IO ? BR_E_INVALID : rc; /* a seed answered: it is no cluster */
     }
     if (rc != BR_OK) {
         br_cluster_close(c);

@@ -34,6 +34,20 @@
  * following them never runs anything twice. Every other reply, error
  * replies included, goes back to the caller to translate.
  *
+ * Transport errors keep the adapter's meaning: BR_E_UNAVAILABLE when nothing
+ * of the request left (no connection to the slot's node, the first write
+ * failed), BR_E_UNKNOWN_OUTCOME when it may have reached the node but no
+ * reply came. The broken connection is dropped and the map learned again
+ * before the next command, from the first node that answers: after a
+ * failover the promoted replica serves the slot (and a master that failed
+ * over leaves the list the scripts are loaded on). An idle connection the
+ * node closed (a restart, a failover, CLIENT KILL) is found before sending
+ * (br_cluster_peer_closed) and made afresh, so it costs no unknown outcome.
+ * A node that refused a connection is not tried again for
+ * BR_CLUSTER_RECONNECT_BACKOFF_MS (its commands are BR_E_UNAVAILABLE at
+ * once), and a refresh asks the node that answered last first, so a dead
+ * host costs one connect timeout per backoff period, not one per command.
+ *
  * Scripts during a slot migration. A script declares one key, the slot's
  * prefix ("br:{e42}:"), which never exists, and reaches the slot's other
  * keys by name. While a slot migrates (MIGRATING on the source, IMPORTING
@@ -80,6 +94,7 @@
 #define BR_CLUSTER_TRYAGAIN_MAX 5u          /* TRYAGAIN retries per command */
 #define BR_CLUSTER_TRYAGAIN_BACKOFF_MS 5    /* first wait; doubles: 5+10+20+40+80 ms at most */
 #define BR_CLUSTER_SCRIPT_ASK_WAITS_MAX 6   /* a script's waits for a migration: 315 ms at most */
+#define BR_CLUSTER_RECONNECT_BACKOFF_MS 200 /* a node that refused is not tried again sooner */
 #define BR_CLUSTER_QUEUE_MAX 512u           /* pipelined reads in flight; 24 B each + copies */
 #define BR_CLUSTER_NO_NODE 0xffu
 
@@ -89,8 +104,9 @@ struct redisReply;
 struct br_cluster_node {
     char host[BR_CLUSTER_HOST_MAX];
     int port;
-    bool master;              /* serves slots (CLUSTER SLOTS) or was a redirect's target */
+    bool master;              /* serves slots in the last map, or a redirect's target since */
     uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
+    int64_t retry_at_ms;      /* after a refused connect: not before (monotonic ms); 0 = now */
     struct redisContext *ctx; /* NULL while disconnected */
 };
 
@@ -110,6 +126,7 @@ struct br_cluster_stats {
     uint64_t tryagain;  /* TRYAGAIN replies waited out */
     uint64_t refreshes; /* slot maps learned with CLUSTER SLOTS */
     uint64_t connects;  /* connections made to nodes */
+    uint64_t refused;   /* connections that failed (then not tried for a backoff) */
 };
 
 struct br_cluster {
@@ -119,23 +136,31 @@ struct br_cluster {
     int connect_timeout_ms;
     int command_timeout_ms;
     uint32_t script_ask_waits_max; /* BR_CLUSTER_SCRIPT_ASK_WAITS_MAX; tests lower it */
-    bool quiet; /* do not log foreign errors */
-    bool stale; /* refresh the map before the next command */
+    bool quiet;                    /* do not log foreign errors */
+    bool stale;                    /* refresh the map before the next command */
+    uint32_t last_ok;              /* the node that answered last: refreshes ask it first */
     struct br_cluster_stats stats;
     struct br_cluster_queued queue[BR_CLUSTER_QUEUE_MAX]; /* pipelined reads, FIFO */
     uint32_t queue_head;
     uint32_t queue_count;
 };
 
+/* Whether the server closed an idle connection (end of stream, an error,
+ * or bytes nobody asked for waiting): one poll(2), no wait. The router and
+ * the single-node adapter check before sending and connect afresh, so a
+ * restarted or failed-over node costs no UNKNOWN_OUTCOME. */
+bool br_cluster_peer_closed(struct redisContext *ctx);
+
 /* The slot of a key (hash tag rules above). Pure; O(len). */
 uint16_t br_cluster_slot(const char *key, size_t len);
 
 /* Parses the seed list ("host:port[,host:port...]", port 6379 when left
  * out), asks the seeds in turn for CLUSTER SLOTS until one answers, and
- * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1),
- * BR_E_UNAVAILABLE (no seed answered). A slot no master serves is left
- * unknown (its commands are BR_E_UNAVAILABLE until a refresh finds it). On
- * failure nothing is left to close. */
+ * fills the map. BR_OK, BR_E_INVALID (a malformed list, timeouts < 1, or
+ * seeds that answer but are no cluster), BR_E_UNAVAILABLE (no seed
+ * answered). A slot no master serves is left unknown (its commands are
+ * BR_E_UNAVAILABLE until a refresh finds it). On failure nothing is left
+ * to close. */
 int br_cluster_open(struct br_cluster *c, const char *seeds, int connect_timeout_ms,
                     int command_timeout_ms, bool quiet);
 

@@ -44,10 +44,14 @@ local sformat, sfind, smatch, sbyte, sgsub, srep, floor
 
 -- Per-call state: the library is loaded once and its functions run one at
 -- a time, so begin() sets all of this afresh at the start of every call and
--- nothing is carried from one call to the next.
+-- nothing is carried from one call to the next. The tables are made once
+-- and emptied by begin() rather than made per call: a table costs Redis
+-- about as much as a command argument list to make and collect (OUT is
+-- turned into the reply as the call returns, before the next one starts).
 local KEYS, ARGV, P, NOW
-local OUT, FX, EV, EV_DIRTY, EV_STR
+local OUT, FX, EV, EV_STR = {}, {}, {}, {}
 local LOG_C, EXTERNAL
+local SCRATCH_ARGS = {} -- reply()'s HSET arguments
 
 -- The hot keys of the slot, made again only when the prefix changes (a
 -- string concatenation allocates and hashes: most calls in a row are for
@@ -66,17 +70,28 @@ for z = 1, BR_EVENT_ZONES_MAX do
     ZF[z] = {cap = 'cap' .. z, held = 'held' .. z, sold = 'sold' .. z, price = 'price' .. z}
 end
 
--- reserve.lua's one read of the event, per zone (0: a zone that cannot
--- exist; then only the event's existence matters).
-local RESERVE_FIELDS = {[0] = {'id', 'zc'}}
+-- The events' specs, which no script changes once event_put.lua or
+-- rebuild.lua wrote them, cached by key prefix: a cached spec is used only
+-- while the event's `inc` (a token the adapter draws for each event it
+-- writes, below 2^53) is the one it was read with, so an event written
+-- again under the same key (a flushed database, a rebuild) is read again.
+-- The cache lives as long as the library (a reload empties it).
+local SPEC_FIELDS = {'id', 'opens', 'rp', 'limit', 'httl', 'zc'}
 for z = 1, BR_EVENT_ZONES_MAX do
-    RESERVE_FIELDS[z] = {'id', 'opens', 'rp', 'limit', 'hseq', 'httl', 'zc', 'pact',
-                         BK[BR_HOLD_HELD], ZF[z].cap, ZF[z].held, ZF[z].sold, ZF[z].price}
+    SPEC_FIELDS[#SPEC_FIELDS + 1] = ZF[z].cap
+    SPEC_FIELDS[#SPEC_FIELDS + 1] = ZF[z].price
+end
+local SPECS = {}
+
+-- The decimal strings of 0..1023 and their values: small arguments are
+-- looked up rather than parsed (tonumber is strtod, the costliest step of
+-- an argument), and a string found here is canonical.
+local SMALL, SMALLS = {}, {}
+for i = -64, 1023 do
+    SMALL['' .. i] = i
+    SMALLS[i] = '' .. i
 end
 
--- string.format patterns of n integers joined by ',' (the log's "o"), made
--- once per n.
-local JOIN_FMT = {}
 
 local function fail(what)
     error({err = 'BR_ARG ' .. what})
@@ -95,11 +110,27 @@ local function arg_int(i, lo, hi)
     return v
 end
 
+-- ARGV[i] as an integer in [lo, hi] when it is usually small (a zone, a
+-- quantity, a flag): looked up in SMALL, parsed only when not there.
+local function arg_small(i, lo, hi)
+    local v = SMALL[ARGV[i]]
+    if v == nil then
+        return arg_int(i, lo, hi)
+    end
+    if v < lo or v > hi then
+        fail('ARGV[' .. i .. '] = ' .. ARGV[i])
+    end
+    return v
+end
+
 -- ARGV[i], the decimal digits of an unsigned 64-bit value, as the canonical
 -- string (no leading zeros: keys and comparisons use it). The adapter sends
 -- canonical strings; redis-benchmark's __rand_int__ is zero-padded.
 local function arg_u64(i)
     local s = ARGV[i]
+    if s == '0' then
+        return s
+    end
     if s == nil or not sfind(s, '^%d+$') then
         fail('ARGV[' .. i .. '] = ' .. tostring(s))
     end
@@ -128,11 +159,21 @@ local function begin(keys, args)
         end
         K_EV, K_HOLDS, K_LOG = P .. 'ev', P .. 'holds', P .. 'log'
     end
-    OUT = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-    FX = {}
-    EV = {}
-    EV_DIRTY = {}
-    EV_STR = {}
+    for i = #OUT, 11, -1 do
+        OUT[i] = nil
+    end
+    for i = 1, 10 do
+        OUT[i] = 0
+    end
+    for i = #FX, 1, -1 do
+        FX[i] = nil
+    end
+    for k in pairs(EV) do
+        EV[k] = nil
+    end
+    for k in pairs(EV_STR) do
+        EV_STR[k] = nil
+    end
     LOG_C = nil
     EXTERNAL = false
     NOW = arg_int(1, 0, BR_NOW_MS_MAX)
@@ -158,7 +199,7 @@ local function lapsed(dl)
 end
 
 local function dec(n)
-    return sformat('%d', n)
+    return SMALLS[n] or sformat('%d', n)
 end
 
 -- Zset members are zero-padded sequence numbers, so that the zset's tie
@@ -189,14 +230,22 @@ local function ev_load(...)
     ev_load_list({...})
 end
 
--- ev_load_list, plus one string field of the event's hash in the same
--- read (a member's record): returns its value (false when none).
-local function ev_load_list_and(field, names)
-    local vals = redis.call('HMGET', K_EV, field, unpack(names))
-    for i = 1, #names do
-        EV[names[i]] = tonumber(vals[i + 1])
+-- The event's spec (a table of SPEC_FIELDS as numbers, nil when missing),
+-- from the cache when inc (the event's token as read in this call, a
+-- string; false when the event has none) is the cached one's.
+local function spec_get(inc)
+    local sp = SPECS[P]
+    if sp == nil or sp.inc ~= inc or not inc then
+        local vals = redis.call('HMGET', K_EV, unpack(SPEC_FIELDS))
+        sp = {inc = inc}
+        for i = 1, #SPEC_FIELDS do
+            sp[SPEC_FIELDS[i]] = tonumber(vals[i])
+        end
+        if inc then
+            SPECS[P] = sp
+        end
     end
-    return vals[1]
+    return sp
 end
 
 -- Sets an event field in EV; written back by reply() in one HSET. A field
@@ -205,7 +254,7 @@ end
 -- never fight over a field (reserve, the hot path, sets them here).
 local function ev_put(field, value)
     EV[field] = value
-    EV_DIRTY[field] = true
+    EV_STR[field] = dec(value)
 end
 
 -- Records and other string fields of the event's hash (a hold "h:<seq>", a
@@ -224,8 +273,9 @@ local function ev_get_str(field)
 end
 
 -- The reply as the log's "o" field: the integers joined by ',', formatted
--- with %d (exact for every integer below 2^53; Lua's own number-to-string
--- uses %.14g, which is slower and rounds above 10^14).
+-- with %d in one string.format (exact for every integer below 2^53; Lua's
+-- own number-to-string uses %.14g, which is slower and rounds above 10^14).
+local JOIN_FMT = {} -- n -> '%d,%d,...' (n times), made once per n
 local function joined(t)
     local n = #t
     local f = JOIN_FMT[n]
@@ -241,20 +291,19 @@ end
 -- leaves no stream behind; not for BR_REDIS_NEED_OPEN either: nothing was
 -- written and the command runs again), and the reply.
 local function reply(err)
-    local args = {}
-    local n = 0
-    for f, _ in pairs(EV_DIRTY) do
-        args[n + 1] = f
-        args[n + 2] = sformat('%d', EV[f])
-        n = n + 2
-    end
+    local args = SCRATCH_ARGS
+    local n = 1
+    args[1] = K_EV
     for f, v in pairs(EV_STR) do
         args[n + 1] = f
         args[n + 2] = v
         n = n + 2
     end
-    if n > 0 then
-        redis.call('HSET', K_EV, unpack(args))
+    for i = #args, n + 1, -1 do
+        args[i] = nil
+    end
+    if n > 1 then
+        redis.call('HSET', unpack(args))
     end
     OUT[1] = err
     for i = 1, #FX do
@@ -308,7 +357,7 @@ local function member_find(uid)
 end
 
 local function member_save(m)
-    ev_put_str('m:' .. m.uid, sformat('%d:%d:%d', m.st, m.pass, m.tix))
+    ev_put_str('m:' .. m.uid, dec(m.st) .. ':' .. dec(m.pass) .. ':' .. dec(m.tix))
 end
 
 -- Creates the member (core: br_queue_member) with its first status and
@@ -387,7 +436,7 @@ local function hold_load(seq)
     if seq == nil then
         return nil
     end
-    local v = ev_get_str(sformat('h:%d', seq))
+    local v = ev_get_str('h:' .. dec(seq))
     if not v then
         return nil
     end
@@ -401,9 +450,10 @@ local function hold_load(seq)
 end
 
 local function hold_save(h)
-    ev_put_str(sformat('h:%d', h.seq),
-               sformat('%d:%d:%d:%d:%d:%d:%d:%d:%d:%d', h.user, h.zone, h.qty, h.st,
-                             h.created, h.dl, h.amt, h.pass, h.pay, h.conf))
+    ev_put_str('h:' .. dec(h.seq),
+               h.uid .. ':' .. dec(h.zone) .. ':' .. dec(h.qty) .. ':' .. dec(h.st) .. ':' ..
+                   dec(h.created) .. ':' .. dec(h.dl) .. ':' .. dec(h.amt) .. ':' .. dec(h.pass) ..
+                   ':' .. dec(h.pay) .. ':' .. dec(h.conf))
 end
 
 local function hold_id(h)

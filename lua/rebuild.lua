@@ -23,6 +23,7 @@ ARGV     now_ms, the event spec as in event_put.lua (2 .. 16 + 4 zc, queue
            holds     "seq:user:zone:qty:st:created:dl:amt:pass:pay:conf;" each
            payments  "seq:hold:st:amt:created:att:next;" each
            provider  "id;" each
+         then the event's incarnation token (as event_put.lua)
 Reply    the outcome (lib.lua): id (the event), count = holds written.
          BR_E_DUPLICATE when the event exists (nothing written).
 ]]
@@ -30,7 +31,7 @@ local eid = arg_int(3, 1, BR_EVENT_ID_MAX)
 local qcap = arg_int(4, 1, 2 ^ 31)
 local zc = arg_int(16, 1, BR_EVENT_ZONES_MAX)
 local at = 17 + 4 * zc
-if #ARGV ~= at + 5 + 2 * zc + 2 then
+if #ARGV ~= at + 5 + 2 * zc + 3 then
     fail('rebuild with ' .. #ARGV .. ' arguments for ' .. zc .. ' zones')
 end
 OUT[3] = eid
@@ -89,7 +90,8 @@ local DOC = "br:{e}:ev -- the event's spec and counters, kept a hash table by th
 local args = {'doc', DOC, 'id', eid, 'owner', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6],
               'starts', ARGV[7], 'opens', ARGV[8], 'limit', ARGV[9], 'rp', ARGV[10],
               'maxa', ARGV[11], 'apt', ARGV[12], 'pttl', ARGV[13], 'httl', ARGV[14],
-              'qcap', qcap, 'zc', zc, 'shuf', 0, 'qpre', 0, 'qtail', qtail, 'qwait', 0,
+              'qcap', qcap, 'zc', zc, 'inc', arg_int(at + 8 + 2 * zc, 1, 2 ^ 53 - 1),
+              'shuf', 0, 'qpre', 0, 'qtail', qtail, 'qwait', 0,
               'pact', 0, 'piss', piss, 'pseq', pseq, 'hseq', hseq, 'yseq', yseq}
 for s = BR_HOLD_HELD, BR_HOLD_REFUNDED do
     args[#args + 1] = BK[s]

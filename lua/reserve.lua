@@ -25,22 +25,33 @@ ARGV     now_ms, user_id, user_known (0/1), zone_id, quantity, pass_id (0 =
 Reply    the outcome (lib.lua): the hold (id, ref = pass, status, deadline,
          amount, count = quantity). aux = 1 when an idempotency record was
          written (the adapter releases a fresh claim otherwise). No effects.
+
+The hot path of an on-sale, so written for Redis's cost: one HMGET of the
+event's counters and the member, the spec from lib.lua's cache, records
+built as strings (no table per hold), then one HSET (in reply()), a ZADD and
+the log's XADD. lua/README.md "The cost of a reserve" has the figures.
 ]]
 log_command()
 local uid = arg_u64(2)
-local known = arg_int(3, 0, 1)
-local zone = arg_int(4, 0, W32 - 1)
-local qty = arg_int(5, 0, W32 - 1)
+local known = arg_small(3, 0, 1)
+local zone = arg_small(4, 0, W32 - 1)
+local qty = arg_small(5, 0, W32 - 1)
 local pass_id = arg_u64(6)
 local key = arg_u64(7)
-local fp = arg_u64(8)
-local claim = arg_int(9, 0, 2)
+local fp = key ~= '0' and arg_u64(8) -- used only with a key
+local claim = arg_small(9, 0, 2)
 
--- One read of the event: its rules, counters and the asked zone's seats
--- (field lists made once per zone, lib.lua).
-local zf = ZF[zone]
-local mrec = ev_load_list_and('m:' .. uid, RESERVE_FIELDS[zone] or RESERVE_FIELDS[0])
-if EV.id == nil or zf == nil or zone > EV.zc then
+-- One read of the event: the member's record, the event's token (its spec
+-- comes from lib.lua's cache while the token is the one it was read with)
+-- and the zone's counters (any zone's when this one cannot exist: the
+-- answer is NOT_FOUND then).
+local zf = ZF[zone] or ZF[1]
+local mfield = 'm:' .. uid
+local v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD],
+                     zf.held, zf.sold)
+local sp = spec_get(v[2])
+EV.id = sp.id -- seq_of, pass_load and reply() read it
+if sp.id == nil or ZF[zone] == nil or zone > sp.zc then
     return reply(BR_E_NOT_FOUND)
 end
 if known == 0 then
@@ -80,16 +91,17 @@ end
 -- one pass of a loop left with break (not a function: a closure over this
 -- call's locals would be made on every call).
 local rc = BR_OK
+local seq = 0
 repeat
-    if NOW < EV.opens then
+    if NOW < sp.opens then
         rc = BR_E_SALE_NOT_OPEN
         break
     end
     -- The member record is made only together with the hold, so a refused
     -- reserve changes nothing; without one the user has no pass and no tickets.
-    local m = member_parse(uid, mrec)
+    local m = member_parse(uid, v[1])
     local p = nil
-    if EV.rp == 1 then
+    if sp.rp == 1 then
         if pass_id == '0' then
             rc = BR_E_PASS_REQUIRED
             break
@@ -106,11 +118,11 @@ repeat
         end
     end
     local tix = m and m.tix or 0
-    if tix + qty > EV.limit then
+    if tix + qty > sp.limit then
         rc = BR_E_LIMIT_EXCEEDED
         break
     end
-    local cap, held, sold = EV[zf.cap], EV[zf.held], EV[zf.sold]
+    local cap, held, sold = sp[zf.cap], tonumber(v[6]), tonumber(v[7])
     if held + sold > cap then
         broken('zone ' .. zone .. ' oversold')
     end
@@ -118,22 +130,27 @@ repeat
         rc = BR_E_SOLD_OUT
         break
     end
-    local seq = EV.hseq + 1
-    local h = {seq = seq, uid = uid, user = tonumber(uid), zone = zone, qty = qty,
-               st = BR_HOLD_HELD, created = NOW, dl = NOW + EV.httl,
-               amt = EV[zf.price] * qty, pass = p and p.seq or 0, pay = 0, conf = 0}
-    hold_save(h)
-    redis.call('ZADD', K_HOLDS, sformat('%d', h.dl), pad(seq))
-    ev_put('hseq', seq)
-    ev_put(zf.held, held + qty)
-    ev_put(BK[BR_HOLD_HELD], EV[BK[BR_HOLD_HELD]] + 1)
+    -- The hold (lib.lua's hold record, written whole), the counters, the
+    -- sweep's zset, the pass consumed, the member's tickets.
+    seq = tonumber(v[3]) + 1
+    local dl = NOW + sp.httl
+    local amt = sp[zf.price] * qty
+    local pass = p and p.seq or 0
+    local seqs, dls = dec(seq), dec(dl)
+    ev_put_str('h:' .. seqs, uid .. ':' .. dec(zone) .. ':' .. dec(qty) .. ':' ..
+                   dec(BR_HOLD_HELD) .. ':' .. dec(NOW) .. ':' .. dls .. ':' .. dec(amt) .. ':' ..
+                   dec(pass) .. ':0:0')
+    ev_put_str('hseq', seqs)
+    ev_put_str(zf.held, dec(held + qty))
+    ev_put_str(BK[BR_HOLD_HELD], dec(tonumber(v[5]) + 1))
+    redis.call('ZADD', K_HOLDS, dls, pad(seq))
     if p then -- core: br_queue_pass_consume
         redis.call('ZREM', P .. 'passes', pad(p.seq))
         redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_USED)
-        ev_put('pact', EV.pact - 1)
+        ev_put_str('pact', dec(tonumber(v[4]) - 1))
     end
     if m == nil then
-        member_new(uid, BR_QS_NONE, qty)
+        ev_put_str(mfield, dec(BR_QS_NONE) .. ':0:' .. dec(qty))
     else
         m.tix = tix + qty
         if p and m.pass == p.seq then
@@ -141,14 +158,17 @@ repeat
         end
         member_save(m)
     end
-    fill_hold(h)
-    rc = BR_OK
-    break
+    -- core: fill_hold
+    OUT[2] = BR_HOLD_HELD
+    OUT[3] = sp.id * W32 + seq
+    OUT[4] = pass ~= 0 and sp.id * W32 + pass or 0
+    OUT[7] = dl
+    OUT[8] = amt
+    OUT[9] = qty
 until true
 if key ~= '0' and rc ~= BR_E_FULL then
     -- Every definite answer is kept, failures included.
-    local hseq = rc == BR_OK and EV.hseq or 0
-    redis.call('HSET', P .. 'idem', idem_field, sformat('%s:%d:%d', fp, rc, hseq))
+    redis.call('HSET', P .. 'idem', idem_field, fp .. ':' .. dec(rc) .. ':' .. dec(seq))
     OUT[10] = 1
 end
 return reply(rc)

@@ -28,13 +28,16 @@
  * a failure there answers an error and a retry sets it again). Login reads
  * PostgreSQL; sessions live there only.
  *
- * Reads come from Redis, the live state (key layout: lua/README.md), with
- * the immutable parts of an event (its spec) cached from PostgreSQL.
+ * Reads come from Redis, the live state (key layout: lua/lib.lua), so
+ * the on-sale (reserves, reads, cancels, payments) goes on while
+ * PostgreSQL is away; only accounts, sign-ins and the catalog's writes
+ * need it. An event's spec is immutable: cached per process (read from
+ * Redis, else PostgreSQL). A user's role for the role checks is read from
+ * Redis's twin (written before PostgreSQL's), else PostgreSQL. While
+ * Redis lost its data, events are answered from PostgreSQL's record.
  * A user's bookings are indexed by this backend in the user's slot
- * (br:{u<user>}:bk, a zset scored by hold id) right after a reserve that
- * created a hold; an index write lost to a crash in between leaves the
- * booking readable by id but missing from the list until the same key is
- * retried (documented limit).
+ * (backend_distributed_index.c), repaired on read when a crash left a
+ * hold out.
  *
  * Roles (br_distributed_config.roles): admitter holds
  * br:{e<id>}:lease:admit (SET NX PX 3 ticks, renewed each tick by its
@@ -55,10 +58,15 @@
  * of s ms moves holds' and passes' lifetimes by up to s ms.
  *
  * Readiness. ready() says no, with a sentence, while Redis or PostgreSQL
- * cannot be reached (checked each tick and on every failed call) or while
- * br_distributed_set_writable(x, false, why) is in force (the reconciler:
- * Redis lost its data). Writes are then refused with BR_E_UNAVAILABLE
- * before anything is sent.
+ * cannot be reached (checked each tick and on every failed call), while
+ * br_distributed_set_writable(x, false, why) is in force (this process's
+ * reconciler is rebuilding), or while Redis lost its data (every process
+ * checks each second: br:{cat}:epoch missing and Redis behind PostgreSQL,
+ * or br:{cat}:rebuilding present). Writes are refused with
+ * BR_E_UNAVAILABLE before anything is sent while Redis is down or lost;
+ * with PostgreSQL down only what needs it fails (UNAVAILABLE from pg.h).
+ * When Redis comes back, every pooled connection is made afresh before
+ * its next use.
  */
 #ifndef BR_BACKEND_DISTRIBUTED_H
 #define BR_BACKEND_DISTRIBUTED_H
@@ -72,9 +80,9 @@
 #include "server/backend.h"
 #include "server/log.h"
 
-#define BR_DIST_CONNS_MAX 256u     /* pooled Redis slots (two connections each) */
-#define BR_DIST_CONN_WAIT_MS 2000  /* a caller waits this long for a free slot */
-#define BR_DIST_SPEC_CACHE 4096u   /* event specs cached (events 1..4096): ~1 KiB each */
+#define BR_DIST_CONNS_MAX 256u    /* pooled Redis slots (two connections each) */
+#define BR_DIST_CONN_WAIT_MS 2000 /* a caller waits this long for a free slot */
+#define BR_DIST_SPEC_CACHE 4096u  /* event specs cached (events 1..4096): ~1 KiB each */
 #define BR_DIST_FANOUT_CHANNEL "br:fanout"
 #define BR_DIST_PROCESS_ID_MAX 64u
 #define BR_DIST_WHY_MAX 256u
@@ -98,16 +106,16 @@ struct br_pg;
 struct br_distributed;
 
 struct br_distributed_config {
-    const char *redis_url;        /* "redis://host:port[/db]" (copied) */
-    struct br_pg *pg;             /* opened by the caller, not owned */
-    unsigned roles;               /* BR_DIST_ROLE_* */
-    unsigned tick_ms;             /* admitter / sweeper / saga / health period */
-    unsigned conns;               /* Redis slots, 1..BR_DIST_CONNS_MAX */
-    struct br_config engine;      /* capacities when Redis holds none yet (seed drawn then) */
-    struct br_provider payments;  /* charges and refunds (provider.h); not owned. Every
-                                     process must see the same intents (provider_test_pg.h) */
+    const char *redis_url;       /* "redis://host:port[/db]" (copied) */
+    struct br_pg *pg;            /* opened by the caller, not owned */
+    unsigned roles;              /* BR_DIST_ROLE_* */
+    unsigned tick_ms;            /* admitter / sweeper / saga / health period */
+    unsigned conns;              /* Redis slots, 1..BR_DIST_CONNS_MAX */
+    struct br_config engine;     /* capacities when Redis holds none yet (seed drawn then) */
+    struct br_provider payments; /* charges and refunds (provider.h); not owned. Every
+                                    process must see the same intents (provider_test_pg.h) */
     struct br_backend_listener listener;
-    const struct br_log *log;     /* not owned */
+    const struct br_log *log; /* not owned */
 };
 
 /* Connects to Redis (recording or adopting the deployment's config and

@@ -42,45 +42,36 @@
 
 static void publish(struct br_distributed *x, struct dist_conn *c, const char *msg)
 {
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return;
-    }
-    redisReply *rep = redisCommand(rd, "PUBLISH %s %s", BR_DIST_FANOUT_CHANNEL, msg);
-    bool ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
-    if (rep != NULL) {
+    const char *argv[] = {"PUBLISH", BR_DIST_FANOUT_CHANNEL, msg};
+    size_t len[] = {7, strlen(BR_DIST_FANOUT_CHANNEL), strlen(msg)};
+    redisReply *rep = NULL;
+    if (dist_cmd(x, c, &rep, 3, argv, len) == BR_OK) {
         freeReplyObject(rep);
-    }
-    if (!ok) {
-        dist_rd_fail(x, c, "publish");
-    }
+    } /* else lost: the subscribers' next refresh shows it */
 }
 
 void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
                         uint32_t n)
 {
-    uint32_t sent = 0;
+    struct dist_pipe p = {0};
+    bool any = false;
     for (uint32_t i = 0; i < n; i++) {
         if (fx[i].kind != BR_FX_PASS_ISSUED) {
             continue;
         }
-        redisContext *rd = dist_rd(x, c);
-        if (rd == NULL) {
-            return; /* lost: the subscribers' next refresh shows the pass */
+        if (!any) {
+            dist_pipe_begin(x, c, &p);
+            any = true;
         }
         char msg[128];
-        snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64,
-                 fx[i].event_id, fx[i].user_id, fx[i].id, fx[i].deadline_ms);
-        redisAppendCommand(rd, "PUBLISH %s %s", BR_DIST_FANOUT_CHANNEL, msg);
-        sent++;
+        snprintf(msg, sizeof msg, "p %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64, fx[i].event_id,
+                 fx[i].user_id, fx[i].id, fx[i].deadline_ms);
+        const char *argv[] = {"PUBLISH", BR_DIST_FANOUT_CHANNEL, msg};
+        size_t len[] = {7, strlen(BR_DIST_FANOUT_CHANNEL), strlen(msg)};
+        dist_pipe_add(&p, 3, argv, len);
     }
-    for (uint32_t i = 0; i < sent; i++) {
-        void *r = NULL;
-        if (redisGetReply(c->rd, &r) != REDIS_OK || r == NULL) {
-            dist_rd_fail(x, c, "publish");
-            return;
-        }
-        freeReplyObject(r);
+    if (any) {
+        dist_pipe_end(&p); /* a pass lost here shows on the next refresh */
     }
 }
 
@@ -175,20 +166,16 @@ static redisContext *subscribe(struct br_distributed *x, uint64_t *events)
         }
         return NULL;
     }
-    redisReply *rep = NULL;
-    if (x->ropt.db != 0) {
-        rep = redisCommand(s, "SELECT %d", x->ropt.db);
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
+    /* The event count through the pool (on a cluster the catalog's slot
+     * may live on another node than this connection's). Pub/sub needs no
+     * database (channels are global) and, on a cluster, reaches every node. */
+    struct dist_conn *c = NULL;
+    bool ok = dist_conn_take(x, &c) == BR_OK;
+    if (ok) {
+        ok = dist_read_cat(x, c, "events", events) == BR_OK;
+        dist_conn_give(x, c);
     }
-    rep = redisCommand(s, "HGET br:{cat}:cat events");
-    *events = rep != NULL && rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
-    bool ok = rep != NULL;
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    rep = ok ? redisCommand(s, "SUBSCRIBE %s", BR_DIST_FANOUT_CHANNEL) : NULL;
+    redisReply *rep = ok ? redisCommand(s, "SUBSCRIBE %s", BR_DIST_FANOUT_CHANNEL) : NULL;
     ok = rep != NULL && rep->type == REDIS_REPLY_ARRAY;
     if (rep != NULL) {
         freeReplyObject(rep);

@@ -39,103 +39,101 @@
 #define SCAN_COUNT 1000        /* HSCAN's hint per round */
 #define SCAN_ROUNDS_MAX 100000u
 
+#define INDEX_CHUNK 256u /* commands per batch (<= DIST_PIPE_MAX) */
+
 int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
                     uint64_t hold_id, int64_t created_ms)
 {
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rd, "ZADD br:{u%llu}:bk NX %lld %llu",
-                                   (unsigned long long)user_id, (long long)created_ms,
-                                   (unsigned long long)hold_id);
-    int rc = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? BR_OK : BR_E_UNAVAILABLE;
+    redisReply *rep = NULL;
+    int rc = dist_cmdf(x, c, &rep, "ZADD br:{u%llu}:bk NX %lld %llu", (unsigned long long)user_id,
+                       (long long)created_ms, (unsigned long long)hold_id);
     if (rep != NULL) {
         freeReplyObject(rep);
-    }
-    if (rc != BR_OK) {
-        dist_rd_fail(x, c, "booking index");
     }
     return rc;
 }
 
-/* Reads n pipelined replies; NULL-filled and the connection dropped on a
- * failure (returns false). */
-static bool replies(struct br_distributed *x, struct dist_conn *c, redisReply **out, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (redisGetReply(c->rd, &r) != REDIS_OK || r == NULL) {
-            for (uint32_t k = 0; k < i; k++) {
-                freeReplyObject(out[k]);
-            }
-            dist_rd_fail(x, c, "booking index");
-            return false;
-        }
-        out[i] = r;
-    }
-    return true;
-}
-
-/* tix[e-1] = the user's tickets in event e (0 when not a member). */
+/* tix[e-1] = the user's tickets in event e (0 when not a member), for
+ * events 1..events, in batches. */
 static int member_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
                           uint32_t events, uint32_t *tix)
 {
-    for (uint32_t e = 1; e <= events; e++) {
-        redisAppendCommand(c->rd, "HGET br:{e%u}:ev m:%llu", e, (unsigned long long)user);
+    for (uint32_t at = 1; at <= events; at += INDEX_CHUNK) {
+        uint32_t last = events - at < INDEX_CHUNK ? events : at + INDEX_CHUNK - 1;
+        struct dist_pipe p;
+        dist_pipe_begin(x, c, &p);
+        for (uint32_t e = at; e <= last; e++) {
+            dist_pipe_addf(&p, "HGET br:{e%u}:ev m:%llu", e, (unsigned long long)user);
+        }
+        for (uint32_t e = at; e <= last; e++) {
+            redisReply *r = dist_pipe_next(&p);
+            if (r == NULL) {
+                break;
+            }
+            unsigned st = 0;
+            unsigned long long pass = 0, t = 0;
+            tix[e - 1] =
+                r->type == REDIS_REPLY_STRING && sscanf(r->str, "%u:%llu:%llu", &st, &pass, &t) == 3
+                    ? (uint32_t)t
+                    : 0;
+            freeReplyObject(r);
+        }
+        if (dist_pipe_end(&p) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
     }
-    redisReply **reps = calloc(events, sizeof *reps);
-    if (reps == NULL || !replies(x, c, reps, events)) {
-        free(reps);
-        return BR_E_UNAVAILABLE;
-    }
-    for (uint32_t i = 0; i < events; i++) {
-        unsigned st = 0;
-        unsigned long long pass = 0, t = 0;
-        tix[i] = reps[i]->type == REDIS_REPLY_STRING &&
-                         sscanf(reps[i]->str, "%u:%llu:%llu", &st, &pass, &t) == 3
-                     ? (uint32_t)t
-                     : 0;
-        freeReplyObject(reps[i]);
-    }
-    free(reps);
     return BR_OK;
+}
+
+/* sum[e-1] += tickets of the live or sold holds among ids[0..n) (indexed
+ * holds of the user), one batch. */
+static int add_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
+                       const uint64_t *ids, uint32_t n, uint32_t events, uint32_t *sum)
+{
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
+    for (uint32_t i = 0; i < n; i++) {
+        dist_pipe_addf(&p, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)(ids[i] >> 32),
+                       (unsigned long long)(ids[i] & (W32 - 1)));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *r = dist_pipe_next(&p);
+        if (r == NULL) {
+            break;
+        }
+        uint64_t e = ids[i] >> 32;
+        struct dist_hold h;
+        if (e >= 1 && e <= events && r->type == REDIS_REPLY_STRING &&
+            dist_parse_hold(r->str, &h) == BR_OK && h.user_id == user &&
+            (h.state == BR_HOLD_HELD || h.state == BR_HOLD_CONFIRMED)) {
+            sum[e - 1] += h.quantity;
+        }
+        freeReplyObject(r);
+    }
+    return dist_pipe_end(&p);
 }
 
 /* sum[e-1] = tickets of the indexed live or sold holds of the user in e. */
 static int indexed_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
                            uint32_t events, uint32_t *sum)
 {
-    redisReply *list = redisCommand(c->rd, "ZRANGE br:{u%llu}:bk 0 %u",
-                                    (unsigned long long)user, INDEX_CHECK_MAX - 1);
-    if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
-        if (list != NULL) {
-            freeReplyObject(list);
-        }
-        dist_rd_fail(x, c, "booking index");
+    redisReply *list = NULL;
+    if (dist_cmdf(x, c, &list, "ZRANGE br:{u%llu}:bk 0 %u", (unsigned long long)user,
+                  INDEX_CHECK_MAX - 1) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    uint32_t n = (uint32_t)list->elements;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t id = dist_num(list->element[i]);
-        redisAppendCommand(c->rd, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)(id >> 32),
-                           (unsigned long long)(id & (W32 - 1)));
-    }
-    redisReply **reps = calloc(n + 1, sizeof *reps);
-    bool ok = reps != NULL && replies(x, c, reps, n);
-    for (uint32_t i = 0; ok && i < n; i++) {
-        uint64_t e = dist_num(list->element[i]) >> 32;
-        struct dist_hold h;
-        if (e >= 1 && e <= events && reps[i]->type == REDIS_REPLY_STRING &&
-            dist_parse_hold(reps[i]->str, &h) == BR_OK && h.user_id == user &&
-            (h.state == BR_HOLD_HELD || h.state == BR_HOLD_CONFIRMED)) {
-            sum[e - 1] += h.quantity;
+    uint32_t n = list->type == REDIS_REPLY_ARRAY ? (uint32_t)list->elements : 0;
+    uint64_t ids[INDEX_CHUNK];
+    int rc = BR_OK;
+    for (uint32_t at = 0; rc == BR_OK && at < n; at += INDEX_CHUNK) {
+        uint32_t k = n - at < INDEX_CHUNK ? n - at : INDEX_CHUNK;
+        for (uint32_t i = 0; i < k; i++) {
+            ids[i] = dist_num(list->element[at + i]);
         }
-        freeReplyObject(reps[i]);
+        rc = add_tickets(x, c, user, ids, k, events, sum);
     }
-    free(reps);
     freeReplyObject(list);
-    return ok ? BR_OK : BR_E_UNAVAILABLE;
+    return rc;
 }
 
 /* Scans event e's holds and indexes the user's. Returns how many it found. */
@@ -145,15 +143,16 @@ static uint32_t repair_event(struct br_distributed *x, struct dist_conn *c, uint
     char cursor[32] = "0";
     uint32_t found = 0;
     for (uint32_t round = 0; round < SCAN_ROUNDS_MAX; round++) {
-        redisReply *rep = redisCommand(c->rd, "HSCAN br:{e%u}:ev %s MATCH h:* COUNT %d", e,
-                                       cursor, SCAN_COUNT);
-        if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        redisReply *rep = NULL;
+        if (dist_cmdf(x, c, &rep, "HSCAN br:{e%u}:ev %s MATCH h:* COUNT %d", e, cursor,
+                      SCAN_COUNT) != BR_OK) {
+            return found;
+        }
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
             rep->element[0]->type != REDIS_REPLY_STRING ||
             rep->element[1]->type != REDIS_REPLY_ARRAY) {
-            if (rep != NULL) {
-                freeReplyObject(rep);
-            }
-            dist_rd_fail(x, c, "booking index scan");
+            dist_io_fail(x, c, "booking index scan", NULL);
+            freeReplyObject(rep);
             return found;
         }
         const redisReply *kv = rep->element[1];
@@ -170,7 +169,7 @@ static uint32_t repair_event(struct br_distributed *x, struct dist_conn *c, uint
         }
         snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
         freeReplyObject(rep);
-        if (strcmp(cursor, "0") == 0 || c->rd == NULL) {
+        if (strcmp(cursor, "0") == 0) {
             break;
         }
     }
@@ -192,18 +191,18 @@ static int repair(struct br_distributed *x, struct dist_conn *c, uint64_t user)
     if (rc == BR_OK) {
         rc = indexed_tickets(x, c, user, n, sum);
     }
-    for (uint32_t e = 1; rc == BR_OK && e <= n && c->rd != NULL; e++) {
+    for (uint32_t e = 1; rc == BR_OK && e <= n; e++) {
         if (tix[e - 1] > sum[e - 1]) {
             uint32_t found = repair_event(x, c, user, e);
             br_logf(x->cfg.log, BR_LOG_WARN, "booking index repaired",
                     "\"user\":%" PRIu64 ",\"event\":%u,\"tickets\":%u,\"indexed\":%u,"
-                    "\"holds_seen\":%u",
+                    "\"holds_of_user\":%u",
                     user, e, tix[e - 1], sum[e - 1], found);
         }
     }
     free(tix);
     free(sum);
-    return c->rd != NULL ? rc : BR_E_UNAVAILABLE;
+    return rc;
 }
 
 int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
@@ -213,23 +212,16 @@ int dist_read_user_holds(struct br_distributed *x, struct dist_conn *c, uint64_t
     if (max == 0) {
         return BR_OK;
     }
-    if (dist_rd(x, c) == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
     int rc = repair(x, c, user_id);
     if (rc != BR_OK) {
         return rc;
     }
-    redisReply *rep = redisCommand(c->rd, "ZREVRANGE br:{u%llu}:bk 0 %u",
-                                   (unsigned long long)user_id, max - 1);
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        dist_rd_fail(x, c, "bookings");
+    redisReply *rep = NULL;
+    if (dist_cmdf(x, c, &rep, "ZREVRANGE br:{u%llu}:bk 0 %u", (unsigned long long)user_id,
+                  max - 1) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    for (size_t i = 0; i < rep->elements && *count < max; i++) {
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && *count < max; i++) {
         ids[(*count)++] = dist_num(rep->element[i]);
     }
     freeReplyObject(rep);

@@ -9,6 +9,8 @@
  *   backend_distributed_read.c    reads of the live state (key layout: lua/README.md)
  *   backend_distributed_roles.c   admitter, sweeper, saga, health checks
  *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
+ *   backend_distributed_index.c   each user's list of bookings
+ *   backend_distributed_io.c      our own Redis commands, on one node or a cluster
  */
 #ifndef BR_BACKEND_DISTRIBUTED_INT_H
 #define BR_BACKEND_DISTRIBUTED_INT_H
@@ -28,11 +30,12 @@ struct redisContext;
 
 /* One pooled slot: the adapter (scripts) and a plain connection (reads). */
 struct dist_conn {
-    struct br_redis r;        /* opened lazily (opened) */
+    struct br_redis r; /* opened lazily (opened) */
     bool opened;
-    struct redisContext *rd;  /* NULL while disconnected; made again on use */
+    struct redisContext *rd; /* NULL while disconnected; made again on use */
     uint32_t index;
-    uint64_t gen;             /* conn_gen when its connections were made */
+    uint64_t gen;     /* conn_gen when its connections were made */
+    uint64_t checked; /* r.connects when the adapter's instance was last checked */
 };
 
 struct dist_spec {
@@ -61,17 +64,20 @@ struct br_distributed {
 
     _Atomic uint64_t users_known; /* users 1..users_known exist (PostgreSQL said so) */
     _Atomic int64_t last_now_ms;
-    _Atomic uint64_t commands;    /* scripts applied through this process */
+    _Atomic uint64_t commands; /* scripts applied through this process */
     _Atomic uint64_t fanout_reconnects;
-    _Atomic uint64_t conn_gen;    /* bumped when Redis comes back: older connections are dropped */
+    _Atomic uint64_t conn_gen; /* bumped when Redis comes back: older connections are dropped */
 
     pthread_mutex_t state_mu; /* the readiness fields below */
     bool redis_down;
     bool pg_down;
     bool writable;
-    bool lost;                        /* Redis lost its data (epoch check, roles.c) */
-    char why[BR_DIST_WHY_MAX];        /* the reconciler's reason while !writable */
-    char ready_why[BR_DIST_WHY_MAX];  /* what ready() last said (stable storage) */
+    bool lost;                 /* Redis lost its data (epoch check, roles.c) */
+    bool changed;              /* a connection met another Redis instance (run_id): writes wait for
+                                  the data-loss check */
+    char run_id[48];           /* the Redis instance known good; "" = not yet (one node only) */
+    char why[BR_DIST_WHY_MAX]; /* the reconciler's reason while !writable */
+    char ready_why[BR_DIST_WHY_MAX]; /* what ready() last said (stable storage) */
 
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
@@ -103,9 +109,6 @@ void dist_conn_give(struct br_distributed *x, struct dist_conn *c);
  * cannot be reached (logged, readiness updated). */
 struct redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c);
 
-/* A read connection failed: drops it (made again on next use). */
-void dist_rd_fail(struct br_distributed *x, struct dist_conn *c, const char *what);
-
 /* The command clock: wall ms, never backwards within this process. */
 int64_t dist_now_ms(struct br_distributed *x);
 
@@ -117,6 +120,22 @@ void dist_note_pg(struct br_distributed *x, int rc);
 /* Whether writes are refused now (the reconciler's flag). */
 bool dist_refusing(struct br_distributed *x);
 
+/* A slot for a write: BR_OK, or the error to answer (writes refused, no
+ * slot). Taking the slot may (re)connect it, which checks the Redis
+ * instance first, so a write never reaches a Redis restarted empty before
+ * the data-loss check saw it. */
+int dist_take_for_write(struct br_distributed *x, struct dist_conn **c);
+
+/* The Redis instance behind ctx (INFO server's run_id): BR_OK when it is
+ * the known one (or the first seen), else BR_E_UNAVAILABLE with
+ * x->changed set (logged): writes then wait until the data-loss check
+ * accepts the instance (dist_accept_instance) or finds it lost. */
+int dist_check_instance(struct br_distributed *x, struct redisContext *ctx);
+
+/* The data-loss check found Redis whole: the instance behind ctx becomes
+ * the known one and writes may go on (roles.c). */
+void dist_accept_instance(struct br_distributed *x, struct redisContext *ctx);
+
 /* br_redis_apply with the command's now_ms set, counted, readiness noted. */
 int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd,
                struct br_outcome *out, struct br_effect *fx, uint32_t *fx_count);
@@ -126,6 +145,68 @@ int dist_apply(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd
  * BR_E_NOT_FOUND, or a connection error. */
 int dist_spec(struct br_distributed *x, struct dist_conn *held, uint64_t event_id,
               struct dist_spec *out);
+
+/* ---- backend_distributed_io.c: our own commands, one node or a cluster ---- */
+
+struct redisReply;
+
+/* Whether the slot talks to a Redis Cluster (then a batch cannot hold a
+ * script: send those with dist_cmd). */
+bool dist_is_cluster(const struct dist_conn *c);
+
+/* A failed command: logged (with Redis's message when rep is an error
+ * reply), the plain connection dropped, Redis marked down. */
+void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *what,
+                  const struct redisReply *rep);
+
+/* One command: BR_OK with *rep (not an error reply; the caller frees it)
+ * or BR_E_UNAVAILABLE (logged). dist_cmdf formats and splits at spaces. */
+int dist_cmd(struct br_distributed *x, struct dist_conn *c, struct redisReply **rep, int argc,
+             const char **argv, const size_t *len);
+int dist_cmdf(struct br_distributed *x, struct dist_conn *c, struct redisReply **rep,
+              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A batch of commands (never a script on a cluster): begin, add (at most
+ * BR_CLUSTER_QUEUE_MAX = 512 in cluster mode), then next once per command added (NULL after a
+ * failure: logged, nothing more comes), then end (reads what is left; BR_OK or BR_E_UNAVAILABLE).
+ */
+struct dist_pipe {
+    struct br_distributed *x;
+    struct dist_conn *c;
+    uint32_t queued;
+    uint32_t read;
+    bool failed;
+};
+#define DIST_PIPE_MAX 512u
+void dist_pipe_begin(struct br_distributed *x, struct dist_conn *c, struct dist_pipe *p);
+void dist_pipe_add(struct dist_pipe *p, int argc, const char **argv, const size_t *len);
+void dist_pipe_addf(struct dist_pipe *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+struct redisReply *dist_pipe_next(struct dist_pipe *p);
+int dist_pipe_end(struct dist_pipe *p);
+
+/* ---- backend_distributed_accounts.c ---- */
+
+void dist_op_user_register(struct br_backend *b, const char *email, const char *name,
+                           const uint8_t hash[BR_PASSWORD_HASH_LEN],
+                           const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call);
+void dist_op_user_find(struct br_backend *b, const char *email, struct br_call *call);
+void dist_op_user_get(struct br_backend *b, uint64_t user_id, struct br_call *call);
+void dist_op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target, uint8_t role,
+                           struct br_call *call);
+bool dist_op_user_exists(struct br_backend *b, uint64_t user_id);
+void dist_op_session_open(struct br_backend *b, uint64_t user, uint32_t generation, int64_t ttl_ms,
+                          struct br_call *call);
+void dist_op_session_rotate(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                            int64_t ttl_ms, struct br_call *call);
+void dist_op_session_revoke(struct br_backend *b, uint64_t session_id, uint32_t generation,
+                            struct br_call *call);
+void dist_op_session_revoke_all(struct br_backend *b, uint64_t user, struct br_call *call);
+void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
+                          struct br_call *call);
+void dist_op_event_list(struct br_backend *b, uint64_t after_id, struct br_call *call);
+void dist_op_event_get(struct br_backend *b, uint64_t event_id, struct br_call *call);
+void dist_op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call *call);
 
 /* ---- backend_distributed_sale.c ---- */
 
@@ -147,8 +228,8 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
                             struct br_call *call);
 void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t booking_id,
                             struct br_call *call);
-void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
-                           uint64_t payment_id, bool succeeded, struct br_call *call);
+void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, uint64_t payment_id,
+                           bool succeeded, struct br_call *call);
 
 /* Carries out a command's effects (charges, refunds, fan-out). For
  * payment_create, the intent goes into *pay when not NULL. */
@@ -200,8 +281,7 @@ int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event
 int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_id,
                    struct br_api_user *out);
 /* A counter of the catalog hash ("events", "users"). */
-int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
-                  uint64_t *out);
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field, uint64_t *out);
 
 /* The queue views of n users of one event (pipelined: two round trips).
  * rc[i] = BR_OK or BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no
@@ -209,7 +289,6 @@ int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *fie
 int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                     const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc);
 
-struct redisReply;
 /* A reply's integer or decimal string as a number (0 otherwise). */
 uint64_t dist_num(const struct redisReply *e);
 /* A stored hold's packed value (lua/lib.lua, hold_save): BR_OK or BR_E_CORRUPT. */

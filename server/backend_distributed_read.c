@@ -1,17 +1,20 @@
 /*
  * backend_distributed_read.c -- reads of the live on-sale state in Redis
- * for the distributed backend: HMGET/ZRANK on the key layout of
- * lua/README.md, on the slot's plain connection (never the adapter's, so
- * the adapter keeps its connection to itself). Each read is one round trip
- * (a batch of queue views two), and sees one consistent moment of each key
- * but not of several keys together: an answer may mix states a few
- * microseconds apart, as any read of a live sale does. Redis errors are
- * translated here into BR_E_UNAVAILABLE and logged.
+ * for the distributed backend: HMGET/HGET/ZRANK on the key layout the Lua
+ * twins write (lua/lib.lua), sent through backend_distributed_io.c (one
+ * node or a cluster). Each read is one round trip (a batch of queue views
+ * two), and sees one consistent moment of each key but not of several keys
+ * together: an answer may mix states a few microseconds apart, as any read
+ * of a live sale does.
  *
- * The layout is lua/lib.lua's (holds and members are packed string fields
- * of the event's hash); reading it from here is a second
- * copy of that knowledge, so every reader below names its writer in
- * lib.lua, and the smoke suites read every kind of record back.
+ * The layout is lua/lib.lua's: an event's spec and counters, its holds
+ * (field h:<seq>, "user:zone:qty:st:created:dl:amt:pass:pay:conf",
+ * hold_save) and its members (field m:<user>, "st:pass:tix", member_save)
+ * are fields of br:{e<id>}:ev; passes (br:{e}:p:<seq> dl) and payments
+ * (br:{e}:y:<seq> hold st amt) are hashes of their own; users are
+ * br:{cat}:u:<id> (email name role). Reading it here is a second copy of
+ * that knowledge: every reader names its writer, and the HTTP suites read
+ * every kind of record back through the distributed deployment.
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -22,7 +25,7 @@
 #include "server/backend_distributed_int.h"
 
 #define W32 4294967296ull
-#define VIEWS_CHUNK 256u /* users per pipelined batch of views */
+#define VIEWS_CHUNK 256u /* users per batch of views (<= DIST_PIPE_MAX - 1) */
 
 uint64_t dist_num(const redisReply *e)
 {
@@ -35,23 +38,32 @@ uint64_t dist_num(const redisReply *e)
     return 0;
 }
 
-/* One command's reply as an array of want elements: NULL after dropping
- * the connection otherwise. */
-static redisReply *array_reply(struct br_distributed *x, struct dist_conn *c, redisReply *rep,
-                               size_t want, const char *what)
+static void copy_str(char *dst, size_t cap, const redisReply *e)
 {
-    if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == want) {
-        return rep;
-    }
-    if (rep != NULL) {
-        freeReplyObject(rep);
-    }
-    dist_rd_fail(x, c, what);
-    return NULL;
+    snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
 }
 
-/* A hold: field "h:<seq>" of br:{e}:ev, "user:zone:qty:st:created:dl:amt:
- * pass:pay:conf" (lua/lib.lua, hold_save). */
+/* An HMGET's reply: NULL (logged, dropped) unless an array of want. */
+static redisReply *hmget(struct br_distributed *x, struct dist_conn *c, int argc, const char **argv,
+                         size_t want, const char *what)
+{
+    size_t len[2 + 4 + 6 * BR_EVENT_ZONES_MAX + 64];
+    BR_ASSERT((size_t)argc <= sizeof len / sizeof len[0]);
+    for (int i = 0; i < argc; i++) {
+        len[i] = strlen(argv[i]);
+    }
+    redisReply *rep = NULL;
+    if (dist_cmd(x, c, &rep, argc, argv, len) != BR_OK) {
+        return NULL;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != want) {
+        dist_io_fail(x, c, what, NULL);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
 int dist_parse_hold(const char *v, struct dist_hold *out)
 {
     unsigned long long u, z, q, st, cr, dl, amt, pass, pay, conf;
@@ -79,28 +91,21 @@ int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_
     if (event_id == 0 || seq == 0) {
         return BR_E_NOT_FOUND;
     }
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rd, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)event_id,
-                                   (unsigned long long)seq);
-    if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        dist_rd_fail(x, c, "hold");
+    redisReply *rep = NULL;
+    if (dist_cmdf(x, c, &rep, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)event_id,
+                  (unsigned long long)seq) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     int rc = rep->type == REDIS_REPLY_STRING ? dist_parse_hold(rep->str, out) : BR_E_NOT_FOUND;
     if (rc == BR_E_CORRUPT) {
-        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a stored hold does not parse",
-                "\"hold\":%llu", (unsigned long long)hold_id);
+        br_logf(x->cfg.log, BR_LOG_ERROR, "redis: a stored hold does not parse", "\"hold\":%llu",
+                (unsigned long long)hold_id);
     }
     freeReplyObject(rep);
     return rc;
 }
 
+/* A payment: br:{e}:y:<seq> (payment_create.lua). */
 int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
                       struct dist_payment *out)
 {
@@ -110,15 +115,11 @@ int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t pa
     if (event_id == 0 || seq == 0) {
         return BR_E_NOT_FOUND;
     }
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = array_reply(x, c,
-                                  redisCommand(rd, "HMGET br:{e%llu}:y:%llu hold st amt",
-                                               (unsigned long long)event_id,
-                                               (unsigned long long)seq),
-                                  3, "payment");
+    char key[64];
+    snprintf(key, sizeof key, "br:{e%llu}:y:%llu", (unsigned long long)event_id,
+             (unsigned long long)seq);
+    const char *argv[] = {"HMGET", key, "hold", "st", "amt"};
+    redisReply *rep = hmget(x, c, 5, argv, 3, "payment");
     if (rep == NULL) {
         return BR_E_UNAVAILABLE;
     }
@@ -133,15 +134,12 @@ int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t pa
     return rc;
 }
 
+/* The counters of br:{e}:ev (event_put.lua names them). */
 int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                        uint32_t zone_count, struct dist_counters *out)
 {
     memset(out, 0, sizeof *out);
     BR_ASSERT(zone_count >= 1 && zone_count <= BR_EVENT_ZONES_MAX);
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
     /* id qwait piss pact bk1..bk5 held1..heldN sold1..soldN */
     enum { FIXED = 4 + (BR_HOLD_STATE_COUNT - 1) };
     const char *argv[2 + FIXED + 2 * BR_EVENT_ZONES_MAX];
@@ -166,7 +164,7 @@ int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t e
     for (size_t i = 0; i < n; i++) {
         argv[argc++] = names[i];
     }
-    redisReply *rep = array_reply(x, c, redisCommandArgv(rd, argc, argv, NULL), n, "counters");
+    redisReply *rep = hmget(x, c, argc, argv, n, "counters");
     if (rep == NULL) {
         return BR_E_UNAVAILABLE;
     }
@@ -190,20 +188,11 @@ int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t e
     return rc;
 }
 
-int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field,
-                  uint64_t *out)
+int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field, uint64_t *out)
 {
     *out = 0;
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rd, "HGET br:{cat}:cat %s", field);
-    if (rep == NULL || (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)) {
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        dist_rd_fail(x, c, "catalog");
+    redisReply *rep = NULL;
+    if (dist_cmdf(x, c, &rep, "HGET br:{cat}:cat %s", field) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     *out = dist_num(rep);
@@ -211,72 +200,41 @@ int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *fie
     return BR_OK;
 }
 
-/* Reads count pipelined replies into reps[]; false (connection dropped,
- * every reply read so far freed) if one fails. */
-static bool read_replies(struct br_distributed *x, struct dist_conn *c, redisReply **reps,
-                         uint32_t count)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        void *r = NULL;
-        if (redisGetReply(c->rd, &r) != REDIS_OK || r == NULL ||
-            ((redisReply *)r)->type == REDIS_REPLY_ERROR) {
-            if (r != NULL) {
-                freeReplyObject(r);
-            }
-            for (uint32_t k = 0; k < i; k++) {
-                freeReplyObject(reps[k]);
-            }
-            dist_rd_fail(x, c, "pipeline");
-            return false;
-        }
-        reps[i] = r;
-    }
-    return true;
-}
+/* ---- queue views ---- */
 
-static void free_replies(redisReply **reps, uint32_t count)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        freeReplyObject(reps[i]);
-    }
-}
-
-/* The passes' deadlines of the admitted users in out[0..n) (a second
- * pipelined round trip). */
+/* The passes' deadlines of the admitted users in out[0..n) (br:{e}:p:<seq>
+ * dl, admit.lua), one more round trip. */
 static int read_pass_deadlines(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                                uint32_t n, struct br_api_queue *out, const int *rc)
 {
-    uint32_t asked = 0;
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
     for (uint32_t i = 0; i < n; i++) {
         if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
-            redisAppendCommand(c->rd, "HGET br:{e%llu}:p:%llu dl", (unsigned long long)event_id,
-                               (unsigned long long)(out[i].pass_id & (W32 - 1)));
-            asked++;
+            dist_pipe_addf(&p, "HGET br:{e%llu}:p:%llu dl", (unsigned long long)event_id,
+                           (unsigned long long)(out[i].pass_id & (W32 - 1)));
         }
     }
-    redisReply *reps[VIEWS_CHUNK];
-    if (asked > 0 && !read_replies(x, c, reps, asked)) {
-        return BR_E_UNAVAILABLE;
-    }
-    uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
-            out[i].pass_expires_at_ms = (int64_t)dist_num(reps[k++]);
+            redisReply *r = dist_pipe_next(&p);
+            if (r == NULL) {
+                break;
+            }
+            out[i].pass_expires_at_ms = (int64_t)dist_num(r);
+            freeReplyObject(r);
         }
     }
-    free_replies(reps, asked);
-    return BR_OK;
+    return dist_pipe_end(&p);
 }
 
-/* One chunk (n <= VIEWS_CHUNK) of dist_read_views: the event's counters
- * and every member in one HMGET (a member is field "m:<user>" of
- * br:{e}:ev, "st:pass:tix": lua/lib.lua, member_save), then a ZRANK each. */
-static int views_chunk(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
-                       const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
+/* The event's counters and every member in one HMGET, a ZRANK each. */
+static void views_send(struct dist_pipe *p, uint64_t event_id, const uint64_t *users, uint32_t n)
 {
     char key[48];
     snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);
     const char *argv[5 + VIEWS_CHUNK];
+    size_t len[5 + VIEWS_CHUNK];
     char fields[VIEWS_CHUNK][32];
     int argc = 0;
     argv[argc++] = "HMGET";
@@ -288,49 +246,73 @@ static int views_chunk(struct br_distributed *x, struct dist_conn *c, uint64_t e
         snprintf(fields[i], sizeof fields[i], "m:%llu", (unsigned long long)users[i]);
         argv[argc++] = fields[i];
     }
-    redisAppendCommandArgv(c->rd, argc, argv, NULL);
-    for (uint32_t i = 0; i < n; i++) {
-        redisAppendCommand(c->rd, "ZRANK br:{e%llu}:q %llu", (unsigned long long)event_id,
-                           (unsigned long long)users[i]);
+    for (int i = 0; i < argc; i++) {
+        len[i] = strlen(argv[i]);
     }
-    redisReply *reps[1 + VIEWS_CHUNK];
-    uint32_t count = 1 + n;
-    if (!read_replies(x, c, reps, count)) {
+    dist_pipe_add(p, argc, argv, len);
+    for (uint32_t i = 0; i < n; i++) {
+        dist_pipe_addf(p, "ZRANK br:{e%llu}:q %llu", (unsigned long long)event_id,
+                       (unsigned long long)users[i]);
+    }
+}
+
+/* One user's view from its member value and ZRANK reply. */
+static int view_of(uint64_t event_id, bool shuffled, uint32_t qlen, const redisReply *m,
+                   const redisReply *rank, struct br_api_queue *out)
+{
+    memset(out, 0, sizeof *out);
+    unsigned st = 0;
+    unsigned long long pass = 0, tix = 0;
+    if (m->type != REDIS_REPLY_STRING || sscanf(m->str, "%u:%llu:%llu", &st, &pass, &tix) != 3) {
+        return BR_E_NOT_IN_QUEUE;
+    }
+    if (st == BR_QS_PREQUEUE && shuffled) {
+        st = BR_QS_WAITING; /* lua/README.md: the shuffle rewrites nobody */
+    }
+    out->event_id = event_id;
+    out->status = (uint8_t)st;
+    out->queue_length = qlen;
+    if (st == BR_QS_WAITING && rank != NULL && rank->type == REDIS_REPLY_INTEGER) {
+        out->position = (uint32_t)rank->integer + 1;
+    }
+    if (st == BR_QS_ADMITTED) {
+        out->pass_id = event_id * W32 + pass;
+    }
+    return BR_OK;
+}
+
+/* One chunk (n <= VIEWS_CHUNK) of dist_read_views. */
+static int views_chunk(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                       const uint64_t *users, uint32_t n, struct br_api_queue *out, int *rc)
+{
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
+    views_send(&p, event_id, users, n);
+    redisReply *ev = dist_pipe_next(&p);
+    if (ev == NULL) {
+        dist_pipe_end(&p);
         return BR_E_UNAVAILABLE;
     }
-    const redisReply *ev = reps[0];
-    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 3 + (size_t)n ||
-        ev->element[0]->type != REDIS_REPLY_STRING) {
-        free_replies(reps, count);
+    bool found = ev->type == REDIS_REPLY_ARRAY && ev->elements == 3 + (size_t)n &&
+                 ev->element[0]->type == REDIS_REPLY_STRING;
+    bool shuffled = found && dist_num(ev->element[1]) == 1;
+    uint32_t qlen = found ? (uint32_t)dist_num(ev->element[2]) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rank = dist_pipe_next(&p);
+        if (found) {
+            rc[i] = view_of(event_id, shuffled, qlen, ev->element[3 + i], rank, &out[i]);
+        }
+        if (rank != NULL) {
+            freeReplyObject(rank);
+        }
+    }
+    freeReplyObject(ev);
+    if (dist_pipe_end(&p) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    if (!found) {
         return BR_E_NOT_FOUND;
     }
-    bool shuffled = dist_num(ev->element[1]) == 1;
-    uint32_t qlen = (uint32_t)dist_num(ev->element[2]);
-    for (uint32_t i = 0; i < n; i++) {
-        const redisReply *m = ev->element[3 + i];
-        const redisReply *rank = reps[1 + i];
-        memset(&out[i], 0, sizeof out[i]);
-        unsigned st = 0;
-        unsigned long long pass = 0, tix = 0;
-        if (m->type != REDIS_REPLY_STRING || sscanf(m->str, "%u:%llu:%llu", &st, &pass, &tix) != 3) {
-            rc[i] = BR_E_NOT_IN_QUEUE;
-            continue;
-        }
-        rc[i] = BR_OK;
-        if (st == BR_QS_PREQUEUE && shuffled) {
-            st = BR_QS_WAITING; /* lua/README.md: the shuffle rewrites nobody */
-        }
-        out[i].event_id = event_id;
-        out[i].status = (uint8_t)st;
-        out[i].queue_length = qlen;
-        if (st == BR_QS_WAITING && rank->type == REDIS_REPLY_INTEGER) {
-            out[i].position = (uint32_t)rank->integer + 1;
-        }
-        if (st == BR_QS_ADMITTED) {
-            out[i].pass_id = event_id * W32 + pass;
-        }
-    }
-    free_replies(reps, count);
     return read_pass_deadlines(x, c, event_id, n, out, rc);
 }
 
@@ -339,9 +321,6 @@ int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t even
 {
     if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
         return BR_E_NOT_FOUND;
-    }
-    if (dist_rd(x, c) == NULL) {
-        return BR_E_UNAVAILABLE;
     }
     for (uint32_t at = 0; at < n; at += VIEWS_CHUNK) {
         uint32_t k = n - at < VIEWS_CHUNK ? n - at : VIEWS_CHUNK;
@@ -353,26 +332,16 @@ int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t even
     return BR_OK;
 }
 
-
 /* ---- an event's spec, as event_put.lua stored it ---- */
-
-static void copy_str(char *dst, size_t cap, const redisReply *e)
-{
-    snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
-}
 
 int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                    struct dist_spec *out)
 {
     memset(out, 0, sizeof *out);
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
     enum { FIXED = 14, PER_ZONE = 4 };
-    static const char *const fixed[FIXED] = {"id",   "owner", "name", "venue", "starts",
-                                             "opens", "limit", "rp",  "maxa",  "apt",
-                                             "pttl", "httl",  "qcap", "zc"};
+    static const char *const fixed[FIXED] = {"id",    "owner", "name", "venue", "starts",
+                                             "opens", "limit", "rp",   "maxa",  "apt",
+                                             "pttl",  "httl",  "qcap", "zc"};
     static const char *const zf[PER_ZONE] = {"zname", "cap", "price", "cur"};
     char key[48];
     snprintf(key, sizeof key, "br:{e%llu}:ev", (unsigned long long)event_id);
@@ -391,8 +360,7 @@ int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event
             argv[argc++] = n;
         }
     }
-    size_t want = (size_t)argc - 2;
-    redisReply *rep = array_reply(x, c, redisCommandArgv(rd, argc, argv, NULL), want, "spec");
+    redisReply *rep = hmget(x, c, argc, argv, (size_t)argc - 2, "spec");
     if (rep == NULL) {
         return BR_E_UNAVAILABLE;
     }
@@ -434,14 +402,10 @@ int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_
                    struct br_api_user *out)
 {
     memset(out, 0, sizeof *out);
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = array_reply(x, c,
-                                  redisCommand(rd, "HMGET br:{cat}:u:%llu email name role",
-                                               (unsigned long long)user_id),
-                                  3, "user");
+    char key[48];
+    snprintf(key, sizeof key, "br:{cat}:u:%llu", (unsigned long long)user_id);
+    const char *argv[] = {"HMGET", key, "email", "name", "role"};
+    redisReply *rep = hmget(x, c, 5, argv, 3, "user");
     if (rep == NULL) {
         return BR_E_UNAVAILABLE;
     }

@@ -50,7 +50,7 @@ static const char LEASE_LUA[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
 struct event_due {
-    bool lease;  /* we hold the admit lease */
+    bool lease; /* we hold the admit lease */
     bool admit;
     bool sweep;
     bool saga;
@@ -67,29 +67,48 @@ static int64_t first_score(const redisReply *r)
 
 static uint64_t num(const redisReply *e)
 {
-    return e->type == REDIS_REPLY_STRING ? strtoull(e->str, NULL, 10)
+    return e->type == REDIS_REPLY_STRING                       ? strtoull(e->str, NULL, 10)
            : e->type == REDIS_REPLY_INTEGER && e->integer >= 0 ? (uint64_t)e->integer
-                                                                : 0;
+                                                               : 0;
 }
 
-/* Appends one event's checks: 5 commands. */
-static void append_checks(struct br_distributed *x, redisContext *rd, uint64_t e)
+/* The lease's script, as argv (key and ttl filled into the caller's). */
+static void lease_argv(struct br_distributed *x, uint64_t e, char key[64], char ttl[24],
+                       const char *argv[6], size_t len[6])
+{
+    snprintf(key, 64, "br:{e%llu}:lease:admit", (unsigned long long)e);
+    snprintf(ttl, 24, "%u", LEASE_TICKS * x->cfg.tick_ms);
+    argv[0] = "EVAL";
+    argv[1] = LEASE_LUA;
+    argv[2] = "1";
+    argv[3] = key;
+    argv[4] = x->pid;
+    argv[5] = ttl;
+    for (int i = 0; i < 6; i++) {
+        len[i] = strlen(argv[i]);
+    }
+}
+
+/* Adds one event's checks to a batch: 5 commands, the lease's first (a
+ * placeholder when the lease is not in the batch: a cluster's router does
+ * not batch scripts, so the caller runs it on its own). */
+static void add_checks(struct br_distributed *x, struct dist_pipe *p, uint64_t e, bool lease)
 {
     unsigned long long id = (unsigned long long)e;
     char key[64];
     char ttl[24];
-    snprintf(key, sizeof key, "br:{e%llu}:lease:admit", id);
-    snprintf(ttl, sizeof ttl, "%u", LEASE_TICKS * x->cfg.tick_ms);
-    if (x->cfg.roles & BR_DIST_ROLE_ADMITTER) {
-        const char *argv[] = {"EVAL", LEASE_LUA, "1", key, x->pid, ttl};
-        redisAppendCommandArgv(rd, 6, argv, NULL);
+    const char *argv[6];
+    size_t len[6];
+    lease_argv(x, e, key, ttl, argv, len);
+    if (lease) {
+        dist_pipe_add(p, 6, argv, len);
     } else {
-        redisAppendCommand(rd, "PING");
+        dist_pipe_addf(p, "EXISTS %s", key); /* a placeholder in the same slot */
     }
-    redisAppendCommand(rd, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
-    redisAppendCommand(rd, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
+    dist_pipe_addf(p, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
 }
 
 /* Decides from one event's 5 replies (the twin of br_engine_due). */
@@ -157,28 +176,38 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     }
     bool saga_due = false;
     int64_t now = dist_now_ms(x);
+    bool admitter = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) != 0;
+    bool alone = dist_is_cluster(c); /* the lease's script outside the batch */
     for (uint64_t e = 1; e <= events; e++) {
-        redisContext *rd = dist_rd(x, c);
-        if (rd == NULL) {
-            return false;
-        }
-        append_checks(x, rd, e);
-        redisReply *r[5] = {NULL};
-        bool ok = true;
-        for (int i = 0; i < 5; i++) {
-            void *rep = NULL;
-            if (ok && (redisGetReply(rd, &rep) != REDIS_OK || rep == NULL)) {
-                ok = false;
+        redisReply *lease = NULL;
+        if (admitter && alone) {
+            char key[64], ttl[24];
+            const char *argv[6];
+            size_t len[6];
+            lease_argv(x, e, key, ttl, argv, len);
+            if (dist_cmd(x, c, &lease, 6, argv, len) != BR_OK) {
+                return false;
             }
-            r[i] = rep;
         }
-        if (!ok) {
+        struct dist_pipe p;
+        dist_pipe_begin(x, c, &p);
+        add_checks(x, &p, e, admitter && !alone);
+        redisReply *r[5] = {NULL};
+        for (int i = 0; i < 5; i++) {
+            r[i] = dist_pipe_next(&p);
+        }
+        if (lease != NULL) {
+            if (r[0] != NULL) {
+                freeReplyObject(r[0]);
+            }
+            r[0] = lease;
+        }
+        if (dist_pipe_end(&p) != BR_OK) {
             for (int i = 0; i < 5; i++) {
                 if (r[i] != NULL) {
                     freeReplyObject(r[i]);
                 }
             }
-            dist_rd_fail(x, c, "roles");
             return false;
         }
         struct event_due d;
@@ -212,17 +241,23 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
         br_pg_event_max_id(x->cfg.pg, &pg_events) != BR_OK) {
         return false;
     }
-    redisContext *rd = dist_rd(x, c);
-    if (rd == NULL) {
-        return false;
-    }
-    redisAppendCommand(rd, "EXISTS br:{cat}:epoch");
-    redisAppendCommand(rd, "HMGET br:{cat}:cat users events");
-    redisAppendCommand(rd, "EXISTS br:{cat}:rebuilding");
-    void *r[3] = {NULL, NULL, NULL};
-    bool ok = true;
+    struct dist_pipe p;
+    dist_pipe_begin(x, c, &p);
+    dist_pipe_addf(&p, "EXISTS br:{cat}:epoch");
+    dist_pipe_addf(&p, "HMGET br:{cat}:cat users events");
+    dist_pipe_addf(&p, "EXISTS br:{cat}:rebuilding");
+    redisReply *r[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++) {
-        ok = ok && redisGetReply(rd, &r[i]) == REDIS_OK && r[i] != NULL;
+        r[i] = dist_pipe_next(&p);
+    }
+    bool ok = dist_pipe_end(&p) == BR_OK && r[0] != NULL && r[1] != NULL && r[2] != NULL;
+    if (!ok) {
+        for (int i = 0; i < 3; i++) {
+            if (r[i] != NULL) {
+                freeReplyObject(r[i]);
+            }
+        }
+        return false;
     }
     const redisReply *epoch = r[0], *cat = r[1], *rebuilding = r[2];
     ok = ok && epoch->type == REDIS_REPLY_INTEGER && cat->type == REDIS_REPLY_ARRAY &&
@@ -235,15 +270,14 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
                rebuilding->integer > 0;
     }
     for (int i = 0; i < 3; i++) {
-        if (r[i] != NULL) {
-            freeReplyObject(r[i]);
-        }
-    }
-    if (!ok) {
-        dist_rd_fail(x, c, "epoch");
+        freeReplyObject(r[i]);
     }
     if (!ok) {
         return false;
+    }
+    if (!lost && !dist_is_cluster(c)) {
+        /* Whole: whatever instance answers now is the one writes go to. */
+        dist_accept_instance(x, dist_rd(x, c));
     }
     pthread_mutex_lock(&x->state_mu);
     if (x->lost != lost) {
@@ -262,14 +296,10 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
 static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
 {
     if (redis_ok) {
-        redisContext *rd = dist_rd(x, c);
-        redisReply *rep = rd != NULL ? redisCommand(rd, "PING") : NULL;
-        redis_ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
+        redisReply *rep = NULL;
+        redis_ok = dist_cmdf(x, c, &rep, "PING") == BR_OK;
         if (rep != NULL) {
             freeReplyObject(rep);
-        }
-        if (rd != NULL && !redis_ok) {
-            dist_rd_fail(x, c, "ping");
         }
     }
     bool pg_ok = br_pg_ping(x->cfg.pg) == BR_OK;
@@ -283,6 +313,12 @@ static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)
     if (back) {
         atomic_fetch_add(&x->conn_gen, 1); /* every slot reconnects before its next use */
     }
+    pthread_mutex_unlock(&x->state_mu);
+    if (back && c != NULL) {
+        /* It may have come back empty: looked at before writes resume. */
+        check_lost(x, c);
+    }
+    pthread_mutex_lock(&x->state_mu);
     x->redis_down = !redis_ok;
     x->pg_down = !pg_ok;
     pthread_mutex_unlock(&x->state_mu);
@@ -319,7 +355,7 @@ static void *roles_main(void *arg)
         }
         bool ok = true;
         pthread_mutex_lock(&x->state_mu);
-        bool lost = x->lost;
+        bool lost = x->lost || x->changed;
         pthread_mutex_unlock(&x->state_mu);
         /* Each second; each tick while lost, so writes resume with the
          * rebuild (the reconciler may run in another process). */
@@ -331,9 +367,7 @@ static void *roles_main(void *arg)
             ok = work(x, c);
         }
         dist_fanout_flush(x, c);
-        if (health(x, c, ok)) {
-            check_lost(x, c);
-        }
+        health(x, c, ok);
         dist_conn_give(x, c);
     }
     return NULL;

@@ -178,17 +178,6 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
     }
 }
 
-/* Takes a slot for a write: BR_OK, or the error to answer (writes refused,
- * no slot). */
-static int take_for_write(struct br_distributed *x, struct dist_conn **c)
-{
-    *c = NULL;
-    if (dist_refusing(x)) {
-        return BR_E_UNAVAILABLE;
-    }
-    return dist_conn_take(x, c);
-}
-
 /* ---- queue ---- */
 
 static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uint64_t event_id,
@@ -201,7 +190,7 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
         br_api_cmd_queue_leave(&cmd, user, event_id);
     }
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
@@ -306,7 +295,7 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     struct br_cmd cmd;
     br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {
         call->done(call);
         return;
@@ -320,7 +309,8 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
     if (call->err == BR_OK && idem_key == 0 && dist_spec(x, c, event_id, &s) == BR_OK &&
         zone_id >= 1 && zone_id <= s.spec.zone_count) {
         /* A new hold (no key: no repeat): the outcome says it all. */
-        br_api_booking_from_reserve(&call->r.booking, &cmd, &out, s.spec.zones[zone_id - 1].currency);
+        br_api_booking_from_reserve(&call->r.booking, &cmd, &out,
+                                    s.spec.zones[zone_id - 1].currency);
         dist_index_hold(x, c, user, out.id, cmd.now_ms);
     } else if (out.id != 0) {
         /* A repeat answers the first hold: read it as stored. */
@@ -382,7 +372,7 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
     struct br_cmd cmd;
     br_api_cmd_booking_cancel(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];
@@ -407,7 +397,7 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
     struct br_cmd cmd;
     br_api_cmd_payment_create(&cmd, user, booking_id);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {
         call->done(call);
         return;
@@ -430,14 +420,14 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
     call->done(call);
 }
 
-void dist_op_payment_event(struct br_backend *b, const char *provider_event_id,
-                           uint64_t payment_id, bool succeeded, struct br_call *call)
+void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, uint64_t payment_id,
+                           bool succeeded, struct br_call *call)
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
     struct dist_conn *c = NULL;
-    call->err = take_for_write(x, &c);
+    call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
         struct br_effect fx[BR_EFFECTS_MAX];

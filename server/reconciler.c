@@ -32,8 +32,7 @@
 #define PAGE 1024u /* rows per read of the record */
 
 struct br_reconciler {
-    struct br_redis redis;
-    struct redisContext *plain; /* lease, epoch, catalog counters */
+    struct br_redis redis;      /* scripts, and plain commands routed as the adapter routes */
     struct br_redis_options ropt;
     struct br_config cfg;
     struct br_pg *pg;
@@ -51,35 +50,29 @@ struct br_reconciler {
     atomic_int stop;
 };
 
-/* ---- plain reads ---- */
+/* ---- plain commands (through the adapter: on a cluster, at the key's node) ---- */
 
-static bool plain_ok(struct br_reconciler *rc)
+/* Frees a reply; says whether the command got a reply that is no error. */
+static bool reply_ok(int rc, redisReply *rep)
 {
-    if (rc->plain == NULL) {
-        rc->plain = br_lease_connect(&rc->ropt, rc->log);
+    bool ok = rc == BR_OK && rep != NULL && rep->type != REDIS_REPLY_ERROR;
+    if (rep != NULL) {
+        freeReplyObject(rep);
     }
-    return rc->plain != NULL;
-}
-
-static void plain_drop(struct br_reconciler *rc)
-{
-    if (rc->plain != NULL) {
-        redisFree(rc->plain);
-        rc->plain = NULL;
-    }
+    return ok;
 }
 
 /* 1 present, 0 missing, BR_E_UNAVAILABLE. */
 static int epoch_present(struct br_reconciler *rc)
 {
-    redisReply *rep = redisCommand(rc->plain, "EXISTS " EPOCH_KEY);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+    redisReply *rep = NULL;
+    int err = br_redis_commandf(&rc->redis, &rep, "EXISTS " EPOCH_KEY);
+    int present = err == BR_OK && rep != NULL && rep->type == REDIS_REPLY_INTEGER
+                      ? rep->integer == 1
+                      : BR_E_UNAVAILABLE;
+    if (rep != NULL) {
         freeReplyObject(rep);
-        plain_drop(rc);
-        return BR_E_UNAVAILABLE;
     }
-    int present = rep->integer == 1;
-    freeReplyObject(rep);
     return present;
 }
 
@@ -87,35 +80,29 @@ static int epoch_write(struct br_reconciler *rc)
 {
     char value[32 + BR_LEASE_OWNER_MAX];
     snprintf(value, sizeof value, "%lld:%s", (long long)br_clock_wall_ms(), rc->opt.owner);
-    redisReply *rep = redisCommand(rc->plain, "SET " EPOCH_KEY " %s NX", value);
-    bool ok = rep != NULL && (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_NIL);
-    freeReplyObject(rep);
-    if (!ok) {
-        plain_drop(rc);
-        return BR_E_UNAVAILABLE;
-    }
-    return BR_OK;
+    redisReply *rep = NULL;
+    int err = br_redis_commandf(&rc->redis, &rep, "SET " EPOCH_KEY " %s NX", value);
+    return reply_ok(err, rep) ? BR_OK : BR_E_UNAVAILABLE;
 }
 
 /* The catalog's user and event counters in Redis (0 when it has none). */
 static int redis_counts(struct br_reconciler *rc, uint64_t *users, uint64_t *events)
 {
-    redisReply *rep = redisCommand(rc->plain, "HMGET br:{cat}:cat users events");
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-        freeReplyObject(rep);
-        plain_drop(rc);
-        return BR_E_UNAVAILABLE;
-    }
+    redisReply *rep = NULL;
+    int err = br_redis_commandf(&rc->redis, &rep, "HMGET br:{cat}:cat users events");
     uint64_t v[2] = {0, 0};
-    for (size_t i = 0; i < 2; i++) {
+    bool ok = err == BR_OK && rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2;
+    for (size_t i = 0; ok && i < 2; i++) {
         if (rep->element[i]->type == REDIS_REPLY_STRING) {
             v[i] = strtoull(rep->element[i]->str, NULL, 10);
         }
     }
-    freeReplyObject(rep);
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
     *users = v[0];
     *events = v[1];
-    return BR_OK;
+    return ok ? BR_OK : BR_E_UNAVAILABLE;
 }
 
 /* ---- open / close ---- */
@@ -175,7 +162,6 @@ void br_reconciler_close(struct br_reconciler *rc)
     }
     br_reconciler_stop(rc);
     br_redis_close(&rc->redis);
-    plain_drop(rc);
     pthread_mutex_destroy(&rc->mu);
     free(rc->drift);
     free(rc->compared);
@@ -229,11 +215,13 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
         int64_t ds = (int64_t)sold[z] - (int64_t)zones[z].sold;
         int64_t d = (dh < 0 ? -dh : dh) + (ds < 0 ? -ds : ds);
         uint32_t zi = zones[z].zone_id - 1;
+        int32_t before = -1;
         if (zi < BR_EVENT_ZONES_MAX) {
+            before = rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi];
             rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi] = (int32_t)d;
         }
         *drift_sum += (uint64_t)d;
-        if (d != 0) {
+        if (d != 0 && d != before) { /* logged when it appears or changes; the gauge stays */
             br_logf(rc->log, BR_LOG_ERROR,
                     "drift: Redis and PostgreSQL disagree on a zone at the same log position",
                     "\"event\":%" PRIu64 ",\"zone\":%u,\"redis_held\":%u,\"redis_sold\":%u,"
@@ -406,6 +394,9 @@ static uint32_t seq_of(uint64_t id)
  * after the last projection: the largest recorded plus the margin. */
 static uint32_t past_margin(uint32_t seq)
 {
+#ifdef BR_PLANT_RECONCILER_NO_MARGIN
+    return seq; /* planted: ids handed out after the last projection come again */
+#endif
     uint64_t v = (uint64_t)seq + BR_RECONCILER_ID_MARGIN;
     return v >= 0xffffffffu ? 0xfffffffeu : (uint32_t)v;
 }
@@ -457,6 +448,15 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
             .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
         pay_seq = seq_of(p->id) > pay_seq ? seq_of(p->id) : pay_seq;
     }
+    /* Passes live in Redis only; the projection counted them from the
+     * log's pass_issued effects. */
+    struct br_pg_progress pr;
+    err = br_pg_projection_progress(rc->pg, ev->id, &pr);
+    if (err != BR_OK) {
+        return err;
+    }
+    pass_seq = pr.pass_seq > pass_seq ? pr.pass_seq : pass_seq;
+    in->passes_issued = pr.passes_issued > UINT32_MAX ? UINT32_MAX : (uint32_t)pr.passes_issued;
     in->hold_seq = past_margin(hold_seq);
     in->pass_seq = past_margin(pass_seq);
     in->payment_seq = past_margin(pay_seq);
@@ -486,20 +486,15 @@ static int log_continue(struct br_reconciler *rc, uint64_t event_id)
     if (sscanf(pos, "%llu-%llu", &ms, &seq) != 2) {
         return BR_E_CORRUPT;
     }
-    if (!plain_ok(rc)) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = redisCommand(rc->plain, "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1",
-                                   event_id, ms, seq + 1);
-    bool ok = rep != NULL && rep->type == REDIS_REPLY_STRING;
+    redisReply *rep = NULL;
+    int rc2 = br_redis_commandf(&rc->redis, &rep,
+                                "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1", event_id, ms,
+                                seq + 1);
+    bool ok = reply_ok(rc2, rep);
     if (!ok) {
         br_logf(rc->log, BR_LOG_ERROR, "rebuild: the event's log could not be moved past its "
                 "projected position", "\"event\":%" PRIu64 ",\"position\":\"%s\"",
                 event_id, pos);
-    }
-    freeReplyObject(rep);
-    if (rep == NULL) {
-        plain_drop(rc);
     }
     return ok ? BR_OK : BR_E_UNAVAILABLE;
 }
@@ -546,18 +541,11 @@ static int rebuild_event(struct br_reconciler *rc, uint64_t event_id)
  * refuses writes while this key exists and the epoch does not. */
 static int mark_rebuilding(struct br_reconciler *rc, int64_t ttl_ms)
 {
-    if (!plain_ok(rc)) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep = ttl_ms > 0 ? redisCommand(rc->plain, "SET " REBUILDING_KEY " %s PX %lld",
-                                                rc->opt.owner, (long long)ttl_ms)
-                                 : redisCommand(rc->plain, "DEL " REBUILDING_KEY);
-    bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
-    freeReplyObject(rep);
-    if (rep == NULL) {
-        plain_drop(rc);
-    }
-    return ok ? BR_OK : BR_E_UNAVAILABLE;
+    redisReply *rep = NULL;
+    int err = ttl_ms > 0 ? br_redis_commandf(&rc->redis, &rep, "SET " REBUILDING_KEY " %s PX %lld",
+                                             rc->opt.owner, (long long)ttl_ms)
+                         : br_redis_commandf(&rc->redis, &rep, "DEL " REBUILDING_KEY);
+    return reply_ok(err, rep) ? BR_OK : BR_E_UNAVAILABLE;
 }
 
 static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
@@ -633,11 +621,9 @@ static int epoch_missing(struct br_reconciler *rc, struct br_reconciler_report *
 int br_reconciler_tick(struct br_reconciler *rc, struct br_reconciler_report *rep_out)
 {
     struct br_reconciler_report rep = {0};
-    int err = plain_ok(rc) ? BR_OK : BR_E_UNAVAILABLE;
-    int held = err == BR_OK ? br_lease_hold(rc->plain, LEASE_KEY, rc->opt.owner, rc->opt.lease_ms)
-                            : err;
+    int err = BR_OK;
+    int held = br_lease_hold(&rc->redis, LEASE_KEY, rc->opt.owner, rc->opt.lease_ms);
     if (held < 0) {
-        plain_drop(rc);
         err = held;
     }
     rep.leader = held == 1;
@@ -705,9 +691,8 @@ void br_reconciler_stop(struct br_reconciler *rc)
     rc->stop = 1;
     pthread_join(rc->thread, NULL);
     rc->running = false;
-    if (rc->plain != NULL) {
-        br_lease_release(rc->plain, LEASE_KEY, rc->opt.owner);
-    }
+    rc->stop = 0; /* passes called directly after a stop run again */
+    br_lease_release(&rc->redis, LEASE_KEY, rc->opt.owner);
 }
 
 int64_t br_reconciler_drift(struct br_reconciler *rc, uint64_t event_id, uint32_t zone_id)

@@ -71,9 +71,10 @@
  * counters are compared with the record at its position (they were just
  * written from it).
  *
- * Limits: the lease, the epoch, the flush and the log continuation go
- * through a plain connection to the one node of the URL: on a Redis
- * Cluster of several nodes they would need the adapter's slot routing.
+ * Every command goes through the adapter (scripts with br_redis_apply and
+ * br_redis_rebuild_event, the lease, the epoch, the flush and the log
+ * continuation with br_redis_commandf), so on a Redis Cluster each reaches
+ * its key's node (FLUSHDB goes to every node).
  *
  * Metrics (br_reconciler_metrics): br_reconcile_drift_seats{event,zone},
  * br_reconcile_compared{event} (1 when the last tick compared it),

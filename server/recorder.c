@@ -38,29 +38,28 @@ static const char lease_script[] =
 static const char release_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0";
 
-int br_lease_hold(struct redisContext *c, const char *key, const char *owner, int64_t ttl_ms)
+int br_lease_hold(struct br_redis *r, const char *key, const char *owner, int64_t ttl_ms)
 {
     BR_ASSERT(ttl_ms > 0);
-    if (c == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
-    redisReply *rep =
-        redisCommand(c, "EVAL %s 1 %s %s %lld", lease_script, key, owner, (long long)ttl_ms);
-    if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+    redisReply *rep = NULL;
+    int rc = br_redis_commandf(r, &rep, "EVAL %s 1 %s %s %lld", lease_script, key, owner,
+                               (long long)ttl_ms);
+    int held = rc != BR_OK || rep == NULL || rep->type != REDIS_REPLY_INTEGER ? BR_E_UNAVAILABLE
+               : rep->integer == 1                                            ? 1
+                                                                              : 0;
+    if (rep != NULL) {
         freeReplyObject(rep);
-        return BR_E_UNAVAILABLE;
     }
-    int held = rep->integer == 1 ? 1 : 0;
-    freeReplyObject(rep);
     return held;
 }
 
-void br_lease_release(struct redisContext *c, const char *key, const char *owner)
+void br_lease_release(struct br_redis *r, const char *key, const char *owner)
 {
-    if (c == NULL) {
-        return;
+    redisReply *rep = NULL;
+    if (br_redis_commandf(r, &rep, "EVAL %s 1 %s %s", release_script, key, owner) == BR_OK &&
+        rep != NULL) {
+        freeReplyObject(rep);
     }
-    freeReplyObject(redisCommand(c, "EVAL %s 1 %s %s", release_script, key, owner));
 }
 
 void br_lease_owner_default(char *owner, size_t cap)
@@ -69,33 +68,6 @@ void br_lease_owner_default(char *owner, size_t cap)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
     snprintf(owner, cap, "%s:%ld", host, (long)getpid());
-}
-
-struct redisContext *br_lease_connect(const struct br_redis_options *o, const struct br_log *log)
-{
-    struct timeval ct = {.tv_sec = o->connect_timeout_ms / 1000,
-                         .tv_usec = (o->connect_timeout_ms % 1000) * 1000};
-    struct timeval rt = {.tv_sec = o->command_timeout_ms / 1000,
-                         .tv_usec = (o->command_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(o->host, o->port, ct);
-    if (c == NULL || c->err != 0 || redisSetTimeout(c, rt) != REDIS_OK) {
-        char esc[256];
-        br_log_escape(c != NULL ? c->errstr : "out of memory", esc, sizeof esc);
-        br_logf(log, BR_LOG_WARN, "redis connect failed", "\"host\":\"%s\",\"port\":%d,"
-                "\"detail\":\"%s\"", o->host, o->port, esc);
-        redisFree(c);
-        return NULL;
-    }
-    if (o->db != 0) {
-        redisReply *rep = redisCommand(c, "SELECT %d", o->db);
-        bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
 }
 
 /* ---- the recorder ---- */
@@ -107,12 +79,20 @@ static const double lag_bounds_s[LAG_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
 struct rec_event {
     struct br_recorder_event pub;
     int64_t retry_at_ms; /* monotonic: a failed event waits until then */
+    int64_t checked_ms;  /* monotonic: the cached position was last read from PostgreSQL */
+    int64_t renewed_ms;  /* monotonic: the lease was last taken or renewed */
     bool leased;
 };
 
+/* A caught-up event's cached position is read again from PostgreSQL this
+ * often: if the record went back (restored from a backup), the recorder
+ * projects the gap again instead of waiting after a position the record no
+ * longer has. */
+#define POSITION_RECHECK_MS 1000
+
 struct br_recorder {
-    struct br_redis redis;            /* the logs */
-    struct redisContext *plain;       /* leases and the catalog counter */
+    struct br_redis redis;            /* the logs, the leases, the catalog counter */
+    bool redis_down;                  /* the pass in progress lost Redis */
     struct br_redis_options ropt;
     struct br_pg *pg;
     const struct br_log *log;
@@ -186,22 +166,15 @@ int br_recorder_open(struct br_recorder **out, const struct br_redis_options *o,
 /* The catalog's event counter, or -1 when Redis cannot be read. */
 static int64_t catalog_events(struct br_recorder *rec)
 {
-    if (rec->plain == NULL) {
-        rec->plain = br_lease_connect(&rec->ropt, rec->log);
-        if (rec->plain == NULL) {
-            return -1;
-        }
+    redisReply *rep = NULL;
+    int rc = br_redis_commandf(&rec->redis, &rep, "HGET br:{cat}:cat events");
+    int64_t n = rc != BR_OK || rep == NULL        ? -1
+                : rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10)
+                : rep->type == REDIS_REPLY_NIL    ? 0
+                                                  : -1;
+    if (rep != NULL) {
+        freeReplyObject(rep);
     }
-    redisReply *rep = redisCommand(rec->plain, "HGET br:{cat}:cat events");
-    if (rep == NULL) {
-        redisFree(rec->plain);
-        rec->plain = NULL;
-        return -1;
-    }
-    int64_t n = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10)
-                : rep->type == REDIS_REPLY_NIL  ? 0
-                                                : -1;
-    freeReplyObject(rep);
     return n;
 }
 
@@ -229,13 +202,20 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
 {
     const char *first = n > 0 ? rec->batch[0].stream_id : "";
     const char *last = n > 0 ? rec->batch[n - 1].stream_id : "";
+    /* CORRUPT (a CHECK, a log entry that does not decode) does not go away
+     * by itself: the event stops and is tried again after retry_failed_ms.
+     * Anything else is retried on the next pass: a transport failure, or
+     * NOT_FOUND (PostgreSQL has no such event yet: the twin logs the
+     * creation inside PostgreSQL's transaction, just before its commit). */
+    bool stuck = rc == BR_E_CORRUPT;
     char pos[sizeof ev->pub.position];
     pthread_mutex_lock(&rec->mu);
     memcpy(pos, ev->pub.position, sizeof pos);
+    bool repeated = ev->pub.last_err == rc;
     ev->pub.last_err = rc;
     ev->pub.lag_entries = n;
     ev->pub.lag_ms = n > 0 ? br_clock_wall_ms() - stream_ms(first) : 0;
-    if (rc == BR_E_CORRUPT) {
+    if (stuck) {
         ev->pub.failed = true;
         ev->pub.refused++;
         ev->retry_at_ms = br_clock_mono_ms() + rec->opt.retry_failed_ms;
@@ -256,9 +236,9 @@ static void attempt_failed(struct br_recorder *rec, struct rec_event *ev, int rc
                 "this event's projection stops until an operator acts",
                 "\"event\":%" PRIu64 ",\"from\":\"%s\",\"to\":\"%s\",\"entries\":%u,"
                 "\"retry_in_ms\":%lld,\"alert\":\"br_projection_failed\"",
-                ev->pub.event_id, first, last, n,
-                (long long)rec->opt.retry_failed_ms);
-    } else {
+                ev->pub.event_id, first, last, n, (long long)rec->opt.retry_failed_ms);
+    } else if (!repeated) {
+        /* Once per outage, not once per pass: the counter says how often. */
         br_logf(rec->log, BR_LOG_WARN, "projection attempt failed; retried on the next pass",
                 "\"event\":%" PRIu64 ",\"error\":\"%s\"", ev->pub.event_id, br_err_name(rc));
     }
@@ -300,6 +280,7 @@ static int position_of(struct br_recorder *rec, struct rec_event *ev, char *pos)
         pthread_mutex_lock(&rec->mu);
         memcpy(ev->pub.position, pos, sizeof ev->pub.position);
         pthread_mutex_unlock(&rec->mu);
+        ev->checked_ms = br_clock_mono_ms();
     }
     return rc;
 }
@@ -323,9 +304,13 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
             return done;
         }
         if (n == 0) {
+            bool recheck = br_clock_mono_ms() - ev->checked_ms >= POSITION_RECHECK_MS;
             pthread_mutex_lock(&rec->mu);
             ev->pub.lag_entries = 0;
             ev->pub.lag_ms = 0;
+            if (recheck) {
+                ev->pub.position[0] = 0;
+            }
             pthread_mutex_unlock(&rec->mu);
             return done;
         }
@@ -365,11 +350,14 @@ static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
     }
     char key[64];
     lease_key(key, sizeof key, ev->pub.event_id);
-    int held = br_lease_hold(rec->plain, key, rec->opt.owner, rec->opt.lease_ms);
-    if (held == BR_E_UNAVAILABLE) {
-        redisFree(rec->plain);
-        rec->plain = NULL;
+    /* A lease held is renewed every third of its life, not every pass. */
+    int64_t now = br_clock_mono_ms();
+    int held = 1;
+    if (!ev->leased || now - ev->renewed_ms >= rec->opt.lease_ms / 3) {
+        held = br_lease_hold(&rec->redis, key, rec->opt.owner, rec->opt.lease_ms);
+        ev->renewed_ms = now;
     }
+    rec->redis_down = held == BR_E_UNAVAILABLE;
     ev->leased = held == 1;
     if (held != 1) {
         return 0; /* another recorder has it, or Redis is away */
@@ -383,6 +371,7 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected)
     if (projected != NULL) {
         *projected = 0;
     }
+    rec->redis_down = false;
     int64_t events = catalog_events(rec);
     if (events < 0) {
         return BR_E_UNAVAILABLE;
@@ -401,14 +390,14 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected)
     /* Bounded: events_max events, each bounded by batches_per_pass. */
     for (uint32_t i = 0; i < (uint32_t)events && !rec->stop; i++) {
         total += visit_event(rec, &rec->events[i]);
-        if (rec->plain == NULL) {
+        if (rec->redis_down) {
             break; /* Redis went away: the next pass starts over */
         }
     }
     if (projected != NULL) {
         *projected = total;
     }
-    return rec->plain == NULL ? BR_E_UNAVAILABLE : BR_OK;
+    return rec->redis_down ? BR_E_UNAVAILABLE : BR_OK;
 }
 
 static void *run(void *arg)
@@ -442,17 +431,19 @@ int br_recorder_start(struct br_recorder *rec)
 
 void br_recorder_stop(struct br_recorder *rec)
 {
-    if (!rec->running) {
-        return;
+    if (rec->running) {
+        rec->stop = 1;
+        pthread_join(rec->thread, NULL);
+        rec->running = false;
+        rec->stop = 0; /* passes called directly after a stop run again */
     }
-    rec->stop = 1;
-    pthread_join(rec->thread, NULL);
-    rec->running = false;
+    /* The leases this recorder holds (from the thread or from direct
+     * passes) go back, so another recorder need not wait them out. */
     char key[64];
-    for (uint32_t i = 0; i < rec->event_count && rec->plain != NULL; i++) {
+    for (uint32_t i = 0; i < rec->event_count; i++) {
         if (rec->events[i].leased) {
             lease_key(key, sizeof key, rec->events[i].pub.event_id);
-            br_lease_release(rec->plain, key, rec->opt.owner);
+            br_lease_release(&rec->redis, key, rec->opt.owner);
             rec->events[i].leased = false;
         }
     }
@@ -497,12 +488,12 @@ static void metrics_events(struct br_recorder *rec, struct mbuf *b)
         mb_printf(b, "br_projection_lag_entries{event=\"%" PRIu64 "\"} %u\n",
                   rec->events[i].pub.event_id, rec->events[i].pub.lag_entries);
     }
-    mb_printf(b, "# HELP br_projection_lag_ms Now minus the append time of the oldest log entry "
-                 "not projected (or of the last batch at its commit).\n"
-                 "# TYPE br_projection_lag_ms gauge\n");
+    mb_printf(b, "# HELP br_projection_lag_seconds Now minus the append time of the oldest log "
+                 "entry not projected (or of the last batch at its commit); 0 = caught up.\n"
+                 "# TYPE br_projection_lag_seconds gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_lag_ms{event=\"%" PRIu64 "\"} %lld\n",
-                  rec->events[i].pub.event_id, (long long)rec->events[i].pub.lag_ms);
+        mb_printf(b, "br_projection_lag_seconds{event=\"%" PRIu64 "\"} %.3f\n",
+                  rec->events[i].pub.event_id, (double)rec->events[i].pub.lag_ms / 1000.0);
     }
     mb_printf(b, "# HELP br_projection_failed 1 while PostgreSQL refuses the event's log "
                  "(a CHECK: oversold); an operator must act.\n"
@@ -559,9 +550,6 @@ void br_recorder_close(struct br_recorder *rec)
     }
     br_recorder_stop(rec);
     br_redis_close(&rec->redis);
-    if (rec->plain != NULL) {
-        redisFree(rec->plain);
-    }
     pthread_mutex_destroy(&rec->mu);
     free(rec->events);
     free(rec->batch);

@@ -6,7 +6,8 @@
  * One pass visits events 1..E (E = the catalog's event counter in Redis).
  * For each event it takes the event's lease (br:{e<id>}:lease:record, SET
  * NX PX, renewed while held), reads the log after the projected position
- * (PostgreSQL's, cached after a commit) in batches, and hands each batch
+ * (PostgreSQL's, cached after a commit and read again once a second while
+ * the event is caught up) in batches, and hands each batch
  * to br_pg_project (adapters/pg.h), which applies its rows and moves the
  * position to the batch's last stream id in one transaction, with the
  * event's row locked, skipping entries at or below the stored position.
@@ -26,21 +27,25 @@
  * ids of the batch, br_projection_failed{event} = 1, and tried again after
  * retry_failed_ms -- never "fixed" by changing a count. It stays failed
  * until an operator repairs the record or the log, and the other events go
- * on. Transport failures (Redis or PostgreSQL away) are counted, the
- * cached position is dropped, and the next pass tries again.
+ * on. The same holds for a log entry that does not decode. Transport
+ * failures (Redis or PostgreSQL away), and an event PostgreSQL does not
+ * have yet (BR_E_NOT_FOUND: the twin logs its creation just before
+ * PostgreSQL commits it; one whose commit failed stays so, and its warning
+ * says so), are counted, logged once per outage, the cached position is
+ * dropped, and the next pass tries again.
  *
  * Trimming: the recorder never trims a log. `bookingrush trace export`
  * needs each log from its first entry (the event's creation), and a log
  * costs Redis memory in proportion to the sale's commands (a few hundred
  * bytes an entry). An operator who must reclaim it after the sale can
- * XTRIM ... MINID up to the projected position (projection_positions in
- * PostgreSQL), giving up the trace.
+ * XTRIM ... MINID up to the projected position (table projection in
+ * PostgreSQL; br_redis_log_trim), giving up the event's trace.
  *
  * Metrics (br_recorder_metrics, Prometheus text):
  *   br_projection_lag_entries{event}   entries read and not yet projected when
  *                                      the event's pass ended (0 = caught up;
  *                                      a lower bound while behind)
- *   br_projection_lag_ms{event}        now minus the append time (the stream
+ *   br_projection_lag_seconds{event}   now minus the append time (the stream
  *                                      id's ms part) of the oldest entry not
  *                                      projected, else of the last batch at
  *                                      its commit
@@ -73,7 +78,6 @@
 #define BR_LEASE_OWNER_MAX 64
 
 struct br_pg;
-struct redisContext;
 
 struct br_recorder_options {
     uint32_t batch;            /* entries per transaction; 0 = default */
@@ -91,9 +95,10 @@ struct br_recorder_event {
     uint64_t projected;    /* entries this process projected */
     uint32_t lag_entries;
     int64_t lag_ms;
-    bool failed;           /* a CHECK refused its log (BR_E_CORRUPT) */
+    bool failed;           /* stopped: a CHECK refused its log or an entry does not
+                              decode (BR_E_CORRUPT; retried after a while) */
     int last_err;          /* enum br_err of the last attempt */
-    uint64_t refused, unavailable, conflicts; /* failures by reason */
+    uint64_t refused, unavailable, conflicts; /* failures by reason (refused: the stops) */
 };
 
 struct br_recorder;
@@ -115,7 +120,7 @@ int br_recorder_pass(struct br_recorder *rec, uint64_t *projected);
 
 /* Starts / stops the thread that runs passes until stopped (pausing idle_ms
  * after a pass that projected nothing). Stop waits for the pass in flight
- * and gives the leases back. */
+ * and gives back every lease the recorder holds (also after direct passes). */
 int br_recorder_start(struct br_recorder *rec);
 void br_recorder_stop(struct br_recorder *rec);
 
@@ -132,20 +137,17 @@ void br_recorder_close(struct br_recorder *rec);
 
 /* ---- leases (also the reconciler's) ---- */
 
-/* Takes or renews the lease `key` for owner for ttl_ms: 1 held (taken now
- * or renewed), 0 held by another owner, BR_E_UNAVAILABLE on a transport
- * failure. One round trip (a short script: get, then set or renew). */
-int br_lease_hold(struct redisContext *c, const char *key, const char *owner, int64_t ttl_ms);
+/* Takes or renews the lease `key` for owner for ttl_ms through r (on a
+ * Redis Cluster, at the key's node): 1 held (taken now or renewed), 0 held
+ * by another owner, BR_E_UNAVAILABLE on a transport failure. One round
+ * trip (a short script: get, then set or renew). */
+int br_lease_hold(struct br_redis *r, const char *key, const char *owner, int64_t ttl_ms);
 
 /* Gives the lease back if owner holds it. One round trip; errors ignored
  * (the lease expires by itself). */
-void br_lease_release(struct redisContext *c, const char *key, const char *owner);
+void br_lease_release(struct br_redis *r, const char *key, const char *owner);
 
 /* "host:pid" into owner (cap bytes). */
 void br_lease_owner_default(char *owner, size_t cap);
-
-/* A plain connection for leases and catalog reads (timeouts and db of o),
- * or NULL after logging why. */
-struct redisContext *br_lease_connect(const struct br_redis_options *o, const struct br_log *log);
 
 #endif

@@ -2,8 +2,9 @@
  * trace_cmd.c -- `bookingrush trace export` (trace_cmd.h says what a trace
  * holds and what it cannot reproduce).
  *
- * The catalog (config, users) is read with plain HMGETs on a connection of
- * this module's own; the logs through br_redis_log_read, which decodes
+ * The recorded config is read with one HMGET before the adapter is opened
+ * (on a cluster through its router); users with br_redis_commandf and the
+ * logs with br_redis_log_read (both routed by the adapter), which decodes
  * each entry's command and outcome as the adapter does for br_redis_apply.
  * Nothing is written to Redis: an export can run against a live sale (it
  * sees the log up to the moment its second pass reads it; entries appended
@@ -23,12 +24,12 @@
 #include <hiredis/hiredis.h>
 
 #include "adapters/cli.h"
+#include "adapters/redis_cluster.h"
 #include "core/err.h"
 #include "core/journal.h"
 #include "core/panic.h"
 
 #define LOG_BATCH 64u     /* log entries per read (each entry has room for every effect) */
-#define USER_BATCH 256u   /* user records per pipelined round trip */
 #define TABLE_SLACK 64u   /* rows added to each counted table size */
 
 static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -45,31 +46,51 @@ static void say(char *why, size_t cap, const char *fmt, ...)
 
 /* ---- the catalog, read with plain commands ---- */
 
-static redisContext *cat_connect(const struct br_redis_options *o, char *why, size_t cap)
+/* The recorded config is read before the adapter can be opened (it
+ * checks the config it is given against Redis's): with one HMGET on a
+ * plain connection, or through a cluster's router (the catalog's slot may
+ * live on any node). NULL after saying why. */
+static redisReply *config_read(const struct br_redis_options *o, char *why, size_t cap)
 {
-    struct timeval tv = {.tv_sec = o->connect_timeout_ms / 1000,
-                         .tv_usec = (o->connect_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(o->host, o->port, tv);
-    if (c == NULL || c->err != 0) {
-        say(why, cap, "cannot connect to Redis at %s:%d: %s", o->host, o->port,
-            c != NULL ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
+    static const char *const argv[] = {"HMGET",          "br:{cat}:cat",     "cfg_seed",
+                                       "cfg_events_max", "cfg_users_max",    "cfg_qslots_max",
+                                       "cfg_qcap_default", "cfg_active_max", "cfg_seats_max",
+                                       "users",          "events"};
+    enum { ARGC = sizeof argv / sizeof argv[0] };
+    size_t len[ARGC];
+    for (int i = 0; i < ARGC; i++) {
+        len[i] = strlen(argv[i]);
     }
-    struct timeval ctv = {.tv_sec = o->command_timeout_ms / 1000,
-                          .tv_usec = (o->command_timeout_ms % 1000) * 1000};
-    redisSetTimeout(c, ctv);
-    if (o->db != 0) {
-        redisReply *rep = redisCommand(c, "SELECT %d", o->db);
-        bool ok = rep != NULL && rep->type == REDIS_REPLY_STATUS;
-        freeReplyObject(rep);
-        if (!ok) {
-            say(why, cap, "SELECT %d refused: %s", o->db, c->err ? c->errstr : "error reply");
-            redisFree(c);
-            return NULL;
+    redisReply *rep = NULL;
+    if (o->cluster) {
+        struct br_cluster *cl = calloc(1, sizeof *cl);
+        if (cl != NULL && br_cluster_open(cl, o->seeds, o->connect_timeout_ms,
+                                          o->command_timeout_ms, false) == BR_OK) {
+            br_cluster_call(cl, ARGC, (const char **)argv, len, &rep);
         }
+        br_cluster_close(cl);
+        free(cl);
+    } else {
+        struct timeval ct = {.tv_sec = o->connect_timeout_ms / 1000,
+                             .tv_usec = (o->connect_timeout_ms % 1000) * 1000};
+        redisContext *c = redisConnectWithTimeout(o->host, o->port, ct);
+        if (c != NULL && c->err == 0 && o->db != 0) {
+            freeReplyObject(redisCommand(c, "SELECT %d", o->db));
+        }
+        if (c != NULL && c->err == 0) {
+            rep = redisCommandArgv(c, ARGC, (const char **)argv, len);
+        }
+        if (rep == NULL) {
+            say(why, cap, "cannot read Redis at %s:%d: %s", o->host, o->port,
+                c != NULL ? c->errstr : "out of memory");
+        }
+        redisFree(c);
+        return rep;
     }
-    return c;
+    if (rep == NULL) {
+        say(why, cap, "cannot read the Redis Cluster at %s", o->seeds);
+    }
+    return rep;
 }
 
 /* An unsigned decimal from a bulk string reply; false when absent or bad. */
@@ -97,14 +118,11 @@ static uint32_t cap32(uint64_t v)
 }
 
 /* The config recorded by config.lua and the catalog's counters. */
-static int cat_read(redisContext *c, struct br_config *cfg, uint64_t *users, uint64_t *events,
-                    char *why, size_t cap)
+static int cat_read(const struct br_redis_options *o, struct br_config *cfg, uint64_t *users,
+                    uint64_t *events, char *why, size_t cap)
 {
-    redisReply *rep = redisCommand(c, "HMGET br:{cat}:cat cfg_seed cfg_events_max cfg_users_max "
-                                      "cfg_qslots_max cfg_qcap_default cfg_active_max "
-                                      "cfg_seats_max users events");
+    redisReply *rep = config_read(o, why, cap);
     if (rep == NULL) {
-        say(why, cap, "Redis: %s", c->errstr);
         return BR_E_UNAVAILABLE;
     }
     uint64_t v[9];
@@ -189,38 +207,33 @@ static void put_record(struct sink *s, const struct br_cmd *cmd, const struct br
     s->bytes += n;
 }
 
-/* The prologue's users, pipelined USER_BATCH at a time, stamped with the
- * event's creation: create->user_id created the event, so it could
- * organize then; if its role was lowered since, it is registered as an
- * organizer (no other command of an event's log looks at roles). */
-static int put_users(redisContext *c, uint64_t users, const struct br_cmd *create, struct sink *s,
-                     char *why, size_t cap)
+/* The prologue's users, one HMGET each, stamped with the event's
+ * creation: create->user_id created the event, so it could organize then;
+ * if its role was lowered since, it is registered as an organizer (no
+ * other command of an event's log looks at roles). */
+static int put_users(struct br_redis *r, uint64_t users, const struct br_cmd *create,
+                     struct sink *s, char *why, size_t cap)
 {
     struct br_cmd cmd;
-    for (uint64_t first = 1; first <= users; first += USER_BATCH) {
-        uint64_t last = first + USER_BATCH - 1 < users ? first + USER_BATCH - 1 : users;
-        for (uint64_t id = first; id <= last; id++) {
-            redisAppendCommand(c, "HMGET br:{cat}:u:%" PRIu64 " email name pw salt role", id);
+    for (uint64_t id = 1; id <= users; id++) {
+        redisReply *rep = NULL;
+        int rc = br_redis_commandf(r, &rep, "HMGET br:{cat}:u:%" PRIu64 " email name pw salt role",
+                                   id);
+        if (rc != BR_OK) {
+            say(why, cap, "reading user %" PRIu64 ": %s", id, br_err_name(rc));
+            return rc;
         }
-        for (uint64_t id = first; id <= last; id++) {
-            void *r = NULL;
-            if (redisGetReply(c, &r) != REDIS_OK) {
-                say(why, cap, "Redis: %s", c->errstr);
-                return BR_E_UNAVAILABLE;
-            }
-            bool ok = user_cmd(r, &cmd);
-            cmd.now_ms = create->now_ms;
-            if (id == create->user_id && cmd.u.user_register.role == BR_ROLE_CUSTOMER) {
-                cmd.u.user_register.role = BR_ROLE_ORGANIZER;
-            }
-            freeReplyObject(r);
-            if (!ok) {
-                /* The rest of the pipeline is drained by freeing the context. */
-                say(why, cap, "user %" PRIu64 "'s catalog record does not decode", id);
-                return BR_E_CORRUPT;
-            }
-            put_record(s, &cmd, NULL);
+        bool ok = user_cmd(rep, &cmd);
+        freeReplyObject(rep);
+        if (!ok) {
+            say(why, cap, "user %" PRIu64 "'s catalog record does not decode", id);
+            return BR_E_CORRUPT;
         }
+        cmd.now_ms = create->now_ms;
+        if (id == create->user_id && cmd.u.user_register.role == BR_ROLE_CUSTOMER) {
+            cmd.u.user_register.role = BR_ROLE_ORGANIZER;
+        }
+        put_record(s, &cmd, NULL);
     }
     return BR_OK;
 }
@@ -357,7 +370,7 @@ static int write_entry(void *ctx, const struct br_redis_log_entry *e)
 }
 
 /* Header, users, events 1..event_id-1, then event_id's log. */
-static int export_to(struct br_redis *r, redisContext *c, const struct br_config *base,
+static int export_to(struct br_redis *r, const struct br_config *base,
                      uint64_t users, uint64_t event_id, struct br_redis_log_entry *batch,
                      struct sink *s, struct br_trace_stats *st, char *why, size_t cap)
 {
@@ -381,7 +394,7 @@ static int export_to(struct br_redis *r, redisContext *c, const struct br_config
         s->failed = true;
     }
     s->bytes += hn;
-    rc = put_users(c, users, &create, s, why, cap);
+    rc = put_users(r, users, &create, s, why, cap);
     if (rc != BR_OK) {
         return rc;
     }
@@ -412,19 +425,14 @@ int br_trace_export(const struct br_redis_options *o, uint64_t event_id, FILE *o
 {
     memset(st, 0, sizeof *st);
     say(why, why_cap, "ok");
-    redisContext *c = cat_connect(o, why, why_cap);
-    if (c == NULL) {
-        return BR_E_UNAVAILABLE;
-    }
     struct br_config cfg;
     uint64_t users = 0, events = 0;
-    int rc = cat_read(c, &cfg, &users, &events, why, why_cap);
+    int rc = cat_read(o, &cfg, &users, &events, why, why_cap);
     if (rc == BR_OK && (event_id == 0 || event_id > events)) {
         say(why, why_cap, "no event %" PRIu64 " (the catalog has %" PRIu64 ")", event_id, events);
         rc = BR_E_NOT_FOUND;
     }
     if (rc != BR_OK) {
-        redisFree(c);
         return rc;
     }
     /* The adapter checks the catalog part of cfg against Redis; the table
@@ -437,7 +445,6 @@ int br_trace_export(const struct br_redis_options *o, uint64_t event_id, FILE *o
     rc = br_redis_open(&r, &ro, &open_cfg);
     if (rc != BR_OK) {
         say(why, why_cap, "opening Redis: %s", br_err_name(rc));
-        redisFree(c);
         return rc;
     }
     struct br_redis_log_entry *batch = calloc(LOG_BATCH, sizeof *batch);
@@ -446,7 +453,7 @@ int br_trace_export(const struct br_redis_options *o, uint64_t event_id, FILE *o
         say(why, why_cap, "out of memory");
     } else {
         struct sink s = {.f = out};
-        rc = export_to(&r, c, &cfg, users, event_id, batch, &s, st, why, why_cap);
+        rc = export_to(&r, &cfg, users, event_id, batch, &s, st, why, why_cap);
         if (fflush(out) != 0 || ferror(out)) {
             s.failed = true;
         }
@@ -458,7 +465,6 @@ int br_trace_export(const struct br_redis_options *o, uint64_t event_id, FILE *o
     }
     free(batch);
     br_redis_close(&r);
-    redisFree(c);
     return rc;
 }
 

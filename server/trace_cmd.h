@@ -55,7 +55,7 @@ struct br_trace_stats {
  * BR_E_IO (Redis); BR_E_CORRUPT (a log entry or catalog record that does
  * not decode); BR_E_IO also for a failed write to out. why (cap bytes)
  * says what went wrong in a sentence. Work: two passes over the log in
- * batches, plus one pipelined read per 256 users. */
+ * batches, plus one read per user. */
 int br_trace_export(const struct br_redis_options *o, uint64_t event_id, FILE *out,
                     struct br_trace_stats *st, char *why, size_t why_cap);
 

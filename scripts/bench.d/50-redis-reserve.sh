@@ -129,3 +129,41 @@ printf '  through the adapter, idempotency keys       %8.0f calls/s   (claim + s
   "$keys"
 echo "  (load average during the run: $(cut -d' ' -f1-3 /proc/loadavg); other work on the same"
 echo "   cores shifts every figure: the ratio and the raw/adapter pairs are what compare)"
+
+# A figure the machine's load does not move: the instructions Redis executes
+# per reserve (everything in redis-server from reading the request to
+# writing the reply, the function and its log append included), counted by
+# callgrind over 2,000 redis-benchmark reserves on a server of its own.
+# Skipped without valgrind (it is not one of the project's dependencies) or
+# with REDIS_BENCH_CALLGRIND=0.
+if [ "${REDIS_BENCH_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null &&
+   command -v callgrind_control >/dev/null; then
+  cg=$dir/cg
+  mkdir -p "$cg"
+  cport=
+  for attempt in 1 2 3 4 5 6 7 8; do
+    p=$((20000 + RANDOM % 30000))
+    redis-cli -p "$p" ping >/dev/null 2>&1 && continue
+    cport=$p
+    break
+  done
+  valgrind --tool=callgrind --callgrind-out-file="$cg/out" redis-server --hz 1 --port "$cport" \
+    --bind 127.0.0.1 --save '' --appendonly no --dir "$cg" >/dev/null 2>"$cg/valgrind.log" &
+  vpid=$!
+  for i in $(seq 1 200); do redis-cli -p "$cport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  cargs=$("$bench" setup --redis "redis://127.0.0.1:$cport")
+  # shellcheck disable=SC2086
+  redis-benchmark -p "$cport" -n 200 -c 10 -r 10000000 $cargs >/dev/null # warm
+  callgrind_control -z "$vpid" >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  redis-benchmark -p "$cport" -n 2000 -c 10 -r 10000000 $cargs >/dev/null
+  callgrind_control -d "$vpid" >/dev/null 2>&1
+  redis-cli -p "$cport" shutdown nosave >/dev/null 2>&1 || true
+  wait "$vpid" 2>/dev/null || true
+  total=$(callgrind_annotate "$cg/out.1" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' |
+    tr -d ,)
+  if [ -n "$total" ]; then
+    printf '  Redis instructions per reserve (callgrind, load-free)  %8.0f\n' \
+      "$(awk -v t="$total" 'BEGIN { print t / 2000 }')"
+  fi
+fi

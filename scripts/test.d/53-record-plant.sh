@@ -1,38 +1,45 @@
 #!/usr/bin/env bash
-# 53-record-plant.sh -- proof that the recorder's exactly-once test can
-# fail. A build with BR_PLANT=PG_NO_POSITION has br_pg_project ignore the
-# stored projection position (adapters/pg_record.c), so a batch that two
-# recorders project at once is applied twice: test_record's
-# two_recorders_at_once (its own redis-server and PostgreSQL) must then
-# fail, naming a log position or a zone on which the record and Redis
-# disagree. (recorder_exactly_once_across_kills survives this plant: a
-# restarted recorder reads the committed position, and what overlapping
-# children apply twice is refused by the rows' own checks and rolled back
-# in the child; it would fail if rows and position were not committed
-# together, which no plant here breaks.)
+# 53-record-plant.sh -- proof that tests/record's properties can fail, with
+# two planted builds (each test starts its own redis-server and PostgreSQL):
+#
+# 1. BR_PLANT=PG_NO_POSITION: br_pg_project ignores the stored projection
+#    position (adapters/pg_record.c), so a batch two recorders project at
+#    once is applied twice. two_recorders_at_once must fail, naming a log
+#    position or a zone on which the record and Redis disagree.
+#    (recorder_exactly_once_across_kills survives this plant: a restarted
+#    recorder reads the committed position, and what overlapping children
+#    apply twice is refused by the rows' own checks and rolled back in the
+#    child; it would fail if rows and position were not committed together,
+#    which no plant here breaks.)
+# 2. BR_PLANT=RECONCILER_NO_MARGIN: the rebuild restarts the id counters at
+#    the largest id the record holds (server/reconciler.c), so hold ids that
+#    Redis handed out after the recorder's last commit are handed out again.
+#    reconciler_rebuilds_after_flushall must fail on reused hold ids.
 # usage: 53-record-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build-plant-pg-position
-log=$build/plant.log
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=PG_NO_POSITION >/dev/null
-cmake --build "$build" -j 2 --target test_record >/dev/null
+# plant TEST_FILTER WANT_REGEX: builds build-plant-<plant>, runs the filtered
+# tests, requires them to fail with WANT_REGEX in the output.
+plant() {
+  local name=$1 filter=$2 want=$3
+  local build=build-plant-${name,,}
+  build=${build//_/-}
+  local log=$build/plant.log
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
+  cmake --build "$build" -j 2 --target test_record >/dev/null
+  set +e
+  timeout -k 10 600 "$build/tests/record/test_record" "$filter" >"$log" 2>&1
+  local status=$?
+  set -e
+  if [ "$status" -eq 0 ] || ! grep -q -E "$want" "$log"; then
+    grep -E '^\[|^  ' "$log" | tail -30
+    echo "53-record-plant: $name: expected $filter to fail with /$want/ (exit $status)"
+    return 1
+  fi
+  grep -E '^\[ *(RUN|OK|FAILED)|^  ' "$log" | head -12
+  echo "53-record-plant: $name caught by $filter"
+}
 
-set +e
-timeout -k 10 600 "$build/tests/record/test_record" '*two_recorders*' >"$log" 2>&1
-status=$?
-set -e
-if [ "$status" -eq 0 ]; then
-  tail -20 "$log"
-  echo "53-record-plant: expected the recorder tests to fail with the position ignored"
-  exit 1
-fi
-if ! grep -q 'FAILED  \] two_recorders_at_once' "$log" ||
-   ! grep -q -E '^  event [0-9]+' "$log"; then
-  grep -E '^\[|^  ' "$log" | tail -30
-  echo "53-record-plant: two_recorders_at_once did not fail on a disagreement"
-  exit 1
-fi
-grep -E '^\[ *(RUN|OK|FAILED)|^  event' "$log" | head -20
-echo "53-record-plant: with the projection position ignored, two recorders at once were caught"
+plant PG_NO_POSITION '*two_recorders*' '^  event [0-9]+'
+plant RECONCILER_NO_MARGIN '*reconciler*' 'reused_ids'

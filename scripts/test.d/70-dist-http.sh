@@ -67,13 +67,16 @@ if [ "${DIST_PROPERTIES:-1}" = 1 ]; then
     echo "70-dist-http: tests/dist FAILED" >&2
     failed+=(test_dist)
   else
-    grep -E '^(round|[0-9]+ (acknowledged|writes)|sold|projected|PostgreSQL away)' "$dir/dist.log" ||
+    grep -E '^(round|[0-9]+ (acknowledged|requests|of)|sold|projected|PostgreSQL away|Redis )' \
+      "$dir/dist.log" ||
       true
     echo "dist properties: passed ($(($(date +%s) - s0)) s)"
   fi
 fi
 
 # ---- behind nginx ----
+trap 'echo "70-dist-http: the nginx part failed at line $LINENO" >&2
+      tail -5 "$dir"/n*/log "$dir"/nginx-*.log >&2 2>/dev/null || true' ERR
 PATH=$PATH:/usr/sbin
 if ! command -v nginx >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx >/dev/null
@@ -136,14 +139,20 @@ pass=$(curl -sf "$lb/api/v1/queue/position/$event" -H "$auth" | jq -r .pass.toke
 booking=$(curl -sf -X POST "$lb/api/v1/bookings/reserve" -H "$auth" -H "X-Queue-Pass: $pass" \
   -H 'Idempotency-Key: nginx-1' -H "$json" -d "{\"event_id\":$event,\"zone_id\":1,\"quantity\":2}" |
   jq .id)
+# X-Forwarded-For: a client on 127.0.0.2 is seen as 127.0.0.2 by the process
+# behind the proxy (which connects from 127.0.0.1, trusted), as the
+# per-address rate limit needs.
+curl -s --interface 127.0.0.2 "$lb/api/v1/events/987654321" >/dev/null
+sleep 0.2
+grep -h '/api/v1/events/987654321' "$dir"/n*/log | grep -q '"client":"127.0.0.2"'
 # One process killed: every GET still answered (nginx goes to the other).
 kill -9 "${pids[0]}"
 for i in $(seq 20); do
   curl -sf "$lb/api/v1/bookings/$booking" -H "$auth" | jq -e '.status == "held"' >/dev/null || {
     echo "70-dist-http: GET $i through nginx failed after one process was killed" >&2; exit 1; }
 done
-echo "nginx: the shipped config in front of two processes: login, event, SSE pass, reserve;" \
-  "one process killed, 20 GETs answered"
+echo "nginx: the shipped config in front of two processes: login, event, SSE pass, reserve," \
+  "X-Forwarded-For; one process killed, 20 GETs answered"
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "70-dist-http: FAILED: ${failed[*]}" >&2
   exit 1

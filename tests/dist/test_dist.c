@@ -11,16 +11,22 @@
  *   kill_one        kill -9 of one process in the middle of a reserve storm
  *                   spread over both: every answered hold is still there
  *                   (read through the other process, then through the
- *                   restarted one), no seat twice;
+ *                   restarted one), no seat twice, and the requests the kill
+ *                   cut, retried with their keys, get one answer each;
+ *   sse_fanout      buyers join through one process and listen on their
+ *                   stream through the other; every pass arrives, whichever
+ *                   process admitted them;
  *   redis_emptied   Redis killed during an on-sale: writes and reads 503
  *                   UNAVAILABLE with Retry-After, /healthz 200, /readyz 503;
- *                   then back with no data: writes
+ *                   then back with no data, and once more restarted empty
+ *                   at once (no request sees it down): writes
  *                   refused with 503 UNAVAILABLE and Retry-After, then the
  *                   on-sale rebuilt from PostgreSQL by the reconciler; every
  *                   hold and every paid booking still there, no seat twice;
- *   pg_down         PostgreSQL stopped during an on-sale: accounts answer
- *                   503 UNAVAILABLE, reserves and reads go on through both
- *                   processes; back, the projection catches up by itself;
+ *   pg_down         PostgreSQL stopped during an on-sale: registration,
+ *                   login and a new payment answer 503 UNAVAILABLE, reserves
+ *                   and reads go on through both processes; back, the
+ *                   projection catches up and accounts work, by themselves;
  *   projection      a sell-out projected into PostgreSQL: the projection
  *                   catches up and nothing is refused; then an event whose
  *                   capacity Redis was made to believe one higher oversells
@@ -35,11 +41,16 @@
  *
  * BR_TEST_BREAK=1 makes each test break its own property first (Redis's
  * capacity raised, an acknowledged hold cancelled behind the test's back, a
- * booking deleted from the record before the rebuild, a recorded outcome
- * altered in the trace): each must then fail (71-dist-plant.sh).
+ * buyer who left the queue, a hold deleted from the record before the
+ * rebuild, a seat the test does not count, a recorded outcome altered in
+ * the trace): each must then fail (71-dist-plant.sh). BR_TEST_ONLY=NAME
+ * runs the tests whose name matches (cmocka's filter).
  *
  * Skipped (each test) without BR_TEST_DIST; redis_emptied also needs
- * BR_REDIS_DIR and BR_REDIS_FIXTURE (the fixture that restarts Redis empty).
+ * BR_REDIS_DIR and BR_REDIS_FIXTURE (the fixture that kills and restarts
+ * Redis), pg_down BR_ENV_DIR and BR_ENV_SH (env.sh pg-stop / pg-start).
+ * Limits: the checks of PostgreSQL's record read it with psql; the capacity
+ * fault needs a single Redis (redis://), not a cluster.
  *
  * Usage: test_dist BINARY   (environment: tests/http/client.h, env.sh)
  */
@@ -297,11 +308,11 @@ static bool breaking(void)
 
 /* Raises zone 1's capacity of event ev by one in Redis, behind
  * PostgreSQL's back (the record's fault for "Redis oversold"). */
-static void raise_redis_capacity(uint64_t ev)
+static void raise_redis_capacity(const struct t_server *s, uint64_t ev)
 {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "redis-cli -u '%s' HINCRBY 'br:{e%" PRIu64 "}:ev' cap1 1 >/dev/null",
-             getenv("BR_TEST_DIST"), ev);
+             s->redis_url, ev);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -331,7 +342,7 @@ static void test_last_seats(void **state)
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, LAST_CAPACITY, 1);
     if (breaking()) {
-        raise_redis_capacity(ev);
+        raise_redis_capacity(&s, ev);
     }
     static char tokens[LAST_BUYERS][1024];
     for (int i = 0; i < LAST_BUYERS; i++) {
@@ -398,7 +409,17 @@ struct slot {
     CURL *c;
     struct call call;
     int node;
+    char key[64];
 };
+
+/* Requests the kill cut (no answer): retried afterwards with their keys. */
+#define KILL_CUT_MAX 64
+struct cut {
+    int buyer;
+    char key[64];
+};
+static struct cut g_cut[KILL_CUT_MAX];
+static int g_ncut;
 
 static void slot_start(CURLM *m, struct t_server *s, struct slot *sl, char (*tokens)[1024],
                        uint64_t ev, unsigned *seq)
@@ -413,6 +434,7 @@ static void slot_start(CURLM *m, struct t_server *s, struct slot *sl, char (*tok
     char key[64];
     char body[96];
     snprintf(key, sizeof key, "kill-%d-%u", (int)getpid(), *seq);
+    snprintf(sl->key, sizeof sl->key, "%s", key);
     snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
     call_set(&sl->call, s->bases[node], "/api/v1/bookings/reserve", tokens[buyer], key, body,
              buyer);
@@ -477,6 +499,10 @@ static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kil
                 (*nacks)++;
                 *after_kill += killed;
                 json_decref(j);
+            } else if (status == 0 && g_ncut < KILL_CUT_MAX) {
+                g_cut[g_ncut].buyer = sl->call.who;
+                snprintf(g_cut[g_ncut].key, sizeof g_cut[g_ncut].key, "%s", sl->key);
+                g_ncut++;
             } else if (status != 0 && status != 409) {
                 /* 0: the killed process's connections; 409: limits. */
                 fprintf(stderr, "storm: unexpected %ld %s\n", status,
@@ -551,6 +577,39 @@ static void test_kill_one(void **state)
     assert_true(nacks > 0);
     assert_true(after > 0); /* the other process went on serving */
     assert_int_equal(s.pids[0], 0);
+    /* The requests the kill cut, retried through the survivor with their
+     * keys, twice: one answer per key (applied before the kill or now,
+     * once), and the held ones join the acknowledged. */
+    char body[96];
+    snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
+    for (int i = 0; i < g_ncut; i++) {
+        struct call c[2];
+        for (int k = 0; k < 2; k++) {
+            call_set(&c[k], s.bases[1], "/api/v1/bookings/reserve", tokens[g_cut[i].buyer],
+                     g_cut[i].key, body, g_cut[i].buyer);
+            run_all(&c[k], 1);
+        }
+        assert_int_equal(c[0].status, c[1].status);
+        if (c[0].status == 201) {
+            json_t *a = json_loads(c[0].answer, 0, NULL);
+            json_t *b = json_loads(c[1].answer, 0, NULL);
+            uint64_t id = (uint64_t)json_integer_value(json_object_get(a, "id"));
+            assert_int_equal(id, (uint64_t)json_integer_value(json_object_get(b, "id")));
+            json_decref(a);
+            json_decref(b);
+            if (nacks < KILL_ACKS) {
+                acks[nacks].buyer = g_cut[i].buyer;
+                acks[nacks].booking = id;
+                nacks++;
+            }
+        } else {
+            assert_int_equal(c[0].status, 409);
+        }
+        call_free(&c[0]);
+        call_free(&c[1]);
+    }
+    fprintf(stderr, "%d requests cut by the kill, retried with their keys: one answer each\n",
+            g_ncut);
     if (breaking()) { /* one acknowledged hold let go behind the test's back */
         char p[96];
         snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64 "/cancel", acks[0].booking);
@@ -631,6 +690,64 @@ static void expect_refused(const struct t_resp *r)
     assert_true(atoi(r->retry_after) >= 1);
 }
 
+/* Reserves one seat at a time, through each process in turn, until each
+ * process has accepted one (the rebuild is done and every process has
+ * seen it): before that every answer must be a refusal (503 UNAVAILABLE
+ * with Retry-After; UNKNOWN_OUTCOME for a request sent on a connection
+ * Redis's restart broke). A reserve that reached the empty Redis would say
+ * NOT_FOUND: no other answer is allowed. */
+static void until_rebuilt(struct t_server *s, char (*tokens)[1024], uint64_t ev, int64_t *taken,
+                          const char *what, int64_t t0)
+{
+    int refused = 0;
+    int accepted_after_ms = -1;
+    bool accepted[T_NODES_MAX] = {false};
+    int nodes_accepted = 0;
+    char body[96];
+    snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
+    for (int k = 0; now_ms() - t0 < 30000 && nodes_accepted < s->nodes; k++) {
+        int node = k % s->nodes;
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[k % EMPTY_BUYERS]);
+        const char *hs[] = {"Content-Type: application/json", auth, NULL};
+        struct t_resp r;
+        t_request_to(s, node, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body),
+                     &r);
+        if (r.status == 503) {
+            expect_refused(&r);
+            refused++;
+        } else if (r.status == 201) {
+            if (accepted_after_ms < 0) {
+                accepted_after_ms = (int)(now_ms() - t0);
+            }
+            *taken += 1;
+            if (!accepted[node]) {
+                accepted[node] = true;
+                nodes_accepted++;
+            }
+        } else {
+            fprintf(stderr, "Redis %s: a write got %ld %s\n", what, r.status, r.body);
+            fail();
+        }
+        t_resp_free(&r);
+        t_sleep_ms(5);
+    }
+    fprintf(stderr, "Redis %s: %d writes refused; the first accepted after %d ms\n", what,
+            refused, accepted_after_ms);
+    assert_int_equal(nodes_accepted, s->nodes);
+}
+
+/* Each hold and each paid booking came back, through every process. */
+static void held_and_paid_there(struct t_server *s, char (*tokens)[1024], const uint64_t *held,
+                                const uint64_t *paid)
+{
+    for (int i = 0; i < EMPTY_BUYERS; i++) {
+        char st[300];
+        assert_string_equal(booking_status(s, tokens[i], held[i], st, sizeof st), "200 held");
+        assert_string_equal(booking_status(s, tokens[i], paid[i], st, sizeof st), "200 confirmed");
+    }
+}
+
 static void test_redis_emptied(void **state)
 {
     (void)state;
@@ -671,8 +788,10 @@ static void test_redis_emptied(void **state)
     fprintf(stderr, "projected: %s paid bookings\n", row);
 
     if (breaking()) { /* a hold the record lost: the rebuild cannot bring it back */
-        assert_true(pg_row(&s, row, sizeof row, "DELETE FROM bookings WHERE id = %" PRIu64,
-                           held[0]));
+        assert_true(pg_row(&s, row, sizeof row,
+                           "DELETE FROM bookings WHERE id = %" PRIu64 "; UPDATE zones SET held = "
+                           "held - 2 WHERE event_id = %" PRIu64 " AND zone_id = 1",
+                           held[0], ev));
     }
     /* Redis down: writes and on-sale reads refused with 503 UNAVAILABLE and
      * Retry-After; the processes stay alive (/healthz) and say they are
@@ -686,7 +805,7 @@ static void test_redis_emptied(void **state)
         snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
                  ev);
         char auth[1100];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tokens[i]);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
         const char *hs[] = {"Content-Type: application/json", auth, NULL};
         t_request_to(&s, i, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body), &r);
         expect_refused(&r);
@@ -707,41 +826,15 @@ static void test_redis_emptied(void **state)
     snprintf(cmd, sizeof cmd, "'%s' restart-empty '%s'", fixture, rdir);
     assert_int_equal(system(cmd), 0);
     int64_t t0 = now_ms();
-    /* Writes are refused (503 UNAVAILABLE, Retry-After; UNKNOWN_OUTCOME for
-     * a request sent on a connection Redis's restart broke) until the
-     * rebuild; then they go through. No other answer is allowed meanwhile
-     * (a reserve that reached the empty Redis would say NOT_FOUND). */
-    int refused = 0;
-    int accepted_after_ms = -1;
-    for (int k = 0; now_ms() - t0 < 60000; k++) {
-        struct t_resp r;
-        uint64_t id = reserve(&s, tokens[k % EMPTY_BUYERS], ev, 1, &r);
-        if (r.status == 503) {
-            expect_refused(&r);
-            refused++;
-        } else if (r.status == 201) {
-            accepted_after_ms = (int)(now_ms() - t0);
-            taken += 1;
-            (void)id;
-            t_resp_free(&r);
-            break;
-        } else {
-            fprintf(stderr, "while Redis was empty: %ld %s\n", r.status, r.body);
-            fail();
-        }
-        t_resp_free(&r);
-        t_sleep_ms(20);
-    }
-    fprintf(stderr, "%d writes refused; the first accepted after %d ms\n", refused,
-            accepted_after_ms);
-    assert_true(accepted_after_ms >= 0);
-    /* Each hold and each paid booking came back, through every process. */
-    for (int i = 0; i < EMPTY_BUYERS; i++) {
-        char st[300];
-        assert_string_equal(booking_status(&s, tokens[i], held[i], st, sizeof st), "200 held");
-        assert_string_equal(booking_status(&s, tokens[i], paid[i], st, sizeof st),
-                            "200 confirmed");
-    }
+    until_rebuilt(&s, tokens, ev, &taken, "killed, back empty", t0);
+    held_and_paid_there(&s, tokens, held, paid);
+    /* Again, the quick way: everything projected, then Redis restarted
+     * empty at once (no request in between to see it down), writes going
+     * on from the first moment. Not one may reach the empty Redis. */
+    assert_int_equal(pg_zone_wait(&s, ev, taken, 20000), taken);
+    assert_int_equal(system(cmd), 0);
+    until_rebuilt(&s, tokens, ev, &taken, "restarted empty at once", now_ms());
+    held_and_paid_there(&s, tokens, held, paid);
     /* Sell the rest out: no seat sold twice across the rebuild. */
     for (int k = 0; k < 200; k++) {
         struct t_resp r;
@@ -760,6 +853,124 @@ static void test_redis_emptied(void **state)
     }
     assert_int_equal(bookings_seats(&s, tokens, EMPTY_BUYERS, ev), EMPTY_CAPACITY);
     assert_int_equal(pg_zone_wait(&s, ev, EMPTY_CAPACITY, 20000), EMPTY_CAPACITY);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
+/* ---- SSE across processes ---- */
+
+struct stream {
+    char *text;
+    size_t len;
+    bool done;
+};
+
+static size_t on_stream(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct stream *st = ud;
+    size_t add = size * n;
+    char *np = realloc(st->text, st->len + add + 1);
+    if (np == NULL) {
+        return 0;
+    }
+    memcpy(np + st->len, ptr, add);
+    st->text = np;
+    st->len += add;
+    st->text[st->len] = '\0';
+    const char *at = strstr(st->text, "event: pass\n");
+    if (at != NULL && strstr(at, "\n\n") != NULL) {
+        st->done = true;
+        return 0; /* got it: stop reading */
+    }
+    return add;
+}
+
+#define SSE_BUYERS 4
+
+/* Buyer i joins the queue through process i % n and listens on its stream
+ * through process (i + 1) % n, all before the sale opens; the admitter
+ * (one process at a time, by its lease) admits them all. Every stream
+ * gets its pass, so at least one pass crossed from the admitting process
+ * to a stream another process holds (one Redis subscription each). */
+static void test_sse_fanout(void **state)
+{
+    (void)state;
+    if (!dist_or_skip()) {
+        skip();
+    }
+    struct t_server s;
+    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
+                                             "--sse-keepalive-s", "1", NULL});
+    time_t opens = time(NULL) + 3;
+    struct tm tm;
+    gmtime_r(&opens, &tm);
+    char when[40];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    uint64_t ev = t_event(&s, json_pack("{s:s}", "sale_opens_at", when));
+    static char tokens[SSE_BUYERS][1024];
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        t_buyer(&s, "sse", tokens[i], sizeof tokens[i]);
+        char body[64];
+        snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 "}", ev);
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
+        const char *hs[] = {"Content-Type: application/json", auth, NULL};
+        struct t_resp r;
+        t_request_to(&s, i % s.nodes, "POST", "/api/v1/queue/join", NULL, hs, body, strlen(body),
+                     &r);
+        EXPECT(r, 200, NULL);
+        t_resp_free(&r);
+        if (breaking() && i == 0) { /* one buyer leaves: one pass must be missing */
+            t_request_to(&s, 0, "DELETE", "/api/v1/queue/leave", NULL, hs, body, strlen(body), &r);
+            t_resp_free(&r);
+        }
+    }
+    CURLM *m = curl_multi_init();
+    CURL *easy[SSE_BUYERS];
+    struct curl_slist *hl[SSE_BUYERS];
+    struct stream st[SSE_BUYERS];
+    memset(st, 0, sizeof st);
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        char url[300];
+        snprintf(url, sizeof url, "%s/api/v1/queue/position/%" PRIu64 "/stream",
+                 s.bases[(i + 1) % s.nodes], ev);
+        char auth[1100];
+        snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
+        hl[i] = curl_slist_append(NULL, auth);
+        hl[i] = curl_slist_append(hl[i], "Accept: text/event-stream");
+        easy[i] = curl_easy_init();
+        curl_easy_setopt(easy[i], CURLOPT_URL, url);
+        curl_easy_setopt(easy[i], CURLOPT_HTTPHEADER, hl[i]);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_stream);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &st[i]);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 20000L);
+        curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = 1;
+    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
+        curl_multi_perform(m, &running);
+        if (running > 0) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+    int passes = 0;
+    for (int i = 0; i < SSE_BUYERS; i++) {
+        if (st[i].done) {
+            passes++;
+        } else {
+            fprintf(stderr, "buyer %d's stream on process %d got no pass:\n%s\n", i,
+                    (i + 1) % s.nodes, st[i].text ? st[i].text : "");
+        }
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        curl_slist_free_all(hl[i]);
+        free(st[i].text);
+    }
+    curl_multi_cleanup(m);
+    fprintf(stderr, "%d of %d passes arrived on streams held by another process than the join\n",
+            passes, SSE_BUYERS);
+    assert_int_equal(passes, SSE_BUYERS);
     assert_int_equal(t_server_stop(&s), 0);
     t_server_cleanup(&s);
 }
@@ -818,11 +1029,15 @@ static void test_pg_down(void **state)
     }
     int64_t taken = 0;
     struct t_resp r;
+    uint64_t first_hold = 0;
     for (int i = 0; i < PGDOWN_BUYERS; i++) {
-        reserve(&s, tokens[i], ev, 1, &r);
+        uint64_t id = reserve(&s, tokens[i], ev, 1, &r);
         EXPECT(r, 201, NULL);
         t_resp_free(&r);
         taken++;
+        if (i == 0) {
+            first_hold = id;
+        }
     }
     assert_int_equal(env_sh("pg-stop"), 0);
     int64_t t0 = now_ms();
@@ -845,6 +1060,16 @@ static void test_pg_down(void **state)
     }
     t_request(&s, "GET", "/healthz", NULL, NULL, NULL, 0, &r);
     EXPECT(r, 200, NULL);
+    t_resp_free(&r);
+    /* Logins need PostgreSQL (sessions live there), and so does a new
+     * payment (the built-in test provider keeps its intents there). */
+    t_json(&s, "POST", "/api/v1/auth/login", NULL,
+           json_pack("{s:s, s:s}", "email", T_ADMIN_EMAIL, "password", T_ADMIN_PASSWORD), NULL, &r);
+    EXPECT(r, 503, "UNAVAILABLE");
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/payments", tokens[0],
+           json_pack("{s:I}", "booking_id", (json_int_t)first_hold), NULL, &r);
+    EXPECT(r, 503, NULL);
     t_resp_free(&r);
     /* Accounts need PostgreSQL: 503 UNAVAILABLE with Retry-After. */
     char email[128];
@@ -981,7 +1206,7 @@ static void test_projection(void **state)
         t_buyer(&s, "proj", tokens[i], sizeof tokens[i]);
     }
     if (breaking()) {
-        raise_redis_capacity(a); /* then "nothing refused" must fail */
+        raise_redis_capacity(&s, a); /* then "nothing refused" must fail */
     }
     int won = sell_out(&s, tokens, a);
     fprintf(stderr, "sold %d of %d (planted oversell: %s)\n", won, PROJ_CAPACITY,
@@ -1005,7 +1230,7 @@ static void test_projection(void **state)
         fprintf(stderr, "test_dist: the capacity fault needs a single Redis: skipped\n");
     } else {
         uint64_t b = open_event(&s, PROJ_CAPACITY, 1);
-        raise_redis_capacity(b);
+        raise_redis_capacity(&s, b);
         won = sell_out(&s, tokens, b);
         fprintf(stderr, "sold %d of %d with Redis's capacity raised by one\n", won, PROJ_CAPACITY);
         assert_int_equal(won, PROJ_CAPACITY + 1);
@@ -1122,11 +1347,11 @@ static void test_trace_replays(void **state)
     snprintf(cmd, sizeof cmd,
              "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj' "
              "> '%s/trace.txt' 2>&1 && '%s' replay '%s/trace.brj' >> '%s/trace.txt' 2>&1",
-             t_binary(), getenv("BR_TEST_DIST"), ev, s.dir, s.dir, t_binary(), s.dir, s.dir);
+             t_binary(), s.redis_url, ev, s.dir, s.dir, t_binary(), s.dir, s.dir);
     if (breaking()) { /* one recorded outcome altered: the replay must say so */
         snprintf(cmd, sizeof cmd,
                  "'%s' trace export --redis '%s' --event %" PRIu64 " --out '%s/trace.brj'",
-                 t_binary(), getenv("BR_TEST_DIST"), ev, s.dir);
+                 t_binary(), s.redis_url, ev, s.dir);
         assert_int_equal(system(cmd), 0);
         snprintf(cmd, sizeof cmd, "%s/trace.brj", s.dir);
         alter_last_outcome(cmd);
@@ -1152,6 +1377,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_seats),   cmocka_unit_test(test_kill_one),
+        cmocka_unit_test(test_sse_fanout),
         cmocka_unit_test(test_redis_emptied), cmocka_unit_test_teardown(test_pg_down, pg_back),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),

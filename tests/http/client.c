@@ -348,7 +348,7 @@ static void spawn(struct t_server *s, int i)
         args[n++] = "--backend";
         args[n++] = "distributed";
         args[n++] = "--redis";
-        args[n++] = g_settings.dist_redis;
+        args[n++] = s->redis_url;
         args[n++] = "--pg";
         args[n++] = s->pg_url;
         for (int k = 0; k < g_settings.dist_flag_count; k++) {
@@ -464,10 +464,23 @@ static void dist_prepare(struct t_server *s)
     if (at == NULL || sscanf(at + 3, "%127[^:/,]:%u", host, &port) < 1) {
         T_FAIL("BR_TEST_DIST: cannot read host:port from %s", redis);
     }
-    int rc = shell(s,
+    int rc;
+    if (strncmp(redis, "redis://", 8) == 0) {
+        /* A database of its own (1..15, in turn): a suite may start a
+         * second server while its first one runs (errors does), and the
+         * first one's roles must not see the second one's fresh Redis. */
+        static unsigned db;
+        db = db % 15 + 1;
+        snprintf(s->redis_url, sizeof s->redis_url, "redis://%s:%u/%u", host, port, db);
+        rc = shell(s, "redis-cli -h %s -p %u -n %u FLUSHDB", host, port, db);
+    } else {
+        /* A cluster has one database: servers of one suite take turns. */
+        snprintf(s->redis_url, sizeof s->redis_url, "%s", redis);
+        rc = shell(s,
                    "if redis-cli -h %s -p %u info cluster | grep -q '^cluster_enabled:1'; then "
                    "redis-cli --cluster call %s:%u FLUSHALL; else redis-cli -h %s -p %u FLUSHALL; fi",
                    host, port, host, port, host, port);
+    }
     if (rc != 0) {
         T_FAIL("cannot empty Redis at %s (see %s/setup.log)", redis, s->dir);
     }

@@ -12,8 +12,9 @@
  * The distributed deployment: with BR_TEST_DIST=redis://HOST:PORT (or
  * redis-cluster://HOST:PORT,...) and
  * BR_TEST_PG=postgresql://USER@HOST:PORT/DB (a database the harness may
- * create databases from), each t_server_start empties that Redis (every
- * node of a cluster), creates a fresh database, runs `bookingrush migrate`
+ * create databases from), each t_server_start takes a Redis database of its
+ * own (1..15 in turn, emptied; on a cluster: the whole cluster, emptied),
+ * creates a fresh PostgreSQL database, runs `bookingrush migrate`
  * on it and starts BR_TEST_NODES (default 2, at most T_NODES_MAX) processes
  * of `serve --backend distributed` on it, the first one alone (it creates
  * the admin), the others after it with a copy of its data dir's secrets.
@@ -62,6 +63,7 @@ struct t_server {
     pid_t pids[T_NODES_MAX];            /* 0 while down */
     char bases[T_NODES_MAX][256];
     char pg_url[512];      /* the distributed deployment's own database */
+    char redis_url[256];   /* and its Redis (a database of its own on one Redis) */
     char db[64];
 };
 
