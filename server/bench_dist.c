@@ -345,8 +345,17 @@ static void hook(const char *what, unsigned phase, long long event_id)
     }
 }
 
-static void report(const struct bench *b, unsigned phase, unsigned rounds, uint32_t *lat,
-                   size_t nlat, const unsigned long *statuses, double spent, double setup_s)
+/* What one phase measured. */
+struct phase {
+    unsigned number; /* from 1 */
+    unsigned rounds;
+    double spent_s;              /* the reserve parts' summed time */
+    double round_min, round_max; /* the slowest and fastest round's reserves/s */
+    double setup_s;
+};
+
+static void report(const struct bench *b, const struct phase *ph, uint32_t *lat, size_t nlat,
+                   const unsigned long *statuses)
 {
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     unsigned long ok = 0;
@@ -354,10 +363,12 @@ static void report(const struct bench *b, unsigned phase, unsigned rounds, uint3
         ok += statuses[s];
     }
     printf("phase=%u event=%lld users=%u rounds=%u reserves=%zu ok=%lu seconds=%.3f rate=%.0f "
-           "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f setup_s=%.1f\n",
-           phase, b->event_id, b->users, rounds, nlat, ok, spent, (double)nlat / spent,
-           pct_ms(lat, nlat, 0.50), pct_ms(lat, nlat, 0.90), pct_ms(lat, nlat, 0.99),
-           (double)lat[nlat - 1] / 1000.0, setup_s);
+           "round_min=%.0f round_max=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+           "setup_s=%.1f\n",
+           ph->number, b->event_id, b->users, ph->rounds, nlat, ok, ph->spent_s,
+           (double)nlat / ph->spent_s, ph->round_min, ph->round_max, pct_ms(lat, nlat, 0.50),
+           pct_ms(lat, nlat, 0.90), pct_ms(lat, nlat, 0.99), (double)lat[nlat - 1] / 1000.0,
+           ph->setup_s);
     printf("statuses");
     for (int s = 0; s < 600; s++) {
         if (statuses[s] > 0) {
@@ -429,25 +440,28 @@ int main(int argc, char **argv)
     double setup_s = now_s() - t0;
     unsigned round = 0;
     for (unsigned p = 0; p < nphases; p++) {
-        double spent = 0;
+        struct phase ph = {.number = p + 1, .round_min = 1e30, .setup_s = setup_s};
         size_t nlat = 0;
-        unsigned first = round;
         memset(statuses, 0, 600 * sizeof *statuses);
-        while (spent < phases[p] && round < ROUNDS_MAX) {
+        while (ph.spent_s < phases[p] && round < ROUNDS_MAX) {
             if (round > 0) {
                 join_all(&b, q);
             }
             read_passes(&b, q, who);
-            hook("start", p + 1, b.event_id);
-            spent += reserve_all(&b, q, round, lat, &nlat, statuses);
-            hook("end", p + 1, b.event_id);
+            hook("start", ph.number, b.event_id);
+            double t = reserve_all(&b, q, round, lat, &nlat, statuses);
+            hook("end", ph.number, b.event_id);
+            ph.spent_s += t;
+            ph.round_min = (double)b.users / t < ph.round_min ? (double)b.users / t : ph.round_min;
+            ph.round_max = (double)b.users / t > ph.round_max ? (double)b.users / t : ph.round_max;
+            ph.rounds++;
             round++;
         }
         if (nlat == 0) {
             fail("no round left for a phase (64 rounds at most in all)");
         }
-        report(&b, p + 1, round - first, lat, nlat, statuses, spent, setup_s);
-        hook("phase", p + 1, b.event_id);
+        report(&b, &ph, lat, nlat, statuses);
+        hook("phase", ph.number, b.event_id);
     }
     free(b.tokens);
     free(b.passes);

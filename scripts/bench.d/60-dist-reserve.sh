@@ -256,9 +256,10 @@ for i in "${!modes[@]}"; do
   echo "Redis appendfsync $m (phase $p):"
   awk -v r="$(kv $p rate)" -v p50="$(kv $p p50_ms)" -v p99="$(kv $p p99_ms)" -v n="$(kv $p reserves)" \
       -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="${raw[$m]}" -v rus="${raw_us[$m]}" \
+      -v rmin="$(kv $p round_min)" -v rmax="$(kv $p round_max)" \
       -v redis="$redis" -v lag="$lag" -v drain="$(cat "$tmp/drain.$p")" -v c="$conns" 'BEGIN {
     split(redis, x, " "); split(lag, l, " ")
-    printf "  through 2 processes (JWT, pass, FCALL + log)  %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (%d reserves in %d rounds, %d 2xx, %d connections)\n", r, p50, p99, n, rounds, ok, c
+    printf "  through 2 processes (JWT, pass, FCALL + log)  %6.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (%d reserves in %d rounds of %.0f-%.0f req/s, %d 2xx, %d connections)\n", r, p50, p99, n, rounds, rmin, rmax, ok, c
     printf "  raw redis-benchmark FCALL reserve             %6.0f calls/s  (%d clients, db 1 of the same Redis)\n", raw, c
     ratio = raw > 0 ? 100 * r / raw : 0
     printf "  HTTP / raw: %.0f%% of the rate (goal >= 50%%), p99 %.2f ms (goal < 20 ms): %s\n", ratio, p99, (ratio >= 50 && p99 < 20) ? "met" : "NOT met"
