@@ -141,8 +141,9 @@ for i in 1 2; do
     kill -0 "${pids[$((i - 1))]}" 2>/dev/null || break
     sleep 0.05
   done
-  [ -s "$tmp/port$i" ] && curl -sf "http://127.0.0.1:$(cat "$tmp/port$i")/readyz" >/dev/null ||
+  if ! { [ -s "$tmp/port$i" ] && curl -sf "http://127.0.0.1:$(cat "$tmp/port$i")/readyz" >/dev/null; }; then
     die "server $i did not start or is not ready; its log: $(tail -5 "$tmp/server$i.log")"
+  fi
   ports+=("$(cat "$tmp/port$i")")
 done
 
@@ -162,7 +163,7 @@ raw_fcall() { # -> "calls/s usec_per_call"
 declare -A raw raw_us
 for m in "${modes[@]}"; do
   rcli config set appendfsync "$m" >/dev/null
-  read -r raw[$m] raw_us[$m] < <(raw_fcall)
+  read -r "raw[$m]" "raw_us[$m]" < <(raw_fcall)
 done
 rcli config set appendfsync "${modes[0]}" >/dev/null
 
@@ -253,7 +254,9 @@ for i in "${!modes[@]}"; do
   # of a round and then at its start.
   redis=$(awk '{ calls += $1; usec += $2; cpu += $3 - $5; srv += $4 - $6 }
     END { printf "%.1f %.6f %.2f", calls ? usec / calls : 0, cpu, srv }' "$tmp/rounds.$p")
-  echo "Redis appendfsync $m (phase $p):"
+  keys=""
+  [ "${BENCH_DIST_KEYS:-0}" != 1 ] || keys=", an Idempotency-Key on every reserve"
+  echo "Redis appendfsync $m (phase $p$keys):"
   awk -v r="$(kv $p rate)" -v p50="$(kv $p p50_ms)" -v p99="$(kv $p p99_ms)" -v n="$(kv $p reserves)" \
       -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="${raw[$m]}" -v rus="${raw_us[$m]}" \
       -v rmin="$(kv $p round_min)" -v rmax="$(kv $p round_max)" \
@@ -269,6 +272,7 @@ for i in "${!modes[@]}"; do
   }'
 done
 echo "check: $ok_all reserves answered 2xx, $held seats held in Redis, $booked bookings in PostgreSQL"
-[ "$ok_all" -eq "$held" ] && [ "$held" -eq "$booked" ] ||
+if [ "$ok_all" -ne "$held" ] || [ "$held" -ne "$booked" ]; then
   die "answered, held and recorded disagree ($ok_all / $held / $booked)"
+fi
 echo "(load average now: $(cut -d' ' -f1-3 /proc/loadavg); everything here shares the same $(nproc) cores)"
