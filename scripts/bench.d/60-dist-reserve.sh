@@ -42,6 +42,8 @@
 #   BENCH_DIST_FSYNC (both) Redis appendfsync: both, always or everysec
 #   BENCH_DIST_KEYS (0)     1: every reserve carries an Idempotency-Key
 #   BENCH_DIST_KEEP (0)     1: keep the run's files (logs, hook, outputs)
+#   BENCH_DIST_THREADS      --threads of each server process (its default if unset):
+#                           a process has at most that many requests in Redis at once
 # Stops every server it started on exit, failure or Ctrl-C. Takes about
 # a minute and a half here (setup: registrations hash passwords).
 set -euo pipefail
@@ -131,7 +133,7 @@ for i in 1 2; do
     --bind 127.0.0.1 --port 0 --port-file "$tmp/port$i" --data-dir "$tmp/data$i" \
     --jwt-secret "$jwt" --webhook-secret "$whsec" --pass-secret "$pass" \
     --admin bench@bench.local:bench-admin-pw --scrypt-log2n 10 --rate-limit-user 0 \
-    --rate-limit-ip 0 --log-level warn --people 1000000 \
+    --rate-limit-ip 0 --log-level warn --people 1000000 ${BENCH_DIST_THREADS:+--threads "$BENCH_DIST_THREADS"} \
     >"$tmp/server$i.out" 2>"$tmp/server$i.log" &
   pids+=($!)
   for _ in $(seq 1 600); do
@@ -271,6 +273,7 @@ for i in "${!modes[@]}"; do
     printf "  projection lag p99 %s s over %d batches (append to commit; goal < 1 s: %s), drained %s s after the phase\n", l[1], l[2], (l[1] != "none" && l[1] !~ />/ && l[1] < 1) ? "met" : "NOT met", drain
   }'
 done
+[ -z "${BENCH_DIST_THREADS:-}" ] || echo "(each server process ran with --threads $BENCH_DIST_THREADS)"
 echo "check: $ok_all reserves answered 2xx, $held seats held in Redis, $booked bookings in PostgreSQL"
 if [ "$ok_all" -ne "$held" ] || [ "$held" -ne "$booked" ]; then
   die "answered, held and recorded disagree ($ok_all / $held / $booked)"
