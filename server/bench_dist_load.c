@@ -27,6 +27,7 @@ struct conn {
     size_t sent; /* bytes of it written */
     size_t got;  /* bytes of the answer read */
     uint64_t t0_ns;
+    unsigned redials; /* connections opened again since the last answer */
     char buf[BD_ANSWER_MAX + 1];
 };
 
@@ -157,7 +158,15 @@ static int step(struct run *r, struct conn *c)
         }
         if (rc == -1 && c->got == 0) { /* closed (after the last answer): again */
             close(c->fd);
+            c->fd = -1;
             c->sent = 0;
+            if (++c->redials > BD_REDIALS_MAX) {
+                fprintf(stderr,
+                        "bench-dist: port %u: the connection was closed or refused %u times in a "
+                        "row without an answer (server gone?)\n",
+                        c->port, c->redials);
+                return -1;
+            }
             return dial(r, c);
         }
         if (rc < 0) {
@@ -168,6 +177,7 @@ static int step(struct run *r, struct conn *c)
         if (rc == 0) {
             return 0;
         }
+        c->redials = 0;
         start(r, c);
     }
 }
@@ -188,6 +198,9 @@ int bd_run(const unsigned *ports, unsigned nports, unsigned conns, struct bd_req
         return -1;
     }
     int rc = 0;
+    for (unsigned i = 0; i < conns; i++) {
+        cs[i].fd = -1;
+    }
     for (unsigned i = 0; i < conns && rc == 0; i++) {
         cs[i].port = ports[i % nports];
         cs[i].req = SIZE_MAX;
@@ -213,7 +226,7 @@ int bd_run(const unsigned *ports, unsigned nports, unsigned conns, struct bd_req
     }
     *elapsed_s = (double)(now_ns() - t0) / 1e9;
     for (unsigned i = 0; i < conns; i++) {
-        if (cs[i].fd > 0) {
+        if (cs[i].fd >= 0) {
             close(cs[i].fd);
         }
     }

@@ -15,7 +15,8 @@
  * encoding: the server never sends it for these routes), an answer's
  * headers + body at most BD_ANSWER_MAX bytes, at most BD_CONNS_MAX
  * connections; a connection the server closes is opened again and its
- * request sent again only if nothing of it was answered.
+ * request sent again only if nothing of it was answered, at most
+ * BD_REDIALS_MAX times in a row (a server gone fails the run).
  */
 #ifndef BR_BENCH_DIST_LOAD_H
 #define BR_BENCH_DIST_LOAD_H
@@ -26,6 +27,7 @@
 #define BD_ANSWER_MAX 16384
 #define BD_CONNS_MAX 256
 #define BD_PORTS_MAX 8
+#define BD_REDIALS_MAX 3 /* a connection closed this often without an answer fails the run */
 
 struct bd_req {
     char *text; /* the whole request, owned by the caller */
