@@ -21,12 +21,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The distributed deployment's server dir last started, for T_FAIL
+ * ("" before the first). */
+static char g_dist_dir[256];
+
 /* The harness cannot go on (the server did not start, a setup step
- * failed): say why and abort the test executable. */
+ * failed): say why and abort the test executable. With the distributed
+ * deployment, the ends of its processes' logs come first (several
+ * processes, a shared Redis and PostgreSQL: the why is often there). */
 static _Noreturn void T_FAIL(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static _Noreturn void T_FAIL(const char *fmt, ...)
 {
+    if (g_dist_dir[0] != '\0') {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 8 '%s'/server*.log >&2", g_dist_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "(no server log)\n");
+        }
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "http suite: ");
@@ -522,6 +535,7 @@ void t_server_start(struct t_server *s, const char *const *extra)
         return;
     }
     s->nodes = g_settings.nodes;
+    snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
     for (int i = 0; i + 1 < s->extra_count; i++) {
         if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
             s->one_process = true;
