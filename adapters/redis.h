@@ -29,7 +29,10 @@
  *   br:{cat}:u:<user>     hash  email name pw salt role
  *
  *   br:{e<event>}:ev      hash  the spec (opens limit rp maxa apt pttl httl qcap
- *                               zc cap<z> price<z> zname<z> cur<z> ...), the
+ *                               zc cap<z> price<z> zname<z> cur<z> ...), its
+ *                               token inc (drawn by the adapter each time the
+ *                               event is written: the library caches the spec
+ *                               while inc is unchanged), the
  *                               counters (shuf qpre qtail qwait pact piss pseq
  *                               hseq yseq held<z> sold<z> bk<state>), and as
  *                               fields of their own, one packed string each:

@@ -377,9 +377,13 @@ static void test_rebuild_refusals(void **state)
     open_fresh(f, &r, &f->opt);
     catalog(&r);
     struct br_cmd ev = event_cmd(T0, false);
-    struct br_redis_rebuild_hold hold = {.id = (2ULL << 32) | 1, .user_id = 1, .zone_id = 1,
-                                         .quantity = 2, .state = BR_HOLD_HELD,
-                                         .created_ms = T0, .deadline_ms = T0 + 60000,
+    struct br_redis_rebuild_hold hold = {.id = (2ULL << 32) | 1,
+                                         .user_id = 1,
+                                         .zone_id = 1,
+                                         .quantity = 2,
+                                         .state = BR_HOLD_HELD,
+                                         .created_ms = T0,
+                                         .deadline_ms = T0 + 60000,
                                          .amount_minor = 10000};
     struct br_redis_rebuild in;
     memset(&in, 0, sizeof in);

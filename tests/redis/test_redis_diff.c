@@ -68,10 +68,23 @@
 
 #define SEQ_LEN_MAX 4096
 
+/* A log entry kept compactly (struct br_redis_log_entry has room for
+ * BR_EFFECTS_MAX effects: about 450 KB). */
+struct kept_entry {
+    char stream_id[32];
+    struct br_cmd cmd;
+    struct br_outcome out;
+    struct br_effect *fx; /* fx_count, heap */
+    uint32_t fx_count;
+    bool external;
+};
+
 struct event_log {
-    struct br_redis_log_entry *e;
+    struct kept_entry *e;
     uint32_t count, cap;
 };
+
+#define LOG_PAGE 32 /* entries read at once */
 
 struct ctx {
     struct br_config cfg;
@@ -88,6 +101,7 @@ struct ctx {
     struct br_engine replay;
     void *replay_mem;
     struct event_log *logs; /* [event id], read back */
+    struct br_redis_log_entry *page; /* LOG_PAGE entries, read into */
     size_t logs_cap;
     uint64_t traced;   /* log entries replayed */
     uint64_t rebuilt;  /* events rebuilt and continued */
@@ -453,19 +467,18 @@ static bool diverges(struct ctx *x, const struct br_cmd *cmds, size_t n, bool ve
 
 /* ---- the trace property ---- */
 
-/* Reads event e's whole log into x->log[e]. */
+/* Reads event e's whole log into x->logs[e]. */
 static bool read_log(struct ctx *x, uint64_t e)
 {
+    struct event_log *l = &x->logs[e];
+    for (uint32_t i = 0; i < l->count; i++) {
+        free(l->e[i].fx);
+    }
+    l->count = 0;
     char after[32] = "0";
-    x->logs[e].count = 0;
     for (;;) {
-        if (x->logs[e].cap - x->logs[e].count < 256) {
-            x->logs[e].cap = x->logs[e].cap ? 2 * x->logs[e].cap : 512;
-            x->logs[e].e = realloc(x->logs[e].e, sizeof *x->logs[e].e * x->logs[e].cap);
-            BR_ASSERT(x->logs[e].e != NULL);
-        }
         uint32_t got = 0;
-        int rc = br_redis_log_read(&x->redis, e, after, 256, x->logs[e].e + x->logs[e].count, &got);
+        int rc = br_redis_log_read(&x->redis, e, after, LOG_PAGE, x->page, &got);
         if (rc != BR_OK) {
             printf("TRACE DIVERGED: the log of event %" PRIu64 " cannot be read: %s\n", e,
                    br_err_name(rc));
@@ -474,8 +487,24 @@ static bool read_log(struct ctx *x, uint64_t e)
         if (got == 0) {
             return true;
         }
-        x->logs[e].count += got;
-        memcpy(after, x->logs[e].e[x->logs[e].count - 1].stream_id, sizeof after);
+        if (l->cap - l->count < got) {
+            l->cap = l->cap ? 2 * l->cap : 256;
+            l->e = realloc(l->e, sizeof *l->e * l->cap);
+            BR_ASSERT(l->e != NULL);
+        }
+        for (uint32_t k = 0; k < got; k++) {
+            const struct br_redis_log_entry *p = &x->page[k];
+            struct kept_entry *q = &l->e[l->count++];
+            memcpy(q->stream_id, p->stream_id, sizeof q->stream_id);
+            q->cmd = p->cmd;
+            q->out = p->out;
+            q->external = p->external;
+            q->fx_count = p->fx_count;
+            q->fx = malloc(sizeof *q->fx * (p->fx_count ? p->fx_count : 1));
+            BR_ASSERT(q->fx != NULL);
+            memcpy(q->fx, p->fx, sizeof *q->fx * p->fx_count);
+        }
+        memcpy(after, x->page[got - 1].stream_id, sizeof after);
     }
 }
 
@@ -513,7 +542,7 @@ static bool trace_event(struct ctx *x, uint64_t e)
         }
     }
     for (uint32_t i = 0; i < x->logs[e].count; i++) {
-        const struct br_redis_log_entry *le = &x->logs[e].e[i];
+        const struct kept_entry *le = &x->logs[e].e[i];
         if (i == 0 && le->cmd.type != BR_CMD_EVENT_CREATE) {
             printf("TRACE DIVERGED: event %" PRIu64 "'s log starts with %s\n", e,
                    br_cmd_name(le->cmd.type));
@@ -873,6 +902,8 @@ int main(int argc, char **argv)
     x.fx_e = malloc(sizeof *x.fx_e * BR_EFFECTS_MAX);
     x.fx_r = malloc(sizeof *x.fx_r * BR_EFFECTS_MAX);
     x.replay_mem = aligned_alloc(16, (x.mem_size + 15) & ~(size_t)15);
+    x.page = malloc(sizeof *x.page * LOG_PAGE);
+    BR_ASSERT(x.page != NULL);
     BR_ASSERT(x.mem != NULL && x.fx_e != NULL && x.fx_r != NULL && x.replay_mem != NULL);
 
     struct br_redis_options opt;
@@ -989,8 +1020,12 @@ int main(int argc, char **argv)
     free(x.fx_r);
     free(x.replay_mem);
     for (size_t e = 0; e < x.logs_cap; e++) {
+        for (uint32_t i = 0; i < x.logs[e].count; i++) {
+            free(x.logs[e].e[i].fx);
+        }
         free(x.logs[e].e);
     }
+    free(x.page);
     free(x.logs);
     return status;
 }
