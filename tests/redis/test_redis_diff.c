@@ -666,9 +666,14 @@ static void rebuild_input(struct ctx *x, uint64_t e, struct br_redis_rebuild *in
 
 /* The engine keeps one set of provider event ids; Redis keeps them per
  * event, as PostgreSQL does: read there before the flush. */
-static uint64_t *provider_ids(redisContext *rc, uint64_t e, uint32_t *count)
+static uint64_t *provider_ids(struct br_redis *r, uint64_t e, uint32_t *count)
 {
-    redisReply *rep = redisCommand(rc, "SMEMBERS br:{e%" PRIu64 "}:pev", e);
+    char key[48];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:pev", e);
+    const char *argv[2] = {"SMEMBERS", key};
+    size_t len[2] = {8, strlen(key)};
+    redisReply *rep = NULL; /* through the adapter: routed to the slot's node in a cluster */
+    BR_ASSERT(br_redis_command(r, 2, argv, len, &rep) == BR_OK);
     BR_ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY);
     uint64_t *ids = calloc(rep->elements + 1, sizeof *ids);
     BR_ASSERT(ids != NULL);
@@ -680,7 +685,7 @@ static uint64_t *provider_ids(redisContext *rc, uint64_t e, uint32_t *count)
     return ids;
 }
 
-static bool rebuild_continues(struct ctx *x, redisContext *rc, int64_t now_ms)
+static bool rebuild_continues(struct ctx *x, int64_t now_ms)
 {
     const struct br_engine *g = &x->engine;
     struct records before = {0}, after = {0}, a = {0}, b = {0};
@@ -695,7 +700,7 @@ static bool rebuild_continues(struct ctx *x, redisContext *rc, int64_t now_ms)
     BR_ASSERT(pev != NULL && pev_count != NULL && holds != NULL && pays != NULL);
     bool ok = true;
     for (uint32_t e = 1; e <= events; e++) {
-        pev[e] = provider_ids(rc, e, &pev_count[e]);
+        pev[e] = provider_ids(&x->redis, e, &pev_count[e]);
     }
     BR_ASSERT(br_redis_flush(&x->redis) == BR_OK);
     for (uint32_t i = 0; i < g->user_count; i++) {
@@ -919,11 +924,6 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    redisContext *admin = redisConnect(opt.host, opt.port); /* reads for the rebuild input */
-    BR_ASSERT(admin != NULL && admin->err == 0);
-    if (opt.db != 0) {
-        freeReplyObject(redisCommand(admin, "SELECT %d", opt.db));
-    }
     struct br_cmd *cmds = malloc(sizeof *cmds * length);
     BR_ASSERT(cmds != NULL);
     double t0 = now_s();
@@ -967,7 +967,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             last_ms = cmds[i].now_ms > last_ms ? cmds[i].now_ms : last_ms;
         }
-        if (!failed && !rebuild_continues(&x, admin, last_ms)) {
+        if (!failed && !rebuild_continues(&x, last_ms)) {
             printf("the sequence: %lu (seed %" PRIu64 "), %zu commands\n", s, seed, n);
             status = 1;
             break;
@@ -1011,7 +1011,6 @@ int main(int argc, char **argv)
         printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
         status = 1;
     }
-    redisFree(admin);
     br_redis_close(&x.redis);
     test_redis_server_stop(&server);
     free(cmds);
