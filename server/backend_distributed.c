@@ -232,14 +232,26 @@ void dist_accept_instance(struct br_distributed *x, redisContext *ctx)
     pthread_mutex_unlock(&x->state_mu);
 }
 
+/* Refused only for data loss or another instance (what a rebuild ends). */
+static bool refusing_for_loss(struct br_distributed *x)
+{
+    pthread_mutex_lock(&x->state_mu);
+    bool r = x->writable && !x->redis_down && (x->lost || x->changed);
+    pthread_mutex_unlock(&x->state_mu);
+    return r;
+}
+
 int dist_take_for_write(struct br_distributed *x, struct dist_conn **c)
 {
     *c = NULL;
-    if (dist_refusing(x)) {
+    if (dist_refusing(x) && !refusing_for_loss(x)) {
         return BR_E_UNAVAILABLE;
     }
     int rc = dist_conn_take(x, c);
-    if (rc == BR_OK && dist_refusing(x)) { /* the take met another instance */
+    /* Lost (or another instance): the rebuild may have ended since the
+     * roles thread last looked; one read says (dist_recheck_lost). */
+    if (rc == BR_OK && dist_refusing(x) &&
+        (!refusing_for_loss(x) || !dist_recheck_lost(x, *c) || dist_refusing(x))) {
         dist_conn_give(x, *c);
         *c = NULL;
         rc = BR_E_UNAVAILABLE;

@@ -66,7 +66,13 @@
  * BR_E_UNAVAILABLE before anything is sent while Redis is down or lost;
  * with PostgreSQL down only what needs it fails (UNAVAILABLE from pg.h).
  * When Redis comes back, every pooled connection is made afresh before
- * its next use.
+ * its next use, and every connection made checks which Redis instance it
+ * reached (INFO run_id): another instance than the known one holds writes
+ * until the data-loss check has looked, so no write ever reaches a Redis
+ * restarted empty, however quickly it came back. A write refused for data
+ * loss reads the epoch itself, so all processes resume the moment the
+ * rebuild writes it. (One node only: on a Redis Cluster the instance check
+ * is skipped, a node restarted empty is found by the epoch check alone.)
  */
 #ifndef BR_BACKEND_DISTRIBUTED_H
 #define BR_BACKEND_DISTRIBUTED_H

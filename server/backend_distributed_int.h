@@ -308,6 +308,10 @@ int dist_index_hold(struct br_distributed *x, struct dist_conn *c, uint64_t user
 /* ---- backend_distributed_roles.c ---- */
 
 int dist_roles_start(struct br_distributed *x);
+/* A write met "Redis lost its data" or "another instance": is the epoch
+ * back (the rebuild is done, or the instance kept its data)? Then the
+ * refusal ends now, not at the roles thread's next tick. One round trip. */
+bool dist_recheck_lost(struct br_distributed *x, struct dist_conn *c);
 void dist_roles_stop(struct br_distributed *x);
 
 /* ---- backend_distributed_fanout.c ---- */

@@ -291,6 +291,31 @@ static bool check_lost(struct br_distributed *x, struct dist_conn *c)
     return true;
 }
 
+bool dist_recheck_lost(struct br_distributed *x, struct dist_conn *c)
+{
+    redisReply *rep = NULL;
+    if (dist_cmdf(x, c, &rep, "EXISTS br:{cat}:epoch") != BR_OK) {
+        return false;
+    }
+    bool whole = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    if (!whole) {
+        return false;
+    }
+    /* The epoch is written last by the rebuild (and by nothing else), so
+     * with it present Redis holds the sale: as check_lost would find. */
+    if (!dist_is_cluster(c)) {
+        dist_accept_instance(x, dist_rd(x, c));
+    }
+    pthread_mutex_lock(&x->state_mu);
+    if (x->lost) {
+        br_logf(x->cfg.log, BR_LOG_WARN, "Redis rebuilt: accepting writes", NULL);
+    }
+    x->lost = false;
+    pthread_mutex_unlock(&x->state_mu);
+    return true;
+}
+
 /* Health: the only place that clears the down flags. Returns true when
  * Redis just came back (it may have come back empty: check at once). */
 static bool health(struct br_distributed *x, struct dist_conn *c, bool redis_ok)

@@ -29,18 +29,18 @@
 #define LEASE_KEY "br:{cat}:lease:reconcile"
 #define REBUILDING_KEY "br:{cat}:rebuilding"
 #define REBUILDING_TTL_MS 120000 /* renewed per event; outlives a reconciler that died */
-#define PAGE 1024u /* rows per read of the record */
+#define PAGE 1024u               /* rows per read of the record */
 
 struct br_reconciler {
-    struct br_redis redis;      /* scripts, and plain commands routed as the adapter routes */
+    struct br_redis redis; /* scripts, and plain commands routed as the adapter routes */
     struct br_redis_options ropt;
     struct br_config cfg;
     struct br_pg *pg;
     const struct br_log *log;
     struct br_reconciler_options opt;
-    pthread_mutex_t mu;         /* guards what the metrics read */
-    int32_t *drift;             /* [events_max][BR_EVENT_ZONES_MAX], -1 = not compared */
-    uint8_t *compared;          /* [events_max] */
+    pthread_mutex_t mu; /* guards what the metrics read */
+    int32_t *drift;     /* [events_max][BR_EVENT_ZONES_MAX], -1 = not compared */
+    uint8_t *compared;  /* [events_max] */
     uint32_t events_seen;
     bool leader;
     bool refused;
@@ -170,15 +170,62 @@ void br_reconciler_close(struct br_reconciler *rc)
 
 /* ---- drift ---- */
 
+/* a < b for stream ids "<ms>-<seq>" ("0" is the smallest). */
+static bool stream_less(const char *a, const char *b)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am < bm || (am == bm && as < bs);
+}
+
+/* Stores and logs one event's drift per zone (|held diff| + |sold diff|),
+ * compared at position pos. */
+static void record_drift(struct br_reconciler *rc, uint64_t event_id,
+                         const struct br_pg_zone *zones, uint32_t nz, const uint32_t *held,
+                         const uint32_t *sold, const char *pos, uint64_t *drift_sum)
+{
+    BR_ASSERT(nz <= BR_EVENT_ZONES_MAX && event_id >= 1 && event_id <= rc->cfg.events_max);
+    pthread_mutex_lock(&rc->mu);
+    for (uint32_t z = 0; z < nz; z++) {
+        int64_t dh = (int64_t)held[z] - (int64_t)zones[z].held;
+        int64_t ds = (int64_t)sold[z] - (int64_t)zones[z].sold;
+        int64_t d = (dh < 0 ? -dh : dh) + (ds < 0 ? -ds : ds);
+        uint32_t zi = zones[z].zone_id - 1;
+        int32_t before = -1;
+        if (zi < BR_EVENT_ZONES_MAX) {
+            before = rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi];
+            rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi] = (int32_t)d;
+        }
+        *drift_sum += (uint64_t)d;
+        if (d != 0 && d != before) { /* logged when it appears or changes; the gauge stays */
+            br_logf(rc->log, BR_LOG_ERROR,
+                    "drift: Redis and PostgreSQL disagree on a zone at the same log position",
+                    "\"event\":%" PRIu64 ",\"zone\":%u,\"redis_held\":%u,\"redis_sold\":%u,"
+                    "\"pg_held\":%u,\"pg_sold\":%u,\"position\":\"%s\"",
+                    event_id, zones[z].zone_id, held[z], sold[z], zones[z].held, zones[z].sold,
+                    pos);
+        }
+    }
+    pthread_mutex_unlock(&rc->mu);
+}
+
+#define EVENT_BEHIND 2 /* compare_event: Redis's log ends before the record's position */
+
 /* Compares one event's zones if both sides stand at the same log position.
- * Returns 1 compared, 0 skipped (positions differ), or an error. */
+ * Returns 1 compared, 0 skipped (positions differ), EVENT_BEHIND, or an
+ * error. The record's position is read before Redis's log and again after
+ * it: the position only ever comes from entries Redis had, so a log that
+ * ends before a position read earlier has lost entries (a failover to a
+ * stale replica), while one that ends after it is only ahead of the
+ * recorder. */
 static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *drift_sum)
 {
     uint64_t len = 0;
     char last1[32], last2[32], pos1[BR_PG_STREAM_ID_MAX], pos2[BR_PG_STREAM_ID_MAX];
-    int err = br_redis_log_len(&rc->redis, event_id, &len, last1);
+    int err = br_pg_projection_position(rc->pg, event_id, pos1);
     if (err == BR_OK) {
-        err = br_pg_projection_position(rc->pg, event_id, pos1);
+        err = br_redis_log_len(&rc->redis, event_id, &len, last1);
     }
     if (err != BR_OK) {
         return err;
@@ -186,6 +233,14 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
     /* An empty log (len 0) exists only after a rebuild with nothing since:
      * Redis's state is then the record's at its position. */
     bool empty = len == 0;
+    if (!empty && stream_less(last1, pos1)) {
+        br_logf(rc->log, BR_LOG_ERROR,
+                "Redis's log of the event ends before the record's position: Redis lost "
+                "entries (a failover to a stale replica?)",
+                "\"event\":%" PRIu64 ",\"log_ends\":\"%s\",\"position\":\"%s\"", event_id, last1,
+                pos1);
+        return EVENT_BEHIND;
+    }
     if (!empty && strcmp(last1, pos1) != 0) {
         return 0; /* the recorder is behind: nothing to compare at one position */
     }
@@ -208,29 +263,7 @@ static int compare_event(struct br_reconciler *rc, uint64_t event_id, uint64_t *
     if (strcmp(last1, last2) != 0 || strcmp(pos1, pos2) != 0 || (empty && len != 0)) {
         return 0; /* a write landed meanwhile */
     }
-    BR_ASSERT(nz <= BR_EVENT_ZONES_MAX);
-    pthread_mutex_lock(&rc->mu);
-    for (uint32_t z = 0; z < nz; z++) {
-        int64_t dh = (int64_t)held[z] - (int64_t)zones[z].held;
-        int64_t ds = (int64_t)sold[z] - (int64_t)zones[z].sold;
-        int64_t d = (dh < 0 ? -dh : dh) + (ds < 0 ? -ds : ds);
-        uint32_t zi = zones[z].zone_id - 1;
-        int32_t before = -1;
-        if (zi < BR_EVENT_ZONES_MAX) {
-            before = rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi];
-            rc->drift[(event_id - 1) * BR_EVENT_ZONES_MAX + zi] = (int32_t)d;
-        }
-        *drift_sum += (uint64_t)d;
-        if (d != 0 && d != before) { /* logged when it appears or changes; the gauge stays */
-            br_logf(rc->log, BR_LOG_ERROR,
-                    "drift: Redis and PostgreSQL disagree on a zone at the same log position",
-                    "\"event\":%" PRIu64 ",\"zone\":%u,\"redis_held\":%u,\"redis_sold\":%u,"
-                    "\"pg_held\":%u,\"pg_sold\":%u,\"position\":\"%s\"",
-                    event_id, zones[z].zone_id, held[z], sold[z], zones[z].held, zones[z].sold,
-                    pos1);
-        }
-    }
-    pthread_mutex_unlock(&rc->mu);
+    record_drift(rc, event_id, zones, nz, held, sold, pos1, drift_sum);
     return 1;
 }
 
@@ -247,6 +280,8 @@ static int drift_pass(struct br_reconciler *rc, uint64_t events, struct br_recon
         if (got < 0) {
             return got;
         }
+        rep->events_behind += got == EVENT_BEHIND ? 1 : 0;
+        got = got == 1 ? 1 : 0;
         pthread_mutex_lock(&rc->mu);
         rc->compared[id - 1] = (uint8_t)got;
         pthread_mutex_unlock(&rc->mu);
@@ -391,13 +426,30 @@ static uint32_t seq_of(uint64_t id)
 }
 
 /* The next seq to hand out must pass every id Redis may have handed out
- * after the last projection: the largest recorded plus the margin. */
-static uint32_t past_margin(uint32_t seq)
+ * after the last projection, and that is not only the largest recorded
+ * plus a constant: a rebuild already moved the counters, and if Redis is
+ * lost again before anything new is projected, the ids it handed out from
+ * there must still be passed. So the margin grows with the time since the
+ * last projected entry (its stream id's ms, Redis's clock; the event's
+ * creation when nothing was projected): one event's scripts run on one
+ * Redis core, far below BR_RECONCILER_IDS_PER_MS ids a millisecond, so
+ * seq + margin + elapsed x rate passes everything handed out since, across
+ * any number of rebuilds in a row. Elapsed is capped (the 32-bit seq space:
+ * 6 hours at that rate take a quarter of it). */
+static uint32_t past_margin(uint32_t seq, int64_t elapsed_ms)
 {
 #ifdef BR_PLANT_RECONCILER_NO_MARGIN
+    (void)elapsed_ms;
     return seq; /* planted: ids handed out after the last projection come again */
 #endif
-    uint64_t v = (uint64_t)seq + BR_RECONCILER_ID_MARGIN;
+    if (elapsed_ms < 0) {
+        elapsed_ms = 0; /* clocks of two hosts: the constant margin covers their skew */
+    }
+    if (elapsed_ms > BR_RECONCILER_ELAPSED_MS_MAX) {
+        elapsed_ms = BR_RECONCILER_ELAPSED_MS_MAX;
+    }
+    uint64_t v =
+        (uint64_t)seq + BR_RECONCILER_ID_MARGIN + (uint64_t)elapsed_ms * BR_RECONCILER_IDS_PER_MS;
     return v >= 0xffffffffu ? 0xfffffffeu : (uint32_t)v;
 }
 
@@ -433,19 +485,29 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     for (uint32_t i = 0; i < r->booking_count; i++) {
         const struct br_pg_booking *b = &r->bookings[i];
         r->holds[i] = (struct br_redis_rebuild_hold){
-            .id = b->id, .user_id = b->user_id, .zone_id = b->zone_id, .quantity = b->quantity,
-            .state = b->state, .created_ms = b->created_at_ms, .deadline_ms = b->expires_at_ms,
-            .amount_minor = b->total_minor, .pass_id = b->pass_id, .payment_id = b->payment_id,
+            .id = b->id,
+            .user_id = b->user_id,
+            .zone_id = b->zone_id,
+            .quantity = b->quantity,
+            .state = b->state,
+            .created_ms = b->created_at_ms,
+            .deadline_ms = b->expires_at_ms,
+            .amount_minor = b->total_minor,
+            .pass_id = b->pass_id,
+            .payment_id = b->payment_id,
             .confirmed_by = b->state == BR_HOLD_CONFIRMED ? b->payment_id : 0};
         hold_seq = seq_of(b->id) > hold_seq ? seq_of(b->id) : hold_seq;
         pass_seq = seq_of(b->pass_id) > pass_seq ? seq_of(b->pass_id) : pass_seq;
     }
     for (uint32_t i = 0; i < r->payment_count; i++) {
         const struct br_pg_payment *p = &r->payments[i];
-        r->pays[i] = (struct br_redis_rebuild_payment){
-            .id = p->id, .hold_id = p->booking_id, .state = p->state,
-            .amount_minor = p->amount_minor, .created_ms = p->created_ms,
-            .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
+        r->pays[i] = (struct br_redis_rebuild_payment){.id = p->id,
+                                                       .hold_id = p->booking_id,
+                                                       .state = p->state,
+                                                       .amount_minor = p->amount_minor,
+                                                       .created_ms = p->created_ms,
+                                                       .refund_attempts = p->refund_attempts,
+                                                       .next_attempt_ms = p->next_attempt_ms};
         pay_seq = seq_of(p->id) > pay_seq ? seq_of(p->id) : pay_seq;
     }
     /* Passes live in Redis only; the projection counted them from the
@@ -457,9 +519,12 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     }
     pass_seq = pr.pass_seq > pass_seq ? pr.pass_seq : pass_seq;
     in->passes_issued = pr.passes_issued > UINT32_MAX ? UINT32_MAX : (uint32_t)pr.passes_issued;
-    in->hold_seq = past_margin(hold_seq);
-    in->pass_seq = past_margin(pass_seq);
-    in->payment_seq = past_margin(pay_seq);
+    int64_t since =
+        strcmp(pr.stream_id, "0") != 0 ? strtoll(pr.stream_id, NULL, 10) : ev->created_ms;
+    int64_t elapsed = br_clock_wall_ms() - since;
+    in->hold_seq = past_margin(hold_seq, elapsed);
+    in->pass_seq = past_margin(pass_seq, elapsed);
+    in->payment_seq = past_margin(pay_seq, elapsed);
     in->holds = r->holds;
     in->hold_count = r->booking_count;
     in->payments = r->pays;
@@ -487,14 +552,24 @@ static int log_continue(struct br_reconciler *rc, uint64_t event_id)
         return BR_E_CORRUPT;
     }
     redisReply *rep = NULL;
-    int rc2 = br_redis_commandf(&rc->redis, &rep,
-                                "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1", event_id, ms,
-                                seq + 1);
+    int rc2 =
+        br_redis_commandf(&rc->redis, &rep, "XADD br:{e%" PRIu64 "}:log MAXLEN 0 %llu-%llu x 1",
+                          event_id, ms, seq + 1);
     bool ok = reply_ok(rc2, rep);
+    if (!ok && rc2 == BR_OK) {
+        /* Refused: the stream's top is past that id already (a command that
+         * reached the emptied Redis before writes were refused logged its
+         * failure there): new ids pass the position anyway. */
+        uint64_t len = 0;
+        char last[32];
+        ok = br_redis_log_len(&rc->redis, event_id, &len, last) == BR_OK && len > 0 &&
+             stream_less(pos, last);
+    }
     if (!ok) {
-        br_logf(rc->log, BR_LOG_ERROR, "rebuild: the event's log could not be moved past its "
-                "projected position", "\"event\":%" PRIu64 ",\"position\":\"%s\"",
-                event_id, pos);
+        br_logf(rc->log, BR_LOG_ERROR,
+                "rebuild: the event's log could not be moved past its "
+                "projected position",
+                "\"event\":%" PRIu64 ",\"position\":\"%s\"", event_id, pos);
     }
     return ok ? BR_OK : BR_E_UNAVAILABLE;
 }
@@ -552,9 +627,11 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
                    struct br_reconciler_report *rep)
 {
     br_logf(rc->log, BR_LOG_ERROR,
-            "Redis lost its data (the epoch key is gone and Redis holds less than the record): "
-            "writes refused, rebuilding the on-sale from PostgreSQL",
-            "\"users\":%" PRIu64 ",\"events\":%" PRIu64 ",\"alert\":\"br_reconcile_writes_refused\"",
+            "Redis lost data (it holds less than the record: fewer users or events, or an "
+            "event's log ends before the projected position): writes refused, rebuilding the "
+            "on-sale from PostgreSQL",
+            "\"users\":%" PRIu64 ",\"events\":%" PRIu64
+            ",\"alert\":\"br_reconcile_writes_refused\"",
             users, events);
     set_refused(rc, true);
     int err = br_redis_flush(&rc->redis);
@@ -582,8 +659,10 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
     rc->rebuild_failures += err == BR_OK ? 0 : 1;
     pthread_mutex_unlock(&rc->mu);
     if (err != BR_OK) {
-        br_logf(rc->log, BR_LOG_ERROR, "rebuild failed; writes stay refused, the next tick "
-                "starts over", "\"error\":\"%s\"", br_err_name(err));
+        br_logf(rc->log, BR_LOG_ERROR,
+                "rebuild failed; writes stay refused, the next tick "
+                "starts over",
+                "\"error\":\"%s\"", br_err_name(err));
         return err;
     }
     set_refused(rc, false);
@@ -595,27 +674,61 @@ static int rebuild(struct br_reconciler *rc, uint64_t users, uint64_t events,
 
 /* ---- the tick ---- */
 
-/* Epoch missing: a fresh deployment (write it) or a loss (rebuild). */
-static int epoch_missing(struct br_reconciler *rc, struct br_reconciler_report *rep,
-                         uint64_t *events_out)
+/* The user and event counts of both sides, PostgreSQL's first: the twin
+ * counts a user or event in Redis inside PostgreSQL's transaction, before
+ * the row commits, so Redis read after PostgreSQL is never behind it
+ * unless Redis lost data. */
+struct counts {
+    uint64_t pg_users, pg_events, redis_users, redis_events;
+};
+
+static int read_counts(struct br_reconciler *rc, struct counts *k)
 {
-    uint64_t r_users = 0, r_events = 0, p_users = 0, p_events = 0;
-    int err = redis_counts(rc, &r_users, &r_events);
+    int err = br_pg_user_max_id(rc->pg, &k->pg_users);
     if (err == BR_OK) {
-        err = br_pg_user_max_id(rc->pg, &p_users);
+        err = br_pg_event_max_id(rc->pg, &k->pg_events);
     }
     if (err == BR_OK) {
-        err = br_pg_event_max_id(rc->pg, &p_events);
+        err = redis_counts(rc, &k->redis_users, &k->redis_events);
     }
+    return err;
+}
+
+/* The leader's tick: loss detection (the epoch and the counts), the
+ * rebuild, the first epoch, the drift pass; and a loss the drift pass
+ * finds (an event's log behind the record) rebuilt at once. */
+static int leader_tick(struct br_reconciler *rc, struct br_reconciler_report *rep)
+{
+    int present = epoch_present(rc);
+    if (present < 0) {
+        return present;
+    }
+    rep->epoch_present = present == 1;
+    struct counts k;
+    int err = read_counts(rc, &k);
     if (err != BR_OK) {
         return err;
     }
-    *events_out = p_events;
-    if (r_users >= p_users && r_events >= p_events) {
-        return epoch_write(rc); /* nothing lost: the first start of this deployment */
+    bool behind = k.redis_users < k.pg_users || k.redis_events < k.pg_events;
+    if (behind) {
+        /* Epoch missing: Redis restarted empty. Epoch present: a failover
+         * to a replica that missed writes the record already holds. */
+        rep->lost = true;
+        return rebuild(rc, k.pg_users, k.pg_events, rep);
     }
-    rep->lost = true;
-    return rebuild(rc, p_users, p_events, rep);
+    if (present == 0) {
+        err = epoch_write(rc); /* nothing lost: the first start of this deployment */
+    } else if (rc->refused) {
+        set_refused(rc, false); /* another reconciler finished the rebuild */
+    }
+    if (err == BR_OK) {
+        err = drift_pass(rc, k.redis_events, rep);
+    }
+    if (err == BR_OK && rep->events_behind > 0) {
+        rep->lost = true;
+        err = rebuild(rc, k.pg_users, k.pg_events, rep);
+    }
+    return err;
 }
 
 int br_reconciler_tick(struct br_reconciler *rc, struct br_reconciler_report *rep_out)
@@ -634,22 +747,7 @@ int br_reconciler_tick(struct br_reconciler *rc, struct br_reconciler_report *re
         set_refused(rc, false); /* the leader finished a rebuild this process waited for */
     }
     if (err == BR_OK && rep.leader) {
-        int present = epoch_present(rc);
-        uint64_t events = 0;
-        err = present < 0 ? present : BR_OK;
-        rep.epoch_present = present == 1;
-        if (present == 0) {
-            err = epoch_missing(rc, &rep, &events);
-        } else if (present == 1) {
-            uint64_t users = 0;
-            err = redis_counts(rc, &users, &events);
-            if (rc->refused && err == BR_OK) {
-                set_refused(rc, false); /* another reconciler finished the rebuild */
-            }
-        }
-        if (err == BR_OK) {
-            err = drift_pass(rc, events, &rep);
-        }
+        err = leader_tick(rc, &rep);
     }
     rep.err = err;
     if (rep_out != NULL) {

@@ -19,9 +19,14 @@
  *
  * Data loss. The epoch key br:{cat}:epoch is written once, at the first
  * tick that finds it missing while Redis holds every user and event
- * PostgreSQL has (a fresh deployment). When it is missing and Redis holds
- * fewer users or events than PostgreSQL (a restart without persistence, a
- * failover to an empty or stale replica), Redis has lost data:
+ * PostgreSQL has (a fresh deployment). Redis has lost data when it holds
+ * fewer users or events than PostgreSQL (read first: the twin counts an id
+ * before its row commits, so a healthy Redis is never behind), with the
+ * epoch missing (a restart without persistence, a failover to an empty
+ * replica) or present (a failover to a replica that missed writes), or
+ * when an event's log ends before the record's projected position (the
+ * drift pass finds it: the position only ever comes from entries Redis
+ * had). Then:
  *   1. writes are refused: the reconciler calls opt.writes(ctx, true, s)
  *      (the distributed backend answers 503 UNAVAILABLE with Retry-After s;
  *      other processes see the epoch missing and do the same);
@@ -38,8 +43,10 @@
  *      their deadlines, which the sweeper expires as usual), every payment
  *      (pending ones stay payable; refund-pending ones go back to the
  *      saga), the provider event ids applied, and the id counters moved
- *      BR_RECONCILER_ID_MARGIN past the largest id recorded, so no id that
- *      Redis handed out after the last projection is ever handed out again;
+ *      past the largest id recorded by BR_RECONCILER_ID_MARGIN plus
+ *      BR_RECONCILER_IDS_PER_MS per ms since the last projected entry, so
+ *      no id that Redis handed out after the last projection is handed out
+ *      again, even after two losses in a row with nothing projected between;
  *      the event's (lost) log is made to continue past the projected
  *      position (an empty stream whose last id is the position's
  *      successor), so the recorder finds every new entry after it even if
@@ -51,19 +58,24 @@
  *
  * What cannot be rebuilt (Redis alone held it):
  *   - the waiting queues and the passes: everyone waiting or admitted must
- *     join again. The API answers them NOT_IN_QUEUE (404) on the position
- *     routes and their stream, and PASS_INVALID (403) for a pass issued
- *     before the loss; a join puts them at the end of the new queue
- *     (pass ids restart past the margin, so an old token never matches a
- *     new pass). Per-user limits still hold: tickets come from the holds.
+ *     join again. The position routes and the stream answer that they are
+ *     not in the queue (404 NOT_IN_QUEUE; status "none" for a user who holds
+ *     seats in the event, whose member record comes back with its tickets),
+ *     and a reserve with a pass issued before the loss is PASS_INVALID
+ *     (403). A join puts them at the end of the new queue (before the
+ *     opening, in the pre-queue, shuffled at the opening as usual); pass ids
+ *     restart past the margin, so an old token never matches a new pass.
+ *     Per-user limits still hold: tickets come from the holds.
  *   - whatever Redis acknowledged after the recorder's last commit (the
  *     projection lag, under a second at load): holds, payments and
  *     confirmations of that window are gone from the on-sale. Redis
  *     persistence (appendfsync always) is what closes this window; a
  *     payment confirmed by the provider in it is delivered again by the
  *     provider's webhook retries and applied then.
- *   - the idempotency answers of reserves (a retry after the rebuild with
- *     the same key reserves again, once).
+ *   - the idempotency answers of reserves: a retry after the rebuild with
+ *     the same key makes a new hold (within the per-user limit, which
+ *     counts the first one), so a client that never saw the first answer
+ *     may hold twice its seats until the first hold expires.
  *   - the event logs before the loss: `trace export` of a rebuilt event is
  *     refused (its log no longer starts with its creation).
  *
@@ -96,7 +108,11 @@
 #define BR_RECONCILER_INTERVAL_MS_DEFAULT 3000
 #define BR_RECONCILER_LEASE_MS_DEFAULT 10000
 #define BR_RECONCILER_RETRY_AFTER_S 5
-#define BR_RECONCILER_ID_MARGIN (1u << 20) /* ids skipped at a rebuild */
+#define BR_RECONCILER_ID_MARGIN (1u << 20) /* ids skipped at a rebuild, at least */
+#define BR_RECONCILER_IDS_PER_MS                                                                   \
+    50u /* and this many per ms since the last projected                                           \
+           entry (an event's scripts: ~20 ids/ms at most) */
+#define BR_RECONCILER_ELAPSED_MS_MAX (6LL * 3600 * 1000) /* 1.08e9 ids: a quarter of the seqs */
 
 struct br_pg;
 
@@ -106,21 +122,22 @@ struct br_pg;
 typedef void (*br_reconciler_writes_fn)(void *ctx, bool refuse, int retry_after_s);
 
 struct br_reconciler_options {
-    int64_t interval_ms;                  /* between ticks; 0 = default */
-    int64_t lease_ms;                     /* 0 = default */
-    char owner[BR_LEASE_OWNER_MAX];       /* "" = host:pid */
-    br_reconciler_writes_fn writes;       /* may be NULL */
+    int64_t interval_ms;            /* between ticks; 0 = default */
+    int64_t lease_ms;               /* 0 = default */
+    char owner[BR_LEASE_OWNER_MAX]; /* "" = host:pid */
+    br_reconciler_writes_fn writes; /* may be NULL */
     void *writes_ctx;
 };
 
 /* What the last tick found (tests and metrics). */
 struct br_reconciler_report {
-    bool leader;            /* held the lease */
+    bool leader; /* held the lease */
     bool epoch_present;
-    bool lost;              /* Redis had lost data at this tick */
-    bool rebuilt;           /* and this tick rebuilt it */
-    int err;                /* BR_OK or the error that stopped the tick */
+    bool lost;    /* Redis had lost data at this tick */
+    bool rebuilt; /* and this tick rebuilt it */
+    int err;      /* BR_OK or the error that stopped the tick */
     uint32_t events_compared;
+    uint32_t events_behind; /* events whose Redis log ends before the record's position */
     uint64_t drift_total;   /* sum of the drift over the zones compared */
     uint64_t users_restored;
     uint64_t events_rebuilt;

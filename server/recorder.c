@@ -12,8 +12,8 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +91,8 @@ struct rec_event {
 #define POSITION_RECHECK_MS 1000
 
 struct br_recorder {
-    struct br_redis redis;            /* the logs, the leases, the catalog counter */
-    bool redis_down;                  /* the pass in progress lost Redis */
+    struct br_redis redis; /* the logs, the leases, the catalog counter */
+    bool redis_down;       /* the pass in progress lost Redis */
     struct br_redis_options ropt;
     struct br_pg *pg;
     const struct br_log *log;
@@ -108,7 +108,7 @@ struct br_recorder {
     double lag_sum_s;
     pthread_t thread;
     bool running;
-    atomic_int stop;                  /* read by the thread between passes */
+    atomic_int stop; /* read by the thread between passes */
 };
 
 static void options_fill(struct br_recorder_options *o)
@@ -297,8 +297,8 @@ static uint64_t project_event(struct br_recorder *rec, struct rec_event *ev)
     }
     for (uint32_t b = 0; b < rec->opt.batches_per_pass; b++) {
         uint32_t n = 0;
-        rc = br_redis_log_read(&rec->redis, ev->pub.event_id, pos, rec->opt.batch, rec->batch,
-                               &n);
+        rc = br_redis_log_read(&rec->redis, ev->pub.event_id, pos, rec->opt.batch, rec->batch, &n);
+        BR_ASSERT(rc != BR_OK || n <= rec->opt.batch); /* the reader keeps to max */
         if (rc != BR_OK) {
             attempt_failed(rec, ev, rc, 0, false);
             return done;
@@ -345,6 +345,7 @@ static void lease_key(char *key, size_t cap, uint64_t event_id)
 
 static uint64_t visit_event(struct br_recorder *rec, struct rec_event *ev)
 {
+    BR_ASSERT(ev->pub.event_id >= 1 && ev->pub.event_id <= rec->events_max);
     if (ev->pub.failed && br_clock_mono_ms() < ev->retry_at_ms) {
         return 0;
     }
@@ -509,7 +510,8 @@ static void metrics_events(struct br_recorder *rec, struct mbuf *b)
         mb_printf(b,
                   "br_projection_failures_total{event=\"%" PRIu64 "\",reason=\"refused\"} %" PRIu64
                   "\nbr_projection_failures_total{event=\"%" PRIu64
-                  "\",reason=\"unavailable\"} %" PRIu64 "\nbr_projection_failures_total{event=\"%" PRIu64
+                  "\",reason=\"unavailable\"} %" PRIu64
+                  "\nbr_projection_failures_total{event=\"%" PRIu64
                   "\",reason=\"conflict\"} %" PRIu64 "\n",
                   e->event_id, e->refused, e->event_id, e->unavailable, e->event_id, e->conflicts);
     }
@@ -520,9 +522,10 @@ size_t br_recorder_metrics(struct br_recorder *rec, char *buf, size_t cap)
     struct mbuf b = {.p = buf, .cap = cap, .len = 0};
     pthread_mutex_lock(&rec->mu);
     metrics_events(rec, &b);
-    mb_printf(&b, "# HELP br_projected_entries_total Log entries this process projected into "
-                  "PostgreSQL.\n# TYPE br_projected_entries_total counter\n"
-                  "br_projected_entries_total %" PRIu64 "\n",
+    mb_printf(&b,
+              "# HELP br_projected_entries_total Log entries this process projected into "
+              "PostgreSQL.\n# TYPE br_projected_entries_total counter\n"
+              "br_projected_entries_total %" PRIu64 "\n",
               rec->projected_total);
     mb_printf(&b, "# HELP br_projection_batch_lag_seconds Append-to-commit time of each "
                   "projected batch's first entry.\n"

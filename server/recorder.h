@@ -80,24 +80,24 @@
 struct br_pg;
 
 struct br_recorder_options {
-    uint32_t batch;            /* entries per transaction; 0 = default */
-    uint32_t batches_per_pass; /* per event before the next event's turn; 0 = 16 */
-    int64_t lease_ms;          /* per-event lease; 0 = default */
-    int64_t retry_failed_ms;   /* a refused projection is tried again after; 0 = default */
-    int idle_ms;               /* pause between passes that found nothing; 0 = default */
+    uint32_t batch;                 /* entries per transaction; 0 = default */
+    uint32_t batches_per_pass;      /* per event before the next event's turn; 0 = 16 */
+    int64_t lease_ms;               /* per-event lease; 0 = default */
+    int64_t retry_failed_ms;        /* a refused projection is tried again after; 0 = default */
+    int idle_ms;                    /* pause between passes that found nothing; 0 = default */
     char owner[BR_LEASE_OWNER_MAX]; /* the lease's value ("" = host:pid) */
 };
 
 /* What the recorder knows of one event (for tests and the metrics). */
 struct br_recorder_event {
     uint64_t event_id;
-    char position[32];     /* the projected stream id as last seen; "" = unknown */
-    uint64_t projected;    /* entries this process projected */
+    char position[32];  /* the projected stream id as last seen; "" = unknown */
+    uint64_t projected; /* entries this process projected */
     uint32_t lag_entries;
     int64_t lag_ms;
-    bool failed;           /* stopped: a CHECK refused its log or an entry does not
-                              decode (BR_E_CORRUPT; retried after a while) */
-    int last_err;          /* enum br_err of the last attempt */
+    bool failed;  /* stopped: a CHECK refused its log or an entry does not
+                     decode (BR_E_CORRUPT; retried after a while) */
+    int last_err; /* enum br_err of the last attempt */
     uint64_t refused, unavailable, conflicts; /* failures by reason (refused: the stops) */
 };
 

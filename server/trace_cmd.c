@@ -29,8 +29,8 @@
 #include "core/journal.h"
 #include "core/panic.h"
 
-#define LOG_BATCH 64u     /* log entries per read (each entry has room for every effect) */
-#define TABLE_SLACK 64u   /* rows added to each counted table size */
+#define LOG_BATCH 64u   /* log entries per read (each entry has room for every effect) */
+#define TABLE_SLACK 64u /* rows added to each counted table size */
 
 static void say(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *why, size_t cap, const char *fmt, ...)
@@ -52,10 +52,10 @@ static void say(char *why, size_t cap, const char *fmt, ...)
  * live on any node). NULL after saying why. */
 static redisReply *config_read(const struct br_redis_options *o, char *why, size_t cap)
 {
-    static const char *const argv[] = {"HMGET",          "br:{cat}:cat",     "cfg_seed",
-                                       "cfg_events_max", "cfg_users_max",    "cfg_qslots_max",
-                                       "cfg_qcap_default", "cfg_active_max", "cfg_seats_max",
-                                       "users",          "events"};
+    static const char *const argv[] = {
+        "HMGET",          "br:{cat}:cat",     "cfg_seed",       "cfg_events_max", "cfg_users_max",
+        "cfg_qslots_max", "cfg_qcap_default", "cfg_active_max", "cfg_seats_max",  "users",
+        "events"};
     enum { ARGC = sizeof argv / sizeof argv[0] };
     size_t len[ARGC];
     for (int i = 0; i < ARGC; i++) {
@@ -217,8 +217,8 @@ static int put_users(struct br_redis *r, uint64_t users, const struct br_cmd *cr
     struct br_cmd cmd;
     for (uint64_t id = 1; id <= users; id++) {
         redisReply *rep = NULL;
-        int rc = br_redis_commandf(r, &rep, "HMGET br:{cat}:u:%" PRIu64 " email name pw salt role",
-                                   id);
+        int rc =
+            br_redis_commandf(r, &rep, "HMGET br:{cat}:u:%" PRIu64 " email name pw salt role", id);
         if (rc != BR_OK) {
             say(why, cap, "reading user %" PRIu64 ": %s", id, br_err_name(rc));
             return rc;
@@ -361,6 +361,7 @@ struct writer {
 static int write_entry(void *ctx, const struct br_redis_log_entry *e)
 {
     struct writer *w = ctx;
+    BR_ASSERT(w->left > 0); /* walk_log stops at the count the header was sized for */
     if (!e->external) {
         put_record(w->s, &e->cmd, &e->out);
         w->written++;
@@ -370,9 +371,9 @@ static int write_entry(void *ctx, const struct br_redis_log_entry *e)
 }
 
 /* Header, users, events 1..event_id-1, then event_id's log. */
-static int export_to(struct br_redis *r, const struct br_config *base,
-                     uint64_t users, uint64_t event_id, struct br_redis_log_entry *batch,
-                     struct sink *s, struct br_trace_stats *st, char *why, size_t cap)
+static int export_to(struct br_redis *r, const struct br_config *base, uint64_t users,
+                     uint64_t event_id, struct br_redis_log_entry *batch, struct sink *s,
+                     struct br_trace_stats *st, char *why, size_t cap)
 {
     struct br_cmd create;
     int rc = event_create_of(r, event_id, batch, &create, why, cap);
@@ -383,6 +384,21 @@ static int export_to(struct br_redis *r, const struct br_config *base,
     rc = walk_log(r, event_id, 0, batch, count_entry, &k);
     if (rc != BR_OK) {
         say(why, cap, "reading event %" PRIu64 "'s log: %s", event_id, br_err_name(rc));
+        return rc;
+    }
+    /* Users counted after the log: every user the counted entries name was
+     * registered before them (on a live sale, users counted earlier could
+     * miss one). */
+    redisReply *rep = NULL;
+    rc = br_redis_commandf(r, &rep, "HGET br:{cat}:cat users");
+    if (rc == BR_OK && (rep == NULL || !reply_u64(rep, &users))) {
+        rc = BR_E_IO;
+    }
+    if (rep != NULL) {
+        freeReplyObject(rep);
+    }
+    if (rc != BR_OK) {
+        say(why, cap, "reading the catalog's user count: %s", br_err_name(rc));
         return rc;
     }
     struct br_config cfg = *base;
@@ -526,8 +542,8 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
             fputs(usage, stdout);
             return 1;
         }
-        bool takes = strcmp(opt, "--redis") == 0 || strcmp(opt, "--event") == 0 ||
-                     strcmp(opt, "--out") == 0;
+        bool takes =
+            strcmp(opt, "--redis") == 0 || strcmp(opt, "--event") == 0 || strcmp(opt, "--out") == 0;
         if (!takes) {
             return opt[0] == '-' ? br_cli_unknown_option("trace", opt)
                                  : br_cli_usage_error("trace", "unexpected argument '%s'", opt);
@@ -590,8 +606,9 @@ int br_trace_main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr,
-            "bookingrush trace: event %" PRIu64 ": %" PRIu64 " log entries after a prologue of %" PRIu64
-            " users and %" PRIu64 " events, %" PRIu64 " bytes%s%s\n",
+            "bookingrush trace: event %" PRIu64 ": %" PRIu64
+            " log entries after a prologue of %" PRIu64 " users and %" PRIu64 " events, %" PRIu64
+            " bytes%s%s\n",
             a.event_id, st.entries, st.users, st.events, st.bytes, a.out != NULL ? " to " : "",
             a.out != NULL ? a.out : "");
     return 0;

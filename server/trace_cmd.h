@@ -42,11 +42,11 @@
 #include "adapters/redis.h"
 
 struct br_trace_stats {
-    uint64_t users;     /* user_register records in the prologue */
-    uint64_t events;    /* event_create records in the prologue (N - 1) */
-    uint64_t entries;   /* log entries of event N written, with outcomes */
-    uint64_t external;  /* entries left out: decided outside the event's slot */
-    uint64_t bytes;     /* bytes written, header included */
+    uint64_t users;    /* user_register records in the prologue */
+    uint64_t events;   /* event_create records in the prologue (N - 1) */
+    uint64_t entries;  /* log entries of event N written, with outcomes */
+    uint64_t external; /* entries left out: decided outside the event's slot */
+    uint64_t bytes;    /* bytes written, header included */
 };
 
 /* Writes event_id's trace to out (binary). Reads Redis only (the catalog

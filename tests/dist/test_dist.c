@@ -225,7 +225,8 @@ static int64_t pg_zone_wait(struct t_server *s, uint64_t ev, int64_t want, int t
         long long held = 0;
         long long sold = 0;
         if (pg_row(s, row, sizeof row,
-                   "SELECT held, sold FROM zones WHERE event_id = %" PRIu64 " AND zone_id = 1", ev) &&
+                   "SELECT held, sold FROM zones WHERE event_id = %" PRIu64 " AND zone_id = 1",
+                   ev) &&
             sscanf(row, "%lld|%lld", &held, &sold) == 2) {
             got = held + sold;
         }
@@ -337,8 +338,8 @@ static void test_last_seats(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, LAST_CAPACITY, 1);
     if (breaking()) {
@@ -356,8 +357,8 @@ static void test_last_seats(void **state)
         for (int i = 0; i < LAST_BUYERS; i++) {
             char key[48];
             snprintf(key, sizeof key, "last-%d-%d", round, i);
-            call_set(&cs[i], s.bases[i % s.nodes], "/api/v1/bookings/reserve", tokens[i], key,
-                     body, i);
+            call_set(&cs[i], s.bases[i % s.nodes], "/api/v1/bookings/reserve", tokens[i], key, body,
+                     i);
         }
         run_all(cs, LAST_BUYERS);
         int won = 0;
@@ -367,8 +368,9 @@ static void test_last_seats(void **state)
             if (cs[i].status == 201) {
                 won++;
                 per_node[i % s.nodes]++;
-            } else if (cs[i].status == 409 && (strstr(cs[i].answer, "\"SOLD_OUT\"") != NULL ||
-                                               strstr(cs[i].answer, "\"LIMIT_EXCEEDED\"") != NULL)) {
+            } else if (cs[i].status == 409 &&
+                       (strstr(cs[i].answer, "\"SOLD_OUT\"") != NULL ||
+                        strstr(cs[i].answer, "\"LIMIT_EXCEEDED\"") != NULL)) {
                 sold_out++;
             } else {
                 fprintf(stderr, "buyer %d: %ld %s\n", i, cs[i].status,
@@ -531,8 +533,8 @@ static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kil
 }
 
 /* Every acknowledged booking, through one process. */
-static void acks_there(struct t_server *s, int node, char (*tokens)[1024],
-                       const struct ack *acks, int nacks)
+static void acks_there(struct t_server *s, int node, char (*tokens)[1024], const struct ack *acks,
+                       int nacks)
 {
     for (int i = 0; i < nacks; i++) {
         char p[96];
@@ -561,8 +563,8 @@ static void test_kill_one(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, KILL_CAPACITY, 64);
     static char tokens[KILL_BUYERS][1024];
@@ -641,8 +643,8 @@ static void test_kill_one(void **state)
 static void pay(struct t_server *s, const char *token, uint64_t booking)
 {
     struct t_resp r;
-    t_json(s, "POST", "/api/v1/payments", token, json_pack("{s:I}", "booking_id", (json_int_t)booking),
-           NULL, &r);
+    t_json(s, "POST", "/api/v1/payments", token,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
     EXPECT(r, 201, NULL);
     char cp[160];
     snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm",
@@ -682,7 +684,8 @@ static const char *booking_status(struct t_server *s, const char *token, uint64_
  * UNKNOWN_OUTCOME (the adapter cannot know whether it ran). */
 static void expect_refused(const struct t_resp *r)
 {
-    const char *code = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
+    const char *code =
+        json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
     if (r->status == 503 && code != NULL && strcmp(code, "UNKNOWN_OUTCOME") == 0) {
         return;
     }
@@ -711,8 +714,7 @@ static void until_rebuilt(struct t_server *s, char (*tokens)[1024], uint64_t ev,
         snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[k % EMPTY_BUYERS]);
         const char *hs[] = {"Content-Type: application/json", auth, NULL};
         struct t_resp r;
-        t_request_to(s, node, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body),
-                     &r);
+        t_request_to(s, node, "POST", "/api/v1/bookings/reserve", NULL, hs, body, strlen(body), &r);
         if (r.status == 503) {
             expect_refused(&r);
             refused++;
@@ -732,8 +734,8 @@ static void until_rebuilt(struct t_server *s, char (*tokens)[1024], uint64_t ev,
         t_resp_free(&r);
         t_sleep_ms(5);
     }
-    fprintf(stderr, "Redis %s: %d writes refused; the first accepted after %d ms\n", what,
-            refused, accepted_after_ms);
+    fprintf(stderr, "Redis %s: %d writes refused; the first accepted after %d ms\n", what, refused,
+            accepted_after_ms);
     assert_int_equal(nodes_accepted, s->nodes);
 }
 
@@ -761,8 +763,8 @@ static void test_redis_emptied(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     uint64_t ev = open_event(&s, EMPTY_CAPACITY, 10);
     static char tokens[EMPTY_BUYERS][1024];
     uint64_t held[EMPTY_BUYERS];
@@ -782,9 +784,9 @@ static void test_redis_emptied(void **state)
     /* Everything in the record before Redis goes. */
     assert_int_equal(pg_zone_wait(&s, ev, taken, 20000), taken);
     char row[128];
-    assert_true(pg_row(&s, row, sizeof row,
-                       "SELECT count(*) FROM bookings WHERE event_id = %" PRIu64 " AND payment_id <> 0",
-                       ev));
+    assert_true(pg_row(
+        &s, row, sizeof row,
+        "SELECT count(*) FROM bookings WHERE event_id = %" PRIu64 " AND payment_id <> 0", ev));
     fprintf(stderr, "projected: %s paid bookings\n", row);
 
     if (breaking()) { /* a hold the record lost: the rebuild cannot bring it back */
@@ -802,8 +804,7 @@ static void test_redis_emptied(void **state)
     for (int i = 0; i < s.nodes; i++) {
         struct t_resp r;
         char body[96];
-        snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
-                 ev);
+        snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
         char auth[1100];
         snprintf(auth, sizeof auth, "Authorization: Bearer %.1023s", tokens[i]);
         const char *hs[] = {"Content-Type: application/json", auth, NULL};
@@ -1020,8 +1021,8 @@ static void test_pg_down(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     uint64_t ev = open_event(&s, PGDOWN_CAPACITY, 10);
     static char tokens[PGDOWN_BUYERS][1024];
     for (int i = 0; i < PGDOWN_BUYERS; i++) {
@@ -1198,8 +1199,8 @@ static void test_projection(void **state)
     const char *expect = getenv("BR_TEST_EXPECT_OVERSELL");
     bool planted = expect != NULL && strcmp(expect, "1") == 0;
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     uint64_t a = open_event(&s, PROJ_CAPACITY, 1);
     static char tokens[PROJ_BUYERS][1024];
     for (int i = 0; i < PROJ_BUYERS; i++) {
@@ -1304,8 +1305,8 @@ static void test_trace_replays(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s, (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0",
-                                             NULL});
+    t_server_start(&s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
     /* A first event, so that the traced one has a prologue to replay. */
     open_event(&s, 10, 4);
     uint64_t ev = t_event(&s, NULL); /* with passes: the queue, admits, passes */
@@ -1376,9 +1377,11 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(only);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_last_seats),   cmocka_unit_test(test_kill_one),
+        cmocka_unit_test(test_last_seats),
+        cmocka_unit_test(test_kill_one),
         cmocka_unit_test(test_sse_fanout),
-        cmocka_unit_test(test_redis_emptied), cmocka_unit_test_teardown(test_pg_down, pg_back),
+        cmocka_unit_test(test_redis_emptied),
+        cmocka_unit_test_teardown(test_pg_down, pg_back),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),
     };

@@ -21,12 +21,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The distributed deployment's server dir last started, for T_FAIL
+ * ("" before the first). */
+static char g_dist_dir[256];
+
 /* The harness cannot go on (the server did not start, a setup step
- * failed): say why and abort the test executable. */
+ * failed): say why and abort the test executable. With the distributed
+ * deployment, the ends of its processes' logs come first (several
+ * processes, a shared Redis and PostgreSQL: the why is often there). */
 static _Noreturn void T_FAIL(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static _Noreturn void T_FAIL(const char *fmt, ...)
 {
+    if (g_dist_dir[0] != '\0') {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 8 '%s'/server*.log >&2", g_dist_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "(no server log)\n");
+        }
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "http suite: ");
@@ -245,8 +258,8 @@ void t_request(struct t_server *s, const char *method, const char *path, const c
 }
 
 void t_request_to(struct t_server *s, int node, const char *method, const char *path,
-                  const char *token, const char *const *headers, const char *body,
-                  size_t body_len, struct t_resp *r)
+                  const char *token, const char *const *headers, const char *body, size_t body_len,
+                  struct t_resp *r)
 {
     request_at(s->nodes > 1 ? s->bases[node] : s->base, method, path, token, headers, body,
                body_len, r);
@@ -417,7 +430,8 @@ static void admin_login(struct t_server *s, const char *email, const char *passw
 
 /* Runs a shell command, its output appended to the server dir's setup.log;
  * returns its exit status (-1 when it did not exit). */
-static int shell(const struct t_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int shell(const struct t_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int shell(const struct t_server *s, const char *fmt, ...)
 {
@@ -476,10 +490,11 @@ static void dist_prepare(struct t_server *s)
     } else {
         /* A cluster has one database: servers of one suite take turns. */
         snprintf(s->redis_url, sizeof s->redis_url, "%s", redis);
-        rc = shell(s,
-                   "if redis-cli -h %s -p %u info cluster | grep -q '^cluster_enabled:1'; then "
-                   "redis-cli --cluster call %s:%u FLUSHALL; else redis-cli -h %s -p %u FLUSHALL; fi",
-                   host, port, host, port, host, port);
+        rc = shell(
+            s,
+            "if redis-cli -h %s -p %u info cluster | grep -q '^cluster_enabled:1'; then "
+            "redis-cli --cluster call %s:%u FLUSHALL; else redis-cli -h %s -p %u FLUSHALL; fi",
+            host, port, host, port, host, port);
     }
     if (rc != 0) {
         T_FAIL("cannot empty Redis at %s (see %s/setup.log)", redis, s->dir);
@@ -522,6 +537,7 @@ void t_server_start(struct t_server *s, const char *const *extra)
         return;
     }
     s->nodes = g_settings.nodes;
+    snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
     for (int i = 0; i + 1 < s->extra_count; i++) {
         if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
             s->one_process = true;
@@ -534,8 +550,10 @@ void t_server_start(struct t_server *s, const char *const *extra)
     for (int i = 1; i < s->nodes; i++) {
         char data[300];
         node_path(s, i, "data", data, sizeof data);
-        shell(s, "mkdir -p '%s' && if [ -f '%s/data/secrets.json' ]; then cp '%s/data/secrets.json' "
-                 "'%s/'; fi", data, s->dir, s->dir, data);
+        shell(s,
+              "mkdir -p '%s' && if [ -f '%s/data/secrets.json' ]; then cp '%s/data/secrets.json' "
+              "'%s/'; fi",
+              data, s->dir, s->dir, data);
         spawn(s, i);
     }
     admin_login(s, T_ADMIN_EMAIL, T_ADMIN_PASSWORD);

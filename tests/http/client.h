@@ -60,7 +60,7 @@ struct t_server {
     int current;           /* the index s->base names */
     unsigned turn;         /* round-robin counter */
     bool one_process;      /* rate limits on: every request to one process */
-    pid_t pids[T_NODES_MAX];            /* 0 while down */
+    pid_t pids[T_NODES_MAX]; /* 0 while down */
     char bases[T_NODES_MAX][256];
     char pg_url[512];      /* the distributed deployment's own database */
     char redis_url[256];   /* and its Redis (a database of its own on one Redis) */
@@ -107,8 +107,8 @@ void t_request(struct t_server *s, const char *method, const char *path, const c
 /* The same to one process (node < s->nodes), leaving the round-robin as
  * it is. */
 void t_request_to(struct t_server *s, int node, const char *method, const char *path,
-                  const char *token, const char *const *headers, const char *body,
-                  size_t body_len, struct t_resp *r);
+                  const char *token, const char *const *headers, const char *body, size_t body_len,
+                  struct t_resp *r);
 /* JSON body (consumed) with Content-Type: application/json. */
 void t_json(struct t_server *s, const char *method, const char *path, const char *token,
             json_t *body, const char *const *headers, struct t_resp *r);

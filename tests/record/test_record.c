@@ -20,6 +20,8 @@
  *   two_recorders_at_once               two recorders on threads, same check.
  *   recorder_survives_lost_connections  every connection cut again and again
  *       on both servers while the recorder runs; then the same check.
+ *   recorder_follows_a_restored_record  PostgreSQL swapped for an older copy
+ *       under the recorder: it projects the gap again.
  *   projection_refused_by_check         Redis made to oversell a zone by one
  *       (its capacity raised by one behind PostgreSQL's back: the planted
  *       fault) -> the batch is refused by the CHECK, reported (metric, event
@@ -29,10 +31,13 @@
  *       `bookingrush replay` with every outcome identical; a trace with one
  *       outcome changed makes replay name that record.
  *   reconciler_rebuilds_after_flushall  drift 0 (and seen non-zero on a
- *       tampered counter); FLUSHALL mid-sale -> writes refused -> rebuilt ->
+ *       tampered counter); a log that ends before the record's position (a
+ *       stale replica, epoch present) -> rebuilt; then commands the
+ *       recorder never sees and FLUSHALL -> writes refused -> rebuilt ->
  *       resumed; the counters equal the record, paid bookings still
  *       confirmed, and the sale goes on with no seat sold twice and no hold
- *       id handed out twice.
+ *       id handed out twice (not even the lost window's, after two
+ *       rebuilds with nothing projected between).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -74,13 +79,13 @@
 
 struct fixture {
     struct test_redis_server redis_server;
-    char pg_state[128];      /* pg.sh's state dir */
-    char pg_url[256];        /* the server's maintenance database */
-    char db_url[300];        /* this test's database */
+    char pg_state[128]; /* pg.sh's state dir */
+    char pg_url[256];   /* the server's maintenance database */
+    char db_url[300];   /* this test's database */
     unsigned db_seq;
     struct br_redis_options ropt;
-    bool cluster;            /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
-    struct br_redis admin;   /* the test's own commands, routed as the adapter routes */
+    bool cluster;          /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
+    struct br_redis admin; /* the test's own commands, routed as the adapter routes */
 };
 
 static struct fixture fx_state;
@@ -302,9 +307,8 @@ static void sale_apply(struct sale *s, const struct br_cmd *c, struct br_outcome
     if (s->pg != NULL && (c->type == BR_CMD_USER_REGISTER || c->type == BR_CMD_EVENT_CREATE)) {
         struct hook_ctx h = {.s = s, .cmd = c, .out = out, .n = n};
         uint64_t id = 0;
-        int rc = c->type == BR_CMD_USER_REGISTER
-                     ? br_pg_user_register(s->pg, c, twin_hook, &h, &id)
-                     : br_pg_event_create(s->pg, c, twin_hook, &h, &id);
+        int rc = c->type == BR_CMD_USER_REGISTER ? br_pg_user_register(s->pg, c, twin_hook, &h, &id)
+                                                 : br_pg_event_create(s->pg, c, twin_hook, &h, &id);
         if (!h.ran || rc != out->err) {
             memset(out, 0, sizeof *out);
             out->err = rc;
@@ -503,7 +507,8 @@ static int record_matches(struct sale *s)
             assert_int_equal(br_redis_zone_counts(&s->redis, ev, z[i].zone_id, &held, &sold),
                              BR_OK);
             if (held != z[i].held || sold != z[i].sold) {
-                printf("  event %" PRIu64 " zone %u: redis held %u sold %u, record held %u sold %u\n",
+                printf("  event %" PRIu64
+                       " zone %u: redis held %u sold %u, record held %u sold %u\n",
                        ev, z[i].zone_id, held, sold, z[i].held, z[i].sold);
                 bad++;
             }
@@ -516,7 +521,8 @@ static int record_matches(struct sale *s)
             printf("  event %" PRIu64 ": log ends at %s, projected to %s\n", ev, last, pos);
             bad++;
         }
-        uint64_t in_log = holds_in_log(s, ev, NULL), in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
+        uint64_t in_log = holds_in_log(s, ev, NULL),
+                 in_pg = bookings_in_pg(s, ev, ((1u << BR_HOLD_STATE_COUNT) - 1u));
         if (in_log != in_pg) {
             printf("  event %" PRIu64 ": %" PRIu64 " holds in the log, %" PRIu64 " bookings\n", ev,
                    in_log, in_pg);
@@ -642,8 +648,10 @@ static void recorder_exactly_once_across_kills(void **state)
     assert_int_equal(record_matches(&s), 0);
     /* The check can fail: one seat sold less in the record is found. */
     char row[64], q[160];
-    assert_true(sql_row(f->db_url, "SELECT event_id, zone_id FROM zones WHERE sold > 0 "
-                                   "ORDER BY 1, 2 LIMIT 1", row, sizeof row));
+    assert_true(sql_row(f->db_url,
+                        "SELECT event_id, zone_id FROM zones WHERE sold > 0 "
+                        "ORDER BY 1, 2 LIMIT 1",
+                        row, sizeof row));
     unsigned tev = 0, tzone = 0;
     assert_int_equal(sscanf(row, "%u %u", &tev, &tzone), 2);
     snprintf(q, sizeof q, "UPDATE zones SET sold = sold - 1 WHERE event_id = %u AND zone_id = %u",
@@ -710,7 +718,8 @@ static void two_recorders_at_once(void **state)
     assert_int_equal(refused, 0);
     assert_int_equal(bad, 0);
     printf("  events projected by both recorders: %" PRIu64 ", batches found already "
-           "projected: %" PRIu64 "\n", both, conflicts);
+           "projected: %" PRIu64 "\n",
+           both, conflicts);
     assert_true(both > 0); /* they did run into each other */
     recorder_close(a);
     recorder_close(b);
@@ -754,6 +763,44 @@ static void recorder_survives_lost_connections(void **state)
     }
     printf("  %" PRIu64 " attempts failed on a cut connection\n", failures);
     assert_true(failures > 0); /* the cuts did land */
+    catch_up(&s, rec);
+    assert_int_equal(record_matches(&s), 0);
+    recorder_close(rec);
+    sale_close(&s);
+}
+
+/* PostgreSQL restored from a backup taken earlier (the database swapped
+ * for a copy under the same name) while the recorder runs: its cached
+ * positions are now ahead of the record's, and it must project the gap
+ * again (it reads the position again once caught up), not wait after it. */
+static void recorder_follows_a_restored_record(void **state)
+{
+    struct fixture *f = *state;
+    fresh_servers(f);
+    struct sale s;
+    sale_open(&s, f, true, 17);
+    sale_run(&s, 1000);
+    struct br_recorder *rec = recorder_new(&s, 64, "restore");
+    catch_up(&s, rec);
+    char q[256], kill_q[256];
+    snprintf(kill_q, sizeof kill_q,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+             "'t%u' AND pid <> pg_backend_pid()",
+             f->db_seq);
+    /* The backup: a copy of the database as it is now. */
+    sql(f->pg_url, kill_q);
+    snprintf(q, sizeof q, "CREATE DATABASE t%u_backup TEMPLATE t%u", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    sale_run(&s, 1000);
+    catch_up(&s, rec);
+    /* The restore: the backup takes the database's name. */
+    sql(f->pg_url, kill_q);
+    snprintf(q, sizeof q, "ALTER DATABASE t%u RENAME TO t%u_lost", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    snprintf(q, sizeof q, "ALTER DATABASE t%u_backup RENAME TO t%u", f->db_seq, f->db_seq);
+    sql(f->pg_url, q);
+    assert_true(record_matches(&s) > 0); /* the record lost the second half */
+    sleep_ms(1100);                      /* the recorder's position recheck */
     catch_up(&s, rec);
     assert_int_equal(record_matches(&s), 0);
     recorder_close(rec);
@@ -850,8 +897,11 @@ static void projection_refused_by_check(void **state)
     char pos_before[BR_PG_STREAM_ID_MAX];
     assert_int_equal(br_pg_zones(s.pg, ev, before, &nz), BR_OK);
     assert_int_equal(br_pg_projection_position(s.pg, ev, pos_before), BR_OK);
-    /* The planted fault: Redis believes the zone has one seat more. */
+    /* The planted fault: Redis believes the zone has one seat more (its
+     * capacity raised behind PostgreSQL's back, and the event's token `inc`
+     * changed so the library's spec cache reads it again: lua/README.md). */
     admin(f, "HINCRBY br:{e%" PRIu64 "}:ev cap1 1", ev);
+    admin(f, "HINCRBY br:{e%" PRIu64 "}:ev inc 1", ev);
     assert_int_equal(reserve(&s, u[2], ev, 1, t + 4), BR_OK); /* oversold by one */
     assert_int_equal(reserve(&s, u[3], other, 2, t + 5), BR_OK);
     uint64_t n = 0;
@@ -942,6 +992,20 @@ static uint64_t tamper(const char *src, const char *dst, uint64_t k)
     return hit;
 }
 
+struct sale_loop {
+    struct sale *s;
+    uint32_t commands;
+};
+
+/* Runs the sale on a thread of its own (the sale's connections are used
+ * by that thread only meanwhile). */
+static void *sale_thread(void *arg)
+{
+    struct sale_loop *l = arg;
+    sale_run(l->s, l->commands);
+    return NULL;
+}
+
 static void trace_export_replays_identically(void **state)
 {
     struct fixture *f = *state;
@@ -1000,6 +1064,27 @@ static void trace_export_replays_identically(void **state)
     snprintf(cmd, sizeof cmd, "cmp -s %s %s", path, cli);
     assert_int_equal(system(cmd), 0);
     unlink(cli);
+    /* Exported while the sale goes on (new users and entries appended
+     * meanwhile): each trace is a prefix that still replays identically. */
+    struct sale_loop loop = {.s = &s, .commands = 1500};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, sale_thread, &loop), 0);
+    for (int round = 0; round < 4; round++) {
+        uint64_t ev = 1 + (uint64_t)round % events;
+        FILE *out = fopen(path, "wb");
+        assert_non_null(out);
+        struct br_trace_stats st;
+        char why[512];
+        int rc = br_trace_export(&f->ropt, ev, out, &st, why, sizeof why);
+        fclose(out);
+        assert_int_equal(rc, BR_OK);
+        int code = replay(path, err, sizeof err);
+        if (code != 0) {
+            pthread_join(tid, NULL);
+            fail_msg("replay of a live trace of event %" PRIu64 ": exit %d\n%s", ev, code, err);
+        }
+    }
+    pthread_join(tid, NULL);
     /* An event that does not exist is refused with a reason. */
     FILE *out = fopen(path, "wb");
     struct br_trace_stats st;
@@ -1035,8 +1120,8 @@ static uint32_t holds_not_in_state(struct sale *s, const struct br_pg_booking *w
 {
     uint32_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
-        redisReply *r = admin_reply(s->f, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32,
-                                    want[i].id >> 32, (uint32_t)want[i].id);
+        redisReply *r = admin_reply(s->f, "HGET br:{e%" PRIu64 "}:ev h:%" PRIu32, want[i].id >> 32,
+                                    (uint32_t)want[i].id);
         unsigned long long user = 0, zone = 0, qty = 0, st = 0;
         bool ok = r->type == REDIS_REPLY_STRING &&
                   sscanf(r->str, "%llu:%llu:%llu:%llu:", &user, &zone, &qty, &st) == 4;
@@ -1082,15 +1167,32 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_int_equal(rep.drift_total, 1);
     assert_int_equal(br_reconciler_drift(rc, 1, 1), 1);
     admin(f, "HINCRBY br:{e1}:ev held1 -1");
+    /* A failover to a replica that missed the last write of event 1: the
+     * epoch is there, but the log ends before the record's position. */
+    uint64_t len = 0;
+    char last[32];
+    assert_int_equal(br_redis_log_len(&s.redis, 1, &len, last), BR_OK);
+    admin(f, "XDEL br:{e1}:log %s", last);
+    w = (struct writes_log){0};
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
+    assert_true(rep.epoch_present);
+    assert_int_equal(rep.events_behind, 1);
+    assert_true(rep.lost && rep.rebuilt);
+    assert_true(w.ever_refused && !w.refused);
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
+    assert_false(rep.lost);
+    assert_int_equal(rep.drift_total, 0);
+    assert_int_equal(rep.events_compared, events);
+    w = (struct writes_log){0};
     /* What must survive: every confirmed booking the record holds. */
     enum { MAXB = 4096 };
     struct br_pg_booking *conf = calloc(MAXB, sizeof *conf);
     uint32_t nconf = 0;
     for (uint64_t ev = 1; ev <= events; ev++) {
         uint32_t n = 0;
-        assert_int_equal(br_pg_bookings(s.pg, ev, 1u << BR_HOLD_CONFIRMED, 0, MAXB - nconf,
-                                        conf + nconf, &n),
-                         BR_OK);
+        assert_int_equal(
+            br_pg_bookings(s.pg, ev, 1u << BR_HOLD_CONFIRMED, 0, MAXB - nconf, conf + nconf, &n),
+            BR_OK);
         nconf += n;
     }
     /* The loss window: commands Redis answered after the recorder's last
@@ -1102,6 +1204,9 @@ static void reconciler_rebuilds_after_flushall(void **state)
     }
     printf("  %u confirmed bookings before the loss\n", nconf);
     admin(f, "FLUSHALL");
+    /* Commands that reach the emptied Redis before anyone notices: they fail
+     * (no such event, no catalog), some leave a log entry behind. */
+    sale_run(&s, 60);
     assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
     assert_true(rep.lost);
     assert_true(rep.rebuilt);
@@ -1110,6 +1215,14 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_int_equal(rep.events_rebuilt, events);
     assert_int_equal(redis_events(f), events);
     assert_int_equal(holds_not_in_state(&s, conf, nconf, BR_HOLD_CONFIRMED), 0);
+    /* A rebuilt event's log no longer starts with its creation: no trace. */
+    FILE *devnull = fopen("/dev/null", "wb");
+    assert_non_null(devnull);
+    struct br_trace_stats ts;
+    char why[512];
+    assert_int_equal(br_trace_export(&f->ropt, 1, devnull, &ts, why, sizeof why), BR_E_NOT_FOUND);
+    assert_non_null(strstr(why, "rebuilt"));
+    fclose(devnull);
     /* Rebuilt counters equal the record; the next tick finds no loss. */
     assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
     assert_false(rep.lost);
@@ -1145,7 +1258,7 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_true(n1 < sizeof text);
     size_t n2 = br_reconciler_metrics(rc, text + n1, sizeof text - n1);
     assert_true(n1 + n2 < sizeof text);
-    assert_non_null(strstr(text, "br_reconcile_rebuilds_total 1\n"));
+    assert_non_null(strstr(text, "br_reconcile_rebuilds_total 2\n")); /* stale, then emptied */
     assert_non_null(strstr(text, "br_reconcile_drift_seats{event=\"1\",zone=\"1\"} 0\n"));
     const char *dump = getenv("BR_RECORD_METRICS_OUT");
     if (dump != NULL) {
@@ -1171,6 +1284,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(recorder_exactly_once_across_kills, test_teardown),
         cmocka_unit_test_teardown(two_recorders_at_once, test_teardown),
         cmocka_unit_test_teardown(recorder_survives_lost_connections, test_teardown),
+        cmocka_unit_test_teardown(recorder_follows_a_restored_record, test_teardown),
         cmocka_unit_test_teardown(projection_refused_by_check, test_teardown),
         cmocka_unit_test_teardown(trace_export_replays_identically, test_teardown),
         cmocka_unit_test_teardown(reconciler_rebuilds_after_flushall, test_teardown),
