@@ -11,8 +11,10 @@
 #     so the load runs in rounds: every buyer reserves once (timed), joins
 #     again and is admitted (not timed). Only the reserves are timed;
 #   - raw: redis-benchmark running the same reserve function (FCALL, as
-#     50-redis-reserve.sh does) on the same redis-server (its db 1), 64
-#     clients; the ratio HTTP / raw (goal >= 50%, p99 < 20 ms);
+#     50-redis-reserve.sh does; its event needs no pass) on the same
+#     redis-server (its db 1), 64 clients, right after each phase (back to
+#     back: other work on the machine moves both alike); the ratio HTTP /
+#     raw (goal >= 50%, p99 < 20 ms);
 #   - PostgreSQL: pgbench, a one-row INSERT per transaction, 8 clients, on
 #     the same PostgreSQL (fsync and synchronous_commit on);
 #   - Redis time per reserve under the HTTP load: INFO commandstats'
@@ -32,8 +34,8 @@
 # synchronous_commit on). Redis with appendonly yes and appendfsync always
 # (nothing acknowledged is lost: the README's setting for an on-sale) for
 # the first phase, then `CONFIG SET appendfsync everysec` (up to a second
-# lost on a machine crash) for the second phase on the same servers; the
-# raw baseline runs under both. BENCH_DIST_FSYNC=always (or everysec)
+# lost on a machine crash) for the second phase on the same servers; each
+# phase has its raw baseline. BENCH_DIST_FSYNC=always (or everysec)
 # measures that one alone.
 #
 # Usage: scripts/bench.d/60-dist-reserve.sh BUILD_DIR
@@ -71,6 +73,28 @@ if [ "${1:-}" = --drain ]; then
     exit 1
   fi
   awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f\n", b - a }'
+  exit 0
+fi
+
+# --raw BUILD_DIR REDIS_PORT CLIENTS CALLS (used by the hook below): the raw
+# baseline, redis-benchmark running the reserve Function (FCALL) in db 1 of
+# that redis-server, from a fresh event (tests/redis/bench_redis setup);
+# prints "calls/s usec_per_call" and empties db 1 again.
+if [ "${1:-}" = --raw ]; then
+  bin=$2 rport=$3 clients=$4 calls=$5
+  args=$("$bin/tests/redis/bench_redis" setup --redis "redis://127.0.0.1:$rport/1")
+  redis-cli -p "$rport" config resetstat >/dev/null
+  # shellcheck disable=SC2086
+  rate=$(redis-benchmark -p "$rport" --dbnum 1 -n "$calls" -c "$clients" -r 10000000 --csv $args \
+    2>/dev/null | awk -F'","' 'NR == 2 { print $2 }')
+  us=$(redis-cli -p "$rport" info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_fcall:.*usec_per_call=\([0-9.]*\).*/\1/p')
+  redis-cli -p "$rport" -n 1 flushdb >/dev/null
+  if [ -z "$rate" ] || [ -z "$us" ]; then
+    echo "60-dist-reserve: redis-benchmark gave no figure" >&2
+    exit 1
+  fi
+  echo "$rate $us"
   exit 0
 fi
 
@@ -149,26 +173,8 @@ for i in 1 2; do
   ports+=("$(cat "$tmp/port$i")")
 done
 
-# ---- baselines, in this run, on the same servers (idle) ----
+# ---- the PostgreSQL baseline, on the same server (the servers idle) ----
 rcli() { redis-cli -p "$rport" "$@" | tr -d '\r'; }
-raw_fcall() { # -> "calls/s usec_per_call"
-  local args rate
-  args=$("$build/tests/redis/bench_redis" setup --redis "$redis_url/1")
-  rcli config resetstat >/dev/null
-  # shellcheck disable=SC2086
-  rate=$(redis-benchmark -p "$rport" --dbnum 1 -n "$raw_n" -c "$conns" -r 10000000 --csv $args \
-    2>/dev/null | awk -F'","' 'NR == 2 { print $2 }')
-  echo "${rate:-0} $(rcli info commandstats |
-    sed -n 's/^cmdstat_fcall:.*usec_per_call=\([0-9.]*\).*/\1/p')"
-  rcli -n 1 flushdb >/dev/null
-}
-declare -A raw raw_us
-for m in "${modes[@]}"; do
-  rcli config set appendfsync "$m" >/dev/null
-  read -r "raw[$m]" "raw_us[$m]" < <(raw_fcall)
-done
-rcli config set appendfsync "${modes[0]}" >/dev/null
-
 psql -qtAX "$pg_url" -c "CREATE TABLE bench_insert (id bigserial PRIMARY KEY, event_id bigint,
   user_id bigint, zone_id int, quantity int, created_at timestamptz DEFAULT now())" >/dev/null
 cat >"$tmp/insert.sql" <<'SQL'
@@ -181,8 +187,10 @@ psql -qtAX "$pg_url" -c "DROP TABLE bench_insert" >/dev/null
 
 # ---- the load: br-bench-dist calls the hook around every timed round ----
 # (start/end: Redis's FCALL count and time and its main-thread CPU over
-# the reserves alone; phase: the recorders' lag histogram, the drain, and
-# the next appendfsync).
+# the reserves alone; phase: the recorders' lag histogram, the drain, the
+# raw FCALL baseline right after the phase under the same appendfsync, so
+# that the two figures a ratio compares are taken back to back, and the
+# next appendfsync).
 cat >"$tmp/hook.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
@@ -214,6 +222,8 @@ case \$what in
   phase)
     $PWD/scripts/bench.d/60-dist-reserve.sh --drain $rport "$pg_url" "\$event" >$tmp/drain.\$phase
     lag >$tmp/lag1.\$phase
+    $PWD/scripts/bench.d/60-dist-reserve.sh --raw "$(cd "$build" && pwd)" $rport $conns $raw_n \
+      >$tmp/raw.\$phase
     next=\$(sed -n "\$((phase + 1))p" $tmp/modes)
     [ -z "\$next" ] || rcli config set appendfsync "\$next" >/dev/null
     ;;
@@ -260,7 +270,7 @@ for i in "${!modes[@]}"; do
   [ "${BENCH_DIST_KEYS:-0}" != 1 ] || keys=", an Idempotency-Key on every reserve"
   echo "Redis appendfsync $m (phase $p$keys):"
   awk -v r="$(kv $p rate)" -v p50="$(kv $p p50_ms)" -v p99="$(kv $p p99_ms)" -v n="$(kv $p reserves)" \
-      -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="${raw[$m]}" -v rus="${raw_us[$m]}" \
+      -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="$(cut -d' ' -f1 "$tmp/raw.$p")" -v rus="$(cut -d' ' -f2 "$tmp/raw.$p")" \
       -v rmin="$(kv $p round_min)" -v rmax="$(kv $p round_max)" \
       -v redis="$redis" -v lag="$lag" -v drain="$(cat "$tmp/drain.$p")" -v c="$conns" 'BEGIN {
     split(redis, x, " "); split(lag, l, " ")
