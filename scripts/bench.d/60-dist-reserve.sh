@@ -47,7 +47,7 @@
 #   BENCH_DIST_THREADS      --threads of each server process (its default if unset):
 #                           a process has at most that many requests in Redis at once
 # Stops every server it started on exit, failure or Ctrl-C. Takes about
-# a minute and a half here (setup: registrations hash passwords).
+# a minute here, 1.5 on a busy machine (setup: registrations hash passwords).
 set -euo pipefail
 
 # --drain REDIS_PORT PG_URL EVENT (used by the hook below): waits until the
