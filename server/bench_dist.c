@@ -12,32 +12,31 @@
  *
  * Then, for each SECONDS given (a phase), rounds until their reserve parts
  * add up to SECONDS (64 rounds in all at most: the per-user limit): every
- * buyer's pass is read (GET
- * /api/v1/queue/position/N, again until the admitter has admitted all),
- * then the measured phase: one POST /api/v1/bookings/reserve per buyer
- * (one seat, access token and pass; an Idempotency-Key too when
- * BENCH_DIST_KEYS=1) over CONNS keep-alive connections (64) spread over
- * the ports, each connection sending its next request when the previous
- * is answered; then every buyer joins again (a used pass puts its holder
- * at the back of the queue). A pass is consumed by its hold, so the load
- * cannot be a fixed list replayed, and wrk, which cannot end a run when
- * single-use work runs out, is not used; bench_dist_load.h is.
+ * buyer's pass is read (GET /api/v1/queue/position/N, again until the
+ * admitter has admitted all), then the timed part: one POST
+ * /api/v1/bookings/reserve per buyer (one seat, access token and pass; an
+ * Idempotency-Key too when BENCH_DIST_KEYS=1) over CONNS keep-alive
+ * connections (64) spread over the ports, each connection sending its next
+ * request when the previous is answered; then every buyer joins again (a
+ * used pass puts its holder at the back of the queue). A pass is consumed
+ * by its hold, so the load cannot be a fixed list replayed, and wrk, which
+ * cannot end a run when single-use work runs out, is not used;
+ * bench_dist_load.h is.
  *
  * Only the reserve parts are timed: a phase's rate is its reserves over
  * their summed time, its percentiles are over each of its reserves'
  * latency. Output, on stdout, per phase one line of key=value pairs
  * (phase, event, users, rounds, reserves, ok (2xx), seconds, rate,
- * p50_ms, p90_ms, p99_ms, max_ms, setup_s) and a line with the count of
- * each status. Every step's failure is a message on stderr and exit
- * status 1.
+ * round_min and round_max (its slowest and fastest round's rate), p50_ms,
+ * p90_ms, p99_ms, max_ms, setup_s) and a line with the count of each
+ * status. Every step's failure is a message on stderr and exit status 1.
  *
  * BENCH_DIST_HOOK, when set, is a shell command run (system()) with
  * `start P E` and `end P E` appended around each measured reserve part and
  * `phase P E` after each phase (P = the phase's number, from 1; E = the
- * event's id), so the
- * caller can read the servers' counters over the reserves alone (Redis's
- * commandstats, CPU) or change a setting between phases. A hook that
- * fails ends the run.
+ * event's id), so the caller can read the servers' counters over the
+ * reserves alone (Redis's commandstats, CPU), or measure a baseline and
+ * change a setting between phases. A hook that fails ends the run.
  */
 #define _POSIX_C_SOURCE 200809L
 
