@@ -157,7 +157,8 @@ for i in 1 2; do
     --bind 127.0.0.1 --port 0 --port-file "$tmp/port$i" --data-dir "$tmp/data$i" \
     --jwt-secret "$jwt" --webhook-secret "$whsec" --pass-secret "$pass" \
     --admin bench@bench.local:bench-admin-pw --scrypt-log2n 10 --rate-limit-user 0 \
-    --rate-limit-ip 0 --log-level warn --people 1000000 ${BENCH_DIST_THREADS:+--threads "$BENCH_DIST_THREADS"} \
+    --rate-limit-ip 0 --log-level warn --people 1000000 \
+    ${BENCH_DIST_THREADS:+--threads "$BENCH_DIST_THREADS"} \
     >"$tmp/server$i.out" 2>"$tmp/server$i.log" &
   pids+=($!)
   for _ in $(seq 1 600); do
@@ -174,7 +175,6 @@ for i in 1 2; do
 done
 
 # ---- the PostgreSQL baseline, on the same server (the servers idle) ----
-rcli() { redis-cli -p "$rport" "$@" | tr -d '\r'; }
 psql -qtAX "$pg_url" -c "CREATE TABLE bench_insert (id bigserial PRIMARY KEY, event_id bigint,
   user_id bigint, zone_id int, quantity int, created_at timestamptz DEFAULT now())" >/dev/null
 cat >"$tmp/insert.sql" <<'SQL'
@@ -184,6 +184,7 @@ SQL
 tps=$(pgbench -n -M prepared -c 8 -j 2 -T "$pg_secs" -f "$tmp/insert.sql" "$pg_url" 2>/dev/null |
   sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 psql -qtAX "$pg_url" -c "DROP TABLE bench_insert" >/dev/null
+[ -n "$tps" ] || die "pgbench gave no figure"
 
 # ---- the load: br-bench-dist calls the hook around every timed round ----
 # (start/end: Redis's FCALL count and time and its main-thread CPU over
@@ -270,7 +271,8 @@ for i in "${!modes[@]}"; do
   [ "${BENCH_DIST_KEYS:-0}" != 1 ] || keys=", an Idempotency-Key on every reserve"
   echo "Redis appendfsync $m (phase $p$keys):"
   awk -v r="$(kv $p rate)" -v p50="$(kv $p p50_ms)" -v p99="$(kv $p p99_ms)" -v n="$(kv $p reserves)" \
-      -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" -v raw="$(cut -d' ' -f1 "$tmp/raw.$p")" -v rus="$(cut -d' ' -f2 "$tmp/raw.$p")" \
+      -v ok="$(kv $p ok)" -v rounds="$(kv $p rounds)" \
+      -v raw="$(cut -d' ' -f1 "$tmp/raw.$p")" -v rus="$(cut -d' ' -f2 "$tmp/raw.$p")" \
       -v rmin="$(kv $p round_min)" -v rmax="$(kv $p round_max)" \
       -v redis="$redis" -v lag="$lag" -v drain="$(cat "$tmp/drain.$p")" -v c="$conns" 'BEGIN {
     split(redis, x, " "); split(lag, l, " ")
