@@ -22,8 +22,11 @@
  * at most attempts_max), the same event id on every attempt; the confirm's
  * callback runs after the first attempt. A process that dies with
  * deliveries queued loses them (as Stripe's test mode would not): the
- * buyer's confirm got an answer, the payment stays pending, and a new
- * confirm of the intent (a decline leaves it confirmable) delivers again.
+ * buyer's confirm got an answer and the payment stays pending. A decline
+ * stored nothing, so a new confirm of the intent delivers again; a success
+ * was recorded ("succeeded", final), so a new confirm answers DUPLICATE and
+ * delivers nothing: the payment stays pending and the hold expires at its
+ * deadline (the test provider holds no money).
  * Limits: BR_PROVIDER_PG_QUEUE_MAX deliveries queued per process.
  */
 #ifndef BR_PROVIDER_TEST_PG_H
