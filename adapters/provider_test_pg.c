@@ -385,7 +385,7 @@ static void sweep(struct br_provider_test_pg *p)
         return;
     }
     uint32_t n = 0;
-#ifndef BR_PLANT_NO_REDELIVERY
+#ifndef BR_PLANT_PG_NO_REDELIVERY
     int rc = br_pg_delivery_claim(p->cfg.pg, br_clock_wall_ms(), LEASE_MS, rows, SWEEP_BATCH, &n);
     if (rc != BR_OK) {
         br_logf(logger(p), BR_LOG_WARN, "webhook outbox unreadable", "\"err\":\"%s\"",

@@ -9,7 +9,7 @@
  *     and marked delivered; a second confirm answers DUPLICATE meanwhile;
  *   - a receiver answering 503 gets the event again, the same id, until it
  *     answers 2xx, then no more.
- * Fails with the redelivery taken out (-DBR_PLANT=NO_REDELIVERY).
+ * Fails with the redelivery taken out (-DBR_PLANT=PG_NO_REDELIVERY).
  * Limits: one receiver thread, requests read whole, bounded in size.
  */
 #define _GNU_SOURCE /* strcasestr, usleep */
