@@ -59,6 +59,7 @@ struct br_provider_test_pg {
     bool stop;
     bool started;
     uint32_t cut; /* tests: first attempts of confirms to drop unsent (BR_TEST_PROVIDER_CUT) */
+    bool sweep_failing; /* the last claim failed: logged once until one succeeds */
     pthread_t thread;
 };
 
@@ -387,10 +388,13 @@ static void sweep(struct br_provider_test_pg *p)
     uint32_t n = 0;
 #ifndef BR_PLANT_PG_NO_REDELIVERY
     int rc = br_pg_delivery_claim(p->cfg.pg, br_clock_wall_ms(), LEASE_MS, rows, SWEEP_BATCH, &n);
-    if (rc != BR_OK) {
-        br_logf(logger(p), BR_LOG_WARN, "webhook outbox unreadable", "\"err\":\"%s\"",
-                br_err_name(rc));
+    if (rc != BR_OK && !p->sweep_failing) {
+        br_logf(logger(p), BR_LOG_WARN, "webhook outbox unreadable, retrying each second",
+                "\"err\":\"%s\"", br_err_name(rc));
+    } else if (rc == BR_OK && p->sweep_failing) {
+        br_logf(logger(p), BR_LOG_INFO, "webhook outbox readable again", NULL);
     }
+    p->sweep_failing = rc != BR_OK; /* the delivery thread's own */
 #endif
     for (uint32_t i = 0; i < n; i++) {
         struct delivery *d = calloc(1, sizeof *d);

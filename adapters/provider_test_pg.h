@@ -36,7 +36,9 @@
  * Limits: rows are kept (one per confirm, delivered_ms set); the buyer's
  * confirm answered UNAVAILABLE may still have been recorded (commit answer
  * lost), and is then delivered all the same; BR_PROVIDER_PG_QUEUE_MAX
- * deliveries queued in memory per process (a sweep claims no more).
+ * deliveries queued in memory per process (a sweep claims no more); next_ms
+ * is wall-clock time, so processes' clocks must agree to well within
+ * LEASE_MS (else a lease lapses early: a double delivery, harmless).
  */
 #ifndef BR_PROVIDER_TEST_PG_H
 #define BR_PROVIDER_TEST_PG_H
