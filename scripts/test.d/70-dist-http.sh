@@ -67,7 +67,7 @@ if [ "${DIST_PROPERTIES:-1}" = 1 ]; then
     echo "70-dist-http: tests/dist FAILED" >&2
     failed+=(test_dist)
   else
-    grep -E '^(round|[0-9]+ (acknowledged|requests|of)|sold|projected|PostgreSQL away|Redis )' \
+    grep -E '^(round|[0-9]+ (acknowledged|requests|of)|sold|projected|PostgreSQL away|Redis |a webhook)' \
       "$dir/dist.log" ||
       true
     echo "dist properties: passed ($(($(date +%s) - s0)) s)"

@@ -9,7 +9,8 @@
 #     oversold ("nothing refused" is false), a trace with one outcome altered
 #     (replay names it), PostgreSQL away with a seat taken the test does not
 #     count (the caught-up projection disagrees), SSE with one buyer who left
-#     the queue (one pass missing);
+#     the queue (one pass missing), a webhook cut by a kill with its outbox
+#     row deleted (the payment never confirmed);
 #  2. when the tree has the plant BR_PLANT=LUA_OVERSELL_BY_ONE (a reserve
 #     script that lets a zone go one seat below zero), a server built with it
 #     sells 6 of 5 and the projection test (BR_TEST_EXPECT_OVERSELL=1)
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
-tests=${DIST_BREAK_TESTS:-"test_last_seats test_kill_one test_sse_fanout test_redis_emptied test_pg_down test_projection test_trace_replays"}
+tests=${DIST_BREAK_TESTS:-"test_last_seats test_kill_one test_sse_fanout test_redis_emptied test_pg_down test_projection test_trace_replays test_webhook_outbox"}
 
 dir=$(mktemp -d /tmp/br-dist-plant.XXXXXX)
 trap 'tests/dist/env.sh stop "$dir/env.d" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT

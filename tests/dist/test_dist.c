@@ -38,12 +38,17 @@
  *                   the first sell-out itself must be refused;
  *   trace_replays   `bookingrush trace export` of an event's log replays
  *                   with `bookingrush replay`, every outcome identical.
+ *   webhook_outbox  a confirm whose webhook is cut (BR_TEST_PROVIDER_CUT)
+ *                   and whose process is then killed: the other process
+ *                   delivers it from PostgreSQL's outbox, the booking ends
+ *                   confirmed.
  *
  * BR_TEST_BREAK=1 makes each test break its own property first (Redis's
  * capacity raised, an acknowledged hold cancelled behind the test's back, a
  * buyer who left the queue, a hold deleted from the record before the
  * rebuild, a seat the test does not count, a recorded outcome altered in
- * the trace): each must then fail (71-dist-plant.sh). BR_TEST_ONLY=NAME
+ * the trace, the undelivered webhook's outbox row deleted): each must then
+ * fail (71-dist-plant.sh). BR_TEST_ONLY=NAME
  * runs the tests whose name matches (cmocka's filter).
  *
  * Skipped (each test) without BR_TEST_DIST; redis_emptied also needs
@@ -1369,6 +1374,78 @@ static void test_trace_replays(void **state)
     t_server_cleanup(&s);
 }
 
+/* ---- a webhook cut by its process's death ---- */
+
+/* Both processes with BR_TEST_PROVIDER_CUT=1: the first confirm each takes
+ * is decided and recorded, but its webhook is never sent, as if the process
+ * died between the commit and the POST; node 0 is then killed. The survivor
+ * claims the undelivered event from PostgreSQL's outbox once the dead one's
+ * lease lapsed (provider_test_pg.h) and the booking ends confirmed, while a
+ * second confirm is refused (409: the intent succeeded). BR_TEST_BREAK=1:
+ * the outbox row deleted behind the test's back (the payment stays pending). */
+static void test_webhook_outbox(void **state)
+{
+    (void)state;
+    if (!dist_or_skip()) {
+        skip();
+    }
+    setenv("BR_TEST_PROVIDER_CUT", "1", 1);
+    struct t_server s;
+    t_server_start(&s, NULL);
+    unsetenv("BR_TEST_PROVIDER_CUT"); /* not for the restart at the end */
+    assert_true(s.nodes >= 2);
+    uint64_t ev = open_event(&s, 10, 4);
+    char token[1024];
+    t_buyer(&s, "outbox", token, sizeof token);
+    struct t_resp r;
+    uint64_t booking = reserve(&s, token, ev, 1, &r);
+    EXPECT(r, 201, NULL);
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/payments", token,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
+    EXPECT(r, 201, NULL);
+    char cp[160];
+    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm",
+             J_STR(r, "provider_payment_id"));
+    json_t *confirm = json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
+                                J_STR(r, "client_secret"));
+    char *body = json_dumps(confirm, JSON_COMPACT);
+    json_decref(confirm);
+    t_resp_free(&r);
+    const char *const hs[] = {"Content-Type: application/json", NULL};
+    t_request_to(&s, 0, "POST", cp, NULL, hs, body, strlen(body), &r);
+    EXPECT(r, 200, NULL); /* decided; its webhook cut */
+    t_resp_free(&r);
+    s.current = 0;
+    t_server_kill(&s);
+    t_request_to(&s, 1, "POST", cp, NULL, hs, body, strlen(body), &r);
+    EXPECT(r, 409, "PAYMENT_INTENT_UNEXPECTED_STATE");
+    t_resp_free(&r);
+    free(body);
+    char row[64];
+    assert_true(pg_row(&s, row, sizeof row,
+                       "SELECT count(*) FROM test_deliveries WHERE delivered_ms IS NULL"));
+    assert_string_equal(row, "1");
+    if (breaking()) {
+        assert_true(pg_row(&s, row, sizeof row, "DELETE FROM test_deliveries"));
+    }
+    char st[256];
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < 20000 &&
+           strcmp(booking_status(&s, token, booking, st, sizeof st), "200 confirmed") != 0) {
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "a webhook cut by a kill: booking %s after %" PRId64 " ms\n", st,
+            now_ms() - t0);
+    assert_string_equal(st, "200 confirmed");
+    assert_true(pg_row(&s, row, sizeof row,
+                       "SELECT count(*) FROM test_deliveries WHERE delivered_ms IS NOT NULL"));
+    assert_string_equal(row, "1");
+    t_server_restart(&s);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -1384,6 +1461,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_pg_down, pg_back),
         cmocka_unit_test(test_projection),
         cmocka_unit_test(test_trace_replays),
+        cmocka_unit_test(test_webhook_outbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
