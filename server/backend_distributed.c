@@ -171,6 +171,7 @@ static redisContext *connect_plain(struct br_distributed *x, const char *what)
 
 redisContext *dist_rd(struct br_distributed *x, struct dist_conn *c)
 {
+    dist_rd_settle(x, c); /* writes sent without waiting: their replies first */
     if (c->rd == NULL) {
         c->rd = connect_plain(x, "read connection");
         if (c->rd != NULL) {
@@ -317,6 +318,7 @@ int dist_conn_take(struct br_distributed *x, struct dist_conn **out)
             redisFree(c->rd);
             c->rd = NULL;
         }
+        c->rd_pending = 0;
         c->gen = gen;
     }
     if (!c->opened) {

@@ -34,6 +34,7 @@ struct dist_conn {
     struct br_redis r; /* opened lazily (opened) */
     bool opened;
     struct redisContext *rd; /* NULL while disconnected; made again on use */
+    uint32_t rd_pending;     /* replies to writes sent on rd without waiting (dist_send_nowait) */
     uint32_t index;
     uint64_t gen;     /* conn_gen when its connections were made */
     uint64_t checked; /* r.connects when the adapter's instance was last checked */
@@ -159,6 +160,16 @@ bool dist_is_cluster(const struct dist_conn *c);
  * reply), the plain connection dropped, Redis marked down. */
 void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *what,
                   const struct redisReply *rep);
+
+/* A write whose reply is not waited for (one node: read by the next use
+ * of the slot's plain connection, an error reply logged then; a cluster:
+ * an ordinary command). BR_OK once sent, else BR_E_UNAVAILABLE (logged).
+ * Nothing may depend on its having been applied: a crash can lose it. */
+int dist_send_nowait(struct br_distributed *x, struct dist_conn *c, int argc, const char **argv,
+                     const size_t *len);
+/* Reads the replies dist_send_nowait left on the plain connection (dist_rd
+ * does, before handing it out); a transport failure drops it (logged). */
+void dist_rd_settle(struct br_distributed *x, struct dist_conn *c);
 
 /* One command: BR_OK with *rep (not an error reply; the caller frees it)
  * or BR_E_UNAVAILABLE (logged). dist_cmdf formats and splits at spaces. */

@@ -10,6 +10,15 @@
  *                 is queued per node (br_cluster_queue) and read back in
  *                 order, one round trip per node
  *
+ * A write whose answer nobody waits for (the booking index,
+ * backend_distributed_index.c) is sent with dist_send_nowait: on one node
+ * it is written to the plain connection and its reply is left there, read
+ * (and checked) when the slot's plain connection is next used for anything
+ * else (dist_rd calls dist_rd_settle) or once NOWAIT_PENDING_MAX replies
+ * wait, so the request that sent it does not wait a round trip, nor under
+ * appendfsync always an fsync, for it. On a cluster it is
+ * an ordinary command (the router reads every reply at once).
+ *
  * Every command is argv (binary-safe); dist_cmdf/dist_pipe_addf format a
  * printf-like text and split it at spaces, for the many commands whose
  * arguments are numbers and key names (never a value with a space: use the
@@ -32,6 +41,7 @@
 
 #define DIST_ARGS_MAX 300u
 #define DIST_FMT_MAX 8192u
+#define NOWAIT_PENDING_MAX 32u /* unread replies to writes sent without waiting, per slot */
 
 static bool cluster(const struct dist_conn *c)
 {
@@ -55,7 +65,64 @@ void dist_io_fail(struct br_distributed *x, struct dist_conn *c, const char *wha
         redisFree(c->rd);
         c->rd = NULL;
     }
+    c->rd_pending = 0;
     dist_note_redis(x, BR_E_UNAVAILABLE);
+}
+
+void dist_rd_settle(struct br_distributed *x, struct dist_conn *c)
+{
+    while (c->rd != NULL && c->rd_pending > 0) {
+        void *v = NULL;
+        redisReply *r = redisGetReply(c->rd, &v) == REDIS_OK ? v : NULL;
+        if (r == NULL) {
+            dist_io_fail(x, c, "unanswered write", NULL); /* drops rd, pending = 0 */
+            return;
+        }
+        c->rd_pending--;
+        if (r->type == REDIS_REPLY_ERROR) {
+            /* The connection is still in step: only this write failed. */
+            br_logf(x->cfg.log, BR_LOG_WARN, "redis: a write sent without waiting failed",
+                    "\"detail\":\"%.200s\"", r->str);
+        }
+        freeReplyObject(r);
+    }
+}
+
+int dist_send_nowait(struct br_distributed *x, struct dist_conn *c, int argc, const char **argv,
+                     const size_t *len)
+{
+    if (cluster(c)) {
+        redisReply *rep = NULL;
+        int rc = dist_cmd(x, c, &rep, argc, argv, len);
+        if (rep != NULL) {
+            freeReplyObject(rep);
+        }
+        return rc;
+    }
+    /* Earlier replies are read only once NOWAIT_PENDING_MAX wait (then in
+     * one read, a few bytes each): a reserve after a reserve on this slot
+     * costs one write here, no read. */
+    if (c->rd_pending >= NOWAIT_PENDING_MAX) {
+        dist_rd_settle(x, c);
+    }
+    redisContext *rd = c->rd != NULL ? c->rd : dist_rd(x, c);
+    if (rd == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    if (redisAppendCommandArgv(rd, argc, argv, len) != REDIS_OK) {
+        dist_io_fail(x, c, argv[0], NULL);
+        return BR_E_UNAVAILABLE;
+    }
+    int done = 0;
+    for (uint32_t spins = 0; !done; spins++) {
+        BR_ASSERT(spins < (1u << 30)); /* each round writes some bytes or fails */
+        if (redisBufferWrite(rd, &done) != REDIS_OK) {
+            dist_io_fail(x, c, argv[0], NULL);
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    c->rd_pending++;
+    return BR_OK;
 }
 
 /* Splits a formatted command at spaces into argv (pointers into buf). */

@@ -29,6 +29,23 @@ struct opt {
 
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "OPT_UINT fills the sizing's uint32_t counts");
 
+/* --threads not given: its default depends on --backend, known only once
+ * everything is parsed (a given value is at most 256, never this). */
+#define THREADS_UNSET 0xffffffffu
+
+/* The distributed backend's default thread count. A request holds its
+ * HTTP thread while it waits for Redis (and PostgreSQL), so the threads
+ * bound how many requests a process has in Redis at once: with one per
+ * CPU a process kept 2 reserves in Redis while 32 connections waited,
+ * and under appendfsync always each fsync served 2 writes where
+ * redis-benchmark's 64 clients share one (README, Benchmarks). 8 per CPU,
+ * 16 at least, 128 at most; the Redis pool follows (--redis-conns). */
+static unsigned distributed_threads(long cpus)
+{
+    long n = cpus > 0 ? 8 * cpus : 16;
+    return n < 16 ? 16u : n > 128 ? 128u : (unsigned)n;
+}
+
 static const struct opt OPTS[] = {
     {"--port", "BR_PORT", OPT_UINT, OFF(port), 65535, "N", "TCP port; 0 picks a free one (8080)"},
     {"--bind", "BR_BIND", OPT_TEXT, OFF(bind), 0, "ADDR",
@@ -53,7 +70,8 @@ static const struct opt OPTS[] = {
     {"--trusted-proxies", "BR_TRUSTED_PROXIES", OPT_TEXT, OFF(trusted_proxies), 0, "CIDR,...",
      "peers whose X-Forwarded-For is believed (none)"},
     {"--threads", "BR_THREADS", OPT_UINT, OFF(threads), 256, "N",
-     "HTTP event-loop threads (number of CPUs, at least 2)"},
+     "HTTP event-loop threads (number of CPUs, at least 2; distributed: 8 per CPU, 16 to 128, "
+     "since each waits for Redis or PostgreSQL while it serves a request)"},
     {"--tick-ms", "BR_TICK_MS", OPT_UINT, OFF(tick_ms), 60000, "N",
      "admitter / sweeper / saga period in ms (100)"},
     {"--journal-syncs", "BR_JOURNAL_SYNCS", OPT_UINT, OFF(journal_syncs), 8, "N",
@@ -230,7 +248,7 @@ static void defaults(struct br_serve_config *c)
     c->rate_user = (struct br_rate){.rps = 20, .burst = 40};
     c->rate_ip = (struct br_rate){.rps = 100, .burst = 200};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = cpus >= 2 ? (unsigned)(cpus > 64 ? 64 : cpus) : 2;
+    c->threads = THREADS_UNSET; /* resolved once --backend is known (br_serve_config_parse) */
     c->tick_ms = 100;
     c->journal_syncs = 2;
     c->sse_keepalive_s = 15;
@@ -329,6 +347,12 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
         if (set_opt(o, value, c, o->flag) != 0) {
             return -1;
         }
+    }
+    if (c->threads == THREADS_UNSET) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = br_serve_distributed(c)  ? distributed_threads(cpus)
+                     : cpus >= 2              ? (unsigned)(cpus > 64 ? 64 : cpus)
+                                              : 2;
     }
     if (c->threads == 0 || c->tick_ms == 0 || c->journal_syncs == 0 || c->sse_keepalive_s == 0 || c->body_max == 0 ||
         c->header_max < 1024 || c->scrypt_log2n < BR_AUTH_LOG2N_MIN) {
