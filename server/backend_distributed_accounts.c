@@ -43,6 +43,7 @@ struct twin_ctx {
     struct dist_conn *c;
     struct br_cmd *cmd;
     struct br_outcome out;
+    bool only_first; /* the server's own event (actor 0, --demo): only as event 1 */
 };
 
 /* A user or event row's twin, inside PostgreSQL's transaction: Redis must
@@ -52,6 +53,11 @@ struct twin_ctx {
 static int twin_hook(void *ctx, uint64_t id)
 {
     struct twin_ctx *t = ctx;
+    if (t->only_first && id != 1) {
+        /* Another process made the first event: ids are dense and taken
+         * under the catalog's lock, so id 1 here means none existed. */
+        return BR_E_DUPLICATE;
+    }
     struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
     int rc = dist_apply(t->x, t->c, t->cmd, &t->out, fx, &n);
@@ -290,7 +296,10 @@ void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_
         call->done(call);
         return;
     }
-    struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd};
+    /* The server's own event (--demo) is made only while there is none, in
+     * the transaction that holds the catalog's lock: two processes started
+     * together make one (backend.h). */
+    struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd, .only_first = actor == 0};
     uint64_t id = 0;
     call->err = br_pg_event_create(x->cfg.pg, &cmd, twin_hook, &t, &id);
     dist_note_pg(x, call->err);

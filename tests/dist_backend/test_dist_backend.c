@@ -4,6 +4,8 @@
  * server processes, on a real redis-server (tests/redis/server.c) and a real
  * PostgreSQL (the ctest fixture pg_server, tests/pg/pgtest.h):
  *
+ *   server_event_once  the server's own event (actor 0: --demo) is made only
+ *                      while there is no event: a second process is refused
  *   ids_agree          a user and an event written through one process get
  *                      the same id in PostgreSQL and Redis, and the other
  *                      process finds them (user_exists after a cache miss)
@@ -231,6 +233,35 @@ static long long raw_int(redisContext *c, const char *cmd)
 
 /* ---- the tests ---- */
 
+/* The server's own event (actor 0, --demo) through A makes event 1; then
+ * through B (a process started at the same moment, whose list saw no event
+ * yet) it is refused with DUPLICATE and nothing is created. */
+static void test_server_event_once(void **state)
+{
+    struct fx *f = *state;
+    struct br_event_spec spec;
+    br_event_spec_default(&spec, br_clock_wall_ms() + 3600000);
+    snprintf(spec.name, sizeof spec.name, "Demo");
+    spec.queue_capacity = 1000;
+    spec.zone_count = 1;
+    snprintf(spec.zones[0].name, sizeof spec.zones[0].name, "Z");
+    spec.zones[0].capacity = 10;
+    spec.zones[0].price_minor = 100;
+    snprintf(spec.zones[0].currency, sizeof spec.zones[0].currency, "EUR");
+    struct br_call c;
+    int flag;
+    be(f->a)->ops->event_create(be(f->a), 0, &spec, call_init(&c, &flag));
+    assert_int_equal(c.err, BR_OK);
+    assert_int_equal(c.r.event.id, 1);
+    be(f->b)->ops->event_create(be(f->b), 0, &spec, call_init(&c, &flag));
+    assert_int_equal(flag, 1);
+    assert_int_equal(c.err, BR_E_DUPLICATE);
+    assert_int_equal(pgt_scalar(f->pg_url, "SELECT count(*) FROM events"), 1);
+    redisContext *r = raw(f);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:cat events"), 1);
+    redisFree(r);
+}
+
 static void test_ids_agree(void **state)
 {
     struct fx *f = *state;
@@ -374,6 +405,7 @@ static void test_redis_lost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_event_once), /* first: no event yet */
         cmocka_unit_test(test_ids_agree),      cmocka_unit_test(test_positions_batched),
         cmocka_unit_test(test_index_repaired), cmocka_unit_test(test_fanout_crosses),
         cmocka_unit_test(test_redis_lost), /* last: it empties Redis */
