@@ -1601,35 +1601,41 @@ static bool parse_stream_id(const char *id, uint64_t *ms, uint64_t *seq)
     return *end == 0;
 }
 
+/* The next integer of a ','-joined list at *p (before end) into *v, *p
+ * moved past it and its comma. False when it is not a decimal integer. */
+static bool log_number(const char **p, const char *end, long long *v)
+{
+    char num[24];
+    size_t k = 0;
+    const char *q = *p;
+    while (q + k < end && q[k] != ',' && k < sizeof num - 1) {
+        num[k] = q[k];
+        k++;
+    }
+    num[k] = 0;
+    char *stop;
+    *v = strtoll(num, &stop, 10);
+    if (k == 0 || *stop != 0 || (q + k < end && q[k] != ',')) {
+        return false;
+    }
+    *p = q + k + (q + k < end);
+    return true;
+}
+
 /* The "o" field: the reply's integers joined by ','. Checks what
  * take_outcome asserts (a log entry is data: its damage is BR_E_CORRUPT)
- * and fills e->out and e->fx. */
+ * and fills e->out and e->fx. Parsed as it goes: the outcome's fields,
+ * then six per effect straight into e->fx (no copy of the whole list). */
 static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_redis_log_entry *e)
 {
-    long long v[OUTCOME_FIELDS + FX_FIELDS * BR_EFFECTS_MAX];
-    size_t n = 0;
+    long long v[OUTCOME_FIELDS];
     const char *p = o, *end = o + len;
-    while (p < end) {
-        if (n == sizeof v / sizeof v[0]) {
+    for (size_t n = 0; n < OUTCOME_FIELDS; n++) {
+        if (p >= end || !log_number(&p, end, &v[n])) {
             return BR_E_CORRUPT;
         }
-        char *stop;
-        char num[24];
-        size_t k = 0;
-        while (p + k < end && p[k] != ',' && k < sizeof num - 1) {
-            num[k] = p[k];
-            k++;
-        }
-        num[k] = 0;
-        v[n] = strtoll(num, &stop, 10);
-        if (k == 0 || *stop != 0 || (p + k < end && p[k] != ',')) {
-            return BR_E_CORRUPT;
-        }
-        n++;
-        p += k + (p + k < end);
     }
-    if (n < OUTCOME_FIELDS || (n - OUTCOME_FIELDS) % FX_FIELDS != 0 ||
-        !in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
         !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
         !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
         return BR_E_CORRUPT;
@@ -1645,8 +1651,16 @@ static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_r
     e->out.amount_minor = v[7];
     e->out.count = (uint32_t)v[8];
     e->fx_count = 0;
-    for (size_t i = OUTCOME_FIELDS; i < n; i += FX_FIELDS) {
-        const long long *f = v + i;
+    while (p < end) {
+        long long f[FX_FIELDS];
+        if (e->fx_count == BR_EFFECTS_MAX) {
+            return BR_E_CORRUPT;
+        }
+        for (size_t k = 0; k < FX_FIELDS; k++) {
+            if (p >= end || !log_number(&p, end, &f[k])) {
+                return BR_E_CORRUPT;
+            }
+        }
         if (!in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) || !in(f[1], 0, ID_MAX) ||
             !in(f[2], 0, ID_MAX) || !in(f[3], 0, ID_MAX)) {
             return BR_E_CORRUPT;

@@ -696,6 +696,12 @@ static int alloc_pool(struct br_distributed *x)
     }
     for (uint32_t i = 0; i < x->conn_count; i++) {
         x->conns[i].index = i;
+        /* Pages are touched only as effects are written: most stay unmapped. */
+        x->conns[i].fx = calloc(BR_EFFECTS_MAX, sizeof *x->conns[i].fx);
+        x->conns[i].fx_inner = calloc(BR_EFFECTS_MAX, sizeof *x->conns[i].fx_inner);
+        if (x->conns[i].fx == NULL || x->conns[i].fx_inner == NULL) {
+            return BR_E_IO;
+        }
         x->free_stack[x->conn_count - 1 - i] = i; /* slot 0 is taken first */
     }
     x->free_count = x->conn_count;
@@ -813,6 +819,8 @@ void br_distributed_close(struct br_distributed *x)
         if (x->conns[i].rd != NULL) {
             redisFree(x->conns[i].rd);
         }
+        free(x->conns[i].fx);
+        free(x->conns[i].fx_inner);
     }
     free(x->conns);
     free(x->free_stack);

@@ -58,9 +58,8 @@ static int twin_hook(void *ctx, uint64_t id)
          * under the catalog's lock, so id 1 here means none existed. */
         return BR_E_DUPLICATE;
     }
-    struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
-    int rc = dist_apply(t->x, t->c, t->cmd, &t->out, fx, &n);
+    int rc = dist_apply(t->x, t->c, t->cmd, &t->out, t->c->fx, &n);
     if (rc == BR_OK && t->out.id == id) {
         return BR_OK;
     }
@@ -169,9 +168,8 @@ void dist_op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target
     call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
-        struct br_effect fx[BR_EFFECTS_MAX];
         uint32_t n = 0;
-        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
         dist_conn_give(x, c);
     }
     if (call->err == BR_OK) {

@@ -36,6 +36,11 @@ struct dist_conn {
     uint32_t index;
     uint64_t gen;     /* conn_gen when its connections were made */
     uint64_t checked; /* r.connects when the adapter's instance was last checked */
+    /* Effects scratch, BR_EFFECTS_MAX each (~460 KB: never on a request
+     * thread's stack): fx for the command the slot's holder applies,
+     * fx_inner for one applied while carrying out fx (a refund's result). */
+    struct br_effect *fx;
+    struct br_effect *fx_inner;
 };
 
 struct dist_spec {

@@ -137,16 +137,15 @@ static void decide(struct br_distributed *x, redisReply **r, int64_t now, struct
 static void run(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd)
 {
     struct br_outcome out;
-    struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
-    int rc = dist_apply(x, c, cmd, &out, fx, &n);
+    int rc = dist_apply(x, c, cmd, &out, c->fx, &n);
     if (rc == BR_E_UNAVAILABLE || rc == BR_E_UNKNOWN_OUTCOME || rc == BR_E_CORRUPT ||
         rc == BR_E_IO) {
         br_logf(x->cfg.log, BR_LOG_WARN, "role command failed", "\"command\":\"%s\",\"err\":\"%s\"",
                 br_cmd_name(cmd->type), br_err_name(rc));
         return;
     }
-    dist_effects(x, c, cmd, &out, fx, n, NULL);
+    dist_effects(x, c, cmd, &out, c->fx, n, NULL);
 }
 
 /* One event's share of the tick. */
