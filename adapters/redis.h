@@ -350,7 +350,21 @@ int br_redis_command(struct br_redis *r, int argc, const char **argv, const size
 #define BR_REDIS_COMMANDF_ARGS_MAX 64
 int br_redis_commandf(struct br_redis *r, struct redisReply **rep, const char *fmt, ...);
 
-/* Tests only: FLUSHDB, then records the config again (a fresh state). */
+/* Empties the deployment's Redis and records r's config again (a fresh
+ * state): FLUSHDB, on a cluster on every master in turn; the adapter's
+ * users_known cache is reset (the loaded Functions survive FLUSHDB). Used
+ * by tests and, in production, by the reconciler's rebuild
+ * (server/reconciler.c) once Redis was found to have lost data. Safe there
+ * because: the db (a cluster: the whole cluster) must belong to this
+ * deployment alone -- everything in it goes (README, "Deployment"); every
+ * process refuses writes while the epoch key is missing, which the flush
+ * keeps so until the rebuild writes it again; r->cfg is the deployment's
+ * config as recorded (the reconciler opens with the one adopted from
+ * Redis), so the record made again is the same. A failure part way (a
+ * master unreachable) returns BR_E_UNAVAILABLE and leaves a partly emptied
+ * Redis, which the next pass finds lost again and flushes again: the call
+ * is idempotent. BR_OK, BR_E_UNAVAILABLE, BR_E_INVALID (another config is
+ * recorded: a process that raced the flush recorded its own). */
 int br_redis_flush(struct br_redis *r);
 
 #endif

@@ -736,7 +736,10 @@ int br_distributed_open(struct br_distributed **out, const struct br_distributed
     process_id(x->pid, sizeof x->pid);
     int rc = br_redis_parse_url(x->redis_url, &x->ropt);
     if (rc != BR_OK) {
-        br_logf(cfg->log, BR_LOG_ERROR, "--redis wants redis://host[:port][/db]", NULL);
+        br_logf(
+            cfg->log, BR_LOG_ERROR,
+            "--redis wants redis://host[:port][/db] or redis-cluster://host:port[,host:port...]",
+            NULL);
     }
     if (rc == BR_OK) {
         rc = alloc_pool(x);
