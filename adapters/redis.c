@@ -2145,24 +2145,100 @@ static uint64_t u64(const redisReply *e)
     return (uint64_t)str_i64(e);
 }
 
+/* ---- the layout's parsers: the walk's and the record reads' (below) ---- */
+
+int br_redis_hold_parse(const char *v, struct br_redis_hold *out)
+{
+    /* "user:zone:qty:st:created:dl:amt:pass:pay:conf" (lib.lua, hold_save) */
+    uint64_t f[10];
+    memset(out, 0, sizeof *out);
+    if (v == NULL ||
+        sscanf(v,
+               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
+               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
+               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
+        return BR_E_CORRUPT;
+    }
+    out->user_id = f[0];
+    out->zone_id = (uint32_t)f[1];
+    out->quantity = (uint32_t)f[2];
+    out->state = (uint8_t)f[3];
+    out->created_ms = (int64_t)f[4];
+    out->deadline_ms = (int64_t)f[5];
+    out->amount_minor = (int64_t)f[6];
+    out->pass_seq = f[7];
+    out->payment_seq = f[8];
+    out->confirmed_seq = f[9];
+    return BR_OK;
+}
+
+/* A member's value "st:pass:tix" (member_save): false when it does not
+ * parse. A pre-queue member of a shuffled queue is waiting (lua/README.md:
+ * the shuffle rewrites nobody). */
+static bool member_parse(const redisReply *e, bool shuffled, uint64_t *st, uint64_t *pass,
+                         uint64_t *tix)
+{
+    if (e->type != REDIS_REPLY_STRING ||
+        sscanf(e->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, st, pass, tix) != 3) {
+        return false;
+    }
+    if (*st == BR_QS_PREQUEUE && shuffled) {
+        *st = BR_QS_WAITING;
+    }
+    return true;
+}
+
+/* The fields of a payment's hash, and the HMGET reply of them. */
+static const char *const pay_fields[] = {"hold", "st", "amt", "att", "next"};
+#define PAY_FIELDS (sizeof pay_fields / sizeof pay_fields[0])
+
+static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != PAY_FIELDS || nil(rep->element[0])) {
+        return false;
+    }
+    out->hold_seq = u64(rep->element[0]);
+    out->state = (uint8_t)u64(rep->element[1]);
+    out->amount_minor = (int64_t)u64(rep->element[2]);
+    out->attempts = u64(rep->element[3]);
+    out->next_ms = (int64_t)u64(rep->element[4]);
+    return true;
+}
+
+/* A user's hash br:{cat}:u:<id>: the fields read, and the HMGET of them. */
+static const char *const user_fields[] = {"email", "name", "role"};
+#define USER_FIELDS (sizeof user_fields / sizeof user_fields[0])
+
+static void fmt_user_read(struct br_redis *r, uint64_t user_id)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{cat}:u:%" PRIu64, user_id);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < USER_FIELDS; k++) {
+        arg_text(r, user_fields[k]);
+    }
+}
+
+static bool user_found(const redisReply *rep)
+{
+    return rep->type == REDIS_REPLY_ARRAY && rep->elements == USER_FIELDS && !nil(rep->element[0]);
+}
+
 /* users */
 static void fmt_user(struct walk *w, size_t i)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{cat}:u:%zu", i + 1);
-    fmt_key(w->r, "HMGET", key);
-    arg_text(w->r, "email");
-    arg_text(w->r, "role");
+    fmt_user_read(w->r, i + 1);
 }
 
 static void take_user(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || nil(rep->element[0])) {
+    if (!user_found(rep)) {
         w->rc = BR_E_CORRUPT;
         return;
     }
     const redisReply *email = rep->element[0];
-    uint64_t v[] = {i + 1, u64(rep->element[1]), br_hash64(email->str, email->len, 0)};
+    uint64_t v[] = {i + 1, u64(rep->element[2]), br_hash64(email->str, email->len, 0)};
     add(w, 3, v, 3);
 }
 
@@ -2175,13 +2251,8 @@ static int walk_members(struct walk *w, const redisReply *m)
         }
         w->counts[2]++;
         uint64_t user = strtoull(m->element[k]->str + 2, NULL, 10), st, pass, tix;
-        if (m->element[k + 1]->type != REDIS_REPLY_STRING ||
-            sscanf(m->element[k + 1]->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, &st, &pass, &tix) !=
-                3) {
+        if (!member_parse(m->element[k + 1], w->shuffled, &st, &pass, &tix)) {
             return BR_E_CORRUPT;
-        }
-        if (st == BR_QS_PREQUEUE && w->shuffled) {
-            st = BR_QS_WAITING;
         }
         uint64_t position = 0;
         if (st == BR_QS_WAITING) {
@@ -2237,49 +2308,50 @@ static void fmt_hold(struct walk *w, size_t i)
 
 static void take_hold(struct walk *w, size_t i, const redisReply *rep)
 {
-    uint64_t f[10];
-    if (rep->type != REDIS_REPLY_STRING ||
-        sscanf(rep->str,
-               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
-               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
-               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
+    struct br_redis_hold h;
+    if (rep->type != REDIS_REPLY_STRING || br_redis_hold_parse(rep->str, &h) != BR_OK) {
         w->rc = BR_E_CORRUPT;
         return;
     }
     /* user zone qty st dl amt pass pay conf (created is not in the state hash) */
     uint64_t v[] = {w->base | (i + 1),
-                    f[0],
-                    f[1],
-                    f[2],
-                    f[3],
-                    f[5],
-                    f[6],
-                    f[7] ? w->base | f[7] : 0,
-                    f[8] ? w->base | f[8] : 0,
-                    f[9] ? w->base | f[9] : 0};
+                    h.user_id,
+                    h.zone_id,
+                    h.quantity,
+                    h.state,
+                    (uint64_t)h.deadline_ms,
+                    (uint64_t)h.amount_minor,
+                    h.pass_seq ? w->base | h.pass_seq : 0,
+                    h.payment_seq ? w->base | h.payment_seq : 0,
+                    h.confirmed_seq ? w->base | h.confirmed_seq : 0};
     add(w, 6, v, 10);
 }
 
 /* payments */
-static void fmt_payment(struct walk *w, size_t i)
+static void fmt_payment_read(struct br_redis *r, uint64_t event_id, uint64_t seq)
 {
     char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:y:%zu", w->event_id, i + 1);
-    fmt_key(w->r, "HMGET", key);
-    static const char *const f[] = {"hold", "st", "amt", "att", "next"};
-    for (size_t k = 0; k < 5; k++) {
-        arg_text(w->r, f[k]);
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:y:%" PRIu64, event_id, seq);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < PAY_FIELDS; k++) {
+        arg_text(r, pay_fields[k]);
     }
+}
+
+static void fmt_payment(struct walk *w, size_t i)
+{
+    fmt_payment_read(w->r, w->event_id, i + 1);
 }
 
 static void take_payment(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || nil(rep->element[0])) {
+    struct br_redis_payment p;
+    if (!payment_take(rep, &p)) {
         w->rc = BR_E_CORRUPT;
         return;
     }
-    uint64_t v[] = {w->base | (i + 1),    w->base | u64(rep->element[0]), u64(rep->element[1]),
-                    u64(rep->element[2]), u64(rep->element[3]),           u64(rep->element[4])};
+    uint64_t v[] = {w->base | (i + 1),        w->base | p.hold_seq, p.state,
+                    (uint64_t)p.amount_minor, p.attempts,           (uint64_t)p.next_ms};
     add(w, 7, v, 6);
 }
 
@@ -2478,4 +2550,353 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
 int br_redis_state_hash(struct br_redis *r, uint64_t *hash)
 {
     return br_redis_state_walk(r, NULL, NULL, hash);
+}
+
+/* ---- reads of the live state, one record at a time (redis.h) ---- */
+
+/* A field name formatted into the argument's own scratch. */
+static void arg_printf(struct br_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void arg_printf(struct br_redis *r, const char *fmt, ...)
+{
+    BR_ASSERT(r->s->argc < (int)ARGS_MAX);
+    char *buf = r->s->num[r->s->argc];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, NUM_LEN, fmt, ap);
+    va_end(ap);
+    BR_ASSERT(n > 0 && n < NUM_LEN);
+    arg_bytes(r, buf, (size_t)n);
+}
+
+/* The command in the scratch arguments, sent: BR_OK with *rep (not an error
+ * reply; the caller frees it) or BR_E_UNAVAILABLE (an error reply is
+ * logged: LOADING, a cluster that cannot serve the slot, ...). */
+static int read_one(struct br_redis *r, const char *what, redisReply **rep)
+{
+    int rc = call_read(r, r->s->argc, r->s->argv, r->s->len, rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if ((*rep)->type == REDIS_REPLY_ERROR) {
+        log_foreign(r, what, (*rep)->str);
+        freeReplyObject(*rep);
+        *rep = NULL;
+        return BR_E_UNAVAILABLE;
+    }
+    return BR_OK;
+}
+
+static void copy_text(char *dst, size_t cap, const redisReply *e)
+{
+    snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
+}
+
+int br_redis_hold_read(struct br_redis *r, uint64_t hold_id, struct br_redis_hold *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = hold_id >> 32, seq = hold_id & 0xffffffffu;
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HGET", key);
+    arg_printf(r, "h:%" PRIu64, seq);
+    redisReply *rep;
+    int rc = read_one(r, "hold read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = rep->type == REDIS_REPLY_STRING ? br_redis_hold_parse(rep->str, out) : BR_E_NOT_FOUND;
+    if (rc == BR_E_CORRUPT) {
+        log_foreign(r, "hold read", "a stored hold does not parse");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = payment_id >> 32, seq = payment_id & 0xffffffffu;
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    fmt_payment_read(r, event_id, seq);
+    redisReply *rep;
+    int rc = read_one(r, "payment read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = payment_take(rep, out) ? BR_OK : BR_E_NOT_FOUND;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* event_put.lua's spec fields, then four per zone (zname cap price cur<z>). */
+static const char *const spec_fields[] = {"id",    "owner", "name", "venue", "starts",
+                                          "opens", "limit", "rp",   "maxa",  "apt",
+                                          "pttl",  "httl",  "qcap", "zc"};
+#define SPEC_FIELDS (sizeof spec_fields / sizeof spec_fields[0])
+static const char *const zone_fields[] = {"zname", "cap", "price", "cur"};
+#define ZONE_FIELDS (sizeof zone_fields / sizeof zone_fields[0])
+
+int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                        struct br_event_spec *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    *owner_id = 0;
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < SPEC_FIELDS; k++) {
+        arg_text(r, spec_fields[k]);
+    }
+    for (unsigned z = 1; z <= BR_EVENT_ZONES_MAX; z++) {
+        for (size_t f = 0; f < ZONE_FIELDS; f++) {
+            arg_printf(r, "%s%u", zone_fields[f], z);
+        }
+    }
+    size_t want = (size_t)r->s->argc - 2;
+    redisReply *rep;
+    int rc = read_one(r, "event read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != want) {
+        freeReplyObject(rep);
+        log_foreign(r, "event read", "unexpected reply");
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply **e = rep->element;
+    uint64_t zc = u64(e[13]);
+    if (nil(e[0]) || zc < 1 || zc > BR_EVENT_ZONES_MAX) {
+        freeReplyObject(rep);
+        return BR_E_NOT_FOUND;
+    }
+    *owner_id = u64(e[1]);
+    copy_text(sp->name, sizeof sp->name, e[2]);
+    copy_text(sp->venue, sizeof sp->venue, e[3]);
+    sp->starts_at_ms = str_i64(e[4]);
+    sp->sale_opens_at_ms = str_i64(e[5]);
+    sp->per_user_limit = (uint32_t)u64(e[6]);
+    sp->requires_pass = u64(e[7]) != 0;
+    sp->max_active = (uint32_t)u64(e[8]);
+    sp->admit_per_tick = (uint32_t)u64(e[9]);
+    sp->pass_ttl_ms = str_i64(e[10]);
+    sp->hold_ttl_ms = str_i64(e[11]);
+    sp->queue_capacity = (uint32_t)u64(e[12]);
+    sp->zone_count = (uint32_t)zc;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        redisReply **f = &e[SPEC_FIELDS + ZONE_FIELDS * z];
+        copy_text(sp->zones[z].name, sizeof sp->zones[z].name, f[0]);
+        sp->zones[z].capacity = (uint32_t)u64(f[1]);
+        sp->zones[z].price_minor = str_i64(f[2]);
+        copy_text(sp->zones[z].currency, sizeof sp->zones[z].currency, f[3]);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_count,
+                           struct br_redis_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    BR_ASSERT(zone_count >= 1 && zone_count <= BR_EVENT_ZONES_MAX);
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    /* id qwait piss pact bk<state>.. held<z>.. sold<z>.. (event_put.lua names them) */
+    fmt_key(r, "HMGET", key);
+    static const char *const fixed[] = {"id", "qwait", "piss", "pact"};
+    for (size_t k = 0; k < 4; k++) {
+        arg_text(r, fixed[k]);
+    }
+    for (unsigned st = BR_HOLD_HELD; st < BR_HOLD_STATE_COUNT; st++) {
+        arg_printf(r, "bk%u", st);
+    }
+    for (uint32_t z = 1; z <= zone_count; z++) {
+        arg_printf(r, "held%u", z);
+        arg_printf(r, "sold%u", z);
+    }
+    size_t want = (size_t)r->s->argc - 2;
+    redisReply *rep;
+    int rc = read_one(r, "counters read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != want) {
+        freeReplyObject(rep);
+        log_foreign(r, "counters read", "unexpected reply");
+        return BR_E_UNAVAILABLE;
+    }
+    rc = BR_E_NOT_FOUND;
+    if (!nil(rep->element[0])) {
+        out->zone_count = zone_count;
+        out->queue_length = (uint32_t)u64(rep->element[1]);
+        out->admitted = (uint32_t)u64(rep->element[2]);
+        out->active_passes = (uint32_t)u64(rep->element[3]);
+        size_t k = 4;
+        for (unsigned st = BR_HOLD_HELD; st < BR_HOLD_STATE_COUNT; st++) {
+            out->bookings[st] = (uint32_t)u64(rep->element[k++]);
+        }
+        for (uint32_t z = 0; z < zone_count; z++) {
+            out->held[z] = (uint32_t)u64(rep->element[k++]);
+            out->sold[z] = (uint32_t)u64(rep->element[k++]);
+        }
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL_MAX],
+                       char name[BR_NAME_MAX], uint8_t *role)
+{
+    email[0] = name[0] = '\0';
+    *role = 0;
+    if (user_id == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    fmt_user_read(r, user_id);
+    redisReply *rep;
+    int rc = read_one(r, "user read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = BR_E_NOT_FOUND;
+    if (user_found(rep)) {
+        copy_text(email, BR_EMAIL_MAX, rep->element[0]);
+        copy_text(name, BR_NAME_MAX, rep->element[1]);
+        *role = (uint8_t)u64(rep->element[2]);
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
+{
+    *out = 0;
+    fmt_key(r, "HGET", "br:{cat}:cat");
+    arg_text(r, field);
+    redisReply *rep;
+    int rc = read_one(r, "catalog read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    *out = u64(rep);
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+/* One chunk (n <= BR_REDIS_VIEWS_CHUNK) of br_redis_queue_positions: the
+ * event's counters and every member in one HMGET, a ZRANK each, then the
+ * admitted users' pass deadlines. */
+static int views_chunk(struct br_redis *r, uint64_t event_id, const uint64_t *users, uint32_t n,
+                       struct br_redis_view *out, int *rc)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    fmt_key(r, "HMGET", key);
+    arg_text(r, "id");
+    arg_text(r, "shuf");
+    arg_text(r, "qwait");
+    for (uint32_t i = 0; i < n; i++) {
+        arg_printf(r, "m:%" PRIu64, users[i]);
+    }
+    int err = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:q", event_id);
+    for (uint32_t i = 0; err == BR_OK && i < n; i++) {
+        fmt_key(r, "ZRANK", key);
+        arg_fmt_u64(r, users[i]);
+        err = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    }
+    redisReply *ev = err == BR_OK ? pipe_read(r, "queue views") : NULL;
+    if (ev == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    bool found =
+        ev->type == REDIS_REPLY_ARRAY && ev->elements == 3 + (size_t)n && !nil(ev->element[0]);
+    bool shuffled = found && u64(ev->element[1]) == 1;
+    uint32_t qlen = found ? (uint32_t)u64(ev->element[2]) : 0;
+    uint32_t admitted = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rank = pipe_read(r, "queue views");
+        if (rank == NULL) {
+            freeReplyObject(ev);
+            return BR_E_UNAVAILABLE;
+        }
+        uint64_t st, pass, tix;
+        memset(&out[i], 0, sizeof out[i]);
+        rc[i] = BR_E_NOT_IN_QUEUE;
+        if (found && member_parse(ev->element[3 + i], shuffled, &st, &pass, &tix)) {
+            rc[i] = BR_OK;
+            out[i].status = (uint8_t)st;
+            out[i].queue_length = qlen;
+            if (st == BR_QS_WAITING && rank->type == REDIS_REPLY_INTEGER) {
+                out[i].position = (uint32_t)rank->integer + 1;
+            }
+            if (st == BR_QS_ADMITTED) {
+                out[i].pass_id = event_id << 32 | pass;
+                admitted++;
+            }
+        }
+        freeReplyObject(rank);
+    }
+    freeReplyObject(ev);
+    if (!found) {
+        return BR_E_NOT_FOUND;
+    }
+    if (admitted == 0) {
+        return BR_OK;
+    }
+    /* The admitted users' pass deadlines (br:{e}:p:<seq> dl, admit.lua). */
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            snprintf(key, sizeof key, "br:{e%" PRIu64 "}:p:%" PRIu64, event_id,
+                     out[i].pass_id & 0xffffffffu);
+            fmt_key(r, "HGET", key);
+            arg_text(r, "dl");
+            if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
+                return BR_E_UNAVAILABLE;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            redisReply *d = pipe_read(r, "queue views");
+            if (d == NULL) {
+                return BR_E_UNAVAILABLE;
+            }
+            out[i].pass_expires_at_ms = str_i64(d);
+            freeReplyObject(d);
+        }
+    }
+    return BR_OK;
+}
+
+int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64_t *users,
+                             uint32_t n, struct br_redis_view *out, int *rc)
+{
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    for (uint32_t at = 0; at < n; at += BR_REDIS_VIEWS_CHUNK) {
+        uint32_t k = n - at < BR_REDIS_VIEWS_CHUNK ? n - at : BR_REDIS_VIEWS_CHUNK;
+        int err = views_chunk(r, event_id, users + at, k, out + at, rc + at);
+        if (err != BR_OK) {
+            return err;
+        }
+    }
+    return BR_OK;
 }

@@ -350,6 +350,83 @@ int br_redis_command(struct br_redis *r, int argc, const char **argv, const size
 #define BR_REDIS_COMMANDF_ARGS_MAX 64
 int br_redis_commandf(struct br_redis *r, struct redisReply **rep, const char *fmt, ...);
 
+/* ---- reads of the live state, one record at a time ----
+ *
+ * The layout is lib.lua's (lua/README.md); this adapter is its only reader:
+ * br_redis_state_walk and these share their parsers. Each read is one
+ * round trip (a batch of queue views two or three) on the adapter's
+ * connection, routed by slot on a cluster; it sees one consistent moment
+ * of each key, not of several keys together. Each returns BR_OK,
+ * BR_E_NOT_FOUND, BR_E_UNAVAILABLE (the connection failed: dropped, made
+ * again on the next call) or BR_E_CORRUPT (a stored value that does not
+ * parse: logged). */
+
+/* A hold, br:{e}:ev field h:<seq> (hold_save). */
+struct br_redis_hold {
+    uint64_t user_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    uint8_t state; /* enum br_hold_state */
+    int64_t created_ms;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+    uint64_t pass_seq;      /* 0 = none */
+    uint64_t payment_seq;   /* 0 = none */
+    uint64_t confirmed_seq; /* lib.lua's conf; 0 = none */
+};
+/* A stored hold's value: BR_OK or BR_E_CORRUPT. */
+int br_redis_hold_parse(const char *v, struct br_redis_hold *out);
+int br_redis_hold_read(struct br_redis *r, uint64_t hold_id, struct br_redis_hold *out);
+
+/* A payment, br:{e}:y:<seq>. */
+struct br_redis_payment {
+    uint64_t hold_seq;
+    uint8_t state; /* enum br_payment_state */
+    int64_t amount_minor;
+    uint64_t attempts;
+    int64_t next_ms;
+};
+int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out);
+
+/* An event's spec as event_put.lua stored it (queue_capacity as stored). */
+int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                        struct br_event_spec *spec);
+
+/* An event's counters (zones 1..zone_count). */
+struct br_redis_counters {
+    uint32_t zone_count;
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+    uint32_t queue_length;
+    uint32_t admitted;
+    uint32_t active_passes;
+    uint32_t bookings[BR_HOLD_STATE_COUNT];
+};
+int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_count,
+                           struct br_redis_counters *out);
+
+/* A user's email, name and role (no password hash). */
+int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL_MAX],
+                       char name[BR_NAME_MAX], uint8_t *role);
+
+/* A counter of the catalog hash ("events", "users"; 0 when absent). */
+int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out);
+
+/* The queue views of n users of one event: rc[i] = BR_OK or
+ * BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no event) or a
+ * connection error. Pipelined: two round trips, three with admitted users
+ * (their passes' deadlines). */
+struct br_redis_view {
+    uint8_t status;        /* enum br_queue_status; a pre-queue member after the shuffle: waiting */
+    uint32_t position;     /* waiting: 1-based */
+    uint32_t queue_length; /* the event's waiting count */
+    uint64_t pass_id;      /* admitted: event_id << 32 | seq */
+    int64_t pass_expires_at_ms;
+};
+#define BR_REDIS_VIEWS_CHUNK 256u /* users per pipeline */
+int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64_t *users,
+                             uint32_t n, struct br_redis_view *out, int *rc);
+
 /* Empties the deployment's Redis and records r's config again (a fresh
  * state): FLUSHDB, on a cluster on every master in turn; the adapter's
  * users_known cache is reset (the loaded Functions survive FLUSHDB). Used

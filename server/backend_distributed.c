@@ -444,7 +444,7 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
     if (dist_read_cat(x, c, "events", &count) == BR_OK) {
         for (uint64_t id = 1; id <= count && g->event_count < BR_API_LIST_MAX; id++) {
             struct dist_spec s;
-            struct dist_counters k;
+            struct br_redis_counters k;
             if (dist_spec(x, c, id, &s) != BR_OK ||
                 dist_read_counters(x, c, id, s.spec.zone_count, &k) != BR_OK) {
                 continue;

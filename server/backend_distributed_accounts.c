@@ -322,7 +322,7 @@ void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_
 }
 
 /* The zones' counters as PostgreSQL's projection has them. */
-static int record_counters(struct br_distributed *x, uint64_t event_id, struct dist_counters *k)
+static int record_counters(struct br_distributed *x, uint64_t event_id, struct br_redis_counters *k)
 {
     memset(k, 0, sizeof *k);
     struct br_pg_zone z[BR_EVENT_ZONES_MAX];
@@ -354,7 +354,7 @@ static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t ev
     if (rc != BR_OK) {
         return rc;
     }
-    struct dist_counters k;
+    struct br_redis_counters k;
     rc = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
     if (rc == BR_E_NOT_FOUND) {
         /* In PostgreSQL, not (yet, or not any more) in Redis: being created,
@@ -426,7 +426,7 @@ void dist_op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call
     if (call->err == BR_OK) {
         call->err = dist_conn_take(x, &c);
     }
-    struct dist_counters k;
+    struct br_redis_counters k;
     if (call->err == BR_OK) {
         call->err = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
         dist_conn_give(x, c);

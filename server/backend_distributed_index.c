@@ -102,9 +102,9 @@ static int add_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t u
             break;
         }
         uint64_t e = ids[i] >> 32;
-        struct dist_hold h;
+        struct br_redis_hold h;
         if (e >= 1 && e <= events && r->type == REDIS_REPLY_STRING &&
-            dist_parse_hold(r->str, &h) == BR_OK && h.user_id == user &&
+            br_redis_hold_parse(r->str, &h) == BR_OK && h.user_id == user &&
             (h.state == BR_HOLD_HELD || h.state == BR_HOLD_CONFIRMED)) {
             sum[e - 1] += h.quantity;
         }
@@ -157,12 +157,12 @@ static uint32_t repair_event(struct br_distributed *x, struct dist_conn *c, uint
         }
         const redisReply *kv = rep->element[1];
         for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            struct dist_hold h;
+            struct br_redis_hold h;
             unsigned long long seq = 0;
             if (kv->element[i]->type == REDIS_REPLY_STRING &&
                 sscanf(kv->element[i]->str, "h:%llu", &seq) == 1 &&
                 kv->element[i + 1]->type == REDIS_REPLY_STRING &&
-                dist_parse_hold(kv->element[i + 1]->str, &h) == BR_OK && h.user_id == user &&
+                br_redis_hold_parse(kv->element[i + 1]->str, &h) == BR_OK && h.user_id == user &&
                 dist_index_hold(x, c, user, (uint64_t)e * W32 + seq, h.created_ms) == BR_OK) {
                 found++;
             }

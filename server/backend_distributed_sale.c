@@ -54,7 +54,7 @@ static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
 static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
                         struct br_api_booking *out)
 {
-    struct dist_hold h;
+    struct br_redis_hold h;
     int rc = dist_read_hold(x, c, hold_id, &h);
     struct dist_spec s;
     if (rc == BR_OK) {
@@ -84,10 +84,10 @@ static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t 
 static int fill_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
                         struct br_api_payment *out)
 {
-    struct dist_payment p;
+    struct br_redis_payment p;
     int rc = dist_read_payment(x, c, payment_id, &p);
     uint64_t event_id = payment_id >> 32;
-    struct dist_hold h;
+    struct br_redis_hold h;
     if (rc == BR_OK) {
         rc = dist_read_hold(x, c, event_id * W32 + p.hold_seq, &h);
     }
@@ -136,7 +136,7 @@ static void charge(struct br_distributed *x, struct dist_conn *c, const struct b
     char id[BR_API_PROVIDER_ID_MAX] = "";
     char secret[BR_API_SECRET_MAX] = "";
     char currency[BR_CURRENCY_MAX] = "EUR";
-    struct dist_hold h;
+    struct br_redis_hold h;
     struct dist_spec s;
     if (dist_read_hold(x, c, fx->ref, &h) == BR_OK && dist_spec(x, c, fx->event_id, &s) == BR_OK &&
         h.zone_id >= 1 && h.zone_id <= s.spec.zone_count) {

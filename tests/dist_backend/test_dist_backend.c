@@ -192,8 +192,10 @@ static uint64_t user_new(struct br_distributed *x, const char *email)
     return c.r.user.id;
 }
 
-static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
-                          uint32_t admit_per_tick)
+/* A one-zone event through x by owner (0: the server itself): the call's
+ * error, the id into *id. */
+static int event_try(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
+                     uint32_t admit_per_tick, uint64_t *id)
 {
     struct br_event_spec spec;
     br_event_spec_default(&spec, opens_ms);
@@ -209,8 +211,17 @@ static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t open
     struct br_call c;
     int flag;
     be(x)->ops->event_create(be(x), owner, &spec, call_init(&c, &flag));
-    assert_int_equal(c.err, BR_OK);
-    return c.r.event.id;
+    assert_int_equal(flag, 1);
+    *id = c.r.event.id;
+    return c.err;
+}
+
+static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
+                          uint32_t admit_per_tick)
+{
+    uint64_t id = 0;
+    assert_int_equal(event_try(x, owner, opens_ms, admit_per_tick, &id), BR_OK);
+    return id;
 }
 
 static redisContext *raw(struct fx *f)
@@ -239,23 +250,11 @@ static long long raw_int(redisContext *c, const char *cmd)
 static void test_server_event_once(void **state)
 {
     struct fx *f = *state;
-    struct br_event_spec spec;
-    br_event_spec_default(&spec, br_clock_wall_ms() + 3600000);
-    snprintf(spec.name, sizeof spec.name, "Demo");
-    spec.queue_capacity = 1000;
-    spec.zone_count = 1;
-    snprintf(spec.zones[0].name, sizeof spec.zones[0].name, "Z");
-    spec.zones[0].capacity = 10;
-    spec.zones[0].price_minor = 100;
-    snprintf(spec.zones[0].currency, sizeof spec.zones[0].currency, "EUR");
-    struct br_call c;
-    int flag;
-    be(f->a)->ops->event_create(be(f->a), 0, &spec, call_init(&c, &flag));
-    assert_int_equal(c.err, BR_OK);
-    assert_int_equal(c.r.event.id, 1);
-    be(f->b)->ops->event_create(be(f->b), 0, &spec, call_init(&c, &flag));
-    assert_int_equal(flag, 1);
-    assert_int_equal(c.err, BR_E_DUPLICATE);
+    int64_t opens = br_clock_wall_ms() + 3600000;
+    uint64_t id = 0;
+    assert_int_equal(event_try(f->a, 0, opens, 1, &id), BR_OK);
+    assert_int_equal(id, 1);
+    assert_int_equal(event_try(f->b, 0, opens, 1, &id), BR_E_DUPLICATE);
     assert_int_equal(pgt_scalar(f->pg_url, "SELECT count(*) FROM events"), 1);
     redisContext *r = raw(f);
     assert_int_equal(raw_int(r, "HGET br:{cat}:cat events"), 1);
@@ -406,8 +405,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_event_once), /* first: no event yet */
-        cmocka_unit_test(test_ids_agree),      cmocka_unit_test(test_positions_batched),
-        cmocka_unit_test(test_index_repaired), cmocka_unit_test(test_fanout_crosses),
+        cmocka_unit_test(test_ids_agree),         cmocka_unit_test(test_positions_batched),
+        cmocka_unit_test(test_index_repaired),    cmocka_unit_test(test_fanout_crosses),
         cmocka_unit_test(test_redis_lost), /* last: it empties Redis */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
