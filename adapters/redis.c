@@ -600,6 +600,40 @@ static bool in(long long v, long long lo, long long hi)
  * violation is our bug) and turns it into *out, *aux and effects appended at
  * fx[*fx_count]. Returns out->err (or BR_REDIS_NEED_OPEN).
  */
+/* The outcome's nine fields of a reply (lib.lua's order; aux, the tenth,
+ * is the caller's). */
+static void outcome_fill(const long long v[OUTCOME_FIELDS], struct br_outcome *out)
+{
+    out->err = (int32_t)v[0];
+    out->status = (uint8_t)v[1];
+    out->id = (uint64_t)v[2];
+    out->ref = (uint64_t)v[3];
+    out->position = (uint32_t)v[4];
+    out->queue_length = (uint32_t)v[5];
+    out->deadline_ms = v[6];
+    out->amount_minor = v[7];
+    out->count = (uint32_t)v[8];
+}
+
+/* An effect's six fields: kind user id ref deadline amount. */
+static bool effect_ok(const long long f[FX_FIELDS])
+{
+    return in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) && in(f[1], 0, ID_MAX) &&
+           in(f[2], 0, ID_MAX) && in(f[3], 0, ID_MAX);
+}
+
+static void effect_fill(const long long f[FX_FIELDS], uint64_t event_id, struct br_effect *x)
+{
+    memset(x, 0, sizeof *x);
+    x->kind = (uint8_t)f[0];
+    x->event_id = event_id;
+    x->user_id = (uint64_t)f[1];
+    x->id = (uint64_t)f[2];
+    x->ref = (uint64_t)f[3];
+    x->deadline_ms = f[4];
+    x->amount_minor = f[5];
+}
+
 static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outcome *out,
                         int64_t *aux, struct br_effect *fx, uint32_t *fx_count)
 {
@@ -618,30 +652,15 @@ static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outc
     BR_ASSERT(in(v[1], 0, BR_QS_LEFT) && in(v[2], 0, ID_MAX) && in(v[3], 0, ID_MAX));
     BR_ASSERT(in(v[4], 0, UINT32_MAX) && in(v[5], 0, UINT32_MAX) && in(v[8], 0, UINT32_MAX));
     BR_ASSERT(in(v[6], -ID_MAX, ID_MAX) && in(v[7], -ID_MAX, ID_MAX));
-    out->err = (int32_t)v[0];
-    out->status = (uint8_t)v[1];
-    out->id = (uint64_t)v[2];
-    out->ref = (uint64_t)v[3];
-    out->position = (uint32_t)v[4];
-    out->queue_length = (uint32_t)v[5];
-    out->deadline_ms = v[6];
-    out->amount_minor = v[7];
-    out->count = (uint32_t)v[8];
+    outcome_fill(v, out);
     *aux = v[9];
     for (size_t k = 0; k < nfx; k++) {
-        redisReply *const *e = rep->element + OUTCOME_FIELDS + FX_FIELDS * k;
-        BR_ASSERT(in(e[0]->integer, BR_FX_PASS_ISSUED, BR_FX_NOTIFY));
-        BR_ASSERT(in(e[1]->integer, 0, ID_MAX) && in(e[2]->integer, 0, ID_MAX) &&
-                  in(e[3]->integer, 0, ID_MAX));
-        struct br_effect *f = &fx[(*fx_count)++];
-        memset(f, 0, sizeof *f);
-        f->kind = (uint8_t)e[0]->integer;
-        f->event_id = event_id;
-        f->user_id = (uint64_t)e[1]->integer;
-        f->id = (uint64_t)e[2]->integer;
-        f->ref = (uint64_t)e[3]->integer;
-        f->deadline_ms = e[4]->integer;
-        f->amount_minor = e[5]->integer;
+        long long f[FX_FIELDS];
+        for (size_t i = 0; i < FX_FIELDS; i++) {
+            f[i] = rep->element[OUTCOME_FIELDS + FX_FIELDS * k + i]->integer;
+        }
+        BR_ASSERT(effect_ok(f));
+        effect_fill(f, event_id, &fx[(*fx_count)++]);
     }
     return out->err;
 }
@@ -1641,15 +1660,7 @@ static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_r
         return BR_E_CORRUPT;
     }
     memset(&e->out, 0, sizeof e->out);
-    e->out.err = (int32_t)v[0];
-    e->out.status = (uint8_t)v[1];
-    e->out.id = (uint64_t)v[2];
-    e->out.ref = (uint64_t)v[3];
-    e->out.position = (uint32_t)v[4];
-    e->out.queue_length = (uint32_t)v[5];
-    e->out.deadline_ms = v[6];
-    e->out.amount_minor = v[7];
-    e->out.count = (uint32_t)v[8];
+    outcome_fill(v, &e->out);
     e->fx_count = 0;
     while (p < end) {
         long long f[FX_FIELDS];
@@ -1661,19 +1672,10 @@ static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_r
                 return BR_E_CORRUPT;
             }
         }
-        if (!in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) || !in(f[1], 0, ID_MAX) ||
-            !in(f[2], 0, ID_MAX) || !in(f[3], 0, ID_MAX)) {
+        if (!effect_ok(f)) {
             return BR_E_CORRUPT;
         }
-        struct br_effect *x = &e->fx[e->fx_count++];
-        memset(x, 0, sizeof *x);
-        x->kind = (uint8_t)f[0];
-        x->event_id = event_id;
-        x->user_id = (uint64_t)f[1];
-        x->id = (uint64_t)f[2];
-        x->ref = (uint64_t)f[3];
-        x->deadline_ms = f[4];
-        x->amount_minor = f[5];
+        effect_fill(f, event_id, &e->fx[e->fx_count++]);
     }
     e->out.effect_count = e->fx_count;
     e->out.effects_hash = br_effects_hash(e->fx, e->fx_count);
@@ -2587,6 +2589,21 @@ static int read_one(struct br_redis *r, const char *what, redisReply **rep)
     return BR_OK;
 }
 
+/* read_one of the HMGET in the scratch arguments: BR_OK with *rep an
+ * array of one element per field asked, or BR_E_UNAVAILABLE (logged). */
+static int read_fields(struct br_redis *r, const char *what, redisReply **rep)
+{
+    size_t want = (size_t)r->s->argc - 2;
+    int rc = read_one(r, what, rep);
+    if (rc == BR_OK && ((*rep)->type != REDIS_REPLY_ARRAY || (*rep)->elements != want)) {
+        freeReplyObject(*rep);
+        *rep = NULL;
+        log_foreign(r, what, "unexpected reply");
+        rc = BR_E_UNAVAILABLE;
+    }
+    return rc;
+}
+
 static void copy_text(char *dst, size_t cap, const redisReply *e)
 {
     snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
@@ -2661,16 +2678,10 @@ int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_i
             arg_printf(r, "%s%u", zone_fields[f], z);
         }
     }
-    size_t want = (size_t)r->s->argc - 2;
     redisReply *rep;
-    int rc = read_one(r, "event read", &rep);
+    int rc = read_fields(r, "event read", &rep);
     if (rc != BR_OK) {
         return rc;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != want) {
-        freeReplyObject(rep);
-        log_foreign(r, "event read", "unexpected reply");
-        return BR_E_UNAVAILABLE;
     }
     redisReply **e = rep->element;
     uint64_t zc = u64(e[13]);
@@ -2722,16 +2733,10 @@ int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_
         arg_printf(r, "held%u", z);
         arg_printf(r, "sold%u", z);
     }
-    size_t want = (size_t)r->s->argc - 2;
     redisReply *rep;
-    int rc = read_one(r, "counters read", &rep);
+    int rc = read_fields(r, "counters read", &rep);
     if (rc != BR_OK) {
         return rc;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != want) {
-        freeReplyObject(rep);
-        log_foreign(r, "counters read", "unexpected reply");
-        return BR_E_UNAVAILABLE;
     }
     rc = BR_E_NOT_FOUND;
     if (!nil(rep->element[0])) {
@@ -2897,6 +2902,117 @@ int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64
         if (err != BR_OK) {
             return err;
         }
+    }
+    return BR_OK;
+}
+
+/* Queues HGET br:{e<event_id>}:ev <kind>:<num> (a hold "h", a member "m"). */
+static int ev_field_append(struct br_redis *r, uint64_t event_id, const char *kind, uint64_t num)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HGET", key);
+    arg_printf(r, "%s:%" PRIu64, kind, num);
+    return pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+}
+
+int br_redis_holds_read(struct br_redis *r, const uint64_t *ids, uint32_t n,
+                        struct br_redis_hold *out, int *rc)
+{
+    BR_ASSERT(n <= BR_REDIS_VIEWS_CHUNK);
+    if (n == 0) {
+        return BR_OK;
+    }
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev_field_append(r, ids[i] >> 32, "h", ids[i] & 0xffffffffu) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rep = pipe_read(r, "holds read");
+        if (rep == NULL) {
+            return BR_E_UNAVAILABLE;
+        }
+        memset(&out[i], 0, sizeof out[i]);
+        rc[i] = rep->type == REDIS_REPLY_STRING ? br_redis_hold_parse(rep->str, &out[i])
+                                                : BR_E_NOT_FOUND;
+        if (rc[i] == BR_E_CORRUPT) {
+            log_foreign(r, "holds read", "a stored hold does not parse");
+        }
+        freeReplyObject(rep);
+    }
+    return BR_OK;
+}
+
+int br_redis_holds_scan(struct br_redis *r, uint64_t event_id, char cursor[32], br_redis_hold_fn fn,
+                        void *ctx)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HSCAN", key);
+    arg_printf(r, "%s", cursor);
+    arg_text(r, "MATCH");
+    arg_text(r, "h:*");
+    arg_text(r, "COUNT");
+    arg_text(r, "1000");
+    redisReply *rep;
+    int rc = read_one(r, "holds scan", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= 32 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        log_foreign(r, "holds scan", "unexpected reply");
+        freeReplyObject(rep);
+        return BR_E_UNAVAILABLE;
+    }
+    memcpy(cursor, rep->element[0]->str, rep->element[0]->len + 1);
+    const redisReply *kv = rep->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        uint64_t seq = 0;
+        struct br_redis_hold h;
+        if (kv->element[i]->type != REDIS_REPLY_STRING ||
+            sscanf(kv->element[i]->str, "h:%" SCNu64, &seq) != 1 ||
+            kv->element[i + 1]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (br_redis_hold_parse(kv->element[i + 1]->str, &h) != BR_OK) {
+            log_foreign(r, "holds scan", "a stored hold does not parse");
+            continue;
+        }
+        fn(ctx, event_id << 32 | seq, &h);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first, uint32_t n,
+                            uint32_t *tix)
+{
+    BR_ASSERT(n <= BR_REDIS_VIEWS_CHUNK);
+    if (n == 0) {
+        return BR_OK;
+    }
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev_field_append(r, first + i, "m", user_id) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rep = pipe_read(r, "member read");
+        if (rep == NULL) {
+            return BR_E_UNAVAILABLE;
+        }
+        uint64_t st, pass, t;
+        tix[i] = member_parse(rep, false, &st, &pass, &t) ? (uint32_t)t : 0;
+        freeReplyObject(rep);
     }
     return BR_OK;
 }

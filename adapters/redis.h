@@ -427,6 +427,27 @@ struct br_redis_view {
 int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64_t *users,
                              uint32_t n, struct br_redis_view *out, int *rc);
 
+/* Holds ids[0..n) (n <= BR_REDIS_VIEWS_CHUNK; any events), pipelined: one
+ * round trip. rc[i] = BR_OK, BR_E_NOT_FOUND or BR_E_CORRUPT; returns BR_OK
+ * or a connection error. */
+int br_redis_holds_read(struct br_redis *r, const uint64_t *ids, uint32_t n,
+                        struct br_redis_hold *out, int *rc);
+
+/* One round of a scan of event_id's holds (HSCAN h:*, COUNT 1000): cursor
+ * "0" starts, and is "0" again after the last round. fn(ctx, hold id, hold)
+ * for each hold of the round, after the reply was read (fn may use r); a
+ * value that does not parse is skipped (logged). BR_OK or a connection
+ * error. */
+typedef void (*br_redis_hold_fn)(void *ctx, uint64_t hold_id, const struct br_redis_hold *h);
+int br_redis_holds_scan(struct br_redis *r, uint64_t event_id, char cursor[32], br_redis_hold_fn fn,
+                        void *ctx);
+
+/* The user's tickets (the member record's tix: held and bought, the
+ * per-user limit's counter) in events first..first+n-1 (n <=
+ * BR_REDIS_VIEWS_CHUNK), 0 where not a member, pipelined: one round trip. */
+int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first, uint32_t n,
+                            uint32_t *tix);
+
 /* Empties the deployment's Redis and records r's config again (a fresh
  * state): FLUSHDB, on a cluster on every master in turn; the adapter's
  * users_known cache is reset (the loaded Functions survive FLUSHDB). Used
