@@ -2783,6 +2783,22 @@ int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL
     return rc;
 }
 
+int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id)
+{
+    *user_id = 0;
+    fmt_key(r, "HGET", "br:{cat}:email");
+    arg_text(r, email);
+    redisReply *rep;
+    int rc = read_one(r, "email read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    *user_id = u64(rep);
+    rc = nil(rep) ? BR_E_NOT_FOUND : BR_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
 int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
 {
     *out = 0;

@@ -409,6 +409,10 @@ int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_
 int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL_MAX],
                        char name[BR_NAME_MAX], uint8_t *role);
 
+/* The id registered with this email (byte for byte) into *user_id: BR_OK,
+ * BR_E_NOT_FOUND or a connection error. */
+int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id);
+
 /* A counter of the catalog hash ("events", "users"; 0 when absent). */
 int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out);
 

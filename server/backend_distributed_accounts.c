@@ -64,17 +64,10 @@ static int twin_hook(void *ctx, uint64_t id)
         return BR_OK;
     }
     if (t->cmd->type == BR_CMD_USER_REGISTER && rc == BR_E_EMAIL_TAKEN) {
-        const char *email = t->cmd->u.user_register.email;
-        const char *argv[] = {"HGET", "br:{cat}:email", email};
-        size_t len[] = {4, 14, strlen(email)};
-        redisReply *rep = NULL;
-        dist_cmd(t->x, t->c, &rep, 3, argv, len);
-        bool same =
-            rep != NULL && rep->type == REDIS_REPLY_STRING && strtoull(rep->str, NULL, 10) == id;
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        if (same) {
+        uint64_t had = 0;
+        int erc = br_redis_user_by_email(&t->c->r, t->cmd->u.user_register.email, &had);
+        dist_note_redis(t->x, erc);
+        if (erc == BR_OK && had == id) {
             t->out.err = BR_OK;
             t->out.id = id;
             return BR_OK; /* a retried transaction: Redis has it already */

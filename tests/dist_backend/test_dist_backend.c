@@ -6,6 +6,8 @@
  *
  *   server_event_once  the server's own event (actor 0: --demo) is made only
  *                      while there is no event: a second process is refused
+ *   register_retried   a registration whose PostgreSQL transaction is retried
+ *                      after its twin ran commits (Redis has the same id)
  *   ids_agree          a user and an event written through one process get
  *                      the same id in PostgreSQL and Redis, and the other
  *                      process finds them (user_exists after a cache miss)
@@ -261,6 +263,21 @@ static void test_server_event_once(void **state)
     redisFree(r);
 }
 
+/* PostgreSQL loses the registration's session before COMMIT: pg retries
+ * the transaction, whose hook finds the email already in Redis under the
+ * same id (the adapter's email lookup) and lets it commit. */
+static void test_register_retried(void **state)
+{
+    struct fx *f = *state;
+    br_pg_fault_kill_before_commit(f->pg, 1);
+    uint64_t u = user_new(f->a, "retried@dist.test");
+    assert_int_equal(pgt_scalar(f->pg_url, "SELECT max(id) FROM users"), (long long)u);
+    redisContext *r = raw(f);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:cat users"), (long long)u);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:email retried@dist.test"), (long long)u);
+    redisFree(r);
+}
+
 static void test_ids_agree(void **state)
 {
     struct fx *f = *state;
@@ -405,8 +422,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_event_once), /* first: no event yet */
-        cmocka_unit_test(test_ids_agree),         cmocka_unit_test(test_positions_batched),
-        cmocka_unit_test(test_index_repaired),    cmocka_unit_test(test_fanout_crosses),
+        cmocka_unit_test(test_register_retried),
+        cmocka_unit_test(test_ids_agree),
+        cmocka_unit_test(test_positions_batched),
+        cmocka_unit_test(test_index_repaired),
+        cmocka_unit_test(test_fanout_crosses),
         cmocka_unit_test(test_redis_lost), /* last: it empties Redis */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
