@@ -6,7 +6,7 @@
  *
  *   backend_distributed.c         lifecycle, pool, readiness, accounts, sessions, catalog
  *   backend_distributed_sale.c    queue, bookings, payments (the Lua twins)
- *   backend_distributed_read.c    reads of the live state (key layout: lua/README.md)
+ *   backend_distributed_read.c    reads of the live state, through the adapter (redis.h)
  *   backend_distributed_roles.c   admitter, sweeper, saga, health checks
  *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
  *   backend_distributed_index.c   each user's list of bookings
