@@ -3032,3 +3032,88 @@ int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first
     }
     return BR_OK;
 }
+
+/* A zset's first score (ZRANGE 0 0 WITHSCORES), INT64_MAX when empty. */
+static int64_t first_score(const redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        return (int64_t)strtod(rep->element[1]->str, NULL);
+    }
+    return INT64_MAX;
+}
+
+int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, const char **lead_argv,
+                       const size_t *lead_len, redisReply **lead_rep, struct br_redis_due *out)
+{
+    BR_ASSERT(lead_argc == 0 || (lead_rep != NULL && r->cluster == NULL));
+    memset(out, 0, sizeof *out);
+    if (lead_rep != NULL) {
+        *lead_rep = NULL;
+    }
+    if (pipe_begin(r) != BR_OK ||
+        (lead_argc > 0 && pipe_append(r, lead_argc, lead_argv, lead_len) != BR_OK)) {
+        return BR_E_UNAVAILABLE;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HMGET", key);
+    static const char *const fields[] = {"id", "shuf", "opens", "qwait", "pact", "maxa"};
+    for (size_t k = 0; k < 6; k++) {
+        arg_text(r, fields[k]);
+    }
+    int rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    static const char *const sets[] = {"passes", "holds", "refunds"};
+    for (size_t k = 0; rc == BR_OK && k < 3; k++) {
+        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", event_id, sets[k]);
+        fmt_key(r, "ZRANGE", key);
+        arg_text(r, "0");
+        arg_text(r, "0");
+        arg_text(r, "WITHSCORES");
+        rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    }
+    if (rc != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep[5] = {NULL};
+    size_t want = lead_argc > 0 ? 5 : 4, got = 0;
+    for (; got < want; got++) {
+        rep[got] = pipe_read(r, "due check");
+        if (rep[got] == NULL) {
+            break;
+        }
+    }
+    rc = got == want ? BR_OK : BR_E_UNAVAILABLE;
+    redisReply **d = rep + (lead_argc > 0 ? 1 : 0);
+    for (size_t k = lead_argc > 0 ? 1 : 0; rc == BR_OK && k < want; k++) {
+        if (rep[k]->type == REDIS_REPLY_ERROR) {
+            log_foreign(r, "due check", rep[k]->str);
+            rc = BR_E_UNAVAILABLE;
+        }
+    }
+    if (rc == BR_OK && d[0]->type == REDIS_REPLY_ARRAY && d[0]->elements == 6 &&
+        !nil(d[0]->element[0])) {
+        out->exists = true;
+        out->shuffled = u64(d[0]->element[1]) == 1;
+        out->opens_ms = str_i64(d[0]->element[2]);
+        out->waiting = u64(d[0]->element[3]);
+        out->active_passes = u64(d[0]->element[4]);
+        out->max_active = u64(d[0]->element[5]);
+    }
+    if (rc == BR_OK) {
+        out->next_pass_ms = first_score(d[1]);
+        out->next_hold_ms = first_score(d[2]);
+        out->next_refund_ms = first_score(d[3]);
+    }
+    for (size_t k = lead_argc > 0 ? 1 : 0; k < got; k++) {
+        freeReplyObject(rep[k]);
+    }
+    if (lead_argc > 0 && got > 0) {
+        if (rc == BR_OK) {
+            *lead_rep = rep[0];
+        } else {
+            freeReplyObject(rep[0]);
+        }
+    }
+    return rc;
+}

@@ -452,6 +452,28 @@ int br_redis_holds_scan(struct br_redis *r, uint64_t event_id, char cursor[32], 
 int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first, uint32_t n,
                             uint32_t *tix);
 
+/* What an event's due check reads (the roles thread's twin of
+ * br_engine_due's inputs): the queue's state and the first deadline of each
+ * of passes, holds and refunds (INT64_MAX = none). */
+struct br_redis_due {
+    bool exists; /* false: allocated, being written */
+    bool shuffled;
+    int64_t opens_ms;
+    uint64_t waiting;
+    uint64_t active_passes;
+    uint64_t max_active;
+    int64_t next_pass_ms;
+    int64_t next_hold_ms;
+    int64_t next_refund_ms;
+};
+/* One event's due inputs in one round trip. lead_argc > 0: that command
+ * (of the event's slot, e.g. a lease script; never on a cluster, whose
+ * router batches no scripts) goes first in the same pipeline and its reply
+ * into *lead_rep (the caller frees it). BR_OK or a connection error. */
+int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, const char **lead_argv,
+                       const size_t *lead_len, struct redisReply **lead_rep,
+                       struct br_redis_due *out);
+
 /* Empties the deployment's Redis and records r's config again (a fresh
  * state): FLUSHDB, on a cluster on every master in turn; the adapter's
  * users_known cache is reset (the loaded Functions survive FLUSHDB). Used
