@@ -2783,26 +2783,13 @@ int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL
     return rc;
 }
 
-int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id)
-{
-    *user_id = 0;
-    fmt_key(r, "HGET", "br:{cat}:email");
-    arg_text(r, email);
-    redisReply *rep;
-    int rc = read_one(r, "email read", &rep);
-    if (rc != BR_OK) {
-        return rc;
-    }
-    *user_id = u64(rep);
-    rc = nil(rep) ? BR_E_NOT_FOUND : BR_OK;
-    freeReplyObject(rep);
-    return rc;
-}
-
-int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
+/* HGET key field as a number: BR_OK (*out; 0 when absent), BR_E_NOT_FOUND
+ * when absent and that matters (absent_ok false), or a connection error. */
+static int hget_u64(struct br_redis *r, const char *key, const char *field, bool absent_ok,
+                    uint64_t *out)
 {
     *out = 0;
-    fmt_key(r, "HGET", "br:{cat}:cat");
+    fmt_key(r, "HGET", key);
     arg_text(r, field);
     redisReply *rep;
     int rc = read_one(r, "catalog read", &rep);
@@ -2810,8 +2797,19 @@ int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
         return rc;
     }
     *out = u64(rep);
+    rc = nil(rep) && !absent_ok ? BR_E_NOT_FOUND : BR_OK;
     freeReplyObject(rep);
-    return BR_OK;
+    return rc;
+}
+
+int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id)
+{
+    return hget_u64(r, "br:{cat}:email", email, false, user_id);
+}
+
+int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
+{
+    return hget_u64(r, "br:{cat}:cat", field, true, out);
 }
 
 /* One chunk (n <= BR_REDIS_VIEWS_CHUNK) of br_redis_queue_positions: the
