@@ -373,4 +373,40 @@ int br_pg_intent_by_payment(struct br_pg *pg, uint64_t payment_id, struct br_pg_
  * BR_E_NOT_FOUND, BR_E_DUPLICATE (already succeeded: nothing changed). */
 int br_pg_intent_set_status(struct br_pg *pg, const char *id, const char *status);
 
+/* --- the test provider's webhook outbox (test_deliveries, 0002) ----------- */
+
+#define BR_PG_DELIVERY_ID_MAX 48u        /* "evt_" + hex, incl. NUL */
+#define BR_PG_DELIVERY_PAYLOAD_MAX 4096u /* the event's JSON, incl. NUL */
+
+struct br_pg_delivery {
+    char event_id[BR_PG_DELIVERY_ID_MAX];
+    char payload[BR_PG_DELIVERY_PAYLOAD_MAX];
+    uint32_t attempts; /* made or claimed so far, this one included */
+};
+
+/* A confirm's decision, in one transaction: the intent's status set to
+ * status (as br_pg_intent_set_status: not over "succeeded") and its webhook
+ * event recorded undelivered, attempts 1 (the caller's own first attempt),
+ * not claimable before next_ms. BR_OK; BR_E_DUPLICATE (the intent had
+ * succeeded: nothing written), BR_E_NOT_FOUND, BR_E_INVALID (too long), or
+ * a connection error (UNKNOWN_OUTCOME: the event may be recorded, and then
+ * is delivered by whoever claims it). */
+int br_pg_intent_decide(struct br_pg *pg, const char *intent_id, const char *status,
+                        const char *event_id, const char *payload, int64_t now_ms,
+                        int64_t next_ms);
+
+/* Claims up to max undelivered events due at now_ms (next_ms <= now_ms),
+ * oldest due first, skipping rows another transaction holds: each gets
+ * attempts + 1 and next_ms = now_ms + lease_ms, so no one claims it again
+ * before then. *count claimed, into out. */
+int br_pg_delivery_claim(struct br_pg *pg, int64_t now_ms, int64_t lease_ms,
+                         struct br_pg_delivery *out, uint32_t max, uint32_t *count);
+
+/* The webhook route answered 2xx: the event is delivered (never claimed
+ * again). BR_OK (also when it was already delivered). */
+int br_pg_delivery_done(struct br_pg *pg, const char *event_id, int64_t now_ms);
+
+/* An attempt failed: claimable again from next_ms. BR_OK. */
+int br_pg_delivery_retry(struct br_pg *pg, const char *event_id, int64_t next_ms);
+
 #endif

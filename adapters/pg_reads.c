@@ -68,6 +68,26 @@ static const struct br_pg_stmt intent_status = {
     BR_PG_S_INTENT_STATUS, "intent_status",
     "UPDATE test_intents SET status = $2 WHERE id = $1 AND status <> 'succeeded'", 2};
 
+static const struct br_pg_stmt delivery_insert = {
+    BR_PG_S_DELIVERY_INSERT, "delivery_insert",
+    "INSERT INTO test_deliveries (event_id, intent_id, payload, attempts, next_ms, created_ms) "
+    "VALUES ($1, $2, $3, 1, $4, $5)",
+    5};
+/* SKIP LOCKED: two processes claiming at once take different rows. */
+static const struct br_pg_stmt delivery_claim = {
+    BR_PG_S_DELIVERY_CLAIM, "delivery_claim",
+    "UPDATE test_deliveries SET attempts = attempts + 1, next_ms = $1::bigint + $2::bigint "
+    "WHERE event_id IN (SELECT event_id FROM test_deliveries WHERE delivered_ms IS NULL AND "
+    "next_ms <= $1 ORDER BY next_ms LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "RETURNING event_id, payload, attempts",
+    3};
+static const struct br_pg_stmt delivery_done = {
+    BR_PG_S_DELIVERY_DONE, "delivery_done",
+    "UPDATE test_deliveries SET delivered_ms = $2 WHERE event_id = $1 AND delivered_ms IS NULL", 2};
+static const struct br_pg_stmt delivery_retry = {
+    BR_PG_S_DELIVERY_RETRY, "delivery_retry",
+    "UPDATE test_deliveries SET next_ms = $2 WHERE event_id = $1 AND delivered_ms IS NULL", 2};
+
 /* A generic read: s with p; rows handed to fill one at a time. */
 typedef int (*row_fn)(const PGresult *r, int row, void *out, uint32_t i);
 
@@ -357,4 +377,125 @@ int br_pg_intent_set_status(struct br_pg *pg, const char *id, const char *status
     }
     struct status_arg a = {.id = id, .status = status};
     return br_pg_run(pg, "intent_set_status", BR_PG_WRITE, status_body, &a);
+}
+
+/* ---- the test provider's webhook outbox --------------------------------- */
+
+struct decide_arg {
+    struct status_arg st;
+    const char *event_id;
+    const char *payload;
+    int64_t now_ms;
+    int64_t next_ms;
+};
+
+static int decide_body(struct br_pg_tx *t, void *argp)
+{
+    struct decide_arg *a = argp;
+    int rc = status_body(t, &a->st); /* the row stays locked until COMMIT */
+    if (rc != BR_OK) {
+        return rc; /* DUPLICATE, NOT_FOUND: rolled back, nothing recorded */
+    }
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_text(&p, a->event_id);
+    br_pg_p_text(&p, a->st.id);
+    br_pg_p_text(&p, a->payload);
+    br_pg_p_i64(&p, a->next_ms);
+    br_pg_p_i64(&p, a->now_ms);
+    PGresult *r = br_pg_exec(t, &delivery_insert, &p);
+    rc = br_pg_check(t, r, PGRES_COMMAND_OK, "delivery insert");
+    if (rc == BR_OK) {
+        PQclear(r);
+    }
+    return rc;
+}
+
+int br_pg_intent_decide(struct br_pg *pg, const char *intent_id, const char *status,
+                        const char *event_id, const char *payload, int64_t now_ms,
+                        int64_t next_ms)
+{
+    if (strlen(status) >= BR_PG_INTENT_STATUS_MAX || strlen(event_id) >= BR_PG_DELIVERY_ID_MAX ||
+        strlen(payload) >= BR_PG_DELIVERY_PAYLOAD_MAX) {
+        return BR_E_INVALID;
+    }
+    struct decide_arg a = {.st = {.id = intent_id, .status = status},
+                           .event_id = event_id,
+                           .payload = payload,
+                           .now_ms = now_ms,
+                           .next_ms = next_ms};
+    return br_pg_run(pg, "intent_decide", BR_PG_WRITE, decide_body, &a);
+}
+
+struct claim_arg {
+    int64_t now_ms, lease_ms;
+    struct br_pg_delivery *out;
+    uint32_t max, count;
+};
+
+static int claim_body(struct br_pg_tx *t, void *argp)
+{
+    struct claim_arg *a = argp;
+    a->count = 0;
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_i64(&p, a->now_ms);
+    br_pg_p_i64(&p, a->lease_ms);
+    br_pg_p_i64(&p, a->max);
+    PGresult *r = br_pg_exec(t, &delivery_claim, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "delivery claim");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n && a->count < a->max; i++) {
+        struct br_pg_delivery *d = &a->out[a->count++];
+        br_pg_str(r, i, 0, d->event_id, sizeof d->event_id);
+        br_pg_str(r, i, 1, d->payload, sizeof d->payload);
+        d->attempts = (uint32_t)br_pg_i64(r, i, 2);
+    }
+    PQclear(r);
+    return BR_OK;
+}
+
+int br_pg_delivery_claim(struct br_pg *pg, int64_t now_ms, int64_t lease_ms,
+                         struct br_pg_delivery *out, uint32_t max, uint32_t *count)
+{
+    struct claim_arg a = {.now_ms = now_ms, .lease_ms = lease_ms, .out = out, .max = max};
+    int rc = br_pg_run(pg, "delivery_claim", BR_PG_WRITE, claim_body, &a);
+    *count = rc == BR_OK ? a.count : 0;
+    return rc;
+}
+
+struct mark_arg {
+    const struct br_pg_stmt *s;
+    const char *event_id;
+    int64_t ms;
+};
+
+static int mark_body(struct br_pg_tx *t, void *argp)
+{
+    struct mark_arg *a = argp;
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_text(&p, a->event_id);
+    br_pg_p_i64(&p, a->ms);
+    PGresult *r = br_pg_exec(t, a->s, &p);
+    int rc = br_pg_check(t, r, PGRES_COMMAND_OK, a->s->name);
+    if (rc == BR_OK) {
+        PQclear(r);
+    }
+    return rc;
+}
+
+int br_pg_delivery_done(struct br_pg *pg, const char *event_id, int64_t now_ms)
+{
+    struct mark_arg a = {.s = &delivery_done, .event_id = event_id, .ms = now_ms};
+    return br_pg_run(pg, "delivery_done", BR_PG_WRITE, mark_body, &a);
+}
+
+int br_pg_delivery_retry(struct br_pg *pg, const char *event_id, int64_t next_ms)
+{
+    struct mark_arg a = {.s = &delivery_retry, .event_id = event_id, .ms = next_ms};
+    return br_pg_run(pg, "delivery_retry", BR_PG_WRITE, mark_body, &a);
 }

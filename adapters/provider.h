@@ -20,11 +20,13 @@
  * where that webhook is and starts its delivery (the test provider's thread;
  * Stripe: nothing to start, the URL is configured in its dashboard).
  *
- * Threads: create_intent and refund are called from the backend's workers
- * (the embedded backend's syncer and ticker threads), never from an HTTP
- * loop thread; they may block on the network for a bounded time (the
- * provider's own timeout) and must be safe to call from several threads at
- * once. start/stop are called once each by serve.
+ * Threads: the embedded backend calls create_intent and refund from its
+ * workers (syncer and ticker threads), never from an HTTP loop thread; the
+ * distributed backend calls them on the thread that applied the command:
+ * the request's HTTP loop thread (payment_create, a webhook that owes a
+ * refund) or its roles thread (saga_step). They may block on the network
+ * for a bounded time (the provider's own timeout) and must be safe to call
+ * from several threads at once. start/stop are called once each by serve.
  *
  * Errors (enum br_err): BR_OK; BR_E_UNAVAILABLE (the provider is down or
  * timed out: the saga retries later with the same key); BR_E_FULL (the test

@@ -29,14 +29,18 @@
 #define DELIVERY_TIMEOUT_MS 5000L /* one POST, connect included */
 #define BACKOFF_FIRST_MS 200      /* then x4 per attempt */
 #define BACKOFF_MAX_MS 60000
+#define LEASE_MS (DELIVERY_TIMEOUT_MS + 1000) /* a claimed or fresh event is not claimed again */
+#define SWEEP_MS 1000                         /* undelivered events looked for, and at start */
+#define SWEEP_BATCH 16u                       /* events claimed per look */
 #define SECRET_MAX 128u
 #define URL_MAX 256u
 
 struct delivery {
     struct delivery *next;
-    char *payload; /* the event JSON, signed afresh on each attempt */
+    char event_id[BR_PG_DELIVERY_ID_MAX]; /* its row in test_deliveries */
+    char *payload;                        /* the event JSON, signed afresh on each attempt */
     size_t len;
-    unsigned attempts;
+    unsigned attempts; /* this one included */
     int64_t due_ms;            /* monotonic */
     br_provider_confirm_fn cb; /* NULL once called */
     void *cb_ctx;
@@ -54,6 +58,8 @@ struct br_provider_test_pg {
     uint32_t queued;
     bool stop;
     bool started;
+    uint32_t cut; /* tests: first attempts of confirms to drop unsent (BR_TEST_PROVIDER_CUT) */
+    bool sweep_failing; /* the last claim failed: logged once until one succeeds */
     pthread_t thread;
 };
 
@@ -79,6 +85,10 @@ int br_provider_test_pg_new(struct br_provider_test_pg **out,
     p->cfg.webhook_secret = p->secret;
     pthread_mutex_init(&p->mu, NULL);
     br_clock_cond_init(&p->cv);
+    const char *cut = getenv("BR_TEST_PROVIDER_CUT");
+    if (cut != NULL) {
+        p->cut = (uint32_t)strtoul(cut, NULL, 10);
+    }
     *out = p;
     return BR_OK;
 }
@@ -200,6 +210,7 @@ static struct delivery *delivery_new(const struct br_pg_intent *it, bool ok, con
         free(ij);
         return NULL;
     }
+    snprintf(d->event_id, sizeof d->event_id, "%s", evt_id);
     d->payload = payload;
     d->len = strlen(payload);
     d->intent_json = ij;
@@ -272,11 +283,15 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
         rc = BR_E_FULL;
     }
     pthread_mutex_unlock(&p->mu);
-    if (rc == BR_OK && ok) {
-        /* Recorded before the webhook is queued: a concurrent second
-         * success elsewhere finds it final (DUPLICATE) and sends nothing. */
-        int src = br_pg_intent_set_status(p->cfg.pg, it.id, "succeeded");
-        rc = src == BR_OK || src == BR_E_DUPLICATE ? src : BR_E_UNAVAILABLE;
+    if (rc == BR_OK) {
+        /* The decision and its event in one transaction (the outbox): a
+         * concurrent second success elsewhere finds the intent final
+         * (DUPLICATE) and records nothing; a process dying from here on
+         * leaves the event to be claimed by another after LEASE_MS. */
+        int64_t now = br_clock_wall_ms();
+        int drc = br_pg_intent_decide(p->cfg.pg, it.id, ok ? "succeeded" : "requires_payment_method",
+                                      d->event_id, d->payload, now, now + LEASE_MS);
+        rc = drc == BR_OK || drc == BR_E_DUPLICATE ? drc : BR_E_UNAVAILABLE;
     }
     if (rc != BR_OK) {
         if (d != NULL) {
@@ -284,9 +299,10 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
             free(d->intent_json);
             free(d);
         }
-        return rc; /* nothing changed */
+        return rc; /* nothing changed (UNAVAILABLE: or recorded, then delivered later) */
     }
     pthread_mutex_lock(&p->mu);
+    d->attempts = 1;
     d->due_ms = br_clock_mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
@@ -295,6 +311,13 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return BR_OK;
+}
+
+void br_provider_test_pg_fault_cut(struct br_provider_test_pg *p, uint32_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->cut = n;
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- delivery ---- */
@@ -332,8 +355,8 @@ static bool post(struct br_provider_test_pg *p, CURL *curl, const struct deliver
     curl_slist_free_all(hs);
     if (rc != CURLE_OK || status < 200 || status > 299) {
         br_logf(logger(p), BR_LOG_WARN, "webhook delivery failed",
-                "\"curl\":\"%s\",\"status\":%ld,\"attempt\":%u", curl_easy_strerror(rc), status,
-                d->attempts + 1);
+                "\"curl\":\"%s\",\"status\":%ld,\"event\":\"%s\",\"attempt\":%u",
+                curl_easy_strerror(rc), status, d->event_id, d->attempts);
         return false;
     }
     return true;
@@ -354,9 +377,56 @@ static void delivery_free(struct delivery *d)
     free(d);
 }
 
-/* Takes the first due delivery, waiting for one; NULL when stopping. */
-static struct delivery *next_due(struct br_provider_test_pg *p)
+/* Claims the undelivered events due in PostgreSQL (other processes', dead
+ * ones', this one's failed attempts) and queues them, due now. */
+static void sweep(struct br_provider_test_pg *p)
 {
+    struct br_pg_delivery *rows = calloc(SWEEP_BATCH, sizeof *rows);
+    if (rows == NULL) {
+        return;
+    }
+    uint32_t n = 0;
+#ifndef BR_PLANT_PG_NO_REDELIVERY
+    int rc = br_pg_delivery_claim(p->cfg.pg, br_clock_wall_ms(), LEASE_MS, rows, SWEEP_BATCH, &n);
+    if (rc != BR_OK && !p->sweep_failing) {
+        br_logf(logger(p), BR_LOG_WARN, "webhook outbox unreadable, retrying each second",
+                "\"err\":\"%s\"", br_err_name(rc));
+    } else if (rc == BR_OK && p->sweep_failing) {
+        br_logf(logger(p), BR_LOG_INFO, "webhook outbox readable again", NULL);
+    }
+    p->sweep_failing = rc != BR_OK; /* the delivery thread's own */
+#endif
+    for (uint32_t i = 0; i < n; i++) {
+        struct delivery *d = calloc(1, sizeof *d);
+        char *payload = strdup(rows[i].payload);
+        if (d == NULL || payload == NULL) {
+            free(d);
+            free(payload);
+            break; /* the claim lapses: claimed again after LEASE_MS */
+        }
+        snprintf(d->event_id, sizeof d->event_id, "%s", rows[i].event_id);
+        d->payload = payload;
+        d->len = strlen(payload);
+        d->attempts = rows[i].attempts;
+        pthread_mutex_lock(&p->mu);
+        if (p->queued >= BR_PROVIDER_PG_QUEUE_MAX || p->stop) {
+            pthread_mutex_unlock(&p->mu);
+            delivery_free(d);
+            break;
+        }
+        d->due_ms = br_clock_mono_ms();
+        enqueue(p, d);
+        p->queued++;
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(rows);
+}
+
+/* Takes the first due delivery, waiting for one or for the sweep's time
+ * (*sweep_now set, NULL returned); NULL when stopping. */
+static struct delivery *next_due(struct br_provider_test_pg *p, int64_t sweep_at, bool *sweep_now)
+{
+    *sweep_now = false;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         struct delivery *d = p->head;
@@ -366,11 +436,44 @@ static struct delivery *next_due(struct br_provider_test_pg *p)
             pthread_mutex_unlock(&p->mu);
             return d;
         }
-        struct timespec until = br_clock_deadline(d == NULL ? 1000 : d->due_ms - now);
-        pthread_cond_timedwait(&p->cv, &p->mu, &until);
+        if (sweep_at <= now) {
+            *sweep_now = true;
+            break;
+        }
+        int64_t until = d != NULL && d->due_ms < sweep_at ? d->due_ms : sweep_at;
+        struct timespec ts = br_clock_deadline(until - now);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
+}
+
+/* The wait after a failed attempt: x4 from BACKOFF_FIRST_MS, at most BACKOFF_MAX_MS. */
+static int64_t backoff_ms(unsigned attempts)
+{
+    int64_t b = BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < attempts && b < BACKOFF_MAX_MS; i++) {
+        b *= 4;
+    }
+    return b < BACKOFF_MAX_MS ? b : BACKOFF_MAX_MS;
+}
+
+/* Records d's attempt in PostgreSQL: delivered, or claimable again after
+ * the backoff. A failure to record is harmless: the lease lapses and the
+ * event is delivered again (the receiver de-duplicates its id). */
+static void record_attempt(struct br_provider_test_pg *p, const struct delivery *d, bool ok)
+{
+    int64_t now = br_clock_wall_ms();
+    int rc = ok ? br_pg_delivery_done(p->cfg.pg, d->event_id, now)
+                : br_pg_delivery_retry(p->cfg.pg, d->event_id, now + backoff_ms(d->attempts));
+    if (rc != BR_OK) {
+        br_logf(logger(p), BR_LOG_WARN, "webhook attempt not recorded",
+                "\"event\":\"%s\",\"err\":\"%s\"", d->event_id, br_err_name(rc));
+    }
+    if (!ok && d->attempts == p->cfg.attempts_max) {
+        br_logf(logger(p), BR_LOG_ERROR, "webhook undelivered after retries, retrying still",
+                "\"event\":\"%s\",\"attempts\":%u", d->event_id, d->attempts);
+    }
 }
 
 static void *deliver_loop(void *arg)
@@ -378,26 +481,38 @@ static void *deliver_loop(void *arg)
     struct br_provider_test_pg *p = arg;
     CURL *curl = curl_easy_init();
     BR_ASSERT(curl != NULL);
-    for (struct delivery *d = next_due(p); d != NULL; d = next_due(p)) {
-        bool ok = post(p, curl, d);
-        d->attempts++;
-        finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
+    int64_t sweep_at = br_clock_mono_ms(); /* at start: what dead processes left */
+    for (;;) {
+        bool sweep_now;
+        struct delivery *d = next_due(p, sweep_at, &sweep_now);
+        if (sweep_now) {
+            sweep(p);
+            sweep_at = br_clock_mono_ms() + SWEEP_MS;
+            continue;
+        }
+        if (d == NULL) {
+            break;
+        }
         pthread_mutex_lock(&p->mu);
-        if (ok || d->attempts >= p->cfg.attempts_max) {
-            if (!ok) {
-                br_logf(logger(p), BR_LOG_ERROR, "webhook dropped after retries", NULL);
-            }
-            p->queued--;
-            delivery_free(d);
-        } else {
-            int64_t backoff = BACKOFF_FIRST_MS;
-            for (unsigned i = 1; i < d->attempts && backoff < BACKOFF_MAX_MS; i++) {
-                backoff *= 4;
-            }
-            d->due_ms = br_clock_mono_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
-            enqueue(p, d);
+        bool cut = d->cb != NULL && p->cut > 0;
+        if (cut) {
+            p->cut--;
         }
         pthread_mutex_unlock(&p->mu);
+        if (cut) {
+            /* Tests: as if the process died between the commit and the POST. */
+            br_logf(logger(p), BR_LOG_WARN, "test: webhook delivery cut", "\"event\":\"%s\"",
+                    d->event_id);
+            finish(d, BR_E_UNAVAILABLE);
+        } else {
+            bool ok = post(p, curl, d);
+            finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
+            record_attempt(p, d, ok);
+        }
+        pthread_mutex_lock(&p->mu);
+        p->queued--;
+        pthread_mutex_unlock(&p->mu);
+        delivery_free(d);
     }
     curl_easy_cleanup(curl);
     return NULL;

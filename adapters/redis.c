@@ -449,7 +449,9 @@ static int patch_text(char **text, size_t *len, const char *from, const char *to
  * build: BR_PLANT=LUA_LIMIT_OFF_BY_ONE lets a user go one ticket over the
  * limit in reserve (the differential test must see it),
  * BR_PLANT=LUA_REBUILD_TICKETS rebuilds members' tickets from confirmed
- * holds only (its rebuild check must see it). Then the hash of the text
+ * holds only (its rebuild check must see it), BR_PLANT=LUA_OVERSELL_BY_ONE
+ * lets reserve sell one seat past a zone's capacity (PostgreSQL's CHECK must
+ * refuse its projection: scripts/test.d/71-dist-plant.sh). Then the hash of the text
  * names the library and its functions, so two builds on one server never
  * run each other's code. */
 static int prepare_library(struct br_redis *r)
@@ -472,6 +474,15 @@ static int prepare_library(struct br_redis *r)
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, "if st == BR_HOLD_CONFIRMED then") : rc;
 #else
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, tickets) : rc;
+#endif
+    static const char oversold[] = "if held + sold > cap then";
+    static const char seats[] = "if cap - held - sold < qty then";
+#ifdef BR_PLANT_LUA_OVERSELL_BY_ONE
+    rc = rc == BR_OK ? patch_text(&text, &len, oversold, "if held + sold > cap + 1 then") : rc;
+    rc = rc == BR_OK ? patch_text(&text, &len, seats, "if cap + 1 - held - sold < qty then") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, oversold, oversold) : rc;
+    rc = rc == BR_OK ? patch_text(&text, &len, seats, seats) : rc;
 #endif
     if (rc != BR_OK) {
         free(text);

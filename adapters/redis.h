@@ -247,9 +247,11 @@ int br_redis_log_read(struct br_redis *r, uint64_t event_id, const char *after, 
  * last_id has room for 32 bytes. BR_OK, BR_E_UNAVAILABLE, BR_E_IO. */
 int br_redis_log_len(struct br_redis *r, uint64_t event_id, uint64_t *len, char *last_id);
 
-/* Drops the entries with ids <= upto (XTRIM MINID upto+1): for the
- * recorder once upto is projected into PostgreSQL (the log is then only
- * needed from there on; a trace export reads PostgreSQL for the rest).
+/* Drops the entries with ids <= upto (XTRIM MINID upto+1), for an
+ * operator reclaiming a log's memory once upto is projected into
+ * PostgreSQL. Nothing in the server calls it (the recorder never trims:
+ * server/recorder.h), because `trace export` reads only the log and needs
+ * it from the event's first entry; a trimmed event cannot be traced.
  * *removed set when not NULL. BR_OK, BR_E_INVALID (upto not an id),
  * BR_E_UNAVAILABLE, BR_E_IO. */
 int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto,

@@ -1,7 +1,8 @@
 /*
  * backend_distributed.c -- the distributed backend's lifecycle, connection
- * pool, clock and readiness, and its PostgreSQL-first operations: accounts,
- * refresh sessions and the catalog (design in backend_distributed.h).
+ * pool, clock and readiness, its gauges and metric families (design in
+ * backend_distributed.h; accounts, sessions and the catalog are in
+ * backend_distributed_accounts.c).
  */
 #define _GNU_SOURCE
 

@@ -4,7 +4,8 @@
  * connection pool, the clock, the readiness flags, the event spec cache,
  * and the functions each file offers the others. Not for other modules.
  *
- *   backend_distributed.c         lifecycle, pool, readiness, accounts, sessions, catalog
+ *   backend_distributed.c         lifecycle, pool, readiness, gauges and metrics
+ *   backend_distributed_accounts.c accounts, sessions, catalog (PostgreSQL first)
  *   backend_distributed_sale.c    queue, bookings, payments (the Lua twins)
  *   backend_distributed_read.c    reads of the live state, through the adapter (redis.h)
  *   backend_distributed_roles.c   admitter, sweeper, saga, health checks

@@ -8,8 +8,8 @@
  * hub's thread then recomputes the position of every subscriber of that
  * event (once per refresh period, however many changes came in) and sends
  * it to those whose view changed. Nothing is subscribed per user anywhere
- * else: a distributed backend feeds the same two calls from one subscription
- * per event.
+ * else: the distributed backend feeds the same two calls from one Redis
+ * subscription per process (backend_distributed_fanout.c).
  *
  * A stream carries:
  *   retry: 3000                      (once, first)

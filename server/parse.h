@@ -66,7 +66,7 @@ _Static_assert(BR_ID_DIGITS_MAX <= 19u, "a path id fits a uint64 without overflo
 
 /* ---- routes ---- */
 
-/* The API's routes, in the order they are tried (docs/DESIGN.md, HTTP API). */
+/* The API's routes, in the order they are tried (server/openapi.json). */
 enum br_route {
     BR_ROUTE_REGISTER,         /* POST   /api/v1/auth/register */
     BR_ROUTE_LOGIN,            /* POST   /api/v1/auth/login */

@@ -1,5 +1,5 @@
 /*
- * render.h -- the API's JSON shapes (docs/DESIGN.md, HTTP API) and its time
+ * render.h -- the API's JSON shapes (server/openapi.json) and its time
  * format, written once for the routes and the SSE fan-out alike.
  *
  * Times are RFC 3339 in UTC with milliseconds ("2026-05-01T18:00:00.000Z");

@@ -1,5 +1,5 @@
 /*
- * routes.h -- the HTTP API of docs/DESIGN.md over the backend interface.
+ * routes.h -- the HTTP API (server/openapi.json) over the backend interface.
  *
  * Every request runs the same pipeline on its loop thread:
  *

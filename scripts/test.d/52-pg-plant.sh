@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 52-pg-plant.sh -- proof that the PostgreSQL tests can fail. For each bug
-# the adapter can plant (-DBR_PLANT=NAME, see adapters/pg*.c), build the pg
+# the adapter can plant (-DBR_PLANT=NAME, see adapters/pg*.c; PG_NO_REDELIVERY
+# in adapters/provider_test_pg.c: the webhook outbox never swept), build the pg
 # tests into build-plant-NAME, start a throwaway PostgreSQL
 # (tests/fixtures/pg.sh), run the one test that guards against that bug, and
 # require that it fails the way the bug predicts. ctest runs the same tests
@@ -23,6 +24,7 @@ plants=(
   "PG_EMAIL_CASE|test_pg|test_email_unique_byte_for_byte|FAILED"
   "PG_REUSE_NOT_REVOKED|test_pg|test_sessions_follow_session_h|FAILED"
   "PG_CONFIRM_KEEPS_HELD|test_pg_diff|--seeds 3|DIVERGED"
+  "PG_NO_REDELIVERY|test_provider_pg||FAILED"
 )
 if [ -n "${BR_PLANT_ONLY:-}" ]; then
   mapfile -t plants < <(printf '%s\n' "${plants[@]}" | grep -E "^(${BR_PLANT_ONLY})\|")
@@ -31,8 +33,9 @@ failed=0
 for p in "${plants[@]}"; do
   IFS='|' read -r name prog arg want <<<"$p"
   dir=build-plant-$name
-  if ! grep -q "BR_PLANT_$name" adapters/pg*.c; then
-    echo "52-pg-plant: FAIL: adapters/pg*.c has no BR_PLANT_$name"; failed=1; continue
+  if ! grep -q "BR_PLANT_$name" adapters/pg*.c adapters/provider_test_pg.c; then
+    echo "52-pg-plant: FAIL: adapters/pg*.c, provider_test_pg.c have no BR_PLANT_$name"
+    failed=1; continue
   fi
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
   cmake --build "$dir" --target "$prog" -j "$jobs" >/dev/null

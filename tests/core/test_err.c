@@ -66,7 +66,7 @@ static void test_api_codes_match_the_design(void **state)
 static void test_http_status_follows_the_design(void **state)
 {
     (void)state;
-    /* The statuses the API contract names (DESIGN.md, "HTTP API"). */
+    /* The statuses the API contract names (server/openapi.json). */
     assert_int_equal(br_err_http_status(BR_OK), 200);
     assert_int_equal(br_err_http_status(BR_E_INVALID), 400);
     assert_int_equal(br_err_http_status(BR_E_UNAUTHORIZED), 401);

@@ -21,12 +21,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The distributed deployment's server dir last started, for T_FAIL
+ * ("" before the first). */
+static char g_dist_dir[256];
+
 /* The harness cannot go on (the server did not start, a setup step
- * failed): say why and abort the test executable. */
+ * failed): say why and abort the test executable. With the distributed
+ * deployment, the ends of its processes' logs come first (several
+ * processes, a shared Redis and PostgreSQL: the why is often there). */
 static _Noreturn void T_FAIL(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static _Noreturn void T_FAIL(const char *fmt, ...)
 {
+    if (g_dist_dir[0] != '\0') {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 8 '%s'/server*.log >&2", g_dist_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "(no server log)\n");
+        }
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "http suite: ");
@@ -39,6 +52,13 @@ static _Noreturn void T_FAIL(const char *fmt, ...)
 struct settings {
     const char *binary;
     const char *base_url;
+    /* The distributed deployment (BR_TEST_DIST, see client.h). */
+    const char *dist_redis;
+    const char *dist_pg;
+    int nodes;
+    char dist_flags_text[512];
+    const char *dist_flags[16];
+    int dist_flag_count;
 };
 
 /* The suite's settings: written once by t_init in main, read-only after. */
@@ -52,8 +72,38 @@ void t_init(int argc, char **argv)
     }
     g_settings.binary = argv[1];
     g_settings.base_url = argc > 2 ? argv[2] : NULL;
+    g_settings.nodes = 1;
+    const char *redis = getenv("BR_TEST_DIST");
+    if (g_settings.base_url == NULL && redis != NULL && redis[0] != '\0') {
+        const char *pg = getenv("BR_TEST_PG");
+        if (pg == NULL || pg[0] == '\0') {
+            fprintf(stderr, "BR_TEST_DIST needs BR_TEST_PG=postgresql://... as well\n");
+            exit(2);
+        }
+        g_settings.dist_redis = redis;
+        g_settings.dist_pg = pg;
+        const char *n = getenv("BR_TEST_NODES");
+        g_settings.nodes = n != NULL ? atoi(n) : 2;
+        if (g_settings.nodes < 1 || g_settings.nodes > T_NODES_MAX) {
+            fprintf(stderr, "BR_TEST_NODES must be 1..%d\n", T_NODES_MAX);
+            exit(2);
+        }
+        const char *flags = getenv("BR_TEST_DIST_FLAGS");
+        snprintf(g_settings.dist_flags_text, sizeof g_settings.dist_flags_text, "%s",
+                 flags != NULL ? flags : "");
+        char *save = NULL;
+        for (char *tok = strtok_r(g_settings.dist_flags_text, " ", &save);
+             tok != NULL && g_settings.dist_flag_count < 16; tok = strtok_r(NULL, " ", &save)) {
+            g_settings.dist_flags[g_settings.dist_flag_count++] = tok;
+        }
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
+}
+
+bool t_distributed(void)
+{
+    return g_settings.dist_redis != NULL;
 }
 
 bool t_external(void)
@@ -135,13 +185,34 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     return len;
 }
 
-void t_request(struct t_server *s, const char *method, const char *path, const char *token,
-               const char *const *headers, const char *body, size_t body_len, struct t_resp *r)
+/* Points s->base at the next live process (round-robin); with one process
+ * it stays where it is. */
+static void advance(struct t_server *s)
+{
+    if (s->nodes <= 1) {
+        return;
+    }
+    if (!s->one_process) {
+        s->turn++;
+    }
+    for (int k = 0; k < s->nodes; k++) {
+        int j = (int)((s->turn + (unsigned)k) % (unsigned)s->nodes);
+        if (s->pids[j] != 0) {
+            s->current = j;
+            snprintf(s->base, sizeof s->base, "%s", s->bases[j]);
+            return;
+        }
+    }
+}
+
+static void request_at(const char *base, const char *method, const char *path, const char *token,
+                       const char *const *headers, const char *body, size_t body_len,
+                       struct t_resp *r)
 {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
     char url[1024];
-    snprintf(url, sizeof url, "%s%s", s->base, path);
+    snprintf(url, sizeof url, "%s%s", base, path);
     struct curl_slist *h = NULL;
     char auth[1200];
     if (token != NULL) {
@@ -179,6 +250,21 @@ void t_request(struct t_server *s, const char *method, const char *path, const c
     curl_easy_cleanup(c);
 }
 
+void t_request(struct t_server *s, const char *method, const char *path, const char *token,
+               const char *const *headers, const char *body, size_t body_len, struct t_resp *r)
+{
+    request_at(s->base, method, path, token, headers, body, body_len, r);
+    advance(s);
+}
+
+void t_request_to(struct t_server *s, int node, const char *method, const char *path,
+                  const char *token, const char *const *headers, const char *body, size_t body_len,
+                  struct t_resp *r)
+{
+    request_at(s->nodes > 1 ? s->bases[node] : s->base, method, path, token, headers, body,
+               body_len, r);
+}
+
 void t_json(struct t_server *s, const char *method, const char *path, const char *token,
             json_t *body, const char *const *headers, struct t_resp *r)
 {
@@ -204,10 +290,21 @@ void t_resp_free(struct t_resp *r)
 
 /* ---- the server process ---- */
 
-static void read_port(struct t_server *s, int timeout_ms)
+/* Node i's files in the server's dir: node 0 keeps the names a single
+ * server always had (port, data, server.log); node i > 0 adds its index. */
+static void node_path(const struct t_server *s, int i, const char *name, char *out, size_t cap)
+{
+    if (i == 0) {
+        snprintf(out, cap, "%s/%s", s->dir, name);
+    } else {
+        snprintf(out, cap, "%s/%s%d", s->dir, name, i);
+    }
+}
+
+static void read_port(struct t_server *s, int i, int timeout_ms)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/port", s->dir);
+    node_path(s, i, "port", path, sizeof path);
     int64_t until = now_ms() + timeout_ms;
     while (now_ms() < until) {
         FILE *f = fopen(path, "r");
@@ -216,28 +313,30 @@ static void read_port(struct t_server *s, int timeout_ms)
             int got = fscanf(f, "%u", &port);
             fclose(f);
             if (got == 1 && port > 0) {
-                snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", port);
+                snprintf(s->bases[i], sizeof s->bases[i], "http://127.0.0.1:%u", port);
                 return;
             }
         }
         int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            T_FAIL("the server exited during start-up (log in %s/server.log)", s->dir);
+        if (waitpid(s->pids[i], &status, WNOHANG) == s->pids[i]) {
+            s->pids[i] = 0;
+            T_FAIL("the server exited during start-up (log in %s/server%s.log)", s->dir,
+                   i == 0 ? "" : "N");
         }
         t_sleep_ms(20);
     }
     T_FAIL("the server did not start within %d ms (log in %s/server.log)", timeout_ms, s->dir);
 }
 
-static void spawn(struct t_server *s)
+static void spawn(struct t_server *s, int i)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/port", s->dir);
+    node_path(s, i, "port", path, sizeof path);
     unlink(path);
-    const char *args[48];
+    const char *args[64];
     int n = 0;
     char data[300];
-    snprintf(data, sizeof data, "%s/data", s->dir);
+    node_path(s, i, "data", data, sizeof data);
     args[n++] = s->binary;
     args[n++] = "serve";
     args[n++] = "--bind";
@@ -258,12 +357,24 @@ static void spawn(struct t_server *s)
     args[n++] = "20";
     args[n++] = "--log-level";
     args[n++] = "warn";
-    for (int i = 0; i < s->extra_count; i++) {
-        args[n++] = s->extra[i];
+    if (t_distributed()) {
+        args[n++] = "--backend";
+        args[n++] = "distributed";
+        args[n++] = "--redis";
+        args[n++] = s->redis_url;
+        args[n++] = "--pg";
+        args[n++] = s->pg_url;
+        for (int k = 0; k < g_settings.dist_flag_count; k++) {
+            args[n++] = g_settings.dist_flags[k];
+        }
+    }
+    for (int k = 0; k < s->extra_count; k++) {
+        args[n++] = s->extra[k];
     }
     args[n] = NULL;
     char log[300];
-    snprintf(log, sizeof log, "%s/server.log", s->dir);
+    node_path(s, i, "server", log, sizeof log - 4);
+    strcat(log, ".log");
     pid_t pid = fork();
     if (pid < 0) {
         T_FAIL("fork: %s", strerror(errno));
@@ -280,22 +391,27 @@ static void spawn(struct t_server *s)
         execv(s->binary, (char *const *)args);
         _exit(127);
     }
-    s->pid = pid;
-    read_port(s, 120000);
+    s->pids[i] = pid;
+    s->pid = s->pids[0];
+    read_port(s, i, 120000);
     /* Ready means the journal was replayed and the backend runs. */
     int64_t until = now_ms() + 60000;
     for (;;) {
         struct t_resp r;
-        t_request(s, "GET", "/readyz", NULL, NULL, NULL, 0, &r);
+        request_at(s->bases[i], "GET", "/readyz", NULL, NULL, NULL, 0, &r);
         long st = r.status;
         t_resp_free(&r);
         if (st == 200) {
             break;
         }
         if (now_ms() > until) {
-            T_FAIL("the server never became ready");
+            T_FAIL("the server never became ready (log in %s)", log);
         }
         t_sleep_ms(20);
+    }
+    if (s->nodes <= 1 || s->base[0] == '\0' || s->current == i) {
+        s->current = i;
+        snprintf(s->base, sizeof s->base, "%s", s->bases[i]);
     }
 }
 
@@ -312,9 +428,86 @@ static void admin_login(struct t_server *s, const char *email, const char *passw
     t_resp_free(&r);
 }
 
+/* Runs a shell command, its output appended to the server dir's setup.log;
+ * returns its exit status (-1 when it did not exit). */
+static int shell(const struct t_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int shell(const struct t_server *s, const char *fmt, ...)
+{
+    char cmd[3072];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd - 400) {
+        T_FAIL("command too long");
+    }
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " >> '%s/setup.log' 2>&1", s->dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The distributed deployment's fresh state for one server: an empty Redis
+ * (every master of a cluster), a new database with the migrations applied. */
+static void dist_prepare(struct t_server *s)
+{
+    static unsigned counter;
+    counter++;
+    snprintf(s->db, sizeof s->db, "brt_%d_%u", (int)getpid(), counter);
+    const char *pg = g_settings.dist_pg;
+    if (shell(s, "psql -X -q -v ON_ERROR_STOP=1 -d '%s' -c 'CREATE DATABASE %s'", pg, s->db) != 0) {
+        T_FAIL("cannot create database %s on %s (see %s/setup.log)", s->db, pg, s->dir);
+    }
+    /* postgresql://user@host:port/db?opts: the same with our database. */
+    const char *scheme = strstr(pg, "://");
+    const char *slash = scheme != NULL ? strchr(scheme + 3, '/') : NULL;
+    const char *query = strchr(pg, '?');
+    if (slash == NULL) {
+        snprintf(s->pg_url, sizeof s->pg_url, "%s/%s", pg, s->db);
+    } else {
+        snprintf(s->pg_url, sizeof s->pg_url, "%.*s/%s%s", (int)(slash - pg), pg, s->db,
+                 query != NULL ? query : "");
+    }
+    const char *redis = g_settings.dist_redis;
+    char host[128] = "127.0.0.1";
+    unsigned port = 6379;
+    /* redis://host:port, or redis-cluster://host:port,host:port,...: the
+     * first node (FLUSHALL then goes to every master of the cluster). */
+    const char *at = strstr(redis, "://");
+    if (at == NULL || sscanf(at + 3, "%127[^:/,]:%u", host, &port) < 1) {
+        T_FAIL("BR_TEST_DIST: cannot read host:port from %s", redis);
+    }
+    int rc;
+    if (strncmp(redis, "redis://", 8) == 0) {
+        /* A database of its own (1..15, in turn): a suite may start a
+         * second server while its first one runs (errors does), and the
+         * first one's roles must not see the second one's fresh Redis. */
+        static unsigned db;
+        db = db % 15 + 1;
+        snprintf(s->redis_url, sizeof s->redis_url, "redis://%s:%u/%u", host, port, db);
+        rc = shell(s, "redis-cli -h %s -p %u -n %u FLUSHDB", host, port, db);
+    } else {
+        /* A cluster has one database: servers of one suite take turns. */
+        snprintf(s->redis_url, sizeof s->redis_url, "%s", redis);
+        rc = shell(
+            s,
+            "if redis-cli -h %s -p %u info cluster | grep -q '^cluster_enabled:1'; then "
+            "redis-cli --cluster call %s:%u FLUSHALL; else redis-cli -h %s -p %u FLUSHALL; fi",
+            host, port, host, port, host, port);
+    }
+    if (rc != 0) {
+        T_FAIL("cannot empty Redis at %s (see %s/setup.log)", redis, s->dir);
+    }
+    if (shell(s, "'%s' migrate --pg '%s'", s->binary, s->pg_url) != 0) {
+        T_FAIL("bookingrush migrate failed (see %s/setup.log)", s->dir);
+    }
+}
+
 void t_server_start(struct t_server *s, const char *const *extra)
 {
     memset(s, 0, sizeof *s);
+    s->nodes = 1;
     if (t_external()) {
         snprintf(s->base, sizeof s->base, "%s", g_settings.base_url);
         s->jwt_secret = getenv("BR_TEST_JWT_SECRET");
@@ -338,58 +531,118 @@ void t_server_start(struct t_server *s, const char *const *extra)
         s->extra_count = i + 1;
     }
     s->jwt_secret = T_JWT_SECRET;
-    spawn(s);
+    if (!t_distributed()) {
+        spawn(s, 0);
+        admin_login(s, T_ADMIN_EMAIL, T_ADMIN_PASSWORD);
+        return;
+    }
+    s->nodes = g_settings.nodes;
+    snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
+    for (int i = 0; i + 1 < s->extra_count; i++) {
+        if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
+            s->one_process = true;
+        }
+    }
+    dist_prepare(s);
+    /* The first process alone: it creates the admin and the secrets the
+     * others must share (the pass and webhook secrets). */
+    spawn(s, 0);
+    for (int i = 1; i < s->nodes; i++) {
+        char data[300];
+        node_path(s, i, "data", data, sizeof data);
+        shell(s,
+              "mkdir -p '%s' && if [ -f '%s/data/secrets.json' ]; then cp '%s/data/secrets.json' "
+              "'%s/'; fi",
+              data, s->dir, s->dir, data);
+        spawn(s, i);
+    }
     admin_login(s, T_ADMIN_EMAIL, T_ADMIN_PASSWORD);
 }
 
 void t_server_restart(struct t_server *s)
 {
-    if (s->pid != 0) {
+    int started = 0;
+    for (int i = 0; i < s->nodes; i++) {
+        if (s->pids[i] == 0) {
+            spawn(s, i);
+            started++;
+        }
+    }
+    if (started == 0) {
         T_FAIL("restart of a running server");
     }
-    spawn(s);
     admin_login(s, T_ADMIN_EMAIL, T_ADMIN_PASSWORD);
 }
 
-int t_server_stop(struct t_server *s)
+/* Waits for pid to exit (SIGKILL after timeout_ms); its exit code or -1. */
+static int reap(pid_t pid, int timeout_ms)
 {
-    if (s->pid == 0) {
-        return 0;
-    }
-    kill(s->pid, SIGTERM);
     int status = 0;
-    int64_t until = now_ms() + 60000;
+    int64_t until = now_ms() + timeout_ms;
     for (;;) {
-        pid_t w = waitpid(s->pid, &status, WNOHANG);
-        if (w == s->pid) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
             break;
         }
         if (now_ms() > until) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &status, 0);
-            s->pid = 0;
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
             return -1;
         }
         t_sleep_ms(10);
     }
-    s->pid = 0;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int t_server_stop(struct t_server *s)
+{
+    for (int i = 0; i < s->nodes; i++) {
+        if (s->pids[i] != 0) {
+            kill(s->pids[i], SIGTERM);
+        }
+    }
+    int rc = 0;
+    for (int i = 0; i < s->nodes; i++) {
+        if (s->pids[i] != 0) {
+            int one = reap(s->pids[i], 60000);
+            if (one != 0) {
+                fprintf(stderr, "http suite: server process %d exited with %d\n", i, one);
+                rc = rc == 0 ? one : rc;
+            }
+            s->pids[i] = 0;
+        }
+    }
+    s->pid = 0;
+    return rc;
 }
 
 void t_server_kill(struct t_server *s)
 {
-    if (s->pid == 0) {
+    int i = s->nodes > 1 ? s->current : 0;
+    if (s->pids[i] == 0) {
         return;
     }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
+    kill(s->pids[i], SIGKILL);
+    waitpid(s->pids[i], NULL, 0);
+    s->pids[i] = 0;
+    s->pid = s->pids[0];
+    advance(s); /* the next request goes to a process that is still up */
 }
 
 void t_server_cleanup(struct t_server *s)
 {
     if (s->dir[0] == '\0' || getenv("BR_TEST_KEEP") != NULL) {
         return;
+    }
+    if (s->db[0] != '\0') {
+        bool down = true;
+        for (int i = 0; i < s->nodes; i++) {
+            down = down && s->pids[i] == 0;
+        }
+        if (down && shell(s, "psql -X -q -d '%s' -c 'DROP DATABASE IF EXISTS %s'",
+                          g_settings.dist_pg, s->db) != 0) {
+            fprintf(stderr, "http suite: could not drop database %s\n", s->db);
+        }
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
@@ -539,6 +792,7 @@ char *t_sse(struct t_server *s, const char *path, const char *token, const char 
     curl_easy_perform(c);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    advance(s);
     return sk.p != NULL ? sk.p : strdup("");
 }
 
@@ -581,6 +835,7 @@ int t_raw(struct t_server *s, const char *data, size_t len)
     if (sscanf(s->base, "http://%63[^:]:%u", host, &port) != 2) {
         return 0;
     }
+    advance(s);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);

@@ -8,6 +8,27 @@
  * runs against that deployment and skips what needs the process itself
  * (crash, restart, secrets): set BR_TEST_ADMIN=EMAIL:PASSWORD for it, and
  * BR_TEST_JWT_SECRET to run the forged-token tests too.
+ *
+ * The distributed deployment: with BR_TEST_DIST=redis://HOST:PORT (or
+ * redis-cluster://HOST:PORT,...) and
+ * BR_TEST_PG=postgresql://USER@HOST:PORT/DB (a database the harness may
+ * create databases from), each t_server_start takes a Redis database of its
+ * own (1..15 in turn, emptied; on a cluster: the whole cluster, emptied),
+ * creates a fresh PostgreSQL database, runs `bookingrush migrate`
+ * on it and starts BR_TEST_NODES (default 2, at most T_NODES_MAX) processes
+ * of `serve --backend distributed` on it, the first one alone (it creates
+ * the admin), the others after it with a copy of its data dir's secrets.
+ * Requests are spread round-robin over the live processes: every harness
+ * request goes to the next one, and s->base names the one the next request
+ * goes to, so a suite's own curl handles follow along between harness calls.
+ * A server started with a rate limit on (--rate-limit-user/-ip other than
+ * 0) is reached through its first live process only: limits are counted per
+ * process (README), so a test of the limit needs one.
+ * t_server_kill kills the process s->base names (the others keep serving);
+ * t_server_restart starts every process that is down; t_server_stop stops
+ * them all. BR_TEST_DIST_FLAGS adds serve flags (space-separated) to every
+ * process. Without BR_TEST_DIST nothing of this applies: one process with
+ * its own data dir, exactly as before.
  */
 #ifndef BR_TEST_HTTP_CLIENT_H
 #define BR_TEST_HTTP_CLIENT_H
@@ -23,30 +44,47 @@
 #define T_JWT_SECRET "http-suite-jwt-secret"
 #define T_PASSWORD "buyer-password"
 
+#define T_NODES_MAX 4
+
 struct t_server {
-    pid_t pid;             /* 0 for an external deployment */
-    char base[256];        /* "http://127.0.0.1:PORT" */
+    pid_t pid;             /* the first process's; 0 for an external deployment */
+    char base[256];        /* "http://127.0.0.1:PORT" the next request goes to */
     char dir[256];         /* temp dir: data/, port, server.log */
     char binary[512];
     char extra[16][64];    /* extra serve flags, kept for restarts */
     int extra_count;
     const char *jwt_secret; /* NULL when unknown (external without BR_TEST_JWT_SECRET) */
     char admin_token[1024];
+    /* The processes: one, or BR_TEST_NODES in the distributed mode. */
+    int nodes;
+    int current;           /* the index s->base names */
+    unsigned turn;         /* round-robin counter */
+    bool one_process;      /* rate limits on: every request to one process */
+    pid_t pids[T_NODES_MAX]; /* 0 while down */
+    char bases[T_NODES_MAX][256];
+    char pg_url[512];      /* the distributed deployment's own database */
+    char redis_url[256];   /* and its Redis (a database of its own on one Redis) */
+    char db[64];
 };
 
 /* Parses BINARY [BASE_URL] from main's args into the suite's settings. */
 void t_init(int argc, char **argv);
 bool t_external(void);
 const char *t_binary(void);
+/* True when the suite runs against the distributed deployment
+ * (BR_TEST_DIST): no journal or data dir of its own holds the state. */
+bool t_distributed(void);
 
 /* Starts a server (or attaches to the external one) with extra flags
  * (NULL-terminated), logs the admin in. Asserts on failure. */
 void t_server_start(struct t_server *s, const char *const *extra);
-/* Starts the server again on the same data dir and port file. */
+/* Starts the server again on the same data dir and port file (in the
+ * distributed mode: every process that is down). */
 void t_server_restart(struct t_server *s);
-/* SIGTERM and wait; returns the exit status (or -1). */
+/* SIGTERM and wait; returns the exit status (or -1); every process: 0 only
+ * when all exited with 0. */
 int t_server_stop(struct t_server *s);
-/* SIGKILL and wait. */
+/* SIGKILL and wait (in the distributed mode: the process s->base names). */
 void t_server_kill(struct t_server *s);
 /* Removes the temp dir. */
 void t_server_cleanup(struct t_server *s);
@@ -66,6 +104,11 @@ struct t_resp {
  * NULL); token: bearer token or NULL; body: raw bytes or NULL. */
 void t_request(struct t_server *s, const char *method, const char *path, const char *token,
                const char *const *headers, const char *body, size_t body_len, struct t_resp *r);
+/* The same to one process (node < s->nodes), leaving the round-robin as
+ * it is. */
+void t_request_to(struct t_server *s, int node, const char *method, const char *path,
+                  const char *token, const char *const *headers, const char *body, size_t body_len,
+                  struct t_resp *r);
 /* JSON body (consumed) with Content-Type: application/json. */
 void t_json(struct t_server *s, const char *method, const char *path, const char *token,
             json_t *body, const char *const *headers, struct t_resp *r);
