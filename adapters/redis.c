@@ -611,6 +611,40 @@ static bool in(long long v, long long lo, long long hi)
  * violation is our bug) and turns it into *out, *aux and effects appended at
  * fx[*fx_count]. Returns out->err (or BR_REDIS_NEED_OPEN).
  */
+/* The outcome's nine fields of a reply (lib.lua's order; aux, the tenth,
+ * is the caller's). */
+static void outcome_fill(const long long v[OUTCOME_FIELDS], struct br_outcome *out)
+{
+    out->err = (int32_t)v[0];
+    out->status = (uint8_t)v[1];
+    out->id = (uint64_t)v[2];
+    out->ref = (uint64_t)v[3];
+    out->position = (uint32_t)v[4];
+    out->queue_length = (uint32_t)v[5];
+    out->deadline_ms = v[6];
+    out->amount_minor = v[7];
+    out->count = (uint32_t)v[8];
+}
+
+/* An effect's six fields: kind user id ref deadline amount. */
+static bool effect_ok(const long long f[FX_FIELDS])
+{
+    return in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) && in(f[1], 0, ID_MAX) &&
+           in(f[2], 0, ID_MAX) && in(f[3], 0, ID_MAX);
+}
+
+static void effect_fill(const long long f[FX_FIELDS], uint64_t event_id, struct br_effect *x)
+{
+    memset(x, 0, sizeof *x);
+    x->kind = (uint8_t)f[0];
+    x->event_id = event_id;
+    x->user_id = (uint64_t)f[1];
+    x->id = (uint64_t)f[2];
+    x->ref = (uint64_t)f[3];
+    x->deadline_ms = f[4];
+    x->amount_minor = f[5];
+}
+
 static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outcome *out,
                         int64_t *aux, struct br_effect *fx, uint32_t *fx_count)
 {
@@ -629,30 +663,15 @@ static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outc
     BR_ASSERT(in(v[1], 0, BR_QS_LEFT) && in(v[2], 0, ID_MAX) && in(v[3], 0, ID_MAX));
     BR_ASSERT(in(v[4], 0, UINT32_MAX) && in(v[5], 0, UINT32_MAX) && in(v[8], 0, UINT32_MAX));
     BR_ASSERT(in(v[6], -ID_MAX, ID_MAX) && in(v[7], -ID_MAX, ID_MAX));
-    out->err = (int32_t)v[0];
-    out->status = (uint8_t)v[1];
-    out->id = (uint64_t)v[2];
-    out->ref = (uint64_t)v[3];
-    out->position = (uint32_t)v[4];
-    out->queue_length = (uint32_t)v[5];
-    out->deadline_ms = v[6];
-    out->amount_minor = v[7];
-    out->count = (uint32_t)v[8];
+    outcome_fill(v, out);
     *aux = v[9];
     for (size_t k = 0; k < nfx; k++) {
-        redisReply *const *e = rep->element + OUTCOME_FIELDS + FX_FIELDS * k;
-        BR_ASSERT(in(e[0]->integer, BR_FX_PASS_ISSUED, BR_FX_NOTIFY));
-        BR_ASSERT(in(e[1]->integer, 0, ID_MAX) && in(e[2]->integer, 0, ID_MAX) &&
-                  in(e[3]->integer, 0, ID_MAX));
-        struct br_effect *f = &fx[(*fx_count)++];
-        memset(f, 0, sizeof *f);
-        f->kind = (uint8_t)e[0]->integer;
-        f->event_id = event_id;
-        f->user_id = (uint64_t)e[1]->integer;
-        f->id = (uint64_t)e[2]->integer;
-        f->ref = (uint64_t)e[3]->integer;
-        f->deadline_ms = e[4]->integer;
-        f->amount_minor = e[5]->integer;
+        long long f[FX_FIELDS];
+        for (size_t i = 0; i < FX_FIELDS; i++) {
+            f[i] = rep->element[OUTCOME_FIELDS + FX_FIELDS * k + i]->integer;
+        }
+        BR_ASSERT(effect_ok(f));
+        effect_fill(f, event_id, &fx[(*fx_count)++]);
     }
     return out->err;
 }
@@ -1612,65 +1631,62 @@ static bool parse_stream_id(const char *id, uint64_t *ms, uint64_t *seq)
     return *end == 0;
 }
 
+/* The next integer of a ','-joined list at *p (before end) into *v, *p
+ * moved past it and its comma. False when it is not a decimal integer. */
+static bool log_number(const char **p, const char *end, long long *v)
+{
+    char num[24];
+    size_t k = 0;
+    const char *q = *p;
+    while (q + k < end && q[k] != ',' && k < sizeof num - 1) {
+        num[k] = q[k];
+        k++;
+    }
+    num[k] = 0;
+    char *stop;
+    *v = strtoll(num, &stop, 10);
+    if (k == 0 || *stop != 0 || (q + k < end && q[k] != ',')) {
+        return false;
+    }
+    *p = q + k + (q + k < end);
+    return true;
+}
+
 /* The "o" field: the reply's integers joined by ','. Checks what
  * take_outcome asserts (a log entry is data: its damage is BR_E_CORRUPT)
- * and fills e->out and e->fx. */
+ * and fills e->out and e->fx. Parsed as it goes: the outcome's fields,
+ * then six per effect straight into e->fx (no copy of the whole list). */
 static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_redis_log_entry *e)
 {
-    long long v[OUTCOME_FIELDS + FX_FIELDS * BR_EFFECTS_MAX];
-    size_t n = 0;
+    long long v[OUTCOME_FIELDS];
     const char *p = o, *end = o + len;
-    while (p < end) {
-        if (n == sizeof v / sizeof v[0]) {
+    for (size_t n = 0; n < OUTCOME_FIELDS; n++) {
+        if (p >= end || !log_number(&p, end, &v[n])) {
             return BR_E_CORRUPT;
         }
-        char *stop;
-        char num[24];
-        size_t k = 0;
-        while (p + k < end && p[k] != ',' && k < sizeof num - 1) {
-            num[k] = p[k];
-            k++;
-        }
-        num[k] = 0;
-        v[n] = strtoll(num, &stop, 10);
-        if (k == 0 || *stop != 0 || (p + k < end && p[k] != ',')) {
-            return BR_E_CORRUPT;
-        }
-        n++;
-        p += k + (p + k < end);
     }
-    if (n < OUTCOME_FIELDS || (n - OUTCOME_FIELDS) % FX_FIELDS != 0 ||
-        !in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
         !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
         !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
         return BR_E_CORRUPT;
     }
     memset(&e->out, 0, sizeof e->out);
-    e->out.err = (int32_t)v[0];
-    e->out.status = (uint8_t)v[1];
-    e->out.id = (uint64_t)v[2];
-    e->out.ref = (uint64_t)v[3];
-    e->out.position = (uint32_t)v[4];
-    e->out.queue_length = (uint32_t)v[5];
-    e->out.deadline_ms = v[6];
-    e->out.amount_minor = v[7];
-    e->out.count = (uint32_t)v[8];
+    outcome_fill(v, &e->out);
     e->fx_count = 0;
-    for (size_t i = OUTCOME_FIELDS; i < n; i += FX_FIELDS) {
-        const long long *f = v + i;
-        if (!in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) || !in(f[1], 0, ID_MAX) ||
-            !in(f[2], 0, ID_MAX) || !in(f[3], 0, ID_MAX)) {
+    while (p < end) {
+        long long f[FX_FIELDS];
+        if (e->fx_count == BR_EFFECTS_MAX) {
             return BR_E_CORRUPT;
         }
-        struct br_effect *x = &e->fx[e->fx_count++];
-        memset(x, 0, sizeof *x);
-        x->kind = (uint8_t)f[0];
-        x->event_id = event_id;
-        x->user_id = (uint64_t)f[1];
-        x->id = (uint64_t)f[2];
-        x->ref = (uint64_t)f[3];
-        x->deadline_ms = f[4];
-        x->amount_minor = f[5];
+        for (size_t k = 0; k < FX_FIELDS; k++) {
+            if (p >= end || !log_number(&p, end, &f[k])) {
+                return BR_E_CORRUPT;
+            }
+        }
+        if (!effect_ok(f)) {
+            return BR_E_CORRUPT;
+        }
+        effect_fill(f, event_id, &e->fx[e->fx_count++]);
     }
     e->out.effect_count = e->fx_count;
     e->out.effects_hash = br_effects_hash(e->fx, e->fx_count);
@@ -2142,24 +2158,100 @@ static uint64_t u64(const redisReply *e)
     return (uint64_t)str_i64(e);
 }
 
+/* ---- the layout's parsers: the walk's and the record reads' (below) ---- */
+
+int br_redis_hold_parse(const char *v, struct br_redis_hold *out)
+{
+    /* "user:zone:qty:st:created:dl:amt:pass:pay:conf" (lib.lua, hold_save) */
+    uint64_t f[10];
+    memset(out, 0, sizeof *out);
+    if (v == NULL ||
+        sscanf(v,
+               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
+               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
+               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
+        return BR_E_CORRUPT;
+    }
+    out->user_id = f[0];
+    out->zone_id = (uint32_t)f[1];
+    out->quantity = (uint32_t)f[2];
+    out->state = (uint8_t)f[3];
+    out->created_ms = (int64_t)f[4];
+    out->deadline_ms = (int64_t)f[5];
+    out->amount_minor = (int64_t)f[6];
+    out->pass_seq = f[7];
+    out->payment_seq = f[8];
+    out->confirmed_seq = f[9];
+    return BR_OK;
+}
+
+/* A member's value "st:pass:tix" (member_save): false when it does not
+ * parse. A pre-queue member of a shuffled queue is waiting (lua/README.md:
+ * the shuffle rewrites nobody). */
+static bool member_parse(const redisReply *e, bool shuffled, uint64_t *st, uint64_t *pass,
+                         uint64_t *tix)
+{
+    if (e->type != REDIS_REPLY_STRING ||
+        sscanf(e->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, st, pass, tix) != 3) {
+        return false;
+    }
+    if (*st == BR_QS_PREQUEUE && shuffled) {
+        *st = BR_QS_WAITING;
+    }
+    return true;
+}
+
+/* The fields of a payment's hash, and the HMGET reply of them. */
+static const char *const pay_fields[] = {"hold", "st", "amt", "att", "next"};
+#define PAY_FIELDS (sizeof pay_fields / sizeof pay_fields[0])
+
+static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != PAY_FIELDS || nil(rep->element[0])) {
+        return false;
+    }
+    out->hold_seq = u64(rep->element[0]);
+    out->state = (uint8_t)u64(rep->element[1]);
+    out->amount_minor = (int64_t)u64(rep->element[2]);
+    out->attempts = u64(rep->element[3]);
+    out->next_ms = (int64_t)u64(rep->element[4]);
+    return true;
+}
+
+/* A user's hash br:{cat}:u:<id>: the fields read, and the HMGET of them. */
+static const char *const user_fields[] = {"email", "name", "role"};
+#define USER_FIELDS (sizeof user_fields / sizeof user_fields[0])
+
+static void fmt_user_read(struct br_redis *r, uint64_t user_id)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{cat}:u:%" PRIu64, user_id);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < USER_FIELDS; k++) {
+        arg_text(r, user_fields[k]);
+    }
+}
+
+static bool user_found(const redisReply *rep)
+{
+    return rep->type == REDIS_REPLY_ARRAY && rep->elements == USER_FIELDS && !nil(rep->element[0]);
+}
+
 /* users */
 static void fmt_user(struct walk *w, size_t i)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{cat}:u:%zu", i + 1);
-    fmt_key(w->r, "HMGET", key);
-    arg_text(w->r, "email");
-    arg_text(w->r, "role");
+    fmt_user_read(w->r, i + 1);
 }
 
 static void take_user(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || nil(rep->element[0])) {
+    if (!user_found(rep)) {
         w->rc = BR_E_CORRUPT;
         return;
     }
     const redisReply *email = rep->element[0];
-    uint64_t v[] = {i + 1, u64(rep->element[1]), br_hash64(email->str, email->len, 0)};
+    uint64_t v[] = {i + 1, u64(rep->element[2]), br_hash64(email->str, email->len, 0)};
     add(w, 3, v, 3);
 }
 
@@ -2172,13 +2264,8 @@ static int walk_members(struct walk *w, const redisReply *m)
         }
         w->counts[2]++;
         uint64_t user = strtoull(m->element[k]->str + 2, NULL, 10), st, pass, tix;
-        if (m->element[k + 1]->type != REDIS_REPLY_STRING ||
-            sscanf(m->element[k + 1]->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64, &st, &pass, &tix) !=
-                3) {
+        if (!member_parse(m->element[k + 1], w->shuffled, &st, &pass, &tix)) {
             return BR_E_CORRUPT;
-        }
-        if (st == BR_QS_PREQUEUE && w->shuffled) {
-            st = BR_QS_WAITING;
         }
         uint64_t position = 0;
         if (st == BR_QS_WAITING) {
@@ -2234,49 +2321,50 @@ static void fmt_hold(struct walk *w, size_t i)
 
 static void take_hold(struct walk *w, size_t i, const redisReply *rep)
 {
-    uint64_t f[10];
-    if (rep->type != REDIS_REPLY_STRING ||
-        sscanf(rep->str,
-               "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64
-               ":%" SCNu64 ":%" SCNu64 ":%" SCNu64,
-               &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]) != 10) {
+    struct br_redis_hold h;
+    if (rep->type != REDIS_REPLY_STRING || br_redis_hold_parse(rep->str, &h) != BR_OK) {
         w->rc = BR_E_CORRUPT;
         return;
     }
     /* user zone qty st dl amt pass pay conf (created is not in the state hash) */
     uint64_t v[] = {w->base | (i + 1),
-                    f[0],
-                    f[1],
-                    f[2],
-                    f[3],
-                    f[5],
-                    f[6],
-                    f[7] ? w->base | f[7] : 0,
-                    f[8] ? w->base | f[8] : 0,
-                    f[9] ? w->base | f[9] : 0};
+                    h.user_id,
+                    h.zone_id,
+                    h.quantity,
+                    h.state,
+                    (uint64_t)h.deadline_ms,
+                    (uint64_t)h.amount_minor,
+                    h.pass_seq ? w->base | h.pass_seq : 0,
+                    h.payment_seq ? w->base | h.payment_seq : 0,
+                    h.confirmed_seq ? w->base | h.confirmed_seq : 0};
     add(w, 6, v, 10);
 }
 
 /* payments */
-static void fmt_payment(struct walk *w, size_t i)
+static void fmt_payment_read(struct br_redis *r, uint64_t event_id, uint64_t seq)
 {
     char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:y:%zu", w->event_id, i + 1);
-    fmt_key(w->r, "HMGET", key);
-    static const char *const f[] = {"hold", "st", "amt", "att", "next"};
-    for (size_t k = 0; k < 5; k++) {
-        arg_text(w->r, f[k]);
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:y:%" PRIu64, event_id, seq);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < PAY_FIELDS; k++) {
+        arg_text(r, pay_fields[k]);
     }
+}
+
+static void fmt_payment(struct walk *w, size_t i)
+{
+    fmt_payment_read(w->r, w->event_id, i + 1);
 }
 
 static void take_payment(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || nil(rep->element[0])) {
+    struct br_redis_payment p;
+    if (!payment_take(rep, &p)) {
         w->rc = BR_E_CORRUPT;
         return;
     }
-    uint64_t v[] = {w->base | (i + 1),    w->base | u64(rep->element[0]), u64(rep->element[1]),
-                    u64(rep->element[2]), u64(rep->element[3]),           u64(rep->element[4])};
+    uint64_t v[] = {w->base | (i + 1),        w->base | p.hold_seq, p.state,
+                    (uint64_t)p.amount_minor, p.attempts,           (uint64_t)p.next_ms};
     add(w, 7, v, 6);
 }
 
@@ -2475,4 +2563,566 @@ int br_redis_state_walk(struct br_redis *r, br_redis_visit visit, void *ctx, uin
 int br_redis_state_hash(struct br_redis *r, uint64_t *hash)
 {
     return br_redis_state_walk(r, NULL, NULL, hash);
+}
+
+/* ---- reads of the live state, one record at a time (redis.h) ---- */
+
+/* A field name formatted into the argument's own scratch. */
+static void arg_printf(struct br_redis *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void arg_printf(struct br_redis *r, const char *fmt, ...)
+{
+    BR_ASSERT(r->s->argc < (int)ARGS_MAX);
+    char *buf = r->s->num[r->s->argc];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, NUM_LEN, fmt, ap);
+    va_end(ap);
+    BR_ASSERT(n > 0 && n < NUM_LEN);
+    arg_bytes(r, buf, (size_t)n);
+}
+
+/* The command in the scratch arguments, sent: BR_OK with *rep (not an error
+ * reply; the caller frees it) or BR_E_UNAVAILABLE (an error reply is
+ * logged: LOADING, a cluster that cannot serve the slot, ...). */
+static int read_one(struct br_redis *r, const char *what, redisReply **rep)
+{
+    int rc = call_read(r, r->s->argc, r->s->argv, r->s->len, rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if ((*rep)->type == REDIS_REPLY_ERROR) {
+        log_foreign(r, what, (*rep)->str);
+        freeReplyObject(*rep);
+        *rep = NULL;
+        return BR_E_UNAVAILABLE;
+    }
+    return BR_OK;
+}
+
+/* read_one of the HMGET in the scratch arguments: BR_OK with *rep an
+ * array of one element per field asked, or BR_E_UNAVAILABLE (logged). */
+static int read_fields(struct br_redis *r, const char *what, redisReply **rep)
+{
+    size_t want = (size_t)r->s->argc - 2;
+    int rc = read_one(r, what, rep);
+    if (rc == BR_OK && ((*rep)->type != REDIS_REPLY_ARRAY || (*rep)->elements != want)) {
+        freeReplyObject(*rep);
+        *rep = NULL;
+        log_foreign(r, what, "unexpected reply");
+        rc = BR_E_UNAVAILABLE;
+    }
+    return rc;
+}
+
+static void copy_text(char *dst, size_t cap, const redisReply *e)
+{
+    snprintf(dst, cap, "%s", e->type == REDIS_REPLY_STRING ? e->str : "");
+}
+
+int br_redis_hold_read(struct br_redis *r, uint64_t hold_id, struct br_redis_hold *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = hold_id >> 32, seq = hold_id & 0xffffffffu;
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HGET", key);
+    arg_printf(r, "h:%" PRIu64, seq);
+    redisReply *rep;
+    int rc = read_one(r, "hold read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = rep->type == REDIS_REPLY_STRING ? br_redis_hold_parse(rep->str, out) : BR_E_NOT_FOUND;
+    if (rc == BR_E_CORRUPT) {
+        log_foreign(r, "hold read", "a stored hold does not parse");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t event_id = payment_id >> 32, seq = payment_id & 0xffffffffu;
+    if (event_id == 0 || seq == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    fmt_payment_read(r, event_id, seq);
+    redisReply *rep;
+    int rc = read_one(r, "payment read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = payment_take(rep, out) ? BR_OK : BR_E_NOT_FOUND;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* event_put.lua's spec fields, then four per zone (zname cap price cur<z>). */
+static const char *const spec_fields[] = {"id",    "owner", "name", "venue", "starts",
+                                          "opens", "limit", "rp",   "maxa",  "apt",
+                                          "pttl",  "httl",  "qcap", "zc"};
+#define SPEC_FIELDS (sizeof spec_fields / sizeof spec_fields[0])
+static const char *const zone_fields[] = {"zname", "cap", "price", "cur"};
+#define ZONE_FIELDS (sizeof zone_fields / sizeof zone_fields[0])
+
+int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                        struct br_event_spec *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    *owner_id = 0;
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HMGET", key);
+    for (size_t k = 0; k < SPEC_FIELDS; k++) {
+        arg_text(r, spec_fields[k]);
+    }
+    for (unsigned z = 1; z <= BR_EVENT_ZONES_MAX; z++) {
+        for (size_t f = 0; f < ZONE_FIELDS; f++) {
+            arg_printf(r, "%s%u", zone_fields[f], z);
+        }
+    }
+    redisReply *rep;
+    int rc = read_fields(r, "event read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    redisReply **e = rep->element;
+    uint64_t zc = u64(e[13]);
+    if (nil(e[0]) || zc < 1 || zc > BR_EVENT_ZONES_MAX) {
+        freeReplyObject(rep);
+        return BR_E_NOT_FOUND;
+    }
+    *owner_id = u64(e[1]);
+    copy_text(sp->name, sizeof sp->name, e[2]);
+    copy_text(sp->venue, sizeof sp->venue, e[3]);
+    sp->starts_at_ms = str_i64(e[4]);
+    sp->sale_opens_at_ms = str_i64(e[5]);
+    sp->per_user_limit = (uint32_t)u64(e[6]);
+    sp->requires_pass = u64(e[7]) != 0;
+    sp->max_active = (uint32_t)u64(e[8]);
+    sp->admit_per_tick = (uint32_t)u64(e[9]);
+    sp->pass_ttl_ms = str_i64(e[10]);
+    sp->hold_ttl_ms = str_i64(e[11]);
+    sp->queue_capacity = (uint32_t)u64(e[12]);
+    sp->zone_count = (uint32_t)zc;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        redisReply **f = &e[SPEC_FIELDS + ZONE_FIELDS * z];
+        copy_text(sp->zones[z].name, sizeof sp->zones[z].name, f[0]);
+        sp->zones[z].capacity = (uint32_t)u64(f[1]);
+        sp->zones[z].price_minor = str_i64(f[2]);
+        copy_text(sp->zones[z].currency, sizeof sp->zones[z].currency, f[3]);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_count,
+                           struct br_redis_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    BR_ASSERT(zone_count >= 1 && zone_count <= BR_EVENT_ZONES_MAX);
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    /* id qwait piss pact bk<state>.. held<z>.. sold<z>.. (event_put.lua names them) */
+    fmt_key(r, "HMGET", key);
+    static const char *const fixed[] = {"id", "qwait", "piss", "pact"};
+    for (size_t k = 0; k < 4; k++) {
+        arg_text(r, fixed[k]);
+    }
+    for (unsigned st = BR_HOLD_HELD; st < BR_HOLD_STATE_COUNT; st++) {
+        arg_printf(r, "bk%u", st);
+    }
+    for (uint32_t z = 1; z <= zone_count; z++) {
+        arg_printf(r, "held%u", z);
+        arg_printf(r, "sold%u", z);
+    }
+    redisReply *rep;
+    int rc = read_fields(r, "counters read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = BR_E_NOT_FOUND;
+    if (!nil(rep->element[0])) {
+        out->zone_count = zone_count;
+        out->queue_length = (uint32_t)u64(rep->element[1]);
+        out->admitted = (uint32_t)u64(rep->element[2]);
+        out->active_passes = (uint32_t)u64(rep->element[3]);
+        size_t k = 4;
+        for (unsigned st = BR_HOLD_HELD; st < BR_HOLD_STATE_COUNT; st++) {
+            out->bookings[st] = (uint32_t)u64(rep->element[k++]);
+        }
+        for (uint32_t z = 0; z < zone_count; z++) {
+            out->held[z] = (uint32_t)u64(rep->element[k++]);
+            out->sold[z] = (uint32_t)u64(rep->element[k++]);
+        }
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL_MAX],
+                       char name[BR_NAME_MAX], uint8_t *role)
+{
+    email[0] = name[0] = '\0';
+    *role = 0;
+    if (user_id == 0) {
+        return BR_E_NOT_FOUND;
+    }
+    fmt_user_read(r, user_id);
+    redisReply *rep;
+    int rc = read_one(r, "user read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = BR_E_NOT_FOUND;
+    if (user_found(rep)) {
+        copy_text(email, BR_EMAIL_MAX, rep->element[0]);
+        copy_text(name, BR_NAME_MAX, rep->element[1]);
+        *role = (uint8_t)u64(rep->element[2]);
+        rc = BR_OK;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* HGET key field as a number: BR_OK (*out; 0 when absent), BR_E_NOT_FOUND
+ * when absent and that matters (absent_ok false), or a connection error. */
+static int hget_u64(struct br_redis *r, const char *key, const char *field, bool absent_ok,
+                    uint64_t *out)
+{
+    *out = 0;
+    fmt_key(r, "HGET", key);
+    arg_text(r, field);
+    redisReply *rep;
+    int rc = read_one(r, "catalog read", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    *out = u64(rep);
+    rc = nil(rep) && !absent_ok ? BR_E_NOT_FOUND : BR_OK;
+    freeReplyObject(rep);
+    return rc;
+}
+
+int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id)
+{
+    return hget_u64(r, "br:{cat}:email", email, false, user_id);
+}
+
+int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out)
+{
+    return hget_u64(r, "br:{cat}:cat", field, true, out);
+}
+
+/* One chunk (n <= BR_REDIS_VIEWS_CHUNK) of br_redis_queue_positions: the
+ * event's counters and every member in one HMGET, a ZRANK each, then the
+ * admitted users' pass deadlines. */
+static int views_chunk(struct br_redis *r, uint64_t event_id, const uint64_t *users, uint32_t n,
+                       struct br_redis_view *out, int *rc)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    fmt_key(r, "HMGET", key);
+    arg_text(r, "id");
+    arg_text(r, "shuf");
+    arg_text(r, "qwait");
+    for (uint32_t i = 0; i < n; i++) {
+        arg_printf(r, "m:%" PRIu64, users[i]);
+    }
+    int err = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:q", event_id);
+    for (uint32_t i = 0; err == BR_OK && i < n; i++) {
+        fmt_key(r, "ZRANK", key);
+        arg_fmt_u64(r, users[i]);
+        err = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    }
+    redisReply *ev = err == BR_OK ? pipe_read(r, "queue views") : NULL;
+    if (ev == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    bool found =
+        ev->type == REDIS_REPLY_ARRAY && ev->elements == 3 + (size_t)n && !nil(ev->element[0]);
+    bool shuffled = found && u64(ev->element[1]) == 1;
+    uint32_t qlen = found ? (uint32_t)u64(ev->element[2]) : 0;
+    uint32_t admitted = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rank = pipe_read(r, "queue views");
+        if (rank == NULL) {
+            freeReplyObject(ev);
+            return BR_E_UNAVAILABLE;
+        }
+        uint64_t st, pass, tix;
+        memset(&out[i], 0, sizeof out[i]);
+        rc[i] = BR_E_NOT_IN_QUEUE;
+        if (found && member_parse(ev->element[3 + i], shuffled, &st, &pass, &tix)) {
+            rc[i] = BR_OK;
+            out[i].status = (uint8_t)st;
+            out[i].queue_length = qlen;
+            if (st == BR_QS_WAITING && rank->type == REDIS_REPLY_INTEGER) {
+                out[i].position = (uint32_t)rank->integer + 1;
+            }
+            if (st == BR_QS_ADMITTED) {
+                out[i].pass_id = event_id << 32 | pass;
+                admitted++;
+            }
+        }
+        freeReplyObject(rank);
+    }
+    freeReplyObject(ev);
+    if (!found) {
+        return BR_E_NOT_FOUND;
+    }
+    if (admitted == 0) {
+        return BR_OK;
+    }
+    /* The admitted users' pass deadlines (br:{e}:p:<seq> dl, admit.lua). */
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            snprintf(key, sizeof key, "br:{e%" PRIu64 "}:p:%" PRIu64, event_id,
+                     out[i].pass_id & 0xffffffffu);
+            fmt_key(r, "HGET", key);
+            arg_text(r, "dl");
+            if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
+                return BR_E_UNAVAILABLE;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
+            redisReply *d = pipe_read(r, "queue views");
+            if (d == NULL) {
+                return BR_E_UNAVAILABLE;
+            }
+            out[i].pass_expires_at_ms = str_i64(d);
+            freeReplyObject(d);
+        }
+    }
+    return BR_OK;
+}
+
+int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64_t *users,
+                             uint32_t n, struct br_redis_view *out, int *rc)
+{
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    for (uint32_t at = 0; at < n; at += BR_REDIS_VIEWS_CHUNK) {
+        uint32_t k = n - at < BR_REDIS_VIEWS_CHUNK ? n - at : BR_REDIS_VIEWS_CHUNK;
+        int err = views_chunk(r, event_id, users + at, k, out + at, rc + at);
+        if (err != BR_OK) {
+            return err;
+        }
+    }
+    return BR_OK;
+}
+
+/* Queues HGET br:{e<event_id>}:ev <kind>:<num> (a hold "h", a member "m"). */
+static int ev_field_append(struct br_redis *r, uint64_t event_id, const char *kind, uint64_t num)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HGET", key);
+    arg_printf(r, "%s:%" PRIu64, kind, num);
+    return pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+}
+
+int br_redis_holds_read(struct br_redis *r, const uint64_t *ids, uint32_t n,
+                        struct br_redis_hold *out, int *rc)
+{
+    BR_ASSERT(n <= BR_REDIS_VIEWS_CHUNK);
+    if (n == 0) {
+        return BR_OK;
+    }
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev_field_append(r, ids[i] >> 32, "h", ids[i] & 0xffffffffu) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rep = pipe_read(r, "holds read");
+        if (rep == NULL) {
+            return BR_E_UNAVAILABLE;
+        }
+        memset(&out[i], 0, sizeof out[i]);
+        rc[i] = rep->type == REDIS_REPLY_STRING ? br_redis_hold_parse(rep->str, &out[i])
+                                                : BR_E_NOT_FOUND;
+        if (rc[i] == BR_E_CORRUPT) {
+            log_foreign(r, "holds read", "a stored hold does not parse");
+        }
+        freeReplyObject(rep);
+    }
+    return BR_OK;
+}
+
+int br_redis_holds_scan(struct br_redis *r, uint64_t event_id, char cursor[32], br_redis_hold_fn fn,
+                        void *ctx)
+{
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HSCAN", key);
+    arg_printf(r, "%s", cursor);
+    arg_text(r, "MATCH");
+    arg_text(r, "h:*");
+    arg_text(r, "COUNT");
+    arg_text(r, "1000");
+    redisReply *rep;
+    int rc = read_one(r, "holds scan", &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= 32 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        log_foreign(r, "holds scan", "unexpected reply");
+        freeReplyObject(rep);
+        return BR_E_UNAVAILABLE;
+    }
+    memcpy(cursor, rep->element[0]->str, rep->element[0]->len + 1);
+    const redisReply *kv = rep->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        uint64_t seq = 0;
+        struct br_redis_hold h;
+        if (kv->element[i]->type != REDIS_REPLY_STRING ||
+            sscanf(kv->element[i]->str, "h:%" SCNu64, &seq) != 1 ||
+            kv->element[i + 1]->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        if (br_redis_hold_parse(kv->element[i + 1]->str, &h) != BR_OK) {
+            log_foreign(r, "holds scan", "a stored hold does not parse");
+            continue;
+        }
+        fn(ctx, event_id << 32 | seq, &h);
+    }
+    freeReplyObject(rep);
+    return BR_OK;
+}
+
+int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first, uint32_t n,
+                            uint32_t *tix)
+{
+    BR_ASSERT(n <= BR_REDIS_VIEWS_CHUNK);
+    if (n == 0) {
+        return BR_OK;
+    }
+    if (pipe_begin(r) != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev_field_append(r, first + i, "m", user_id) != BR_OK) {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        redisReply *rep = pipe_read(r, "member read");
+        if (rep == NULL) {
+            return BR_E_UNAVAILABLE;
+        }
+        uint64_t st, pass, t;
+        tix[i] = member_parse(rep, false, &st, &pass, &t) ? (uint32_t)t : 0;
+        freeReplyObject(rep);
+    }
+    return BR_OK;
+}
+
+/* A zset's first score (ZRANGE 0 0 WITHSCORES), INT64_MAX when empty. */
+static int64_t first_score(const redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING) {
+        return (int64_t)strtod(rep->element[1]->str, NULL);
+    }
+    return INT64_MAX;
+}
+
+int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, const char **lead_argv,
+                       const size_t *lead_len, redisReply **lead_rep, struct br_redis_due *out)
+{
+    BR_ASSERT(lead_argc == 0 || (lead_rep != NULL && r->cluster == NULL));
+    memset(out, 0, sizeof *out);
+    if (lead_rep != NULL) {
+        *lead_rep = NULL;
+    }
+    if (pipe_begin(r) != BR_OK ||
+        (lead_argc > 0 && pipe_append(r, lead_argc, lead_argv, lead_len) != BR_OK)) {
+        return BR_E_UNAVAILABLE;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
+    fmt_key(r, "HMGET", key);
+    static const char *const fields[] = {"id", "shuf", "opens", "qwait", "pact", "maxa"};
+    for (size_t k = 0; k < 6; k++) {
+        arg_text(r, fields[k]);
+    }
+    int rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    static const char *const sets[] = {"passes", "holds", "refunds"};
+    for (size_t k = 0; rc == BR_OK && k < 3; k++) {
+        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", event_id, sets[k]);
+        fmt_key(r, "ZRANGE", key);
+        arg_text(r, "0");
+        arg_text(r, "0");
+        arg_text(r, "WITHSCORES");
+        rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
+    }
+    if (rc != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    redisReply *rep[5] = {NULL};
+    size_t want = lead_argc > 0 ? 5 : 4, got = 0;
+    for (; got < want; got++) {
+        rep[got] = pipe_read(r, "due check");
+        if (rep[got] == NULL) {
+            break;
+        }
+    }
+    rc = got == want ? BR_OK : BR_E_UNAVAILABLE;
+    redisReply **d = rep + (lead_argc > 0 ? 1 : 0);
+    for (size_t k = lead_argc > 0 ? 1 : 0; rc == BR_OK && k < want; k++) {
+        if (rep[k]->type == REDIS_REPLY_ERROR) {
+            log_foreign(r, "due check", rep[k]->str);
+            rc = BR_E_UNAVAILABLE;
+        }
+    }
+    if (rc == BR_OK && d[0]->type == REDIS_REPLY_ARRAY && d[0]->elements == 6 &&
+        !nil(d[0]->element[0])) {
+        out->exists = true;
+        out->shuffled = u64(d[0]->element[1]) == 1;
+        out->opens_ms = str_i64(d[0]->element[2]);
+        out->waiting = u64(d[0]->element[3]);
+        out->active_passes = u64(d[0]->element[4]);
+        out->max_active = u64(d[0]->element[5]);
+    }
+    if (rc == BR_OK) {
+        out->next_pass_ms = first_score(d[1]);
+        out->next_hold_ms = first_score(d[2]);
+        out->next_refund_ms = first_score(d[3]);
+    }
+    for (size_t k = lead_argc > 0 ? 1 : 0; k < got; k++) {
+        freeReplyObject(rep[k]);
+    }
+    if (lead_argc > 0 && got > 0) {
+        if (rc == BR_OK) {
+            *lead_rep = rep[0];
+        } else {
+            freeReplyObject(rep[0]);
+        }
+    }
+    return rc;
 }

@@ -352,7 +352,145 @@ int br_redis_command(struct br_redis *r, int argc, const char **argv, const size
 #define BR_REDIS_COMMANDF_ARGS_MAX 64
 int br_redis_commandf(struct br_redis *r, struct redisReply **rep, const char *fmt, ...);
 
-/* Tests only: FLUSHDB, then records the config again (a fresh state). */
+/* ---- reads of the live state, one record at a time ----
+ *
+ * The layout is lib.lua's (lua/README.md); this adapter is its only reader:
+ * br_redis_state_walk and these share their parsers. Each read is one
+ * round trip (a batch of queue views two or three) on the adapter's
+ * connection, routed by slot on a cluster; it sees one consistent moment
+ * of each key, not of several keys together. Each returns BR_OK,
+ * BR_E_NOT_FOUND, BR_E_UNAVAILABLE (the connection failed: dropped, made
+ * again on the next call) or BR_E_CORRUPT (a stored value that does not
+ * parse: logged). */
+
+/* A hold, br:{e}:ev field h:<seq> (hold_save). */
+struct br_redis_hold {
+    uint64_t user_id;
+    uint32_t zone_id;
+    uint32_t quantity;
+    uint8_t state; /* enum br_hold_state */
+    int64_t created_ms;
+    int64_t deadline_ms;
+    int64_t amount_minor;
+    uint64_t pass_seq;      /* 0 = none */
+    uint64_t payment_seq;   /* 0 = none */
+    uint64_t confirmed_seq; /* lib.lua's conf; 0 = none */
+};
+/* A stored hold's value: BR_OK or BR_E_CORRUPT. */
+int br_redis_hold_parse(const char *v, struct br_redis_hold *out);
+int br_redis_hold_read(struct br_redis *r, uint64_t hold_id, struct br_redis_hold *out);
+
+/* A payment, br:{e}:y:<seq>. */
+struct br_redis_payment {
+    uint64_t hold_seq;
+    uint8_t state; /* enum br_payment_state */
+    int64_t amount_minor;
+    uint64_t attempts;
+    int64_t next_ms;
+};
+int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out);
+
+/* An event's spec as event_put.lua stored it (queue_capacity as stored). */
+int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                        struct br_event_spec *spec);
+
+/* An event's counters (zones 1..zone_count). */
+struct br_redis_counters {
+    uint32_t zone_count;
+    uint32_t held[BR_EVENT_ZONES_MAX];
+    uint32_t sold[BR_EVENT_ZONES_MAX];
+    uint32_t queue_length;
+    uint32_t admitted;
+    uint32_t active_passes;
+    uint32_t bookings[BR_HOLD_STATE_COUNT];
+};
+int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_count,
+                           struct br_redis_counters *out);
+
+/* A user's email, name and role (no password hash). */
+int br_redis_user_read(struct br_redis *r, uint64_t user_id, char email[BR_EMAIL_MAX],
+                       char name[BR_NAME_MAX], uint8_t *role);
+
+/* The id registered with this email (byte for byte) into *user_id: BR_OK,
+ * BR_E_NOT_FOUND or a connection error. */
+int br_redis_user_by_email(struct br_redis *r, const char *email, uint64_t *user_id);
+
+/* A counter of the catalog hash ("events", "users"; 0 when absent). */
+int br_redis_catalog_count(struct br_redis *r, const char *field, uint64_t *out);
+
+/* The queue views of n users of one event: rc[i] = BR_OK or
+ * BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no event) or a
+ * connection error. Pipelined: two round trips, three with admitted users
+ * (their passes' deadlines). */
+struct br_redis_view {
+    uint8_t status;        /* enum br_queue_status; a pre-queue member after the shuffle: waiting */
+    uint32_t position;     /* waiting: 1-based */
+    uint32_t queue_length; /* the event's waiting count */
+    uint64_t pass_id;      /* admitted: event_id << 32 | seq */
+    int64_t pass_expires_at_ms;
+};
+#define BR_REDIS_VIEWS_CHUNK 256u /* users per pipeline */
+int br_redis_queue_positions(struct br_redis *r, uint64_t event_id, const uint64_t *users,
+                             uint32_t n, struct br_redis_view *out, int *rc);
+
+/* Holds ids[0..n) (n <= BR_REDIS_VIEWS_CHUNK; any events), pipelined: one
+ * round trip. rc[i] = BR_OK, BR_E_NOT_FOUND or BR_E_CORRUPT; returns BR_OK
+ * or a connection error. */
+int br_redis_holds_read(struct br_redis *r, const uint64_t *ids, uint32_t n,
+                        struct br_redis_hold *out, int *rc);
+
+/* One round of a scan of event_id's holds (HSCAN h:*, COUNT 1000): cursor
+ * "0" starts, and is "0" again after the last round. fn(ctx, hold id, hold)
+ * for each hold of the round, after the reply was read (fn may use r); a
+ * value that does not parse is skipped (logged). BR_OK or a connection
+ * error. */
+typedef void (*br_redis_hold_fn)(void *ctx, uint64_t hold_id, const struct br_redis_hold *h);
+int br_redis_holds_scan(struct br_redis *r, uint64_t event_id, char cursor[32], br_redis_hold_fn fn,
+                        void *ctx);
+
+/* The user's tickets (the member record's tix: held and bought, the
+ * per-user limit's counter) in events first..first+n-1 (n <=
+ * BR_REDIS_VIEWS_CHUNK), 0 where not a member, pipelined: one round trip. */
+int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first, uint32_t n,
+                            uint32_t *tix);
+
+/* What an event's due check reads (the roles thread's twin of
+ * br_engine_due's inputs): the queue's state and the first deadline of each
+ * of passes, holds and refunds (INT64_MAX = none). */
+struct br_redis_due {
+    bool exists; /* false: allocated, being written */
+    bool shuffled;
+    int64_t opens_ms;
+    uint64_t waiting;
+    uint64_t active_passes;
+    uint64_t max_active;
+    int64_t next_pass_ms;
+    int64_t next_hold_ms;
+    int64_t next_refund_ms;
+};
+/* One event's due inputs in one round trip. lead_argc > 0: that command
+ * (of the event's slot, e.g. a lease script; never on a cluster, whose
+ * router batches no scripts) goes first in the same pipeline and its reply
+ * into *lead_rep (the caller frees it). BR_OK or a connection error. */
+int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, const char **lead_argv,
+                       const size_t *lead_len, struct redisReply **lead_rep,
+                       struct br_redis_due *out);
+
+/* Empties the deployment's Redis and records r's config again (a fresh
+ * state): FLUSHDB, on a cluster on every master in turn; the adapter's
+ * users_known cache is reset (the loaded Functions survive FLUSHDB). Used
+ * by tests and, in production, by the reconciler's rebuild
+ * (server/reconciler.c) once Redis was found to have lost data. Safe there
+ * because: the db (a cluster: the whole cluster) must belong to this
+ * deployment alone -- everything in it goes (README, "Deployment"); every
+ * process refuses writes while the epoch key is missing, which the flush
+ * keeps so until the rebuild writes it again; r->cfg is the deployment's
+ * config as recorded (the reconciler opens with the one adopted from
+ * Redis), so the record made again is the same. A failure part way (a
+ * master unreachable) returns BR_E_UNAVAILABLE and leaves a partly emptied
+ * Redis, which the next pass finds lost again and flushes again: the call
+ * is idempotent. BR_OK, BR_E_UNAVAILABLE, BR_E_INVALID (another config is
+ * recorded: a process that raced the flush recorded its own). */
 int br_redis_flush(struct br_redis *r);
 
 #endif

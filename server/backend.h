@@ -219,7 +219,10 @@ struct br_backend_ops {
     void (*session_revoke_all)(struct br_backend *b, uint64_t user, struct br_call *call);
 
     /* ---- catalog ---- */
-    /* actor 0 = the server itself (the demo event). r.event. */
+    /* actor 0 = the server itself (the demo event). r.event. The distributed
+     * backend makes the server's event only while there is no event at all,
+     * else BR_E_DUPLICATE (another process made the first): processes started
+     * together with --demo make one. */
     void (*event_create)(struct br_backend *b, uint64_t actor, const struct br_event_spec *spec,
                          struct br_call *call);
     /* Events with id > after_id, ascending, up to call->list_cap into call->events. */

@@ -447,7 +447,7 @@ static void op_gauges(struct br_backend *b, struct br_api_gauges *g)
     if (dist_read_cat(x, c, "events", &count) == BR_OK) {
         for (uint64_t id = 1; id <= count && g->event_count < BR_API_LIST_MAX; id++) {
             struct dist_spec s;
-            struct dist_counters k;
+            struct br_redis_counters k;
             if (dist_spec(x, c, id, &s) != BR_OK ||
                 dist_read_counters(x, c, id, s.spec.zone_count, &k) != BR_OK) {
                 continue;
@@ -641,30 +641,37 @@ static int open_redis(struct br_distributed *x)
     return BR_OK;
 }
 
-/* PostgreSQL reachable and migrated: the reads we need must work. */
+/* PostgreSQL reachable and its schema this binary's (br_pg_schema_status:
+ * every embedded migration recorded, none unknown), checked before Redis is
+ * touched. A missing or older schema (even one that has the tables) and a
+ * newer one are refused with BR_E_VERSION, saying what to run. */
 static int check_pg(struct br_distributed *x)
 {
     int rc = br_pg_ping(x->cfg.pg);
     if (rc != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    uint64_t users = 0, events = 0;
-    rc = br_pg_user_max_id(x->cfg.pg, &users);
-    if (rc == BR_OK) {
-        rc = br_pg_event_max_id(x->cfg.pg, &events);
-    }
-    if (rc != BR_OK && br_pg_ping(x->cfg.pg) != BR_OK) {
-        return BR_E_UNAVAILABLE; /* the server went away meanwhile */
-    }
-    /* The server answers but our reads fail: the tables are not there (pg
-     * translates 42P01, an undefined table, as UNAVAILABLE). An older
-     * schema that has the tables passes here; pg.h has no version check
-     * yet (asked for: br_pg_schema_status). */
-    if (rc != BR_OK) {
+    uint32_t recorded = 0, embedded = 0;
+    rc = br_pg_schema_status(x->cfg.pg, &recorded, &embedded);
+    if (rc == BR_E_VERSION) {
         br_logf(x->cfg.log, BR_LOG_ERROR,
-                "PostgreSQL's schema is missing or old: run `bookingrush migrate --pg URL` first",
-                "\"err\":\"%s\"", br_err_name(rc));
+                recorded < embedded
+                    ? "PostgreSQL's schema is missing or older than this binary's: run "
+                      "`bookingrush migrate --pg URL` first"
+                    : "PostgreSQL's schema has migrations this binary does not know (a newer "
+                      "binary migrated it): run that binary, whose `bookingrush migrate --pg URL` "
+                      "matches it",
+                "\"recorded\":%u,\"embedded\":%u", recorded, embedded);
         return BR_E_VERSION;
+    }
+    uint64_t users = 0;
+    if (rc == BR_OK) {
+        rc = br_pg_user_max_id(x->cfg.pg, &users);
+    }
+    if (rc != BR_OK) {
+        br_logf(x->cfg.log, BR_LOG_ERROR, "PostgreSQL: cannot read the schema's state",
+                "\"err\":\"%s\"", br_err_name(rc));
+        return rc == BR_E_UNKNOWN_OUTCOME ? BR_E_UNAVAILABLE : rc;
     }
     atomic_store(&x->users_known, users);
     return BR_OK;
@@ -692,6 +699,12 @@ static int alloc_pool(struct br_distributed *x)
     }
     for (uint32_t i = 0; i < x->conn_count; i++) {
         x->conns[i].index = i;
+        /* Pages are touched only as effects are written: most stay unmapped. */
+        x->conns[i].fx = calloc(BR_EFFECTS_MAX, sizeof *x->conns[i].fx);
+        x->conns[i].fx_inner = calloc(BR_EFFECTS_MAX, sizeof *x->conns[i].fx_inner);
+        if (x->conns[i].fx == NULL || x->conns[i].fx_inner == NULL) {
+            return BR_E_IO;
+        }
         x->free_stack[x->conn_count - 1 - i] = i; /* slot 0 is taken first */
     }
     x->free_count = x->conn_count;
@@ -726,16 +739,19 @@ int br_distributed_open(struct br_distributed **out, const struct br_distributed
     process_id(x->pid, sizeof x->pid);
     int rc = br_redis_parse_url(x->redis_url, &x->ropt);
     if (rc != BR_OK) {
-        br_logf(cfg->log, BR_LOG_ERROR, "--redis wants redis://host[:port][/db]", NULL);
+        br_logf(
+            cfg->log, BR_LOG_ERROR,
+            "--redis wants redis://host[:port][/db] or redis-cluster://host:port[,host:port...]",
+            NULL);
     }
     if (rc == BR_OK) {
         rc = alloc_pool(x);
     }
     if (rc == BR_OK) {
-        rc = open_redis(x);
+        rc = check_pg(x); /* first: a refused schema leaves Redis untouched */
     }
     if (rc == BR_OK) {
-        rc = check_pg(x);
+        rc = open_redis(x);
     }
     if (rc != BR_OK) {
         br_distributed_close(x);
@@ -809,6 +825,8 @@ void br_distributed_close(struct br_distributed *x)
         if (x->conns[i].rd != NULL) {
             redisFree(x->conns[i].rd);
         }
+        free(x->conns[i].fx);
+        free(x->conns[i].fx_inner);
     }
     free(x->conns);
     free(x->free_stack);

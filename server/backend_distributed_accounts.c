@@ -43,6 +43,7 @@ struct twin_ctx {
     struct dist_conn *c;
     struct br_cmd *cmd;
     struct br_outcome out;
+    bool only_first; /* the server's own event (actor 0, --demo): only as event 1 */
 };
 
 /* A user or event row's twin, inside PostgreSQL's transaction: Redis must
@@ -52,24 +53,21 @@ struct twin_ctx {
 static int twin_hook(void *ctx, uint64_t id)
 {
     struct twin_ctx *t = ctx;
-    struct br_effect fx[BR_EFFECTS_MAX];
+    if (t->only_first && id != 1) {
+        /* Another process made the first event: ids are dense and taken
+         * under the catalog's lock, so id 1 here means none existed. */
+        return BR_E_DUPLICATE;
+    }
     uint32_t n = 0;
-    int rc = dist_apply(t->x, t->c, t->cmd, &t->out, fx, &n);
+    int rc = dist_apply(t->x, t->c, t->cmd, &t->out, t->c->fx, &n);
     if (rc == BR_OK && t->out.id == id) {
         return BR_OK;
     }
     if (t->cmd->type == BR_CMD_USER_REGISTER && rc == BR_E_EMAIL_TAKEN) {
-        const char *email = t->cmd->u.user_register.email;
-        const char *argv[] = {"HGET", "br:{cat}:email", email};
-        size_t len[] = {4, 14, strlen(email)};
-        redisReply *rep = NULL;
-        dist_cmd(t->x, t->c, &rep, 3, argv, len);
-        bool same =
-            rep != NULL && rep->type == REDIS_REPLY_STRING && strtoull(rep->str, NULL, 10) == id;
-        if (rep != NULL) {
-            freeReplyObject(rep);
-        }
-        if (same) {
+        uint64_t had = 0;
+        int erc = br_redis_user_by_email(&t->c->r, t->cmd->u.user_register.email, &had);
+        dist_note_redis(t->x, erc);
+        if (erc == BR_OK && had == id) {
             t->out.err = BR_OK;
             t->out.id = id;
             return BR_OK; /* a retried transaction: Redis has it already */
@@ -163,9 +161,8 @@ void dist_op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t target
     call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
-        struct br_effect fx[BR_EFFECTS_MAX];
         uint32_t n = 0;
-        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
         dist_conn_give(x, c);
     }
     if (call->err == BR_OK) {
@@ -290,7 +287,10 @@ void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_
         call->done(call);
         return;
     }
-    struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd};
+    /* The server's own event (--demo) is made only while there is none, in
+     * the transaction that holds the catalog's lock: two processes started
+     * together make one (backend.h). */
+    struct twin_ctx t = {.x = x, .c = c, .cmd = &cmd, .only_first = actor == 0};
     uint64_t id = 0;
     call->err = br_pg_event_create(x->cfg.pg, &cmd, twin_hook, &t, &id);
     dist_note_pg(x, call->err);
@@ -315,7 +315,7 @@ void dist_op_event_create(struct br_backend *b, uint64_t actor, const struct br_
 }
 
 /* The zones' counters as PostgreSQL's projection has them. */
-static int record_counters(struct br_distributed *x, uint64_t event_id, struct dist_counters *k)
+static int record_counters(struct br_distributed *x, uint64_t event_id, struct br_redis_counters *k)
 {
     memset(k, 0, sizeof *k);
     struct br_pg_zone z[BR_EVENT_ZONES_MAX];
@@ -347,7 +347,7 @@ static int read_event(struct br_distributed *x, struct dist_conn *c, uint64_t ev
     if (rc != BR_OK) {
         return rc;
     }
-    struct dist_counters k;
+    struct br_redis_counters k;
     rc = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
     if (rc == BR_E_NOT_FOUND) {
         /* In PostgreSQL, not (yet, or not any more) in Redis: being created,
@@ -419,7 +419,7 @@ void dist_op_event_stats(struct br_backend *b, uint64_t event_id, struct br_call
     if (call->err == BR_OK) {
         call->err = dist_conn_take(x, &c);
     }
-    struct dist_counters k;
+    struct br_redis_counters k;
     if (call->err == BR_OK) {
         call->err = dist_read_counters(x, c, event_id, s.spec.zone_count, &k);
         dist_conn_give(x, c);

@@ -51,7 +51,6 @@
 #define W32 4294967296ull
 #define INDEX_CHECK_MAX 4096u  /* a user's indexed holds looked at by the check */
 #define INDEX_EVENTS_MAX 1024u /* events whose member records are checked */
-#define SCAN_COUNT 1000        /* HSCAN's hint per round */
 #define SCAN_ROUNDS_MAX 100000u
 
 #define INDEX_CHUNK 256u /* commands per batch (<= DIST_PIPE_MAX) */
@@ -75,27 +74,11 @@ static int member_tickets(struct br_distributed *x, struct dist_conn *c, uint64_
                           uint32_t events, uint32_t *tix)
 {
     for (uint32_t at = 1; at <= events; at += INDEX_CHUNK) {
-        uint32_t last = events - at < INDEX_CHUNK ? events : at + INDEX_CHUNK - 1;
-        struct dist_pipe p;
-        dist_pipe_begin(x, c, &p);
-        for (uint32_t e = at; e <= last; e++) {
-            dist_pipe_addf(&p, "HGET br:{e%u}:ev m:%llu", e, (unsigned long long)user);
-        }
-        for (uint32_t e = at; e <= last; e++) {
-            redisReply *r = dist_pipe_next(&p);
-            if (r == NULL) {
-                break;
-            }
-            unsigned st = 0;
-            unsigned long long pass = 0, t = 0;
-            tix[e - 1] =
-                r->type == REDIS_REPLY_STRING && sscanf(r->str, "%u:%llu:%llu", &st, &pass, &t) == 3
-                    ? (uint32_t)t
-                    : 0;
-            freeReplyObject(r);
-        }
-        if (dist_pipe_end(&p) != BR_OK) {
-            return BR_E_UNAVAILABLE;
+        uint32_t k = events - at + 1 < INDEX_CHUNK ? events - at + 1 : INDEX_CHUNK;
+        int rc = br_redis_member_tickets(&c->r, user, at, k, tix + at - 1);
+        dist_note_redis(x, rc);
+        if (rc != BR_OK) {
+            return rc;
         }
     }
     return BR_OK;
@@ -106,27 +89,18 @@ static int member_tickets(struct br_distributed *x, struct dist_conn *c, uint64_
 static int add_tickets(struct br_distributed *x, struct dist_conn *c, uint64_t user,
                        const uint64_t *ids, uint32_t n, uint32_t events, uint32_t *sum)
 {
-    struct dist_pipe p;
-    dist_pipe_begin(x, c, &p);
-    for (uint32_t i = 0; i < n; i++) {
-        dist_pipe_addf(&p, "HGET br:{e%llu}:ev h:%llu", (unsigned long long)(ids[i] >> 32),
-                       (unsigned long long)(ids[i] & (W32 - 1)));
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        redisReply *r = dist_pipe_next(&p);
-        if (r == NULL) {
-            break;
-        }
+    struct br_redis_hold h[INDEX_CHUNK];
+    int found[INDEX_CHUNK];
+    int rc = br_redis_holds_read(&c->r, ids, n, h, found);
+    dist_note_redis(x, rc);
+    for (uint32_t i = 0; rc == BR_OK && i < n; i++) {
         uint64_t e = ids[i] >> 32;
-        struct dist_hold h;
-        if (e >= 1 && e <= events && r->type == REDIS_REPLY_STRING &&
-            dist_parse_hold(r->str, &h) == BR_OK && h.user_id == user &&
-            (h.state == BR_HOLD_HELD || h.state == BR_HOLD_CONFIRMED)) {
-            sum[e - 1] += h.quantity;
+        if (e >= 1 && e <= events && found[i] == BR_OK && h[i].user_id == user &&
+            (h[i].state == BR_HOLD_HELD || h[i].state == BR_HOLD_CONFIRMED)) {
+            sum[e - 1] += h[i].quantity;
         }
-        freeReplyObject(r);
     }
-    return dist_pipe_end(&p);
+    return rc;
 }
 
 /* sum[e-1] = tickets of the indexed live or sold holds of the user in e. */
@@ -152,44 +126,36 @@ static int indexed_tickets(struct br_distributed *x, struct dist_conn *c, uint64
     return rc;
 }
 
+struct scan_ctx {
+    struct br_distributed *x;
+    struct dist_conn *c;
+    uint64_t user;
+    uint32_t found;
+};
+
+static void index_if_users(void *ctx, uint64_t hold_id, const struct br_redis_hold *h)
+{
+    struct scan_ctx *s = ctx;
+    if (h->user_id == s->user &&
+        dist_index_hold(s->x, s->c, s->user, hold_id, h->created_ms) == BR_OK) {
+        s->found++;
+    }
+}
+
 /* Scans event e's holds and indexes the user's. Returns how many it found. */
 static uint32_t repair_event(struct br_distributed *x, struct dist_conn *c, uint64_t user,
                              uint32_t e)
 {
     char cursor[32] = "0";
-    uint32_t found = 0;
+    struct scan_ctx s = {.x = x, .c = c, .user = user, .found = 0};
     for (uint32_t round = 0; round < SCAN_ROUNDS_MAX; round++) {
-        redisReply *rep = NULL;
-        if (dist_cmdf(x, c, &rep, "HSCAN br:{e%u}:ev %s MATCH h:* COUNT %d", e, cursor,
-                      SCAN_COUNT) != BR_OK) {
-            return found;
-        }
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-            rep->element[0]->type != REDIS_REPLY_STRING ||
-            rep->element[1]->type != REDIS_REPLY_ARRAY) {
-            dist_io_fail(x, c, "booking index scan", NULL);
-            freeReplyObject(rep);
-            return found;
-        }
-        const redisReply *kv = rep->element[1];
-        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            struct dist_hold h;
-            unsigned long long seq = 0;
-            if (kv->element[i]->type == REDIS_REPLY_STRING &&
-                sscanf(kv->element[i]->str, "h:%llu", &seq) == 1 &&
-                kv->element[i + 1]->type == REDIS_REPLY_STRING &&
-                dist_parse_hold(kv->element[i + 1]->str, &h) == BR_OK && h.user_id == user &&
-                dist_index_hold(x, c, user, (uint64_t)e * W32 + seq, h.created_ms) == BR_OK) {
-                found++;
-            }
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        freeReplyObject(rep);
-        if (strcmp(cursor, "0") == 0) {
+        int rc = br_redis_holds_scan(&c->r, e, cursor, index_if_users, &s);
+        dist_note_redis(x, rc);
+        if (rc != BR_OK || strcmp(cursor, "0") == 0) {
             break;
         }
     }
-    return found;
+    return s.found;
 }
 
 /* Indexes what a crash (or a rebuild) left out. */

@@ -7,7 +7,7 @@
  *   backend_distributed.c         lifecycle, pool, readiness, gauges and metrics
  *   backend_distributed_accounts.c accounts, sessions, catalog (PostgreSQL first)
  *   backend_distributed_sale.c    queue, bookings, payments (the Lua twins)
- *   backend_distributed_read.c    reads of the live state (key layout: lua/README.md)
+ *   backend_distributed_read.c    reads of the live state, through the adapter (redis.h)
  *   backend_distributed_roles.c   admitter, sweeper, saga, health checks
  *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
  *   backend_distributed_index.c   each user's list of bookings
@@ -38,6 +38,11 @@ struct dist_conn {
     uint32_t index;
     uint64_t gen;     /* conn_gen when its connections were made */
     uint64_t checked; /* r.connects when the adapter's instance was last checked */
+    /* Effects scratch, BR_EFFECTS_MAX each (~460 KB: never on a request
+     * thread's stack): fx for the command the slot's holder applies,
+     * fx_inner for one applied while carrying out fx (a refund's result). */
+    struct br_effect *fx;
+    struct br_effect *fx_inner;
 };
 
 struct dist_spec {
@@ -251,41 +256,15 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
 
 /* ---- backend_distributed_read.c ---- */
 
-struct dist_hold {
-    uint64_t user_id;
-    uint32_t zone_id;
-    uint32_t quantity;
-    uint8_t state;
-    int64_t created_ms;
-    int64_t deadline_ms;
-    int64_t amount_minor;
-    uint64_t payment_seq; /* 0 = none */
-};
-
-struct dist_payment {
-    uint64_t hold_seq;
-    uint8_t state;
-    int64_t amount_minor;
-};
-
-/* Per-event counters (the stats route and the gauges). */
-struct dist_counters {
-    uint32_t zone_count;
-    uint32_t held[BR_EVENT_ZONES_MAX];
-    uint32_t sold[BR_EVENT_ZONES_MAX];
-    uint32_t queue_length;
-    uint32_t admitted;
-    uint32_t active_passes;
-    uint32_t bookings[BR_HOLD_STATE_COUNT];
-};
-
-/* Each: BR_OK, BR_E_NOT_FOUND, BR_E_UNAVAILABLE. One round trip. */
+/* Each: BR_OK, BR_E_NOT_FOUND, BR_E_UNAVAILABLE (Redis marked down),
+ * BR_E_CORRUPT. The adapter's reads (adapters/redis.h, which owns lib.lua's
+ * layout) on the slot's adapter connection, readiness noted. */
 int dist_read_hold(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
-                   struct dist_hold *out);
+                   struct br_redis_hold *out);
 int dist_read_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
-                      struct dist_payment *out);
+                      struct br_redis_payment *out);
 int dist_read_counters(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
-                       uint32_t zone_count, struct dist_counters *out);
+                       uint32_t zone_count, struct br_redis_counters *out);
 /* The event's spec as event_put.lua stored it (queue capacity resolved). */
 int dist_read_spec(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
                    struct dist_spec *out);
@@ -295,7 +274,7 @@ int dist_read_user(struct br_distributed *x, struct dist_conn *c, uint64_t user_
 /* A counter of the catalog hash ("events", "users"). */
 int dist_read_cat(struct br_distributed *x, struct dist_conn *c, const char *field, uint64_t *out);
 
-/* The queue views of n users of one event (pipelined: two round trips).
+/* The queue views of n users of one event (br_redis_queue_positions).
  * rc[i] = BR_OK or BR_E_NOT_IN_QUEUE; returns BR_OK, BR_E_NOT_FOUND (no
  * event) or BR_E_UNAVAILABLE. */
 int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
@@ -303,8 +282,6 @@ int dist_read_views(struct br_distributed *x, struct dist_conn *c, uint64_t even
 
 /* A reply's integer or decimal string as a number (0 otherwise). */
 uint64_t dist_num(const struct redisReply *e);
-/* A stored hold's packed value (lua/lib.lua, hold_save): BR_OK or BR_E_CORRUPT. */
-int dist_parse_hold(const char *v, struct dist_hold *out);
 
 /* ---- backend_distributed_index.c: the user's booking index ---- */
 

@@ -56,15 +56,6 @@ struct event_due {
     bool saga;
 };
 
-static int64_t first_score(const redisReply *r)
-{
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_STRING) {
-        return (int64_t)strtod(r->element[1]->str, NULL);
-    }
-    return INT64_MAX;
-}
-
 static uint64_t num(const redisReply *e)
 {
     return e->type == REDIS_REPLY_STRING                       ? strtoull(e->str, NULL, 10)
@@ -89,64 +80,36 @@ static void lease_argv(struct br_distributed *x, uint64_t e, char key[64], char 
     }
 }
 
-/* Adds one event's checks to a batch: 5 commands, the lease's first (a
- * placeholder when the lease is not in the batch: a cluster's router does
- * not batch scripts, so the caller runs it on its own). */
-static void add_checks(struct br_distributed *x, struct dist_pipe *p, uint64_t e, bool lease)
-{
-    unsigned long long id = (unsigned long long)e;
-    char key[64];
-    char ttl[24];
-    const char *argv[6];
-    size_t len[6];
-    lease_argv(x, e, key, ttl, argv, len);
-    if (lease) {
-        dist_pipe_add(p, 6, argv, len);
-    } else {
-        dist_pipe_addf(p, "EXISTS %s", key); /* a placeholder in the same slot */
-    }
-    dist_pipe_addf(p, "HMGET br:{e%llu}:ev id shuf opens qwait pact maxa", id);
-    dist_pipe_addf(p, "ZRANGE br:{e%llu}:passes 0 0 WITHSCORES", id);
-    dist_pipe_addf(p, "ZRANGE br:{e%llu}:holds 0 0 WITHSCORES", id);
-    dist_pipe_addf(p, "ZRANGE br:{e%llu}:refunds 0 0 WITHSCORES", id);
-}
-
-/* Decides from one event's 5 replies (the twin of br_engine_due). */
-static void decide(struct br_distributed *x, redisReply **r, int64_t now, struct event_due *d)
+/* Decides from the lease's reply (NULL: not asked) and the event's due
+ * inputs (the twin of br_engine_due). */
+static void decide(struct br_distributed *x, const redisReply *lease,
+                   const struct br_redis_due *due, int64_t now, struct event_due *d)
 {
     memset(d, 0, sizeof *d);
-    d->lease = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) && r[0]->type == REDIS_REPLY_INTEGER &&
-               r[0]->integer == 1;
-    const redisReply *ev = r[1];
-    if (ev->type != REDIS_REPLY_ARRAY || ev->elements != 6 ||
-        ev->element[0]->type != REDIS_REPLY_STRING) {
+    d->lease = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) && lease != NULL &&
+               lease->type == REDIS_REPLY_INTEGER && lease->integer == 1;
+    if (!due->exists) {
         return; /* being created */
     }
-    bool shuf = num(ev->element[1]) == 1;
-    int64_t opens = (int64_t)num(ev->element[2]);
-    uint64_t qwait = num(ev->element[3]);
-    uint64_t pact = num(ev->element[4]);
-    uint64_t maxa = num(ev->element[5]);
-    bool opening = !shuf && now >= opens;
-    bool room = shuf && qwait > 0 && pact < maxa;
-    d->admit = d->lease && (opening || room || first_score(r[2]) <= now);
-    d->sweep = (x->cfg.roles & BR_DIST_ROLE_SWEEPER) && first_score(r[3]) <= now;
-    d->saga = (x->cfg.roles & BR_DIST_ROLE_SAGA) && first_score(r[4]) <= now;
+    bool opening = !due->shuffled && now >= due->opens_ms;
+    bool room = due->shuffled && due->waiting > 0 && due->active_passes < due->max_active;
+    d->admit = d->lease && (opening || room || due->next_pass_ms <= now);
+    d->sweep = (x->cfg.roles & BR_DIST_ROLE_SWEEPER) && due->next_hold_ms <= now;
+    d->saga = (x->cfg.roles & BR_DIST_ROLE_SAGA) && due->next_refund_ms <= now;
 }
 
 static void run(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd)
 {
     struct br_outcome out;
-    struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
-    int rc = dist_apply(x, c, cmd, &out, fx, &n);
+    int rc = dist_apply(x, c, cmd, &out, c->fx, &n);
     if (rc == BR_E_UNAVAILABLE || rc == BR_E_UNKNOWN_OUTCOME || rc == BR_E_CORRUPT ||
         rc == BR_E_IO) {
         br_logf(x->cfg.log, BR_LOG_WARN, "role command failed", "\"command\":\"%s\",\"err\":\"%s\"",
                 br_cmd_name(cmd->type), br_err_name(rc));
         return;
     }
-    dist_effects(x, c, cmd, &out, fx, n, NULL);
+    dist_effects(x, c, cmd, &out, c->fx, n, NULL);
 }
 
 /* One event's share of the tick. */
@@ -179,41 +142,30 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     bool admitter = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) != 0;
     bool alone = dist_is_cluster(c); /* the lease's script outside the batch */
     for (uint64_t e = 1; e <= events; e++) {
+        char key[64], ttl[24];
+        const char *argv[6];
+        size_t len[6];
+        lease_argv(x, e, key, ttl, argv, len);
         redisReply *lease = NULL;
-        if (admitter && alone) {
-            char key[64], ttl[24];
-            const char *argv[6];
-            size_t len[6];
-            lease_argv(x, e, key, ttl, argv, len);
-            if (dist_cmd(x, c, &lease, 6, argv, len) != BR_OK) {
-                return false;
-            }
+        if (admitter && alone && dist_cmd(x, c, &lease, 6, argv, len) != BR_OK) {
+            return false;
         }
-        struct dist_pipe p;
-        dist_pipe_begin(x, c, &p);
-        add_checks(x, &p, e, admitter && !alone);
-        redisReply *r[5] = {NULL};
-        for (int i = 0; i < 5; i++) {
-            r[i] = dist_pipe_next(&p);
-        }
-        if (lease != NULL) {
-            if (r[0] != NULL) {
-                freeReplyObject(r[0]);
-            }
-            r[0] = lease;
-        }
-        if (dist_pipe_end(&p) != BR_OK) {
-            for (int i = 0; i < 5; i++) {
-                if (r[i] != NULL) {
-                    freeReplyObject(r[i]);
-                }
+        /* One node: the lease's script in the same round trip as the reads. */
+        bool batched = admitter && !alone;
+        struct br_redis_due due;
+        int rc =
+            br_redis_event_due(&c->r, e, batched ? 6 : 0, argv, len, batched ? &lease : NULL, &due);
+        dist_note_redis(x, rc);
+        if (rc != BR_OK) {
+            if (lease != NULL) {
+                freeReplyObject(lease);
             }
             return false;
         }
         struct event_due d;
-        decide(x, r, now, &d);
-        for (int i = 0; i < 5; i++) {
-            freeReplyObject(r[i]);
+        decide(x, lease, &due, now, &d);
+        if (lease != NULL) {
+            freeReplyObject(lease);
         }
         saga_due = saga_due || d.saga;
         act(x, c, e, &d);

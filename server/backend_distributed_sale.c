@@ -54,7 +54,7 @@ static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
 static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
                         struct br_api_booking *out)
 {
-    struct dist_hold h;
+    struct br_redis_hold h;
     int rc = dist_read_hold(x, c, hold_id, &h);
     struct dist_spec s;
     if (rc == BR_OK) {
@@ -84,10 +84,10 @@ static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t 
 static int fill_payment(struct br_distributed *x, struct dist_conn *c, uint64_t payment_id,
                         struct br_api_payment *out)
 {
-    struct dist_payment p;
+    struct br_redis_payment p;
     int rc = dist_read_payment(x, c, payment_id, &p);
     uint64_t event_id = payment_id >> 32;
-    struct dist_hold h;
+    struct br_redis_hold h;
     if (rc == BR_OK) {
         rc = dist_read_hold(x, c, event_id * W32 + p.hold_seq, &h);
     }
@@ -121,9 +121,8 @@ static void refund(struct br_distributed *x, struct dist_conn *c, const struct b
     struct br_cmd cmd;
     br_api_cmd_refund_result(&cmd, fx->id, prc == BR_OK);
     struct br_outcome out;
-    struct br_effect rfx[BR_EFFECTS_MAX];
-    uint32_t n = 0;
-    int rc = dist_apply(x, c, &cmd, &out, rfx, &n);
+    uint32_t n = 0; /* its effects are not carried out: fx_inner, not fx (being read) */
+    int rc = dist_apply(x, c, &cmd, &out, c->fx_inner, &n);
     if (rc != BR_OK) {
         br_logf(x->cfg.log, BR_LOG_WARN, "refund result not applied: the saga retries",
                 "\"payment\":%" PRIu64 ",\"provider\":\"%s\",\"err\":\"%s\"", fx->id,
@@ -137,7 +136,7 @@ static void charge(struct br_distributed *x, struct dist_conn *c, const struct b
     char id[BR_API_PROVIDER_ID_MAX] = "";
     char secret[BR_API_SECRET_MAX] = "";
     char currency[BR_CURRENCY_MAX] = "EUR";
-    struct dist_hold h;
+    struct br_redis_hold h;
     struct dist_spec s;
     if (dist_read_hold(x, c, fx->ref, &h) == BR_OK && dist_spec(x, c, fx->event_id, &s) == BR_OK &&
         h.zone_id >= 1 && h.zone_id <= s.spec.zone_count) {
@@ -193,10 +192,9 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
     call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
-        struct br_effect fx[BR_EFFECTS_MAX];
         uint32_t n = 0;
-        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
-        dist_effects(x, c, &cmd, &out, fx, n, NULL);
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
+        dist_effects(x, c, &cmd, &out, c->fx, n, NULL);
         struct dist_spec s;
         if (call->err == BR_OK && type == BR_CMD_QUEUE_JOIN) {
             int rc = dist_spec(x, c, event_id, &s);
@@ -301,10 +299,9 @@ void dist_op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uin
         return;
     }
     struct br_outcome out;
-    struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
-    call->err = dist_apply(x, c, &cmd, &out, fx, &n);
-    dist_effects(x, c, &cmd, &out, fx, n, NULL);
+    call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
+    dist_effects(x, c, &cmd, &out, c->fx, n, NULL);
     struct dist_spec s;
     if (call->err == BR_OK && idem_key == 0 && dist_spec(x, c, event_id, &s) == BR_OK &&
         zone_id >= 1 && zone_id <= s.spec.zone_count) {
@@ -375,10 +372,9 @@ void dist_op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t bookin
     call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
-        struct br_effect fx[BR_EFFECTS_MAX];
         uint32_t n = 0;
-        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
-        dist_effects(x, c, &cmd, &out, fx, n, NULL);
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
+        dist_effects(x, c, &cmd, &out, c->fx, n, NULL);
         struct br_api_booking bk;
         if (fill_booking(x, c, booking_id, &bk) == BR_OK && bk.user_id == user) {
             call->r.booking = bk;
@@ -403,16 +399,15 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
         return;
     }
     struct br_outcome out;
-    struct br_effect fx[BR_EFFECTS_MAX];
     uint32_t n = 0;
-    call->err = dist_apply(x, c, &cmd, &out, fx, &n);
+    call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
     struct br_api_payment *p = &call->r.payment;
     memset(p, 0, sizeof *p);
     if (call->err == BR_OK) {
         int rc = fill_payment(x, c, out.id, p);
         call->err = rc;
     }
-    dist_effects(x, c, &cmd, &out, fx, n, call->err == BR_OK ? p : NULL);
+    dist_effects(x, c, &cmd, &out, c->fx, n, call->err == BR_OK ? p : NULL);
     if (call->err == BR_OK && p->provider_payment_id[0] == '\0') {
         call->err = BR_E_UNAVAILABLE; /* no intent: the payment stays pending, retry */
     }
@@ -430,10 +425,9 @@ void dist_op_payment_event(struct br_backend *b, const char *provider_event_id, 
     call->err = dist_take_for_write(x, &c);
     if (call->err == BR_OK) {
         struct br_outcome out;
-        struct br_effect fx[BR_EFFECTS_MAX];
         uint32_t n = 0;
-        call->err = dist_apply(x, c, &cmd, &out, fx, &n);
-        dist_effects(x, c, &cmd, &out, fx, n, NULL);
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
+        dist_effects(x, c, &cmd, &out, c->fx, n, NULL);
         struct br_api_payment p;
         if (fill_payment(x, c, payment_id, &p) == BR_OK) {
             call->r.payment = p;

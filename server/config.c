@@ -84,8 +84,8 @@ static const struct opt OPTS[] = {
      "per-connection buffer, bounds the header section (8192)"},
     {"--scrypt-log2n", "BR_SCRYPT_LOG2N", OPT_UINT, OFF(scrypt_log2n), BR_AUTH_LOG2N_MAX, "N",
      "password hash cost: scrypt N = 2^N, r = 8, p = 1 (15)"},
-    {"--hash-threads", "BR_HASH_THREADS", OPT_UINT, OFF(hash_threads), BR_HASHPOOL_THREADS_MAX,
-     "N", "threads that hash passwords, off the HTTP threads (half the CPUs, at least 1)"},
+    {"--hash-threads", "BR_HASH_THREADS", OPT_UINT, OFF(hash_threads), BR_HASHPOOL_THREADS_MAX, "N",
+     "threads that hash passwords, off the HTTP threads (half the CPUs, at least 1)"},
     {"--hash-queue", "BR_HASH_QUEUE", OPT_UINT, OFF(hash_queue), BR_HASHPOOL_QUEUE_MAX, "N",
      "logins and registrations waiting for a hash thread; beyond, 503 OVERLOADED (64)"},
     {"--refresh-ttl-s", "BR_REFRESH_TTL_S", OPT_UINT, OFF(refresh_ttl_s), 30u * 86400u, "N",
@@ -105,7 +105,8 @@ static const struct opt OPTS[] = {
      "embedded (one process, journal in the data dir) or distributed (Redis + PostgreSQL, "
      "any number of processes) (embedded)"},
     {"--redis", "BR_REDIS_URL", OPT_TEXT, OFF(redis_url), 0, "URL",
-     "distributed: Redis holding the live on-sale, redis://host[:port][/db]"},
+     "distributed: Redis holding the live on-sale, redis://host[:port][/db] or a Redis Cluster, "
+     "redis-cluster://host:port[,host:port...] (any reachable seed tells the slot map)"},
     {"--pg", "BR_PG_URL", OPT_TEXT, OFF(pg_url), 0, "URL",
      "distributed: PostgreSQL holding the record, postgresql://user@host:port/db; its schema "
      "must be migrated first (bookingrush migrate --pg URL)"},
@@ -143,8 +144,8 @@ static const struct opt OPTS[] = {
      "sum of the events' zone capacities (people, >= 10000): 24 B each"},
     {"--payments-max", "BR_PAYMENTS_MAX", OPT_UINT, OFF(sizing.payments), BR_TABLE_ROWS_MAX, "N",
      "payments over the sale (people / 2): 228-372 B each with their webhooks"},
-    {"--idem-keys-max", "BR_IDEM_KEYS_MAX", OPT_UINT, OFF(sizing.idem_keys), BR_TABLE_ROWS_MAX,
-     "N", "reserves carrying an Idempotency-Key (2 x people): 72-120 B each"},
+    {"--idem-keys-max", "BR_IDEM_KEYS_MAX", OPT_UINT, OFF(sizing.idem_keys), BR_TABLE_ROWS_MAX, "N",
+     "reserves carrying an Idempotency-Key (2 x people): 72-120 B each"},
 };
 
 #define OPT_COUNT (sizeof OPTS / sizeof OPTS[0])

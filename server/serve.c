@@ -268,8 +268,8 @@ static int bootstrap_admin(struct br_backend *b, const struct br_serve_config *c
     return rc == BR_E_EMAIL_TAKEN ? bootstrap_admin_once(b, c, log) : rc;
 }
 
-/* --demo: one event on sale now, unless there are events already. */
-static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64_t *event_id)
+/* The first event's id into *id (0 = no event). */
+static int first_event(struct br_backend *b, uint64_t *id)
 {
     struct br_api_event first;
     struct sync_call s;
@@ -278,13 +278,18 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     c->list_cap = 1;
     b->ops->event_list(b, 0, c);
     int rc = sync_wait(&s);
-    if (rc != BR_OK) {
+    *id = rc == BR_OK && s.call.list_count > 0 ? first.id : 0;
+    return rc;
+}
+
+/* --demo: one event on sale now, unless there are events already. */
+static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64_t *event_id)
+{
+    int rc = first_event(b, event_id);
+    if (rc != BR_OK || *event_id != 0) {
         return rc;
     }
-    if (s.call.list_count > 0) {
-        *event_id = first.id;
-        return BR_OK;
-    }
+    struct sync_call s;
     int64_t now = br_clock_wall_ms() / 1000 * 1000; /* whole seconds */
     struct br_event_spec spec;
     br_event_spec_default(&spec, now);
@@ -306,6 +311,11 @@ static int bootstrap_demo(struct br_backend *b, const struct br_log *log, uint64
     spec.queue_capacity = br_event_spec_queue_default(&spec);
     b->ops->event_create(b, 0, &spec, sync_begin(&s));
     rc = sync_wait(&s);
+    if (rc == BR_E_DUPLICATE) {
+        /* Another process (distributed) made the first event meanwhile. */
+        rc = first_event(b, event_id);
+        return rc == BR_OK && *event_id == 0 ? BR_E_NOT_FOUND : rc;
+    }
     if (rc == BR_E_FULL) {
         /* Sized below the demo (a small --people): serve without it. */
         br_logf(log, BR_LOG_WARN, "no demo event: the engine's tables are too small for it",

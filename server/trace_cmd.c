@@ -497,7 +497,8 @@ static const char usage[] =
     "user of the catalog, then events 1..N-1 as created) read from Redis; nothing is\n"
     "written there, and a live sale may go on meanwhile.\n"
     "\n"
-    "  --redis URL  redis://host:port[/db] (default: $BR_REDIS_URL)\n"
+    "  --redis URL  redis://host:port[/db], or a Redis Cluster:\n"
+    "               redis-cluster://host:port[,host:port...] (default: $BR_REDIS_URL)\n"
     "  --event N    the event (1, 2, ...)\n"
     "  --out FILE   write to FILE instead of standard output (which must then not\n"
     "               be a terminal: the trace is binary)\n"
@@ -585,7 +586,9 @@ int br_trace_main(int argc, char **argv)
     }
     struct br_redis_options o;
     if (br_redis_parse_url(a.redis, &o) != BR_OK) {
-        return br_cli_usage_error("trace", "--redis: cannot read '%s' (redis://host:port[/db])",
+        return br_cli_usage_error("trace",
+                                  "--redis: cannot read '%s' (redis://host:port[/db] or "
+                                  "redis-cluster://host:port[,host:port...])",
                                   a.redis);
     }
     FILE *f = a.out != NULL ? fopen(a.out, "wb") : stdout;

@@ -104,7 +104,10 @@ int br_sim_backend_redis_open(struct br_sim_backend *b, const struct br_config *
     memset(b, 0, sizeof *b);
     struct br_redis_options opt;
     if (br_redis_parse_url(url, &opt) != BR_OK) {
-        fprintf(stderr, "bookingrush sim: bad --redis URL %s (redis://host:port[/db])\n", url);
+        fprintf(stderr,
+                "bookingrush sim: bad --redis URL %s (redis://host:port[/db] or "
+                "redis-cluster://host:port[,host:port...])\n",
+                url);
         return BR_E_INVALID;
     }
     struct redis_impl *m = calloc(1, sizeof *m);

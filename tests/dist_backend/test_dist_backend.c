@@ -4,6 +4,10 @@
  * server processes, on a real redis-server (tests/redis/server.c) and a real
  * PostgreSQL (the ctest fixture pg_server, tests/pg/pgtest.h):
  *
+ *   server_event_once  the server's own event (actor 0: --demo) is made only
+ *                      while there is no event: a second process is refused
+ *   register_retried   a registration whose PostgreSQL transaction is retried
+ *                      after its twin ran commits (Redis has the same id)
  *   ids_agree          a user and an event written through one process get
  *                      the same id in PostgreSQL and Redis, and the other
  *                      process finds them (user_exists after a cache miss)
@@ -190,8 +194,10 @@ static uint64_t user_new(struct br_distributed *x, const char *email)
     return c.r.user.id;
 }
 
-static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
-                          uint32_t admit_per_tick)
+/* A one-zone event through x by owner (0: the server itself): the call's
+ * error, the id into *id. */
+static int event_try(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
+                     uint32_t admit_per_tick, uint64_t *id)
 {
     struct br_event_spec spec;
     br_event_spec_default(&spec, opens_ms);
@@ -207,8 +213,17 @@ static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t open
     struct br_call c;
     int flag;
     be(x)->ops->event_create(be(x), owner, &spec, call_init(&c, &flag));
-    assert_int_equal(c.err, BR_OK);
-    return c.r.event.id;
+    assert_int_equal(flag, 1);
+    *id = c.r.event.id;
+    return c.err;
+}
+
+static uint64_t event_new(struct br_distributed *x, uint64_t owner, int64_t opens_ms,
+                          uint32_t admit_per_tick)
+{
+    uint64_t id = 0;
+    assert_int_equal(event_try(x, owner, opens_ms, admit_per_tick, &id), BR_OK);
+    return id;
 }
 
 static redisContext *raw(struct fx *f)
@@ -230,6 +245,38 @@ static long long raw_int(redisContext *c, const char *cmd)
 }
 
 /* ---- the tests ---- */
+
+/* The server's own event (actor 0, --demo) through A makes event 1; then
+ * through B (a process started at the same moment, whose list saw no event
+ * yet) it is refused with DUPLICATE and nothing is created. */
+static void test_server_event_once(void **state)
+{
+    struct fx *f = *state;
+    int64_t opens = br_clock_wall_ms() + 3600000;
+    uint64_t id = 0;
+    assert_int_equal(event_try(f->a, 0, opens, 1, &id), BR_OK);
+    assert_int_equal(id, 1);
+    assert_int_equal(event_try(f->b, 0, opens, 1, &id), BR_E_DUPLICATE);
+    assert_int_equal(pgt_scalar(f->pg_url, "SELECT count(*) FROM events"), 1);
+    redisContext *r = raw(f);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:cat events"), 1);
+    redisFree(r);
+}
+
+/* PostgreSQL loses the registration's session before COMMIT: pg retries
+ * the transaction, whose hook finds the email already in Redis under the
+ * same id (the adapter's email lookup) and lets it commit. */
+static void test_register_retried(void **state)
+{
+    struct fx *f = *state;
+    br_pg_fault_kill_before_commit(f->pg, 1);
+    uint64_t u = user_new(f->a, "retried@dist.test");
+    assert_int_equal(pgt_scalar(f->pg_url, "SELECT max(id) FROM users"), (long long)u);
+    redisContext *r = raw(f);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:cat users"), (long long)u);
+    assert_int_equal(raw_int(r, "HGET br:{cat}:email retried@dist.test"), (long long)u);
+    redisFree(r);
+}
 
 static void test_ids_agree(void **state)
 {
@@ -374,8 +421,12 @@ static void test_redis_lost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ids_agree),      cmocka_unit_test(test_positions_batched),
-        cmocka_unit_test(test_index_repaired), cmocka_unit_test(test_fanout_crosses),
+        cmocka_unit_test(test_server_event_once), /* first: no event yet */
+        cmocka_unit_test(test_register_retried),
+        cmocka_unit_test(test_ids_agree),
+        cmocka_unit_test(test_positions_batched),
+        cmocka_unit_test(test_index_repaired),
+        cmocka_unit_test(test_fanout_crosses),
         cmocka_unit_test(test_redis_lost), /* last: it empties Redis */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
