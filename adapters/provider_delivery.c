@@ -31,11 +31,11 @@ int br_delivery_event_id(char out[BR_DELIVERY_EVENT_ID_MAX])
 
 struct br_delivery *br_delivery_new(json_t *intent, bool ok, const char *event_id)
 {
-    json_t *event = json_pack(
-        "{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", event_id, "object", "event",
-        "api_version", "2023-10-16", "created", (json_int_t)(br_clock_wall_ms() / 1000),
-        "livemode", 0, "type", ok ? "payment_intent.succeeded" : "payment_intent.payment_failed",
-        "data", "object", intent);
+    json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", event_id, "object",
+                              "event", "api_version", "2023-10-16", "created",
+                              (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
+                              ok ? "payment_intent.succeeded" : "payment_intent.payment_failed",
+                              "data", "object", intent);
     struct br_delivery *d = calloc(1, sizeof *d);
     char *payload = event ? json_dumps(event, JSON_COMPACT) : NULL;
     char *ij = intent ? json_dumps(intent, JSON_COMPACT) : NULL;
@@ -92,8 +92,8 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
-bool br_delivery_post(CURL *curl, const char *secret, const char *url,
-                      const struct br_delivery *d, unsigned attempt, const struct br_log *log)
+bool br_delivery_post(CURL *curl, const char *secret, const char *url, const struct br_delivery *d,
+                      unsigned attempt, const struct br_log *log)
 {
     char sig[BR_PROVIDER_SIG_HEADER_MAX];
     char header[BR_PROVIDER_SIG_HEADER_MAX + 32];
@@ -179,4 +179,40 @@ void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log)
     if (dropped > 0) {
         br_logf(log, BR_LOG_WARN, "test provider stopped", "\"dropped\":%u", dropped);
     }
+}
+
+int br_delivery_test_card(const char *payment_method, bool *ok, const char **decline)
+{
+    *decline = NULL;
+    *ok = strcmp(payment_method, "pm_card_visa") == 0 ||
+          strcmp(payment_method, "pm_card_mastercard") == 0 ||
+          strcmp(payment_method, "pm_card_amex") == 0;
+    if (*ok) {
+        return BR_OK;
+    }
+    if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
+        *decline = "generic_decline";
+    } else if (strcmp(payment_method, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
+        *decline = "insufficient_funds";
+    }
+    return *decline != NULL ? BR_OK : BR_E_INVALID;
+}
+
+int br_delivery_random_base62(char *out, size_t n)
+{
+    static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint8_t buf[64];
+    size_t have = 0;
+    for (uint32_t round = 0; have < n && round < 16; round++) {
+        if (br_auth_random(buf, sizeof buf) != BR_OK) {
+            return BR_E_IO;
+        }
+        for (size_t i = 0; i < sizeof buf && have < n; i++) {
+            if (buf[i] < 248) {
+                out[have++] = digits[buf[i] % 62];
+            }
+        }
+    }
+    out[have] = '\0';
+    return have == n ? BR_OK : BR_E_IO; /* 16 rounds of 64 bytes: never short in practice */
 }

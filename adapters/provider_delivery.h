@@ -12,6 +12,9 @@
  * mutex and condition variable (the in-memory provider guards its intents
  * with the same mutex).
  *
+ * Also here, as both providers decide and draw alike: the test cards'
+ * decision and the random base62 of intent ids and secrets.
+ *
  * Limits: at most q->max deliveries queued (callers check q->queued);
  * stopping drops what is still queued, callbacks run with BR_E_UNAVAILABLE.
  */
@@ -28,8 +31,8 @@
 #include "adapters/log.h"
 #include "adapters/provider.h"
 
-#define BR_DELIVERY_EVENT_ID_MAX 48u      /* "evt_" + 24 hex, incl. NUL */
-#define BR_DELIVERY_TIMEOUT_MS 5000L      /* one POST, connect included */
+#define BR_DELIVERY_EVENT_ID_MAX 48u /* "evt_" + 24 hex, incl. NUL */
+#define BR_DELIVERY_TIMEOUT_MS 5000L /* one POST, connect included */
 
 struct br_delivery {
     struct br_delivery *next;
@@ -45,8 +48,8 @@ struct br_delivery {
 };
 
 struct br_delivery_queue {
-    pthread_mutex_t *mu; /* borrowed: guards everything below */
-    pthread_cond_t *cv;  /* borrowed: signalled on enqueue and stop */
+    pthread_mutex_t *mu;      /* borrowed: guards everything below */
+    pthread_cond_t *cv;       /* borrowed: signalled on enqueue and stop */
     struct br_delivery *head; /* by due time */
     uint32_t queued;
     uint32_t max;
@@ -74,8 +77,8 @@ void br_delivery_free(struct br_delivery *d);
 
 /* One POST of d to url, signed with secret. true on a 2xx; else logs
  * (attempt = the number logged) and returns false. */
-bool br_delivery_post(CURL *curl, const char *secret, const char *url,
-                      const struct br_delivery *d, unsigned attempt, const struct br_log *log);
+bool br_delivery_post(CURL *curl, const char *secret, const char *url, const struct br_delivery *d,
+                      unsigned attempt, const struct br_log *log);
 
 /* The wait after `attempts` failed attempts: 200 ms, x4 each, at most 60 s. */
 int64_t br_delivery_backoff_ms(unsigned attempts);
@@ -91,5 +94,13 @@ int br_delivery_start(struct br_delivery_queue *q, void *(*fn)(void *), void *ar
  * drops what is queued (callbacks with BR_E_UNAVAILABLE, logged).
  * Idempotent. Takes q->mu itself. */
 void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log);
+
+/* The test card's decision: BR_OK with *ok (and *decline, the decline
+ * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
+int br_delivery_test_card(const char *payment_method, bool *ok, const char **decline);
+
+/* n random base62 characters and a NUL from OpenSSL's generator, each
+ * uniform (bytes >= 248 drawn again). BR_OK or BR_E_IO. */
+int br_delivery_random_base62(char *out, size_t n);
 
 #endif

@@ -105,28 +105,6 @@ static struct intent *slot_of(struct br_provider_test *p, uint64_t payment_id)
     return NULL;
 }
 
-/* n random base62 characters from OpenSSL's generator (RAND_bytes), each
- * uniform (bytes >= 248 are drawn again). BR_OK or BR_E_IO. */
-static int random_base62(char *out, size_t n)
-{
-    static const char digits[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    uint8_t buf[64];
-    size_t have = 0;
-    for (uint32_t round = 0; have < n && round < 16; round++) {
-        if (br_auth_random(buf, sizeof buf) != BR_OK) {
-            return BR_E_IO;
-        }
-        for (size_t i = 0; i < sizeof buf && have < n; i++) {
-            if (buf[i] < 248) {
-                out[have++] = digits[buf[i] % 62];
-            }
-        }
-    }
-    out[have] = '\0';
-    return have == n ? BR_OK : BR_E_IO; /* 16 rounds of 64 bytes: never short in practice */
-}
-
 static uint64_t id_hash(const char *id)
 {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: ids are random, no adversary picks them */
@@ -157,7 +135,8 @@ static struct intent *intent_by_id(struct br_provider_test *p, const char *id)
 static int intent_identity(struct br_provider_test *p, struct intent *it)
 {
     char r1[RANDOM_CHARS + 1], r2[RANDOM_CHARS + 1];
-    if (random_base62(r1, RANDOM_CHARS) != BR_OK || random_base62(r2, RANDOM_CHARS) != BR_OK) {
+    if (br_delivery_random_base62(r1, RANDOM_CHARS) != BR_OK ||
+        br_delivery_random_base62(r2, RANDOM_CHARS) != BR_OK) {
         return BR_E_IO;
     }
     snprintf(it->id, sizeof it->id, "pi_%s", r1);
@@ -240,25 +219,6 @@ static json_t *intent_json(const struct intent *it)
                      "last_payment_error", err);
 }
 
-/* The test card's decision: BR_OK with *ok (and *decline, the decline
- * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
-static int decide(const char *payment_method, bool *ok, const char **decline)
-{
-    *decline = NULL;
-    *ok = strcmp(payment_method, "pm_card_visa") == 0 ||
-          strcmp(payment_method, "pm_card_mastercard") == 0 ||
-          strcmp(payment_method, "pm_card_amex") == 0;
-    if (*ok) {
-        return BR_OK;
-    }
-    if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
-        *decline = "generic_decline";
-    } else if (strcmp(payment_method, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        *decline = "insufficient_funds";
-    }
-    return *decline != NULL ? BR_OK : BR_E_INVALID;
-}
-
 /* The intent id_text names, if client_secret is its secret and it may be
  * confirmed: BR_OK (*out set), BR_E_NOT_FOUND, BR_E_FORBIDDEN (another
  * secret), BR_E_DUPLICATE (already succeeded). Caller holds mu. */
@@ -289,7 +249,7 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
 {
     bool ok;
     const char *decline;
-    if (decide(payment_method, &ok, &decline) != BR_OK) {
+    if (br_delivery_test_card(payment_method, &ok, &decline) != BR_OK) {
         return BR_E_INVALID;
     }
     if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {

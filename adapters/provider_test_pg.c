@@ -78,26 +78,6 @@ int br_provider_test_pg_new(struct br_provider_test_pg **out,
 
 /* ---- intents ---- */
 
-/* n random base62 characters (bytes >= 248 drawn again, so each is uniform). */
-static int random_base62(char *out, size_t n)
-{
-    static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    uint8_t buf[64];
-    size_t have = 0;
-    for (uint32_t round = 0; have < n && round < 16; round++) {
-        if (br_auth_random(buf, sizeof buf) != BR_OK) {
-            return BR_E_IO;
-        }
-        for (size_t i = 0; i < sizeof buf && have < n; i++) {
-            if (buf[i] < 248) {
-                out[have++] = digits[buf[i] % 62];
-            }
-        }
-    }
-    out[have] = '\0';
-    return have == n ? BR_OK : BR_E_IO;
-}
-
 static int op_create_intent(void *self, uint64_t payment_id, uint64_t booking_id,
                             int64_t amount_minor, const char *currency, const char *idem_key,
                             char id_out[BR_PROVIDER_ID_MAX],
@@ -109,7 +89,8 @@ static int op_create_intent(void *self, uint64_t payment_id, uint64_t booking_id
     struct br_pg_intent in;
     memset(&in, 0, sizeof in);
     char r1[RANDOM_CHARS + 1], r2[RANDOM_CHARS + 1];
-    if (random_base62(r1, RANDOM_CHARS) != BR_OK || random_base62(r2, RANDOM_CHARS) != BR_OK) {
+    if (br_delivery_random_base62(r1, RANDOM_CHARS) != BR_OK ||
+        br_delivery_random_base62(r2, RANDOM_CHARS) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     snprintf(in.id, sizeof in.id, "pi_%s", r1);
@@ -141,23 +122,6 @@ static int op_refund(void *self, uint64_t payment_id, const char *intent_id, int
 }
 
 /* ---- confirm ---- */
-
-/* The test card's decision, as provider_test.c decides. */
-static int decide(const char *pm, bool *ok, const char **decline)
-{
-    *decline = NULL;
-    *ok = strcmp(pm, "pm_card_visa") == 0 || strcmp(pm, "pm_card_mastercard") == 0 ||
-          strcmp(pm, "pm_card_amex") == 0;
-    if (*ok) {
-        return BR_OK;
-    }
-    if (strcmp(pm, "pm_card_chargeDeclined") == 0) {
-        *decline = "generic_decline";
-    } else if (strcmp(pm, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        *decline = "insufficient_funds";
-    }
-    return *decline != NULL ? BR_OK : BR_E_INVALID;
-}
 
 static json_t *intent_json(const struct br_pg_intent *it, bool ok, const char *decline)
 {
@@ -199,7 +163,7 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     struct br_provider_test_pg *p = self;
     bool ok;
     const char *decline;
-    if (decide(payment_method, &ok, &decline) != BR_OK) {
+    if (br_delivery_test_card(payment_method, &ok, &decline) != BR_OK) {
         return BR_E_INVALID;
     }
     if (intent_id == NULL || strlen(intent_id) >= BR_PROVIDER_ID_MAX) {
