@@ -96,14 +96,9 @@ static size_t on_answer(char *ptr, size_t size, size_t n, void *ud)
 {
     struct call *c = ud;
     size_t add = size * n;
-    char *np = realloc(c->answer, c->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&c->answer, &c->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + c->len, ptr, add);
-    c->answer = np;
-    c->len += add;
-    c->answer[c->len] = '\0';
     return add;
 }
 
@@ -875,14 +870,9 @@ static size_t on_stream(char *ptr, size_t size, size_t n, void *ud)
 {
     struct stream *st = ud;
     size_t add = size * n;
-    char *np = realloc(st->text, st->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&st->text, &st->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + st->len, ptr, add);
-    st->text = np;
-    st->len += add;
-    st->text[st->len] = '\0';
     const char *at = strstr(st->text, "event: pass\n");
     if (at != NULL && strstr(at, "\n\n") != NULL) {
         st->done = true;

@@ -147,4 +147,8 @@ char *t_secret(struct t_server *s, const char *key);
 /* Milliseconds of sleep. */
 void t_sleep_ms(int ms);
 
+/* Appends add bytes at ptr to the malloc'd *buf of *len bytes, keeping it
+ * NUL-terminated (curl write callbacks). false when out of memory. */
+bool t_append(char **buf, size_t *len, const char *ptr, size_t add);
+
 #endif

@@ -56,14 +56,9 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ud)
 {
     struct slot *s = ud;
     size_t add = size * n;
-    char *np = realloc(s->answer, s->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&s->answer, &s->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + s->len, ptr, add);
-    s->answer = np;
-    s->len += add;
-    s->answer[s->len] = '\0';
     return add;
 }
 

@@ -35,14 +35,9 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ud)
 {
     struct buyer *b = ud;
     size_t add = size * n;
-    char *np = realloc(b->answer, b->answer_len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&b->answer, &b->answer_len, ptr, add)) {
         return 0;
     }
-    memcpy(np + b->answer_len, ptr, add);
-    b->answer = np;
-    b->answer_len += add;
-    b->answer[b->answer_len] = '\0';
     return add;
 }
 
