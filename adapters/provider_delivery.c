@@ -216,3 +216,18 @@ int br_delivery_random_base62(char *out, size_t n)
     out[have] = '\0';
     return have == n ? BR_OK : BR_E_IO; /* 16 rounds of 64 bytes: never short in practice */
 }
+
+int br_delivery_confirm_args(const char *intent_id, const char *client_secret,
+                             const char *payment_method, bool *ok, const char **decline)
+{
+    if (br_delivery_test_card(payment_method, ok, decline) != BR_OK) {
+        return BR_E_INVALID;
+    }
+    if (intent_id == NULL || strlen(intent_id) >= BR_PROVIDER_ID_MAX) {
+        return BR_E_NOT_FOUND;
+    }
+    if (client_secret == NULL || client_secret[0] == '\0') {
+        return BR_E_UNAUTHORIZED;
+    }
+    return BR_OK;
+}

@@ -99,6 +99,13 @@ void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log);
  * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
 int br_delivery_test_card(const char *payment_method, bool *ok, const char **decline);
 
+/* A confirm's arguments, before any lookup: the card's decision (BR_OK
+ * with *ok, *decline), or BR_E_INVALID (unknown payment method),
+ * BR_E_NOT_FOUND (no or too long an intent id), BR_E_UNAUTHORIZED (no
+ * client secret), checked in that order. */
+int br_delivery_confirm_args(const char *intent_id, const char *client_secret,
+                             const char *payment_method, bool *ok, const char **decline);
+
 /* n random base62 characters and a NUL from OpenSSL's generator, each
  * uniform (bytes >= 248 drawn again). BR_OK or BR_E_IO. */
 int br_delivery_random_base62(char *out, size_t n);

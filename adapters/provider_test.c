@@ -249,14 +249,9 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
 {
     bool ok;
     const char *decline;
-    if (br_delivery_test_card(payment_method, &ok, &decline) != BR_OK) {
-        return BR_E_INVALID;
-    }
-    if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {
-        return BR_E_NOT_FOUND;
-    }
-    if (client_secret == NULL || client_secret[0] == '\0') {
-        return BR_E_UNAUTHORIZED;
+    int arc = br_delivery_confirm_args(intent_id_text, client_secret, payment_method, &ok, &decline);
+    if (arc != BR_OK) {
+        return arc;
     }
     char evt_id[BR_DELIVERY_EVENT_ID_MAX];
     if (br_delivery_event_id(evt_id) != BR_OK) {

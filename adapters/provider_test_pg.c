@@ -163,14 +163,9 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     struct br_provider_test_pg *p = self;
     bool ok;
     const char *decline;
-    if (br_delivery_test_card(payment_method, &ok, &decline) != BR_OK) {
-        return BR_E_INVALID;
-    }
-    if (intent_id == NULL || strlen(intent_id) >= BR_PROVIDER_ID_MAX) {
-        return BR_E_NOT_FOUND;
-    }
-    if (client_secret == NULL || client_secret[0] == '\0') {
-        return BR_E_UNAUTHORIZED;
+    int arc = br_delivery_confirm_args(intent_id, client_secret, payment_method, &ok, &decline);
+    if (arc != BR_OK) {
+        return arc;
     }
     struct br_pg_intent it;
     int rc = confirmable(p, intent_id, client_secret, &it);
