@@ -160,13 +160,7 @@ static void run_all(struct call *cs, int n)
         curl_multi_add_handle(m, e);
         easy[i] = e;
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     CURLMsg *msg;
     int left = 0;
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
@@ -943,13 +937,7 @@ static void test_sse_fanout(void **state)
         curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
         curl_multi_add_handle(m, easy[i]);
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     int passes = 0;
     for (int i = 0; i < SSE_BUYERS; i++) {
         if (st[i].done) {

@@ -150,6 +150,17 @@ bool t_append(char **buf, size_t *len, const char *ptr, size_t add)
     return true;
 }
 
+void t_multi_run(CURLM *m)
+{
+    int running = 1;
+    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
+        curl_multi_perform(m, &running);
+        if (running > 0) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
     struct sink *s = ud;

@@ -67,13 +67,7 @@ static void reserve_all(struct t_server *s, struct buyer *bs, int n)
         curl_multi_add_handle(m, c);
         easy[i] = c;
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     CURLMsg *msg;
     int left = 0;
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
