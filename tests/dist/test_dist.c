@@ -166,11 +166,7 @@ static void run_all(struct call *cs, int n)
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
         struct call *c = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK) {
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
-        } else {
-            c->status = -1;
-        }
+        c->status = msg->msg == CURLMSG_DONE ? t_multi_status(msg, -1) : -1;
     }
     for (int i = 0; i < n; i++) {
         curl_multi_remove_handle(m, easy[i]);
@@ -484,10 +480,7 @@ static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kil
             }
             struct slot *sl = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = 0;
-            if (msg->data.result == CURLE_OK) {
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            }
+            long status = t_multi_status(msg, 0);
             if (status == 201 && *nacks < KILL_ACKS) {
                 json_t *j = json_loads(sl->call.answer, 0, NULL);
                 acks[*nacks].buyer = sl->call.who;

@@ -161,6 +161,15 @@ void t_multi_run(CURLM *m)
     }
 }
 
+long t_multi_status(CURLMsg *msg, long failed)
+{
+    long status = failed;
+    if (msg->data.result == CURLE_OK) {
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+    }
+    return status;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
     struct sink *s = ud;

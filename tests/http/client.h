@@ -156,4 +156,8 @@ bool t_append(char **buf, size_t *len, const char *ptr, size_t add);
  * most 100 ms waits); their messages are left for curl_multi_info_read. */
 void t_multi_run(CURLM *m);
 
+/* The HTTP status of the transfer msg (CURLMSG_DONE) ended, or `failed`
+ * when it ended without an answer. */
+long t_multi_status(CURLMsg *msg, long failed);
+
 #endif

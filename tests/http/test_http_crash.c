@@ -133,10 +133,7 @@ static void storm(struct t_server *s, char tokens[][1024], uint64_t ev, int kill
             }
             struct slot *sl = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = 0;
-            if (msg->data.result == CURLE_OK) {
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            }
+            long status = t_multi_status(msg, 0);
             if (status == 201 && *nacks < ACKS_MAX) {
                 json_t *j = json_loads(sl->answer, 0, NULL);
                 acks[*nacks].buyer = sl->buyer;

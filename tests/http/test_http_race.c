@@ -76,11 +76,7 @@ static void reserve_all(struct t_server *s, struct buyer *bs, int n)
         }
         struct buyer *b = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&b);
-        if (msg->data.result == CURLE_OK) {
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &b->status);
-        } else {
-            b->status = -1;
-        }
+        b->status = t_multi_status(msg, -1);
     }
     for (int i = 0; i < n; i++) {
         curl_multi_remove_handle(m, easy[i]);
