@@ -1,13 +1,13 @@
 /*
  * provider_test.c -- the in-memory, Stripe-like test provider (see
  * provider_test.h): intents in an open-addressing table keyed by payment id,
- * and a delivery thread that POSTs signed events with libcurl.
+ * and a delivery thread that POSTs signed events (provider_delivery.h),
+ * retrying in memory.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "adapters/provider_test.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -20,15 +20,12 @@
 #include "adapters/auth.h"
 #include "adapters/clock.h"
 #include "adapters/log.h"
-#include "adapters/provider_sig.h"
+#include "adapters/provider_delivery.h"
 #include "core/err.h"
 #include "core/panic.h"
 
 #define PROBE_MAX 64u                /* slots probed before a lookup gives up */
 #define RANDOM_CHARS 24u             /* base62 characters of an id or secret: ~143 bits */
-#define DELIVERY_TIMEOUT_MS 5000L    /* one POST, connect included */
-#define BACKOFF_FIRST_MS 200         /* then x4 per attempt */
-#define BACKOFF_MAX_MS 60000
 #define WEBHOOK_SECRET_MAX 128u
 
 enum intent_status { PI_EMPTY = 0, PI_REQUIRES_PM, PI_SUCCEEDED };
@@ -46,18 +43,6 @@ struct intent {
     char last_error[32]; /* decline code of the last failed confirm */
 };
 
-struct delivery {
-    struct delivery *next;
-    char *payload;          /* the event JSON, signed afresh on each attempt */
-    size_t len;
-    unsigned attempts;
-    int64_t due_ms;         /* monotonic */
-    br_provider_confirm_fn cb; /* NULL once called */
-    void *cb_ctx;
-    char *intent_json;      /* handed to cb */
-    size_t intent_len;
-};
-
 struct br_provider_test {
     struct br_provider_test_config cfg;
     char secret[WEBHOOK_SECRET_MAX];
@@ -68,11 +53,7 @@ struct br_provider_test {
     uint32_t *by_id;     /* intent id hash -> intent slot + 1, 0 = empty; same size */
     uint32_t mask;       /* table size - 1 (both tables) */
     uint32_t count;
-    struct delivery *head; /* by due time */
-    uint32_t queued;
-    bool stop;
-    bool started;
-    pthread_t thread;
+    struct br_delivery_queue q; /* under mu too */
 };
 
 int br_provider_test_new(struct br_provider_test **out, const struct br_provider_test_config *cfg)
@@ -104,6 +85,9 @@ int br_provider_test_new(struct br_provider_test **out, const struct br_provider
     p->mask = size - 1;
     pthread_mutex_init(&p->mu, NULL);
     br_clock_cond_init(&p->cv);
+    p->q.mu = &p->mu;
+    p->q.cv = &p->cv;
+    p->q.max = BR_PROVIDER_QUEUE_MAX;
     *out = p;
     return BR_OK;
 }
@@ -119,28 +103,6 @@ static struct intent *slot_of(struct br_provider_test *p, uint64_t payment_id)
         }
     }
     return NULL;
-}
-
-/* n random base62 characters from OpenSSL's generator (RAND_bytes), each
- * uniform (bytes >= 248 are drawn again). BR_OK or BR_E_IO. */
-static int random_base62(char *out, size_t n)
-{
-    static const char digits[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    uint8_t buf[64];
-    size_t have = 0;
-    for (uint32_t round = 0; have < n && round < 16; round++) {
-        if (br_auth_random(buf, sizeof buf) != BR_OK) {
-            return BR_E_IO;
-        }
-        for (size_t i = 0; i < sizeof buf && have < n; i++) {
-            if (buf[i] < 248) {
-                out[have++] = digits[buf[i] % 62];
-            }
-        }
-    }
-    out[have] = '\0';
-    return have == n ? BR_OK : BR_E_IO; /* 16 rounds of 64 bytes: never short in practice */
 }
 
 static uint64_t id_hash(const char *id)
@@ -173,7 +135,8 @@ static struct intent *intent_by_id(struct br_provider_test *p, const char *id)
 static int intent_identity(struct br_provider_test *p, struct intent *it)
 {
     char r1[RANDOM_CHARS + 1], r2[RANDOM_CHARS + 1];
-    if (random_base62(r1, RANDOM_CHARS) != BR_OK || random_base62(r2, RANDOM_CHARS) != BR_OK) {
+    if (br_delivery_random_base62(r1, RANDOM_CHARS) != BR_OK ||
+        br_delivery_random_base62(r2, RANDOM_CHARS) != BR_OK) {
         return BR_E_IO;
     }
     snprintf(it->id, sizeof it->id, "pi_%s", r1);
@@ -256,37 +219,6 @@ static json_t *intent_json(const struct intent *it)
                      "last_payment_error", err);
 }
 
-/* Inserts d by due time. Caller holds mu. */
-static void enqueue(struct br_provider_test *p, struct delivery *d)
-{
-    struct delivery **at = &p->head;
-    for (uint32_t i = 0; i < BR_PROVIDER_QUEUE_MAX && *at != NULL && (*at)->due_ms <= d->due_ms;
-         i++) {
-        at = &(*at)->next;
-    }
-    d->next = *at;
-    *at = d;
-}
-
-/* The test card's decision: BR_OK with *ok (and *decline, the decline
- * code, when not ok), or BR_E_INVALID for a payment method we do not know. */
-static int decide(const char *payment_method, bool *ok, const char **decline)
-{
-    *decline = NULL;
-    *ok = strcmp(payment_method, "pm_card_visa") == 0 ||
-          strcmp(payment_method, "pm_card_mastercard") == 0 ||
-          strcmp(payment_method, "pm_card_amex") == 0;
-    if (*ok) {
-        return BR_OK;
-    }
-    if (strcmp(payment_method, "pm_card_chargeDeclined") == 0) {
-        *decline = "generic_decline";
-    } else if (strcmp(payment_method, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        *decline = "insufficient_funds";
-    }
-    return *decline != NULL ? BR_OK : BR_E_INVALID;
-}
-
 /* The intent id_text names, if client_secret is its secret and it may be
  * confirmed: BR_OK (*out set), BR_E_NOT_FOUND, BR_E_FORBIDDEN (another
  * secret), BR_E_DUPLICATE (already succeeded). Caller holds mu. */
@@ -311,72 +243,35 @@ static int confirmable(struct br_provider_test *p, const char *id_text, const ch
     return BR_OK;
 }
 
-/* The delivery of the event for `after` (the intent with the decision
- * applied), event id evt_id; NULL when out of memory. */
-static struct delivery *delivery_new(const struct intent *after, bool ok, const char *evt_id)
-{
-    json_t *obj = intent_json(after);
-    json_t *event = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object",
-                              "event", "api_version", "2023-10-16", "created",
-                              (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
-                              ok ? "payment_intent.succeeded" : "payment_intent.payment_failed",
-                              "data", "object", obj);
-    struct delivery *d = calloc(1, sizeof *d);
-    char *payload = event ? json_dumps(event, JSON_COMPACT) : NULL;
-    char *ij = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(event);
-    json_decref(obj);
-    if (d == NULL || payload == NULL || ij == NULL) {
-        free(d);
-        free(payload);
-        free(ij);
-        return NULL;
-    }
-    d->payload = payload;
-    d->len = strlen(payload);
-    d->intent_json = ij;
-    d->intent_len = strlen(ij);
-    return d;
-}
-
 int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_text,
                              const char *client_secret, const char *payment_method,
                              br_provider_confirm_fn cb, void *ctx)
 {
     bool ok;
     const char *decline;
-    if (decide(payment_method, &ok, &decline) != BR_OK) {
-        return BR_E_INVALID;
+    int arc = br_delivery_confirm_args(intent_id_text, client_secret, payment_method, &ok, &decline);
+    if (arc != BR_OK) {
+        return arc;
     }
-    if (intent_id_text == NULL || strlen(intent_id_text) >= BR_PROVIDER_ID_MAX) {
-        return BR_E_NOT_FOUND;
-    }
-    if (client_secret == NULL || client_secret[0] == '\0') {
-        return BR_E_UNAUTHORIZED;
-    }
-    uint8_t rnd[12];
-    char evt_id[40];
-    char rnd_hex[25];
-    if (br_auth_random(rnd, sizeof rnd) != BR_OK) {
+    char evt_id[BR_DELIVERY_EVENT_ID_MAX];
+    if (br_delivery_event_id(evt_id) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    br_auth_hex(rnd, sizeof rnd, rnd_hex);
-    snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
 
     pthread_mutex_lock(&p->mu);
     struct intent *it = NULL;
     int rc = confirmable(p, intent_id_text, client_secret, &it);
-    if (rc == BR_OK && p->queued >= BR_PROVIDER_QUEUE_MAX) {
+    if (rc == BR_OK && p->q.queued >= BR_PROVIDER_QUEUE_MAX) {
         rc = BR_E_FULL;
     }
     struct intent after = {0};
-    struct delivery *d = NULL;
+    struct br_delivery *d = NULL;
     if (rc == BR_OK) {
         after = *it;
         after.attempts++;
         after.status = ok ? PI_SUCCEEDED : PI_REQUIRES_PM;
         snprintf(after.last_error, sizeof after.last_error, "%s", ok ? "" : decline);
-        d = delivery_new(&after, ok, evt_id);
+        d = br_delivery_new(intent_json(&after), ok, evt_id);
         rc = d != NULL ? BR_OK : BR_E_UNAVAILABLE;
     }
     if (rc != BR_OK) {
@@ -387,65 +282,11 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
     d->due_ms = br_clock_mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
-    enqueue(p, d);
-    p->queued++;
+    br_delivery_enqueue(&p->q, d);
+    p->q.queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return BR_OK;
-}
-
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    (void)ptr;
-    (void)userdata;
-    return size * nmemb;
-}
-
-/* One POST of d. Returns true on a 2xx. */
-static bool post(struct br_provider_test *p, CURL *curl, const struct delivery *d)
-{
-    char sig[BR_PROVIDER_SIG_HEADER_MAX];
-    char header[BR_PROVIDER_SIG_HEADER_MAX + 32];
-    if (br_provider_sig_sign(p->secret, (br_clock_wall_ms() / 1000), d->payload, d->len, sig, sizeof sig) != BR_OK) {
-        return false;
-    }
-    snprintf(header, sizeof header, "Stripe-Signature: %s", sig);
-    struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
-    hs = curl_slist_append(hs, header);
-    hs = curl_slist_append(hs, "User-Agent: bookingrush-test-provider/1");
-    curl_easy_setopt(curl, CURLOPT_URL, p->url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, d->payload);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)d->len);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, DELIVERY_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hs);
-    if (rc != CURLE_OK || status < 200 || status > 299) {
-        br_logf(&br_log_stderr, BR_LOG_WARN, "webhook delivery failed",
-                "\"curl\":\"%s\",\"status\":%ld,\"attempt\":%u", curl_easy_strerror(rc), status,
-                d->attempts + 1);
-        return false;
-    }
-    return true;
-}
-
-static void finish(struct delivery *d, int err)
-{
-    if (d->cb != NULL) {
-        d->cb(d->cb_ctx, err, d->intent_json, d->intent_len);
-        d->cb = NULL;
-    }
-}
-
-static void delivery_free(struct delivery *d)
-{
-    free(d->payload);
-    free(d->intent_json);
-    free(d);
 }
 
 static void *deliver_loop(void *arg)
@@ -454,34 +295,30 @@ static void *deliver_loop(void *arg)
     CURL *curl = curl_easy_init();
     BR_ASSERT(curl != NULL);
     pthread_mutex_lock(&p->mu);
-    while (!p->stop) {
-        struct delivery *d = p->head;
+    while (!p->q.stop) {
+        struct br_delivery *d = p->q.head;
         int64_t now = br_clock_mono_ms();
         if (d == NULL || d->due_ms > now) {
             struct timespec until = br_clock_deadline(d == NULL ? 1000 : d->due_ms - now);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             continue;
         }
-        p->head = d->next;
+        p->q.head = d->next;
         pthread_mutex_unlock(&p->mu);
-        bool ok = post(p, curl, d);
+        bool ok = br_delivery_post(curl, p->secret, p->url, d, d->attempts + 1, &br_log_stderr);
         d->attempts++;
-        finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
+        br_delivery_finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
         pthread_mutex_lock(&p->mu);
         if (ok || d->attempts >= p->cfg.attempts_max) {
             if (!ok) {
                 br_logf(&br_log_stderr, BR_LOG_ERROR, "webhook dropped after retries", NULL);
             }
-            p->queued--;
-            delivery_free(d);
+            p->q.queued--;
+            br_delivery_free(d);
             continue;
         }
-        int64_t backoff = BACKOFF_FIRST_MS;
-        for (unsigned i = 1; i < d->attempts && backoff < BACKOFF_MAX_MS; i++) {
-            backoff *= 4;
-        }
-        d->due_ms = br_clock_mono_ms() + (backoff < BACKOFF_MAX_MS ? backoff : BACKOFF_MAX_MS);
-        enqueue(p, d);
+        d->due_ms = br_clock_mono_ms() + br_delivery_backoff_ms(d->attempts);
+        br_delivery_enqueue(&p->q, d);
     }
     pthread_mutex_unlock(&p->mu);
     curl_easy_cleanup(curl);
@@ -490,44 +327,17 @@ static void *deliver_loop(void *arg)
 
 int br_provider_test_start(struct br_provider_test *p, const char *webhook_url)
 {
-    BR_ASSERT(!p->started);
+    BR_ASSERT(!p->q.started);
     if (strlen(webhook_url) >= sizeof p->url) {
         return BR_E_INVALID;
     }
     snprintf(p->url, sizeof p->url, "%s", webhook_url);
-    if (pthread_create(&p->thread, NULL, deliver_loop, p) != 0) {
-        return BR_E_IO;
-    }
-    p->started = true;
-    return BR_OK;
+    return br_delivery_start(&p->q, deliver_loop, p);
 }
 
 void br_provider_test_stop(struct br_provider_test *p)
 {
-    pthread_mutex_lock(&p->mu);
-    bool was = p->started && !p->stop;
-    p->stop = true;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    if (was) {
-        pthread_join(p->thread, NULL);
-    }
-    uint32_t dropped = 0;
-    pthread_mutex_lock(&p->mu);
-    for (uint32_t i = 0; i < BR_PROVIDER_QUEUE_MAX && p->head != NULL; i++) {
-        struct delivery *d = p->head;
-        p->head = d->next;
-        p->queued--;
-        pthread_mutex_unlock(&p->mu);
-        finish(d, BR_E_UNAVAILABLE);
-        delivery_free(d);
-        dropped++;
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (dropped > 0) {
-        br_logf(&br_log_stderr, BR_LOG_WARN, "test provider stopped", "\"dropped\":%u", dropped);
-    }
+    br_delivery_stop(&p->q, &br_log_stderr);
 }
 
 void br_provider_test_free(struct br_provider_test *p)

@@ -1,7 +1,8 @@
 /*
  * provider_test_pg.c -- the test provider with its intents in PostgreSQL
  * (see provider_test_pg.h): intents through adapters/pg.h, a delivery
- * thread that POSTs signed events with libcurl. The intent JSON and the
+ * thread that POSTs signed events (provider_delivery.h) and records each
+ * attempt in the PostgreSQL outbox. The intent JSON and the
  * event are shaped as provider_test.c shapes them (the webhook route reads
  * data.object.metadata.payment_id).
  */
@@ -9,7 +10,6 @@
 
 #include "adapters/provider_test_pg.h"
 
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -21,46 +21,26 @@
 #include "adapters/auth.h"
 #include "adapters/clock.h"
 #include "adapters/pg.h"
-#include "adapters/provider_sig.h"
+#include "adapters/provider_delivery.h"
 #include "core/err.h"
 #include "core/panic.h"
 
 #define RANDOM_CHARS 24u          /* base62 characters of an id or secret: ~143 bits */
-#define DELIVERY_TIMEOUT_MS 5000L /* one POST, connect included */
-#define BACKOFF_FIRST_MS 200      /* then x4 per attempt */
-#define BACKOFF_MAX_MS 60000
-#define LEASE_MS (DELIVERY_TIMEOUT_MS + 1000) /* a claimed or fresh event is not claimed again */
+#define LEASE_MS (BR_DELIVERY_TIMEOUT_MS + 1000) /* a claimed or fresh event is not claimed again */
 #define SWEEP_MS 1000                         /* undelivered events looked for, and at start */
 #define SWEEP_BATCH 16u                       /* events claimed per look */
 #define SECRET_MAX 128u
 #define URL_MAX 256u
 
-struct delivery {
-    struct delivery *next;
-    char event_id[BR_PG_DELIVERY_ID_MAX]; /* its row in test_deliveries */
-    char *payload;                        /* the event JSON, signed afresh on each attempt */
-    size_t len;
-    unsigned attempts; /* this one included */
-    int64_t due_ms;            /* monotonic */
-    br_provider_confirm_fn cb; /* NULL once called */
-    void *cb_ctx;
-    char *intent_json; /* handed to cb */
-    size_t intent_len;
-};
-
 struct br_provider_test_pg {
     struct br_provider_test_pg_config cfg;
     char secret[SECRET_MAX];
     char url[URL_MAX];
-    pthread_mutex_t mu; /* the queue, stop */
+    pthread_mutex_t mu; /* the queue, stop, cut */
     pthread_cond_t cv;
-    struct delivery *head; /* by due time */
-    uint32_t queued;
-    bool stop;
-    bool started;
+    struct br_delivery_queue q; /* under mu */
     uint32_t cut; /* tests: first attempts of confirms to drop unsent (BR_TEST_PROVIDER_CUT) */
     bool sweep_failing; /* the last claim failed: logged once until one succeeds */
-    pthread_t thread;
 };
 
 static const struct br_log *logger(const struct br_provider_test_pg *p)
@@ -85,6 +65,9 @@ int br_provider_test_pg_new(struct br_provider_test_pg **out,
     p->cfg.webhook_secret = p->secret;
     pthread_mutex_init(&p->mu, NULL);
     br_clock_cond_init(&p->cv);
+    p->q.mu = &p->mu;
+    p->q.cv = &p->cv;
+    p->q.max = BR_PROVIDER_PG_QUEUE_MAX;
     const char *cut = getenv("BR_TEST_PROVIDER_CUT");
     if (cut != NULL) {
         p->cut = (uint32_t)strtoul(cut, NULL, 10);
@@ -94,26 +77,6 @@ int br_provider_test_pg_new(struct br_provider_test_pg **out,
 }
 
 /* ---- intents ---- */
-
-/* n random base62 characters (bytes >= 248 drawn again, so each is uniform). */
-static int random_base62(char *out, size_t n)
-{
-    static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    uint8_t buf[64];
-    size_t have = 0;
-    for (uint32_t round = 0; have < n && round < 16; round++) {
-        if (br_auth_random(buf, sizeof buf) != BR_OK) {
-            return BR_E_IO;
-        }
-        for (size_t i = 0; i < sizeof buf && have < n; i++) {
-            if (buf[i] < 248) {
-                out[have++] = digits[buf[i] % 62];
-            }
-        }
-    }
-    out[have] = '\0';
-    return have == n ? BR_OK : BR_E_IO;
-}
 
 static int op_create_intent(void *self, uint64_t payment_id, uint64_t booking_id,
                             int64_t amount_minor, const char *currency, const char *idem_key,
@@ -126,7 +89,8 @@ static int op_create_intent(void *self, uint64_t payment_id, uint64_t booking_id
     struct br_pg_intent in;
     memset(&in, 0, sizeof in);
     char r1[RANDOM_CHARS + 1], r2[RANDOM_CHARS + 1];
-    if (random_base62(r1, RANDOM_CHARS) != BR_OK || random_base62(r2, RANDOM_CHARS) != BR_OK) {
+    if (br_delivery_random_base62(r1, RANDOM_CHARS) != BR_OK ||
+        br_delivery_random_base62(r2, RANDOM_CHARS) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     snprintf(in.id, sizeof in.id, "pi_%s", r1);
@@ -159,23 +123,6 @@ static int op_refund(void *self, uint64_t payment_id, const char *intent_id, int
 
 /* ---- confirm ---- */
 
-/* The test card's decision, as provider_test.c decides. */
-static int decide(const char *pm, bool *ok, const char **decline)
-{
-    *decline = NULL;
-    *ok = strcmp(pm, "pm_card_visa") == 0 || strcmp(pm, "pm_card_mastercard") == 0 ||
-          strcmp(pm, "pm_card_amex") == 0;
-    if (*ok) {
-        return BR_OK;
-    }
-    if (strcmp(pm, "pm_card_chargeDeclined") == 0) {
-        *decline = "generic_decline";
-    } else if (strcmp(pm, "pm_card_chargeDeclinedInsufficientFunds") == 0) {
-        *decline = "insufficient_funds";
-    }
-    return *decline != NULL ? BR_OK : BR_E_INVALID;
-}
-
 static json_t *intent_json(const struct br_pg_intent *it, bool ok, const char *decline)
 {
     char pay[24], hold[24];
@@ -189,45 +136,6 @@ static json_t *intent_json(const struct br_pg_intent *it, bool ok, const char *d
                      it->currency, "status", ok ? "succeeded" : "requires_payment_method",
                      "refunded", 0, "metadata", "payment_id", pay, "booking_id", hold,
                      "last_payment_error", err);
-}
-
-static struct delivery *delivery_new(const struct br_pg_intent *it, bool ok, const char *decline,
-                                     const char *evt_id)
-{
-    json_t *obj = intent_json(it, ok, decline);
-    json_t *event = json_pack(
-        "{s:s, s:s, s:s, s:I, s:b, s:s, s:{s:O}}", "id", evt_id, "object", "event", "api_version",
-        "2023-10-16", "created", (json_int_t)(br_clock_wall_ms() / 1000), "livemode", 0, "type",
-        ok ? "payment_intent.succeeded" : "payment_intent.payment_failed", "data", "object", obj);
-    struct delivery *d = calloc(1, sizeof *d);
-    char *payload = event ? json_dumps(event, JSON_COMPACT) : NULL;
-    char *ij = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(event);
-    json_decref(obj);
-    if (d == NULL || payload == NULL || ij == NULL) {
-        free(d);
-        free(payload);
-        free(ij);
-        return NULL;
-    }
-    snprintf(d->event_id, sizeof d->event_id, "%s", evt_id);
-    d->payload = payload;
-    d->len = strlen(payload);
-    d->intent_json = ij;
-    d->intent_len = strlen(ij);
-    return d;
-}
-
-/* Inserts d by due time. Caller holds mu. */
-static void enqueue(struct br_provider_test_pg *p, struct delivery *d)
-{
-    struct delivery **at = &p->head;
-    for (uint32_t i = 0; i < BR_PROVIDER_PG_QUEUE_MAX && *at != NULL && (*at)->due_ms <= d->due_ms;
-         i++) {
-        at = &(*at)->next;
-    }
-    d->next = *at;
-    *at = d;
 }
 
 /* The stored intent id names, if client_secret is its own and it may be
@@ -255,31 +163,23 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     struct br_provider_test_pg *p = self;
     bool ok;
     const char *decline;
-    if (decide(payment_method, &ok, &decline) != BR_OK) {
-        return BR_E_INVALID;
-    }
-    if (intent_id == NULL || strlen(intent_id) >= BR_PROVIDER_ID_MAX) {
-        return BR_E_NOT_FOUND;
-    }
-    if (client_secret == NULL || client_secret[0] == '\0') {
-        return BR_E_UNAUTHORIZED;
+    int arc = br_delivery_confirm_args(intent_id, client_secret, payment_method, &ok, &decline);
+    if (arc != BR_OK) {
+        return arc;
     }
     struct br_pg_intent it;
     int rc = confirmable(p, intent_id, client_secret, &it);
-    uint8_t rnd[12];
-    char rnd_hex[25], evt_id[40];
-    if (rc == BR_OK && br_auth_random(rnd, sizeof rnd) != BR_OK) {
+    char evt_id[BR_DELIVERY_EVENT_ID_MAX];
+    if (rc == BR_OK && br_delivery_event_id(evt_id) != BR_OK) {
         rc = BR_E_UNAVAILABLE;
     }
-    struct delivery *d = NULL;
+    struct br_delivery *d = NULL;
     if (rc == BR_OK) {
-        br_auth_hex(rnd, sizeof rnd, rnd_hex);
-        snprintf(evt_id, sizeof evt_id, "evt_%s", rnd_hex);
-        d = delivery_new(&it, ok, decline, evt_id);
+        d = br_delivery_new(intent_json(&it, ok, decline), ok, evt_id);
         rc = d != NULL ? BR_OK : BR_E_UNAVAILABLE;
     }
     pthread_mutex_lock(&p->mu);
-    if (rc == BR_OK && (p->queued >= BR_PROVIDER_PG_QUEUE_MAX || p->stop)) {
+    if (rc == BR_OK && (p->q.queued >= BR_PROVIDER_PG_QUEUE_MAX || p->q.stop)) {
         rc = BR_E_FULL;
     }
     pthread_mutex_unlock(&p->mu);
@@ -295,9 +195,7 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     }
     if (rc != BR_OK) {
         if (d != NULL) {
-            free(d->payload);
-            free(d->intent_json);
-            free(d);
+            br_delivery_free(d);
         }
         return rc; /* nothing changed (UNAVAILABLE: or recorded, then delivered later) */
     }
@@ -306,8 +204,8 @@ static int op_confirm(void *self, const char *intent_id, const char *client_secr
     d->due_ms = br_clock_mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
-    enqueue(p, d);
-    p->queued++;
+    br_delivery_enqueue(&p->q, d);
+    p->q.queued++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return BR_OK;
@@ -321,61 +219,6 @@ void br_provider_test_pg_fault_cut(struct br_provider_test_pg *p, uint32_t n)
 }
 
 /* ---- delivery ---- */
-
-static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    (void)ptr;
-    (void)userdata;
-    return size * nmemb;
-}
-
-/* One POST of d. Returns true on a 2xx. */
-static bool post(struct br_provider_test_pg *p, CURL *curl, const struct delivery *d)
-{
-    char sig[BR_PROVIDER_SIG_HEADER_MAX];
-    char header[BR_PROVIDER_SIG_HEADER_MAX + 32];
-    if (br_provider_sig_sign(p->secret, br_clock_wall_ms() / 1000, d->payload, d->len, sig,
-                             sizeof sig) != BR_OK) {
-        return false;
-    }
-    snprintf(header, sizeof header, "Stripe-Signature: %s", sig);
-    struct curl_slist *hs = curl_slist_append(NULL, "Content-Type: application/json");
-    hs = curl_slist_append(hs, header);
-    hs = curl_slist_append(hs, "User-Agent: bookingrush-test-provider/1");
-    curl_easy_setopt(curl, CURLOPT_URL, p->url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hs);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, d->payload);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)d->len);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, DELIVERY_TIMEOUT_MS);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hs);
-    if (rc != CURLE_OK || status < 200 || status > 299) {
-        br_logf(logger(p), BR_LOG_WARN, "webhook delivery failed",
-                "\"curl\":\"%s\",\"status\":%ld,\"event\":\"%s\",\"attempt\":%u",
-                curl_easy_strerror(rc), status, d->event_id, d->attempts);
-        return false;
-    }
-    return true;
-}
-
-static void finish(struct delivery *d, int err)
-{
-    if (d->cb != NULL) {
-        d->cb(d->cb_ctx, err, d->intent_json, d->intent_len);
-        d->cb = NULL;
-    }
-}
-
-static void delivery_free(struct delivery *d)
-{
-    free(d->payload);
-    free(d->intent_json);
-    free(d);
-}
 
 /* Claims the undelivered events due in PostgreSQL (other processes', dead
  * ones', this one's failed attempts) and queues them, due now. */
@@ -397,26 +240,20 @@ static void sweep(struct br_provider_test_pg *p)
     p->sweep_failing = rc != BR_OK; /* the delivery thread's own */
 #endif
     for (uint32_t i = 0; i < n; i++) {
-        struct delivery *d = calloc(1, sizeof *d);
-        char *payload = strdup(rows[i].payload);
-        if (d == NULL || payload == NULL) {
-            free(d);
-            free(payload);
+        struct br_delivery *d = br_delivery_copy(rows[i].event_id, rows[i].payload);
+        if (d == NULL) {
             break; /* the claim lapses: claimed again after LEASE_MS */
         }
-        snprintf(d->event_id, sizeof d->event_id, "%s", rows[i].event_id);
-        d->payload = payload;
-        d->len = strlen(payload);
         d->attempts = rows[i].attempts;
         pthread_mutex_lock(&p->mu);
-        if (p->queued >= BR_PROVIDER_PG_QUEUE_MAX || p->stop) {
+        if (p->q.queued >= BR_PROVIDER_PG_QUEUE_MAX || p->q.stop) {
             pthread_mutex_unlock(&p->mu);
-            delivery_free(d);
+            br_delivery_free(d);
             break;
         }
         d->due_ms = br_clock_mono_ms();
-        enqueue(p, d);
-        p->queued++;
+        br_delivery_enqueue(&p->q, d);
+        p->q.queued++;
         pthread_mutex_unlock(&p->mu);
     }
     free(rows);
@@ -424,15 +261,15 @@ static void sweep(struct br_provider_test_pg *p)
 
 /* Takes the first due delivery, waiting for one or for the sweep's time
  * (*sweep_now set, NULL returned); NULL when stopping. */
-static struct delivery *next_due(struct br_provider_test_pg *p, int64_t sweep_at, bool *sweep_now)
+static struct br_delivery *next_due(struct br_provider_test_pg *p, int64_t sweep_at, bool *sweep_now)
 {
     *sweep_now = false;
     pthread_mutex_lock(&p->mu);
-    while (!p->stop) {
-        struct delivery *d = p->head;
+    while (!p->q.stop) {
+        struct br_delivery *d = p->q.head;
         int64_t now = br_clock_mono_ms();
         if (d != NULL && d->due_ms <= now) {
-            p->head = d->next;
+            p->q.head = d->next;
             pthread_mutex_unlock(&p->mu);
             return d;
         }
@@ -448,24 +285,14 @@ static struct delivery *next_due(struct br_provider_test_pg *p, int64_t sweep_at
     return NULL;
 }
 
-/* The wait after a failed attempt: x4 from BACKOFF_FIRST_MS, at most BACKOFF_MAX_MS. */
-static int64_t backoff_ms(unsigned attempts)
-{
-    int64_t b = BACKOFF_FIRST_MS;
-    for (unsigned i = 1; i < attempts && b < BACKOFF_MAX_MS; i++) {
-        b *= 4;
-    }
-    return b < BACKOFF_MAX_MS ? b : BACKOFF_MAX_MS;
-}
-
 /* Records d's attempt in PostgreSQL: delivered, or claimable again after
  * the backoff. A failure to record is harmless: the lease lapses and the
  * event is delivered again (the receiver de-duplicates its id). */
-static void record_attempt(struct br_provider_test_pg *p, const struct delivery *d, bool ok)
+static void record_attempt(struct br_provider_test_pg *p, const struct br_delivery *d, bool ok)
 {
     int64_t now = br_clock_wall_ms();
     int rc = ok ? br_pg_delivery_done(p->cfg.pg, d->event_id, now)
-                : br_pg_delivery_retry(p->cfg.pg, d->event_id, now + backoff_ms(d->attempts));
+                : br_pg_delivery_retry(p->cfg.pg, d->event_id, now + br_delivery_backoff_ms(d->attempts));
     if (rc != BR_OK) {
         br_logf(logger(p), BR_LOG_WARN, "webhook attempt not recorded",
                 "\"event\":\"%s\",\"err\":\"%s\"", d->event_id, br_err_name(rc));
@@ -484,7 +311,7 @@ static void *deliver_loop(void *arg)
     int64_t sweep_at = br_clock_mono_ms(); /* at start: what dead processes left */
     for (;;) {
         bool sweep_now;
-        struct delivery *d = next_due(p, sweep_at, &sweep_now);
+        struct br_delivery *d = next_due(p, sweep_at, &sweep_now);
         if (sweep_now) {
             sweep(p);
             sweep_at = br_clock_mono_ms() + SWEEP_MS;
@@ -503,16 +330,16 @@ static void *deliver_loop(void *arg)
             /* Tests: as if the process died between the commit and the POST. */
             br_logf(logger(p), BR_LOG_WARN, "test: webhook delivery cut", "\"event\":\"%s\"",
                     d->event_id);
-            finish(d, BR_E_UNAVAILABLE);
+            br_delivery_finish(d, BR_E_UNAVAILABLE);
         } else {
-            bool ok = post(p, curl, d);
-            finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
+            bool ok = br_delivery_post(curl, p->secret, p->url, d, d->attempts, logger(p));
+            br_delivery_finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
             record_attempt(p, d, ok);
         }
         pthread_mutex_lock(&p->mu);
-        p->queued--;
+        p->q.queued--;
         pthread_mutex_unlock(&p->mu);
-        delivery_free(d);
+        br_delivery_free(d);
     }
     curl_easy_cleanup(curl);
     return NULL;
@@ -521,45 +348,18 @@ static void *deliver_loop(void *arg)
 static int op_start(void *self, const char *webhook_url)
 {
     struct br_provider_test_pg *p = self;
-    BR_ASSERT(!p->started);
+    BR_ASSERT(!p->q.started);
     if (strlen(webhook_url) >= sizeof p->url) {
         return BR_E_INVALID;
     }
     snprintf(p->url, sizeof p->url, "%s", webhook_url);
-    if (pthread_create(&p->thread, NULL, deliver_loop, p) != 0) {
-        return BR_E_IO;
-    }
-    p->started = true;
-    return BR_OK;
+    return br_delivery_start(&p->q, deliver_loop, p);
 }
 
 static void op_stop(void *self)
 {
     struct br_provider_test_pg *p = self;
-    pthread_mutex_lock(&p->mu);
-    bool was = p->started && !p->stop;
-    p->stop = true;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    if (was) {
-        pthread_join(p->thread, NULL);
-    }
-    uint32_t dropped = 0;
-    pthread_mutex_lock(&p->mu);
-    for (uint32_t i = 0; i < BR_PROVIDER_PG_QUEUE_MAX && p->head != NULL; i++) {
-        struct delivery *d = p->head;
-        p->head = d->next;
-        p->queued--;
-        pthread_mutex_unlock(&p->mu);
-        finish(d, BR_E_UNAVAILABLE);
-        delivery_free(d);
-        dropped++;
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (dropped > 0) {
-        br_logf(logger(p), BR_LOG_WARN, "test provider stopped", "\"dropped\":%u", dropped);
-    }
+    br_delivery_stop(&p->q, logger(p));
 }
 
 static const struct br_provider_ops TEST_PG_OPS = {

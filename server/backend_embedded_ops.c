@@ -92,6 +92,22 @@ static void fill_payment(const struct br_engine *e, const struct br_payment *p,
 
 /* ---- the operations ---- */
 
+/* The write ops' common start: takes mu and, unless the call is refused
+ * (storage down: mu released, call answered, NULL returned), applies cmd
+ * and sets call->err. Returns the outcome with mu held; the caller copies
+ * what it needs and calls br_emb_unlock_and_finish. */
+static const struct br_outcome *write_locked(struct br_embedded *x, struct br_cmd *cmd,
+                                             struct br_call *call)
+{
+    pthread_mutex_lock(&x->mu);
+    if (br_emb_refuse_locked(x, call)) {
+        return NULL;
+    }
+    const struct br_outcome *out = &br_emb_apply_locked(x, cmd, call)->out;
+    call->err = out->err;
+    return out;
+}
+
 static void op_user_register(struct br_backend *b, const char *email, const char *name,
                              const uint8_t hash[BR_PASSWORD_HASH_LEN],
                              const uint8_t salt[BR_SALT_LEN], uint8_t role, struct br_call *call)
@@ -99,12 +115,10 @@ static void op_user_register(struct br_backend *b, const char *email, const char
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_user_register(&cmd, email, name, hash, salt, role);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     if (out->err == BR_OK) {
         fill_user(br_catalog_user(&x->engine, out->id), &call->r.user, false);
         atomic_store(&x->users_known, x->engine.user_count);
@@ -198,12 +212,10 @@ static void op_user_role_set(struct br_backend *b, uint64_t actor, uint64_t targ
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_user_role_set(&cmd, actor, target, role);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     const struct br_user *u = br_catalog_user(&x->engine, target);
     if (out->err == BR_OK && u != NULL) {
         fill_user(u, &call->r.user, false);
@@ -217,12 +229,10 @@ static void op_event_create(struct br_backend *b, uint64_t actor, const struct b
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_event_create(&cmd, actor, spec);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     if (out->err == BR_OK) {
         fill_event(br_catalog_event(&x->engine, out->id), &call->r.event);
     }
@@ -291,12 +301,10 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_queue_join(&cmd, user, event_id);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     if (out->err == BR_OK) {
         const struct br_event *ev = br_catalog_event(&x->engine, event_id);
         br_api_queue_from_join(&call->r.queue, &cmd, out, &ev->spec, x->cfg.tick_ms);
@@ -310,12 +318,10 @@ static void op_queue_leave(struct br_backend *b, uint64_t user, uint64_t event_i
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_queue_leave(&cmd, user, event_id);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     br_emb_unlock_and_finish(x, call, true);
 }
 
@@ -373,12 +379,10 @@ static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, u
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_reserve(&cmd, user, event_id, zone_id, quantity, pass_id, idem_key);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     /* From the stored hold, not the outcome: an idempotent repeat answers
      * with the first hold's creation time and payment (api_cmd.h). */
     const struct br_hold *h = out->id != 0 ? br_inventory_hold(&x->engine, out->id) : NULL;
@@ -421,12 +425,10 @@ static void op_booking_cancel(struct br_backend *b, uint64_t user, uint64_t book
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_booking_cancel(&cmd, user, booking_id);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     const struct br_hold *h = br_inventory_hold(&x->engine, booking_id);
     if (h != NULL && h->user_id == user) {
         fill_booking(&x->engine, h, &call->r.booking);
@@ -461,12 +463,10 @@ static void op_payment_event(struct br_backend *b, const char *provider_event_id
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
     br_api_cmd_payment_event(&cmd, provider_event_id, payment_id, succeeded);
-    pthread_mutex_lock(&x->mu);
-    if (br_emb_refuse_locked(x, call)) {
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
         return;
     }
-    const struct br_outcome *out = &br_emb_apply_locked(x, &cmd, call)->out;
-    call->err = out->err;
     const struct br_payment *p = br_saga_payment(&x->engine, payment_id);
     if (p != NULL) {
         fill_payment(&x->engine, p, &call->r.payment);

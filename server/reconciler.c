@@ -11,7 +11,6 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "adapters/pg.h"
 #include "core/err.h"
 #include "core/panic.h"
+#include "server/textbuf.h"
 
 #define EPOCH_KEY "br:{cat}:epoch"
 #define LEASE_KEY "br:{cat}:lease:reconcile"
@@ -805,47 +805,28 @@ int64_t br_reconciler_drift(struct br_reconciler *rc, uint64_t event_id, uint32_
     return d;
 }
 
-struct mbuf {
-    char *p;
-    size_t cap;
-    size_t len;
-};
-
-static void mb_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mb_printf(struct mbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->len < b->cap ? b->p + b->len : NULL, b->len < b->cap ? b->cap - b->len : 0,
-                      fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        b->len += (size_t)n;
-    }
-}
-
 size_t br_reconciler_metrics(struct br_reconciler *rc, char *buf, size_t cap)
 {
-    struct mbuf b = {.p = buf, .cap = cap, .len = 0};
+    struct br_textbuf b = {.p = buf, .cap = cap, .len = 0};
     pthread_mutex_lock(&rc->mu);
-    mb_printf(&b, "# HELP br_reconcile_drift_seats Seats on which Redis and PostgreSQL disagree "
+    br_textbuf_printf(&b, "# HELP br_reconcile_drift_seats Seats on which Redis and PostgreSQL disagree "
                   "at the same log position (|held diff| + |sold diff|).\n"
                   "# TYPE br_reconcile_drift_seats gauge\n");
     for (uint32_t e = 0; e < rc->events_seen; e++) {
         for (uint32_t z = 0; z < BR_EVENT_ZONES_MAX; z++) {
             int32_t d = rc->drift[(size_t)e * BR_EVENT_ZONES_MAX + z];
             if (d >= 0) {
-                mb_printf(&b, "br_reconcile_drift_seats{event=\"%u\",zone=\"%u\"} %d\n", e + 1,
+                br_textbuf_printf(&b, "br_reconcile_drift_seats{event=\"%u\",zone=\"%u\"} %d\n", e + 1,
                           z + 1, d);
             }
         }
     }
-    mb_printf(&b, "# HELP br_reconcile_compared 1 when the last tick compared the event (the "
+    br_textbuf_printf(&b, "# HELP br_reconcile_compared 1 when the last tick compared the event (the "
                   "recorder had caught up).\n# TYPE br_reconcile_compared gauge\n");
     for (uint32_t e = 0; e < rc->events_seen; e++) {
-        mb_printf(&b, "br_reconcile_compared{event=\"%u\"} %u\n", e + 1, rc->compared[e]);
+        br_textbuf_printf(&b, "br_reconcile_compared{event=\"%u\"} %u\n", e + 1, rc->compared[e]);
     }
-    mb_printf(&b,
+    br_textbuf_printf(&b,
               "# HELP br_reconcile_writes_refused 1 while writes are refused for a rebuild.\n"
               "# TYPE br_reconcile_writes_refused gauge\nbr_reconcile_writes_refused %d\n"
               "# HELP br_reconcile_leader 1 while this process holds the reconciler's lease.\n"

@@ -12,7 +12,6 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "adapters/pg.h"
 #include "core/err.h"
 #include "core/panic.h"
+#include "server/textbuf.h"
 
 /* ---- leases ---- */
 
@@ -462,52 +462,33 @@ bool br_recorder_event_get(struct br_recorder *rec, uint64_t event_id,
     return known;
 }
 
-struct mbuf {
-    char *p;
-    size_t cap;
-    size_t len;
-};
-
-static void mb_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mb_printf(struct mbuf *b, const char *fmt, ...)
+static void metrics_events(struct br_recorder *rec, struct br_textbuf *b)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->len < b->cap ? b->p + b->len : NULL, b->len < b->cap ? b->cap - b->len : 0,
-                      fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        b->len += (size_t)n;
-    }
-}
-
-static void metrics_events(struct br_recorder *rec, struct mbuf *b)
-{
-    mb_printf(b, "# HELP br_projection_lag_entries Log entries read and not yet projected "
+    br_textbuf_printf(b, "# HELP br_projection_lag_entries Log entries read and not yet projected "
                  "(0 = caught up).\n# TYPE br_projection_lag_entries gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_lag_entries{event=\"%" PRIu64 "\"} %u\n",
+        br_textbuf_printf(b, "br_projection_lag_entries{event=\"%" PRIu64 "\"} %u\n",
                   rec->events[i].pub.event_id, rec->events[i].pub.lag_entries);
     }
-    mb_printf(b, "# HELP br_projection_lag_seconds Now minus the append time of the oldest log "
+    br_textbuf_printf(b, "# HELP br_projection_lag_seconds Now minus the append time of the oldest log "
                  "entry not projected (or of the last batch at its commit); 0 = caught up.\n"
                  "# TYPE br_projection_lag_seconds gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_lag_seconds{event=\"%" PRIu64 "\"} %.3f\n",
+        br_textbuf_printf(b, "br_projection_lag_seconds{event=\"%" PRIu64 "\"} %.3f\n",
                   rec->events[i].pub.event_id, (double)rec->events[i].pub.lag_ms / 1000.0);
     }
-    mb_printf(b, "# HELP br_projection_failed 1 while PostgreSQL refuses the event's log "
+    br_textbuf_printf(b, "# HELP br_projection_failed 1 while PostgreSQL refuses the event's log "
                  "(a CHECK: oversold); an operator must act.\n"
                  "# TYPE br_projection_failed gauge\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
-        mb_printf(b, "br_projection_failed{event=\"%" PRIu64 "\"} %d\n",
+        br_textbuf_printf(b, "br_projection_failed{event=\"%" PRIu64 "\"} %d\n",
                   rec->events[i].pub.event_id, rec->events[i].pub.failed ? 1 : 0);
     }
-    mb_printf(b, "# HELP br_projection_failures_total Projection attempts that failed, by "
+    br_textbuf_printf(b, "# HELP br_projection_failures_total Projection attempts that failed, by "
                  "reason.\n# TYPE br_projection_failures_total counter\n");
     for (uint32_t i = 0; i < rec->event_count; i++) {
         const struct br_recorder_event *e = &rec->events[i].pub;
-        mb_printf(b,
+        br_textbuf_printf(b,
                   "br_projection_failures_total{event=\"%" PRIu64 "\",reason=\"refused\"} %" PRIu64
                   "\nbr_projection_failures_total{event=\"%" PRIu64
                   "\",reason=\"unavailable\"} %" PRIu64
@@ -519,25 +500,25 @@ static void metrics_events(struct br_recorder *rec, struct mbuf *b)
 
 size_t br_recorder_metrics(struct br_recorder *rec, char *buf, size_t cap)
 {
-    struct mbuf b = {.p = buf, .cap = cap, .len = 0};
+    struct br_textbuf b = {.p = buf, .cap = cap, .len = 0};
     pthread_mutex_lock(&rec->mu);
     metrics_events(rec, &b);
-    mb_printf(&b,
+    br_textbuf_printf(&b,
               "# HELP br_projected_entries_total Log entries this process projected into "
               "PostgreSQL.\n# TYPE br_projected_entries_total counter\n"
               "br_projected_entries_total %" PRIu64 "\n",
               rec->projected_total);
-    mb_printf(&b, "# HELP br_projection_batch_lag_seconds Append-to-commit time of each "
+    br_textbuf_printf(&b, "# HELP br_projection_batch_lag_seconds Append-to-commit time of each "
                   "projected batch's first entry.\n"
                   "# TYPE br_projection_batch_lag_seconds histogram\n");
     uint64_t cum = 0;
     for (unsigned i = 0; i < LAG_BUCKETS; i++) {
         cum += rec->lag_hist[i];
-        mb_printf(&b, "br_projection_batch_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+        br_textbuf_printf(&b, "br_projection_batch_lag_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                   lag_bounds_s[i], cum);
     }
     cum += rec->lag_hist[LAG_BUCKETS];
-    mb_printf(&b,
+    br_textbuf_printf(&b,
               "br_projection_batch_lag_seconds_bucket{le=\"+Inf\"} %" PRIu64
               "\nbr_projection_batch_lag_seconds_sum %.6f\n"
               "br_projection_batch_lag_seconds_count %" PRIu64 "\n",

@@ -96,14 +96,9 @@ static size_t on_answer(char *ptr, size_t size, size_t n, void *ud)
 {
     struct call *c = ud;
     size_t add = size * n;
-    char *np = realloc(c->answer, c->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&c->answer, &c->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + c->len, ptr, add);
-    c->answer = np;
-    c->len += add;
-    c->answer[c->len] = '\0';
     return add;
 }
 
@@ -165,23 +160,13 @@ static void run_all(struct call *cs, int n)
         curl_multi_add_handle(m, e);
         easy[i] = e;
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     CURLMsg *msg;
     int left = 0;
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
         struct call *c = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-        if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK) {
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &c->status);
-        } else {
-            c->status = -1;
-        }
+        c->status = msg->msg == CURLMSG_DONE ? t_multi_status(msg, -1) : -1;
     }
     for (int i = 0; i < n; i++) {
         curl_multi_remove_handle(m, easy[i]);
@@ -495,10 +480,7 @@ static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kil
             }
             struct slot *sl = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = 0;
-            if (msg->data.result == CURLE_OK) {
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            }
+            long status = t_multi_status(msg, 0);
             if (status == 201 && *nacks < KILL_ACKS) {
                 json_t *j = json_loads(sl->call.answer, 0, NULL);
                 acks[*nacks].buyer = sl->call.who;
@@ -875,14 +857,9 @@ static size_t on_stream(char *ptr, size_t size, size_t n, void *ud)
 {
     struct stream *st = ud;
     size_t add = size * n;
-    char *np = realloc(st->text, st->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&st->text, &st->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + st->len, ptr, add);
-    st->text = np;
-    st->len += add;
-    st->text[st->len] = '\0';
     const char *at = strstr(st->text, "event: pass\n");
     if (at != NULL && strstr(at, "\n\n") != NULL) {
         st->done = true;
@@ -953,13 +930,7 @@ static void test_sse_fanout(void **state)
         curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
         curl_multi_add_handle(m, easy[i]);
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     int passes = 0;
     for (int i = 0; i < SSE_BUYERS; i++) {
         if (st[i].done) {

@@ -137,18 +137,46 @@ struct sink {
     struct t_resp *r;
 };
 
+bool t_append(char **buf, size_t *len, const char *ptr, size_t add)
+{
+    char *np = realloc(*buf, *len + add + 1);
+    if (np == NULL) {
+        return false;
+    }
+    memcpy(np + *len, ptr, add);
+    *buf = np;
+    *len += add;
+    (*buf)[*len] = '\0';
+    return true;
+}
+
+void t_multi_run(CURLM *m)
+{
+    int running = 1;
+    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
+        curl_multi_perform(m, &running);
+        if (running > 0) {
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+}
+
+long t_multi_status(CURLMsg *msg, long failed)
+{
+    long status = failed;
+    if (msg->data.result == CURLE_OK) {
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+    }
+    return status;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
 {
     struct sink *s = ud;
     size_t add = size * n;
-    char *np = realloc(s->p, s->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&s->p, &s->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + s->len, ptr, add);
-    s->p = np;
-    s->len += add;
-    s->p[s->len] = '\0';
     return add;
 }
 
@@ -751,14 +779,9 @@ static size_t on_sse(char *ptr, size_t size, size_t n, void *ud)
 {
     struct sse *s = ud;
     size_t add = size * n;
-    char *np = realloc(s->p, s->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&s->p, &s->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + s->len, ptr, add);
-    s->p = np;
-    s->len += add;
-    s->p[s->len] = '\0';
     /* `until` is an event name ("pass") or, starting with ':', a comment. */
     char marker[64];
     snprintf(marker, sizeof marker, s->until[0] == ':' ? "%s\n" : "event: %s\n", s->until);

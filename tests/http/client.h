@@ -33,6 +33,7 @@
 #ifndef BR_TEST_HTTP_CLIENT_H
 #define BR_TEST_HTTP_CLIENT_H
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -146,5 +147,17 @@ char *t_secret(struct t_server *s, const char *key);
 
 /* Milliseconds of sleep. */
 void t_sleep_ms(int ms);
+
+/* Appends add bytes at ptr to the malloc'd *buf of *len bytes, keeping it
+ * NUL-terminated (curl write callbacks). false when out of memory. */
+bool t_append(char **buf, size_t *len, const char *ptr, size_t add);
+
+/* Runs m's transfers until none is running (bounded: 10^6 rounds of at
+ * most 100 ms waits); their messages are left for curl_multi_info_read. */
+void t_multi_run(CURLM *m);
+
+/* The HTTP status of the transfer msg (CURLMSG_DONE) ended, or `failed`
+ * when it ended without an answer. */
+long t_multi_status(CURLMsg *msg, long failed);
 
 #endif

@@ -56,14 +56,9 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ud)
 {
     struct slot *s = ud;
     size_t add = size * n;
-    char *np = realloc(s->answer, s->len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&s->answer, &s->len, ptr, add)) {
         return 0;
     }
-    memcpy(np + s->len, ptr, add);
-    s->answer = np;
-    s->len += add;
-    s->answer[s->len] = '\0';
     return add;
 }
 
@@ -138,10 +133,7 @@ static void storm(struct t_server *s, char tokens[][1024], uint64_t ev, int kill
             }
             struct slot *sl = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = 0;
-            if (msg->data.result == CURLE_OK) {
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            }
+            long status = t_multi_status(msg, 0);
             if (status == 201 && *nacks < ACKS_MAX) {
                 json_t *j = json_loads(sl->answer, 0, NULL);
                 acks[*nacks].buyer = sl->buyer;

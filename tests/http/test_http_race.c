@@ -35,14 +35,9 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ud)
 {
     struct buyer *b = ud;
     size_t add = size * n;
-    char *np = realloc(b->answer, b->answer_len + add + 1);
-    if (np == NULL) {
+    if (!t_append(&b->answer, &b->answer_len, ptr, add)) {
         return 0;
     }
-    memcpy(np + b->answer_len, ptr, add);
-    b->answer = np;
-    b->answer_len += add;
-    b->answer[b->answer_len] = '\0';
     return add;
 }
 
@@ -72,13 +67,7 @@ static void reserve_all(struct t_server *s, struct buyer *bs, int n)
         curl_multi_add_handle(m, c);
         easy[i] = c;
     }
-    int running = 1;
-    for (int guard = 0; running > 0 && guard < 1000000; guard++) {
-        curl_multi_perform(m, &running);
-        if (running > 0) {
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-    }
+    t_multi_run(m);
     CURLMsg *msg;
     int left = 0;
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
@@ -87,11 +76,7 @@ static void reserve_all(struct t_server *s, struct buyer *bs, int n)
         }
         struct buyer *b = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&b);
-        if (msg->data.result == CURLE_OK) {
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &b->status);
-        } else {
-            b->status = -1;
-        }
+        b->status = t_multi_status(msg, -1);
     }
     for (int i = 0; i < n; i++) {
         curl_multi_remove_handle(m, easy[i]);
