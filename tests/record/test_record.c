@@ -71,9 +71,6 @@
 #include "tests/pg/pgtest.h"
 #include "tests/redis/server.h"
 
-#ifndef BR_SOURCE_DIR
-#error "BR_SOURCE_DIR must name the source tree (CMake sets it)"
-#endif
 #ifndef BR_BINARY
 #error "BR_BINARY must name the bookingrush binary (CMake sets it)"
 #endif
