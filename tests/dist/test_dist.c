@@ -71,6 +71,7 @@
 
 #include "../http/check.h"
 #include "../http/client.h"
+#include "../http/journal_bytes.h"
 
 static int64_t now_ms(void)
 {
@@ -118,16 +119,7 @@ static void call_set(struct call *c, const char *base, const char *path, const c
 {
     memset(c, 0, sizeof *c);
     snprintf(c->url, sizeof c->url, "%s%s", base, path);
-    char auth[1100];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    c->h = curl_slist_append(NULL, "Content-Type: application/json");
-    c->h = curl_slist_append(c->h, auth);
-    if (key != NULL) {
-        char k[128];
-        snprintf(k, sizeof k, "Idempotency-Key: %s", key);
-        c->h = curl_slist_append(c->h, k);
-    }
-    c->h = curl_slist_append(c->h, "Expect:");
+    c->h = t_post_headers(token, key);
     snprintf(c->body, sizeof c->body, "%s", body);
     c->who = who;
 }
@@ -316,6 +308,14 @@ static bool dist_or_skip(void)
     return true;
 }
 
+/* The deployment's processes with rate limits off: limits are counted per
+ * process, and a test's own load must not run into them. */
+static void start_unlimited(struct t_server *s)
+{
+    t_server_start(s,
+                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+}
+
 /* ---- both processes, the same last seats ---- */
 
 #define LAST_BUYERS 200
@@ -328,8 +328,7 @@ static void test_last_seats(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, LAST_CAPACITY, 1);
     if (breaking()) {
@@ -397,13 +396,6 @@ struct ack {
     uint64_t booking;
 };
 
-struct slot {
-    CURL *c;
-    struct call call;
-    int node;
-    char key[64];
-};
-
 /* Requests the kill cut (no answer): retried afterwards with their keys. */
 #define KILL_CUT_MAX 64
 struct cut {
@@ -413,42 +405,55 @@ struct cut {
 static struct cut g_cut[KILL_CUT_MAX];
 static int g_ncut;
 
-static void slot_start(CURLM *m, struct t_server *s, struct slot *sl, char (*tokens)[1024],
-                       uint64_t ev, unsigned *seq)
+/* A storm's state: its requests' sequence, the 201s and the unexpected. */
+struct kill_storm {
+    struct t_server *s;
+    char (*tokens)[1024];
+    uint64_t ev;
+    unsigned seq;
+    struct ack *acks;
+    int *nacks;
+    int *after_kill;
+    int unexpected;
+};
+
+static void next_reserve(void *ctx, struct t_storm_call *c)
 {
-    int buyer = (int)(*seq % KILL_BUYERS);
+    struct kill_storm *ks = ctx;
+    struct t_server *s = ks->s;
+    c->who = (int)(ks->seq % KILL_BUYERS);
     /* Alternate the processes; only live ones get new requests. */
-    int node = (int)(*seq % (unsigned)s->nodes);
+    int node = (int)(ks->seq % (unsigned)s->nodes);
     if (s->pids[node] == 0) {
         node = (node + 1) % s->nodes;
     }
-    (*seq)++;
-    char key[64];
-    char body[96];
-    snprintf(key, sizeof key, "kill-%d-%u", (int)getpid(), *seq);
-    snprintf(sl->key, sizeof sl->key, "%s", key);
-    snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
-    call_set(&sl->call, s->bases[node], "/api/v1/bookings/reserve", tokens[buyer], key, body,
-             buyer);
-    sl->node = node;
-    sl->c = curl_easy_init();
-    curl_easy_setopt(sl->c, CURLOPT_URL, sl->call.url);
-    curl_easy_setopt(sl->c, CURLOPT_HTTPHEADER, sl->call.h);
-    curl_easy_setopt(sl->c, CURLOPT_POSTFIELDS, sl->call.body);
-    curl_easy_setopt(sl->c, CURLOPT_WRITEFUNCTION, on_answer);
-    curl_easy_setopt(sl->c, CURLOPT_WRITEDATA, &sl->call);
-    curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
-    curl_easy_setopt(sl->c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(sl->c, CURLOPT_NOSIGNAL, 1L);
-    curl_multi_add_handle(m, sl->c);
+    ks->seq++;
+    snprintf(c->key, sizeof c->key, "kill-%d-%u", (int)getpid(), ks->seq);
+    snprintf(c->url, sizeof c->url, "%s/api/v1/bookings/reserve", s->bases[node]);
+    snprintf(c->body, sizeof c->body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
+             ks->ev);
+    c->h = t_post_headers(ks->tokens[c->who], c->key);
 }
 
-static void slot_end(CURLM *m, struct slot *sl)
+static void reserve_ended(void *ctx, const struct t_storm_call *c, long status, bool killed)
 {
-    curl_multi_remove_handle(m, sl->c);
-    curl_easy_cleanup(sl->c);
-    call_free(&sl->call);
-    sl->c = NULL;
+    struct kill_storm *ks = ctx;
+    if (status == 201 && *ks->nacks < KILL_ACKS) {
+        json_t *j = json_loads(c->answer, 0, NULL);
+        ks->acks[*ks->nacks].buyer = c->who;
+        ks->acks[*ks->nacks].booking = (uint64_t)json_integer_value(json_object_get(j, "id"));
+        (*ks->nacks)++;
+        *ks->after_kill += killed;
+        json_decref(j);
+    } else if (status == 0 && g_ncut < KILL_CUT_MAX) {
+        g_cut[g_ncut].buyer = c->who;
+        snprintf(g_cut[g_ncut].key, sizeof g_cut[g_ncut].key, "%s", c->key);
+        g_ncut++;
+    } else if (status != 0 && status != 409) {
+        /* 0: the killed process's connections; 409: limits. */
+        fprintf(stderr, "storm: unexpected %ld %s\n", status, c->answer ? c->answer : "");
+        ks->unexpected++;
+    }
 }
 
 /* Reserves from KILL_PARALLEL connections spread over the processes; kills
@@ -456,67 +461,23 @@ static void slot_end(CURLM *m, struct slot *sl)
 static void storm(struct t_server *s, char (*tokens)[1024], uint64_t ev, int kill_ms, int stop_ms,
                   struct ack *acks, int *nacks, int *after_kill)
 {
-    CURLM *m = curl_multi_init();
-    struct slot slots[KILL_PARALLEL];
-    unsigned seq = 1;
-    for (int i = 0; i < KILL_PARALLEL; i++) {
-        slot_start(m, s, &slots[i], tokens, ev, &seq);
-    }
-    int64_t t0 = now_ms();
-    bool killed = false;
-    int running = KILL_PARALLEL;
-    int unexpected = 0;
-    for (int guard = 0; guard < 10000000; guard++) {
-        bool stopping = now_ms() - t0 >= stop_ms;
-        if (stopping && running == 0) {
-            break;
-        }
-        curl_multi_perform(m, &running);
-        CURLMsg *msg;
-        int left = 0;
-        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-            if (msg->msg != CURLMSG_DONE) {
-                continue;
-            }
-            struct slot *sl = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = t_multi_status(msg, 0);
-            if (status == 201 && *nacks < KILL_ACKS) {
-                json_t *j = json_loads(sl->call.answer, 0, NULL);
-                acks[*nacks].buyer = sl->call.who;
-                acks[*nacks].booking = (uint64_t)json_integer_value(json_object_get(j, "id"));
-                (*nacks)++;
-                *after_kill += killed;
-                json_decref(j);
-            } else if (status == 0 && g_ncut < KILL_CUT_MAX) {
-                g_cut[g_ncut].buyer = sl->call.who;
-                snprintf(g_cut[g_ncut].key, sizeof g_cut[g_ncut].key, "%s", sl->key);
-                g_ncut++;
-            } else if (status != 0 && status != 409) {
-                /* 0: the killed process's connections; 409: limits. */
-                fprintf(stderr, "storm: unexpected %ld %s\n", status,
-                        sl->call.answer ? sl->call.answer : "");
-                unexpected++;
-            }
-            slot_end(m, sl);
-            if (!stopping) {
-                slot_start(m, s, sl, tokens, ev, &seq);
-            }
-        }
-        if (!killed && now_ms() - t0 >= kill_ms) {
-            s->current = 0;
-            t_server_kill(s); /* SIGKILL: no shutdown of anything */
-            killed = true;
-        }
-        curl_multi_poll(m, NULL, 0, 20, NULL);
-    }
-    for (int i = 0; i < KILL_PARALLEL; i++) {
-        if (slots[i].c != NULL) {
-            slot_end(m, &slots[i]);
-        }
-    }
-    curl_multi_cleanup(m);
-    assert_int_equal(unexpected, 0);
+    struct kill_storm ks = {.s = s,
+                            .tokens = tokens,
+                            .ev = ev,
+                            .seq = 1,
+                            .acks = acks,
+                            .nacks = nacks,
+                            .after_kill = after_kill};
+    struct t_storm st = {.s = s,
+                         .parallel = KILL_PARALLEL,
+                         .kill_ms = kill_ms,
+                         .stop_ms = stop_ms,
+                         .kill_node = 0,
+                         .next = next_reserve,
+                         .ended = reserve_ended,
+                         .ctx = &ks};
+    t_storm_run(&st);
+    assert_int_equal(ks.unexpected, 0);
 }
 
 /* Every acknowledged booking, through one process. */
@@ -550,8 +511,7 @@ static void test_kill_one(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     assert_true(s.nodes >= 2);
     uint64_t ev = open_event(&s, KILL_CAPACITY, 64);
     static char tokens[KILL_BUYERS][1024];
@@ -626,23 +586,6 @@ static void test_kill_one(void **state)
 
 #define EMPTY_BUYERS 12
 #define EMPTY_CAPACITY 60
-
-static void pay(struct t_server *s, const char *token, uint64_t booking)
-{
-    struct t_resp r;
-    t_json(s, "POST", "/api/v1/payments", token,
-           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
-    EXPECT(r, 201, NULL);
-    char cp[160];
-    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm",
-             J_STR(r, "provider_payment_id"));
-    json_t *body = json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
-                             J_STR(r, "client_secret"));
-    t_resp_free(&r);
-    t_json(s, "POST", cp, NULL, body, NULL, &r);
-    EXPECT(r, 200, NULL);
-    t_resp_free(&r);
-}
 
 static uint64_t reserve(struct t_server *s, const char *token, uint64_t ev, int qty,
                         struct t_resp *r)
@@ -750,8 +693,7 @@ static void test_redis_emptied(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     uint64_t ev = open_event(&s, EMPTY_CAPACITY, 10);
     static char tokens[EMPTY_BUYERS][1024];
     uint64_t held[EMPTY_BUYERS];
@@ -765,7 +707,7 @@ static void test_redis_emptied(void **state)
         paid[i] = reserve(&s, tokens[i], ev, 1, &r);
         EXPECT(r, 201, NULL);
         t_resp_free(&r);
-        pay(&s, tokens[i], paid[i]);
+        t_pay(&s, tokens[i], paid[i]);
     }
     int64_t taken = EMPTY_BUYERS * 3;
     /* Everything in the record before Redis goes. */
@@ -997,8 +939,7 @@ static void test_pg_down(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     uint64_t ev = open_event(&s, PGDOWN_CAPACITY, 10);
     static char tokens[PGDOWN_BUYERS][1024];
     for (int i = 0; i < PGDOWN_BUYERS; i++) {
@@ -1175,8 +1116,7 @@ static void test_projection(void **state)
     const char *expect = getenv("BR_TEST_EXPECT_OVERSELL");
     bool planted = expect != NULL && strcmp(expect, "1") == 0;
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     uint64_t a = open_event(&s, PROJ_CAPACITY, 1);
     static char tokens[PROJ_BUYERS][1024];
     for (int i = 0; i < PROJ_BUYERS; i++) {
@@ -1222,24 +1162,6 @@ static void test_projection(void **state)
 
 /* ---- an exported trace replays ---- */
 
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* CRC-32C (Castagnoli), bit by bit: the journal's record checksum. */
-static uint32_t crc32c(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) {
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-        }
-    }
-    return ~c;
-}
-
 /* Flips a bit of the last record's effects hash (its payload's last 8
  * bytes, core/journal.h) and fixes its checksum: a well-formed trace whose
  * last recorded outcome differs from what the core computes. */
@@ -1253,17 +1175,17 @@ static void alter_last_outcome(const char *path)
     unsigned char *b = malloc((size_t)len);
     assert_non_null(b);
     assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    long at = (long)le32(b + 8); /* the header's length */
+    long at = (long)t_le32(b + 8); /* the header's length */
     long last = -1;
-    while (at + 8 <= len && le32(b + at) != 0) {
+    while (at + 8 <= len && t_le32(b + at) != 0) {
         last = at;
-        at += 8 + (long)le32(b + at);
+        at += 8 + (long)t_le32(b + at);
     }
     assert_true(last > 0);
-    uint32_t plen = le32(b + last);
+    uint32_t plen = t_le32(b + last);
     unsigned char *payload = b + last + 8;
     payload[plen - 8] ^= 0x01;
-    uint32_t crc = crc32c(payload, plen);
+    uint32_t crc = t_crc32c(payload, plen);
     b[last + 4] = (unsigned char)crc;
     b[last + 5] = (unsigned char)(crc >> 8);
     b[last + 6] = (unsigned char)(crc >> 16);
@@ -1281,8 +1203,7 @@ static void test_trace_replays(void **state)
         skip();
     }
     struct t_server s;
-    t_server_start(&s,
-                   (const char *const[]){"--rate-limit-user", "0", "--rate-limit-ip", "0", NULL});
+    start_unlimited(&s);
     /* A first event, so that the traced one has a prologue to replay. */
     open_event(&s, 10, 4);
     uint64_t ev = t_event(&s, NULL); /* with passes: the queue, admits, passes */
@@ -1305,7 +1226,7 @@ static void test_trace_replays(void **state)
         uint64_t id = J_INT(r, "id");
         t_resp_free(&r);
         if (i % 3 == 0) {
-            pay(&s, tokens[i], id);
+            t_pay(&s, tokens[i], id);
         } else if (i % 3 == 1) {
             char p[96];
             snprintf(p, sizeof p, "/api/v1/bookings/%" PRIu64 "/cancel", id);

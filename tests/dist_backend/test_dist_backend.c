@@ -140,9 +140,7 @@ static int setup(void **state)
     snprintf(f->redis_url, sizeof f->redis_url, "redis://127.0.0.1:%d", f->redis.port);
     char name[64];
     snprintf(name, sizeof name, "dist_backend_%d", (int)getpid());
-    pgt_fresh_db(name, f->pg_url, sizeof f->pg_url);
-    assert_int_equal(br_pg_open(&f->pg, f->pg_url, 4, &QUIET), BR_OK);
-    assert_int_equal(br_pg_migrate(f->pg, NULL, NULL), BR_OK);
+    f->pg = pgt_open_db(name, 4, &QUIET, f->pg_url);
     f->a = open_one(f, BR_DIST_ROLE_API, &f->seen_a);
     f->b = open_one(f, BR_DIST_ROLE_API | BR_DIST_ROLE_ADMITTER, NULL);
     *state = f;

@@ -657,6 +657,115 @@ void t_server_kill(struct t_server *s)
     advance(s); /* the next request goes to a process that is still up */
 }
 
+/* ---- load with a kill in the middle ---- */
+
+struct curl_slist *t_post_headers(const char *token, const char *key)
+{
+    char auth[1100];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, auth);
+    if (key != NULL) {
+        char k[128];
+        snprintf(k, sizeof k, "Idempotency-Key: %s", key);
+        h = curl_slist_append(h, k);
+    }
+    return curl_slist_append(h, "Expect:");
+}
+
+static size_t on_storm_answer(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct t_storm_call *c = ud;
+    size_t add = size * n;
+    if (!t_append(&c->answer, &c->len, ptr, add)) {
+        return 0;
+    }
+    return add;
+}
+
+/* Asks the caller for slot c's next request and puts it in flight. */
+static void storm_start(CURLM *m, const struct t_storm *st, struct t_storm_call *c)
+{
+    memset(c, 0, sizeof *c);
+    st->next(st->ctx, c);
+    c->easy = curl_easy_init();
+    if (c->easy == NULL) {
+        T_FAIL("storm: curl_easy_init failed");
+    }
+    curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->h);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_storm_answer);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_multi_add_handle(m, c->easy);
+}
+
+static void storm_end(CURLM *m, struct t_storm_call *c)
+{
+    curl_multi_remove_handle(m, c->easy);
+    curl_easy_cleanup(c->easy);
+    curl_slist_free_all(c->h);
+    free(c->answer);
+    c->easy = NULL;
+    c->h = NULL;
+    c->answer = NULL;
+}
+
+void t_storm_run(const struct t_storm *st)
+{
+    if (st->parallel < 1 || st->parallel > T_STORM_PARALLEL_MAX || st->stop_ms < st->kill_ms ||
+        st->kill_node >= st->s->nodes) {
+        T_FAIL("storm: parallel %d, kill at %d ms, stop at %d ms, kill_node %d", st->parallel,
+               st->kill_ms, st->stop_ms, st->kill_node);
+    }
+    CURLM *m = curl_multi_init();
+    struct t_storm_call calls[T_STORM_PARALLEL_MAX];
+    for (int i = 0; i < st->parallel; i++) {
+        storm_start(m, st, &calls[i]);
+    }
+    int64_t t0 = now_ms();
+    bool killed = false;
+    int running = st->parallel;
+    for (int guard = 0; guard < 10000000; guard++) {
+        bool stopping = now_ms() - t0 >= st->stop_ms;
+        if (stopping && killed && running == 0) {
+            break;
+        }
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left = 0;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE) {
+                continue;
+            }
+            struct t_storm_call *c = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+            st->ended(st->ctx, c, t_multi_status(msg, 0), killed);
+            storm_end(m, c);
+            if (!stopping) {
+                storm_start(m, st, c);
+            }
+        }
+        if (!killed && now_ms() - t0 >= st->kill_ms) {
+            if (st->kill_node >= 0) {
+                st->s->current = st->kill_node;
+            }
+            t_server_kill(st->s); /* SIGKILL: no shutdown, no flush */
+            killed = true;
+        }
+        curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    for (int i = 0; i < st->parallel; i++) {
+        if (calls[i].easy != NULL) {
+            storm_end(m, &calls[i]);
+        }
+    }
+    curl_multi_cleanup(m);
+}
+
 void t_server_cleanup(struct t_server *s)
 {
     if (s->dir[0] == '\0' || getenv("BR_TEST_KEEP") != NULL) {

@@ -160,4 +160,48 @@ void t_multi_run(CURLM *m);
  * when it ended without an answer. */
 long t_multi_status(CURLMsg *msg, long failed);
 
+/* ---- load with a kill in the middle ---- */
+
+/* The headers of a JSON POST by a buyer: Content-Type, the bearer token,
+ * the Idempotency-Key when key is not NULL, and an empty Expect (no
+ * 100-continue round trip). Free with curl_slist_free_all. */
+struct curl_slist *t_post_headers(const char *token, const char *key);
+
+#define T_STORM_PARALLEL_MAX 64
+
+/* One request of a storm. The caller's next() fills url, h, body, and may
+ * use who and key; the storm POSTs it (30 s timeout) into answer. */
+struct t_storm_call {
+    char url[300];
+    struct curl_slist *h; /* freed by the storm when the request ends */
+    char body[160];
+    char *answer; /* the answer's body, NUL-terminated, or NULL; freed by the storm */
+    size_t len;
+    int who;      /* the caller's (a buyer's index) */
+    char key[64]; /* the caller's (the request's idempotency key) */
+    CURL *easy;   /* the storm's; NULL when the slot is idle */
+};
+
+/* A load on s with a kill -9 in the middle: `parallel` requests in flight,
+ * each one that ends replaced by next() until stop_ms after the start;
+ * t_server_kill at kill_ms (of the process kill_node, or, when it is -1,
+ * of the one s->base names then). ended() gets every ended request with
+ * its HTTP status (0: no answer, as the kill's cut ones) and whether the
+ * kill had happened. Returns when the kill happened and every request
+ * ended (bounded: 10^7 rounds of at most 20 ms waits). */
+struct t_storm {
+    struct t_server *s;
+    int parallel;  /* 1..T_STORM_PARALLEL_MAX */
+    int kill_ms;   /* after the start */
+    int stop_ms;   /* after the start; >= kill_ms */
+    int kill_node; /* -1: the process s->base names at the kill */
+    /* Fills a zeroed c with the next request. */
+    void (*next)(void *ctx, struct t_storm_call *c);
+    /* c ended with status; c's answer and headers are freed after it. */
+    void (*ended)(void *ctx, const struct t_storm_call *c, long status, bool killed);
+    void *ctx;
+};
+
+void t_storm_run(const struct t_storm *st);
+
 #endif

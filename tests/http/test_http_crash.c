@@ -32,6 +32,7 @@
 
 #include "check.h"
 #include "client.h"
+#include "journal_bytes.h"
 
 #define BUYERS 80
 #define CAPACITY 6000
@@ -44,69 +45,43 @@ struct ack {
     bool confirmed;
 };
 
-struct slot {
-    CURL *c;
-    struct curl_slist *h;
-    char *answer;
-    size_t len;
-    int buyer;
+/* A storm's state: its requests' buyers and keys, the 201s so far. */
+struct crash_storm {
+    struct t_server *s;
+    char (*tokens)[1024];
+    uint64_t ev;
+    unsigned seq;
+    struct ack *acks;
+    int *nacks;
 };
 
-static size_t collect(char *ptr, size_t size, size_t n, void *ud)
+static void next_reserve(void *ctx, struct t_storm_call *c)
 {
-    struct slot *s = ud;
-    size_t add = size * n;
-    if (!t_append(&s->answer, &s->len, ptr, add)) {
-        return 0;
+    struct crash_storm *cs = ctx;
+    c->who = (int)(cs->seq % BUYERS);
+    cs->seq++;
+    snprintf(c->url, sizeof c->url, "%s/api/v1/bookings/reserve", cs->s->base);
+    snprintf(c->key, sizeof c->key, "crash-%d-%u", (int)getpid(), cs->seq);
+    snprintf(c->body, sizeof c->body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}",
+             cs->ev);
+    c->h = t_post_headers(cs->tokens[c->who], c->key);
+}
+
+static void reserve_ended(void *ctx, const struct t_storm_call *c, long status, bool killed)
+{
+    struct crash_storm *cs = ctx;
+    (void)killed;
+    if (status == 201 && *cs->nacks < ACKS_MAX) {
+        json_t *j = json_loads(c->answer, 0, NULL);
+        cs->acks[*cs->nacks].buyer = c->who;
+        cs->acks[*cs->nacks].booking = (uint64_t)json_integer_value(json_object_get(j, "id"));
+        cs->acks[*cs->nacks].confirmed = false;
+        (*cs->nacks)++;
+        json_decref(j);
+    } else if (status != 0 && status != 409) {
+        fprintf(stderr, "crash storm: unexpected %ld %s\n", status, c->answer ? c->answer : "");
+        fail();
     }
-    return add;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void start_one(CURLM *m, struct t_server *s, struct slot *sl, char tokens[][1024],
-                      uint64_t ev, unsigned *seq)
-{
-    char url[300];
-    char auth[1100];
-    char key[64];
-    char body[96];
-    sl->buyer = (int)((*seq) % BUYERS);
-    (*seq)++;
-    snprintf(url, sizeof url, "%s/api/v1/bookings/reserve", s->base);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", tokens[sl->buyer]);
-    snprintf(key, sizeof key, "Idempotency-Key: crash-%d-%u", (int)getpid(), *seq);
-    snprintf(body, sizeof body, "{\"event_id\":%" PRIu64 ",\"zone_id\":1,\"quantity\":1}", ev);
-    sl->h = curl_slist_append(NULL, "Content-Type: application/json");
-    sl->h = curl_slist_append(sl->h, auth);
-    sl->h = curl_slist_append(sl->h, key);
-    sl->h = curl_slist_append(sl->h, "Expect:");
-    sl->answer = NULL;
-    sl->len = 0;
-    sl->c = curl_easy_init();
-    curl_easy_setopt(sl->c, CURLOPT_URL, url);
-    curl_easy_setopt(sl->c, CURLOPT_HTTPHEADER, sl->h);
-    curl_easy_setopt(sl->c, CURLOPT_COPYPOSTFIELDS, body);
-    curl_easy_setopt(sl->c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(sl->c, CURLOPT_WRITEDATA, sl);
-    curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
-    curl_easy_setopt(sl->c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(sl->c, CURLOPT_NOSIGNAL, 1L);
-    curl_multi_add_handle(m, sl->c);
-}
-
-static void finish_one(CURLM *m, struct slot *sl)
-{
-    curl_multi_remove_handle(m, sl->c);
-    curl_easy_cleanup(sl->c);
-    curl_slist_free_all(sl->h);
-    free(sl->answer);
-    sl->c = NULL;
 }
 
 /* Reserves continuously from PARALLEL connections; kills the server after
@@ -114,76 +89,21 @@ static void finish_one(CURLM *m, struct slot *sl)
 static void storm(struct t_server *s, char tokens[][1024], uint64_t ev, int kill_after_ms,
                   struct ack *acks, int *nacks)
 {
-    CURLM *m = curl_multi_init();
-    struct slot slots[PARALLEL];
-    unsigned seq = (unsigned)*nacks * 7u + 1u;
-    for (int i = 0; i < PARALLEL; i++) {
-        start_one(m, s, &slots[i], tokens, ev, &seq);
-    }
-    int64_t kill_at = now_ms() + kill_after_ms;
-    bool killed = false;
-    int running = PARALLEL;
-    for (int guard = 0; guard < 10000000 && (!killed || running > 0); guard++) {
-        curl_multi_perform(m, &running);
-        CURLMsg *msg;
-        int left = 0;
-        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-            if (msg->msg != CURLMSG_DONE) {
-                continue;
-            }
-            struct slot *sl = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-            long status = t_multi_status(msg, 0);
-            if (status == 201 && *nacks < ACKS_MAX) {
-                json_t *j = json_loads(sl->answer, 0, NULL);
-                acks[*nacks].buyer = sl->buyer;
-                acks[*nacks].booking = (uint64_t)json_integer_value(json_object_get(j, "id"));
-                acks[*nacks].confirmed = false;
-                (*nacks)++;
-                json_decref(j);
-            } else if (status != 0 && status != 409) {
-                fprintf(stderr, "crash storm: unexpected %ld %s\n", status,
-                        sl->answer ? sl->answer : "");
-                fail();
-            }
-            finish_one(m, sl);
-            if (!killed) {
-                start_one(m, s, sl, tokens, ev, &seq);
-            }
-        }
-        if (!killed && now_ms() >= kill_at) {
-            t_server_kill(s); /* SIGKILL: no shutdown, no flush */
-            killed = true;
-        }
-        curl_multi_poll(m, NULL, 0, 20, NULL);
-        if (killed) {
-            curl_multi_perform(m, &running);
-        }
-    }
-    for (int i = 0; i < PARALLEL; i++) {
-        if (slots[i].c != NULL) {
-            finish_one(m, &slots[i]);
-        }
-    }
-    curl_multi_cleanup(m);
-}
-
-static void pay(struct t_server *s, const char *token, struct ack *a)
-{
-    struct t_resp r;
-    t_json(s, "POST", "/api/v1/payments", token,
-           json_pack("{s:I}", "booking_id", (json_int_t)a->booking), NULL, &r);
-    EXPECT(r, 201, NULL);
-    char cp[160];
-    snprintf(cp, sizeof cp, "/test-provider/v1/payment_intents/%s/confirm",
-             J_STR(r, "provider_payment_id"));
-    json_t *body = json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
-                             J_STR(r, "client_secret"));
-    t_resp_free(&r);
-    t_json(s, "POST", cp, NULL, body, NULL, &r);
-    EXPECT(r, 200, NULL);
-    t_resp_free(&r);
-    a->confirmed = true;
+    struct crash_storm cs = {.s = s,
+                             .tokens = tokens,
+                             .ev = ev,
+                             .seq = (unsigned)*nacks * 7u + 1u,
+                             .acks = acks,
+                             .nacks = nacks};
+    struct t_storm st = {.s = s,
+                         .parallel = PARALLEL,
+                         .kill_ms = kill_after_ms,
+                         .stop_ms = kill_after_ms,
+                         .kill_node = -1,
+                         .next = next_reserve,
+                         .ended = reserve_ended,
+                         .ctx = &cs};
+    t_storm_run(&st);
 }
 
 static void verify(struct t_server *s, char tokens[][1024], uint64_t ev, struct ack *acks,
@@ -244,11 +164,6 @@ static void verify(struct t_server *s, char tokens[][1024], uint64_t ev, struct 
 
 /* ---- the journal file, byte by byte (format: core/journal.h) ---- */
 
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static unsigned char *slurp(const char *path, long long *len)
 {
     FILE *f = fopen(path, "rb");
@@ -269,14 +184,14 @@ static long long journal_walk(const char *path, long long *offs, int max)
 {
     long long len = 0;
     unsigned char *b = slurp(path, &len);
-    long long at = le32(b + 8); /* the header's length */
+    long long at = t_le32(b + 8); /* the header's length */
     int n = 0;
-    while (at + 8 <= len && le32(b + at) != 0) {
+    while (at + 8 <= len && t_le32(b + at) != 0) {
         if (n < max) {
             offs[n] = at;
         }
         n++;
-        at += 8 + (long long)le32(b + at);
+        at += 8 + (long long)t_le32(b + at);
     }
     free(b);
     for (int i = n; i < max; i++) {
@@ -290,11 +205,11 @@ static int journal_count(const char *path)
     long long offs[1];
     long long len = 0;
     unsigned char *b = slurp(path, &len);
-    long long at = le32(b + 8);
+    long long at = t_le32(b + 8);
     int n = 0;
-    while (at + 8 <= len && le32(b + at) != 0) {
+    while (at + 8 <= len && t_le32(b + at) != 0) {
         n++;
-        at += 8 + (long long)le32(b + at);
+        at += 8 + (long long)t_le32(b + at);
     }
     free(b);
     (void)offs;
@@ -318,19 +233,6 @@ static void journal_xor(const char *path, long long at, unsigned char mask)
     unsigned char c = (unsigned char)(b[at] ^ mask);
     free(b);
     journal_write(path, at, &c, 1);
-}
-
-/* CRC-32C (Castagnoli), bit by bit: the journal's record checksum. */
-static uint32_t crc32c(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) {
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-        }
-    }
-    return ~c;
 }
 
 /* Runs a shell command with stdout+stderr into DIR/out.txt; returns the
@@ -409,7 +311,8 @@ static void test_kill_during_load(void **state)
         verify(&s, tokens, ev, acks, nacks);
         /* Pay for a few, so confirmed bookings cross the next crash too. */
         for (int i = before; i < nacks && i < before + 3; i++) {
-            pay(&s, tokens[acks[i].buyer], &acks[i]);
+            t_pay(&s, tokens[acks[i].buyer], acks[i].booking);
+            acks[i].confirmed = true;
         }
     }
     assert_true(nacks > 0);
@@ -667,10 +570,10 @@ static void test_a_diverging_replay_refuses_the_start(void **state)
     long long len = 0;
     unsigned char *b = slurp(journal, &len);
     long long at = offs[n - 1];
-    uint32_t plen = le32(b + at);
+    uint32_t plen = t_le32(b + at);
     unsigned char *payload = b + at + 8;
     payload[plen - 8] ^= 0x01; /* the outcome's effects hash */
-    uint32_t crc = crc32c(payload, plen);
+    uint32_t crc = t_crc32c(payload, plen);
     unsigned char head[4] = {(unsigned char)crc, (unsigned char)(crc >> 8),
                              (unsigned char)(crc >> 16), (unsigned char)(crc >> 24)};
     journal_write(journal, at + 4, head, 4);

@@ -28,17 +28,6 @@
 #include "tests/core/support.h"
 #include "tests/pg/pgtest.h"
 
-static struct br_pg *open_db(const char *name, uint32_t pool, char *url)
-{
-    pgt_fresh_db(name, url, PGT_URL_MAX);
-    struct br_pg *pg = NULL;
-    assert_int_equal(br_pg_open(&pg, url, pool, NULL), BR_OK);
-    uint32_t applied = 0;
-    assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_OK);
-    assert_true(applied >= 1);
-    return pg;
-}
-
 static struct br_cmd reg(const char *email, uint8_t role)
 {
     struct br_cmd c = c_register(1000, email, role);
@@ -156,7 +145,7 @@ static void test_register_dense_ids_and_hook(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_register", 2, url);
+    struct br_pg *pg = pgt_open_db("t_register", 2, NULL, url);
     struct hook_log h = {0};
     uint64_t id = 0;
     struct br_cmd c = reg("a@x.io", BR_ROLE_CUSTOMER);
@@ -199,7 +188,7 @@ static void test_email_unique_byte_for_byte(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_email", 1, url);
+    struct br_pg *pg = pgt_open_db("t_email", 1, NULL, url);
     struct hook_log h = {0};
     uint64_t id = 0;
     struct br_cmd c = reg("ann@x.io", BR_ROLE_CUSTOMER);
@@ -254,7 +243,7 @@ static void test_sessions_follow_session_h(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_sessions", 1, url);
+    struct br_pg *pg = pgt_open_db("t_sessions", 1, NULL, url);
     uint64_t id = 0;
     struct br_cmd c = reg("s@x.io", BR_ROLE_ORGANIZER);
     assert_int_equal(br_pg_user_register(pg, &c, NULL, NULL, &id), BR_OK);
@@ -342,7 +331,7 @@ static void test_event_spec_round_trips(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_events", 1, url);
+    struct br_pg *pg = pgt_open_db("t_events", 1, NULL, url);
     struct br_event_spec s = t_spec();
     s.requires_pass = true;
     s.queue_capacity = 1234;
@@ -441,6 +430,18 @@ static struct br_engine *sale(struct br_pg *pg, uint32_t cap)
     return e;
 }
 
+/* The log's first three entries of sale(pg, 10) into r[0..2]: user 1
+ * holds 2 seats, user 2 holds 3, user 1 cancels. */
+static void record_opening(struct br_engine *e, struct rec *r)
+{
+    struct br_cmd c = c_reserve(100, 1, 1, 1, 2, 0, 0);
+    record(e, &r[0], &c, BR_OK);
+    c = c_reserve(101, 2, 1, 1, 3, 0, 0);
+    record(e, &r[1], &c, BR_OK);
+    c = c_cancel(102, 1, r[0].o.id);
+    record(e, &r[2], &c, BR_OK);
+}
+
 static void expect_zone(struct br_pg *pg, uint32_t held, uint32_t sold)
 {
     struct br_pg_zone z[BR_EVENT_ZONES_MAX];
@@ -455,16 +456,11 @@ static void test_projection_exactly_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_project_once", 1, url);
+    struct br_pg *pg = pgt_open_db("t_project_once", 1, NULL, url);
     struct br_engine *e = sale(pg, 10);
     struct rec r[8];
-    struct br_cmd c = c_reserve(100, 1, 1, 1, 2, 0, 0);
-    record(e, &r[0], &c, BR_OK);
-    c = c_reserve(101, 2, 1, 1, 3, 0, 0);
-    record(e, &r[1], &c, BR_OK);
-    c = c_cancel(102, 1, r[0].o.id);
-    record(e, &r[2], &c, BR_OK);
-    c = c_pay(103, 2, r[1].o.id);
+    record_opening(e, r);
+    struct br_cmd c = c_pay(103, 2, r[1].o.id);
     record(e, &r[3], &c, BR_OK);
     c = c_pay_event(104, 0xFEEDFACECAFEBEEFull, r[3].o.id, T_SUCCEEDED);
     record(e, &r[4], &c, BR_OK);
@@ -528,7 +524,7 @@ static void test_projection_check_refuses_oversell(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_project_oversell", 1, url);
+    struct br_pg *pg = pgt_open_db("t_project_oversell", 1, NULL, url);
     struct br_engine *e = sale(pg, 3);
     struct rec r[4];
     struct br_cmd c = c_reserve(100, 1, 1, 1, 2, 0, 0);
@@ -579,7 +575,7 @@ static void test_connection_killed_between_calls_is_retried(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_kill_idle", 1, url);
+    struct br_pg *pg = pgt_open_db("t_kill_idle", 1, NULL, url);
     assert_int_equal(br_pg_ping(pg), BR_OK);
     uint64_t before = br_pg_connects(pg);
     assert_int_equal(pgt_kill_adapter_connections(url), 1);
@@ -600,7 +596,7 @@ static void test_connection_killed_inside_transaction_retried_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_kill_tx", 2, url);
+    struct br_pg *pg = pgt_open_db("t_kill_tx", 2, NULL, url);
     uint64_t id = 0;
     struct br_cmd c = reg("first@x.io", BR_ROLE_CUSTOMER);
     assert_int_equal(br_pg_user_register(pg, &c, NULL, NULL, &id), BR_OK);
@@ -639,7 +635,7 @@ static void test_lost_commit_answer_is_resolved_not_repeated(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_lost_commit", 2, url);
+    struct br_pg *pg = pgt_open_db("t_lost_commit", 2, NULL, url);
     struct hook_log h = {0};
     uint64_t id = 0;
     struct br_cmd c = reg("lost@x.io", BR_ROLE_CUSTOMER);
@@ -675,15 +671,10 @@ static void test_projection_killed_before_commit_applies_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_kill_project", 1, url);
+    struct br_pg *pg = pgt_open_db("t_kill_project", 1, NULL, url);
     struct br_engine *e = sale(pg, 10);
     struct rec r[3];
-    struct br_cmd c = c_reserve(100, 1, 1, 1, 2, 0, 0);
-    record(e, &r[0], &c, BR_OK);
-    c = c_reserve(101, 2, 1, 1, 3, 0, 0);
-    record(e, &r[1], &c, BR_OK);
-    c = c_cancel(102, 1, r[0].o.id);
-    record(e, &r[2], &c, BR_OK);
+    record_opening(e, r);
     struct br_pg_log_item items[3];
     items_of(r, 3, items);
     uint64_t before = br_pg_connects(pg);
@@ -696,7 +687,7 @@ static void test_projection_killed_before_commit_applies_once(void **state)
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM outbox"), 1);
     assert_int_equal(pgt_scalar(url, "SELECT applied FROM projection"), 3);
     /* twice in a row: the retry dies too, nothing committed, the caller retries */
-    c = c_reserve(103, 3, 1, 1, 1, 0, 0);
+    struct br_cmd c = c_reserve(103, 3, 1, 1, 1, 0, 0);
     record(e, &r[0], &c, BR_OK);
     items_of(r, 1, items);
     br_pg_fault_kill_before_commit(pg, 2);
@@ -743,7 +734,7 @@ static void test_two_writers_at_once(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg1 = open_db("t_race", 2, url);
+    struct br_pg *pg1 = pgt_open_db("t_race", 2, NULL, url);
     struct br_pg *pg2 = NULL;
     assert_int_equal(br_pg_open(&pg2, url, 2, NULL), BR_OK);
     /* two registrations streams: ids stay dense and distinct */
@@ -801,7 +792,7 @@ static void test_unknown_outcome_when_nobody_can_tell(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_unknown", 1, url);
+    struct br_pg *pg = pgt_open_db("t_unknown", 1, NULL, url);
     char admin[PGT_URL_MAX];
     snprintf(admin, sizeof admin, "%s", url);
     strcpy(strrchr(admin, '/'), "/postgres");
@@ -840,7 +831,7 @@ static void test_pool_bound_overloaded(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_pool", 1, url);
+    struct br_pg *pg = pgt_open_db("t_pool", 1, NULL, url);
     br_pg_set_wait_ms(pg, 50);
     /* the only connection is inside the register; the hook asks for another */
     struct hook_log h = {0};
@@ -865,7 +856,7 @@ static void test_intents_shared(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("t_intents", 2, url);
+    struct br_pg *pg = pgt_open_db("t_intents", 2, NULL, url);
     struct br_pg_intent in, got;
     memset(&in, 0, sizeof in);
     strcpy(in.id, "pi_first");

@@ -200,16 +200,6 @@ static int seen_calls(struct confirm_seen *s)
     return n;
 }
 
-static struct br_pg *open_db(const char *name, char *url)
-{
-    pgt_fresh_db(name, url, PGT_URL_MAX);
-    struct br_pg *pg = NULL;
-    assert_int_equal(br_pg_open(&pg, url, 4, NULL), BR_OK);
-    uint32_t applied = 0;
-    assert_int_equal(br_pg_migrate(pg, NULL, &applied), BR_OK);
-    return pg;
-}
-
 static struct br_provider_test_pg *provider_new(struct br_pg *pg)
 {
     struct br_provider_test_pg_config cfg = {
@@ -233,7 +223,7 @@ static void test_cut_delivery_is_delivered_by_another_process(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("br_test_provider_cut", url);
+    struct br_pg *pg = pgt_open_db("br_test_provider_cut", 4, NULL, url);
     struct receiver r;
     receiver_start(&r, 0);
 
@@ -297,7 +287,7 @@ static void test_failed_delivery_retried_same_id(void **state)
 {
     (void)state;
     char url[PGT_URL_MAX];
-    struct br_pg *pg = open_db("br_test_provider_retry", url);
+    struct br_pg *pg = pgt_open_db("br_test_provider_retry", 4, NULL, url);
     struct receiver r;
     receiver_start(&r, 2); /* 503, 503, then 200 */
     struct br_provider_test_pg *p = provider_new(pg);

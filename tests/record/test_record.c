@@ -2,7 +2,7 @@
  * test_record.c -- the recorder, the reconciler and `trace export`, driven
  * directly (no HTTP) against a real redis-server and a real PostgreSQL,
  * both started by the group setup on free 127.0.0.1 ports and stopped by
- * its teardown (tests/redis/server.h, tests/fixtures/pg.sh); with
+ * its teardown (tests/redis/server.h, pgt_server_start of tests/pg/pgtest.h); with
  * BR_TEST_REDIS_CLUSTER set (tests/fixtures/redis-cluster.sh run), on that
  * Redis Cluster instead. Each test gets an emptied Redis and a database of
  * its own. BR_RECORD_SEED shifts the seeds; an argument filters the tests
@@ -68,20 +68,17 @@
 #include "server/reconciler.h"
 #include "server/recorder.h"
 #include "server/trace_cmd.h"
+#include "tests/pg/pgtest.h"
 #include "tests/redis/server.h"
 
-#ifndef BR_SOURCE_DIR
-#error "BR_SOURCE_DIR must name the source tree (CMake sets it)"
-#endif
 #ifndef BR_BINARY
 #error "BR_BINARY must name the bookingrush binary (CMake sets it)"
 #endif
 
 struct fixture {
     struct test_redis_server redis_server;
-    char pg_state[128]; /* pg.sh's state dir */
-    char pg_url[256];   /* the server's maintenance database */
-    char db_url[300];   /* this test's database */
+    char pg_url[PGT_URL_MAX]; /* the server's maintenance database */
+    char db_url[PGT_URL_MAX]; /* this test's database */
     unsigned db_seq;
     struct br_redis_options ropt;
     bool cluster;          /* BR_TEST_REDIS_CLUSTER: a Redis Cluster the caller started */
@@ -137,20 +134,6 @@ static int redis_setup(struct fixture *f)
     return br_redis_open(&f->admin, &o, &cfg) == BR_OK ? 0 : -1;
 }
 
-/* PostgreSQL runs as a daemon of its own (pg.sh): a test that dies of a
- * sanitizer report or an assertion (both end in the sanitizers' Die, which
- * runs no atexit handlers) still stops it. Weak: absent without them. */
-void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
-static char pg_stop_cmd[1600];
-
-static void pg_stop_now(void)
-{
-    if (pg_stop_cmd[0] != 0 && system(pg_stop_cmd) != 0) {
-        fprintf(stderr, "test_record: stopping PostgreSQL failed\n");
-    }
-    pg_stop_cmd[0] = 0;
-}
-
 static int group_setup(void **state)
 {
     struct fixture *f = &fx_state;
@@ -160,21 +143,11 @@ static int group_setup(void **state)
         test_redis_server_stop(&f->redis_server);
         return -1;
     }
-    snprintf(f->pg_state, sizeof f->pg_state, "/tmp/br-test-record.%ld", (long)getpid());
-    char cmd[1600];
-    snprintf(cmd, sizeof cmd, "%s/tests/fixtures/pg.sh start %.127s", BR_SOURCE_DIR, f->pg_state);
-    if (run_capture(cmd, f->pg_url, sizeof f->pg_url) != 0 || f->pg_url[0] == 0) {
-        fprintf(stderr, "test_record: PostgreSQL did not start (%s)\n", cmd);
+    /* Stopped also when a test dies of a sanitizer report (pgtest.h). */
+    if (pgt_server_start("record", f->pg_url, sizeof f->pg_url) != 0) {
         br_redis_close(&f->admin);
         test_redis_server_stop(&f->redis_server);
         return -1;
-    }
-    snprintf(pg_stop_cmd, sizeof pg_stop_cmd,
-             "%s/tests/fixtures/pg.sh stop %.127s >/dev/null 2>&1; rm -rf %.127s", BR_SOURCE_DIR,
-             f->pg_state, f->pg_state);
-    atexit(pg_stop_now);
-    if (__sanitizer_set_death_callback != NULL) {
-        __sanitizer_set_death_callback(pg_stop_now);
     }
     printf("  Redis %s%s, PostgreSQL %s\n", f->cluster ? "Cluster " : "",
            f->cluster ? f->ropt.seeds : f->ropt.host, f->pg_url);
@@ -189,7 +162,7 @@ static int group_teardown(void **state)
     if (!f->cluster) {
         test_redis_server_stop(&f->redis_server);
     }
-    pg_stop_now();
+    pgt_server_stop();
     return 0;
 }
 
@@ -235,19 +208,6 @@ static void admin(struct fixture *f, const char *fmt, ...)
     freeReplyObject(r);
 }
 
-static void sql(const char *url, const char *q)
-{
-    PGconn *c = PQconnectdb(url);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "sql %s: %s\n", q, PQerrorMessage(c));
-        fail();
-    }
-    PQclear(r);
-    PQfinish(c);
-}
-
 /* The first row of a query as "a b ..." into out; false when none. */
 static bool sql_row(const char *url, const char *q, char *out, size_t cap)
 {
@@ -264,20 +224,6 @@ static bool sql_row(const char *url, const char *q, char *out, size_t cap)
     PQclear(r);
     PQfinish(c);
     return got;
-}
-
-/* An emptied Redis and a fresh, migrated database for one test. */
-static void fresh_servers(struct fixture *f)
-{
-    admin(f, "FLUSHALL");
-    char q[128];
-    f->db_seq++;
-    snprintf(q, sizeof q, "CREATE DATABASE t%u", f->db_seq);
-    sql(f->pg_url, q);
-    const char *slash = strrchr(f->pg_url, '/');
-    assert_non_null(slash);
-    snprintf(f->db_url, sizeof f->db_url, "%.*s/t%u", (int)(slash - f->pg_url), f->pg_url,
-             f->db_seq);
 }
 
 /* ---- a sale, applied as the distributed backend does ---- */
@@ -358,8 +304,11 @@ static uint64_t seed_shift(void)
     return v != NULL ? strtoull(v, NULL, 10) : 0;
 }
 
+/* Every test's sale starts on an emptied Redis and, with_pg, a fresh
+ * migrated database of its own (t<db_seq>, its URL in f->db_url). */
 static void sale_open(struct sale *s, struct fixture *f, bool with_pg, uint64_t seed)
 {
+    admin(f, "FLUSHALL");
     memset(s, 0, sizeof *s);
     seed += seed_shift();
     s->f = f;
@@ -376,8 +325,10 @@ static void sale_open(struct sale *s, struct fixture *f, bool with_pg, uint64_t 
     o.quiet = true;
     assert_int_equal(br_redis_open(&s->redis, &o, &s->cfg), BR_OK);
     if (with_pg) {
-        assert_int_equal(br_pg_open(&s->pg, f->db_url, 4, &quiet_log), BR_OK);
-        assert_int_equal(br_pg_migrate(s->pg, NULL, NULL), BR_OK);
+        char name[32];
+        f->db_seq++;
+        snprintf(name, sizeof name, "t%u", f->db_seq);
+        s->pg = pgt_open_db(name, 4, &quiet_log, f->db_url);
     }
 }
 
@@ -629,7 +580,6 @@ static pid_t recorder_child(struct sale *s, int round)
 static void recorder_exactly_once_across_kills(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 11);
     sale_run(&s, 2500);
@@ -672,11 +622,11 @@ static void recorder_exactly_once_across_kills(void **state)
     assert_int_equal(sscanf(row, "%u %u", &tev, &tzone), 2);
     snprintf(q, sizeof q, "UPDATE zones SET sold = sold - 1 WHERE event_id = %u AND zone_id = %u",
              tev, tzone);
-    sql(f->db_url, q);
+    assert_int_equal(pgt_exec(f->db_url, q), 0);
     assert_true(record_matches(&s) > 0);
     snprintf(q, sizeof q, "UPDATE zones SET sold = sold + 1 WHERE event_id = %u AND zone_id = %u",
              tev, tzone);
-    sql(f->db_url, q);
+    assert_int_equal(pgt_exec(f->db_url, q), 0);
     assert_int_equal(record_matches(&s), 0);
     recorder_close(rec);
     sale_close(&s);
@@ -699,7 +649,6 @@ static void *pass_thread(void *arg)
 static void two_recorders_at_once(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 12);
     sale_run(&s, 1500);
@@ -742,6 +691,18 @@ static void two_recorders_at_once(void **state)
     sale_close(&s);
 }
 
+/* Terminates every connection to the test's database (the sale's, the
+ * recorders'), through the server's maintenance database. */
+static void cut_pg_connections(struct fixture *f)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+             "'t%u' AND pid <> pg_backend_pid()",
+             f->db_seq);
+    assert_int_equal(pgt_exec(f->pg_url, q), 0);
+}
+
 /* The recorder on its thread while every connection it has is cut, again
  * and again, on both servers (PostgreSQL backends terminated, Redis
  * clients killed): commits whose answer is lost (UNKNOWN_OUTCOME), reads
@@ -749,20 +710,14 @@ static void two_recorders_at_once(void **state)
 static void recorder_survives_lost_connections(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 16);
     sale_run(&s, 1500);
     struct br_recorder *rec = recorder_new(&s, 4, "cut");
     assert_int_equal(br_recorder_start(rec), BR_OK);
-    char q[256];
-    snprintf(q, sizeof q,
-             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
-             "'t%u' AND pid <> pg_backend_pid()",
-             f->db_seq);
     for (int i = 0; i < 25; i++) {
         sleep_ms(20 + (i * 7) % 30);
-        sql(f->pg_url, q);
+        cut_pg_connections(f);
         if (!f->cluster) { /* a cluster's clients live on every node: PostgreSQL's only */
             admin(f, "CLIENT KILL TYPE normal SKIPME yes");
         }
@@ -792,29 +747,24 @@ static void recorder_survives_lost_connections(void **state)
 static void recorder_follows_a_restored_record(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 17);
     sale_run(&s, 1000);
     struct br_recorder *rec = recorder_new(&s, 64, "restore");
     catch_up(&s, rec);
-    char q[256], kill_q[256];
-    snprintf(kill_q, sizeof kill_q,
-             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
-             "'t%u' AND pid <> pg_backend_pid()",
-             f->db_seq);
+    char q[256];
     /* The backup: a copy of the database as it is now. */
-    sql(f->pg_url, kill_q);
+    cut_pg_connections(f);
     snprintf(q, sizeof q, "CREATE DATABASE t%u_backup TEMPLATE t%u", f->db_seq, f->db_seq);
-    sql(f->pg_url, q);
+    assert_int_equal(pgt_exec(f->pg_url, q), 0);
     sale_run(&s, 1000);
     catch_up(&s, rec);
     /* The restore: the backup takes the database's name. */
-    sql(f->pg_url, kill_q);
+    cut_pg_connections(f);
     snprintf(q, sizeof q, "ALTER DATABASE t%u RENAME TO t%u_lost", f->db_seq, f->db_seq);
-    sql(f->pg_url, q);
+    assert_int_equal(pgt_exec(f->pg_url, q), 0);
     snprintf(q, sizeof q, "ALTER DATABASE t%u_backup RENAME TO t%u", f->db_seq, f->db_seq);
-    sql(f->pg_url, q);
+    assert_int_equal(pgt_exec(f->pg_url, q), 0);
     assert_true(record_matches(&s) > 0); /* the record lost the second half */
     sleep_ms(1100);                      /* the recorder's position recheck */
     catch_up(&s, rec);
@@ -890,7 +840,6 @@ static int reserve(struct sale *s, uint64_t user, uint64_t event, uint32_t qty, 
 static void projection_refused_by_check(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 13);
     int64_t t = 1700000000000LL;
@@ -1025,7 +974,6 @@ static void *sale_thread(void *arg)
 static void trace_export_replays_identically(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, false, 14);
     sale_run(&s, 3000);
@@ -1154,7 +1102,6 @@ static uint32_t holds_not_in_state(struct sale *s, const struct br_pg_booking *w
 static void reconciler_rebuilds_after_flushall(void **state)
 {
     struct fixture *f = *state;
-    fresh_servers(f);
     struct sale s;
     sale_open(&s, f, true, 15);
     struct writes_log w = {0};
