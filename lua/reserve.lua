@@ -27,9 +27,10 @@ Reply    the outcome (lib.lua): the hold (id, ref = pass, status, deadline,
          written (the adapter releases a fresh claim otherwise). No effects.
 
 The hot path of an on-sale, so written for Redis's cost: one HMGET of the
-event's counters and the member, the spec from lib.lua's cache, records
-built as strings (no table per hold), then one HSET (in reply()), a ZADD and
-the log's XADD. lua/README.md "The cost of a reserve" has the figures.
+event's counters, the member and the pass, the spec from lib.lua's cache,
+records built as strings (no table per hold), then one HSET (in reply(): the
+hold, the member, the pass, the counters), a ZADD, the ZREM of the pass
+consumed and the log's XADD. lua/README.md "The cost of a reserve" has the figures.
 ]]
 log_command()
 local uid = arg_u64(2)
@@ -45,12 +46,32 @@ local claim = arg_small(9, 0, 2)
 -- comes from lib.lua's cache while the token is the one it was read with)
 -- and the zone's counters (any zone's when this one cannot exist: the
 -- answer is NOT_FOUND then).
+-- The pass, when one is named, is read in the same HMGET (a field of the
+-- event's hash, lib.lua): its seq is taken from the id before the event's
+-- own id is known, and used only when the id names this event (seq_of).
 local zf = ZF[zone] or ZF[1]
 local mfield = 'm:' .. uid
-local v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD],
-                     zf.held, zf.sold)
+local pass_e, pass_s = false, false
+if pass_id ~= '0' then
+    local id = tonumber(pass_id)
+    if id >= W32 then
+        pass_e = floor(id / W32)
+        pass_s = id - pass_e * W32
+        if pass_s < 1 then
+            pass_s = false
+        end
+    end
+end
+local v
+if pass_s then
+    v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
+                   zf.sold, 'p:' .. dec(pass_s))
+else
+    v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
+                   zf.sold)
+end
 local sp = spec_get(v[2])
-EV.id = sp.id -- seq_of, pass_load and reply() read it
+EV.id = sp.id -- reply() reads it
 if sp.id == nil or ZF[zone] == nil or zone > sp.zc then
     return reply(BR_E_NOT_FOUND)
 end
@@ -106,8 +127,8 @@ repeat
             rc = BR_E_PASS_REQUIRED
             break
         end
-        local pseq = seq_of(tonumber(pass_id))
-        p = pseq and pass_load(pseq)
+        -- core: the pass's id names this event and an issued pass
+        p = pass_s and pass_e == sp.id and pass_parse(pass_s, v[8]) or nil
         if p == nil or m == nil or p.uid ~= uid or p.st == BR_PASS_USED then
             rc = BR_E_PASS_INVALID
             break
@@ -146,7 +167,7 @@ repeat
     redis.call('ZADD', K_HOLDS, dls, pad(seq))
     if p then -- core: br_queue_pass_consume
         redis.call('ZREM', P .. 'passes', pad(p.seq))
-        redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_USED)
+        pass_set_state(p, BR_PASS_USED)
         ev_put_str('pact', dec(tonumber(v[4]) - 1))
     end
     if m == nil then
