@@ -92,6 +92,11 @@ for i = -64, 1023 do
     SMALLS[i] = '' .. i
 end
 
+-- A stored decimal integer as a number: looked up when small (a flag, a
+-- state, a count), parsed otherwise.
+local function num(s)
+    return SMALL[s] or tonumber(s)
+end
 
 local function fail(what)
     error({err = 'BR_ARG ' .. what})

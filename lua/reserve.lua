@@ -62,10 +62,12 @@ if pass_id ~= '0' then
         end
     end
 end
+local pass_f = '0' -- the pass's seq as a string (a field name, the hold's `pass`)
 local v
 if pass_s then
+    pass_f = dec(pass_s)
     v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
-                   zf.sold, 'p:' .. dec(pass_s))
+                   zf.sold, 'p:' .. pass_f)
 else
     v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
                    zf.sold)
@@ -119,31 +121,49 @@ repeat
         break
     end
     -- The member record is made only together with the hold, so a refused
-    -- reserve changes nothing; without one the user has no pass and no tickets.
-    local m = member_parse(uid, v[1])
-    local p = nil
+    -- reserve changes nothing; without one the user has no pass and no
+    -- tickets. Member and pass are parsed here into locals, not into
+    -- lib.lua's tables (a table per record costs more than the rest of it).
+    local mrec = v[1]
+    local m_st, m_pass, tix = BR_QS_NONE, '0', 0
+    if mrec then
+        local a, b, c = smatch(mrec, '^(%d+):(%d+):(%d+)$')
+        if a == nil then
+            broken('member ' .. uid .. ' = ' .. mrec)
+        end
+        m_st, m_pass, tix = num(a), b, num(c)
+    end
+    local phead, piss = nil, nil
     if sp.rp == 1 then
         if pass_id == '0' then
             rc = BR_E_PASS_REQUIRED
             break
         end
-        -- core: the pass's id names this event and an issued pass
-        p = pass_s and pass_e == sp.id and pass_parse(pass_s, v[8]) or nil
-        if p == nil or m == nil or p.uid ~= uid or p.st == BR_PASS_USED then
+        -- core: the pass's id names this event and an issued pass, of this
+        -- user, not used yet
+        local prec = pass_s and pass_e == sp.id and v[8]
+        local puid, pdl, pst
+        if prec then
+            phead, puid, pdl, pst, piss = smatch(prec, '^((%d+):(%d+):)(%d+):(%d+)$')
+            if phead == nil then
+                broken('pass ' .. pass_s .. ' = ' .. prec)
+            end
+            pst = num(pst)
+        end
+        if not prec or not mrec or puid ~= uid or pst == BR_PASS_USED then
             rc = BR_E_PASS_INVALID
             break
         end
-        if p.st == BR_PASS_EXPIRED or lapsed(p.dl) then
+        if pst == BR_PASS_EXPIRED or lapsed(tonumber(pdl)) then
             rc = BR_E_PASS_EXPIRED
             break
         end
     end
-    local tix = m and m.tix or 0
     if tix + qty > sp.limit then
         rc = BR_E_LIMIT_EXCEEDED
         break
     end
-    local cap, held, sold = sp[zf.cap], tonumber(v[6]), tonumber(v[7])
+    local cap, held, sold = sp[zf.cap], num(v[6]), num(v[7])
     if held + sold > cap then
         broken('zone ' .. zone .. ' oversold')
     end
@@ -153,31 +173,31 @@ repeat
     end
     -- The hold (lib.lua's hold record, written whole), the counters, the
     -- sweep's zset, the pass consumed, the member's tickets.
-    seq = tonumber(v[3]) + 1
+    seq = num(v[3]) + 1
     local dl = NOW + sp.httl
     local amt = sp[zf.price] * qty
-    local pass = p and p.seq or 0
+    local pass = phead and pass_s or 0
     local seqs, dls = dec(seq), dec(dl)
     ev_put_str('h:' .. seqs, uid .. ':' .. dec(zone) .. ':' .. dec(qty) .. ':' ..
                    dec(BR_HOLD_HELD) .. ':' .. dec(NOW) .. ':' .. dls .. ':' .. dec(amt) .. ':' ..
-                   dec(pass) .. ':0:0')
+                   (phead and pass_f or '0') .. ':0:0')
     ev_put_str('hseq', seqs)
     ev_put_str(zf.held, dec(held + qty))
-    ev_put_str(BK[BR_HOLD_HELD], dec(tonumber(v[5]) + 1))
+    ev_put_str(BK[BR_HOLD_HELD], dec(num(v[5]) + 1))
     redis.call('ZADD', K_HOLDS, dls, pad(seq))
-    if p then -- core: br_queue_pass_consume
-        redis.call('ZREM', P .. 'passes', pad(p.seq))
-        pass_set_state(p, BR_PASS_USED)
-        ev_put_str('pact', dec(tonumber(v[4]) - 1))
+    if phead then -- core: br_queue_pass_consume (lib.lua: pass_set_state)
+        redis.call('ZREM', P .. 'passes', pad(pass_s))
+        ev_put_str('p:' .. pass_f, phead .. dec(BR_PASS_USED) .. ':' .. piss)
+        ev_put_str('pact', dec(num(v[4]) - 1))
     end
-    if m == nil then
+    if not mrec then
         ev_put_str(mfield, dec(BR_QS_NONE) .. ':0:' .. dec(qty))
     else
-        m.tix = tix + qty
-        if p and m.pass == p.seq then
-            m.st = BR_QS_USED
+        -- lib.lua: member_save
+        if phead and m_pass == pass_f then
+            m_st = BR_QS_USED
         end
-        member_save(m)
+        ev_put_str(mfield, dec(m_st) .. ':' .. m_pass .. ':' .. dec(tix + qty))
     end
     -- core: fill_hold
     OUT[2] = BR_HOLD_HELD
