@@ -2201,6 +2201,15 @@ static bool member_parse(const redisReply *e, bool shuffled, uint64_t *st, uint6
     return true;
 }
 
+/* A pass's value "user:dl:st:iss" (lib.lua, field p:<seq> of the event's
+ * hash): false when it is not a string of that form. */
+static bool pass_parse(const redisReply *e, uint64_t *user, uint64_t *dl, uint64_t *st)
+{
+    uint64_t iss;
+    return e->type == REDIS_REPLY_STRING &&
+           sscanf(e->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64, user, dl, st, &iss) == 4;
+}
+
 /* The fields of a payment's hash, and the HMGET reply of them. */
 static const char *const pay_fields[] = {"hold", "st", "amt", "att", "next"};
 #define PAY_FIELDS (sizeof pay_fields / sizeof pay_fields[0])
@@ -2282,28 +2291,29 @@ static int walk_members(struct walk *w, const redisReply *m)
     return BR_OK;
 }
 
-/* passes */
+/* passes: HGET br:{e}:ev p:<seq> = "user:dl:st:iss" */
 static void fmt_pass(struct walk *w, size_t i)
 {
-    char key[NUM_LEN];
-    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:p:%zu", w->event_id, i + 1);
-    fmt_key(w->r, "HMGET", key);
-    arg_text(w->r, "user");
-    arg_text(w->r, "st");
-    arg_text(w->r, "dl");
+    char key[NUM_LEN], seq[24];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", w->event_id);
+    snprintf(seq, sizeof seq, "p:%zu", i + 1);
+    fmt_key(w->r, "HGET", key);
+    char *f = w->r->s->num[w->r->s->argc];
+    memcpy(f, seq, strlen(seq) + 1);
+    arg_bytes(w->r, f, strlen(f));
 }
 
 static void take_pass(struct walk *w, size_t i, const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+    uint64_t user, dl, st;
+    if (nil(rep)) {
+        return; /* a pass a rebuild could not bring back (redis.h): not in the record */
+    }
+    if (!pass_parse(rep, &user, &dl, &st)) {
         w->rc = BR_E_CORRUPT;
         return;
     }
-    if (nil(rep->element[0])) {
-        return; /* a pass a rebuild could not bring back (redis.h): not in the record */
-    }
-    uint64_t v[] = {w->base | (i + 1), u64(rep->element[0]), u64(rep->element[1]),
-                    u64(rep->element[2])};
+    uint64_t v[] = {w->base | (i + 1), user, st, dl};
     add(w, 5, v, 4);
 }
 
@@ -2887,16 +2897,20 @@ static int views_chunk(struct br_redis *r, uint64_t event_id, const uint64_t *us
     if (admitted == 0) {
         return BR_OK;
     }
-    /* The admitted users' pass deadlines (br:{e}:p:<seq> dl, admit.lua). */
+    /* The admitted users' pass deadlines (field p:<seq> of br:{e}:ev,
+     * "user:dl:st:iss", admit.lua). */
     if (pipe_begin(r) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
     for (uint32_t i = 0; i < n; i++) {
         if (rc[i] == BR_OK && out[i].status == BR_QS_ADMITTED) {
-            snprintf(key, sizeof key, "br:{e%" PRIu64 "}:p:%" PRIu64, event_id,
-                     out[i].pass_id & 0xffffffffu);
+            char field[24];
+            snprintf(field, sizeof field, "p:%" PRIu64, out[i].pass_id & 0xffffffffu);
             fmt_key(r, "HGET", key);
-            arg_text(r, "dl");
+            char *f = r->s->num[r->s->argc];
+            memcpy(f, field, strlen(field) + 1);
+            arg_bytes(r, f, strlen(f));
             if (pipe_append(r, r->s->argc, r->s->argv, r->s->len) != BR_OK) {
                 return BR_E_UNAVAILABLE;
             }
@@ -2908,7 +2922,8 @@ static int views_chunk(struct br_redis *r, uint64_t event_id, const uint64_t *us
             if (d == NULL) {
                 return BR_E_UNAVAILABLE;
             }
-            out[i].pass_expires_at_ms = str_i64(d);
+            uint64_t user, dl, st;
+            out[i].pass_expires_at_ms = pass_parse(d, &user, &dl, &st) ? (int64_t)dl : 0;
             freeReplyObject(d);
         }
     }

@@ -40,10 +40,11 @@
  *                               tickets held + bought for the per-user limit)
  *                   h:<seq>     "user:zone:qty:st:created:dl:amt:pass:pay:conf"
  *                               (a hold; pass, pay, conf are seqs, 0 = none)
+ *                   p:<seq>     "user:dl:st:iss" (a pass: its user, deadline,
+ *                               state, issue time)
  *   br:{e<event>}:q       zset  waiting users, score = queue slot (join order,
  *                               rewritten once by the opening shuffle)
  *   br:{e<event>}:passes  zset  live passes, score = deadline, member = %010d seq
- *   br:{e<event>}:p:<seq> hash  user dl st iss
  *   br:{e<event>}:holds   zset  live holds, score = deadline, member = %010d seq
  *   br:{e<event>}:refunds zset  refund-pending payments, score = next attempt
  *   br:{e<event>}:y:<seq> hash  hold(seq) st amt created att next

@@ -52,7 +52,7 @@ if want > 0 then
         local seq = EV.pseq + 1
         local dl = NOW + EV.pttl
         ev_put('pseq', seq)
-        redis.call('HSET', P .. 'p:' .. seq, 'user', uid, 'dl', dl, 'st', BR_PASS_LIVE, 'iss', NOW)
+        ev_put_str('p:' .. dec(seq), uid .. ':' .. dec(dl) .. ':' .. dec(BR_PASS_LIVE) .. ':' .. dec(NOW))
         redis.call('ZADD', P .. 'passes', dl, pad(seq))
         m.st = BR_QS_ADMITTED
         m.pass = seq

@@ -92,6 +92,11 @@ for i = -64, 1023 do
     SMALLS[i] = '' .. i
 end
 
+-- A stored decimal integer as a number: looked up when small (a flag, a
+-- state, a count), parsed otherwise.
+local function num(s)
+    return SMALL[s] or tonumber(s)
+end
 
 local function fail(what)
     error({err = 'BR_ARG ' .. what})
@@ -378,14 +383,33 @@ local function mstatus(m)
     return m.st
 end
 
--- ---- passes: br:{e}:p:<seq> = {user, dl, st, iss}; live ones in zset passes ----
+-- ---- passes: field "p:<seq>" of br:{e}:ev = "user:dl:st:iss" (a field
+--      of the event's hash like members and holds, so reserve reads the
+--      pass in its one HMGET and writes it in reply()'s one HSET); live
+--      ones in zset passes by deadline ----
 
-local function pass_load(seq)
-    local v = redis.call('HMGET', P .. 'p:' .. seq, 'user', 'dl', 'st')
-    if not v[1] then
+-- The pass from its stored value v (false/nil when none).
+local function pass_parse(seq, v)
+    if not v then
         return nil
     end
-    return {seq = seq, uid = v[1], user = tonumber(v[1]), dl = tonumber(v[2]), st = tonumber(v[3])}
+    local head, u, dl, st, iss = smatch(v, '^((%d+):(%d+):)(%d+):(%d+)$')
+    if head == nil then
+        broken('pass ' .. seq .. ' = ' .. v)
+    end
+    return {seq = seq, uid = u, user = tonumber(u), dl = tonumber(dl), st = tonumber(st),
+            head = head, iss = iss}
+end
+
+local function pass_load(seq)
+    return pass_parse(seq, ev_get_str('p:' .. dec(seq)))
+end
+
+-- Writes the pass with state st: the record as read with its state
+-- replaced (user, dl and iss never change once issued).
+local function pass_set_state(p, st)
+    p.st = st
+    ev_put_str('p:' .. dec(p.seq), p.head .. dec(st) .. ':' .. p.iss)
 end
 
 -- core: pass_expire. Needs EV.pact loaded. m: the pass's member if loaded.
@@ -394,8 +418,7 @@ local function pass_expire(p, m)
         broken('pass_expire: pass ' .. p.seq .. ' is not live')
     end
     redis.call('ZREM', P .. 'passes', pad(p.seq))
-    redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_EXPIRED)
-    p.st = BR_PASS_EXPIRED
+    pass_set_state(p, BR_PASS_EXPIRED)
     if EV.pact < 1 then
         broken('pass_expire: no active pass to expire')
     end

@@ -27,9 +27,10 @@ Reply    the outcome (lib.lua): the hold (id, ref = pass, status, deadline,
          written (the adapter releases a fresh claim otherwise). No effects.
 
 The hot path of an on-sale, so written for Redis's cost: one HMGET of the
-event's counters and the member, the spec from lib.lua's cache, records
-built as strings (no table per hold), then one HSET (in reply()), a ZADD and
-the log's XADD. lua/README.md "The cost of a reserve" has the figures.
+event's counters, the member and the pass, the spec from lib.lua's cache,
+records built as strings (no table per hold), then one HSET (in reply(): the
+hold, the member, the pass, the counters), a ZADD, the ZREM of the pass
+consumed and the log's XADD. lua/README.md "The cost of a reserve" has the figures.
 ]]
 log_command()
 local uid = arg_u64(2)
@@ -45,12 +46,34 @@ local claim = arg_small(9, 0, 2)
 -- comes from lib.lua's cache while the token is the one it was read with)
 -- and the zone's counters (any zone's when this one cannot exist: the
 -- answer is NOT_FOUND then).
+-- The pass, when one is named, is read in the same HMGET (a field of the
+-- event's hash, lib.lua): its seq is taken from the id before the event's
+-- own id is known, and used only when the id names this event (seq_of).
 local zf = ZF[zone] or ZF[1]
 local mfield = 'm:' .. uid
-local v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD],
-                     zf.held, zf.sold)
+local pass_e, pass_s = false, false
+if pass_id ~= '0' then
+    local id = tonumber(pass_id)
+    if id >= W32 then
+        pass_e = floor(id / W32)
+        pass_s = id - pass_e * W32
+        if pass_s < 1 then
+            pass_s = false
+        end
+    end
+end
+local pass_f = '0' -- the pass's seq as a string (a field name, the hold's `pass`)
+local v
+if pass_s then
+    pass_f = dec(pass_s)
+    v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
+                   zf.sold, 'p:' .. pass_f)
+else
+    v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
+                   zf.sold)
+end
 local sp = spec_get(v[2])
-EV.id = sp.id -- seq_of, pass_load and reply() read it
+EV.id = sp.id -- reply() reads it
 if sp.id == nil or ZF[zone] == nil or zone > sp.zc then
     return reply(BR_E_NOT_FOUND)
 end
@@ -98,31 +121,49 @@ repeat
         break
     end
     -- The member record is made only together with the hold, so a refused
-    -- reserve changes nothing; without one the user has no pass and no tickets.
-    local m = member_parse(uid, v[1])
-    local p = nil
+    -- reserve changes nothing; without one the user has no pass and no
+    -- tickets. Member and pass are parsed here into locals, not into
+    -- lib.lua's tables (a table per record costs more than the rest of it).
+    local mrec = v[1]
+    local m_st, m_pass, tix = BR_QS_NONE, '0', 0
+    if mrec then
+        local a, b, c = smatch(mrec, '^(%d+):(%d+):(%d+)$')
+        if a == nil then
+            broken('member ' .. uid .. ' = ' .. mrec)
+        end
+        m_st, m_pass, tix = num(a), b, num(c)
+    end
+    local phead, piss = nil, nil
     if sp.rp == 1 then
         if pass_id == '0' then
             rc = BR_E_PASS_REQUIRED
             break
         end
-        local pseq = seq_of(tonumber(pass_id))
-        p = pseq and pass_load(pseq)
-        if p == nil or m == nil or p.uid ~= uid or p.st == BR_PASS_USED then
+        -- core: the pass's id names this event and an issued pass, of this
+        -- user, not used yet
+        local prec = pass_s and pass_e == sp.id and v[8]
+        local puid, pdl, pst
+        if prec then
+            phead, puid, pdl, pst, piss = smatch(prec, '^((%d+):(%d+):)(%d+):(%d+)$')
+            if phead == nil then
+                broken('pass ' .. pass_s .. ' = ' .. prec)
+            end
+            pst = num(pst)
+        end
+        if not prec or not mrec or puid ~= uid or pst == BR_PASS_USED then
             rc = BR_E_PASS_INVALID
             break
         end
-        if p.st == BR_PASS_EXPIRED or lapsed(p.dl) then
+        if pst == BR_PASS_EXPIRED or lapsed(tonumber(pdl)) then
             rc = BR_E_PASS_EXPIRED
             break
         end
     end
-    local tix = m and m.tix or 0
     if tix + qty > sp.limit then
         rc = BR_E_LIMIT_EXCEEDED
         break
     end
-    local cap, held, sold = sp[zf.cap], tonumber(v[6]), tonumber(v[7])
+    local cap, held, sold = sp[zf.cap], num(v[6]), num(v[7])
     if held + sold > cap then
         broken('zone ' .. zone .. ' oversold')
     end
@@ -132,31 +173,31 @@ repeat
     end
     -- The hold (lib.lua's hold record, written whole), the counters, the
     -- sweep's zset, the pass consumed, the member's tickets.
-    seq = tonumber(v[3]) + 1
+    seq = num(v[3]) + 1
     local dl = NOW + sp.httl
     local amt = sp[zf.price] * qty
-    local pass = p and p.seq or 0
+    local pass = phead and pass_s or 0
     local seqs, dls = dec(seq), dec(dl)
     ev_put_str('h:' .. seqs, uid .. ':' .. dec(zone) .. ':' .. dec(qty) .. ':' ..
                    dec(BR_HOLD_HELD) .. ':' .. dec(NOW) .. ':' .. dls .. ':' .. dec(amt) .. ':' ..
-                   dec(pass) .. ':0:0')
+                   (phead and pass_f or '0') .. ':0:0')
     ev_put_str('hseq', seqs)
     ev_put_str(zf.held, dec(held + qty))
-    ev_put_str(BK[BR_HOLD_HELD], dec(tonumber(v[5]) + 1))
+    ev_put_str(BK[BR_HOLD_HELD], dec(num(v[5]) + 1))
     redis.call('ZADD', K_HOLDS, dls, pad(seq))
-    if p then -- core: br_queue_pass_consume
-        redis.call('ZREM', P .. 'passes', pad(p.seq))
-        redis.call('HSET', P .. 'p:' .. p.seq, 'st', BR_PASS_USED)
-        ev_put_str('pact', dec(tonumber(v[4]) - 1))
+    if phead then -- core: br_queue_pass_consume (lib.lua: pass_set_state)
+        redis.call('ZREM', P .. 'passes', pad(pass_s))
+        ev_put_str('p:' .. pass_f, phead .. dec(BR_PASS_USED) .. ':' .. piss)
+        ev_put_str('pact', dec(num(v[4]) - 1))
     end
-    if m == nil then
+    if not mrec then
         ev_put_str(mfield, dec(BR_QS_NONE) .. ':0:' .. dec(qty))
     else
-        m.tix = tix + qty
-        if p and m.pass == p.seq then
-            m.st = BR_QS_USED
+        -- lib.lua: member_save
+        if phead and m_pass == pass_f then
+            m_st = BR_QS_USED
         end
-        member_save(m)
+        ev_put_str(mfield, dec(m_st) .. ':' .. m_pass .. ':' .. dec(tix + qty))
     end
     -- core: fill_hold
     OUT[2] = BR_HOLD_HELD

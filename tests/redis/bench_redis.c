@@ -18,6 +18,13 @@
  *       redis-benchmark's C connections) send N reserves in all, each by
  *       its own user; prints calls/s. --keys gives every reserve an
  *       idempotency key (the claim in the user's slot is a second round trip).
+ *   bench_redis passes --redis URL --users N --out FILE
+ *       the same setup but the event requires a queue pass (as the HTTP
+ *       bench's event does); users 1..N (N <= 1000) join and are admitted,
+ *       then FILE gets their N reserves, each with its pass and its real
+ *       journal record, as the adapter sends them (RESP, for redis-cli
+ *       --pipe): what a reserve that consumes a pass costs Redis, counted
+ *       by 50-redis-reserve.sh's callgrind step.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -54,7 +61,7 @@ static void config(struct br_config *cfg)
 }
 
 /* A fresh db with the event and the users; returns the adapter open on it. */
-static void setup(const struct br_redis_options *opt, struct br_redis *r)
+static void setup(const struct br_redis_options *opt, struct br_redis *r, bool pass)
 {
     struct br_config cfg;
     config(&cfg);
@@ -74,7 +81,7 @@ static void setup(const struct br_redis_options *opt, struct br_redis *r)
     strcpy(s->venue, "Arena");
     s->sale_opens_at_ms = T0;
     s->per_user_limit = 64;
-    s->requires_pass = false;
+    s->requires_pass = pass;
     s->max_active = 1000;
     s->admit_per_tick = 100;
     s->pass_ttl_ms = 600000;
@@ -151,6 +158,86 @@ static void *work(void *arg)
     return NULL;
 }
 
+/* One RESP bulk string. */
+static void resp_bulk(FILE *f, const void *p, size_t len)
+{
+    fprintf(f, "$%zu\r\n", len);
+    fwrite(p, 1, len, f);
+    fputs("\r\n", f);
+}
+
+/* passes: users 1..n join the event (it requires a pass) and are admitted;
+ * then writes their reserves, as the adapter would send them, to path. */
+static void write_passes(struct br_redis *r, unsigned n, const char *path)
+{
+    static struct br_effect fx[BR_EFFECTS_MAX];
+    static uint64_t pass_of[1001];
+    struct br_outcome out;
+    uint32_t nfx;
+    struct br_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = BR_CMD_QUEUE_JOIN;
+    c.now_ms = T0 + 1;
+    c.u.queue_join.event_id = 1;
+    for (unsigned u = 1; u <= n; u++) {
+        c.user_id = u;
+        BR_ASSERT(br_redis_apply(r, &c, &out, fx, &nfx) == BR_OK && out.err == BR_OK);
+    }
+    memset(&c, 0, sizeof c);
+    c.type = BR_CMD_ADMIT;
+    c.now_ms = T0 + 2;
+    c.u.admit.event_id = 1;
+    unsigned admitted = 0;
+    while (admitted < n) {
+        BR_ASSERT(br_redis_apply(r, &c, &out, fx, &nfx) == BR_OK && out.err == BR_OK);
+        BR_ASSERT(nfx > 0);
+        for (uint32_t i = 0; i < nfx; i++) {
+            if (fx[i].kind == BR_FX_PASS_ISSUED && fx[i].user_id <= n) {
+                pass_of[fx[i].user_id] = fx[i].id;
+                admitted++;
+            }
+        }
+    }
+    FILE *f = fopen(path, "wb");
+    BR_ASSERT(f != NULL);
+    const char *fn = br_redis_function_name(r, "reserve");
+    for (unsigned u = 1; u <= n; u++) {
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_RESERVE;
+        c.now_ms = T0 + 3;
+        c.user_id = u;
+        c.u.reserve.event_id = 1;
+        c.u.reserve.zone_id = 1 + u % 8;
+        c.u.reserve.quantity = 1;
+        c.u.reserve.pass_id = pass_of[u];
+        uint8_t rec[BR_JOURNAL_RECORD_MAX];
+        size_t len = br_journal_record_encode(rec, sizeof rec, &c, NULL);
+        BR_ASSERT(len > 0);
+        /* now user known zone qty pass key fingerprint claim record (no key:
+         * the fingerprint is not read) */
+        char a[9][24];
+        snprintf(a[0], sizeof a[0], "%" PRId64, c.now_ms);
+        snprintf(a[1], sizeof a[1], "%u", u);
+        snprintf(a[2], sizeof a[2], "1");
+        snprintf(a[3], sizeof a[3], "%" PRIu32, c.u.reserve.zone_id);
+        snprintf(a[4], sizeof a[4], "1");
+        snprintf(a[5], sizeof a[5], "%" PRIu64, c.u.reserve.pass_id);
+        snprintf(a[6], sizeof a[6], "0");
+        snprintf(a[7], sizeof a[7], "0");
+        snprintf(a[8], sizeof a[8], "0");
+        fprintf(f, "*14\r\n");
+        resp_bulk(f, "FCALL", 5);
+        resp_bulk(f, fn, strlen(fn));
+        resp_bulk(f, "1", 1);
+        resp_bulk(f, "br:{e1}:", 8);
+        for (int i = 0; i < 9; i++) {
+            resp_bulk(f, a[i], strlen(a[i]));
+        }
+        resp_bulk(f, rec, len);
+    }
+    BR_ASSERT(fclose(f) == 0);
+}
+
 static const char *arg(int argc, char **argv, const char *name, const char *dflt)
 {
     for (int i = 2; i + 1 < argc; i++) {
@@ -175,7 +262,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr,
-                "usage: bench_redis setup|run --redis URL [--requests N --clients C --keys]\n");
+                "usage: bench_redis setup|run|passes --redis URL [--requests N --clients C --keys]"
+                " [--users N --out FILE]\n");
         return 2;
     }
     struct br_redis_options opt;
@@ -184,7 +272,19 @@ int main(int argc, char **argv)
         return 2;
     }
     struct br_redis r;
-    setup(&opt, &r);
+    bool pass = strcmp(argv[1], "passes") == 0;
+    setup(&opt, &r, pass);
+    if (pass) {
+        unsigned users = (unsigned)strtoul(arg(argc, argv, "--users", "1000"), NULL, 10);
+        const char *path = arg(argc, argv, "--out", NULL);
+        if (users < 1 || users > 1000 || path == NULL) {
+            fprintf(stderr, "bench_redis: passes needs --users 1..1000 and --out FILE\n");
+            return 2;
+        }
+        write_passes(&r, users, path);
+        br_redis_close(&r);
+        return 0;
+    }
     if (strcmp(argv[1], "setup") == 0) {
         /* now user known zone qty pass key fingerprint claim record: as the adapter
          * sends them, but for the record: a stand-in of the same length. */
