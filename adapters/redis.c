@@ -169,6 +169,7 @@ static int connect_if_needed(struct br_redis *r)
         }
     }
     r->ctx = c;
+    (void)br_cluster_idle_check_due(&r->used_ms); /* fresh: idle from now */
     r->connects++;
     return BR_OK;
 }

@@ -190,6 +190,7 @@ static int node_connect(struct br_cluster *c, uint32_t i)
         return BR_E_UNAVAILABLE;
     }
     n->ctx = ctx;
+    n->used_ms = mono_ms(); /* fresh: idle from now */
     c->stats.connects++;
     return BR_OK;
 }
