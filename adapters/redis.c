@@ -132,7 +132,8 @@ static struct timeval ms_tv(int ms)
 
 static int connect_if_needed(struct br_redis *r)
 {
-    if (r->ctx != NULL && br_cluster_peer_closed(r->ctx)) {
+    if (r->ctx != NULL && br_cluster_idle_check_due(&r->used_ms) &&
+        br_cluster_peer_closed(r->ctx)) {
         drop(r); /* the server closed it while idle (restarted): connect afresh */
     }
     if (r->ctx != NULL) {
@@ -168,6 +169,7 @@ static int connect_if_needed(struct br_redis *r)
         }
     }
     r->ctx = c;
+    (void)br_cluster_idle_check_due(&r->used_ms); /* fresh: idle from now */
     r->connects++;
     return BR_OK;
 }

@@ -139,6 +139,7 @@ struct br_redis {
     struct br_redis_options opt;
     struct br_config cfg;               /* seed and catalog capacities, as recorded in Redis */
     struct redisContext *ctx;           /* NULL while disconnected */
+    int64_t used_ms;                    /* ctx's last send (monotonic ms; redis_cluster.h) */
     char fn[BR_REDIS_SCRIPTS_MAX][BR_REDIS_FUNCTION_NAME_MAX]; /* per script (enum in redis.c):
                                                                   its function's name */
     uint64_t users_known;               /* users 1..users_known exist (users are never removed) */

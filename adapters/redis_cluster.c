@@ -147,13 +147,22 @@ bool br_cluster_peer_closed(struct redisContext *ctx)
     return true; /* end of stream, an error, or bytes nobody asked for */
 }
 
+bool br_cluster_idle_check_due(int64_t *used_ms)
+{
+    int64_t now = mono_ms();
+    bool due = now - *used_ms >= BR_CLUSTER_IDLE_CHECK_MS;
+    *used_ms = now;
+    return due;
+}
+
 /* Node i's connection, made when missing or when the node closed it while
  * it was idle (a restarted or failed node: found before sending, so the
  * command is not lost in a dead socket). */
 static int node_connect(struct br_cluster *c, uint32_t i)
 {
     struct br_cluster_node *n = &c->node[i];
-    if (n->ctx != NULL && n->pending == 0 && br_cluster_peer_closed(n->ctx)) {
+    if (n->ctx != NULL && br_cluster_idle_check_due(&n->used_ms) && n->pending == 0 &&
+        br_cluster_peer_closed(n->ctx)) {
         node_drop(c, i);
     }
     if (n->ctx != NULL) {
@@ -181,6 +190,7 @@ static int node_connect(struct br_cluster *c, uint32_t i)
         return BR_E_UNAVAILABLE;
     }
     n->ctx = ctx;
+    n->used_ms = mono_ms(); /* fresh: idle from now */
     c->stats.connects++;
     return BR_OK;
 }

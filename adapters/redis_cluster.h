@@ -42,7 +42,8 @@
  * failover the promoted replica serves the slot (and a master that failed
  * over leaves the list the scripts are loaded on). An idle connection the
  * node closed (a restart, a failover, CLIENT KILL) is found before sending
- * (br_cluster_peer_closed) and made afresh, so it costs no unknown outcome.
+ * (br_cluster_peer_closed, once idle BR_CLUSTER_IDLE_CHECK_MS) and made
+ * afresh, so it costs no unknown outcome.
  * A node that refused a connection is not tried again for
  * BR_CLUSTER_RECONNECT_BACKOFF_MS (its commands are BR_E_UNAVAILABLE at
  * once), and a refresh asks the node that answered last first, so a dead
@@ -97,6 +98,7 @@
 #define BR_CLUSTER_RECONNECT_BACKOFF_MS 200 /* a node that refused is not tried again sooner */
 #define BR_CLUSTER_QUEUE_MAX 512u           /* pipelined reads in flight; 24 B each + copies */
 #define BR_CLUSTER_NO_NODE 0xffu
+#define BR_CLUSTER_IDLE_CHECK_MS 10 /* a connection unused this long is polled before a send */
 
 struct redisContext;
 struct redisReply;
@@ -107,6 +109,7 @@ struct br_cluster_node {
     bool master;              /* serves slots in the last map, or a redirect's target since */
     uint32_t pending;         /* pipelined reads sent or buffered, reply not read yet */
     int64_t retry_at_ms;      /* after a refused connect: not before (monotonic ms); 0 = now */
+    int64_t used_ms;          /* the last send (monotonic ms): idle since then */
     struct redisContext *ctx; /* NULL while disconnected */
 };
 
@@ -147,9 +150,17 @@ struct br_cluster {
 
 /* Whether the server closed an idle connection (end of stream, an error,
  * or bytes nobody asked for waiting): one poll(2), no wait. The router and
- * the single-node adapter check before sending and connect afresh, so a
- * restarted or failed-over node costs no UNKNOWN_OUTCOME. */
+ * the single-node adapter check before sending on a connection idle for
+ * BR_CLUSTER_IDLE_CHECK_MS or more and connect afresh, so a restarted or
+ * failed-over node costs no UNKNOWN_OUTCOME. A connection in steady use is
+ * not polled (one syscall per command saved): one the server closes less
+ * than that after its last use fails its next command as a mid-command loss
+ * would (UNKNOWN_OUTCOME, or UNAVAILABLE when no byte left). */
 bool br_cluster_peer_closed(struct redisContext *ctx);
+
+/* Whether a connection last used at *used_ms (monotonic ms) has been idle
+ * long enough to be polled before the next send; sets *used_ms to now. */
+bool br_cluster_idle_check_due(int64_t *used_ms);
 
 /* The slot of a key (hash tag rules above). Pure; O(len). */
 uint16_t br_cluster_slot(const char *key, size_t len);
