@@ -485,6 +485,7 @@ class Handler(BaseHTTPRequestHandler):
         pairs = urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         params = form_dict(pairs)
         if not self.authorized(params):
+            self.record(method, path, self.headers.get("Idempotency-Key"), 401, False)
             return self.answer(401, ApiError(401, "invalid_request_error", None,
                                              "Invalid API Key provided: sk_****").body())
         tmpl, fn = route(method, path, params)
