@@ -355,6 +355,7 @@ static void test_idempotency_error_is_invalid(void **state)
     const char *log = log_text();
     assert_non_null(strstr(log, "\"stripe_type\":\"idempotency_error\""));
     assert_non_null(strstr(log, "\"request_id\":\"req_"));
+    assert_null(strstr(log, "sk_")); /* the key, never (teardown checks every test too) */
     json_t *js = double_state();
     assert_int_equal(requests_to(js, "POST", "/v1/payment_intents"), 2); /* never retried */
     json_decref(js);
