@@ -379,6 +379,9 @@ static void test_already_refunded_is_ok(void **state)
     assert_non_null(strstr(log_text(), "charge_already_refunded"));
     /* no intent ever made for a payment: nothing to give back */
     assert_int_equal(br_provider_refund(&pv, 99, NULL, 100), BR_OK);
+    /* an intent Stripe does not know (provider.h: succeeds, nothing kept) */
+    assert_int_equal(br_provider_refund(&pv, 98, "pi_unknown", 100), BR_OK);
+    assert_int_equal(br_provider_refund(&pv, 98, "pi/../x", 100), BR_E_INVALID);
     br_stripe_free(s);
 }
 
