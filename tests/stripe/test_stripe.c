@@ -324,7 +324,14 @@ static void test_no_answer_ever_is_unknown_outcome(void **state)
     confirm(id, "pm_card_visa");
     control("/__double/config",
             "{\"fail_next\":[{\"path\":\"/v1/refunds\",\"timeout_s\":1,\"apply\":false,\"count\":2}]}");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_E_UNKNOWN_OUTCOME);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* bounded: 2 tries x 400 ms + one backoff of 200 ms +-25 % */
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(secs >= 0.9);
+    assert_true(secs < 3.0);
     /* the saga's later retry, same key, settles it once */
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_OK);
     json_t *st = double_state();
