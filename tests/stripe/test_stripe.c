@@ -416,8 +416,11 @@ static void test_should_retry_header_obeyed(void **state)
     control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":400,"
                                 "\"type\":\"invalid_request_error\",\"should_retry\":true}]}");
     create(s, 11, 100, BR_OK, id);
+    /* 429 without the header: retried (rate limited, Stripe recommends backoff) */
+    control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":429}]}");
+    create(s, 12, 100, BR_OK, id);
     json_t *st = double_state();
-    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 3);
+    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 5);
     json_decref(st);
     br_stripe_free(s);
 }
