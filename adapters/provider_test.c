@@ -237,7 +237,8 @@ int br_provider_test_query(struct br_provider_test *p, uint64_t payment_id, bool
         br_provider_answer_set(out, BR_PROVIDER_FAILED, payment_id, "canceled", it->id);
         break;
     default: /* requires_payment_method: declined (the decline's ordinal) or not yet paid */
-        br_provider_answer_set(out, it->last_error[0] != '\0' ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
+        br_provider_answer_set(out,
+                               it->last_error[0] != '\0' ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
                                payment_id, ordinal, it->id);
         break;
     }
