@@ -454,7 +454,9 @@ static int patch_text(char **text, size_t *len, const char *from, const char *to
  * BR_PLANT=LUA_REBUILD_TICKETS rebuilds members' tickets from confirmed
  * holds only (its rebuild check must see it), BR_PLANT=LUA_OVERSELL_BY_ONE
  * lets reserve sell one seat past a zone's capacity (PostgreSQL's CHECK must
- * refuse its projection: scripts/test.d/71-dist-plant.sh). Then the hash of the text
+ * refuse its projection: scripts/test.d/71-dist-plant.sh),
+ * BR_PLANT=NO_PAYMENT_CHECK makes payment_check emit nothing, as the
+ * core's plant does (scripts/test.d/23-check-plant.sh). Then the hash of the text
  * names the library and its functions, so two builds on one server never
  * run each other's code. */
 static int prepare_library(struct br_redis *r)
@@ -477,6 +479,12 @@ static int prepare_library(struct br_redis *r)
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, "if st == BR_HOLD_CONFIRMED then") : rc;
 #else
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, tickets) : rc;
+#endif
+    static const char emits[] = "local emits = true -- payment_check's effects";
+#ifdef BR_PLANT_NO_PAYMENT_CHECK
+    rc = rc == BR_OK ? patch_text(&text, &len, emits, "local emits = false -- planted: no") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, emits, emits) : rc;
 #endif
     static const char oversold[] = "if held + sold > cap then";
     static const char seats[] = "if cap - held - sold < qty then";
@@ -2244,7 +2252,8 @@ static bool pass_parse(const redisReply *e, uint64_t *user, uint64_t *dl, uint64
 }
 
 /* The fields of a payment's hash, and the HMGET reply of them. */
-static const char *const pay_fields[] = {"hold", "st", "amt", "att", "next"};
+static const char *const pay_fields[] = {"hold", "st",   "amt",   "att", "next",
+                                         "cms",  "catt", "cnext", "ccl"};
 #define PAY_FIELDS (sizeof pay_fields / sizeof pay_fields[0])
 
 static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
@@ -2258,6 +2267,11 @@ static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
     out->amount_minor = (int64_t)u64(rep->element[2]);
     out->attempts = u64(rep->element[3]);
     out->next_ms = (int64_t)u64(rep->element[4]);
+    /* point 8's fields: absent (0) on a payment written without checks */
+    out->check_ms = (uint32_t)u64(rep->element[5]);
+    out->check_attempts = (uint32_t)u64(rep->element[6]);
+    out->next_check_ms = (int64_t)u64(rep->element[7]);
+    out->check_closed = (uint8_t)u64(rep->element[8]);
     return true;
 }
 
@@ -2409,6 +2423,12 @@ static void take_payment(struct walk *w, size_t i, const redisReply *rep)
     uint64_t v[] = {w->base | (i + 1),        w->base | p.hold_seq, p.state,
                     (uint64_t)p.amount_minor, p.attempts,           (uint64_t)p.next_ms};
     add(w, 7, v, 6);
+    if (p.check_ms > 0) {
+        /* point 8's schedule, as the core hashes it (none for check_ms 0) */
+        uint64_t cv[] = {w->base | (i + 1), p.check_ms, p.check_attempts,
+                         (uint64_t)p.next_check_ms, p.check_closed};
+        add(w, 12, cv, 5);
+    }
 }
 
 /* One event: its record, then the collections (each one command). */

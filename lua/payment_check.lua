@@ -21,6 +21,7 @@ Reply    count = checks emitted, queue_length = payments awaiting a check in
          each, in (next check, id) order.
 ]]
 log_command()
+local emits = true -- payment_check's effects (BR_PLANT=NO_PAYMENT_CHECK: none)
 local k = arg_int(2, 1, BR_SAGA_STEP_MAX)
 ev_load('id')
 if EV.id == nil then
@@ -41,7 +42,9 @@ for i = 1, #due do
     p.cnext = NOW + check_delay(p.cms, p.catt)
     redis.call('HSET', P .. 'y:' .. p.seq, 'catt', p.catt, 'cnext', p.cnext)
     redis.call('ZADD', P .. 'checks', p.cnext, pad(p.seq))
-    if h.st == BR_HOLD_HELD and not lapsed(h.dl) then
+    if not emits then
+        -- planted: nobody asks the provider
+    elseif h.st == BR_HOLD_HELD and not lapsed(h.dl) then
         emit_payment(BR_FX_PROVIDER_QUERY, p, h)
     else
         emit_payment(BR_FX_PROVIDER_VOID, p, h)

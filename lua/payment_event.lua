@@ -64,7 +64,8 @@ if succeeded == 0 then
         p.st = BR_PAY_FAILED -- the hold stays held: the buyer may pay again
         redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)
     end
-    if p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) then
+    if p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
+        check_load(p).cms > 0 then
         redis.call('HSET', P .. 'y:' .. p.seq, 'ccl', 1)
         check_drop(p)
     end
