@@ -640,7 +640,7 @@ static void outcome_fill(const long long v[OUTCOME_FIELDS], struct br_outcome *o
 /* An effect's six fields: kind user id ref deadline amount. */
 static bool effect_ok(const long long f[FX_FIELDS])
 {
-    return in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) && in(f[1], 0, ID_MAX) &&
+    return in(f[0], BR_FX_PASS_ISSUED, BR_EFFECT_KIND_COUNT - 1) && in(f[1], 0, ID_MAX) &&
            in(f[2], 0, ID_MAX) && in(f[3], 0, ID_MAX);
 }
 
