@@ -36,6 +36,7 @@ local pid = arg_u64(3)
 local pev = arg_u64(4)
 local succeeded = arg_int(5, 0, 1)
 local claim = arg_int(6, 0, 2)
+local cancel = arg_int(7, 0, 1)
 if actor ~= '0' then
     return reply(BR_E_FORBIDDEN)
 end
@@ -64,7 +65,7 @@ if succeeded == 0 then
         p.st = BR_PAY_FAILED -- the hold stays held: the buyer may pay again
         redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)
     end
-    if p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
+    if cancel == 1 and p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
         check_load(p).cms > 0 then
         redis.call('HSET', P .. 'y:' .. p.seq, 'ccl', 1)
         check_drop(p)
