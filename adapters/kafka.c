@@ -475,6 +475,7 @@ static bool dead_letter(struct br_kafka_consumer *c, const struct br_kafka_msg *
                         unsigned attempts)
 {
 #ifdef BR_PLANT_KAFKA_NO_DLQ
+    (void)c;
     (void)m;
     (void)err;
     (void)attempts;
