@@ -1301,6 +1301,17 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     return out->err = BR_OK;
 }
 
+int br_redis_payment_check(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                           struct br_effect *fx, uint32_t *fx_count)
+{
+    (void)r;
+    (void)c;
+    memset(out, 0, sizeof *out);
+    (void)fx;
+    *fx_count = 0;
+    return out->err = BR_E_INVALID; /* contract stub: the twin lands with the core's rule */
+}
+
 /* ---- the entry points ---- */
 
 int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
@@ -3089,8 +3100,8 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
         arg_text(r, fields[k]);
     }
     int rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
-    static const char *const sets[] = {"passes", "holds", "refunds"};
-    for (size_t k = 0; rc == BR_OK && k < 3; k++) {
+    static const char *const sets[] = {"passes", "holds", "refunds", "checks"};
+    for (size_t k = 0; rc == BR_OK && k < 4; k++) {
         snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", event_id, sets[k]);
         fmt_key(r, "ZRANGE", key);
         arg_text(r, "0");
@@ -3101,8 +3112,8 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
     if (rc != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    redisReply *rep[5] = {NULL};
-    size_t want = lead_argc > 0 ? 5 : 4, got = 0;
+    redisReply *rep[6] = {NULL};
+    size_t want = lead_argc > 0 ? 6 : 5, got = 0;
     for (; got < want; got++) {
         rep[got] = pipe_read(r, "due check");
         if (rep[got] == NULL) {
@@ -3130,6 +3141,7 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
         out->next_pass_ms = first_score(d[1]);
         out->next_hold_ms = first_score(d[2]);
         out->next_refund_ms = first_score(d[3]);
+        out->next_check_ms = first_score(d[4]);
     }
     for (size_t k = lead_argc > 0 ? 1 : 0; k < got; k++) {
         freeReplyObject(rep[k]);
