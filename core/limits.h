@@ -40,7 +40,7 @@
  *   users 100 (304-352 B, a refresh session each), members 100 (92-140 B),
  *   queue places 1000 (8 B), passes 200 (92-140 B), active passes 25 (24 B),
  *   holds 50 (148-196 B),
- *   seats 100 (24 B), payments 50 (228-372 B with their provider events),
+ *   seats 100 (24 B), payments 50 (280-424 B with their provider events),
  *   idempotency keys 200 (72-120 B); an event reserves 0.9 KiB.
  * (at least the floors below for the cheap ones).
  * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 109 MiB,
