@@ -406,6 +406,10 @@ struct br_redis_payment {
     int64_t amount_minor;
     uint64_t attempts;
     int64_t next_ms;
+    uint32_t check_ms;       /* point 8: 0 = no status checks */
+    uint32_t check_attempts; /* checks made */
+    int64_t next_check_ms;   /* the next (or, once decided, the last scheduled) check */
+    uint8_t check_closed;    /* 1: a failure applied once the hold was gone */
 };
 int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out);
 
