@@ -63,6 +63,11 @@ int br_kafka_producer_new(struct br_kafka_producer **p, const struct br_kafka_co
 int br_kafka_produce(struct br_kafka_producer *p, const struct br_kafka_msg *msgs, uint32_t n,
                      bool *acked, int64_t timeout_ms);
 void br_kafka_producer_free(struct br_kafka_producer *p);
+/* Addition to the contract: br_kafka_produce with one header per message, named hdr_name, value
+ * hdr_val[i] (a string; none when NULL or hdr_val is NULL). The relay's "type" header. */
+int br_kafka_produce_hdr(struct br_kafka_producer *p, const struct br_kafka_msg *msgs, uint32_t n,
+                         const char *hdr_name, const char *const *hdr_val, bool *acked,
+                         int64_t timeout_ms);
 
 /* consumer: its own thread; handler results: BR_OK, BR_E_DUPLICATE = done (offset stored);
  * BR_E_UNAVAILABLE = retry with backoff, not counted; anything else = one failed attempt,
@@ -71,6 +76,10 @@ typedef int (*br_kafka_handler)(void *ctx, const struct br_kafka_msg *m);
 int br_kafka_consumer_start(struct br_kafka_consumer **c, const struct br_kafka_config *cfg,
                             const char *topic, br_kafka_handler fn, void *ctx);
 void br_kafka_consumer_stop(struct br_kafka_consumer *c); /* joins, closes, frees */
+/* consumed: handler said BR_OK; duplicates: said BR_E_DUPLICATE; retried: each not-done result
+ * (seek back + backoff); dead_lettered: copies acknowledged on <topic>.dlq; lag: sum over the
+ * assigned partitions of high watermark - position (refreshed every second); produced /
+ * produce_failed: a producer's delivery reports (for a consumer: its DLQ producer's). */
 struct br_kafka_stats {
     uint64_t produced, produce_failed, consumed, duplicates, retried, dead_lettered;
     int64_t lag;
