@@ -41,8 +41,8 @@ mkdir -p "$dir/cases"
 cleanup() {
   local d
   for d in "$dir"/cases/*/; do
-    [ -d "$d/stripe" ] && tests/fixtures/stripe.sh stop "$d/stripe" >/dev/null 2>&1 || true
-    [ -d "$d/kafka" ] && tests/fixtures/kafka.sh stop "$d/kafka" >/dev/null 2>&1 || true
+    if [ -d "$d/stripe" ]; then tests/fixtures/stripe.sh stop "$d/stripe" >/dev/null 2>&1 || true; fi
+    if [ -d "$d/kafka" ]; then tests/fixtures/kafka.sh stop "$d/kafka" >/dev/null 2>&1 || true; fi
   done
   tests/dist/env.sh stop "$dir/env.d" >/dev/null 2>&1 || true
   if [ -n "${BR_TEST_KEEP:-}" ]; then echo "75-payments: kept $dir"; else rm -rf "$dir"; fi
