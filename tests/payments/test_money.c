@@ -388,6 +388,17 @@ static void dbl_target(int node)
                                            url, "secrets", WEBHOOK_SECRET));
 }
 
+/* Delivery knobs for every webhook of one payment (the double's
+ * webhook_by_payment: duplicate, delay_ms, lose, reorder). */
+static void dbl_knobs(uint64_t payment, json_t *knobs)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%" PRIu64, payment);
+    json_t *by = json_object();
+    json_object_set_new(by, id, knobs);
+    dbl_post("/__double/config", json_pack("{s:o}", "webhook_by_payment", by));
+}
+
 /* The buyer's card at the double (what Stripe.js does): the intent's
  * confirm with payment method pm. The double's answer's status. */
 static long dbl_confirm(const char *intent, const char *pm)
@@ -608,55 +619,64 @@ static bool all_final(uint64_t ev, char *why, size_t cap)
     return true;
 }
 
-/* The double's ledger: sum captured, sum refunded; checks per intent that
- * refunded <= captured, and one intent per payment id. */
+/* The double's ledger (GET /__double/state: "captured" and "refunded" by
+ * intent id): sums; checks per intent that refunded <= captured, one intent
+ * per payment id, and no POST without an Idempotency-Key. */
 static void dbl_ledger(int64_t *captured, int64_t *refunded, int *intents)
 {
     json_t *st = dbl_state();
-    json_t *list = json_object_get(st, "intents");
+    json_t *cap = json_object_get(st, "captured");
+    json_t *ref = json_object_get(st, "refunded");
     *captured = 0;
     *refunded = 0;
     *intents = 0;
-    uint64_t seen[256];
-    int nseen = 0;
     const char *id;
-    json_t *pi;
-    size_t i;
-    /* "intents" as an object keyed by id or as an array: both read. */
-    json_t *arr = json_is_array(list) ? json_incref(list) : json_array();
-    if (json_is_object(list)) {
-        json_object_foreach(list, id, pi) {
-            json_array_append(arr, pi);
-        }
-    }
-    json_array_foreach(arr, i, pi) {
-        int64_t c = (int64_t)json_integer_value(json_object_get(pi, "captured"));
-        int64_t r = (int64_t)json_integer_value(json_object_get(pi, "refunded"));
+    json_t *v;
+    json_object_foreach(cap, id, v) {
+        int64_t c = (int64_t)json_integer_value(v);
+        int64_t r = (int64_t)json_integer_value(json_object_get(ref, id));
         if (r > c) {
-            fail_msg("double: intent %s refunded %" PRId64 " of %" PRId64 " captured",
-                     json_string_value(json_object_get(pi, "id")), r, c);
+            fail_msg("double: intent %s refunded %" PRId64 " of %" PRId64 " captured", id, r, c);
         }
         *captured += c;
-        *refunded += r;
+    }
+    json_object_foreach(ref, id, v) {
+        if (json_object_get(cap, id) == NULL && json_integer_value(v) != 0) {
+            fail_msg("double: intent %s refunded but never captured", id);
+        }
+        *refunded += (int64_t)json_integer_value(v);
+    }
+    uint64_t seen[256];
+    int nseen = 0;
+    json_object_foreach(json_object_get(st, "intents"), id, v) {
         (*intents)++;
         const char *pid = json_string_value(
-            json_object_get(json_object_get(pi, "metadata"), "payment_id"));
+            json_object_get(json_object_get(v, "metadata"), "payment_id"));
         uint64_t p = pid != NULL ? strtoull(pid, NULL, 10) : 0;
         for (int k = 0; k < nseen; k++) {
             if (seen[k] == p) {
-                fail_msg("double: two intents for payment %" PRIu64, p);
+                fail_msg("double: two intents for payment %s", pid ? pid : "(none)");
             }
         }
         if (nseen < 256) {
             seen[nseen++] = p;
         }
     }
-    json_decref(arr);
     json_t *unkeyed = json_object_get(st, "unkeyed_posts");
     if (json_integer_value(unkeyed) != 0) {
         fail_msg("double: %" JSON_INTEGER_FORMAT " POSTs without an Idempotency-Key",
                  json_integer_value(unkeyed));
     }
+    json_decref(st);
+}
+
+/* The intent's status at the double ("" when unknown). */
+static void dbl_intent_status(const char *intent, char *out, size_t cap)
+{
+    json_t *st = dbl_state();
+    const char *s = json_string_value(
+        json_object_get(json_object_get(json_object_get(st, "intents"), intent), "status"));
+    snprintf(out, cap, "%s", s != NULL ? s : "");
     json_decref(st);
 }
 
@@ -666,31 +686,17 @@ static void dbl_ledger(int64_t *captured, int64_t *refunded, int *intents)
 static int dbl_refund_keys(uint64_t payment)
 {
     json_t *st = dbl_state();
-    json_t *keys = json_object_get(st, "keys");
     int n = 0;
     char want[64];
     snprintf(want, sizeof want, "%" PRIu64, payment);
+    const char *key;
     json_t *k;
-    size_t i;
-    const char *name;
-    json_t *arr = json_is_array(keys) ? json_incref(keys) : json_array();
-    if (json_is_object(keys)) {
-        json_object_foreach(keys, name, k) {
-            json_t *one = json_is_object(k) ? json_deep_copy(k) : json_object();
-            json_object_set_new(one, "key", json_string(name));
-            json_array_append_new(arr, one);
-        }
-    }
-    json_array_foreach(arr, i, k) {
-        const char *key = json_string_value(json_object_get(k, "key"));
+    json_object_foreach(json_object_get(st, "keys"), key, k) {
         const char *path = json_string_value(json_object_get(k, "path"));
-        bool refund = (path != NULL && strstr(path, "/v1/refunds") != NULL) ||
-                      (key != NULL && strncmp(key, "refund-", 7) == 0);
-        if (refund && key != NULL && strstr(key, want) != NULL) {
+        if (path != NULL && strcmp(path, "/v1/refunds") == 0 && strstr(key, want) != NULL) {
             n++;
         }
     }
-    json_decref(arr);
     json_decref(st);
     return n;
 }
@@ -916,9 +922,8 @@ static void test_late_payment(void **state)
     buyer(&b[0], "late", ev, 1);
     pay_create(&b[0]);
     /* Its webhook comes 4 s later: after the 2 s hold. */
-    dbl_post("/__double/config", json_pack("{s:{s:i}}", "knobs", "delay_ms", 4000));
+    dbl_knobs(b[0].payment, json_pack("{s:i}", "delay_ms", 4000));
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
-    dbl_post("/__double/config", json_pack("{s:{s:i}}", "knobs", "delay_ms", 0));
     wait_booking(&b[0], "expired", 10000);
     /* The seat is on sale again: another buyer takes it and pays. */
     memset(&b[1], 0, sizeof b[1]);
@@ -953,14 +958,16 @@ static void test_duplicates_reordered(void **state)
     /* b0: its success webhook delivered twice. */
     buyer(&b[0], "dup", ev, 1);
     pay_create(&b[0]);
-    dbl_post("/__double/config", json_pack("{s:{s:b}}", "knobs", "duplicate", 1));
+    dbl_knobs(b[0].payment, json_pack("{s:i}", "duplicate", 1));
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
     wait_booking(&b[0], "confirmed", WAIT_MS);
     /* b1: declined, then paid: the two webhooks (each twice) in reverse
      * order, the success first. */
     buyer(&b[1], "reorder", ev, 2);
     pay_create(&b[1]);
-    dbl_post("/__double/config", json_pack("{s:{s:b, s:b}}", "knobs", "duplicate", 1, "reorder", 1));
+    dbl_post("/__double/config",
+             json_pack("{s:[{s:b, s:i}, {s:i}]}", "webhook_next", "reorder", 1, "duplicate", 1,
+                       "duplicate", 1));
     long st = dbl_confirm(b[1].intent, "pm_card_chargeDeclined");
     assert_true(st == 402 || st == 200);
     assert_int_equal(dbl_confirm(b[1].intent, "pm_card_visa"), 200);
@@ -969,7 +976,7 @@ static void test_duplicates_reordered(void **state)
     /* b2: a plain one behind them, duplicated too. */
     buyer(&b[2], "dup-last", ev, 1);
     pay_create(&b[2]);
-    dbl_post("/__double/config", json_pack("{s:{s:b, s:b}}", "knobs", "duplicate", 1, "reorder", 0));
+    dbl_knobs(b[2].payment, json_pack("{s:i}", "duplicate", 1));
     assert_int_equal(dbl_confirm(b[2].intent, "pm_card_visa"), 200);
     wait_booking(&b[2], "confirmed", WAIT_MS);
     assert_int_equal(money_check(ev, b, 3), 4000);
@@ -1129,11 +1136,10 @@ static void test_refund_timeout(void **state)
     pay_create(&b[0]);
     /* The refund's first try is done at the double, then answered after the
      * client gave up: an unknown outcome. */
-    dbl_post("/__double/config",
-             json_pack("{s:[{s:s, s:i, s:b}], s:{s:i}}", "fail_next", "path", "/v1/refunds",
-                       "timeout_s", 3, "apply", 1, "knobs", "delay_ms", 4000));
+    dbl_post("/__double/config", json_pack("{s:[{s:s, s:i, s:b}]}", "fail_next", "path",
+                                           "/v1/refunds", "timeout_s", 3, "apply", 1));
+    dbl_knobs(b[0].payment, json_pack("{s:i}", "delay_ms", 4000));
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
-    dbl_post("/__double/config", json_pack("{s:{s:i}}", "knobs", "delay_ms", 0));
     wait_payment_state(b[0].payment, 5 /* refunded */, 45000);
     assert_int_equal(money_check(ev, b, 1), 0);
     assert_int_equal(dbl_refund_keys(b[0].payment), 1);
@@ -1156,9 +1162,8 @@ static void test_webhook_lost(void **state)
     buyer(&b[1], "lost-never-pays", ev, 1);
     pay_create(&b[0]);
     pay_create(&b[1]);
-    dbl_post("/__double/config", json_pack("{s:{s:b}}", "knobs", "lose", 1));
+    dbl_knobs(b[0].payment, json_pack("{s:b}", "lose", 1));
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
-    dbl_post("/__double/config", json_pack("{s:{s:b}}", "knobs", "lose", 0));
     /* Its webhook never comes: the status query finds it succeeded. */
     wait_booking(&b[0], "confirmed", WAIT_MS);
     assert_true(pg_int("SELECT count(*) FROM provider_events_received WHERE source = 'query'"
@@ -1168,38 +1173,17 @@ static void test_webhook_lost(void **state)
     /* b1 never pays: after its hold its intent is voided at the double. */
     wait_booking(&b[1], "expired", WAIT_MS);
     assert_int_equal(money_check(ev, b, 2), 1000);
-    json_t *st = dbl_state();
-    json_t *intents = json_object_get(st, "intents");
-    json_t *pi = json_is_object(intents) ? json_object_get(intents, b[1].intent) : NULL;
-    for (size_t i = 0; pi == NULL && i < json_array_size(intents); i++) {
-        json_t *x = json_array_get(intents, i);
-        const char *id = json_string_value(json_object_get(x, "id"));
-        if (id != NULL && strcmp(id, b[1].intent) == 0) {
-            pi = x;
-        }
-    }
-    const char *status = json_string_value(json_object_get(pi, "status"));
+    char status[64] = "";
     int64_t t0 = now_ms();
-    while ((status == NULL || strcmp(status, "canceled") != 0) && now_ms() - t0 < 10000) {
-        json_decref(st);
-        t_sleep_ms(200);
-        st = dbl_state();
-        intents = json_object_get(st, "intents");
-        pi = json_is_object(intents) ? json_object_get(intents, b[1].intent) : NULL;
-        for (size_t i = 0; pi == NULL && i < json_array_size(intents); i++) {
-            json_t *x = json_array_get(intents, i);
-            const char *id = json_string_value(json_object_get(x, "id"));
-            if (id != NULL && strcmp(id, b[1].intent) == 0) {
-                pi = x;
-            }
+    do {
+        dbl_intent_status(b[1].intent, status, sizeof status);
+        if (strcmp(status, "canceled") == 0) {
+            break;
         }
-        status = json_string_value(json_object_get(pi, "status"));
-    }
-    fprintf(stderr, "webhook_lost: the unpaid intent is '%s' at the double\n",
-            status ? status : "(none)");
-    assert_non_null(status);
+        t_sleep_ms(200);
+    } while (now_ms() - t0 < 10000);
+    fprintf(stderr, "webhook_lost: the unpaid intent is '%s' at the double\n", status);
     assert_string_equal(status, "canceled");
-    json_decref(st);
     assert_true(metric_sum("br_payment_checks_total") >= 2);
 }
 
