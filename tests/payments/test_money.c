@@ -207,7 +207,16 @@ static void world_start(const char *name, const char *const *extra)
     snprintf(g_w.group, sizeof g_w.group, "money-%s-%d-%u", name, (int)getpid(), n);
 
     char line[512];
-    if (!sh_line(line, sizeof line, "'%s' start '%s/kafka'", getenv("BR_KAFKA_FIXTURE"),
+    /* kafka.sh start BUILD_DIR STATE_DIR: the kafka-dev of the binary under test. */
+    char build[512];
+    snprintf(build, sizeof build, "%s", t_binary());
+    char *slash = strrchr(build, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    } else {
+        snprintf(build, sizeof build, ".");
+    }
+    if (!sh_line(line, sizeof line, "'%s' start '%s' '%s/kafka'", getenv("BR_KAFKA_FIXTURE"), build,
                  g_w.dir)) {
         fail_msg("kafka-dev did not start (see %s/fixtures.log)", g_w.dir);
     }
