@@ -65,6 +65,7 @@
 #include <stdio.h>
 
 #include "adapters/log.h"
+#include "adapters/provider.h"
 #include "core/cmd.h"
 
 #define BR_PG_POOL_MAX 64u
@@ -408,5 +409,27 @@ int br_pg_delivery_done(struct br_pg *pg, const char *event_id, int64_t now_ms);
 
 /* An attempt failed: claimable again from next_ms. BR_OK. */
 int br_pg_delivery_retry(struct br_pg *pg, const char *event_id, int64_t next_ms);
+
+/* --- payments in production (0003_payments.sql, adapters/pg_payments.c) --- */
+
+/* A payment fact received from the provider: a verified webhook or a status
+ * query's answer (point 8). Everything is borrowed for the call. */
+struct br_pg_fact {
+    const char *provider_event_id; /* "evt_..." or "q:..." */
+    uint64_t payment_id, booking_id;
+    bool succeeded;
+    const char *source;            /* "webhook" | "query" */
+    int64_t received_ms;           /* wall clock */
+};
+/* provider_events_received row + outbox row (topic "payments", key booking id) in one
+ * transaction. BR_OK (stored now), BR_E_DUPLICATE (stored before, nothing written), BR_E_UNAVAILABLE. */
+int br_pg_fact_ingest(struct br_pg *pg, const struct br_pg_fact *f);
+
+/* The Stripe adapter's payment -> PaymentIntent map (stripe_intents). */
+int br_pg_stripe_intent_get(struct br_pg *pg, uint64_t payment_id, char id_out[BR_PROVIDER_ID_MAX]);
+                                                   /* BR_OK, BR_E_NOT_FOUND, BR_E_UNAVAILABLE */
+int br_pg_stripe_intent_put(struct br_pg *pg, uint64_t payment_id, const char *intent_id,
+                            int64_t now_ms, char winner_out[BR_PROVIDER_ID_MAX]);
+                                                   /* first wins; winner_out = the stored id */
 
 #endif

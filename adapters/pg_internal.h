@@ -69,6 +69,15 @@ enum br_pg_slot {
     BR_PG_S_DELIVERY_CLAIM,
     BR_PG_S_DELIVERY_DONE,
     BR_PG_S_DELIVERY_RETRY,
+    BR_PG_S_FACT_INSERT,   /* pg_payments.c */
+    BR_PG_S_FACT_OUTBOX,
+    BR_PG_S_STRIPE_INTENT_INSERT,
+    BR_PG_S_STRIPE_INTENT_GET,
+    BR_PG_S_OUTBOX_CLAIM,  /* pg_outbox.c (the relay's) */
+    BR_PG_S_OUTBOX_FINISH,
+    BR_PG_S_OUTBOX_UNSENT,
+    BR_PG_S_OUTBOX_SPARE1,
+    BR_PG_S_OUTBOX_SPARE2,
     BR_PG_S_COUNT
 };
 

@@ -36,6 +36,7 @@
 #ifndef BR_PROVIDER_H
 #define BR_PROVIDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,20 @@
  * delivery attempt of its event: err is BR_OK when the webhook was accepted
  * (2xx), else BR_E_UNAVAILABLE (delivery continues in the background).
  * intent_json is the intent after the decision (borrowed for the call). */
+/* What a status query (point 8, core/saga.h payment_check) learned about a
+ * payment's intent. */
+enum br_provider_status { BR_PROVIDER_OPEN = 0, BR_PROVIDER_SUCCEEDED = 1, BR_PROVIDER_FAILED = 2 };
+#define BR_PROVIDER_FACT_MAX 96u
+
+struct br_provider_answer {
+    uint8_t status;                      /* enum br_provider_status */
+    char fact_key[BR_PROVIDER_FACT_MAX]; /* "q:<payment>:succeeded" | "q:<payment>:failed:<token>",
+                                            token = Stripe's latest_charge "ch_...", "canceled", or
+                                            (test providers) the decline's ordinal; "" when open.
+                                            br_hash64 of it is the payment_event id */
+    char intent_id[BR_PROVIDER_ID_MAX];  /* the intent asked about, "" if none exists */
+};
+
 typedef void (*br_provider_confirm_fn)(void *ctx, int err, const char *intent_json, size_t len);
 
 struct br_provider_ops {
@@ -73,6 +88,16 @@ struct br_provider_ops {
      * (retried by the saga with the same key), BR_E_INVALID. */
     int (*refund)(void *p, uint64_t payment_id, const char *intent_id, int64_t amount_minor,
                   const char *idem_key);
+
+    /* Asks for payment_id's intent status (intent_id may be NULL: the
+     * provider finds it). void_if_open: cancel an open intent first (the
+     * hold is gone) and answer FAILED "canceled"; a succeeded intent is
+     * never cancelled. No intent at all -> FAILED "canceled" when
+     * void_if_open, else OPEN. BR_OK (out filled), BR_E_UNAVAILABLE,
+     * BR_E_UNKNOWN_OUTCOME, BR_E_INVALID. Blocking, bounded, thread-safe
+     * like refund. */
+    int (*query)(void *p, uint64_t payment_id, const char *intent_id, bool void_if_open,
+                 struct br_provider_answer *out);
 
     /* Test provider only (NULL otherwise): the buyer's confirm with a test
      * payment method; see provider_test.h for its answers. */
@@ -119,6 +144,14 @@ static inline int br_provider_refund(const struct br_provider *pv, uint64_t paym
     char key[BR_PROVIDER_IDEM_KEY_MAX];
     br_provider_idem_key(key, "refund", payment_id);
     return pv->ops->refund(pv->self, payment_id, intent_id, amount_minor, key);
+}
+
+/* Point 8's status query (ops->query above). */
+static inline int br_provider_query(const struct br_provider *pv, uint64_t payment_id,
+                                    const char *intent_id, bool void_if_open,
+                                    struct br_provider_answer *out)
+{
+    return pv->ops->query(pv->self, payment_id, intent_id, void_if_open, out);
 }
 
 /* BR_OK when the provider has nothing to start. */

@@ -47,15 +47,16 @@ int br_provider_sig_sign(const char *secret, int64_t t, const char *payload, siz
     return n > 0 && (size_t)n < cap ? BR_OK : BR_E_INVALID;
 }
 
-int br_provider_sig_verify(const char *secret, const char *header, const char *payload, size_t len,
-                           int64_t now_s, int64_t tolerance_s)
+/* Parses "t=..,v1=..,v1=..": the timestamp and up to BR_PROVIDER_SIG_V1_MAX
+ * well-formed v1 values (other schemes and malformed v1 entries ignored).
+ * BR_OK, or BR_E_INVALID (no t, a bad t, no v1, header too long). */
+static int sig_parse(const char *header, int64_t *t_out, uint8_t v1[][32], unsigned *v1_count)
 {
     if (header == NULL || strlen(header) > BR_PROVIDER_SIG_HEADER_MAX) {
         return BR_E_INVALID;
     }
     int64_t t = -1;
-    uint8_t v1[BR_PROVIDER_SIG_V1_MAX][32];
-    unsigned v1_count = 0;
+    unsigned count = 0;
     const char *p = header;
     for (unsigned guard = 0; guard < 64 && *p != '\0'; guard++) {
         const char *end = strchr(p, ',');
@@ -70,9 +71,9 @@ int br_provider_sig_verify(const char *secret, const char *header, const char *p
                 return BR_E_INVALID;
             }
             t = v;
-        } else if (item == 3 + 64 && strncmp(p, "v1=", 3) == 0 && v1_count < BR_PROVIDER_SIG_V1_MAX) {
-            if (br_auth_unhex(p + 3, v1[v1_count], 32) == BR_OK) {
-                v1_count++;
+        } else if (item == 3 + 64 && strncmp(p, "v1=", 3) == 0 && count < BR_PROVIDER_SIG_V1_MAX) {
+            if (br_auth_unhex(p + 3, v1[count], 32) == BR_OK) {
+                count++;
             }
         }
         p += item;
@@ -80,17 +81,49 @@ int br_provider_sig_verify(const char *secret, const char *header, const char *p
             p++;
         }
     }
-    if (t < 0 || v1_count == 0) {
+    if (t < 0 || count == 0) {
         return BR_E_INVALID;
     }
+    *t_out = t;
+    *v1_count = count;
+    return BR_OK;
+}
+
+int br_provider_sig_verify_any(const char *const *secrets, size_t n, const char *header,
+                               const char *payload, size_t len, int64_t now_s, int64_t tolerance_s)
+{
+    BR_ASSERT(secrets != NULL && n >= 1 && n <= BR_PROVIDER_SIG_SECRETS_MAX);
+    BR_ASSERT(tolerance_s >= 0);
+    int64_t t = -1;
+    uint8_t v1[BR_PROVIDER_SIG_V1_MAX][32];
+    unsigned v1_count = 0;
+    int rc = sig_parse(header, &t, v1, &v1_count);
+    if (rc != BR_OK) {
+        return rc;
+    }
+#ifndef BR_PLANT_SIG_NO_TOLERANCE
     if (t < now_s - tolerance_s || t > now_s + tolerance_s) {
         return BR_E_UNAUTHORIZED;
     }
-    uint8_t want[32];
-    sig_mac(secret, t, payload, len, want);
+#endif
     bool ok = false;
-    for (unsigned i = 0; i < v1_count; i++) {
-        ok |= br_auth_equal(want, v1[i], sizeof want); /* no early exit: constant time */
+#ifdef BR_PLANT_SIG_FIRST_SECRET_ONLY
+    n = 1; /* planted: rotation broken, only the first secret is tried */
+#endif
+    for (size_t k = 0; k < n; k++) {
+        BR_ASSERT(secrets[k] != NULL);
+        uint8_t want[32];
+        sig_mac(secrets[k], t, payload, len, want);
+        for (unsigned i = 0; i < v1_count; i++) {
+            ok |= br_auth_equal(want, v1[i], sizeof want); /* no early exit: constant time */
+        }
     }
     return ok ? BR_OK : BR_E_UNAUTHORIZED;
+}
+
+int br_provider_sig_verify(const char *secret, const char *header, const char *payload, size_t len,
+                           int64_t now_s, int64_t tolerance_s)
+{
+    const char *one[1] = {secret};
+    return br_provider_sig_verify_any(one, 1, header, payload, len, now_s, tolerance_s);
 }

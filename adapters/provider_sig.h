@@ -9,7 +9,9 @@
  * now in either direction, so a captured delivery cannot be replayed later.
  *
  * The built-in test provider signs with br_provider_sig_sign; the webhook
- * route verifies with br_provider_sig_verify, exactly as for real Stripe.
+ * route verifies with br_provider_sig_verify_any (several endpoint secrets
+ * while one is rotated, a configurable tolerance), exactly as for real
+ * Stripe; br_provider_sig_verify is its one-secret form.
  */
 #ifndef BR_PROVIDER_SIG_H
 #define BR_PROVIDER_SIG_H
@@ -30,5 +32,11 @@ int br_provider_sig_sign(const char *secret, int64_t t, const char *payload, siz
  * timestamp. Compares in constant time. */
 int br_provider_sig_verify(const char *secret, const char *header, const char *payload, size_t len,
                            int64_t now_s, int64_t tolerance_s);
+
+#define BR_PROVIDER_SIG_SECRETS_MAX 4u
+/* BR_OK when one v1 matches under one of secrets[0..n) and |now - t| <= tolerance_s. Errors as
+ * br_provider_sig_verify. n in 1..BR_PROVIDER_SIG_SECRETS_MAX. */
+int br_provider_sig_verify_any(const char *const *secrets, size_t n, const char *header,
+                               const char *payload, size_t len, int64_t now_s, int64_t tolerance_s);
 
 #endif

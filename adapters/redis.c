@@ -60,6 +60,7 @@ enum script {
     S_PAYMENT_EVENT,
     S_REFUND_RESULT,
     S_SAGA_STEP,
+    S_PAYMENT_CHECK,
     S_RELEASE,
     S_REBUILD_CAT,
     S_REBUILD,
@@ -69,8 +70,8 @@ enum script {
 static const char *const script_names[S_COUNT] = {
     "config",         "user_register", "user_role_set", "event_alloc", "event_put", "join",
     "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
-    "payment_create", "payment_event", "refund_result", "saga_step",   "release",
-    "rebuild_cat",    "rebuild"};
+    "payment_create", "payment_event", "refund_result", "saga_step",   "payment_check",
+    "release",        "rebuild_cat",   "rebuild"};
 
 _Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a name slot");
 
@@ -453,7 +454,9 @@ static int patch_text(char **text, size_t *len, const char *from, const char *to
  * BR_PLANT=LUA_REBUILD_TICKETS rebuilds members' tickets from confirmed
  * holds only (its rebuild check must see it), BR_PLANT=LUA_OVERSELL_BY_ONE
  * lets reserve sell one seat past a zone's capacity (PostgreSQL's CHECK must
- * refuse its projection: scripts/test.d/71-dist-plant.sh). Then the hash of the text
+ * refuse its projection: scripts/test.d/71-dist-plant.sh),
+ * BR_PLANT=NO_PAYMENT_CHECK makes payment_check emit nothing, as the
+ * core's plant does (scripts/test.d/23-check-plant.sh). Then the hash of the text
  * names the library and its functions, so two builds on one server never
  * run each other's code. */
 static int prepare_library(struct br_redis *r)
@@ -476,6 +479,12 @@ static int prepare_library(struct br_redis *r)
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, "if st == BR_HOLD_CONFIRMED then") : rc;
 #else
     rc = rc == BR_OK ? patch_text(&text, &len, tickets, tickets) : rc;
+#endif
+    static const char emits[] = "local emits = true -- payment_check's effects";
+#ifdef BR_PLANT_NO_PAYMENT_CHECK
+    rc = rc == BR_OK ? patch_text(&text, &len, emits, "local emits = false -- planted: no") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, emits, emits) : rc;
 #endif
     static const char oversold[] = "if held + sold > cap then";
     static const char seats[] = "if cap - held - sold < qty then";
@@ -631,7 +640,7 @@ static void outcome_fill(const long long v[OUTCOME_FIELDS], struct br_outcome *o
 /* An effect's six fields: kind user id ref deadline amount. */
 static bool effect_ok(const long long f[FX_FIELDS])
 {
-    return in(f[0], BR_FX_PASS_ISSUED, BR_FX_NOTIFY) && in(f[1], 0, ID_MAX) &&
+    return in(f[0], BR_FX_PASS_ISSUED, BR_EFFECT_KIND_COUNT - 1) && in(f[1], 0, ID_MAX) &&
            in(f[2], 0, ID_MAX) && in(f[3], 0, ID_MAX);
 }
 
@@ -1147,8 +1156,9 @@ static uint64_t events_count(struct br_redis *r, int *rc)
  * refunds due at now (at most max each) into s->due[*cand..], and its
  * pending count into *pending. BR_OK, BR_E_UNAVAILABLE, BR_E_FULL or
  * BR_E_CORRUPT (a reply of the wrong shape). */
-static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const char *now_text,
-                       const char *max_text, size_t *cand, uint64_t *pending)
+static int saga_gather(struct br_redis *r, const char *zset, uint64_t base, uint64_t last,
+                       const char *now_text, const char *max_text, size_t *cand,
+                       uint64_t *pending)
 {
     struct br_redis_scratch *s = r->s;
     if (pipe_begin(r) != BR_OK) {
@@ -1156,7 +1166,7 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
     }
     for (uint64_t e = base; e <= last; e++) {
         char key[NUM_LEN];
-        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:refunds", e);
+        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", e, zset);
         const char *a1[8] = {"ZRANGEBYSCORE", key, "-inf", now_text, "WITHSCORES", "LIMIT", "0",
                              max_text};
         size_t l1[8] = {13, strlen(key), 4, strlen(now_text), 10, 5, 1, strlen(max_text)};
@@ -1200,8 +1210,8 @@ static int saga_gather(struct br_redis *r, uint64_t base, uint64_t last, const c
  * script re-emits the first k due in its event (saga_step.lua), logged as
  * the command saga_step{max = k}. Effects go to s->fx_tmp[*ntmp], refunds
  * attempted are added to *done. */
-static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t chosen,
-                           uint32_t *ntmp, uint32_t *done)
+static int saga_run_shares(struct br_redis *r, enum script sc, const struct br_cmd *c,
+                           size_t chosen, uint32_t *ntmp, uint32_t *done)
 {
     struct br_redis_scratch *s = r->s;
     for (size_t i = 0; i < chosen;) {
@@ -1214,16 +1224,20 @@ static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t ch
             }
         }
         struct br_cmd share = *c;
-        share.u.saga_step.max = k;
+        if (sc == S_SAGA_STEP) {
+            share.u.saga_step.max = k;
 #ifdef BR_PLANT_LUA_LOG_SAGA_MAX
-        share.u.saga_step.max = c->u.saga_step.max; /* planted: the step's max is logged */
+            share.u.saga_step.max = c->u.saga_step.max; /* planted: the step's max is logged */
 #endif
-        args_begin(r, S_SAGA_STEP, 'e', e, c->now_ms);
+        } else {
+            share.u.payment_check.max = k;
+        }
+        args_begin(r, sc, 'e', e, c->now_ms);
         arg_fmt_u64(r, k);
         arg_record(r, &share);
         struct br_outcome o;
         int64_t aux;
-        int rc = run(r, S_SAGA_STEP, e, &o, &aux, s->fx_tmp, ntmp);
+        int rc = run(r, sc, e, &o, &aux, s->fx_tmp, ntmp);
         if (rc != BR_OK) {
             return rc == BR_E_UNAVAILABLE && *done > 0 ? BR_E_UNKNOWN_OUTCOME : rc;
         }
@@ -1235,10 +1249,13 @@ static int saga_run_shares(struct br_redis *r, const struct br_cmd *c, size_t ch
     return BR_OK;
 }
 
-static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
-                     struct br_effect *fx, uint32_t *n)
+/* saga_step (sc = S_SAGA_STEP, zset refunds) and payment_check
+ * (S_PAYMENT_CHECK, zset checks): the same merge over events. */
+static int saga_over_events(struct br_redis *r, enum script sc, const struct br_cmd *c,
+                            struct br_outcome *out, struct br_effect *fx, uint32_t *n)
 {
-    const uint32_t max = c->u.saga_step.max;
+    const uint32_t max = sc == S_SAGA_STEP ? c->u.saga_step.max : c->u.payment_check.max;
+    const char *zset = sc == S_SAGA_STEP ? "refunds" : "checks";
     if (c->user_id != 0) {
         return out->err = BR_E_FORBIDDEN;
     }
@@ -1259,7 +1276,7 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     /* Phase 1: every event's due refunds and pending count, pipelined. */
     for (uint64_t base = 1; base <= events; base += PIPE_WINDOW / 2) {
         uint64_t last = base + PIPE_WINDOW / 2 - 1 < events ? base + PIPE_WINDOW / 2 - 1 : events;
-        rc = saga_gather(r, base, last, now_text, max_text, &cand, &pending);
+        rc = saga_gather(r, zset, base, last, now_text, max_text, &cand, &pending);
         if (rc != BR_OK) {
             return out->err = rc;
         }
@@ -1270,7 +1287,7 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     size_t chosen = cand < max ? cand : max;
     /* Phase 2: each event's share, in event order; effects into fx_tmp. */
     uint32_t ntmp = 0, done = 0;
-    rc = saga_run_shares(r, c, chosen, &ntmp, &done);
+    rc = saga_run_shares(r, sc, c, chosen, &ntmp, &done);
     if (rc != BR_OK) {
         memset(out, 0, sizeof *out);
         *n = 0;
@@ -1299,6 +1316,19 @@ static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outco
     out->count = done;
     out->queue_length = (uint32_t)pending; /* re-attempts re-schedule; the count is unchanged */
     return out->err = BR_OK;
+}
+
+static int saga_step(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                     struct br_effect *fx, uint32_t *n)
+{
+    return saga_over_events(r, S_SAGA_STEP, c, out, fx, n);
+}
+
+int br_redis_payment_check(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                           struct br_effect *fx, uint32_t *fx_count)
+{
+    BR_ASSERT(c->type == BR_CMD_PAYMENT_CHECK);
+    return br_redis_apply(r, c, out, fx, fx_count);
 }
 
 /* ---- the entry points ---- */
@@ -1342,8 +1372,14 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
         rc = sweep(r, c, out, fx, fx_count);
         break;
     case BR_CMD_PAYMENT_CREATE:
-        rc =
-            by_id(r, S_PAYMENT_CREATE, c, c->u.payment_create.hold_id, 0, false, out, fx, fx_count);
+        if (c->u.payment_create.check_ms != 0 &&
+            (c->u.payment_create.check_ms < BR_PAYMENT_CHECK_MS_MIN ||
+             c->u.payment_create.check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
+            rc = out->err = BR_E_INVALID; /* as the core: before anything is looked up */
+            break;
+        }
+        rc = by_id(r, S_PAYMENT_CREATE, c, c->u.payment_create.hold_id,
+                   c->u.payment_create.check_ms, true, out, fx, fx_count);
         break;
     case BR_CMD_PAYMENT_EVENT:
         rc = payment_event(r, c, out, fx, fx_count);
@@ -1354,6 +1390,9 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
         break;
     case BR_CMD_SAGA_STEP:
         rc = saga_step(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        rc = saga_over_events(r, S_PAYMENT_CHECK, c, out, fx, fx_count);
         break;
     default:
         rc = out->err = BR_E_INVALID;
@@ -2213,7 +2252,8 @@ static bool pass_parse(const redisReply *e, uint64_t *user, uint64_t *dl, uint64
 }
 
 /* The fields of a payment's hash, and the HMGET reply of them. */
-static const char *const pay_fields[] = {"hold", "st", "amt", "att", "next"};
+static const char *const pay_fields[] = {"hold", "st",   "amt",   "att", "next",
+                                         "cms",  "catt", "cnext", "ccl"};
 #define PAY_FIELDS (sizeof pay_fields / sizeof pay_fields[0])
 
 static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
@@ -2227,6 +2267,11 @@ static bool payment_take(const redisReply *rep, struct br_redis_payment *out)
     out->amount_minor = (int64_t)u64(rep->element[2]);
     out->attempts = u64(rep->element[3]);
     out->next_ms = (int64_t)u64(rep->element[4]);
+    /* point 8's fields: absent (0) on a payment written without checks */
+    out->check_ms = (uint32_t)u64(rep->element[5]);
+    out->check_attempts = (uint32_t)u64(rep->element[6]);
+    out->next_check_ms = (int64_t)u64(rep->element[7]);
+    out->check_closed = (uint8_t)u64(rep->element[8]);
     return true;
 }
 
@@ -2378,6 +2423,12 @@ static void take_payment(struct walk *w, size_t i, const redisReply *rep)
     uint64_t v[] = {w->base | (i + 1),        w->base | p.hold_seq, p.state,
                     (uint64_t)p.amount_minor, p.attempts,           (uint64_t)p.next_ms};
     add(w, 7, v, 6);
+    if (p.check_ms > 0) {
+        /* point 8's schedule, as the core hashes it (none for check_ms 0) */
+        uint64_t cv[] = {w->base | (i + 1), p.check_ms, p.check_attempts,
+                         (uint64_t)p.next_check_ms, p.check_closed};
+        add(w, 12, cv, 5);
+    }
 }
 
 /* One event: its record, then the collections (each one command). */
@@ -3089,8 +3140,8 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
         arg_text(r, fields[k]);
     }
     int rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
-    static const char *const sets[] = {"passes", "holds", "refunds"};
-    for (size_t k = 0; rc == BR_OK && k < 3; k++) {
+    static const char *const sets[] = {"passes", "holds", "refunds", "checks"};
+    for (size_t k = 0; rc == BR_OK && k < 4; k++) {
         snprintf(key, sizeof key, "br:{e%" PRIu64 "}:%s", event_id, sets[k]);
         fmt_key(r, "ZRANGE", key);
         arg_text(r, "0");
@@ -3101,8 +3152,8 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
     if (rc != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
-    redisReply *rep[5] = {NULL};
-    size_t want = lead_argc > 0 ? 5 : 4, got = 0;
+    redisReply *rep[6] = {NULL};
+    size_t want = lead_argc > 0 ? 6 : 5, got = 0;
     for (; got < want; got++) {
         rep[got] = pipe_read(r, "due check");
         if (rep[got] == NULL) {
@@ -3130,6 +3181,7 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
         out->next_pass_ms = first_score(d[1]);
         out->next_hold_ms = first_score(d[2]);
         out->next_refund_ms = first_score(d[3]);
+        out->next_check_ms = first_score(d[4]);
     }
     for (size_t k = lead_argc > 0 ? 1 : 0; k < got; k++) {
         freeReplyObject(rep[k]);

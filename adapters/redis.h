@@ -47,6 +47,8 @@
  *   br:{e<event>}:passes  zset  live passes, score = deadline, member = %010d seq
  *   br:{e<event>}:holds   zset  live holds, score = deadline, member = %010d seq
  *   br:{e<event>}:refunds zset  refund-pending payments, score = next attempt
+ *   br:{e<event>}:checks  zset  payments awaiting a status check (point 8),
+ *                               score = next check, member = %010d seq
  *   br:{e<event>}:y:<seq> hash  hold(seq) st amt created att next
  *   br:{e<event>}:idem    hash  "<user>:<key>" -> "<fingerprint>:<err>:<hold seq>"
  *   br:{e<event>}:pev     set   provider event ids applied to this event
@@ -68,6 +70,7 @@
  *   cancel, payment_create, refund_result   {e} of the id
  *   payment_event                    {v} claim of the provider event id, then {e}
  *   saga_step                        every {e} with refunds due (read, then run)
+ *   payment_check                    every {e} with status checks due (the same)
  * The core's idempotency keys and provider event ids are unique across
  * events; one event's slot cannot see another's, so a small claim in the
  * key's own slot comes first and the event's script learns what it found.
@@ -176,6 +179,20 @@ void br_redis_close(struct br_redis *r);
  * per event), plus the opening shuffle's once per event. */
 int br_redis_apply(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
                    struct br_effect *fx, uint32_t *fx_count);
+
+/* payment_check over all events (point 8), the twin of the core's
+ * payment_check{max}: what br_redis_apply does for a BR_CMD_PAYMENT_CHECK
+ * (it calls this), shaped like its saga_step: read every event's due
+ * checks (br:{e}:checks), merge them in the core's (next check, payment
+ * id) order, keep the first max, run each event's share with
+ * payment_check.lua (logged as payment_check{max = k}), and list the
+ * provider_query / provider_void effects in the merged order. out->count =
+ * effects, out->queue_length = payments awaiting a check after. Same
+ * arguments, results and errors as br_redis_apply (cmd->type must be
+ * BR_CMD_PAYMENT_CHECK, user 0, max 1..BR_SAGA_STEP_MAX). Work: one
+ * pipelined read per 256 events plus one call per event with a share. */
+int br_redis_payment_check(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                           struct br_effect *fx, uint32_t *fx_count);
 
 /* Reads the whole state back (pipelined, over the known id ranges) and
  * computes what br_engine_state_hash computes for an engine in the same
@@ -389,6 +406,10 @@ struct br_redis_payment {
     int64_t amount_minor;
     uint64_t attempts;
     int64_t next_ms;
+    uint32_t check_ms;       /* point 8: 0 = no status checks */
+    uint32_t check_attempts; /* checks made */
+    int64_t next_check_ms;   /* the next (or, once decided, the last scheduled) check */
+    uint8_t check_closed;    /* 1: a failure applied once the hold was gone */
 };
 int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_redis_payment *out);
 
@@ -458,7 +479,7 @@ int br_redis_member_tickets(struct br_redis *r, uint64_t user_id, uint64_t first
 
 /* What an event's due check reads (the roles thread's twin of
  * br_engine_due's inputs): the queue's state and the first deadline of each
- * of passes, holds and refunds (INT64_MAX = none). */
+ * of passes, holds, refunds and payment checks (INT64_MAX = none). */
 struct br_redis_due {
     bool exists; /* false: allocated, being written */
     bool shuffled;
@@ -469,6 +490,7 @@ struct br_redis_due {
     int64_t next_pass_ms;
     int64_t next_hold_ms;
     int64_t next_refund_ms;
+    int64_t next_check_ms; /* the first payment status check (point 8), INT64_MAX = none */
 };
 /* One event's due inputs in one round trip. lead_argc > 0: that command
  * (of the event's slot, e.g. a lease script; never on a cluster, whose

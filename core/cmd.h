@@ -45,7 +45,9 @@
     X(BR_CMD_SESSION_OPEN, 14, "session_open")     /* actor: the user who just logged in */ \
     X(BR_CMD_SESSION_ROTATE, 15, "session_rotate") /* actor: system (token MAC checked) */  \
     X(BR_CMD_SESSION_REVOKE, 16, "session_revoke") /* actor: system (logout) */             \
-    X(BR_CMD_SESSION_REVOKE_ALL, 17, "session_revoke_all") /* actor: the user */
+    X(BR_CMD_SESSION_REVOKE_ALL, 17, "session_revoke_all") /* actor: the user */        \
+    /* Point 8: ask the provider about payments no webhook decided (saga.h). */             \
+    X(BR_CMD_PAYMENT_CHECK, 18, "payment_check") /* actor: system (the saga worker) */
 
 #define BR_ENUM_ENTRY(sym, val, name) sym = (val),
 enum br_cmd_type { BR_CMD_TYPE_MAP(BR_ENUM_ENTRY) BR_CMD_TYPE_COUNT };
@@ -104,7 +106,13 @@ struct br_cmd {
         } reserve;
         struct {
             uint64_t hold_id;
-        } cancel, payment_create;
+        } cancel;
+        struct {
+            uint64_t hold_id;
+            uint32_t check_ms; /* quiet time before the first status query (payment_check):
+                                  0 = never (journal v1 records), else
+                                  BR_PAYMENT_CHECK_MS_MIN..BR_PAYMENT_CHECK_MS_MAX */
+        } payment_create;
         struct {
             uint64_t event_id;
             uint32_t max; /* 1..BR_SWEEP_MAX */
@@ -121,6 +129,9 @@ struct br_cmd {
         struct {
             uint32_t max; /* 1..BR_SAGA_STEP_MAX */
         } saga_step;
+        struct {
+            uint32_t max; /* 1..BR_SAGA_STEP_MAX */
+        } payment_check;
         struct {
             int64_t ttl_ms;      /* 1..BR_TTL_MS_MAX: the session lives until now + ttl */
             uint32_t generation; /* the first, 1..BR_SESSION_GENERATION_FIRST_MAX: drawn at
@@ -197,7 +208,13 @@ enum br_payment_state { BR_PAYMENT_STATE_MAP(BR_ENUM_ENTRY) BR_PAYMENT_STATE_COU
     X(BR_FX_PROVIDER_REFUND, 4, "provider_refund")     /* id = payment, ref = hold, amount */ \
     X(BR_FX_BOOKING_CONFIRMED, 5, "booking_confirmed") /* id = hold, ref = payment */       \
     X(BR_FX_BOOKING_EXPIRED, 6, "booking_expired")     /* id = hold */                      \
-    X(BR_FX_NOTIFY, 7, "notify") /* id = hold; the booking changed state (cancel, refund) */
+    X(BR_FX_NOTIFY, 7, "notify") /* id = hold; the booking changed state (cancel, refund) */ \
+    X(BR_FX_PROVIDER_QUERY, 8, "provider_query") /* id = payment, ref = hold, amount: ask     \
+                                                    the provider; feed the answer back as   \
+                                                    payment_event */                        \
+    X(BR_FX_PROVIDER_VOID, 9, "provider_void")   /* id = payment, ref = hold: the hold is     \
+                                                    gone: cancel the intent unless paid,    \
+                                                    then feed the answer back */
 enum br_effect_kind { BR_EFFECT_MAP(BR_ENUM_ENTRY) BR_EFFECT_KIND_COUNT };
 
 struct br_effect {

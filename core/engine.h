@@ -49,7 +49,7 @@ struct br_config {
     uint32_t active_max;            /* sum of max_active over events: 24 B each */
     uint32_t holds_max;             /* 100 B + index */
     uint32_t seats_max;             /* sum of zone capacities over events: 24 B each */
-    uint32_t payments_max;          /* 84 B + index */
+    uint32_t payments_max;          /* 136 B + index */
     uint32_t idem_max;              /* idempotency keys: 24 B + index */
     uint32_t provider_events_max;   /* de-duplicated provider event ids: index only */
     uint32_t email_hash_bits;       /* 0 = 64; fewer only in tests, to force email collisions */
@@ -85,6 +85,8 @@ struct br_engine {
     struct br_map payments_by_id;
     uint32_t *payment_pos;
     struct br_heap refund_heap;     /* refund-pending payments by next attempt */
+    uint32_t *check_pos;            /* check heap back-links for payments */
+    struct br_heap check_heap;      /* undecided payments by next status query (saga.h) */
     struct br_idem *idems;
     uint32_t idem_count;
     struct br_map idem_by_key;      /* (user_id, key) -> idem index */
@@ -177,8 +179,9 @@ int br_engine_event_stats(const struct br_engine *e, uint64_t event_id, struct b
  * enum br_due), so drivers skip idle ticks and journal nothing: admit when
  * the opening shuffle is due, a pass has lapsed, or someone waits while
  * there is room; sweep when a hold's deadline has passed; saga when a
- * refund attempt is due (event_id is ignored for BR_DUE_SAGA). O(1). */
-enum br_due { BR_DUE_ADMIT = 1, BR_DUE_SWEEP = 2, BR_DUE_SAGA = 4 };
+ * refund attempt is due; check when a payment's status query is due
+ * (event_id is ignored for BR_DUE_SAGA and BR_DUE_CHECK). O(1). */
+enum br_due { BR_DUE_ADMIT = 1, BR_DUE_SWEEP = 2, BR_DUE_SAGA = 4, BR_DUE_CHECK = 8 };
 unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now_ms);
 
 /* The label of an enum br_table (limits.h), "holds"; "unknown" out of range. */

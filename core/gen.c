@@ -45,6 +45,14 @@ void br_gen_params_default(struct br_gen_params *p)
     memcpy(p->weights, default_weights, sizeof p->weights);
 }
 
+void br_gen_params_point8(struct br_gen_params *p)
+{
+    BR_ASSERT(p->weights[BR_CMD_QUEUE_JOIN] > 8);
+    p->weights[BR_CMD_QUEUE_JOIN] = (uint16_t)(p->weights[BR_CMD_QUEUE_JOIN] - 8);
+    p->weights[BR_CMD_PAYMENT_CHECK] = (uint16_t)(p->weights[BR_CMD_PAYMENT_CHECK] + 8);
+    p->check_per_256 = 128;
+}
+
 void br_gen_engine_config(const struct br_gen_params *p, uint64_t seed, struct br_config *cfg)
 {
     uint32_t events = p->events_max + 1; /* one more than the mix aims at: FULL stays reachable */
@@ -72,6 +80,7 @@ void br_gen_init(struct br_gen *g, const struct br_gen_params *p)
     BR_ASSERT(p->zone_capacity_max >= 1 && p->zone_capacity_max <= BR_ZONE_CAPACITY_MAX);
     BR_ASSERT(p->queue_capacity_max >= 1 && p->queue_capacity_max <= (1u << 20));
     BR_ASSERT(p->idem_keys >= 1 && p->idem_keys < 65535u && p->invalid_per_256 <= 256);
+    BR_ASSERT(p->check_per_256 <= 256);
     memset(g, 0, sizeof *g);
     g->p = *p;
     for (uint32_t t = 0; t < BR_CMD_TYPE_COUNT; t++) {
@@ -483,12 +492,34 @@ static void gen_reserve(struct draw *x, struct br_cmd *c)
     }
 }
 
+/* payment_create's check_ms (point 8): none unless the mix asks for it. */
+static uint32_t check_ms(struct draw *x)
+{
+    if (x->g->p.check_per_256 == 0 || d(x, 256) >= x->g->p.check_per_256) {
+        return 0;
+    }
+    if (x->bad && d(x, 2) == 0) {
+        return d(x, 2) == 0 ? BR_PAYMENT_CHECK_MS_MIN - 1 : BR_PAYMENT_CHECK_MS_MAX + 1;
+    }
+    switch (d(x, 8)) {
+    case 0:
+        return 60000;
+    case 1:
+        return BR_PAYMENT_CHECK_MS_MAX;
+    default:
+        return BR_PAYMENT_CHECK_MS_MIN + 1000 * d(x, 4);
+    }
+}
+
 /* cancel, payment_create: a hold and (mostly) its owner. */
 static void gen_hold_cmd(struct draw *x, struct br_cmd *c)
 {
     const struct br_gen_ref *h = ring_pick(&x->g->holds, x->s);
     c->u.cancel.hold_id = h != NULL ? h->id : guess_id(x->s);
     c->user_id = h != NULL ? h->user_id : pick_user(x->g, x->s);
+    if (c->type == BR_CMD_PAYMENT_CREATE) {
+        c->u.payment_create.check_ms = check_ms(x);
+    }
     if (x->bad) {
         if (d(x, 2) == 0) {
             c->u.cancel.hold_id = wrong_id(x->s, c->u.cancel.hold_id);
@@ -517,9 +548,27 @@ static void gen_sweep(struct draw *x, struct br_cmd *c)
     }
 }
 
+/* A status query's answer as the driver feeds it back (saga.h): the
+ * provider event id is a function of (payment, answer), so the same answer
+ * twice is a redelivery. */
+static void gen_query_answer(struct draw *x, struct br_cmd *c, const struct br_gen_ref *p)
+{
+    uint32_t answer = d(x, 3); /* 0 succeeded, 1 declined ("failed:1"), 2 "failed:canceled" */
+    c->u.payment_event.payment_id = p->id;
+    c->u.payment_event.provider_event_id = br_mix64(0x713a0000ULL + p->id * 4 + answer);
+    c->u.payment_event.succeeded = answer == 0;
+}
+
 static void gen_payment_event(struct draw *x, struct br_cmd *c)
 {
     const struct br_gen *g = x->g;
+    if (g->checks.count > 0 && d(x, 4) == 0) {
+        gen_query_answer(x, c, ring_pick(&g->checks, x->s));
+        if (x->bad) {
+            c->user_id = pick_user(g, x->s);
+        }
+        return;
+    }
     const struct br_gen_ref *p = ring_pick(&g->payments, x->s);
     c->u.payment_event.payment_id = p != NULL ? p->id : guess_id(x->s);
     if (g->provider_count > 0 && d(x, 4) == 0) {
@@ -566,6 +615,24 @@ static void gen_saga_step(struct draw *x, struct br_cmd *c)
             break;
         case 1:
             c->u.saga_step.max = BR_SAGA_STEP_MAX + 1;
+            break;
+        default:
+            c->user_id = pick_user(x->g, x->s);
+            break;
+        }
+    }
+}
+
+static void gen_payment_check(struct draw *x, struct br_cmd *c)
+{
+    c->u.payment_check.max = 1 + d(x, 8);
+    if (x->bad) {
+        switch (d(x, 3)) {
+        case 0:
+            c->u.payment_check.max = 0;
+            break;
+        case 1:
+            c->u.payment_check.max = BR_SAGA_STEP_MAX + 1;
             break;
         default:
             c->user_id = pick_user(x->g, x->s);
@@ -741,6 +808,9 @@ bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd
     case BR_CMD_SAGA_STEP:
         gen_saga_step(&x, cmd);
         break;
+    case BR_CMD_PAYMENT_CHECK:
+        gen_payment_check(&x, cmd);
+        break;
     case BR_CMD_SESSION_OPEN:
         gen_session_open(&x, cmd);
         break;
@@ -855,6 +925,9 @@ void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_
             ring_bump(&g->payments, f->id); /* a reopened payment is confirmed again next */
         } else if (f->kind == BR_FX_PROVIDER_REFUND) {
             ring_push(&g->refunds, f->id, f->event_id, f->user_id);
+        } else if (f->kind == BR_FX_PROVIDER_QUERY || f->kind == BR_FX_PROVIDER_VOID) {
+            ring_push(&g->checks, f->id, f->event_id, f->user_id);
+            ring_bump(&g->checks, f->id); /* its answer comes next */
         }
     }
 }

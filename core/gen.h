@@ -46,7 +46,7 @@
  * outcomes give the same commands, on every run and machine.
  *
  * Limits and memory: what the generator remembers lives in fixed arrays
- * inside struct br_gen (about 10 KiB in all, most of it the previous command
+ * inside struct br_gen (about 12 KiB in all, most of it the previous command
  * kept for retries and the id rings). Events and users beyond
  * BR_GEN_EVENTS_MAX / BR_GEN_USERS_MAX are not remembered (their commands
  * still run); the id rings overwrite their oldest entry when full, which is
@@ -84,6 +84,9 @@ struct br_gen_params {
     uint16_t weights[BR_CMD_TYPE_COUNT]; /* relative frequency by enum br_cmd_type; index
                                             BR_GEN_RETRY (0, BR_CMD_NONE) = repeat the previous
                                             command; sum in 1..65535 (<= 256: one byte a choice) */
+    uint32_t check_per_256;      /* payment_creates (out of 256) with check_ms > 0 (point 8,
+                                    saga.h); 0 = all check_ms 0 and no draw for it, so the
+                                    sequences are those made before point 8 existed */
 };
 
 /* One remembered pass, hold, payment or refund owed. */
@@ -125,6 +128,7 @@ struct br_gen {
     struct br_gen_ring payments; /* from provider_charge effects */
     struct br_gen_ring refunds;  /* payments named by provider_refund effects */
     struct br_gen_ring sessions; /* from session_open; event_id holds the current generation */
+    struct br_gen_ring checks;   /* payments named by provider_query / provider_void effects */
     uint64_t provider_ids[BR_GEN_PROVIDER_IDS_MAX]; /* recent provider event ids (ring) */
     uint32_t provider_count;
     uint32_t provider_next;
@@ -145,8 +149,19 @@ struct br_gen_source {
 };
 
 /* Fills p with the default mix: 6 events, 24 users, zones of up to 12 seats,
- * queues of up to 64, 4 reused idempotency keys, 8/256 invalid commands. */
+ * queues of up to 64, 4 reused idempotency keys, 8/256 invalid commands.
+ * Point 8 is off: no payment_check, every check_ms 0 (a backend without the
+ * rule, a Lua twin not yet updated, agrees with these sequences). */
 void br_gen_params_default(struct br_gen_params *p);
+
+/* Turns point 8 on in p (after br_gen_params_default; the weights keep
+ * their sum): payment_check gets weight 8 (taken from queue_join), and half
+ * the payment_creates carry check_ms: 1-4 s (so the clock's jumps make them
+ * due), a minute, or BR_PAYMENT_CHECK_MS_MAX; a bad one is just outside
+ * BR_PAYMENT_CHECK_MS_MIN..MAX. The driver's answers to provider_query /
+ * provider_void are imitated by payment_events whose provider ids repeat
+ * per (payment, answer), as "q:<payment>:..." ids do. */
+void br_gen_params_point8(struct br_gen_params *p);
 
 /* An engine config sized for sequences of about a thousand commands from p
  * (a fuzz input's worth): large enough that most of them fit, small enough

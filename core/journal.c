@@ -69,6 +69,7 @@ struct rd {
     const uint8_t *p;
     size_t len;
     size_t n;
+    size_t cmd_end; /* where the command's bytes end (the outcome, if any, follows) */
     bool bad;
 };
 
@@ -196,8 +197,15 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
         put_u64(w, c->u.reserve.idem_key);
         break;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE:
         put_u64(w, c->u.cancel.hold_id);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        put_u64(w, c->u.payment_create.hold_id);
+        /* v2: check_ms follows only when set, so a v1 record (no check_ms)
+         * is a v2 record with check_ms 0, and hashes as it did */
+        if (c->u.payment_create.check_ms != 0) {
+            put_u32(w, c->u.payment_create.check_ms);
+        }
         break;
     case BR_CMD_SWEEP:
         put_u64(w, c->u.sweep.event_id);
@@ -214,6 +222,9 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
         break;
     case BR_CMD_SAGA_STEP:
         put_u32(w, c->u.saga_step.max);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        put_u32(w, c->u.payment_check.max);
         break;
     case BR_CMD_SESSION_OPEN:
         put_u64(w, (uint64_t)c->u.session_open.ttl_ms);
@@ -289,8 +300,16 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
         c->u.reserve.idem_key = get_u64(r);
         break;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE:
         c->u.cancel.hold_id = get_u64(r);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        c->u.payment_create.hold_id = get_u64(r);
+        if (r->n + 4 == r->cmd_end) {
+            c->u.payment_create.check_ms = get_u32(r);
+            if (c->u.payment_create.check_ms == 0) {
+                r->bad = true; /* never written: 0 is written as nothing */
+            }
+        }
         break;
     case BR_CMD_SWEEP:
         c->u.sweep.event_id = get_u64(r);
@@ -307,6 +326,9 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
         break;
     case BR_CMD_SAGA_STEP:
         c->u.saga_step.max = get_u32(r);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        c->u.payment_check.max = get_u32(r);
         break;
     case BR_CMD_SESSION_OPEN:
         c->u.session_open.ttl_ms = (int64_t)get_u64(r);
@@ -362,6 +384,8 @@ static void get_outcome(struct rd *r, struct br_outcome *o)
 
 /* ---- records ---- */
 
+#define OUTCOME_LEN (4 + 1 + 8 + 8 + 4 + 4 + 8 + 8 + 4 + 4 + 8) /* put_outcome's bytes */
+
 size_t br_journal_record_encode(uint8_t *buf, size_t cap, const struct br_cmd *cmd,
                                 const struct br_outcome *out)
 {
@@ -409,6 +433,7 @@ int br_journal_record_decode(const uint8_t *buf, size_t len, struct br_cmd *cmd,
     if (flags > 1) {
         return BR_E_CORRUPT;
     }
+    r.cmd_end = flags == 1 ? (n >= OUTCOME_LEN ? n - OUTCOME_LEN : 0) : n;
     get_cmd(&r, cmd);
     *has_outcome = flags == 1;
     if (*has_outcome) {
@@ -469,7 +494,7 @@ int br_journal_header_decode(const uint8_t *buf, size_t len, struct br_config *c
     struct rd r = {.p = buf, .len = len, .n = 4};
     uint32_t version = get_u32(&r);
     uint32_t hlen = get_u32(&r);
-    if (version != BR_JOURNAL_VERSION) {
+    if (version != BR_JOURNAL_VERSION && version != BR_JOURNAL_VERSION_V1) {
         return BR_E_VERSION;
     }
     if (hlen != HEADER_LEN) {

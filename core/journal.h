@@ -26,7 +26,12 @@
 #include "cmd.h"
 #include "engine.h"
 
-#define BR_JOURNAL_VERSION 1u
+/* Version 2 (point 8) adds payment_check (type 18) and payment_create's
+ * check_ms, written after hold_id only when not 0. A v1 journal decodes
+ * unchanged (its payment_creates read check_ms 0, and hash as they did);
+ * headers are written as v2, v1 and v2 are read. */
+#define BR_JOURNAL_VERSION 2u
+#define BR_JOURNAL_VERSION_V1 1u
 #define BR_JOURNAL_MAGIC "BRJ1"
 #define BR_JOURNAL_HEADER_MAX 128u  /* bytes a header takes at most */
 #define BR_JOURNAL_RECORD_MAX 1024u /* bytes a record takes at most */

@@ -40,7 +40,7 @@
  *   users 100 (304-352 B, a refresh session each), members 100 (92-140 B),
  *   queue places 1000 (8 B), passes 200 (92-140 B), active passes 25 (24 B),
  *   holds 50 (148-196 B),
- *   seats 100 (24 B), payments 50 (228-372 B with their provider events),
+ *   seats 100 (24 B), payments 50 (280-424 B with their provider events),
  *   idempotency keys 200 (72-120 B); an event reserves 0.9 KiB.
  * (at least the floors below for the cheap ones).
  * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 109 MiB,
@@ -90,6 +90,14 @@ enum br_table { BR_TABLES(BR_TABLE_ENUM) BR_TABLE_COUNT };
 
 #define BR_REFUND_BACKOFF_MS_MIN 1000LL          /* first refund retry after 1 s */
 #define BR_REFUND_BACKOFF_MS_MAX (3600LL * 1000) /* retries back off to one an hour */
+
+/* Point 8 (payment_check, saga.h): a payment no webhook decided is asked
+ * about check_ms after its creation, then again with the quiet time doubled
+ * per attempt up to BR_PAYMENT_CHECK_BACKOFF_MS_MAX. */
+#define BR_PAYMENT_CHECK_MS_DEFAULT 600000u          /* 10 min */
+#define BR_PAYMENT_CHECK_MS_MIN 1000u                /* 1 s */
+#define BR_PAYMENT_CHECK_MS_MAX 259200000u           /* 3 days */
+#define BR_PAYMENT_CHECK_BACKOFF_MS_MAX (3600LL * 1000) /* one an hour at most */
 
 /* A command's now_ms lies in [0, BR_NOW_MS_MAX] (ms since the epoch; the cap
  * is the year ~142,000). The engine refuses other clocks with BR_E_INVALID:

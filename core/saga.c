@@ -56,8 +56,47 @@ static void refund_attempt(struct br_engine *e, struct br_payment *p, int64_t no
     emit_payment(e, BR_FX_PROVIDER_REFUND, p);
 }
 
+/* The next status query's delay after `attempts` queries (0 = the first). */
+static int64_t check_delay_ms(uint32_t check_ms, uint32_t attempts)
+{
+    uint32_t shift = attempts < 20 ? attempts : 20;
+    int64_t d = (int64_t)check_ms << shift;
+    return d < BR_PAYMENT_CHECK_BACKOFF_MS_MAX ? d : BR_PAYMENT_CHECK_BACKOFF_MS_MAX;
+}
+
+static void check_unschedule(struct br_engine *e, struct br_payment *p)
+{
+    uint32_t pi = (uint32_t)(p - e->payments);
+    if (e->check_pos[pi] != BR_HEAP_NOWHERE) {
+        br_heap_remove(&e->check_heap, pi);
+    }
+}
+
+static void check_schedule(struct br_engine *e, struct br_payment *p, int64_t next_ms)
+{
+    check_unschedule(e, p);
+    p->next_check_ms = next_ms;
+    int rc = br_heap_push(&e->check_heap, (uint32_t)(p - e->payments), next_ms, p->id);
+    BR_ASSERT(rc == BR_OK); /* the heap holds payments_max */
+}
+
+/* payment_create with check_ms > 0 on the payment it returns: (re)start its
+ * status queries. */
+static void check_open(struct br_engine *e, struct br_payment *p, uint32_t check_ms,
+                       int64_t now_ms)
+{
+    p->check_ms = check_ms;
+    p->check_attempts = 0;
+    p->check_closed = 0;
+    check_schedule(e, p, now_ms + check_ms);
+}
+
 int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
 {
+    uint32_t check_ms = c->u.payment_create.check_ms;
+    if (check_ms != 0 && (check_ms < BR_PAYMENT_CHECK_MS_MIN || check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
+        return out->err = BR_E_INVALID;
+    }
     struct br_hold *h = br_inventory_hold(e, c->u.payment_create.hold_id);
     if (h == NULL || h->user_id != c->user_id) {
         return out->err = BR_E_NOT_FOUND;
@@ -85,6 +124,9 @@ int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct b
         BR_ASSERT(p->hold_id == h->id);
         BR_ASSERT(p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED);
         p->state = BR_PAY_PENDING;
+        if (check_ms > 0) {
+            check_open(e, p, check_ms, c->now_ms);
+        }
         emit_payment(e, BR_FX_PROVIDER_CHARGE, p);
         fill_payment(p, out);
         return out->err = BR_OK;
@@ -105,6 +147,9 @@ int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct b
     int rc = br_map_put(&e->payments_by_id, p->id, 0, pi);
     BR_ASSERT(rc == BR_OK);
     h->payment_id = p->id;
+    if (check_ms > 0) {
+        check_open(e, p, check_ms, c->now_ms);
+    }
     emit_payment(e, BR_FX_PROVIDER_CHARGE, p);
     fill_payment(p, out);
     return out->err = BR_OK;
@@ -133,9 +178,15 @@ int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br
         return out->err = rc; /* BR_E_DUPLICATE: already applied; BR_E_FULL */
     }
     struct br_hold *h = &e->holds[p->hold];
+    bool live = h->state == BR_HOLD_HELD && !br_lapsed(h->deadline_ms, c->now_ms);
     if (!c->u.payment_event.succeeded) {
         if (p->state == BR_PAY_PENDING) {
             p->state = BR_PAY_FAILED; /* the hold stays held: the buyer may pay again */
+        }
+        if (p->state == BR_PAY_FAILED && p->check_ms > 0 && !live) {
+            /* Declined and nobody can pay again: nothing left to ask about. */
+            p->check_closed = 1;
+            check_unschedule(e, p);
         }
         fill_payment(p, out);
         return out->err = BR_OK;
@@ -143,7 +194,7 @@ int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br
     if (p->state != BR_PAY_PENDING && p->state != BR_PAY_FAILED) {
         return out->err = BR_OK; /* this payment's success was applied already */
     }
-    bool live = h->state == BR_HOLD_HELD && !br_lapsed(h->deadline_ms, c->now_ms);
+    check_unschedule(e, p); /* decided: no more status queries */
 #ifdef BR_PLANT_CONFIRM_EXPIRED
     live = h->state == BR_HOLD_HELD; /* planted: the deadline is not looked at */
 #endif
@@ -221,15 +272,57 @@ int br_saga_step(struct br_engine *e, const struct br_cmd *c, struct br_outcome 
     return out->err = BR_OK;
 }
 
+int br_saga_payment_check(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
+{
+    if (c->user_id != 0) {
+        return out->err = BR_E_FORBIDDEN;
+    }
+    if (c->u.payment_check.max < 1 || c->u.payment_check.max > BR_SAGA_STEP_MAX) {
+        return out->err = BR_E_INVALID;
+    }
+    uint32_t n = 0;
+    while (n < c->u.payment_check.max) {
+        const struct br_heap_node *top = br_heap_top(&e->check_heap);
+        if (top == NULL || !br_lapsed(top->deadline_ms, c->now_ms)) {
+            break;
+        }
+        struct br_payment *p = &e->payments[top->item];
+        p->check_attempts++;
+        /* the delay is >= 2 s, so the payment goes back after now: the loop ends */
+        check_schedule(e, p, c->now_ms + check_delay_ms(p->check_ms, p->check_attempts));
+        const struct br_hold *h = &e->holds[p->hold];
+        bool live = h->state == BR_HOLD_HELD && !br_lapsed(h->deadline_ms, c->now_ms);
+#ifndef BR_PLANT_NO_PAYMENT_CHECK
+        emit_payment(e, live ? BR_FX_PROVIDER_QUERY : BR_FX_PROVIDER_VOID, p);
+#else
+        (void)live; /* planted: nobody asks the provider, a lost webhook is waited on forever */
+#endif
+        n++;
+    }
+    out->count = n;
+    out->queue_length = e->check_heap.count;
+    return out->err = BR_OK;
+}
+
 void br_saga_check(const struct br_engine *e)
 {
     int64_t charged = 0, refunded = 0, pending = 0, confirmed_value = 0;
     br_heap_check(&e->refund_heap);
+    br_heap_check(&e->check_heap);
     for (uint32_t pi = 0; pi < e->payment_count; pi++) {
         const struct br_payment *p = &e->payments[pi];
         const struct br_hold *h = &e->holds[p->hold];
         BR_ASSERT(h->id == p->hold_id && p->amount_minor == h->amount_minor);
         BR_ASSERT((p->state == BR_PAY_REFUND_PENDING) == (e->payment_pos[pi] != BR_HEAP_NOWHERE));
+        /* point 8: in the check heap, at its time, exactly while undecided and asked about */
+        BR_ASSERT(p->check_ms == 0 ||
+                  (p->check_ms >= BR_PAYMENT_CHECK_MS_MIN && p->check_ms <= BR_PAYMENT_CHECK_MS_MAX));
+        bool asked = (p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED) && p->check_ms > 0 &&
+                     !p->check_closed;
+        BR_ASSERT(asked == (e->check_pos[pi] != BR_HEAP_NOWHERE));
+        if (asked) {
+            BR_ASSERT(e->check_heap.nodes[e->check_pos[pi]].deadline_ms == p->next_check_ms);
+        }
         if (p->state == BR_PAY_CONFIRMED) {
             BR_ASSERT(h->state == BR_HOLD_CONFIRMED && h->confirmed_by == p->id); /* S5 */
         }

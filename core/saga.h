@@ -27,9 +27,38 @@
  * worker that crashed before carrying out an effect finds its duty again in
  * state: effects are never the only record of a duty.
  *
+ * Point 8, "never wait on a webhook forever" (payment_check): a webhook
+ * may never come. payment_create with check_ms > 0 (0 = never, as journal
+ * v1 records say; else BR_PAYMENT_CHECK_MS_MIN..MAX, or BR_E_INVALID before
+ * any other check) schedules a status query of the payment at now +
+ * check_ms. Every payment_create with check_ms > 0 that returns the payment
+ * (new, repeated while pending, reopened after a decline) sets check_ms,
+ * check_attempts = 0, check_closed = 0, next_check_ms = now + check_ms and
+ * (re)places it in the check heap (keyed next_check_ms, then payment id);
+ * check_ms = 0 on an existing payment leaves its schedule alone.
+ *   payment_event succeeded that moves pending|failed on -> leaves the heap
+ *   payment_event failed, applied, payment failed with check_ms > 0 and its
+ *     hold no longer live (not held, or its deadline <= now) -> check_closed
+ *     = 1, leaves the heap (the decline is final: nobody can pay again)
+ *   payment_check{max} (system only; max 1..BR_SAGA_STEP_MAX) takes up to
+ *     max heap tops with next_check_ms <= now, in (next_check_ms, id) order:
+ *     check_attempts++, next_check_ms = now + min(check_ms << min(attempts,
+ *     20), BR_PAYMENT_CHECK_BACKOFF_MS_MAX), back into the heap, and emits
+ *     provider_query when the hold is live, else provider_void. count =
+ *     effects emitted, queue_length = the check heap's size. No jitter: the
+ *     schedule is a function of the commands.
+ * The driver asks the provider (provider.h query; void cancels an open
+ * intent first) and feeds a decided answer back as payment_event with the
+ * provider event id br_hash64("q:<payment>:succeeded") or
+ * br_hash64("q:<payment>:failed:<token>"); an open answer or a provider
+ * error feeds nothing back (the next check is already scheduled). The state
+ * machine above de-duplicates these with the webhooks.
+ *
  * Invariants (br_saga_check): charges - refunds = value of confirmed holds
  * once no refund is pending; a confirmed hold has exactly one confirmed
- * payment; every refund-pending payment is in the retry heap.
+ * payment; every refund-pending payment is in the retry heap; a payment is
+ * in the check heap, at its next_check_ms, exactly when it is pending or
+ * failed, has check_ms > 0 and is not check_closed.
  */
 #ifndef BR_SAGA_H
 #define BR_SAGA_H
@@ -49,12 +78,17 @@ struct br_payment {
     int64_t created_ms;
     uint32_t refund_attempts;
     int64_t next_attempt_ms;  /* when refund_pending: next provider_refund */
+    uint32_t check_ms;        /* point 8 quiet time, 0 = no status queries */
+    uint32_t check_attempts;  /* status queries since the last (re)open */
+    int64_t next_check_ms;    /* next status query while in the check heap; kept after */
+    uint8_t check_closed;     /* a decline after the hold was gone: no more queries */
 };
 
 int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_saga_refund_result(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_saga_step(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_saga_payment_check(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 
 /* The payment with this id, NULL if none. */
 struct br_payment *br_saga_payment(const struct br_engine *e, uint64_t payment_id);

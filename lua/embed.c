@@ -98,6 +98,8 @@ static size_t constants(struct constant *c)
     C(BR_FX_BOOKING_CONFIRMED);
     C(BR_FX_BOOKING_EXPIRED);
     C(BR_FX_NOTIFY);
+    C(BR_FX_PROVIDER_QUERY);
+    C(BR_FX_PROVIDER_VOID);
     C(BR_ROLE_ORGANIZER);
     C(BR_ROLE_ADMIN);
     C(BR_ROLE_COUNT);
@@ -120,6 +122,9 @@ static size_t constants(struct constant *c)
     C(BR_PASS_EXPIRE_MAX);
     C(BR_REFUND_BACKOFF_MS_MIN);
     C(BR_REFUND_BACKOFF_MS_MAX);
+    C(BR_PAYMENT_CHECK_MS_MIN);
+    C(BR_PAYMENT_CHECK_MS_MAX);
+    C(BR_PAYMENT_CHECK_BACKOFF_MS_MAX);
     C(BR_NOW_MS_MAX);
     C(BR_REDIS_NEED_OPEN);
 #undef C

@@ -574,3 +574,39 @@ local function refund_attempt(p, h)
     redis.call('ZADD', P .. 'refunds', p.next, pad(p.seq))
     emit_payment(BR_FX_PROVIDER_REFUND, p, h)
 end
+
+-- ---- point 8, the payment status checks (core: the check heap): fields
+--      cms (check_ms, 0 = never), catt (checks made), cnext (next check),
+--      ccl (1 = closed) of br:{e}:y:<seq>; payments awaiting a check in
+--      zset checks by next check ----
+
+-- Adds the check fields to a loaded payment (absent on a payment written
+-- before point 8 or rebuilt without them: no checks).
+local function check_load(p)
+    local v = redis.call('HMGET', P .. 'y:' .. p.seq, 'cms', 'catt', 'cnext', 'ccl')
+    p.cms = tonumber(v[1]) or 0
+    p.catt = tonumber(v[2]) or 0
+    p.cnext = tonumber(v[3]) or 0
+    p.ccl = tonumber(v[4]) or 0
+    return p
+end
+
+-- core: the payment leaves the check heap for good (closed) or because a
+-- success decided it.
+local function check_drop(p)
+    redis.call('ZREM', P .. 'checks', pad(p.seq))
+end
+
+-- core: check_delay -- check_ms doubled per attempt (at most 2^20 times),
+-- capped at BR_PAYMENT_CHECK_BACKOFF_MS_MAX.
+local function check_delay(cms, attempts)
+    local sh = attempts
+    if sh > 20 then
+        sh = 20
+    end
+    local d = cms * 2 ^ sh
+    if d > BR_PAYMENT_CHECK_BACKOFF_MS_MAX then
+        return BR_PAYMENT_CHECK_BACKOFF_MS_MAX
+    end
+    return d
+end

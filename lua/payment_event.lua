@@ -7,6 +7,10 @@ exactly once per provider event id. Twin of br_saga_payment_event
     provider_refund
   succeeded again for a payment already past pending/failed -> nothing
   failed, payment pending -> failed (the hold stays held)
+Point 8: a success that decides the payment takes it out of zset checks; a
+failure applied while the hold is no longer live (not held, or past its
+deadline) closes its checks (ccl = 1, out of zset checks): nothing is left
+to ask the provider about.
 
 Provider event ids are unique over the whole sale, as in the core, but this
 script sees one event. So the adapter first claims the id in its own slot
@@ -60,12 +64,18 @@ if succeeded == 0 then
         p.st = BR_PAY_FAILED -- the hold stays held: the buyer may pay again
         redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)
     end
+    if p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
+        check_load(p).cms > 0 then
+        redis.call('HSET', P .. 'y:' .. p.seq, 'ccl', 1)
+        check_drop(p)
+    end
     fill_payment(p)
     return reply(BR_OK)
 end
 if p.st ~= BR_PAY_PENDING and p.st ~= BR_PAY_FAILED then
     return reply(BR_OK) -- this payment's success was applied already
 end
+check_drop(p)
 if h.st == BR_HOLD_HELD and not lapsed(h.dl) then
     -- core: br_inventory_confirm
     if h.conf ~= 0 then

@@ -109,6 +109,13 @@ void br_api_cmd_payment_create(struct br_cmd *cmd, uint64_t user, uint64_t booki
     cmd->u.payment_create.hold_id = booking_id;
 }
 
+void br_api_cmd_payment_create_checked(struct br_cmd *cmd, uint64_t user, uint64_t booking_id,
+                                       uint32_t check_ms)
+{
+    br_api_cmd_payment_create(cmd, user, booking_id);
+    cmd->u.payment_create.check_ms = check_ms;
+}
+
 void br_api_cmd_payment_event(struct br_cmd *cmd, const char *provider_event_id,
                               uint64_t payment_id, bool succeeded)
 {
@@ -137,6 +144,12 @@ void br_api_cmd_saga_step(struct br_cmd *cmd)
 {
     cmd_start(cmd, BR_CMD_SAGA_STEP, 0);
     cmd->u.saga_step.max = BR_SAGA_STEP_MAX;
+}
+
+void br_api_cmd_payment_check(struct br_cmd *cmd)
+{
+    cmd_start(cmd, BR_CMD_PAYMENT_CHECK, 0);
+    cmd->u.payment_check.max = BR_SAGA_STEP_MAX;
 }
 
 void br_api_cmd_refund_result(struct br_cmd *cmd, uint64_t payment_id, bool ok)

@@ -50,7 +50,12 @@ void br_api_cmd_queue_leave(struct br_cmd *cmd, uint64_t user, uint64_t event_id
 void br_api_cmd_reserve(struct br_cmd *cmd, uint64_t user, uint64_t event_id, uint32_t zone_id,
                         uint32_t quantity, uint64_t pass_id, uint64_t idem_key);
 void br_api_cmd_booking_cancel(struct br_cmd *cmd, uint64_t user, uint64_t booking_id);
+/* check_ms = 0: no status queries (point 8 off; today's callers). */
 void br_api_cmd_payment_create(struct br_cmd *cmd, uint64_t user, uint64_t booking_id);
+/* check_ms: the quiet time before the first status query (--payment-check-ms;
+ * 0 = never, else BR_PAYMENT_CHECK_MS_MIN..BR_PAYMENT_CHECK_MS_MAX). */
+void br_api_cmd_payment_create_checked(struct br_cmd *cmd, uint64_t user, uint64_t booking_id,
+                                       uint32_t check_ms);
 /* provider_event_id is the provider's event id string (NUL-terminated);
  * the command carries its br_hash64 (seed 0), the key the core
  * de-duplicates webhooks by. */
@@ -65,6 +70,8 @@ void br_api_cmd_sweep(struct br_cmd *cmd, uint64_t event_id);
 /* max = BR_SAGA_STEP_MAX */
 void br_api_cmd_saga_step(struct br_cmd *cmd);
 void br_api_cmd_refund_result(struct br_cmd *cmd, uint64_t payment_id, bool ok);
+/* max = BR_SAGA_STEP_MAX */
+void br_api_cmd_payment_check(struct br_cmd *cmd);
 
 /* ---- fillers ---- */
 

@@ -101,7 +101,8 @@ enum {
     BR_DIST_ROLE_SAGA = 1u << 3,
     BR_DIST_ROLE_RECORDER = 1u << 4,
     BR_DIST_ROLE_RECONCILER = 1u << 5,
-    BR_DIST_ROLE_ALL = (1u << 6) - 1u,
+    BR_DIST_ROLE_RELAY = 1u << 6, /* the outbox relay (with --kafka only) */
+    BR_DIST_ROLE_ALL = (1u << 7) - 1u,
 };
 
 /* Parses "api,admitter,..." (or "all") into a BR_DIST_ROLE_* set. Returns 0
@@ -122,6 +123,14 @@ struct br_distributed_config {
                                     process must see the same intents (provider_test_pg.h) */
     struct br_backend_listener listener;
     const struct br_log *log; /* not owned */
+    /* Payments in production (ISSUE11); strings borrowed for x's life. */
+    uint32_t payment_check_ms;         /* payment_create's check_ms (point 8); 0 = no checks */
+    const char *kafka_bootstrap;       /* NULL or "": no Kafka, webhooks applied at once */
+    const char *kafka_prefix;          /* "br." */
+    const char *kafka_group;           /* "br-saga" */
+    unsigned kafka_dlq_after;          /* 5 */
+    uint32_t kafka_session_timeout_ms; /* 45000 */
+    uint32_t relay_batch;              /* 500 */
 };
 
 /* Connects to Redis (recording or adopting the deployment's config and

@@ -78,6 +78,8 @@ struct a_pay {
     uint32_t hold_n;
     uint8_t state;     /* enum a_pay_state */
     uint8_t succeeded; /* a success took effect */
+    uint8_t checked;   /* point 8: created (or opened again) with check_ms > 0 */
+    uint8_t closed;    /* point 8: a failure applied once its hold was gone: no more checks */
     int64_t amount_minor;
 };
 
@@ -1410,6 +1412,14 @@ static void on_payment_create(struct br_auditor *a, const struct br_cmd *c,
                 "payment amount %" PRId64 " differs from the hold's %" PRId64, out->amount_minor,
                 h->amount_minor);
     }
+    if (c->u.payment_create.check_ms > 0) {
+        struct a_event *pev = NULL;
+        struct a_pay *p = pay_of(a, out->id, &pev);
+        if (p != NULL) {
+            p->checked = 1; /* scheduled afresh: checks counted from zero, not closed */
+            p->closed = 0;
+        }
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (!check(a, BR_INV_S8,
                    fx[i].kind == BR_FX_PROVIDER_CHARGE && fx[i].id == out->id &&
@@ -1595,6 +1605,10 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             p->state = AY_FAILED;
             a->funnel.declined++;
         }
+        if (p->state == AY_FAILED &&
+            !(h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms)) {
+            p->closed = 1; /* point 8: not paid and never payable again: no more checks */
+        }
         if (!check(a, BR_INV_S6, n == 0)) {
             violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a failed payment event emitted %s",
                     br_effect_name(fx[0].kind));
@@ -1674,6 +1688,54 @@ static void on_saga_step(struct br_auditor *a, const struct br_cmd *c, const str
     }
     if (!check(a, BR_INV_S6, out->count == n)) {
         violate(a, BR_INV_S6, 0, 0, 0, 0, 0, "saga_step count %u but %u effects", out->count, n);
+    }
+}
+
+/* Point 8: payment_check asks the provider only about payments no webhook
+ * decided -- pending or failed, created with checks, not closed -- and
+ * voids (cancels the intent unless paid) exactly when the model's hold is
+ * no longer live, asks (provider_query) exactly when it is. A query for a
+ * decided payment, or a void while the buyer may still pay, would let the
+ * provider's answer undo a decision or cancel a payment the hold still
+ * waits for (S6). The answers come back as payment_events, judged there. */
+static void on_payment_check(struct br_auditor *a, const struct br_cmd *c,
+                             const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
+{
+    if (out->err != BR_OK) {
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct br_effect *f = &fx[i];
+        struct a_event *ev = NULL;
+        struct a_pay *p = pay_of(a, f->id, &ev);
+        bool open = p != NULL && (p->state == AY_PENDING || p->state == AY_FAILED);
+        if (!check(a, BR_INV_S6,
+                   (f->kind == BR_FX_PROVIDER_QUERY || f->kind == BR_FX_PROVIDER_VOID) && open &&
+                       p->checked && !p->closed && f->amount_minor == p->amount_minor)) {
+            violate(a, BR_INV_S6, ev ? ev->id : 0, f->user_id, f->ref, f->id, 0,
+                    "payment_check emitted %s for payment %" PRIu64
+                    " which is %s (checks %s, %s)",
+                    br_effect_name(f->kind), f->id,
+                    p == NULL ? "unknown" : open ? "open" : "decided",
+                    p != NULL && p->checked ? "on" : "off",
+                    p != NULL && p->closed ? "closed" : "not closed");
+            continue;
+        }
+        const struct a_hold *h = &ev->holds[p->hold_n - 1];
+        bool live = h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms;
+        if (!check(a, BR_INV_S6,
+                   f->ref == mkid(ev, p->hold_n) && live == (f->kind == BR_FX_PROVIDER_QUERY))) {
+            violate(a, BR_INV_S6, ev->id, h->user, mkid(ev, p->hold_n), f->id, 0,
+                    "payment_check emitted %s for payment %" PRIu64
+                    " whose hold is %s with deadline %" PRId64 " at now %" PRId64
+                    " (void exactly when the hold is gone)",
+                    br_effect_name(f->kind), f->id, br_hold_state_name(h->state), h->deadline_ms,
+                    c->now_ms);
+        }
+    }
+    if (!check(a, BR_INV_S6, out->count == n)) {
+        violate(a, BR_INV_S6, 0, 0, 0, 0, 0, "payment_check count %u but %u effects", out->count,
+                n);
     }
 }
 
@@ -1785,6 +1847,9 @@ void br_auditor_observe(struct br_auditor *a, const struct br_cmd *c, const stru
         break;
     case BR_CMD_SAGA_STEP:
         on_saga_step(a, c, out, fx, n);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        on_payment_check(a, c, out, fx, n);
         break;
     default:
         break;

@@ -25,7 +25,10 @@
  *      it, for a new confirmation of the same intent) and at most one
  *      successful charge.
  *   S6 a successful payment ends confirmed xor refunded, and it is refunded
- *      exactly when its hold was no longer live.
+ *      exactly when its hold was no longer live; payment_check (point 8)
+ *      asks the provider only about open payments (pending or failed,
+ *      created with checks, not closed), voiding exactly when the hold is
+ *      gone.
  *   S7 an expired hold returns its seats exactly once, never before its
  *      deadline, sweeps go in deadline order.
  *   S8 charges = confirmed value + refunds owed; amounts match prices.

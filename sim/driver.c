@@ -20,7 +20,12 @@
  * declined person who pays again gets the same payment back (one per
  * booking) and confirms its intent again with another card: a new decision
  * of the provider, with its own event id; a succeeded intent takes no
- * second confirmation.
+ * second confirmation. Some webhooks are lost for good (payments.lost_rate):
+ * with payments.check_ms the saga worker issues payment_check each tick and
+ * carries its provider_query / provider_void effects to the provider, which
+ * answers from its ledger (a void cancels an intent not captured: a charge
+ * attempt reaching it later is declined); the answer goes back as the
+ * payment_event a webhook would have been (point 8).
  */
 #include "sim/driver.h"
 
@@ -63,6 +68,7 @@ enum action_kind {
     A_WEBHOOK, /* a delivery (x = payment, y = provider event id, a8 = succeeded, b8 = attempt) */
     A_REFUND_CALL,   /* the saga worker calls the provider's refund (x = payment) */
     A_REFUND_RESULT, /* ... and records the answer (x = payment, a8 = ok) */
+    A_QUERY_CALL,    /* the saga worker asks the provider (x = payment, a8 = void) */
     A_CRASH,         /* who = worker */
     A_RESTART,       /* who = worker */
     A_BOT,           /* who = bot index */
@@ -119,6 +125,7 @@ struct pay_rec {
     uint8_t refunded; /* money given back */
     uint8_t declined; /* the last attempt was declined: the intent takes another card */
     uint8_t attempts; /* confirmations decided (one intent per payment, many attempts) */
+    uint8_t canceled; /* voided (point 8): no charge attempt succeeds any more */
 };
 
 struct drv_event {
@@ -159,6 +166,7 @@ struct drv {
     uint32_t next_arrival;
     struct drv_event ev[BR_SCN_EVENTS_MAX];
     uint32_t refunds_pending; /* as the driver counts them */
+    uint32_t checks_pending;  /* payments awaiting a status check (payment_check's count) */
     bool saga_scheduled;
     int64_t saga_idle_ms;       /* the saga's polling interval while nothing was due */
     uint64_t recent_passes[64]; /* for bots to steal */
@@ -175,6 +183,7 @@ static const char *const fault_names[BR_FAULT_COUNT] = {
     "admitter_crash",  "sweeper_crash", "saga_crash",    "lost_after_step", "webhook_duplicate",
     "webhook_reorder", "webhook_late",  "webhook_retry", "payment_decline", "payment_timeout",
     "refund_failure",  "clock_skew",    "double_click",  "extra_tab",       "bot_request",
+    "webhook_lost",
 };
 
 const char *br_fault_name(int f)
@@ -846,6 +855,7 @@ static void send_payment(struct drv *d, uint32_t u)
     pp->pays++;
     struct br_cmd *c = cmd_new(d, BR_CMD_PAYMENT_CREATE, P_API, u + 1u);
     c->u.payment_create.hold_id = pp->hold_id;
+    c->u.payment_create.check_ms = d->s->payments.check_ms;
     uint64_t hold = pp->hold_id;
     struct applied ap;
     if (!apply(d, P_API, false, &ap)) {
@@ -1081,6 +1091,12 @@ static uint64_t provider_event_id(uint64_t payment_id, uint32_t k)
 
 static void schedule_webhook(struct drv *d, uint64_t payment_id, uint64_t peid, bool ok, int64_t at)
 {
+    if (d->s->payments.lost_rate > 0 && br_rng_chance(&d->r_prov, d->s->payments.lost_rate)) {
+        /* Never delivered, nor any copy: the endpoint was misconfigured or
+         * the provider gave up retrying. Only a status check decides it. */
+        d->st->faults[BR_FAULT_WEBHOOK_LOST]++;
+        return;
+    }
     push(d, at, A_WEBHOOK, 0, 0, payment_id, peid, ok ? 1 : 0, 0);
     if (br_rng_chance(&d->r_prov, d->s->payments.duplicate_rate)) {
         /* The provider delivers the same event again (its retry logic, or
@@ -1132,6 +1148,12 @@ static void provider_reconfirm(struct drv *d, struct pay_rec *r, uint64_t paymen
 static void provider_charge(struct drv *d, uint64_t payment_id)
 {
     struct pay_rec *r = pay_rec(d, payment_id, false);
+    if (r != NULL && r->canceled) {
+        /* The intent was voided (point 8): the attempt is refused, no money
+         * moves, and there is no event to send (the caller got the error). */
+        r->charged = 1;
+        return;
+    }
     if (r != NULL && r->charged && r->declined && !r->captured) {
         provider_reconfirm(d, r, payment_id);
         return;
@@ -1252,6 +1274,56 @@ static void refund_result(struct drv *d, const struct br_action *a)
     }
 }
 
+/* Point 8: the saga worker carries a provider_query (is_void false) or
+ * provider_void effect to the provider, which answers from its ledger:
+ * captured -> succeeded; a void of an intent not captured cancels it ->
+ * failed "canceled"; the last attempt declined -> failed (that attempt's
+ * ordinal); else open (nothing to feed back: the next check asks again).
+ * The answer goes back as a payment_event with the id the distributed
+ * driver derives, br_hash64("q:<payment>:succeeded" | "q:<payment>:failed:
+ * <token>"), so two identical answers are one provider event. */
+static void query_call(struct drv *d, const struct br_action *a)
+{
+    if (d->w[BR_WORKER_SAGA].down) {
+        return; /* the check stays scheduled in the core's state */
+    }
+    uint64_t payment_id = a->x;
+    bool is_void = a->a8 != 0;
+    struct pay_rec *r = pay_rec(d, payment_id, false);
+    char key[96];
+    bool ok;
+    d->st->provider_queries++;
+    if (r != NULL && r->captured) {
+        ok = true;
+        snprintf(key, sizeof key, "q:%" PRIu64 ":succeeded", payment_id);
+    } else if (is_void || (r != NULL && r->canceled)) {
+        ok = false;
+        if (r != NULL && !r->canceled) {
+            r->canceled = 1;
+            d->st->provider_voids++;
+        }
+        snprintf(key, sizeof key, "q:%" PRIu64 ":failed:canceled", payment_id);
+    } else if (r != NULL && r->charged && r->declined) {
+        ok = false;
+        snprintf(key, sizeof key, "q:%" PRIu64 ":failed:%u", payment_id, (unsigned)r->attempts);
+    } else {
+        return; /* open: not decided yet */
+    }
+    uint64_t peid = br_hash64(key, strlen(key), 0);
+    bool lost = crash_point(d, BR_WORKER_SAGA);
+    struct br_cmd *c = cmd_new(d, BR_CMD_PAYMENT_EVENT, P_SAGA, 0);
+    c->u.payment_event.payment_id = payment_id;
+    c->u.payment_event.provider_event_id = peid ? peid : 1;
+    c->u.payment_event.succeeded = ok;
+    struct applied ap;
+    if (!apply(d, P_SAGA, lost, &ap)) {
+        return;
+    }
+    if (ap.out.err == BR_OK && r != NULL && is_person(d, r->user)) {
+        payment_settled(d, r->user - 1, payment_id, ap.out.status);
+    }
+}
+
 /* ---- effects ---- */
 
 /* A pass was issued (by the admitter, or on a join with room): a bot keeps
@@ -1335,6 +1407,13 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
                      f->id, 0, 0, 0);
             }
             break;
+        case BR_FX_PROVIDER_QUERY:
+        case BR_FX_PROVIDER_VOID:
+            if (!lost) {
+                push(d, d->t + 20 + (int64_t)br_rng_below(&d->r_prov, 200), A_QUERY_CALL, 0, 0,
+                     f->id, 0, f->kind == BR_FX_PROVIDER_VOID ? 1 : 0, 0);
+            }
+            break;
         case BR_FX_BOOKING_CONFIRMED:
         case BR_FX_BOOKING_EXPIRED: {
             struct drv_event *ev = event_by_id(d, f->event_id);
@@ -1409,13 +1488,27 @@ static void saga_tick(struct drv *d)
         return;
     }
     d->refunds_pending = ap.out.queue_length; /* the core's own count of refunds owed */
+    uint32_t worked = ap.out.count;
+    if (d->s->payments.check_ms > 0 && !d->w[BR_WORKER_SAGA].down) {
+        /* Point 8: ask the provider about payments no webhook decided. */
+        lost = crash_point(d, BR_WORKER_SAGA);
+        c = cmd_new(d, BR_CMD_PAYMENT_CHECK, P_SAGA, 0);
+        c->u.payment_check.max = d->s->workers[BR_WORKER_SAGA].batch;
+        if (!apply(d, P_SAGA, lost, &ap)) {
+            return;
+        }
+        if (ap.out.err == BR_OK) {
+            d->checks_pending = ap.out.queue_length;
+            worked += ap.out.count;
+        }
+    }
     int64_t tick = d->s->workers[BR_WORKER_SAGA].tick_ms;
-    if (ap.out.count > 0 || d->saga_idle_ms < tick) {
+    if (worked > 0 || d->saga_idle_ms < tick) {
         d->saga_idle_ms = tick;
     } else if (d->saga_idle_ms < SAGA_IDLE_MAX_MS) {
         d->saga_idle_ms *= 2;
     }
-    if (d->refunds_pending > 0 && !d->w[BR_WORKER_SAGA].down) {
+    if ((d->refunds_pending > 0 || d->checks_pending > 0) && !d->w[BR_WORKER_SAGA].down) {
         wake_saga(d);
     }
 }
@@ -1750,6 +1843,7 @@ static void dispatch(struct drv *d, const struct br_action *a)
         }
         struct br_cmd *c = cmd_new(d, BR_CMD_PAYMENT_CREATE, P_API, a->who + 1u);
         c->u.payment_create.hold_id = a->x;
+        c->u.payment_create.check_ms = d->s->payments.check_ms;
         struct applied ap;
         apply(d, P_API, false, &ap);
         break;
@@ -1774,6 +1868,9 @@ static void dispatch(struct drv *d, const struct br_action *a)
         break;
     case A_REFUND_RESULT:
         refund_result(d, a);
+        break;
+    case A_QUERY_CALL:
+        query_call(d, a);
         break;
     case A_CRASH:
         crash(d, a->who);

@@ -54,6 +54,7 @@ enum br_fault {
     BR_FAULT_DOUBLE_CLICK,
     BR_FAULT_EXTRA_TAB,
     BR_FAULT_BOT_REQUEST,
+    BR_FAULT_WEBHOOK_LOST, /* a webhook never delivered (point 8's checks must decide it) */
     BR_FAULT_COUNT
 };
 
@@ -73,6 +74,8 @@ struct br_driver_stats {
     int64_t provider_captured;  /* money the provider took (its own ledger) */
     int64_t provider_refunded;
     uint64_t reconfirmations;   /* intents confirmed again after a decline */
+    uint64_t provider_queries;  /* status queries answered (point 8), voids included */
+    uint64_t provider_voids;    /* intents cancelled by a void */
     struct br_audit_liveness live;
 };
 

@@ -167,6 +167,8 @@ static const struct field payment_fields[] = {
     FLD(struct br_scn_payments, latency_ms, F_RANGE, 0, 86400000),
     FLD(struct br_scn_payments, retry_after_decline, F_FRAC, 0, 1),
     FLD(struct br_scn_payments, refund_failure_rate, F_FRAC, 0, 0.95),
+    FLD(struct br_scn_payments, lost_rate, F_FRAC, 0, 1),
+    FLD(struct br_scn_payments, check_ms, F_U32, 0, BR_PAYMENT_CHECK_MS_MAX),
 };
 
 static const struct field worker_fields[] = {
@@ -598,6 +600,9 @@ static int check_relations(const struct br_scenario *s, struct perr *pe)
     if (wsum <= 0) {
         return fail(pe, "events", "weight", "at least one event weight must be > 0");
     }
+    if (s->payments.check_ms != 0 && s->payments.check_ms < BR_PAYMENT_CHECK_MS_MIN) {
+        return fail(pe, "payments", "check_ms", "must be 0 (no checks) or >= 1000");
+    }
     return BR_OK;
 }
 
@@ -732,6 +737,11 @@ void br_scenario_swarm(struct br_scenario *s, uint64_t seed)
             br_rng_chance(&r, 0.5) ? 0.0 : base * (0.25 + 1.75 * br_rng_unit(&r));
     }
     s->clock_skew_ms = br_rng_chance(&r, 0.5) ? 0 : (int64_t)br_rng_below(&r, 5001);
+    if (p->check_ms > 0) {
+        /* Lost webhooks only where point 8's checks can recover them (drawn
+         * last, so files without checks keep the mixes they had). */
+        p->lost_rate = swarm_rate(&r, p->lost_rate, 0.5);
+    }
     s->swarm = true;
 }
 

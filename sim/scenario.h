@@ -85,6 +85,9 @@ struct br_scn_payments {
     struct br_scn_range latency_ms; /* the usual charge-to-webhook delay */
     double retry_after_decline;     /* a declined buyer pays again while the hold lives */
     double refund_failure_rate;     /* the provider refuses a refund call for now */
+    double lost_rate;               /* a webhook is never delivered (every attempt lost) */
+    uint32_t check_ms; /* point 8: payment_create's check_ms (quiet time before the saga asks
+                          the provider), 0 = no checks; else BR_PAYMENT_CHECK_MS_MIN..MAX */
 };
 
 enum br_worker_kind {

@@ -205,6 +205,20 @@ struct br_cmd c_pay(int64_t now, uint64_t user, uint64_t hold)
     return c;
 }
 
+struct br_cmd c_pay_checked(int64_t now, uint64_t user, uint64_t hold, uint32_t check_ms)
+{
+    struct br_cmd c = c_pay(now, user, hold);
+    c.u.payment_create.check_ms = check_ms;
+    return c;
+}
+
+struct br_cmd c_payment_check(int64_t now, uint32_t max)
+{
+    struct br_cmd c = base(BR_CMD_PAYMENT_CHECK, now, 0);
+    c.u.payment_check.max = max;
+    return c;
+}
+
 struct br_cmd c_pay_event(int64_t now, uint64_t provider_event, uint64_t payment,
                           enum t_outcome_flag result)
 {

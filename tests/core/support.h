@@ -61,6 +61,9 @@ struct br_cmd c_reserve(int64_t now, uint64_t user, uint64_t event, uint32_t zon
 struct br_cmd c_cancel(int64_t now, uint64_t user, uint64_t hold);
 struct br_cmd c_sweep(int64_t now, uint64_t event, uint32_t max);
 struct br_cmd c_pay(int64_t now, uint64_t user, uint64_t hold);
+/* payment_create with point 8's quiet time (0 = none). */
+struct br_cmd c_pay_checked(int64_t now, uint64_t user, uint64_t hold, uint32_t check_ms);
+struct br_cmd c_payment_check(int64_t now, uint32_t max);
 struct br_cmd c_pay_event(int64_t now, uint64_t provider_event, uint64_t payment,
                           enum t_outcome_flag result);
 struct br_cmd c_refund(int64_t now, uint64_t payment, enum t_outcome_flag result);

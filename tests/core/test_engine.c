@@ -229,7 +229,10 @@ static void test_names_of_commands_states_and_effects(void **state)
     assert_string_equal(br_payment_state_name(BR_PAY_REFUND_PENDING), "refund_pending");
     assert_string_equal(br_payment_state_name(6), "unknown");
     assert_string_equal(br_effect_name(BR_FX_NOTIFY), "notify");
-    assert_string_equal(br_effect_name(8), "unknown");
+    assert_string_equal(br_effect_name(BR_FX_PROVIDER_QUERY), "provider_query");
+    assert_string_equal(br_effect_name(BR_FX_PROVIDER_VOID), "provider_void");
+    assert_string_equal(br_effect_name(10), "unknown");
+    assert_string_equal(br_cmd_name(BR_CMD_PAYMENT_CHECK), "payment_check");
 }
 
 /* ---- determinism ---- */
@@ -498,6 +501,7 @@ static struct br_cmd random_cmd(struct world *w)
         [BR_CMD_PAYMENT_CREATE] = 9, [BR_CMD_PAYMENT_EVENT] = 10, [BR_CMD_REFUND_RESULT] = 5,
         [BR_CMD_SAGA_STEP] = 4,    [BR_CMD_SESSION_OPEN] = 2,  [BR_CMD_SESSION_ROTATE] = 2,
         [BR_CMD_SESSION_REVOKE] = 1, [BR_CMD_SESSION_REVOKE_ALL] = 1,
+        [BR_CMD_PAYMENT_CHECK] = 4,
     };
     uint32_t total = 1; /* 1 in total for an unknown type */
     for (uint32_t t = 0; t < BR_CMD_TYPE_COUNT; t++) {
@@ -568,7 +572,15 @@ static struct br_cmd random_cmd(struct world *w)
     case BR_CMD_PAYMENT_CREATE: {
         uint64_t hold = pick(r, w->holds, w->nholds, 77);
         uint64_t user = br_rng_chance(r, 0.95) ? owner_of(w->e, hold) : pick_user(w);
-        return c_pay(now, user, hold);
+        /* point 8: half ask for status queries, seconds apart (the clock
+         * moves ~125 ms a command) or out of range now and then */
+        uint32_t check_ms = 0;
+        if (br_rng_chance(r, 0.5)) {
+            check_ms = br_rng_chance(r, 0.03) ? (br_rng_chance(r, 0.5) ? BR_PAYMENT_CHECK_MS_MIN - 1
+                                                                        : BR_PAYMENT_CHECK_MS_MAX + 1)
+                                              : BR_PAYMENT_CHECK_MS_MIN + 500 * (uint32_t)br_rng_below(r, 6);
+        }
+        return c_pay_checked(now, user, hold, check_ms);
     }
     case BR_CMD_PAYMENT_EVENT: {
         struct br_cmd c = c_pay_event(now, 1 + br_rng_below(r, 60),
@@ -589,6 +601,13 @@ static struct br_cmd random_cmd(struct world *w)
     }
     case BR_CMD_SAGA_STEP:
         return c_saga_step(now, (uint32_t)br_rng_below(r, 4));
+    case BR_CMD_PAYMENT_CHECK: {
+        struct br_cmd c = c_payment_check(now, (uint32_t)br_rng_below(r, 4)); /* 0 is invalid */
+        if (br_rng_chance(r, 0.02)) {
+            c.user_id = pick_user(w);
+        }
+        return c;
+    }
     case BR_CMD_SESSION_OPEN:
     case BR_CMD_SESSION_ROTATE:
     case BR_CMD_SESSION_REVOKE:

@@ -77,8 +77,14 @@ static struct br_cmd sample_cmd(uint8_t type)
         c.u.reserve.idem_key = 0xFEEDFACECAFEBEEFULL;
         break;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE:
         c.u.cancel.hold_id = (5ULL << 32) | 17;
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        c.u.payment_create.hold_id = (5ULL << 32) | 18;
+        c.u.payment_create.check_ms = BR_PAYMENT_CHECK_MS_MAX;
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        c.u.payment_check.max = 1023;
         break;
     case BR_CMD_SWEEP:
         c.u.sweep.event_id = 9;
@@ -187,8 +193,14 @@ static void assert_cmd_equal(const struct br_cmd *a, const struct br_cmd *b)
         assert_true(a->u.reserve.idem_key == b->u.reserve.idem_key);
         break;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE:
         assert_true(a->u.cancel.hold_id == b->u.cancel.hold_id);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        assert_true(a->u.payment_create.hold_id == b->u.payment_create.hold_id);
+        assert_int_equal(a->u.payment_create.check_ms, b->u.payment_create.check_ms);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        assert_int_equal(a->u.payment_check.max, b->u.payment_check.max);
         break;
     case BR_CMD_SWEEP:
         assert_true(a->u.sweep.event_id == b->u.sweep.event_id);
@@ -512,6 +524,120 @@ static void test_malformed_payloads_behind_a_valid_checksum_are_corrupt(void **s
     assert_int_equal(used, 0);
 }
 
+/* ---- journal v1 (before point 8) ---- */
+
+/* A v1 payment_create record, byte by byte as v1 wrote it: flags, type 10,
+ * now_ms, user, hold_id; no check_ms. */
+static size_t v1_payment_create(uint8_t *buf, bool with_outcome)
+{
+    size_t n = BR_JOURNAL_RECORD_HEAD;
+    buf[n++] = with_outcome ? 1 : 0;
+    buf[n++] = 10;
+    const uint64_t v[3] = {1700000000123ULL, 7, (3ULL << 32) | 9};
+    for (int f = 0; f < 3; f++) {
+        for (int i = 0; i < 8; i++) {
+            buf[n++] = (uint8_t)(v[f] >> (8 * i));
+        }
+    }
+    if (with_outcome) {
+        struct br_outcome o = sample_outcome(BR_CMD_PAYMENT_CREATE);
+        o.err = 0;
+        struct br_cmd c;
+        memset(&c, 0, sizeof c);
+        c.type = BR_CMD_SAGA_STEP; /* any: only the outcome's bytes are taken */
+        uint8_t tmp[BR_JOURNAL_RECORD_MAX];
+        size_t m = br_journal_record_encode(tmp, sizeof tmp, &c, &o);
+        const size_t outcome_len = 61;
+        memcpy(buf + n, tmp + m - outcome_len, outcome_len);
+        n += outcome_len;
+    }
+    uint32_t len = (uint32_t)(n - BR_JOURNAL_RECORD_HEAD);
+    for (int i = 0; i < 4; i++) {
+        buf[i] = (uint8_t)(len >> (8 * i));
+    }
+    reseal(buf, n);
+    return n;
+}
+
+/* Seen failing with the check_ms always written (the v1 record is then 4
+ * bytes short: TRUNCATED inside the payload, CORRUPT) and with the
+ * command hash over an always-written check_ms (hash differs). */
+static void test_v1_payment_create_records_decode_with_check_ms_zero(void **state)
+{
+    (void)state;
+    for (int with = 0; with < 2; with++) {
+        uint8_t buf[BR_JOURNAL_RECORD_MAX];
+        size_t n = v1_payment_create(buf, with);
+        struct br_cmd c;
+        struct br_outcome o;
+        bool has;
+        size_t used;
+        assert_int_equal(decode_exact(buf, n, &c, &o, &has, &used), BR_OK);
+        assert_int_equal(used, n);
+        assert_int_equal(has, with);
+        assert_int_equal(c.type, BR_CMD_PAYMENT_CREATE);
+        assert_true(c.now_ms == 1700000000123LL && c.user_id == 7);
+        assert_true(c.u.payment_create.hold_id == ((3ULL << 32) | 9));
+        assert_int_equal(c.u.payment_create.check_ms, 0);
+        /* v2 writes the same bytes for it, and hashes it as v1 did */
+        uint8_t again[BR_JOURNAL_RECORD_MAX];
+        size_t m = br_journal_record_encode(again, sizeof again, &c, with ? &o : NULL);
+        assert_int_equal(m, n);
+        assert_memory_equal(again, buf, n);
+        assert_true(br_journal_cmd_hash(&c) ==
+                    br_hash64(buf + BR_JOURNAL_RECORD_HEAD + 1, 1 + 24, 0x636d64ULL));
+    }
+}
+
+/* check_ms is 4 bytes after hold_id when set; 0 written out, or 1-3 or 5
+ * extra bytes, are damage. */
+static void test_check_ms_encoding_boundaries(void **state)
+{
+    (void)state;
+    uint8_t buf[BR_JOURNAL_RECORD_MAX];
+    struct br_cmd c = sample_cmd(BR_CMD_PAYMENT_CREATE), d;
+    struct br_outcome od;
+    bool has;
+    size_t used;
+    const uint32_t values[] = {1, BR_PAYMENT_CHECK_MS_MIN, BR_PAYMENT_CHECK_MS_MAX, UINT32_MAX};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        c.u.payment_create.check_ms = values[k]; /* the codec carries any; the core judges */
+        for (int with = 0; with < 2; with++) {
+            struct br_outcome o = sample_outcome(3);
+            size_t n = br_journal_record_encode(buf, sizeof buf, &c, with ? &o : NULL);
+            assert_int_equal(decode_exact(buf, n, &d, &od, &has, &used), BR_OK);
+            assert_int_equal(d.u.payment_create.check_ms, values[k]);
+        }
+    }
+    c.u.payment_create.check_ms = 0;
+    size_t n0 = br_journal_record_encode(buf, sizeof buf, &c, NULL);
+    c.u.payment_create.check_ms = 5000;
+    size_t n = br_journal_record_encode(buf, sizeof buf, &c, NULL);
+    assert_int_equal(n, n0 + 4);
+    /* a zero written out: never produced, so damage */
+    memset(buf + n - 4, 0, 4);
+    reseal(buf, n);
+    assert_int_equal(decode_exact(buf, n, &d, &od, &has, &used), BR_E_CORRUPT);
+    /* a record 1..3 or 5 bytes longer than v1's */
+    const size_t extra[] = {1, 2, 3, 5};
+    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) {
+        c.u.payment_create.check_ms = 0;
+        size_t m = br_journal_record_encode(buf, sizeof buf, &c, NULL);
+        memset(buf + m, 0x11, extra[k]);
+        m += extra[k];
+        uint32_t len = (uint32_t)(m - BR_JOURNAL_RECORD_HEAD);
+        for (int i = 0; i < 4; i++) {
+            buf[i] = (uint8_t)(len >> (8 * i));
+        }
+        reseal(buf, m);
+        assert_int_equal(decode_exact(buf, m, &d, &od, &has, &used), BR_E_CORRUPT);
+    }
+    /* the hash sees check_ms */
+    struct br_cmd a = sample_cmd(BR_CMD_PAYMENT_CREATE), b = a;
+    b.u.payment_create.check_ms = a.u.payment_create.check_ms - 1;
+    assert_true(br_journal_cmd_hash(&a) != br_journal_cmd_hash(&b));
+}
+
 static void test_header_damage_is_reported_never_misread(void **state)
 {
     (void)state;
@@ -551,14 +677,22 @@ static void test_wrong_magic_is_corrupt_and_wrong_version_is_version(void **stat
     buf[3] = '2'; /* "BRJ2" */
     assert_int_equal(br_journal_header_decode(buf, n, &d, &used), BR_E_CORRUPT);
     buf[3] = '1';
-    /* Version 2 with a checksum that matches: still not ours. */
-    buf[4] = 2;
-    uint32_t crc = br_crc32c(0, buf, n - 4);
-    for (int i = 0; i < 4; i++) {
-        buf[n - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+    assert_int_equal(buf[4], BR_JOURNAL_VERSION);
+    assert_int_equal(BR_JOURNAL_VERSION, 2);
+    /* Versions 0 and 3 with a checksum that matches: not ours. 1 is read
+     * (v1 journals, before point 8). */
+    const uint8_t versions[] = {0, 3, 1};
+    for (size_t k = 0; k < sizeof versions; k++) {
+        buf[4] = versions[k];
+        uint32_t crc = br_crc32c(0, buf, n - 4);
+        for (int i = 0; i < 4; i++) {
+            buf[n - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        }
+        int want = versions[k] == 1 ? BR_OK : BR_E_VERSION;
+        assert_int_equal(br_journal_header_decode(buf, n, &d, &used), want);
+        assert_int_equal(used, want == BR_OK ? n : 0);
     }
-    assert_int_equal(br_journal_header_decode(buf, n, &d, &used), BR_E_VERSION);
-    assert_int_equal(used, 0);
+    assert_memory_equal(&d, &cfg, sizeof d);
     assert_string_equal(br_err_name(BR_E_VERSION), "UNSUPPORTED_VERSION");
 }
 
@@ -646,6 +780,8 @@ int main(void)
         cmocka_unit_test(test_malformed_payloads_behind_a_valid_checksum_are_corrupt),
         cmocka_unit_test(test_header_damage_is_reported_never_misread),
         cmocka_unit_test(test_wrong_magic_is_corrupt_and_wrong_version_is_version),
+        cmocka_unit_test(test_v1_payment_create_records_decode_with_check_ms_zero),
+        cmocka_unit_test(test_check_ms_encoding_boundaries),
         cmocka_unit_test(test_unencodable_commands_encode_to_zero_bytes),
         cmocka_unit_test(test_encode_needs_room_for_the_whole_record),
         cmocka_unit_test(test_command_hash_sees_fields_not_padding_or_unused_bytes),

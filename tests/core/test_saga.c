@@ -475,6 +475,323 @@ static void test_saga_step_bounds_its_work_and_is_for_the_system(void **state)
     t_engine_free(f.e);
 }
 
+
+/* ---- point 8: payment_check ---- */
+
+/* One event with a 60 s hold TTL; the buyer's hold taken at t = 0
+ * (deadline 60000) and its payment created at t = 10 with check_ms. */
+static struct fixture setup_checked(uint32_t check_ms)
+{
+    struct fixture f;
+    f.e = t_engine_new(NULL);
+    struct br_event_spec s = t_spec();
+    s.hold_ttl_ms = 60000;
+    f.ev = t_event(f.e, 0, &s);
+    f.user = t_user(f.e, 0, "buyer@t");
+    f.other = t_user(f.e, 0, "other@t");
+    f.hold = t_hold(f.e, 0, f.user, f.ev, 2);
+    struct br_cmd c = c_pay_checked(10, f.user, f.hold, check_ms);
+    struct br_outcome o;
+    apply_expect(f.e, &c, BR_OK, &o);
+    f.pay = o.id;
+    return f;
+}
+
+/* payment_check at now: the outcome, and the one effect it emitted (kind
+ * 0 when none). */
+static struct br_outcome check_at(struct fixture *f, int64_t now, uint8_t *kind)
+{
+    struct br_cmd c = c_payment_check(now, BR_SAGA_STEP_MAX);
+    struct br_outcome o;
+    apply_expect(f->e, &c, BR_OK, &o);
+    uint32_t n;
+    const struct br_effect *fx = br_engine_effects(f->e, &n);
+    assert_int_equal(o.count, n);
+    *kind = n > 0 ? fx[0].kind : 0;
+    if (n > 0) {
+        assert_int_equal(fx[0].id, f->pay);
+        assert_int_equal(fx[0].ref, f->hold);
+        assert_int_equal(fx[0].user_id, f->user);
+        assert_int_equal(fx[0].amount_minor, 5000);
+    }
+    return o;
+}
+
+static void test_check_ms_bounds_are_checked_first(void **state)
+{
+    (void)state;
+    struct fixture f = setup_fixture();
+    const uint32_t bad[] = {1, BR_PAYMENT_CHECK_MS_MIN - 1, BR_PAYMENT_CHECK_MS_MAX + 1, UINT32_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct br_cmd c = c_pay_checked(20, f.user, f.hold, bad[i]);
+        apply_expect(f.e, &c, BR_E_INVALID, NULL);
+        assert_int_equal(t_effect_count(f.e, BR_FX_PROVIDER_CHARGE), 0);
+        c = c_pay_checked(20, f.other, f.hold + 99, bad[i]); /* before NOT_FOUND */
+        apply_expect(f.e, &c, BR_E_INVALID, NULL);
+    }
+    const uint32_t good[] = {0, BR_PAYMENT_CHECK_MS_MIN, BR_PAYMENT_CHECK_MS_MAX};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct br_cmd c = c_pay_checked(20, f.user, f.hold, good[i]);
+        struct br_outcome o;
+        apply_expect(f.e, &c, BR_OK, &o);
+        assert_int_equal(o.id, f.pay);
+    }
+    /* the last good one scheduled the first check 3 days on */
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    assert_int_equal(p->check_ms, BR_PAYMENT_CHECK_MS_MAX);
+    assert_true(p->next_check_ms == 20 + (int64_t)BR_PAYMENT_CHECK_MS_MAX);
+    t_engine_free(f.e);
+}
+
+/* Seen failing with the first check at now + check_ms - 1 and with the
+ * deadline compared with > (due one ms late). */
+static void test_first_check_is_due_exactly_check_ms_after_create(void **state)
+{
+    (void)state;
+    struct fixture f = setup_checked(2000);
+    uint8_t kind;
+    assert_int_equal(br_engine_due(f.e, 0, 2009) & BR_DUE_CHECK, 0);
+    struct br_outcome o = check_at(&f, 2009, &kind);
+    assert_int_equal(o.count, 0);
+    assert_int_equal(o.queue_length, 1);
+    assert_int_equal(br_engine_due(f.e, 0, 2010) & BR_DUE_CHECK, BR_DUE_CHECK);
+    o = check_at(&f, 2010, &kind);
+    assert_int_equal(o.count, 1);
+    assert_int_equal(kind, BR_FX_PROVIDER_QUERY); /* the hold is live: ask */
+    assert_int_equal(o.queue_length, 1);
+    t_engine_free(f.e);
+}
+
+/* Seen failing with the shift by attempts - 1 (4000 for the first retry)
+ * and with no cap (the 12th retry 8192 s later). */
+static void test_checks_back_off_doubling_up_to_an_hour(void **state)
+{
+    (void)state;
+    struct fixture f = setup_checked(1000);
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    int64_t now = 1010;
+    int64_t want_delay[] = {2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 512000,
+                            1024000, 2048000, 3600000, 3600000, 3600000};
+    for (size_t i = 0; i < sizeof want_delay / sizeof want_delay[0]; i++) {
+        uint8_t kind;
+        struct br_outcome o = check_at(&f, now - 1, &kind);
+        assert_int_equal(o.count, 0); /* not yet */
+        o = check_at(&f, now, &kind);
+        assert_int_equal(o.count, 1);
+        assert_int_equal(kind, now < 60000 ? BR_FX_PROVIDER_QUERY : BR_FX_PROVIDER_VOID);
+        assert_int_equal(p->check_attempts, i + 1);
+        assert_true(p->next_check_ms == now + want_delay[i]);
+        now = p->next_check_ms;
+    }
+    /* The shift stops at 20: a 3-day quiet time after 30 attempts still
+     * backs off to an hour, no overflow. */
+    struct fixture g = setup_checked(BR_PAYMENT_CHECK_MS_MAX);
+    p = br_saga_payment(g.e, g.pay);
+    now = p->next_check_ms;
+    for (int i = 0; i < 30; i++) {
+        uint8_t kind;
+        check_at(&g, now, &kind);
+        assert_int_equal(kind, BR_FX_PROVIDER_VOID); /* the hold lapsed long ago */
+        assert_true(p->next_check_ms == now + 3600000);
+        now = p->next_check_ms;
+    }
+    t_engine_free(g.e);
+    t_engine_free(f.e);
+}
+
+static void test_void_once_the_hold_is_gone(void **state)
+{
+    (void)state;
+    /* cancelled */
+    struct fixture f = setup_checked(1000);
+    struct br_cmd c = c_cancel(500, f.user, f.hold);
+    apply_expect(f.e, &c, BR_OK, NULL);
+    uint8_t kind;
+    check_at(&f, 1010, &kind);
+    assert_int_equal(kind, BR_FX_PROVIDER_VOID);
+    t_engine_free(f.e);
+    /* lapsed at exactly its deadline, not yet swept */
+    f = setup_checked(BR_PAYMENT_CHECK_MS_MIN);
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    int64_t now = p->next_check_ms;
+    while (now < 60000) {
+        check_at(&f, now, &kind);
+        assert_int_equal(kind, BR_FX_PROVIDER_QUERY);
+        now = p->next_check_ms;
+    }
+    /* the schedule crossed 60000; step a check to land exactly on it */
+    struct fixture g = setup_checked(BR_PAYMENT_CHECK_MS_MIN);
+    c = c_pay_checked(58990, g.user, g.hold, BR_PAYMENT_CHECK_MS_MIN); /* next at 59990 */
+    apply_expect(g.e, &c, BR_OK, NULL);
+    check_at(&g, 59999, &kind);
+    assert_int_equal(kind, BR_FX_PROVIDER_QUERY);
+    c = c_pay_checked(59000, g.user, g.hold, BR_PAYMENT_CHECK_MS_MIN); /* next at 60000 */
+    apply_expect(g.e, &c, BR_OK, NULL);
+    check_at(&g, 60000, &kind);
+    assert_int_equal(kind, BR_FX_PROVIDER_VOID);
+    t_engine_free(g.e);
+    t_engine_free(f.e);
+}
+
+/* Seen failing with the success leaving the payment in the check heap
+ * (br_saga_check's point-8 invariant). */
+static void test_a_decision_ends_the_checks(void **state)
+{
+    (void)state;
+    /* success while live: confirmed, no more checks */
+    struct fixture f = setup_checked(1000);
+    pay_event(&f, 500, 1, f.pay, T_SUCCEEDED, BR_OK);
+    uint8_t kind;
+    struct br_outcome o = check_at(&f, 100000, &kind);
+    assert_int_equal(o.count, 0);
+    assert_int_equal(o.queue_length, 0);
+    assert_int_equal(br_engine_due(f.e, 0, 100000) & BR_DUE_CHECK, 0);
+    t_engine_free(f.e);
+    /* success after the hold lapsed: refund_pending, no more checks */
+    f = setup_checked(1000);
+    pay_event(&f, 70000, 1, f.pay, T_SUCCEEDED, BR_OK);
+    assert_int_equal(br_saga_payment(f.e, f.pay)->state, BR_PAY_REFUND_PENDING);
+    o = check_at(&f, 100000, &kind);
+    assert_int_equal(o.count + o.queue_length, 0);
+    t_engine_free(f.e);
+}
+
+/* Seen failing with every decline closing the checks (the buyer pays again
+ * after a decline while the hold is live) and with none closing them. */
+static void test_a_decline_closes_the_checks_only_once_the_hold_is_gone(void **state)
+{
+    (void)state;
+    struct fixture f = setup_checked(1000);
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    pay_event(&f, 500, 1, f.pay, T_FAILED, BR_OK);
+    assert_int_equal(p->state, BR_PAY_FAILED);
+    assert_int_equal(p->check_closed, 0);
+    uint8_t kind;
+    struct br_outcome o = check_at(&f, 1010, &kind);
+    assert_int_equal(kind, BR_FX_PROVIDER_QUERY); /* failed, hold live: still asked */
+    /* a decline at the deadline: closed, out of the heap */
+    pay_event(&f, 60000, 2, f.pay, T_FAILED, BR_OK);
+    assert_int_equal(p->check_closed, 1);
+    o = check_at(&f, 10000000, &kind);
+    assert_int_equal(o.count + o.queue_length, 0);
+    /* a later success still counts (and is refunded: the hold is gone) */
+    pay_event(&f, 10000001, 3, f.pay, T_SUCCEEDED, BR_OK);
+    assert_int_equal(p->state, BR_PAY_REFUND_PENDING);
+    t_engine_free(f.e);
+    /* without checks nothing is closed (check_ms 0 behaves as before) */
+    f = setup_checked(0);
+    pay_event(&f, 70000, 1, f.pay, T_FAILED, BR_OK);
+    assert_int_equal(br_saga_payment(f.e, f.pay)->check_closed, 0);
+    t_engine_free(f.e);
+}
+
+static void test_paying_again_restarts_the_checks(void **state)
+{
+    (void)state;
+    struct fixture f = setup_checked(1000);
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    uint8_t kind;
+    check_at(&f, 1010, &kind);
+    check_at(&f, 3010, &kind);
+    assert_int_equal(p->check_attempts, 2);
+    pay_event(&f, 4000, 1, f.pay, T_FAILED, BR_OK);
+    struct br_cmd c = c_pay_checked(5000, f.user, f.hold, 3000); /* reopened */
+    apply_expect(f.e, &c, BR_OK, NULL);
+    assert_int_equal(p->state, BR_PAY_PENDING);
+    assert_int_equal(p->check_attempts, 0);
+    assert_int_equal(p->check_ms, 3000);
+    assert_true(p->next_check_ms == 8000);
+    /* check_ms 0 on the same payment leaves the schedule alone */
+    c = c_pay_checked(6000, f.user, f.hold, 0);
+    apply_expect(f.e, &c, BR_OK, NULL);
+    assert_int_equal(p->check_ms, 3000);
+    assert_true(p->next_check_ms == 8000);
+    t_engine_free(f.e);
+}
+
+/* The driver's answers: "q:" ids repeat per answer, so a second identical
+ * answer is a duplicate, and a query's success after the webhook's is a
+ * no-op. */
+static void test_query_answers_are_deduplicated_with_webhooks(void **state)
+{
+    (void)state;
+    struct fixture f = setup_checked(1000);
+    uint64_t q_ok = 0x71, webhook = 0x77;
+    pay_event(&f, 1100, webhook, f.pay, T_SUCCEEDED, BR_OK);
+    struct br_outcome o = pay_event(&f, 1200, q_ok, f.pay, T_SUCCEEDED, BR_OK);
+    assert_int_equal(o.status, BR_PAY_CONFIRMED);
+    assert_int_equal(o.effect_count, 0);
+    pay_event(&f, 1300, q_ok, f.pay, T_SUCCEEDED, BR_E_DUPLICATE);
+    t_engine_free(f.e);
+}
+
+static void test_payment_check_bounds_its_work_and_is_for_the_system(void **state)
+{
+    (void)state;
+    struct br_engine *e = t_engine_new(NULL);
+    struct br_event_spec s = t_spec();
+    s.hold_ttl_ms = 60000;
+    s.per_user_limit = 10;
+    uint64_t ev = t_event(e, 0, &s);
+    uint64_t u = t_user(e, 0, "b@t");
+    uint64_t pays[3];
+    for (int i = 0; i < 3; i++) {
+        uint64_t h = t_hold(e, 0, u, ev, 1);
+        struct br_cmd c = c_pay_checked(10 - i, u, h, 1000); /* due 1010, 1009, 1008 */
+        struct br_outcome o;
+        apply_expect(e, &c, BR_OK, &o);
+        pays[i] = o.id;
+    }
+    struct br_cmd c = c_payment_check(2000, 0);
+    apply_expect(e, &c, BR_E_INVALID, NULL);
+    c = c_payment_check(2000, BR_SAGA_STEP_MAX + 1);
+    apply_expect(e, &c, BR_E_INVALID, NULL);
+    c = c_payment_check(2000, BR_SAGA_STEP_MAX);
+    c.user_id = u;
+    apply_expect(e, &c, BR_E_FORBIDDEN, NULL);
+    /* max 2: the two earliest (1008: the third payment, 1009: the second) */
+    c = c_payment_check(2000, 2);
+    struct br_outcome o;
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(o.count, 2);
+    assert_int_equal(o.queue_length, 3);
+    uint32_t n;
+    const struct br_effect *fx = br_engine_effects(e, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(fx[0].id, pays[2]);
+    assert_int_equal(fx[1].id, pays[1]);
+    c = c_payment_check(2000, 1);
+    apply_expect(e, &c, BR_OK, &o);
+    fx = br_engine_effects(e, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(fx[0].id, pays[0]);
+    c = c_payment_check(2000, BR_SAGA_STEP_MAX);
+    apply_expect(e, &c, BR_OK, &o);
+    assert_int_equal(o.count, 0); /* each went back at now + 2 s */
+    /* ties on the time go by payment id */
+    c = c_payment_check(4000, BR_SAGA_STEP_MAX);
+    apply_expect(e, &c, BR_OK, &o);
+    fx = br_engine_effects(e, &n);
+    assert_int_equal(n, 3);
+    assert_true(fx[0].id < fx[1].id && fx[1].id < fx[2].id);
+    t_engine_free(e);
+}
+
+/* check_ms 0 is what v1 had: no schedule, and the state hash of a payment
+ * without checks is what it was (no point-8 record). */
+static void test_check_ms_zero_schedules_nothing(void **state)
+{
+    (void)state;
+    struct fixture f = setup_fixture();
+    const struct br_payment *p = br_saga_payment(f.e, f.pay);
+    assert_int_equal(p->check_ms, 0);
+    assert_int_equal(f.e->check_heap.count, 0);
+    uint8_t kind;
+    struct br_outcome o = check_at(&f, 1000000000, &kind);
+    assert_int_equal(o.count + o.queue_length, 0);
+    t_engine_free(f.e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +815,16 @@ int main(void)
         cmocka_unit_test(test_refund_failure_is_retried_by_saga_step_with_backoff),
         cmocka_unit_test(test_saga_step_finds_an_owed_refund_without_any_feedback),
         cmocka_unit_test(test_saga_step_bounds_its_work_and_is_for_the_system),
+        cmocka_unit_test(test_check_ms_bounds_are_checked_first),
+        cmocka_unit_test(test_first_check_is_due_exactly_check_ms_after_create),
+        cmocka_unit_test(test_checks_back_off_doubling_up_to_an_hour),
+        cmocka_unit_test(test_void_once_the_hold_is_gone),
+        cmocka_unit_test(test_a_decision_ends_the_checks),
+        cmocka_unit_test(test_a_decline_closes_the_checks_only_once_the_hold_is_gone),
+        cmocka_unit_test(test_paying_again_restarts_the_checks),
+        cmocka_unit_test(test_query_answers_are_deduplicated_with_webhooks),
+        cmocka_unit_test(test_payment_check_bounds_its_work_and_is_for_the_system),
+        cmocka_unit_test(test_check_ms_zero_schedules_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
