@@ -25,7 +25,7 @@ missing=()
 [ -x tests/fixtures/stripe.sh ] || missing+=("tests/fixtures/stripe.sh (h/stripe11)")
 help=$("$bin" serve --help 2>&1 || true)
 for f in --kafka --kafka-group --kafka-dlq-after --payments --stripe-api-base --stripe-key \
-  --stripe-webhook-secret --stripe-timeout-ms --payment-check-ms; do
+  --stripe-webhook-secret --stripe-timeout-ms --payment-check-ms --kafka-session-timeout-ms; do
   grep -q -- "$f" <<<"$help" || missing+=("serve $f (h/wire11)")
 done
 grep -q kafka-dev <<<"$("$bin" --help 2>&1 || true)" ||

@@ -173,8 +173,9 @@ static const char *missing_piece(void)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' serve --help 2>&1 | grep -q -- '--stripe-api-base' && "
              "'%s' serve --help 2>&1 | grep -q -- '--kafka-group' && "
-             "'%s' serve --help 2>&1 | grep -q -- '--payment-check-ms'",
-             t_binary(), t_binary(), t_binary());
+             "'%s' serve --help 2>&1 | grep -q -- '--payment-check-ms' && "
+             "'%s' serve --help 2>&1 | grep -q -- '--kafka-session-timeout-ms'",
+             t_binary(), t_binary(), t_binary(), t_binary());
     if (system(cmd) != 0) {
         snprintf(why, sizeof why, "%s serve has no --kafka-group / --stripe-api-base / "
                  "--payment-check-ms: the wiring (h/wire11) not landed", t_binary());
@@ -241,16 +242,8 @@ static void world_start(const char *name, const char *const *extra)
     args[k++] = g_w.kafka;
     args[k++] = "--kafka-group";
     args[k++] = g_w.group;
-    args[k++] = "--kafka-dlq-after";
-    args[k++] = DLQ_AFTER;
-    args[k++] = "--payments";
-    args[k++] = "stripe";
     args[k++] = "--stripe-api-base";
     args[k++] = g_w.stripe;
-    args[k++] = "--stripe-key";
-    args[k++] = STRIPE_KEY;
-    args[k++] = "--stripe-webhook-secret";
-    args[k++] = WEBHOOK_SECRET;
     for (int i = 0; extra != NULL && extra[i] != NULL; i++) {
         assert_true(k < 16);
         args[k++] = extra[i];
@@ -1272,6 +1265,16 @@ static void test_dlq(void **state)
 
 int main(int argc, char **argv)
 {
+    /* The flags every process of every case gets (the harness's
+     * BR_TEST_DIST_FLAGS; the per-case ones go through t_server_start). A
+     * consumer killed by a case hands its partitions over after 6 s. */
+    char flags[512];
+    const char *given = getenv("BR_TEST_DIST_FLAGS");
+    snprintf(flags, sizeof flags,
+             "%s%s--payments stripe --stripe-key " STRIPE_KEY " --stripe-webhook-secret "
+             WEBHOOK_SECRET " --kafka-dlq-after " DLQ_AFTER " --kafka-session-timeout-ms 6000",
+             given != NULL ? given : "", given != NULL && given[0] != '\0' ? " " : "");
+    setenv("BR_TEST_DIST_FLAGS", flags, 1);
     t_init(argc, argv);
     const char *only = getenv("BR_TEST_ONLY");
     if (only != NULL) {
