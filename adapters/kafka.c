@@ -140,6 +140,9 @@ struct br_kafka_producer {
     rd_kafka_t *rk;
     struct ratelog rl;
     pthread_mutex_t mu;
+    pthread_cond_t cv; /* a batch's last report came */
+    pthread_t poller;  /* serves delivery reports, also those after a caller gave up */
+    atomic_bool stop;
     _Atomic uint64_t produced, failed;
 };
 
@@ -176,8 +179,20 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
         b->acked[pm->i] = true;
     }
     b->pending--;
+    if (b->pending == 0) {
+        pthread_cond_broadcast(&p->cv);
+    }
     pbatch_unref(b);
     pthread_mutex_unlock(&p->mu);
+}
+
+static void *poller_main(void *arg)
+{
+    struct br_kafka_producer *p = arg;
+    while (!atomic_load(&p->stop)) {
+        rd_kafka_poll(p->rk, 100);
+    }
+    return NULL;
 }
 
 int br_kafka_producer_new(struct br_kafka_producer **out, const struct br_kafka_config *cfg)
@@ -193,6 +208,8 @@ int br_kafka_producer_new(struct br_kafka_producer **out, const struct br_kafka_
     }
     ratelog_init(&p->rl, log);
     pthread_mutex_init(&p->mu, NULL);
+    br_clock_cond_init(&p->cv);
+    atomic_store(&p->stop, false);
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     int rc = conf_set(c, log, "bootstrap.servers", cfg->bootstrap);
     if (rc == BR_OK) {
@@ -221,6 +238,14 @@ int br_kafka_producer_new(struct br_kafka_producer **out, const struct br_kafka_
                 br_log_escape(err, e, sizeof e));
         rd_kafka_conf_destroy(c);
         pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        free(p);
+        return BR_E_IO;
+    }
+    if (pthread_create(&p->poller, NULL, poller_main, p) != 0) {
+        rd_kafka_destroy(p->rk);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
         free(p);
         return BR_E_IO;
     }
@@ -280,8 +305,16 @@ int br_kafka_produce_hdr(struct br_kafka_producer *p, const struct br_kafka_msg 
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || br_clock_mono_ms() >= deadline) {
                 break;
             }
-            rd_kafka_poll(p->rk, 10);
+            struct timespec ts = {0, 10000000L}; /* the poller drains the queue */
+            nanosleep(&ts, NULL);
         }
+#ifdef BR_PLANT_KAFKA_ACK_ON_ENQUEUE
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            pthread_mutex_lock(&p->mu);
+            ack[i] = true; /* planted: queued locally is taken for acknowledged */
+            pthread_mutex_unlock(&p->mu);
+        }
+#endif
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             char e[256];
             br_logf(p->rl.log, BR_LOG_WARN, "kafka produce refused",
@@ -294,18 +327,12 @@ int br_kafka_produce_hdr(struct br_kafka_producer *p, const struct br_kafka_msg 
             pthread_mutex_unlock(&p->mu);
         }
     }
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        uint32_t pending = b->pending;
-        pthread_mutex_unlock(&p->mu);
-        int64_t left = deadline - br_clock_mono_ms();
-        if (pending == 0 || left <= 0) {
-            break;
-        }
-        rd_kafka_poll(p->rk, left < 20 ? (int)left : 20);
+    int64_t left = deadline - br_clock_mono_ms();
+    struct timespec dl = br_clock_deadline(left > 0 ? left : 0);
+    pthread_mutex_lock(&p->mu);
+    while (b->pending > 0 && pthread_cond_timedwait(&p->cv, &p->mu, &dl) == 0) {
     }
     bool all = true;
-    pthread_mutex_lock(&p->mu);
     for (uint32_t i = 0; i < n; i++) {
         acked[i] = ack[i];
         all = all && ack[i];
@@ -327,11 +354,14 @@ void br_kafka_producer_free(struct br_kafka_producer *p)
         return;
     }
     /* Reports still owed are served here (bounded), then the rest purged. */
+    atomic_store(&p->stop, true);
+    pthread_join(p->poller, NULL);
     rd_kafka_flush(p->rk, 2000);
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
     pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->rl.mu);
     free(p);
 }
@@ -453,6 +483,7 @@ static bool dead_letter(struct br_kafka_consumer *c, const struct br_kafka_msg *
     char att[16], src[TOPIC_MAX + 48];
     snprintf(att, sizeof att, "%u", attempts);
     snprintf(src, sizeof src, "%s/%" PRId32 "/%" PRId64, c->topic, m->partition, m->offset);
+    uint64_t failed_before = atomic_load(&c->dlq->failed);
     rd_kafka_resp_err_t rerr = rd_kafka_producev(
         c->dlq->rk, RD_KAFKA_V_TOPIC(c->dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
         RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->len),
@@ -465,8 +496,10 @@ static bool dead_letter(struct br_kafka_consumer *c, const struct br_kafka_msg *
                 src, br_log_escape(rd_kafka_err2str(rerr), e, sizeof e));
         return false;
     }
-    /* Wait for the ack: the DLQ producer carries only these, so flush is the ack. */
-    if (rd_kafka_flush(c->dlq->rk, DLQ_ACK_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    /* Wait for the ack: the DLQ producer carries only this message, so an empty queue
+     * with no failed report since is the ack. */
+    if (rd_kafka_flush(c->dlq->rk, DLQ_ACK_MS) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        atomic_load(&c->dlq->failed) != failed_before) {
         br_logf(c->rl.log, BR_LOG_WARN, "kafka dead-letter not acknowledged",
                 "\"src\":\"%s\"", src);
         return false;

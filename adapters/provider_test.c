@@ -28,7 +28,7 @@
 #define RANDOM_CHARS 24u             /* base62 characters of an id or secret: ~143 bits */
 #define WEBHOOK_SECRET_MAX 128u
 
-enum intent_status { PI_EMPTY = 0, PI_REQUIRES_PM, PI_SUCCEEDED };
+enum intent_status { PI_EMPTY = 0, PI_REQUIRES_PM, PI_SUCCEEDED, PI_CANCELED };
 
 struct intent {
     uint64_t payment_id; /* 0 = empty slot */
@@ -199,6 +199,52 @@ int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int
     return BR_OK;
 }
 
+void br_provider_answer_set(struct br_provider_answer *out, uint8_t status, uint64_t payment_id,
+                            const char *token, const char *intent_id)
+{
+    memset(out, 0, sizeof *out);
+    out->status = status;
+    if (status == BR_PROVIDER_SUCCEEDED) {
+        snprintf(out->fact_key, sizeof out->fact_key, "q:%" PRIu64 ":succeeded", payment_id);
+    } else if (status == BR_PROVIDER_FAILED) {
+        snprintf(out->fact_key, sizeof out->fact_key, "q:%" PRIu64 ":failed:%s", payment_id, token);
+    }
+    snprintf(out->intent_id, sizeof out->intent_id, "%s", intent_id != NULL ? intent_id : "");
+}
+
+int br_provider_test_query(struct br_provider_test *p, uint64_t payment_id, bool void_if_open,
+                           struct br_provider_answer *out)
+{
+    pthread_mutex_lock(&p->mu);
+    struct intent *it = slot_of(p, payment_id);
+    if (it == NULL || it->payment_id != payment_id) {
+        pthread_mutex_unlock(&p->mu);
+        /* never created: nothing can succeed; "canceled" once the hold is gone */
+        br_provider_answer_set(out, void_if_open ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
+                               payment_id, "canceled", NULL);
+        return BR_OK;
+    }
+    if (void_if_open && it->status == PI_REQUIRES_PM) {
+        it->status = PI_CANCELED; /* a later confirm is refused */
+    }
+    char ordinal[16];
+    snprintf(ordinal, sizeof ordinal, "%" PRIu32, it->attempts);
+    switch (it->status) {
+    case PI_SUCCEEDED:
+        br_provider_answer_set(out, BR_PROVIDER_SUCCEEDED, payment_id, NULL, it->id);
+        break;
+    case PI_CANCELED:
+        br_provider_answer_set(out, BR_PROVIDER_FAILED, payment_id, "canceled", it->id);
+        break;
+    default: /* requires_payment_method: declined (the decline's ordinal) or not yet paid */
+        br_provider_answer_set(out, it->last_error[0] != '\0' ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
+                               payment_id, ordinal, it->id);
+        break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return BR_OK;
+}
+
 /* The intent as Stripe would show it. Caller holds mu. Returns a json_t. */
 static json_t *intent_json(const struct intent *it)
 {
@@ -214,7 +260,9 @@ static json_t *intent_json(const struct intent *it)
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:b, s:{s:s, s:s}, s:o}", "id", it->id, "object",
                      "payment_intent", "amount", (json_int_t)it->amount_minor, "currency",
                      it->currency, "status",
-                     it->status == PI_SUCCEEDED ? "succeeded" : "requires_payment_method",
+                     it->status == PI_SUCCEEDED  ? "succeeded"
+                     : it->status == PI_CANCELED ? "canceled"
+                                                 : "requires_payment_method",
                      "refunded", it->refunded, "metadata", "payment_id", pay, "booking_id", hold,
                      "last_payment_error", err);
 }
@@ -236,8 +284,8 @@ static int confirmable(struct br_provider_test *p, const char *id_text, const ch
         !br_auth_equal(client_secret, it->secret, secret_len)) {
         return BR_E_FORBIDDEN;
     }
-    if (it->status == PI_SUCCEEDED) {
-        return BR_E_DUPLICATE; /* a declined intent may be confirmed again */
+    if (it->status == PI_SUCCEEDED || it->status == PI_CANCELED) {
+        return BR_E_DUPLICATE; /* decided (a declined intent may be confirmed again) */
     }
     *out = it;
     return BR_OK;
@@ -373,6 +421,13 @@ static int op_refund(void *p, uint64_t payment_id, const char *intent_id, int64_
     return br_provider_test_refund(p, payment_id, amount_minor);
 }
 
+static int op_query(void *p, uint64_t payment_id, const char *intent_id, bool void_if_open,
+                    struct br_provider_answer *out)
+{
+    (void)intent_id; /* found by payment id */
+    return br_provider_test_query(p, payment_id, void_if_open, out);
+}
+
 static int op_confirm(void *p, const char *intent_id, const char *client_secret,
                       const char *payment_method, br_provider_confirm_fn cb, void *ctx)
 {
@@ -393,6 +448,7 @@ static const struct br_provider_ops TEST_PROVIDER_OPS = {
     .name = "test",
     .create_intent = op_create_intent,
     .refund = op_refund,
+    .query = op_query,
     .confirm = op_confirm,
     .start = op_start,
     .stop = op_stop,

@@ -25,6 +25,9 @@
  * de-duplicate by it). A failed intent may be confirmed again with another
  * card; a succeeded one may not.
  *
+ * A status query (point 8) answers from the intent; with void_if_open it
+ * cancels an intent not yet paid (status "canceled"), as Stripe's cancel.
+ *
  * It implements the provider interface (provider.h):
  * br_provider_test_provider() gives the table; idempotency keys are not kept,
  * since creating and refunding are already idempotent per payment id here.
@@ -37,6 +40,7 @@
 #ifndef BR_PROVIDER_TEST_H
 #define BR_PROVIDER_TEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +79,22 @@ int br_provider_test_charge(struct br_provider_test *p, uint64_t payment_id, uin
 /* Refunds the intent of payment_id (a refund of an unknown or already
  * refunded intent succeeds: the result is what matters to the saga). BR_OK. */
 int br_provider_test_refund(struct br_provider_test *p, uint64_t payment_id, int64_t amount_minor);
+
+/* Point 8's status query (provider.h query): from the intent of
+ * payment_id: succeeded -> SUCCEEDED "q:<p>:succeeded"; canceled ->
+ * FAILED "q:<p>:failed:canceled"; declined (last confirm failed) -> FAILED
+ * "q:<p>:failed:<confirms so far>"; not yet confirmed -> OPEN. void_if_open
+ * first cancels an intent that has not succeeded (a confirm is refused
+ * after, BR_E_DUPLICATE). No intent: FAILED "canceled" when void_if_open,
+ * else OPEN. BR_OK. Any thread. */
+int br_provider_test_query(struct br_provider_test *p, uint64_t payment_id, bool void_if_open,
+                           struct br_provider_answer *out);
+
+/* Fills *out (zeroed first) for a query answer: the fact key from status,
+ * payment_id and token (FAILED only), intent_id ("" when NULL). Shared by
+ * the test providers. */
+void br_provider_answer_set(struct br_provider_answer *out, uint8_t status, uint64_t payment_id,
+                            const char *token, const char *intent_id);
 
 /* Confirms an intent with its client secret. BR_OK (cb will run, on the
  * delivery thread), BR_E_NOT_FOUND (no such intent), BR_E_UNAUTHORIZED (no

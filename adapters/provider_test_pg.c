@@ -22,6 +22,7 @@
 #include "adapters/clock.h"
 #include "adapters/pg.h"
 #include "adapters/provider_delivery.h"
+#include "adapters/provider_test.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -121,6 +122,49 @@ static int op_refund(void *self, uint64_t payment_id, const char *intent_id, int
     return BR_OK; /* no money is held: a refund of anything is done */
 }
 
+/* ---- status query (point 8) ---- */
+
+/* From test_intents: succeeded -> SUCCEEDED; canceled -> FAILED
+ * "canceled"; requires_payment_method -> OPEN, or with void_if_open
+ * cancelled first (unless it succeeded meanwhile: then SUCCEEDED). A
+ * decline is not told apart from "not yet paid" here (the table keeps the
+ * status only; its webhook says it). No intent: FAILED "canceled" when
+ * void_if_open, else OPEN. */
+static int op_query(void *self, uint64_t payment_id, const char *intent_id, bool void_if_open,
+                    struct br_provider_answer *out)
+{
+    (void)intent_id; /* found by payment id */
+    struct br_provider_test_pg *p = self;
+    struct br_pg_intent it;
+    int rc = br_pg_intent_by_payment(p->cfg.pg, payment_id, &it);
+    if (rc == BR_E_NOT_FOUND) {
+        br_provider_answer_set(out, void_if_open ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
+                               payment_id, "canceled", NULL);
+        return BR_OK;
+    }
+    if (rc != BR_OK) {
+        return BR_E_UNAVAILABLE;
+    }
+    if (void_if_open && strcmp(it.status, "requires_payment_method") == 0) {
+        rc = br_pg_intent_set_status(p->cfg.pg, it.id, "canceled");
+        if (rc == BR_OK) {
+            snprintf(it.status, sizeof it.status, "canceled");
+        } else if (rc == BR_E_DUPLICATE) {
+            snprintf(it.status, sizeof it.status, "succeeded"); /* paid just now */
+        } else {
+            return BR_E_UNAVAILABLE;
+        }
+    }
+    if (strcmp(it.status, "succeeded") == 0) {
+        br_provider_answer_set(out, BR_PROVIDER_SUCCEEDED, payment_id, NULL, it.id);
+    } else if (strcmp(it.status, "canceled") == 0) {
+        br_provider_answer_set(out, BR_PROVIDER_FAILED, payment_id, "canceled", it.id);
+    } else {
+        br_provider_answer_set(out, BR_PROVIDER_OPEN, payment_id, NULL, it.id);
+    }
+    return BR_OK;
+}
+
 /* ---- confirm ---- */
 
 static json_t *intent_json(const struct br_pg_intent *it, bool ok, const char *decline)
@@ -154,7 +198,10 @@ static int confirmable(struct br_provider_test_pg *p, const char *id, const char
         !br_auth_equal(client_secret, it->client_secret, n)) {
         return BR_E_FORBIDDEN;
     }
-    return strcmp(it->status, "succeeded") == 0 ? BR_E_DUPLICATE : BR_OK;
+    /* decided: succeeded, or canceled by a status query (point 8) */
+    return strcmp(it->status, "succeeded") == 0 || strcmp(it->status, "canceled") == 0
+               ? BR_E_DUPLICATE
+               : BR_OK;
 }
 
 static int op_confirm(void *self, const char *intent_id, const char *client_secret,
@@ -366,6 +413,7 @@ static const struct br_provider_ops TEST_PG_OPS = {
     .name = "test",
     .create_intent = op_create_intent,
     .refund = op_refund,
+    .query = op_query,
     .confirm = op_confirm,
     .start = op_start,
     .stop = op_stop,

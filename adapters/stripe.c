@@ -89,7 +89,7 @@ struct stripe_call {
     const char *op;       /* "create_intent", "refund", "query", "void": for logs */
     uint64_t payment_id;
     bool post;
-    char path[160];
+    char path[256];      /* "/v1/..." */
     const char *form;     /* POST body, form-encoded */
     const char *idem_key; /* POST only */
     struct stripe_answer ans;
@@ -449,6 +449,9 @@ static void log_try(struct br_stripe *s, enum br_log_level lvl, const char *msg,
     if (strstr(emsg, "sk_") != NULL || strstr(emsg, "rk_") != NULL) {
         emsg = "(withheld: it quotes an API key)"; /* Stripe's 401 echoes the key, masked */
     }
+#ifdef BR_PLANT_STRIPE_LOG_KEY
+    emsg = s->userpwd; /* planted: the secret key in the log */
+#endif
     br_logf(s->log, lvl, msg,
             "\"op\":\"%s\",\"payment\":%" PRIu64 ",\"status\":%ld,\"stripe_type\":\"%s\","
             "\"stripe_code\":\"%s\",\"stripe_message\":\"%s\",\"request_id\":\"%s\","
@@ -485,7 +488,11 @@ static const char *try_key(const struct stripe_call *c, unsigned k, char *buf, s
 static int send_call(struct br_stripe *s, struct stripe_call *c)
 {
     char keybuf[BR_PROVIDER_IDEM_KEY_MAX + 16];
-    for (unsigned k = 1; k <= s->attempts_max; k++) {
+    unsigned attempts = s->attempts_max;
+#ifdef BR_PLANT_STRIPE_NO_RETRY
+    attempts = 1; /* planted: one try per call */
+#endif
+    for (unsigned k = 1; k <= attempts; k++) {
         c->attempts = k;
         const char *key = try_key(c, k, keybuf, sizeof keybuf);
         long sent = 0;
@@ -505,7 +512,9 @@ static int send_call(struct br_stripe *s, struct stripe_call *c)
             return BR_E_INVALID;
         } else {
             if (t == TRY_UNKNOWN && c->post) {
+#ifndef BR_PLANT_STRIPE_UNKNOWN_AS_UNAVAILABLE
                 c->unknown = true;
+#endif
             }
             log_try(s, BR_LOG_WARN,
                     t == TRY_UNKNOWN ? "stripe try without answer: unknown outcome, retrying with the "
@@ -513,7 +522,7 @@ static int send_call(struct br_stripe *s, struct stripe_call *c)
                                      : "stripe try failed before sending: retrying",
                     c, key, curl_easy_strerror(cc));
         }
-        if (k < s->attempts_max) {
+        if (k < attempts) {
             backoff(s, k);
         }
     }
@@ -541,7 +550,11 @@ static void call_done(struct stripe_call *c)
 /* The translation every op shares for a final answer that is not 2xx. */
 static int error_status(struct br_stripe *s, const struct stripe_call *c)
 {
+#ifndef BR_PLANT_STRIPE_401_INVALID
     if (c->ans.status == 401 || c->ans.status == 403) {
+#else
+    if (c->ans.status == 403) {
+#endif
         log_try(s, BR_LOG_ERROR, "stripe key refused: an operator must fix --stripe-key", c,
                 c->idem_key, "");
         return BR_E_UNAVAILABLE;
@@ -552,6 +565,9 @@ static int error_status(struct br_stripe *s, const struct stripe_call *c)
         return BR_E_UNAVAILABLE;
     }
     if (strcmp(c->stripe_type, "idempotency_error") == 0) {
+#ifdef BR_PLANT_STRIPE_IDEM_ERROR_UNAVAILABLE
+        return BR_E_UNAVAILABLE; /* planted: a broken key looks like an outage */
+#endif
         log_try(s, BR_LOG_ERROR, "stripe idempotency_error: our key derivation is broken", c,
                 c->idem_key, "");
         return BR_E_INVALID;
@@ -644,6 +660,9 @@ static int stripe_create_intent(void *p, uint64_t payment_id, uint64_t booking_i
     struct br_stripe *s = p;
     char known[BR_PROVIDER_ID_MAX];
     int rc = map_get(s, payment_id, known);
+#ifdef BR_PLANT_STRIPE_KEY_ONLY
+    rc = BR_E_NOT_FOUND; /* planted: trusts the idempotency key alone */
+#endif
     if (rc == BR_OK) { /* never create twice: keys expire after 24 h, the map does not */
         return existing_intent(s, payment_id, known, id_out, secret_out);
     }
@@ -693,8 +712,10 @@ static int which_intent(struct br_stripe *s, uint64_t payment_id, const char *in
                         char out[BR_PROVIDER_ID_MAX])
 {
     if (intent_id != NULL && intent_id[0] != '\0') {
-        if (strlen(intent_id) >= BR_PROVIDER_ID_MAX) {
-            return BR_E_INVALID;
+        if (strlen(intent_id) >= BR_PROVIDER_ID_MAX ||
+            strspn(intent_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                strlen(intent_id)) {
+            return BR_E_INVALID; /* it goes into a URL path */
         }
         copy_str(out, BR_PROVIDER_ID_MAX, intent_id);
         return BR_OK;
@@ -706,7 +727,11 @@ static int which_intent(struct br_stripe *s, uint64_t payment_id, const char *in
 static int refund_answer(struct br_stripe *s, struct stripe_call *c)
 {
     if (c->ans.status != 200) {
+#ifndef BR_PLANT_STRIPE_ALREADY_REFUNDED_INVALID
         if (c->ans.status == 400 && strcmp(c->stripe_code, "charge_already_refunded") == 0) {
+#else
+        if (false) {
+#endif
             log_try(s, BR_LOG_INFO, "stripe refund: already refunded", c, c->idem_key, "");
             return BR_OK; /* provider.h: the money is not kept, whoever returned it */
         }
@@ -846,6 +871,9 @@ static int stripe_query(void *p, uint64_t payment_id, const char *intent_id, boo
      * still pay it later). */
     bool final = out->status == BR_PROVIDER_SUCCEEDED ||
                  strstr(out->fact_key, ":failed:canceled") != NULL;
+#ifdef BR_PLANT_STRIPE_NO_VOID
+    final = true; /* planted: an open intent stays payable after the hold is gone */
+#endif
     if (rc == BR_OK && void_if_open && !final) {
         memset(out, 0, sizeof *out);
         rc = void_intent(s, payment_id, intent, out);

@@ -190,8 +190,14 @@ static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
                  c->u.reserve.pass_id, c->u.reserve.idem_key);
         break;
     case BR_CMD_CANCEL:
-    case BR_CMD_PAYMENT_CREATE:
         snprintf(buf, cap, " hold=%#" PRIx64, c->u.cancel.hold_id);
+        break;
+    case BR_CMD_PAYMENT_CREATE:
+        snprintf(buf, cap, " hold=%#" PRIx64 " check_ms=%u", c->u.payment_create.hold_id,
+                 c->u.payment_create.check_ms);
+        break;
+    case BR_CMD_PAYMENT_CHECK:
+        snprintf(buf, cap, " max=%u", c->u.payment_check.max);
         break;
     case BR_CMD_SWEEP:
         snprintf(buf, cap, " event=%" PRIu64 " max=%u", c->u.sweep.event_id, c->u.sweep.max);
@@ -890,6 +896,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "--mix default, tight or wide\n");
         return 2;
     }
+    /* Point 8 (payment_check, payment_create's check_ms, the status
+     * answers fed back as payment_events) in every mix: its twins are
+     * payment_check.lua, payment_create.lua and payment_event.lua. */
+    br_gen_params_point8(&params);
     /* Refresh sessions have no Lua twin (in the distributed deployment
      * accounts belong to PostgreSQL, lua/README.md): left out on purpose. */
     params.weights[BR_CMD_SESSION_OPEN] = params.weights[BR_CMD_SESSION_ROTATE] = 0;

@@ -167,8 +167,11 @@ static void test_flipped_byte_or_time_is_refused(void **state)
                      BR_E_UNAUTHORIZED);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        cmocka_set_test_filter(argv[1]); /* one test by name (scripts/test.d/54-stripe-plant.sh) */
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_payload_is_the_209_bytes_of_the_vectors),
         cmocka_unit_test(test_openssl_vector_test_secret),

@@ -501,8 +501,11 @@ static void test_bad_config_is_invalid(void **state)
     assert_null(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        cmocka_set_test_filter(argv[1]); /* one test by name (scripts/test.d/54-stripe-plant.sh) */
+    }
     const char *dir = getenv("BR_TEST_STRIPE_STATE");
     if (dir == NULL) {
         fprintf(stderr, "test_stripe: BR_TEST_STRIPE_STATE is not set (run through ctest)\n");

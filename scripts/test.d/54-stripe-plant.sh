@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# 54-stripe-plant.sh -- proof that the Stripe tests can fail. For each bug
+# the Stripe adapter or the webhook verifier can plant (-DBR_PLANT=NAME, see
+# adapters/stripe.c and adapters/provider_sig.c), build the stripe tests into
+# build-plant-NAME, start the Stripe test double (tests/fixtures/stripe.sh),
+# run the one test that guards against that bug, and require that it fails
+# (cmocka's FAILED line naming it). ctest runs the same tests on the normal
+# builds, where they pass.
+# usage: 54-stripe-plant.sh [ASAN_BUILD RELEASE_BUILD]   (BR_PLANT_ONLY=REGEX to pick)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+jobs=${BR_PLANT_JOBS:-2}
+state=$(mktemp -d)
+trap 'tests/fixtures/stripe.sh stop "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+tests/fixtures/stripe.sh start "$state" >/dev/null
+export BR_TEST_STRIPE_STATE=$state
+
+# plant | test program | the test (cmocka filter) | what the bug breaks
+plants=(
+  "REFUND_KEY_PER_ATTEMPT|test_stripe|test_refund_timeout_applied_is_refunded_once|a retried timeout refunds twice"
+  "STRIPE_NEW_KEY_ON_RETRY|test_stripe|test_refund_timeout_applied_is_refunded_once|same bug, the brief's name"
+  "STRIPE_KEY_ONLY|test_stripe|test_same_payment_twice_one_intent|a second intent after keys expire"
+  "STRIPE_NO_RETRY|test_stripe|test_500_twice_then_200_one_intent|a 500 ends the call"
+  "STRIPE_UNKNOWN_AS_UNAVAILABLE|test_stripe|test_no_answer_ever_is_unknown_outcome|an unanswered POST called a plain outage"
+  "STRIPE_IDEM_ERROR_UNAVAILABLE|test_stripe|test_idempotency_error_is_invalid|a broken key retried forever"
+  "STRIPE_ALREADY_REFUNDED_INVALID|test_stripe|test_already_refunded_is_ok|a done refund reported refused"
+  "STRIPE_401_INVALID|test_stripe|test_wrong_key_401_is_unavailable|a refused key reported as a bad request"
+  "STRIPE_NO_VOID|test_stripe|test_query_and_void|an abandoned intent stays payable"
+  "STRIPE_LOG_KEY|test_stripe|test_idempotency_error_is_invalid|the secret key in the log"
+  "SIG_NO_TOLERANCE|test_sig|test_tolerance_boundaries|stale signatures accepted"
+  "SIG_FIRST_SECRET_ONLY|test_sig|test_rotation_second_secret_of_ours_matches|rotation broken"
+)
+if [ -n "${BR_PLANT_ONLY:-}" ]; then
+  mapfile -t plants < <(printf '%s\n' "${plants[@]}" | grep -E "^(${BR_PLANT_ONLY})\|")
+fi
+failed=0
+for p in "${plants[@]}"; do
+  IFS='|' read -r name prog test what <<<"$p"
+  dir=build-plant-$name
+  if ! grep -q "BR_PLANT_$name" adapters/stripe.c adapters/provider_sig.c; then
+    echo "54-stripe-plant: FAIL: adapters/stripe.c, provider_sig.c have no BR_PLANT_$name"
+    failed=1; continue
+  fi
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
+  cmake --build "$dir" --target "$prog" -j "$jobs" >/dev/null
+  set +e
+  out=$(timeout -k 10 300 "$dir/tests/stripe/$prog" "$test" 2>&1); rc=$?
+  set -e
+  if [ "$rc" -ne 0 ] && grep -q "FAILED  \] $test" <<<"$out"; then
+    echo "54-stripe-plant: $name ($what) caught by $prog $test: $(grep -m1 -E '^\[  ERROR   \]' <<<"$out" | cut -c1-160)"
+  else
+    echo "54-stripe-plant: FAIL: $name was not caught by $prog $test (exit $rc)"
+    tail -20 <<<"$out"
+    failed=1
+  fi
+done
+exit $failed

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# 76-payments-plant.sh -- proof that tests/payments/test_money can fail: a
+# release server built with a planted bug must fail the case that guards
+# against it (each plant its own build dir, build-plant-<name>):
+#   BR_PLANT=NO_PAYMENT_CHECK  (payment_check emits nothing: point 8 gone)
+#       -> webhook_lost: the lost webhook's booking is never confirmed;
+#   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
+#       applying the message) -> saga_killed_before_commit: the message the
+#       killed consumer took is never applied again, its payment never final
+#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it).
+# cmocka's exit status is the number of failed tests: each run must exit 1
+# (not a crash, not the timeout) with the case's own failure message. A
+# plant missing from the tree FAILS this script, saying which.
+# Fixtures and servers as in 75-payments.sh; stopped on exit.
+# usage: 76-payments-plant.sh ASAN_BUILD RELEASE_BUILD
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# plant  case  what its failure says (grep -E)
+plants=(
+  "NO_PAYMENT_CHECK test_webhook_lost booking [0-9]+ is 'held' after"
+  "SAGA_STORE_FIRST test_saga_killed_before_commit (booking [0-9]+ is 'held' after|money check after)"
+)
+
+missing=()
+for p in "${plants[@]}"; do
+  name=${p%% *}
+  grep -rqs "BR_PLANT_$name" core adapters server lua ||
+    missing+=("BR_PLANT_$name is in no source file (not landed)")
+done
+for f in tests/fixtures/kafka.sh tests/fixtures/stripe.sh; do
+  [ -x "$f" ] || missing+=("$f")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  printf '76-payments-plant: cannot run, missing: %s\n' "${missing[@]}" >&2
+  echo "76-payments-plant: FAILED" >&2
+  exit 1
+fi
+
+dir=$(mktemp -d /tmp/br-payments-plant.XXXXXX)
+mkdir -p "$dir/cases"
+cleanup() {
+  local d
+  for d in "$dir"/cases/*/; do
+    if [ -d "$d/stripe" ]; then tests/fixtures/stripe.sh stop "$d/stripe" >/dev/null 2>&1 || true; fi
+    if [ -d "$d/kafka" ]; then tests/fixtures/kafka.sh stop "$d/kafka" >/dev/null 2>&1 || true; fi
+  done
+  tests/dist/env.sh stop "$dir/env.d" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+tests/dist/env.sh start "$dir/env.d" >/dev/null
+set -a
+# shellcheck disable=SC1091
+. "$dir/env.d/env"
+set +a
+export BR_KAFKA_FIXTURE=$PWD/tests/fixtures/kafka.sh
+export BR_STRIPE_FIXTURE=$PWD/tests/fixtures/stripe.sh
+export BR_MONEY_DIR=$dir/cases
+
+failed=0
+for p in "${plants[@]}"; do
+  read -r name case why <<<"$p"
+  build=build-plant-$(tr 'A-Z_' 'a-z-' <<<"$name")
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
+  cmake --build "$build" -j 2 --target bookingrush test_money >"$dir/$name.build" 2>&1 ||
+    { tail -20 "$dir/$name.build" >&2; echo "76-payments-plant: $name does not build" >&2; exit 1; }
+  set +e
+  BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
+    "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
+  status=$?
+  set -e
+  if [ "$status" -ne 1 ] || ! grep -qE "$why" "$dir/$name.log"; then
+    tail -30 "$dir/$name.log" >&2
+    echo "76-payments-plant: $case with BR_PLANT=$name: expected it to fail (1) with" \
+      "/$why/, got status $status" >&2
+    failed=1
+    continue
+  fi
+  echo "76-payments-plant: $case fails with BR_PLANT=$name: $(grep -m1 -E "$why" "$dir/$name.log")"
+done
+[ "$failed" = 0 ]
