@@ -151,4 +151,8 @@ for want in 'result="stored"} 2' 'result="duplicate"} 1' 'result="unauthorized"}
   grep -q "br_webhooks_total{$want" <<<"$m" || fail "metrics: no br_webhooks_total{$want"
 done
 grep -q 'br_webhooks_total{result="unavailable"} [1-9]' <<<"$m" || fail "metrics: unavailable"
+for fam in br_payment_checks_total br_saga_consumed_total br_saga_dlq_total br_outbox_unsent \
+  br_payment_confirm_seconds_bucket br_payment_confirm_p99_seconds; do
+  grep -q "^$fam" <<<"$m" || fail "metrics: no $fam"
+done
 echo "77-webhook-facts: passed (rotation, tolerance, dedupe, outbox row, 503 while PostgreSQL is away, metrics, refused flags)"
