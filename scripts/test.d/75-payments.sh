@@ -64,7 +64,7 @@ set +e
 timeout -k 10 240 "$test" "$bin" >"$dir/money.log" 2>&1
 status=$?
 set -e
-grep -E '^(money |[a-z_]+: [0-9]+ ms$|broker_down:|dlq:|webhook_lost:|duplicates_reordered:)' \
+grep -E '^(money |[a-z_]+: [0-9]+ ms|broker_down:|dlq:|webhook_lost:|duplicates_reordered:)' \
   "$dir/money.log" || true
 if [ "$status" -ne 0 ] || grep -q 'SKIPPED' "$dir/money.log"; then
   grep -E 'FAILED|SKIPPED|ERROR|cannot run|want |money check|test_money:' "$dir/money.log" |
