@@ -59,7 +59,7 @@ start_serve() {
   "$bin" serve --backend distributed --redis "$BR_TEST_DIST" --pg "$pg" --roles api \
     --port 0 --port-file "$dir/port" --data-dir "$dir/data" --kafka 127.0.0.1:1 \
     --webhook-secret whsec_old_one --stripe-webhook-secret whsec_old_one,whsec_new_one \
-    --webhook-tolerance-s 60 --start-attempts 3 "$@" >>"$dir/serve.log" 2>&1 &
+    --webhook-tolerance-s 60 --start-attempts 3 >>"$dir/serve.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 100); do
     [ -s "$dir/port" ] && break
