@@ -147,8 +147,11 @@ static bool sh_line(char *out, size_t cap, const char *fmt, ...)
     out[0] = '\0';
     while (fgets(line, sizeof line, p) != NULL) {
         line[strcspn(line, "\r\n")] = '\0';
-        if (line[0] != '\0') {
-            snprintf(out, cap, "%s", line);
+        size_t len = strlen(line);
+        if (len > 0) {
+            len = len < cap ? len : cap - 1;
+            memcpy(out, line, len);
+            out[len] = '\0';
         }
     }
     return pclose(p) == 0 && out[0] != '\0';
