@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,36 @@ struct br_stripe {
     struct stripe_map_entry *map; /* in-memory map, map_n used, STRIPE_MAP_MAX slots */
     uint32_t map_n;
     uint64_t rng;            /* jitter only */
+    _Atomic uint64_t counts[BR_STRIPE_OP_COUNT][BR_STRIPE_OUTCOME_COUNT]; /* br_stripe_stats */
+    _Atomic uint64_t replayed;
 };
+
+const char *const br_stripe_op_names[BR_STRIPE_OP_COUNT] = {"create_intent", "refund", "query",
+                                                            "void"};
+const char *const br_stripe_outcome_names[BR_STRIPE_OUTCOME_COUNT] = {"ok", "retry", "unknown",
+                                                                      "invalid", "unavailable"};
+
+static enum br_stripe_op op_index(const char *op)
+{
+    for (unsigned i = 0; i < BR_STRIPE_OP_COUNT; i++) {
+        if (strcmp(op, br_stripe_op_names[i]) == 0) {
+            return (enum br_stripe_op)i;
+        }
+    }
+    BR_ASSERT(!"unknown op name");
+    return BR_STRIPE_OP_CREATE;
+}
+
+/* Counts a finished op call by its result; returns rc. */
+static int counted(struct br_stripe *s, enum br_stripe_op op, int rc)
+{
+    enum br_stripe_outcome o = rc == BR_OK                  ? BR_STRIPE_OK
+                               : rc == BR_E_UNKNOWN_OUTCOME ? BR_STRIPE_UNKNOWN
+                               : rc == BR_E_INVALID         ? BR_STRIPE_INVALID
+                                                            : BR_STRIPE_UNAVAILABLE;
+    atomic_fetch_add_explicit(&s->counts[op][o], 1, memory_order_relaxed);
+    return rc;
+}
 
 /* One answer of one try. */
 struct stripe_answer {
@@ -500,6 +530,9 @@ static int send_call(struct br_stripe *s, struct stripe_call *c)
         enum stripe_try t = classify_curl(cc, sent);
         if (cc == CURLE_OK) {
             parse_answer(c);
+            if (c->ans.replayed) {
+                atomic_fetch_add_explicit(&s->replayed, 1, memory_order_relaxed);
+            }
             t = classify_status(c->ans.status, c->ans.should_retry);
             if (t == TRY_DONE) {
                 log_try(s, BR_LOG_DEBUG, "stripe answer", c, key, "");
@@ -523,6 +556,8 @@ static int send_call(struct br_stripe *s, struct stripe_call *c)
                     c, key, curl_easy_strerror(cc));
         }
         if (k < attempts) {
+            atomic_fetch_add_explicit(&s->counts[op_index(c->op)][BR_STRIPE_RETRY], 1,
+                                      memory_order_relaxed);
             backoff(s, k);
         }
     }
@@ -652,7 +687,7 @@ static int create_form(char *form, size_t cap, uint64_t payment_id, uint64_t boo
     return ok ? BR_OK : BR_E_INVALID;
 }
 
-static int stripe_create_intent(void *p, uint64_t payment_id, uint64_t booking_id,
+static int create_intent_op(void *p, uint64_t payment_id, uint64_t booking_id,
                                 int64_t amount_minor, const char *currency, const char *idem_key,
                                 char id_out[BR_PROVIDER_ID_MAX],
                                 char secret_out[BR_PROVIDER_SECRET_MAX])
@@ -735,6 +770,11 @@ static int refund_answer(struct br_stripe *s, struct stripe_call *c)
             log_try(s, BR_LOG_INFO, "stripe refund: already refunded", c, c->idem_key, "");
             return BR_OK; /* provider.h: the money is not kept, whoever returned it */
         }
+        if (c->ans.status == 404 && strcmp(c->stripe_code, "resource_missing") == 0) {
+            log_try(s, BR_LOG_WARN, "stripe refund: no such intent, nothing to return", c,
+                    c->idem_key, "");
+            return BR_OK; /* provider.h: a refund of an unknown intent succeeds */
+        }
         return error_status(s, c);
     }
     const char *st = jstr(c->json, "status");
@@ -751,7 +791,7 @@ static int refund_answer(struct br_stripe *s, struct stripe_call *c)
     return BR_E_UNAVAILABLE;
 }
 
-static int stripe_refund(void *p, uint64_t payment_id, const char *intent_id, int64_t amount_minor,
+static int refund_op(void *p, uint64_t payment_id, const char *intent_id, int64_t amount_minor,
                          const char *idem_key)
 {
     struct br_stripe *s = p;
@@ -842,7 +882,7 @@ static int void_intent(struct br_stripe *s, uint64_t payment_id, const char *int
     return rc;
 }
 
-static int stripe_query(void *p, uint64_t payment_id, const char *intent_id, bool void_if_open,
+static int query_op(void *p, uint64_t payment_id, const char *intent_id, bool void_if_open,
                         struct br_provider_answer *out)
 {
     struct br_stripe *s = p;
@@ -880,6 +920,42 @@ static int stripe_query(void *p, uint64_t payment_id, const char *intent_id, boo
     }
     BR_ASSERT(rc != BR_OK || out->status != BR_PROVIDER_OPEN || out->fact_key[0] == '\0');
     return rc;
+}
+
+/* The table's entries: the ops above, counted for br_stripe_stats. */
+static int stripe_create_intent(void *p, uint64_t payment_id, uint64_t booking_id,
+                                int64_t amount_minor, const char *currency, const char *idem_key,
+                                char id_out[BR_PROVIDER_ID_MAX],
+                                char secret_out[BR_PROVIDER_SECRET_MAX])
+{
+    return counted(p, BR_STRIPE_OP_CREATE,
+                   create_intent_op(p, payment_id, booking_id, amount_minor, currency, idem_key,
+                                    id_out, secret_out));
+}
+
+static int stripe_refund(void *p, uint64_t payment_id, const char *intent_id, int64_t amount_minor,
+                         const char *idem_key)
+{
+    return counted(p, BR_STRIPE_OP_REFUND,
+                   refund_op(p, payment_id, intent_id, amount_minor, idem_key));
+}
+
+static int stripe_query(void *p, uint64_t payment_id, const char *intent_id, bool void_if_open,
+                        struct br_provider_answer *out)
+{
+    return counted(p, void_if_open ? BR_STRIPE_OP_VOID : BR_STRIPE_OP_QUERY,
+                   query_op(p, payment_id, intent_id, void_if_open, out));
+}
+
+void br_stripe_stats(const struct br_stripe *s, struct br_stripe_stats *out)
+{
+    struct br_stripe *m = (struct br_stripe *)s; /* atomic loads need a non-const object */
+    for (unsigned i = 0; i < BR_STRIPE_OP_COUNT; i++) {
+        for (unsigned j = 0; j < BR_STRIPE_OUTCOME_COUNT; j++) {
+            out->requests[i][j] = atomic_load_explicit(&m->counts[i][j], memory_order_relaxed);
+        }
+    }
+    out->replayed = atomic_load_explicit(&m->replayed, memory_order_relaxed);
 }
 
 /* ---- lifetime ---- */

@@ -44,4 +44,21 @@ int br_stripe_new(struct br_stripe **s, const struct br_stripe_config *cfg); /* 
 struct br_provider br_stripe_provider(struct br_stripe *s);  /* create_intent, refund, query; confirm/start/stop NULL */
 void br_stripe_free(struct br_stripe *s);
 
+/* Counters for /metrics (br_stripe_requests_total{op,outcome},
+ * br_stripe_replayed_total): an addition to the contract of ISSUE11.md §5.2 C.
+ * Per call, one final outcome (ok, invalid, unavailable, unknown); per try that
+ * was repeated, one "retry"; replayed = answers with Idempotent-Replayed: true. */
+enum br_stripe_op { BR_STRIPE_OP_CREATE = 0, BR_STRIPE_OP_REFUND, BR_STRIPE_OP_QUERY,
+                    BR_STRIPE_OP_VOID, BR_STRIPE_OP_COUNT };
+enum br_stripe_outcome { BR_STRIPE_OK = 0, BR_STRIPE_RETRY, BR_STRIPE_UNKNOWN, BR_STRIPE_INVALID,
+                         BR_STRIPE_UNAVAILABLE, BR_STRIPE_OUTCOME_COUNT };
+struct br_stripe_stats {
+    uint64_t requests[BR_STRIPE_OP_COUNT][BR_STRIPE_OUTCOME_COUNT];
+    uint64_t replayed;
+};
+extern const char *const br_stripe_op_names[BR_STRIPE_OP_COUNT];           /* "create_intent", .. */
+extern const char *const br_stripe_outcome_names[BR_STRIPE_OUTCOME_COUNT]; /* "ok", "retry", .. */
+/* A snapshot (relaxed reads, thread-safe). */
+void br_stripe_stats(const struct br_stripe *s, struct br_stripe_stats *out);
+
 #endif

@@ -64,7 +64,7 @@
 #define BR_EMB_BATCHES_MAX (BR_EMB_SYNCERS_MAX + 2u) /* filling + in flight + one spare */
 #define BR_EMB_BATCH_MAX 4096u   /* commands per commit: ~0.7 KiB each, per batch */
 #define BR_EMB_EFFECTS_MAX (2u * BR_EFFECTS_MAX) /* effects per commit: 56 B each, per batch */
-#define BR_EMB_BUS_MAX 4096u     /* refunds waiting on the saga bus */
+#define BR_EMB_BUS_MAX 4096u     /* refunds and status queries waiting on the saga bus */
 /* Calls waiting for durability, 24 B each (1.5 MiB, resident as used): one
  * per request in flight at most (serve's connections_max, 16384), with room
  * to spare; beyond, a caller waits for the syncers to answer some. */
@@ -83,6 +83,8 @@ struct br_embedded_config {
                                       an existing journal's header wins */
     const struct br_log *log;      /* not owned; NULL logs nothing */
     unsigned email_hash_bits;      /* 0 = 64; fewer only in tests (core/engine.h) */
+    uint32_t payment_check_ms;     /* point 8 quiet time (--payment-check-ms) given to every
+                                      payment_create: 0 = BR_PAYMENT_CHECK_MS_DEFAULT */
 };
 
 /* Opens the journal (creating it), replays it into a fresh engine and

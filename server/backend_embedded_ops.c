@@ -441,7 +441,9 @@ static void op_payment_create(struct br_backend *b, uint64_t user, uint64_t book
 {
     struct br_embedded *x = self(b);
     struct br_cmd cmd;
-    br_api_cmd_payment_create(&cmd, user, booking_id);
+    br_api_cmd_payment_create_checked(&cmd, user, booking_id,
+                                      x->cfg.payment_check_ms != 0 ? x->cfg.payment_check_ms
+                                                                   : BR_PAYMENT_CHECK_MS_DEFAULT);
     pthread_mutex_lock(&x->mu);
     if (br_emb_refuse_locked(x, call)) {
         return;

@@ -467,7 +467,9 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
             break;
         }
         case BR_FX_PROVIDER_REFUND:
-            br_emb_bus_push(x, fx->id, fx->amount_minor);
+        case BR_FX_PROVIDER_QUERY:
+        case BR_FX_PROVIDER_VOID:
+            br_emb_bus_push_kind(x, fx->kind, fx->id, fx->amount_minor);
             break;
         default:
             break; /* confirmed / expired / notify: visible through the booking */

@@ -66,7 +66,10 @@ struct batch {
 
 enum { KICK_IDLE = 1u, KICK_WATCHER = 2u };
 
+/* A duty on the saga bus: a refund (BR_FX_PROVIDER_REFUND) or a status
+ * query (BR_FX_PROVIDER_QUERY / BR_FX_PROVIDER_VOID, point 8). */
 struct refund_duty {
+    uint8_t kind; /* enum br_effect_kind */
     uint64_t payment_id;
     int64_t amount_minor;
 };
@@ -179,11 +182,15 @@ void *br_emb_syncer_main(void *arg);
 
 /* ---- embedded_ticker.c ---- */
 
-/* The ticker thread: admit, sweep, saga_step, the refund bus. */
+/* The ticker thread: admit, sweep, saga_step, payment_check, the saga bus. */
 void *br_emb_ticker_main(void *arg);
 /* Puts a refund duty on the bus (full: dropped, saga_step re-emits it).
  * Takes mu. */
 void br_emb_bus_push(struct br_embedded *x, uint64_t payment_id, int64_t amount_minor);
+/* Puts a duty of kind (provider_refund, provider_query, provider_void) on
+ * the bus (full: dropped; saga_step / payment_check re-emit it). Takes mu. */
+void br_emb_bus_push_kind(struct br_embedded *x, uint8_t kind, uint64_t payment_id,
+                          int64_t amount_minor);
 /* Replays the journal into the engine at open. BR_OK, BR_E_DIVERGED, or
  * the reader's error. Single-threaded (before start). */
 int br_emb_replay(struct br_embedded *x);

@@ -1,9 +1,10 @@
 /*
  * embedded_ticker.c -- the embedded backend's workers and its replay (design
  * in backend_embedded.h): one ticker thread runs the admitter and the
- * sweeper of every event and the saga step, and carries out the refunds
- * on the in-process saga bus (each through the payment provider, its
- * result applied as refund_result); at open, the journal is replayed into
+ * sweeper of every event, the saga step and the payment check (point 8),
+ * and carries out the refunds and status queries on the in-process saga
+ * bus (each through the payment provider, its result applied as
+ * refund_result, or a decided status as payment_event); at open, the journal is replayed into
  * the engine, every recorded outcome checked.
  */
 
@@ -20,14 +21,21 @@
 
 void br_emb_bus_push(struct br_embedded *x, uint64_t payment_id, int64_t amount_minor)
 {
+    br_emb_bus_push_kind(x, BR_FX_PROVIDER_REFUND, payment_id, amount_minor);
+}
+
+void br_emb_bus_push_kind(struct br_embedded *x, uint8_t kind, uint64_t payment_id,
+                          int64_t amount_minor)
+{
     pthread_mutex_lock(&x->mu);
     if (x->bus_count < BR_EMB_BUS_MAX) {
         struct refund_duty *d = &x->bus[(x->bus_head + x->bus_count) % BR_EMB_BUS_MAX];
+        d->kind = kind;
         d->payment_id = payment_id;
         d->amount_minor = amount_minor;
         x->bus_count++;
         pthread_cond_signal(&x->tick_cv);
-    } /* else: saga_step re-emits the refund at its next attempt time */
+    } /* else: saga_step / payment_check re-emit it at its next attempt time */
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -49,8 +57,13 @@ static void tick_locked(struct br_embedded *x)
             br_emb_apply_locked(x, &cmd, NULL);
         }
     }
-    if (br_engine_due(&x->engine, 0, now) & BR_DUE_SAGA) {
+    unsigned due = br_engine_due(&x->engine, 0, now);
+    if (due & BR_DUE_SAGA) {
         br_api_cmd_saga_step(&cmd);
+        br_emb_apply_locked(x, &cmd, NULL);
+    }
+    if (due & BR_DUE_CHECK) {
+        br_api_cmd_payment_check(&cmd); /* point 8: payments no webhook decided */
         br_emb_apply_locked(x, &cmd, NULL);
     }
 }
@@ -78,8 +91,34 @@ static void storage_retry_locked(struct br_embedded *x)
     pthread_mutex_lock(&x->mu);
 }
 
-/* Carries out the refunds on the saga bus: each without the lock, its
- * result applied as a command. Under mu. */
+/* A status query (provider_query, or provider_void: cancel first unless
+ * paid), without the lock; a decided answer becomes the payment_event its
+ * fact key names ("q:<payment>:..."), into cmd. false: nothing to apply
+ * (still open, or the provider failed: the next check is scheduled). */
+static bool query_provider(struct br_embedded *x, const struct refund_duty *d, struct br_cmd *cmd)
+{
+    const struct br_provider *pv = &x->cfg.provider;
+    if (pv->ops == NULL || pv->ops->query == NULL) {
+        return false;
+    }
+    struct br_provider_answer a;
+    int rc = br_provider_query(pv, d->payment_id, NULL, d->kind == BR_FX_PROVIDER_VOID, &a);
+    if (rc != BR_OK) {
+        br_logf(x->cfg.log, BR_LOG_WARN, "payment status query failed",
+                "\"payment\":%" PRIu64 ",\"void\":%s,\"err\":\"%s\"", d->payment_id,
+                d->kind == BR_FX_PROVIDER_VOID ? "true" : "false", br_err_name(rc));
+        return false;
+    }
+    if (a.status == BR_PROVIDER_OPEN || a.fact_key[0] == '\0') {
+        return false;
+    }
+    br_api_cmd_payment_event(cmd, a.fact_key, d->payment_id, a.status == BR_PROVIDER_SUCCEEDED);
+    return true;
+}
+
+/* Carries out the duties on the saga bus: each without the lock, its
+ * result applied as a command (refund_result, or a status query's
+ * payment_event). Under mu. */
 static void drain_bus_locked(struct br_embedded *x)
 {
     for (uint32_t n = 0; n < BR_EMB_BUS_MAX && x->bus_count > 0 && !x->storage_down; n++) {
@@ -87,12 +126,19 @@ static void drain_bus_locked(struct br_embedded *x)
         x->bus_head = (x->bus_head + 1) % BR_EMB_BUS_MAX;
         x->bus_count--;
         pthread_mutex_unlock(&x->mu);
-        int rc = br_provider_refund(&x->cfg.provider, d.payment_id, NULL, d.amount_minor);
-        pthread_mutex_lock(&x->mu);
         struct br_cmd cmd;
-        br_api_cmd_refund_result(&cmd, d.payment_id, rc == BR_OK);
-        br_emb_apply_locked(x, &cmd, NULL);
-        br_emb_kick_locked(x);
+        bool apply = true;
+        if (d.kind == BR_FX_PROVIDER_REFUND) {
+            int rc = br_provider_refund(&x->cfg.provider, d.payment_id, NULL, d.amount_minor);
+            br_api_cmd_refund_result(&cmd, d.payment_id, rc == BR_OK);
+        } else {
+            apply = query_provider(x, &d, &cmd);
+        }
+        pthread_mutex_lock(&x->mu);
+        if (apply) {
+            br_emb_apply_locked(x, &cmd, NULL);
+            br_emb_kick_locked(x);
+        }
     }
 }
 

@@ -774,11 +774,7 @@ int br_webhook_accept_any(const char *const *secrets, size_t n, int64_t toleranc
 {
     BR_ASSERT(secrets != NULL && n >= 1 && n <= BR_PROVIDER_SIG_SECRETS_MAX);
     memset(out, 0, sizeof *out);
-    /* TODO(wire11): br_provider_sig_verify_any once adapters/provider_sig.c has it. */
-    int rc = BR_E_UNAUTHORIZED;
-    for (size_t i = 0; i < n && rc == BR_E_UNAUTHORIZED; i++) {
-        rc = br_provider_sig_verify(secrets[i], header, buf, len, now_s, tolerance_s);
-    }
+    int rc = br_provider_sig_verify_any(secrets, n, header, buf, len, now_s, tolerance_s);
     if (rc != BR_OK) {
         return fail(why, rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAUTHORIZED,
                     "missing, malformed, stale or wrong Stripe-Signature");

@@ -569,6 +569,38 @@ static size_t reconciler_metrics(void *ctx, char *buf, size_t cap)
     return br_reconciler_metrics(ctx, buf, cap);
 }
 
+#ifdef BR_HAVE_STRIPE
+/* br_stripe_requests_total{op,outcome} and br_stripe_replayed_total, with
+ * snprintf's rules (the distributed backend's metrics hook). */
+static size_t stripe_metrics(void *ctx, char *buf, size_t cap)
+{
+    struct br_stripe_stats st;
+    br_stripe_stats(ctx, &st);
+    size_t len = 0;
+    int n = snprintf(buf, cap, "# HELP br_stripe_requests_total Stripe API calls, by operation "
+                               "and outcome (each retry counted).\n"
+                               "# TYPE br_stripe_requests_total counter\n");
+    len += n > 0 ? (size_t)n : 0;
+    for (unsigned op = 0; op < BR_STRIPE_OP_COUNT; op++) {
+        for (unsigned o = 0; o < BR_STRIPE_OUTCOME_COUNT; o++) {
+            n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                         "br_stripe_requests_total{op=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
+                         br_stripe_op_names[op], br_stripe_outcome_names[o],
+                         st.requests[op][o]);
+            len += n > 0 ? (size_t)n : 0;
+        }
+    }
+    n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                 "# HELP br_stripe_replayed_total Stripe answers replayed for an idempotency "
+                 "key seen before.\n"
+                 "# TYPE br_stripe_replayed_total counter\nbr_stripe_replayed_total %" PRIu64
+                 "\n",
+                 st.replayed);
+    len += n > 0 ? (size_t)n : 0;
+    return len;
+}
+#endif
+
 /* The reconciler's switch: writes refused while it rebuilds Redis. */
 static void reconciler_writes(void *ctx, bool refuse, int retry_after_s)
 {
@@ -690,6 +722,11 @@ static int open_distributed(struct serve *sv)
         return BR_E_UNAVAILABLE;
     }
     sv->backend = br_distributed_backend(sv->dist);
+#ifdef BR_HAVE_STRIPE
+    if (sv->stripe != NULL) {
+        br_distributed_add_metrics(sv->dist, stripe_metrics, sv->stripe);
+    }
+#endif
     if (open_hub(sv) != BR_OK) {
         return BR_E_IO;
     }
@@ -724,6 +761,7 @@ static int open_backend(struct serve *sv)
     struct br_embedded_config ecfg = {
         .data_dir = cfg->data_dir, .tick_ms = cfg->tick_ms, .fsync = true,
         .syncers = cfg->journal_syncs, .provider = sv->payments,
+        .payment_check_ms = cfg->payment_check_ms,
         .log = &sv->log,
         .email_hash_bits = cfg->test_email_hash_bits};
     br_config_size(&cfg->sizing, 0, &ecfg.engine);

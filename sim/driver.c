@@ -1381,6 +1381,9 @@ static void provider_charge_called(struct drv *d, const struct br_effect *f)
         r->user = (uint32_t)f->user_id;
     }
     push(d, d->t + 50 + (int64_t)br_rng_below(&d->r_prov, 450), A_CHARGE, 0, 0, f->id, 0, 0, 0);
+    if (d->s->payments.check_ms > 0 && !d->w[BR_WORKER_SAGA].down) {
+        wake_saga(d); /* point 8: the payment's status check is scheduled; the saga may sleep */
+    }
 }
 
 static void on_effects(struct drv *d, enum proc p, bool lost, const struct applied *ap)

@@ -8,7 +8,7 @@
 # usage: sig.sh SIG_CHECK_BINARY [ROUNDS]
 set -euo pipefail
 check=$1
-rounds=${2:-25}
+rounds=${2:-12}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 command -v openssl >/dev/null || { echo "sig.sh: openssl missing" >&2; exit 1; }

@@ -51,8 +51,8 @@ Control API (no auth; JSON bodies and answers):
       "webhook_next": [{knobs}, ...]        ... overridden by these, consumed one per event in order ...
       "webhook_by_payment": {"<payment_id>": {knobs}}  ... overridden by these (metadata.payment_id)
           knobs: "duplicate": n (n extra copies of the same event id), "delay_ms": ms (first send later),
-                 "lose": true (never sent), "reorder": true (held until the next event has been sent,
-                 then sent), "created_offset_s": s (the event's `created` is s seconds in the past while
+                 "lose": true (never sent), "reorder": true (held until the next event enqueued after it has
+                 been delivered, then sent; /__double/deliver releases it too), "created_offset_s": s (the event's `created` is s seconds in the past while
                  the signature's t is fresh: "days later" in simulated time)
       "fail_next": [{fault}, ...]           APPENDED to the API fault list; "fail_clear": true empties it first
           fault: "path": fnmatch pattern ("/v1/refunds", "/v1/payment_intents/*/cancel"), "method" (any),
@@ -125,6 +125,7 @@ class State:
         self.webhook_next = []
         self.webhook_by_payment = {}
         self.seq = 0
+        self.enq = 0
         self.reset()
 
     def reset(self):
@@ -351,8 +352,9 @@ def enqueue_event(etype, obj, knobs=None):
     copies = 1 + int(knobs.get("duplicate", 0))
     due = now + float(knobs.get("delay_ms", 0)) / 1000.0
     for i in range(copies):
+        STATE.enq += 1
         d = {"event": ev["id"], "type": etype, "payment_id": pay, "body": body,
-             "due": due + 0.05 * i, "attempt": 0}
+             "due": due + 0.05 * i, "attempt": 0, "n": STATE.enq}
         if knobs.get("reorder") and i == 0:
             STATE.held.append(d)
         else:
@@ -408,12 +410,12 @@ def deliverer():
             if not ok and d["attempt"] < STATE.webhook_attempts:
                 d["due"] = time.time() + min(5.0, 0.2 * (2 ** (d["attempt"] - 1)))
                 STATE.queue.append(d)
-            if ok and d["attempt"] == 1 and STATE.held and d not in STATE.held:
-                # reorder: the held ones go right after this one
-                for h in STATE.held:
+            if ok and d["attempt"] == 1:
+                # reorder: a held event goes right after the first one enqueued after it
+                for h in [h for h in STATE.held if h["n"] < d["n"]]:
                     h["due"] = time.time()
                     STATE.queue.append(h)
-                STATE.held = []
+                    STATE.held.remove(h)
             STATE.cond.notify_all()
 
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -260,6 +261,12 @@ static void test_500_twice_then_200_one_intent(void **state)
     assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 3);
     json_decref(st);
     assert_non_null(strstr(log_text(), "\"attempt\":2"));
+    struct br_stripe_stats stats;
+    br_stripe_stats(s, &stats);
+    assert_int_equal(stats.requests[BR_STRIPE_OP_CREATE][BR_STRIPE_RETRY], 2);
+    assert_int_equal(stats.requests[BR_STRIPE_OP_CREATE][BR_STRIPE_OK], 1);
+    assert_string_equal(br_stripe_op_names[BR_STRIPE_OP_CREATE], "create_intent");
+    assert_string_equal(br_stripe_outcome_names[BR_STRIPE_UNAVAILABLE], "unavailable");
     br_stripe_free(s);
 }
 
@@ -300,6 +307,10 @@ static void test_refund_timeout_applied_is_refunded_once(void **state)
     assert_true(json_integer_value(json_object_get(k, "replays")) >= 1);
     json_decref(st);
     assert_non_null(strstr(log_text(), "unknown outcome"));
+    struct br_stripe_stats stats;
+    br_stripe_stats(s, &stats);
+    assert_true(stats.replayed >= 1);
+    assert_int_equal(stats.requests[BR_STRIPE_OP_REFUND][BR_STRIPE_OK], 1);
     br_stripe_free(s);
 }
 
@@ -313,7 +324,14 @@ static void test_no_answer_ever_is_unknown_outcome(void **state)
     confirm(id, "pm_card_visa");
     control("/__double/config",
             "{\"fail_next\":[{\"path\":\"/v1/refunds\",\"timeout_s\":1,\"apply\":false,\"count\":2}]}");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_E_UNKNOWN_OUTCOME);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* bounded: 2 tries x 400 ms + one backoff of 200 ms +-25 % */
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(secs >= 0.9);
+    assert_true(secs < 3.0);
     /* the saga's later retry, same key, settles it once */
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_OK);
     json_t *st = double_state();
@@ -344,6 +362,7 @@ static void test_idempotency_error_is_invalid(void **state)
     const char *log = log_text();
     assert_non_null(strstr(log, "\"stripe_type\":\"idempotency_error\""));
     assert_non_null(strstr(log, "\"request_id\":\"req_"));
+    assert_null(strstr(log, "sk_")); /* the key, never (teardown checks every test too) */
     json_t *js = double_state();
     assert_int_equal(requests_to(js, "POST", "/v1/payment_intents"), 2); /* never retried */
     json_decref(js);
@@ -367,6 +386,9 @@ static void test_already_refunded_is_ok(void **state)
     assert_non_null(strstr(log_text(), "charge_already_refunded"));
     /* no intent ever made for a payment: nothing to give back */
     assert_int_equal(br_provider_refund(&pv, 99, NULL, 100), BR_OK);
+    /* an intent Stripe does not know (provider.h: succeeds, nothing kept) */
+    assert_int_equal(br_provider_refund(&pv, 98, "pi_unknown", 100), BR_OK);
+    assert_int_equal(br_provider_refund(&pv, 98, "pi/../x", 100), BR_E_INVALID);
     br_stripe_free(s);
 }
 
@@ -394,8 +416,11 @@ static void test_should_retry_header_obeyed(void **state)
     control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":400,"
                                 "\"type\":\"invalid_request_error\",\"should_retry\":true}]}");
     create(s, 11, 100, BR_OK, id);
+    /* 429 without the header: retried (rate limited, Stripe recommends backoff) */
+    control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":429}]}");
+    create(s, 12, 100, BR_OK, id);
     json_t *st = double_state();
-    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 3);
+    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 5);
     json_decref(st);
     br_stripe_free(s);
 }
@@ -485,6 +510,40 @@ static void test_threads_one_intent_per_payment(void **state)
     br_stripe_free(s);
 }
 
+static void test_concurrent_same_key_409_then_replay(void **state)
+{
+    (void)state;
+    /* the double runs the first create for 1 s with its key "running" */
+    control("/__double/config",
+            "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"hold_s\":1}]}");
+    struct br_stripe *s = adapter(NULL, NULL, 5000, 4);
+    struct racer r = {.s = s, .payment = 40};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race, &r), 0);
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    long st = 0;
+    json_decref(http("POST", "/v1/payment_intents",
+                     "amount=100&currency=eur&metadata%5Bpayment_id%5D=40&metadata%5Bbooking_id%5D=1"
+                     "&automatic_payment_methods%5Benabled%5D=true",
+                     0, "charge-40", &st));
+    assert_int_equal(st, 409);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, BR_OK);
+    /* once finished, the same request is a replay of it */
+    json_t *j = http("POST", "/v1/payment_intents",
+                     "amount=100&currency=eur&metadata%5Bpayment_id%5D=40&metadata%5Bbooking_id%5D=1"
+                     "&automatic_payment_methods%5Benabled%5D=true",
+                     0, "charge-40", &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), r.id);
+    json_decref(j);
+    json_t *js = double_state();
+    assert_int_equal(json_object_size(json_object_get(js, "intents")), 1);
+    json_decref(js);
+    br_stripe_free(s);
+}
+
 static void test_bad_config_is_invalid(void **state)
 {
     (void)state;
@@ -543,6 +602,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_should_retry_header_obeyed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_and_void, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_one_intent_per_payment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_same_key_409_then_replay, setup, teardown),
         cmocka_unit_test(test_bad_config_is_invalid),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
