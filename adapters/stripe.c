@@ -770,6 +770,11 @@ static int refund_answer(struct br_stripe *s, struct stripe_call *c)
             log_try(s, BR_LOG_INFO, "stripe refund: already refunded", c, c->idem_key, "");
             return BR_OK; /* provider.h: the money is not kept, whoever returned it */
         }
+        if (c->ans.status == 404 && strcmp(c->stripe_code, "resource_missing") == 0) {
+            log_try(s, BR_LOG_WARN, "stripe refund: no such intent, nothing to return", c,
+                    c->idem_key, "");
+            return BR_OK; /* provider.h: a refund of an unknown intent succeeds */
+        }
         return error_status(s, c);
     }
     const char *st = jstr(c->json, "status");

@@ -102,7 +102,7 @@ struct br_engine {
 };
 
 /* Fills cfg with the defaults: br_config_size (sizing.h) for
- * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (109 MiB). */
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events, seed 1 (112 MiB). */
 void br_config_default(struct br_config *cfg);
 
 /* Bytes of memory br_engine_init needs for cfg, or 0 when cfg is invalid

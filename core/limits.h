@@ -43,7 +43,7 @@
  *   seats 100 (24 B), payments 50 (280-424 B with their provider events),
  *   idempotency keys 200 (72-120 B); an event reserves 0.9 KiB.
  * (at least the floors below for the cheap ones).
- * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 109 MiB,
+ * BR_PEOPLE_DEFAULT people and BR_EVENTS_DEFAULT events reserve 112 MiB,
  * what a 100,000-person on-sale needs (scenarios/onsale-100k.json). */
 #define BR_TABLE_ROWS_MAX (1u << 30)
 #define BR_PEOPLE_DEFAULT 100000u

@@ -66,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct br_gen_params p;
     br_gen_params_default(&p);
+    br_gen_params_point8(&p); /* point 8: payment_check and check_ms too */
     p.invalid_per_256 = data[0] & 63u;
     p.zone_capacity_max = 1u + (data[1] & 15u);
     p.queue_capacity_max = 4u + 8u * (data[1] >> 4);

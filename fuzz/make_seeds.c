@@ -49,6 +49,7 @@ static size_t journal(uint8_t *out, uint8_t mode, bool header, uint32_t n, uint6
 {
     struct br_gen_params p;
     br_gen_params_default(&p);
+    br_gen_params_point8(&p); /* payment_check, check_ms (journal v2) */
     struct br_config cfg;
     br_gen_engine_config(&p, seed, &cfg);
     struct br_engine e;

@@ -4,7 +4,7 @@
 # adapters/stripe.c and adapters/provider_sig.c), build the stripe tests into
 # build-plant-NAME, start the Stripe test double (tests/fixtures/stripe.sh),
 # run the one test that guards against that bug, and require that it fails
-# (cmocka's FAILED line naming it). ctest runs the same tests on the normal
+# (cmocka's FAILED or ERROR line naming it). ctest runs the same tests on the normal
 # builds, where they pass.
 # usage: 54-stripe-plant.sh [ASAN_BUILD RELEASE_BUILD]   (BR_PLANT_ONLY=REGEX to pick)
 set -euo pipefail
@@ -29,6 +29,7 @@ plants=(
   "STRIPE_LOG_KEY|test_stripe|test_idempotency_error_is_invalid|the secret key in the log"
   "SIG_NO_TOLERANCE|test_sig|test_tolerance_boundaries|stale signatures accepted"
   "SIG_FIRST_SECRET_ONLY|test_sig|test_rotation_second_secret_of_ours_matches|rotation broken"
+  "SIG_FIRST_SECRET_ONLY|sig.sh|openssl-signed payloads|rotation broken, seen by openssl's signatures"
 )
 if [ -n "${BR_PLANT_ONLY:-}" ]; then
   mapfile -t plants < <(printf '%s\n' "${plants[@]}" | grep -E "^(${BR_PLANT_ONLY})\|")
@@ -42,12 +43,21 @@ for p in "${plants[@]}"; do
     failed=1; continue
   fi
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$dir" --target "$prog" -j "$jobs" >/dev/null
+  target=$prog
+  [ "$prog" = sig.sh ] && target=sig_check
+  if ! cmake --build "$dir" --target "$target" -j "$jobs" >"$state/build.log" 2>&1; then
+    echo "54-stripe-plant: FAIL: $name does not build"; tail -20 "$state/build.log"
+    failed=1; continue
+  fi
   set +e
-  out=$(timeout -k 10 300 "$dir/tests/stripe/$prog" "$test" 2>&1); rc=$?
+  if [ "$prog" = sig.sh ]; then
+    out=$(timeout -k 10 300 tests/stripe/sig.sh "$dir/tests/stripe/sig_check" 3 2>&1); rc=$?
+  else
+    out=$(timeout -k 10 300 "$dir/tests/stripe/$prog" "$test" 2>&1); rc=$?
+  fi
   set -e
-  if [ "$rc" -ne 0 ] && grep -q "FAILED  \] $test" <<<"$out"; then
-    echo "54-stripe-plant: $name ($what) caught by $prog $test: $(grep -m1 -E '^\[  ERROR   \]' <<<"$out" | cut -c1-160)"
+  if [ "$rc" -ne 0 ] && grep -qE "(FAILED  |ERROR   )\] $test|^sig.sh: FAIL" <<<"$out"; then
+    echo "54-stripe-plant: $name ($what) caught by $prog $test: $(grep -m1 -E '^\[  ERROR   \]|^sig.sh: FAIL' <<<"$out" | cut -c1-160)"
   else
     echo "54-stripe-plant: FAIL: $name was not caught by $prog $test (exit $rc)"
     tail -20 <<<"$out"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# 76-payments-plant.sh -- proof that tests/payments/test_money can fail: a
-# release server built with a planted bug must fail the case that guards
-# against it (each plant its own build dir, build-plant-<name>):
+# 76-payments-plant.sh -- proof that tests/payments/test_money can fail:
+#  1. every case with BR_TEST_BREAK=1 (500 charged at the double for no
+#     booking before its money check) must fail its money check (the
+#     sanitized build; cmocka's exit status = 10 failed cases);
+#  2. a release server built with a planted bug must fail the case that
+#     guards against it (each plant its own build dir, build-plant-<name>):
 #   BR_PLANT=NO_PAYMENT_CHECK  (payment_check emits nothing: point 8 gone)
 #       -> webhook_lost: the lost webhook's booking is never confirmed;
 #   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
@@ -59,6 +62,23 @@ export BR_STRIPE_FIXTURE=$PWD/tests/fixtures/stripe.sh
 export BR_MONEY_DIR=$dir/cases
 
 failed=0
+asan=${1:-build-asan}
+set +e
+BR_TEST_BREAK=1 timeout -k 10 300 "$asan/tests/payments/test_money" "$PWD/$asan/bookingrush" \
+  >"$dir/break.log" 2>&1
+status=$?
+set -e
+broke=$(grep -c ': money check: captured' "$dir/break.log" || true)
+if [ "$status" -ne 10 ] || [ "$broke" -ne 10 ]; then
+  grep -E 'FAILED|ERROR|money' "$dir/break.log" | head -40 >&2
+  echo "76-payments-plant: BR_TEST_BREAK=1: expected the 10 cases to fail their money check," \
+    "got status $status and $broke money-check failures" >&2
+  failed=1
+else
+  echo "76-payments-plant: BR_TEST_BREAK=1: all 10 cases fail their money check" \
+    "($(grep -m1 ': money check: captured' "$dir/break.log" | sed 's/^ERROR: //; s/ (logs.*//'))"
+fi
+
 for p in "${plants[@]}"; do
   read -r name case why <<<"$p"
   build=build-plant-$(tr 'A-Z_' 'a-z-' <<<"$name")

@@ -16,7 +16,7 @@
 
 #define MIB (1024.0 * 1024.0)
 
-/* What README and --help promise for the defaults (109 MiB), with a little
+/* What README and --help promise for the defaults (112 MiB since point 8), with a little
  * room for a struct that grows by a field; the old defaults reserved 410 MiB. */
 #define DEFAULT_MIB_MAX 113.0
 

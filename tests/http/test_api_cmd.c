@@ -79,6 +79,12 @@ static void test_builders_match_the_cores_commands(void **state)
     same_cmd(c, c_saga_step(0, BR_SAGA_STEP_MAX));
     br_api_cmd_refund_result(&c, 42, false);
     same_cmd(c, c_refund(0, 42, T_FAILED));
+    br_api_cmd_payment_create_checked(&c, 4, 1234, 600000);
+    same_cmd(c, c_pay_checked(0, 4, 1234, 600000));
+    br_api_cmd_payment_create(&c, 4, 1234);
+    assert_int_equal(c.u.payment_create.check_ms, 0); /* today's callers: no checks */
+    br_api_cmd_payment_check(&c);
+    same_cmd(c, c_payment_check(0, BR_SAGA_STEP_MAX));
 }
 
 /* The view the engine stores for (event, user), as the API shows it. */

@@ -8,6 +8,12 @@
  * whose number (ms) the server adds to the wall clock it reads, so writing
  * -3600000 there steps this server's clock back an hour.
  *
+ * Point 8 (issue 11): a payment nobody pays is voided at the provider once
+ * its quiet time (BR_PAYMENT_CHECK_MS_DEFAULT, 10 min) passed after its
+ * hold expired: the clock jumps 11 minutes, the ticker's payment_check asks
+ * the test provider to cancel the intent, and a confirm after is refused.
+ * Fails under -DBR_PLANT=NO_PAYMENT_CHECK (the late confirm succeeds).
+ *
  * Usage: test_http_clock BINARY [BASE_URL]   (see client.h)
  */
 #define _DEFAULT_SOURCE
@@ -78,10 +84,63 @@ static void test_admission_goes_on_after_the_clock_steps_back(void **state)
     unlink(offset);
 }
 
+static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    char offset[] = "/tmp/br-clock-XXXXXX";
+    int fd = mkstemp(offset);
+    assert_true(fd >= 0);
+    close(fd);
+    write_offset(offset, 0);
+    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    struct t_server s;
+    t_server_start(&s, NULL);
+    uint64_t ev = t_event(&s, json_pack("{s:b, s:i}", "requires_pass", 0, "hold_ttl_s", 60));
+    char tok[1024];
+    t_buyer(&s, "void", tok, sizeof tok);
+    struct t_resp r;
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t booking = J_INT(r, "id");
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/payments", tok,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
+    EXPECT(r, 201, NULL);
+    char intent[96], secret[160];
+    snprintf(intent, sizeof intent, "%s", J_STR(r, "provider_payment_id"));
+    snprintf(secret, sizeof secret, "%s", J_STR(r, "client_secret"));
+    t_resp_free(&r);
+
+    write_offset(offset, 11 * 60 * 1000); /* past the hold (60 s) and the quiet time (10 min) */
+    t_sleep_ms(1500);                     /* ticks of 20 ms: sweep, payment_check, the void */
+    char path[192];
+    snprintf(path, sizeof path, "/test-provider/v1/payment_intents/%s/confirm", intent);
+    t_json(&s, "POST", path, NULL,
+           json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret", secret), NULL,
+           &r);
+    fprintf(stderr, "a confirm after the void: %ld %s\n", r.status, r.body ? r.body : "");
+    EXPECT(r, 409, "PAYMENT_INTENT_UNEXPECTED_STATE");
+    t_resp_free(&r);
+    snprintf(path, sizeof path, "/api/v1/bookings/%llu", (unsigned long long)booking);
+    t_request(&s, "GET", path, tok, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "expired");
+    t_resp_free(&r);
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+    unlink(offset);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_admission_goes_on_after_the_clock_steps_back)};
+        cmocka_unit_test(test_admission_goes_on_after_the_clock_steps_back),
+        cmocka_unit_test(test_an_abandoned_payment_is_voided_after_the_quiet_time)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

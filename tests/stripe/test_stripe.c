@@ -324,7 +324,14 @@ static void test_no_answer_ever_is_unknown_outcome(void **state)
     confirm(id, "pm_card_visa");
     control("/__double/config",
             "{\"fail_next\":[{\"path\":\"/v1/refunds\",\"timeout_s\":1,\"apply\":false,\"count\":2}]}");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_E_UNKNOWN_OUTCOME);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* bounded: 2 tries x 400 ms + one backoff of 200 ms +-25 % */
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(secs >= 0.9);
+    assert_true(secs < 3.0);
     /* the saga's later retry, same key, settles it once */
     assert_int_equal(br_provider_refund(&pv, 6, id, 800), BR_OK);
     json_t *st = double_state();
@@ -355,6 +362,7 @@ static void test_idempotency_error_is_invalid(void **state)
     const char *log = log_text();
     assert_non_null(strstr(log, "\"stripe_type\":\"idempotency_error\""));
     assert_non_null(strstr(log, "\"request_id\":\"req_"));
+    assert_null(strstr(log, "sk_")); /* the key, never (teardown checks every test too) */
     json_t *js = double_state();
     assert_int_equal(requests_to(js, "POST", "/v1/payment_intents"), 2); /* never retried */
     json_decref(js);
@@ -378,6 +386,9 @@ static void test_already_refunded_is_ok(void **state)
     assert_non_null(strstr(log_text(), "charge_already_refunded"));
     /* no intent ever made for a payment: nothing to give back */
     assert_int_equal(br_provider_refund(&pv, 99, NULL, 100), BR_OK);
+    /* an intent Stripe does not know (provider.h: succeeds, nothing kept) */
+    assert_int_equal(br_provider_refund(&pv, 98, "pi_unknown", 100), BR_OK);
+    assert_int_equal(br_provider_refund(&pv, 98, "pi/../x", 100), BR_E_INVALID);
     br_stripe_free(s);
 }
 
@@ -405,8 +416,11 @@ static void test_should_retry_header_obeyed(void **state)
     control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":400,"
                                 "\"type\":\"invalid_request_error\",\"should_retry\":true}]}");
     create(s, 11, 100, BR_OK, id);
+    /* 429 without the header: retried (rate limited, Stripe recommends backoff) */
+    control("/__double/config", "{\"fail_next\":[{\"path\":\"/v1/payment_intents\",\"status\":429}]}");
+    create(s, 12, 100, BR_OK, id);
     json_t *st = double_state();
-    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 3);
+    assert_int_equal(requests_to(st, "POST", "/v1/payment_intents"), 5);
     json_decref(st);
     br_stripe_free(s);
 }
