@@ -59,7 +59,8 @@ struct br_kafka_msg { /* borrowed for the call */
  * BR_OK, BR_E_INVALID (bad config), BR_E_IO. */
 int br_kafka_producer_new(struct br_kafka_producer **p, const struct br_kafka_config *cfg);
 /* Produces msgs[0..n) (topic = full name) and waits at most timeout_ms for their delivery reports;
- * acked[i] set for each the broker acknowledged. BR_OK when all were, BR_E_UNAVAILABLE otherwise. */
+ * acked[i] set for each the broker acknowledged. BR_OK when all were, BR_E_UNAVAILABLE otherwise.
+ */
 int br_kafka_produce(struct br_kafka_producer *p, const struct br_kafka_msg *msgs, uint32_t n,
                      bool *acked, int64_t timeout_ms);
 void br_kafka_producer_free(struct br_kafka_producer *p);
