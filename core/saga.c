@@ -94,7 +94,8 @@ static void check_open(struct br_engine *e, struct br_payment *p, uint32_t check
 int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
 {
     uint32_t check_ms = c->u.payment_create.check_ms;
-    if (check_ms != 0 && (check_ms < BR_PAYMENT_CHECK_MS_MIN || check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
+    if (check_ms != 0 &&
+        (check_ms < BR_PAYMENT_CHECK_MS_MIN || check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
         return out->err = BR_E_INVALID;
     }
     struct br_hold *h = br_inventory_hold(e, c->u.payment_create.hold_id);
@@ -315,8 +316,8 @@ void br_saga_check(const struct br_engine *e)
         BR_ASSERT(h->id == p->hold_id && p->amount_minor == h->amount_minor);
         BR_ASSERT((p->state == BR_PAY_REFUND_PENDING) == (e->payment_pos[pi] != BR_HEAP_NOWHERE));
         /* point 8: in the check heap, at its time, exactly while undecided and asked about */
-        BR_ASSERT(p->check_ms == 0 ||
-                  (p->check_ms >= BR_PAYMENT_CHECK_MS_MIN && p->check_ms <= BR_PAYMENT_CHECK_MS_MAX));
+        BR_ASSERT(p->check_ms == 0 || (p->check_ms >= BR_PAYMENT_CHECK_MS_MIN &&
+                                       p->check_ms <= BR_PAYMENT_CHECK_MS_MAX));
         bool asked = (p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED) && p->check_ms > 0 &&
                      !p->check_closed;
         BR_ASSERT(asked == (e->check_pos[pi] != BR_HEAP_NOWHERE));

@@ -53,6 +53,11 @@
  * br_hash64("q:<payment>:failed:<token>"); an open answer or a provider
  * error feeds nothing back (the next check is already scheduled). The state
  * machine above de-duplicates these with the webhooks.
+ * For twins: br_engine_state_hash adds, per payment with check_ms > 0 only,
+ * the record (tag 12) {id, check_ms, check_attempts, next_check_ms,
+ * check_closed}; next_check_ms keeps its last value after the payment
+ * leaves the check heap (as next_attempt_ms does); br_engine_due reports
+ * BR_DUE_CHECK when the heap's top is due.
  *
  * Invariants (br_saga_check): charges - refunds = value of confirmed holds
  * once no refund is pending; a confirmed hold has exactly one confirmed

@@ -521,7 +521,8 @@ static void test_check_ms_bounds_are_checked_first(void **state)
 {
     (void)state;
     struct fixture f = setup_fixture();
-    const uint32_t bad[] = {1, BR_PAYMENT_CHECK_MS_MIN - 1, BR_PAYMENT_CHECK_MS_MAX + 1, UINT32_MAX};
+    const uint32_t bad[] = {1, BR_PAYMENT_CHECK_MS_MIN - 1, BR_PAYMENT_CHECK_MS_MAX + 1,
+                            UINT32_MAX};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct br_cmd c = c_pay_checked(20, f.user, f.hold, bad[i]);
         apply_expect(f.e, &c, BR_E_INVALID, NULL);
