@@ -563,6 +563,15 @@ static const char *booking_status(struct buy *b, char *out, size_t cap, int64_t 
     return out;
 }
 
+/* The booking's state in PostgreSQL (enum br_hold_state as text, "" none). */
+static const char *booking_status_pg(struct buy *b, char *out, size_t cap)
+{
+    if (!pg_row(out, cap, "SELECT state FROM bookings WHERE id = %" PRIu64, b->booking)) {
+        out[0] = '\0';
+    }
+    return out;
+}
+
 /* Waits (deadline ms) until the booking's status is want; asserts it. */
 static void wait_booking(struct buy *b, const char *want, int deadline_ms)
 {
@@ -1059,9 +1068,10 @@ static void test_saga_killed_before_commit(void **state)
     unsetenv("BR_FAULT_SAGA_DIE"); /* not for the restarts */
     dbl_target(0);
     uint64_t ev = open_event(10, 600);
-    struct buy b[2];
+    struct buy b[3];
     buyer(&b[0], "sagakill", ev, 1);
     buyer(&b[1], "sagakill-2", ev, 2);
+    buyer(&b[2], "sagakill-3", ev, 1);
     pay_create(&b[0]);
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
     int dead = wait_a_death(WAIT_MS);
@@ -1095,8 +1105,41 @@ static void test_saga_killed_before_commit(void **state)
     pay_create(&b[1]);
     assert_int_equal(dbl_confirm(b[1].intent, "pm_card_visa"), 200);
     wait_booking(&b[1], "confirmed", WAIT_MS);
-    assert_int_equal(money_check(b, 2), 3000);
-    assert_int_equal(pg_int("SELECT count(*) FROM provider_events_received"), 2);
+
+    /* Second kill: a consumer that took b2's message and cannot apply it
+     * (Redis pauses writes) is killed more than an auto-commit interval
+     * (1 s) later. Its offset was never stored, so the restarted group
+     * gets the message again and applies it. (A consumer that stored the
+     * offset before applying, BR_PLANT=SAGA_STORE_FIRST, has committed it by
+     * then: the payment would never be applied.) */
+    pay_create(&b[2]);
+    if (sh("redis-cli -u '%s' CLIENT PAUSE 12000 WRITE", g_w.s.redis_url) != 0) {
+        fail_msg("redis-cli CLIENT PAUSE failed (see %s/fixtures.log)", g_w.dir);
+    }
+    int64_t t0 = now_ms();
+    assert_int_equal(dbl_confirm(b[2].intent, "pm_card_visa"), 200);
+    /* Relayed to Kafka (the relay needs PostgreSQL only), then taken. */
+    while (pg_int("SELECT count(*) FROM outbox WHERE topic = 'payments' AND sent_at IS NOT NULL") < 3 &&
+           now_ms() - t0 < 8000) {
+        t_sleep_ms(50);
+    }
+    t_sleep_ms(2500);
+    for (int i = 0; i < g_w.s.nodes; i++) {
+        if (g_w.s.pids[i] != 0) {
+            g_w.s.current = i;
+            t_server_kill(&g_w.s);
+        }
+    }
+    sh("redis-cli -u '%s' CLIENT UNPAUSE", g_w.s.redis_url);
+    fprintf(stderr, "saga_killed_before_commit: both processes killed %" PRId64
+            " ms after b2's payment, its message taken and not applied\n", now_ms() - t0);
+    char st[64];
+    assert_string_equal(booking_status_pg(&b[2], st, sizeof st), "1");
+    t_server_restart(&g_w.s);
+    dbl_target(0);
+    wait_booking(&b[2], "confirmed", WAIT_MS);
+    assert_int_equal(money_check(b, 3), 4000);
+    assert_int_equal(pg_int("SELECT count(*) FROM provider_events_received"), 3);
     assert_int_equal(dbl_refund_keys(b[0].payment), 0);
 }
 
