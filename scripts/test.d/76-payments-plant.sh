@@ -86,17 +86,28 @@ for p in "${plants[@]}"; do
   cmake --build "$build" -j 2 --target bookingrush test_money >"$dir/$name.build" 2>&1 ||
     { tail -20 "$dir/$name.build" >&2; echo "76-payments-plant: $name does not build" >&2; exit 1; }
   set +e
-  BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
+  BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
     "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
   status=$?
   set -e
   if [ "$status" -ne 1 ] || ! grep -qE "$why" "$dir/$name.log"; then
     tail -30 "$dir/$name.log" >&2
+    # A planted server that aborted fails the case for another reason than
+    # the property: say where it stopped.
+    grep -o 'logs in [^)]*' "$dir/$name.log" | sort -u | cut -c9- | while read -r logs; do
+      grep -h '"assertion failed"' "$logs"/server*.log 2>/dev/null | head -2 >&2 || true
+    done
     echo "76-payments-plant: $case with BR_PLANT=$name: expected it to fail (1) with" \
       "/$why/, got status $status" >&2
     failed=1
     continue
   fi
   echo "76-payments-plant: $case fails with BR_PLANT=$name: $(grep -m1 -E "$why" "$dir/$name.log")"
+done
+# The planted runs kept their server dirs (for the logs above): remove them.
+for p in "${plants[@]}"; do
+  read -r name _ <<<"$p"
+  grep -o 'logs in /tmp/br-http-[^)]*' "$dir/$name.log" 2>/dev/null | sort -u | cut -c9- |
+    while read -r logs; do rm -rf "$logs"; done
 done
 [ "$failed" = 0 ]
