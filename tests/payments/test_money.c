@@ -913,6 +913,56 @@ static void use_live(void)
     }
 }
 
+/* The partitions node i's consumer holds now, from its log's last "kafka
+ * partitions" line (needs --log-level info): -1 when none yet. */
+static int assigned_now(int i)
+{
+    char cmd[600];
+    if (i == 0) {
+        snprintf(cmd, sizeof cmd, "grep -h '\"kafka partitions ' '%s/server.log' | tail -n 1",
+                 g_w.s.dir);
+    } else {
+        snprintf(cmd, sizeof cmd, "grep -h '\"kafka partitions ' '%s/server%d.log' | tail -n 1",
+                 g_w.s.dir, i);
+    }
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        return -1;
+    }
+    char line[512] = "";
+    if (fgets(line, sizeof line, p) == NULL) {
+        line[0] = '\0';
+    }
+    pclose(p);
+    const char *count = strstr(line, "\"count\":");
+    if (strstr(line, "partitions assigned") == NULL || count == NULL) {
+        return strstr(line, "partitions revoked") != NULL ? 0 : -1;
+    }
+    return atoi(count + 8);
+}
+
+/* Waits (deadline) until the live consumers hold every partition of
+ * br.payments (kafka-dev's 4) between them: the group is stable, nobody
+ * joining or leaving. Asserts it. */
+static void wait_group_stable(int deadline_ms)
+{
+    int64_t t0 = now_ms();
+    int sum = 0;
+    while (now_ms() - t0 < deadline_ms) {
+        sum = 0;
+        for (int i = 0; i < g_w.s.nodes; i++) {
+            int n = g_w.s.pids[i] != 0 ? assigned_now(i) : 0;
+            sum += n > 0 ? n : 0;
+        }
+        if (sum == 4) {
+            return;
+        }
+        t_sleep_ms(100);
+    }
+    fail_msg("%s: the saga's group holds %d of 4 partitions after %d ms (logs in %s)", g_w.name,
+             sum, deadline_ms, g_w.s.dir);
+}
+
 /* ---- the cases ---- */
 
 static void test_buyer_flow(void **state)
@@ -1062,7 +1112,7 @@ static void test_saga_killed_before_commit(void **state)
     (void)state;
     /* A day of quiet before any status query: only the redelivered message
      * can finish the payment. */
-    const char *const extra[] = {"--payment-check-ms", "86400000", NULL};
+    const char *const extra[] = {"--payment-check-ms", "86400000", "--log-level", "info", NULL};
     setenv("BR_FAULT_SAGA_DIE", "1", 1);
     world_start("saga_killed_before_commit", extra);
     unsetenv("BR_FAULT_SAGA_DIE"); /* not for the restarts */
@@ -1113,6 +1163,8 @@ static void test_saga_killed_before_commit(void **state)
      * offset before applying, BR_PLANT=SAGA_STORE_FIRST, has committed it by
      * then: the payment would never be applied.) */
     pay_create(&b[2]);
+    /* A rebalance in progress would refuse any commit: wait for it. */
+    wait_group_stable(WAIT_MS);
     if (sh("redis-cli -u '%s' CLIENT PAUSE 12000 WRITE", g_w.s.redis_url) != 0) {
         fail_msg("redis-cli CLIENT PAUSE failed (see %s/fixtures.log)", g_w.dir);
     }
