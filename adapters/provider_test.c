@@ -54,6 +54,7 @@ struct br_provider_test {
     uint32_t mask;       /* table size - 1 (both tables) */
     uint32_t count;
     struct br_delivery_queue q; /* under mu too */
+    uint32_t lose; /* tests: the next n events are lost, never POSTed (BR_TEST_PROVIDER_LOSE) */
 };
 
 int br_provider_test_new(struct br_provider_test **out, const struct br_provider_test_config *cfg)
@@ -88,6 +89,10 @@ int br_provider_test_new(struct br_provider_test **out, const struct br_provider
     p->q.mu = &p->mu;
     p->q.cv = &p->cv;
     p->q.max = BR_PROVIDER_QUEUE_MAX;
+    const char *lose = getenv("BR_TEST_PROVIDER_LOSE");
+    if (lose != NULL) {
+        p->lose = (uint32_t)strtoul(lose, NULL, 10);
+    }
     *out = p;
     return BR_OK;
 }
@@ -237,7 +242,8 @@ int br_provider_test_query(struct br_provider_test *p, uint64_t payment_id, bool
         br_provider_answer_set(out, BR_PROVIDER_FAILED, payment_id, "canceled", it->id);
         break;
     default: /* requires_payment_method: declined (the decline's ordinal) or not yet paid */
-        br_provider_answer_set(out, it->last_error[0] != '\0' ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
+        br_provider_answer_set(out,
+                               it->last_error[0] != '\0' ? BR_PROVIDER_FAILED : BR_PROVIDER_OPEN,
                                payment_id, ordinal, it->id);
         break;
     }
@@ -352,6 +358,16 @@ static void *deliver_loop(void *arg)
             continue;
         }
         p->q.head = d->next;
+        if (d->attempts == 0 && p->lose > 0) {
+            /* tests: this event is lost for good (point 8 must find the decision) */
+            p->lose--;
+            p->q.queued--;
+            pthread_mutex_unlock(&p->mu);
+            br_delivery_finish(d, BR_E_UNAVAILABLE);
+            br_delivery_free(d);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         pthread_mutex_unlock(&p->mu);
         bool ok = br_delivery_post(curl, p->secret, p->url, d, d->attempts + 1, &br_log_stderr);
         d->attempts++;

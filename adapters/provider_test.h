@@ -56,7 +56,10 @@ struct br_provider_test_config {
     unsigned attempts_max;      /* delivery attempts per event, >= 1 */
 };
 
-/* Creates the provider (no thread yet). BR_OK, BR_E_INVALID or BR_E_IO. */
+/* Creates the provider (no thread yet). BR_OK, BR_E_INVALID or BR_E_IO.
+ * Tests: BR_TEST_PROVIDER_LOSE=n in the environment loses the next n
+ * events for good (never POSTed; their confirms answer as after a failed
+ * first attempt), a webhook Stripe never delivered. */
 int br_provider_test_new(struct br_provider_test **p, const struct br_provider_test_config *cfg);
 
 /* Starts the delivery thread posting to webhook_url (copied). BR_OK or BR_E_IO. */

@@ -13,6 +13,7 @@
  * pass, the hold it is paying for.
  */
 #include "gen.h"
+#include "saga.h"
 
 #include <string.h>
 
@@ -555,7 +556,9 @@ static void gen_query_answer(struct draw *x, struct br_cmd *c, const struct br_g
 {
     uint32_t answer = d(x, 3); /* 0 succeeded, 1 declined ("failed:1"), 2 "failed:canceled" */
     c->u.payment_event.payment_id = p->id;
-    c->u.payment_event.provider_event_id = br_mix64(0x713a0000ULL + p->id * 4 + answer);
+    c->u.payment_event.provider_event_id =
+        answer == 2 ? br_saga_answer_id(p->id, false, "canceled")
+                    : br_mix64(0x713a0000ULL + p->id * 4 + answer);
     c->u.payment_event.succeeded = answer == 0;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "hash.h"
 #include "panic.h"
 
 struct br_payment *br_saga_payment(const struct br_engine *e, uint64_t payment_id)
@@ -94,7 +95,8 @@ static void check_open(struct br_engine *e, struct br_payment *p, uint32_t check
 int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
 {
     uint32_t check_ms = c->u.payment_create.check_ms;
-    if (check_ms != 0 && (check_ms < BR_PAYMENT_CHECK_MS_MIN || check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
+    if (check_ms != 0 &&
+        (check_ms < BR_PAYMENT_CHECK_MS_MIN || check_ms > BR_PAYMENT_CHECK_MS_MAX)) {
         return out->err = BR_E_INVALID;
     }
     struct br_hold *h = br_inventory_hold(e, c->u.payment_create.hold_id);
@@ -183,8 +185,11 @@ int br_saga_payment_event(struct br_engine *e, const struct br_cmd *c, struct br
         if (p->state == BR_PAY_PENDING) {
             p->state = BR_PAY_FAILED; /* the hold stays held: the buyer may pay again */
         }
-        if (p->state == BR_PAY_FAILED && p->check_ms > 0 && !live) {
-            /* Declined and nobody can pay again: nothing left to ask about. */
+        if (p->state == BR_PAY_FAILED && p->check_ms > 0 && !live &&
+            c->u.payment_event.provider_event_id == br_saga_answer_id(p->id, false, "canceled")) {
+            /* The provider cancelled the intent (the void's answer): nothing
+             * can be paid any more, nothing left to ask about. A webhook's
+             * decline is not final: the next check voids the intent. */
             p->check_closed = 1;
             check_unschedule(e, p);
         }
@@ -315,8 +320,8 @@ void br_saga_check(const struct br_engine *e)
         BR_ASSERT(h->id == p->hold_id && p->amount_minor == h->amount_minor);
         BR_ASSERT((p->state == BR_PAY_REFUND_PENDING) == (e->payment_pos[pi] != BR_HEAP_NOWHERE));
         /* point 8: in the check heap, at its time, exactly while undecided and asked about */
-        BR_ASSERT(p->check_ms == 0 ||
-                  (p->check_ms >= BR_PAYMENT_CHECK_MS_MIN && p->check_ms <= BR_PAYMENT_CHECK_MS_MAX));
+        BR_ASSERT(p->check_ms == 0 || (p->check_ms >= BR_PAYMENT_CHECK_MS_MIN &&
+                                       p->check_ms <= BR_PAYMENT_CHECK_MS_MAX));
         bool asked = (p->state == BR_PAY_PENDING || p->state == BR_PAY_FAILED) && p->check_ms > 0 &&
                      !p->check_closed;
         BR_ASSERT(asked == (e->check_pos[pi] != BR_HEAP_NOWHERE));
@@ -349,4 +354,30 @@ void br_saga_check(const struct br_engine *e)
         }
     }
     BR_ASSERT(charged - refunded - pending == confirmed_value); /* S8 */
+}
+
+uint64_t br_saga_answer_id(uint64_t payment_id, bool succeeded, const char *token)
+{
+    char buf[96];
+    char digits[24];
+    size_t nd = 0;
+    do {
+        digits[nd++] = (char)('0' + payment_id % 10);
+        payment_id /= 10;
+    } while (payment_id != 0);
+    size_t n = 0;
+    buf[n++] = 'q';
+    buf[n++] = ':';
+    while (nd > 0) {
+        buf[n++] = digits[--nd];
+    }
+    const char *tail = succeeded ? ":succeeded" : ":failed:";
+    for (size_t i = 0; tail[i] != 0; i++) {
+        buf[n++] = tail[i];
+    }
+    for (size_t i = 0; !succeeded && token[i] != 0 && n < sizeof buf; i++) {
+        buf[n++] = token[i];
+    }
+    uint64_t h = br_hash64(buf, n, 0);
+    return h != 0 ? h : 1;
 }

@@ -37,9 +37,13 @@
  * (re)places it in the check heap (keyed next_check_ms, then payment id);
  * check_ms = 0 on an existing payment leaves its schedule alone.
  *   payment_event succeeded that moves pending|failed on -> leaves the heap
- *   payment_event failed, applied, payment failed with check_ms > 0 and its
- *     hold no longer live (not held, or its deadline <= now) -> check_closed
- *     = 1, leaves the heap (the decline is final: nobody can pay again)
+ *   payment_event failed, applied, payment failed with check_ms > 0, its
+ *     hold no longer live (not held, or its deadline <= now) and the event
+ *     the void's answer (provider event id br_saga_answer_id(payment, false,
+ *     "canceled")) -> check_closed = 1, leaves the heap: the provider
+ *     cancelled the intent, nothing can be paid any more. A webhook's
+ *     decline is not final (the buyer may still pay the same intent, and
+ *     that success's webhook may be lost): the next check voids it.
  *   payment_check{max} (system only; max 1..BR_SAGA_STEP_MAX) takes up to
  *     max heap tops with next_check_ms <= now, in (next_check_ms, id) order:
  *     check_attempts++, next_check_ms = now + min(check_ms << min(attempts,
@@ -53,6 +57,11 @@
  * br_hash64("q:<payment>:failed:<token>"); an open answer or a provider
  * error feeds nothing back (the next check is already scheduled). The state
  * machine above de-duplicates these with the webhooks.
+ * For twins: br_engine_state_hash adds, per payment with check_ms > 0 only,
+ * the record (tag 12) {id, check_ms, check_attempts, next_check_ms,
+ * check_closed}; next_check_ms keeps its last value after the payment
+ * leaves the check heap (as next_attempt_ms does); br_engine_due reports
+ * BR_DUE_CHECK when the heap's top is due.
  *
  * Invariants (br_saga_check): charges - refunds = value of confirmed holds
  * once no refund is pending; a confirmed hold has exactly one confirmed
@@ -81,7 +90,7 @@ struct br_payment {
     uint32_t check_ms;        /* point 8 quiet time, 0 = no status queries */
     uint32_t check_attempts;  /* status queries since the last (re)open */
     int64_t next_check_ms;    /* next status query while in the check heap; kept after */
-    uint8_t check_closed;     /* a decline after the hold was gone: no more queries */
+    uint8_t check_closed;     /* the void's answer after the hold was gone: no more queries */
 };
 
 int br_saga_payment_create(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
@@ -94,5 +103,10 @@ int br_saga_payment_check(struct br_engine *e, const struct br_cmd *c, struct br
 struct br_payment *br_saga_payment(const struct br_engine *e, uint64_t payment_id);
 
 void br_saga_check(const struct br_engine *e);
+
+/* The provider event id of a status answer (point 8): br_hash64 (seed 0) of
+ * "q:<payment>:succeeded" (succeeded) or "q:<payment>:failed:<token>"; 1 if
+ * the hash is 0. */
+uint64_t br_saga_answer_id(uint64_t payment_id, bool succeeded, const char *token);
 
 #endif

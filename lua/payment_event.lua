@@ -7,10 +7,11 @@ exactly once per provider event id. Twin of br_saga_payment_event
     provider_refund
   succeeded again for a payment already past pending/failed -> nothing
   failed, payment pending -> failed (the hold stays held)
-Point 8: a success that decides the payment takes it out of zset checks; a
-failure applied while the hold is no longer live (not held, or past its
-deadline) closes its checks (ccl = 1, out of zset checks): nothing is left
-to ask the provider about.
+Point 8: a success that decides the payment takes it out of zset checks; the
+void's answer (cancel = 1) applied while the hold is no longer live (not
+held, or past its deadline) closes its checks (ccl = 1, out of zset checks):
+the provider cancelled the intent, nothing is left to ask about. Any other
+decline after the hold is gone is not final: the next check voids.
 
 Provider event ids are unique over the whole sale, as in the core, but this
 script sees one event. So the adapter first claims the id in its own slot
@@ -23,7 +24,9 @@ KEYS[1]  br:{e<event of the payment>}:
 ARGV     now_ms, actor user_id (0 = the system), payment_id,
          provider_event_id (u64 decimal), succeeded (0/1), claim (0 =
          unclaimed before, 1 = claimed for this payment, 2 = claimed for
-         another payment)
+         another payment), cancel (1 = a failure whose id is the void's
+         answer, br_saga_answer_id(payment, false, "canceled"): the adapter
+         computes it, as the core does)
          + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): the payment (id, ref = hold, status, amount).
          aux = 1 when the provider event id was recorded here (the adapter
@@ -36,6 +39,7 @@ local pid = arg_u64(3)
 local pev = arg_u64(4)
 local succeeded = arg_int(5, 0, 1)
 local claim = arg_int(6, 0, 2)
+local cancel = arg_int(7, 0, 1)
 if actor ~= '0' then
     return reply(BR_E_FORBIDDEN)
 end
@@ -64,7 +68,7 @@ if succeeded == 0 then
         p.st = BR_PAY_FAILED -- the hold stays held: the buyer may pay again
         redis.call('HSET', P .. 'y:' .. p.seq, 'st', p.st)
     end
-    if p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
+    if cancel == 1 and p.st == BR_PAY_FAILED and (h.st ~= BR_HOLD_HELD or lapsed(h.dl)) and
         check_load(p).cms > 0 then
         redis.call('HSET', P .. 'y:' .. p.seq, 'ccl', 1)
         check_drop(p)

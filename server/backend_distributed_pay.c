@@ -162,6 +162,9 @@ static void check_answer(struct br_distributed *x, struct dist_conn *c, const st
     if (a->status == BR_PROVIDER_OPEN || a->fact_key[0] == '\0') {
         return;
     }
+#ifdef BR_PLANT_CHECK_ANSWER_DROPPED
+    return; /* planted: the provider's answer is never fed back (webhook_lost must fail) */
+#endif
     bool ok = a->status == BR_PROVIDER_SUCCEEDED;
     int rc;
     if (x->pay != NULL && x->pay->kafka) {

@@ -3,3 +3,10 @@
 if(TARGET brkafka)
   target_sources(brserver PRIVATE relay.c kafka_dev_cmd.c)
 endif()
+# Numbers for scripts/bench.d/65-payments.sh (the raw idempotent producer rate).
+if(TARGET brkafka)
+  add_executable(br-bench-pay bench_pay.c)
+  target_compile_options(br-bench-pay PRIVATE ${BR_WARNINGS})
+  target_link_libraries(br-bench-pay PRIVATE brkafka)
+  set_target_properties(br-bench-pay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+endif()

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/panic.h"
 
 /* ---- model records ---- */
@@ -1583,6 +1584,17 @@ static void check_success_effects(struct br_auditor *a, const struct br_cmd *c, 
     }
 }
 
+/* Point 8: the provider event id of a void's answer, "q:<payment>:failed:
+ * canceled" hashed as the drivers hash it (saga.h): the intent is
+ * cancelled at the provider, so nothing can be paid any more. */
+static bool is_cancel_answer(uint64_t payment_id, uint64_t provider_event_id)
+{
+    char key[64];
+    int n = snprintf(key, sizeof key, "q:%" PRIu64 ":failed:canceled", payment_id);
+    uint64_t h = br_hash64(key, (size_t)n, 0);
+    return provider_event_id == (h != 0 ? h : 1);
+}
+
 static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
                              const struct br_outcome *out, const struct br_effect *fx, uint32_t n)
 {
@@ -1605,9 +1617,9 @@ static void on_payment_event(struct br_auditor *a, const struct br_cmd *c,
             p->state = AY_FAILED;
             a->funnel.declined++;
         }
-        if (p->state == AY_FAILED &&
+        if (p->state == AY_FAILED && is_cancel_answer(pid, c->u.payment_event.provider_event_id) &&
             !(h->state == BR_HOLD_HELD && c->now_ms < h->deadline_ms)) {
-            p->closed = 1; /* point 8: not paid and never payable again: no more checks */
+            p->closed = 1; /* point 8: the provider cancelled the intent: no more checks */
         }
         if (!check(a, BR_INV_S6, n == 0)) {
             violate(a, BR_INV_S6, ev->id, h->user, hid, pid, 0, "a failed payment event emitted %s",

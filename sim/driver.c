@@ -40,6 +40,7 @@
 #include "core/hash.h"
 #include "core/panic.h"
 #include "core/rng.h"
+#include "core/saga.h"
 #include "sim/evq.h"
 
 /* rng streams: one per subsystem */
@@ -1310,6 +1311,7 @@ static void query_call(struct drv *d, const struct br_action *a)
         return; /* open: not decided yet */
     }
     uint64_t peid = br_hash64(key, strlen(key), 0);
+    BR_ASSERT(peid == br_saga_answer_id(payment_id, ok, ok ? "" : strrchr(key, ':') + 1));
     bool lost = crash_point(d, BR_WORKER_SAGA);
     struct br_cmd *c = cmd_new(d, BR_CMD_PAYMENT_EVENT, P_SAGA, 0);
     c->u.payment_event.payment_id = payment_id;

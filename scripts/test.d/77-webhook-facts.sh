@@ -13,7 +13,9 @@
 #      nothing stored; an ignored type: 200 ignored;
 #   4. PostgreSQL stopped: 503 UNAVAILABLE (the provider retries), then
 #      started again: the same event is stored (200, duplicate false);
-#   5. /metrics counts each result in br_webhooks_total{result};
+#   5. /metrics counts each result in br_webhooks_total{result}, has the
+#      saga's, relay's, checks' and confirm latency's families, and passes
+#      promtool check metrics;
 #   6. bad payment flags refuse to start (--payments stripe without a key,
 #      --payment-check-ms 999, four commas in --stripe-webhook-secret).
 # Signatures are made here with `openssl dgst -sha256 -hmac`, not by our code.
@@ -57,7 +59,7 @@ start_serve() {
   "$bin" serve --backend distributed --redis "$BR_TEST_DIST" --pg "$pg" --roles api \
     --port 0 --port-file "$dir/port" --data-dir "$dir/data" --kafka 127.0.0.1:1 \
     --webhook-secret whsec_old_one --stripe-webhook-secret whsec_old_one,whsec_new_one \
-    --webhook-tolerance-s 60 --start-attempts 3 "$@" >>"$dir/serve.log" 2>&1 &
+    --webhook-tolerance-s 60 --start-attempts 3 >>"$dir/serve.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 100); do
     [ -s "$dir/port" ] && break
@@ -155,4 +157,14 @@ for fam in br_payment_checks_total br_saga_consumed_total br_saga_dlq_total br_o
   br_payment_confirm_seconds_bucket br_payment_confirm_p99_seconds; do
   grep -q "^$fam" <<<"$m" || fail "metrics: no $fam"
 done
+# the distributed exposition, payments families included, passes promtool
+# (61-promtool.sh checks the embedded one; here events are none, so only
+# promtool's own rules apply)
+if command -v promtool >/dev/null; then
+  printf '%s\n' "$m" | promtool check metrics >"$dir/prom.log" 2>&1 ||
+    { cat "$dir/prom.log" >&2; fail "promtool check metrics"; }
+  [ ! -s "$dir/prom.log" ] || { cat "$dir/prom.log" >&2; fail "promtool printed problems"; }
+else
+  echo "77-webhook-facts: promtool missing, exposition not checked (scripts/install-deps.sh)" >&2
+fi
 echo "77-webhook-facts: passed (rotation, tolerance, dedupe, outbox row, 503 while PostgreSQL is away, metrics, refused flags)"

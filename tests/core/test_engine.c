@@ -575,10 +575,11 @@ static struct br_cmd random_cmd(struct world *w)
         /* point 8: half ask for status queries, seconds apart (the clock
          * moves ~125 ms a command) or out of range now and then */
         uint32_t check_ms = 0;
-        if (br_rng_chance(r, 0.5)) {
-            check_ms = br_rng_chance(r, 0.03) ? (br_rng_chance(r, 0.5) ? BR_PAYMENT_CHECK_MS_MIN - 1
-                                                                        : BR_PAYMENT_CHECK_MS_MAX + 1)
-                                              : BR_PAYMENT_CHECK_MS_MIN + 500 * (uint32_t)br_rng_below(r, 6);
+        if (br_rng_chance(r, 0.03)) {
+            check_ms = br_rng_chance(r, 0.5) ? BR_PAYMENT_CHECK_MS_MIN - 1
+                                             : BR_PAYMENT_CHECK_MS_MAX + 1;
+        } else if (br_rng_chance(r, 0.5)) {
+            check_ms = BR_PAYMENT_CHECK_MS_MIN + 500 * (uint32_t)br_rng_below(r, 6);
         }
         return c_pay_checked(now, user, hold, check_ms);
     }

@@ -12,7 +12,10 @@
  * its quiet time (BR_PAYMENT_CHECK_MS_DEFAULT, 10 min) passed after its
  * hold expired: the clock jumps 11 minutes, the ticker's payment_check asks
  * the test provider to cancel the intent, and a confirm after is refused.
- * Fails under -DBR_PLANT=NO_PAYMENT_CHECK (the late confirm succeeds).
+ * And a payment whose webhook is lost for good (BR_TEST_PROVIDER_LOSE=1) is
+ * confirmed by the status query once its quiet time passed, the hold still
+ * live. Both fail under -DBR_PLANT=NO_PAYMENT_CHECK (the late confirm
+ * succeeds; the booking stays held).
  *
  * Usage: test_http_clock BINARY [BASE_URL]   (see client.h)
  */
@@ -136,11 +139,75 @@ static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **stat
     unlink(offset);
 }
 
+static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    char offset[] = "/tmp/br-clock-XXXXXX";
+    int fd = mkstemp(offset);
+    assert_true(fd >= 0);
+    close(fd);
+    write_offset(offset, 0);
+    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    setenv("BR_TEST_PROVIDER_LOSE", "1", 1); /* the server's first webhook never arrives */
+    struct t_server s;
+    t_server_start(&s, NULL);
+    unsetenv("BR_TEST_PROVIDER_LOSE");
+    uint64_t ev = t_event(&s, json_pack("{s:b, s:i}", "requires_pass", 0, "hold_ttl_s", 3600));
+    char tok[1024];
+    t_buyer(&s, "lost", tok, sizeof tok);
+    struct t_resp r;
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t booking = J_INT(r, "id");
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/payments", tok,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
+    EXPECT(r, 201, NULL);
+    char path[192];
+    snprintf(path, sizeof path, "/test-provider/v1/payment_intents/%s/confirm",
+             J_STR(r, "provider_payment_id"));
+    json_t *body = json_pack("{s:s, s:s}", "payment_method", "pm_card_visa", "client_secret",
+                             J_STR(r, "client_secret"));
+    t_resp_free(&r);
+    t_json(&s, "POST", path, NULL, body, NULL, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "succeeded");
+    t_resp_free(&r);
+    char bpath[96];
+    snprintf(bpath, sizeof bpath, "/api/v1/bookings/%llu", (unsigned long long)booking);
+    t_sleep_ms(300);
+    t_request(&s, "GET", bpath, tok, NULL, NULL, 0, &r);
+    EXPECT(r, 200, NULL);
+    assert_string_equal(J_STR(r, "status"), "held"); /* the webhook was lost */
+    t_resp_free(&r);
+
+    write_offset(offset, 11 * 60 * 1000); /* past the quiet time (10 min), not the hold (1 h) */
+    const char *status = "held";
+    for (int i = 0; i < 50 && strcmp(status, "confirmed") != 0; i++) {
+        t_sleep_ms(100);
+        t_request(&s, "GET", bpath, tok, NULL, NULL, 0, &r);
+        EXPECT(r, 200, NULL);
+        status = strcmp(J_STR(r, "status"), "confirmed") == 0 ? "confirmed" : "held";
+        t_resp_free(&r);
+    }
+    fprintf(stderr, "after the quiet time the booking is %s\n", status);
+    assert_string_equal(status, "confirmed");
+    assert_int_equal(t_server_stop(&s), 0);
+    t_server_cleanup(&s);
+    unlink(offset);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admission_goes_on_after_the_clock_steps_back),
-        cmocka_unit_test(test_an_abandoned_payment_is_voided_after_the_quiet_time)};
+        cmocka_unit_test(test_an_abandoned_payment_is_voided_after_the_quiet_time),
+        cmocka_unit_test(test_a_paid_payment_whose_webhook_was_lost_is_confirmed)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -342,17 +342,20 @@ static void query_common(struct br_provider pv, uint64_t pay_open, uint64_t pay_
     assert_int_equal(a.status, BR_PROVIDER_FAILED);
     assert_string_equal(a.fact_key, "q:424242:failed:canceled");
     /* created, not paid: open, and stays so when only asked */
-    assert_int_equal(pv.ops->create_intent(pv.self, pay_open, 1, 100, "EUR", "k", id, secret), BR_OK);
+    assert_int_equal(pv.ops->create_intent(pv.self, pay_open, 1, 100, "EUR", "k", id, secret),
+                     BR_OK);
     assert_int_equal(br_provider_query(&pv, pay_open, NULL, false, &a), BR_OK);
     assert_int_equal(a.status, BR_PROVIDER_OPEN);
     assert_string_equal(a.intent_id, id);
     assert_int_equal(br_provider_query(&pv, pay_open, NULL, false, &a), BR_OK);
     assert_int_equal(a.status, BR_PROVIDER_OPEN);
     /* paid: succeeded, never voided */
-    assert_int_equal(pv.ops->create_intent(pv.self, pay_paid, 2, 100, "EUR", "k", id, secret), BR_OK);
+    assert_int_equal(pv.ops->create_intent(pv.self, pay_paid, 2, 100, "EUR", "k", id, secret),
+                     BR_OK);
     struct confirm_seen seen = {.calls = 0};
     pthread_mutex_init(&seen.mu, NULL);
-    assert_int_equal(pv.ops->confirm(pv.self, id, secret, "pm_card_visa", on_confirm, &seen), BR_OK);
+    assert_int_equal(pv.ops->confirm(pv.self, id, secret, "pm_card_visa", on_confirm, &seen),
+                     BR_OK);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(br_provider_query(&pv, pay_paid, NULL, i == 1, &a), BR_OK);
         assert_int_equal(a.status, BR_PROVIDER_SUCCEEDED);
@@ -361,7 +364,8 @@ static void query_common(struct br_provider pv, uint64_t pay_open, uint64_t pay_
         assert_string_equal(a.fact_key, want);
     }
     /* voided: canceled, the same fact on every ask, and a confirm is refused */
-    assert_int_equal(pv.ops->create_intent(pv.self, pay_void, 3, 100, "EUR", "k", id, secret), BR_OK);
+    assert_int_equal(pv.ops->create_intent(pv.self, pay_void, 3, 100, "EUR", "k", id, secret),
+                     BR_OK);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(br_provider_query(&pv, pay_void, NULL, i == 0, &a), BR_OK);
         assert_int_equal(a.status, BR_PROVIDER_FAILED);
