@@ -10,7 +10,10 @@
 #   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
 #       applying the message) -> saga_killed_before_commit: the message the
 #       killed consumer took is never applied again, its payment never final
-#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it).
+#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it);
+#   BR_PLANT=REFUND_KEY_PER_ATTEMPT  (the Stripe adapter's refund key changes
+#       with each try) -> refund_timeout: the refund retried after the
+#       timeout goes under a second key.
 # cmocka's exit status is the number of failed tests: each run must exit 1
 # (not a crash, not the timeout) with the case's own failure message. A
 # plant missing from the tree FAILS this script, saying which.
@@ -23,6 +26,7 @@ cd "$(dirname "$0")/../.."
 plants=(
   "NO_PAYMENT_CHECK test_webhook_lost booking [0-9]+ is 'held' after"
   "SAGA_STORE_FIRST test_saga_killed_before_commit (booking [0-9]+ is 'held' after|money check after)"
+  "REFUND_KEY_PER_ATTEMPT test_refund_timeout [0-9]+ refund keys for payment [0-9]+ at the double, want 1"
 )
 
 missing=()
