@@ -10,7 +10,10 @@
 #   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
 #       applying the message) -> saga_killed_before_commit: the message the
 #       killed consumer took is never applied again, its payment never final
-#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it).
+#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it);
+#   BR_PLANT=REFUND_KEY_PER_ATTEMPT  (the Stripe adapter's refund key changes
+#       with each try) -> refund_timeout: the refund retried after the
+#       timeout goes under a second key.
 # cmocka's exit status is the number of failed tests: each run must exit 1
 # (not a crash, not the timeout) with the case's own failure message. A
 # plant missing from the tree FAILS this script, saying which.
@@ -23,6 +26,7 @@ cd "$(dirname "$0")/../.."
 plants=(
   "NO_PAYMENT_CHECK test_webhook_lost booking [0-9]+ is 'held' after"
   "SAGA_STORE_FIRST test_saga_killed_before_commit (booking [0-9]+ is 'held' after|money check after)"
+  "REFUND_KEY_PER_ATTEMPT test_refund_timeout [0-9]+ refund keys for payment [0-9]+ at the double, want 1"
 )
 
 missing=()
@@ -86,17 +90,28 @@ for p in "${plants[@]}"; do
   cmake --build "$build" -j 2 --target bookingrush test_money >"$dir/$name.build" 2>&1 ||
     { tail -20 "$dir/$name.build" >&2; echo "76-payments-plant: $name does not build" >&2; exit 1; }
   set +e
-  BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
+  BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
     "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
   status=$?
   set -e
   if [ "$status" -ne 1 ] || ! grep -qE "$why" "$dir/$name.log"; then
     tail -30 "$dir/$name.log" >&2
+    # A planted server that aborted fails the case for another reason than
+    # the property: say where it stopped.
+    grep -o 'logs in [^)]*' "$dir/$name.log" | sort -u | cut -c9- | while read -r logs; do
+      grep -h '"assertion failed"' "$logs"/server*.log 2>/dev/null | head -2 >&2 || true
+    done
     echo "76-payments-plant: $case with BR_PLANT=$name: expected it to fail (1) with" \
       "/$why/, got status $status" >&2
     failed=1
     continue
   fi
   echo "76-payments-plant: $case fails with BR_PLANT=$name: $(grep -m1 -E "$why" "$dir/$name.log")"
+done
+# The planted runs kept their server dirs (for the logs above): remove them.
+for p in "${plants[@]}"; do
+  read -r name _ <<<"$p"
+  grep -o 'logs in /tmp/br-http-[^)]*' "$dir/$name.log" 2>/dev/null | sort -u | cut -c9- |
+    while read -r logs; do rm -rf "$logs"; done
 done
 [ "$failed" = 0 ]

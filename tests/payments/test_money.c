@@ -563,6 +563,15 @@ static const char *booking_status(struct buy *b, char *out, size_t cap, int64_t 
     return out;
 }
 
+/* The booking's state in PostgreSQL (enum br_hold_state as text, "" none). */
+static const char *booking_status_pg(struct buy *b, char *out, size_t cap)
+{
+    if (!pg_row(out, cap, "SELECT state FROM bookings WHERE id = %" PRIu64, b->booking)) {
+        out[0] = '\0';
+    }
+    return out;
+}
+
 /* Waits (deadline ms) until the booking's status is want; asserts it. */
 static void wait_booking(struct buy *b, const char *want, int deadline_ms)
 {
@@ -740,6 +749,17 @@ static void break_money(void)
     fprintf(stderr, "%s: BR_TEST_BREAK: 500 charged at the double for no booking\n", g_w.name);
 }
 
+/* Asserts the double saw want refund keys for payment (1: refunded under
+ * one key whatever the retries; 0: never refunded). */
+static void expect_refund_keys(uint64_t payment, int want)
+{
+    int got = dbl_refund_keys(payment);
+    if (got != want) {
+        fail_msg("%s: %d refund keys for payment %" PRIu64 " at the double, want %d", g_w.name, got,
+                 payment, want);
+    }
+}
+
 /* The money check: waits until every payment is final (PostgreSQL, and the
  * API for the buyers' bookings: b[0..n) are every booking of the case),
  * then charges - refunds at the double == value of the confirmed bookings
@@ -904,6 +924,56 @@ static void use_live(void)
     }
 }
 
+/* The partitions node i's consumer holds now, from its log's last "kafka
+ * partitions" line (needs --log-level info): -1 when none yet. */
+static int assigned_now(int i)
+{
+    char cmd[600];
+    if (i == 0) {
+        snprintf(cmd, sizeof cmd, "grep -h '\"kafka partitions ' '%s/server.log' | tail -n 1",
+                 g_w.s.dir);
+    } else {
+        snprintf(cmd, sizeof cmd, "grep -h '\"kafka partitions ' '%s/server%d.log' | tail -n 1",
+                 g_w.s.dir, i);
+    }
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        return -1;
+    }
+    char line[512] = "";
+    if (fgets(line, sizeof line, p) == NULL) {
+        line[0] = '\0';
+    }
+    pclose(p);
+    const char *count = strstr(line, "\"count\":");
+    if (strstr(line, "partitions assigned") == NULL || count == NULL) {
+        return strstr(line, "partitions revoked") != NULL ? 0 : -1;
+    }
+    return atoi(count + 8);
+}
+
+/* Waits (deadline) until the live consumers hold every partition of
+ * br.payments (kafka-dev's 4) between them: the group is stable, nobody
+ * joining or leaving. Asserts it. */
+static void wait_group_stable(int deadline_ms)
+{
+    int64_t t0 = now_ms();
+    int sum = 0;
+    while (now_ms() - t0 < deadline_ms) {
+        sum = 0;
+        for (int i = 0; i < g_w.s.nodes; i++) {
+            int n = g_w.s.pids[i] != 0 ? assigned_now(i) : 0;
+            sum += n > 0 ? n : 0;
+        }
+        if (sum == 4) {
+            return;
+        }
+        t_sleep_ms(100);
+    }
+    fail_msg("%s: the saga's group holds %d of 4 partitions after %d ms (logs in %s)", g_w.name,
+             sum, deadline_ms, g_w.s.dir);
+}
+
 /* ---- the cases ---- */
 
 static void test_buyer_flow(void **state)
@@ -1003,7 +1073,7 @@ static void test_late_payment(void **state)
     assert_int_equal(pg_int("SELECT count(*) FROM bookings WHERE event_id = %" PRIu64 " AND state = 2",
                             ev),
                      1);
-    assert_true(dbl_refund_keys(b[0].payment) == 1);
+    expect_refund_keys(b[0].payment, 1);
 }
 
 static void test_duplicates_reordered(void **state)
@@ -1044,7 +1114,7 @@ static void test_duplicates_reordered(void **state)
     fprintf(stderr, "duplicates_reordered: %g webhooks answered as duplicates\n", dup);
     assert_true(dup >= 3);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(dbl_refund_keys(b[i].payment), 0);
+        expect_refund_keys(b[i].payment, 0);
     }
 }
 
@@ -1053,15 +1123,16 @@ static void test_saga_killed_before_commit(void **state)
     (void)state;
     /* A day of quiet before any status query: only the redelivered message
      * can finish the payment. */
-    const char *const extra[] = {"--payment-check-ms", "86400000", NULL};
+    const char *const extra[] = {"--payment-check-ms", "86400000", "--log-level", "info", NULL};
     setenv("BR_FAULT_SAGA_DIE", "1", 1);
     world_start("saga_killed_before_commit", extra);
     unsetenv("BR_FAULT_SAGA_DIE"); /* not for the restarts */
     dbl_target(0);
     uint64_t ev = open_event(10, 600);
-    struct buy b[2];
+    struct buy b[3];
     buyer(&b[0], "sagakill", ev, 1);
     buyer(&b[1], "sagakill-2", ev, 2);
+    buyer(&b[2], "sagakill-3", ev, 1);
     pay_create(&b[0]);
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
     int dead = wait_a_death(WAIT_MS);
@@ -1095,9 +1166,44 @@ static void test_saga_killed_before_commit(void **state)
     pay_create(&b[1]);
     assert_int_equal(dbl_confirm(b[1].intent, "pm_card_visa"), 200);
     wait_booking(&b[1], "confirmed", WAIT_MS);
-    assert_int_equal(money_check(b, 2), 3000);
-    assert_int_equal(pg_int("SELECT count(*) FROM provider_events_received"), 2);
-    assert_int_equal(dbl_refund_keys(b[0].payment), 0);
+
+    /* Second kill: a consumer that took b2's message and cannot apply it
+     * (Redis pauses writes) is killed more than an auto-commit interval
+     * (1 s) later. Its offset was never stored, so the restarted group
+     * gets the message again and applies it. (A consumer that stored the
+     * offset before applying, BR_PLANT=SAGA_STORE_FIRST, has committed it by
+     * then: the payment would never be applied.) */
+    pay_create(&b[2]);
+    /* A rebalance in progress would refuse any commit: wait for it. */
+    wait_group_stable(WAIT_MS);
+    if (sh("redis-cli -u '%s' CLIENT PAUSE 12000 WRITE", g_w.s.redis_url) != 0) {
+        fail_msg("redis-cli CLIENT PAUSE failed (see %s/fixtures.log)", g_w.dir);
+    }
+    int64_t t0 = now_ms();
+    assert_int_equal(dbl_confirm(b[2].intent, "pm_card_visa"), 200);
+    /* Relayed to Kafka (the relay needs PostgreSQL only), then taken. */
+    while (pg_int("SELECT count(*) FROM outbox WHERE topic = 'payments' AND sent_at IS NOT NULL") < 3 &&
+           now_ms() - t0 < 8000) {
+        t_sleep_ms(50);
+    }
+    t_sleep_ms(2500);
+    for (int i = 0; i < g_w.s.nodes; i++) {
+        if (g_w.s.pids[i] != 0) {
+            g_w.s.current = i;
+            t_server_kill(&g_w.s);
+        }
+    }
+    sh("redis-cli -u '%s' CLIENT UNPAUSE", g_w.s.redis_url);
+    fprintf(stderr, "saga_killed_before_commit: both processes killed %" PRId64
+            " ms after b2's payment, its message taken and not applied\n", now_ms() - t0);
+    char st[64];
+    assert_string_equal(booking_status_pg(&b[2], st, sizeof st), "1");
+    t_server_restart(&g_w.s);
+    dbl_target(0);
+    wait_booking(&b[2], "confirmed", WAIT_MS);
+    assert_int_equal(money_check(b, 3), 4000);
+    assert_int_equal(pg_int("SELECT count(*) FROM provider_events_received"), 3);
+    expect_refund_keys(b[0].payment, 0);
 }
 
 static void test_broker_down(void **state)
@@ -1199,7 +1305,7 @@ static void test_refund_timeout(void **state)
     assert_int_equal(dbl_confirm(b[0].intent, "pm_card_visa"), 200);
     wait_payment_state(b[0].payment, 5 /* refunded */, 45000);
     assert_int_equal(money_check(b, 1), 0);
-    assert_int_equal(dbl_refund_keys(b[0].payment), 1);
+    expect_refund_keys(b[0].payment, 1);
     int64_t captured, refunded;
     int intents;
     dbl_ledger(&captured, &refunded, &intents);
