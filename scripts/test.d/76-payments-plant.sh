@@ -79,21 +79,21 @@ export BR_MONEY_DIR=$dir/cases
 failed=0
 asan=${1:-build-asan}
 if [ "${PAYMENTS_BREAK:-1}" = 1 ]; then
-set +e
-BR_TEST_BREAK=1 timeout -k 10 300 "$asan/tests/payments/test_money" "$PWD/$asan/bookingrush" \
-  >"$dir/break.log" 2>&1
-status=$?
-set -e
-broke=$(grep -c ': money check: captured' "$dir/break.log" || true)
-if [ "$status" -ne 10 ] || [ "$broke" -ne 10 ]; then
-  grep -E 'FAILED|ERROR|money' "$dir/break.log" | head -40 >&2
-  echo "76-payments-plant: BR_TEST_BREAK=1: expected the 10 cases to fail their money check," \
-    "got status $status and $broke money-check failures" >&2
-  failed=1
-else
-  echo "76-payments-plant: BR_TEST_BREAK=1: all 10 cases fail their money check" \
-    "($(grep -m1 ': money check: captured' "$dir/break.log" | sed 's/^ERROR: //; s/ (logs.*//'))"
-fi
+  set +e
+  BR_TEST_BREAK=1 timeout -k 10 300 "$asan/tests/payments/test_money" "$PWD/$asan/bookingrush" \
+    >"$dir/break.log" 2>&1
+  status=$?
+  set -e
+  broke=$(grep -c ': money check: captured' "$dir/break.log" || true)
+  if [ "$status" -ne 10 ] || [ "$broke" -ne 10 ]; then
+    grep -E 'FAILED|ERROR|money' "$dir/break.log" | head -40 >&2
+    echo "76-payments-plant: BR_TEST_BREAK=1: expected the 10 cases to fail their money check," \
+      "got status $status and $broke money-check failures" >&2
+    failed=1
+  else
+    echo "76-payments-plant: BR_TEST_BREAK=1: all 10 cases fail their money check" \
+      "($(grep -m1 ': money check: captured' "$dir/break.log" | sed 's/^ERROR: //; s/ (logs.*//'))"
+  fi
 fi
 
 for p in "${plants[@]}"; do
