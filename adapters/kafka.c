@@ -69,9 +69,10 @@ static void on_rdlog(const rd_kafka_t *rk, int level, const char *fac, const cha
     if (r == NULL) {
         return;
     }
-    enum br_log_level lv = level <= 3 ? BR_LOG_ERROR : level == 4 ? BR_LOG_WARN
-                                                   : level <= 6   ? BR_LOG_INFO
-                                                                  : BR_LOG_DEBUG;
+    enum br_log_level lv = level <= 3   ? BR_LOG_ERROR
+                           : level == 4 ? BR_LOG_WARN
+                           : level <= 6 ? BR_LOG_INFO
+                                        : BR_LOG_DEBUG;
     if (!br_log_on(r->log, lv)) {
         return;
     }
@@ -158,8 +159,9 @@ static void pbatch_unref(struct pbatch *b) /* under mu */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)opaque;
-    struct br_kafka_producer *p = (struct br_kafka_producer *)((char *)rd_kafka_opaque(rk) -
-                                                               offsetof(struct br_kafka_producer, rl));
+    struct br_kafka_producer *p =
+        (struct br_kafka_producer *)((char *)rd_kafka_opaque(rk) -
+                                     offsetof(struct br_kafka_producer, rl));
     struct pmsg *pm = rkm->_private;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         atomic_fetch_add(&p->produced, 1);
@@ -257,12 +259,11 @@ static rd_kafka_resp_err_t produce_one(struct br_kafka_producer *p, const struct
                                        const char *hdr_name, const char *hdr_val, void *opaque)
 {
     if (hdr_name != NULL && hdr_val != NULL) {
-        return rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic),
-                                 RD_KAFKA_V_KEY(m->key, m->key_len),
-                                 RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_HEADER(hdr_name, hdr_val, -1),
-                                 RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+        return rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER(hdr_name, hdr_val, -1),
+            RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     }
     return rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key_len),
                              RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->len),
@@ -376,7 +377,7 @@ void br_kafka_producer_stats(const struct br_kafka_producer *p, struct br_kafka_
 /* ---- consumer --------------------------------------------------------------- */
 
 struct part {
-    bool failing;      /* offset is the message being retried */
+    bool failing; /* offset is the message being retried */
     int64_t offset;
     unsigned attempts; /* failed attempts counted for offset */
     int64_t backoff_ms;
@@ -404,16 +405,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     (void)opaque;
-    struct br_kafka_consumer *c = (struct br_kafka_consumer *)((char *)rd_kafka_opaque(rk) -
-                                                               offsetof(struct br_kafka_consumer, rl));
+    struct br_kafka_consumer *c =
+        (struct br_kafka_consumer *)((char *)rd_kafka_opaque(rk) -
+                                     offsetof(struct br_kafka_consumer, rl));
     memset(c->parts, 0, sizeof c->parts); /* retries restart from the committed offsets */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         br_logf(c->rl.log, BR_LOG_INFO, "kafka partitions assigned",
                 "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
         rd_kafka_assign(rk, parts);
     } else {
-        br_logf(c->rl.log, BR_LOG_INFO, "kafka partitions revoked",
-                "\"topic\":\"%s\",\"count\":%d", c->topic, parts->cnt);
+        br_logf(c->rl.log, BR_LOG_INFO, "kafka partitions revoked", "\"topic\":\"%s\",\"count\":%d",
+                c->topic, parts->cnt);
         rd_kafka_assign(rk, NULL);
     }
 }
@@ -426,7 +428,8 @@ static void store_offset(struct br_kafka_consumer *c, int32_t partition, int64_t
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         char e[256];
         br_logf(c->rl.log, BR_LOG_WARN, "kafka offset not stored",
-                "\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"error\":\"%s\"",
+                "\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64
+                ",\"error\":\"%s\"",
                 c->topic, partition, next, br_log_escape(rd_kafka_err2str(err), e, sizeof e));
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -436,8 +439,8 @@ static void set_pause(struct br_kafka_consumer *c, int32_t partition, bool pause
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, c->topic, partition);
-    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l)
-                                    : rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_resp_err_t err =
+        pause ? rd_kafka_pause_partitions(c->rk, l) : rd_kafka_resume_partitions(c->rk, l);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         char e[256];
         br_logf(c->rl.log, BR_LOG_WARN, pause ? "kafka pause failed" : "kafka resume failed",
@@ -452,9 +455,9 @@ static void retry_later(struct br_kafka_consumer *c, struct part *pt, int32_t pa
                         int64_t offset)
 {
     atomic_fetch_add(&c->retried, 1);
-    pt->backoff_ms = pt->backoff_ms == 0 ? BACKOFF_MS_MIN
+    pt->backoff_ms = pt->backoff_ms == 0                   ? BACKOFF_MS_MIN
                      : pt->backoff_ms * 2 > BACKOFF_MS_MAX ? BACKOFF_MS_MAX
-                                                            : pt->backoff_ms * 2;
+                                                           : pt->backoff_ms * 2;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, c->topic, partition)->offset = offset;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 2000);
@@ -475,6 +478,7 @@ static bool dead_letter(struct br_kafka_consumer *c, const struct br_kafka_msg *
                         unsigned attempts)
 {
 #ifdef BR_PLANT_KAFKA_NO_DLQ
+    (void)c;
     (void)m;
     (void)err;
     (void)attempts;
@@ -488,20 +492,20 @@ static bool dead_letter(struct br_kafka_consumer *c, const struct br_kafka_msg *
         c->dlq->rk, RD_KAFKA_V_TOPIC(c->dlq_topic), RD_KAFKA_V_KEY(m->key, m->key_len),
         RD_KAFKA_V_VALUE((void *)(uintptr_t)m->value, m->len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("error", br_err_name(err), -1),
-        RD_KAFKA_V_HEADER("attempts", att, -1), RD_KAFKA_V_HEADER("src", src, -1),
-        RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADER("attempts", att, -1), RD_KAFKA_V_HEADER("src", src, -1), RD_KAFKA_V_END);
     if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
         char e[256];
-        br_logf(c->rl.log, BR_LOG_WARN, "kafka dead-letter refused", "\"src\":\"%s\",\"error\":\"%s\"",
-                src, br_log_escape(rd_kafka_err2str(rerr), e, sizeof e));
+        br_logf(c->rl.log, BR_LOG_WARN, "kafka dead-letter refused",
+                "\"src\":\"%s\",\"error\":\"%s\"", src,
+                br_log_escape(rd_kafka_err2str(rerr), e, sizeof e));
         return false;
     }
     /* Wait for the ack: the DLQ producer carries only this message, so an empty queue
      * with no failed report since is the ack. */
     if (rd_kafka_flush(c->dlq->rk, DLQ_ACK_MS) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         atomic_load(&c->dlq->failed) != failed_before) {
-        br_logf(c->rl.log, BR_LOG_WARN, "kafka dead-letter not acknowledged",
-                "\"src\":\"%s\"", src);
+        br_logf(c->rl.log, BR_LOG_WARN, "kafka dead-letter not acknowledged", "\"src\":\"%s\"",
+                src);
         return false;
     }
     char kb[64], ek[128];
@@ -586,8 +590,8 @@ static void update_lag(struct br_kafka_consumer *c)
     if (l->cnt > 0 && rd_kafka_position(c->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < l->cnt; i++) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition,
-                                               &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &lo,
+                                               &hi) != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 continue;
             }
             int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;

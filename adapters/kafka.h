@@ -13,15 +13,17 @@
  * Consumer: its own thread, one consumer group member, offsets stored only
  * after the handler said "done" (at-least-once). A failing message is retried
  * by seeking back to it with a backoff (200 ms x2 .. 10 s per partition); the
- * thread never blocks in a sleep longer than one poll (librdkafka's
- * max.poll.interval.ms is never at risk). After dlq_after failed attempts of
+ * thread never sleeps: it waits at most one poll (100 ms), a seek (2 s) or a
+ * dead-letter ack (5 s), so librdkafka's max.poll.interval.ms (300 s) is at
+ * risk only from a handler that blocks that long. After dlq_after failed attempts of
  * one message it is produced to "<topic>.dlq" (same key and value, headers
  * error=<br_err name>, attempts=<n>, src=<topic>/<partition>/<offset>), its ack
  * awaited, and only then its offset stored.
  *
  * Errors of librdkafka are translated here to enum br_err and logged with
  * librdkafka's own message; librdkafka's log lines go through our log,
- * rate-limited (at most one line per facility per second).
+ * rate-limited (at most 10 lines per 10 s per client; the number dropped is
+ * logged with the next line let through).
  */
 #ifndef BR_KAFKA_H
 #define BR_KAFKA_H
@@ -59,7 +61,8 @@ struct br_kafka_msg { /* borrowed for the call */
  * BR_OK, BR_E_INVALID (bad config), BR_E_IO. */
 int br_kafka_producer_new(struct br_kafka_producer **p, const struct br_kafka_config *cfg);
 /* Produces msgs[0..n) (topic = full name) and waits at most timeout_ms for their delivery reports;
- * acked[i] set for each the broker acknowledged. BR_OK when all were, BR_E_UNAVAILABLE otherwise. */
+ * acked[i] set for each the broker acknowledged. BR_OK when all were, BR_E_UNAVAILABLE otherwise.
+ */
 int br_kafka_produce(struct br_kafka_producer *p, const struct br_kafka_msg *msgs, uint32_t n,
                      bool *acked, int64_t timeout_ms);
 void br_kafka_producer_free(struct br_kafka_producer *p);

@@ -262,8 +262,8 @@ int br_pg_outbox_finish(struct br_pg *pg, struct br_pg_outbox_batch *b, const in
     if (rc == BR_OK) {
         return BR_OK;
     }
-    br_logf(br_pg_log(pg), BR_LOG_WARN, "outbox finish failed", "\"error\":\"%s\",\"rows\":%" PRIu32,
-            br_err_name(rc), n);
+    br_logf(br_pg_log(pg), BR_LOG_WARN, "outbox finish failed",
+            "\"error\":\"%s\",\"rows\":%" PRIu32, br_err_name(rc), n);
     return BR_E_UNAVAILABLE;
 }
 

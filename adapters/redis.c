@@ -1318,7 +1318,8 @@ static int saga_over_events(struct br_redis *r, enum script sc, const struct br_
         }
     }
 #ifdef BR_PLANT_NO_PAYMENT_CHECK
-    BR_ASSERT(*n == ntmp && (*n == done || sc == S_PAYMENT_CHECK)); /* planted: counted, not emitted */
+    /* planted: payment_check counts checks it does not emit */
+    BR_ASSERT(*n == ntmp && (*n == done || sc == S_PAYMENT_CHECK));
 #else
     BR_ASSERT(*n == ntmp && *n == done);
 #endif

@@ -62,8 +62,12 @@ int main(int argc, char **argv)
         return usage();
     }
     const struct br_log log = {BR_LOG_WARN, 2};
-    struct br_kafka_config cfg = {.bootstrap = bootstrap, .prefix = "br.", .group = "bench",
-                                  .dlq_after = 1, .session_timeout_ms = 6000, .log = &log};
+    struct br_kafka_config cfg = {.bootstrap = bootstrap,
+                                  .prefix = "br.",
+                                  .group = "bench",
+                                  .dlq_after = 1,
+                                  .session_timeout_ms = 6000,
+                                  .log = &log};
     struct br_kafka_producer *p = NULL;
     if (br_kafka_producer_new(&p, &cfg) != BR_OK) {
         fprintf(stderr, "br-bench-pay: producer not created\n");
@@ -83,8 +87,11 @@ int main(int argc, char **argv)
         uint32_t k = (uint32_t)(n - done < batch ? n - done : batch);
         for (uint32_t i = 0; i < k; i++) {
             snprintf(keys[i], sizeof keys[i], "%lu", (done + i) % 4096);
-            m[i] = (struct br_kafka_msg){.topic = topic, .key = keys[i], .key_len = strlen(keys[i]),
-                                         .value = value, .len = size};
+            m[i] = (struct br_kafka_msg){.topic = topic,
+                                         .key = keys[i],
+                                         .key_len = strlen(keys[i]),
+                                         .value = value,
+                                         .len = size};
         }
         (void)br_kafka_produce(p, m, k, acked, 30000);
         for (uint32_t i = 0; i < k; i++) {

@@ -23,11 +23,11 @@
 #include "server/kafka_dev_cmd.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,27 +45,26 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bookingrush kafka-dev [--brokers N] [--partitions N] [--prefix P]\n"
-            "                             [--port-file F]\n\n"
-            "Runs a Kafka mock cluster (librdkafka's, in memory) on 127.0.0.1 for local\n"
-            "runs and tests. Creates the topics <prefix>payments and <prefix>effects\n"
-            "(--partitions each) and <prefix>payments.dlq (1 partition), prints\n"
-            "bootstrap=HOST:PORT,... on stdout, and runs until SIGINT or SIGTERM.\n"
-            "Nothing is kept on disk: every message is lost when it stops.\n\n"
-            "  --brokers N      brokers in the cluster, 1..16 (default 3)\n"
-            "  --partitions N   partitions of payments and effects, 1..64 (default 4)\n"
-            "  --prefix P       topic name prefix (default br.)\n"
-            "  --port-file F    also write the bootstrap list to F\n"
-            "  --help           this text\n\n"
-            "Control lines on stdin (for tests), each answered ok or err ...:\n"
-            "  down <broker|-1>            brokers refuse connections (-1: all)\n"
-            "  up <broker|-1>              accept them again\n"
-            "  errors <ApiKey> <n> <err>   fail the next n requests of ApiKey (0 = Produce)\n"
-            "                              with err, a number or a name (REQUEST_TIMED_OUT)\n"
-            "  rtt <broker|-1> <ms>        add a round-trip delay\n"
-            "  clear <ApiKey>              forget the errors pushed for ApiKey\n\n"
-            "Exit status: 0 stopped by a signal, 1 the cluster could not start, 2 usage.\n");
+    fprintf(f, "usage: bookingrush kafka-dev [--brokers N] [--partitions N] [--prefix P]\n"
+               "                             [--port-file F]\n\n"
+               "Runs a Kafka mock cluster (librdkafka's, in memory) on 127.0.0.1 for local\n"
+               "runs and tests. Creates the topics <prefix>payments and <prefix>effects\n"
+               "(--partitions each) and <prefix>payments.dlq (1 partition), prints\n"
+               "bootstrap=HOST:PORT,... on stdout, and runs until SIGINT or SIGTERM.\n"
+               "Nothing is kept on disk: every message is lost when it stops.\n\n"
+               "  --brokers N      brokers in the cluster, 1..16 (default 3)\n"
+               "  --partitions N   partitions of payments and effects, 1..64 (default 4)\n"
+               "  --prefix P       topic name prefix (default br.)\n"
+               "  --port-file F    also write the bootstrap list to F\n"
+               "  --help           this text\n\n"
+               "Control lines on stdin (for tests), each answered ok or err ...:\n"
+               "  down <broker|-1>            brokers refuse connections (-1: all)\n"
+               "  up <broker|-1>              accept them again\n"
+               "  errors <ApiKey> <n> <err>   fail the next n requests of ApiKey (0 = Produce)\n"
+               "                              with err, a number or a name (REQUEST_TIMED_OUT)\n"
+               "  rtt <broker|-1> <ms>        add a round-trip delay\n"
+               "  clear <ApiKey>              forget the errors pushed for ApiKey\n\n"
+               "Exit status: 0 stopped by a signal, 1 the cluster could not start, 2 usage.\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -108,7 +107,8 @@ static void control(rd_kafka_mock_cluster_t *mc, char *line)
 {
     char *argv[5];
     int argc = 0;
-    for (char *tok = strtok(line, " \t\r\n"); tok != NULL && argc < 5; tok = strtok(NULL, " \t\r\n")) {
+    for (char *tok = strtok(line, " \t\r\n"); tok != NULL && argc < 5;
+         tok = strtok(NULL, " \t\r\n")) {
         argv[argc++] = tok;
     }
     if (argc == 0) {
@@ -249,7 +249,8 @@ int br_kafka_dev_main(int argc, char **argv)
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
         FILE *f = fopen(tmp, "w");
-        if (f == NULL || fprintf(f, "%s\n", bs) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
+        if (f == NULL || fprintf(f, "%s\n", bs) < 0 || fclose(f) != 0 ||
+            rename(tmp, port_file) != 0) {
             fprintf(stderr, "bookingrush kafka-dev: %s: %s\n", port_file, strerror(errno));
             rd_kafka_mock_cluster_destroy(mc);
             rd_kafka_destroy(rk);

@@ -105,6 +105,22 @@ for bad in "--payments stripe" "--payment-check-ms 999" "--payments paypal" \
   grep -q "bookingrush serve: --" "$dir/bad.log" || fail "no message for $bad: $(cat "$dir/bad.log")"
 done
 
+# every flag of ISSUE11 §4.2 is in --help with its variable; a variable is read
+help=$("$bin" serve --help 2>&1)
+for f in "--payments test|stripe.*BR_PAYMENTS" "--stripe-api-base.*BR_STRIPE_API_BASE" \
+  "--stripe-key.*BR_STRIPE_KEY" "--stripe-webhook-secret.*BR_STRIPE_WEBHOOK_SECRET" \
+  "--stripe-timeout-ms.*BR_STRIPE_TIMEOUT_MS" "--stripe-attempts.*BR_STRIPE_ATTEMPTS" \
+  "--webhook-tolerance-s.*BR_WEBHOOK_TOLERANCE_S" "--payment-check-ms.*BR_PAYMENT_CHECK_MS" \
+  "--kafka HOST.*BR_KAFKA\]" "--kafka-prefix.*BR_KAFKA_PREFIX" "--kafka-group.*BR_KAFKA_GROUP" \
+  "--kafka-dlq-after.*BR_KAFKA_DLQ_AFTER" "--relay-batch.*BR_RELAY_BATCH" "reconciler,relay"; do
+  grep -q -- "$f" <<<"$help" || fail "--help lacks $f"
+done
+if BR_PAYMENT_CHECK_MS=5 "$bin" serve --backend distributed --redis "$BR_TEST_DIST" --pg "$pg" \
+  --port 0 --data-dir "$dir/data" >"$dir/bad.log" 2>&1; then
+  fail "serve started with BR_PAYMENT_CHECK_MS=5"
+fi
+grep -q "BR_PAYMENT_CHECK_MS\|--payment-check-ms" "$dir/bad.log" || fail "no message for BR_PAYMENT_CHECK_MS=5"
+
 start_serve
 now=$(date +%s)
 ev=$(event evt_facts_1 payment_intent.succeeded)

@@ -14,21 +14,22 @@
  * RELAY_NO_LOCK, SAGA_STORE_FIRST, KAFKA_NO_DLQ.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdbool.h>
-#include <cmocka.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "adapters/clock.h"
 #include "adapters/kafka.h"
@@ -56,8 +57,12 @@ static void tag_new(char *out, size_t cap, const char *what)
 
 static struct br_kafka_config kcfg(const char *group, unsigned dlq_after)
 {
-    struct br_kafka_config c = {.bootstrap = g_bootstrap, .prefix = "br.", .group = group,
-                                .dlq_after = dlq_after, .session_timeout_ms = 6000, .log = &quiet};
+    struct br_kafka_config c = {.bootstrap = g_bootstrap,
+                                .prefix = "br.",
+                                .group = group,
+                                .dlq_after = dlq_after,
+                                .session_timeout_ms = 6000,
+                                .log = &quiet};
     return c;
 }
 
@@ -153,8 +158,11 @@ static void produce_tagged(struct br_kafka_producer *p, const char *topic, const
     assert_non_null(acked);
     for (unsigned i = 0; i < n; i++) {
         snprintf(vals[i], sizeof vals[i], "%s-%04u", tag, i);
-        m[i] = (struct br_kafka_msg){.topic = topic, .key = key, .key_len = strlen(key),
-                                     .value = vals[i], .len = strlen(vals[i])};
+        m[i] = (struct br_kafka_msg){.topic = topic,
+                                     .key = key,
+                                     .key_len = strlen(key),
+                                     .value = vals[i],
+                                     .len = strlen(vals[i])};
     }
     int rc = br_kafka_produce(p, m, n, acked, timeout_ms);
     assert_int_equal(rc, want_rc);
@@ -388,8 +396,8 @@ static void test_two_relays_take_disjoint_batches(void **state)
     print_message("relay A published %" PRIu64 " in %" PRIu64 " batches, B %" PRIu64 " in %" PRIu64
                   "\n",
                   s0.published, s0.batches, s1.published, s1.batches);
-    assert_true(s0.published > 0 && s1.published > 0); /* both took part */
-    assert_int_equal(s0.published + s1.published, 600);   /* no row twice */
+    assert_true(s0.published > 0 && s1.published > 0);  /* both took part */
+    assert_int_equal(s0.published + s1.published, 600); /* no row twice */
     assert_int_equal(pgt_scalar(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"), 0);
     br_relay_free(a[0].r);
     br_relay_free(a[1].r);
@@ -453,7 +461,8 @@ static void test_offsets_stored_only_after_done(void **state)
     struct br_kafka_config c = kcfg("unused", 3);
     struct br_kafka_producer *p = NULL;
     assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
-    produce_tagged(p, "br.payments", tag, 10, "one-key", BR_OK, 10000); /* one partition, in order */
+    produce_tagged(p, "br.payments", tag, 10, "one-key", BR_OK,
+                   10000); /* one partition, in order */
     br_kafka_producer_free(p);
     char *argv[] = {(char *)g_self, "--consume-child", g_bootstrap, group, tag, die_at, file, NULL};
     assert_int_equal(run_child(argv, NULL, NULL), 9);
@@ -592,8 +601,11 @@ static void test_dead_letter_after_n_attempts(void **state)
     bool acked[4];
     for (int i = 0; i < 4; i++) {
         snprintf(vals[i], sizeof vals[i], "%s-%s", d->tag, whats[i]);
-        m[i] = (struct br_kafka_msg){.topic = "br.payments", .key = "dlq-key", .key_len = 7,
-                                     .value = vals[i], .len = strlen(vals[i])};
+        m[i] = (struct br_kafka_msg){.topic = "br.payments",
+                                     .key = "dlq-key",
+                                     .key_len = 7,
+                                     .value = vals[i],
+                                     .len = strlen(vals[i])};
     }
     assert_int_equal(br_kafka_produce(p, m, 4, acked, 10000), BR_OK);
     br_kafka_producer_free(p);
