@@ -40,7 +40,7 @@ static const struct {
     {"api", BR_DIST_ROLE_API},           {"admitter", BR_DIST_ROLE_ADMITTER},
     {"sweeper", BR_DIST_ROLE_SWEEPER},   {"saga", BR_DIST_ROLE_SAGA},
     {"recorder", BR_DIST_ROLE_RECORDER}, {"reconciler", BR_DIST_ROLE_RECONCILER},
-    {"all", BR_DIST_ROLE_ALL},
+    {"relay", BR_DIST_ROLE_RELAY},       {"all", BR_DIST_ROLE_ALL},
 };
 
 int br_distributed_roles_parse(const char *text, unsigned *roles, const char **bad)
@@ -494,6 +494,7 @@ static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
                       "# TYPE br_fanout_resubscribes_total counter\n"
                       "br_fanout_resubscribes_total %llu\n",
                       (unsigned long long)atomic_load(&x->fanout_reconnects));
+    dist_pay_metrics(x, out);
     for (uint32_t i = 0; i < x->metrics_count; i++) {
         size_t need = x->metrics[i].fn(x->metrics[i].ctx, NULL, 0);
         char *buf = malloc(need + 1);
@@ -753,6 +754,9 @@ int br_distributed_open(struct br_distributed **out, const struct br_distributed
     if (rc == BR_OK) {
         rc = open_redis(x);
     }
+    if (rc == BR_OK) {
+        rc = dist_pay_open(x);
+    }
     if (rc != BR_OK) {
         br_distributed_close(x);
         return rc;
@@ -773,7 +777,8 @@ void br_distributed_set_listener(struct br_distributed *x, struct br_backend_lis
 
 int br_distributed_start(struct br_distributed *x)
 {
-    if (dist_fanout_start(x) != BR_OK || dist_roles_start(x) != BR_OK) {
+    if (dist_fanout_start(x) != BR_OK || dist_pay_start(x) != BR_OK ||
+        dist_roles_start(x) != BR_OK) {
         return BR_E_IO;
     }
     return BR_OK;
@@ -818,6 +823,7 @@ void br_distributed_close(struct br_distributed *x)
     pthread_mutex_unlock(&x->stop_mu);
     dist_roles_stop(x);
     dist_fanout_stop(x);
+    dist_pay_close(x);
     for (uint32_t i = 0; x->conns != NULL && i < x->conn_count; i++) {
         if (x->conns[i].opened) {
             br_redis_close(&x->conns[i].r);

@@ -47,7 +47,12 @@
  * the first live hold's deadline has passed; saga needs no lease either
  * (saga_step re-emits a refund only when its attempt is due and schedules
  * the next one in the same script; a refund carries the payment id as its
- * idempotency key, so two workers refunding at once refund once).
+ * idempotency key, so two workers refunding at once refund once); saga runs
+ * saga_step and payment_check (point 8) on a worker thread of its own, so
+ * the provider's calls never stall the roles thread, and with --kafka it
+ * is also a consumer of <prefix>payments in the group --kafka-group; relay
+ * (with --kafka) publishes PostgreSQL's outbox to Kafka (server/relay.h).
+ * backend_distributed_pay.c has the payments side.
  *
  * Clock. now_ms is this host's wall clock in ms, never going backwards
  * within a process. Processes on one host share it; across hosts it may be
@@ -101,7 +106,8 @@ enum {
     BR_DIST_ROLE_SAGA = 1u << 3,
     BR_DIST_ROLE_RECORDER = 1u << 4,
     BR_DIST_ROLE_RECONCILER = 1u << 5,
-    BR_DIST_ROLE_ALL = (1u << 6) - 1u,
+    BR_DIST_ROLE_RELAY = 1u << 6, /* the outbox relay (with --kafka only) */
+    BR_DIST_ROLE_ALL = (1u << 7) - 1u,
 };
 
 /* Parses "api,admitter,..." (or "all") into a BR_DIST_ROLE_* set. Returns 0
@@ -122,6 +128,14 @@ struct br_distributed_config {
                                     process must see the same intents (provider_test_pg.h) */
     struct br_backend_listener listener;
     const struct br_log *log; /* not owned */
+    /* Payments in production (ISSUE11); strings borrowed for x's life. */
+    uint32_t payment_check_ms;         /* payment_create's check_ms (point 8); 0 = no checks */
+    const char *kafka_bootstrap;       /* NULL or "": no Kafka, webhooks applied at once */
+    const char *kafka_prefix;          /* "br." */
+    const char *kafka_group;           /* "br-saga" */
+    unsigned kafka_dlq_after;          /* 5 */
+    uint32_t kafka_session_timeout_ms; /* 45000 */
+    uint32_t relay_batch;              /* 500 */
 };
 
 /* Connects to Redis (recording or adopting the deployment's config and

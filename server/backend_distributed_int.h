@@ -12,6 +12,7 @@
  *   backend_distributed_fanout.c  the SSE fan-out over one subscription per process
  *   backend_distributed_index.c   each user's list of bookings
  *   backend_distributed_io.c      our own Redis commands, on one node or a cluster
+ *   backend_distributed_pay.c     payments in production: saga worker, Kafka consumer, relay
  */
 #ifndef BR_BACKEND_DISTRIBUTED_INT_H
 #define BR_BACKEND_DISTRIBUTED_INT_H
@@ -99,6 +100,8 @@ struct br_distributed {
         void *ctx;
     } metrics[BR_DIST_METRICS_MAX];
     uint32_t metrics_count;
+
+    struct dist_pay *pay; /* backend_distributed_pay.c */
 
     pthread_mutex_t fan_mu;
     uint64_t fan_pending[DIST_FAN_PENDING_MAX];
@@ -302,6 +305,24 @@ int dist_roles_start(struct br_distributed *x);
  * refusal ends now, not at the roles thread's next tick. One round trip. */
 bool dist_recheck_lost(struct br_distributed *x, struct dist_conn *c);
 void dist_roles_stop(struct br_distributed *x);
+
+/* ---- backend_distributed_pay.c ---- */
+
+struct br_metrics_sink;
+/* After open: the saga worker's state, the relay's producer (--kafka, role
+ * relay). BR_OK, BR_E_INVALID (--kafka without Kafka built in), BR_E_IO. */
+int dist_pay_open(struct br_distributed *x);
+/* The saga worker (role saga), the consumer (--kafka, role saga), the relay. */
+int dist_pay_start(struct br_distributed *x);
+/* After the roles thread stopped, before the pool goes. */
+void dist_pay_close(struct br_distributed *x);
+/* The roles thread saw a refund attempt (saga_step) or a status check
+ * (payment_check) due: the saga worker runs it, with its provider calls. */
+void dist_pay_kick(struct br_distributed *x, bool step_due, bool check_due);
+/* A provider_query / provider_void effect: ask the provider, feed the answer back. */
+void dist_pay_check_effect(struct br_distributed *x, struct dist_conn *c,
+                           const struct br_effect *fx);
+void dist_pay_metrics(struct br_distributed *x, struct br_metrics_sink *out);
 
 /* ---- backend_distributed_fanout.c ---- */
 

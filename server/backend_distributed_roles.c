@@ -9,9 +9,12 @@
  *   sweeper     per event: sweep when the first live hold's deadline has
  *               passed (no lease: a second sweep finds nothing due and is
  *               not even sent, since the check comes first)
- *   saga        saga_step when some event's first refund attempt is due
- *               (no lease: the step re-schedules what it re-emits in the
- *               same script, and refunds carry the payment id as key)
+ *   saga        saga_step when some event's first refund attempt is due,
+ *               payment_check when a payment status check is (point 8),
+ *               both handed to the saga worker's thread with their provider
+ *               calls (backend_distributed_pay.c; no lease: each step
+ *               re-schedules what it re-emits in the same script, and
+ *               provider calls carry the payment id in their keys)
  *   fan-out     the queue changes noted since the last tick are published
  *   data loss   each second: is br:{cat}:epoch missing while PostgreSQL
  *               holds users or events Redis does not, or while the
@@ -54,6 +57,7 @@ struct event_due {
     bool admit;
     bool sweep;
     bool saga;
+    bool check; /* a payment status check is due (point 8) */
 };
 
 static uint64_t num(const redisReply *e)
@@ -96,6 +100,7 @@ static void decide(struct br_distributed *x, const redisReply *lease,
     d->admit = d->lease && (opening || room || due->next_pass_ms <= now);
     d->sweep = (x->cfg.roles & BR_DIST_ROLE_SWEEPER) && due->next_hold_ms <= now;
     d->saga = (x->cfg.roles & BR_DIST_ROLE_SAGA) && due->next_refund_ms <= now;
+    d->check = (x->cfg.roles & BR_DIST_ROLE_SAGA) && due->next_check_ms <= now;
 }
 
 static void run(struct br_distributed *x, struct dist_conn *c, struct br_cmd *cmd)
@@ -137,7 +142,7 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
     if (events > BR_DIST_ROLES_EVENTS_MAX) {
         events = BR_DIST_ROLES_EVENTS_MAX;
     }
-    bool saga_due = false;
+    bool saga_due = false, check_due = false;
     int64_t now = dist_now_ms(x);
     bool admitter = (x->cfg.roles & BR_DIST_ROLE_ADMITTER) != 0;
     bool alone = dist_is_cluster(c); /* the lease's script outside the batch */
@@ -168,13 +173,12 @@ static bool work(struct br_distributed *x, struct dist_conn *c)
             freeReplyObject(lease);
         }
         saga_due = saga_due || d.saga;
+        check_due = check_due || d.check;
         act(x, c, e, &d);
     }
-    if (saga_due) {
-        struct br_cmd cmd;
-        br_api_cmd_saga_step(&cmd);
-        run(x, c, &cmd);
-    }
+    /* The saga worker (backend_distributed_pay.c) runs them with their
+     * provider calls, which may block for seconds. */
+    dist_pay_kick(x, saga_due, check_due);
     return true;
 }
 

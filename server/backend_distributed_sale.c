@@ -391,7 +391,7 @@ void dist_op_payment_create(struct br_backend *b, uint64_t user, uint64_t bookin
 {
     struct br_distributed *x = self(b);
     struct br_cmd cmd;
-    br_api_cmd_payment_create(&cmd, user, booking_id);
+    br_api_cmd_payment_create_checked(&cmd, user, booking_id, x->cfg.payment_check_ms);
     struct dist_conn *c = NULL;
     call->err = dist_take_for_write(x, &c);
     if (call->err != BR_OK) {

@@ -10,6 +10,7 @@
 
 #include "adapters/auth.h"
 #include "adapters/cli.h"
+#include "core/limits.h"
 #include "server/backend_distributed.h"
 #include "server/hashpool.h"
 
@@ -111,8 +112,8 @@ static const struct opt OPTS[] = {
      "distributed: PostgreSQL holding the record, postgresql://user@host:port/db; its schema "
      "must be migrated first (bookingrush migrate --pg URL)"},
     {"--roles", "BR_ROLES", OPT_TEXT, OFF(roles_text), 0, "LIST",
-     "distributed: what this process runs, from api,admitter,sweeper,saga,recorder,reconciler "
-     "(all)"},
+     "distributed: what this process runs, from api,admitter,sweeper,saga,recorder,reconciler,"
+     "relay (all)"},
     {"--pass-secret", "BR_PASS_SECRET", OPT_TEXT, OFF(pass_secret), 0, "HEX",
      "queue pass signing key, 64 hex digits (generated into the data dir); distributed "
      "processes on several hosts must share it, as they share --jwt-secret and --webhook-secret"},
@@ -123,6 +124,41 @@ static const struct opt OPTS[] = {
     {"--start-attempts", "BR_START_ATTEMPTS", OPT_UINT, OFF(start_attempts), 100, "N",
      "distributed: tries to reach Redis and PostgreSQL at start, backing off from 0.25 s to "
      "4 s, before giving up (6)"},
+    /* Payments in production (README, "Payments in production"). */
+    {"--payments", "BR_PAYMENTS", OPT_TEXT, OFF(payments), 0, "test|stripe",
+     "distributed: the payment provider, the built-in test provider or Stripe (the embedded "
+     "deployment always uses the test provider) (test)"},
+    {"--stripe-api-base", "BR_STRIPE_API_BASE", OPT_TEXT, OFF(stripe_api_base), 0, "URL",
+     "Stripe's API; tests point it at the double (https://api.stripe.com)"},
+    {"--stripe-key", "BR_STRIPE_KEY", OPT_TEXT, OFF(stripe_key), 0, "sk_...",
+     "Stripe secret key, required with --payments stripe; never logged"},
+    {"--stripe-webhook-secret", "BR_STRIPE_WEBHOOK_SECRET", OPT_TEXT, OFF(stripe_webhook_secret),
+     0, "S[,S2]", "webhook endpoint secrets, any of which may sign (several while one is "
+     "rotated, at most 4) (= --webhook-secret)"},
+    {"--stripe-timeout-ms", "BR_STRIPE_TIMEOUT_MS", OPT_UINT, OFF(stripe_timeout_ms), 600000,
+     "N", "one Stripe request's timeout in ms; connecting gets at most 2000 (10000)"},
+    {"--stripe-attempts", "BR_STRIPE_ATTEMPTS", OPT_UINT, OFF(stripe_attempts), 10, "N",
+     "tries of one Stripe call, 1 to 10, before it fails (4)"},
+    {"--webhook-tolerance-s", "BR_WEBHOOK_TOLERANCE_S", OPT_UINT, OFF(webhook_tolerance_s),
+     86400, "N", "largest age (or future) of a webhook signature's timestamp, 1 to 86400 (300)"},
+    {"--payment-check-ms", "BR_PAYMENT_CHECK_MS", OPT_UINT, OFF(payment_check_ms), 259200000,
+     "N", "distributed: quiet time before a payment without an answer from the provider is "
+     "asked about (then backing off), 1000 to 259200000 (600000)"},
+    {"--kafka", "BR_KAFKA", OPT_TEXT, OFF(kafka), 0, "HOST:PORT,..",
+     "distributed: Kafka's bootstrap servers; webhooks become facts in PostgreSQL's outbox, "
+     "relayed to Kafka and applied by the saga's consumers (none: applied at once)"},
+    {"--kafka-prefix", "BR_KAFKA_PREFIX", OPT_TEXT, OFF(kafka_prefix), 0, "P",
+     "prefix of the topic names (br.)"},
+    {"--kafka-group", "BR_KAFKA_GROUP", OPT_TEXT, OFF(kafka_group), 0, "G",
+     "the saga's consumer group (br-saga)"},
+    {"--kafka-dlq-after", "BR_KAFKA_DLQ_AFTER", OPT_UINT, OFF(kafka_dlq_after), 1000, "N",
+     "failed attempts of one message before it goes to <prefix>payments.dlq, 1 to 1000 (5)"},
+    {"--kafka-session-timeout-ms", "BR_KAFKA_SESSION_TIMEOUT_MS", OPT_UINT,
+     OFF(kafka_session_timeout_ms), 300000, "N",
+     "how long a saga consumer that stopped answering keeps its partitions, 6000 to 300000 "
+     "(45000)"},
+    {"--relay-batch", "BR_RELAY_BATCH", OPT_UINT, OFF(relay_batch), 10000, "N",
+     "outbox rows per relay transaction, 1 to 10000 (500)"},
     /* Engine tables (see the note under the list); 0 = the default shown. */
     {"--people", "BR_PEOPLE", OPT_UINT, OFF(sizing.people), BR_TABLE_ROWS_MAX, "N",
      "size every table below for N people (100000: 109 MiB)"},
@@ -181,6 +217,43 @@ void br_serve_usage(void)
 bool br_serve_distributed(const struct br_serve_config *c)
 {
     return strcmp(c->backend, "distributed") == 0;
+}
+
+bool br_serve_kafka(const struct br_serve_config *c)
+{
+    return c->kafka[0] != '\0';
+}
+
+bool br_serve_stripe(const struct br_serve_config *c)
+{
+    return strcmp(c->payments, "stripe") == 0;
+}
+
+int br_serve_webhook_secrets(const char *list, const char *fallback, char *buf, size_t cap,
+                             const char *out[BR_CONFIG_WEBHOOK_SECRETS_MAX], size_t *n)
+{
+    *n = 0;
+    const char *src = list != NULL && list[0] != '\0' ? list : fallback;
+    if (src == NULL || strlen(src) >= cap) {
+        return -1;
+    }
+    snprintf(buf, cap, "%s", src);
+    char *p = buf;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        if (p[0] == '\0' || *n >= BR_CONFIG_WEBHOOK_SECRETS_MAX) {
+            *n = 0;
+            return -1;
+        }
+        out[(*n)++] = p;
+        if (comma == NULL) {
+            return 0;
+        }
+        p = comma + 1;
+    }
 }
 
 bool br_serve_sizing_given(const struct br_serve_config *c)
@@ -265,6 +338,77 @@ static void defaults(struct br_serve_config *c)
     snprintf(c->roles_text, sizeof c->roles_text, "all");
     c->pg_pool = 8;
     c->start_attempts = 6;
+    snprintf(c->payments, sizeof c->payments, "test");
+    snprintf(c->stripe_api_base, sizeof c->stripe_api_base, "https://api.stripe.com");
+    c->stripe_timeout_ms = 10000;
+    c->stripe_attempts = 4;
+    c->webhook_tolerance_s = 300;
+    c->payment_check_ms = BR_PAYMENT_CHECK_MS_DEFAULT;
+    snprintf(c->kafka_prefix, sizeof c->kafka_prefix, "br.");
+    snprintf(c->kafka_group, sizeof c->kafka_group, "br-saga");
+    c->kafka_dlq_after = 5;
+    c->kafka_session_timeout_ms = 45000;
+    c->relay_batch = 500;
+}
+
+/* Payments in production: the options of ISSUE11 §4.2, once parsed. */
+static int check_payments(const struct br_serve_config *c)
+{
+    if (strcmp(c->payments, "test") != 0 && !br_serve_stripe(c)) {
+        fprintf(stderr, "bookingrush serve: --payments wants test or stripe, got \"%s\"\n",
+                c->payments);
+        return -1;
+    }
+    if (br_serve_stripe(c) && !br_serve_distributed(c)) {
+        fprintf(stderr, "bookingrush serve: --payments stripe needs --backend distributed (the "
+                        "embedded deployment uses the built-in test provider)\n");
+        return -1;
+    }
+    if (br_serve_stripe(c) && c->stripe_key[0] == '\0') {
+        fprintf(stderr, "bookingrush serve: --payments stripe needs --stripe-key (or "
+                        "BR_STRIPE_KEY)\n");
+        return -1;
+    }
+    if (strncmp(c->stripe_api_base, "http://", 7) != 0 &&
+        strncmp(c->stripe_api_base, "https://", 8) != 0) {
+        fprintf(stderr, "bookingrush serve: --stripe-api-base wants an http:// or https:// URL\n");
+        return -1;
+    }
+    if (c->stripe_timeout_ms == 0 || c->stripe_attempts == 0 || c->webhook_tolerance_s == 0) {
+        fprintf(stderr, "bookingrush serve: --stripe-timeout-ms, --stripe-attempts and "
+                        "--webhook-tolerance-s must be positive\n");
+        return -1;
+    }
+    if (c->payment_check_ms < BR_PAYMENT_CHECK_MS_MIN ||
+        c->payment_check_ms > BR_PAYMENT_CHECK_MS_MAX) {
+        fprintf(stderr, "bookingrush serve: --payment-check-ms wants %u to %u\n",
+                BR_PAYMENT_CHECK_MS_MIN, BR_PAYMENT_CHECK_MS_MAX);
+        return -1;
+    }
+    char buf[BR_CONFIG_TEXT_MAX];
+    const char *secrets[BR_CONFIG_WEBHOOK_SECRETS_MAX];
+    size_t n = 0;
+    if (c->stripe_webhook_secret[0] != '\0' &&
+        br_serve_webhook_secrets(c->stripe_webhook_secret, NULL, buf, sizeof buf, secrets, &n) !=
+            0) {
+        fprintf(stderr, "bookingrush serve: --stripe-webhook-secret wants 1 to %u secrets "
+                        "separated by commas, none empty\n",
+                BR_CONFIG_WEBHOOK_SECRETS_MAX);
+        return -1;
+    }
+    if (br_serve_kafka(c) && !br_serve_distributed(c)) {
+        fprintf(stderr, "bookingrush serve: --kafka needs --backend distributed\n");
+        return -1;
+    }
+    if (c->kafka_prefix[0] == '\0' || strlen(c->kafka_prefix) > 64 ||
+        c->kafka_group[0] == '\0' || c->kafka_dlq_after == 0 || c->relay_batch == 0 ||
+        c->kafka_session_timeout_ms < 6000) {
+        fprintf(stderr, "bookingrush serve: --kafka-prefix (1 to 64 bytes), --kafka-group, "
+                        "--kafka-dlq-after and --relay-batch must not be empty or 0, "
+                        "--kafka-session-timeout-ms at least 6000\n");
+        return -1;
+    }
+    return 0;
 }
 
 /* The distributed deployment's options, once everything is parsed. */
@@ -279,7 +423,7 @@ static int check_distributed(struct br_serve_config *c)
     if (br_distributed_roles_parse(c->roles_text, &c->roles, &bad) != 0) {
         fprintf(stderr,
                 "bookingrush serve: --roles wants a list of api, admitter, sweeper, saga, "
-                "recorder, reconciler (or all), got \"%s\"\n",
+                "recorder, reconciler, relay (or all), got \"%s\"\n",
                 c->roles_text);
         return -1;
     }
@@ -369,6 +513,9 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
     }
     if (c->admin[0] != '\0' && strchr(c->admin, ':') == NULL) {
         fprintf(stderr, "bookingrush serve: --admin wants EMAIL:PASSWORD\n");
+        return -1;
+    }
+    if (check_payments(c) != 0) {
         return -1;
     }
     return check_distributed(c);

@@ -53,7 +53,26 @@ struct br_serve_config {
     unsigned redis_conns;               /* Redis slots (0 = threads + hash threads + 4) */
     unsigned start_attempts;            /* tries to reach Redis and PostgreSQL at start */
     struct br_sizing sizing;            /* engine tables for a new journal; 0 = derived */
+    /* Payments in production (ISSUE11 §4.2; distributed only unless said). */
+    char payments[BR_CONFIG_TEXT_MAX];        /* "test" | "stripe" */
+    char stripe_api_base[BR_CONFIG_TEXT_MAX]; /* https://api.stripe.com */
+    char stripe_key[BR_CONFIG_TEXT_MAX];      /* sk_...; never logged */
+    char stripe_webhook_secret[BR_CONFIG_TEXT_MAX]; /* "S[,S2..]"; empty = webhook_secret */
+    unsigned stripe_timeout_ms;               /* one attempt */
+    unsigned stripe_attempts;
+    unsigned webhook_tolerance_s;             /* both providers and both backends */
+    unsigned payment_check_ms;                /* point 8's quiet time */
+    char kafka[BR_CONFIG_TEXT_MAX];           /* bootstrap "h:p,.."; empty = no Kafka */
+    char kafka_prefix[BR_CONFIG_TEXT_MAX];
+    char kafka_group[BR_CONFIG_TEXT_MAX];
+    unsigned kafka_dlq_after;
+    unsigned kafka_session_timeout_ms;        /* the consumer group's dead-member timeout */
+    unsigned relay_batch;
 };
+
+/* The webhook secrets to verify with: --stripe-webhook-secret split at
+ * commas, else the one secret given (or generated). */
+#define BR_CONFIG_WEBHOOK_SECRETS_MAX 4u
 
 /* Parses argv (after "serve") and the environment into c. Returns 0 to run,
  * 1 when --help was printed, -1 on a bad option (a message was printed). */
@@ -64,6 +83,18 @@ void br_serve_usage(void);
 
 /* Whether the distributed deployment was asked for. */
 bool br_serve_distributed(const struct br_serve_config *c);
+
+/* Whether Kafka (--kafka) is on: the saga consumes facts from it. */
+bool br_serve_kafka(const struct br_serve_config *c);
+
+/* Whether the distributed deployment's provider is Stripe (--payments stripe). */
+bool br_serve_stripe(const struct br_serve_config *c);
+
+/* Splits "S1,S2" (the list given, or fallback when the list is empty) into
+ * out[0..*n) (pointers into buf, cap bytes). Returns 0, or -1 when there are
+ * more than BR_CONFIG_WEBHOOK_SECRETS_MAX or one is empty. */
+int br_serve_webhook_secrets(const char *list, const char *fallback, char *buf, size_t cap,
+                             const char *out[BR_CONFIG_WEBHOOK_SECRETS_MAX], size_t *n);
 
 /* Whether any engine sizing option (--people, --users-max, ...) was given. */
 bool br_serve_sizing_given(const struct br_serve_config *c);

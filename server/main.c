@@ -10,12 +10,14 @@
 
 #include "adapters/cli.h"
 #include "server/journal_cmd.h"
-#include "server/kafka_dev_cmd.h"
 #include "server/migrate_cmd.h"
 #include "server/serve.h"
 #include "server/trace_cmd.h"
 #ifdef BR_HAVE_SIM
 #include "sim/sim.h"
+#endif
+#ifdef BR_HAVE_KAFKA
+#include "server/kafka_dev_cmd.h"
 #endif
 
 static void usage(FILE *f)
@@ -28,7 +30,8 @@ static void usage(FILE *f)
                "  journal  check or repair a data dir's journal (see `journal --help`)\n"
                "  migrate  apply the PostgreSQL schema migrations (see `migrate --help`)\n"
                "  trace    export an event's log from Redis as a journal (see `trace --help`)\n"
-               "  kafka-dev  a Kafka mock cluster on 127.0.0.1 for tests (see `kafka-dev --help`)\n"
+               "  kafka-dev  a Kafka mock cluster on 127.0.0.1 for local runs and tests\n"
+               "           (see `kafka-dev --help`; in memory only)\n"
                "  version  the version and the commit this binary was built from\n"
                "  help     this text\n\n"
                "The design (architecture, invariants, journal format, Redis keys):\n"
@@ -55,11 +58,15 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "migrate") == 0) {
         return br_migrate_main(argc - 1, argv + 1);
     }
-    if (strcmp(argv[1], "kafka-dev") == 0) {
-        return br_kafka_dev_main(argc - 1, argv + 1);
-    }
     if (strcmp(argv[1], "trace") == 0) {
         return br_trace_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "kafka-dev") == 0) {
+#ifdef BR_HAVE_KAFKA
+        return br_kafka_dev_main(argc - 1, argv + 1);
+#else
+        return br_cli_usage_error(NULL, "kafka-dev: this binary was built without librdkafka");
+#endif
     }
 #ifdef BR_HAVE_SIM
     if (strcmp(argv[1], "sim") == 0) {

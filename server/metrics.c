@@ -40,6 +40,7 @@ struct br_metrics {
     unsigned count;
     atomic_uint_fast64_t limited_user;
     atomic_uint_fast64_t limited_ip;
+    atomic_uint_fast64_t webhooks[BR_WEBHOOK_RESULT_COUNT];
     struct route_cells routes[BR_METRICS_ROUTES_MAX];
     struct br_backend *backend; /* its ops->metrics renders its own families; may be NULL */
 };
@@ -375,6 +376,25 @@ static void render_requests(struct sbuf *b, struct br_metrics *m)
     }
 }
 
+void br_metrics_webhook(struct br_metrics *m, enum br_webhook_result r)
+{
+    if (m != NULL && (unsigned)r < BR_WEBHOOK_RESULT_COUNT) {
+        atomic_fetch_add_explicit(&m->webhooks[r], 1, memory_order_relaxed);
+    }
+}
+
+static void render_webhooks(struct sbuf *b, struct br_metrics *m)
+{
+    static const char *const names[BR_WEBHOOK_RESULT_COUNT] = {
+        "stored", "duplicate", "ignored", "unauthorized", "invalid", "unavailable"};
+    sb_printf(b, "# HELP br_webhooks_total Payment webhooks received, by what became of them.\n"
+                 "# TYPE br_webhooks_total counter\n");
+    for (unsigned i = 0; i < BR_WEBHOOK_RESULT_COUNT; i++) {
+        sb_printf(b, "br_webhooks_total{result=\"%s\"} %" PRIu64 "\n", names[i],
+                  (uint64_t)atomic_load_explicit(&m->webhooks[i], memory_order_relaxed));
+    }
+}
+
 /* The server's own counters, then the backend's own families (the
  * embedded backend: its journal's), in the order /metrics always had. */
 static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_api_gauges *g,
@@ -395,6 +415,7 @@ static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_
               "the journal's replay included.\n"
               "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n",
               x->sse_streams, x->inflight, g->commands);
+    render_webhooks(b, m);
     if (m->backend != NULL && m->backend->ops->metrics != NULL) {
         struct br_metrics_sink sink = {.b = b};
         m->backend->ops->metrics(m->backend, &sink);

@@ -11,6 +11,7 @@
  *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
  *   process_start_time_seconds                     from /proc/self and getrlimit
  *   br_build_info{version,commit} 1                 as `bookingrush --version`
+ *   br_webhooks_total{result}                      payment webhooks by what became of them
  *
  * Every family has HELP and TYPE; scripts/test.d/61-promtool.sh holds the
  * exposition of a live server to `promtool check metrics`.
@@ -41,6 +42,20 @@ void br_metrics_observe(struct br_metrics *m, unsigned route, unsigned status, i
 
 /* Counts a request refused by a rate limiter (by scope: "user" or "ip"). */
 void br_metrics_rate_limited(struct br_metrics *m, int by_user);
+
+/* What became of a payment webhook (br_webhooks_total{result}). */
+enum br_webhook_result {
+    BR_WEBHOOK_STORED = 0,   /* applied, or (--kafka) stored as a fact for the saga */
+    BR_WEBHOOK_DUPLICATE,    /* seen before: acknowledged, nothing done */
+    BR_WEBHOOK_IGNORED_TYPE, /* a type we do not act on */
+    BR_WEBHOOK_UNAUTHORIZED, /* wrong or stale signature */
+    BR_WEBHOOK_INVALID,      /* malformed header or payload */
+    BR_WEBHOOK_UNAVAILABLE,  /* our fault (PostgreSQL or Redis away): 503, the provider retries */
+    BR_WEBHOOK_RESULT_COUNT
+};
+
+/* Counts one webhook. */
+void br_metrics_webhook(struct br_metrics *m, enum br_webhook_result r);
 
 struct br_metrics_extra {
     uint32_t sse_streams;

@@ -742,6 +742,11 @@ int br_parse_webhook(const char *buf, size_t len, struct br_webhook_event *out,
         if (out->kind != BR_WEBHOOK_IGNORED &&
             !metadata_id(json_object_get(obj, "metadata"), "payment_id", &out->payment_id)) {
             rc = fail(why, BR_E_INVALID, "the payment intent has no metadata.payment_id");
+        } else if (out->kind != BR_WEBHOOK_IGNORED &&
+                   json_object_get(json_object_get(obj, "metadata"), "booking_id") != NULL &&
+                   !metadata_id(json_object_get(obj, "metadata"), "booking_id",
+                                &out->booking_id)) {
+            rc = fail(why, BR_E_INVALID, "metadata.booking_id is not an id");
         }
     }
     json_decref(j);
@@ -756,6 +761,20 @@ int br_webhook_accept(const char *secret, const char *header, const char *buf, s
     memset(out, 0, sizeof *out);
     /* The signature covers the raw bytes: verify before parsing anything. */
     int rc = br_provider_sig_verify(secret, header, buf, len, now_s, BR_PROVIDER_SIG_TOLERANCE_S);
+    if (rc != BR_OK) {
+        return fail(why, rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAUTHORIZED,
+                    "missing, malformed, stale or wrong Stripe-Signature");
+    }
+    return br_parse_webhook(buf, len, out, why);
+}
+
+int br_webhook_accept_any(const char *const *secrets, size_t n, int64_t tolerance_s,
+                          const char *header, const char *buf, size_t len, int64_t now_s,
+                          struct br_webhook_event *out, char why[BR_WHY_MAX])
+{
+    BR_ASSERT(secrets != NULL && n >= 1 && n <= BR_PROVIDER_SIG_SECRETS_MAX);
+    memset(out, 0, sizeof *out);
+    int rc = br_provider_sig_verify_any(secrets, n, header, buf, len, now_s, tolerance_s);
     if (rc != BR_OK) {
         return fail(why, rc == BR_E_INVALID ? BR_E_INVALID : BR_E_UNAUTHORIZED,
                     "missing, malformed, stale or wrong Stripe-Signature");

@@ -247,6 +247,8 @@ struct br_webhook_event {
     char type[BR_WEBHOOK_TYPE_MAX]; /* 1..63 bytes */
     uint8_t kind;                   /* enum br_webhook_kind, from type */
     uint64_t payment_id;            /* data.object.metadata.payment_id; 0 when ignored */
+    uint64_t booking_id;            /* data.object.metadata.booking_id; 0 when absent (an
+                                       intent made before it was sent) or ignored */
 };
 
 /* Parses a provider event: {id, type, data: {object: {metadata: {payment_id}}}}.
@@ -263,5 +265,11 @@ int br_parse_webhook(const char *buf, size_t len, struct br_webhook_event *out,
  * (401); why says which. */
 int br_webhook_accept(const char *secret, const char *header, const char *buf, size_t len,
                       int64_t now_s, struct br_webhook_event *out, char why[BR_WHY_MAX]);
+
+/* The same with any of secrets[0..n) (n 1..BR_PROVIDER_SIG_SECRETS_MAX:
+ * endpoint secrets while one is rotated) and a tolerance of tolerance_s. */
+int br_webhook_accept_any(const char *const *secrets, size_t n, int64_t tolerance_s,
+                          const char *header, const char *buf, size_t len, int64_t now_s,
+                          struct br_webhook_event *out, char why[BR_WHY_MAX]);
 
 #endif

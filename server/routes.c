@@ -22,6 +22,7 @@
 
 #include "adapters/auth.h"
 #include "adapters/clock.h"
+#include "adapters/pg.h"
 #include "core/catalog.h"
 #include "core/err.h"
 #include "core/hash.h"
@@ -751,26 +752,75 @@ static void webhook_done(struct rq *q)
 {
     int rc = q->call.err;
     if (rc != BR_OK && rc != BR_E_DUPLICATE) {
+        br_metrics_webhook(q->rt->metrics, rc == BR_E_INVALID || rc == BR_E_NOT_FOUND
+                                               ? BR_WEBHOOK_INVALID
+                                               : BR_WEBHOOK_UNAVAILABLE);
         reply_err(q, rc);
         return;
     }
+    br_metrics_webhook(q->rt->metrics,
+                       rc == BR_E_DUPLICATE ? BR_WEBHOOK_DUPLICATE : BR_WEBHOOK_STORED);
     /* A redelivery is acknowledged like the first delivery: it took effect once. */
+    reply_json(q, 200, json_pack("{s:b, s:b}", "received", 1, "duplicate", rc == BR_E_DUPLICATE));
+}
+
+/* --kafka: the verified fact is stored (provider_events_received + an
+ * outbox row, one transaction) before the 200; the saga's consumers apply
+ * it. PostgreSQL away: 503, and the provider delivers it again. */
+static void webhook_ingest(struct rq *q, const struct br_webhook_event *ev)
+{
+    struct br_pg_fact f = {.provider_event_id = ev->id,
+                           .payment_id = ev->payment_id,
+                           .booking_id = ev->booking_id,
+                           .succeeded = ev->kind == BR_WEBHOOK_SUCCEEDED,
+                           .source = "webhook",
+                           .received_ms = br_clock_wall_ms()};
+    int rc = br_pg_fact_ingest(q->rt->facts_pg, &f);
+    if (rc == BR_E_INVALID) {
+        br_metrics_webhook(q->rt->metrics, BR_WEBHOOK_INVALID);
+        reply_code(q, 400, br_err_name(rc), "the event id has characters we do not store");
+        return;
+    }
+    if (rc != BR_OK && rc != BR_E_DUPLICATE) {
+        br_logf(q->rt->log, BR_LOG_WARN, "webhook not stored: the provider retries",
+                "\"req_id\":\"%s\",\"payment\":%" PRIu64 ",\"err\":\"%s\"", q->id,
+                ev->payment_id, br_err_name(rc));
+        br_metrics_webhook(q->rt->metrics, BR_WEBHOOK_UNAVAILABLE);
+        reply_err(q, BR_E_UNAVAILABLE);
+        return;
+    }
+    br_metrics_webhook(q->rt->metrics,
+                       rc == BR_E_DUPLICATE ? BR_WEBHOOK_DUPLICATE : BR_WEBHOOK_STORED);
     reply_json(q, 200, json_pack("{s:b, s:b}", "received", 1, "duplicate", rc == BR_E_DUPLICATE));
 }
 
 static void r_webhook(struct rq *q)
 {
-    /* br_webhook_accept verifies the signature over the raw bytes before it
-     * parses anything. */
+    /* br_webhook_accept_any verifies the signature over the raw bytes before
+     * it parses anything. */
+    const struct br_routes *rt = q->rt;
+    const char *const one[1] = {rt->webhook_secret};
+    const char *const *secrets = rt->webhook_secret_count > 0 ? rt->webhook_secrets : one;
+    size_t n = rt->webhook_secret_count > 0 ? rt->webhook_secret_count : 1;
+    int64_t tolerance =
+        rt->webhook_tolerance_s > 0 ? rt->webhook_tolerance_s : BR_PROVIDER_SIG_TOLERANCE_S;
     struct br_webhook_event ev;
-    int rc = br_webhook_accept(q->rt->webhook_secret, br_http_header(q->req, "Stripe-Signature"),
-                               q->raw, q->raw_len, br_clock_wall_ms() / 1000, &ev, q->why);
+    int rc = br_webhook_accept_any(secrets, n, tolerance,
+                                   br_http_header(q->req, "Stripe-Signature"), q->raw, q->raw_len,
+                                   br_clock_wall_ms() / 1000, &ev, q->why);
     if (rc != BR_OK) {
+        br_metrics_webhook(rt->metrics, rc == BR_E_UNAUTHORIZED ? BR_WEBHOOK_UNAUTHORIZED
+                                                                : BR_WEBHOOK_INVALID);
         reply_code(q, br_err_http_status(rc), br_err_name(rc), q->why);
         return;
     }
     if (ev.kind == BR_WEBHOOK_IGNORED) {
+        br_metrics_webhook(rt->metrics, BR_WEBHOOK_IGNORED_TYPE);
         reply_json(q, 200, json_pack("{s:b, s:b}", "received", 1, "ignored", 1));
+        return;
+    }
+    if (rt->facts_pg != NULL) {
+        webhook_ingest(q, &ev);
         return;
     }
     BE(q)->ops->payment_event(BE(q), ev.id, ev.payment_id, ev.kind == BR_WEBHOOK_SUCCEEDED,

@@ -31,6 +31,7 @@
 #include "adapters/auth.h"
 #include "adapters/http.h"
 #include "adapters/provider.h"
+#include "adapters/provider_sig.h"
 #include "server/backend.h"
 #include "server/config.h"
 #include "server/hashpool.h"
@@ -40,6 +41,8 @@
 #include "server/ratelimit.h"
 
 #define BR_JWT_ISSUER "bookingrush"
+
+struct br_pg;
 
 struct br_routes {
     struct br_backend *backend;
@@ -63,6 +66,14 @@ struct br_routes {
     const uint8_t *pass_secret;        /* signs and checks X-Queue-Pass tokens */
     size_t pass_secret_len;
     const char *webhook_secret;
+    /* The secrets webhooks may be signed with (several while one is
+     * rotated) and the tolerance; count 0 = webhook_secret alone, 300 s. */
+    const char *webhook_secrets[BR_PROVIDER_SIG_SECRETS_MAX];
+    size_t webhook_secret_count;
+    int64_t webhook_tolerance_s;
+    /* --kafka: a verified webhook is stored as a fact (pg.h br_pg_fact_ingest)
+     * for the relay and the saga's consumers, not applied here. NULL: applied. */
+    struct br_pg *facts_pg;
     const char *openapi; /* the OpenAPI document, static */
     size_t openapi_len;
     uint64_t replayed;   /* for /metrics */

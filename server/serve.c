@@ -43,6 +43,7 @@
 #include "core/panic.h"
 #include "adapters/pg.h"
 #include "adapters/provider_test_pg.h"
+#include "adapters/stripe.h"
 #include "server/backend_distributed.h"
 #include "server/backend_embedded.h"
 #include "server/config.h"
@@ -457,6 +458,10 @@ struct serve {
     struct br_provider_test *provider; /* the built-in one: also the confirm route's */
     struct br_provider payments;       /* the provider the deployment uses (provider.h) */
     struct br_provider_test_pg *provider_pg; /* distributed: intents shared in PostgreSQL */
+    struct br_stripe *stripe;          /* distributed, --payments stripe */
+    char wh_buf[BR_CONFIG_TEXT_MAX];   /* the webhook secrets, split (wh[] points in) */
+    const char *wh[BR_CONFIG_WEBHOOK_SECRETS_MAX];
+    size_t wh_count;
     struct br_embedded *emb;
     struct br_pg *pg;                /* distributed only */
     struct br_distributed *dist;     /* distributed only */
@@ -564,6 +569,38 @@ static size_t reconciler_metrics(void *ctx, char *buf, size_t cap)
     return br_reconciler_metrics(ctx, buf, cap);
 }
 
+#ifdef BR_HAVE_STRIPE
+/* br_stripe_requests_total{op,outcome} and br_stripe_replayed_total, with
+ * snprintf's rules (the distributed backend's metrics hook). */
+static size_t stripe_metrics(void *ctx, char *buf, size_t cap)
+{
+    struct br_stripe_stats st;
+    br_stripe_stats(ctx, &st);
+    size_t len = 0;
+    int n = snprintf(buf, cap, "# HELP br_stripe_requests_total Stripe API calls, by operation "
+                               "and outcome (each retry counted).\n"
+                               "# TYPE br_stripe_requests_total counter\n");
+    len += n > 0 ? (size_t)n : 0;
+    for (unsigned op = 0; op < BR_STRIPE_OP_COUNT; op++) {
+        for (unsigned o = 0; o < BR_STRIPE_OUTCOME_COUNT; o++) {
+            n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                         "br_stripe_requests_total{op=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
+                         br_stripe_op_names[op], br_stripe_outcome_names[o],
+                         st.requests[op][o]);
+            len += n > 0 ? (size_t)n : 0;
+        }
+    }
+    n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                 "# HELP br_stripe_replayed_total Stripe answers replayed for an idempotency "
+                 "key seen before.\n"
+                 "# TYPE br_stripe_replayed_total counter\nbr_stripe_replayed_total %" PRIu64
+                 "\n",
+                 st.replayed);
+    len += n > 0 ? (size_t)n : 0;
+    return len;
+}
+#endif
+
 /* The reconciler's switch: writes refused while it rebuilds Redis. */
 static void reconciler_writes(void *ctx, bool refuse, int retry_after_s)
 {
@@ -617,6 +654,46 @@ static int start_record_roles(struct serve *sv)
     return BR_OK;
 }
 
+/* The distributed deployment's provider: the built-in test provider with
+ * its intents in PostgreSQL, or Stripe (--payments stripe). */
+static int open_payments(struct serve *sv)
+{
+    const struct br_serve_config *cfg = &sv->cfg;
+    if (br_serve_stripe(cfg)) {
+#ifdef BR_HAVE_STRIPE
+        struct br_stripe_config scfg = {.api_base = cfg->stripe_api_base,
+                                        .secret_key = cfg->stripe_key,
+                                        .connect_timeout_ms = cfg->stripe_timeout_ms < 2000
+                                                                  ? (long)cfg->stripe_timeout_ms
+                                                                  : 2000,
+                                        .timeout_ms = (long)cfg->stripe_timeout_ms,
+                                        .attempts_max = cfg->stripe_attempts,
+                                        .pg = sv->pg,
+                                        .log = &sv->log};
+        if (br_stripe_new(&sv->stripe, &scfg) != BR_OK) {
+            br_logf(&sv->log, BR_LOG_ERROR, "cannot set up the Stripe adapter",
+                    "\"api_base\":\"%s\"", cfg->stripe_api_base);
+            return BR_E_IO;
+        }
+        sv->payments = br_stripe_provider(sv->stripe);
+        br_logf(&sv->log, BR_LOG_INFO, "payments through Stripe", "\"api_base\":\"%s\"",
+                cfg->stripe_api_base);
+        return BR_OK;
+#else
+        br_logf(&sv->log, BR_LOG_ERROR, "--payments stripe: built without the Stripe adapter",
+                NULL);
+        return BR_E_INVALID;
+#endif
+    }
+    struct br_provider_test_pg_config pcfg = {.pg = sv->pg, .webhook_secret = sv->sec.webhook,
+                                              .attempts_max = WEBHOOK_ATTEMPTS, .log = &sv->log};
+    if (br_provider_test_pg_new(&sv->provider_pg, &pcfg) != BR_OK) {
+        return BR_E_IO;
+    }
+    sv->payments = br_provider_test_pg_provider(sv->provider_pg);
+    return BR_OK;
+}
+
 /* The distributed backend over Redis and PostgreSQL, its roles, the hub,
  * the first administrator and the demo event. */
 static int open_distributed(struct serve *sv)
@@ -626,21 +703,30 @@ static int open_distributed(struct serve *sv)
         br_logf(&sv->log, BR_LOG_ERROR, "--pg: not a PostgreSQL URL", NULL);
         return BR_E_INVALID;
     }
-    struct br_provider_test_pg_config pcfg = {.pg = sv->pg, .webhook_secret = sv->sec.webhook,
-                                              .attempts_max = WEBHOOK_ATTEMPTS, .log = &sv->log};
-    if (br_provider_test_pg_new(&sv->provider_pg, &pcfg) != BR_OK) {
+    if (open_payments(sv) != BR_OK) {
         return BR_E_IO;
     }
-    sv->payments = br_provider_test_pg_provider(sv->provider_pg);
     struct br_distributed_config dcfg = {
         .redis_url = cfg->redis_url, .pg = sv->pg, .roles = cfg->roles, .tick_ms = cfg->tick_ms,
         .conns = cfg->redis_conns, .log = &sv->log,
-        .payments = sv->payments};
+        .payments = sv->payments,
+        .payment_check_ms = cfg->payment_check_ms,
+        .kafka_bootstrap = cfg->kafka,
+        .kafka_prefix = cfg->kafka_prefix,
+        .kafka_group = cfg->kafka_group,
+        .kafka_dlq_after = cfg->kafka_dlq_after,
+        .kafka_session_timeout_ms = cfg->kafka_session_timeout_ms,
+        .relay_batch = cfg->relay_batch};
     br_config_size(&cfg->sizing, 0, &dcfg.engine);
     if (open_distributed_backend(sv, &dcfg) != BR_OK) {
         return BR_E_UNAVAILABLE;
     }
     sv->backend = br_distributed_backend(sv->dist);
+#ifdef BR_HAVE_STRIPE
+    if (sv->stripe != NULL) {
+        br_distributed_add_metrics(sv->dist, stripe_metrics, sv->stripe);
+    }
+#endif
     if (open_hub(sv) != BR_OK) {
         return BR_E_IO;
     }
@@ -675,6 +761,7 @@ static int open_backend(struct serve *sv)
     struct br_embedded_config ecfg = {
         .data_dir = cfg->data_dir, .tick_ms = cfg->tick_ms, .fsync = true,
         .syncers = cfg->journal_syncs, .provider = sv->payments,
+        .payment_check_ms = cfg->payment_check_ms,
         .log = &sv->log,
         .email_hash_bits = cfg->test_email_hash_bits};
     br_config_size(&cfg->sizing, 0, &ecfg.engine);
@@ -738,6 +825,17 @@ static int build_routes(struct serve *sv)
     rt->pass_secret = sv->sec.pass;
     rt->pass_secret_len = sizeof sv->sec.pass;
     rt->webhook_secret = sv->sec.webhook;
+    if (br_serve_webhook_secrets(cfg->stripe_webhook_secret, sv->sec.webhook, sv->wh_buf,
+                                 sizeof sv->wh_buf, sv->wh, &sv->wh_count) != 0) {
+        br_logf(&sv->log, BR_LOG_ERROR, "--stripe-webhook-secret wants 1 to 4 secrets", NULL);
+        return BR_E_INVALID;
+    }
+    for (size_t i = 0; i < sv->wh_count; i++) {
+        rt->webhook_secrets[i] = sv->wh[i];
+    }
+    rt->webhook_secret_count = sv->wh_count;
+    rt->webhook_tolerance_s = cfg->webhook_tolerance_s;
+    rt->facts_pg = br_serve_kafka(cfg) ? sv->pg : NULL;
     rt->openapi = br_openapi_json;
     rt->openapi_len = br_openapi_json_len;
     rt->replayed = sv->replayed;
@@ -851,6 +949,9 @@ static void serve_close(struct serve *sv)
     br_recorder_close(sv->recorder);
     br_reconciler_close(sv->reconciler);
     br_distributed_close(sv->dist);
+#ifdef BR_HAVE_STRIPE
+    br_stripe_free(sv->stripe);
+#endif
     br_pg_close(sv->pg);
     br_hub_free(sv->hub);
     br_provider_test_free(sv->provider);

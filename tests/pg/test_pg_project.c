@@ -176,6 +176,37 @@ static void test_queue_commands_change_nothing(void **state)
     t_engine_free(e);
 }
 
+/* Point 8: payment_check changes no row, and its provider_query /
+ * provider_void effects have no outbox topic (the saga asks the provider
+ * itself; the answer comes back as a payment fact). */
+static void test_payment_check_changes_nothing(void **state)
+{
+    (void)state;
+    struct br_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = BR_CMD_PAYMENT_CHECK;
+    c.now_ms = 1000;
+    c.u.payment_check.max = 8;
+    struct br_outcome o;
+    memset(&o, 0, sizeof o);
+    o.err = BR_OK;
+    o.count = 2;
+    struct br_effect fx[2];
+    memset(fx, 0, sizeof fx);
+    fx[0].kind = BR_FX_PROVIDER_QUERY;
+    fx[0].id = (1ull << 32) | 1;
+    fx[0].ref = (1ull << 32) | 1;
+    fx[0].event_id = 1;
+    fx[1] = fx[0];
+    fx[1].kind = BR_FX_PROVIDER_VOID;
+    struct br_pg_op ops[OPS_MAX];
+    uint32_t n = 99;
+    assert_int_equal(br_pg_rows_of(&c, &o, fx, 2, ops, OPS_MAX, &n), BR_OK);
+    assert_int_equal(n, 0);
+    assert_null(br_pg_outbox_topic(BR_FX_PROVIDER_QUERY));
+    assert_null(br_pg_outbox_topic(BR_FX_PROVIDER_VOID));
+}
+
 static void test_capacity_and_malformed(void **state)
 {
     (void)state;
@@ -218,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_payment_success_confirms_and_sells),
         cmocka_unit_test(test_late_payment_expires_and_refunds),
         cmocka_unit_test(test_queue_commands_change_nothing),
+        cmocka_unit_test(test_payment_check_changes_nothing),
         cmocka_unit_test(test_capacity_and_malformed),
         cmocka_unit_test(test_refund_backoff_is_the_saga_rule),
     };

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# 76-payments-plant.sh -- proof that tests/payments/test_money can fail:
+#  1. every case with BR_TEST_BREAK=1 (500 charged at the double for no
+#     booking before its money check) must fail its money check (the
+#     sanitized build; cmocka's exit status = 10 failed cases);
+#  2. a release server built with a planted bug must fail the case that
+#     guards against it (each plant its own build dir, build-plant-<name>):
+#   BR_PLANT=NO_PAYMENT_CHECK  (payment_check emits nothing: point 8 gone)
+#       -> webhook_lost: the lost webhook's booking is never confirmed;
+#   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
+#       applying the message) -> saga_killed_before_commit: the message the
+#       killed consumer took is never applied again, its payment never final
+#       (the case runs with a day of --payment-check-ms: point 8 cannot hide it);
+#   BR_PLANT=REFUND_KEY_PER_ATTEMPT  (the Stripe adapter's refund key changes
+#       with each try) -> refund_timeout: the refund retried after the
+#       timeout goes under a second key;
+#   BR_PLANT=CHECK_ANSWER_DROPPED  (the saga asks the provider, then drops the
+#       answer) -> webhook_lost: the lost webhook's booking never confirmed.
+# cmocka's exit status is the number of failed tests: each run must exit 1
+# (not a crash, not the timeout) with the case's own failure message. A
+# plant missing from the tree FAILS this script, saying which.
+# Fixtures and servers as in 75-payments.sh; stopped on exit.
+# usage: 76-payments-plant.sh ASAN_BUILD RELEASE_BUILD
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+# plant  case  what its failure says (grep -E)
+plants=(
+  "NO_PAYMENT_CHECK test_webhook_lost booking [0-9]+ is 'held' after"
+  "SAGA_STORE_FIRST test_saga_killed_before_commit (booking [0-9]+ is 'held' after|money check after)"
+  "REFUND_KEY_PER_ATTEMPT test_refund_timeout [0-9]+ refund keys for payment [0-9]+ at the double, want 1"
+  "CHECK_ANSWER_DROPPED test_webhook_lost booking [0-9]+ is 'held' after"
+)
+# (for a quicker look: PAYMENTS_PLANTS="SAGA_STORE_FIRST", PAYMENTS_BREAK=0)
+if [ -n "${PAYMENTS_PLANTS:-}" ]; then
+  chosen=()
+  for p in "${plants[@]}"; do
+    grep -qw -- "${p%% *}" <<<"$PAYMENTS_PLANTS" && chosen+=("$p")
+  done
+  plants=("${chosen[@]}")
+fi
+
+missing=()
+for p in "${plants[@]}"; do
+  name=${p%% *}
+  grep -rqs "BR_PLANT_$name" core adapters server lua ||
+    missing+=("BR_PLANT_$name is in no source file (not landed)")
+done
+for f in tests/fixtures/kafka.sh tests/fixtures/stripe.sh; do
+  [ -x "$f" ] || missing+=("$f")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  printf '76-payments-plant: cannot run, missing: %s\n' "${missing[@]}" >&2
+  echo "76-payments-plant: FAILED" >&2
+  exit 1
+fi
+
+dir=$(mktemp -d /tmp/br-payments-plant.XXXXXX)
+mkdir -p "$dir/cases"
+cleanup() {
+  local d
+  for d in "$dir"/cases/*/; do
+    if [ -d "$d/stripe" ]; then tests/fixtures/stripe.sh stop "$d/stripe" >/dev/null 2>&1 || true; fi
+    if [ -d "$d/kafka" ]; then tests/fixtures/kafka.sh stop "$d/kafka" >/dev/null 2>&1 || true; fi
+  done
+  tests/dist/env.sh stop "$dir/env.d" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+tests/dist/env.sh start "$dir/env.d" >/dev/null
+set -a
+# shellcheck disable=SC1091
+. "$dir/env.d/env"
+set +a
+export BR_KAFKA_FIXTURE=$PWD/tests/fixtures/kafka.sh
+export BR_STRIPE_FIXTURE=$PWD/tests/fixtures/stripe.sh
+export BR_MONEY_DIR=$dir/cases
+
+failed=0
+asan=${1:-build-asan}
+if [ "${PAYMENTS_BREAK:-1}" = 1 ]; then
+  set +e
+  BR_TEST_BREAK=1 timeout -k 10 300 "$asan/tests/payments/test_money" "$PWD/$asan/bookingrush" \
+    >"$dir/break.log" 2>&1
+  status=$?
+  set -e
+  broke=$(grep -c ': money check: captured' "$dir/break.log" || true)
+  if [ "$status" -ne 10 ] || [ "$broke" -ne 10 ]; then
+    grep -E 'FAILED|ERROR|money' "$dir/break.log" | head -40 >&2
+    echo "76-payments-plant: BR_TEST_BREAK=1: expected the 10 cases to fail their money check," \
+      "got status $status and $broke money-check failures" >&2
+    failed=1
+  else
+    echo "76-payments-plant: BR_TEST_BREAK=1: all 10 cases fail their money check" \
+      "($(grep -m1 ': money check: captured' "$dir/break.log" | sed 's/^ERROR: //; s/ (logs.*//'))"
+  fi
+fi
+
+for p in "${plants[@]}"; do
+  read -r name case why <<<"$p"
+  build=build-plant-$(tr 'A-Z_' 'a-z-' <<<"$name")
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
+  cmake --build "$build" -j 2 --target bookingrush test_money >"$dir/$name.build" 2>&1 ||
+    { tail -20 "$dir/$name.build" >&2; echo "76-payments-plant: $name does not build" >&2; exit 1; }
+  set +e
+  BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
+    "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
+  status=$?
+  set -e
+  if [ "$status" -ne 1 ] || ! grep -qE "$why" "$dir/$name.log"; then
+    tail -30 "$dir/$name.log" >&2
+    # A planted server that aborted fails the case for another reason than
+    # the property: say where it stopped.
+    { grep -o 'logs in [^)]*' "$dir/$name.log" || true; } | sort -u | cut -c9- | while read -r logs; do
+      grep -h '"assertion failed"' "$logs"/server*.log 2>/dev/null | head -2 >&2 || true
+    done
+    echo "76-payments-plant: $case with BR_PLANT=$name: expected it to fail (1) with" \
+      "/$why/, got status $status" >&2
+    failed=1
+    continue
+  fi
+  echo "76-payments-plant: $case fails with BR_PLANT=$name: $(grep -m1 -E "$why" "$dir/$name.log")"
+done
+# The planted runs kept their server dirs (for the logs above): remove them.
+for p in "${plants[@]}"; do
+  read -r name _ <<<"$p"
+  { grep -o 'logs in /tmp/br-http-[^)]*' "$dir/$name.log" 2>/dev/null || true; } | sort -u |
+    cut -c9- | while read -r logs; do rm -rf "$logs"; done
+done
+[ "$failed" = 0 ]
