@@ -16,8 +16,9 @@
 #     Redis. The latency is the servers' br_payment_confirm_seconds (fact
 #     received to booking confirmed), the phase's bucket deltas summed over
 #     both processes, p50/p99 interpolated within the bucket as Prometheus's
-#     histogram_quantile does (buckets 5, 10, 25, 50, 100, 250 ms, ...: a
-#     coarse figure). Every booking is then read back through the API and
+#     histogram_quantile does (buckets 5, 10, 25, 50, 100, 250, 500 ms, 1 s,
+#     ...: a coarse figure; each process's 1 ms-step p50/p99 gauges over
+#     the whole run are printed as a cross-check). Every booking is then read back through the API and
 #     must be confirmed, and PostgreSQL's bookings must say so too;
 #   - raw producer: br-bench-pay --raw-producer, the idempotent producer of
 #     adapters/kafka.h (acks=all, linger.ms=5, batches of 10 000 each
@@ -150,6 +151,16 @@ for p in $(seq 1 "$phases"); do
   echo "payments: $(kv "$p" rate)/s sustained (achieved $(kv "$p" achieved)/s, $(kv "$p" accepted)/$(kv "$p" sent) webhooks 2xx), webhook->confirmed p50 $p50 ms p99 $p99 ms ($(kv "$p" confirmed) confirmed, $count timed); raw producer $raw_rate msg/s (same run)"
   [ "$(kv "$p" confirmed)" = "$n" ] && [ "$(kv "$p" accepted)" = "$n" ] || bad=1
 done
+gauges=""
+for i in 1 2; do
+  g=$(curl -sf "http://127.0.0.1:${ports[$((i - 1))]}/metrics" | awk '
+    $1 == "br_payment_confirm_p50_seconds" { a = $2 * 1000 }
+    $1 == "br_payment_confirm_p99_seconds" { b = $2 * 1000 }
+    $1 == "br_payment_confirm_seconds_count" { c = $2 }
+    END { printf "p50 %.0f ms p99 %.0f ms over %d", a, b, c }')
+  gauges="$gauges${gauges:+; }process $i $g"
+done
+echo "cross-check, each process's 1 ms-step gauges over the whole run (warm-up and every rate): $gauges"
 echo "raw: $raw (kafka-dev, same machine)"
 confirmed_pg=$(psql -qtAX "$pg_url" -c "SELECT count(*) FROM bookings WHERE event_id = $event AND state = 2" 2>&1) || true
 echo "check: $confirmed_pg of $total bookings confirmed in PostgreSQL (state 2, BR_HOLD_CONFIRMED)"
