@@ -35,7 +35,7 @@
 #   (figures: see README.md "Benchmarks")
 #
 # usage: 65-payments.sh RELEASE_BUILD
-#   PAY_BENCH_N (1500)          payments per rate
+#   PAY_BENCH_N (2000)          payments per rate
 #   PAY_BENCH_RATES (200,500)   webhooks/s, one phase each
 #   PAY_BENCH_MESSAGES (200000) raw producer messages
 #   PAY_BENCH_KEEP (0)          1: keep the run's files
@@ -43,7 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
-n=${PAY_BENCH_N:-1500}
+n=${PAY_BENCH_N:-2000}
 rates=${PAY_BENCH_RATES:-200,500}
 msgs=${PAY_BENCH_MESSAGES:-200000}
 
@@ -100,7 +100,7 @@ start_pair() {
   ports=()
   for i in 1 2; do
     "$build/bookingrush" serve --backend distributed --redis "$redis_url" --pg "$pg_url" \
-      --kafka "$bs" --kafka-group "bench-saga-$tag" --payments test \
+      --kafka "$bs" --kafka-group "bench-saga-$tag" --kafka-session-timeout-ms 6000 --payments test \
       --bind 127.0.0.1 --port 0 --port-file "$tmp/port$tag.$i" --data-dir "$tmp/data$tag.$i" \
       --jwt-secret "$jwt" --webhook-secret "$whsec" --pass-secret "$pass" \
       --admin bench@bench.local:bench-admin-pw --scrypt-log2n 10 --rate-limit-user 0 \
