@@ -28,8 +28,9 @@
  * confirmed (or the wait ran out). BENCH_PAY_WARMUP=W adds a phase 0 of
  * W payments at 100/s first, not hooked (the saga consumers' group
  * settles). Per phase one stdout line of key=value pairs: phase, rate,
- * sent, accepted (2xx), seconds, achieved, confirmed, wait_s; plus setup_s
- * and event on the first.
+ * sent, accepted (2xx), seconds, achieved, confirmed, wait_s,
+ * answer_p50_ms and answer_p99_ms (the webhooks' answers, client side);
+ * plus setup_s and event on the first.
  * Limits: 127.0.0.1 only; N x (rates + 1) <= 200000; the closed-loop client of
  * bench_dist_load.h (one thread).
  */
@@ -308,6 +309,12 @@ static unsigned confirm_wait(const struct pay *b, struct bd_req *q, unsigned fro
     return confirmed;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void hook(const char *what, unsigned phase)
 {
     const char *h = getenv("BENCH_PAY_HOOK");
@@ -364,7 +371,8 @@ static int webhooks_main(int argc, char **argv)
     b.payment = calloc(b.seats, sizeof *b.payment);
     b.intent = calloc(b.seats, sizeof *b.intent);
     struct bd_req *q = calloc(b.seats, sizeof *q);
-    if (b.tokens == NULL || b.booking == NULL || b.payment == NULL || b.intent == NULL ||
+    uint32_t *lat = calloc(b.seats, sizeof *lat);
+    if (lat == NULL || b.tokens == NULL || b.booking == NULL || b.payment == NULL || b.intent == NULL ||
         q == NULL) {
         die("out of memory");
     }
@@ -389,6 +397,7 @@ static int webhooks_main(int argc, char **argv)
             run(&b, q, m, PAY_CONNS, 1);
             for (unsigned i = 0; i < m; i++) {
                 accepted += q[i].status >= 200 && q[i].status < 300 ? 1u : 0u;
+                lat[sent + i] = q[i].latency_us;
                 if (q[i].status < 200 || q[i].status >= 300) {
                     fprintf(stderr, "br-bench-pay: webhook: HTTP %d %s\n", q[i].status,
                             q[i].body != NULL ? q[i].body : "");
@@ -409,9 +418,12 @@ static int webhooks_main(int argc, char **argv)
         if (ph > 0) {
             hook("end", ph);
         }
+        qsort(lat, sent, sizeof *lat, cmp_u32);
         printf("phase=%u rate=%u sent=%u accepted=%u seconds=%.2f achieved=%.0f confirmed=%u "
-               "wait_s=%.2f",
-               ph, r, sent, accepted, secs, (double)sent / secs, confirmed, waited);
+               "wait_s=%.2f answer_p50_ms=%.2f answer_p99_ms=%.2f",
+               ph, r, sent, accepted, secs, (double)sent / secs, confirmed, waited,
+               (double)lat[(size_t)((double)(sent - 1) * 0.50)] / 1000.0,
+               (double)lat[(size_t)((double)(sent - 1) * 0.99)] / 1000.0);
         if (ph == (warm > 0 ? 0u : 1u)) {
             printf(" setup_s=%.1f event=%lld", setup_s, b.event_id);
         }
@@ -423,6 +435,7 @@ static int webhooks_main(int argc, char **argv)
     free(b.payment);
     free(b.intent);
     free(q);
+    free(lat);
     return 0;
 }
 
