@@ -47,7 +47,12 @@
  * the first live hold's deadline has passed; saga needs no lease either
  * (saga_step re-emits a refund only when its attempt is due and schedules
  * the next one in the same script; a refund carries the payment id as its
- * idempotency key, so two workers refunding at once refund once).
+ * idempotency key, so two workers refunding at once refund once); saga runs
+ * saga_step and payment_check (point 8) on a worker thread of its own, so
+ * the provider's calls never stall the roles thread, and with --kafka it
+ * is also a consumer of <prefix>payments in the group --kafka-group; relay
+ * (with --kafka) publishes PostgreSQL's outbox to Kafka (server/relay.h).
+ * backend_distributed_pay.c has the payments side.
  *
  * Clock. now_ms is this host's wall clock in ms, never going backwards
  * within a process. Processes on one host share it; across hosts it may be
