@@ -161,7 +161,7 @@ static const struct opt OPTS[] = {
      "outbox rows per relay transaction, 1 to 10000 (500)"},
     /* Engine tables (see the note under the list); 0 = the default shown. */
     {"--people", "BR_PEOPLE", OPT_UINT, OFF(sizing.people), BR_TABLE_ROWS_MAX, "N",
-     "size every table below for N people (100000: 109 MiB)"},
+     "size every table below for N people (100000: 112 MiB)"},
     {"--users-max", "BR_USERS_MAX", OPT_UINT, OFF(sizing.users), BR_TABLE_ROWS_MAX, "N",
      "accounts (people): 304-352 B each, a refresh session included"},
     {"--events-max", "BR_EVENTS_MAX", OPT_UINT, OFF(sizing.events), BR_TABLE_ROWS_MAX, "N",
@@ -179,7 +179,7 @@ static const struct opt OPTS[] = {
     {"--seats-max", "BR_SEATS_MAX", OPT_UINT, OFF(sizing.seats), BR_TABLE_ROWS_MAX, "N",
      "sum of the events' zone capacities (people, >= 10000): 24 B each"},
     {"--payments-max", "BR_PAYMENTS_MAX", OPT_UINT, OFF(sizing.payments), BR_TABLE_ROWS_MAX, "N",
-     "payments over the sale (people / 2): 228-372 B each with their webhooks"},
+     "payments over the sale (people / 2): 280-424 B each with their webhooks"},
     {"--idem-keys-max", "BR_IDEM_KEYS_MAX", OPT_UINT, OFF(sizing.idem_keys), BR_TABLE_ROWS_MAX, "N",
      "reserves carrying an Idempotency-Key (2 x people): 72-120 B each"},
 };
