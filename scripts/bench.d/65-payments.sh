@@ -38,7 +38,10 @@
 #   (the webhooks themselves answered in p50 4-6 ms, p99 15-18 ms)
 # Four earlier runs (load 0.8-14): p50 374-509 ms, p99 0.88-1.34 s; raw
 # producer 117 000-373 000 msg/s. A floor, not saturation (README.md
-# "Benchmarks"). The whole script: about a minute.
+# "Benchmarks"). The figures include the fresh processes' first second,
+# which is slower (200 payments alone: p50 0.7-0.8 s): part of the p99 is
+# that start (warmed up, one earlier run: p50 ~360 ms, p99 ~645 ms).
+# The whole script: about a minute.
 #
 # usage: 65-payments.sh RELEASE_BUILD
 #   PAY_BENCH_N (2000)          payments per rate
