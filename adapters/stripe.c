@@ -132,10 +132,33 @@ struct stripe_call {
 
 /* ---- pure helpers ---- */
 
+/* Appends s percent-encoded to out at *at (letters, digits and "_-." plain, and
+ * "~" too when tilde_plain); false when it does not fit. */
+static bool pct_add(char *out, size_t cap, size_t *at, const char *s, bool tilde_plain)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i = *at;
+    for (const char *p = s; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool plain = isalnum(c) || c == '_' || c == '-' || c == '.' || (tilde_plain && c == '~');
+        if (i + 3 >= cap) {
+            return false;
+        }
+        if (plain) {
+            out[i++] = (char)c;
+        } else {
+            out[i++] = '%';
+            out[i++] = hex[c >> 4];
+            out[i++] = hex[c & 15];
+        }
+    }
+    *at = i;
+    return true;
+}
+
 /* Appends "name=value" (value percent-encoded) to out at *n; false when it does not fit. */
 static bool form_add(char *out, size_t cap, size_t *n, const char *name, const char *value)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t at = *n;
     if (at > 0) {
         if (at + 1 >= cap) {
@@ -143,37 +166,16 @@ static bool form_add(char *out, size_t cap, size_t *n, const char *name, const c
         }
         out[at++] = '&';
     }
-    for (const char *p = name; *p != '\0'; p++) { /* names are ours: brackets percent-encoded */
-        unsigned char c = (unsigned char)*p;
-        bool plain = isalnum(c) || c == '_' || c == '-' || c == '.';
-        if (at + 3 >= cap) {
-            return false;
-        }
-        if (plain) {
-            out[at++] = (char)c;
-        } else {
-            out[at++] = '%';
-            out[at++] = hex[c >> 4];
-            out[at++] = hex[c & 15];
-        }
+    /* names are ours: brackets percent-encoded */
+    if (!pct_add(out, cap, &at, name, false)) {
+        return false;
     }
     if (at + 1 >= cap) {
         return false;
     }
     out[at++] = '=';
-    for (const char *p = value; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-        bool plain = isalnum(c) || c == '_' || c == '-' || c == '.' || c == '~';
-        if (at + 3 >= cap) {
-            return false;
-        }
-        if (plain) {
-            out[at++] = (char)c;
-        } else {
-            out[at++] = '%';
-            out[at++] = hex[c >> 4];
-            out[at++] = hex[c & 15];
-        }
+    if (!pct_add(out, cap, &at, value, true)) {
+        return false;
     }
     out[at] = '\0';
     *n = at;

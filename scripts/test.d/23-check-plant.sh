@@ -8,7 +8,8 @@
 # (a payment still pending at the end), S6 (a success neither confirmed nor
 # refunded) or S8 (the provider's ledger does not add up); the same runs on
 # the normal release build must pass, so the violation is the plant's doing.
-# Starts its own redis-server on a free 127.0.0.1 port and stops it.
+# Starts its own redis-server on a free 127.0.0.1 port (tests/fixtures/redis.sh)
+# and stops it.
 # usage: 23-check-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,37 +26,15 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT=NO_PAYMENT_CHECK >/
 cmake --build "$build" --target bookingrush -j 2 >/dev/null
 
 dir=$(mktemp -d)
-pidfile=$dir/redis.pid
 stop() {
-  if [ -s "$pidfile" ]; then
-    pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
-  fi
+  tests/fixtures/redis.sh stop "$dir/redis" || true
   rm -rf "$dir"
 }
 trap stop EXIT
-port=
-for attempt in 1 2 3 4 5 6 7 8; do
-  p=$((20000 + RANDOM % 30000))
-  if redis-cli -p "$p" ping >/dev/null 2>&1; then
-    continue
-  fi
-  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$pidfile" --dir "$dir" --logfile "$dir/redis.log" >/dev/null
-  for i in $(seq 1 100); do
-    if redis-cli -p "$p" ping >/dev/null 2>&1; then port=$p; break; fi
-    sleep 0.02
-  done
-  [ -n "$port" ] && break
-done
-if [ -z "$port" ]; then
-  echo "23-check-plant: could not start redis-server"
-  exit 1
-fi
+url=$(tests/fixtures/redis.sh start "$dir/redis")
 
 failed=0
-for backend in "" "--backend redis --redis redis://127.0.0.1:$port"; do
+for backend in "" "--backend redis --redis $url"; do
   label=${backend:+redis}
   label=${label:-memory}
   set +e

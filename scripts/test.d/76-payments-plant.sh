@@ -55,26 +55,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 1
 fi
 
-dir=$(mktemp -d /tmp/br-payments-plant.XXXXXX)
-mkdir -p "$dir/cases"
-cleanup() {
-  local d
-  for d in "$dir"/cases/*/; do
-    if [ -d "$d/stripe" ]; then tests/fixtures/stripe.sh stop "$d/stripe" >/dev/null 2>&1 || true; fi
-    if [ -d "$d/kafka" ]; then tests/fixtures/kafka.sh stop "$d/kafka" >/dev/null 2>&1 || true; fi
-  done
-  tests/dist/env.sh stop "$dir/env.d" >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-tests/dist/env.sh start "$dir/env.d" >/dev/null
-set -a
-# shellcheck disable=SC1091
-. "$dir/env.d/env"
-set +a
-export BR_KAFKA_FIXTURE=$PWD/tests/fixtures/kafka.sh
-export BR_STRIPE_FIXTURE=$PWD/tests/fixtures/stripe.sh
-export BR_MONEY_DIR=$dir/cases
+# shellcheck source=lib/payments-env.sh
+. scripts/test.d/lib/payments-env.sh
+payments_env_start payments-plant
 
 failed=0
 asan=${1:-build-asan}

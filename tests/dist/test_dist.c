@@ -182,18 +182,7 @@ static bool pg_row(struct t_server *s, char *out, size_t cap, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "psql -X -At -d '%s' -c \"%s\" 2>&1", s->pg_url, sql);
-    FILE *p = popen(cmd, "r");
-    if (p == NULL) {
-        return false;
-    }
-    out[0] = '\0';
-    if (fgets(out, (int)cap, p) == NULL) {
-        out[0] = '\0';
-    }
-    out[strcspn(out, "\n")] = '\0';
-    return pclose(p) == 0;
+    return t_psql_row(s->pg_url, sql, out, cap);
 }
 
 /* Waits until PostgreSQL's zone has held + sold == want (the projection
@@ -1025,27 +1014,6 @@ static void test_pg_down(void **state)
 #define PROJ_BUYERS 30
 #define PROJ_CAPACITY 5
 
-/* Every process's /metrics, concatenated (malloc'd). */
-static char *all_metrics(struct t_server *s)
-{
-    size_t len = 0;
-    char *all = calloc(1, 1);
-    for (int i = 0; i < s->nodes; i++) {
-        if (s->pids[i] == 0) {
-            continue;
-        }
-        struct t_resp r;
-        t_request_to(s, i, "GET", "/metrics", NULL, NULL, NULL, 0, &r);
-        char *np = realloc(all, len + r.len + 1);
-        assert_non_null(np);
-        all = np;
-        memcpy(all + len, r.body, r.len);
-        len += r.len;
-        all[len] = '\0';
-        t_resp_free(&r);
-    }
-    return all;
-}
 
 static bool logs_have(struct t_server *s, const char *what)
 {
@@ -1075,7 +1043,7 @@ static bool refusal_reported(struct t_server *s, uint64_t ev, int timeout_ms)
     char want[96];
     snprintf(want, sizeof want, "br_projection_failed{event=\"%" PRIu64 "\"} 1", ev);
     for (int64_t until = now_ms() + timeout_ms;;) {
-        char *m = all_metrics(s);
+        char *m = t_metrics_all(s);
         bool seen = strstr(m, want) != NULL;
         free(m);
         if (seen || now_ms() > until) {

@@ -122,6 +122,51 @@ void t_sleep_ms(int ms)
     nanosleep(&d, NULL);
 }
 
+char *t_metrics_all(struct t_server *s)
+{
+    size_t len = 0;
+    char *all = calloc(1, 1);
+    if (all == NULL) {
+        T_FAIL("metrics: out of memory");
+    }
+    for (int i = 0; i < s->nodes; i++) {
+        if (s->pids[i] == 0) {
+            continue;
+        }
+        struct t_resp r;
+        t_request_to(s, i, "GET", "/metrics", NULL, NULL, NULL, 0, &r);
+        char *np = realloc(all, len + r.len + 1);
+        if (np == NULL) {
+            T_FAIL("metrics: out of memory");
+        }
+        all = np;
+        memcpy(all + len, r.body, r.len);
+        len += r.len;
+        all[len] = '\0';
+        t_resp_free(&r);
+    }
+    return all;
+}
+
+bool t_psql_row(const char *pg_url, const char *sql, char *out, size_t cap)
+{
+    char cmd[2048];
+    int n = snprintf(cmd, sizeof cmd, "psql -X -At -d '%s' -c \"%s\" 2>&1", pg_url, sql);
+    if (n < 0 || (size_t)n >= sizeof cmd) {
+        return false;
+    }
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        return false;
+    }
+    out[0] = '\0';
+    if (fgets(out, (int)cap, p) == NULL) {
+        out[0] = '\0';
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return pclose(p) == 0;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;

@@ -148,6 +148,14 @@ char *t_secret(struct t_server *s, const char *key);
 /* Milliseconds of sleep. */
 void t_sleep_ms(int ms);
 
+/* The first row of sql on the database at pg_url, as psql -At prints it
+ * ("a|b"), into out (empty when there is none); false when psql failed.
+ * sql must not hold a double quote. */
+bool t_psql_row(const char *pg_url, const char *sql, char *out, size_t cap);
+
+/* Every live process's /metrics (s->pids[i] != 0), concatenated; malloc'd. */
+char *t_metrics_all(struct t_server *s);
+
 /* Appends add bytes at ptr to the malloc'd *buf of *len bytes, keeping it
  * NUL-terminated (curl write callbacks). false when out of memory. */
 bool t_append(char **buf, size_t *len, const char *ptr, size_t add);

@@ -40,6 +40,41 @@ static void write_offset(const char *path, long long ms)
     assert_int_equal(rename(tmp, path), 0); /* the server never reads half a number */
 }
 
+/* Creates the offset file from the template `path` (rewritten in place), at 0, and points the
+ * servers started next at it. */
+static void offset_file_open(char *path)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_offset(path, 0);
+    setenv("BR_TEST_CLOCK_OFFSET_FILE", path, 1);
+}
+
+static void stop_and_unlink(struct t_server *s, const char *offset)
+{
+    assert_int_equal(t_server_stop(s), 0);
+    t_server_cleanup(s);
+    unlink(offset);
+}
+
+/* Reserves one seat of zone 1 and starts its payment; returns the booking, and leaves the
+ * payment's 201 answer in *r for the caller to read and free. */
+static uint64_t reserve_and_pay(struct t_server *s, const char *tok, uint64_t ev,
+                                struct t_resp *r)
+{
+    t_json(s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           NULL, r);
+    EXPECT(*r, 201, NULL);
+    uint64_t booking = J_INT(*r, "id");
+    t_resp_free(r);
+    t_json(s, "POST", "/api/v1/payments", tok,
+           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, r);
+    EXPECT(*r, 201, NULL);
+    return booking;
+}
+
 static void test_admission_goes_on_after_the_clock_steps_back(void **state)
 {
     (void)state;
@@ -47,11 +82,7 @@ static void test_admission_goes_on_after_the_clock_steps_back(void **state)
         skip();
     }
     char offset[] = "/tmp/br-clock-XXXXXX";
-    int fd = mkstemp(offset);
-    assert_true(fd >= 0);
-    close(fd);
-    write_offset(offset, 0);
-    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    offset_file_open(offset);
     struct t_server s;
     t_server_start(&s, NULL);        /* --tick-ms 20 */
     uint64_t ev = t_event(&s, NULL); /* requires a pass; the sale is open */
@@ -82,9 +113,7 @@ static void test_admission_goes_on_after_the_clock_steps_back(void **state)
            (const char *const[]){hdr, NULL}, &r);
     EXPECT(r, 201, NULL);
     t_resp_free(&r);
-    assert_int_equal(t_server_stop(&s), 0);
-    t_server_cleanup(&s);
-    unlink(offset);
+    stop_and_unlink(&s, offset);
 }
 
 static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **state)
@@ -94,26 +123,14 @@ static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **stat
         skip();
     }
     char offset[] = "/tmp/br-clock-XXXXXX";
-    int fd = mkstemp(offset);
-    assert_true(fd >= 0);
-    close(fd);
-    write_offset(offset, 0);
-    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    offset_file_open(offset);
     struct t_server s;
     t_server_start(&s, NULL);
     uint64_t ev = t_event(&s, json_pack("{s:b, s:i}", "requires_pass", 0, "hold_ttl_s", 60));
     char tok[1024];
     t_buyer(&s, "void", tok, sizeof tok);
     struct t_resp r;
-    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
-           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
-           NULL, &r);
-    EXPECT(r, 201, NULL);
-    uint64_t booking = J_INT(r, "id");
-    t_resp_free(&r);
-    t_json(&s, "POST", "/api/v1/payments", tok,
-           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
-    EXPECT(r, 201, NULL);
+    uint64_t booking = reserve_and_pay(&s, tok, ev, &r);
     char intent[96], secret[160];
     snprintf(intent, sizeof intent, "%s", J_STR(r, "provider_payment_id"));
     snprintf(secret, sizeof secret, "%s", J_STR(r, "client_secret"));
@@ -134,9 +151,7 @@ static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **stat
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "expired");
     t_resp_free(&r);
-    assert_int_equal(t_server_stop(&s), 0);
-    t_server_cleanup(&s);
-    unlink(offset);
+    stop_and_unlink(&s, offset);
 }
 
 static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state)
@@ -146,11 +161,7 @@ static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state
         skip();
     }
     char offset[] = "/tmp/br-clock-XXXXXX";
-    int fd = mkstemp(offset);
-    assert_true(fd >= 0);
-    close(fd);
-    write_offset(offset, 0);
-    setenv("BR_TEST_CLOCK_OFFSET_FILE", offset, 1);
+    offset_file_open(offset);
     setenv("BR_TEST_PROVIDER_LOSE", "1", 1); /* the server's first webhook never arrives */
     struct t_server s;
     t_server_start(&s, NULL);
@@ -159,15 +170,7 @@ static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state
     char tok[1024];
     t_buyer(&s, "lost", tok, sizeof tok);
     struct t_resp r;
-    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
-           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
-           NULL, &r);
-    EXPECT(r, 201, NULL);
-    uint64_t booking = J_INT(r, "id");
-    t_resp_free(&r);
-    t_json(&s, "POST", "/api/v1/payments", tok,
-           json_pack("{s:I}", "booking_id", (json_int_t)booking), NULL, &r);
-    EXPECT(r, 201, NULL);
+    uint64_t booking = reserve_and_pay(&s, tok, ev, &r);
     char path[192];
     snprintf(path, sizeof path, "/test-provider/v1/payment_intents/%s/confirm",
              J_STR(r, "provider_payment_id"));
@@ -197,9 +200,7 @@ static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state
     }
     fprintf(stderr, "after the quiet time the booking is %s\n", status);
     assert_string_equal(status, "confirmed");
-    assert_int_equal(t_server_stop(&s), 0);
-    t_server_cleanup(&s);
-    unlink(offset);
+    stop_and_unlink(&s, offset);
 }
 
 int main(int argc, char **argv)

@@ -66,6 +66,15 @@ static struct br_kafka_config kcfg(const char *group, unsigned dlq_after)
     return c;
 }
 
+/* A producer on the fixture's broker (the config is copied: it may go). */
+static struct br_kafka_producer *producer_new(void)
+{
+    struct br_kafka_config c = kcfg("unused", 3);
+    struct br_kafka_producer *p = NULL;
+    assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
+    return p;
+}
+
 static int ctl(const char *line)
 {
     char cmd[1024];
@@ -181,9 +190,7 @@ static void test_produce_acked(void **state)
     (void)state;
     char tag[64];
     tag_new(tag, sizeof tag, "ack");
-    struct br_kafka_config c = kcfg("unused", 3);
-    struct br_kafka_producer *p = NULL;
-    assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
+    struct br_kafka_producer *p = producer_new();
     produce_tagged(p, "br.payments", tag, 200, "k1", BR_OK, 10000);
     struct br_kafka_stats st;
     br_kafka_producer_stats(p, &st);
@@ -201,9 +208,7 @@ static void test_broker_down_then_up_delivers(void **state)
     (void)state;
     char tag[64];
     tag_new(tag, sizeof tag, "down");
-    struct br_kafka_config c = kcfg("unused", 3);
-    struct br_kafka_producer *p = NULL;
-    assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
+    struct br_kafka_producer *p = producer_new();
     produce_tagged(p, "br.payments", "warm", 1, "w", BR_OK, 10000); /* connected first */
     assert_int_equal(ctl("down -1"), 0);
     produce_tagged(p, "br.payments", tag, 30, "k2", BR_E_UNAVAILABLE, 1500);
@@ -458,9 +463,7 @@ static void test_offsets_stored_only_after_done(void **state)
     snprintf(die_at, sizeof die_at, "%s-0004", tag);
     snprintf(file, sizeof file, "/tmp/br-kafka-applied.%ld", (long)getpid());
     unlink(file);
-    struct br_kafka_config c = kcfg("unused", 3);
-    struct br_kafka_producer *p = NULL;
-    assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
+    struct br_kafka_producer *p = producer_new();
     produce_tagged(p, "br.payments", tag, 10, "one-key", BR_OK,
                    10000); /* one partition, in order */
     br_kafka_producer_free(p);
@@ -592,9 +595,7 @@ static void test_dead_letter_after_n_attempts(void **state)
     struct dlq_ctx *d = calloc(1, sizeof *d);
     pthread_mutex_init(&d->mu, NULL);
     tag_new(d->tag, sizeof d->tag, "dlq");
-    struct br_kafka_config c = kcfg("unused", 3);
-    struct br_kafka_producer *p = NULL;
-    assert_int_equal(br_kafka_producer_new(&p, &c), BR_OK);
+    struct br_kafka_producer *p = producer_new();
     const char *whats[4] = {"ok1", "bad", "flaky", "ok2"};
     char vals[4][96];
     struct br_kafka_msg m[4];

@@ -109,6 +109,18 @@ struct world {
 
 static struct world g_w;
 
+/* Formats a shell command into cmd and appends the redirection `tail`, whose
+ * one %s is the case's folder. */
+static void sh_format(char *cmd, size_t cap, const char *tail, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void sh_format(char *cmd, size_t cap, const char *tail, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(cmd, cap, fmt, ap);
+    assert_true(n > 0 && (size_t)n < cap - 400);
+    snprintf(cmd + n, cap - (size_t)n, tail, g_w.dir);
+}
+
 /* A shell command, its output appended to the case's fixtures.log; its exit
  * status (-1 when it did not exit). */
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -118,10 +130,8 @@ static int sh(const char *fmt, ...)
     char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    sh_format(cmd, sizeof cmd, " >>'%s/fixtures.log' 2>&1", fmt, ap);
     va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 400);
-    snprintf(cmd + n, sizeof cmd - (size_t)n, " >>'%s/fixtures.log' 2>&1", g_w.dir);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -135,10 +145,8 @@ static bool sh_line(char *out, size_t cap, const char *fmt, ...)
     char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    sh_format(cmd, sizeof cmd, " 2>>'%s/fixtures.log'", fmt, ap);
     va_end(ap);
-    assert_true(n > 0 && (size_t)n < sizeof cmd - 400);
-    snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>>'%s/fixtures.log'", g_w.dir);
     FILE *p = popen(cmd, "r");
     if (p == NULL) {
         return false;
@@ -442,18 +450,7 @@ static bool pg_row(char *out, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    char cmd[1700];
-    snprintf(cmd, sizeof cmd, "psql -X -At -d '%s' -c \"%s\" 2>&1", g_w.s.pg_url, sql);
-    FILE *p = popen(cmd, "r");
-    if (p == NULL) {
-        return false;
-    }
-    out[0] = '\0';
-    if (fgets(out, (int)cap, p) == NULL) {
-        out[0] = '\0';
-    }
-    out[strcspn(out, "\n")] = '\0';
-    return pclose(p) == 0;
+    return t_psql_row(g_w.s.pg_url, sql, out, cap);
 }
 
 /* One integer from PostgreSQL (the first column of the first row). */
@@ -824,33 +821,12 @@ static int64_t money_check(struct buy *b, int n)
     return api;
 }
 
-static char *all_metrics(void)
-{
-    size_t len = 0;
-    char *all = calloc(1, 1);
-    assert_non_null(all);
-    for (int i = 0; i < g_w.s.nodes; i++) {
-        if (g_w.s.pids[i] == 0) {
-            continue;
-        }
-        struct t_resp r;
-        t_request_to(&g_w.s, i, "GET", "/metrics", NULL, NULL, NULL, 0, &r);
-        char *np = realloc(all, len + r.len + 1);
-        assert_non_null(np);
-        all = np;
-        memcpy(all + len, r.body, r.len);
-        len += r.len;
-        all[len] = '\0';
-        t_resp_free(&r);
-    }
-    return all;
-}
 
 /* Sum over the live processes of one metric's samples whose line starts
  * with prefix (a name, or a name with labels). */
 static double metric_sum(const char *prefix)
 {
-    char *all = all_metrics();
+    char *all = t_metrics_all(&g_w.s);
     double sum = 0;
     size_t pl = strlen(prefix);
     for (char *line = all; line != NULL && *line != '\0';) {

@@ -23,46 +23,16 @@
 #include "adapters/pg.h"
 #include "adapters/stripe.h"
 #include "core/err.h"
+#include "double_http.h"
 #include "tests/pg/pgtest.h"
 
-#define KEY "sk_test_double"
+#define KEY DOUBLE_KEY
 static char g_base[128];
-
-static size_t collect(char *d, size_t sz, size_t n, void *ctx)
-{
-    char **buf = ctx;
-    size_t old = *buf ? strlen(*buf) : 0;
-    char *b = realloc(*buf, old + sz * n + 1);
-    assert_non_null(b);
-    memcpy(b + old, d, sz * n);
-    b[old + sz * n] = '\0';
-    *buf = b;
-    return sz * n;
-}
 
 /* A control route or a form POST with the key (form != 0). */
 static json_t *http(const char *method, const char *path, const char *body, int form)
 {
-    CURL *h = curl_easy_init();
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", g_base, path);
-    char *buf = NULL;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (body != NULL) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
-    if (form) {
-        curl_easy_setopt(h, CURLOPT_USERPWD, KEY ":");
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    json_t *j = buf ? json_loads(buf, 0, NULL) : NULL;
-    free(buf);
-    return j;
+    return double_http(g_base, method, path, body, !form, NULL, NULL);
 }
 
 static struct br_stripe *adapter(struct br_pg *pg)
