@@ -98,7 +98,7 @@ static int64_t now_ms(void)
 
 struct world {
     const char *name;
-    char dir[300];        /* BR_MONEY_DIR/<case>-<n>: kafka/, stripe/, fixtures.log */
+    char dir[300];        /* BR_MONEY_DIR/<case>-<pid>-<n>: kafka/, stripe/, fixtures.log */
     char kafka[256];      /* bootstrap servers */
     char stripe[128];     /* the double's base URL */
     char group[64];       /* the saga's consumer group, unique */
@@ -214,7 +214,10 @@ static void world_start(const char *name, const char *const *extra)
     static unsigned n;
     n++;
     const char *root = getenv("BR_MONEY_DIR");
-    snprintf(g_w.dir, sizeof g_w.dir, "%s/%s-%u", root != NULL ? root : "/tmp", name, n);
+    /* The pid too: a kept dir (BR_TEST_KEEP) of an earlier run of the
+     * same case, e.g. under another planted build, is never reused. */
+    snprintf(g_w.dir, sizeof g_w.dir, "%s/%s-%d-%u", root != NULL ? root : "/tmp", name,
+             (int)getpid(), n);
     assert_int_equal(mkdir(g_w.dir, 0700), 0);
     snprintf(g_w.group, sizeof g_w.group, "money-%s-%d-%u", name, (int)getpid(), n);
 
