@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 40-fuzz.sh -- make test's fuzz smoke. Builds every fuzz target for
 # libFuzzer and AFL++ (scripts/fuzz.sh, build-fuzz-lf and build-fuzz-afl),
-# runs each for FUZZ_SMOKE_SECONDS (default 10) with libFuzzer and
+# runs each for FUZZ_SMOKE_SECONDS (default 5) with libFuzzer and
 # FUZZ_SMOKE_AFL_SECONDS (default 4) with AFL++, then replays every
 # regression case through the libFuzzer binaries. Any crash fails the test.
 # (ctest in the sanitized gcc build also replays fuzz/corpus and
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-10} \
+FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-5} \
   FUZZ_AFL_SECONDS=${FUZZ_SMOKE_AFL_SECONDS:-4} \
   FUZZ_ENGINES=${FUZZ_SMOKE_ENGINES:-libfuzzer afl} \
   FUZZ_OUT=fuzz/out/smoke \
