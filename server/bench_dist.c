@@ -85,30 +85,11 @@ static double now_s(void)
 static char *request(const char *method, const char *path, const char *token, const char *pass,
                      const char *key, const char *body, size_t *len)
 {
-    size_t cap = 512 + strlen(path) + (token ? strlen(token) : 0) + (pass ? strlen(pass) : 0) +
-                 (key ? strlen(key) : 0) + (body ? strlen(body) : 0);
-    char *t = malloc(cap);
+    const char *headers[4] = {"X-Queue-Pass", pass, "Idempotency-Key", key};
+    char *t = bd_request_text(method, path, token, headers, 2, body, len);
     if (t == NULL) {
         fail("out of memory");
     }
-    int n = snprintf(t, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", method, path);
-    if (token != NULL) {
-        n += snprintf(t + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
-    }
-    if (pass != NULL) {
-        n += snprintf(t + n, cap - (size_t)n, "X-Queue-Pass: %s\r\n", pass);
-    }
-    if (key != NULL) {
-        n += snprintf(t + n, cap - (size_t)n, "Idempotency-Key: %s\r\n", key);
-    }
-    if (body != NULL) {
-        n += snprintf(t + n, cap - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                      strlen(body), body);
-    } else {
-        n += snprintf(t + n, cap - (size_t)n, "\r\n");
-    }
-    *len = (size_t)n;
     return t;
 }
 

@@ -234,3 +234,35 @@ int bd_run(const unsigned *ports, unsigned nports, unsigned conns, struct bd_req
     close(r.ep);
     return rc;
 }
+
+char *bd_request_text(const char *method, const char *path, const char *token,
+                      const char *const *headers, size_t nheaders, const char *body, size_t *len)
+{
+    size_t cap = 512 + strlen(path) + (token ? strlen(token) : 0) + (body ? strlen(body) : 0);
+    for (size_t i = 0; i < nheaders; i++) {
+        cap += strlen(headers[2 * i]) + (headers[2 * i + 1] ? strlen(headers[2 * i + 1]) : 0) + 4;
+    }
+    char *t = malloc(cap);
+    if (t == NULL) {
+        return NULL;
+    }
+    int n = snprintf(t, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", method, path);
+    if (token != NULL) {
+        n += snprintf(t + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
+    }
+    for (size_t i = 0; i < nheaders; i++) {
+        if (headers[2 * i + 1] != NULL) {
+            n += snprintf(t + n, cap - (size_t)n, "%s: %s\r\n", headers[2 * i],
+                          headers[2 * i + 1]);
+        }
+    }
+    if (body != NULL) {
+        n += snprintf(t + n, cap - (size_t)n,
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body);
+    } else {
+        n += snprintf(t + n, cap - (size_t)n, "\r\n");
+    }
+    *len = (size_t)n;
+    return t;
+}

@@ -44,4 +44,11 @@ struct bd_req {
 int bd_run(const unsigned *ports, unsigned nports, unsigned conns, struct bd_req *reqs, size_t n,
            int keep_bodies, double timeout_s, double *elapsed_s);
 
+/* The text of one HTTP/1.1 request to 127.0.0.1: method, path, an optional
+ * bearer token, nheaders more headers as name/value pairs in headers[0..2n)
+ * (a NULL value leaves its header out), an optional JSON body. malloc'd
+ * (the caller frees it); *len set. NULL when out of memory. */
+char *bd_request_text(const char *method, const char *path, const char *token,
+                      const char *const *headers, size_t nheaders, const char *body, size_t *len);
+
 #endif

@@ -82,32 +82,16 @@ static double now_s(void)
     return (double)br_clock_mono_us() / 1e6;
 }
 
-/* A request's text: method, path, optional bearer token, optional extra
- * header line (without CRLF), optional JSON body. malloc'd. */
-static char *request(const char *method, const char *path, const char *token, const char *extra,
+/* A request's text (bd_request_text): method, path, optional bearer token,
+ * optional Stripe-Signature, optional JSON body. malloc'd. */
+static char *request(const char *method, const char *path, const char *token, const char *sig,
                      const char *body, size_t *len)
 {
-    size_t cap = 512 + strlen(path) + (token ? strlen(token) : 0) + (extra ? strlen(extra) : 0) +
-                 (body ? strlen(body) : 0);
-    char *t = malloc(cap);
+    const char *headers[2] = {"Stripe-Signature", sig};
+    char *t = bd_request_text(method, path, token, headers, 1, body, len);
     if (t == NULL) {
         die("out of memory");
     }
-    int n = snprintf(t, cap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", method, path);
-    if (token != NULL) {
-        n += snprintf(t + n, cap - (size_t)n, "Authorization: Bearer %s\r\n", token);
-    }
-    if (extra != NULL) {
-        n += snprintf(t + n, cap - (size_t)n, "%s\r\n", extra);
-    }
-    if (body != NULL) {
-        n += snprintf(t + n, cap - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                      strlen(body), body);
-    } else {
-        n += snprintf(t + n, cap - (size_t)n, "\r\n");
-    }
-    *len = (size_t)n;
     return t;
 }
 
@@ -246,7 +230,7 @@ static void setup(struct pay *b, struct bd_req *q, const char *email, const char
 /* The signed payment_intent.succeeded delivery for seat i, signed now. */
 static char *webhook(const struct pay *b, unsigned i, size_t *len)
 {
-    char body[1024], sig[BR_PROVIDER_SIG_HEADER_MAX], header[BR_PROVIDER_SIG_HEADER_MAX + 32];
+    char body[1024], sig[BR_PROVIDER_SIG_HEADER_MAX];
     int64_t t = (int64_t)time(NULL);
     int n = snprintf(body, sizeof body,
                      "{\"id\":\"evt_bench_%" PRIu64 "\",\"object\":\"event\","
@@ -260,8 +244,7 @@ static char *webhook(const struct pay *b, unsigned i, size_t *len)
         br_provider_sig_sign(b->whsec, t, body, (size_t)n, sig, sizeof sig) != BR_OK) {
         die("cannot sign a webhook");
     }
-    snprintf(header, sizeof header, "Stripe-Signature: %s", sig);
-    return request("POST", "/api/v1/webhooks/stripe", NULL, header, body, len);
+    return request("POST", "/api/v1/webhooks/stripe", NULL, sig, body, len);
 }
 
 /* Reads seats [from, from + n) back until all are confirmed or the wait
