@@ -120,16 +120,13 @@ case $fsync in
   *) die "BENCH_DIST_FSYNC wants both, always or everysec" ;;
 esac
 
+# shellcheck source=lib/stop-pids.sh
+. scripts/bench.d/lib/stop-pids.sh
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  stop_pids "${pids[@]}"
   tests/fixtures/redis.sh stop "$tmp/redis" >/dev/null 2>&1 || true
   tests/fixtures/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
   if [ "${BENCH_DIST_KEEP:-0}" = 1 ]; then echo "60-dist-reserve: files kept in $tmp" >&2

@@ -64,16 +64,13 @@ for t in redis-server redis-cli psql curl; do
   command -v "$t" >/dev/null || die "$t is not installed (scripts/install-deps.sh)"
 done
 
+# shellcheck source=lib/stop-pids.sh
+. scripts/bench.d/lib/stop-pids.sh
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  stop_pids "${pids[@]}"
   tests/fixtures/kafka.sh stop "$tmp/kafka" >/dev/null 2>&1 || true
   tests/fixtures/redis.sh stop "$tmp/redis" >/dev/null 2>&1 || true
   tests/fixtures/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
