@@ -45,4 +45,4 @@ format:
 	clang-format -i core/*.[ch] adapters/*.[ch] server/*.[ch] sim/*.[ch] tests/*/*.c fuzz/*.c
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) build-plant-* build-fuzz*
+	rm -rf $(BUILD) $(BUILD_ASAN) build-plant* build-fuzz*

@@ -4,9 +4,11 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libpq-dev librdkafka-dev libjansson-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev afl++ clang-14
-      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils time
+      libclang-rt-14-dev redis-server redis-tools postgresql-15 wrk jq curl procps binutils time ninja-build
       prometheus)
 # prometheus brings promtool (scripts/test.d/61-promtool.sh checks /metrics with it).
+# ninja-build: the plant scripts share one build tree (scripts/test.d/lib/plant-build.sh),
+# where Ninja recompiles only the files whose command line changed.
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proof that the simulator's checker can fail: for each bug the core can
 # plant (-DBR_PLANT=NAME, see core/*.c), build a separate release binary
-# (build-plant-NAME, target bookingrush only), run a small scenario that
+# (target bookingrush only, in the shared plant tree of lib/plant-build.sh), run a small scenario that
 # exercises the bug, and require that the simulator exits non-zero and names
 # the matching invariant. The same scenario and seed must pass on the normal
 # release build, so the violation is the plant's doing.
@@ -9,8 +9,9 @@
 # Usage: scripts/test.d/20-planted.sh ASAN_BUILD_DIR RELEASE_BUILD_DIR
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 rel=${2:-build}
-jobs=${BR_PLANT_JOBS:-2}
 
 # plant | scenario | seed | invariants that may be named (first one found)
 plants=(
@@ -29,13 +30,12 @@ fi
 failed=0
 for p in "${plants[@]}"; do
   IFS='|' read -r name scn seed want <<<"$p"
-  dir=build-plant-$name
+  dir=$PLANT_DIR
   echo "-- plant $name: $scn --seed $seed, expecting ${want// / or }"
   if ! grep -q "BR_PLANT_$name" core/*.c; then
     echo "   FAIL: core/ has no BR_PLANT_$name"; failed=1; continue
   fi
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT="$name" >/dev/null
-  cmake --build "$dir" --target bookingrush -j "$jobs" >/dev/null
+  plant_build "$name" bookingrush
   set +e
   out=$("$dir/bookingrush" sim "$scn" --seed "$seed" --json 2>/dev/null); rc=$?
   set -e

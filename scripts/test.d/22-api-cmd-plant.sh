@@ -8,9 +8,10 @@
 # usage: 22-api-cmd-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build-plant-API_FILL
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT=API_FILL >/dev/null
-cmake --build "$build" --target test_api_cmd -j 2 >/dev/null
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
+build=$PLANT_DIR
+plant_build API_FILL test_api_cmd
 set +e
 out=$("$build/tests/http/test_api_cmd" 2>&1); rc=$?
 set -e

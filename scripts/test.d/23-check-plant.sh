@@ -13,8 +13,10 @@
 # usage: 23-check-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 rel=${2:-build}
-build=build-plant-NO_PAYMENT_CHECK
+build=$PLANT_DIR
 scn=scenarios/webhook-chaos.json
 want="L1 S6 S8"
 
@@ -22,8 +24,7 @@ if ! grep -q "BR_PLANT_NO_PAYMENT_CHECK" core/*.c || ! grep -q "BR_PLANT_NO_PAYM
   echo "23-check-plant: FAIL: core/ or adapters/redis.c has no BR_PLANT_NO_PAYMENT_CHECK"
   exit 1
 fi
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT=NO_PAYMENT_CHECK >/dev/null
-cmake --build "$build" --target bookingrush -j 2 >/dev/null
+plant_build NO_PAYMENT_CHECK bookingrush
 
 dir=$(mktemp -d)
 stop() {

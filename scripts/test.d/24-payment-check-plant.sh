@@ -12,9 +12,10 @@
 # usage: 24-payment-check-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build-plant-NO_PAYMENT_CHECK
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBR_PLANT=NO_PAYMENT_CHECK >/dev/null
-cmake --build "$build" --target bookingrush test_saga test_http_clock -j 2 >/dev/null
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
+build=$PLANT_DIR
+plant_build NO_PAYMENT_CHECK bookingrush test_saga test_http_clock
 failed=0
 set +e
 out=$("$build/tests/core/test_saga" 2>&1); rc=$?

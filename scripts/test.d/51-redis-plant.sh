@@ -8,11 +8,12 @@
 # usage: 51-redis-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build-plant-lua-limit
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
+build=$PLANT_DIR
 log=$build/plant.log
 
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_LIMIT_OFF_BY_ONE >/dev/null
-cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+plant_build LUA_LIMIT_OFF_BY_ONE test_redis_diff
 
 set +e
 timeout -k 10 600 "$build/tests/redis/test_redis_diff" --sequences 2000 --length 120 >"$log" 2>&1
@@ -38,10 +39,9 @@ echo "51-redis-plant: the planted off-by-one was caught; shortest sequence: $sho
 # the core, replaying that event's log alone, re-emits more refunds from.
 # Shares smaller than their event's due refunds need several events with
 # refunds due at once: the wide mix (ctest redis_diff_wide) meets them.
-build=build-plant-lua-log
+build=$PLANT_DIR
 log=$build/plant.log
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_LOG_SAGA_MAX >/dev/null
-cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+plant_build LUA_LOG_SAGA_MAX test_redis_diff
 set +e
 timeout -k 10 600 "$build/tests/redis/test_redis_diff" --mix wide --seed 3 --sequences 150 \
   --length 500 >"$log" 2>&1
@@ -60,10 +60,9 @@ echo "51-redis-plant: the planted saga_step record was caught by the trace repla
 # rebuilds each member's ticket count from confirmed holds only, forgetting
 # live ones (the per-user limit would let a user past it); test_redis_diff's
 # rebuild check must see the members' tickets differ after the rebuild.
-build=build-plant-lua-rebuild
+build=$PLANT_DIR
 log=$build/plant.log
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_REBUILD_TICKETS >/dev/null
-cmake --build "$build" -j 2 --target test_redis_diff >/dev/null
+plant_build LUA_REBUILD_TICKETS test_redis_diff
 set +e
 timeout -k 10 600 "$build/tests/redis/test_redis_diff" --sequences 300 --length 120 >"$log" 2>&1
 status=$?

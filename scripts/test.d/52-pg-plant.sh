@@ -2,14 +2,15 @@
 # 52-pg-plant.sh -- proof that the PostgreSQL tests can fail. For each bug
 # the adapter can plant (-DBR_PLANT=NAME, see adapters/pg*.c; PG_NO_REDELIVERY
 # in adapters/provider_test_pg.c: the webhook outbox never swept), build the pg
-# tests into build-plant-NAME, start a throwaway PostgreSQL
+# tests in the shared plant tree (lib/plant-build.sh), start a throwaway PostgreSQL
 # (tests/fixtures/pg.sh), run the one test that guards against that bug, and
 # require that it fails the way the bug predicts. ctest runs the same tests
 # on the normal builds, where they pass.
 # usage: 52-pg-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-jobs=${BR_PLANT_JOBS:-2}
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 state=$(mktemp -d)
 trap 'tests/fixtures/pg.sh stop "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 tests/fixtures/pg.sh start "$state" >/dev/null
@@ -32,13 +33,12 @@ fi
 failed=0
 for p in "${plants[@]}"; do
   IFS='|' read -r name prog arg want <<<"$p"
-  dir=build-plant-$name
+  dir=$PLANT_DIR
   if ! grep -q "BR_PLANT_$name" adapters/pg*.c adapters/provider_test_pg.c; then
     echo "52-pg-plant: FAIL: adapters/pg*.c, provider_test_pg.c have no BR_PLANT_$name"
     failed=1; continue
   fi
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$dir" --target "$prog" -j "$jobs" >/dev/null
+  plant_build "$name" "$prog"
   set +e
   # shellcheck disable=SC2086 # the argument list is split on purpose
   out=$(timeout -k 10 300 "$dir/tests/pg/$prog" $arg 2>&1); rc=$?

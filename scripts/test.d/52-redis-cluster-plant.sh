@@ -15,12 +15,13 @@
 # usage: 52-redis-cluster-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 
 plant() { # NAME BUILD_DIR PATTERN
   local name=$1 build=$2 pattern=$3 status
   local log=$build/plant.log
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$build" -j 2 --target test_redis_cluster >/dev/null
+  plant_build "$name" test_redis_cluster
   set +e
   timeout -k 10 300 tests/fixtures/redis-cluster.sh run -- \
     "$build/tests/redis/test_redis_cluster" >"$log" 2>&1
@@ -40,9 +41,9 @@ plant() { # NAME BUILD_DIR PATTERN
   echo "52-redis-cluster-plant: $name was caught"
 }
 
-plant CLUSTER_MOVED_IGNORED build-plant-cluster-moved \
+plant CLUSTER_MOVED_IGNORED "$PLANT_DIR" \
   '^ERROR: after the move, command .*core says OK, Redis says [A-Z_]*$'
-plant CLUSTER_ASK_IGNORED build-plant-cluster-ask \
+plant CLUSTER_ASK_IGNORED "$PLANT_DIR" \
   '^ERROR: while the slot migrates, the state read back: [A-Z_]*, not read$'
-plant CLUSTER_SCRIPT_ASK_FOLLOWED build-plant-cluster-script-ask \
+plant CLUSTER_SCRIPT_ASK_FOLLOWED "$PLANT_DIR" \
   '^ERROR: while the slot migrates, command .*(.*, event 1): Redis says [A-Z_]*, not UNAVAILABLE$'

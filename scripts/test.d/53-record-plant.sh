@@ -18,16 +18,16 @@
 # usage: 53-record-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 
-# plant TEST_FILTER WANT_REGEX: builds build-plant-<plant>, runs the filtered
+# plant TEST_FILTER WANT_REGEX: builds the plant (lib/plant-build.sh), runs the filtered
 # tests, requires them to fail with WANT_REGEX in the output.
 plant() {
   local name=$1 filter=$2 want=$3
-  local build=build-plant-${name,,}
-  build=${build//_/-}
+  local build=$PLANT_DIR
   local log=$build/plant.log
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$build" -j 2 --target test_record >/dev/null
+  plant_build "$name" test_record
   set +e
   timeout -k 10 600 "$build/tests/record/test_record" "$filter" >"$log" 2>&1
   local status=$?

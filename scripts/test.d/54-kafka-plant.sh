@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 54-kafka-plant.sh -- proof that tests/kafka's properties can fail. For each
 # bug planted with -DBR_PLANT=NAME (adapters/kafka.c, adapters/pg_outbox.c,
-# server/relay.c), build test_kafka into build-plant-NAME, run the one case
+# server/relay.c), build test_kafka with it (lib/plant-build.sh), run the one case
 # that guards against it against a kafka-dev (tests/fixtures/kafka.sh, from
 # ASAN_BUILD) and a throwaway PostgreSQL (tests/fixtures/pg.sh), and require
 # that it fails:
@@ -22,6 +22,8 @@
 # usage: 54-kafka-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 asan=${1:-build-asan}
 jobs=${BR_PLANT_JOBS:-2}
 pgstate=$(mktemp -d); kstate=$(mktemp -d)
@@ -50,13 +52,12 @@ fi
 failed=0
 for p in "${plants[@]}"; do
   IFS='|' read -r name test <<<"$p"
-  dir=build-plant-$name
+  dir=$PLANT_DIR
   if ! grep -q "BR_PLANT_$name" adapters/kafka.c adapters/pg_outbox.c server/relay.c; then
     echo "54-kafka-plant: FAIL: no BR_PLANT_$name in adapters/kafka.c, pg_outbox.c, server/relay.c"
     failed=1; continue
   fi
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$dir" --target test_kafka -j "$jobs" >/dev/null
+  plant_build "$name" test_kafka
   tests/fixtures/kafka.sh ctl "$kstate" up -1 >/dev/null || true
   set +e
   out=$(timeout -k 10 300 "$dir/tests/kafka/test_kafka" "$test" 2>&1); rc=$?

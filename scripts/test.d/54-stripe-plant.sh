@@ -2,14 +2,15 @@
 # 54-stripe-plant.sh -- proof that the Stripe tests can fail. For each bug
 # the Stripe adapter or the webhook verifier can plant (-DBR_PLANT=NAME, see
 # adapters/stripe.c and adapters/provider_sig.c), build the stripe tests into
-# build-plant-NAME, start the Stripe test double (tests/fixtures/stripe.sh),
+# the shared plant tree (lib/plant-build.sh), start the Stripe test double (tests/fixtures/stripe.sh),
 # run the one test that guards against that bug, and require that it fails
 # (cmocka's FAILED or ERROR line naming it). ctest runs the same tests on the normal
 # builds, where they pass.
 # usage: 54-stripe-plant.sh [ASAN_BUILD RELEASE_BUILD]   (BR_PLANT_ONLY=REGEX to pick)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-jobs=${BR_PLANT_JOBS:-2}
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 state=$(mktemp -d)
 trap 'tests/fixtures/stripe.sh stop "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 tests/fixtures/stripe.sh start "$state" >/dev/null
@@ -37,16 +38,15 @@ fi
 failed=0
 for p in "${plants[@]}"; do
   IFS='|' read -r name prog test what <<<"$p"
-  dir=build-plant-$name
+  dir=$PLANT_DIR
   if ! grep -q "BR_PLANT_$name" adapters/stripe.c adapters/provider_sig.c; then
     echo "54-stripe-plant: FAIL: adapters/stripe.c, provider_sig.c have no BR_PLANT_$name"
     failed=1; continue
   fi
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
   target=$prog
   [ "$prog" = sig.sh ] && target=sig_check
-  if ! cmake --build "$dir" --target "$target" -j "$jobs" >"$state/build.log" 2>&1; then
-    echo "54-stripe-plant: FAIL: $name does not build"; tail -20 "$state/build.log"
+  if ! plant_build "$name" "$target"; then
+    echo "54-stripe-plant: FAIL: $name does not build"
     failed=1; continue
   fi
   set +e

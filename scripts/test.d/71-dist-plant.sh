@@ -20,6 +20,8 @@
 # usage: 71-dist-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 rel=${2:-build}
 tests=${DIST_BREAK_TESTS:-"test_last_seats test_kill_one test_sse_fanout test_redis_emptied test_pg_down test_projection test_trace_replays test_webhook_outbox"}
 
@@ -58,9 +60,8 @@ if ! grep -q 'BR_PLANT_LUA_OVERSELL_BY_ONE' adapters/*.c lua/* 2>/dev/null; then
     "reserve script is not tried (the projection test's capacity fault covers the CHECK)"
   exit 0
 fi
-build=build-plant-lua-oversell
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT=LUA_OVERSELL_BY_ONE >/dev/null
-cmake --build "$build" -j 2 --target bookingrush test_dist >/dev/null
+build=$PLANT_DIR
+plant_build LUA_OVERSELL_BY_ONE bookingrush test_dist
 set +e
 BR_TEST_EXPECT_OVERSELL=1 BR_TEST_ONLY=test_projection timeout -k 10 300 \
   "$build/tests/dist/test_dist" "$PWD/$build/bookingrush" >"$dir/plant.log" 2>&1

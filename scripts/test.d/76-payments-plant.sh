@@ -5,7 +5,7 @@
 #     sanitized build; cmocka's exit status = the failed cases): three of
 #     them by default, all ten with PAYMENTS_BREAK_ONLY='*';
 #  2. a release server built with a planted bug must fail the case that
-#     guards against it (each plant its own build dir, build-plant-<name>):
+#     guards against it (built by lib/plant-build.sh):
 #   BR_PLANT=NO_PAYMENT_CHECK  (payment_check emits nothing: point 8 gone)
 #       -> webhook_lost: the lost webhook's booking is never confirmed;
 #   BR_PLANT=SAGA_STORE_FIRST  (the saga consumer stores the offset before
@@ -24,6 +24,8 @@
 # usage: 76-payments-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=lib/plant-build.sh
+. scripts/test.d/lib/plant-build.sh
 
 # plant  case  what its failure says (grep -E)
 plants=(
@@ -93,10 +95,9 @@ fi
 
 for p in "${plants[@]}"; do
   read -r name case why <<<"$p"
-  build=build-plant-$(tr 'A-Z_' 'a-z-' <<<"$name")
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBR_PLANT="$name" >/dev/null
-  cmake --build "$build" -j 2 --target bookingrush test_money >"$dir/$name.build" 2>&1 ||
-    { tail -20 "$dir/$name.build" >&2; echo "76-payments-plant: $name does not build" >&2; exit 1; }
+  build=$PLANT_DIR
+  plant_build "$name" bookingrush test_money ||
+    { echo "76-payments-plant: $name does not build" >&2; exit 1; }
   set +e
   BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
     "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
