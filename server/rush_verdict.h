@@ -1,0 +1,57 @@
+/*
+ * rush_verdict.h -- the rush's verdict: the final snapshot read back through
+ * the API (admin stats, every user's bookings and queue position) and the
+ * invariants checked on it from outside (docs/DESIGN.md "Rehearsing an
+ * on-sale" lists each with its simulator twin). br_rush_verdict_check is pure.
+ */
+#ifndef BR_SERVER_RUSH_VERDICT_H
+#define BR_SERVER_RUSH_VERDICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/rush.h"
+#define BR_RUSH_CHECK_MAP(X) X(OVERSELL) X(STATS_MISMATCH) X(BOOKING_LOST) X(USER_LIMIT) X(PAYMENT_UNSETTLED) \
+    X(UNPAID_CONFIRMED) X(PASS_ORDER) X(SHUFFLE) X(PASS_REUSED) X(PASS_UNDELIVERED) X(IDEMPOTENCY)
+#define BR_RUSH_CHECK_ENUM(n) BR_RUSH_CHECK_##n,
+enum br_rush_check { BR_RUSH_CHECK_MAP(BR_RUSH_CHECK_ENUM) BR_RUSH_CHECK_COUNT };
+const char *br_rush_check_name(unsigned check);
+struct br_rush_stats {                  /* GET /api/v1/admin/events/{id}/stats (render.c:289) */
+    uint64_t event_id;
+    uint32_t queue_length, admitted, active_passes, zone_count;
+    uint32_t capacity[BR_EVENT_ZONES_MAX], held[BR_EVENT_ZONES_MAX], sold[BR_EVENT_ZONES_MAX];
+    uint32_t bookings[5];               /* held confirmed expired cancelled refunded */
+};
+int br_rush_stats_parse(const char *json, size_t len, struct br_rush_stats *out); /* BR_OK or BR_E_INVALID */
+struct br_rush_final_booking {          /* one row of a user's GET /api/v1/bookings */
+    uint64_t id, event_id, payment_id; uint8_t zone_id, status; uint16_t quantity;
+};
+struct br_rush_snapshot {
+    struct br_rush_stats stats[BR_RUSH_EVENTS_MAX];
+    struct br_rush_final_booking *rows; /* every user's rows, grouped by user */
+    uint32_t *row_start;                /* user -> first row; row_start[user_count] = total */
+    bool unstable, pass_seq_from_token; /* stats moved 3 times; false: order by issued_ms */
+};
+struct br_rush_violation {
+    uint8_t check; uint32_t zone_id; uint64_t event_id, user_id, booking_id; char message[240];
+};
+#define BR_RUSH_VIOLATIONS_LISTED 32u
+struct br_rush_verdict {
+    uint32_t counts[BR_RUSH_CHECK_COUNT], listed;
+    struct br_rush_violation v[BR_RUSH_VIOLATIONS_LISTED];
+    bool shuffle_evaluated; double shuffle_agree;
+    uint32_t admissions, admissions_listening, passes_received, silent_admitted;
+};
+/* Pure. O(places log places + rows). */
+void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_snapshot *s,
+                           struct br_rush_verdict *out);
+bool br_rush_verdict_ok(const struct br_rush_verdict *v);
+/* Reads stats (admin token), bookings and positions (each user's token), retaking while stats move (<= 3).
+ * Fills l->users[].final_queue_status. BR_OK or BR_E_UNAVAILABLE (exit 3). */
+struct br_rush_net;
+int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, struct br_rush_ledger *l,
+                          struct br_rush_snapshot *s, int64_t deadline_us);
+void br_rush_snapshot_free(struct br_rush_snapshot *s);
+
+#endif /* BR_SERVER_RUSH_VERDICT_H */
