@@ -1925,6 +1925,7 @@ static int rebuild_check(const struct br_redis_rebuild *rb)
 {
     const struct br_event_spec *sp = &rb->spec;
     if (rb->event_id < 1 || rb->event_id > BR_EVENT_ID_MAX || sp->zone_count < 1 ||
+        !in(rb->now_ms, 0, BR_NOW_MS_MAX) ||
         sp->zone_count > BR_EVENT_ZONES_MAX || sp->queue_capacity < 1 ||
         (rb->hold_count > 0 && rb->holds == NULL) ||
         (rb->payment_count > 0 && rb->payments == NULL) ||
@@ -1957,7 +1958,9 @@ static int rebuild_check(const struct br_redis_rebuild *rb)
             !seq_in(p->hold_id, rb->event_id, rb->hold_seq, false) ||
             p->state < BR_PAY_PENDING || p->state > BR_PAY_REFUNDED ||
             !in(p->amount_minor, 0, SAFE_MAX) || !in(p->created_ms, 0, SAFE_MAX) ||
-            !in(p->next_attempt_ms, 0, SAFE_MAX)) {
+            !in(p->next_attempt_ms, 0, SAFE_MAX) ||
+            (p->check_ms != 0 &&
+             (p->check_ms < BR_PAYMENT_CHECK_MS_MIN || p->check_ms > BR_PAYMENT_CHECK_MS_MAX))) {
             return BR_E_INVALID;
         }
     }
@@ -2023,9 +2026,70 @@ static bool text_add(struct text *t, const char *fmt, ...)
     }
 }
 
+/* A hold's index in rb->holds by id, for the payments' holds. */
+struct hold_ix {
+    uint64_t id;
+    uint32_t i;
+};
+
+static int hold_ix_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct hold_ix *)a)->id, y = ((const struct hold_ix *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* Point 8 (redis.h): closed[i] = 1 when payment i's status checks are
+ * closed, as the core closes them: failed, with check_ms, its hold not live
+ * at now_ms and the void's answer applied. The record keeps no closed flag,
+ * so the answer's id among the provider event ids stands for it: the core
+ * sets the flag when it applies that id to a failed payment whose hold is
+ * gone (a hold never becomes live again). One difference: the same id as
+ * a query's answer while the hold was live leaves the core's checks open,
+ * voiding at every check with each answer a duplicate; the record cannot
+ * tell when it came, and the rebuild closes those too (the provider said
+ * the intent is canceled). false when out of memory. */
+static bool rebuild_closed(const struct br_redis_rebuild *rb, uint8_t *closed)
+{
+    uint64_t *pev = malloc(sizeof *pev * (rb->provider_event_count + 1));
+    struct hold_ix *hx = malloc(sizeof *hx * (rb->hold_count + 1));
+    bool ok = pev != NULL && hx != NULL;
+    if (ok && rb->provider_event_count > 0) {
+        memcpy(pev, rb->provider_event_ids, sizeof *pev * rb->provider_event_count);
+    }
+    if (ok) {
+        qsort(pev, rb->provider_event_count, sizeof *pev, u64_cmp);
+        for (uint32_t i = 0; i < rb->hold_count; i++) {
+            hx[i] = (struct hold_ix){rb->holds[i].id, i};
+        }
+        qsort(hx, rb->hold_count, sizeof *hx, hold_ix_cmp);
+    }
+    for (uint32_t i = 0; ok && i < rb->payment_count; i++) {
+        const struct br_redis_rebuild_payment *p = &rb->payments[i];
+        closed[i] = 0;
+        if (p->state != BR_PAY_FAILED || p->check_ms == 0) {
+            continue;
+        }
+        struct hold_ix key = {p->hold_id, 0};
+        const struct hold_ix *h = bsearch(&key, hx, rb->hold_count, sizeof *hx, hold_ix_cmp);
+        bool live = h != NULL && rb->holds[h->i].state == BR_HOLD_HELD &&
+                    !br_lapsed(rb->holds[h->i].deadline_ms, rb->now_ms);
+        uint64_t answer = br_saga_answer_id(p->id, false, "canceled");
+        closed[i] = !live && bsearch(&answer, pev, rb->provider_event_count, sizeof *pev,
+                                     u64_cmp) != NULL;
+    }
+    free(pev);
+    free(hx);
+    return ok;
+}
+
 /* The three blobs of rebuild.lua. */
 static bool rebuild_blobs(const struct br_redis_rebuild *rb, struct text *t)
 {
+    uint8_t *closed = malloc(rb->payment_count + 1);
+    if (closed == NULL || !rebuild_closed(rb, closed)) {
+        free(closed);
+        return false;
+    }
     bool ok = text_add(&t[0], "%s", "") && text_add(&t[1], "%s", "") && text_add(&t[2], "%s", "");
     for (uint32_t i = 0; ok && i < rb->hold_count; i++) {
         const struct br_redis_rebuild_hold *h = &rb->holds[i];
@@ -2039,10 +2103,13 @@ static bool rebuild_blobs(const struct br_redis_rebuild *rb, struct text *t)
     for (uint32_t i = 0; ok && i < rb->payment_count; i++) {
         const struct br_redis_rebuild_payment *p = &rb->payments[i];
         ok = text_add(&t[1],
-                      "%" PRIu64 ":%" PRIu64 ":%u:%" PRId64 ":%" PRId64 ":%" PRIu32 ":%" PRId64 ";",
+                      "%" PRIu64 ":%" PRIu64 ":%u:%" PRId64 ":%" PRId64 ":%" PRIu32 ":%" PRId64
+                      ":%" PRIu32 ":%u;",
                       p->id & 0xffffffffu, p->hold_id & 0xffffffffu, p->state, p->amount_minor,
-                      p->created_ms, p->refund_attempts, p->next_attempt_ms);
+                      p->created_ms, p->refund_attempts, p->next_attempt_ms, p->check_ms,
+                      closed[i]);
     }
+    free(closed);
     for (uint32_t i = 0; ok && i < rb->provider_event_count; i++) {
         ok = text_add(&t[2], "%" PRIu64 ";", rb->provider_event_ids[i]);
     }
@@ -2086,7 +2153,7 @@ int br_redis_rebuild_event(struct br_redis *r, const struct br_redis_rebuild *in
         c.type = BR_CMD_EVENT_CREATE;
         c.user_id = in->owner_user_id;
         c.u.event_create = *sp;
-        args_begin(r, S_REBUILD, 'e', in->event_id, 0);
+        args_begin(r, S_REBUILD, 'e', in->event_id, in->now_ms);
         args_spec(r, &c, in->event_id, sp->queue_capacity);
         arg_fmt_u64(r, in->pass_seq);
         arg_fmt_u64(r, in->hold_seq);

@@ -283,7 +283,8 @@ int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto,
  * call (rebuild.lua), so the Lua twins continue from it: the spec, the
  * zones' held/sold counters, every hold (live ones back in the sweep
  * order by their deadlines), the payments (refund-pending ones back in the
- * saga's order by their next attempt), the provider event ids applied, the
+ * saga's order by their next attempt; those whose status checks are open
+ * back in the check order, below), the provider event ids applied, the
  * id counters (so no hold, pass or payment id is ever issued twice), and
  * the members' ticket counts (the per-user limit) from the holds.
  * Not rebuilt: the waiting queue and its passes (positions live only in
@@ -295,6 +296,18 @@ int br_redis_log_trim(struct br_redis *r, uint64_t event_id, const char *upto,
  * Users are the caller's to restore first, in id order, with the
  * user_register twin (br_redis_apply of commands rebuilt from PostgreSQL's
  * rows: the adapter's users_known cache follows).
+ *
+ * Point 8's status checks: the record keeps no schedule, so each payment
+ * comes with its check_ms (0 = no checks; the reconciler gives every
+ * payment the servers' --payment-check-ms, which PostgreSQL does not keep)
+ * and the schedule restarts as payment_create starts it: a payment whose
+ * checks are open (pending or failed, check_ms > 0, not closed) is due at
+ * now_ms + check_ms with no checks made. Closed = failed, its hold not live
+ * at now_ms (not held, or past its deadline) and the void's answer
+ * (br_saga_answer_id(payment, false, "canceled")) among the provider event
+ * ids: the adapter decides it, the caller gives nothing more. (The core
+ * keeps asking about such a payment when that answer came while its hold
+ * was live, every answer then a duplicate; the rebuild closes it.)
  */
 struct br_redis_rebuild_hold {
     uint64_t id; /* event_id << 32 | seq */
@@ -318,11 +331,13 @@ struct br_redis_rebuild_payment {
     int64_t created_ms;
     uint32_t refund_attempts;
     int64_t next_attempt_ms; /* when refund-pending */
+    uint32_t check_ms;       /* point 8: 0 = none, else BR_PAYMENT_CHECK_MS_MIN..MAX */
 };
 
 struct br_redis_rebuild {
     uint64_t event_id;
     uint64_t owner_user_id;
+    int64_t now_ms;            /* the scripts' clock: checks restart from it (above) */
     struct br_event_spec spec; /* as created, queue_capacity resolved */
     /* The zones' counters as PostgreSQL holds them (held, sold per zone
      * 1..zone_count); checked against the holds given: BR_E_CORRUPT when

@@ -16,12 +16,22 @@ refund-pending ones in the saga's zset by next attempt), and the provider
 event ids applied. Not written: the queue (q, waiting and pre-queue
 members), passes, idempotency records: they live only in Redis.
 
+Point 8's status checks: the record keeps no schedule. A payment with
+check_ms > 0 gets cms = check_ms, catt = 0 and ccl as the adapter decided
+it (1 = closed: failed, hold not live, the void's answer applied); when its
+checks are open (pending or failed, not closed) it is due at now_ms +
+check_ms (cnext, and zset checks), as payment_create schedules a payment,
+so a payment in flight at the loss is asked about again whatever became of
+its webhook. A payment not open keeps cnext = 0 (the core keeps its last
+next check: not in the record). check_ms = 0: no check fields (no checks).
+
 KEYS[1]  br:{e<event>}:
-ARGV     now_ms, the event spec as in event_put.lua (2 .. 16 + 4 zc, queue
+ARGV     now_ms (the checks restart from it), the event spec as in event_put.lua (2 .. 16 + 4 zc, queue
          capacity resolved at 4), then pseq, hseq, yseq, piss, qtail, held
          and sold per zone (zc each), then three blobs:
            holds     "seq:user:zone:qty:st:created:dl:amt:pass:pay:conf;" each
-           payments  "seq:hold:st:amt:created:att:next;" each
+           payments  "seq:hold:st:amt:created:att:next:cms:ccl;" each (cms 0 or
+                     BR_PAYMENT_CHECK_MS_MIN..MAX, ccl 0 or 1)
            provider  "id;" each
          then the event's incarnation token (as event_put.lua)
 Reply    the outcome (lib.lua): id (the event), count = holds written.
@@ -67,18 +77,34 @@ for seq, rec in string.gmatch(holds, '(%d+):([^;]+);') do
     end
     nh = nh + 1
 end
-local yf, due = {}, {}
-for seq, hold, st, amt, cr, att, nx in
-    string.gmatch(pays, '(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+);') do
-    if tonumber(seq) > yseq then
+local yf, due, chk = {}, {}, {}
+for seq, hold, st, amt, cr, att, nx, cms, ccl in
+    string.gmatch(pays, '(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+):(%d+);') do
+    cms, ccl = tonumber(cms), tonumber(ccl)
+    if tonumber(seq) > yseq or ccl > 1 or
+        (cms ~= 0 and (cms < BR_PAYMENT_CHECK_MS_MIN or cms > BR_PAYMENT_CHECK_MS_MAX)) then
         fail('rebuild payment ' .. seq)
     end
-    yf[#yf + 1] = {'y:' .. seq, 'hold', hold, 'st', st, 'amt', amt, 'created', cr, 'att', att,
-                   'next', nx}
+    local y = {'y:' .. seq, 'hold', hold, 'st', st, 'amt', amt, 'created', cr, 'att', att,
+               'next', nx}
     if tonumber(st) == BR_PAY_REFUND_PENDING then
         due[#due + 1] = nx
         due[#due + 1] = pad(tonumber(seq))
     end
+    if cms > 0 then
+        -- core: the check heap holds a payment pending or failed, with
+        -- check_ms, not closed (br_saga_check)
+        local open = (tonumber(st) == BR_PAY_PENDING or tonumber(st) == BR_PAY_FAILED) and ccl == 0
+        y[#y + 1], y[#y + 2] = 'cms', cms
+        y[#y + 1], y[#y + 2] = 'catt', 0
+        y[#y + 1], y[#y + 2] = 'cnext', open and NOW + cms or 0
+        y[#y + 1], y[#y + 2] = 'ccl', ccl
+        if open then
+            chk[#chk + 1] = NOW + cms
+            chk[#chk + 1] = pad(tonumber(seq))
+        end
+    end
+    yf[#yf + 1] = y
 end
 local pv = {}
 for id in string.gmatch(pevs, '(%d+);') do
@@ -128,6 +154,7 @@ for i = 1, #yf do
     redis.call('HSET', unpack(y))
 end
 chunks('ZADD', P .. 'refunds', due)
+chunks('ZADD', P .. 'checks', chk)
 chunks('SADD', P .. 'pev', pv)
 OUT[9] = nh
 return reply(BR_OK)

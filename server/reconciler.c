@@ -460,6 +460,7 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     memset(in, 0, sizeof *in);
     in->event_id = ev->id;
     in->owner_user_id = ev->owner_id;
+    in->now_ms = br_clock_wall_ms(); /* the servers' clock (dist_now_ms): checks restart */
     in->spec = ev->spec;
     if (in->spec.queue_capacity == 0) {
         in->spec.queue_capacity = rc->cfg.queue_capacity_default;
@@ -507,7 +508,8 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
                                                        .amount_minor = p->amount_minor,
                                                        .created_ms = p->created_ms,
                                                        .refund_attempts = p->refund_attempts,
-                                                       .next_attempt_ms = p->next_attempt_ms};
+                                                       .next_attempt_ms = p->next_attempt_ms,
+                                                       .check_ms = rc->opt.payment_check_ms};
         pay_seq = seq_of(p->id) > pay_seq ? seq_of(p->id) : pay_seq;
     }
     /* Passes live in Redis only; the projection counted them from the

@@ -42,7 +42,10 @@
  *      record: spec and zones, held/sold, every booking (live holds with
  *      their deadlines, which the sweeper expires as usual), every payment
  *      (pending ones stay payable; refund-pending ones go back to the
- *      saga), the provider event ids applied, and the id counters moved
+ *      saga; every one not decided and whose status checks are not closed
+ *      gets its next check at now + opt.payment_check_ms, so a payment in
+ *      flight whose webhook is lost still ends confirmed or refunded),
+ *      the provider event ids applied, and the id counters moved
  *      past the largest id recorded by BR_RECONCILER_ID_MARGIN plus
  *      BR_RECONCILER_IDS_PER_MS per ms since the last projected entry, so
  *      no id that Redis handed out after the last projection is handed out
@@ -127,6 +130,12 @@ struct br_reconciler_options {
     char owner[BR_LEASE_OWNER_MAX]; /* "" = host:pid */
     br_reconciler_writes_fn writes; /* may be NULL */
     void *writes_ctx;
+    /* Point 8: the servers' --payment-check-ms (0 = no status checks, as
+     * the distributed backend's payment_check_ms). The record keeps no
+     * check schedule: a rebuild gives every payment this check_ms and
+     * schedules the next check of each one whose checks are open at
+     * rebuild time + check_ms (redis.h, "rebuilding an event"). */
+    uint32_t payment_check_ms;
 };
 
 /* What the last tick found (tests and metrics). */

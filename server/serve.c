@@ -634,6 +634,7 @@ static int open_record_roles(struct serve *sv)
         snprintf(o.owner, sizeof o.owner, "%s", br_distributed_process_id(sv->dist));
         o.writes = reconciler_writes;
         o.writes_ctx = sv->dist;
+        o.payment_check_ms = cfg->payment_check_ms;
         if (br_reconciler_open(&sv->reconciler, ro, ec, sv->pg, &sv->log, &o) != BR_OK) {
             br_logf(&sv->log, BR_LOG_ERROR, "cannot start the reconciler", NULL);
             return BR_E_IO;

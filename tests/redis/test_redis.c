@@ -407,7 +407,27 @@ static void test_rebuild_refusals(void **state)
     assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_INVALID); /* event 2 is missing */
     in.event_id = 2;
     hold.id = (2ULL << 32) | 1;
+    /* point 8: a check_ms the core refuses, and a clock out of range */
+    struct br_redis_rebuild_payment pay = {.id = (2ULL << 32) | 1,
+                                           .hold_id = hold.id,
+                                           .state = BR_PAY_PENDING,
+                                           .amount_minor = 10000,
+                                           .created_ms = T0,
+                                           .check_ms = BR_PAYMENT_CHECK_MS_MIN - 1};
+    hold.payment_id = pay.id;
+    in.payments = &pay;
+    in.payment_count = 1;
+    in.payment_seq = 1;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_INVALID);
+    pay.check_ms = BR_PAYMENT_CHECK_MS_MIN;
+    in.now_ms = -1;
+    assert_int_equal(br_redis_rebuild_event(&r, &in), BR_E_INVALID);
+    in.now_ms = T0;
     assert_int_equal(br_redis_rebuild_event(&r, &in), BR_OK);
+    struct br_redis_payment py;
+    assert_int_equal(br_redis_payment_read(&r, pay.id, &py), BR_OK);
+    assert_int_equal(py.check_ms, BR_PAYMENT_CHECK_MS_MIN);
+    assert_int_equal(py.next_check_ms, T0 + BR_PAYMENT_CHECK_MS_MIN);
     uint32_t held = 0, sold = 0;
     assert_int_equal(br_redis_zone_counts(&r, 2, 1, &held, &sold), BR_OK);
     assert_int_equal(held, 2);

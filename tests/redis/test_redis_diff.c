@@ -29,7 +29,14 @@
  * the zones, holds, payments and provider event ids must read back as
  * before, every member's ticket count too, and the twins must continue as
  * the engine does: a sweep an hour later, a saga_step, and a reserve in
- * each event (ids are never reused) get identical answers.
+ * each event (ids are never reused) get identical answers. Point 8: the
+ * payments whose status checks are open (in zset checks) must be the same
+ * set before and after, each with its check_ms and closed flag; their times
+ * may differ: the record keeps no schedule, so each open one is due at the
+ * rebuild's now + check_ms with no checks made (redis.h), and that is what
+ * is checked instead of the old next check. The engine's payments carry
+ * their own check_ms (the generator draws one per payment); the reconciler
+ * gives them the servers' one value, which PostgreSQL does not keep.
  *
  * On a mismatch the failing sequence is shrunk (delta debugging: drop
  * chunks of commands while the replay from scratch still diverges) and the
@@ -105,6 +112,8 @@ struct ctx {
     size_t logs_cap;
     uint64_t traced;   /* log entries replayed */
     uint64_t rebuilt;  /* events rebuilt and continued */
+    uint64_t checks_restored; /* payments with open checks, back in zset checks */
+    uint64_t checks_closed;   /* ... closed by the rebuild, not by the core (checks_restored) */
     uint64_t external; /* log entries marked external (skipped) */
 };
 
@@ -392,7 +401,8 @@ static void print_record(const char *side, const struct record *r)
     static const char *const names[] = {"?",      "zone",           "event", "user",
                                         "member", "pass",           "hold",  "payment",
                                         "idem",   "provider_event", "counts"};
-    printf("      only in %-5s %-14s", side, r->tag <= 10 ? names[r->tag] : "?");
+    printf("      only in %-5s %-14s", side,
+           r->tag <= 10 ? names[r->tag] : r->tag == 12 ? "checks" : "?");
     for (size_t i = 0; i < r->n; i++) {
         printf(" %" PRId64, (int64_t)r->v[i]);
     }
@@ -620,6 +630,14 @@ static void rebuildable(struct records *all, struct records *out)
             memset(r.v, 0, sizeof r.v);
             memcpy(r.v, v, sizeof v);
             r.n = 3;
+        } else if (r.tag == 12) {
+            /* point 8: {payment, check_ms}; checks made and the next check
+             * restart, and which payments are open (closed, in zset checks)
+             * is checks_restored's */
+            uint64_t v[] = {r.v[0], r.v[1]};
+            memset(r.v, 0, sizeof r.v);
+            memcpy(r.v, v, sizeof v);
+            r.n = 2;
         } else if (r.tag != 1 && r.tag != 6 && r.tag != 7 && r.tag != 9) {
             continue;
         }
@@ -663,7 +681,8 @@ static void rebuild_input(struct ctx *x, uint64_t e, struct br_redis_rebuild *in
             pays[in->payment_count++] = (struct br_redis_rebuild_payment){
                 .id = p->id, .hold_id = p->hold_id, .state = p->state,
                 .amount_minor = p->amount_minor, .created_ms = p->created_ms,
-                .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms};
+                .refund_attempts = p->refund_attempts, .next_attempt_ms = p->next_attempt_ms,
+                .check_ms = p->check_ms};
         }
     }
     in->holds = holds;
@@ -689,6 +708,81 @@ static uint64_t *provider_ids(struct br_redis *r, uint64_t e, uint32_t *count)
     *count = (uint32_t)rep->elements;
     freeReplyObject(rep);
     return ids;
+}
+
+/* Zset checks of event e: members (payment seqs) and scores, n of them. */
+static uint64_t *check_zset(struct br_redis *r, uint64_t e, int64_t **scores, size_t *n)
+{
+    char key[48];
+    snprintf(key, sizeof key, "br:{e%" PRIu64 "}:checks", e);
+    const char *argv[5] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+    size_t len[5] = {6, strlen(key), 1, 2, 10};
+    redisReply *rep = NULL;
+    BR_ASSERT(br_redis_command(r, 5, argv, len, &rep) == BR_OK);
+    BR_ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements % 2 == 0);
+    *n = rep->elements / 2;
+    uint64_t *seqs = calloc(*n + 1, sizeof *seqs);
+    *scores = calloc(*n + 1, sizeof **scores);
+    BR_ASSERT(seqs != NULL && *scores != NULL);
+    for (size_t k = 0; k < *n; k++) {
+        seqs[k] = strtoull(rep->element[2 * k]->str, NULL, 10);
+        (*scores)[k] = strtoll(rep->element[2 * k + 1]->str, NULL, 10);
+    }
+    freeReplyObject(rep);
+    return seqs;
+}
+
+/* Point 8 after the rebuild of event e: zset checks holds exactly the
+ * payments the engine has in its check heap (the open ones before the
+ * loss), each due at now_ms + its check_ms; one exception (redis.h): a
+ * failed payment whose hold is gone and whose void answer ("canceled") was
+ * applied is closed by the rebuild even if the core still asks about it
+ * (that answer came while the hold was live, as a query's: the core then
+ * voids it at every check and the same answer is a duplicate each time;
+ * the record cannot tell when it came, and the provider said canceled). */
+static bool checks_restored(struct ctx *x, uint64_t e, int64_t now_ms)
+{
+    const struct br_engine *g = &x->engine;
+    int64_t *scores = NULL;
+    size_t n = 0;
+    uint64_t *seqs = check_zset(&x->redis, e, &scores, &n);
+    bool ok = true;
+    size_t open = 0;
+    for (uint32_t i = 0; i < g->payment_count && ok; i++) {
+        const struct br_payment *p = &g->payments[i];
+        if (p->id >> 32 != e || g->check_pos[i] == BR_HEAP_NOWHERE) {
+            continue;
+        }
+        const struct br_hold *h = &g->holds[p->hold];
+        uint32_t v;
+        if (p->state == BR_PAY_FAILED &&
+            (h->state != BR_HOLD_HELD || br_lapsed(h->deadline_ms, now_ms)) &&
+            br_map_get(&g->provider_events, br_saga_answer_id(p->id, false, "canceled"), 0, &v)) {
+            x->checks_closed++;
+            continue;
+        }
+        open++;
+        size_t k = 0;
+        while (k < n && seqs[k] != (p->id & 0xffffffffu)) {
+            k++;
+        }
+        if (k == n || scores[k] != now_ms + (int64_t)p->check_ms) {
+            printf("REBUILD FAILED: event %" PRIu64 ": payment %#" PRIx64
+                   " (state %u, check_ms %u) had open checks; after the rebuild %s\n",
+                   e, p->id, p->state, p->check_ms, k == n ? "none" : "at another time");
+            ok = false;
+        }
+    }
+    if (ok && open != n) {
+        printf("REBUILD FAILED: event %" PRIu64 ": %zu payments with open checks before the "
+               "rebuild, %zu after\n",
+               e, open, n);
+        ok = false;
+    }
+    x->checks_restored += ok ? n : 0;
+    free(seqs);
+    free(scores);
+    return ok;
 }
 
 static bool rebuild_continues(struct ctx *x, int64_t now_ms)
@@ -726,6 +820,7 @@ static bool rebuild_continues(struct ctx *x, int64_t now_ms)
     for (uint32_t e = 1; e <= events && ok; e++) {
         struct br_redis_rebuild one;
         rebuild_input(x, e, &one, holds, pays);
+        one.now_ms = now_ms;
         one.provider_event_ids = pev[e];
         one.provider_event_count = pev_count[e];
         int r = br_redis_rebuild_event(&x->redis, &one);
@@ -735,6 +830,8 @@ static bool rebuild_continues(struct ctx *x, int64_t now_ms)
         } else if (br_redis_rebuild_event(&x->redis, &one) != BR_E_DUPLICATE) {
             printf("REBUILD FAILED: event %u rebuilt twice\n", e);
             ok = false;
+        } else {
+            ok = checks_restored(x, e, now_ms);
         }
     }
     if (ok) {
@@ -1015,8 +1112,9 @@ int main(int argc, char **argv)
            " external entries left out\n",
            x.traced, x.external);
     printf("rebuilds: %" PRIu64 " events rebuilt from the engine's record; they read back and "
-           "continue identically\n",
-           x.rebuilt);
+           "continue identically; %" PRIu64 " payments with open status checks restored, %" PRIu64
+           " closed (voided while their hold was live)\n",
+           x.rebuilt, x.checks_restored, x.checks_closed);
     if (status == 0 && sequences * length >= 10000 && (x.reopened == 0 || x.reconfirmed == 0)) {
         printf("FAILED: the sequences never reopened and re-confirmed a declined payment\n");
         status = 1;
