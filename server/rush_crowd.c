@@ -359,7 +359,7 @@ static void req_finish(struct br_rush_crowd *c, struct creq *q)
 }
 
 /* A second click of q, dclick_gap_us later, from the tab's second slot. */
-static void dclick_arm(struct br_rush_crowd *c, uint32_t u, const struct creq *q)
+static void dclick_arm(struct br_rush_crowd *c, uint32_t u, struct creq *q)
 {
     struct cuser *cu = U(c, u);
     struct br_rush_user *lu = LU(c, u);
@@ -384,6 +384,7 @@ static void dclick_arm(struct br_rush_crowd *c, uint32_t u, const struct creq *q
         uint8_t d = lu->dup_count++;
         lu->dups[d] = (struct br_rush_dup){.route = route_of(q->kind)};
         s->dup = d;
+        q->dup = d; /* the first click's answer goes to the same pair */
     }
     s->busy = true;
     c->inflight++;
