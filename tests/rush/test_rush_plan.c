@@ -171,18 +171,24 @@ static void test_arrivals_inside_their_windows(void **state)
         assert_true(p.arrive_us >= 0);
         assert_true(p.arrive_us <= open + fit);
     }
-    /* Spike only: exponential with the scaled decay (truncated at the fit window). */
+    /* Spike only, no tail: exponential with the scaled decay truncated at 3 decays (the fit
+     * window), where an untruncated draw would pass it 5% of the time. */
     s.crowd.early_fraction = 0;
     s.crowd.spike_fraction = 1;
+    int64_t tail_ms = s.crowd.tail_window_ms;
+    s.crowd.tail_window_ms = 0;
+    int64_t cap = br_rush_plan_fit_us(&s, scale);
     for (uint32_t u = 0; u < N_USERS; u++) {
         struct br_rush_plan p;
         br_rush_plan_draw(&s, 9, u, scale, open, &ev, &p);
-        assert_true(p.arrive_us >= open && p.arrive_us <= open + fit);
+        assert_true(p.arrive_us >= open && p.arrive_us <= open + cap);
         spike_sum += (double)(p.arrive_us - open);
         spike_n++;
     }
     double mean = (double)s.crowd.spike_decay_ms * scale;
-    assert_true(fabs(spike_sum / spike_n - mean) < 0.1 * mean);
+    double truncated = mean - (double)cap * exp(-(double)cap / mean) / (1 - exp(-(double)cap / mean));
+    assert_true(fabs(spike_sum / spike_n - truncated) < 0.03 * mean);
+    s.crowd.tail_window_ms = tail_ms;
     /* Tail only: uniform over the scaled tail window. */
     s.crowd.spike_fraction = 0;
     int64_t tail = (int64_t)((double)s.crowd.tail_window_ms * scale);
