@@ -380,7 +380,10 @@ static void dclick_arm(struct br_rush_crowd *c, uint32_t u, struct creq *q)
     s->second = true;
     s->tries = 0;
     s->dup = 0xff;
-    if (q->kind != K_CONFIRM && lu->dup_count < BR_RUSH_DUPS_MAX) {
+    /* Kept for the IDEMPOTENCY check: the join (keeps the place) and the reserve (one key). A second
+     * payment create or cancel is sent but not kept: the server gives them no key, and once the
+     * booking moved on (confirmed, cancelled) the second one is rightly answered 409. */
+    if ((q->kind == K_JOIN || q->kind == K_RESERVE) && lu->dup_count < BR_RUSH_DUPS_MAX) {
         uint8_t d = lu->dup_count++;
         lu->dups[d] = (struct br_rush_dup){.route = route_of(q->kind)};
         s->dup = d;
@@ -601,10 +604,8 @@ static void on_pass(struct br_rush_crowd *c, uint32_t u, struct ctab *tb, const 
     }
     int64_t expires_ms = time_ms(exp);
     memcpy(pl->pass, token, sizeof pl->pass);
-    pl->pass_id = token_pass_id(token);
-    if (pl->pass_id == 0) {
-        pl->pass_id = UINT64_MAX; /* received, but the token's layout is not ours: the verdict orders by issued_ms */
-    }
+    pl->pass_id = token_pass_id(token); /* 0 when the layout is not ours: pass_via still says received,
+                                           * and the verdict orders by issued_ms (design §10 R5) */
     pl->pass_issued_ms = expires_ms > 0 ? expires_ms - EV(c, u)->pass_ttl_ms : 0;
     pl->pass_recv_wall_ms = br_rush_wall_ms();
     pl->pass_via = tb->reconnected ? 2 : 1;

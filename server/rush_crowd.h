@@ -17,17 +17,19 @@
  *    |  (same key); a tab's 403 PASS_INVALID after another tab's 201 ends only that tab.                     '- no answer -> UNKNOWN, DONE
  *    '- admitted_abandon: the pass is recorded, no reserve.    greedy after PAID, rejoin after a lapse: a new place (budget)
  *
- * Double click: join, reserve, payment create and cancel are sent a second
- * time (dclick_gap_us later, the same Idempotency-Key on a reserve); both
- * answers go to the user's ledger dups. A confirm's second click is sent but
- * not kept (a second confirm after success answers 409 by design).
+ * Double click: join, reserve, payment create, confirm and cancel are sent
+ * a second time (dclick_gap_us later, the same Idempotency-Key on a
+ * reserve). Both answers of a join or a reserve go to the user's ledger dups;
+ * the others are sent but not kept (no key on the server: a second cancel,
+ * create or confirm after the booking moved on is rightly answered 409).
  *
  * Ledger facts (what rush_verdict reads):
  *  - a place is one join episode: join_sent_us = the earliest sent_us of its
  *    joins (every tab and second click), join_recv_us and join_status from
  *    the earliest answered one (200). pass_via 1 = the first stream of the
  *    tab that got it, 2 = a reconnected one; a pass shown in a join answer is
- *    not recorded (the tab's stream delivers it). stream_kept: some tab was
+ *    not recorded (the tab's stream delivers it). pass_id is the token's 4th
+ *    field, 0 when the token does not parse (pass_via still set). stream_kept: some tab was
  *    listening when the place ended (pass, server end, or the crowd's stop);
  *    false after a patience leave, a silent leave (silent_left) or when every
  *    tab's reconnect budget ran out (ledger streams_lost counts those users).
