@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/err.h"
 #include "core/panic.h"
 
 static const char *const ROUTE_NAMES[BR_RR_COUNT] = {
@@ -141,7 +142,7 @@ int br_rush_meter_new(struct br_rush_meter **out, int64_t t0_us)
 {
     struct br_rush_meter *m = calloc(1, sizeof *m);
     if (m == NULL) {
-        return -1;
+        return BR_E_FULL;
     }
     m->t0_us = t0_us;
     m->next_print_us = t0_us + 1000000;
@@ -151,7 +152,7 @@ int br_rush_meter_new(struct br_rush_meter **out, int64_t t0_us)
     ring_init(&m->pass_last);
     m->storm.latency = &m->storm_latency;
     *out = m;
-    return 0;
+    return BR_OK;
 }
 
 void br_rush_meter_free(struct br_rush_meter *m)
@@ -313,6 +314,53 @@ void br_rush_meter_admitted_baseline(struct br_rush_meter *m, uint32_t admitted)
 void br_rush_meter_retried_closed(struct br_rush_meter *m, uint64_t total)
 {
     m->retried_closed = total;
+}
+
+static const char *find(const char *hay, const char *end, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (const char *p = hay; p + k <= end; p++) {
+        if (memcmp(p, needle, k) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* A quote inside a JSON string is escaped, so an unescaped "code" is a key or a whole string value; the key is
+ * the one followed by a colon. */
+const char *br_rush_error_code(const char *body, size_t len, char *buf, size_t n)
+{
+    if (body == NULL || n == 0) {
+        return NULL;
+    }
+    const char *end = body + len, *p = find(body, end, "\"error\"");
+    for (p = p ? find(p + 7, end, "\"code\"") : NULL; p != NULL; p = find(p + 6, end, "\"code\"")) {
+        const char *v = skip_space(p + 6, end);
+        if (v < end && *v == ':') {
+            p = skip_space(v + 1, end);
+            break;
+        }
+    }
+    if (p == NULL || p >= end || *p != '"') {
+        return NULL;
+    }
+    p++;
+    size_t k = 0;
+    while (p < end && k + 1 < n && ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                                    (*p >= '0' && *p <= '9') || *p == '_')) {
+        buf[k++] = *p++;
+    }
+    buf[k] = '\0';
+    return k > 0 ? buf : NULL;
 }
 
 const char *br_rush_format_us(uint64_t us, char *buf, size_t n)

@@ -30,6 +30,7 @@ struct br_rush_server_sample {          /* per target, once a second */
     uint32_t open_fds, sse_streams, inflight, queue_length, admitted;
 };
 struct br_rush_meter;
+/* t0_us: the crowd's start (br_rush_now_us), second 0 of the progress line. BR_OK, or BR_E_FULL out of memory. */
 int br_rush_meter_new(struct br_rush_meter **m, int64_t t0_us);
 void br_rush_meter_free(struct br_rush_meter *m);
 void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r, const char *code); /* code NULL */
@@ -99,6 +100,10 @@ uint32_t br_rush_meter_reserves_dropped(const struct br_rush_meter *m);
 /* The top_max largest (status, code) pairs of one route, or of all with route -1, largest first. */
 uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route, struct br_rush_code_count *top,
                                   uint32_t top_max);
+/* The error.code of a JSON error body ({"error":{"code":"SOLD_OUT",...}}, render.c br_render_error), found by
+ * scanning (no jansson on the hot path): buf (letters, digits, '_', cut at n - 1), or NULL when the body has none.
+ * For br_rush_meter_request's code. O(len). */
+const char *br_rush_error_code(const char *body, size_t len, char *buf, size_t n);
 /* A duration for people: "8.1ms", "12ms", "1.90s", "12.4s". Returns buf. */
 const char *br_rush_format_us(uint64_t us, char *buf, size_t n);
 

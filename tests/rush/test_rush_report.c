@@ -393,6 +393,23 @@ static void test_progress_line_once_a_second(void **state)
     free(buf);
 }
 
+static void test_error_code_from_the_body(void **state)
+{
+    (void)state;
+    char buf[BR_RUSH_CODE_MAX], small[5];
+    const char *b1 = "{\"error\":{\"code\":\"SOLD_OUT\",\"message\":\"not enough seats\"}}";
+    const char *b2 = "{\"error\": {\"message\": \"say \\\"code\\\": x\", \"code\" : \"PASS_INVALID\"}}";
+    assert_string_equal(br_rush_error_code(b1, strlen(b1), buf, sizeof buf), "SOLD_OUT");
+    assert_string_equal(br_rush_error_code(b2, strlen(b2), buf, sizeof buf), "PASS_INVALID");
+    assert_string_equal(br_rush_error_code(b1, strlen(b1), small, sizeof small), "SOLD");
+    const char *b3 = "{\"error\":{\"message\":\"code\",\"code\":\"OVERLOADED\"}}"; /* "code" as a value first */
+    assert_string_equal(br_rush_error_code(b3, strlen(b3), buf, sizeof buf), "OVERLOADED");
+    assert_null(br_rush_error_code(b1, 17, buf, sizeof buf));                  /* cut before the value */
+    assert_null(br_rush_error_code("{\"id\":3,\"code\":\"X\"}", 20, buf, sizeof buf)); /* not an error body */
+    assert_null(br_rush_error_code("<html>", 6, buf, sizeof buf));
+    assert_null(br_rush_error_code(NULL, 0, buf, sizeof buf));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_latency_without_samples_is_null),
         cmocka_unit_test_setup_teardown(test_text_has_the_verdict_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_line_once_a_second, setup, teardown),
+        cmocka_unit_test(test_error_code_from_the_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
