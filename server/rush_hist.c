@@ -8,12 +8,12 @@
 
 #include "core/panic.h"
 
-#define SUB_BITS 5u                      /* 32 sub-buckets per power of two */
+#define SUB_BITS 5u /* 32 sub-buckets per power of two */
 #define SUB_COUNT (1u << SUB_BITS)
-#define ROWS 33u                         /* row 0: 0..31 exactly; row r >= 1: [2^(r+4), 2^(r+5)) */
+#define ROWS 33u /* row 0: 0..31 exactly; row r >= 1: [2^(r+4), 2^(r+5)) */
 #define RANGE_US (1ull << (ROWS + SUB_BITS - 1u)) /* 2^37: first value past the last row */
 
-_Static_assert(ROWS * SUB_COUNT == BR_RUSH_HIST_BUCKETS, "buckets = rows x sub-buckets");
+_Static_assert(ROWS *SUB_COUNT == BR_RUSH_HIST_BUCKETS, "buckets = rows x sub-buckets");
 
 static uint32_t log2_floor(uint64_t v)
 {
@@ -28,7 +28,7 @@ uint32_t br_rush_hist_bucket(uint64_t us)
     if (us >= RANGE_US) {
         return BR_RUSH_HIST_BUCKETS - 1u;
     }
-    uint32_t e = log2_floor(us);                           /* 5..36 */
+    uint32_t e = log2_floor(us); /* 5..36 */
     uint32_t m = (uint32_t)(us >> (e - SUB_BITS)) & (SUB_COUNT - 1u);
     uint32_t b = (e - SUB_BITS + 1u) * SUB_COUNT + m;
     BR_ASSERT(b < BR_RUSH_HIST_BUCKETS);
@@ -42,7 +42,7 @@ uint64_t br_rush_hist_bucket_upper(uint32_t bucket)
         return bucket;
     }
     uint32_t row = bucket / SUB_COUNT, m = bucket % SUB_COUNT;
-    uint32_t e = row + SUB_BITS - 1u;                      /* the power of two of the row */
+    uint32_t e = row + SUB_BITS - 1u; /* the power of two of the row */
     uint64_t width = 1ull << (e - SUB_BITS);
     return (1ull << e) + (uint64_t)(m + 1u) * width - 1u;
 }
@@ -85,7 +85,7 @@ uint64_t br_rush_hist_quantile(const struct br_rush_hist *h, double q)
     if (h->count == 0) {
         return 0;
     }
-    if (!(q > 0.0)) {                                      /* also NaN */
+    if (!(q > 0.0)) { /* also NaN */
         q = 0.0;
     }
     if (q > 1.0) {
@@ -94,7 +94,7 @@ uint64_t br_rush_hist_quantile(const struct br_rush_hist *h, double q)
     double want = q * (double)h->count;
     uint64_t rank = (uint64_t)want;
     if ((double)rank < want) {
-        rank++;                                            /* ceil */
+        rank++; /* ceil */
     }
     if (rank < 1) {
         rank = 1;
@@ -107,7 +107,7 @@ uint64_t br_rush_hist_quantile(const struct br_rush_hist *h, double q)
         seen += h->counts[b];
         if (seen >= rank) {
             if (b == BR_RUSH_HIST_BUCKETS - 1u) {
-                return h->max_us;                          /* the overflow bucket: only the max is known */
+                return h->max_us; /* the overflow bucket: only the max is known */
             }
             uint64_t up = br_rush_hist_bucket_upper(b);
             return up < h->max_us ? up : h->max_us;

@@ -48,16 +48,21 @@ const char *br_rush_route_name(unsigned route)
 static const char *net_err_name(int err)
 {
     switch (err) {
-    case BR_RUSH_NET_TIMEOUT: return "TIMEOUT";
-    case BR_RUSH_NET_CLOSED: return "CLOSED";
-    case BR_RUSH_NET_PROTOCOL: return "PROTOCOL";
-    case BR_RUSH_NET_CONNECT: return "CONNECT";
-    default: return "NO_ANSWER";
+    case BR_RUSH_NET_TIMEOUT:
+        return "TIMEOUT";
+    case BR_RUSH_NET_CLOSED:
+        return "CLOSED";
+    case BR_RUSH_NET_PROTOCOL:
+        return "PROTOCOL";
+    case BR_RUSH_NET_CONNECT:
+        return "CONNECT";
+    default:
+        return "NO_ANSWER";
     }
 }
 
-struct ring {                            /* five 1-second histograms, slot = second % 5 */
-    int64_t second[BR_RUSH_RING_S];      /* the second (since t0) a slot holds; -1 = empty */
+struct ring {                       /* five 1-second histograms, slot = second % 5 */
+    int64_t second[BR_RUSH_RING_S]; /* the second (since t0) a slot holds; -1 = empty */
     struct br_rush_hist h[BR_RUSH_RING_S];
 };
 
@@ -70,7 +75,10 @@ struct route_meter {
     uint32_t code_count, codes_other;
 };
 
-struct window_sample { int64_t sent_us; uint64_t latency_us; };
+struct window_sample {
+    int64_t sent_us;
+    uint64_t latency_us;
+};
 
 struct server_slot {
     struct br_rush_server_sample last;
@@ -82,7 +90,7 @@ struct br_rush_meter {
     struct route_meter routes[BR_RR_COUNT];
     bool window_set[BR_RUSH_WIN_COUNT];
     int64_t window_from_us[BR_RUSH_WIN_COUNT], window_to_us[BR_RUSH_WIN_COUNT];
-    struct window_sample *reserves;      /* every reserve answer: (sent, latency) */
+    struct window_sample *reserves; /* every reserve answer: (sent, latency) */
     uint32_t reserve_count, reserve_cap, reserves_dropped;
     struct br_rush_hist pass_direct, pass_reconnected;
     struct ring pass_last;
@@ -90,7 +98,7 @@ struct br_rush_meter {
     struct br_rush_storm_view storm;
     struct br_rush_hist storm_latency;
     struct server_slot servers[BR_RUSH_TARGETS_MAX];
-    uint32_t streams_summed_peak;        /* peak of the sum of the targets' latest sse_streams */
+    uint32_t streams_summed_peak; /* peak of the sum of the targets' latest sse_streams */
     uint32_t streams_now, streams_peak, admitted_baseline;
     uint64_t retried_closed;
 };
@@ -126,7 +134,8 @@ static void ring_add(struct ring *r, int64_t second, uint64_t us)
 static void ring_merge(const struct ring *r, int64_t second, struct br_rush_hist *out)
 {
     for (uint32_t i = 0; i < BR_RUSH_RING_S; i++) {
-        if (r->second[i] >= 0 && r->second[i] <= second && r->second[i] > second - (int64_t)BR_RUSH_RING_S) {
+        if (r->second[i] >= 0 && r->second[i] <= second &&
+            r->second[i] > second - (int64_t)BR_RUSH_RING_S) {
             br_rush_hist_merge(out, &r->h[i]);
         }
     }
@@ -166,7 +175,8 @@ void br_rush_meter_free(struct br_rush_meter *m)
 static void count_code(struct route_meter *rm, int status, const char *code)
 {
     for (uint32_t i = 0; i < rm->code_count; i++) {
-        if (rm->codes[i].status == status && strncmp(rm->codes[i].code, code, BR_RUSH_CODE_MAX - 1) == 0) {
+        if (rm->codes[i].status == status &&
+            strncmp(rm->codes[i].code, code, BR_RUSH_CODE_MAX - 1) == 0) {
             rm->codes[i].n++;
             return;
         }
@@ -204,7 +214,9 @@ void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r
     BR_ASSERT(r->route < BR_RR_COUNT);
     struct route_meter *rm = &m->routes[r->route];
     rm->n++;
-    int status = r->status < 0 ? 0 : (r->status >= (int)BR_RUSH_STATUS_MAX ? (int)BR_RUSH_STATUS_MAX - 1 : r->status);
+    int status = r->status < 0 ? 0
+                               : (r->status >= (int)BR_RUSH_STATUS_MAX ? (int)BR_RUSH_STATUS_MAX - 1
+                                                                       : r->status);
     rm->status[status]++;
     if (r->sent_us > 0) {
         br_rush_hist_add(&rm->queued, r->queued_us > 0 ? (uint64_t)r->queued_us : 0);
@@ -215,7 +227,7 @@ void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r
         count_code(rm, status, code != NULL ? code : "");
     }
     if (status == 0 || r->sent_us <= 0 || r->done_us < r->sent_us) {
-        return;                          /* no answer: no latency */
+        return; /* no answer: no latency */
     }
     uint64_t lat = (uint64_t)(r->done_us - r->sent_us);
     br_rush_hist_add(&rm->latency, lat);
@@ -225,7 +237,8 @@ void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r
     }
 }
 
-void br_rush_meter_window(struct br_rush_meter *m, enum br_rush_window w, int64_t from_us, int64_t to_us)
+void br_rush_meter_window(struct br_rush_meter *m, enum br_rush_window w, int64_t from_us,
+                          int64_t to_us)
 {
     BR_ASSERT((unsigned)w < BR_RUSH_WIN_COUNT);
     m->window_set[w] = true;
@@ -244,7 +257,8 @@ void br_rush_meter_pass(struct br_rush_meter *m, int64_t admit_to_pass_ms, bool 
     ring_add(&m->pass_last, (mono_us() - m->t0_us) / 1000000, us);
 }
 
-void br_rush_meter_storm_login(struct br_rush_meter *m, int status, int64_t latency_us, bool retried)
+void br_rush_meter_storm_login(struct br_rush_meter *m, int status, int64_t latency_us,
+                               bool retried)
 {
     if (status == 503) {
         m->storm.overloaded++;
@@ -273,7 +287,8 @@ static void peak_max(double *peak, double v)
     }
 }
 
-void br_rush_meter_server(struct br_rush_meter *m, uint32_t target, const struct br_rush_server_sample *s)
+void br_rush_meter_server(struct br_rush_meter *m, uint32_t target,
+                          const struct br_rush_server_sample *s)
 {
     if (target >= BR_RUSH_TARGETS_MAX) {
         return;
@@ -335,8 +350,8 @@ static const char *skip_space(const char *p, const char *end)
     return p;
 }
 
-/* A quote inside a JSON string is escaped, so an unescaped "code" is a key or a whole string value; the key is
- * the one followed by a colon. */
+/* A quote inside a JSON string is escaped, so an unescaped "code" is a key or a whole string value;
+ * the key is the one followed by a colon. */
 const char *br_rush_error_code(const char *body, size_t len, char *buf, size_t n)
 {
     if (body == NULL || n == 0) {
@@ -355,8 +370,9 @@ const char *br_rush_error_code(const char *body, size_t len, char *buf, size_t n
     }
     p++;
     size_t k = 0;
-    while (p < end && k + 1 < n && ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                                    (*p >= '0' && *p <= '9') || *p == '_')) {
+    while (p < end && k + 1 < n &&
+           ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '_')) {
         buf[k++] = *p++;
     }
     buf[k] = '\0';
@@ -378,8 +394,8 @@ const char *br_rush_format_us(uint64_t us, char *buf, size_t n)
     return buf;
 }
 
-uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route, struct br_rush_code_count *top,
-                                  uint32_t top_max)
+uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route,
+                                  struct br_rush_code_count *top, uint32_t top_max)
 {
     struct br_rush_code_count all[BR_RR_COUNT * BR_RUSH_CODES_MAX];
     uint32_t n = 0;
@@ -390,7 +406,8 @@ uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route, stru
         const struct route_meter *rm = &m->routes[r];
         for (uint32_t i = 0; i < rm->code_count; i++) {
             uint32_t j = 0;
-            while (j < n && !(all[j].status == rm->codes[i].status && strcmp(all[j].code, rm->codes[i].code) == 0)) {
+            while (j < n && !(all[j].status == rm->codes[i].status &&
+                              strcmp(all[j].code, rm->codes[i].code) == 0)) {
                 j++;
             }
             if (j == n) {
@@ -401,7 +418,7 @@ uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route, stru
         }
     }
     uint32_t k = 0;
-    for (; k < top_max && k < n; k++) {     /* selection of the largest, ties in first-seen order */
+    for (; k < top_max && k < n; k++) { /* selection of the largest, ties in first-seen order */
         uint32_t best = k;
         for (uint32_t j = k + 1; j < n; j++) {
             if (all[j].n > all[best].n) {
@@ -416,8 +433,8 @@ uint32_t br_rush_meter_top_errors(const struct br_rush_meter *m, int route, stru
     return k;
 }
 
-static void print_progress(const struct br_rush_meter *m, int64_t now_us, const struct br_rush_progress *p,
-                           FILE *f)
+static void print_progress(const struct br_rush_meter *m, int64_t now_us,
+                           const struct br_rush_progress *p, FILE *f)
 {
     int64_t sec = (now_us - m->t0_us) / 1000000;
     uint32_t queue = 0, admitted = 0;
@@ -446,7 +463,8 @@ static void print_progress(const struct br_rush_meter *m, int64_t now_us, const 
         free(h);
     }
     fprintf(f,
-            "rush: %llds queue %u admitted %u passes %llu/%u held %u sold %u streams %u | %llu req/s reserve "
+            "rush: %llds queue %u admitted %u passes %llu/%u held %u sold %u streams %u | %llu "
+            "req/s reserve "
             "p99(5s) %s pass p99(5s) %s |",
             (long long)sec, queue, admitted, (unsigned long long)passes, due, p ? p->held : 0,
             p ? p->paid : 0, m->streams_now, (unsigned long long)rps, reserve, pass);
@@ -460,7 +478,8 @@ static void print_progress(const struct br_rush_meter *m, int64_t now_us, const 
     fflush(f);
 }
 
-void br_rush_meter_tick(struct br_rush_meter *m, int64_t now_us, const struct br_rush_progress *p, FILE *f)
+void br_rush_meter_tick(struct br_rush_meter *m, int64_t now_us, const struct br_rush_progress *p,
+                        FILE *f)
 {
     if (now_us < m->next_print_us) {
         return;
@@ -478,7 +497,8 @@ const struct br_rush_hist *br_rush_meter_route(const struct br_rush_meter *m, un
     return &m->routes[route].latency;
 }
 
-void br_rush_meter_route_view(const struct br_rush_meter *m, unsigned route, struct br_rush_route_view *out)
+void br_rush_meter_route_view(const struct br_rush_meter *m, unsigned route,
+                              struct br_rush_route_view *out)
 {
     BR_ASSERT(route < BR_RR_COUNT);
     const struct route_meter *rm = &m->routes[route];
@@ -491,8 +511,8 @@ void br_rush_meter_route_view(const struct br_rush_meter *m, unsigned route, str
     out->codes_other = rm->codes_other;
 }
 
-bool br_rush_meter_window_bounds(const struct br_rush_meter *m, enum br_rush_window w, int64_t *from_us,
-                                 int64_t *to_us)
+bool br_rush_meter_window_bounds(const struct br_rush_meter *m, enum br_rush_window w,
+                                 int64_t *from_us, int64_t *to_us)
 {
     BR_ASSERT((unsigned)w < BR_RUSH_WIN_COUNT);
     *from_us = m->window_from_us[w];
@@ -500,7 +520,8 @@ bool br_rush_meter_window_bounds(const struct br_rush_meter *m, enum br_rush_win
     return m->window_set[w];
 }
 
-void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w, struct br_rush_hist *out)
+void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w,
+                                  struct br_rush_hist *out)
 {
     BR_ASSERT((unsigned)w < BR_RUSH_WIN_COUNT);
     br_rush_hist_reset(out);
@@ -528,7 +549,8 @@ void br_rush_meter_pass_view(const struct br_rush_meter *m, struct br_rush_pass_
     out->clamped = m->pass_clamped;
 }
 
-void br_rush_meter_server_peaks(const struct br_rush_meter *m, uint32_t target, struct br_rush_server_peaks *out)
+void br_rush_meter_server_peaks(const struct br_rush_meter *m, uint32_t target,
+                                struct br_rush_server_peaks *out)
 {
     memset(out, 0, sizeof *out);
     if (target != UINT32_MAX) {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROUTE_COL 30                    /* the text table's route column, wider for a longer name */
+#define ROUTE_COL 30 /* the text table's route column, wider for a longer name */
 
 static json_t *ms_or_null(const struct br_rush_hist *h, double q)
 {
@@ -66,7 +66,8 @@ static const char *scenario_name(const char *path, char *buf, size_t n)
 static bool loopback_target(const char *url)
 {
     const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
-    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 || strncmp(h, "[::1]", 5) == 0;
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost", 9) == 0 ||
+           strncmp(h, "[::1]", 5) == 0;
 }
 
 static json_t *events_json(const struct br_rush_ledger *l)
@@ -79,11 +80,11 @@ static json_t *events_json(const struct br_rush_ledger *l)
             json_array_append_new(zones, json_pack("{s:i, s:I}", "id", (int)(z + 1), "capacity",
                                                    (json_int_t)ev->capacity[z]));
         }
-        json_array_append_new(a, json_pack("{s:I, s:b, s:b, s:I, s:I, s:I, s:o}", "id", (json_int_t)ev->id,
-                                           "owned", ev->owned, "requires_pass", ev->requires_pass,
-                                           "per_user_limit", (json_int_t)ev->per_user_limit, "pass_ttl_ms",
-                                           (json_int_t)ev->pass_ttl_ms, "hold_ttl_ms",
-                                           (json_int_t)ev->hold_ttl_ms, "zones", zones));
+        json_array_append_new(
+            a, json_pack("{s:I, s:b, s:b, s:I, s:I, s:I, s:o}", "id", (json_int_t)ev->id, "owned",
+                         ev->owned, "requires_pass", ev->requires_pass, "per_user_limit",
+                         (json_int_t)ev->per_user_limit, "pass_ttl_ms", (json_int_t)ev->pass_ttl_ms,
+                         "hold_ttl_ms", (json_int_t)ev->hold_ttl_ms, "zones", zones));
     }
     return a;
 }
@@ -92,7 +93,8 @@ static json_t *route_json(const struct br_rush_route_view *v, double crowd_s)
 {
     json_t *o = json_object(), *status = json_object(), *codes = json_object();
     set_new(o, "n", json_integer((json_int_t)v->n));
-    set_new(o, "rps", crowd_s > 0 ? json_real(round((double)v->n / crowd_s * 10.0) / 10.0) : json_null());
+    set_new(o, "rps",
+            crowd_s > 0 ? json_real(round((double)v->n / crowd_s * 10.0) / 10.0) : json_null());
     set_new(o, "p50_ms", ms_or_null(v->latency, 0.5));
     set_new(o, "p90_ms", ms_or_null(v->latency, 0.9));
     set_new(o, "p99_ms", ms_or_null(v->latency, 0.99));
@@ -156,7 +158,8 @@ static void routes_json(const struct br_rush_result *r, json_t *root)
     set_new(errors, "timeouts", json_integer((json_int_t)timeouts));
     set_new(errors, "retried_closed",
             json_integer(r->meter ? (json_int_t)br_rush_meter_retried_closed_total(r->meter) : 0));
-    set_new(errors, "streams_lost", json_integer(r->ledger ? (json_int_t)r->ledger->streams_lost : 0));
+    set_new(errors, "streams_lost",
+            json_integer(r->ledger ? (json_int_t)r->ledger->streams_lost : 0));
     set_new(root, "errors", errors);
 }
 
@@ -215,7 +218,8 @@ static json_t *passes_json(const struct br_rush_result *r)
     set_new(o, "admissions", json_integer(v ? v->admissions : 0));
     set_new(o, "admissions_listening", json_integer(listening));
     set_new(o, "received", json_integer(received));
-    set_new(o, "delivery_ratio", listening ? json_real((double)received / (double)listening) : json_null());
+    set_new(o, "delivery_ratio",
+            listening ? json_real((double)received / (double)listening) : json_null());
     set_new(o, "silent_admitted", json_integer(v ? v->silent_admitted : 0));
     set_new(o, "direct", lat_json(pv.direct, true));
     set_new(o, "reconnected", lat_json(pv.reconnected, false));
@@ -244,7 +248,8 @@ static json_t *server_json(const struct br_rush_meter *m)
     return o;
 }
 
-/* "client-bound" (design R11): a queued p99 over 1 ms on any route, or more than 0.9 CPU-s per second. */
+/* "client-bound" (design R11): a queued p99 over 1 ms on any route, or more than 0.9 CPU-s per
+ * second. */
 static bool client_bound(const struct br_rush_result *r, const struct br_rush_client_view *c)
 {
     double run_s = 0;
@@ -270,9 +275,9 @@ static json_t *client_json(const struct br_rush_result *r)
     if (r->meter != NULL) {
         br_rush_meter_client(r->meter, &c);
     }
-    return json_pack("{s:f, s:I, s:I, s:b}", "cpu_s", round(c.cpu_s * 100.0) / 100.0, "rss_peak_bytes",
-                     (json_int_t)c.rss_peak_bytes, "streams_peak", (json_int_t)c.streams_peak, "bound",
-                     client_bound(r, &c));
+    return json_pack("{s:f, s:I, s:I, s:b}", "cpu_s", round(c.cpu_s * 100.0) / 100.0,
+                     "rss_peak_bytes", (json_int_t)c.rss_peak_bytes, "streams_peak",
+                     (json_int_t)c.streams_peak, "bound", client_bound(r, &c));
 }
 
 static bool verdict_ok(const struct br_rush_verdict *v)
@@ -297,13 +302,15 @@ static json_t *verdict_json(const struct br_rush_verdict *v)
     }
     for (uint32_t i = 0; i < v->listed && i < BR_RUSH_VIOLATIONS_LISTED; i++) {
         const struct br_rush_violation *x = &v->v[i];
-        json_array_append_new(viol, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "invariant",
-                                              br_rush_check_name(x->check), "message", x->message, "event",
-                                              (json_int_t)x->event_id, "user", (json_int_t)x->user_id, "zone",
-                                              (json_int_t)x->zone_id, "booking", (json_int_t)x->booking_id));
+        json_array_append_new(
+            viol, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "invariant",
+                            br_rush_check_name(x->check), "message", x->message, "event",
+                            (json_int_t)x->event_id, "user", (json_int_t)x->user_id, "zone",
+                            (json_int_t)x->zone_id, "booking", (json_int_t)x->booking_id));
     }
-    return json_pack("{s:b, s:o, s:o, s:o, s:b, s:o}", "ok", verdict_ok(v), "checks", checks, "violations", viol,
-                     "counts", counts, "shuffle_evaluated", v->shuffle_evaluated, "shuffle_agree",
+    return json_pack("{s:b, s:o, s:o, s:o, s:b, s:o}", "ok", verdict_ok(v), "checks", checks,
+                     "violations", viol, "counts", counts, "shuffle_evaluated",
+                     v->shuffle_evaluated, "shuffle_agree",
                      v->shuffle_evaluated ? json_real(v->shuffle_agree) : json_null());
 }
 
@@ -316,7 +323,8 @@ json_t *br_rush_report_json(const struct br_rush_result *r)
     }
     char name[128];
     set_new(root, "rush", json_integer(1));
-    set_new(root, "scenario", json_string(scenario_name(cfg ? cfg->scenario_path : NULL, name, sizeof name)));
+    set_new(root, "scenario",
+            json_string(scenario_name(cfg ? cfg->scenario_path : NULL, name, sizeof name)));
     set_new(root, "seed", json_integer(cfg ? (json_int_t)cfg->seed : 0));
     json_t *targets = json_array();
     for (uint32_t t = 0; cfg != NULL && t < cfg->target_count && t < BR_RUSH_TARGETS_MAX; t++) {
@@ -327,10 +335,10 @@ json_t *br_rush_report_json(const struct br_rush_result *r)
     set_new(root, "users", json_integer(r->ledger ? (json_int_t)r->ledger->crowd_count : 0));
     set_new(root, "storm", json_integer(cfg ? (json_int_t)cfg->login_storm : 0));
     set_new(root, "events", events_json(r->ledger));
-    set_new(root, "phases_s", json_pack("{s:f, s:f, s:f, s:f}", "prepare", r->phase_s[BR_RUSH_PHASE_PREPARE],
-                                        "crowd", r->phase_s[BR_RUSH_PHASE_CROWD], "settle",
-                                        r->phase_s[BR_RUSH_PHASE_SETTLE], "verdict",
-                                        r->phase_s[BR_RUSH_PHASE_VERDICT]));
+    set_new(root, "phases_s",
+            json_pack("{s:f, s:f, s:f, s:f}", "prepare", r->phase_s[BR_RUSH_PHASE_PREPARE], "crowd",
+                      r->phase_s[BR_RUSH_PHASE_CROWD], "settle", r->phase_s[BR_RUSH_PHASE_SETTLE],
+                      "verdict", r->phase_s[BR_RUSH_PHASE_VERDICT]));
     routes_json(r, root);
     set_new(root, "windows", windows_json(r->meter));
     set_new(root, "passes", passes_json(r));
@@ -353,11 +361,14 @@ static void text_head(FILE *f, const struct br_rush_result *r)
         fprintf(f, "%s%s", t ? "," : "", cfg->targets[t]);
     }
     uint32_t events = l ? l->event_count : 0;
-    fprintf(f, " (%s), %u users, %u event%s\n", r->backend ? r->backend : "unknown", l ? l->crowd_count : 0,
-            events, events == 1 ? "" : "s");
-    fprintf(f, "  prepared %u accounts in %.1f s (excluded); opening at +%.1f s; crowd phase %.1f s; settle %.1f s\n",
-            l ? l->user_count : 0, r->phase_s[BR_RUSH_PHASE_PREPARE], cfg ? (double)cfg->open_in_ms / 1000.0 : 0.0,
-            r->phase_s[BR_RUSH_PHASE_CROWD], r->phase_s[BR_RUSH_PHASE_SETTLE]);
+    fprintf(f, " (%s), %u users, %u event%s\n", r->backend ? r->backend : "unknown",
+            l ? l->crowd_count : 0, events, events == 1 ? "" : "s");
+    fprintf(f,
+            "  prepared %u accounts in %.1f s (excluded); opening at +%.1f s; crowd phase %.1f s; "
+            "settle %.1f s\n",
+            l ? l->user_count : 0, r->phase_s[BR_RUSH_PHASE_PREPARE],
+            cfg ? (double)cfg->open_in_ms / 1000.0 : 0.0, r->phase_s[BR_RUSH_PHASE_CROWD],
+            r->phase_s[BR_RUSH_PHASE_SETTLE]);
 }
 
 static void text_routes(FILE *f, const struct br_rush_result *r)
@@ -369,7 +380,8 @@ static void text_routes(FILE *f, const struct br_rush_result *r)
         int len = (int)strlen(br_rush_route_name(rt));
         col = v.n > 0 && len > col ? len : col;
     }
-    fprintf(f, "%-*s %7s %7s %7s %7s %7s %7s  errors\n", col, "route", "n", "rps", "p50", "p90", "p99", "max");
+    fprintf(f, "%-*s %7s %7s %7s %7s %7s %7s  errors\n", col, "route", "n", "rps", "p50", "p90",
+            "p99", "max");
     for (unsigned rt = 0; r->meter != NULL && rt < BR_RR_COUNT; rt++) {
         struct br_rush_route_view v;
         br_rush_meter_route_view(r->meter, rt, &v);
@@ -379,20 +391,22 @@ static void text_routes(FILE *f, const struct br_rush_result *r)
         char q[4][16] = {"-", "-", "-", "-"};
         static const double QS[4] = {0.5, 0.9, 0.99, 1.0};
         for (int i = 0; i < 4 && v.latency->count > 0; i++) {
-            br_rush_format_us(QS[i] >= 1.0 ? v.latency->max_us : br_rush_hist_quantile(v.latency, QS[i]), q[i],
-                              sizeof q[i]);
+            br_rush_format_us(QS[i] >= 1.0 ? v.latency->max_us
+                                           : br_rush_hist_quantile(v.latency, QS[i]),
+                              q[i], sizeof q[i]);
         }
         double crowd_s = r->phase_s[BR_RUSH_PHASE_CROWD];
-        fprintf(f, "%-*s %7llu %7.1f %7s %7s %7s %7s  ", col, br_rush_route_name(rt), (unsigned long long)v.n,
-                crowd_s > 0 ? (double)v.n / crowd_s : 0.0, q[0], q[1], q[2], q[3]);
+        fprintf(f, "%-*s %7llu %7.1f %7s %7s %7s %7s  ", col, br_rush_route_name(rt),
+                (unsigned long long)v.n, crowd_s > 0 ? (double)v.n / crowd_s : 0.0, q[0], q[1],
+                q[2], q[3]);
         struct br_rush_code_count top[3];
         uint32_t k = br_rush_meter_top_errors(r->meter, (int)rt, top, 3);
         if (k == 0) {
             fputs("-", f);
         }
         for (uint32_t i = 0; i < k; i++) {
-            fprintf(f, "%s%d %s%s%u", i ? ", " : "", top[i].status, top[i].code, top[i].code[0] ? " " : "",
-                    top[i].n);
+            fprintf(f, "%s%d %s%s%u", i ? ", " : "", top[i].status, top[i].code,
+                    top[i].code[0] ? " " : "", top[i].n);
         }
         fputc('\n', f);
     }
@@ -405,17 +419,21 @@ static void text_lat(FILE *f, const char *label, const struct br_rush_hist *h)
         fprintf(f, "%s: none", label);
         return;
     }
-    fprintf(f, "%s: p50 %s, p99 %s, max %s (n %llu)", label, br_rush_format_us(br_rush_hist_quantile(h, 0.5), a, 16),
-            br_rush_format_us(br_rush_hist_quantile(h, 0.99), b, 16), br_rush_format_us(h->max_us, c, 16),
-            (unsigned long long)h->count);
+    fprintf(f, "%s: p50 %s, p99 %s, max %s (n %llu)", label,
+            br_rush_format_us(br_rush_hist_quantile(h, 0.5), a, 16),
+            br_rush_format_us(br_rush_hist_quantile(h, 0.99), b, 16),
+            br_rush_format_us(h->max_us, c, 16), (unsigned long long)h->count);
 }
 
 static void text_passes(FILE *f, const struct br_rush_result *r)
 {
     const struct br_rush_verdict *v = r->verdict;
     if (v != NULL) {
-        double ratio = v->admissions_listening ? 100.0 * v->passes_received / v->admissions_listening : 100.0;
-        fprintf(f, "passes: received %u of %u admissions to listening users (%.1f%%); silent leavers admitted %u\n",
+        double ratio =
+            v->admissions_listening ? 100.0 * v->passes_received / v->admissions_listening : 100.0;
+        fprintf(f,
+                "passes: received %u of %u admissions to listening users (%.1f%%); silent leavers "
+                "admitted %u\n",
                 v->passes_received, v->admissions_listening, ratio, v->silent_admitted);
     }
     if (r->meter == NULL) {
@@ -427,7 +445,8 @@ static void text_passes(FILE *f, const struct br_rush_result *r)
     char b[16];
     fprintf(f, "; after reconnect %llu", (unsigned long long)pv.reconnected->count);
     if (pv.reconnected->count > 0) {
-        fprintf(f, " (p99 %s)", br_rush_format_us(br_rush_hist_quantile(pv.reconnected, 0.99), b, sizeof b));
+        fprintf(f, " (p99 %s)",
+                br_rush_format_us(br_rush_hist_quantile(pv.reconnected, 0.99), b, sizeof b));
     }
     if (pv.clamped > 0) {
         fprintf(f, "; %llu clamped at 0", (unsigned long long)pv.clamped);
@@ -457,8 +476,10 @@ static void text_windows(FILE *f, const struct br_rush_result *r)
             br_rush_format_us(br_rush_hist_quantile(sv.latency, 0.5), a, sizeof a);
             br_rush_format_us(br_rush_hist_quantile(sv.latency, 0.99), b, sizeof b);
         }
-        fprintf(f, "login storm: %u logins, %u ok, %u unknown (401) (p50 %s, p99 %s), %u refused 503 OVERLOADED, "
-                   "%u retried, %u failed\n",
+        fprintf(f,
+                "login storm: %u logins, %u ok, %u unknown (401) (p50 %s, p99 %s), %u refused 503 "
+                "OVERLOADED, "
+                "%u retried, %u failed\n",
                 sv.sent, sv.ok, sv.unauthorized, a, b, sv.overloaded, sv.retried, sv.failed);
     }
 }
@@ -480,8 +501,8 @@ static void text_machines(FILE *f, const struct br_rush_result *r)
     } else {
         fputs("server: not sampled; ", f);
     }
-    fprintf(f, "rush: %.1f CPU-s, RSS %.0f MiB, streams %u\n", c.cpu_s, (double)c.rss_peak_bytes / 1048576.0,
-            c.streams_peak);
+    fprintf(f, "rush: %.1f CPU-s, RSS %.0f MiB, streams %u\n", c.cpu_s,
+            (double)c.rss_peak_bytes / 1048576.0, c.streams_peak);
     if (client_bound(r, &c)) {
         fputs("client-bound: figures are upper bounds\n", f);
     }
@@ -498,7 +519,9 @@ static void text_verdict(FILE *f, const struct br_rush_verdict *v)
         for (unsigned c = 0; c < BR_RUSH_CHECK_COUNT; c++) {
             fprintf(f, " %s", br_rush_check_name(c));
         }
-        fprintf(f, ")%s\n", v->shuffle_evaluated ? "" : "; SHUFFLE not evaluated (fewer than 200 ordered pairs)");
+        fprintf(f, ")%s\n",
+                v->shuffle_evaluated ? ""
+                                     : "; SHUFFLE not evaluated (fewer than 200 ordered pairs)");
         return;
     }
     uint64_t total = 0;

@@ -75,7 +75,8 @@ static void check_shape(int shape, uint64_t seed)
         /* never below the exact value, at most 3.2% above it */
         if (got < want || (double)(got - want) > 0.032 * (double)want) {
             fail_msg("shape %d seed %llu q %.3f: histogram %llu, exact %llu", shape,
-                     (unsigned long long)seed, QS[k], (unsigned long long)got, (unsigned long long)want);
+                     (unsigned long long)seed, QS[k], (unsigned long long)got,
+                     (unsigned long long)want);
         }
     }
     assert_int_equal(br_rush_hist_quantile(h, 1.0), max);
@@ -99,8 +100,8 @@ static void test_every_value_below_2_pow_20_within_bound(void **state)
     for (uint64_t v = 0; v < (1u << 20); v++) {
         uint64_t up = br_rush_hist_bucket_upper(br_rush_hist_bucket(v));
         if (up < v || (double)(up - v) > 0.032 * (double)v) {
-            fail_msg("value %llu: bucket %u upper %llu", (unsigned long long)v, br_rush_hist_bucket(v),
-                     (unsigned long long)up);
+            fail_msg("value %llu: bucket %u upper %llu", (unsigned long long)v,
+                     br_rush_hist_bucket(v), (unsigned long long)up);
         }
     }
 }
@@ -108,7 +109,8 @@ static void test_every_value_below_2_pow_20_within_bound(void **state)
 static void test_merge_equals_adding_both(void **state)
 {
     (void)state;
-    struct br_rush_hist *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *both = calloc(1, sizeof *both);
+    struct br_rush_hist *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b),
+                        *both = calloc(1, sizeof *both);
     assert_true(a && b && both);
     struct br_rng r;
     br_rng_seed(&r, 7, 1);
@@ -205,7 +207,7 @@ static void test_values_beyond_range(void **state)
     assert_int_equal(h->max_us, huge);
     assert_int_equal(br_rush_hist_quantile(h, 0.1), 10);
     assert_int_equal(br_rush_hist_quantile(h, 1.0), huge); /* the overflow bucket answers the max */
-    br_rush_hist_add(h, UINT64_MAX);                       /* the sum saturates instead of wrapping */
+    br_rush_hist_add(h, UINT64_MAX); /* the sum saturates instead of wrapping */
     assert_int_equal(h->sum_us, UINT64_MAX);
     free(h);
 }

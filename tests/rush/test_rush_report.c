@@ -20,7 +20,8 @@
 
 #include "server/rush_report.h"
 
-/* Until rush_verdict.c defines it on this branch: the same names from the same table (rush_verdict.h). */
+/* Until rush_verdict.c defines it on this branch: the same names from the same table
+ * (rush_verdict.h). */
 #define NAME_ENTRY(n) #n,
 __attribute__((weak)) const char *br_rush_check_name(unsigned check)
 {
@@ -39,10 +40,14 @@ struct fixture {
     struct br_rush_result result;
 };
 
-static void request(struct br_rush_meter *m, uint8_t route, int status, int err, int64_t sent_us, int64_t lat_us,
-                    const char *code)
+static void request(struct br_rush_meter *m, uint8_t route, int status, int err, int64_t sent_us,
+                    int64_t lat_us, const char *code)
 {
-    struct br_rush_resp r = {.status = status, .err = err, .route = route, .queued_us = 50, .sent_us = sent_us,
+    struct br_rush_resp r = {.status = status,
+                             .err = err,
+                             .route = route,
+                             .queued_us = 50,
+                             .sent_us = sent_us,
                              .done_us = sent_us + lat_us};
     br_rush_meter_request(m, &r, code);
 }
@@ -50,8 +55,8 @@ static void request(struct br_rush_meter *m, uint8_t route, int status, int err,
 /* Latencies are bucket upper bounds (2^k - 1, 3 * 2^k - 1), so the quantiles are exact. */
 static void feed(struct br_rush_meter *m)
 {
-    static const int64_t lat[14] = {1023, 1023, 1023, 1023, 1023, 2047, 2047, 2047, 8191, 12287, 1023, 1023, 1023,
-                                    2047};
+    static const int64_t lat[14] = {1023, 1023, 1023,  1023, 1023, 2047, 2047,
+                                    2047, 8191, 12287, 1023, 1023, 1023, 2047};
     for (int i = 0; i < 15; i++) {
         int64_t sent = T0 + i * 100000;
         if (i < 10) {
@@ -68,12 +73,12 @@ static void feed(struct br_rush_meter *m)
         request(m, BR_RR_JOIN, 200, 0, T0 + i * 1000, 511, NULL);
     }
     request(m, BR_RR_JOIN, 503, 0, T0, 511, "OVERLOADED");
-    br_rush_meter_window(m, BR_RUSH_WIN_SPIKE, T0, T0 + 500000);        /* reserves 0..4 */
+    br_rush_meter_window(m, BR_RUSH_WIN_SPIKE, T0, T0 + 500000);            /* reserves 0..4 */
     br_rush_meter_window(m, BR_RUSH_WIN_STORM, T0 + 1000000, T0 + 1200000); /* reserves 10, 11 */
     br_rush_meter_pass(m, 3, false);
     br_rush_meter_pass(m, 11, false);
     br_rush_meter_pass(m, 19, false);
-    br_rush_meter_pass(m, -5, false);                                     /* clamped to 0 */
+    br_rush_meter_pass(m, -5, false); /* clamped to 0 */
     br_rush_meter_pass(m, 3100, true);
     br_rush_meter_storm_login(m, 503, 1000, true);
     br_rush_meter_storm_login(m, 503, 1000, true);
@@ -81,12 +86,12 @@ static void feed(struct br_rush_meter *m)
     br_rush_meter_storm_login(m, 200, 400000, false);
     br_rush_meter_storm_login(m, 401, 300000, false);
     br_rush_meter_storm_login(m, 0, 0, false);
-    struct br_rush_server_sample s = {.rss_bytes = 64172032.0, .vmhwm_bytes = 66060288.0, .open_fds = 412,
-                                      .sse_streams = 301};
+    struct br_rush_server_sample s = {
+        .rss_bytes = 64172032.0, .vmhwm_bytes = 66060288.0, .open_fds = 412, .sse_streams = 301};
     br_rush_meter_server(m, 0, &s);
     s.rss_bytes = 1000.0;
     s.sse_streams = 10;
-    br_rush_meter_server(m, 0, &s);                                       /* peaks stay */
+    br_rush_meter_server(m, 0, &s); /* peaks stay */
     br_rush_meter_streams(m, 290);
     br_rush_meter_streams(m, 3);
     br_rush_meter_retried_closed(m, 7);
@@ -124,9 +129,13 @@ static int setup(void **state)
     fx->verdict.shuffle_agree = 0.5;
     assert_int_equal(br_rush_meter_new(&fx->meter, T0), 0);
     feed(fx->meter);
-    fx->result = (struct br_rush_result){.cfg = &fx->cfg, .ledger = &fx->ledger, .meter = fx->meter,
-                                         .verdict = &fx->verdict, .phase_s = {2.5, 10.0, 0.5, 1.0},
-                                         .backend = "embedded", .reproduce = "bookingrush rush x --seed 1"};
+    fx->result = (struct br_rush_result){.cfg = &fx->cfg,
+                                         .ledger = &fx->ledger,
+                                         .meter = fx->meter,
+                                         .verdict = &fx->verdict,
+                                         .phase_s = {2.5, 10.0, 0.5, 1.0},
+                                         .backend = "embedded",
+                                         .reproduce = "bookingrush rush x --seed 1"};
     *state = fx;
     return 0;
 }
@@ -145,7 +154,8 @@ static json_t *at(json_t *root, const char *path)
     char buf[256];
     snprintf(buf, sizeof buf, "%s", path);
     json_t *v = root;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL; k = strtok_r(NULL, ".", &save)) {
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
+         k = strtok_r(NULL, ".", &save)) {
         json_t *next = json_is_object(v) ? json_object_get(v, k) : NULL;
         if (next == NULL) {
             fail_msg("JSON report: no key \"%s\" (path %s)", k, path);
@@ -175,21 +185,61 @@ static void null_is(json_t *root, const char *path)
 }
 
 static const char *const DOCUMENTED[] = {
-    "rush", "scenario", "seed", "targets", "backend", "users", "storm", "events", "phases_s.prepare",
-    "phases_s.crowd", "phases_s.settle", "phases_s.verdict", "routes", "windows.spike.reserve.n",
-    "windows.spike.reserve.p50_ms", "windows.spike.reserve.p99_ms", "windows.spike.reserve.max_ms",
-    "windows.storm.reserve.n", "windows.storm.logins.sent", "windows.storm.logins.ok",
-    "windows.storm.logins.overloaded", "windows.storm.logins.p99_ms", "passes.admissions",
-    "passes.admissions_listening", "passes.received", "passes.delivery_ratio", "passes.silent_admitted",
-    "passes.direct.n", "passes.direct.p50_ms", "passes.direct.p99_ms", "passes.direct.max_ms",
-    "passes.reconnected.n", "passes.reconnected.p99_ms", "passes.clamped", "passes.clock", "errors.by_status",
-    "errors.by_code", "errors.timeouts", "errors.retried_closed", "errors.streams_lost", "server.rss_peak_bytes",
-    "server.vmhwm_bytes", "server.open_fds_peak", "server.sse_streams_peak", "client.cpu_s",
-    "client.rss_peak_bytes", "client.streams_peak", "verdict.ok", "verdict.checks", "verdict.violations",
-    "verdict.counts", "reproduce",
+    "rush",
+    "scenario",
+    "seed",
+    "targets",
+    "backend",
+    "users",
+    "storm",
+    "events",
+    "phases_s.prepare",
+    "phases_s.crowd",
+    "phases_s.settle",
+    "phases_s.verdict",
+    "routes",
+    "windows.spike.reserve.n",
+    "windows.spike.reserve.p50_ms",
+    "windows.spike.reserve.p99_ms",
+    "windows.spike.reserve.max_ms",
+    "windows.storm.reserve.n",
+    "windows.storm.logins.sent",
+    "windows.storm.logins.ok",
+    "windows.storm.logins.overloaded",
+    "windows.storm.logins.p99_ms",
+    "passes.admissions",
+    "passes.admissions_listening",
+    "passes.received",
+    "passes.delivery_ratio",
+    "passes.silent_admitted",
+    "passes.direct.n",
+    "passes.direct.p50_ms",
+    "passes.direct.p99_ms",
+    "passes.direct.max_ms",
+    "passes.reconnected.n",
+    "passes.reconnected.p99_ms",
+    "passes.clamped",
+    "passes.clock",
+    "errors.by_status",
+    "errors.by_code",
+    "errors.timeouts",
+    "errors.retried_closed",
+    "errors.streams_lost",
+    "server.rss_peak_bytes",
+    "server.vmhwm_bytes",
+    "server.open_fds_peak",
+    "server.sse_streams_peak",
+    "client.cpu_s",
+    "client.rss_peak_bytes",
+    "client.streams_peak",
+    "verdict.ok",
+    "verdict.checks",
+    "verdict.violations",
+    "verdict.counts",
+    "reproduce",
 };
-static const char *const ROUTE_KEYS[] = {"n", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "queued_p99_ms",
-                                         "status", "codes"};
+static const char *const ROUTE_KEYS[] = {"n",      "rps",           "p50_ms", "p90_ms", "p99_ms",
+                                         "max_ms", "queued_p99_ms", "status", "codes"};
 
 static void test_json_has_every_documented_key_and_value(void **state)
 {
@@ -207,7 +257,8 @@ static void test_json_has_every_documented_key_and_value(void **state)
     num_is(j, "rush", 1);
     assert_string_equal(json_string_value(at(j, "scenario")), "rush-ci");
     num_is(j, "seed", 1);
-    assert_string_equal(json_string_value(json_array_get(at(j, "targets"), 0)), "http://127.0.0.1:41733");
+    assert_string_equal(json_string_value(json_array_get(at(j, "targets"), 0)),
+                        "http://127.0.0.1:41733");
     assert_string_equal(json_string_value(at(j, "backend")), "embedded");
     num_is(j, "users", 300);
     num_is(j, "storm", 50);
@@ -273,8 +324,9 @@ static void test_json_has_every_documented_key_and_value(void **state)
     assert_true(json_number_value(at(j, "client.rss_peak_bytes")) > 0);
     assert_true(json_is_true(at(j, "verdict.ok")));
     assert_int_equal(json_array_size(at(j, "verdict.checks")), BR_RUSH_CHECK_COUNT);
-    assert_string_equal(json_string_value(json_array_get(at(j, "verdict.checks"), BR_RUSH_CHECK_PASS_ORDER)),
-                        "PASS_ORDER");
+    assert_string_equal(
+        json_string_value(json_array_get(at(j, "verdict.checks"), BR_RUSH_CHECK_PASS_ORDER)),
+        "PASS_ORDER");
     assert_int_equal(json_array_size(at(j, "verdict.violations")), 0);
     num_is(j, "verdict.counts.IDEMPOTENCY", 0);
     assert_true(json_is_true(at(j, "verdict.shuffle_evaluated")));
@@ -287,9 +339,13 @@ static void test_json_violation_entries(void **state)
     struct fixture *fx = *state;
     fx->verdict.counts[BR_RUSH_CHECK_PASS_ORDER] = 4;
     fx->verdict.listed = 1;
-    fx->verdict.v[0] = (struct br_rush_violation){.check = BR_RUSH_CHECK_PASS_ORDER, .zone_id = 0, .event_id = 2,
-                                                   .user_id = 17, .booking_id = 0};
-    snprintf(fx->verdict.v[0].message, sizeof fx->verdict.v[0].message, "user 17 admitted after user 42");
+    fx->verdict.v[0] = (struct br_rush_violation){.check = BR_RUSH_CHECK_PASS_ORDER,
+                                                  .zone_id = 0,
+                                                  .event_id = 2,
+                                                  .user_id = 17,
+                                                  .booking_id = 0};
+    snprintf(fx->verdict.v[0].message, sizeof fx->verdict.v[0].message,
+             "user 17 admitted after user 42");
     json_t *j = br_rush_report_json(&fx->result);
     assert_non_null(j);
     assert_true(json_is_false(at(j, "verdict.ok")));
@@ -313,7 +369,7 @@ static void test_latency_without_samples_is_null(void **state)
     struct br_rush_config cfg = {.target_count = 1};
     snprintf(cfg.targets[0], sizeof cfg.targets[0], "http://10.0.0.5:8080");
     struct br_rush_result r = {.cfg = &cfg, .meter = m};
-    request(m, BR_RR_JOIN, 0, BR_RUSH_NET_CONNECT, T0, 0, NULL);  /* a route with only a failure */
+    request(m, BR_RR_JOIN, 0, BR_RUSH_NET_CONNECT, T0, 0, NULL); /* a route with only a failure */
     json_t *j = br_rush_report_json(&r);
     assert_non_null(j);
     null_is(j, "windows.spike.reserve.p99_ms");
@@ -362,9 +418,11 @@ static void test_text_has_the_verdict_line(void **state)
     fx->verdict.counts[BR_RUSH_CHECK_OVERSELL] = 1;
     fx->verdict.listed = 1;
     fx->verdict.v[0].check = BR_RUSH_CHECK_PASS_ORDER;
-    snprintf(fx->verdict.v[0].message, sizeof fx->verdict.v[0].message, "user 17 admitted after user 42");
+    snprintf(fx->verdict.v[0].message, sizeof fx->verdict.v[0].message,
+             "user 17 admitted after user 42");
     t = text_of(&fx->result);
-    if (strstr(t, "\nverdict: VIOLATED PASS_ORDER: user 17 admitted after user 42; 4 more\n") == NULL ||
+    if (strstr(t, "\nverdict: VIOLATED PASS_ORDER: user 17 admitted after user 42; 4 more\n") ==
+            NULL ||
         strstr(t, "violated: OVERSELL 1 PASS_ORDER 4") == NULL) {
         fail_msg("text report:\n%s", t);
     }
@@ -379,13 +437,14 @@ static void test_progress_line_once_a_second(void **state)
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
     struct br_rush_progress p = {.held = 9, .paid = 4};
-    br_rush_meter_tick(fx->meter, T0 + 500000, &p, f);   /* not a second yet */
-    br_rush_meter_tick(fx->meter, T0 + 2100000, &p, f);  /* second 2: one line */
-    br_rush_meter_tick(fx->meter, T0 + 2900000, &p, f);  /* same second: nothing */
+    br_rush_meter_tick(fx->meter, T0 + 500000, &p, f);  /* not a second yet */
+    br_rush_meter_tick(fx->meter, T0 + 2100000, &p, f); /* second 2: one line */
+    br_rush_meter_tick(fx->meter, T0 + 2900000, &p, f); /* same second: nothing */
     fclose(f);
-    /* one line; second 1 answered reserves 10..13 (14 timed out): 4 req/s; their p99 12 ms is in the last 5 s;
-     * the top error pair is 409 SOLD_OUT */
-    const char *want = "rush: 2s queue 0 admitted 0 passes 5/0 held 9 sold 4 streams 3 | 4 req/s reserve p99(5s) 12ms ";
+    /* one line; second 1 answered reserves 10..13 (14 timed out): 4 req/s; their p99 12 ms is in
+     * the last 5 s; the top error pair is 409 SOLD_OUT */
+    const char *want = "rush: 2s queue 0 admitted 0 passes 5/0 held 9 sold 4 streams 3 | 4 req/s "
+                       "reserve p99(5s) 12ms ";
     if (strncmp(buf, want, strlen(want)) != 0 || strstr(buf, "| err 409:SOLD_OUT=3 ") == NULL ||
         strchr(buf, '\n') != buf + len - 1) {
         fail_msg("progress: %s", buf);
@@ -398,14 +457,17 @@ static void test_error_code_from_the_body(void **state)
     (void)state;
     char buf[BR_RUSH_CODE_MAX], small[5];
     const char *b1 = "{\"error\":{\"code\":\"SOLD_OUT\",\"message\":\"not enough seats\"}}";
-    const char *b2 = "{\"error\": {\"message\": \"say \\\"code\\\": x\", \"code\" : \"PASS_INVALID\"}}";
+    const char *b2 =
+        "{\"error\": {\"message\": \"say \\\"code\\\": x\", \"code\" : \"PASS_INVALID\"}}";
     assert_string_equal(br_rush_error_code(b1, strlen(b1), buf, sizeof buf), "SOLD_OUT");
     assert_string_equal(br_rush_error_code(b2, strlen(b2), buf, sizeof buf), "PASS_INVALID");
     assert_string_equal(br_rush_error_code(b1, strlen(b1), small, sizeof small), "SOLD");
-    const char *b3 = "{\"error\":{\"message\":\"code\",\"code\":\"OVERLOADED\"}}"; /* "code" as a value first */
+    const char *b3 =
+        "{\"error\":{\"message\":\"code\",\"code\":\"OVERLOADED\"}}"; /* "code" as a value first */
     assert_string_equal(br_rush_error_code(b3, strlen(b3), buf, sizeof buf), "OVERLOADED");
-    assert_null(br_rush_error_code(b1, 17, buf, sizeof buf));                  /* cut before the value */
-    assert_null(br_rush_error_code("{\"id\":3,\"code\":\"X\"}", 20, buf, sizeof buf)); /* not an error body */
+    assert_null(br_rush_error_code(b1, 17, buf, sizeof buf)); /* cut before the value */
+    assert_null(br_rush_error_code("{\"id\":3,\"code\":\"X\"}", 20, buf,
+                                   sizeof buf)); /* not an error body */
     assert_null(br_rush_error_code("<html>", 6, buf, sizeof buf));
     assert_null(br_rush_error_code(NULL, 0, buf, sizeof buf));
 }
@@ -413,7 +475,8 @@ static void test_error_code_from_the_body(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_json_has_every_documented_key_and_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_has_every_documented_key_and_value, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_json_violation_entries, setup, teardown),
         cmocka_unit_test(test_latency_without_samples_is_null),
         cmocka_unit_test_setup_teardown(test_text_has_the_verdict_line, setup, teardown),
