@@ -592,7 +592,10 @@ static void on_pass(struct br_rush_crowd *c, uint32_t u, struct ctab *tb, const 
 {
     struct cuser *cu = U(c, u);
     struct br_rush_place *pl = &LU(c, u)->places[cu->place];
-    tb->streaming = false; /* the net closes a stream after its pass */
+    if (tb->streaming) {
+        br_rush_net_stream_close(c->net, tb->stream); /* done with it (the server ends it too) */
+        tb->streaming = false;
+    }
     if (pl->pass_id != 0 || cu->state != US_WAITING) {
         return;
     }
