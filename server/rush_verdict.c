@@ -813,6 +813,24 @@ static void check_order(struct vctx *c)
 
 /* ---- the verdict ---- */
 
+/* Passes issued after this were due when the crowd stopped listening: the
+ * crowd's end less 2 s. Without it (0), the last pass the crowd received, or
+ * the read if earlier, stands for the end (both come before it or with it). */
+static int64_t grace_from(const struct br_rush_ledger *l, const struct br_rush_snapshot *s)
+{
+    int64_t end = s->crowd_end_wall_ms;
+    for (uint32_t u = 0; end == 0 && u < l->user_count; u++) {
+        for (uint32_t p = 0; p < l->users[u].place_count && p < BR_RUSH_PLACES_MAX; p++) {
+            int64_t t = l->users[u].places[p].pass_recv_wall_ms;
+            end = t > end ? t : end;
+        }
+    }
+    if (s->crowd_end_wall_ms == 0 && s->read_wall_ms != 0 && (end == 0 || s->read_wall_ms < end)) {
+        end = s->read_wall_ms;
+    }
+    return end != 0 ? end - UNDELIVERED_GRACE_MS : INT64_MAX;
+}
+
 void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_snapshot *s,
                            struct br_rush_verdict *out)
 {
@@ -831,9 +849,7 @@ void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_
     rows_sum(l, s, sum);
     check_oversell(&c, sum);
     check_stats(&c, sum);
-    int64_t grace_from_ms = s->crowd_end_wall_ms != 0 ? s->crowd_end_wall_ms - UNDELIVERED_GRACE_MS
-                            : s->read_wall_ms != 0    ? s->read_wall_ms - UNDELIVERED_GRACE_MS
-                                                      : INT64_MAX;
+    int64_t grace_from_ms = grace_from(l, s);
     for (uint32_t u = 0; u < l->user_count; u++) {
         if (l->users[u].storm || l->users[u].event_ix >= l->event_count) {
             continue;
@@ -1148,7 +1164,7 @@ static bool passes_from_token(const struct br_rush_ledger *l)
     for (uint32_t u = 0; u < l->user_count; u++) {
         for (uint32_t p = 0; p < l->users[u].place_count && p < BR_RUSH_PLACES_MAX; p++) {
             const struct br_rush_place *pl = &l->users[u].places[p];
-            if (place_has_pass(pl) && pl->pass_id == 0) {
+            if (place_has_pass(pl) && (pl->pass_id == 0 || pl->pass_id == UINT64_MAX)) {
                 return false;
             }
         }

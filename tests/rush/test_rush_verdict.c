@@ -484,6 +484,16 @@ static void test_pass_undelivered(void **state)
     issued[7] = 47000; /* well before the stop: flagged */
     fx_run(&F);
     expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    /* No crowd end given: the last pass received stands for it (the read is later). */
+    F.s.crowd_end_wall_ms = 0;
+    F.s.read_wall_ms = 90000;
+    F.users[0].places[0].pass_recv_wall_ms = 50000;
+    issued[7] = 49000;
+    fx_run(&F);
+    expect_ok(&F);
+    issued[7] = 47000;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
     /* The stream budget ran out (streams_lost): a client error, not this check. */
     F.users[7].places[0].stream_kept = false;
     fx_run(&F);
@@ -774,12 +784,15 @@ static void test_snapshot_read(void **state)
     users[0].place_count = 1;
     users[0].places[0].pass_id = PASS(1);
     users[0].places[0].pass_via = 1;
+    users[1].place_count = 1; /* a pass whose token did not parse (the crowd's UINT64_MAX) */
+    users[1].places[0].pass_id = UINT64_MAX;
+    users[1].places[0].pass_via = 1;
     struct br_rush_snapshot s;
     memset(&s, 0, sizeof s);
     s.crowd_end_wall_ms = 123;
     assert_int_equal(br_rush_snapshot_read((struct br_rush_net *)&NET, "admin-token", &l, &s, 1000000000), BR_OK);
     assert_false(s.unstable);
-    assert_true(s.pass_seq_from_token);
+    assert_false(s.pass_seq_from_token); /* user 1's pass: order by issue ms */
     assert_int_equal(NET.stats_reads, 4); /* moved once, then a stable retake */
     assert_int_equal(NET.position_reads, 2);
     assert_int_equal(NET.bookings_reads, 7); /* 3 users x 2 takes, one 503 again */
