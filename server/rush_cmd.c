@@ -86,33 +86,6 @@ static const char USAGE[] =
     "2 usage error; 3 the target failed us (unreachable, admin refused, event not created,\n"
     "preparation incomplete, the run's hard deadline hit before the verdict).\n";
 
-/* ---- routes (rush.h) ---- */
-
-static const char *const ROUTE_NAMES[BR_RR_COUNT] = {
-    [BR_RR_REGISTER] = "POST /api/v1/auth/register",
-    [BR_RR_LOGIN] = "POST /api/v1/auth/login",
-    [BR_RR_REFRESH] = "POST /api/v1/auth/refresh",
-    [BR_RR_EVENT_CREATE] = "POST /api/v1/events",
-    [BR_RR_EVENT_GET] = "GET /api/v1/events/{id}",
-    [BR_RR_STATS] = "GET /api/v1/admin/events/{id}/stats",
-    [BR_RR_JOIN] = "POST /api/v1/queue/join",
-    [BR_RR_STREAM] = "GET /api/v1/queue/position/{id}/stream",
-    [BR_RR_POSITION] = "GET /api/v1/queue/position/{id}",
-    [BR_RR_LEAVE] = "DELETE /api/v1/queue/leave",
-    [BR_RR_RESERVE] = "POST /api/v1/bookings/reserve",
-    [BR_RR_BOOKINGS] = "GET /api/v1/bookings",
-    [BR_RR_BOOKING_GET] = "GET /api/v1/bookings/{id}",
-    [BR_RR_CANCEL] = "POST /api/v1/bookings/{id}/cancel",
-    [BR_RR_PAYMENT] = "POST /api/v1/payments",
-    [BR_RR_CONFIRM] = "POST /test-provider/v1/payment_intents/{id}/confirm",
-    [BR_RR_METRICS] = "GET /metrics",
-};
-
-const char *br_rush_route_name(unsigned route)
-{
-    return route < BR_RR_COUNT ? ROUTE_NAMES[route] : "?";
-}
-
 /* ---- options ---- */
 
 struct args {
@@ -709,6 +682,7 @@ static double crowd_phase(struct run *r, int64_t t0_us, int64_t open_us)
         if (now >= next_tick) {
             struct br_rush_progress p;
             br_rush_crowd_progress(r->crowd, &p);
+            br_rush_meter_streams(r->meter, br_rush_net_streams_open(r->net));
             br_rush_meter_tick(r->meter, now, &p, c->quiet ? NULL : stderr);
             sample_send(r);
             next_tick += SAMPLE_PERIOD_US;
@@ -851,6 +825,11 @@ static int run_phases(struct run *r)
         fprintf(stderr, "bookingrush rush: cannot set up the crowd (out of memory?)\n");
         return BR_RUSH_EXIT_TARGET;
     }
+    uint32_t baseline = 0;
+    for (uint32_t e = 0; e < r->ledger.event_count; e++) {
+        baseline += r->ledger.events[e].admitted_baseline;
+    }
+    br_rush_meter_admitted_baseline(r->meter, baseline);
     r->phase = "crowd";
     phase_s[BR_RUSH_PHASE_CROWD] = crowd_phase(r, t0_us, open_us);
     if (past_deadline(r)) {
