@@ -708,6 +708,16 @@ static double crowd_phase(struct run *r, int64_t t0_us, int64_t open_us)
     return (double)(br_rush_now_us() - t0_us) / 1e6;
 }
 
+/* Streams the crowd may hold at once: one per user, plus the extra tabs of
+ * the users drawn to open several (the expected count + 4 sigma). */
+static uint64_t streams_needed(const struct br_rush_config *c, const struct br_scenario *scn)
+{
+    double f = scn->crowd.tabs_fraction, n = (double)c->users;
+    double extra = scn->crowd.tabs_max > 1 ? (double)(scn->crowd.tabs_max - 1) : 0;
+    double tabs = f > 0 ? (n * f + 4.0 * sqrt(n * f * (1.0 - f)) + 1.0) * extra : 0;
+    return (uint64_t)c->users + (uint64_t)ceil(tabs) + 16;
+}
+
 /* The descriptor budget: raise the soft limit to the hard one, then check
  * that the run fits. 0, or BR_CLI_EXIT_USAGE with the numbers printed. */
 static int fd_budget(const struct br_rush_config *c, const struct br_scenario *scn)
@@ -723,17 +733,17 @@ static int fd_budget(const struct br_rush_config *c, const struct br_scenario *s
             rl.rlim_cur = old;
         }
     }
-    uint64_t tabs = scn->crowd.tabs_fraction > 0 ? scn->crowd.tabs_max : 0;
-    uint64_t need = (uint64_t)c->users * (1 + tabs) + c->connections + c->login_storm + 64;
+    uint64_t streams = streams_needed(c, scn);
+    uint64_t need = streams + c->connections + c->login_storm + 64;
     if (c->prepare_only) {
         need = (uint64_t)c->connections + 64;
     }
     if (rl.rlim_cur != RLIM_INFINITY && need > (uint64_t)rl.rlim_cur) {
         return br_cli_usage_error(CMD,
-                                  "%u users x (1 + %" PRIu64 " tabs) + %u connections + %u storm + "
-                                  "64 = %" PRIu64 " descriptors, but the limit is %llu "
-                                  "(ulimit -n; hard %llu)",
-                                  c->users, tabs, c->connections, c->login_storm, need,
+                                  "%u users need %" PRIu64 " streams (tabs included) + %u "
+                                  "connections + %u storm + 64 = %" PRIu64 " descriptors, but the "
+                                  "limit is %llu (ulimit -n; hard %llu)",
+                                  c->users, streams, c->connections, c->login_storm, need,
                                   (unsigned long long)rl.rlim_cur,
                                   (unsigned long long)rl.rlim_max);
     }
@@ -947,14 +957,13 @@ int br_rush_main(int argc, char **argv)
     for (uint32_t t = 0; t < c->target_count; t++) {
         r->target_ptrs[t] = c->targets[t];
     }
-    uint32_t tabs = scn->crowd.tabs_fraction > 0 ? scn->crowd.tabs_max : 1;
     struct br_rush_net_config nc = {
         .targets = r->target_ptrs, .target_count = c->target_count,
         .pool_conns = {c->connections, c->login_storm == 0 ? 1
                                        : c->login_storm < 256 ? c->login_storm
                                                               : 256,
                        4},
-        .streams_max = c->prepare_only ? 1 : c->users * tabs + 16,
+        .streams_max = c->prepare_only ? 1 : (uint32_t)streams_needed(c, scn),
         .timers_max = (c->users + c->login_storm) * BR_RUSH_TABS_MAX + 64,
         .connect_timeout_ms = 3000};
     int rc = BR_RUSH_EXIT_TARGET;
