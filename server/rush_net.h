@@ -56,6 +56,12 @@ void br_rush_net_timer_cancel(struct br_rush_net *n, uint32_t timer);
 /* Until until_us or done(ctx) (checked each turn; <= 256 events a turn). BR_OK or BR_E_IO. */
 int br_rush_net_run(struct br_rush_net *n, int64_t until_us, bool (*done)(void *), void *ctx);
 uint32_t br_rush_net_streams_open(const struct br_rush_net *n);
+struct br_rush_net_stats {              /* counters since br_rush_net_new */
+    uint64_t connects, connect_errors;  /* dials; those that failed (refused, timed out, no fd) */
+    uint64_t retried_closed;            /* keep-alive race: re-sent once on a fresh connection */
+    uint64_t timeouts, streams_opened, streams_peak;
+};
+void br_rush_net_stats(const struct br_rush_net *n, struct br_rush_net_stats *out);
 int64_t br_rush_now_us(void);     /* CLOCK_MONOTONIC */
 int64_t br_rush_wall_ms(void);    /* CLOCK_REALTIME */
 
