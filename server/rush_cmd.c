@@ -351,6 +351,7 @@ struct run {
     const char *target_ptrs[BR_RUSH_TARGETS_MAX];
     int64_t start_us, hard_deadline_us;
     const char *phase;
+    int64_t crowd_end_wall_ms;
     /* sampling */
     bool metrics_inflight[BR_RUSH_TARGETS_MAX];
     uint32_t stats_inflight;
@@ -668,9 +669,7 @@ static double crowd_phase(struct run *r, int64_t t0_us, int64_t open_us)
     if (end > r->hard_deadline_us) {
         end = r->hard_deadline_us;
     }
-    int64_t spike = 3 * (int64_t)((double)r->scn->crowd.spike_decay_ms * c->time_scale * 1000.0);
-    br_rush_meter_window(r->meter, BR_RUSH_WIN_SPIKE, open_us,
-                         open_us + (spike > 5000000 ? spike : 5000000));
+    /* The crowd sets the spike and storm windows itself (rush_crowd.h). */
     br_rush_crowd_start(r->crowd, t0_us, open_us);
     int64_t next_tick = t0_us + SAMPLE_PERIOD_US;
     sample_send(r);
@@ -697,10 +696,11 @@ static double crowd_phase(struct run *r, int64_t t0_us, int64_t open_us)
         }
     }
     br_rush_crowd_stop(r->crowd);
+    r->crowd_end_wall_ms = br_rush_wall_ms();
     /* In-flight requests complete (bounded by their timeout); samples too. */
     int64_t drain_end = br_rush_now_us() + (int64_t)c->request_timeout_ms * 1000 + 1000000;
-    while (!br_rush_crowd_done(r->crowd) && br_rush_now_us() < drain_end) {
-        (void)br_rush_net_run(r->net, br_rush_now_us() + 100000, br_rush_crowd_done, r->crowd);
+    while (!br_rush_crowd_idle(r->crowd) && br_rush_now_us() < drain_end) {
+        (void)br_rush_net_run(r->net, br_rush_now_us() + 100000, br_rush_crowd_idle, r->crowd);
     }
     while (!samples_done(r) && br_rush_now_us() < drain_end) {
         (void)br_rush_net_run(r->net, br_rush_now_us() + 100000, samples_done, r);
@@ -835,6 +835,7 @@ static int run_phases(struct run *r)
         fprintf(stderr, "bookingrush rush: cannot set up the crowd (out of memory?)\n");
         return BR_RUSH_EXIT_TARGET;
     }
+    br_rush_crowd_set_password(r->crowd, br_rush_prep_password);
     uint32_t baseline = 0;
     for (uint32_t e = 0; e < r->ledger.event_count; e++) {
         baseline += r->ledger.events[e].admitted_baseline;
@@ -856,6 +857,7 @@ static int run_phases(struct run *r)
         br_rush_snapshot_free(&snap);
         return target_failed(r, "the final snapshot could not be read");
     }
+    snap.crowd_end_wall_ms = r->crowd_end_wall_ms;
     struct br_rush_verdict *v = calloc(1, sizeof *v);
     if (v == NULL) {
         br_rush_snapshot_free(&snap);
@@ -924,16 +926,9 @@ int br_rush_main(int argc, char **argv)
     if (c->event_id != 0 && scn->event_count > 1) {
         scn->event_count = 1; /* --event: the first event's crowd behaviour, all users */
     }
-    if (c->time_scale <= 0) {
-        /* Early window + tail + 3 spike decays fit into 0.8 x --duration. */
-        double span = (double)scn->crowd.early_window_ms + (double)scn->crowd.tail_window_ms +
-                      3.0 * (double)scn->crowd.spike_decay_ms;
-        c->time_scale = span > 0 ? 0.8 * (double)c->duration_s * 1000.0 / span : 1.0;
-    }
-    if (!r->a.open_in_set) {
-        double ms = (double)scn->crowd.early_window_ms * c->time_scale;
-        c->open_in_ms = ms < 2000 ? 2000 : (uint32_t)(ms + 0.5);
-    }
+    /* Early window + tail + 3 spike decays fit into 0.8 x --duration (rush_plan.c); both
+     * stored back, so the events, the crowd and the reproduce line agree. */
+    br_rush_plan_timing(scn, c, &c->time_scale, &c->open_in_ms);
     if (!r->a.prefix_set) {
         snprintf(c->user_prefix, sizeof c->user_prefix, "rush-%" PRIu64 "-%lld", c->seed,
                  (long long)time(NULL));
@@ -964,7 +959,7 @@ int br_rush_main(int argc, char **argv)
                                                               : 256,
                        4},
         .streams_max = c->prepare_only ? 1 : (uint32_t)streams_needed(c, scn),
-        .timers_max = (c->users + c->login_storm) * BR_RUSH_TABS_MAX + 64,
+        .timers_max = br_rush_crowd_timers(c->users + c->login_storm) + 64,
         .connect_timeout_ms = 3000};
     int rc = BR_RUSH_EXIT_TARGET;
     if (r->ledger.users == NULL || br_rush_net_new(&r->net, &nc, on_timer, r) != BR_OK) {

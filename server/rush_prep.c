@@ -24,6 +24,8 @@
 #include <jansson.h>
 
 #include "core/err.h"
+#include "server/rush_crowd.h"
+#include "server/rush_meter.h"
 #include "sim/report.h"
 
 #define PREP_WINDOW_MAX 256u
@@ -38,20 +40,6 @@ void br_rush_prep_password(const char *email, char out[BR_RUSH_PASSWORD_MAX])
     /* Test accounts only: the password is a function of the email, so a
      * storm login or a later run needs nothing stored. */
     snprintf(out, BR_RUSH_PASSWORD_MAX, "rush-pw:%.100s", email);
-}
-
-void br_rush_error_code(const char *body, size_t len, char out[48])
-{
-    out[0] = '\0';
-    if (body == NULL || len == 0) {
-        return;
-    }
-    json_t *j = json_loadb(body, len, 0, NULL);
-    const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-    if (c != NULL) {
-        snprintf(out, 48, "%s", c);
-    }
-    json_decref(j);
 }
 
 static int two(const char *s)
@@ -183,7 +171,9 @@ static void answer_why(char why[BR_RUSH_WHY_MAX], const char *what, const struct
         return;
     }
     char code[48];
-    br_rush_error_code(c->body, c->body_len, code);
+    if (br_rush_error_code(c->body, c->body_len, code, sizeof code) == NULL) {
+        code[0] = '\0';
+    }
     snprintf(why, BR_RUSH_WHY_MAX, "%s: HTTP %d %s", what, c->status, code[0] ? code : "");
 }
 
@@ -361,7 +351,9 @@ static void fail_prep(struct prep *p, uint32_t user, const char *what, const str
     p->failed = true;
     char code[48] = "";
     if (r->status != 0) {
-        br_rush_error_code(r->body, r->body_len, code);
+        if (br_rush_error_code(r->body, r->body_len, code, sizeof code) == NULL) {
+            code[0] = '\0';
+        }
     }
     snprintf(p->why, sizeof p->why, "account %s: %s: %s %d %s", p->l->users[user].email, what,
              r->status != 0 ? "HTTP" : net_err_text(r->err), r->status, code);
@@ -702,13 +694,6 @@ int br_rush_prep_accounts(struct br_rush_net *net, const struct br_rush_config *
 
 /* ---- events ---- */
 
-static int64_t scaled(int64_t ms, double scale, int64_t floor_ms)
-{
-    double v = (double)ms * scale;
-    int64_t r = (int64_t)(v + 0.5);
-    return r < floor_ms ? floor_ms : r;
-}
-
 /* Fills ev from an event's JSON (render.c br_render_event). */
 static bool take_event(struct br_rush_event *ev, const char *body, size_t len)
 {
@@ -767,8 +752,8 @@ int br_rush_prep_events(struct br_rush_net *net, const struct br_rush_config *cf
     l->event_count = scn->event_count;
     for (uint32_t e = 0; e < scn->event_count; e++) {
         const struct br_event_spec *s = &scn->events[e].spec;
-        int64_t pass_ms = scaled(s->pass_ttl_ms, cfg->time_scale, 10000);
-        int64_t hold_ms = scaled(s->hold_ttl_ms, cfg->time_scale, 5000);
+        int64_t pass_ms = br_rush_plan_ttl_ms(s->pass_ttl_ms, cfg->time_scale, 10000);
+        int64_t hold_ms = br_rush_plan_ttl_ms(s->hold_ttl_ms, cfg->time_scale, 5000);
         uint32_t people = br_scenario_event_users(scn, e);
         json_t *zones = json_array();
         for (uint32_t z = 0; z < s->zone_count; z++) {

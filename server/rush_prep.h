@@ -88,9 +88,6 @@ int br_rush_call_wait(struct br_rush_net *net, const struct br_rush_req *q, int6
                       struct br_rush_call *c);
 void br_rush_call_free(struct br_rush_call *c);
 
-/* The error code of a JSON error body ({"error":{"code":...}}), or "". */
-void br_rush_error_code(const char *body, size_t len, char out[48]);
-
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" into ms since the epoch; -1 when not. */
 int64_t br_rush_parse_time_ms(const char *s);
 
