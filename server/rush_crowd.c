@@ -861,7 +861,11 @@ static void reserve_refused(struct br_rush_crowd *c, uint32_t u)
             timer_at(c, u, SL_ACT, now + cu->plan.think_us[0]);
             return;
         }
-        rejoin_or_end(c, u);
+        /* rA (integration fix): the pass is still live and unused, so a join now keeps this
+         * place and the same pass (queue.h: a join while admitted keeps the place); a "new"
+         * place would record the old pass again (passes received > admissions, and its latency
+         * measured from the old issue time). Every zone sold out: done. */
+        user_end(c, u);
     } else if (strcmp(why->rcode, "LIMIT_EXCEEDED") == 0 && cu->plan.greedy && !cu->caught) {
         cu->caught = true; /* asks for what the limit allows */
         uint32_t limit = ev->per_user_limit;
