@@ -78,10 +78,10 @@ check_report() { # LABEL JSON
   jq -r --arg l "$label" '"rush \($l): verdict ok, \(.users) users, passes \(.passes.received)/\(.passes.admissions_listening) (reconnected \(.passes.reconnected.n)), reserve p99 \(.routes["POST /api/v1/bookings/reserve"].p99_ms) ms, direct pass p99 \(.passes.direct.p99_ms) ms, storm \(.windows.storm.logins.ok) logins ok"' "$json"
 }
 
-run_rush() { # LABEL TARGETS USERS
-  local label=$1 targets=$2 users=$3 rc=0
+run_rush() { # LABEL TARGETS USERS DURATION
+  local label=$1 targets=$2 users=$3 duration=$4 rc=0
   timeout -k 5 45 "$bin" rush "$scn" --target "$targets" --admin "$admin" --users "$users" \
-    --duration 20 --settle-s 10 --login-storm 50 --stream-drops 0.05 --quiet --json \
+    --duration "$duration" --settle-s 10 --login-storm 50 --stream-drops 0.05 --quiet --json \
     >"$d/$label.json" 2>"$d/$label.err" || rc=$?
   if [ $rc != 0 ]; then
     echo "78-rush: $label: rush exited $rc" >&2
@@ -100,7 +100,7 @@ BR_TEST_PROVIDER_LOSE=2 "$bin" serve --bind 127.0.0.1 --port 0 --port-file "$d/e
   --sse-keepalive-s 2 --payment-check-ms 1000 --log-level warn >"$d/e/log" 2>&1 &
 pids+=($!)
 port=$(wait_ready "$d/e")
-run_rush embedded "http://127.0.0.1:$port" 300
+run_rush embedded "http://127.0.0.1:$port" 300 20
 echo "78-rush: embedded part in $((SECONDS - t0)) s"
 
 # ---- 2. distributed: two processes over Redis + PostgreSQL ----
@@ -125,5 +125,5 @@ for i in 0 1; do
   pids+=($!)
   urls+=("http://127.0.0.1:$(wait_ready "$d/n$i")")
 done
-run_rush distributed "${urls[0]},${urls[1]}" 200
+run_rush distributed "${urls[0]},${urls[1]}" 200 16
 echo "78-rush: distributed part in $((SECONDS - t1)) s; total $((SECONDS - t0)) s"
