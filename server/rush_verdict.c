@@ -848,14 +848,21 @@ static void check_order(struct vctx *c)
 /* ---- the verdict ---- */
 
 /* Passes issued after this were due when the crowd stopped listening: the
- * crowd's end less 2 s. Without it (0), the last pass the crowd received, or
- * the read if earlier, stands for the end (both come before it or with it). */
+ * crowd's end less 2 s. Without it (0), the crowd's last act seen in the
+ * ledger stands for the end: the last join sent or answered (on the wall
+ * clock, through the snapshot's clock offset) or pass received, or the read
+ * if earlier. Each comes before the end, so this only excuses more. */
 static int64_t grace_from(const struct br_rush_ledger *l, const struct br_rush_snapshot *s)
 {
     int64_t end = s->crowd_end_wall_ms;
-    for (uint32_t u = 0; end == 0 && u < l->user_count; u++) {
+    for (uint32_t u = 0; s->crowd_end_wall_ms == 0 && u < l->user_count; u++) {
         for (uint32_t p = 0; p < l->users[u].place_count && p < BR_RUSH_PLACES_MAX; p++) {
-            int64_t t = l->users[u].places[p].pass_recv_wall_ms;
+            const struct br_rush_place *pl = &l->users[u].places[p];
+            int64_t t = pl->pass_recv_wall_ms;
+            if (s->wall_minus_mono_ms != 0 && pl->join_recv_us != 0) {
+                int64_t j = pl->join_recv_us / 1000 + s->wall_minus_mono_ms;
+                t = j > t ? j : t;
+            }
             end = t > end ? t : end;
         }
     }
@@ -1222,6 +1229,7 @@ int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, stru
     bool stable = false;
     for (unsigned take = 0; rc == BR_OK && take <= SNAP_RETAKES && !stable; take++) {
         s->read_wall_ms = br_rush_wall_ms();
+        s->wall_minus_mono_ms = s->read_wall_ms - br_rush_now_us() / 1000;
         rc = snap_stats(&sn, deadline_us);
         struct br_rush_stats first[BR_RUSH_EVENTS_MAX];
         memcpy(first, sn.stats, sizeof first);

@@ -507,6 +507,15 @@ static void test_pass_undelivered(void **state)
     issued[7] = 47000;
     fx_run(&F);
     expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    /* ... or the last join answered, on the wall clock (the sale ended early, arrivals went on). */
+    F.s.wall_minus_mono_ms = 60000; /* user 8's join answered at 200.5 ms mono = 60200 wall */
+    issued[7] = 59000;
+    fx_run(&F);
+    expect_ok(&F);
+    issued[7] = 50000;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    F.s.wall_minus_mono_ms = 0;
     /* The stream budget ran out (streams_lost): a client error, not this check. */
     F.users[7].places[0].stream_kept = false;
     fx_run(&F);
