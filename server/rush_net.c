@@ -200,7 +200,7 @@ static uint32_t rq_alloc(struct br_rush_net *n)
         if (n->chunk_count == n->chunk_max) {
             return NONE;
         }
-        struct rq *c = malloc(RQ_CHUNK * sizeof *c);
+        struct rq *c = calloc(RQ_CHUNK, sizeof *c);
         if (c == NULL) {
             return NONE;
         }
@@ -471,7 +471,9 @@ static void lane_pump(struct br_rush_net *n, struct lane *l)
 {
     while (l->q_head != NONE) {
         uint32_t c;
-        if (l->idle_head != NONE) {
+        /* A request re-sent after the keep-alive race goes on a new connection. */
+        bool fresh = rq_at(n, l->q_head)->retried && l->closed_head != NONE;
+        if (l->idle_head != NONE && !fresh) {
             c = l->idle_head;
             idle_unlink(n, l, c);
         } else if (l->closed_head != NONE) {

@@ -23,8 +23,9 @@
  *                    before every waiting place's, within one event.
  *  SHUFFLE           among happens-before pairs of prequeue places, >= 200
  *                    pairs and more than 90% in join order.
- *  PASS_REUSED       two bookings on one place's pass; more bookings than
- *                    passes received (events that require a pass).
+ *  PASS_REUSED       two bookings on one pass; more bookings than distinct
+ *                    passes received (events that require a pass). A pass
+ *                    seen again by a rejoin's place counts once.
  *  PASS_UNDELIVERED  a listening user whose final status shows a pass
  *                    (admitted, used, expired) that never came down a stream.
  *                    Silent leavers, lost streams and passes issued in the
@@ -311,6 +312,36 @@ static bool place_has_pass(const struct br_rush_place *p)
     return p->pass_id != 0 || p->pass_via != 0;
 }
 
+/* Whether places a and b of one user hold the same pass: a rejoin while the
+ * pass is live keeps the place on the server (queue.h), and the crowd then
+ * records it again under a new place. */
+static bool same_pass(const struct br_rush_user *usr, uint32_t a, uint32_t b)
+{
+    if (a == b) {
+        return true;
+    }
+    if (a >= usr->place_count || b >= usr->place_count || a >= BR_RUSH_PLACES_MAX ||
+        b >= BR_RUSH_PLACES_MAX) {
+        return false;
+    }
+    const struct br_rush_place *x = &usr->places[a], *y = &usr->places[b];
+    if (x->pass_id != 0 && x->pass_id != UINT64_MAX && x->pass_id == y->pass_id) {
+        return true;
+    }
+    return x->pass[0] != '\0' && strncmp(x->pass, y->pass, sizeof x->pass) == 0;
+}
+
+/* Whether place p's pass is a new one (not held by an earlier place). */
+static bool pass_first_seen(const struct br_rush_user *usr, uint32_t p)
+{
+    for (uint32_t q = 0; q < p; q++) {
+        if (place_has_pass(&usr->places[q]) && same_pass(usr, q, p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool status_shows_pass(uint8_t st)
 {
     return st == BR_QS_ADMITTED || st == BR_QS_USED || st == BR_QS_EXPIRED;
@@ -510,7 +541,7 @@ static void check_user_passes(struct vctx *c, uint32_t u)
         for (uint32_t j = 0; j < i && !dup; j++) {
             const struct br_rush_booking *b = &usr->bookings[j];
             dup = b->id == a->id;
-            if (!dup && b->place == a->place && a->place < usr->place_count) {
+            if (!dup && a->place < usr->place_count && same_pass(usr, a->place, b->place)) {
                 flag(c, BR_RUSH_CHECK_PASS_REUSED, ev->id, usr->user_id, a->zone_id, a->id,
                      "user %" PRIu64 ": bookings %" PRIu64 " and %" PRIu64
                      " both answered 201 on the pass of place %u", usr->user_id, b->id, a->id,
@@ -528,7 +559,7 @@ static void check_user_passes(struct vctx *c, uint32_t u)
     }
     uint32_t passes = 0;
     for (uint32_t p = 0; p < usr->place_count && p < BR_RUSH_PLACES_MAX; p++) {
-        passes += place_has_pass(&usr->places[p]);
+        passes += place_has_pass(&usr->places[p]) && pass_first_seen(usr, p);
     }
     if (bookings > passes) {
         flag(c, BR_RUSH_CHECK_PASS_REUSED, ev->id, usr->user_id, 0, 0,
@@ -587,9 +618,12 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
         return;
     }
     for (uint32_t p = 0; p < np; p++) {
+        if (!place_has_pass(&usr->places[p]) || !pass_first_seen(usr, p)) {
+            continue;
+        }
         if (usr->places[p].pass_via != 0) {
             v->passes_received++;
-        } else if (usr->places[p].pass_id != 0) {
+        } else {
             v->excused_admitted++;      /* the pass came in a join answer, not down a stream */
         }
     }
@@ -814,14 +848,21 @@ static void check_order(struct vctx *c)
 /* ---- the verdict ---- */
 
 /* Passes issued after this were due when the crowd stopped listening: the
- * crowd's end less 2 s. Without it (0), the last pass the crowd received, or
- * the read if earlier, stands for the end (both come before it or with it). */
+ * crowd's end less 2 s. Without it (0), the crowd's last act seen in the
+ * ledger stands for the end: the last join sent or answered (on the wall
+ * clock, through the snapshot's clock offset) or pass received, or the read
+ * if earlier. Each comes before the end, so this only excuses more. */
 static int64_t grace_from(const struct br_rush_ledger *l, const struct br_rush_snapshot *s)
 {
     int64_t end = s->crowd_end_wall_ms;
-    for (uint32_t u = 0; end == 0 && u < l->user_count; u++) {
+    for (uint32_t u = 0; s->crowd_end_wall_ms == 0 && u < l->user_count; u++) {
         for (uint32_t p = 0; p < l->users[u].place_count && p < BR_RUSH_PLACES_MAX; p++) {
-            int64_t t = l->users[u].places[p].pass_recv_wall_ms;
+            const struct br_rush_place *pl = &l->users[u].places[p];
+            int64_t t = pl->pass_recv_wall_ms;
+            if (s->wall_minus_mono_ms != 0 && pl->join_recv_us != 0) {
+                int64_t j = pl->join_recv_us / 1000 + s->wall_minus_mono_ms;
+                t = j > t ? j : t;
+            }
             end = t > end ? t : end;
         }
     }
@@ -1188,6 +1229,7 @@ int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, stru
     bool stable = false;
     for (unsigned take = 0; rc == BR_OK && take <= SNAP_RETAKES && !stable; take++) {
         s->read_wall_ms = br_rush_wall_ms();
+        s->wall_minus_mono_ms = s->read_wall_ms - br_rush_now_us() / 1000;
         rc = snap_stats(&sn, deadline_us);
         struct br_rush_stats first[BR_RUSH_EVENTS_MAX];
         memcpy(first, sn.stats, sizeof first);

@@ -39,7 +39,9 @@ struct br_rush_snapshot {
     int64_t crowd_end_wall_ms;          /* set by the CALLER (rush_cmd), before the verdict: the wall
                                            clock when the crowd phase stopped and closed its streams.
                                            A pass issued after it - 2 s is not PASS_UNDELIVERED.
-                                           br_rush_snapshot_read leaves it alone; 0 = use read_wall_ms */
+                                           br_rush_snapshot_read leaves it alone; 0 = the crowd's
+                                           last join or pass in the ledger (or the read) stands for it */
+    int64_t wall_minus_mono_ms;         /* wall ms - monotonic ms at the read (ledger times to wall) */
 };
 struct br_rush_violation {
     uint8_t check; uint32_t zone_id; uint64_t event_id, user_id, booking_id; char message[240];

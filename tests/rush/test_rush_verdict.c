@@ -442,6 +442,19 @@ static void test_pass_reused(void **state)
     fx_run(&F);
     expect(&F, BR_RUSH_CHECK_PASS_REUSED, BR_RUSH_CHECK_PASS_REUSED);
     assert_int_equal(F.v.counts[BR_RUSH_CHECK_PASS_REUSED], 2); /* the pair, and 2 bookings > 1 pass */
+    /* A rejoin while the pass was live: the server kept the place, the crowd
+     * recorded the same pass under a second place; a booking on each. */
+    fx_init(&F);
+    struct br_rush_place *again = place(&F, 1, BR_QS_ADMITTED, 300000, 300500, 0);
+    *again = F.users[1].places[0];
+    again->join_status = BR_QS_ADMITTED;
+    book(&F, 1, 117, 1, 1, BR_HOLD_HELD);
+    F.s.stats[0].held[0] = 1;
+    F.s.stats[0].bookings[0] = 2;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_REUSED, BR_RUSH_CHECK_PASS_REUSED);
+    assert_int_equal(F.v.counts[BR_RUSH_CHECK_PASS_REUSED], 2);
+    assert_int_equal(F.v.passes_received, 8); /* the pass seen twice counts once */
     /* (b) alone: a booking in the list the crowd never got a 201 for. */
     fx_init(&F);
     F.rows[1][F.nrows[1]++] = (struct br_rush_final_booking){114, EV, 0, 2, BR_HOLD_EXPIRED, 1};
@@ -494,6 +507,15 @@ static void test_pass_undelivered(void **state)
     issued[7] = 47000;
     fx_run(&F);
     expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    /* ... or the last join answered, on the wall clock (the sale ended early, arrivals went on). */
+    F.s.wall_minus_mono_ms = 60000; /* user 8's join answered at 200.5 ms mono = 60200 wall */
+    issued[7] = 59000;
+    fx_run(&F);
+    expect_ok(&F);
+    issued[7] = 50000;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    F.s.wall_minus_mono_ms = 0;
     /* The stream budget ran out (streams_lost): a client error, not this check. */
     F.users[7].places[0].stream_kept = false;
     fx_run(&F);
