@@ -917,10 +917,11 @@ int br_rush_main(int argc, char **argv)
         c->users = scn->crowd.users;
     }
     if (c->users == 0 || c->users + c->login_storm > BR_RUSH_USERS_MAX) {
+        (void)br_cli_usage_error(CMD, "%u users + %u storm accounts: at most %u in all", c->users,
+                                 c->login_storm, BR_RUSH_USERS_MAX);
         free(scn);
         free(r);
-        return br_cli_usage_error(CMD, "%u users + %u storm accounts: at most %u in all", c->users,
-                                  c->login_storm, BR_RUSH_USERS_MAX);
+        return BR_RUSH_EXIT_USAGE;
     }
     scn->crowd.users = c->users; /* the split over events follows --users */
     if (c->event_id != 0 && scn->event_count > 1) {
