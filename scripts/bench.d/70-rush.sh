@@ -18,6 +18,7 @@
 #
 # Usage: scripts/bench.d/70-rush.sh BUILD_DIR
 #   BENCH_RUSH_USERS (10000)  BENCH_RUSH_STORM (unknown | registered)
+#   BENCH_RUSH_KEEP=DIR: the report, the progress lines and the servers' logs are copied there
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -30,17 +31,22 @@ tmp=$(mktemp -d /tmp/br-bench-rush.XXXXXX)
 pids=()
 cleanup() {
   stop_pids "${pids[@]}"
+  if [ -n "${BENCH_RUSH_KEEP:-}" ]; then
+    mkdir -p "$BENCH_RUSH_KEEP" && cp "$tmp"/*.json "$tmp"/*.err "$tmp"/*.log "$BENCH_RUSH_KEEP"/ 2>/dev/null || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-# Each process needs its share of descriptors: the server a stream each,
-# the rush a stream each plus its pools.
+# The limit is per process: the server needs a descriptor a stream, the
+# rush a stream each plus its pools (64 + 256 for the storm), so each needs
+# users + 2,048 (1,000 storm logins and slack) under its own limit. The
+# rush checks its own budget again and refuses with the numbers.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 lim=$(ulimit -n)
-if [ "$lim" != unlimited ] && [ "$lim" -lt $((2 * (users + 1024))) ]; then
+if [ "$lim" != unlimited ] && [ "$lim" -lt $((users + 2048)) ]; then
   echo "rush: not run: ulimit -n is $lim (hard $(ulimit -Hn)), $users streams need" \
-    ">= $((2 * (users + 1024))) (server and rush); raise the hard limit"
+    ">= $((users + 2048)) in each of the server and the rush; raise the hard limit"
   exit 0
 fi
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ulimit -n $lim;" \
@@ -117,7 +123,7 @@ echo "reserve in the opening spike: n $(q '.windows.spike.reserve.n'), p99 $spik
   "$(met "$(lt "$spike" 50)")"
 echo "reserve during the login storm: n $(q '.windows.storm.reserve.n'), p99 $storm ms (goal < 50):" \
   "$(met "$(lt "$storm" 50)")"
-echo "login storm: $(q '.windows.storm.logins | "\(.sent) sent, \(.ok) ok, \(.overloaded) refused 503 and retried, p99 \(.p99_ms) ms"') ($storm_kind accounts)"
+echo "login storm: $(q '.windows.storm.logins | "\(.sent) logins ended: \(.ok) ok, \(.unauthorized) answered 401, \(.failed) given up after 10 refusals; \(.overloaded) answers 503 OVERLOADED (retried after Retry-After); answered p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"') ($storm_kind accounts)"
 echo "reserve overall: $(q '.routes["POST /api/v1/bookings/reserve"] | "n \(.n), \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"')"
 echo "server at peak: RSS $(q '(.server.rss_peak_bytes // 0) / 1048576 | floor') MiB," \
   "VmHWM $(q '(.server.vmhwm_bytes // 0) / 1048576 | floor') MiB, open fds $(q '.server.open_fds_peak')"
