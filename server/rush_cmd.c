@@ -486,6 +486,12 @@ static void stats_answer(void *ctx, const struct br_rush_resp *resp)
     r->queue_length[e] = (uint32_t)json_integer_value(json_object_get(j, "queue_length"));
     r->admitted[e] = (uint32_t)json_integer_value(json_object_get(j, "admitted"));
     json_decref(j);
+    if (r->stats_inflight == 0 && r->sample[0].open_fds + r->sample[0].sse_streams > 0) {
+        /* The progress line reads the latest sample: give it this second's stats now
+         * rather than with the next /metrics answer (a second later). */
+        fill_stats_into(r, &r->sample[0]);
+        br_rush_meter_server(r->meter, 0, &r->sample[0]);
+    }
 }
 
 /* Once a second: /metrics of each target, the stats of each event. */
