@@ -259,8 +259,9 @@ static int rq_format(struct br_rush_net *n, uint32_t i, const struct target *t, 
                          last_id != NULL ? "Last-Event-ID: " : "", last_id != NULL ? last_id : "",
                          last_id != NULL ? "\r\n" : "");
         size_t len = k < 0 ? 0 : (size_t)k;
-        if (has_body && len < cap) {
-            k = snprintf(out + len, cap - len, "Content-Type: %s\r\nContent-Length: %zu\r\n", type,
+        if (has_body) {
+            size_t room = len < cap ? cap - len : 0; /* 0: only measured, for the second pass */
+            k = snprintf(room > 0 ? out + len : NULL, room, "Content-Type: %s\r\nContent-Length: %zu\r\n", type,
                          q->body != NULL ? q->body_len : 0);
             len += k < 0 ? 0 : (size_t)k;
         }

@@ -656,7 +656,18 @@ static void test_net_round_trip_and_keep_alive(void **state)
                             .body = "{\"a\":1}", .body_len = 7, .timeout_ms = 2000};
     assert_int_equal(br_rush_net_send(cl.net, &q, on_resp, &cl), BR_OK);
     run_until(&cl, 3, 3000);
-    assert_int_equal(cl.answers, 3);
+    /* A request longer than a slot's inline text (a long token and body). */
+    static char big[3000], token[1500];
+    memset(big, 'b', sizeof big);
+    memset(token, 't', sizeof token - 1);
+    q.body = big;
+    q.body_len = sizeof big;
+    q.token = token;
+    assert_int_equal(br_rush_net_send(cl.net, &q, on_resp, &cl), BR_OK);
+    run_until(&cl, 4, 3000);
+    assert_int_equal(cl.answers, 4);
+    assert_int_equal(cl.last[3].status, 201);
+    assert_int_equal(cl.last[3].body_len, sizeof big);
     assert_int_equal(cl.last[0].status, 200);
     assert_string_equal(cl.bodies[0], "/echo/1");
     assert_string_equal(cl.bodies[1], "/echo/2");
@@ -670,12 +681,12 @@ static void test_net_round_trip_and_keep_alive(void **state)
     }
     pthread_mutex_lock(&v.mu);
     assert_non_null(strstr(v.last_head, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1:"));
-    assert_non_null(strstr(v.last_head, "\r\nAuthorization: Bearer tok\r\n"));
+    assert_non_null(strstr(v.last_head, "\r\nAuthorization: Bearer ttttttttttttttttttttt"));
     assert_non_null(strstr(v.last_head, "\r\nIdempotency-Key: k-1\r\n"));
     assert_non_null(strstr(v.last_head, "\r\nX-Queue-Pass: p1.z\r\n"));
-    assert_non_null(strstr(v.last_head, "\r\nContent-Type: application/json\r\nContent-Length: 7\r\n"));
+    assert_non_null(strstr(v.last_head, "\r\nContent-Type: application/json\r\nContent-Length: 3000\r\n"));
     pthread_mutex_unlock(&v.mu);
-    /* Three answers, one connection: kept alive and reused. */
+    /* Four answers, one connection: kept alive and reused. */
     assert_int_equal(atomic_load(&v.accepted), 1);
     struct br_rush_net_stats st;
     br_rush_net_stats(cl.net, &st);
