@@ -306,6 +306,17 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
     uint32_t room = ev->spec.max_active - ev->passes_active;
     uint32_t want = room < ev->spec.admit_per_tick ? room : ev->spec.admit_per_tick;
     uint32_t admitted = 0;
+#ifdef BR_PLANT_ADMIT_SWAP
+    /* Planted (caught by 20-planted.sh S4, 79-rush-plant.sh PASS_ORDER): the first two waiting
+     * slots swap before admitting; both stay filled, so the Fenwick counts and asserts hold. */
+    uint32_t sw[2], nsw = 0;
+    for (uint32_t i = ev->q_head; want > 0 && i < ev->q_tail && nsw < 2; i++)
+        if (e->slots[ev->q_base + i] != 0) sw[nsw++] = ev->q_base + i;
+    if (nsw == 2) {
+        uint32_t t = e->slots[sw[0]]; e->slots[sw[0]] = e->slots[sw[1]]; e->slots[sw[1]] = t;
+        e->members[e->slots[sw[0]] - 1].slot = sw[0] + 1; e->members[t - 1].slot = sw[1] + 1;
+    }
+#endif
     /* The head only moves forward over emptied slots: amortised O(1) per join. */
     while (admitted < want && ev->q_head < ev->q_tail && e->pass_count < e->cfg.passes_max) {
         uint32_t abs = ev->q_base + ev->q_head;

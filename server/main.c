@@ -14,6 +14,7 @@
 #include "server/serve.h"
 #include "server/trace_cmd.h"
 #ifdef BR_HAVE_SIM
+#include "server/rush.h"
 #include "sim/sim.h"
 #endif
 #ifdef BR_HAVE_KAFKA
@@ -27,6 +28,8 @@ static void usage(FILE *f)
                "  serve    run the server on the embedded default (see `serve --help`)\n"
                "  sim      run a simulated on-sale from a scenario (see `sim --help`)\n"
                "  replay   re-run a recorded journal through the core, report divergence\n"
+               "  rush     rehearse an on-sale against a running deployment over HTTP\n"
+               "           (see `rush --help`)\n"
                "  journal  check or repair a data dir's journal (see `journal --help`)\n"
                "  migrate  apply the PostgreSQL schema migrations (see `migrate --help`)\n"
                "  trace    export an event's log from Redis as a journal (see `trace --help`)\n"
@@ -74,6 +77,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "replay") == 0) {
         return br_replay_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "rush") == 0) {
+        return br_rush_main(argc - 1, argv + 1);
     }
 #endif
     if (argv[1][0] == '-') {

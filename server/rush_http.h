@@ -19,6 +19,7 @@ struct br_rush_http_resp {
     int status; int64_t content_length;         /* -1 = none */
     bool chunked, close, headers_done; uint32_t retry_after_s; char content_type[64];
     uint8_t state; uint64_t left; size_t header_bytes; char line[256]; size_t line_len; /* private */
+    uint8_t flags;                              /* private: HTTP/1.0, keep-alive, other coding */
 };
 void br_rush_http_resp_init(struct br_rush_http_resp *p);
 /* Consumes in[0..n); *used = bytes taken (the rest is the next answer's). DONE, AGAIN or ERROR (why). */
@@ -31,6 +32,7 @@ struct br_rush_sse {
     char last_id[64]; bool has_id; uint32_t retry_ms; uint64_t comments;  /* public: EventSource state */
     char line[BR_RUSH_SSE_LINE_MAX]; size_t line_len; bool cr_pending;    /* private */
     char event[32]; char data[BR_RUSH_SSE_DATA_MAX]; size_t data_len; bool data_set;
+    char id_buf[64]; bool id_buf_set;           /* private: the id field, made last_id at dispatch */
 };
 void br_rush_sse_init(struct br_rush_sse *s);
 /* fn once per dispatched event. 0, or -1 when a line or the data exceeds its max (stream broken). */

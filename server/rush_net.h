@@ -3,6 +3,18 @@
  * connection pools for requests, one connection per SSE stream, timers and
  * timeouts. Callbacks run on the loop and may send, open, close and set
  * timers. Every request ends in exactly one callback.
+ *
+ * As built (rush_net.c): callbacks run only from br_rush_net_run, never from
+ * inside send or stream_open (a failure there is reported on the next turn).
+ * Targets are "http://host:port" or "host:port", resolved once; https is
+ * BR_E_INVALID. A pool's connections are split evenly over the targets. A
+ * request re-sent after the keep-alive race goes on a new connection, once.
+ * queued_us is a duration (send to first byte written, connect included);
+ * sent_us and done_us are CLOCK_MONOTONIC stamps. timeout_ms 0 = 10 s,
+ * connect_timeout_ms 0 = 3 s, idle_ms 0 = 45 s; a request's timeout runs
+ * from its connection being ready. Streams: every callback carries the
+ * answer's status; a stream answered with a status other than 200 gets
+ * OPEN(status) and END (its body is not parsed as events).
  */
 #ifndef BR_SERVER_RUSH_NET_H
 #define BR_SERVER_RUSH_NET_H
@@ -56,6 +68,12 @@ void br_rush_net_timer_cancel(struct br_rush_net *n, uint32_t timer);
 /* Until until_us or done(ctx) (checked each turn; <= 256 events a turn). BR_OK or BR_E_IO. */
 int br_rush_net_run(struct br_rush_net *n, int64_t until_us, bool (*done)(void *), void *ctx);
 uint32_t br_rush_net_streams_open(const struct br_rush_net *n);
+struct br_rush_net_stats {              /* counters since br_rush_net_new */
+    uint64_t connects, connect_errors;  /* dials; those that failed (refused, timed out, no fd) */
+    uint64_t retried_closed;            /* keep-alive race: re-sent once on a fresh connection */
+    uint64_t timeouts, streams_opened, streams_peak;
+};
+void br_rush_net_stats(const struct br_rush_net *n, struct br_rush_net_stats *out);
 int64_t br_rush_now_us(void);     /* CLOCK_MONOTONIC */
 int64_t br_rush_wall_ms(void);    /* CLOCK_REALTIME */
 

@@ -32,6 +32,16 @@ struct br_rush_snapshot {
     struct br_rush_final_booking *rows; /* every user's rows, grouped by user */
     uint32_t *row_start;                /* user -> first row; row_start[user_count] = total */
     bool unstable, pass_seq_from_token; /* stats moved 3 times; false: order by issued_ms */
+    /* Additions (E): */
+    int64_t *final_pass_issued_ms;      /* user -> issue time of the pass a final `admitted` position
+                                           shows (expires_at - pass TTL), 0 = none; NULL = none read */
+    int64_t read_wall_ms;               /* wall clock when the (last) snapshot read began; 0 = unknown */
+    int64_t crowd_end_wall_ms;          /* set by the CALLER (rush_cmd), before the verdict: the wall
+                                           clock when the crowd phase stopped and closed its streams.
+                                           A pass issued after it - 2 s is not PASS_UNDELIVERED.
+                                           br_rush_snapshot_read leaves it alone; 0 = the crowd's
+                                           last join or pass in the ledger (or the read) stands for it */
+    int64_t wall_minus_mono_ms;         /* wall ms - monotonic ms at the read (ledger times to wall) */
 };
 struct br_rush_violation {
     uint8_t check; uint32_t zone_id; uint64_t event_id, user_id, booking_id; char message[240];
@@ -42,6 +52,10 @@ struct br_rush_verdict {
     struct br_rush_violation v[BR_RUSH_VIOLATIONS_LISTED];
     bool shuffle_evaluated; double shuffle_agree;
     uint32_t admissions, admissions_listening, passes_received, silent_admitted;
+    /* Addition (E): admissions not to a listening stream and not silent: a lost stream, a pass
+     * issued in the crowd's last 2 s, a pass taken from a join answer. admissions_listening =
+     * admissions - silent_admitted - excused_admitted (the delivery ratio's denominator). */
+    uint32_t excused_admitted;
 };
 /* Pure. O(places log places + rows). */
 void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_snapshot *s,
@@ -53,5 +67,14 @@ struct br_rush_net;
 int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, struct br_rush_ledger *l,
                           struct br_rush_snapshot *s, int64_t deadline_us);
 void br_rush_snapshot_free(struct br_rush_snapshot *s);
+
+/* Additions (E). The pass token's layout, "p1.<event>.<user>.<pass>.<expires_at_ms>.<hmac hex 64>"
+ * (adapters/auth.c br_pass_token_sign; test_rush_verdict pins it against the signer). The hmac is
+ * not checked (the rush has no secret). BR_OK or BR_E_INVALID. */
+int br_rush_pass_token_parse(const char *token, uint64_t *event_id, uint64_t *user_id,
+                             uint64_t *pass_id, int64_t *expires_at_ms);
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (server/render.c br_time_format) to ms since the epoch. BR_OK or
+ * BR_E_INVALID. */
+int br_rush_time_parse(const char *s, int64_t *ms);
 
 #endif /* BR_SERVER_RUSH_VERDICT_H */

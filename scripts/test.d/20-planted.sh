@@ -22,6 +22,7 @@ plants=(
   "DOUBLE_EVENT|scenarios/webhook-chaos.json|1|S5"
   "SECOND_INTENT|scenarios/webhook-chaos.json|1|S5"
   "UNFAIR_SHUFFLE|scenarios/presale-shuffle.json|1|S4"
+  "ADMIT_SWAP|scenarios/presale-shuffle.json|1|S4"
 )
 if [ -n "${BR_PLANT_ONLY:-}" ]; then
   mapfile -t plants < <(printf '%s\n' "${plants[@]}" | grep -E "^(${BR_PLANT_ONLY})\|")

@@ -8,7 +8,9 @@
 #   4. long runs print progress on stderr: sim, a --seeds sweep, replay;
 #   5. replay's report names its source and the time span it covers, and a
 #      journal that ends mid-sale is "still in progress", not "NOT
-#      converged", with a verdict matching the exit status (0).
+#      converged", with a verdict matching the exit status (0);
+#   6. rush: an unknown option is the house usage error (exit 2), and a
+#      target where nothing listens is exit 3 within 5 s, saying so.
 # Every check runs; the failures are listed at the end.
 # Usage: cli_check.sh BOOKINGRUSH_BINARY SCENARIO_DIR
 set -uo pipefail
@@ -117,6 +119,24 @@ else
   else
     fail "a journal ending mid-sale: exit $rc, $(grep -E 'liveness|at the end|verdict' <<<"$out")"
   fi
+fi
+
+# 6. rush: usage error, and a target that is not there
+err=$("$bin" rush --foo 2>&1 >/dev/null); rc=$?
+want="bookingrush rush: unknown option '--foo' (see 'bookingrush rush --help')"
+if [ $rc = 2 ] && [ "$err" = "$want" ]; then
+  ok "rush --foo: exit 2, the house message"
+else
+  fail "rush --foo: exit $rc, stderr '$err', wanted '$want'"
+fi
+s0=$(date +%s%N)
+err=$(timeout 20 "$bin" rush "$scn/rush-ci.json" --target http://127.0.0.1:1 \
+        --admin admin@rush.test:admin-password --quiet 2>&1 >/dev/null); rc=$?
+ms=$((($(date +%s%N) - s0) / 1000000))
+if [ $rc = 3 ] && [ $ms -lt 5000 ] && grep -q "127.0.0.1:1" <<<"$err"; then
+  ok "rush against a closed port: exit 3 in $ms ms ($err)"
+else
+  fail "rush against a closed port: exit $rc after $ms ms, stderr '$err' (want 3 within 5 s)"
 fi
 
 if [ $failures -gt 0 ]; then
