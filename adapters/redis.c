@@ -3272,3 +3272,53 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
     }
     return rc;
 }
+
+/* ---- issue 13: T2 -- stubs from the contract commit (T0); nothing calls
+ * them yet. br_redis_apply still answers types 19 and 20 BR_E_INVALID. ---- */
+
+int br_redis_queue_mode_set(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                            struct br_effect *fx, uint32_t *fx_count)
+{
+    (void)r;
+    (void)cmd;
+    (void)fx;
+    memset(out, 0, sizeof *out);
+    out->err = BR_E_UNAVAILABLE;
+    *fx_count = 0;
+    return out->err;
+}
+
+int br_redis_presence(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                      struct br_effect *fx, uint32_t *fx_count)
+{
+    (void)r;
+    (void)cmd;
+    (void)fx;
+    memset(out, 0, sizeof *out);
+    out->err = BR_E_UNAVAILABLE;
+    *fx_count = 0;
+    return out->err;
+}
+
+int br_redis_pow_use(struct br_redis *r, uint64_t event_id, const char *rand_hex, int64_t ttl_ms)
+{
+    (void)r;
+    (void)event_id;
+    (void)rand_hex;
+    (void)ttl_ms;
+    return BR_E_UNAVAILABLE;
+}
+
+int br_redis_event_read_live(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                             struct br_event_spec *spec, struct br_redis_queue_live *live)
+{
+    (void)r;
+    (void)event_id;
+    memset(spec, 0, sizeof *spec);
+    *owner_id = 0;
+    if (live != NULL) {
+        memset(live, 0, sizeof *live);
+        live->rate.bucket_last = -1;
+    }
+    return BR_E_UNAVAILABLE;
+}

@@ -194,6 +194,24 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *cmd, struct br_outco
 int br_redis_payment_check(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
                            struct br_effect *fx, uint32_t *fx_count);
 
+/* Issue 13 (T2): the twins of the core's queue_mode_set (19) and presence
+ * (20), run by queue_mode_set.lua / presence.lua in the event's slot. For
+ * queue_mode_set the adapter decides may_steer (br_catalog_may_steer over
+ * the actor's role and the event's owner) in {cat} first, as join does for
+ * user_known. Same arguments, results and errors as br_redis_apply (which
+ * calls them for those types). Until T2 lands: BR_E_UNAVAILABLE. */
+int br_redis_queue_mode_set(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                            struct br_effect *fx, uint32_t *fx_count);
+int br_redis_presence(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                      struct br_effect *fx, uint32_t *fx_count);
+
+/* Issue 13 (T2): marks a proof-of-work challenge used (server/pow.h): SET
+ * br:{e<event>}:pow:<rand_hex> 1 PX ttl_ms NX, event 0 = register
+ * (br:{cat}:pow:<rand_hex>). BR_OK (first use), BR_E_POW_INVALID (already
+ * used) or a connection error. ttl_ms >= 1 only collects garbage: validity
+ * is the signed expiry. One round trip. */
+int br_redis_pow_use(struct br_redis *r, uint64_t event_id, const char *rand_hex, int64_t ttl_ms);
+
 /* Reads the whole state back (pipelined, over the known id ranges) and
  * computes what br_engine_state_hash computes for an engine in the same
  * state. BR_OK, BR_E_UNAVAILABLE, BR_E_IO. O(state) round trips / 512. */
@@ -432,6 +450,27 @@ int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_red
 int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
                         struct br_event_spec *spec);
 
+/* Issue 13 (T2): an event's live waiting-room controls and admission-rate
+ * ring (the twin of struct br_event's q_* fields), for the estimate
+ * (br_queue_estimate) and the status route. */
+struct br_redis_queue_live {
+    uint8_t mode;           /* enum br_queue_mode (mode) */
+    uint32_t max_active;    /* live (maxl) */
+    uint32_t admit_per_min; /* live (apm) */
+    int64_t pace_credit;    /* pcr */
+    int64_t pace_last_ms;   /* plast */
+    uint8_t gate_told;      /* told */
+    uint32_t lapsed;        /* lap */
+    uint32_t avail;         /* seats available: sum capacity - held - sold */
+    bool sold_out;
+    uint32_t queue_length;  /* waiting, pre-queue included */
+    struct br_queue_rate rate; /* bucket_last -1 = none (rate absent) */
+};
+/* br_redis_event_read and, when live is not NULL, the live controls, in the
+ * same round trip. Until T2 lands: BR_E_UNAVAILABLE. */
+int br_redis_event_read_live(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                             struct br_event_spec *spec, struct br_redis_queue_live *live);
+
 /* An event's counters (zones 1..zone_count). */
 struct br_redis_counters {
     uint32_t zone_count;
@@ -506,6 +545,17 @@ struct br_redis_due {
     int64_t next_hold_ms;
     int64_t next_refund_ms;
     int64_t next_check_ms; /* the first payment status check (point 8), INT64_MAX = none */
+    /* Issue 13 (T2 fills them; zero until then = every switch off): the
+     * inputs of br_queue_admit_due (core/queue.h, struct br_queue_due_in). */
+    uint8_t mode;          /* enum br_queue_mode (mode) */
+    uint8_t flags;         /* spec queue_flags (qf) */
+    uint32_t avail;        /* seats available */
+    bool sold_out;
+    uint8_t told;          /* q_gate_told */
+    uint32_t apm;          /* live admit_per_min */
+    int64_t pcr;           /* pace credit */
+    int64_t plast;         /* pace last ms */
+    uint32_t maxl;         /* live max_active */
 };
 /* One event's due inputs in one round trip. lead_argc > 0: that command
  * (of the event's slot, e.g. a lease script; never on a cluster, whose

@@ -18,6 +18,13 @@
 struct br_engine;
 struct br_outcome;
 
+/* Issue 13: admissions per 10 s bucket over the last 5 min (queue.h: br_queue_rate_add/read). */
+struct br_queue_rate {
+    int64_t bucket_last; /* now / BR_RATE_BUCKET_MS of the newest bucket; -1 = none */
+    int64_t since_ms;    /* the first admission's now */
+    uint32_t n[BR_RATE_BUCKETS];
+};
+
 struct br_event {
     uint64_t id;
     uint64_t owner_user_id; /* who created it (event_create's actor); 0 = the system */
@@ -35,6 +42,15 @@ struct br_event {
     uint32_t passes_issued;   /* over the whole sale */
     uint32_t pass_seq;        /* last pass number used */
     struct br_heap pass_heap; /* live passes by deadline; capacity max_active */
+    /* Issue 13: the waiting room's live controls (queue.c, queue_gate.c). */
+    uint8_t q_mode;             /* enum br_queue_mode, live */
+    uint32_t q_max_active;      /* live max_active, 1..spec.max_active */
+    uint32_t q_admit_per_min;   /* live pacing, 0 = off */
+    int64_t q_pace_credit;      /* 1/60000 admissions; <= max(60000, apm * BR_PACE_BURST_MS) */
+    int64_t q_pace_last_ms;
+    uint8_t q_gate_told;        /* last inventory gate announced: OPEN, SEATS_HELD or SOLD_OUT */
+    uint32_t q_lapsed;          /* places lapsed over the sale */
+    struct br_queue_rate q_rate;
     /* inventory and saga (inventory.c, saga.c) */
     uint32_t hold_seq;
     uint32_t payment_seq;
@@ -58,8 +74,8 @@ int br_catalog_event_create(struct br_engine *e, const struct br_cmd *c, struct 
 int br_catalog_user_register(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 int br_catalog_user_role_set(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
 
-/* Whether a user with this (current) role may see and steer (stats, later
- * modes) the event owned by owner_user_id: administrators every event,
+/* Whether a user with this (current) role may see and steer (stats,
+ * queue_mode_set) the event owned by owner_user_id: administrators every event,
  * organizers their own, customers none. Pure; O(1). */
 bool br_catalog_may_steer(uint8_t role, uint64_t user_id, uint64_t owner_user_id);
 
@@ -80,6 +96,10 @@ uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email);
 #define BR_EVENT_ADMIT_PER_TICK_DEFAULT 10u
 #define BR_EVENT_PASS_TTL_MS_DEFAULT 300000   /* 5 minutes to use a pass */
 #define BR_EVENT_HOLD_TTL_MS_DEFAULT 600000   /* 10 minutes to pay for a hold */
+/* Issue 13: the API's defaults for new events (br_event_spec_default: T1); the
+ * scenarios' parser defaults stay 0 (every switch off). */
+#define BR_EVENT_PRESENCE_TTL_S_DEFAULT 300u
+#define BR_EVENT_QUEUE_FLAGS_DEFAULT BR_QF_INVENTORY_AWARE
 #define BR_EVENT_SHOW_AFTER_SALE_MS_DEFAULT (30LL * 24 * 3600 * 1000) /* starts_at - opens */
 /* The default queue_capacity: joins per seat over the sale, clamped. */
 #define BR_QUEUE_PER_SEAT 20u

@@ -47,10 +47,40 @@
     X(BR_CMD_SESSION_REVOKE, 16, "session_revoke") /* actor: system (logout) */             \
     X(BR_CMD_SESSION_REVOKE_ALL, 17, "session_revoke_all") /* actor: the user */        \
     /* Point 8: ask the provider about payments no webhook decided (saga.h). */             \
-    X(BR_CMD_PAYMENT_CHECK, 18, "payment_check") /* actor: system (the saga worker) */
+    X(BR_CMD_PAYMENT_CHECK, 18, "payment_check") /* actor: system (the saga worker) */   \
+    /* Issue 13: the waiting room (queue.h). */                                             \
+    X(BR_CMD_QUEUE_MODE_SET, 19, "queue_mode_set") /* actor: organizer (own event), admin,  \
+                                                      system */                             \
+    X(BR_CMD_PRESENCE, 20, "presence") /* actor: system (the server's seen batches) */
 
 #define BR_ENUM_ENTRY(sym, val, name) sym = (val),
 enum br_cmd_type { BR_CMD_TYPE_MAP(BR_ENUM_ENTRY) BR_CMD_TYPE_COUNT };
+
+/* Operator modes (queue_mode_set). */
+#define BR_QUEUE_MODE_MAP(X)                                                    \
+    X(BR_QM_OPEN, 0, "open")               /* joins and admissions */           \
+    X(BR_QM_PAUSED, 1, "paused")           /* joins accepted, no admissions */  \
+    X(BR_QM_CLOSED, 2, "closed")           /* no new joins, no admissions */    \
+    X(BR_QM_PASSTHROUGH, 3, "passthrough") /* no queue: holds need no pass */
+enum br_queue_mode { BR_QUEUE_MODE_MAP(BR_ENUM_ENTRY) BR_QUEUE_MODE_COUNT };
+
+/* What admission is doing now (br_queue_gate): reported, never stored per user. */
+#define BR_QUEUE_GATE_MAP(X)                                                                 \
+    X(BR_GATE_OPEN, 0, "open")                                                               \
+    X(BR_GATE_NOT_OPEN, 1, "not_open")       /* before sale_opens_at */                     \
+    X(BR_GATE_PAUSED, 2, "paused")           /* mode paused */                              \
+    X(BR_GATE_SEATS_HELD, 3, "seats_held")   /* every seat held or sold; some may return */ \
+    X(BR_GATE_SOLD_OUT, 4, "sold_out")       /* every seat sold: final */                   \
+    X(BR_GATE_CLOSED, 5, "closed")           /* mode closed */                              \
+    X(BR_GATE_PASSTHROUGH, 6, "passthrough") /* mode passthrough */
+enum br_queue_gate { BR_QUEUE_GATE_MAP(BR_ENUM_ENTRY) BR_QUEUE_GATE_COUNT };
+
+#define BR_QF_INVENTORY_AWARE 0x01u /* spec.queue_flags: point 1 */
+#define BR_QF_ALL 0x01u             /* other bits are INVALID */
+
+#define BR_QSET_MODE 0x01u /* queue_mode_set.set bits */
+#define BR_QSET_MAX_ACTIVE 0x02u
+#define BR_QSET_ADMIT_PER_MIN 0x04u
 
 enum br_role { BR_ROLE_CUSTOMER = 0, BR_ROLE_ORGANIZER = 1, BR_ROLE_ADMIN = 2, BR_ROLE_COUNT = 3 };
 
@@ -73,6 +103,13 @@ struct br_event_spec {
     int64_t pass_ttl_ms;      /* 1..BR_TTL_MS_MAX */
     int64_t hold_ttl_ms;      /* 1..BR_TTL_MS_MAX */
     uint32_t queue_capacity;  /* joins the event's queue can take over the sale; 0 = config default */
+    /* Issue 13: the waiting room. All zero = every switch off (events of v1/v2 journals). */
+    uint32_t admit_per_min;  /* new users per minute at most; 0 = no pacing; ..BR_ADMIT_PER_MIN_MAX */
+    uint32_t presence_ttl_s; /* skip users not seen for this long at their turn; 0 = off;
+                                ..BR_PRESENCE_TTL_S_MAX */
+    uint8_t pow_bits;        /* proof-of-work on join (server); 0 = off; ..BR_POW_BITS_MAX */
+    uint8_t queue_flags;     /* BR_QF_* */
+    uint8_t mode;            /* initial enum br_queue_mode */
     uint32_t zone_count;      /* 1..BR_EVENT_ZONES_MAX */
     struct br_zone_spec zones[BR_EVENT_ZONES_MAX];
 };
@@ -142,6 +179,18 @@ struct br_cmd {
             uint32_t generation; /* the generation the presented token was issued for */
             int64_t ttl_ms;      /* rotate: the new expiry is now + ttl; revoke: 0 */
         } session_rotate, session_revoke;
+        struct {
+            uint64_t event_id;
+            uint8_t set;            /* BR_QSET_* bits, at least one */
+            uint8_t mode;           /* enum br_queue_mode, when BR_QSET_MODE */
+            uint32_t max_active;    /* 1..spec.max_active, when BR_QSET_MAX_ACTIVE */
+            uint32_t admit_per_min; /* 0..BR_ADMIT_PER_MIN_MAX (0 = off), when BR_QSET_ADMIT_PER_MIN */
+        } queue_mode_set;
+        struct {
+            uint64_t event_id;
+            uint32_t count;                           /* 1..BR_PRESENCE_BATCH_MAX */
+            uint64_t user_ids[BR_PRESENCE_BATCH_MAX]; /* [count..) zero */
+        } presence;
     } u;
 };
 
@@ -154,7 +203,11 @@ struct br_cmd {
     X(BR_QS_ADMITTED, 3, "admitted") /* holds a live pass */                            \
     X(BR_QS_USED, 4, "used")         /* the pass was consumed by a hold */              \
     X(BR_QS_EXPIRED, 5, "expired")   /* the pass expired unused */                      \
-    X(BR_QS_LEFT, 6, "left")         /* left the queue */
+    X(BR_QS_LEFT, 6, "left")         /* left the queue */                               \
+    X(BR_QS_LAPSED, 7, "lapsed")     /* skipped at its turn: not seen for presence_ttl */ \
+    X(BR_QS_SOLD_OUT, 8, "sold_out") /* view only: waiting in a sold-out queue */        \
+    X(BR_QS_CLOSED, 9, "closed")     /* view only: waiting while the mode is closed */   \
+    X(BR_QS_PASSTHROUGH, 10, "passthrough") /* view only / join answer: no queue, book now */
 
 enum br_queue_status { BR_QUEUE_STATUS_MAP(BR_ENUM_ENTRY) BR_QUEUE_STATUS_COUNT };
 
@@ -214,7 +267,10 @@ enum br_payment_state { BR_PAYMENT_STATE_MAP(BR_ENUM_ENTRY) BR_PAYMENT_STATE_COU
                                                     payment_event */                        \
     X(BR_FX_PROVIDER_VOID, 9, "provider_void")   /* id = payment, ref = hold: the hold is     \
                                                     gone: cancel the intent unless paid,    \
-                                                    then feed the answer back */
+                                                    then feed the answer back */ \
+    X(BR_FX_QUEUE_STATE, 10, "queue_state")   /* event_id; id = enum br_queue_gate, ref = mode: \
+                                                 tell every waiting user (one broadcast) */    \
+    X(BR_FX_PLACE_LAPSED, 11, "place_lapsed") /* event_id, user_id; deadline_ms = seen + ttl */
 enum br_effect_kind { BR_EFFECT_MAP(BR_ENUM_ENTRY) BR_EFFECT_KIND_COUNT };
 
 struct br_effect {
@@ -232,6 +288,11 @@ struct br_effect {
  * with memcmp after br_outcome_clear()'s memset. Effects are listed by the
  * engine (br_engine_effects) and summarised here by count and hash, so a
  * recorded outcome pins the effects too.
+ *
+ * Issue 13: admit -- count = passes issued, ref = places lapsed by this admit;
+ * queue_mode_set -- id = event, status = mode, position = gate (enum
+ * br_queue_gate), count = live max_active, ref = live admit_per_min;
+ * presence -- id = event, count = members marked, queue_length.
  */
 struct br_outcome {
     int32_t err;            /* enum br_err */

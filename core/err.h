@@ -47,7 +47,14 @@
     X(BR_E_STORAGE_UNAVAILABLE, -27, "STORAGE_UNAVAILABLE", 503,                               \
       "the server cannot write durably right now; retry later")                                \
     X(BR_E_OVERLOADED, -28, "OVERLOADED", 503,                                                 \
-      "the server is busy with this kind of request; retry shortly")
+      "the server is busy with this kind of request; retry shortly")                          \
+    /* Issue 13: the waiting room. */                                                          \
+    X(BR_E_QUEUE_CLOSED, -29, "QUEUE_CLOSED", 409, "the event's queue is closed to new joins") \
+    X(BR_E_POW_REQUIRED, -30, "POW_REQUIRED", 403,                                             \
+      "this event requires a proof of work: get a challenge first")                            \
+    X(BR_E_POW_INVALID, -31, "POW_INVALID", 403,                                               \
+      "the proof of work is wrong, expired, for another request or already used")             \
+    X(BR_E_JOIN_LIMITED, -32, "JOIN_LIMITED", 429, "too many joins from this address")
 
 enum br_err {
 #define BR_ERR_ENUM(sym, val, code, status, msg) sym = (val),
@@ -55,7 +62,7 @@ enum br_err {
 #undef BR_ERR_ENUM
 };
 
-#define BR_ERR_COUNT 29
+#define BR_ERR_COUNT 33
 
 /* The HTTP status for an error value (200 for BR_OK, 500 if not in the table). */
 unsigned br_err_http_status(int err);

@@ -30,8 +30,19 @@
 #define BR_SAGA_STEP_MAX 1024u      /* duties one saga_step command may re-emit */
 #define BR_PASS_EXPIRE_MAX 4096u    /* passes one admit command may expire first */
 
-/* Effects one command may emit: the largest of the bounded loops above plus a few. */
-#define BR_EFFECTS_MAX (BR_PASS_EXPIRE_MAX + BR_ADMIT_PER_TICK_MAX + 8u)
+/* Issue 13: the waiting room (queue.h). */
+#define BR_ADMIT_PER_MIN_MAX 600000u /* 10,000 a second */
+#define BR_PACE_BURST_MS 2000        /* pace credit caps at 2 s of outflow (>= 1 admission) */
+#define BR_PRESENCE_BATCH_MAX 64u    /* users in one presence command: 512 B of a record */
+#define BR_PRESENCE_TTL_S_MAX 86400u
+#define BR_LAPSE_SKIP_MAX 4096u      /* absent users one admit may skip */
+#define BR_RATE_BUCKET_MS 10000      /* admission-rate ring: 30 x 10 s = 5 min, 136 B/event */
+#define BR_RATE_BUCKETS 30u
+#define BR_POW_BITS_MAX 28u
+
+/* Effects one command may emit: the largest of the bounded loops above plus a few
+ * (an admit: expiries, passes, lapsed places, one queue_state). */
+#define BR_EFFECTS_MAX (BR_PASS_EXPIRE_MAX + BR_ADMIT_PER_TICK_MAX + BR_LAPSE_SKIP_MAX + 8u)
 
 /* Deployment sizing (core/sizing.h). A table holds at most BR_TABLE_ROWS_MAX
  * rows. A server sized by people alone gets these tables, per 100 people,
@@ -110,6 +121,8 @@ _Static_assert(BR_SAGA_STEP_MAX <= BR_EFFECTS_MAX, "a full saga step must fit th
 _Static_assert(BR_HOLD_QUANTITY_MAX <= BR_PER_USER_LIMIT_MAX, "a hold fits the largest limit");
 _Static_assert((long long)BR_PRICE_MINOR_MAX * BR_HOLD_QUANTITY_MAX < (1LL << 53),
                "a hold's amount is exact in a JSON number");
+_Static_assert(8 + 18 + 8 + 1 + 8 * BR_PRESENCE_BATCH_MAX + 61 <= 1024, "a presence record fits");
+_Static_assert((long long)BR_ADMIT_PER_MIN_MAX * BR_PACE_BURST_MS < (1LL << 53), "pace credit exact");
 _Static_assert(BR_NOW_MS_MAX + BR_TTL_MS_MAX + BR_REFUND_BACKOFF_MS_MAX < (1LL << 53),
                "every deadline is exact in a JSON number");
 

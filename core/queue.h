@@ -25,6 +25,7 @@
 #ifndef BR_QUEUE_H
 #define BR_QUEUE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cmd.h"
@@ -43,6 +44,7 @@ struct br_member {
     uint8_t status;   /* enum br_queue_status */
     uint64_t pass_id; /* latest pass, 0 = none */
     uint32_t tickets; /* held + confirmed over the whole sale (per-user limit) */
+    int64_t seen_ms;  /* last sign of life (join, presence); 0 = never */
 };
 
 enum br_pass_state { BR_PASS_LIVE = 1, BR_PASS_USED = 2, BR_PASS_EXPIRED = 3 };
@@ -98,6 +100,58 @@ int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id
  * tick admits its full share. Saturates at UINT32_MAX. O(1). */
 uint32_t br_queue_wait_estimate_s(const struct br_event_spec *spec, uint32_t position,
                                   uint32_t tick_ms, int64_t now_ms);
+
+/* ---- Issue 13: the waiting room (queue_gate.c; ISSUE13 §2-§5) ---- */
+
+/* Command handlers: queue_mode_set (19) and presence (20). */
+int br_queue_mode_set(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+int br_queue_presence(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out);
+
+struct br_event;
+struct br_queue_rate;
+
+uint32_t br_queue_seats_available(const struct br_event *ev);    /* sum capacity - held - sold */
+bool br_queue_sold_out(const struct br_event *ev);               /* every zone sold == capacity */
+uint8_t br_queue_gate(const struct br_event *ev, int64_t now_ms); /* enum br_queue_gate, §2 */
+void br_queue_rate_add(struct br_queue_rate *r, int64_t now_ms, uint32_t admitted);
+void br_queue_rate_read(const struct br_queue_rate *r, int64_t now_ms, uint32_t *count,
+                        int64_t *span_ms);
+
+enum br_estimate_basis { BR_EST_NONE = 0, BR_EST_MEASURED = 1, BR_EST_CONFIGURED = 2 };
+struct br_queue_estimate {
+    uint8_t basis;             /* enum br_estimate_basis */
+    uint32_t admitted_per_min; /* measured over the window; 0 when not measured */
+    uint32_t wait_s;           /* UINT32_MAX = unknown (JSON null) */
+};
+void br_queue_estimate(const struct br_event_spec *spec, uint32_t admit_per_min_live,
+                       const struct br_queue_rate *rate, uint8_t gate, uint32_t position,
+                       uint32_t tick_ms, int64_t now_ms, struct br_queue_estimate *out);
+
+/* Inputs of the admitter's due rule: the engine fills it from br_event, the distributed
+ * admitter from struct br_redis_due; one rule for both (br_engine_due, roles.c decide()). */
+struct br_queue_due_in {
+    bool exists, shuffled;
+    int64_t opens_ms, next_pass_ms; /* next live pass deadline, INT64_MAX = none */
+    uint32_t waiting, active, max_active_live, avail, admit_per_min;
+    uint8_t mode, flags, gate_told;
+    bool sold_out;
+    int64_t pace_credit, pace_last_ms;
+};
+void br_queue_due_in_of(const struct br_event *ev, struct br_queue_due_in *in);
+bool br_queue_admit_due(const struct br_queue_due_in *in, int64_t now_ms);
+
+/* For the status route and position views. O(zones). */
+struct br_queue_event_view {
+    uint8_t mode, gate, pow_bits;
+    bool sold_out;
+    uint32_t queue_length, max_active, admit_per_min, presence_ttl_s;
+    struct br_queue_estimate join_now; /* for position queue_length + 1 */
+};
+int br_queue_event_view(const struct br_engine *e, uint64_t event_id, int64_t now_ms,
+                        uint32_t tick_ms, struct br_queue_event_view *v); /* BR_OK, NOT_FOUND */
+/* br_queue_view keeps its signature: its status carries the overlay (8-10 need
+ * no clock: sold_out and mode are state). Gate and estimate for a user come from
+ * br_queue_event_view + br_queue_estimate(position), which take now_ms. */
 
 /* Asserts Fenwick sums, waiting counts, active pass counts, heap links. O(n). */
 void br_queue_check(const struct br_engine *e);

@@ -159,6 +159,29 @@ void br_api_cmd_refund_result(struct br_cmd *cmd, uint64_t payment_id, bool ok)
     cmd->u.refund_result.ok = ok;
 }
 
+void br_api_cmd_queue_mode_set(struct br_cmd *cmd, uint64_t actor, uint64_t event_id, uint8_t set,
+                               uint8_t mode, uint32_t max_active, uint32_t admit_per_min)
+{
+    cmd_start(cmd, BR_CMD_QUEUE_MODE_SET, actor);
+    cmd->u.queue_mode_set.event_id = event_id;
+    cmd->u.queue_mode_set.set = set;
+    cmd->u.queue_mode_set.mode = mode;
+    cmd->u.queue_mode_set.max_active = max_active;
+    cmd->u.queue_mode_set.admit_per_min = admit_per_min;
+}
+
+void br_api_cmd_presence(struct br_cmd *cmd, uint64_t event_id, const uint64_t *users,
+                         uint32_t n)
+{
+    cmd_start(cmd, BR_CMD_PRESENCE, 0);
+    cmd->u.presence.event_id = event_id;
+    cmd->u.presence.count = n;
+    uint32_t k = n < BR_PRESENCE_BATCH_MAX ? n : BR_PRESENCE_BATCH_MAX;
+    for (uint32_t i = 0; i < k; i++) {
+        cmd->u.presence.user_ids[i] = users[i];
+    }
+}
+
 /* ---- fillers ---- */
 
 void br_api_queue_fill(struct br_api_queue *out, uint64_t event_id,

@@ -61,6 +61,10 @@ void br_api_cmd_payment_create_checked(struct br_cmd *cmd, uint64_t user, uint64
  * de-duplicates webhooks by. */
 void br_api_cmd_payment_event(struct br_cmd *cmd, const char *provider_event_id,
                               uint64_t payment_id, bool succeeded);
+/* Issue 13: operator modes. actor 0 = the server itself; set = BR_QSET_* bits
+ * (fields not in set are carried as given; the core ignores them). */
+void br_api_cmd_queue_mode_set(struct br_cmd *cmd, uint64_t actor, uint64_t event_id, uint8_t set,
+                               uint8_t mode, uint32_t max_active, uint32_t admit_per_min);
 
 /* ---- builders: the workers' commands ---- */
 
@@ -72,6 +76,11 @@ void br_api_cmd_saga_step(struct br_cmd *cmd);
 void br_api_cmd_refund_result(struct br_cmd *cmd, uint64_t payment_id, bool ok);
 /* max = BR_SAGA_STEP_MAX */
 void br_api_cmd_payment_check(struct br_cmd *cmd);
+/* Issue 13: the server's seen batch (actor 0). count = n as given; at most
+ * BR_PRESENCE_BATCH_MAX ids are copied (the core refuses a count of 0 or
+ * over the limit with BR_E_INVALID), the rest of user_ids stays zero. */
+void br_api_cmd_presence(struct br_cmd *cmd, uint64_t event_id, const uint64_t *users,
+                         uint32_t n);
 
 /* ---- fillers ---- */
 

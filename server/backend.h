@@ -63,9 +63,26 @@ struct br_api_queue {
     uint8_t status;         /* enum br_queue_status */
     uint32_t position;      /* 1 = next; 0 unless waiting */
     uint32_t queue_length;
-    uint32_t estimated_wait_s;
+    uint32_t estimated_wait_s; /* issue 13: UINT32_MAX = unknown (JSON null) */
     uint64_t pass_id;       /* when admitted */
     int64_t pass_expires_at_ms;
+    /* Issue 13: the waiting room. */
+    uint8_t gate;               /* enum br_queue_gate */
+    uint8_t estimate_basis;     /* enum br_estimate_basis (core/queue.h) */
+    uint32_t admitted_per_min;  /* measured; 0 when not measured */
+};
+
+/* Issue 13: the public status of an event's queue (GET /api/v1/events/{id}/queue)
+ * and the answer of queue_mode_set. */
+struct br_api_queue_status {
+    uint64_t event_id;
+    uint8_t mode, gate, pow_bits, estimate_basis; /* enum br_queue_mode, br_queue_gate, -,
+                                                     br_estimate_basis */
+    bool sold_out;
+    uint32_t queue_length, admitted_per_min;
+    uint32_t estimated_wait_s; /* for someone joining now; UINT32_MAX = null */
+    uint32_t max_active, admit_per_min; /* the live controls */
+    int64_t as_of_ms;
 };
 
 struct br_api_booking {
@@ -129,6 +146,7 @@ struct br_call {
         struct br_api_payment payment;
         struct br_api_stats stats;
         struct br_api_session session;
+        struct br_api_queue_status queue_status; /* issue 13 */
     } r;
     /* List answers go to caller-provided arrays. */
     struct br_api_event *events;
@@ -148,6 +166,9 @@ struct br_backend_listener {
                         int64_t expires_at_ms);
     /* Positions in the event's queue may have moved. */
     void (*queue_changed)(void *ctx, uint64_t event_id);
+    /* Issue 13: the event's admission gate changed (BR_FX_QUEUE_STATE; gate =
+     * enum br_queue_gate). May be NULL: a backend calls it only when set. */
+    void (*queue_state)(void *ctx, uint64_t event_id, uint8_t gate);
 };
 
 /* Gauges for /metrics, per event (bounded by BR_API_LIST_MAX events). */
@@ -251,6 +272,22 @@ struct br_backend_ops {
      * must hold no lock the backend's listener takes. */
     int (*queue_positions)(struct br_backend *b, uint64_t event_id, const uint64_t *users,
                            uint32_t n, struct br_api_queue *out, int *rc);
+
+    /* ---- issue 13: the waiting room. NULL-able: a backend that does not
+     * have one yet leaves it NULL and the routes answer as not implemented. ---- */
+    /* Operator modes (core queue_mode_set; set = BR_QSET_* bits): actor 0 =
+     * the server itself. r.queue_status. */
+    void (*queue_mode_set)(struct br_backend *b, uint64_t actor, uint64_t event_id, uint8_t set,
+                           uint8_t mode, uint32_t max_active, uint32_t admit_per_min,
+                           struct br_call *call);
+    /* Synchronous, advisory (as queue_peek): the event's public queue status.
+     * BR_OK or BR_E_NOT_FOUND (BR_E_UNAVAILABLE: the store is unreachable). */
+    int (*queue_status_peek)(struct br_backend *b, uint64_t event_id,
+                             struct br_api_queue_status *out);
+    /* Fire and forget: these users of the event were seen (core presence),
+     * n <= BR_PRESENCE_BATCH_MAX. */
+    void (*presence_report)(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                            uint32_t n);
 
     /* ---- bookings and payments ---- */
     /* pass_id 0 = none; idem_key 0 = none. r.booking. */

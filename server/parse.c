@@ -486,6 +486,9 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
         return br_parse_confirm_form(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_REFRESH:
         return parse_refresh(buf, len, out->u.refresh_token, why);
+    case BR_BODY_QUEUE_MODE_SET: /* issue 13: T4 */
+    case BR_BODY_CHALLENGE:
+        return fail(why, BR_E_INVALID, "not implemented");
     case BR_BODY_COUNT:
         break;
     }
@@ -524,6 +527,11 @@ static const struct {
     [BR_ROUTE_REFRESH] = {"POST", "/api/v1/auth/refresh"},
     [BR_ROUTE_LOGOUT] = {"POST", "/api/v1/auth/logout"},
     [BR_ROUTE_LOGOUT_ALL] = {"POST", "/api/v1/auth/logout-all"},
+    /* Issue 13 (handlers: routes.c, T4). */
+    [BR_ROUTE_QUEUE_STATUS] = {"GET", "/api/v1/events/{id}/queue"},
+    [BR_ROUTE_QUEUE_MODE_SET] = {"POST", "/api/v1/admin/events/{id}/queue"},
+    [BR_ROUTE_QUEUE_CHALLENGE] = {"POST", "/api/v1/queue/challenge"},
+    [BR_ROUTE_REGISTER_CHALLENGE] = {"POST", "/api/v1/auth/challenge"},
 };
 
 const char *br_route_method(enum br_route route)

@@ -59,6 +59,8 @@
 #define BR_WEBHOOK_ID_MAX 256u     /* a provider event id incl. NUL */
 #define BR_WEBHOOK_TYPE_MAX 64u    /* a provider event type incl. NUL */
 #define BR_JSON_ID_MAX (1LL << 53) /* ids in JSON bodies: 1..2^53, exact in a double */
+#define BR_POW_CHALLENGE_MAX 160u  /* issue 13: a proof-of-work challenge incl. NUL (server/pow.h) */
+#define BR_POW_NONCE_MAX 33u       /* issue 13: a nonce, 1..32 of [0-9a-zA-Z_-], incl. NUL */
 
 _Static_assert(BR_EMAIL_MIN < BR_EMAIL_MAX, "an email fits");
 _Static_assert(BR_PASSWORD_MIN <= BR_PASSWORD_MAX, "a new password fits");
@@ -94,6 +96,12 @@ enum br_route {
     BR_ROUTE_REFRESH,          /* POST   /api/v1/auth/refresh */
     BR_ROUTE_LOGOUT,           /* POST   /api/v1/auth/logout */
     BR_ROUTE_LOGOUT_ALL,       /* POST   /api/v1/auth/logout-all */
+    /* Issue 13: the waiting room. Matched by br_route_match; routes.c answers
+     * them 404 "no such route" until their handlers land (issue 13: T4). */
+    BR_ROUTE_QUEUE_STATUS,       /* GET    /api/v1/events/{id}/queue (public) */
+    BR_ROUTE_QUEUE_MODE_SET,     /* POST   /api/v1/admin/events/{id}/queue */
+    BR_ROUTE_QUEUE_CHALLENGE,    /* POST   /api/v1/queue/challenge */
+    BR_ROUTE_REGISTER_CHALLENGE, /* POST   /api/v1/auth/challenge */
     BR_ROUTE_COUNT
 };
 
@@ -161,6 +169,9 @@ enum br_body_kind {
     BR_BODY_CONFIRM_JSON, /* {payment_method} */
     BR_BODY_CONFIRM_FORM, /* payment_method=... */
     BR_BODY_REFRESH,      /* {refresh_token} (refresh, logout) */
+    /* Issue 13 (parsers: T4; until then BR_E_INVALID "not implemented"). */
+    BR_BODY_QUEUE_MODE_SET, /* {mode?, max_active?, admit_per_min?}: at least one */
+    BR_BODY_CHALLENGE,      /* {event_id} (queue challenge); the register challenge has none */
     BR_BODY_COUNT
 };
 
@@ -171,6 +182,26 @@ struct br_body_account {
     char name[BR_NAME_MAX];             /* register: 1..63 bytes; login: "" */
     char password[BR_PASSWORD_MAX + 1]; /* a secret: the caller wipes it after use */
     size_t password_len;                /* register: 8..256; login: 1..256 */
+    /* Issue 13, register only: the proof of work, "" = absent (server/pow.h). */
+    char pow_challenge[BR_POW_CHALLENGE_MAX];
+    char pow_nonce[BR_POW_NONCE_MAX];
+};
+
+/* Issue 13: queue join with its proof of work ("" = absent). event_id is the
+ * union's first member, so u.join.event_id and u.event_id are the same bytes
+ * (issue 13: T4 -- routes read u.event_id for join until they use u.join). */
+struct br_body_join {
+    uint64_t event_id; /* 1..2^53 */
+    char pow_challenge[BR_POW_CHALLENGE_MAX];
+    char pow_nonce[BR_POW_NONCE_MAX];
+};
+
+/* Issue 13: queue_mode_set's body (POST /api/v1/admin/events/{id}/queue). */
+struct br_body_queue_mode_set {
+    uint8_t set;            /* BR_QSET_* of the members present, at least one */
+    uint8_t mode;           /* enum br_queue_mode, when BR_QSET_MODE */
+    uint32_t max_active;    /* when BR_QSET_MAX_ACTIVE */
+    uint32_t admit_per_min; /* when BR_QSET_ADMIT_PER_MIN */
 };
 
 struct br_body_reserve {
@@ -185,7 +216,10 @@ struct br_body {
         struct br_body_account account;             /* REGISTER, LOGIN */
         struct br_event_spec event;                 /* EVENT_CREATE, queue_capacity resolved */
         uint8_t role;                               /* ROLE: enum br_role */
-        uint64_t event_id;                          /* QUEUE_JOIN, QUEUE_LEAVE: 1..2^53 */
+        uint64_t event_id;                          /* QUEUE_JOIN, QUEUE_LEAVE, CHALLENGE:
+                                                       1..2^53 */
+        struct br_body_join join;                   /* QUEUE_JOIN (issue 13) */
+        struct br_body_queue_mode_set queue_mode;   /* QUEUE_MODE_SET (issue 13) */
         struct br_body_reserve reserve;             /* RESERVE */
         uint64_t booking_id;                        /* PAYMENT: 1..2^53 */
         struct {

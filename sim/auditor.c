@@ -176,8 +176,8 @@ struct br_auditor {
     uint64_t wait_count, wait_cap;
 };
 
-static const char *const inv_names[BR_INV_COUNT] = {"S1", "S2", "S3", "S4", "S5",
-                                                    "S6", "S7", "S8", "S9", "L1"};
+static const char *const inv_names[BR_INV_COUNT] = {"S1", "S2", "S3", "S4", "S5", "S6",
+                                                    "S7", "S8", "S9", "L1", "I1", "M1"};
 static const char *const inv_titles[BR_INV_COUNT] = {
     "no oversell: per zone sold + held <= capacity",
     "a confirmed hold never changes owner or state",
@@ -189,6 +189,10 @@ static const char *const inv_titles[BR_INV_COUNT] = {
     "conservation: charges - refunds = value of confirmed bookings",
     "the same idempotency key gets the same answer",
     "liveness: queues drain, holds expire, sagas end, nothing owed",
+    /* Issue 13: T3 checks them (no check yet: 0 checks, 0 violations). */
+    "inventory: no pass while no seat is available; a sold-out queue closes",
+    "modes: no admission while paused, closed or passthrough; closed refuses joins; outflow "
+    "within admit_per_min",
 };
 
 const char *br_inv_name(int inv)

@@ -36,6 +36,10 @@
  *   L1 a sweep that did not hit its batch limit left no expired hold behind;
  *      at the end (br_auditor_finish): queues drained, no hold past its
  *      deadline, every payment final, no refund owed.
+ *   I1 (issue 13) inventory: no pass while no seat is available; a sold-out
+ *      queue closes (events with BR_QF_INVENTORY_AWARE).
+ *   M1 (issue 13) modes: no admission while paused, closed or passthrough;
+ *      closed refuses joins; outflow within admit_per_min.
  *
  * The first violation is kept with the step, the command and the entities;
  * counts of checks and violations are kept per invariant. Cost per step is
@@ -63,10 +67,12 @@ enum br_inv {
     BR_INV_S8,
     BR_INV_S9,
     BR_INV_L1,
+    BR_INV_I1, /* issue 13: inventory-aware admission, sold-out closing */
+    BR_INV_M1, /* issue 13: operator modes and outflow */
     BR_INV_COUNT
 };
 
-/* "S1" ... "L1". */
+/* "S1" ... "L1", "I1", "M1". */
 const char *br_inv_name(int inv);
 /* One line: what the invariant says. */
 const char *br_inv_title(int inv);

@@ -38,6 +38,11 @@ struct br_sim_backend_ops {
     /* Optional: the backend's own deep self-check (asserts). O(state). */
     void (*self_check)(const struct br_sim_backend *b);
     void (*close)(struct br_sim_backend *b);
+    /* Issue 13, optional (NULL on redis: the estimate figures are then
+     * absent): br_queue_estimate for someone at `position` in the event's
+     * queue at now_ms with the admitter's tick_ms. BR_OK or BR_E_NOT_FOUND. */
+    int (*queue_estimate)(const struct br_sim_backend *b, uint64_t event, uint32_t position,
+                          int64_t now_ms, uint32_t tick_ms, struct br_queue_estimate *out);
 };
 
 struct br_sim_backend {

@@ -32,12 +32,17 @@
 #define BR_SCN_QTY_MAX 8    /* quantity weights for 1..8 seats */
 #define BR_SCN_NAME_MAX 64
 #define BR_SCN_USERS_MAX 4000000u /* people one scenario may simulate */
+#define BR_SCN_OPERATOR_MAX 16  /* issue 13: operator steps (queue_mode_set) in a scenario */
 
 struct br_scn_range {
     int64_t min_ms;
     int64_t max_ms;
 };
 
+/* Issue 13: the events' waiting-room keys are fields of spec: "admit_per_min",
+ * "presence_ttl_s", "pow_bits", "inventory_aware" (bool -> queue_flags
+ * BR_QF_INVENTORY_AWARE) and "mode" (string -> enum br_queue_mode); the
+ * parser's defaults are 0 / false / "open" (every switch off). */
 struct br_scn_event {
     struct br_event_spec spec; /* sale_opens_at_ms / starts_at_ms relative to t = 0 */
     double weight;             /* share of the crowd that wants this event */
@@ -90,6 +95,24 @@ struct br_scn_payments {
                           the provider), 0 = no checks; else BR_PAYMENT_CHECK_MS_MIN..MAX */
 };
 
+/* Issue 13: one operator step, "operator": [{"at_ms", "event", "mode"?,
+ * "max_active"?, "admit_per_min"?}]: the driver issues queue_mode_set as the
+ * system at at_ms (the API process's clock). set says which keys were given. */
+struct br_scn_operator {
+    int64_t at_ms;          /* relative to t = 0 */
+    uint32_t event;         /* index into events[] */
+    uint8_t set;            /* BR_QSET_* of the keys present, at least one */
+    uint8_t mode;           /* enum br_queue_mode, when BR_QSET_MODE */
+    uint32_t max_active;    /* when BR_QSET_MAX_ACTIVE */
+    uint32_t admit_per_min; /* when BR_QSET_ADMIT_PER_MIN */
+};
+
+/* Issue 13: "door": the bot-farm cost model's inputs (the sim does no hashing). */
+struct br_scn_door {
+    uint8_t bot_pow_bits; /* 0..BR_POW_BITS_MAX */
+    uint32_t join_limit;  /* accepted joins per address per window; 0 = none */
+};
+
 enum br_worker_kind {
     BR_WORKER_ADMITTER = 0,
     BR_WORKER_SWEEPER = 1,
@@ -128,6 +151,12 @@ struct br_scenario {
     int64_t clock_skew_ms;   /* each process's clock is off by up to +- this */
     int64_t drain_max_ms;    /* after the faults stop, converge within this */
     bool swarm;              /* the fault mix was redrawn (br_scenario_swarm) */
+    /* Issue 13: the waiting room (ISSUE13 §9.1; parser: T3). */
+    uint32_t operator_count;
+    struct br_scn_operator operators[BR_SCN_OPERATOR_MAX];
+    int64_t presence_report_ms; /* "presence": {"report_ms"}: 0 = no presence ticks */
+    bool compare;               /* run twice, the second time with every switch off (§9.2) */
+    struct br_scn_door door;
 };
 
 /* Every field at its documented default: one event, one zone, 1,000 users. */
