@@ -1291,10 +1291,8 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_false(rep.lost);
     sale_run(&s, 3000);
     /* A payment in flight whose webhook will never come: in the record from
-     * the first catch_up on. Not made between the two rebuilds below: an
-     * entry projected there that issues no hold moves the id margin's
-     * clock (past_margin in reconciler.c) without the ids the first
-     * rebuild handed out, and hold ids then come again (reused_ids). */
+     * the first catch_up on. (A payment recorded between two rebuilds is
+     * reconciler_ids_unique_over_two_losses's case.) */
     uint64_t lost_pid = payment_without_webhook(&s, BR_PAYMENT_CHECK_MS_MIN);
     struct br_recorder *rec = recorder_new(&s, 64, "r");
     catch_up(&s, rec);
