@@ -285,6 +285,25 @@ struct br_pg_progress {
 /* The event's progress (all zero, stream_id "0", when nothing was applied). */
 int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_progress *out);
 
+/* The id counters the event's last rebuild gave Redis, kept before Redis got
+ * them (server/reconciler.c: a later rebuild starts past them even when the
+ * ids they led to were never recorded). Each seq only grows. */
+struct br_pg_rebuild_counters {
+    uint32_t pass_seq, hold_seq, payment_seq;
+    int64_t rebuilt_ms; /* when (the reconciler's wall clock); 0 = never rebuilt */
+};
+
+/* The event's counters (all zero when it was never rebuilt). BR_OK or a
+ * connection error. */
+int br_pg_rebuild_counters_get(struct br_pg *pg, uint64_t event_id,
+                               struct br_pg_rebuild_counters *out);
+
+/* Keeps c for the event, each column the greater of the stored one and c's,
+ * committed before returning BR_OK. BR_E_NOT_FOUND (no such event) or a
+ * connection error (UNKNOWN_OUTCOME: calling again is harmless). */
+int br_pg_rebuild_counters_put(struct br_pg *pg, uint64_t event_id,
+                               const struct br_pg_rebuild_counters *c);
+
 /* --- reads for the reconciler and the rebuild ------------------------------ */
 
 struct br_pg_zone {

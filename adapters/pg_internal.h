@@ -78,6 +78,8 @@ enum br_pg_slot {
     BR_PG_S_OUTBOX_UNSENT,
     BR_PG_S_OUTBOX_SPARE1,
     BR_PG_S_OUTBOX_SPARE2,
+    BR_PG_S_REBUILD_COUNTERS_GET, /* pg_record.c (the reconciler's) */
+    BR_PG_S_REBUILD_COUNTERS_PUT,
     BR_PG_S_COUNT
 };
 

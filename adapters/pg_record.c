@@ -25,6 +25,9 @@
  * the invariant, with the counts right after that entry, so that the CHECK
  * itself refuses the batch and names the entry (a transient oversell that
  * a later cancel would hide in the final counts is refused too).
+ *
+ * Also the rebuild's counters (br_pg_rebuild_counters_*, migration 0004):
+ * what each rebuild of an event gave Redis, read and kept by the reconciler.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -837,4 +840,85 @@ int br_pg_projection_progress(struct br_pg *pg, uint64_t event_id, struct br_pg_
     snprintf(out->stream_id, sizeof out->stream_id, "0");
     struct position_arg a = {.event_id = event_id, .out = out->stream_id, .progress = out};
     return br_pg_run(pg, "projection_progress", BR_PG_READ, position_body, &a);
+}
+
+/* ---- the rebuild's counters ---------------------------------------------- */
+
+static const struct br_pg_stmt counters_get = {
+    BR_PG_S_REBUILD_COUNTERS_GET, "rebuild_counters_get",
+    "SELECT pass_seq, hold_seq, payment_seq, rebuilt_ms FROM rebuild_counters WHERE event_id = $1",
+    1};
+static const struct br_pg_stmt counters_put = {
+    BR_PG_S_REBUILD_COUNTERS_PUT, "rebuild_counters_put",
+    "INSERT INTO rebuild_counters (event_id, pass_seq, hold_seq, payment_seq, rebuilt_ms) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET "
+    "pass_seq = GREATEST(rebuild_counters.pass_seq, EXCLUDED.pass_seq), "
+    "hold_seq = GREATEST(rebuild_counters.hold_seq, EXCLUDED.hold_seq), "
+    "payment_seq = GREATEST(rebuild_counters.payment_seq, EXCLUDED.payment_seq), "
+    "rebuilt_ms = GREATEST(rebuild_counters.rebuilt_ms, EXCLUDED.rebuilt_ms), updated_at = now()",
+    5};
+
+struct counters_arg {
+    uint64_t event_id;
+    struct br_pg_rebuild_counters *c;
+};
+
+static int counters_get_body(struct br_pg_tx *t, void *argp)
+{
+    struct counters_arg *a = argp;
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    PGresult *r = br_pg_exec(t, &counters_get, &p);
+    int rc = br_pg_check(t, r, PGRES_TUPLES_OK, "rebuild counters read");
+    if (rc != BR_OK) {
+        return rc;
+    }
+    memset(a->c, 0, sizeof *a->c);
+    if (PQntuples(r) == 1) {
+        /* Written from uint32 seqs (the CHECK keeps them >= 0). */
+        a->c->pass_seq = (uint32_t)br_pg_i64(r, 0, 0);
+        a->c->hold_seq = (uint32_t)br_pg_i64(r, 0, 1);
+        a->c->payment_seq = (uint32_t)br_pg_i64(r, 0, 2);
+        a->c->rebuilt_ms = br_pg_i64(r, 0, 3);
+    }
+    PQclear(r);
+    return BR_OK;
+}
+
+static int counters_put_body(struct br_pg_tx *t, void *argp)
+{
+    struct counters_arg *a = argp;
+    struct br_pg_params p;
+    br_pg_params_init(&p);
+    br_pg_p_u64(&p, a->event_id);
+    br_pg_p_i64(&p, a->c->pass_seq);
+    br_pg_p_i64(&p, a->c->hold_seq);
+    br_pg_p_i64(&p, a->c->payment_seq);
+    br_pg_p_i64(&p, a->c->rebuilt_ms);
+    PGresult *r = br_pg_exec(t, &counters_put, &p);
+    int rc = br_pg_check(t, r, PGRES_COMMAND_OK, "rebuild counters write");
+    if (rc == BR_E_CORRUPT && strcmp(t->sqlstate, "23503") == 0) {
+        return BR_E_NOT_FOUND; /* no such event */
+    }
+    if (rc == BR_OK) {
+        PQclear(r);
+    }
+    return rc;
+}
+
+int br_pg_rebuild_counters_get(struct br_pg *pg, uint64_t event_id,
+                               struct br_pg_rebuild_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    struct counters_arg a = {.event_id = event_id, .c = out};
+    return br_pg_run(pg, "rebuild_counters_get", BR_PG_READ, counters_get_body, &a);
+}
+
+int br_pg_rebuild_counters_put(struct br_pg *pg, uint64_t event_id,
+                               const struct br_pg_rebuild_counters *c)
+{
+    struct br_pg_rebuild_counters copy = *c;
+    struct counters_arg a = {.event_id = event_id, .c = &copy};
+    return br_pg_run(pg, "rebuild_counters_put", BR_PG_WRITE, counters_put_body, &a);
 }

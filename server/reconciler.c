@@ -426,16 +426,28 @@ static uint32_t seq_of(uint64_t id)
 }
 
 /* The next seq to hand out must pass every id Redis may have handed out
- * after the last projection, and that is not only the largest recorded
- * plus a constant: a rebuild already moved the counters, and if Redis is
- * lost again before anything new is projected, the ids it handed out from
- * there must still be passed. So the margin grows with the time since the
- * last projected entry (its stream id's ms, Redis's clock; the event's
- * creation when nothing was projected): one event's scripts run on one
- * Redis core, far below BR_RECONCILER_IDS_PER_MS ids a millisecond, so
- * seq + margin + elapsed x rate passes everything handed out since, across
- * any number of rebuilds in a row. Elapsed is capped (the 32-bit seq space:
- * 6 hours at that rate take a quarter of it). */
+ * up to now (the rule, proved by induction over the rebuilds):
+ *   - every id handed out before the last rebuild (at rebuilt_ms, by the
+ *     reconciler's clock) is below the counter it started from (kept in
+ *     the record before Redis got it: rebuild_counters; 0 and the event's
+ *     creation when never rebuilt);
+ *   - since then Redis handed out ids from that counter on, one event's
+ *     scripts on one Redis core, far below BR_RECONCILER_IDS_PER_MS a
+ *     millisecond; every entry up to the projected position is recorded,
+ *     so at that entry's time (its stream id's ms, Redis's clock) the
+ *     counter was at most the greater of the kept counter and the largest
+ *     recorded id.
+ * So base = max(kept counter, largest recorded), since = the later of the
+ * last rebuild and the last projected entry, and base + margin +
+ * (now - since) x rate passes everything handed out since, across any
+ * number of losses with anything (or nothing) recorded between. Without
+ * the kept counter, an entry recorded after a rebuild that issues no id of
+ * a kind (a payment, for hold ids) moved `since` without moving `base`,
+ * and ids the rebuilt Redis handed out came again. The constant margin
+ * covers the clocks of two hosts (Redis's and the reconciler's, two
+ * reconcilers'). Elapsed is capped (the 32-bit seq space: 6 hours at that
+ * rate take a quarter of it). Each rebuild moves an event's counters by at
+ * least the margin: ~4,000 rebuilds of one event exhaust its seqs. */
 static uint32_t past_margin(uint32_t seq, int64_t elapsed_ms)
 {
 #ifdef BR_PLANT_RECONCILER_NO_MARGIN
@@ -523,10 +535,32 @@ static int fill_rebuild(struct br_reconciler *rc, const struct br_pg_event *ev, 
     in->passes_issued = pr.passes_issued > UINT32_MAX ? UINT32_MAX : (uint32_t)pr.passes_issued;
     int64_t since =
         strcmp(pr.stream_id, "0") != 0 ? strtoll(pr.stream_id, NULL, 10) : ev->created_ms;
-    int64_t elapsed = br_clock_wall_ms() - since;
+    /* What the last rebuild gave Redis (past_margin's rule). */
+    struct br_pg_rebuild_counters kept;
+    err = br_pg_rebuild_counters_get(rc->pg, ev->id, &kept);
+    if (err != BR_OK) {
+        return err;
+    }
+#ifndef BR_PLANT_RECONCILER_FORGETS_REBUILD
+    hold_seq = kept.hold_seq > hold_seq ? kept.hold_seq : hold_seq;
+    pass_seq = kept.pass_seq > pass_seq ? kept.pass_seq : pass_seq;
+    pay_seq = kept.payment_seq > pay_seq ? kept.payment_seq : pay_seq;
+    since = kept.rebuilt_ms > since ? kept.rebuilt_ms : since;
+#endif
+    int64_t elapsed = in->now_ms - since;
     in->hold_seq = past_margin(hold_seq, elapsed);
     in->pass_seq = past_margin(pass_seq, elapsed);
     in->payment_seq = past_margin(pay_seq, elapsed);
+    /* Kept before Redis gets them: a Redis rebuilt from counters the record
+     * does not know would make the next rebuild's base too low. */
+    kept = (struct br_pg_rebuild_counters){.pass_seq = in->pass_seq,
+                                           .hold_seq = in->hold_seq,
+                                           .payment_seq = in->payment_seq,
+                                           .rebuilt_ms = in->now_ms};
+    err = br_pg_rebuild_counters_put(rc->pg, ev->id, &kept);
+    if (err != BR_OK) {
+        return err;
+    }
     in->holds = r->holds;
     in->hold_count = r->booking_count;
     in->payments = r->pays;

@@ -45,11 +45,15 @@
  *      saga; every one not decided and whose status checks are not closed
  *      gets its next check at now + opt.payment_check_ms, so a payment in
  *      flight whose webhook is lost still ends confirmed or refunded),
- *      the provider event ids applied, and the id counters moved
- *      past the largest id recorded by BR_RECONCILER_ID_MARGIN plus
- *      BR_RECONCILER_IDS_PER_MS per ms since the last projected entry, so
- *      no id that Redis handed out after the last projection is handed out
- *      again, even after two losses in a row with nothing projected between;
+ *      the provider event ids applied, and the id counters (pass, hold,
+ *      payment) moved past the greater of the largest id recorded and the
+ *      counters the event's previous rebuild gave Redis (kept in the
+ *      record's rebuild_counters, written before Redis gets them), by
+ *      BR_RECONCILER_ID_MARGIN plus BR_RECONCILER_IDS_PER_MS per ms since
+ *      the later of the last projected entry and that rebuild, so no id
+ *      that Redis handed out after the last projection is handed out
+ *      again, after any number of losses in a row with anything or nothing
+ *      projected between (reconciler.c, past_margin, has the proof);
  *      the event's (lost) log is made to continue past the projected
  *      position (an empty stream whose last id is the position's
  *      successor), so the recorder finds every new entry after it even if

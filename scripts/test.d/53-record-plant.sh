@@ -15,6 +15,11 @@
 #    the largest id the record holds (server/reconciler.c), so hold ids that
 #    Redis handed out after the recorder's last commit are handed out again.
 #    reconciler_rebuilds_after_flushall must fail on reused hold ids.
+# 3. BR_PLANT=RECONCILER_FORGETS_REBUILD: the rebuild ignores the counters
+#    the previous rebuild kept in rebuild_counters (server/reconciler.c), so
+#    after a payment recorded between two losses the ids the first rebuilt
+#    Redis handed out come again. reconciler_ids_unique_over_two_losses must
+#    fail on hold, payment or pass ids handed out again.
 # usage: 53-record-plant.sh ASAN_BUILD RELEASE_BUILD
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,3 +48,4 @@ plant() {
 
 plant PG_NO_POSITION '*two_recorders*' '^  event [0-9]+'
 plant RECONCILER_NO_MARGIN '*reconciler*' 'reused_ids'
+plant RECONCILER_FORGETS_REBUILD '*two_losses*' '[1-9][0-9]* (hold|payment|pass) ids'

@@ -42,6 +42,10 @@
  *       with check_ms and projected) is back in the status checks after
  *       the rebuild, at now + --payment-check-ms; the check fires, the
  *       provider's answer (captured) is applied, and it ends refunded.
+ *   reconciler_ids_unique_over_two_losses  two losses with a payment (an
+ *       entry that makes no hold) recorded between the rebuilds and a lost
+ *       window of commands before the second: no hold, payment or pass id
+ *       handed out after a loss is at or below one handed out before it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -246,7 +250,21 @@ struct sale {
     uint32_t hold_seq_floor[BR_GEN_EVENTS_MAX + 1]; /* new holds must pass it (after a rebuild) */
     uint64_t reused_ids;                            /* hold ids at or below the floor */
     uint64_t holds_made;                            /* successful reserves of new holds */
+    /* Payment and pass ids, as hold ids above: the largest seq handed out
+     * so far per event (holds too), the floors a test takes at a loss, and
+     * the ids at or below them handed out after it. A payment_create on a
+     * hold that has a payment answers that payment again: no new id, so
+     * every (payment, hold) pair answered is kept. */
+    uint32_t seq_seen[3][BR_GEN_EVENTS_MAX + 1]; /* [ID_HOLD / ID_PAY / ID_PASS][event] */
+    uint32_t pay_seq_floor[BR_GEN_EVENTS_MAX + 1];
+    uint32_t pass_seq_floor[BR_GEN_EVENTS_MAX + 1];
+    uint64_t reused_pays, reused_passes;
+    uint64_t pays_made, passes_made;
+    uint64_t (*pay_pairs)[2]; /* {payment id, hold id} */
+    uint32_t pay_pair_count, pay_pair_cap;
 };
+
+enum { ID_HOLD = 0, ID_PAY = 1, ID_PASS = 2 };
 
 struct hook_ctx {
     struct sale *s;
@@ -266,6 +284,49 @@ static int twin_hook(void *ctx, uint64_t id)
         return BR_E_CORRUPT;
     }
     return rc;
+}
+
+static void note_seq(struct sale *s, int kind, uint64_t id)
+{
+    uint64_t ev = id >> 32;
+    if (ev <= BR_GEN_EVENTS_MAX && (uint32_t)id > s->seq_seen[kind][ev]) {
+        s->seq_seen[kind][ev] = (uint32_t)id;
+    }
+}
+
+/* A payment answered for a hold: a pair not seen before whose id is at or
+ * below the floor is an id handed out twice. */
+static void pay_seen(struct sale *s, uint64_t pay_id, uint64_t hold_id)
+{
+    for (uint32_t i = 0; i < s->pay_pair_count; i++) {
+        if (s->pay_pairs[i][0] == pay_id && s->pay_pairs[i][1] == hold_id) {
+            return; /* the same payment again */
+        }
+    }
+    uint64_t ev = pay_id >> 32;
+    if (ev <= BR_GEN_EVENTS_MAX && (uint32_t)pay_id <= s->pay_seq_floor[ev]) {
+        s->reused_pays++;
+    }
+    if (s->pay_pair_count == s->pay_pair_cap) {
+        s->pay_pair_cap = s->pay_pair_cap == 0 ? 256 : s->pay_pair_cap * 2;
+        s->pay_pairs = realloc(s->pay_pairs, sizeof *s->pay_pairs * s->pay_pair_cap);
+        assert_non_null(s->pay_pairs);
+    }
+    s->pay_pairs[s->pay_pair_count][0] = pay_id;
+    s->pay_pairs[s->pay_pair_count][1] = hold_id;
+    s->pay_pair_count++;
+    s->pays_made++;
+    note_seq(s, ID_PAY, pay_id);
+}
+
+/* A loss: every id handed out so far is below the floors from now on. */
+static void floors_at_loss(struct sale *s)
+{
+    for (uint32_t ev = 0; ev <= BR_GEN_EVENTS_MAX; ev++) {
+        s->hold_seq_floor[ev] = s->seq_seen[ID_HOLD][ev];
+        s->pay_seq_floor[ev] = s->seq_seen[ID_PAY][ev];
+        s->pass_seq_floor[ev] = s->seq_seen[ID_PASS][ev];
+    }
 }
 
 static void sale_apply(struct sale *s, const struct br_cmd *c, struct br_outcome *out, uint32_t *n)
@@ -300,6 +361,20 @@ static void sale_apply(struct sale *s, const struct br_cmd *c, struct br_outcome
             s->reused_ids++;
         }
         s->holds_made++;
+        note_seq(s, ID_HOLD, out->id);
+    }
+    if (c->type == BR_CMD_PAYMENT_CREATE && out->err == BR_OK) {
+        pay_seen(s, out->id, c->u.payment_create.hold_id);
+    }
+    for (uint32_t k = 0; out->err == BR_OK && k < *n; k++) {
+        if (s->fx[k].kind == BR_FX_PASS_ISSUED) {
+            uint64_t ev = s->fx[k].id >> 32;
+            if (ev <= BR_GEN_EVENTS_MAX && (uint32_t)s->fx[k].id <= s->pass_seq_floor[ev]) {
+                s->reused_passes++;
+            }
+            s->passes_made++;
+            note_seq(s, ID_PASS, s->fx[k].id);
+        }
     }
 }
 
@@ -356,6 +431,7 @@ static void sale_close(struct sale *s)
     br_redis_close(&s->redis);
     br_pg_close(s->pg);
     free(s->fx);
+    free(s->pay_pairs);
 }
 
 /* Events in Redis's catalog. */
@@ -1215,10 +1291,8 @@ static void reconciler_rebuilds_after_flushall(void **state)
     assert_false(rep.lost);
     sale_run(&s, 3000);
     /* A payment in flight whose webhook will never come: in the record from
-     * the first catch_up on. Not made between the two rebuilds below: an
-     * entry projected there that issues no hold moves the id margin's
-     * clock (past_margin in reconciler.c) without the ids the first
-     * rebuild handed out, and hold ids then come again (reused_ids). */
+     * the first catch_up on. (A payment recorded between two rebuilds is
+     * reconciler_ids_unique_over_two_losses's case.) */
     uint64_t lost_pid = payment_without_webhook(&s, BR_PAYMENT_CHECK_MS_MIN);
     struct br_recorder *rec = recorder_new(&s, 64, "r");
     catch_up(&s, rec);
@@ -1351,6 +1425,138 @@ static void reconciler_rebuilds_after_flushall(void **state)
     sale_close(&s);
 }
 
+/* A live hold without a payment the generator remembers, not of event
+ * `other` (0: any): *hold, *user. */
+static bool held_without_payment(struct sale *s, uint64_t other, uint64_t *hold, uint64_t *user)
+{
+    struct br_gen_ring *ring = &s->gen.holds;
+    for (uint32_t i = 0; i < ring->count; i++) {
+        struct br_redis_hold h;
+        if (ring->items[i].id >> 32 != other &&
+            br_redis_hold_read(&s->redis, ring->items[i].id, &h) == BR_OK &&
+            h.state == BR_HOLD_HELD && h.payment_seq == 0 && h.deadline_ms > s->gen.now_ms) {
+            *hold = ring->items[i].id;
+            *user = h.user_id;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Redis lost twice with an entry recorded between the rebuilds that
+ * creates no hold (a payment; and in another event a cancel, which creates
+ * no payment either). The first rebuild starts the counters past
+ * the record by a margin that grows with the quiet time since the last
+ * recorded entry; the ids it hands out then (the window below) are never
+ * recorded; the payment's entry, recorded, restarts that clock. The second
+ * rebuild must still start past every id the first one's Redis handed
+ * out: no hold, payment or pass id is handed out twice across both
+ * losses (checked as the other test checks hold ids: none at or below the
+ * largest handed out before the loss, so ids only ever grow). Fails
+ * without the counters the rebuild keeps in the record (plant
+ * RECONCILER_FORGETS_REBUILD, the rule before them): 19 hold ids, 13
+ * payment ids, 65 pass ids at or below the floors (with the payment alone,
+ * on main: 2-3 hold ids, 36-38 pass ids, no payment id). */
+static void reconciler_ids_unique_over_two_losses(void **state)
+{
+    struct fixture *f = *state;
+    struct sale s;
+    sale_open(&s, f, true, 19);
+    struct writes_log w = {0};
+    struct br_reconciler_options ro = {.writes = on_writes, .writes_ctx = &w};
+    snprintf(ro.owner, sizeof ro.owner, "rc2");
+    struct br_reconciler *rc = NULL;
+    struct br_redis_options o = f->ropt;
+    o.quiet = true;
+    assert_int_equal(br_reconciler_open(&rc, &o, &s.cfg, s.pg, NULL, &ro), BR_OK);
+    struct br_reconciler_report rep;
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK); /* fresh: writes the epoch */
+    sale_run(&s, 2500);
+    uint64_t hold = 0, user = 0, hold2 = 0, user2 = 0;
+    for (int i = 0; i < 100 && !held_without_payment(&s, 0, &hold, &user); i++) {
+        sale_run(&s, 20);
+    }
+    assert_true(hold != 0);
+    for (int i = 0; i < 100 && !held_without_payment(&s, hold >> 32, &hold2, &user2); i++) {
+        sale_run(&s, 20);
+    }
+    assert_true(hold2 != 0);
+    struct br_recorder *rec = recorder_new(&s, 64, "r2");
+    catch_up(&s, rec);
+    uint64_t events = redis_events(f);
+    /* A quiet second and a half: the first rebuild's margin grows by it. */
+    sleep_ms(1500);
+    floors_at_loss(&s);
+    admin(f, "FLUSHALL");
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
+    assert_true(rep.lost && rep.rebuilt);
+    assert_int_equal(rep.events_rebuilt, events);
+    /* The entry between the rebuilds, recorded: a payment, no hold. */
+    struct br_cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = BR_CMD_PAYMENT_CREATE;
+    c.now_ms = s.gen.now_ms;
+    c.user_id = user;
+    c.u.payment_create.hold_id = hold;
+    struct br_outcome out;
+    uint32_t n = 0;
+    sale_apply(&s, &c, &out, &n);
+    assert_int_equal(out.err, BR_OK);
+    uint64_t pay = out.id;
+    /* And in another event a cancel (no hold, no payment: a payment
+     * recorded in its own event moves the payment base with it). */
+    memset(&c, 0, sizeof c);
+    c.type = BR_CMD_CANCEL;
+    c.now_ms = s.gen.now_ms;
+    c.user_id = user2;
+    c.u.cancel.hold_id = hold2;
+    sale_apply(&s, &c, &out, &n);
+    assert_int_equal(out.err, BR_OK);
+    catch_up(&s, rec);
+    char pos[BR_PG_STREAM_ID_MAX], pos2[BR_PG_STREAM_ID_MAX];
+    assert_int_equal(br_pg_projection_position(s.pg, hold >> 32, pos), BR_OK);
+    assert_int_equal(br_pg_projection_position(s.pg, hold2 >> 32, pos2), BR_OK);
+    printf("  recorded between the rebuilds: payment %" PRIu64 " at %s, cancel of %" PRIu64
+           " at %s\n",
+           pay, pos, hold2, pos2);
+    /* The window: ids the first rebuild's Redis hands out, never recorded. */
+    uint64_t holds0 = s.holds_made, pays0 = s.pays_made, passes0 = s.passes_made;
+    sale_run(&s, 600);
+    printf("  lost window: %" PRIu64 " holds, %" PRIu64 " payments, %" PRIu64 " passes\n",
+           s.holds_made - holds0, s.pays_made - pays0, s.passes_made - passes0);
+    assert_true(s.holds_made > holds0);
+    floors_at_loss(&s);
+    admin(f, "FLUSHALL");
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
+    assert_true(rep.lost && rep.rebuilt);
+    assert_false(w.refused);
+    holds0 = s.holds_made;
+    pays0 = s.pays_made;
+    passes0 = s.passes_made;
+    sale_run(&s, 3000);
+    printf("  after the second rebuild: %" PRIu64 " holds, %" PRIu64 " payments, %" PRIu64
+           " passes; handed out again: %" PRIu64 " hold ids (reused_ids), %" PRIu64
+           " payment ids, %" PRIu64 " pass ids\n",
+           s.holds_made - holds0, s.pays_made - pays0, s.passes_made - passes0, s.reused_ids,
+           s.reused_pays, s.reused_passes);
+    assert_true(s.holds_made > holds0 && s.pays_made > pays0 && s.passes_made > passes0);
+    assert_int_equal(s.reused_ids, 0);
+    assert_int_equal(s.reused_pays, 0);
+    assert_int_equal(s.reused_passes, 0);
+    catch_up(&s, rec);
+    for (uint64_t ev = 1; ev <= redis_events(f); ev++) {
+        struct br_recorder_event st;
+        assert_true(br_recorder_event_get(rec, ev, &st));
+        assert_false(st.failed);
+    }
+    assert_int_equal(br_reconciler_tick(rc, &rep), BR_OK);
+    assert_false(rep.lost);
+    assert_int_equal(rep.drift_total, 0);
+    br_reconciler_close(rc);
+    recorder_close(rec);
+    sale_close(&s);
+}
+
 /* argv[1], when given, runs only the tests whose names match it (cmocka's
  * filter: "*exactly_once*"), as the planted build's script does. */
 int main(int argc, char **argv)
@@ -1366,6 +1572,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(projection_refused_by_check, test_teardown),
         cmocka_unit_test_teardown(trace_export_replays_identically, test_teardown),
         cmocka_unit_test_teardown(reconciler_rebuilds_after_flushall, test_teardown),
+        cmocka_unit_test_teardown(reconciler_ids_unique_over_two_losses, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
