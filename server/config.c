@@ -79,6 +79,9 @@ static const struct opt OPTS[] = {
      "journal commits (fdatasyncs) in flight at once, 1 to 8 (2)"},
     {"--sse-keepalive-s", "BR_SSE_KEEPALIVE_S", OPT_UINT, OFF(sse_keepalive_s), 3600, "N",
      "keep-alive comment period on queue streams (15)"},
+    {"--sse-position-ms", "BR_SSE_POSITION_MS", OPT_UINT, OFF(sse_position_ms), 60000, "N",
+     "least gap between two position events on one queue stream, in ms; a pass is never "
+     "delayed; 0 sends every change (1000)"},
     {"--body-max", "BR_BODY_MAX", OPT_SIZE, OFF(body_max), 16u << 20, "BYTES",
      "largest request body; more is 413 (65536)"},
     {"--header-max", "BR_HEADER_MAX", OPT_SIZE, OFF(header_max), 1u << 20, "BYTES",
@@ -326,6 +329,7 @@ static void defaults(struct br_serve_config *c)
     c->tick_ms = 100;
     c->journal_syncs = 2;
     c->sse_keepalive_s = 15;
+    c->sse_position_ms = 1000;
     c->body_max = 65536;
     c->header_max = 8192;
     c->scrypt_log2n = BR_AUTH_LOG2N_DEFAULT;

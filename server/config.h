@@ -31,6 +31,7 @@ struct br_serve_config {
     unsigned tick_ms;
     unsigned journal_syncs;             /* commits in flight */
     unsigned sse_keepalive_s;
+    unsigned sse_position_ms;           /* least gap between a stream's position frames; 0 = none */
     size_t body_max;
     size_t header_max;
     unsigned scrypt_log2n;

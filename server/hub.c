@@ -45,7 +45,10 @@ struct br_hub_sub {
     uint64_t user_id;
     struct br_http_req *req;
     int64_t last_send_ms;        /* under the hub's mutex */
+    int64_t last_position_ms;    /* when the last position frame went; under the hub's mutex */
     struct br_api_queue last;    /* last position sent; under the hub's mutex */
+    struct br_api_queue withheld; /* a newer waiting position, not yet due; under the hub's mutex */
+    bool has_withheld;           /* `withheld` is to be sent when due; under the hub's mutex */
     bool passed;                 /* the pass went out; under the hub's mutex */
 
     pthread_mutex_t mu;          /* the buffer below */
@@ -131,17 +134,31 @@ static ssize_t sub_pull(void *cls, char *out, size_t max)
     return n;
 }
 
-/* "event: <name>\ndata: <json>\n\n" of j (consumed) into out. Returns bytes or 0. */
-static size_t sse_frame(const char *name, json_t *j, char *out, size_t cap)
+/* "event: <name>\ndata: <data>\n\n" into out. Returns bytes or 0 (data
+ * empty: not rendered; or out too small). */
+static size_t sse_frame(const char *name, const char *data, size_t data_len, char *out,
+                        size_t cap)
 {
-    size_t len = 0;
-    char *data = br_render_dump(j, &len);
-    if (data == NULL) {
+    if (data_len == 0) {
         return 0;
     }
     int n = snprintf(out, cap, "event: %s\ndata: %s\n\n", name, data);
-    free(data);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static size_t position_frame(const struct br_api_queue *v, char *out, size_t cap)
+{
+    char data[256];
+    return sse_frame("position", data, br_render_queue_text(v, data, sizeof data), out, cap);
+}
+
+static size_t pass_frame(uint64_t event_id, const char *token, int64_t expires_at_ms, char *out,
+                         size_t cap)
+{
+    char data[PASS_ROOM];
+    return sse_frame("pass", data,
+                     br_render_pass_text(event_id, token, expires_at_ms, data, sizeof data), out,
+                     cap);
 }
 
 static bool queue_view_same(const struct br_api_queue *a, const struct br_api_queue *b)
@@ -150,33 +167,53 @@ static bool queue_view_same(const struct br_api_queue *a, const struct br_api_qu
            a->queue_length == b->queue_length && a->pass_id == b->pass_id;
 }
 
-/* Sends view down s if it changed; the pass too when admitted. Returns
- * true when s must be woken. Under the hub's mutex. */
-static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct br_api_queue *v,
-                          bool force)
+/* Whether s may get a waiting position at now: the last one went at least
+ * position_ms ago (0: every change goes at once). Under the hub's mutex. */
+static bool position_due(const struct br_hub *h, const struct br_hub_sub *s, int64_t now)
+{
+    return h->cfg.position_ms == 0 || now - s->last_position_ms >= (int64_t)h->cfg.position_ms;
+}
+
+/* Sends view down s if it changed; the pass too when admitted. A change of
+ * a waiting (or pre-queue) position within position_ms of the last one is
+ * withheld instead, and sent by a later refresh (the newest one only); an
+ * admission, a terminal view and a forced view (a new stream) go at once.
+ * Returns true when s must be woken. Under the hub's mutex. */
+static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct br_api_queue *view,
+                          bool force, int64_t now)
 {
     if (s->passed) {
         return false;
     }
+    struct br_api_queue v = *view; /* view may be s->withheld itself */
+    bool admitted = v.status == BR_QS_ADMITTED;
+    bool terminal = v.status != BR_QS_WAITING && v.status != BR_QS_PREQUEUE && !admitted;
+    bool urgent = force || admitted || terminal;
+    if (!urgent && queue_view_same(&v, &s->last)) {
+        s->has_withheld = false; /* back to what the stream shows */
+        return false;
+    }
+    if (!urgent && !position_due(h, s, now)) {
+        s->withheld = v;
+        s->has_withheld = true;
+        return false;
+    }
     char frame[PASS_ROOM];
     bool wrote = false;
-    bool admitted = v->status == BR_QS_ADMITTED;
-    bool terminal = v->status != BR_QS_WAITING && v->status != BR_QS_PREQUEUE && !admitted;
-    if (force || admitted || terminal || !queue_view_same(v, &s->last)) {
-        size_t n = sse_frame("position", br_render_queue(v, NULL), frame, sizeof frame);
-        if (n > 0 && sub_append(s, frame, n, false, terminal)) {
-            s->last = *v;
-            wrote = true;
-        } else if (terminal) {
-            sub_append(s, "", 0, true, true);
-        }
+    size_t n = position_frame(&v, frame, sizeof frame);
+    if (n > 0 && sub_append(s, frame, n, false, terminal)) {
+        s->last = v;
+        s->last_position_ms = now;
+        s->has_withheld = false;
+        wrote = true;
+    } else if (terminal) {
+        sub_append(s, "", 0, true, true);
     }
     if (admitted) {
         char token[BR_PASS_TOKEN_MAX];
-        if (br_hub_pass_token(h, v->event_id, s->user_id, v->pass_id, v->pass_expires_at_ms, token,
+        if (br_hub_pass_token(h, v.event_id, s->user_id, v.pass_id, v.pass_expires_at_ms, token,
                               sizeof token) == 0) {
-            size_t n = sse_frame("pass", br_render_pass(v->event_id, token, v->pass_expires_at_ms),
-                                 frame, sizeof frame);
+            n = pass_frame(v.event_id, token, v.pass_expires_at_ms, frame, sizeof frame);
             if (n > 0 && sub_append(s, frame, n, true, true)) {
                 s->passed = true;
                 wrote = true;
@@ -184,7 +221,7 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
         }
     }
     if (wrote) {
-        s->last_send_ms = br_clock_mono_ms();
+        s->last_send_ms = now;
     }
     return wrote || terminal;
 }
@@ -222,14 +259,16 @@ static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint6
         if (s->event_id != event_id || s->user_id != user_id) {
             continue;
         }
-        struct br_api_queue v = s->last;
+        /* The newest position the hub knows, sent or withheld. */
+        struct br_api_queue v = s->has_withheld ? s->withheld : s->last;
         v.event_id = event_id;
         v.status = BR_QS_ADMITTED;
         v.position = 0;
         v.estimated_wait_s = 0;
         v.pass_id = pass_id;
         v.pass_expires_at_ms = expires_at_ms;
-        if (v.queue_length > 0 && s->last.status == BR_QS_WAITING) {
+        if (v.queue_length > 0 &&
+            (s->has_withheld ? s->withheld.status : s->last.status) == BR_QS_WAITING) {
             v.queue_length--; /* we left the line */
         }
 #ifdef BR_PLANT_HUB_DROP_PASS
@@ -241,7 +280,7 @@ static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint6
             continue;
         }
 #endif
-        if (sub_send_view(h, s, &v, false)) {
+        if (sub_send_view(h, s, &v, false, br_clock_mono_ms())) {
             br_http_stream_wake(s->req);
         }
     }
@@ -374,18 +413,20 @@ static uint32_t ask_views(struct br_hub *h, struct event_slot *slot)
 }
 
 /* Sends s its new view from the scratch arrays (when asked: `asked` users),
- * else a keep-alive when due. Returns whether s must be woken. Under the
- * hub's mutex. */
+ * or the position it withheld once that is due, else a keep-alive when
+ * due. Returns whether s must be woken. Under the hub's mutex. */
 static bool refresh_sub(struct br_hub *h, struct br_hub_sub *s, uint32_t asked,
                         bool keepalive_round, int64_t now)
 {
     bool wake = false;
     int64_t at = asked > 0 && !s->passed ? scratch_find(h, asked, s->user_id) : -1;
     if (at >= 0 && h->scratch_rcs[at] == BR_OK) {
-        wake = sub_send_view(h, s, &h->scratch_views[at], false);
+        wake = sub_send_view(h, s, &h->scratch_views[at], false, now);
     } else if (at >= 0 && h->scratch_rcs[at] != VIEW_UNKNOWN) {
         sub_append(s, "", 0, true, true); /* no such event or user any more: the end */
         wake = true;
+    } else if (s->has_withheld && position_due(h, s, now)) {
+        wake = sub_send_view(h, s, &s->withheld, false, now);
     }
     if (keepalive_round && !wake && now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
         static const char ka[] = ": keep-alive\n\n";
@@ -514,7 +555,7 @@ struct br_hub_sub *br_hub_subscribe(struct br_hub *h, struct br_http_req *req, u
     h->streams++;
     static const char hello[] = "retry: 3000\n\n";
     sub_append(s, hello, sizeof hello - 1, false, false);
-    sub_send_view(h, s, view, true);
+    sub_send_view(h, s, view, true, br_clock_mono_ms());
     /* Answer while holding the hub's mutex: no pass can slip in before the
      * stream exists, and the wake below finds a stream to wake. */
     br_http_respond_stream(req, "text/event-stream", sub_pull, s);

@@ -7,7 +7,9 @@
  * that user's open streams at once -- and an event's queue moved -- the
  * hub's thread then recomputes the position of every subscriber of that
  * event (once per refresh period, however many changes came in) and sends
- * it to those whose view changed. Nothing is subscribed per user anywhere
+ * it to those whose view changed, at most one position frame a stream per
+ * position_ms (a newer position waits, and only the newest goes; a pass,
+ * an admission and a terminal view never wait). Nothing is subscribed per user anywhere
  * else: the distributed backend feeds the same two calls from one Redis
  * subscription per process (backend_distributed_fanout.c).
  *
@@ -46,6 +48,7 @@ struct br_hub_config {
     size_t pass_secret_len;
     unsigned keepalive_ms;
     unsigned refresh_ms;        /* position recomputation period */
+    unsigned position_ms;       /* least gap between two waiting positions on a stream; 0 = none */
     const struct br_log *log;
 };
 

@@ -229,6 +229,33 @@ json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token)
     return j;
 }
 
+static size_t text_len(int n, size_t cap)
+{
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t br_render_queue_text(const struct br_api_queue *q, char *out, size_t cap)
+{
+    /* The member order and the signed integers are jansson's (json_int_t). */
+    int n = snprintf(out, cap,
+                     "{\"event_id\":%lld,\"status\":\"%s\",\"position\":%lld,"
+                     "\"queue_length\":%lld,\"estimated_wait_s\":%lld}",
+                     (long long)q->event_id, br_queue_status_name(q->status),
+                     (long long)q->position, (long long)q->queue_length,
+                     (long long)q->estimated_wait_s);
+    return text_len(n, cap);
+}
+
+size_t br_render_pass_text(uint64_t event_id, const char *token, int64_t expires_at_ms, char *out,
+                           size_t cap)
+{
+    char expires[BR_TIME_TEXT_MAX];
+    br_time_format(expires_at_ms, expires);
+    int n = snprintf(out, cap, "{\"event_id\":%lld,\"token\":\"%s\",\"expires_at\":\"%s\"}",
+                     (long long)event_id, token, expires);
+    return text_len(n, cap);
+}
+
 json_t *br_render_booking(const struct br_api_booking *b)
 {
     json_t *j = json_pack("{s:I, s:I, s:i, s:i, s:s, s:I, s:s, s:o, s:o}", "id", (json_int_t)b->id,

@@ -37,6 +37,14 @@ json_t *br_render_event(const struct br_api_event *e);
 /* pass_token may be NULL (then no "pass" member even when admitted). */
 json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token);
 json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms);
+/* The same bytes as the compact dump of br_render_queue(q, NULL) and of
+ * br_render_pass, written with snprintf into out (cap bytes, NUL included)
+ * without building a JSON tree: the SSE fan-out writes one per stream on
+ * every position change. token must be a pass token (base64url and dots:
+ * nothing to escape). Return the length, 0 when out is too small. */
+size_t br_render_queue_text(const struct br_api_queue *q, char *out, size_t cap);
+size_t br_render_pass_text(uint64_t event_id, const char *token, int64_t expires_at_ms, char *out,
+                           size_t cap);
 json_t *br_render_booking(const struct br_api_booking *b);
 /* The same object as br_render_booking, written straight into a malloc'd
  * string (the reserve path's answer, without building a JSON tree). */

@@ -490,6 +490,7 @@ static int open_hub(struct serve *sv)
                                  .keepalive_ms = cfg->sse_keepalive_s * 1000u,
                                  .refresh_ms = cfg->tick_ms < HUB_REFRESH_MS ? cfg->tick_ms
                                                                              : HUB_REFRESH_MS,
+                                 .position_ms = cfg->sse_position_ms,
                                  .log = &sv->log};
     return br_hub_new(&sv->hub, &hcfg) == BR_OK ? BR_OK : BR_E_IO;
 }

@@ -565,6 +565,193 @@ static void test_stream_follows_the_line(void **state)
     free(text);
 }
 
+/* ---- position frames are coalesced, the pass is not ---- */
+
+#define COALESCE_POSITION_MS 5000 /* the server's --sse-position-ms here */
+#define COALESCE_AHEAD 30         /* buyers ahead; one admitted a tick (100 ms) */
+#define COALESCE_FRAMES_MAX 256
+
+struct frame {
+    int64_t wall_ms;  /* when the client had it whole */
+    char event[16];
+    char data[512];
+};
+
+struct frames {
+    char buf[8192];
+    size_t len;
+    struct frame f[COALESCE_FRAMES_MAX];
+    int n;
+    bool passed;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Cuts the complete frames ("...\n\n") off the front of fr->buf. */
+static void frames_take(struct frames *fr)
+{
+    char *end;
+    while ((end = strstr(fr->buf, "\n\n")) != NULL) {
+        *end = '\0';
+        const char *ev = strstr(fr->buf, "event: ");
+        const char *data = strstr(fr->buf, "data: ");
+        if (ev != NULL && data != NULL && fr->n < COALESCE_FRAMES_MAX) {
+            struct frame *f = &fr->f[fr->n++];
+            f->wall_ms = wall_ms();
+            snprintf(f->event, sizeof f->event, "%.*s", (int)strcspn(ev + 7, "\n"), ev + 7);
+            snprintf(f->data, sizeof f->data, "%.*s", (int)strcspn(data + 6, "\n"), data + 6);
+            fr->passed |= strcmp(f->event, "pass") == 0;
+        }
+        size_t used = (size_t)(end + 2 - fr->buf);
+        memmove(fr->buf, end + 2, fr->len - used + 1);
+        fr->len -= used;
+    }
+}
+
+static size_t on_frames(char *ptr, size_t size, size_t n, void *ud)
+{
+    struct frames *fr = ud;
+    size_t add = size * n;
+    if (fr->len + add >= sizeof fr->buf) {
+        return 0;
+    }
+    memcpy(fr->buf + fr->len, ptr, add);
+    fr->len += add;
+    fr->buf[fr->len] = '\0';
+    frames_take(fr);
+    return fr->passed ? 0 : add; /* the pass ends the reading */
+}
+
+static void read_frames(struct t_server *s, const char *path, const char *token, struct frames *fr)
+{
+    CURL *c = curl_easy_init();
+    char url[1024], auth[1200];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Accept: text/event-stream");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_frames);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, fr);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static json_int_t data_int(const struct frame *f, const char *key)
+{
+    json_t *j = json_loads(f->data, 0, NULL);
+    assert_non_null(j);
+    json_int_t v = json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+static bool data_says(const struct frame *f, const char *status)
+{
+    char want[48];
+    snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+    return strstr(f->data, want) != NULL;
+}
+
+/* The pass frame's admission instant on the server's clock: expires_at - pass_ttl. */
+static int64_t admitted_wall_ms(const struct frame *f, int64_t pass_ttl_ms)
+{
+    json_t *j = json_loads(f->data, 0, NULL);
+    assert_non_null(j);
+    const char *at = json_string_value(json_object_get(j, "expires_at"));
+    assert_non_null(at);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    assert_int_equal(sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+                            &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms),
+                     7);
+    json_decref(j);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms - pass_ttl_ms;
+}
+
+static int setup_coalesced(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char ms[16];
+    snprintf(ms, sizeof ms, "%d", COALESCE_POSITION_MS);
+    t_server_start(&f->srv, (const char *const[]){"--sse-position-ms", ms, "--tick-ms", "100",
+                                                  NULL});
+    *state = f;
+    return 0;
+}
+
+/* The line moves every tick (one admission a tick, COALESCE_AHEAD ahead):
+ * the stream gets its first position at once, then at most one waiting
+ * position per --sse-position-ms (none here: the wait is shorter), and the
+ * pass within a second of the admission (it would wait up to 5 s if it
+ * were coalesced like a position). */
+static void test_stream_positions_coalesced_pass_at_once(void **state)
+{
+    if (t_external()) {
+        skip(); /* the server's --sse-position-ms is not ours to set */
+    }
+    struct t_server *s = &((struct fx *)*state)->srv;
+    uint64_t ev = t_event(s, json_pack("{s:{s:i, s:i, s:i}}", "queue", "max_active", 100,
+                                       "admit_per_tick", 1, "pass_ttl_s", 120));
+    static char tokens[COALESCE_AHEAD + 1][1024];
+    for (int i = 0; i <= COALESCE_AHEAD; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "co-%d", i);
+        t_buyer(s, tag, tokens[i], sizeof tokens[i]);
+    }
+    for (int i = 0; i <= COALESCE_AHEAD; i++) {
+        struct t_resp r;
+        t_json(s, "POST", "/api/v1/queue/join", tokens[i],
+               json_pack("{s:I}", "event_id", (json_int_t)ev), NULL, &r);
+        EXPECT(r, 200, NULL);
+        t_resp_free(&r);
+    }
+    char p[128];
+    static struct frames fr;
+    memset(&fr, 0, sizeof fr);
+    read_frames(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev),
+                tokens[COALESCE_AHEAD], &fr);
+    for (int i = 0; i < fr.n; i++) {
+        fprintf(stderr, "  +%5lld ms %s %s\n", (long long)(fr.f[i].wall_ms - fr.f[0].wall_ms),
+                fr.f[i].event, fr.f[i].data);
+    }
+    assert_true(fr.passed);
+    assert_true(fr.n >= 3); /* the first position, the admitted one, the pass */
+    assert_true(data_says(&fr.f[0], "waiting"));
+    /* The line did move under the stream: without coalescing every tick's
+     * position would have gone. */
+    json_int_t first_position = data_int(&fr.f[0], "position");
+    assert_true(first_position >= 5);
+    int waiting = 0;
+    for (int i = 0; i < fr.n; i++) {
+        waiting += strcmp(fr.f[i].event, "position") == 0 && data_says(&fr.f[i], "waiting");
+    }
+    const struct frame *pass = &fr.f[fr.n - 1];
+    int64_t span_ms = pass->wall_ms - fr.f[0].wall_ms;
+    assert_true(waiting <= 1 + (int)(span_ms / COALESCE_POSITION_MS));
+    /* The admission's own position goes with the pass, at once. */
+    assert_string_equal(pass->event, "pass");
+    assert_string_equal(fr.f[fr.n - 2].event, "position");
+    assert_true(data_says(&fr.f[fr.n - 2], "admitted"));
+    int64_t late_ms = pass->wall_ms - admitted_wall_ms(pass, 120000);
+    fprintf(stderr, "  %d waiting positions over %lld ms (first position %lld); pass %lld ms "
+                    "after the admission\n",
+            waiting, (long long)span_ms, (long long)first_position, (long long)late_ms);
+    assert_true(late_ms < 1000);
+}
+
 static void test_roles_and_events_list(void **state)
 {
     struct t_server *s = &((struct fx *)*state)->srv;
@@ -643,6 +830,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_queue_leave_and_prequeue),
         cmocka_unit_test(test_stream_keepalive_and_end),
         cmocka_unit_test(test_stream_follows_the_line),
+        cmocka_unit_test_setup_teardown(test_stream_positions_coalesced_pass_at_once,
+                                        setup_coalesced, teardown),
         cmocka_unit_test(test_roles_and_events_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
