@@ -154,6 +154,54 @@ static void test_an_abandoned_payment_is_voided_after_the_quiet_time(void **stat
     stop_and_unlink(&s, offset);
 }
 
+/* A reserve answered 201 and sent again with the same Idempotency-Key after
+ * its pass expired gets the same 201 (the core's replay comes before any
+ * pass check): a double click must never read as a refusal. A new key with
+ * the expired pass is refused. */
+static void test_a_reserve_replayed_after_its_pass_expired_gets_its_answer(void **state)
+{
+    (void)state;
+    if (t_external()) {
+        skip();
+    }
+    char offset[] = "/tmp/br-clock-XXXXXX";
+    offset_file_open(offset);
+    struct t_server s;
+    t_server_start(&s, NULL);
+    /* A pass of one second: the route reads the real wall clock (the offset file moves
+     * only the commands' clock), so the test waits the second out. */
+    uint64_t ev = t_event(&s, json_pack("{s:{s:i, s:i, s:i}}", "queue", "max_active", 100,
+                                        "admit_per_tick", 50, "pass_ttl_s", 1));
+    char tok[1024];
+    char pass[512];
+    t_buyer(&s, "replay", tok, sizeof tok);
+    assert_true(t_wait_pass(&s, tok, ev, pass, sizeof pass, 5000));
+    char hdr[600];
+    snprintf(hdr, sizeof hdr, "X-Queue-Pass: %s", pass);
+    struct t_resp r;
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           (const char *const[]){hdr, "Idempotency-Key: clock-replay-1", NULL}, &r);
+    EXPECT(r, 201, NULL);
+    uint64_t booking = J_INT(r, "id");
+    t_resp_free(&r);
+
+    t_sleep_ms(1300); /* the pass expired */
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           (const char *const[]){hdr, "Idempotency-Key: clock-replay-1", NULL}, &r);
+    fprintf(stderr, "the replay after the pass expired: %ld %s\n", r.status, r.body ? r.body : "");
+    EXPECT(r, 201, NULL);
+    assert_int_equal(J_INT(r, "id"), booking);
+    t_resp_free(&r);
+    t_json(&s, "POST", "/api/v1/bookings/reserve", tok,
+           json_pack("{s:I, s:i, s:i}", "event_id", (json_int_t)ev, "zone_id", 1, "quantity", 1),
+           (const char *const[]){hdr, "Idempotency-Key: clock-replay-2", NULL}, &r);
+    assert_int_equal(r.status, 403);
+    t_resp_free(&r);
+    stop_and_unlink(&s, offset);
+}
+
 static void test_a_paid_payment_whose_webhook_was_lost_is_confirmed(void **state)
 {
     (void)state;
@@ -209,6 +257,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admission_goes_on_after_the_clock_steps_back),
         cmocka_unit_test(test_an_abandoned_payment_is_voided_after_the_quiet_time),
-        cmocka_unit_test(test_a_paid_payment_whose_webhook_was_lost_is_confirmed)};
+        cmocka_unit_test(test_a_paid_payment_whose_webhook_was_lost_is_confirmed),
+        cmocka_unit_test(test_a_reserve_replayed_after_its_pass_expired_gets_its_answer)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
