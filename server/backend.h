@@ -288,6 +288,11 @@ struct br_backend_ops {
      * n <= BR_PRESENCE_BATCH_MAX. */
     void (*presence_report)(struct br_backend *b, uint64_t event_id, const uint64_t *users,
                             uint32_t n);
+    /* Marks a proof-of-work challenge used deployment-wide (server/pow.h):
+     * event 0 = register; rand_hex = the challenge's random part in hex.
+     * BR_OK (first use), BR_E_POW_INVALID (used before) or BR_E_UNAVAILABLE.
+     * NULL (embedded): the routes keep the used set in-process (br_pow). */
+    int (*pow_use)(struct br_backend *b, uint64_t event_id, const char *rand_hex, int64_t ttl_ms);
 
     /* ---- bookings and payments ---- */
     /* pass_id 0 = none; idem_key 0 = none. r.booking. */

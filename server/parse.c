@@ -487,8 +487,14 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
     case BR_BODY_REFRESH:
         return parse_refresh(buf, len, out->u.refresh_token, why);
     case BR_BODY_QUEUE_MODE_SET: /* issue 13: T4 */
-    case BR_BODY_CHALLENGE:
+    case BR_BODY_CHALLENGE: {
+        json_t *j = load_object(buf, len, why); /* the shared JSON stage first */
+        if (j == NULL) {
+            return BR_E_CORRUPT;
+        }
+        json_decref(j);
         return fail(why, BR_E_INVALID, "not implemented");
+    }
     case BR_BODY_COUNT:
         break;
     }
