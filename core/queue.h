@@ -153,6 +153,13 @@ int br_queue_event_view(const struct br_engine *e, uint64_t event_id, int64_t no
  * no clock: sold_out and mode are state). Gate and estimate for a user come from
  * br_queue_event_view + br_queue_estimate(position), which take now_ms. */
 
+/* "open", "paused", ... / "open", "not_open", "seats_held", ...: the API's
+ * names (BR_QUEUE_MODE_MAP / BR_QUEUE_GATE_MAP); "unknown" out of range. */
+const char *br_queue_mode_name(uint8_t mode);
+const char *br_queue_gate_name(uint8_t gate);
+/* The mode for an API name; BR_QUEUE_MODE_COUNT when none. */
+uint8_t br_queue_mode_parse(const char *name);
+
 /* Asserts Fenwick sums, waiting counts, active pass counts, heap links. O(n). */
 void br_queue_check(const struct br_engine *e);
 

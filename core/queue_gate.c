@@ -106,3 +106,29 @@ int br_queue_event_view(const struct br_engine *e, uint64_t event_id, int64_t no
     v->join_now.wait_s = UINT32_MAX;
     return BR_E_INVALID;
 }
+
+const char *br_queue_mode_name(uint8_t mode)
+{
+#define BR_QM_NAME(sym, val, name) [val] = name,
+    static const char *const names[BR_QUEUE_MODE_COUNT] = {BR_QUEUE_MODE_MAP(BR_QM_NAME)};
+#undef BR_QM_NAME
+    return mode < BR_QUEUE_MODE_COUNT ? names[mode] : "unknown";
+}
+
+const char *br_queue_gate_name(uint8_t gate)
+{
+#define BR_GATE_NAME(sym, val, name) [val] = name,
+    static const char *const names[BR_QUEUE_GATE_COUNT] = {BR_QUEUE_GATE_MAP(BR_GATE_NAME)};
+#undef BR_GATE_NAME
+    return gate < BR_QUEUE_GATE_COUNT ? names[gate] : "unknown";
+}
+
+uint8_t br_queue_mode_parse(const char *name)
+{
+    for (uint8_t m = 0; m < BR_QUEUE_MODE_COUNT; m++) {
+        if (strcmp(name, br_queue_mode_name(m)) == 0) {
+            return m;
+        }
+    }
+    return BR_QUEUE_MODE_COUNT;
+}

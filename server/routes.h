@@ -34,6 +34,9 @@
 #include "adapters/provider_sig.h"
 #include "server/backend.h"
 #include "server/config.h"
+
+struct br_pow;
+struct br_presence;
 #include "server/hashpool.h"
 #include "server/hub.h"
 #include "server/log.h"
@@ -75,6 +78,10 @@ struct br_routes {
      * for the relay and the saga's consumers, not applied here. NULL: applied. */
     struct br_pg *facts_pg;
     const char *openapi; /* the OpenAPI document, static */
+    /* Issue 13: the door and presence (serve.c sets them; may be NULL). */
+    struct br_pow *pow;           /* the in-process used set (embedded); NULL with backend pow_use */
+    struct br_presence *presence; /* who was seen (position and join routes, the hub) */
+    const char *pow_secret;       /* signs challenges (pow.h) */
     size_t openapi_len;
     uint64_t replayed;   /* for /metrics */
     uint32_t req_prefix; /* random per process: request ids differ across restarts */
