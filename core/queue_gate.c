@@ -126,7 +126,12 @@ const char *br_queue_gate_name(uint8_t gate)
 uint8_t br_queue_mode_parse(const char *name)
 {
     for (uint8_t m = 0; m < BR_QUEUE_MODE_COUNT; m++) {
-        if (strcmp(name, br_queue_mode_name(m)) == 0) {
+        const char *a = name, *b = br_queue_mode_name(m);
+        while (*a != '\0' && *a == *b) { /* no libc here: core_purity */
+            a++;
+            b++;
+        }
+        if (*a == *b) {
             return m;
         }
     }
