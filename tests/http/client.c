@@ -106,6 +106,12 @@ bool t_distributed(void)
     return g_settings.dist_redis != NULL;
 }
 
+bool t_redis_cluster(void)
+{
+    return g_settings.dist_redis != NULL &&
+           strncmp(g_settings.dist_redis, "redis-cluster://", 16) == 0;
+}
+
 bool t_external(void)
 {
     return g_settings.base_url != NULL;

@@ -75,6 +75,10 @@ const char *t_binary(void);
 /* True when the suite runs against the distributed deployment
  * (BR_TEST_DIST): no journal or data dir of its own holds the state. */
 bool t_distributed(void);
+/* True on a Redis Cluster (redis-cluster://): it has one database, so a
+ * second server started while the suite's first one runs would flush the
+ * first one's state from under it. */
+bool t_redis_cluster(void);
 
 /* Starts a server (or attaches to the external one) with extra flags
  * (NULL-terminated), logs the admin in. Asserts on failure. */
