@@ -49,7 +49,9 @@
  * Mixes (generator parameters): default (br_gen_params_default), tight (tiny
  * zones and queues, few users and keys: SOLD_OUT, FULL and conflicts all the
  * time) and wide (every event and user the generator can remember, bigger
- * zones and queues). Without --redis it starts its own redis-server on a
+ * zones and queues), waiting_room (br_gen_params_waiting_room: pacing,
+ * presence lapsing within a sequence, inventory-aware gates, modes changed
+ * by queue_mode_set, passthrough). Without --redis it starts its own redis-server on a
  * free port; with --cluster, a one-node Redis Cluster (server.h), where
  * Redis refuses any script that touches two slots.
  */
@@ -989,14 +991,20 @@ int main(int argc, char **argv)
         params.queue_capacity_max = 64;
         params.idem_keys = 8;
         params.invalid_per_256 = 4;
-    } else if (strcmp(mix, "default") != 0) {
-        fprintf(stderr, "--mix default, tight or wide\n");
+    } else if (strcmp(mix, "waiting_room") != 0 && strcmp(mix, "default") != 0) {
+        fprintf(stderr, "--mix default, tight, wide or waiting_room\n");
         return 2;
     }
     /* Point 8 (payment_check, payment_create's check_ms, the status
      * answers fed back as payment_events) in every mix: its twins are
      * payment_check.lua, payment_create.lua and payment_event.lua. */
     br_gen_params_point8(&params);
+    if (strcmp(mix, "waiting_room") == 0) {
+        /* Issue 13: every switch of the waiting room, queue_mode_set and
+         * presence (their twins: join, admit, reserve, queue_mode_set.lua,
+         * presence.lua); zones of at most 6 seats sell out. */
+        br_gen_params_waiting_room(&params);
+    }
     /* Refresh sessions have no Lua twin (in the distributed deployment
      * accounts belong to PostgreSQL, lua/README.md): left out on purpose. */
     params.weights[BR_CMD_SESSION_OPEN] = params.weights[BR_CMD_SESSION_ROTATE] = 0;
