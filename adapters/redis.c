@@ -1439,7 +1439,18 @@ static int presence(struct br_redis *r, const struct br_cmd *c, struct br_outcom
         return out->err = c->user_id != 0 ? BR_E_FORBIDDEN : BR_E_NOT_FOUND;
     }
     uint32_t count = c->u.presence.count;
-    uint32_t given = count < BR_PRESENCE_BATCH_MAX ? count : BR_PRESENCE_BATCH_MAX;
+    if (count > BR_PRESENCE_BATCH_MAX) {
+        /* Not representable in the journal (nor the log): the core's answer
+         * without the script, in its order. */
+        if (c->user_id != 0) {
+            return out->err = BR_E_FORBIDDEN;
+        }
+        uint64_t owner;
+        struct br_event_spec sp;
+        int rc = br_redis_event_read(r, event_id, &owner, &sp);
+        return out->err = rc == BR_OK ? BR_E_INVALID : rc;
+    }
+    uint32_t given = count;
     args_begin(r, S_PRESENCE, 'e', event_id, c->now_ms);
     arg_fmt_u64(r, c->user_id);
     arg_fmt_u64(r, count);
@@ -1844,7 +1855,7 @@ static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_r
             return BR_E_CORRUPT;
         }
     }
-    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QUEUE_STATUS_COUNT - 1) || !in(v[2], 0, ID_MAX) ||
         !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
         !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
         return BR_E_CORRUPT;

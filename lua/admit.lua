@@ -93,47 +93,49 @@ end
 
 -- 6. From the head: lapse the absent, admit the present.
 local ttl_ms = EV.prs * 1000
-local admitted, lapses = 0, 0
-while admitted < want and lapses < Q.LAPSE_SKIP_MAX do
+local admitted, lapses, stop = 0, 0, false
+while admitted < want and not stop do
     local head = redis.call('ZPOPMIN', P .. 'q', want - admitted)
     if #head == 0 then
         break
     end
     for i = 1, #head, 2 do
         local uid = head[i]
-        if admitted >= want or lapses >= Q.LAPSE_SKIP_MAX then
-            redis.call('ZADD', P .. 'q', head[i + 1], uid) -- not reached: back in place
-        else
-            local m = member_find(uid)
-            if m == nil or mstatus(m) ~= BR_QS_WAITING then
+        local m = not stop and member_find(uid)
+        if m then
+            if mstatus(m) ~= BR_QS_WAITING then
                 broken('admit: user ' .. uid .. ' is queued but not waiting')
             end
-            if EV.prs > 0 and NOW - m.seen >= ttl_ms then
-                -- Absent at its turn: the place lapses (as a leave would empty it).
-                m.st = Q.QS_LAPSED
-                member_save(m)
-                ev_put('qwait', EV.qwait - 1)
-                lapses = lapses + 1
-                emit(Q.FX_PLACE_LAPSED, tonumber(uid), 0, 0, m.seen + ttl_ms, 0)
-            else
-                local seq = EV.pseq + 1
-                local dl = NOW + EV.pttl
-                ev_put('pseq', seq)
-                ev_put_str('p:' .. dec(seq),
-                           uid .. ':' .. dec(dl) .. ':' .. dec(BR_PASS_LIVE) .. ':' .. dec(NOW))
-                redis.call('ZADD', P .. 'passes', dl, pad(seq))
-                m.st = BR_QS_ADMITTED
-                m.pass = seq
-                member_save(m)
-                ev_put('pact', EV.pact + 1)
-                ev_put('piss', EV.piss + 1)
-                ev_put('qwait', EV.qwait - 1)
-                if EV.apm > 0 then
-                    ev_put('pcr', EV.pcr - 60000)
-                end
-                admitted = admitted + 1
-                emit(BR_FX_PASS_ISSUED, tonumber(uid), EV.id * W32 + seq, 0, dl, 0)
+            -- The walk ends at an absent member past BR_LAPSE_SKIP_MAX lapses.
+            stop = EV.prs > 0 and NOW - m.seen >= ttl_ms and lapses >= Q.LAPSE_SKIP_MAX
+        end
+        if stop then
+            redis.call('ZADD', P .. 'q', head[i + 1], uid) -- not reached: back in place
+        elseif EV.prs > 0 and NOW - m.seen >= ttl_ms then
+            -- Absent at its turn: the place lapses (as a leave would empty it).
+            m.st = Q.QS_LAPSED
+            member_save(m)
+            ev_put('qwait', EV.qwait - 1)
+            lapses = lapses + 1
+            emit(Q.FX_PLACE_LAPSED, tonumber(uid), 0, 0, m.seen + ttl_ms, 0)
+        else
+            local seq = EV.pseq + 1
+            local dl = NOW + EV.pttl
+            ev_put('pseq', seq)
+            ev_put_str('p:' .. dec(seq),
+                       uid .. ':' .. dec(dl) .. ':' .. dec(BR_PASS_LIVE) .. ':' .. dec(NOW))
+            redis.call('ZADD', P .. 'passes', dl, pad(seq))
+            m.st = BR_QS_ADMITTED
+            m.pass = seq
+            member_save(m)
+            ev_put('pact', EV.pact + 1)
+            ev_put('piss', EV.piss + 1)
+            ev_put('qwait', EV.qwait - 1)
+            if EV.apm > 0 then
+                ev_put('pcr', EV.pcr - 60000)
             end
+            admitted = admitted + 1
+            emit(BR_FX_PASS_ISSUED, tonumber(uid), EV.id * W32 + seq, 0, dl, 0)
         end
     end
 end
