@@ -183,6 +183,10 @@ static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
                  s->admit_per_tick, s->pass_ttl_ms, s->hold_ttl_ms, s->queue_capacity,
                  s->zone_count, s->zones[0].capacity, s->zones[0].price_minor,
                  s->zones[0].currency);
+        size_t k = strlen(buf);
+        snprintf(buf + k, cap > k ? cap - k : 0,
+                 " apm=%u presence_ttl_s=%u pow=%u flags=%u mode=%u", s->admit_per_min,
+                 s->presence_ttl_s, s->pow_bits, s->queue_flags, s->mode);
         break;
     }
     case BR_CMD_USER_REGISTER:
@@ -227,6 +231,15 @@ static void show_cmd(const struct br_cmd *c, char *buf, size_t cap)
         break;
     case BR_CMD_SAGA_STEP:
         snprintf(buf, cap, " max=%u", c->u.saga_step.max);
+        break;
+    case BR_CMD_QUEUE_MODE_SET:
+        snprintf(buf, cap, " event=%" PRIu64 " set=%u mode=%u max_active=%u admit_per_min=%u",
+                 c->u.queue_mode_set.event_id, c->u.queue_mode_set.set, c->u.queue_mode_set.mode,
+                 c->u.queue_mode_set.max_active, c->u.queue_mode_set.admit_per_min);
+        break;
+    case BR_CMD_PRESENCE:
+        snprintf(buf, cap, " event=%" PRIu64 " count=%u first=%" PRIu64, c->u.presence.event_id,
+                 c->u.presence.count, c->u.presence.user_ids[0]);
         break;
     default:
         break;
