@@ -194,18 +194,21 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *cmd, struct br_outco
 int br_redis_payment_check(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
                            struct br_effect *fx, uint32_t *fx_count);
 
-/* Issue 13 (T2): the twins of the core's queue_mode_set (19) and presence
+/* Issue 13: the twins of the core's queue_mode_set (19) and presence
  * (20), run by queue_mode_set.lua / presence.lua in the event's slot. For
  * queue_mode_set the adapter decides may_steer (br_catalog_may_steer over
  * the actor's role and the event's owner) in {cat} first, as join does for
  * user_known. Same arguments, results and errors as br_redis_apply (which
- * calls them for those types). Until T2 lands: BR_E_UNAVAILABLE. */
+ * calls them for those types). A refusal by the actor's role is marked
+ * external in the event's log (a trace registers every user as an admin).
+ * presence with count > BR_PRESENCE_BATCH_MAX (not journalable) is answered
+ * without a script and not logged. */
 int br_redis_queue_mode_set(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
                             struct br_effect *fx, uint32_t *fx_count);
 int br_redis_presence(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
                       struct br_effect *fx, uint32_t *fx_count);
 
-/* Issue 13 (T2): marks a proof-of-work challenge used (server/pow.h): SET
+/* Issue 13: marks a proof-of-work challenge used (server/pow.h): SET
  * br:{e<event>}:pow:<rand_hex> 1 PX ttl_ms NX, event 0 = register
  * (br:{cat}:pow:<rand_hex>). BR_OK (first use), BR_E_POW_INVALID (already
  * used) or a connection error. ttl_ms >= 1 only collects garbage: validity
@@ -450,7 +453,7 @@ int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_red
 int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
                         struct br_event_spec *spec);
 
-/* Issue 13 (T2): an event's live waiting-room controls and admission-rate
+/* Issue 13: an event's live waiting-room controls and admission-rate
  * ring (the twin of struct br_event's q_* fields), for the estimate
  * (br_queue_estimate) and the status route. */
 struct br_redis_queue_live {
@@ -467,7 +470,9 @@ struct br_redis_queue_live {
     struct br_queue_rate rate; /* bucket_last -1 = none (rate absent) */
 };
 /* br_redis_event_read and, when live is not NULL, the live controls, in the
- * same round trip. Until T2 lands: BR_E_UNAVAILABLE. */
+ * same round trip (one HMGET). Also fills spec's issue 13 fields, as
+ * br_redis_event_read does. An event written before issue 13 reads with
+ * every switch off. */
 int br_redis_event_read_live(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
                              struct br_event_spec *spec, struct br_redis_queue_live *live);
 
@@ -545,7 +550,7 @@ struct br_redis_due {
     int64_t next_hold_ms;
     int64_t next_refund_ms;
     int64_t next_check_ms; /* the first payment status check (point 8), INT64_MAX = none */
-    /* Issue 13 (T2 fills them; zero until then = every switch off): the
+    /* Issue 13 (absent on an event written before it: every switch off): the
      * inputs of br_queue_admit_due (core/queue.h, struct br_queue_due_in). */
     uint8_t mode;          /* enum br_queue_mode (mode) */
     uint8_t flags;         /* spec queue_flags (qf) */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 51-redis-plant.sh -- proof that the differential test can fail, twice. The adapter
+# 51-redis-plant.sh -- proof that the differential test can fail (four planted bugs). The adapter
 # is built with BR_PLANT=LUA_LIMIT_OFF_BY_ONE: it loads a reserve.lua whose
 # per-user limit check lets a user go one ticket over (adapters/redis.c,
 # prepare_library). test_redis_diff (which starts its own redis-server) must
@@ -74,3 +74,25 @@ if [ "$status" -ne 1 ] || ! grep -q '^REBUILD FAILED' "$log" || ! grep -q 'only 
 fi
 grep -A6 '^REBUILD FAILED' "$log" | head -8
 echo "51-redis-plant: the planted rebuild of members' tickets was caught"
+
+# Issue 13, the waiting room's headroom: BR_PLANT=LUA_NO_HEADROOM makes admit.lua
+# ignore the seats available (an inventory-aware event admits up to its
+# max_active and admit_per_tick however few seats are left), which the core
+# does not; the differential test's waiting_room mix (ctest
+# redis_diff_waiting_room) must diverge on an admit that issues more passes.
+build=$PLANT_DIR
+log=$build/plant.log
+plant_build LUA_NO_HEADROOM test_redis_diff
+set +e
+timeout -k 10 600 "$build/tests/redis/test_redis_diff" --mix waiting_room --seed 13 \
+  --sequences 120 --length 150 >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 1 ] || ! grep -q '^DIVERGED' "$log" ||
+   ! sed -n '/^shortest failing sequence/,$p' "$log" | grep -q '!= admit '; then
+  tail -40 "$log"
+  echo "51-redis-plant: expected the differential test to catch admit without headroom (status $status)"
+  exit 1
+fi
+sed -n '/^DIVERGED/,/ mix: /p' "$log" | tail -12
+echo "51-redis-plant: the planted admit without headroom was caught"

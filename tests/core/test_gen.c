@@ -21,12 +21,15 @@ struct run {
 /* Generates up to n commands from src and applies each (apply() runs every
  * checker after every step); stops early when a byte source runs out. */
 static void run_source_mix(struct br_gen_source *src, uint64_t engine_seed, uint32_t n,
-                           struct run *r, bool point8)
+                           struct run *r, bool point8, bool waiting_room)
 {
     struct br_gen_params p;
     br_gen_params_default(&p);
     if (point8) {
         br_gen_params_point8(&p);
+    }
+    if (waiting_room) {
+        br_gen_params_waiting_room(&p);
     }
     struct br_config cfg;
     br_gen_engine_config(&p, engine_seed, &cfg);
@@ -61,7 +64,7 @@ static void run_source_mix(struct br_gen_source *src, uint64_t engine_seed, uint
 static void run_source(struct br_gen_source *src, uint64_t engine_seed, uint32_t n,
                        struct run *r)
 {
-    run_source_mix(src, engine_seed, n, r, true);
+    run_source_mix(src, engine_seed, n, r, true, false);
 }
 
 /* The default mix leaves point 8 out (gen.h): a backend without the rule
@@ -73,11 +76,14 @@ static void test_default_mix_has_no_point8(void **state)
     struct br_gen_source src;
     br_gen_source_rng(&src, 3, 0);
     struct run r;
-    run_source_mix(&src, 3, 20000, &r, false);
+    run_source_mix(&src, 3, 20000, &r, false, false);
     assert_int_equal(r.types[BR_CMD_PAYMENT_CHECK], 0);
     assert_int_equal(r.checked_creates, 0);
     assert_int_equal(r.effects[BR_FX_PROVIDER_QUERY] + r.effects[BR_FX_PROVIDER_VOID], 0);
     assert_true(r.types[BR_CMD_PAYMENT_CREATE] > 100);
+    /* Nor issue 13's waiting room (br_gen_params_waiting_room). */
+    assert_int_equal(r.types[BR_CMD_QUEUE_MODE_SET] + r.types[BR_CMD_PRESENCE], 0);
+    assert_int_equal(r.effects[BR_FX_QUEUE_STATE] + r.effects[BR_FX_PLACE_LAPSED], 0);
 }
 
 static void run_seed(uint64_t seed, uint32_t n, struct run *r)
@@ -118,10 +124,21 @@ static void test_sequences_reach_every_command_type_and_most_errors(void **state
         for (int k = 0; k < BR_EFFECT_KIND_COUNT; k++) {
             total.effects[k] += r.effects[k];
         }
+        /* and the waiting room's mix (issue 13) on the same seed */
+        struct br_gen_source src;
+        br_gen_source_rng(&src, seed, 1);
+        run_source_mix(&src, seed, 3000, &r, true, true);
+        for (int t = 0; t < BR_CMD_TYPE_COUNT; t++) {
+            total.types[t] += r.types[t];
+        }
+        for (int k = 0; k < BR_ERR_COUNT; k++) {
+            total.errs[k] += r.errs[k];
+        }
+        for (int k = 0; k < BR_EFFECT_KIND_COUNT; k++) {
+            total.effects[k] += r.effects[k];
+        }
     }
-    /* issue 13: T2 -- back to BR_CMD_TYPE_COUNT once gen.c draws
-     * queue_mode_set and presence. */
-    for (int t = BR_CMD_EVENT_CREATE; t <= BR_CMD_PAYMENT_CHECK; t++) {
+    for (int t = BR_CMD_EVENT_CREATE; t < BR_CMD_TYPE_COUNT; t++) {
         if (total.types[t] < 10) {
             fail_msg("command %s generated only %u times", br_cmd_name((uint8_t)t),
                      total.types[t]);
@@ -134,7 +151,7 @@ static void test_sequences_reach_every_command_type_and_most_errors(void **state
         BR_E_NOT_FOUND,      BR_E_FULL,            BR_E_SOLD_OUT,      BR_E_LIMIT_EXCEEDED,
         BR_E_BOOKING_NOT_HELD, BR_E_PASS_REQUIRED, BR_E_PASS_INVALID,  BR_E_PASS_EXPIRED,
         BR_E_HOLD_EXPIRED,   BR_E_IDEMPOTENCY_CONFLICT, BR_E_EMAIL_TAKEN, BR_E_DUPLICATE,
-        BR_E_NOT_IN_QUEUE,   BR_E_SALE_NOT_OPEN,
+        BR_E_NOT_IN_QUEUE,   BR_E_SALE_NOT_OPEN,   BR_E_QUEUE_CLOSED,
     };
     for (size_t i = 0; i < sizeof reachable / sizeof reachable[0]; i++) {
         if (total.errs[-reachable[i]] < 2) {
@@ -150,9 +167,7 @@ static void test_sequences_reach_every_command_type_and_most_errors(void **state
     }
     assert_true(total.errs[0] * 3 > all);
     assert_true(total.checked_creates > 10);
-    /* issue 13: T2 -- back to BR_EFFECT_KIND_COUNT once queue_state and
-     * place_lapsed are emitted. */
-    for (int k = BR_FX_PASS_ISSUED; k <= BR_FX_PROVIDER_VOID; k++) {
+    for (int k = BR_FX_PASS_ISSUED; k < BR_EFFECT_KIND_COUNT; k++) {
         if (total.effects[k] < 2) {
             fail_msg("effect %s emitted only %u times", br_effect_name((uint8_t)k),
                      total.effects[k]);
