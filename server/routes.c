@@ -32,6 +32,7 @@
 #include "server/backend_distributed.h"
 #include "server/parse.h"
 #include "server/pow.h"
+#include "server/presence.h"
 #include "server/render.h"
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
@@ -784,6 +785,11 @@ static void r_queue_mode_set(struct rq *q)
 
 static void r_queue_position(struct rq *q)
 {
+    /* A poll is a sign of life (issue 13, point 3): the core's join already
+     * counts as one; the reporter de-duplicates and batches. */
+    if (q->rt->presence != NULL) {
+        br_presence_seen(q->rt->presence, q->match.id, q->who.user_id, br_clock_wall_ms());
+    }
     BE(q)->ops->queue_position(BE(q), q->who.user_id, q->match.id, begin(q, queue_done));
 }
 
