@@ -56,6 +56,7 @@
 #include "server/recorder.h"
 #include "server/ratelimit.h"
 #include "server/render.h"
+#include "server/pow.h"
 #include "server/routes.h"
 
 #define SECRETS_FILE "secrets.json"
@@ -474,6 +475,9 @@ struct serve {
     struct br_metrics *metrics;
     struct br_ratelimit *rl_user;
     struct br_ratelimit *rl_ip;
+    struct br_ratelimit *rl_join; /* issue 13: --join-limit-ip */
+    struct br_pow *pow;           /* issue 13: the embedded used set (pow.h) */
+    char pow_secret[65];          /* issue 13: hex of HMAC(jwt secret, "bookingrush pow") */
     struct br_http_server *http;
     struct br_jwt_cache *jwt_cache;
     struct br_hashpool *hashpool;
@@ -817,6 +821,9 @@ static int build_routes(struct serve *sv)
     if (br_metrics_new(&sv->metrics, names, route_count) != BR_OK ||
         br_ratelimit_new(&sv->rl_user, cfg->rate_user, RATE_SLOTS) != BR_OK ||
         br_ratelimit_new(&sv->rl_ip, cfg->rate_ip, RATE_SLOTS) != BR_OK ||
+        br_ratelimit_new(&sv->rl_join, cfg->join_limit_ip, RATE_SLOTS) != BR_OK ||
+        (sv->backend->ops->pow_use == NULL &&
+         br_pow_new(&sv->pow, cfg->pow_used_max) != BR_OK) ||
         br_jwt_cache_new(&sv->jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
         br_hashpool_new(&sv->hashpool, cfg->hash_threads, cfg->hash_queue) != BR_OK) {
         return BR_E_IO;
@@ -837,6 +844,14 @@ static int build_routes(struct serve *sv)
     rt->metrics = sv->metrics;
     rt->rl_user = sv->rl_user;
     rt->rl_ip = sv->rl_ip;
+    /* Issue 13: the door. Challenges are signed with a key derived from the
+     * JWT secret, which every process of a deployment shares. */
+    rt->rl_join = sv->rl_join;
+    rt->pow = sv->pow;
+    uint8_t pk[32];
+    br_auth_hmac_sha256(sv->sec.jwt, sv->sec.jwt_len, "bookingrush pow", 15, pk);
+    br_auth_hex(pk, sizeof pk, sv->pow_secret);
+    rt->pow_secret = sv->pow_secret;
     rt->provider = &sv->payments;
     rt->cfg = cfg;
     rt->log = &sv->log;
@@ -982,6 +997,8 @@ static void serve_close(struct serve *sv)
     br_provider_test_pg_free(sv->provider_pg);
     br_ratelimit_free(sv->rl_user);
     br_ratelimit_free(sv->rl_ip);
+    br_ratelimit_free(sv->rl_join);
+    br_pow_free(sv->pow);
     br_metrics_free(sv->metrics);
     br_jwt_cache_free(sv->jwt_cache);
     free(sv->rt);

@@ -103,6 +103,7 @@ struct t_resp {
     char allow[64];
     char request_id[80];
     char content_type[96];
+    char cache_control[64];
 };
 
 /* One request. headers: NULL-terminated "Name: value" strings (may be
