@@ -78,6 +78,10 @@ struct br_scn_crowd {
     uint32_t bots;                           /* scripted clients that hammer */
     uint32_t bot_requests;                   /* requests per bot */
     int64_t bot_interval_ms;                 /* between a bot's requests */
+    /* Issue 13: of the people who wait in a queue, the share who leave
+     * silently at a random moment while waiting (no leave command; no
+     * presence report from then on; they never come back). 0 = none. */
+    double abandon_share;
 };
 
 struct br_scn_payments {
