@@ -878,6 +878,20 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
 #define SWARM_STREAM 0x5357524dULL /* "SWRM" */
 
 /* Off with probability 1/2, else scaled by a factor in [0.25, 2]. */
+void br_scenario_switches_off(struct br_scenario *s)
+{
+    for (uint32_t i = 0; i < s->event_count; i++) {
+        struct br_event_spec *e = &s->events[i].spec;
+        e->admit_per_min = 0;
+        e->presence_ttl_s = 0;
+        e->pow_bits = 0;
+        e->queue_flags = 0;
+        e->mode = BR_QM_OPEN;
+    }
+    s->operator_count = 0;
+    s->presence_report_ms = 0;
+}
+
 static double swarm_rate(struct br_rng *r, double base, double cap)
 {
     if (br_rng_chance(r, 0.5)) {

@@ -173,6 +173,12 @@ int br_scenario_parse(struct br_scenario *s, const char *json_text, char *err, s
 /* Reads and parses a file; path is remembered in s->path. */
 int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t err_cap);
 
+/* Issue 13 ("compare"): the same scenario with every waiting-room switch
+ * off -- the events' admit_per_min, presence_ttl_s, pow_bits, queue_flags and
+ * mode, the operator steps, the presence reports -- and the crowd unchanged
+ * (people still abandon: nobody notices). compare itself stays set. */
+void br_scenario_switches_off(struct br_scenario *s);
+
 /* Redraws the fault mix and rates from seed (swarm testing). */
 void br_scenario_swarm(struct br_scenario *s, uint64_t seed);
 
