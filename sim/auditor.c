@@ -1047,7 +1047,7 @@ static void judge_pass(struct br_auditor *a, struct a_event *ev, const struct br
     if (avail <= 0) {
         a->wr.passes_no_seats++;
     }
-    if (ev_aware(ev) && !check(a, BR_INV_I1, avail > 0)) {
+    if (!check(a, BR_INV_I1, !ev_aware(ev) || avail > 0)) { /* I1 binds aware events */
         violate(a, BR_INV_I1, ev->id, f->user_id, 0, 0, f->id,
                 "pass issued while the model has no seat available (held + sold = capacity)");
     }
