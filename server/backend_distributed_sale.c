@@ -71,6 +71,10 @@ static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
                           int64_t now_ms)
 {
     struct br_api_queue raw = *v;
+    if (live != NULL) { /* the views of Redis carry the stored status: §9's overlay here */
+        raw.status = br_api_status_overlay(raw.status, live->mode, s->spec.queue_flags,
+                                           live->sold_out);
+    }
     br_api_queue_fill(v, raw.event_id, &s->spec, raw.status, raw.position, raw.queue_length,
                       raw.pass_id, raw.pass_expires_at_ms, x->cfg.tick_ms, now_ms);
     if (live != NULL) {

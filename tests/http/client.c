@@ -619,7 +619,9 @@ void t_server_start(struct t_server *s, const char *const *extra)
     s->nodes = g_settings.nodes;
     snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
     for (int i = 0; i + 1 < s->extra_count; i++) {
-        if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
+        bool limit = strncmp(s->extra[i], "--rate-limit-", 13) == 0 ||
+                     strcmp(s->extra[i], "--join-limit-ip") == 0; /* issue 13: per process too */
+        if (limit && strcmp(s->extra[i + 1], "0") != 0) {
             s->one_process = true;
         }
     }
