@@ -1,15 +1,17 @@
 /*
  * fuzz_http_body.c -- fuzz target: the HTTP API's request body parsers
  * (server/parse.h, br_parse_body): register, login, event create, role,
- * queue join and leave, reserve, payments, and the test provider's confirm
- * as JSON and as a form -- the very functions server/routes.c calls.
+ * queue join (with its proof of work) and leave, reserve, payments, the test
+ * provider's confirm as JSON and as a form, refresh, and issue 13's queue
+ * mode change and challenge -- the very functions server/routes.c calls.
  *
  * Input: a mode byte, then the body (any bytes, NULs included), handed over
  * in a buffer of exactly its size so a read past the end is caught.
  * Mode: low nibble % BR_BODY_COUNT picks the parser (enum br_body_kind:
  * 0 register, 1 login, 2 event create, 3 role, 4 queue join, 5 queue leave,
- * 6 reserve, 7 payment, 8 confirm JSON, 9 confirm form); high nibble %
- * BR_BODY_COUNT a second parser for the same bytes.
+ * 6 reserve, 7 payment, 8 confirm JSON, 9 confirm form, 10 refresh,
+ * 11 queue mode set, 12 challenge); high nibble % BR_BODY_COUNT a second
+ * parser for the same bytes.
  *
  * Asserted beyond "no crash, no UB":
  *   - the result is one the routes expect (BR_E_UNAUTHORIZED from login
@@ -35,6 +37,7 @@
 #include "core/catalog.h"
 #include "core/err.h"
 #include "core/panic.h"
+#include "core/queue.h"
 #include "server/parse.h"
 #include "server/render.h"
 
@@ -93,6 +96,23 @@ static void check_spec(const struct br_event_spec *s)
     }
 }
 
+/* A proof of work: both or neither, each within its buffer. */
+static void check_pow(const char *challenge, const char *nonce)
+{
+    check_text(challenge, BR_POW_CHALLENGE_MAX, 0);
+    check_text(nonce, BR_POW_NONCE_MAX, 0);
+    BR_ASSERT((challenge[0] == '\0') == (nonce[0] == '\0'));
+}
+
+/* Adds the proof of work to a body being encoded, when there is one. */
+static void encode_pow(json_t *j, const char *challenge, const char *nonce)
+{
+    if (j != NULL && challenge[0] != '\0') {
+        json_object_set_new(j, "pow_challenge", json_string(challenge));
+        json_object_set_new(j, "pow_nonce", json_string(nonce));
+    }
+}
+
 static void check_fields(const struct br_body *b, const char *buf, size_t len)
 {
     switch (b->kind) {
@@ -106,6 +126,8 @@ static void check_fields(const struct br_body *b, const char *buf, size_t len)
         BR_ASSERT(a->password_len >= (reg ? BR_PASSWORD_MIN : 1) &&
                   a->password_len <= BR_PASSWORD_MAX);
         BR_ASSERT(strnlen(a->password, sizeof a->password) == a->password_len);
+        check_pow(a->pow_challenge, a->pow_nonce);
+        BR_ASSERT(reg || a->pow_challenge[0] == '\0');
         break;
     }
     case BR_BODY_EVENT_CREATE:
@@ -115,7 +137,12 @@ static void check_fields(const struct br_body *b, const char *buf, size_t len)
         BR_ASSERT(b->u.role < BR_ROLE_COUNT);
         break;
     case BR_BODY_QUEUE_JOIN:
+        check_pow(b->u.join.pow_challenge, b->u.join.pow_nonce);
+        BR_ASSERT(b->u.join.event_id == b->u.event_id);
+        BR_ASSERT(b->u.event_id >= 1 && b->u.event_id <= (uint64_t)BR_JSON_ID_MAX);
+        break;
     case BR_BODY_QUEUE_LEAVE:
+    case BR_BODY_CHALLENGE:
         BR_ASSERT(b->u.event_id >= 1 && b->u.event_id <= (uint64_t)BR_JSON_ID_MAX);
         break;
     case BR_BODY_RESERVE:
@@ -149,9 +176,17 @@ static void check_fields(const struct br_body *b, const char *buf, size_t len)
     case BR_BODY_REFRESH:
         check_text(b->u.refresh_token, sizeof b->u.refresh_token, 1);
         break;
-    case BR_BODY_QUEUE_MODE_SET: /* issue 13: T4 -- the parsers answer BR_E_INVALID so far */
-    case BR_BODY_CHALLENGE:
-        br_panic(__FILE__, __LINE__, "issue 13: no parser yet");
+    case BR_BODY_QUEUE_MODE_SET: {
+        const struct br_body_queue_mode_set *m = &b->u.queue_mode;
+        BR_ASSERT(m->set != 0 && (m->set & ~7u) == 0);
+        BR_ASSERT(m->mode < BR_QUEUE_MODE_COUNT && ((m->set & BR_QSET_MODE) || m->mode == 0));
+        BR_ASSERT((m->set & BR_QSET_MAX_ACTIVE) ? (m->max_active >= 1 &&
+                                                   m->max_active <= BR_MAX_ACTIVE_MAX)
+                                                : m->max_active == 0);
+        BR_ASSERT(m->admit_per_min <= BR_ADMIT_PER_MIN_MAX);
+        BR_ASSERT((m->set & BR_QSET_ADMIT_PER_MIN) || m->admit_per_min == 0);
+        break;
+    }
     case BR_BODY_COUNT:
         br_panic(__FILE__, __LINE__, "no such body kind");
     }
@@ -165,6 +200,7 @@ static char *encode(const struct br_body *b, size_t *len)
     case BR_BODY_REGISTER:
         j = json_pack("{s:s, s:s, s:s}", "email", b->u.account.email, "password",
                       b->u.account.password, "name", b->u.account.name);
+        encode_pow(j, b->u.account.pow_challenge, b->u.account.pow_nonce);
         break;
     case BR_BODY_LOGIN:
         j = json_pack("{s:s, s:s}", "email", b->u.account.email, "password", b->u.account.password);
@@ -182,7 +218,11 @@ static char *encode(const struct br_body *b, size_t *len)
         j = json_pack("{s:s}", "role", br_role_text(b->u.role));
         break;
     case BR_BODY_QUEUE_JOIN:
+        j = json_pack("{s:I}", "event_id", (json_int_t)b->u.join.event_id);
+        encode_pow(j, b->u.join.pow_challenge, b->u.join.pow_nonce);
+        break;
     case BR_BODY_QUEUE_LEAVE:
+    case BR_BODY_CHALLENGE:
         j = json_pack("{s:I}", "event_id", (json_int_t)b->u.event_id);
         break;
     case BR_BODY_RESERVE:
@@ -213,8 +253,20 @@ static char *encode(const struct br_body *b, size_t *len)
     case BR_BODY_REFRESH:
         j = json_pack("{s:s}", "refresh_token", b->u.refresh_token);
         break;
-    case BR_BODY_QUEUE_MODE_SET: /* issue 13: T4 */
-    case BR_BODY_CHALLENGE:
+    case BR_BODY_QUEUE_MODE_SET: {
+        const struct br_body_queue_mode_set *m = &b->u.queue_mode;
+        j = json_object();
+        if (m->set & BR_QSET_MODE) {
+            json_object_set_new(j, "mode", json_string(br_queue_mode_name(m->mode)));
+        }
+        if (m->set & BR_QSET_MAX_ACTIVE) {
+            json_object_set_new(j, "max_active", json_integer((json_int_t)m->max_active));
+        }
+        if (m->set & BR_QSET_ADMIT_PER_MIN) {
+            json_object_set_new(j, "admit_per_min", json_integer((json_int_t)m->admit_per_min));
+        }
+        break;
+    }
     case BR_BODY_COUNT:
         break;
     }

@@ -220,6 +220,85 @@ void br_api_queue_from_join(struct br_api_queue *out, const struct br_cmd *cmd,
 #endif
 }
 
+void br_api_queue_room(struct br_api_queue *out, const struct br_event_spec *spec,
+                       uint32_t admit_per_min_live, const struct br_queue_rate *rate, uint8_t gate,
+                       uint32_t tick_ms, int64_t now_ms)
+{
+    BR_ASSERT(spec != NULL && rate != NULL && tick_ms > 0);
+    out->gate = gate;
+    out->estimate_basis = BR_EST_NONE;
+    out->admitted_per_min = 0;
+    uint8_t st = out->status;
+    bool in_line = st == BR_QS_WAITING || st == BR_QS_PREQUEUE || st == BR_QS_SOLD_OUT ||
+                   st == BR_QS_CLOSED || st == BR_QS_PASSTHROUGH;
+    if (!in_line) {
+        return;
+    }
+    uint32_t pos = st == BR_QS_PREQUEUE ? out->queue_length : out->position;
+    struct br_queue_estimate est;
+    br_queue_estimate(spec, admit_per_min_live, rate, gate, pos > 0 ? pos : 1, tick_ms, now_ms,
+                      &est);
+    out->estimated_wait_s = est.wait_s;
+    out->estimate_basis = est.basis;
+    out->admitted_per_min = est.admitted_per_min;
+}
+
+void br_api_queue_status_fill(struct br_api_queue_status *out, uint64_t event_id,
+                              const struct br_queue_event_view *v, int64_t now_ms)
+{
+    memset(out, 0, sizeof *out);
+    out->event_id = event_id;
+    out->mode = v->mode;
+    out->gate = v->gate;
+    out->pow_bits = v->pow_bits;
+    out->estimate_basis = v->join_now.basis;
+    out->sold_out = v->sold_out;
+    out->queue_length = v->queue_length;
+    out->admitted_per_min = v->join_now.admitted_per_min;
+    out->estimated_wait_s = v->join_now.wait_s;
+    out->max_active = v->max_active;
+    out->admit_per_min = v->admit_per_min;
+    out->as_of_ms = now_ms;
+}
+
+uint8_t br_api_status_overlay(uint8_t status, uint8_t mode, uint8_t queue_flags, bool sold_out)
+{
+    if (status != BR_QS_PREQUEUE && status != BR_QS_WAITING) {
+        return status;
+    }
+    if ((queue_flags & BR_QF_INVENTORY_AWARE) != 0 && sold_out) {
+        return BR_QS_SOLD_OUT;
+    }
+    return mode == BR_QM_CLOSED        ? BR_QS_CLOSED
+           : mode == BR_QM_PASSTHROUGH ? BR_QS_PASSTHROUGH
+                                       : status;
+}
+
+uint8_t br_api_gate_of(uint8_t mode, uint8_t queue_flags, bool sold_out, uint32_t avail,
+                       int64_t opens_at_ms, int64_t now_ms)
+{
+    bool aware = (queue_flags & BR_QF_INVENTORY_AWARE) != 0;
+    if (mode == BR_QM_CLOSED) {
+        return BR_GATE_CLOSED;
+    }
+    if (mode == BR_QM_PASSTHROUGH) {
+        return BR_GATE_PASSTHROUGH;
+    }
+    if (aware && sold_out) {
+        return BR_GATE_SOLD_OUT;
+    }
+    if (now_ms < opens_at_ms) {
+        return BR_GATE_NOT_OPEN;
+    }
+    if (mode == BR_QM_PAUSED) {
+        return BR_GATE_PAUSED;
+    }
+    if (aware && avail == 0) {
+        return BR_GATE_SEATS_HELD;
+    }
+    return BR_GATE_OPEN;
+}
+
 void br_api_session_from_outcome(struct br_api_session *out, const struct br_cmd *cmd,
                                  const struct br_outcome *o, uint8_t role)
 {

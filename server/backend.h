@@ -167,8 +167,9 @@ struct br_backend_listener {
     /* Positions in the event's queue may have moved. */
     void (*queue_changed)(void *ctx, uint64_t event_id);
     /* Issue 13: the event's admission gate changed (BR_FX_QUEUE_STATE; gate =
-     * enum br_queue_gate). May be NULL: a backend calls it only when set. */
-    void (*queue_state)(void *ctx, uint64_t event_id, uint8_t gate);
+     * enum br_queue_gate, mode = enum br_queue_mode after the change). May be
+     * NULL: a backend calls it only when set. */
+    void (*queue_state)(void *ctx, uint64_t event_id, uint8_t gate, uint8_t mode);
 };
 
 /* Gauges for /metrics, per event (bounded by BR_API_LIST_MAX events). */

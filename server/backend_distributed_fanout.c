@@ -4,6 +4,7 @@
  *
  *   admitter (any process) ── PUBLISH br:fanout "p <event> <user> <pass> <expires_ms>"
  *   join / leave / admit   ── PUBLISH br:fanout "q <event>"   (once per event per tick)
+ *   a gate change (issue 13) ─ PUBLISH br:fanout "s <event> <gate> <mode>"
  *   every process: one thread, one connection, SUBSCRIBE br:fanout
  *        └─▶ listener.pass_issued / listener.queue_changed (the hub)
  *
@@ -13,7 +14,9 @@
  * So after every (re)subscription the thread tells the hub that every
  * event's queue changed: the hub re-reads its subscribers' positions
  * (queue_positions), which shows a pass issued meanwhile as "admitted",
- * pass included, and nothing is lost. A drop is noticed by the socket
+ * pass included, and nothing is lost (a gate change announced meanwhile
+ * is not repeated: the views show its effect, a sold-out queue's included,
+ * whose streams get their sold_out event from the view). A drop is noticed by the socket
  * (keepalive, a closed connection) and retried with backoff
  * (FANOUT_BACKOFF_MIN_MS doubling to FANOUT_BACKOFF_MAX_MS).
  *
@@ -75,6 +78,19 @@ void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const str
     }
 }
 
+void dist_fanout_states(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) { /* at most one per command */
+        if (fx[i].kind == BR_FX_QUEUE_STATE) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "s %" PRIu64 " %u %u", fx[i].event_id,
+                     (unsigned)(uint8_t)fx[i].id, (unsigned)(uint8_t)fx[i].ref);
+            publish(x, c, msg);
+        }
+    }
+}
+
 void dist_fanout_queue_changed(struct br_distributed *x, uint64_t event_id)
 {
     pthread_mutex_lock(&x->fan_mu);
@@ -128,12 +144,17 @@ static void on_message(struct br_distributed *x, const char *msg, uint64_t event
     const struct br_backend_listener *l = &x->cfg.listener;
     unsigned long long e = 0, u = 0, p = 0;
     long long exp = 0;
+    unsigned gate = 0, mode = 0;
     if (sscanf(msg, "p %llu %llu %llu %lld", &e, &u, &p, &exp) == 4) {
         if (l->pass_issued != NULL) {
             l->pass_issued(l->ctx, e, u, p, exp);
         }
         if (l->queue_changed != NULL) {
             l->queue_changed(l->ctx, e);
+        }
+    } else if (sscanf(msg, "s %llu %u %u", &e, &gate, &mode) == 3) {
+        if (l->queue_state != NULL && gate < BR_QUEUE_GATE_COUNT && mode < BR_QUEUE_MODE_COUNT) {
+            l->queue_state(l->ctx, e, (uint8_t)gate, (uint8_t)mode);
         }
     } else if (sscanf(msg, "q %llu", &e) == 1) {
         if (e == 0) {

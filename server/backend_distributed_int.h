@@ -323,6 +323,15 @@ void dist_pay_kick(struct br_distributed *x, bool step_due, bool check_due);
 void dist_pay_check_effect(struct br_distributed *x, struct dist_conn *c,
                            const struct br_effect *fx);
 void dist_pay_metrics(struct br_distributed *x, struct br_metrics_sink *out);
+/* Issue 13: the waiting room (backend.h). */
+void dist_op_queue_mode_set(struct br_backend *b, uint64_t actor, uint64_t event_id, uint8_t set,
+                            uint8_t mode, uint32_t max_active, uint32_t admit_per_min,
+                            struct br_call *call);
+int dist_op_queue_status_peek(struct br_backend *b, uint64_t event_id,
+                              struct br_api_queue_status *out);
+void dist_op_presence_report(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                             uint32_t n);
+int dist_op_pow_use(struct br_backend *b, uint64_t event_id, const char *rand_hex, int64_t ttl_ms);
 
 /* ---- backend_distributed_fanout.c ---- */
 
@@ -331,6 +340,10 @@ void dist_fanout_stop(struct br_distributed *x);
 /* The pass_issued effects among fx[0..n): published at once on the
  * channel (pipelined: one round trip). */
 void dist_fanout_passes(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
+                        uint32_t n);
+/* Issue 13: the queue_state effects among fx[0..n): published at once
+ * ("s <event> <gate> <mode>") to every process's hub. */
+void dist_fanout_states(struct br_distributed *x, struct dist_conn *c, const struct br_effect *fx,
                         uint32_t n);
 /* Positions of the event may have moved: published by the next flush
  * (at most once per event per flush). */

@@ -4,8 +4,10 @@
  *
  *   health      PING Redis, ping PostgreSQL: what ready() says (always)
  *   admitter    per event: hold or renew br:{e<id>}:lease:admit, then
- *               admit if the core would change anything (br_engine_due's
- *               rule: opening due, room with people waiting, a pass lapsed)
+ *               admit if the core would change anything (the core's one
+ *               rule, br_queue_admit_due over struct br_redis_due: opening
+ *               due, room with people waiting under the gate and pacing, a
+ *               pass lapsed, a gate change to announce)
  *   sweeper     per event: sweep when the first live hold's deadline has
  *               passed (no lease: a second sweep finds nothing due and is
  *               not even sent, since the check comes first)
@@ -38,6 +40,7 @@
 #include "adapters/clock.h"
 #include "adapters/pg.h"
 #include "core/panic.h"
+#include "core/queue.h"
 #include "server/api_cmd.h"
 #include "server/backend_distributed_int.h"
 
@@ -95,9 +98,25 @@ static void decide(struct br_distributed *x, const redisReply *lease,
     if (!due->exists) {
         return; /* being created */
     }
-    bool opening = !due->shuffled && now >= due->opens_ms;
-    bool room = due->shuffled && due->waiting > 0 && due->active_passes < due->max_active;
-    d->admit = d->lease && (opening || room || due->next_pass_ms <= now);
+    /* Issue 13: the one rule (core/queue.h), over the same inputs read from Redis. */
+    struct br_queue_due_in in = {
+        .exists = due->exists,
+        .shuffled = due->shuffled,
+        .opens_ms = due->opens_ms,
+        .next_pass_ms = due->next_pass_ms,
+        .waiting = due->waiting < UINT32_MAX ? (uint32_t)due->waiting : UINT32_MAX,
+        .active = due->active_passes < UINT32_MAX ? (uint32_t)due->active_passes : UINT32_MAX,
+        .max_active_live = due->maxl,
+        .avail = due->avail,
+        .admit_per_min = due->apm,
+        .mode = due->mode,
+        .flags = due->flags,
+        .gate_told = due->told,
+        .sold_out = due->sold_out,
+        .pace_credit = due->pcr,
+        .pace_last_ms = due->plast,
+    };
+    d->admit = d->lease && br_queue_admit_due(&in, now);
     d->sweep = (x->cfg.roles & BR_DIST_ROLE_SWEEPER) && due->next_hold_ms <= now;
     d->saga = (x->cfg.roles & BR_DIST_ROLE_SAGA) && due->next_refund_ms <= now;
     d->check = (x->cfg.roles & BR_DIST_ROLE_SAGA) && due->next_check_ms <= now;

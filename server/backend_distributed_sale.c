@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/panic.h"
+#include "core/queue.h"
 #include "server/api_cmd.h"
 #include "server/backend_distributed_int.h"
 
@@ -41,14 +42,45 @@ static int zone_ok(struct br_distributed *x, uint64_t hold_id, uint32_t zone_id,
     return BR_E_CORRUPT;
 }
 
+/* Issue 13: an event's live waiting-room fields (one round trip). Not
+ * noted as Redis being down: a failure here costs the room's fields of one
+ * answer, and the read next to it notes the connection. */
+static int read_live(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                     struct br_redis_queue_live *live)
+{
+    (void)x;
+    uint64_t owner = 0;
+    struct br_event_spec spec;
+    memset(live, 0, sizeof *live);
+    return br_redis_event_read_live(&c->r, event_id, &owner, &spec, live);
+}
+
+/* The gate now from the live fields (api_cmd.h br_api_gate_of). */
+static uint8_t live_gate(const struct dist_spec *s, const struct br_redis_queue_live *live,
+                         int64_t now_ms)
+{
+    return br_api_gate_of(live->mode, s->spec.queue_flags, live->sold_out, live->avail,
+                          s->spec.sale_opens_at_ms, now_ms);
+}
+
 /* A view read from Redis, completed as every backend completes it
- * (api_cmd.h: the estimate, the pass only when admitted). */
+ * (api_cmd.h: the estimate, the pass only when admitted; issue 13: the
+ * gate and the estimate from the live fields, when they could be read). */
 static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
-                          struct br_api_queue *v, int64_t now_ms)
+                          const struct br_redis_queue_live *live, struct br_api_queue *v,
+                          int64_t now_ms)
 {
     struct br_api_queue raw = *v;
+    if (live != NULL) { /* the views of Redis carry the stored status: §9's overlay here */
+        raw.status = br_api_status_overlay(raw.status, live->mode, s->spec.queue_flags,
+                                           live->sold_out);
+    }
     br_api_queue_fill(v, raw.event_id, &s->spec, raw.status, raw.position, raw.queue_length,
                       raw.pass_id, raw.pass_expires_at_ms, x->cfg.tick_ms, now_ms);
+    if (live != NULL) {
+        br_api_queue_room(v, &s->spec, live->admit_per_min, &live->rate, live_gate(s, live, now_ms),
+                          x->cfg.tick_ms, now_ms);
+    }
 }
 
 static int fill_booking(struct br_distributed *x, struct dist_conn *c, uint64_t hold_id,
@@ -158,6 +190,7 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
                   struct br_api_payment *pay)
 {
     dist_fanout_passes(x, c, fx, n);
+    dist_fanout_states(x, c, fx, n);
     for (uint32_t i = 0; i < n; i++) {
         switch (fx[i].kind) {
         case BR_FX_PROVIDER_CHARGE:
@@ -174,6 +207,9 @@ void dist_effects(struct br_distributed *x, struct dist_conn *c, const struct br
                  (cmd->type == BR_CMD_ADMIT && (out->count > 0 || n > 0));
     if (moved && out->err == BR_OK) {
         dist_fanout_queue_changed(x, cmd->u.queue_join.event_id);
+    }
+    if (cmd->type == BR_CMD_QUEUE_MODE_SET && out->err == BR_OK) {
+        dist_fanout_queue_changed(x, cmd->u.queue_mode_set.event_id); /* views' overlay */
     }
 }
 
@@ -198,8 +234,14 @@ static void queue_cmd(struct br_distributed *x, uint8_t type, uint64_t user, uin
         struct dist_spec s;
         if (call->err == BR_OK && type == BR_CMD_QUEUE_JOIN) {
             int rc = dist_spec(x, c, event_id, &s);
+            struct br_redis_queue_live live;
             if (rc == BR_OK) {
                 br_api_queue_from_join(&call->r.queue, &cmd, &out, &s.spec, x->cfg.tick_ms);
+                if (read_live(x, c, event_id, &live) == BR_OK) {
+                    br_api_queue_room(&call->r.queue, &s.spec, live.admit_per_min, &live.rate,
+                                      live_gate(&s, &live, cmd.now_ms), x->cfg.tick_ms,
+                                      cmd.now_ms);
+                }
             } else {
                 call->err = rc;
             }
@@ -233,10 +275,12 @@ static int views(struct br_distributed *x, struct dist_conn *c, uint64_t event_i
     if (err != BR_OK) {
         return err;
     }
+    struct br_redis_queue_live live;
+    bool have_live = read_live(x, c, event_id, &live) == BR_OK;
     int64_t now = dist_now_ms(x);
     for (uint32_t i = 0; i < n; i++) {
         if (rc[i] == BR_OK) {
-            fill_estimate(x, &s, &out[i], now);
+            fill_estimate(x, &s, have_live ? &live : NULL, &out[i], now);
         }
     }
     return BR_OK;
@@ -282,6 +326,127 @@ void dist_op_queue_position(struct br_backend *b, uint64_t user, uint64_t event_
 {
     call->err = dist_op_queue_peek(b, user, event_id, &call->r.queue);
     call->done(call);
+}
+
+/* ---- issue 13: the waiting room ---- */
+
+/* The event's public queue status from its spec and live fields. */
+static int status_read(struct br_distributed *x, struct dist_conn *c, uint64_t event_id,
+                       struct br_api_queue_status *out)
+{
+    struct dist_spec s;
+    int rc = dist_spec(x, c, event_id, &s);
+    struct br_redis_queue_live live;
+    if (rc == BR_OK) {
+        rc = read_live(x, c, event_id, &live);
+        dist_note_redis(x, rc);
+    }
+    if (rc != BR_OK) {
+        return rc;
+    }
+    int64_t now = dist_now_ms(x);
+    struct br_queue_event_view v;
+    memset(&v, 0, sizeof v);
+    v.mode = live.mode;
+    v.gate = live_gate(&s, &live, now);
+    v.pow_bits = s.spec.pow_bits;
+    v.sold_out = v.gate == BR_GATE_SOLD_OUT;
+    v.queue_length = live.queue_length;
+    v.max_active = live.max_active;
+    v.admit_per_min = live.admit_per_min;
+    v.presence_ttl_s = s.spec.presence_ttl_s;
+    uint32_t pos = live.queue_length < UINT32_MAX ? live.queue_length + 1 : UINT32_MAX;
+    br_queue_estimate(&s.spec, live.admit_per_min, &live.rate, v.gate, pos, x->cfg.tick_ms, now,
+                      &v.join_now);
+    br_api_queue_status_fill(out, event_id, &v, now);
+    return BR_OK;
+}
+
+int dist_op_queue_status_peek(struct br_backend *b, uint64_t event_id,
+                              struct br_api_queue_status *out)
+{
+    struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    int rc = dist_conn_take(x, &c);
+    if (rc == BR_OK) {
+        rc = status_read(x, c, event_id, out);
+        dist_conn_give(x, c);
+    }
+    return rc;
+}
+
+void dist_op_queue_mode_set(struct br_backend *b, uint64_t actor, uint64_t event_id, uint8_t set,
+                            uint8_t mode, uint32_t max_active, uint32_t admit_per_min,
+                            struct br_call *call)
+{
+    struct br_distributed *x = self(b);
+    struct br_cmd cmd;
+    br_api_cmd_queue_mode_set(&cmd, actor, event_id, set, mode, max_active, admit_per_min);
+    struct dist_conn *c = NULL;
+    call->err = dist_take_for_write(x, &c);
+    if (call->err == BR_OK) {
+        struct br_outcome out;
+        uint32_t n = 0;
+        call->err = dist_apply(x, c, &cmd, &out, c->fx, &n);
+        dist_effects(x, c, &cmd, &out, c->fx, n, NULL);
+        if (call->err == BR_OK && status_read(x, c, event_id, &call->r.queue_status) != BR_OK) {
+            /* applied: answer from the outcome (WR-SPEC §7) */
+            struct br_api_queue_status *q = &call->r.queue_status;
+            memset(q, 0, sizeof *q);
+            q->event_id = event_id;
+            q->mode = out.status;
+            q->gate = (uint8_t)out.position;
+            q->max_active = out.count;
+            q->admit_per_min = (uint32_t)out.ref;
+            q->estimated_wait_s = UINT32_MAX;
+            q->as_of_ms = cmd.now_ms;
+        }
+        dist_conn_give(x, c);
+    }
+    call->done(call);
+}
+
+/* Fire and forget (the hub's thread): one presence script per
+ * BR_PRESENCE_BATCH_MAX users; nothing for an event without presence. */
+void dist_op_presence_report(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                             uint32_t n)
+{
+    struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    if (dist_take_for_write(x, &c) != BR_OK) {
+        return; /* lost: a lapse can only come later than the truth */
+    }
+    struct dist_spec s;
+    if (dist_spec(x, c, event_id, &s) == BR_OK && s.spec.presence_ttl_s > 0) {
+        for (uint32_t at = 0; at < n; at += BR_PRESENCE_BATCH_MAX) {
+            uint32_t k = n - at < BR_PRESENCE_BATCH_MAX ? n - at : BR_PRESENCE_BATCH_MAX;
+            struct br_cmd cmd;
+            br_api_cmd_presence(&cmd, event_id, users + at, k);
+            struct br_outcome out;
+            uint32_t fx = 0;
+            if (dist_apply(x, c, &cmd, &out, c->fx, &fx) != BR_OK) {
+                break;
+            }
+        }
+    }
+    dist_conn_give(x, c);
+}
+
+int dist_op_pow_use(struct br_backend *b, uint64_t event_id, const char *rand_hex, int64_t ttl_ms)
+{
+    struct br_distributed *x = self(b);
+    struct dist_conn *c = NULL;
+    int rc = dist_conn_take(x, &c);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = br_redis_pow_use(&c->r, event_id, rand_hex, ttl_ms > 0 ? ttl_ms : 1);
+    if (rc != BR_OK && rc != BR_E_POW_INVALID) {
+        dist_note_redis(x, rc);
+        rc = BR_E_UNAVAILABLE;
+    }
+    dist_conn_give(x, c);
+    return rc;
 }
 
 /* ---- bookings ---- */

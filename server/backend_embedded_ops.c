@@ -308,6 +308,8 @@ static void op_queue_join(struct br_backend *b, uint64_t user, uint64_t event_id
     if (out->err == BR_OK) {
         const struct br_event *ev = br_catalog_event(&x->engine, event_id);
         br_api_queue_from_join(&call->r.queue, &cmd, out, &ev->spec, x->cfg.tick_ms);
+        br_api_queue_room(&call->r.queue, &ev->spec, ev->q_admit_per_min, &ev->q_rate,
+                          br_queue_gate(ev, cmd.now_ms), x->cfg.tick_ms, cmd.now_ms);
     }
     br_emb_unlock_and_finish(x, call, true);
 }
@@ -332,8 +334,11 @@ static int view_locked(struct br_embedded *x, uint64_t user, uint64_t event_id, 
     struct br_queue_view v;
     int rc = br_queue_view(&x->engine, event_id, user, &v);
     if (rc == BR_OK) {
-        fill_queue(x, br_catalog_event(&x->engine, event_id), v.status, v.position,
-                   v.queue_length, v.pass_id, v.pass_deadline_ms, now_ms, out);
+        const struct br_event *ev = br_catalog_event(&x->engine, event_id);
+        fill_queue(x, ev, v.status, v.position, v.queue_length, v.pass_id, v.pass_deadline_ms,
+                   now_ms, out);
+        br_api_queue_room(out, &ev->spec, ev->q_admit_per_min, &ev->q_rate,
+                          br_queue_gate(ev, now_ms), x->cfg.tick_ms, now_ms);
     }
     return rc;
 }
@@ -370,6 +375,66 @@ static int op_queue_positions(struct br_backend *b, uint64_t event_id, const uin
     }
     pthread_mutex_unlock(&x->mu);
     return BR_OK;
+}
+
+/* ---- issue 13: the waiting room ---- */
+
+static void op_queue_mode_set(struct br_backend *b, uint64_t actor, uint64_t event_id, uint8_t set,
+                              uint8_t mode, uint32_t max_active, uint32_t admit_per_min,
+                              struct br_call *call)
+{
+    struct br_embedded *x = self(b);
+    struct br_cmd cmd;
+    br_api_cmd_queue_mode_set(&cmd, actor, event_id, set, mode, max_active, admit_per_min);
+    const struct br_outcome *out = write_locked(x, &cmd, call);
+    if (out == NULL) {
+        return;
+    }
+    struct br_queue_event_view v;
+    if (out->err == BR_OK &&
+        br_queue_event_view(&x->engine, event_id, cmd.now_ms, x->cfg.tick_ms, &v) == BR_OK) {
+        br_api_queue_status_fill(&call->r.queue_status, event_id, &v, cmd.now_ms);
+    }
+    br_emb_unlock_and_finish(x, call, true);
+}
+
+static int op_queue_status_peek(struct br_backend *b, uint64_t event_id,
+                                struct br_api_queue_status *out)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    int64_t now = br_emb_now_locked(x);
+    struct br_queue_event_view v;
+    int rc = br_queue_event_view(&x->engine, event_id, now, x->cfg.tick_ms, &v);
+    if (rc == BR_OK) {
+        br_api_queue_status_fill(out, event_id, &v, now);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return rc == BR_OK ? BR_OK : BR_E_NOT_FOUND;
+}
+
+/* Fire and forget: one presence command (20) per BR_PRESENCE_BATCH_MAX
+ * users, journaled like any command. Nothing is written for an event
+ * without presence (presence_ttl_s 0: the core would change nothing) or
+ * while the journal cannot be written (a lost report only delays a lapse). */
+static void op_presence_report(struct br_backend *b, uint64_t event_id, const uint64_t *users,
+                               uint32_t n)
+{
+    struct br_embedded *x = self(b);
+    pthread_mutex_lock(&x->mu);
+    const struct br_event *ev = br_catalog_event(&x->engine, event_id);
+    if (ev == NULL || ev->spec.presence_ttl_s == 0 || x->storage_down || !x->running ||
+        x->stop_flusher) {
+        pthread_mutex_unlock(&x->mu);
+        return;
+    }
+    for (uint32_t at = 0; at < n; at += BR_PRESENCE_BATCH_MAX) {
+        uint32_t k = n - at < BR_PRESENCE_BATCH_MAX ? n - at : BR_PRESENCE_BATCH_MAX;
+        struct br_cmd cmd;
+        br_api_cmd_presence(&cmd, event_id, users + at, k);
+        br_emb_apply_locked(x, &cmd, NULL);
+    }
+    br_emb_unlock_kick(x);
 }
 
 static void op_reserve(struct br_backend *b, uint64_t user, uint64_t event_id, uint32_t zone_id,
@@ -531,6 +596,10 @@ static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
     uint64_t gather_us = x->gather_us;
     bool down = x->storage_down;
     uint64_t failures = x->storage_failures;
+    uint64_t lapsed = 0; /* issue 13: places lapsed over every sale (q_lapsed) */
+    for (uint32_t i = 0; i < x->engine.event_count; i++) {
+        lapsed += x->engine.events[i].q_lapsed;
+    }
     pthread_mutex_unlock(&x->mu);
     br_metrics_printf(
         out,
@@ -553,6 +622,12 @@ static void op_metrics(struct br_backend *b, struct br_metrics_sink *out)
         "# TYPE br_journal_storage_failures_total counter\n"
         "br_journal_storage_failures_total %" PRIu64 "\n",
         down ? 1 : 0, failures);
+    br_metrics_printf(out,
+                      "# HELP br_queue_places_lapsed_total Waiting places skipped at their turn "
+                      "because the user was not seen for the event's presence_ttl_s.\n"
+                      "# TYPE br_queue_places_lapsed_total counter\n"
+                      "br_queue_places_lapsed_total %" PRIu64 "\n",
+                      lapsed);
 }
 
 const struct br_backend_ops br_emb_ops = {
@@ -575,6 +650,10 @@ const struct br_backend_ops br_emb_ops = {
     .queue_position = op_queue_position,
     .queue_peek = op_queue_peek,
     .queue_positions = op_queue_positions,
+    .queue_mode_set = op_queue_mode_set,
+    .queue_status_peek = op_queue_status_peek,
+    .presence_report = op_presence_report,
+    .pow_use = NULL, /* the routes keep the used set in-process (br_pow) */
     .reserve = op_reserve,
     .booking_list = op_booking_list,
     .booking_get = op_booking_get,

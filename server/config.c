@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "server/config.h"
+#include "server/pow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,17 @@ static const struct opt OPTS[] = {
      "token bucket per user; 0 turns it off (20:40)"},
     {"--rate-limit-ip", "BR_RATE_LIMIT_IP", OPT_RATE, OFF(rate_ip), 0, "RPS:BURST",
      "token bucket per client address; 0 turns it off (100:200)"},
+    /* Issue 13: the waiting room's door (README, "Waiting room"). */
+    {"--join-limit-ip", "BR_JOIN_LIMIT_IP", OPT_RATE, OFF(join_limit_ip), 0, "RPS:BURST",
+     "queue joins per client address, a token bucket of its own; beyond it 429 JOIN_LIMITED "
+     "with Retry-After; 0 turns it off (0)"},
+    {"--pow-register-bits", "BR_POW_REGISTER_BITS", OPT_UINT, OFF(pow_register_bits),
+     BR_POW_BITS_MAX, "N",
+     "proof of work on register: leading zero bits a solution of POST /api/v1/auth/challenge "
+     "needs, 0 to 28; 0 turns it off (0)"},
+    {"--pow-used-max", "BR_POW_USED_MAX", OPT_UINT, OFF(pow_used_max), 1u << 24, "N",
+     "embedded: solved challenges remembered at once (16 B each), so each is accepted once; "
+     "at 90% full new challenges are refused 503 OVERLOADED (262144)"},
     {"--trusted-proxies", "BR_TRUSTED_PROXIES", OPT_TEXT, OFF(trusted_proxies), 0, "CIDR,...",
      "peers whose X-Forwarded-For is believed (none)"},
     {"--threads", "BR_THREADS", OPT_UINT, OFF(threads), 256, "N",
@@ -324,6 +336,9 @@ static void defaults(struct br_serve_config *c)
     c->jwt_ttl_s = 3600;
     c->rate_user = (struct br_rate){.rps = 20, .burst = 40};
     c->rate_ip = (struct br_rate){.rps = 100, .burst = 200};
+    c->join_limit_ip = (struct br_rate){.rps = 0, .burst = 0};
+    c->pow_register_bits = 0;
+    c->pow_used_max = BR_POW_USED_MAX_DEFAULT;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = THREADS_UNSET; /* resolved once --backend is known (br_serve_config_parse) */
     c->tick_ms = 100;

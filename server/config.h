@@ -27,6 +27,9 @@ struct br_serve_config {
     unsigned jwt_ttl_s;
     struct br_rate rate_user;
     struct br_rate rate_ip;
+    struct br_rate join_limit_ip;       /* issue 13: joins per client address; rps 0 = off */
+    unsigned pow_register_bits;         /* issue 13: proof of work on register; 0 = off */
+    unsigned pow_used_max;              /* issue 13: the embedded used set's entries */
     unsigned threads;
     unsigned tick_ms;
     unsigned journal_syncs;             /* commits in flight */

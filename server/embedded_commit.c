@@ -471,14 +471,24 @@ static void carry_out(struct br_embedded *x, const struct batch *b, const struct
         case BR_FX_PROVIDER_VOID:
             br_emb_bus_push_kind(x, fx->kind, fx->id, fx->amount_minor);
             break;
+        case BR_FX_QUEUE_STATE: /* issue 13: the gate changed: one broadcast */
+            if (l->queue_state != NULL) {
+                l->queue_state(l->ctx, fx->event_id, (uint8_t)fx->id, (uint8_t)fx->ref);
+            }
+            break;
         default:
-            break; /* confirmed / expired / notify: visible through the booking */
+            /* confirmed / expired / notify: visible through the booking;
+             * place_lapsed: through the user's view (queue_changed below) */
+            break;
         }
     }
     if (l->queue_changed != NULL &&
         (r->cmd.type == BR_CMD_QUEUE_JOIN || r->cmd.type == BR_CMD_QUEUE_LEAVE ||
+         (r->cmd.type == BR_CMD_QUEUE_MODE_SET && r->out.err == BR_OK) ||
          (r->cmd.type == BR_CMD_ADMIT && (r->out.count > 0 || r->fx_count > 0)))) {
-        l->queue_changed(l->ctx, r->cmd.u.queue_join.event_id);
+        l->queue_changed(l->ctx, r->cmd.type == BR_CMD_QUEUE_MODE_SET
+                                     ? r->cmd.u.queue_mode_set.event_id
+                                     : r->cmd.u.queue_join.event_id);
     }
 }
 

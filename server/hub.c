@@ -32,8 +32,11 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/queue.h"
+#include "server/presence.h"
 #include "server/render.h"
 
+#define PRESENCE_FLUSH_MS 1000 /* the presence table goes to the backend once a second */
 #define PASS_ROOM 1024u /* buffer bytes a pass event may need; positions leave it free */
 
 struct br_hub_sub {
@@ -49,7 +52,9 @@ struct br_hub_sub {
     struct br_api_queue last;    /* last position sent; under the hub's mutex */
     struct br_api_queue withheld; /* a newer waiting position, not yet due; under the hub's mutex */
     bool has_withheld;           /* `withheld` is to be sent when due; under the hub's mutex */
-    bool passed;                 /* the pass went out; under the hub's mutex */
+    bool passed;                 /* the pass went out, or the stream is over (sold out);
+                                    under the hub's mutex */
+    int64_t last_presence_ms;    /* when the stream was last reported seen; under the hub's mutex */
 
     pthread_mutex_t mu;          /* the buffer below */
     bool ending;                 /* end the stream once the buffer is drained */
@@ -161,6 +166,36 @@ static size_t pass_frame(uint64_t event_id, const char *token, int64_t expires_a
                      cap);
 }
 
+/* Issue 13: "event: queue" with the gate and mode (a gate change), and
+ * "event: sold_out" (every seat sold: the stream ends after it). */
+static size_t queue_frame(uint64_t event_id, uint8_t gate, uint8_t mode, char *out, size_t cap)
+{
+    char data[160];
+    int n = snprintf(data, sizeof data, "{\"event_id\":%" PRIu64 ",\"gate\":\"%s\",\"mode\":\"%s\"}",
+                     event_id, br_queue_gate_name(gate), br_queue_mode_name(mode));
+    return n > 0 && (size_t)n < sizeof data ? sse_frame("queue", data, (size_t)n, out, cap) : 0;
+}
+
+static size_t sold_out_frame(uint64_t event_id, char *out, size_t cap)
+{
+    char data[64];
+    int n = snprintf(data, sizeof data, "{\"event_id\":%" PRIu64 "}", event_id);
+    return n > 0 && (size_t)n < sizeof data ? sse_frame("sold_out", data, (size_t)n, out, cap) : 0;
+}
+
+/* Ends s with the sold_out event (always fits: the pass's room). Under the
+ * hub's mutex. */
+static void sub_sold_out(struct br_hub_sub *s)
+{
+    char frame[128];
+    size_t n = sold_out_frame(s->event_id, frame, sizeof frame);
+#ifdef BR_PLANT_HUB_NO_SOLD_OUT /* planted (26-wr-sse-plant.sh): the stream just ends */
+    n = 0;
+#endif
+    sub_append(s, frame, n, true, true);
+    s->passed = true; /* the stream is over */
+}
+
 static bool queue_view_same(const struct br_api_queue *a, const struct br_api_queue *b)
 {
     return a->status == b->status && a->position == b->position &&
@@ -187,8 +222,12 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
     }
     struct br_api_queue v = *view; /* view may be s->withheld itself */
     bool admitted = v.status == BR_QS_ADMITTED;
-    bool terminal = v.status != BR_QS_WAITING && v.status != BR_QS_PREQUEUE && !admitted;
-    bool urgent = force || admitted || terminal;
+    /* Issue 13: a place in a closed or passthrough queue is kept (the mode
+     * may change back); sold out and lapsed end the stream. */
+    bool in_line = v.status == BR_QS_WAITING || v.status == BR_QS_PREQUEUE ||
+                   v.status == BR_QS_CLOSED || v.status == BR_QS_PASSTHROUGH;
+    bool terminal = !in_line && !admitted;
+    bool urgent = force || admitted || terminal || v.status != s->last.status;
     if (!urgent && queue_view_same(&v, &s->last)) {
         s->has_withheld = false; /* back to what the stream shows */
         return false;
@@ -208,6 +247,10 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
         wrote = true;
     } else if (terminal) {
         sub_append(s, "", 0, true, true);
+    }
+    if (v.status == BR_QS_SOLD_OUT) {
+        sub_sold_out(s);
+        wrote = true;
     }
     if (admitted) {
         char token[BR_PASS_TOKEN_MAX];
@@ -298,10 +341,43 @@ static void on_queue_changed(void *ctx, uint64_t event_id)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Issue 13: the gate changed: every stream of the event still in line
+ * gets "event: queue"; on sold out also "event: sold_out", and it ends.
+ * Otherwise the positions are recomputed (their status and estimate). */
+static void on_queue_state(void *ctx, uint64_t event_id, uint8_t gate, uint8_t mode)
+{
+    struct br_hub *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    struct event_slot *slot = slot_find(h, event_id, false);
+    if (slot != NULL) {
+        char frame[256];
+        size_t n = queue_frame(event_id, gate, mode, frame, sizeof frame);
+        int64_t now = br_clock_mono_ms();
+        for (struct br_hub_sub *s = slot->head; s != NULL; s = s->ev_next) {
+            if (s->passed) {
+                continue;
+            }
+            bool wrote = n > 0 && sub_append(s, frame, n, gate == BR_GATE_SOLD_OUT, false);
+            if (gate == BR_GATE_SOLD_OUT) {
+                sub_sold_out(s);
+                wrote = true;
+            }
+            if (wrote) {
+                s->last_send_ms = now;
+                br_http_stream_wake(s->req);
+            }
+        }
+        slot->dirty = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
 struct br_backend_listener br_hub_listener(struct br_hub *h)
 {
-    struct br_backend_listener l = {
-        .ctx = h, .pass_issued = on_pass_issued, .queue_changed = on_queue_changed};
+    struct br_backend_listener l = {.ctx = h,
+                                    .pass_issued = on_pass_issued,
+                                    .queue_changed = on_queue_changed,
+                                    .queue_state = on_queue_state};
     return l;
 }
 
@@ -428,6 +504,13 @@ static bool refresh_sub(struct br_hub *h, struct br_hub_sub *s, uint32_t asked,
     } else if (s->has_withheld && position_due(h, s, now)) {
         wake = sub_send_view(h, s, &s->withheld, false, now);
     }
+#ifndef BR_PLANT_HUB_NO_PRESENCE /* planted (26-wr-sse-plant.sh): open streams not reported */
+    if (h->cfg.presence != NULL && !s->passed &&
+        now - s->last_presence_ms >= (int64_t)h->cfg.presence_report_ms) {
+        br_presence_seen(h->cfg.presence, s->event_id, s->user_id, now); /* an open stream */
+        s->last_presence_ms = now;
+    }
+#endif
     if (keepalive_round && !wake && now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
         static const char ka[] = ": keep-alive\n\n";
         if (sub_append(s, ka, sizeof ka - 1, false, false)) {
@@ -467,6 +550,7 @@ static void *hub_main(void *arg)
 {
     struct br_hub *h = arg;
     int64_t next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
+    int64_t next_flush = br_clock_mono_ms() + PRESENCE_FLUSH_MS;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         struct timespec until = br_clock_deadline((int64_t)h->cfg.refresh_ms);
@@ -479,6 +563,13 @@ static void *hub_main(void *arg)
             next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
         }
         refresh_locked(h, ka);
+        int64_t now = br_clock_mono_ms();
+        if (h->cfg.presence != NULL && now >= next_flush && !h->stop) {
+            next_flush = now + PRESENCE_FLUSH_MS;
+            pthread_mutex_unlock(&h->mu); /* the backend is never asked under it */
+            br_presence_flush(h->cfg.presence, h->cfg.backend, now);
+            pthread_mutex_lock(&h->mu);
+        }
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;
@@ -496,6 +587,9 @@ int br_hub_new(struct br_hub **out, const struct br_hub_config *cfg)
         return BR_E_IO;
     }
     h->cfg = *cfg;
+    if (h->cfg.presence_report_ms == 0) {
+        h->cfg.presence_report_ms = BR_PRESENCE_REPORT_MS;
+    }
     pthread_mutex_init(&h->mu, NULL);
     br_clock_cond_init(&h->cv);
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
@@ -553,6 +647,11 @@ struct br_hub_sub *br_hub_subscribe(struct br_hub *h, struct br_http_req *req, u
     s->key_next = h->buckets[bk];
     h->buckets[bk] = s;
     h->streams++;
+    int64_t now = br_clock_mono_ms();
+#ifndef BR_PLANT_HUB_NO_PRESENCE
+    br_presence_seen(h->cfg.presence, event_id, user_id, now); /* a stream opened */
+#endif
+    s->last_presence_ms = now;
     static const char hello[] = "retry: 3000\n\n";
     sub_append(s, hello, sizeof hello - 1, false, false);
     sub_send_view(h, s, view, true, br_clock_mono_ms());

@@ -18,8 +18,15 @@
  *   event: position / data: {...}    (the position object of the API)
  *   event: pass / data: {event_id, token, expires_at}   then the stream ends
  *   : keep-alive                     (every keepalive_ms without traffic)
- * A stream whose user is not waiting any more (used, expired, left) gets
- * one position event and ends.
+ * A stream whose user is not waiting any more (used, expired, left, lapsed)
+ * gets one position event and ends. Issue 13, the waiting room: when the
+ * event's gate changes (struct br_backend_listener queue_state) every stream
+ * still in line gets
+ *   event: queue / data: {"event_id":N,"gate":"paused","mode":"paused"}
+ * and when every seat is sold (gate sold_out, or a view whose status is
+ * sold_out) also
+ *   event: sold_out / data: {"event_id":N}    then the stream ends.
+ * A place in a closed or passthrough queue keeps its stream open.
  *
  * Limits: BR_HUB_BUFFER bytes buffered per stream (a slow reader misses
  * intermediate positions, never the pass); BR_HUB_EVENT_SLOTS events with
@@ -41,6 +48,7 @@
 
 struct br_hub;
 struct br_hub_sub;
+struct br_presence;
 
 struct br_hub_config {
     struct br_backend *backend;
@@ -50,6 +58,12 @@ struct br_hub_config {
     unsigned refresh_ms;        /* position recomputation period */
     unsigned position_ms;       /* least gap between two waiting positions on a stream; 0 = none */
     const struct br_log *log;
+    /* Issue 13: who is still there (presence.h; NULL = not reported): every
+     * open stream is reported on subscribe and every presence_report_ms
+     * (0 = BR_PRESENCE_REPORT_MS); the hub's thread flushes the table to
+     * the backend once a second. */
+    struct br_presence *presence;
+    unsigned presence_report_ms;
 };
 
 /* Creates the hub and starts its thread. BR_OK or BR_E_IO. */

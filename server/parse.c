@@ -26,6 +26,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/queue.h"
 #include "server/render.h"
 
 /* Fills why with a fixed reason and returns err. */
@@ -194,6 +195,9 @@ static bool email_ok(char *email)
     return true;
 }
 
+static bool parse_pow(const json_t *j, char challenge[BR_POW_CHALLENGE_MAX],
+                      char nonce[BR_POW_NONCE_MAX]);
+
 int br_parse_register(const char *buf, size_t len, struct br_body_account *out,
                       char why[BR_WHY_MAX])
 {
@@ -206,10 +210,12 @@ int br_parse_register(const char *buf, size_t len, struct br_body_account *out,
     if (!json_str(j, "email", BR_EMAIL_MIN, out->email, sizeof out->email, NULL) ||
         !email_ok(out->email) ||
         !json_str(j, "password", BR_PASSWORD_MIN, out->password, sizeof out->password, NULL) ||
-        !json_str(j, "name", 1, out->name, sizeof out->name, NULL)) {
+        !json_str(j, "name", 1, out->name, sizeof out->name, NULL) ||
+        !parse_pow(j, out->pow_challenge, out->pow_nonce)) {
         memset(out->password, 0, sizeof out->password);
         rc = fail(why, BR_E_INVALID,
-                  "want {email, password (8 to 256 bytes), name (1 to 63 bytes)}");
+                  "want {email, password (8 to 256 bytes), name (1 to 63 bytes), "
+                  "pow_challenge?, pow_nonce?}");
     } else {
         out->password_len = strlen(out->password);
     }
@@ -268,7 +274,50 @@ static bool parse_zone(const json_t *z, struct br_zone_spec *out)
     "want {name, venue?, starts_at?, sale_opens_at?, per_user_limit?, requires_pass?, queue?: "    \
     "{max_active, admit_per_tick, pass_ttl_s}, hold_ttl_s?, zones: [{name, capacity, "             \
     "price_minor, currency}] (1 to 8)}"
+/* Issue 13: the waiting room's members of "queue", refused with their own reason. */
+#define EVENT_QUEUE_WANT                                                                           \
+    "queue's waiting room: {admit_per_min?: 0 to 600000, presence_ttl_s?: 0 to 86400, "           \
+    "pow_bits?: 0 to 28, inventory_aware?: true | false, mode?: open | paused | closed | "         \
+    "passthrough}"
+_Static_assert(sizeof EVENT_QUEUE_WANT <= BR_WHY_MAX, "the waiting room's reason fits why");
 _Static_assert(sizeof EVENT_WANT <= BR_WHY_MAX, "the event's reason fits why");
+
+/* Issue 13: the waiting room's settings in the event's "queue" object (NULL
+ * = absent: every one takes d's value, br_event_spec_default's). */
+static bool parse_waiting_room(const json_t *queue, const struct br_event_spec *d,
+                               struct br_event_spec *s)
+{
+    uint32_t pow_bits = 0;
+    if (!json_u32(queue, "admit_per_min", 0, BR_ADMIT_PER_MIN_MAX, d->admit_per_min,
+                  &s->admit_per_min) ||
+        !json_u32(queue, "presence_ttl_s", 0, BR_PRESENCE_TTL_S_MAX, d->presence_ttl_s,
+                  &s->presence_ttl_s) ||
+        !json_u32(queue, "pow_bits", 0, BR_POW_BITS_MAX, d->pow_bits, &pow_bits)) {
+        return false;
+    }
+    s->pow_bits = (uint8_t)pow_bits;
+    json_t *aware = json_object_get(queue, "inventory_aware");
+    if (aware != NULL && !json_is_boolean(aware)) {
+        return false;
+    }
+    s->queue_flags = d->queue_flags;
+    if (aware != NULL) {
+        s->queue_flags = (uint8_t)(json_is_true(aware) ? (s->queue_flags | BR_QF_INVENTORY_AWARE)
+                                                       : (s->queue_flags & ~BR_QF_INVENTORY_AWARE));
+    }
+    json_t *mode = json_object_get(queue, "mode");
+    s->mode = d->mode;
+    if (mode != NULL) {
+        uint8_t m = json_is_string(mode) ? br_queue_mode_parse(json_string_value(mode))
+                                         : (uint8_t)BR_QUEUE_MODE_COUNT;
+        if (m >= BR_QUEUE_MODE_COUNT) {
+            return false;
+        }
+        s->mode = m;
+    }
+    BR_ASSERT((s->queue_flags & ~BR_QF_ALL) == 0 && s->mode < BR_QUEUE_MODE_COUNT);
+    return true;
+}
 
 int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br_event_spec *out,
                           char why[BR_WHY_MAX])
@@ -313,6 +362,10 @@ int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br
         json_decref(j);
         return fail(why, BR_E_INVALID, EVENT_WANT);
     }
+    if (!parse_waiting_room(queue, &d, s)) {
+        json_decref(j);
+        return fail(why, BR_E_INVALID, EVENT_QUEUE_WANT);
+    }
     s->zone_count = (uint32_t)json_array_size(zones);
     BR_ASSERT(s->zone_count >= 1 && s->zone_count <= BR_EVENT_ZONES_MAX);
     if (json_object_get(j, "queue_capacity") == NULL) {
@@ -356,6 +409,73 @@ static int parse_one_id(const char *buf, size_t len, const char *key, const char
 int br_parse_event_ref(const char *buf, size_t len, uint64_t *event_id, char why[BR_WHY_MAX])
 {
     return parse_one_id(buf, len, "event_id", "want {event_id}", event_id, why);
+}
+
+/* The optional proof of work of a join or register body ({pow_challenge,
+ * pow_nonce}: both or neither; "" when absent). Its content is pow.c's to
+ * judge (403 POW_INVALID); here only types and lengths (400). */
+static bool parse_pow(const json_t *j, char challenge[BR_POW_CHALLENGE_MAX],
+                      char nonce[BR_POW_NONCE_MAX])
+{
+    bool has_c = json_object_get(j, "pow_challenge") != NULL;
+    bool has_n = json_object_get(j, "pow_nonce") != NULL;
+    if (has_c != has_n) {
+        return false;
+    }
+    return !has_c || (json_str(j, "pow_challenge", 1, challenge, BR_POW_CHALLENGE_MAX, NULL) &&
+                      json_str(j, "pow_nonce", 1, nonce, BR_POW_NONCE_MAX, NULL));
+}
+
+#define JOIN_WANT "want {event_id, pow_challenge?, pow_nonce?} (the proof of work: both or neither)"
+
+int br_parse_queue_join(const char *buf, size_t len, struct br_body_join *out,
+                        char why[BR_WHY_MAX])
+{
+    memset(out, 0, sizeof *out);
+    json_t *j = load_object(buf, len, why);
+    if (j == NULL) {
+        return BR_E_CORRUPT;
+    }
+    bool ok = json_id(j, "event_id", &out->event_id) &&
+              parse_pow(j, out->pow_challenge, out->pow_nonce);
+    json_decref(j);
+    return ok ? BR_OK : fail(why, BR_E_INVALID, JOIN_WANT);
+}
+
+#define MODE_SET_WANT                                                                              \
+    "want at least one of {mode: open | paused | closed | passthrough, max_active: 1 to "          \
+    "1000000, admit_per_min: 0 to 600000 (0 = no pacing)}"
+
+int br_parse_queue_mode_set(const char *buf, size_t len, struct br_body_queue_mode_set *out,
+                            char why[BR_WHY_MAX])
+{
+    memset(out, 0, sizeof *out);
+    json_t *j = load_object(buf, len, why);
+    if (j == NULL) {
+        return BR_E_CORRUPT;
+    }
+    bool ok = true;
+    json_t *mode = json_object_get(j, "mode");
+    if (mode != NULL) {
+        out->mode = json_is_string(mode) ? br_queue_mode_parse(json_string_value(mode))
+                                         : (uint8_t)BR_QUEUE_MODE_COUNT;
+        ok = out->mode < BR_QUEUE_MODE_COUNT;
+        out->set |= BR_QSET_MODE;
+    }
+    if (ok && json_object_get(j, "max_active") != NULL) {
+        ok = json_u32(j, "max_active", 1, BR_MAX_ACTIVE_MAX, 0, &out->max_active);
+        out->set |= BR_QSET_MAX_ACTIVE;
+    }
+    if (ok && json_object_get(j, "admit_per_min") != NULL) {
+        ok = json_u32(j, "admit_per_min", 0, BR_ADMIT_PER_MIN_MAX, 0, &out->admit_per_min);
+        out->set |= BR_QSET_ADMIT_PER_MIN;
+    }
+    json_decref(j);
+    if (!ok || out->set == 0) {
+        return fail(why, BR_E_INVALID, MODE_SET_WANT);
+    }
+    BR_ASSERT((out->set & ~7u) == 0);
+    return BR_OK;
 }
 
 int br_parse_payment(const char *buf, size_t len, uint64_t *booking_id, char why[BR_WHY_MAX])
@@ -474,7 +594,9 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
     case BR_BODY_ROLE:
         return br_parse_role(buf, len, &out->u.role, why);
     case BR_BODY_QUEUE_JOIN:
+        return br_parse_queue_join(buf, len, &out->u.join, why);
     case BR_BODY_QUEUE_LEAVE:
+    case BR_BODY_CHALLENGE:
         return br_parse_event_ref(buf, len, &out->u.event_id, why);
     case BR_BODY_RESERVE:
         return br_parse_reserve(buf, len, &out->u.reserve, why);
@@ -486,15 +608,8 @@ int br_parse_body(enum br_body_kind kind, const char *buf, size_t len, int64_t n
         return br_parse_confirm_form(buf, len, out->u.payment_method, out->u.client_secret, why);
     case BR_BODY_REFRESH:
         return parse_refresh(buf, len, out->u.refresh_token, why);
-    case BR_BODY_QUEUE_MODE_SET: /* issue 13: T4 */
-    case BR_BODY_CHALLENGE: {
-        json_t *j = load_object(buf, len, why); /* the shared JSON stage first */
-        if (j == NULL) {
-            return BR_E_CORRUPT;
-        }
-        json_decref(j);
-        return fail(why, BR_E_INVALID, "not implemented");
-    }
+    case BR_BODY_QUEUE_MODE_SET:
+        return br_parse_queue_mode_set(buf, len, &out->u.queue_mode, why);
     case BR_BODY_COUNT:
         break;
     }

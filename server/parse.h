@@ -169,7 +169,7 @@ enum br_body_kind {
     BR_BODY_CONFIRM_JSON, /* {payment_method} */
     BR_BODY_CONFIRM_FORM, /* payment_method=... */
     BR_BODY_REFRESH,      /* {refresh_token} (refresh, logout) */
-    /* Issue 13 (parsers: T4; until then BR_E_INVALID "not implemented"). */
+    /* Issue 13: the waiting room. */
     BR_BODY_QUEUE_MODE_SET, /* {mode?, max_active?, admit_per_min?}: at least one */
     BR_BODY_CHALLENGE,      /* {event_id} (queue challenge); the register challenge has none */
     BR_BODY_COUNT
@@ -188,8 +188,7 @@ struct br_body_account {
 };
 
 /* Issue 13: queue join with its proof of work ("" = absent). event_id is the
- * union's first member, so u.join.event_id and u.event_id are the same bytes
- * (issue 13: T4 -- routes read u.event_id for join until they use u.join). */
+ * struct's first member, so u.join.event_id and u.event_id are the same bytes. */
 struct br_body_join {
     uint64_t event_id; /* 1..2^53 */
     char pow_challenge[BR_POW_CHALLENGE_MAX];
@@ -246,7 +245,10 @@ int br_parse_login(const char *buf, size_t len, struct br_body_account *out, cha
  * Absent: venue "", sale_opens_at now_ms, starts_at = sale_opens_at,
  * per_user_limit 4, requires_pass true, hold_ttl 600 s, max_active 100,
  * admit_per_tick 10, pass_ttl 300 s, queue_capacity 20 joins per seat
- * within 10,000..250,000. */
+ * within 10,000..250,000. Issue 13, in "queue": admit_per_min (0..600000),
+ * presence_ttl_s (0..86400), pow_bits (0..28), inventory_aware (bool: the
+ * BR_QF_INVENTORY_AWARE flag), mode (a name); absent ones take
+ * br_event_spec_default's (presence 300 s, inventory-aware, the rest 0). */
 int br_parse_event_create(const char *buf, size_t len, int64_t now_ms, struct br_event_spec *out,
                           char why[BR_WHY_MAX]);
 int br_parse_role(const char *buf, size_t len, uint8_t *role, char why[BR_WHY_MAX]);
@@ -254,6 +256,14 @@ int br_parse_role(const char *buf, size_t len, uint8_t *role, char why[BR_WHY_MA
 int br_parse_event_ref(const char *buf, size_t len, uint64_t *event_id, char why[BR_WHY_MAX]);
 int br_parse_reserve(const char *buf, size_t len, struct br_body_reserve *out,
                      char why[BR_WHY_MAX]);
+/* Issue 13: {event_id, pow_challenge?, pow_nonce?} (both or neither). */
+int br_parse_queue_join(const char *buf, size_t len, struct br_body_join *out,
+                        char why[BR_WHY_MAX]);
+/* Issue 13: {mode?, max_active?, admit_per_min?}, at least one; set says
+ * which. max_active 1..BR_MAX_ACTIVE_MAX (the core bounds it by the event's
+ * own), admit_per_min 0..BR_ADMIT_PER_MIN_MAX, mode by br_queue_mode_parse. */
+int br_parse_queue_mode_set(const char *buf, size_t len, struct br_body_queue_mode_set *out,
+                            char why[BR_WHY_MAX]);
 int br_parse_payment(const char *buf, size_t len, uint64_t *booking_id, char why[BR_WHY_MAX]);
 /* {payment_method, client_secret?}; an absent secret is "" (the route
  * answers it as Stripe does), one that is not a string under

@@ -16,7 +16,8 @@
  * here (an open-addressing table, 16 B an entry, entries free once
  * expired); the distributed one marks use in Redis (br_redis_pow_use).
  * Never journaled: the core never sees a join that failed the door.
- * server/pow.c: T4.
+ * server/pow.c: T4. A planted bug (BR_PLANT_POW_REUSE: a used challenge is
+ * accepted again) proves tests/http/test_pow.c can fail (25-pow-plant.sh).
  */
 #ifndef BR_POW_H
 #define BR_POW_H
@@ -49,6 +50,17 @@ int br_pow_issue(struct br_pow *pow, const char *secret, uint64_t event_id, uint
 int br_pow_verify(struct br_pow *pow, const char *secret, const char *challenge,
                   const char *nonce, uint64_t event_id, uint64_t user_id, unsigned min_bits,
                   int64_t now_ms);
+
+/* br_pow_verify without the used set: every check but "used", then the
+ * challenge's used-set key, its expiry and (rand_hex not NULL) its random
+ * part as 32 hex digits (backend pow_use). BR_OK or BR_E_POW_INVALID. */
+#define BR_POW_RAND_HEX_MAX 33u
+int br_pow_check(const char *secret, const char *challenge, const char *nonce, uint64_t event_id,
+                 uint64_t user_id, unsigned min_bits, int64_t now_ms, uint64_t *key,
+                 int64_t *expires_ms, char rand_hex[BR_POW_RAND_HEX_MAX]);
+
+/* Occupied entries of the used set, live or not yet swept (tests, metrics). */
+uint32_t br_pow_used(struct br_pow *pow);
 
 /* Leading zero bits of a SHA-256 digest, 0..256. */
 unsigned br_pow_leading_zero_bits(const uint8_t h[32]);

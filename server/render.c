@@ -10,6 +10,7 @@
 
 #include "core/cmd.h"
 #include "core/engine.h"
+#include "core/queue.h"
 #include "core/str.h"
 
 #define TIME_MS_END 253402300800000LL /* 10000-01-01T00:00:00Z */
@@ -198,7 +199,7 @@ json_t *br_render_event(const struct br_api_event *e)
                              (json_int_t)avail, "price_minor", (json_int_t)zs->price_minor,
                              "currency", zs->currency));
     }
-    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:I, s:o}",
+    json_t *j = json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:o}, s:o, s:I, s:o}",
                      "id", (json_int_t)e->id, "owner_id", (json_int_t)e->owner_id, "name", s->name,
                      "venue", s->venue, "starts_at",
                      time_json(s->starts_at_ms), "sale_opens_at", time_json(s->sale_opens_at_ms),
@@ -207,6 +208,18 @@ json_t *br_render_event(const struct br_api_event *e)
                      "admit_per_tick", (json_int_t)s->admit_per_tick, "pass_ttl_s",
                      seconds_json(s->pass_ttl_ms), "hold_ttl_s", seconds_json(s->hold_ttl_ms),
                      "queue_capacity", (json_int_t)s->queue_capacity, "zones", zones);
+    /* Issue 13: the waiting room's settings as created (the live mode and
+     * controls are GET /api/v1/events/{id}/queue's). */
+    json_t *queue = json_object_get(j, "queue");
+    if (queue != NULL) {
+        json_object_set_new(queue, "admit_per_min", json_integer((json_int_t)s->admit_per_min));
+        json_object_set_new(queue, "presence_ttl_s", json_integer((json_int_t)s->presence_ttl_s));
+        json_object_set_new(queue, "pow_bits", json_integer((json_int_t)s->pow_bits));
+        json_object_set_new(queue, "inventory_aware",
+                            json_boolean((s->queue_flags & BR_QF_INVENTORY_AWARE) != 0));
+        json_object_set_new(queue, "mode", json_string(br_queue_mode_name(s->mode)));
+    }
+    return j;
 }
 
 json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms)
@@ -215,18 +228,56 @@ json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_
                      "expires_at", time_json(expires_at_ms));
 }
 
+const char *br_estimate_basis_text(uint8_t basis)
+{
+    switch (basis) {
+    case BR_EST_NONE:
+        return "none";
+    case BR_EST_MEASURED:
+        return "measured";
+    case BR_EST_CONFIGURED:
+        return "configured";
+    default:
+        return "unknown";
+    }
+}
+
+/* An estimated wait: null when no wait will end in a pass (UINT32_MAX). */
+static json_t *wait_json(uint32_t wait_s)
+{
+    return wait_s == UINT32_MAX ? json_null() : json_integer((json_int_t)wait_s);
+}
+
 json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token)
 {
-    json_t *j = json_pack("{s:I, s:s, s:I, s:I, s:I}", "event_id", (json_int_t)q->event_id,
-                          "status", br_queue_status_name(q->status), "position",
-                          (json_int_t)q->position, "queue_length", (json_int_t)q->queue_length,
-                          "estimated_wait_s", (json_int_t)q->estimated_wait_s);
+    json_t *j = json_pack("{s:I, s:s, s:I, s:I, s:o, s:s, s:s, s:I}", "event_id",
+                          (json_int_t)q->event_id, "status", br_queue_status_name(q->status),
+                          "position", (json_int_t)q->position, "queue_length",
+                          (json_int_t)q->queue_length, "estimated_wait_s",
+                          wait_json(q->estimated_wait_s), "gate", br_queue_gate_name(q->gate),
+                          "estimate_basis", br_estimate_basis_text(q->estimate_basis),
+                          "admitted_per_min", (json_int_t)q->admitted_per_min);
     if (j != NULL && pass_token != NULL && q->status == BR_QS_ADMITTED) {
         json_object_set_new(j, "pass",
                             json_pack("{s:s, s:o}", "token", pass_token, "expires_at",
                                       time_json(q->pass_expires_at_ms)));
     }
     return j;
+}
+
+json_t *br_render_queue_status(const struct br_api_queue_status *st)
+{
+    char asof[BR_TIME_TEXT_MAX];
+    br_time_format(st->as_of_ms, asof);
+    return json_pack("{s:I, s:s, s:s, s:b, s:I, s:I, s:o, s:s, s:I, s:I, s:i, s:s}", "event_id",
+                     (json_int_t)st->event_id, "mode", br_queue_mode_name(st->mode), "gate",
+                     br_queue_gate_name(st->gate), "sold_out", st->sold_out, "queue_length",
+                     (json_int_t)st->queue_length, "admitted_per_min",
+                     (json_int_t)st->admitted_per_min, "estimated_wait_s",
+                     wait_json(st->estimated_wait_s), "estimate_basis",
+                     br_estimate_basis_text(st->estimate_basis), "max_active",
+                     (json_int_t)st->max_active, "admit_per_min", (json_int_t)st->admit_per_min,
+                     "pow_bits", (int)st->pow_bits, "as_of", asof);
 }
 
 static size_t text_len(int n, size_t cap)
@@ -237,12 +288,18 @@ static size_t text_len(int n, size_t cap)
 size_t br_render_queue_text(const struct br_api_queue *q, char *out, size_t cap)
 {
     /* The member order and the signed integers are jansson's (json_int_t). */
+    char wait[16] = "null";
+    if (q->estimated_wait_s != UINT32_MAX) {
+        snprintf(wait, sizeof wait, "%lld", (long long)q->estimated_wait_s);
+    }
     int n = snprintf(out, cap,
                      "{\"event_id\":%lld,\"status\":\"%s\",\"position\":%lld,"
-                     "\"queue_length\":%lld,\"estimated_wait_s\":%lld}",
+                     "\"queue_length\":%lld,\"estimated_wait_s\":%s,\"gate\":\"%s\","
+                     "\"estimate_basis\":\"%s\",\"admitted_per_min\":%lld}",
                      (long long)q->event_id, br_queue_status_name(q->status),
-                     (long long)q->position, (long long)q->queue_length,
-                     (long long)q->estimated_wait_s);
+                     (long long)q->position, (long long)q->queue_length, wait,
+                     br_queue_gate_name(q->gate), br_estimate_basis_text(q->estimate_basis),
+                     (long long)q->admitted_per_min);
     return text_len(n, cap);
 }
 

@@ -6,7 +6,9 @@
  * parsing accepts any offset ("+02:00") and optional fractions. Money is an
  * integer of minor units with a currency code; ids are JSON integers.
  * Durations in seconds (pass_ttl_s, hold_ttl_s) are integers when whole and
- * reals otherwise, because the core keeps milliseconds.
+ * reals otherwise, because the core keeps milliseconds. An estimated wait
+ * (estimated_wait_s) is null when no wait will end in a pass (sold out,
+ * closed: the core's UINT32_MAX).
  */
 #ifndef BR_RENDER_H
 #define BR_RENDER_H
@@ -36,6 +38,10 @@ json_t *br_render_user(const struct br_api_user *u);
 json_t *br_render_event(const struct br_api_event *e);
 /* pass_token may be NULL (then no "pass" member even when admitted). */
 json_t *br_render_queue(const struct br_api_queue *q, const char *pass_token);
+/* Issue 13: GET /api/v1/events/{id}/queue and the answer of a mode change. */
+json_t *br_render_queue_status(const struct br_api_queue_status *st);
+/* "none", "measured", "configured" (enum br_estimate_basis). */
+const char *br_estimate_basis_text(uint8_t basis);
 json_t *br_render_pass(uint64_t event_id, const char *token, int64_t expires_at_ms);
 /* The same bytes as the compact dump of br_render_queue(q, NULL) and of
  * br_render_pass, written with snprintf into out (cap bytes, NUL included)

@@ -31,6 +31,8 @@
 #include "core/str.h"
 #include "server/backend_distributed.h"
 #include "server/parse.h"
+#include "server/pow.h"
+#include "server/presence.h"
 #include "server/render.h"
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
@@ -202,6 +204,103 @@ static int authenticate(struct rq *q, bool allow_query)
     return rc;
 }
 
+/* ---- the door (issue 13, point 5: server/pow.h) ---- */
+
+/* Checks a proof of work for (event, user) needing bits and marks it used:
+ * in-process (rt->pow, embedded) or deployment-wide (backend pow_use).
+ * BR_OK, BR_E_POW_REQUIRED (none given), BR_E_POW_INVALID, BR_E_OVERLOADED
+ * or BR_E_UNAVAILABLE. */
+static int door_check(struct rq *q, const char *challenge, const char *nonce, uint64_t event_id,
+                      uint64_t user_id, unsigned bits)
+{
+    BR_ASSERT(bits >= 1 && bits <= BR_POW_BITS_MAX);
+    struct br_routes *rt = q->rt;
+    if (challenge[0] == '\0') {
+        return BR_E_POW_REQUIRED;
+    }
+    if (rt->pow_secret == NULL) {
+        return BR_E_UNAVAILABLE;
+    }
+    int64_t now = br_clock_wall_ms();
+    if (rt->pow != NULL) {
+        return br_pow_verify(rt->pow, rt->pow_secret, challenge, nonce, event_id, user_id, bits,
+                             now);
+    }
+    if (BE(q)->ops->pow_use == NULL) {
+        return BR_E_UNAVAILABLE; /* no used set anywhere: refuse rather than accept twice */
+    }
+    uint64_t key = 0;
+    int64_t expires_ms = 0;
+    char rand_hex[BR_POW_RAND_HEX_MAX];
+    int rc = br_pow_check(rt->pow_secret, challenge, nonce, event_id, user_id, bits, now, &key,
+                          &expires_ms, rand_hex);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    BR_ASSERT(expires_ms > now);
+    return BE(q)->ops->pow_use(BE(q), event_id, rand_hex, expires_ms - now);
+}
+
+/* Answers a challenge for (event, user) at bits; bits 0 = none needed. */
+static void reply_challenge(struct rq *q, uint64_t event_id, uint64_t user_id, unsigned bits)
+{
+    if (bits == 0) {
+        reply_json(q, 200, json_pack("{s:I, s:i, s:n, s:n}", "event_id", (json_int_t)event_id,
+                                     "bits", 0, "challenge", "expires_at"));
+        return;
+    }
+    char text[BR_POW_TEXT_MAX];
+    int64_t now = br_clock_wall_ms();
+    int rc = q->rt->pow_secret == NULL
+                 ? BR_E_UNAVAILABLE
+                 : br_pow_issue(q->rt->pow, q->rt->pow_secret, event_id, user_id, bits, now, text,
+                                sizeof text);
+    if (rc != BR_OK) {
+        if (rc == BR_E_OVERLOADED) {
+            br_http_add_header(q->req, "Retry-After", "5");
+        }
+        reply_err(q, rc);
+        return;
+    }
+    char exp[BR_TIME_TEXT_MAX];
+    br_time_format(now + BR_POW_TTL_MS, exp);
+    br_http_add_header(q->req, "Cache-Control", "no-store");
+    reply_json(q, 200,
+               json_pack("{s:I, s:i, s:s, s:s, s:s}", "event_id", (json_int_t)event_id, "bits",
+                         (int)bits, "challenge", text, "expires_at", exp, "algorithm",
+                         "find a nonce of 1 to 32 of [0-9A-Za-z_-] such that SHA-256(challenge "
+                         "\".\" nonce) starts with bits zero bits"));
+}
+
+/* Answers 501 NOT_IMPLEMENTED for a backend without the operation. */
+static bool op_present(struct rq *q, bool present)
+{
+    if (present) {
+        return true;
+    }
+    reply_code(q, 501, "NOT_IMPLEMENTED", "this deployment's backend does not offer this yet");
+    return false;
+}
+
+static void r_register_challenge(struct rq *q)
+{
+    reply_challenge(q, 0, 0, q->rt->cfg->pow_register_bits);
+}
+
+static void r_queue_challenge(struct rq *q)
+{
+    if (!body_ok(q) || !op_present(q, BE(q)->ops->queue_status_peek != NULL)) {
+        return;
+    }
+    struct br_api_queue_status st;
+    int rc = BE(q)->ops->queue_status_peek(BE(q), q->body.u.event_id, &st);
+    if (rc != BR_OK) {
+        reply_err(q, rc);
+        return;
+    }
+    reply_challenge(q, q->body.u.event_id, q->who.user_id, st.pow_bits);
+}
+
 /* ---- routes: accounts ---- */
 
 /* Runs job on the hash pool and continues at cont on the loop thread once
@@ -273,6 +372,15 @@ static void register_hashed(struct rq *q)
 static void r_register(struct rq *q)
 {
     if (!body_ok(q)) {
+        return;
+    }
+    /* The door before scrypt: a bot pays its proof of work first. */
+    unsigned bits = q->rt->cfg->pow_register_bits;
+    struct br_body_account *a = &q->body.u.account;
+    int rc = bits > 0 ? door_check(q, a->pow_challenge, a->pow_nonce, 0, 0, bits) : BR_OK;
+    if (rc != BR_OK) {
+        memset(a->password, 0, sizeof a->password);
+        reply_err(q, rc);
         return;
     }
     hash_then(q, hash_new_password, register_hashed);
@@ -570,16 +678,118 @@ static void queue_done(struct rq *q)
     reply_json(q, 200, br_render_queue(v, has ? token : NULL));
 }
 
+static void joined(struct rq *q)
+{
+    if (q->call.err == BR_E_SOLD_OUT) {
+        reply_code(q, 409, "SOLD_OUT", "every seat of the event is sold: the queue takes no one new");
+        return;
+    }
+    queue_done(q);
+}
+
+/* Whether the user already holds a place (a join then keeps it, and needs
+ * no new proof of work: a retried join costs nothing). */
+static bool holds_place(struct rq *q, uint64_t event_id)
+{
+    struct br_api_queue v;
+    if (BE(q)->ops->queue_peek(BE(q), q->who.user_id, event_id, &v) != BR_OK) {
+        return false;
+    }
+    return v.status == BR_QS_PREQUEUE || v.status == BR_QS_WAITING ||
+           v.status == BR_QS_ADMITTED;
+}
+
 static void r_queue_join(struct rq *q)
 {
     if (!body_ok(q)) {
         return;
     }
-    BE(q)->ops->queue_join(BE(q), q->who.user_id, q->body.u.event_id, begin(q, queue_done));
+    struct br_routes *rt = q->rt;
+    if (rt->rl_join != NULL) {
+        unsigned retry = 1;
+        uint64_t key = br_hash64(q->client, strlen(q->client), 0x6a6f696eULL);
+        if (!br_ratelimit_allow(rt->rl_join, key, br_clock_mono_us(), &retry)) {
+            char v[16];
+            snprintf(v, sizeof v, "%u", retry);
+            br_http_add_header(q->req, "Retry-After", v);
+            reply_err(q, BR_E_JOIN_LIMITED);
+            return;
+        }
+    }
+    const struct br_body_join *b = &q->body.u.join;
+    if (BE(q)->ops->queue_status_peek != NULL) {
+        struct br_api_queue_status st;
+        int rc = BE(q)->ops->queue_status_peek(BE(q), b->event_id, &st);
+        /* An unknown event is the core's to answer (404), as before. */
+        if (rc == BR_OK && st.pow_bits > 0 && !holds_place(q, b->event_id)) {
+            rc = door_check(q, b->pow_challenge, b->pow_nonce, b->event_id, q->who.user_id,
+                            st.pow_bits);
+            if (rc != BR_OK) {
+                reply_err(q, rc);
+                return;
+            }
+        } else if (rc != BR_OK && rc != BR_E_NOT_FOUND) {
+            reply_err(q, rc);
+            return;
+        }
+    }
+    BE(q)->ops->queue_join(BE(q), q->who.user_id, b->event_id, begin(q, joined));
+}
+
+/* ---- routes: the waiting room's status and modes (issue 13) ---- */
+
+static void r_queue_status(struct rq *q)
+{
+    if (!op_present(q, BE(q)->ops->queue_status_peek != NULL)) {
+        return;
+    }
+    struct br_api_queue_status st;
+    int rc = BE(q)->ops->queue_status_peek(BE(q), q->match.id, &st);
+    if (rc != BR_OK) {
+        reply_err(q, rc);
+        return;
+    }
+    /* Public and the same for everyone: caches and CDNs may share it for a
+     * second, which is what a crowd refreshing it needs. */
+    br_http_add_header(q->req, "Cache-Control", "public, max-age=1");
+    reply_json(q, 200, br_render_queue_status(&st));
+}
+
+static void mode_set_done(struct rq *q)
+{
+    if (q->call.err == BR_E_FORBIDDEN) {
+        reply_code(q, 403, "FORBIDDEN", "organizers steer the queues of their own events only");
+        return;
+    }
+    if (q->call.err == BR_E_INVALID) {
+        reply_code(q, 400, "INVALID_REQUEST",
+                   "max_active must be 1 to the event's own max_active");
+        return;
+    }
+    if (q->call.err != BR_OK) {
+        reply_err(q, q->call.err);
+        return;
+    }
+    reply_json(q, 200, br_render_queue_status(&q->call.r.queue_status));
+}
+
+static void r_queue_mode_set(struct rq *q)
+{
+    if (!body_ok(q) || !op_present(q, BE(q)->ops->queue_mode_set != NULL)) {
+        return;
+    }
+    const struct br_body_queue_mode_set *b = &q->body.u.queue_mode;
+    BE(q)->ops->queue_mode_set(BE(q), q->who.user_id, q->match.id, b->set, b->mode,
+                               b->max_active, b->admit_per_min, begin(q, mode_set_done));
 }
 
 static void r_queue_position(struct rq *q)
 {
+    /* A poll is a sign of life (issue 13, point 3): the core's join already
+     * counts as one; the reporter de-duplicates and batches. */
+    if (q->rt->presence != NULL) {
+        br_presence_seen(q->rt->presence, q->match.id, q->who.user_id, br_clock_wall_ms());
+    }
     BE(q)->ops->queue_position(BE(q), q->who.user_id, q->match.id, begin(q, queue_done));
 }
 
@@ -1005,8 +1215,14 @@ static const struct route ROUTES[BR_ROUTE_COUNT] = {
     [BR_ROUTE_REFRESH] = {r_refresh, BODY_JSON, AUTH_NONE, false, BR_BODY_REFRESH},
     [BR_ROUTE_LOGOUT] = {r_logout, BODY_JSON, AUTH_NONE, false, BR_BODY_REFRESH},
     [BR_ROUTE_LOGOUT_ALL] = {r_logout_all, BODY_NONE, AUTH_USER, false, 0},
-    /* Issue 13: T4 -- the waiting room's routes have no handler yet (fn NULL):
-     * answered 404 "no such route" as before the contract, in the unmatched row. */
+    /* Issue 13: the waiting room. The status is public (no login); a mode
+     * change is for organizers (the core checks the event is theirs) and admins. */
+    [BR_ROUTE_QUEUE_STATUS] = {r_queue_status, BODY_NONE, AUTH_NONE, false, 0},
+    [BR_ROUTE_QUEUE_MODE_SET] = {r_queue_mode_set, BODY_JSON, AUTH_ORGANIZER, false,
+                                 BR_BODY_QUEUE_MODE_SET},
+    [BR_ROUTE_QUEUE_CHALLENGE] = {r_queue_challenge, BODY_JSON, AUTH_USER, false,
+                                  BR_BODY_CHALLENGE},
+    [BR_ROUTE_REGISTER_CHALLENGE] = {r_register_challenge, BODY_NONE, AUTH_NONE, false, 0},
 };
 
 #define ROUTE_UNMATCHED BR_ROUTE_COUNT /* metrics row for 404 / 405 / 413 */
@@ -1110,8 +1326,8 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
         reply_err(q, BR_E_PAYLOAD_TOO_LARGE);
         return;
     }
-    if (br_route_match(br_http_method(req), br_http_path(req), &q->match) == BR_OK &&
-        ROUTES[q->match.route].fn != NULL) { /* issue 13: T4 -- drop the fn test */
+    if (br_route_match(br_http_method(req), br_http_path(req), &q->match) == BR_OK) {
+        BR_ASSERT(ROUTES[q->match.route].fn != NULL);
         q->route = q->match.route;
         bool ops = q->route == BR_ROUTE_HEALTHZ || q->route == BR_ROUTE_READYZ ||
                    q->route == BR_ROUTE_METRICS;

@@ -82,6 +82,7 @@ struct br_routes {
     struct br_pow *pow;           /* the in-process used set (embedded); NULL with backend pow_use */
     struct br_presence *presence; /* who was seen (position and join routes, the hub) */
     const char *pow_secret;       /* signs challenges (pow.h) */
+    struct br_ratelimit *rl_join; /* --join-limit-ip: joins per client address; may be NULL */
     size_t openapi_len;
     uint64_t replayed;   /* for /metrics */
     uint32_t req_prefix; /* random per process: request ids differ across restarts */

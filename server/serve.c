@@ -48,6 +48,7 @@
 #include "server/backend_embedded.h"
 #include "server/config.h"
 #include "server/hub.h"
+#include "server/presence.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
@@ -55,6 +56,7 @@
 #include "server/recorder.h"
 #include "server/ratelimit.h"
 #include "server/render.h"
+#include "server/pow.h"
 #include "server/routes.h"
 
 #define SECRETS_FILE "secrets.json"
@@ -469,9 +471,13 @@ struct serve {
     struct br_reconciler *reconciler; /* distributed, role reconciler */
     struct br_backend *backend;
     struct br_hub *hub;
+    struct br_presence *presence; /* issue 13: who is still there (the hub flushes it) */
     struct br_metrics *metrics;
     struct br_ratelimit *rl_user;
     struct br_ratelimit *rl_ip;
+    struct br_ratelimit *rl_join; /* issue 13: --join-limit-ip */
+    struct br_pow *pow;           /* issue 13: the embedded used set (pow.h) */
+    char pow_secret[65];          /* issue 13: hex of HMAC(jwt secret, "bookingrush pow") */
     struct br_http_server *http;
     struct br_jwt_cache *jwt_cache;
     struct br_hashpool *hashpool;
@@ -481,9 +487,25 @@ struct serve {
     uint16_t port;
 };
 
+/* The presence reporter's period: BR_PRESENCE_REPORT_MS, shortened in
+ * tests by BR_TEST_PRESENCE_REPORT_MS (then de-dup is half of it). */
+static unsigned presence_report_ms(void)
+{
+    const char *t = getenv("BR_TEST_PRESENCE_REPORT_MS");
+    long v = t != NULL ? strtol(t, NULL, 10) : 0;
+    return v >= 10 && v <= BR_PRESENCE_REPORT_MS ? (unsigned)v : BR_PRESENCE_REPORT_MS;
+}
+
 static int open_hub(struct serve *sv)
 {
     const struct br_serve_config *cfg = &sv->cfg;
+    unsigned report_ms = presence_report_ms();
+    if (br_presence_new(&sv->presence, BR_PRESENCE_PENDING_MAX) != BR_OK) {
+        return BR_E_IO;
+    }
+    if (report_ms < BR_PRESENCE_REPORT_MS) {
+        br_presence_set_dedup_ms(sv->presence, report_ms / 2);
+    }
     struct br_hub_config hcfg = {.backend = sv->backend,
                                  .pass_secret = sv->sec.pass,
                                  .pass_secret_len = sizeof sv->sec.pass,
@@ -491,7 +513,9 @@ static int open_hub(struct serve *sv)
                                  .refresh_ms = cfg->tick_ms < HUB_REFRESH_MS ? cfg->tick_ms
                                                                              : HUB_REFRESH_MS,
                                  .position_ms = cfg->sse_position_ms,
-                                 .log = &sv->log};
+                                 .log = &sv->log,
+                                 .presence = sv->presence,
+                                 .presence_report_ms = report_ms};
     return br_hub_new(&sv->hub, &hcfg) == BR_OK ? BR_OK : BR_E_IO;
 }
 
@@ -797,6 +821,9 @@ static int build_routes(struct serve *sv)
     if (br_metrics_new(&sv->metrics, names, route_count) != BR_OK ||
         br_ratelimit_new(&sv->rl_user, cfg->rate_user, RATE_SLOTS) != BR_OK ||
         br_ratelimit_new(&sv->rl_ip, cfg->rate_ip, RATE_SLOTS) != BR_OK ||
+        br_ratelimit_new(&sv->rl_join, cfg->join_limit_ip, RATE_SLOTS) != BR_OK ||
+        (sv->backend->ops->pow_use == NULL &&
+         br_pow_new(&sv->pow, cfg->pow_used_max) != BR_OK) ||
         br_jwt_cache_new(&sv->jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
         br_hashpool_new(&sv->hashpool, cfg->hash_threads, cfg->hash_queue) != BR_OK) {
         return BR_E_IO;
@@ -813,9 +840,18 @@ static int build_routes(struct serve *sv)
     rt->backend = sv->backend;
     br_metrics_set_backend(sv->metrics, sv->backend);
     rt->hub = sv->hub;
+    rt->presence = sv->presence;
     rt->metrics = sv->metrics;
     rt->rl_user = sv->rl_user;
     rt->rl_ip = sv->rl_ip;
+    /* Issue 13: the door. Challenges are signed with a key derived from the
+     * JWT secret, which every process of a deployment shares. */
+    rt->rl_join = sv->rl_join;
+    rt->pow = sv->pow;
+    uint8_t pk[32];
+    br_auth_hmac_sha256(sv->sec.jwt, sv->sec.jwt_len, "bookingrush pow", 15, pk);
+    br_auth_hex(pk, sizeof pk, sv->pow_secret);
+    rt->pow_secret = sv->pow_secret;
     rt->provider = &sv->payments;
     rt->cfg = cfg;
     rt->log = &sv->log;
@@ -956,10 +992,13 @@ static void serve_close(struct serve *sv)
 #endif
     br_pg_close(sv->pg);
     br_hub_free(sv->hub);
+    br_presence_free(sv->presence); /* after the hub: its thread flushed it */
     br_provider_test_free(sv->provider);
     br_provider_test_pg_free(sv->provider_pg);
     br_ratelimit_free(sv->rl_user);
     br_ratelimit_free(sv->rl_ip);
+    br_ratelimit_free(sv->rl_join);
+    br_pow_free(sv->pow);
     br_metrics_free(sv->metrics);
     br_jwt_cache_free(sv->jwt_cache);
     free(sv->rt);

@@ -261,6 +261,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     header_value(line, len, "Allow", s->r->allow, sizeof s->r->allow);
     header_value(line, len, "X-Request-Id", s->r->request_id, sizeof s->r->request_id);
     header_value(line, len, "Content-Type", s->r->content_type, sizeof s->r->content_type);
+    header_value(line, len, "Cache-Control", s->r->cache_control, sizeof s->r->cache_control);
     return len;
 }
 
@@ -618,7 +619,9 @@ void t_server_start(struct t_server *s, const char *const *extra)
     s->nodes = g_settings.nodes;
     snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
     for (int i = 0; i + 1 < s->extra_count; i++) {
-        if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
+        bool limit = strncmp(s->extra[i], "--rate-limit-", 13) == 0 ||
+                     strcmp(s->extra[i], "--join-limit-ip") == 0; /* issue 13: per process too */
+        if (limit && strcmp(s->extra[i + 1], "0") != 0) {
             s->one_process = true;
         }
     }

@@ -21,9 +21,10 @@
  * Requests are spread round-robin over the live processes: every harness
  * request goes to the next one, and s->base names the one the next request
  * goes to, so a suite's own curl handles follow along between harness calls.
- * A server started with a rate limit on (--rate-limit-user/-ip other than
- * 0) is reached through its first live process only: limits are counted per
- * process (README), so a test of the limit needs one.
+ * A server started with a rate limit on (--rate-limit-user/-ip or
+ * --join-limit-ip other than 0) is reached through its first live process
+ * only: limits are counted per process (README), so a test of the limit
+ * needs one.
  * t_server_kill kills the process s->base names (the others keep serving);
  * t_server_restart starts every process that is down; t_server_stop stops
  * them all. BR_TEST_DIST_FLAGS adds serve flags (space-separated) to every
@@ -103,6 +104,7 @@ struct t_resp {
     char allow[64];
     char request_id[80];
     char content_type[96];
+    char cache_control[64];
 };
 
 /* One request. headers: NULL-terminated "Name: value" strings (may be
