@@ -15,7 +15,7 @@
 #define EVENT_COLS                                                                                 \
     "id, owner_id, created_ms, name, venue, starts_at_ms, sale_opens_at_ms, per_user_limit, "      \
     "requires_pass, max_active, admit_per_tick, pass_ttl_ms, hold_ttl_ms, queue_capacity, "        \
-    "zone_count"
+    "zone_count, admit_per_min, presence_ttl_s, pow_bits, queue_flags, queue_mode"
 #define ZONE_COLS "event_id, zone_id, name, capacity, price_minor, currency"
 
 static const struct br_pg_stmt event_max = {BR_PG_S_EVENT_MAX, "event_max",
@@ -23,8 +23,8 @@ static const struct br_pg_stmt event_max = {BR_PG_S_EVENT_MAX, "event_max",
 static const struct br_pg_stmt event_insert = {
     BR_PG_S_EVENT_INSERT, "event_insert",
     "INSERT INTO events (" EVENT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-    "$12, $13, $14, $15)",
-    15};
+    "$12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    20};
 static const struct br_pg_stmt zone_insert = {
     BR_PG_S_ZONE_INSERT, "zone_insert",
     "INSERT INTO zones (" ZONE_COLS ") VALUES ($1, $2, $3, $4, $5, $6)", 6};
@@ -66,6 +66,11 @@ static int insert_event(struct br_pg_tx *t, uint64_t id, const struct br_cmd *c)
     br_pg_p_i64(&p, s->hold_ttl_ms);
     br_pg_p_i64(&p, s->queue_capacity);
     br_pg_p_i64(&p, s->zone_count);
+    br_pg_p_i64(&p, s->admit_per_min); /* issue 13 (0005_waiting_room) */
+    br_pg_p_i64(&p, s->presence_ttl_s);
+    br_pg_p_i64(&p, s->pow_bits);
+    br_pg_p_i64(&p, s->queue_flags);
+    br_pg_p_i64(&p, s->mode);
     PGresult *r = br_pg_exec(t, &event_insert, &p);
     int rc = br_pg_check(t, r, PGRES_COMMAND_OK, "event insert");
     if (rc != BR_OK) {
@@ -164,6 +169,11 @@ static void read_event(const PGresult *r, int row, struct br_pg_event *e)
     s->hold_ttl_ms = br_pg_i64(r, row, 12);
     s->queue_capacity = (uint32_t)br_pg_i64(r, row, 13);
     s->zone_count = (uint32_t)br_pg_i64(r, row, 14);
+    s->admit_per_min = (uint32_t)br_pg_i64(r, row, 15);
+    s->presence_ttl_s = (uint32_t)br_pg_i64(r, row, 16);
+    s->pow_bits = (uint8_t)br_pg_i64(r, row, 17);
+    s->queue_flags = (uint8_t)br_pg_i64(r, row, 18);
+    s->mode = (uint8_t)br_pg_i64(r, row, 19);
 }
 
 /* Fills the zones of events[0..n) (ids ascending) from one query. */

@@ -90,7 +90,7 @@ struct br_pg_stmt {
     int nparams;
 };
 
-#define BR_PG_PARAMS_MAX 16
+#define BR_PG_PARAMS_MAX 24 /* an event insert: 20 */
 
 /* A statement's parameters: text, except bytea which is sent binary. */
 struct br_pg_params {

@@ -30,6 +30,7 @@
 
 #include "adapters/log.h"
 #include "adapters/redis_cluster.h"
+#include "core/catalog.h"
 #include "core/hash.h"
 #include "core/journal.h"
 #include "core/panic.h"
@@ -65,6 +66,8 @@ enum script {
     S_RELEASE,
     S_REBUILD_CAT,
     S_REBUILD,
+    S_QUEUE_MODE_SET,
+    S_PRESENCE,
     S_COUNT
 };
 
@@ -72,7 +75,7 @@ static const char *const script_names[S_COUNT] = {
     "config",         "user_register", "user_role_set", "event_alloc", "event_put", "join",
     "leave",          "admit",         "open",          "reserve",     "cancel",    "sweep",
     "payment_create", "payment_event", "refund_result", "saga_step",   "payment_check",
-    "release",        "rebuild_cat",   "rebuild"};
+    "release",        "rebuild_cat",   "rebuild",       "queue_mode_set", "presence"};
 
 _Static_assert(S_COUNT <= BR_REDIS_SCRIPTS_MAX, "every script has a name slot");
 
@@ -496,6 +499,13 @@ static int prepare_library(struct br_redis *r)
     rc = rc == BR_OK ? patch_text(&text, &len, oversold, oversold) : rc;
     rc = rc == BR_OK ? patch_text(&text, &len, seats, seats) : rc;
 #endif
+    /* Issue 13: admit's headroom (no more passes than seats available). */
+    static const char headroom[] = "want = math.min(want, EV.avail) -- headroom";
+#ifdef BR_PLANT_LUA_NO_HEADROOM
+    rc = rc == BR_OK ? patch_text(&text, &len, headroom, "want = want -- planted: no headroom") : rc;
+#else
+    rc = rc == BR_OK ? patch_text(&text, &len, headroom, headroom) : rc;
+#endif
     if (rc != BR_OK) {
         free(text);
         return rc;
@@ -672,7 +682,7 @@ static int take_outcome(const redisReply *rep, uint64_t event_id, struct br_outc
         v[i] = rep->element[i]->integer;
     }
     BR_ASSERT(in(v[0], 1 - BR_ERR_COUNT, 0) || v[0] == BR_REDIS_NEED_OPEN);
-    BR_ASSERT(in(v[1], 0, BR_QS_LEFT) && in(v[2], 0, ID_MAX) && in(v[3], 0, ID_MAX));
+    BR_ASSERT(in(v[1], 0, BR_QUEUE_STATUS_COUNT - 1) && in(v[2], 0, ID_MAX) && in(v[3], 0, ID_MAX));
     BR_ASSERT(in(v[4], 0, UINT32_MAX) && in(v[5], 0, UINT32_MAX) && in(v[8], 0, UINT32_MAX));
     BR_ASSERT(in(v[6], -ID_MAX, ID_MAX) && in(v[7], -ID_MAX, ID_MAX));
     outcome_fill(v, out);
@@ -831,6 +841,12 @@ static void args_spec(struct br_redis *r, const struct br_cmd *c, uint64_t event
         arg_fmt_i64(r, zs->price_minor);
         arg_field(r, zs->currency, sizeof zs->currency);
     }
+    /* Issue 13: the waiting room's spec fields, after the zones. */
+    arg_fmt_u64(r, sp->admit_per_min);
+    arg_fmt_u64(r, sp->presence_ttl_s);
+    arg_fmt_u64(r, sp->pow_bits);
+    arg_fmt_u64(r, sp->queue_flags);
+    arg_fmt_u64(r, sp->mode);
 }
 
 static int event_create(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
@@ -1343,6 +1359,123 @@ int br_redis_payment_check(struct br_redis *r, const struct br_cmd *c, struct br
 
 /* ---- the entry points ---- */
 
+/* ---- issue 13: the operator's modes and presence ---- */
+
+/* The actor's role from {cat} (users are never removed and roles change
+ * only there): *known false for an unregistered user. */
+static int user_role(struct br_redis *r, uint64_t user_id, bool *known, uint8_t *role)
+{
+    *role = 0;
+    int rc = user_known(r, user_id, known);
+    if (rc != BR_OK || !*known) {
+        return rc;
+    }
+    char key[NUM_LEN];
+    snprintf(key, sizeof key, "br:{cat}:u:%" PRIu64, user_id);
+    const char *argv[3] = {"HGET", key, "role"};
+    size_t lens[3] = {4, strlen(key), 4};
+    redisReply *rep;
+    rc = call_read(r, 3, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    rc = translate_error(r, S_CONFIG, rep);
+    if (rc == BR_OK) {
+        if (rep->type != REDIS_REPLY_STRING) {
+            log_foreign(r, "catalog", "a user without a role");
+            rc = BR_E_CORRUPT;
+        } else {
+            unsigned long v = strtoul(rep->str, NULL, 10);
+            *role = v < BR_ROLE_COUNT ? (uint8_t)v : 0;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* queue_mode_set.lua: the actor's role is read in {cat} first (the script
+ * decides may_steer with the event's owner, in the order of the core). */
+static int queue_mode_set(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                          struct br_effect *fx, uint32_t *n)
+{
+    const uint64_t event_id = c->u.queue_mode_set.event_id;
+    bool known = true;
+    uint8_t role = 0;
+    if (c->user_id != 0) {
+        int rc = user_role(r, c->user_id, &known, &role);
+        if (rc != BR_OK) {
+            return out->err = rc;
+        }
+    }
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        /* No slot to run in: the core's answer without one (the actor first). */
+        if (c->user_id != 0 && !known) {
+            return out->err = BR_E_UNAUTHORIZED;
+        }
+        if (c->user_id != 0 && !br_catalog_may_steer(role, c->user_id, 0)) {
+            return out->err = BR_E_FORBIDDEN;
+        }
+        return out->err = BR_E_NOT_FOUND;
+    }
+    args_begin(r, S_QUEUE_MODE_SET, 'e', event_id, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, known ? 1 : 0);
+    arg_fmt_u64(r, role);
+    arg_fmt_u64(r, c->u.queue_mode_set.set);
+    arg_fmt_u64(r, c->u.queue_mode_set.mode);
+    arg_fmt_u64(r, c->u.queue_mode_set.max_active);
+    arg_fmt_u64(r, c->u.queue_mode_set.admit_per_min);
+    arg_record(r, c);
+    int64_t aux;
+    return run(r, S_QUEUE_MODE_SET, event_id, out, &aux, fx, n);
+}
+
+/* presence.lua: the first min(count, BR_PRESENCE_BATCH_MAX) ids travel. */
+static int presence(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
+                    struct br_effect *fx, uint32_t *n)
+{
+    const uint64_t event_id = c->u.presence.event_id;
+    if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
+        return out->err = c->user_id != 0 ? BR_E_FORBIDDEN : BR_E_NOT_FOUND;
+    }
+    uint32_t count = c->u.presence.count;
+    if (count > BR_PRESENCE_BATCH_MAX) {
+        /* Not representable in the journal (nor the log): the core's answer
+         * without the script, in its order. */
+        if (c->user_id != 0) {
+            return out->err = BR_E_FORBIDDEN;
+        }
+        uint64_t owner;
+        struct br_event_spec sp;
+        int rc = br_redis_event_read(r, event_id, &owner, &sp);
+        return out->err = rc == BR_OK ? BR_E_INVALID : rc;
+    }
+    uint32_t given = count;
+    args_begin(r, S_PRESENCE, 'e', event_id, c->now_ms);
+    arg_fmt_u64(r, c->user_id);
+    arg_fmt_u64(r, count);
+    for (uint32_t i = 0; i < given; i++) {
+        arg_fmt_u64(r, c->u.presence.user_ids[i]);
+    }
+    arg_record(r, c);
+    int64_t aux;
+    return run(r, S_PRESENCE, event_id, out, &aux, fx, n);
+}
+
+int br_redis_queue_mode_set(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                            struct br_effect *fx, uint32_t *fx_count)
+{
+    BR_ASSERT(cmd->type == BR_CMD_QUEUE_MODE_SET);
+    return br_redis_apply(r, cmd, out, fx, fx_count);
+}
+
+int br_redis_presence(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
+                      struct br_effect *fx, uint32_t *fx_count)
+{
+    BR_ASSERT(cmd->type == BR_CMD_PRESENCE);
+    return br_redis_apply(r, cmd, out, fx, fx_count);
+}
+
 int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome *out,
                    struct br_effect *fx, uint32_t *fx_count)
 {
@@ -1403,6 +1536,12 @@ int br_redis_apply(struct br_redis *r, const struct br_cmd *c, struct br_outcome
         break;
     case BR_CMD_PAYMENT_CHECK:
         rc = saga_over_events(r, S_PAYMENT_CHECK, c, out, fx, fx_count);
+        break;
+    case BR_CMD_QUEUE_MODE_SET:
+        rc = queue_mode_set(r, c, out, fx, fx_count);
+        break;
+    case BR_CMD_PRESENCE:
+        rc = presence(r, c, out, fx, fx_count);
         break;
     default:
         rc = out->err = BR_E_INVALID;
@@ -1716,7 +1855,7 @@ static int log_outcome(const char *o, size_t len, uint64_t event_id, struct br_r
             return BR_E_CORRUPT;
         }
     }
-    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QS_LEFT) || !in(v[2], 0, ID_MAX) ||
+    if (!in(v[0], 1 - BR_ERR_COUNT, 0) || !in(v[1], 0, BR_QUEUE_STATUS_COUNT - 1) || !in(v[2], 0, ID_MAX) ||
         !in(v[3], 0, ID_MAX) || !in(v[4], 0, UINT32_MAX) || !in(v[5], 0, UINT32_MAX) ||
         !in(v[8], 0, UINT32_MAX) || !in(v[6], -ID_MAX, ID_MAX) || !in(v[7], -ID_MAX, ID_MAX)) {
         return BR_E_CORRUPT;
@@ -2411,6 +2550,15 @@ static int walk_members(struct walk *w, const redisReply *m)
         }
         uint64_t v[] = {w->event_id, user, st, position, pass ? w->base | pass : 0, tix};
         add(w, 4, v, 6);
+        /* Issue 13: the member's seen, a fourth field only when not 0 (lib.lua). */
+        uint64_t seen = 0, f1, f2, f3;
+        const redisReply *mv = m->element[k + 1];
+        if (sscanf(mv->str, "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%" SCNu64, &f1, &f2, &f3,
+                   &seen) == 4 &&
+            seen != 0) {
+            uint64_t sv[] = {w->event_id, user, seen};
+            add(w, 15, sv, 3);
+        }
     }
     return BR_OK;
 }
@@ -2513,8 +2661,55 @@ static const char *const ev_fields[] = {
     "id",    "zc",    "shuf",  "qwait", "pact",  "piss",  "pseq",  "hseq",  "yseq",
     "cap1",  "cap2",  "cap3",  "cap4",  "cap5",  "cap6",  "cap7",  "cap8",  "held1",
     "held2", "held3", "held4", "held5", "held6", "held7", "held8", "sold1", "sold2",
-    "sold3", "sold4", "sold5", "sold6", "sold7", "sold8", "owner"};
+    "sold3", "sold4", "sold5", "sold6", "sold7", "sold8", "owner",
+    /* 34.. issue 13 (lib.lua's WR) */
+    "wapm",  "prs",   "pow",   "qf",    "smode", "mode",  "maxl",  "apm",   "pcr",
+    "plast", "told",  "lap",   "maxa",  "rate"};
 #define EV_FIELDS (sizeof ev_fields / sizeof ev_fields[0])
+#define EV_WR 34 /* the first of issue 13's fields in ev_fields */
+
+static bool rate_parse(const redisReply *e, struct br_queue_rate *rate);
+
+/* Records 13 and 14 (WR-SPEC 11): an event's waiting room when anything
+ * is off its switch-off default, and then its rate ring when it has one. */
+static int walk_waiting_room(struct walk *w, redisReply **e)
+{
+    uint64_t maxa = u64(e[EV_WR + 12]);
+    uint64_t v[13] = {w->event_id,
+                      u64(e[EV_WR + 0]),
+                      u64(e[EV_WR + 1]),
+                      u64(e[EV_WR + 2]),
+                      u64(e[EV_WR + 3]),
+                      u64(e[EV_WR + 4]),
+                      u64(e[EV_WR + 5]),
+                      nil(e[EV_WR + 6]) ? maxa : u64(e[EV_WR + 6]),
+                      u64(e[EV_WR + 7]),
+                      u64(e[EV_WR + 8]),
+                      u64(e[EV_WR + 9]),
+                      u64(e[EV_WR + 10]),
+                      u64(e[EV_WR + 11])};
+    bool any = v[7] != maxa;
+    for (size_t k = 1; k < 13; k++) {
+        any = any || (k != 7 && v[k] != 0);
+    }
+    if (!any) {
+        return BR_OK;
+    }
+    add(w, 13, v, 13);
+    struct br_queue_rate rate;
+    if (!rate_parse(e[EV_WR + 13], &rate)) {
+        return BR_E_CORRUPT;
+    }
+    if (rate.bucket_last != -1) {
+        uint64_t rv[3 + BR_RATE_BUCKETS] = {w->event_id, (uint64_t)rate.bucket_last,
+                                            (uint64_t)rate.since_ms};
+        for (size_t k = 0; k < BR_RATE_BUCKETS; k++) {
+            rv[3 + k] = rate.n[k];
+        }
+        add(w, 14, rv, 3 + BR_RATE_BUCKETS);
+    }
+    return BR_OK;
+}
 
 static void fmt_event_part(struct walk *w, size_t i)
 {
@@ -2620,6 +2815,7 @@ static int walk_event(struct walk *w)
         }
         uint64_t v[] = {w->event_id, f[3], f[4], f[5], f[2], f[33]};
         add(w, 2, v, 6);
+        rc = walk_waiting_room(w, ev->element);
         w->shuffled = f[2] == 1;
         /* The waiting queue in order: position = rank + 1. */
         const redisReply *q = ep.part[1];
@@ -2805,16 +3001,88 @@ int br_redis_payment_read(struct br_redis *r, uint64_t payment_id, struct br_red
 /* event_put.lua's spec fields, then four per zone (zname cap price cur<z>). */
 static const char *const spec_fields[] = {"id",    "owner", "name", "venue", "starts",
                                           "opens", "limit", "rp",   "maxa",  "apt",
-                                          "pttl",  "httl",  "qcap", "zc"};
+                                          "pttl",  "httl",  "qcap", "zc",    "wapm",
+                                          "prs",   "pow",   "qf",   "smode"};
 #define SPEC_FIELDS (sizeof spec_fields / sizeof spec_fields[0])
 static const char *const zone_fields[] = {"zname", "cap", "price", "cur"};
 #define ZONE_FIELDS (sizeof zone_fields / sizeof zone_fields[0])
 
-int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
-                        struct br_event_spec *sp)
+/* The live fields read after the spec and zones by br_redis_event_read_live
+ * (lib.lua's WR; absent on an event written before issue 13). */
+static const char *const live_fields[] = {"mode", "maxl", "apm",   "pcr",   "plast", "told",
+                                          "lap",  "qwait", "rate", "held1", "held2", "held3",
+                                          "held4", "held5", "held6", "held7", "held8", "sold1",
+                                          "sold2", "sold3", "sold4", "sold5", "sold6", "sold7",
+                                          "sold8"};
+#define LIVE_FIELDS (sizeof live_fields / sizeof live_fields[0])
+_Static_assert(BR_EVENT_ZONES_MAX == 8, "live_fields names every zone's counters");
+
+/* The ring "bucket_last:since_ms:n0:...:n29" (lib.lua, WR.rate_add); absent
+ * = none (bucket_last -1). False when it does not parse. */
+static bool rate_parse(const redisReply *e, struct br_queue_rate *rate)
+{
+    memset(rate, 0, sizeof *rate);
+    rate->bucket_last = -1;
+    if (nil(e)) {
+        return true;
+    }
+    if (e->type != REDIS_REPLY_STRING) {
+        return false;
+    }
+    const char *p = e->str;
+    int64_t f[2 + BR_RATE_BUCKETS];
+    for (size_t k = 0; k < 2 + BR_RATE_BUCKETS; k++) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (k + 1 < 2 + BR_RATE_BUCKETS ? *end != ':' : *end != 0) || v < 0) {
+            return false;
+        }
+        f[k] = v;
+        p = end + 1;
+    }
+    rate->bucket_last = f[0];
+    rate->since_ms = f[1];
+    for (size_t k = 0; k < BR_RATE_BUCKETS; k++) {
+        rate->n[k] = (uint32_t)f[2 + k];
+    }
+    return true;
+}
+
+static void live_take(redisReply **f, const struct br_event_spec *sp, struct br_redis_queue_live *l)
+{
+    memset(l, 0, sizeof *l);
+    l->mode = (uint8_t)u64(f[0]);
+    l->max_active = nil(f[1]) ? sp->max_active : (uint32_t)u64(f[1]);
+    l->admit_per_min = (uint32_t)u64(f[2]);
+    l->pace_credit = str_i64(f[3]);
+    l->pace_last_ms = str_i64(f[4]);
+    l->gate_told = (uint8_t)u64(f[5]);
+    l->lapsed = (uint32_t)u64(f[6]);
+    l->queue_length = (uint32_t)u64(f[7]);
+    if (!rate_parse(f[8], &l->rate)) {
+        memset(&l->rate, 0, sizeof l->rate);
+        l->rate.bucket_last = -1; /* unreadable: as none (the estimate falls back) */
+    }
+    bool sold_out = true;
+    uint64_t avail = 0;
+    for (uint32_t z = 0; z < sp->zone_count; z++) {
+        uint64_t cap = sp->zones[z].capacity, held = u64(f[9 + z]), sold = u64(f[17 + z]);
+        avail += cap >= held + sold ? cap - held - sold : 0;
+        sold_out = sold_out && sold == cap;
+    }
+    l->avail = avail > UINT32_MAX ? UINT32_MAX : (uint32_t)avail;
+    l->sold_out = sold_out;
+}
+
+int br_redis_event_read_live(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                             struct br_event_spec *sp, struct br_redis_queue_live *live)
 {
     memset(sp, 0, sizeof *sp);
     *owner_id = 0;
+    if (live != NULL) {
+        memset(live, 0, sizeof *live);
+        live->rate.bucket_last = -1;
+    }
     if (event_id == 0 || event_id > BR_EVENT_ID_MAX) {
         return BR_E_NOT_FOUND;
     }
@@ -2828,6 +3096,9 @@ int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_i
         for (size_t f = 0; f < ZONE_FIELDS; f++) {
             arg_printf(r, "%s%u", zone_fields[f], z);
         }
+    }
+    for (size_t k = 0; live != NULL && k < LIVE_FIELDS; k++) {
+        arg_text(r, live_fields[k]);
     }
     redisReply *rep;
     int rc = read_fields(r, "event read", &rep);
@@ -2853,6 +3124,12 @@ int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_i
     sp->hold_ttl_ms = str_i64(e[11]);
     sp->queue_capacity = (uint32_t)u64(e[12]);
     sp->zone_count = (uint32_t)zc;
+    /* Issue 13's spec fields: absent (0) on an event written before it. */
+    sp->admit_per_min = (uint32_t)u64(e[14]);
+    sp->presence_ttl_s = (uint32_t)u64(e[15]);
+    sp->pow_bits = (uint8_t)u64(e[16]);
+    sp->queue_flags = (uint8_t)u64(e[17]);
+    sp->mode = (uint8_t)u64(e[18]);
     for (uint32_t z = 0; z < sp->zone_count; z++) {
         redisReply **f = &e[SPEC_FIELDS + ZONE_FIELDS * z];
         copy_text(sp->zones[z].name, sizeof sp->zones[z].name, f[0]);
@@ -2860,8 +3137,17 @@ int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_i
         sp->zones[z].price_minor = str_i64(f[2]);
         copy_text(sp->zones[z].currency, sizeof sp->zones[z].currency, f[3]);
     }
+    if (live != NULL) {
+        live_take(&e[SPEC_FIELDS + ZONE_FIELDS * BR_EVENT_ZONES_MAX], sp, live);
+    }
     freeReplyObject(rep);
     return BR_OK;
+}
+
+int br_redis_event_read(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
+                        struct br_event_spec *sp)
+{
+    return br_redis_event_read_live(r, event_id, owner_id, sp, NULL);
 }
 
 int br_redis_counters_read(struct br_redis *r, uint64_t event_id, uint32_t zone_count,
@@ -3197,6 +3483,43 @@ static int64_t first_score(const redisReply *rep)
     return INT64_MAX;
 }
 
+/* The event's fields the due check reads: the queue's, then issue 13's
+ * (lib.lua's WR: absent on an event written before it = every switch off),
+ * then each zone's capacity and counters (seats available, sold out). */
+static const char *const due_fields[] = {
+    "id",    "shuf",  "opens", "qwait", "pact",  "maxa",  "mode",  "qf",    "told",  "apm",
+    "pcr",   "plast", "maxl",  "zc",    "cap1",  "cap2",  "cap3",  "cap4",  "cap5",  "cap6",
+    "cap7",  "cap8",  "held1", "held2", "held3", "held4", "held5", "held6", "held7", "held8",
+    "sold1", "sold2", "sold3", "sold4", "sold5", "sold6", "sold7", "sold8"};
+#define DUE_FIELDS (sizeof due_fields / sizeof due_fields[0])
+_Static_assert(BR_EVENT_ZONES_MAX == 8, "due_fields names every zone's counters");
+
+static void due_take(redisReply **f, struct br_redis_due *out)
+{
+    out->exists = true;
+    out->shuffled = u64(f[1]) == 1;
+    out->opens_ms = str_i64(f[2]);
+    out->waiting = u64(f[3]);
+    out->active_passes = u64(f[4]);
+    out->max_active = u64(f[5]);
+    out->mode = (uint8_t)u64(f[6]);
+    out->flags = (uint8_t)u64(f[7]);
+    out->told = (uint8_t)u64(f[8]);
+    out->apm = (uint32_t)u64(f[9]);
+    out->pcr = str_i64(f[10]);
+    out->plast = str_i64(f[11]);
+    out->maxl = nil(f[12]) ? (uint32_t)out->max_active : (uint32_t)u64(f[12]);
+    uint64_t zc = u64(f[13]), avail = 0;
+    bool sold_out = true;
+    for (uint64_t z = 0; z < zc && z < BR_EVENT_ZONES_MAX; z++) {
+        uint64_t cap = u64(f[14 + z]), held = u64(f[22 + z]), sold = u64(f[30 + z]);
+        avail += cap >= held + sold ? cap - held - sold : 0;
+        sold_out = sold_out && sold == cap;
+    }
+    out->avail = avail > UINT32_MAX ? UINT32_MAX : (uint32_t)avail;
+    out->sold_out = sold_out;
+}
+
 int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, const char **lead_argv,
                        const size_t *lead_len, redisReply **lead_rep, struct br_redis_due *out)
 {
@@ -3212,9 +3535,8 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
     char key[NUM_LEN];
     snprintf(key, sizeof key, "br:{e%" PRIu64 "}:ev", event_id);
     fmt_key(r, "HMGET", key);
-    static const char *const fields[] = {"id", "shuf", "opens", "qwait", "pact", "maxa"};
-    for (size_t k = 0; k < 6; k++) {
-        arg_text(r, fields[k]);
+    for (size_t k = 0; k < DUE_FIELDS; k++) {
+        arg_text(r, due_fields[k]);
     }
     int rc = pipe_append(r, r->s->argc, r->s->argv, r->s->len);
     static const char *const sets[] = {"passes", "holds", "refunds", "checks"};
@@ -3245,14 +3567,9 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
             rc = BR_E_UNAVAILABLE;
         }
     }
-    if (rc == BR_OK && d[0]->type == REDIS_REPLY_ARRAY && d[0]->elements == 6 &&
+    if (rc == BR_OK && d[0]->type == REDIS_REPLY_ARRAY && d[0]->elements == DUE_FIELDS &&
         !nil(d[0]->element[0])) {
-        out->exists = true;
-        out->shuffled = u64(d[0]->element[1]) == 1;
-        out->opens_ms = str_i64(d[0]->element[2]);
-        out->waiting = u64(d[0]->element[3]);
-        out->active_passes = u64(d[0]->element[4]);
-        out->max_active = u64(d[0]->element[5]);
+        due_take(d[0]->element, out);
     }
     if (rc == BR_OK) {
         out->next_pass_ms = first_score(d[1]);
@@ -3273,52 +3590,40 @@ int br_redis_event_due(struct br_redis *r, uint64_t event_id, int lead_argc, con
     return rc;
 }
 
-/* ---- issue 13: T2 -- stubs from the contract commit (T0); nothing calls
- * them yet. br_redis_apply still answers types 19 and 20 BR_E_INVALID. ---- */
-
-int br_redis_queue_mode_set(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
-                            struct br_effect *fx, uint32_t *fx_count)
-{
-    (void)r;
-    (void)cmd;
-    (void)fx;
-    memset(out, 0, sizeof *out);
-    out->err = BR_E_UNAVAILABLE;
-    *fx_count = 0;
-    return out->err;
-}
-
-int br_redis_presence(struct br_redis *r, const struct br_cmd *cmd, struct br_outcome *out,
-                      struct br_effect *fx, uint32_t *fx_count)
-{
-    (void)r;
-    (void)cmd;
-    (void)fx;
-    memset(out, 0, sizeof *out);
-    out->err = BR_E_UNAVAILABLE;
-    *fx_count = 0;
-    return out->err;
-}
-
 int br_redis_pow_use(struct br_redis *r, uint64_t event_id, const char *rand_hex, int64_t ttl_ms)
 {
-    (void)r;
-    (void)event_id;
-    (void)rand_hex;
-    (void)ttl_ms;
-    return BR_E_UNAVAILABLE;
+    BR_ASSERT(r != NULL && r->s != NULL && rand_hex != NULL && ttl_ms >= 1);
+    size_t hex = strlen(rand_hex);
+    /* The challenge's rand (server/pow.h: base64url; hex fits too). */
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (hex == 0 || hex > 64 || strspn(rand_hex, b64url) != hex) {
+        return BR_E_POW_INVALID; /* no challenge of ours has such a rand */
+    }
+    char key[NUM_LEN + 72], px[24];
+    if (event_id == 0) {
+        snprintf(key, sizeof key, "br:{cat}:pow:%s", rand_hex);
+    } else {
+        snprintf(key, sizeof key, "br:{e%" PRIu64 "}:pow:%s", event_id, rand_hex);
+    }
+    snprintf(px, sizeof px, "%" PRId64, ttl_ms);
+    const char *argv[6] = {"SET", key, "1", "PX", px, "NX"};
+    size_t lens[6] = {3, strlen(key), 1, 2, strlen(px), 2};
+    redisReply *rep;
+    int rc = call(r, 6, argv, lens, &rep);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    if (rep->type == REDIS_REPLY_NIL) {
+        rc = BR_E_POW_INVALID; /* used already */
+    } else if (rep->type != REDIS_REPLY_STATUS) {
+        rc = translate_error(r, S_CONFIG, rep);
+        if (rc == BR_OK) {
+            log_foreign(r, "pow use", "unexpected reply type");
+            rc = BR_E_IO;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
 }
 
-int br_redis_event_read_live(struct br_redis *r, uint64_t event_id, uint64_t *owner_id,
-                             struct br_event_spec *spec, struct br_redis_queue_live *live)
-{
-    (void)r;
-    (void)event_id;
-    memset(spec, 0, sizeof *spec);
-    *owner_id = 0;
-    if (live != NULL) {
-        memset(live, 0, sizeof *live);
-        live->rate.bucket_last = -1;
-    }
-    return BR_E_UNAVAILABLE;
-}

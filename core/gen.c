@@ -54,6 +54,20 @@ void br_gen_params_point8(struct br_gen_params *p)
     p->check_per_256 = 128;
 }
 
+void br_gen_params_waiting_room(struct br_gen_params *p)
+{
+    BR_ASSERT(p->weights[BR_CMD_RESERVE] > 6 && p->weights[BR_CMD_SWEEP] > 4);
+    BR_ASSERT(p->weights[BR_CMD_USER_REGISTER] > 4 && p->weights[BR_CMD_PAYMENT_EVENT] > 6);
+    p->weights[BR_CMD_RESERVE] = (uint16_t)(p->weights[BR_CMD_RESERVE] - 6);
+    p->weights[BR_CMD_SWEEP] = (uint16_t)(p->weights[BR_CMD_SWEEP] - 4);
+    p->weights[BR_CMD_USER_REGISTER] = (uint16_t)(p->weights[BR_CMD_USER_REGISTER] - 4);
+    p->weights[BR_CMD_PAYMENT_EVENT] = (uint16_t)(p->weights[BR_CMD_PAYMENT_EVENT] - 6);
+    p->weights[BR_CMD_PRESENCE] = (uint16_t)(p->weights[BR_CMD_PRESENCE] + 14);
+    p->weights[BR_CMD_QUEUE_MODE_SET] = (uint16_t)(p->weights[BR_CMD_QUEUE_MODE_SET] + 6);
+    p->zone_capacity_max = p->zone_capacity_max < 6 ? p->zone_capacity_max : 6;
+    p->waiting_room = true;
+}
+
 void br_gen_engine_config(const struct br_gen_params *p, uint64_t seed, struct br_config *cfg)
 {
     uint32_t events = p->events_max + 1; /* one more than the mix aims at: FULL stays reachable */
@@ -298,6 +312,57 @@ static uint32_t d(struct draw *x, uint32_t n)
     return br_gen_draw(x->s, n);
 }
 
+/* Pacing: none, or 60..6,000 admissions a minute (1 to 100 a second). */
+static uint32_t admit_per_min(struct draw *x)
+{
+    static const uint32_t apm[] = {0, 0, 60, 300, 1200, 6000};
+    return apm[d(x, 6)];
+}
+
+static uint8_t queue_mode(struct draw *x)
+{
+    switch (d(x, 8)) {
+    case 0:
+        return BR_QM_PAUSED;
+    case 1:
+        return BR_QM_PASSTHROUGH;
+    case 2:
+        return BR_QM_CLOSED;
+    default:
+        return BR_QM_OPEN;
+    }
+}
+
+/* Issue 13's spec fields (br_gen_params_waiting_room), one of them out of
+ * range on a bad command half the time. */
+static void gen_waiting_room_spec(struct draw *x, struct br_event_spec *s)
+{
+    s->queue_flags = d(x, 4) != 0 ? BR_QF_INVENTORY_AWARE : 0;
+    s->admit_per_min = admit_per_min(x);
+    s->presence_ttl_s = d(x, 3) != 0 ? 1 + d(x, 5) : 0;
+    s->pow_bits = d(x, 4) == 0 ? (uint8_t)d(x, BR_POW_BITS_MAX + 1) : 0;
+    s->mode = d(x, 2) == 0 ? queue_mode(x) : BR_QM_OPEN;
+    if (x->bad && d(x, 2) == 0) {
+        switch (d(x, 5)) {
+        case 0:
+            s->admit_per_min = BR_ADMIT_PER_MIN_MAX + 1;
+            break;
+        case 1:
+            s->presence_ttl_s = BR_PRESENCE_TTL_S_MAX + 1;
+            break;
+        case 2:
+            s->pow_bits = BR_POW_BITS_MAX + 1;
+            break;
+        case 3:
+            s->queue_flags = (uint8_t)(BR_QF_ALL + 1);
+            break;
+        default:
+            s->mode = BR_QUEUE_MODE_COUNT;
+            break;
+        }
+    }
+}
+
 static void gen_event_create(struct draw *x, struct br_cmd *c)
 {
     struct br_event_spec *s = &c->u.event_create;
@@ -332,6 +397,9 @@ static void gen_event_create(struct draw *x, struct br_cmd *c)
         zs->capacity = 1 + d(x, x->g->p.zone_capacity_max);
         zs->price_minor = 500 * (int64_t)d(x, 8); /* free tickets (0) happen too */
         memcpy(zs->currency, d(x, 2) != 0 ? "EUR" : "USD", 4);
+    }
+    if (x->g->p.waiting_room) {
+        gen_waiting_room_spec(x, s);
     }
     if (x->bad) {
         switch (d(x, 8)) {
@@ -626,6 +694,79 @@ static void gen_saga_step(struct draw *x, struct br_cmd *c)
     }
 }
 
+/* queue_mode_set: the system, the event's owner, another organizer or a
+ * customer steers mode, live max_active and pacing. */
+static void gen_queue_mode_set(struct draw *x, struct br_cmd *c)
+{
+    struct br_gen_event ev = pick_event(x->g, x->s);
+    switch (d(x, 4)) {
+    case 0:
+        c->user_id = 0;
+        break;
+    case 1:
+        c->user_id = ev.owner;
+        break;
+    case 2:
+        c->user_id = pick_user_with_role(x->g, x->s, BR_ROLE_ORGANIZER);
+        break;
+    default:
+        c->user_id = d(x, 2) == 0 ? pick_user(x->g, x->s) : 0;
+        break;
+    }
+    c->u.queue_mode_set.event_id = ev.id;
+    c->u.queue_mode_set.set = (uint8_t)(1 + d(x, 7));
+    c->u.queue_mode_set.mode = queue_mode(x);
+    c->u.queue_mode_set.max_active = 1 + d(x, 4); /* spec max_active is 1..4: some INVALID */
+    c->u.queue_mode_set.admit_per_min = admit_per_min(x);
+    if (x->bad) {
+        switch (d(x, 5)) {
+        case 0:
+            c->u.queue_mode_set.set = d(x, 2) == 0 ? 0 : 8;
+            break;
+        case 1:
+            c->u.queue_mode_set.mode = BR_QUEUE_MODE_COUNT;
+            break;
+        case 2:
+            c->u.queue_mode_set.max_active = 0;
+            break;
+        case 3:
+            c->u.queue_mode_set.admit_per_min = BR_ADMIT_PER_MIN_MAX + 1;
+            break;
+        default:
+            c->u.queue_mode_set.event_id = wrong_id(x->s, ev.id);
+            break;
+        }
+    }
+}
+
+/* presence: the server's batch of users seen in one event (a few, some
+ * not members, duplicates possible). */
+static void gen_presence(struct draw *x, struct br_cmd *c)
+{
+    c->u.presence.event_id = pick_event(x->g, x->s).id;
+    c->u.presence.count = 1 + d(x, 6);
+    for (uint32_t i = 0; i < c->u.presence.count; i++) {
+        c->u.presence.user_ids[i] = pick_user(x->g, x->s);
+    }
+    if (x->bad) {
+        switch (d(x, 4)) {
+        case 0:
+            c->u.presence.count = 0;
+            memset(c->u.presence.user_ids, 0, sizeof c->u.presence.user_ids);
+            break;
+        case 1:
+            c->u.presence.user_ids[d(x, c->u.presence.count)] = 0;
+            break;
+        case 2:
+            c->user_id = pick_user(x->g, x->s); /* only the server, as the system */
+            break;
+        default:
+            c->u.presence.event_id = wrong_id(x->s, c->u.presence.event_id);
+            break;
+        }
+    }
+}
+
 static void gen_payment_check(struct draw *x, struct br_cmd *c)
 {
     c->u.payment_check.max = 1 + d(x, 8);
@@ -721,7 +862,8 @@ static uint8_t pick_type(struct draw *x)
     bool needs_user = type == BR_CMD_QUEUE_JOIN || type == BR_CMD_QUEUE_LEAVE ||
                       type == BR_CMD_RESERVE || type == BR_CMD_USER_ROLE_SET;
     bool needs_event = type == BR_CMD_QUEUE_JOIN || type == BR_CMD_QUEUE_LEAVE ||
-                       type == BR_CMD_ADMIT || type == BR_CMD_RESERVE || type == BR_CMD_SWEEP;
+                       type == BR_CMD_ADMIT || type == BR_CMD_RESERVE || type == BR_CMD_SWEEP ||
+                       type == BR_CMD_QUEUE_MODE_SET || type == BR_CMD_PRESENCE;
     /* Three times in four, make what is missing first; the fourth goes ahead
      * and meets NOT_FOUND / UNAUTHORIZED. */
     if (needs_user && g->user_count == 0 && d(x, 4) != 0) {
@@ -824,6 +966,12 @@ bool br_gen_next(struct br_gen *g, struct br_gen_source *src, struct br_cmd *cmd
     case BR_CMD_SESSION_REVOKE_ALL:
         gen_session_revoke_all(&x, cmd);
         break;
+    case BR_CMD_QUEUE_MODE_SET:
+        gen_queue_mode_set(&x, cmd);
+        break;
+    case BR_CMD_PRESENCE:
+        gen_presence(&x, cmd);
+        break;
     default:
         BR_ASSERT(false); /* pick_type returns a command type or BR_GEN_RETRY */
     }
@@ -873,6 +1021,7 @@ void br_gen_observe(struct br_gen *g, const struct br_cmd *cmd, const struct br_
                 .id = out->id,
                 .zone_count = cmd->u.event_create.zone_count,
                 .requires_pass = cmd->u.event_create.requires_pass,
+                .owner = cmd->user_id,
             };
         }
         break;

@@ -87,6 +87,10 @@ struct br_gen_params {
     uint32_t check_per_256;      /* payment_creates (out of 256) with check_ms > 0 (point 8,
                                     saga.h); 0 = all check_ms 0 and no draw for it, so the
                                     sequences are those made before point 8 existed */
+    bool waiting_room;           /* issue 13: events draw the waiting room's switches (pacing,
+                                    presence, inventory-aware, initial mode, pow bits); false =
+                                    no draw for them, so the sequences are those made before
+                                    issue 13 (every switch off) */
 };
 
 /* One remembered pass, hold, payment or refund owed. */
@@ -107,6 +111,7 @@ struct br_gen_event {
     uint64_t id;
     uint32_t zone_count;
     bool requires_pass;
+    uint64_t owner; /* who created it (0 = the system): queue_mode_set's actor */
 };
 
 struct br_gen_user {
@@ -162,6 +167,17 @@ void br_gen_params_default(struct br_gen_params *p);
  * provider_void are imitated by payment_events whose provider ids repeat
  * per (payment, answer), as "q:<payment>:..." ids do. */
 void br_gen_params_point8(struct br_gen_params *p);
+
+/* Turns issue 13's waiting room on in p (after br_gen_params_default and
+ * br_gen_params_point8 if wanted; the weights keep their sum): events draw
+ * the switches -- inventory-aware three times in four, pacing (60 to 6,000
+ * a minute) or none, a presence TTL of 1-5 s (so places lapse within a
+ * sequence) or none, an initial mode (paused, passthrough, closed now and
+ * then), pow bits (ignored by the core) -- over zones of at most 6 seats
+ * (they sell out); queue_mode_set (weight 6: the system, the event's owner,
+ * another organizer or a customer, changing mode, max_active, pacing) and
+ * presence (weight 14: the server's batches of users seen) join the mix. */
+void br_gen_params_waiting_room(struct br_gen_params *p);
 
 /* An engine config sized for sequences of about a thousand commands from p
  * (a fuzz input's worth): large enough that most of them fit, small enough

@@ -19,7 +19,8 @@
  * The library and its functions are named with the placeholder "@V@",
  * which the adapter replaces with a hash of the text it loads (redis.c), so
  * two builds never run each other's code on one server, as EVALSHA's SHA1
- * made sure before. Limits: Lua 5.1 allows 200 locals in the library's top
+ * made sure before. Issue 13's numbers are the fields of one table Q
+ * (q_constants). Limits: Lua 5.1 allows 200 locals in the library's top
  * level and 60 upvalues per function; FUNCTION LOAD refuses a library over
  * either, which every test that opens the adapter would show.
  */
@@ -135,6 +136,47 @@ static size_t constants(struct constant *c)
     return n;
 }
 
+/* Issue 13's numbers, printed as the fields of one table `Q` (Q.GATE_OPEN,
+ * Q.QM_CLOSED, ...: the name without "BR_"): Lua 5.1 allows 200 locals in
+ * the library's top level and the locals above use most of them; these
+ * are read on the waiting room's paths only, where a field lookup costs
+ * nothing that matters. */
+static size_t q_constants(struct constant *c)
+{
+    size_t n = 0;
+#define C(sym) c[n++] = (struct constant){#sym + 3, (long long)(sym)}
+#define QM(sym, val, name) C(sym);
+    BR_QUEUE_MODE_MAP(QM)
+#undef QM
+#define GATE(sym, val, name) C(sym);
+    BR_QUEUE_GATE_MAP(GATE)
+#undef GATE
+    C(BR_QUEUE_MODE_COUNT);
+    C(BR_QS_LAPSED);
+    C(BR_QS_PASSTHROUGH);
+    C(BR_FX_QUEUE_STATE);
+    C(BR_FX_PLACE_LAPSED);
+    C(BR_QF_INVENTORY_AWARE);
+    C(BR_QF_ALL);
+    C(BR_QSET_MODE);
+    C(BR_QSET_MAX_ACTIVE);
+    C(BR_QSET_ADMIT_PER_MIN);
+    C(BR_ADMIT_PER_MIN_MAX);
+    C(BR_PACE_BURST_MS);
+    C(BR_PRESENCE_BATCH_MAX);
+    C(BR_PRESENCE_TTL_S_MAX);
+    C(BR_LAPSE_SKIP_MAX);
+    C(BR_RATE_BUCKET_MS);
+    C(BR_RATE_BUCKETS);
+    C(BR_POW_BITS_MAX);
+#undef C
+    if (n > CONSTS_MAX) {
+        fprintf(stderr, "br_lua_embed: more than %d constants in Q\n", CONSTS_MAX);
+        exit(1);
+    }
+    return n;
+}
+
 static void read_file(struct buf *b, const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -227,6 +269,15 @@ int main(int argc, char **argv)
             put(&full, line, (size_t)n);
         }
     }
+    static struct constant qconsts[CONSTS_MAX];
+    size_t nq = q_constants(qconsts);
+    puts_buf(&full, "local Q = {\n");
+    for (size_t k = 0; k < nq; k++) {
+        char line[160];
+        int n = snprintf(line, sizeof line, "    %s = %lld,\n", qconsts[k].name, qconsts[k].value);
+        put(&full, line, (size_t)n);
+    }
+    puts_buf(&full, "}\n");
     put(&full, lib.p, lib.n);
     for (int i = 0; i < count; i++) {
         char line[160];

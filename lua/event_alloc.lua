@@ -16,7 +16,9 @@ ARGV     the event spec (shared with event_put.lua):
          10 requires_pass (0/1), 11 max_active, 12 admit_per_tick,
          13 pass_ttl_ms, 14 hold_ttl_ms, 15 queue_capacity (0 = default),
          16 zone_count, then per zone (at most BR_EVENT_ZONES_MAX): name,
-         capacity, price_minor, currency (bytes before the NUL)
+         capacity, price_minor, currency (bytes before the NUL), then
+         (issue 13) admit_per_min, presence_ttl_s, pow_bits, queue_flags,
+         mode
 Reply    the outcome (lib.lua): id (the event); aux = its queue capacity.
 ]]
 local function num(i)
@@ -78,6 +80,19 @@ local function valid()
             return false
         end
         if cap < 1 or cap > BR_ZONE_CAPACITY_MAX or price < 0 or price > BR_PRICE_MINOR_MAX then
+            return false
+        end
+    end
+    -- Issue 13 (WR-SPEC 1): the waiting room's switches.
+    local at = 17 + 4 * zc
+    local apm, prs, pow, qf, mode = num(at), num(at + 1), num(at + 2), num(at + 3), num(at + 4)
+    if apm > Q.ADMIT_PER_MIN_MAX or prs > Q.PRESENCE_TTL_S_MAX or pow > Q.POW_BITS_MAX or
+        mode >= Q.QUEUE_MODE_COUNT then
+        return false
+    end
+    for bit = 0, 7 do -- qf & ~BR_QF_ALL == 0 (no bit operators in Lua 5.1)
+        local b = 2 ^ bit
+        if floor(qf / b) % 2 == 1 and floor(Q.QF_ALL / b) % 2 == 0 then
             return false
         end
     end

@@ -6,7 +6,8 @@ that exists changes nothing.
 
 KEYS[1]  br:{e<event>}:
 ARGV     the event spec as in event_alloc.lua, with 3 = the event id and
-         4 = its queue capacity (event_alloc's aux), then the event's
+         4 = its queue capacity (event_alloc's aux), the waiting room's
+         five spec fields after the zones (event_alloc.lua), then the event's
          incarnation token (1..2^53-1, lib.lua's SPECS), then the
          event_create command's journal record (the event's first log entry)
 Reply    the outcome (lib.lua): id (the event).
@@ -15,7 +16,7 @@ log_command()
 local eid = arg_int(3, 1, BR_EVENT_ID_MAX)
 local qcap = arg_int(4, 1, 2 ^ 31)
 local zc = arg_int(16, 1, BR_EVENT_ZONES_MAX)
-if #ARGV ~= 18 + 4 * zc then
+if #ARGV ~= 23 + 4 * zc then
     fail('event_put with ' .. #ARGV .. ' arguments for ' .. zc .. ' zones')
 end
 OUT[3] = eid
@@ -33,9 +34,20 @@ local DOC = "br:{e}:ev -- the event's spec and counters, kept a hash table by th
 local args = {'doc', DOC, 'id', eid, 'owner', arg_u64(2), 'name', ARGV[5], 'venue', ARGV[6],
               'starts', ARGV[7], 'opens', ARGV[8], 'limit', ARGV[9], 'rp', ARGV[10],
               'maxa', ARGV[11], 'apt', ARGV[12], 'pttl', ARGV[13], 'httl', ARGV[14],
-              'qcap', qcap, 'zc', zc, 'inc', arg_int(17 + 4 * zc, 1, 2 ^ 53 - 1),
+              'qcap', qcap, 'zc', zc, 'inc', arg_int(22 + 4 * zc, 1, 2 ^ 53 - 1),
               'shuf', 0, 'qpre', 0,
               'qtail', 0, 'qwait', 0, 'pact', 0, 'piss', 0, 'pseq', 0, 'hseq', 0, 'yseq', 0}
+-- Issue 13 (WR-SPEC 1): the waiting room's spec and its live controls.
+local wr = 17 + 4 * zc
+local apm = arg_int(wr, 0, Q.ADMIT_PER_MIN_MAX)
+for _, kv in ipairs({{'wapm', apm}, {'prs', arg_int(wr + 1, 0, Q.PRESENCE_TTL_S_MAX)},
+                     {'pow', arg_int(wr + 2, 0, Q.POW_BITS_MAX)}, {'qf', arg_int(wr + 3, 0, 255)},
+                     {'smode', ARGV[wr + 4]}, {'mode', ARGV[wr + 4]}, {'maxl', ARGV[11]},
+                     {'apm', apm}, {'pcr', 0}, {'plast', apm > 0 and dec(NOW) or 0},
+                     {'told', Q.GATE_OPEN}, {'lap', 0}}) do
+    args[#args + 1] = kv[1]
+    args[#args + 1] = kv[2]
+end
 for s = BR_HOLD_HELD, BR_HOLD_REFUNDED do
     args[#args + 1] = 'bk' .. s
     args[#args + 1] = 0

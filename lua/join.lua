@@ -8,7 +8,10 @@ ARGV     now_ms, user_id, user_known (1 when the user is registered: users
          checks that outside the script without a race)
          + last: the command's journal record (logged, lib.lua)
 Reply    the outcome (lib.lua): status, position, queue_length; ref and
-         deadline_ms of the pass when admitted. Effects: pass_expired when a
+         deadline_ms of the pass when admitted. Issue 13 (WR-SPEC 3): a join
+         that would take a new place is refused QUEUE_CLOSED or SOLD_OUT by
+         the gate, or answered PASSTHROUGH (nothing written); with presence
+         on (prs > 0) every successful join sets the member's seen. Effects: pass_expired when a
          lapsed pass is collected. err = BR_REDIS_NEED_OPEN (aux = pre-queue
          slots) when the opening shuffle is due: nothing was written.
 ]]
@@ -29,6 +32,32 @@ if need then
     return need
 end
 local m = member_find(uid)
+-- Issue 13 (WR-SPEC 3): a join that would take a new place meets the gate
+-- first, before the FULL check and before any record is made or a lapsed
+-- pass collected, so a refusal changes nothing.
+WR.load()
+local keeps = false
+if m ~= nil then
+    local st = mstatus(m)
+    keeps = st == BR_QS_PREQUEUE or st == BR_QS_WAITING or
+                (st == BR_QS_ADMITTED and not lapsed(pass_load(m.pass).dl))
+end
+if not keeps then
+    local g = WR.gate()
+    if g == Q.GATE_CLOSED then
+        return reply(BR_E_QUEUE_CLOSED)
+    end
+    if g == Q.GATE_SOLD_OUT then
+        return reply(BR_E_SOLD_OUT)
+    end
+    if g == Q.GATE_PASSTHROUGH then
+        -- No queue: book now. Nothing is written.
+        OUT[2] = Q.QS_PASSTHROUGH
+        OUT[3] = EV.id
+        OUT[6] = EV.qwait
+        return reply(BR_OK)
+    end
+end
 if EV.qtail >= EV.qcap and m == nil then
     -- A newcomer to a full queue: refused before the member record exists.
     return reply(BR_E_FULL)
@@ -60,8 +89,17 @@ local function fill_position()
     end
 end
 
+-- Issue 13: every successful join is a sign of life when presence is on.
+local function seen()
+    if EV.prs > 0 then
+        m.seen = NOW
+        member_save(m)
+    end
+end
+
 local st = m and mstatus(m) or BR_QS_NONE
 if st == BR_QS_PREQUEUE or st == BR_QS_WAITING or st == BR_QS_ADMITTED then
+    seen()
     fill_position() -- a re-join keeps the place
     return reply(BR_OK)
 end
@@ -84,5 +122,6 @@ else
     m.st = st
     member_save(m)
 end
+seen()
 fill_position()
 return reply(BR_OK)

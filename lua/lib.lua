@@ -345,16 +345,20 @@ end
 --      seq, 0 = none): a field of the event's hash, not a key per member,
 --      so reserve reads it with the event and writes it with the hold ----
 
--- The member from its stored value v (false when none).
+-- The member from its stored value v (false when none). Issue 13: a
+-- fourth field, seen (the member's last sign of life, core seen_ms), is
+-- there only when not 0, so members of events without presence keep the
+-- old three-field record.
 local function member_parse(uid, v)
     if not v then
         return nil
     end
-    local st, pass, tix = smatch(v, '^(%d+):(%d+):(%d+)$')
+    local st, pass, tix, seen = smatch(v, '^(%d+):(%d+):(%d+):?(%d*)$')
     if st == nil then
         broken('member ' .. uid .. ' = ' .. v)
     end
-    return {uid = uid, st = tonumber(st), pass = tonumber(pass), tix = tonumber(tix)}
+    return {uid = uid, st = tonumber(st), pass = tonumber(pass), tix = tonumber(tix),
+            seen = tonumber(seen) or 0}
 end
 
 local function member_find(uid)
@@ -362,13 +366,17 @@ local function member_find(uid)
 end
 
 local function member_save(m)
-    ev_put_str('m:' .. m.uid, dec(m.st) .. ':' .. dec(m.pass) .. ':' .. dec(m.tix))
+    local v = dec(m.st) .. ':' .. dec(m.pass) .. ':' .. dec(m.tix)
+    if m.seen ~= nil and m.seen ~= 0 then
+        v = v .. ':' .. dec(m.seen)
+    end
+    ev_put_str('m:' .. m.uid, v)
 end
 
 -- Creates the member (core: br_queue_member) with its first status and
 -- tickets: the callers know it does not exist yet.
 local function member_new(uid, st, tix)
-    local m = {uid = uid, st = st, pass = 0, tix = tix}
+    local m = {uid = uid, st = st, pass = 0, tix = tix, seen = 0}
     member_save(m)
     return m
 end
@@ -609,4 +617,141 @@ local function check_delay(cms, attempts)
         return BR_PAYMENT_CHECK_BACKOFF_MS_MAX
     end
     return d
+end
+
+-- ---- issue 13: the waiting room (twins of core/queue_gate.c). One table,
+--      WR, for all of it: the library's top level may hold 200 locals. ----
+--
+-- Fields of br:{e}:ev: the spec's wapm (admit_per_min), prs
+-- (presence_ttl_s), pow (pow_bits), qf (queue_flags), smode (mode); the live
+-- controls mode, maxl (max_active), apm (admit_per_min), pcr (pace credit,
+-- 1/60000 admissions), plast (pace last ms), told (inventory gate last
+-- announced), lap (places lapsed) and rate, the admission-rate ring
+-- "bucket_last:since_ms:n0:...:n29" (absent = none: bucket_last -1). An
+-- event written before issue 13 has none of them: every switch off.
+local WR = {}
+WR.FIELDS = {'mode', 'maxl', 'apm', 'pcr', 'plast', 'told', 'lap', 'qf', 'prs', 'maxa', 'zc',
+             'opens'}
+
+-- Loads the waiting room's fields (WR.FIELDS) into EV with their defaults,
+-- then the seats (WR.seats).
+function WR.load()
+    local v = redis.call('HMGET', K_EV, unpack(WR.FIELDS))
+    for i = 1, #WR.FIELDS do
+        EV[WR.FIELDS[i]] = tonumber(v[i])
+    end
+    EV.mode = EV.mode or 0
+    EV.maxl = EV.maxl or EV.maxa
+    EV.apm = EV.apm or 0
+    EV.pcr = EV.pcr or 0
+    EV.plast = EV.plast or 0
+    EV.told = EV.told or 0
+    EV.lap = EV.lap or 0
+    EV.qf = EV.qf or 0
+    EV.prs = EV.prs or 0
+    EV.aware = EV.qf % 2 == Q.QF_INVENTORY_AWARE
+    WR.seats()
+end
+
+-- core: br_queue_seats_available, br_queue_sold_out into EV.avail and
+-- EV.soldout. Read only for an inventory-aware event (only its gate uses them).
+function WR.seats()
+    EV.avail, EV.soldout = 0, false
+    if not EV.aware then
+        return
+    end
+    local names = {}
+    for z = 1, EV.zc do
+        names[#names + 1] = ZF[z].cap
+        names[#names + 1] = ZF[z].held
+        names[#names + 1] = ZF[z].sold
+    end
+    local v = redis.call('HMGET', K_EV, unpack(names))
+    local avail, soldout = 0, true
+    for z = 1, EV.zc do
+        local cap, held, sold = tonumber(v[3 * z - 2]), tonumber(v[3 * z - 1]), tonumber(v[3 * z])
+        avail = avail + cap - held - sold
+        if sold ~= cap then
+            soldout = false
+        end
+    end
+    EV.avail, EV.soldout = avail, soldout
+end
+
+-- core: the inventory gate inv(ev) (WR-SPEC 2)
+function WR.inv()
+    if EV.aware and EV.soldout then
+        return Q.GATE_SOLD_OUT
+    end
+    if EV.aware and EV.avail == 0 then
+        return Q.GATE_SEATS_HELD
+    end
+    return Q.GATE_OPEN
+end
+
+-- core: br_queue_gate -- the first match wins.
+function WR.gate()
+    if EV.mode == Q.QM_CLOSED then
+        return Q.GATE_CLOSED
+    end
+    if EV.mode == Q.QM_PASSTHROUGH then
+        return Q.GATE_PASSTHROUGH
+    end
+    if EV.aware and EV.soldout then
+        return Q.GATE_SOLD_OUT
+    end
+    if NOW < EV.opens then
+        return Q.GATE_NOT_OPEN
+    end
+    if EV.mode == Q.QM_PAUSED then
+        return Q.GATE_PAUSED
+    end
+    if EV.aware and EV.avail == 0 then
+        return Q.GATE_SEATS_HELD
+    end
+    return Q.GATE_OPEN
+end
+
+-- core: br_queue_rate_add(&ev->q_rate, now, k)
+function WR.rate_add(k)
+    local s = ev_get_str('rate')
+    local B, N = Q.RATE_BUCKET_MS, Q.RATE_BUCKETS
+    local b = floor(NOW / B)
+    local n, bl, since = {}, -1, 0
+    if s then
+        local f = {}
+        for x in string.gmatch(s, '%d+') do
+            f[#f + 1] = tonumber(x)
+        end
+        if #f ~= N + 2 then
+            broken('rate = ' .. s)
+        end
+        bl, since = f[1], f[2]
+        for j = 1, N do
+            n[j] = f[j + 2]
+        end
+    end
+    if bl == -1 then
+        for j = 1, N do
+            n[j] = 0
+        end
+        since, bl = NOW, b
+    elseif b > bl then
+        if b - bl >= N then
+            for j = 1, N do
+                n[j] = 0
+            end
+        else
+            for j = bl + 1, b do
+                n[j % N + 1] = 0
+            end
+        end
+        bl = b
+    end
+    n[bl % N + 1] = n[bl % N + 1] + k
+    local out = {dec(bl), dec(since)}
+    for j = 1, N do
+        out[j + 2] = dec(n[j])
+    end
+    ev_put_str('rate', table.concat(out, ':'))
 end

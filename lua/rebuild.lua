@@ -26,8 +26,8 @@ its webhook. A payment not open keeps cnext = 0 (the core keeps its last
 next check: not in the record). check_ms = 0: no check fields (no checks).
 
 KEYS[1]  br:{e<event>}:
-ARGV     now_ms (the checks restart from it), the event spec as in event_put.lua (2 .. 16 + 4 zc, queue
-         capacity resolved at 4), then pseq, hseq, yseq, piss, qtail, held
+ARGV     now_ms (the checks restart from it), the event spec as in event_put.lua (2 .. 21 + 4 zc, queue
+         capacity resolved at 4; the waiting room's five fields after the zones), then pseq, hseq, yseq, piss, qtail, held
          and sold per zone (zc each), then three blobs:
            holds     "seq:user:zone:qty:st:created:dl:amt:pass:pay:conf;" each
            payments  "seq:hold:st:amt:created:att:next:cms:ccl;" each (cms 0 or
@@ -40,7 +40,8 @@ Reply    the outcome (lib.lua): id (the event), count = holds written.
 local eid = arg_int(3, 1, BR_EVENT_ID_MAX)
 local qcap = arg_int(4, 1, 2 ^ 31)
 local zc = arg_int(16, 1, BR_EVENT_ZONES_MAX)
-local at = 17 + 4 * zc
+local wr = 17 + 4 * zc -- issue 13: the waiting room's five spec fields
+local at = wr + 5
 if #ARGV ~= at + 5 + 2 * zc + 3 then
     fail('rebuild with ' .. #ARGV .. ' arguments for ' .. zc .. ' zones')
 end
@@ -119,6 +120,18 @@ local args = {'doc', DOC, 'id', eid, 'owner', arg_u64(2), 'name', ARGV[5], 'venu
               'qcap', qcap, 'zc', zc, 'inc', arg_int(at + 8 + 2 * zc, 1, 2 ^ 53 - 1),
               'shuf', 0, 'qpre', 0, 'qtail', qtail, 'qwait', 0,
               'pact', 0, 'piss', piss, 'pseq', pseq, 'hseq', hseq, 'yseq', yseq}
+-- Issue 13: the waiting room's spec, and its live controls as
+-- event_create starts them (the record keeps no live mode, max_active,
+-- pacing or rate: an operator sets them again after a loss).
+local apm = arg_int(wr, 0, Q.ADMIT_PER_MIN_MAX)
+for _, kv in ipairs({{'wapm', apm}, {'prs', arg_int(wr + 1, 0, Q.PRESENCE_TTL_S_MAX)},
+                     {'pow', arg_int(wr + 2, 0, Q.POW_BITS_MAX)}, {'qf', arg_int(wr + 3, 0, 255)},
+                     {'smode', ARGV[wr + 4]}, {'mode', ARGV[wr + 4]}, {'maxl', ARGV[11]},
+                     {'apm', apm}, {'pcr', 0}, {'plast', apm > 0 and dec(NOW) or 0},
+                     {'told', Q.GATE_OPEN}, {'lap', 0}}) do
+    args[#args + 1] = kv[1]
+    args[#args + 1] = kv[2]
+end
 for s = BR_HOLD_HELD, BR_HOLD_REFUNDED do
     args[#args + 1] = BK[s]
     args[#args + 1] = bk[s]

@@ -32,6 +32,7 @@ records built as strings (no table per hold), then one HSET (in reply(): the
 hold, the member, the pass, the counters), a ZADD, the ZREM of the pass
 consumed and the log's XADD. lua/README.md "The cost of a reserve" has the figures.
 ]]
+local Q_PASSTHROUGH = SMALLS[Q.QM_PASSTHROUGH] -- the stored mode, a string
 log_command()
 local uid = arg_u64(2)
 local known = arg_small(3, 0, 1)
@@ -67,10 +68,10 @@ local v
 if pass_s then
     pass_f = dec(pass_s)
     v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
-                   zf.sold, 'p:' .. pass_f)
+                   zf.sold, 'mode', 'p:' .. pass_f)
 else
     v = redis.call('HMGET', K_EV, mfield, 'inc', 'hseq', 'pact', BK[BR_HOLD_HELD], zf.held,
-                   zf.sold)
+                   zf.sold, 'mode')
 end
 local sp = spec_get(v[2])
 EV.id = sp.id -- reply() reads it
@@ -125,23 +126,25 @@ repeat
     -- tickets. Member and pass are parsed here into locals, not into
     -- lib.lua's tables (a table per record costs more than the rest of it).
     local mrec = v[1]
-    local m_st, m_pass, tix = BR_QS_NONE, '0', 0
+    local m_st, m_pass, tix, m_seen = BR_QS_NONE, '0', 0, ''
     if mrec then
-        local a, b, c = smatch(mrec, '^(%d+):(%d+):(%d+)$')
+        local a, b, c, d = smatch(mrec, '^(%d+):(%d+):(%d+)(.*)$')
         if a == nil then
             broken('member ' .. uid .. ' = ' .. mrec)
         end
-        m_st, m_pass, tix = num(a), b, num(c)
+        m_st, m_pass, tix, m_seen = num(a), b, num(c), d -- d: ":<seen>" or '' (lib.lua)
     end
     local phead, piss = nil, nil
-    if sp.rp == 1 then
+    -- Issue 13 (WR-SPEC 4): in passthrough mode the hold needs no pass and
+    -- a pass given is ignored.
+    if sp.rp == 1 and v[8] ~= Q_PASSTHROUGH then
         if pass_id == '0' then
             rc = BR_E_PASS_REQUIRED
             break
         end
         -- core: the pass's id names this event and an issued pass, of this
         -- user, not used yet
-        local prec = pass_s and pass_e == sp.id and v[8]
+        local prec = pass_s and pass_e == sp.id and v[9]
         local puid, pdl, pst
         if prec then
             phead, puid, pdl, pst, piss = smatch(prec, '^((%d+):(%d+):)(%d+):(%d+)$')
@@ -197,7 +200,7 @@ repeat
         if phead and m_pass == pass_f then
             m_st = BR_QS_USED
         end
-        ev_put_str(mfield, dec(m_st) .. ':' .. m_pass .. ':' .. dec(tix + qty))
+        ev_put_str(mfield, dec(m_st) .. ':' .. m_pass .. ':' .. dec(tix + qty) .. m_seen)
     end
     -- core: fill_hold
     OUT[2] = BR_HOLD_HELD
