@@ -189,6 +189,9 @@ static void sub_sold_out(struct br_hub_sub *s)
 {
     char frame[128];
     size_t n = sold_out_frame(s->event_id, frame, sizeof frame);
+#ifdef BR_PLANT_HUB_NO_SOLD_OUT /* planted (26-wr-sse-plant.sh): the stream just ends */
+    n = 0;
+#endif
     sub_append(s, frame, n, true, true);
     s->passed = true; /* the stream is over */
 }
@@ -355,12 +358,10 @@ static void on_queue_state(void *ctx, uint64_t event_id, uint8_t gate, uint8_t m
                 continue;
             }
             bool wrote = n > 0 && sub_append(s, frame, n, gate == BR_GATE_SOLD_OUT, false);
-#ifndef BR_PLANT_HUB_NO_SOLD_OUT /* planted: caught by http_wr_sse (no sold_out event) */
             if (gate == BR_GATE_SOLD_OUT) {
                 sub_sold_out(s);
                 wrote = true;
             }
-#endif
             if (wrote) {
                 s->last_send_ms = now;
                 br_http_stream_wake(s->req);
@@ -503,11 +504,13 @@ static bool refresh_sub(struct br_hub *h, struct br_hub_sub *s, uint32_t asked,
     } else if (s->has_withheld && position_due(h, s, now)) {
         wake = sub_send_view(h, s, &s->withheld, false, now);
     }
+#ifndef BR_PLANT_HUB_NO_PRESENCE /* planted (26-wr-sse-plant.sh): open streams not reported */
     if (h->cfg.presence != NULL && !s->passed &&
         now - s->last_presence_ms >= (int64_t)h->cfg.presence_report_ms) {
         br_presence_seen(h->cfg.presence, s->event_id, s->user_id, now); /* an open stream */
         s->last_presence_ms = now;
     }
+#endif
     if (keepalive_round && !wake && now - s->last_send_ms >= (int64_t)h->cfg.keepalive_ms) {
         static const char ka[] = ": keep-alive\n\n";
         if (sub_append(s, ka, sizeof ka - 1, false, false)) {
@@ -645,7 +648,9 @@ struct br_hub_sub *br_hub_subscribe(struct br_hub *h, struct br_http_req *req, u
     h->buckets[bk] = s;
     h->streams++;
     int64_t now = br_clock_mono_ms();
+#ifndef BR_PLANT_HUB_NO_PRESENCE
     br_presence_seen(h->cfg.presence, event_id, user_id, now); /* a stream opened */
+#endif
     s->last_presence_ms = now;
     static const char hello[] = "retry: 3000\n\n";
     sub_append(s, hello, sizeof hello - 1, false, false);
