@@ -40,8 +40,15 @@ static void event_default(struct br_scn_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     struct br_event_spec *s = &ev->spec;
-    /* The core's defaults (the API's too), opening a minute into the run. */
+    /* The core's defaults (the API's too), opening a minute into the run,
+     * but with every waiting-room switch off (issue 13): old scenarios keep
+     * their behaviour and digests; a scenario turns a switch on by its key. */
     br_event_spec_default(s, 60000);
+    s->admit_per_min = 0;
+    s->presence_ttl_s = 0;
+    s->pow_bits = 0;
+    s->queue_flags = 0;
+    s->mode = BR_QM_OPEN;
     snprintf(s->name, sizeof s->name, "Simulated show");
     snprintf(s->venue, sizeof s->venue, "Simulated arena");
     s->zone_count = 1;
