@@ -22,8 +22,11 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <math.h>
 
 #include "core/err.h"
+#include "core/limits.h"
+#include "core/queue.h"
 #include "server/rush_crowd.h"
 #include "server/rush_meter.h"
 #include "sim/report.h"
@@ -773,6 +776,29 @@ int br_rush_prep_events(struct br_rush_net *net, const struct br_rush_config *cf
             (json_int_t)s->admit_per_tick, "pass_ttl_s", (double)pass_ms / 1000.0, "hold_ttl_s",
             (double)hold_ms / 1000.0, "queue_capacity",
             (json_int_t)people * BR_RUSH_PLACES_MAX + 64, "zones", zones);
+        /* Issue 13: the scenario's waiting-room switches, its times fitted
+         * like the TTLs (a rate per scenario minute is a rate per scaled
+         * minute). pow_bits is not passed: the rush's people solve no proof
+         * of work. */
+        json_t *queue = json_object_get(b, "queue");
+        uint32_t apm = s->admit_per_min;
+        if (apm > 0 && cfg->time_scale > 0) {
+            double scaled = ceil((double)apm / cfg->time_scale);
+            apm = scaled > BR_ADMIT_PER_MIN_MAX ? BR_ADMIT_PER_MIN_MAX
+                  : scaled < 1                 ? 1
+                                               : (uint32_t)scaled;
+        }
+        uint32_t ttl_s = s->presence_ttl_s == 0 ? 0
+                         : (uint32_t)(br_rush_plan_ttl_ms((int64_t)s->presence_ttl_s * 1000,
+                                                          cfg->time_scale, 1000) /
+                                      1000);
+        json_object_set_new(queue, "admit_per_min", json_integer(apm));
+        json_object_set_new(queue, "presence_ttl_s",
+                            json_integer(ttl_s > BR_PRESENCE_TTL_S_MAX ? BR_PRESENCE_TTL_S_MAX
+                                                                      : ttl_s));
+        json_object_set_new(queue, "inventory_aware",
+                            json_boolean((s->queue_flags & BR_QF_INVENTORY_AWARE) != 0));
+        json_object_set_new(queue, "mode", json_string(br_queue_mode_name(s->mode)));
         char *body = json_dumps(b, JSON_COMPACT);
         json_decref(b);
         if (body == NULL) {

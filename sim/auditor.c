@@ -32,6 +32,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/panic.h"
+#include "core/queue.h"
 
 /* ---- model records ---- */
 
@@ -53,6 +54,7 @@ struct a_member {
     uint32_t tickets;  /* held + confirmed seats (S3) */
     uint32_t pass_n;   /* latest pass, 0 = none */
     int64_t joined_ms; /* when the current place was taken */
+    int64_t seen_ms;   /* issue 13: last join or presence report (presence_ttl_s > 0), 0 = never */
 };
 
 struct a_pass {
@@ -125,6 +127,16 @@ struct a_event {
     uint32_t live_holds;
     uint8_t touched; /* zones touched in this step (bit z-1) */
     bool skip_pass, skip_hold, skip_pay; /* the next id of each may jump ahead (a repair) */
+    /* Issue 13: the waiting room as the auditor's own model has it (WR-SPEC
+     * §2-§8, re-stated here from the commands and effects, not the core's code). */
+    uint8_t mode;          /* enum br_queue_mode */
+    uint8_t told;          /* the inventory gate last announced (queue_state by an admit) */
+    uint32_t max_live;     /* live max_active */
+    uint32_t apm;          /* live admit_per_min */
+    int64_t pace_credit;   /* ms x admissions/min; 60000 = one admission */
+    int64_t pace_last_ms;
+    int64_t sold_out_ms;   /* when every seat was first sold (model), -1 = not */
+    int64_t told_sold_ms;  /* the first queue_state sold_out after that, -1 = none */
 };
 
 /* The first answer to (user, key): 40 bytes, one per fresh key (the
@@ -174,6 +186,7 @@ struct br_auditor {
     uint64_t worst_inversion;
     uint32_t *waits; /* join-to-pass, ms (capped at 2^32-1) */
     uint64_t wait_count, wait_cap;
+    struct br_audit_wr wr; /* issue 13 figures */
 };
 
 static const char *const inv_names[BR_INV_COUNT] = {"S1", "S2", "S3", "S4", "S5", "S6",
@@ -189,7 +202,6 @@ static const char *const inv_titles[BR_INV_COUNT] = {
     "conservation: charges - refunds = value of confirmed bookings",
     "the same idempotency key gets the same answer",
     "liveness: queues drain, holds expire, sagas end, nothing owed",
-    /* Issue 13: T3 checks them (no check yet: 0 checks, 0 violations). */
     "inventory: no pass while no seat is available; a sold-out queue closes",
     "modes: no admission while paused, closed or passthrough; closed refuses joins; outflow "
     "within admit_per_min",
@@ -319,6 +331,73 @@ static uint32_t count_pays(const struct a_event *ev)
 static uint32_t count_passes(const struct a_event *ev)
 {
     return ev->pass_count;
+}
+
+/* ---- issue 13: the waiting room's own model ---- */
+
+static bool ev_aware(const struct a_event *ev)
+{
+    return (ev->spec.queue_flags & BR_QF_INVENTORY_AWARE) != 0;
+}
+
+static int64_t ev_avail(const struct a_event *ev)
+{
+    int64_t n = 0;
+    for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+        n += (int64_t)ev->spec.zones[z].capacity - ev->held[z] - ev->sold[z];
+    }
+    return n;
+}
+
+static bool ev_sold_out(const struct a_event *ev)
+{
+    for (uint32_t z = 0; z < ev->spec.zone_count; z++) {
+        if (ev->sold[z] != ev->spec.zones[z].capacity) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The inventory part of the gate (WR-SPEC §2). */
+static uint8_t ev_inv(const struct a_event *ev)
+{
+    if (!ev_aware(ev)) {
+        return BR_GATE_OPEN;
+    }
+    return ev_sold_out(ev) ? BR_GATE_SOLD_OUT : ev_avail(ev) == 0 ? BR_GATE_SEATS_HELD : BR_GATE_OPEN;
+}
+
+/* The whole gate, first match wins (WR-SPEC §2). */
+static uint8_t ev_gate(const struct a_event *ev, int64_t now_ms)
+{
+    if (ev->mode == BR_QM_CLOSED) {
+        return BR_GATE_CLOSED;
+    }
+    if (ev->mode == BR_QM_PASSTHROUGH) {
+        return BR_GATE_PASSTHROUGH;
+    }
+    if (ev_aware(ev) && ev_sold_out(ev)) {
+        return BR_GATE_SOLD_OUT;
+    }
+    if (now_ms < ev->spec.sale_opens_at_ms) {
+        return BR_GATE_NOT_OPEN;
+    }
+    if (ev->mode == BR_QM_PAUSED) {
+        return BR_GATE_PAUSED;
+    }
+    return ev_inv(ev) == BR_GATE_SEATS_HELD ? BR_GATE_SEATS_HELD : BR_GATE_OPEN;
+}
+
+static int64_t ttl_ms(const struct a_event *ev)
+{
+    return (int64_t)ev->spec.presence_ttl_s * 1000;
+}
+
+/* A member the model has not seen for presence_ttl (only with presence on). */
+static bool absent(const struct a_event *ev, const struct a_member *m, int64_t now_ms)
+{
+    return ev->spec.presence_ttl_s > 0 && now_ms - m->seen_ms >= ttl_ms(ev);
 }
 
 static struct a_member *member(struct a_event *ev, uint64_t user_id)
@@ -534,6 +613,8 @@ struct br_auditor *br_auditor_new(const struct br_config *cfg, const struct br_s
     }
     a->cfg = *cfg;
     a->backend = backend;
+    a->wr.sold_out_ms = -1;
+    a->wr.sold_out_told_ms = -1;
     return a;
 }
 
@@ -726,6 +807,44 @@ static void check_join_position(struct br_auditor *a, const struct br_cmd *c,
     }
 }
 
+/* A join that would take a new place (WR-SPEC §3): the gate decides before
+ * anything else. True when the answer was a gate's (nothing more to model). */
+static bool join_gate(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                      struct a_event *ev)
+{
+    uint8_t g = ev_gate(ev, c->now_ms);
+    if (g == BR_GATE_CLOSED || out->err == BR_E_QUEUE_CLOSED) {
+        if (!check(a, BR_INV_M1, g == BR_GATE_CLOSED && out->err == BR_E_QUEUE_CLOSED)) {
+            violate(a, BR_INV_M1, ev->id, c->user_id, 0, 0, 0,
+                    "join answered %s while the model's gate is %s (closed refuses new places)",
+                    br_err_name(out->err), br_queue_gate_name(g));
+        }
+        return true;
+    }
+    if (g == BR_GATE_SOLD_OUT || out->err == BR_E_SOLD_OUT) {
+        if (!check(a, BR_INV_I1, g == BR_GATE_SOLD_OUT && out->err == BR_E_SOLD_OUT)) {
+            violate(a, BR_INV_I1, ev->id, c->user_id, 0, 0, 0,
+                    "join answered %s while the model's gate is %s (a sold-out queue takes no "
+                    "new place)",
+                    br_err_name(out->err), br_queue_gate_name(g));
+        }
+        return true;
+    }
+    if (g == BR_GATE_PASSTHROUGH || (out->err == BR_OK && out->status == BR_QS_PASSTHROUGH)) {
+        if (!check(a, BR_INV_M1,
+                   g == BR_GATE_PASSTHROUGH && out->err == BR_OK &&
+                       out->status == BR_QS_PASSTHROUGH && out->id == ev->id &&
+                       out->position == 0 && out->queue_length == ev->waiting)) {
+            violate(a, BR_INV_M1, ev->id, c->user_id, 0, 0, 0,
+                    "join answered %s status %s position %u while the model's gate is %s",
+                    br_err_name(out->err), br_queue_status_name(out->status), out->position,
+                    br_queue_gate_name(g));
+        }
+        return true;
+    }
+    return false;
+}
+
 static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
                     const struct br_effect *fx, uint32_t n)
 {
@@ -739,11 +858,25 @@ static void on_join(struct br_auditor *a, const struct br_cmd *c, const struct b
     }
     maybe_open(ev, c->now_ms);
     struct a_member *m = member(ev, c->user_id);
+    /* Issue 13: a join that would take a new place meets the gate first. */
+    bool kept = m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING ||
+                (m->status == BR_QS_ADMITTED && c->now_ms < ev->passes[m->pass_n - 1].deadline_ms);
+    if (!kept && join_gate(a, c, out, ev)) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (fx[i].kind == BR_FX_PASS_EXPIRED) {
+                fx_pass_expired(a, ev, &fx[i], false);
+            }
+        }
+        return;
+    }
     if (out->err == BR_OK || out->err == BR_E_FULL) {
         m->exists = 1; /* the backend records the member before it looks for a place */
     }
     if (out->err != BR_OK) {
         return;
+    }
+    if (ev->spec.presence_ttl_s > 0) {
+        m->seen_ms = c->now_ms; /* every successful join is a sighting */
     }
     for (uint32_t i = 0; i < n; i++) {
         if (fx[i].kind == BR_FX_PASS_EXPIRED) {
@@ -887,6 +1020,155 @@ static void fx_pass_issued(struct br_auditor *a, struct a_event *ev, const struc
     m->pass_n = n;
 }
 
+/* Pacing (WR-SPEC §5.3), the model's own credit: once shuffled, each admit
+ * adds (now - last) x apm up to max(60000, apm x 2 s). */
+static void pace_refill(struct a_event *ev, int64_t now_ms)
+{
+    if (ev->apm == 0) {
+        return;
+    }
+    int64_t dt = now_ms - ev->pace_last_ms;
+    int64_t cap = (int64_t)ev->apm * BR_PACE_BURST_MS;
+    if (cap < 60000) {
+        cap = 60000;
+    }
+    int64_t credit = ev->pace_credit + (dt > 0 ? dt : 0) * (int64_t)ev->apm;
+    ev->pace_credit = credit < cap ? credit : cap;
+    ev->pace_last_ms = now_ms;
+}
+
+/* I1 and M1 for one pass_issued, before S4 looks at its order: the mode
+ * admits, a seat is available, the pace credit covers it, the user is
+ * present (S4). */
+static void judge_pass(struct br_auditor *a, struct a_event *ev, const struct br_effect *f)
+{
+    const struct br_cmd *c = a->cmd;
+    int64_t avail = ev_avail(ev);
+    if (avail <= 0) {
+        a->wr.passes_no_seats++;
+    }
+    if (!check(a, BR_INV_I1, !ev_aware(ev) || avail > 0)) { /* I1 binds aware events */
+        violate(a, BR_INV_I1, ev->id, f->user_id, 0, 0, f->id,
+                "pass issued while the model has no seat available (held + sold = capacity)");
+    }
+    if (!check(a, BR_INV_M1, ev->mode == BR_QM_OPEN)) {
+        violate(a, BR_INV_M1, ev->id, f->user_id, 0, 0, f->id, "pass issued while the mode is %s",
+                br_queue_mode_name(ev->mode));
+    }
+    if (ev->apm > 0) {
+        if (!check(a, BR_INV_M1, ev->pace_credit >= 60000)) {
+            violate(a, BR_INV_M1, ev->id, f->user_id, 0, 0, f->id,
+                    "pass issued past admit_per_min %u: the model's pace credit is %" PRId64
+                    " (< one admission)",
+                    ev->apm, ev->pace_credit);
+        }
+        ev->pace_credit -= 60000;
+    }
+    if (f->user_id >= 1 && f->user_id <= a->users) {
+        struct a_member *m = member(ev, f->user_id);
+        if (absent(ev, m, c->now_ms)) {
+            a->wr.passes_absent++;
+        }
+        if (ev->spec.presence_ttl_s > 0 && !check(a, BR_INV_S4, !absent(ev, m, c->now_ms))) {
+            violate(a, BR_INV_S4, ev->id, f->user_id, 0, 0, f->id,
+                    "pass issued to a user absent for %" PRId64 " ms (presence_ttl %u s): the "
+                    "place should have lapsed",
+                    c->now_ms - m->seen_ms, ev->spec.presence_ttl_s);
+        }
+    }
+}
+
+/* A place_lapsed effect: the user waited, was really absent (not seen for
+ * presence_ttl by the model's record), and the deadline is seen + ttl. */
+static void fx_place_lapsed(struct br_auditor *a, struct a_event *ev, const struct br_effect *f)
+{
+    const struct br_cmd *c = a->cmd;
+    a->wr.lapsed++;
+    if (f->user_id == 0 || f->user_id > a->users) {
+        violate(a, BR_INV_S4, ev->id, f->user_id, 0, 0, 0, "place_lapsed for an unknown user");
+        return;
+    }
+    struct a_member *m = member(ev, f->user_id);
+    if (!check(a, BR_INV_S4, ev->spec.presence_ttl_s > 0 && m->status == BR_QS_WAITING &&
+                                 m->place != 0)) {
+        violate(a, BR_INV_S4, ev->id, f->user_id, 0, 0, 0,
+                "place_lapsed for a user who is not waiting (%s) or without presence_ttl",
+                br_queue_status_name(m->status));
+        return;
+    }
+    if (!check(a, BR_INV_S4, absent(ev, m, c->now_ms))) {
+        violate(a, BR_INV_S4, ev->id, f->user_id, 0, 0, 0,
+                "a present user was skipped: place lapsed %" PRId64
+                " ms after the model last saw them (presence_ttl %u s)",
+                c->now_ms - m->seen_ms, ev->spec.presence_ttl_s);
+    } else if (!check(a, BR_INV_S4, f->deadline_ms == m->seen_ms + ttl_ms(ev))) {
+        violate(a, BR_INV_S4, ev->id, f->user_id, 0, 0, 0,
+                "place_lapsed deadline %" PRId64 " is not seen %" PRId64 " + presence_ttl",
+                f->deadline_ms, m->seen_ms);
+    }
+    unwait(ev, m);
+    m->status = BR_QS_LAPSED;
+}
+
+/* An admit's announcement (WR-SPEC §5.4): exactly when the inventory gate
+ * differs from the one last told, one queue_state with the whole gate. */
+static void judge_announce(struct br_auditor *a, struct a_event *ev, const struct br_effect *qs,
+                           uint32_t queue_states)
+{
+    const struct br_cmd *c = a->cmd;
+    uint8_t inv = ev_inv(ev), g = ev_gate(ev, c->now_ms);
+    bool due = inv != ev->told;
+    int which = inv == BR_GATE_SOLD_OUT || ev->told == BR_GATE_SOLD_OUT ? BR_INV_I1 : BR_INV_M1;
+    if (!check(a, which, queue_states == (due ? 1u : 0u))) {
+        violate(a, which, ev->id, 0, 0, 0, 0,
+                "admit emitted %u queue_state effects; the model's inventory gate went %s -> %s",
+                queue_states, br_queue_gate_name(ev->told), br_queue_gate_name(inv));
+    } else if (due && !check(a, which, qs->id == g && qs->ref == ev->mode)) {
+        violate(a, which, ev->id, 0, 0, 0, 0,
+                "queue_state announced gate %s mode %" PRIu64 "; the model has %s, %s",
+                br_queue_gate_name((uint8_t)qs->id), qs->ref, br_queue_gate_name(g),
+                br_queue_mode_name(ev->mode));
+    }
+    if (due) {
+        ev->told = inv;
+        if (inv == BR_GATE_SOLD_OUT && ev->told_sold_ms < 0 && ev->sold_out_ms >= 0) {
+            ev->told_sold_ms = c->now_ms;
+            if (a->wr.sold_out_ms == ev->sold_out_ms && a->wr.sold_out_told_ms < 0) {
+                a->wr.sold_out_told_ms = c->now_ms;
+            }
+        }
+    }
+}
+
+/* What the model lets one admit issue (WR-SPEC §5.5-6), after its
+ * expiries: min(room under the live max_active, per tick, pace credit,
+ * seats available), 0 unless the gate is open; then no more than the
+ * backend's pass table still holds. */
+static uint32_t admit_want(struct br_auditor *a, struct a_event *ev, uint32_t issued_so_far)
+{
+    const struct br_cmd *c = a->cmd;
+    if (!ev->opened || ev_gate(ev, c->now_ms) != BR_GATE_OPEN) {
+        return 0;
+    }
+    uint64_t want = ev->max_live > ev->live_passes ? ev->max_live - ev->live_passes : 0;
+    want = want < ev->spec.admit_per_tick ? want : ev->spec.admit_per_tick;
+    if (ev->apm > 0 && (uint64_t)(ev->pace_credit / 60000) < want) {
+        want = (uint64_t)(ev->pace_credit / 60000);
+    }
+    if (ev_aware(ev) && (uint64_t)ev_avail(ev) < want) {
+        want = (uint64_t)ev_avail(ev);
+    }
+    uint64_t passes_total = 0;
+    for (uint32_t i = 0; i < a->event_count; i++) {
+        passes_total += a->events[i].pass_count;
+    }
+    passes_total -= issued_so_far;
+    if (passes_total + want > a->cfg.passes_max) {
+        want = passes_total >= a->cfg.passes_max ? 0 : a->cfg.passes_max - passes_total;
+    }
+    return (uint32_t)want;
+}
+
 static void on_admit(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
                      const struct br_effect *fx, uint32_t n)
 {
@@ -895,64 +1177,166 @@ static void on_admit(struct br_auditor *a, const struct br_cmd *c, const struct 
         return;
     }
     maybe_open(ev, c->now_ms);
-    uint32_t issued = 0;
-    bool issuing = false;
-    uint32_t room_after_expiry = 0, waiting_after_expiry = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (fx[i].kind == BR_FX_PASS_EXPIRED) {
-            if (!check(a, BR_INV_S4, !issuing)) {
+    uint32_t issued = 0, lapsed = 0, queue_states = 0;
+    const struct br_effect *qs = NULL;
+    bool walking = false, issuing = false;
+    uint32_t want = 0, waiting_after_expiry = 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        uint8_t kind = i < n ? fx[i].kind : BR_FX_NONE;
+        if (kind == BR_FX_PASS_EXPIRED) {
+            if (!check(a, BR_INV_S4, !walking)) {
                 violate(a, BR_INV_S4, ev->id, fx[i].user_id, 0, 0, fx[i].id,
                         "admit expired a pass after issuing new ones");
             }
             fx_pass_expired(a, ev, &fx[i], false);
-        } else if (fx[i].kind == BR_FX_PASS_ISSUED) {
-            if (!issuing) {
-                issuing = true;
-                room_after_expiry = ev->spec.max_active - ev->live_passes;
-                waiting_after_expiry = ev->waiting;
+            continue;
+        }
+        if (kind == BR_FX_QUEUE_STATE) {
+            a->wr.queue_states++;
+            queue_states++;
+            qs = &fx[i];
+            if (!check(a, BR_INV_M1, !walking && queue_states == 1)) {
+                violate(a, BR_INV_M1, ev->id, 0, 0, 0, 0,
+                        "admit emitted a queue_state after a pass or lapse, or two");
             }
+            continue;
+        }
+        if (!walking) {
+            /* After the expiries: the pace refill, the announcement, then the walk. */
+            walking = true;
+            if (ev->opened) {
+                pace_refill(ev, c->now_ms);
+                judge_announce(a, ev, qs, queue_states);
+            } else if (!check(a, BR_INV_M1, queue_states == 0)) {
+                violate(a, BR_INV_M1, ev->id, 0, 0, 0, 0,
+                        "queue_state announced before the opening shuffle");
+            }
+            want = admit_want(a, ev, 0);
+            waiting_after_expiry = ev->waiting;
+        }
+        if (kind == BR_FX_PLACE_LAPSED) {
+            if (!check(a, BR_INV_S4, issued < want)) {
+                violate(a, BR_INV_S4, ev->id, fx[i].user_id, 0, 0, 0,
+                        "a place lapsed after the admit had issued all %u passes it may", want);
+            }
+            fx_place_lapsed(a, ev, &fx[i]);
+            lapsed++;
+        } else if (kind == BR_FX_PASS_ISSUED) {
+            issuing = true;
+            judge_pass(a, ev, &fx[i]);
             fx_pass_issued(a, ev, &fx[i]);
             issued++;
-        } else {
+        } else if (kind != BR_FX_NONE) {
             violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0, "admit emitted a %s effect",
-                    br_effect_name(fx[i].kind));
+                    br_effect_name(kind));
         }
     }
-    if (!issuing) {
-        room_after_expiry = ev->spec.max_active - ev->live_passes;
-        waiting_after_expiry = ev->waiting;
-    }
-    if (!check(a, BR_INV_S4, ev->live_passes <= ev->spec.max_active && issued == out->count)) {
+    (void)issuing;
+    if (!check(a, BR_INV_S4, ev->live_passes <= ev->spec.max_active && issued == out->count &&
+                                 lapsed == out->ref)) {
         violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
-                "admit: %u live passes (max_active %u), %u issued, count %u", ev->live_passes,
-                ev->spec.max_active, issued, out->count);
+                "admit: %u live passes (max_active %u), %u issued, count %u, %u lapsed, ref %"
+                PRIu64,
+                ev->live_passes, ev->spec.max_active, issued, out->count, lapsed, out->ref);
     }
-    /* The admitter admits min(max_active - active, admit_per_tick) when that
-     * many wait (once the sale is open). */
-    uint32_t want =
-        room_after_expiry < ev->spec.admit_per_tick ? room_after_expiry : ev->spec.admit_per_tick;
-    if (want > waiting_after_expiry) {
-        want = waiting_after_expiry;
-    }
-    /* ... and no more than the backend's pass table still holds. */
-    uint64_t passes_total = 0;
-    for (uint32_t i = 0; i < a->event_count; i++) {
-        passes_total += a->events[i].pass_count;
-    }
-    passes_total -= issued;
-    if (passes_total + want > a->cfg.passes_max) {
-        want = passes_total >= a->cfg.passes_max ? 0 : (uint32_t)(a->cfg.passes_max - passes_total);
-    }
-    if (!ev->opened) {
-        want = 0;
-    }
-    if (!check(a, BR_INV_S4, issued == want)) {
+    /* The admitter admits every pass it may while members wait; lapses
+     * (at most BR_LAPSE_SKIP_MAX an admit: then the walk stops) take no pass. */
+    uint32_t left = waiting_after_expiry > lapsed ? waiting_after_expiry - lapsed : 0;
+    uint32_t expect = want < left ? want : left;
+    bool ok = lapsed >= BR_LAPSE_SKIP_MAX ? issued <= expect : issued == expect;
+    if (!check(a, BR_INV_S4, ok)) {
         violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
-                "admit issued %u passes; min(room %u, per tick %u, waiting %u) is %u", issued,
-                room_after_expiry, ev->spec.admit_per_tick, waiting_after_expiry, want);
+                "admit issued %u passes (%u lapsed); the model allows %u (live max_active %u, "
+                "per tick %u, pace credit %" PRId64 ", mode %s, seats available %" PRId64
+                ", waiting %u)",
+                issued, lapsed, expect, ev->max_live, ev->spec.admit_per_tick, ev->pace_credit,
+                br_queue_mode_name(ev->mode), ev_avail(ev), waiting_after_expiry);
     }
     check_queue_length(a, ev, out);
     judge_shuffle(a, ev);
+}
+
+/* queue_mode_set (WR-SPEC §7): the system or the event's steward may set
+ * the mode, the live max_active and admit_per_min; the answer and the
+ * announcement are the model's. */
+static void on_mode_set(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out,
+                        const struct br_effect *fx, uint32_t n)
+{
+    struct a_event *ev = event_of(a, c->u.queue_mode_set.event_id);
+    if (ev == NULL || out->err != BR_OK) {
+        bool valid = ev != NULL && c->user_id == 0 && c->u.queue_mode_set.set != 0 &&
+                     (c->u.queue_mode_set.set & ~7u) == 0 &&
+                     (!(c->u.queue_mode_set.set & BR_QSET_MODE) ||
+                      c->u.queue_mode_set.mode < BR_QUEUE_MODE_COUNT) &&
+                     (!(c->u.queue_mode_set.set & BR_QSET_MAX_ACTIVE) ||
+                      (c->u.queue_mode_set.max_active >= 1 &&
+                       c->u.queue_mode_set.max_active <= ev->spec.max_active)) &&
+                     (!(c->u.queue_mode_set.set & BR_QSET_ADMIT_PER_MIN) ||
+                      c->u.queue_mode_set.admit_per_min <= BR_ADMIT_PER_MIN_MAX);
+        if (!check(a, BR_INV_M1, out->err != BR_OK && !valid) && out->err != BR_OK) {
+            violate(a, BR_INV_M1, c->u.queue_mode_set.event_id, c->user_id, 0, 0, 0,
+                    "queue_mode_set by the system refused %s", br_err_name(out->err));
+        }
+        return;
+    }
+    uint8_t set = c->u.queue_mode_set.set;
+    if (set & BR_QSET_MODE) {
+        ev->mode = c->u.queue_mode_set.mode;
+    }
+    if (set & BR_QSET_MAX_ACTIVE) {
+        ev->max_live = c->u.queue_mode_set.max_active;
+    }
+    if (set & BR_QSET_ADMIT_PER_MIN) {
+        ev->apm = c->u.queue_mode_set.admit_per_min;
+        ev->pace_credit = 0;
+        ev->pace_last_ms = ev->apm > 0 ? c->now_ms : 0;
+    }
+    uint8_t g = ev_gate(ev, c->now_ms);
+    if (!check(a, BR_INV_M1, out->id == ev->id && out->status == ev->mode && out->position == g &&
+                                 out->count == ev->max_live && out->ref == ev->apm)) {
+        violate(a, BR_INV_M1, ev->id, 0, 0, 0, 0,
+                "queue_mode_set answered mode %u gate %u max_active %u apm %" PRIu64
+                "; the model has %s, %s, %u, %u",
+                out->status, out->position, out->count, out->ref, br_queue_mode_name(ev->mode),
+                br_queue_gate_name(g), ev->max_live, ev->apm);
+    }
+    bool one = (set & BR_QSET_MODE) ? n == 1 && fx[0].kind == BR_FX_QUEUE_STATE &&
+                                          fx[0].id == g && fx[0].ref == ev->mode
+                                    : n == 0;
+    if (!check(a, BR_INV_M1, one)) {
+        violate(a, BR_INV_M1, ev->id, 0, 0, 0, 0,
+                "queue_mode_set emitted %u effects; the model wants %s", n,
+                (set & BR_QSET_MODE) ? "one queue_state with the gate after the change" : "none");
+    }
+    a->wr.queue_states += (set & BR_QSET_MODE) ? 1 : 0;
+}
+
+/* presence (WR-SPEC §8): members waiting or admitted are seen now. */
+static void on_presence(struct br_auditor *a, const struct br_cmd *c, const struct br_outcome *out)
+{
+    struct a_event *ev = event_of(a, c->u.presence.event_id);
+    if (ev == NULL || out->err != BR_OK) {
+        return;
+    }
+    uint32_t counted = 0;
+    uint32_t k = c->u.presence.count <= BR_PRESENCE_BATCH_MAX ? c->u.presence.count : 0;
+    for (uint32_t i = 0; i < k && ev->spec.presence_ttl_s > 0; i++) {
+        uint64_t u = c->u.presence.user_ids[i];
+        if (u == 0 || u > a->users) {
+            continue;
+        }
+        struct a_member *m = member(ev, u);
+        if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING ||
+            m->status == BR_QS_ADMITTED) {
+            m->seen_ms = c->now_ms > m->seen_ms ? c->now_ms : m->seen_ms;
+            counted++;
+        }
+    }
+    if (!check(a, BR_INV_S4, out->count == counted && out->queue_length == ev->waiting)) {
+        violate(a, BR_INV_S4, ev->id, 0, 0, 0, 0,
+                "presence counted %u members (queue length %u); the model has %u (%u waiting)",
+                out->count, out->queue_length, counted, ev->waiting);
+    }
 }
 
 /* ---- holds ---- */
@@ -1138,8 +1522,8 @@ static void reserve_granted(struct br_auditor *a, const struct br_cmd *c,
         violate(a, BR_INV_S4, ev->id, c->user_id, out->id, 0, pass_id,
                 "seats held before the sale opened");
     }
-    if (ev->spec.requires_pass) {
-        reserve_use_pass(a, c, out, v);
+    if (ev->spec.requires_pass && ev->mode != BR_QM_PASSTHROUGH) {
+        reserve_use_pass(a, c, out, v); /* passthrough: no pass needed, one given is ignored */
     }
     if (!check(a, BR_INV_S1, qty <= v->avail)) {
         violate(
@@ -1183,6 +1567,10 @@ static void reserve_refused(struct br_auditor *a, const struct br_cmd *c,
         if (!check(a, BR_INV_S4, !(v->pass_ok && ev->spec.requires_pass))) {
             violate(a, BR_INV_S4, ev->id, c->user_id, 0, 0, pass_id,
                     "%s for a pass the model has live and the user's", br_err_name(out->err));
+        }
+        if (!check(a, BR_INV_M1, ev->mode != BR_QM_PASSTHROUGH)) {
+            violate(a, BR_INV_M1, ev->id, c->user_id, 0, 0, pass_id,
+                    "%s in passthrough mode (holds need no pass)", br_err_name(out->err));
         }
     }
 }
@@ -1775,6 +2163,13 @@ static void on_event_create(struct br_auditor *a, const struct br_cmd *c,
         ev->spec.queue_capacity = a->cfg.queue_capacity_default;
     }
     ev->place_cap = ev->spec.queue_capacity;
+    ev->mode = ev->spec.mode;
+    ev->told = BR_GATE_OPEN;
+    ev->max_live = ev->spec.max_active;
+    ev->apm = ev->spec.admit_per_min;
+    ev->pace_last_ms = ev->apm > 0 ? c->now_ms : 0;
+    ev->sold_out_ms = -1;
+    ev->told_sold_ms = -1;
     ev->place_user = calloc(ev->place_cap ? ev->place_cap : 1, sizeof *ev->place_user);
     ev->fen = calloc(ev->place_cap ? ev->place_cap : 1, sizeof *ev->fen);
     BR_ASSERT(ev->place_user != NULL && ev->fen != NULL);
@@ -1786,6 +2181,12 @@ static void zone_cross_check(struct br_auditor *a)
 {
     for (uint32_t i = 0; i < a->touched_count; i++) {
         struct a_event *ev = a->touched[i];
+        if (ev->sold_out_ms < 0 && ev_sold_out(ev)) {
+            ev->sold_out_ms = a->cmd->now_ms; /* the last seat sold (final: S2) */
+            if (a->wr.sold_out_ms < 0) {
+                a->wr.sold_out_ms = ev->sold_out_ms;
+            }
+        }
         for (uint32_t z = 1; z <= ev->spec.zone_count; z++) {
             if (!(ev->touched & (1u << (z - 1)))) {
                 continue;
@@ -1867,6 +2268,12 @@ void br_auditor_observe(struct br_auditor *a, const struct br_cmd *c, const stru
     case BR_CMD_PAYMENT_CHECK:
         on_payment_check(a, c, out, fx, n);
         break;
+    case BR_CMD_QUEUE_MODE_SET:
+        on_mode_set(a, c, out, fx, n);
+        break;
+    case BR_CMD_PRESENCE:
+        on_presence(a, c, out);
+        break;
     default:
         break;
     }
@@ -1881,7 +2288,12 @@ void br_auditor_liveness(const struct br_auditor *a, int64_t now_ms, struct br_a
     memset(l, 0, sizeof *l);
     for (uint32_t i = 0; i < a->event_count; i++) {
         const struct a_event *ev = &a->events[i];
-        l->waiting += ev->waiting;
+        /* Issue 13: a closed, passthrough or sold-out queue is settled: its
+         * waiting users were told (queue_state) and admit nobody. */
+        uint8_t g = ev_gate(ev, now_ms);
+        if (g != BR_GATE_CLOSED && g != BR_GATE_PASSTHROUGH && g != BR_GATE_SOLD_OUT) {
+            l->waiting += ev->waiting;
+        }
         for (uint32_t n = 0; n < ev->hold_count; n++) {
             const struct a_hold *h = &ev->holds[n];
             if (h->state == BR_HOLD_HELD) {
@@ -2005,6 +2417,11 @@ uint64_t br_auditor_violations_of(const struct br_auditor *a, int inv)
 uint64_t br_auditor_steps(const struct br_auditor *a)
 {
     return a->step;
+}
+
+const struct br_audit_wr *br_auditor_wr(const struct br_auditor *a)
+{
+    return &a->wr;
 }
 
 const struct br_audit_funnel *br_auditor_funnel(const struct br_auditor *a)

@@ -38,8 +38,20 @@
  *      deadline, every payment final, no refund owed.
  *   I1 (issue 13) inventory: no pass while no seat is available; a sold-out
  *      queue closes (events with BR_QF_INVENTORY_AWARE).
+ *      Every seat sold: a join taking a new place is refused SOLD_OUT, and
+ *      the next admit announces sold_out (queue_state) to the waiting users;
+ *      each admit announces exactly when the inventory gate changed.
  *   M1 (issue 13) modes: no admission while paused, closed or passthrough;
- *      closed refuses joins; outflow within admit_per_min.
+ *      closed refuses joins that would take a new place, passthrough answers
+ *      them without one and lets holds go without a pass; queue_mode_set
+ *      answers and announces the model's mode and gate; outflow within
+ *      admit_per_min by the auditor's own pace-credit model (so over any
+ *      window w at most apm * w / 60000 + the 2 s burst).
+ *   S4 (issue 13, with presence_ttl_s): passes in queue order among the
+ *      users present: a place_lapsed for a user the model saw (join or
+ *      presence) less than presence_ttl ago, or a pass to a user absent for
+ *      presence_ttl or more, is a violation; an absent earlier joiner must
+ *      have lapsed before a later one is admitted (the order check).
  *
  * The first violation is kept with the step, the command and the entities;
  * counts of checks and violations are kept per invariant. Cost per step is
@@ -110,6 +122,16 @@ struct br_audit_liveness {
     uint64_t refunds_owed;
 };
 
+/* Issue 13: the waiting room's figures, as the auditor's model saw them. */
+struct br_audit_wr {
+    uint64_t passes_no_seats; /* passes issued while no seat was available (any event) */
+    uint64_t passes_absent;   /* passes to users not seen for presence_ttl (events with it) */
+    uint64_t lapsed;          /* place_lapsed effects */
+    uint64_t queue_states;    /* queue_state effects */
+    int64_t sold_out_ms;      /* now_ms when the first event to sell out sold its last seat, -1 */
+    int64_t sold_out_told_ms; /* its first queue_state sold_out after that, -1 = never */
+};
+
 struct br_auditor;
 
 /* A new auditor. cfg sizes nothing hard (the model grows) but is kept for
@@ -145,6 +167,7 @@ uint64_t br_auditor_checks(const struct br_auditor *a, int inv);
 uint64_t br_auditor_violations_of(const struct br_auditor *a, int inv);
 uint64_t br_auditor_steps(const struct br_auditor *a);
 const struct br_audit_funnel *br_auditor_funnel(const struct br_auditor *a);
+const struct br_audit_wr *br_auditor_wr(const struct br_auditor *a);
 
 /* Fairness: the worst admission inversion (waiting users who joined after
  * the opening and before the admitted one, plus pre-queue users still

@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/panic.h"
+#include "core/queue.h"
 
 struct mem_impl {
     struct br_engine engine;
@@ -66,6 +67,22 @@ static void mem_self_check(const struct br_sim_backend *b)
     br_engine_check(&m->engine);
 }
 
+/* Issue 13: the estimate the status route would give someone at `position`. */
+static int mem_queue_estimate(const struct br_sim_backend *b, uint64_t event, uint32_t position,
+                              int64_t now_ms, uint32_t tick_ms, struct br_queue_estimate *out)
+{
+    const struct mem_impl *m = b->impl;
+    struct br_queue_event_view v;
+    int rc = br_queue_event_view(&m->engine, event, now_ms, tick_ms, &v);
+    if (rc != BR_OK) {
+        return rc;
+    }
+    const struct br_event *ev = &m->engine.events[event - 1];
+    br_queue_estimate(&ev->spec, v.admit_per_min, &ev->q_rate, v.gate, position, tick_ms, now_ms,
+                      out);
+    return BR_OK;
+}
+
 static void mem_close(struct br_sim_backend *b)
 {
     struct mem_impl *m = b->impl;
@@ -83,6 +100,7 @@ static const struct br_sim_backend_ops mem_ops = {
     .zone_counts = mem_zone_counts,
     .self_check = mem_self_check,
     .close = mem_close,
+    .queue_estimate = mem_queue_estimate,
 };
 
 int br_sim_backend_memory_open(struct br_sim_backend *b, const struct br_config *cfg)

@@ -51,6 +51,7 @@ enum {
     ST_FAULTS = 4,
     ST_BOTS = 5,
     ST_CLOCKS = 6,
+    ST_WAITING_ROOM = 7, /* issue 13: abandonment, reactions to queue_state */
 };
 
 enum proc { P_API = 0, P_ADMITTER = 1, P_SWEEPER = 2, P_SAGA = 3, P_COUNT = 4 };
@@ -74,6 +75,10 @@ enum action_kind {
     A_RESTART,       /* who = worker */
     A_BOT,           /* who = bot index */
     A_FAULTS_END,
+    A_OPERATOR, /* issue 13: operator step `who` (queue_mode_set as the system) */
+    A_PRESENCE, /* issue 13: the server's presence reports (every presence.report_ms) */
+    A_ABANDON,  /* issue 13: person `who` (gen-checked) closes the tab for good */
+    A_TOLD,     /* issue 13: event `who`'s waiting people were told gate a8 (closed, sold out) */
 };
 
 enum phase { PH_NEW = 0, PH_QUEUED, PH_ADMITTED, PH_HELD, PH_PAYING, PH_DONE };
@@ -85,6 +90,13 @@ enum trait {
     T_GREEDY = 1u << 3,   /* asks past the limit */
     T_SILENT = 1u << 4,   /* leaves by closing the tab */
     T_FRESH = 1u << 5,    /* holds a pass it has not used yet: looks at the page first */
+    T_GONE = 1u << 6,     /* issue 13: left the queue silently, never seen again */
+};
+
+/* Issue 13: a join's wait estimate, judged when the pass comes. */
+struct est_rec {
+    int64_t join_t;
+    uint32_t est_s; /* UINT32_MAX = none */
 };
 
 struct person {
@@ -139,6 +151,7 @@ struct drv_event {
     int64_t soldout_t[BR_EVENT_ZONES_MAX]; /* when a zone was last seen sold out, -1 = not */
     bool admit_scheduled;
     bool sweep_scheduled;
+    uint8_t gate; /* issue 13: the gate last announced (queue_state), enum br_queue_gate */
     struct pay_rec *pays; /* by payment n - 1 */
     uint32_t pay_cap;
 };
@@ -178,6 +191,11 @@ struct drv {
     bool stop;
     int io_error;
     struct br_cmd cmd; /* scratch */
+    /* issue 13 */
+    struct br_rng r_wr;
+    struct est_rec *est; /* per person, when the backend estimates */
+    int64_t *est_err;    /* |estimated - actual| wait, ms */
+    uint64_t est_count, est_cap;
 };
 
 static const char *const fault_names[BR_FAULT_COUNT] = {
@@ -476,6 +494,9 @@ static bool apply(struct drv *d, enum proc p, bool lost, struct applied *ap)
         for (uint32_t z = 0; ev != NULL && z < BR_EVENT_ZONES_MAX; z++) {
             ev->soldout_t[z] = -1; /* seats came back */
         }
+        if (ev != NULL && ev->gate == BR_GATE_SEATS_HELD) {
+            wake_admitter(d, ev); /* issue 13: seats came back to a held-up queue */
+        }
     }
     if (d->o->self_check_every != 0 && d->st->commands % d->o->self_check_every == 0 &&
         d->o->backend->ops->self_check != NULL && br_auditor_violations(d->o->auditor) == 0) {
@@ -554,6 +575,33 @@ static uint32_t pick_qty(struct drv *d, uint32_t u)
     return q;
 }
 
+static void start_reserving(struct drv *d, uint32_t u, int64_t at);
+
+/* Issue 13, after a person's join took or kept a place: the estimate they
+ * were shown, and (crowd.abandon_share) whether they will leave silently. */
+static void waiting_room_joined(struct drv *d, uint32_t u, const struct br_outcome *out)
+{
+    struct person *pp = &d->people[u];
+    const struct br_sim_backend *b = d->o->backend;
+    if (d->est != NULL && out->status == BR_QS_WAITING && out->position > 0 &&
+        b->ops->queue_estimate != NULL) {
+        struct br_queue_estimate e;
+        d->est[u].est_s = UINT32_MAX;
+        if (b->ops->queue_estimate(b, d->ev[pp->event].id, out->position, now_of(d, P_API),
+                                   (uint32_t)d->s->workers[BR_WORKER_ADMITTER].tick_ms,
+                                   &e) == BR_OK &&
+            e.wait_s != UINT32_MAX) {
+            d->est[u].est_s = e.wait_s;
+            d->est[u].join_t = d->t;
+        }
+    }
+    if (d->s->crowd.abandon_share > 0 && out->status != BR_QS_ADMITTED &&
+        br_rng_chance(&d->r_wr, d->s->crowd.abandon_share)) {
+        int64_t after = 1000 + (int64_t)br_rng_below(&d->r_wr, 60000);
+        push(d, d->t + after, A_ABANDON, u, pp->gen, 0, 0, 0, 0);
+    }
+}
+
 static void on_join_result(struct drv *d, uint32_t u, const struct applied *ap, bool main_flow)
 {
     struct person *pp = &d->people[u];
@@ -571,8 +619,15 @@ static void on_join_result(struct drv *d, uint32_t u, const struct applied *ap, 
         person_done(d, u); /* the queue is full: this person goes home */
         return;
     }
+    if (ap->out.status == BR_QS_PASSTHROUGH) {
+        /* Issue 13: no queue at all: straight to the seats, no pass. */
+        pp->pass_id = 0;
+        start_reserving(d, u, d->t + range_draw(&d->r_beh, d->s->crowd.think_ms) / 4);
+        return;
+    }
     pp->phase = PH_QUEUED;
     pp->gen++;
+    waiting_room_joined(d, u, &ap->out);
     if (ap->out.status == BR_QS_ADMITTED && ap->out.ref != 0) {
         /* Already admitted (a tab saw it first). */
         pp->phase = PH_ADMITTED;
@@ -1328,6 +1383,25 @@ static void query_call(struct drv *d, const struct br_action *a)
 
 /* ---- effects ---- */
 
+/* Issue 13: the pass came; how far off was the estimate given at the join. */
+static void note_estimate_error(struct drv *d, uint32_t u)
+{
+    if (d->est == NULL || d->est[u].est_s == UINT32_MAX) {
+        return;
+    }
+    int64_t actual = d->t - d->est[u].join_t;
+    int64_t err = (int64_t)d->est[u].est_s * 1000 - actual;
+    d->est[u].est_s = UINT32_MAX;
+    if (d->est_count == d->est_cap) {
+        uint64_t cap = d->est_cap ? d->est_cap * 2 : 1024;
+        int64_t *v = realloc(d->est_err, (size_t)cap * sizeof *v);
+        BR_ASSERT(v != NULL);
+        d->est_err = v;
+        d->est_cap = cap;
+    }
+    d->est_err[d->est_count++] = err < 0 ? -err : err;
+}
+
 /* A pass was issued (by the admitter, or on a join with room): a bot keeps
  * it; a person still queued is admitted, and comes to the page once the
  * notification (or, if it was lost, the next position poll) reaches them. */
@@ -1346,9 +1420,14 @@ static void pass_issued(struct drv *d, bool lost, const struct br_effect *f)
     }
     uint32_t u = (uint32_t)(f->user_id - 1);
     struct person *pp = &d->people[u];
+    if (pp->traits & T_GONE) {
+        d->st->passes_to_gone++; /* a pass for nobody: it lapses */
+        return;
+    }
     if (pp->phase != PH_QUEUED) {
         return;
     }
+    note_estimate_error(d, u);
     pp->phase = PH_ADMITTED;
     pp->pass_id = f->id;
     pp->pass_deadline_ms = f->deadline_ms;
@@ -1419,9 +1498,32 @@ static void on_effects(struct drv *d, enum proc p, bool lost, const struct appli
                      f->id, 0, f->kind == BR_FX_PROVIDER_VOID ? 1 : 0, 0);
             }
             break;
+        case BR_FX_QUEUE_STATE: {
+            struct drv_event *ev = event_by_id(d, f->event_id);
+            if (ev != NULL) {
+                ev->gate = (uint8_t)f->id;
+                if (f->id == BR_GATE_CLOSED || f->id == BR_GATE_SOLD_OUT) {
+                    push(d, d->t, A_TOLD, (uint32_t)(ev - d->ev), 0, 0, 0, (uint8_t)f->id, 0);
+                } else {
+                    wake_admitter(d, ev);
+                }
+            }
+            break;
+        }
+        case BR_FX_PLACE_LAPSED:
+            if (is_person(d, f->user_id)) {
+                uint32_t u = (uint32_t)(f->user_id - 1);
+                if (!(d->people[u].traits & T_GONE) && d->people[u].phase == PH_QUEUED) {
+                    person_done(d, u); /* still there, skipped: the page says lapsed */
+                }
+            }
+            break;
         case BR_FX_BOOKING_CONFIRMED:
         case BR_FX_BOOKING_EXPIRED: {
             struct drv_event *ev = event_by_id(d, f->event_id);
+            if (ev != NULL && (d->s->events[ev - d->ev].spec.queue_flags & BR_QF_INVENTORY_AWARE)) {
+                wake_admitter(d, ev); /* the inventory gate may change: announce it */
+            }
             if (ev != NULL && ev->live_holds > 0) {
                 ev->live_holds--;
             }
@@ -1454,7 +1556,12 @@ static void admit_tick(struct drv *d, uint32_t ei)
         return;
     }
     ev->queue_len = ap.out.queue_length;
-    if (ev->queue_len > 0 && !d->w[BR_WORKER_ADMITTER].down) {
+    /* Issue 13: a gate that admits nobody sleeps the admitter until an
+     * operator step, returned seats or an announcement wake it. */
+    bool stuck = ev->gate == BR_GATE_PAUSED || ev->gate == BR_GATE_CLOSED ||
+                 ev->gate == BR_GATE_SOLD_OUT || ev->gate == BR_GATE_SEATS_HELD ||
+                 ev->gate == BR_GATE_PASSTHROUGH;
+    if (ev->queue_len > 0 && !d->w[BR_WORKER_ADMITTER].down && !(stuck && ap.out.count == 0)) {
         wake_admitter(d, ev);
     }
 }
@@ -1685,6 +1792,25 @@ static void setup_bots_and_faults(struct drv *d)
     d->st->faults_end_ms = s->faults_until_ms;
 }
 
+/* Issue 13: operator steps at their times, presence reports, estimates. */
+static void setup_waiting_room(struct drv *d)
+{
+    const struct br_scenario *s = d->s;
+    for (uint32_t i = 0; i < s->operator_count; i++) {
+        push(d, s->operators[i].at_ms, A_OPERATOR, i, 0, 0, 0, 0, 0);
+    }
+    if (s->presence_report_ms > 0) {
+        push(d, s->presence_report_ms, A_PRESENCE, 0, 0, 0, 0, 0, 0);
+    }
+    if (s->compare || s->presence_report_ms > 0 || s->operator_count > 0) {
+        d->est = malloc(sizeof *d->est * (d->users ? d->users : 1));
+        BR_ASSERT(d->est != NULL);
+        for (uint32_t u = 0; u < d->users; u++) {
+            d->est[u].est_s = UINT32_MAX;
+        }
+    }
+}
+
 static int setup(struct drv *d)
 {
     const struct br_scenario *s = d->s;
@@ -1696,6 +1822,7 @@ static int setup(struct drv *d)
     d->r_fault = br_rng_split(&root, ST_FAULTS);
     d->r_bot = br_rng_split(&root, ST_BOTS);
     d->r_clock = br_rng_split(&root, ST_CLOCKS);
+    d->r_wr = br_rng_split(&root, ST_WAITING_ROOM);
     for (int p = 0; p < P_COUNT; p++) {
         draw_offset(d, (enum proc)p);
     }
@@ -1721,6 +1848,7 @@ static int setup(struct drv *d)
     setup_arrivals(d, &r_arr, tmp);
     free(tmp);
     setup_bots_and_faults(d);
+    setup_waiting_room(d);
     return BR_OK;
 }
 
@@ -1825,6 +1953,93 @@ static void arrival_step(struct drv *d)
     arrive(d, u);
 }
 
+/* ---- issue 13: the operator, the server's presence reports, the crowd ---- */
+
+static void operator_step(struct drv *d, uint32_t i)
+{
+    const struct br_scn_operator *op = &d->s->operators[i];
+    struct drv_event *ev = &d->ev[op->event];
+    struct br_cmd *c = cmd_new(d, BR_CMD_QUEUE_MODE_SET, P_API, 0);
+    c->u.queue_mode_set.event_id = ev->id;
+    c->u.queue_mode_set.set = op->set;
+    c->u.queue_mode_set.mode = op->mode;
+    c->u.queue_mode_set.max_active = op->max_active;
+    c->u.queue_mode_set.admit_per_min = op->admit_per_min;
+    struct applied ap;
+    if (!apply(d, P_API, false, &ap)) {
+        return;
+    }
+    d->st->operator_steps++;
+    if (ap.out.err == BR_OK) {
+        ev->gate = (uint8_t)ap.out.position;
+        wake_admitter(d, ev);
+    }
+}
+
+/* Who the server sees: people on the queue page (queued, or admitted and
+ * not yet booking), not those who left. Batches of BR_PRESENCE_BATCH_MAX
+ * per event with presence_ttl_s; again while anyone is there or to come. */
+static void presence_tick(struct drv *d)
+{
+    bool anyone = false;
+    for (uint32_t ei = 0; ei < d->s->event_count && !d->stop; ei++) {
+        if (d->s->events[ei].spec.presence_ttl_s == 0) {
+            continue;
+        }
+        struct br_cmd *c = NULL;
+        for (uint32_t u = 0; u <= d->users && !d->stop; u++) {
+            const struct person *pp = u < d->users ? &d->people[u] : NULL;
+            bool here = pp != NULL && pp->event == ei && !(pp->traits & T_GONE) &&
+                        (pp->phase == PH_QUEUED || pp->phase == PH_ADMITTED);
+            if (here) {
+                anyone = true;
+                if (c == NULL) {
+                    c = cmd_new(d, BR_CMD_PRESENCE, P_API, 0);
+                    c->u.presence.event_id = d->ev[ei].id;
+                }
+                c->u.presence.user_ids[c->u.presence.count++] = u + 1u;
+            }
+            if (c != NULL && (c->u.presence.count == BR_PRESENCE_BATCH_MAX || pp == NULL)) {
+                struct applied ap;
+                apply(d, P_API, false, &ap);
+                d->st->presence_commands++;
+                c = NULL;
+            }
+        }
+    }
+    if (anyone || d->next_arrival < d->users) {
+        push(d, d->t + d->s->presence_report_ms, A_PRESENCE, 0, 0, 0, 0, 0, 0);
+    }
+}
+
+static void abandon(struct drv *d, const struct br_action *a)
+{
+    struct person *pp = &d->people[a->who];
+    if (a->gen != pp->gen || pp->phase != PH_QUEUED) {
+        return;
+    }
+    pp->traits |= T_GONE;
+    d->st->abandoned++;
+    person_done(d, a->who);
+}
+
+/* The queue page of event ei says closed or sold out: the people still
+ * waiting go home, half of them giving their place back on the way. */
+static void told(struct drv *d, uint32_t ei)
+{
+    for (uint32_t u = 0; u < d->users && !d->stop; u++) {
+        struct person *pp = &d->people[u];
+        if (pp->event != ei || pp->phase != PH_QUEUED || (pp->traits & T_GONE)) {
+            continue;
+        }
+        d->st->told_closed++;
+        if (br_rng_chance(&d->r_wr, 0.5)) {
+            send_leave(d, u);
+        }
+        person_done(d, u);
+    }
+}
+
 /* Carries out one action of the agenda, at d->t. */
 static void dispatch(struct drv *d, const struct br_action *a)
 {
@@ -1836,7 +2051,9 @@ static void dispatch(struct drv *d, const struct br_action *a)
         user_step(d, a);
         break;
     case A_JOIN_DUP:
-        send_join(d, a->who, false);
+        if (!(d->people[a->who].traits & T_GONE)) {
+            send_join(d, a->who, false);
+        }
         break;
     case A_RESERVE_DUP:
     case A_RESERVE_TAB:
@@ -1886,6 +2103,18 @@ static void dispatch(struct drv *d, const struct br_action *a)
     case A_BOT:
         bot_step(d, a->who);
         break;
+    case A_OPERATOR:
+        operator_step(d, a->who);
+        break;
+    case A_PRESENCE:
+        presence_tick(d);
+        break;
+    case A_ABANDON:
+        abandon(d, a);
+        break;
+    case A_TOLD:
+        told(d, a->who);
+        break;
     case A_FAULTS_END:
         d->faults_on = false;
         for (int w = 0; w < BR_WORKER_COUNT; w++) {
@@ -1895,6 +2124,23 @@ static void dispatch(struct drv *d, const struct br_action *a)
     default:
         BR_ASSERT(0 && "unknown action kind");
     }
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* The p-quantile of v[0..n) (sorts v); -1 when n == 0. */
+static int64_t quantile(int64_t *v, uint64_t n, double p)
+{
+    if (n == 0) {
+        return -1;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    uint64_t k = (uint64_t)(p * (double)(n - 1) + 0.5);
+    return v[k < n ? k : n - 1];
 }
 
 /* The end of a run that was not stopped: the auditor's final checks, the
@@ -1941,6 +2187,9 @@ static void finish(struct drv *d)
         br_auditor_report(o->auditor, BR_INV_L1, msg);
     }
     st->converge_ms = d->t > st->faults_end_ms ? d->t - st->faults_end_ms : 0;
+    st->estimates = d->est_count;
+    st->est_err_p50_ms = quantile(d->est_err, d->est_count, 0.50);
+    st->est_err_p99_ms = quantile(d->est_err, d->est_count, 0.99);
 }
 
 int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
@@ -1981,6 +2230,8 @@ int br_driver_run(const struct br_driver_opts *o, struct br_driver_stats *st)
     }
     br_evq_free(&d->q);
     free(d->people);
+    free(d->est);
+    free(d->est_err);
     free(d->bots);
     free(d->arrivals);
     free(d);

@@ -77,6 +77,15 @@ struct br_driver_stats {
     uint64_t provider_queries;  /* status queries answered (point 8), voids included */
     uint64_t provider_voids;    /* intents cancelled by a void */
     struct br_audit_liveness live;
+    /* Issue 13: the waiting room as the crowd lived it. */
+    uint64_t abandoned;          /* people who left a queue silently (crowd.abandon_share) */
+    uint64_t passes_to_gone;     /* passes issued to people who had left (wasted) */
+    uint64_t operator_steps;     /* queue_mode_set commands applied */
+    uint64_t presence_commands;  /* presence batches sent */
+    uint64_t told_closed;        /* waiting people told closed or sold out (queue_state) */
+    uint64_t estimates;          /* joins with an estimate that later got a pass */
+    int64_t est_err_p50_ms;      /* |estimated - actual wait|, -1 = no estimate (redis) */
+    int64_t est_err_p99_ms;
 };
 
 /* Where a run is, for progress lines (br_driver_opts.progress). */

@@ -5,6 +5,8 @@
 #include "sim/report.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -63,7 +65,8 @@ double br_progress_elapsed(const struct br_progress *p)
 
 bool br_report_ok(const struct br_report *r)
 {
-    return br_auditor_violations(r->auditor) == 0;
+    return br_auditor_violations(r->auditor) == 0 &&
+           (r->wr_off == NULL || !r->wr_off->present || r->wr_off->ok);
 }
 
 void br_report_fmt_ms(char *buf, size_t cap, int64_t ms)
@@ -186,6 +189,8 @@ static void text_sim(FILE *f, const struct br_report *r)
     }
 }
 
+static void text_wr(FILE *f, const struct br_report *r);
+
 void br_report_text(FILE *f, const struct br_report *r)
 {
     char sim[32];
@@ -221,12 +226,161 @@ void br_report_text(FILE *f, const struct br_report *r)
     } else {
         text_sim(f, r);
     }
+    if (r->wr_on != NULL) {
+        text_wr(f, r);
+    }
     fprintf(f, "  digest        %016" PRIx64 "\n", r->digest);
     if (!br_report_ok(r)) {
         br_report_violation_line(f, r);
     } else if (r->reproduce != NULL) {
         fprintf(f, "  reproduce     %s\n", r->reproduce);
     }
+}
+
+/* ---- issue 13: the waiting room ---- */
+
+void br_report_wr_of(struct br_wr_figures *f, struct br_auditor *a,
+                     const struct br_driver_stats *st, uint64_t digest)
+{
+    const struct br_audit_wr *w = br_auditor_wr(a);
+    memset(f, 0, sizeof *f);
+    f->present = true;
+    f->ok = br_auditor_violations(a) == 0;
+    f->digest = digest;
+    f->passes_to_gone = st->passes_to_gone;
+    f->passes_absent = w->passes_absent;
+    f->passes_no_seats = w->passes_no_seats;
+    f->lapsed = w->lapsed;
+    f->abandoned = st->abandoned;
+    f->sold_out_told_ms = w->sold_out_ms < 0        ? -2
+                          : w->sold_out_told_ms < 0 ? -1
+                                                    : w->sold_out_told_ms - w->sold_out_ms;
+    f->estimates = st->estimates;
+    f->est_err_p50_ms = st->est_err_p50_ms;
+    f->est_err_p99_ms = st->est_err_p99_ms;
+    f->operator_steps = st->operator_steps;
+    f->presence_commands = st->presence_commands;
+    f->told_closed = st->told_closed;
+}
+
+/* 2^bits hashes per place, saturating; ceil(places / limit) addresses. */
+static double farm_hashes(const struct br_report *r)
+{
+    return (double)r->door_places * ldexp(1.0, r->door_bits);
+}
+
+static void fmt_told(char *buf, size_t cap, int64_t ms)
+{
+    if (ms == -2) {
+        snprintf(buf, cap, "not sold out");
+    } else if (ms == -1) {
+        snprintf(buf, cap, "never told");
+    } else {
+        br_report_fmt_ms(buf, cap, ms);
+    }
+}
+
+static void fmt_est(char *buf, size_t cap, const struct br_wr_figures *f)
+{
+    if (f->est_err_p50_ms < 0) {
+        snprintf(buf, cap, "none");
+        return;
+    }
+    char a[32], b[32];
+    br_report_fmt_ms(a, sizeof a, f->est_err_p50_ms);
+    br_report_fmt_ms(b, sizeof b, f->est_err_p99_ms);
+    snprintf(buf, cap, "p50 %s p99 %s (%" PRIu64 ")", a, b, f->estimates);
+}
+
+static void text_wr(FILE *f, const struct br_report *r)
+{
+    const struct br_wr_figures *on = r->wr_on, *off = r->wr_off;
+    bool cmp = off != NULL && off->present;
+    fprintf(f, "  waiting room  %-34s %s\n", "switches on", cmp ? "off (same crowd, seed)" : "");
+    char a[64], b[64];
+#define WR_ROW(label, fmt_on, fmt_off) fprintf(f, "    %-26s %-34s %s\n", label, fmt_on, cmp ? fmt_off : "")
+    snprintf(a, sizeof a, "%" PRIu64, on->passes_to_gone);
+    snprintf(b, sizeof b, "%" PRIu64, cmp ? off->passes_to_gone : 0);
+    WR_ROW("passes to people gone", a, b);
+    snprintf(a, sizeof a, "%" PRIu64, on->passes_no_seats);
+    snprintf(b, sizeof b, "%" PRIu64, cmp ? off->passes_no_seats : 0);
+    WR_ROW("passes with no seat left", a, b);
+    fmt_told(a, sizeof a, on->sold_out_told_ms);
+    fmt_told(b, sizeof b, cmp ? off->sold_out_told_ms : -2);
+    WR_ROW("last seat -> sold_out told", a, b);
+    fmt_est(a, sizeof a, on);
+    if (cmp) {
+        fmt_est(b, sizeof b, off);
+    }
+    WR_ROW("estimate error", a, b);
+    snprintf(a, sizeof a, "%" PRIu64 " lapsed, %" PRIu64 " gone", on->lapsed, on->abandoned);
+    snprintf(b, sizeof b, "%" PRIu64 " lapsed, %" PRIu64 " gone", cmp ? off->lapsed : 0,
+             cmp ? off->abandoned : 0);
+    WR_ROW("places", a, b);
+    snprintf(a, sizeof a, "%016" PRIx64 "%s", on->digest, on->ok ? "" : " VIOLATION");
+    snprintf(b, sizeof b, "%016" PRIx64 "%s", cmp ? off->digest : 0,
+             cmp && !off->ok ? " VIOLATION" : "");
+    WR_ROW("digest", a, b);
+#undef WR_ROW
+    if (r->door_places > 0) {
+        fprintf(f, "  bot farm      %" PRIu64 " places: %.3g hashes (2^%u each)", r->door_places,
+                farm_hashes(r), r->door_bits);
+        if (r->door_join_limit > 0) {
+            fprintf(f, ", %" PRIu64 " addresses (%u joins each)\n",
+                    (r->door_places + r->door_join_limit - 1) / r->door_join_limit,
+                    r->door_join_limit);
+        } else {
+            fprintf(f, ", 1 address (no join limit)\n");
+        }
+    }
+}
+
+static json_t *wr_fig_json(const struct br_wr_figures *w)
+{
+    if (w == NULL || !w->present) {
+        return json_null();
+    }
+    json_t *o = json_object();
+    char hex[20];
+    snprintf(hex, sizeof hex, "%016" PRIx64, w->digest);
+    json_object_set_new(o, "ok", json_boolean(w->ok));
+    json_object_set_new(o, "digest", json_string(hex));
+    json_object_set_new(o, "passes_to_gone", json_integer((json_int_t)w->passes_to_gone));
+    json_object_set_new(o, "passes_absent", json_integer((json_int_t)w->passes_absent));
+    json_object_set_new(o, "passes_no_seats", json_integer((json_int_t)w->passes_no_seats));
+    json_object_set_new(o, "lapsed", json_integer((json_int_t)w->lapsed));
+    json_object_set_new(o, "abandoned", json_integer((json_int_t)w->abandoned));
+    json_object_set_new(o, "sold_out_told_ms", w->sold_out_told_ms == -2
+                                                   ? json_null()
+                                                   : json_integer(w->sold_out_told_ms));
+    json_object_set_new(o, "estimates", json_integer((json_int_t)w->estimates));
+    json_object_set_new(o, "est_err_p50_ms",
+                        w->est_err_p50_ms < 0 ? json_null() : json_integer(w->est_err_p50_ms));
+    json_object_set_new(o, "est_err_p99_ms",
+                        w->est_err_p99_ms < 0 ? json_null() : json_integer(w->est_err_p99_ms));
+    json_object_set_new(o, "operator_steps", json_integer((json_int_t)w->operator_steps));
+    json_object_set_new(o, "presence_commands", json_integer((json_int_t)w->presence_commands));
+    json_object_set_new(o, "told_closed", json_integer((json_int_t)w->told_closed));
+    return o;
+}
+
+static json_t *wr_json(const struct br_report *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "on", wr_fig_json(r->wr_on));
+    json_object_set_new(o, "off", wr_fig_json(r->wr_off));
+    json_t *farm = json_object();
+    json_object_set_new(farm, "places", json_integer((json_int_t)r->door_places));
+    json_object_set_new(farm, "pow_bits", json_integer(r->door_bits));
+    json_object_set_new(farm, "hashes", json_real(farm_hashes(r)));
+    json_object_set_new(farm, "join_limit", json_integer(r->door_join_limit));
+    json_object_set_new(farm, "addresses",
+                        r->door_join_limit == 0
+                            ? json_null()
+                            : json_integer((json_int_t)((r->door_places + r->door_join_limit - 1) /
+                                                        r->door_join_limit)));
+    json_object_set_new(o, "bot_farm", farm);
+    return o;
 }
 
 /* The verdict a replay's exit status stands for (sim.h). */
@@ -400,6 +554,9 @@ json_t *br_report_json(const struct br_report *r)
     }
     json_object_set_new(o, "violation", violation_json(br_auditor_first(r->auditor)));
     json_object_set_new(o, "reproduce", r->reproduce ? json_string(r->reproduce) : json_null());
+    if (r->wr_on != NULL) {
+        json_object_set_new(o, "waiting_room", wr_json(r));
+    }
     if (r->stats == NULL) {
         replay_json(o, r);
     }

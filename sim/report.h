@@ -17,7 +17,13 @@
  *     "faults": {"admitter_crash": N, ...},
  *     "violation": null | {"invariant", "title", "step", "now_ms", "command", "event_id",
  *                          "user_id", "hold_id", "payment_id", "pass_id", "message"},
- *     "reproduce": "bookingrush sim .. --seed N" }
+ *     "reproduce": "bookingrush sim .. --seed N",
+ *     "waiting_room" (issue 13, scenarios using it): {"on": F, "off": F | null,
+ *        "bot_farm": {"places", "pow_bits", "hashes", "join_limit", "addresses" (null = no limit)}}
+ *        F = {"ok", "digest", "passes_to_gone", "passes_absent", "passes_no_seats", "lapsed",
+ *             "abandoned", "sold_out_told_ms" (null = not sold out, -1 = never told),
+ *             "estimates", "est_err_p50_ms", "est_err_p99_ms" (null = none),
+ *             "operator_steps", "presence_commands", "told_closed"} }
  *   replay adds: "source": {"path", "bytes"}, "time": {"first_now_ms", "last_now_ms",
  *     "first", "last" (RFC 3339), "span_ms"}, "verdict": "ok"|"violation"|"damaged"|
  *     "diverged", "in_progress": bool (the sale had not settled at the journal's end).
@@ -36,6 +42,26 @@
 
 #include "sim/auditor.h"
 #include "sim/driver.h"
+
+/* Issue 13: one run's waiting-room figures (see br_report_wr_of). */
+struct br_wr_figures {
+    bool present;
+    bool ok;                    /* that run found no violation */
+    uint64_t digest;
+    uint64_t passes_to_gone;    /* passes issued to people who had left (driver) */
+    uint64_t passes_absent;     /* ... to users not seen for presence_ttl (auditor) */
+    uint64_t passes_no_seats;   /* passes issued while no seat was available (auditor) */
+    uint64_t lapsed;
+    uint64_t abandoned;
+    int64_t sold_out_told_ms;   /* last seat sold -> sold_out announced; -1 never, -2 not sold out */
+    uint64_t estimates;
+    int64_t est_err_p50_ms, est_err_p99_ms; /* -1 = none */
+    uint64_t operator_steps, presence_commands, told_closed;
+};
+
+/* The figures of a finished run. */
+void br_report_wr_of(struct br_wr_figures *f, struct br_auditor *a,
+                     const struct br_driver_stats *st, uint64_t digest);
 
 struct br_report {
     const char *mode;     /* "sim" or "replay" */
@@ -61,6 +87,13 @@ struct br_report {
     int64_t first_now_ms;
     int64_t last_now_ms;
     int exit_code; /* what the replay exits with (its verdict) */
+    /* issue 13 (sim): the waiting room, the switches on (this run) and off
+     * (the scenario's "compare" run; present = false without it), and the
+     * bot farm's bill at the door. NULL = not a waiting-room scenario. */
+    const struct br_wr_figures *wr_on, *wr_off;
+    uint8_t door_bits;       /* proof-of-work bits a bot pays per join */
+    uint32_t door_join_limit; /* joins per address per window, 0 = none */
+    uint64_t door_places;    /* places the farm wants (the crowd's size) */
 };
 
 /* True when the run found no violation. */

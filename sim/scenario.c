@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/limits.h"
+#include "core/queue.h"
 #include "core/rng.h"
 #include "core/sizing.h"
 
@@ -117,7 +118,7 @@ void br_scenario_defaults(struct br_scenario *s)
 
 /* ---- the table-driven parser ---- */
 
-enum fkind { F_U32, F_I64, F_FRAC, F_DOUBLE, F_BOOL, F_STR, F_RANGE, F_DARRAY, F_U64 };
+enum fkind { F_U32, F_I64, F_FRAC, F_DOUBLE, F_BOOL, F_STR, F_RANGE, F_DARRAY, F_U64, F_U8 };
 
 struct field {
     const char *key;
@@ -162,6 +163,7 @@ static const struct field crowd_fields[] = {
     FLD(struct br_scn_crowd, bots, F_U32, 0, 10000),
     FLD(struct br_scn_crowd, bot_requests, F_U32, 0, 100000),
     FLD(struct br_scn_crowd, bot_interval_ms, F_I64, 1, 3600000),
+    FLD(struct br_scn_crowd, abandon_share, F_FRAC, 0, 1),
 };
 
 static const struct field payment_fields[] = {
@@ -202,6 +204,9 @@ static const struct field event_fields[] = {
     FLD(struct br_event_spec, admit_per_tick, F_U32, 1, BR_ADMIT_PER_TICK_MAX),
     FLD(struct br_event_spec, pass_ttl_ms, F_I64, 1, (double)BR_TTL_MS_MAX),
     FLD(struct br_event_spec, hold_ttl_ms, F_I64, 1, (double)BR_TTL_MS_MAX),
+    FLD(struct br_event_spec, admit_per_min, F_U32, 0, BR_ADMIT_PER_MIN_MAX),
+    FLD(struct br_event_spec, presence_ttl_s, F_U32, 0, BR_PRESENCE_TTL_S_MAX),
+    FLD(struct br_event_spec, pow_bits, F_U8, 0, BR_POW_BITS_MAX),
 };
 
 static const struct field zone_fields[] = {
@@ -267,7 +272,7 @@ static int parse_range(const json_t *v, struct br_scn_range *r, const struct fie
     return BR_OK;
 }
 
-/* An integer field (F_U32, F_I64, F_U64) within [lo, hi], stored at `at`. */
+/* An integer field (F_U8, F_U32, F_I64, F_U64) within [lo, hi], stored at `at`. */
 static int parse_integer(const json_t *v, char *at, const struct field *f, const char *path,
                          struct perr *pe)
 {
@@ -280,7 +285,9 @@ static int parse_integer(const json_t *v, char *at, const struct field *f, const
         snprintf(why, sizeof why, "out of range [%.0f, %.0f]", f->lo, f->hi);
         return fail(pe, path, f->key, why);
     }
-    if (f->kind == F_U32) {
+    if (f->kind == F_U8) {
+        *(uint8_t *)(void *)at = (uint8_t)json_integer_value(v);
+    } else if (f->kind == F_U32) {
         *(uint32_t *)(void *)at = (uint32_t)json_integer_value(v);
     } else if (f->kind == F_I64) {
         *(int64_t *)(void *)at = (int64_t)json_integer_value(v);
@@ -338,6 +345,7 @@ static int parse_field(const json_t *v, void *base, const struct field *f, const
     char *at = (char *)base + f->offset;
     double d = 0;
     switch (f->kind) {
+    case F_U8:
     case F_U32:
     case F_I64:
     case F_U64:
@@ -400,13 +408,38 @@ static int parse_object(const json_t *obj, void *base, const struct field *table
     return BR_OK;
 }
 
+/* A mode name ("open", "paused", "closed", "passthrough") -> enum br_queue_mode. */
+static int parse_mode(const json_t *v, uint8_t *mode, const char *path, struct perr *pe)
+{
+    uint8_t m = json_is_string(v) ? br_queue_mode_parse(json_string_value(v)) : BR_QUEUE_MODE_COUNT;
+    if (m >= BR_QUEUE_MODE_COUNT) {
+        return fail(pe, path, "mode", "expected \"open\", \"paused\", \"closed\" or \"passthrough\"");
+    }
+    *mode = m;
+    return BR_OK;
+}
+
 static int parse_event(const json_t *obj, struct br_scn_event *ev, const char *path,
                        struct perr *pe)
 {
-    static const char *const skip[] = {"zones", "weight", NULL};
+    static const char *const skip[] = {"zones", "weight", "inventory_aware", "mode", NULL};
     int rc = parse_object(obj, &ev->spec, event_fields, COUNT(event_fields), path, skip, pe);
     if (rc != BR_OK) {
         return rc;
+    }
+    json_t *ia = json_object_get(obj, "inventory_aware");
+    if (ia != NULL) {
+        if (!json_is_boolean(ia)) {
+            return fail(pe, path, "inventory_aware", "expected true or false");
+        }
+        ev->spec.queue_flags = json_is_true(ia) ? BR_QF_INVENTORY_AWARE : 0;
+    }
+    json_t *mode = json_object_get(obj, "mode");
+    if (mode != NULL) {
+        rc = parse_mode(mode, &ev->spec.mode, path, pe);
+        if (rc != BR_OK) {
+            return rc;
+        }
     }
     json_t *w = json_object_get(obj, "weight");
     if (w != NULL) {
@@ -522,6 +555,124 @@ static int parse_events(json_t *v, struct br_scenario *s, struct perr *pe)
     return rc;
 }
 
+static int parse_top_int(json_t *v, const char *k, long long lo, long long hi, const char *want,
+                         long long *out, struct perr *pe);
+
+/* One operator step {at_ms, event, mode?, max_active?, admit_per_min?}. */
+static int parse_operator_step(json_t *o, struct br_scn_operator *op, const char *path,
+                               struct perr *pe)
+{
+    if (!json_is_object(o)) {
+        return fail(pe, path, "", "expected an object {at_ms, event, mode?, max_active?, "
+                                  "admit_per_min?}");
+    }
+    bool has_at = false, has_event = false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        long long x = 0;
+        int rc = BR_OK;
+        if (strcmp(k, "at_ms") == 0) {
+            rc = parse_top_int(v, path, 0, 365LL * 86400000, "at_ms: expected an integer in [0, "
+                               "365 days in ms]", &x, pe);
+            op->at_ms = x;
+            has_at = true;
+        } else if (strcmp(k, "event") == 0) {
+            rc = parse_top_int(v, path, 0, BR_SCN_EVENTS_MAX - 1,
+                               "event: expected an event index in [0, 7]", &x, pe);
+            op->event = (uint32_t)x;
+            has_event = true;
+        } else if (strcmp(k, "mode") == 0) {
+            rc = parse_mode(v, &op->mode, path, pe);
+            op->set |= BR_QSET_MODE;
+        } else if (strcmp(k, "max_active") == 0) {
+            rc = parse_top_int(v, path, 1, BR_MAX_ACTIVE_MAX,
+                               "max_active: expected an integer in [1, BR_MAX_ACTIVE_MAX]", &x, pe);
+            op->max_active = (uint32_t)x;
+            op->set |= BR_QSET_MAX_ACTIVE;
+        } else if (strcmp(k, "admit_per_min") == 0) {
+            rc = parse_top_int(v, path, 0, BR_ADMIT_PER_MIN_MAX,
+                               "admit_per_min: expected an integer in [0, 600000]", &x, pe);
+            op->admit_per_min = (uint32_t)x;
+            op->set |= BR_QSET_ADMIT_PER_MIN;
+        } else {
+            rc = fail(pe, path, k, "unknown key (at_ms, event, mode, max_active, admit_per_min)");
+        }
+        if (rc != BR_OK) {
+            return rc;
+        }
+    }
+    if (!has_at || !has_event) {
+        return fail(pe, path, has_at ? "event" : "at_ms", "missing");
+    }
+    if (op->set == 0) {
+        return fail(pe, path, "mode", "a step changes at least one of mode, max_active, "
+                                      "admit_per_min");
+    }
+    return BR_OK;
+}
+
+/* "operator": [step, ...] in at_ms order. */
+static int parse_operator(json_t *v, struct br_scenario *s, struct perr *pe)
+{
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n > BR_SCN_OPERATOR_MAX) {
+        return fail(pe, "", "operator", "expected an array of at most 16 steps");
+    }
+    s->operator_count = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "operator[%zu]", i);
+        memset(&s->operators[i], 0, sizeof s->operators[i]);
+        int rc = parse_operator_step(json_array_get(v, i), &s->operators[i], path, pe);
+        if (rc != BR_OK) {
+            return rc;
+        }
+        if (i > 0 && s->operators[i].at_ms < s->operators[i - 1].at_ms) {
+            return fail(pe, path, "at_ms", "steps must be in at_ms order");
+        }
+    }
+    return BR_OK;
+}
+
+/* "presence": {"report_ms"}; "door": {"bot_pow_bits", "join_limit"}. */
+static int parse_small_object(json_t *v, const char *name, struct br_scenario *s,
+                              struct perr *pe)
+{
+    if (!json_is_object(v)) {
+        return fail(pe, "", name, "expected an object");
+    }
+    bool presence = strcmp(name, "presence") == 0;
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x)
+    {
+        long long n = 0;
+        int rc;
+        if (presence && strcmp(k, "report_ms") == 0) {
+            rc = parse_top_int(x, name, 0, 3600000, "report_ms: expected an integer in [0, "
+                                                    "3600000] (0 = no presence reports)", &n, pe);
+            s->presence_report_ms = n;
+        } else if (!presence && strcmp(k, "bot_pow_bits") == 0) {
+            rc = parse_top_int(x, name, 0, BR_POW_BITS_MAX,
+                               "bot_pow_bits: expected an integer in [0, 28]", &n, pe);
+            s->door.bot_pow_bits = (uint8_t)n;
+        } else if (!presence && strcmp(k, "join_limit") == 0) {
+            rc = parse_top_int(x, name, 0, 1000000000,
+                               "join_limit: expected an integer in [0, 10^9] (0 = none)", &n, pe);
+            s->door.join_limit = (uint32_t)n;
+        } else {
+            rc = fail(pe, name, k, presence ? "unknown key (report_ms)"
+                                            : "unknown key (bot_pow_bits, join_limit)");
+        }
+        if (rc != BR_OK) {
+            return rc;
+        }
+    }
+    return BR_OK;
+}
+
 /* An integer top-level key in [lo, hi]. */
 static int parse_top_int(json_t *v, const char *k, long long lo, long long hi, const char *want,
                          long long *out, struct perr *pe)
@@ -571,6 +722,13 @@ static int parse_top(const char *k, json_t *v, struct br_scenario *s, struct per
         rc = parse_workers(v, s, pe);
     } else if (strcmp(k, "faults") == 0) {
         rc = parse_faults(v, s, pe);
+    } else if (strcmp(k, "operator") == 0) {
+        rc = parse_operator(v, s, pe);
+    } else if (strcmp(k, "presence") == 0 || strcmp(k, "door") == 0) {
+        rc = parse_small_object(v, k, s, pe);
+    } else if (strcmp(k, "compare") == 0) {
+        rc = json_is_boolean(v) ? BR_OK : fail(pe, "", k, "expected true or false");
+        s->compare = json_is_true(v);
     } else {
         rc = fail(pe, "", k, "unknown key");
     }
@@ -606,6 +764,18 @@ static int check_relations(const struct br_scenario *s, struct perr *pe)
     }
     if (wsum <= 0) {
         return fail(pe, "events", "weight", "at least one event weight must be > 0");
+    }
+    for (uint32_t i = 0; i < s->operator_count; i++) {
+        const struct br_scn_operator *op = &s->operators[i];
+        char path[32];
+        snprintf(path, sizeof path, "operator[%u]", i);
+        if (op->event >= s->event_count) {
+            return fail(pe, path, "event", "no such event (an index into events)");
+        }
+        if ((op->set & BR_QSET_MAX_ACTIVE) &&
+            op->max_active > s->events[op->event].spec.max_active) {
+            return fail(pe, path, "max_active", "must be <= the event's max_active");
+        }
     }
     if (s->payments.check_ms != 0 && s->payments.check_ms < BR_PAYMENT_CHECK_MS_MIN) {
         return fail(pe, "payments", "check_ms", "must be 0 (no checks) or >= 1000");
@@ -708,6 +878,20 @@ int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t 
 #define SWARM_STREAM 0x5357524dULL /* "SWRM" */
 
 /* Off with probability 1/2, else scaled by a factor in [0.25, 2]. */
+void br_scenario_switches_off(struct br_scenario *s)
+{
+    for (uint32_t i = 0; i < s->event_count; i++) {
+        struct br_event_spec *e = &s->events[i].spec;
+        e->admit_per_min = 0;
+        e->presence_ttl_s = 0;
+        e->pow_bits = 0;
+        e->queue_flags = 0;
+        e->mode = BR_QM_OPEN;
+    }
+    s->operator_count = 0;
+    s->presence_report_ms = 0;
+}
+
 static double swarm_rate(struct br_rng *r, double base, double cap)
 {
     if (br_rng_chance(r, 0.5)) {

@@ -78,6 +78,10 @@ struct br_scn_crowd {
     uint32_t bots;                           /* scripted clients that hammer */
     uint32_t bot_requests;                   /* requests per bot */
     int64_t bot_interval_ms;                 /* between a bot's requests */
+    /* Issue 13: of the people who wait in a queue, the share who leave
+     * silently at a random moment while waiting (no leave command; no
+     * presence report from then on; they never come back). 0 = none. */
+    double abandon_share;
 };
 
 struct br_scn_payments {
@@ -168,6 +172,12 @@ int br_scenario_parse(struct br_scenario *s, const char *json_text, char *err, s
 
 /* Reads and parses a file; path is remembered in s->path. */
 int br_scenario_load(struct br_scenario *s, const char *path, char *err, size_t err_cap);
+
+/* Issue 13 ("compare"): the same scenario with every waiting-room switch
+ * off -- the events' admit_per_min, presence_ttl_s, pow_bits, queue_flags and
+ * mode, the operator steps, the presence reports -- and the crowd unchanged
+ * (people still abandon: nobody notices). compare itself stays set. */
+void br_scenario_switches_off(struct br_scenario *s);
 
 /* Redraws the fault mix and rates from seed (swarm testing). */
 void br_scenario_swarm(struct br_scenario *s, uint64_t seed);

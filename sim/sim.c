@@ -333,6 +333,51 @@ static int run_drive(const struct sim_args *a, const struct br_scenario *scn,
     return br_driver_run(&o, st);
 }
 
+/* Issue 13: does the scenario use the waiting room (then the report has
+ * its figures)? */
+static bool uses_waiting_room(const struct br_scenario *s)
+{
+    bool any = s->compare || s->operator_count > 0 || s->presence_report_ms > 0 ||
+               s->door.bot_pow_bits > 0 || s->door.join_limit > 0 || s->crowd.abandon_share > 0;
+    for (uint32_t i = 0; i < s->event_count; i++) {
+        const struct br_event_spec *e = &s->events[i].spec;
+        any = any || e->admit_per_min || e->presence_ttl_s || e->pow_bits || e->queue_flags ||
+              e->mode;
+    }
+    return any;
+}
+
+/* Issue 13 ("compare"): the same seed with every switch off, on the memory
+ * backend, unrecorded; its figures. False when it could not run. */
+static bool run_switches_off(const struct br_scenario *scn, const struct sim_args *a,
+                             uint64_t seed, struct progress_ctx *pc, struct br_wr_figures *off)
+{
+    struct br_scenario *s2 = malloc(sizeof *s2);
+    if (s2 == NULL) {
+        return false;
+    }
+    *s2 = *scn;
+    br_scenario_switches_off(s2);
+    struct br_config cfg;
+    br_scenario_config(s2, seed, &cfg);
+    struct br_sim_backend backend;
+    struct br_auditor *aud;
+    struct br_journal_writer *w;
+    struct sim_args a2 = *a;
+    a2.redis = false;
+    bool ok = run_open(&a2, &cfg, NULL, NULL, &backend, &aud, &w);
+    if (ok) {
+        struct br_driver_stats st;
+        int rc = run_drive(&a2, s2, &cfg, seed, &backend, aud, NULL, pc, &st);
+        br_report_wr_of(off, aud, &st, backend.ops->final_digest(&backend));
+        off->ok = off->ok && rc == BR_OK;
+        br_auditor_free(aud);
+        br_sim_backend_close(&backend);
+    }
+    free(s2);
+    return ok;
+}
+
 /* Runs one seed. Prints the report unless quiet_ok and the run passed
  * (sweeps print one line per good seed). */
 static struct run_result run_one(const struct br_scenario *base, const struct sim_args *a,
@@ -385,6 +430,20 @@ static struct run_result run_one(const struct br_scenario *base, const struct si
                           .engine_bytes = backend.memory_bytes,
                           .peak_rss_kib = br_peak_rss_kib(),
                           .reproduce = reproduce};
+    struct br_wr_figures wr_on, wr_off = {0};
+    if (uses_waiting_room(&scn)) {
+        br_report_wr_of(&wr_on, aud, &st, digest);
+        r.wr_on = &wr_on;
+        r.door_bits = scn.door.bot_pow_bits;
+        for (uint32_t i = 0; i < scn.event_count && r.door_bits == 0; i++) {
+            r.door_bits = scn.events[i].spec.pow_bits;
+        }
+        r.door_join_limit = scn.door.join_limit;
+        r.door_places = scn.crowd.users;
+        if (scn.compare && rc == BR_OK && run_switches_off(&scn, a, seed, pc, &wr_off)) {
+            r.wr_off = &wr_off;
+        }
+    }
     res.digest = r.digest;
     res.running_digest = backend.ops->digest(&backend);
     res.commands = st.commands;

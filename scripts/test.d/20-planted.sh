@@ -23,6 +23,10 @@ plants=(
   "SECOND_INTENT|scenarios/webhook-chaos.json|1|S5"
   "UNFAIR_SHUFFLE|scenarios/presale-shuffle.json|1|S4"
   "ADMIT_SWAP|scenarios/presale-shuffle.json|1|S4"
+  # issue 13: the waiting room (core/queue_gate.c's plants)
+  "ADMIT_NO_SEATS|scenarios/sold-out-wave.json|1|I1"
+  "PAUSE_LEAK|scenarios/live-modes.json|1|M1"
+  "PRESENCE_UNIT|scenarios/abandonment.json|1|S4"
 )
 if [ -n "${BR_PLANT_ONLY:-}" ]; then
   mapfile -t plants < <(printf '%s\n' "${plants[@]}" | grep -E "^(${BR_PLANT_ONLY})\|")

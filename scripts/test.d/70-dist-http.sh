@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # 70-dist-http.sh -- the distributed deployment under test: starts a
 # redis-server and a PostgreSQL (tests/dist/env.sh), then
-#   1. the HTTP suites flow, errors, race, crash, unchanged, each server start
+#   1. the HTTP suites flow, errors, race, crash, unchanged, and issue 13's
+#      waiting_room and wr_sse (modes, the door, sold out and gate changes on
+#      open streams, a stream as presence), each server start
 #      being two `serve --backend distributed` processes on a fresh database
 #      with requests round-robin over both (tests/http/client.h, BR_TEST_DIST);
 #   2. tests/dist/test_dist: last seats over both processes, kill -9 of one
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/../.."
 build=${1:-build-asan}
 bin=$PWD/$build/bookingrush
 # (for a quicker look: DIST_HTTP_SUITES="flow", DIST_PROPERTIES=0)
-suites=${DIST_HTTP_SUITES-"flow errors race crash"}
+suites=${DIST_HTTP_SUITES-"flow errors race crash waiting_room wr_sse"}
 
 if ! grep -q -- '--backend' <<<"$("$bin" serve --help 2>&1)"; then
   echo "70-dist-http: $bin has no --backend (the distributed server is not built in)" >&2

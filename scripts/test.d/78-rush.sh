@@ -56,7 +56,8 @@ check_report() { # LABEL JSON
   local checks=(
     '.verdict.ok == true'
     '.passes.delivery_ratio == 1'
-    '.passes.received > 100'
+    '.passes.received > 60' # issue 13: inventory-aware (rush-ci.json), no pass while every
+                            # seat is held or sold; measured 150 (embedded), 130 (distributed)
     '.errors.streams_lost == 0'
     '.routes["POST /api/v1/bookings/reserve"].status["201"] > 0'
     '.routes["POST /api/v1/bookings/reserve"].status["409"] > 0'
