@@ -619,7 +619,10 @@ void t_server_start(struct t_server *s, const char *const *extra)
     s->nodes = g_settings.nodes;
     snprintf(g_dist_dir, sizeof g_dist_dir, "%s", s->dir);
     for (int i = 0; i + 1 < s->extra_count; i++) {
-        if (strncmp(s->extra[i], "--rate-limit-", 13) == 0 && strcmp(s->extra[i + 1], "0") != 0) {
+        /* --join-limit-ip too: every limit is counted per process (README). */
+        if ((strncmp(s->extra[i], "--rate-limit-", 13) == 0 ||
+             strcmp(s->extra[i], "--join-limit-ip") == 0) &&
+            strcmp(s->extra[i + 1], "0") != 0) {
             s->one_process = true;
         }
     }

@@ -21,8 +21,8 @@
  * Requests are spread round-robin over the live processes: every harness
  * request goes to the next one, and s->base names the one the next request
  * goes to, so a suite's own curl handles follow along between harness calls.
- * A server started with a rate limit on (--rate-limit-user/-ip other than
- * 0) is reached through its first live process only: limits are counted per
+ * A server started with a rate limit on (--rate-limit-user/-ip or
+ * --join-limit-ip other than 0) is reached through its first live process only: limits are counted per
  * process (README), so a test of the limit needs one.
  * t_server_kill kills the process s->base names (the others keep serving);
  * t_server_restart starts every process that is down; t_server_stop stops
