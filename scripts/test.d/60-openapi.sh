@@ -4,7 +4,10 @@
 # installed into the build dir on first use), and holds to our own rules:
 # every operation has an operationId and a security requirement (`[]` when
 # public) naming a declared scheme, and every server URL is relative, so it
-# fits whichever host serves it. A live server serves this very document.
+# fits whichever host serves it. It also follows the code: every route of
+# server/parse.c's table is in it, and the queue's modes, gates and statuses
+# (issue 13's waiting room included) are core/cmd.h's names. A live server
+# serves this very document.
 #
 # Usage: scripts/test.d/60-openapi.sh ASAN_BUILD_DIR RELEASE_BUILD_DIR
 #        (BR_OPENAPI_FILE=FILE checks another document, without a server)
@@ -51,6 +54,39 @@ const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "tr
         for (const req of sec)
           for (const name of Object.keys(req))
             if (!schemes.includes(name)) problems.push(`${where}: unknown security scheme ${name}`);
+    }
+  }
+  // The document follows the code (issue 13 and before): every route of the
+  // route table (server/parse.c) is a path of the document, and the names
+  // the API answers with (core/cmd.h's maps) are the schemas' enums.
+  if (!process.env.BR_OPENAPI_FILE) {
+    const norm = (t) => t.replace(/\{[^}]*\}/g, "{}");
+    const parse = fs.readFileSync("server/parse.c", "utf8");
+    const table = parse.slice(parse.indexOf("ROUTE_PATHS[BR_ROUTE_COUNT]"));
+    const docPaths = new Set();
+    for (const [path, item] of Object.entries(raw.paths || {}))
+      for (const m of METHODS) if (item[m]) docPaths.add(`${m.toUpperCase()} ${norm(path)}`);
+    let routes = 0;
+    for (const m of table.matchAll(/\[BR_ROUTE_\w+\] = \{"(\w+)", "([^"]+)"\}/g)) {
+      routes++;
+      if (!docPaths.has(`${m[1]} ${norm(m[2])}`)) problems.push(`route ${m[1]} ${m[2]} is not in the document`);
+    }
+    if (routes < 30) problems.push(`read only ${routes} routes from server/parse.c`);
+    const cmd = fs.readFileSync("core/cmd.h", "utf8");
+    const names = (map) => {
+      const body = cmd.slice(cmd.indexOf(`#define ${map}(X)`));
+      const end = body.indexOf("\nenum ");
+      return [...body.slice(0, end).matchAll(/X\(\w+, \d+, "(\w+)"\)/g)].map((x) => x[1]);
+    };
+    const schemas = (raw.components || {}).schemas || {};
+    for (const [map, schema] of [["BR_QUEUE_MODE_MAP", "QueueMode"], ["BR_QUEUE_GATE_MAP", "QueueGate"],
+                                 ["BR_QUEUE_STATUS_MAP", "QueueStatus"]]) {
+      // "none" is never answered: a user not in the queue gets 404 NOT_IN_QUEUE.
+      const want = names(map).filter((n) => !(map === "BR_QUEUE_STATUS_MAP" && n === "none"));
+      const got = ((schemas[schema] || {}).enum || []);
+      if (want.length === 0) problems.push(`no names read from core/cmd.h ${map}`);
+      for (const n of want) if (!got.includes(n)) problems.push(`${schema} lacks "${n}" (core/cmd.h ${map})`);
+      for (const n of got) if (!want.includes(n)) problems.push(`${schema} has "${n}", not in core/cmd.h ${map}`);
     }
   }
   const servers = raw.servers || [];

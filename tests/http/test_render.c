@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/cmd.h"
+#include "core/queue.h"
 #include "server/render.h"
 
 static char *dumped(json_t *j)
@@ -40,6 +41,19 @@ static void test_queue_text_is_the_json_dump(void **state)
         {.event_id = 7, .status = BR_QS_LEFT},
         {.event_id = INT64_MAX, .status = BR_QS_WAITING, .position = UINT32_MAX,
          .queue_length = UINT32_MAX, .estimated_wait_s = UINT32_MAX},
+        /* Issue 13: gates, bases, the view-only statuses; a null wait. */
+        {.event_id = 3, .status = BR_QS_WAITING, .position = 5, .queue_length = 9,
+         .estimated_wait_s = 12, .gate = BR_GATE_SEATS_HELD, .estimate_basis = BR_EST_MEASURED,
+         .admitted_per_min = 600},
+        {.event_id = 3, .status = BR_QS_SOLD_OUT, .position = 5, .gate = BR_GATE_SOLD_OUT,
+         .estimated_wait_s = UINT32_MAX},
+        {.event_id = 3, .status = BR_QS_LAPSED, .gate = BR_GATE_OPEN,
+         .estimate_basis = BR_EST_CONFIGURED},
+        /* The longest frame the hub's 256 B buffer must hold. */
+        {.event_id = INT64_MAX, .status = BR_QS_PASSTHROUGH, .position = UINT32_MAX,
+         .queue_length = UINT32_MAX, .estimated_wait_s = UINT32_MAX - 1,
+         .gate = BR_GATE_PASSTHROUGH, .estimate_basis = BR_EST_CONFIGURED,
+         .admitted_per_min = UINT32_MAX},
     };
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
         char *want = dumped(br_render_queue(&views[i], NULL));
