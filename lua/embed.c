@@ -144,7 +144,7 @@ static size_t constants(struct constant *c)
 static size_t q_constants(struct constant *c)
 {
     size_t n = 0;
-#define C(sym) c[n++] = (struct constant){#sym + 3, (long long)(sym)}
+#define C(sym) c[n++] = (struct constant){&(#sym)[3], (long long)(sym)}
 #define QM(sym, val, name) C(sym);
     BR_QUEUE_MODE_MAP(QM)
 #undef QM
