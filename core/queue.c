@@ -500,17 +500,10 @@ int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id
     struct br_outcome o;
     memset(&o, 0, sizeof o);
     fill_position(e, ev, &e->members[mi], &o);
-    if (o.status == BR_QS_PREQUEUE || o.status == BR_QS_WAITING) {
-        /* The overlay: what a waiting member's wait is now bound to end in.
-         * The position stays, so a reopened queue shows it again. */
-        if ((ev->spec.queue_flags & BR_QF_INVENTORY_AWARE) && br_queue_sold_out(ev)) {
-            o.status = BR_QS_SOLD_OUT;
-        } else if (ev->q_mode == BR_QM_CLOSED) {
-            o.status = BR_QS_CLOSED;
-        } else if (ev->q_mode == BR_QM_PASSTHROUGH) {
-            o.status = BR_QS_PASSTHROUGH;
-        }
-    }
+    /* The overlay: what a waiting member's wait is now bound to end in.
+     * The position stays, so a reopened queue shows it again. */
+    o.status = br_queue_status_overlay(o.status, ev->q_mode, ev->spec.queue_flags,
+                                       br_queue_sold_out(ev));
     v->status = o.status;
     v->position = o.position;
     v->pass_id = o.ref;

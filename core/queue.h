@@ -113,6 +113,14 @@ struct br_queue_rate;
 uint32_t br_queue_seats_available(const struct br_event *ev);    /* sum capacity - held - sold */
 bool br_queue_sold_out(const struct br_event *ev);               /* every zone sold == capacity */
 uint8_t br_queue_gate(const struct br_event *ev, int64_t now_ms); /* enum br_queue_gate, §2 */
+/* The same rule over the fields alone, for stores without struct br_event
+ * (the distributed backend's views over Redis's live fields). Pure. */
+uint8_t br_queue_gate_of(uint8_t mode, uint8_t flags, bool sold_out, uint32_t avail,
+                         int64_t opens_ms, bool shuffled, int64_t now_ms);
+/* The view's overlay (§9): a PREQUEUE or WAITING status shown as SOLD_OUT
+ * (inventory-aware and sold out), CLOSED or PASSTHROUGH (the mode); other
+ * statuses unchanged. br_queue_view uses it; so do the distributed views. */
+uint8_t br_queue_status_overlay(uint8_t status, uint8_t mode, uint8_t flags, bool sold_out);
 /* The inventory gate: SOLD_OUT / SEATS_HELD for an inventory-aware event with no
  * seat left to sell / to hold, else OPEN. What q_gate_told remembers. O(zones). */
 uint8_t br_queue_inv_gate(const struct br_event *ev);

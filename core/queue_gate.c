@@ -49,31 +49,52 @@ uint8_t br_queue_inv_gate(const struct br_event *ev)
     return inv_gate(ev->spec.queue_flags, br_queue_sold_out(ev), br_queue_seats_available(ev));
 }
 
-uint8_t br_queue_gate(const struct br_event *ev, int64_t now_ms)
+uint8_t br_queue_gate_of(uint8_t mode, uint8_t flags, bool sold_out, uint32_t avail,
+                         int64_t opens_ms, bool shuffled, int64_t now_ms)
 {
-    bool aware = (ev->spec.queue_flags & BR_QF_INVENTORY_AWARE) != 0;
-    if (ev->q_mode == BR_QM_CLOSED) {
+    bool aware = (flags & BR_QF_INVENTORY_AWARE) != 0;
+    if (mode == BR_QM_CLOSED) {
         return BR_GATE_CLOSED;
     }
-    if (ev->q_mode == BR_QM_PASSTHROUGH) {
+    if (mode == BR_QM_PASSTHROUGH) {
         return BR_GATE_PASSTHROUGH;
     }
-    if (aware && br_queue_sold_out(ev)) {
+    if (aware && sold_out) {
         return BR_GATE_SOLD_OUT;
     }
     /* Not open: before the opening, unless the opening shuffle already ran
      * (a driver's clock may step back over sale_opens_at; the sale stays
      * open, as admission always did before the waiting room's rules). */
-    if (now_ms < ev->spec.sale_opens_at_ms && !ev->q_shuffled) {
+    if (now_ms < opens_ms && !shuffled) {
         return BR_GATE_NOT_OPEN;
     }
-    if (ev->q_mode == BR_QM_PAUSED) {
+    if (mode == BR_QM_PAUSED) {
         return BR_GATE_PAUSED;
     }
-    if (aware && br_queue_seats_available(ev) == 0) {
+    if (aware && avail == 0) {
         return BR_GATE_SEATS_HELD;
     }
     return BR_GATE_OPEN;
+}
+
+uint8_t br_queue_gate(const struct br_event *ev, int64_t now_ms)
+{
+    return br_queue_gate_of(ev->q_mode, ev->spec.queue_flags, br_queue_sold_out(ev),
+                            br_queue_seats_available(ev), ev->spec.sale_opens_at_ms,
+                            ev->q_shuffled, now_ms);
+}
+
+uint8_t br_queue_status_overlay(uint8_t status, uint8_t mode, uint8_t flags, bool sold_out)
+{
+    if (status != BR_QS_PREQUEUE && status != BR_QS_WAITING) {
+        return status;
+    }
+    if ((flags & BR_QF_INVENTORY_AWARE) != 0 && sold_out) {
+        return BR_QS_SOLD_OUT;
+    }
+    return mode == BR_QM_CLOSED        ? BR_QS_CLOSED
+           : mode == BR_QM_PASSTHROUGH ? BR_QS_PASSTHROUGH
+                                       : status;
 }
 
 /* ---- queue_mode_set (19) ---- */

@@ -700,7 +700,10 @@ function WR.gate()
     if EV.aware and EV.soldout then
         return Q.GATE_SOLD_OUT
     end
-    if NOW < EV.opens then
+    -- not open: before the opening unless the shuffle already ran (a
+    -- driver's clock may step back over the opening; the sale stays open).
+    -- EV.shuf comes from the script's own ev_load (open_if_due updates it).
+    if NOW < EV.opens and EV.shuf ~= 1 then
         return Q.GATE_NOT_OPEN
     end
     if EV.mode == Q.QM_PAUSED then

@@ -31,7 +31,7 @@ local mode = arg_int(6, 0, 255)
 local maxa = arg_int(7, 0, W32 - 1)
 local apm = arg_int(8, 0, W32 - 1)
 
-ev_load('id', 'owner')
+ev_load('id', 'owner', 'shuf')
 if actor ~= '0' then
     if known == 0 then
         EXTERNAL = true -- decided in {cat}: the log marks it (lib.lua)

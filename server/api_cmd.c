@@ -261,44 +261,6 @@ void br_api_queue_status_fill(struct br_api_queue_status *out, uint64_t event_id
     out->as_of_ms = now_ms;
 }
 
-uint8_t br_api_status_overlay(uint8_t status, uint8_t mode, uint8_t queue_flags, bool sold_out)
-{
-    if (status != BR_QS_PREQUEUE && status != BR_QS_WAITING) {
-        return status;
-    }
-    if ((queue_flags & BR_QF_INVENTORY_AWARE) != 0 && sold_out) {
-        return BR_QS_SOLD_OUT;
-    }
-    return mode == BR_QM_CLOSED        ? BR_QS_CLOSED
-           : mode == BR_QM_PASSTHROUGH ? BR_QS_PASSTHROUGH
-                                       : status;
-}
-
-uint8_t br_api_gate_of(uint8_t mode, uint8_t queue_flags, bool sold_out, uint32_t avail,
-                       int64_t opens_at_ms, int64_t now_ms)
-{
-    bool aware = (queue_flags & BR_QF_INVENTORY_AWARE) != 0;
-    if (mode == BR_QM_CLOSED) {
-        return BR_GATE_CLOSED;
-    }
-    if (mode == BR_QM_PASSTHROUGH) {
-        return BR_GATE_PASSTHROUGH;
-    }
-    if (aware && sold_out) {
-        return BR_GATE_SOLD_OUT;
-    }
-    if (now_ms < opens_at_ms) {
-        return BR_GATE_NOT_OPEN;
-    }
-    if (mode == BR_QM_PAUSED) {
-        return BR_GATE_PAUSED;
-    }
-    if (aware && avail == 0) {
-        return BR_GATE_SEATS_HELD;
-    }
-    return BR_GATE_OPEN;
-}
-
 void br_api_session_from_outcome(struct br_api_session *out, const struct br_cmd *cmd,
                                  const struct br_outcome *o, uint8_t role)
 {

@@ -119,21 +119,6 @@ struct br_queue_event_view;
 void br_api_queue_status_fill(struct br_api_queue_status *out, uint64_t event_id,
                               const struct br_queue_event_view *v, int64_t now_ms);
 
-/* Issue 13: a member's status as the views show it (WR-SPEC §9, the
- * overlay of br_queue_view) from the stored status and the event's live
- * fields: pre-queue or waiting in an inventory-aware sold-out event ->
- * sold_out; else mode closed -> closed, passthrough -> passthrough. Other
- * statuses unchanged. For stores without struct br_event (the distributed
- * backend's views). Pure. */
-uint8_t br_api_status_overlay(uint8_t status, uint8_t mode, uint8_t queue_flags, bool sold_out);
-
-/* Issue 13: the gate (WR-SPEC §2, the order of br_queue_gate) from an
- * event's live fields as a store without struct br_event keeps them (the
- * distributed backend: br_redis_queue_live): mode, spec queue_flags, sold
- * out, seats available, the opening. Pure. */
-uint8_t br_api_gate_of(uint8_t mode, uint8_t queue_flags, bool sold_out, uint32_t avail,
-                       int64_t opens_at_ms, int64_t now_ms);
-
 /* The session of a session_* outcome: id, user (ref); for a successful open
  * or rotate also the generation (count) and expiry (deadline_ms), and role
  * (the user's role, which the caller looks up: the outcome of an open does

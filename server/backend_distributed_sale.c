@@ -55,12 +55,14 @@ static int read_live(struct br_distributed *x, struct dist_conn *c, uint64_t eve
     return br_redis_event_read_live(&c->r, event_id, &owner, &spec, live);
 }
 
-/* The gate now from the live fields (api_cmd.h br_api_gate_of). */
+/* The gate now from the live fields (core/queue.h br_queue_gate_of). The
+ * live fields do not say whether the opening shuffle ran: by the server's
+ * clock, before the opening is not open. */
 static uint8_t live_gate(const struct dist_spec *s, const struct br_redis_queue_live *live,
                          int64_t now_ms)
 {
-    return br_api_gate_of(live->mode, s->spec.queue_flags, live->sold_out, live->avail,
-                          s->spec.sale_opens_at_ms, now_ms);
+    return br_queue_gate_of(live->mode, s->spec.queue_flags, live->sold_out, live->avail,
+                            s->spec.sale_opens_at_ms, false, now_ms);
 }
 
 /* A view read from Redis, completed as every backend completes it
@@ -72,7 +74,7 @@ static void fill_estimate(struct br_distributed *x, const struct dist_spec *s,
 {
     struct br_api_queue raw = *v;
     if (live != NULL) { /* the views of Redis carry the stored status: §9's overlay here */
-        raw.status = br_api_status_overlay(raw.status, live->mode, s->spec.queue_flags,
+        raw.status = br_queue_status_overlay(raw.status, live->mode, s->spec.queue_flags,
                                            live->sold_out);
     }
     br_api_queue_fill(v, raw.event_id, &s->spec, raw.status, raw.position, raw.queue_length,
