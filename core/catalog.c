@@ -52,6 +52,11 @@ int br_catalog_spec_validate(const struct br_event_spec *s)
     if (s->zone_count < 1 || s->zone_count > BR_EVENT_ZONES_MAX) {
         return BR_E_INVALID;
     }
+    if (s->admit_per_min > BR_ADMIT_PER_MIN_MAX || s->presence_ttl_s > BR_PRESENCE_TTL_S_MAX ||
+        s->pow_bits > BR_POW_BITS_MAX || (s->queue_flags & ~BR_QF_ALL) != 0 ||
+        s->mode >= BR_QUEUE_MODE_COUNT) {
+        return BR_E_INVALID;
+    }
     for (uint32_t z = 0; z < s->zone_count; z++) {
         const struct br_zone_spec *zs = &s->zones[z];
         if (!str_ok(zs->name, sizeof zs->name, true) || !currency_ok(zs->currency)) {
@@ -183,6 +188,15 @@ int br_catalog_event_create(struct br_engine *e, const struct br_cmd *c, struct 
     br_heap_init(&ev->hold_heap, e->hold_nodes + e->hold_nodes_used, (uint32_t)seats, e->hold_pos);
     e->hold_nodes_used += (uint32_t)seats;
     ev->q_shuffled = false;
+    /* The waiting room's live controls start from the spec. */
+    ev->q_mode = s->mode;
+    ev->q_max_active = s->max_active;
+    ev->q_admit_per_min = s->admit_per_min;
+    ev->q_pace_credit = 0;
+    ev->q_pace_last_ms = s->admit_per_min > 0 ? c->now_ms : 0;
+    ev->q_gate_told = BR_GATE_OPEN;
+    ev->q_lapsed = 0;
+    ev->q_rate.bucket_last = -1;
     out->id = ev->id;
     return out->err = BR_OK;
 }
@@ -295,6 +309,8 @@ void br_event_spec_default(struct br_event_spec *s, int64_t opens_at_ms)
     s->admit_per_tick = BR_EVENT_ADMIT_PER_TICK_DEFAULT;
     s->pass_ttl_ms = BR_EVENT_PASS_TTL_MS_DEFAULT;
     s->hold_ttl_ms = BR_EVENT_HOLD_TTL_MS_DEFAULT;
+    s->presence_ttl_s = BR_EVENT_PRESENCE_TTL_S_DEFAULT;
+    s->queue_flags = BR_EVENT_QUEUE_FLAGS_DEFAULT;
 }
 
 uint32_t br_event_spec_queue_default(const struct br_event_spec *s)

@@ -96,7 +96,7 @@ uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email);
 #define BR_EVENT_ADMIT_PER_TICK_DEFAULT 10u
 #define BR_EVENT_PASS_TTL_MS_DEFAULT 300000   /* 5 minutes to use a pass */
 #define BR_EVENT_HOLD_TTL_MS_DEFAULT 600000   /* 10 minutes to pay for a hold */
-/* Issue 13: the API's defaults for new events (br_event_spec_default: T1); the
+/* Issue 13: the API's defaults for new events (br_event_spec_default); the
  * scenarios' parser defaults stay 0 (every switch off). */
 #define BR_EVENT_PRESENCE_TTL_S_DEFAULT 300u
 #define BR_EVENT_QUEUE_FLAGS_DEFAULT BR_QF_INVENTORY_AWARE
@@ -108,7 +108,9 @@ uint64_t br_catalog_user_by_email(const struct br_engine *e, const char *email);
 
 /* Fills *s with the defaults of every setting for a sale opening at
  * opens_at_ms: pass required, the limits and TTLs above, starts_at 30 days
- * later. Names, venue and zones are left empty (zone_count 0), and
+ * later; the waiting room's API defaults: presence_ttl_s 300, queue_flags
+ * inventory-aware, mode open, no pacing, no proof of work (the scenario
+ * parser and the generator zero the last two switches themselves). Names, venue and zones are left empty (zone_count 0), and
  * queue_capacity 0 until br_event_spec_queue_default is called once the
  * zones are known. O(1). */
 void br_event_spec_default(struct br_event_spec *s, int64_t opens_at_ms);

@@ -221,6 +221,12 @@ int br_engine_apply(struct br_engine *e, const struct br_cmd *c, struct br_outco
     case BR_CMD_SESSION_REVOKE_ALL:
         rc = br_session_revoke_all(e, c, out);
         break;
+    case BR_CMD_QUEUE_MODE_SET:
+        rc = br_queue_mode_set(e, c, out);
+        break;
+    case BR_CMD_PRESENCE:
+        rc = br_queue_presence(e, c, out);
+        break;
     default:
         rc = out->err = BR_E_INVALID;
         break;
@@ -267,6 +273,30 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
         uint64_t v[] = {ev->id, ev->q_waiting, ev->passes_active, ev->passes_issued,
                         ev->q_shuffled, ev->owner_user_id};
         sum += br_state_record(2, v, 6);
+        /* Issue 13: the waiting room, only where a switch is on, so states
+         * of old scenarios hash as before (as record 12 does). */
+        const struct br_event_spec *sp = &ev->spec;
+        if (sp->admit_per_min != 0 || sp->presence_ttl_s != 0 || sp->pow_bits != 0 ||
+            sp->queue_flags != 0 || sp->mode != 0 || ev->q_mode != 0 ||
+            ev->q_admit_per_min != 0 || ev->q_pace_credit != 0 || ev->q_pace_last_ms != 0 ||
+            ev->q_gate_told != 0 || ev->q_lapsed != 0 || ev->q_max_active != sp->max_active) {
+            uint64_t w[] = {ev->id,           sp->admit_per_min,  sp->presence_ttl_s,
+                            sp->pow_bits,     sp->queue_flags,    sp->mode,
+                            ev->q_mode,       ev->q_max_active,   ev->q_admit_per_min,
+                            (uint64_t)ev->q_pace_credit, (uint64_t)ev->q_pace_last_ms,
+                            ev->q_gate_told,  ev->q_lapsed};
+            sum += br_state_record(13, w, 13);
+            if (ev->q_rate.bucket_last != -1) {
+                uint64_t r[3 + BR_RATE_BUCKETS];
+                r[0] = ev->id;
+                r[1] = (uint64_t)ev->q_rate.bucket_last;
+                r[2] = (uint64_t)ev->q_rate.since_ms;
+                for (uint32_t b = 0; b < BR_RATE_BUCKETS; b++) {
+                    r[3 + b] = ev->q_rate.n[b];
+                }
+                sum += br_state_record(14, r, 3 + BR_RATE_BUCKETS);
+            }
+        }
     }
     for (uint32_t i = 0; i < e->user_count; i++) {
         const struct br_user *u = &e->users[i];
@@ -279,6 +309,10 @@ uint64_t br_engine_state_hash(const struct br_engine *e)
         br_queue_view(e, m->event_id, m->user_id, &qv);
         uint64_t v[] = {m->event_id, m->user_id, m->status, qv.position, m->pass_id, m->tickets};
         sum += br_state_record(4, v, 6);
+        if (m->seen_ms != 0) {
+            uint64_t w[] = {m->event_id, m->user_id, (uint64_t)m->seen_ms};
+            sum += br_state_record(15, w, 3);
+        }
     }
     for (uint32_t i = 0; i < e->pass_count; i++) {
         const struct br_pass *p = &e->passes[i];
@@ -383,9 +417,9 @@ unsigned br_engine_due(const struct br_engine *e, uint64_t event_id, int64_t now
     if (ev == NULL) {
         return due;
     }
-    bool opening = !ev->q_shuffled && now_ms >= ev->spec.sale_opens_at_ms;
-    bool room = ev->q_shuffled && ev->q_waiting > 0 && ev->passes_active < ev->spec.max_active;
-    if (opening || room || heap_due(&ev->pass_heap, now_ms)) {
+    struct br_queue_due_in in;
+    br_queue_due_in_of(ev, &in);
+    if (br_queue_admit_due(&in, now_ms)) { /* the one due rule (queue.h) */
         due |= BR_DUE_ADMIT;
     }
     if (heap_due(&ev->hold_heap, now_ms)) {

@@ -96,7 +96,9 @@ static int reserve(struct br_engine *e, struct br_event *ev, const struct br_cmd
     uint32_t mi = br_queue_member_find(e, ev->id, c->user_id);
     uint32_t pi = UINT32_MAX;
 #ifndef BR_PLANT_SKIP_PASS
-    if (ev->spec.requires_pass) {
+    /* Passthrough (queue_mode_set): no queue, so no pass is needed, and one
+     * given is neither checked nor consumed. */
+    if (ev->spec.requires_pass && ev->q_mode != BR_QM_PASSTHROUGH) {
         if (c->u.reserve.pass_id == 0) {
             return BR_E_PASS_REQUIRED;
         }

@@ -171,6 +171,16 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
             put_u64(w, (uint64_t)s->zones[z].price_minor);
             put(w, s->zones[z].currency, 3);
         }
+        /* v3: the waiting room's five fields follow only when one is set,
+         * so an event of v1/v2 (every switch off) encodes and hashes as it did */
+        if (s->admit_per_min != 0 || s->presence_ttl_s != 0 || s->pow_bits != 0 ||
+            s->queue_flags != 0 || s->mode != 0) {
+            put_u32(w, s->admit_per_min);
+            put_u32(w, s->presence_ttl_s);
+            put_u8(w, s->pow_bits);
+            put_u8(w, s->queue_flags);
+            put_u8(w, s->mode);
+        }
         break;
     }
     case BR_CMD_USER_REGISTER:
@@ -238,6 +248,26 @@ static void put_cmd(struct wr *w, const struct br_cmd *c)
         break;
     case BR_CMD_SESSION_REVOKE_ALL:
         break; /* the actor is the argument */
+    case BR_CMD_QUEUE_MODE_SET:
+        put_u64(w, c->u.queue_mode_set.event_id);
+        put_u8(w, c->u.queue_mode_set.set);
+        put_u8(w, c->u.queue_mode_set.mode);
+        put_u32(w, c->u.queue_mode_set.max_active);
+        put_u32(w, c->u.queue_mode_set.admit_per_min);
+        break;
+    case BR_CMD_PRESENCE: {
+        uint32_t n = c->u.presence.count;
+        if (n > BR_PRESENCE_BATCH_MAX) {
+            w->overflow = true; /* more ids than a command holds: not representable */
+            return;
+        }
+        put_u64(w, c->u.presence.event_id);
+        put_u8(w, (uint8_t)n);
+        for (uint32_t i = 0; i < n; i++) {
+            put_u64(w, c->u.presence.user_ids[i]); /* only the first count ids */
+        }
+        break;
+    }
     default:
         break; /* unknown types carry no arguments; the engine answers BR_E_INVALID */
     }
@@ -273,6 +303,17 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
             s->zones[z].capacity = get_u32(r);
             s->zones[z].price_minor = (int64_t)get_u64(r);
             get(r, s->zones[z].currency, 3);
+        }
+        if (!r->bad && r->n != r->cmd_end) {
+            s->admit_per_min = get_u32(r);
+            s->presence_ttl_s = get_u32(r);
+            s->pow_bits = get_u8(r);
+            s->queue_flags = get_u8(r);
+            s->mode = get_u8(r);
+            if (s->admit_per_min == 0 && s->presence_ttl_s == 0 && s->pow_bits == 0 &&
+                s->queue_flags == 0 && s->mode == 0) {
+                r->bad = true; /* never written: all zero is written as nothing */
+            }
         }
         break;
     }
@@ -341,6 +382,24 @@ static void get_cmd(struct rd *r, struct br_cmd *c)
         c->u.session_rotate.ttl_ms = (int64_t)get_u64(r);
         break;
     case BR_CMD_SESSION_REVOKE_ALL:
+        break;
+    case BR_CMD_QUEUE_MODE_SET:
+        c->u.queue_mode_set.event_id = get_u64(r);
+        c->u.queue_mode_set.set = get_u8(r);
+        c->u.queue_mode_set.mode = get_u8(r);
+        c->u.queue_mode_set.max_active = get_u32(r);
+        c->u.queue_mode_set.admit_per_min = get_u32(r);
+        break;
+    case BR_CMD_PRESENCE:
+        c->u.presence.event_id = get_u64(r);
+        c->u.presence.count = get_u8(r);
+        if (c->u.presence.count > BR_PRESENCE_BATCH_MAX) {
+            r->bad = true;
+            break;
+        }
+        for (uint32_t i = 0; i < c->u.presence.count; i++) {
+            c->u.presence.user_ids[i] = get_u64(r); /* the rest stay zero (memset above) */
+        }
         break;
     default:
         r->bad = true; /* an unknown type is damage, not a command */
@@ -494,7 +553,8 @@ int br_journal_header_decode(const uint8_t *buf, size_t len, struct br_config *c
     struct rd r = {.p = buf, .len = len, .n = 4};
     uint32_t version = get_u32(&r);
     uint32_t hlen = get_u32(&r);
-    if (version != BR_JOURNAL_VERSION && version != BR_JOURNAL_VERSION_V1) {
+    if (version != BR_JOURNAL_VERSION && version != BR_JOURNAL_VERSION_V2 &&
+        version != BR_JOURNAL_VERSION_V1) {
         return BR_E_VERSION;
     }
     if (hlen != HEADER_LEN) {

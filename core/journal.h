@@ -28,9 +28,16 @@
 
 /* Version 2 (point 8) adds payment_check (type 18) and payment_create's
  * check_ms, written after hold_id only when not 0. A v1 journal decodes
- * unchanged (its payment_creates read check_ms 0, and hash as they did);
- * headers are written as v2, v1 and v2 are read. */
-#define BR_JOURNAL_VERSION 2u
+ * unchanged (its payment_creates read check_ms 0, and hash as they did).
+ * Version 3 (issue 13, the waiting room) adds queue_mode_set (19: event u64,
+ * set u8, mode u8, max_active u32, admit_per_min u32), presence (20: event
+ * u64, count u8, count user ids u64) and event_create's five waiting-room
+ * fields (admit_per_min u32, presence_ttl_s u32, pow_bits u8, queue_flags
+ * u8, mode u8) after the zones, written only when one is not 0, so v1 and
+ * v2 events read them as 0 and hash as they did. Headers are written as v3;
+ * v1, v2 and v3 are read. */
+#define BR_JOURNAL_VERSION 3u
+#define BR_JOURNAL_VERSION_V2 2u
 #define BR_JOURNAL_VERSION_V1 1u
 #define BR_JOURNAL_MAGIC "BRJ1"
 #define BR_JOURNAL_HEADER_MAX 128u  /* bytes a header takes at most */

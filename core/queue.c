@@ -187,6 +187,34 @@ static void fill_position(const struct br_engine *e, const struct br_event *ev,
     }
 }
 
+/* Whether a join by member mi (UINT32_MAX = none) keeps a place it holds:
+ * pre-queued, waiting, or admitted with a pass still live at now. */
+static bool keeps_place(const struct br_engine *e, uint32_t mi, int64_t now_ms)
+{
+    if (mi == UINT32_MAX) {
+        return false;
+    }
+    const struct br_member *m = &e->members[mi];
+    if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING) {
+        return true;
+    }
+    if (m->status != BR_QS_ADMITTED) {
+        return false;
+    }
+    uint32_t pi;
+    int found = br_map_get(&e->passes_by_id, m->pass_id, 0, &pi);
+    BR_ASSERT(found);
+    return !br_lapsed(e->passes[pi].deadline_ms, now_ms);
+}
+
+/* A successful join is a sign of life, recorded only while presence is on. */
+static void join_seen(const struct br_event *ev, struct br_member *m, int64_t now_ms)
+{
+    if (ev->spec.presence_ttl_s > 0) {
+        m->seen_ms = now_ms;
+    }
+}
+
 int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome *out)
 {
     struct br_event *ev = br_catalog_event(e, c->u.queue_join.event_id);
@@ -197,8 +225,25 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         return out->err = BR_E_UNAUTHORIZED;
     }
     br_queue_open_if_due(e, ev->id, c->now_ms);
-    if (ev->q_tail >= ev->spec.queue_capacity &&
-        br_queue_member_find(e, ev->id, c->user_id) == UINT32_MAX) {
+    uint32_t known = br_queue_member_find(e, ev->id, c->user_id);
+    if (!keeps_place(e, known, c->now_ms)) {
+        /* A join that would take a new place meets the gate first: a
+         * refusal (or a passthrough answer) changes no state. */
+        uint8_t gate = br_queue_gate(ev, c->now_ms);
+        if (gate == BR_GATE_CLOSED) {
+            return out->err = BR_E_QUEUE_CLOSED;
+        }
+        if (gate == BR_GATE_SOLD_OUT) {
+            return out->err = BR_E_SOLD_OUT;
+        }
+        if (gate == BR_GATE_PASSTHROUGH) {
+            out->id = ev->id;
+            out->status = BR_QS_PASSTHROUGH;
+            out->queue_length = ev->q_waiting;
+            return out->err = BR_OK;
+        }
+    }
+    if (ev->q_tail >= ev->spec.queue_capacity && known == UINT32_MAX) {
         /* A newcomer to a full queue: refuse before creating the (event,
          * user) record, so the refusal changes no state (engine.h). */
         return out->err = BR_E_FULL;
@@ -225,6 +270,7 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         }
     }
     if (m->status == BR_QS_PREQUEUE || m->status == BR_QS_WAITING || m->status == BR_QS_ADMITTED) {
+        join_seen(ev, m, c->now_ms);
         fill_position(e, ev, m, out); /* a re-join keeps the place */
         return out->err = BR_OK;
     }
@@ -242,6 +288,7 @@ int br_queue_join(struct br_engine *e, const struct br_cmd *c, struct br_outcome
         m->status = BR_QS_PREQUEUE;
         ev->q_prequeue_end = ev->q_tail;
     }
+    join_seen(ev, m, c->now_ms);
     fill_position(e, ev, m, out);
     return out->err = BR_OK;
 }
@@ -303,9 +350,60 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
         out->queue_length = ev->q_waiting;
         return out->err = BR_OK;
     }
-    uint32_t room = ev->spec.max_active - ev->passes_active;
+    /* 3. Pacing: credit accrues at apm per minute, in 1/60000 admissions. */
+    uint32_t apm = ev->q_admit_per_min;
+    if (apm > 0) {
+        int64_t dt = c->now_ms - ev->q_pace_last_ms;
+        int64_t cap = (int64_t)apm * BR_PACE_BURST_MS;
+        cap = cap < 60000 ? 60000 : cap;
+        /* dt * apm overflows nothing below the cap: clamp dt first */
+        int64_t add = dt <= 0 ? 0 : dt >= cap ? cap : dt * (int64_t)apm;
+        int64_t credit = ev->q_pace_credit + (add > cap ? cap : add);
+        ev->q_pace_credit = credit > cap ? cap : credit;
+        ev->q_pace_last_ms = c->now_ms;
+    }
+    /* 4. Announce a change of the inventory gate, once, before any pass. */
+    uint8_t gate = br_queue_gate(ev, c->now_ms);
+    uint8_t inv = br_queue_inv_gate(ev);
+    if (inv != ev->q_gate_told) {
+        struct br_effect *fx = br_engine_emit(e, BR_FX_QUEUE_STATE);
+        fx->event_id = ev->id;
+        fx->id = gate;
+        fx->ref = ev->q_mode;
+        ev->q_gate_told = inv;
+    }
+    bool admits = gate == BR_GATE_OPEN;
+#ifdef BR_PLANT_PAUSE_LEAK
+    admits = admits || gate == BR_GATE_PAUSED; /* planted (sim M1): paused still admits */
+#endif
+#ifdef BR_PLANT_ADMIT_NO_SEATS
+    admits = admits || gate == BR_GATE_SEATS_HELD; /* planted (sim I1): no inventory gate */
+#endif
+    /* 5. Nobody while the gate is shut. */
+    if (!admits) {
+        out->queue_length = ev->q_waiting;
+        return out->err = BR_OK;
+    }
+    /* 6. How many: room under the live max_active, the tick's share, the pace
+     * credit, and (inventory-aware) the seats available now. */
+    uint32_t room = ev->q_max_active > ev->passes_active ? ev->q_max_active - ev->passes_active : 0;
     uint32_t want = room < ev->spec.admit_per_tick ? room : ev->spec.admit_per_tick;
+    if (apm > 0) {
+        int64_t paced = ev->q_pace_credit / 60000;
+        want = paced < (int64_t)want ? (uint32_t)paced : want;
+    }
+#ifndef BR_PLANT_ADMIT_NO_SEATS
+    if (ev->spec.queue_flags & BR_QF_INVENTORY_AWARE) {
+        uint32_t avail = br_queue_seats_available(ev);
+        want = avail < want ? avail : want;
+    }
+#endif
     uint32_t admitted = 0;
+    uint32_t lapsed = 0;
+    int64_t ttl_ms = (int64_t)ev->spec.presence_ttl_s * 1000;
+#ifdef BR_PLANT_PRESENCE_UNIT
+    ttl_ms = ev->spec.presence_ttl_s; /* planted (sim S4): seconds taken for ms */
+#endif
 #ifdef BR_PLANT_ADMIT_SWAP
     /* Planted (caught by 20-planted.sh S4, 79-rush-plant.sh PASS_ORDER): the first two waiting
      * slots swap before admitting; both stay filled, so the Fenwick counts and asserts hold. */
@@ -317,7 +415,9 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
         e->members[e->slots[sw[0]] - 1].slot = sw[0] + 1; e->members[t - 1].slot = sw[1] + 1;
     }
 #endif
-    /* The head only moves forward over emptied slots: amortised O(1) per join. */
+    /* 7. Walk from the head, which only moves forward over emptied slots:
+     * amortised O(1) per join. A member absent for presence_ttl at its turn
+     * lapses instead of taking a pass (at most BR_LAPSE_SKIP_MAX an admit). */
     while (admitted < want && ev->q_head < ev->q_tail && e->pass_count < e->cfg.passes_max) {
         uint32_t abs = ev->q_base + ev->q_head;
         uint32_t slot = e->slots[abs];
@@ -327,6 +427,24 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
         }
         struct br_member *m = &e->members[slot - 1];
         BR_ASSERT(m->status == BR_QS_WAITING && m->slot == abs + 1);
+        if (ttl_ms > 0 && c->now_ms - m->seen_ms >= ttl_ms) {
+            if (lapsed >= BR_LAPSE_SKIP_MAX) {
+                break;
+            }
+            e->slots[abs] = 0;
+            fen_add(e, ev, ev->q_head, -1);
+            ev->q_waiting--;
+            ev->q_head++;
+            m->slot = 0;
+            m->status = BR_QS_LAPSED;
+            ev->q_lapsed++;
+            lapsed++;
+            struct br_effect *fx = br_engine_emit(e, BR_FX_PLACE_LAPSED);
+            fx->event_id = ev->id;
+            fx->user_id = m->user_id;
+            fx->deadline_ms = m->seen_ms + ttl_ms;
+            continue;
+        }
         e->slots[abs] = 0;
         fen_add(e, ev, ev->q_head, -1);
         ev->q_waiting--;
@@ -341,20 +459,27 @@ int br_queue_admit(struct br_engine *e, const struct br_cmd *c, struct br_outcom
         int rc = br_map_put(&e->passes_by_id, p->id, 0, pi);
         BR_ASSERT(rc == BR_OK);
         rc = br_heap_push(&ev->pass_heap, pi, p->deadline_ms, p->id);
-        BR_ASSERT(rc == BR_OK); /* live passes <= max_active = heap capacity */
+        BR_ASSERT(rc == BR_OK); /* live passes <= spec.max_active = heap capacity */
         m->slot = 0;
         m->status = BR_QS_ADMITTED;
         m->pass_id = p->id;
         ev->passes_active++;
         ev->passes_issued++;
         admitted++;
+        if (apm > 0) {
+            ev->q_pace_credit -= 60000;
+        }
         struct br_effect *fx = br_engine_emit(e, BR_FX_PASS_ISSUED);
         fx->event_id = ev->id;
         fx->user_id = m->user_id;
         fx->id = p->id;
         fx->deadline_ms = p->deadline_ms;
     }
+    if (admitted > 0) {
+        br_queue_rate_add(&ev->q_rate, c->now_ms, admitted);
+    }
     out->count = admitted;
+    out->ref = lapsed;
     out->queue_length = ev->q_waiting;
     return out->err = BR_OK;
 }
@@ -375,6 +500,17 @@ int br_queue_view(const struct br_engine *e, uint64_t event_id, uint64_t user_id
     struct br_outcome o;
     memset(&o, 0, sizeof o);
     fill_position(e, ev, &e->members[mi], &o);
+    if (o.status == BR_QS_PREQUEUE || o.status == BR_QS_WAITING) {
+        /* The overlay: what a waiting member's wait is now bound to end in.
+         * The position stays, so a reopened queue shows it again. */
+        if ((ev->spec.queue_flags & BR_QF_INVENTORY_AWARE) && br_queue_sold_out(ev)) {
+            o.status = BR_QS_SOLD_OUT;
+        } else if (ev->q_mode == BR_QM_CLOSED) {
+            o.status = BR_QS_CLOSED;
+        } else if (ev->q_mode == BR_QM_PASSTHROUGH) {
+            o.status = BR_QS_PASSTHROUGH;
+        }
+    }
     v->status = o.status;
     v->position = o.position;
     v->pass_id = o.ref;

@@ -113,6 +113,9 @@ struct br_queue_rate;
 uint32_t br_queue_seats_available(const struct br_event *ev);    /* sum capacity - held - sold */
 bool br_queue_sold_out(const struct br_event *ev);               /* every zone sold == capacity */
 uint8_t br_queue_gate(const struct br_event *ev, int64_t now_ms); /* enum br_queue_gate, §2 */
+/* The inventory gate: SOLD_OUT / SEATS_HELD for an inventory-aware event with no
+ * seat left to sell / to hold, else OPEN. What q_gate_told remembers. O(zones). */
+uint8_t br_queue_inv_gate(const struct br_event *ev);
 void br_queue_rate_add(struct br_queue_rate *r, int64_t now_ms, uint32_t admitted);
 void br_queue_rate_read(const struct br_queue_rate *r, int64_t now_ms, uint32_t *count,
                         int64_t *span_ms);

@@ -41,10 +41,10 @@ static void event_default(struct br_scn_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     struct br_event_spec *s = &ev->spec;
-    /* The core's defaults (the API's too), opening a minute into the run. */
+    /* The core's defaults (the API's too), opening a minute into the run,
+     * but with every waiting-room switch off (issue 13): old scenarios keep
+     * their behaviour and digests; a scenario turns a switch on by its key. */
     br_event_spec_default(s, 60000);
-    /* Issue 13: every waiting-room switch off in a scenario (the API's
-     * defaults turn some on): old scenarios keep their runs and digests. */
     s->admit_per_min = 0;
     s->presence_ttl_s = 0;
     s->pow_bits = 0;

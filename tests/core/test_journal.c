@@ -11,9 +11,8 @@
 
 /* ---- sample values: every field non-zero and distinct ---- */
 
-/* issue 13: T1 -- the types the journal codes so far; back to
- * BR_CMD_TYPE_COUNT with journal v3 (queue_mode_set, presence). */
-#define JOURNAL_TYPES_END (BR_CMD_PAYMENT_CHECK + 1)
+/* Every type the journal codes: all of them since v3 (queue_mode_set, presence). */
+#define JOURNAL_TYPES_END BR_CMD_TYPE_COUNT
 
 static void fill_str(char *dst, size_t cap, char base)
 {
@@ -51,6 +50,11 @@ static struct br_cmd sample_cmd(uint8_t type)
             s->zones[z].price_minor = 9900 + (int64_t)z;
             memcpy(s->zones[z].currency, z % 2 ? "GBP" : "EUR", 4);
         }
+        s->admit_per_min = BR_ADMIT_PER_MIN_MAX; /* v3: the waiting room's fields */
+        s->presence_ttl_s = BR_PRESENCE_TTL_S_MAX;
+        s->pow_bits = BR_POW_BITS_MAX;
+        s->queue_flags = BR_QF_INVENTORY_AWARE;
+        s->mode = BR_QM_PASSTHROUGH;
         break;
     }
     case BR_CMD_USER_REGISTER:
@@ -118,6 +122,20 @@ static struct br_cmd sample_cmd(uint8_t type)
         break;
     case BR_CMD_SESSION_REVOKE_ALL:
         break;
+    case BR_CMD_QUEUE_MODE_SET:
+        c.u.queue_mode_set.event_id = 0x0000000FFFFF0001ULL;
+        c.u.queue_mode_set.set = BR_QSET_MODE | BR_QSET_MAX_ACTIVE | BR_QSET_ADMIT_PER_MIN;
+        c.u.queue_mode_set.mode = BR_QM_CLOSED;
+        c.u.queue_mode_set.max_active = 0xFEDCBA98u;
+        c.u.queue_mode_set.admit_per_min = 0x12345678u;
+        break;
+    case BR_CMD_PRESENCE:
+        c.u.presence.event_id = 0x00000000000ABCDEULL;
+        c.u.presence.count = BR_PRESENCE_BATCH_MAX;
+        for (uint32_t i = 0; i < BR_PRESENCE_BATCH_MAX; i++) {
+            c.u.presence.user_ids[i] = 0x0102030405060708ULL * (i + 1);
+        }
+        break;
     default:
         fail();
     }
@@ -170,6 +188,11 @@ static void assert_cmd_equal(const struct br_cmd *a, const struct br_cmd *b)
             assert_true(x->zones[z].price_minor == y->zones[z].price_minor);
             assert_string_equal(x->zones[z].currency, y->zones[z].currency);
         }
+        assert_int_equal(x->admit_per_min, y->admit_per_min);
+        assert_int_equal(x->presence_ttl_s, y->presence_ttl_s);
+        assert_int_equal(x->pow_bits, y->pow_bits);
+        assert_int_equal(x->queue_flags, y->queue_flags);
+        assert_int_equal(x->mode, y->mode);
         break;
     }
     case BR_CMD_USER_REGISTER:
@@ -233,6 +256,20 @@ static void assert_cmd_equal(const struct br_cmd *a, const struct br_cmd *b)
         assert_true(a->u.session_rotate.ttl_ms == b->u.session_rotate.ttl_ms);
         break;
     case BR_CMD_SESSION_REVOKE_ALL:
+        break;
+    case BR_CMD_QUEUE_MODE_SET:
+        assert_true(a->u.queue_mode_set.event_id == b->u.queue_mode_set.event_id);
+        assert_int_equal(a->u.queue_mode_set.set, b->u.queue_mode_set.set);
+        assert_int_equal(a->u.queue_mode_set.mode, b->u.queue_mode_set.mode);
+        assert_int_equal(a->u.queue_mode_set.max_active, b->u.queue_mode_set.max_active);
+        assert_int_equal(a->u.queue_mode_set.admit_per_min, b->u.queue_mode_set.admit_per_min);
+        break;
+    case BR_CMD_PRESENCE:
+        assert_true(a->u.presence.event_id == b->u.presence.event_id);
+        assert_int_equal(a->u.presence.count, b->u.presence.count);
+        for (uint32_t i = 0; i < BR_PRESENCE_BATCH_MAX; i++) {
+            assert_true(a->u.presence.user_ids[i] == b->u.presence.user_ids[i]);
+        }
         break;
     default:
         fail();
@@ -682,17 +719,17 @@ static void test_wrong_magic_is_corrupt_and_wrong_version_is_version(void **stat
     assert_int_equal(br_journal_header_decode(buf, n, &d, &used), BR_E_CORRUPT);
     buf[3] = '1';
     assert_int_equal(buf[4], BR_JOURNAL_VERSION);
-    assert_int_equal(BR_JOURNAL_VERSION, 2);
-    /* Versions 0 and 3 with a checksum that matches: not ours. 1 is read
-     * (v1 journals, before point 8). */
-    const uint8_t versions[] = {0, 3, 1};
+    assert_int_equal(BR_JOURNAL_VERSION, 3);
+    /* Versions 0 and 4 with a checksum that matches: not ours. 1 and 2 are
+     * read (v1 journals, before point 8; v2, before the waiting room). */
+    const uint8_t versions[] = {0, 4, 1, 2};
     for (size_t k = 0; k < sizeof versions; k++) {
         buf[4] = versions[k];
         uint32_t crc = br_crc32c(0, buf, n - 4);
         for (int i = 0; i < 4; i++) {
             buf[n - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
         }
-        int want = versions[k] == 1 ? BR_OK : BR_E_VERSION;
+        int want = versions[k] == 1 || versions[k] == 2 ? BR_OK : BR_E_VERSION;
         assert_int_equal(br_journal_header_decode(buf, n, &d, &used), want);
         assert_int_equal(used, want == BR_OK ? n : 0);
     }
