@@ -286,7 +286,7 @@ static void fmt_est(char *buf, size_t cap, const struct br_wr_figures *f)
         snprintf(buf, cap, "none");
         return;
     }
-    char a[32], b[32];
+    char a[24], b[24];
     br_report_fmt_ms(a, sizeof a, f->est_err_p50_ms);
     br_report_fmt_ms(b, sizeof b, f->est_err_p99_ms);
     snprintf(buf, cap, "p50 %s p99 %s (%" PRIu64 ")", a, b, f->estimates);
@@ -297,7 +297,7 @@ static void text_wr(FILE *f, const struct br_report *r)
     const struct br_wr_figures *on = r->wr_on, *off = r->wr_off;
     bool cmp = off != NULL && off->present;
     fprintf(f, "  waiting room  %-34s %s\n", "switches on", cmp ? "off (same crowd, seed)" : "");
-    char a[64], b[64];
+    char a[96], b[96];
 #define WR_ROW(label, fmt_on, fmt_off) fprintf(f, "    %-26s %-34s %s\n", label, fmt_on, cmp ? fmt_off : "")
     snprintf(a, sizeof a, "%" PRIu64, on->passes_to_gone);
     snprintf(b, sizeof b, "%" PRIu64, cmp ? off->passes_to_gone : 0);
