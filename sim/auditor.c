@@ -380,7 +380,11 @@ static uint8_t ev_gate(const struct a_event *ev, int64_t now_ms)
     if (ev_aware(ev) && ev_sold_out(ev)) {
         return BR_GATE_SOLD_OUT;
     }
-    if (now_ms < ev->spec.sale_opens_at_ms) {
+    /* Not open: before the opening while the opening shuffle has not run.
+     * A clock stepping back over the opening after the shuffle leaves the
+     * sale open (the core's reading of rule 4, docs/DESIGN.md: admission
+     * always did so, and old scenarios' runs must not change). */
+    if (now_ms < ev->spec.sale_opens_at_ms && !ev->opened) {
         return BR_GATE_NOT_OPEN;
     }
     if (ev->mode == BR_QM_PAUSED) {

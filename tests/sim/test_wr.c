@@ -270,6 +270,39 @@ static void sim_wr_presence_keeps_a_user_and_a_lapse_of_the_absent_passes(void *
     br_auditor_free(t.a);
 }
 
+/* The gate's NOT_OPEN (WR-SPEC §2 rule 4 as the core reads it): before the
+ * opening only while the opening shuffle has not run. A skewed admitter clock
+ * stepping back over the opening after the shuffle still admits (as it always
+ * did); before the shuffle, a pass is a violation. */
+static void sim_wr_clock_back_over_the_opening_after_the_shuffle_admits(void **state)
+{
+    (void)state;
+    struct tr t;
+    tr_init(&t, 0, 0, BR_QM_OPEN, 10);
+    tr_join(&t, OPEN + 1, 1, 1, 1); /* the shuffle runs */
+    struct br_effect f = pass_fx(OPEN - 150, 1, 1);
+    tr_admit(&t, OPEN - 150, &f, 1, 1, 0, 0);
+    const struct br_violation *v = br_auditor_first(t.a);
+    if (v != NULL) {
+        print_error("%s: %s\n", br_inv_name(v->inv), v->msg);
+    }
+    assert_null(v);
+    br_auditor_free(t.a);
+
+    tr_init(&t, 0, 0, BR_QM_OPEN, 10);
+    struct br_cmd c = {.type = BR_CMD_QUEUE_JOIN, .now_ms = OPEN - 5000, .user_id = 1};
+    c.u.queue_join.event_id = 1;
+    struct br_outcome o = {.err = BR_OK, .status = BR_QS_PREQUEUE, .id = 1, .position = 1,
+                           .queue_length = 1};
+    br_auditor_observe(t.a, &c, &o, NULL, 0);
+    f = pass_fx(OPEN - 150, 1, 1);
+    tr_admit(&t, OPEN - 150, &f, 1, 1, 0, 0); /* no shuffle yet: not open */
+    assert_non_null(br_auditor_first(t.a));
+    print_message("caught %s: %s\n", br_inv_name(br_auditor_first(t.a)->inv),
+                  br_auditor_first(t.a)->msg);
+    br_auditor_free(t.a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +314,7 @@ int main(void)
         cmocka_unit_test(sim_wr_a_present_user_lapsed_is_s4),
         cmocka_unit_test(sim_wr_an_absent_user_admitted_is_s4),
         cmocka_unit_test(sim_wr_presence_keeps_a_user_and_a_lapse_of_the_absent_passes),
+        cmocka_unit_test(sim_wr_clock_back_over_the_opening_after_the_shuffle_admits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
