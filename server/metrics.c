@@ -407,6 +407,11 @@ static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_
               "br_rate_limited_total{scope=\"ip\"} %" PRIu64 "\n",
               (uint64_t)atomic_load(&m->limited_user), (uint64_t)atomic_load(&m->limited_ip));
     sb_printf(b,
+              "# HELP br_presence_dropped_total Waiting-room presence reports dropped because "
+              "the pending table was full (a lapse can only come later than it should).\n"
+              "# TYPE br_presence_dropped_total counter\nbr_presence_dropped_total %" PRIu64 "\n",
+              x->presence_dropped);
+    sb_printf(b,
               "# HELP br_sse_streams Queue position streams (SSE) open.\n"
               "# TYPE br_sse_streams gauge\nbr_sse_streams %u\n"
               "# HELP br_http_inflight Requests received and not yet answered.\n"

@@ -12,6 +12,8 @@
  *   process_start_time_seconds                     from /proc/self and getrlimit
  *   br_build_info{version,commit} 1                 as `bookingrush --version`
  *   br_webhooks_total{result}                      payment webhooks by what became of them
+ *   br_presence_dropped_total                      presence reports lost to a full table
+ *                                                  (server/presence.h)
  *
  * Every family has HELP and TYPE; scripts/test.d/61-promtool.sh holds the
  * exposition of a live server to `promtool check metrics`.
@@ -61,6 +63,7 @@ struct br_metrics_extra {
     uint32_t sse_streams;
     uint32_t inflight;
     uint64_t replayed;
+    uint64_t presence_dropped; /* br_presence_dropped: seen reports lost to a full table */
 };
 
 /* The backend whose ops->metrics adds its own families to every render

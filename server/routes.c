@@ -1161,6 +1161,7 @@ static void r_metrics(struct rq *q)
         .sse_streams = br_hub_streams(q->rt->hub),
         .inflight = 0,
         .replayed = q->rt->replayed,
+        .presence_dropped = br_presence_dropped(q->rt->presence), /* 0 without a reporter */
     };
     struct br_http_server *http = atomic_load(&q->rt->http);
     x.inflight = http != NULL ? br_http_inflight(http) : 0;

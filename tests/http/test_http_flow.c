@@ -74,6 +74,9 @@ static void test_health_ready_openapi_metrics(void **state)
     assert_non_null(strstr(r.body, "br_http_request_duration_seconds_bucket"));
     assert_non_null(strstr(r.body, "br_zone_available"));
     assert_non_null(strstr(r.body, "br_queue_length"));
+    /* issue 13: the presence reporter's losses, a counter with HELP and TYPE */
+    assert_non_null(strstr(r.body, "# HELP br_presence_dropped_total "));
+    assert_non_null(strstr(r.body, "# TYPE br_presence_dropped_total counter\nbr_presence_dropped_total 0\n"));
     t_resp_free(&r);
 }
 
