@@ -274,8 +274,9 @@ struct br_backend_ops {
     int (*queue_positions)(struct br_backend *b, uint64_t event_id, const uint64_t *users,
                            uint32_t n, struct br_api_queue *out, int *rc);
 
-    /* ---- issue 13: the waiting room. NULL-able: a backend that does not
-     * have one yet leaves it NULL and the routes answer as not implemented. ---- */
+    /* ---- issue 13: the waiting room. Both backends set these; NULL-able
+     * all the same: a backend without them leaves them NULL and the routes
+     * answer 501 NOT_IMPLEMENTED (presence reports are then not sent). ---- */
     /* Operator modes (core queue_mode_set; set = BR_QSET_* bits): actor 0 =
      * the server itself. r.queue_status. */
     void (*queue_mode_set)(struct br_backend *b, uint64_t actor, uint64_t event_id, uint8_t set,

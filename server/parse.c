@@ -648,7 +648,7 @@ static const struct {
     [BR_ROUTE_REFRESH] = {"POST", "/api/v1/auth/refresh"},
     [BR_ROUTE_LOGOUT] = {"POST", "/api/v1/auth/logout"},
     [BR_ROUTE_LOGOUT_ALL] = {"POST", "/api/v1/auth/logout-all"},
-    /* Issue 13 (handlers: routes.c, T4). */
+    /* Issue 13: the waiting room (handlers: routes.c). */
     [BR_ROUTE_QUEUE_STATUS] = {"GET", "/api/v1/events/{id}/queue"},
     [BR_ROUTE_QUEUE_MODE_SET] = {"POST", "/api/v1/admin/events/{id}/queue"},
     [BR_ROUTE_QUEUE_CHALLENGE] = {"POST", "/api/v1/queue/challenge"},

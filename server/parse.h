@@ -96,8 +96,8 @@ enum br_route {
     BR_ROUTE_REFRESH,          /* POST   /api/v1/auth/refresh */
     BR_ROUTE_LOGOUT,           /* POST   /api/v1/auth/logout */
     BR_ROUTE_LOGOUT_ALL,       /* POST   /api/v1/auth/logout-all */
-    /* Issue 13: the waiting room. Matched by br_route_match; routes.c answers
-     * them 404 "no such route" until their handlers land (issue 13: T4). */
+    /* Issue 13: the waiting room (handlers in routes.c; a backend without the
+     * waiting room's ops answers them 501 NOT_IMPLEMENTED: backend.h). */
     BR_ROUTE_QUEUE_STATUS,       /* GET    /api/v1/events/{id}/queue (public) */
     BR_ROUTE_QUEUE_MODE_SET,     /* POST   /api/v1/admin/events/{id}/queue */
     BR_ROUTE_QUEUE_CHALLENGE,    /* POST   /api/v1/queue/challenge */

@@ -16,7 +16,7 @@
  * here (an open-addressing table, 16 B an entry, entries free once
  * expired); the distributed one marks use in Redis (br_redis_pow_use).
  * Never journaled: the core never sees a join that failed the door.
- * server/pow.c: T4. A planted bug (BR_PLANT_POW_REUSE: a used challenge is
+ * Implemented in server/pow.c. A planted bug (BR_PLANT_POW_REUSE: a used challenge is
  * accepted again) proves tests/http/test_pow.c can fail (25-pow-plant.sh).
  */
 #ifndef BR_POW_H

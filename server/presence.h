@@ -17,7 +17,7 @@
  *
  * Advisory: a lost report can only make a lapse later than the truth
  * allows, never earlier (the TTL, 300 s by default, is 5x the period).
- * Thread-safe (one mutex); no I/O of its own. server/presence.c: T5.
+ * Thread-safe (one mutex); no I/O of its own (server/presence.c).
  */
 #ifndef BR_PRESENCE_H
 #define BR_PRESENCE_H

@@ -155,7 +155,7 @@ struct br_scenario {
     int64_t clock_skew_ms;   /* each process's clock is off by up to +- this */
     int64_t drain_max_ms;    /* after the faults stop, converge within this */
     bool swarm;              /* the fault mix was redrawn (br_scenario_swarm) */
-    /* Issue 13: the waiting room (ISSUE13 §9.1; parser: T3). */
+    /* Issue 13: the waiting room (ISSUE13 §9.1; parsed in scenario.c). */
     uint32_t operator_count;
     struct br_scn_operator operators[BR_SCN_OPERATOR_MAX];
     int64_t presence_report_ms; /* "presence": {"report_ms"}: 0 = no presence ticks */
