@@ -788,7 +788,7 @@ static void r_queue_position(struct rq *q)
     /* A poll is a sign of life (issue 13, point 3): the core's join already
      * counts as one; the reporter de-duplicates and batches. */
     if (q->rt->presence != NULL) {
-        br_presence_seen(q->rt->presence, q->match.id, q->who.user_id, br_clock_wall_ms());
+        br_presence_seen(q->rt->presence, q->match.id, q->who.user_id, br_clock_mono_ms());
     }
     BE(q)->ops->queue_position(BE(q), q->who.user_id, q->match.id, begin(q, queue_done));
 }
