@@ -689,6 +689,24 @@ function WR.inv()
     return Q.GATE_OPEN
 end
 
+-- core: the event's waiting-room spec (ARGV[wr .. wr + 4]: admit_per_min,
+-- presence_ttl_s, pow_bits, queue_flags, mode) and its live controls as
+-- event_create starts them (WR-SPEC 1), appended to an HSET's field/value
+-- list. event_put and rebuild share it (a rebuild starts the live
+-- controls from the spec: the record keeps no live mode or pacing).
+function WR.spec_args(args, wr)
+    local apm = arg_int(wr, 0, Q.ADMIT_PER_MIN_MAX)
+    for _, kv in ipairs({{'wapm', apm}, {'prs', arg_int(wr + 1, 0, Q.PRESENCE_TTL_S_MAX)},
+                         {'pow', arg_int(wr + 2, 0, Q.POW_BITS_MAX)},
+                         {'qf', arg_int(wr + 3, 0, 255)}, {'smode', ARGV[wr + 4]},
+                         {'mode', ARGV[wr + 4]}, {'maxl', ARGV[11]}, {'apm', apm}, {'pcr', 0},
+                         {'plast', apm > 0 and dec(NOW) or 0}, {'told', Q.GATE_OPEN},
+                         {'lap', 0}}) do
+        args[#args + 1] = kv[1]
+        args[#args + 1] = kv[2]
+    end
+end
+
 -- core: br_queue_gate -- the first match wins.
 function WR.gate()
     if EV.mode == Q.QM_CLOSED then

@@ -123,15 +123,7 @@ local args = {'doc', DOC, 'id', eid, 'owner', arg_u64(2), 'name', ARGV[5], 'venu
 -- Issue 13: the waiting room's spec, and its live controls as
 -- event_create starts them (the record keeps no live mode, max_active,
 -- pacing or rate: an operator sets them again after a loss).
-local apm = arg_int(wr, 0, Q.ADMIT_PER_MIN_MAX)
-for _, kv in ipairs({{'wapm', apm}, {'prs', arg_int(wr + 1, 0, Q.PRESENCE_TTL_S_MAX)},
-                     {'pow', arg_int(wr + 2, 0, Q.POW_BITS_MAX)}, {'qf', arg_int(wr + 3, 0, 255)},
-                     {'smode', ARGV[wr + 4]}, {'mode', ARGV[wr + 4]}, {'maxl', ARGV[11]},
-                     {'apm', apm}, {'pcr', 0}, {'plast', apm > 0 and dec(NOW) or 0},
-                     {'told', Q.GATE_OPEN}, {'lap', 0}}) do
-    args[#args + 1] = kv[1]
-    args[#args + 1] = kv[2]
-end
+WR.spec_args(args, wr)
 for s = BR_HOLD_HELD, BR_HOLD_REFUNDED do
     args[#args + 1] = BK[s]
     args[#args + 1] = bk[s]
