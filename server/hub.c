@@ -252,6 +252,17 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
         sub_sold_out(s);
         wrote = true;
     }
+#ifdef BR_PLANT_HUB_DROP_PASS
+    /* Planted (caught by scripts/test.d/79-rush-plant.sh, PASS_UNDELIVERED): every
+     * 5th pass is marked sent but never written, a lost write -- here, where
+     * every path that sends a pass (the admit's fan-out, a refresh, a
+     * subscribe) goes through. */
+    static unsigned dropped_seq;
+    if (admitted && ++dropped_seq % 5 == 0) {
+        s->passed = true;
+        return wrote;
+    }
+#endif
     if (admitted) {
         char token[BR_PASS_TOKEN_MAX];
         if (br_hub_pass_token(h, v.event_id, s->user_id, v.pass_id, v.pass_expires_at_ms, token,
@@ -314,15 +325,6 @@ static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint6
             (s->has_withheld ? s->withheld.status : s->last.status) == BR_QS_WAITING) {
             v.queue_length--; /* we left the line */
         }
-#ifdef BR_PLANT_HUB_DROP_PASS
-        /* Planted (caught by scripts/test.d/79-rush-plant.sh, PASS_UNDELIVERED): every
-         * 5th pass is marked sent but never written, a lost write. */
-        static unsigned dropped_seq;
-        if (++dropped_seq % 5 == 0) {
-            s->passed = true;
-            continue;
-        }
-#endif
         if (sub_send_view(h, s, &v, false, br_clock_mono_ms())) {
             br_http_stream_wake(s->req);
         }
