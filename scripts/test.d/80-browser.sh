@@ -46,7 +46,9 @@ echo "80-browser: screenshots and logs in $art"
 # ---- the server ----
 d=$(mktemp -d /tmp/br-browser.XXXXXX)
 pid=""
+devpid=""
 cleanup() {
+  if [ -n "$devpid" ]; then kill "$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; fi
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
@@ -70,6 +72,13 @@ for _ in $(seq 200); do [ -s "$d/port" ] && break; sleep 0.05; done
 base=http://127.0.0.1:$(cat "$d/port")
 for _ in $(seq 200); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.05; done
 curl -sf "$base/readyz" >/dev/null || { tail -20 "$d/log" >&2; fail "the server is not ready"; }
+if [ -n "${BR_WEB_DEVSERVE:-}" ]; then
+  # Development only: web/ from the work tree through tests/web/lib/devserve.mjs, the API behind it.
+  node "$web/lib/devserve.mjs" "$PWD/web" "$(cat "$d/port")" "$d/devport" >>"$d/log" 2>&1 &
+  devpid=$!
+  for _ in $(seq 100); do [ -s "$d/devport" ] && break; sleep 0.05; done
+  base=http://127.0.0.1:$(cat "$d/devport")
+fi
 ctype=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$base/")
 case $ctype in
   "200 text/html"*) ;;
