@@ -82,7 +82,18 @@ export class Ctx {
   async shot(page, step, {fullPage = true} = {}) {
     this.step += 1;
     const file = path.join(this.dir, `${String(this.step).padStart(2, '0')}-${step}.png`);
-    await page.screenshot({path: file, fullPage, animations: 'disabled', caret: 'hide'});
+    // A whole-page shot: the window made as tall as the page, then put back. (Playwright's own
+    // fullPage left this Chromium's scroll position out of step: the next click scrolled the
+    // page between mousedown and mouseup and missed its button.)
+    const view = page.viewportSize();
+    const height = fullPage ? await page.evaluate(() => document.documentElement.scrollHeight) : view.height;
+    if (height > view.height) {
+      await page.setViewportSize({width: view.width, height: Math.min(height, 4000)});
+    }
+    await page.screenshot({path: file, animations: 'disabled', caret: 'hide'});
+    if (height > view.height) {
+      await page.setViewportSize(view);
+    }
     return file;
   }
 
