@@ -11,7 +11,9 @@
 # Screenshots of every step and each page's console go to $BR_WEB_ARTIFACTS
 # (default build/browser-artifacts/, printed); the server's log beside them.
 # usage: 80-browser.sh ASAN_BUILD RELEASE_BUILD [test name...]
-#        (BR_TEST_KEEP=1 keeps the server's data dir)
+#        (BR_TEST_KEEP=1 keeps the server's data dir; BR_WEB_README_SHOTS=1 copies the
+#        README's screenshots into docs/screenshots/; BR_WEB_DEVSERVE=1, for development
+#        only, serves web/ from the work tree through tests/web/lib/devserve.mjs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rel=${2:-build}
@@ -95,3 +97,20 @@ if [ $rc != 0 ]; then
   fail "browser tests failed (exit $rc); screenshots and console logs in $art"
 fi
 echo "80-browser: passed; screenshots in $art"
+# BR_WEB_README_SHOTS=1: refresh the README's screenshots (docs/screenshots/) from this run.
+if [ -n "${BR_WEB_README_SHOTS:-}" ]; then
+  mkdir -p docs/screenshots
+  while read -r from to; do
+    [ -f "$art/$from" ] && cp "$art/$from" "docs/screenshots/$to"
+  done <<'LIST'
+10-purchase/01-event-page.png buyer-1-event.png
+10-purchase/02-waiting-room.png buyer-2-waiting-room.png
+10-purchase/03-pass-choose-seats.png buyer-3-choose-seats.png
+10-purchase/04-hold-payment.png buyer-4-hold-payment.png
+10-purchase/05-confirmation.png buyer-5-confirmation.png
+30-declined-card/01-card-declined.png buyer-card-declined.png
+60-accessibility/04-phone-hold.png buyer-phone-hold.png
+50-organizer-dashboard/05-dashboard-after.png organizer-dashboard.png
+LIST
+  echo "80-browser: docs/screenshots/ refreshed"
+fi

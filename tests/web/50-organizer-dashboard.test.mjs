@@ -73,7 +73,7 @@ export default async function (ctx) {
     seen.queue.push(q);
     seen.sold.push(sold);
     seen.updated.add(await page.locator(sel('dashboard-updated')).innerText());
-    if (!midShot && q > 0 && sold > 0) {
+    if (!midShot && sold >= 12) {
       midShot = true;
       await ctx.shot(page, 'dashboard-during-rush');
     }
