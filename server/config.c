@@ -80,6 +80,9 @@ static const struct opt OPTS[] = {
     {"--pow-used-max", "BR_POW_USED_MAX", OPT_UINT, OFF(pow_used_max), 1u << 24, "N",
      "embedded: solved challenges remembered at once (16 B each), so each is accepted once; "
      "at 90% full new challenges are refused 503 OVERLOADED (262144)"},
+    {"--web-dir", "BR_WEB_DIR", OPT_TEXT, OFF(web_dir), 0, "DIR",
+     "serve the web front end (GET /, /web/...) from DIR instead of the copy built into the "
+     "binary; for working on the pages (built in)"},
     {"--trusted-proxies", "BR_TRUSTED_PROXIES", OPT_TEXT, OFF(trusted_proxies), 0, "CIDR,...",
      "peers whose X-Forwarded-For is believed (none)"},
     {"--threads", "BR_THREADS", OPT_UINT, OFF(threads), 256, "N",

@@ -24,6 +24,7 @@ struct br_serve_config {
     char webhook_secret[BR_CONFIG_TEXT_MAX]; /* empty = from the data dir */
     char port_file[BR_CONFIG_TEXT_MAX]; /* write the bound port here; empty = no */
     char trusted_proxies[BR_CONFIG_TEXT_MAX];
+    char web_dir[BR_CONFIG_TEXT_MAX]; /* "" = the files embedded at build time */
     unsigned jwt_ttl_s;
     struct br_rate rate_user;
     struct br_rate rate_ip;

@@ -34,6 +34,7 @@
 #include "server/pow.h"
 #include "server/presence.h"
 #include "server/render.h"
+#include "server/web.h"
 
 enum body_kind { BODY_NONE = 0, BODY_JSON, BODY_JSON_OR_FORM, BODY_RAW_JSON };
 /* Who may call a route. Every authenticated request's token must name a
@@ -1300,6 +1301,74 @@ static void request_id(struct rq *q)
 
 static void run(struct rq *q, const struct route *r);
 
+/* ---- the web front end (web.h): GET / and GET /web/<path> ---- */
+
+/* Everything from this origin only (connect, images, scripts, styles: no
+ * inline code); fits BR_HTTP_HEADER_VALUE_MAX. */
+static const char WEB_CSP[] =
+    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+_Static_assert(sizeof WEB_CSP <= BR_HTTP_HEADER_VALUE_MAX, "the policy fits a header value");
+
+/* Answers the request when it is one of the front end's files (true), or
+ * leaves it to the API's 404 (false: not a front-end path). */
+static bool serve_web(struct rq *q)
+{
+    const char *method = br_http_method(q->req);
+    const char *path = br_http_path(q->req);
+    bool head = strcmp(method, "HEAD") == 0;
+    if (strcmp(method, "GET") != 0 && !head) {
+        return false;
+    }
+    const char *rel;
+    if (strcmp(path, "/") == 0) {
+        rel = "index.html";
+    } else if (strncmp(path, "/web/", 5) == 0) {
+        rel = path + 5;
+    } else {
+        return false;
+    }
+    const char *type = br_web_content_type(rel);
+    if (!br_web_path_ok(rel) || type == NULL) {
+        reply_code(q, 404, "NOT_FOUND", "no such file of the web front end");
+        return true;
+    }
+    const char *dir = q->rt->cfg->web_dir;
+    const struct br_web_file *f = NULL;
+    char *owned = NULL;
+    size_t len = 0;
+    if (dir[0] != '\0') {
+        if (br_web_read_dir(dir, rel, &owned, &len) != 0) {
+            reply_code(q, 404, "NOT_FOUND", "no such file of the web front end");
+            return true;
+        }
+    } else if ((f = br_web_find(rel)) == NULL) {
+        reply_code(q, 404, "NOT_FOUND", "no such file of the web front end");
+        return true;
+    } else {
+        len = f->len;
+    }
+    char etag[19];
+    br_web_etag(owned != NULL ? (const void *)owned : (const void *)f->bytes, len, etag);
+    br_http_add_header(q->req, "ETag", etag);
+    br_http_add_header(q->req, "Cache-Control",
+                       strcmp(rel, "index.html") == 0 ? "no-cache" : "public, max-age=60");
+    br_http_add_header(q->req, "Content-Security-Policy", WEB_CSP);
+    br_http_add_header(q->req, "X-Content-Type-Options", "nosniff");
+    br_http_add_header(q->req, "Referrer-Policy", "no-referrer");
+    const char *inm = br_http_header(q->req, "If-None-Match");
+    if (inm != NULL && strstr(inm, etag) != NULL) {
+        free(owned);
+        br_http_respond(q->req, 304, NULL, NULL, 0);
+        return true;
+    }
+    if (owned != NULL) {
+        br_http_respond(q->req, 200, type, owned, len);
+    } else {
+        br_http_respond_static(q->req, 200, type, f->bytes, len);
+    }
+    return true;
+}
+
 void br_routes_handle(void *ctx, struct br_http_req *req)
 {
     struct br_routes *rt = ctx;
@@ -1344,6 +1413,9 @@ void br_routes_handle(void *ctx, struct br_http_req *req)
     if (q->match.allow[0] != '\0') {
         br_http_add_header(req, "Allow", q->match.allow);
         reply_code(q, 405, "METHOD_NOT_ALLOWED", "this route does not take that method");
+        return;
+    }
+    if (serve_web(q)) {
         return;
     }
     reply_code(q, 404, "NOT_FOUND", "no such route");

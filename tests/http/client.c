@@ -262,6 +262,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     header_value(line, len, "X-Request-Id", s->r->request_id, sizeof s->r->request_id);
     header_value(line, len, "Content-Type", s->r->content_type, sizeof s->r->content_type);
     header_value(line, len, "Cache-Control", s->r->cache_control, sizeof s->r->cache_control);
+    header_value(line, len, "ETag", s->r->etag, sizeof s->r->etag);
+    header_value(line, len, "Content-Security-Policy", s->r->csp, sizeof s->r->csp);
     return len;
 }
 

@@ -105,6 +105,8 @@ struct t_resp {
     char request_id[80];
     char content_type[96];
     char cache_control[64];
+    char etag[32];
+    char csp[128]; /* Content-Security-Policy */
 };
 
 /* One request. headers: NULL-terminated "Name: value" strings (may be
