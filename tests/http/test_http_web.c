@@ -69,9 +69,10 @@ static int walk(const char *dir, const char *rel, int *served)
         if (de->d_name[0] == '.') {
             continue;
         }
-        char path[512], sub[256];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name);
+        char path[1024], sub[512];
+        int pn = snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        int sn = snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name);
+        assert_true(pn > 0 && (size_t)pn < sizeof path && sn > 0 && (size_t)sn < sizeof sub);
         struct stat st;
         assert_int_equal(stat(path, &st), 0);
         if (S_ISDIR(st.st_mode)) {
@@ -90,7 +91,7 @@ static int walk(const char *dir, const char *rel, int *served)
         size_t len = 0;
         char *disk = slurp(path, &len);
         assert_non_null(disk);
-        char url[300];
+        char url[600];
         snprintf(url, sizeof url, "/web/%s", sub);
         struct t_resp r;
         t_request(&g_srv, "GET", url, NULL, NULL, NULL, 0, &r);
