@@ -5,6 +5,12 @@
 # family with HELP and TYPE, no family is empty, and the usual process
 # metrics and the build-info metric are there with sane values (the
 # version and commit are the ones `bookingrush --version` prints).
+# The operators' files (issue 14) follow the server: `promtool check rules`
+# passes on deploy/prometheus/alerts.yml, and every metric name used in it
+# and in the Grafana dashboard (deploy/grafana/bookingrush.json, its
+# expressions and variables) is in this live /metrics -- or, for the
+# distributed deployment's own metrics, which an embedded server does not
+# export, has a "# TYPE" line in server/*.c.
 #
 # Usage: scripts/test.d/61-promtool.sh ASAN_BUILD_DIR RELEASE_BUILD_DIR
 #        (BR_METRICS_FILE=FILE checks a saved exposition instead of a live server)
@@ -78,3 +84,28 @@ read -r version commit < <("$bin" --version | sed -n 's/^bookingrush \([^ ]*\) (
 grep -qx "br_build_info{version=\"$version\",commit=\"$commit\"} 1" "$tmp/metrics" ||
   fail "br_build_info does not say version $version commit $commit: $(grep br_build_info "$tmp/metrics")"
 echo "61-promtool: /metrics passes promtool ($(grep -c '^# TYPE' "$tmp/metrics") families), process and build info present"
+
+# The alert rules and the dashboard (issue 14).
+alerts=deploy/prometheus/alerts.yml
+dash=deploy/grafana/bookingrush.json
+promtool check rules "$alerts" >"$tmp/rules" 2>&1 || { cat "$tmp/rules" >&2; fail "promtool check rules $alerts"; }
+command -v jq >/dev/null || fail "jq missing: scripts/install-deps.sh installs it"
+jq -r '.panels[].targets[].expr, .templating.list[].query | strings' "$dash" >"$tmp/dash-exprs" ||
+  fail "$dash is not the dashboard JSON"
+[ "$(wc -l <"$tmp/dash-exprs")" -ge 10 ] || fail "read only $(wc -l <"$tmp/dash-exprs") expressions from $dash"
+# The names /metrics has: families (HELP/TYPE) and the samples' own (_bucket, _sum, _count).
+{ awk '/^# (HELP|TYPE) / { print $3; next } /^[a-z]/ { n = $1; sub(/\{.*/, "", n); print n }' "$tmp/metrics"; } |
+  sort -u >"$tmp/live-names"
+checked=0
+for src in "$alerts" "$tmp/dash-exprs"; do
+  for m in $(grep -v '^[[:space:]]*#' "$src" | grep -oE '\b(br|process)_[a-z0-9_]+' | sort -u); do
+    checked=$((checked + 1))
+    grep -qx "$m" "$tmp/live-names" && continue
+    fam=$(echo "$m" | sed -E 's/_(bucket|sum|count)$//')
+    grep -qF "# TYPE $fam " server/*.c ||
+      fail "$m (in ${src/$tmp\/dash-exprs/$dash}) is neither in a live /metrics nor written by server/*.c"
+    echo "61-promtool: $m is the distributed deployment's (server/*.c), not in the embedded /metrics"
+  done
+done
+[ "$checked" -ge 10 ] || fail "found only $checked metric names in $alerts and $dash"
+echo "61-promtool: $alerts passes promtool check rules; its metrics and $dash's ($checked names) are the server's"
