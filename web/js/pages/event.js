@@ -40,7 +40,7 @@ export async function render(main, [id], query, signal) {
     heading(ev.name),
     h('p', {class: 'meta', 'data-test': 'event-meta'}, [ev.venue ? ev.venue + ' · ' : '', 'Starts ', dateTime(ev.starts_at)]),
     h('p', {}, `Sale opens ${dateTime(ev.sale_opens_at)} · up to ${ev.per_user_limit} tickets per person · `,
-      `a hold lasts ${Math.round(ev.hold_ttl_s / 60)} minutes`),
+      `a hold lasts ${roughDuration(ev.hold_ttl_s).replace(/^about /, '')}`),
     h('h2', {}, 'Zones'), zonesBox,
     h('h2', {}, ev.requires_pass ? 'Waiting room' : 'Booking'), roomBox, action);
 

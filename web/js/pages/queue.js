@@ -97,6 +97,12 @@ export async function render(main, [id], query, signal) {
     }
     if (p.status === 'prequeue') {
       fill(wait, `The sale opens ${dateTime(ev.sale_opens_at)}.`);
+    } else if (waiting && (p.gate === 'paused' || p.gate === 'seats_held')) {
+      // No estimate while nobody is let in: say why instead.
+      fill(wait, p.gate === 'paused'
+        ? 'Admissions are paused by the organizer; your place is kept. '
+        : 'Every seat is held right now; some may come back, and your place is kept. ',
+      `${p.queue_length} ${p.queue_length === 1 ? 'person' : 'people'} in line.`);
     } else if (waiting && p.estimated_wait_s !== null && p.estimated_wait_s !== undefined) {
       fill(wait, `Estimated wait: ${roughDuration(p.estimated_wait_s)}${basisText(p.estimate_basis)}. `,
         `${p.queue_length} ${p.queue_length === 1 ? 'person' : 'people'} in line.`);
