@@ -126,28 +126,41 @@ for r in "${rows[@]}"; do
   IFS='|' read -r name want mode envs <<<"$r"
   t0=$(date +%s)
   echo "-- plant $name ($mode): expecting ${want// / and }"
-  if ! plant_build "$name" bookingrush || ! start_server "$mode" "$envs"; then
-    failed+=("$name"); stop_server; continue
+  if ! plant_build "$name" bookingrush; then
+    failed+=("$name"); continue
   fi
-  set +e
-  timeout -k 10 120 "$client" rush scenarios/rush-ci.json --target "http://127.0.0.1:$port" \
-    --admin "$admin" --users 200 --duration 15 --json --quiet \
-    >"$dir/$name/rush.json" 2>"$dir/$name/rush.err"
-  rc=$?
-  set -e
-  stop_server
-  got=$(jq -r '[.verdict.violations[].invariant] | unique | join(" ")' "$dir/$name/rush.json" \
-    2>/dev/null || echo "no-json")
-  ok=1
-  [ "$rc" = 1 ] || ok=0
-  for w in $want; do grep -qw -- "$w" <<<"$got" || ok=0; done
+  # Up to 3 runs: a dropped pass is caught only when its user's stream
+  # outlives the pass (not excused as a lost stream or in the last 2 s), a
+  # matter of timing on a loaded machine; one run catching it is the proof.
+  # The unplanted control (78-rush.sh) runs once and must pass.
+  ok=0
+  for try in 1 2 3; do
+    if ! start_server "$mode" "$envs"; then
+      stop_server; break
+    fi
+    set +e
+    timeout -k 10 120 "$client" rush scenarios/rush-ci.json --target "http://127.0.0.1:$port" \
+      --admin "$admin" --users 200 --duration 15 --json --quiet \
+      >"$dir/$name/rush.json" 2>"$dir/$name/rush.err"
+    rc=$?
+    set -e
+    stop_server
+    got=$(jq -r '[.verdict.violations[].invariant] | unique | join(" ")' "$dir/$name/rush.json" \
+      2>/dev/null || echo "no-json")
+    ok=1
+    [ "$rc" = 1 ] || ok=0
+    for w in $want; do grep -qw -- "$w" <<<"$got" || ok=0; done
+    [ "$ok" = 1 ] && break
+    echo "   run $try: exit $rc, named '${got}'; again"
+    rm -rf "$dir/$name/data" "$dir/$name/port"
+  done
   if [ "$ok" = 1 ]; then
     msg=$(jq -r --arg w "${want%% *}" \
       '[.verdict.violations[] | select(.invariant == $w)][0].message' "$dir/$name/rush.json")
-    echo "   caught: exit 1, named $got ($(($(date +%s) - t0)) s): $msg"
+    echo "   caught: exit 1, named $got (run $try, $(($(date +%s) - t0)) s): $msg"
   else
     tail -5 "$dir/$name/rush.err" >&2
-    echo "   FAIL: exit $rc, named '${got}' (wanted ${want// / and })" >&2
+    echo "   FAIL: exit $rc, named '${got}' (wanted ${want// / and }) in 3 runs" >&2
     failed+=("$name")
   fi
 done
