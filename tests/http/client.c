@@ -112,6 +112,19 @@ bool t_redis_cluster(void)
            strncmp(g_settings.dist_redis, "redis-cluster://", 16) == 0;
 }
 
+char *t_path_of(char *buf, size_t cap, const char *fmt, uint64_t id)
+{
+    snprintf(buf, cap, fmt, (unsigned long long)id);
+    return buf;
+}
+
+int64_t t_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 bool t_external(void)
 {
     return g_settings.base_url != NULL;

@@ -81,6 +81,11 @@ bool t_distributed(void);
  * first one's state from under it. */
 bool t_redis_cluster(void);
 
+/* fmt (one %llu) with id, into buf: a path such as /api/v1/events/%llu. */
+char *t_path_of(char *buf, size_t cap, const char *fmt, uint64_t id);
+/* The monotonic clock in ms, for timing what a test waits for. */
+int64_t t_mono_ms(void);
+
 /* Starts a server (or attaches to the external one) with extra flags
  * (NULL-terminated), logs the admin in. Asserts on failure. */
 void t_server_start(struct t_server *s, const char *const *extra);

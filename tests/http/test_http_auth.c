@@ -28,13 +28,6 @@
 #include "check.h"
 #include "client.h"
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t register_user(struct t_server *s, const char *email)
 {
     struct t_resp r;
@@ -282,11 +275,11 @@ static atomic_int storm_done; /* logins answered */
 static void *wrong_login(void *arg)
 {
     struct storm *st = arg;
-    int64_t t0 = mono_ms();
+    int64_t t0 = t_mono_ms();
     struct t_resp r;
     t_json(st->s, "POST", "/api/v1/auth/login", NULL,
            json_pack("{s:s, s:s}", "email", st->email, "password", "not-the-password"), NULL, &r);
-    st->ms = mono_ms() - t0;
+    st->ms = t_mono_ms() - t0;
     st->status = r.status;
     const char *code = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
     snprintf(st->code, sizeof st->code, "%s", code ? code : "");
@@ -305,7 +298,7 @@ static int64_t storm(struct t_server *s, const char *email, struct storm *st, co
 {
     pthread_t th[STORM];
     atomic_store(&storm_done, 0);
-    int64_t t0 = mono_ms();
+    int64_t t0 = t_mono_ms();
     for (int i = 0; i < STORM; i++) {
         st[i] = (struct storm){.s = s, .email = email};
         assert_int_equal(pthread_create(&th[i], NULL, wrong_login, &st[i]), 0);
@@ -315,13 +308,13 @@ static int64_t storm(struct t_server *s, const char *email, struct storm *st, co
     /* Reads while the storm lasts (the first login answers after a few
      * hashes at best; keep reading until every login has answered). */
     for (;;) {
-        if (atomic_load(&storm_done) == STORM || mono_ms() - t0 > 120000) {
+        if (atomic_load(&storm_done) == STORM || t_mono_ms() - t0 > 120000) {
             break;
         }
-        int64_t r0 = mono_ms();
+        int64_t r0 = t_mono_ms();
         struct t_resp r;
         t_request(s, "GET", path, NULL, NULL, NULL, 0, &r);
-        int64_t took = mono_ms() - r0;
+        int64_t took = t_mono_ms() - r0;
         EXPECT(r, 200, NULL);
         t_resp_free(&r);
         *read_max_ms = took > *read_max_ms ? took : *read_max_ms;
@@ -331,7 +324,7 @@ static int64_t storm(struct t_server *s, const char *email, struct storm *st, co
     for (int i = 0; i < STORM; i++) {
         pthread_join(th[i], NULL);
     }
-    return mono_ms() - t0;
+    return t_mono_ms() - t0;
 }
 
 static void test_reads_stay_fast_during_a_login_storm(void **state)

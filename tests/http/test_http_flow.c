@@ -38,12 +38,6 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1; /* a graceful stop exits 0 */
 }
 
-static char *path_of(char *buf, size_t cap, const char *fmt, uint64_t id)
-{
-    snprintf(buf, cap, fmt, (unsigned long long)id);
-    return buf;
-}
-
 /* ---- operations ---- */
 
 static void test_health_ready_openapi_metrics(void **state)
@@ -169,7 +163,7 @@ static void test_buyer_flow_with_stream(void **state)
     t_resp_free(&r);
 
     /* The pass arrives on the stream, pushed by the admitter. */
-    char *text = t_sse(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), token,
+    char *text = t_sse(s, t_path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), token,
                        "pass", 10000);
     char *pass_json = sse_data(text, "pass");
     if (pass_json == NULL) {
@@ -228,7 +222,7 @@ static void test_buyer_flow_with_stream(void **state)
     t_resp_free(&r);
 
     /* The signed webhook went through the saga before confirm answered. */
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
               0, &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "confirmed");
@@ -241,7 +235,7 @@ static void test_buyer_flow_with_stream(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "id")), booking);
     t_resp_free(&r);
 
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/admin/events/%llu/stats", ev),
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/admin/events/%llu/stats", ev),
               s->admin_token, NULL, NULL, 0, &r);
     EXPECT(r, 200, NULL);
     json_t *z1 = json_array_get(json_object_get(r.json, "zones"), 0);
@@ -252,7 +246,7 @@ static void test_buyer_flow_with_stream(void **state)
     assert_true(J_INT(r, "admitted") >= 1);
     t_resp_free(&r);
 
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
     EXPECT(r, 200, NULL);
     z1 = json_array_get(json_object_get(r.json, "zones"), 0);
     assert_int_equal(json_integer_value(json_object_get(z1, "available")), 98);
@@ -306,7 +300,7 @@ static void expect_booking(struct t_server *s, const char *token, uint64_t booki
 {
     char p[96];
     struct t_resp r;
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/bookings/%llu", booking), token, NULL, NULL,
               0, &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), status);
@@ -351,7 +345,7 @@ static void test_cancel_returns_seats(void **state)
     uint64_t b = reserve_one(s, token, ev, 201);
     char p[96];
     struct t_resp r;
-    t_request(s, "POST", path_of(p, sizeof p, "/api/v1/bookings/%llu/cancel", b), token, NULL,
+    t_request(s, "POST", t_path_of(p, sizeof p, "/api/v1/bookings/%llu/cancel", b), token, NULL,
               NULL, 0, &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "cancelled");
@@ -359,7 +353,7 @@ static void test_cancel_returns_seats(void **state)
     t_request(s, "POST", p, token, NULL, NULL, 0, &r);
     EXPECT(r, 409, "BOOKING_NOT_HELD");
     t_resp_free(&r);
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/events/%llu", ev), NULL, NULL, NULL, 0, &r);
     json_t *z1 = json_array_get(json_object_get(r.json, "zones"), 0);
     assert_int_equal(json_integer_value(json_object_get(z1, "available")), 100);
     t_resp_free(&r);
@@ -386,7 +380,7 @@ static void test_late_payment_is_refunded(void **state)
     char p[96];
     bool refunded = false;
     for (int i = 0; i < 500 && !refunded; i++) {
-        t_request(s, "GET", path_of(p, sizeof p, "/api/v1/bookings/%llu", b), token, NULL, NULL, 0,
+        t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/bookings/%llu", b), token, NULL, NULL, 0,
                   &r);
         refunded = r.status == 200 && strcmp(J_STR(r, "status"), "refunded") == 0;
         t_resp_free(&r);
@@ -454,7 +448,7 @@ static void test_queue_leave_and_prequeue(void **state)
     t_request(s, "DELETE", "/api/v1/queue/leave", a, hs, body, strlen(body), &r);
     EXPECT(r, 204, NULL);
     t_resp_free(&r);
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), a, NULL, NULL, 0,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), a, NULL, NULL, 0,
               &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "left");
@@ -462,7 +456,7 @@ static void test_queue_leave_and_prequeue(void **state)
     t_request(s, "DELETE", "/api/v1/queue/leave", a, hs, body, strlen(body), &r);
     EXPECT(r, 404, "NOT_IN_QUEUE");
     t_resp_free(&r);
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), b, NULL, NULL, 0,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), b, NULL, NULL, 0,
               &r);
     EXPECT(r, 404, "NOT_IN_QUEUE");
     t_resp_free(&r);
@@ -557,7 +551,7 @@ static void test_stream_follows_the_line(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, leave_later, &l), 0);
     char p[128];
-    char *text = t_sse(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), c,
+    char *text = t_sse(s, t_path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev), c,
                        "\"position\":1,", 5000);
     pthread_join(th, NULL);
     assert_non_null(strstr(text, "\"position\":2,"));
@@ -731,7 +725,7 @@ static void test_stream_positions_coalesced_pass_at_once(void **state)
     char p[128];
     static struct frames fr;
     memset(&fr, 0, sizeof fr);
-    read_frames(s, path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev),
+    read_frames(s, t_path_of(p, sizeof p, "/api/v1/queue/position/%llu/stream", ev),
                 tokens[COALESCE_AHEAD], &fr);
     for (int i = 0; i < fr.n; i++) {
         fprintf(stderr, "  +%5lld ms %s %s\n", (long long)(fr.f[i].wall_ms - fr.f[0].wall_ms),
@@ -785,7 +779,7 @@ static void test_roles_and_events_list(void **state)
     EXPECT(r, 403, "FORBIDDEN");
     t_resp_free(&r);
     char p[96];
-    t_json(s, "POST", path_of(p, sizeof p, "/api/v1/admin/users/%llu/role", uid), token,
+    t_json(s, "POST", t_path_of(p, sizeof p, "/api/v1/admin/users/%llu/role", uid), token,
            json_pack("{s:s}", "role", "admin"), NULL, &r);
     EXPECT(r, 403, "FORBIDDEN");
     t_resp_free(&r);
@@ -819,7 +813,7 @@ static void test_roles_and_events_list(void **state)
     }
     assert_true(found);
     t_resp_free(&r);
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events?after_id=%llu", ev), NULL, NULL, NULL,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/events?after_id=%llu", ev), NULL, NULL, NULL,
               0, &r);
     EXPECT(r, 200, NULL);
     assert_int_equal(json_array_size(json_object_get(r.json, "events")), 0);

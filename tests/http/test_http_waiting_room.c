@@ -20,19 +20,6 @@
 
 static struct t_server g_srv;
 
-static char *path_of(char *buf, size_t cap, const char *fmt, uint64_t id)
-{
-    snprintf(buf, cap, fmt, (unsigned long long)id);
-    return buf;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- helpers ---- */
 
 /* A user promoted to organizer by the admin, logged in again (roles travel
@@ -42,7 +29,7 @@ static uint64_t organizer(struct t_server *s, const char *tag, char *token, size
     uint64_t id = t_buyer(s, tag, token, cap);
     char p[96];
     struct t_resp r;
-    t_json(s, "POST", path_of(p, sizeof p, "/api/v1/admin/users/%llu/role", id), s->admin_token,
+    t_json(s, "POST", t_path_of(p, sizeof p, "/api/v1/admin/users/%llu/role", id), s->admin_token,
            json_pack("{s:s}", "role", "organizer"), NULL, &r);
     EXPECT(r, 200, NULL);
     t_resp_free(&r);
@@ -75,7 +62,7 @@ static uint64_t event_of(struct t_server *s, const char *token, unsigned capacit
 static void status_of(struct t_server *s, uint64_t ev, struct t_resp *r)
 {
     char p[96];
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu/queue", ev), NULL, NULL, NULL, 0,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/events/%llu/queue", ev), NULL, NULL, NULL, 0,
               r);
 }
 
@@ -83,7 +70,7 @@ static void mode_set(struct t_server *s, const char *token, uint64_t ev, json_t 
                      struct t_resp *r)
 {
     char p[96];
-    t_json(s, "POST", path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev), token, body,
+    t_json(s, "POST", t_path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev), token, body,
            NULL, r);
 }
 
@@ -111,7 +98,7 @@ static void join(struct t_server *s, const char *token, uint64_t ev, const char 
 static void position(struct t_server *s, const char *token, uint64_t ev, struct t_resp *r)
 {
     char p[96];
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), token, NULL, NULL,
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/queue/position/%llu", ev), token, NULL, NULL,
               0, r);
 }
 
@@ -154,8 +141,8 @@ static unsigned challenge_for(struct t_server *s, const char *token, uint64_t ev
 /* Polls the status route until sold_out is true (timeout_ms). */
 static bool wait_sold_out(struct t_server *s, uint64_t ev, int timeout_ms)
 {
-    int64_t until = mono_ms() + timeout_ms;
-    while (mono_ms() < until) {
+    int64_t until = t_mono_ms() + timeout_ms;
+    while (t_mono_ms() < until) {
         struct t_resp r;
         status_of(s, ev, &r);
         bool sold = r.status == 200 && json_is_true(json_object_get(r.json, "sold_out"));
@@ -196,7 +183,7 @@ static void test_the_status_route_is_public_and_cacheable(void **state)
     EXPECT(r, 404, "NOT_FOUND");
     t_resp_free(&r);
     char p[96];
-    t_request(s, "DELETE", path_of(p, sizeof p, "/api/v1/events/%llu/queue", ev), NULL, NULL, NULL,
+    t_request(s, "DELETE", t_path_of(p, sizeof p, "/api/v1/events/%llu/queue", ev), NULL, NULL, NULL,
               0, &r);
     EXPECT(r, 405, "METHOD_NOT_ALLOWED");
     t_resp_free(&r);
@@ -527,7 +514,7 @@ static void test_bad_bodies_are_400_with_a_code(void **state)
     struct t_server *s = &g_srv;
     uint64_t ev = event_of(s, NULL, 10, NULL);
     char p[96];
-    path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev);
+    t_path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev);
     const char *adm = s->admin_token;
     expect_400(s, "POST", p, adm, "{}");
     expect_400(s, "POST", p, adm, "{\"mode\":\"sideways\"}");
@@ -561,7 +548,7 @@ static void test_bad_bodies_are_400_with_a_code(void **state)
                                      "presence_ttl_s", 60, "pow_bits", 3, "inventory_aware", 0,
                                      "mode", "paused"));
     struct t_resp r;
-    t_request(s, "GET", path_of(p, sizeof p, "/api/v1/events/%llu", ok), NULL, NULL, NULL, 0, &r);
+    t_request(s, "GET", t_path_of(p, sizeof p, "/api/v1/events/%llu", ok), NULL, NULL, NULL, 0, &r);
     EXPECT(r, 200, NULL);
     json_t *q = json_object_get(r.json, "queue");
     assert_int_equal(json_integer_value(json_object_get(q, "admit_per_min")), 90);

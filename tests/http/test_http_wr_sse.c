@@ -26,19 +26,6 @@
 
 static struct t_server g_srv;
 
-static char *path_of(char *buf, size_t cap, const char *fmt, uint64_t id)
-{
-    snprintf(buf, cap, fmt, (unsigned long long)id);
-    return buf;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* An event of one zone of `capacity` seats, requires_pass, with the
  * waiting room's settings in queue (consumed; may be NULL). */
 static uint64_t event_of(struct t_server *s, unsigned capacity, unsigned max_active, json_t *queue)
@@ -60,7 +47,7 @@ static void set_mode(struct t_server *s, uint64_t ev, const char *mode)
 {
     char p[96];
     struct t_resp r;
-    t_json(s, "POST", path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev), s->admin_token,
+    t_json(s, "POST", t_path_of(p, sizeof p, "/api/v1/admin/events/%llu/queue", ev), s->admin_token,
            json_pack("{s:s}", "mode", mode), NULL, &r);
     EXPECT(r, 200, NULL);
     t_resp_free(&r);
@@ -92,7 +79,7 @@ static void *reader_main(void *arg)
 {
     struct reader *rd = arg;
     rd->text = t_sse(&rd->srv, rd->path, rd->token, rd->until, rd->timeout_ms);
-    rd->done_ms = mono_ms();
+    rd->done_ms = t_mono_ms();
     return NULL;
 }
 
@@ -101,7 +88,7 @@ static void reader_start(struct reader *rd, struct t_server *s, uint64_t ev, con
 {
     memset(rd, 0, sizeof *rd);
     rd->srv = *s;
-    path_of(rd->path, sizeof rd->path, "/api/v1/queue/position/%llu/stream", ev);
+    t_path_of(rd->path, sizeof rd->path, "/api/v1/queue/position/%llu/stream", ev);
     snprintf(rd->token, sizeof rd->token, "%s", token);
     rd->until = until;
     rd->timeout_ms = timeout_ms;
@@ -155,7 +142,7 @@ static void test_waiting_streams_see_sold_out_within_a_tick(void **state)
     reader_start(&rd[1], s, ev, w2, "sold_out", 15000);
     t_sleep_ms(500); /* both streams open, showing their place */
     t_pay(s, buyer, booking);
-    int64_t sold_ms = mono_ms(); /* the last seat is sold (confirm answered after the saga) */
+    int64_t sold_ms = t_mono_ms(); /* the last seat is sold (confirm answered after the saga) */
     for (int i = 0; i < 2; i++) {
         reader_join(&rd[i]);
         const char *so = frame_data(rd[i].text, "sold_out");
@@ -175,7 +162,7 @@ static void test_waiting_streams_see_sold_out_within_a_tick(void **state)
         free(rd[i].text);
     }
     /* A stream opened now is told at once, and ends. */
-    char *text = t_sse(s, path_of(ps, sizeof ps, "/api/v1/queue/position/%llu/stream", ev), w1,
+    char *text = t_sse(s, t_path_of(ps, sizeof ps, "/api/v1/queue/position/%llu/stream", ev), w1,
                        "sold_out", 5000);
     assert_non_null(frame_data(text, "sold_out"));
     free(text);
@@ -243,7 +230,7 @@ static void test_an_open_stream_counts_as_presence(void **state)
     free(rd.text);
     struct t_resp r;
     char path[96];
-    t_request(s, "GET", path_of(path, sizeof path, "/api/v1/queue/position/%llu", ev), gone, NULL,
+    t_request(s, "GET", t_path_of(path, sizeof path, "/api/v1/queue/position/%llu", ev), gone, NULL,
               NULL, 0, &r);
     EXPECT(r, 200, NULL);
     assert_string_equal(J_STR(r, "status"), "lapsed");
