@@ -312,10 +312,12 @@ int br_embedded_start(struct br_embedded *x)
         if (pthread_create(&x->syncers[i], NULL, br_emb_syncer_main, x) != 0) {
             break;
         }
+        pthread_setname_np(x->syncers[i], "br-sync"); /* for top -H and perf */
         x->syncers_started++;
     }
     if (x->syncers_started == x->cfg.syncers &&
         pthread_create(&x->ticker, NULL, br_emb_ticker_main, x) == 0) {
+        pthread_setname_np(x->ticker, "br-ticker");
         return BR_OK;
     }
     stop_syncers(x);

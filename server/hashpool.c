@@ -2,6 +2,7 @@
  * hashpool.c -- the password-hashing pool (see hashpool.h): a ring buffer
  * of jobs under one mutex, and threads that take jobs in FIFO order.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "server/hashpool.h"
 
 #include <pthread.h>
@@ -31,6 +32,7 @@ struct br_hashpool {
 static void *worker_main(void *arg)
 {
     struct br_hashpool *p = arg;
+    pthread_setname_np(pthread_self(), "br-hash"); /* for top -H and perf */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->count == 0 && !p->stop) {

@@ -8,6 +8,14 @@
  * subscription's mutex; so a subscription's mutex is never held while
  * waking a request.
  *
+ * Passes do not wait for the hub's mutex: the backend's thread that made
+ * an admission durable (the embedded syncer, which answers the commit's
+ * reserves only after it, or the distributed fan-out) appends it to the
+ * pass queue under pq_mu, a leaf lock held for an append, and the hub's
+ * thread delivers the queue when woken, and every PASS_DRAIN_EVERY streams
+ * during a refresh. So a refresh of 10,000 streams delays a pass by at most
+ * that many streams' work, and a reserve's answer by nothing.
+ *
  * The backend is never asked with the hub's mutex held: the refresh copies
  * an event's users, releases the mutex, asks queue_positions once per
  * BR_API_POSITIONS_MAX users, and takes the mutex again to send. So a
@@ -15,7 +23,7 @@
  * its own lock, or one that waits on the network (Redis), never stalls
  * pass deliveries, subscriptions or closes behind a refresh.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_setname_np */
 
 #include "server/hub.h"
 
@@ -38,6 +46,15 @@
 
 #define PRESENCE_FLUSH_MS 1000 /* the presence table goes to the backend once a second */
 #define PASS_ROOM 1024u /* buffer bytes a pass event may need; positions leave it free */
+#define PASS_DRAIN_EVERY 64u /* a refresh delivers the queued passes after this many streams */
+#define PASS_QUEUE_FIRST 256u /* the pass queue's first size; it doubles as needed */
+
+struct queued_pass {
+    uint64_t event_id;
+    uint64_t user_id;
+    uint64_t pass_id;
+    int64_t expires_at_ms;
+};
 
 struct br_hub_sub {
     struct br_hub_sub *ev_next; /* the event slot's list */
@@ -73,7 +90,6 @@ struct event_slot {
 struct br_hub {
     struct br_hub_config cfg;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     bool stop;
     bool ending;        /* no new streams */
     bool started;
@@ -87,6 +103,18 @@ struct br_hub {
     struct br_api_queue *scratch_views;
     int *scratch_rcs;
     uint32_t scratch_cap;
+
+    /* The pass queue (see the header comment). Under pq_mu, a leaf lock:
+     * nothing else is taken while it is held. The hub's thread sleeps on
+     * pq_cv, so an append wakes it without the hub's mutex. */
+    pthread_mutex_t pq_mu;
+    pthread_cond_t pq_cv;
+    struct queued_pass *pq;      /* appended to by the backend's threads */
+    uint32_t pq_len;
+    uint32_t pq_cap;
+    bool pq_stop;                /* the hub's thread is to stop */
+    struct queued_pass *pq_work; /* the hub's thread's batch; swapped with pq */
+    uint32_t pq_work_cap;
 };
 
 static uint32_t bucket_of(uint64_t event_id, uint64_t user_id)
@@ -227,7 +255,14 @@ static bool sub_send_view(struct br_hub *h, struct br_hub_sub *s, const struct b
     bool in_line = v.status == BR_QS_WAITING || v.status == BR_QS_PREQUEUE ||
                    v.status == BR_QS_CLOSED || v.status == BR_QS_PASSTHROUGH;
     bool terminal = !in_line && !admitted;
-    bool urgent = force || admitted || terminal || v.status != s->last.status;
+    /* A change to closed or passthrough (an operator's, also announced by
+     * the queue event) goes at once. The opening's pre-queue -> waiting is
+     * a position like the others: at once it would put a frame on every
+     * stream of the event in the same refresh, ahead of the first passes
+     * (README, "Rehearsing an on-sale"). */
+    bool mode_view = v.status != s->last.status &&
+                     (v.status == BR_QS_CLOSED || v.status == BR_QS_PASSTHROUGH);
+    bool urgent = force || admitted || terminal || mode_view;
     if (!urgent && queue_view_same(&v, &s->last)) {
         s->has_withheld = false; /* back to what the stream shows */
         return false;
@@ -303,11 +338,10 @@ static struct event_slot *slot_find(struct br_hub *h, uint64_t event_id, bool cr
 
 /* ---- listener (backend threads) ---- */
 
-static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint64_t pass_id,
-                           int64_t expires_at_ms)
+/* Sends the pass to every stream of (event, user). Under the hub's mutex. */
+static void deliver_pass_locked(struct br_hub *h, uint64_t event_id, uint64_t user_id,
+                                uint64_t pass_id, int64_t expires_at_ms)
 {
-    struct br_hub *h = ctx;
-    pthread_mutex_lock(&h->mu);
     for (struct br_hub_sub *s = h->buckets[bucket_of(event_id, user_id)]; s != NULL;
          s = s->key_next) {
         if (s->event_id != event_id || s->user_id != user_id) {
@@ -329,7 +363,56 @@ static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint6
             br_http_stream_wake(s->req);
         }
     }
-    pthread_mutex_unlock(&h->mu);
+}
+
+/* Delivers every queued pass, oldest first. The hub's thread only, under
+ * the hub's mutex; pq_mu is held only to swap the queue with the empty
+ * work array. */
+static void drain_passes_locked(struct br_hub *h)
+{
+    pthread_mutex_lock(&h->pq_mu);
+    struct queued_pass *batch = h->pq;
+    uint32_t n = h->pq_len;
+    uint32_t cap = h->pq_cap;
+    h->pq = h->pq_work;
+    h->pq_cap = h->pq_work_cap;
+    h->pq_len = 0;
+    pthread_mutex_unlock(&h->pq_mu);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct queued_pass *q = &batch[i];
+        deliver_pass_locked(h, q->event_id, q->user_id, q->pass_id, q->expires_at_ms);
+    }
+    h->pq_work = batch;
+    h->pq_work_cap = cap;
+}
+
+/* The listener's pass: queued for the hub's thread (see the header
+ * comment). Only when the queue cannot grow (out of memory) is it
+ * delivered here, under the hub's mutex: a pass is never dropped. */
+static void on_pass_issued(void *ctx, uint64_t event_id, uint64_t user_id, uint64_t pass_id,
+                           int64_t expires_at_ms)
+{
+    struct br_hub *h = ctx;
+    pthread_mutex_lock(&h->pq_mu);
+    if (h->pq_len == h->pq_cap) {
+        uint32_t cap = h->pq_cap != 0 ? 2 * h->pq_cap : PASS_QUEUE_FIRST;
+        struct queued_pass *grown =
+            cap > h->pq_cap ? realloc(h->pq, (size_t)cap * sizeof *grown) : NULL;
+        if (grown == NULL) {
+            pthread_mutex_unlock(&h->pq_mu);
+            pthread_mutex_lock(&h->mu);
+            deliver_pass_locked(h, event_id, user_id, pass_id, expires_at_ms);
+            pthread_mutex_unlock(&h->mu);
+            return;
+        }
+        h->pq = grown;
+        h->pq_cap = cap;
+    }
+    h->pq[h->pq_len++] = (struct queued_pass){
+        .event_id = event_id, .user_id = user_id, .pass_id = pass_id,
+        .expires_at_ms = expires_at_ms};
+    pthread_cond_signal(&h->pq_cv);
+    pthread_mutex_unlock(&h->pq_mu);
 }
 
 static void on_queue_changed(void *ctx, uint64_t event_id)
@@ -540,12 +623,33 @@ static void refresh_locked(struct br_hub *h, bool keepalive_round)
             }
         }
         int64_t now = br_clock_mono_ms();
+        uint32_t visited = 0;
         for (struct br_hub_sub *s = slot->head; s != NULL; s = s->ev_next) {
             if (refresh_sub(h, s, asked, keepalive_round, now)) {
                 br_http_stream_wake(s->req);
             }
+            if (++visited % PASS_DRAIN_EVERY == 0) {
+                drain_passes_locked(h); /* the mutex stays held: s stays valid */
+            }
         }
     }
+}
+
+/* Sleeps until a pass is queued, the hub stops, or refresh_at (monotonic
+ * ms). Without the hub's mutex. */
+static void wait_for_work(struct br_hub *h, int64_t refresh_at)
+{
+    int64_t left = refresh_at - br_clock_mono_ms();
+    if (left <= 0) {
+        return;
+    }
+    struct timespec until = br_clock_deadline(left);
+    pthread_mutex_lock(&h->pq_mu);
+    /* One wait: a spurious wake-up costs one more turn of the loop. */
+    if (h->pq_len == 0 && !h->pq_stop) {
+        pthread_cond_timedwait(&h->pq_cv, &h->pq_mu, &until);
+    }
+    pthread_mutex_unlock(&h->pq_mu);
 }
 
 static void *hub_main(void *arg)
@@ -553,13 +657,20 @@ static void *hub_main(void *arg)
     struct br_hub *h = arg;
     int64_t next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
     int64_t next_flush = br_clock_mono_ms() + PRESENCE_FLUSH_MS;
+    int64_t refresh_at = br_clock_mono_ms() + (int64_t)h->cfg.refresh_ms;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
-        struct timespec until = br_clock_deadline((int64_t)h->cfg.refresh_ms);
-        pthread_cond_timedwait(&h->cv, &h->mu, &until);
+        pthread_mutex_unlock(&h->mu);
+        wait_for_work(h, refresh_at);
+        pthread_mutex_lock(&h->mu);
         if (h->stop) {
             break;
         }
+        drain_passes_locked(h);
+        if (br_clock_mono_ms() < refresh_at) {
+            continue; /* woken for passes only */
+        }
+        refresh_at = br_clock_mono_ms() + (int64_t)h->cfg.refresh_ms;
         bool ka = br_clock_mono_ms() >= next_keepalive;
         if (ka) {
             next_keepalive = br_clock_mono_ms() + h->cfg.keepalive_ms / 2;
@@ -593,13 +704,16 @@ int br_hub_new(struct br_hub **out, const struct br_hub_config *cfg)
         h->cfg.presence_report_ms = BR_PRESENCE_REPORT_MS;
     }
     pthread_mutex_init(&h->mu, NULL);
-    br_clock_cond_init(&h->cv);
+    pthread_mutex_init(&h->pq_mu, NULL);
+    br_clock_cond_init(&h->pq_cv);
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
-        pthread_cond_destroy(&h->cv);
+        pthread_cond_destroy(&h->pq_cv);
+        pthread_mutex_destroy(&h->pq_mu);
         pthread_mutex_destroy(&h->mu);
         free(h);
         return BR_E_IO;
     }
+    pthread_setname_np(h->thread, "br-hub");
     h->started = true;
     *out = h;
     return BR_OK;
@@ -710,11 +824,19 @@ static void stop_thread(struct br_hub *h)
     pthread_mutex_lock(&h->mu);
     bool was = h->started && !h->stop;
     h->stop = true;
-    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&h->pq_mu);
+    h->pq_stop = true;
+    pthread_cond_signal(&h->pq_cv);
+    pthread_mutex_unlock(&h->pq_mu);
     if (was) {
         pthread_join(h->thread, NULL);
     }
+    /* Passes queued since the thread's last turn still reach their streams
+     * (br_hub_end_all then ends them). */
+    pthread_mutex_lock(&h->mu);
+    drain_passes_locked(h);
+    pthread_mutex_unlock(&h->mu);
 }
 
 void br_hub_end_all(struct br_hub *h)
@@ -741,7 +863,10 @@ void br_hub_free(struct br_hub *h)
     free(h->scratch_users);
     free(h->scratch_views);
     free(h->scratch_rcs);
-    pthread_cond_destroy(&h->cv);
+    free(h->pq);
+    free(h->pq_work);
+    pthread_cond_destroy(&h->pq_cv);
+    pthread_mutex_destroy(&h->pq_mu);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -89,7 +89,7 @@ echo "prepare (log2n 10, 2 hash threads): $(grep -o 'prepared .*' "$tmp/prepare.
 stop_pids "${pids[@]}"; pids=()
 
 # ---- phase R: the production hash cost, the rush from the file ----
-start_server "$tmp/server-r.log"
+start_server "$tmp/server-r.log" ${BENCH_RUSH_SERVE_ARGS:-}
 s0=$SECONDS
 rc=0
 "$bin" rush scenarios/rush-10k.json --target "http://127.0.0.1:$sport" --admin "$admin" \
@@ -102,6 +102,8 @@ fi
 echo "rush (log2n 15): exit $rc after $((SECONDS - s0)) s; progress, last lines:"
 grep '^rush: ' "$tmp/rush.err" | tail -3 | sed 's/^/  /'
 
+# The server's own view (request durations per route), kept with BENCH_RUSH_KEEP.
+curl -s "http://127.0.0.1:$sport/metrics" >"$tmp/metrics.log" 2>/dev/null || true
 j=$tmp/rush.json
 q() { jq -r "$1" "$j"; }
 met() { if [ "$1" = 1 ]; then echo met; else echo "NOT met"; fi; }
