@@ -19,6 +19,7 @@
 # Usage: scripts/bench.d/70-rush.sh BUILD_DIR
 #   BENCH_RUSH_USERS (10000)  BENCH_RUSH_STORM (unknown | registered)
 #   BENCH_RUSH_KEEP=DIR: the report, the progress lines and the servers' logs are copied there
+#   BENCH_RUSH_SERVE_ARGS="--threads 8 ...": extra serve options for the rush phase (R)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
