@@ -3,13 +3,15 @@
  * open position streams, indexed per event and per (event, user).
  *
  * The backend reports two things (struct br_backend_listener): a pass was
- * issued to (event, user) -- the hub signs the pass token and writes it down
- * that user's open streams at once -- and an event's queue moved -- the
+ * issued to (event, user) -- the hub's thread signs the pass token and
+ * writes it down that user's open streams at once (the reporting thread only
+ * queues it: hub.c) -- and an event's queue moved -- the
  * hub's thread then recomputes the position of every subscriber of that
  * event (once per refresh period, however many changes came in) and sends
  * it to those whose view changed, at most one position frame a stream per
  * position_ms (a newer position waits, and only the newest goes; a pass,
- * an admission and a terminal view never wait). Nothing is subscribed per user anywhere
+ * an admission, a terminal view and a change to closed or passthrough never
+ * wait; the opening's pre-queue -> waiting does). Nothing is subscribed per user anywhere
  * else: the distributed backend feeds the same two calls from one Redis
  * subscription per process (backend_distributed_fanout.c).
  *

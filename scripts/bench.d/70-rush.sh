@@ -128,6 +128,12 @@ echo "reserve during the login storm: n $(q '.windows.storm.reserve.n'), p99 $st
   "$(met "$(lt "$storm" 50)")"
 echo "login storm: $(q '.windows.storm.logins | "\(.sent) logins ended: \(.ok) ok, \(.unauthorized) answered 401, \(.failed) given up after 10 refusals; \(.overloaded) answers 503 OVERLOADED (retried after Retry-After); answered p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"') ($storm_kind accounts)"
 echo "reserve overall: $(q '.routes["POST /api/v1/bookings/reserve"] | "n \(.n), \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"')"
+# The server's own clock (br_http_request_duration_seconds: from the request's
+# headers to its answer, the whole run): the share of reserves within 50 ms.
+srv50=$(awk -F'[ "]' '/^br_http_request_duration_seconds_bucket\{route="\/api\/v1\/bookings\/reserve"/ {
+  if ($0 ~ /le="0.05"/) w = $NF; if ($0 ~ /le="\+Inf"/) t = $NF }
+  END { if (t > 0) printf "%d of %d (%.2f%%)", w, t, 100 * w / t; else printf "n/a" }' "$tmp/metrics.log")
+echo "reserve by the server's clock (headers to answer, whole run): within 50 ms $srv50"
 echo "server at peak: RSS $(q '(.server.rss_peak_bytes // 0) / 1048576 | floor') MiB," \
   "VmHWM $(q '(.server.vmhwm_bytes // 0) / 1048576 | floor') MiB, open fds $(q '.server.open_fds_peak')"
 echo "rush itself: $(q '.client.cpu_s') CPU-s, RSS $(q '(.client.rss_peak_bytes // 0) / 1048576 | floor') MiB;" \
