@@ -10,7 +10,8 @@
  *      then create the events opening --open-in from now (or read --event)
  *      and read the baseline stats;
  *   4. the crowd (rush_crowd.c) until every user is terminal or --duration,
- *      a progress line and a server sample each second;
+ *      a progress line and a server sample each second; then the queue
+ *      positions of the users without a pass, as the crowd leaves;
  *   5. settle: poll the bookings whose payment is undecided or whose hold is
  *      still live, until final (bounded);
  *   6. the snapshot and the verdict (rush_verdict.c); 7. the report
@@ -852,12 +853,17 @@ static int run_phases(struct run *r)
     if (past_deadline(r)) {
         return target_failed(r, "the run's hard deadline passed");
     }
+    /* The queue positions now, as the crowd leaves (br_rush_positions_read). */
+    struct br_rush_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    if (br_rush_positions_read(r->net, &r->ledger, &snap, r->hard_deadline_us) != BR_OK) {
+        br_rush_snapshot_free(&snap);
+        return target_failed(r, "the queue positions at the crowd's end could not be read");
+    }
     r->phase = "settle";
     phase_s[BR_RUSH_PHASE_SETTLE] = settle(r);
     r->phase = "snapshot";
     int64_t v0 = br_rush_now_us();
-    struct br_rush_snapshot snap;
-    memset(&snap, 0, sizeof snap);
     if (br_rush_snapshot_read(r->net, r->admin_token, &r->ledger, &snap, r->hard_deadline_us) !=
         BR_OK) {
         br_rush_snapshot_free(&snap);

@@ -29,7 +29,10 @@
  *  PASS_UNDELIVERED  a listening user whose final status shows a pass
  *                    (admitted, used, expired) that never came down a stream.
  *                    Silent leavers, lost streams and passes issued in the
- *                    last 2 s of the crowd phase are excused and counted.
+ *                    last 2 s of the crowd phase or after it are excused and
+ *                    counted; when a pass was issued is judged by the
+ *                    positions read as the crowd left (br_rush_positions_read),
+ *                    else by the final read.
  *  IDEMPOTENCY       a double-click pair with one key answered differently
  *                    (503, 429 and timeouts ignored).
  * A pass's order key is its sequence from the token (pass id), or, when some
@@ -637,10 +640,19 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
         return;
     }
     int64_t issued = c->s->final_pass_issued_ms != NULL ? c->s->final_pass_issued_ms[u] : 0;
-    bool late = st == BR_QS_ADMITTED && issued != 0 && issued >= grace_from_ms;
+    int64_t read_ms = c->s->read_wall_ms;
+    uint8_t at = st;                    /* the status the timing is judged by */
+    if (c->s->end_status != NULL && c->s->end_status[u] != 0xff) {
+        /* The position read as the crowd left: no pass then is a pass issued after. */
+        at = status_shows_pass(c->s->end_status[u]) ? c->s->end_status[u] : BR_QS_ADMITTED;
+        issued = status_shows_pass(c->s->end_status[u]) ? c->s->end_pass_issued_ms[u]
+                                                         : c->s->positions_wall_ms;
+        read_ms = c->s->positions_wall_ms;
+    }
+    bool late = at == BR_QS_ADMITTED && issued != 0 && issued >= grace_from_ms;
     /* An expired pass was issued a pass TTL before the read at the latest. */
-    bool maybe_late = st == BR_QS_EXPIRED && c->s->read_wall_ms != 0 &&
-                      c->s->read_wall_ms - ev->pass_ttl_ms >= grace_from_ms;
+    bool maybe_late = at == BR_QS_EXPIRED && read_ms != 0 &&
+                      read_ms - ev->pass_ttl_ms >= grace_from_ms;
     if (!last->stream_kept || late || maybe_late) {
         v->excused_admitted++;
         return;
@@ -1137,19 +1149,25 @@ static int snap_stats(struct snap *sn, int64_t deadline_us)
     return snap_run(sn, deadline_us);
 }
 
-static int snap_users(struct snap *sn, int64_t deadline_us)
+/* Adds the jobs of one take: every user's bookings when `bookings`, the
+ * position of each user whose last place shows no pass when `positions`. */
+static int snap_users(struct snap *sn, bool bookings, bool positions, int64_t deadline_us)
 {
     sn->job_count = 0;
     for (uint32_t u = 0; u < sn->l->user_count; u++) {
         struct br_rush_user *usr = &sn->l->users[u];
-        usr->final_queue_status = 0xff;
-        sn->s->final_pass_issued_ms[u] = 0;
+        if (positions) {
+            usr->final_queue_status = 0xff;
+            sn->s->final_pass_issued_ms[u] = 0;
+        }
         if (usr->storm || usr->token[0] == '\0' || usr->event_ix >= sn->l->event_count) {
             continue;
         }
-        job_add(sn, SNAP_BOOKINGS, u);
+        if (bookings) {
+            job_add(sn, SNAP_BOOKINGS, u);
+        }
         uint32_t np = usr->place_count < BR_RUSH_PLACES_MAX ? usr->place_count : BR_RUSH_PLACES_MAX;
-        if (np != 0 && !place_has_pass(&usr->places[np - 1])) {
+        if (positions && np != 0 && !place_has_pass(&usr->places[np - 1])) {
             job_add(sn, SNAP_POSITION, u);
         }
     }
@@ -1233,7 +1251,7 @@ int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, stru
         rc = snap_stats(&sn, deadline_us);
         struct br_rush_stats first[BR_RUSH_EVENTS_MAX];
         memcpy(first, sn.stats, sizeof first);
-        rc = rc == BR_OK ? snap_users(&sn, deadline_us) : rc;
+        rc = rc == BR_OK ? snap_users(&sn, true, true, deadline_us) : rc;
         rc = rc == BR_OK ? snap_stats(&sn, deadline_us) : rc;
         stable = rc == BR_OK && stats_same(first, sn.stats, l->event_count);
     }
@@ -1251,6 +1269,33 @@ int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, stru
     return rc;
 }
 
+int br_rush_positions_read(struct br_rush_net *net, struct br_rush_ledger *l,
+                           struct br_rush_snapshot *s, int64_t deadline_us)
+{
+    BR_ASSERT(net != NULL && l != NULL && s != NULL);
+    struct snap sn = {.net = net, .l = l, .s = s};
+    sn.jobs = calloc((size_t)l->user_count + 1u, sizeof *sn.jobs);
+    if (s->final_pass_issued_ms == NULL) {
+        s->final_pass_issued_ms = calloc(l->user_count + 1u, sizeof *s->final_pass_issued_ms);
+    }
+    int rc = sn.jobs != NULL && s->final_pass_issued_ms != NULL ? BR_OK : BR_E_UNAVAILABLE;
+    free(s->end_status);
+    free(s->end_pass_issued_ms);
+    s->end_status = calloc(l->user_count + 1u, sizeof *s->end_status);
+    s->end_pass_issued_ms = calloc(l->user_count + 1u, sizeof *s->end_pass_issued_ms);
+    rc = rc == BR_OK && s->end_status != NULL && s->end_pass_issued_ms != NULL ? BR_OK
+                                                                                 : BR_E_UNAVAILABLE;
+    int64_t at = br_rush_wall_ms();
+    rc = rc == BR_OK ? snap_users(&sn, false, true, deadline_us) : rc;
+    for (uint32_t u = 0; rc == BR_OK && u < l->user_count; u++) {
+        s->end_status[u] = l->users[u].final_queue_status;
+        s->end_pass_issued_ms[u] = s->final_pass_issued_ms[u];
+    }
+    s->positions_wall_ms = rc == BR_OK ? at : 0;
+    free(sn.jobs);
+    return rc;
+}
+
 void br_rush_snapshot_free(struct br_rush_snapshot *s)
 {
     if (s == NULL) {
@@ -1259,7 +1304,11 @@ void br_rush_snapshot_free(struct br_rush_snapshot *s)
     free(s->rows);
     free(s->row_start);
     free(s->final_pass_issued_ms);
+    free(s->end_status);
+    free(s->end_pass_issued_ms);
     s->rows = NULL;
     s->row_start = NULL;
     s->final_pass_issued_ms = NULL;
+    s->end_status = NULL;
+    s->end_pass_issued_ms = NULL;
 }

@@ -41,6 +41,10 @@ struct br_rush_snapshot {
                                            A pass issued after it - 2 s is not PASS_UNDELIVERED.
                                            br_rush_snapshot_read leaves it alone; 0 = the crowd's
                                            last join or pass in the ledger (or the read) stands for it */
+    int64_t positions_wall_ms;          /* wall clock when br_rush_positions_read began (the crowd's
+                                           end, before the settle phase); 0 = not read */
+    uint8_t *end_status;                /* user -> queue status then (0xff = not read), NULL = none */
+    int64_t *end_pass_issued_ms;        /* user -> issue time of the pass an `admitted` showed then */
     int64_t wall_minus_mono_ms;         /* wall ms - monotonic ms at the read (ledger times to wall) */
 };
 struct br_rush_violation {
@@ -66,6 +70,13 @@ bool br_rush_verdict_ok(const struct br_rush_verdict *v);
 struct br_rush_net;
 int br_rush_snapshot_read(struct br_rush_net *net, const char *admin_token, struct br_rush_ledger *l,
                           struct br_rush_snapshot *s, int64_t deadline_us);
+/* Reads the queue position of each user whose last place shows no pass (each user's token) into
+ * s->end_status / s->end_pass_issued_ms. Called when the crowd phase ends, before the settle
+ * phase: PASS_UNDELIVERED then tells a pass issued before the crowd's grace window from one
+ * issued in it or after the crowd left, where the final read (after the settle phase, which may
+ * be longer than the pass TTL) only sees `expired`. BR_OK or BR_E_UNAVAILABLE. */
+int br_rush_positions_read(struct br_rush_net *net, struct br_rush_ledger *l,
+                           struct br_rush_snapshot *s, int64_t deadline_us);
 void br_rush_snapshot_free(struct br_rush_snapshot *s);
 
 /* Additions (E). The pass token's layout, "p1.<event>.<user>.<pass>.<expires_at_ms>.<hmac hex 64>"

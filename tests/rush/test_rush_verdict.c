@@ -516,6 +516,39 @@ static void test_pass_undelivered(void **state)
     fx_run(&F);
     expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
     F.s.wall_minus_mono_ms = 0;
+    /* Expired by a read a pass TTL (20 s) after the grace began: maybe issued in the grace,
+     * excused. The positions read at the crowd's end instead: issued before it, flagged. */
+    F.users[7].final_queue_status = BR_QS_EXPIRED;
+    F.s.crowd_end_wall_ms = 50000;
+    F.s.read_wall_ms = 68000;
+    fx_run(&F);
+    expect_ok(&F);
+    uint8_t end_status[USERS_MAX];
+    int64_t end_issued[USERS_MAX] = {0};
+    memset(end_status, 0xff, sizeof end_status);
+    F.s.end_status = end_status;
+    F.s.end_pass_issued_ms = end_issued;
+    F.s.positions_wall_ms = 50100;
+    end_status[7] = BR_QS_EXPIRED;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    /* Admitted then: its issue time decides (47 s flagged, 49 s in the grace). */
+    end_status[7] = BR_QS_ADMITTED;
+    end_issued[7] = 47000;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    end_issued[7] = 49000;
+    fx_run(&F);
+    expect_ok(&F);
+    /* Still waiting then: admitted after the crowd left, excused. */
+    end_status[7] = BR_QS_WAITING;
+    fx_run(&F);
+    expect_ok(&F);
+    assert_int_equal(F.v.excused_admitted, 1);
+    F.s.end_status = NULL;
+    F.s.end_pass_issued_ms = NULL;
+    F.s.positions_wall_ms = 0;
+    F.users[7].final_queue_status = BR_QS_ADMITTED;
     /* The stream budget ran out (streams_lost): a client error, not this check. */
     F.users[7].places[0].stream_kept = false;
     fx_run(&F);
@@ -835,6 +868,24 @@ static void test_snapshot_read(void **state)
     assert_int_equal(s.crowd_end_wall_ms, 123);
     br_rush_snapshot_free(&s);
     assert_null(s.rows);
+    /* The positions read at the crowd's end, kept apart from the final ones. */
+    memset(&NET, 0, sizeof NET);
+    memset(&s, 0, sizeof s);
+    users[2].final_queue_status = 0xff;
+    assert_int_equal(br_rush_positions_read((struct br_rush_net *)&NET, &l, &s, 1000000000), BR_OK);
+    assert_int_equal(NET.position_reads, 1); /* user 2 only: no pass at its last place */
+    assert_int_equal(NET.bookings_reads, 0);
+    assert_int_equal(NET.stats_reads, 0);
+    assert_int_equal(s.end_status[2], BR_QS_ADMITTED);
+    assert_int_equal(s.end_status[0], 0xff);
+    assert_int_equal(s.end_pass_issued_ms[2], 1796326200123);
+    assert_int_equal(s.positions_wall_ms, 1796326230000);
+    assert_int_equal(br_rush_snapshot_read((struct br_rush_net *)&NET, "admin-token", &l, &s, 1000000000), BR_OK);
+    assert_int_equal(NET.position_reads, 3);
+    assert_int_equal(users[2].final_queue_status, BR_QS_ADMITTED);
+    assert_int_equal(s.end_status[2], BR_QS_ADMITTED);
+    br_rush_snapshot_free(&s);
+    assert_null(s.end_status);
 }
 
 int main(void)
