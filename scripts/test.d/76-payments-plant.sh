@@ -17,8 +17,9 @@
 #       timeout goes under a second key;
 #   BR_PLANT=CHECK_ANSWER_DROPPED  (PAYMENTS_PLANTS only; the saga asks the provider, then drops the
 #       answer) -> webhook_lost: the lost webhook's booking never confirmed.
-# cmocka's exit status is the number of failed tests: each run must exit 1
-# (not a crash, not the timeout) with the case's own failure message. A
+# cmocka's exit status is the number of failed tests: a planted run must exit 1
+# (not a crash, not the timeout) with the case's own failure message, in
+# one of two runs (they race real processes). A
 # plant missing from the tree FAILS this script, saying which.
 # Fixtures and servers as in 75-payments.sh; stopped on exit.
 # usage: 76-payments-plant.sh ASAN_BUILD RELEASE_BUILD
@@ -98,11 +99,24 @@ for p in "${plants[@]}"; do
   build=$PLANT_DIR
   plant_build "$name" bookingrush test_money ||
     { echo "76-payments-plant: $name does not build" >&2; exit 1; }
-  set +e
-  BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
-    "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
-  status=$?
-  set -e
+  # Up to 2 runs: the cases race real processes (two servers, a Kafka
+  # rebalance, the double's stalls), and once in CI (2026-12-05) the
+  # refund_timeout case under REFUND_KEY_PER_ATTEMPT saw one key after a
+  # rebalance handed the saga's partition over mid-refund. One run that
+  # fails as the case says is the proof; the unplanted case (75-payments.sh)
+  # runs once and must pass.
+  for try in 1 2; do
+    set +e
+    BR_TEST_KEEP=1 BR_TEST_ONLY=$case timeout -k 10 120 "$build/tests/payments/test_money" \
+      "$PWD/$build/bookingrush" >"$dir/$name.log" 2>&1
+    status=$?
+    set -e
+    if [ "$status" -eq 1 ] && grep -qE "$why" "$dir/$name.log"; then
+      break
+    fi
+    [ "$try" = 1 ] && echo "76-payments-plant: $case with BR_PLANT=$name: run 1 exited $status" \
+      "without /$why/; again" >&2
+  done
   if [ "$status" -ne 1 ] || ! grep -qE "$why" "$dir/$name.log"; then
     tail -30 "$dir/$name.log" >&2
     # A planted server that aborted fails the case for another reason than
