@@ -107,6 +107,9 @@ static const struct opt OPTS[] = {
      "threads that hash passwords, off the HTTP threads (half the CPUs, at least 1)"},
     {"--hash-queue", "BR_HASH_QUEUE", OPT_UINT, OFF(hash_queue), BR_HASHPOOL_QUEUE_MAX, "N",
      "logins and registrations waiting for a hash thread; beyond, 503 OVERLOADED (64)"},
+    {"--hash-nice", "BR_HASH_NICE", OPT_UINT, OFF(hash_nice), BR_HASHPOOL_NICE_MAX, "N",
+     "added to the hash threads' nice value, so reserves get the CPU first in a login storm; 0 = same "
+     "priority (10)"},
     {"--refresh-ttl-s", "BR_REFRESH_TTL_S", OPT_UINT, OFF(refresh_ttl_s), 30u * 86400u, "N",
      "refresh token lifetime, renewed by each refresh (2592000: 30 days)"},
     {"--test-email-hash-bits", "BR_TEST_EMAIL_HASH_BITS", OPT_UINT, OFF(test_email_hash_bits), 64,
@@ -353,6 +356,7 @@ static void defaults(struct br_serve_config *c)
     c->scrypt_log2n = BR_AUTH_LOG2N_DEFAULT;
     c->hash_threads = cpus >= 4 ? (unsigned)(cpus / 2 > 8 ? 8 : cpus / 2) : 1;
     c->hash_queue = 64;
+    c->hash_nice = 10;
     c->refresh_ttl_s = 30u * 86400u;
     c->shutdown_grace_s = 10;
     c->log_level = BR_LOG_INFO;

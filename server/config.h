@@ -41,6 +41,7 @@ struct br_serve_config {
     unsigned scrypt_log2n;
     unsigned hash_threads;              /* the password-hashing pool (hashpool.h) */
     unsigned hash_queue;                /* hashes waiting at most; beyond, 503 OVERLOADED */
+    unsigned hash_nice;                 /* added to the hash threads' nice value (hashpool.h) */
     unsigned refresh_ttl_s;             /* refresh token lifetime, renewed by each refresh */
     unsigned test_email_hash_bits;      /* 0 = 64; tests force email hash collisions */
     unsigned shutdown_grace_s;

@@ -6,6 +6,9 @@
 #include "server/hashpool.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -27,12 +30,25 @@ struct br_hashpool {
     bool stop;
     pthread_t threads[BR_HASHPOOL_THREADS_MAX];
     unsigned started;
+    unsigned nice; /* added to each worker's nice value (lower priority) */
 };
 
 static void *worker_main(void *arg)
 {
     struct br_hashpool *p = arg;
     pthread_setname_np(pthread_self(), "br-hash"); /* for top -H and perf */
+    if (p->nice > 0) {
+        /* Linux: PRIO_PROCESS with a thread id sets that thread's nice value.
+         * Raising it needs no privilege; should it fail all the same, the
+         * thread keeps the process's priority and hashes as before. */
+        id_t tid = (id_t)gettid();
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, tid);
+        if (cur != -1 || errno == 0) {
+            int want = cur + (int)p->nice > 19 ? 19 : cur + (int)p->nice;
+            (void)setpriority(PRIO_PROCESS, tid, want);
+        }
+    }
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->count == 0 && !p->stop) {
@@ -53,11 +69,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_max)
+int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_max, unsigned nice)
 {
     *out = NULL;
     if (threads < 1 || threads > BR_HASHPOOL_THREADS_MAX || queue_max < 1 ||
-        queue_max > BR_HASHPOOL_QUEUE_MAX) {
+        queue_max > BR_HASHPOOL_QUEUE_MAX || nice > BR_HASHPOOL_NICE_MAX) {
         return BR_E_INVALID;
     }
     struct br_hashpool *p = calloc(1, sizeof *p);
@@ -66,6 +82,7 @@ int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_m
         return BR_E_IO;
     }
     p->queue_max = queue_max;
+    p->nice = nice;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     for (unsigned i = 0; i < threads; i++) {

@@ -22,6 +22,7 @@
 
 #define BR_HASHPOOL_THREADS_MAX 64u
 #define BR_HASHPOOL_QUEUE_MAX 65536u
+#define BR_HASHPOOL_NICE_MAX 19u
 
 struct br_hashpool;
 
@@ -30,8 +31,12 @@ struct br_hashpool;
 typedef void (*br_hashpool_fn)(void *ctx);
 
 /* Starts threads (1..BR_HASHPOOL_THREADS_MAX) with room for queue_max
- * (1..BR_HASHPOOL_QUEUE_MAX) waiting jobs. BR_OK, BR_E_INVALID or BR_E_IO. */
-int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max);
+ * (1..BR_HASHPOOL_QUEUE_MAX) waiting jobs. Each thread adds nice
+ * (0..BR_HASHPOOL_NICE_MAX) to its nice value, at most 19: on a busy
+ * machine the scheduler then gives the CPU to the HTTP threads first, so a
+ * login storm slows logins, not reserves (an idle CPU still hashes at full
+ * speed). BR_OK, BR_E_INVALID or BR_E_IO. */
+int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max, unsigned nice);
 
 /* Queues fn(ctx). BR_OK: fn will run exactly once. BR_E_OVERLOADED: the queue
  * is full, nothing will run. BR_E_UNAVAILABLE: the pool is stopping. O(1);
