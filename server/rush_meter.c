@@ -75,9 +75,9 @@ struct route_meter {
     uint32_t code_count, codes_other;
 };
 
-struct window_sample {
-    int64_t sent_us;
-    uint64_t latency_us;
+struct window_sample {   /* a reserve as its buyer saw it */
+    int64_t sent_us;     /* when the crowd sent it: queued for a connection from then */
+    uint64_t latency_us; /* queued + first byte written .. last byte read */
 };
 
 struct server_slot {
@@ -90,7 +90,7 @@ struct br_rush_meter {
     struct route_meter routes[BR_RR_COUNT];
     bool window_set[BR_RUSH_WIN_COUNT];
     int64_t window_from_us[BR_RUSH_WIN_COUNT], window_to_us[BR_RUSH_WIN_COUNT];
-    struct window_sample *reserves; /* every reserve answer: (sent, latency) */
+    struct window_sample *reserves; /* every reserve answer: (click, click .. answer) */
     uint32_t reserve_count, reserve_cap, reserves_dropped;
     struct br_rush_hist pass_direct, pass_reconnected;
     struct ring pass_last;
@@ -233,7 +233,10 @@ void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r
     br_rush_hist_add(&rm->latency, lat);
     ring_add(&rm->last, (r->done_us - m->t0_us) / 1000000, lat);
     if (r->route == BR_RR_RESERVE) {
-        keep_reserve(m, r->sent_us, lat);
+        /* The windows judge what the buyer waited: a reserve queued behind the
+         * rush's own connections waited too, so the queue is counted there. */
+        uint64_t queued = r->queued_us > 0 ? (uint64_t)r->queued_us : 0;
+        keep_reserve(m, r->sent_us - (int64_t)queued, lat + queued);
     }
 }
 

@@ -17,7 +17,12 @@
 # run is br-http-hello with wrk -t2 -c64 for 5 s, as in 30-http.
 #
 # Usage: scripts/bench.d/70-rush.sh BUILD_DIR
-#   BENCH_RUSH_USERS (10000)  BENCH_RUSH_STORM (unknown | registered)
+# The crowd's requests go over BENCH_RUSH_CONNECTIONS keep-alive connections
+# (1024): with the rush's default 64, the opening's reserves waited up to a
+# second for one of them (queued p99 25-1016 ms in 6 runs), a wait the
+# server never saw; the spike window counts it now, as the buyer would.
+#
+#   BENCH_RUSH_USERS (10000)  BENCH_RUSH_STORM (unknown | registered)  BENCH_RUSH_CONNECTIONS (1024)
 #   BENCH_RUSH_KEEP=DIR: the report, the progress lines and the servers' logs are copied there
 #   BENCH_RUSH_SERVE_ARGS="--threads 8 ...": extra serve options for the rush phase (R)
 set -euo pipefail
@@ -26,6 +31,7 @@ build=${1:-build}
 bin=$PWD/$build/bookingrush
 users=${BENCH_RUSH_USERS:-10000}
 storm_kind=${BENCH_RUSH_STORM:-unknown}
+conns=${BENCH_RUSH_CONNECTIONS:-1024}
 # shellcheck source=scripts/bench.d/lib/stop-pids.sh
 . scripts/bench.d/lib/stop-pids.sh
 tmp=$(mktemp -d /tmp/br-bench-rush.XXXXXX)
@@ -40,14 +46,15 @@ cleanup() {
 trap cleanup EXIT
 
 # The limit is per process: the server needs a descriptor a stream, the
-# rush a stream each plus its pools (64 + 256 for the storm), so each needs
-# users + 2,048 (1,000 storm logins and slack) under its own limit. The
-# rush checks its own budget again and refuses with the numbers.
+# rush a stream each plus its pools (the crowd's connections, one per storm
+# login), so each needs users + connections + 2,048 (1,000 storm logins and
+# slack) under its own limit. The rush checks its own budget again and
+# refuses with the numbers.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 lim=$(ulimit -n)
-if [ "$lim" != unlimited ] && [ "$lim" -lt $((users + 2048)) ]; then
-  echo "rush: not run: ulimit -n is $lim (hard $(ulimit -Hn)), $users streams need" \
-    ">= $((users + 2048)) in each of the server and the rush; raise the hard limit"
+if [ "$lim" != unlimited ] && [ "$lim" -lt $((users + conns + 2048)) ]; then
+  echo "rush: not run: ulimit -n is $lim (hard $(ulimit -Hn)), $users streams and $conns connections" \
+    "need >= $((users + conns + 2048)) in each of the server and the rush; raise the hard limit"
   exit 0
 fi
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ulimit -n $lim;" \
@@ -95,7 +102,7 @@ s0=$SECONDS
 rc=0
 "$bin" rush scenarios/rush-10k.json --target "http://127.0.0.1:$sport" --admin "$admin" \
   --users "$users" --users-file "$tmp/users.tsv" --login-storm 1000 \
-  --storm-accounts "$storm_kind" --server-pid "$spid" --duration 60 --json \
+  --storm-accounts "$storm_kind" --server-pid "$spid" --duration 60 --connections "$conns" --json \
   >"$tmp/rush.json" 2>"$tmp/rush.err" || rc=$?
 if ! jq -e .rush "$tmp/rush.json" >/dev/null 2>&1; then
   echo "rush: no report (exit $rc)"; tail -10 "$tmp/rush.err"; exit 1
@@ -122,12 +129,13 @@ echo "passes: $(q '.passes.received') of $(q '.passes.admissions_listening') to 
   "ratio $ratio (goal 1.0): $(met "$(awk -v r="$ratio" 'BEGIN { print (r == 1) ? 1 : 0 }')")"
 echo "admission -> pass: p50 $(q '.passes.direct.p50_ms') ms, p99 $direct ms, max" \
   "$(q '.passes.direct.max_ms') ms (n $(q '.passes.direct.n'); goal p99 < 100): $(met "$(lt "$direct" 100)")"
-echo "reserve in the opening spike: n $(q '.windows.spike.reserve.n'), p99 $spike ms (goal < 50):" \
+echo "reserve in the opening spike (send to answer, the wait for a connection included):" \
+  "n $(q '.windows.spike.reserve.n'), p99 $spike ms (goal < 50):" \
   "$(met "$(lt "$spike" 50)")"
 echo "reserve during the login storm: n $(q '.windows.storm.reserve.n'), p99 $storm ms (goal < 50):" \
   "$(met "$(lt "$storm" 50)")"
 echo "login storm: $(q '.windows.storm.logins | "\(.sent) logins ended: \(.ok) ok, \(.unauthorized) answered 401, \(.failed) given up after 10 refusals; \(.overloaded) answers 503 OVERLOADED (retried after Retry-After); answered p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"') ($storm_kind accounts)"
-echo "reserve overall: $(q '.routes["POST /api/v1/bookings/reserve"] | "n \(.n), \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"')"
+echo "reserve overall: $(q '.routes["POST /api/v1/bookings/reserve"] | "n \(.n), \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms on the wire; waited for one of the rush'"'"'s '"$conns"' connections: p99 \(.queued_p99_ms) ms"')"
 # The server's own clock (br_http_request_duration_seconds: from the request's
 # headers to its answer, the whole run): the share of reserves within 50 ms.
 srv50=$(awk -F'[ "]' '/^br_http_request_duration_seconds_bucket\{route="\/api\/v1\/bookings\/reserve"/ {
