@@ -248,7 +248,7 @@ static json_t *server_json(const struct br_rush_meter *m)
     return o;
 }
 
-/* "client-bound" (design R11): more than 0.9 CPU-s per second of the run (the rush's own loop
+/* "client-bound": more than 0.9 CPU-s per second of the run (the rush's own loop
  * delays what it reads: latencies are upper bounds), or a queued p99 over 1 ms on some route
  * (requests waited for one of the rush's connections: the server saw less concurrency than the
  * crowd made; the windows count that wait, the routes' latencies do not). */
