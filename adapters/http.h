@@ -108,6 +108,12 @@ struct br_http_config {
     const struct br_log *log;  /* libmicrohttpd's and the adapter's lines; NULL = none */
 };
 
+/* The level a libmicrohttpd message is logged at (enum br_log_level): debug
+ * for a send that found the peer gone (a client that closed its connection,
+ * as browsers close queue streams by the thousand at an opening), warn for
+ * everything else. Exposed for its test. */
+int br_http_mhd_log_level(const char *line);
+
 /* Starts listening. The socket gets SO_REUSEADDR (a restart binds at once
  * despite connections in TIME_WAIT; on Linux it never lets two servers
  * listen on one port) and SO_REUSEPORT only with cfg.reuse_port. BR_OK,

@@ -3,7 +3,7 @@
  * escaped client string, a careless raw field, a line longer than the
  * buffer), what comes out is one JSON object per line, valid UTF-8, with a
  * timestamp. The HTTP suite (test_http_ops) checks the same through the
- * real server.
+ * real server. Also the level libmicrohttpd's own lines are logged at.
  */
 #define _DEFAULT_SOURCE
 
@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "adapters/http.h"
 #include "adapters/log.h"
 
 static const char *const NASTY[] = {
@@ -110,8 +111,39 @@ static void test_lines(void **state)
     close(p[0]);
 }
 
+/* libmicrohttpd's lines (adapters/http.c): a send that found the peer gone is
+ * a client that closed its connection (thousands of queue streams at an
+ * opening): debug; anything else stays a warning. */
+static void test_mhd_levels(void **state)
+{
+    (void)state;
+    assert_int_equal(br_http_mhd_log_level("Failed to send the footers for the request for "
+                                           "`/api/v1/queue/position/1/stream'. Error: The connection "
+                                           "was forcibly closed by remote peer"),
+                     BR_LOG_DEBUG);
+    assert_int_equal(br_http_mhd_log_level("Failed to send the footers for the request for `/x'. "
+                                           "Error: The socket is no longer available for sending"),
+                     BR_LOG_DEBUG);
+    assert_int_equal(br_http_mhd_log_level("Failed to send the chunked response body for the request "
+                                           "for `/x'. Error: The connection was forcibly closed by "
+                                           "remote peer"),
+                     BR_LOG_DEBUG);
+    /* Other send failures, and the peer's words outside a send failure, stay warnings. */
+    assert_int_equal(br_http_mhd_log_level("Failed to send the response headers for the request for "
+                                           "`/x'. Error: Not enough system resources to serve the "
+                                           "request"),
+                     BR_LOG_WARN);
+    assert_int_equal(br_http_mhd_log_level("Error accepting connection: closed by remote peer"),
+                     BR_LOG_WARN);
+    assert_int_equal(br_http_mhd_log_level("Server reached connection limit. Closing inbound "
+                                           "connection."),
+                     BR_LOG_WARN);
+    assert_int_equal(br_http_mhd_log_level(""), BR_LOG_WARN);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_escape), cmocka_unit_test(test_lines)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_escape), cmocka_unit_test(test_lines),
+                                       cmocka_unit_test(test_mhd_levels)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
