@@ -5,7 +5,8 @@ The adapter's tests (test_stripe.c) cover the double's API and idempotency; the 
 on its webhook knobs, checked here: every event signed once per secret (each v1 verified here with hmac),
 fresh t; duplicate -> the same event id twice; delay_ms -> not before; lose -> never, listed as lost; reorder ->
 after the next event; created_offset_s -> `created` in the past, t fresh; a 500 from the receiver -> retried;
-/__double/deliver flushes a long delay; the refund ledger refuses more than was captured.
+/__double/deliver flushes a long delay; the refund ledger refuses more than was captured; the same
+idempotency key sent by 8 threads at once executes once (the others get 409 or the replay).
 Starts its own double (--port 0 --port-file) and receiver on 127.0.0.1; exits non-zero on the first failure.
 usage: double_selftest.py [PATH_TO_stripe_double.py]
 """
@@ -95,6 +96,33 @@ def events_for(payment):
     return [(t, e) for t, e, _ in GOT if e["data"]["object"].get("metadata", {}).get("payment_id") == payment]
 
 
+def same_key_race(base, rounds=40, threads=8):
+    """Each round: `threads` creates with one key released together. Stripe runs the first and answers the
+    others 409 (still running) or the saved answer, so one intent per key. Returns the failures."""
+    bad = []
+    for n in range(rounds):
+        gate = threading.Barrier(threads)
+        got = []
+
+        def one():
+            gate.wait()
+            got.append(call(base, "POST", "/v1/payment_intents", "amount=100&currency=eur&metadata[payment_id]=race%d" % n,
+                            form=True))
+        ts = [threading.Thread(target=one) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        ids = {r["id"] for st, r in got if st == 200}
+        if len(ids) != 1 or any(st not in (200, 409) for st, _ in got):
+            bad.append((n, sorted(st for st, _ in got), ids))
+    st, s = call(base, "GET", "/__double/state")
+    made = sum(1 for v in s["intents"].values() if v["metadata"].get("payment_id", "").startswith("race"))
+    if made != rounds:
+        bad.append(("intents", made, rounds))
+    return bad
+
+
 def main():
     rcv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=rcv.serve_forever, daemon=True).start()
@@ -151,8 +179,10 @@ def main():
         assert st == 400 and e["error"]["code"] == "charge_already_refunded", e
         st, s = call(base, "GET", "/__double/state")
         assert s["refunded"][pi] == 1000 and s["captured"][pi] == 1000
+        bad = same_key_race(base)
+        assert not bad, "one key executed more than once: %s" % bad[:5]
         print("double_selftest: webhooks (signatures, duplicate, delay, lose, reorder, old created, retry, "
-              "deliver) and ledger OK")
+              "deliver), ledger and concurrent idempotency keys OK")
         return 0
     finally:
         proc.terminate()

@@ -502,6 +502,8 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.unkeyed_posts += 1  # the adapter's POSTs; a buyer's confirm may have none
             if key is not None and key in STATE.keys:
                 return self.replay(key, fingerprint, method, path)
+            if key is not None:  # claimed in the same lock as the check: a concurrent twin gets 409
+                STATE.keys[key] = self.key_entry(fingerprint, method, path, "running", None, None, {})
         # faults before execution: nothing done, nothing saved (unless "save")
         if fault and "status" in fault:
             e = ApiError(int(fault["status"]), fault.get("type", "api_error"), fault.get("code"),
@@ -509,19 +511,22 @@ class Handler(BaseHTTPRequestHandler):
             hdr = {}
             if "should_retry" in fault:
                 hdr["Stripe-Should-Retry"] = "true" if fault["should_retry"] else "false"
-            if fault.get("save") and key is not None:
+            if key is not None:
                 with STATE.lock:
-                    STATE.keys[key] = self.key_entry(fingerprint, method, path, "done", e.status, e.body(), hdr)
+                    if fault.get("save"):
+                        STATE.keys[key] = self.key_entry(fingerprint, method, path, "done", e.status, e.body(), hdr)
+                    else:
+                        STATE.keys.pop(key, None)
             self.record(method, path, key, e.status, False)
             return self.answer(e.status, e.body(), hdr)
         if fault and "timeout_s" in fault and not fault.get("apply"):
+            if key is not None:  # never executed: a retry during the wait runs afresh
+                with STATE.lock:
+                    STATE.keys.pop(key, None)
             time.sleep(float(fault["timeout_s"]))
             self.record(method, path, key, "dropped", False)
             self.close_connection = True
             return None
-        if key is not None:
-            with STATE.lock:
-                STATE.keys[key] = self.key_entry(fingerprint, method, path, "running", None, None, {})
         if fault and "hold_s" in fault:
             time.sleep(float(fault["hold_s"]))
         with STATE.lock:
@@ -533,10 +538,12 @@ class Handler(BaseHTTPRequestHandler):
             status, body, save = e.status, e.body(), e.save
         with STATE.lock:
             if key is not None:
-                if save:
-                    STATE.keys[key].update(state="done", status=status, body=body)
+                if save:  # (an entry forgotten meanwhile by expire_keys or reset is saved again)
+                    k = STATE.keys.setdefault(key, self.key_entry(fingerprint, method, path, "running",
+                                                                   None, None, {}))
+                    k.update(state="done", status=status, body=body)
                 else:
-                    del STATE.keys[key]
+                    STATE.keys.pop(key, None)
         self.record(method, path, key, status, False)
         if fault and "timeout_s" in fault:  # apply: done and saved; the answer is lost
             time.sleep(float(fault["timeout_s"]))
