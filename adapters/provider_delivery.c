@@ -13,6 +13,7 @@
 #include "adapters/clock.h"
 #include "adapters/provider_sig.h"
 #include "core/err.h"
+#include "core/panic.h"
 
 #define BACKOFF_FIRST_MS 200 /* then x4 per attempt */
 #define BACKOFF_MAX_MS 60000
@@ -144,13 +145,80 @@ void br_delivery_enqueue(struct br_delivery_queue *q, struct br_delivery *d)
     *at = d;
 }
 
-int br_delivery_start(struct br_delivery_queue *q, void *(*fn)(void *), void *arg)
+static bool key_busy(const struct br_delivery_queue *q, uint64_t key)
 {
-    if (pthread_create(&q->thread, NULL, fn, arg) != 0) {
+    for (unsigned i = 0; key != 0 && i < BR_DELIVERY_THREADS_MAX; i++) {
+        if (q->busy[i] == key) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct br_delivery *br_delivery_take(struct br_delivery_queue *q, unsigned slot, int64_t now,
+                                     int64_t *wait_ms)
+{
+    BR_ASSERT(slot < BR_DELIVERY_THREADS_MAX);
+    *wait_ms = 1000;
+    struct br_delivery **at = &q->head;
+    for (uint32_t i = 0; i < q->max && *at != NULL; i++) {
+        struct br_delivery *d = *at;
+        if (d->due_ms > now) {
+            if (i == 0) {
+                *wait_ms = d->due_ms - now;
+            }
+            break; /* by due time: nothing later is due either */
+        }
+        if (!key_busy(q, d->key)) {
+            *at = d->next;
+            d->next = NULL;
+            q->busy[slot] = d->key;
+            return d;
+        }
+        at = &d->next;
+    }
+    return NULL;
+}
+
+void br_delivery_done(struct br_delivery_queue *q, unsigned slot)
+{
+    BR_ASSERT(slot < BR_DELIVERY_THREADS_MAX);
+    q->busy[slot] = 0;
+    pthread_cond_broadcast(q->cv);
+}
+
+int br_delivery_start(struct br_delivery_queue *q, unsigned threads, void *(*fn)(void *),
+                      void *arg)
+{
+    BR_ASSERT(threads >= 1 && threads <= BR_DELIVERY_THREADS_MAX);
+    pthread_mutex_lock(q->mu); /* a thread asks for its slot under it */
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&q->thread[i], NULL, fn, arg) != 0) {
+            break;
+        }
+        q->threads++;
+    }
+    q->started = q->threads > 0;
+    bool all = q->threads == threads;
+    pthread_mutex_unlock(q->mu);
+    if (!all) {
+        br_delivery_stop(q, &br_log_stderr);
         return BR_E_IO;
     }
-    q->started = true;
     return BR_OK;
+}
+
+unsigned br_delivery_slot(struct br_delivery_queue *q)
+{
+    pthread_mutex_lock(q->mu);
+    unsigned slot = 0;
+    for (unsigned i = 0; i < q->threads; i++) {
+        if (pthread_equal(q->thread[i], pthread_self())) {
+            slot = i;
+        }
+    }
+    pthread_mutex_unlock(q->mu);
+    return slot;
 }
 
 void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log)
@@ -158,10 +226,12 @@ void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log)
     pthread_mutex_lock(q->mu);
     bool was = q->started && !q->stop;
     q->stop = true;
-    pthread_cond_signal(q->cv);
+    pthread_cond_broadcast(q->cv);
     pthread_mutex_unlock(q->mu);
     if (was) {
-        pthread_join(q->thread, NULL);
+        for (unsigned i = 0; i < q->threads; i++) {
+            pthread_join(q->thread[i], NULL);
+        }
     }
     uint32_t dropped = 0;
     pthread_mutex_lock(q->mu);

@@ -6,7 +6,10 @@
  * A delivery is one Stripe-like event (JSON, signed afresh with the webhook
  * secret on each attempt, provider_sig.h) POSTed with libcurl, with the
  * confirm callback that waits for its first attempt. The queue keeps
- * deliveries by due time and is drained by one thread per provider; what
+ * deliveries by due time and is drained by the provider's threads (the
+ * in-memory one runs BR_DELIVERY_THREADS_MAX, never two POSTs of one
+ * payment's events at once, see br_delivery_take; the PostgreSQL one runs
+ * one); what
  * the thread does between attempts (retry in memory, or record the attempt
  * in PostgreSQL) stays with the provider. The queue borrows the provider's
  * mutex and condition variable (the in-memory provider guards its intents
@@ -33,6 +36,7 @@
 
 #define BR_DELIVERY_EVENT_ID_MAX 48u /* "evt_" + 24 hex, incl. NUL */
 #define BR_DELIVERY_TIMEOUT_MS 5000L /* one POST, connect included */
+#define BR_DELIVERY_THREADS_MAX 8u   /* threads a queue may have */
 
 struct br_delivery {
     struct br_delivery *next;
@@ -45,6 +49,7 @@ struct br_delivery {
     void *cb_ctx;
     char *intent_json; /* handed to cb */
     size_t intent_len;
+    uint64_t key; /* the payment: its deliveries go one at a time (0 = no order kept) */
 };
 
 struct br_delivery_queue {
@@ -55,7 +60,9 @@ struct br_delivery_queue {
     uint32_t max;
     bool stop;
     bool started;
-    pthread_t thread;
+    unsigned threads;                         /* started */
+    pthread_t thread[BR_DELIVERY_THREADS_MAX];
+    uint64_t busy[BR_DELIVERY_THREADS_MAX];   /* keys being POSTed (0 = none), by thread slot */
 };
 
 /* A fresh event id "evt_" + 24 random hex digits. BR_OK or BR_E_UNAVAILABLE. */
@@ -87,10 +94,29 @@ int64_t br_delivery_backoff_ms(unsigned attempts);
  * q->queued; a retried one is counted already). */
 void br_delivery_enqueue(struct br_delivery_queue *q, struct br_delivery *d);
 
-/* Starts q's thread running fn(arg). BR_OK or BR_E_IO. */
-int br_delivery_start(struct br_delivery_queue *q, void *(*fn)(void *), void *arg);
+/* Caller holds q->mu. Takes out the first delivery due at now whose key is
+ * not being POSTed by another thread, marks its key busy in `slot` (the
+ * caller's thread slot, 0..threads-1) and returns it; NULL when none is.
+ * *wait_ms: how long until the first delivery is due (1000 when nothing is
+ * queued, or only busy keys are due: br_delivery_done wakes the waiters). */
+struct br_delivery *br_delivery_take(struct br_delivery_queue *q, unsigned slot, int64_t now,
+                                     int64_t *wait_ms);
 
-/* Stops and joins q's thread (the thread ends when it sees q->stop), then
+/* Caller holds q->mu: the thread in `slot` is done with its delivery's key
+ * (call before re-enqueueing a retry); wakes the waiting threads. */
+void br_delivery_done(struct br_delivery_queue *q, unsigned slot);
+
+/* Starts `threads` (1..BR_DELIVERY_THREADS_MAX) threads running fn(arg)
+ * each; a thread learns its slot from br_delivery_slot. BR_OK or BR_E_IO
+ * (none left running). */
+int br_delivery_start(struct br_delivery_queue *q, unsigned threads, void *(*fn)(void *),
+                      void *arg);
+
+/* The calling thread's slot in q (0 for a thread q did not start). Takes
+ * q->mu itself. */
+unsigned br_delivery_slot(struct br_delivery_queue *q);
+
+/* Stops and joins q's threads (each ends when it sees q->stop), then
  * drops what is queued (callbacks with BR_E_UNAVAILABLE, logged).
  * Idempotent. Takes q->mu itself. */
 void br_delivery_stop(struct br_delivery_queue *q, const struct br_log *log);

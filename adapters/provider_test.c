@@ -333,6 +333,7 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
         return rc; /* nothing changed */
     }
     *it = after;
+    d->key = after.payment_id;
     d->due_ms = br_clock_mono_ms();
     d->cb = cb;
     d->cb_ctx = ctx;
@@ -346,22 +347,23 @@ int br_provider_test_confirm(struct br_provider_test *p, const char *intent_id_t
 static void *deliver_loop(void *arg)
 {
     struct br_provider_test *p = arg;
+    unsigned slot = br_delivery_slot(&p->q);
     CURL *curl = curl_easy_init();
     BR_ASSERT(curl != NULL);
     pthread_mutex_lock(&p->mu);
     while (!p->q.stop) {
-        struct br_delivery *d = p->q.head;
-        int64_t now = br_clock_mono_ms();
-        if (d == NULL || d->due_ms > now) {
-            struct timespec until = br_clock_deadline(d == NULL ? 1000 : d->due_ms - now);
+        int64_t wait_ms = 0;
+        struct br_delivery *d = br_delivery_take(&p->q, slot, br_clock_mono_ms(), &wait_ms);
+        if (d == NULL) {
+            struct timespec until = br_clock_deadline(wait_ms);
             pthread_cond_timedwait(&p->cv, &p->mu, &until);
             continue;
         }
-        p->q.head = d->next;
         if (d->attempts == 0 && p->lose > 0) {
             /* tests: this event is lost for good (point 8 must find the decision) */
             p->lose--;
             p->q.queued--;
+            br_delivery_done(&p->q, slot);
             pthread_mutex_unlock(&p->mu);
             br_delivery_finish(d, BR_E_UNAVAILABLE);
             br_delivery_free(d);
@@ -373,6 +375,7 @@ static void *deliver_loop(void *arg)
         d->attempts++;
         br_delivery_finish(d, ok ? BR_OK : BR_E_UNAVAILABLE);
         pthread_mutex_lock(&p->mu);
+        br_delivery_done(&p->q, slot);
         if (ok || d->attempts >= p->cfg.attempts_max) {
             if (!ok) {
                 br_logf(&br_log_stderr, BR_LOG_ERROR, "webhook dropped after retries", NULL);
@@ -396,7 +399,7 @@ int br_provider_test_start(struct br_provider_test *p, const char *webhook_url)
         return BR_E_INVALID;
     }
     snprintf(p->url, sizeof p->url, "%s", webhook_url);
-    return br_delivery_start(&p->q, deliver_loop, p);
+    return br_delivery_start(&p->q, BR_DELIVERY_THREADS_MAX, deliver_loop, p);
 }
 
 void br_provider_test_stop(struct br_provider_test *p)

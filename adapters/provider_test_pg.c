@@ -400,7 +400,7 @@ static int op_start(void *self, const char *webhook_url)
         return BR_E_INVALID;
     }
     snprintf(p->url, sizeof p->url, "%s", webhook_url);
-    return br_delivery_start(&p->q, deliver_loop, p);
+    return br_delivery_start(&p->q, 1, deliver_loop, p);
 }
 
 static void op_stop(void *self)
