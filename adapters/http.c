@@ -65,6 +65,7 @@ struct br_http_server {
     struct MHD_Daemon *daemon;
     uint16_t port;
     atomic_uint inflight; /* requests created, not closed */
+    atomic_uint awaiting; /* requests created, their answer not yet queued */
     atomic_bool quiesced; /* set once: new connections are closed at accept */
 };
 
@@ -143,6 +144,7 @@ static struct br_http_req *req_new(struct br_http_server *s, struct MHD_Connecti
     peer_text(conn, r->peer, sizeof r->peer);
     pthread_mutex_init(&r->mu, NULL);
     atomic_fetch_add(&s->inflight, 1u);
+    atomic_fetch_add(&s->awaiting, 1u);
     return r;
 }
 
@@ -236,6 +238,7 @@ static enum MHD_Result queue_answer(struct br_http_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
     r->queued = true;
+    atomic_fetch_sub(&r->srv->awaiting, 1u);
     enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -630,6 +633,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (s->cfg.closed != NULL) {
         s->cfg.closed(s->cfg.ctx, r);
     }
+    if (!r->queued) {
+        atomic_fetch_sub(&s->awaiting, 1u); /* closed before its answer */
+    }
     req_free(r);
     atomic_fetch_sub(&s->inflight, 1u);
 }
@@ -729,6 +735,7 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     }
     s->cfg = *cfg;
     atomic_init(&s->inflight, 0u);
+    atomic_init(&s->awaiting, 0u);
     atomic_init(&s->quiesced, false);
     bool v6 = false;
     const char *addr = cfg->bind_addr != NULL ? cfg->bind_addr : "127.0.0.1";
@@ -791,6 +798,11 @@ void br_http_quiesce(struct br_http_server *s)
 unsigned br_http_inflight(const struct br_http_server *s)
 {
     return atomic_load(&((struct br_http_server *)(uintptr_t)s)->inflight);
+}
+
+unsigned br_http_awaiting(const struct br_http_server *s)
+{
+    return atomic_load(&((struct br_http_server *)(uintptr_t)s)->awaiting);
 }
 
 void br_http_stop(struct br_http_server *s)

@@ -131,6 +131,12 @@ void br_http_quiesce(struct br_http_server *s);
 /* Requests created and not yet closed (in flight, streams included). */
 unsigned br_http_inflight(const struct br_http_server *s);
 
+/* Requests created whose answer has not been handed to libmicrohttpd yet:
+ * being read, handled, or deferred (a stream counts until its headers go
+ * out). The server's own backlog; requests still unread in their sockets
+ * are not in it. */
+unsigned br_http_awaiting(const struct br_http_server *s);
+
 /* Stops the server: closes every connection. No request may be deferred or
  * suspended any more (respond and end streams first). s may be NULL. */
 void br_http_stop(struct br_http_server *s);

@@ -110,6 +110,13 @@ static const struct opt OPTS[] = {
     {"--hash-nice", "BR_HASH_NICE", OPT_UINT, OFF(hash_nice), BR_HASHPOOL_NICE_MAX, "N",
      "added to the hash threads' nice value, so reserves get the CPU first in a login storm; 0 = same "
      "priority (10)"},
+    {"--hash-yield-ms", "BR_HASH_YIELD_MS", OPT_UINT, OFF(hash_yield_ms), BR_HASHPOOL_YIELD_MS_MAX, "MS",
+     "a hash thread waits up to MS before each hash while more than --hash-yield-above other "
+     "requests await their answer, so a login storm hashes in the gaps of the sale; 0 = never "
+     "wait (1000)"},
+    {"--hash-yield-above", "BR_HASH_YIELD_ABOVE", OPT_UINT, OFF(hash_yield_above), 1000000u, "N",
+     "requests awaiting an answer (logins and registrations not counted) that make a hash thread "
+     "wait (8)"},
     {"--refresh-ttl-s", "BR_REFRESH_TTL_S", OPT_UINT, OFF(refresh_ttl_s), 30u * 86400u, "N",
      "refresh token lifetime, renewed by each refresh (2592000: 30 days)"},
     {"--test-email-hash-bits", "BR_TEST_EMAIL_HASH_BITS", OPT_UINT, OFF(test_email_hash_bits), 64,
@@ -357,6 +364,8 @@ static void defaults(struct br_serve_config *c)
     c->hash_threads = cpus >= 4 ? (unsigned)(cpus / 2 > 8 ? 8 : cpus / 2) : 1;
     c->hash_queue = 64;
     c->hash_nice = 10;
+    c->hash_yield_ms = 1000;
+    c->hash_yield_above = 8;
     c->refresh_ttl_s = 30u * 86400u;
     c->shutdown_grace_s = 10;
     c->log_level = BR_LOG_INFO;

@@ -9,8 +9,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/panic.h"
@@ -31,7 +33,56 @@ struct br_hashpool {
     pthread_t threads[BR_HASHPOOL_THREADS_MAX];
     unsigned started;
     unsigned nice; /* added to each worker's nice value (lower priority) */
+    unsigned running; /* jobs taken by a thread, yielding or hashing */
+    br_hashpool_busy_fn busy; /* NULL: never yield */
+    void *busy_ctx;
+    unsigned busy_above, yield_max_ms;
+    atomic_uint_fast64_t yielded_ms;
 };
+
+#define YIELD_STEP_MS 2u
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Called with p->mu held, a job taken: waits, the mutex released, while the
+ * server has more than busy_above requests of its own awaiting an answer
+ * (the pool's jobs not counted), for at most yield_max_ms. */
+static void yield_to_sale(struct br_hashpool *p)
+{
+    if (p->busy == NULL || p->yield_max_ms == 0) {
+        return;
+    }
+    int64_t start = mono_ms(), now = start;
+    for (;;) {
+        unsigned ours = p->count + p->running;
+        if (p->stop || now - start >= (int64_t)p->yield_max_ms) {
+            break;
+        }
+        br_hashpool_busy_fn busy = p->busy;
+        void *ctx = p->busy_ctx;
+        unsigned above = p->busy_above;
+        pthread_mutex_unlock(&p->mu);
+        unsigned all = busy(ctx);
+        bool quiet = all <= ours || all - ours <= above;
+        if (!quiet) {
+            struct timespec ts = {0, (long)YIELD_STEP_MS * 1000000L};
+            nanosleep(&ts, NULL);
+            now = mono_ms();
+        }
+        pthread_mutex_lock(&p->mu);
+        if (quiet) {
+            break;
+        }
+    }
+    if (now > start) {
+        atomic_fetch_add(&p->yielded_ms, (uint_fast64_t)(now - start));
+    }
+}
 
 static void *worker_main(void *arg)
 {
@@ -60,10 +111,13 @@ static void *worker_main(void *arg)
         struct job j = p->ring[p->head];
         p->head = (p->head + 1) % p->queue_max;
         p->count--;
+        p->running++;
+        yield_to_sale(p);
         pthread_mutex_unlock(&p->mu);
         BR_ASSERT(j.fn != NULL);
         j.fn(j.ctx);
         pthread_mutex_lock(&p->mu);
+        p->running--;
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -83,6 +137,7 @@ int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_m
     }
     p->queue_max = queue_max;
     p->nice = nice;
+    atomic_init(&p->yielded_ms, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     for (unsigned i = 0; i < threads; i++) {
@@ -112,6 +167,22 @@ int br_hashpool_submit(struct br_hashpool *p, br_hashpool_fn fn, void *ctx)
     }
     pthread_mutex_unlock(&p->mu);
     return rc;
+}
+
+void br_hashpool_yield(struct br_hashpool *p, br_hashpool_busy_fn busy, void *ctx,
+                       unsigned above, unsigned max_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->busy = busy;
+    p->busy_ctx = ctx;
+    p->busy_above = above;
+    p->yield_max_ms = max_ms > BR_HASHPOOL_YIELD_MS_MAX ? BR_HASHPOOL_YIELD_MS_MAX : max_ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
+uint64_t br_hashpool_yielded_ms(const struct br_hashpool *p)
+{
+    return p == NULL ? 0 : (uint64_t)atomic_load(&((struct br_hashpool *)(uintptr_t)p)->yielded_ms);
 }
 
 void br_hashpool_stop(struct br_hashpool *p)

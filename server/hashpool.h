@@ -23,6 +23,7 @@
 #define BR_HASHPOOL_THREADS_MAX 64u
 #define BR_HASHPOOL_QUEUE_MAX 65536u
 #define BR_HASHPOOL_NICE_MAX 19u
+#define BR_HASHPOOL_YIELD_MS_MAX 60000u
 
 struct br_hashpool;
 
@@ -42,6 +43,24 @@ int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max
  * is full, nothing will run. BR_E_UNAVAILABLE: the pool is stopping. O(1);
  * never blocks on the queue. */
 int br_hashpool_submit(struct br_hashpool *p, br_hashpool_fn fn, void *ctx);
+
+/* How many requests the server has awaiting an answer (called from the
+ * pool's threads, with no lock of the pool's held). */
+typedef unsigned (*br_hashpool_busy_fn)(void *ctx);
+
+/* Makes each thread, before it starts a job, wait while busy(ctx) minus
+ * the pool's own jobs (waiting, or taken by a thread) is above `above`,
+ * checking every 2 ms, for at most max_ms (capped at
+ * BR_HASHPOOL_YIELD_MS_MAX; 0 = never wait). A login storm then hashes in
+ * the gaps of the sale's traffic instead of taking a CPU from it, and still
+ * progresses at one hash per thread per max_ms at worst. Without a call, or
+ * with busy NULL, jobs start at once. May be called at any time. */
+void br_hashpool_yield(struct br_hashpool *p, br_hashpool_busy_fn busy, void *ctx,
+                       unsigned above, unsigned max_ms);
+
+/* Milliseconds the threads spent waiting for the sale to quiet down, summed
+ * over threads since the start (0 for NULL). */
+uint64_t br_hashpool_yielded_ms(const struct br_hashpool *p);
 
 /* Runs every queued job and stops the threads; later submits get
  * BR_E_UNAVAILABLE. Idempotent; p may be NULL. */

@@ -416,10 +416,16 @@ static void render_server(struct sbuf *b, struct br_metrics *m, const struct br_
               "# TYPE br_sse_streams gauge\nbr_sse_streams %u\n"
               "# HELP br_http_inflight Requests received and not yet answered.\n"
               "# TYPE br_http_inflight gauge\nbr_http_inflight %u\n"
+              "# HELP br_http_awaiting Requests read whose answer is not out yet (streams "
+              "until their headers).\n"
+              "# TYPE br_http_awaiting gauge\nbr_http_awaiting %u\n"
+              "# HELP br_hash_yield_seconds_total Time password-hash threads waited for the "
+              "sale's requests to be answered first.\n"
+              "# TYPE br_hash_yield_seconds_total counter\nbr_hash_yield_seconds_total %.3f\n"
               "# HELP br_commands_applied_total Commands the engine applied since start, "
               "the journal's replay included.\n"
               "# TYPE br_commands_applied_total counter\nbr_commands_applied_total %" PRIu64 "\n",
-              x->sse_streams, x->inflight, g->commands);
+              x->sse_streams, x->inflight, x->awaiting, (double)x->hash_yielded_ms / 1000.0, g->commands);
     render_webhooks(b, m);
     if (m->backend != NULL && m->backend->ops->metrics != NULL) {
         struct br_metrics_sink sink = {.b = b};

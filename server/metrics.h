@@ -62,6 +62,8 @@ void br_metrics_webhook(struct br_metrics *m, enum br_webhook_result r);
 struct br_metrics_extra {
     uint32_t sse_streams;
     uint32_t inflight;
+    uint32_t awaiting;         /* br_http_awaiting */
+    uint64_t hash_yielded_ms;  /* br_hashpool_yielded_ms */
     uint64_t replayed;
     uint64_t presence_dropped; /* br_presence_dropped: seen reports lost to a full table */
 };

@@ -1166,6 +1166,8 @@ static void r_metrics(struct rq *q)
     };
     struct br_http_server *http = atomic_load(&q->rt->http);
     x.inflight = http != NULL ? br_http_inflight(http) : 0;
+    x.awaiting = http != NULL ? br_http_awaiting(http) : 0;
+    x.hash_yielded_ms = br_hashpool_yielded_ms(q->rt->hashpool);
     size_t len = 0;
     char *text = br_metrics_render(q->rt->metrics, g, &x, &len);
     free(g);

@@ -810,6 +810,15 @@ static int open_backend(struct serve *sv)
     return bootstrap(sv);
 }
 
+/* The hash threads' view of the sale's load (br_hashpool_yield): answers
+ * the HTTP layer still owes; 0 before it listens. */
+static unsigned hash_busy(void *ctx)
+{
+    struct br_routes *rt = ctx;
+    struct br_http_server *http = atomic_load(&rt->http);
+    return http != NULL ? br_http_awaiting(http) : 0;
+}
+
 /* The routes' context: metrics, rate limits, the token cache, the hashing
  * pool, trusted proxies and the secrets. BR_OK or an error (logged). */
 static int build_routes(struct serve *sv)
@@ -858,6 +867,7 @@ static int build_routes(struct serve *sv)
     rt->trusted_count = (unsigned)tc;
     rt->jwt_cache = sv->jwt_cache;
     rt->hashpool = sv->hashpool;
+    br_hashpool_yield(sv->hashpool, hash_busy, rt, cfg->hash_yield_above, cfg->hash_yield_ms);
     rt->jwt_secret = sv->sec.jwt;
     rt->jwt_secret_len = sv->sec.jwt_len;
     rt->pass_secret = sv->sec.pass;

@@ -3,7 +3,10 @@
  * own: every job runs once, in FIFO order on one thread; a full queue
  * refuses at once; arguments out of range are refused; and the threads run
  * at the process's nice value plus --hash-nice (capped at 19), so that a
- * login storm yields the CPU to the HTTP threads. ctest http_hashpool.
+ * login storm yields the CPU to the HTTP threads; with br_hashpool_yield a
+ * job waits while the server's own backlog (the pool's jobs not counted) is
+ * above the threshold, at most the cap, and starts at once when it is not.
+ * ctest http_hashpool.
  */
 #define _GNU_SOURCE /* gettid */
 #include <setjmp.h>
@@ -14,7 +17,9 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -123,12 +128,126 @@ static void test_threads_run_at_the_raised_nice_value(void **state)
     assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), base);
 }
 
+/* ---- yielding to the sale ---- */
+
+static atomic_uint backlog;        /* what the busy callback answers */
+static atomic_llong started_ms;    /* when a job started */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned busy_backlog(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&backlog);
+}
+
+static void mark_start(void *ctx)
+{
+    (void)ctx;
+    atomic_store(&started_ms, now_ms());
+}
+
+/* Waits up to limit_ms for the job to start (stopping the pool earlier
+ * would cut its wait short). */
+static void wait_started(long long limit_ms)
+{
+    long long t0 = now_ms();
+    while (atomic_load(&started_ms) == 0 && now_ms() - t0 < limit_ms) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Submits one job to a fresh one-thread pool yielding above 8 for at most
+ * max_ms, with `load` requests awaiting; returns ms from submit to start. */
+static long long start_delay(unsigned load, unsigned max_ms, uint64_t *yielded)
+{
+    struct br_hashpool *p = NULL;
+    assert_int_equal(br_hashpool_new(&p, 1, 4, 0), BR_OK);
+    br_hashpool_yield(p, busy_backlog, NULL, 8, max_ms);
+    atomic_store(&backlog, load);
+    atomic_store(&started_ms, 0);
+    long long t0 = now_ms();
+    assert_int_equal(br_hashpool_submit(p, mark_start, NULL), BR_OK);
+    wait_started(10000);
+    br_hashpool_stop(p);
+    *yielded = br_hashpool_yielded_ms(p);
+    br_hashpool_free(p);
+    assert_true(atomic_load(&started_ms) > 0);
+    return atomic_load(&started_ms) - t0;
+}
+
+static void test_a_busy_server_delays_a_hash_up_to_the_cap(void **state)
+{
+    (void)state;
+    uint64_t y = 0;
+    /* 1 (the job itself) + 9 other requests: above 8, the job waits the cap. */
+    long long d = start_delay(10, 150, &y);
+    assert_true(d >= 150);
+    assert_true(y >= 150);
+}
+
+static void test_a_quiet_server_hashes_at_once(void **state)
+{
+    (void)state;
+    uint64_t y = 99;
+    /* 1 (the job itself) + 8 others: not above 8. A cap of a minute would
+     * show as a stuck test if the job waited. */
+    long long d = start_delay(9, 60000, &y);
+    assert_true(d < 5000); /* waiting, it would not have started within wait_started's 10 s */
+    assert_int_equal(y, 0);
+    /* Yielding off (cap 0): a busy server does not delay the job. */
+    d = start_delay(1000, 0, &y);
+    assert_true(d < 5000);
+    assert_int_equal(y, 0);
+}
+
+static void *quiet_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store(&backlog, 1u); /* only the job itself */
+    return NULL;
+}
+
+static void test_a_hash_starts_when_the_backlog_drains(void **state)
+{
+    (void)state;
+    struct br_hashpool *p = NULL;
+    assert_int_equal(br_hashpool_new(&p, 1, 4, 0), BR_OK);
+    br_hashpool_yield(p, busy_backlog, NULL, 8, 60000);
+    atomic_store(&backlog, 500u);
+    atomic_store(&started_ms, 0);
+    long long t0 = now_ms();
+    assert_int_equal(br_hashpool_submit(p, mark_start, NULL), BR_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, quiet_later, NULL), 0);
+    pthread_join(th, NULL);
+    wait_started(10000);
+    assert_true(atomic_load(&started_ms) > 0); /* started by itself, not by the stop */
+    br_hashpool_stop(p);
+    long long d = atomic_load(&started_ms) - t0;
+    assert_true(d >= 100);   /* not before the backlog drained */
+    assert_true(d < 30000);  /* nor at the minute's cap */
+    assert_true(br_hashpool_yielded_ms(p) >= 100);
+    br_hashpool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jobs_run_once_in_order_and_a_full_queue_refuses),
         cmocka_unit_test(test_arguments_out_of_range_are_refused),
         cmocka_unit_test(test_threads_run_at_the_raised_nice_value),
+        cmocka_unit_test(test_a_busy_server_delays_a_hash_up_to_the_cap),
+        cmocka_unit_test(test_a_quiet_server_hashes_at_once),
+        cmocka_unit_test(test_a_hash_starts_when_the_backlog_drains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
