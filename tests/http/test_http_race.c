@@ -135,8 +135,12 @@ static void test_last_seat(void **state)
         } else if (bs[i].status == 409 && strstr(bs[i].answer, "\"SOLD_OUT\"") != NULL) {
             sold_out++;
         } else {
-            fprintf(stderr, "buyer %d: %ld %s\n", i, bs[i].status, bs[i].answer);
+            fprintf(stderr, "unexpected answer to buyer %d: %ld %s\n", i, bs[i].status, bs[i].answer);
         }
+    }
+    if (won != 1 || sold_out != BUYERS - 1) {
+        fprintf(stderr, "want 1 seat won and %d sold out: %d won, %d sold out\n", BUYERS - 1, won,
+                sold_out);
     }
     assert_int_equal(won, 1);
     assert_int_equal(sold_out, BUYERS - 1);
