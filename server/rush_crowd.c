@@ -1178,7 +1178,8 @@ static void on_resp(void *ctx, const struct br_rush_resp *r)
                                       .body = r->body != NULL ? r->body : "",
                                       .body_len = r->body_len, .retry_after_s = r->retry_after_s,
                                       .route = r->route, .queued_us = r->queued_us,
-                                      .sent_us = r->sent_us, .done_us = r->done_us};
+                                      .sent_us = r->sent_us, .done_us = r->done_us,
+                                      .arrived_us = r->arrived_us};
     switch (q->kind) {
     case K_JOIN:
         on_join(c, q, &safe);

@@ -78,6 +78,7 @@ struct route_meter {
 struct window_sample {   /* a reserve as its buyer saw it */
     int64_t sent_us;     /* when the crowd sent it: queued for a connection from then */
     uint64_t latency_us; /* queued + first byte written .. last byte read */
+    uint64_t arrived_us; /* queued + first byte written .. last byte received (<= latency_us) */
 };
 
 struct server_slot {
@@ -191,7 +192,8 @@ static void count_code(struct route_meter *rm, int status, const char *code)
     snprintf(c->code, sizeof c->code, "%s", code);
 }
 
-static void keep_reserve(struct br_rush_meter *m, int64_t sent_us, uint64_t latency_us)
+static void keep_reserve(struct br_rush_meter *m, int64_t sent_us, uint64_t latency_us,
+                         uint64_t arrived_us)
 {
     if (m->reserve_count == m->reserve_cap) {
         uint32_t cap = m->reserve_cap ? m->reserve_cap * 2 : 4096;
@@ -206,7 +208,7 @@ static void keep_reserve(struct br_rush_meter *m, int64_t sent_us, uint64_t late
         m->reserves = p;
         m->reserve_cap = cap;
     }
-    m->reserves[m->reserve_count++] = (struct window_sample){sent_us, latency_us};
+    m->reserves[m->reserve_count++] = (struct window_sample){sent_us, latency_us, arrived_us};
 }
 
 void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r, const char *code)
@@ -236,7 +238,10 @@ void br_rush_meter_request(struct br_rush_meter *m, const struct br_rush_resp *r
         /* The windows judge what the buyer waited: a reserve queued behind the
          * rush's own connections waited too, so the queue is counted there. */
         uint64_t queued = r->queued_us > 0 ? (uint64_t)r->queued_us : 0;
-        keep_reserve(m, r->sent_us - (int64_t)queued, lat + queued);
+        uint64_t arrived = r->arrived_us >= r->sent_us && r->arrived_us <= r->done_us
+                               ? (uint64_t)(r->arrived_us - r->sent_us)
+                               : lat;
+        keep_reserve(m, r->sent_us - (int64_t)queued, lat + queued, arrived + queued);
     }
 }
 
@@ -523,7 +528,7 @@ bool br_rush_meter_window_bounds(const struct br_rush_meter *m, enum br_rush_win
     return m->window_set[w];
 }
 
-void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w,
+void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w, bool arrived,
                                   struct br_rush_hist *out)
 {
     BR_ASSERT((unsigned)w < BR_RUSH_WIN_COUNT);
@@ -534,7 +539,7 @@ void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_wi
     for (uint32_t i = 0; i < m->reserve_count; i++) {
         const struct window_sample *s = &m->reserves[i];
         if (s->sent_us >= m->window_from_us[w] && s->sent_us < m->window_to_us[w]) {
-            br_rush_hist_add(out, s->latency_us);
+            br_rush_hist_add(out, arrived ? s->arrived_us : s->latency_us);
         }
     }
 }

@@ -5,14 +5,15 @@
  *
  * One meter per run, written from the rush's single loop thread (no locks).
  * Memory: about 35 KiB a route (latency, queued and five 1-second histograms,
- * 600 status counters, 32 codes) = 0.6 MiB, plus 16 bytes per reserve answer
+ * 600 status counters, 32 codes) = 0.6 MiB, plus 24 bytes per reserve answer
  * kept for the windows (at most BR_RUSH_WINDOW_SAMPLES_MAX, then counted as
  * dropped). A route's latencies are first byte written .. last byte read
  * (rush_net.h); the queued time (waiting for a pooled connection) is kept
  * apart so a client-bound run shows as such instead of as a slow server.
  * The windows' reserves are what the buyer waited: from the crowd's send,
  * queued time included, to the answer (a rush with too few connections
- * cannot hide the spike's wait in its own queue).
+ * cannot hide the spike's wait in its own queue); to the answer as read and
+ * as the kernel received it.
  */
 #ifndef BR_SERVER_RUSH_METER_H
 #define BR_SERVER_RUSH_METER_H
@@ -75,8 +76,12 @@ void br_rush_meter_route_view(const struct br_rush_meter *m, unsigned route, str
 bool br_rush_meter_window_bounds(const struct br_rush_meter *m, enum br_rush_window w, int64_t *from_us,
                                  int64_t *to_us);
 /* Fills out with the reserves the crowd sent in [from, to) of the window, whenever the window was set,
- * each from its send (queued time included) to its answer. O(reserves). */
-void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w, struct br_rush_hist *out);
+ * each from its send (queued time included) to its answer: read by the rush (arrived false), or
+ * received by the rush's kernel (arrived true: br_rush_resp.arrived_us; the rush's own delay in
+ * getting to the answer left out, which on a machine it shares with the server is its CPU wait).
+ * O(reserves). */
+void br_rush_meter_window_reserve(const struct br_rush_meter *m, enum br_rush_window w, bool arrived,
+                                  struct br_rush_hist *out);
 struct br_rush_storm_view {             /* storm logins: each call to br_rush_meter_storm_login is one answer */
     uint32_t sent;                      /* logins that ended (answers not retried) */
     uint32_t ok, unauthorized, overloaded, retried, failed; /* 200; 401; 503 answers; answers retried; other ends */

@@ -91,6 +91,8 @@ struct conn {
     uint32_t rq;                       /* the request (or the stream's text) */
     uint32_t prev, next;               /* idle list; next also the closed stack */
     uint32_t answers;                  /* answers read on this connection */
+    int64_t rx_us;                     /* request connections: the kernel's receipt of the
+                                          last bytes read (SO_TIMESTAMPNS), 0 if none */
     size_t out_off;
     struct br_rush_http_resp resp;
     char *body;
@@ -372,6 +374,10 @@ static void conn_dial(struct br_rush_net *n, uint32_t c, uint32_t target)
     if (k->fd >= 0) {
         int one = 1;
         (void)setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!k->stream) {
+            /* The answer's arrival, not the loop's turn to read it (rx_now_us). */
+            (void)setsockopt(k->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+        }
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.u64 = (uint64_t)k->gen << 32 | c};
         if (epoll_ctl(n->ep, EPOLL_CTL_ADD, k->fd, &ev) == 0 &&
@@ -427,6 +433,9 @@ static int conn_write(struct br_rush_net *n, uint32_t c)
     struct conn *k = &n->conns[c];
     struct rq *r = rq_at(n, k->rq);
     while (k->out_off < r->len) {
+        if (k->out_off == 0) {
+            k->rx_us = 0; /* a new request: the last answer's receipt is not its */
+        }
         if (k->out_off == 0 && r->sent_us == 0) {
             r->sent_us = br_rush_now_us();
         }
@@ -507,6 +516,14 @@ static void rq_finish(struct br_rush_net *n, uint32_t c, int status, int err, bo
     int64_t now = br_rush_now_us();
     struct br_rush_resp resp = {.status = status, .err = err, .body = "", .retry_after_s = k->resp.retry_after_s,
                                 .route = r->route, .sent_us = r->sent_us, .done_us = now};
+    /* Arrived: when the kernel had the answer's last bytes, within [sent, read]. */
+    resp.arrived_us = status > 0 && k->rx_us > 0 ? k->rx_us : now;
+    if (resp.arrived_us > now) {
+        resp.arrived_us = now;
+    }
+    if (r->sent_us > 0 && resp.arrived_us < r->sent_us) {
+        resp.arrived_us = r->sent_us;
+    }
     resp.queued_us = (r->sent_us > 0 ? r->sent_us : now) - r->queued_at_us;
     if (status > 0 && k->body != NULL) {
         k->body[k->body_len] = '\0';
@@ -586,12 +603,40 @@ static void pool_body(void *ctx, const char *bytes, size_t len)
     k->body_len += len;
 }
 
+/* The monotonic time of a read's kernel receive timestamp (SCM_TIMESTAMPNS,
+ * CLOCK_REALTIME), or 0 when the read carried none. The two clocks are read
+ * now, back to back: the offset between them is good to a microsecond or so
+ * unless the wall clock is stepped in between. */
+static int64_t rx_now_us(struct msghdr *m)
+{
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h != NULL; h = CMSG_NXTHDR(m, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS &&
+            h->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec rx, real;
+            memcpy(&rx, CMSG_DATA(h), sizeof rx);
+            int64_t mono = br_rush_now_us();
+            clock_gettime(CLOCK_REALTIME, &real);
+            int64_t ago_us = ((int64_t)real.tv_sec - (int64_t)rx.tv_sec) * 1000000 +
+                             ((int64_t)real.tv_nsec - (int64_t)rx.tv_nsec) / 1000;
+            return ago_us >= 0 ? mono - ago_us : mono;
+        }
+    }
+    return 0;
+}
+
 /* Reads until EAGAIN or the end of the answer. */
 static void pool_read(struct br_rush_net *n, uint32_t c)
 {
     struct conn *k = &n->conns[c];
     for (;;) {
-        ssize_t got = recv(k->fd, n->rbuf, sizeof n->rbuf, 0);
+        struct iovec io = {n->rbuf, sizeof n->rbuf};
+        union {
+            char buf[CMSG_SPACE(sizeof(struct timespec))];
+            struct cmsghdr align;
+        } ctl;
+        struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl.buf,
+                           .msg_controllen = sizeof ctl.buf};
+        ssize_t got = recvmsg(k->fd, &m, 0);
         if (got < 0 && errno == EINTR) {
             continue;
         }
@@ -603,6 +648,10 @@ static void pool_read(struct br_rush_net *n, uint32_t c)
             return;
         }
         k->got_bytes = true;
+        int64_t rx = rx_now_us(&m);
+        if (rx > 0) {
+            k->rx_us = rx;
+        }
         struct feed_ctx f = {n, c, false};
         size_t used = 0;
         char why[96] = "";

@@ -46,6 +46,9 @@ struct br_rush_resp {
     const char *body; size_t body_len;    /* NUL-terminated, valid during the callback only */
     uint32_t retry_after_s; uint8_t route;
     int64_t queued_us, sent_us, done_us;  /* waited for a connection; first byte out; last byte in */
+    int64_t arrived_us;                   /* the kernel's receipt of the last byte (SO_TIMESTAMPNS), in
+                                             [sent_us, done_us]; done_us when unknown. done - arrived
+                                             is the rush's own delay in reading an answer */
 };
 typedef void (*br_rush_resp_fn)(void *ctx, const struct br_rush_resp *r);
 enum br_rush_stream_kind { BR_RUSH_STREAM_OPEN = 0, BR_RUSH_STREAM_EVENT, BR_RUSH_STREAM_END, BR_RUSH_STREAM_CUT };

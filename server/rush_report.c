@@ -170,15 +170,21 @@ static json_t *windows_json(const struct br_rush_meter *m)
         return NULL;
     }
     json_t *spike = json_object(), *storm = json_object(), *logins = json_object();
-    if (m != NULL) {
-        br_rush_meter_window_reserve(m, BR_RUSH_WIN_SPIKE, h);
+    /* "reserve": to the answer as the rush read it; "reserve_arrived": as its
+     * kernel received it (the rush's own scheduling left out). */
+    static const char *const name[2] = {"reserve", "reserve_arrived"};
+    for (int arrived = 0; arrived < 2; arrived++) {
+        br_rush_hist_reset(h);
+        if (m != NULL) {
+            br_rush_meter_window_reserve(m, BR_RUSH_WIN_SPIKE, arrived, h);
+        }
+        set_new(spike, name[arrived], lat_json(h, true));
+        br_rush_hist_reset(h);
+        if (m != NULL) {
+            br_rush_meter_window_reserve(m, BR_RUSH_WIN_STORM, arrived, h);
+        }
+        set_new(storm, name[arrived], lat_json(h, true));
     }
-    set_new(spike, "reserve", lat_json(h, true));
-    br_rush_hist_reset(h);
-    if (m != NULL) {
-        br_rush_meter_window_reserve(m, BR_RUSH_WIN_STORM, h);
-    }
-    set_new(storm, "reserve", lat_json(h, true));
     free(h);
     struct br_rush_storm_view sv = {0};
     if (m != NULL) {
@@ -471,11 +477,17 @@ static void text_windows(FILE *f, const struct br_rush_result *r)
         free(h);
         return;
     }
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, h);
+    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, false, h);
     text_lat(f, "reserve during the opening spike", h);
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, h);
+    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, false, h);
     fputs("; ", f);
     text_lat(f, "during the login storm", h);
+    fputc('\n', f);
+    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, true, h);
+    text_lat(f, "  the same, to the answer's arrival (the rush's own delay left out): spike", h);
+    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, true, h);
+    fputs("; ", f);
+    text_lat(f, "storm", h);
     fputc('\n', f);
     free(h);
     struct br_rush_storm_view sv;

@@ -459,6 +459,9 @@ static bool srv_request(struct srv *v, struct srv_client *c, size_t head_len, si
         } else {
             srv_answer(c->fd, 200, path, path_len);
         }
+    } else if (strncmp(path, "/wait", 5) == 0) {
+        usleep(30000);
+        srv_answer(c->fd, 200, path, path_len);
     } else if (strncmp(path, "/close-after", 12) == 0) {
         srv_answer(c->fd, 200, "ok", 2);
         keep = false;
@@ -691,6 +694,36 @@ static void test_net_round_trip_and_keep_alive(void **state)
     struct br_rush_net_stats st;
     br_rush_net_stats(cl.net, &st);
     assert_int_equal(st.connects, 1);
+    br_rush_net_free(cl.net);
+    srv_stop(&v);
+}
+
+/* The answer arrives (30 ms after the request) while the rush is not in its
+ * loop and is read 100 ms later: arrived_us is the kernel's receipt, not the
+ * read (which done_us keeps). */
+static void test_net_arrived_is_the_kernels_receipt(void **state)
+{
+    (void)state;
+    struct srv v;
+    srv_start(&v);
+    static struct client cl;
+    net_open(&cl, &v, 0, 1);
+    get(&cl, "/wait", 2000);
+    int64_t give_up = br_rush_now_us() + 2000000;
+    while (atomic_load(&v.requests) < 1 && br_rush_now_us() < give_up) {
+        /* Slices of 5 ms: the loop writes the request, then stops before the answer. */
+        assert_int_equal(br_rush_net_run(cl.net, br_rush_now_us() + 5000, NULL, NULL), BR_OK);
+    }
+    assert_int_equal(cl.answers, 0);
+    usleep(100000);
+    run_until(&cl, 1, 3000);
+    assert_int_equal(cl.answers, 1);
+    const struct br_rush_resp *r = &cl.last[0];
+    assert_int_equal(r->status, 200);
+    fprintf(stderr, "sent +0, arrived +%.1f ms, read +%.1f ms\n", (double)(r->arrived_us - r->sent_us) / 1e3,
+            (double)(r->done_us - r->sent_us) / 1e3);
+    assert_true(r->arrived_us >= r->sent_us + 25000);
+    assert_true(r->done_us - r->arrived_us >= 50000);
     br_rush_net_free(cl.net);
     srv_stop(&v);
 }
@@ -942,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_eof_inside_a_body),
         cmocka_unit_test(test_net_round_trip_and_keep_alive),
         cmocka_unit_test(test_net_request_timeout),
+        cmocka_unit_test(test_net_arrived_is_the_kernels_receipt),
         cmocka_unit_test(test_net_keep_alive_race_resent_once),
         cmocka_unit_test(test_net_connect_refused),
         cmocka_unit_test(test_net_stream_two_events_then_end),

@@ -213,6 +213,8 @@ static const char *const DOCUMENTED[] = {
     "windows.spike.reserve.p99_ms",
     "windows.spike.reserve.max_ms",
     "windows.storm.reserve.n",
+    "windows.spike.reserve_arrived.p99_ms",
+    "windows.storm.reserve_arrived.n",
     "windows.storm.logins.sent",
     "windows.storm.logins.ok",
     "windows.storm.logins.overloaded",
@@ -414,6 +416,46 @@ static char *text_of(const struct br_rush_result *r)
     return buf;
 }
 
+/* A reserve the rush read 30 ms after its kernel had it: the windows' arrived
+ * figures leave that delay out, the read figures and the route keep it, and an
+ * answer without a kernel time (arrived_us 0) counts as read in both. */
+static void test_arrived_leaves_out_the_rush_delay(void **state)
+{
+    (void)state;
+    struct br_rush_meter *m = NULL;
+    assert_int_equal(br_rush_meter_new(&m, T0), 0);
+    struct br_rush_config cfg = {.target_count = 1};
+    snprintf(cfg.targets[0], sizeof cfg.targets[0], "http://127.0.0.1:8080");
+    struct br_rush_result r = {.cfg = &cfg, .meter = m};
+    struct br_rush_resp late = {.status = 201, .route = BR_RR_RESERVE, .queued_us = 0,
+                                .sent_us = T0 + 1000, .arrived_us = T0 + 1000 + 2047,
+                                .done_us = T0 + 1000 + 2047 + 30000};
+    br_rush_meter_request(m, &late, NULL);
+    struct br_rush_resp unknown = {.status = 201, .route = BR_RR_RESERVE, .queued_us = 1023,
+                                   .sent_us = T0 + 2000, .done_us = T0 + 2000 + 1023};
+    br_rush_meter_request(m, &unknown, NULL);
+    br_rush_meter_window(m, BR_RUSH_WIN_SPIKE, T0, T0 + 1000000);
+    json_t *j = br_rush_report_json(&r);
+    assert_non_null(j);
+    num_is(j, "windows.spike.reserve.n", 2);
+    num_is(j, "windows.spike.reserve.max_ms", 32.047);
+    num_is(j, "windows.spike.reserve_arrived.n", 2);
+    num_is(j, "windows.spike.reserve_arrived.max_ms", 2.047); /* 2.047 > 1.023 + 1.023 */
+    json_t *route = json_object_get(at(j, "routes"), RESERVE);
+    assert_non_null(route);
+    num_is(route, "max_ms", 32.047);
+    json_decref(j);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(br_rush_report_text(f, &r), 0);
+    fclose(f);
+    assert_non_null(strstr(text, "the answer's arrival"));
+    free(text);
+    br_rush_meter_free(m);
+}
+
 static void test_text_has_the_verdict_line(void **state)
 {
     struct fixture *fx = *state;
@@ -490,6 +532,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_json_violation_entries, setup, teardown),
         cmocka_unit_test(test_latency_without_samples_is_null),
+        cmocka_unit_test(test_arrived_leaves_out_the_rush_delay),
         cmocka_unit_test_setup_teardown(test_text_has_the_verdict_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_line_once_a_second, setup, teardown),
         cmocka_unit_test(test_error_code_from_the_body),
