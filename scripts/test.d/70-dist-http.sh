@@ -45,7 +45,7 @@ export BR_ENV_SH=$PWD/tests/dist/env.sh
 echo "70-dist-http: Redis $BR_TEST_DIST, PostgreSQL $BR_TEST_PG"
 
 show_logs() { # what failed first, then the end of the output
-  grep -E 'want |error:|FAILED|lost|unexpected|http suite:' "$1" | head -40 >&2 || true
+  grep -E 'want |error:|FAILED|lost|unexpected|http suite:|"level":"(error|fatal)"|Sanitizer|runtime error' "$1" | head -40 >&2 || true
   tail -30 "$1" >&2
 }
 

@@ -691,6 +691,15 @@ static int reap(pid_t pid, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void t_server_log_tail(const struct t_server *s, int lines)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s'/server*.log >&2", lines, s->dir);
+    if (s->dir[0] == '\0' || system(cmd) != 0) {
+        fprintf(stderr, "(no server log)\n");
+    }
+}
+
 int t_server_stop(struct t_server *s)
 {
     for (int i = 0; i < s->nodes; i++) {

@@ -95,6 +95,9 @@ void t_server_restart(struct t_server *s);
 /* SIGTERM and wait; returns the exit status (or -1); every process: 0 only
  * when all exited with 0. */
 int t_server_stop(struct t_server *s);
+/* Prints the last `lines` lines of each of the server's process logs to
+ * stderr (for a failure whose cause may be the server's). */
+void t_server_log_tail(const struct t_server *s, int lines);
 /* SIGKILL and wait (in the distributed mode: the process s->base names). */
 void t_server_kill(struct t_server *s);
 /* Removes the temp dir. */

@@ -141,6 +141,7 @@ static void test_last_seat(void **state)
     if (won != 1 || sold_out != BUYERS - 1) {
         fprintf(stderr, "want 1 seat won and %d sold out: %d won, %d sold out\n", BUYERS - 1, won,
                 sold_out);
+        t_server_log_tail(&s, 20);
     }
     assert_int_equal(won, 1);
     assert_int_equal(sold_out, BUYERS - 1);
