@@ -477,18 +477,18 @@ static void text_windows(FILE *f, const struct br_rush_result *r)
         free(h);
         return;
     }
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, false, h);
-    text_lat(f, "reserve during the opening spike", h);
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, false, h);
-    fputs("; ", f);
-    text_lat(f, "during the login storm", h);
-    fputc('\n', f);
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, true, h);
-    text_lat(f, "  the same, to the answer's arrival (the rush's own delay left out): spike", h);
-    br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, true, h);
-    fputs("; ", f);
-    text_lat(f, "storm", h);
-    fputc('\n', f);
+    /* A line as the rush read the answers, then one to their arrival. */
+    static const char *const label[2][2] = {
+        {"reserve during the opening spike", "during the login storm"},
+        {"  the same, to the answer's arrival (the rush's own delay left out): spike", "storm"}};
+    for (int arrived = 0; arrived < 2; arrived++) {
+        br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_SPIKE, arrived, h);
+        text_lat(f, label[arrived][0], h);
+        br_rush_meter_window_reserve(r->meter, BR_RUSH_WIN_STORM, arrived, h);
+        fputs("; ", f);
+        text_lat(f, label[arrived][1], h);
+        fputc('\n', f);
+    }
     free(h);
     struct br_rush_storm_view sv;
     br_rush_meter_storm_view(r->meter, &sv);
