@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "adapters/clock.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -42,13 +43,6 @@ struct br_hashpool {
 
 #define YIELD_STEP_MS 2u
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Called with p->mu held, a job taken: waits, the mutex released, while the
  * server has more than busy_above requests of its own awaiting an answer
  * (the pool's jobs not counted), for at most yield_max_ms. */
@@ -57,7 +51,7 @@ static void yield_to_sale(struct br_hashpool *p)
     if (p->busy == NULL || p->yield_max_ms == 0) {
         return;
     }
-    int64_t start = mono_ms(), now = start;
+    int64_t start = br_clock_mono_ms(), now = start;
     for (;;) {
         unsigned ours = p->count + p->running;
         if (p->stop || now - start >= (int64_t)p->yield_max_ms) {
@@ -72,7 +66,7 @@ static void yield_to_sale(struct br_hashpool *p)
         if (!quiet) {
             struct timespec ts = {0, (long)YIELD_STEP_MS * 1000000L};
             nanosleep(&ts, NULL);
-            now = mono_ms();
+            now = br_clock_mono_ms();
         }
         pthread_mutex_lock(&p->mu);
         if (quiet) {
