@@ -13,7 +13,9 @@
  *
  * Time. One heap holds each connection's deadline (connect, request or
  * stream idle; microseconds in the heap's deadline field), another the user
- * timers. epoll_wait sleeps until the nearer one, at most 100 ms.
+ * timers. epoll_wait sleeps until the nearer one, at most 100 ms. Request
+ * connections ask for the kernel's receive timestamps (SO_TIMESTAMPNS), so an
+ * answer says when it arrived as well as when the loop got to read it.
  *
  *   request:  QUEUED --lane has a connection--> on CONNECTING/BUSY connection --answer--> fn
  *                                     \-- idle keep-alive connection closed by the server
