@@ -47,11 +47,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "adapters/clock.h"
+#include "adapters/http_stream.h"
 #include "core/err.h"
 #include "core/panic.h"
 
@@ -59,6 +61,7 @@
 #define HEADER_NAME_MAX 32u      /* bytes per extra header name, incl. NUL */
 #define STREAM_BLOCK_SIZE 4096u  /* bytes libmicrohttpd asks a stream for at once */
 #define RAW_ANSWER_MAX 512u      /* bytes of an answer written straight to the socket */
+#define STREAM_HEAD_MAX 2048u    /* a taken-over stream's response header block */
 
 struct br_http_server {
     struct br_http_config cfg;
@@ -67,6 +70,8 @@ struct br_http_server {
     atomic_uint inflight; /* requests created, not closed */
     atomic_uint awaiting; /* requests created, their answer not yet queued */
     atomic_bool quiesced; /* set once: new connections are closed at accept */
+    atomic_uint conns;    /* libmicrohttpd's connections (started, not closed) */
+    struct br_http_streams *streams; /* the stream loops (turbo only), or NULL */
 };
 
 enum answer_kind { ANSWER_NONE = 0, ANSWER_BODY, ANSWER_STATIC, ANSWER_STREAM };
@@ -92,6 +97,15 @@ struct br_http_req {
     char peer[BR_HTTP_ADDR_MAX];
     int64_t started_us;
     void *app;
+    bool http10;        /* an HTTP/1.0 request: a stream is close-delimited */
+    bool head;          /* a HEAD request: a stream sends its header only */
+    /* A stream taken over from libmicrohttpd (http_stream.h): set on the
+     * loop thread when its answer is queued, handed over in on_completed. */
+    bool taken;
+    int take_fd;        /* the duplicated socket, until handed over */
+    char *take_head;    /* the response header block, until handed over */
+    size_t take_head_len;
+    char *own_strings;  /* method and path, copied: libmicrohttpd's are gone */
 
     pthread_mutex_t mu; /* guards everything below against other threads */
     bool suspended;     /* the connection is suspended by us */
@@ -103,6 +117,7 @@ struct br_http_req {
     size_t resp_len;
     br_http_pull_fn pull;
     void *pull_cls;
+    struct br_http_stream *stream; /* once taken over; wakes poke it */
     unsigned header_count;
     struct extra_header headers[BR_HTTP_HEADERS_MAX];
 };
@@ -142,6 +157,7 @@ static struct br_http_req *req_new(struct br_http_server *s, struct MHD_Connecti
     r->path = path;
     r->started_us = br_clock_mono_us();
     peer_text(conn, r->peer, sizeof r->peer);
+    r->take_fd = -1;
     pthread_mutex_init(&r->mu, NULL);
     atomic_fetch_add(&s->inflight, 1u);
     atomic_fetch_add(&s->awaiting, 1u);
@@ -154,6 +170,11 @@ static void req_free(struct br_http_req *r)
         free(r->resp_body);
     }
     free(r->body);
+    free(r->take_head);
+    free(r->own_strings);
+    if (r->take_fd >= 0) {
+        close(r->take_fd);
+    }
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -203,6 +224,132 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return n;
 }
 
+/* Set on a loop thread while libmicrohttpd closes a connection whose
+ * stream was taken over: its "internal error" line is not one. */
+static _Thread_local bool tl_taking_over;
+
+/* The response header block of a taken-over stream, as libmicrohttpd
+ * would write it (status line, Date, the application's headers), with the
+ * framing stated: chunked for HTTP/1.1, and Connection: close (the stream's
+ * end closes the connection). Returns its length, 0 if it does not fit. */
+static size_t stream_head(const struct br_http_req *r, char *out, size_t cap)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n = snprintf(out, cap, "HTTP/1.%c 200 OK\r\nDate: %s\r\nConnection: close\r\n%s",
+                     r->http10 ? '0' : '1', date,
+                     r->http10 ? "" : "Transfer-Encoding: chunked\r\n");
+    size_t len = n > 0 ? (size_t)n : cap;
+    if (r->content_type != NULL && len < cap) {
+        n = snprintf(out + len, cap - len, "Content-Type: %s\r\n", r->content_type);
+        len += n > 0 ? (size_t)n : cap;
+    }
+    for (unsigned i = 0; i < r->header_count && len < cap; i++) {
+        n = snprintf(out + len, cap - len, "%s: %s\r\n", r->headers[i].name,
+                     r->headers[i].value);
+        len += n > 0 ? (size_t)n : cap;
+    }
+    if (len < cap) {
+        n = snprintf(out + len, cap - len, "\r\n");
+        len += n > 0 ? (size_t)n : cap;
+    }
+    return len < cap ? len : 0;
+}
+
+/* Takes a stream's connection away from libmicrohttpd (see http_stream.h):
+ * duplicates the socket, keeps the header block, and returns MHD_NO so that
+ * libmicrohttpd forgets the connection (TURBO: it does not shut the socket
+ * down, and closing its descriptor leaves ours open). on_completed, which
+ * libmicrohttpd calls next, hands the stream to a stream loop. A failure
+ * closes the connection as an error would. Loop thread only. */
+static enum MHD_Result take_stream(struct br_http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char head[STREAM_HEAD_MAX];
+    size_t hlen = stream_head(r, head, sizeof head);
+    size_t ml = strlen(r->method);
+    size_t pl = strlen(r->path);
+    char *strings = malloc(ml + pl + 2);
+    char *copy = hlen > 0 ? malloc(hlen) : NULL;
+    int fd = ci != NULL ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (strings == NULL || copy == NULL || fd < 0) {
+        free(strings);
+        free(copy);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return MHD_NO;
+    }
+    memcpy(strings, r->method, ml + 1);
+    memcpy(strings + ml + 1, r->path, pl + 1);
+    memcpy(copy, head, hlen);
+    r->own_strings = strings;
+    r->method = strings;
+    r->path = strings + ml + 1;
+    r->take_head = copy;
+    r->take_head_len = hlen;
+    r->take_fd = fd;
+    r->taken = true;
+    r->queued = true;
+    atomic_fetch_sub(&r->srv->awaiting, 1u);
+    tl_taking_over = true;
+    return MHD_NO;
+}
+
+static ssize_t taken_pull(void *cls, char *buf, size_t max)
+{
+    struct br_http_req *r = cls;
+    pthread_mutex_lock(&r->mu);
+    ssize_t n = r->pull(r->pull_cls, buf, max);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void req_closed(struct br_http_req *r)
+{
+    struct br_http_server *s = r->srv;
+    if (s->cfg.closed != NULL) {
+        s->cfg.closed(s->cfg.ctx, r);
+    }
+    if (!r->queued) {
+        atomic_fetch_sub(&s->awaiting, 1u); /* closed before its answer */
+    }
+    req_free(r);
+    atomic_fetch_sub(&s->inflight, 1u);
+}
+
+static void taken_done(void *cls)
+{
+    req_closed(cls);
+}
+
+/* libmicrohttpd is done with a taken-over stream's connection: start the
+ * stream on a loop. False when it cannot (out of memory): the request
+ * closes as any other. */
+static bool hand_over(struct br_http_req *r)
+{
+    int fd = r->take_fd;
+    r->take_fd = -1;
+    r->conn = NULL;
+    struct br_http_stream *st =
+        br_http_stream_new(r->srv->streams, fd, r->take_head, r->take_head_len, !r->http10,
+                           r->head, taken_pull, taken_done, r);
+    free(r->take_head);
+    r->take_head = NULL;
+    if (st == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->stream = st;
+    pthread_mutex_unlock(&r->mu);
+    br_http_stream_poke(st); /* starts it: from here r belongs to the loop */
+    return true;
+}
+
 /* Hands the stored answer to libmicrohttpd. Loop thread only. */
 static enum MHD_Result queue_answer(struct br_http_req *r)
 {
@@ -219,6 +366,9 @@ static enum MHD_Result queue_answer(struct br_http_req *r)
         resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_PERSISTENT);
         break;
     case ANSWER_STREAM:
+        if (r->srv->streams != NULL) {
+            return take_stream(r);
+        }
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
                                                  stream_reader, r, NULL);
         break;
@@ -435,9 +585,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
+    struct br_http_server *s = cls;
     (void)socket_context;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED && tl_last_request == conn) {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s->conns, 1u);
+        return;
+    }
+    atomic_fetch_sub(&s->conns, 1u);
+    if (tl_last_request == conn) {
         tl_last_request = NULL;
     }
 }
@@ -487,6 +642,9 @@ int br_http_mhd_log_level(const char *line)
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct br_http_server *s = cls;
+    if (tl_taking_over && strncmp(fmt, "Application reported internal error", 35) == 0) {
+        return; /* a stream taken over (take_stream), not an error */
+    }
     length_refusal(s, fmt);
     if (!br_log_on(s->cfg.log, BR_LOG_WARN)) {
         return; /* nothing from here is logged above warn, nor at debug without warn */
@@ -520,6 +678,8 @@ static enum MHD_Result first_call(struct br_http_server *s, struct MHD_Connectio
         return MHD_NO;
     }
     *con_cls = r;
+    r->http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    r->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     struct framing f;
     framing_read(conn, &f);
     const char *why = framing_fault(&f, method);
@@ -624,20 +784,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)conn;
     (void)toe;
-    struct br_http_server *s = cls;
+    (void)cls;
     struct br_http_req *r = *con_cls;
     if (r == NULL) {
         return;
     }
     *con_cls = NULL;
-    if (s->cfg.closed != NULL) {
-        s->cfg.closed(s->cfg.ctx, r);
+    if (r->taken) {
+        tl_taking_over = false;
+        if (hand_over(r)) {
+            return;
+        }
     }
-    if (!r->queued) {
-        atomic_fetch_sub(&s->awaiting, 1u); /* closed before its answer */
-    }
-    req_free(r);
-    atomic_fetch_sub(&s->inflight, 1u);
+    req_closed(r);
 }
 
 /* ---- the listening socket ---- */
@@ -737,10 +896,18 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     atomic_init(&s->inflight, 0u);
     atomic_init(&s->awaiting, 0u);
     atomic_init(&s->quiesced, false);
+    atomic_init(&s->conns, 0u);
+    /* Streams leave libmicrohttpd only in TURBO mode, where closing its
+     * side of a connection does not shut the socket down. */
+    if (cfg->turbo && br_http_streams_start(&s->streams, cfg->threads, cfg->log) != BR_OK) {
+        free(s);
+        return BR_E_IO;
+    }
     bool v6 = false;
     const char *addr = cfg->bind_addr != NULL ? cfg->bind_addr : "127.0.0.1";
     int fd = listen_on(cfg, addr, &v6);
     if (fd < 0) {
+        br_http_streams_stop(s->streams);
         free(s);
         return BR_E_IO;
     }
@@ -761,6 +928,7 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     if (s->daemon == NULL) {
         br_logf(cfg->log, BR_LOG_ERROR, "cannot start the HTTP server", "\"port\":%u",
                 (unsigned)s->port);
+        br_http_streams_stop(s->streams);
         free(s);
         return BR_E_IO;
     }
@@ -784,8 +952,14 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
     (void)addr;
     (void)addrlen;
-    const struct br_http_server *s = cls;
-    return atomic_load(&s->quiesced) ? MHD_NO : MHD_YES;
+    struct br_http_server *s = cls;
+    if (atomic_load(&s->quiesced)) {
+        return MHD_NO;
+    }
+    /* Taken-over streams are connections too, though libmicrohttpd no
+     * longer counts them. */
+    unsigned held = atomic_load(&s->conns) + br_http_streams_open(s->streams);
+    return held < s->cfg.connections_max ? MHD_YES : MHD_NO;
 }
 
 void br_http_quiesce(struct br_http_server *s)
@@ -811,6 +985,7 @@ void br_http_stop(struct br_http_server *s)
         return;
     }
     MHD_stop_daemon(s->daemon);
+    br_http_streams_stop(s->streams); /* after: no stream is taken over any more */
     free(s);
 }
 
@@ -826,12 +1001,14 @@ const char *br_http_path(const struct br_http_req *r)
 
 const char *br_http_header(const struct br_http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    /* A stream taken over has no libmicrohttpd connection any more. */
+    return r->conn != NULL ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 const char *br_http_query(const struct br_http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    return r->conn != NULL ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name)
+                           : NULL;
 }
 
 const char *br_http_body(const struct br_http_req *r, size_t *len)
@@ -917,7 +1094,9 @@ void br_http_respond_stream(struct br_http_req *r, const char *content_type, br_
 void br_http_stream_wake(struct br_http_req *r)
 {
     pthread_mutex_lock(&r->mu);
-    if (r->suspended) {
+    if (r->stream != NULL) {
+        br_http_stream_poke(r->stream);
+    } else if (r->suspended) {
         r->suspended = false;
         MHD_resume_connection(r->conn);
     }
