@@ -959,6 +959,9 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     /* Taken-over streams are connections too, though libmicrohttpd no
      * longer counts them. */
     unsigned held = atomic_load(&s->conns) + br_http_streams_open(s->streams);
+#ifdef BR_PLANT_STREAM_LIMIT_UNCOUNTED
+    held = atomic_load(&s->conns); /* planted: the streams taken over are forgotten */
+#endif
     return held < s->cfg.connections_max ? MHD_YES : MHD_NO;
 }
 

@@ -372,6 +372,9 @@ static void *loop_main(void *arg)
             }
             struct br_http_stream *st = evs[i].data.ptr;
             uint32_t e = evs[i].events;
+#ifdef BR_PLANT_STREAM_PEER_GONE_IGNORED
+            e &= ~(uint32_t)(EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR); /* planted */
+#endif
             if ((e & (EPOLLERR | EPOLLHUP)) != 0 ||
                 ((e & (EPOLLIN | EPOLLRDHUP)) != 0 && !drain_input(st))) {
                 finish(l, st);
