@@ -12,9 +12,15 @@
  *     suspends the connection and sets `suspended`. br_http_respond stores
  *     the answer under the mutex and resumes the connection if `suspended`
  *     is set. Either way exactly one side sees the other's write.
- *   - streams: the content reader pulls under the mutex and, when nothing is
- *     ready, suspends the connection and sets `suspended` before unlocking;
- *     br_http_stream_wake resumes it under the same mutex.
+ *   - streams (turbo): queue_answer duplicates the socket and returns MHD_NO
+ *     (take_stream); libmicrohttpd closes its side without shutting the
+ *     socket down and calls on_completed, which hands the stream to a stream
+ *     loop (http_stream.h) and sets `stream` under the mutex. From then on
+ *     br_http_stream_wake pokes the loop, which pulls under the mutex, and
+ *     the loop thread runs cfg.closed when the stream is over.
+ *   - streams (no turbo): the content reader pulls under the mutex and, when
+ *     nothing is ready, suspends the connection and sets `suspended` before
+ *     unlocking; br_http_stream_wake resumes it under the same mutex.
  *
  * A suspended connection never times out and is never closed by the peer's
  * disconnect (libmicrohttpd cannot see it), so every deferral must end in a
@@ -898,8 +904,11 @@ int br_http_start(struct br_http_server **out, const struct br_http_config *cfg)
     atomic_init(&s->quiesced, false);
     atomic_init(&s->conns, 0u);
     /* Streams leave libmicrohttpd only in TURBO mode, where closing its
-     * side of a connection does not shut the socket down. */
-    if (cfg->turbo && br_http_streams_start(&s->streams, cfg->threads, cfg->log) != BR_OK) {
+     * side of a connection does not shut the socket down. A stream loop
+     * never waits on anything but its sockets: one a CPU at most. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned loops = cpus > 0 && (unsigned long)cpus < cfg->threads ? (unsigned)cpus : cfg->threads;
+    if (cfg->turbo && br_http_streams_start(&s->streams, loops, cfg->log) != BR_OK) {
         free(s);
         return BR_E_IO;
     }

@@ -9,8 +9,11 @@
  * request's connection is suspended, so a request that waits for the
  * journal's group commit costs no thread. A response may also be a stream
  * (server-sent events): the adapter pulls bytes from the application and
- * suspends the connection while there is nothing to send; br_http_stream_wake
- * resumes it.
+ * waits while there is nothing to send; br_http_stream_wake wakes it. With
+ * cfg.turbo a stream leaves libmicrohttpd once its answer is known and is
+ * served by the adapter's stream loops (http_stream.h: chunked for HTTP/1.1,
+ * close-delimited for HTTP/1.0, Connection: close; a client that goes ends
+ * it); without turbo its connection is suspended in libmicrohttpd.
  *
  * Lifecycle of a request (each step at most once, in this order):
  *
@@ -85,9 +88,9 @@ typedef void (*br_http_resumed_fn)(void *ctx, struct br_http_req *req);
 typedef void (*br_http_closed_fn)(void *ctx, struct br_http_req *req);
 
 /* Stream pull: copy up to max bytes into buf. Returns the count (> 0), 0 when
- * nothing is ready now (the connection is suspended until br_http_stream_wake)
- * or -1 to end the stream. Called on a server thread, never concurrently for
- * one stream. */
+ * nothing is ready now (nothing is pulled again until br_http_stream_wake)
+ * or -1 to end the stream. Called on a server thread holding the request's
+ * mutex, never concurrently for one stream. */
 typedef ssize_t (*br_http_pull_fn)(void *cls, char *buf, size_t max);
 
 struct br_http_config {
@@ -100,7 +103,8 @@ struct br_http_config {
     size_t conn_memory_max;    /* per-connection buffer: bounds the header section */
     unsigned idle_timeout_s;   /* idle keep-alive connections are closed after this */
     unsigned connections_max;  /* concurrent connections */
-    bool turbo;                /* MHD_USE_TURBO: fewer syscalls, no shutdown() on close */
+    bool turbo;                /* MHD_USE_TURBO: fewer syscalls, no shutdown() on close;
+                                * streams leave libmicrohttpd (http_stream.h) */
     br_http_handler_fn handler;
     br_http_resumed_fn resumed; /* may be NULL if nobody calls br_http_resume */
     br_http_closed_fn closed;  /* may be NULL */

@@ -301,7 +301,10 @@ static bool take_ready(struct loop *l, struct br_http_stream **list)
     return stop;
 }
 
-static void run_ready(struct loop *l, struct br_http_stream *list)
+/* Takes each stream off the list and pumps it (a new one is adopted
+ * first); when stopping, a new one is only closed. A stream that closed
+ * while listed is freed. */
+static void run_ready(struct loop *l, struct br_http_stream *list, bool stopping)
 {
     while (list != NULL) {
         struct br_http_stream *st = list;
@@ -314,8 +317,12 @@ static void run_ready(struct loop *l, struct br_http_stream *list)
         if (gone) {
             free(st);
         } else if (!st->adopted) {
-            adopt(l, st);
-        } else {
+            if (stopping) {
+                finish(l, st);
+            } else {
+                adopt(l, st);
+            }
+        } else if (!stopping) {
             pump(l, st);
         }
     }
@@ -334,19 +341,7 @@ static void close_all(struct loop *l)
 {
     struct br_http_stream *list = NULL;
     (void)take_ready(l, &list);
-    while (list != NULL) {
-        struct br_http_stream *st = list;
-        list = st->ready_next;
-        pthread_mutex_lock(&l->mu);
-        st->listed = false;
-        bool gone = st->gone;
-        pthread_mutex_unlock(&l->mu);
-        if (gone) {
-            free(st);
-        } else if (!st->adopted) {
-            finish(l, st);
-        }
-    }
+    run_ready(l, list, true);
     while (l->all != NULL) {
         finish(l, l->all);
     }
@@ -386,11 +381,11 @@ static void *loop_main(void *arg)
         }
         struct br_http_stream *list = NULL;
         if (take_ready(l, &list)) {
-            run_ready(l, list);
+            run_ready(l, list, false);
             close_all(l);
             return NULL;
         }
-        run_ready(l, list);
+        run_ready(l, list, false);
     }
 }
 

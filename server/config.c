@@ -87,7 +87,8 @@ static const struct opt OPTS[] = {
      "peers whose X-Forwarded-For is believed (none)"},
     {"--threads", "BR_THREADS", OPT_UINT, OFF(threads), 256, "N",
      "HTTP event-loop threads (number of CPUs, at least 2; distributed: 8 per CPU, 16 to 128, "
-     "since each waits for Redis or PostgreSQL while it serves a request)"},
+     "since each waits for Redis or PostgreSQL while it serves a request); as many SSE stream "
+     "loops, at most one a CPU"},
     {"--tick-ms", "BR_TICK_MS", OPT_UINT, OFF(tick_ms), 60000, "N",
      "admitter / sweeper / saga period in ms (100)"},
     {"--journal-syncs", "BR_JOURNAL_SYNCS", OPT_UINT, OFF(journal_syncs), 8, "N",
