@@ -111,6 +111,9 @@ static const struct opt OPTS[] = {
     {"--hash-nice", "BR_HASH_NICE", OPT_UINT, OFF(hash_nice), BR_HASHPOOL_NICE_MAX, "N",
      "added to the hash threads' nice value, so reserves get the CPU first in a login storm; 0 = same "
      "priority (10)"},
+    {"--hash-sched", "BR_HASH_SCHED", OPT_TEXT, OFF(hash_sched), 0, "idle|nice",
+     "idle: the hash threads run under SCHED_IDLE, only on CPU time nothing else wants, so a "
+     "login storm cannot take a core from a sale's opening; nice: --hash-nice alone (idle)"},
     {"--hash-yield-ms", "BR_HASH_YIELD_MS", OPT_UINT, OFF(hash_yield_ms), BR_HASHPOOL_YIELD_MS_MAX, "MS",
      "a hash thread waits up to MS before each hash while more than --hash-yield-above other "
      "requests await their answer, so a login storm hashes in the gaps of the sale; 0 = never "
@@ -365,6 +368,7 @@ static void defaults(struct br_serve_config *c)
     c->hash_threads = cpus >= 4 ? (unsigned)(cpus / 2 > 8 ? 8 : cpus / 2) : 1;
     c->hash_queue = 64;
     c->hash_nice = 10;
+    snprintf(c->hash_sched, sizeof c->hash_sched, "idle");
     c->hash_yield_ms = 1000;
     c->hash_yield_above = 8;
     c->refresh_ttl_s = 30u * 86400u;
@@ -545,6 +549,11 @@ int br_serve_config_parse(int argc, char **argv, struct br_serve_config *c)
     if (c->hash_threads == 0 || c->hash_queue == 0 || c->refresh_ttl_s == 0) {
         fprintf(stderr, "bookingrush serve: --hash-threads, --hash-queue and --refresh-ttl-s must "
                         "be positive\n");
+        return -1;
+    }
+    if (strcmp(c->hash_sched, "idle") != 0 && strcmp(c->hash_sched, "nice") != 0) {
+        fprintf(stderr, "bookingrush serve: --hash-sched wants idle or nice, got \"%s\"\n",
+                c->hash_sched);
         return -1;
     }
     if (c->admin[0] != '\0' && strchr(c->admin, ':') == NULL) {

@@ -42,6 +42,7 @@ struct br_serve_config {
     unsigned hash_threads;              /* the password-hashing pool (hashpool.h) */
     unsigned hash_queue;                /* hashes waiting at most; beyond, 503 OVERLOADED */
     unsigned hash_nice;                 /* added to the hash threads' nice value (hashpool.h) */
+    char hash_sched[BR_CONFIG_TEXT_MAX]; /* "idle" (SCHED_IDLE) or "nice" (the nice value only) */
     unsigned hash_yield_ms;             /* br_hashpool_yield: longest wait before a hash */
     unsigned hash_yield_above;          /* br_hashpool_yield: the backlog that makes it wait */
     unsigned refresh_ttl_s;             /* refresh token lifetime, renewed by each refresh */

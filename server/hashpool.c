@@ -6,6 +6,7 @@
 #include "server/hashpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <errno.h>
@@ -34,6 +35,7 @@ struct br_hashpool {
     pthread_t threads[BR_HASHPOOL_THREADS_MAX];
     unsigned started;
     unsigned nice; /* added to each worker's nice value (lower priority) */
+    bool idle;     /* workers run under SCHED_IDLE */
     unsigned running; /* jobs taken by a thread, yielding or hashing */
     br_hashpool_busy_fn busy; /* NULL: never yield */
     void *busy_ctx;
@@ -94,6 +96,18 @@ static void *worker_main(void *arg)
             (void)setpriority(PRIO_PROCESS, tid, want);
         }
     }
+#ifndef BR_PLANT_HASH_NOT_IDLE
+    if (p->idle) {
+        /* SCHED_IDLE: the thread runs on CPU time no other thread of the
+         * machine wants (Linux gives it a weight of 3 against nice 0's
+         * 1,024; nice 19 still has 15). A nice value alone let a storm's
+         * hash take most of a core at a sale's opening (make bench,
+         * 2026-12-06). Needs no privilege; on failure the nice value above
+         * stays in force. */
+        struct sched_param sp = {.sched_priority = 0};
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
+#endif
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->count == 0 && !p->stop) {
@@ -117,7 +131,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_max, unsigned nice)
+int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_max, unsigned nice,
+                    bool idle)
 {
     *out = NULL;
     if (threads < 1 || threads > BR_HASHPOOL_THREADS_MAX || queue_max < 1 ||
@@ -131,6 +146,7 @@ int br_hashpool_new(struct br_hashpool **out, unsigned threads, unsigned queue_m
     }
     p->queue_max = queue_max;
     p->nice = nice;
+    p->idle = idle;
     atomic_init(&p->yielded_ms, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);

@@ -18,6 +18,7 @@
 #ifndef BR_HASHPOOL_H
 #define BR_HASHPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BR_HASHPOOL_THREADS_MAX 64u
@@ -36,8 +37,10 @@ typedef void (*br_hashpool_fn)(void *ctx);
  * (0..BR_HASHPOOL_NICE_MAX) to its nice value, at most 19: on a busy
  * machine the scheduler then gives the CPU to the HTTP threads first, so a
  * login storm slows logins, not reserves (an idle CPU still hashes at full
- * speed). BR_OK, BR_E_INVALID or BR_E_IO. */
-int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max, unsigned nice);
+ * speed). With idle the threads also run under SCHED_IDLE: only on CPU time
+ * nothing else on the machine wants. BR_OK, BR_E_INVALID or BR_E_IO. */
+int br_hashpool_new(struct br_hashpool **p, unsigned threads, unsigned queue_max, unsigned nice,
+                    bool idle);
 
 /* Queues fn(ctx). BR_OK: fn will run exactly once. BR_E_OVERLOADED: the queue
  * is full, nothing will run. BR_E_UNAVAILABLE: the pool is stopping. O(1);

@@ -834,7 +834,8 @@ static int build_routes(struct serve *sv)
         (sv->backend->ops->pow_use == NULL &&
          br_pow_new(&sv->pow, cfg->pow_used_max) != BR_OK) ||
         br_jwt_cache_new(&sv->jwt_cache, JWT_CACHE_SLOTS) != BR_OK ||
-        br_hashpool_new(&sv->hashpool, cfg->hash_threads, cfg->hash_queue, cfg->hash_nice) != BR_OK) {
+        br_hashpool_new(&sv->hashpool, cfg->hash_threads, cfg->hash_queue, cfg->hash_nice,
+                        strcmp(cfg->hash_sched, "idle") == 0) != BR_OK) {
         return BR_E_IO;
     }
     int tc = cfg->trusted_proxies[0]

@@ -2,8 +2,9 @@
  * test_hashpool.c -- the password-hashing pool (server/hashpool.h) on its
  * own: every job runs once, in FIFO order on one thread; a full queue
  * refuses at once; arguments out of range are refused; and the threads run
- * at the process's nice value plus --hash-nice (capped at 19), so that a
- * login storm yields the CPU to the HTTP threads; with br_hashpool_yield a
+ * at the process's nice value plus --hash-nice (capped at 19), and under
+ * SCHED_IDLE when asked (--hash-sched idle), so that a login storm yields
+ * the CPU to the HTTP threads; with br_hashpool_yield a
  * job waits while the server's own backlog (the pool's jobs not counted) is
  * above the threshold, at most the cap, and starts at once when it is not.
  * ctest http_hashpool.
@@ -17,6 +18,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -52,6 +54,14 @@ static void record(void *ctx)
     order[order_n++] = (int)(intptr_t)ctx; /* one thread: no race */
 }
 
+static int seen_policy = -100;
+
+static void read_policy(void *ctx)
+{
+    (void)ctx;
+    seen_policy = sched_getscheduler(0); /* Linux: 0 is the calling thread */
+}
+
 static void read_nice(void *ctx)
 {
     (void)ctx;
@@ -64,7 +74,7 @@ static void test_jobs_run_once_in_order_and_a_full_queue_refuses(void **state)
 {
     (void)state;
     struct br_hashpool *p = NULL;
-    assert_int_equal(br_hashpool_new(&p, 1, 8, 0), BR_OK);
+    assert_int_equal(br_hashpool_new(&p, 1, 8, 0, false), BR_OK);
     gate.open = gate.entered = 0;
     order_n = 0;
     assert_int_equal(br_hashpool_submit(p, wait_gate, NULL), BR_OK);
@@ -94,12 +104,12 @@ static void test_arguments_out_of_range_are_refused(void **state)
 {
     (void)state;
     struct br_hashpool *p = (struct br_hashpool *)&p;
-    assert_int_equal(br_hashpool_new(&p, 0, 8, 0), BR_E_INVALID);
+    assert_int_equal(br_hashpool_new(&p, 0, 8, 0, false), BR_E_INVALID);
     assert_null(p);
-    assert_int_equal(br_hashpool_new(&p, BR_HASHPOOL_THREADS_MAX + 1, 8, 0), BR_E_INVALID);
-    assert_int_equal(br_hashpool_new(&p, 1, 0, 0), BR_E_INVALID);
-    assert_int_equal(br_hashpool_new(&p, 1, BR_HASHPOOL_QUEUE_MAX + 1, 0), BR_E_INVALID);
-    assert_int_equal(br_hashpool_new(&p, 1, 8, BR_HASHPOOL_NICE_MAX + 1), BR_E_INVALID);
+    assert_int_equal(br_hashpool_new(&p, BR_HASHPOOL_THREADS_MAX + 1, 8, 0, false), BR_E_INVALID);
+    assert_int_equal(br_hashpool_new(&p, 1, 0, 0, false), BR_E_INVALID);
+    assert_int_equal(br_hashpool_new(&p, 1, BR_HASHPOOL_QUEUE_MAX + 1, 0, false), BR_E_INVALID);
+    assert_int_equal(br_hashpool_new(&p, 1, 8, BR_HASHPOOL_NICE_MAX + 1, false), BR_E_INVALID);
     assert_null(p);
 }
 
@@ -107,12 +117,36 @@ static void test_arguments_out_of_range_are_refused(void **state)
 static int pool_nice(unsigned n)
 {
     struct br_hashpool *p = NULL;
-    assert_int_equal(br_hashpool_new(&p, 1, 4, n), BR_OK);
+    assert_int_equal(br_hashpool_new(&p, 1, 4, n, false), BR_OK);
     seen_nice = -100;
     assert_int_equal(br_hashpool_submit(p, read_nice, NULL), BR_OK);
     br_hashpool_stop(p);
     br_hashpool_free(p);
     return seen_nice;
+}
+
+/* The scheduling policy a pool thread runs under. */
+static int pool_policy(bool idle)
+{
+    struct br_hashpool *p = NULL;
+    assert_int_equal(br_hashpool_new(&p, 1, 4, 0, idle), BR_OK);
+    seen_policy = -100;
+    assert_int_equal(br_hashpool_submit(p, read_policy, NULL), BR_OK);
+    br_hashpool_stop(p);
+    br_hashpool_free(p);
+    return seen_policy;
+}
+
+static void test_idle_threads_run_under_sched_idle(void **state)
+{
+    (void)state;
+    int mine = sched_getscheduler(0);
+    assert_int_equal(pool_policy(false), mine);
+    int idle = pool_policy(true);
+    if (idle != SCHED_IDLE) {
+        fail_msg("a pool made idle hashes under policy %d, want SCHED_IDLE (%d)", idle, SCHED_IDLE);
+    }
+    assert_int_equal(sched_getscheduler(0), mine); /* the caller's own thread is untouched */
 }
 
 static void test_threads_run_at_the_raised_nice_value(void **state)
@@ -168,7 +202,7 @@ static void wait_started(long long limit_ms)
 static long long start_delay(unsigned load, unsigned max_ms, uint64_t *yielded)
 {
     struct br_hashpool *p = NULL;
-    assert_int_equal(br_hashpool_new(&p, 1, 4, 0), BR_OK);
+    assert_int_equal(br_hashpool_new(&p, 1, 4, 0, false), BR_OK);
     br_hashpool_yield(p, busy_backlog, NULL, 8, max_ms);
     atomic_store(&backlog, load);
     atomic_store(&started_ms, 0);
@@ -220,7 +254,7 @@ static void test_a_hash_starts_when_the_backlog_drains(void **state)
 {
     (void)state;
     struct br_hashpool *p = NULL;
-    assert_int_equal(br_hashpool_new(&p, 1, 4, 0), BR_OK);
+    assert_int_equal(br_hashpool_new(&p, 1, 4, 0, false), BR_OK);
     br_hashpool_yield(p, busy_backlog, NULL, 8, 60000);
     atomic_store(&backlog, 500u);
     atomic_store(&started_ms, 0);
@@ -245,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_jobs_run_once_in_order_and_a_full_queue_refuses),
         cmocka_unit_test(test_arguments_out_of_range_are_refused),
         cmocka_unit_test(test_threads_run_at_the_raised_nice_value),
+        cmocka_unit_test(test_idle_threads_run_under_sched_idle),
         cmocka_unit_test(test_a_busy_server_delays_a_hash_up_to_the_cap),
         cmocka_unit_test(test_a_quiet_server_hashes_at_once),
         cmocka_unit_test(test_a_hash_starts_when_the_backlog_drains),
