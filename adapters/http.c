@@ -76,11 +76,17 @@ struct br_http_server {
     atomic_uint inflight; /* requests created, not closed */
     atomic_uint awaiting; /* requests created, their answer not yet queued */
     atomic_bool quiesced; /* set once: new connections are closed at accept */
-    atomic_uint conns;    /* libmicrohttpd's connections (started, not closed) */
+    atomic_uint conns;    /* libmicrohttpd's connections (started, not closed or taken over) */
     struct br_http_streams *streams; /* the stream loops (turbo only), or NULL */
 };
 
 enum answer_kind { ANSWER_NONE = 0, ANSWER_BODY, ANSWER_STATIC, ANSWER_STREAM };
+
+/* One per libmicrohttpd connection (its socket context): whether its
+ * stream was taken over, so that `conns` counts it down once. */
+struct conn_note {
+    bool taken;
+};
 
 struct extra_header {
     char name[HEADER_NAME_MAX];
@@ -112,6 +118,7 @@ struct br_http_req {
     char *take_head;    /* the response header block, until handed over */
     size_t take_head_len;
     char *own_strings;  /* method and path, copied: libmicrohttpd's are gone */
+    struct conn_note *note; /* the connection's, until handed over */
 
     pthread_mutex_t mu; /* guards everything below against other threads */
     bool suspended;     /* the connection is suspended by us */
@@ -298,6 +305,9 @@ static enum MHD_Result take_stream(struct br_http_req *r)
     r->path = strings + ml + 1;
     r->take_head = copy;
     r->take_head_len = hlen;
+    const union MHD_ConnectionInfo *sc =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->note = sc != NULL ? sc->socket_context : NULL;
     r->take_fd = fd;
     r->taken = true;
     r->queued = true;
@@ -348,6 +358,13 @@ static bool hand_over(struct br_http_req *r)
     r->take_head = NULL;
     if (st == NULL) {
         return false;
+    }
+    if (r->note != NULL) {
+        /* Counted as a stream from here (br_http_stream_new), no longer
+         * as a connection of libmicrohttpd's, which closes it soon. */
+        r->note->taken = true;
+        atomic_fetch_sub(&r->srv->conns, 1u);
+        r->note = NULL;
     }
     pthread_mutex_lock(&r->mu);
     r->stream = st;
@@ -592,12 +609,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code)
 {
     struct br_http_server *s = cls;
-    (void)socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* No note (out of memory): the connection counts until it closes. */
+        *socket_context = calloc(1, sizeof(struct conn_note));
         atomic_fetch_add(&s->conns, 1u);
         return;
     }
-    atomic_fetch_sub(&s->conns, 1u);
+    struct conn_note *note = *socket_context;
+    if (note == NULL || !note->taken) {
+        atomic_fetch_sub(&s->conns, 1u);
+    }
+    free(note);
+    *socket_context = NULL;
     if (tl_last_request == conn) {
         tl_last_request = NULL;
     }
