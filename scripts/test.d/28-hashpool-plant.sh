@@ -13,19 +13,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=lib/plant-build.sh
 . scripts/test.d/lib/plant-build.sh
-build=$PLANT_DIR
-for plant in HASH_NOT_IDLE:test_idle_threads_run_under_sched_idle; do
-  name=${plant%%:*}
-  test=${plant#*:}
-  plant_build "$name" test_hashpool
-  set +e
-  out=$(timeout -k 10 120 "$build/tests/http/test_hashpool" 2>&1); rc=$?
-  set -e
-  if [ "$rc" -ne 0 ] && grep -q "FAILED  \] $test" <<<"$out"; then
-    echo "hashpool plant $name: caught ($test failed, exit $rc)"
-  else
-    echo "$out" >&2
-    echo "hashpool plant $name: FAIL: the planted bug in server/hashpool.c went unnoticed (exit $rc)" >&2
-    exit 1
-  fi
-done
+plant_build HASH_NOT_IDLE test_hashpool
+plant_catches hashpool HASH_NOT_IDLE test_idle_threads_run_under_sched_idle tests/http/test_hashpool

@@ -33,3 +33,23 @@ plant_build() {
     return 1
   fi
 }
+
+# plant_catches LABEL NAME TEST BINARY [ARGS...]
+#
+# runs $PLANT_DIR/BINARY ARGS (a cmocka suite just built with bug NAME,
+# bounded to 300 s) and returns 0 when it exits non-zero with TEST among
+# its failures ("[  FAILED  ] TEST"), printing one line; otherwise prints
+# the suite's output and returns 1: the planted bug went unnoticed.
+plant_catches() {
+  local label=$1 name=$2 test=$3 bin=$4
+  shift 4
+  local out rc=0
+  out=$(timeout -k 10 300 "$PLANT_DIR/$bin" "$@" 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ] && grep -q "FAILED  \] $test" <<<"$out"; then
+    echo "$label plant $name: caught ($test failed, exit $rc)"
+    return 0
+  fi
+  echo "$out" >&2
+  echo "$label plant $name: FAIL: the planted bug went unnoticed (exit $rc)" >&2
+  return 1
+}
