@@ -7,4 +7,4 @@ add_library(brrush STATIC
   rush_hist.c rush_meter.c rush_report.c rush_verdict.c)
 target_include_directories(brrush PUBLIC ${PROJECT_SOURCE_DIR})
 target_compile_options(brrush PRIVATE ${BR_WARNINGS})
-target_link_libraries(brrush PUBLIC brsim brcore PkgConfig::BR_RUSH_DEPS m)
+target_link_libraries(brrush PUBLIC brsim bradapters brcore PkgConfig::BR_RUSH_DEPS m)

@@ -19,6 +19,7 @@
 
 #include "core/err.h"
 #include "core/panic.h"
+#include "server/rush_net.h"
 
 static const char *const ROUTE_NAMES[BR_RR_COUNT] = {
     [BR_RR_REGISTER] = "POST /api/v1/auth/register",
@@ -103,13 +104,6 @@ struct br_rush_meter {
     uint32_t streams_now, streams_peak, admitted_baseline;
     uint64_t retried_closed;
 };
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void ring_init(struct ring *r)
 {
@@ -262,7 +256,7 @@ void br_rush_meter_pass(struct br_rush_meter *m, int64_t admit_to_pass_ms, bool 
     }
     uint64_t us = (uint64_t)admit_to_pass_ms * 1000u;
     br_rush_hist_add(reconnected ? &m->pass_reconnected : &m->pass_direct, us);
-    ring_add(&m->pass_last, (mono_us() - m->t0_us) / 1000000, us);
+    ring_add(&m->pass_last, (br_rush_now_us() - m->t0_us) / 1000000, us);
 }
 
 void br_rush_meter_storm_login(struct br_rush_meter *m, int status, int64_t latency_us,

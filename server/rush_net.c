@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/clock.h"
 #include "core/err.h"
 #include "core/heap.h"
 #include "core/panic.h"
@@ -133,16 +134,12 @@ struct br_rush_net {
 
 int64_t br_rush_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return br_clock_mono_us();
 }
 
 int64_t br_rush_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return br_clock_wall_ms();
 }
 
 /* ---- targets ---- */
