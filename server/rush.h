@@ -55,6 +55,9 @@ struct br_rush_place {                          /* one place in a queue: a join 
     uint8_t join_status;                        /* enum br_queue_status of that answer */
     uint8_t pass_via;                           /* 0 none, 1 first stream, 2 reconnected stream */
     bool stream_kept, silent_left;              /* listening until pass/end; closed on purpose */
+    bool left_sent;                             /* patience ran out: DELETE /queue/leave sent */
+    uint8_t end_status;                         /* status of the last frame when the server ended
+                                                 * every stream without a pass; 0 = not ended so */
     uint64_t pass_id;                           /* from the token (4th field); 0 = none received */
     int64_t pass_issued_ms, pass_recv_wall_ms;  /* expires_at - pass_ttl; wall clock at receipt */
     char pass[BR_RUSH_PASS_MAX];

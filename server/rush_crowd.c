@@ -41,8 +41,15 @@ enum ustate {
     US_CONFIRMING,   /* confirm in flight */
     US_CANCELLING,   /* cancel in flight */
     US_REJOINING,    /* waiting to queue again */
+    US_LEAVING,      /* leave sent, streams still open until it is answered (+ LEAVE_LISTEN_US) */
     US_DONE          /* terminal */
 };
+
+/* A leaver listens this long after the leave's answer (a browser's page stays
+ * open while its DELETE is out): a pass the admitter issued before the leave
+ * was applied is on its way down the stream. LEAVE_WAIT_US bounds the whole. */
+#define LEAVE_LISTEN_US 500000
+#define LEAVE_WAIT_US 10000000
 
 enum kind { K_JOIN = 0, K_LEAVE, K_RESERVE, K_PROBE, K_PAY, K_CONFIRM, K_CANCEL, K_LOGIN };
 
@@ -596,7 +603,7 @@ static void on_pass(struct br_rush_crowd *c, uint32_t u, struct ctab *tb, const 
         br_rush_net_stream_close(c->net, tb->stream); /* done with it (the server ends it too) */
         tb->streaming = false;
     }
-    if (pl->pass_id != 0 || cu->state != US_WAITING) {
+    if (pl->pass_id != 0 || (cu->state != US_WAITING && cu->state != US_LEAVING)) {
         return;
     }
     char token[BR_RUSH_PASS_MAX];
@@ -615,6 +622,10 @@ static void on_pass(struct br_rush_crowd *c, uint32_t u, struct ctab *tb, const 
     pl->stream_kept = true;
     br_rush_meter_pass(c->meter, pl->pass_recv_wall_ms - pl->pass_issued_ms, tb->reconnected);
     c->prog.admitted++;
+    if (cu->state == US_LEAVING) {
+        streams_close(c, u); /* delivered as the user left: received, not used */
+        return;
+    }
     admitted(c, u);
 }
 
@@ -661,13 +672,19 @@ static void on_stream(void *ctx, uint32_t stream, int kind, int status,
          * (expired, left, used). Only this tab: the others see the same. */
         tb->streaming = false;
         tb->ended = true;
-        if (cu->state != US_WAITING) {
+        if (cu->state != US_WAITING && cu->state != US_LEAVING) {
             return;
+        }
+        if (tb->last_status != BR_QS_NONE) {
+            LU(c, u)->places[cu->place].end_status = tb->last_status; /* the verdict's evidence */
         }
         for (uint32_t t = 0; t < cu->tabs; t++) {
             if (!cu->tab[t].ended) {
                 return;
             }
+        }
+        if (cu->state == US_LEAVING) {
+            return; /* the leave's answer (or its timer) ends the user */
         }
         waiting_off(c, cu);
         br_rush_net_timer_cancel(c->net, timer_id(u, SL_PATIENCE));
@@ -1200,8 +1217,13 @@ static void on_resp(void *ctx, const struct br_rush_resp *r)
     case K_LOGIN:
         on_login(c, q, &safe);
         break;
+    case K_LEAVE:
+        if (U(c, q->user)->state == US_LEAVING) {
+            timer_at(c, q->user, SL_ACT, br_rush_now_us() + LEAVE_LISTEN_US);
+        }
+        break;
     default:
-        break; /* K_LEAVE: metered only */
+        break;
     }
 }
 
@@ -1212,6 +1234,9 @@ static void user_end(struct br_rush_crowd *c, uint32_t u)
     struct cuser *cu = U(c, u);
     if (cu->state == US_DONE) {
         return;
+    }
+    if (cu->state == US_LEAVING && LU(c, u)->places[cu->place].pass_id == 0) {
+        LU(c, u)->places[cu->place].stream_kept = false; /* closed on purpose, as the user left */
     }
     waiting_off(c, cu);
     streams_close(c, u);
@@ -1230,20 +1255,24 @@ static void patience_out(struct br_rush_crowd *c, uint32_t u)
         return;
     }
     struct br_rush_place *pl = &LU(c, u)->places[cu->place];
-    streams_close(c, u);
-    pl->stream_kept = false;
-    if (cu->plan.silent_leave) {
-        pl->silent_left = true;
-    } else {
-        struct creq *q = side_rq(cu);
-        if (!q->busy) {
-            req_prepare(c, q, u, 0, K_LEAVE);
-            snprintf(q->path, sizeof q->path, "/api/v1/queue/leave");
-            snprintf(q->body, sizeof q->body, "{\"event_id\":%" PRIu64 "}", EV(c, u)->id);
-            send_req(c, q);
-        }
+    struct creq *q = side_rq(cu);
+    if (cu->plan.silent_leave || q->busy || c->stopped) {
+        streams_close(c, u);
+        pl->stream_kept = false;
+        pl->silent_left = cu->plan.silent_leave;
+        user_end(c, u);
+        return;
     }
-    user_end(c, u);
+    /* The leave goes out with the streams still open, as from a browser's page: an admission
+     * the server made before applying it still comes down a stream (received, not used). */
+    pl->left_sent = true;
+    waiting_off(c, cu);
+    cu->state = US_LEAVING;
+    req_prepare(c, q, u, 0, K_LEAVE);
+    snprintf(q->path, sizeof q->path, "/api/v1/queue/leave");
+    snprintf(q->body, sizeof q->body, "{\"event_id\":%" PRIu64 "}", EV(c, u)->id);
+    send_req(c, q);
+    timer_at(c, u, SL_ACT, br_rush_now_us() + LEAVE_WAIT_US);
 }
 
 static void arrive(struct br_rush_crowd *c, uint32_t u)
@@ -1286,6 +1315,9 @@ static void act(struct br_rush_crowd *c, uint32_t u)
         break;
     case US_PAYING:
         send_confirm(c, u, cu->retried_decline ? 0 : cu->plan.card);
+        break;
+    case US_LEAVING:
+        user_end(c, u); /* listened long enough */
         break;
     default:
         break;

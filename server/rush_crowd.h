@@ -33,6 +33,11 @@
  *    listening when the place ended (pass, server end, or the crowd's stop);
  *    false after a patience leave, a silent leave (silent_left) or when every
  *    tab's reconnect budget ran out (ledger streams_lost counts those users).
+ *    A patience leave (left_sent) keeps the streams open until the DELETE is
+ *    answered and 0.5 s more (at most 10 s): a pass that comes down them
+ *    then is received (pass_via), the user still leaves. end_status: the
+ *    status of the last position frame when the server ended every stream
+ *    of the place without a pass.
  *  - a booking is recorded for every 201 with a new id (any tab, probe or
  *    second click); last_status is the last status an answer showed (held
  *    after the reserve, cancelled after our cancel), never guessed: after a

@@ -227,6 +227,9 @@ static json_t *passes_json(const struct br_rush_result *r)
     set_new(o, "delivery_ratio",
             listening ? json_real((double)received / (double)listening) : json_null());
     set_new(o, "silent_admitted", json_integer(v ? v->silent_admitted : 0));
+    set_new(o, "unattributed", json_integer(v ? v->unattributed : 0));
+    set_new(o, "left_while_waiting", json_integer(v ? v->left_while_waiting : 0));
+    set_new(o, "received_leaving", json_integer(v ? v->received_leaving : 0));
     set_new(o, "direct", lat_json(pv.direct, true));
     set_new(o, "reconnected", lat_json(pv.reconnected, false));
     set_new(o, "clamped", json_integer((json_int_t)pv.clamped));
@@ -451,6 +454,14 @@ static void text_passes(FILE *f, const struct br_rush_result *r)
                 "passes: received %u of %u admissions to listening users (%.1f%%); silent leavers "
                 "admitted %u\n",
                 v->passes_received, v->admissions_listening, ratio, v->silent_admitted);
+        if (v->unattributed > 0) {
+            fprintf(f,
+                    "passes: %u admissions no user saw (%u users left by DELETE while waiting: a "
+                    "leave that races an admission gives its pass back%s)\n",
+                    v->unattributed, v->left_while_waiting,
+                    v->unattributed > v->left_while_waiting ? "; more than that is unexplained"
+                                                            : "");
+        }
     }
     if (r->meter == NULL) {
         return;

@@ -27,7 +27,10 @@
  *                    passes received (events that require a pass). A pass
  *                    seen again by a rejoin's place counts once.
  *  PASS_UNDELIVERED  a listening user whose final status shows a pass
- *                    (admitted, used, expired) that never came down a stream.
+ *                    (admitted, used, expired) that never came down a stream;
+ *                    and any place (one the user then rejoined after, too)
+ *                    whose streams the server ended with such a status
+ *                    and no pass.
  *                    Silent leavers, lost streams and passes issued in the
  *                    last 2 s of the crowd phase or after it are excused and
  *                    counted; when a pass was issued is judged by the
@@ -620,19 +623,36 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
     if (np == 0) {
         return;
     }
+    bool flagged = false;
     for (uint32_t p = 0; p < np; p++) {
-        if (!place_has_pass(&usr->places[p]) || !pass_first_seen(usr, p)) {
+        const struct br_rush_place *pl = &usr->places[p];
+        if (!place_has_pass(pl) && status_shows_pass(pl->end_status) && pl->stream_kept &&
+            !pl->silent_left) {
+            /* The stream itself said the pass was issued (and then lapsed or was used)
+             * before the crowd stopped, and it never carried it. */
+            flag(c, BR_RUSH_CHECK_PASS_UNDELIVERED, ev->id, usr->user_id, 0, 0,
+                 "user %" PRIu64 ": the server ended the stream of place %u with status %s and"
+                 " no pass came down it (joined at %.1f ms)", usr->user_id, p,
+                 br_queue_status_name(pl->end_status),
+                 (double)(pl->join_sent_us - c->t0_us) / 1000.0);
+            flagged |= p == np - 1;
+        }
+        if (!place_has_pass(pl) || !pass_first_seen(usr, p)) {
             continue;
         }
         if (usr->places[p].pass_via != 0) {
             v->passes_received++;
+            v->received_leaving += usr->places[p].left_sent;
         } else {
             v->excused_admitted++;      /* the pass came in a join answer, not down a stream */
         }
     }
     const struct br_rush_place *last = &usr->places[np - 1];
     uint8_t st = usr->final_queue_status;
-    if (place_has_pass(last) || !status_shows_pass(st)) {
+    if (st == BR_QS_LEFT && last->left_sent && !place_has_pass(last)) {
+        v->left_while_waiting++;
+    }
+    if (flagged || place_has_pass(last) || !status_shows_pass(st)) {
         return;
     }
     if (last->silent_left) {
@@ -920,6 +940,8 @@ void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_
     }
     uint32_t off = out->silent_admitted + out->excused_admitted;
     out->admissions_listening = out->admissions > off ? out->admissions - off : 0;
+    uint32_t seen = out->passes_received + out->counts[BR_RUSH_CHECK_PASS_UNDELIVERED];
+    out->unattributed = out->admissions_listening > seen ? out->admissions_listening - seen : 0;
 }
 
 /* ---- the snapshot, read over rush_net ----

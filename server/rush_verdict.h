@@ -60,6 +60,14 @@ struct br_rush_verdict {
      * issued in the crowd's last 2 s, a pass taken from a join answer. admissions_listening =
      * admissions - silent_admitted - excused_admitted (the delivery ratio's denominator). */
     uint32_t excused_admitted;
+    /* Admissions to listening users that no user's record accounts for: neither received nor
+     * flagged (admissions_listening - passes_received - PASS_UNDELIVERED flags). A user whose
+     * patience ran out sends a leave; an admission made while that leave was on its way gives
+     * its pass back and leaves the user `left`, indistinguishable from outside from a leave
+     * before it. left_while_waiting counts those users (last place left so, final status
+     * left): unattributed <= left_while_waiting is that race; more is not explained. */
+    uint32_t unattributed, left_while_waiting;
+    uint32_t received_leaving;          /* of passes_received: came down a leaver's stream */
 };
 /* Pure. O(places log places + rows). */
 void br_rush_verdict_check(const struct br_rush_ledger *l, const struct br_rush_snapshot *s,

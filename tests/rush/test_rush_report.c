@@ -224,6 +224,9 @@ static const char *const DOCUMENTED[] = {
     "passes.received",
     "passes.delivery_ratio",
     "passes.silent_admitted",
+    "passes.unattributed",
+    "passes.left_while_waiting",
+    "passes.received_leaving",
     "passes.direct.n",
     "passes.direct.p50_ms",
     "passes.direct.p99_ms",
@@ -311,6 +314,9 @@ static void test_json_has_every_documented_key_and_value(void **state)
     num_is(j, "passes.received", 250);
     num_is(j, "passes.delivery_ratio", 1.0);
     num_is(j, "passes.silent_admitted", 7);
+    num_is(j, "passes.unattributed", 0);
+    num_is(j, "passes.left_while_waiting", 0);
+    num_is(j, "passes.received_leaving", 0);
     num_is(j, "passes.direct.n", 4);
     num_is(j, "passes.direct.p50_ms", 3.007);
     num_is(j, "passes.direct.p99_ms", 19.0);
@@ -463,10 +469,28 @@ static void test_text_has_the_verdict_line(void **state)
     if (strstr(t, "\nverdict: OK (11 checks: OVERSELL STATS_MISMATCH") == NULL ||
         strstr(t, "IDEMPOTENCY)") == NULL || strstr(t, RESERVE) == NULL ||
         strstr(t, "409 SOLD_OUT 3") == NULL || strstr(t, "passes: received 250 of 250") == NULL ||
-        strstr(t, "reproduce: bookingrush rush x --seed 1\n") == NULL) {
+        strstr(t, "reproduce: bookingrush rush x --seed 1\n") == NULL ||
+        strstr(t, "admissions no user saw") != NULL) {
         fail_msg("text report:\n%s", t);
     }
     free(t);
+    /* Admissions nobody saw get their own line, and the leave race's bound. */
+    fx->verdict.unattributed = 3;
+    fx->verdict.left_while_waiting = 5;
+    t = text_of(&fx->result);
+    if (strstr(t, "passes: 3 admissions no user saw (5 users left by DELETE while waiting") ==
+            NULL ||
+        strstr(t, "unexplained") != NULL) {
+        fail_msg("text report:\n%s", t);
+    }
+    free(t);
+    fx->verdict.left_while_waiting = 2;
+    t = text_of(&fx->result);
+    if (strstr(t, "gives its pass back; more than that is unexplained)") == NULL) {
+        fail_msg("text report:\n%s", t);
+    }
+    free(t);
+    fx->verdict.unattributed = fx->verdict.left_while_waiting = 0;
     fx->verdict.counts[BR_RUSH_CHECK_PASS_ORDER] = 4;
     fx->verdict.counts[BR_RUSH_CHECK_OVERSELL] = 1;
     fx->verdict.listed = 1;

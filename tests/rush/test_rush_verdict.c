@@ -555,6 +555,81 @@ static void test_pass_undelivered(void **state)
     expect_ok(&F);
 }
 
+/* A place the user rejoined after: its stream ended by the server with a
+ * status that shows a pass (expired) and no pass came down it. The final
+ * status is the new place's, so only the place's own record can tell. */
+static void test_pass_undelivered_on_an_earlier_place(void **state)
+{
+    (void)state;
+    fx_init(&F);
+    F.users[7].places[0].pass_id = 0;
+    F.users[7].places[0].pass_via = 0;
+    F.users[7].places[0].end_status = BR_QS_EXPIRED;
+    place(&F, 7, BR_QS_WAITING, 300000, 300500, 0); /* rejoined: still waiting at the end */
+    F.users[7].final_queue_status = BR_QS_WAITING;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    assert_int_equal(F.v.v[0].user_id, 1007);
+    assert_non_null(strstr(F.v.v[0].message, "place 0 with status expired"));
+    assert_int_equal(F.v.passes_received, 7);
+    assert_int_equal(F.v.unattributed, 0); /* flagged, so accounted for */
+    /* Ended by the server as left (its own leave): no pass was due. */
+    F.users[7].places[0].end_status = BR_QS_LEFT;
+    fx_run(&F);
+    expect_ok(&F);
+    assert_int_equal(F.v.unattributed, 1); /* stats still count 9 admissions */
+    assert_int_equal(F.v.left_while_waiting, 0);
+    /* The last place ended so too: one flag, not a second one from the final status. */
+    F.users[7].place_count = 1;
+    F.users[7].places[0].end_status = BR_QS_USED;
+    F.users[7].final_queue_status = BR_QS_USED;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    assert_int_equal(F.v.counts[BR_RUSH_CHECK_PASS_UNDELIVERED], 1);
+    /* A silent leaver's stream is not listened to. */
+    F.users[7].places[0].silent_left = true;
+    F.users[7].places[0].stream_kept = false;
+    fx_run(&F);
+    expect_ok(&F);
+}
+
+/* Patience ran out and the leave raced an admission: the server counts the
+ * admission, the user ends `left`, no stream carried the pass. Not a flag
+ * (nothing outside can tell it from a leave first), but counted: one
+ * unattributed admission, one user who left while waiting. */
+static void test_leave_racing_an_admission(void **state)
+{
+    (void)state;
+    fx_init(&F);
+    F.users[7].places[0].pass_id = 0;
+    F.users[7].places[0].pass_via = 0;
+    F.users[7].places[0].stream_kept = false;
+    F.users[7].places[0].left_sent = true;
+    F.users[7].final_queue_status = BR_QS_LEFT;
+    fx_run(&F);
+    expect_ok(&F);
+    assert_int_equal(F.v.admissions_listening, 8);
+    assert_int_equal(F.v.passes_received, 7);
+    assert_int_equal(F.v.unattributed, 1);
+    assert_int_equal(F.v.left_while_waiting, 1);
+    /* The pass came down the stream as the user left: received, counted so. */
+    F.users[7].places[0].pass_id = PASS(8);
+    F.users[7].places[0].pass_via = 1;
+    fx_run(&F);
+    expect_ok(&F);
+    assert_int_equal(F.v.passes_received, 8);
+    assert_int_equal(F.v.received_leaving, 1);
+    assert_int_equal(F.v.unattributed, 0);
+    assert_int_equal(F.v.left_while_waiting, 0);
+    F.users[7].places[0].pass_id = 0;
+    F.users[7].places[0].pass_via = 0;
+    /* Every admission seen: nothing unattributed. */
+    F.s.stats[0].admitted = 8;
+    fx_run(&F);
+    assert_int_equal(F.v.unattributed, 0);
+    assert_int_equal(F.v.left_while_waiting, 1);
+}
+
 static void test_silent_leaver(void **state)
 {
     (void)state;
@@ -905,6 +980,8 @@ int main(void)
         cmocka_unit_test(test_shuffle),
         cmocka_unit_test(test_pass_reused),
         cmocka_unit_test(test_pass_undelivered),
+        cmocka_unit_test(test_pass_undelivered_on_an_earlier_place),
+        cmocka_unit_test(test_leave_racing_an_admission),
         cmocka_unit_test(test_silent_leaver),
         cmocka_unit_test(test_idempotency),
         cmocka_unit_test(test_listing),
