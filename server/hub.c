@@ -621,6 +621,9 @@ static void refresh_locked(struct br_hub *h, bool keepalive_round)
             if (slot->event_id != event_id || h->stop) {
                 continue; /* every stream closed meanwhile, or stopping */
             }
+            /* A pass queued while the views were read goes first: a view that says `left`
+             * (a leave applied after the admission) must not end a stream ahead of it. */
+            drain_passes_locked(h);
         }
         int64_t now = br_clock_mono_ms();
         uint32_t visited = 0;
