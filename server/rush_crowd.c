@@ -1335,7 +1335,10 @@ static void tab_timer(struct br_rush_crowd *c, uint32_t u, uint32_t tab)
     tb->timer_what = TW_NONE;
     if (what == TW_RESEND) {
         struct creq *q = main_rq(cu, tab);
-        if (q->busy) {
+        if (q->busy && q->kind == K_JOIN && cu->state != US_JOINING && cu->state != US_WAITING) {
+            q->resend_wait = false;
+            req_finish(c, q); /* the user gave up or left meanwhile: no join behind its leave */
+        } else if (q->busy) {
             send_req(c, q);
         }
     } else if (what == TW_RECONNECT) {
