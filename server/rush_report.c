@@ -230,6 +230,7 @@ static json_t *passes_json(const struct br_rush_result *r)
     set_new(o, "unattributed", json_integer(v ? v->unattributed : 0));
     set_new(o, "left_while_waiting", json_integer(v ? v->left_while_waiting : 0));
     set_new(o, "received_leaving", json_integer(v ? v->received_leaving : 0));
+    set_new(o, "final_unread", json_integer(v ? v->final_unread : 0));
     set_new(o, "direct", lat_json(pv.direct, true));
     set_new(o, "reconnected", lat_json(pv.reconnected, false));
     set_new(o, "clamped", json_integer((json_int_t)pv.clamped));
@@ -455,12 +456,13 @@ static void text_passes(FILE *f, const struct br_rush_result *r)
                 "admitted %u\n",
                 v->passes_received, v->admissions_listening, ratio, v->silent_admitted);
         if (v->unattributed > 0) {
+            uint32_t why = v->left_while_waiting + v->final_unread;
             fprintf(f,
                     "passes: %u admissions no user saw (%u users left by DELETE while waiting: a "
-                    "leave that races an admission gives its pass back%s)\n",
-                    v->unattributed, v->left_while_waiting,
-                    v->unattributed > v->left_while_waiting ? "; more than that is unexplained"
-                                                            : "");
+                    "leave that races an admission gives its pass back; %u users' final position "
+                    "unread%s)\n",
+                    v->unattributed, v->left_while_waiting, v->final_unread,
+                    v->unattributed > why ? "; more than those is unexplained" : "");
         }
     }
     if (r->meter == NULL) {

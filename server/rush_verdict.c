@@ -652,6 +652,9 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
     if (st == BR_QS_LEFT && last->left_sent && !place_has_pass(last)) {
         v->left_while_waiting++;
     }
+    if (st == 0xff && !place_has_pass(last)) {
+        v->final_unread++;              /* its admission, if any, cannot be placed */
+    }
     if (flagged || place_has_pass(last) || !status_shows_pass(st)) {
         return;
     }
@@ -1044,7 +1047,7 @@ static int position_parse(struct snap *sn, uint32_t u, int status, const char *b
     const char *exp = json_string_value(json_object_get(json_object_get(j, "pass"), "expires_at"));
     int rc = st != NULL ? BR_OK : BR_E_INVALID;
     usr->final_queue_status = 0xff;
-    for (uint8_t k = 0; st != NULL && k <= BR_QS_LEFT; k++) {
+    for (uint8_t k = 0; st != NULL && k < BR_QUEUE_STATUS_COUNT; k++) {
         usr->final_queue_status = strcmp(st, br_queue_status_name(k)) == 0 ? k
                                                                           : usr->final_queue_status;
     }

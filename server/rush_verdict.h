@@ -67,6 +67,8 @@ struct br_rush_verdict {
      * before it. left_while_waiting counts those users (last place left so, final status
      * left): unattributed <= left_while_waiting is that race; more is not explained. */
     uint32_t unattributed, left_while_waiting;
+    uint32_t final_unread;              /* users whose last place has no pass and whose final
+                                         * position could not be read (unattributed's other cause) */
     uint32_t received_leaving;          /* of passes_received: came down a leaver's stream */
 };
 /* Pure. O(places log places + rows). */

@@ -227,6 +227,7 @@ static const char *const DOCUMENTED[] = {
     "passes.unattributed",
     "passes.left_while_waiting",
     "passes.received_leaving",
+    "passes.final_unread",
     "passes.direct.n",
     "passes.direct.p50_ms",
     "passes.direct.p99_ms",
@@ -317,6 +318,7 @@ static void test_json_has_every_documented_key_and_value(void **state)
     num_is(j, "passes.unattributed", 0);
     num_is(j, "passes.left_while_waiting", 0);
     num_is(j, "passes.received_leaving", 0);
+    num_is(j, "passes.final_unread", 0);
     num_is(j, "passes.direct.n", 4);
     num_is(j, "passes.direct.p50_ms", 3.007);
     num_is(j, "passes.direct.p99_ms", 19.0);
@@ -486,11 +488,17 @@ static void test_text_has_the_verdict_line(void **state)
     free(t);
     fx->verdict.left_while_waiting = 2;
     t = text_of(&fx->result);
-    if (strstr(t, "gives its pass back; more than that is unexplained)") == NULL) {
+    if (strstr(t, "; 0 users' final position unread; more than those is unexplained)") == NULL) {
         fail_msg("text report:\n%s", t);
     }
     free(t);
-    fx->verdict.unattributed = fx->verdict.left_while_waiting = 0;
+    fx->verdict.final_unread = 1; /* 2 + 1 explain 3 */
+    t = text_of(&fx->result);
+    if (strstr(t, "1 users' final position unread)") == NULL || strstr(t, "unexplained") != NULL) {
+        fail_msg("text report:\n%s", t);
+    }
+    free(t);
+    fx->verdict.unattributed = fx->verdict.left_while_waiting = fx->verdict.final_unread = 0;
     fx->verdict.counts[BR_RUSH_CHECK_PASS_ORDER] = 4;
     fx->verdict.counts[BR_RUSH_CHECK_OVERSELL] = 1;
     fx->verdict.listed = 1;

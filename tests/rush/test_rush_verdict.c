@@ -623,6 +623,14 @@ static void test_leave_racing_an_admission(void **state)
     assert_int_equal(F.v.left_while_waiting, 0);
     F.users[7].places[0].pass_id = 0;
     F.users[7].places[0].pass_via = 0;
+    /* Its final position not read (the snapshot gave up on it): counted apart. */
+    F.users[7].final_queue_status = 0xff;
+    fx_run(&F);
+    expect_ok(&F);
+    assert_int_equal(F.v.final_unread, 1);
+    assert_int_equal(F.v.left_while_waiting, 0);
+    assert_int_equal(F.v.unattributed, 1);
+    F.users[7].final_queue_status = BR_QS_LEFT;
     /* Every admission seen: nothing unattributed. */
     F.s.stats[0].admitted = 8;
     fx_run(&F);
