@@ -1268,11 +1268,17 @@ static void patience_out(struct br_rush_crowd *c, uint32_t u)
     pl->left_sent = true;
     waiting_off(c, cu);
     cu->state = US_LEAVING;
+    if (cu->dclick != NULL) {
+        req_finish(c, cu->dclick); /* a join's second click not sent behind the leave */
+        cu->dclick = NULL;
+    }
+    br_rush_net_timer_cancel(c->net, timer_id(u, SL_DCLICK));
+    /* Armed first: a leave refused at once is answered inside send_req and re-arms it. */
+    timer_at(c, u, SL_ACT, br_rush_now_us() + LEAVE_WAIT_US);
     req_prepare(c, q, u, 0, K_LEAVE);
     snprintf(q->path, sizeof q->path, "/api/v1/queue/leave");
     snprintf(q->body, sizeof q->body, "{\"event_id\":%" PRIu64 "}", EV(c, u)->id);
     send_req(c, q);
-    timer_at(c, u, SL_ACT, br_rush_now_us() + LEAVE_WAIT_US);
 }
 
 static void arrive(struct br_rush_crowd *c, uint32_t u)

@@ -635,7 +635,7 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
                  " no pass came down it (joined at %.1f ms)", usr->user_id, p,
                  br_queue_status_name(pl->end_status),
                  (double)(pl->join_sent_us - c->t0_us) / 1000.0);
-            flagged |= p == np - 1;
+            flagged = true; /* the user is named; its final status is not judged again */
         }
         if (!place_has_pass(pl) || !pass_first_seen(usr, p)) {
             continue;

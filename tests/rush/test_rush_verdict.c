@@ -573,6 +573,17 @@ static void test_pass_undelivered_on_an_earlier_place(void **state)
     assert_non_null(strstr(F.v.v[0].message, "place 0 with status expired"));
     assert_int_equal(F.v.passes_received, 7);
     assert_int_equal(F.v.unattributed, 0); /* flagged, so accounted for */
+    /* The rejoin was refused (no stream), the final status still the lapsed pass's: one
+     * flag, and the same pass not also excused. */
+    F.users[7].places[1].stream_kept = false;
+    F.users[7].final_queue_status = BR_QS_EXPIRED;
+    fx_run(&F);
+    expect(&F, BR_RUSH_CHECK_PASS_UNDELIVERED, BR_RUSH_CHECK_PASS_UNDELIVERED);
+    assert_int_equal(F.v.counts[BR_RUSH_CHECK_PASS_UNDELIVERED], 1);
+    assert_int_equal(F.v.excused_admitted, 0);
+    assert_int_equal(F.v.unattributed, 0);
+    F.users[7].places[1].stream_kept = true;
+    F.users[7].final_queue_status = BR_QS_WAITING;
     /* Ended by the server as left (its own leave): no pass was due. */
     F.users[7].places[0].end_status = BR_QS_LEFT;
     fx_run(&F);
