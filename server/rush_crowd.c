@@ -402,6 +402,18 @@ static void dclick_arm(struct br_rush_crowd *c, uint32_t u, struct creq *q)
     timer_at(c, u, SL_DCLICK, br_rush_now_us() + cu->plan.dclick_gap_us);
 }
 
+/* The second click waiting for its timer, if any, is never sent: its dup keeps status 0
+ * (the IDEMPOTENCY check skips the pair). */
+static void dclick_drop(struct br_rush_crowd *c, uint32_t u)
+{
+    struct cuser *cu = U(c, u);
+    if (cu->dclick != NULL) {
+        req_finish(c, cu->dclick);
+        cu->dclick = NULL;
+    }
+    br_rush_net_timer_cancel(c->net, timer_id(u, SL_DCLICK));
+}
+
 static void dup_record(struct br_rush_crowd *c, const struct creq *q, int status, uint64_t id)
 {
     struct br_rush_user *lu = LU(c, q->user);
@@ -1268,11 +1280,7 @@ static void patience_out(struct br_rush_crowd *c, uint32_t u)
     pl->left_sent = true;
     waiting_off(c, cu);
     cu->state = US_LEAVING;
-    if (cu->dclick != NULL) {
-        req_finish(c, cu->dclick); /* a join's second click not sent behind the leave */
-        cu->dclick = NULL;
-    }
-    br_rush_net_timer_cancel(c->net, timer_id(u, SL_DCLICK));
+    dclick_drop(c, u); /* a join's second click not sent behind the leave */
     /* Armed first: a leave refused at once is answered inside send_req and re-arms it. */
     timer_at(c, u, SL_ACT, br_rush_now_us() + LEAVE_WAIT_US);
     req_prepare(c, q, u, 0, K_LEAVE);
@@ -1533,11 +1541,7 @@ void br_rush_crowd_stop(struct br_rush_crowd *c)
         if (cu->tab == NULL) {
             continue;
         }
-        if (cu->dclick != NULL) {
-            req_finish(c, cu->dclick); /* never sent: its dup keeps status 0 */
-            cu->dclick = NULL;
-        }
-        br_rush_net_timer_cancel(c->net, timer_id(u, SL_DCLICK));
+        dclick_drop(c, u);
         for (uint32_t t = 0; t < cu->tabs; t++) {
             br_rush_net_timer_cancel(c->net, timer_id(u, SL_TAB0 + t));
             cu->tab[t].timer_what = TW_NONE;
