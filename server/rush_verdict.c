@@ -640,9 +640,9 @@ static void check_user_delivery(struct vctx *c, uint32_t u, int64_t grace_from_m
         if (!place_has_pass(pl) || !pass_first_seen(usr, p)) {
             continue;
         }
-        if (usr->places[p].pass_via != 0) {
+        if (pl->pass_via != 0) {
             v->passes_received++;
-            v->received_leaving += usr->places[p].left_sent;
+            v->received_leaving += pl->left_sent;
         } else {
             v->excused_admitted++;      /* the pass came in a join answer, not down a stream */
         }
